@@ -1,0 +1,245 @@
+#!/usr/bin/env bash
+# bench/run_pool_bench.sh — build the pool benchmark and compare mulch's pool
+# with glibc malloc, mimalloc and jemalloc in one run.
+#
+#   bench/run_pool_bench.sh            # full run, ~2-3 minutes on 2 cores
+#   bench/run_pool_bench.sh --quick    # smaller sizes, one repetition (~20 s)
+#
+# Options:
+#   --quick             sizes / 5 and 1 repetition (smoke test, not for claims)
+#   --reps N            repetitions (default 3); runs are interleaved:
+#                       for rep { for workload { for allocator } }
+#   --allocators LIST   comma-separated subset of mulch,glibc,mimalloc,jemalloc
+#   --no-build          use the executables already in build/bench
+#
+# Builds the `bench` preset if there is one (cmake --preset bench &&
+# cmake --build --preset bench), else configures build/bench by hand; with no
+# top-level CMakeLists.txt at all it compiles the four variants with cc.
+# Raw RESULT lines go to build/bench/pool_results.txt, the markdown table to
+# stdout and build/bench/pool_results.md, failures to build/bench/pool_bench.log.
+# See bench/README.md for what each workload stresses and how to read the table.
+set -uo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root" || exit 1
+build=build/bench
+results=$build/pool_results.txt
+table=$build/pool_results.md
+log=$build/pool_bench.log
+
+reps=3
+quick=0
+do_build=1
+allocators="mulch glibc mimalloc jemalloc"
+while [ $# -gt 0 ]; do
+    case $1 in
+    --quick) quick=1; reps=1 ;;
+    --reps) reps=${2:?--reps needs a number}; shift ;;
+    --allocators) allocators=$(echo "${2:?--allocators needs a list}" | tr ',' ' '); shift ;;
+    --no-build) do_build=0 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    *) echo "run_pool_bench.sh: unknown option $1" >&2; exit 64 ;;
+    esac
+    shift
+done
+
+# Workload sizes: each full run takes ~0.5-3 s per allocator.
+churn_args="--ops 20000000 --live 100000"
+prodcons_args="--threads 2 --ops 10000000"
+frag_args="--fill-mib 512"
+if [ "$quick" = 1 ]; then
+    churn_args="--ops 4000000 --live 100000"
+    prodcons_args="--threads 2 --ops 2000000"
+    frag_args="--fill-mib 128"
+fi
+workloads="churn prodcons frag"
+
+note() { echo "run_pool_bench: $*" >&2; }
+
+build_by_hand() {
+    local out=$build/manual cc=${CC:-cc}
+    local flags="-O2 -std=c11 -D_GNU_SOURCE"
+    mkdir -p "$out"
+    note "no usable CMake build; compiling by hand into $out"
+    if ls pool/*.c >/dev/null 2>&1; then
+        $cc $flags -Iinclude -Ipool pool/*.c bench/pool_bench.c -DBENCH_ALLOC_MULCH \
+            -o "$out/pool_bench_mulch" -latomic_ops -lpthread -ldl ||
+            note "pool_bench_mulch failed to build"
+    else
+        note "no pool/*.c yet, skipping pool_bench_mulch"
+    fi
+    $cc $flags bench/pool_bench.c -DBENCH_ALLOC_GLIBC -o "$out/pool_bench_glibc" -lpthread -ldl ||
+        note "pool_bench_glibc failed to build"
+    $cc $flags bench/pool_bench.c -DBENCH_ALLOC_MIMALLOC -o "$out/pool_bench_mimalloc" -lmimalloc -lpthread -ldl ||
+        note "pool_bench_mimalloc failed to build (libmimalloc-dev?)"
+    $cc $flags bench/pool_bench.c -DBENCH_ALLOC_JEMALLOC -o "$out/pool_bench_jemalloc" -ljemalloc -lpthread -ldl ||
+        note "pool_bench_jemalloc failed to build (libjemalloc-dev?)"
+}
+
+build_with_cmake() {
+    if [ -f CMakePresets.json ] && cmake --list-presets 2>/dev/null | grep -q '"bench"'; then
+        cmake --preset bench >&2 || return 1
+        if cmake --build --list-presets 2>/dev/null | grep -q '"bench"'; then
+            cmake --build --preset bench >&2
+        else
+            cmake --build "$build" >&2
+        fi
+    else
+        local gen=()
+        if [ ! -f "$build/CMakeCache.txt" ] && command -v ninja >/dev/null; then gen=(-G Ninja); fi
+        cmake -S . -B "$build" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release \
+            -DMULCH_BUILD_BENCH=ON -DMULCH_BUILD_TESTS=OFF >&2 &&
+            cmake --build "$build" >&2
+    fi
+}
+
+mkdir -p "$build"
+search=$build   # where to look for the executables
+if [ "$do_build" = 1 ]; then
+    if [ -f CMakeLists.txt ] && build_with_cmake; then
+        search=$build/bench
+    else
+        [ -f CMakeLists.txt ] && note "CMake build failed"
+        build_by_hand
+        search=$build/manual
+    fi
+fi
+
+# The newest executable of each variant under $search.
+find_bin() {
+    find "$search" -type f -name "pool_bench_$1" -perm -u+x -printf '%T@ %p\n' 2>/dev/null |
+        sort -rn | head -n 1 | cut -d' ' -f2-
+}
+declare -A bin
+present=""
+for a in $allocators; do
+    b=$(find_bin "$a")
+    if [ -n "$b" ]; then
+        bin[$a]=$b
+        present="$present $a"
+    else
+        note "pool_bench_$a not built, its column will say n/a"
+    fi
+done
+[ -n "$present" ] || { note "nothing to run"; exit 1; }
+
+{
+    echo "# pool_bench $(date -u +%Y-%m-%dT%H:%M:%SZ) host=$(uname -n) kernel=$(uname -r) cpus=$(nproc) reps=$reps quick=$quick loadavg_start=$(cut -d' ' -f1 /proc/loadavg)"
+    echo "# commit=$(git rev-parse --short HEAD 2>/dev/null || echo none) churn: $churn_args | prodcons: $prodcons_args | frag: $frag_args"
+} >"$results"
+: >"$log"
+
+start=$(date +%s)
+failed=0
+for rep in $(seq 1 "$reps"); do
+    for w in $workloads; do
+        case $w in
+        churn) args=$churn_args ;;
+        prodcons) args=$prodcons_args ;;
+        frag) args=$frag_args ;;
+        esac
+        for a in $present; do
+            note "rep $rep/$reps $w $a"
+            # shellcheck disable=SC2086  # args are word lists on purpose
+            out=$(timeout 600 "${bin[$a]}" "$w" $args --seed 42 2>>"$log")
+            rc=$?
+            line=$(printf '%s\n' "$out" | grep '^RESULT ' | head -n 1)
+            if [ "$rc" -ne 0 ] || [ -z "$line" ]; then
+                failed=$((failed + 1))
+                echo "# FAILED allocator=$a workload=$w rep=$rep rc=$rc cmd: ${bin[$a]} $w $args --seed 42" |
+                    tee -a "$log" >>"$results"
+                note "FAILED: $a $w (exit $rc), see $log"
+                # a RESULT line printed with errors>0 (exit 2) is still kept, marked
+                [ -n "$line" ] && echo "$line rc=$rc" >>"$results"
+                continue
+            fi
+            echo "$line rep=$rep" >>"$results"
+        done
+    done
+done
+elapsed=$(( $(date +%s) - start ))
+load_end=$(cut -d' ' -f1 /proc/loadavg)
+echo "# done elapsed=${elapsed}s loadavg_end=$load_end" >>"$results"
+
+# ------------------------------------------------------------------ table --
+load_start=$(sed -n 's/.*loadavg_start=\([0-9.]*\).*/\1/p' "$results" | head -n 1)
+awk -v allocs="$allocators" -v reps="$reps" -v elapsed="$elapsed" -v failed="$failed" \
+    -v load="${load_start:-?} -> $load_end" -v cpus="$(nproc)" '
+function med(key,    n, i, j, t, v) {
+    n = cnt[key]; if (n == 0) return ""
+    for (i = 1; i <= n; i++) v[i] = val[key, i]
+    for (i = 2; i <= n; i++) { t = v[i]; for (j = i - 1; j >= 1 && v[j] > t; j--) v[j + 1] = v[j]; v[j + 1] = t }
+    return (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+}
+function best(key,    n, i, b) {
+    n = cnt[key]; if (n == 0) return ""
+    b = val[key, 1]; for (i = 2; i <= n; i++) if (val[key, i] > b) b = val[key, i]
+    return b
+}
+function add(key, x) { cnt[key]++; val[key, cnt[key]] = x }
+function get(w, m, a, how) { return how == "best" ? best(w SUBSEP m SUBSEP a) : med(w SUBSEP m SUBSEP a) }
+function fmt(x, unit) {
+    if (x == "") return "n/a"
+    if (unit == "mib") return sprintf("%.1f", x / 1024)
+    if (unit == "ratio") return sprintf("%.3f", x)
+    return sprintf("%.2f", x)
+}
+function row(w, label, m, how, unit,    i, a, mine, peer, line, r) {
+    mine = get(w, m, "mulch", how)
+    line = "| " w " | " label " | " fmt(mine, unit) " |"
+    for (i = 2; i <= na; i++) {
+        a = A[i]; peer = get(w, m, a, how)
+        r = (mine != "" && peer != "" && peer > 0) ? sprintf("%.2fx", mine / peer) : "n/a"
+        line = line " " fmt(peer, unit) " | " r " |"
+        ratio[w, m, a] = (mine != "" && peer != "" && peer > 0) ? mine / peer : ""
+    }
+    print line
+}
+function target(desc, x, ok_if_ge, limit,    st) {
+    if (x == "") st = "n/a"
+    else st = ((ok_if_ge && x >= limit) || (!ok_if_ge && x <= limit)) ? "PASS" : "FAIL"
+    printf "| %s | %s | %s |\n", desc, (x == "" ? "n/a" : sprintf("%.2f", x)), st
+}
+/^RESULT / {
+    delete kv
+    for (i = 2; i <= NF; i++) { split($i, p, "="); kv[p[1]] = p[2] }
+    if (kv["errors"] + 0 > 0) next
+    a = kv["allocator"]; w = kv["workload"]
+    add(w SUBSEP "mops" SUBSEP a, kv["mops"] + 0)
+    add(w SUBSEP "peak" SUBSEP a, kv["peak_rss_kib"] + 0)
+    add(w SUBSEP "after" SUBSEP a, kv["rss_after_trim_kib"] + 0)
+    add(w SUBSEP "before" SUBSEP a, kv["rss_before_trim_kib"] + 0)
+    add(w SUBSEP "tratio" SUBSEP a, kv["trim_ratio"] + 0)
+    add(w SUBSEP "live" SUBSEP a, kv["live_bytes"] / 1024)
+}
+END {
+    na = split("mulch", A, " ")
+    n = split(allocs, L, " ")
+    for (i = 1; i <= n; i++) if (L[i] != "mulch") A[++na] = L[i]
+    hdr = "| workload | metric | mulch |"; sep = "|---|---|---:|"
+    for (i = 2; i <= na; i++) { hdr = hdr " " A[i] " | mulch/" A[i] " |"; sep = sep "---:|---:|" }
+    printf "### Pool benchmark (%d rep%s, %d s, %d failed run%s, %s CPUs, load average %s)\n\n", reps, (reps == 1 ? "" : "s"), elapsed, failed, (failed == 1 ? "" : "s"), cpus, load
+    print hdr; print sep
+    row("churn", "throughput, Mops/s (best)", "mops", "best", "")
+    row("churn", "peak RSS, MiB (median)", "peak", "med", "mib")
+    row("prodcons", "throughput, Mops/s (best)", "mops", "best", "")
+    row("prodcons", "peak RSS, MiB (median)", "peak", "med", "mib")
+    row("frag", "fill (memset) + free, Mops/s (best)", "mops", "best", "")
+    row("frag", "peak RSS, MiB (median)", "peak", "med", "mib")
+    row("frag", "RSS before trim, MiB (median)", "before", "med", "mib")
+    row("frag", "RSS after trim, MiB (median)", "after", "med", "mib")
+    row("frag", "RSS after trim / live (median)", "tratio", "med", "ratio")
+    live = ""; for (i = 1; i <= na && live == ""; i++) live = get("frag", "live", A[i], "med")
+    printf "\nfrag live bytes: %s MiB (same for every allocator). Speed ratios: mulch ÷ peer throughput (>1 = mulch faster); memory ratios: mulch RSS ÷ peer RSS (<1 = mulch smaller).\n\n", fmt(live, "mib")
+    print "| target | measured | status |"
+    print "|---|---:|---|"
+    target("churn: mulch/mimalloc throughput >= 1.0", ratio["churn", "mops", "mimalloc"], 1, 1.0)
+    target("churn: mulch/glibc throughput >= 2.0", ratio["churn", "mops", "glibc"], 1, 2.0)
+    target("prodcons: mulch/mimalloc throughput >= 1.0", ratio["prodcons", "mops", "mimalloc"], 1, 1.0)
+    target("frag: mulch RSS after trim / live <= 1.3", get("frag", "tratio", "mulch", "med"), 0, 1.3)
+    target("frag: mulch/mimalloc peak RSS <= 1.1", ratio["frag", "peak", "mimalloc"], 0, 1.1)
+}' "$results" | tee "$table"
+
+echo
+echo "raw results: $results (table: $table)"
+[ "$failed" -eq 0 ] || { note "$failed run(s) failed, see $log"; exit 1; }

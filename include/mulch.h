@@ -1,0 +1,9 @@
+/* mulch.h — umbrella header: the pool, and (as they land) the collector and
+ * reference-counted objects. Version macros live in <mulch/common.h>. */
+#ifndef MULCH_H
+#define MULCH_H
+
+#include <mulch/common.h>
+#include <mulch/pool.h>
+
+#endif /* MULCH_H */

@@ -1,0 +1,265 @@
+/* alloc.c — allocation: the inline fast path and its slow path.
+ *
+ * Fast path (pool_alloc): this thread's heap → bins[class] → pop the span's
+ * local free list. No lock, no atomic read-modify-write. Everything else —
+ * no heap yet, empty free list, exhausted span, sizes above small_max, leak
+ * tracking — goes to small_alloc_slow, which (in this order) collects
+ * cross-thread frees, carves fresh cells, moves to the next span of the bin,
+ * adopts an abandoned span, or takes a new span from the pool (locked).
+ *
+ * A span whose cells are all out is made *floating* (see pool_internal.h)
+ * and leaves the bin, so the bin lists only spans that may have free cells.
+ */
+#include <stdlib.h>
+
+#include "pool_internal.h"
+
+/* Cells carved per refill: about a page, so a new span touches memory
+ * gradually instead of all at once. */
+static uint32_t carve_batch(const block_t *b) {
+    uint32_t batch = (uint32_t)(MULCH_PAGE / b->cell_size);
+    return batch < 4 ? 4 : batch;
+}
+
+static void block_carve(pool_t *pool, block_t *b, uint32_t capacity) {
+    uint32_t bump = atomic_load_explicit(&b->bump, memory_order_relaxed);
+    uint32_t n = capacity - bump;
+    uint32_t batch = carve_batch(b);
+    if (n > batch) n = batch;
+    unsigned char *first = b->start + (size_t)bump * b->cell_size;
+    unsigned char *cell = first;
+    for (uint32_t i = 0; i + 1 < n; i++, cell += b->cell_size)
+        cell_mark_free(pool, cell, cell + b->cell_size);
+    cell_mark_free(pool, cell, b->free);
+    b->free = first;
+    atomic_store_explicit(&b->bump, bump + n, memory_order_relaxed);
+}
+
+/* Takes the whole thread_free list (the caller owns the span, so the
+ * FLOATING bit is clear) and appends the local free list behind it. */
+uint32_t block_collect(pool_t *pool, block_t *b) {
+    uintptr_t list = atomic_exchange_explicit(&b->thread_free, 0, memory_order_acquire);
+    if (list == 0) return 0;
+    uint32_t n = 0;
+    void *cell = (void *)list;
+    void *last = NULL;
+    while (cell) {
+        n++;
+        last = cell;
+        cell = cell_link_decode(pool, cell, ((uintptr_t *)cell)[0]);
+        if (n > b->capacity || (cell && (size_t)((unsigned char *)cell - b->start) >= b->span_bytes)) {
+            mulch_report("pool_free: cross-thread free list corrupted", last);
+            return 0; /* drop the list: losing cells is safe, following it is not */
+        }
+    }
+    ((uintptr_t *)last)[0] = cell_link_encode(pool, last, b->free);
+    b->free = (void *)list;
+    b->used -= n;
+    return n;
+}
+
+/* First span of the bin is exhausted: detach it and make it floating; if a
+ * remote free slipped in, keep it instead. Returns true when detached. */
+static bool block_float(thread_heap_t *heap, block_t *b) {
+    unsigned cls = b->size_class;
+    heap->bins[cls] = b->next;
+    if (b->next) b->next->prev = NULL;
+    b->next = b->prev = NULL;
+    atomic_store_explicit(&b->owner, NULL, memory_order_relaxed);
+    uintptr_t expected = 0;
+    if (atomic_compare_exchange_strong_explicit(&b->thread_free, &expected, BLOCK_FLOATING,
+                                                memory_order_release, memory_order_relaxed))
+        return true;
+    atomic_store_explicit(&b->owner, heap, memory_order_relaxed);
+    b->next = heap->bins[cls];
+    if (b->next) b->next->prev = b;
+    heap->bins[cls] = b;
+    return false;
+}
+
+static uint32_t span_blocks_for_class(const pool_t *pool, size_t cell) {
+    if (cell <= pool->block_size / 8) return 1;
+    size_t bytes = cell * 8;
+    return (uint32_t)((bytes + pool->block_size - 1) >> pool->block_shift);
+}
+
+static void block_init_small(pool_t *pool, thread_heap_t *heap, block_t *b, unsigned cls) {
+    uint32_t cell = (uint32_t)size_class_bytes(cls);
+    b->start = block_start(b->chunk, b);
+    b->span_bytes = (uint32_t)((size_t)b->span_blocks << pool->block_shift);
+    b->cell_size = cell;
+    b->size_class = (uint16_t)cls;
+    b->divisor = cell_divisor(cell);
+    b->capacity = b->span_bytes / cell;
+    b->used = 0;
+    b->free = NULL;
+    b->sites = NULL;
+    atomic_store_explicit(&b->bump, 0, memory_order_relaxed);
+    atomic_store_explicit(&b->thread_free, 0, memory_order_relaxed);
+    atomic_store_explicit(&b->owner, heap, memory_order_relaxed);
+    b->check = block_check_of(pool, b);
+}
+
+static block_t *block_adopt_abandoned(pool_t *pool, thread_heap_t *heap, unsigned cls) {
+    for (;;) {
+        pthread_mutex_lock(&pool->lock);
+        block_t *b = pool->abandoned[cls];
+        if (b) {
+            pool->abandoned[cls] = b->next;
+            if (b->next) b->next->prev = NULL;
+            b->next = b->prev = NULL;
+            b->flags &= (uint8_t)~BLOCK_ABANDONED;
+        }
+        pthread_mutex_unlock(&pool->lock);
+        if (b == NULL) return NULL;
+        uintptr_t old = atomic_load_explicit(&b->thread_free, memory_order_relaxed);
+        while (old & BLOCK_FLOATING) {
+            if (atomic_compare_exchange_weak_explicit(&b->thread_free, &old, old & ~BLOCK_FLOATING,
+                                                      memory_order_acquire, memory_order_relaxed)) {
+                atomic_store_explicit(&b->owner, heap, memory_order_relaxed);
+                return b;
+            }
+        }
+        /* A free adopted it first; it is that thread's now. */
+    }
+}
+
+static block_t *block_new(pool_t *pool, thread_heap_t *heap, unsigned cls) {
+    uint32_t n = span_blocks_for_class(pool, size_class_bytes(cls));
+    /* Initialised under the lock: the leak report reads span fields. */
+    pthread_mutex_lock(&pool->lock);
+    block_t *b = span_acquire_locked(pool, n, BLOCK_SMALL);
+    if (b) block_init_small(pool, heap, b, cls);
+    pthread_mutex_unlock(&pool->lock);
+    if (b == NULL) return NULL;
+    if (pool->track_leaks && !block_sites_attach(pool, b)) {
+        pthread_mutex_lock(&pool->lock);
+        span_release_locked(pool, b);
+        pthread_mutex_unlock(&pool->lock);
+        return NULL;
+    }
+    return b;
+}
+
+static void *cell_pop_checked(pool_t *pool, thread_heap_t *heap, block_t *b, const leak_site_t *site) {
+    void *cell = b->free;
+    void *next = cell_link_decode(pool, cell, ((uintptr_t *)cell)[0]);
+    if (next != NULL && (size_t)((unsigned char *)next - b->start) >= b->span_bytes) {
+        mulch_report("pool_alloc: free list corrupted (write after free?)", cell);
+        next = NULL;
+    }
+    b->free = next;
+    b->used++;
+    ((uintptr_t *)cell)[1] = 0;
+    counter_add_u64(&heap->allocs, 1);
+    counter_add_i64(&heap->bytes_in_use, b->cell_size);
+    if (b->sites) {
+        size_t i = cell_divide(b->divisor, (size_t)((unsigned char *)cell - b->start));
+        b->sites[i] = *site;
+    }
+    return cell;
+}
+
+void *small_alloc_slow(pool_t *pool, thread_heap_t *heap, size_t size, const leak_site_t *site) {
+    if (size > pool->small_max) return huge_alloc(pool, size, MULCH_ALIGN, site);
+    if (heap == NULL && (heap = heap_lookup_slow(pool)) == NULL) return NULL;
+    unsigned cls = size_class_of(size);
+    for (;;) {
+        block_t *b = heap->bins[cls];
+        if (b == NULL) {
+            b = block_adopt_abandoned(pool, heap, cls);
+            if (b == NULL && (b = block_new(pool, heap, cls)) == NULL) return NULL;
+            b->prev = NULL;
+            b->next = heap->bins[cls];
+            if (b->next) b->next->prev = b;
+            heap->bins[cls] = b;
+        }
+        if (b->free) return cell_pop_checked(pool, heap, b, site);
+        if (block_collect(pool, b)) continue;
+        if (atomic_load_explicit(&b->bump, memory_order_relaxed) < b->capacity) {
+            block_carve(pool, b, b->capacity);
+            continue;
+        }
+        block_float(heap, b);
+    }
+}
+
+static inline void *pool_alloc_inline(pool_t *pool, size_t size, const leak_site_t *site) {
+    thread_heap_t *heap = heap_current(pool);
+    if (mulch_likely(heap != NULL && size <= pool->small_max && !pool->track_leaks)) {
+        block_t *b = heap->bins[size_class_of(size)];
+        if (mulch_likely(b != NULL && b->free != NULL)) {
+            void *cell = b->free;
+            void *next = cell_link_decode(pool, cell, ((uintptr_t *)cell)[0]);
+            if (mulch_likely((size_t)((unsigned char *)next - b->start) < b->span_bytes || next == NULL)) {
+                b->free = next;
+                b->used++;
+                ((uintptr_t *)cell)[1] = 0;
+                counter_add_u64(&heap->allocs, 1);
+                counter_add_i64(&heap->bytes_in_use, b->cell_size);
+                return cell;
+            }
+        }
+    }
+    return small_alloc_slow(pool, heap, size, site);
+}
+
+void *pool_alloc(pool_t *pool, size_t size) {
+    leak_site_t site = { __builtin_return_address(0), 0, (uint32_t)(size > UINT32_MAX ? UINT32_MAX : size) };
+    return pool_alloc_inline(pool, size, &site);
+}
+
+void *pool_alloc_at(pool_t *pool, size_t size, const char *file, int line) {
+    leak_site_t site = { file, line > 0 ? (uint32_t)line : 1u,
+                         (uint32_t)(size > UINT32_MAX ? UINT32_MAX : size) };
+    return pool_alloc_inline(pool, size, &site);
+}
+
+void *pool_calloc(pool_t *pool, size_t n, size_t size) {
+    if (size != 0 && n > SIZE_MAX / size) return NULL;
+    size_t bytes = n * size;
+    leak_site_t site = { __builtin_return_address(0), 0, (uint32_t)(bytes > UINT32_MAX ? UINT32_MAX : bytes) };
+    void *p = pool_alloc_inline(pool, bytes, &site);
+    if (p) memset(p, 0, bytes);
+    return p;
+}
+
+/* Smallest class whose cells are all aligned to `align`: cells start at
+ * span_start + i * cell_size and spans are block-aligned, so a class size
+ * that is a multiple of align (align <= block_size) does it. */
+static int aligned_class(const pool_t *pool, size_t size, size_t align) {
+    if (align > pool->block_size) return -1;
+    for (unsigned cls = size_class_of(size < align ? align : size); cls < pool->class_count; cls++)
+        if ((size_class_bytes(cls) & (align - 1)) == 0) return (int)cls;
+    return -1;
+}
+
+void *pool_alloc_aligned(pool_t *pool, size_t size, size_t align) {
+    leak_site_t site = { __builtin_return_address(0), 0, (uint32_t)(size > UINT32_MAX ? UINT32_MAX : size) };
+    if (align == 0 || (align & (align - 1)) != 0) {
+        mulch_report("pool_alloc_aligned: alignment is not a power of two", (void *)align);
+        return NULL;
+    }
+    if (align <= MULCH_ALIGN) return pool_alloc_inline(pool, size, &site);
+    int cls = aligned_class(pool, size, align);
+    if (cls < 0) return huge_alloc(pool, size, align, &site);
+    return small_alloc_slow(pool, heap_current(pool), size_class_bytes((unsigned)cls), &site);
+}
+
+void *pool_realloc(pool_t *pool, void *p, size_t size) {
+    leak_site_t site = { __builtin_return_address(0), 0, (uint32_t)(size > UINT32_MAX ? UINT32_MAX : size) };
+    if (p == NULL) return pool_alloc_inline(pool, size, &site);
+    pointer_info_t info;
+    if (!pointer_check(pool, p, "pool_realloc", &info)) return NULL;
+    if (size == 0) {
+        pool_free(pool, p);
+        return NULL;
+    }
+    /* Stay in place while the cell fits and is not more than twice too big. */
+    if (size <= info.usable && size >= info.usable / 2) return p;
+    void *q = pool_alloc_inline(pool, size, &site);
+    if (q == NULL) return NULL;
+    memcpy(q, p, size < info.usable ? size : info.usable);
+    pool_free(pool, p);
+    return q;
+}

@@ -1,0 +1,74 @@
+/* block.h — the pool's block interface for the layers above it (the GC).
+ *
+ * The collector takes whole spans of blocks from a pool ("external" spans:
+ * the pool never allocates cells in them and pool_free rejects pointers
+ * into them), keeps its objects there, and gives spans back when they are
+ * empty. Every span has side metadata outside its payload: block_size/64
+ * bytes per block, contiguous across the span's blocks, zeroed when the
+ * span is acquired; the owner decides its layout. The convention the
+ * helpers below use: the first half is a mark bitmap and the second half an
+ * object-start bitmap, one bit per 16-byte granule each.
+ *
+ * Any address maps to its span in O(1) (pool_block_of), which is what
+ * conservative stack scanning and interior pointers need.
+ */
+#ifndef MULCH_POOL_BLOCK_H
+#define MULCH_POOL_BLOCK_H
+
+#include "pool_internal.h"
+
+#define POOL_GRANULE 16u
+
+/* A span of n blocks owned by `owner`; side metadata zeroed, payload
+ * contents unspecified. NULL at the pool's limit or when the OS refuses. */
+MULCH_INTERNAL block_t *pool_block_acquire(pool_t *pool, uint32_t nblocks, void *owner);
+MULCH_INTERNAL void     pool_block_release(pool_t *pool, block_t *span);
+
+/* The head of the span (small or external) holding addr, or NULL for an
+ * address in no span of any pool (free blocks, headers, foreign memory). */
+MULCH_INTERNAL block_t *pool_block_of(const void *addr);
+
+/* Start of the object containing addr: in a small span, the allocated cell;
+ * in an external span, the nearest object-start bit at or below addr.
+ * NULL when addr is inside no object. */
+MULCH_INTERNAL void *pool_block_object_start(block_t *span, const void *addr);
+
+/* Calls fn for every allocated cell of a small span. */
+MULCH_INTERNAL void pool_block_for_each_cell(pool_t *pool, block_t *span,
+                                             void (*fn)(void *cell, size_t size, void *ctx), void *ctx);
+
+static inline unsigned char *pool_block_memory(const block_t *span) {
+    return block_start(span->chunk, span);
+}
+static inline size_t pool_block_bytes(const block_t *span) {
+    return (size_t)span->span_blocks << span->chunk->block_shift;
+}
+static inline unsigned char *pool_block_side(const block_t *span) {
+    return span->chunk->side + (size_t)span->index * span->chunk->side_per_block;
+}
+static inline size_t pool_block_side_bytes(const block_t *span) {
+    return (size_t)span->span_blocks * span->chunk->side_per_block;
+}
+static inline void *pool_block_owner(const block_t *span) {
+    return span->external_owner;
+}
+static inline pool_t *pool_block_pool(const block_t *span) {
+    return span->chunk->pool;
+}
+/* BLOCK_EVACUATE / BLOCK_PINNED: the owner's to set and clear. */
+static inline void pool_block_set_flag(block_t *span, uint8_t flag) { span->flags |= flag; }
+static inline void pool_block_clear_flag(block_t *span, uint8_t flag) { span->flags &= (uint8_t)~flag; }
+static inline bool pool_block_has_flag(const block_t *span, uint8_t flag) { return (span->flags & flag) != 0; }
+
+/* Granule index of addr in its span, and the two conventional bitmaps. */
+static inline size_t pool_block_granule(const block_t *span, const void *addr) {
+    return (size_t)((const unsigned char *)addr - pool_block_memory(span)) / POOL_GRANULE;
+}
+static inline unsigned char *pool_block_mark_bits(const block_t *span) {
+    return pool_block_side(span);
+}
+static inline unsigned char *pool_block_start_bits(const block_t *span) {
+    return pool_block_side(span) + pool_block_side_bytes(span) / 2;
+}
+
+#endif /* MULCH_POOL_BLOCK_H */

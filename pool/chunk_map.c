@@ -1,0 +1,64 @@
+/* chunk_map.c — address → chunk, in O(1), for any address.
+ *
+ * A two-level radix table over the 48-bit address space at MULCH_REGION
+ * (4 MiB) granularity: 2^13 top entries, each pointing to a lazily mapped
+ * leaf of 2^13 chunk pointers (64 KiB). Every region that a chunk covers
+ * points to that chunk; a region belongs to at most one chunk because
+ * chunks are region-aligned and whole regions long.
+ *
+ * Readers (chunk_of in pool_internal.h) take no lock: a pointer handed to
+ * pool_free was allocated after its chunk was inserted (happens-before), and
+ * any other address either finds NULL or a chunk whose magic and pool the
+ * caller checks. Leaves are never freed, so a racing reader never touches
+ * unmapped memory. Writers serialise on map_lock.
+ */
+#include "pool_internal.h"
+
+#define LEAF_ENTRIES (1u << CHUNK_MAP_LEVEL_BITS)
+#define TOP_ENTRIES  (1u << (CHUNK_MAP_ADDRESS_BITS - MULCH_REGION_SHIFT - CHUNK_MAP_LEVEL_BITS))
+
+_Atomic(chunk_t **) chunk_map_top[TOP_ENTRIES];
+static pthread_mutex_t map_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static _Atomic(chunk_t *) *chunk_map_slot(uintptr_t region, bool create) {
+    _Atomic(chunk_t **) *top = &chunk_map_top[region >> CHUNK_MAP_LEVEL_BITS];
+    chunk_t **leaf = atomic_load_explicit(top, memory_order_relaxed);
+    if (leaf == NULL) {
+        if (!create) return NULL;
+        leaf = os_map(LEAF_ENTRIES * sizeof(chunk_t *));
+        if (leaf == NULL) return NULL;
+        atomic_store_explicit(top, leaf, memory_order_release);
+    }
+    return (_Atomic(chunk_t *) *)&leaf[region & (LEAF_ENTRIES - 1)];
+}
+
+/* Points every region of [chunk, chunk+size) at value; false (and nothing
+ * changed) when a leaf cannot be mapped. Caller holds map_lock. */
+static bool chunk_map_set_locked(const chunk_t *chunk, chunk_t *value) {
+    uintptr_t first = (uintptr_t)chunk >> MULCH_REGION_SHIFT;
+    uintptr_t last = ((uintptr_t)chunk + chunk->size - 1) >> MULCH_REGION_SHIFT;
+    for (uintptr_t r = first; r <= last; r++) {
+        if (value != NULL && chunk_map_slot(r, true) == NULL) return false;
+    }
+    for (uintptr_t r = first; r <= last; r++) {
+        _Atomic(chunk_t *) *slot = chunk_map_slot(r, false);
+        if (slot) atomic_store_explicit(slot, value, memory_order_release);
+    }
+    return true;
+}
+
+static bool chunk_map_set(const chunk_t *chunk, chunk_t *value) {
+    pthread_mutex_lock(&map_lock);
+    bool ok = chunk_map_set_locked(chunk, value);
+    pthread_mutex_unlock(&map_lock);
+    return ok;
+}
+
+bool chunk_map_insert(chunk_t *chunk) {
+    if (((uintptr_t)chunk + chunk->size - 1) >> CHUNK_MAP_ADDRESS_BITS) return false;
+    return chunk_map_set(chunk, chunk);
+}
+
+void chunk_map_remove(chunk_t *chunk) {
+    (void)chunk_map_set(chunk, NULL);
+}

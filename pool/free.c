@@ -1,0 +1,274 @@
+/* free.c — freeing, pointer validation, and handing spans back.
+ *
+ * Fast path (pool_free): chunk map → span head → cell index by
+ * multiplication → the three checks of cell_is_allocated (see
+ * pool_internal.h) → push on the local free list when this thread owns the
+ * span. A free into another thread's span is one CAS on its thread_free
+ * list; a free into a floating span adopts it (small_free_remote). Anything
+ * odd goes to pointer_check, which names the problem through the error
+ * handler and touches nothing.
+ *
+ * A span whose last cell comes back (used == 0) is returned to the pool
+ * unless it is the span the bin allocates from, which stays to absorb
+ * alloc/free ping-pong at a span boundary.
+ */
+#include <stdio.h>
+
+#include "pool_internal.h"
+
+static MULCH_COLD void report_pointer(const char *fn, const char *problem, const void *p) {
+    char what[160];
+    snprintf(what, sizeof what, "%s: %s", fn, problem);
+    mulch_report(what, p);
+}
+
+bool pointer_check(pool_t *pool, const void *p, const char *fn, pointer_info_t *out) {
+    chunk_t *chunk = chunk_of(p);
+    if (chunk == NULL) {
+        report_pointer(fn, "pointer not allocated by mulch (foreign, stack, or already unmapped)", p);
+        return false;
+    }
+    if (chunk->magic != chunk_magic_of(chunk)) {
+        report_pointer(fn, "corrupted chunk header", p);
+        return false;
+    }
+    if (chunk->pool != pool) {
+        report_pointer(fn, "pointer belongs to another pool", p);
+        return false;
+    }
+    out->chunk = chunk;
+    out->block = NULL;
+    if (chunk->kind == CHUNK_HUGE) {
+        if ((const unsigned char *)p != (unsigned char *)chunk + chunk->object_offset) {
+            report_pointer(fn, "pointer is not the start of an allocation", p);
+            return false;
+        }
+        if (!chunk->allocated) {
+            report_pointer(fn, "double free", p);
+            return false;
+        }
+        out->usable = chunk->object_size;
+        return true;
+    }
+    if (chunk->kind != CHUNK_BLOCKS) {
+        report_pointer(fn, "corrupted chunk header", p);
+        return false;
+    }
+    block_t *b = block_at(chunk, p);
+    if (b->kind == BLOCK_TAIL) {
+        if (b->head_offset == 0 || b->head_offset > b->index - chunk->first_block) {
+            report_pointer(fn, "corrupted block header", p);
+            return false;
+        }
+        b -= b->head_offset;
+    }
+    switch (b->kind) {
+    case BLOCK_SMALL: break;
+    case BLOCK_FREE:
+        report_pointer(fn, "pointer into free memory (double free of a released block?)", p);
+        return false;
+    case BLOCK_HEADER:
+        report_pointer(fn, "pointer into a chunk header, not an allocation", p);
+        return false;
+    case BLOCK_EXTERNAL:
+        report_pointer(fn, "pointer to a collector-owned block (a GC object?)", p);
+        return false;
+    default:
+        report_pointer(fn, "corrupted block header", p);
+        return false;
+    }
+    if (b->size_class >= pool->class_count || b->cell_size != size_class_bytes(b->size_class)
+        || b->divisor != cell_divisor(b->cell_size) || b->start != block_start(chunk, b)
+        || b->check != block_check_of(pool, b)) {
+        report_pointer(fn, "corrupted block header", p);
+        return false;
+    }
+    size_t offset = (size_t)((const unsigned char *)p - b->start);
+    uint32_t i = cell_divide(b->divisor, offset);
+    if ((size_t)i * b->cell_size != offset) {
+        report_pointer(fn, "pointer is not the start of an allocation", p);
+        return false;
+    }
+    if (i >= atomic_load_explicit(&b->bump, memory_order_relaxed)) {
+        report_pointer(fn, "pointer to a cell never allocated", p);
+        return false;
+    }
+    if (((const uintptr_t *)p)[1] == cell_free_mark(pool, p)) {
+        report_pointer(fn, "double free", p);
+        return false;
+    }
+    out->block = b;
+    out->cell_index = i;
+    out->usable = b->cell_size;
+    return true;
+}
+
+static void block_retire(pool_t *pool, thread_heap_t *heap, block_t *b) {
+    unsigned cls = b->size_class;
+    if (b->prev) b->prev->next = b->next;
+    else heap->bins[cls] = b->next;
+    if (b->next) b->next->prev = b->prev;
+    b->next = b->prev = NULL;
+    pthread_mutex_lock(&pool->lock);
+    block_sites_release(b);
+    span_release_locked(pool, b);
+    /* Trim by itself when idle memory dominates, without a syscall per free
+     * in steady state: only past 32 MiB idle and half of what is held. */
+    size_t idle = atomic_load_explicit(&pool->free_committed, memory_order_relaxed);
+    if (idle > ((size_t)32 << 20) && idle > atomic_load_explicit(&pool->committed, memory_order_relaxed) / 2)
+        span_trim_locked(pool, atomic_load_explicit(&pool->committed, memory_order_relaxed) / 4);
+    pthread_mutex_unlock(&pool->lock);
+}
+
+static inline void cell_push_local(pool_t *pool, thread_heap_t *heap, block_t *b, void *p) {
+    if (b->sites) b->sites[cell_divide(b->divisor, (size_t)((unsigned char *)p - b->start))].where = NULL;
+    cell_mark_free(pool, p, b->free);
+    b->free = p;
+    b->used--;
+    counter_add_u64(&heap->frees, 1);
+    counter_add_i64(&heap->bytes_in_use, -(int64_t)b->cell_size);
+    if (mulch_unlikely(b->used == 0) && heap->bins[b->size_class] != b) block_retire(pool, heap, b);
+}
+
+/* Took a floating span: splice its pending remote frees, leave the abandoned
+ * list if it was there, then free p into it. */
+static void block_adopt(pool_t *pool, thread_heap_t *heap, block_t *b, uintptr_t pending, void *p) {
+    atomic_store_explicit(&b->owner, heap, memory_order_relaxed);
+    pthread_mutex_lock(&pool->lock);
+    if (b->flags & BLOCK_ABANDONED) {
+        block_t **list = &pool->abandoned[b->size_class];
+        if (b->prev) b->prev->next = b->next;
+        else *list = b->next;
+        if (b->next) b->next->prev = b->prev;
+        b->flags &= (uint8_t)~BLOCK_ABANDONED;
+    }
+    pthread_mutex_unlock(&pool->lock);
+    b->next = b->prev = NULL;
+    if (pending) {
+        atomic_store_explicit(&b->thread_free, pending, memory_order_relaxed);
+        block_collect(pool, b);
+    }
+    heap_bin_insert_second(heap, b);
+    cell_push_local(pool, heap, b, p);
+}
+
+static MULCH_NOINLINE void small_free_remote(pool_t *pool, thread_heap_t *heap, block_t *b, void *p) {
+    if (heap == NULL) heap = heap_lookup_slow(pool);
+    uintptr_t old = atomic_load_explicit(&b->thread_free, memory_order_relaxed);
+    for (;;) {
+        if ((old & BLOCK_FLOATING) && heap != NULL) {
+            if (atomic_compare_exchange_weak_explicit(&b->thread_free, &old, 0,
+                                                      memory_order_acquire, memory_order_relaxed)) {
+                block_adopt(pool, heap, b, old & ~BLOCK_FLOATING, p);
+                return;
+            }
+            continue;
+        }
+        if (b->sites) b->sites[cell_divide(b->divisor, (size_t)((unsigned char *)p - b->start))].where = NULL;
+        cell_mark_free(pool, p, (void *)(old & ~BLOCK_FLOATING));
+        if (atomic_compare_exchange_weak_explicit(&b->thread_free, &old,
+                                                  (uintptr_t)p | (old & BLOCK_FLOATING),
+                                                  memory_order_release, memory_order_relaxed))
+            break;
+    }
+    if (heap) {
+        counter_add_u64(&heap->frees, 1);
+        counter_add_i64(&heap->bytes_in_use, -(int64_t)b->cell_size);
+    } else {
+        pthread_mutex_lock(&pool->lock);
+        pool->retired_frees++;
+        pool->retired_bytes -= b->cell_size;
+        pthread_mutex_unlock(&pool->lock);
+    }
+}
+
+void small_free_slow(pool_t *pool, block_t *b, void *p) {
+    thread_heap_t *heap = heap_current(pool);
+    if (heap != NULL && atomic_load_explicit(&b->owner, memory_order_relaxed) == heap)
+        cell_push_local(pool, heap, b, p);
+    else
+        small_free_remote(pool, heap, b, p);
+}
+
+static MULCH_NOINLINE void pool_free_slow(pool_t *pool, void *p) {
+    pointer_info_t info;
+    if (!pointer_check(pool, p, "pool_free", &info)) return;
+    if (info.block) small_free_slow(pool, info.block, p);
+    else huge_free(pool, info.chunk);
+}
+
+void pool_free(pool_t *pool, void *p) {
+    if (p == NULL) return;
+    chunk_t *chunk = chunk_of(p);
+    if (mulch_likely(chunk != NULL && chunk->pool == pool && chunk->kind == CHUNK_BLOCKS
+                     && chunk->magic == chunk_magic_of(chunk))) {
+        block_t *b = block_head(block_at(chunk, p));
+        if (mulch_likely(b->kind == BLOCK_SMALL && b->check == block_check_of(pool, b))) {
+            size_t offset = (size_t)((unsigned char *)p - b->start);
+            uint32_t i = cell_divide(b->divisor, offset);
+            if (mulch_likely((size_t)i * b->cell_size == offset
+                             && i < atomic_load_explicit(&b->bump, memory_order_relaxed)
+                             && ((uintptr_t *)p)[1] != cell_free_mark(pool, p))) {
+                small_free_slow(pool, b, p);
+                return;
+            }
+        }
+    }
+    pool_free_slow(pool, p);
+}
+
+size_t pool_usable_size(pool_t *pool, const void *p) {
+    pointer_info_t info;
+    if (p == NULL) return 0;
+    return pointer_check(pool, p, "pool_usable_size", &info) ? info.usable : 0;
+}
+
+/* The thread is exiting (registry lock held): every span it owns is either
+ * returned (empty) or floated onto the pool's abandoned list. */
+void heap_abandon(thread_heap_t *heap) {
+    pool_t *pool = heap->pool;
+    for (unsigned cls = 0; cls < pool->class_count; cls++) {
+        while (heap->bins[cls]) {
+            block_t *b = heap->bins[cls];
+            heap->bins[cls] = b->next;
+            b->next = b->prev = NULL;
+            for (;;) {
+                block_collect(pool, b);
+                if (b->used == 0) {
+                    pthread_mutex_lock(&pool->lock);
+                    block_sites_release(b);
+                    span_release_locked(pool, b);
+                    pthread_mutex_unlock(&pool->lock);
+                    break;
+                }
+                pthread_mutex_lock(&pool->lock);
+                atomic_store_explicit(&b->owner, NULL, memory_order_relaxed);
+                b->flags |= BLOCK_ABANDONED;
+                b->prev = NULL;
+                b->next = pool->abandoned[cls];
+                if (b->next) b->next->prev = b;
+                pool->abandoned[cls] = b;
+                uintptr_t expected = 0;
+                bool floated = atomic_compare_exchange_strong_explicit(
+                    &b->thread_free, &expected, BLOCK_FLOATING, memory_order_release, memory_order_relaxed);
+                if (!floated) {
+                    pool->abandoned[cls] = b->next;
+                    if (b->next) b->next->prev = NULL;
+                    b->next = NULL;
+                    b->flags &= (uint8_t)~BLOCK_ABANDONED;
+                    atomic_store_explicit(&b->owner, heap, memory_order_relaxed);
+                }
+                pthread_mutex_unlock(&pool->lock);
+                if (floated) break;
+            }
+        }
+    }
+    pthread_mutex_lock(&pool->lock);
+    pool->retired_allocs += atomic_load_explicit(&heap->allocs, memory_order_relaxed);
+    pool->retired_frees += atomic_load_explicit(&heap->frees, memory_order_relaxed);
+    pool->retired_bytes += atomic_load_explicit(&heap->bytes_in_use, memory_order_relaxed);
+    if (heap->pool_prev) heap->pool_prev->pool_next = heap->pool_next;
+    else pool->heaps = heap->pool_next;
+    if (heap->pool_next) heap->pool_next->pool_prev = heap->pool_prev;
+    pthread_mutex_unlock(&pool->lock);
+}

@@ -1,0 +1,150 @@
+/* huge.c — allocations above the largest size class, each in its own
+ * mapping (a CHUNK_HUGE chunk: header, then the object).
+ *
+ * The mapping is region-aligned so the chunk map can find it from the
+ * object's address; the object starts right after the header (or at the
+ * requested alignment). Freed mappings are kept in a small cache (at most
+ * HUGE_CACHE_COUNT mappings and HUGE_CACHE_BYTES) so that a program that
+ * frees and reallocates big buffers does not pay mmap/munmap and page faults
+ * each time; pool_trim empties the cache. All list work is under pool->lock.
+ */
+#include "pool_internal.h"
+
+#define HUGE_CACHE_COUNT 4u
+#define HUGE_CACHE_BYTES ((size_t)64 << 20)
+
+static void huge_list_remove(chunk_t **list, chunk_t *chunk) {
+    if (chunk->prev) chunk->prev->next = chunk->next;
+    else *list = chunk->next;
+    if (chunk->next) chunk->next->prev = chunk->prev;
+    chunk->next = chunk->prev = NULL;
+}
+
+static void huge_list_push(chunk_t **list, chunk_t *chunk) {
+    chunk->prev = NULL;
+    chunk->next = *list;
+    if (*list) (*list)->prev = chunk;
+    *list = chunk;
+}
+
+static size_t huge_offset(size_t align) {
+    size_t header = sizeof(chunk_t);
+    return align <= MULCH_ALIGN ? header : (header + align - 1) & ~(align - 1);
+}
+
+/* A cached mapping that fits without wasting more than a quarter. */
+static chunk_t *huge_cache_take_locked(pool_t *pool, size_t total, size_t align) {
+    for (chunk_t *c = pool->huge_cache; c; c = c->next) {
+        if (c->size >= total && c->size - total <= total / 4 && ((uintptr_t)c & (align - 1)) == 0) {
+            huge_list_remove(&pool->huge_cache, c);
+            pool->huge_cache_count--;
+            pool->huge_cache_bytes -= c->size;
+            return c;
+        }
+    }
+    return NULL;
+}
+
+static void huge_unmap_locked(pool_t *pool, chunk_t *chunk) {
+    pool_uncommit_locked(pool, chunk->size);
+    pool_counter_add(&pool->mapped, -(ptrdiff_t)chunk->size);
+    chunk_map_remove(chunk);
+    chunk->magic = 0;
+    os_unmap(chunk, chunk->size);
+}
+
+void *huge_alloc(pool_t *pool, size_t size, size_t align, const leak_site_t *site) {
+    if (align < MULCH_ALIGN) align = MULCH_ALIGN;
+    size_t offset = huge_offset(align);
+    if (size > ((size_t)1 << CHUNK_MAP_ADDRESS_BITS) || offset > ((size_t)1 << CHUNK_MAP_ADDRESS_BITS))
+        return NULL; /* can never fit: plain OOM */
+    size_t total = (offset + size + MULCH_PAGE - 1) & ~(MULCH_PAGE - 1);
+    size_t map_align = align > MULCH_REGION ? align : MULCH_REGION;
+
+    pthread_mutex_lock(&pool->lock);
+    chunk_t *chunk = huge_cache_take_locked(pool, total, map_align);
+    if (chunk == NULL) {
+        if (!pool_commit_locked(pool, total)) {
+            /* At the limit: give back every idle byte, then try again. */
+            huge_cache_flush_locked(pool);
+            span_trim_locked(pool, 0);
+            if (!pool_commit_locked(pool, total)) {
+                pthread_mutex_unlock(&pool->lock);
+                return NULL;
+            }
+        }
+        chunk = os_map_aligned(total, map_align);
+        if (chunk == NULL) {
+            pool_uncommit_locked(pool, total);
+            pthread_mutex_unlock(&pool->lock);
+            return NULL;
+        }
+        chunk->kind = CHUNK_HUGE;
+        chunk->pool = pool;
+        chunk->size = total;
+        chunk->magic = chunk_magic_of(chunk);
+        if (!chunk_map_insert(chunk)) {
+            os_unmap(chunk, total);
+            pool_uncommit_locked(pool, total);
+            pthread_mutex_unlock(&pool->lock);
+            return NULL;
+        }
+        pool_counter_add(&pool->mapped, (ptrdiff_t)total);
+    }
+    chunk->object_offset = offset;
+    chunk->object_size = chunk->size - offset;
+    chunk->requested = size;
+    chunk->allocated = 1;
+    chunk->site = *site;
+    huge_list_push(&pool->huge, chunk);
+    pool_counter_add(&pool->huge_live, 1);
+    pool_counter_add(&pool->huge_bytes, (ptrdiff_t)chunk->object_size);
+    atomic_fetch_add_explicit(&pool->huge_allocs, 1, memory_order_relaxed);
+    pthread_mutex_unlock(&pool->lock);
+    return (unsigned char *)chunk + offset;
+}
+
+void huge_free(pool_t *pool, chunk_t *chunk) {
+    pthread_mutex_lock(&pool->lock);
+    if (!chunk->allocated) { /* lost a race with another free of it */
+        pthread_mutex_unlock(&pool->lock);
+        mulch_report("pool_free: double free", (unsigned char *)chunk + chunk->object_offset);
+        return;
+    }
+    chunk->allocated = 0;
+    huge_list_remove(&pool->huge, chunk);
+    pool_counter_add(&pool->huge_live, -1);
+    pool_counter_add(&pool->huge_bytes, -(ptrdiff_t)chunk->object_size);
+    atomic_fetch_add_explicit(&pool->huge_frees, 1, memory_order_relaxed);
+    if (pool->huge_cache_count < HUGE_CACHE_COUNT && chunk->size <= HUGE_CACHE_BYTES / 2
+        && pool->huge_cache_bytes + chunk->size <= HUGE_CACHE_BYTES) {
+        huge_list_push(&pool->huge_cache, chunk);
+        pool->huge_cache_count++;
+        pool->huge_cache_bytes += chunk->size;
+    } else {
+        huge_unmap_locked(pool, chunk);
+    }
+    pthread_mutex_unlock(&pool->lock);
+}
+
+size_t huge_cache_flush_locked(pool_t *pool) {
+    size_t released = 0;
+    while (pool->huge_cache) {
+        chunk_t *chunk = pool->huge_cache;
+        huge_list_remove(&pool->huge_cache, chunk);
+        released += chunk->size;
+        huge_unmap_locked(pool, chunk);
+    }
+    pool->huge_cache_count = 0;
+    pool->huge_cache_bytes = 0;
+    return released;
+}
+
+void huge_unmap_all_locked(pool_t *pool) {
+    huge_cache_flush_locked(pool);
+    while (pool->huge) {
+        chunk_t *chunk = pool->huge;
+        huge_list_remove(&pool->huge, chunk);
+        huge_unmap_locked(pool, chunk);
+    }
+}

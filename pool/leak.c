@@ -1,0 +1,162 @@
+/* leak.c — allocation sites and the leak report.
+ *
+ * With tracking on, each span gets a side array with one leak_site_t per
+ * cell (mapped separately, so tracking costs nothing when off: the fast
+ * path never looks at it, tracking pools take the slow path). A site is the
+ * file:line of POOL_ALLOC, or the caller's return address, resolved with
+ * dladdr when the report is written. Huge objects keep their site in their
+ * chunk header.
+ *
+ * The report walks every span under pool->lock (spans cannot come or go)
+ * and lists each cell for which cell_is_allocated holds. The cells' second
+ * words are read while owner threads may write them: the figures are exact
+ * only when the pool is quiescent, as the contract says, and those reads
+ * are deliberately not instrumented by ThreadSanitizer.
+ */
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "pool_internal.h"
+
+bool block_sites_attach(pool_t *pool, block_t *b) {
+    (void)pool;
+    b->sites = os_map((size_t)b->capacity * sizeof(leak_site_t));
+    return b->sites != NULL;
+}
+
+void block_sites_release(block_t *b) {
+    if (b->sites) os_unmap(b->sites, ((size_t)b->capacity * sizeof(leak_site_t) + MULCH_PAGE - 1) & ~(MULCH_PAGE - 1));
+    b->sites = NULL;
+}
+
+typedef struct leak {
+    const void *address;
+    size_t      size;
+    leak_site_t site;
+} leak_t;
+
+typedef struct leak_list {
+    leak_t *items;
+    size_t  count, capacity;
+    size_t  total;     /* live allocations seen, listed or not */
+    bool    truncated;
+} leak_list_t;
+
+static void leak_list_push(leak_list_t *list, const void *address, size_t size, const leak_site_t *site) {
+    list->total++;
+    if (list->count == list->capacity) {
+        size_t capacity = list->capacity ? list->capacity * 2 : 1024;
+        leak_t *items = os_map(capacity * sizeof(leak_t));
+        if (items == NULL) {
+            list->truncated = true;
+            return;
+        }
+        if (list->items) {
+            memcpy(items, list->items, list->count * sizeof(leak_t));
+            os_unmap(list->items, (list->capacity * sizeof(leak_t) + MULCH_PAGE - 1) & ~(MULCH_PAGE - 1));
+        }
+        list->items = items;
+        list->capacity = capacity;
+    }
+    list->items[list->count].address = address;
+    list->items[list->count].size = size;
+    list->items[list->count].site = site ? *site : (leak_site_t){ NULL, 0, 0 };
+    list->count++;
+}
+
+#if defined(__GNUC__) && defined(MULCH_TSAN)
+#  define MULCH_NO_TSAN __attribute__((no_sanitize("thread")))
+#else
+#  define MULCH_NO_TSAN
+#endif
+
+/* Reads a cell's second word and its site while the owner may be writing
+ * them (see the top of this file). */
+static MULCH_NO_TSAN bool cell_read_live(const pool_t *pool, const block_t *b, uint32_t c, leak_site_t *site) {
+    const unsigned char *cell = b->start + (size_t)c * b->cell_size;
+    if (((const uintptr_t *)cell)[1] == cell_free_mark(pool, cell)) return false;
+    if (b->sites) *site = b->sites[c];
+    else *site = (leak_site_t){ NULL, 0, 0 };
+    return true;
+}
+
+static void leaks_collect_locked(pool_t *pool, leak_list_t *list) {
+    for (chunk_t *chunk = pool->chunks; chunk; chunk = chunk->next) {
+        for (uint32_t i = chunk->first_block; i < chunk->block_count; i++) {
+            block_t *b = &chunk->blocks[i];
+            if (b->kind != BLOCK_SMALL) continue;
+            uint32_t bump = atomic_load_explicit(&b->bump, memory_order_relaxed);
+            for (uint32_t c = 0; c < bump; c++) {
+                leak_site_t site;
+                if (!cell_read_live(pool, b, c, &site)) continue;
+                size_t size = site.where ? site.size : b->cell_size;
+                leak_list_push(list, b->start + (size_t)c * b->cell_size, size, &site);
+            }
+        }
+    }
+    for (chunk_t *chunk = pool->huge; chunk; chunk = chunk->next)
+        leak_list_push(list, (unsigned char *)chunk + chunk->object_offset, chunk->requested,
+                       pool->track_leaks ? &chunk->site : NULL);
+}
+
+static int site_compare(const void *a, const void *b) {
+    const leak_t *x = a, *y = b;
+    if (x->site.where != y->site.where) return (uintptr_t)x->site.where < (uintptr_t)y->site.where ? -1 : 1;
+    if (x->site.line != y->site.line) return x->site.line < y->site.line ? -1 : 1;
+    return (uintptr_t)x->address < (uintptr_t)y->address ? -1 : (x->address != y->address);
+}
+
+static void site_format(const leak_site_t *site, char *out, size_t n) {
+    if (site->where == NULL) {
+        snprintf(out, n, "unknown site (leak tracking off)");
+    } else if (site->line > 0) {
+        snprintf(out, n, "%s:%u", (const char *)site->where, site->line);
+    } else {
+        Dl_info info;
+        if (dladdr(site->where, &info) && info.dli_sname) {
+            snprintf(out, n, "%s+0x%lx (%s)", info.dli_sname,
+                     (unsigned long)((uintptr_t)site->where - (uintptr_t)info.dli_saddr),
+                     info.dli_fname ? info.dli_fname : "?");
+        } else if (dladdr(site->where, &info) && info.dli_fname) {
+            snprintf(out, n, "%s+0x%lx", info.dli_fname,
+                     (unsigned long)((uintptr_t)site->where - (uintptr_t)info.dli_fbase));
+        } else {
+            snprintf(out, n, "%p", site->where);
+        }
+    }
+}
+
+size_t pool_report_leaks(pool_t *pool, FILE *out) {
+    if (out == NULL) out = stderr;
+    leak_list_t list = { 0 };
+    pthread_mutex_lock(&pool->lock);
+    leaks_collect_locked(pool, &list);
+    pthread_mutex_unlock(&pool->lock);
+
+    if (list.count) qsort(list.items, list.count, sizeof(leak_t), site_compare);
+    char where[512];
+    for (size_t i = 0; i < list.count; i++) {
+        site_format(&list.items[i].site, where, sizeof where);
+        fprintf(out, "mulch leak: %p size %zu allocated at %s\n", list.items[i].address,
+                list.items[i].size, where);
+    }
+    if (list.count) {
+        fprintf(out, "mulch leak summary: %zu allocation%s\n", list.count, list.count == 1 ? "" : "s");
+        for (size_t i = 0; i < list.count;) {
+            size_t j = i, bytes = 0;
+            while (j < list.count && list.items[j].site.where == list.items[i].site.where
+                   && list.items[j].site.line == list.items[i].site.line)
+                bytes += list.items[j++].size;
+            site_format(&list.items[i].site, where, sizeof where);
+            fprintf(out, "  %zu allocation%s, %zu bytes at %s\n", j - i, j - i == 1 ? "" : "s", bytes, where);
+            i = j;
+        }
+    }
+    if (list.truncated)
+        fprintf(out, "mulch leak report truncated: out of memory after %zu of %zu allocations\n", list.count,
+                list.total);
+    size_t count = list.total;
+    if (list.items) os_unmap(list.items, (list.capacity * sizeof(leak_t) + MULCH_PAGE - 1) & ~(MULCH_PAGE - 1));
+    return count;
+}

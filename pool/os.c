@@ -1,0 +1,70 @@
+/* os.c — the only place that talks to the kernel about memory.
+ *
+ * Everything the pool holds comes from os_map_aligned (chunks and huge
+ * objects, aligned to MULCH_REGION so the chunk map can index them) or
+ * os_map (page-granular metadata: thread heaps, leak-site arrays). Unused
+ * pages are handed back with os_decommit (MADV_DONTNEED: the range stays
+ * mapped and reads back as zeros) or os_unmap.
+ *
+ * os_fail_after(n) is the fault-injection hook: the nth mapping from then on
+ * fails as if the kernel refused it, so tests can walk every OOM path.
+ */
+#include <errno.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "pool_internal.h"
+
+static _Atomic uint64_t os_failure_countdown;
+
+void os_fail_after(uint64_t n) {
+    atomic_store_explicit(&os_failure_countdown, n, memory_order_relaxed);
+}
+
+static bool os_injected_failure(void) {
+    uint64_t n = atomic_load_explicit(&os_failure_countdown, memory_order_relaxed);
+    while (n != 0) {
+        if (atomic_compare_exchange_weak_explicit(&os_failure_countdown, &n, n - 1,
+                                                  memory_order_relaxed, memory_order_relaxed))
+            return n == 1;
+    }
+    return false;
+}
+
+static void *os_mmap(size_t size) {
+    if (os_injected_failure()) return NULL;
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+void *os_map(size_t size) {
+    return os_mmap((size + MULCH_PAGE - 1) & ~(MULCH_PAGE - 1));
+}
+
+void *os_map_aligned(size_t size, size_t alignment) {
+    if (size > SIZE_MAX - alignment) return NULL;
+    /* Try the exact size first: the kernel often places consecutive
+     * mappings next to each other, and an aligned hit saves two munmaps. */
+    unsigned char *p = os_mmap(size);
+    if (p == NULL) return NULL;
+    if (((uintptr_t)p & (alignment - 1)) == 0) return p;
+    munmap(p, size);
+    p = os_mmap(size + alignment);
+    if (p == NULL) return NULL;
+    uintptr_t start = ((uintptr_t)p + alignment - 1) & ~(uintptr_t)(alignment - 1);
+    size_t before = start - (uintptr_t)p;
+    size_t after = alignment - before;
+    if (before) munmap(p, before);
+    if (after) munmap((unsigned char *)start + size, after);
+    return (void *)start;
+}
+
+void os_unmap(void *p, size_t size) {
+    if (p) munmap(p, size);
+}
+
+void os_decommit(void *p, size_t size) {
+    /* MADV_DONTNEED frees the pages now (RSS drops at once, which is what
+     * pool_trim promises) and the range reads back as zeros. */
+    (void)madvise(p, size, MADV_DONTNEED);
+}

@@ -1,0 +1,173 @@
+/* pool.c — pool lifecycle and pool-wide operations: create, destroy, the
+ * default pool, statistics and trimming.
+ *
+ * A pool's geometry is fixed at creation: block size, chunk size (at least
+ * one 4 MiB region and 16 blocks), the header blocks each chunk reserves for
+ * descriptors and GC side metadata, and the classes served from spans
+ * (sizes up to small_max; larger requests are huge objects). The struct
+ * itself is mapped from the OS like everything else, so the pool never
+ * depends on malloc (it can serve as malloc later).
+ */
+#include <stdlib.h>
+#include <time.h>
+
+#include "pool_internal.h"
+
+static _Atomic uint64_t next_pool_id = 1;
+
+static uint64_t mix64(uint64_t x) {
+    x += UINT64_C(0x9E3779B97F4A7C15);
+    x = (x ^ (x >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+    x = (x ^ (x >> 27)) * UINT64_C(0x94D049BB133111EB);
+    return x ^ (x >> 31);
+}
+
+static uint64_t pool_secret(const pool_t *pool) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t k = mix64((uint64_t)(uintptr_t)pool ^ mix64(pool->id) ^ mix64((uint64_t)ts.tv_nsec)
+                       ^ (uint64_t)ts.tv_sec);
+    return k | 1; /* never zero */
+}
+
+static bool env_flag(const char *name) {
+    const char *v = getenv(name);
+    return v != NULL && v[0] != '\0' && v[0] != '0';
+}
+
+static bool pool_geometry(pool_t *pool, size_t block_size) {
+    if (block_size == 0) block_size = MULCH_DEFAULT_BLOCK;
+    if (block_size < MULCH_MIN_BLOCK || block_size > MULCH_MAX_BLOCK || (block_size & (block_size - 1)))
+        return false;
+    pool->block_size = block_size;
+    pool->block_shift = (uint32_t)__builtin_ctzll(block_size);
+    pool->chunk_size = block_size * 16 > MULCH_REGION ? block_size * 16 : MULCH_REGION;
+    pool->blocks_per_chunk = (uint32_t)(pool->chunk_size >> pool->block_shift);
+    pool->side_per_block = block_size / 64; /* two bitmaps, one bit per 16-byte granule */
+    size_t header = offsetof(chunk_t, blocks)
+                    + pool->blocks_per_chunk * (sizeof(block_t) + pool->side_per_block);
+    pool->header_blocks = (uint32_t)((header + block_size - 1) >> pool->block_shift);
+    uint32_t usable = pool->blocks_per_chunk - pool->header_blocks;
+    /* Classes up to two blocks, each span holding at least 8 cells and
+     * fitting in one chunk. */
+    unsigned top = size_class_of(2 * block_size);
+    while (top > 0) {
+        size_t cell = size_class_bytes(top);
+        uint32_t blocks = cell <= block_size / 8 ? 1 : (uint32_t)((cell * 8 + block_size - 1) / block_size);
+        if (blocks <= usable) break;
+        top--;
+    }
+    pool->class_count = top + 1;
+    pool->small_max = size_class_bytes(top);
+    return true;
+}
+
+pool_t *pool_create(const pool_options_t *opts) {
+    pool_options_t defaults = { 0 };
+    if (opts == NULL) opts = &defaults;
+    pool_t probe;
+    memset(&probe, 0, sizeof probe);
+    if (!pool_geometry(&probe, opts->block_size)) {
+        mulch_report("pool_create: block_size must be a power of two from 16 KiB to 4 MiB",
+                     (const void *)(uintptr_t)opts->block_size);
+        return NULL;
+    }
+    pool_t *pool = os_map(sizeof(pool_t));
+    if (pool == NULL) return NULL;
+    pool_geometry(pool, opts->block_size);
+    pool->id = atomic_fetch_add_explicit(&next_pool_id, 1, memory_order_relaxed);
+    pool->key = pool_secret(pool);
+    pool->limit = opts->limit;
+    pool->track_leaks = opts->track_leaks || env_flag("MULCH_TRACK_LEAKS");
+    if (pthread_mutex_init(&pool->lock, NULL) != 0) {
+        os_unmap(pool, sizeof(pool_t));
+        return NULL;
+    }
+    return pool;
+}
+
+void pool_destroy(pool_t *pool) {
+    if (pool == NULL) return;
+    heaps_forget_pool(pool);
+    pthread_mutex_lock(&pool->lock);
+    chunks_unmap_all_locked(pool);
+    huge_unmap_all_locked(pool);
+    pthread_mutex_unlock(&pool->lock);
+    pthread_mutex_destroy(&pool->lock);
+    pool->id = 0;
+    os_unmap(pool, sizeof(pool_t));
+}
+
+static pool_t *default_pool;
+static pthread_once_t default_once = PTHREAD_ONCE_INIT;
+
+static void default_pool_create(void) {
+    default_pool = pool_create(NULL);
+}
+
+pool_t *pool_default(void) {
+    pthread_once(&default_once, default_pool_create);
+    return default_pool;
+}
+
+void pool_get_stats(pool_t *pool, pool_stats_t *out) {
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&pool->lock);
+    uint64_t allocs = pool->retired_allocs, frees = pool->retired_frees;
+    int64_t in_use = pool->retired_bytes;
+    for (thread_heap_t *heap = pool->heaps; heap; heap = heap->pool_next) {
+        allocs += atomic_load_explicit(&heap->allocs, memory_order_relaxed);
+        frees += atomic_load_explicit(&heap->frees, memory_order_relaxed);
+        in_use += atomic_load_explicit(&heap->bytes_in_use, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&pool->lock);
+    allocs += atomic_load_explicit(&pool->huge_allocs, memory_order_relaxed);
+    frees += atomic_load_explicit(&pool->huge_frees, memory_order_relaxed);
+    in_use += (int64_t)atomic_load_explicit(&pool->huge_bytes, memory_order_relaxed);
+    out->allocs = allocs;
+    out->frees = frees;
+    out->live_allocations = allocs > frees ? (size_t)(allocs - frees) : 0;
+    out->bytes_in_use = in_use > 0 ? (size_t)in_use : 0;
+    out->bytes_reserved = atomic_load_explicit(&pool->committed, memory_order_relaxed);
+    out->peak_reserved = atomic_load_explicit(&pool->peak_committed, memory_order_relaxed);
+    out->bytes_mapped = atomic_load_explicit(&pool->mapped, memory_order_relaxed);
+    out->free_block_bytes = atomic_load_explicit(&pool->free_committed, memory_order_relaxed);
+    out->large_objects = atomic_load_explicit(&pool->huge_live, memory_order_relaxed);
+    double f = out->bytes_reserved ? 1.0 - (double)out->bytes_in_use / (double)out->bytes_reserved : 0.0;
+    out->fragmentation = f < 0 ? 0 : f > 1 ? 1 : f;
+}
+
+/* The calling thread's spans whose cells all came back (including ones
+ * freed by other threads and not yet collected, and the bin heads kept to
+ * absorb ping-pong) go back to the pool. Other threads' heaps are theirs to
+ * touch: their idle spans return when they allocate, trim, or exit. */
+static void heap_release_empty(pool_t *pool, thread_heap_t *heap) {
+    for (unsigned cls = 0; cls < pool->class_count; cls++) {
+        block_t *b = heap->bins[cls];
+        while (b) {
+            block_t *next = b->next;
+            block_collect(pool, b);
+            if (b->used == 0) {
+                if (b->prev) b->prev->next = b->next;
+                else heap->bins[cls] = b->next;
+                if (b->next) b->next->prev = b->prev;
+                b->next = b->prev = NULL;
+                pthread_mutex_lock(&pool->lock);
+                block_sites_release(b);
+                span_release_locked(pool, b);
+                pthread_mutex_unlock(&pool->lock);
+            }
+            b = next;
+        }
+    }
+}
+
+size_t pool_trim(pool_t *pool) {
+    for (thread_heap_t *heap = mulch_tls.list; heap; heap = heap->thread_next)
+        if (heap->pool_id == pool->id) heap_release_empty(pool, heap);
+    pthread_mutex_lock(&pool->lock);
+    size_t released = span_trim_locked(pool, 0);
+    released += huge_cache_flush_locked(pool);
+    pthread_mutex_unlock(&pool->lock);
+    return released;
+}

@@ -1,0 +1,394 @@
+/* pool_internal.h — the pool's data structures, shared by the pool sources only.
+ *
+ * Layout (docs/architecture.md has the picture):
+ *   chunk  = a mapping aligned to MULCH_REGION (4 MiB), registered in the
+ *            chunk map so that any address finds its chunk in O(1) and
+ *            foreign addresses are recognised without touching them.
+ *            A blocks chunk starts with its header: chunk_t, then one block_t
+ *            descriptor per block, then per-block side metadata (for the GC);
+ *            the header is rounded up to whole blocks.
+ *            A huge chunk holds one large object after a small header.
+ *   block  = block_size bytes, aligned to block_size. A *span* is a run of
+ *            blocks handed out together; its first descriptor (the head)
+ *            describes it, the others are BLOCK_TAIL with head_offset.
+ *   cell   = one allocation inside a span of a size class.
+ *
+ * Cell states. A free cell holds in its first word the encoded next free
+ * cell, and in its second word cell_free_mark(pool, cell). An allocated cell
+ * has a second word != the mark (it is zeroed when handed out). Cells of a
+ * span at index >= bump were never handed out. Hence the predicate used by
+ * free, the leak report and the verifier:
+ *     cell_is_allocated(b, i)  ==  i < bump && word1(cell i) != mark(cell i)
+ *
+ * Block ownership (the lock-free part). A SMALL span is either
+ *   owned    by one thread heap (block.owner == heap): only that thread
+ *            touches free/used/bump and the list links; other threads push
+ *            freed cells onto thread_free with one CAS;
+ *   floating (thread_free == BLOCK_FLOATING, owner == NULL): nobody owns it;
+ *            it is full (or abandoned by an exited thread and listed in
+ *            pool->abandoned). The first thread that frees into it, or the
+ *            allocator that pops it from the abandoned list, takes it with a
+ *            CAS FLOATING -> 0 and becomes its owner.
+ * The CAS on thread_free carries the happens-before between owners, so the
+ * owner-only fields need no atomics. Invariant for an owned span:
+ *     used == bump - |local free list|, and used counts cells in thread_free.
+ *
+ * Locks: pool->lock guards spans (free span bins, span headers while free),
+ * chunk lists, huge lists, the heap list and the abandoned lists. The global
+ * heap registry lock (thread_heap.c) orders pool_destroy against thread exit.
+ */
+#ifndef MULCH_POOL_INTERNAL_H
+#define MULCH_POOL_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <mulch/pool.h>
+
+#include "size_class.h"
+
+#if defined(__GNUC__)
+#  define mulch_likely(x)   __builtin_expect(!!(x), 1)
+#  define mulch_unlikely(x) __builtin_expect(!!(x), 0)
+#  define MULCH_NOINLINE    __attribute__((noinline))
+#  define MULCH_COLD        __attribute__((cold, noinline))
+#  define MULCH_INTERNAL    __attribute__((visibility("hidden")))
+#else
+#  define mulch_likely(x)   (x)
+#  define mulch_unlikely(x) (x)
+#  define MULCH_NOINLINE
+#  define MULCH_COLD
+#  define MULCH_INTERNAL
+#endif
+
+#if defined(__SANITIZE_THREAD__)
+#  define MULCH_TSAN 1
+#elif defined(__has_feature)
+#  if __has_feature(thread_sanitizer)
+#    define MULCH_TSAN 1
+#  endif
+#endif
+
+#ifndef MULCH_ASSERT_LEVEL
+#  define MULCH_ASSERT_LEVEL 1
+#endif
+#if MULCH_ASSERT_LEVEL >= 2
+#  include <assert.h>
+#  define mulch_assert_internal(x) assert(x)
+#else
+#  define mulch_assert_internal(x) ((void)0)
+#endif
+
+#define MULCH_REGION_SHIFT 22u
+#define MULCH_REGION       ((size_t)1 << MULCH_REGION_SHIFT)
+#define MULCH_PAGE         ((size_t)4096)
+#define MULCH_CACHE_LINE   64
+#define MULCH_ALIGN        16u
+#define MULCH_MIN_BLOCK    ((size_t)16 << 10)
+#define MULCH_MAX_BLOCK    ((size_t)4 << 20)
+#define MULCH_DEFAULT_BLOCK ((size_t)64 << 10)
+#define MULCH_SPAN_BINS    24
+
+enum chunk_kind { CHUNK_BLOCKS = 0x42, CHUNK_HUGE = 0x48 };
+
+enum block_kind {
+    BLOCK_FREE = 0,     /* in a free span (pool->lock)                       */
+    BLOCK_HEADER,       /* holds the chunk header; never handed out          */
+    BLOCK_SMALL,        /* head of a size-classed span of cells              */
+    BLOCK_EXTERNAL,     /* head of a span owned by another layer (the GC)    */
+    BLOCK_TAIL,         /* non-head block of a span: see head_offset         */
+};
+
+/* block.flags: written under pool->lock or by the span's owner. */
+enum {
+    BLOCK_COMMITTED   = 1u << 0, /* pages may be resident (not decommitted)   */
+    BLOCK_ABANDONED   = 1u << 1, /* listed in pool->abandoned (pool->lock)     */
+    BLOCK_EVACUATE    = 1u << 2, /* GC: evacuation candidate                  */
+    BLOCK_PINNED      = 1u << 3, /* GC: holds a pinned object                 */
+};
+
+#define BLOCK_FLOATING ((uintptr_t)1)
+
+struct thread_heap;
+
+typedef struct leak_site {
+    const void *where;  /* file name when line > 0, else caller address */
+    uint32_t    line;
+    uint32_t    size;   /* requested size */
+} leak_site_t;
+
+/* One per block, two cache lines; the first holds everything the fast paths
+ * touch. Fields marked (owner) are touched only by the owning thread heap,
+ * or under pool->lock while the span is free/floating-in-abandoned-list. */
+typedef struct block {
+    void            *free;        /* (owner) first free cell, raw pointer   */
+    unsigned char   *start;       /* first cell of the span                 */
+    uint32_t         used;        /* (owner) cells out, incl. thread_free   */
+    _Atomic uint32_t bump;        /* (owner writes) cells ever carved       */
+    uint32_t         cell_size;
+    uint32_t         span_bytes;  /* capacity * cell_size rounded to blocks */
+    uint16_t         size_class;
+    uint8_t          kind;        /* enum block_kind                        */
+    uint8_t          flags;
+    uint32_t         check;       /* block_check_of(): catches stray writes */
+    uint64_t         divisor;     /* fast division by cell_size (Lemire)    */
+    _Atomic(struct thread_heap *) owner;
+    _Atomic uintptr_t thread_free; /* cells freed by other threads | FLOATING*/
+    /* second line: list links and span bookkeeping (slow paths) */
+    struct block    *next, *prev; /* owner's bin / free-span bin / abandoned*/
+    uint32_t         span_blocks; /* blocks in the span (head; free: last too)*/
+    uint32_t         index;       /* block index in its chunk               */
+    struct chunk    *chunk;
+    void            *external_owner; /* BLOCK_EXTERNAL: owning GC heap      */
+    leak_site_t     *sites;       /* per-cell sites when tracking leaks     */
+    uint32_t         capacity;    /* cells in the span                      */
+    uint32_t         head_offset; /* BLOCK_TAIL / last of free span: to head*/
+    uint8_t          padding1[8];
+} block_t;
+
+_Static_assert(sizeof(block_t) == 2 * MULCH_CACHE_LINE, "block descriptor is two cache lines");
+
+typedef struct chunk {
+    uint64_t      magic;      /* chunk_magic_of(chunk) while mapped         */
+    uint32_t      kind;       /* enum chunk_kind                            */
+    uint32_t      block_shift;
+    pool_t       *pool;
+    size_t        size;       /* bytes mapped                               */
+    struct chunk *next, *prev;
+    /* CHUNK_BLOCKS */
+    uint32_t      block_count;   /* including header blocks                 */
+    uint32_t      first_block;   /* first usable block                      */
+    uint32_t      free_blocks;   /* blocks in free spans                    */
+    uint32_t      header_committed; /* bytes of header counted as committed */
+    unsigned char *side;         /* side metadata of block 0                */
+    size_t        side_per_block;
+    /* CHUNK_HUGE */
+    size_t        object_offset; /* object = (char *)chunk + object_offset  */
+    size_t        object_size;   /* usable bytes                            */
+    size_t        requested;
+    int           allocated;
+    leak_site_t   site;
+    block_t       blocks[];      /* CHUNK_BLOCKS: block_count descriptors   */
+} chunk_t;
+
+_Static_assert(offsetof(chunk_t, blocks) % MULCH_CACHE_LINE == 0, "descriptors are cache-line aligned");
+_Static_assert(sizeof(chunk_t) % MULCH_ALIGN == 0, "huge object header keeps 16-byte alignment");
+
+/* A thread's private heap in one pool. bins[c] is the list of spans of class
+ * c this thread owns and that may have free cells; bins[c] itself is the one
+ * being allocated from. Counters are written by the owning thread only, read
+ * by pool_get_stats (relaxed atomics: plain moves on x86). */
+typedef struct thread_heap {
+    uint64_t            pool_id;
+    pool_t             *pool;
+    struct thread_heap *pool_next, *pool_prev; /* pool->heaps (pool->lock)   */
+    struct thread_heap *thread_next;           /* this thread's heaps (TLS)  */
+    int                 dead;                  /* pool destroyed (registry lock) */
+    _Atomic uint64_t    allocs, frees;
+    _Atomic int64_t     bytes_in_use;
+    block_t            *bins[MULCH_MAX_CLASSES];
+} thread_heap_t;
+
+struct pool {
+    uint64_t        id;            /* unique for the process; never reused  */
+    uint64_t        key;           /* secret for free-list encoding          */
+    size_t          block_size;
+    uint32_t        block_shift;
+    uint32_t        class_count;   /* classes served from spans             */
+    size_t          small_max;     /* largest size served from spans        */
+    size_t          chunk_size;
+    uint32_t        blocks_per_chunk;
+    uint32_t        header_blocks;
+    size_t          side_per_block;
+    size_t          limit;
+    int             track_leaks;
+    pthread_mutex_t lock;
+    chunk_t        *chunks;        /* blocks chunks                          */
+    chunk_t        *huge;          /* live huge objects                      */
+    chunk_t        *huge_cache;    /* freed huge mappings kept for reuse     */
+    size_t          huge_cache_bytes;
+    uint32_t        huge_cache_count;
+    block_t        *free_spans[MULCH_SPAN_BINS];
+    block_t        *abandoned[MULCH_MAX_CLASSES];
+    thread_heap_t  *heaps;
+    /* under lock; read by stats with relaxed loads */
+    _Atomic size_t  committed, mapped, peak_committed, free_committed;
+    _Atomic size_t  huge_live, huge_bytes;
+    _Atomic uint64_t huge_allocs, huge_frees;
+    /* counters of heaps whose thread exited (lock) */
+    uint64_t        retired_allocs, retired_frees;
+    int64_t         retired_bytes;
+};
+
+/* ---- error reporting (error.c) ---------------------------------------- */
+MULCH_INTERNAL MULCH_COLD void mulch_report(const char *what, const void *ptr);
+
+/* ---- OS layer (os.c) --------------------------------------------------- */
+MULCH_INTERNAL void *os_map_aligned(size_t size, size_t alignment);
+MULCH_INTERNAL void  os_unmap(void *p, size_t size);
+MULCH_INTERNAL void  os_decommit(void *p, size_t size);
+MULCH_INTERNAL void *os_map(size_t size);   /* page-aligned metadata */
+/* Test hook: the nth mapping from now fails (0 = off). */
+MULCH_INTERNAL void  os_fail_after(uint64_t n);
+
+/* ---- chunk map (chunk_map.c) ------------------------------------------- */
+MULCH_INTERNAL bool chunk_map_insert(chunk_t *chunk);
+MULCH_INTERNAL void chunk_map_remove(chunk_t *chunk);
+MULCH_INTERNAL extern _Atomic(chunk_t **) chunk_map_top[];
+
+#define CHUNK_MAP_LEVEL_BITS 13u
+#define CHUNK_MAP_ADDRESS_BITS 48u
+
+static inline uint64_t chunk_magic_of(const chunk_t *chunk) {
+    return UINT64_C(0x6d756c6368636b31) ^ (uint64_t)(uintptr_t)chunk;
+}
+
+/* The chunk holding `p`, or NULL for any address mulch did not map.
+ * Never dereferences `p`. */
+static inline chunk_t *chunk_of(const void *p) {
+    uintptr_t a = (uintptr_t)p;
+    if (mulch_unlikely(a >> CHUNK_MAP_ADDRESS_BITS)) return NULL;
+    uintptr_t region = a >> MULCH_REGION_SHIFT;
+    chunk_t **leaf = atomic_load_explicit(&chunk_map_top[region >> CHUNK_MAP_LEVEL_BITS],
+                                          memory_order_acquire);
+    if (mulch_unlikely(leaf == NULL)) return NULL;
+    _Atomic(chunk_t *) *slot = (_Atomic(chunk_t *) *)&leaf[region & ((1u << CHUNK_MAP_LEVEL_BITS) - 1)];
+    return atomic_load_explicit(slot, memory_order_acquire);
+}
+
+/* ---- blocks and spans (span.c) ------------------------------------------ */
+static inline unsigned char *block_start(const chunk_t *chunk, const block_t *b) {
+    return (unsigned char *)chunk + ((size_t)b->index << chunk->block_shift);
+}
+/* Descriptor of the block holding p (p inside a blocks chunk). */
+static inline block_t *block_at(chunk_t *chunk, const void *p) {
+    size_t i = ((uintptr_t)p - (uintptr_t)chunk) >> chunk->block_shift;
+    return &chunk->blocks[i];
+}
+static inline block_t *block_head(block_t *b) {
+    return b->kind == BLOCK_TAIL ? b - b->head_offset : b;
+}
+
+/* Take a span of n blocks (committed) for kind; NULL at the limit or OOM.
+ * Caller holds pool->lock. */
+MULCH_INTERNAL block_t *span_acquire_locked(pool_t *pool, uint32_t n, uint8_t kind);
+/* Return a span to the free bins, coalescing; caller holds pool->lock. */
+MULCH_INTERNAL void span_release_locked(pool_t *pool, block_t *head);
+/* Decommit free spans (and unmap empty chunks) until free_committed <= target. */
+MULCH_INTERNAL size_t span_trim_locked(pool_t *pool, size_t target);
+MULCH_INTERNAL void chunks_unmap_all_locked(pool_t *pool);
+
+/* A small span's descriptor is trusted by the free fast path; this word,
+ * set when the span gets its class, ties the fields it trusts together so
+ * that a stray write into the descriptor is reported instead of followed. */
+static inline uint32_t block_check_of(const pool_t *pool, const block_t *b) {
+    uint64_t x = pool->key ^ (uint64_t)(uintptr_t)b->start ^ ((uint64_t)b->cell_size << 32)
+                 ^ ((uint64_t)b->size_class << 16) ^ b->kind;
+    return (uint32_t)(x ^ (x >> 32));
+}
+
+/* ---- cells ------------------------------------------------------------- */
+static inline uintptr_t cell_free_mark(const pool_t *pool, const void *cell) {
+    return (uintptr_t)(pool->key ^ ((uint64_t)(uintptr_t)cell * UINT64_C(0x9E3779B97F4A7C15)));
+}
+/* Free-list links are stored encoded so that a stray write into a freed cell
+ * is caught when the list is popped, not followed. */
+static inline uintptr_t cell_link_encode(const pool_t *pool, const void *cell, const void *next) {
+    return (uintptr_t)next ^ (uintptr_t)pool->key ^ ((uintptr_t)cell >> 4);
+}
+static inline void *cell_link_decode(const pool_t *pool, const void *cell, uintptr_t stored) {
+    return (void *)(stored ^ (uintptr_t)pool->key ^ ((uintptr_t)cell >> 4));
+}
+static inline void cell_mark_free(const pool_t *pool, void *cell, const void *next) {
+    uintptr_t *w = (uintptr_t *)cell;
+    w[0] = cell_link_encode(pool, cell, next);
+    w[1] = cell_free_mark(pool, cell);
+}
+static inline uint32_t cell_divide(uint64_t divisor, size_t offset) {
+    __extension__ typedef unsigned __int128 u128;
+    return (uint32_t)(((u128)divisor * (uint64_t)offset) >> 64);
+}
+static inline uint64_t cell_divisor(uint32_t cell_size) {
+    return UINT64_MAX / cell_size + 1;
+}
+
+/* ---- thread heaps (thread_heap.c) ---------------------------------------- */
+typedef struct tls_cache {
+    uint64_t       pool_id;
+    thread_heap_t *heap;
+    thread_heap_t *list;
+} tls_cache_t;
+#if defined(__GNUC__)
+MULCH_INTERNAL extern _Thread_local tls_cache_t mulch_tls __attribute__((tls_model("initial-exec")));
+#else
+MULCH_INTERNAL extern _Thread_local tls_cache_t mulch_tls;
+#endif
+
+MULCH_INTERNAL thread_heap_t *heap_lookup_slow(pool_t *pool);
+static inline thread_heap_t *heap_current(pool_t *pool) {
+    if (mulch_likely(mulch_tls.pool_id == pool->id)) return mulch_tls.heap;
+    return heap_lookup_slow(pool);
+}
+MULCH_INTERNAL void heaps_forget_pool(pool_t *pool);
+
+static inline void counter_add_u64(_Atomic uint64_t *c, uint64_t d) {
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + d, memory_order_relaxed);
+}
+static inline void counter_add_i64(_Atomic int64_t *c, int64_t d) {
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + d, memory_order_relaxed);
+}
+static inline void pool_counter_add(_Atomic size_t *c, ptrdiff_t d) {
+    atomic_fetch_add_explicit(c, (size_t)d, memory_order_relaxed);
+}
+/* Caller holds pool->lock. Fails (false) past the limit. */
+MULCH_INTERNAL bool pool_commit_locked(pool_t *pool, size_t bytes);
+MULCH_INTERNAL void pool_uncommit_locked(pool_t *pool, size_t bytes);
+
+/* ---- small allocation (alloc.c, free.c) ------------------------------------ */
+MULCH_INTERNAL void *small_alloc_slow(pool_t *pool, thread_heap_t *heap, size_t size, const leak_site_t *site);
+MULCH_INTERNAL void  small_free_slow(pool_t *pool, block_t *b, void *p);
+MULCH_INTERNAL void  heap_abandon(thread_heap_t *heap);
+/* Moves cells freed by other threads to b's local free list; returns how many. */
+MULCH_INTERNAL uint32_t block_collect(pool_t *pool, block_t *b);
+
+/* Splices span b (owned by heap) into its bin right behind the span being
+ * allocated from, so that allocation keeps going where it was. */
+static inline void heap_bin_insert_second(thread_heap_t *heap, block_t *b) {
+    block_t *head = heap->bins[b->size_class];
+    if (head == NULL) {
+        b->next = b->prev = NULL;
+        heap->bins[b->size_class] = b;
+        return;
+    }
+    b->prev = head;
+    b->next = head->next;
+    if (head->next) head->next->prev = b;
+    head->next = b;
+}
+MULCH_INTERNAL void  block_sites_release(block_t *b);
+
+/* ---- pointer classification (free.c) --------------------------------------- */
+typedef struct pointer_info {
+    chunk_t *chunk;
+    block_t *block;       /* SMALL spans */
+    uint32_t cell_index;
+    size_t   usable;
+} pointer_info_t;
+/* Classifies p as a live allocation of pool; on misuse reports
+ * "<fn>: <problem>" and returns false. */
+MULCH_INTERNAL bool pointer_check(pool_t *pool, const void *p, const char *fn, pointer_info_t *out);
+
+/* ---- huge objects (huge.c) ------------------------------------------------ */
+MULCH_INTERNAL void  *huge_alloc(pool_t *pool, size_t size, size_t align, const leak_site_t *site);
+MULCH_INTERNAL void   huge_free(pool_t *pool, chunk_t *chunk);
+MULCH_INTERNAL size_t huge_cache_flush_locked(pool_t *pool);
+MULCH_INTERNAL void   huge_unmap_all_locked(pool_t *pool);
+
+/* ---- leak tracking (leak.c) ------------------------------------------------- */
+MULCH_INTERNAL bool block_sites_attach(pool_t *pool, block_t *b);
+
+#endif /* MULCH_POOL_INTERNAL_H */

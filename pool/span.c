@@ -1,0 +1,250 @@
+/* span.c — chunks and spans: where blocks come from and go back to.
+ *
+ * All functions here run under pool->lock. A chunk's usable blocks are
+ * always covered exactly by spans: in-use spans (head + BLOCK_TAIL blocks)
+ * and free spans (every block BLOCK_FREE; the head's span_blocks gives the
+ * length and the last block's head_offset leads back to the head, which is
+ * what coalescing with the left neighbour needs). Free spans sit in
+ * pool->free_spans[bin], bin = floor(log2(length)), LIFO so that recently
+ * freed (still resident) blocks are reused first. Two free spans are never
+ * adjacent: release merges them.
+ *
+ * Accounting: a block is BLOCK_COMMITTED from the time it is handed out
+ * until a trim decommits it; pool->committed counts those blocks plus each
+ * chunk's header pages, and is what `limit` caps and bytes_reserved shows.
+ */
+#include "pool_internal.h"
+
+static unsigned span_bin(uint32_t n) {
+    unsigned bin = 31u - (unsigned)__builtin_clz(n);
+    return bin < MULCH_SPAN_BINS ? bin : MULCH_SPAN_BINS - 1;
+}
+
+static void bin_insert(pool_t *pool, block_t *head) {
+    block_t **list = &pool->free_spans[span_bin(head->span_blocks)];
+    head->prev = NULL;
+    head->next = *list;
+    if (*list) (*list)->prev = head;
+    *list = head;
+}
+
+static void bin_remove(pool_t *pool, block_t *head) {
+    if (head->prev) head->prev->next = head->next;
+    else pool->free_spans[span_bin(head->span_blocks)] = head->next;
+    if (head->next) head->next->prev = head->prev;
+    head->next = head->prev = NULL;
+}
+
+static void span_set_free_length(block_t *head, uint32_t n) {
+    head->span_blocks = n;
+    head->head_offset = 0;
+    head[n - 1].head_offset = n - 1;
+}
+
+bool pool_commit_locked(pool_t *pool, size_t bytes) {
+    size_t now = atomic_load_explicit(&pool->committed, memory_order_relaxed);
+    if (pool->limit && (bytes > pool->limit || now > pool->limit - bytes)) return false;
+    now += bytes;
+    atomic_store_explicit(&pool->committed, now, memory_order_relaxed);
+    if (now > atomic_load_explicit(&pool->peak_committed, memory_order_relaxed))
+        atomic_store_explicit(&pool->peak_committed, now, memory_order_relaxed);
+    return true;
+}
+
+void pool_uncommit_locked(pool_t *pool, size_t bytes) {
+    pool_counter_add(&pool->committed, -(ptrdiff_t)bytes);
+}
+
+static chunk_t *chunk_create_locked(pool_t *pool) {
+    size_t header = (offsetof(chunk_t, blocks) + pool->blocks_per_chunk * sizeof(block_t)
+                     + MULCH_PAGE - 1) & ~(MULCH_PAGE - 1);
+    if (!pool_commit_locked(pool, header)) return NULL;
+    chunk_t *chunk = os_map_aligned(pool->chunk_size, MULCH_REGION);
+    if (chunk == NULL) {
+        pool_uncommit_locked(pool, header);
+        return NULL;
+    }
+    chunk->kind = CHUNK_BLOCKS;
+    chunk->block_shift = pool->block_shift;
+    chunk->pool = pool;
+    chunk->size = pool->chunk_size;
+    chunk->block_count = pool->blocks_per_chunk;
+    chunk->first_block = pool->header_blocks;
+    chunk->header_committed = (uint32_t)header;
+    chunk->side_per_block = pool->side_per_block;
+    chunk->side = (unsigned char *)chunk + offsetof(chunk_t, blocks)
+                  + pool->blocks_per_chunk * sizeof(block_t);
+    for (uint32_t i = 0; i < chunk->block_count; i++) {
+        block_t *b = &chunk->blocks[i];
+        b->index = i;
+        b->chunk = chunk;
+        b->kind = i < chunk->first_block ? BLOCK_HEADER : BLOCK_FREE;
+    }
+    chunk->magic = chunk_magic_of(chunk);
+    if (!chunk_map_insert(chunk)) {
+        os_unmap(chunk, pool->chunk_size);
+        pool_uncommit_locked(pool, header);
+        return NULL;
+    }
+    uint32_t usable = chunk->block_count - chunk->first_block;
+    chunk->free_blocks = usable;
+    span_set_free_length(&chunk->blocks[chunk->first_block], usable);
+    bin_insert(pool, &chunk->blocks[chunk->first_block]);
+    chunk->next = pool->chunks;
+    if (pool->chunks) pool->chunks->prev = chunk;
+    pool->chunks = chunk;
+    pool_counter_add(&pool->mapped, (ptrdiff_t)chunk->size);
+    return chunk;
+}
+
+static block_t *span_find_locked(pool_t *pool, uint32_t n) {
+    for (unsigned bin = span_bin(n); bin < MULCH_SPAN_BINS; bin++)
+        for (block_t *s = pool->free_spans[bin]; s; s = s->next)
+            if (s->span_blocks >= n) return s;
+    return NULL;
+}
+
+static size_t span_uncommitted_bytes(const pool_t *pool, const block_t *head, uint32_t n) {
+    size_t bytes = 0;
+    for (uint32_t i = 0; i < n; i++)
+        if (!(head[i].flags & BLOCK_COMMITTED)) bytes += pool->block_size;
+    return bytes;
+}
+
+block_t *span_acquire_locked(pool_t *pool, uint32_t n, uint8_t kind) {
+    if (n == 0 || n > pool->blocks_per_chunk - pool->header_blocks) return NULL;
+    block_t *s = span_find_locked(pool, n);
+    size_t need = s ? span_uncommitted_bytes(pool, s, n) : 0;
+    bool fits = s != NULL && pool_commit_locked(pool, need);
+    if (!fits) {
+        /* Give back what is idle and try once more: at the limit, cached
+         * huge mappings, a free chunk or decommitted spans make room. */
+        huge_cache_flush_locked(pool);
+        span_trim_locked(pool, 0);
+        s = span_find_locked(pool, n);
+        if (s == NULL && chunk_create_locked(pool) != NULL) s = span_find_locked(pool, n);
+        if (s == NULL) return NULL;
+        need = span_uncommitted_bytes(pool, s, n);
+        if (!pool_commit_locked(pool, need)) return NULL;
+    }
+    bin_remove(pool, s);
+    uint32_t length = s->span_blocks;
+    if (length > n) {
+        span_set_free_length(s + n, length - n);
+        bin_insert(pool, s + n);
+    }
+    size_t was_committed = (size_t)n * pool->block_size - need;
+    pool_counter_add(&pool->free_committed, -(ptrdiff_t)was_committed);
+    s->chunk->free_blocks -= n;
+    for (uint32_t i = 0; i < n; i++) {
+        block_t *b = &s[i];
+        b->kind = i == 0 ? kind : BLOCK_TAIL;
+        b->head_offset = i;
+        b->flags = BLOCK_COMMITTED;
+        b->next = b->prev = NULL;
+    }
+    s->span_blocks = n;
+    return s;
+}
+
+void span_release_locked(pool_t *pool, block_t *head) {
+    chunk_t *chunk = head->chunk;
+    uint32_t n = head->span_blocks;
+    size_t committed = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        block_t *b = &head[i];
+        b->kind = BLOCK_FREE;
+        b->flags &= BLOCK_COMMITTED;
+        if (b->flags & BLOCK_COMMITTED) committed += pool->block_size;
+        b->external_owner = NULL;
+        atomic_store_explicit(&b->owner, NULL, memory_order_relaxed);
+        atomic_store_explicit(&b->thread_free, 0, memory_order_relaxed);
+    }
+    pool_counter_add(&pool->free_committed, (ptrdiff_t)committed);
+    chunk->free_blocks += n;
+    uint32_t index = head->index;
+    if (index + n < chunk->block_count && chunk->blocks[index + n].kind == BLOCK_FREE) {
+        block_t *right = &chunk->blocks[index + n];
+        bin_remove(pool, right);
+        n += right->span_blocks;
+    }
+    if (index > chunk->first_block && chunk->blocks[index - 1].kind == BLOCK_FREE) {
+        block_t *left = &chunk->blocks[index - 1];
+        left -= left->head_offset;
+        bin_remove(pool, left);
+        n += left->span_blocks;
+        head = left;
+    }
+    span_set_free_length(head, n);
+    bin_insert(pool, head);
+}
+
+static bool chunk_is_empty(const chunk_t *chunk) {
+    return chunk->free_blocks == chunk->block_count - chunk->first_block;
+}
+
+static size_t chunk_unmap_locked(pool_t *pool, chunk_t *chunk) {
+    size_t committed = chunk->header_committed;
+    size_t free_committed = 0;
+    for (uint32_t i = chunk->first_block; i < chunk->block_count; i++) {
+        block_t *b = &chunk->blocks[i];
+        if (b->kind == BLOCK_SMALL) block_sites_release(b);
+        if (b->flags & BLOCK_COMMITTED) {
+            committed += pool->block_size;
+            if (b->kind == BLOCK_FREE) free_committed += pool->block_size;
+        }
+    }
+    pool_uncommit_locked(pool, committed);
+    pool_counter_add(&pool->free_committed, -(ptrdiff_t)free_committed);
+    pool_counter_add(&pool->mapped, -(ptrdiff_t)chunk->size);
+    if (chunk->prev) chunk->prev->next = chunk->next;
+    else pool->chunks = chunk->next;
+    if (chunk->next) chunk->next->prev = chunk->prev;
+    chunk_map_remove(chunk);
+    chunk->magic = 0;
+    os_unmap(chunk, chunk->size);
+    return committed;
+}
+
+static size_t span_decommit_locked(pool_t *pool, block_t *head) {
+    size_t released = 0;
+    uint32_t n = head->span_blocks;
+    uint32_t i = 0;
+    while (i < n) {
+        if (!(head[i].flags & BLOCK_COMMITTED)) { i++; continue; }
+        uint32_t j = i;
+        while (j < n && (head[j].flags & BLOCK_COMMITTED)) head[j++].flags &= (uint8_t)~BLOCK_COMMITTED;
+        size_t bytes = (size_t)(j - i) * pool->block_size;
+        os_decommit(block_start(head->chunk, &head[i]), bytes);
+        released += bytes;
+        i = j;
+    }
+    pool_uncommit_locked(pool, released);
+    pool_counter_add(&pool->free_committed, -(ptrdiff_t)released);
+    return released;
+}
+
+size_t span_trim_locked(pool_t *pool, size_t target) {
+    size_t released = 0;
+    /* Whole chunks first: unmapping also returns their header pages. */
+    for (chunk_t *chunk = pool->chunks, *next; chunk; chunk = next) {
+        next = chunk->next;
+        if (atomic_load_explicit(&pool->free_committed, memory_order_relaxed) <= target) break;
+        if (!chunk_is_empty(chunk)) continue;
+        bin_remove(pool, &chunk->blocks[chunk->first_block]);
+        released += chunk_unmap_locked(pool, chunk);
+    }
+    for (int bin = MULCH_SPAN_BINS - 1; bin >= 0; bin--) {
+        for (block_t *s = pool->free_spans[bin]; s; s = s->next) {
+            if (atomic_load_explicit(&pool->free_committed, memory_order_relaxed) <= target)
+                return released;
+            released += span_decommit_locked(pool, s);
+        }
+    }
+    return released;
+}
+
+void chunks_unmap_all_locked(pool_t *pool) {
+    while (pool->chunks) chunk_unmap_locked(pool, pool->chunks);
+    for (unsigned bin = 0; bin < MULCH_SPAN_BINS; bin++) pool->free_spans[bin] = NULL;
+}

@@ -1,0 +1,101 @@
+/* thread_heap.c — one private heap per (thread, pool), found through TLS.
+ *
+ * mulch_tls caches the heap of the pool this thread used last; a miss walks
+ * the thread's own list (heap_lookup_slow), creating the heap on first use.
+ * Pool ids are never reused, so a stale cache entry for a destroyed pool can
+ * never match a new pool, even one created at the same address.
+ *
+ * registry_lock orders the two events that retire a heap:
+ *   - its thread exits (thread_exit, a pthread key destructor): the heap's
+ *     spans are abandoned to the pool, then the heap is unmapped;
+ *   - its pool is destroyed (heaps_forget_pool): heaps of the calling thread
+ *     are unmapped at once, other threads' heaps are marked dead and
+ *     unmapped by their thread later (at exit or its next heap creation).
+ * A heap's `dead` flag is read and written only under registry_lock.
+ */
+#include "pool_internal.h"
+
+_Thread_local tls_cache_t mulch_tls;
+
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_key_t exit_key;
+static pthread_once_t exit_key_once = PTHREAD_ONCE_INIT;
+static bool exit_key_ok;
+
+static void thread_exit(void *unused) {
+    (void)unused;
+    pthread_mutex_lock(&registry_lock);
+    thread_heap_t *heap = mulch_tls.list;
+    mulch_tls.list = NULL;
+    mulch_tls.heap = NULL;
+    mulch_tls.pool_id = 0;
+    while (heap) {
+        thread_heap_t *next = heap->thread_next;
+        if (!heap->dead) heap_abandon(heap);
+        os_unmap(heap, sizeof(thread_heap_t));
+        heap = next;
+    }
+    pthread_mutex_unlock(&registry_lock);
+}
+
+static void exit_key_create(void) {
+    exit_key_ok = pthread_key_create(&exit_key, thread_exit) == 0;
+}
+
+/* Unmaps this thread's heaps whose pool is gone. Caller holds registry_lock. */
+static void heaps_sweep_dead_locked(void) {
+    thread_heap_t **link = &mulch_tls.list;
+    while (*link) {
+        thread_heap_t *heap = *link;
+        if (heap->dead) {
+            *link = heap->thread_next;
+            os_unmap(heap, sizeof(thread_heap_t));
+        } else {
+            link = &heap->thread_next;
+        }
+    }
+}
+
+thread_heap_t *heap_lookup_slow(pool_t *pool) {
+    for (thread_heap_t *heap = mulch_tls.list; heap; heap = heap->thread_next) {
+        if (heap->pool_id == pool->id) {
+            mulch_tls.pool_id = pool->id;
+            mulch_tls.heap = heap;
+            return heap;
+        }
+    }
+    pthread_once(&exit_key_once, exit_key_create);
+    thread_heap_t *heap = os_map(sizeof(thread_heap_t));
+    if (heap == NULL) return NULL;
+    heap->pool_id = pool->id;
+    heap->pool = pool;
+
+    pthread_mutex_lock(&registry_lock);
+    heaps_sweep_dead_locked();
+    heap->thread_next = mulch_tls.list;
+    mulch_tls.list = heap;
+    pthread_mutex_unlock(&registry_lock);
+
+    pthread_mutex_lock(&pool->lock);
+    heap->pool_next = pool->heaps;
+    if (pool->heaps) pool->heaps->pool_prev = heap;
+    pool->heaps = heap;
+    pthread_mutex_unlock(&pool->lock);
+
+    if (exit_key_ok) pthread_setspecific(exit_key, heap);
+    mulch_tls.pool_id = pool->id;
+    mulch_tls.heap = heap;
+    return heap;
+}
+
+void heaps_forget_pool(pool_t *pool) {
+    pthread_mutex_lock(&registry_lock);
+    for (thread_heap_t *heap = pool->heaps; heap; heap = heap->pool_next) heap->dead = 1;
+    heaps_sweep_dead_locked();
+    if (mulch_tls.pool_id == pool->id) {
+        mulch_tls.pool_id = 0;
+        mulch_tls.heap = NULL;
+    }
+    pool->heaps = NULL;
+    pthread_mutex_unlock(&registry_lock);
+}

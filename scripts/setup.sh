@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# setup.sh — make sure this Debian/Ubuntu machine has what mulch's build,
+# tests, benchmarks and CI need. Quiet and quick when everything is there;
+# installs what is missing when run as root; otherwise prints the command.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# Debian package names. Tools: compilers, cmake+ninja, pkg-config.
+# Libraries: libatomic_ops (linked), cmocka (tests), and the peers the
+# benchmarks compare against (Boehm GC, mimalloc, jemalloc). valgrind and
+# gnuplot for the performance work.
+PACKAGES=(
+    cmake
+    ninja-build
+    gcc
+    g++
+    libc6-dev
+    pkg-config
+    libatomic-ops-dev
+    libcmocka-dev
+    libgc-dev
+    libmimalloc-dev
+    libjemalloc-dev
+    valgrind
+    gnuplot-nox
+)
+
+# Lines "<package> installed" for every installed package among the arguments.
+installed_list() {
+    dpkg-query -W -f='${Package} ${db:Status-Status}\n' "$@" 2>/dev/null | grep ' installed$' || true
+}
+
+if ! command -v dpkg-query >/dev/null 2>&1; then
+    echo "setup.sh: dpkg-query not found: this script knows Debian/Ubuntu only." >&2
+    echo "setup.sh: install the equivalents of: ${PACKAGES[*]}" >&2
+    exit 1
+fi
+
+installed=$(installed_list "${PACKAGES[@]}")
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+    grep -qx "$pkg installed" <<<"$installed" || missing+=("$pkg")
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+    exit 0
+fi
+
+install_cmd="apt-get install -y --no-install-recommends ${missing[*]}"
+if [ "$(id -u)" -ne 0 ]; then
+    echo "setup.sh: missing packages: ${missing[*]}" >&2
+    echo "setup.sh: run as root:" >&2
+    echo "  apt-get update && DEBIAN_FRONTEND=noninteractive $install_cmd" >&2
+    exit 1
+fi
+
+echo "setup.sh: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt_opts=(-q -o DPkg::Lock::Timeout=300)
+apt-get "${apt_opts[@]}" update </dev/null
+apt-get "${apt_opts[@]}" install -y --no-install-recommends "${missing[@]}" </dev/null
+
+installed=$(installed_list "${missing[@]}")
+still=()
+for pkg in "${missing[@]}"; do
+    grep -qx "$pkg installed" <<<"$installed" || still+=("$pkg")
+done
+if [ "${#still[@]}" -ne 0 ]; then
+    echo "setup.sh: still missing after apt-get: ${still[*]}" >&2
+    exit 1
+fi
+echo "setup.sh: done"

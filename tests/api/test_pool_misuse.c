@@ -1,0 +1,967 @@
+/* test_pool_misuse.c — detected misuse of the pool (API.md "Errors and
+ * misuse"): each misuse produces exactly one error-handler call whose `what`
+ * starts with the function's name and whose `ptr` is the pointer passed; it
+ * is otherwise ignored and the pool stays fully usable. OOM is not misuse.
+ *
+ * Deterministic (seed from MULCH_TEST_SEED or a fixed default, printed at the
+ * start of each test and in every failure message). */
+#include <inttypes.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <mulch/pool.h>
+
+#define KiB ((size_t)1024)
+#define MiB ((size_t)1024 * 1024)
+
+/* ------------------------------------------------------------------------ */
+/* Seed / PRNG                                                               */
+
+#define DEFAULT_SEED UINT64_C(0x6d756c6368f00d02)
+static uint64_t g_seed = DEFAULT_SEED;
+
+static uint64_t mix64(uint64_t z)
+{
+    z += UINT64_C(0x9e3779b97f4a7c15);
+    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+    return z ^ (z >> 31);
+}
+
+typedef struct { uint64_t s; } rng_t;
+
+static uint64_t rng_next(rng_t *r)
+{
+    r->s += UINT64_C(0x9e3779b97f4a7c15);
+    uint64_t z = r->s;
+    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+    return z ^ (z >> 31);
+}
+
+static uint64_t rng_below(rng_t *r, uint64_t n) { return n ? rng_next(r) % n : 0; }
+
+static rng_t test_rng(const char *name)
+{
+    uint64_t h = g_seed;
+    for (const char *c = name; *c; c++) h = mix64(h ^ (unsigned char)*c);
+    rng_t r = { h };
+    return r;
+}
+
+#define TEST_START() print_message("[%s] seed=0x%016" PRIx64 "\n", __func__, g_seed)
+
+#define T_FAIL(...) \
+    do { \
+        print_error("FAIL %s:%d [seed=0x%016" PRIx64 "]: ", __FILE__, __LINE__, g_seed); \
+        print_error(__VA_ARGS__); \
+        print_error("\n"); \
+        fail(); \
+    } while (0)
+
+#define EXPECT_EQ(a, b) \
+    do { \
+        uintmax_t a_ = (uintmax_t)(a), b_ = (uintmax_t)(b); \
+        if (a_ != b_) T_FAIL("%s == %s: %ju != %ju", #a, #b, a_, b_); \
+    } while (0)
+#define EXPECT_GE(a, b) \
+    do { \
+        uintmax_t a_ = (uintmax_t)(a), b_ = (uintmax_t)(b); \
+        if (!(a_ >= b_)) T_FAIL("%s >= %s: %ju < %ju", #a, #b, a_, b_); \
+    } while (0)
+#define EXPECT_NONNULL(p, ...) \
+    do { \
+        if ((p) == NULL) { \
+            print_error("context: "); print_error(__VA_ARGS__); print_error("\n"); \
+            T_FAIL("%s is NULL", #p); \
+        } \
+    } while (0)
+
+/* ------------------------------------------------------------------------ */
+/* Patterns                                                                  */
+
+static void *launder(void *p)
+{
+#if defined(__GNUC__)
+    __asm__ volatile("" : "+r"(p) : : "memory");
+#endif
+    return p;
+}
+
+static uint64_t pat_word(uint64_t tag, size_t i)
+{
+    return tag ^ ((uint64_t)(i + 1) * UINT64_C(0x9e3779b97f4a7c15));
+}
+
+static void fill(void *p, size_t n, uint64_t tag)
+{
+    unsigned char *b = launder(p);
+    size_t i;
+    for (i = 0; i < n / 8; i++) {
+        uint64_t w = pat_word(tag, i);
+        memcpy(b + i * 8, &w, 8);
+    }
+    if (n % 8) {
+        uint64_t w = pat_word(tag, i);
+        memcpy(b + i * 8, &w, n % 8);
+    }
+}
+
+static size_t check(const void *p, size_t n, uint64_t tag)
+{
+    const unsigned char *b = launder((void *)(uintptr_t)p);
+    size_t i;
+    for (i = 0; i < n / 8; i++) {
+        uint64_t w = pat_word(tag, i), got;
+        memcpy(&got, b + i * 8, 8);
+        if (got != w)
+            for (size_t k = 0; k < 8; k++)
+                if (((const unsigned char *)&w)[k] != b[i * 8 + k]) return i * 8 + k;
+    }
+    if (n % 8) {
+        uint64_t w = pat_word(tag, i);
+        for (size_t k = 0; k < n % 8; k++)
+            if (((const unsigned char *)&w)[k] != b[i * 8 + k]) return i * 8 + k;
+    }
+    return SIZE_MAX;
+}
+
+#define EXPECT_PATTERN(p, n, tag) \
+    do { \
+        size_t bad_ = check((p), (n), (tag)); \
+        if (bad_ != SIZE_MAX) \
+            T_FAIL("contents of %s (%p, %zu bytes) damaged at offset %zu", #p, \
+                   (const void *)(p), (size_t)(n), bad_); \
+    } while (0)
+
+/* ------------------------------------------------------------------------ */
+/* Recording error handler                                                   */
+
+static struct {
+    pthread_mutex_t mu;
+    unsigned long count;
+    char what[512];
+    const void *ptr;
+    void *ctx;
+} g_rec = { PTHREAD_MUTEX_INITIALIZER, 0, "", NULL, NULL };
+
+static int g_ctx_token;
+
+static void rec_handler(const char *what, const void *ptr, void *ctx)
+{
+    pthread_mutex_lock(&g_rec.mu);
+    g_rec.count++;
+    snprintf(g_rec.what, sizeof g_rec.what, "%s", what ? what : "(null)");
+    g_rec.ptr = ptr;
+    g_rec.ctx = ctx;
+    pthread_mutex_unlock(&g_rec.mu);
+}
+
+static unsigned long rec_count(void)
+{
+    pthread_mutex_lock(&g_rec.mu);
+    unsigned long n = g_rec.count;
+    pthread_mutex_unlock(&g_rec.mu);
+    return n;
+}
+
+static mulch_error_fn g_prev_handler;
+
+static int setup_rec(void **state)
+{
+    (void)state;
+    pthread_mutex_lock(&g_rec.mu);
+    g_rec.count = 0;
+    g_rec.what[0] = 0;
+    g_rec.ptr = NULL;
+    g_rec.ctx = NULL;
+    pthread_mutex_unlock(&g_rec.mu);
+    g_prev_handler = mulch_set_error_handler(rec_handler, &g_ctx_token);
+    return 0;
+}
+
+static int teardown_rec(void **state)
+{
+    (void)state;
+    mulch_error_fn mine = mulch_set_error_handler(g_prev_handler, NULL);
+    if (mine != rec_handler) {
+        print_error("teardown: the installed handler was %p, not rec_handler\n",
+                    (void *)(uintptr_t)mine);
+        return -1;
+    }
+    return 0;
+}
+
+/* Exactly one report since `before`, `what` starting with `prefix`, naming
+   `ptr`, with our ctx. */
+#define EXPECT_ONE_REPORT(before, prefix, p) \
+    expect_one_report_((before), (prefix), (const void *)(p), #p, __LINE__)
+
+static void expect_one_report_(unsigned long before, const char *prefix, const void *ptr,
+                               const char *expr, int line)
+{
+    pthread_mutex_lock(&g_rec.mu);
+    unsigned long n = g_rec.count - before;
+    char what[512];
+    memcpy(what, g_rec.what, sizeof what);
+    const void *got = g_rec.ptr;
+    void *ctx = g_rec.ctx;
+    pthread_mutex_unlock(&g_rec.mu);
+    if (n != 1)
+        T_FAIL("(line %d) misuse with %s = %p: %lu error-handler calls, expected 1 "
+               "(last: \"%s\" ptr %p)", line, expr, ptr, n, what, got);
+    if (strncmp(what, prefix, strlen(prefix)) != 0)
+        T_FAIL("(line %d) report \"%s\" does not start with \"%s\"", line, what, prefix);
+    if (got != ptr)
+        T_FAIL("(line %d) report \"%s\" names ptr %p, the caller passed %s = %p", line, what,
+               got, expr, ptr);
+    if (ctx != &g_ctx_token)
+        T_FAIL("(line %d) handler ctx %p, expected %p", line, ctx, (void *)&g_ctx_token);
+}
+
+#define EXPECT_NO_REPORTS(before) \
+    do { \
+        unsigned long n_ = rec_count() - (before); \
+        if (n_ != 0) \
+            T_FAIL("expected no error-handler call, got %lu (last: \"%s\" ptr %p)", n_, \
+                   g_rec.what, g_rec.ptr); \
+    } while (0)
+
+/* ------------------------------------------------------------------------ */
+/* Helpers                                                                   */
+
+static pool_stats_t stats_of(pool_t *pool)
+{
+    pool_stats_t s;
+    memset(&s, 0xCD, sizeof s);
+    pool_get_stats(pool, &s);
+    return s;
+}
+
+static int cmp_ptr(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t) * (void *const *)a, y = (uintptr_t) * (void *const *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* No two of the n live pointers are equal. */
+static void expect_all_distinct(void **v, size_t n, size_t size)
+{
+    void **c = malloc(n * sizeof *c);
+    assert_non_null(c);
+    memcpy(c, v, n * sizeof *c);
+    qsort(c, n, sizeof *c, cmp_ptr);
+    for (size_t i = 1; i < n; i++)
+        if (c[i] == c[i - 1]) {
+            void *dup = c[i];
+            free(c);
+            T_FAIL("the pool handed out %p twice (size %zu) among %zu live allocations", dup,
+                   size, n);
+        }
+    free(c);
+}
+
+/* The pool is fully usable: a few thousand objects of mixed sizes can be
+   allocated, hold their contents, are all distinct, are counted exactly and
+   can be freed, without any report. */
+static void check_pool_usable(pool_t *pool, rng_t *r)
+{
+    enum { N = 3000 };
+    unsigned long r0 = rec_count();
+    pool_stats_t s0 = stats_of(pool);
+    void **v = malloc(N * sizeof *v);
+    size_t *sz = malloc(N * sizeof *sz);
+    assert_non_null(v);
+    assert_non_null(sz);
+    size_t in_use = 0;
+    for (size_t i = 0; i < N; i++) {
+        sz[i] = i % 500 == 7 ? 64 * KiB : i % 1500 == 11 ? MiB + 5 : (size_t)rng_below(r, 4097);
+        v[i] = pool_alloc(pool, sz[i]);
+        EXPECT_NONNULL(v[i], "pool_alloc(%zu) while checking usability", sz[i]);
+        size_t u = pool_usable_size(pool, v[i]);
+        EXPECT_GE(u, sz[i]);
+        in_use += u;
+        fill(v[i], sz[i], (uint64_t)(uintptr_t)v[i] ^ i);
+    }
+    expect_all_distinct(v, N, 0);
+    pool_stats_t s1 = stats_of(pool);
+    EXPECT_EQ(s1.live_allocations, s0.live_allocations + N);
+    EXPECT_EQ(s1.bytes_in_use, s0.bytes_in_use + in_use);
+    EXPECT_EQ(s1.allocs, s0.allocs + N);
+    for (size_t i = 0; i < N; i++) {
+        EXPECT_PATTERN(v[i], sz[i], (uint64_t)(uintptr_t)v[i] ^ i);
+        pool_free(pool, v[i]);
+    }
+    pool_stats_t s2 = stats_of(pool);
+    EXPECT_EQ(s2.live_allocations, s0.live_allocations);
+    EXPECT_EQ(s2.bytes_in_use, s0.bytes_in_use);
+    EXPECT_EQ(s2.frees, s0.frees + N);
+    EXPECT_NO_REPORTS(r0);
+    free(v);
+    free(sz);
+}
+
+/* Neighbours of the victim (same size, allocated around it) must survive. */
+typedef struct {
+    void *p[16];
+    size_t size;
+} neigh_t;
+
+static void neigh_alloc(pool_t *pool, neigh_t *n, size_t size, int first, int count)
+{
+    n->size = size;
+    for (int i = first; i < first + count; i++) {
+        n->p[i] = pool_alloc(pool, size);
+        EXPECT_NONNULL(n->p[i], "neighbour pool_alloc(%zu)", size);
+        fill(n->p[i], size, (uint64_t)(uintptr_t)n->p[i]);
+    }
+}
+
+static void neigh_check_free(pool_t *pool, neigh_t *n)
+{
+    for (int i = 0; i < 16; i++) {
+        EXPECT_PATTERN(n->p[i], n->size, (uint64_t)(uintptr_t)n->p[i]);
+        pool_free(pool, n->p[i]);
+    }
+}
+
+/* ======================================================================== */
+/* Double free                                                               */
+
+static void double_free_case(pool_t *pool, size_t size)
+{
+    neigh_t nb;
+    neigh_alloc(pool, &nb, size, 0, 8);
+    void *p = pool_alloc(pool, size);
+    EXPECT_NONNULL(p, "pool_alloc(%zu)", size);
+    neigh_alloc(pool, &nb, size, 8, 8);
+    fill(p, size, 42);
+    pool_stats_t s0 = stats_of(pool);
+    unsigned long r0 = rec_count();
+    pool_free(pool, p);
+    EXPECT_NO_REPORTS(r0);
+    pool_stats_t s1 = stats_of(pool);
+    EXPECT_EQ(s1.frees, s0.frees + 1);
+    EXPECT_EQ(s1.live_allocations + 1, s0.live_allocations);
+    pool_free(pool, p); /* double free */
+    EXPECT_ONE_REPORT(r0, "pool_free:", p);
+    pool_stats_t s2 = stats_of(pool);
+    EXPECT_EQ(s2.frees, s1.frees);
+    EXPECT_EQ(s2.live_allocations, s1.live_allocations);
+    EXPECT_EQ(s2.bytes_in_use, s1.bytes_in_use);
+    neigh_check_free(pool, &nb);
+}
+
+static void test_pool_double_free_small(void **state)
+{
+    (void)state;
+    TEST_START();
+    rng_t r = test_rng(__func__);
+    pool_t *pool = pool_create(NULL);
+    EXPECT_NONNULL(pool, "pool_create");
+    const size_t sizes[] = { 0, 1, 16, 64, 100, 1000, 4096 };
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) double_free_case(pool, sizes[i]);
+    check_pool_usable(pool, &r);
+    pool_stats_t s = stats_of(pool);
+    EXPECT_EQ(s.live_allocations, 0);
+    EXPECT_EQ(s.bytes_in_use, 0);
+    pool_destroy(pool);
+}
+
+static void test_pool_double_free_medium(void **state)
+{
+    (void)state;
+    TEST_START();
+    rng_t r = test_rng(__func__);
+    pool_t *pool = pool_create(NULL);
+    EXPECT_NONNULL(pool, "pool_create");
+    const size_t sizes[] = { 20 * KiB, 20000, 40 * KiB, 100 * KiB, 300 * KiB };
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) double_free_case(pool, sizes[i]);
+    check_pool_usable(pool, &r);
+    pool_stats_t s = stats_of(pool);
+    EXPECT_EQ(s.live_allocations, 0);
+    pool_destroy(pool);
+}
+
+static void test_pool_double_free_large(void **state)
+{
+    (void)state;
+    TEST_START();
+    rng_t r = test_rng(__func__);
+    pool_t *pool = pool_create(NULL);
+    EXPECT_NONNULL(pool, "pool_create");
+    unsigned long r0;
+    const size_t sizes[] = { MiB, MiB + 1, 3 * MiB + 5, 8 * MiB };
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        void *p = pool_alloc(pool, sizes[i]);
+        EXPECT_NONNULL(p, "pool_alloc(%zu)", sizes[i]);
+        fill(p, sizes[i], 1);
+        r0 = rec_count();
+        pool_free(pool, p);
+        EXPECT_NO_REPORTS(r0);
+        pool_stats_t s1 = stats_of(pool);
+        pool_free(pool, p);
+        EXPECT_ONE_REPORT(r0, "pool_free:", p);
+        pool_stats_t s2 = stats_of(pool);
+        EXPECT_EQ(s2.frees, s1.frees);
+        EXPECT_EQ(s2.live_allocations, s1.live_allocations);
+        EXPECT_EQ(s2.bytes_in_use, s1.bytes_in_use);
+        /* once more after a trim (the mapping may be gone now) */
+        (void)pool_trim(pool);
+        r0 = rec_count();
+        pool_free(pool, p);
+        EXPECT_ONE_REPORT(r0, "pool_free:", p);
+    }
+    double_free_case(pool, 2 * MiB);
+    check_pool_usable(pool, &r);
+    pool_stats_t s = stats_of(pool);
+    EXPECT_EQ(s.live_allocations, 0);
+    EXPECT_EQ(s.bytes_in_use, 0);
+    pool_destroy(pool);
+}
+
+typedef struct {
+    pool_t *pool;
+    void *p;
+} free_arg_t;
+
+static void *free_thread(void *arg)
+{
+    free_arg_t *a = arg;
+    pool_free(a->pool, a->p);
+    return NULL;
+}
+
+static void test_pool_double_free_cross_thread(void **state)
+{
+    (void)state;
+    TEST_START();
+    rng_t r = test_rng(__func__);
+    pool_t *pool = pool_create(NULL);
+    EXPECT_NONNULL(pool, "pool_create");
+    const size_t sizes[] = { 16, 64, 1000, 20 * KiB, 200 * KiB, MiB, 3 * MiB };
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        void *keep = pool_alloc(pool, sizes[i]); /* keeps the block alive */
+        EXPECT_NONNULL(keep, "pool_alloc(%zu)", sizes[i]);
+        fill(keep, sizes[i], 9);
+        void *p = pool_alloc(pool, sizes[i]);
+        EXPECT_NONNULL(p, "pool_alloc(%zu)", sizes[i]);
+        unsigned long r0 = rec_count();
+        pool_free(pool, p); /* first free: main thread */
+        EXPECT_NO_REPORTS(r0);
+        pool_stats_t s1 = stats_of(pool);
+        free_arg_t a = { pool, p };
+        pthread_t t;
+        EXPECT_EQ(pthread_create(&t, NULL, free_thread, &a), 0);
+        EXPECT_EQ(pthread_join(t, NULL), 0);
+        EXPECT_ONE_REPORT(r0, "pool_free:", p);
+        pool_stats_t s2 = stats_of(pool);
+        EXPECT_EQ(s2.frees, s1.frees);
+        EXPECT_EQ(s2.live_allocations, s1.live_allocations);
+        EXPECT_EQ(s2.bytes_in_use, s1.bytes_in_use);
+
+        /* and the reverse: first free on another thread, double free here */
+        p = pool_alloc(pool, sizes[i]);
+        EXPECT_NONNULL(p, "pool_alloc(%zu)", sizes[i]);
+        a.p = p;
+        r0 = rec_count();
+        EXPECT_EQ(pthread_create(&t, NULL, free_thread, &a), 0);
+        EXPECT_EQ(pthread_join(t, NULL), 0);
+        EXPECT_NO_REPORTS(r0);
+        pool_free(pool, p);
+        EXPECT_ONE_REPORT(r0, "pool_free:", p);
+
+        EXPECT_PATTERN(keep, sizes[i], 9);
+        pool_free(pool, keep);
+    }
+    check_pool_usable(pool, &r);
+    pool_stats_t s = stats_of(pool);
+    EXPECT_EQ(s.live_allocations, 0);
+    EXPECT_EQ(s.bytes_in_use, 0);
+    pool_destroy(pool);
+}
+
+/* "A freed cell is never handed out twice": after double frees (including
+   one where another free came in between), allocating many objects of the
+   same size never returns one address twice. */
+static void test_pool_double_free_never_duplicates_cells(void **state)
+{
+    (void)state;
+    TEST_START();
+    rng_t r = test_rng(__func__);
+    pool_t *pool = pool_create(NULL);
+    EXPECT_NONNULL(pool, "pool_create");
+    const size_t sizes[] = { 0, 16, 48, 64, 256, 1000, 3000, 20 * KiB, 100 * KiB };
+    enum { N = 5000 };
+    void **v = malloc(N * sizeof *v);
+    assert_non_null(v);
+    for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+        size_t size = sizes[si];
+        size_t n = size >= 16 * KiB ? 300 : N;
+        void *p = pool_alloc(pool, size), *q = pool_alloc(pool, size);
+        void *w = pool_alloc(pool, size);
+        EXPECT_NONNULL(p, "pool_alloc(%zu)", size);
+        EXPECT_NONNULL(q, "pool_alloc(%zu)", size);
+        EXPECT_NONNULL(w, "pool_alloc(%zu)", size);
+        unsigned long r0 = rec_count();
+        pool_free(pool, p);
+        pool_free(pool, p); /* immediate double free */
+        EXPECT_ONE_REPORT(r0, "pool_free:", p);
+        r0 = rec_count();
+        pool_free(pool, q);
+        pool_free(pool, w);
+        pool_free(pool, q); /* double free with another free in between */
+        EXPECT_ONE_REPORT(r0, "pool_free:", q);
+        pool_stats_t s0 = stats_of(pool);
+        EXPECT_EQ(s0.live_allocations, 0);
+        for (size_t i = 0; i < n; i++) {
+            v[i] = pool_alloc(pool, size);
+            EXPECT_NONNULL(v[i], "pool_alloc(%zu) #%zu", size, i);
+            fill(v[i], size, (uint64_t)i);
+        }
+        expect_all_distinct(v, n, size);
+        for (size_t i = 0; i < n; i++) EXPECT_PATTERN(v[i], size, (uint64_t)i);
+        pool_stats_t s1 = stats_of(pool);
+        EXPECT_EQ(s1.live_allocations, n);
+        r0 = rec_count();
+        for (size_t i = 0; i < n; i++) pool_free(pool, v[i]);
+        EXPECT_NO_REPORTS(r0);
+    }
+    free(v);
+    check_pool_usable(pool, &r);
+    pool_destroy(pool);
+}
+
+/* ======================================================================== */
+/* Pointers the pool does not own                                            */
+
+static void foreign_free(pool_t *pool, void *p)
+{
+    pool_stats_t s0 = stats_of(pool);
+    unsigned long r0 = rec_count();
+    pool_free(pool, p);
+    EXPECT_ONE_REPORT(r0, "pool_free:", p);
+    pool_stats_t s1 = stats_of(pool);
+    EXPECT_EQ(s1.frees, s0.frees);
+    EXPECT_EQ(s1.live_allocations, s0.live_allocations);
+    EXPECT_EQ(s1.bytes_in_use, s0.bytes_in_use);
+}
+
+static void test_pool_free_stack_address(void **state)
+{
+    (void)state;
+    TEST_START();
+    rng_t r = test_rng(__func__);
+    pool_t *pool = pool_create(NULL);
+    EXPECT_NONNULL(pool, "pool_create");
+    void *live = pool_alloc(pool, 64);
+    EXPECT_NONNULL(live, "pool_alloc(64)");
+    _Alignas(64) unsigned char local[256];
+    memset(local, 0x11, sizeof local);
+    foreign_free(pool, local);
+    foreign_free(pool, local + 16);
+    foreign_free(pool, local + 1);
+    int x = 5;
+    foreign_free(pool, &x);
+    for (size_t i = 0; i < sizeof local; i++)
+        if (local[i] != 0x11) T_FAIL("stack buffer byte %zu changed to 0x%02x", i, local[i]);
+    EXPECT_EQ(x, 5);
+    pool_free(pool, live);
+    check_pool_usable(pool, &r);
+    pool_destroy(pool);
+}
+
+static void test_pool_free_malloc_pointer(void **state)
+{
+    (void)state;
+    TEST_START();
+    rng_t r = test_rng(__func__);
+    pool_t *pool = pool_create(NULL);
+    EXPECT_NONNULL(pool, "pool_create");
+    void *live = pool_alloc(pool, 64);
+    EXPECT_NONNULL(live, "pool_alloc(64)");
+    const size_t sizes[] = { 16, 64, 1000, 200000, 5 * MiB };
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        void *m = malloc(sizes[i]);
+        assert_non_null(m);
+        fill(m, sizes[i], 77);
+        foreign_free(pool, m);
+        EXPECT_PATTERN(m, sizes[i], 77);
+        free(m);
+    }
+    /* a malloc'd pointer on a 64 KiB boundary, like a pool block start */
+    void *am = aligned_alloc(64 * KiB, 64 * KiB);
+    assert_non_null(am);
+    fill(am, 64 * KiB, 78);
+    foreign_free(pool, am);
+    foreign_free(pool, (char *)am + 16);
+    EXPECT_PATTERN(am, 64 * KiB, 78);
+    free(am);
+    pool_free(pool, live);
+    check_pool_usable(pool, &r);
+    pool_destroy(pool);
+}
+
+static _Alignas(4096) unsigned char g_static_buf[8192];
+static int g_static_int = 3;
+
+static void test_pool_free_static_address(void **state)
+{
+    (void)state;
+    TEST_START();
+    rng_t r = test_rng(__func__);
+    pool_t *pool = pool_create(NULL);
+    EXPECT_NONNULL(pool, "pool_create");
+    memset(g_static_buf, 0x22, sizeof g_static_buf);
+    foreign_free(pool, g_static_buf);
+    foreign_free(pool, g_static_buf + 16);
+    foreign_free(pool, g_static_buf + 4096);
+    foreign_free(pool, &g_static_int);
+    for (size_t i = 0; i < sizeof g_static_buf; i++)
+        if (g_static_buf[i] != 0x22)
+            T_FAIL("static buffer byte %zu changed to 0x%02x", i, g_static_buf[i]);
+    EXPECT_EQ(g_static_int, 3);
+    check_pool_usable(pool, &r);
+    pool_destroy(pool);
+}
+
+static void interior_case(pool_t *pool, size_t size, const size_t *offs, size_t noffs)
+{
+    void *before = pool_alloc(pool, size);
+    void *p = pool_alloc(pool, size);
+    void *after = pool_alloc(pool, size);
+    EXPECT_NONNULL(before, "pool_alloc(%zu)", size);
+    EXPECT_NONNULL(p, "pool_alloc(%zu)", size);
+    EXPECT_NONNULL(after, "pool_alloc(%zu)", size);
+    fill(before, size, 1);
+    fill(p, size, 2);
+    fill(after, size, 3);
+    for (size_t i = 0; i < noffs; i++) {
+        if (offs[i] >= size) continue;
+        void *ip = (char *)p + offs[i];
+        foreign_free(pool, ip);
+        EXPECT_PATTERN(p, size, 2);
+    }
+    /* the object itself is still live and frees cleanly */
+    unsigned long r0 = rec_count();
+    EXPECT_GE(pool_usable_size(pool, p), size);
+    pool_free(pool, p);
+    pool_free(pool, before);
+    EXPECT_PATTERN(after, size, 3);
+    pool_free(pool, after);
+    EXPECT_NO_REPORTS(r0);
+}
+
+static void test_pool_free_interior_pointer(void **state)
+{
+    (void)state;
+    TEST_START();
+    rng_t r = test_rng(__func__);
+    pool_t *pool = pool_create(NULL);
+    EXPECT_NONNULL(pool, "pool_create");
+    const size_t offs[] = { 16, 1, 8, 32, 48, 4096, 16384, 65536, MiB / 2 };
+    const size_t noffs = sizeof offs / sizeof offs[0];
+    interior_case(pool, 64, offs, noffs);
+    interior_case(pool, 128, offs, noffs);
+    interior_case(pool, 1000, offs, noffs);
+    interior_case(pool, 20 * KiB, offs, noffs);
+    interior_case(pool, 200 * KiB, offs, noffs);
+    interior_case(pool, 2 * MiB, offs, noffs);
+    /* interior pointers into an aligned allocation */
+    void *a = pool_alloc_aligned(pool, 256, 4096);
+    EXPECT_NONNULL(a, "pool_alloc_aligned(256, 4096)");
+    fill(a, 256, 5);
+    foreign_free(pool, (char *)a + 16);
+    foreign_free(pool, (char *)a + 128);
+    EXPECT_PATTERN(a, 256, 5);
+    unsigned long r0 = rec_count();
+    pool_free(pool, a);
+    EXPECT_NO_REPORTS(r0);
+    check_pool_usable(pool, &r);
+    pool_stats_t s = stats_of(pool);
+    EXPECT_EQ(s.live_allocations, 0);
+    EXPECT_EQ(s.bytes_in_use, 0);
+    pool_destroy(pool);
+}
+
+static void test_pool_free_pointer_from_other_pool(void **state)
+{
+    (void)state;
+    TEST_START();
+    rng_t r = test_rng(__func__);
+    pool_t *a = pool_create(NULL);
+    pool_t *b = pool_create(NULL);
+    EXPECT_NONNULL(a, "pool_create A");
+    EXPECT_NONNULL(b, "pool_create B");
+    void *bl = pool_alloc(b, 64); /* B has live memory of its own */
+    EXPECT_NONNULL(bl, "pool_alloc(B, 64)");
+    fill(bl, 64, 8);
+    const size_t sizes[] = { 0, 16, 64, 1000, 20 * KiB, 200 * KiB, 2 * MiB };
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        void *p = pool_alloc(a, sizes[i]);
+        EXPECT_NONNULL(p, "pool_alloc(A, %zu)", sizes[i]);
+        fill(p, sizes[i], 100 + i);
+        pool_stats_t sa0 = stats_of(a);
+        foreign_free(b, p); /* checks B's stats unchanged */
+        pool_stats_t sa1 = stats_of(a);
+        EXPECT_EQ(sa1.frees, sa0.frees);
+        EXPECT_EQ(sa1.live_allocations, sa0.live_allocations);
+        EXPECT_EQ(sa1.bytes_in_use, sa0.bytes_in_use);
+        EXPECT_PATTERN(p, sizes[i], 100 + i);
+        EXPECT_GE(pool_usable_size(a, p), sizes[i]);
+        /* still a valid object of A: frees into A without a report */
+        unsigned long r0 = rec_count();
+        pool_free(a, p);
+        EXPECT_NO_REPORTS(r0);
+        pool_stats_t sa2 = stats_of(a);
+        EXPECT_EQ(sa2.frees, sa0.frees + 1);
+        EXPECT_EQ(sa2.live_allocations + 1, sa0.live_allocations);
+    }
+    /* the default pool's pointers are foreign to A too */
+    void *d = pool_alloc(pool_default(), 64);
+    EXPECT_NONNULL(d, "pool_alloc(default, 64)");
+    foreign_free(a, d);
+    unsigned long r0 = rec_count();
+    pool_free(pool_default(), d);
+    EXPECT_NO_REPORTS(r0);
+    EXPECT_PATTERN(bl, 64, 8);
+    pool_free(b, bl);
+    check_pool_usable(a, &r);
+    check_pool_usable(b, &r);
+    pool_destroy(a);
+    pool_destroy(b);
+}
+
+/* ======================================================================== */
+/* pool_usable_size / pool_realloc on foreign or freed pointers              */
+
+static void foreign_usable(pool_t *pool, const void *p)
+{
+    unsigned long r0 = rec_count();
+    size_t u = pool_usable_size(pool, p);
+    if (u != 0) T_FAIL("pool_usable_size(foreign %p) = %zu, expected 0", p, u);
+    EXPECT_ONE_REPORT(r0, "pool_usable_size:", p);
+}
+
+static void test_pool_usable_size_foreign_pointer(void **state)
+{
+    (void)state;
+    TEST_START();
+    rng_t r = test_rng(__func__);
+    pool_t *pool = pool_create(NULL);
+    pool_t *other = pool_create(NULL);
+    EXPECT_NONNULL(pool, "pool_create");
+    EXPECT_NONNULL(other, "pool_create");
+    void *live = pool_alloc(pool, 64);
+    EXPECT_NONNULL(live, "pool_alloc(64)");
+    void *m = malloc(100);
+    assert_non_null(m);
+    foreign_usable(pool, m);
+    free(m);
+    _Alignas(16) char local[64];
+    memset(local, 0, sizeof local);
+    foreign_usable(pool, local);
+    foreign_usable(pool, g_static_buf);
+    void *o1 = pool_alloc(other, 64), *o2 = pool_alloc(other, 2 * MiB);
+    EXPECT_NONNULL(o1, "pool_alloc(other, 64)");
+    EXPECT_NONNULL(o2, "pool_alloc(other, 2 MiB)");
+    foreign_usable(pool, o1);
+    foreign_usable(pool, o2);
+    foreign_usable(pool, (char *)live + 16);
+    /* the real owner still answers */
+    unsigned long r0 = rec_count();
+    EXPECT_GE(pool_usable_size(other, o1), 64);
+    EXPECT_GE(pool_usable_size(other, o2), 2 * MiB);
+    EXPECT_GE(pool_usable_size(pool, live), 64);
+    EXPECT_NO_REPORTS(r0);
+    pool_free(other, o1);
+    pool_free(other, o2);
+    pool_free(pool, live);
+    EXPECT_NO_REPORTS(r0);
+    check_pool_usable(pool, &r);
+    pool_destroy(pool);
+    pool_destroy(other);
+}
+
+static void bad_realloc(pool_t *pool, void *p, size_t size)
+{
+    pool_stats_t s0 = stats_of(pool);
+    unsigned long r0 = rec_count();
+    void *q = pool_realloc(pool, p, size);
+    if (q != NULL) T_FAIL("pool_realloc(bad %p, %zu) = %p, expected NULL", p, size, q);
+    EXPECT_ONE_REPORT(r0, "pool_realloc:", p);
+    pool_stats_t s1 = stats_of(pool);
+    EXPECT_EQ(s1.allocs, s0.allocs);
+    EXPECT_EQ(s1.frees, s0.frees);
+    EXPECT_EQ(s1.live_allocations, s0.live_allocations);
+    EXPECT_EQ(s1.bytes_in_use, s0.bytes_in_use);
+}
+
+static void test_pool_realloc_freed_pointer(void **state)
+{
+    (void)state;
+    TEST_START();
+    rng_t r = test_rng(__func__);
+    pool_t *pool = pool_create(NULL);
+    EXPECT_NONNULL(pool, "pool_create");
+    const size_t sizes[] = { 16, 64, 1000, 20 * KiB, 200 * KiB, 2 * MiB };
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        void *keep = pool_alloc(pool, sizes[i]);
+        void *p = pool_alloc(pool, sizes[i]);
+        EXPECT_NONNULL(keep, "pool_alloc(%zu)", sizes[i]);
+        EXPECT_NONNULL(p, "pool_alloc(%zu)", sizes[i]);
+        fill(keep, sizes[i], 4);
+        pool_free(pool, p);
+        bad_realloc(pool, p, 100);
+        bad_realloc(pool, p, sizes[i] * 2);
+        bad_realloc(pool, p, 4 * MiB);
+        EXPECT_PATTERN(keep, sizes[i], 4);
+        unsigned long r0 = rec_count();
+        pool_free(pool, keep);
+        EXPECT_NO_REPORTS(r0);
+    }
+    check_pool_usable(pool, &r);
+    pool_stats_t s = stats_of(pool);
+    EXPECT_EQ(s.live_allocations, 0);
+    pool_destroy(pool);
+}
+
+static void test_pool_realloc_foreign_pointer(void **state)
+{
+    (void)state;
+    TEST_START();
+    rng_t r = test_rng(__func__);
+    pool_t *pool = pool_create(NULL);
+    pool_t *other = pool_create(NULL);
+    EXPECT_NONNULL(pool, "pool_create");
+    EXPECT_NONNULL(other, "pool_create");
+    void *m = malloc(256);
+    assert_non_null(m);
+    fill(m, 256, 6);
+    bad_realloc(pool, m, 512);
+    bad_realloc(pool, m, 16);
+    EXPECT_PATTERN(m, 256, 6);
+    free(m);
+    _Alignas(16) unsigned char local[128];
+    memset(local, 0x33, sizeof local);
+    bad_realloc(pool, local, 64);
+    for (size_t i = 0; i < sizeof local; i++)
+        if (local[i] != 0x33) T_FAIL("stack byte %zu changed to 0x%02x", i, local[i]);
+    const size_t sizes[] = { 64, 20 * KiB, 2 * MiB };
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        void *o = pool_alloc(other, sizes[i]);
+        EXPECT_NONNULL(o, "pool_alloc(other, %zu)", sizes[i]);
+        fill(o, sizes[i], 7);
+        pool_stats_t so0 = stats_of(other);
+        bad_realloc(pool, o, sizes[i] * 2);
+        bad_realloc(pool, o, 8);
+        pool_stats_t so1 = stats_of(other);
+        EXPECT_EQ(so1.live_allocations, so0.live_allocations);
+        EXPECT_EQ(so1.frees, so0.frees);
+        EXPECT_PATTERN(o, sizes[i], 7);
+        unsigned long r0 = rec_count();
+        void *o2 = pool_realloc(other, o, sizes[i] + 1);
+        EXPECT_NONNULL(o2, "pool_realloc(owner, %zu)", sizes[i] + 1);
+        EXPECT_PATTERN(o2, sizes[i], 7);
+        pool_free(other, o2);
+        EXPECT_NO_REPORTS(r0);
+    }
+    check_pool_usable(pool, &r);
+    check_pool_usable(other, &r);
+    pool_destroy(pool);
+    pool_destroy(other);
+}
+
+/* ======================================================================== */
+/* OOM is not misuse                                                         */
+
+static void test_pool_oom_is_not_misuse(void **state)
+{
+    (void)state;
+    TEST_START();
+    rng_t r = test_rng(__func__);
+    unsigned long r0 = rec_count();
+    pool_options_t o;
+    memset(&o, 0, sizeof o);
+    o.limit = 4 * MiB;
+    pool_t *pool = pool_create(&o);
+    EXPECT_NONNULL(pool, "pool_create(limit 4 MiB)");
+    size_t cap = 1 << 16, n = 0;
+    void **v = malloc(cap * sizeof *v);
+    assert_non_null(v);
+    while (n < cap) {
+        void *p = pool_alloc(pool, 512);
+        if (!p) break;
+        v[n++] = p;
+    }
+    if (n == cap) T_FAIL("%zu allocations of 512 bytes in a 4 MiB-limited pool", n);
+    volatile size_t huge = SIZE_MAX, half = SIZE_MAX / 2 + 1, two = 2, over = 5 * MiB;
+    void *q = pool_alloc(pool, over);
+    if (q) T_FAIL("pool_alloc(5 MiB) = %p in a 4 MiB pool", q);
+    q = pool_alloc(pool, huge);
+    if (q) T_FAIL("pool_alloc(SIZE_MAX) = %p", q);
+    q = pool_calloc(pool, half, two);
+    if (q) T_FAIL("pool_calloc overflow = %p", q);
+    q = pool_alloc_aligned(pool, over, 4096);
+    if (q) T_FAIL("pool_alloc_aligned(5 MiB) = %p in a 4 MiB pool", q);
+    q = pool_realloc(pool, v[0], over);
+    if (q) T_FAIL("pool_realloc(5 MiB) = %p in a 4 MiB pool", q);
+    q = pool_realloc(pool, v[0], huge);
+    if (q) T_FAIL("pool_realloc(SIZE_MAX) = %p", q);
+    EXPECT_NO_REPORTS(r0);
+    for (size_t i = 0; i < n; i++) pool_free(pool, v[i]);
+    EXPECT_NO_REPORTS(r0);
+    pool_stats_t s = stats_of(pool);
+    EXPECT_EQ(s.live_allocations, 0);
+    free(v);
+    /* unlimited pool: absurd requests */
+    pool_t *u = pool_create(NULL);
+    EXPECT_NONNULL(u, "pool_create");
+    q = pool_alloc(u, huge);
+    if (q) T_FAIL("pool_alloc(SIZE_MAX) = %p", q);
+    q = pool_alloc(u, huge - 15);
+    if (q) T_FAIL("pool_alloc(SIZE_MAX-15) = %p", q);
+    q = pool_alloc(u, (size_t)PTRDIFF_MAX);
+    if (q) T_FAIL("pool_alloc(PTRDIFF_MAX) = %p", q);
+    EXPECT_NO_REPORTS(r0);
+    check_pool_usable(u, &r);
+    pool_destroy(u);
+    pool_destroy(pool);
+}
+
+/* ======================================================================== */
+
+int main(void)
+{
+    const char *e = getenv("MULCH_TEST_SEED");
+    if (e && *e) g_seed = strtoull(e, NULL, 0);
+    print_message("test_pool_misuse: seed=0x%016" PRIx64
+                  " (set MULCH_TEST_SEED to reproduce)\n", g_seed);
+#define T(f) cmocka_unit_test_setup_teardown(f, setup_rec, teardown_rec)
+    const struct CMUnitTest tests[] = {
+        T(test_pool_double_free_small),
+        T(test_pool_double_free_medium),
+        T(test_pool_double_free_large),
+        T(test_pool_double_free_cross_thread),
+        T(test_pool_double_free_never_duplicates_cells),
+        T(test_pool_free_stack_address),
+        T(test_pool_free_malloc_pointer),
+        T(test_pool_free_static_address),
+        T(test_pool_free_interior_pointer),
+        T(test_pool_free_pointer_from_other_pool),
+        T(test_pool_usable_size_foreign_pointer),
+        T(test_pool_realloc_freed_pointer),
+        T(test_pool_realloc_foreign_pointer),
+        T(test_pool_oom_is_not_misuse),
+    };
+#undef T
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

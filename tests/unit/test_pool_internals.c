@@ -1,0 +1,285 @@
+/* Unit tests of the pool's internals: size classes, the chunk map, span
+ * coalescing, the block interface the GC builds on, header and free-list
+ * corruption detection, and OOM fault injection at every OS mapping. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "block.h"
+#include "pool_internal.h"
+
+static int reports;
+static char last_what[256];
+static const void *last_ptr;
+
+static void record_error(const char *what, const void *ptr, void *ctx) {
+    (void)ctx;
+    reports++;
+    snprintf(last_what, sizeof last_what, "%s", what);
+    last_ptr = ptr;
+}
+
+static int setup(void **state) {
+    (void)state;
+    reports = 0;
+    last_what[0] = '\0';
+    mulch_set_error_handler(record_error, NULL);
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    mulch_set_error_handler(NULL, NULL);
+    os_fail_after(0);
+    return 0;
+}
+
+static void test_size_class_round_trip(void **state) {
+    (void)state;
+    for (unsigned c = 0; c < MULCH_MAX_CLASSES; c++) {
+        size_t bytes = size_class_bytes(c);
+        assert_int_equal(size_class_of(bytes), c);
+        assert_int_equal(bytes % 16, 0);
+        if (c + 1 < MULCH_MAX_CLASSES) assert_int_equal(size_class_of(bytes + 1), c + 1);
+    }
+    assert_int_equal(size_class_of(0), 0);
+    assert_int_equal(size_class_bytes(0), 16);
+}
+
+static void test_size_class_waste_bound(void **state) {
+    (void)state;
+    for (size_t size = 257; size < ((size_t)1 << 22); size += size / 97 + 1) {
+        size_t cell = size_class_bytes(size_class_of(size));
+        assert_true(cell >= size);
+        /* at most 1/8 of the cell is rounding */
+        assert_true((cell - size) * 8 <= cell);
+    }
+}
+
+static void test_chunk_map_foreign_addresses(void **state) {
+    (void)state;
+    int local = 0;
+    void *heap = malloc(64);
+    assert_null(chunk_of(&local));
+    assert_null(chunk_of(heap));
+    assert_null(chunk_of((void *)(uintptr_t)1));
+    assert_null(chunk_of((void *)UINTPTR_MAX));
+    free(heap);
+    pool_t *pool = pool_create(NULL);
+    void *p = pool_alloc(pool, 100);
+    chunk_t *chunk = chunk_of(p);
+    assert_non_null(chunk);
+    assert_ptr_equal(chunk->pool, pool);
+    assert_ptr_equal(chunk_of((char *)chunk + chunk->size - 1), chunk);
+    pool_free(pool, p);
+    pool_destroy(pool);
+    assert_null(chunk_of(p));
+}
+
+static size_t free_span_count(pool_t *pool) {
+    size_t n = 0;
+    for (unsigned bin = 0; bin < MULCH_SPAN_BINS; bin++)
+        for (block_t *s = pool->free_spans[bin]; s; s = s->next) n++;
+    return n;
+}
+
+static void test_span_coalescing(void **state) {
+    (void)state;
+    pool_t *pool = pool_create(NULL);
+    block_t *spans[8];
+    for (int i = 0; i < 8; i++) {
+        spans[i] = pool_block_acquire(pool, (uint32_t)(i % 3 + 1), pool);
+        assert_non_null(spans[i]);
+    }
+    assert_int_equal(free_span_count(pool), 1); /* the chunk's tail */
+    /* release every other one: no merges among them */
+    for (int i = 0; i < 8; i += 2) pool_block_release(pool, spans[i]);
+    assert_int_equal(free_span_count(pool), 5);
+    for (int i = 1; i < 8; i += 2) pool_block_release(pool, spans[i]);
+    /* everything merged back into one free span covering the chunk */
+    assert_int_equal(free_span_count(pool), 1);
+    chunk_t *chunk = pool->chunks;
+    assert_int_equal(chunk->free_blocks, chunk->block_count - chunk->first_block);
+    block_t *head = &chunk->blocks[chunk->first_block];
+    assert_int_equal(head->span_blocks, chunk->block_count - chunk->first_block);
+    assert_int_equal(head[head->span_blocks - 1].head_offset, head->span_blocks - 1);
+    assert_true(pool_trim(pool) > 0);
+    pool_stats_t stats;
+    pool_get_stats(pool, &stats);
+    assert_int_equal(stats.bytes_reserved, 0);
+    pool_destroy(pool);
+}
+
+static void test_block_interface(void **state) {
+    (void)state;
+    pool_t *pool = pool_create(NULL);
+    int owner;
+    block_t *span = pool_block_acquire(pool, 2, &owner);
+    assert_non_null(span);
+    assert_ptr_equal(pool_block_owner(span), &owner);
+    assert_int_equal(pool_block_bytes(span), 2 * pool->block_size);
+    assert_int_equal(pool_block_side_bytes(span), 2 * pool->block_size / 64);
+    unsigned char *mem = pool_block_memory(span);
+    assert_int_equal((uintptr_t)mem % pool->block_size, 0);
+    for (size_t i = 0; i < pool_block_side_bytes(span); i++) assert_int_equal(pool_block_side(span)[i], 0);
+    /* every address of the span maps back to its head */
+    assert_ptr_equal(pool_block_of(mem), span);
+    assert_ptr_equal(pool_block_of(mem + pool->block_size + 100), span);
+    assert_ptr_equal(pool_block_of(mem + pool_block_bytes(span) - 1), span);
+    /* object starts through the start bitmap */
+    unsigned char *bits = pool_block_start_bits(span);
+    size_t g1 = 3, g2 = 4100;
+    bits[g1 / 8] |= (unsigned char)(1u << (g1 % 8));
+    bits[g2 / 8] |= (unsigned char)(1u << (g2 % 8));
+    assert_ptr_equal(pool_block_object_start(span, mem + g1 * 16), mem + g1 * 16);
+    assert_ptr_equal(pool_block_object_start(span, mem + g1 * 16 + 15), mem + g1 * 16);
+    assert_ptr_equal(pool_block_object_start(span, mem + g2 * 16 - 1), mem + g1 * 16);
+    assert_ptr_equal(pool_block_object_start(span, mem + g2 * 16 + 200), mem + g2 * 16);
+    assert_null(pool_block_object_start(span, mem + 16));
+    pool_block_set_flag(span, BLOCK_EVACUATE);
+    assert_true(pool_block_has_flag(span, BLOCK_EVACUATE));
+    pool_block_clear_flag(span, BLOCK_EVACUATE);
+    assert_false(pool_block_has_flag(span, BLOCK_EVACUATE));
+    /* pool_free refuses collector memory */
+    pool_free(pool, mem + 64);
+    assert_int_equal(reports, 1);
+    assert_non_null(strstr(last_what, "pool_free:"));
+    pool_block_release(pool, span);
+    assert_null(pool_block_of(mem));
+    /* small spans: interior pointers find their cell */
+    char *p = pool_alloc(pool, 100);
+    block_t *small = pool_block_of(p + 50);
+    assert_non_null(small);
+    assert_ptr_equal(pool_block_object_start(small, p + 50), p);
+    pool_free(pool, p);
+    assert_null(pool_block_object_start(small, p + 50));
+    pool_destroy(pool);
+}
+
+static void count_cell(void *cell, size_t size, void *ctx) {
+    (void)cell;
+    *(size_t *)ctx += size;
+}
+
+static void test_block_for_each_cell(void **state) {
+    (void)state;
+    pool_t *pool = pool_create(NULL);
+    void *p[10];
+    for (int i = 0; i < 10; i++) p[i] = pool_alloc(pool, 64);
+    pool_free(pool, p[3]);
+    size_t bytes = 0;
+    pool_block_for_each_cell(pool, pool_block_of(p[0]), count_cell, &bytes);
+    assert_int_equal(bytes, 9 * 64);
+    for (int i = 0; i < 10; i++) if (i != 3) pool_free(pool, p[i]);
+    pool_destroy(pool);
+}
+
+static void test_corrupted_headers_reported(void **state) {
+    (void)state;
+    pool_t *pool = pool_create(NULL);
+    char *p = pool_alloc(pool, 48);
+    block_t *b = pool_block_of(p);
+    uint8_t kind = b->kind;
+    b->kind = 0x77;
+    pool_free(pool, p);
+    assert_int_equal(reports, 1);
+    assert_non_null(strstr(last_what, "corrupted block header"));
+    b->kind = kind;
+    uint32_t cell = b->cell_size;
+    b->cell_size = cell + 16;
+    pool_free(pool, p);
+    assert_int_equal(reports, 2);
+    assert_non_null(strstr(last_what, "corrupted block header"));
+    b->cell_size = cell;
+    chunk_t *chunk = chunk_of(p);
+    uint64_t magic = chunk->magic;
+    chunk->magic ^= 1;
+    pool_free(pool, p);
+    assert_int_equal(reports, 3);
+    assert_non_null(strstr(last_what, "corrupted chunk header"));
+    chunk->magic = magic;
+    pool_free(pool, p); /* now it works */
+    assert_int_equal(reports, 3);
+    pool_destroy(pool);
+}
+
+static void test_write_after_free_detected(void **state) {
+    (void)state;
+    pool_t *pool = pool_create(NULL);
+    char *a = pool_alloc(pool, 32);
+    char *b = pool_alloc(pool, 32);
+    pool_free(pool, b);
+    pool_free(pool, a);           /* free list: a -> b */
+    memset(a, 0x41, 8);            /* stray write over a's link */
+    void *x = pool_alloc(pool, 32); /* pops a, finds the link broken */
+    assert_ptr_equal(x, a);
+    assert_int_equal(reports, 1);
+    assert_non_null(strstr(last_what, "free list corrupted"));
+    /* the pool carries on with fresh cells; nothing is handed out twice */
+    void *y = pool_alloc(pool, 32);
+    assert_non_null(y);
+    assert_ptr_not_equal(y, x);
+    pool_free(pool, x);
+    pool_free(pool, y);
+    assert_int_equal(reports, 1);
+    pool_destroy(pool);
+}
+
+/* Each OS mapping in turn fails; every call returns NULL or works, nothing
+ * is reported (OOM is not misuse), and the pool works afterwards. */
+static void test_fault_injection_sweep(void **state) {
+    (void)state;
+    for (uint64_t n = 1; n <= 40; n++) {
+        pool_options_t opts = { 0 };
+        opts.track_leaks = (int)(n & 1);
+        pool_t *pool = pool_create(&opts);
+        if (pool == NULL) continue;
+        os_fail_after(n);
+        void *keep[64];
+        int kept = 0;
+        static const size_t sizes[] = { 16, 100, 4000, 20000, 100000, 300000, 5000000 };
+        for (int round = 0; round < 4; round++) {
+            for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+                void *p = pool_alloc(pool, sizes[s]);
+                if (p) {
+                    memset(p, 0x5a, sizes[s]);
+                    if (kept < 64) keep[kept++] = p;
+                    else pool_free(pool, p);
+                }
+            }
+            void *r = pool_realloc(pool, kept ? keep[0] : NULL, 123456);
+            if (r && kept) keep[0] = r;
+            else if (r) keep[kept++] = r;
+        }
+        os_fail_after(0);
+        void *q = pool_alloc(pool, 1000);
+        assert_non_null(q);
+        pool_free(pool, q);
+        for (int i = 0; i < kept; i++) pool_free(pool, keep[i]);
+        pool_stats_t stats;
+        pool_get_stats(pool, &stats);
+        assert_int_equal(stats.live_allocations, 0);
+        pool_destroy(pool);
+        assert_int_equal(reports, 0);
+    }
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_size_class_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_size_class_waste_bound, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chunk_map_foreign_addresses, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_span_coalescing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_block_interface, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_block_for_each_cell, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_corrupted_headers_reported, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_after_free_detected, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fault_injection_sweep, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("pool_internals", tests, NULL, NULL);
+}
