@@ -57,22 +57,26 @@ workloads="churn prodcons frag"
 note() { echo "run_pool_bench: $*" >&2; }
 
 build_by_hand() {
-    local out=$build/manual cc=${CC:-cc}
-    local flags="-O2 -std=c11 -D_GNU_SOURCE"
+    local out=$build/manual
+    local -a cc flags=(-O2 -std=c11 -D_GNU_SOURCE)
+    read -r -a cc <<<"${CC:-cc}"
     mkdir -p "$out"
     note "no usable CMake build; compiling by hand into $out"
     if ls pool/*.c >/dev/null 2>&1; then
-        $cc $flags -Iinclude -Ipool pool/*.c bench/pool_bench.c -DBENCH_ALLOC_MULCH \
+        "${cc[@]}" "${flags[@]}" -Iinclude -Ipool pool/*.c bench/pool_bench.c -DBENCH_ALLOC_MULCH \
             -o "$out/pool_bench_mulch" -latomic_ops -lpthread -ldl ||
             note "pool_bench_mulch failed to build"
     else
         note "no pool/*.c yet, skipping pool_bench_mulch"
     fi
-    $cc $flags bench/pool_bench.c -DBENCH_ALLOC_GLIBC -o "$out/pool_bench_glibc" -lpthread -ldl ||
+    "${cc[@]}" "${flags[@]}" bench/pool_bench.c -DBENCH_ALLOC_GLIBC \
+        -o "$out/pool_bench_glibc" -lpthread -ldl ||
         note "pool_bench_glibc failed to build"
-    $cc $flags bench/pool_bench.c -DBENCH_ALLOC_MIMALLOC -o "$out/pool_bench_mimalloc" -lmimalloc -lpthread -ldl ||
+    "${cc[@]}" "${flags[@]}" bench/pool_bench.c -DBENCH_ALLOC_MIMALLOC \
+        -o "$out/pool_bench_mimalloc" -lmimalloc -lpthread -ldl ||
         note "pool_bench_mimalloc failed to build (libmimalloc-dev?)"
-    $cc $flags bench/pool_bench.c -DBENCH_ALLOC_JEMALLOC -o "$out/pool_bench_jemalloc" -ljemalloc -lpthread -ldl ||
+    "${cc[@]}" "${flags[@]}" bench/pool_bench.c -DBENCH_ALLOC_JEMALLOC \
+        -o "$out/pool_bench_jemalloc" -ljemalloc -lpthread -ldl ||
         note "pool_bench_jemalloc failed to build (libjemalloc-dev?)"
 }
 
@@ -184,13 +188,14 @@ function fmt(x, unit) {
     if (unit == "ratio") return sprintf("%.3f", x)
     return sprintf("%.2f", x)
 }
+function cell(w, a, x, unit) { return (x == "" && ((w, a) in broken)) ? "FAIL" : fmt(x, unit) }
 function row(w, label, m, how, unit,    i, a, mine, peer, line, r) {
     mine = get(w, m, "mulch", how)
-    line = "| " w " | " label " | " fmt(mine, unit) " |"
+    line = "| " w " | " label " | " cell(w, "mulch", mine, unit) " |"
     for (i = 2; i <= na; i++) {
         a = A[i]; peer = get(w, m, a, how)
         r = (mine != "" && peer != "" && peer > 0) ? sprintf("%.2fx", mine / peer) : "n/a"
-        line = line " " fmt(peer, unit) " | " r " |"
+        line = line " " cell(w, a, peer, unit) " | " r " |"
         ratio[w, m, a] = (mine != "" && peer != "" && peer > 0) ? mine / peer : ""
     }
     print line
@@ -199,6 +204,10 @@ function target(desc, x, ok_if_ge, limit,    st) {
     if (x == "") st = "n/a"
     else st = ((ok_if_ge && x >= limit) || (!ok_if_ge && x <= limit)) ? "PASS" : "FAIL"
     printf "| %s | %s | %s |\n", desc, (x == "" ? "n/a" : sprintf("%.2f", x)), st
+}
+/^# FAILED / {
+    for (i = 3; i <= NF; i++) { split($i, p, "="); if (p[1] == "allocator") fa = p[2]; if (p[1] == "workload") fw = p[2] }
+    broken[fw, fa] = 1
 }
 /^RESULT / {
     delete kv

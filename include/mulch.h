@@ -5,5 +5,6 @@
 
 #include <mulch/common.h>
 #include <mulch/pool.h>
+#include <mulch/gc.h>
 
 #endif /* MULCH_H */

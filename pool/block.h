@@ -9,6 +9,12 @@
  * helpers below use: the first half is a mark bitmap and the second half an
  * object-start bitmap, one bit per 16-byte granule each.
  *
+ * In an external span the owner may use these descriptor fields as it
+ * likes: free, start, used, cell_size, span_bytes, size_class, check,
+ * divisor, capacity, next, prev, owner_words (pool_block_acquire sets start
+ * and span_bytes). The pool keeps kind, flags' BLOCK_COMMITTED, span_blocks,
+ * index, chunk and external_owner, and resets what it needs on release.
+ *
  * Any address maps to its span in O(1) (pool_block_of), which is what
  * conservative stack scanning and interior pointers need.
  */

@@ -147,7 +147,7 @@ typedef struct block {
     leak_site_t     *sites;       /* per-cell sites when tracking leaks     */
     uint32_t         capacity;    /* cells in the span                      */
     uint32_t         head_offset; /* BLOCK_TAIL / last of free span: to head*/
-    uint8_t          padding1[8];
+    uint32_t         owner_words[2]; /* BLOCK_EXTERNAL: the owner's to use   */
 } block_t;
 
 _Static_assert(sizeof(block_t) == 2 * MULCH_CACHE_LINE, "block descriptor is two cache lines");

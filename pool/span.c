@@ -55,11 +55,31 @@ void pool_uncommit_locked(pool_t *pool, size_t bytes) {
     pool_counter_add(&pool->committed, -(ptrdiff_t)bytes);
 }
 
-static chunk_t *chunk_create_locked(pool_t *pool) {
-    size_t header = (offsetof(chunk_t, blocks) + pool->blocks_per_chunk * sizeof(block_t)
+/* Geometry of a chunk able to hold a span of `blocks` blocks: the standard
+ * chunk when it fits, else a bigger one (a whole number of regions) made for
+ * that span (large collector objects); its leftover blocks serve as usual. */
+static void chunk_geometry(const pool_t *pool, uint32_t blocks, size_t *size, uint32_t *count,
+                           uint32_t *header_blocks) {
+    *size = pool->chunk_size;
+    *count = pool->blocks_per_chunk;
+    *header_blocks = pool->header_blocks;
+    while (*count - *header_blocks < blocks) {
+        size_t want = ((size_t)blocks + *header_blocks) << pool->block_shift;
+        *size = (want + MULCH_REGION - 1) & ~(MULCH_REGION - 1);
+        *count = (uint32_t)(*size >> pool->block_shift);
+        size_t header = offsetof(chunk_t, blocks) + *count * (sizeof(block_t) + pool->side_per_block);
+        *header_blocks = (uint32_t)((header + pool->block_size - 1) >> pool->block_shift);
+    }
+}
+
+static chunk_t *chunk_create_locked(pool_t *pool, uint32_t min_blocks) {
+    size_t chunk_size;
+    uint32_t block_count, header_blocks;
+    chunk_geometry(pool, min_blocks, &chunk_size, &block_count, &header_blocks);
+    size_t header = (offsetof(chunk_t, blocks) + block_count * sizeof(block_t)
                      + MULCH_PAGE - 1) & ~(MULCH_PAGE - 1);
     if (!pool_commit_locked(pool, header)) return NULL;
-    chunk_t *chunk = os_map_aligned(pool->chunk_size, MULCH_REGION);
+    chunk_t *chunk = os_map_aligned(chunk_size, MULCH_REGION);
     if (chunk == NULL) {
         pool_uncommit_locked(pool, header);
         return NULL;
@@ -67,13 +87,12 @@ static chunk_t *chunk_create_locked(pool_t *pool) {
     chunk->kind = CHUNK_BLOCKS;
     chunk->block_shift = pool->block_shift;
     chunk->pool = pool;
-    chunk->size = pool->chunk_size;
-    chunk->block_count = pool->blocks_per_chunk;
-    chunk->first_block = pool->header_blocks;
+    chunk->size = chunk_size;
+    chunk->block_count = block_count;
+    chunk->first_block = header_blocks;
     chunk->header_committed = (uint32_t)header;
     chunk->side_per_block = pool->side_per_block;
-    chunk->side = (unsigned char *)chunk + offsetof(chunk_t, blocks)
-                  + pool->blocks_per_chunk * sizeof(block_t);
+    chunk->side = (unsigned char *)chunk + offsetof(chunk_t, blocks) + block_count * sizeof(block_t);
     for (uint32_t i = 0; i < chunk->block_count; i++) {
         block_t *b = &chunk->blocks[i];
         b->index = i;
@@ -82,7 +101,7 @@ static chunk_t *chunk_create_locked(pool_t *pool) {
     }
     chunk->magic = chunk_magic_of(chunk);
     if (!chunk_map_insert(chunk)) {
-        os_unmap(chunk, pool->chunk_size);
+        os_unmap(chunk, chunk_size);
         pool_uncommit_locked(pool, header);
         return NULL;
     }
@@ -112,7 +131,7 @@ static size_t span_uncommitted_bytes(const pool_t *pool, const block_t *head, ui
 }
 
 block_t *span_acquire_locked(pool_t *pool, uint32_t n, uint8_t kind) {
-    if (n == 0 || n > pool->blocks_per_chunk - pool->header_blocks) return NULL;
+    if (n == 0 || n > (UINT32_MAX >> 1) || ((size_t)n << pool->block_shift) >> CHUNK_MAP_ADDRESS_BITS) return NULL;
     block_t *s = span_find_locked(pool, n);
     size_t need = s ? span_uncommitted_bytes(pool, s, n) : 0;
     bool fits = s != NULL && pool_commit_locked(pool, need);
@@ -122,7 +141,7 @@ block_t *span_acquire_locked(pool_t *pool, uint32_t n, uint8_t kind) {
         huge_cache_flush_locked(pool);
         span_trim_locked(pool, 0);
         s = span_find_locked(pool, n);
-        if (s == NULL && chunk_create_locked(pool) != NULL) s = span_find_locked(pool, n);
+        if (s == NULL && chunk_create_locked(pool, n) != NULL) s = span_find_locked(pool, n);
         if (s == NULL) return NULL;
         need = span_uncommitted_bytes(pool, s, n);
         if (!pool_commit_locked(pool, need)) return NULL;

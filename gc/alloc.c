@@ -1,0 +1,281 @@
+/* alloc.c — gc_alloc and the spans it allocates from.
+ *
+ * Fast path (gc_alloc): bins[class].free_bits has a bit for each free cell
+ * of the current bitmap word; take the lowest, write the header, zero the
+ * payload. No lock, no atomic read-modify-write, no free list in memory.
+ * Slow path (gc_alloc_slow): next word of the span, else another span of the
+ * class (an available one, swept here if the last collection left it
+ * unswept, or a new one from the pool), polling for a stop-the-world request
+ * and collecting when the heap policy says so or max_heap is in the way.
+ * Finalizable types and large objects always take the slow path.
+ */
+#include <stdio.h>
+
+#include "gc_internal.h"
+
+/* Bits past capacity in the last word count as allocated forever. */
+static uint64_t span_padding_bits(const block_t *b) {
+    unsigned tail = b->capacity % 64u;
+    return tail ? ~((UINT64_C(1) << tail) - 1) : 0;
+}
+
+void gc_span_ensure_swept(gc_heap_t *heap, block_t *b) {
+    if (gc_span_epoch(b) == heap->epoch) return;
+    uint64_t *mark = gc_span_mark_bits(b), *alloc = gc_span_alloc_bits(b);
+    uint32_t words = gc_span_words(b);
+    for (uint32_t w = 0; w < words; w++) {
+        alloc[w] = mark[w];
+        mark[w] = 0;
+    }
+    alloc[words - 1] |= span_padding_bits(b);
+    b->owner_words[0] = heap->epoch;
+}
+
+/* Writes the bin's current word back; the span stays in heap->spans. */
+void gc_bin_retire(gc_heap_t *heap, gc_bin_t *bin) {
+    (void)heap;
+    if (bin->span) bin->alloc[bin->word] = ~bin->free_bits;
+    bin->span = NULL;
+    bin->free_bits = 0;
+    bin->word = bin->words = 0;
+}
+
+void gc_thread_retire_bins(gc_thread_t *thread) {
+    for (unsigned cls = 0; cls < GC_CLASSES; cls++) gc_bin_retire(thread->heap, &thread->bins[cls]);
+}
+
+/* Points the bin at the first free cell of span b (swept, owned by us). */
+static bool gc_bin_attach(gc_bin_t *bin, block_t *b) {
+    uint64_t *alloc = gc_span_alloc_bits(b);
+    uint32_t words = gc_span_words(b);
+    for (uint32_t w = 0; w < words; w++) {
+        if (~alloc[w] != 0) {
+            bin->span = b;
+            bin->cells = b->start;
+            bin->alloc = alloc;
+            bin->words = words;
+            bin->word = w;
+            bin->free_bits = ~alloc[w];
+            bin->cell_size = b->cell_size;
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool heap_spans_add(gc_heap_t *heap, block_t *b) {
+    b->owner_words[1] = (uint32_t)heap->spans.count;
+    return gc_vector_push(&heap->spans, b);
+}
+
+void gc_span_release(gc_heap_t *heap, block_t *b) {
+    uint32_t i = b->owner_words[1];
+    block_t *last = heap->spans.items[--heap->spans.count];
+    heap->spans.items[i] = last;
+    last->owner_words[1] = i;
+    atomic_fetch_sub_explicit(&heap->heap_bytes, pool_block_bytes(b), memory_order_relaxed);
+    pool_block_release(heap->pool, b);
+}
+
+/* A new span for cls (or for one large object when cls < 0); heap->lock held.
+ * NULL when max_heap or the pool says no. */
+static block_t *gc_span_new_locked(gc_heap_t *heap, int cls, size_t large_bytes) {
+    size_t block_size = heap->pool->block_size;
+    uint32_t blocks = cls >= 0 ? 1u : (uint32_t)((large_bytes + block_size - 1) / block_size);
+    size_t bytes = (size_t)blocks * block_size;
+    size_t held = atomic_load_explicit(&heap->heap_bytes, memory_order_relaxed);
+    if (heap->options.max_heap && held + bytes > heap->options.max_heap) return NULL;
+    if (cls < 0 && bytes > UINT32_MAX) return NULL;
+    block_t *b = pool_block_acquire(heap->pool, blocks, heap);
+    if (b == NULL) return NULL;
+    b->cell_size = cls >= 0 ? (uint32_t)gc_class_bytes((unsigned)cls) : (uint32_t)bytes;
+    b->capacity = (uint32_t)(bytes / b->cell_size);
+    b->divisor = cell_divisor(b->cell_size);
+    b->size_class = (uint16_t)(cls >= 0 ? cls : 0xffff);
+    b->used = 0;
+    b->next = b->prev = NULL;
+    b->owner_words[0] = heap->epoch;
+    gc_span_alloc_bits(b)[gc_span_words(b) - 1] |= span_padding_bits(b);
+    if (!heap_spans_add(heap, b)) {
+        pool_block_release(heap->pool, b);
+        return NULL;
+    }
+    atomic_fetch_add_explicit(&heap->heap_bytes, bytes, memory_order_relaxed);
+    return b;
+}
+
+static block_t *gc_span_take_available_locked(gc_heap_t *heap, unsigned cls) {
+    block_t *b = heap->available[cls];
+    if (b) {
+        heap->available[cls] = b->next;
+        if (b->next) b->next->prev = NULL;
+        b->next = b->prev = NULL;
+    }
+    return b;
+}
+
+static bool gc_should_collect(gc_heap_t *heap) {
+    size_t since = atomic_load_explicit(&heap->allocated_since_gc, memory_order_relaxed);
+    if (heap->stress_every && ++heap->stress_counter % heap->stress_every == 0) return true;
+    return since >= heap->trigger;
+}
+
+/* Collect on behalf of an allocation: if another thread is collecting,
+ * waiting for it is enough. Runs finalizers made pending. */
+static void gc_collect_for_allocation(gc_thread_t *t) {
+    if (!gc_world_stop(t, true)) return;
+    gc_collect_locked(t->heap, t);
+    gc_world_start(t->heap);
+    gc_run_finalizers(t);
+}
+
+static void *gc_object_init(gc_thread_t *t, unsigned char *cell, size_t cell_size, const gc_type_t *type) {
+    *(const gc_type_t **)cell = type;
+    memset(cell + GC_HEADER, 0, cell_size - GC_HEADER);
+    counter_add_u64(&t->bytes_allocated, cell_size);
+    void *obj = cell + GC_HEADER;
+    if (type->finalize && !gc_vector_push(&t->finalizable, obj)) {
+        /* Cannot promise the finalizer: treat as out of memory. The cell
+         * stays allocated and unreachable; the next collection frees it. */
+        *(const gc_type_t **)cell = type;
+        return NULL;
+    }
+    return obj;
+}
+
+static void *gc_alloc_large(gc_thread_t *t, const gc_type_t *type, size_t size) {
+    gc_heap_t *heap = t->heap;
+    size_t bytes = size + GC_HEADER;
+    if (bytes < size) return NULL;
+    bool collected = false;
+    for (;;) {
+        if (atomic_load_explicit(&heap->stop_requested, memory_order_relaxed)) gc_safepoint_slow(t);
+        if (!collected && gc_should_collect(heap)) {
+            gc_collect_for_allocation(t);
+            collected = true;
+        }
+        pthread_mutex_lock(&heap->lock);
+        block_t *b = gc_span_new_locked(heap, -1, bytes);
+        if (b) {
+            /* Allocated in a swept span: only its one alloc bit to set. */
+            gc_span_alloc_bits(b)[0] |= 1u;
+            b->used = 1;
+        }
+        pthread_mutex_unlock(&heap->lock);
+        if (b) {
+            atomic_fetch_add_explicit(&heap->allocated_since_gc, pool_block_bytes(b), memory_order_relaxed);
+            return gc_object_init(t, b->start, b->cell_size, type);
+        }
+        if (collected) return NULL;
+        gc_collect_for_allocation(t);
+        collected = true;
+    }
+}
+
+static MULCH_NOINLINE void *gc_alloc_slow(gc_thread_t *t, const gc_type_t *type, size_t size) {
+    if (type == NULL) {
+        mulch_report("gc_alloc: type is NULL", NULL);
+        return NULL;
+    }
+    if (size == 0) {
+        mulch_report("gc_alloc: size must be greater than 0", type);
+        return NULL;
+    }
+    if (size > GC_SMALL_MAX - GC_HEADER) return gc_alloc_large(t, type, size);
+    gc_heap_t *heap = t->heap;
+    unsigned cls = gc_class_of(size + GC_HEADER);
+    gc_bin_t *bin = &t->bins[cls];
+    bool collected = false;
+    for (;;) {
+        uint64_t bits = bin->free_bits;
+        if (bits) {
+            unsigned i = (unsigned)__builtin_ctzll(bits);
+            bin->free_bits = bits & (bits - 1);
+            unsigned char *cell = bin->cells + ((size_t)bin->word * 64 + i) * bin->cell_size;
+            return gc_object_init(t, cell, bin->cell_size, type);
+        }
+        if (atomic_load_explicit(&heap->stop_requested, memory_order_relaxed)) {
+            gc_safepoint_slow(t);
+            continue;
+        }
+        if (bin->span && bin->word + 1 < bin->words) {
+            bin->alloc[bin->word] = UINT64_MAX;
+            bin->word++;
+            bin->free_bits = ~bin->alloc[bin->word];
+            continue;
+        }
+        gc_bin_retire(heap, bin);
+        if (!collected && gc_should_collect(heap)) {
+            gc_collect_for_allocation(t);
+            collected = true;
+            continue;
+        }
+        pthread_mutex_lock(&heap->lock);
+        block_t *b = gc_span_take_available_locked(heap, cls);
+        bool fresh = false;
+        if (b == NULL) {
+            b = gc_span_new_locked(heap, (int)cls, 0);
+            fresh = b != NULL;
+        }
+        pthread_mutex_unlock(&heap->lock);
+        if (b == NULL) {
+            if (collected) return NULL; /* max_heap even after a full collection */
+            gc_collect_for_allocation(t);
+            collected = true;
+            continue;
+        }
+        if (!fresh) gc_span_ensure_swept(heap, b);
+        size_t free_cells = b->capacity - (fresh ? 0 : b->used);
+        atomic_fetch_add_explicit(&heap->allocated_since_gc, free_cells * b->cell_size, memory_order_relaxed);
+        gc_bin_attach(bin, b);
+    }
+}
+
+void *gc_alloc(gc_thread_t *t, const gc_type_t *type, size_t size) {
+    if (mulch_likely(size - 1 < GC_SMALL_MAX - GC_HEADER && type != NULL && type->finalize == NULL)) {
+        gc_bin_t *bin = &t->bins[gc_class_of(size + GC_HEADER)];
+        uint64_t bits = bin->free_bits;
+        if (mulch_likely(bits != 0)) {
+            unsigned i = (unsigned)__builtin_ctzll(bits);
+            bin->free_bits = bits & (bits - 1);
+            unsigned char *cell = bin->cells + ((size_t)bin->word * 64 + i) * bin->cell_size;
+            *(const gc_type_t **)cell = type;
+            memset(cell + GC_HEADER, 0, bin->cell_size - GC_HEADER);
+            counter_add_u64(&t->bytes_allocated, bin->cell_size);
+            return cell + GC_HEADER;
+        }
+    }
+    return gc_alloc_slow(t, type, size);
+}
+
+const gc_type_t *gc_type_of(const void *obj) {
+    return obj ? gc_header_type(obj) : NULL;
+}
+
+size_t gc_size_of(const void *obj) {
+    block_t *b = obj ? pool_block_of(obj) : NULL;
+    if (b == NULL || b->kind != BLOCK_EXTERNAL) {
+        mulch_report("gc_size_of: not a GC object", obj);
+        return 0;
+    }
+    return b->cell_size - GC_HEADER;
+}
+
+uintptr_t gc_identity_hash(const void *obj) {
+    /* Objects do not move yet: the address is the identity. */
+    uint64_t x = (uint64_t)(uintptr_t)obj;
+    x = (x ^ (x >> 31)) * UINT64_C(0x7fb5d329728ea185);
+    x = (x ^ (x >> 27)) * UINT64_C(0x81dadef4bc2dd44d);
+    return (uintptr_t)(x ^ (x >> 33));
+}
+
+void gc_write(gc_thread_t *thread, void *obj, void **slot, void *value) {
+    (void)thread;
+    (void)obj;
+    *slot = value;
+}
+
+void gc_external_alloc(gc_heap_t *heap, ptrdiff_t bytes) {
+    atomic_fetch_add_explicit(&heap->external_bytes, bytes, memory_order_relaxed);
+    if (bytes > 0) atomic_fetch_add_explicit(&heap->allocated_since_gc, (size_t)bytes, memory_order_relaxed);
+}

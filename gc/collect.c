@@ -1,0 +1,171 @@
+/* collect.c — one full collection, and running finalizers afterwards.
+ *
+ * With the world stopped (heap->lock held, every other thread parked or
+ * blocking) gc_collect_locked:
+ *   1. retires every bin and takes the threads' new finalizable objects and
+ *      weak references;
+ *   2. sweeps the spans the last collection left unswept, so that every
+ *      span has valid alloc bits and clear mark bits, then starts an epoch;
+ *   3. marks from the roots;
+ *   4. clears weak references whose target is unmarked;
+ *   5. moves unmarked finalizable objects to `pending` and marks from them
+ *      (they and what they reach survive until their finalizer has run);
+ *   6. counts live cells per span: empty spans go back to the pool, spans
+ *      with room are listed as available (unswept: the thread that takes
+ *      one sweeps it), and the next trigger is set from the live bytes.
+ * Finalizers run after the world restarts (gc_run_finalizers), one at a
+ * time per heap, each object staying in `pending` (a root) while its
+ * finalizer runs.
+ */
+#include <time.h>
+
+#include "gc_internal.h"
+
+uint64_t gc_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void weak_refs_clear_dead(gc_heap_t *heap) {
+    size_t kept = 0;
+    for (size_t i = 0; i < heap->weaks.count; i++) {
+        void **weak = heap->weaks.items[i];
+        if (!gc_is_marked(heap, weak)) continue; /* the weak reference itself died */
+        if (weak[0] && !gc_is_marked(heap, weak[0])) weak[0] = NULL;
+        heap->weaks.items[kept++] = weak;
+    }
+    heap->weaks.count = kept;
+}
+
+static void finalizable_move_dead(gc_heap_t *heap, gc_tracer_t *tracer) {
+    size_t kept = 0, first_new = heap->pending.count;
+    for (size_t i = 0; i < heap->finalizable.count; i++) {
+        void *obj = heap->finalizable.items[i];
+        if (gc_is_marked(heap, obj) || !gc_vector_push(&heap->pending, obj))
+            heap->finalizable.items[kept++] = obj; /* alive (or no room: next time) */
+    }
+    heap->finalizable.count = kept;
+    for (size_t i = first_new; i < heap->pending.count; i++) gc_mark_object(tracer, heap->pending.items[i]);
+    gc_mark_drain(tracer);
+}
+
+static size_t span_popcount(const block_t *b) {
+    const uint64_t *mark = gc_span_mark_bits(b);
+    size_t live = 0;
+    for (uint32_t w = 0; w < gc_span_words(b); w++) live += (size_t)__builtin_popcountll(mark[w]);
+    return live;
+}
+
+static void spans_account(gc_heap_t *heap) {
+    for (unsigned cls = 0; cls < GC_CLASSES; cls++) heap->available[cls] = NULL;
+    size_t live_bytes = 0;
+    for (size_t s = heap->spans.count; s-- > 0;) {
+        block_t *b = heap->spans.items[s];
+        size_t live = span_popcount(b);
+        if (live == 0) {
+            gc_span_release(heap, b);
+            continue;
+        }
+        b->used = (uint32_t)live;
+        live_bytes += live * b->cell_size;
+        if (live < b->capacity && b->size_class != 0xffff) {
+            b->prev = NULL;
+            b->next = heap->available[b->size_class];
+            if (b->next) b->next->prev = b;
+            heap->available[b->size_class] = b;
+        }
+    }
+    heap->live_bytes = live_bytes;
+    ptrdiff_t external = atomic_load_explicit(&heap->external_bytes, memory_order_relaxed);
+    size_t basis = live_bytes + (external > 0 ? (size_t)external : 0);
+    double growth = heap->options.heap_growth > 1.0 ? heap->options.heap_growth : 2.0;
+    size_t trigger = (size_t)((double)basis * (growth - 1.0));
+    heap->trigger = trigger > heap->options.initial_heap ? trigger : heap->options.initial_heap;
+    atomic_store_explicit(&heap->allocated_since_gc, 0, memory_order_relaxed);
+}
+
+void gc_collect_locked(gc_heap_t *heap, gc_thread_t *self) {
+    (void)self;
+    uint64_t start = gc_now_ns();
+    gc_threads_flush(heap);
+    for (size_t s = 0; s < heap->spans.count; s++) gc_span_ensure_swept(heap, heap->spans.items[s]);
+    heap->epoch++;
+
+    gc_tracer_t tracer;
+    gc_tracer_init(&tracer, heap, "gc_collect");
+    gc_roots_trace(&tracer);
+    gc_mark_drain(&tracer);
+    weak_refs_clear_dead(heap);
+    finalizable_move_dead(heap, &tracer);
+    gc_tracer_free(&tracer);
+
+    spans_account(heap);
+    heap->collections++;
+    uint64_t pause = gc_now_ns() - start;
+    heap->pause_ns_total += pause;
+    if (pause > heap->pause_ns_max) heap->pause_ns_max = pause;
+}
+
+void gc_run_finalizers(gc_thread_t *t) {
+    gc_heap_t *heap = t->heap;
+    pthread_mutex_lock(&heap->lock);
+    if (heap->finalizing || heap->pending.count == 0) {
+        pthread_mutex_unlock(&heap->lock);
+        return;
+    }
+    heap->finalizing = true;
+    heap->finalizer_thread = t;
+    while (heap->pending.count) {
+        /* Run the newest; it stays in `pending` (a root) until done. */
+        size_t i = heap->pending.count - 1;
+        void *obj = heap->pending.items[i];
+        pthread_mutex_unlock(&heap->lock);
+        gc_header_type(obj)->finalize(obj);
+        pthread_mutex_lock(&heap->lock);
+        /* Nested collections may have appended; find our entry again. */
+        for (size_t j = heap->pending.count; j-- > 0;) {
+            if (heap->pending.items[j] == obj) {
+                heap->pending.items[j] = heap->pending.items[--heap->pending.count];
+                break;
+            }
+        }
+        heap->objects_finalized++;
+    }
+    heap->finalizing = false;
+    heap->finalizer_thread = NULL;
+    pthread_cond_broadcast(&heap->changed);
+    pthread_mutex_unlock(&heap->lock);
+}
+
+/* gc_collect's promise: every finalizer its collection made pending has
+ * run. When another thread is running finalizers, wait for it — as a
+ * blocking thread, so that collections can go on meanwhile. A finalizer's
+ * own nested gc_collect returns at once (finalizers never nest). */
+static void gc_finish_finalizers(gc_thread_t *t) {
+    gc_heap_t *heap = t->heap;
+    gc_run_finalizers(t);
+    pthread_mutex_lock(&heap->lock);
+    while (heap->finalizing && heap->finalizer_thread != t) {
+        t->state = GC_BLOCKING;
+        heap->running--;
+        pthread_cond_broadcast(&heap->changed);
+        pthread_cond_wait(&heap->changed, &heap->lock);
+        while (heap->collecting) pthread_cond_wait(&heap->changed, &heap->lock);
+        t->state = GC_RUNNING;
+        heap->running++;
+        if (!heap->finalizing && heap->pending.count) {
+            pthread_mutex_unlock(&heap->lock);
+            gc_run_finalizers(t);
+            pthread_mutex_lock(&heap->lock);
+        }
+    }
+    pthread_mutex_unlock(&heap->lock);
+}
+
+void gc_collect(gc_thread_t *t) {
+    gc_world_stop(t, false);
+    gc_collect_locked(t->heap, t);
+    gc_world_start(t->heap);
+    gc_finish_finalizers(t);
+}

@@ -1,0 +1,141 @@
+/* heap.c — heap lifecycle, options (with MULCH_GC_* environment
+ * overrides), user data and statistics.
+ *
+ * A heap takes its spans from its own pool unless options.pool names one.
+ * gc_heap_destroy runs every finalizer not yet run — pending ones and those
+ * of objects still alive — with the calling thread attached (temporarily if
+ * need be), then gives every span back.
+ */
+#include <stdlib.h>
+
+#include "gc_internal.h"
+
+static size_t env_size(const char *name, size_t fallback) {
+    const char *v = getenv(name);
+    if (v == NULL || *v == '\0') return fallback;
+    char *end;
+    unsigned long long n = strtoull(v, &end, 10);
+    if (*end == 'k' || *end == 'K') n <<= 10;
+    else if (*end == 'm' || *end == 'M') n <<= 20;
+    else if (*end == 'g' || *end == 'G') n <<= 30;
+    return (size_t)n;
+}
+
+static void options_resolve(gc_options_t *o) {
+    o->initial_heap = env_size("MULCH_GC_INITIAL_HEAP", o->initial_heap);
+    o->max_heap = env_size("MULCH_GC_MAX_HEAP", o->max_heap);
+    const char *growth = getenv("MULCH_GC_HEAP_GROWTH");
+    if (growth && *growth) o->heap_growth = strtod(growth, NULL);
+    const char *compact = getenv("MULCH_GC_COMPACT");
+    if (compact && *compact) {
+        if (!strcmp(compact, "never")) o->compaction = GC_COMPACT_NEVER;
+        else if (!strcmp(compact, "always")) o->compaction = GC_COMPACT_ALWAYS;
+        else o->compaction = GC_COMPACT_AUTO;
+    }
+    o->markers = (int)env_size("MULCH_GC_MARKERS", (size_t)o->markers);
+    if (o->initial_heap == 0) o->initial_heap = (size_t)4 << 20;
+    if (o->heap_growth <= 1.0) o->heap_growth = 2.0;
+}
+
+gc_heap_t *gc_heap_create(const gc_options_t *opts) {
+    gc_options_t options = { 0 };
+    if (opts) options = *opts;
+    options_resolve(&options);
+    gc_heap_t *heap = os_map(sizeof(gc_heap_t));
+    if (heap == NULL) return NULL;
+    heap->options = options;
+    heap->pool = options.pool;
+    if (heap->pool == NULL) {
+        heap->pool = pool_create(NULL);
+        heap->own_pool = true;
+        if (heap->pool == NULL) {
+            os_unmap(heap, sizeof(gc_heap_t));
+            return NULL;
+        }
+    }
+    pthread_mutex_init(&heap->lock, NULL);
+    pthread_cond_init(&heap->changed, NULL);
+    heap->epoch = 1;
+    heap->trigger = options.initial_heap;
+    heap->stress_every = env_size("MULCH_GC_STRESS", 0);
+    return heap;
+}
+
+static void run_all_finalizers(gc_heap_t *heap, gc_thread_t *t) {
+    /* Finalizers may allocate new finalizable objects: repeat, boundedly. */
+    for (int round = 0; round < 64; round++) {
+        pthread_mutex_lock(&heap->lock);
+        gc_threads_flush(heap);
+        bool any = heap->finalizable.count > 0 || heap->pending.count > 0;
+        gc_vector_append(&heap->pending, &heap->finalizable);
+        pthread_mutex_unlock(&heap->lock);
+        if (!any) return;
+        gc_run_finalizers(t);
+    }
+}
+
+void gc_heap_destroy(gc_heap_t *heap) {
+    if (heap == NULL) return;
+    gc_thread_t *t = gc_thread_current(heap);
+    bool attached_here = false;
+    if (t == NULL) {
+        t = gc_thread_attach(heap);
+        attached_here = t != NULL;
+    }
+    if (t) {
+        /* weak references see their targets go before finalizers run */
+        pthread_mutex_lock(&heap->lock);
+        gc_threads_flush(heap);
+        for (size_t i = 0; i < heap->weaks.count; i++) ((void **)heap->weaks.items[i])[0] = NULL;
+        pthread_mutex_unlock(&heap->lock);
+        run_all_finalizers(heap, t);
+    }
+    (void)attached_here;
+    gc_thread_destroy_current(heap);
+    pthread_mutex_lock(&heap->lock);
+    if (heap->threads) {
+        pthread_mutex_unlock(&heap->lock);
+        mulch_report("gc_heap_destroy: other threads are still attached", heap);
+        return;
+    }
+    while (heap->spans.count) gc_span_release(heap, heap->spans.items[heap->spans.count - 1]);
+    pthread_mutex_unlock(&heap->lock);
+    gc_vector_free(&heap->spans);
+    gc_vector_free(&heap->root_slots);
+    gc_vector_free(&heap->finalizable);
+    gc_vector_free(&heap->pending);
+    gc_vector_free(&heap->weaks);
+    if (heap->root_ranges) os_unmap(heap->root_ranges, heap->root_range_capacity * sizeof(gc_root_range_t));
+    if (heap->root_callbacks)
+        os_unmap(heap->root_callbacks, heap->root_callback_capacity * sizeof(gc_root_callback_t));
+    if (heap->pins) os_unmap(heap->pins, heap->pin_capacity * sizeof(gc_pin_entry_t));
+    pthread_cond_destroy(&heap->changed);
+    pthread_mutex_destroy(&heap->lock);
+    if (heap->own_pool) pool_destroy(heap->pool);
+    os_unmap(heap, sizeof(gc_heap_t));
+}
+
+void gc_heap_set_userdata(gc_heap_t *heap, void *data) {
+    heap->userdata = data;
+}
+
+void *gc_heap_get_userdata(gc_heap_t *heap) {
+    return heap->userdata;
+}
+
+void gc_get_stats(gc_heap_t *heap, gc_stats_t *out) {
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&heap->lock);
+    uint64_t allocated = heap->detached_bytes_allocated;
+    for (gc_thread_t *t = heap->threads; t; t = t->next)
+        allocated += atomic_load_explicit(&t->bytes_allocated, memory_order_relaxed);
+    out->collections = heap->collections;
+    out->bytes_allocated = allocated;
+    out->heap_bytes = atomic_load_explicit(&heap->heap_bytes, memory_order_relaxed);
+    out->live_bytes = heap->live_bytes;
+    out->pause_ns_total = heap->pause_ns_total;
+    out->pause_ns_max = heap->pause_ns_max;
+    out->bytes_moved = 0;
+    out->objects_finalized = heap->objects_finalized;
+    pthread_mutex_unlock(&heap->lock);
+}

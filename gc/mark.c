@@ -1,0 +1,128 @@
+/* mark.c — the tracer: marking with an explicit stack.
+ *
+ * gc_trace_slot filters a slot's value (NULL and tagged immediates are
+ * skipped; anything that is not the start of an allocated cell of this heap
+ * is reported, at most GC_BAD_SLOT_REPORTS times a collection, and left
+ * alone), sets the object's mark bit and, when its type has a trace
+ * function, pushes it. gc_mark_drain pops and traces until the stack is
+ * empty — no recursion, so a list of millions of cells is fine. When the
+ * stack cannot grow, the object stays marked but unscanned and `overflowed`
+ * is set; the drain then rescans every marked object of the heap until no
+ * push fails (children already marked are skipped, so this terminates).
+ */
+#include <stdio.h>
+
+#include "gc_internal.h"
+
+void gc_tracer_init(gc_tracer_t *tracer, gc_heap_t *heap, const char *phase) {
+    memset(tracer, 0, sizeof *tracer);
+    tracer->heap = heap;
+    tracer->phase = phase;
+}
+
+void gc_tracer_free(gc_tracer_t *tracer) {
+    if (tracer->stack) os_unmap(tracer->stack, tracer->capacity * sizeof(void *));
+    tracer->stack = NULL;
+}
+
+static MULCH_NOINLINE void tracer_push_slow(gc_tracer_t *tracer, void *obj) {
+    size_t capacity = tracer->capacity ? tracer->capacity * 2 : 4096;
+    void **stack = os_map(capacity * sizeof(void *));
+    if (stack == NULL) {
+        tracer->overflowed = true;
+        return;
+    }
+    if (tracer->stack) {
+        memcpy(stack, tracer->stack, tracer->depth * sizeof(void *));
+        os_unmap(tracer->stack, tracer->capacity * sizeof(void *));
+    }
+    tracer->stack = stack;
+    tracer->capacity = capacity;
+    tracer->stack[tracer->depth++] = obj;
+}
+
+static MULCH_COLD void tracer_report_bad(gc_tracer_t *tracer, const void *value, const char *problem) {
+    if (tracer->bad_slots++ >= GC_BAD_SLOT_REPORTS) return;
+    char what[200];
+    snprintf(what, sizeof what, "%s: %s", tracer->phase, problem);
+    mulch_report(what, value);
+}
+
+/* Marks obj (already validated); true when it was not marked before. */
+static inline bool mark_cell(gc_tracer_t *tracer, block_t *b, uint32_t i, void *obj) {
+    uint64_t *mark = gc_span_mark_bits(b);
+    uint64_t bit = UINT64_C(1) << (i % 64);
+    if (mark[i / 64] & bit) return false;
+    mark[i / 64] |= bit;
+    if (gc_header_type(obj)->trace) {
+        if (mulch_likely(tracer->depth < tracer->capacity)) tracer->stack[tracer->depth++] = obj;
+        else tracer_push_slow(tracer, obj);
+    }
+    return true;
+}
+
+bool gc_mark_object(gc_tracer_t *tracer, void *obj) {
+    uint32_t i;
+    block_t *b = gc_object_span(tracer->heap, obj, &i);
+    if (b == NULL) return false;
+    return mark_cell(tracer, b, i, obj);
+}
+
+void gc_trace_slot(gc_tracer_t *tracer, void **slot) {
+    void *value = *slot;
+    if (value == NULL || ((uintptr_t)value & 7u) != 0) return;
+    uint32_t i;
+    block_t *b = gc_object_span(tracer->heap, value, &i);
+    if (mulch_unlikely(b == NULL)) {
+        tracer_report_bad(tracer, value, "slot holds a pointer that is not a GC object of this heap");
+        return;
+    }
+    if (mulch_unlikely(!bit_test(gc_span_alloc_bits(b), i))) {
+        tracer_report_bad(tracer, value, "slot holds a pointer to a dead GC object");
+        return;
+    }
+    mark_cell(tracer, b, i, value);
+}
+
+void gc_trace_range(gc_tracer_t *tracer, void **slots, size_t n) {
+    for (size_t i = 0; i < n; i++) gc_trace_slot(tracer, &slots[i]);
+}
+
+bool gc_is_marked(const gc_heap_t *heap, const void *obj) {
+    uint32_t i;
+    block_t *b = gc_object_span(heap, obj, &i);
+    return b != NULL && bit_test(gc_span_mark_bits(b), i);
+}
+
+static void drain_stack(gc_tracer_t *tracer) {
+    while (tracer->depth) {
+        void *obj = tracer->stack[--tracer->depth];
+        gc_header_type(obj)->trace(obj, tracer);
+    }
+}
+
+/* Traces every marked object again (after an overflow). */
+static void rescan_marked(gc_tracer_t *tracer) {
+    gc_heap_t *heap = tracer->heap;
+    for (size_t s = 0; s < heap->spans.count; s++) {
+        block_t *b = heap->spans.items[s];
+        uint64_t *mark = gc_span_mark_bits(b);
+        for (uint32_t w = 0; w < gc_span_words(b); w++) {
+            for (uint64_t bits = mark[w]; bits; bits &= bits - 1) {
+                uint32_t i = w * 64 + (uint32_t)__builtin_ctzll(bits);
+                void *obj = b->start + (size_t)i * b->cell_size + GC_HEADER;
+                const gc_type_t *type = gc_header_type(obj);
+                if (type->trace) type->trace(obj, tracer);
+                drain_stack(tracer);
+            }
+        }
+    }
+}
+
+void gc_mark_drain(gc_tracer_t *tracer) {
+    drain_stack(tracer);
+    while (tracer->overflowed) {
+        tracer->overflowed = false;
+        rescan_marked(tracer);
+    }
+}

@@ -1,0 +1,246 @@
+/* roots.c — what the collector starts marking from.
+ *
+ * Global roots (slots, ranges, callbacks) and pins live in the heap under
+ * heap->lock, so any thread may register them at any time; a collection
+ * holds the lock while it reads them. Per-thread root stacks belong to their
+ * thread (no lock: push is a store and an increment) and are read only while
+ * that thread is stopped. Pins are an open-addressing table obj -> count.
+ */
+#include "gc_internal.h"
+
+static bool slot_inside_heap(gc_heap_t *heap, void **slot) {
+    block_t *b = pool_block_of(slot);
+    return b != NULL && b->kind == BLOCK_EXTERNAL && b->external_owner == heap;
+}
+
+static bool root_slot_valid(gc_heap_t *heap, void **slot, const char *fn) {
+    if (slot == NULL) {
+        char what[96];
+        snprintf(what, sizeof what, "%s: slot is NULL", fn);
+        mulch_report(what, slot);
+        return false;
+    }
+    if (slot_inside_heap(heap, slot)) {
+        char what[160];
+        snprintf(what, sizeof what, "%s: slot lies inside a GC object (trace its fields instead)", fn);
+        mulch_report(what, slot);
+        return false;
+    }
+    return true;
+}
+
+void gc_root_add(gc_heap_t *heap, void **slot) {
+    if (!root_slot_valid(heap, slot, "gc_root_add")) return;
+    pthread_mutex_lock(&heap->lock);
+    bool ok = gc_vector_push(&heap->root_slots, slot);
+    pthread_mutex_unlock(&heap->lock);
+    if (!ok) mulch_report("gc_root_add: out of memory registering a root", slot);
+}
+
+void gc_root_add_range(gc_heap_t *heap, void **slots, size_t n) {
+    if (!root_slot_valid(heap, slots, "gc_root_add_range")) return;
+    pthread_mutex_lock(&heap->lock);
+    if (heap->root_range_count == heap->root_range_capacity) {
+        size_t capacity = heap->root_range_capacity ? heap->root_range_capacity * 2 : 64;
+        gc_root_range_t *ranges = os_map(capacity * sizeof *ranges);
+        if (ranges == NULL) {
+            pthread_mutex_unlock(&heap->lock);
+            mulch_report("gc_root_add_range: out of memory registering a root", slots);
+            return;
+        }
+        if (heap->root_ranges) {
+            memcpy(ranges, heap->root_ranges, heap->root_range_count * sizeof *ranges);
+            os_unmap(heap->root_ranges, heap->root_range_capacity * sizeof *ranges);
+        }
+        heap->root_ranges = ranges;
+        heap->root_range_capacity = capacity;
+    }
+    heap->root_ranges[heap->root_range_count++] = (gc_root_range_t){ slots, n };
+    pthread_mutex_unlock(&heap->lock);
+}
+
+void gc_root_remove(gc_heap_t *heap, void **slot) {
+    pthread_mutex_lock(&heap->lock);
+    for (size_t i = heap->root_slots.count; i-- > 0;) {
+        if (heap->root_slots.items[i] == (void *)slot) {
+            heap->root_slots.items[i] = heap->root_slots.items[--heap->root_slots.count];
+            pthread_mutex_unlock(&heap->lock);
+            return;
+        }
+    }
+    for (size_t i = heap->root_range_count; i-- > 0;) {
+        if (heap->root_ranges[i].slots == slot) {
+            heap->root_ranges[i] = heap->root_ranges[--heap->root_range_count];
+            pthread_mutex_unlock(&heap->lock);
+            return;
+        }
+    }
+    pthread_mutex_unlock(&heap->lock);
+    mulch_report("gc_root_remove: slot is not a registered root", slot);
+}
+
+void gc_root_add_callback(gc_heap_t *heap, gc_root_fn fn, void *ctx) {
+    if (fn == NULL) {
+        mulch_report("gc_root_add_callback: callback is NULL", ctx);
+        return;
+    }
+    pthread_mutex_lock(&heap->lock);
+    if (heap->root_callback_count == heap->root_callback_capacity) {
+        size_t capacity = heap->root_callback_capacity ? heap->root_callback_capacity * 2 : 64;
+        gc_root_callback_t *callbacks = os_map(capacity * sizeof *callbacks);
+        if (callbacks == NULL) {
+            pthread_mutex_unlock(&heap->lock);
+            mulch_report("gc_root_add_callback: out of memory registering a root", ctx);
+            return;
+        }
+        if (heap->root_callbacks) {
+            memcpy(callbacks, heap->root_callbacks, heap->root_callback_count * sizeof *callbacks);
+            os_unmap(heap->root_callbacks, heap->root_callback_capacity * sizeof *callbacks);
+        }
+        heap->root_callbacks = callbacks;
+        heap->root_callback_capacity = capacity;
+    }
+    heap->root_callbacks[heap->root_callback_count++] = (gc_root_callback_t){ fn, ctx };
+    pthread_mutex_unlock(&heap->lock);
+}
+
+void gc_root_remove_callback(gc_heap_t *heap, gc_root_fn fn, void *ctx) {
+    pthread_mutex_lock(&heap->lock);
+    for (size_t i = heap->root_callback_count; i-- > 0;) {
+        if (heap->root_callbacks[i].fn == fn && heap->root_callbacks[i].ctx == ctx) {
+            heap->root_callbacks[i] = heap->root_callbacks[--heap->root_callback_count];
+            pthread_mutex_unlock(&heap->lock);
+            return;
+        }
+    }
+    pthread_mutex_unlock(&heap->lock);
+    mulch_report("gc_root_remove_callback: callback is not registered", ctx);
+}
+
+static MULCH_NOINLINE void root_stack_grow(gc_thread_t *t, void **slot) {
+    size_t capacity = t->root_capacity ? t->root_capacity * 2 : 1024;
+    void ***stack = os_map(capacity * sizeof(void **));
+    if (stack == NULL) {
+        mulch_report("gc_push_root: out of memory growing the root stack", slot);
+        return;
+    }
+    if (t->root_stack) {
+        memcpy(stack, t->root_stack, t->root_depth * sizeof(void **));
+        os_unmap(t->root_stack, t->root_capacity * sizeof(void **));
+    }
+    t->root_stack = stack;
+    t->root_capacity = capacity;
+    t->root_stack[t->root_depth++] = slot;
+}
+
+void gc_push_root(gc_thread_t *t, void **slot) {
+    if (mulch_likely(t->root_depth < t->root_capacity)) t->root_stack[t->root_depth++] = slot;
+    else root_stack_grow(t, slot);
+}
+
+void gc_pop_roots(gc_thread_t *t, size_t n) {
+    if (n > t->root_depth) {
+        mulch_report("gc_pop_roots: popping more roots than were pushed", t);
+        n = t->root_depth;
+    }
+    t->root_depth -= n;
+}
+
+size_t gc_root_depth(gc_thread_t *t) {
+    return t->root_depth;
+}
+
+void gc_pop_roots_to(gc_thread_t *t, size_t depth) {
+    if (depth > t->root_depth) {
+        mulch_report("gc_pop_roots_to: depth is above the current depth", t);
+        return;
+    }
+    t->root_depth = depth;
+}
+
+/* ---- pins ------------------------------------------------------------------ */
+
+static size_t pin_hash(const void *obj, size_t capacity) {
+    return (size_t)(gc_identity_hash(obj) & (capacity - 1));
+}
+
+static gc_pin_entry_t *pin_find(gc_heap_t *heap, const void *obj) {
+    if (heap->pin_capacity == 0) return NULL;
+    for (size_t i = pin_hash(obj, heap->pin_capacity);; i = (i + 1) & (heap->pin_capacity - 1)) {
+        gc_pin_entry_t *e = &heap->pins[i];
+        if (e->obj == obj) return e;
+        if (e->obj == NULL) return NULL;
+    }
+}
+
+static bool pins_rehash(gc_heap_t *heap, size_t capacity) {
+    gc_pin_entry_t *pins = os_map(capacity * sizeof *pins);
+    if (pins == NULL) return false;
+    for (size_t i = 0; i < heap->pin_capacity; i++) {
+        gc_pin_entry_t *e = &heap->pins[i];
+        if (e->obj == NULL || e->count == 0) continue;
+        size_t j = pin_hash(e->obj, capacity);
+        while (pins[j].obj) j = (j + 1) & (capacity - 1);
+        pins[j] = *e;
+    }
+    if (heap->pins) os_unmap(heap->pins, heap->pin_capacity * sizeof *pins);
+    heap->pins = pins;
+    heap->pin_capacity = capacity;
+    return true;
+}
+
+static bool pin_target_valid(gc_heap_t *heap, void *obj, const char *what) {
+    uint32_t index;
+    if (obj != NULL && gc_object_span(heap, obj, &index)) return true;
+    mulch_report(what, obj);
+    return false;
+}
+
+void gc_pin(gc_heap_t *heap, void *obj) {
+    if (!pin_target_valid(heap, obj, "gc_pin: not a GC object of this heap")) return;
+    pthread_mutex_lock(&heap->lock);
+    gc_pin_entry_t *e = pin_find(heap, obj);
+    if (e == NULL) {
+        /* entries whose count fell to 0 are dropped at rehash: keep load < 1/2 */
+        if ((heap->pin_count + 1) * 2 > heap->pin_capacity
+            && !pins_rehash(heap, heap->pin_capacity ? heap->pin_capacity * 2 : 256)) {
+            pthread_mutex_unlock(&heap->lock);
+            mulch_report("gc_pin: out of memory", obj);
+            return;
+        }
+        size_t i = pin_hash(obj, heap->pin_capacity);
+        while (heap->pins[i].obj) i = (i + 1) & (heap->pin_capacity - 1);
+        e = &heap->pins[i];
+        e->obj = obj;
+        heap->pin_count++;
+    }
+    e->count++;
+    pthread_mutex_unlock(&heap->lock);
+}
+
+void gc_unpin(gc_heap_t *heap, void *obj) {
+    pthread_mutex_lock(&heap->lock);
+    gc_pin_entry_t *e = pin_find(heap, obj);
+    if (e == NULL || e->count == 0) {
+        pthread_mutex_unlock(&heap->lock);
+        mulch_report("gc_unpin: object is not pinned", obj);
+        return;
+    }
+    e->count--;
+    pthread_mutex_unlock(&heap->lock);
+}
+
+/* Marks from every root; heap->lock held, world stopped. */
+void gc_roots_trace(gc_tracer_t *tracer) {
+    gc_heap_t *heap = tracer->heap;
+    for (size_t i = 0; i < heap->root_slots.count; i++) gc_trace_slot(tracer, heap->root_slots.items[i]);
+    for (size_t i = 0; i < heap->root_range_count; i++)
+        gc_trace_range(tracer, heap->root_ranges[i].slots, heap->root_ranges[i].count);
+    for (size_t i = 0; i < heap->root_callback_count; i++)
+        heap->root_callbacks[i].fn(tracer, heap->root_callbacks[i].ctx);
+    for (gc_thread_t *t = heap->threads; t; t = t->next)
+        for (size_t i = 0; i < t->root_depth; i++) gc_trace_slot(tracer, t->root_stack[i]);
+    for (size_t i = 0; i < heap->pin_capacity; i++)
+        if (heap->pins[i].obj && heap->pins[i].count) gc_trace_slot(tracer, &heap->pins[i].obj);
+    gc_trace_range(tracer, heap->pending.items, heap->pending.count);
+}

@@ -1,0 +1,215 @@
+/* thread.c — mutator threads and stopping the world.
+ *
+ * Every attached thread is in one state (heap->lock): RUNNING (may touch
+ * GC pointers), PARKED (waiting at a safepoint for a collection to end) or
+ * BLOCKING (inside gc_enter_blocking: touches no GC pointer). heap->running
+ * counts RUNNING threads. A collector sets heap->collecting and
+ * stop_requested, leaves the RUNNING count itself, and waits on
+ * heap->changed until running == 0; every thread that parks, blocks or
+ * detaches signals it. While collecting is set no thread becomes RUNNING.
+ * A thread's bins, root stack and vectors are read by the collector only in
+ * that window, so they need no lock of their own.
+ */
+#include "gc_internal.h"
+
+typedef struct gc_attachment {
+    gc_heap_t            *heap;
+    gc_thread_t          *thread;
+    struct gc_attachment *next;
+} gc_attachment_t;
+
+static _Thread_local gc_attachment_t *attachments;
+
+gc_thread_t *gc_thread_current(gc_heap_t *heap) {
+    for (gc_attachment_t *a = attachments; a; a = a->next)
+        if (a->heap == heap) return a->thread;
+    return NULL;
+}
+
+/* heap->lock held; returns with it held, after any collection ended. */
+static void gc_park_locked(gc_heap_t *heap, gc_thread_t *t) {
+    if (!heap->collecting) return;
+    t->state = GC_PARKED;
+    heap->running--;
+    pthread_cond_broadcast(&heap->changed);
+    while (heap->collecting) pthread_cond_wait(&heap->changed, &heap->lock);
+    t->state = GC_RUNNING;
+    heap->running++;
+}
+
+gc_thread_t *gc_thread_attach(gc_heap_t *heap) {
+    gc_thread_t *existing = gc_thread_current(heap);
+    if (existing) {
+        mulch_report("gc_thread_attach: thread already attached to this heap", heap);
+        return existing;
+    }
+    gc_thread_t *t = os_map(sizeof(gc_thread_t));
+    gc_attachment_t *a = os_map(sizeof(gc_attachment_t));
+    if (t == NULL || a == NULL) {
+        os_unmap(t, sizeof(gc_thread_t));
+        os_unmap(a, sizeof(gc_attachment_t));
+        return NULL;
+    }
+    t->heap = heap;
+    pthread_mutex_lock(&heap->lock);
+    while (heap->collecting) pthread_cond_wait(&heap->changed, &heap->lock);
+    t->state = GC_RUNNING;
+    t->next = heap->threads;
+    if (heap->threads) heap->threads->prev = t;
+    heap->threads = t;
+    heap->running++;
+    pthread_mutex_unlock(&heap->lock);
+    a->heap = heap;
+    a->thread = t;
+    a->next = attachments;
+    attachments = a;
+    return t;
+}
+
+static void gc_thread_free(gc_thread_t *t) {
+    if (t->root_stack) os_unmap(t->root_stack, t->root_capacity * sizeof(void **));
+    gc_vector_free(&t->finalizable);
+    gc_vector_free(&t->weaks);
+    os_unmap(t, sizeof(gc_thread_t));
+}
+
+/* heap->lock held, world not collecting: the thread's state moves into the
+ * heap and the thread leaves the list. */
+static void gc_thread_unlink_locked(gc_heap_t *heap, gc_thread_t *t) {
+    gc_thread_retire_bins(t);
+    gc_vector_append(&heap->finalizable, &t->finalizable);
+    gc_vector_append(&heap->weaks, &t->weaks);
+    heap->detached_bytes_allocated += atomic_load_explicit(&t->bytes_allocated, memory_order_relaxed);
+    if (t->prev) t->prev->next = t->next;
+    else heap->threads = t->next;
+    if (t->next) t->next->prev = t->prev;
+    if (t->state == GC_RUNNING) heap->running--;
+    t->state = GC_DETACHED;
+    pthread_cond_broadcast(&heap->changed);
+}
+
+static void gc_attachment_forget(gc_heap_t *heap) {
+    for (gc_attachment_t **link = &attachments; *link; link = &(*link)->next) {
+        if ((*link)->heap == heap) {
+            gc_attachment_t *a = *link;
+            *link = a->next;
+            os_unmap(a, sizeof(gc_attachment_t));
+            return;
+        }
+    }
+}
+
+void gc_thread_detach(gc_thread_t *t) {
+    if (t == NULL) return;
+    gc_heap_t *heap = t->heap;
+    pthread_mutex_lock(&heap->lock);
+    if (t->state == GC_BLOCKING) {
+        while (heap->collecting) pthread_cond_wait(&heap->changed, &heap->lock);
+    } else {
+        gc_park_locked(heap, t);
+    }
+    if (t->finalizable.count && !gc_vector_append(&heap->finalizable, &t->finalizable)) {
+        /* keep going: finalizers of objects we cannot hand over are lost,
+         * which only happens when the OS refuses a few pages */
+    }
+    gc_thread_unlink_locked(heap, t);
+    pthread_mutex_unlock(&heap->lock);
+    gc_attachment_forget(heap);
+    gc_thread_free(t);
+}
+
+void gc_thread_destroy_current(gc_heap_t *heap) {
+    gc_thread_t *t = gc_thread_current(heap);
+    if (t) gc_thread_detach(t);
+}
+
+bool gc_world_stop(gc_thread_t *self, bool wait_only) {
+    gc_heap_t *heap = self->heap;
+    pthread_mutex_lock(&heap->lock);
+    if (heap->collecting) {
+        gc_park_locked(heap, self);
+        if (wait_only) {
+            pthread_mutex_unlock(&heap->lock);
+            return false;
+        }
+    }
+    heap->collecting = true;
+    atomic_store_explicit(&heap->stop_requested, 1, memory_order_relaxed);
+    heap->running--;
+    while (heap->running > 0) pthread_cond_wait(&heap->changed, &heap->lock);
+    return true;
+}
+
+/* The same for callers that may not be attached (gc_verify, destroy). */
+bool gc_world_stop_heap(gc_heap_t *heap, gc_thread_t *self) {
+    pthread_mutex_lock(&heap->lock);
+    while (heap->collecting) {
+        if (self && self->state == GC_RUNNING) gc_park_locked(heap, self);
+        else pthread_cond_wait(&heap->changed, &heap->lock);
+    }
+    heap->collecting = true;
+    atomic_store_explicit(&heap->stop_requested, 1, memory_order_relaxed);
+    if (self && self->state == GC_RUNNING) heap->running--;
+    while (heap->running > 0) pthread_cond_wait(&heap->changed, &heap->lock);
+    return true;
+}
+
+void gc_world_start_heap(gc_heap_t *heap, gc_thread_t *self) {
+    atomic_store_explicit(&heap->stop_requested, 0, memory_order_relaxed);
+    heap->collecting = false;
+    if (self && self->state == GC_RUNNING) heap->running++;
+    pthread_cond_broadcast(&heap->changed);
+    pthread_mutex_unlock(&heap->lock);
+}
+
+void gc_world_start(gc_heap_t *heap) {
+    /* gc_world_stop was called by an attached, running thread */
+    atomic_store_explicit(&heap->stop_requested, 0, memory_order_relaxed);
+    heap->collecting = false;
+    heap->running++;
+    pthread_cond_broadcast(&heap->changed);
+    pthread_mutex_unlock(&heap->lock);
+}
+
+void gc_safepoint_slow(gc_thread_t *t) {
+    gc_heap_t *heap = t->heap;
+    pthread_mutex_lock(&heap->lock);
+    gc_park_locked(heap, t);
+    pthread_mutex_unlock(&heap->lock);
+}
+
+void gc_safepoint(gc_thread_t *t) {
+    if (mulch_unlikely(atomic_load_explicit(&t->heap->stop_requested, memory_order_relaxed)))
+        gc_safepoint_slow(t);
+}
+
+void gc_enter_blocking(gc_thread_t *t) {
+    gc_heap_t *heap = t->heap;
+    pthread_mutex_lock(&heap->lock);
+    if (t->state == GC_RUNNING) {
+        t->state = GC_BLOCKING;
+        heap->running--;
+        pthread_cond_broadcast(&heap->changed);
+    }
+    pthread_mutex_unlock(&heap->lock);
+}
+
+void gc_leave_blocking(gc_thread_t *t) {
+    gc_heap_t *heap = t->heap;
+    pthread_mutex_lock(&heap->lock);
+    while (heap->collecting) pthread_cond_wait(&heap->changed, &heap->lock);
+    if (t->state == GC_BLOCKING) {
+        t->state = GC_RUNNING;
+        heap->running++;
+    }
+    pthread_mutex_unlock(&heap->lock);
+    gc_run_finalizers(t);
+}
+
+void gc_threads_flush(gc_heap_t *heap) {
+    for (gc_thread_t *t = heap->threads; t; t = t->next) {
+        gc_thread_retire_bins(t);
+        gc_vector_append(&heap->finalizable, &t->finalizable);
+        gc_vector_append(&heap->weaks, &t->weaks);
+    }
+}

@@ -1,0 +1,43 @@
+/* vector.c — growable pointer arrays for the collector's bookkeeping
+ * (spans, roots, finalizable objects, weak references, mark stacks).
+ * Memory comes from the OS layer, not malloc, so the collector does not
+ * depend on the C allocator it may one day replace. */
+#include "gc_internal.h"
+
+static size_t vector_bytes(size_t capacity) {
+    return (capacity * sizeof(void *) + MULCH_PAGE - 1) & ~(MULCH_PAGE - 1);
+}
+
+static bool vector_reserve(gc_vector_t *v, size_t need) {
+    if (need <= v->capacity) return true;
+    size_t capacity = v->capacity ? v->capacity : MULCH_PAGE / sizeof(void *);
+    while (capacity < need) capacity *= 2;
+    void **items = os_map(vector_bytes(capacity));
+    if (items == NULL) return false;
+    if (v->count) memcpy(items, v->items, v->count * sizeof(void *));
+    if (v->items) os_unmap(v->items, vector_bytes(v->capacity));
+    v->items = items;
+    v->capacity = capacity;
+    return true;
+}
+
+bool gc_vector_push(gc_vector_t *v, void *item) {
+    if (v->count == v->capacity && !vector_reserve(v, v->count + 1)) return false;
+    v->items[v->count++] = item;
+    return true;
+}
+
+bool gc_vector_append(gc_vector_t *to, gc_vector_t *from) {
+    if (from->count == 0) return true;
+    if (!vector_reserve(to, to->count + from->count)) return false;
+    memcpy(to->items + to->count, from->items, from->count * sizeof(void *));
+    to->count += from->count;
+    from->count = 0;
+    return true;
+}
+
+void gc_vector_free(gc_vector_t *v) {
+    if (v->items) os_unmap(v->items, vector_bytes(v->capacity));
+    v->items = NULL;
+    v->count = v->capacity = 0;
+}

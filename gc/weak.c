@@ -1,0 +1,31 @@
+/* weak.c — weak references: small GC objects whose one slot the collector
+ * does not trace. Each is listed (per thread, then in heap->weaks) so that
+ * after marking the collector can clear those whose target died, before any
+ * finalizer runs (collect.c). */
+#include "gc_internal.h"
+
+static const gc_type_t weak_type = { "mulch.weak", NULL, NULL };
+
+void *gc_weak_new(gc_thread_t *t, void *target) {
+    uint32_t index;
+    if (target != NULL && gc_object_span(t->heap, target, &index) == NULL) {
+        mulch_report("gc_weak_new: target is not a GC object of this heap", target);
+        return NULL;
+    }
+    /* The allocation may collect: keep the target alive across it. */
+    gc_push_root(t, &target);
+    void **weak = gc_alloc(t, &weak_type, sizeof(void *));
+    gc_pop_roots(t, 1);
+    if (weak == NULL) return NULL;
+    weak[0] = target;
+    if (!gc_vector_push(&t->weaks, weak)) return NULL;
+    return weak;
+}
+
+void *gc_weak_get(const void *weak) {
+    if (weak == NULL || gc_header_type(weak) != &weak_type) {
+        mulch_report("gc_weak_get: not a weak reference", weak);
+        return NULL;
+    }
+    return ((void *const *)weak)[0];
+}

@@ -1,0 +1,108 @@
+/* mulch/gc.h — the precise mark-sweep collector built on the pool's blocks.
+ *
+ * Objects are described by a gc_type_t (name, trace, finalize); every
+ * reference the collector must see is reached through a slot it could
+ * rewrite (gc_trace_slot, roots). Collections stop the world at GC points:
+ * gc_alloc, gc_weak_new, gc_collect, gc_safepoint, gc_leave_blocking,
+ * gc_verify. docs/gc.md is the guide. */
+#ifndef MULCH_GC_H
+#define MULCH_GC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <mulch/common.h>
+#include <mulch/pool.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct gc_heap   gc_heap_t;
+typedef struct gc_thread gc_thread_t;   /* one per mutator thread */
+typedef struct gc_tracer gc_tracer_t;
+
+typedef struct gc_type {
+    const char *name;
+    void (*trace)(void *obj, gc_tracer_t *tracer); /* NULL: no references */
+    void (*finalize)(void *obj);                   /* NULL: none */
+} gc_type_t;
+
+/* Called from trace functions (and root callbacks), once per reference
+ * field. A slot holds the start address of a GC object, NULL, or a tagged
+ * immediate (any of the low 3 bits set), which is skipped. Trace functions
+ * only read the object and call these: no allocation, locks or other mulch
+ * calls. */
+MULCH_API void gc_trace_slot(gc_tracer_t *tracer, void **slot);
+MULCH_API void gc_trace_range(gc_tracer_t *tracer, void **slots, size_t n);
+
+typedef struct gc_options {
+    size_t initial_heap;        /* bytes; 0 = default (4 MiB) */
+    size_t max_heap;            /* bytes; 0 = no limit; gc_alloc returns NULL past it */
+    double heap_growth;         /* target heap / live bytes after GC; 0 = default (2.0) */
+    int    compaction;          /* GC_COMPACT_AUTO (default), _NEVER, _ALWAYS */
+    int    conservative_stack;  /* also scan attached threads' stacks; referents pinned */
+    int    markers;             /* marking threads; 0 = one per core (started lazily) */
+    pool_t *pool;               /* pool the heap takes its blocks from; NULL = its own */
+} gc_options_t;
+enum { GC_COMPACT_AUTO = 0, GC_COMPACT_NEVER = 1, GC_COMPACT_ALWAYS = 2 };
+
+MULCH_API gc_heap_t   *gc_heap_create(const gc_options_t *opts);
+MULCH_API void         gc_heap_destroy(gc_heap_t *heap);
+MULCH_API gc_thread_t *gc_thread_attach(gc_heap_t *heap);
+MULCH_API void         gc_thread_detach(gc_thread_t *thread);
+MULCH_API gc_thread_t *gc_thread_current(gc_heap_t *heap);
+MULCH_API void         gc_heap_set_userdata(gc_heap_t *heap, void *data);
+MULCH_API void        *gc_heap_get_userdata(gc_heap_t *heap);
+
+/* Zeroed object of `size` bytes (> 0); NULL when max_heap would be exceeded
+ * even after a full collection. May collect. */
+MULCH_API MULCH_NODISCARD void *gc_alloc(gc_thread_t *thread, const gc_type_t *type, size_t size);
+MULCH_API const gc_type_t *gc_type_of(const void *obj);
+MULCH_API size_t gc_size_of(const void *obj);
+MULCH_API uintptr_t gc_identity_hash(const void *obj);
+MULCH_API void gc_write(gc_thread_t *thread, void *obj, void **slot, void *value);
+MULCH_API void gc_external_alloc(gc_heap_t *heap, ptrdiff_t bytes);
+
+MULCH_API void gc_root_add(gc_heap_t *heap, void **slot);
+MULCH_API void gc_root_add_range(gc_heap_t *heap, void **slots, size_t n);
+MULCH_API void gc_root_remove(gc_heap_t *heap, void **slot);
+MULCH_API void gc_push_root(gc_thread_t *thread, void **slot);
+MULCH_API void gc_pop_roots(gc_thread_t *thread, size_t n);
+MULCH_API size_t gc_root_depth(gc_thread_t *thread);
+MULCH_API void gc_pop_roots_to(gc_thread_t *thread, size_t depth);
+typedef void (*gc_root_fn)(gc_tracer_t *tracer, void *ctx);
+MULCH_API void gc_root_add_callback(gc_heap_t *heap, gc_root_fn fn, void *ctx);
+MULCH_API void gc_root_remove_callback(gc_heap_t *heap, gc_root_fn fn, void *ctx);
+
+MULCH_API void gc_collect(gc_thread_t *thread);
+MULCH_API void gc_safepoint(gc_thread_t *thread);
+MULCH_API void gc_enter_blocking(gc_thread_t *thread);
+MULCH_API void gc_leave_blocking(gc_thread_t *thread);
+
+MULCH_API void gc_pin(gc_heap_t *heap, void *obj);
+MULCH_API void gc_unpin(gc_heap_t *heap, void *obj);
+
+MULCH_API void *gc_weak_new(gc_thread_t *thread, void *target);
+MULCH_API void *gc_weak_get(const void *weak);
+
+typedef struct gc_stats {
+    uint64_t collections;
+    uint64_t bytes_allocated;   /* cumulative */
+    size_t   heap_bytes;        /* current heap size */
+    size_t   live_bytes;        /* after the last collection */
+    uint64_t pause_ns_total, pause_ns_max;
+    uint64_t bytes_moved;       /* cumulative, by compaction */
+    uint64_t objects_finalized;
+} gc_stats_t;
+MULCH_API void gc_get_stats(gc_heap_t *heap, gc_stats_t *out);
+
+/* Checks every heap invariant; 0 when sound, else the number of problems,
+ * each reported through the error handler. Stops the world. */
+MULCH_API size_t gc_verify(gc_heap_t *heap);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MULCH_GC_H */
