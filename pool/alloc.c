@@ -38,7 +38,8 @@ static void block_carve(pool_t *pool, block_t *b, uint32_t capacity) {
 /* Takes the whole thread_free list (the caller owns the span, so the
  * FLOATING bit is clear) and appends the local free list behind it. */
 uint32_t block_collect(pool_t *pool, block_t *b) {
-    uintptr_t list = atomic_exchange_explicit(&b->thread_free, 0, memory_order_acquire);
+    if ((atomic_load_explicit(&b->thread_free, memory_order_relaxed) & ~BLOCK_TF_FLAGS) == 0) return 0;
+    uintptr_t list = atomic_exchange_explicit(&b->thread_free, 0, memory_order_acquire) & ~BLOCK_TF_FLAGS;
     if (list == 0) return 0;
     uint32_t n = 0;
     void *cell = (void *)list;
@@ -58,23 +59,70 @@ uint32_t block_collect(pool_t *pool, block_t *b) {
     return n;
 }
 
-/* First span of the bin is exhausted: detach it and make it floating; if a
- * remote free slipped in, keep it instead. Returns true when detached. */
-static bool block_float(thread_heap_t *heap, block_t *b) {
+/* The bin's first span has no free cell: park it in the full list, with
+ * TF_FULL set so that the first remote free tells us. If a remote free
+ * slipped in, collect it instead. Returns true when parked. */
+static bool block_to_full(pool_t *pool, thread_heap_t *heap, block_t *b) {
+    uintptr_t expected = 0;
+    if (!atomic_compare_exchange_strong_explicit(&b->thread_free, &expected, BLOCK_TF_FULL,
+                                                 memory_order_acq_rel, memory_order_relaxed)) {
+        block_collect(pool, b);
+        return false;
+    }
     unsigned cls = b->size_class;
     heap->bins[cls] = b->next;
     if (b->next) b->next->prev = NULL;
-    b->next = b->prev = NULL;
-    atomic_store_explicit(&b->owner, NULL, memory_order_relaxed);
-    uintptr_t expected = 0;
-    if (atomic_compare_exchange_strong_explicit(&b->thread_free, &expected, BLOCK_FLOATING,
-                                                memory_order_release, memory_order_relaxed))
-        return true;
-    atomic_store_explicit(&b->owner, heap, memory_order_relaxed);
-    b->next = heap->bins[cls];
+    b->prev = NULL;
+    b->next = heap->full[cls];
     if (b->next) b->next->prev = b;
-    heap->bins[cls] = b;
-    return false;
+    heap->full[cls] = b;
+    b->flags |= BLOCK_IN_FULL;
+    return true;
+}
+
+void block_unfull(thread_heap_t *heap, block_t *b) {
+    unsigned cls = b->size_class;
+    if (b->prev) b->prev->next = b->next;
+    else heap->full[cls] = b->next;
+    if (b->next) b->next->prev = b->prev;
+    b->flags &= (uint8_t)~BLOCK_IN_FULL;
+    atomic_fetch_and_explicit(&b->thread_free, ~BLOCK_TF_FULL, memory_order_relaxed);
+    heap_bin_insert_second(heap, b);
+}
+
+/* Full spans that got local frees go back to the bin; empty ones to the
+ * pool. Returns true when the bin gained a span. */
+bool heap_take_unfull_candidates(pool_t *pool, thread_heap_t *heap, unsigned cls) {
+    block_t *b = heap->unfull_candidates[cls];
+    if (b == NULL) return false;
+    heap->unfull_candidates[cls] = NULL;
+    bool any = false;
+    while (b) {
+        block_t *next = b->candidate_next;
+        b->flags &= (uint8_t)~BLOCK_CANDIDATE;
+        if (b->flags & BLOCK_IN_FULL) {
+            block_unfull(heap, b);
+            if (b->used == 0 && heap->bins[cls] != b) block_retire(pool, heap, b);
+            else any = true;
+        }
+        b = next;
+    }
+    return any;
+}
+
+/* Remote frees reached full spans of this class: take their cells. */
+static bool heap_reclaim_full(pool_t *pool, thread_heap_t *heap, unsigned cls) {
+    if (!atomic_load_explicit(&heap->full_pending[cls], memory_order_relaxed)) return false;
+    atomic_store_explicit(&heap->full_pending[cls], 0, memory_order_relaxed);
+    bool any = false;
+    for (block_t *b = heap->full[cls], *next; b; b = next) {
+        next = b->next;
+        if ((atomic_load_explicit(&b->thread_free, memory_order_relaxed) & ~BLOCK_TF_FLAGS) == 0) continue;
+        block_unfull(heap, b);
+        block_collect(pool, b);
+        any = true;
+    }
+    return any;
 }
 
 static uint32_t span_blocks_for_class(const pool_t *pool, size_t cell) {
@@ -131,6 +179,7 @@ static block_t *block_new(pool_t *pool, thread_heap_t *heap, unsigned cls) {
     block_t *b = span_acquire_locked(pool, n, BLOCK_SMALL);
     if (b) block_init_small(pool, heap, b, cls);
     pthread_mutex_unlock(&pool->lock);
+    if (b == NULL && pool->limit && heap_release_empty(pool, heap) > 0) return block_new(pool, heap, cls);
     if (b == NULL) return NULL;
     if (pool->track_leaks && !block_sites_attach(pool, b)) {
         pthread_mutex_lock(&pool->lock);
@@ -166,6 +215,8 @@ void *small_alloc_slow(pool_t *pool, thread_heap_t *heap, size_t size, const lea
     unsigned cls = size_class_of(size);
     for (;;) {
         block_t *b = heap->bins[cls];
+        if (b == NULL && (heap_take_unfull_candidates(pool, heap, cls) || heap_reclaim_full(pool, heap, cls)))
+            continue;
         if (b == NULL) {
             b = block_adopt_abandoned(pool, heap, cls);
             if (b == NULL && (b = block_new(pool, heap, cls)) == NULL) return NULL;
@@ -180,7 +231,7 @@ void *small_alloc_slow(pool_t *pool, thread_heap_t *heap, size_t size, const lea
             block_carve(pool, b, b->capacity);
             continue;
         }
-        block_float(heap, b);
+        block_to_full(pool, heap, b);
     }
 }
 

@@ -103,7 +103,7 @@ bool pointer_check(pool_t *pool, const void *p, const char *fn, pointer_info_t *
     return true;
 }
 
-static void block_retire(pool_t *pool, thread_heap_t *heap, block_t *b) {
+void block_retire(pool_t *pool, thread_heap_t *heap, block_t *b) {
     unsigned cls = b->size_class;
     if (b->prev) b->prev->next = b->next;
     else heap->bins[cls] = b->next;
@@ -120,7 +120,23 @@ static void block_retire(pool_t *pool, thread_heap_t *heap, block_t *b) {
     pthread_mutex_unlock(&pool->lock);
 }
 
+static MULCH_NOINLINE void block_note_unfull(thread_heap_t *heap, block_t *b) {
+    if (b->flags & BLOCK_CANDIDATE) return;
+    b->flags |= BLOCK_CANDIDATE;
+    b->candidate_next = heap->unfull_candidates[b->size_class];
+    heap->unfull_candidates[b->size_class] = b;
+}
+
 static inline void cell_push_local(pool_t *pool, thread_heap_t *heap, block_t *b, void *p) {
+    if (mulch_unlikely(b->flags & BLOCK_IN_FULL)) {
+        block_note_unfull(heap, b);
+        cell_mark_free(pool, p, b->free);
+        b->free = p;
+        b->used--;
+        counter_add_u64(&heap->frees, 1);
+        counter_add_i64(&heap->bytes_in_use, -(int64_t)b->cell_size);
+        return;
+    }
     if (b->sites) b->sites[cell_divide(b->divisor, (size_t)((unsigned char *)p - b->start))].where = NULL;
     cell_mark_free(pool, p, b->free);
     b->free = p;
@@ -159,17 +175,22 @@ static MULCH_NOINLINE void small_free_remote(pool_t *pool, thread_heap_t *heap, 
         if ((old & BLOCK_FLOATING) && heap != NULL) {
             if (atomic_compare_exchange_weak_explicit(&b->thread_free, &old, 0,
                                                       memory_order_acquire, memory_order_relaxed)) {
-                block_adopt(pool, heap, b, old & ~BLOCK_FLOATING, p);
+                block_adopt(pool, heap, b, old & ~BLOCK_TF_FLAGS, p);
                 return;
             }
             continue;
         }
         if (b->sites) b->sites[cell_divide(b->divisor, (size_t)((unsigned char *)p - b->start))].where = NULL;
-        cell_mark_free(pool, p, (void *)(old & ~BLOCK_FLOATING));
-        if (atomic_compare_exchange_weak_explicit(&b->thread_free, &old,
-                                                  (uintptr_t)p | (old & BLOCK_FLOATING),
+        cell_mark_free(pool, p, (void *)(old & ~BLOCK_TF_FLAGS));
+        if (atomic_compare_exchange_weak_explicit(&b->thread_free, &old, (uintptr_t)p | (old & BLOCK_TF_FLAGS),
                                                   memory_order_release, memory_order_relaxed))
             break;
+    }
+    if ((old & BLOCK_TF_FULL) && (old & ~BLOCK_TF_FLAGS) == 0) {
+        /* first free into a full span: tell its owner (heap structs are
+         * never unmapped, so a stale owner is harmless) */
+        thread_heap_t *owner = atomic_load_explicit(&b->owner, memory_order_relaxed);
+        if (owner) atomic_store_explicit(&owner->full_pending[b->size_class], 1, memory_order_release);
     }
     if (heap) {
         counter_add_u64(&heap->frees, 1);
@@ -209,7 +230,11 @@ void pool_free(pool_t *pool, void *p) {
             if (mulch_likely((size_t)i * b->cell_size == offset
                              && i < atomic_load_explicit(&b->bump, memory_order_relaxed)
                              && ((uintptr_t *)p)[1] != cell_free_mark(pool, p))) {
-                small_free_slow(pool, b, p);
+                thread_heap_t *heap = heap_current(pool);
+                if (mulch_likely(heap != NULL && atomic_load_explicit(&b->owner, memory_order_relaxed) == heap))
+                    cell_push_local(pool, heap, b, p);
+                else
+                    small_free_remote(pool, heap, b, p);
                 return;
             }
         }
@@ -228,6 +253,8 @@ size_t pool_usable_size(pool_t *pool, const void *p) {
 void heap_abandon(thread_heap_t *heap) {
     pool_t *pool = heap->pool;
     for (unsigned cls = 0; cls < pool->class_count; cls++) {
+        heap_take_unfull_candidates(pool, heap, cls);
+        while (heap->full[cls]) block_unfull(heap, heap->full[cls]);
         while (heap->bins[cls]) {
             block_t *b = heap->bins[cls];
             heap->bins[cls] = b->next;
@@ -235,6 +262,7 @@ void heap_abandon(thread_heap_t *heap) {
             for (;;) {
                 block_collect(pool, b);
                 if (b->used == 0) {
+                    b->flags &= (uint8_t)~BLOCK_CANDIDATE;
                     pthread_mutex_lock(&pool->lock);
                     block_sites_release(b);
                     span_release_locked(pool, b);

@@ -53,7 +53,19 @@ static void huge_unmap_locked(pool_t *pool, chunk_t *chunk) {
     os_unmap(chunk, chunk->size);
 }
 
+static void *huge_alloc_once(pool_t *pool, size_t size, size_t align, const leak_site_t *site);
+
 void *huge_alloc(pool_t *pool, size_t size, size_t align, const leak_site_t *site) {
+    void *p = huge_alloc_once(pool, size, align, site);
+    if (p == NULL && pool->limit) {
+        /* At the limit, this thread's idle spans may be what stands in the way. */
+        thread_heap_t *heap = heap_current(pool);
+        if (heap && heap_release_empty(pool, heap) > 0) p = huge_alloc_once(pool, size, align, site);
+    }
+    return p;
+}
+
+static void *huge_alloc_once(pool_t *pool, size_t size, size_t align, const leak_site_t *site) {
     if (align < MULCH_ALIGN) align = MULCH_ALIGN;
     size_t offset = huge_offset(align);
     if (size > ((size_t)1 << CHUNK_MAP_ADDRESS_BITS) || offset > ((size_t)1 << CHUNK_MAP_ADDRESS_BITS))

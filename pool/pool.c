@@ -141,8 +141,14 @@ void pool_get_stats(pool_t *pool, pool_stats_t *out) {
  * freed by other threads and not yet collected, and the bin heads kept to
  * absorb ping-pong) go back to the pool. Other threads' heaps are theirs to
  * touch: their idle spans return when they allocate, trim, or exit. */
-static void heap_release_empty(pool_t *pool, thread_heap_t *heap) {
+size_t heap_release_empty(pool_t *pool, thread_heap_t *heap) {
+    size_t released = 0;
     for (unsigned cls = 0; cls < pool->class_count; cls++) {
+        heap_take_unfull_candidates(pool, heap, cls);
+        for (block_t *f = heap->full[cls], *next; f; f = next) {
+            next = f->next;
+            if (block_collect(pool, f) != 0) block_unfull(heap, f);
+        }
         block_t *b = heap->bins[cls];
         while (b) {
             block_t *next = b->next;
@@ -156,18 +162,24 @@ static void heap_release_empty(pool_t *pool, thread_heap_t *heap) {
                 block_sites_release(b);
                 span_release_locked(pool, b);
                 pthread_mutex_unlock(&pool->lock);
+                released++;
             }
             b = next;
         }
     }
+    return released;
 }
 
+/* Returns what this call gave back to the OS (committed bytes before minus
+ * after: exact when the pool is quiescent, never negative). */
 size_t pool_trim(pool_t *pool) {
+    size_t before = atomic_load_explicit(&pool->committed, memory_order_relaxed);
     for (thread_heap_t *heap = mulch_tls.list; heap; heap = heap->thread_next)
         if (heap->pool_id == pool->id) heap_release_empty(pool, heap);
     pthread_mutex_lock(&pool->lock);
-    size_t released = span_trim_locked(pool, 0);
-    released += huge_cache_flush_locked(pool);
+    span_trim_locked(pool, 0);
+    huge_cache_flush_locked(pool);
+    size_t after = atomic_load_explicit(&pool->committed, memory_order_relaxed);
     pthread_mutex_unlock(&pool->lock);
-    return released;
+    return before > after ? before - after : 0;
 }

@@ -22,16 +22,24 @@
  *
  * Block ownership (the lock-free part). A SMALL span is either
  *   owned    by one thread heap (block.owner == heap): only that thread
- *            touches free/used/bump and the list links; other threads push
- *            freed cells onto thread_free with one CAS;
- *   floating (thread_free == BLOCK_FLOATING, owner == NULL): nobody owns it;
- *            it is full (or abandoned by an exited thread and listed in
- *            pool->abandoned). The first thread that frees into it, or the
- *            allocator that pops it from the abandoned list, takes it with a
- *            CAS FLOATING -> 0 and becomes its owner.
+ *            touches free/used/bump, the flags and the list links; other
+ *            threads push freed cells onto thread_free with one CAS. An
+ *            owned span is in the heap's bin for its class (it may have free
+ *            cells) or in its full list (BLOCK_IN_FULL, and BLOCK_TF_FULL set
+ *            in thread_free). The first remote free into a full span sees
+ *            the list empty with TF_FULL set and raises the owner's
+ *            full_pending[class]; the owner rescans that class's full list
+ *            before taking a new span. A local free into a full span moves it
+ *            back to the bin.
+ *   floating (thread_free has BLOCK_TF_FLOATING, owner == NULL): abandoned
+ *            by an exited thread and listed in pool->abandoned. The first
+ *            thread that frees into it, or an allocator that pops it from
+ *            the abandoned list, takes it with a CAS and becomes its owner.
  * The CAS on thread_free carries the happens-before between owners, so the
  * owner-only fields need no atomics. Invariant for an owned span:
  *     used == bump - |local free list|, and used counts cells in thread_free.
+ * Thread heap structs are recycled, never unmapped, so a remote freer that
+ * read a stale owner can still store to its full_pending harmlessly.
  *
  * Locks: pool->lock guards spans (free span bins, span headers while free),
  * chunk lists, huge lists, the heap list and the abandoned lists. The global
@@ -109,9 +117,14 @@ enum {
     BLOCK_ABANDONED   = 1u << 1, /* listed in pool->abandoned (pool->lock)     */
     BLOCK_EVACUATE    = 1u << 2, /* GC: evacuation candidate                  */
     BLOCK_PINNED      = 1u << 3, /* GC: holds a pinned object                 */
+    BLOCK_IN_FULL     = 1u << 4, /* (owner) in the heap's full list            */
+    BLOCK_CANDIDATE   = 1u << 5, /* (owner) in the heap's unfull candidates    */
 };
 
+/* Low bits of block.thread_free (cells are 16-byte aligned). */
 #define BLOCK_FLOATING ((uintptr_t)1)
+#define BLOCK_TF_FULL  ((uintptr_t)2)
+#define BLOCK_TF_FLAGS ((uintptr_t)3)
 
 struct thread_heap;
 
@@ -147,7 +160,10 @@ typedef struct block {
     leak_site_t     *sites;       /* per-cell sites when tracking leaks     */
     uint32_t         capacity;    /* cells in the span                      */
     uint32_t         head_offset; /* BLOCK_TAIL / last of free span: to head*/
-    uint32_t         owner_words[2]; /* BLOCK_EXTERNAL: the owner's to use   */
+    union {
+        uint32_t      owner_words[2]; /* BLOCK_EXTERNAL: the owner's to use   */
+        struct block *candidate_next; /* SMALL (owner): unfull candidates     */
+    };
 } block_t;
 
 _Static_assert(sizeof(block_t) == 2 * MULCH_CACHE_LINE, "block descriptor is two cache lines");
@@ -184,6 +200,7 @@ _Static_assert(sizeof(chunk_t) % MULCH_ALIGN == 0, "huge object header keeps 16-
  * by pool_get_stats (relaxed atomics: plain moves on x86). */
 typedef struct thread_heap {
     uint64_t            pool_id;
+    struct thread_heap *recycle_next;          /* free heap structs (registry lock) */
     pool_t             *pool;
     struct thread_heap *pool_next, *pool_prev; /* pool->heaps (pool->lock)   */
     struct thread_heap *thread_next;           /* this thread's heaps (TLS)  */
@@ -191,6 +208,12 @@ typedef struct thread_heap {
     _Atomic uint64_t    allocs, frees;
     _Atomic int64_t     bytes_in_use;
     block_t            *bins[MULCH_MAX_CLASSES];
+    block_t            *full[MULCH_MAX_CLASSES];  /* owned spans with no free cell */
+    /* Full spans that got a local free since: moved back to the bin in one
+     * go when the bin runs dry, not one free at a time. */
+    block_t            *unfull_candidates[MULCH_MAX_CLASSES];
+    /* Set by remote frees into full spans; must stay last (not memset on reuse). */
+    _Atomic uint8_t     full_pending[MULCH_MAX_CLASSES];
 } thread_heap_t;
 
 struct pool {
@@ -286,14 +309,12 @@ MULCH_INTERNAL void chunks_unmap_all_locked(pool_t *pool);
  * set when the span gets its class, ties the fields it trusts together so
  * that a stray write into the descriptor is reported instead of followed. */
 static inline uint32_t block_check_of(const pool_t *pool, const block_t *b) {
-    uint64_t x = pool->key ^ (uint64_t)(uintptr_t)b->start ^ ((uint64_t)b->cell_size << 32)
-                 ^ ((uint64_t)b->size_class << 16) ^ b->kind;
-    return (uint32_t)(x ^ (x >> 32));
+    return (uint32_t)pool->key ^ b->cell_size ^ ((uint32_t)b->size_class << 24) ^ ((uint32_t)b->kind << 20);
 }
 
 /* ---- cells ------------------------------------------------------------- */
 static inline uintptr_t cell_free_mark(const pool_t *pool, const void *cell) {
-    return (uintptr_t)(pool->key ^ ((uint64_t)(uintptr_t)cell * UINT64_C(0x9E3779B97F4A7C15)));
+    return (uintptr_t)pool->key ^ (uintptr_t)cell;
 }
 /* Free-list links are stored encoded so that a stray write into a freed cell
  * is caught when the list is popped, not followed. */
@@ -354,6 +375,12 @@ MULCH_INTERNAL void  small_free_slow(pool_t *pool, block_t *b, void *p);
 MULCH_INTERNAL void  heap_abandon(thread_heap_t *heap);
 /* Moves cells freed by other threads to b's local free list; returns how many. */
 MULCH_INTERNAL uint32_t block_collect(pool_t *pool, block_t *b);
+/* Returns the calling thread's empty spans to the pool; how many. */
+MULCH_INTERNAL size_t heap_release_empty(pool_t *pool, thread_heap_t *heap);
+MULCH_INTERNAL bool heap_take_unfull_candidates(pool_t *pool, thread_heap_t *heap, unsigned cls);
+MULCH_INTERNAL void block_retire(pool_t *pool, thread_heap_t *heap, block_t *b);
+/* Moves an owned span from the full list back into its bin. */
+MULCH_INTERNAL void block_unfull(thread_heap_t *heap, block_t *b);
 
 /* Splices span b (owned by heap) into its bin right behind the span being
  * allocated from, so that allocation keeps going where it was. */

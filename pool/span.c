@@ -130,22 +130,27 @@ static size_t span_uncommitted_bytes(const pool_t *pool, const block_t *head, ui
     return bytes;
 }
 
+/* A free span of n blocks whose missing commit fits under the limit. */
+static block_t *span_find_committable_locked(pool_t *pool, uint32_t n, size_t *need) {
+    block_t *s = span_find_locked(pool, n);
+    if (s == NULL && chunk_create_locked(pool, n) != NULL) s = span_find_locked(pool, n);
+    if (s == NULL) return NULL;
+    *need = span_uncommitted_bytes(pool, s, n);
+    return pool_commit_locked(pool, *need) ? s : NULL;
+}
+
 block_t *span_acquire_locked(pool_t *pool, uint32_t n, uint8_t kind) {
     if (n == 0 || n > (UINT32_MAX >> 1) || ((size_t)n << pool->block_shift) >> CHUNK_MAP_ADDRESS_BITS) return NULL;
-    block_t *s = span_find_locked(pool, n);
-    size_t need = s ? span_uncommitted_bytes(pool, s, n) : 0;
-    bool fits = s != NULL && pool_commit_locked(pool, need);
-    if (!fits) {
-        /* Give back what is idle and try once more: at the limit, cached
-         * huge mappings, a free chunk or decommitted spans make room. */
+    size_t need = 0;
+    block_t *s = span_find_committable_locked(pool, n, &need);
+    if (s == NULL && pool->limit) {
+        /* At the limit: cached huge mappings, empty chunks and decommitted
+         * spans make room; then try once more. */
         huge_cache_flush_locked(pool);
         span_trim_locked(pool, 0);
-        s = span_find_locked(pool, n);
-        if (s == NULL && chunk_create_locked(pool, n) != NULL) s = span_find_locked(pool, n);
-        if (s == NULL) return NULL;
-        need = span_uncommitted_bytes(pool, s, n);
-        if (!pool_commit_locked(pool, need)) return NULL;
+        s = span_find_committable_locked(pool, n, &need);
     }
+    if (s == NULL) return NULL;
     bin_remove(pool, s);
     uint32_t length = s->span_blocks;
     if (length > n) {

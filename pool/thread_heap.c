@@ -12,6 +12,8 @@
  *     are unmapped at once, other threads' heaps are marked dead and
  *     unmapped by their thread later (at exit or its next heap creation).
  * A heap's `dead` flag is read and written only under registry_lock.
+ * Retired heap structs go to a recycle list instead of back to the OS: a
+ * remote free may still store to a stale owner's full_pending.
  */
 #include "pool_internal.h"
 
@@ -21,6 +23,27 @@ static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_key_t exit_key;
 static pthread_once_t exit_key_once = PTHREAD_ONCE_INIT;
 static bool exit_key_ok;
+static thread_heap_t *recycled; /* registry_lock */
+
+/* Caller holds registry_lock. */
+static void heap_recycle_locked(thread_heap_t *heap) {
+    heap->recycle_next = recycled;
+    recycled = heap;
+}
+
+static thread_heap_t *heap_new(void) {
+    pthread_mutex_lock(&registry_lock);
+    thread_heap_t *heap = recycled;
+    if (heap) recycled = heap->recycle_next;
+    pthread_mutex_unlock(&registry_lock);
+    if (heap == NULL) return os_map(sizeof(thread_heap_t));
+    /* full_pending is last and is reset with atomic stores: stale remote
+     * freers may store to it concurrently. */
+    memset(heap, 0, offsetof(thread_heap_t, full_pending));
+    for (unsigned c = 0; c < MULCH_MAX_CLASSES; c++)
+        atomic_store_explicit(&heap->full_pending[c], 0, memory_order_relaxed);
+    return heap;
+}
 
 static void thread_exit(void *unused) {
     (void)unused;
@@ -32,7 +55,7 @@ static void thread_exit(void *unused) {
     while (heap) {
         thread_heap_t *next = heap->thread_next;
         if (!heap->dead) heap_abandon(heap);
-        os_unmap(heap, sizeof(thread_heap_t));
+        heap_recycle_locked(heap);
         heap = next;
     }
     pthread_mutex_unlock(&registry_lock);
@@ -49,7 +72,7 @@ static void heaps_sweep_dead_locked(void) {
         thread_heap_t *heap = *link;
         if (heap->dead) {
             *link = heap->thread_next;
-            os_unmap(heap, sizeof(thread_heap_t));
+            heap_recycle_locked(heap);
         } else {
             link = &heap->thread_next;
         }
@@ -65,7 +88,7 @@ thread_heap_t *heap_lookup_slow(pool_t *pool) {
         }
     }
     pthread_once(&exit_key_once, exit_key_create);
-    thread_heap_t *heap = os_map(sizeof(thread_heap_t));
+    thread_heap_t *heap = heap_new();
     if (heap == NULL) return NULL;
     heap->pool_id = pool->id;
     heap->pool = pool;
