@@ -38,7 +38,7 @@
  * Measurement: bench_now() is CLOCK_MONOTONIC; bench_report() prints the one
  * machine-readable line
  *   RESULT bench=<b> variant=<v> seconds=<s> peak_rss_kib=<k> collections=<n>
- *          max_pause_ms=<ms> <extra fields>
+ *          max_pause_ms=<ms> cpu_seconds=<s> <extra fields>
  * (on one line). peak_rss_kib is getrusage(RUSAGE_SELF).ru_maxrss. mulch:
  * collections and max pause from gc_get_stats. Boehm: GC_get_gc_no() and the
  * longest GC_EVENT_START..GC_EVENT_END interval seen by a
@@ -312,6 +312,16 @@ static long bench_peak_rss_kib(void)
     return ru.ru_maxrss; /* KiB on Linux */
 }
 
+/* User + system CPU time of the whole process so far (all threads): less
+ * sensitive than wall time to other load on a shared machine. */
+static double bench_cpu_seconds(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0) return -1;
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
+}
+
 /* Prints the RESULT line; `fmt` adds benchmark-specific key=value fields. */
 static void bench_report(const char *bench, double seconds, const char *fmt, ...)
 {
@@ -320,6 +330,7 @@ static void bench_report(const char *bench, double seconds, const char *fmt, ...
     char gc_extra[256] = "";
     char extra[256] = "";
     long peak = bench_peak_rss_kib();
+    double cpu = bench_cpu_seconds();
     bench_gc_stats(&collections, &max_pause_ms, gc_extra, sizeof gc_extra);
     if (fmt) {
         va_list ap;
@@ -331,8 +342,8 @@ static void bench_report(const char *bench, double seconds, const char *fmt, ...
     if (max_pause_ms >= 0) snprintf(pause, sizeof pause, "%.3f", max_pause_ms);
     fflush(stdout);
     printf("RESULT bench=%s variant=%s seconds=%.3f peak_rss_kib=%ld collections=%llu "
-           "max_pause_ms=%s %s%s%s\n",
-           bench, BENCH_VARIANT, seconds, peak, (unsigned long long)collections, pause,
+           "max_pause_ms=%s cpu_seconds=%.3f %s%s%s\n",
+           bench, BENCH_VARIANT, seconds, peak, (unsigned long long)collections, pause, cpu,
            extra, extra[0] ? " " : "", gc_extra);
     fflush(stdout);
 }

@@ -197,22 +197,24 @@ function target(desc, x, limit, caveat,    st) {
 }
 function table(b, title,    i, v, p) {
     printf "#### %s\n\n", title
-    print "| variant | time (s) | peak RSS (MiB) | collections | max pause (ms) | runs |"
-    print "|---|---:|---:|---:|---:|---:|"
+    print "| variant | time (s) | CPU (s) | peak RSS (MiB) | collections | max pause (ms) | runs |"
+    print "|---|---:|---:|---:|---:|---:|---:|"
     for (i = 1; i <= nv; i++) {
         v = V[i]; p = get(b, "pause", v)
-        printf "| %s | %s | %s | %s | %s | %d |\n", v, fmt(get(b, "seconds", v), 3),
+        printf "| %s | %s | %s | %s | %s | %s | %d |\n", v, fmt(get(b, "seconds", v), 3),
+            fmt(get(b, "cpu", v), 3),
             fmt(get(b, "peak", v) == "" ? "" : get(b, "peak", v) / 1024, 1),
             fmt(get(b, "coll", v), 0), (p == "" ? "n/a" : (p < 0 ? "-" : sprintf("%.2f", p))),
             cnt[b SUBSEP "seconds" SUBSEP v]
     }
     print ""
-    print "| ratio | time | peak RSS |"
-    print "|---|---:|---:|"
+    print "| ratio | time | CPU | peak RSS |"
+    print "|---|---:|---:|---:|"
     for (i = 1; i <= nv; i++) {
         v = V[i]; if (v == "mulch") continue
-        printf "| mulch/%s | %s | %s |\n", v,
+        printf "| mulch/%s | %s | %s | %s |\n", v,
             rfmt(ratio(get(b, "seconds", "mulch"), get(b, "seconds", v))),
+            rfmt(ratio(get(b, "cpu", "mulch"), get(b, "cpu", v))),
             rfmt(ratio(get(b, "peak", "mulch"), get(b, "peak", v)))
     }
     print ""
@@ -224,6 +226,7 @@ function table(b, title,    i, v, p) {
     b = kv["bench"]; v = kv["variant"]
     add(b SUBSEP "seconds" SUBSEP v, kv["seconds"] + 0)
     add(b SUBSEP "peak" SUBSEP v, kv["peak_rss_kib"] + 0)
+    if ("cpu_seconds" in kv) add(b SUBSEP "cpu" SUBSEP v, kv["cpu_seconds"] + 0)
     add(b SUBSEP "coll" SUBSEP v, kv["collections"] + 0)
     add(b SUBSEP "pause" SUBSEP v, kv["max_pause_ms"] + 0)
 }
@@ -232,7 +235,7 @@ END {
     printf "### Collector benchmarks (%d rep%s%s, %d s, %d failed run%s, %s CPUs, load average %s)\n\n",
         reps, (reps == 1 ? "" : "s"), (quick ? ", quick: GCBench once" : ""), elapsed, failed,
         (failed == 1 ? "" : "s"), cpus, load
-    print "Medians over the repetitions. Ratios are mulch ÷ peer (<1 = mulch faster / smaller). max pause: mulch from gc_get_stats, Boehm from its collection-event callback (GC_EVENT_START..END); malloc has no collector (-).\n"
+    print "Medians over the repetitions. time = wall clock of the workload; CPU = user+system time of the whole process (less sensitive to other load; the targets use time). Ratios are mulch ÷ peer (<1 = mulch faster / smaller). max pause: mulch from gc_get_stats, Boehm from its collection-event callback (GC_EVENT_START..END); malloc has no collector (-).\n"
     table("gcbench", "GCBench (stretch 18, long-lived 16, array 500000, depths 4..16)")
     table("binary_trees", "binary-trees, depth " depth)
     caveat = (depth == 20) ? "" : "(depth " depth ", target is for 20)"

@@ -81,11 +81,11 @@ void gc_span_release(gc_heap_t *heap, block_t *b) {
  * NULL when max_heap or the pool says no. */
 static block_t *gc_span_new_locked(gc_heap_t *heap, int cls, size_t large_bytes) {
     size_t block_size = heap->pool->block_size;
+    if (cls < 0 && large_bytes > (size_t)UINT32_MAX - block_size) return NULL; /* cells are < 4 GiB */
     uint32_t blocks = cls >= 0 ? 1u : (uint32_t)((large_bytes + block_size - 1) / block_size);
     size_t bytes = (size_t)blocks * block_size;
     size_t held = atomic_load_explicit(&heap->heap_bytes, memory_order_relaxed);
     if (heap->options.max_heap && held + bytes > heap->options.max_heap) return NULL;
-    if (cls < 0 && bytes > UINT32_MAX) return NULL;
     block_t *b = pool_block_acquire(heap->pool, blocks, heap);
     if (b == NULL) return NULL;
     b->cell_size = cls >= 0 ? (uint32_t)gc_class_bytes((unsigned)cls) : (uint32_t)bytes;
@@ -146,7 +146,7 @@ static void *gc_object_init(gc_thread_t *t, unsigned char *cell, size_t cell_siz
 static void *gc_alloc_large(gc_thread_t *t, const gc_type_t *type, size_t size) {
     gc_heap_t *heap = t->heap;
     size_t bytes = size + GC_HEADER;
-    if (bytes < size) return NULL;
+    if (bytes < size || bytes > (size_t)UINT32_MAX - heap->pool->block_size) return NULL; /* never fits */
     bool collected = false;
     for (;;) {
         if (atomic_load_explicit(&heap->stop_requested, memory_order_relaxed)) gc_safepoint_slow(t);
@@ -239,8 +239,14 @@ void *gc_alloc(gc_thread_t *t, const gc_type_t *type, size_t size) {
             unsigned i = (unsigned)__builtin_ctzll(bits);
             bin->free_bits = bits & (bits - 1);
             unsigned char *cell = bin->cells + ((size_t)bin->word * 64 + i) * bin->cell_size;
-            *(const gc_type_t **)cell = type;
-            memset(cell + GC_HEADER, 0, bin->cell_size - GC_HEADER);
+            uint64_t *words = (uint64_t *)cell;
+            words[0] = (uint64_t)(uintptr_t)type;
+            size_t n = bin->cell_size / 8;
+            if (mulch_likely(n <= 16)) {
+                for (size_t w = 1; w < n; w++) words[w] = 0;
+            } else {
+                memset(cell + GC_HEADER, 0, bin->cell_size - GC_HEADER);
+            }
             counter_add_u64(&t->bytes_allocated, bin->cell_size);
             return cell + GC_HEADER;
         }

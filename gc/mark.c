@@ -3,9 +3,11 @@
  * gc_trace_slot filters a slot's value (NULL and tagged immediates are
  * skipped; anything that is not the start of an allocated cell of this heap
  * is reported, at most GC_BAD_SLOT_REPORTS times a collection, and left
- * alone), sets the object's mark bit and, when its type has a trace
- * function, pushes it. gc_mark_drain pops and traces until the stack is
- * empty — no recursion, so a list of millions of cells is fine. When the
+ * alone), sets the object's mark bit and pushes it without reading it,
+ * prefetching its header instead. gc_mark_drain pops objects through a small
+ * FIFO (MARK_PREFETCH entries) so that each header has had time to arrive
+ * before the object's type is read; objects whose type has no trace
+ * function cost a pop. No recursion, so a list of millions of cells is fine. When the
  * stack cannot grow, the object stays marked but unscanned and `overflowed`
  * is set; the drain then rescans every marked object of the heap until no
  * push fails (children already marked are skipped, so this terminates).
@@ -54,10 +56,9 @@ static inline bool mark_cell(gc_tracer_t *tracer, block_t *b, uint32_t i, void *
     uint64_t bit = UINT64_C(1) << (i % 64);
     if (mark[i / 64] & bit) return false;
     mark[i / 64] |= bit;
-    if (gc_header_type(obj)->trace) {
-        if (mulch_likely(tracer->depth < tracer->capacity)) tracer->stack[tracer->depth++] = obj;
-        else tracer_push_slow(tracer, obj);
-    }
+    __builtin_prefetch((const char *)obj - GC_HEADER);
+    if (mulch_likely(tracer->depth < tracer->capacity)) tracer->stack[tracer->depth++] = obj;
+    else tracer_push_slow(tracer, obj);
     return true;
 }
 
@@ -94,10 +95,26 @@ bool gc_is_marked(const gc_heap_t *heap, const void *obj) {
     return b != NULL && bit_test(gc_span_mark_bits(b), i);
 }
 
+#define MARK_PREFETCH 8u
+
+static inline void trace_object(void *obj, gc_tracer_t *tracer) {
+    const gc_type_t *type = gc_header_type(obj);
+    if (type->trace) type->trace(obj, tracer);
+}
+
 static void drain_stack(gc_tracer_t *tracer) {
-    while (tracer->depth) {
-        void *obj = tracer->stack[--tracer->depth];
-        gc_header_type(obj)->trace(obj, tracer);
+    void *fifo[MARK_PREFETCH];
+    unsigned head = 0, count = 0;
+    for (;;) {
+        if (tracer->depth && count < MARK_PREFETCH) {
+            fifo[(head + count++) % MARK_PREFETCH] = tracer->stack[--tracer->depth];
+            continue;
+        }
+        if (count == 0) return;
+        void *obj = fifo[head];
+        head = (head + 1) % MARK_PREFETCH;
+        count--;
+        trace_object(obj, tracer);
     }
 }
 
@@ -110,9 +127,7 @@ static void rescan_marked(gc_tracer_t *tracer) {
         for (uint32_t w = 0; w < gc_span_words(b); w++) {
             for (uint64_t bits = mark[w]; bits; bits &= bits - 1) {
                 uint32_t i = w * 64 + (uint32_t)__builtin_ctzll(bits);
-                void *obj = b->start + (size_t)i * b->cell_size + GC_HEADER;
-                const gc_type_t *type = gc_header_type(obj);
-                if (type->trace) type->trace(obj, tracer);
+                trace_object(b->start + (size_t)i * b->cell_size + GC_HEADER, tracer);
                 drain_stack(tracer);
             }
         }

@@ -24,14 +24,6 @@ void pool_block_release(pool_t *pool, block_t *span) {
     pthread_mutex_unlock(&pool->lock);
 }
 
-block_t *pool_block_of(const void *addr) {
-    chunk_t *chunk = chunk_of(addr);
-    if (chunk == NULL || chunk->kind != CHUNK_BLOCKS || chunk->magic != chunk_magic_of(chunk)) return NULL;
-    if ((uintptr_t)addr - (uintptr_t)chunk >= chunk->size) return NULL;
-    block_t *b = block_head(block_at(chunk, addr));
-    return b->kind == BLOCK_SMALL || b->kind == BLOCK_EXTERNAL ? b : NULL;
-}
-
 static void *external_object_start(block_t *span, const void *addr) {
     const unsigned char *bits = pool_block_start_bits(span);
     size_t g = pool_block_granule(span, addr);

@@ -31,8 +31,15 @@ MULCH_INTERNAL block_t *pool_block_acquire(pool_t *pool, uint32_t nblocks, void 
 MULCH_INTERNAL void     pool_block_release(pool_t *pool, block_t *span);
 
 /* The head of the span (small or external) holding addr, or NULL for an
- * address in no span of any pool (free blocks, headers, foreign memory). */
-MULCH_INTERNAL block_t *pool_block_of(const void *addr);
+ * address in no span of any pool (free blocks, headers, foreign memory).
+ * Inline: the collector calls it for every traced reference. */
+static inline block_t *pool_block_of(const void *addr) {
+    chunk_t *chunk = chunk_of(addr);
+    if (chunk == NULL || chunk->kind != CHUNK_BLOCKS) return NULL;
+    if ((uintptr_t)addr - (uintptr_t)chunk >= chunk->size) return NULL;
+    block_t *b = block_head(block_at(chunk, addr));
+    return b->kind == BLOCK_SMALL || b->kind == BLOCK_EXTERNAL ? b : NULL;
+}
 
 /* Start of the object containing addr: in a small span, the allocated cell;
  * in an external span, the nearest object-start bit at or below addr.

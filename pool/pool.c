@@ -170,16 +170,50 @@ size_t heap_release_empty(pool_t *pool, thread_heap_t *heap) {
     return released;
 }
 
+/* Pages inside the calling thread's free cells go back to the OS: for cells
+ * of two pages or more, everything past the page holding the cell's link
+ * words. Only the owner may do this (another thread could be handing the
+ * cell out meanwhile), so other threads' spans wait for their own trim. The
+ * pages read back as zeros when the cell is reused. Not counted in
+ * bytes_reserved, which stays an upper bound. Returns the bytes released. */
+static size_t heap_decommit_free_cells(pool_t *pool, thread_heap_t *heap) {
+    size_t released = 0;
+    for (unsigned cls = 0; cls < pool->class_count; cls++) {
+        if (size_class_bytes(cls) < 2 * MULCH_PAGE) continue;
+        for (int list = 0; list < 2; list++) {
+            for (block_t *b = list ? heap->full[cls] : heap->bins[cls]; b; b = b->next) {
+                uint32_t steps = 0;
+                for (unsigned char *cell = b->free; cell && steps++ < b->capacity;) {
+                    uintptr_t from = ((uintptr_t)cell + 2 * sizeof(uintptr_t) + MULCH_PAGE - 1) & ~(MULCH_PAGE - 1);
+                    uintptr_t to = ((uintptr_t)cell + b->cell_size) & ~(MULCH_PAGE - 1);
+                    if (to > from) {
+                        os_decommit((void *)from, to - from);
+                        released += to - from;
+                    }
+                    unsigned char *next = cell_link_decode(pool, cell, ((uintptr_t *)cell)[0]);
+                    if (next && (size_t)(next - b->start) >= b->span_bytes) break;
+                    cell = next;
+                }
+            }
+        }
+    }
+    return released;
+}
+
 /* Returns what this call gave back to the OS (committed bytes before minus
  * after: exact when the pool is quiescent, never negative). */
 size_t pool_trim(pool_t *pool) {
     size_t before = atomic_load_explicit(&pool->committed, memory_order_relaxed);
-    for (thread_heap_t *heap = mulch_tls.list; heap; heap = heap->thread_next)
-        if (heap->pool_id == pool->id) heap_release_empty(pool, heap);
+    size_t interior = 0;
+    for (thread_heap_t *heap = mulch_tls.list; heap; heap = heap->thread_next) {
+        if (heap->pool_id != pool->id) continue;
+        heap_release_empty(pool, heap);
+        interior += heap_decommit_free_cells(pool, heap);
+    }
     pthread_mutex_lock(&pool->lock);
     span_trim_locked(pool, 0);
     huge_cache_flush_locked(pool);
     size_t after = atomic_load_explicit(&pool->committed, memory_order_relaxed);
     pthread_mutex_unlock(&pool->lock);
-    return before > after ? before - after : 0;
+    return (before > after ? before - after : 0) + interior;
 }
