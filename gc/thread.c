@@ -20,6 +20,21 @@ typedef struct gc_attachment {
 
 static _Thread_local gc_attachment_t *attachments;
 
+/* A thread that exits while attached is detached by this key destructor,
+ * so that collections never wait for a thread that is gone. */
+static pthread_key_t exit_key;
+static pthread_once_t exit_key_once = PTHREAD_ONCE_INIT;
+static bool exit_key_ok;
+
+static void thread_exit_detach(void *unused) {
+    (void)unused;
+    while (attachments) gc_thread_detach(attachments->thread);
+}
+
+static void exit_key_create(void) {
+    exit_key_ok = pthread_key_create(&exit_key, thread_exit_detach) == 0;
+}
+
 gc_thread_t *gc_thread_current(gc_heap_t *heap) {
     for (gc_attachment_t *a = attachments; a; a = a->next)
         if (a->heap == heap) return a->thread;
@@ -63,6 +78,8 @@ gc_thread_t *gc_thread_attach(gc_heap_t *heap) {
     a->thread = t;
     a->next = attachments;
     attachments = a;
+    pthread_once(&exit_key_once, exit_key_create);
+    if (exit_key_ok) pthread_setspecific(exit_key, a);
     return t;
 }
 
