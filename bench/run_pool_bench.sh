@@ -129,7 +129,7 @@ done
 
 {
     echo "# pool_bench $(date -u +%Y-%m-%dT%H:%M:%SZ) host=$(uname -n) kernel=$(uname -r) cpus=$(nproc) reps=$reps quick=$quick loadavg_start=$(cut -d' ' -f1 /proc/loadavg)"
-    echo "# commit=$(git rev-parse --short HEAD 2>/dev/null || echo none) churn: $churn_args | prodcons: $prodcons_args | frag: $frag_args"
+    echo "# commit=$(git rev-parse --short HEAD 2>/dev/null || echo none)$(git diff --quiet HEAD -- pool include 2>/dev/null || echo +dirty-pool) churn: $churn_args | prodcons: $prodcons_args | frag: $frag_args"
 } >"$results"
 : >"$log"
 

@@ -116,7 +116,9 @@ static block_t *gc_span_take_available_locked(gc_heap_t *heap, unsigned cls) {
 
 static bool gc_should_collect(gc_heap_t *heap) {
     size_t since = atomic_load_explicit(&heap->allocated_since_gc, memory_order_relaxed);
-    if (heap->stress_every && ++heap->stress_counter % heap->stress_every == 0) return true;
+    if (heap->stress_every
+        && (atomic_fetch_add_explicit(&heap->stress_counter, 1, memory_order_relaxed) + 1) % heap->stress_every == 0)
+        return true;
     return since >= heap->trigger;
 }
 

@@ -141,7 +141,7 @@ void gc_push_root(gc_thread_t *t, void **slot) {
 void gc_pop_roots(gc_thread_t *t, size_t n) {
     if (n > t->root_depth) {
         mulch_report("gc_pop_roots: popping more roots than were pushed", t);
-        n = t->root_depth;
+        return;
     }
     t->root_depth -= n;
 }

@@ -63,9 +63,10 @@ uint32_t block_collect(pool_t *pool, block_t *b) {
  * TF_FULL set so that the first remote free tells us. If a remote free
  * slipped in, collect it instead. Returns true when parked. */
 static bool block_to_full(pool_t *pool, thread_heap_t *heap, block_t *b) {
-    uintptr_t expected = 0;
-    if (!atomic_compare_exchange_strong_explicit(&b->thread_free, &expected, BLOCK_TF_FULL,
-                                                 memory_order_acq_rel, memory_order_relaxed)) {
+    uintptr_t expected = atomic_load_explicit(&b->thread_free, memory_order_relaxed);
+    if ((expected & ~BLOCK_TF_FLAGS) != 0
+        || !atomic_compare_exchange_strong_explicit(&b->thread_free, &expected, expected | BLOCK_TF_FULL,
+                                                    memory_order_acq_rel, memory_order_relaxed)) {
         block_collect(pool, b);
         return false;
     }
@@ -88,26 +89,6 @@ void block_unfull(thread_heap_t *heap, block_t *b) {
     b->flags &= (uint8_t)~BLOCK_IN_FULL;
     atomic_fetch_and_explicit(&b->thread_free, ~BLOCK_TF_FULL, memory_order_relaxed);
     heap_bin_insert_second(heap, b);
-}
-
-/* Full spans that got local frees go back to the bin; empty ones to the
- * pool. Returns true when the bin gained a span. */
-bool heap_take_unfull_candidates(pool_t *pool, thread_heap_t *heap, unsigned cls) {
-    block_t *b = heap->unfull_candidates[cls];
-    if (b == NULL) return false;
-    heap->unfull_candidates[cls] = NULL;
-    bool any = false;
-    while (b) {
-        block_t *next = b->candidate_next;
-        b->flags &= (uint8_t)~BLOCK_CANDIDATE;
-        if (b->flags & BLOCK_IN_FULL) {
-            block_unfull(heap, b);
-            if (b->used == 0 && heap->bins[cls] != b) block_retire(pool, heap, b);
-            else any = true;
-        }
-        b = next;
-    }
-    return any;
 }
 
 /* Remote frees reached full spans of this class: take their cells. */
@@ -215,8 +196,7 @@ void *small_alloc_slow(pool_t *pool, thread_heap_t *heap, size_t size, const lea
     unsigned cls = size_class_of(size);
     for (;;) {
         block_t *b = heap->bins[cls];
-        if (b == NULL && (heap_take_unfull_candidates(pool, heap, cls) || heap_reclaim_full(pool, heap, cls)))
-            continue;
+        if (b == NULL && heap_reclaim_full(pool, heap, cls)) continue;
         if (b == NULL) {
             b = block_adopt_abandoned(pool, heap, cls);
             if (b == NULL && (b = block_new(pool, heap, cls)) == NULL) return NULL;

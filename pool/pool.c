@@ -144,7 +144,6 @@ void pool_get_stats(pool_t *pool, pool_stats_t *out) {
 size_t heap_release_empty(pool_t *pool, thread_heap_t *heap) {
     size_t released = 0;
     for (unsigned cls = 0; cls < pool->class_count; cls++) {
-        heap_take_unfull_candidates(pool, heap, cls);
         for (block_t *f = heap->full[cls], *next; f; f = next) {
             next = f->next;
             if (block_collect(pool, f) != 0) block_unfull(heap, f);

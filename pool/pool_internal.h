@@ -29,8 +29,10 @@
  *            in thread_free). The first remote free into a full span sees
  *            the list empty with TF_FULL set and raises the owner's
  *            full_pending[class]; the owner rescans that class's full list
- *            before taking a new span. A local free into a full span moves it
- *            back to the bin.
+ *            before taking a new span. A local free moves its span to the
+ *            front of the bin (out of the full list if need be), so the next
+ *            allocation reuses the cell just freed while it is in cache.
+ *            TF_FULL may outlive the full list; the next collect clears it.
  *   floating (thread_free has BLOCK_TF_FLOATING, owner == NULL): abandoned
  *            by an exited thread and listed in pool->abandoned. The first
  *            thread that frees into it, or an allocator that pops it from
@@ -118,7 +120,6 @@ enum {
     BLOCK_EVACUATE    = 1u << 2, /* GC: evacuation candidate                  */
     BLOCK_PINNED      = 1u << 3, /* GC: holds a pinned object                 */
     BLOCK_IN_FULL     = 1u << 4, /* (owner) in the heap's full list            */
-    BLOCK_CANDIDATE   = 1u << 5, /* (owner) in the heap's unfull candidates    */
 };
 
 /* Low bits of block.thread_free (cells are 16-byte aligned). */
@@ -160,10 +161,7 @@ typedef struct block {
     leak_site_t     *sites;       /* per-cell sites when tracking leaks     */
     uint32_t         capacity;    /* cells in the span                      */
     uint32_t         head_offset; /* BLOCK_TAIL / last of free span: to head*/
-    union {
-        uint32_t      owner_words[2]; /* BLOCK_EXTERNAL: the owner's to use   */
-        struct block *candidate_next; /* SMALL (owner): unfull candidates     */
-    };
+    uint32_t         owner_words[2]; /* BLOCK_EXTERNAL: the owner's to use   */
 } block_t;
 
 _Static_assert(sizeof(block_t) == 2 * MULCH_CACHE_LINE, "block descriptor is two cache lines");
@@ -209,9 +207,6 @@ typedef struct thread_heap {
     _Atomic int64_t     bytes_in_use;
     block_t            *bins[MULCH_MAX_CLASSES];
     block_t            *full[MULCH_MAX_CLASSES];  /* owned spans with no free cell */
-    /* Full spans that got a local free since: moved back to the bin in one
-     * go when the bin runs dry, not one free at a time. */
-    block_t            *unfull_candidates[MULCH_MAX_CLASSES];
     /* Set by remote frees into full spans; must stay last (not memset on reuse). */
     _Atomic uint8_t     full_pending[MULCH_MAX_CLASSES];
 } thread_heap_t;
@@ -377,7 +372,6 @@ MULCH_INTERNAL void  heap_abandon(thread_heap_t *heap);
 MULCH_INTERNAL uint32_t block_collect(pool_t *pool, block_t *b);
 /* Returns the calling thread's empty spans to the pool; how many. */
 MULCH_INTERNAL size_t heap_release_empty(pool_t *pool, thread_heap_t *heap);
-MULCH_INTERNAL bool heap_take_unfull_candidates(pool_t *pool, thread_heap_t *heap, unsigned cls);
 MULCH_INTERNAL void block_retire(pool_t *pool, thread_heap_t *heap, block_t *b);
 /* Moves an owned span from the full list back into its bin. */
 MULCH_INTERNAL void block_unfull(thread_heap_t *heap, block_t *b);

@@ -1277,6 +1277,129 @@ static void test_gc_foreign_pointer_reported(void **state)
     }
 }
 
+/* Values that look like heap pointers but are not object starts of this
+ * heap: an interior pointer, the address of a dead (reclaimed) object, an
+ * object of another heap. Each is reported and left alone. */
+static void test_gc_non_object_heap_pointers_reported(void **state)
+{
+    (void)state;
+    TEST_START();
+    for (size_t m = 0; m < N_MODES; m++) {
+        print_message("  compaction %s\n", k_mode_names[m]);
+        fin_reset();
+        gc_heap_t *h = heap_new(0, 0, k_modes[m]);
+        gc_heap_t *h2 = heap_new(0, 0, k_modes[m]);
+        gc_thread_t *t = gc_thread_attach(h);
+        gc_thread_t *t2 = gc_thread_attach(h2);
+        void *live = NULL, *other = NULL, *bad = NULL;
+        gc_root_add(h, &live);
+        gc_root_add(h2, &other);
+        live = mk(t, &T_FIN, 1, 6);
+        other = mk(t2, &T_FIN, 2, 2);
+
+        /* interior pointer into a live object, 8-aligned */
+        gc_root_add(h, &bad);
+        bad = (char *)live + 16;
+        void *want = bad;
+        unsigned long r0 = rec_count();
+        gc_collect(t);
+        print_message("  interior pointer: %lu report(s)\n", rec_count() - r0);
+        EXPECT_GC_REPORTS(r0);
+        EXPECT_PTR_EQ(bad, want);
+        EXPECT_OBJ(live, 1);
+
+        /* an object of another heap, in a root and in a field */
+        bad = other;
+        r0 = rec_count();
+        gc_collect(t);
+        print_message("  other heap's object in a root: %lu report(s)\n", rec_count() - r0);
+        EXPECT_GC_REPORTS(r0);
+        EXPECT_PTR_EQ(bad, other);
+        bad = NULL;
+        set_slot(t, live, 2, other);
+        r0 = rec_count();
+        gc_collect(t);
+        EXPECT_GC_REPORTS(r0);
+        EXPECT_PTR_EQ(slot_of(live, 2), other);
+        set_slot(t, live, 2, NULL);
+        EXPECT_OBJ(other, 2);            /* the other heap is untouched */
+        EXPECT_FIN(2, 0);
+
+        /* the address of an object that died and was reclaimed (no
+         * allocation since, so the cell is still free) */
+        void *d = NULL;
+        gc_push_root(t, &d);
+        d = mk(t, &T_PLAIN, 3, 1);
+        uintptr_t dead_addr = (uintptr_t)d;
+        gc_pop_roots(t, 1);
+        d = NULL;
+        gc_collect(t);
+        gc_collect(t);
+        bad = (void *)dead_addr;
+        r0 = rec_count();
+        gc_collect(t);
+        print_message("  dead object's address in a root: %lu report(s)\n", rec_count() - r0);
+        EXPECT_GC_REPORTS(r0);
+        EXPECT_EQ((uintptr_t)bad, dead_addr);
+        bad = NULL;
+        r0 = rec_count();
+        gc_collect(t);
+        EXPECT_NO_REPORTS(r0);
+        EXPECT_VERIFY(h);
+        EXPECT_VERIFY(h2);
+        /* Allocation still hands out sound, zeroed objects. */
+        for (int k = 0; k < 100; k++) (void)mk(t, &T_PLAIN, 4, 1);
+        EXPECT_OBJ(live, 1);
+        gc_root_remove(h, &bad);
+        gc_root_remove(h, &live);
+        gc_root_remove(h2, &other);
+        gc_collect(t);
+        gc_collect(t2);
+        EXPECT_FIN(1, 1);
+        EXPECT_FIN(2, 1);
+        EXPECT_NO_REPORTS(r0);
+        EXPECT_NO_ASYNC_FAILURES();
+        gc_thread_detach(t2);
+        gc_thread_detach(t);
+        gc_heap_destroy(h2);
+        gc_heap_destroy(h);
+        EXPECT_NO_REPORTS(r0);
+    }
+}
+
+/* gc_external_alloc counts towards the collection trigger. */
+static void test_gc_external_alloc_triggers_collection(void **state)
+{
+    (void)state;
+    TEST_START();
+    unsigned long r0 = rec_count();
+    gc_heap_t *h = heap_new(0, 0, GC_COMPACT_AUTO);
+    gc_thread_t *t = gc_thread_attach(h);
+    void *keep = NULL;
+    gc_root_add(h, &keep);
+    keep = mk(t, &T_PLAIN, 1, 2);
+    gc_collect(t);
+    gc_stats_t s0 = stats_of(h);
+    gc_external_alloc(h, (ptrdiff_t)(1024 * MiB));
+    /* Enough small allocation to pass through the allocator's slow path
+     * many times. */
+    for (int k = 0; k < 40000; k++) {
+        void *p = gc_alloc(t, &T_RAW, 64);
+        EXPECT_NONNULL(p);
+    }
+    gc_stats_t s1 = stats_of(h);
+    print_message("  collections %ju -> %ju with 1 GiB of external memory\n",
+                  (uintmax_t)s0.collections, (uintmax_t)s1.collections);
+    EXPECT_GE(s1.collections, s0.collections + 1);
+    gc_external_alloc(h, -(ptrdiff_t)(1024 * MiB));
+    EXPECT_OBJ(keep, 1);
+    gc_root_remove(h, &keep);
+    EXPECT_VERIFY(h);
+    gc_thread_detach(t);
+    gc_heap_destroy(h);
+    EXPECT_NO_REPORTS(r0);
+}
+
 /* ------------------------------------------------------------------------ */
 /* gc_root_remove                                                            */
 
@@ -1661,6 +1784,8 @@ int main(void)
         T(test_gc_deep_list),
         T(test_gc_tagged_values_skipped),
         T(test_gc_foreign_pointer_reported),
+        T(test_gc_non_object_heap_pointers_reported),
+        T(test_gc_external_alloc_triggers_collection),
         T(test_gc_root_remove),
         T(test_gc_alloc_zeroed_aligned),
         T(test_gc_type_size_identity),

@@ -857,6 +857,120 @@ static void test_gc_alloc_misuse(void **state)
     gc_heap_destroy(h);
 }
 
+/* Other detectable misuse of roots, pins and weak references: each call is
+ * reported once (its text naming the function) and otherwise ignored. */
+static void test_gc_roots_pins_weak_misuse(void **state)
+{
+    (void)state;
+    TEST_START();
+    fin_reset();
+    gc_heap_t *h = heap_new(0, 0, GC_COMPACT_AUTO);
+    gc_thread_t *t = gc_thread_attach(h);
+    void *keep = NULL;
+    gc_root_add(h, &keep);
+    keep = mk(t, &T_FIN, 1, 2);
+
+    /* Unpinning an object that is not pinned. */
+    unsigned long r0 = rec_count();
+    gc_unpin(h, keep);
+    EXPECT_ONE_REPORT(r0, "gc_unpin");
+    expect_last_ptr(keep);
+    /* Pinned once, unpinned twice: the second is reported. */
+    gc_pin(h, keep);
+    gc_unpin(h, keep);
+    r0 = rec_count();
+    gc_unpin(h, keep);
+    EXPECT_ONE_REPORT(r0, "gc_unpin");
+
+    /* Removing a root that was never added; a NULL slot; a slot inside a GC
+     * object (its fields are traced, not registered). */
+    void *never = NULL;
+    r0 = rec_count();
+    gc_root_remove(h, &never);
+    EXPECT_ONE_REPORT(r0, "gc_root_remove");
+    r0 = rec_count();
+    gc_root_add(h, NULL);
+    EXPECT_ONE_REPORT(r0, "gc_root_add");
+    r0 = rec_count();
+    gc_root_add(h, &((tobj_t *)keep)->slot[0]);
+    EXPECT_ONE_REPORT(r0, "gc_root_add");
+
+    /* A weak reference to something that is not a GC object of this heap;
+     * gc_weak_get of something that is not a weak reference. */
+    _Alignas(16) uint64_t local[2] = { 0, 0 };
+    r0 = rec_count();
+    void *w = gc_weak_new(t, local);
+    EXPECT_NULL(w);
+    EXPECT_ONE_REPORT(r0, "gc_weak_new");
+    r0 = rec_count();
+    void *got = gc_weak_get(keep);
+    EXPECT_NULL(got);
+    EXPECT_ONE_REPORT(r0, "gc_weak_get");
+
+    /* The heap is unharmed. */
+    r0 = rec_count();
+    gc_collect(t);
+    EXPECT_OBJ(keep, 1);
+    EXPECT_FIN(1, 0);
+    EXPECT_VERIFY(h);
+    EXPECT_NO_REPORTS(r0);
+    keep = NULL;
+    gc_collect(t);
+    EXPECT_FIN(1, 1);
+    gc_root_remove(h, &keep);
+    EXPECT_NO_ASYNC_FAILURES();
+    gc_thread_detach(t);
+    gc_heap_destroy(h);
+    EXPECT_NO_REPORTS(r0);
+}
+
+/* Popping more roots than were pushed, or "to" a depth above the current
+ * one, is misuse: reported once and otherwise ignored (API.md: "reported
+ * through the error handler and otherwise ignored: ... nothing is lost") —
+ * the roots still pushed keep their objects alive. */
+static void test_gc_pop_roots_misuse_ignored(void **state)
+{
+    (void)state;
+    TEST_START();
+    fin_reset();
+    gc_heap_t *h = heap_new(0, 0, GC_COMPACT_AUTO);
+    gc_thread_t *t = gc_thread_attach(h);
+    void *a = NULL, *b = NULL;
+    size_t d0 = gc_root_depth(t);
+    gc_push_root(t, &a);
+    gc_push_root(t, &b);
+    a = mk(t, &T_FIN, 1, 0);
+    b = mk(t, &T_FIN, 2, 3);
+
+    unsigned long r0 = rec_count();
+    gc_pop_roots_to(t, d0 + 5);
+    EXPECT_ONE_REPORT(r0, "gc_pop_roots_to");
+    EXPECT_EQ(gc_root_depth(t), d0 + 2);
+    gc_collect(t);
+    EXPECT_FIN(1, 0);
+    EXPECT_FIN(2, 0);
+
+    r0 = rec_count();
+    gc_pop_roots(t, d0 + 3);
+    EXPECT_ONE_REPORT(r0, "gc_pop_roots");
+    if (gc_root_depth(t) != d0 + 2)
+        T_FAIL("gc_pop_roots(%zu) with %zu pushed: depth is now %zu, expected the misuse to be "
+               "ignored (depth %zu)", d0 + 3, d0 + 2, gc_root_depth(t), d0 + 2);
+    gc_collect(t);
+    EXPECT_FIN(1, 0);          /* still rooted: not finalized, not freed */
+    EXPECT_FIN(2, 0);
+    EXPECT_OBJ(a, 1);
+    EXPECT_OBJ(b, 2);
+
+    gc_pop_roots_to(t, d0);
+    gc_collect(t);
+    EXPECT_FIN(1, 1);
+    EXPECT_FIN(2, 1);
+    EXPECT_NO_ASYNC_FAILURES();
+    gc_thread_detach(t);
+    gc_heap_destroy(h);
+}
+
 int main(void)
 {
     const char *e = getenv("MULCH_TEST_SEED");
@@ -872,6 +986,8 @@ int main(void)
         T(test_gc_max_heap_finalizable_garbage),
         T(test_gc_alloc_impossible_sizes),
         T(test_gc_alloc_misuse),
+        T(test_gc_roots_pins_weak_misuse),
+        T(test_gc_pop_roots_misuse_ignored),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -938,9 +938,9 @@ static void test_gc_model_threads(void **state)
         }
         EXPECT_NO_ASYNC_FAILURES();
         gc_stats_t s = stats_of(h);
-        print_message("  %d threads x %zu steps, %zu nodes, %lu gc_collect by workers, %ju "
-                      "collections in all, %lu finalized\n", NTHREADS, steps, nodes, collects,
-                      (uintmax_t)s.collections, atomic_load(&g_fin_runs));
+        print_message("  %d threads x %zu steps, %zu nodes, %lu gc_collect + %lu checks by "
+                      "workers, %ju collections in all, %lu finalized\n", NTHREADS, steps, nodes,
+                      collects, checks, (uintmax_t)s.collections, atomic_load(&g_fin_runs));
         EXPECT_EQ(s.objects_finalized, atomic_load(&g_fin_runs));
         EXPECT_VERIFY(h);
         for (int i = 0; i < NTHREADS; i++) gc_root_remove_callback(h, model_cb, &ms[i]);

@@ -1152,6 +1152,58 @@ static void test_pool_destroy_releases_memory(void **state)
                rss_end - rss_warm, rounds - 5, rss_warm, rss_end);
 }
 
+/* "A new pool created at the address of a destroyed one shares nothing
+   with it": this thread's cached heap of the old pool must not be reused. */
+static void test_pool_destroy_and_recreate(void **state)
+{
+    (void)state;
+    TEST_START();
+    unsigned long r0 = rec_count();
+    int same_address = 0;
+    for (int round = 0; round < 20; round++) {
+        pool_t *a = pool_create(NULL);
+        EXPECT_NONNULL(a, "pool_create A");
+        void *pa[64];
+        for (int i = 0; i < 64; i++) {
+            pa[i] = pool_alloc(a, 48);
+            EXPECT_NONNULL(pa[i], "pool_alloc(A, 48)");
+        }
+        for (int i = 0; i < 32; i++) pool_free(a, pa[i]); /* A's heap has free cells */
+        pool_destroy(a);
+        pool_t *b = pool_create(NULL);
+        EXPECT_NONNULL(b, "pool_create B");
+        if (b == a) same_address++;
+        pool_stats_t s = stats_of(b);
+        EXPECT_EQ(s.allocs, 0);
+        EXPECT_EQ(s.live_allocations, 0);
+        EXPECT_EQ(s.bytes_in_use, 0);
+        obj_t o[100];
+        size_t sum = 0;
+        for (int i = 0; i < 100; i++) {
+            alloc_obj(b, &o[i], 48, (uint64_t)round);
+            sum += o[i].usable;
+        }
+        expect_disjoint(o, 100);
+        s = stats_of(b);
+        EXPECT_EQ(s.allocs, 100);
+        EXPECT_EQ(s.live_allocations, 100);
+        EXPECT_EQ(s.bytes_in_use, sum);
+        FILE *f = tmpfile();
+        assert_non_null(f);
+        EXPECT_EQ(pool_report_leaks(b, f), 100);
+        fclose(f);
+        for (int i = 0; i < 100; i++) free_obj(b, &o[i]);
+        s = stats_of(b);
+        EXPECT_EQ(s.frees, 100);
+        EXPECT_EQ(s.live_allocations, 0);
+        EXPECT_EQ(s.bytes_in_use, 0);
+        pool_destroy(b);
+    }
+    print_message("  the new pool reused the old one's address in %d of 20 rounds\n",
+                  same_address);
+    EXPECT_NO_REPORTS(r0);
+}
+
 /* ======================================================================== */
 /* Version, error handler                                                    */
 
@@ -1518,7 +1570,7 @@ static void test_pool_leak_report_tracked(void **state)
     o.track_leaks = 1;
     pool_t *pool = pool_create(&o);
     EXPECT_NONNULL(pool, "pool_create(track_leaks=1)");
-    const size_t site_sizes[3] = { 777, 1555, 33333 };
+    const size_t site_sizes[3] = { 777, 33333, 2 * MiB + 5 }; /* small, medium, large */
     const size_t plain_sizes[2] = { 4444, 99999 };
     void *site[3], *plain[2];
     /* the three POOL_ALLOC calls share this one line: */
@@ -1638,6 +1690,7 @@ int main(void)
         T(test_pool_stats_exact),
         T(test_pool_trim_releases_memory),
         T(test_pool_destroy_releases_memory),
+        T(test_pool_destroy_and_recreate),
         T(test_pool_version_matches_header),
         T(test_pool_set_error_handler_returns_previous),
         T(test_pool_limit_oom_recovers),

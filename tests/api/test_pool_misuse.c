@@ -309,6 +309,15 @@ static void check_pool_usable(pool_t *pool, rng_t *r)
     free(sz);
 }
 
+static size_t report_count(pool_t *pool)
+{
+    FILE *f = fopen("/dev/null", "w");
+    assert_non_null(f);
+    size_t n = pool_report_leaks(pool, f);
+    fclose(f);
+    return n;
+}
+
 /* Neighbours of the victim (same size, allocated around it) must survive. */
 typedef struct {
     void *p[16];
@@ -357,6 +366,8 @@ static void double_free_case(pool_t *pool, size_t size)
     EXPECT_EQ(s2.frees, s1.frees);
     EXPECT_EQ(s2.live_allocations, s1.live_allocations);
     EXPECT_EQ(s2.bytes_in_use, s1.bytes_in_use);
+    /* the leak report agrees: p is not live, the neighbours are */
+    EXPECT_EQ(report_count(pool), s2.live_allocations);
     neigh_check_free(pool, &nb);
 }
 
@@ -537,6 +548,47 @@ static void test_pool_double_free_never_duplicates_cells(void **state)
     }
     free(v);
     check_pool_usable(pool, &r);
+    pool_destroy(pool);
+}
+
+/* Double free after the object's whole span went back to the pool (all
+   its cells freed, then a trim): still one report, nothing corrupted. */
+static void test_pool_double_free_after_span_released(void **state)
+{
+    (void)state;
+    TEST_START();
+    rng_t r = test_rng(__func__);
+    pool_t *pool = pool_create(NULL);
+    EXPECT_NONNULL(pool, "pool_create");
+    const size_t sizes[] = { 1000, 20 * KiB, 2 * MiB };
+    enum { N = 400 };
+    void **v = malloc(N * sizeof *v);
+    assert_non_null(v);
+    for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+        size_t n = sizes[si] >= MiB ? 3 : N;
+        for (size_t i = 0; i < n; i++) {
+            v[i] = pool_alloc(pool, sizes[si]);
+            EXPECT_NONNULL(v[i], "pool_alloc(%zu)", sizes[si]);
+        }
+        for (size_t i = 0; i < n; i++) pool_free(pool, v[i]);
+        for (int trimmed = 0; trimmed < 2; trimmed++) {
+            if (trimmed) (void)pool_trim(pool);
+            pool_stats_t s0 = stats_of(pool);
+            /* the first object, one in the middle and the last */
+            void *victims[3] = { v[0], v[n / 2], v[n - 1] };
+            for (int k = 0; k < 3; k++) {
+                unsigned long r0 = rec_count();
+                pool_free(pool, victims[k]);
+                EXPECT_ONE_REPORT(r0, "pool_free:", victims[k]);
+            }
+            pool_stats_t s1 = stats_of(pool);
+            EXPECT_EQ(s1.frees, s0.frees);
+            EXPECT_EQ(s1.live_allocations, 0);
+            EXPECT_EQ(s1.bytes_in_use, 0);
+        }
+        check_pool_usable(pool, &r);
+    }
+    free(v);
     pool_destroy(pool);
 }
 
@@ -791,6 +843,35 @@ static void test_pool_usable_size_foreign_pointer(void **state)
     pool_destroy(other);
 }
 
+/* Use after free through pool_usable_size is detected until the cell is
+   reused: 0 and one report. */
+static void test_pool_usable_size_freed_pointer(void **state)
+{
+    (void)state;
+    TEST_START();
+    rng_t r = test_rng(__func__);
+    pool_t *pool = pool_create(NULL);
+    EXPECT_NONNULL(pool, "pool_create");
+    const size_t sizes[] = { 16, 64, 1000, 20 * KiB, 2 * MiB };
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        void *keep = pool_alloc(pool, sizes[i]);
+        void *p = pool_alloc(pool, sizes[i]);
+        EXPECT_NONNULL(keep, "pool_alloc(%zu)", sizes[i]);
+        EXPECT_NONNULL(p, "pool_alloc(%zu)", sizes[i]);
+        pool_free(pool, p);
+        unsigned long r0 = rec_count();
+        size_t u = pool_usable_size(pool, p);
+        if (u != 0) T_FAIL("pool_usable_size(freed %p) = %zu, expected 0", p, u);
+        EXPECT_ONE_REPORT(r0, "pool_usable_size:", p);
+        r0 = rec_count();
+        EXPECT_GE(pool_usable_size(pool, keep), sizes[i]);
+        pool_free(pool, keep);
+        EXPECT_NO_REPORTS(r0);
+    }
+    check_pool_usable(pool, &r);
+    pool_destroy(pool);
+}
+
 static void bad_realloc(pool_t *pool, void *p, size_t size)
 {
     pool_stats_t s0 = stats_of(pool);
@@ -952,12 +1033,14 @@ int main(void)
         T(test_pool_double_free_large),
         T(test_pool_double_free_cross_thread),
         T(test_pool_double_free_never_duplicates_cells),
+        T(test_pool_double_free_after_span_released),
         T(test_pool_free_stack_address),
         T(test_pool_free_malloc_pointer),
         T(test_pool_free_static_address),
         T(test_pool_free_interior_pointer),
         T(test_pool_free_pointer_from_other_pool),
         T(test_pool_usable_size_foreign_pointer),
+        T(test_pool_usable_size_freed_pointer),
         T(test_pool_realloc_freed_pointer),
         T(test_pool_realloc_foreign_pointer),
         T(test_pool_oom_is_not_misuse),

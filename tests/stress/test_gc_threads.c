@@ -374,6 +374,7 @@ static void fin_tree(void *obj)
 
 static const gc_type_t T_TREE = { "stress.tree", trace_tree, NULL };
 static const gc_type_t T_TREE_FIN = { "stress.tree_fin", trace_tree, fin_tree };
+static const gc_type_t T_RAW_TH = { "stress.raw", NULL, NULL };
 
 static uint64_t child_key(uint64_t key, int side) { return mix64(key * 2 + (uint64_t)side + 1); }
 
@@ -491,6 +492,7 @@ typedef struct mut_arg {
     int long_depth;
     atomic_int *stop;
     unsigned long built, blocked;
+    uint64_t nodes;             /* allocated by the short-lived trees */
 } mut_arg_t;
 
 static pthread_mutex_t g_cv_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -521,6 +523,7 @@ static void *mutator(void *p)
         gc_push_root(t, &tr);
         tr = tree_build(t, depth, key);
         a->built++;
+        a->nodes += tree_nodes(depth);
         if (tree_check(tr, depth, key) != tree_nodes(depth)) break;
         switch (rng_below(&r, 6)) {
         case 0: {                                   /* sleep in a blocking region */
@@ -604,6 +607,25 @@ static void *collector(void *p)
     return NULL;
 }
 
+/* gc_verify from a thread that is not attached: it stops the world too. */
+typedef struct verifier_arg {
+    gc_heap_t *heap;
+    atomic_int *stop;
+    unsigned long runs;
+} verifier_arg_t;
+
+static void *unattached_verifier(void *p)
+{
+    verifier_arg_t *v = p;
+    while (!atomic_load(v->stop) && !atomic_load(&g_failures)) {
+        size_t problems = gc_verify(v->heap);
+        v->runs++;
+        if (problems) AFAIL("gc_verify from an unattached thread = %zu", problems);
+        sleep_us(1000);
+    }
+    return NULL;
+}
+
 static void trees_with_collector(int compaction)
 {
     gc_heap_t *h = heap_new(1 * MiB, 0, compaction);
@@ -629,17 +651,26 @@ static void trees_with_collector(int compaction)
         EXPECT_EQ(pthread_create(&mt[i], NULL, mutator, &ma[i]), 0);
     }
     EXPECT_EQ(pthread_create(&ct, NULL, collector, &ca), 0);
+    verifier_arg_t va = { h, &stop, 0 };
+    pthread_t vt;
+    EXPECT_EQ(pthread_create(&vt, NULL, unattached_verifier, &va), 0);
     for (int i = 0; i < NMUT; i++) EXPECT_EQ(pthread_join(mt[i], NULL), 0);
     atomic_store(&stop, 1);
     EXPECT_EQ(pthread_join(ct, NULL), 0);
+    EXPECT_EQ(pthread_join(vt, NULL), 0);
     gc_leave_blocking(main_t);
     EXPECT_NO_ASYNC_FAILURES();
 
     unsigned long built = 0, blocked = 0;
+    uint64_t nodes = 0;
     for (int i = 0; i < NMUT; i++) {
         built += ma[i].built;
         blocked += ma[i].blocked;
+        nodes += ma[i].nodes + tree_nodes(ma[i].long_depth);
     }
+    /* Exact for every allocation made before the call, on any thread
+     * (the mutators have detached by now). */
+    EXPECT_GE(stats_of(h).bytes_allocated, nodes * sizeof(tree_t));
     gc_collect(main_t);
     for (int i = 0; i < NMUT; i++) {
         size_t got = tree_check(long_slots[i], ma[i].long_depth, ma[i].long_key);
@@ -649,8 +680,9 @@ static void trees_with_collector(int compaction)
     EXPECT_EQ(gc_verify(h), 0);
     gc_stats_t s = stats_of(h);
     print_message("  %lu trees built, %lu blocking waits, collector %lu gc_collect + %lu "
-                  "gc_verify, %ju collections, %ju finalized, max pause %.2f ms\n", built, blocked,
-                  ca.collects, ca.verifies, (uintmax_t)s.collections,
+                  "gc_verify, unattached gc_verify %lu, %ju collections, %ju finalized, max pause "
+                  "%.2f ms\n", built, blocked, ca.collects, ca.verifies, va.runs,
+                  (uintmax_t)s.collections,
                   (uintmax_t)s.objects_finalized, (double)s.pause_ns_max / 1e6);
     EXPECT_GE(ca.collects, 1);
     gc_root_remove(h, long_slots);
@@ -872,6 +904,109 @@ static void test_gc_threads_attach_detach_churn(void **state)
     EXPECT_NO_ASYNC_FAILURES();
 }
 
+/* ------------------------------------------------------------------------ */
+/* 4. Several mutators against max_heap                                      */
+
+enum { NLIM = 4, LIM_SLOTS = 2048 };
+
+typedef struct lim_arg {
+    gc_heap_t *heap;
+    size_t max;
+    int id;
+    size_t steps;
+    void **slots;               /* registered range, LIM_SLOTS */
+    size_t *sizes;
+    unsigned long nulls, allocs;
+    size_t max_seen;
+} lim_arg_t;
+
+static void *limit_mutator(void *p)
+{
+    lim_arg_t *a = p;
+    rng_t r = test_rng("limit_mutator", (uint64_t)a->id);
+    gc_thread_t *t = gc_thread_attach(a->heap);
+    gc_root_add_range(a->heap, a->slots, LIM_SLOTS);
+    for (size_t s = 0; s < a->steps && !atomic_load(&g_failures); s++) {
+        size_t i = (size_t)rng_below(&r, LIM_SLOTS);
+        size_t sz = rng_below(&r, 16) == 0 ? 16 * KiB + (size_t)rng_below(&r, 200 * KiB)
+                                           : 16 + (size_t)rng_below(&r, 3000);
+        unsigned char *o = gc_alloc(t, &T_RAW_TH, sz);
+        gc_stats_t st;
+        gc_get_stats(a->heap, &st);
+        if (st.heap_bytes > a->max_seen) a->max_seen = st.heap_bytes;
+        if (st.heap_bytes > a->max)
+            AFAIL("heap_bytes %zu > max_heap %zu (thread %d)", st.heap_bytes, a->max, a->id);
+        if (!o) {
+            a->nulls++;
+            /* Out of room: drop a third of this thread's objects. */
+            for (size_t k = 0; k < LIM_SLOTS; k++)
+                if (rng_below(&r, 3) == 0) a->slots[k] = NULL;
+            continue;
+        }
+        a->allocs++;
+        o[0] = (unsigned char)(a->id * 16 + (int)(i & 15));
+        o[sz - 1] = (unsigned char)i;
+        a->slots[i] = o;
+        a->sizes[i] = sz;
+        if (rng_below(&r, 500) == 0) gc_collect(t);
+    }
+    for (size_t i = 0; i < LIM_SLOTS && !atomic_load(&g_failures); i++) {
+        const unsigned char *o = a->slots[i];
+        if (o && (o[0] != (unsigned char)(a->id * 16 + (int)(i & 15)) ||
+                  o[a->sizes[i] - 1] != (unsigned char)i))
+            AFAIL("thread %d object %zu (%zu bytes) damaged", a->id, i, a->sizes[i]);
+    }
+    gc_root_remove(a->heap, a->slots);
+    gc_thread_detach(t);
+    return NULL;
+}
+
+static void test_gc_threads_max_heap(void **state)
+{
+    (void)state;
+    TEST_START();
+    const size_t max = 16 * MiB;
+    gc_heap_t *h = heap_new(1 * MiB, max, GC_COMPACT_AUTO);
+    lim_arg_t la[NLIM];
+    pthread_t lt[NLIM];
+    for (int i = 0; i < NLIM; i++) {
+        memset(&la[i], 0, sizeof la[i]);
+        la[i].heap = h;
+        la[i].max = max;
+        la[i].id = i;
+        la[i].steps = scaled(30000, 4000);
+        la[i].slots = calloc(LIM_SLOTS, sizeof *la[i].slots);
+        la[i].sizes = calloc(LIM_SLOTS, sizeof *la[i].sizes);
+        EXPECT_NONNULL(la[i].slots);
+        EXPECT_NONNULL(la[i].sizes);
+        EXPECT_EQ(pthread_create(&lt[i], NULL, limit_mutator, &la[i]), 0);
+    }
+    for (int i = 0; i < NLIM; i++) EXPECT_EQ(pthread_join(lt[i], NULL), 0);
+    EXPECT_NO_ASYNC_FAILURES();
+    unsigned long nulls = 0, allocs = 0;
+    size_t max_seen = 0;
+    for (int i = 0; i < NLIM; i++) {
+        nulls += la[i].nulls;
+        allocs += la[i].allocs;
+        if (la[i].max_seen > max_seen) max_seen = la[i].max_seen;
+    }
+    gc_stats_t s = stats_of(h);
+    print_message("  %lu allocations, %lu NULLs, largest heap_bytes seen %zu of %zu, %ju "
+                  "collections\n", allocs, nulls, max_seen, max, (uintmax_t)s.collections);
+    EXPECT_LE(s.heap_bytes, max);
+    gc_thread_t *t = gc_thread_attach(h);
+    gc_collect(t);
+    EXPECT_EQ(gc_verify(h), 0);
+    gc_thread_detach(t);
+    gc_heap_destroy(h);
+    for (int i = 0; i < NLIM; i++) {
+        free(la[i].slots);
+        free(la[i].sizes);
+    }
+    EXPECT_EQ(atomic_load(&g_reports), 0);
+    EXPECT_NO_ASYNC_FAILURES();
+}
+
 int main(void)
 {
     const char *e = getenv("MULCH_TEST_SEED");
@@ -883,6 +1018,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_gc_threads_trees_with_collector, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gc_threads_blocking_regions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gc_threads_attach_detach_churn, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gc_threads_max_heap, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -425,6 +425,15 @@ static pool_stats_t stats_of(pool_t *pool)
     return s;
 }
 
+static size_t report_count(pool_t *pool)
+{
+    FILE *f = fopen("/dev/null", "w");
+    assert_non_null(f);
+    size_t n = pool_report_leaks(pool, f);
+    fclose(f);
+    return n;
+}
+
 static void expect_quiescent_empty(pool_t *pool, uint64_t allocs)
 {
     pool_stats_t s = stats_of(pool);
@@ -684,6 +693,7 @@ static void test_pool_threads_exited_owner(void **state)
     expect_no_thread_failures();
     s = stats_of(pool);
     EXPECT_EQ(s.live_allocations, allocs - frees);
+    EXPECT_EQ(report_count(pool), allocs - frees);
     freer_t fr[EXIT_THREADS];
     pthread_t t[EXIT_THREADS];
     for (int k = 0; k < EXIT_THREADS; k++) {
@@ -868,6 +878,264 @@ static void test_pool_threads_many_short_lived(void **state)
     pool_destroy(pool);
 }
 
+/* Threads alive across pool_destroy: their cached heaps of the destroyed
+   pool must not leak into a new pool created (usually) at the same address. */
+#define LIVE_HELPERS 3
+
+typedef struct {
+    pool_t *volatile *pool; /* current pool, set by main between barriers */
+    pthread_barrier_t *bar;
+    uint64_t seed;
+    size_t n;
+} helper_t;
+
+static void *helper_thread(void *arg)
+{
+    helper_t *h = arg;
+    item_t *v = calloc(h->n, sizeof *v);
+    if (!v) TFAIL("calloc failed");
+    for (int phase = 0; phase < 2; phase++) {
+        pool_t *pool = *h->pool;
+        for (size_t i = 0; v && i < h->n; i++)
+            if (item_alloc(pool, &v[i], 16 + (size_t)(mix64(h->seed + i) % 3000), h->seed) != 0)
+                break;
+        if (phase == 0) {
+            for (size_t i = 0; v && i < h->n; i += 2)
+                if (v[i].p) item_free(pool, &v[i]);
+        } else {
+            for (size_t i = 0; v && i < h->n; i++)
+                if (v[i].p) item_free(pool, &v[i]);
+        }
+        pthread_barrier_wait(h->bar); /* main inspects, destroys, recreates */
+        pthread_barrier_wait(h->bar);
+    }
+    free(v);
+    return NULL;
+}
+
+static void test_pool_threads_destroy_with_live_threads(void **state)
+{
+    (void)state;
+    TEST_START();
+    size_t rounds = scaled(20, 5), n = 1000;
+    int same = 0;
+    for (size_t round = 0; round < rounds && atomic_load(&g_failures) == 0; round++) {
+        pool_t *volatile cur = pool_create(NULL);
+        pool_t *first = cur;
+        assert_non_null(first);
+        pthread_barrier_t bar;
+        pthread_barrier_init(&bar, NULL, LIVE_HELPERS + 1);
+        helper_t h[LIVE_HELPERS];
+        pthread_t t[LIVE_HELPERS];
+        for (int k = 0; k < LIVE_HELPERS; k++) {
+            h[k].pool = &cur;
+            h[k].bar = &bar;
+            h[k].seed = seed_for(__func__, round * 8 + (uint64_t)k);
+            h[k].n = n;
+            assert_int_equal(pthread_create(&t[k], NULL, helper_thread, &h[k]), 0);
+        }
+        /* phase 0 done: each helper holds n/2 live objects in the first pool */
+        pthread_barrier_wait(&bar);
+        pool_stats_t s = stats_of(first);
+        EXPECT_EQ(s.allocs, LIVE_HELPERS * n);
+        EXPECT_EQ(s.live_allocations, LIVE_HELPERS * n / 2);
+        EXPECT_EQ(report_count(first), LIVE_HELPERS * n / 2);
+        pool_destroy(first); /* helpers are alive, idle, and still hold heaps of it */
+        cur = pool_create(NULL);
+        assert_non_null(cur);
+        if (cur == first) same++;
+        s = stats_of(cur);
+        EXPECT_EQ(s.allocs, 0);
+        EXPECT_EQ(s.live_allocations, 0);
+        pthread_barrier_wait(&bar);
+        /* phase 1 done: the helpers allocated and freed n each in the new pool */
+        pthread_barrier_wait(&bar);
+        expect_no_thread_failures();
+        s = stats_of(cur);
+        EXPECT_EQ(s.allocs, LIVE_HELPERS * n);
+        EXPECT_EQ(s.frees, LIVE_HELPERS * n);
+        EXPECT_EQ(s.live_allocations, 0);
+        EXPECT_EQ(s.bytes_in_use, 0);
+        EXPECT_EQ(report_count(cur), 0);
+        pool_t *second = cur;
+        pthread_barrier_wait(&bar);
+        for (int k = 0; k < LIVE_HELPERS; k++) assert_int_equal(pthread_join(t[k], NULL), 0);
+        /* the helpers exited after using the second pool: their heaps were
+           abandoned into it; it is still exact and usable */
+        s = stats_of(second);
+        EXPECT_EQ(s.allocs, LIVE_HELPERS * n);
+        EXPECT_EQ(s.live_allocations, 0);
+        pool_destroy(second);
+        pthread_barrier_destroy(&bar);
+    }
+    expect_no_thread_failures();
+    print_message("  new pool at the destroyed pool's address in %d of %zu rounds\n", same, rounds);
+    EXPECT_EQ(atomic_load(&g_reports), 0);
+}
+
+/* Threads creating, using and destroying private pools concurrently (and
+   touching the default pool now and then). */
+typedef struct {
+    uint64_t seed;
+    size_t rounds;
+} private_t;
+
+static void *private_pools_thread(void *arg)
+{
+    private_t *pp = arg;
+    rng_t r = { pp->seed };
+    item_t v[200];
+    for (size_t round = 0; round < pp->rounds && atomic_load(&g_failures) == 0; round++) {
+        pool_options_t o;
+        memset(&o, 0, sizeof o);
+        o.block_size = (size_t)16 * KiB << rng_below(&r, 5); /* 16 KiB .. 256 KiB */
+        o.track_leaks = (int)rng_below(&r, 4) == 0;
+        pool_t *pool = pool_create(&o);
+        if (!pool) {
+            TFAIL("pool_create(block_size %zu) failed", o.block_size);
+            return NULL;
+        }
+        size_t in_use = 0;
+        for (size_t i = 0; i < 200; i++) {
+            size_t size = i == 7 ? 300 * KiB : (size_t)rng_below(&r, 5000);
+            if (item_alloc(pool, &v[i], size, pp->seed ^ round) != 0) return NULL;
+            in_use += pool_usable_size(pool, v[i].p);
+        }
+        pool_stats_t s;
+        pool_get_stats(pool, &s);
+        if (s.live_allocations != 200 || s.bytes_in_use != in_use)
+            TFAIL("private pool: live %zu (want 200), in_use %zu (want %zu)", s.live_allocations,
+                  s.bytes_in_use, in_use);
+        for (size_t i = 0; i < 200; i += 2) item_free(pool, &v[i]);
+        pool_get_stats(pool, &s);
+        if (s.live_allocations != 100)
+            TFAIL("private pool: live %zu after freeing half (want 100)", s.live_allocations);
+        if (round % 8 == 0) {
+            item_t d;
+            if (item_alloc(pool_default(), &d, 100, pp->seed) == 0) item_free(pool_default(), &d);
+        }
+        pool_destroy(pool); /* with 100 live objects */
+    }
+    return NULL;
+}
+
+static void test_pool_threads_private_pools_create_destroy(void **state)
+{
+    (void)state;
+    TEST_START();
+    enum { NT = 4 };
+    private_t pp[NT];
+    pthread_t t[NT];
+    pool_stats_t d0 = stats_of(pool_default());
+    for (int k = 0; k < NT; k++) {
+        pp[k].seed = seed_for(__func__, (uint64_t)k);
+        pp[k].rounds = scaled(300, 40);
+        assert_int_equal(pthread_create(&t[k], NULL, private_pools_thread, &pp[k]), 0);
+    }
+    for (int k = 0; k < NT; k++) assert_int_equal(pthread_join(t[k], NULL), 0);
+    expect_no_thread_failures();
+    pool_stats_t d1 = stats_of(pool_default());
+    EXPECT_EQ(d1.live_allocations, d0.live_allocations);
+    EXPECT_EQ(d1.allocs - d0.allocs, d1.frees - d0.frees);
+    EXPECT_EQ(atomic_load(&g_reports), 0);
+}
+
+/* The leak report after the allocating thread exited: sites survive the
+   owner, counts follow frees made by yet other threads. */
+static int g_site_line;
+
+typedef struct {
+    pool_t *pool;
+    void **v;
+    size_t n;
+} sites_t;
+
+static void *sites_alloc_thread(void *arg)
+{
+    sites_t *st = arg;
+    for (size_t i = 0; i < st->n; i++) { st->v[i] = POOL_ALLOC(st->pool, 100 + i % 7 * 1000); } g_site_line = __LINE__;
+    for (size_t i = 0; i < st->n; i++)
+        if (!st->v[i]) TFAIL("POOL_ALLOC failed");
+    return NULL;
+}
+
+static void *sites_free_thread(void *arg)
+{
+    sites_t *st = arg;
+    for (size_t i = 0; i < st->n; i += 2) pool_free(st->pool, st->v[i]);
+    return NULL;
+}
+
+static char *report_text(pool_t *pool, size_t *count)
+{
+    FILE *f = tmpfile();
+    assert_non_null(f);
+    *count = pool_report_leaks(pool, f);
+    fflush(f);
+    long len = ftell(f);
+    assert_true(len >= 0);
+    rewind(f);
+    char *buf = malloc((size_t)len + 1);
+    assert_non_null(buf);
+    size_t got = fread(buf, 1, (size_t)len, f);
+    buf[got] = 0;
+    fclose(f);
+    return buf;
+}
+
+static size_t count_occurrences(const char *text, const char *needle)
+{
+    size_t n = 0, l = strlen(needle);
+    for (const char *c = strstr(text, needle); c; c = strstr(c + l, needle)) n++;
+    return n;
+}
+
+static void test_pool_threads_leak_report_after_owner_exit(void **state)
+{
+    (void)state;
+    TEST_START();
+    pool_options_t o;
+    memset(&o, 0, sizeof o);
+    o.track_leaks = 1;
+    pool_t *pool = pool_create(&o);
+    assert_non_null(pool);
+    enum { N = 300 };
+    void *v[N];
+    sites_t st = { pool, v, N };
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, sites_alloc_thread, &st), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    expect_no_thread_failures();
+    const char *base = strrchr(__FILE__, '/') ? strrchr(__FILE__, '/') + 1 : __FILE__;
+    char site[256];
+    snprintf(site, sizeof site, "%s:%d", base, g_site_line);
+    size_t n;
+    char *text = report_text(pool, &n);
+    EXPECT_EQ(n, N);
+    /* one line per allocation (the per-site summary may name it again) */
+    size_t lines = count_occurrences(text, site);
+    if (lines < N) {
+        print_error("---- report (first 2000 bytes) ----\n%.2000s\n", text);
+        T_FAIL("the report names \"%s\" %zu times for %d live POOL_ALLOC objects", site, lines, N);
+    }
+    free(text);
+    assert_int_equal(pthread_create(&t, NULL, sites_free_thread, &st), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    text = report_text(pool, &n);
+    EXPECT_EQ(n, N / 2);
+    lines = count_occurrences(text, site);
+    if (lines < N / 2) T_FAIL("the report names \"%s\" %zu times for %d live objects", site, lines,
+                              N / 2);
+    free(text);
+    for (size_t i = 1; i < N; i += 2) pool_free(pool, v[i]);
+    text = report_text(pool, &n);
+    EXPECT_EQ(n, 0);
+    free(text);
+    expect_quiescent_empty(pool, N);
+    EXPECT_EQ(atomic_load(&g_reports), 0);
+    pool_destroy(pool);
+}
+
 /* ======================================================================== */
 /* 3. Producer / consumer                                                    */
 
@@ -1010,6 +1278,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pool_threads_trim_reclaims_remote_freed_spans, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_pool_threads_many_short_lived, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pool_threads_destroy_with_live_threads, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_pool_threads_private_pools_create_destroy, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_pool_threads_leak_report_after_owner_exit, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_pool_threads_producer_consumer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pool_threads_stats_trim_report_concurrent, setup,
                                         teardown),
