@@ -98,6 +98,7 @@ void gc_collect_locked(gc_heap_t *heap, gc_thread_t *self) {
     gc_mark_drain(&tracer);
     weak_refs_clear_dead(heap);
     finalizable_move_dead(heap, &tracer);
+    gc_bridge_after_mark(heap);
     gc_tracer_free(&tracer);
 
     spans_account(heap);
@@ -110,7 +111,7 @@ void gc_collect_locked(gc_heap_t *heap, gc_thread_t *self) {
 void gc_run_finalizers(gc_thread_t *t) {
     gc_heap_t *heap = t->heap;
     pthread_mutex_lock(&heap->lock);
-    if (heap->finalizing || heap->pending.count == 0) {
+    if (heap->finalizing || (heap->pending.count == 0 && heap->rc_to_release.count == 0)) {
         pthread_mutex_unlock(&heap->lock);
         return;
     }
@@ -132,6 +133,7 @@ void gc_run_finalizers(gc_thread_t *t) {
         }
         heap->objects_finalized++;
     }
+    gc_bridge_release_pending(heap);
     heap->finalizing = false;
     heap->finalizer_thread = NULL;
     pthread_cond_broadcast(&heap->changed);

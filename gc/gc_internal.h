@@ -46,6 +46,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <mulch/gc.h>
 
@@ -144,6 +145,13 @@ struct gc_heap {
     gc_vector_t      pending;          /* unreachable, finalizer to run     */
     gc_vector_t      weaks;            /* live weak-reference objects       */
 
+    /* the rc bridge (gc/bridge.c) */
+    gc_vector_t      handle_slots;     /* void **: handle payloads, roots   */
+    gc_vector_t      owned_objects;    /* GC object owning ...              */
+    gc_vector_t      owned_rcs;        /* ... this rc object (same index)   */
+    gc_vector_t      rc_to_release;    /* owners died: release after pause  */
+    void           (*rc_release)(void *rc_obj);
+
     /* policy and statistics */
     _Atomic size_t   allocated_since_gc;
     _Atomic ptrdiff_t external_bytes;
@@ -231,6 +239,22 @@ MULCH_INTERNAL void gc_roots_trace(gc_tracer_t *tracer);
 MULCH_INTERNAL void gc_collect_locked(gc_heap_t *heap, gc_thread_t *self);
 MULCH_INTERNAL void gc_run_finalizers(gc_thread_t *thread);
 MULCH_INTERNAL uint64_t gc_now_ns(void);
+
+/* ---- the rc bridge (gc/bridge.c): the mechanism runtime/ builds on ------- */
+/* A handle's payload: the slot first (registered as a root), then its heap;
+ * gc_heap_destroy sets both to NULL. */
+typedef struct gc_handle_payload {
+    void      *obj;
+    gc_heap_t *heap;
+} gc_handle_payload_t;
+MULCH_INTERNAL bool gc_handle_slot_add(gc_heap_t *heap, void **slot);
+MULCH_INTERNAL void gc_handle_slot_remove(gc_heap_t *heap, void **slot);
+MULCH_INTERNAL bool gc_owned_add(gc_heap_t *heap, void *obj, void *rc_obj, void (*release)(void *));
+MULCH_INTERNAL void gc_bridge_trace_roots(gc_tracer_t *tracer);
+MULCH_INTERNAL void gc_bridge_after_mark(gc_heap_t *heap);
+MULCH_INTERNAL void gc_bridge_release_pending(gc_heap_t *heap);
+MULCH_INTERNAL void gc_bridge_destroy(gc_heap_t *heap);
+MULCH_INTERNAL size_t gc_bridge_cycles_locked(gc_heap_t *heap, FILE *out);
 
 /* ---- verification (gc/verify.c) ------------------------------------------------ */
 MULCH_INTERNAL size_t gc_verify_locked(gc_heap_t *heap);

@@ -91,6 +91,7 @@ void gc_heap_destroy(gc_heap_t *heap) {
         run_all_finalizers(heap, t);
     }
     (void)attached_here;
+    gc_bridge_destroy(heap);
     gc_thread_destroy_current(heap);
     pthread_mutex_lock(&heap->lock);
     if (heap->threads) {

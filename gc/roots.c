@@ -243,4 +243,5 @@ void gc_roots_trace(gc_tracer_t *tracer) {
     for (size_t i = 0; i < heap->pin_capacity; i++)
         if (heap->pins[i].obj && heap->pins[i].count) gc_trace_slot(tracer, &heap->pins[i].obj);
     gc_trace_range(tracer, heap->pending.items, heap->pending.count);
+    gc_bridge_trace_roots(tracer);
 }

@@ -6,5 +6,6 @@
 #include <mulch/common.h>
 #include <mulch/pool.h>
 #include <mulch/gc.h>
+#include <mulch/rc.h>
 
 #endif /* MULCH_H */

@@ -1,0 +1,139 @@
+/* bridge.c — the collector's side of the rc bridge (runtime/bridge.c is
+ * the other side; the collector never calls the rc layer directly, it is
+ * handed a release function).
+ *
+ * Handle slots are roots the collector rewrites like any other and sets to
+ * NULL when the heap is destroyed. Ownership pairs (GC object, rc object)
+ * are checked after marking, after finalizable objects were revived: a pair
+ * whose GC object is unmarked is moved to rc_to_release, released after
+ * the pause by the thread running finalizers — so an owner's finalizer has
+ * run (one collection earlier) before its rc objects are released.
+ * All lists are under heap->lock.
+ */
+#include "gc_internal.h"
+
+bool gc_handle_slot_add(gc_heap_t *heap, void **slot) {
+    pthread_mutex_lock(&heap->lock);
+    bool ok = gc_vector_push(&heap->handle_slots, slot);
+    pthread_mutex_unlock(&heap->lock);
+    return ok;
+}
+
+void gc_handle_slot_remove(gc_heap_t *heap, void **slot) {
+    pthread_mutex_lock(&heap->lock);
+    for (size_t i = heap->handle_slots.count; i-- > 0;) {
+        if (heap->handle_slots.items[i] == (void *)slot) {
+            heap->handle_slots.items[i] = heap->handle_slots.items[--heap->handle_slots.count];
+            break;
+        }
+    }
+    pthread_mutex_unlock(&heap->lock);
+}
+
+bool gc_owned_add(gc_heap_t *heap, void *obj, void *rc_obj, void (*release)(void *)) {
+    pthread_mutex_lock(&heap->lock);
+    heap->rc_release = release;
+    bool ok = gc_vector_push(&heap->owned_objects, obj);
+    if (ok && !gc_vector_push(&heap->owned_rcs, rc_obj)) {
+        heap->owned_objects.count--;
+        ok = false;
+    }
+    pthread_mutex_unlock(&heap->lock);
+    return ok;
+}
+
+void gc_bridge_trace_roots(gc_tracer_t *tracer) {
+    gc_heap_t *heap = tracer->heap;
+    for (size_t i = 0; i < heap->handle_slots.count; i++) gc_trace_slot(tracer, heap->handle_slots.items[i]);
+}
+
+void gc_bridge_after_mark(gc_heap_t *heap) {
+    size_t kept = 0;
+    for (size_t i = 0; i < heap->owned_objects.count; i++) {
+        void *obj = heap->owned_objects.items[i], *rc_obj = heap->owned_rcs.items[i];
+        if (!gc_is_marked(heap, obj) && gc_vector_push(&heap->rc_to_release, rc_obj)) continue;
+        heap->owned_objects.items[kept] = obj;
+        heap->owned_rcs.items[kept] = rc_obj;
+        kept++;
+    }
+    heap->owned_objects.count = heap->owned_rcs.count = kept;
+}
+
+/* Caller holds heap->lock and the finalizing role; releases without it. */
+void gc_bridge_release_pending(gc_heap_t *heap) {
+    while (heap->rc_to_release.count) {
+        void *rc_obj = heap->rc_to_release.items[--heap->rc_to_release.count];
+        pthread_mutex_unlock(&heap->lock);
+        heap->rc_release(rc_obj);
+        pthread_mutex_lock(&heap->lock);
+    }
+}
+
+void gc_bridge_destroy(gc_heap_t *heap) {
+    pthread_mutex_lock(&heap->lock);
+    for (size_t i = 0; i < heap->handle_slots.count; i++) {
+        gc_handle_payload_t *payload = heap->handle_slots.items[i];
+        payload->obj = NULL;
+        payload->heap = NULL;
+    }
+    heap->handle_slots.count = 0;
+    gc_vector_append(&heap->rc_to_release, &heap->owned_rcs);
+    heap->owned_objects.count = 0;
+    gc_bridge_release_pending(heap);
+    pthread_mutex_unlock(&heap->lock);
+    gc_vector_free(&heap->handle_slots);
+    gc_vector_free(&heap->owned_objects);
+    gc_vector_free(&heap->owned_rcs);
+    gc_vector_free(&heap->rc_to_release);
+}
+
+static bool is_handle(gc_heap_t *heap, const void *rc_obj) {
+    for (size_t i = 0; i < heap->handle_slots.count; i++)
+        if (heap->handle_slots.items[i] == rc_obj) return true;
+    return false;
+}
+
+static void marks_clear(gc_heap_t *heap) {
+    for (size_t s = 0; s < heap->spans.count; s++) {
+        block_t *b = heap->spans.items[s];
+        memset(gc_span_mark_bits(b), 0, gc_span_words(b) * sizeof(uint64_t));
+    }
+}
+
+/* For each handle: mark from its object, following ownership pairs into
+ * other handles, until nothing new is reached; a pair owning the handle
+ * itself closes a cycle. World stopped, spans swept. */
+size_t gc_bridge_cycles_locked(gc_heap_t *heap, FILE *out) {
+    size_t cycles = 0;
+    for (size_t h = 0; h < heap->handle_slots.count; h++) {
+        void **handle = heap->handle_slots.items[h];
+        gc_tracer_t tracer;
+        gc_tracer_init(&tracer, heap, "gc_report_bridge_cycles");
+        gc_trace_slot(&tracer, handle);
+        gc_mark_drain(&tracer);
+        bool found = false, progress = true;
+        while (progress && !found) {
+            progress = false;
+            for (size_t i = 0; i < heap->owned_objects.count && !found; i++) {
+                if (!gc_is_marked(heap, heap->owned_objects.items[i])) continue;
+                void *rc_obj = heap->owned_rcs.items[i];
+                if (rc_obj == (void *)handle) {
+                    found = true;
+                } else if (is_handle(heap, rc_obj) && *(void **)rc_obj && !gc_is_marked(heap, *(void **)rc_obj)) {
+                    gc_trace_slot(&tracer, (void **)rc_obj);
+                    gc_mark_drain(&tracer);
+                    progress = true;
+                }
+            }
+        }
+        gc_tracer_free(&tracer);
+        marks_clear(heap);
+        if (found) {
+            cycles++;
+            fprintf(out, "mulch bridge cycle: handle %p roots GC object %p (type %s), which owns the handle "
+                         "through gc_own_rc: never collected\n",
+                    (void *)handle, *handle, *handle ? gc_header_type(*handle)->name : "?");
+        }
+    }
+    return cycles;
+}

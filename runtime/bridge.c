@@ -1,0 +1,72 @@
+/* bridge.c — rc objects and collected objects holding each other.
+ *
+ * gc_handle_new: an rc object whose payload is a root slot of the heap
+ * (gc/bridge.c traces it and rewrites it when objects move); its destroy
+ * callback unregisters the slot. gc_heap_destroy clears the payload, so a
+ * handle outliving its heap answers NULL and its destroy does nothing.
+ *
+ * gc_own_rc: retains the rc object for the GC object and records the pair;
+ * the collector hands the reference back to rc_release after the owner is
+ * reclaimed (after its finalizer, outside the pause), or at heap destroy.
+ *
+ * Cycles through the bridge (a handle rooting an object that owns that
+ * handle) keep themselves alive by construction: gc_report_bridge_cycles
+ * finds them (docs/rc.md shows how to break one).
+ */
+#include "gc_internal.h"
+#include "rc_internal.h"
+
+static void handle_destroy(void *obj) {
+    gc_handle_payload_t *payload = obj;
+    if (payload->heap) gc_handle_slot_remove(payload->heap, &payload->obj);
+}
+
+gc_handle_t *gc_handle_new(gc_heap_t *heap, void *obj) {
+    uint32_t index;
+    if (heap == NULL || (obj != NULL && gc_object_span(heap, obj, &index) == NULL)) {
+        mulch_report("gc_handle_new: not a GC object of this heap", obj);
+        return NULL;
+    }
+    gc_handle_payload_t *payload = rc_alloc_in(heap->pool, sizeof *payload, handle_destroy);
+    if (payload == NULL) return NULL;
+    payload->obj = obj;
+    payload->heap = heap;
+    if (!gc_handle_slot_add(heap, &payload->obj)) {
+        payload->heap = NULL;
+        rc_release(payload);
+        return NULL;
+    }
+    return (gc_handle_t *)payload;
+}
+
+void *gc_handle_get(const gc_handle_t *handle) {
+    if (handle == NULL) return NULL;
+    return ((const gc_handle_payload_t *)handle)->obj;
+}
+
+int gc_own_rc(gc_thread_t *thread, void *obj, void *rc_obj) {
+    uint32_t index;
+    if (thread == NULL || gc_object_span(thread->heap, obj, &index) == NULL) {
+        mulch_report("gc_own_rc: not a GC object of this heap", obj);
+        return -1;
+    }
+    if (rc_count(rc_obj) == 0) return -1; /* reported by rc_count */
+    rc_retain(rc_obj);
+    if (!gc_owned_add(thread->heap, obj, rc_obj, rc_release)) {
+        rc_release(rc_obj);
+        return -1;
+    }
+    gc_safepoint(thread); /* a GC point, as the contract lists */
+    return 0;
+}
+
+size_t gc_report_bridge_cycles(gc_heap_t *heap, FILE *out) {
+    if (out == NULL) out = stderr;
+    gc_thread_t *self = gc_thread_current(heap);
+    gc_world_stop_heap(heap, self);
+    gc_threads_flush(heap);
+    for (size_t s = 0; s < heap->spans.count; s++) gc_span_ensure_swept(heap, heap->spans.items[s]);
+    size_t cycles = gc_bridge_cycles_locked(heap, out);
+    gc_world_start_heap(heap, self);
+    return cycles;
+}

@@ -1,0 +1,246 @@
+/* rc.c — rc_alloc, rc_retain, rc_release, rc_count with biased counting
+ * (see rc_internal.h for the count words and flags).
+ *
+ * Fast paths: the owner thread touches only `biased` (no atomic
+ * instruction); another thread does one atomic add. Slow paths: the owner's
+ * last release (merge), a non-owner release that sends the shared count
+ * negative (queue to the owner, or fold the counts if the owner is gone),
+ * the owner draining its merge queue, and destruction. Destroy callbacks
+ * that release other objects do not recurse: a thread already destroying
+ * appends to its pending list and the outermost call drains it.
+ */
+#include <stdio.h>
+
+#include "rc_internal.h"
+
+_Thread_local rc_thread_t *rc_self;
+
+static pthread_key_t rc_exit_key;
+static pthread_once_t rc_exit_once = PTHREAD_ONCE_INIT;
+static bool rc_exit_key_ok;
+
+static _Thread_local rc_header_t *pending_destroy;
+static _Thread_local bool destroying;
+
+static void rc_queue_drain(rc_thread_t *self);
+
+static void rc_thread_exit(void *arg) {
+    rc_thread_t *self = arg;
+    rc_queue_drain(self);
+    /* publishes every biased count this thread wrote */
+    atomic_store_explicit(&self->dead, 1, memory_order_release);
+    rc_queue_drain(self); /* anything queued before others saw `dead` */
+    rc_self = NULL;
+}
+
+static void rc_exit_key_create(void) {
+    rc_exit_key_ok = pthread_key_create(&rc_exit_key, rc_thread_exit) == 0;
+}
+
+rc_thread_t *rc_thread_self_slow(void) {
+    pthread_once(&rc_exit_once, rc_exit_key_create);
+    rc_thread_t *self = os_map(sizeof(rc_thread_t));
+    if (self == NULL) return NULL;
+    if (rc_exit_key_ok) pthread_setspecific(rc_exit_key, self);
+    rc_self = self;
+    return self;
+}
+
+static MULCH_COLD void rc_report(const char *what, const void *obj) {
+    mulch_report(what, obj);
+}
+
+/* Checks that obj looks like a live rc object, without trusting it. */
+static MULCH_NOINLINE bool rc_check_slow(const void *obj, const char *fn) {
+    char what[128];
+    if (obj == NULL) {
+        snprintf(what, sizeof what, "%s: NULL object", fn);
+        rc_report(what, obj);
+        return false;
+    }
+    block_t *b = pool_block_of(obj);
+    if (b == NULL || b->kind != BLOCK_SMALL || ((uintptr_t)obj & 15u)) {
+        snprintf(what, sizeof what, "%s: not an rc object", fn);
+        rc_report(what, obj);
+        return false;
+    }
+    if (atomic_load_explicit(&rc_header_of(obj)->magic, memory_order_relaxed) != RC_LIVE) {
+        snprintf(what, sizeof what, "%s: object already destroyed (use after release)", fn);
+        rc_report(what, obj);
+        return false;
+    }
+    return true;
+}
+
+static inline bool rc_looks_live(const void *obj, const char *fn) {
+    if (mulch_likely(obj != NULL && chunk_of(obj) != NULL
+                     && atomic_load_explicit(&rc_header_of(obj)->magic, memory_order_relaxed) == RC_LIVE))
+        return true;
+    return rc_check_slow(obj, fn);
+}
+
+void *rc_alloc_in(pool_t *pool, size_t size, void (*destroy)(void *obj)) {
+    if (pool == NULL || size > SIZE_MAX - sizeof(rc_header_t)) return NULL;
+    rc_thread_t *self = rc_self ? rc_self : rc_thread_self_slow();
+    if (self == NULL) return NULL;
+    rc_header_t *h = pool_alloc(pool, sizeof(rc_header_t) + size);
+    if (h == NULL) return NULL;
+    atomic_store_explicit(&h->owner, self, memory_order_relaxed);
+    h->biased = 1;
+    atomic_store_explicit(&h->shared, 0, memory_order_relaxed);
+    h->destroy = destroy;
+    atomic_store_explicit(&h->weak, NULL, memory_order_relaxed);
+    h->link = NULL;
+    memset(rc_object_of(h), 0, size);
+    atomic_store_explicit(&h->magic, RC_LIVE, memory_order_release);
+    return rc_object_of(h);
+}
+
+void *rc_alloc(size_t size, void (*destroy)(void *obj)) {
+    return rc_alloc_in(pool_default(), size, destroy);
+}
+
+/* Runs destroy callbacks; nested releases that reach zero are queued. */
+void rc_destroy(rc_header_t *h) {
+    if (destroying) {
+        h->link = pending_destroy;
+        pending_destroy = h;
+        return;
+    }
+    destroying = true;
+    for (;;) {
+        if (atomic_load_explicit(&h->weak, memory_order_acquire) == NULL || rc_weak_detach(h)) {
+            void *obj = rc_object_of(h);
+            if (h->destroy) h->destroy(obj);
+            atomic_store_explicit(&h->magic, 0, memory_order_relaxed);
+            chunk_t *chunk = chunk_of(h);
+            pool_free(chunk->pool, h);
+        }
+        h = pending_destroy;
+        if (h == NULL) break;
+        pending_destroy = h->link;
+    }
+    destroying = false;
+}
+
+/* The count as one number: merged objects count in `shared` only. */
+static void rc_merge(rc_header_t *h, uint32_t biased) {
+    atomic_store_explicit(&h->owner, NULL, memory_order_relaxed);
+    int64_t add = (int64_t)biased * RC_ONE + RC_MERGED;
+    int64_t now = atomic_fetch_add_explicit(&h->shared, add, memory_order_acq_rel) + add;
+    if ((now >> RC_SHIFT) == 0) rc_destroy(h);
+}
+
+static void rc_queue_drain(rc_thread_t *self) {
+    rc_header_t *h = atomic_exchange_explicit(&self->queue, NULL, memory_order_acquire);
+    while (h) {
+        rc_header_t *next = h->link;
+        uint32_t biased = h->biased;
+        h->biased = 0;
+        rc_merge(h, biased);
+        h = next;
+    }
+}
+
+static MULCH_NOINLINE void rc_owner_slow(rc_thread_t *self) {
+    rc_queue_drain(self);
+}
+
+static inline rc_thread_t *rc_self_checked(void) {
+    rc_thread_t *self = rc_self;
+    if (self && mulch_unlikely(atomic_load_explicit(&self->queue, memory_order_relaxed) != NULL))
+        rc_owner_slow(self);
+    return self;
+}
+
+void *rc_retain(void *obj) {
+    if (!rc_looks_live(obj, "rc_retain")) return obj;
+    rc_header_t *h = rc_header_of(obj);
+    rc_thread_t *self = rc_self_checked();
+    if (self && atomic_load_explicit(&h->owner, memory_order_relaxed) == self) {
+        h->biased++;
+        return obj;
+    }
+    int64_t old = atomic_fetch_add_explicit(&h->shared, RC_ONE, memory_order_relaxed);
+    if (mulch_unlikely((old & RC_MERGED) && (old >> RC_SHIFT) <= 0)) {
+        atomic_fetch_sub_explicit(&h->shared, RC_ONE, memory_order_relaxed);
+        rc_report("rc_retain: object's count is 0 (retain after the last release)", obj);
+    }
+    return obj;
+}
+
+/* A non-owner took the shared count below zero: the owner still counts
+ * references. Queue the object to it, or fold the counts if it is gone. */
+static MULCH_NOINLINE void rc_release_negative(rc_header_t *h, int64_t now) {
+    rc_thread_t *owner = atomic_load_explicit(&h->owner, memory_order_relaxed);
+    if (now & RC_QUEUED) return;
+    int64_t expected = now;
+    while (!(expected & (RC_QUEUED | RC_MERGED))) {
+        if (atomic_compare_exchange_weak_explicit(&h->shared, &expected, expected | RC_QUEUED,
+                                                  memory_order_acq_rel, memory_order_relaxed)) {
+            if (owner && atomic_load_explicit(&owner->dead, memory_order_acquire)) {
+                uint32_t biased = h->biased; /* published by the owner's exit */
+                h->biased = 0;
+                rc_merge(h, biased);
+                return;
+            }
+            rc_header_t *head = atomic_load_explicit(&owner->queue, memory_order_relaxed);
+            do {
+                h->link = head;
+            } while (!atomic_compare_exchange_weak_explicit(&owner->queue, &head, h, memory_order_release,
+                                                            memory_order_relaxed));
+            if (atomic_load_explicit(&owner->dead, memory_order_acquire)) {
+                /* raced with the owner's exit: its final drain may have missed us */
+                rc_queue_drain(owner);
+            }
+            return;
+        }
+    }
+}
+
+/* The owner's last own reference went: fold into `shared` unless the
+ * object is queued for merging (then the queue, drained now, does it). */
+static MULCH_NOINLINE void rc_owner_last(rc_thread_t *self, rc_header_t *h) {
+    int64_t expected = atomic_load_explicit(&h->shared, memory_order_relaxed);
+    for (;;) {
+        if (expected & RC_QUEUED) {
+            rc_queue_drain(self);
+            return;
+        }
+        if (atomic_compare_exchange_weak_explicit(&h->shared, &expected, expected | RC_MERGED,
+                                                  memory_order_acq_rel, memory_order_relaxed))
+            break;
+    }
+    atomic_store_explicit(&h->owner, NULL, memory_order_relaxed);
+    if ((expected >> RC_SHIFT) == 0) rc_destroy(h);
+}
+
+void rc_release(void *obj) {
+    if (!rc_looks_live(obj, "rc_release")) return;
+    rc_header_t *h = rc_header_of(obj);
+    rc_thread_t *self = rc_self_checked();
+    if (self && atomic_load_explicit(&h->owner, memory_order_relaxed) == self) {
+        if (mulch_likely(--h->biased != 0)) return;
+        rc_owner_last(self, h);
+        return;
+    }
+    int64_t old = atomic_fetch_sub_explicit(&h->shared, RC_ONE, memory_order_acq_rel);
+    int64_t now = old - RC_ONE;
+    if (now & RC_MERGED) {
+        if ((now >> RC_SHIFT) == 0) rc_destroy(h);
+        else if ((now >> RC_SHIFT) < 0) {
+            atomic_fetch_add_explicit(&h->shared, RC_ONE, memory_order_relaxed);
+            rc_report("rc_release: object's count is already 0", obj);
+        }
+        return;
+    }
+    if ((now >> RC_SHIFT) < 0) rc_release_negative(h, now);
+}
+
+size_t rc_count(const void *obj) {
+    if (!rc_looks_live(obj, "rc_count")) return 0;
+    rc_header_t *h = rc_header_of(obj);
+    int64_t shared = atomic_load_explicit(&h->shared, memory_order_acquire) >> RC_SHIFT;
+    int64_t total = shared + (atomic_load_explicit(&h->owner, memory_order_relaxed) ? (int64_t)h->biased : 0);
+    return total > 0 ? (size_t)total : 0;
+}

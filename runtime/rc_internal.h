@@ -1,0 +1,85 @@
+/* rc_internal.h — reference-counted objects: header layout and counting.
+ *
+ * An rc object is a pool cell: a 48-byte header, then the payload (16-byte
+ * aligned). Counting is biased (Choi, Shull and Torrellas, "Biased
+ * Reference Counting", PACT 2018): the thread that allocated the object
+ * (its owner) keeps its count in `biased` with plain loads and stores;
+ * every other thread uses the atomic `shared` word. The true count is
+ * biased + shared.
+ *
+ * `shared` holds count << RC_SHIFT | flags:
+ *   RC_MERGED — the owner has let go (biased reached 0, or was folded in):
+ *               from now on `shared` alone is the count, every thread uses
+ *               it atomically, and the release that takes it to 0 destroys.
+ *   RC_QUEUED — the shared count went negative while the owner still counts
+ *               references (another thread released one the owner handed
+ *               it); the object sits in the owner's merge queue, and the
+ *               owner folds biased into shared at its next rc operation.
+ * If the owner thread has exited, the releasing thread folds the counts
+ * itself (the exit published `biased` through the owner's `dead` flag).
+ *
+ * `magic` is RC_LIVE while the object lives. Destroyed memory goes back to
+ * the pool, whose free mark overwrites it, so retain/release on a
+ * destroyed object is caught until the cell is reused.
+ */
+#ifndef MULCH_RC_INTERNAL_H
+#define MULCH_RC_INTERNAL_H
+
+#include <stdatomic.h>
+
+#include <mulch/rc.h>
+
+#include "block.h"
+
+#define RC_SHIFT  2
+#define RC_ONE    ((int64_t)1 << RC_SHIFT)
+#define RC_MERGED ((int64_t)1)
+#define RC_QUEUED ((int64_t)2)
+#define RC_LIVE   0x72634c56u /* "rcLV" */
+
+typedef struct rc_thread rc_thread_t;
+
+typedef struct rc_header {
+    _Atomic(rc_thread_t *) owner;   /* NULL once merged                    */
+    uint32_t               biased;  /* owner's count (owner thread only)   */
+    _Atomic uint32_t       magic;   /* RC_LIVE while alive                 */
+    _Atomic int64_t        shared;  /* other threads' count << 2 | flags   */
+    void                 (*destroy)(void *obj);
+    _Atomic(struct rc_weak_control *) weak;
+    struct rc_header      *link;    /* owner's merge queue, or the pending-destroy list */
+} rc_header_t;
+
+_Static_assert(sizeof(rc_header_t) % 16 == 0, "rc payload stays 16-byte aligned");
+
+/* One per thread that has allocated rc objects; never unmapped, so a
+ * stale owner pointer stays valid. */
+struct rc_thread {
+    _Atomic(rc_header_t *) queue;   /* objects to merge (pushed by others) */
+    _Atomic int            dead;    /* the thread has exited               */
+};
+
+/* Shared between an object and its weak references. */
+typedef struct rc_weak_control {
+    pthread_mutex_t lock;
+    void           *obj;            /* NULL once destroyed (lock)          */
+    _Atomic size_t  weak_refs;      /* rc_weak_t handles alive             */
+    bool            object_gone;    /* the object no longer points here    */
+} rc_weak_control_t;
+
+static inline rc_header_t *rc_header_of(const void *obj) {
+    return (rc_header_t *)((unsigned char *)(uintptr_t)obj - sizeof(rc_header_t));
+}
+static inline void *rc_object_of(rc_header_t *h) {
+    return (unsigned char *)h + sizeof(rc_header_t);
+}
+
+MULCH_INTERNAL rc_thread_t *rc_thread_self_slow(void);
+MULCH_INTERNAL extern _Thread_local rc_thread_t *rc_self;
+
+/* Destroys the object whose count reached zero (weak references cleared,
+ * destroy callback, memory back to the pool; nested destroys iterate). */
+MULCH_INTERNAL void rc_destroy(rc_header_t *h);
+/* Weak control: the object is dying; false when a weak lock revived it. */
+MULCH_INTERNAL bool rc_weak_detach(rc_header_t *h);
+
+#endif /* MULCH_RC_INTERNAL_H */

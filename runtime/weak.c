@@ -1,0 +1,99 @@
+/* weak.c — weak rc references.
+ *
+ * An object's weak references share one control block (created by the
+ * first rc_weak_new, pool-allocated). Its mutex orders the two races that
+ * matter: rc_weak_lock against the last release (the destroyer re-checks
+ * the count under the lock and backs off if a weak lock revived the
+ * object), and freeing the control block (the last of the object and its
+ * weak handles frees it). A handle is a small rc_weak_t pointing at the
+ * control block.
+ */
+#include "rc_internal.h"
+
+struct rc_weak {
+    rc_weak_control_t *control;
+};
+
+static rc_weak_control_t *weak_control_get(rc_header_t *h) {
+    rc_weak_control_t *control = atomic_load_explicit(&h->weak, memory_order_acquire);
+    if (control) return control;
+    chunk_t *chunk = chunk_of(h);
+    control = pool_alloc(chunk->pool, sizeof *control);
+    if (control == NULL) return NULL;
+    pthread_mutex_init(&control->lock, NULL);
+    control->obj = rc_object_of(h);
+    atomic_store_explicit(&control->weak_refs, 0, memory_order_relaxed);
+    control->object_gone = false;
+    rc_weak_control_t *expected = NULL;
+    if (!atomic_compare_exchange_strong_explicit(&h->weak, &expected, control, memory_order_acq_rel,
+                                                 memory_order_acquire)) {
+        pthread_mutex_destroy(&control->lock);
+        pool_free(chunk->pool, control);
+        return expected;
+    }
+    return control;
+}
+
+static void weak_control_free(rc_weak_control_t *control) {
+    pthread_mutex_destroy(&control->lock);
+    pool_free(chunk_of(control)->pool, control);
+}
+
+rc_weak_t *rc_weak_new(void *obj) {
+    if (rc_count(obj) == 0) {
+        mulch_report("rc_weak_new: not a live rc object", obj);
+        return NULL;
+    }
+    rc_header_t *h = rc_header_of(obj);
+    rc_weak_control_t *control = weak_control_get(h);
+    if (control == NULL) return NULL;
+    rc_weak_t *weak = pool_alloc(chunk_of(h)->pool, sizeof *weak);
+    if (weak == NULL) return NULL;
+    pthread_mutex_lock(&control->lock);
+    atomic_fetch_add_explicit(&control->weak_refs, 1, memory_order_relaxed);
+    pthread_mutex_unlock(&control->lock);
+    weak->control = control;
+    return weak;
+}
+
+void *rc_weak_lock(rc_weak_t *weak) {
+    if (weak == NULL) return NULL;
+    rc_weak_control_t *control = weak->control;
+    pthread_mutex_lock(&control->lock);
+    void *obj = control->obj;
+    if (obj) {
+        /* The destroyer re-checks the count under this lock, so a count of
+         * zero seen here can still be revived safely. */
+        rc_header_t *h = rc_header_of(obj);
+        atomic_fetch_add_explicit(&h->shared, RC_ONE, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&control->lock);
+    return obj;
+}
+
+void rc_weak_free(rc_weak_t *weak) {
+    if (weak == NULL) return;
+    rc_weak_control_t *control = weak->control;
+    pthread_mutex_lock(&control->lock);
+    size_t left = atomic_fetch_sub_explicit(&control->weak_refs, 1, memory_order_relaxed) - 1;
+    bool free_control = left == 0 && control->object_gone;
+    pthread_mutex_unlock(&control->lock);
+    if (free_control) weak_control_free(control);
+    pool_free(chunk_of(weak)->pool, weak);
+}
+
+bool rc_weak_detach(rc_header_t *h) {
+    rc_weak_control_t *control = atomic_load_explicit(&h->weak, memory_order_acquire);
+    pthread_mutex_lock(&control->lock);
+    if ((atomic_load_explicit(&h->shared, memory_order_acquire) >> RC_SHIFT) != 0) {
+        /* a weak lock revived it: the last release of that reference destroys */
+        pthread_mutex_unlock(&control->lock);
+        return false;
+    }
+    control->obj = NULL;
+    control->object_gone = true;
+    bool free_control = atomic_load_explicit(&control->weak_refs, memory_order_relaxed) == 0;
+    pthread_mutex_unlock(&control->lock);
+    if (free_control) weak_control_free(control);
+    return true;
+}
