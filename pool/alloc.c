@@ -36,11 +36,19 @@ static void block_carve(pool_t *pool, block_t *b, uint32_t capacity) {
 }
 
 /* Takes the whole thread_free list (the caller owns the span, so the
- * FLOATING bit is clear) and appends the local free list behind it. */
+ * FLOATING bit is clear). When the local list is empty and the count is
+ * known, the list just becomes the local list; otherwise it is walked
+ * (checked on the way) and the local list appended behind it. */
 uint32_t block_collect(pool_t *pool, block_t *b) {
-    if ((atomic_load_explicit(&b->thread_free, memory_order_relaxed) & ~BLOCK_TF_FLAGS) == 0) return 0;
-    uintptr_t list = atomic_exchange_explicit(&b->thread_free, 0, memory_order_acquire) & ~BLOCK_TF_FLAGS;
+    if (tf_list(atomic_load_explicit(&b->thread_free, memory_order_relaxed)) == 0) return 0;
+    uintptr_t word = atomic_exchange_explicit(&b->thread_free, 0, memory_order_acquire);
+    uintptr_t list = tf_list(word);
     if (list == 0) return 0;
+    if (b->free == NULL && tf_count(word) < TF_COUNT_MAX) {
+        b->free = (void *)list;
+        b->used -= tf_count(word);
+        return tf_count(word);
+    }
     uint32_t n = 0;
     void *cell = (void *)list;
     void *last = NULL;
@@ -64,7 +72,7 @@ uint32_t block_collect(pool_t *pool, block_t *b) {
  * slipped in, collect it instead. Returns true when parked. */
 static bool block_to_full(pool_t *pool, thread_heap_t *heap, block_t *b) {
     uintptr_t expected = atomic_load_explicit(&b->thread_free, memory_order_relaxed);
-    if ((expected & ~BLOCK_TF_FLAGS) != 0
+    if (tf_list(expected) != 0
         || !atomic_compare_exchange_strong_explicit(&b->thread_free, &expected, expected | BLOCK_TF_FULL,
                                                     memory_order_acq_rel, memory_order_relaxed)) {
         block_collect(pool, b);
@@ -98,7 +106,7 @@ static bool heap_reclaim_full(pool_t *pool, thread_heap_t *heap, unsigned cls) {
     bool any = false;
     for (block_t *b = heap->full[cls], *next; b; b = next) {
         next = b->next;
-        if ((atomic_load_explicit(&b->thread_free, memory_order_relaxed) & ~BLOCK_TF_FLAGS) == 0) continue;
+        if (tf_list(atomic_load_explicit(&b->thread_free, memory_order_relaxed)) == 0) continue;
         block_unfull(heap, b);
         block_collect(pool, b);
         any = true;

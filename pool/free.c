@@ -176,6 +176,10 @@ static void block_adopt(pool_t *pool, thread_heap_t *heap, block_t *b, uintptr_t
 
 static MULCH_NOINLINE void small_free_remote(pool_t *pool, thread_heap_t *heap, block_t *b, void *p) {
     if (heap == NULL) heap = heap_lookup_slow(pool);
+    /* Read the span's geometry now: once our CAS lands, the owner may empty
+     * the span and hand it to another class. */
+    uint32_t cell_size = b->cell_size;
+    uint16_t size_class = b->size_class;
     uintptr_t old = atomic_load_explicit(&b->thread_free, memory_order_relaxed);
     for (;;) {
         if ((old & BLOCK_FLOATING) && heap != NULL) {
@@ -187,24 +191,24 @@ static MULCH_NOINLINE void small_free_remote(pool_t *pool, thread_heap_t *heap, 
             continue;
         }
         if (b->sites) b->sites[cell_divide(b->divisor, (size_t)((unsigned char *)p - b->start))].where = NULL;
-        cell_mark_free(pool, p, (void *)(old & ~BLOCK_TF_FLAGS));
-        if (atomic_compare_exchange_weak_explicit(&b->thread_free, &old, (uintptr_t)p | (old & BLOCK_TF_FLAGS),
-                                                  memory_order_release, memory_order_relaxed))
+        cell_mark_free(pool, p, (void *)tf_list(old));
+        if (atomic_compare_exchange_weak_explicit(&b->thread_free, &old, tf_push(old, p), memory_order_release,
+                                                  memory_order_relaxed))
             break;
     }
-    if ((old & BLOCK_TF_FULL) && (old & ~BLOCK_TF_FLAGS) == 0) {
+    if ((old & BLOCK_TF_FULL) && tf_list(old) == 0) {
         /* first free into a full span: tell its owner (heap structs are
          * never unmapped, so a stale owner is harmless) */
         thread_heap_t *owner = atomic_load_explicit(&b->owner, memory_order_relaxed);
-        if (owner) atomic_store_explicit(&owner->full_pending[b->size_class], 1, memory_order_release);
+        if (owner) atomic_store_explicit(&owner->full_pending[size_class], 1, memory_order_release);
     }
     if (heap) {
         counter_add_u64(&heap->frees, 1);
-        counter_add_i64(&heap->bytes_in_use, -(int64_t)b->cell_size);
+        counter_add_i64(&heap->bytes_in_use, -(int64_t)cell_size);
     } else {
         pthread_mutex_lock(&pool->lock);
         pool->retired_frees++;
-        pool->retired_bytes -= b->cell_size;
+        pool->retired_bytes -= cell_size;
         pthread_mutex_unlock(&pool->lock);
     }
 }
@@ -282,7 +286,7 @@ void heap_abandon(thread_heap_t *heap) {
                 pool->abandoned[cls] = b;
                 /* no cells pending (a stale TF_FULL may be set): float it */
                 uintptr_t expected = atomic_load_explicit(&b->thread_free, memory_order_relaxed);
-                bool floated = (expected & ~BLOCK_TF_FLAGS) == 0
+                bool floated = tf_list(expected) == 0
                                && atomic_compare_exchange_strong_explicit(&b->thread_free, &expected, BLOCK_FLOATING,
                                                                           memory_order_release, memory_order_relaxed);
                 if (!floated) {

@@ -126,6 +126,21 @@ enum {
 #define BLOCK_FLOATING ((uintptr_t)1)
 #define BLOCK_TF_FULL  ((uintptr_t)2)
 #define BLOCK_TF_FLAGS ((uintptr_t)3)
+/* The top 16 bits count the cells in the list (saturating at TF_COUNT_MAX,
+ * which means "walk it"), so the owner can take a list without walking it:
+ * the cells were written by other threads and walking them costs a cache
+ * miss each. */
+#define TF_COUNT_SHIFT 48u
+#define TF_COUNT_MAX   0xFFFFu
+#define TF_LIST_MASK   ((((uintptr_t)1 << TF_COUNT_SHIFT) - 1) & ~BLOCK_TF_FLAGS)
+
+static inline uintptr_t tf_list(uintptr_t word) { return word & TF_LIST_MASK; }
+static inline uint32_t tf_count(uintptr_t word) { return (uint32_t)(word >> TF_COUNT_SHIFT); }
+static inline uintptr_t tf_push(uintptr_t old, const void *cell) {
+    uint32_t count = tf_count(old);
+    if (count < TF_COUNT_MAX) count++;
+    return (uintptr_t)cell | (old & BLOCK_TF_FLAGS) | ((uintptr_t)count << TF_COUNT_SHIFT);
+}
 
 struct thread_heap;
 
