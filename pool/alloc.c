@@ -226,7 +226,19 @@ void *small_alloc_slow(pool_t *pool, thread_heap_t *heap, size_t size, const lea
 static inline void *pool_alloc_inline(pool_t *pool, size_t size, const leak_site_t *site) {
     thread_heap_t *heap = heap_current(pool);
     if (mulch_likely(heap != NULL && size <= pool->small_max && !pool->track_leaks)) {
-        block_t *b = heap->bins[size_class_of(size)];
+        unsigned cls = size_class_of(size);
+        unsigned n = heap->recent_count[cls];
+        if (mulch_likely(n != 0)) {
+            void *cell = heap->recent[cls][--n];
+            heap->recent_count[cls] = (uint8_t)n;
+            if (mulch_unlikely(((uintptr_t *)cell)[1] != cell_free_mark(pool, cell)))
+                mulch_report("pool_alloc: freed cell was written (write after free?)", cell);
+            ((uintptr_t *)cell)[1] = 0;
+            counter_add_u64(&heap->allocs, 1);
+            counter_add_i64(&heap->bytes_in_use, (int64_t)size_class_bytes(cls));
+            return cell;
+        }
+        block_t *b = heap->bins[cls];
         if (mulch_likely(b != NULL && b->free != NULL)) {
             void *cell = b->free;
             void *next = cell_link_decode(pool, cell, ((uintptr_t *)cell)[0]);

@@ -152,6 +152,19 @@ static inline void cell_push_local(pool_t *pool, thread_heap_t *heap, block_t *b
     if (mulch_unlikely(b->used == 0) && b->next != NULL && b->next->free != NULL) block_retire(pool, heap, b);
 }
 
+void heap_recent_flush(pool_t *pool, thread_heap_t *heap) {
+    for (unsigned cls = 0; cls < pool->class_count; cls++) {
+        while (heap->recent_count[cls]) {
+            void *p = heap->recent[cls][--heap->recent_count[cls]];
+            block_t *b = block_head(block_at(chunk_of(p), p));
+            if (heap->bins[cls] != b) block_move_to_front(heap, b);
+            cell_mark_free(pool, p, b->free);
+            b->free = p;
+            b->used--;
+        }
+    }
+}
+
 /* Took a floating span: splice its pending remote frees, leave the abandoned
  * list if it was there, then free p into it. */
 static void block_adopt(pool_t *pool, thread_heap_t *heap, block_t *b, uintptr_t pending, void *p) {
@@ -241,10 +254,20 @@ void pool_free(pool_t *pool, void *p) {
                              && i < atomic_load_explicit(&b->bump, memory_order_relaxed)
                              && ((uintptr_t *)p)[1] != cell_free_mark(pool, p))) {
                 thread_heap_t *heap = heap_current(pool);
-                if (mulch_likely(heap != NULL && atomic_load_explicit(&b->owner, memory_order_relaxed) == heap))
+                if (mulch_likely(heap != NULL && atomic_load_explicit(&b->owner, memory_order_relaxed) == heap)) {
+                    unsigned cls = b->size_class, n = heap->recent_count[cls];
+                    if (mulch_likely(n < HEAP_RECENT && b->sites == NULL)) {
+                        ((uintptr_t *)p)[1] = cell_free_mark(pool, p);
+                        heap->recent[cls][n] = p;
+                        heap->recent_count[cls] = (uint8_t)(n + 1);
+                        counter_add_u64(&heap->frees, 1);
+                        counter_add_i64(&heap->bytes_in_use, -(int64_t)b->cell_size);
+                        return;
+                    }
                     cell_push_local(pool, heap, b, p);
-                else
+                } else {
                     small_free_remote(pool, heap, b, p);
+                }
                 return;
             }
         }
@@ -262,6 +285,7 @@ size_t pool_usable_size(pool_t *pool, const void *p) {
  * returned (empty) or floated onto the pool's abandoned list. */
 void heap_abandon(thread_heap_t *heap) {
     pool_t *pool = heap->pool;
+    heap_recent_flush(pool, heap);
     for (unsigned cls = 0; cls < pool->class_count; cls++) {
         while (heap->full[cls]) block_unfull(heap, heap->full[cls]);
         while (heap->bins[cls]) {

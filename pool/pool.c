@@ -143,6 +143,7 @@ void pool_get_stats(pool_t *pool, pool_stats_t *out) {
  * touch: their idle spans return when they allocate, trim, or exit. */
 size_t heap_release_empty(pool_t *pool, thread_heap_t *heap) {
     size_t released = 0;
+    heap_recent_flush(pool, heap);
     for (unsigned cls = 0; cls < pool->class_count; cls++) {
         for (block_t *f = heap->full[cls], *next; f; f = next) {
             next = f->next;

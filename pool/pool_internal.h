@@ -211,6 +211,8 @@ _Static_assert(sizeof(chunk_t) % MULCH_ALIGN == 0, "huge object header keeps 16-
  * c this thread owns and that may have free cells; bins[c] itself is the one
  * being allocated from. Counters are written by the owning thread only, read
  * by pool_get_stats (relaxed atomics: plain moves on x86). */
+#define HEAP_RECENT 8
+
 typedef struct thread_heap {
     uint64_t            pool_id;
     struct thread_heap *recycle_next;          /* free heap structs (registry lock) */
@@ -222,6 +224,13 @@ typedef struct thread_heap {
     _Atomic int64_t     bytes_in_use;
     block_t            *bins[MULCH_MAX_CLASSES];
     block_t            *full[MULCH_MAX_CLASSES];  /* owned spans with no free cell */
+    /* The last cells this thread freed into its own spans, per class: the
+     * next allocation of the class takes them back while they are still in
+     * cache, without touching the span. They carry the free mark, so they
+     * count as free everywhere, but stay counted in their span's `used`
+     * until heap_recent_flush pushes them on their span's free list. */
+    uint8_t             recent_count[MULCH_MAX_CLASSES];
+    void               *recent[MULCH_MAX_CLASSES][HEAP_RECENT];
     /* Set by remote frees into full spans; must stay last (not memset on reuse). */
     _Atomic uint8_t     full_pending[MULCH_MAX_CLASSES];
 } thread_heap_t;
@@ -385,6 +394,8 @@ MULCH_INTERNAL void  small_free_slow(pool_t *pool, block_t *b, void *p);
 MULCH_INTERNAL void  heap_abandon(thread_heap_t *heap);
 /* Moves cells freed by other threads to b's local free list; returns how many. */
 MULCH_INTERNAL uint32_t block_collect(pool_t *pool, block_t *b);
+/* Pushes the heap's recent cells back on their spans' free lists. */
+MULCH_INTERNAL void heap_recent_flush(pool_t *pool, thread_heap_t *heap);
 /* Returns the calling thread's empty spans to the pool; how many. */
 MULCH_INTERNAL size_t heap_release_empty(pool_t *pool, thread_heap_t *heap);
 MULCH_INTERNAL void block_retire(pool_t *pool, thread_heap_t *heap, block_t *b);

@@ -211,11 +211,18 @@ static void test_corrupted_headers_reported(void **state) {
 static void test_write_after_free_detected(void **state) {
     (void)state;
     pool_t *pool = pool_create(NULL);
+    /* The first HEAP_RECENT frees of a class stay in the thread's recent
+     * cells; later ones go on their span's free list. */
+    void *fillers[HEAP_RECENT];
+    for (int i = 0; i < HEAP_RECENT; i++) fillers[i] = pool_alloc(pool, 32);
     char *a = pool_alloc(pool, 32);
     char *b = pool_alloc(pool, 32);
+    for (int i = 0; i < HEAP_RECENT; i++) pool_free(pool, fillers[i]);
     pool_free(pool, b);
-    pool_free(pool, a);           /* free list: a -> b */
+    pool_free(pool, a);            /* span free list: a -> b */
     memset(a, 0x41, 8);            /* stray write over a's link */
+    for (int i = 0; i < HEAP_RECENT; i++) fillers[i] = pool_alloc(pool, 32); /* the recent cells */
+    assert_int_equal(reports, 0);
     void *x = pool_alloc(pool, 32); /* pops a, finds the link broken */
     assert_ptr_equal(x, a);
     assert_int_equal(reports, 1);
@@ -224,9 +231,16 @@ static void test_write_after_free_detected(void **state) {
     void *y = pool_alloc(pool, 32);
     assert_non_null(y);
     assert_ptr_not_equal(y, x);
-    pool_free(pool, x);
+    pool_free(pool, x);            /* a recent cell now */
+    memset(x, 0x42, 16);           /* stray write over its free mark */
+    void *z = pool_alloc(pool, 32);
+    assert_ptr_equal(z, x);
+    assert_int_equal(reports, 2);
+    assert_non_null(strstr(last_what, "written"));
     pool_free(pool, y);
-    assert_int_equal(reports, 1);
+    pool_free(pool, z);
+    for (int i = 0; i < HEAP_RECENT; i++) pool_free(pool, fillers[i]);
+    assert_int_equal(reports, 2);
     pool_destroy(pool);
 }
 
