@@ -4,6 +4,7 @@
  * (gc/bridge.c traces it and rewrites it when objects move); its destroy
  * callback unregisters the slot. gc_heap_destroy clears the payload, so a
  * handle outliving its heap answers NULL and its destroy does nothing.
+ * Handles live in the default pool, which outlives every heap.
  *
  * gc_own_rc: retains the rc object for the GC object and records the pair;
  * the collector hands the reference back to rc_release after the owner is
@@ -27,7 +28,9 @@ gc_handle_t *gc_handle_new(gc_heap_t *heap, void *obj) {
         mulch_report("gc_handle_new: not a GC object of this heap", obj);
         return NULL;
     }
-    gc_handle_payload_t *payload = rc_alloc_in(heap->pool, sizeof *payload, handle_destroy);
+    /* From the default pool: a handle may outlive its heap, and with it the
+     * heap's own pool. */
+    gc_handle_payload_t *payload = rc_alloc_in(pool_default(), sizeof *payload, handle_destroy);
     if (payload == NULL) return NULL;
     payload->obj = obj;
     payload->heap = heap;
@@ -50,7 +53,7 @@ int gc_own_rc(gc_thread_t *thread, void *obj, void *rc_obj) {
         mulch_report("gc_own_rc: not a GC object of this heap", obj);
         return -1;
     }
-    if (rc_count(rc_obj) == 0) return -1; /* reported by rc_count */
+    if (!rc_check(rc_obj, "gc_own_rc")) return -1;
     rc_retain(rc_obj);
     if (!gc_owned_add(thread->heap, obj, rc_obj, rc_release)) {
         rc_release(rc_obj);

@@ -79,6 +79,10 @@ static inline bool rc_looks_live(const void *obj, const char *fn) {
     return rc_check_slow(obj, fn);
 }
 
+bool rc_check(const void *obj, const char *fn) {
+    return rc_looks_live(obj, fn);
+}
+
 void *rc_alloc_in(pool_t *pool, size_t size, void (*destroy)(void *obj)) {
     if (pool == NULL || size > SIZE_MAX - sizeof(rc_header_t)) return NULL;
     rc_thread_t *self = rc_self ? rc_self : rc_thread_self_slow();

@@ -74,6 +74,8 @@ static inline void *rc_object_of(rc_header_t *h) {
 }
 
 MULCH_INTERNAL rc_thread_t *rc_thread_self_slow(void);
+/* True for a live rc object; otherwise reports "<fn>: <problem>". */
+MULCH_INTERNAL bool rc_check(const void *obj, const char *fn);
 MULCH_INTERNAL extern _Thread_local rc_thread_t *rc_self;
 
 /* Destroys the object whose count reached zero (weak references cleared,

@@ -40,10 +40,7 @@ static void weak_control_free(rc_weak_control_t *control) {
 }
 
 rc_weak_t *rc_weak_new(void *obj) {
-    if (rc_count(obj) == 0) {
-        mulch_report("rc_weak_new: not a live rc object", obj);
-        return NULL;
-    }
+    if (!rc_check(obj, "rc_weak_new")) return NULL;
     rc_header_t *h = rc_header_of(obj);
     rc_weak_control_t *control = weak_control_get(h);
     if (control == NULL) return NULL;

@@ -486,11 +486,13 @@ rc_ptr<T> make_rc(Args &&...args)
     return detail::make_rc_with<T>(&detail::rc_alloc_default, nullptr, std::forward<Args>(args)...);
 }
 
-/* Same, in `pool` (rc_alloc_in). */
+/* Same, in `pool` (rc_alloc_in; NULL = pool_default(), as for
+ * pool_allocator). */
 template <class T, class... Args>
 rc_ptr<T> make_rc_in(pool_t *pool, Args &&...args)
 {
-    return detail::make_rc_with<T>(&detail::rc_alloc_pool, pool, std::forward<Args>(args)...);
+    return detail::make_rc_with<T>(&detail::rc_alloc_pool, pool ? pool : pool_default(),
+                                   std::forward<Args>(args)...);
 }
 
 } // namespace mulch
