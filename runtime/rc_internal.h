@@ -81,7 +81,8 @@ MULCH_INTERNAL extern _Thread_local rc_thread_t *rc_self;
 /* Destroys the object whose count reached zero (weak references cleared,
  * destroy callback, memory back to the pool; nested destroys iterate). */
 MULCH_INTERNAL void rc_destroy(rc_header_t *h);
-/* Weak control: the object is dying; false when a weak lock revived it. */
+/* Weak control: the object is dying; detaches it from its weak references
+ * (always succeeds: weak locks never revive a dying object). */
 MULCH_INTERNAL bool rc_weak_detach(rc_header_t *h);
 
 #endif /* MULCH_RC_INTERNAL_H */

@@ -1,11 +1,12 @@
 /* weak.c — weak rc references.
  *
  * An object's weak references share one control block (created by the
- * first rc_weak_new, pool-allocated). Its mutex orders the two races that
- * matter: rc_weak_lock against the last release (the destroyer re-checks
- * the count under the lock and backs off if a weak lock revived the
- * object), and freeing the control block (the last of the object and its
- * weak handles frees it). A handle is a small rc_weak_t pointing at the
+ * first rc_weak_new, pool-allocated). rc_weak_lock never revives a dying
+ * object: under the control block's mutex it increments the count with a
+ * CAS only if the count is not a merged zero, so every transition to zero
+ * is final and its destroyer alone clears the control block (under the
+ * same mutex) before destroying. The mutex also orders freeing the control
+ * block: the last of the object and its weak handles frees it. A handle is a small rc_weak_t pointing at the
  * control block.
  */
 #include "rc_internal.h"
@@ -59,10 +60,17 @@ void *rc_weak_lock(rc_weak_t *weak) {
     pthread_mutex_lock(&control->lock);
     void *obj = control->obj;
     if (obj) {
-        /* The destroyer re-checks the count under this lock, so a count of
-         * zero seen here can still be revived safely. */
         rc_header_t *h = rc_header_of(obj);
-        atomic_fetch_add_explicit(&h->shared, RC_ONE, memory_order_relaxed);
+        int64_t count = atomic_load_explicit(&h->shared, memory_order_relaxed);
+        for (;;) {
+            if ((count & RC_MERGED) && (count >> RC_SHIFT) <= 0) {
+                obj = NULL; /* dying: its destroyer is on the way to this lock */
+                break;
+            }
+            if (atomic_compare_exchange_weak_explicit(&h->shared, &count, count + RC_ONE, memory_order_acquire,
+                                                      memory_order_relaxed))
+                break;
+        }
     }
     pthread_mutex_unlock(&control->lock);
     return obj;
@@ -82,11 +90,6 @@ void rc_weak_free(rc_weak_t *weak) {
 bool rc_weak_detach(rc_header_t *h) {
     rc_weak_control_t *control = atomic_load_explicit(&h->weak, memory_order_acquire);
     pthread_mutex_lock(&control->lock);
-    if ((atomic_load_explicit(&h->shared, memory_order_acquire) >> RC_SHIFT) != 0) {
-        /* a weak lock revived it: the last release of that reference destroys */
-        pthread_mutex_unlock(&control->lock);
-        return false;
-    }
     control->obj = NULL;
     control->object_gone = true;
     bool free_control = atomic_load_explicit(&control->weak_refs, memory_order_relaxed) == 0;

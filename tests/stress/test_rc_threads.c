@@ -455,7 +455,7 @@ static void *racer(void *arg)
     spin_barrier_wait(a->start); /* everyone's objects are in `shared` */
     for (size_t it = 0; it < a->iters; it++) {
         unsigned op = (unsigned)rng_below(&r, 100);
-        if (op < 35) {
+        if (op < 30) {
             /* balanced pairs on a shared object */
             tobj_t *o = a->shared[rng_below(&r, a->nshared)];
             unsigned k = 1 + (unsigned)rng_below(&r, 3);
@@ -464,7 +464,7 @@ static void *racer(void *arg)
             tobj_check(o, "balanced");
             atomic_fetch_add(&o->touches, 1);
             for (unsigned j = 0; j < k; j++) rc_release(o);
-        } else if (op < 55) {
+        } else if (op < 45) {
             /* hand a new reference to whichever thread pops it */
             tobj_t *o = a->shared[rng_below(&r, a->nshared)];
             rc_retain(o);
@@ -590,6 +590,15 @@ static void test_rc_threads_retain_release_handoff(void **state)
     EXPECT_NO_REPORTS();
 }
 
+/* A short busy wait of random length: varies who gets there first. */
+static void spin_delay(rng_t *r, unsigned max)
+{
+    volatile unsigned sink = 0;
+    unsigned n = (unsigned)rng_below(r, max);
+    for (unsigned i = 0; i < n; i++) sink += i;
+    (void)sink;
+}
+
 /* ======================================================================== */
 /* 2. rc_weak_lock racing with the last release                             */
 
@@ -614,6 +623,7 @@ typedef struct {
 static void *wl_releaser(void *arg)
 {
     wl_t *w = arg;
+    rng_t r = test_rng("wl_releaser", 0);
     for (size_t round = 0; round < w->rounds; round++) {
         spin_barrier_wait(&w->bar); /* 1: mode set */
         if (w->stop) break;
@@ -625,6 +635,7 @@ static void *wl_releaser(void *arg)
         }
         spin_barrier_wait(&w->bar); /* 2: set up */
         spin_barrier_wait(&w->bar); /* 3: main let go (merged mode); go */
+        spin_delay(&r, 200);
         rc_release(w->obj);         /* the last reference */
         spin_barrier_wait(&w->bar); /* 4: done */
     }
@@ -634,12 +645,14 @@ static void *wl_releaser(void *arg)
 static void *wl_locker(void *arg)
 {
     wl_t *w = arg;
+    rng_t r = test_rng("wl_locker", 0);
     for (size_t round = 0; round < w->rounds; round++) {
         spin_barrier_wait(&w->bar); /* 1 */
         if (w->stop) break;
         spin_barrier_wait(&w->bar); /* 2 */
         spin_barrier_wait(&w->bar); /* 3: go */
         int mode = w->mode;
+        spin_delay(&r, 200);
         tobj_t *p = rc_weak_lock(w->weak);
         if (p) {
             if (p != w->obj) AFAIL("round %zu: rc_weak_lock returned %p, not the object %p", round,
