@@ -90,7 +90,7 @@ void *rc_alloc_in(pool_t *pool, size_t size, void (*destroy)(void *obj)) {
     rc_header_t *h = pool_alloc(pool, sizeof(rc_header_t) + size);
     if (h == NULL) return NULL;
     atomic_store_explicit(&h->owner, self, memory_order_relaxed);
-    h->biased = 1;
+    atomic_store_explicit(&h->biased, 1, memory_order_relaxed);
     atomic_store_explicit(&h->shared, 0, memory_order_relaxed);
     h->destroy = destroy;
     atomic_store_explicit(&h->weak, NULL, memory_order_relaxed);
@@ -139,8 +139,8 @@ static void rc_queue_drain(rc_thread_t *self) {
     rc_header_t *h = atomic_exchange_explicit(&self->queue, NULL, memory_order_acquire);
     while (h) {
         rc_header_t *next = h->link;
-        uint32_t biased = h->biased;
-        h->biased = 0;
+        uint32_t biased = atomic_load_explicit(&h->biased, memory_order_relaxed);
+        atomic_store_explicit(&h->biased, 0, memory_order_relaxed);
         rc_merge(h, biased);
         h = next;
     }
@@ -162,7 +162,8 @@ void *rc_retain(void *obj) {
     rc_header_t *h = rc_header_of(obj);
     rc_thread_t *self = rc_self_checked();
     if (self && atomic_load_explicit(&h->owner, memory_order_relaxed) == self) {
-        h->biased++;
+        atomic_store_explicit(&h->biased, atomic_load_explicit(&h->biased, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
         return obj;
     }
     int64_t old = atomic_fetch_add_explicit(&h->shared, RC_ONE, memory_order_relaxed);
@@ -173,38 +174,36 @@ void *rc_retain(void *obj) {
     return obj;
 }
 
-/* A non-owner took the shared count below zero: the owner still counts
- * references. Queue the object to it, or fold the counts if it is gone. */
-static MULCH_NOINLINE void rc_release_negative(rc_header_t *h, int64_t now) {
-    rc_thread_t *owner = atomic_load_explicit(&h->owner, memory_order_relaxed);
-    if (now & RC_QUEUED) return;
-    int64_t expected = now;
-    while (!(expected & (RC_QUEUED | RC_MERGED))) {
-        if (atomic_compare_exchange_weak_explicit(&h->shared, &expected, expected | RC_QUEUED,
-                                                  memory_order_acq_rel, memory_order_relaxed)) {
-            if (owner && atomic_load_explicit(&owner->dead, memory_order_acquire)) {
-                uint32_t biased = h->biased; /* published by the owner's exit */
-                h->biased = 0;
-                rc_merge(h, biased);
-                return;
-            }
-            rc_header_t *head = atomic_load_explicit(&owner->queue, memory_order_relaxed);
-            do {
-                h->link = head;
-            } while (!atomic_compare_exchange_weak_explicit(&owner->queue, &head, h, memory_order_release,
-                                                            memory_order_relaxed));
-            if (atomic_load_explicit(&owner->dead, memory_order_acquire)) {
-                /* raced with the owner's exit: its final drain may have missed us */
-                rc_queue_drain(owner);
-            }
-            return;
-        }
+/* A non-owner's release set RC_QUEUED (it took the shared count below
+ * zero while the owner still counts references). Holding QUEUED keeps the
+ * object alive until it is merged, and only the owner's queue (or this
+ * thread, if the owner is gone) merges it; after the push, h is not ours
+ * to touch. */
+static MULCH_NOINLINE void rc_queue_to_owner(rc_header_t *h, rc_thread_t *owner) {
+    if (atomic_load_explicit(&owner->dead, memory_order_acquire)) {
+        /* published by the owner's exit */
+        uint32_t biased = atomic_load_explicit(&h->biased, memory_order_relaxed);
+        atomic_store_explicit(&h->biased, 0, memory_order_relaxed);
+        rc_merge(h, biased);
+        return;
+    }
+    rc_header_t *head = atomic_load_explicit(&owner->queue, memory_order_relaxed);
+    do {
+        h->link = head;
+    } while (!atomic_compare_exchange_weak_explicit(&owner->queue, &head, h, memory_order_release,
+                                                    memory_order_relaxed));
+    if (atomic_load_explicit(&owner->dead, memory_order_acquire)) {
+        /* raced with the owner's exit: its final drain may have missed us */
+        rc_queue_drain(owner);
     }
 }
 
 /* The owner's last own reference went: fold into `shared` unless the
  * object is queued for merging (then the queue, drained now, does it). */
 static MULCH_NOINLINE void rc_owner_last(rc_thread_t *self, rc_header_t *h) {
+    /* Give up ownership before merging: once MERGED is visible another
+     * thread may drop the count to zero and free the object. */
+    atomic_store_explicit(&h->owner, NULL, memory_order_relaxed);
     int64_t expected = atomic_load_explicit(&h->shared, memory_order_relaxed);
     for (;;) {
         if (expected & RC_QUEUED) {
@@ -215,7 +214,6 @@ static MULCH_NOINLINE void rc_owner_last(rc_thread_t *self, rc_header_t *h) {
                                                   memory_order_acq_rel, memory_order_relaxed))
             break;
     }
-    atomic_store_explicit(&h->owner, NULL, memory_order_relaxed);
     if ((expected >> RC_SHIFT) == 0) rc_destroy(h);
 }
 
@@ -224,12 +222,26 @@ void rc_release(void *obj) {
     rc_header_t *h = rc_header_of(obj);
     rc_thread_t *self = rc_self_checked();
     if (self && atomic_load_explicit(&h->owner, memory_order_relaxed) == self) {
-        if (mulch_likely(--h->biased != 0)) return;
+        uint32_t biased = atomic_load_explicit(&h->biased, memory_order_relaxed) - 1;
+        atomic_store_explicit(&h->biased, biased, memory_order_relaxed);
+        if (mulch_likely(biased != 0)) return;
         rc_owner_last(self, h);
         return;
     }
-    int64_t old = atomic_fetch_sub_explicit(&h->shared, RC_ONE, memory_order_acq_rel);
-    int64_t now = old - RC_ONE;
+    /* One CAS both drops our reference and, when that takes an unmerged
+     * count below zero, claims the right to queue the object: after it we
+     * touch h only if we hold that claim (otherwise another thread may merge
+     * and free it at any moment). */
+    rc_thread_t *owner = atomic_load_explicit(&h->owner, memory_order_relaxed);
+    int64_t old = atomic_load_explicit(&h->shared, memory_order_relaxed);
+    int64_t now;
+    bool queue;
+    do {
+        now = old - RC_ONE;
+        queue = owner != NULL && !(old & (RC_MERGED | RC_QUEUED)) && (now >> RC_SHIFT) < 0;
+        if (queue) now |= RC_QUEUED;
+    } while (!atomic_compare_exchange_weak_explicit(&h->shared, &old, now, memory_order_acq_rel,
+                                                    memory_order_relaxed));
     if (now & RC_MERGED) {
         if ((now >> RC_SHIFT) == 0) rc_destroy(h);
         else if ((now >> RC_SHIFT) < 0) {
@@ -238,13 +250,15 @@ void rc_release(void *obj) {
         }
         return;
     }
-    if ((now >> RC_SHIFT) < 0) rc_release_negative(h, now);
+    if (queue) rc_queue_to_owner(h, owner);
 }
 
 size_t rc_count(const void *obj) {
     if (!rc_looks_live(obj, "rc_count")) return 0;
     rc_header_t *h = rc_header_of(obj);
     int64_t shared = atomic_load_explicit(&h->shared, memory_order_acquire) >> RC_SHIFT;
-    int64_t total = shared + (atomic_load_explicit(&h->owner, memory_order_relaxed) ? (int64_t)h->biased : 0);
+    int64_t total = shared + (atomic_load_explicit(&h->owner, memory_order_relaxed)
+                                  ? (int64_t)atomic_load_explicit(&h->biased, memory_order_relaxed)
+                                  : 0);
     return total > 0 ? (size_t)total : 0;
 }

@@ -41,7 +41,8 @@ typedef struct rc_thread rc_thread_t;
 
 typedef struct rc_header {
     _Atomic(rc_thread_t *) owner;   /* NULL once merged                    */
-    uint32_t               biased;  /* owner's count (owner thread only)   */
+    _Atomic uint32_t       biased;  /* owner's count: written by the owner only
+                                       (relaxed: plain moves), read by rc_count */
     _Atomic uint32_t       magic;   /* RC_LIVE while alive                 */
     _Atomic int64_t        shared;  /* other threads' count << 2 | flags   */
     void                 (*destroy)(void *obj);
