@@ -37,24 +37,33 @@ void gc_root_add(gc_heap_t *heap, void **slot) {
     if (!ok) mulch_report("gc_root_add: out of memory registering a root", slot);
 }
 
+/* An os-mapped array of `size`-byte elements with room for one more: the
+ * same array, a bigger copy (the old one unmapped), or NULL when the OS
+ * refuses (the old one kept). */
+static void *array_reserve_one(void *array, size_t count, size_t *capacity, size_t size) {
+    if (count < *capacity) return array;
+    size_t grown = *capacity ? *capacity * 2 : 64;
+    void *items = os_map(grown * size);
+    if (items == NULL) return NULL;
+    if (array) {
+        memcpy(items, array, count * size);
+        os_unmap(array, *capacity * size);
+    }
+    *capacity = grown;
+    return items;
+}
+
 void gc_root_add_range(gc_heap_t *heap, void **slots, size_t n) {
     if (!root_slot_valid(heap, slots, "gc_root_add_range")) return;
     pthread_mutex_lock(&heap->lock);
-    if (heap->root_range_count == heap->root_range_capacity) {
-        size_t capacity = heap->root_range_capacity ? heap->root_range_capacity * 2 : 64;
-        gc_root_range_t *ranges = os_map(capacity * sizeof *ranges);
-        if (ranges == NULL) {
-            pthread_mutex_unlock(&heap->lock);
-            mulch_report("gc_root_add_range: out of memory registering a root", slots);
-            return;
-        }
-        if (heap->root_ranges) {
-            memcpy(ranges, heap->root_ranges, heap->root_range_count * sizeof *ranges);
-            os_unmap(heap->root_ranges, heap->root_range_capacity * sizeof *ranges);
-        }
-        heap->root_ranges = ranges;
-        heap->root_range_capacity = capacity;
+    gc_root_range_t *ranges = array_reserve_one(heap->root_ranges, heap->root_range_count,
+                                                &heap->root_range_capacity, sizeof *ranges);
+    if (ranges == NULL) {
+        pthread_mutex_unlock(&heap->lock);
+        mulch_report("gc_root_add_range: out of memory registering a root", slots);
+        return;
     }
+    heap->root_ranges = ranges;
     heap->root_ranges[heap->root_range_count++] = (gc_root_range_t){ slots, n };
     pthread_mutex_unlock(&heap->lock);
 }
@@ -85,21 +94,14 @@ void gc_root_add_callback(gc_heap_t *heap, gc_root_fn fn, void *ctx) {
         return;
     }
     pthread_mutex_lock(&heap->lock);
-    if (heap->root_callback_count == heap->root_callback_capacity) {
-        size_t capacity = heap->root_callback_capacity ? heap->root_callback_capacity * 2 : 64;
-        gc_root_callback_t *callbacks = os_map(capacity * sizeof *callbacks);
-        if (callbacks == NULL) {
-            pthread_mutex_unlock(&heap->lock);
-            mulch_report("gc_root_add_callback: out of memory registering a root", ctx);
-            return;
-        }
-        if (heap->root_callbacks) {
-            memcpy(callbacks, heap->root_callbacks, heap->root_callback_count * sizeof *callbacks);
-            os_unmap(heap->root_callbacks, heap->root_callback_capacity * sizeof *callbacks);
-        }
-        heap->root_callbacks = callbacks;
-        heap->root_callback_capacity = capacity;
+    gc_root_callback_t *callbacks = array_reserve_one(heap->root_callbacks, heap->root_callback_count,
+                                                      &heap->root_callback_capacity, sizeof *callbacks);
+    if (callbacks == NULL) {
+        pthread_mutex_unlock(&heap->lock);
+        mulch_report("gc_root_add_callback: out of memory registering a root", ctx);
+        return;
     }
+    heap->root_callbacks = callbacks;
     heap->root_callbacks[heap->root_callback_count++] = (gc_root_callback_t){ fn, ctx };
     pthread_mutex_unlock(&heap->lock);
 }

@@ -103,6 +103,7 @@ bool pointer_check(pool_t *pool, const void *p, const char *fn, pointer_info_t *
     return true;
 }
 
+/* An empty span leaves its bin and goes back to the pool. */
 void block_retire(pool_t *pool, thread_heap_t *heap, block_t *b) {
     unsigned cls = b->size_class;
     if (b->prev) b->prev->next = b->next;

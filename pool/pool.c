@@ -154,14 +154,7 @@ size_t heap_release_empty(pool_t *pool, thread_heap_t *heap) {
             block_t *next = b->next;
             block_collect(pool, b);
             if (b->used == 0) {
-                if (b->prev) b->prev->next = b->next;
-                else heap->bins[cls] = b->next;
-                if (b->next) b->next->prev = b->prev;
-                b->next = b->prev = NULL;
-                pthread_mutex_lock(&pool->lock);
-                block_sites_release(b);
-                span_release_locked(pool, b);
-                pthread_mutex_unlock(&pool->lock);
+                block_retire(pool, heap, b);
                 released++;
             }
             b = next;
