@@ -14,461 +14,13 @@
 #  define _GNU_SOURCE 1
 #endif
 #define DEFAULT_SEED UINT64_C(0x6d756c6367630b03)
-#include <inttypes.h>
-#include <pthread.h>
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stdatomic.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-
-#include <cmocka.h>
-
+#define MULCH_TEST_GC_OBJECTS 1
 #include <mulch/gc.h>
 
-#if defined(__GNUC__)
-#  define MT_UNUSED __attribute__((unused))
-#else
-#  define MT_UNUSED
-#endif
-
-/* ------------------------------------------------------------------------ */
-/* Build flavour detection                                                   */
-
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#  define MT_SANITIZED 1
-#endif
-#if !defined(MT_SANITIZED) && defined(__has_feature)
-#  if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || \
-      __has_feature(memory_sanitizer)
-#    define MT_SANITIZED 1
-#  endif
-#endif
-#ifndef MT_SANITIZED
-#  define MT_SANITIZED 0
-#endif
-#if defined(__has_include)
-#  if __has_include(<valgrind/valgrind.h>)
-#    include <valgrind/valgrind.h>
-#    define MT_ON_VALGRIND() (RUNNING_ON_VALGRIND != 0)
-#  endif
-#endif
-#ifndef MT_ON_VALGRIND
-#  define MT_ON_VALGRIND() 0
-#endif
-
-#define KiB ((size_t)1024)
-#define MiB ((size_t)1024 * 1024)
-
-/* ------------------------------------------------------------------------ */
-/* Seed, PRNG, scaling                                                       */
-
-static uint64_t g_seed = DEFAULT_SEED;
-static int g_quick;
-
-MT_UNUSED static uint64_t mix64(uint64_t z)
-{
-    z += UINT64_C(0x9e3779b97f4a7c15);
-    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-    return z ^ (z >> 31);
-}
-
-typedef struct { uint64_t s; } rng_t;
-
-MT_UNUSED static uint64_t rng_next(rng_t *r)
-{
-    r->s += UINT64_C(0x9e3779b97f4a7c15);
-    uint64_t z = r->s;
-    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-    return z ^ (z >> 31);
-}
-
-MT_UNUSED static uint64_t rng_below(rng_t *r, uint64_t n) { return n ? rng_next(r) % n : 0; }
-
-MT_UNUSED static rng_t test_rng(const char *name, uint64_t k)
-{
-    uint64_t h = g_seed;
-    for (const char *c = name; *c; c++) h = mix64(h ^ (unsigned char)*c);
-    rng_t r = { mix64(h ^ k) };
-    return r;
-}
-
-MT_UNUSED static int env_flag(const char *name)
-{
-    const char *e = getenv(name);
-    return e && *e && strcmp(e, "0") != 0;
-}
-
-MT_UNUSED static size_t scaled(size_t full, size_t quick) { return g_quick ? quick : full; }
-
-static struct timespec g_t0;
-
-MT_UNUSED static double elapsed_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)(t.tv_sec - g_t0.tv_sec) + (double)(t.tv_nsec - g_t0.tv_nsec) / 1e9;
-}
-
-#define TEST_START() \
-    do { \
-        clock_gettime(CLOCK_MONOTONIC, &g_t0); \
-        print_message("[%s] seed=0x%016" PRIx64 "%s\n", __func__, g_seed, \
-                      g_quick ? " (quick)" : ""); \
-    } while (0)
-
-/* ------------------------------------------------------------------------ */
-/* Assertion helpers that print both values and the seed (main thread only)  */
-
-#define T_FAIL(...) \
-    do { \
-        print_error("FAIL %s:%d [seed=0x%016" PRIx64 "]: ", __FILE__, __LINE__, g_seed); \
-        print_error(__VA_ARGS__); \
-        print_error("\n"); \
-        fail(); \
-    } while (0)
-
-#define EXPECT_EQ(a, b) \
-    do { \
-        uintmax_t a_ = (uintmax_t)(a), b_ = (uintmax_t)(b); \
-        if (a_ != b_) T_FAIL("%s == %s: %ju != %ju", #a, #b, a_, b_); \
-    } while (0)
-#define EXPECT_NE(a, b) \
-    do { \
-        uintmax_t a_ = (uintmax_t)(a), b_ = (uintmax_t)(b); \
-        if (a_ == b_) T_FAIL("%s != %s: both are %ju", #a, #b, a_); \
-    } while (0)
-#define EXPECT_GE(a, b) \
-    do { \
-        uintmax_t a_ = (uintmax_t)(a), b_ = (uintmax_t)(b); \
-        if (!(a_ >= b_)) T_FAIL("%s >= %s: %ju < %ju", #a, #b, a_, b_); \
-    } while (0)
-#define EXPECT_LE(a, b) \
-    do { \
-        uintmax_t a_ = (uintmax_t)(a), b_ = (uintmax_t)(b); \
-        if (!(a_ <= b_)) T_FAIL("%s <= %s: %ju > %ju", #a, #b, a_, b_); \
-    } while (0)
-#define EXPECT_LT(a, b) \
-    do { \
-        uintmax_t a_ = (uintmax_t)(a), b_ = (uintmax_t)(b); \
-        if (!(a_ < b_)) T_FAIL("%s < %s: %ju >= %ju", #a, #b, a_, b_); \
-    } while (0)
-#define EXPECT_PTR_EQ(a, b) \
-    do { \
-        const void *a_ = (const void *)(a), *b_ = (const void *)(b); \
-        if (a_ != b_) T_FAIL("%s == %s: %p != %p", #a, #b, a_, b_); \
-    } while (0)
-#define EXPECT_NONNULL(p) \
-    do { \
-        if ((p) == NULL) T_FAIL("%s is NULL", #p); \
-    } while (0)
-#define EXPECT_NULL(p) \
-    do { \
-        const void *p_ = (const void *)(p); \
-        if (p_ != NULL) T_FAIL("%s is %p, expected NULL", #p, p_); \
-    } while (0)
-
-/* ------------------------------------------------------------------------ */
-/* Failures recorded off the cmocka path (worker threads, finalizers, which   */
-/* must not longjmp out of the collector).                                   */
-
-static atomic_ulong g_failures;
-static pthread_mutex_t g_fail_mu = PTHREAD_MUTEX_INITIALIZER;
-static char g_fail_msg[1024];
-
-MT_UNUSED static void async_fail(int line, const char *fmt, ...)
-{
-    if (atomic_fetch_add(&g_failures, 1) == 0) {
-        va_list ap;
-        pthread_mutex_lock(&g_fail_mu);
-        int n = snprintf(g_fail_msg, sizeof g_fail_msg, "line %d: ", line);
-        va_start(ap, fmt);
-        if (n > 0 && (size_t)n < sizeof g_fail_msg)
-            vsnprintf(g_fail_msg + n, sizeof g_fail_msg - (size_t)n, fmt, ap);
-        va_end(ap);
-        pthread_mutex_unlock(&g_fail_mu);
-    }
-}
-#define AFAIL(...) async_fail(__LINE__, __VA_ARGS__)
-
-#define EXPECT_NO_ASYNC_FAILURES() \
-    do { \
-        unsigned long n_ = atomic_load(&g_failures); \
-        if (n_) { \
-            pthread_mutex_lock(&g_fail_mu); \
-            print_error("first recorded failure: %s\n", g_fail_msg); \
-            pthread_mutex_unlock(&g_fail_mu); \
-            T_FAIL("%lu failure(s) recorded in finalizers / worker threads", n_); \
-        } \
-    } while (0)
-
-/* ------------------------------------------------------------------------ */
-/* Error handler recorder (thread-safe: it may be called inside a collection  */
-/* on any thread).                                                           */
-
-static struct {
-    pthread_mutex_t mu;
-    unsigned long count;
-    char what[256];
-    char first_what[256];
-    const void *ptr;
-} g_rec = { PTHREAD_MUTEX_INITIALIZER, 0, "", "", NULL };
-
-MT_UNUSED static void rec_handler(const char *what, const void *ptr, void *ctx)
-{
-    (void)ctx;
-    pthread_mutex_lock(&g_rec.mu);
-    if (g_rec.count == 0)
-        snprintf(g_rec.first_what, sizeof g_rec.first_what, "%s", what ? what : "(null)");
-    g_rec.count++;
-    snprintf(g_rec.what, sizeof g_rec.what, "%s", what ? what : "(null)");
-    g_rec.ptr = ptr;
-    pthread_mutex_unlock(&g_rec.mu);
-}
-
-MT_UNUSED static unsigned long rec_count(void)
-{
-    pthread_mutex_lock(&g_rec.mu);
-    unsigned long n = g_rec.count;
-    pthread_mutex_unlock(&g_rec.mu);
-    return n;
-}
-
-/* Copies the last report's text. */
-MT_UNUSED static void rec_last(char *what, size_t n, const void **ptr)
-{
-    pthread_mutex_lock(&g_rec.mu);
-    snprintf(what, n, "%s", g_rec.what);
-    if (ptr) *ptr = g_rec.ptr;
-    pthread_mutex_unlock(&g_rec.mu);
-}
-
-static mulch_error_fn g_prev_handler;
-
-MT_UNUSED static int setup_rec(void **state)
-{
-    (void)state;
-    pthread_mutex_lock(&g_rec.mu);
-    g_rec.count = 0;
-    g_rec.what[0] = 0;
-    g_rec.first_what[0] = 0;
-    g_rec.ptr = NULL;
-    pthread_mutex_unlock(&g_rec.mu);
-    atomic_store(&g_failures, 0);
-    g_fail_msg[0] = 0;
-    g_prev_handler = mulch_set_error_handler(rec_handler, NULL);
-    return 0;
-}
-
-MT_UNUSED static int teardown_rec(void **state)
-{
-    (void)state;
-    mulch_set_error_handler(g_prev_handler, NULL);
-    print_message("  (%.2f s)\n", elapsed_s());
-    return 0;
-}
-
-#define EXPECT_NO_REPORTS(since) \
-    do { \
-        unsigned long n_ = rec_count() - (since); \
-        if (n_ != 0) { \
-            char w_[256]; const void *p_; \
-            rec_last(w_, sizeof w_, &p_); \
-            T_FAIL("expected no error-handler call, got %lu (last: \"%s\" ptr %p)", n_, w_, p_); \
-        } \
-    } while (0)
-
-/* At least one report since `since`, the last one's text starting with "gc_". */
-#define EXPECT_GC_REPORTS(since) \
-    do { \
-        unsigned long n_ = rec_count() - (since); \
-        char w_[256]; const void *p_; \
-        rec_last(w_, sizeof w_, &p_); \
-        if (n_ == 0) T_FAIL("expected an error-handler call, got none"); \
-        else if (strncmp(w_, "gc_", 3) != 0) \
-            T_FAIL("report \"%s\" does not start with a gc_ function name", w_); \
-    } while (0)
-
-MT_UNUSED static void *launder(void *p)
-{
-#if defined(__GNUC__)
-    __asm__ volatile("" : "+r"(p) : : "memory");
-#endif
-    return p;
-}
-
-MT_UNUSED static gc_stats_t stats_of(gc_heap_t *heap)
-{
-    gc_stats_t s;
-    memset(&s, 0xCD, sizeof s);
-    gc_get_stats(heap, &s);
-    return s;
-}
-
-#define EXPECT_VERIFY(heap) \
-    do { \
-        unsigned long r_ = rec_count(); \
-        size_t v_ = gc_verify(heap); \
-        if (v_ != 0) { \
-            char w_[256]; const void *p_; \
-            rec_last(w_, sizeof w_, &p_); \
-            T_FAIL("gc_verify found %zu problem(s) (last report: \"%s\" ptr %p)", v_, w_, p_); \
-        } \
-        EXPECT_NO_REPORTS(r_); \
-    } while (0)
-
-MT_UNUSED static gc_heap_t *heap_new(size_t initial, size_t max, int compaction)
-{
-    gc_options_t o;
-    memset(&o, 0, sizeof o);
-    o.initial_heap = initial;
-    o.max_heap = max;
-    o.compaction = compaction;
-    gc_heap_t *h = gc_heap_create(&o);
-    if (!h) {
-        print_error("gc_heap_create(initial %zu, max %zu, compaction %d) returned NULL\n",
-                    initial, max, compaction);
-        fail();
-    }
-    return h;
-}
-
-/* ------------------------------------------------------------------------ */
-/* Test objects: NSLOTS reference slots, a magic word, an id and `nwords`     */
-/* payload words derived from the id. Finalizers record the id.              */
-
-#define OBJ_MAGIC UINT64_C(0x6f626a2d6d756c63)
-#define NSLOTS 4
-#define MAX_IDS 4096
-
-typedef struct tobj {
-    void *slot[NSLOTS];
-    uint64_t magic;
-    uint64_t id;
-    uint64_t nwords;
-    uint64_t words[];
-} tobj_t;
-
-MT_UNUSED static uint64_t payload_word(uint64_t id, uint64_t i) { return mix64(id * 0x100000001b3u + i); }
-
-static atomic_uint g_fin[MAX_IDS];     /* finalizer runs per id */
-static atomic_ulong g_fin_total;        /* all finalizer runs of tobj types */
-
-MT_UNUSED static void fin_reset(void)
-{
-    for (size_t i = 0; i < MAX_IDS; i++) atomic_store(&g_fin[i], 0);
-    atomic_store(&g_fin_total, 0);
-}
-
-MT_UNUSED static unsigned fin_of(uint64_t id) { return id < MAX_IDS ? atomic_load(&g_fin[id]) : 0; }
-
-/* NULL when o holds object `id` intact, else a description. */
-MT_UNUSED static const char *obj_problem(const tobj_t *o, uint64_t id)
-{
-    if (o == NULL) return "NULL";
-    if (((uintptr_t)o & 7u) != 0) return "misaligned";
-    if (o->magic != OBJ_MAGIC) return "magic word damaged";
-    if (o->id != id) return "wrong id";
-    if (o->nwords > ((uint64_t)1 << 28)) return "payload length damaged";
-    for (uint64_t i = 0; i < o->nwords; i++)
-        if (o->words[i] != payload_word(id, i)) return "payload damaged";
-    return NULL;
-}
-
-#define EXPECT_OBJ(p, want_id) \
-    do { \
-        const tobj_t *o_ = (const tobj_t *)(p); \
-        uint64_t w_ = (uint64_t)(want_id); \
-        const char *why_ = obj_problem(o_, w_); \
-        if (why_) \
-            T_FAIL("object %s = %p should be id %" PRIu64 ": %s (id there %" PRIu64 ")", #p, \
-                   (const void *)o_, w_, why_, o_ && ((uintptr_t)o_ & 7u) == 0 ? o_->id : 0); \
-    } while (0)
-
-#define EXPECT_FIN(id, n) \
-    do { \
-        uint64_t i_ = (uint64_t)(id); \
-        unsigned got_ = fin_of(i_), want_ = (unsigned)(n); \
-        if (got_ != want_) \
-            T_FAIL("object id %" PRIu64 " (%s) finalized %u time(s), expected %u", i_, #id, got_, \
-                   want_); \
-    } while (0)
-
-MT_UNUSED static void trace_tobj(void *obj, gc_tracer_t *tracer)
-{
-    tobj_t *o = obj;
-    gc_trace_range(tracer, o->slot, NSLOTS);
-}
-
-MT_UNUSED static void fin_tobj(void *obj)
-{
-    tobj_t *o = obj;
-    const char *why = obj_problem(o, o->id);
-    if (why) AFAIL("finalizer got a damaged object %p: %s", obj, why);
-    if (o->id < MAX_IDS) {
-        if (atomic_fetch_add(&g_fin[o->id], 1) != 0)
-            AFAIL("object id %" PRIu64 " finalized twice", o->id);
-    }
-    atomic_fetch_add(&g_fin_total, 1);
-}
-
-MT_UNUSED static const gc_type_t T_PLAIN = { "test.plain", trace_tobj, NULL };
-MT_UNUSED static const gc_type_t T_FIN   = { "test.fin", trace_tobj, fin_tobj };
-MT_UNUSED static const gc_type_t T_RAW   = { "test.raw", NULL, NULL };
-
-MT_UNUSED static size_t tobj_size(size_t nwords) { return sizeof(tobj_t) + nwords * sizeof(uint64_t); }
-
-/* A GC point: the caller must have rooted whatever it still needs. */
-MT_UNUSED static tobj_t *mk(gc_thread_t *t, const gc_type_t *type, uint64_t id, size_t nwords)
-{
-    tobj_t *o = gc_alloc(t, type, tobj_size(nwords));
-    if (!o) {
-        print_error("gc_alloc(%s, %zu) returned NULL\n", type->name, tobj_size(nwords));
-        fail();
-    }
-    for (size_t i = 0; i < NSLOTS; i++)
-        if (o->slot[i] != NULL) {
-            print_error("gc_alloc returned an object whose slot %zu is %p, not zeroed\n", i,
-                        o->slot[i]);
-            fail();
-        }
-    o->magic = OBJ_MAGIC;
-    o->id = id;
-    o->nwords = nwords;
-    for (size_t i = 0; i < nwords; i++) o->words[i] = payload_word(id, i);
-    return o;
-}
-
-MT_UNUSED static void set_slot(gc_thread_t *t, void *obj, size_t k, void *value)
-{
-    tobj_t *o = obj;
-    gc_write(t, o, &o->slot[k], value);
-}
-
-MT_UNUSED static void *slot_of(void *obj, size_t k) { return ((tobj_t *)obj)->slot[k]; }
-
-/* Allocates a new object (a GC point) and only then stores it into slot k of
- * the object held in the rooted slot *parent. */
-MT_UNUSED static void *mk_child(gc_thread_t *t, void **parent, size_t k, const gc_type_t *type, uint64_t id,
-                      size_t nwords)
-{
-    void *n = mk(t, type, id, nwords);
-    set_slot(t, *parent, k, n);
-    return n;
-}
-
-MT_UNUSED static const int k_modes[] = { GC_COMPACT_AUTO, GC_COMPACT_ALWAYS, GC_COMPACT_NEVER };
-MT_UNUSED static const char *const k_mode_names[] = { "auto", "always", "never" };
-#define N_MODES (sizeof k_modes / sizeof k_modes[0])
+#include "mulch_test.h"
 
 /* Exactly one report since `before`, its text starting with `prefix`. */
-#define EXPECT_ONE_REPORT(before, prefix) \
+#define EXPECT_ONE_REPORT_TEXT(before, prefix) \
     do { \
         unsigned long n_ = rec_count() - (before); \
         char w_[256]; const void *p_; \
@@ -803,17 +355,17 @@ static void test_gc_alloc_misuse(void **state)
     unsigned long r0 = rec_count();
     void *p = gc_alloc(t, &T_PLAIN, 0);
     EXPECT_NULL(p);
-    EXPECT_ONE_REPORT(r0, "gc_alloc");
+    EXPECT_ONE_REPORT_TEXT(r0, "gc_alloc");
 
     r0 = rec_count();
     p = gc_alloc(t, &T_RAW, 0);
     EXPECT_NULL(p);
-    EXPECT_ONE_REPORT(r0, "gc_alloc");
+    EXPECT_ONE_REPORT_TEXT(r0, "gc_alloc");
 
     r0 = rec_count();
     p = gc_alloc(t, NULL, 64);
     EXPECT_NULL(p);
-    EXPECT_ONE_REPORT(r0, "gc_alloc");
+    EXPECT_ONE_REPORT_TEXT(r0, "gc_alloc");
 
     r0 = rec_count();
     p = gc_alloc(t, NULL, 0);
@@ -836,11 +388,11 @@ static void test_gc_alloc_misuse(void **state)
     EXPECT_NONNULL(on_malloc);
     r0 = rec_count();
     gc_pin(h, on_stack);
-    EXPECT_ONE_REPORT(r0, "gc_pin");
+    EXPECT_ONE_REPORT_TEXT(r0, "gc_pin");
     expect_last_ptr(on_stack);
     r0 = rec_count();
     gc_pin(h, on_malloc);
-    EXPECT_ONE_REPORT(r0, "gc_pin");
+    EXPECT_ONE_REPORT_TEXT(r0, "gc_pin");
     expect_last_ptr(on_malloc);
     r0 = rec_count();
     gc_collect(t);
@@ -873,27 +425,27 @@ static void test_gc_roots_pins_weak_misuse(void **state)
     /* Unpinning an object that is not pinned. */
     unsigned long r0 = rec_count();
     gc_unpin(h, keep);
-    EXPECT_ONE_REPORT(r0, "gc_unpin");
+    EXPECT_ONE_REPORT_TEXT(r0, "gc_unpin");
     expect_last_ptr(keep);
     /* Pinned once, unpinned twice: the second is reported. */
     gc_pin(h, keep);
     gc_unpin(h, keep);
     r0 = rec_count();
     gc_unpin(h, keep);
-    EXPECT_ONE_REPORT(r0, "gc_unpin");
+    EXPECT_ONE_REPORT_TEXT(r0, "gc_unpin");
 
     /* Removing a root that was never added; a NULL slot; a slot inside a GC
      * object (its fields are traced, not registered). */
     void *never = NULL;
     r0 = rec_count();
     gc_root_remove(h, &never);
-    EXPECT_ONE_REPORT(r0, "gc_root_remove");
+    EXPECT_ONE_REPORT_TEXT(r0, "gc_root_remove");
     r0 = rec_count();
     gc_root_add(h, NULL);
-    EXPECT_ONE_REPORT(r0, "gc_root_add");
+    EXPECT_ONE_REPORT_TEXT(r0, "gc_root_add");
     r0 = rec_count();
     gc_root_add(h, &((tobj_t *)keep)->slot[0]);
-    EXPECT_ONE_REPORT(r0, "gc_root_add");
+    EXPECT_ONE_REPORT_TEXT(r0, "gc_root_add");
 
     /* A weak reference to something that is not a GC object of this heap;
      * gc_weak_get of something that is not a weak reference. */
@@ -901,11 +453,11 @@ static void test_gc_roots_pins_weak_misuse(void **state)
     r0 = rec_count();
     void *w = gc_weak_new(t, local);
     EXPECT_NULL(w);
-    EXPECT_ONE_REPORT(r0, "gc_weak_new");
+    EXPECT_ONE_REPORT_TEXT(r0, "gc_weak_new");
     r0 = rec_count();
     void *got = gc_weak_get(keep);
     EXPECT_NULL(got);
-    EXPECT_ONE_REPORT(r0, "gc_weak_get");
+    EXPECT_ONE_REPORT_TEXT(r0, "gc_weak_get");
 
     /* The heap is unharmed. */
     r0 = rec_count();
@@ -944,7 +496,7 @@ static void test_gc_pop_roots_misuse_ignored(void **state)
 
     unsigned long r0 = rec_count();
     gc_pop_roots_to(t, d0 + 5);
-    EXPECT_ONE_REPORT(r0, "gc_pop_roots_to");
+    EXPECT_ONE_REPORT_TEXT(r0, "gc_pop_roots_to");
     EXPECT_EQ(gc_root_depth(t), d0 + 2);
     gc_collect(t);
     EXPECT_FIN(1, 0);
@@ -952,7 +504,7 @@ static void test_gc_pop_roots_misuse_ignored(void **state)
 
     r0 = rec_count();
     gc_pop_roots(t, d0 + 3);
-    EXPECT_ONE_REPORT(r0, "gc_pop_roots");
+    EXPECT_ONE_REPORT_TEXT(r0, "gc_pop_roots");
     if (gc_root_depth(t) != d0 + 2)
         T_FAIL("gc_pop_roots(%zu) with %zu pushed: depth is now %zu, expected the misuse to be "
                "ignored (depth %zu)", d0 + 3, d0 + 2, gc_root_depth(t), d0 + 2);
@@ -973,11 +525,7 @@ static void test_gc_pop_roots_misuse_ignored(void **state)
 
 int main(void)
 {
-    const char *e = getenv("MULCH_TEST_SEED");
-    if (e && *e) g_seed = strtoull(e, NULL, 0);
-    g_quick = env_flag("MULCH_TEST_QUICK") || MT_SANITIZED || MT_ON_VALGRIND();
-    print_message("test_gc_limits: seed=0x%016" PRIx64 " (set MULCH_TEST_SEED to reproduce)%s\n",
-                  g_seed, g_quick ? ", quick mode" : "");
+    mt_init("test_gc_limits");
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_rec, teardown_rec)
     const struct CMUnitTest tests[] = {
         T(test_gc_max_heap_small_objects),

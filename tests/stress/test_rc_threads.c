@@ -28,211 +28,11 @@
 #  define _GNU_SOURCE 1
 #endif
 #define DEFAULT_SEED UINT64_C(0x6d756c6372630c05)
-#include <inttypes.h>
-#include <pthread.h>
 #include <sched.h>
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stdatomic.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-
-#include <cmocka.h>
 
 #include <mulch/rc.h>
 
-#if defined(__GNUC__)
-#  define MT_UNUSED __attribute__((unused))
-#else
-#  define MT_UNUSED
-#endif
-
-/* ------------------------------------------------------------------------ */
-/* Build flavour detection                                                   */
-
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#  define MT_SANITIZED 1
-#endif
-#if !defined(MT_SANITIZED) && defined(__has_feature)
-#  if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || \
-      __has_feature(memory_sanitizer)
-#    define MT_SANITIZED 1
-#  endif
-#endif
-#ifndef MT_SANITIZED
-#  define MT_SANITIZED 0
-#endif
-#if defined(__has_include)
-#  if __has_include(<valgrind/valgrind.h>)
-#    include <valgrind/valgrind.h>
-#    define MT_ON_VALGRIND() (RUNNING_ON_VALGRIND != 0)
-#  endif
-#endif
-#ifndef MT_ON_VALGRIND
-#  define MT_ON_VALGRIND() 0
-#endif
-
-/* ------------------------------------------------------------------------ */
-/* Seed, PRNG, scaling                                                       */
-
-static uint64_t g_seed = DEFAULT_SEED;
-static int g_quick;
-
-static uint64_t mix64(uint64_t z)
-{
-    z += UINT64_C(0x9e3779b97f4a7c15);
-    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-    return z ^ (z >> 31);
-}
-
-typedef struct { uint64_t s; } rng_t;
-
-static uint64_t rng_next(rng_t *r)
-{
-    r->s += UINT64_C(0x9e3779b97f4a7c15);
-    uint64_t z = r->s;
-    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-    return z ^ (z >> 31);
-}
-
-static uint64_t rng_below(rng_t *r, uint64_t n) { return n ? rng_next(r) % n : 0; }
-
-static rng_t test_rng(const char *name, uint64_t k)
-{
-    uint64_t h = g_seed;
-    for (const char *c = name; *c; c++) h = mix64(h ^ (unsigned char)*c);
-    rng_t r = { mix64(h ^ k) };
-    return r;
-}
-
-static int env_flag(const char *name)
-{
-    const char *e = getenv(name);
-    return e && *e && strcmp(e, "0") != 0;
-}
-
-static size_t scaled(size_t full, size_t quick) { return g_quick ? quick : full; }
-
-static struct timespec g_t0;
-
-static double elapsed_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)(t.tv_sec - g_t0.tv_sec) + (double)(t.tv_nsec - g_t0.tv_nsec) / 1e9;
-}
-
-#define TEST_START() \
-    do { \
-        clock_gettime(CLOCK_MONOTONIC, &g_t0); \
-        print_message("[%s] seed=0x%016" PRIx64 "%s\n", __func__, g_seed, \
-                      g_quick ? " (quick)" : ""); \
-    } while (0)
-
-/* ------------------------------------------------------------------------ */
-/* Checks (main thread) and failures recorded on other threads               */
-
-#define T_FAIL(...) \
-    do { \
-        print_error("FAIL %s:%d [seed=0x%016" PRIx64 "]: ", __FILE__, __LINE__, g_seed); \
-        print_error(__VA_ARGS__); \
-        print_error("\n"); \
-        fail(); \
-    } while (0)
-
-#define EXPECT_EQ(a, b) \
-    do { \
-        uintmax_t a_ = (uintmax_t)(a), b_ = (uintmax_t)(b); \
-        if (a_ != b_) T_FAIL("%s == %s: %ju != %ju", #a, #b, a_, b_); \
-    } while (0)
-#define EXPECT_NONNULL(p) \
-    do { \
-        if ((p) == NULL) T_FAIL("%s is NULL", #p); \
-    } while (0)
-
-static atomic_ulong g_failures;
-static pthread_mutex_t g_fail_mu = PTHREAD_MUTEX_INITIALIZER;
-static char g_fail_msg[1024];
-
-static void async_fail(int line, const char *fmt, ...)
-{
-    if (atomic_fetch_add(&g_failures, 1) == 0) {
-        va_list ap;
-        pthread_mutex_lock(&g_fail_mu);
-        int n = snprintf(g_fail_msg, sizeof g_fail_msg, "line %d: ", line);
-        va_start(ap, fmt);
-        if (n > 0 && (size_t)n < sizeof g_fail_msg)
-            vsnprintf(g_fail_msg + n, sizeof g_fail_msg - (size_t)n, fmt, ap);
-        va_end(ap);
-        pthread_mutex_unlock(&g_fail_mu);
-    }
-}
-#define AFAIL(...) async_fail(__LINE__, __VA_ARGS__)
-
-#define EXPECT_NO_ASYNC_FAILURES() \
-    do { \
-        unsigned long n_ = atomic_load(&g_failures); \
-        if (n_) { \
-            pthread_mutex_lock(&g_fail_mu); \
-            print_error("first recorded failure: %s\n", g_fail_msg); \
-            pthread_mutex_unlock(&g_fail_mu); \
-            T_FAIL("%lu failure(s) recorded on other threads / in destroy callbacks", n_); \
-        } \
-    } while (0)
-
-/* Error handler: no report is expected anywhere in this file. */
-static atomic_ulong g_reports;
-static pthread_mutex_t g_rep_mu = PTHREAD_MUTEX_INITIALIZER;
-static char g_rep_first[256];
-static const void *g_rep_ptr;
-
-static void rec_handler(const char *what, const void *ptr, void *ctx)
-{
-    (void)ctx;
-    if (atomic_fetch_add(&g_reports, 1) == 0) {
-        pthread_mutex_lock(&g_rep_mu);
-        snprintf(g_rep_first, sizeof g_rep_first, "%s", what ? what : "(null)");
-        g_rep_ptr = ptr;
-        pthread_mutex_unlock(&g_rep_mu);
-    }
-}
-
-#define EXPECT_NO_REPORTS() \
-    do { \
-        unsigned long n_ = atomic_load(&g_reports); \
-        if (n_) { \
-            pthread_mutex_lock(&g_rep_mu); \
-            print_error("first report: \"%s\" ptr %p\n", g_rep_first, g_rep_ptr); \
-            pthread_mutex_unlock(&g_rep_mu); \
-            T_FAIL("%lu error-handler call(s), expected none", n_); \
-        } \
-    } while (0)
-
-static mulch_error_fn g_prev_handler;
-
-static int setup_rec(void **state)
-{
-    (void)state;
-    atomic_store(&g_reports, 0);
-    atomic_store(&g_failures, 0);
-    g_fail_msg[0] = 0;
-    g_prev_handler = mulch_set_error_handler(rec_handler, NULL);
-    return 0;
-}
-
-static int teardown_rec(void **state)
-{
-    (void)state;
-    mulch_set_error_handler(g_prev_handler, NULL);
-    print_message("  (%.2f s)\n", elapsed_s());
-    return 0;
-}
+#include "mulch_test.h"
 
 /* ------------------------------------------------------------------------ */
 /* Test objects: a magic word (cleared by destroy) and an id; destroy counts */
@@ -499,7 +299,7 @@ static void test_rc_threads_retain_release_handoff(void **state)
     (void)state;
     TEST_START();
     const size_t per_thread = 64, main_owned = 64;
-    const size_t iters = scaled(400000, 40000);
+    const size_t iters = scaled(400000, 100000);
     const size_t room = iters / 10 + 1;
     const size_t nshared = NT * per_thread + main_owned;
     const size_t main_transient = 256;
@@ -587,7 +387,7 @@ static void test_rc_threads_retain_release_handoff(void **state)
     refq_free(&queue);
     EXPECT_NO_ASYNC_FAILURES();
     pool_end();
-    EXPECT_NO_REPORTS();
+    EXPECT_NO_REPORTS(0); /* none since setup_rec */
 }
 
 /* A short busy wait of random length: varies who gets there first. */
@@ -675,7 +475,7 @@ static void test_rc_weak_lock_races_last_release(void **state)
     TEST_START();
     wl_t w;
     memset(&w, 0, sizeof w);
-    w.rounds = scaled(30000, 3000);
+    w.rounds = scaled(30000, 10000);
     spin_barrier_init(&w.bar, 3);
     ids_reset(w.rounds);
     pool_begin();
@@ -731,7 +531,7 @@ static void test_rc_weak_lock_races_last_release(void **state)
     EXPECT_NO_ASYNC_FAILURES();
     expect_destroyed_once(w.rounds, "weak lock vs last release");
     pool_end();
-    EXPECT_NO_REPORTS();
+    EXPECT_NO_REPORTS(0); /* none since setup_rec */
 }
 
 /* ======================================================================== */
@@ -830,7 +630,7 @@ static void owner_exit_case(int racing, uint64_t k)
 {
     owner_t o;
     memset(&o, 0, sizeof o);
-    o.n = scaled(20000, 3000);
+    o.n = scaled(20000, 5000);
     o.nworkers = 3;
     o.seed_k = k;
     pthread_mutex_init(&o.mu, NULL);
@@ -883,11 +683,11 @@ static void test_rc_owner_exits_with_outstanding_refs(void **state)
     pool_begin();
     owner_exit_case(0, 1);
     EXPECT_NO_ASYNC_FAILURES();
-    size_t rounds = scaled(20, 4);
+    size_t rounds = scaled(20, 8);
     for (size_t i = 0; i < rounds; i++) owner_exit_case(1, 2 + i);
     EXPECT_NO_ASYNC_FAILURES();
     pool_end();
-    EXPECT_NO_REPORTS();
+    EXPECT_NO_REPORTS(0); /* none since setup_rec */
 }
 
 /* ======================================================================== */
@@ -943,7 +743,7 @@ static void test_rc_count_and_weak_new_concurrent(void **state)
     }
     /* the owner (this thread) counts with plain stores meanwhile */
     rng_t r = test_rng(__func__, 0);
-    size_t iters = scaled(2000000, 100000);
+    size_t iters = scaled(2000000, 300000);
     for (size_t it = 0; it < iters; it++) {
         tobj_t *o = objs[rng_below(&r, n)];
         rc_retain(o);
@@ -956,18 +756,14 @@ static void test_rc_count_and_weak_new_concurrent(void **state)
     expect_destroyed_once(n, "rc_count / rc_weak_new observers");
     EXPECT_NO_ASYNC_FAILURES();
     pool_end();
-    EXPECT_NO_REPORTS();
+    EXPECT_NO_REPORTS(0); /* none since setup_rec */
 }
 
 /* ======================================================================== */
 
 int main(void)
 {
-    const char *e = getenv("MULCH_TEST_SEED");
-    if (e && *e) g_seed = strtoull(e, NULL, 0);
-    g_quick = env_flag("MULCH_TEST_QUICK") || MT_SANITIZED || MT_ON_VALGRIND();
-    print_message("test_rc_threads: seed=0x%016" PRIx64 " (set MULCH_TEST_SEED to reproduce)%s\n",
-                  g_seed, g_quick ? ", quick mode" : "");
+    mt_init("test_rc_threads");
     const char *filter = getenv("MULCH_TEST_FILTER"); /* e.g. "*owner*" */
     if (filter && *filter) cmocka_set_test_filter(filter);
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_rec, teardown_rec)
