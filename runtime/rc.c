@@ -23,12 +23,14 @@ static _Thread_local rc_header_t *pending_destroy;
 static _Thread_local bool destroying;
 
 static void rc_queue_drain(rc_thread_t *self);
+static inline rc_thread_t *rc_self_checked(void);
 
 static void rc_thread_exit(void *arg) {
     rc_thread_t *self = arg;
     rc_queue_drain(self);
-    /* publishes every biased count this thread wrote */
-    atomic_store_explicit(&self->dead, 1, memory_order_release);
+    /* publishes every biased count this thread wrote; seq_cst pairs with
+     * the releaser's push-then-check in rc_queue_to_owner (Dekker style) */
+    atomic_store_explicit(&self->dead, 1, memory_order_seq_cst);
     rc_queue_drain(self); /* anything queued before others saw `dead` */
     rc_self = NULL;
 }
@@ -85,7 +87,7 @@ bool rc_check(const void *obj, const char *fn) {
 
 void *rc_alloc_in(pool_t *pool, size_t size, void (*destroy)(void *obj)) {
     if (pool == NULL || size > SIZE_MAX - sizeof(rc_header_t)) return NULL;
-    rc_thread_t *self = rc_self ? rc_self : rc_thread_self_slow();
+    rc_thread_t *self = rc_self ? rc_self_checked() : rc_thread_self_slow();
     if (self == NULL) return NULL;
     rc_header_t *h = pool_alloc(pool, sizeof(rc_header_t) + size);
     if (h == NULL) return NULL;
@@ -136,7 +138,7 @@ static void rc_merge(rc_header_t *h, uint32_t biased) {
 }
 
 static void rc_queue_drain(rc_thread_t *self) {
-    rc_header_t *h = atomic_exchange_explicit(&self->queue, NULL, memory_order_acquire);
+    rc_header_t *h = atomic_exchange_explicit(&self->queue, NULL, memory_order_seq_cst);
     while (h) {
         rc_header_t *next = h->link;
         uint32_t biased = atomic_load_explicit(&h->biased, memory_order_relaxed);
@@ -190,9 +192,9 @@ static MULCH_NOINLINE void rc_queue_to_owner(rc_header_t *h, rc_thread_t *owner)
     rc_header_t *head = atomic_load_explicit(&owner->queue, memory_order_relaxed);
     do {
         h->link = head;
-    } while (!atomic_compare_exchange_weak_explicit(&owner->queue, &head, h, memory_order_release,
+    } while (!atomic_compare_exchange_weak_explicit(&owner->queue, &head, h, memory_order_seq_cst,
                                                     memory_order_relaxed));
-    if (atomic_load_explicit(&owner->dead, memory_order_acquire)) {
+    if (atomic_load_explicit(&owner->dead, memory_order_seq_cst)) {
         /* raced with the owner's exit: its final drain may have missed us */
         rc_queue_drain(owner);
     }
