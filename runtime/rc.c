@@ -115,7 +115,12 @@ void rc_destroy(rc_header_t *h) {
     }
     destroying = true;
     for (;;) {
-        if (atomic_load_explicit(&h->weak, memory_order_acquire) == NULL || rc_weak_detach(h)) {
+        uint32_t live = RC_LIVE;
+        if (!atomic_compare_exchange_strong_explicit(&h->magic, &live, RC_LIVE ^ 1u, memory_order_relaxed,
+                                                     memory_order_relaxed)) {
+            /* a second destroy would clobber the pool's free mark: refuse */
+            mulch_report("rc_release: object destroyed twice", rc_object_of(h));
+        } else if (atomic_load_explicit(&h->weak, memory_order_acquire) == NULL || rc_weak_detach(h)) {
             void *obj = rc_object_of(h);
             if (h->destroy) h->destroy(obj);
             atomic_store_explicit(&h->magic, 0, memory_order_relaxed);
