@@ -6,76 +6,18 @@
  * from MULCH_TEST_SEED (decimal or 0x-hex) or a fixed default; the seed is
  * printed at the start of each test and in every failure message.
  * MULCH_TEST_QUICK=1 (and sanitizer / valgrind builds) scale the work down. */
+#ifndef _GNU_SOURCE
+#  define _GNU_SOURCE 1
+#endif
+#define DEFAULT_SEED UINT64_C(0x6d756c6368f00d01)
+#define MULCH_TEST_POOL 1
 #include <errno.h>
-#include <inttypes.h>
 #include <limits.h>
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <unistd.h>
-
-#include <cmocka.h>
 
 #include <mulch/pool.h>
 
-/* ------------------------------------------------------------------------ */
-/* Build flavour detection                                                   */
-
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#  define MT_SANITIZED 1
-#endif
-#if !defined(MT_SANITIZED) && defined(__has_feature)
-#  if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || \
-      __has_feature(memory_sanitizer)
-#    define MT_SANITIZED 1
-#  endif
-#endif
-#ifndef MT_SANITIZED
-#  define MT_SANITIZED 0
-#endif
-#if defined(__has_include)
-#  if __has_include(<valgrind/valgrind.h>)
-#    include <valgrind/valgrind.h>
-#    define MT_ON_VALGRIND() (RUNNING_ON_VALGRIND != 0)
-#  endif
-#endif
-#ifndef MT_ON_VALGRIND
-#  define MT_ON_VALGRIND() 0
-#endif
-
-#define KiB ((size_t)1024)
-#define MiB ((size_t)1024 * 1024)
-
-/* ------------------------------------------------------------------------ */
-/* Seed, PRNG, scaling                                                       */
-
-#define DEFAULT_SEED UINT64_C(0x6d756c6368f00d01)
-static uint64_t g_seed = DEFAULT_SEED;
-
-static uint64_t mix64(uint64_t z)
-{
-    z += UINT64_C(0x9e3779b97f4a7c15);
-    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-    return z ^ (z >> 31);
-}
-
-typedef struct { uint64_t s; } rng_t;
-
-static uint64_t rng_next(rng_t *r)
-{
-    r->s += UINT64_C(0x9e3779b97f4a7c15);
-    uint64_t z = r->s;
-    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-    return z ^ (z >> 31);
-}
-
-static uint64_t rng_below(rng_t *r, uint64_t n) { return n ? rng_next(r) % n : 0; }
+#include "mulch_test.h"
 
 /* Log-uniform size in [lo, hi]. */
 static size_t rng_size(rng_t *r, size_t lo, size_t hi)
@@ -90,83 +32,9 @@ static size_t rng_size(rng_t *r, size_t lo, size_t hi)
     }
 }
 
-static rng_t test_rng(const char *name)
-{
-    uint64_t h = g_seed;
-    for (const char *c = name; *c; c++) h = mix64(h ^ (unsigned char)*c);
-    rng_t r = { h };
-    return r;
-}
-
-static int env_flag(const char *name)
-{
-    const char *e = getenv(name);
-    return e && *e && strcmp(e, "0") != 0;
-}
-
-static int g_quick;
-
-static size_t scaled(size_t full, size_t quick) { return g_quick ? quick : full; }
-
-#define TEST_START() \
-    do { \
-        print_message("[%s] seed=0x%016" PRIx64 "%s\n", __func__, g_seed, \
-                      g_quick ? " (quick)" : ""); \
-    } while (0)
-
 /* ------------------------------------------------------------------------ */
-/* Assertion helpers that print both values and the seed                     */
+/* Assertion helpers beyond the shared ones                                  */
 
-#define T_FAIL(...) \
-    do { \
-        print_error("FAIL %s:%d [seed=0x%016" PRIx64 "]: ", __FILE__, __LINE__, g_seed); \
-        print_error(__VA_ARGS__); \
-        print_error("\n"); \
-        fail(); \
-    } while (0)
-
-#define EXPECT_EQ(a, b) \
-    do { \
-        uintmax_t a_ = (uintmax_t)(a), b_ = (uintmax_t)(b); \
-        if (a_ != b_) \
-            T_FAIL("%s == %s: %ju != %ju", #a, #b, a_, b_); \
-    } while (0)
-#define EXPECT_NE(a, b) \
-    do { \
-        uintmax_t a_ = (uintmax_t)(a), b_ = (uintmax_t)(b); \
-        if (a_ == b_) \
-            T_FAIL("%s != %s: both are %ju", #a, #b, a_); \
-    } while (0)
-#define EXPECT_GE(a, b) \
-    do { \
-        uintmax_t a_ = (uintmax_t)(a), b_ = (uintmax_t)(b); \
-        if (!(a_ >= b_)) \
-            T_FAIL("%s >= %s: %ju < %ju", #a, #b, a_, b_); \
-    } while (0)
-#define EXPECT_LE(a, b) \
-    do { \
-        uintmax_t a_ = (uintmax_t)(a), b_ = (uintmax_t)(b); \
-        if (!(a_ <= b_)) \
-            T_FAIL("%s <= %s: %ju > %ju", #a, #b, a_, b_); \
-    } while (0)
-#define EXPECT_LT(a, b) \
-    do { \
-        uintmax_t a_ = (uintmax_t)(a), b_ = (uintmax_t)(b); \
-        if (!(a_ < b_)) \
-            T_FAIL("%s < %s: %ju >= %ju", #a, #b, a_, b_); \
-    } while (0)
-#define EXPECT_NONNULL(p, ...) \
-    do { \
-        if ((p) == NULL) { \
-            print_error("context: "); print_error(__VA_ARGS__); print_error("\n"); \
-            T_FAIL("%s is NULL", #p); \
-        } \
-    } while (0)
-#define EXPECT_NULL(p) \
-    do { \
-        const void *p_ = (p); \
-        if (p_ != NULL) T_FAIL("%s is %p, expected NULL", #p, p_); \
-    } while (0)
 #define EXPECT_ALIGNED(p, al) \
     do { \
         uintptr_t p_ = (uintptr_t)(p); size_t al_ = (al); \
@@ -176,71 +44,12 @@ static size_t scaled(size_t full, size_t quick) { return g_quick ? quick : full;
     } while (0)
 
 /* ------------------------------------------------------------------------ */
-/* Patterns. Pointers are laundered so that alloc_size-based object-size      */
-/* tracking (_FORTIFY_SOURCE, -Warray-bounds, UBSan object-size) does not     */
-/* object to us using the whole usable size, which the contract allows.      */
-
-static void *launder(void *p)
-{
-#if defined(__GNUC__)
-    __asm__ volatile("" : "+r"(p) : : "memory");
-#endif
-    return p;
-}
-
-static uint64_t pat_word(uint64_t tag, size_t i)
-{
-    return tag ^ ((uint64_t)(i + 1) * UINT64_C(0x9e3779b97f4a7c15));
-}
+/* Patterns (fill / check / EXPECT_PATTERN come from mulch_test.h)           */
 
 static uint64_t tag_of(const void *p, size_t size, uint64_t salt)
 {
     return mix64((uint64_t)(uintptr_t)p ^ mix64(size ^ salt));
 }
-
-static void fill(void *p, size_t n, uint64_t tag)
-{
-    unsigned char *b = launder(p);
-    size_t words = n / 8, i;
-    for (i = 0; i < words; i++) {
-        uint64_t w = pat_word(tag, i);
-        memcpy(b + i * 8, &w, 8);
-    }
-    if (n % 8) {
-        uint64_t w = pat_word(tag, i);
-        memcpy(b + i * 8, &w, n % 8);
-    }
-}
-
-/* Returns SIZE_MAX when the n bytes at p hold the pattern, else the offset of
- * the first bad byte. */
-static size_t check(const void *p, size_t n, uint64_t tag)
-{
-    const unsigned char *b = launder((void *)(uintptr_t)p);
-    size_t words = n / 8, i;
-    for (i = 0; i < words; i++) {
-        uint64_t w = pat_word(tag, i), got;
-        memcpy(&got, b + i * 8, 8);
-        if (got != w) {
-            for (size_t k = 0; k < 8; k++)
-                if (((const unsigned char *)&w)[k] != b[i * 8 + k]) return i * 8 + k;
-        }
-    }
-    if (n % 8) {
-        uint64_t w = pat_word(tag, i);
-        for (size_t k = 0; k < n % 8; k++)
-            if (((const unsigned char *)&w)[k] != b[i * 8 + k]) return i * 8 + k;
-    }
-    return SIZE_MAX;
-}
-
-#define EXPECT_PATTERN(p, n, tag) \
-    do { \
-        size_t bad_ = check((p), (n), (tag)); \
-        if (bad_ != SIZE_MAX) \
-            T_FAIL("pattern of %s (%p, %zu bytes) damaged at offset %zu", #p, \
-                   (const void *)(p), (size_t)(n), bad_); \
-    } while (0)
 
 static size_t first_nonzero(const void *p, size_t n)
 {
@@ -251,59 +60,7 @@ static size_t first_nonzero(const void *p, size_t n)
 }
 
 /* ------------------------------------------------------------------------ */
-/* Error handler recorder                                                    */
-
-static struct {
-    volatile unsigned long count;
-    char last_what[256];
-    const void *last_ptr;
-} g_rec;
-
-static void rec_handler(const char *what, const void *ptr, void *ctx)
-{
-    (void)ctx;
-    __atomic_add_fetch(&g_rec.count, 1, __ATOMIC_SEQ_CST);
-    snprintf(g_rec.last_what, sizeof g_rec.last_what, "%s", what ? what : "(null)");
-    g_rec.last_ptr = ptr;
-}
-
-static unsigned long rec_count(void) { return __atomic_load_n(&g_rec.count, __ATOMIC_SEQ_CST); }
-
-static mulch_error_fn g_prev_handler;
-
-static int setup_rec(void **state)
-{
-    (void)state;
-    memset(&g_rec, 0, sizeof g_rec);
-    g_prev_handler = mulch_set_error_handler(rec_handler, NULL);
-    return 0;
-}
-
-static int teardown_rec(void **state)
-{
-    (void)state;
-    mulch_set_error_handler(g_prev_handler, NULL);
-    return 0;
-}
-
-#define EXPECT_NO_REPORTS(since) \
-    do { \
-        unsigned long n_ = rec_count() - (since); \
-        if (n_ != 0) \
-            T_FAIL("expected no error-handler call, got %lu (last: \"%s\" ptr %p)", n_, \
-                   g_rec.last_what, g_rec.last_ptr); \
-    } while (0)
-
-/* ------------------------------------------------------------------------ */
 /* Misc helpers                                                              */
-
-static pool_stats_t stats_of(pool_t *pool)
-{
-    pool_stats_t s;
-    memset(&s, 0xCD, sizeof s);
-    pool_get_stats(pool, &s);
-    return s;
-}
 
 static void expect_stats_sane(const pool_stats_t *s)
 {
@@ -330,6 +87,38 @@ static size_t rss_bytes(void)
     if (fscanf(f, "%lu %lu", &size, &res) != 2) res = 0;
     fclose(f);
     return (size_t)res * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* A pool with the default options (fails the test when pool_create does). */
+static pool_t *new_pool(void)
+{
+    pool_t *pool = pool_create(NULL);
+    EXPECT_NONNULL_CTX(pool, "pool_create");
+    return pool;
+}
+
+/* A pool whose reservations may not exceed `limit` bytes. */
+static pool_t *new_limited_pool(size_t limit)
+{
+    pool_options_t o;
+    memset(&o, 0, sizeof o);
+    o.limit = limit;
+    pool_t *pool = pool_create(&o);
+    EXPECT_NONNULL_CTX(pool, "pool_create(limit=%zu)", limit);
+    return pool;
+}
+
+/* The pool holds no live allocation: live_allocations and bytes_in_use are 0
+ * (failures name the caller's line). */
+#define EXPECT_POOL_EMPTY(pool) expect_pool_empty_((pool), __LINE__)
+
+static void expect_pool_empty_(pool_t *pool, int line)
+{
+    pool_stats_t st = stats_of(pool);
+    if (st.live_allocations != 0)
+        T_FAIL("(line %d) st.live_allocations == 0: %zu != 0", line, st.live_allocations);
+    if (st.bytes_in_use != 0)
+        T_FAIL("(line %d) st.bytes_in_use == 0: %zu != 0", line, st.bytes_in_use);
 }
 
 typedef struct {
@@ -371,7 +160,7 @@ static void alloc_obj(pool_t *pool, obj_t *o, size_t size, uint64_t salt)
 {
     o->size = size;
     o->p = pool_alloc(pool, size);
-    EXPECT_NONNULL(o->p, "pool_alloc(%zu)", size);
+    EXPECT_NONNULL_CTX(o->p, "pool_alloc(%zu)", size);
     EXPECT_ALIGNED(o->p, 16);
     o->usable = pool_usable_size(pool, o->p);
     if (o->usable < size) T_FAIL("pool_usable_size(%p) = %zu < requested %zu", o->p, o->usable, size);
@@ -404,13 +193,13 @@ static void test_pool_create_defaults(void **state)
 {
     (void)state;
     TEST_START();
-    rng_t r = test_rng(__func__);
+    rng_t r = test_rng_named(__func__);
     pool_t *a = pool_create(NULL);
-    EXPECT_NONNULL(a, "pool_create(NULL)");
+    EXPECT_NONNULL_CTX(a, "pool_create(NULL)");
     pool_options_t z;
     memset(&z, 0, sizeof z);
     pool_t *b = pool_create(&z);
-    EXPECT_NONNULL(b, "pool_create(zeroed)");
+    EXPECT_NONNULL_CTX(b, "pool_create(zeroed)");
     EXPECT_NE((uintptr_t)a, (uintptr_t)b);
 
     pool_stats_t s = stats_of(a);
@@ -435,13 +224,13 @@ static void test_pool_create_each_block_size(void **state)
 {
     (void)state;
     TEST_START();
-    rng_t r = test_rng(__func__);
+    rng_t r = test_rng_named(__func__);
     for (size_t bs = 16 * KiB; bs <= 4 * MiB; bs *= 2) {
         pool_options_t o;
         memset(&o, 0, sizeof o);
         o.block_size = bs;
         pool_t *pool = pool_create(&o);
-        EXPECT_NONNULL(pool, "pool_create(block_size=%zu)", bs);
+        EXPECT_NONNULL_CTX(pool, "pool_create(block_size=%zu)", bs);
         const size_t sizes[] = { 0, 1, 16, 100, 1000, 4096, bs / 4, bs / 2 - 1, bs / 2,
                                  bs - 64, bs, bs + 1, 2 * bs, 1 * MiB + 1, 3 * MiB };
         enum { NS = sizeof sizes / sizeof sizes[0] };
@@ -460,9 +249,7 @@ static void test_pool_create_each_block_size(void **state)
         expect_stats_sane(&s);
         for (size_t i = 0; i < n; i++) free_obj(pool, &objs[i]);
         exercise_small(pool, &r);
-        s = stats_of(pool);
-        EXPECT_EQ(s.live_allocations, 0);
-        EXPECT_EQ(s.bytes_in_use, 0);
+        EXPECT_POOL_EMPTY(pool);
         pool_destroy(pool);
     }
 }
@@ -493,10 +280,10 @@ static void test_pool_default_same_pool(void **state)
 {
     (void)state;
     TEST_START();
-    rng_t r = test_rng(__func__);
+    rng_t r = test_rng_named(__func__);
     pool_t *a = pool_default();
     pool_t *b = pool_default();
-    EXPECT_NONNULL(a, "pool_default()");
+    EXPECT_NONNULL_CTX(a, "pool_default()");
     if (a != b) T_FAIL("pool_default() returned %p then %p", (void *)a, (void *)b);
     pool_stats_t s0 = stats_of(a);
     exercise_small(a, &r);
@@ -513,8 +300,7 @@ static void test_pool_alloc_every_size_to_4096(void **state)
 {
     (void)state;
     TEST_START();
-    pool_t *pool = pool_create(NULL);
-    EXPECT_NONNULL(pool, "pool_create");
+    pool_t *pool = new_pool();
     enum { N = 4097 };
     obj_t *o = calloc(N, sizeof *o);
     assert_non_null(o);
@@ -544,8 +330,7 @@ static void test_pool_alloc_powers_of_two(void **state)
 {
     (void)state;
     TEST_START();
-    pool_t *pool = pool_create(NULL);
-    EXPECT_NONNULL(pool, "pool_create");
+    pool_t *pool = new_pool();
     obj_t o[3 * 24];
     size_t n = 0, sum = 0;
     for (unsigned k = 0; k <= 23; k++) {
@@ -564,9 +349,7 @@ static void test_pool_alloc_powers_of_two(void **state)
     EXPECT_EQ(st.bytes_in_use, sum);
     expect_stats_sane(&st);
     for (size_t i = n; i-- > 0;) free_obj(pool, &o[i]);
-    st = stats_of(pool);
-    EXPECT_EQ(st.live_allocations, 0);
-    EXPECT_EQ(st.bytes_in_use, 0);
+    EXPECT_POOL_EMPTY(pool);
     pool_destroy(pool);
 }
 
@@ -574,9 +357,8 @@ static void test_pool_alloc_random_sizes(void **state)
 {
     (void)state;
     TEST_START();
-    rng_t r = test_rng(__func__);
-    pool_t *pool = pool_create(NULL);
-    EXPECT_NONNULL(pool, "pool_create");
+    rng_t r = test_rng_named(__func__);
+    pool_t *pool = new_pool();
     enum { SLOTS = 256 };
     obj_t o[SLOTS];
     memset(o, 0, sizeof o);
@@ -607,9 +389,7 @@ static void test_pool_alloc_random_sizes(void **state)
     EXPECT_EQ(st.bytes_in_use, sum);
     for (size_t i = 0; i < SLOTS; i++)
         if (o[i].p) free_obj(pool, &o[i]);
-    st = stats_of(pool);
-    EXPECT_EQ(st.live_allocations, 0);
-    EXPECT_EQ(st.bytes_in_use, 0);
+    EXPECT_POOL_EMPTY(pool);
     pool_destroy(pool);
 }
 
@@ -617,8 +397,7 @@ static void test_pool_alloc_zero_unique(void **state)
 {
     (void)state;
     TEST_START();
-    pool_t *pool = pool_create(NULL);
-    EXPECT_NONNULL(pool, "pool_create");
+    pool_t *pool = new_pool();
     enum { N = 2000 };
     obj_t *o = calloc(N, sizeof *o);
     assert_non_null(o);
@@ -627,9 +406,7 @@ static void test_pool_alloc_zero_unique(void **state)
     pool_stats_t st = stats_of(pool);
     EXPECT_EQ(st.live_allocations, N);
     for (size_t i = 0; i < N; i++) free_obj(pool, &o[i]);
-    st = stats_of(pool);
-    EXPECT_EQ(st.live_allocations, 0);
-    EXPECT_EQ(st.bytes_in_use, 0);
+    EXPECT_POOL_EMPTY(pool);
     free(o);
     pool_destroy(pool);
 }
@@ -641,8 +418,7 @@ static void test_pool_calloc_zeroes_reused_memory(void **state)
 {
     (void)state;
     TEST_START();
-    pool_t *pool = pool_create(NULL);
-    EXPECT_NONNULL(pool, "pool_create");
+    pool_t *pool = new_pool();
     const size_t sizes[] = { 1, 8, 16, 24, 48, 100, 256, 1000, 4000, 8192, 20000, 65536,
                              300000, 1 * MiB, 2 * MiB + 17 };
     for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
@@ -652,7 +428,7 @@ static void test_pool_calloc_zeroes_reused_memory(void **state)
         assert_non_null(v);
         for (size_t i = 0; i < n; i++) {
             v[i] = pool_alloc(pool, sz);
-            EXPECT_NONNULL(v[i], "pool_alloc(%zu)", sz);
+            EXPECT_NONNULL_CTX(v[i], "pool_alloc(%zu)", sz);
             memset(launder(v[i]), 0xA5, pool_usable_size(pool, v[i]));
         }
         for (size_t i = 0; i < n; i++) pool_free(pool, v[i]);
@@ -662,7 +438,7 @@ static void test_pool_calloc_zeroes_reused_memory(void **state)
                 size_t cn = 1, cs = sz;
                 if (form == 1 && sz % 8 == 0) { cn = sz / 8; cs = 8; }
                 v[i] = pool_calloc(pool, cn, cs);
-                EXPECT_NONNULL(v[i], "pool_calloc(%zu, %zu)", cn, cs);
+                EXPECT_NONNULL_CTX(v[i], "pool_calloc(%zu, %zu)", cn, cs);
                 EXPECT_ALIGNED(v[i], 16);
                 EXPECT_GE(pool_usable_size(pool, v[i]), sz);
                 size_t nz = first_nonzero(v[i], sz);
@@ -675,9 +451,7 @@ static void test_pool_calloc_zeroes_reused_memory(void **state)
         }
         free(v);
     }
-    pool_stats_t st = stats_of(pool);
-    EXPECT_EQ(st.live_allocations, 0);
-    EXPECT_EQ(st.bytes_in_use, 0);
+    EXPECT_POOL_EMPTY(pool);
     pool_destroy(pool);
 }
 
@@ -685,8 +459,7 @@ static void test_pool_calloc_overflow_returns_null(void **state)
 {
     (void)state;
     TEST_START();
-    pool_t *pool = pool_create(NULL);
-    EXPECT_NONNULL(pool, "pool_create");
+    pool_t *pool = new_pool();
     unsigned long r0 = rec_count();
     pool_stats_t s0 = stats_of(pool);
     volatile size_t big = SIZE_MAX / 2 + 1, two = 2, max = SIZE_MAX, k32 = (size_t)1 << 32,
@@ -705,7 +478,7 @@ static void test_pool_calloc_overflow_returns_null(void **state)
     EXPECT_EQ(s1.live_allocations, s0.live_allocations);
     /* still usable */
     void *p = pool_calloc(pool, 10, 10);
-    EXPECT_NONNULL(p, "pool_calloc(10,10) after overflow");
+    EXPECT_NONNULL_CTX(p, "pool_calloc(10,10) after overflow");
     EXPECT_EQ(first_nonzero(p, 100), SIZE_MAX);
     pool_free(pool, p);
     EXPECT_NO_REPORTS(r0);
@@ -719,14 +492,13 @@ static void test_pool_realloc_null_and_zero(void **state)
 {
     (void)state;
     TEST_START();
-    pool_t *pool = pool_create(NULL);
-    EXPECT_NONNULL(pool, "pool_create");
+    pool_t *pool = new_pool();
     unsigned long r0 = rec_count();
     const size_t sizes[] = { 1, 100, 5000, 70000, 2 * MiB };
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         pool_stats_t s0 = stats_of(pool);
         void *p = pool_realloc(pool, NULL, sizes[i]);
-        EXPECT_NONNULL(p, "pool_realloc(NULL, %zu)", sizes[i]);
+        EXPECT_NONNULL_CTX(p, "pool_realloc(NULL, %zu)", sizes[i]);
         EXPECT_ALIGNED(p, 16);
         size_t u = pool_usable_size(pool, p);
         EXPECT_GE(u, sizes[i]);
@@ -750,7 +522,7 @@ static void realloc_step(pool_t *pool, void **pp, size_t *cur, size_t newsz, uin
     void *p = *pp;
     size_t keep = *cur < newsz ? *cur : newsz;
     void *q = pool_realloc(pool, p, newsz);
-    EXPECT_NONNULL(q, "pool_realloc(%p, %zu -> %zu)", p, *cur, newsz);
+    EXPECT_NONNULL_CTX(q, "pool_realloc(%p, %zu -> %zu)", p, *cur, newsz);
     EXPECT_ALIGNED(q, 16);
     size_t u = pool_usable_size(pool, q);
     if (u < newsz) T_FAIL("usable %zu < %zu after realloc", u, newsz);
@@ -768,8 +540,7 @@ static void test_pool_realloc_ladder(void **state)
 {
     (void)state;
     TEST_START();
-    pool_t *pool = pool_create(NULL);
-    EXPECT_NONNULL(pool, "pool_create");
+    pool_t *pool = new_pool();
     const size_t ladder[] = { 1, 8, 15, 16, 17, 24, 32, 33, 48, 64, 65, 96, 100, 128, 129,
                               200, 256, 500, 512, 1000, 1024, 2000, 2048, 3000, 4096, 5000,
                               8192, 12000, 16384, 20000, 32768, 50000, 65536, 65537, 100000,
@@ -778,7 +549,7 @@ static void test_pool_realloc_ladder(void **state)
     enum { NL = sizeof ladder / sizeof ladder[0] };
     /* a neighbour on each side in the same class to catch overruns */
     void *p = pool_alloc(pool, 1);
-    EXPECT_NONNULL(p, "pool_alloc(1)");
+    EXPECT_NONNULL_CTX(p, "pool_alloc(1)");
     size_t cur = 1;
     uint64_t tag = 1234;
     fill(p, 1, tag);
@@ -793,9 +564,7 @@ static void test_pool_realloc_ladder(void **state)
     EXPECT_EQ(st.live_allocations, 1);
     EXPECT_EQ(st.bytes_in_use, pool_usable_size(pool, p));
     pool_free(pool, p);
-    st = stats_of(pool);
-    EXPECT_EQ(st.live_allocations, 0);
-    EXPECT_EQ(st.bytes_in_use, 0);
+    EXPECT_POOL_EMPTY(pool);
     pool_destroy(pool);
 }
 
@@ -803,9 +572,8 @@ static void test_pool_realloc_random_walk(void **state)
 {
     (void)state;
     TEST_START();
-    rng_t r = test_rng(__func__);
-    pool_t *pool = pool_create(NULL);
-    EXPECT_NONNULL(pool, "pool_create");
+    rng_t r = test_rng_named(__func__);
+    pool_t *pool = new_pool();
     enum { K = 8 };
     void *p[K];
     size_t cur[K];
@@ -822,7 +590,7 @@ static void test_pool_realloc_random_walk(void **state)
                                              : rng_size(&r, 1, 200000);
         if (!p[i]) {
             p[i] = pool_realloc(pool, NULL, nsz);
-            EXPECT_NONNULL(p[i], "pool_realloc(NULL, %zu)", nsz);
+            EXPECT_NONNULL_CTX(p[i], "pool_realloc(NULL, %zu)", nsz);
             cur[i] = nsz;
             fill(p[i], nsz, tag[i]);
         } else {
@@ -838,9 +606,7 @@ static void test_pool_realloc_random_walk(void **state)
         EXPECT_PATTERN(p[i], cur[i], tag[i]);
         pool_free(pool, p[i]);
     }
-    st = stats_of(pool);
-    EXPECT_EQ(st.live_allocations, 0);
-    EXPECT_EQ(st.bytes_in_use, 0);
+    EXPECT_POOL_EMPTY(pool);
     pool_destroy(pool);
 }
 
@@ -849,13 +615,8 @@ static void test_pool_realloc_failure_keeps_block(void **state)
     (void)state;
     TEST_START();
     unsigned long r0 = rec_count();
-    pool_options_t o;
-    memset(&o, 0, sizeof o);
-    o.limit = 8 * MiB;
-    pool_t *lim = pool_create(&o);
-    EXPECT_NONNULL(lim, "pool_create(limit 8 MiB)");
-    pool_t *unl = pool_create(NULL);
-    EXPECT_NONNULL(unl, "pool_create");
+    pool_t *lim = new_limited_pool(8 * MiB);
+    pool_t *unl = new_pool();
     const size_t sizes[] = { 40, 3000, 40000, 2 * MiB };
     volatile size_t huge[] = { SIZE_MAX, SIZE_MAX - 15, (size_t)PTRDIFF_MAX, 9 * MiB,
                                64 * MiB };
@@ -863,7 +624,7 @@ static void test_pool_realloc_failure_keeps_block(void **state)
         pool_t *pool = which ? lim : unl;
         for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
             void *p = pool_alloc(pool, sizes[i]);
-            EXPECT_NONNULL(p, "pool_alloc(%zu)", sizes[i]);
+            EXPECT_NONNULL_CTX(p, "pool_alloc(%zu)", sizes[i]);
             fill(p, sizes[i], 555 + i);
             pool_stats_t s0 = stats_of(pool);
             for (size_t h = 0; h < sizeof huge / sizeof huge[0]; h++) {
@@ -880,7 +641,7 @@ static void test_pool_realloc_failure_keeps_block(void **state)
             EXPECT_EQ(s1.frees, s0.frees);
             /* p still works: grow it for real */
             void *q = pool_realloc(pool, p, sizes[i] * 2);
-            EXPECT_NONNULL(q, "pool_realloc(%p, %zu)", p, sizes[i] * 2);
+            EXPECT_NONNULL_CTX(q, "pool_realloc(%p, %zu)", p, sizes[i] * 2);
             EXPECT_PATTERN(q, sizes[i], 555 + i);
             pool_free(pool, q);
         }
@@ -899,8 +660,7 @@ static void test_pool_alloc_aligned(void **state)
 {
     (void)state;
     TEST_START();
-    pool_t *pool = pool_create(NULL);
-    EXPECT_NONNULL(pool, "pool_create");
+    pool_t *pool = new_pool();
     unsigned long r0 = rec_count();
     size_t aligns[32];
     size_t na = 0;
@@ -923,7 +683,7 @@ static void test_pool_alloc_aligned(void **state)
             obj_t *o = &objs[n++];
             o->size = sz;
             o->p = pool_alloc_aligned(pool, sz, al);
-            EXPECT_NONNULL(o->p, "pool_alloc_aligned(size %zu, align %zu)", sz, al);
+            EXPECT_NONNULL_CTX(o->p, "pool_alloc_aligned(size %zu, align %zu)", sz, al);
             EXPECT_ALIGNED(o->p, al);
             o->usable = pool_usable_size(pool, o->p);
             if (o->usable < sz)
@@ -947,9 +707,7 @@ static void test_pool_alloc_aligned(void **state)
     expect_disjoint(live, nl);
     for (size_t i = 0; i < n; i++)
         if (objs[i].p) free_obj(pool, &objs[i]);
-    pool_stats_t st = stats_of(pool);
-    EXPECT_EQ(st.live_allocations, 0);
-    EXPECT_EQ(st.bytes_in_use, 0);
+    EXPECT_POOL_EMPTY(pool);
     EXPECT_NO_REPORTS(r0);
     pool_destroy(pool);
 }
@@ -961,11 +719,10 @@ static void test_pool_free_null_is_noop(void **state)
 {
     (void)state;
     TEST_START();
-    pool_t *pool = pool_create(NULL);
-    EXPECT_NONNULL(pool, "pool_create");
+    pool_t *pool = new_pool();
     unsigned long r0 = rec_count();
     void *keep = pool_alloc(pool, 10);
-    EXPECT_NONNULL(keep, "pool_alloc(10)");
+    EXPECT_NONNULL_CTX(keep, "pool_alloc(10)");
     pool_stats_t s0 = stats_of(pool);
     for (int i = 0; i < 100; i++) pool_free(pool, NULL);
     pool_free(pool_default(), NULL);
@@ -983,9 +740,8 @@ static void test_pool_stats_exact(void **state)
 {
     (void)state;
     TEST_START();
-    rng_t r = test_rng(__func__);
-    pool_t *pool = pool_create(NULL);
-    EXPECT_NONNULL(pool, "pool_create");
+    rng_t r = test_rng_named(__func__);
+    pool_t *pool = new_pool();
     enum { SLOTS = 1024 };
     obj_t *o = calloc(SLOTS, sizeof *o);
     assert_non_null(o);
@@ -1008,7 +764,7 @@ static void test_pool_stats_exact(void **state)
             } else {
                 x->p = pool_alloc_aligned(pool, sz, (size_t)1 << rng_below(&r, 13));
             }
-            EXPECT_NONNULL(x->p, "allocation kind %u size %zu", kind, sz);
+            EXPECT_NONNULL_CTX(x->p, "allocation kind %u size %zu", kind, sz);
             x->size = sz;
             x->usable = pool_usable_size(pool, x->p);
             EXPECT_GE(x->usable, sz);
@@ -1050,20 +806,19 @@ static void test_pool_trim_releases_memory(void **state)
 {
     (void)state;
     TEST_START();
-    pool_t *pool = pool_create(NULL);
-    EXPECT_NONNULL(pool, "pool_create");
+    pool_t *pool = new_pool();
     const size_t nsmall = 64 * MiB / KiB, nbig = 16;
     void **small = malloc(nsmall * sizeof *small);
     void *big[16];
     assert_non_null(small);
     for (size_t i = 0; i < nsmall; i++) {
         small[i] = pool_alloc(pool, KiB);
-        EXPECT_NONNULL(small[i], "pool_alloc(1 KiB) #%zu", i);
+        EXPECT_NONNULL_CTX(small[i], "pool_alloc(1 KiB) #%zu", i);
         memset(launder(small[i]), (int)(i | 1), KiB);
     }
     for (size_t i = 0; i < nbig; i++) {
         big[i] = pool_alloc(pool, MiB);
-        EXPECT_NONNULL(big[i], "pool_alloc(1 MiB) #%zu", i);
+        EXPECT_NONNULL_CTX(big[i], "pool_alloc(1 MiB) #%zu", i);
         memset(launder(big[i]), 0x77, MiB);
     }
     const size_t freed = nsmall * KiB + nbig * MiB;
@@ -1097,11 +852,11 @@ static void test_pool_trim_releases_memory(void **state)
     /* still usable after trim */
     for (size_t i = 0; i < 1000; i++) {
         small[i] = pool_alloc(pool, KiB);
-        EXPECT_NONNULL(small[i], "pool_alloc after trim");
+        EXPECT_NONNULL_CTX(small[i], "pool_alloc after trim");
         fill(small[i], KiB, i);
     }
     big[0] = pool_alloc(pool, MiB);
-    EXPECT_NONNULL(big[0], "pool_alloc(1 MiB) after trim");
+    EXPECT_NONNULL_CTX(big[0], "pool_alloc(1 MiB) after trim");
     fill(big[0], MiB, 1);
     for (size_t i = 0; i < 1000; i++) {
         EXPECT_PATTERN(small[i], KiB, i);
@@ -1124,22 +879,22 @@ static void test_pool_destroy_releases_memory(void **state)
     size_t rounds = 50, rss_warm = 0;
     for (size_t round = 0; round < rounds; round++) {
         pool_t *pool = pool_create(NULL);
-        EXPECT_NONNULL(pool, "pool_create round %zu", round);
+        EXPECT_NONNULL_CTX(pool, "pool_create round %zu", round);
         /* ~8 MiB: small objects, medium and large; some left live */
         for (size_t i = 0; i < 4096; i++) {
             void *p = pool_alloc(pool, KiB);
-            EXPECT_NONNULL(p, "pool_alloc(1 KiB)");
+            EXPECT_NONNULL_CTX(p, "pool_alloc(1 KiB)");
             memset(launder(p), 0x3c, KiB);
             if (i % 3 == 0) pool_free(pool, p);
         }
         for (size_t i = 0; i < 8; i++) {
             void *p = pool_alloc(pool, 100 * KiB);
-            EXPECT_NONNULL(p, "pool_alloc(100 KiB)");
+            EXPECT_NONNULL_CTX(p, "pool_alloc(100 KiB)");
             memset(launder(p), 0x3d, 100 * KiB);
         }
         for (size_t i = 0; i < 2; i++) {
             void *p = pool_alloc(pool, 2 * MiB);
-            EXPECT_NONNULL(p, "pool_alloc(2 MiB)");
+            EXPECT_NONNULL_CTX(p, "pool_alloc(2 MiB)");
             memset(launder(p), 0x3e, 2 * MiB);
         }
         pool_destroy(pool);
@@ -1162,16 +917,16 @@ static void test_pool_destroy_and_recreate(void **state)
     int same_address = 0;
     for (int round = 0; round < 20; round++) {
         pool_t *a = pool_create(NULL);
-        EXPECT_NONNULL(a, "pool_create A");
+        EXPECT_NONNULL_CTX(a, "pool_create A");
         void *pa[64];
         for (int i = 0; i < 64; i++) {
             pa[i] = pool_alloc(a, 48);
-            EXPECT_NONNULL(pa[i], "pool_alloc(A, 48)");
+            EXPECT_NONNULL_CTX(pa[i], "pool_alloc(A, 48)");
         }
         for (int i = 0; i < 32; i++) pool_free(a, pa[i]); /* A's heap has free cells */
         pool_destroy(a);
         pool_t *b = pool_create(NULL);
-        EXPECT_NONNULL(b, "pool_create B");
+        EXPECT_NONNULL_CTX(b, "pool_create B");
         if (b == a) same_address++;
         pool_stats_t s = stats_of(b);
         EXPECT_EQ(s.allocs, 0);
@@ -1188,10 +943,7 @@ static void test_pool_destroy_and_recreate(void **state)
         EXPECT_EQ(s.allocs, 100);
         EXPECT_EQ(s.live_allocations, 100);
         EXPECT_EQ(s.bytes_in_use, sum);
-        FILE *f = tmpfile();
-        assert_non_null(f);
-        EXPECT_EQ(pool_report_leaks(b, f), 100);
-        fclose(f);
+        EXPECT_EQ(report_count(b), 100);
         for (int i = 0; i < 100; i++) free_obj(b, &o[i]);
         s = stats_of(b);
         EXPECT_EQ(s.frees, 100);
@@ -1212,7 +964,7 @@ static void test_pool_version_matches_header(void **state)
     (void)state;
     TEST_START();
     const char *v = mulch_version();
-    EXPECT_NONNULL(v, "mulch_version()");
+    EXPECT_NONNULL_CTX(v, "mulch_version()");
     if (strcmp(v, MULCH_VERSION_STRING) != 0)
         T_FAIL("mulch_version() = \"%s\", header says \"%s\"", v, MULCH_VERSION_STRING);
     char buf[32];
@@ -1250,10 +1002,9 @@ static void test_pool_set_error_handler_returns_previous(void **state)
     if (prev != handler1) T_FAIL("second swap returned %p, expected handler1 %p",
                                  (void *)(uintptr_t)prev, (void *)(uintptr_t)handler1);
     /* handler2 gets its own ctx on a detected misuse */
-    pool_t *pool = pool_create(NULL);
-    EXPECT_NONNULL(pool, "pool_create");
+    pool_t *pool = new_pool();
     void *p = pool_alloc(pool, 64);
-    EXPECT_NONNULL(p, "pool_alloc(64)");
+    EXPECT_NONNULL_CTX(p, "pool_alloc(64)");
     pool_free(pool, p);
     g_h1_calls = g_h2_calls = 0;
     g_h_ctx = NULL;
@@ -1262,7 +1013,7 @@ static void test_pool_set_error_handler_returns_previous(void **state)
     EXPECT_EQ(g_h2_calls, 1);
     if (g_h_ctx != &g_h2_calls) T_FAIL("handler ctx %p, expected %p", g_h_ctx,
                                        (void *)&g_h2_calls);
-    prev = mulch_set_error_handler(rec_handler, NULL);
+    prev = mulch_set_error_handler(rec_handler, &g_ctx_token);
     if (prev != handler2) T_FAIL("third swap returned %p, expected handler2 %p",
                                  (void *)(uintptr_t)prev, (void *)(uintptr_t)handler2);
     pool_destroy(pool);
@@ -1277,11 +1028,7 @@ static void test_pool_limit_oom_recovers(void **state)
     TEST_START();
     unsigned long r0 = rec_count();
     const size_t limit = 8 * MiB;
-    pool_options_t o;
-    memset(&o, 0, sizeof o);
-    o.limit = limit;
-    pool_t *pool = pool_create(&o);
-    EXPECT_NONNULL(pool, "pool_create(limit=8 MiB)");
+    pool_t *pool = new_limited_pool(limit);
     size_t cap = 2 * limit / KiB + 16, n = 0;
     obj_t *v = calloc(cap, sizeof *v);
     assert_non_null(v);
@@ -1318,7 +1065,7 @@ static void test_pool_limit_oom_recovers(void **state)
     EXPECT_PATTERN(v[victim].p, KiB, v[victim].tag);
     pool_free(pool, v[victim].p);
     void *again = pool_alloc(pool, KiB);
-    EXPECT_NONNULL(again, "pool_alloc(1 KiB) after freeing one at the limit");
+    EXPECT_NONNULL_CTX(again, "pool_alloc(1 KiB) after freeing one at the limit");
     v[victim].p = again;
     v[victim].tag = tag_of(again, KiB, 2);
     fill(again, KiB, v[victim].tag);
@@ -1338,7 +1085,7 @@ static void test_pool_limit_oom_recovers(void **state)
     void *big[4];
     for (int i = 0; i < 4; i++) {
         big[i] = pool_alloc(pool, MiB);
-        EXPECT_NONNULL(big[i], "pool_alloc(1 MiB) #%d after freeing everything", i);
+        EXPECT_NONNULL_CTX(big[i], "pool_alloc(1 MiB) #%d after freeing everything", i);
         fill(big[i], MiB, (uint64_t)i);
         s = stats_of(pool);
         EXPECT_LE(s.bytes_reserved, limit);
@@ -1349,7 +1096,7 @@ static void test_pool_limit_oom_recovers(void **state)
         pool_free(pool, big[i]);
     }
     big6 = pool_alloc(pool, 6 * MiB);
-    EXPECT_NONNULL(big6, "pool_alloc(6 MiB) in an empty 8 MiB-limited pool");
+    EXPECT_NONNULL_CTX(big6, "pool_alloc(6 MiB) in an empty 8 MiB-limited pool");
     fill(big6, 6 * MiB, 6);
     EXPECT_PATTERN(big6, 6 * MiB, 6);
     pool_free(pool, big6);
@@ -1379,11 +1126,7 @@ static void test_pool_limit_single_request_over_limit(void **state)
     (void)state;
     TEST_START();
     unsigned long r0 = rec_count();
-    pool_options_t o;
-    memset(&o, 0, sizeof o);
-    o.limit = 8 * MiB;
-    pool_t *pool = pool_create(&o);
-    EXPECT_NONNULL(pool, "pool_create(limit=8 MiB)");
+    pool_t *pool = new_limited_pool(8 * MiB);
     volatile size_t over[] = { 8 * MiB + 1, 9 * MiB, 16 * MiB, 1024 * MiB };
     for (size_t i = 0; i < sizeof over / sizeof over[0]; i++) {
         size_t sz = over[i];
@@ -1402,7 +1145,7 @@ static void test_pool_limit_single_request_over_limit(void **state)
     EXPECT_EQ(s.live_allocations, 0);
     EXPECT_EQ(s.allocs, 0);
     void *p = pool_alloc(pool, 4 * MiB);
-    EXPECT_NONNULL(p, "pool_alloc(4 MiB) in an 8 MiB-limited pool");
+    EXPECT_NONNULL_CTX(p, "pool_alloc(4 MiB) in an 8 MiB-limited pool");
     fill(p, 4 * MiB, 4);
     EXPECT_PATTERN(p, 4 * MiB, 4);
     pool_free(pool, p);
@@ -1415,8 +1158,7 @@ static void test_pool_absurd_sizes_return_null(void **state)
     (void)state;
     TEST_START();
     unsigned long r0 = rec_count();
-    pool_t *pool = pool_create(NULL);
-    EXPECT_NONNULL(pool, "pool_create");
+    pool_t *pool = new_pool();
     volatile size_t absurd[] = { SIZE_MAX, SIZE_MAX - 1, SIZE_MAX - 15, SIZE_MAX - 4095,
                                  SIZE_MAX / 2, SIZE_MAX / 2 + 1, (size_t)PTRDIFF_MAX,
                                  (size_t)PTRDIFF_MAX + 1, (size_t)1 << 62, (size_t)1 << 56,
@@ -1447,7 +1189,7 @@ static void test_pool_absurd_sizes_return_null(void **state)
     expect_stats_sane(&s);
     EXPECT_NO_REPORTS(r0);
     /* still usable */
-    rng_t r = test_rng(__func__);
+    rng_t r = test_rng_named(__func__);
     exercise_small(pool, &r);
     EXPECT_NO_REPORTS(r0);
     pool_destroy(pool);
@@ -1551,6 +1293,23 @@ static const char *base_name(const char *path)
     return s ? s + 1 : path;
 }
 
+/* Writes pool_report_leaks into a temporary file; it must count `want`
+ * allocations. Returns the report's text (the caller frees it). */
+static char *leak_report_text(pool_t *pool, size_t want)
+{
+    FILE *f = tmpfile();
+    assert_non_null(f);
+    size_t n = pool_report_leaks(pool, f);
+    char *text = read_all(f);
+    fclose(f);
+    assert_non_null(text);
+    if (n != want) {
+        print_error("---- report ----\n%s---- end ----\n", text);
+        T_FAIL("pool_report_leaks returned %zu, expected %zu", n, want);
+    }
+    return text;
+}
+
 static void expect_size_on_line(pool_t *pool, const char *text, const void *p, size_t req)
 {
     const char *ls = NULL, *le = NULL;
@@ -1569,26 +1328,17 @@ static void test_pool_leak_report_tracked(void **state)
     memset(&o, 0, sizeof o);
     o.track_leaks = 1;
     pool_t *pool = pool_create(&o);
-    EXPECT_NONNULL(pool, "pool_create(track_leaks=1)");
+    EXPECT_NONNULL_CTX(pool, "pool_create(track_leaks=1)");
     const size_t site_sizes[3] = { 777, 33333, 2 * MiB + 5 }; /* small, medium, large */
     const size_t plain_sizes[2] = { 4444, 99999 };
     void *site[3], *plain[2];
     /* the three POOL_ALLOC calls share this one line: */
     for (int i = 0; i < 3; i++) { site[i] = POOL_ALLOC(pool, site_sizes[i]); } const int site_line = __LINE__;
     for (int i = 0; i < 2; i++) plain[i] = pool_alloc(pool, plain_sizes[i]);
-    for (int i = 0; i < 3; i++) EXPECT_NONNULL(site[i], "POOL_ALLOC(%zu)", site_sizes[i]);
-    for (int i = 0; i < 2; i++) EXPECT_NONNULL(plain[i], "pool_alloc(%zu)", plain_sizes[i]);
+    for (int i = 0; i < 3; i++) EXPECT_NONNULL_CTX(site[i], "POOL_ALLOC(%zu)", site_sizes[i]);
+    for (int i = 0; i < 2; i++) EXPECT_NONNULL_CTX(plain[i], "pool_alloc(%zu)", plain_sizes[i]);
 
-    FILE *f = tmpfile();
-    assert_non_null(f);
-    size_t n = pool_report_leaks(pool, f);
-    char *text = read_all(f);
-    fclose(f);
-    assert_non_null(text);
-    if (n != 5) {
-        print_error("---- report ----\n%s---- end ----\n", text);
-        T_FAIL("pool_report_leaks returned %zu, expected 5", n);
-    }
+    char *text = leak_report_text(pool, 5);
     char site_str[256];
     snprintf(site_str, sizeof site_str, "%s:%d", base_name(__FILE__), site_line);
     for (int i = 0; i < 3; i++) {
@@ -1605,17 +1355,9 @@ static void test_pool_leak_report_tracked(void **state)
     free(text);
 
     for (int i = 0; i < 3; i++) pool_free(pool, site[i]);
-    f = tmpfile();
-    assert_non_null(f);
-    n = pool_report_leaks(pool, f);
-    fclose(f);
-    EXPECT_EQ(n, 2);
+    EXPECT_EQ(report_count(pool), 2);
     for (int i = 0; i < 2; i++) pool_free(pool, plain[i]);
-    f = tmpfile();
-    assert_non_null(f);
-    n = pool_report_leaks(pool, f);
-    fclose(f);
-    EXPECT_EQ(n, 0);
+    EXPECT_EQ(report_count(pool), 0);
     pool_destroy(pool);
 }
 
@@ -1623,36 +1365,22 @@ static void test_pool_leak_report_untracked(void **state)
 {
     (void)state;
     TEST_START();
-    pool_t *pool = pool_create(NULL);
-    EXPECT_NONNULL(pool, "pool_create");
+    pool_t *pool = new_pool();
     const size_t sizes[7] = { 0, 1, 100, 3000, 70000, 300000, 2 * MiB };
     void *p[7];
     for (int i = 0; i < 7; i++) {
         p[i] = pool_alloc(pool, sizes[i]);
-        EXPECT_NONNULL(p[i], "pool_alloc(%zu)", sizes[i]);
+        EXPECT_NONNULL_CTX(p[i], "pool_alloc(%zu)", sizes[i]);
     }
-    FILE *f = tmpfile();
-    assert_non_null(f);
-    size_t n = pool_report_leaks(pool, f);
-    char *text = read_all(f);
-    fclose(f);
-    assert_non_null(text);
-    if (n != 7) {
-        print_error("---- report ----\n%s---- end ----\n", text);
-        T_FAIL("pool_report_leaks returned %zu, expected 7", n);
-    }
+    char *text = leak_report_text(pool, 7);
     for (int i = 0; i < 7; i++)
         if (sizes[i] >= 100) expect_size_on_line(pool, text, p[i], sizes[i]);
     free(text);
     for (int i = 0; i < 7; i += 2) pool_free(pool, p[i]);
-    f = tmpfile();
-    assert_non_null(f);
-    n = pool_report_leaks(pool, f);
-    fclose(f);
-    EXPECT_EQ(n, 3);
+    EXPECT_EQ(report_count(pool), 3);
     /* out = NULL: stderr */
     print_message("  (a leak report of 3 allocations on stderr follows)\n");
-    n = pool_report_leaks(pool, NULL);
+    size_t n = pool_report_leaks(pool, NULL);
     EXPECT_EQ(n, 3);
     for (int i = 1; i < 7; i += 2) pool_free(pool, p[i]);
     n = pool_report_leaks(pool, NULL);
@@ -1664,11 +1392,7 @@ static void test_pool_leak_report_untracked(void **state)
 
 int main(void)
 {
-    const char *e = getenv("MULCH_TEST_SEED");
-    if (e && *e) g_seed = strtoull(e, NULL, 0);
-    g_quick = env_flag("MULCH_TEST_QUICK") || MT_SANITIZED || MT_ON_VALGRIND();
-    print_message("test_pool_api: seed=0x%016" PRIx64 " (set MULCH_TEST_SEED to reproduce)%s\n",
-                  g_seed, g_quick ? ", quick mode" : "");
+    mt_init("test_pool_api");
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_rec, teardown_rec)
     const struct CMUnitTest tests[] = {
         T(test_pool_create_defaults),

@@ -5,246 +5,19 @@
  *
  * Deterministic (seed from MULCH_TEST_SEED or a fixed default, printed at the
  * start of each test and in every failure message). */
-#include <inttypes.h>
-#include <pthread.h>
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include <cmocka.h>
-
+#ifndef _GNU_SOURCE
+#  define _GNU_SOURCE 1
+#endif
+#define DEFAULT_SEED UINT64_C(0x6d756c6368f00d02)
+#define MULCH_TEST_POOL 1
 #include <mulch/pool.h>
 
-#define KiB ((size_t)1024)
-#define MiB ((size_t)1024 * 1024)
+#include "mulch_test.h"
 
-/* ------------------------------------------------------------------------ */
-/* Seed / PRNG                                                               */
-
-#define DEFAULT_SEED UINT64_C(0x6d756c6368f00d02)
-static uint64_t g_seed = DEFAULT_SEED;
-
-static uint64_t mix64(uint64_t z)
-{
-    z += UINT64_C(0x9e3779b97f4a7c15);
-    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-    return z ^ (z >> 31);
-}
-
-typedef struct { uint64_t s; } rng_t;
-
-static uint64_t rng_next(rng_t *r)
-{
-    r->s += UINT64_C(0x9e3779b97f4a7c15);
-    uint64_t z = r->s;
-    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-    return z ^ (z >> 31);
-}
-
-static uint64_t rng_below(rng_t *r, uint64_t n) { return n ? rng_next(r) % n : 0; }
-
-static rng_t test_rng(const char *name)
-{
-    uint64_t h = g_seed;
-    for (const char *c = name; *c; c++) h = mix64(h ^ (unsigned char)*c);
-    rng_t r = { h };
-    return r;
-}
-
-#define TEST_START() print_message("[%s] seed=0x%016" PRIx64 "\n", __func__, g_seed)
-
-#define T_FAIL(...) \
-    do { \
-        print_error("FAIL %s:%d [seed=0x%016" PRIx64 "]: ", __FILE__, __LINE__, g_seed); \
-        print_error(__VA_ARGS__); \
-        print_error("\n"); \
-        fail(); \
-    } while (0)
-
-#define EXPECT_EQ(a, b) \
-    do { \
-        uintmax_t a_ = (uintmax_t)(a), b_ = (uintmax_t)(b); \
-        if (a_ != b_) T_FAIL("%s == %s: %ju != %ju", #a, #b, a_, b_); \
-    } while (0)
-#define EXPECT_GE(a, b) \
-    do { \
-        uintmax_t a_ = (uintmax_t)(a), b_ = (uintmax_t)(b); \
-        if (!(a_ >= b_)) T_FAIL("%s >= %s: %ju < %ju", #a, #b, a_, b_); \
-    } while (0)
-#define EXPECT_NONNULL(p, ...) \
-    do { \
-        if ((p) == NULL) { \
-            print_error("context: "); print_error(__VA_ARGS__); print_error("\n"); \
-            T_FAIL("%s is NULL", #p); \
-        } \
-    } while (0)
-
-/* ------------------------------------------------------------------------ */
-/* Patterns                                                                  */
-
-static void *launder(void *p)
-{
-#if defined(__GNUC__)
-    __asm__ volatile("" : "+r"(p) : : "memory");
-#endif
-    return p;
-}
-
-static uint64_t pat_word(uint64_t tag, size_t i)
-{
-    return tag ^ ((uint64_t)(i + 1) * UINT64_C(0x9e3779b97f4a7c15));
-}
-
-static void fill(void *p, size_t n, uint64_t tag)
-{
-    unsigned char *b = launder(p);
-    size_t i;
-    for (i = 0; i < n / 8; i++) {
-        uint64_t w = pat_word(tag, i);
-        memcpy(b + i * 8, &w, 8);
-    }
-    if (n % 8) {
-        uint64_t w = pat_word(tag, i);
-        memcpy(b + i * 8, &w, n % 8);
-    }
-}
-
-static size_t check(const void *p, size_t n, uint64_t tag)
-{
-    const unsigned char *b = launder((void *)(uintptr_t)p);
-    size_t i;
-    for (i = 0; i < n / 8; i++) {
-        uint64_t w = pat_word(tag, i), got;
-        memcpy(&got, b + i * 8, 8);
-        if (got != w)
-            for (size_t k = 0; k < 8; k++)
-                if (((const unsigned char *)&w)[k] != b[i * 8 + k]) return i * 8 + k;
-    }
-    if (n % 8) {
-        uint64_t w = pat_word(tag, i);
-        for (size_t k = 0; k < n % 8; k++)
-            if (((const unsigned char *)&w)[k] != b[i * 8 + k]) return i * 8 + k;
-    }
-    return SIZE_MAX;
-}
-
-#define EXPECT_PATTERN(p, n, tag) \
-    do { \
-        size_t bad_ = check((p), (n), (tag)); \
-        if (bad_ != SIZE_MAX) \
-            T_FAIL("contents of %s (%p, %zu bytes) damaged at offset %zu", #p, \
-                   (const void *)(p), (size_t)(n), bad_); \
-    } while (0)
-
-/* ------------------------------------------------------------------------ */
-/* Recording error handler                                                   */
-
-static struct {
-    pthread_mutex_t mu;
-    unsigned long count;
-    char what[512];
-    const void *ptr;
-    void *ctx;
-} g_rec = { PTHREAD_MUTEX_INITIALIZER, 0, "", NULL, NULL };
-
-static int g_ctx_token;
-
-static void rec_handler(const char *what, const void *ptr, void *ctx)
-{
-    pthread_mutex_lock(&g_rec.mu);
-    g_rec.count++;
-    snprintf(g_rec.what, sizeof g_rec.what, "%s", what ? what : "(null)");
-    g_rec.ptr = ptr;
-    g_rec.ctx = ctx;
-    pthread_mutex_unlock(&g_rec.mu);
-}
-
-static unsigned long rec_count(void)
-{
-    pthread_mutex_lock(&g_rec.mu);
-    unsigned long n = g_rec.count;
-    pthread_mutex_unlock(&g_rec.mu);
-    return n;
-}
-
-static mulch_error_fn g_prev_handler;
-
-static int setup_rec(void **state)
-{
-    (void)state;
-    pthread_mutex_lock(&g_rec.mu);
-    g_rec.count = 0;
-    g_rec.what[0] = 0;
-    g_rec.ptr = NULL;
-    g_rec.ctx = NULL;
-    pthread_mutex_unlock(&g_rec.mu);
-    g_prev_handler = mulch_set_error_handler(rec_handler, &g_ctx_token);
-    return 0;
-}
-
-static int teardown_rec(void **state)
-{
-    (void)state;
-    mulch_error_fn mine = mulch_set_error_handler(g_prev_handler, NULL);
-    if (mine != rec_handler) {
-        print_error("teardown: the installed handler was %p, not rec_handler\n",
-                    (void *)(uintptr_t)mine);
-        return -1;
-    }
-    return 0;
-}
-
-/* Exactly one report since `before`, `what` starting with `prefix`, naming
-   `ptr`, with our ctx. */
-#define EXPECT_ONE_REPORT(before, prefix, p) \
-    expect_one_report_((before), (prefix), (const void *)(p), #p, __LINE__)
-
-static void expect_one_report_(unsigned long before, const char *prefix, const void *ptr,
-                               const char *expr, int line)
-{
-    pthread_mutex_lock(&g_rec.mu);
-    unsigned long n = g_rec.count - before;
-    char what[512];
-    memcpy(what, g_rec.what, sizeof what);
-    const void *got = g_rec.ptr;
-    void *ctx = g_rec.ctx;
-    pthread_mutex_unlock(&g_rec.mu);
-    if (n != 1)
-        T_FAIL("(line %d) misuse with %s = %p: %lu error-handler calls, expected 1 "
-               "(last: \"%s\" ptr %p)", line, expr, ptr, n, what, got);
-    if (strncmp(what, prefix, strlen(prefix)) != 0)
-        T_FAIL("(line %d) report \"%s\" does not start with \"%s\"", line, what, prefix);
-    if (got != ptr)
-        T_FAIL("(line %d) report \"%s\" names ptr %p, the caller passed %s = %p", line, what,
-               got, expr, ptr);
-    if (ctx != &g_ctx_token)
-        T_FAIL("(line %d) handler ctx %p, expected %p", line, ctx, (void *)&g_ctx_token);
-}
-
-#define EXPECT_NO_REPORTS(before) \
-    do { \
-        unsigned long n_ = rec_count() - (before); \
-        if (n_ != 0) \
-            T_FAIL("expected no error-handler call, got %lu (last: \"%s\" ptr %p)", n_, \
-                   g_rec.what, g_rec.ptr); \
-    } while (0)
+/* This file has no quick mode (g_quick stays 0): its sizes are fixed. */
 
 /* ------------------------------------------------------------------------ */
 /* Helpers                                                                   */
-
-static pool_stats_t stats_of(pool_t *pool)
-{
-    pool_stats_t s;
-    memset(&s, 0xCD, sizeof s);
-    pool_get_stats(pool, &s);
-    return s;
-}
 
 static int cmp_ptr(const void *a, const void *b)
 {
@@ -285,7 +58,7 @@ static void check_pool_usable(pool_t *pool, rng_t *r)
     for (size_t i = 0; i < N; i++) {
         sz[i] = i % 500 == 7 ? 64 * KiB : i % 1500 == 11 ? MiB + 5 : (size_t)rng_below(r, 4097);
         v[i] = pool_alloc(pool, sz[i]);
-        EXPECT_NONNULL(v[i], "pool_alloc(%zu) while checking usability", sz[i]);
+        EXPECT_NONNULL_CTX(v[i], "pool_alloc(%zu) while checking usability", sz[i]);
         size_t u = pool_usable_size(pool, v[i]);
         EXPECT_GE(u, sz[i]);
         in_use += u;
@@ -309,15 +82,6 @@ static void check_pool_usable(pool_t *pool, rng_t *r)
     free(sz);
 }
 
-static size_t report_count(pool_t *pool)
-{
-    FILE *f = fopen("/dev/null", "w");
-    assert_non_null(f);
-    size_t n = pool_report_leaks(pool, f);
-    fclose(f);
-    return n;
-}
-
 /* Neighbours of the victim (same size, allocated around it) must survive. */
 typedef struct {
     void *p[16];
@@ -329,7 +93,7 @@ static void neigh_alloc(pool_t *pool, neigh_t *n, size_t size, int first, int co
     n->size = size;
     for (int i = first; i < first + count; i++) {
         n->p[i] = pool_alloc(pool, size);
-        EXPECT_NONNULL(n->p[i], "neighbour pool_alloc(%zu)", size);
+        EXPECT_NONNULL_CTX(n->p[i], "neighbour pool_alloc(%zu)", size);
         fill(n->p[i], size, (uint64_t)(uintptr_t)n->p[i]);
     }
 }
@@ -350,7 +114,7 @@ static void double_free_case(pool_t *pool, size_t size)
     neigh_t nb;
     neigh_alloc(pool, &nb, size, 0, 8);
     void *p = pool_alloc(pool, size);
-    EXPECT_NONNULL(p, "pool_alloc(%zu)", size);
+    EXPECT_NONNULL_CTX(p, "pool_alloc(%zu)", size);
     neigh_alloc(pool, &nb, size, 8, 8);
     fill(p, size, 42);
     pool_stats_t s0 = stats_of(pool);
@@ -375,9 +139,9 @@ static void test_pool_double_free_small(void **state)
 {
     (void)state;
     TEST_START();
-    rng_t r = test_rng(__func__);
+    rng_t r = test_rng_named(__func__);
     pool_t *pool = pool_create(NULL);
-    EXPECT_NONNULL(pool, "pool_create");
+    EXPECT_NONNULL_CTX(pool, "pool_create");
     const size_t sizes[] = { 0, 1, 16, 64, 100, 1000, 4096 };
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) double_free_case(pool, sizes[i]);
     check_pool_usable(pool, &r);
@@ -391,9 +155,9 @@ static void test_pool_double_free_medium(void **state)
 {
     (void)state;
     TEST_START();
-    rng_t r = test_rng(__func__);
+    rng_t r = test_rng_named(__func__);
     pool_t *pool = pool_create(NULL);
-    EXPECT_NONNULL(pool, "pool_create");
+    EXPECT_NONNULL_CTX(pool, "pool_create");
     const size_t sizes[] = { 20 * KiB, 20000, 40 * KiB, 100 * KiB, 300 * KiB };
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) double_free_case(pool, sizes[i]);
     check_pool_usable(pool, &r);
@@ -406,14 +170,14 @@ static void test_pool_double_free_large(void **state)
 {
     (void)state;
     TEST_START();
-    rng_t r = test_rng(__func__);
+    rng_t r = test_rng_named(__func__);
     pool_t *pool = pool_create(NULL);
-    EXPECT_NONNULL(pool, "pool_create");
+    EXPECT_NONNULL_CTX(pool, "pool_create");
     unsigned long r0;
     const size_t sizes[] = { MiB, MiB + 1, 3 * MiB + 5, 8 * MiB };
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         void *p = pool_alloc(pool, sizes[i]);
-        EXPECT_NONNULL(p, "pool_alloc(%zu)", sizes[i]);
+        EXPECT_NONNULL_CTX(p, "pool_alloc(%zu)", sizes[i]);
         fill(p, sizes[i], 1);
         r0 = rec_count();
         pool_free(pool, p);
@@ -455,16 +219,16 @@ static void test_pool_double_free_cross_thread(void **state)
 {
     (void)state;
     TEST_START();
-    rng_t r = test_rng(__func__);
+    rng_t r = test_rng_named(__func__);
     pool_t *pool = pool_create(NULL);
-    EXPECT_NONNULL(pool, "pool_create");
+    EXPECT_NONNULL_CTX(pool, "pool_create");
     const size_t sizes[] = { 16, 64, 1000, 20 * KiB, 200 * KiB, MiB, 3 * MiB };
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         void *keep = pool_alloc(pool, sizes[i]); /* keeps the block alive */
-        EXPECT_NONNULL(keep, "pool_alloc(%zu)", sizes[i]);
+        EXPECT_NONNULL_CTX(keep, "pool_alloc(%zu)", sizes[i]);
         fill(keep, sizes[i], 9);
         void *p = pool_alloc(pool, sizes[i]);
-        EXPECT_NONNULL(p, "pool_alloc(%zu)", sizes[i]);
+        EXPECT_NONNULL_CTX(p, "pool_alloc(%zu)", sizes[i]);
         unsigned long r0 = rec_count();
         pool_free(pool, p); /* first free: main thread */
         EXPECT_NO_REPORTS(r0);
@@ -481,7 +245,7 @@ static void test_pool_double_free_cross_thread(void **state)
 
         /* and the reverse: first free on another thread, double free here */
         p = pool_alloc(pool, sizes[i]);
-        EXPECT_NONNULL(p, "pool_alloc(%zu)", sizes[i]);
+        EXPECT_NONNULL_CTX(p, "pool_alloc(%zu)", sizes[i]);
         a.p = p;
         r0 = rec_count();
         EXPECT_EQ(pthread_create(&t, NULL, free_thread, &a), 0);
@@ -507,9 +271,9 @@ static void test_pool_double_free_never_duplicates_cells(void **state)
 {
     (void)state;
     TEST_START();
-    rng_t r = test_rng(__func__);
+    rng_t r = test_rng_named(__func__);
     pool_t *pool = pool_create(NULL);
-    EXPECT_NONNULL(pool, "pool_create");
+    EXPECT_NONNULL_CTX(pool, "pool_create");
     const size_t sizes[] = { 0, 16, 48, 64, 256, 1000, 3000, 20 * KiB, 100 * KiB };
     enum { N = 5000 };
     void **v = malloc(N * sizeof *v);
@@ -519,9 +283,9 @@ static void test_pool_double_free_never_duplicates_cells(void **state)
         size_t n = size >= 16 * KiB ? 300 : N;
         void *p = pool_alloc(pool, size), *q = pool_alloc(pool, size);
         void *w = pool_alloc(pool, size);
-        EXPECT_NONNULL(p, "pool_alloc(%zu)", size);
-        EXPECT_NONNULL(q, "pool_alloc(%zu)", size);
-        EXPECT_NONNULL(w, "pool_alloc(%zu)", size);
+        EXPECT_NONNULL_CTX(p, "pool_alloc(%zu)", size);
+        EXPECT_NONNULL_CTX(q, "pool_alloc(%zu)", size);
+        EXPECT_NONNULL_CTX(w, "pool_alloc(%zu)", size);
         unsigned long r0 = rec_count();
         pool_free(pool, p);
         pool_free(pool, p); /* immediate double free */
@@ -535,7 +299,7 @@ static void test_pool_double_free_never_duplicates_cells(void **state)
         EXPECT_EQ(s0.live_allocations, 0);
         for (size_t i = 0; i < n; i++) {
             v[i] = pool_alloc(pool, size);
-            EXPECT_NONNULL(v[i], "pool_alloc(%zu) #%zu", size, i);
+            EXPECT_NONNULL_CTX(v[i], "pool_alloc(%zu) #%zu", size, i);
             fill(v[i], size, (uint64_t)i);
         }
         expect_all_distinct(v, n, size);
@@ -557,9 +321,9 @@ static void test_pool_double_free_after_span_released(void **state)
 {
     (void)state;
     TEST_START();
-    rng_t r = test_rng(__func__);
+    rng_t r = test_rng_named(__func__);
     pool_t *pool = pool_create(NULL);
-    EXPECT_NONNULL(pool, "pool_create");
+    EXPECT_NONNULL_CTX(pool, "pool_create");
     const size_t sizes[] = { 1000, 20 * KiB, 2 * MiB };
     enum { N = 400 };
     void **v = malloc(N * sizeof *v);
@@ -568,7 +332,7 @@ static void test_pool_double_free_after_span_released(void **state)
         size_t n = sizes[si] >= MiB ? 3 : N;
         for (size_t i = 0; i < n; i++) {
             v[i] = pool_alloc(pool, sizes[si]);
-            EXPECT_NONNULL(v[i], "pool_alloc(%zu)", sizes[si]);
+            EXPECT_NONNULL_CTX(v[i], "pool_alloc(%zu)", sizes[si]);
         }
         for (size_t i = 0; i < n; i++) pool_free(pool, v[i]);
         for (int trimmed = 0; trimmed < 2; trimmed++) {
@@ -611,11 +375,11 @@ static void test_pool_free_stack_address(void **state)
 {
     (void)state;
     TEST_START();
-    rng_t r = test_rng(__func__);
+    rng_t r = test_rng_named(__func__);
     pool_t *pool = pool_create(NULL);
-    EXPECT_NONNULL(pool, "pool_create");
+    EXPECT_NONNULL_CTX(pool, "pool_create");
     void *live = pool_alloc(pool, 64);
-    EXPECT_NONNULL(live, "pool_alloc(64)");
+    EXPECT_NONNULL_CTX(live, "pool_alloc(64)");
     _Alignas(64) unsigned char local[256];
     memset(local, 0x11, sizeof local);
     foreign_free(pool, local);
@@ -635,11 +399,11 @@ static void test_pool_free_malloc_pointer(void **state)
 {
     (void)state;
     TEST_START();
-    rng_t r = test_rng(__func__);
+    rng_t r = test_rng_named(__func__);
     pool_t *pool = pool_create(NULL);
-    EXPECT_NONNULL(pool, "pool_create");
+    EXPECT_NONNULL_CTX(pool, "pool_create");
     void *live = pool_alloc(pool, 64);
-    EXPECT_NONNULL(live, "pool_alloc(64)");
+    EXPECT_NONNULL_CTX(live, "pool_alloc(64)");
     const size_t sizes[] = { 16, 64, 1000, 200000, 5 * MiB };
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         void *m = malloc(sizes[i]);
@@ -669,9 +433,9 @@ static void test_pool_free_static_address(void **state)
 {
     (void)state;
     TEST_START();
-    rng_t r = test_rng(__func__);
+    rng_t r = test_rng_named(__func__);
     pool_t *pool = pool_create(NULL);
-    EXPECT_NONNULL(pool, "pool_create");
+    EXPECT_NONNULL_CTX(pool, "pool_create");
     memset(g_static_buf, 0x22, sizeof g_static_buf);
     foreign_free(pool, g_static_buf);
     foreign_free(pool, g_static_buf + 16);
@@ -690,9 +454,9 @@ static void interior_case(pool_t *pool, size_t size, const size_t *offs, size_t 
     void *before = pool_alloc(pool, size);
     void *p = pool_alloc(pool, size);
     void *after = pool_alloc(pool, size);
-    EXPECT_NONNULL(before, "pool_alloc(%zu)", size);
-    EXPECT_NONNULL(p, "pool_alloc(%zu)", size);
-    EXPECT_NONNULL(after, "pool_alloc(%zu)", size);
+    EXPECT_NONNULL_CTX(before, "pool_alloc(%zu)", size);
+    EXPECT_NONNULL_CTX(p, "pool_alloc(%zu)", size);
+    EXPECT_NONNULL_CTX(after, "pool_alloc(%zu)", size);
     fill(before, size, 1);
     fill(p, size, 2);
     fill(after, size, 3);
@@ -716,9 +480,9 @@ static void test_pool_free_interior_pointer(void **state)
 {
     (void)state;
     TEST_START();
-    rng_t r = test_rng(__func__);
+    rng_t r = test_rng_named(__func__);
     pool_t *pool = pool_create(NULL);
-    EXPECT_NONNULL(pool, "pool_create");
+    EXPECT_NONNULL_CTX(pool, "pool_create");
     const size_t offs[] = { 16, 1, 8, 32, 48, 4096, 16384, 65536, MiB / 2 };
     const size_t noffs = sizeof offs / sizeof offs[0];
     interior_case(pool, 64, offs, noffs);
@@ -729,7 +493,7 @@ static void test_pool_free_interior_pointer(void **state)
     interior_case(pool, 2 * MiB, offs, noffs);
     /* interior pointers into an aligned allocation */
     void *a = pool_alloc_aligned(pool, 256, 4096);
-    EXPECT_NONNULL(a, "pool_alloc_aligned(256, 4096)");
+    EXPECT_NONNULL_CTX(a, "pool_alloc_aligned(256, 4096)");
     fill(a, 256, 5);
     foreign_free(pool, (char *)a + 16);
     foreign_free(pool, (char *)a + 128);
@@ -748,18 +512,18 @@ static void test_pool_free_pointer_from_other_pool(void **state)
 {
     (void)state;
     TEST_START();
-    rng_t r = test_rng(__func__);
+    rng_t r = test_rng_named(__func__);
     pool_t *a = pool_create(NULL);
     pool_t *b = pool_create(NULL);
-    EXPECT_NONNULL(a, "pool_create A");
-    EXPECT_NONNULL(b, "pool_create B");
+    EXPECT_NONNULL_CTX(a, "pool_create A");
+    EXPECT_NONNULL_CTX(b, "pool_create B");
     void *bl = pool_alloc(b, 64); /* B has live memory of its own */
-    EXPECT_NONNULL(bl, "pool_alloc(B, 64)");
+    EXPECT_NONNULL_CTX(bl, "pool_alloc(B, 64)");
     fill(bl, 64, 8);
     const size_t sizes[] = { 0, 16, 64, 1000, 20 * KiB, 200 * KiB, 2 * MiB };
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         void *p = pool_alloc(a, sizes[i]);
-        EXPECT_NONNULL(p, "pool_alloc(A, %zu)", sizes[i]);
+        EXPECT_NONNULL_CTX(p, "pool_alloc(A, %zu)", sizes[i]);
         fill(p, sizes[i], 100 + i);
         pool_stats_t sa0 = stats_of(a);
         foreign_free(b, p); /* checks B's stats unchanged */
@@ -779,7 +543,7 @@ static void test_pool_free_pointer_from_other_pool(void **state)
     }
     /* the default pool's pointers are foreign to A too */
     void *d = pool_alloc(pool_default(), 64);
-    EXPECT_NONNULL(d, "pool_alloc(default, 64)");
+    EXPECT_NONNULL_CTX(d, "pool_alloc(default, 64)");
     foreign_free(a, d);
     unsigned long r0 = rec_count();
     pool_free(pool_default(), d);
@@ -807,13 +571,13 @@ static void test_pool_usable_size_foreign_pointer(void **state)
 {
     (void)state;
     TEST_START();
-    rng_t r = test_rng(__func__);
+    rng_t r = test_rng_named(__func__);
     pool_t *pool = pool_create(NULL);
     pool_t *other = pool_create(NULL);
-    EXPECT_NONNULL(pool, "pool_create");
-    EXPECT_NONNULL(other, "pool_create");
+    EXPECT_NONNULL_CTX(pool, "pool_create");
+    EXPECT_NONNULL_CTX(other, "pool_create");
     void *live = pool_alloc(pool, 64);
-    EXPECT_NONNULL(live, "pool_alloc(64)");
+    EXPECT_NONNULL_CTX(live, "pool_alloc(64)");
     void *m = malloc(100);
     assert_non_null(m);
     foreign_usable(pool, m);
@@ -823,8 +587,8 @@ static void test_pool_usable_size_foreign_pointer(void **state)
     foreign_usable(pool, local);
     foreign_usable(pool, g_static_buf);
     void *o1 = pool_alloc(other, 64), *o2 = pool_alloc(other, 2 * MiB);
-    EXPECT_NONNULL(o1, "pool_alloc(other, 64)");
-    EXPECT_NONNULL(o2, "pool_alloc(other, 2 MiB)");
+    EXPECT_NONNULL_CTX(o1, "pool_alloc(other, 64)");
+    EXPECT_NONNULL_CTX(o2, "pool_alloc(other, 2 MiB)");
     foreign_usable(pool, o1);
     foreign_usable(pool, o2);
     foreign_usable(pool, (char *)live + 16);
@@ -849,15 +613,15 @@ static void test_pool_usable_size_freed_pointer(void **state)
 {
     (void)state;
     TEST_START();
-    rng_t r = test_rng(__func__);
+    rng_t r = test_rng_named(__func__);
     pool_t *pool = pool_create(NULL);
-    EXPECT_NONNULL(pool, "pool_create");
+    EXPECT_NONNULL_CTX(pool, "pool_create");
     const size_t sizes[] = { 16, 64, 1000, 20 * KiB, 2 * MiB };
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         void *keep = pool_alloc(pool, sizes[i]);
         void *p = pool_alloc(pool, sizes[i]);
-        EXPECT_NONNULL(keep, "pool_alloc(%zu)", sizes[i]);
-        EXPECT_NONNULL(p, "pool_alloc(%zu)", sizes[i]);
+        EXPECT_NONNULL_CTX(keep, "pool_alloc(%zu)", sizes[i]);
+        EXPECT_NONNULL_CTX(p, "pool_alloc(%zu)", sizes[i]);
         pool_free(pool, p);
         unsigned long r0 = rec_count();
         size_t u = pool_usable_size(pool, p);
@@ -890,15 +654,15 @@ static void test_pool_realloc_freed_pointer(void **state)
 {
     (void)state;
     TEST_START();
-    rng_t r = test_rng(__func__);
+    rng_t r = test_rng_named(__func__);
     pool_t *pool = pool_create(NULL);
-    EXPECT_NONNULL(pool, "pool_create");
+    EXPECT_NONNULL_CTX(pool, "pool_create");
     const size_t sizes[] = { 16, 64, 1000, 20 * KiB, 200 * KiB, 2 * MiB };
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         void *keep = pool_alloc(pool, sizes[i]);
         void *p = pool_alloc(pool, sizes[i]);
-        EXPECT_NONNULL(keep, "pool_alloc(%zu)", sizes[i]);
-        EXPECT_NONNULL(p, "pool_alloc(%zu)", sizes[i]);
+        EXPECT_NONNULL_CTX(keep, "pool_alloc(%zu)", sizes[i]);
+        EXPECT_NONNULL_CTX(p, "pool_alloc(%zu)", sizes[i]);
         fill(keep, sizes[i], 4);
         pool_free(pool, p);
         bad_realloc(pool, p, 100);
@@ -919,11 +683,11 @@ static void test_pool_realloc_foreign_pointer(void **state)
 {
     (void)state;
     TEST_START();
-    rng_t r = test_rng(__func__);
+    rng_t r = test_rng_named(__func__);
     pool_t *pool = pool_create(NULL);
     pool_t *other = pool_create(NULL);
-    EXPECT_NONNULL(pool, "pool_create");
-    EXPECT_NONNULL(other, "pool_create");
+    EXPECT_NONNULL_CTX(pool, "pool_create");
+    EXPECT_NONNULL_CTX(other, "pool_create");
     void *m = malloc(256);
     assert_non_null(m);
     fill(m, 256, 6);
@@ -939,7 +703,7 @@ static void test_pool_realloc_foreign_pointer(void **state)
     const size_t sizes[] = { 64, 20 * KiB, 2 * MiB };
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         void *o = pool_alloc(other, sizes[i]);
-        EXPECT_NONNULL(o, "pool_alloc(other, %zu)", sizes[i]);
+        EXPECT_NONNULL_CTX(o, "pool_alloc(other, %zu)", sizes[i]);
         fill(o, sizes[i], 7);
         pool_stats_t so0 = stats_of(other);
         bad_realloc(pool, o, sizes[i] * 2);
@@ -950,7 +714,7 @@ static void test_pool_realloc_foreign_pointer(void **state)
         EXPECT_PATTERN(o, sizes[i], 7);
         unsigned long r0 = rec_count();
         void *o2 = pool_realloc(other, o, sizes[i] + 1);
-        EXPECT_NONNULL(o2, "pool_realloc(owner, %zu)", sizes[i] + 1);
+        EXPECT_NONNULL_CTX(o2, "pool_realloc(owner, %zu)", sizes[i] + 1);
         EXPECT_PATTERN(o2, sizes[i], 7);
         pool_free(other, o2);
         EXPECT_NO_REPORTS(r0);
@@ -968,13 +732,13 @@ static void test_pool_oom_is_not_misuse(void **state)
 {
     (void)state;
     TEST_START();
-    rng_t r = test_rng(__func__);
+    rng_t r = test_rng_named(__func__);
     unsigned long r0 = rec_count();
     pool_options_t o;
     memset(&o, 0, sizeof o);
     o.limit = 4 * MiB;
     pool_t *pool = pool_create(&o);
-    EXPECT_NONNULL(pool, "pool_create(limit 4 MiB)");
+    EXPECT_NONNULL_CTX(pool, "pool_create(limit 4 MiB)");
     size_t cap = 1 << 16, n = 0;
     void **v = malloc(cap * sizeof *v);
     assert_non_null(v);
@@ -1005,7 +769,7 @@ static void test_pool_oom_is_not_misuse(void **state)
     free(v);
     /* unlimited pool: absurd requests */
     pool_t *u = pool_create(NULL);
-    EXPECT_NONNULL(u, "pool_create");
+    EXPECT_NONNULL_CTX(u, "pool_create");
     q = pool_alloc(u, huge);
     if (q) T_FAIL("pool_alloc(SIZE_MAX) = %p", q);
     q = pool_alloc(u, huge - 15);
@@ -1022,8 +786,7 @@ static void test_pool_oom_is_not_misuse(void **state)
 
 int main(void)
 {
-    const char *e = getenv("MULCH_TEST_SEED");
-    if (e && *e) g_seed = strtoull(e, NULL, 0);
+    mt_read_seed();
     print_message("test_pool_misuse: seed=0x%016" PRIx64
                   " (set MULCH_TEST_SEED to reproduce)\n", g_seed);
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_rec, teardown_rec)

@@ -10,83 +10,20 @@
 #ifndef _GNU_SOURCE
 #  define _GNU_SOURCE 1
 #endif
-#include <inttypes.h>
-#include <pthread.h>
-#include <setjmp.h>
+#define DEFAULT_SEED UINT64_C(0x6d756c6368f00d03)
+#define MULCH_TEST_POOL 1
+#define MT_LOCAL_SCALED 1 /* scaled() below: sanitizer builds run a quarter */
 #include <signal.h>
-#include <stdarg.h>
-#include <stdatomic.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
 #include <unistd.h>
-
-#include <cmocka.h>
 
 #include <mulch/pool.h>
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#  define MT_SANITIZED 1
-#endif
-#if !defined(MT_SANITIZED) && defined(__has_feature)
-#  if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || \
-      __has_feature(memory_sanitizer)
-#    define MT_SANITIZED 1
-#  endif
-#endif
-#ifndef MT_SANITIZED
-#  define MT_SANITIZED 0
-#endif
-#if defined(__has_include)
-#  if __has_include(<valgrind/valgrind.h>)
-#    include <valgrind/valgrind.h>
-#    define MT_ON_VALGRIND() (RUNNING_ON_VALGRIND != 0)
-#  endif
-#endif
-#ifndef MT_ON_VALGRIND
-#  define MT_ON_VALGRIND() 0
-#endif
-
-#define KiB ((size_t)1024)
-#define MiB ((size_t)1024 * 1024)
+#include "mulch_test.h"
 
 /* ------------------------------------------------------------------------ */
-/* Seed / PRNG / scaling                                                     */
+/* Seed / scaling                                                            */
 
-#define DEFAULT_SEED UINT64_C(0x6d756c6368f00d03)
-static uint64_t g_seed = DEFAULT_SEED;
-static int g_quick;
-
-static uint64_t mix64(uint64_t z)
-{
-    z += UINT64_C(0x9e3779b97f4a7c15);
-    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-    return z ^ (z >> 31);
-}
-
-typedef struct { uint64_t s; } rng_t;
-
-static uint64_t rng_next(rng_t *r)
-{
-    r->s += UINT64_C(0x9e3779b97f4a7c15);
-    uint64_t z = r->s;
-    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-    return z ^ (z >> 31);
-}
-
-static uint64_t rng_below(rng_t *r, uint64_t n) { return n ? rng_next(r) % n : 0; }
-
-static uint64_t seed_for(const char *name, uint64_t k)
-{
-    uint64_t h = g_seed;
-    for (const char *c = name; *c; c++) h = mix64(h ^ (unsigned char)*c);
-    return mix64(h ^ k);
-}
+static uint64_t seed_for(const char *name, uint64_t k) { return test_rng(name, k).s; }
 
 static int g_sanitized;
 
@@ -122,6 +59,7 @@ static void watchdog_arm(const char *test)
     alarm(WATCHDOG_SECONDS);
 }
 
+#undef TEST_START
 #define TEST_START() \
     do { \
         watchdog_arm(__func__); \
@@ -131,31 +69,10 @@ static void watchdog_arm(const char *test)
 
 /* ------------------------------------------------------------------------ */
 /* Failure reporting: cmocka asserts only on the main thread; worker threads */
-/* record their first failure here.                                          */
+/* record their first failure with TFAIL (the header's AFAIL) and the main   */
+/* thread checks EXPECT_NO_ASYNC_FAILURES() after joining them.              */
 
-#define T_FAIL(...) \
-    do { \
-        print_error("FAIL %s:%d [seed=0x%016" PRIx64 "]: ", __FILE__, __LINE__, g_seed); \
-        print_error(__VA_ARGS__); \
-        print_error("\n"); \
-        fail(); \
-    } while (0)
-
-#define EXPECT_EQ(a, b) \
-    do { \
-        uintmax_t a_ = (uintmax_t)(a), b_ = (uintmax_t)(b); \
-        if (a_ != b_) T_FAIL("%s == %s: %ju != %ju", #a, #b, a_, b_); \
-    } while (0)
-#define EXPECT_LE(a, b) \
-    do { \
-        uintmax_t a_ = (uintmax_t)(a), b_ = (uintmax_t)(b); \
-        if (!(a_ <= b_)) T_FAIL("%s <= %s: %ju > %ju", #a, #b, a_, b_); \
-    } while (0)
-#define EXPECT_GE(a, b) \
-    do { \
-        uintmax_t a_ = (uintmax_t)(a), b_ = (uintmax_t)(b); \
-        if (!(a_ >= b_)) T_FAIL("%s >= %s: %ju < %ju", #a, #b, a_, b_); \
-    } while (0)
+#define TFAIL(...) AFAIL(__VA_ARGS__)
 
 /* For checks made on the main thread while helpers wait at a barrier: a
    cmocka failure there would strand them, so record and assert after join. */
@@ -165,40 +82,10 @@ static void watchdog_arm(const char *test)
         if (a_ != b_) TFAIL("%s == %s: %ju != %ju", #a, #b, a_, b_); \
     } while (0)
 
-static atomic_ulong g_failures;
-static pthread_mutex_t g_fail_mu = PTHREAD_MUTEX_INITIALIZER;
-static char g_fail_msg[1024];
-
-static void thread_fail(int line, const char *fmt, ...)
-{
-    if (atomic_fetch_add(&g_failures, 1) == 0) {
-        va_list ap;
-        pthread_mutex_lock(&g_fail_mu);
-        int n = snprintf(g_fail_msg, sizeof g_fail_msg, "line %d: ", line);
-        va_start(ap, fmt);
-        if (n > 0 && (size_t)n < sizeof g_fail_msg)
-            vsnprintf(g_fail_msg + n, sizeof g_fail_msg - (size_t)n, fmt, ap);
-        va_end(ap);
-        pthread_mutex_unlock(&g_fail_mu);
-    }
-}
-#define TFAIL(...) thread_fail(__LINE__, __VA_ARGS__)
-
 static void reset_failures(void)
 {
     atomic_store(&g_failures, 0);
     g_fail_msg[0] = 0;
-}
-
-static void expect_no_thread_failures(void)
-{
-    unsigned long n = atomic_load(&g_failures);
-    if (n) {
-        pthread_mutex_lock(&g_fail_mu);
-        print_error("first thread failure: %s\n", g_fail_msg);
-        pthread_mutex_unlock(&g_fail_mu);
-        T_FAIL("%lu failure(s) in worker threads", n);
-    }
 }
 
 /* Error handler: in these tests nothing is misuse, so any call is a failure. */
@@ -208,16 +95,6 @@ static void counting_handler(const char *what, const void *ptr, void *ctx)
     (void)ctx;
     if (atomic_fetch_add(&g_reports, 1) == 0)
         TFAIL("unexpected error-handler call: \"%s\" ptr %p", what ? what : "(null)", ptr);
-}
-
-static mulch_error_fn g_prev_handler;
-static struct timespec g_t0;
-
-static double elapsed_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)(t.tv_sec - g_t0.tv_sec) + (double)(t.tv_nsec - g_t0.tv_nsec) / 1e9;
 }
 
 static int setup(void **state)
@@ -241,20 +118,7 @@ static int teardown(void **state)
 
 /* ------------------------------------------------------------------------ */
 /* Patterns: full for small objects; head, tail and one word per 4 KiB for   */
-/* bigger ones.                                                              */
-
-static void *launder(void *p)
-{
-#if defined(__GNUC__)
-    __asm__ volatile("" : "+r"(p) : : "memory");
-#endif
-    return p;
-}
-
-static uint64_t pat_word(uint64_t tag, size_t i)
-{
-    return tag ^ ((uint64_t)(i + 1) * UINT64_C(0x9e3779b97f4a7c15));
-}
+/* bigger ones (pat_word comes from mulch_test.h).                          */
 
 static uint64_t obj_tag(const void *p, size_t size, uint64_t owner_seed)
 {
@@ -455,23 +319,6 @@ static void queue_close(queue_t *q)
     pthread_mutex_unlock(&q->mu);
 }
 
-static pool_stats_t stats_of(pool_t *pool)
-{
-    pool_stats_t s;
-    memset(&s, 0xCD, sizeof s);
-    pool_get_stats(pool, &s);
-    return s;
-}
-
-static size_t report_count(pool_t *pool)
-{
-    FILE *f = fopen("/dev/null", "w");
-    assert_non_null(f);
-    size_t n = pool_report_leaks(pool, f);
-    fclose(f);
-    return n;
-}
-
 static void expect_quiescent_empty(pool_t *pool, uint64_t allocs)
 {
     pool_stats_t s = stats_of(pool);
@@ -610,7 +457,7 @@ static void test_pool_threads_cross_free_churn(void **state)
     size_t total = scaled(10000000, 600000);
     uint64_t a, f, x;
     run_churn(pool, 4, total, __func__, &a, &f, &x, NULL, NULL, NULL);
-    expect_no_thread_failures();
+    EXPECT_NO_ASYNC_FAILURES();
     print_message("  %" PRIu64 " allocs, %" PRIu64 " frees, %" PRIu64 " cross-thread (%.1f%%)\n",
                   a, f, x, f ? 100.0 * (double)x / (double)f : 0.0);
     EXPECT_EQ(a, f);
@@ -714,7 +561,7 @@ static void test_pool_threads_exited_owner(void **state)
     /* round 1: owners exit; main frees the even ones, then new threads free
        the odd ones (each a different owner's) */
     spawn_exiters(pool, e, objs, n, __func__, 1);
-    expect_no_thread_failures();
+    EXPECT_NO_ASYNC_FAILURES();
     for (int k = 0; k < EXIT_THREADS; k++) {
         allocs += e[k].allocs;
         frees += e[k].frees;
@@ -728,7 +575,7 @@ static void test_pool_threads_exited_owner(void **state)
                 item_free(pool, &objs[k][i]);
                 frees++;
             }
-    expect_no_thread_failures();
+    EXPECT_NO_ASYNC_FAILURES();
     s = stats_of(pool);
     EXPECT_EQ(s.live_allocations, allocs - frees);
     EXPECT_EQ(report_count(pool), allocs - frees);
@@ -747,7 +594,7 @@ static void test_pool_threads_exited_owner(void **state)
         assert_int_equal(pthread_join(t[k], NULL), 0);
         frees += fr[k].frees;
     }
-    expect_no_thread_failures();
+    EXPECT_NO_ASYNC_FAILURES();
     EXPECT_EQ(frees, allocs);
     expect_quiescent_empty(pool, allocs);
 
@@ -756,14 +603,14 @@ static void test_pool_threads_exited_owner(void **state)
        ASan / valgrind) */
     for (int k = 0; k < EXIT_THREADS; k++) memset(objs[k], 0, n * sizeof(item_t));
     spawn_exiters(pool, e, objs, n, __func__, 2);
-    expect_no_thread_failures();
+    EXPECT_NO_ASYNC_FAILURES();
     for (int k = 0; k < EXIT_THREADS; k++)
         for (size_t i = 0; i < n; i += 3)
             if (objs[k][i].p) item_free(pool, &objs[k][i]);
-    expect_no_thread_failures();
+    EXPECT_NO_ASYNC_FAILURES();
     /* and a thread allocates into blocks the exited ones left behind */
     spawn_exiters(pool, e, objs, n / 4, __func__, 3);
-    expect_no_thread_failures();
+    EXPECT_NO_ASYNC_FAILURES();
     EXPECT_EQ(atomic_load(&g_reports), 0);
     pool_destroy(pool);
     for (int k = 0; k < EXIT_THREADS; k++) free(objs[k]);
@@ -818,7 +665,7 @@ static void test_pool_threads_trim_reclaims_remote_freed_spans(void **state)
         pthread_t t;
         assert_int_equal(pthread_create(&t, NULL, remote_alloc_thread, &r), 0);
         assert_int_equal(pthread_join(t, NULL), 0); /* the owner exits */
-        expect_no_thread_failures();
+        EXPECT_NO_ASYNC_FAILURES();
         total += REMOTE_N * sizes[si];
         for (size_t i = 0; i < REMOTE_N; i += 2) pool_free(pool, v[i]); /* main adopts */
         r.start = 1;
@@ -894,7 +741,7 @@ static void test_pool_threads_many_short_lived(void **state)
             }
         pool_stats_t st = stats_of(pool);
         if (st.live_allocations != 0) {
-            expect_no_thread_failures();
+            EXPECT_NO_ASYNC_FAILURES();
             T_FAIL("round %zu: live_allocations %zu after freeing everything", round,
                    st.live_allocations);
         }
@@ -903,7 +750,7 @@ static void test_pool_threads_many_short_lived(void **state)
         if (round == rounds / 4) print_message("  reserved after %zu rounds: %zu\n", round,
                                                st.bytes_reserved);
     }
-    expect_no_thread_failures();
+    EXPECT_NO_ASYNC_FAILURES();
     print_message("  max reserved over the later rounds: %zu\n", max_reserved);
     /* each thread has < 1 MiB live at any time: memory of exited threads
        must be reused, not accumulated (200 rounds without reuse would hold
@@ -1002,7 +849,7 @@ static void test_pool_threads_destroy_with_live_threads(void **state)
         pthread_barrier_wait(&bar);
         for (int k = 0; k < LIVE_HELPERS; k++) assert_int_equal(pthread_join(t[k], NULL), 0);
         pthread_barrier_destroy(&bar);
-        expect_no_thread_failures(); /* includes the soft checks above */
+        EXPECT_NO_ASYNC_FAILURES(); /* includes the soft checks above */
         /* the helpers exited after using the second pool: their heaps were
            abandoned into it; it is still exact and usable */
         s = stats_of(second);
@@ -1010,7 +857,7 @@ static void test_pool_threads_destroy_with_live_threads(void **state)
         EXPECT_EQ(s.live_allocations, 0);
         pool_destroy(second);
     }
-    expect_no_thread_failures();
+    EXPECT_NO_ASYNC_FAILURES();
     print_message("  new pool at the destroyed pool's address in %d of %zu rounds\n", same, rounds);
     EXPECT_EQ(atomic_load(&g_reports), 0);
 }
@@ -1075,7 +922,7 @@ static void test_pool_threads_private_pools_create_destroy(void **state)
         assert_int_equal(pthread_create(&t[k], NULL, private_pools_thread, &pp[k]), 0);
     }
     for (int k = 0; k < NT; k++) assert_int_equal(pthread_join(t[k], NULL), 0);
-    expect_no_thread_failures();
+    EXPECT_NO_ASYNC_FAILURES();
     pool_stats_t d1 = stats_of(pool_default());
     EXPECT_EQ(d1.live_allocations, d0.live_allocations);
     EXPECT_EQ(d1.allocs - d0.allocs, d1.frees - d0.frees);
@@ -1147,7 +994,7 @@ static void test_pool_threads_leak_report_after_owner_exit(void **state)
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, sites_alloc_thread, &st), 0);
     assert_int_equal(pthread_join(t, NULL), 0);
-    expect_no_thread_failures();
+    EXPECT_NO_ASYNC_FAILURES();
     const char *base = strrchr(__FILE__, '/') ? strrchr(__FILE__, '/') + 1 : __FILE__;
     char site[256];
     snprintf(site, sizeof site, "%s:%d", base, g_site_line);
@@ -1230,7 +1077,7 @@ static void test_pool_threads_producer_consumer(void **state)
     assert_int_equal(pthread_create(&tp, NULL, producer_thread, &prod), 0);
     assert_int_equal(pthread_join(tp, NULL), 0);
     assert_int_equal(pthread_join(tc, NULL), 0);
-    expect_no_thread_failures();
+    EXPECT_NO_ASYNC_FAILURES();
     EXPECT_EQ(prod.count, prod.n);
     EXPECT_EQ(cons.count, prod.count);
     expect_quiescent_empty(pool, prod.count);
@@ -1287,7 +1134,7 @@ static void test_pool_threads_stats_trim_report_concurrent(void **state)
         uint64_t a, f, x;
         run_churn(pool, 3, scaled(1500000, 150000), __func__, &a, &f, &x, monitor_thread, &m,
                   &stop);
-        expect_no_thread_failures();
+        EXPECT_NO_ASYNC_FAILURES();
         print_message("  track_leaks=%d: %" PRIu64 " allocs, %" PRIu64
                       " monitor iterations\n", tracked, a, m.iterations);
         EXPECT_GE(m.iterations, 1);
@@ -1306,10 +1153,8 @@ static void test_pool_threads_stats_trim_report_concurrent(void **state)
 
 int main(void)
 {
-    const char *e = getenv("MULCH_TEST_SEED");
-    if (e && *e) g_seed = strtoull(e, NULL, 0);
-    const char *qk = getenv("MULCH_TEST_QUICK");
-    g_quick = (qk && *qk && strcmp(qk, "0") != 0) || MT_ON_VALGRIND();
+    mt_read_seed();
+    g_quick = env_flag("MULCH_TEST_QUICK") || MT_ON_VALGRIND(); /* not sanitizers: g_sanitized */
     g_sanitized = MT_SANITIZED;
     print_message("test_pool_threads: seed=0x%016" PRIx64
                   " (set MULCH_TEST_SEED to reproduce)%s\n", g_seed,

@@ -4,17 +4,21 @@
  *   - build flavour: MT_SANITIZED, MT_ON_VALGRIND(), MT_UNUSED, KiB / MiB;
  *   - seed and PRNG: g_seed (MULCH_TEST_SEED, decimal or 0x-hex, else the
  *     file's DEFAULT_SEED), splitmix64 (mix64, rng_t, rng_next, rng_below,
- *     test_rng), g_quick / scaled() (MULCH_TEST_QUICK=1, sanitizer and
- *     valgrind builds scale the work down), mt_init();
+ *     test_rng, test_rng_named), g_quick / scaled() (MULCH_TEST_QUICK=1,
+ *     sanitizer and valgrind builds scale the work down; define
+ *     MT_LOCAL_SCALED to supply your own scaled()), mt_read_seed(), mt_init();
  *   - TEST_START, T_FAIL and EXPECT_* checks that print both values and the
- *     seed (main thread only);
+ *     seed (main thread only; EXPECT_NONNULL_CTX adds a context line);
  *   - failures recorded off the cmocka path (AFAIL, EXPECT_NO_ASYNC_FAILURES);
  *   - an error-handler recorder (setup_rec / teardown_rec, rec_count,
  *     rec_last, EXPECT_NO_REPORTS, EXPECT_ONE_REPORT);
  *   - with MULCH_TEST_GC defined before inclusion: gc helpers (stats_of,
  *     heap_new, EXPECT_VERIFY, EXPECT_GC_REPORTS), and with
  *     MULCH_TEST_GC_OBJECTS also the test object type tobj_t (mk, mk_child,
- *     set_slot, finalizer bookkeeping, EXPECT_OBJ, EXPECT_FIN, k_modes).
+ *     set_slot, finalizer bookkeeping, EXPECT_OBJ, EXPECT_FIN, k_modes);
+ *   - with MULCH_TEST_POOL defined before inclusion: pool helpers (stats_of
+ *     for a pool_t, report_count, and the fill / check / EXPECT_PATTERN byte
+ *     patterns).
  *
  * Each test file is one executable: define _GNU_SOURCE and DEFAULT_SEED,
  * include the mulch header(s) it tests, then this header. Everything here is
@@ -111,13 +115,26 @@ static inline rng_t test_rng(const char *name, uint64_t k)
     return r;
 }
 
+/* The pool tests' generator: the name hash itself, without a stream number
+ * (a different sequence from test_rng(name, 0)). */
+static inline rng_t test_rng_named(const char *name)
+{
+    uint64_t h = g_seed;
+    for (const char *c = name; *c; c++) h = mix64(h ^ (unsigned char)*c);
+    rng_t r = { h };
+    return r;
+}
+
 static inline int env_flag(const char *name)
 {
     const char *e = getenv(name);
     return e && *e && strcmp(e, "0") != 0;
 }
 
+/* A file with its own scaling policy defines MT_LOCAL_SCALED and its own scaled(). */
+#ifndef MT_LOCAL_SCALED
 static inline size_t scaled(size_t full, size_t quick) { return g_quick ? quick : full; }
+#endif
 
 static struct timespec g_t0;
 
@@ -179,6 +196,14 @@ static inline double elapsed_s(void)
 #define EXPECT_NONNULL(p) \
     do { \
         if ((p) == NULL) T_FAIL("%s is NULL", #p); \
+    } while (0)
+/* EXPECT_NONNULL with a printf-style context line printed before the failure. */
+#define EXPECT_NONNULL_CTX(p, ...) \
+    do { \
+        if ((p) == NULL) { \
+            print_error("context: "); print_error(__VA_ARGS__); print_error("\n"); \
+            T_FAIL("%s is NULL", #p); \
+        } \
     } while (0)
 #define EXPECT_NULL(p) \
     do { \
@@ -366,10 +391,15 @@ static inline void *launder(void *p)
 
 /* The usual start of main(): seed from MULCH_TEST_SEED, quick mode from
  * MULCH_TEST_QUICK (or a sanitizer / valgrind build), and the banner. */
-static inline void mt_init(const char *prog)
+static inline void mt_read_seed(void)
 {
     const char *e = getenv("MULCH_TEST_SEED");
     if (e && *e) g_seed = strtoull(e, NULL, 0);
+}
+
+static inline void mt_init(const char *prog)
+{
+    mt_read_seed();
     g_quick = env_flag("MULCH_TEST_QUICK") || MT_SANITIZED || MT_ON_VALGRIND();
     print_message("%s: seed=0x%016" PRIx64 " (set MULCH_TEST_SEED to reproduce)%s\n", prog,
                   g_seed, g_quick ? ", quick mode" : "");
@@ -561,5 +591,87 @@ MT_UNUSED static const char *const k_mode_names[] = { "auto", "always", "never" 
 #define N_MODES (sizeof k_modes / sizeof k_modes[0])
 
 #endif /* MULCH_TEST_GC_OBJECTS */
+
+/* ======================================================================== */
+/* Pool helpers (define MULCH_TEST_POOL before including)                    */
+
+#if defined(MULCH_TEST_POOL)
+#if defined(MULCH_TEST_GC) || defined(MULCH_TEST_GC_OBJECTS)
+#  error "MULCH_TEST_POOL and MULCH_TEST_GC both define stats_of()"
+#endif
+#include <mulch/pool.h>
+
+static inline pool_stats_t stats_of(pool_t *pool)
+{
+    pool_stats_t s;
+    memset(&s, 0xCD, sizeof s);
+    pool_get_stats(pool, &s);
+    return s;
+}
+
+/* pool_report_leaks's count, the report itself written to /dev/null. */
+static inline size_t report_count(pool_t *pool)
+{
+    FILE *f = fopen("/dev/null", "w");
+    assert_non_null(f);
+    size_t n = pool_report_leaks(pool, f);
+    fclose(f);
+    return n;
+}
+
+/* Byte patterns: word i of the pattern `tag`. Pointers are laundered so that
+ * alloc_size-based object-size tracking (_FORTIFY_SOURCE, -Warray-bounds,
+ * UBSan object-size) does not object to a test using the whole usable size,
+ * which the contract allows. */
+static inline uint64_t pat_word(uint64_t tag, size_t i)
+{
+    return tag ^ ((uint64_t)(i + 1) * UINT64_C(0x9e3779b97f4a7c15));
+}
+
+static inline void fill(void *p, size_t n, uint64_t tag)
+{
+    unsigned char *b = launder(p);
+    size_t words = n / 8, i;
+    for (i = 0; i < words; i++) {
+        uint64_t w = pat_word(tag, i);
+        memcpy(b + i * 8, &w, 8);
+    }
+    if (n % 8) {
+        uint64_t w = pat_word(tag, i);
+        memcpy(b + i * 8, &w, n % 8);
+    }
+}
+
+/* SIZE_MAX when the n bytes at p hold the pattern, else the offset of the
+ * first bad byte. */
+static inline size_t check(const void *p, size_t n, uint64_t tag)
+{
+    const unsigned char *b = launder((void *)(uintptr_t)p);
+    size_t words = n / 8, i;
+    for (i = 0; i < words; i++) {
+        uint64_t w = pat_word(tag, i), got;
+        memcpy(&got, b + i * 8, 8);
+        if (got != w) {
+            for (size_t k = 0; k < 8; k++)
+                if (((const unsigned char *)&w)[k] != b[i * 8 + k]) return i * 8 + k;
+        }
+    }
+    if (n % 8) {
+        uint64_t w = pat_word(tag, i);
+        for (size_t k = 0; k < n % 8; k++)
+            if (((const unsigned char *)&w)[k] != b[i * 8 + k]) return i * 8 + k;
+    }
+    return SIZE_MAX;
+}
+
+#define EXPECT_PATTERN(p, n, tag) \
+    do { \
+        size_t bad_ = check((p), (n), (tag)); \
+        if (bad_ != SIZE_MAX) \
+            T_FAIL("pattern of %s (%p, %zu bytes) damaged at offset %zu", #p, \
+                   (const void *)(p), (size_t)(n), bad_); \
+    } while (0)
+
+#endif /* MULCH_TEST_POOL */
 
 #endif /* MULCH_TEST_H */
