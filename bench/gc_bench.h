@@ -64,6 +64,35 @@
 #  error "define exactly one of BENCH_GC_MULCH, BENCH_GC_BOEHM, BENCH_GC_MALLOC"
 #endif
 
+/* ---------------------------------------- Boehm and malloc: shared -- */
+#if !defined(BENCH_GC_MULCH)
+/* No precise collector: a look-alike of gc_type_t whose trace functions are
+ * never called, and no roots, barriers or heap verification. */
+typedef struct bench_tracer bench_tracer_t;
+typedef struct bench_kind {
+    const char *name;
+    void (*trace)(void *obj, bench_tracer_t *tracer);
+    void (*finalize)(void *obj);
+} bench_kind_t;
+
+static inline void bench_trace_slot(bench_tracer_t *t, void **slot) { (void)t; (void)slot; }
+
+#define BENCH_ROOT(var)      ((void)0)
+#define BENCH_UNROOT(n)      ((void)0)
+#define BENCH_STORE(o, f, v) ((void)((o)->f = (v)))
+
+static size_t bench_verify_heap(void) { return 0; }
+
+static void bench_gc_shutdown(void) {}
+
+/* `what` (GC_MALLOC, malloc, ...) returned NULL for n bytes. */
+static void bench_alloc_failed(const char *what, size_t n)
+{
+    fprintf(stderr, "bench: %s(%zu) returned NULL\n", what, n);
+    exit(3);
+}
+#endif
+
 /* ------------------------------------------------------------- mulch -- */
 #if defined(BENCH_GC_MULCH)
 #include <mulch.h>
@@ -161,15 +190,6 @@ static void bench_gc_shutdown(void)
 #define BENCH_VARIANT "boehm"
 #define BENCH_EXPLICIT_FREE 0
 
-typedef struct bench_tracer bench_tracer_t;
-typedef struct bench_kind {
-    const char *name;
-    void (*trace)(void *obj, bench_tracer_t *tracer);
-    void (*finalize)(void *obj);
-} bench_kind_t;
-
-static inline void bench_trace_slot(bench_tracer_t *t, void **slot) { (void)t; (void)slot; }
-
 /* Collection pauses, from the collector's own event callback (called with
  * the allocation lock held; the program is single-threaded). */
 static struct timespec bench_boehm_start;
@@ -199,30 +219,18 @@ static inline void *bench_alloc(const bench_kind_t *kind, size_t n)
 {
     (void)kind;
     void *p = GC_MALLOC(n);
-    if (!p) {
-        fprintf(stderr, "bench: GC_MALLOC(%zu) returned NULL\n", n);
-        exit(3);
-    }
+    if (!p) bench_alloc_failed("GC_MALLOC", n);
     return p;
 }
 
 static inline void *bench_alloc_atomic(size_t n)
 {
     void *p = GC_MALLOC_ATOMIC(n);
-    if (!p) {
-        fprintf(stderr, "bench: GC_MALLOC_ATOMIC(%zu) returned NULL\n", n);
-        exit(3);
-    }
+    if (!p) bench_alloc_failed("GC_MALLOC_ATOMIC", n);
     return p;
 }
 
 static inline void bench_free(void *p) { (void)p; }
-
-#define BENCH_ROOT(var)      ((void)0)
-#define BENCH_UNROOT(n)      ((void)0)
-#define BENCH_STORE(o, f, v) ((void)((o)->f = (v)))
-
-static size_t bench_verify_heap(void) { return 0; }
 
 static int bench_gc_stats(uint64_t *collections, double *max_pause_ms, char *extra, size_t cap)
 {
@@ -236,22 +244,11 @@ static int bench_gc_stats(uint64_t *collections, double *max_pause_ms, char *ext
                     v >> 16, (v >> 8) & 0xff, v & 0xff);
 }
 
-static void bench_gc_shutdown(void) {}
-
 /* ------------------------------------------------------------ malloc -- */
 #else /* BENCH_GC_MALLOC */
 
 #define BENCH_VARIANT "malloc"
 #define BENCH_EXPLICIT_FREE 1
-
-typedef struct bench_tracer bench_tracer_t;
-typedef struct bench_kind {
-    const char *name;
-    void (*trace)(void *obj, bench_tracer_t *tracer);
-    void (*finalize)(void *obj);
-} bench_kind_t;
-
-static inline void bench_trace_slot(bench_tracer_t *t, void **slot) { (void)t; (void)slot; }
 
 static void bench_gc_init(void) {}
 
@@ -259,10 +256,7 @@ static inline void *bench_alloc(const bench_kind_t *kind, size_t n)
 {
     (void)kind;
     void *p = malloc(n);
-    if (!p) {
-        fprintf(stderr, "bench: malloc(%zu) returned NULL\n", n);
-        exit(3);
-    }
+    if (!p) bench_alloc_failed("malloc", n);
     memset(p, 0, n); /* same contract as gc_alloc / GC_MALLOC */
     return p;
 }
@@ -270,20 +264,11 @@ static inline void *bench_alloc(const bench_kind_t *kind, size_t n)
 static inline void *bench_alloc_atomic(size_t n)
 {
     void *p = malloc(n);
-    if (!p) {
-        fprintf(stderr, "bench: malloc(%zu) returned NULL\n", n);
-        exit(3);
-    }
+    if (!p) bench_alloc_failed("malloc", n);
     return p;
 }
 
 static inline void bench_free(void *p) { free(p); }
-
-#define BENCH_ROOT(var)      ((void)0)
-#define BENCH_UNROOT(n)      ((void)0)
-#define BENCH_STORE(o, f, v) ((void)((o)->f = (v)))
-
-static size_t bench_verify_heap(void) { return 0; }
 
 static int bench_gc_stats(uint64_t *collections, double *max_pause_ms, char *extra, size_t cap)
 {
@@ -291,8 +276,6 @@ static int bench_gc_stats(uint64_t *collections, double *max_pause_ms, char *ext
     *max_pause_ms = -1;
     return snprintf(extra, cap, "lib=libc");
 }
-
-static void bench_gc_shutdown(void) {}
 
 #endif /* variants */
 

@@ -88,6 +88,38 @@ static inline unsigned obj_bad(const void *obj, uint64_t slot, uint32_t size)
     return ((uintptr_t)p & 15u) != 0 || p[0] != tag || p[size - 1] != end_tag;
 }
 
+/* A thread's live set: `live` tagged objects in slot[], their sizes in size[]
+ * (both bench_map'ed). Filled before the timed loop, released after it. */
+static void live_set_fill(void **slot, uint16_t *size, uint32_t live, uint64_t *rng)
+{
+    for (uint32_t i = 0; i < live; i++) {
+        size[i] = (uint16_t)rng_small_size(rng);
+        slot[i] = obj_new(i, size[i]);
+    }
+}
+
+/* Requested bytes held by the live set. */
+static size_t live_set_bytes(const uint16_t *size, uint32_t live)
+{
+    size_t live_bytes = 0;
+    for (uint32_t i = 0; i < live; i++)
+        live_bytes += size[i];
+    return live_bytes;
+}
+
+/* Checks and frees every object, unmaps both arrays; returns the bad objects. */
+static uint64_t live_set_release(void **slot, uint16_t *size, uint32_t live)
+{
+    uint64_t errors = 0;
+    for (uint32_t i = 0; i < live; i++) {
+        errors += obj_bad(slot[i], i, size[i]);
+        b_free(slot[i]);
+    }
+    bench_unmap(slot, live * sizeof *slot);
+    bench_unmap(size, live * sizeof *size);
+    return errors;
+}
+
 /* -------------------------------------------------------------- churn -- */
 /* Live set of `live` objects; each op frees a random slot and refills it with
  * a new object of a random size (16..1024 B). One op = one free + one alloc. */
@@ -109,10 +141,7 @@ static void *churn_worker(void *argp)
     uint16_t *size = bench_map(live * sizeof *size);
     uint64_t errors = 0;
 
-    for (uint32_t i = 0; i < live; i++) {
-        size[i] = (uint16_t)rng_small_size(&rng);
-        slot[i] = obj_new(i, size[i]);
-    }
+    live_set_fill(slot, size, live, &rng);
 
     bench_sync_start(a->sync);
     a->span.start = bench_now();
@@ -126,17 +155,9 @@ static void *churn_worker(void *argp)
     }
     a->span.end = bench_now();
 
-    size_t live_bytes = 0;
-    for (uint32_t i = 0; i < live; i++)
-        live_bytes += size[i];
-    bench_sync_mid(a->sync, live_bytes);
+    bench_sync_mid(a->sync, live_set_bytes(size, live));
 
-    for (uint32_t i = 0; i < live; i++) {
-        errors += obj_bad(slot[i], i, size[i]);
-        b_free(slot[i]);
-    }
-    bench_unmap(slot, live * sizeof *slot);
-    bench_unmap(size, live * sizeof *size);
+    errors += live_set_release(slot, size, live);
     a->errors = errors;
     return NULL;
 }
@@ -257,10 +278,7 @@ static void *pc_producer(void *argp)
     uint64_t errors = 0, calls = 0, head = 0, tail = 0;
     unsigned spins = 0;
 
-    for (uint32_t i = 0; i < live; i++) {
-        size[i] = (uint16_t)rng_small_size(&rng);
-        slot[i] = obj_new(i, size[i]);
-    }
+    live_set_fill(slot, size, live, &rng);
 
     bench_sync_start(a->sync);
     a->span.start = bench_now();
@@ -289,18 +307,11 @@ static void *pc_producer(void *argp)
     pc_push(ring, &head, 0); /* end of stream */
     a->span.end = bench_now();
 
-    size_t live_bytes = 0;
-    for (uint32_t i = 0; i < live; i++)
-        live_bytes += size[i];
+    size_t live_bytes = live_set_bytes(size, live);
     a->calls = calls;
     bench_sync_mid(a->sync, live_bytes);
 
-    for (uint32_t i = 0; i < live; i++) {
-        errors += obj_bad(slot[i], i, size[i]);
-        b_free(slot[i]);
-    }
-    bench_unmap(slot, live * sizeof *slot);
-    bench_unmap(size, live * sizeof *size);
+    errors += live_set_release(slot, size, live);
     a->errors = errors;
     return NULL;
 }

@@ -29,29 +29,20 @@
 # bench/README.md ("Collector benchmarks") says what each benchmark stresses.
 set -uo pipefail
 
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$root" || exit 1
-build=build/bench
-results=$build/gc_results.txt
-table=$build/gc_results.md
-log=$build/gc_bench.log
+# shellcheck source-path=SCRIPTDIR source=bench_lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/bench_lib.sh"
+bench_init gc 2,29p
 
-reps=3
-quick=0
 depth=""
-do_build=1
 verify=""
 variants="mulch boehm malloc"
 while [ $# -gt 0 ]; do
     case $1 in
     --quick) quick=1 ;;
-    --reps) reps=${2:?--reps needs a number}; shift ;;
     --depth) depth=${2:?--depth needs a number}; shift ;;
-    --variants) variants=$(echo "${2:?--variants needs a list}" | tr ',' ' '); shift ;;
+    --variants) variants=$(bench_list "${2:?--variants needs a list}"); shift ;;
     --verify) verify="--verify" ;;
-    --no-build) do_build=0 ;;
-    -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
-    *) echo "run_gc_bench.sh: unknown option $1" >&2; exit 64 ;;
+    *) bench_common_option "$@"; shift $((bench_shift - 1)) ;;
     esac
     shift
 done
@@ -59,8 +50,6 @@ done
 benches="gcbench binary_trees"
 targets=""
 for p in $benches; do for v in $variants; do targets="$targets ${p}_$v"; done; done
-
-note() { echo "run_gc_bench: $*" >&2; }
 
 build_by_hand() {
     local out=$build/manual cc=${CC:-cc}
@@ -87,20 +76,10 @@ build_by_hand() {
 }
 
 build_with_cmake() {
-    if [ -f CMakePresets.json ] && cmake --list-presets 2>/dev/null | grep -q '"bench"'; then
-        cmake --preset bench >&2 || return 1
-        build_cmd=(cmake --build --preset bench)
-        cmake --build --list-presets 2>/dev/null | grep -q '"bench"' || build_cmd=(cmake --build "$build")
-    else
-        local gen=()
-        if [ ! -f "$build/CMakeCache.txt" ] && command -v ninja >/dev/null; then gen=(-G Ninja); fi
-        cmake -S . -B "$build" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release \
-            -DMULCH_BUILD_BENCH=ON -DMULCH_BUILD_TESTS=OFF >&2 || return 1
-        build_cmd=(cmake --build "$build")
-    fi
+    bench_cmake_configure || return 1
     local built=0
     for t in $targets; do
-        if "${build_cmd[@]}" --target "$t" >&2; then
+        if "${bench_build_cmd[@]}" --target "$t" >&2; then
             built=$((built + 1))
         else
             note "target $t failed to build; its row will say n/a"
@@ -109,38 +88,17 @@ build_with_cmake() {
     [ "$built" -gt 0 ]
 }
 
-mkdir -p "$build"
-search=$build   # where to look for the executables
-if [ "$do_build" = 1 ]; then
-    if [ -f CMakeLists.txt ] && build_with_cmake; then
-        search=$build/bench
-    else
-        [ -f CMakeLists.txt ] && note "CMake build failed"
-        build_by_hand
-        search=$build/manual
-    fi
-fi
+bench_build build_with_cmake build_by_hand
 
-# The newest executable of a target under $search.
-find_bin() {
-    find "$search" -type f -name "$1" -perm -u+x -printf '%T@ %p\n' 2>/dev/null |
-        sort -rn | head -n 1 | cut -d' ' -f2-
-}
 declare -A bin
 for t in $targets; do
-    b=$(find_bin "$t")
+    b=$(bench_find_bin "$t")
     if [ -n "$b" ]; then bin[$t]=$b; else note "$t not built, its row will say n/a"; fi
 done
 [ "${#bin[@]}" -gt 0 ] || { note "nothing to run"; exit 1; }
 
-{
-    echo "# gc_bench $(date -u +%Y-%m-%dT%H:%M:%SZ) host=$(uname -n) kernel=$(uname -r) cpus=$(nproc) reps=$reps quick=$quick loadavg_start=$(cut -d' ' -f1 /proc/loadavg)"
-    echo "# commit=$(git rev-parse --short HEAD 2>/dev/null || echo none) gcbench: standard parameters | binary_trees: depth $depth | verify=${verify:-off}"
-} >"$results"
-: >"$log"
+bench_start_results "commit=$(bench_commit) gcbench: standard parameters | binary_trees: depth $depth | verify=${verify:-off}"
 
-start=$(date +%s)
-failed=0
 for rep in $(seq 1 "$reps"); do
     for p in $benches; do
         # --quick: GCBench once.
@@ -152,42 +110,19 @@ for rep in $(seq 1 "$reps"); do
             [ -n "${bin[$t]:-}" ] || continue
             note "rep $rep/$reps $p $v"
             echo "## rep=$rep $t $args" >>"$log"
+            # a RESULT line with ok=0 (exit 2) is kept, marked, and left out of the table
             # shellcheck disable=SC2086  # args is a word list on purpose
-            out=$(timeout 600 "${bin[$t]}" $args 2>>"$log")
-            rc=$?
-            line=$(printf '%s\n' "$out" | grep '^RESULT ' | head -n 1)
-            if [ "$rc" -ne 0 ] || [ -z "$line" ]; then
-                failed=$((failed + 1))
-                echo "# FAILED bench=$p variant=$v rep=$rep rc=$rc cmd: ${bin[$t]} $args" |
-                    tee -a "$log" >>"$results"
-                note "FAILED: $t (exit $rc), see $log"
-                # a RESULT line with ok=0 (exit 2) is kept, marked, and left out of the table
-                [ -n "$line" ] && echo "$line rc=$rc" >>"$results"
-                continue
-            fi
-            echo "$line rep=$rep" >>"$results"
+            bench_run "bench=$p variant=$v rep=$rep" "rep=$rep" "$t" "${bin[$t]}" $args
         done
     done
 done
-elapsed=$(( $(date +%s) - start ))
-load_end=$(cut -d' ' -f1 /proc/loadavg)
-echo "# done elapsed=${elapsed}s loadavg_end=$load_end" >>"$results"
+bench_finish
 
 # ------------------------------------------------------------------ tables --
-load_start=$(sed -n 's/.*loadavg_start=\([0-9.]*\).*/\1/p' "$results" | head -n 1)
-awk -v variants="$variants" -v reps="$reps" -v quick="$quick" -v depth="$depth" \
-    -v elapsed="$elapsed" -v failed="$failed" -v cpus="$(nproc)" \
-    -v load="${load_start:-?} -> $load_end" '
-function add(key, x) { cnt[key]++; val[key, cnt[key]] = x }
-function med(key,    n, i, j, t, v) {
-    n = cnt[key]; if (n == 0) return ""
-    for (i = 1; i <= n; i++) v[i] = val[key, i]
-    for (i = 2; i <= n; i++) { t = v[i]; for (j = i - 1; j >= 1 && v[j] > t; j--) v[j + 1] = v[j]; v[j + 1] = t }
-    return (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
-}
+awk -v variants="$variants" -v quick="$quick" -v depth="$depth" "${bench_awk_vars[@]}" \
+    "$bench_awk_lib$bench_awk_ratio"'
 function get(b, m, v) { return med(b SUBSEP m SUBSEP v) }
 function fmt(x, d) { return x == "" ? "n/a" : sprintf("%." d "f", x) }
-function ratio(a, b) { return (a != "" && b != "" && b > 0) ? a / b : "" }
 function rfmt(x) { return x == "" ? "n/a" : sprintf("%.2fx", x) }
 function target(desc, x, limit, caveat,    st) {
     if (x == "") st = "n/a"
@@ -248,4 +183,4 @@ END {
 
 echo
 echo "raw results: $results (tables: $table, log: $log)"
-[ "$failed" -eq 0 ] || { note "$failed run(s) failed, see $log"; exit 1; }
+bench_exit_status

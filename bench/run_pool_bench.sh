@@ -20,25 +20,16 @@
 # See bench/README.md for what each workload stresses and how to read the table.
 set -uo pipefail
 
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$root" || exit 1
-build=build/bench
-results=$build/pool_results.txt
-table=$build/pool_results.md
-log=$build/pool_bench.log
+# shellcheck source-path=SCRIPTDIR source=bench_lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/bench_lib.sh"
+bench_init pool 2,22p
 
-reps=3
-quick=0
-do_build=1
 allocators="mulch glibc mimalloc jemalloc"
 while [ $# -gt 0 ]; do
     case $1 in
     --quick) quick=1; reps=1 ;;
-    --reps) reps=${2:?--reps needs a number}; shift ;;
-    --allocators) allocators=$(echo "${2:?--allocators needs a list}" | tr ',' ' '); shift ;;
-    --no-build) do_build=0 ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
-    *) echo "run_pool_bench.sh: unknown option $1" >&2; exit 64 ;;
+    --allocators) allocators=$(bench_list "${2:?--allocators needs a list}"); shift ;;
+    *) bench_common_option "$@"; shift $((bench_shift - 1)) ;;
     esac
     shift
 done
@@ -53,8 +44,6 @@ if [ "$quick" = 1 ]; then
     frag_args="--fill-mib 128"
 fi
 workloads="churn prodcons frag"
-
-note() { echo "run_pool_bench: $*" >&2; }
 
 build_by_hand() {
     local out=$build/manual
@@ -81,43 +70,15 @@ build_by_hand() {
 }
 
 build_with_cmake() {
-    if [ -f CMakePresets.json ] && cmake --list-presets 2>/dev/null | grep -q '"bench"'; then
-        cmake --preset bench >&2 || return 1
-        if cmake --build --list-presets 2>/dev/null | grep -q '"bench"'; then
-            cmake --build --preset bench >&2
-        else
-            cmake --build "$build" >&2
-        fi
-    else
-        local gen=()
-        if [ ! -f "$build/CMakeCache.txt" ] && command -v ninja >/dev/null; then gen=(-G Ninja); fi
-        cmake -S . -B "$build" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release \
-            -DMULCH_BUILD_BENCH=ON -DMULCH_BUILD_TESTS=OFF >&2 &&
-            cmake --build "$build" >&2
-    fi
+    bench_cmake_configure && "${bench_build_cmd[@]}" >&2
 }
 
-mkdir -p "$build"
-search=$build   # where to look for the executables
-if [ "$do_build" = 1 ]; then
-    if [ -f CMakeLists.txt ] && build_with_cmake; then
-        search=$build/bench
-    else
-        [ -f CMakeLists.txt ] && note "CMake build failed"
-        build_by_hand
-        search=$build/manual
-    fi
-fi
+bench_build build_with_cmake build_by_hand
 
-# The newest executable of each variant under $search.
-find_bin() {
-    find "$search" -type f -name "pool_bench_$1" -perm -u+x -printf '%T@ %p\n' 2>/dev/null |
-        sort -rn | head -n 1 | cut -d' ' -f2-
-}
 declare -A bin
 present=""
 for a in $allocators; do
-    b=$(find_bin "$a")
+    b=$(bench_find_bin "pool_bench_$a")
     if [ -n "$b" ]; then
         bin[$a]=$b
         present="$present $a"
@@ -127,14 +88,8 @@ for a in $allocators; do
 done
 [ -n "$present" ] || { note "nothing to run"; exit 1; }
 
-{
-    echo "# pool_bench $(date -u +%Y-%m-%dT%H:%M:%SZ) host=$(uname -n) kernel=$(uname -r) cpus=$(nproc) reps=$reps quick=$quick loadavg_start=$(cut -d' ' -f1 /proc/loadavg)"
-    echo "# commit=$(git rev-parse --short HEAD 2>/dev/null || echo none)$(git diff --quiet HEAD -- pool include 2>/dev/null || echo +dirty-pool) churn: $churn_args | prodcons: $prodcons_args | frag: $frag_args"
-} >"$results"
-: >"$log"
+bench_start_results "commit=$(bench_commit)$(git diff --quiet HEAD -- pool include 2>/dev/null || echo +dirty-pool) churn: $churn_args | prodcons: $prodcons_args | frag: $frag_args"
 
-start=$(date +%s)
-failed=0
 for rep in $(seq 1 "$reps"); do
     for w in $workloads; do
         case $w in
@@ -144,43 +99,22 @@ for rep in $(seq 1 "$reps"); do
         esac
         for a in $present; do
             note "rep $rep/$reps $w $a"
+            # a RESULT line printed with errors>0 (exit 2) is still kept, marked
             # shellcheck disable=SC2086  # args are word lists on purpose
-            out=$(timeout 600 "${bin[$a]}" "$w" $args --seed 42 2>>"$log")
-            rc=$?
-            line=$(printf '%s\n' "$out" | grep '^RESULT ' | head -n 1)
-            if [ "$rc" -ne 0 ] || [ -z "$line" ]; then
-                failed=$((failed + 1))
-                echo "# FAILED allocator=$a workload=$w rep=$rep rc=$rc cmd: ${bin[$a]} $w $args --seed 42" |
-                    tee -a "$log" >>"$results"
-                note "FAILED: $a $w (exit $rc), see $log"
-                # a RESULT line printed with errors>0 (exit 2) is still kept, marked
-                [ -n "$line" ] && echo "$line rc=$rc" >>"$results"
-                continue
-            fi
-            echo "$line rep=$rep" >>"$results"
+            bench_run "allocator=$a workload=$w rep=$rep" "rep=$rep" "$a $w" \
+                "${bin[$a]}" "$w" $args --seed 42
         done
     done
 done
-elapsed=$(( $(date +%s) - start ))
-load_end=$(cut -d' ' -f1 /proc/loadavg)
-echo "# done elapsed=${elapsed}s loadavg_end=$load_end" >>"$results"
+bench_finish
 
 # ------------------------------------------------------------------ table --
-load_start=$(sed -n 's/.*loadavg_start=\([0-9.]*\).*/\1/p' "$results" | head -n 1)
-awk -v allocs="$allocators" -v reps="$reps" -v elapsed="$elapsed" -v failed="$failed" \
-    -v load="${load_start:-?} -> $load_end" -v cpus="$(nproc)" '
-function med(key,    n, i, j, t, v) {
-    n = cnt[key]; if (n == 0) return ""
-    for (i = 1; i <= n; i++) v[i] = val[key, i]
-    for (i = 2; i <= n; i++) { t = v[i]; for (j = i - 1; j >= 1 && v[j] > t; j--) v[j + 1] = v[j]; v[j + 1] = t }
-    return (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
-}
+awk -v allocs="$allocators" "${bench_awk_vars[@]}" "$bench_awk_lib"'
 function best(key,    n, i, b) {
     n = cnt[key]; if (n == 0) return ""
     b = val[key, 1]; for (i = 2; i <= n; i++) if (val[key, i] > b) b = val[key, i]
     return b
 }
-function add(key, x) { cnt[key]++; val[key, cnt[key]] = x }
 function get(w, m, a, how) { return how == "best" ? best(w SUBSEP m SUBSEP a) : med(w SUBSEP m SUBSEP a) }
 function fmt(x, unit) {
     if (x == "") return "n/a"
@@ -251,4 +185,4 @@ END {
 
 echo
 echo "raw results: $results (table: $table)"
-[ "$failed" -eq 0 ] || { note "$failed run(s) failed, see $log"; exit 1; }
+bench_exit_status

@@ -30,38 +30,28 @@
 # says what the workload measures.
 set -uo pipefail
 
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$root" || exit 1
-build=build/bench
-results=$build/rc_results.txt
-table=$build/rc_results.md
-log=$build/rc_bench.log
+# shellcheck source-path=SCRIPTDIR source=bench_lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/bench_lib.sh"
+bench_init rc 2,30p
+bench_keep_failed_result=0
 
-reps=3
-quick=0
 ops=""
 slots=1024
 objects=256
-do_build=1
 variants="mulch rc_ptr shared_ptr naive plain"
 configs="1 1mt 2"
 while [ $# -gt 0 ]; do
     case $1 in
     --quick) quick=1; reps=1 ;;
-    --reps) reps=${2:?--reps needs a number}; shift ;;
     --ops) ops=${2:?--ops needs a number}; shift ;;
     --slots) slots=${2:?--slots needs a number}; shift ;;
     --objects) objects=${2:?--objects needs a number}; shift ;;
-    --variants) variants=$(echo "${2:?--variants needs a list}" | tr ',' ' '); shift ;;
-    --no-build) do_build=0 ;;
-    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
-    *) echo "run_rc_bench.sh: unknown option $1" >&2; exit 64 ;;
+    --variants) variants=$(bench_list "${2:?--variants needs a list}"); shift ;;
+    *) bench_common_option "$@"; shift $((bench_shift - 1)) ;;
     esac
     shift
 done
 [ -n "$ops" ] || { if [ "$quick" = 1 ]; then ops=5M; else ops=50M; fi; }
-
-note() { echo "run_rc_bench: $*" >&2; }
 
 build_by_hand() {
     local out=$build/manual cc=${CC:-cc} cxx=${CXX:-c++} objs=() src
@@ -80,41 +70,15 @@ build_by_hand() {
 }
 
 build_with_cmake() {
-    if [ -f CMakePresets.json ] && cmake --list-presets 2>/dev/null | grep -q '"bench"'; then
-        cmake --preset bench >&2 || return 1
-        cmake --build --preset bench --target rc_bench >&2
-    else
-        local gen=()
-        if [ ! -f "$build/CMakeCache.txt" ] && command -v ninja >/dev/null; then gen=(-G Ninja); fi
-        cmake -S . -B "$build" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release \
-            -DMULCH_BUILD_BENCH=ON -DMULCH_BUILD_TESTS=OFF >&2 &&
-            cmake --build "$build" --target rc_bench >&2
-    fi
+    bench_cmake_configure && "${bench_build_cmd[@]}" --target rc_bench >&2
 }
 
-mkdir -p "$build"
-search=$build
-if [ "$do_build" = 1 ]; then
-    if [ -f CMakeLists.txt ] && build_with_cmake; then
-        search=$build/bench
-    else
-        [ -f CMakeLists.txt ] && note "CMake build failed"
-        build_by_hand
-        search=$build/manual
-    fi
-fi
-bin=$(find "$search" -type f -name rc_bench -perm -u+x -printf '%T@ %p\n' 2>/dev/null |
-    sort -rn | head -n 1 | cut -d' ' -f2-)
+bench_build build_with_cmake build_by_hand
+bin=$(bench_find_bin rc_bench)
 [ -n "$bin" ] || { note "rc_bench not built"; exit 1; }
 
-{
-    echo "# rc_bench $(date -u +%Y-%m-%dT%H:%M:%SZ) host=$(uname -n) kernel=$(uname -r) cpus=$(nproc) reps=$reps quick=$quick loadavg_start=$(cut -d' ' -f1 /proc/loadavg)"
-    echo "# commit=$(git rev-parse --short HEAD 2>/dev/null || echo none)$(git diff --quiet HEAD -- runtime include 2>/dev/null || echo +dirty) ops=$ops/thread slots=$slots objects=$objects cxx=$("${CXX:-c++}" --version 2>/dev/null | head -n 1)"
-} >"$results"
-: >"$log"
+bench_start_results "commit=$(bench_commit)$(git diff --quiet HEAD -- runtime include 2>/dev/null || echo +dirty) ops=$ops/thread slots=$slots objects=$objects cxx=$("${CXX:-c++}" --version 2>/dev/null | head -n 1)"
 
-start=$(date +%s)
-failed=0
 for rep in $(seq 1 "$reps"); do
     for c in $configs; do
         case $c in
@@ -125,34 +89,15 @@ for rep in $(seq 1 "$reps"); do
         for v in $variants; do
             cmd=("$bin" --variant "$v" "${cargs[@]}" --ops "$ops" --slots "$slots" --objects "$objects" --seed 42)
             note "rep $rep/$reps config $c $v"
-            out=$(timeout 600 "${cmd[@]}" 2>>"$log")
-            rc=$?
-            line=$(printf '%s\n' "$out" | grep '^RESULT ' | head -n 1)
-            if [ "$rc" -ne 0 ] || [ -z "$line" ]; then
-                failed=$((failed + 1))
-                echo "# FAILED variant=$v config=$c rep=$rep rc=$rc cmd: ${cmd[*]}" | tee -a "$log" >>"$results"
-                note "FAILED: $v config $c (exit $rc), see $log"
-                continue
-            fi
-            echo "$line config=$c rep=$rep" >>"$results"
+            bench_run "variant=$v config=$c rep=$rep" "config=$c rep=$rep" "$v config $c" "${cmd[@]}"
         done
     done
 done
-elapsed=$(( $(date +%s) - start ))
-load_end=$(cut -d' ' -f1 /proc/loadavg)
-echo "# done elapsed=${elapsed}s loadavg_end=$load_end" >>"$results"
+bench_finish
 
 # ------------------------------------------------------------------ table --
-load_start=$(sed -n 's/.*loadavg_start=\([0-9.]*\).*/\1/p' "$results" | head -n 1)
-awk -v variants="$variants" -v configs="$configs" -v reps="$reps" -v elapsed="$elapsed" \
-    -v failed="$failed" -v load="${load_start:-?} -> $load_end" -v cpus="$(nproc)" -v ops="$ops" '
-function med(key,    n, i, j, t, v) {
-    n = cnt[key]; if (n == 0) return ""
-    for (i = 1; i <= n; i++) v[i] = val[key, i]
-    for (i = 2; i <= n; i++) { t = v[i]; for (j = i - 1; j >= 1 && v[j] > t; j--) v[j + 1] = v[j]; v[j + 1] = t }
-    return (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
-}
-function ratio(a, b) { return (a != "" && b != "" && b > 0) ? a / b : "" }
+awk -v variants="$variants" -v configs="$configs" "${bench_awk_vars[@]}" -v ops="$ops" \
+    "$bench_awk_lib$bench_awk_ratio"'
 function fmt(x, unit) {
     if (x == "") return "n/a"
     if (unit == "x") return sprintf("%.2fx", x)
@@ -167,7 +112,7 @@ function target(desc, x, limit,    st) {
     for (i = 2; i <= NF; i++) { split($i, p, "="); kv[p[1]] = p[2] }
     if (kv["errors"] + 0 > 0) next
     key = kv["config"] SUBSEP kv["variant"]
-    cnt[key]++; val[key, cnt[key]] = kv["ns_per_op"] + 0
+    add(key, kv["ns_per_op"] + 0)
 }
 END {
     nv = split(variants, V, " ")
@@ -201,4 +146,4 @@ END {
 
 echo
 echo "raw results: $results (table: $table)"
-[ "$failed" -eq 0 ] || { note "$failed run(s) failed, see $log"; exit 1; }
+bench_exit_status
