@@ -227,7 +227,7 @@ static MULCH_NOINLINE void small_free_remote(pool_t *pool, thread_heap_t *heap, 
     }
 }
 
-void small_free_slow(pool_t *pool, block_t *b, void *p) {
+static void small_free_slow(pool_t *pool, block_t *b, void *p) {
     thread_heap_t *heap = heap_current(pool);
     if (heap != NULL && atomic_load_explicit(&b->owner, memory_order_relaxed) == heap)
         cell_push_local(pool, heap, b, p);

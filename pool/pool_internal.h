@@ -390,7 +390,6 @@ MULCH_INTERNAL void pool_uncommit_locked(pool_t *pool, size_t bytes);
 
 /* ---- small allocation (alloc.c, free.c) ------------------------------------ */
 MULCH_INTERNAL void *small_alloc_slow(pool_t *pool, thread_heap_t *heap, size_t size, const leak_site_t *site);
-MULCH_INTERNAL void  small_free_slow(pool_t *pool, block_t *b, void *p);
 MULCH_INTERNAL void  heap_abandon(thread_heap_t *heap);
 /* Moves cells freed by other threads to b's local free list; returns how many. */
 MULCH_INTERNAL uint32_t block_collect(pool_t *pool, block_t *b);
