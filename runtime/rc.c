@@ -167,7 +167,7 @@ static inline rc_thread_t *rc_self_checked(void) {
 void *rc_retain(void *obj) {
     if (!rc_looks_live(obj, "rc_retain")) return obj;
     rc_header_t *h = rc_header_of(obj);
-    rc_thread_t *self = rc_self_checked();
+    rc_thread_t *self = rc_self; /* retains need no merge: releases drain the queue */
     if (self && atomic_load_explicit(&h->owner, memory_order_relaxed) == self) {
         atomic_store_explicit(&h->biased, atomic_load_explicit(&h->biased, memory_order_relaxed) + 1,
                               memory_order_relaxed);

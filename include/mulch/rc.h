@@ -23,8 +23,8 @@ extern "C" {
  * exactly once, before the memory returns to the pool: on the thread that
  * drops the last reference, except when that thread is not the allocating
  * thread and the allocating thread still counted references then — the
- * object is then destroyed at the allocating thread's next rc_alloc,
- * rc_retain or rc_release, or when it exits (docs/rc.md). NULL on OOM. */
+ * object is then destroyed at the allocating thread's next rc_alloc or
+ * rc_release, or when it exits (docs/rc.md). NULL on OOM. */
 MULCH_API MULCH_MALLOC MULCH_NODISCARD void *rc_alloc(size_t size, void (*destroy)(void *obj));
 MULCH_API MULCH_MALLOC MULCH_NODISCARD void *rc_alloc_in(pool_t *pool, size_t size, void (*destroy)(void *obj));
 MULCH_API void  *rc_retain(void *obj);    /* returns obj */
