@@ -104,6 +104,10 @@ struct gc_tracer {
     bool         overflowed;  /* an object could not be pushed: rescan   */
     unsigned     bad_slots;   /* reports made this collection            */
     const char  *phase;       /* function name for reports               */
+    /* The span of the last object marked: neighbours in memory are often
+     * traced together, and a range check is cheaper than the chunk map. */
+    block_t     *last_span;
+    uintptr_t    last_start, last_bytes; /* cells area of last_span         */
 };
 
 typedef struct gc_pin_entry {

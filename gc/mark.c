@@ -69,11 +69,30 @@ bool gc_mark_object(gc_tracer_t *tracer, void *obj) {
     return mark_cell(tracer, b, i, obj);
 }
 
+/* gc_object_span with a one-entry cache of the last span found. */
+static inline block_t *tracer_object_span(gc_tracer_t *tracer, const void *value, uint32_t *index) {
+    size_t offset = (size_t)((uintptr_t)value - GC_HEADER - tracer->last_start);
+    if (mulch_likely(offset < tracer->last_bytes)) {
+        block_t *b = tracer->last_span;
+        uint32_t i = cell_divide(b->divisor, offset);
+        if ((size_t)i * b->cell_size != offset) return NULL;
+        *index = i;
+        return b;
+    }
+    block_t *b = gc_object_span(tracer->heap, value, index);
+    if (b) {
+        tracer->last_span = b;
+        tracer->last_start = (uintptr_t)b->start;
+        tracer->last_bytes = (size_t)b->capacity * b->cell_size;
+    }
+    return b;
+}
+
 void gc_trace_slot(gc_tracer_t *tracer, void **slot) {
     void *value = *slot;
     if (value == NULL || ((uintptr_t)value & 7u) != 0) return;
     uint32_t i;
-    block_t *b = gc_object_span(tracer->heap, value, &i);
+    block_t *b = tracer_object_span(tracer, value, &i);
     if (mulch_unlikely(b == NULL)) {
         tracer_report_bad(tracer, value, "slot holds a pointer that is not a GC object of this heap");
         return;
