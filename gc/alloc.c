@@ -127,19 +127,44 @@ static bool gc_should_collect(gc_heap_t *heap) {
 static void gc_collect_for_allocation(gc_thread_t *t) {
     if (!gc_world_stop(t, true)) return;
     gc_collect_locked(t->heap, t);
-    gc_world_start(t->heap);
+    gc_world_start_heap(t->heap, t);
     gc_run_finalizers(t);
 }
 
+/* Writes the header and zeroes the payload. */
+static inline void gc_cell_init(unsigned char *cell, size_t cell_size, const gc_type_t *type) {
+    uint64_t *words = (uint64_t *)cell;
+    words[0] = (uint64_t)(uintptr_t)type;
+    /* Straight-line stores: a loop here becomes `rep stos`, whose
+     * start-up cost dominated small allocations in GCBench. */
+    switch (cell_size / 8) {
+    case 16: words[15] = 0; /* fallthrough */
+    case 15: words[14] = 0; /* fallthrough */
+    case 14: words[13] = 0; /* fallthrough */
+    case 13: words[12] = 0; /* fallthrough */
+    case 12: words[11] = 0; /* fallthrough */
+    case 11: words[10] = 0; /* fallthrough */
+    case 10: words[9] = 0;  /* fallthrough */
+    case 9: words[8] = 0;   /* fallthrough */
+    case 8: words[7] = 0;   /* fallthrough */
+    case 7: words[6] = 0;   /* fallthrough */
+    case 6: words[5] = 0;   /* fallthrough */
+    case 5: words[4] = 0;   /* fallthrough */
+    case 4: words[3] = 0;   /* fallthrough */
+    case 3: words[2] = 0;   /* fallthrough */
+    case 2: words[1] = 0;   /* fallthrough */
+    case 1: break;
+    default: memset(cell + GC_HEADER, 0, cell_size - GC_HEADER); break;
+    }
+}
+
 static void *gc_object_init(gc_thread_t *t, unsigned char *cell, size_t cell_size, const gc_type_t *type) {
-    *(const gc_type_t **)cell = type;
-    memset(cell + GC_HEADER, 0, cell_size - GC_HEADER);
+    gc_cell_init(cell, cell_size, type);
     counter_add_u64(&t->bytes_allocated, cell_size);
     void *obj = cell + GC_HEADER;
     if (type->finalize && !gc_vector_push(&t->finalizable, obj)) {
         /* Cannot promise the finalizer: treat as out of memory. The cell
          * stays allocated and unreachable; the next collection frees it. */
-        *(const gc_type_t **)cell = type;
         return NULL;
     }
     return obj;
@@ -241,29 +266,7 @@ void *gc_alloc(gc_thread_t *t, const gc_type_t *type, size_t size) {
             unsigned i = (unsigned)__builtin_ctzll(bits);
             bin->free_bits = bits & (bits - 1);
             unsigned char *cell = bin->cells + ((size_t)bin->word * 64 + i) * bin->cell_size;
-            uint64_t *words = (uint64_t *)cell;
-            words[0] = (uint64_t)(uintptr_t)type;
-            /* Straight-line stores: a loop here becomes `rep stos`, whose
-             * start-up cost dominated small allocations in GCBench. */
-            switch (bin->cell_size / 8) {
-            case 16: words[15] = 0; /* fallthrough */
-            case 15: words[14] = 0; /* fallthrough */
-            case 14: words[13] = 0; /* fallthrough */
-            case 13: words[12] = 0; /* fallthrough */
-            case 12: words[11] = 0; /* fallthrough */
-            case 11: words[10] = 0; /* fallthrough */
-            case 10: words[9] = 0;  /* fallthrough */
-            case 9: words[8] = 0;   /* fallthrough */
-            case 8: words[7] = 0;   /* fallthrough */
-            case 7: words[6] = 0;   /* fallthrough */
-            case 6: words[5] = 0;   /* fallthrough */
-            case 5: words[4] = 0;   /* fallthrough */
-            case 4: words[3] = 0;   /* fallthrough */
-            case 3: words[2] = 0;   /* fallthrough */
-            case 2: words[1] = 0;   /* fallthrough */
-            case 1: break;
-            default: memset(cell + GC_HEADER, 0, bin->cell_size - GC_HEADER); break;
-            }
+            gc_cell_init(cell, bin->cell_size, type);
             counter_add_u64(&t->bytes_allocated, bin->cell_size);
             return cell + GC_HEADER;
         }

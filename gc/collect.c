@@ -168,6 +168,6 @@ static void gc_finish_finalizers(gc_thread_t *t) {
 void gc_collect(gc_thread_t *t) {
     gc_world_stop(t, false);
     gc_collect_locked(t->heap, t);
-    gc_world_start(t->heap);
+    gc_world_start_heap(t->heap, t);
     gc_finish_finalizers(t);
 }

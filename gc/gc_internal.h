@@ -93,7 +93,6 @@ struct gc_thread {
     gc_vector_t       finalizable;       /* objects with finalizers, new      */
     gc_vector_t       weaks;             /* weak refs created, new            */
     _Atomic uint64_t  bytes_allocated;
-    size_t            bytes_since_refill;/* allocation not yet charged to heap */
     gc_bin_t          bins[GC_CLASSES];
 };
 
@@ -192,7 +191,6 @@ static inline block_t *gc_object_span(const gc_heap_t *heap, const void *p, uint
 }
 
 static inline bool bit_test(const uint64_t *bits, uint32_t i) { return (bits[i / 64] >> (i % 64)) & 1u; }
-static inline void bit_set(uint64_t *bits, uint32_t i) { bits[i / 64] |= UINT64_C(1) << (i % 64); }
 
 /* ---- classes --------------------------------------------------------------- */
 static inline unsigned gc_class_of(size_t cell_bytes) {
@@ -220,10 +218,10 @@ MULCH_INTERNAL void gc_thread_retire_bins(gc_thread_t *thread);
  * heap->collecting set. Returns false (lock not held) when the calling
  * thread waited for another thread's collection instead and `wait_only`. */
 MULCH_INTERNAL bool gc_world_stop(gc_thread_t *self, bool wait_only);
-MULCH_INTERNAL void gc_world_start(gc_heap_t *heap);
 /* The same for callers that may not be attached (gc_verify, destroy):
  * self is the caller's thread or NULL. */
 MULCH_INTERNAL bool gc_world_stop_heap(gc_heap_t *heap, gc_thread_t *self);
+/* Ends a stop by gc_world_stop or gc_world_stop_heap; releases heap->lock. */
 MULCH_INTERNAL void gc_world_start_heap(gc_heap_t *heap, gc_thread_t *self);
 /* Detaches the calling thread from heap if it is attached. */
 MULCH_INTERNAL void gc_thread_destroy_current(gc_heap_t *heap);

@@ -77,11 +77,7 @@ static void run_all_finalizers(gc_heap_t *heap, gc_thread_t *t) {
 void gc_heap_destroy(gc_heap_t *heap) {
     if (heap == NULL) return;
     gc_thread_t *t = gc_thread_current(heap);
-    bool attached_here = false;
-    if (t == NULL) {
-        t = gc_thread_attach(heap);
-        attached_here = t != NULL;
-    }
+    if (t == NULL) t = gc_thread_attach(heap); /* detached again below */
     if (t) {
         /* weak references see their targets go before finalizers run */
         pthread_mutex_lock(&heap->lock);
@@ -90,7 +86,6 @@ void gc_heap_destroy(gc_heap_t *heap) {
         pthread_mutex_unlock(&heap->lock);
         run_all_finalizers(heap, t);
     }
-    (void)attached_here;
     gc_bridge_destroy(heap);
     gc_thread_destroy_current(heap);
     pthread_mutex_lock(&heap->lock);

@@ -125,10 +125,6 @@ void gc_thread_detach(gc_thread_t *t) {
     } else {
         gc_park_locked(heap, t);
     }
-    if (t->finalizable.count && !gc_vector_append(&heap->finalizable, &t->finalizable)) {
-        /* keep going: finalizers of objects we cannot hand over are lost,
-         * which only happens when the OS refuses a few pages */
-    }
     gc_thread_unlink_locked(heap, t);
     pthread_mutex_unlock(&heap->lock);
     gc_attachment_forget(heap);
@@ -175,15 +171,6 @@ void gc_world_start_heap(gc_heap_t *heap, gc_thread_t *self) {
     atomic_store_explicit(&heap->stop_requested, 0, memory_order_relaxed);
     heap->collecting = false;
     if (self && self->state == GC_RUNNING) heap->running++;
-    pthread_cond_broadcast(&heap->changed);
-    pthread_mutex_unlock(&heap->lock);
-}
-
-void gc_world_start(gc_heap_t *heap) {
-    /* gc_world_stop was called by an attached, running thread */
-    atomic_store_explicit(&heap->stop_requested, 0, memory_order_relaxed);
-    heap->collecting = false;
-    heap->running++;
     pthread_cond_broadcast(&heap->changed);
     pthread_mutex_unlock(&heap->lock);
 }
