@@ -79,7 +79,7 @@ void gc_span_release(gc_heap_t *heap, block_t *b) {
 
 /* A new span for cls (or for one large object when cls < 0); heap->lock held.
  * NULL when max_heap or the pool says no. */
-static block_t *gc_span_new_locked(gc_heap_t *heap, int cls, size_t large_bytes) {
+block_t *gc_span_new_locked(gc_heap_t *heap, int cls, size_t large_bytes) {
     size_t block_size = heap->pool->block_size;
     if (cls < 0 && large_bytes > (size_t)UINT32_MAX - block_size) return NULL; /* cells are < 4 GiB */
     uint32_t blocks = cls >= 0 ? 1u : (uint32_t)((large_bytes + block_size - 1) / block_size);
@@ -104,10 +104,10 @@ static block_t *gc_span_new_locked(gc_heap_t *heap, int cls, size_t large_bytes)
     return b;
 }
 
-static block_t *gc_span_take_available_locked(gc_heap_t *heap, unsigned cls) {
-    block_t *b = heap->available[cls];
+static block_t *gc_span_take_locked(block_t **list) {
+    block_t *b = *list;
     if (b) {
-        heap->available[cls] = b->next;
+        *list = b->next;
         if (b->next) b->next->prev = NULL;
         b->next = b->prev = NULL;
     }
@@ -238,12 +238,14 @@ static MULCH_NOINLINE void *gc_alloc_slow(gc_thread_t *t, const gc_type_t *type,
             continue;
         }
         pthread_mutex_lock(&heap->lock);
-        block_t *b = gc_span_take_available_locked(heap, cls);
+        block_t *b = gc_span_take_locked(&heap->available[cls]);
         bool fresh = false;
         if (b == NULL) {
             b = gc_span_new_locked(heap, (int)cls, 0);
             fresh = b != NULL;
         }
+        if (b == NULL && (b = gc_span_take_locked(&heap->sparse[cls])) != NULL)
+            pool_block_clear_flag(b, BLOCK_EVACUATE); /* the heap cannot grow: fill it after all */
         pthread_mutex_unlock(&heap->lock);
         if (b == NULL) {
             if (collected) return NULL; /* max_heap even after a full collection */
@@ -285,14 +287,6 @@ size_t gc_size_of(const void *obj) {
         return 0;
     }
     return b->cell_size - GC_HEADER;
-}
-
-uintptr_t gc_identity_hash(const void *obj) {
-    /* Objects do not move yet: the address is the identity. */
-    uint64_t x = (uint64_t)(uintptr_t)obj;
-    x = (x ^ (x >> 31)) * UINT64_C(0x7fb5d329728ea185);
-    x = (x ^ (x >> 27)) * UINT64_C(0x81dadef4bc2dd44d);
-    return (uintptr_t)(x ^ (x >> 33));
 }
 
 void gc_write(gc_thread_t *thread, void *obj, void **slot, void *value) {

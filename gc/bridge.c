@@ -51,7 +51,9 @@ void gc_bridge_after_mark(gc_heap_t *heap) {
     size_t kept = 0;
     for (size_t i = 0; i < heap->owned_objects.count; i++) {
         void *obj = heap->owned_objects.items[i], *rc_obj = heap->owned_rcs.items[i];
-        if (!gc_is_marked(heap, obj) && gc_vector_push(&heap->rc_to_release, rc_obj)) continue;
+        void *now = gc_resolve(heap, obj);
+        if (now == NULL && gc_vector_push(&heap->rc_to_release, rc_obj)) continue;
+        if (now) obj = now; /* moved */
         heap->owned_objects.items[kept] = obj;
         heap->owned_rcs.items[kept] = rc_obj;
         kept++;

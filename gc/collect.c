@@ -30,9 +30,9 @@ uint64_t gc_now_ns(void) {
 static void weak_refs_clear_dead(gc_heap_t *heap) {
     size_t kept = 0;
     for (size_t i = 0; i < heap->weaks.count; i++) {
-        void **weak = heap->weaks.items[i];
-        if (!gc_is_marked(heap, weak)) continue; /* the weak reference itself died */
-        if (weak[0] && !gc_is_marked(heap, weak[0])) weak[0] = NULL;
+        void **weak = gc_resolve(heap, heap->weaks.items[i]);
+        if (weak == NULL) continue; /* the weak reference itself died */
+        if (weak[0]) weak[0] = gc_resolve(heap, weak[0]);
         heap->weaks.items[kept++] = weak;
     }
     heap->weaks.count = kept;
@@ -41,12 +41,13 @@ static void weak_refs_clear_dead(gc_heap_t *heap) {
 static void finalizable_move_dead(gc_heap_t *heap, gc_tracer_t *tracer) {
     size_t kept = 0, first_new = heap->pending.count;
     for (size_t i = 0; i < heap->finalizable.count; i++) {
-        void *obj = heap->finalizable.items[i];
-        if (gc_is_marked(heap, obj) || !gc_vector_push(&heap->pending, obj))
-            heap->finalizable.items[kept++] = obj; /* alive (or no room: next time) */
+        void *obj = heap->finalizable.items[i], *now = gc_resolve(heap, obj);
+        if (now) heap->finalizable.items[kept++] = now;
+        else if (!gc_vector_push(&heap->pending, obj)) heap->finalizable.items[kept++] = obj; /* no room: next time */
     }
     heap->finalizable.count = kept;
-    for (size_t i = first_new; i < heap->pending.count; i++) gc_mark_object(tracer, heap->pending.items[i]);
+    /* Traced as slots: the objects (and what they reach) may move. */
+    for (size_t i = first_new; i < heap->pending.count; i++) gc_trace_slot(tracer, &heap->pending.items[i]);
     gc_mark_drain(tracer);
 }
 
@@ -58,7 +59,7 @@ static size_t span_popcount(const block_t *b) {
 }
 
 static void spans_account(gc_heap_t *heap) {
-    for (unsigned cls = 0; cls < GC_CLASSES; cls++) heap->available[cls] = NULL;
+    for (unsigned cls = 0; cls < GC_CLASSES; cls++) heap->available[cls] = heap->sparse[cls] = NULL;
     size_t live_bytes = 0;
     for (size_t s = heap->spans.count; s-- > 0;) {
         block_t *b = heap->spans.items[s];
@@ -69,11 +70,19 @@ static void spans_account(gc_heap_t *heap) {
         }
         b->used = (uint32_t)live;
         live_bytes += live * b->cell_size;
-        if (live < b->capacity && b->size_class != 0xffff) {
+    }
+    gc_evacuation_plan(heap);
+    for (size_t s = heap->spans.count; s-- > 0;) {
+        block_t *b = heap->spans.items[s];
+        /* Spans to be evacuated next time get no new objects meanwhile,
+         * unless the heap cannot grow (gc_alloc_slow). */
+        if (b->used < b->capacity && b->size_class != 0xffff) {
+            block_t **list = pool_block_has_flag(b, BLOCK_EVACUATE) ? &heap->sparse[b->size_class]
+                                                                    : &heap->available[b->size_class];
             b->prev = NULL;
-            b->next = heap->available[b->size_class];
+            b->next = *list;
             if (b->next) b->next->prev = b;
-            heap->available[b->size_class] = b;
+            *list = b;
         }
     }
     heap->live_bytes = live_bytes;
@@ -94,11 +103,14 @@ void gc_collect_locked(gc_heap_t *heap, gc_thread_t *self) {
 
     gc_tracer_t tracer;
     gc_tracer_init(&tracer, heap, "gc_collect");
+    tracer.evacuate = gc_evacuation_prepare(heap);
     gc_roots_trace(&tracer);
     gc_mark_drain(&tracer);
     weak_refs_clear_dead(heap);
     finalizable_move_dead(heap, &tracer);
     gc_bridge_after_mark(heap);
+    gc_hashes_after_mark(heap);
+    heap->bytes_moved += tracer.bytes_moved;
     gc_tracer_free(&tracer);
 
     spans_account(heap);

@@ -107,7 +107,19 @@ struct gc_tracer {
      * traced together, and a range check is cheaper than the chunk map. */
     block_t     *last_span;
     uintptr_t    last_start, last_bytes; /* cells area of last_span         */
+    bool         evacuate;    /* the collection's tracer: may move objects */
+    uint64_t     bytes_moved;
 };
+
+typedef struct gc_hash_entry {
+    void     *obj;     /* current address; NULL = empty */
+    uintptr_t hash;    /* the identity hash it was first given */
+} gc_hash_entry_t;
+
+typedef struct gc_evacuation_target {
+    block_t *span;     /* span copies go to, or NULL */
+    uint32_t word;     /* first alloc word that may have a free cell */
+} gc_evacuation_target_t;
 
 typedef struct gc_pin_entry {
     void    *obj;
@@ -132,6 +144,8 @@ struct gc_heap {
     /* spans */
     gc_vector_t      spans;            /* every span the heap holds         */
     block_t         *available[GC_CLASSES]; /* spans with free cells, no bin */
+    block_t         *sparse[GC_CLASSES];    /* ... flagged for evacuation: used
+                                               only when no new span may be had */
     _Atomic size_t   heap_bytes;
 
     /* roots */
@@ -142,6 +156,13 @@ struct gc_heap {
     size_t           root_callback_count, root_callback_capacity;
     gc_pin_entry_t  *pins;             /* open addressing, power of 2       */
     size_t           pin_count, pin_capacity;
+
+    /* compaction (gc/evacuate.c) */
+    gc_evacuation_target_t evacuation_targets[GC_CLASSES];
+    gc_hash_entry_t *hashes;           /* identity hashes handed out        */
+    size_t           hash_count, hash_capacity;
+    bool             hashes_unordered; /* re-keyed in place: search linearly */
+    uint64_t         bytes_moved;
 
     /* finalization and weak references */
     gc_vector_t      finalizable;      /* objects with finalizers, not run  */
@@ -212,6 +233,8 @@ MULCH_INTERNAL void gc_span_ensure_swept(gc_heap_t *heap, block_t *b);
 MULCH_INTERNAL void gc_span_release(gc_heap_t *heap, block_t *b);
 MULCH_INTERNAL void gc_bin_retire(gc_heap_t *heap, gc_bin_t *bin);
 MULCH_INTERNAL void gc_thread_retire_bins(gc_thread_t *thread);
+/* A new span for class cls (cls < 0: one large object); heap->lock held. */
+MULCH_INTERNAL block_t *gc_span_new_locked(gc_heap_t *heap, int cls, size_t large_bytes);
 
 /* ---- world (gc/thread.c) -------------------------------------------------------- */
 /* Stops every other attached thread; returns with heap->lock held and
@@ -236,6 +259,26 @@ MULCH_INTERNAL bool gc_mark_object(gc_tracer_t *tracer, void *obj);
 MULCH_INTERNAL void gc_mark_drain(gc_tracer_t *tracer);
 MULCH_INTERNAL bool gc_is_marked(const gc_heap_t *heap, const void *obj);
 MULCH_INTERNAL void gc_roots_trace(gc_tracer_t *tracer);
+
+/* Small helpers the evacuation path shares with the tracer. */
+static inline bool gc_tracer_is_marked(const block_t *b, uint32_t i) { return bit_test(gc_span_mark_bits(b), i); }
+MULCH_INTERNAL void gc_tracer_push(gc_tracer_t *tracer, void *obj);
+MULCH_INTERNAL void gc_tracer_mark_in_place(gc_tracer_t *tracer, block_t *b, uint32_t i, void *obj);
+MULCH_INTERNAL void gc_tracer_lock(gc_tracer_t *tracer);
+MULCH_INTERNAL void gc_tracer_unlock(gc_tracer_t *tracer);
+
+/* ---- compaction (gc/evacuate.c) ------------------------------------------------ */
+/* Flags this collection's evacuation candidates; false when there are none. */
+MULCH_INTERNAL bool gc_evacuation_prepare(gc_heap_t *heap);
+/* Takes obj's span off this collection's candidates (conservative roots). */
+MULCH_INTERNAL void gc_evacuation_keep(gc_heap_t *heap, const void *obj);
+/* After spans are counted: flags the next collection's candidates (AUTO). */
+MULCH_INTERNAL void gc_evacuation_plan(gc_heap_t *heap);
+MULCH_INTERNAL void *gc_evacuate_object(gc_tracer_t *tracer, block_t *b, uint32_t i, void *obj);
+/* After marking: obj's current address if it survived (moved or not), else NULL. */
+MULCH_INTERNAL void *gc_resolve(const gc_heap_t *heap, void *obj);
+MULCH_INTERNAL void gc_hashes_after_mark(gc_heap_t *heap);
+MULCH_INTERNAL void gc_hashes_destroy(gc_heap_t *heap);
 
 /* ---- collection (gc/collect.c) -------------------------------------------------- */
 MULCH_INTERNAL void gc_collect_locked(gc_heap_t *heap, gc_thread_t *self);

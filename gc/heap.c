@@ -105,6 +105,7 @@ void gc_heap_destroy(gc_heap_t *heap) {
     if (heap->root_callbacks)
         os_unmap(heap->root_callbacks, heap->root_callback_capacity * sizeof(gc_root_callback_t));
     if (heap->pins) os_unmap(heap->pins, heap->pin_capacity * sizeof(gc_pin_entry_t));
+    gc_hashes_destroy(heap);
     pthread_cond_destroy(&heap->changed);
     pthread_mutex_destroy(&heap->lock);
     if (heap->own_pool) pool_destroy(heap->pool);
@@ -131,7 +132,7 @@ void gc_get_stats(gc_heap_t *heap, gc_stats_t *out) {
     out->live_bytes = heap->live_bytes;
     out->pause_ns_total = heap->pause_ns_total;
     out->pause_ns_max = heap->pause_ns_max;
-    out->bytes_moved = 0;
+    out->bytes_moved = heap->bytes_moved;
     out->objects_finalized = heap->objects_finalized;
     pthread_mutex_unlock(&heap->lock);
 }

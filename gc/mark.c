@@ -62,6 +62,23 @@ static inline bool mark_cell(gc_tracer_t *tracer, block_t *b, uint32_t i, void *
     return true;
 }
 
+void gc_tracer_push(gc_tracer_t *tracer, void *obj) {
+    if (mulch_likely(tracer->depth < tracer->capacity)) tracer->stack[tracer->depth++] = obj;
+    else tracer_push_slow(tracer, obj);
+}
+
+void gc_tracer_mark_in_place(gc_tracer_t *tracer, block_t *b, uint32_t i, void *obj) {
+    mark_cell(tracer, b, i, obj);
+}
+
+void gc_tracer_lock(gc_tracer_t *tracer) {
+    (void)tracer;
+}
+
+void gc_tracer_unlock(gc_tracer_t *tracer) {
+    (void)tracer;
+}
+
 bool gc_mark_object(gc_tracer_t *tracer, void *obj) {
     uint32_t i;
     block_t *b = gc_object_span(tracer->heap, obj, &i);
@@ -99,6 +116,11 @@ void gc_trace_slot(gc_tracer_t *tracer, void **slot) {
     }
     if (mulch_unlikely(!bit_test(gc_span_alloc_bits(b), i))) {
         tracer_report_bad(tracer, value, "slot holds a pointer to a dead GC object");
+        return;
+    }
+    if (mulch_unlikely(pool_block_has_flag(b, BLOCK_EVACUATE)) && tracer->evacuate) {
+        void *now = gc_evacuate_object(tracer, b, i, value);
+        if (now != value) *slot = now;
         return;
     }
     mark_cell(tracer, b, i, value);

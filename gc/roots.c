@@ -163,7 +163,9 @@ void gc_pop_roots_to(gc_thread_t *t, size_t depth) {
 /* ---- pins ------------------------------------------------------------------ */
 
 static size_t pin_hash(const void *obj, size_t capacity) {
-    return (size_t)(gc_identity_hash(obj) & (capacity - 1));
+    /* Pinned objects never move: their address is a stable key. */
+    uint64_t x = (uint64_t)(uintptr_t)obj * UINT64_C(0x9e3779b97f4a7c15);
+    return (size_t)(x >> 24) & (capacity - 1);
 }
 
 static gc_pin_entry_t *pin_find(gc_heap_t *heap, const void *obj) {

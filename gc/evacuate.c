@@ -1,0 +1,302 @@
+/* evacuate.c — compaction: Immix-style opportunistic evacuation.
+ *
+ * Plan (end of collection N, gc_evacuation_plan): spans are flagged
+ * BLOCK_EVACUATE when the policy says so — GC_COMPACT_AUTO flags the
+ * sparsest spans of a class once that class holds at least a span's worth
+ * of free cells in partly used spans; flagged spans are not listed as
+ * available, so mutators do not allocate into them.
+ * Prepare (start of collection N+1, gc_evacuation_prepare): GC_COMPACT_ALWAYS
+ * flags every small span; then the flag is taken off every span that holds
+ * an object which must not move: pinned objects, objects whose finalizer
+ * is pending (the finalizing thread holds their address), and objects found
+ * by the conservative stack scan (gc_conservative_keep).
+ * Evacuate (during marking, gc_evacuate_slot): the first time the tracer
+ * meets an unmarked object of a flagged span it copies the whole cell into
+ * a free cell of a non-flagged span of the same class (or a new span),
+ * marks the copy, pushes it, and leaves a forwarding word in the old header
+ * (new address | 1: type pointers are 8-byte aligned, so bit 0 is free);
+ * every later slot holding the old address is rewritten from it. When no
+ * cell can be had (max_heap, OS refusal) the object is marked in place:
+ * evacuation is an optimisation, never a requirement.
+ * Invariants: only the collection's own tracer (tracer->evacuate) moves
+ * objects; forwarded cells are never marked, so after marking an object of
+ * a flagged span is alive iff it is marked or forwarded (gc_resolve);
+ * spans acquired for copies carry the previous epoch, so they are swept
+ * (alloc := mark) like every other span before anyone allocates in them.
+ * Copies are made with heap->lock held and the world stopped; parallel
+ * markers claim an object by CAS on its header (GC_FORWARD_BUSY) first.
+ */
+#include "gc_internal.h"
+
+#define GC_FORWARDED     ((uintptr_t)1)
+#define GC_FORWARD_BUSY  ((uintptr_t)3)   /* claimed by a marker, copy under way */
+
+/* AUTO: a span whose live cells fill less than this share is a candidate. */
+#define EVACUATE_OCCUPANCY_PERCENT 75u
+
+static inline _Atomic uintptr_t *header_word(void *obj) {
+    return (_Atomic uintptr_t *)((unsigned char *)obj - GC_HEADER);
+}
+
+void *gc_resolve(const gc_heap_t *heap, void *obj) {
+    uint32_t i;
+    block_t *b = gc_object_span(heap, obj, &i);
+    if (b == NULL) return NULL;
+    if (pool_block_has_flag(b, BLOCK_EVACUATE)) {
+        uintptr_t header = atomic_load_explicit(header_word(obj), memory_order_acquire);
+        if ((header & GC_FORWARD_BUSY) == GC_FORWARDED) return (void *)(header & ~GC_FORWARDED);
+    }
+    return bit_test(gc_span_mark_bits(b), i) ? obj : NULL;
+}
+
+/* ---- copy targets ---------------------------------------------------------- */
+
+/* A free cell of class cls outside every flagged span, with its alloc and
+ * mark bits set; NULL when there is none and no new span may be had. */
+static unsigned char *target_cell(gc_heap_t *heap, unsigned cls) {
+    for (;;) {
+        gc_evacuation_target_t *target = &heap->evacuation_targets[cls];
+        block_t *b = target->span;
+        if (b) {
+            uint64_t *alloc = gc_span_alloc_bits(b), *mark = gc_span_mark_bits(b);
+            uint32_t words = gc_span_words(b);
+            for (uint32_t w = target->word; w < words; w++) {
+                uint64_t free_bits = ~alloc[w];
+                if (free_bits == 0) continue;
+                uint64_t bit = free_bits & (~free_bits + 1);
+                alloc[w] |= bit;
+                mark[w] |= bit;
+                target->word = w;
+                uint32_t i = w * 64 + (uint32_t)__builtin_ctzll(bit);
+                return b->start + (size_t)i * b->cell_size;
+            }
+            target->span = NULL;
+        }
+        /* The next available span that is not itself being evacuated. */
+        block_t *next = heap->available[cls];
+        while (next && pool_block_has_flag(next, BLOCK_EVACUATE)) next = next->next;
+        if (next) {
+            if (next->prev) next->prev->next = next->next;
+            else heap->available[cls] = next->next;
+            if (next->next) next->next->prev = next->prev;
+            next->next = next->prev = NULL;
+        } else {
+            next = gc_span_new_locked(heap, (int)cls, 0);
+            if (next == NULL) return NULL;
+            /* Unswept like the rest: its mark bits are the copies. */
+            next->owner_words[0] = heap->epoch - 1;
+        }
+        target->span = next;
+        target->word = 0;
+    }
+}
+
+/* ---- the tracer's slow path -------------------------------------------------- */
+
+/* obj is an allocated cell (index i) of flagged span b; returns the object
+ * the slot must now hold (possibly obj itself, marked in place). */
+void *gc_evacuate_object(gc_tracer_t *tracer, block_t *b, uint32_t i, void *obj) {
+    gc_heap_t *heap = tracer->heap;
+    _Atomic uintptr_t *header = header_word(obj);
+    uintptr_t seen = atomic_load_explicit(header, memory_order_acquire);
+    for (;;) {
+        if ((seen & GC_FORWARD_BUSY) == GC_FORWARDED) return (void *)(seen & ~GC_FORWARDED);
+        if ((seen & GC_FORWARD_BUSY) == GC_FORWARD_BUSY) { /* another marker is copying */
+            seen = atomic_load_explicit(header, memory_order_acquire);
+            continue;
+        }
+        if (gc_tracer_is_marked(b, i)) return obj; /* kept in place earlier */
+        if (atomic_compare_exchange_weak_explicit(header, &seen, GC_FORWARD_BUSY, memory_order_acq_rel,
+                                                  memory_order_acquire))
+            break;
+    }
+    unsigned char *cell = NULL;
+    if (b->size_class != 0xffff) {
+        gc_tracer_lock(tracer);
+        cell = target_cell(heap, b->size_class);
+        gc_tracer_unlock(tracer);
+    }
+    if (cell == NULL) {
+        atomic_store_explicit(header, seen, memory_order_release);
+        gc_tracer_mark_in_place(tracer, b, i, obj);
+        return obj;
+    }
+    ((uintptr_t *)cell)[0] = seen;
+    memcpy(cell + GC_HEADER, obj, b->cell_size - GC_HEADER);
+    void *copy = cell + GC_HEADER;
+    atomic_store_explicit(header, (uintptr_t)copy | GC_FORWARDED, memory_order_release);
+    tracer->bytes_moved += b->cell_size;
+    gc_tracer_push(tracer, copy);
+    return copy;
+}
+
+/* ---- plan and prepare ------------------------------------------------------------ */
+
+static void keep_in_place(gc_heap_t *heap, const void *obj) {
+    uint32_t i;
+    block_t *b = obj ? gc_object_span(heap, obj, &i) : NULL;
+    if (b) pool_block_clear_flag(b, BLOCK_EVACUATE);
+}
+
+void gc_evacuation_keep(gc_heap_t *heap, const void *obj) {
+    keep_in_place(heap, obj);
+}
+
+bool gc_evacuation_prepare(gc_heap_t *heap) {
+    for (unsigned cls = 0; cls < GC_CLASSES; cls++) heap->evacuation_targets[cls].span = NULL;
+    int mode = heap->options.compaction;
+    bool any = false;
+    for (size_t s = 0; s < heap->spans.count; s++) {
+        block_t *b = heap->spans.items[s];
+        if (mode == GC_COMPACT_NEVER || b->size_class == 0xffff) pool_block_clear_flag(b, BLOCK_EVACUATE);
+        else if (mode == GC_COMPACT_ALWAYS) pool_block_set_flag(b, BLOCK_EVACUATE);
+        any |= pool_block_has_flag(b, BLOCK_EVACUATE);
+    }
+    if (!any) return false;
+    for (size_t i = 0; i < heap->pin_capacity; i++)
+        if (heap->pins[i].count) keep_in_place(heap, heap->pins[i].obj);
+    for (size_t i = 0; i < heap->pending.count; i++) keep_in_place(heap, heap->pending.items[i]);
+    return true;
+}
+
+/* End of a collection, after spans_account set b->used: flags the spans the
+ * next collection evacuates (AUTO). Returns whether span b may be listed as
+ * available for allocation. */
+void gc_evacuation_plan(gc_heap_t *heap) {
+    size_t capacity[GC_CLASSES] = { 0 }, live[GC_CLASSES] = { 0 };
+    for (size_t s = 0; s < heap->spans.count; s++) {
+        block_t *b = heap->spans.items[s];
+        pool_block_clear_flag(b, BLOCK_EVACUATE);
+        if (b->size_class == 0xffff) continue;
+        capacity[b->size_class] += b->capacity;
+        live[b->size_class] += b->used;
+    }
+    if (heap->options.compaction != GC_COMPACT_AUTO) return;
+    for (size_t s = 0; s < heap->spans.count; s++) {
+        block_t *b = heap->spans.items[s];
+        unsigned cls = b->size_class;
+        if (cls == 0xffff) continue;
+        /* Worth it only when the class could give back at least one span. */
+        if (capacity[cls] - live[cls] < 2u * b->capacity) continue;
+        if ((size_t)b->used * 100u < (size_t)b->capacity * EVACUATE_OCCUPANCY_PERCENT)
+            pool_block_set_flag(b, BLOCK_EVACUATE);
+    }
+}
+
+/* ---- identity hashes that survive moves ----------------------------------------- */
+
+static size_t hash_slot(const void *obj, size_t capacity) {
+    uint64_t x = (uint64_t)(uintptr_t)obj * UINT64_C(0x9e3779b97f4a7c15);
+    return (size_t)(x >> 20) & (capacity - 1);
+}
+
+static bool hashes_insert(gc_heap_t *heap, void *obj, uintptr_t hash);
+
+static bool hashes_grow(gc_heap_t *heap) {
+    size_t old_capacity = heap->hash_capacity;
+    gc_hash_entry_t *old = heap->hashes;
+    size_t capacity = old_capacity ? old_capacity * 2 : 256;
+    gc_hash_entry_t *entries = os_map(capacity * sizeof *entries);
+    if (entries == NULL) return false;
+    heap->hashes = entries;
+    heap->hash_capacity = capacity;
+    heap->hash_count = 0;
+    for (size_t i = 0; i < old_capacity; i++)
+        if (old[i].obj) hashes_insert(heap, old[i].obj, old[i].hash);
+    if (old) os_unmap(old, old_capacity * sizeof *old);
+    return true;
+}
+
+static bool hashes_insert(gc_heap_t *heap, void *obj, uintptr_t hash) {
+    if ((heap->hash_count + 1) * 2 > heap->hash_capacity && !hashes_grow(heap)) return false;
+    size_t i = hash_slot(obj, heap->hash_capacity);
+    while (heap->hashes[i].obj) i = (i + 1) & (heap->hash_capacity - 1);
+    heap->hashes[i] = (gc_hash_entry_t){ obj, hash };
+    heap->hash_count++;
+    return true;
+}
+
+static uintptr_t address_hash(const void *obj) {
+    uint64_t x = (uint64_t)(uintptr_t)obj;
+    x = (x ^ (x >> 31)) * UINT64_C(0x7fb5d329728ea185);
+    x = (x ^ (x >> 27)) * UINT64_C(0x81dadef4bc2dd44d);
+    return (uintptr_t)(x ^ (x >> 33));
+}
+
+static gc_hash_entry_t *hashes_find(gc_heap_t *heap, const void *obj) {
+    if (heap->hash_capacity == 0) return NULL;
+    if (heap->hashes_unordered) {
+        for (size_t i = 0; i < heap->hash_capacity; i++)
+            if (heap->hashes[i].obj == obj) return &heap->hashes[i];
+        return NULL;
+    }
+    for (size_t i = hash_slot(obj, heap->hash_capacity); heap->hashes[i].obj; i = (i + 1) & (heap->hash_capacity - 1))
+        if (heap->hashes[i].obj == obj) return &heap->hashes[i];
+    return NULL;
+}
+
+uintptr_t gc_identity_hash(const void *obj) {
+    uint32_t index;
+    block_t *b = obj ? pool_block_of(obj) : NULL;
+    gc_heap_t *heap = b && b->kind == BLOCK_EXTERNAL ? b->external_owner : NULL;
+    if (heap == NULL || gc_object_span(heap, obj, &index) == NULL) {
+        mulch_report("gc_identity_hash: not a GC object", obj);
+        return address_hash(obj);
+    }
+    /* An object's first hash is its address's; the table remembers it so
+     * that the object keeps it when it moves. */
+    pthread_mutex_lock(&heap->lock);
+    gc_hash_entry_t *entry = hashes_find(heap, obj);
+    uintptr_t hash = entry ? entry->hash : address_hash(obj);
+    if (entry == NULL) {
+        if (heap->hashes_unordered) {
+            /* re-keyed in place after an earlier failure: rebuild first */
+            gc_hash_entry_t *old = heap->hashes;
+            size_t capacity = heap->hash_capacity;
+            gc_hash_entry_t *entries = os_map(capacity * sizeof *entries);
+            if (entries) {
+                heap->hashes = entries;
+                heap->hash_count = 0;
+                heap->hashes_unordered = false;
+                for (size_t i = 0; i < capacity; i++)
+                    if (old[i].obj) hashes_insert(heap, old[i].obj, old[i].hash);
+                os_unmap(old, capacity * sizeof *old);
+            }
+        }
+        if (heap->hashes_unordered || !hashes_insert(heap, (void *)obj, hash))
+            mulch_report("gc_identity_hash: out of memory (the hash may change if the object moves)", obj);
+    }
+    pthread_mutex_unlock(&heap->lock);
+    return hash;
+}
+
+/* After marking: drop dead objects' hashes, re-key moved ones. Without
+ * memory for a new table the entries are re-keyed where they are and the
+ * table is searched linearly until a later rebuild succeeds. */
+void gc_hashes_after_mark(gc_heap_t *heap) {
+    if (heap->hash_count == 0) return;
+    size_t capacity = heap->hash_capacity;
+    gc_hash_entry_t *old = heap->hashes;
+    gc_hash_entry_t *entries = os_map(capacity * sizeof *entries);
+    if (entries == NULL) {
+        for (size_t i = 0; i < capacity; i++)
+            if (old[i].obj) old[i].obj = gc_resolve(heap, old[i].obj); /* NULL: dead */
+        heap->hashes_unordered = true;
+        return;
+    }
+    heap->hashes = entries;
+    heap->hash_count = 0;
+    heap->hashes_unordered = false;
+    for (size_t i = 0; i < capacity; i++) {
+        if (old[i].obj == NULL) continue;
+        void *now = gc_resolve(heap, old[i].obj);
+        if (now) hashes_insert(heap, now, old[i].hash);
+    }
+    os_unmap(old, capacity * sizeof *old);
+}
+
+void gc_hashes_destroy(gc_heap_t *heap) {
+    if (heap->hashes) os_unmap(heap->hashes, heap->hash_capacity * sizeof *heap->hashes);
+    heap->hashes = NULL;
+    heap->hash_capacity = heap->hash_count = 0;
+}
