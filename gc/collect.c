@@ -94,8 +94,16 @@ static void spans_account(gc_heap_t *heap) {
     atomic_store_explicit(&heap->allocated_since_gc, 0, memory_order_relaxed);
 }
 
+/* Spans the collection emptied (compaction empties many) sit free in the
+ * pool; give them back to the OS when they dwarf what the heap still holds,
+ * so that RSS follows the heap down, not just heap_bytes. */
+static void pool_trim_if_idle(gc_heap_t *heap) {
+    size_t idle = atomic_load_explicit(&heap->pool->free_committed, memory_order_relaxed);
+    size_t held = atomic_load_explicit(&heap->heap_bytes, memory_order_relaxed);
+    if (idle > ((size_t)16 << 20) && idle > held / 2) pool_trim(heap->pool);
+}
+
 void gc_collect_locked(gc_heap_t *heap, gc_thread_t *self) {
-    (void)self;
     uint64_t start = gc_now_ns();
     gc_threads_flush(heap);
     for (size_t s = 0; s < heap->spans.count; s++) gc_span_ensure_swept(heap, heap->spans.items[s]);
@@ -104,8 +112,13 @@ void gc_collect_locked(gc_heap_t *heap, gc_thread_t *self) {
     gc_tracer_t tracer;
     gc_tracer_init(&tracer, heap, "gc_collect");
     tracer.evacuate = gc_evacuation_prepare(heap);
+    if (heap->options.conservative_stack) {
+        /* First, before anything moves: what the stacks hold stays put. */
+        if (self) gc_thread_save_context(self);
+        gc_conservative_scan(&tracer);
+    }
     gc_roots_trace(&tracer);
-    gc_mark_drain(&tracer);
+    gc_mark_parallel(&tracer);
     weak_refs_clear_dead(heap);
     finalizable_move_dead(heap, &tracer);
     gc_bridge_after_mark(heap);
@@ -114,6 +127,7 @@ void gc_collect_locked(gc_heap_t *heap, gc_thread_t *self) {
     gc_tracer_free(&tracer);
 
     spans_account(heap);
+    pool_trim_if_idle(heap);
     heap->collections++;
     uint64_t pause = gc_now_ns() - start;
     heap->pause_ns_total += pause;
@@ -161,6 +175,7 @@ static void gc_finish_finalizers(gc_thread_t *t) {
     gc_run_finalizers(t);
     pthread_mutex_lock(&heap->lock);
     while (heap->finalizing && heap->finalizer_thread != t) {
+        if (heap->options.conservative_stack) gc_thread_save_context(t);
         t->state = GC_BLOCKING;
         heap->running--;
         pthread_cond_broadcast(&heap->changed);

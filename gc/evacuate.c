@@ -61,11 +61,13 @@ static unsigned char *target_cell(gc_heap_t *heap, unsigned cls) {
             uint64_t *alloc = gc_span_alloc_bits(b), *mark = gc_span_mark_bits(b);
             uint32_t words = gc_span_words(b);
             for (uint32_t w = target->word; w < words; w++) {
-                uint64_t free_bits = ~alloc[w];
+                uint64_t free_bits = ~__atomic_load_n(&alloc[w], __ATOMIC_RELAXED);
                 if (free_bits == 0) continue;
                 uint64_t bit = free_bits & (~free_bits + 1);
-                alloc[w] |= bit;
-                mark[w] |= bit;
+                /* Atomic: other markers read alloc words and set mark bits
+                 * of this span's live objects meanwhile. */
+                __atomic_fetch_or(&alloc[w], bit, __ATOMIC_RELAXED);
+                __atomic_fetch_or(&mark[w], bit, __ATOMIC_RELAXED);
                 target->word = w;
                 uint32_t i = w * 64 + (uint32_t)__builtin_ctzll(bit);
                 return b->start + (size_t)i * b->cell_size;
@@ -110,6 +112,12 @@ void *gc_evacuate_object(gc_tracer_t *tracer, block_t *b, uint32_t i, void *obj)
                                                   memory_order_acquire))
             break;
     }
+    /* Claimed. Another marker may have marked it in place and released its
+     * claim just before ours (the header went back to the type): look again. */
+    if (gc_tracer_is_marked(b, i)) {
+        atomic_store_explicit(header, seen, memory_order_release);
+        return obj;
+    }
     unsigned char *cell = NULL;
     if (b->size_class != 0xffff) {
         gc_tracer_lock(tracer);
@@ -117,8 +125,9 @@ void *gc_evacuate_object(gc_tracer_t *tracer, block_t *b, uint32_t i, void *obj)
         gc_tracer_unlock(tracer);
     }
     if (cell == NULL) {
-        atomic_store_explicit(header, seen, memory_order_release);
+        /* Mark before releasing the claim, so no one copies it after all. */
         gc_tracer_mark_in_place(tracer, b, i, obj);
+        atomic_store_explicit(header, seen, memory_order_release);
         return obj;
     }
     ((uintptr_t *)cell)[0] = seen;

@@ -84,8 +84,14 @@ typedef struct gc_root_callback {
     void      *ctx;
 } gc_root_callback_t;
 
+#define GC_SAVED_REGISTERS 12u
+
 struct gc_thread {
     gc_heap_t        *heap;
+    /* conservative_stack: where this thread's live stack and registers are
+     * while it does not run (gc/conservative.c) */
+    unsigned char    *stack_base, *stack_top;
+    uintptr_t         saved_registers[GC_SAVED_REGISTERS];
     struct gc_thread *next, *prev;       /* heap->threads (heap->lock)        */
     int               state;             /* enum gc_thread_state (heap->lock) */
     void           ***root_stack;        /* gc_push_root slots (owner thread) */
@@ -95,6 +101,26 @@ struct gc_thread {
     _Atomic uint64_t  bytes_allocated;
     gc_bin_t          bins[GC_CLASSES];
 };
+
+#define GC_MAX_MARKERS 64u
+
+typedef struct gc_mark_packet gc_mark_packet_t;
+
+/* Parallel marking (gc/parallel.c); lock guards everything but idle. */
+typedef struct gc_mark_shared {
+    pthread_mutex_t   lock;
+    pthread_mutex_t   target_lock;   /* evacuation targets while markers run */
+    pthread_cond_t    work;          /* a packet was shared, or marking done */
+    pthread_cond_t    start;         /* helpers: a new marking began         */
+    pthread_cond_t    finished;      /* collector: helpers_busy reached 0    */
+    gc_mark_packet_t *packets, *free_packets, *mappings;
+    _Atomic unsigned  idle;          /* markers without work (read racily)   */
+    unsigned          active;        /* markers in this marking              */
+    unsigned          helpers_busy, helper_count;
+    bool              done, quit, evacuate, overflowed;
+    uint64_t          generation, bytes_moved;
+    pthread_t         helpers[GC_MAX_MARKERS];
+} gc_mark_shared_t;
 
 struct gc_tracer {
     gc_heap_t   *heap;
@@ -109,6 +135,7 @@ struct gc_tracer {
     uintptr_t    last_start, last_bytes; /* cells area of last_span         */
     bool         evacuate;    /* the collection's tracer: may move objects */
     uint64_t     bytes_moved;
+    gc_mark_shared_t *shared; /* non-NULL while parallel markers run       */
 };
 
 typedef struct gc_hash_entry {
@@ -156,6 +183,8 @@ struct gc_heap {
     size_t           root_callback_count, root_callback_capacity;
     gc_pin_entry_t  *pins;             /* open addressing, power of 2       */
     size_t           pin_count, pin_capacity;
+
+    gc_mark_shared_t mark_shared;      /* parallel marking (gc/parallel.c) */
 
     /* compaction (gc/evacuate.c) */
     gc_evacuation_target_t evacuation_targets[GC_CLASSES];
@@ -257,11 +286,24 @@ MULCH_INTERNAL void gc_tracer_init(gc_tracer_t *tracer, gc_heap_t *heap, const c
 MULCH_INTERNAL void gc_tracer_free(gc_tracer_t *tracer);
 MULCH_INTERNAL bool gc_mark_object(gc_tracer_t *tracer, void *obj);
 MULCH_INTERNAL void gc_mark_drain(gc_tracer_t *tracer);
+/* Pops and traces until the tracer's own stack is empty (no rescans). */
+MULCH_INTERNAL void gc_mark_drain_local(gc_tracer_t *tracer);
+/* Marks everything reachable from the tracer's stack with the heap's
+ * marker threads (serially when one marker is configured or the heap is
+ * small). */
+MULCH_INTERNAL void gc_mark_parallel(gc_tracer_t *tracer);
+MULCH_INTERNAL void gc_mark_donate(gc_tracer_t *tracer);
+MULCH_INTERNAL void gc_mark_shared_init(gc_heap_t *heap);
+MULCH_INTERNAL void gc_mark_shared_destroy(gc_heap_t *heap);
 MULCH_INTERNAL bool gc_is_marked(const gc_heap_t *heap, const void *obj);
 MULCH_INTERNAL void gc_roots_trace(gc_tracer_t *tracer);
 
 /* Small helpers the evacuation path shares with the tracer. */
-static inline bool gc_tracer_is_marked(const block_t *b, uint32_t i) { return bit_test(gc_span_mark_bits(b), i); }
+/* Bitmap words may be set by other markers meanwhile: relaxed atomic reads. */
+static inline bool bit_test_relaxed(const uint64_t *bits, uint32_t i) {
+    return (__atomic_load_n(&bits[i / 64], __ATOMIC_RELAXED) >> (i % 64)) & 1u;
+}
+static inline bool gc_tracer_is_marked(const block_t *b, uint32_t i) { return bit_test_relaxed(gc_span_mark_bits(b), i); }
 MULCH_INTERNAL void gc_tracer_push(gc_tracer_t *tracer, void *obj);
 MULCH_INTERNAL void gc_tracer_mark_in_place(gc_tracer_t *tracer, block_t *b, uint32_t i, void *obj);
 MULCH_INTERNAL void gc_tracer_lock(gc_tracer_t *tracer);
@@ -279,6 +321,14 @@ MULCH_INTERNAL void *gc_evacuate_object(gc_tracer_t *tracer, block_t *b, uint32_
 MULCH_INTERNAL void *gc_resolve(const gc_heap_t *heap, void *obj);
 MULCH_INTERNAL void gc_hashes_after_mark(gc_heap_t *heap);
 MULCH_INTERNAL void gc_hashes_destroy(gc_heap_t *heap);
+
+/* ---- conservative stack scanning (gc/conservative.c) ------------------------ */
+MULCH_INTERNAL void gc_thread_init_stack(gc_thread_t *t);
+/* Records registers and stack top; call before the thread stops touching
+ * GC pointers (heap->options.conservative_stack only). */
+MULCH_INTERNAL void gc_thread_save_context(gc_thread_t *t);
+/* Marks (and keeps in place) what the attached threads' stacks point to. */
+MULCH_INTERNAL size_t gc_conservative_scan(gc_tracer_t *tracer);
 
 /* ---- collection (gc/collect.c) -------------------------------------------------- */
 MULCH_INTERNAL void gc_collect_locked(gc_heap_t *heap, gc_thread_t *self);

@@ -55,6 +55,7 @@ gc_heap_t *gc_heap_create(const gc_options_t *opts) {
     }
     pthread_mutex_init(&heap->lock, NULL);
     pthread_cond_init(&heap->changed, NULL);
+    gc_mark_shared_init(heap);
     heap->epoch = 1;
     heap->trigger = options.initial_heap;
     heap->stress_every = env_size("MULCH_GC_STRESS", 0);
@@ -106,6 +107,7 @@ void gc_heap_destroy(gc_heap_t *heap) {
         os_unmap(heap->root_callbacks, heap->root_callback_capacity * sizeof(gc_root_callback_t));
     if (heap->pins) os_unmap(heap->pins, heap->pin_capacity * sizeof(gc_pin_entry_t));
     gc_hashes_destroy(heap);
+    gc_mark_shared_destroy(heap);
     pthread_cond_destroy(&heap->changed);
     pthread_mutex_destroy(&heap->lock);
     if (heap->own_pool) pool_destroy(heap->pool);

@@ -50,12 +50,19 @@ static MULCH_COLD void tracer_report_bad(gc_tracer_t *tracer, const void *value,
     mulch_report(what, value);
 }
 
-/* Marks obj (already validated); true when it was not marked before. */
+/* Marks obj (already validated); true when it was not marked before. With
+ * parallel markers the bit is claimed by an atomic OR, so exactly one
+ * marker pushes each object. */
 static inline bool mark_cell(gc_tracer_t *tracer, block_t *b, uint32_t i, void *obj) {
-    uint64_t *mark = gc_span_mark_bits(b);
+    uint64_t *mark = &gc_span_mark_bits(b)[i / 64];
     uint64_t bit = UINT64_C(1) << (i % 64);
-    if (mark[i / 64] & bit) return false;
-    mark[i / 64] |= bit;
+    uint64_t word = __atomic_load_n(mark, __ATOMIC_RELAXED);
+    if (word & bit) return false;
+    if (mulch_unlikely(tracer->shared != NULL)) {
+        if (__atomic_fetch_or(mark, bit, __ATOMIC_RELAXED) & bit) return false;
+    } else {
+        __atomic_store_n(mark, word | bit, __ATOMIC_RELAXED);
+    }
     __builtin_prefetch((const char *)obj - GC_HEADER);
     if (mulch_likely(tracer->depth < tracer->capacity)) tracer->stack[tracer->depth++] = obj;
     else tracer_push_slow(tracer, obj);
@@ -72,11 +79,11 @@ void gc_tracer_mark_in_place(gc_tracer_t *tracer, block_t *b, uint32_t i, void *
 }
 
 void gc_tracer_lock(gc_tracer_t *tracer) {
-    (void)tracer;
+    if (tracer->shared) pthread_mutex_lock(&tracer->shared->target_lock);
 }
 
 void gc_tracer_unlock(gc_tracer_t *tracer) {
-    (void)tracer;
+    if (tracer->shared) pthread_mutex_unlock(&tracer->shared->target_lock);
 }
 
 bool gc_mark_object(gc_tracer_t *tracer, void *obj) {
@@ -114,7 +121,7 @@ void gc_trace_slot(gc_tracer_t *tracer, void **slot) {
         tracer_report_bad(tracer, value, "slot holds a pointer that is not a GC object of this heap");
         return;
     }
-    if (mulch_unlikely(!bit_test(gc_span_alloc_bits(b), i))) {
+    if (mulch_unlikely(!bit_test_relaxed(gc_span_alloc_bits(b), i))) {
         tracer_report_bad(tracer, value, "slot holds a pointer to a dead GC object");
         return;
     }
@@ -143,9 +150,12 @@ static inline void trace_object(void *obj, gc_tracer_t *tracer) {
     if (type->trace) type->trace(obj, tracer);
 }
 
-static void drain_stack(gc_tracer_t *tracer) {
+/* How often (in objects traced) a marker looks for idle markers to feed. */
+#define MARK_SHARE_INTERVAL 64u
+
+void gc_mark_drain_local(gc_tracer_t *tracer) {
     void *fifo[MARK_PREFETCH];
-    unsigned head = 0, count = 0;
+    unsigned head = 0, count = 0, until_share = MARK_SHARE_INTERVAL;
     for (;;) {
         if (tracer->depth && count < MARK_PREFETCH) {
             fifo[(head + count++) % MARK_PREFETCH] = tracer->stack[--tracer->depth];
@@ -156,6 +166,11 @@ static void drain_stack(gc_tracer_t *tracer) {
         head = (head + 1) % MARK_PREFETCH;
         count--;
         trace_object(obj, tracer);
+        if (mulch_unlikely(tracer->shared != NULL) && --until_share == 0) {
+            until_share = MARK_SHARE_INTERVAL;
+            if (tracer->depth >= 2 && atomic_load_explicit(&tracer->shared->idle, memory_order_relaxed))
+                gc_mark_donate(tracer);
+        }
     }
 }
 
@@ -169,14 +184,14 @@ static void rescan_marked(gc_tracer_t *tracer) {
             for (uint64_t bits = mark[w]; bits; bits &= bits - 1) {
                 uint32_t i = w * 64 + (uint32_t)__builtin_ctzll(bits);
                 trace_object(b->start + (size_t)i * b->cell_size + GC_HEADER, tracer);
-                drain_stack(tracer);
+                gc_mark_drain_local(tracer);
             }
         }
     }
 }
 
 void gc_mark_drain(gc_tracer_t *tracer) {
-    drain_stack(tracer);
+    gc_mark_drain_local(tracer);
     while (tracer->overflowed) {
         tracer->overflowed = false;
         rescan_marked(tracer);

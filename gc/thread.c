@@ -44,6 +44,7 @@ gc_thread_t *gc_thread_current(gc_heap_t *heap) {
 /* heap->lock held; returns with it held, after any collection ended. */
 static void gc_park_locked(gc_heap_t *heap, gc_thread_t *t) {
     if (!heap->collecting) return;
+    if (heap->options.conservative_stack) gc_thread_save_context(t);
     t->state = GC_PARKED;
     heap->running--;
     pthread_cond_broadcast(&heap->changed);
@@ -66,6 +67,7 @@ gc_thread_t *gc_thread_attach(gc_heap_t *heap) {
         return NULL;
     }
     t->heap = heap;
+    if (heap->options.conservative_stack) gc_thread_init_stack(t);
     pthread_mutex_lock(&heap->lock);
     while (heap->collecting) pthread_cond_wait(&heap->changed, &heap->lock);
     t->state = GC_RUNNING;
@@ -191,6 +193,7 @@ void gc_enter_blocking(gc_thread_t *t) {
     gc_heap_t *heap = t->heap;
     pthread_mutex_lock(&heap->lock);
     if (t->state == GC_RUNNING) {
+        if (heap->options.conservative_stack) gc_thread_save_context(t);
         t->state = GC_BLOCKING;
         heap->running--;
         pthread_cond_broadcast(&heap->changed);

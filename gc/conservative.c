@@ -1,0 +1,115 @@
+/* conservative.c — conservative stack scanning (options.conservative_stack).
+ *
+ * Every attached thread records, when it stops touching GC pointers (parks
+ * at a safepoint, enters a blocking region, starts a collection), the
+ * values of its callee-saved registers and the lowest address of its live
+ * stack (gc_thread_save_context). The collection then reads every aligned
+ * word between that address and the stack's base (found at attach), plus
+ * the saved registers: a word that points into an allocated cell of this
+ * heap — at its start, its header or anywhere inside (interior pointers)
+ * — keeps that object alive and its span in place for this collection.
+ * This runs before any precise root is traced, so nothing has moved yet.
+ *
+ * Trade-offs (docs/gc.md): a stale word may keep garbage alive; objects so
+ * referenced pin their whole span for one collection; the scan costs time
+ * proportional to the stacks' depth. Sanitizers and valgrind see the
+ * reads of other frames' dead words as bugs, hence the annotations.
+ */
+#include <pthread.h>
+
+#include "gc_internal.h"
+
+#if defined(__has_include)
+#  if __has_include(<valgrind/memcheck.h>)
+#    include <valgrind/memcheck.h>
+#    define MULCH_HAVE_MEMCHECK 1
+#  endif
+#endif
+
+#if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 8)
+#  define MULCH_NO_SANITIZE_STACK_READS __attribute__((no_sanitize("address", "thread")))
+#else
+#  define MULCH_NO_SANITIZE_STACK_READS
+#endif
+
+void gc_thread_init_stack(gc_thread_t *t) {
+    pthread_attr_t attr;
+    void *low;
+    size_t size;
+    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+        if (pthread_attr_getstack(&attr, &low, &size) == 0) t->stack_base = (unsigned char *)low + size;
+        pthread_attr_destroy(&attr);
+    }
+}
+
+MULCH_NOINLINE void gc_thread_save_context(gc_thread_t *t) {
+#if defined(__x86_64__)
+    __asm__ volatile("movq %%rbx, 0(%0)\n\t"
+                     "movq %%rbp, 8(%0)\n\t"
+                     "movq %%r12, 16(%0)\n\t"
+                     "movq %%r13, 24(%0)\n\t"
+                     "movq %%r14, 32(%0)\n\t"
+                     "movq %%r15, 40(%0)\n\t"
+                     :
+                     : "r"(t->saved_registers)
+                     : "memory");
+#elif defined(__aarch64__)
+    __asm__ volatile("stp x19, x20, [%0, #0]\n\t"
+                     "stp x21, x22, [%0, #16]\n\t"
+                     "stp x23, x24, [%0, #32]\n\t"
+                     "stp x25, x26, [%0, #48]\n\t"
+                     "stp x27, x28, [%0, #64]\n\t"
+                     "str x29, [%0, #80]\n\t"
+                     :
+                     : "r"(t->saved_registers)
+                     : "memory");
+#else
+    /* Elsewhere: force the callee-saved registers onto this frame, which
+     * lies below the recorded stack top's caller frames anyway. */
+    __builtin_unwind_init();
+#endif
+    /* Everything of the callers lies above this frame. */
+    t->stack_top = (unsigned char *)__builtin_frame_address(0);
+}
+
+/* The object whose cell contains address p, or NULL. */
+static void *object_containing(gc_heap_t *heap, uintptr_t p) {
+    block_t *b = pool_block_of((const void *)p);
+    if (b == NULL || b->kind != BLOCK_EXTERNAL || b->external_owner != heap || b->cell_size == 0) return NULL;
+    size_t offset = (size_t)(p - (uintptr_t)b->start);
+    if (offset >= (size_t)b->capacity * b->cell_size) return NULL;
+    uint32_t i = cell_divide(b->divisor, offset);
+    if (!bit_test(gc_span_alloc_bits(b), i)) return NULL;
+    return b->start + (size_t)i * b->cell_size + GC_HEADER;
+}
+
+static MULCH_NO_SANITIZE_STACK_READS size_t scan_words(gc_tracer_t *tracer, const unsigned char *low,
+                                                        const unsigned char *high) {
+    size_t found = 0;
+    uintptr_t start = ((uintptr_t)low + sizeof(void *) - 1) & ~(uintptr_t)(sizeof(void *) - 1);
+    for (const volatile uintptr_t *w = (const volatile uintptr_t *)start; (const unsigned char *)(w + 1) <= high;
+         w++) {
+        uintptr_t value = *w;
+#ifdef MULCH_HAVE_MEMCHECK
+        VALGRIND_MAKE_MEM_DEFINED(&value, sizeof value);
+#endif
+        void *obj = object_containing(tracer->heap, value);
+        if (obj == NULL) continue;
+        gc_evacuation_keep(tracer->heap, obj);
+        gc_mark_object(tracer, obj);
+        found++;
+    }
+    return found;
+}
+
+size_t gc_conservative_scan(gc_tracer_t *tracer) {
+    gc_heap_t *heap = tracer->heap;
+    size_t found = 0;
+    for (gc_thread_t *t = heap->threads; t; t = t->next) {
+        found += scan_words(tracer, (const unsigned char *)t->saved_registers,
+                            (const unsigned char *)(t->saved_registers + GC_SAVED_REGISTERS));
+        if (t->stack_top && t->stack_base && t->stack_top < t->stack_base)
+            found += scan_words(tracer, t->stack_top, t->stack_base);
+    }
+    return found;
+}

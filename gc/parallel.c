@@ -1,0 +1,223 @@
+/* parallel.c — parallel marking: helper marker threads and the work they share.
+ *
+ * The collecting thread traces the roots into its own stack, then it and
+ * options.markers - 1 helper threads (started on the first collection that
+ * wants them, parked between collections) drain the graph together. Each
+ * marker owns a tracer with a private stack; work moves between markers in
+ * packets through one shared list: a marker that sees an idle marker gives
+ * away the bottom half of its stack (for trees, the big subtrees nearest
+ * the roots), a marker whose stack is empty takes a packet or goes idle.
+ * Marking ends when every marker is idle and the list is empty.
+ *
+ * Invariants: mark bits are set with an atomic OR while markers run
+ * (tracer->shared != NULL), so each object is pushed by exactly one
+ * marker; evacuation targets are taken under target_lock; the collector
+ * holds heap->lock throughout, helpers never take it. Helpers run no user
+ * code but trace functions. Live set and results are those of serial
+ * marking: marking is idempotent and order-independent.
+ */
+#include <unistd.h>
+
+#include "gc_internal.h"
+
+#define PACKET_ITEMS   254u
+#define PACKETS_PER_MAP 32u
+
+struct gc_mark_packet {
+    struct gc_mark_packet *next;
+    size_t                 count;
+    void                  *items[PACKET_ITEMS];
+};
+
+/* Smaller heaps are marked by the collector alone: waking helpers costs
+ * more than it saves. */
+#define PARALLEL_MIN_HEAP ((size_t)8 << 20)
+
+static gc_mark_packet_t *packet_new_locked(gc_mark_shared_t *shared) {
+    if (shared->free_packets == NULL) {
+        gc_mark_packet_t *batch = os_map(PACKETS_PER_MAP * sizeof *batch);
+        if (batch == NULL) return NULL;
+        /* The first packet of a mapping links the mappings (for destroy). */
+        batch[0].next = shared->mappings;
+        shared->mappings = batch;
+        for (unsigned i = 1; i < PACKETS_PER_MAP; i++) {
+            batch[i].next = shared->free_packets;
+            shared->free_packets = &batch[i];
+        }
+    }
+    gc_mark_packet_t *p = shared->free_packets;
+    shared->free_packets = p->next;
+    p->next = NULL;
+    p->count = 0;
+    return p;
+}
+
+/* Gives the bottom half of the tracer's stack (at most a packet) away. */
+void gc_mark_donate(gc_tracer_t *tracer) {
+    gc_mark_shared_t *shared = tracer->shared;
+    size_t n = tracer->depth / 2;
+    if (n > PACKET_ITEMS) n = PACKET_ITEMS;
+    if (n == 0) return;
+    pthread_mutex_lock(&shared->lock);
+    gc_mark_packet_t *p = packet_new_locked(shared);
+    if (p == NULL) {
+        pthread_mutex_unlock(&shared->lock);
+        return;
+    }
+    memcpy(p->items, tracer->stack, n * sizeof(void *));
+    p->count = n;
+    p->next = shared->packets;
+    shared->packets = p;
+    pthread_cond_signal(&shared->work);
+    pthread_mutex_unlock(&shared->lock);
+    memmove(tracer->stack, tracer->stack + n, (tracer->depth - n) * sizeof(void *));
+    tracer->depth -= n;
+}
+
+/* Moves a packet (shared->lock held) onto the tracer's stack. */
+static void packet_take_locked(gc_mark_shared_t *shared, gc_tracer_t *tracer) {
+    gc_mark_packet_t *p = shared->packets;
+    shared->packets = p->next;
+    for (size_t i = 0; i < p->count; i++) gc_tracer_push(tracer, p->items[i]);
+    p->next = shared->free_packets;
+    shared->free_packets = p;
+}
+
+/* Drains until every marker is out of work. */
+static void marker_loop(gc_tracer_t *tracer) {
+    gc_mark_shared_t *shared = tracer->shared;
+    for (;;) {
+        gc_mark_drain_local(tracer);
+        pthread_mutex_lock(&shared->lock);
+        if (shared->packets) {
+            packet_take_locked(shared, tracer);
+            pthread_mutex_unlock(&shared->lock);
+            continue;
+        }
+        atomic_fetch_add_explicit(&shared->idle, 1, memory_order_relaxed);
+        if (atomic_load_explicit(&shared->idle, memory_order_relaxed) == shared->active) {
+            shared->done = true;
+            pthread_cond_broadcast(&shared->work);
+            pthread_mutex_unlock(&shared->lock);
+            return;
+        }
+        while (shared->packets == NULL && !shared->done) pthread_cond_wait(&shared->work, &shared->lock);
+        if (shared->done) {
+            pthread_mutex_unlock(&shared->lock);
+            return;
+        }
+        atomic_fetch_sub_explicit(&shared->idle, 1, memory_order_relaxed);
+        packet_take_locked(shared, tracer);
+        pthread_mutex_unlock(&shared->lock);
+    }
+}
+
+static void *marker_main(void *arg) {
+    gc_heap_t *heap = arg;
+    gc_mark_shared_t *shared = &heap->mark_shared;
+    pthread_mutex_lock(&shared->lock);
+    uint64_t seen = 0;
+    for (;;) {
+        while (shared->generation == seen && !shared->quit) pthread_cond_wait(&shared->start, &shared->lock);
+        if (shared->quit) break;
+        seen = shared->generation;
+        bool evacuate = shared->evacuate;
+        pthread_mutex_unlock(&shared->lock);
+
+        gc_tracer_t tracer;
+        gc_tracer_init(&tracer, heap, "gc_collect");
+        tracer.evacuate = evacuate;
+        tracer.shared = shared;
+        marker_loop(&tracer);
+        gc_tracer_free(&tracer);
+
+        pthread_mutex_lock(&shared->lock);
+        shared->bytes_moved += tracer.bytes_moved;
+        shared->overflowed |= tracer.overflowed;
+        if (--shared->helpers_busy == 0) pthread_cond_broadcast(&shared->finished);
+    }
+    pthread_mutex_unlock(&shared->lock);
+    return NULL;
+}
+
+static unsigned markers_wanted(const gc_heap_t *heap) {
+    long markers = heap->options.markers;
+    if (markers <= 0) markers = sysconf(_SC_NPROCESSORS_ONLN);
+    if (markers < 1) markers = 1;
+    if (markers > GC_MAX_MARKERS) markers = GC_MAX_MARKERS;
+    return (unsigned)markers;
+}
+
+/* Starts helpers up to markers - 1; returns how many run. */
+static unsigned helpers_start(gc_heap_t *heap) {
+    gc_mark_shared_t *shared = &heap->mark_shared;
+    unsigned wanted = markers_wanted(heap) - 1;
+    while (shared->helper_count < wanted) {
+        if (pthread_create(&shared->helpers[shared->helper_count], NULL, marker_main, heap) != 0) break;
+        shared->helper_count++;
+    }
+    return shared->helper_count;
+}
+
+void gc_mark_parallel(gc_tracer_t *tracer) {
+    gc_heap_t *heap = tracer->heap;
+    gc_mark_shared_t *shared = &heap->mark_shared;
+    size_t heap_bytes = atomic_load_explicit(&heap->heap_bytes, memory_order_relaxed);
+    unsigned helpers = 0;
+    /* An explicit markers > 1 is honoured at any heap size (tests rely on it). */
+    if (markers_wanted(heap) > 1 && (heap_bytes >= PARALLEL_MIN_HEAP || heap->options.markers > 1))
+        helpers = helpers_start(heap);
+    if (helpers == 0) {
+        gc_mark_drain(tracer);
+        return;
+    }
+    pthread_mutex_lock(&shared->lock);
+    shared->generation++;
+    shared->evacuate = tracer->evacuate;
+    shared->active = helpers + 1;
+    atomic_store_explicit(&shared->idle, 0, memory_order_relaxed);
+    shared->done = false;
+    shared->helpers_busy = helpers;
+    shared->bytes_moved = 0;
+    shared->overflowed = false;
+    pthread_cond_broadcast(&shared->start);
+    pthread_mutex_unlock(&shared->lock);
+
+    tracer->shared = shared;
+    marker_loop(tracer);
+    pthread_mutex_lock(&shared->lock);
+    while (shared->helpers_busy) pthread_cond_wait(&shared->finished, &shared->lock);
+    tracer->bytes_moved += shared->bytes_moved;
+    tracer->overflowed |= shared->overflowed;
+    pthread_mutex_unlock(&shared->lock);
+    tracer->shared = NULL;
+    gc_mark_drain(tracer); /* serial: rescans after an overflow, if any */
+}
+
+void gc_mark_shared_init(gc_heap_t *heap) {
+    gc_mark_shared_t *shared = &heap->mark_shared;
+    pthread_mutex_init(&shared->lock, NULL);
+    pthread_mutex_init(&shared->target_lock, NULL);
+    pthread_cond_init(&shared->work, NULL);
+    pthread_cond_init(&shared->start, NULL);
+    pthread_cond_init(&shared->finished, NULL);
+}
+
+void gc_mark_shared_destroy(gc_heap_t *heap) {
+    gc_mark_shared_t *shared = &heap->mark_shared;
+    pthread_mutex_lock(&shared->lock);
+    shared->quit = true;
+    pthread_cond_broadcast(&shared->start);
+    pthread_mutex_unlock(&shared->lock);
+    for (unsigned i = 0; i < shared->helper_count; i++) pthread_join(shared->helpers[i], NULL);
+    while (shared->mappings) {
+        gc_mark_packet_t *batch = shared->mappings;
+        shared->mappings = batch->next;
+        os_unmap(batch, PACKETS_PER_MAP * sizeof *batch);
+    }
+    pthread_cond_destroy(&shared->finished);
+    pthread_cond_destroy(&shared->start);
+    pthread_cond_destroy(&shared->work);
+    pthread_mutex_destroy(&shared->target_lock);
+    pthread_mutex_destroy(&shared->lock);
+}

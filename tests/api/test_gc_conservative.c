@@ -1,0 +1,135 @@
+/* test_gc_conservative.c — black-box tests of conservative stack scanning
+ * (gc_options_t.conservative_stack): an object referenced only from a C
+ * local (no registered root) survives a collection and stays at its address
+ * even with GC_COMPACT_ALWAYS, by its start or an interior pointer, on the
+ * collecting thread and on another thread parked at a safepoint or in a
+ * blocking region; without the option such an object is collected.
+ *
+ * Deterministic (no randomness; MULCH_TEST_SEED only labels the run). */
+#ifndef _GNU_SOURCE
+#  define _GNU_SOURCE 1
+#endif
+#define DEFAULT_SEED UINT64_C(0x6d756c6367630e01)
+#define MULCH_TEST_GC_OBJECTS 1
+#include <pthread.h>
+
+#include <mulch/gc.h>
+
+#include "mulch_test.h"
+
+static gc_heap_t *conservative_heap(int on)
+{
+    gc_options_t o;
+    memset(&o, 0, sizeof o);
+    o.compaction = GC_COMPACT_ALWAYS;
+    o.conservative_stack = on;
+    gc_heap_t *h = gc_heap_create(&o);
+    if (!h) fail();
+    return h;
+}
+
+static __attribute__((noinline)) void collect_a_few(gc_thread_t *t)
+{
+    for (int i = 0; i < 3; i++) gc_collect(t);
+}
+
+static void test_conservative_local_keeps_object_in_place(void **state)
+{
+    (void)state;
+    TEST_START();
+    fin_reset();
+    gc_heap_t *h = conservative_heap(1);
+    gc_thread_t *t = gc_thread_attach(h);
+    void *volatile by_start = mk(t, &T_FIN, 1, 3);
+    tobj_t *second = mk(t, &T_FIN, 2, 3);
+    /* only an interior pointer (to its id field) is kept */
+    volatile uintptr_t by_interior = (uintptr_t)&second->id;
+    uintptr_t where = (uintptr_t)by_start;
+    second = NULL;
+    collect_a_few(t);
+    EXPECT_EQ((uintptr_t)by_start, where);
+    EXPECT_OBJ(by_start, 1);
+    tobj_t *again = (tobj_t *)(by_interior - offsetof(tobj_t, id));
+    EXPECT_OBJ(again, 2);
+    EXPECT_FIN(1, 0);
+    EXPECT_FIN(2, 0);
+    EXPECT_VERIFY(h);
+    gc_heap_destroy(h);
+}
+
+static void test_without_option_unrooted_object_dies(void **state)
+{
+    (void)state;
+    TEST_START();
+    fin_reset();
+    gc_heap_t *h = conservative_heap(0);
+    gc_thread_t *t = gc_thread_attach(h);
+    void *volatile local = mk(t, &T_FIN, 3, 1);
+    collect_a_few(t);
+    EXPECT_FIN(3, 1);
+    EXPECT_NE((uintptr_t)local, 0);  /* the local still held it: only the option makes it count */
+    gc_heap_destroy(h);
+}
+
+typedef struct {
+    gc_heap_t *heap;
+    atomic_int phase;        /* 0 start, 1 object made, 2 collected, 3 checked */
+    atomic_int blocking;     /* wait in a blocking region instead of polling */
+    int ok;
+} other_t;
+
+static void *other_thread(void *arg)
+{
+    other_t *o = arg;
+    gc_thread_t *t = gc_thread_attach(o->heap);
+    void *volatile mine = mk(t, &T_FIN, 4, 2);
+    uintptr_t where = (uintptr_t)mine;
+    atomic_store(&o->phase, 1);
+    if (atomic_load(&o->blocking)) {
+        gc_enter_blocking(t);
+        while (atomic_load(&o->phase) < 2) sched_yield();
+        gc_leave_blocking(t);
+    } else {
+        while (atomic_load(&o->phase) < 2) gc_safepoint(t);
+    }
+    o->ok = (uintptr_t)mine == where && obj_problem(mine, 4) == NULL;
+    mine = NULL;
+    gc_thread_detach(t);
+    atomic_store(&o->phase, 3);
+    return NULL;
+}
+
+static void test_conservative_other_threads_stacks(void **state)
+{
+    (void)state;
+    TEST_START();
+    for (int blocking = 0; blocking < 2; blocking++) {
+        fin_reset();
+        other_t o = { .heap = conservative_heap(1) };
+        atomic_store(&o.blocking, blocking);
+        gc_thread_t *t = gc_thread_attach(o.heap);
+        pthread_t th;
+        EXPECT_EQ(pthread_create(&th, NULL, other_thread, &o), 0);
+        while (atomic_load(&o.phase) < 1) sched_yield();
+        collect_a_few(t);
+        EXPECT_FIN(4, 0);
+        atomic_store(&o.phase, 2);
+        pthread_join(th, NULL);
+        if (!o.ok) T_FAIL("%s thread: its stack-only object moved or was damaged",
+                          blocking ? "blocking" : "parked");
+        EXPECT_VERIFY(o.heap);
+        gc_heap_destroy(o.heap);
+    }
+}
+
+int main(void)
+{
+    mt_init("test_gc_conservative");
+#define T(f) cmocka_unit_test_setup_teardown(f, setup_rec, teardown_rec)
+    const struct CMUnitTest tests[] = {
+        T(test_conservative_local_keeps_object_in_place),
+        T(test_without_option_unrooted_object_dies),
+        T(test_conservative_other_threads_stacks),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,103 @@
+/* test_gc_parallel.c — parallel marking gives the serial live set.
+ *
+ * The same seeded random graph is built in a heap marked by one marker and
+ * in heaps marked by two and four (helper threads really run: the test
+ * checks the marking generation of the heap's shared state), with and
+ * without compaction. After each collection the set of finalized object
+ * ids (the dead) must be identical, every survivor intact, gc_verify
+ * clean. Deterministic: the graph comes from MULCH_TEST_SEED (printed).
+ */
+#ifndef _GNU_SOURCE
+#  define _GNU_SOURCE 1
+#endif
+#define DEFAULT_SEED UINT64_C(0x6d756c6367630d01)
+#define MULCH_TEST_GC_OBJECTS 1
+#include <mulch/gc.h>
+
+#include "mulch_test.h"
+#include "gc_internal.h"
+
+enum { OBJECTS = 3000, ROOTS = 24, ROUNDS = 4 };
+
+/* One run: builds the graph, collects ROUNDS times cutting random edges in
+ * between; dead[round][id] records which ids were finalized by then. */
+static void run(int markers, int compaction, uint64_t seed, unsigned char dead[ROUNDS][OBJECTS])
+{
+    fin_reset();
+    gc_options_t o;
+    memset(&o, 0, sizeof o);
+    o.markers = markers;
+    o.compaction = compaction;
+    gc_heap_t *h = gc_heap_create(&o);
+    EXPECT_NONNULL(h);
+    gc_thread_t *t = gc_thread_attach(h);
+    void **all = calloc(OBJECTS, sizeof *all);  /* rooted while building */
+    void *roots[ROOTS] = { NULL };
+    gc_root_add_range(h, all, OBJECTS);
+    gc_root_add_range(h, roots, ROOTS);
+    rng_t rng = { seed };
+    for (size_t i = 0; i < OBJECTS; i++) all[i] = mk(t, &T_FIN, i, (size_t)(rng_next(&rng) % 6));
+    for (size_t i = 0; i < OBJECTS; i++)
+        for (size_t k = 0; k < NSLOTS; k++)
+            if (rng_next(&rng) % 3) set_slot(t, all[i], k, all[rng_next(&rng) % OBJECTS]);
+    for (size_t r = 0; r < ROOTS; r++) roots[r] = all[rng_next(&rng) % OBJECTS];
+    memset(all, 0, OBJECTS * sizeof *all);
+    uint64_t generation = h->mark_shared.generation;
+    for (int round = 0; round < ROUNDS; round++) {
+        gc_collect(t);
+        for (size_t i = 0; i < OBJECTS; i++) dead[round][i] = (unsigned char)fin_of(i);
+        EXPECT_VERIFY(h);
+        /* Cut some edges of survivors reachable from a root. */
+        for (size_t r = 0; r < ROOTS; r++) {
+            void *n = roots[r];
+            for (int step = 0; n && step < 8; step++) {
+                size_t k = (size_t)(rng_next(&rng) % NSLOTS);
+                EXPECT_OBJ(n, ((tobj_t *)n)->id);
+                if (rng_next(&rng) % 4 == 0) set_slot(t, n, k, NULL);
+                n = slot_of(n, (size_t)(rng_next(&rng) % NSLOTS));
+            }
+        }
+        if (round == 1) roots[rng_next(&rng) % ROOTS] = NULL;
+    }
+    if (markers > 1 && h->mark_shared.generation == generation)
+        T_FAIL("markers=%d: the helper markers never ran", markers);
+    gc_root_remove(h, roots);
+    gc_root_remove(h, all);
+    gc_heap_destroy(h);
+    free(all);
+}
+
+static void test_gc_parallel_same_live_set(void **state)
+{
+    (void)state;
+    TEST_START();
+    static unsigned char serial[ROUNDS][OBJECTS], parallel[ROUNDS][OBJECTS];
+    int graphs = (int)scaled(6, 2);
+    for (int g = 0; g < graphs; g++) {
+        uint64_t seed = g_seed + (uint64_t)g;
+        for (int c = 0; c < 2; c++) {
+            int compaction = c ? GC_COMPACT_ALWAYS : GC_COMPACT_NEVER;
+            run(1, compaction, seed, serial);
+            for (int markers = 2; markers <= 4; markers += 2) {
+                run(markers, compaction, seed, parallel);
+                for (int round = 0; round < ROUNDS; round++)
+                    for (size_t i = 0; i < OBJECTS; i++)
+                        if (serial[round][i] != parallel[round][i])
+                            T_FAIL("graph %d, compaction %d, markers %d, round %d: object %zu %s serially "
+                                   "but %s in parallel",
+                                   g, compaction, markers, round, i, serial[round][i] ? "died" : "lived",
+                                   parallel[round][i] ? "died" : "lived");
+            }
+        }
+    }
+}
+
+int main(void)
+{
+    mt_init("test_gc_parallel");
+#define T(f) cmocka_unit_test_setup_teardown(f, setup_rec, teardown_rec)
+    const struct CMUnitTest tests[] = {
+        T(test_gc_parallel_same_live_set),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
