@@ -28,6 +28,7 @@
 # column per series; gnuplot reads it with `columnheader`), then one row per
 # x value, whitespace-separated, `NaN` where a series has no value.
 # Runs go through bench_lib.sh (stderr in build/bench/plot_bench.log).
+# shellcheck disable=SC2317  # functions called indirectly (bench_build, plots/*.sh)
 set -uo pipefail
 
 # shellcheck source-path=SCRIPTDIR source=bench_lib.sh
@@ -86,8 +87,10 @@ plot_load() {
 }
 
 for p in "${plots[@]}"; do
-    [ -f "bench/plots/$p.gp" ] && [ -f "bench/plots/$p.sh" ] ||
-        { echo "plot.sh: unknown plot '$p' (bench/plots/$p.gp and .sh)" >&2; exit 64; }
+    if [ ! -f "bench/plots/$p.gp" ] || [ ! -f "bench/plots/$p.sh" ]; then
+        echo "plot.sh: unknown plot '$p' (bench/plots/$p.gp and .sh)" >&2
+        exit 64
+    fi
 done
 if [ "$list" = 1 ]; then
     for p in "${plots[@]}"; do plot_load "$p" && printf '%-16s %s\n' "$p" "$plot_title"; done

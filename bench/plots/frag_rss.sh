@@ -2,7 +2,9 @@
 # pool benchmark's frag workload (fill with log-uniform 16 B..64 KiB objects,
 # free a random 90 %, trim), for every allocator that was built, against the
 # requested bytes live. Sourced by bench/plot.sh (see there for the contract).
-# shellcheck shell=bash disable=SC2034  # plot_title/plot_targets are read by plot.sh
+# plot_title and plot_targets are read by plot.sh; quick, build and log are
+# plot.sh's globals.
+# shellcheck shell=bash disable=SC2034,SC2154
 
 plot_title="pool frag workload: RSS over time, mulch vs glibc, mimalloc, jemalloc"
 frag_allocators="mulch glibc mimalloc jemalloc"
