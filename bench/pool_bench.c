@@ -27,7 +27,12 @@
  * thread measures RSS and trims while workers wait at a barrier (bench_sync_*).
  *
  * Usage: pool_bench <churn|prodcons|frag> [--threads N] [--ops N] [--live N]
- *                   [--seed S] [--fill-mib N] */
+ *                   [--seed S] [--fill-mib N] [--samples N]
+ *
+ * --samples N (frag only) records RSS every N allocator calls into a mapped
+ * array and prints the series as SAMPLE lines after the RESULT line, for
+ * bench/plot.sh. Reading RSS costs a few system calls per sample, so runs
+ * with samples are for plots, not for the timing table. */
 #ifndef _GNU_SOURCE
 #  define _GNU_SOURCE
 #endif
@@ -52,6 +57,7 @@ typedef struct bench_args {
     uint64_t live;
     uint64_t seed;
     uint64_t fill_mib;
+    uint64_t samples;        /* frag: RSS sample every `samples` calls; 0 = none */
     int live_set, threads_set;
 } bench_args_t;
 
@@ -386,6 +392,54 @@ static void run_prodcons(const bench_args_t *args, bench_result_t *r)
     bench_unmap(pa, n * sizeof *pa);
 }
 
+/* ------------------------------------------------------- time series -- */
+/* RSS over the run, for plots: one sample every `every` allocator calls,
+ * kept in mapped memory (never the allocator's) and printed after the
+ * RESULT line as
+ *   SAMPLE allocator=A workload=W op=N phase=P live_kib=L rss_kib=R
+ * where op counts allocator calls so far (the same x for every allocator)
+ * and live_kib is the requested bytes live at that moment. */
+
+typedef struct bench_sample {
+    uint64_t op;
+    uint64_t live_bytes;
+    long rss_kib;
+    const char *phase;
+} bench_sample_t;
+
+typedef struct bench_series {
+    bench_sample_t *items;
+    size_t count, capacity;
+    uint64_t every;
+} bench_series_t;
+
+static void series_init(bench_series_t *s, uint64_t every, uint64_t total_ops)
+{
+    s->every = every;
+    s->count = 0;
+    s->capacity = every ? (size_t)(total_ops / every) + 4 : 0;
+    s->items = s->capacity ? bench_map(s->capacity * sizeof *s->items) : NULL;
+}
+
+/* Records a sample when op is a multiple of the period (or `force`). */
+static inline void series_note(bench_series_t *s, uint64_t op, uint64_t live_bytes,
+                               const char *phase, int force)
+{
+    if (s->every == 0 || (!force && op % s->every != 0) || s->count == s->capacity)
+        return;
+    s->items[s->count++] = (bench_sample_t){ op, live_bytes, bench_rss_kib(), phase };
+}
+
+static void series_print(const bench_series_t *s, const char *workload)
+{
+    for (size_t i = 0; i < s->count; i++)
+        printf("SAMPLE allocator=%s workload=%s op=%llu phase=%s live_kib=%llu rss_kib=%ld\n",
+               B_NAME, workload, (unsigned long long)s->items[i].op, s->items[i].phase,
+               (unsigned long long)(s->items[i].live_bytes >> 10), s->items[i].rss_kib);
+    if (s->items)
+        bench_unmap(s->items, s->capacity * sizeof *s->items);
+}
+
 /* --------------------------------------------------------------- frag -- */
 /* Fill --fill-mib MiB of requested bytes with sizes drawn log-uniformly from
  * 16 B .. 64 KiB (size = 2^(4 + 12u), u uniform in [0,1): every octave gets
@@ -414,7 +468,7 @@ static inline uint32_t frag_size(uint64_t *rng)
     return s < 16 ? 16 : (s > 65536 ? 65536 : s);
 }
 
-static void run_frag(const bench_args_t *args, bench_result_t *r)
+static void run_frag(const bench_args_t *args, bench_result_t *r, bench_series_t *series)
 {
     const uint64_t target = args->fill_mib << 20;
     uint64_t seed = rng_seed(args->seed, 0);
@@ -438,8 +492,11 @@ static void run_frag(const bench_args_t *args, bench_result_t *r)
         order[j] = t;
     }
     size_t nfree = n * 9 / 10;
+    series_init(series, args->samples, n + nfree);
     bench_baseline_kib = bench_rss_kib();
 
+    uint64_t live = 0;
+    series_note(series, 0, 0, "fill", 1);
     double t0 = bench_now();
     for (size_t i = 0; i < n; i++) {
         unsigned char *p = b_alloc(size[i]);
@@ -449,12 +506,16 @@ static void run_frag(const bench_args_t *args, bench_result_t *r)
         p[0] = obj_tag(i, size[i]);
         p[size[i] - 1] = (uint8_t)~obj_tag(i, size[i]);
         obj[i] = p;
+        live += size[i];
+        series_note(series, i + 1, live, "fill", i + 1 == n);
     }
     for (size_t k = 0; k < nfree; k++) {
         size_t i = order[k];
         r->errors += obj_bad(obj[i], i, size[i]);
         b_free(obj[i]);
         obj[i] = NULL;
+        live -= size[i];
+        series_note(series, n + k + 1, live, "free", k + 1 == nfree);
     }
     r->seconds = bench_now() - t0;
     r->ops = n + nfree;
@@ -462,6 +523,7 @@ static void run_frag(const bench_args_t *args, bench_result_t *r)
     r->rss_before_trim_kib = bench_rss_kib();
     b_trim();
     r->rss_after_trim_kib = bench_rss_kib();
+    series_note(series, n + nfree, live, "trim", 1);
 
     for (size_t i = 0; i < n; i++) {
         if (!obj[i])
@@ -482,12 +544,13 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: pool_bench <churn|prodcons|frag> [--threads N] [--ops N] "
-            "[--live N] [--seed S] [--fill-mib N]\n"
+            "[--live N] [--seed S] [--fill-mib N] [--samples N]\n"
             "  churn    : --threads independent churners (default 1), --live objects\n"
             "             each (default 100000), --ops free+alloc pairs each\n"
             "  prodcons : --threads/2 producer->consumer pairs (default 2 threads),\n"
             "             --ops objects sent per pair, --live producer-local set (default 1024)\n"
-            "  frag     : single thread, --fill-mib MiB requested (default 512)\n");
+            "  frag     : single thread, --fill-mib MiB requested (default 512);\n"
+            "             --samples N prints RSS every N calls as SAMPLE lines\n");
 }
 
 static int parse_u64(const char *s, uint64_t *out)
@@ -535,6 +598,8 @@ static int parse_args(int argc, char **argv, bench_args_t *a)
             a->seed = v;
         else if (!strcmp(argv[i], "--fill-mib"))
             a->fill_mib = v;
+        else if (!strcmp(argv[i], "--samples"))
+            a->samples = v;
         else {
             fprintf(stderr, "pool_bench: unknown option %s\n", argv[i]);
             return -1;
@@ -588,13 +653,18 @@ int main(int argc, char **argv)
     if (b_init() != 0)
         return 4;
 
+    if (args.samples && strcmp(args.workload, "frag")) {
+        fprintf(stderr, "pool_bench: --samples is implemented for frag only\n");
+        return 64;
+    }
     bench_result_t r = {0};
+    bench_series_t series = {0};
     if (!strcmp(args.workload, "churn"))
         run_churn(&args, &r);
     else if (!strcmp(args.workload, "prodcons"))
         run_prodcons(&args, &r);
     else
-        run_frag(&args, &r);
+        run_frag(&args, &r, &series);
 
     double mops = r.seconds > 0 ? (double)r.ops / r.seconds / 1e6 : 0.0;
     double net_kib = (double)(r.rss_after_trim_kib - bench_baseline_kib);
@@ -612,6 +682,7 @@ int main(int argc, char **argv)
            trim_ratio_raw, (unsigned long long)args.live,
            (unsigned long long)(strcmp(args.workload, "frag") ? 0 : args.fill_mib),
            (unsigned long long)args.seed, (unsigned long long)r.errors);
+    series_print(&series, args.workload);
     fflush(stdout);
     if (r.errors) {
         fprintf(stderr, "pool_bench: %llu corrupted or misaligned objects\n",

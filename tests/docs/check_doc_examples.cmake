@@ -3,19 +3,22 @@
 # Every fenced block whose opening fence line is exactly "```c main" is a
 # complete program: it is written to WORK_DIR, compiled as C11 with the
 # public headers (warnings are errors), linked against the static library,
-# and run; it must exit 0. Blocks fenced with plain "```c" are fragments and
-# are not compiled. A "#line" directive maps compiler messages back to the
+# and run; it must exit 0. "```cpp main" blocks are the same for C++17
+# programs (<mulch/allocator.hpp>), compiled with CXX_COMPILER. Blocks
+# fenced any other way ("```c", "```cpp", "```sh"...) are fragments and are
+# not compiled. A "#line" directive maps compiler messages back to the
 # Markdown file and line.
 #
 #   cmake -DDOCS_DIR=<src>/docs -DWORK_DIR=<dir> -DINCLUDE_DIR=<src>/include
-#         -DMULCH_LIB=<libmulch.a> -DC_COMPILER=<cc>
+#         -DMULCH_LIB=<libmulch.a> -DC_COMPILER=<cc> [-DCXX_COMPILER=<c++>]
 #         [-DLINK_LIBS="a|b|c"] [-DEXTRA_FLAGS="x|y"] [-DSOURCE_ROOT=<src>]
 #         [-DONLY=<substring of a block name>]
 #         -P check_doc_examples.cmake
 #
 # LINK_LIBS and EXTRA_FLAGS are '|'-separated (a ';' would be split by
 # add_test). Fails when no "```c main" block exists at all, when a fence is
-# left open, or when any program fails to compile or run.
+# left open, when a "```cpp main" block exists but no CXX_COMPILER was
+# given, or when any program fails to compile or run.
 cmake_minimum_required(VERSION 3.21)
 
 foreach(_var DOCS_DIR WORK_DIR INCLUDE_DIR MULCH_LIB C_COMPILER)
@@ -53,7 +56,7 @@ foreach(_doc IN LISTS _docs)
     string(REPLACE "\n" ";" _lines "${_text}")
 
     set(_in_block OFF)   # inside some fence
-    set(_capture OFF)    # inside a ```c main fence
+    set(_capture OFF)    # inside a ```c main or ```cpp main fence
     set(_fence "")
     set(_lineno 0)
     set(_count 0)
@@ -69,8 +72,13 @@ foreach(_doc IN LISTS _docs)
                 set(_in_block ON)
                 set(_fence "${CMAKE_MATCH_1}")
                 set(_start ${_lineno})
-                if(_line STREQUAL "```c main")
+                if(_line STREQUAL "```c main" OR _line STREQUAL "```cpp main")
                     set(_capture ON)
+                    if(_line STREQUAL "```cpp main")
+                        set(_ext "cpp")
+                    else()
+                        set(_ext "c")
+                    endif()
                     math(EXPR _count "${_count} + 1")
                     math(EXPR _first "${_lineno} + 1")
                     set(_body "#line ${_first} \"${_doc_rel}\"\n")
@@ -81,8 +89,8 @@ foreach(_doc IN LISTS _docs)
             if(_stripped STREQUAL "${_fence}")
                 if(_capture)
                     set(_name "${_doc_stem}_${_count}_line${_start}")
-                    file(WRITE "${WORK_DIR}/${_name}.c" "${_body}")
-                    list(APPEND _programs "${_name}")
+                    file(WRITE "${WORK_DIR}/${_name}.${_ext}" "${_body}")
+                    list(APPEND _programs "${_name}.${_ext}")
                 endif()
                 set(_in_block OFF)
                 set(_capture OFF)
@@ -102,14 +110,26 @@ if(_n EQUAL 0)
 endif()
 message(STATUS "check_doc_examples: ${_n} complete programs in ${DOCS_DIR}")
 
-foreach(_name IN LISTS _programs)
+foreach(_file IN LISTS _programs)
+    get_filename_component(_name "${_file}" NAME_WE)
+    get_filename_component(_ext "${_file}" LAST_EXT)
     if(DEFINED ONLY AND NOT _name MATCHES "${ONLY}")
         continue()
     endif()
-    set(_src "${WORK_DIR}/${_name}.c")
+    set(_src "${WORK_DIR}/${_file}")
     set(_exe "${WORK_DIR}/${_name}")
+    if(_ext STREQUAL ".cpp")
+        if(NOT DEFINED CXX_COMPILER OR CXX_COMPILER STREQUAL "")
+            message("---- ${_name}: a C++ example, but no -DCXX_COMPILER was given")
+            list(APPEND _failures "${_name}: no C++ compiler")
+            continue()
+        endif()
+        set(_compile "${CXX_COMPILER}" -std=c++17)
+    else()
+        set(_compile "${C_COMPILER}" -std=c11)
+    endif()
     execute_process(
-        COMMAND "${C_COMPILER}" -std=c11 -Wall -Wextra -Wpedantic -Werror
+        COMMAND ${_compile} -Wall -Wextra -Wpedantic -Werror
                 -DMULCH_STATIC_DEFINE -I "${INCLUDE_DIR}" ${_extra_flags}
                 -o "${_exe}" "${_src}" "${MULCH_LIB}" ${_link_libs}
         RESULT_VARIABLE _rc
