@@ -2,7 +2,7 @@
  * benchmarks (mulch only: the peers have neither).
  *
  *   compact_bench frag [--steps N] [--slots N] [--samples N] [--seed S]
- *       Fragmentation workload: a table of `slots` rooted references to
+ *       Fragmentation workload: a full table of `slots` rooted references to
  *       objects of mixed sizes (16..1024 bytes) with random lifetimes. The
  *       size mix drifts between phases (mostly small, then mostly large,
  *       ...), so the survivors of one phase sit scattered in spans the next
@@ -80,15 +80,21 @@ static int run_frag(uint64_t steps, size_t slots, uint64_t samples) {
     double sum = 0, max = 0;
     unsigned counted = 0;
     uint64_t phase_len = steps / 6 ? steps / 6 : 1;
+    /* Fill the table first, so that the live set is steady from step 1. */
+    for (size_t i = 0; i < slots; i++) {
+        table[i] = gc_alloc(t, &blob_type, pick_size(0));
+        if (!table[i]) return 1;
+    }
     for (uint64_t step = 1; step <= steps; step++) {
         unsigned phase = (unsigned)(step / phase_len);
         size_t i = (size_t)(rng_next() % slots);
         /* Random lifetimes: a quarter of the slots hold long-lived objects
          * that are replaced 16 times less often. */
-        if (i < slots / 4 && rng_next() % 16) continue;
-        blob_t *b = gc_alloc(t, &blob_type, pick_size(phase));
-        if (!b) return 1;
-        table[i] = b;
+        if (i >= slots / 4 || rng_next() % 16 == 0) {
+            blob_t *b = gc_alloc(t, &blob_type, pick_size(phase));
+            if (!b) return 1;
+            table[i] = b;
+        }
         if (step % samples == 0) {
             gc_collect(t);
             gc_stats_t s;

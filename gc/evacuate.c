@@ -31,8 +31,6 @@
 #define GC_FORWARDED     ((uintptr_t)1)
 #define GC_FORWARD_BUSY  ((uintptr_t)3)   /* claimed by a marker, copy under way */
 
-/* AUTO: a span whose live cells fill less than this share is a candidate. */
-#define EVACUATE_OCCUPANCY_PERCENT 75u
 
 static inline _Atomic uintptr_t *header_word(void *obj) {
     return (_Atomic uintptr_t *)((unsigned char *)obj - GC_HEADER);
@@ -187,7 +185,7 @@ void gc_evacuation_plan(gc_heap_t *heap) {
         if (cls == 0xffff) continue;
         /* Worth it only when the class could give back at least one span. */
         if (capacity[cls] - live[cls] < 2u * b->capacity) continue;
-        if ((size_t)b->used * 100u < (size_t)b->capacity * EVACUATE_OCCUPANCY_PERCENT)
+        if ((size_t)b->used * 100u < (size_t)b->capacity * heap->evacuate_below_percent)
             pool_block_set_flag(b, BLOCK_EVACUATE);
     }
 }

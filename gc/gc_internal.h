@@ -116,7 +116,8 @@ typedef struct gc_mark_shared {
     gc_mark_packet_t *packets, *free_packets, *mappings;
     _Atomic unsigned  idle;          /* markers without work (read racily)   */
     unsigned          active;        /* markers in this marking              */
-    unsigned          helpers_busy, helper_count;
+    unsigned          joined;        /* helpers in this marking, not yet out */
+    unsigned          helper_count;
     bool              done, quit, evacuate, overflowed;
     uint64_t          generation, bytes_moved;
     pthread_t         helpers[GC_MAX_MARKERS];
@@ -192,6 +193,7 @@ struct gc_heap {
     size_t           hash_count, hash_capacity;
     bool             hashes_unordered; /* re-keyed in place: search linearly */
     uint64_t         bytes_moved;
+    unsigned         evacuate_below_percent; /* AUTO: sparser spans are evacuated */
 
     /* finalization and weak references */
     gc_vector_t      finalizable;      /* objects with finalizers, not run  */

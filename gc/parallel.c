@@ -7,7 +7,9 @@
  * packets through one shared list: a marker that sees an idle marker gives
  * away the bottom half of its stack (for trees, the big subtrees nearest
  * the roots), a marker whose stack is empty takes a packet or goes idle.
- * Marking ends when every marker is idle and the list is empty.
+ * Marking ends when every marker that joined is idle and the list is
+ * empty; a helper that wakes late (a loaded machine) finds marking done
+ * and stays out, so the collector never waits for a thread to be scheduled.
  *
  * Invariants: mark bits are set with an atomic OR while markers run
  * (tracer->shared != NULL), so each object is pushed by exactly one
@@ -31,7 +33,7 @@ struct gc_mark_packet {
 
 /* Smaller heaps are marked by the collector alone: waking helpers costs
  * more than it saves. */
-#define PARALLEL_MIN_HEAP ((size_t)8 << 20)
+#define PARALLEL_MIN_HEAP ((size_t)32 << 20)
 
 static gc_mark_packet_t *packet_new_locked(gc_mark_shared_t *shared) {
     if (shared->free_packets == NULL) {
@@ -121,6 +123,11 @@ static void *marker_main(void *arg) {
         while (shared->generation == seen && !shared->quit) pthread_cond_wait(&shared->start, &shared->lock);
         if (shared->quit) break;
         seen = shared->generation;
+        /* A helper that wakes after the others finished stays out: the
+         * collector does not wait for helpers that never joined. */
+        if (shared->done) continue;
+        shared->active++;
+        shared->joined++;
         bool evacuate = shared->evacuate;
         pthread_mutex_unlock(&shared->lock);
 
@@ -134,7 +141,7 @@ static void *marker_main(void *arg) {
         pthread_mutex_lock(&shared->lock);
         shared->bytes_moved += tracer.bytes_moved;
         shared->overflowed |= tracer.overflowed;
-        if (--shared->helpers_busy == 0) pthread_cond_broadcast(&shared->finished);
+        if (--shared->joined == 0) pthread_cond_broadcast(&shared->finished);
     }
     pthread_mutex_unlock(&shared->lock);
     return NULL;
@@ -174,10 +181,10 @@ void gc_mark_parallel(gc_tracer_t *tracer) {
     pthread_mutex_lock(&shared->lock);
     shared->generation++;
     shared->evacuate = tracer->evacuate;
-    shared->active = helpers + 1;
+    shared->active = 1; /* helpers count themselves in as they wake */
+    shared->joined = 0;
     atomic_store_explicit(&shared->idle, 0, memory_order_relaxed);
     shared->done = false;
-    shared->helpers_busy = helpers;
     shared->bytes_moved = 0;
     shared->overflowed = false;
     pthread_cond_broadcast(&shared->start);
@@ -186,7 +193,7 @@ void gc_mark_parallel(gc_tracer_t *tracer) {
     tracer->shared = shared;
     marker_loop(tracer);
     pthread_mutex_lock(&shared->lock);
-    while (shared->helpers_busy) pthread_cond_wait(&shared->finished, &shared->lock);
+    while (shared->joined) pthread_cond_wait(&shared->finished, &shared->lock);
     tracer->bytes_moved += shared->bytes_moved;
     tracer->overflowed |= shared->overflowed;
     pthread_mutex_unlock(&shared->lock);
