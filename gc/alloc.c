@@ -23,9 +23,14 @@ void gc_span_ensure_swept(gc_heap_t *heap, block_t *b) {
     if (gc_span_epoch(b) == heap->epoch) return;
     uint64_t *mark = gc_span_mark_bits(b), *alloc = gc_span_alloc_bits(b);
     uint32_t words = gc_span_words(b);
-    for (uint32_t w = 0; w < words; w++) {
-        alloc[w] = mark[w];
-        mark[w] = 0;
+    /* Generational mode keeps the mark bits: they say which cells are old. */
+    if (heap->generational) {
+        for (uint32_t w = 0; w < words; w++) alloc[w] = mark[w];
+    } else {
+        for (uint32_t w = 0; w < words; w++) {
+            alloc[w] = mark[w];
+            mark[w] = 0;
+        }
     }
     alloc[words - 1] |= span_padding_bits(b);
     b->owner_words[0] = heap->epoch;
@@ -124,9 +129,9 @@ static bool gc_should_collect(gc_heap_t *heap) {
 
 /* Collect on behalf of an allocation: if another thread is collecting,
  * waiting for it is enough. Runs finalizers made pending. */
-static void gc_collect_for_allocation(gc_thread_t *t) {
+static void gc_collect_for_allocation(gc_thread_t *t, bool minor_allowed) {
     if (!gc_world_stop(t, true)) return;
-    gc_collect_locked(t->heap, t);
+    gc_collect_locked(t->heap, t, minor_allowed);
     gc_world_start_heap(t->heap, t);
     gc_run_finalizers(t);
 }
@@ -174,12 +179,13 @@ static void *gc_alloc_large(gc_thread_t *t, const gc_type_t *type, size_t size) 
     gc_heap_t *heap = t->heap;
     size_t bytes = size + GC_HEADER;
     if (bytes < size || bytes > (size_t)UINT32_MAX - heap->pool->block_size) return NULL; /* never fits */
-    bool collected = false;
+    /* 0: not yet; 1: a collection that may have been minor; 2: a full one */
+    int collected = 0;
     for (;;) {
         if (atomic_load_explicit(&heap->stop_requested, memory_order_relaxed)) gc_safepoint_slow(t);
         if (!collected && gc_should_collect(heap)) {
-            gc_collect_for_allocation(t);
-            collected = true;
+            gc_collect_for_allocation(t, true);
+            collected = heap->generational ? 1 : 2;
         }
         pthread_mutex_lock(&heap->lock);
         block_t *b = gc_span_new_locked(heap, -1, bytes);
@@ -193,9 +199,9 @@ static void *gc_alloc_large(gc_thread_t *t, const gc_type_t *type, size_t size) 
             atomic_fetch_add_explicit(&heap->allocated_since_gc, pool_block_bytes(b), memory_order_relaxed);
             return gc_object_init(t, b->start, b->cell_size, type);
         }
-        if (collected) return NULL;
-        gc_collect_for_allocation(t);
-        collected = true;
+        if (collected == 2) return NULL;
+        gc_collect_for_allocation(t, false);
+        collected = 2;
     }
 }
 
@@ -212,7 +218,8 @@ static MULCH_NOINLINE void *gc_alloc_slow(gc_thread_t *t, const gc_type_t *type,
     gc_heap_t *heap = t->heap;
     unsigned cls = gc_class_of(size + GC_HEADER);
     gc_bin_t *bin = &t->bins[cls];
-    bool collected = false;
+    /* 0: not yet; 1: a collection that may have been minor; 2: a full one */
+    int collected = 0;
     for (;;) {
         uint64_t bits = bin->free_bits;
         if (bits) {
@@ -233,8 +240,8 @@ static MULCH_NOINLINE void *gc_alloc_slow(gc_thread_t *t, const gc_type_t *type,
         }
         gc_bin_retire(heap, bin);
         if (!collected && gc_should_collect(heap)) {
-            gc_collect_for_allocation(t);
-            collected = true;
+            gc_collect_for_allocation(t, true);
+            collected = heap->generational ? 1 : 2;
             continue;
         }
         pthread_mutex_lock(&heap->lock);
@@ -248,9 +255,9 @@ static MULCH_NOINLINE void *gc_alloc_slow(gc_thread_t *t, const gc_type_t *type,
             pool_block_clear_flag(b, BLOCK_EVACUATE); /* the heap cannot grow: fill it after all */
         pthread_mutex_unlock(&heap->lock);
         if (b == NULL) {
-            if (collected) return NULL; /* max_heap even after a full collection */
-            gc_collect_for_allocation(t);
-            collected = true;
+            if (collected == 2) return NULL; /* max_heap even after a full collection */
+            gc_collect_for_allocation(t, false);
+            collected = 2;
             continue;
         }
         if (!fresh) gc_span_ensure_swept(heap, b);
@@ -287,12 +294,6 @@ size_t gc_size_of(const void *obj) {
         return 0;
     }
     return b->cell_size - GC_HEADER;
-}
-
-void gc_write(gc_thread_t *thread, void *obj, void **slot, void *value) {
-    (void)thread;
-    (void)obj;
-    *slot = value;
 }
 
 void gc_external_alloc(gc_heap_t *heap, ptrdiff_t bytes) {

@@ -139,6 +139,7 @@ size_t gc_bridge_cycles_locked(gc_heap_t *heap, FILE *out) {
         return 0;
     }
     unsigned char *reported = reach + n * n;
+    gc_marks_forget(heap); /* generational mode's sticky marks would stop the walks */
     for (size_t h = 0; h < n; h++) bridge_reach_from(heap, h, reach);
     size_t cycles = 0;
     for (size_t h = 0; h < n; h++) {

@@ -103,21 +103,25 @@ static void pool_trim_if_idle(gc_heap_t *heap) {
     if (idle > ((size_t)16 << 20) && idle > held / 2) pool_trim(heap->pool);
 }
 
-void gc_collect_locked(gc_heap_t *heap, gc_thread_t *self) {
+void gc_collect_locked(gc_heap_t *heap, gc_thread_t *self, bool minor_allowed) {
     uint64_t start = gc_now_ns();
     gc_threads_flush(heap);
     for (size_t s = 0; s < heap->spans.count; s++) gc_span_ensure_swept(heap, heap->spans.items[s]);
     heap->epoch++;
+    bool minor = gc_generation_begin(heap, minor_allowed);
 
     gc_tracer_t tracer;
     gc_tracer_init(&tracer, heap, "gc_collect");
-    tracer.evacuate = gc_evacuation_prepare(heap);
+    /* Minor collections never move (old objects are not traced to be fixed). */
+    tracer.evacuate = !minor && gc_evacuation_prepare(heap);
+    tracer.mark_old = heap->generational;
     if (heap->options.conservative_stack) {
         /* First, before anything moves: what the stacks hold stays put. */
         if (self) gc_thread_save_context(self);
         gc_conservative_scan(&tracer);
     }
     gc_roots_trace(&tracer);
+    if (minor) gc_generation_trace_remembered(&tracer);
     gc_mark_parallel(&tracer);
     weak_refs_clear_dead(heap);
     finalizable_move_dead(heap, &tracer);
@@ -127,6 +131,7 @@ void gc_collect_locked(gc_heap_t *heap, gc_thread_t *self) {
     gc_tracer_free(&tracer);
 
     spans_account(heap);
+    gc_generation_end(heap, minor);
     pool_trim_if_idle(heap);
     heap->collections++;
     uint64_t pause = gc_now_ns() - start;
@@ -194,7 +199,7 @@ static void gc_finish_finalizers(gc_thread_t *t) {
 
 void gc_collect(gc_thread_t *t) {
     gc_world_stop(t, false);
-    gc_collect_locked(t->heap, t);
+    gc_collect_locked(t->heap, t, false);
     gc_world_start_heap(t->heap, t);
     gc_finish_finalizers(t);
 }

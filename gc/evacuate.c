@@ -29,7 +29,9 @@
 #include "gc_internal.h"
 
 #define GC_FORWARDED     ((uintptr_t)1)
-#define GC_FORWARD_BUSY  ((uintptr_t)3)   /* claimed by a marker, copy under way */
+/* header | 3: claimed by a marker, copy under way. The type bits stay, so a
+ * marker that reads the header meanwhile still finds the type. */
+#define GC_FORWARD_BUSY  ((uintptr_t)3)
 
 
 static inline _Atomic uintptr_t *header_word(void *obj) {
@@ -106,14 +108,15 @@ void *gc_evacuate_object(gc_tracer_t *tracer, block_t *b, uint32_t i, void *obj)
             continue;
         }
         if (gc_tracer_is_marked(b, i)) return obj; /* kept in place earlier */
-        if (atomic_compare_exchange_weak_explicit(header, &seen, GC_FORWARD_BUSY, memory_order_acq_rel,
+        if (atomic_compare_exchange_weak_explicit(header, &seen, seen | GC_FORWARD_BUSY, memory_order_acq_rel,
                                                   memory_order_acquire))
             break;
     }
     /* Claimed. Another marker may have marked it in place and released its
      * claim just before ours (the header went back to the type): look again. */
     if (gc_tracer_is_marked(b, i)) {
-        atomic_store_explicit(header, seen, memory_order_release);
+        /* Clear only the claim: the marker tracing it may have set bit 2. */
+        atomic_fetch_and_explicit(header, ~GC_FORWARD_BUSY, memory_order_release);
         return obj;
     }
     unsigned char *cell = NULL;
@@ -125,7 +128,7 @@ void *gc_evacuate_object(gc_tracer_t *tracer, block_t *b, uint32_t i, void *obj)
     if (cell == NULL) {
         /* Mark before releasing the claim, so no one copies it after all. */
         gc_tracer_mark_in_place(tracer, b, i, obj);
-        atomic_store_explicit(header, seen, memory_order_release);
+        atomic_fetch_and_explicit(header, ~GC_FORWARD_BUSY, memory_order_release);
         return obj;
     }
     ((uintptr_t *)cell)[0] = seen;

@@ -98,6 +98,8 @@ struct gc_thread {
     size_t            root_depth, root_capacity;
     gc_vector_t       finalizable;       /* objects with finalizers, new      */
     gc_vector_t       weaks;             /* weak refs created, new            */
+    gc_vector_t       remembered;        /* old objects gc_write stored into  */
+    bool              generational;      /* copy of the heap's mode (gc_write) */
     _Atomic uint64_t  bytes_allocated;
     gc_bin_t          bins[GC_CLASSES];
 };
@@ -137,6 +139,7 @@ struct gc_tracer {
     bool         evacuate;    /* the collection's tracer: may move objects */
     uint64_t     bytes_moved;
     gc_mark_shared_t *shared; /* non-NULL while parallel markers run       */
+    bool         mark_old;    /* generational: traced objects become old   */
 };
 
 typedef struct gc_hash_entry {
@@ -195,6 +198,15 @@ struct gc_heap {
     uint64_t         bytes_moved;
     unsigned         evacuate_below_percent; /* AUTO: sparser spans are evacuated */
 
+    /* generational mode (gc/generation.c): mark bits stay set after a
+     * collection ("sticky": set = old), so a minor collection traces only
+     * young objects, from the roots and the remembered old objects. */
+    bool             generational;
+    bool             next_full;        /* mark bits were cleared: no minor  */
+    gc_vector_t      remembered;       /* old objects with new pointers     */
+    size_t           full_live_bytes;  /* live after the last full collection */
+    uint64_t         minor_collections;
+
     /* finalization and weak references */
     gc_vector_t      finalizable;      /* objects with finalizers, not run  */
     gc_vector_t      pending;          /* unreachable, finalizer to run     */
@@ -221,8 +233,14 @@ struct gc_heap {
 };
 
 /* ---- objects -------------------------------------------------------------- */
+/* Header bits below the 8-byte-aligned type pointer: bits 0-1 forwarding
+ * and copy claims (during a collection, gc/evacuate.c), bit 1 also
+ * "remembered" and bit 2 "old" (generational mode, gc/generation.c). */
+#define GC_HEADER_REMEMBERED ((uintptr_t)2)
+#define GC_HEADER_OLD        ((uintptr_t)4)
+#define GC_HEADER_TAG_BITS   ((uintptr_t)7)
 static inline const gc_type_t *gc_header_type(const void *obj) {
-    return ((const gc_type_t *const *)obj)[-1];
+    return (const gc_type_t *)(((const uintptr_t *)obj)[-1] & ~GC_HEADER_TAG_BITS);
 }
 static inline uint32_t gc_span_epoch(const block_t *b) { return b->owner_words[0]; }
 static inline uint64_t *gc_span_mark_bits(const block_t *b) { return (uint64_t *)pool_block_mark_bits(b); }
@@ -332,8 +350,21 @@ MULCH_INTERNAL void gc_thread_save_context(gc_thread_t *t);
 /* Marks (and keeps in place) what the attached threads' stacks point to. */
 MULCH_INTERNAL size_t gc_conservative_scan(gc_tracer_t *tracer);
 
+/* ---- generations (gc/generation.c) --------------------------------------------- */
+/* Whether this collection may be a minor one; sets it up (world stopped,
+ * spans swept). A full collection in generational mode clears the marks. */
+MULCH_INTERNAL bool gc_generation_begin(gc_heap_t *heap, bool minor_allowed);
+/* Minor collections: marks what the remembered objects point to. */
+MULCH_INTERNAL void gc_generation_trace_remembered(gc_tracer_t *tracer);
+MULCH_INTERNAL void gc_generation_end(gc_heap_t *heap, bool minor);
+/* Mark bits were used for something else (verify, bridge report): clear
+ * them; the next collection must be full. */
+MULCH_INTERNAL void gc_marks_forget(gc_heap_t *heap);
+
 /* ---- collection (gc/collect.c) -------------------------------------------------- */
-MULCH_INTERNAL void gc_collect_locked(gc_heap_t *heap, gc_thread_t *self);
+/* minor_allowed: the allocation path (generational mode may then trace
+ * only young objects); gc_collect and the others always collect fully. */
+MULCH_INTERNAL void gc_collect_locked(gc_heap_t *heap, gc_thread_t *self, bool minor_allowed);
 MULCH_INTERNAL void gc_run_finalizers(gc_thread_t *thread);
 MULCH_INTERNAL uint64_t gc_now_ns(void);
 

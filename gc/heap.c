@@ -33,6 +33,7 @@ static void options_resolve(gc_options_t *o) {
         else o->compaction = GC_COMPACT_AUTO;
     }
     o->markers = (int)env_size("MULCH_GC_MARKERS", (size_t)o->markers);
+    o->generational = (int)env_size("MULCH_GC_GENERATIONAL", (size_t)o->generational);
     if (o->initial_heap == 0) o->initial_heap = (size_t)4 << 20;
     if (o->heap_growth <= 1.0) o->heap_growth = 2.0;
 }
@@ -59,6 +60,7 @@ gc_heap_t *gc_heap_create(const gc_options_t *opts) {
     heap->epoch = 1;
     heap->trigger = options.initial_heap;
     heap->stress_every = env_size("MULCH_GC_STRESS", 0);
+    heap->generational = options.generational != 0;
     /* AUTO evacuates spans whose live cells fill less than this share. */
     heap->evacuate_below_percent = (unsigned)env_size("MULCH_GC_EVACUATE_BELOW", 75);
     if (heap->evacuate_below_percent > 100) heap->evacuate_below_percent = 100;
@@ -105,6 +107,7 @@ void gc_heap_destroy(gc_heap_t *heap) {
     gc_vector_free(&heap->finalizable);
     gc_vector_free(&heap->pending);
     gc_vector_free(&heap->weaks);
+    gc_vector_free(&heap->remembered);
     if (heap->root_ranges) os_unmap(heap->root_ranges, heap->root_range_capacity * sizeof(gc_root_range_t));
     if (heap->root_callbacks)
         os_unmap(heap->root_callbacks, heap->root_callback_capacity * sizeof(gc_root_callback_t));

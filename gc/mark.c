@@ -145,8 +145,16 @@ bool gc_is_marked(const gc_heap_t *heap, const void *obj) {
 
 #define MARK_PREFETCH 8u
 
+static MULCH_NOINLINE void make_old(gc_tracer_t *tracer, uintptr_t *header) {
+    if (tracer->shared) __atomic_fetch_or(header, GC_HEADER_OLD, __ATOMIC_RELAXED);
+    else __atomic_store_n(header, __atomic_load_n(header, __ATOMIC_RELAXED) | GC_HEADER_OLD, __ATOMIC_RELAXED);
+}
+
 static inline void trace_object(void *obj, gc_tracer_t *tracer) {
-    const gc_type_t *type = gc_header_type(obj);
+    uintptr_t *header = (uintptr_t *)obj - 1;
+    uintptr_t word = __atomic_load_n(header, __ATOMIC_RELAXED);
+    if (mulch_unlikely(tracer->mark_old) && !(word & GC_HEADER_OLD)) make_old(tracer, header);
+    const gc_type_t *type = (const gc_type_t *)(word & ~GC_HEADER_TAG_BITS);
     if (type->trace) type->trace(obj, tracer);
 }
 

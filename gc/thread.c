@@ -67,6 +67,7 @@ gc_thread_t *gc_thread_attach(gc_heap_t *heap) {
         return NULL;
     }
     t->heap = heap;
+    t->generational = heap->generational;
     if (heap->options.conservative_stack) gc_thread_init_stack(t);
     pthread_mutex_lock(&heap->lock);
     while (heap->collecting) pthread_cond_wait(&heap->changed, &heap->lock);
@@ -89,6 +90,7 @@ static void gc_thread_free(gc_thread_t *t) {
     if (t->root_stack) os_unmap(t->root_stack, t->root_capacity * sizeof(void **));
     gc_vector_free(&t->finalizable);
     gc_vector_free(&t->weaks);
+    gc_vector_free(&t->remembered);
     os_unmap(t, sizeof(gc_thread_t));
 }
 
@@ -98,6 +100,7 @@ static void gc_thread_unlink_locked(gc_heap_t *heap, gc_thread_t *t) {
     gc_thread_retire_bins(t);
     gc_vector_append(&heap->finalizable, &t->finalizable);
     gc_vector_append(&heap->weaks, &t->weaks);
+    if (!gc_vector_append(&heap->remembered, &t->remembered)) heap->next_full = true;
     heap->detached_bytes_allocated += atomic_load_explicit(&t->bytes_allocated, memory_order_relaxed);
     if (t->prev) t->prev->next = t->next;
     else heap->threads = t->next;
@@ -218,5 +221,6 @@ void gc_threads_flush(gc_heap_t *heap) {
         gc_thread_retire_bins(t);
         gc_vector_append(&heap->finalizable, &t->finalizable);
         gc_vector_append(&heap->weaks, &t->weaks);
+        if (!gc_vector_append(&heap->remembered, &t->remembered)) heap->next_full = true;
     }
 }

@@ -49,8 +49,11 @@ static void check_span(verifier_t *v, block_t *b) {
     }
     const uint64_t *mark = gc_span_mark_bits(b), *alloc = gc_span_alloc_bits(b);
     uint32_t words = gc_span_words(b);
-    for (uint32_t w = 0; w < words; w++)
-        if (mark[w]) problem(v, "mark bit set outside a collection", b->start + (size_t)w * 64 * b->cell_size);
+    for (uint32_t w = 0; w < words; w++) {
+        /* Generational mode: mark bits say "old", only on allocated cells. */
+        uint64_t stray = heap->generational ? mark[w] & ~alloc[w] : mark[w];
+        if (stray) problem(v, "mark bit set outside a collection", b->start + (size_t)w * 64 * b->cell_size);
+    }
     unsigned tail = b->capacity % 64u;
     if (tail && (alloc[words - 1] | ((UINT64_C(1) << tail) - 1)) != UINT64_MAX)
         problem(v, "padding alloc bits clear", b);
@@ -66,6 +69,7 @@ static void check_span(verifier_t *v, block_t *b) {
 static void verify_callback_roots(verifier_t *v) {
     /* Root callbacks report through gc_trace_slot; run them with a tracer
      * whose bad-slot reports count as problems. */
+    gc_marks_forget(v->heap);
     gc_tracer_t tracer;
     gc_tracer_init(&tracer, v->heap, "gc_verify");
     for (size_t i = 0; i < v->heap->root_callback_count; i++) {

@@ -44,6 +44,10 @@ typedef struct gc_options {
     int    conservative_stack;  /* also scan attached threads' stacks; referents pinned */
     int    markers;             /* marking threads; 0 = one per core (started lazily) */
     pool_t *pool;               /* pool the heap takes its blocks from; NULL = its own */
+    int    generational;        /* 1: collections triggered by allocation trace only objects
+                                   allocated since the last one, plus objects gc_write
+                                   stored pointers into (every such store must use
+                                   gc_write); gc_collect stays a full collection */
 } gc_options_t;
 enum { GC_COMPACT_AUTO = 0, GC_COMPACT_NEVER = 1, GC_COMPACT_ALWAYS = 2 };
 

@@ -1,0 +1,109 @@
+/* test_gc_generational.c — black-box tests of the generational mode
+ * (gc_options_t.generational): collections triggered by allocation are
+ * minor (young garbage is reclaimed, old objects are not traced), a young
+ * object stored into an old one through gc_write survives every minor
+ * collection, old garbage goes at the next full collection (gc_collect),
+ * and gc_verify stays clean throughout.
+ *
+ * Deterministic: random choices come from MULCH_TEST_SEED (printed). */
+#ifndef _GNU_SOURCE
+#  define _GNU_SOURCE 1
+#endif
+#define DEFAULT_SEED UINT64_C(0x6d756c6367630f01)
+#define MULCH_TEST_GC_OBJECTS 1
+#include <mulch/gc.h>
+
+#include "mulch_test.h"
+
+static gc_heap_t *generational_heap(void)
+{
+    gc_options_t o;
+    memset(&o, 0, sizeof o);
+    o.generational = 1;
+    o.initial_heap = 256 * KiB;   /* allocation collects often */
+    gc_heap_t *h = gc_heap_create(&o);
+    if (!h) fail();
+    return h;
+}
+
+static uint64_t collections(gc_heap_t *h)
+{
+    gc_stats_t s;
+    gc_get_stats(h, &s);
+    return s.collections;
+}
+
+static void test_generational_barrier_keeps_young_children(void **state)
+{
+    (void)state;
+    TEST_START();
+    fin_reset();
+    gc_heap_t *h = generational_heap();
+    gc_thread_t *t = gc_thread_attach(h);
+    rng_t rng = test_rng("generational", 0);
+    enum { OLD = 64 };
+    void *old[OLD];
+    gc_root_add_range(h, old, OLD);
+    for (size_t i = 0; i < OLD; i++) old[i] = NULL;
+    for (size_t i = 0; i < OLD; i++) old[i] = mk(t, &T_FIN, 1 + i, 2);
+    gc_collect(t);                                  /* full: they are old now */
+    uint64_t before = collections(h);
+    size_t stored = 0;
+    for (uint64_t round = 0; round < (uint64_t)scaled(20000, 4000); round++) {
+        /* young garbage, and now and then a young child of an old object */
+        (void)mk(t, &T_PLAIN, 0, (size_t)rng_below(&rng, 8));
+        if (rng_below(&rng, 50) == 0) {
+            size_t i = (size_t)rng_below(&rng, OLD);
+            size_t k = (size_t)rng_below(&rng, NSLOTS);
+            void *child = mk(t, &T_FIN, 1000 + i * NSLOTS + k, 3);
+            set_slot(t, old[i], k, child);          /* gc_write: the barrier */
+            stored++;
+        }
+    }
+    EXPECT_GE(collections(h) - before, 3u);         /* minor ones, by allocation */
+    for (size_t i = 0; i < OLD; i++) {
+        EXPECT_OBJ(old[i], 1 + i);
+        for (size_t k = 0; k < NSLOTS; k++)
+            if (slot_of(old[i], k)) EXPECT_OBJ(slot_of(old[i], k), 1000 + i * NSLOTS + k);
+    }
+    for (size_t i = 0; i < OLD; i++) EXPECT_FIN(1 + i, 0);
+    print_message("  %zu young children stored into old objects, %" PRIu64 " collections\n", stored,
+                  collections(h) - before);
+    EXPECT_VERIFY(h);
+    /* Old garbage goes at the next full collection. */
+    for (size_t i = 0; i < OLD / 2; i++) old[i] = NULL;
+    gc_collect(t);
+    for (size_t i = 0; i < OLD / 2; i++) EXPECT_FIN(1 + i, 1);
+    for (size_t i = OLD / 2; i < OLD; i++) EXPECT_FIN(1 + i, 0);
+    EXPECT_VERIFY(h);
+    gc_root_remove(h, old);
+    gc_heap_destroy(h);
+}
+
+static void test_generational_minor_collections_free_young_garbage(void **state)
+{
+    (void)state;
+    TEST_START();
+    fin_reset();
+    gc_heap_t *h = generational_heap();
+    gc_thread_t *t = gc_thread_attach(h);
+    for (uint64_t i = 0; i < (uint64_t)scaled(40000, 8000); i++) (void)mk(t, &T_FIN, i % MAX_IDS, 1);
+    gc_stats_t s;
+    gc_get_stats(h, &s);
+    EXPECT_GE(s.collections, 3u);
+    EXPECT_GE(s.objects_finalized, 1000u);          /* without any explicit gc_collect */
+    EXPECT_LE(s.heap_bytes, 4 * MiB);
+    EXPECT_VERIFY(h);
+    gc_heap_destroy(h);
+}
+
+int main(void)
+{
+    mt_init("test_gc_generational");
+#define T(f) cmocka_unit_test_setup_teardown(f, setup_rec, teardown_rec)
+    const struct CMUnitTest tests[] = {
+        T(test_generational_barrier_keeps_young_children),
+        T(test_generational_minor_collections_free_young_garbage),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
