@@ -93,7 +93,7 @@ bool pointer_check(pool_t *pool, const void *p, const char *fn, pointer_info_t *
         report_pointer(fn, "pointer to a cell never allocated", p);
         return false;
     }
-    if (((const uintptr_t *)p)[1] == cell_free_mark(pool, p)) {
+    if (cell_has_free_mark(pool, p)) {
         report_pointer(fn, "double free", p);
         return false;
     }
@@ -140,9 +140,11 @@ static MULCH_NOINLINE void block_move_to_front(thread_heap_t *heap, block_t *b) 
     heap->bins[cls] = b;
 }
 
-static inline void cell_push_local(pool_t *pool, thread_heap_t *heap, block_t *b, void *p) {
+/* tool_done: the cell was already reported freed to the tools (tool.h). */
+static inline void cell_push_local(pool_t *pool, thread_heap_t *heap, block_t *b, void *p, bool tool_done) {
     if (mulch_unlikely(heap->bins[b->size_class] != b)) block_move_to_front(heap, b);
     if (b->sites) b->sites[cell_divide(b->divisor, (size_t)((unsigned char *)p - b->start))].where = NULL;
+    if (!tool_done) tool_cell_free(pool->valgrind, p, b->cell_size);
     cell_mark_free(pool, p, b->free);
     b->free = p;
     b->used--;
@@ -168,7 +170,8 @@ void heap_recent_flush(pool_t *pool, thread_heap_t *heap) {
 
 /* Took a floating span: splice its pending remote frees, leave the abandoned
  * list if it was there, then free p into it. */
-static void block_adopt(pool_t *pool, thread_heap_t *heap, block_t *b, uintptr_t pending, void *p) {
+static void block_adopt(pool_t *pool, thread_heap_t *heap, block_t *b, uintptr_t pending, void *p,
+                        bool tool_done) {
     atomic_store_explicit(&b->owner, heap, memory_order_relaxed);
     pthread_mutex_lock(&pool->lock);
     if (b->flags & BLOCK_ABANDONED) {
@@ -185,7 +188,7 @@ static void block_adopt(pool_t *pool, thread_heap_t *heap, block_t *b, uintptr_t
         block_collect(pool, b);
     }
     heap_bin_insert_second(heap, b);
-    cell_push_local(pool, heap, b, p);
+    cell_push_local(pool, heap, b, p, tool_done);
 }
 
 static MULCH_NOINLINE void small_free_remote(pool_t *pool, thread_heap_t *heap, block_t *b, void *p) {
@@ -195,16 +198,21 @@ static MULCH_NOINLINE void small_free_remote(pool_t *pool, thread_heap_t *heap, 
     uint32_t cell_size = b->cell_size;
     uint16_t size_class = b->size_class;
     uintptr_t old = atomic_load_explicit(&b->thread_free, memory_order_relaxed);
+    bool tool_freed = false;
     for (;;) {
         if ((old & BLOCK_FLOATING) && heap != NULL) {
             if (atomic_compare_exchange_weak_explicit(&b->thread_free, &old, 0,
                                                       memory_order_acquire, memory_order_relaxed)) {
-                block_adopt(pool, heap, b, old & ~BLOCK_TF_FLAGS, p);
+                block_adopt(pool, heap, b, old & ~BLOCK_TF_FLAGS, p, tool_freed);
                 return;
             }
             continue;
         }
         if (b->sites) b->sites[cell_divide(b->divisor, (size_t)((unsigned char *)p - b->start))].where = NULL;
+        if (!tool_freed) {
+            tool_cell_free(pool->valgrind, p, cell_size);
+            tool_freed = true;
+        }
         cell_mark_free(pool, p, (void *)tf_list(old));
         if (atomic_compare_exchange_weak_explicit(&b->thread_free, &old, tf_push(old, p), memory_order_release,
                                                   memory_order_relaxed))
@@ -230,7 +238,7 @@ static MULCH_NOINLINE void small_free_remote(pool_t *pool, thread_heap_t *heap, 
 static void small_free_slow(pool_t *pool, block_t *b, void *p) {
     thread_heap_t *heap = heap_current(pool);
     if (heap != NULL && atomic_load_explicit(&b->owner, memory_order_relaxed) == heap)
-        cell_push_local(pool, heap, b, p);
+        cell_push_local(pool, heap, b, p, false);
     else
         small_free_remote(pool, heap, b, p);
 }
@@ -253,19 +261,20 @@ void pool_free(pool_t *pool, void *p) {
             uint32_t i = cell_divide(b->divisor, offset);
             if (mulch_likely((size_t)i * b->cell_size == offset
                              && i < atomic_load_explicit(&b->bump, memory_order_relaxed)
-                             && ((uintptr_t *)p)[1] != cell_free_mark(pool, p))) {
+                             && !cell_has_free_mark(pool, p))) {
                 thread_heap_t *heap = heap_current(pool);
                 if (mulch_likely(heap != NULL && atomic_load_explicit(&b->owner, memory_order_relaxed) == heap)) {
                     unsigned cls = b->size_class, n = heap->recent_count[cls];
                     if (mulch_likely(n < HEAP_RECENT && b->sites == NULL)) {
-                        ((uintptr_t *)p)[1] = cell_free_mark(pool, p);
+                        tool_cell_free(pool->valgrind, p, b->cell_size);
+                        cell_word_store(p, 1, cell_free_mark(pool, p));
                         heap->recent[cls][n] = p;
                         heap->recent_count[cls] = (uint8_t)(n + 1);
                         counter_add_u64(&heap->frees, 1);
                         counter_add_i64(&heap->bytes_in_use, -(int64_t)b->cell_size);
                         return;
                     }
-                    cell_push_local(pool, heap, b, p);
+                    cell_push_local(pool, heap, b, p, false);
                 } else {
                     small_free_remote(pool, heap, b, p);
                 }
@@ -279,7 +288,10 @@ void pool_free(pool_t *pool, void *p) {
 size_t pool_usable_size(pool_t *pool, const void *p) {
     pointer_info_t info;
     if (p == NULL) return 0;
-    return pointer_check(pool, p, "pool_usable_size", &info) ? info.usable : 0;
+    if (!pointer_check(pool, p, "pool_usable_size", &info)) return 0;
+    /* the program may now use every usable byte, as with malloc_usable_size */
+    tool_cell_resize((void *)(uintptr_t)p, info.usable, info.usable);
+    return info.usable;
 }
 
 /* The thread is exiting (registry lock held): every span it owns is either

@@ -75,7 +75,7 @@ static void leak_list_push(leak_list_t *list, const void *address, size_t size, 
  * them (see the top of this file). */
 static MULCH_NO_TSAN bool cell_read_live(const pool_t *pool, const block_t *b, uint32_t c, leak_site_t *site) {
     const unsigned char *cell = b->start + (size_t)c * b->cell_size;
-    if (((const uintptr_t *)cell)[1] == cell_free_mark(pool, cell)) return false;
+    if (cell_has_free_mark(pool, cell)) return false;
     if (b->sites) *site = b->sites[c];
     else *site = (leak_site_t){ NULL, 0, 0 };
     return true;
