@@ -107,6 +107,7 @@ for a in $allocators; do
     case $a in
     mulch-secure) b=$(bench_find_bin pool_bench_mulch)
                   wrap[$a]="MULCH_SECURE=1 BENCH_RENAME=mulch-secure" ;;
+    mulch-base) b=$build/baseline/pool_bench_mulch_base; [ -x "$b" ] || b="" ;;
     *) b=$(bench_find_bin "pool_bench_${a//-/_}") ;;
     esac
     if [ -n "$b" ]; then

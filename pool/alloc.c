@@ -271,7 +271,7 @@ static inline void *pool_alloc_inline(pool_t *pool, size_t size, const leak_site
             heap->recent_count[cls] = (uint8_t)n;
             if (mulch_unlikely(!cell_has_free_mark(pool, cell)))
                 mulch_report("pool_alloc: freed cell was written (write after free?)", cell);
-            tool_cell_alloc(pool->valgrind, cell, size, size_class_bytes(cls));
+            tool_cell_alloc(0, cell, size, size_class_bytes(cls)); /* valgrind: never here (track_leaks) */
             cell_word_store(cell, 1, 0);
             counter_add_u64(&heap->allocs, 1);
             counter_add_i64(&heap->bytes_in_use, (int64_t)size_class_bytes(cls));
@@ -285,7 +285,7 @@ static inline void *pool_alloc_inline(pool_t *pool, size_t size, const leak_site
             if (mulch_likely(cell_link_is_valid(b, next) || next == NULL)) {
                 b->free = next;
                 b->used++;
-                tool_cell_alloc(pool->valgrind, cell, size, b->cell_size);
+                tool_cell_alloc(0, cell, size, b->cell_size);
                 cell_word_store(cell, 1, 0);
                 counter_add_u64(&heap->allocs, 1);
                 counter_add_i64(&heap->bytes_in_use, b->cell_size);

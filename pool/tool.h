@@ -15,7 +15,10 @@
  * race another thread's poisoning.
  *
  * Valgrind (MULCH_VALGRIND, decided at build time, then active only when
- * the process runs under valgrind: pool->valgrind): an allocated cell is a
+ * the process runs under valgrind: pool->valgrind, which also turns on leak
+ * tracking so that the fast paths, which tracking pools skip, need no
+ * request and no extra branch; the requests sit in slow paths and in the
+ * free path's existing `b->sites` branch): an allocated cell is a
  * VALGRIND_MALLOCLIKE_BLOCK of its usable size, a freed one a FREELIKE
  * block whose first 16 bytes (the pool's link and free mark) are then made
  * addressable again; uncarved cells and free spans are NOACCESS. Memcheck
@@ -74,13 +77,35 @@ static inline void cell_word_store(void *cell, unsigned word, uintptr_t value) {
 }
 #endif
 
-/* Out-of-line Valgrind requests (tool.c), reached only under valgrind. */
-MULCH_INTERNAL MULCH_COLD void tool_vg_alloc(void *p, size_t usable);
-MULCH_INTERNAL MULCH_COLD void tool_vg_free(void *p);
-MULCH_INTERNAL MULCH_COLD void tool_vg_noaccess(void *p, size_t n);
-MULCH_INTERNAL MULCH_COLD void tool_vg_undefined(void *p, size_t n);
-/* 1 when MULCH_VALGRIND is compiled in and the process runs under valgrind. */
+/* 1 when MULCH_VALGRIND is compiled in and the process runs under valgrind
+ * (tool.c; MULCH_VALGRIND=0 in the environment says no). */
 MULCH_INTERNAL int tool_vg_running(void);
+
+/* Out-of-line Valgrind requests, reached only under valgrind. They are
+ * static, not in tool.c: a client request is inline asm whose clobbers GCC
+ * knows, and IPA register allocation then lets the fast paths that merely
+ * contain a call to them keep values in call-clobbered registers (an
+ * external call cost pool_free three extra register saves). */
+#if defined(MULCH_TOOL_VALGRIND)
+static MULCH_COLD __attribute__((unused)) void tool_vg_alloc(void *p, size_t usable) {
+    VALGRIND_MALLOCLIKE_BLOCK(p, usable, 0, 0);
+}
+static MULCH_COLD __attribute__((unused)) void tool_vg_free(void *p) {
+    VALGRIND_FREELIKE_BLOCK(p, 0);
+    VALGRIND_MAKE_MEM_UNDEFINED(p, 2 * sizeof(uintptr_t));
+}
+static MULCH_COLD __attribute__((unused)) void tool_vg_noaccess(void *p, size_t n) {
+    VALGRIND_MAKE_MEM_NOACCESS(p, n);
+}
+static MULCH_COLD __attribute__((unused)) void tool_vg_undefined(void *p, size_t n) {
+    VALGRIND_MAKE_MEM_UNDEFINED(p, n);
+}
+#else
+static inline void tool_vg_alloc(void *p, size_t usable) { (void)p; (void)usable; }
+static inline void tool_vg_free(void *p) { (void)p; }
+static inline void tool_vg_noaccess(void *p, size_t n) { (void)p; (void)n; }
+static inline void tool_vg_undefined(void *p, size_t n) { (void)p; (void)n; }
+#endif
 
 /* `active` is pool->valgrind; a compile-time 0 without MULCH_VALGRIND. */
 #if defined(MULCH_TOOL_VALGRIND)
