@@ -1,6 +1,7 @@
 /* tool.h — makes AddressSanitizer and Valgrind memcheck see pool cells and
  * huge objects as heap blocks, so that use after free and overflows inside
- * the pool are reported by the tool (docs/pool.md, "Tool awareness").
+ * the pool are reported by the tool (docs/pool.md, "Hardening, tools and
+ * secure mode").
  *
  * AddressSanitizer (compiled in with -fsanitize=address): a free cell, an
  * uncarved cell, a free span and a cached huge mapping are poisoned; an
