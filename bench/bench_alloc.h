@@ -42,7 +42,13 @@ static const char *bench_malloc_origin(void)
 
 #if defined(BENCH_ALLOC_MULCH)
 #  include <mulch/pool.h>
-#  define B_NAME "mulch"
+/* Variants of mulch itself (another build of the library, or the same one
+ * with MULCH_SECURE) report under their own name: BENCH_MULCH_NAME. */
+#  ifdef BENCH_MULCH_NAME
+#    define B_NAME BENCH_MULCH_NAME
+#  else
+#    define B_NAME "mulch"
+#  endif
 static pool_t *b_pool;
 
 static int b_init(void)
@@ -52,7 +58,7 @@ static int b_init(void)
         fprintf(stderr, "pool_bench: pool_create(NULL) failed\n");
         return -1;
     }
-    fprintf(stderr, "pool_bench: allocator=mulch version=%s\n", mulch_version());
+    fprintf(stderr, "pool_bench: allocator=%s version=%s\n", B_NAME, mulch_version());
     return 0;
 }
 static inline void *b_alloc(size_t n) { return pool_alloc(b_pool, n); }

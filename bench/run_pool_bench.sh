@@ -10,6 +10,14 @@
 #   --reps N            repetitions (default 3); runs are interleaved:
 #                       for rep { for workload { for allocator } }
 #   --allocators LIST   comma-separated subset of mulch,glibc,mimalloc,jemalloc
+#                       and of mulch's own variants (ratios in the table are
+#                       mulch / variant, so they read as the variant's cost):
+#                         mulch-secure  the same binary with MULCH_SECURE=1
+#                         mulch-novg    built with MULCH_VALGRIND=OFF
+#                         mulch-base    the pool of --baseline COMMIT
+#   --baseline COMMIT   build mulch-base from COMMIT's pool/ and include/ (by
+#                       hand with cc -O3, into build/bench/baseline) and add
+#                       it to the allocators
 #   --no-build          use the executables already in build/bench
 #
 # Builds the `bench` preset if there is one (cmake --preset bench &&
@@ -22,13 +30,15 @@ set -uo pipefail
 
 # shellcheck source-path=SCRIPTDIR source=bench_lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/bench_lib.sh"
-bench_init pool 2,22p
+bench_init pool 2,30p
 
 allocators="mulch glibc mimalloc jemalloc"
+baseline=""
 while [ $# -gt 0 ]; do
     case $1 in
     --quick) quick=1; reps=1 ;;
     --allocators) allocators=$(bench_list "${2:?--allocators needs a list}"); shift ;;
+    --baseline) baseline=${2:?--baseline needs a commit}; shift ;;
     *) bench_common_option "$@"; shift $((bench_shift - 1)) ;;
     esac
     shift
@@ -75,10 +85,31 @@ build_with_cmake() {
 
 bench_build build_with_cmake build_by_hand
 
-declare -A bin
+# mulch-base: the pool as of $baseline, with today's benchmark source,
+# compiled like the library's Release objects.
+build_baseline() {
+    local src=$build/baseline/src out=$build/baseline
+    rm -rf "$src" && mkdir -p "$src" || return 1
+    git archive "$baseline" pool include | tar -x -C "$src" || return 1
+    ${CC:-cc} -O3 -DNDEBUG -std=c11 -D_GNU_SOURCE -fvisibility=hidden -DMULCH_ASSERT_LEVEL=1 \
+        -DMULCH_STATIC_DEFINE -I"$src/include" -I"$src/pool" "$src"/pool/*.c bench/pool_bench.c \
+        -DBENCH_ALLOC_MULCH '-DBENCH_MULCH_NAME="mulch-base"' \
+        -o "$out/pool_bench_mulch_base" -latomic_ops -lpthread -ldl
+}
+if [ -n "$baseline" ]; then
+    case " $allocators " in *" mulch-base "*) ;; *) allocators="$allocators mulch-base" ;; esac
+    build_baseline || note "mulch-base ($baseline) failed to build"
+fi
+
+declare -A bin wrap
 present=""
 for a in $allocators; do
-    b=$(bench_find_bin "pool_bench_$a")
+    case $a in
+    mulch-secure) b=$(bench_find_bin pool_bench_mulch)
+                  wrap[$a]="MULCH_SECURE=1 BENCH_RENAME=mulch-secure" ;;
+    mulch-base) b=$build/baseline/pool_bench_mulch_base; [ -x "$b" ] || b="" ;;
+    *) b=$(bench_find_bin "pool_bench_${a//-/_}") ;;
+    esac
     if [ -n "$b" ]; then
         bin[$a]=$b
         present="$present $a"
@@ -101,8 +132,15 @@ for rep in $(seq 1 "$reps"); do
             note "rep $rep/$reps $w $a"
             # a RESULT line printed with errors>0 (exit 2) is still kept, marked
             # shellcheck disable=SC2086  # args are word lists on purpose
-            bench_run "allocator=$a workload=$w rep=$rep" "rep=$rep" "$a $w" \
-                "${bin[$a]}" "$w" $args --seed 42
+            if [ -n "${wrap[$a]:-}" ]; then
+                # shellcheck disable=SC2086
+                bench_run "allocator=$a workload=$w rep=$rep" "rep=$rep" "$a $w" \
+                    bash -c 'set -o pipefail; export '"${wrap[$a]}"'; "$@" | sed "s/^RESULT allocator=mulch /RESULT allocator=$BENCH_RENAME /"' \
+                    _ "${bin[$a]}" "$w" $args --seed 42
+            else
+                bench_run "allocator=$a workload=$w rep=$rep" "rep=$rep" "$a $w" \
+                    "${bin[$a]}" "$w" $args --seed 42
+            fi
         done
     done
 done

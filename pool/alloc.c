@@ -21,17 +21,53 @@ static uint32_t carve_batch(const block_t *b) {
     return batch < 4 ? 4 : batch;
 }
 
+/* Secure mode: the batch goes on the free list in a random order, so the
+ * address of the next allocation cannot be predicted from the last one
+ * (a Fisher-Yates shuffle driven by a per-pool xorshift state). */
+static void block_carve_shuffled(pool_t *pool, block_t *b, unsigned char *first, uint32_t n) {
+    uint16_t order[MULCH_PAGE / MULCH_ALIGN];
+    _Static_assert(MULCH_PAGE / MULCH_ALIGN <= UINT16_MAX + 1u, "cell indices fit the shuffle array");
+    if (n > MULCH_PAGE / MULCH_ALIGN) n = MULCH_PAGE / MULCH_ALIGN; /* cannot happen: carve_batch */
+    for (uint32_t i = 0; i < n; i++) order[i] = (uint16_t)i;
+    uint64_t x = atomic_fetch_add_explicit(&pool->shuffle_state, UINT64_C(0x9E3779B97F4A7C15),
+                                           memory_order_relaxed) | 1;
+    for (uint32_t i = n - 1; i > 0; i--) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        uint32_t j = (uint32_t)(x % (i + 1));
+        uint16_t t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+    void *next = b->free;
+    for (uint32_t i = n; i-- > 0;) {
+        unsigned char *cell = first + (size_t)order[i] * b->cell_size;
+        tool_cell_carve(pool->valgrind, cell);
+        cell_mark_free(pool, cell, next);
+        next = cell;
+    }
+    b->free = next;
+}
+
 static void block_carve(pool_t *pool, block_t *b, uint32_t capacity) {
     uint32_t bump = atomic_load_explicit(&b->bump, memory_order_relaxed);
     uint32_t n = capacity - bump;
     uint32_t batch = carve_batch(b);
     if (n > batch) n = batch;
     unsigned char *first = b->start + (size_t)bump * b->cell_size;
-    unsigned char *cell = first;
-    for (uint32_t i = 0; i + 1 < n; i++, cell += b->cell_size)
-        cell_mark_free(pool, cell, cell + b->cell_size);
-    cell_mark_free(pool, cell, b->free);
-    b->free = first;
+    if (mulch_unlikely(pool->secure)) {
+        block_carve_shuffled(pool, b, first, n);
+    } else {
+        unsigned char *cell = first;
+        for (uint32_t i = 0; i + 1 < n; i++, cell += b->cell_size) {
+            tool_cell_carve(pool->valgrind, cell);
+            cell_mark_free(pool, cell, cell + b->cell_size);
+        }
+        tool_cell_carve(pool->valgrind, cell);
+        cell_mark_free(pool, cell, b->free);
+        b->free = first;
+    }
     atomic_store_explicit(&b->bump, bump + n, memory_order_relaxed);
 }
 
@@ -55,13 +91,13 @@ uint32_t block_collect(pool_t *pool, block_t *b) {
     while (cell) {
         n++;
         last = cell;
-        cell = cell_link_decode(pool, cell, ((uintptr_t *)cell)[0]);
-        if (n > b->capacity || (cell && (size_t)((unsigned char *)cell - b->start) >= b->span_bytes)) {
+        cell = cell_next(pool, cell);
+        if (n > b->capacity || (cell && !cell_link_is_valid(b, cell))) {
             mulch_report("pool_free: cross-thread free list corrupted", last);
             return 0; /* drop the list: losing cells is safe, following it is not */
         }
     }
-    ((uintptr_t *)last)[0] = cell_link_encode(pool, last, b->free);
+    cell_word_store(last, 0, cell_link_encode(pool, last, b->free));
     b->free = (void *)list;
     b->used -= n;
     return n;
@@ -135,6 +171,7 @@ static void block_init_small(pool_t *pool, thread_heap_t *heap, block_t *b, unsi
     atomic_store_explicit(&b->thread_free, 0, memory_order_relaxed);
     atomic_store_explicit(&b->owner, heap, memory_order_relaxed);
     b->check = block_check_of(pool, b);
+    tool_hide(pool->valgrind, b->start, b->span_bytes); /* no cell carved yet */
 }
 
 static block_t *block_adopt_abandoned(pool_t *pool, thread_heap_t *heap, unsigned cls) {
@@ -181,14 +218,15 @@ static block_t *block_new(pool_t *pool, thread_heap_t *heap, unsigned cls) {
 
 static void *cell_pop_checked(pool_t *pool, thread_heap_t *heap, block_t *b, const leak_site_t *site) {
     void *cell = b->free;
-    void *next = cell_link_decode(pool, cell, ((uintptr_t *)cell)[0]);
-    if (next != NULL && (size_t)((unsigned char *)next - b->start) >= b->span_bytes) {
+    void *next = cell_next(pool, cell);
+    if (next != NULL && !cell_link_is_valid(b, next)) {
         mulch_report("pool_alloc: free list corrupted (write after free?)", cell);
         next = NULL;
     }
     b->free = next;
     b->used++;
-    ((uintptr_t *)cell)[1] = 0;
+    tool_cell_alloc(pool->valgrind, cell, site->size, b->cell_size);
+    cell_word_store(cell, 1, 0);
     counter_add_u64(&heap->allocs, 1);
     counter_add_i64(&heap->bytes_in_use, b->cell_size);
     if (b->sites) {
@@ -231,9 +269,10 @@ static inline void *pool_alloc_inline(pool_t *pool, size_t size, const leak_site
         if (mulch_likely(n != 0)) {
             void *cell = heap->recent[cls][--n];
             heap->recent_count[cls] = (uint8_t)n;
-            if (mulch_unlikely(((uintptr_t *)cell)[1] != cell_free_mark(pool, cell)))
+            if (mulch_unlikely(!cell_has_free_mark(pool, cell)))
                 mulch_report("pool_alloc: freed cell was written (write after free?)", cell);
-            ((uintptr_t *)cell)[1] = 0;
+            tool_cell_alloc(0, cell, size, size_class_bytes(cls)); /* valgrind: never here (track_leaks) */
+            cell_word_store(cell, 1, 0);
             counter_add_u64(&heap->allocs, 1);
             counter_add_i64(&heap->bytes_in_use, (int64_t)size_class_bytes(cls));
             return cell;
@@ -241,11 +280,13 @@ static inline void *pool_alloc_inline(pool_t *pool, size_t size, const leak_site
         block_t *b = heap->bins[cls];
         if (mulch_likely(b != NULL && b->free != NULL)) {
             void *cell = b->free;
-            void *next = cell_link_decode(pool, cell, ((uintptr_t *)cell)[0]);
-            if (mulch_likely((size_t)((unsigned char *)next - b->start) < b->span_bytes || next == NULL)) {
+            void *next = cell_next(pool, cell);
+            /* the slow path reports a bad link (cell_pop_checked) */
+            if (mulch_likely(cell_link_is_valid(b, next) || next == NULL)) {
                 b->free = next;
                 b->used++;
-                ((uintptr_t *)cell)[1] = 0;
+                tool_cell_alloc(0, cell, size, b->cell_size);
+                cell_word_store(cell, 1, 0);
                 counter_add_u64(&heap->allocs, 1);
                 counter_add_i64(&heap->bytes_in_use, b->cell_size);
                 return cell;
@@ -307,10 +348,14 @@ void *pool_realloc(pool_t *pool, void *p, size_t size) {
         return NULL;
     }
     /* Stay in place while the cell fits and is not more than twice too big. */
-    if (size <= info.usable && size >= info.usable / 2) return p;
+    if (size <= info.usable && size >= info.usable / 2) {
+        tool_cell_resize(p, size, info.usable);
+        return p;
+    }
     void *q = pool_alloc_inline(pool, size, &site);
     if (q == NULL) return NULL;
-    memcpy(q, p, size < info.usable ? size : info.usable);
+    size_t old_size = tool_accessible(p, info.usable); /* ASan: the old requested size */
+    memcpy(q, p, size < old_size ? size : old_size);
     pool_free(pool, p);
     return q;
 }

@@ -9,6 +9,8 @@ block_t *pool_block_acquire(pool_t *pool, uint32_t nblocks, void *owner) {
     block_t *span = span_acquire_locked(pool, nblocks, BLOCK_EXTERNAL);
     pthread_mutex_unlock(&pool->lock);
     if (span == NULL) return NULL;
+    /* the collector's objects are its own business: the whole span is open */
+    tool_expose(pool->valgrind, pool_block_memory(span), pool_block_bytes(span));
     span->external_owner = owner;
     span->start = pool_block_memory(span);
     span->span_bytes = (uint32_t)pool_block_bytes(span);
@@ -49,7 +51,7 @@ void *pool_block_object_start(block_t *span, const void *addr) {
     uint32_t i = cell_divide(span->divisor, offset);
     if (i >= atomic_load_explicit(&span->bump, memory_order_relaxed)) return NULL;
     unsigned char *cell = span->start + (size_t)i * span->cell_size;
-    return ((uintptr_t *)cell)[1] == cell_free_mark(pool, cell) ? NULL : cell;
+    return cell_has_free_mark(pool, cell) ? NULL : cell;
 }
 
 void pool_block_for_each_cell(pool_t *pool, block_t *span, void (*fn)(void *cell, size_t size, void *ctx),
@@ -57,6 +59,6 @@ void pool_block_for_each_cell(pool_t *pool, block_t *span, void (*fn)(void *cell
     uint32_t bump = atomic_load_explicit(&span->bump, memory_order_relaxed);
     for (uint32_t i = 0; i < bump; i++) {
         unsigned char *cell = span->start + (size_t)i * span->cell_size;
-        if (((uintptr_t *)cell)[1] != cell_free_mark(pool, cell)) fn(cell, span->cell_size, ctx);
+        if (!cell_has_free_mark(pool, cell)) fn(cell, span->cell_size, ctx);
     }
 }

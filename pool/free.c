@@ -93,7 +93,7 @@ bool pointer_check(pool_t *pool, const void *p, const char *fn, pointer_info_t *
         report_pointer(fn, "pointer to a cell never allocated", p);
         return false;
     }
-    if (((const uintptr_t *)p)[1] == cell_free_mark(pool, p)) {
+    if (cell_has_free_mark(pool, p)) {
         report_pointer(fn, "double free", p);
         return false;
     }
@@ -140,9 +140,25 @@ static MULCH_NOINLINE void block_move_to_front(thread_heap_t *heap, block_t *b) 
     heap->bins[cls] = b;
 }
 
-static inline void cell_push_local(pool_t *pool, thread_heap_t *heap, block_t *b, void *p) {
+/* A tracked cell is freed. Pools under valgrind track sites (pool.c), so
+ * memcheck's request sits here, out of line: it costs the free fast path
+ * neither a branch nor registers. */
+static MULCH_NOINLINE void cell_site_clear(block_t *b, void *p) {
+    b->sites[cell_divide(b->divisor, (size_t)((unsigned char *)p - b->start))].where = NULL;
+}
+static MULCH_NOINLINE void cell_site_clear_and_tell(block_t *b, void *p) {
+    cell_site_clear(b, p);
+    tool_cell_free(b->chunk->pool->valgrind, p, 0);
+}
+
+/* tool_done: the cell was already reported freed to the tools (tool.h). */
+static inline void cell_push_local(pool_t *pool, thread_heap_t *heap, block_t *b, void *p, bool tool_done) {
     if (mulch_unlikely(heap->bins[b->size_class] != b)) block_move_to_front(heap, b);
-    if (b->sites) b->sites[cell_divide(b->divisor, (size_t)((unsigned char *)p - b->start))].where = NULL;
+    if (!tool_done) tool_cell_free(0, p, b->cell_size); /* ASan only: decided at compile time */
+    if (b->sites) {
+        if (tool_done) cell_site_clear(b, p);
+        else cell_site_clear_and_tell(b, p);
+    }
     cell_mark_free(pool, p, b->free);
     b->free = p;
     b->used--;
@@ -168,7 +184,8 @@ void heap_recent_flush(pool_t *pool, thread_heap_t *heap) {
 
 /* Took a floating span: splice its pending remote frees, leave the abandoned
  * list if it was there, then free p into it. */
-static void block_adopt(pool_t *pool, thread_heap_t *heap, block_t *b, uintptr_t pending, void *p) {
+static void block_adopt(pool_t *pool, thread_heap_t *heap, block_t *b, uintptr_t pending, void *p,
+                        bool tool_done) {
     atomic_store_explicit(&b->owner, heap, memory_order_relaxed);
     pthread_mutex_lock(&pool->lock);
     if (b->flags & BLOCK_ABANDONED) {
@@ -185,7 +202,7 @@ static void block_adopt(pool_t *pool, thread_heap_t *heap, block_t *b, uintptr_t
         block_collect(pool, b);
     }
     heap_bin_insert_second(heap, b);
-    cell_push_local(pool, heap, b, p);
+    cell_push_local(pool, heap, b, p, tool_done);
 }
 
 static MULCH_NOINLINE void small_free_remote(pool_t *pool, thread_heap_t *heap, block_t *b, void *p) {
@@ -195,16 +212,22 @@ static MULCH_NOINLINE void small_free_remote(pool_t *pool, thread_heap_t *heap, 
     uint32_t cell_size = b->cell_size;
     uint16_t size_class = b->size_class;
     uintptr_t old = atomic_load_explicit(&b->thread_free, memory_order_relaxed);
+    bool tool_freed = false;
     for (;;) {
         if ((old & BLOCK_FLOATING) && heap != NULL) {
             if (atomic_compare_exchange_weak_explicit(&b->thread_free, &old, 0,
                                                       memory_order_acquire, memory_order_relaxed)) {
-                block_adopt(pool, heap, b, old & ~BLOCK_TF_FLAGS, p);
+                block_adopt(pool, heap, b, old & ~BLOCK_TF_FLAGS, p, tool_freed);
                 return;
             }
             continue;
         }
-        if (b->sites) b->sites[cell_divide(b->divisor, (size_t)((unsigned char *)p - b->start))].where = NULL;
+        tool_cell_free(0, p, cell_size); /* ASan only (compile time); repeating it is harmless */
+        if (b->sites) {
+            /* valgrind pools track sites: memcheck's request sits here, once */
+            if (!tool_freed) cell_site_clear_and_tell(b, p);
+            tool_freed = true;
+        }
         cell_mark_free(pool, p, (void *)tf_list(old));
         if (atomic_compare_exchange_weak_explicit(&b->thread_free, &old, tf_push(old, p), memory_order_release,
                                                   memory_order_relaxed))
@@ -230,7 +253,7 @@ static MULCH_NOINLINE void small_free_remote(pool_t *pool, thread_heap_t *heap, 
 static void small_free_slow(pool_t *pool, block_t *b, void *p) {
     thread_heap_t *heap = heap_current(pool);
     if (heap != NULL && atomic_load_explicit(&b->owner, memory_order_relaxed) == heap)
-        cell_push_local(pool, heap, b, p);
+        cell_push_local(pool, heap, b, p, false);
     else
         small_free_remote(pool, heap, b, p);
 }
@@ -253,19 +276,20 @@ void pool_free(pool_t *pool, void *p) {
             uint32_t i = cell_divide(b->divisor, offset);
             if (mulch_likely((size_t)i * b->cell_size == offset
                              && i < atomic_load_explicit(&b->bump, memory_order_relaxed)
-                             && ((uintptr_t *)p)[1] != cell_free_mark(pool, p))) {
+                             && !cell_has_free_mark(pool, p))) {
                 thread_heap_t *heap = heap_current(pool);
                 if (mulch_likely(heap != NULL && atomic_load_explicit(&b->owner, memory_order_relaxed) == heap)) {
                     unsigned cls = b->size_class, n = heap->recent_count[cls];
                     if (mulch_likely(n < HEAP_RECENT && b->sites == NULL)) {
-                        ((uintptr_t *)p)[1] = cell_free_mark(pool, p);
+                        tool_cell_free(0, p, b->cell_size); /* b->sites == NULL: not under valgrind */
+                        cell_word_store(p, 1, cell_free_mark(pool, p));
                         heap->recent[cls][n] = p;
                         heap->recent_count[cls] = (uint8_t)(n + 1);
                         counter_add_u64(&heap->frees, 1);
                         counter_add_i64(&heap->bytes_in_use, -(int64_t)b->cell_size);
                         return;
                     }
-                    cell_push_local(pool, heap, b, p);
+                    cell_push_local(pool, heap, b, p, false);
                 } else {
                     small_free_remote(pool, heap, b, p);
                 }
@@ -279,7 +303,10 @@ void pool_free(pool_t *pool, void *p) {
 size_t pool_usable_size(pool_t *pool, const void *p) {
     pointer_info_t info;
     if (p == NULL) return 0;
-    return pointer_check(pool, p, "pool_usable_size", &info) ? info.usable : 0;
+    if (!pointer_check(pool, p, "pool_usable_size", &info)) return 0;
+    /* the program may now use every usable byte, as with malloc_usable_size */
+    tool_cell_resize((void *)(uintptr_t)p, info.usable, info.usable);
+    return info.usable;
 }
 
 /* The thread is exiting (registry lock held): every span it owns is either

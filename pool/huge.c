@@ -7,6 +7,13 @@
  * HUGE_CACHE_COUNT mappings and HUGE_CACHE_BYTES) so that a program that
  * frees and reallocates big buffers does not pay mmap/munmap and page faults
  * each time; pool_trim empties the cache. All list work is under pool->lock.
+ *
+ * Secure mode (pool->secure): the mapping ends with an inaccessible guard
+ * page and the object is placed as late as its alignment allows, so that it
+ * ends at the guard (to the 16-byte granule): a linear overflow faults at
+ * once. Freed mappings are unmapped instead of cached, so a use after free
+ * faults too. Invariant either way: the object lies inside
+ * [chunk + huge_offset(align), chunk + size - guard).
  */
 #include "pool_internal.h"
 
@@ -45,6 +52,11 @@ static chunk_t *huge_cache_take_locked(pool_t *pool, size_t total, size_t align)
     return NULL;
 }
 
+/* Secure mode's guard page at the end of each mapping (0 otherwise). */
+static size_t huge_guard(const pool_t *pool) {
+    return pool->secure ? MULCH_PAGE : 0;
+}
+
 static void huge_unmap_locked(pool_t *pool, chunk_t *chunk) {
     pool_uncommit_locked(pool, chunk->size);
     pool_counter_add(&pool->mapped, -(ptrdiff_t)chunk->size);
@@ -70,7 +82,8 @@ static void *huge_alloc_once(pool_t *pool, size_t size, size_t align, const leak
     size_t offset = huge_offset(align);
     if (size > ((size_t)1 << CHUNK_MAP_ADDRESS_BITS) || offset > ((size_t)1 << CHUNK_MAP_ADDRESS_BITS))
         return NULL; /* can never fit: plain OOM */
-    size_t total = (offset + size + MULCH_PAGE - 1) & ~(MULCH_PAGE - 1);
+    size_t guard = huge_guard(pool);
+    size_t total = ((offset + size + MULCH_PAGE - 1) & ~(MULCH_PAGE - 1)) + guard;
     size_t map_align = align > MULCH_REGION ? align : MULCH_REGION;
 
     pthread_mutex_lock(&pool->lock);
@@ -102,9 +115,20 @@ static void *huge_alloc_once(pool_t *pool, size_t size, size_t align, const leak
             return NULL;
         }
         pool_counter_add(&pool->mapped, (ptrdiff_t)total);
+        if (guard && !os_protect_none((unsigned char *)chunk + total - guard, guard)) {
+            huge_unmap_locked(pool, chunk);
+            pthread_mutex_unlock(&pool->lock);
+            return NULL;
+        }
+    }
+    if (guard) {
+        /* end at the guard: the latest aligned start that still fits */
+        size_t end = chunk->size - guard;
+        size_t late = (end - ((size + MULCH_ALIGN - 1) & ~(size_t)(MULCH_ALIGN - 1))) & ~(align - 1);
+        if (late > offset) offset = late;
     }
     chunk->object_offset = offset;
-    chunk->object_size = chunk->size - offset;
+    chunk->object_size = chunk->size - guard - offset;
     chunk->requested = size;
     chunk->allocated = 1;
     chunk->site = *site;
@@ -113,7 +137,9 @@ static void *huge_alloc_once(pool_t *pool, size_t size, size_t align, const leak
     pool_counter_add(&pool->huge_bytes, (ptrdiff_t)chunk->object_size);
     atomic_fetch_add_explicit(&pool->huge_allocs, 1, memory_order_relaxed);
     pthread_mutex_unlock(&pool->lock);
-    return (unsigned char *)chunk + offset;
+    void *object = (unsigned char *)chunk + offset;
+    tool_cell_alloc(pool->valgrind, object, size, chunk->object_size);
+    return object;
 }
 
 void huge_free(pool_t *pool, chunk_t *chunk) {
@@ -128,7 +154,10 @@ void huge_free(pool_t *pool, chunk_t *chunk) {
     pool_counter_add(&pool->huge_live, -1);
     pool_counter_add(&pool->huge_bytes, -(ptrdiff_t)chunk->object_size);
     atomic_fetch_add_explicit(&pool->huge_frees, 1, memory_order_relaxed);
-    if (pool->huge_cache_count < HUGE_CACHE_COUNT && chunk->size <= HUGE_CACHE_BYTES / 2
+    /* the object and any alignment gap before it stay hidden while cached */
+    tool_cell_free(pool->valgrind, (unsigned char *)chunk + chunk->object_offset, chunk->object_size);
+    tool_hide(0, (unsigned char *)chunk + sizeof(chunk_t), chunk->size - sizeof(chunk_t) - huge_guard(pool));
+    if (!pool->secure && pool->huge_cache_count < HUGE_CACHE_COUNT && chunk->size <= HUGE_CACHE_BYTES / 2
         && pool->huge_cache_bytes + chunk->size <= HUGE_CACHE_BYTES) {
         huge_list_push(&pool->huge_cache, chunk);
         pool->huge_cache_count++;

@@ -72,8 +72,11 @@ static void leak_list_push(leak_list_t *list, const void *address, size_t size, 
 #endif
 
 /* Reads a cell's second word and its site while the owner may be writing
- * them (see the top of this file). */
-static MULCH_NO_TSAN bool cell_read_live(const pool_t *pool, const block_t *b, uint32_t c, leak_site_t *site) {
+ * them (see the top of this file). The word is read here, not through
+ * cell_word_load: the attributes must cover the access itself (a free or
+ * tiny cell's second word is poisoned under ASan, pool/tool.h). */
+static MULCH_NO_TSAN MULCH_NO_ASAN bool cell_read_live(const pool_t *pool, const block_t *b, uint32_t c,
+                                                       leak_site_t *site) {
     const unsigned char *cell = b->start + (size_t)c * b->cell_size;
     if (((const uintptr_t *)cell)[1] == cell_free_mark(pool, cell)) return false;
     if (b->sites) *site = b->sites[c];

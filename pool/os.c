@@ -6,6 +6,9 @@
  * pages are handed back with os_decommit (MADV_DONTNEED: the range stays
  * mapped and reads back as zeros) or os_unmap.
  *
+ * os_protect_none makes a range fault on any access (secure mode's guard
+ * pages); it stays that way until the range is unmapped.
+ *
  * os_fail_after(n) is the fault-injection hook: the nth mapping from then on
  * fails as if the kernel refused it, so tests can walk every OOM path.
  */
@@ -60,7 +63,16 @@ void *os_map_aligned(size_t size, size_t alignment) {
 }
 
 void os_unmap(void *p, size_t size) {
-    if (p) munmap(p, size);
+    if (p == NULL) return;
+#if defined(MULCH_ASAN)
+    /* the shadow would outlive the mapping and poison whoever maps here next */
+    ASAN_UNPOISON_MEMORY_REGION(p, size);
+#endif
+    munmap(p, size);
+}
+
+bool os_protect_none(void *p, size_t size) {
+    return mprotect(p, size, PROT_NONE) == 0;
 }
 
 void os_decommit(void *p, size_t size) {

@@ -78,7 +78,13 @@ pool_t *pool_create(const pool_options_t *opts) {
     pool->id = atomic_fetch_add_explicit(&next_pool_id, 1, memory_order_relaxed);
     pool->key = pool_secret(pool);
     pool->limit = opts->limit;
-    pool->track_leaks = opts->track_leaks || env_flag("MULCH_TRACK_LEAKS");
+    pool->secure = opts->secure || env_flag("MULCH_SECURE");
+    pool->valgrind = tool_vg_running();
+    /* Under valgrind the pool tracks sites: tracking takes allocation off
+     * the fast path and gives frees a branch where memcheck's requests can
+     * sit, so that they cost nothing outside valgrind (pool/tool.h). */
+    pool->track_leaks = opts->track_leaks || env_flag("MULCH_TRACK_LEAKS") || pool->valgrind;
+    atomic_store_explicit(&pool->shuffle_state, mix64(pool->key), memory_order_relaxed);
     if (pthread_mutex_init(&pool->lock, NULL) != 0) {
         os_unmap(pool, sizeof(pool_t));
         return NULL;
@@ -183,7 +189,7 @@ static size_t heap_decommit_free_cells(pool_t *pool, thread_heap_t *heap) {
                         os_decommit((void *)from, to - from);
                         released += to - from;
                     }
-                    unsigned char *next = cell_link_decode(pool, cell, ((uintptr_t *)cell)[0]);
+                    unsigned char *next = cell_next(pool, cell);
                     if (next && (size_t)(next - b->start) >= b->span_bytes) break;
                     cell = next;
                 }

@@ -83,6 +83,8 @@
 #  endif
 #endif
 
+#include "tool.h"
+
 #ifndef MULCH_ASSERT_LEVEL
 #  define MULCH_ASSERT_LEVEL 1
 #endif
@@ -248,6 +250,9 @@ struct pool {
     size_t          side_per_block;
     size_t          limit;
     int             track_leaks;
+    int             valgrind;      /* tool.h: memcheck client requests on    */
+    int             secure;        /* guard pages, no huge cache, shuffled carve */
+    _Atomic uint64_t shuffle_state; /* secure mode's carve order (alloc.c)    */
     pthread_mutex_t lock;
     chunk_t        *chunks;        /* blocks chunks                          */
     chunk_t        *huge;          /* live huge objects                      */
@@ -273,6 +278,7 @@ MULCH_INTERNAL MULCH_COLD void mulch_report(const char *what, const void *ptr);
 MULCH_INTERNAL void *os_map_aligned(size_t size, size_t alignment);
 MULCH_INTERNAL void  os_unmap(void *p, size_t size);
 MULCH_INTERNAL void  os_decommit(void *p, size_t size);
+MULCH_INTERNAL bool  os_protect_none(void *p, size_t size);
 MULCH_INTERNAL void *os_map(size_t size);   /* page-aligned metadata */
 /* Test hook: the nth mapping from now fails (0 = off). */
 MULCH_INTERNAL void  os_fail_after(uint64_t n);
@@ -344,9 +350,25 @@ static inline void *cell_link_decode(const pool_t *pool, const void *cell, uintp
     return (void *)(stored ^ (uintptr_t)pool->key ^ ((uintptr_t)cell >> 4));
 }
 static inline void cell_mark_free(const pool_t *pool, void *cell, const void *next) {
-    uintptr_t *w = (uintptr_t *)cell;
-    w[0] = cell_link_encode(pool, cell, next);
-    w[1] = cell_free_mark(pool, cell);
+    cell_word_store(cell, 0, cell_link_encode(pool, cell, next));
+    cell_word_store(cell, 1, cell_free_mark(pool, cell));
+}
+/* The free-list link of a free cell, decoded (not yet checked). */
+static inline void *cell_next(const pool_t *pool, const void *cell) {
+    return cell_link_decode(pool, cell, cell_word_load(cell, 0));
+}
+static inline bool cell_has_free_mark(const pool_t *pool, const void *cell) {
+    return cell_word_load(cell, 1) == cell_free_mark(pool, cell);
+}
+/* A decoded free-list link may be followed only if it starts a cell of span
+ * b: inside the payload, and a whole number of cells from its start. The
+ * second test is Lemire's divisibility check with the span's divisor
+ * (offset * c mod 2^64 < c, exact for offsets below 2^32, and span_bytes is
+ * 32-bit): one multiplication, no division. NULL (end of list) fails it;
+ * callers test for NULL themselves. */
+static inline bool cell_link_is_valid(const block_t *b, const void *next) {
+    uint64_t offset = (uint64_t)((uintptr_t)next - (uintptr_t)b->start);
+    return offset < b->span_bytes && offset * b->divisor < b->divisor;
 }
 static inline uint32_t cell_divide(uint64_t divisor, size_t offset) {
     __extension__ typedef unsigned __int128 u128;

@@ -174,6 +174,7 @@ block_t *span_acquire_locked(pool_t *pool, uint32_t n, uint8_t kind) {
 void span_release_locked(pool_t *pool, block_t *head) {
     chunk_t *chunk = head->chunk;
     uint32_t n = head->span_blocks;
+    tool_hide(pool->valgrind, block_start(chunk, head), (size_t)n << pool->block_shift);
     size_t committed = 0;
     for (uint32_t i = 0; i < n; i++) {
         block_t *b = &head[i];

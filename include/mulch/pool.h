@@ -25,6 +25,10 @@ typedef struct pool_options {
     size_t limit;       /* hard cap on bytes reserved from the OS; 0 = none */
     int    track_leaks; /* record allocation sites for pool_report_leaks
                            (also on when MULCH_TRACK_LEAKS=1 in the environment) */
+    int    secure;      /* hardened mode: a guard page after each large object,
+                           freed large mappings unmapped at once, new cells
+                           handed out in random order (also on when
+                           MULCH_SECURE=1 in the environment); docs/pool.md */
 } pool_options_t;
 
 /* NULL when the options are invalid (reported) or the OS refuses memory. */
