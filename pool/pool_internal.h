@@ -437,4 +437,26 @@ MULCH_INTERNAL void   huge_unmap_all_locked(pool_t *pool);
 /* ---- leak tracking (leak.c) ------------------------------------------------- */
 MULCH_INTERNAL bool block_sites_attach(pool_t *pool, block_t *b);
 
+/* ---- for the malloc drop-in (preload/) ------------------------------------- */
+/* The allocating calls with the leak site given by the caller: a wrapper
+ * (malloc) passes its own return address, so reports name its caller. */
+MULCH_INTERNAL void *pool_alloc_from(pool_t *pool, size_t size, const void *caller);
+MULCH_INTERNAL void *pool_calloc_from(pool_t *pool, size_t n, size_t size, const void *caller);
+MULCH_INTERNAL void *pool_realloc_from(pool_t *pool, void *p, size_t size, const void *caller);
+MULCH_INTERNAL void *pool_alloc_aligned_from(pool_t *pool, size_t size, size_t align, const void *caller);
+/* Options of the default pool; effective only before its first use. */
+MULCH_INTERNAL void pool_default_set_options(const pool_options_t *opts);
+/* fork(): take every lock the pool layer has (registry → pool → chunk map →
+ * error handler, the order the code nests them in) before, and release them
+ * after, in the parent and the child, so the child never inherits a lock
+ * held by a thread that does not exist there. */
+MULCH_INTERNAL void pool_fork_prepare(pool_t *pool);
+MULCH_INTERNAL void pool_fork_release(pool_t *pool);
+MULCH_INTERNAL void heap_registry_lock(void);
+MULCH_INTERNAL void heap_registry_unlock(void);
+MULCH_INTERNAL void chunk_map_lock(void);
+MULCH_INTERNAL void chunk_map_unlock(void);
+MULCH_INTERNAL void mulch_report_lock(void);
+MULCH_INTERNAL void mulch_report_unlock(void);
+
 #endif /* MULCH_POOL_INTERNAL_H */

@@ -122,3 +122,6 @@ void heaps_forget_pool(pool_t *pool) {
     pool->heaps = NULL;
     pthread_mutex_unlock(&registry_lock);
 }
+
+void heap_registry_lock(void) { pthread_mutex_lock(&registry_lock); }
+void heap_registry_unlock(void) { pthread_mutex_unlock(&registry_lock); }
