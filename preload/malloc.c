@@ -12,8 +12,9 @@
  *     pointer as foreign: memory allocated before this library took over
  *     (the dynamic loader's own allocator), which is never freed here.
  *   - The bootstrap arena serves only calls made by a thread while it is
- *     creating the pool (recursion through the C library); its cells are
- *     never reused, and free ignores them.
+ *     creating the pool (recursion through the C library) or writing the
+ *     reports at exit (so that the report's own FILE is not in it); its
+ *     cells are never reused, and free ignores them.
  *   - errno: ENOMEM on every NULL from an allocating call; free keeps it.
  *
  * Environment: MULCH_LEAK_REPORT=1 turns on site tracking in the pool and
@@ -21,6 +22,7 @@
  * one line of pool statistics to stderr at exit.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -38,40 +40,46 @@
 /* ---- the pool, created on first use ---------------------------------------- */
 
 static _Atomic(pool_t *) served_pool;
-static _Thread_local int creating_pool MALLOC_TLS;
+/* This thread's allocations go to the arena (see the top of the file). */
+static _Thread_local int use_arena MALLOC_TLS;
 static int want_leak_report, want_stats;
+/* A private copy of stderr for the reports at exit: many programs (GNU
+ * coreutils among them) close stderr before exiting. -1 when not wanted. */
+static int report_fd = -1;
 
 static bool env_on(const char *name) {
     const char *v = getenv(name);
     return v != NULL && v[0] != '\0' && v[0] != '0';
 }
 
-/* Slow path of served(): the first call (per thread until it is set up)
- * creates the default pool; NULL with creating_pool set means "recursing
- * from inside pool creation", which the callers send to the arena. */
+/* Slow path of served(): the first call creates the default pool; a call
+ * made while that is under way (recursion) gets NULL with use_arena set,
+ * and the callers send it to the arena. */
 static MULCH_NOINLINE pool_t *served_create(void) {
-    if (creating_pool) return NULL;
-    creating_pool = 1;
+    if (use_arena) return NULL;
+    use_arena = 1;
     want_leak_report = env_on("MULCH_LEAK_REPORT");
     want_stats = env_on("MULCH_MALLOC_STATS");
     pool_options_t opts = { 0 };
     opts.track_leaks = want_leak_report;
     pool_default_set_options(&opts);
     pool_t *pool = pool_default();
-    creating_pool = 0;
+    use_arena = 0;
     if (pool) atomic_store_explicit(&served_pool, pool, memory_order_release);
     return pool;
 }
 
+/* The pool to allocate from; NULL: use the arena if use_arena, else OOM. */
 static inline pool_t *served(void) {
     pool_t *pool = atomic_load_explicit(&served_pool, memory_order_acquire);
-    return mulch_likely(pool != NULL) ? pool : served_create();
+    if (mulch_unlikely(pool == NULL)) return served_create();
+    return mulch_likely(!use_arena) ? pool : NULL;
 }
 
 /* ---- bootstrap arena -------------------------------------------------------- */
 
 /* Each cell: a 16-byte header holding the requested size, then the data. */
-#define ARENA_BYTES ((size_t)64 << 10)
+#define ARENA_BYTES ((size_t)256 << 10)
 static _Alignas(4096) unsigned char arena[ARENA_BYTES];
 static _Atomic size_t arena_used;
 
@@ -101,9 +109,9 @@ static size_t arena_size_of(const void *p) {
     return size;
 }
 
-/* No pool: recursion during its creation (arena), or the OS refused it. */
+/* No pool: the arena when use_arena, else the OS refused to create it. */
 static MULCH_NOINLINE void *alloc_without_pool(size_t size, size_t align) {
-    void *p = creating_pool ? arena_alloc(size, align) : NULL;
+    void *p = use_arena ? arena_alloc(size, align) : NULL;
     if (p == NULL) errno = ENOMEM;
     return p;
 }
@@ -267,20 +275,30 @@ static void fork_release(void) { pool_fork_release(atomic_load(&served_pool)); }
 /* After libc, before the program's constructors: the pool exists before
  * anything forks, and pthread_atfork may allocate through us safely. */
 __attribute__((constructor)) static void mulch_malloc_init(void) {
-    if (served() != NULL) pthread_atfork(fork_prepare, fork_release, fork_release);
+    if (served() == NULL) return;
+    pthread_atfork(fork_prepare, fork_release, fork_release);
+    if (want_stats || want_leak_report) report_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 100);
 }
 
 /* Runs after the program's atexit handlers and destructors. */
 __attribute__((destructor)) static void mulch_malloc_fini(void) {
     pool_t *pool = atomic_load_explicit(&served_pool, memory_order_acquire);
-    if (pool == NULL) return;
+    if (pool == NULL || report_fd < 0) return;
+    use_arena = 1; /* the FILE and its buffer stay out of the report */
+    FILE *out = fdopen(report_fd, "w");
+    if (out == NULL) {
+        use_arena = 0;
+        return;
+    }
     if (want_stats) {
         pool_stats_t st;
         pool_get_stats(pool, &st);
-        fprintf(stderr,
+        fprintf(out,
                 "mulch-malloc: allocs %llu frees %llu live %zu in_use %zu reserved %zu peak_reserved %zu\n",
                 (unsigned long long)st.allocs, (unsigned long long)st.frees, st.live_allocations,
                 st.bytes_in_use, st.bytes_reserved, st.peak_reserved);
     }
-    if (want_leak_report) pool_report_leaks(pool, stderr);
+    if (want_leak_report) pool_report_leaks(pool, out);
+    fclose(out);
+    use_arena = 0;
 }
