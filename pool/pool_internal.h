@@ -274,8 +274,11 @@ MULCH_INTERNAL void *os_map_aligned(size_t size, size_t alignment);
 MULCH_INTERNAL void  os_unmap(void *p, size_t size);
 MULCH_INTERNAL void  os_decommit(void *p, size_t size);
 MULCH_INTERNAL void *os_map(size_t size);   /* page-aligned metadata */
-/* Test hook: the nth mapping from now fails (0 = off). */
-MULCH_INTERNAL void  os_fail_after(uint64_t n);
+/* Test hook: the nth mapping from now fails (0 = off); returns how many
+ * mappings were still to go before the failure (0: it happened, or was off). */
+MULCH_INTERNAL uint64_t os_fail_after(uint64_t n);
+/* Bytes mapped through the OS layer now (whole pages): for leak checks. */
+MULCH_INTERNAL size_t os_mapped_bytes(void);
 
 /* ---- chunk map (chunk_map.c) ------------------------------------------- */
 MULCH_INTERNAL bool chunk_map_insert(chunk_t *chunk);
