@@ -27,25 +27,43 @@ uint64_t gc_now_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static void weak_refs_clear_dead(gc_heap_t *heap) {
+static void weak_list_clear_dead(gc_heap_t *heap, gc_vector_t *weaks) {
     size_t kept = 0;
-    for (size_t i = 0; i < heap->weaks.count; i++) {
-        void **weak = heap->weaks.items[i];
+    for (size_t i = 0; i < weaks->count; i++) {
+        void **weak = weaks->items[i];
         if (!gc_is_marked(heap, weak)) continue; /* the weak reference itself died */
         if (weak[0] && !gc_is_marked(heap, weak[0])) weak[0] = NULL;
-        heap->weaks.items[kept++] = weak;
+        weaks->items[kept++] = weak;
     }
-    heap->weaks.count = kept;
+    weaks->count = kept;
+}
+
+/* The heap's lists, and the threads' own: gc_threads_flush leaves a
+ * thread's list where it is when the heap's cannot grow (out of memory). */
+static void weak_refs_clear_dead(gc_heap_t *heap) {
+    weak_list_clear_dead(heap, &heap->weaks);
+    for (gc_thread_t *t = heap->threads; t; t = t->next) weak_list_clear_dead(heap, &t->weaks);
+}
+
+static void finalizable_list_move_dead(gc_heap_t *heap, gc_vector_t *list, gc_tracer_t *tracer) {
+    size_t kept = 0;
+    for (size_t i = 0; i < list->count; i++) {
+        void *obj = list->items[i];
+        if (!gc_is_marked(heap, obj)) {
+            if (gc_vector_push(&heap->pending, obj)) continue;
+            /* No room in pending: it stays finalizable until the next
+             * collection, so this sweep must not free it. */
+            gc_mark_object(tracer, obj);
+        }
+        list->items[kept++] = obj;
+    }
+    list->count = kept;
 }
 
 static void finalizable_move_dead(gc_heap_t *heap, gc_tracer_t *tracer) {
-    size_t kept = 0, first_new = heap->pending.count;
-    for (size_t i = 0; i < heap->finalizable.count; i++) {
-        void *obj = heap->finalizable.items[i];
-        if (gc_is_marked(heap, obj) || !gc_vector_push(&heap->pending, obj))
-            heap->finalizable.items[kept++] = obj; /* alive (or no room: next time) */
-    }
-    heap->finalizable.count = kept;
+    size_t first_new = heap->pending.count;
+    finalizable_list_move_dead(heap, &heap->finalizable, tracer);
+    for (gc_thread_t *t = heap->threads; t; t = t->next) finalizable_list_move_dead(heap, &t->finalizable, tracer);
     for (size_t i = first_new; i < heap->pending.count; i++) gc_mark_object(tracer, heap->pending.items[i]);
     gc_mark_drain(tracer);
 }
