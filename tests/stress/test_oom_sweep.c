@@ -87,7 +87,7 @@ static void pool_workload(int track_leaks) {
 
     static const size_t sizes[POOL_SLOTS] = {
         0, 16, 24, 100, 256, 1000, 4000, 8192, 20000, 65536, 100000, 131072,
-        140000, 300000, 1u << 20, 5u << 20, 48, 64, 3000, 12000, 200000, 40, 7, 9000,
+        140000, 300000, 1u << 20, 2u << 20, 48, 64, 3000, 12000, 200000, 40, 7, 9000,
     };
     void *slot[POOL_SLOTS] = { 0 };
     size_t size[POOL_SLOTS] = { 0 };
@@ -116,7 +116,7 @@ static void pool_workload(int track_leaks) {
     /* Resize every block: on failure the old block must be intact. */
     for (int i = 0; i < POOL_SLOTS; i++) {
         if (slot[i] == NULL) continue;
-        size_t to = size[i] * 3 + 5000;
+        size_t to = size[i] * 2 + 5000;
         void *q = pool_realloc(pool, slot[i], to);
         size_t keep = size[i];
         if (q == NULL) {
