@@ -364,6 +364,11 @@ typedef struct tls_cache {
     uint64_t       pool_id;
     thread_heap_t *heap;
     thread_heap_t *list;
+    /* Set by the thread's exit destructor. Frees made after it (the C
+     * library frees its per-thread buffers late) must not give the thread a
+     * new heap: nothing would ever abandon it, and the spans it adopted
+     * would stay with it for good. */
+    bool           exited;
 } tls_cache_t;
 #if defined(__GNUC__)
 MULCH_INTERNAL extern _Thread_local tls_cache_t mulch_tls __attribute__((tls_model("initial-exec")));
@@ -375,6 +380,13 @@ MULCH_INTERNAL thread_heap_t *heap_lookup_slow(pool_t *pool);
 static inline thread_heap_t *heap_current(pool_t *pool) {
     if (mulch_likely(mulch_tls.pool_id == pool->id)) return mulch_tls.heap;
     return heap_lookup_slow(pool);
+}
+/* The heap for a free: as heap_current, but NULL instead of a new heap once
+ * the thread has exited (see tls_cache_t.exited). */
+MULCH_INTERNAL thread_heap_t *heap_lookup_for_free(pool_t *pool);
+static inline thread_heap_t *heap_current_for_free(pool_t *pool) {
+    if (mulch_likely(mulch_tls.pool_id == pool->id)) return mulch_tls.heap;
+    return heap_lookup_for_free(pool);
 }
 MULCH_INTERNAL void heaps_forget_pool(pool_t *pool);
 
