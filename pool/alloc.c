@@ -275,6 +275,7 @@ void *pool_calloc_from(pool_t *pool, size_t n, size_t size, const void *caller) 
     if (size != 0 && n > SIZE_MAX / size) return NULL;
     size_t bytes = n * size;
     leak_site_t site = { caller, 0, (uint32_t)(bytes > UINT32_MAX ? UINT32_MAX : bytes) };
+    if (bytes > pool->small_max) return huge_alloc_zeroed(pool, bytes, &site);
     void *p = pool_alloc_inline(pool, bytes, &site);
     if (p) memset(p, 0, bytes);
     return p;

@@ -445,6 +445,8 @@ MULCH_INTERNAL bool pointer_check(pool_t *pool, const void *p, const char *fn, p
 
 /* ---- huge objects (huge.c) ------------------------------------------------ */
 MULCH_INTERNAL void  *huge_alloc(pool_t *pool, size_t size, size_t align, const leak_site_t *site);
+/* Zeroed (clears only a reused mapping: fresh ones are zero). */
+MULCH_INTERNAL void  *huge_alloc_zeroed(pool_t *pool, size_t size, const leak_site_t *site);
 MULCH_INTERNAL void   huge_free(pool_t *pool, chunk_t *chunk);
 MULCH_INTERNAL size_t huge_cache_flush_locked(pool_t *pool);
 MULCH_INTERNAL void   huge_unmap_all_locked(pool_t *pool);
