@@ -10,10 +10,12 @@
 #   --reps N     repetitions (default 5); runs are interleaved:
 #                for rep { for program { for allocator } }
 #   --lib PATH   libmulch-malloc.so to test (default: build it in build/default)
+#   --table      only print the table of the last run's results
 #
-# Each program's wall time is the median of the reps; the table gives it
-# per allocator and the ratio to glibc (< 1: faster than glibc), plus the
-# peak RSS (max of the reps, from /usr/bin/time when installed). Raw lines
+# Each program's wall time is the median of the reps (and the fastest rep,
+# which is steadier on a loaded machine); the table gives it per allocator
+# and the ratio to glibc (< 1: faster than glibc), plus the peak RSS (max of
+# the reps, from /usr/bin/time when installed). Raw lines
 # go to build/bench/preload_results.txt. Outputs are checked: a program
 # whose stdout differs from the glibc run is reported and its row marked.
 set -uo pipefail
@@ -22,30 +24,33 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root" || exit 1
 reps=5
 lib=""
+table_only=0
 while [ $# -gt 0 ]; do
     case $1 in
     --reps) reps=${2:?--reps needs a number}; shift ;;
     --lib) lib=${2:?--lib needs a path}; shift ;;
-    -h|--help) sed -n 2,19p "$0"; exit 0 ;;
+    --table) table_only=1 ;;
+    -h|--help) sed -n 2,21p "$0"; exit 0 ;;
     *) echo "run_preload_bench.sh: unknown option $1" >&2; exit 64 ;;
     esac
     shift
 done
 
+work=build/bench/preload
+results=build/bench/preload_results.txt
+alloc_names=(glibc mulch)
+alloc_libs=("" "$lib")
+if [ "$table_only" = 0 ]; then
 if [ -z "$lib" ]; then
     cmake --preset default >/dev/null && cmake --build build/default -j2 >/dev/null || exit 1
     lib=$root/build/default/preload/libmulch-malloc.so
 fi
 [ -f "$lib" ] || { echo "no $lib" >&2; exit 1; }
 lib=$(cd "$(dirname "$lib")" && pwd)/$(basename "$lib")
-
-work=build/bench/preload
+alloc_libs[1]=$lib
 mkdir -p "$work"
-results=build/bench/preload_results.txt
 
 # Allocators: name and LD_PRELOAD value (empty: glibc).
-alloc_names=(glibc mulch)
-alloc_libs=("" "$lib")
 for peer in jemalloc:libjemalloc.so.2 mimalloc:libmimalloc.so.2; do
     path=$(/sbin/ldconfig -p 2>/dev/null | awk -v l="${peer#*:}" '$1 == l { print $NF; exit }')
     if [ -n "$path" ]; then
@@ -100,8 +105,16 @@ for ((rep = 1; rep <= reps; rep++)); do
         done
     done
 done
+fi
+alloc_names=($(sed -n 's/^RESULT .*allocator=\([^ ]*\) rep=1 .*/\1/p' "$results" | awk '!seen[$0]++'))
 
 awk -v names="${alloc_names[*]}" '
+function fastest(list,   n, v, i, m) {
+    n = split(list, v, " ")
+    m = v[1]
+    for (i = 2; i <= n; i++) if (v[i] + 0 < m + 0) m = v[i]
+    return m
+}
 function median(list,   n, v, i, j, t) {
     n = split(list, v, " ")
     for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (v[j] + 0 < v[i] + 0) { t = v[i]; v[i] = v[j]; v[j] = t }
@@ -120,12 +133,15 @@ END {
     header = "| program |"; rule = "|---|"
     for (a = 1; a <= na; a++) { header = header " " an[a] " s |"; rule = rule "---|" }
     for (a = 2; a <= na; a++) { header = header " " an[a] "/glibc |"; rule = rule "---|" }
+    for (a = 2; a <= na; a++) { header = header " " an[a] "/glibc fastest |"; rule = rule "---|" }
     for (a = 1; a <= na; a++) { header = header " " an[a] " RSS MiB |"; rule = rule "---|" }
     print header; print rule
     for (p = 1; p <= np; p++) {
         line = "| " order[p] " |"
         for (a = 1; a <= na; a++) { m[a] = median(times[order[p] SUBSEP an[a]]); line = line sprintf(" %.3f%s |", m[a], differs[order[p] SUBSEP an[a]] ? " (output differs!)" : "") }
         for (a = 2; a <= na; a++) line = line sprintf(" %.2f |", m[1] > 0 ? m[a] / m[1] : 0)
+        for (a = 1; a <= na; a++) fa[a] = fastest(times[order[p] SUBSEP an[a]])
+        for (a = 2; a <= na; a++) line = line sprintf(" %.2f |", fa[1] > 0 ? fa[a] / fa[1] : 0)
         for (a = 1; a <= na; a++) line = line sprintf(" %.1f |", rss[order[p] SUBSEP an[a]] / 1024)
         print line
     }
