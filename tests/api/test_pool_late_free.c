@@ -42,6 +42,11 @@ static void *worker(void *arg) {
 
 static void test_pool_free_after_thread_exit_keeps_nothing(void **state) {
     (void)state;
+#if defined(__SANITIZE_THREAD__)
+    /* ThreadSanitizer tears its thread state down in the last destructor
+     * round too; any lock taken after that crashes inside its runtime. */
+    skip();
+#endif
     pool = pool_create(NULL);
     assert_non_null(pool);
     /* mulch's thread-exit key exists before ours, so ours runs after it. */
