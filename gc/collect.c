@@ -27,25 +27,45 @@ uint64_t gc_now_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static void weak_refs_clear_dead(gc_heap_t *heap) {
+static void weak_list_clear_dead(gc_heap_t *heap, gc_vector_t *weaks) {
     size_t kept = 0;
-    for (size_t i = 0; i < heap->weaks.count; i++) {
-        void **weak = gc_resolve(heap, heap->weaks.items[i]);
+    for (size_t i = 0; i < weaks->count; i++) {
+        void **weak = gc_resolve(heap, weaks->items[i]);
         if (weak == NULL) continue; /* the weak reference itself died */
         if (weak[0]) weak[0] = gc_resolve(heap, weak[0]);
-        heap->weaks.items[kept++] = weak;
+        weaks->items[kept++] = weak;
     }
-    heap->weaks.count = kept;
+    weaks->count = kept;
+}
+
+/* The heap's lists, and the threads' own: gc_threads_flush leaves a
+ * thread's list where it is when the heap's cannot grow (out of memory). */
+static void weak_refs_clear_dead(gc_heap_t *heap) {
+    weak_list_clear_dead(heap, &heap->weaks);
+    for (gc_thread_t *t = heap->threads; t; t = t->next) weak_list_clear_dead(heap, &t->weaks);
+}
+
+static void finalizable_list_move_dead(gc_heap_t *heap, gc_vector_t *list, gc_tracer_t *tracer) {
+    size_t kept = 0;
+    for (size_t i = 0; i < list->count; i++) {
+        void *obj = list->items[i], *now = gc_resolve(heap, obj);
+        if (now == NULL) {
+            if (gc_vector_push(&heap->pending, obj)) continue;
+            /* No room in pending: it stays finalizable until the next
+             * collection, so this sweep must not free it (marked in
+             * place: the list keeps its address). */
+            gc_mark_object(tracer, obj);
+            now = obj;
+        }
+        list->items[kept++] = now;
+    }
+    list->count = kept;
 }
 
 static void finalizable_move_dead(gc_heap_t *heap, gc_tracer_t *tracer) {
-    size_t kept = 0, first_new = heap->pending.count;
-    for (size_t i = 0; i < heap->finalizable.count; i++) {
-        void *obj = heap->finalizable.items[i], *now = gc_resolve(heap, obj);
-        if (now) heap->finalizable.items[kept++] = now;
-        else if (!gc_vector_push(&heap->pending, obj)) heap->finalizable.items[kept++] = obj; /* no room: next time */
-    }
-    heap->finalizable.count = kept;
+    size_t first_new = heap->pending.count;
+    finalizable_list_move_dead(heap, &heap->finalizable, tracer);
+    for (gc_thread_t *t = heap->threads; t; t = t->next) finalizable_list_move_dead(heap, &t->finalizable, tracer);
     /* Traced as slots: the objects (and what they reach) may move. */
     for (size_t i = first_new; i < heap->pending.count; i++) gc_trace_slot(tracer, &heap->pending.items[i]);
     gc_mark_drain(tracer);

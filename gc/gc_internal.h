@@ -276,6 +276,7 @@ static inline size_t gc_class_bytes(unsigned cls) {
 MULCH_INTERNAL bool gc_vector_push(gc_vector_t *v, void *item);
 MULCH_INTERNAL void gc_vector_free(gc_vector_t *v);
 MULCH_INTERNAL bool gc_vector_append(gc_vector_t *to, gc_vector_t *from);
+MULCH_INTERNAL bool gc_vector_merge(gc_vector_t *to, gc_vector_t *from);
 
 /* ---- spans (gc/alloc.c) ------------------------------------------------------ */
 MULCH_INTERNAL void gc_span_ensure_swept(gc_heap_t *heap, block_t *b);

@@ -89,6 +89,9 @@ void gc_heap_destroy(gc_heap_t *heap) {
         pthread_mutex_lock(&heap->lock);
         gc_threads_flush(heap);
         for (size_t i = 0; i < heap->weaks.count; i++) ((void **)heap->weaks.items[i])[0] = NULL;
+        /* (a flush that ran out of memory leaves them with their thread) */
+        for (gc_thread_t *other = heap->threads; other; other = other->next)
+            for (size_t i = 0; i < other->weaks.count; i++) ((void **)other->weaks.items[i])[0] = NULL;
         pthread_mutex_unlock(&heap->lock);
         run_all_finalizers(heap, t);
     }

@@ -36,6 +36,18 @@ bool gc_vector_append(gc_vector_t *to, gc_vector_t *from) {
     return true;
 }
 
+/* Like append, but when `to` cannot grow, `from` grows to hold both lists
+ * and the two swap arrays: only when neither can grow is the move refused
+ * (false, both unchanged). For a list about to be freed with its owner. */
+bool gc_vector_merge(gc_vector_t *to, gc_vector_t *from) {
+    if (gc_vector_append(to, from)) return true;
+    if (!gc_vector_append(from, to)) return false;
+    gc_vector_t swapped = *to;
+    *to = *from;
+    *from = swapped;
+    return true;
+}
+
 void gc_vector_free(gc_vector_t *v) {
     if (v->items) os_unmap(v->items, vector_bytes(v->capacity));
     v->items = NULL;

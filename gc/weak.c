@@ -13,7 +13,9 @@ void *gc_weak_new(gc_thread_t *t, void *target) {
         return NULL;
     }
     /* The allocation may collect: keep the target alive across it. */
+    size_t depth = gc_root_depth(t);
     gc_push_root(t, &target);
+    if (gc_root_depth(t) != depth + 1) return NULL; /* out of memory (reported) */
     void **weak = gc_alloc(t, &weak_type, sizeof(void *));
     gc_pop_roots(t, 1);
     if (weak == NULL) return NULL;

@@ -307,13 +307,23 @@ void *pool_alloc_at(pool_t *pool, size_t size, const char *file, int line) {
     return pool_alloc_inline(pool, size, &site);
 }
 
-void *pool_calloc(pool_t *pool, size_t n, size_t size) {
+void *pool_alloc_from(pool_t *pool, size_t size, const void *caller) {
+    leak_site_t site = { caller, 0, (uint32_t)(size > UINT32_MAX ? UINT32_MAX : size) };
+    return pool_alloc_inline(pool, size, &site);
+}
+
+void *pool_calloc_from(pool_t *pool, size_t n, size_t size, const void *caller) {
     if (size != 0 && n > SIZE_MAX / size) return NULL;
     size_t bytes = n * size;
-    leak_site_t site = { __builtin_return_address(0), 0, (uint32_t)(bytes > UINT32_MAX ? UINT32_MAX : bytes) };
+    leak_site_t site = { caller, 0, (uint32_t)(bytes > UINT32_MAX ? UINT32_MAX : bytes) };
+    if (bytes > pool->small_max) return huge_alloc_zeroed(pool, bytes, &site);
     void *p = pool_alloc_inline(pool, bytes, &site);
     if (p) memset(p, 0, bytes);
     return p;
+}
+
+void *pool_calloc(pool_t *pool, size_t n, size_t size) {
+    return pool_calloc_from(pool, n, size, __builtin_return_address(0));
 }
 
 /* Smallest class whose cells are all aligned to `align`: cells start at
@@ -326,8 +336,8 @@ static int aligned_class(const pool_t *pool, size_t size, size_t align) {
     return -1;
 }
 
-void *pool_alloc_aligned(pool_t *pool, size_t size, size_t align) {
-    leak_site_t site = { __builtin_return_address(0), 0, (uint32_t)(size > UINT32_MAX ? UINT32_MAX : size) };
+void *pool_alloc_aligned_from(pool_t *pool, size_t size, size_t align, const void *caller) {
+    leak_site_t site = { caller, 0, (uint32_t)(size > UINT32_MAX ? UINT32_MAX : size) };
     if (align == 0 || (align & (align - 1)) != 0) {
         mulch_report("pool_alloc_aligned: alignment is not a power of two", (void *)align);
         return NULL;
@@ -338,8 +348,12 @@ void *pool_alloc_aligned(pool_t *pool, size_t size, size_t align) {
     return small_alloc_slow(pool, heap_current(pool), size_class_bytes((unsigned)cls), &site);
 }
 
-void *pool_realloc(pool_t *pool, void *p, size_t size) {
-    leak_site_t site = { __builtin_return_address(0), 0, (uint32_t)(size > UINT32_MAX ? UINT32_MAX : size) };
+void *pool_alloc_aligned(pool_t *pool, size_t size, size_t align) {
+    return pool_alloc_aligned_from(pool, size, align, __builtin_return_address(0));
+}
+
+void *pool_realloc_from(pool_t *pool, void *p, size_t size, const void *caller) {
+    leak_site_t site = { caller, 0, (uint32_t)(size > UINT32_MAX ? UINT32_MAX : size) };
     if (p == NULL) return pool_alloc_inline(pool, size, &site);
     pointer_info_t info;
     if (!pointer_check(pool, p, "pool_realloc", &info)) return NULL;
@@ -358,4 +372,8 @@ void *pool_realloc(pool_t *pool, void *p, size_t size) {
     memcpy(q, p, size < old_size ? size : old_size);
     pool_free(pool, p);
     return q;
+}
+
+void *pool_realloc(pool_t *pool, void *p, size_t size) {
+    return pool_realloc_from(pool, p, size, __builtin_return_address(0));
 }

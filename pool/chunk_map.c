@@ -62,3 +62,6 @@ bool chunk_map_insert(chunk_t *chunk) {
 void chunk_map_remove(chunk_t *chunk) {
     (void)chunk_map_set(chunk, NULL);
 }
+
+void chunk_map_lock(void) { pthread_mutex_lock(&map_lock); }
+void chunk_map_unlock(void) { pthread_mutex_unlock(&map_lock); }

@@ -35,6 +35,9 @@ void mulch_report(const char *what, const void *ptr) {
     fn(what, ptr, ctx);
 }
 
+void mulch_report_lock(void) { pthread_mutex_lock(&handler_lock); }
+void mulch_report_unlock(void) { pthread_mutex_unlock(&handler_lock); }
+
 const char *mulch_version(void) {
     return MULCH_VERSION_STRING;
 }

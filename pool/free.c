@@ -206,7 +206,7 @@ static void block_adopt(pool_t *pool, thread_heap_t *heap, block_t *b, uintptr_t
 }
 
 static MULCH_NOINLINE void small_free_remote(pool_t *pool, thread_heap_t *heap, block_t *b, void *p) {
-    if (heap == NULL) heap = heap_lookup_slow(pool);
+    if (heap == NULL) heap = heap_lookup_for_free(pool);
     /* Read the span's geometry now: once our CAS lands, the owner may empty
      * the span and hand it to another class. */
     uint32_t cell_size = b->cell_size;
@@ -251,7 +251,7 @@ static MULCH_NOINLINE void small_free_remote(pool_t *pool, thread_heap_t *heap, 
 }
 
 static void small_free_slow(pool_t *pool, block_t *b, void *p) {
-    thread_heap_t *heap = heap_current(pool);
+    thread_heap_t *heap = heap_current_for_free(pool);
     if (heap != NULL && atomic_load_explicit(&b->owner, memory_order_relaxed) == heap)
         cell_push_local(pool, heap, b, p, false);
     else
@@ -277,7 +277,7 @@ void pool_free(pool_t *pool, void *p) {
             if (mulch_likely((size_t)i * b->cell_size == offset
                              && i < atomic_load_explicit(&b->bump, memory_order_relaxed)
                              && !cell_has_free_mark(pool, p))) {
-                thread_heap_t *heap = heap_current(pool);
+                thread_heap_t *heap = heap_current_for_free(pool);
                 if (mulch_likely(heap != NULL && atomic_load_explicit(&b->owner, memory_order_relaxed) == heap)) {
                     unsigned cls = b->size_class, n = heap->recent_count[cls];
                     if (mulch_likely(n < HEAP_RECENT && b->sites == NULL)) {

@@ -65,19 +65,33 @@ static void huge_unmap_locked(pool_t *pool, chunk_t *chunk) {
     os_unmap(chunk, chunk->size);
 }
 
-static void *huge_alloc_once(pool_t *pool, size_t size, size_t align, const leak_site_t *site);
+static void *huge_alloc_once(pool_t *pool, size_t size, size_t align, const leak_site_t *site, bool *reused);
 
-void *huge_alloc(pool_t *pool, size_t size, size_t align, const leak_site_t *site) {
-    void *p = huge_alloc_once(pool, size, align, site);
+static void *huge_alloc_retry(pool_t *pool, size_t size, size_t align, const leak_site_t *site, bool *reused) {
+    void *p = huge_alloc_once(pool, size, align, site, reused);
     if (p == NULL && pool->limit) {
         /* At the limit, this thread's idle spans may be what stands in the way. */
         thread_heap_t *heap = heap_current(pool);
-        if (heap && heap_release_empty(pool, heap) > 0) p = huge_alloc_once(pool, size, align, site);
+        if (heap && heap_release_empty(pool, heap) > 0) p = huge_alloc_once(pool, size, align, site, reused);
     }
     return p;
 }
 
-static void *huge_alloc_once(pool_t *pool, size_t size, size_t align, const leak_site_t *site) {
+void *huge_alloc(pool_t *pool, size_t size, size_t align, const leak_site_t *site) {
+    bool reused;
+    return huge_alloc_retry(pool, size, align, site, &reused);
+}
+
+/* A fresh mapping reads as zeros already: only a cached one is cleared, so
+ * a big calloc does not fault in every page up front. */
+void *huge_alloc_zeroed(pool_t *pool, size_t size, const leak_site_t *site) {
+    bool reused = false;
+    void *p = huge_alloc_retry(pool, size, MULCH_ALIGN, site, &reused);
+    if (p && reused) memset(p, 0, size);
+    return p;
+}
+
+static void *huge_alloc_once(pool_t *pool, size_t size, size_t align, const leak_site_t *site, bool *reused) {
     if (align < MULCH_ALIGN) align = MULCH_ALIGN;
     size_t offset = huge_offset(align);
     if (size > ((size_t)1 << CHUNK_MAP_ADDRESS_BITS) || offset > ((size_t)1 << CHUNK_MAP_ADDRESS_BITS))
@@ -88,6 +102,7 @@ static void *huge_alloc_once(pool_t *pool, size_t size, size_t align, const leak
 
     pthread_mutex_lock(&pool->lock);
     chunk_t *chunk = huge_cache_take_locked(pool, total, map_align);
+    *reused = chunk != NULL;
     if (chunk == NULL) {
         if (!pool_commit_locked(pool, total)) {
             /* At the limit: give back every idle byte, then try again. */

@@ -11,6 +11,8 @@
  *
  * os_fail_after(n) is the fault-injection hook: the nth mapping from then on
  * fails as if the kernel refused it, so tests can walk every OOM path.
+ * os_mapped_bytes counts what is mapped through this file (pages), so that
+ * those tests can also see a mapping that a failure path forgot to unmap.
  */
 #include <errno.h>
 #include <sys/mman.h>
@@ -19,9 +21,18 @@
 #include "pool_internal.h"
 
 static _Atomic uint64_t os_failure_countdown;
+static _Atomic size_t os_mapped;
 
-void os_fail_after(uint64_t n) {
-    atomic_store_explicit(&os_failure_countdown, n, memory_order_relaxed);
+uint64_t os_fail_after(uint64_t n) {
+    return atomic_exchange_explicit(&os_failure_countdown, n, memory_order_relaxed);
+}
+
+size_t os_mapped_bytes(void) {
+    return atomic_load_explicit(&os_mapped, memory_order_relaxed);
+}
+
+static size_t page_round(size_t size) {
+    return (size + MULCH_PAGE - 1) & ~(MULCH_PAGE - 1);
 }
 
 static bool os_injected_failure(void) {
@@ -37,7 +48,14 @@ static bool os_injected_failure(void) {
 static void *os_mmap(size_t size) {
     if (os_injected_failure()) return NULL;
     void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    return p == MAP_FAILED ? NULL : p;
+    if (p == MAP_FAILED) return NULL;
+    atomic_fetch_add_explicit(&os_mapped, page_round(size), memory_order_relaxed);
+    return p;
+}
+
+static void os_munmap(void *p, size_t size) {
+    munmap(p, size);
+    atomic_fetch_sub_explicit(&os_mapped, page_round(size), memory_order_relaxed);
 }
 
 void *os_map(size_t size) {
@@ -51,14 +69,14 @@ void *os_map_aligned(size_t size, size_t alignment) {
     unsigned char *p = os_mmap(size);
     if (p == NULL) return NULL;
     if (((uintptr_t)p & (alignment - 1)) == 0) return p;
-    munmap(p, size);
+    os_munmap(p, size);
     p = os_mmap(size + alignment);
     if (p == NULL) return NULL;
     uintptr_t start = ((uintptr_t)p + alignment - 1) & ~(uintptr_t)(alignment - 1);
     size_t before = start - (uintptr_t)p;
     size_t after = alignment - before;
-    if (before) munmap(p, before);
-    if (after) munmap((unsigned char *)start + size, after);
+    if (before) os_munmap(p, before);
+    if (after) os_munmap((unsigned char *)start + size, after);
     return (void *)start;
 }
 
@@ -68,7 +86,7 @@ void os_unmap(void *p, size_t size) {
     /* the shadow would outlive the mapping and poison whoever maps here next */
     ASAN_UNPOISON_MEMORY_REGION(p, size);
 #endif
-    munmap(p, size);
+    os_munmap(p, size);
 }
 
 bool os_protect_none(void *p, size_t size) {

@@ -106,9 +106,28 @@ void pool_destroy(pool_t *pool) {
 
 static pool_t *default_pool;
 static pthread_once_t default_once = PTHREAD_ONCE_INIT;
+static pool_options_t default_options;
+
+void pool_default_set_options(const pool_options_t *opts) {
+    default_options = *opts;
+}
 
 static void default_pool_create(void) {
-    default_pool = pool_create(NULL);
+    default_pool = pool_create(&default_options);
+}
+
+void pool_fork_prepare(pool_t *pool) {
+    heap_registry_lock();
+    if (pool) pthread_mutex_lock(&pool->lock);
+    chunk_map_lock();
+    mulch_report_lock();
+}
+
+void pool_fork_release(pool_t *pool) {
+    mulch_report_unlock();
+    chunk_map_unlock();
+    if (pool) pthread_mutex_unlock(&pool->lock);
+    heap_registry_unlock();
 }
 
 pool_t *pool_default(void) {

@@ -280,8 +280,11 @@ MULCH_INTERNAL void  os_unmap(void *p, size_t size);
 MULCH_INTERNAL void  os_decommit(void *p, size_t size);
 MULCH_INTERNAL bool  os_protect_none(void *p, size_t size);
 MULCH_INTERNAL void *os_map(size_t size);   /* page-aligned metadata */
-/* Test hook: the nth mapping from now fails (0 = off). */
-MULCH_INTERNAL void  os_fail_after(uint64_t n);
+/* Test hook: the nth mapping from now fails (0 = off); returns how many
+ * mappings were still to go before the failure (0: it happened, or was off). */
+MULCH_INTERNAL uint64_t os_fail_after(uint64_t n);
+/* Bytes mapped through the OS layer now (whole pages): for leak checks. */
+MULCH_INTERNAL size_t os_mapped_bytes(void);
 
 /* ---- chunk map (chunk_map.c) ------------------------------------------- */
 MULCH_INTERNAL bool chunk_map_insert(chunk_t *chunk);
@@ -383,6 +386,11 @@ typedef struct tls_cache {
     uint64_t       pool_id;
     thread_heap_t *heap;
     thread_heap_t *list;
+    /* Set by the thread's exit destructor. Frees made after it (the C
+     * library frees its per-thread buffers late) must not give the thread a
+     * new heap: nothing would ever abandon it, and the spans it adopted
+     * would stay with it for good. */
+    bool           exited;
 } tls_cache_t;
 #if defined(__GNUC__)
 MULCH_INTERNAL extern _Thread_local tls_cache_t mulch_tls __attribute__((tls_model("initial-exec")));
@@ -394,6 +402,13 @@ MULCH_INTERNAL thread_heap_t *heap_lookup_slow(pool_t *pool);
 static inline thread_heap_t *heap_current(pool_t *pool) {
     if (mulch_likely(mulch_tls.pool_id == pool->id)) return mulch_tls.heap;
     return heap_lookup_slow(pool);
+}
+/* The heap for a free: as heap_current, but NULL instead of a new heap once
+ * the thread has exited (see tls_cache_t.exited). */
+MULCH_INTERNAL thread_heap_t *heap_lookup_for_free(pool_t *pool);
+static inline thread_heap_t *heap_current_for_free(pool_t *pool) {
+    if (mulch_likely(mulch_tls.pool_id == pool->id)) return mulch_tls.heap;
+    return heap_lookup_for_free(pool);
 }
 MULCH_INTERNAL void heaps_forget_pool(pool_t *pool);
 
@@ -452,11 +467,35 @@ MULCH_INTERNAL bool pointer_check(pool_t *pool, const void *p, const char *fn, p
 
 /* ---- huge objects (huge.c) ------------------------------------------------ */
 MULCH_INTERNAL void  *huge_alloc(pool_t *pool, size_t size, size_t align, const leak_site_t *site);
+/* Zeroed (clears only a reused mapping: fresh ones are zero). */
+MULCH_INTERNAL void  *huge_alloc_zeroed(pool_t *pool, size_t size, const leak_site_t *site);
 MULCH_INTERNAL void   huge_free(pool_t *pool, chunk_t *chunk);
 MULCH_INTERNAL size_t huge_cache_flush_locked(pool_t *pool);
 MULCH_INTERNAL void   huge_unmap_all_locked(pool_t *pool);
 
 /* ---- leak tracking (leak.c) ------------------------------------------------- */
 MULCH_INTERNAL bool block_sites_attach(pool_t *pool, block_t *b);
+
+/* ---- for the malloc drop-in (preload/) ------------------------------------- */
+/* The allocating calls with the leak site given by the caller: a wrapper
+ * (malloc) passes its own return address, so reports name its caller. */
+MULCH_INTERNAL void *pool_alloc_from(pool_t *pool, size_t size, const void *caller);
+MULCH_INTERNAL void *pool_calloc_from(pool_t *pool, size_t n, size_t size, const void *caller);
+MULCH_INTERNAL void *pool_realloc_from(pool_t *pool, void *p, size_t size, const void *caller);
+MULCH_INTERNAL void *pool_alloc_aligned_from(pool_t *pool, size_t size, size_t align, const void *caller);
+/* Options of the default pool; effective only before its first use. */
+MULCH_INTERNAL void pool_default_set_options(const pool_options_t *opts);
+/* fork(): take every lock the pool layer has (registry → pool → chunk map →
+ * error handler, the order the code nests them in) before, and release them
+ * after, in the parent and the child, so the child never inherits a lock
+ * held by a thread that does not exist there. */
+MULCH_INTERNAL void pool_fork_prepare(pool_t *pool);
+MULCH_INTERNAL void pool_fork_release(pool_t *pool);
+MULCH_INTERNAL void heap_registry_lock(void);
+MULCH_INTERNAL void heap_registry_unlock(void);
+MULCH_INTERNAL void chunk_map_lock(void);
+MULCH_INTERNAL void chunk_map_unlock(void);
+MULCH_INTERNAL void mulch_report_lock(void);
+MULCH_INTERNAL void mulch_report_unlock(void);
 
 #endif /* MULCH_POOL_INTERNAL_H */

@@ -52,6 +52,7 @@ static void thread_exit(void *unused) {
     mulch_tls.list = NULL;
     mulch_tls.heap = NULL;
     mulch_tls.pool_id = 0;
+    mulch_tls.exited = true;
     while (heap) {
         thread_heap_t *next = heap->thread_next;
         if (!heap->dead) heap_abandon(heap);
@@ -79,7 +80,7 @@ static void heaps_sweep_dead_locked(void) {
     }
 }
 
-thread_heap_t *heap_lookup_slow(pool_t *pool) {
+static thread_heap_t *heap_find(pool_t *pool) {
     for (thread_heap_t *heap = mulch_tls.list; heap; heap = heap->thread_next) {
         if (heap->pool_id == pool->id) {
             mulch_tls.pool_id = pool->id;
@@ -87,6 +88,16 @@ thread_heap_t *heap_lookup_slow(pool_t *pool) {
             return heap;
         }
     }
+    return NULL;
+}
+
+thread_heap_t *heap_lookup_for_free(pool_t *pool) {
+    return mulch_tls.exited ? heap_find(pool) : heap_lookup_slow(pool);
+}
+
+thread_heap_t *heap_lookup_slow(pool_t *pool) {
+    thread_heap_t *found = heap_find(pool);
+    if (found) return found;
     pthread_once(&exit_key_once, exit_key_create);
     thread_heap_t *heap = heap_new();
     if (heap == NULL) return NULL;
@@ -122,3 +133,6 @@ void heaps_forget_pool(pool_t *pool) {
     pool->heaps = NULL;
     pthread_mutex_unlock(&registry_lock);
 }
+
+void heap_registry_lock(void) { pthread_mutex_lock(&registry_lock); }
+void heap_registry_unlock(void) { pthread_mutex_unlock(&registry_lock); }

@@ -50,6 +50,14 @@ if(CONFIG)
 endif()
 run("cmake --install" "${CMAKE_COMMAND}" --install "${MULCH_BUILD_DIR}" --prefix "${_prefix}" ${_config_args})
 
+# The malloc drop-in, where it is built, is installed next to the library.
+if(EXISTS "${MULCH_BUILD_DIR}/preload/libmulch-malloc.so")
+    file(GLOB_RECURSE _preload_installed "${_prefix}/*/libmulch-malloc.so")
+    if(NOT _preload_installed)
+        message(FATAL_ERROR "package test: libmulch-malloc.so was built but not installed under ${_prefix}")
+    endif()
+endif()
+
 # find_package consumers: configure, build, check where mulch came from, run.
 function(consume_with_cmake label prefix_path expect_dir)
     set(_bin "${WORK_DIR}/consumer-${label}")

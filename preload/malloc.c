@@ -1,0 +1,304 @@
+/* malloc.c — libmulch-malloc.so: the C allocation functions (malloc, free,
+ * calloc, realloc, reallocarray, posix_memalign, aligned_alloc, memalign,
+ * valloc, pvalloc, malloc_usable_size) served by the default pool, for
+ * LD_PRELOAD. The pool objects are linked into this library, which exports
+ * nothing else (malloc.map), so it is a copy of the pool of its own: a
+ * program that also links libmulch has two independent default pools.
+ *
+ * Invariants:
+ *   - Every pointer handed out is either a live allocation of served_pool or
+ *     a cell of the bootstrap arena; free/realloc/malloc_usable_size tell
+ *     them apart by address (chunk_of, arena bounds) and treat any other
+ *     pointer as foreign: memory allocated before this library took over
+ *     (the dynamic loader's own allocator), which is never freed here.
+ *   - The bootstrap arena serves only calls made by a thread while it is
+ *     creating the pool (recursion through the C library) or writing the
+ *     reports at exit (so that the report's own FILE is not in it); its
+ *     cells are never reused, and free ignores them.
+ *   - errno: ENOMEM on every NULL from an allocating call; free keeps it.
+ *
+ * Environment: MULCH_LEAK_REPORT=1 turns on site tracking in the pool and
+ * prints pool_report_leaks to stderr at exit; MULCH_MALLOC_STATS=1 prints
+ * one line of pool statistics to stderr at exit.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "pool_internal.h"
+
+#define MALLOC_API __attribute__((visibility("default")))
+#define MALLOC_TLS __attribute__((tls_model("initial-exec")))
+
+/* ---- the pool, created on first use ---------------------------------------- */
+
+static _Atomic(pool_t *) served_pool;
+/* This thread's allocations go to the arena (see the top of the file). */
+static _Thread_local int use_arena MALLOC_TLS;
+static int want_leak_report, want_stats;
+/* A private copy of stderr for the reports at exit: many programs (GNU
+ * coreutils among them) close stderr before exiting. -1 when not wanted. */
+static int report_fd = -1;
+
+static bool env_on(const char *name) {
+    const char *v = getenv(name);
+    return v != NULL && v[0] != '\0' && v[0] != '0';
+}
+
+/* Slow path of served(): the first call creates the default pool; a call
+ * made while that is under way (recursion) gets NULL with use_arena set,
+ * and the callers send it to the arena. */
+static MULCH_NOINLINE pool_t *served_create(void) {
+    if (use_arena) return NULL;
+    use_arena = 1;
+    want_leak_report = env_on("MULCH_LEAK_REPORT");
+    want_stats = env_on("MULCH_MALLOC_STATS");
+    pool_options_t opts = { 0 };
+    opts.track_leaks = want_leak_report;
+    pool_default_set_options(&opts);
+    pool_t *pool = pool_default();
+    use_arena = 0;
+    if (pool) atomic_store_explicit(&served_pool, pool, memory_order_release);
+    return pool;
+}
+
+/* The pool to allocate from; NULL: use the arena if use_arena, else OOM. */
+static inline pool_t *served(void) {
+    pool_t *pool = atomic_load_explicit(&served_pool, memory_order_acquire);
+    if (mulch_unlikely(pool == NULL)) return served_create();
+    return mulch_likely(!use_arena) ? pool : NULL;
+}
+
+/* ---- bootstrap arena -------------------------------------------------------- */
+
+/* Each cell: a 16-byte header holding the requested size, then the data. */
+#define ARENA_BYTES ((size_t)256 << 10)
+static _Alignas(4096) unsigned char arena[ARENA_BYTES];
+static _Atomic size_t arena_used;
+
+static bool in_arena(const void *p) {
+    return (const unsigned char *)p >= arena && (const unsigned char *)p < arena + ARENA_BYTES;
+}
+
+static void *arena_alloc(size_t size, size_t align) {
+    if (align < MULCH_ALIGN) align = MULCH_ALIGN;
+    if (size > ARENA_BYTES || align > 4096) return NULL;
+    size_t old = atomic_load_explicit(&arena_used, memory_order_relaxed);
+    for (;;) {
+        size_t start = (old + MULCH_ALIGN + align - 1) & ~(align - 1);
+        size_t end = (start + size + MULCH_ALIGN - 1) & ~(size_t)(MULCH_ALIGN - 1);
+        if (end > ARENA_BYTES) return NULL;
+        if (atomic_compare_exchange_weak_explicit(&arena_used, &old, end, memory_order_relaxed,
+                                                  memory_order_relaxed)) {
+            memcpy(arena + start - MULCH_ALIGN, &size, sizeof size);
+            return arena + start;
+        }
+    }
+}
+
+static size_t arena_size_of(const void *p) {
+    size_t size;
+    memcpy(&size, (const unsigned char *)p - MULCH_ALIGN, sizeof size);
+    return size;
+}
+
+/* No pool: the arena when use_arena, else the OS refused to create it. */
+static MULCH_NOINLINE void *alloc_without_pool(size_t size, size_t align) {
+    void *p = use_arena ? arena_alloc(size, align) : NULL;
+    if (p == NULL) errno = ENOMEM;
+    return p;
+}
+
+/* ---- ownership ---------------------------------------------------------- */
+
+static inline bool pool_owns(pool_t *pool, const void *p) {
+    chunk_t *chunk = chunk_of(p);
+    return chunk != NULL && chunk->pool == pool;
+}
+
+/* Bytes readable from p, up to max, for copying a foreign block whose size
+ * nobody knows: stops at the first unmapped page. */
+static size_t foreign_readable(const void *p, size_t max) {
+    uintptr_t page = (uintptr_t)p & ~(MULCH_PAGE - 1);
+    uintptr_t end = (uintptr_t)p + max;
+    if (end < (uintptr_t)p) end = UINTPTR_MAX;
+    unsigned char resident;
+    while (page < end) {
+        if (mincore((void *)page, MULCH_PAGE, &resident) != 0) break;
+        page += MULCH_PAGE;
+    }
+    size_t readable = page > (uintptr_t)p ? page - (uintptr_t)p : 0;
+    return readable < max ? readable : max;
+}
+
+/* ---- the C allocation functions ------------------------------------------- */
+
+static inline void *nomem(void *p) {
+    if (mulch_unlikely(p == NULL)) errno = ENOMEM;
+    return p;
+}
+
+MALLOC_API void *malloc(size_t size) {
+    pool_t *pool = served();
+    if (mulch_unlikely(pool == NULL)) return alloc_without_pool(size, MULCH_ALIGN);
+    return nomem(pool_alloc_from(pool, size, __builtin_return_address(0)));
+}
+
+MALLOC_API void free(void *p) {
+    if (p == NULL) return;
+    pool_t *pool = atomic_load_explicit(&served_pool, memory_order_acquire);
+    if (mulch_unlikely(pool == NULL || !pool_owns(pool, p))) return; /* arena or foreign */
+    int saved = errno;
+    pool_free(pool, p);
+    errno = saved;
+}
+
+MALLOC_API void *calloc(size_t n, size_t size) {
+    if (size != 0 && n > SIZE_MAX / size) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    pool_t *pool = served();
+    if (mulch_unlikely(pool == NULL)) return alloc_without_pool(n * size, MULCH_ALIGN); /* arena is zero */
+    return nomem(pool_calloc_from(pool, n, size, __builtin_return_address(0)));
+}
+
+/* realloc of a pointer this pool did not hand out (arena or foreign):
+ * move it into the pool; the old block stays where it is. */
+static MULCH_NOINLINE void *realloc_unowned(pool_t *pool, void *p, size_t size, const void *caller) {
+    size_t old = in_arena(p) ? arena_size_of(p) : foreign_readable(p, size);
+    if (size == 0) return NULL; /* like realloc(p, 0) of an owned block: "freed" */
+    void *q = pool ? pool_alloc_from(pool, size, caller) : alloc_without_pool(size, MULCH_ALIGN);
+    if (q == NULL) return nomem(NULL);
+    memcpy(q, p, old < size ? old : size);
+    return q;
+}
+
+MALLOC_API void *realloc(void *p, size_t size) {
+    pool_t *pool = served();
+    if (p == NULL) {
+        if (mulch_unlikely(pool == NULL)) return alloc_without_pool(size, MULCH_ALIGN);
+        return nomem(pool_alloc_from(pool, size, __builtin_return_address(0)));
+    }
+    if (mulch_unlikely(pool == NULL || !pool_owns(pool, p)))
+        return realloc_unowned(pool, p, size, __builtin_return_address(0));
+    if (size == 0) { /* glibc's choice: free and return NULL */
+        int saved = errno;
+        pool_free(pool, p);
+        errno = saved;
+        return NULL;
+    }
+    return nomem(pool_realloc_from(pool, p, size, __builtin_return_address(0)));
+}
+
+MALLOC_API void *reallocarray(void *p, size_t n, size_t size) {
+    if (size != 0 && n > SIZE_MAX / size) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return realloc(p, n * size);
+}
+
+static void *aligned(size_t align, size_t size, const void *caller) {
+    pool_t *pool = served();
+    if (mulch_unlikely(pool == NULL)) return alloc_without_pool(size, align);
+    return nomem(pool_alloc_aligned_from(pool, size, align, caller));
+}
+
+static bool power_of_two(size_t x) {
+    return x != 0 && (x & (x - 1)) == 0;
+}
+
+MALLOC_API int posix_memalign(void **out, size_t align, size_t size) {
+    if (!power_of_two(align) || align % sizeof(void *) != 0) return EINVAL;
+    int saved = errno;
+    void *p = aligned(align, size, __builtin_return_address(0));
+    errno = saved;
+    if (p == NULL) return ENOMEM;
+    *out = p;
+    return 0;
+}
+
+MALLOC_API void *aligned_alloc(size_t align, size_t size) {
+    if (!power_of_two(align)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return aligned(align, size, __builtin_return_address(0));
+}
+
+/* Like glibc: an alignment that is not a power of two is rounded up to one. */
+MALLOC_API void *memalign(size_t align, size_t size) {
+    if (align > SIZE_MAX / 2 + 1) {
+        errno = EINVAL;
+        return NULL;
+    }
+    size_t rounded = MULCH_ALIGN;
+    while (rounded < align) rounded <<= 1;
+    return aligned(rounded, size, __builtin_return_address(0));
+}
+
+MALLOC_API void *valloc(size_t size) {
+    return aligned((size_t)sysconf(_SC_PAGESIZE), size, __builtin_return_address(0));
+}
+
+MALLOC_API void *pvalloc(size_t size) {
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    if (size > SIZE_MAX - page) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    size_t rounded = size == 0 ? page : (size + page - 1) & ~(page - 1);
+    return aligned(page, rounded, __builtin_return_address(0));
+}
+
+MALLOC_API size_t malloc_usable_size(void *p) {
+    if (p == NULL) return 0;
+    if (in_arena(p)) return arena_size_of(p);
+    pool_t *pool = atomic_load_explicit(&served_pool, memory_order_acquire);
+    if (pool == NULL || !pool_owns(pool, p)) return 0;
+    return pool_usable_size(pool, p);
+}
+
+/* ---- process lifetime: fork and exit --------------------------------------- */
+
+static void fork_prepare(void) { pool_fork_prepare(atomic_load(&served_pool)); }
+static void fork_release(void) { pool_fork_release(atomic_load(&served_pool)); }
+
+/* After libc, before the program's constructors: the pool exists before
+ * anything forks, and pthread_atfork may allocate through us safely. */
+__attribute__((constructor)) static void mulch_malloc_init(void) {
+    if (served() == NULL) return;
+    pthread_atfork(fork_prepare, fork_release, fork_release);
+    if (want_stats || want_leak_report) report_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 100);
+}
+
+/* Runs after the program's atexit handlers and destructors. */
+__attribute__((destructor)) static void mulch_malloc_fini(void) {
+    pool_t *pool = atomic_load_explicit(&served_pool, memory_order_acquire);
+    if (pool == NULL || report_fd < 0) return;
+    use_arena = 1; /* the FILE and its buffer stay out of the report */
+    FILE *out = fdopen(report_fd, "w");
+    if (out == NULL) {
+        use_arena = 0;
+        return;
+    }
+    if (want_stats) {
+        pool_stats_t st;
+        pool_get_stats(pool, &st);
+        fprintf(out,
+                "mulch-malloc: allocs %llu frees %llu live %zu in_use %zu reserved %zu peak_reserved %zu\n",
+                (unsigned long long)st.allocs, (unsigned long long)st.frees, st.live_allocations,
+                st.bytes_in_use, st.bytes_reserved, st.peak_reserved);
+    }
+    if (want_leak_report) pool_report_leaks(pool, out);
+    fclose(out);
+    use_arena = 0;
+}

@@ -1,0 +1,233 @@
+/* edge_cases.c — the corners of the C allocation contract, checked while
+ * running under LD_PRELOAD=libmulch-malloc.so (it fails if the drop-in is
+ * not the malloc in use): free(NULL), malloc(0), realloc with NULL and 0,
+ * overflow and OOM (NULL with ENOMEM), alignment validation (EINVAL),
+ * usable sizes, errno kept by free, and pointers the drop-in does not own
+ * (from the C library's own allocator, or plain mmap), which must not
+ * crash it. Exit status 0 when everything holds. */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <malloc.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+static int failures;
+#define CHECK(cond)                                                                      \
+    do {                                                                                 \
+        if (!(cond)) {                                                                   \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);     \
+            failures++;                                                                  \
+        }                                                                                \
+    } while (0)
+
+/* Sizes the compiler cannot see, so it neither warns nor folds. */
+static volatile size_t huge_size = SIZE_MAX - 4096;
+static volatile size_t half_max = SIZE_MAX / 2;
+
+/* For the calls that are deliberately odd (freeing foreign memory, looking
+ * at a block realloc may have moved): the compiler must not reason about them. */
+static void (*volatile free_opaque)(void *) = free;
+static void *(*volatile realloc_opaque)(void *, size_t) = realloc;
+
+static int aligned_to(const void *p, size_t align) { return ((uintptr_t)p & (align - 1)) == 0; }
+
+static void fill(unsigned char *p, size_t n, unsigned seed) {
+    for (size_t i = 0; i < n; i++) p[i] = (unsigned char)(seed + i * 7);
+}
+static int filled(const unsigned char *p, size_t n, unsigned seed) {
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != (unsigned char)(seed + i * 7)) return 0;
+    return 1;
+}
+
+static void check_served_by_drop_in(void) {
+    Dl_info info;
+    void *fn = dlsym(RTLD_DEFAULT, "malloc");
+    CHECK(fn != NULL && dladdr(fn, &info) && info.dli_fname && strstr(info.dli_fname, "mulch-malloc"));
+}
+
+static void check_basics(void) {
+    free(NULL);
+    void *a = malloc(0), *b = malloc(0);
+    CHECK(a != NULL && b != NULL && a != b);
+    free(a);
+    free(b);
+
+    unsigned char *p = realloc(NULL, 100);
+    CHECK(p != NULL);
+    if (p == NULL) return;
+    fill(p, 100, 3);
+    size_t steps[] = { 200, 5000, 100000, 1u << 20, 3u << 20, 64, 100 };
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        unsigned char *q = realloc_opaque(p, steps[i]);
+        CHECK(q != NULL);
+        if (q == NULL) break;
+        p = q;
+        CHECK(filled(p, 64, 3)); /* the smallest size on the way */
+        CHECK(malloc_usable_size(p) >= steps[i]);
+        CHECK(aligned_to(p, 16));
+    }
+    errno = 0;
+    CHECK(realloc(p, 0) == NULL); /* frees, like glibc */
+    CHECK(errno == 0);
+
+    /* Every size class and a few huge sizes: aligned, usable, writable. */
+    for (size_t size = 1; size < (1u << 21); size += size / 8 + 1) {
+        unsigned char *q = malloc(size);
+        CHECK(q != NULL && aligned_to(q, 16) && malloc_usable_size(q) >= size);
+        if (q == NULL) continue;
+        fill(q, size, (unsigned)size);
+        CHECK(filled(q, size, (unsigned)size));
+        free(q);
+    }
+    CHECK(malloc_usable_size(NULL) == 0);
+}
+
+static void check_calloc(void) {
+    for (int round = 0; round < 3; round++) { /* dirty cells come back zeroed */
+        enum { N = 200 };
+        unsigned char *dirty[N];
+        for (int i = 0; i < N; i++) {
+            dirty[i] = malloc(48 + (size_t)i);
+            if (dirty[i]) memset(dirty[i], 0xAB, 48 + (size_t)i);
+        }
+        for (int i = 0; i < N; i++) free(dirty[i]);
+        for (int i = 0; i < N; i++) {
+            unsigned char *z = calloc(1, 48 + (size_t)i);
+            CHECK(z != NULL);
+            if (z == NULL) continue;
+            for (int j = 0; j < 48 + i; j++)
+                if (z[j] != 0) {
+                    CHECK(!"calloc memory is zero");
+                    break;
+                }
+            free(z);
+        }
+    }
+    unsigned char *big = calloc(3, 1u << 20);
+    CHECK(big != NULL && big[0] == 0 && big[(3u << 20) - 1] == 0);
+    free(big);
+}
+
+static void check_out_of_memory(void) {
+    errno = 0;
+    CHECK(calloc(half_max, 4) == NULL); /* n * size overflows */
+    CHECK(errno == ENOMEM);
+    errno = 0;
+    CHECK(malloc(huge_size) == NULL);
+    CHECK(errno == ENOMEM);
+    errno = 0;
+    CHECK(calloc(huge_size, 1) == NULL);
+    CHECK(errno == ENOMEM);
+    void *p = malloc(10);
+    errno = 0;
+    CHECK(realloc_opaque(p, huge_size) == NULL); /* p stays valid */
+    CHECK(errno == ENOMEM);
+    errno = 0;
+    void *(*volatile reallocarray_opaque)(void *, size_t, size_t) = reallocarray;
+    CHECK(reallocarray_opaque(p, half_max, 3) == NULL);
+    CHECK(errno == ENOMEM);
+    void *q = reallocarray_opaque(p, 10, 10);
+    CHECK(q != NULL);
+    free(q);
+    void *r = NULL;
+    CHECK(posix_memalign(&r, 64, huge_size) == ENOMEM && r == NULL);
+}
+
+static void check_alignment(void) {
+    void *p = (void *)1;
+    CHECK(posix_memalign(&p, 3, 16) == EINVAL && p == (void *)1);
+    CHECK(posix_memalign(&p, 4, 16) == EINVAL);   /* not a multiple of sizeof(void *) */
+    CHECK(posix_memalign(&p, 0, 16) == EINVAL);
+    size_t aligns[] = { 8, 16, 32, 64, 256, 4096, 65536, 1u << 20, 8u << 20 };
+    for (size_t i = 0; i < sizeof aligns / sizeof aligns[0]; i++) {
+        p = NULL;
+        errno = 0;
+        CHECK(posix_memalign(&p, aligns[i], 100) == 0 && p != NULL && aligned_to(p, aligns[i]));
+        CHECK(errno == 0);
+        free(p);
+        void *q = aligned_alloc(aligns[i], 3 * aligns[i]);
+        CHECK(q != NULL && aligned_to(q, aligns[i]) && malloc_usable_size(q) >= 3 * aligns[i]);
+        free(q);
+        void *m = memalign(aligns[i], 1);
+        CHECK(m != NULL && aligned_to(m, aligns[i]));
+        free(m);
+    }
+    errno = 0;
+    CHECK(aligned_alloc(24, 48) == NULL && errno == EINVAL);
+    errno = 0;
+    CHECK(aligned_alloc(0, 48) == NULL && errno == EINVAL);
+    void *m = memalign(48, 10); /* rounded up to 64, as glibc does */
+    CHECK(m != NULL && aligned_to(m, 64));
+    free(m);
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    void *v = valloc(100);
+    CHECK(v != NULL && aligned_to(v, page));
+    free(v);
+    void *pv = pvalloc(100);
+    CHECK(pv != NULL && aligned_to(pv, page) && malloc_usable_size(pv) >= page);
+    free(pv);
+}
+
+static void check_errno_kept(void) {
+    void *p = malloc(100), *big = malloc(8u << 20);
+    errno = 4242;
+    free(p);
+    free(big);
+    CHECK(errno == 4242);
+}
+
+/* Memory the drop-in did not allocate: the C library's own malloc (reached
+ * through libc's handle, behind the drop-in's back) and a plain mapping. */
+static void check_foreign(void) {
+    void *libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
+    void *libc_sym = libc ? dlsym(libc, "malloc") : NULL;
+    void *(*libc_malloc)(size_t) = NULL;
+    memcpy(&libc_malloc, &libc_sym, sizeof libc_sym); /* ISO C has no object-to-function cast */
+    CHECK(libc_sym != NULL && libc_sym != dlsym(RTLD_DEFAULT, "malloc"));
+    if (libc_malloc) {
+        unsigned char *f = libc_malloc(64);
+        CHECK(f != NULL);
+        if (f) {
+            fill(f, 64, 9);
+            CHECK(malloc_usable_size(f) == 0);
+            unsigned char *g = realloc_opaque(f, 128); /* moved into the pool, copied */
+            CHECK(g != NULL && g != f && filled(g, 64, 9));
+            free(g);
+            free_opaque(f); /* ignored, no crash */
+        }
+    }
+    if (libc) dlclose(libc);
+
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    unsigned char *map = mmap(NULL, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    CHECK(map != MAP_FAILED);
+    if (map == MAP_FAILED) return;
+    munmap(map + page, page); /* the page after it is unmapped */
+    fill(map, page, 5);
+    unsigned char *moved = realloc_opaque(map, 4 * page); /* copies only what is mapped */
+    CHECK(moved != NULL && filled(moved, page, 5));
+    free(moved);
+    free_opaque(map);
+    free_opaque(map + 16);
+    CHECK(malloc_usable_size(map) == 0);
+    munmap(map, page);
+}
+
+int main(void) {
+    check_served_by_drop_in();
+    check_basics();
+    check_calloc();
+    check_out_of_memory();
+    check_alignment();
+    check_errno_kept();
+    check_foreign();
+    if (failures) fprintf(stderr, "%d checks failed\n", failures);
+    else puts("edge cases ok");
+    return failures != 0;
+}

@@ -1,0 +1,33 @@
+#!/bin/sh
+# run_leak_report.sh LIB PROGRAM — runs PROGRAM (which leaks 12345 bytes from
+# its exported function plant_leak) with LD_PRELOAD=LIB and
+# MULCH_LEAK_REPORT=1, and fails unless the report on stderr names that
+# allocation and its site, and no other line mentions that size.
+set -u
+lib=$1
+program=$2
+err=$(LD_PRELOAD=$lib MULCH_LEAK_REPORT=1 "$program" 2>&1 >/dev/null)
+status=$?
+if [ "$status" -ne 0 ]; then
+    echo "$program exited with $status"
+    echo "$err" | head -20
+    exit 1
+fi
+if ! echo "$err" | grep -q '^mulch leak: 0x[0-9a-f]* size 12345 allocated at plant_leak+0x'; then
+    echo "the leak report does not name plant_leak for the 12345-byte leak:"
+    echo "$err" | head -40
+    exit 1
+fi
+if ! echo "$err" | grep -q '^mulch leak summary:'; then
+    echo "no leak summary"
+    exit 1
+fi
+echo "$err" | grep 'plant_leak'
+# Without MULCH_LEAK_REPORT nothing is printed.
+quiet=$(LD_PRELOAD=$lib "$program" 2>&1 >/dev/null)
+if [ -n "$quiet" ]; then
+    echo "stderr without MULCH_LEAK_REPORT should be empty, got:"
+    echo "$quiet" | head
+    exit 1
+fi
+exit 0
