@@ -140,6 +140,8 @@ struct gc_tracer {
     uint64_t     bytes_moved;
     gc_mark_shared_t *shared; /* non-NULL while parallel markers run       */
     bool         mark_old;    /* generational: traced objects become old   */
+    const void  *barrier_owner; /* gc_verify: an old object whose slots are
+                                   checked for unremembered young referents */
 };
 
 typedef struct gc_hash_entry {

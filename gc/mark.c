@@ -112,9 +112,23 @@ static inline block_t *tracer_object_span(gc_tracer_t *tracer, const void *value
     return b;
 }
 
+/* gc_verify in generational mode: an old, unremembered object must not
+ * point to a young one (a store that bypassed gc_write). */
+static MULCH_NOINLINE void check_barrier(gc_tracer_t *tracer, void *value) {
+    uint32_t i;
+    block_t *b = gc_object_span(tracer->heap, value, &i);
+    if (b && bit_test(gc_span_alloc_bits(b), i) && !bit_test(gc_span_mark_bits(b), i))
+        tracer_report_bad(tracer, tracer->barrier_owner,
+                          "an old object points to a young one it was not given through gc_write");
+}
+
 void gc_trace_slot(gc_tracer_t *tracer, void **slot) {
     void *value = *slot;
     if (value == NULL || ((uintptr_t)value & 7u) != 0) return;
+    if (mulch_unlikely(tracer->barrier_owner != NULL)) {
+        check_barrier(tracer, value);
+        return;
+    }
     uint32_t i;
     block_t *b = tracer_object_span(tracer, value, &i);
     if (mulch_unlikely(b == NULL)) {

@@ -66,6 +66,32 @@ static void check_span(verifier_t *v, block_t *b) {
     }
 }
 
+/* Generational mode: every old object that points to a young one must be
+ * remembered, or the next minor collection frees the young one. */
+static void verify_barriers(verifier_t *v) {
+    gc_heap_t *heap = v->heap;
+    gc_tracer_t tracer;
+    gc_tracer_init(&tracer, heap, "gc_verify");
+    for (size_t s = 0; s < heap->spans.count; s++) {
+        block_t *b = heap->spans.items[s];
+        const uint64_t *mark = gc_span_mark_bits(b);
+        for (uint32_t w = 0; w < gc_span_words(b); w++) {
+            for (uint64_t bits = mark[w]; bits; bits &= bits - 1) {
+                uint32_t i = w * 64 + (uint32_t)__builtin_ctzll(bits);
+                if (i >= b->capacity) break;
+                void *obj = b->start + (size_t)i * b->cell_size + GC_HEADER;
+                if (((const uintptr_t *)obj)[-1] & GC_HEADER_REMEMBERED) continue;
+                const gc_type_t *type = gc_header_type(obj);
+                if (type == NULL || type->trace == NULL) continue;
+                tracer.barrier_owner = obj;
+                type->trace(obj, &tracer);
+            }
+        }
+    }
+    v->problems += tracer.bad_slots;
+    gc_tracer_free(&tracer);
+}
+
 static void verify_callback_roots(verifier_t *v) {
     /* Root callbacks report through gc_trace_slot; run them with a tracer
      * whose bad-slot reports count as problems. */
@@ -114,6 +140,8 @@ size_t gc_verify_locked(gc_heap_t *heap) {
     for (size_t i = 0; i < heap->finalizable.count; i++)
         if (!object_allocated(heap, heap->finalizable.items[i]))
             problem(&v, "finalizable object is not a live GC object", heap->finalizable.items[i]);
+    /* (only on sound spans: it calls trace functions through type pointers) */
+    if (heap->generational && !heap->next_full && v.problems == 0) verify_barriers(&v);
     verify_callback_roots(&v);
     return v.problems;
 }

@@ -97,6 +97,36 @@ static void test_generational_minor_collections_free_young_garbage(void **state)
     gc_heap_destroy(h);
 }
 
+/* gc_verify names an old object that got a young pointer without gc_write. */
+static void test_generational_verify_finds_missing_barrier(void **state)
+{
+    (void)state;
+    TEST_START();
+    gc_heap_t *h = generational_heap();
+    gc_thread_t *t = gc_thread_attach(h);
+    void *old = NULL;
+    gc_push_root(t, &old);
+    old = mk(t, &T_PLAIN, 1, 1);
+    gc_collect(t);                                  /* old is old */
+    tobj_t *young = mk(t, &T_PLAIN, 2, 1);
+    ((tobj_t *)old)->slot[0] = young;               /* no barrier: the bug */
+    unsigned long r0 = rec_count();
+    size_t problems = gc_verify(h);
+    char what[200];
+    const void *where;
+    rec_last(what, sizeof what, &where);
+    print_message("  gc_verify: %zu problem(s), last report \"%s\" %p\n", problems, what, where);
+    EXPECT_PTR_EQ(where, old);
+    EXPECT_GE(problems, 1u);
+    EXPECT_GE(rec_count() - r0, 1u);
+    set_slot(t, old, 0, slot_of(old, 0));           /* the same store through gc_write */
+    gc_collect(t);
+    EXPECT_VERIFY(h);
+    EXPECT_OBJ(slot_of(old, 0), 2);
+    gc_pop_roots(t, 1);
+    gc_heap_destroy(h);
+}
+
 int main(void)
 {
     mt_init("test_gc_generational");
@@ -104,6 +134,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_generational_barrier_keeps_young_children),
         T(test_generational_minor_collections_free_young_garbage),
+        T(test_generational_verify_finds_missing_barrier),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
