@@ -5,7 +5,7 @@
 #         -DWORK_DIR=<dir> -P compare_output.cmake
 #
 # The program runs in WORK_DIR (fresh each time: programs may write files
-# there). Its stdout, then its stderr (if any) after a line "--- stderr",
+# there), on a copy of SCRIPT named as the original. Its stdout, then its stderr (if any) after a line "--- stderr",
 # then "--- exit <status>" when the status is not 0, must equal EXPECTED
 # line for line — except lines starting with "gc:", dropped from both:
 # they show collector figures that differ between runs and backends. Any
@@ -20,8 +20,12 @@ endforeach()
 
 file(REMOVE_RECURSE "${WORK_DIR}")
 file(MAKE_DIRECTORY "${WORK_DIR}")
+# Run a copy by its bare name, so that error messages (which name the
+# script) do not depend on where the source tree is.
+get_filename_component(_script_name "${SCRIPT}" NAME)
+file(COPY "${SCRIPT}" DESTINATION "${WORK_DIR}")
 execute_process(
-    COMMAND "${PROGRAM}" "${SCRIPT}"
+    COMMAND "${PROGRAM}" "${_script_name}"
     WORKING_DIRECTORY "${WORK_DIR}"
     TIMEOUT 100
     RESULT_VARIABLE _status

@@ -199,8 +199,8 @@ static void check_primitive_arity(value proc, int argc)
 }
 
 /* A new frame binding the closure in the rooted slot *closure to the argc
- * arguments at argbase on the value stack (a rest list replaces the extra
- * arguments). */
+ * arguments at argbase on the value stack (the extra arguments of a rest
+ * parameter become a list). Pushes on the value stack; the caller pops. */
 static value bind_arguments(value *closure, value *argbase, int argc)
 {
     uintptr_t aux = lisp_aux(*closure);
@@ -211,14 +211,16 @@ static value bind_arguments(value *closure, value *argbase, int argc)
     }
     if (rest) {
         value list = lisp_list_from_stack(argbase + required, argc - required, LISP_NIL);
-        argbase[required] = list;   /* the slots above stay: live values, popped by the caller */
+        lisp_push(list);
     }
+    value *rest_slot = lisp_sp - 1;
     lisp_push(LISP_CLOSURE_OF(*closure)->env);
     lisp_push(LISP_CLOSURE_OF(*closure)->params);
     value frame = lisp_make_frame((size_t)(required + rest), &lisp_sp[-2], &lisp_sp[-1]);
-    for (int i = 0; i < required + rest; i++) {
+    for (int i = 0; i < required; i++) {
         lisp_write(frame, &LISP_FRAME_OF(frame)->values[i], argbase[i]);
     }
+    if (rest) lisp_write(frame, &LISP_FRAME_OF(frame)->values[required], *rest_slot);
     return frame;
 }
 
