@@ -4,7 +4,7 @@
  *   mulch-lisp [--stats] file.scm [args...]   run a script; *args* = the args
  *   mulch-lisp [--stats]                      REPL on stdin (prompt on a tty)
  *
- * --stats prints one machine-readable line on stderr at exit (bench/
+ * --stats prints one machine-readable line on stdout at exit (bench/
  * run_lisp_bench.sh reads it): wall and CPU time of the script, peak RSS,
  * and the collector's counters.
  *
@@ -48,7 +48,7 @@ static void print_stats(double seconds)
     lisp_backend_stats(&st);
     double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6
                + (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-    fprintf(stderr, "RESULT backend=%s seconds=%.3f cpu_seconds=%.3f peak_rss_kib=%ld collections=%llu "
+    fprintf(stdout, "RESULT backend=%s seconds=%.3f cpu_seconds=%.3f peak_rss_kib=%ld collections=%llu "
             "max_pause_ms=%.3f bytes_allocated=%llu\n", lisp_backend_name, seconds, cpu, ru.ru_maxrss,
             (unsigned long long)st.collections, (double)st.pause_ns_max / 1e6,
             (unsigned long long)st.bytes_allocated);

@@ -56,7 +56,7 @@
 (define (build n) (if (= n 0) '() (cons n (build (- n 1)))))
 (define (churn rounds) (if (= rounds 0) 'ok (begin (build 1000) (churn (- rounds 1)))))
 (show "churned 200 lists of 1000 pairs: " (churn 200))
-(define kept (build 10000))
+(define kept (build 5000))
 (gc)
 (show "kept list survives collections: " (length kept) " pairs")
 

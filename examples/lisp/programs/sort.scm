@@ -1,7 +1,7 @@
 ;; sort.scm — merge sort of a list of pseudo-random fixnums (a linear
 ;; congruential generator, so the output is fixed), and an insertion sort
 ;; of a vector.   mulch-lisp sort.scm [count]
-(define count (if (null? *args*) 2000 (string->number (car *args*))))
+(define count (if (null? *args*) 800 (string->number (car *args*))))
 
 (define (show . items) (for-each display items) (newline))
 
