@@ -2,8 +2,10 @@
 # prints with the expected file.
 #
 #   cmake -DPROGRAM=<mulch-lisp> -DSCRIPT=<x.scm> -DEXPECTED=<x.out>
-#         -DWORK_DIR=<dir> -P compare_output.cmake
+#         -DWORK_DIR=<dir> [-DREPL=ON] -P compare_output.cmake
 #
+# With REPL=ON the program runs without arguments (the REPL) and SCRIPT is
+# its standard input instead.
 # The program runs in WORK_DIR (fresh each time: programs may write files
 # there), on a copy of SCRIPT named as the original. Its stdout, then its stderr (if any) after a line "--- stderr",
 # then "--- exit <status>" when the status is not 0, must equal EXPECTED
@@ -24,8 +26,15 @@ file(MAKE_DIRECTORY "${WORK_DIR}")
 # script) do not depend on where the source tree is.
 get_filename_component(_script_name "${SCRIPT}" NAME)
 file(COPY "${SCRIPT}" DESTINATION "${WORK_DIR}")
+set(_args "${_script_name}")
+set(_input "")
+if(REPL)
+    set(_args "")
+    set(_input INPUT_FILE "${WORK_DIR}/${_script_name}")
+endif()
 execute_process(
-    COMMAND "${PROGRAM}" "${_script_name}"
+    COMMAND "${PROGRAM}" ${_args}
+    ${_input}
     WORKING_DIRECTORY "${WORK_DIR}"
     TIMEOUT 100
     RESULT_VARIABLE _status

@@ -54,13 +54,15 @@ static void print_stats(double seconds)
             (unsigned long long)st.bytes_allocated);
 }
 
-/* Evaluates every form of `text`; returns 0, or 1 after the first error
+/* Evaluates every form of `text`, whose first line is line `first_line`
+ * of the input; returns 0, or 1 after the first error
  * (reported on stderr as "<name>:<line>: error: ..."). `print` writes each
  * value (the REPL). */
-static int run_text(const char *name, const char *text, size_t len, int print)
+static int run_text(const char *name, const char *text, size_t len, int first_line, int print)
 {
     struct lisp_reader reader;
     lisp_reader_init(&reader, text, len);
+    reader.line = first_line;
     for (;;) {
         struct lisp_catch c;
         if (setjmp(c.jump) != 0) {
@@ -106,7 +108,7 @@ static int run_file(const char *path)
         fprintf(stderr, "%s: out of memory\n", path);
         return 1;
     }
-    int status = run_text(path, text, len, 0);
+    int status = run_text(path, text, len, 1, 0);
     free(text);
     return status;
 }
@@ -138,21 +140,23 @@ static int repl(void)
     int tty = isatty(0);
     char *line = NULL, *chunk = NULL;
     size_t line_cap = 0, chunk_len = 0;
-    int status = 0;
+    int status = 0, lines_read = 0, chunk_line = 1;
     for (;;) {
         if (tty) fputs(chunk_len ? "... " : "> ", stdout), fflush(stdout);
         ssize_t n = getline(&line, &line_cap, stdin);
         if (n < 0) break;
+        if (chunk_len == 0) chunk_line = lines_read + 1;
+        lines_read++;
         char *bigger = realloc(chunk, chunk_len + (size_t)n + 1);
         if (bigger == NULL) break;
         chunk = bigger;
         memcpy(chunk + chunk_len, line, (size_t)n + 1);
         chunk_len += (size_t)n;
         if (open_depth(chunk) > 0) continue;
-        status |= run_text("repl", chunk, chunk_len, 1);
+        status |= run_text("repl", chunk, chunk_len, chunk_line, 1);
         chunk_len = 0;
     }
-    if (chunk_len) status |= run_text("repl", chunk, chunk_len, 1);
+    if (chunk_len) status |= run_text("repl", chunk, chunk_len, chunk_line, 1);
     if (tty) putchar('\n');
     free(line);
     free(chunk);
