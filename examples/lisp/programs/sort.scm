@@ -1,7 +1,7 @@
 ;; sort.scm — merge sort of a list of pseudo-random fixnums (a linear
 ;; congruential generator, so the output is fixed), and an insertion sort
 ;; of a vector.   mulch-lisp sort.scm [count]
-(define count (if (null? *args*) 800 (string->number (car *args*))))
+(define count (if (null? *args*) 500 (string->number (car *args*))))
 
 (define (show . items) (for-each display items) (newline))
 
@@ -53,7 +53,7 @@
               (begin (vector-set! v (+ j 1) (vector-ref v j)) (inner (- j 1)))
               (vector-set! v (+ j 1) x))))
       (outer (+ i 1)))))
-(define v (list->vector (random-list 200 7)))
+(define v (list->vector (random-list 120 7)))
 (vector-insertion-sort! v)
 (show "vector sorted: " (sorted? (vector->list v) <) ", smallest three: "
       (vector-ref v 0) " " (vector-ref v 1) " " (vector-ref v 2))
