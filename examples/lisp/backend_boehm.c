@@ -2,14 +2,16 @@
  * collector (libgc), for comparison with mulch in the same build.
  *
  * Boehm scans the C stack, registers and static data by itself, so root
- * pushes are no-ops (backend.h); the value stack is malloc'd and added
- * whole with GC_add_roots. A port's rc object is released by a Boehm
+ * pushes are no-ops (backend.h); the used part of the value stack is pushed
+ * at each collection by a push-other-roots hook (like mulch's root
+ * callback: scanning all of it would cost Boehm megabytes per collection). A port's rc object is released by a Boehm
  * finalizer on the port wrapper; a host handle is an uncollectable cell.
  * Collections, pauses (from the collection-event callback) and sizes come
  * from libgc's own counters.
  */
 #include "lisp.h"
 
+#include <gc/gc_mark.h>
 #include <time.h>
 
 const char *const lisp_backend_name = "boehm";
@@ -36,12 +38,21 @@ void lisp_backend_process_init(void)
     GC_INIT();   /* before the interpreter thread exists (GC_pthread_create registers it) */
 }
 
+static GC_push_other_roots_proc previous_push_other_roots;
+
+static void GC_CALLBACK push_value_stack(void)
+{
+    if (lisp_sp > lisp_stack) GC_push_all_eager(lisp_stack, lisp_sp);
+    if (previous_push_other_roots != 0) previous_push_other_roots();
+}
+
 int lisp_backend_init(value *globals, size_t nglobals)
 {
     (void)globals;   /* static data: Boehm scans it anyway */
     (void)nglobals;
     GC_set_on_collection_event(collection_event);
-    GC_add_roots(lisp_stack, lisp_stack_end);
+    previous_push_other_roots = GC_get_push_other_roots();
+    GC_set_push_other_roots(push_value_stack);
     return 0;
 }
 
