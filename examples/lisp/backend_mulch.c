@@ -1,0 +1,61 @@
+/* backend_mulch.c — the interpreter's memory on mulch's precise collector.
+ *
+ * One heap, one attached thread (the interpreter is single-threaded). Roots:
+ * the global slots as a range (gc_root_add_range), the used part of the
+ * value stack through a root callback (it changes size all the time, so a
+ * callback that reads `lisp_sp` at collection time is cheaper than
+ * registering slots), and C locals through the thread's root stack
+ * (LISP_ROOT = gc_push_root, in backend.h). MULCH_GC_* environment variables
+ * (stress, compaction, heap size) apply, read by gc_heap_create.
+ */
+#include "lisp.h"
+
+#include <stdlib.h>
+
+const char *const lisp_backend_name = "mulch";
+gc_thread_t *lisp_gc_thread;
+static gc_heap_t *heap;
+static value *globals_registered;
+
+static void value_stack_roots(gc_tracer_t *tracer, void *ctx)
+{
+    (void)ctx;
+    gc_trace_range(tracer, lisp_stack, (size_t)(lisp_sp - lisp_stack));
+}
+
+void lisp_backend_process_init(void) {}
+
+int lisp_backend_init(value *globals, size_t nglobals)
+{
+    heap = gc_heap_create(NULL);
+    if (heap == NULL) return -1;
+    lisp_gc_thread = gc_thread_attach(heap);
+    if (lisp_gc_thread == NULL) {
+        gc_heap_destroy(heap);
+        return -1;
+    }
+    gc_root_add_range(heap, globals, nglobals);
+    globals_registered = globals;
+    gc_root_add_callback(heap, value_stack_roots, NULL);
+    return 0;
+}
+
+void lisp_backend_shutdown(void)
+{
+    gc_root_remove_callback(heap, value_stack_roots, NULL);
+    gc_root_remove(heap, globals_registered);
+    gc_thread_detach(lisp_gc_thread);
+    lisp_gc_thread = NULL;
+    gc_heap_destroy(heap);   /* releases every port still owned by a GC object */
+    heap = NULL;
+}
+
+void lisp_backend_collect(void) { gc_collect(lisp_gc_thread); }
+
+void lisp_backend_stats(gc_stats_t *out) { gc_get_stats(heap, out); }
+
+int lisp_backend_own_rc(void *obj, void *rc_obj) { return gc_own_rc(lisp_gc_thread, obj, rc_obj); }
+
+void *lisp_backend_handle_new(void *obj) { return gc_handle_new(heap, obj); }
+void *lisp_backend_handle_get(void *handle) { return gc_handle_get(handle); }
+void  lisp_backend_handle_release(void *handle) { rc_release(handle); }

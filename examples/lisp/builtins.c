@@ -1,0 +1,434 @@
+/* builtins.c — primitives on numbers, lists, equality and control (apply,
+ * map, for-each, error, try) and the collector's own (gc, gc-stats).
+ *
+ * A primitive gets its arguments as args[0..argc) on the value stack:
+ * rooted slots. One that allocates reads its arguments from args after the
+ * allocation, never from a copy taken before, and keeps intermediate values
+ * on the value stack too (list results are built from stacked elements).
+ * Arity is checked by the caller (the min/max given at registration).
+ */
+#include "lisp.h"
+
+#include <string.h>
+
+intptr_t lisp_fixnum_arg(value v, const char *who)
+{
+    if (!lisp_is_fixnum(v)) lisp_type_error(who, "integer", v);
+    return lisp_fixnum_value(v);
+}
+
+static value checked_fixnum(intptr_t n, const char *who)
+{
+    if (n > LISP_FIXNUM_MAX || n < LISP_FIXNUM_MIN) lisp_error("%s: integer overflow", who);
+    return lisp_fixnum(n);
+}
+
+/* ---- numbers ----------------------------------------------------------------- */
+
+static value prim_add(value *args, int argc)
+{
+    intptr_t sum = 0;
+    for (int i = 0; i < argc; i++) {
+        sum += lisp_fixnum_arg(args[i], "+");   /* 62-bit operands: no intptr_t overflow */
+        if (sum > LISP_FIXNUM_MAX || sum < LISP_FIXNUM_MIN) lisp_error("+: integer overflow");
+    }
+    return lisp_fixnum(sum);
+}
+
+static value prim_sub(value *args, int argc)
+{
+    intptr_t acc = lisp_fixnum_arg(args[0], "-");
+    if (argc == 1) return checked_fixnum(-acc, "-");
+    for (int i = 1; i < argc; i++) {
+        acc -= lisp_fixnum_arg(args[i], "-");
+        if (acc > LISP_FIXNUM_MAX || acc < LISP_FIXNUM_MIN) lisp_error("-: integer overflow");
+    }
+    return lisp_fixnum(acc);
+}
+
+static value prim_mul(value *args, int argc)
+{
+    intptr_t acc = 1;
+    for (int i = 0; i < argc; i++) {
+        if (__builtin_mul_overflow(acc, lisp_fixnum_arg(args[i], "*"), &acc)
+            || acc > LISP_FIXNUM_MAX || acc < LISP_FIXNUM_MIN) {
+            lisp_error("*: integer overflow");
+        }
+    }
+    return lisp_fixnum(acc);
+}
+
+static intptr_t divisor_arg(value v, const char *who)
+{
+    intptr_t d = lisp_fixnum_arg(v, who);
+    if (d == 0) lisp_error("%s: division by zero", who);
+    return d;
+}
+
+static value prim_quotient(value *args, int argc)
+{
+    (void)argc;
+    intptr_t d = divisor_arg(args[1], "quotient");
+    return checked_fixnum(lisp_fixnum_arg(args[0], "quotient") / d, "quotient");
+}
+
+static value prim_remainder(value *args, int argc)
+{
+    (void)argc;
+    intptr_t d = divisor_arg(args[1], "remainder");
+    return lisp_fixnum(lisp_fixnum_arg(args[0], "remainder") % d);
+}
+
+static value prim_modulo(value *args, int argc)
+{
+    (void)argc;
+    intptr_t d = divisor_arg(args[1], "modulo");
+    intptr_t m = lisp_fixnum_arg(args[0], "modulo") % d;
+    if (m != 0 && ((m < 0) != (d < 0))) m += d;
+    return lisp_fixnum(m);
+}
+
+enum { CMP_EQ, CMP_LT, CMP_GT, CMP_LE, CMP_GE };
+static const char *const compare_names[] = { "=", "<", ">", "<=", ">=" };
+
+static value compare(value *args, int argc, int op)
+{
+    for (int i = 0; i + 1 < argc; i++) {
+        intptr_t a = lisp_fixnum_arg(args[i], compare_names[op]);
+        intptr_t b = lisp_fixnum_arg(args[i + 1], compare_names[op]);
+        int ok = op == CMP_EQ ? a == b : op == CMP_LT ? a < b : op == CMP_GT ? a > b
+               : op == CMP_LE ? a <= b : a >= b;
+        if (!ok) return LISP_FALSE;
+    }
+    if (argc == 1) lisp_fixnum_arg(args[0], compare_names[op]);
+    return LISP_TRUE;
+}
+
+static value prim_num_eq(value *args, int argc) { return compare(args, argc, CMP_EQ); }
+static value prim_lt(value *args, int argc) { return compare(args, argc, CMP_LT); }
+static value prim_gt(value *args, int argc) { return compare(args, argc, CMP_GT); }
+static value prim_le(value *args, int argc) { return compare(args, argc, CMP_LE); }
+static value prim_ge(value *args, int argc) { return compare(args, argc, CMP_GE); }
+
+static value prim_abs(value *args, int argc)
+{
+    (void)argc;
+    intptr_t n = lisp_fixnum_arg(args[0], "abs");
+    return checked_fixnum(n < 0 ? -n : n, "abs");
+}
+
+static value min_max(value *args, int argc, int want_max)
+{
+    intptr_t best = lisp_fixnum_arg(args[0], want_max ? "max" : "min");
+    for (int i = 1; i < argc; i++) {
+        intptr_t n = lisp_fixnum_arg(args[i], want_max ? "max" : "min");
+        if (want_max ? n > best : n < best) best = n;
+    }
+    return lisp_fixnum(best);
+}
+static value prim_min(value *args, int argc) { return min_max(args, argc, 0); }
+static value prim_max(value *args, int argc) { return min_max(args, argc, 1); }
+
+static value prim_zero(value *args, int argc) { (void)argc; return lisp_bool(lisp_fixnum_arg(args[0], "zero?") == 0); }
+static value prim_even(value *args, int argc) { (void)argc; return lisp_bool(lisp_fixnum_arg(args[0], "even?") % 2 == 0); }
+static value prim_odd(value *args, int argc) { (void)argc; return lisp_bool(lisp_fixnum_arg(args[0], "odd?") % 2 != 0); }
+static value prim_positive(value *args, int argc) { (void)argc; return lisp_bool(lisp_fixnum_arg(args[0], "positive?") > 0); }
+static value prim_negative(value *args, int argc) { (void)argc; return lisp_bool(lisp_fixnum_arg(args[0], "negative?") < 0); }
+
+/* ---- predicates and equality --------------------------------------------------- */
+
+int lisp_equal(value a, value b)
+{
+    for (;;) {
+        if (a == b) return 1;
+        if (!lisp_is_object(a) || !lisp_is_object(b) || lisp_kind_of(a) != lisp_kind_of(b)) return 0;
+        switch (lisp_kind_of(a)) {
+        case LISP_STRING:
+            return lisp_aux(a) == lisp_aux(b)
+                   && memcmp(LISP_STRING_OF(a)->text, LISP_STRING_OF(b)->text, lisp_aux(a)) == 0;
+        case LISP_VECTOR:
+            if (lisp_aux(a) != lisp_aux(b)) return 0;
+            for (size_t i = 0; i < lisp_aux(a); i++) {
+                if (!lisp_equal(LISP_VECTOR_OF(a)->items[i], LISP_VECTOR_OF(b)->items[i])) return 0;
+            }
+            return 1;
+        case LISP_PAIR:
+            if (!lisp_equal(LISP_CAR(a), LISP_CAR(b))) return 0;
+            a = LISP_CDR(a);
+            b = LISP_CDR(b);
+            break;
+        default:
+            return 0;
+        }
+    }
+}
+
+static value prim_eq(value *args, int argc) { (void)argc; return lisp_bool(args[0] == args[1]); }
+static value prim_equal(value *args, int argc) { (void)argc; return lisp_bool(lisp_equal(args[0], args[1])); }
+static value prim_not(value *args, int argc) { (void)argc; return lisp_bool(args[0] == LISP_FALSE); }
+static value prim_null(value *args, int argc) { (void)argc; return lisp_bool(args[0] == LISP_NIL); }
+static value prim_pairp(value *args, int argc) { (void)argc; return lisp_bool(lisp_is(args[0], LISP_PAIR)); }
+static value prim_listp(value *args, int argc) { (void)argc; return lisp_bool(lisp_list_length(args[0]) >= 0); }
+static value prim_numberp(value *args, int argc) { (void)argc; return lisp_bool(lisp_is_fixnum(args[0])); }
+static value prim_symbolp(value *args, int argc) { (void)argc; return lisp_bool(lisp_is(args[0], LISP_SYMBOL)); }
+static value prim_booleanp(value *args, int argc) { (void)argc; return lisp_bool(args[0] == LISP_TRUE || args[0] == LISP_FALSE); }
+static value prim_procedurep(value *args, int argc)
+{
+    (void)argc;
+    return lisp_bool(lisp_is(args[0], LISP_CLOSURE) || lisp_is(args[0], LISP_PRIMITIVE));
+}
+
+/* ---- lists ------------------------------------------------------------------------- */
+
+static value pair_arg(value v, const char *who)
+{
+    if (!lisp_is(v, LISP_PAIR)) lisp_type_error(who, "pair", v);
+    return v;
+}
+
+static value prim_cons(value *args, int argc) { (void)argc; return lisp_cons_slots(&args[0], &args[1]); }
+static value prim_car(value *args, int argc) { (void)argc; return LISP_CAR(pair_arg(args[0], "car")); }
+static value prim_cdr(value *args, int argc) { (void)argc; return LISP_CDR(pair_arg(args[0], "cdr")); }
+static value prim_cadr(value *args, int argc) { (void)argc; return LISP_CAR(pair_arg(LISP_CDR(pair_arg(args[0], "cadr")), "cadr")); }
+static value prim_cddr(value *args, int argc) { (void)argc; return LISP_CDR(pair_arg(LISP_CDR(pair_arg(args[0], "cddr")), "cddr")); }
+static value prim_caar(value *args, int argc) { (void)argc; return LISP_CAR(pair_arg(LISP_CAR(pair_arg(args[0], "caar")), "caar")); }
+static value prim_cdar(value *args, int argc) { (void)argc; return LISP_CDR(pair_arg(LISP_CAR(pair_arg(args[0], "cdar")), "cdar")); }
+static value prim_caddr(value *args, int argc)
+{
+    (void)argc;
+    return LISP_CAR(pair_arg(LISP_CDR(pair_arg(LISP_CDR(pair_arg(args[0], "caddr")), "caddr")), "caddr"));
+}
+
+static value prim_set_car(value *args, int argc)
+{
+    (void)argc;
+    lisp_write(args[0], &LISP_CAR(pair_arg(args[0], "set-car!")), args[1]);
+    return LISP_UNSPEC;
+}
+
+static value prim_set_cdr(value *args, int argc)
+{
+    (void)argc;
+    lisp_write(args[0], &LISP_CDR(pair_arg(args[0], "set-cdr!")), args[1]);
+    return LISP_UNSPEC;
+}
+
+static value prim_list(value *args, int argc) { return lisp_list_from_stack(args, argc, LISP_NIL); }
+
+static intptr_t list_arg_length(value v, const char *who)
+{
+    intptr_t n = lisp_list_length(v);
+    if (n < 0) lisp_type_error(who, "list", v);
+    return n;
+}
+
+static value prim_length(value *args, int argc) { (void)argc; return lisp_fixnum(list_arg_length(args[0], "length")); }
+
+/* Pushes the elements of a proper list; returns how many. */
+static int push_elements(value list, const char *who)
+{
+    intptr_t n = list_arg_length(list, who);
+    if (lisp_stack_end - lisp_sp < n) lisp_stack_overflow();
+    for (; list != LISP_NIL; list = LISP_CDR(list)) *lisp_sp++ = LISP_CAR(list);
+    return (int)n;
+}
+
+static value prim_append(value *args, int argc)
+{
+    if (argc == 0) return LISP_NIL;
+    value *first = lisp_sp;
+    for (int i = 0; i + 1 < argc; i++) push_elements(args[i], "append");
+    return lisp_list_from_stack(first, (int)(lisp_sp - first), args[argc - 1]);
+}
+
+static value prim_reverse(value *args, int argc)
+{
+    (void)argc;
+    list_arg_length(args[0], "reverse");
+    lisp_push(LISP_NIL);      /* the result so far */
+    lisp_push(args[0]);       /* the cursor */
+    value *acc = lisp_sp - 2, *cursor = lisp_sp - 1;
+    for (; *cursor != LISP_NIL; *cursor = LISP_CDR(*cursor)) {
+        lisp_push(LISP_CAR(*cursor));
+        *acc = lisp_cons_slots(&lisp_sp[-1], acc);
+        lisp_sp--;
+    }
+    return *acc;
+}
+
+static value prim_list_tail(value *args, int argc)
+{
+    (void)argc;
+    value list = args[0];
+    for (intptr_t k = lisp_fixnum_arg(args[1], "list-tail"); k > 0; k--) list = LISP_CDR(pair_arg(list, "list-tail"));
+    return list;
+}
+
+static value prim_list_ref(value *args, int argc)
+{
+    (void)argc;
+    value list = args[0];
+    for (intptr_t k = lisp_fixnum_arg(args[1], "list-ref"); k > 0; k--) list = LISP_CDR(pair_arg(list, "list-ref"));
+    return LISP_CAR(pair_arg(list, "list-ref"));
+}
+
+static value member_generic(value *args, int use_equal)
+{
+    for (value l = args[1]; lisp_is(l, LISP_PAIR); l = LISP_CDR(l)) {
+        if (use_equal ? lisp_equal(args[0], LISP_CAR(l)) : args[0] == LISP_CAR(l)) return l;
+    }
+    return LISP_FALSE;
+}
+static value prim_memq(value *args, int argc) { (void)argc; return member_generic(args, 0); }
+static value prim_member(value *args, int argc) { (void)argc; return member_generic(args, 1); }
+
+static value assoc_generic(value *args, int use_equal)
+{
+    for (value l = args[1]; lisp_is(l, LISP_PAIR); l = LISP_CDR(l)) {
+        value entry = LISP_CAR(l);
+        if (lisp_is(entry, LISP_PAIR)
+            && (use_equal ? lisp_equal(args[0], LISP_CAR(entry)) : args[0] == LISP_CAR(entry))) {
+            return entry;
+        }
+    }
+    return LISP_FALSE;
+}
+static value prim_assq(value *args, int argc) { (void)argc; return assoc_generic(args, 0); }
+static value prim_assoc(value *args, int argc) { (void)argc; return assoc_generic(args, 1); }
+
+/* ---- control --------------------------------------------------------------------------- */
+
+static value prim_apply(value *args, int argc)
+{
+    value *first = lisp_sp;
+    for (int i = 1; i + 1 < argc; i++) lisp_push(args[i]);
+    push_elements(args[argc - 1], "apply");
+    return lisp_apply(args[0], (int)(lisp_sp - first));
+}
+
+/* (map f list) and (for-each f list): the cursor and the results live on
+ * the value stack, above the arguments. */
+static value map_generic(value *args, int collect, const char *who)
+{
+    list_arg_length(args[1], who);
+    value *cursor = lisp_sp;
+    lisp_push(args[1]);
+    while (*cursor != LISP_NIL) {
+        lisp_push(LISP_CAR(*cursor));
+        value result = lisp_apply(args[0], 1);
+        *cursor = LISP_CDR(*cursor);
+        if (collect) lisp_push(result);
+    }
+    if (!collect) return LISP_UNSPEC;
+    return lisp_list_from_stack(cursor + 1, (int)(lisp_sp - cursor - 1), LISP_NIL);
+}
+static value prim_map(value *args, int argc) { (void)argc; return map_generic(args, 1, "map"); }
+static value prim_for_each(value *args, int argc) { (void)argc; return map_generic(args, 0, "for-each"); }
+
+/* (error message irritant...): the message displayed, the irritants written. */
+static value prim_error(value *args, int argc)
+{
+    char text[400];
+    FILE *f = fmemopen(text, sizeof text, "w");
+    if (f == NULL) lisp_error("error");
+    lisp_print(f, args[0], 0);
+    for (int i = 1; i < argc; i++) {
+        fputc(' ', f);
+        lisp_print(f, args[i], 1);
+    }
+    fclose(f);
+    lisp_error("%s", text);
+}
+
+/* (try thunk handler): the thunk's value, or, when it raises an error, the
+ * handler's value on the message "line N: text". */
+static value prim_try(value *args, int argc)
+{
+    (void)argc;
+    struct lisp_catch c;
+    if (setjmp(c.jump) == 0) {
+        lisp_catch_enter(&c);
+        value result = lisp_apply(args[0], 0);
+        lisp_catch_leave(&c);
+        return result;
+    }
+    lisp_catch_landed(&c);   /* roots and value stack as they were at the setjmp */
+    char text[600];
+    int len = snprintf(text, sizeof text, "line %d: %s", c.line, c.message);
+    value message = lisp_make_string(text, (size_t)(len < (int)sizeof text ? len : (int)sizeof text - 1));
+    lisp_push(message);
+    return lisp_apply(args[1], 1);
+}
+
+/* ---- the collector ---------------------------------------------------------------------------- */
+
+static value prim_gc(value *args, int argc)
+{
+    (void)args;
+    (void)argc;
+    lisp_backend_collect();
+    return LISP_UNSPEC;
+}
+
+/* An alist ((collections . n) (bytes-allocated . n) ...), taken before it
+ * is built. */
+static value prim_gc_stats(value *args, int argc)
+{
+    (void)args;
+    (void)argc;
+    gc_stats_t st;
+    lisp_backend_stats(&st);
+    const struct { const char *name; uint64_t n; } fields[] = {
+        { "collections", st.collections }, { "bytes-allocated", st.bytes_allocated },
+        { "heap-bytes", st.heap_bytes }, { "live-bytes", st.live_bytes },
+        { "pause-ns-total", st.pause_ns_total }, { "pause-ns-max", st.pause_ns_max },
+        { "bytes-moved", st.bytes_moved }, { "objects-finalized", st.objects_finalized },
+    };
+    value *first = lisp_sp;
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        lisp_push(lisp_intern(fields[i].name));
+        lisp_push(lisp_fixnum((intptr_t)(fields[i].n & (uint64_t)LISP_FIXNUM_MAX)));
+        value entry = lisp_cons_slots(&lisp_sp[-2], &lisp_sp[-1]);
+        lisp_sp -= 2;
+        lisp_push(entry);
+    }
+    lisp_push(lisp_intern("backend"));
+    lisp_push(lisp_intern(lisp_backend_name));
+    value entry = lisp_cons_slots(&lisp_sp[-2], &lisp_sp[-1]);
+    lisp_sp -= 2;
+    lisp_push(entry);
+    return lisp_list_from_stack(first, (int)(lisp_sp - first), LISP_NIL);
+}
+
+void lisp_builtins_init(void)
+{
+    static const struct { const char *name; lisp_prim_fn fn; int min, max; } table[] = {
+        { "+", prim_add, 0, -1 }, { "-", prim_sub, 1, -1 }, { "*", prim_mul, 0, -1 },
+        { "quotient", prim_quotient, 2, 2 }, { "remainder", prim_remainder, 2, 2 },
+        { "modulo", prim_modulo, 2, 2 }, { "=", prim_num_eq, 1, -1 }, { "<", prim_lt, 1, -1 },
+        { ">", prim_gt, 1, -1 }, { "<=", prim_le, 1, -1 }, { ">=", prim_ge, 1, -1 },
+        { "abs", prim_abs, 1, 1 }, { "min", prim_min, 1, -1 }, { "max", prim_max, 1, -1 },
+        { "zero?", prim_zero, 1, 1 }, { "even?", prim_even, 1, 1 }, { "odd?", prim_odd, 1, 1 },
+        { "positive?", prim_positive, 1, 1 }, { "negative?", prim_negative, 1, 1 },
+        { "eq?", prim_eq, 2, 2 }, { "eqv?", prim_eq, 2, 2 }, { "equal?", prim_equal, 2, 2 },
+        { "not", prim_not, 1, 1 }, { "null?", prim_null, 1, 1 }, { "pair?", prim_pairp, 1, 1 },
+        { "list?", prim_listp, 1, 1 }, { "number?", prim_numberp, 1, 1 },
+        { "integer?", prim_numberp, 1, 1 }, { "symbol?", prim_symbolp, 1, 1 },
+        { "boolean?", prim_booleanp, 1, 1 }, { "procedure?", prim_procedurep, 1, 1 },
+        { "cons", prim_cons, 2, 2 }, { "car", prim_car, 1, 1 }, { "cdr", prim_cdr, 1, 1 },
+        { "cadr", prim_cadr, 1, 1 }, { "cddr", prim_cddr, 1, 1 }, { "caar", prim_caar, 1, 1 },
+        { "cdar", prim_cdar, 1, 1 }, { "caddr", prim_caddr, 1, 1 },
+        { "set-car!", prim_set_car, 2, 2 }, { "set-cdr!", prim_set_cdr, 2, 2 },
+        { "list", prim_list, 0, -1 }, { "length", prim_length, 1, 1 },
+        { "append", prim_append, 0, -1 }, { "reverse", prim_reverse, 1, 1 },
+        { "list-tail", prim_list_tail, 2, 2 }, { "list-ref", prim_list_ref, 2, 2 },
+        { "memq", prim_memq, 2, 2 }, { "memv", prim_memq, 2, 2 }, { "member", prim_member, 2, 2 },
+        { "assq", prim_assq, 2, 2 }, { "assv", prim_assq, 2, 2 }, { "assoc", prim_assoc, 2, 2 },
+        { "apply", prim_apply, 2, -1 }, { "map", prim_map, 2, 2 }, { "for-each", prim_for_each, 2, 2 },
+        { "error", prim_error, 1, -1 }, { "try", prim_try, 2, 2 },
+        { "gc", prim_gc, 0, 0 }, { "gc-stats", prim_gc_stats, 0, 0 },
+    };
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
+        lisp_define_primitive(table[i].name, table[i].fn, table[i].min, table[i].max);
+    }
+}

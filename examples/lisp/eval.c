@@ -1,0 +1,525 @@
+/* eval.c — the evaluator: special forms, procedure calls with proper tail
+ * calls, lexical environments, and error unwinding.
+ *
+ * Environments are frames (object.c): `names` is the parameter list of the
+ * closure (or the binding list of a let), `values[i]` the value of the i-th
+ * name, `extras` an alist of internal defines; the global environment is
+ * the `global` field of each symbol. Special forms are recognised by the
+ * symbol's form number (so they cannot be shadowed by variables).
+ *
+ * Rooting: each lisp_eval activation keeps its state in four slots on the
+ * value stack, fp[0..3] (the expression, the environment, two scratch
+ * values), and call arguments are evaluated onto the value stack above
+ * them. The value stack is a root, so nothing here pushes on the mulch
+ * root stack: a root costs one store. Every value needed after a call that
+ * may allocate (lisp_eval, any constructor) is read again from its slot.
+ * Tail positions (if branches, the last expression of a body, cond/and/or/
+ * when/unless, closure calls) loop instead of recursing.
+ *
+ * Errors: lisp_error longjmps to the innermost lisp_catch, which restores
+ * the mulch root stack depth, the value stack pointer and the eval depth.
+ * Between the error and the restore nothing allocates.
+ */
+#include "lisp.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+
+/* Deep enough for non-tail recursion over lists of tens of thousands; main
+ * runs the interpreter on a thread with a large C stack for it. ThreadSanitizer
+ * keeps a shadow call stack of about 64K frames and crashes past it. */
+#if defined(__SANITIZE_THREAD__)
+#define LISP_MAX_EVAL_DEPTH 10000
+#else
+#define LISP_MAX_EVAL_DEPTH 100000
+#endif
+
+value lisp_globals[LISP_G_COUNT];
+value *lisp_stack, *lisp_sp, *lisp_stack_end;
+struct lisp_catch *lisp_catcher;
+int lisp_current_line;
+int lisp_eval_depth;
+
+/* ---- errors ---------------------------------------------------------------- */
+
+void lisp_catch_enter(struct lisp_catch *c)
+{
+    c->outer = lisp_catcher;
+    c->root_depth = lisp_root_depth();
+    c->sp = lisp_sp;
+    c->eval_depth = lisp_eval_depth;
+    lisp_catcher = c;
+}
+
+void lisp_catch_leave(struct lisp_catch *c) { lisp_catcher = c->outer; }
+
+void lisp_catch_landed(struct lisp_catch *c)
+{
+    lisp_catcher = c->outer;
+    lisp_root_pop_to(c->root_depth);   /* before anything can allocate */
+    lisp_sp = c->sp;
+    lisp_eval_depth = c->eval_depth;
+}
+
+_Noreturn void lisp_error(const char *fmt, ...)
+{
+    struct lisp_catch *c = lisp_catcher;
+    char local[512];
+    char *buf = c ? c->message : local;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof local, fmt, ap);
+    va_end(ap);
+    if (c == NULL) {
+        fprintf(stderr, "line %d: error: %s\n", lisp_current_line, buf);
+        exit(70);
+    }
+    c->line = lisp_current_line;
+    longjmp(c->jump, 1);
+}
+
+_Noreturn void lisp_type_error(const char *who, const char *expected, value got)
+{
+    char shown[128];
+    FILE *f = fmemopen(shown, sizeof shown, "w");
+    if (f != NULL) {
+        lisp_print(f, got, 1);
+        fclose(f);   /* fmemopen NUL-terminates within the buffer */
+    } else {
+        shown[0] = '\0';
+    }
+    lisp_error("%s: expected %s, got %s", who, expected, shown);
+}
+
+_Noreturn void lisp_out_of_memory(void) { lisp_error("out of memory"); }
+
+void lisp_stack_overflow(void) { lisp_error("value stack overflow (recursion too deep)"); }
+
+/* ---- environments ------------------------------------------------------------ */
+
+/* The slot holding `sym` in frame `f`, or NULL; *owner is the object that
+ * contains the slot (for the write barrier). Valid until the next
+ * allocation. */
+static value *lookup_in_frame(value sym, struct lisp_frame *f, value *owner)
+{
+    size_t count = lisp_aux(f);
+    value names = f->names;
+    for (size_t i = 0; i < count; i++) {
+        value n;
+        if (lisp_is(names, LISP_PAIR)) {
+            n = LISP_CAR(names);
+            names = LISP_CDR(names);
+        } else {
+            n = names;   /* a rest parameter */
+        }
+        if (n == sym || (lisp_is(n, LISP_PAIR) && LISP_CAR(n) == sym)) {
+            *owner = f;
+            return &f->values[i];
+        }
+    }
+    for (value e = f->extras; e != LISP_NIL; e = LISP_CDR(e)) {
+        if (LISP_CAR(LISP_CAR(e)) == sym) {
+            *owner = LISP_CAR(e);
+            return &LISP_CDR(LISP_CAR(e));
+        }
+    }
+    return NULL;
+}
+
+/* The slot of `sym` in `env`, the global one when no frame binds it. */
+static value *lookup(value sym, value env, value *owner)
+{
+    for (; env != LISP_NIL; env = LISP_FRAME_OF(env)->parent) {
+        value *slot = lookup_in_frame(sym, LISP_FRAME_OF(env), owner);
+        if (slot != NULL) return slot;
+    }
+    *owner = sym;
+    return &LISP_SYMBOL_OF(sym)->global;
+}
+
+static value variable_value(value sym, value env)
+{
+    value owner;
+    value v = *lookup(sym, env, &owner);
+    if (v == LISP_UNBOUND || v == NULL) {
+        lisp_error("unbound variable: %s", LISP_STRING_OF(LISP_SYMBOL_OF(sym)->name)->text);
+    }
+    return v;
+}
+
+/* (define sym value) in the innermost frame of *env; all three are rooted
+ * slots. */
+static void define_variable(value *sym, value *val, value *env)
+{
+    if (*env == LISP_NIL) {
+        lisp_write(*sym, &LISP_SYMBOL_OF(*sym)->global, *val);
+        return;
+    }
+    value owner;
+    value *slot = lookup_in_frame(*sym, LISP_FRAME_OF(*env), &owner);
+    if (slot != NULL) {
+        lisp_write(owner, slot, *val);
+        return;
+    }
+    value binding = lisp_cons_slots(sym, val);
+    LISP_ROOT(binding);
+    value extras = LISP_FRAME_OF(*env)->extras;   /* read after the allocation */
+    LISP_ROOT(extras);
+    value cell = lisp_cons_slots(&binding, &extras);
+    lisp_write(*env, &LISP_FRAME_OF(*env)->extras, cell);
+    lisp_unroot(2);
+}
+
+/* ---- calls -------------------------------------------------------------------- */
+
+static _Noreturn void bad_syntax(const char *form) { lisp_error("%s: bad syntax", form); }
+
+/* The car of a form's part, or a syntax error instead of a crash. */
+static inline value part(value v, const char *form)
+{
+    if (!lisp_is(v, LISP_PAIR)) bad_syntax(form);
+    return LISP_CAR(v);
+}
+
+static inline value rest_of(value v, const char *form)
+{
+    if (!lisp_is(v, LISP_PAIR)) bad_syntax(form);
+    return LISP_CDR(v);
+}
+
+static const char *procedure_name(value proc)
+{
+    if (lisp_is(proc, LISP_PRIMITIVE)) return ((struct lisp_primitive *)proc)->name;
+    value name = LISP_CLOSURE_OF(proc)->name;
+    return lisp_is(name, LISP_SYMBOL) ? LISP_STRING_OF(LISP_SYMBOL_OF(name)->name)->text : "lambda";
+}
+
+static void check_primitive_arity(value proc, int argc)
+{
+    uintptr_t aux = lisp_aux(proc);
+    int min = (int)(aux & 0xff), max = (int)(aux >> 8);
+    if (argc < min || (max != 255 && argc > max)) {
+        lisp_error("%s: wrong number of arguments (%d)", procedure_name(proc), argc);
+    }
+}
+
+/* A new frame binding the closure in the rooted slot *closure to the argc
+ * arguments at argbase on the value stack (the extra arguments of a rest
+ * parameter become a list). Pushes on the value stack; the caller pops. */
+static value bind_arguments(value *closure, value *argbase, int argc)
+{
+    uintptr_t aux = lisp_aux(*closure);
+    int required = (int)(aux & 0xffff), rest = (int)(aux >> 16);
+    if (argc < required || (argc > required && !rest)) {
+        lisp_error("%s: expected %s%d argument%s, got %d", procedure_name(*closure),
+                   rest ? "at least " : "", required, required == 1 ? "" : "s", argc);
+    }
+    if (rest) {
+        value list = lisp_list_from_stack(argbase + required, argc - required, LISP_NIL);
+        lisp_push(list);
+    }
+    value *rest_slot = lisp_sp - 1;
+    lisp_push(LISP_CLOSURE_OF(*closure)->env);
+    lisp_push(LISP_CLOSURE_OF(*closure)->params);
+    value frame = lisp_make_frame((size_t)(required + rest), &lisp_sp[-2], &lisp_sp[-1]);
+    for (int i = 0; i < required; i++) {
+        lisp_write(frame, &LISP_FRAME_OF(frame)->values[i], argbase[i]);
+    }
+    if (rest) lisp_write(frame, &LISP_FRAME_OF(frame)->values[required], *rest_slot);
+    return frame;
+}
+
+static inline value eval_operand(value x, value env)
+{
+    if (lisp_is_object(x)) {
+        unsigned kind = lisp_kind_of(x);
+        if (kind == LISP_SYMBOL) return variable_value(x, env);
+        if (kind == LISP_PAIR) return lisp_eval(x, env);
+    }
+    return x;
+}
+
+/* Evaluates the non-empty expression list `body` in `env`. */
+static value eval_sequence(value body, value env)
+{
+    value *fp = lisp_sp;
+    lisp_push(body);
+    lisp_push(env);
+    while (LISP_CDR(fp[0]) != LISP_NIL) {
+        lisp_eval(LISP_CAR(fp[0]), fp[1]);
+        fp[0] = LISP_CDR(fp[0]);
+    }
+    value result = lisp_eval(LISP_CAR(fp[0]), fp[1]);
+    lisp_sp = fp;
+    return result;
+}
+
+value lisp_apply(value proc, int argc)
+{
+    value *argbase = lisp_sp - argc;
+    value result;
+    if (lisp_is(proc, LISP_PRIMITIVE)) {
+        check_primitive_arity(proc, argc);
+        result = ((struct lisp_primitive *)proc)->fn(argbase, argc);
+    } else if (lisp_is(proc, LISP_CLOSURE)) {
+        lisp_push(proc);
+        value *closure = lisp_sp - 1;
+        value frame = bind_arguments(closure, argbase, argc);
+        result = eval_sequence(LISP_CLOSURE_OF(*closure)->body, frame);
+    } else {
+        lisp_type_error("apply", "procedure", proc);
+    }
+    lisp_sp = argbase;
+    return result;
+}
+
+/* ---- the evaluator ---------------------------------------------------------------- */
+
+#define X   fp[0]   /* the expression being evaluated */
+#define ENV fp[1]   /* its environment */
+#define T0  fp[2]   /* scratch: a body cursor, a procedure */
+#define T1  fp[3]   /* scratch: a frame, an argument cursor */
+
+value lisp_eval(value x, value env)
+{
+    value *fp = lisp_sp;
+    if (lisp_stack_end - fp < 4) lisp_stack_overflow();
+    X = x;
+    ENV = env;
+    T0 = LISP_NIL;
+    T1 = LISP_NIL;
+    lisp_sp = fp + 4;
+    if (++lisp_eval_depth > LISP_MAX_EVAL_DEPTH) lisp_error("recursion too deep");
+    value result, owner;
+    value *argbase;
+    int line;
+
+loop:
+    x = X;
+    if (!lisp_is_object(x)) {
+        result = x;
+        goto done;
+    }
+    if (lisp_kind_of(x) != LISP_PAIR) {
+        result = lisp_kind_of(x) == LISP_SYMBOL ? variable_value(x, ENV) : x;
+        goto done;
+    }
+    line = (int)lisp_aux(x);
+    if (line != 0) lisp_current_line = line;
+    value op = LISP_CAR(x);
+    if (lisp_is(op, LISP_SYMBOL) && lisp_aux(op) != LISP_SF_NONE) {
+        switch ((enum lisp_special)lisp_aux(op)) {
+        case LISP_SF_QUOTE:
+            result = part(LISP_CDR(x), "quote");
+            goto done;
+        case LISP_SF_IF: {
+            value test = lisp_eval(part(LISP_CDR(X), "if"), ENV);
+            value branches = rest_of(LISP_CDR(X), "if");
+            if (test != LISP_FALSE) {
+                X = part(branches, "if");
+            } else if (rest_of(branches, "if") != LISP_NIL) {
+                X = part(LISP_CDR(branches), "if");
+            } else {
+                result = LISP_UNSPEC;
+                goto done;
+            }
+            goto loop;
+        }
+        case LISP_SF_DEFINE: {
+            value target = part(LISP_CDR(x), "define");
+            if (lisp_is(target, LISP_PAIR)) {             /* (define (name . params) body...) */
+                T0 = LISP_CAR(target);
+                T1 = LISP_CDR(target);
+                lisp_push(rest_of(LISP_CDR(x), "define"));
+                if (lisp_sp[-1] == LISP_NIL) bad_syntax("define");
+                T1 = lisp_make_closure(&T1, &lisp_sp[-1], &ENV);
+                lisp_write(T1, &LISP_CLOSURE_OF(T1)->name, T0);
+            } else {
+                T0 = target;
+                T1 = lisp_eval(part(rest_of(LISP_CDR(x), "define"), "define"), ENV);
+                if (lisp_is(T1, LISP_CLOSURE) && LISP_CLOSURE_OF(T1)->name == LISP_FALSE) {
+                    lisp_write(T1, &LISP_CLOSURE_OF(T1)->name, T0);
+                }
+            }
+            if (!lisp_is(T0, LISP_SYMBOL)) bad_syntax("define");
+            define_variable(&T0, &T1, &ENV);
+            result = LISP_UNSPEC;
+            goto done;
+        }
+        case LISP_SF_SET: {
+            T0 = part(LISP_CDR(x), "set!");
+            if (!lisp_is(T0, LISP_SYMBOL)) bad_syntax("set!");
+            T1 = lisp_eval(part(rest_of(LISP_CDR(x), "set!"), "set!"), ENV);
+            value *slot = lookup(T0, ENV, &owner);
+            if (*slot == LISP_UNBOUND) {
+                lisp_error("set!: unbound variable: %s", LISP_STRING_OF(LISP_SYMBOL_OF(T0)->name)->text);
+            }
+            lisp_write(owner, slot, T1);
+            result = LISP_UNSPEC;
+            goto done;
+        }
+        case LISP_SF_LAMBDA:
+            lisp_push(part(LISP_CDR(x), "lambda"));
+            lisp_push(LISP_CDR(LISP_CDR(x)));
+            if (lisp_sp[-1] == LISP_NIL) bad_syntax("lambda");
+            result = lisp_make_closure(&lisp_sp[-2], &lisp_sp[-1], &ENV);
+            goto done;
+        case LISP_SF_BEGIN:
+            T0 = LISP_CDR(x);
+            if (T0 == LISP_NIL) {
+                result = LISP_UNSPEC;
+                goto done;
+            }
+            goto sequence;
+        case LISP_SF_LET: {
+            value bindings = part(LISP_CDR(x), "let");
+            if (lisp_is(bindings, LISP_SYMBOL)) goto named_let;
+            intptr_t n = lisp_list_length(bindings);
+            if (n < 0 || rest_of(LISP_CDR(x), "let") == LISP_NIL) bad_syntax("let");
+            T0 = bindings;
+            T1 = lisp_make_frame((size_t)n, &ENV, &T0);
+            for (intptr_t i = 0; T0 != LISP_NIL; i++, T0 = LISP_CDR(T0)) {
+                value v = lisp_eval(part(rest_of(part(T0, "let"), "let"), "let"), ENV);
+                lisp_write(T1, &LISP_FRAME_OF(T1)->values[i], v);
+            }
+            ENV = T1;
+            T0 = LISP_CDR(LISP_CDR(X));
+            goto sequence;
+        }
+        case LISP_SF_LETSTAR:
+        case LISP_SF_LETREC: {
+            int letrec = lisp_aux(op) == LISP_SF_LETREC;
+            const char *form = letrec ? "letrec" : "let*";
+            value bindings = part(LISP_CDR(x), form);
+            intptr_t n = lisp_list_length(bindings);
+            if (n < 0 || rest_of(LISP_CDR(x), form) == LISP_NIL) bad_syntax(form);
+            T0 = bindings;
+            T1 = lisp_make_frame((size_t)n, &ENV, &T0);
+            /* let*: the frame shows only the bindings made so far (its count
+             * grows), so an init sees the outer variable of the same name. */
+            for (intptr_t i = 0; i < n; i++) LISP_FRAME_OF(T1)->values[i] = LISP_UNSPEC;
+            if (!letrec) LISP_FRAME_OF(T1)->hdr = LISP_HDR(LISP_FRAME, 0);
+            for (intptr_t i = 0; T0 != LISP_NIL; i++, T0 = LISP_CDR(T0)) {
+                value v = lisp_eval(part(rest_of(part(T0, form), form), form), T1);
+                lisp_write(T1, &LISP_FRAME_OF(T1)->values[i], v);
+                if (!letrec) LISP_FRAME_OF(T1)->hdr = LISP_HDR(LISP_FRAME, i + 1);
+            }
+            ENV = T1;
+            T0 = LISP_CDR(LISP_CDR(X));
+            goto sequence;
+        }
+        case LISP_SF_COND:
+            for (T0 = LISP_CDR(x); T0 != LISP_NIL; T0 = rest_of(T0, "cond")) {
+                value clause = part(T0, "cond");
+                value test = part(clause, "cond");
+                if (lisp_is(test, LISP_SYMBOL) && lisp_aux(test) == LISP_SF_ELSE) {
+                    T0 = LISP_CDR(clause);
+                    if (T0 == LISP_NIL) bad_syntax("cond");
+                    goto sequence;
+                }
+                result = lisp_eval(test, ENV);
+                if (result != LISP_FALSE) {
+                    T0 = LISP_CDR(LISP_CAR(T0));
+                    if (T0 == LISP_NIL) goto done;
+                    goto sequence;
+                }
+            }
+            result = LISP_UNSPEC;
+            goto done;
+        case LISP_SF_AND:
+        case LISP_SF_OR: {
+            int is_and = lisp_aux(op) == LISP_SF_AND;
+            T0 = LISP_CDR(x);
+            if (T0 == LISP_NIL) {
+                result = lisp_bool(is_and);
+                goto done;
+            }
+            while (rest_of(T0, is_and ? "and" : "or") != LISP_NIL) {
+                result = lisp_eval(LISP_CAR(T0), ENV);
+                if ((result == LISP_FALSE) == is_and) goto done;
+                T0 = LISP_CDR(T0);
+            }
+            X = LISP_CAR(T0);
+            goto loop;
+        }
+        case LISP_SF_WHEN:
+        case LISP_SF_UNLESS: {
+            int is_when = lisp_aux(op) == LISP_SF_WHEN;
+            value test = lisp_eval(part(LISP_CDR(x), is_when ? "when" : "unless"), ENV);
+            T0 = LISP_CDR(LISP_CDR(X));
+            if ((test != LISP_FALSE) != is_when || T0 == LISP_NIL) {
+                result = LISP_UNSPEC;
+                goto done;
+            }
+            goto sequence;
+        }
+        case LISP_SF_ELSE:
+        case LISP_SF_NONE:
+            lisp_error("else: not in a cond clause");
+        }
+    }
+
+    /* A call: the operator into T0, the arguments onto the value stack. */
+    T0 = eval_operand(op, ENV);
+    argbase = lisp_sp;
+    for (T1 = LISP_CDR(X); lisp_is(T1, LISP_PAIR); T1 = LISP_CDR(T1)) {
+        value arg = eval_operand(LISP_CAR(T1), ENV);
+        lisp_push(arg);
+    }
+    if (T1 != LISP_NIL) lisp_error("call: improper argument list");
+    goto call;
+
+named_let:   /* (let name ((var init) ...) body...) */
+    T0 = LISP_CDR(X);                                   /* (name bindings . body): */
+    T1 = lisp_make_frame(1, &ENV, &T0);                 /* a frame binding name only */
+    lisp_push(part(rest_of(LISP_CDR(X), "let"), "let"));   /* the bindings are the parameters */
+    lisp_push(rest_of(LISP_CDR(LISP_CDR(X)), "let"));
+    if (lisp_sp[-1] == LISP_NIL || lisp_list_length(lisp_sp[-2]) < 0) bad_syntax("let");
+    T0 = lisp_make_closure(&lisp_sp[-2], &lisp_sp[-1], &T1);
+    lisp_write(T0, &LISP_CLOSURE_OF(T0)->name, LISP_CAR(LISP_CDR(X)));
+    lisp_write(T1, &LISP_FRAME_OF(T1)->values[0], T0);
+    lisp_sp = fp + 4;
+    argbase = lisp_sp;
+    for (T1 = LISP_CAR(LISP_CDR(LISP_CDR(X))); T1 != LISP_NIL; T1 = LISP_CDR(T1)) {
+        value arg = lisp_eval(part(rest_of(LISP_CAR(T1), "let"), "let"), ENV);
+        lisp_push(arg);
+    }
+
+call: {
+        int argc = (int)(lisp_sp - argbase);
+        value proc = T0;
+        if (lisp_is(proc, LISP_PRIMITIVE)) {
+            check_primitive_arity(proc, argc);
+            if (line != 0) lisp_current_line = line;
+            result = ((struct lisp_primitive *)proc)->fn(argbase, argc);
+            goto done;
+        }
+        if (!lisp_is(proc, LISP_CLOSURE)) {
+            if (line != 0) lisp_current_line = line;
+            lisp_type_error("call", "procedure", proc);
+        }
+        value frame = bind_arguments(&T0, argbase, argc);
+        ENV = frame;
+        T0 = LISP_CLOSURE_OF(T0)->body;
+        lisp_sp = fp + 4;
+    }
+
+sequence:   /* T0: a non-empty expression list; the last one is a tail call */
+    while (LISP_CDR(T0) != LISP_NIL) {
+        lisp_eval(LISP_CAR(T0), ENV);
+        T0 = LISP_CDR(T0);
+    }
+    X = LISP_CAR(T0);
+    goto loop;
+
+done:
+    lisp_sp = fp;
+    lisp_eval_depth--;
+    return result;
+}
+
+void lisp_eval_init(void)
+{
+    lisp_globals[LISP_G_ARGS] = LISP_NIL;
+    lisp_globals[LISP_G_CURRENT_OUT] = LISP_NIL;
+}

@@ -1,0 +1,196 @@
+/* ports.c — ports as deterministic resources, and the output primitives.
+ *
+ * A port is two objects: the resource, an rc object holding the FILE *
+ * (rc_alloc with a destructor that fcloses it), and its GC wrapper, which
+ * owns one reference to the resource (lisp_backend_own_rc: gc_own_rc under
+ * mulch). So:
+ *   - (close-port p) closes the file at once; the resource stays (closed)
+ *     until the wrapper is reclaimed;
+ *   - a port nobody can reach is closed by the collector: the wrapper dies,
+ *     its reference is released, the destructor fcloses;
+ *   - the standard output port is held by the host through a handle
+ *     (lisp_backend_handle_new: gc_handle_new), so it survives every
+ *     collection although no Scheme value refers to it; its resource only
+ *     borrows stdout.
+ * The wrapper keeps a raw pointer to its resource: rc objects never move.
+ */
+#include "lisp.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct lisp_port_res {
+    FILE *file;
+    int   output;      /* 1: written to, 0: read from */
+    int   borrowed;    /* stdout: never fclose'd */
+    int   closed;      /* by close-port */
+};
+
+enum { PORT_INPUT = 1, PORT_OUTPUT = 2 };
+
+static void *stdout_handle;     /* the host's hold on the standard output port */
+static long closed_by_collector;
+static char *line_buffer;       /* read-line's, reused; freed at shutdown */
+static size_t line_capacity;
+
+static void port_res_destroy(void *obj)
+{
+    struct lisp_port_res *res = obj;
+    if (!res->closed && !res->borrowed) {
+        fclose(res->file);
+        closed_by_collector++;
+    }
+}
+
+static value make_port(FILE *file, int output, int borrowed)
+{
+    value port = lisp_alloc(&lisp_port_type, sizeof(struct lisp_port));
+    LISP_ROOT(port);   /* lisp_backend_own_rc is a GC point */
+    struct lisp_port_res *res = rc_alloc(sizeof *res, port_res_destroy);
+    if (res == NULL) {
+        if (!borrowed) fclose(file);
+        lisp_out_of_memory();
+    }
+    res->file = file;
+    res->output = output;
+    res->borrowed = borrowed;
+    ((struct lisp_port *)port)->hdr = LISP_HDR(LISP_PORT, output ? PORT_OUTPUT : PORT_INPUT);
+    ((struct lisp_port *)port)->res = res;
+    int failed = lisp_backend_own_rc(port, res);
+    rc_release(res);   /* the port's reference is the only one now (or none: then it closed) */
+    if (failed) lisp_out_of_memory();
+    lisp_unroot(1);
+    return port;
+}
+
+static struct lisp_port_res *port_arg(value v, int want, const char *who)
+{
+    if (!lisp_is(v, LISP_PORT)) lisp_type_error(who, "port", v);
+    if (want != 0 && lisp_aux(v) != (uintptr_t)want) {
+        lisp_type_error(who, want == PORT_OUTPUT ? "output port" : "input port", v);
+    }
+    struct lisp_port_res *res = ((struct lisp_port *)v)->res;
+    if (want != 0 && res->closed) lisp_error("%s: port is closed", who);
+    return res;
+}
+
+FILE *lisp_output_file(value *args, int argc, int index, const char *who)
+{
+    if (argc > index) return port_arg(args[index], PORT_OUTPUT, who)->file;
+    value port = lisp_backend_handle_get(stdout_handle);
+    return ((struct lisp_port *)port)->res->file;
+}
+
+static value open_file(value *args, int output, const char *who)
+{
+    const char *path = lisp_string_arg(args[0], who);
+    FILE *file = fopen(path, output ? "w" : "r");
+    if (file == NULL) lisp_error("%s: cannot open \"%s\": %s", who, path, strerror(errno));
+    return make_port(file, output, 0);
+}
+
+static value prim_open_input_file(value *args, int argc) { (void)argc; return open_file(args, 0, "open-input-file"); }
+static value prim_open_output_file(value *args, int argc) { (void)argc; return open_file(args, 1, "open-output-file"); }
+
+static value prim_close_port(value *args, int argc)
+{
+    (void)argc;
+    struct lisp_port_res *res = port_arg(args[0], 0, "close-port");
+    if (!res->closed && !res->borrowed) {
+        res->closed = 1;
+        fclose(res->file);
+    }
+    return LISP_UNSPEC;
+}
+
+static value prim_read_line(value *args, int argc)
+{
+    (void)argc;
+    struct lisp_port_res *res = port_arg(args[0], PORT_INPUT, "read-line");
+    ssize_t len = getline(&line_buffer, &line_capacity, res->file);
+    if (len < 0) return LISP_EOF;
+    if (len > 0 && line_buffer[len - 1] == '\n') len--;
+    return lisp_make_string(line_buffer, (size_t)len);
+}
+
+static value prim_display(value *args, int argc)
+{
+    lisp_print(lisp_output_file(args, argc, 1, "display"), args[0], 0);
+    return LISP_UNSPEC;
+}
+
+static value prim_write(value *args, int argc)
+{
+    lisp_print(lisp_output_file(args, argc, 1, "write"), args[0], 1);
+    return LISP_UNSPEC;
+}
+
+static value prim_write_string(value *args, int argc)
+{
+    const char *s = lisp_string_arg(args[0], "write-string");
+    fwrite(s, 1, lisp_aux(args[0]), lisp_output_file(args, argc, 1, "write-string"));
+    return LISP_UNSPEC;
+}
+
+static value prim_newline(value *args, int argc)
+{
+    fputc('\n', lisp_output_file(args, argc, 0, "newline"));
+    return LISP_UNSPEC;
+}
+
+static value prim_current_output_port(value *args, int argc)
+{
+    (void)args;
+    (void)argc;
+    return lisp_backend_handle_get(stdout_handle);
+}
+
+static value prim_portp(value *args, int argc) { (void)argc; return lisp_bool(lisp_is(args[0], LISP_PORT)); }
+static value prim_eof_objectp(value *args, int argc) { (void)argc; return lisp_bool(args[0] == LISP_EOF); }
+
+static value prim_port_closedp(value *args, int argc)
+{
+    (void)argc;
+    return lisp_bool(port_arg(args[0], 0, "port-closed?")->closed);
+}
+
+/* How many ports the collector has closed (unreachable, never closed). */
+static value prim_ports_closed_by_gc(value *args, int argc)
+{
+    (void)args;
+    (void)argc;
+    return lisp_fixnum(closed_by_collector);
+}
+
+void lisp_ports_init(void)
+{
+    static const struct { const char *name; lisp_prim_fn fn; int min, max; } table[] = {
+        { "open-input-file", prim_open_input_file, 1, 1 },
+        { "open-output-file", prim_open_output_file, 1, 1 },
+        { "close-port", prim_close_port, 1, 1 }, { "close-input-port", prim_close_port, 1, 1 },
+        { "close-output-port", prim_close_port, 1, 1 }, { "read-line", prim_read_line, 1, 1 },
+        { "display", prim_display, 1, 2 }, { "write", prim_write, 1, 2 },
+        { "write-string", prim_write_string, 1, 2 }, { "newline", prim_newline, 0, 1 },
+        { "current-output-port", prim_current_output_port, 0, 0 },
+        { "port?", prim_portp, 1, 1 }, { "eof-object?", prim_eof_objectp, 1, 1 },
+        { "port-closed?", prim_port_closedp, 1, 1 },
+        { "ports-closed-by-gc", prim_ports_closed_by_gc, 0, 0 },
+    };
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
+        lisp_define_primitive(table[i].name, table[i].fn, table[i].min, table[i].max);
+    }
+    value port = make_port(stdout, 1, 1);
+    stdout_handle = lisp_backend_handle_new(port);   /* no Scheme value needs to hold it */
+    if (stdout_handle == NULL) lisp_out_of_memory();
+}
+
+void lisp_ports_shutdown(void)
+{
+    fflush(stdout);
+    if (stdout_handle != NULL) lisp_backend_handle_release(stdout_handle);
+    stdout_handle = NULL;
+    free(line_buffer);
+    line_buffer = NULL;
+    line_capacity = 0;
+}

@@ -1,0 +1,207 @@
+/* reader.c — text to values: lists (with dotted tails), vectors #( ),
+ * quote ', strings with escapes, characters #\x, booleans, fixnums and
+ * symbols; `;` comments.
+ *
+ * The source text is plain memory owned by the caller, never a GC object,
+ * so the reader may keep pointers into it across allocations. Elements of a
+ * list being read wait on the value stack (a root) until the list is built
+ * from the back; the first pair of each list records the line of its `(`,
+ * which is what runtime errors report. A syntax error is a lisp_error with
+ * the reader's line: nothing is held outside the heap, so unwinding leaks
+ * nothing.
+ */
+#include "lisp.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+void lisp_reader_init(struct lisp_reader *r, const char *text, size_t len)
+{
+    r->text = text;
+    r->pos = 0;
+    r->len = len;
+    r->line = 1;
+}
+
+static int peek(struct lisp_reader *r) { return r->pos < r->len ? (unsigned char)r->text[r->pos] : EOF; }
+
+static int next(struct lisp_reader *r)
+{
+    int c = peek(r);
+    if (c != EOF) {
+        r->pos++;
+        if (c == '\n') r->line++;
+    }
+    return c;
+}
+
+static _Noreturn void syntax_error(struct lisp_reader *r, const char *what)
+{
+    lisp_current_line = r->line;
+    lisp_error("read: %s", what);
+}
+
+static void skip_space(struct lisp_reader *r)
+{
+    for (;;) {
+        int c = peek(r);
+        if (c == ';') {
+            while (c != EOF && c != '\n') c = next(r);
+        } else if (c != EOF && isspace(c)) {
+            next(r);
+        } else {
+            return;
+        }
+    }
+}
+
+static int is_delimiter(int c) { return c == EOF || isspace(c) || c == '(' || c == ')' || c == '"' || c == ';'; }
+
+static value read_form(struct lisp_reader *r);
+
+/* After the opening parenthesis. */
+static value read_list_tail(struct lisp_reader *r, int line, int vector)
+{
+    value *first = lisp_sp;
+    value tail = LISP_NIL;
+    for (;;) {
+        skip_space(r);
+        int c = peek(r);
+        if (c == EOF) syntax_error(r, "unexpected end of input in a list");
+        if (c == ')') {
+            next(r);
+            break;
+        }
+        if (c == '.' && !vector && r->pos + 1 < r->len && is_delimiter((unsigned char)r->text[r->pos + 1])) {
+            next(r);
+            if (lisp_sp == first) syntax_error(r, "'.' at the start of a list");
+            tail = read_form(r);
+            skip_space(r);
+            if (next(r) != ')') syntax_error(r, "expected ')' after the dotted tail");
+            break;
+        }
+        value item = read_form(r);
+        lisp_push(item);
+    }
+    int n = (int)(lisp_sp - first);
+    value result;
+    if (vector) {
+        result = lisp_make_vector((size_t)n, LISP_FALSE);
+        for (int i = 0; i < n; i++) lisp_write(result, &LISP_VECTOR_OF(result)->items[i], first[i]);
+    } else {
+        result = lisp_list_from_stack(first, n, tail);
+        if (n > 0) LISP_PAIR_OF(result)->hdr = LISP_HDR(LISP_PAIR, (uintptr_t)line);
+    }
+    lisp_sp = first;
+    return result;
+}
+
+static value read_string(struct lisp_reader *r)
+{
+    size_t start = r->pos, len = 0;
+    for (size_t i = start;; i++) {          /* first pass: length */
+        if (i >= r->len) syntax_error(r, "unterminated string");
+        if (r->text[i] == '"') break;
+        if (r->text[i] == '\\') i++;
+        len++;
+    }
+    value s = lisp_make_string_uninit(len);
+    char *out = LISP_STRING_OF(s)->text;    /* no allocation below */
+    for (size_t k = 0; k < len; k++) {
+        int c = next(r);
+        if (c == '\\') {
+            c = next(r);
+            c = c == 'n' ? '\n' : c == 't' ? '\t' : c;
+        }
+        out[k] = (char)c;
+    }
+    next(r);   /* the closing quote */
+    return s;
+}
+
+static value read_atom(struct lisp_reader *r)
+{
+    size_t start = r->pos;
+    while (!is_delimiter(peek(r))) next(r);
+    const char *tok = r->text + start;
+    size_t len = r->pos - start;
+    size_t digits = (tok[0] == '-' || tok[0] == '+') ? 1 : 0;
+    int numeric = len > digits;
+    for (size_t i = digits; i < len && numeric; i++) numeric = isdigit((unsigned char)tok[i]) != 0;
+    if (numeric) {
+        char buf[32];
+        if (len >= sizeof buf) syntax_error(r, "number too large");
+        memcpy(buf, tok, len);
+        buf[len] = '\0';
+        errno = 0;
+        long long n = strtoll(buf, NULL, 10);
+        if (errno != 0 || n > LISP_FIXNUM_MAX || n < LISP_FIXNUM_MIN) syntax_error(r, "number too large");
+        return lisp_fixnum((intptr_t)n);
+    }
+    return lisp_intern_len(tok, len);
+}
+
+static value read_hash(struct lisp_reader *r)
+{
+    next(r);   /* '#' */
+    int c = peek(r);
+    if (c == '(') {
+        int line = r->line;
+        next(r);
+        return read_list_tail(r, line, 1);
+    }
+    if (c == '\\') {
+        next(r);
+        size_t start = r->pos;
+        next(r);
+        while (!is_delimiter(peek(r))) next(r);
+        size_t len = r->pos - start;
+        const char *name = r->text + start;
+        if (len == 1) return lisp_char(name[0]);
+        if (len == 5 && memcmp(name, "space", 5) == 0) return lisp_char(' ');
+        if (len == 7 && memcmp(name, "newline", 7) == 0) return lisp_char('\n');
+        if (len == 3 && memcmp(name, "tab", 3) == 0) return lisp_char('\t');
+        syntax_error(r, "unknown character name");
+    }
+    size_t start = r->pos;
+    while (!is_delimiter(peek(r))) next(r);
+    size_t len = r->pos - start;
+    if (len == 1 && r->text[start] == 't') return LISP_TRUE;
+    if (len == 1 && r->text[start] == 'f') return LISP_FALSE;
+    syntax_error(r, "unknown # syntax");
+}
+
+static value read_form(struct lisp_reader *r)
+{
+    skip_space(r);
+    int line = r->line;
+    int c = peek(r);
+    switch (c) {
+    case EOF: syntax_error(r, "unexpected end of input");
+    case '(': next(r); return read_list_tail(r, line, 0);
+    case ')': syntax_error(r, "unexpected ')'");
+    case '"': next(r); return read_string(r);
+    case '#': return read_hash(r);
+    case '\'': {
+        next(r);
+        value quoted = read_form(r);
+        LISP_ROOT(quoted);
+        value tail = lisp_cons(quoted, LISP_NIL);
+        value form = lisp_cons(lisp_intern("quote"), tail);   /* interned at start-up: no allocation */
+        LISP_PAIR_OF(form)->hdr = LISP_HDR(LISP_PAIR, (uintptr_t)line);
+        lisp_unroot(1);
+        return form;
+    }
+    default: return read_atom(r);
+    }
+}
+
+int lisp_read(struct lisp_reader *r, value *out)
+{
+    skip_space(r);
+    if (peek(r) == EOF) return 0;
+    *out = read_form(r);
+    return 1;
+}
