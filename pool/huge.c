@@ -88,6 +88,8 @@ void *huge_alloc_zeroed(pool_t *pool, size_t size, const leak_site_t *site) {
     bool reused = false;
     void *p = huge_alloc_retry(pool, size, MULCH_ALIGN, site, &reused);
     if (p && reused) memset(p, 0, size);
+    /* Zero because fresh: memcheck saw a malloc-like (undefined) block. */
+    else if (p && TOOL_VG(pool->valgrind)) tool_vg_defined(p, size);
     return p;
 }
 

@@ -103,6 +103,24 @@ static void leaks_collect_locked(pool_t *pool, leak_list_t *list) {
                        pool->track_leaks ? &chunk->site : NULL);
 }
 
+/* pool_destroy under valgrind: memcheck must forget the pool's live cells,
+ * or a later mapping at the same address makes its blocks "overlap". */
+void pool_tool_forget_live_locked(pool_t *pool) {
+    for (chunk_t *chunk = pool->chunks; chunk; chunk = chunk->next) {
+        for (uint32_t i = chunk->first_block; i < chunk->block_count; i++) {
+            block_t *b = &chunk->blocks[i];
+            if (b->kind != BLOCK_SMALL) continue;
+            uint32_t bump = atomic_load_explicit(&b->bump, memory_order_relaxed);
+            for (uint32_t c = 0; c < bump; c++) {
+                leak_site_t site;
+                if (cell_read_live(pool, b, c, &site)) tool_vg_free(b->start + (size_t)c * b->cell_size);
+            }
+        }
+    }
+    for (chunk_t *chunk = pool->huge; chunk; chunk = chunk->next)
+        tool_vg_free((unsigned char *)chunk + chunk->object_offset);
+}
+
 static int site_compare(const void *a, const void *b) {
     const leak_t *x = a, *y = b;
     if (x->site.where != y->site.where) return (uintptr_t)x->site.where < (uintptr_t)y->site.where ? -1 : 1;

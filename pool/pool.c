@@ -96,6 +96,7 @@ void pool_destroy(pool_t *pool) {
     if (pool == NULL) return;
     heaps_forget_pool(pool);
     pthread_mutex_lock(&pool->lock);
+    if (TOOL_VG(pool->valgrind)) pool_tool_forget_live_locked(pool);
     chunks_unmap_all_locked(pool);
     huge_unmap_all_locked(pool);
     pthread_mutex_unlock(&pool->lock);
