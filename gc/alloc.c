@@ -36,10 +36,22 @@ void gc_span_ensure_swept(gc_heap_t *heap, block_t *b) {
     b->owner_words[0] = heap->epoch;
 }
 
-/* Writes the bin's current word back; the span stays in heap->spans. */
+/* Writes the bin's current word back; the span stays in heap->spans. The
+ * span's free cells were counted as allocated when the bin took it (the
+ * fast path counts nothing): give back what was not used, so that a
+ * program allocating from many classes is not collected early. */
 void gc_bin_retire(gc_heap_t *heap, gc_bin_t *bin) {
-    (void)heap;
-    if (bin->span) bin->alloc[bin->word] = ~bin->free_bits;
+    if (bin->span) {
+        size_t unused = (size_t)__builtin_popcountll(bin->free_bits);
+        for (uint32_t w = bin->word + 1; w < bin->words; w++) unused += (size_t)__builtin_popcountll(~bin->alloc[w]);
+        size_t bytes = unused * bin->cell_size;
+        size_t since = atomic_load_explicit(&heap->allocated_since_gc, memory_order_relaxed);
+        while (!atomic_compare_exchange_weak_explicit(&heap->allocated_since_gc, &since,
+                                                      since > bytes ? since - bytes : 0, memory_order_relaxed,
+                                                      memory_order_relaxed)) {
+        }
+        bin->alloc[bin->word] = ~bin->free_bits;
+    }
     bin->span = NULL;
     bin->free_bits = 0;
     bin->word = bin->words = 0;
