@@ -186,7 +186,7 @@ static void op_calloc(run_t *r)
     size_t n = fz_u8(&r->in), each = fz_u8(&r->in) + 1u;
     if (c->p) cell_free(r, c);
     if (n == 255) {                     /* n * size overflows: NULL, not misuse */
-        void *p = pool_calloc(r->pools[pool], SIZE_MAX / each + 1, each + 1);
+        void *p = pool_calloc(r->pools[pool], SIZE_MAX / (each + 1) + 1, each + 1);
         FZ_CHECK(&r->in, p == NULL, "pool_calloc with an overflowing product gave %p", p);
         expect_no_new_reports(r, "pool_calloc(overflow)");
         return;
@@ -213,11 +213,11 @@ static void op_realloc(run_t *r)
         cell_verify(r, c, "after a failed pool_realloc");
         return;
     }
-    /* The pattern is positional, so the kept prefix still matches the id;
-     * the checked span of the new size must cover only kept bytes. */
+    /* The pattern is positional, so the kept prefix still matches the id
+     * where the old cell carried it (its head, for a big cell). */
     size_t kept = c->size < size ? c->size : size;
-    size_t bad = kept <= 2 * PATTERN_SPAN ? check_range(p, c->id, 0, kept)
-                                          : check_range(p, c->id, 0, PATTERN_SPAN);
+    if (c->size > 2 * PATTERN_SPAN && kept > PATTERN_SPAN) kept = PATTERN_SPAN;
+    size_t bad = check_range(p, c->id, 0, kept);
     FZ_CHECK(&r->in, bad == SIZE_MAX, "pool_realloc(%zu -> %zu) lost byte %zu of cell id %llu",
              c->size, size, bad, (unsigned long long)c->id);
     c->p = NULL;
