@@ -108,7 +108,7 @@ static void gobj_trace(void *obj, gc_tracer_t *tracer)
     gc_trace_range(tracer, o->slot, o->nslots);
 }
 
-static const char *gobj_problem(gobj_t *o, uint32_t id)
+FZ_NO_COVERAGE static const char *gobj_problem(gobj_t *o, uint32_t id)
 {
     if (o == NULL) return "NULL";
     if (o->id != id) return "wrong id";
@@ -146,7 +146,7 @@ static uint64_t collections_now(run_t *r)
     return s.collections;
 }
 
-static void note_addr(run_t *r, int16_t id, void *p, const char *where, int *queue, size_t *qn)
+FZ_NO_COVERAGE static void note_addr(run_t *r, int16_t id, void *p, const char *where, int *queue, size_t *qn)
 {
     FZ_CHECK(&r->in, id >= 0 && (uint32_t)id < r->nobj && !r->obj[id].dead,
              "%s: model value %d is not a live object", where, id);
@@ -162,7 +162,7 @@ static void note_addr(run_t *r, int16_t id, void *p, const char *where, int *que
     }
 }
 
-static void check_value(run_t *r, int16_t m, uintptr_t tag, void *p, const char *where,
+FZ_NO_COVERAGE static void check_value(run_t *r, int16_t m, uintptr_t tag, void *p, const char *where,
                         int *queue, size_t *qn)
 {
     if (m == V_NULL) FZ_CHECK(&r->in, p == NULL, "%s: holds %p, model NULL", where, p);
@@ -174,7 +174,7 @@ static void check_value(run_t *r, int16_t m, uintptr_t tag, void *p, const char 
 /* Recomputes reachability and every live object's address from the real
  * roots, checking the heap against the model on the way. Objects that fell
  * out of reach are dead from now on. */
-static void walk(run_t *r)
+FZ_NO_COVERAGE static void walk(run_t *r)
 {
     int queue[MAX_OBJS];
     size_t qn = 0;
@@ -214,7 +214,7 @@ static void walk(run_t *r)
 
 /* Weak references and finalizers against what died and when. `full`: a
  * gc_collect just returned, so every dead finalizable object has run. */
-static void check_deaths(run_t *r, int full)
+FZ_NO_COVERAGE static void check_deaths(run_t *r, int full)
 {
     uint64_t now = collections_now(r);
     for (size_t w = 0; w < N_WEAK; w++) {
@@ -275,8 +275,8 @@ static gobj_t *new_object(run_t *r, int16_t *id_out, size_t extra)
     size_t size = sizeof(gobj_t) + nslots * sizeof(void *) + npay * 8 + extra;
     gobj_t *o = gc_alloc(r->t, fin ? &T_FIN : &T_PLAIN, size);
     FZ_CHECK(&r->in, o != NULL, "gc_alloc(%zu) returned NULL without a heap limit", size);
-    for (size_t i = 0; i < size; i++)
-        FZ_CHECK(&r->in, ((unsigned char *)o)[i] == 0, "gc_alloc(%zu): byte %zu not zeroed", size, i);
+    size_t dirty = fz_first_nonzero(o, size);
+    FZ_CHECK(&r->in, dirty == SIZE_MAX, "gc_alloc(%zu): byte %zu not zeroed", size, dirty);
     int16_t id = (int16_t)r->nobj++;
     mobj_t *m = &r->obj[id];
     memset(m, 0, sizeof *m);

@@ -69,14 +69,13 @@ static atomic_size_t g_self_reports;   /* reports asked for by misbehaving destr
 
 static size_t bytes_len(size_t size) { return size - sizeof(payload_t); }
 
-static void payload_check(const fz_input_t *in, const payload_t *p, uint32_t id, size_t size,
+FZ_NO_COVERAGE static void payload_check(const fz_input_t *in, const payload_t *p, uint32_t id, size_t size,
                           const char *when)
 {
     FZ_CHECK(in, p->id == id && p->magic == MAGIC, "%s: object %u has id %u magic %#x",
              when, id, p->id, p->magic);
-    for (size_t i = 0; i < bytes_len(size); i++)
-        FZ_CHECK(in, p->bytes[i] == fz_pattern_byte(id, i), "%s: object %u byte %zu damaged",
-                 when, id, i);
+    size_t bad = fz_pattern_check(p->bytes, id, 0, bytes_len(size));
+    FZ_CHECK(in, bad == SIZE_MAX, "%s: object %u byte %zu damaged", when, id, bad);
 }
 
 /* May run on the helper thread: touches only atomics and the object. */
@@ -116,7 +115,7 @@ static void model_drop(run_t *r, int16_t id)
 }
 
 /* Destroy counts and rc_count against the model (settled only). */
-static void check_all(run_t *r, const char *when)
+FZ_NO_COVERAGE static void check_all(run_t *r, const char *when)
 {
     for (uint32_t id = 0; id < r->nobj; id++) {
         const mrc_t *m = &r->obj[id];
@@ -171,8 +170,8 @@ static void op_alloc(run_t *r)
                               : rc_alloc_in(r->pool, size, with_destroy ? rc_destroy : NULL);
     FZ_CHECK(&r->in, p != NULL, "rc_alloc(%zu) returned NULL", size);
     FZ_CHECK(&r->in, ((uintptr_t)p & 15u) == 0, "rc_alloc: %p is not 16-byte aligned", (void *)p);
-    for (size_t i = 0; i < size; i++)
-        FZ_CHECK(&r->in, ((uint8_t *)p)[i] == 0, "rc_alloc(%zu): byte %zu not zeroed", size, i);
+    size_t dirty = fz_first_nonzero(p, size);
+    FZ_CHECK(&r->in, dirty == SIZE_MAX, "rc_alloc(%zu): byte %zu not zeroed", size, dirty);
     int16_t id = (int16_t)r->nobj++;
     mrc_t *m = &r->obj[id];
     *m = (mrc_t){ p, size, 1, 1, { -1, -1 }, 1, 0, (uint8_t)with_destroy, (uint8_t)in_default,
@@ -180,7 +179,7 @@ static void op_alloc(run_t *r)
     atomic_store(&g_destroyed[id], 0);
     p->id = (uint32_t)id;
     p->magic = MAGIC;
-    for (size_t i = 0; i < bytes_len(size); i++) p->bytes[i] = fz_pattern_byte((uint32_t)id, i);
+    fz_pattern_fill(p->bytes, (uint32_t)id, 0, bytes_len(size));
     /* Only settled misbehaving destroys: their report is checked in place. */
     if (with_destroy && (shape >> 5) == 7) {
         m->misbehave = 1;
