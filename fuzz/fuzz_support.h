@@ -67,8 +67,10 @@ __attribute__((noreturn, format(printf, 2, 3)))
 static void fz_fail_at(const fz_input_t *in, const char *fmt, ...)
 {
     va_list ap;
-    fprintf(stderr, "\nFUZZ CHECK FAILED (step %zu, input byte %zu): ",
-            in ? in->step : 0, in ? in->pos : 0);
+    if (in)
+        fprintf(stderr, "\nFUZZ CHECK FAILED (step %zu, input byte %zu): ", in->step, in->pos);
+    else
+        fprintf(stderr, "\nFUZZ CHECK FAILED (on the helper thread or in a callback): ");
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
@@ -87,8 +89,11 @@ static void fz_fail_at(const fz_input_t *in, const char *fmt, ...)
 /* Every report counts; the last `what` and `ptr` are kept so a check can say
  * which report it expected. Reports may come from the helper thread too, so
  * the count is atomic; the text is only read after the main thread's own
- * misuse call returned (no report is expected from the helper). */
+ * misuse call returned (no report is expected from the helper). A report
+ * runs on the thread that made the bad call, so a per-thread count lets a
+ * callback check its own misuse while the other thread makes its own. */
 static atomic_size_t fz_reports;
+static _Thread_local size_t fz_thread_reports;
 static char fz_last_what[160];
 static const void *fz_last_ptr;
 
@@ -97,6 +102,7 @@ static void fz_on_report(const char *what, const void *ptr, void *ctx)
     (void)ctx;
     snprintf(fz_last_what, sizeof fz_last_what, "%s", what ? what : "(null)");
     fz_last_ptr = ptr;
+    fz_thread_reports++;
     atomic_fetch_add(&fz_reports, 1);
 }
 
@@ -106,6 +112,7 @@ static inline void fz_install_handler(void)
 }
 
 static inline size_t fz_report_count(void) { return atomic_load(&fz_reports); }
+static inline size_t fz_thread_report_count(void) { return fz_thread_reports; }
 
 /* Checks that exactly `expected` reports arrived since `before` and, when
  * prefix is not NULL, that the last one's `what` starts with it. */

@@ -3,7 +3,8 @@
  * The input bytes are a program of graph mutations on one heap with one
  * mutator: allocate objects with k reference slots (some finalizable) into a
  * root or a field, set and clear fields (objects, NULL, tagged immediates),
- * push and pop the root stack, add and remove global roots, make and read
+ * push and pop the root stack, add and remove global roots, set the slots a
+ * root callback traces (and remove and re-add it), make and read
  * weak references, pin and unpin, allocate garbage, collect, verify, and
  * injected misuse. The first byte picks the heap options (compaction mode,
  * markers, initial heap); MULCH_FUZZ_GC_COMPACT=always|never|auto in the
@@ -37,6 +38,7 @@
 #define N_STACK 12
 #define N_GLOBAL 8
 #define N_WEAK 8
+#define N_CB 4
 #define V_NULL (-1)
 #define V_TAG (-2)
 #define SALT UINT64_C(0x6d756c636866757a)
@@ -83,6 +85,9 @@ typedef struct run {
     void *global[N_GLOBAL];
     int16_t global_m[N_GLOBAL];
     uint8_t global_on[N_GLOBAL];
+    void *cb[N_CB];                 /* traced by a root callback while cb_on */
+    int16_t cb_m[N_CB];
+    uint8_t cb_on;
     void *weak[N_WEAK];             /* a registered root range */
     int16_t weak_m[N_WEAK];         /* target id, V_NULL, or V_TAG: no weak object */
     /* Recomputed after every operation. */
@@ -183,6 +188,8 @@ FZ_NO_COVERAGE static void walk(run_t *r)
         check_value(r, r->stack_m[i], 0, r->stack[i], "root stack slot", queue, &qn);
     for (size_t g = 0; g < N_GLOBAL; g++)
         if (r->global_on[g]) check_value(r, r->global_m[g], 0, r->global[g], "global root", queue, &qn);
+    for (size_t i = 0; r->cb_on && i < N_CB; i++)
+        check_value(r, r->cb_m[i], 0, r->cb[i], "callback root", queue, &qn);
     for (uint32_t id = 0; id < r->nobj; id++)
         if (r->obj[id].pins) note_addr(r, (int16_t)id, r->obj[id].pin_addr, "pinned object", queue, &qn);
     for (size_t k = 0; k < qn; k++) {
@@ -407,6 +414,33 @@ static void op_global(run_t *r)
     r->global_on[g] = 1;
 }
 
+static void cb_roots(gc_tracer_t *tracer, void *ctx)
+{
+    run_t *r = ctx;
+    gc_trace_range(tracer, r->cb, N_CB);
+}
+
+/* Set a callback-traced slot, or unregister / register the callback. */
+static void op_callback(run_t *r)
+{
+    uint8_t kind = fz_u8(&r->in);
+    int16_t y = pick_live(r, 1);
+    if (kind % 8 == 7) {
+        if (r->cb_on) {
+            gc_root_remove_callback(r->heap, cb_roots, r);
+            for (size_t i = 0; i < N_CB; i++) { r->cb[i] = NULL; r->cb_m[i] = V_NULL; }
+        } else {
+            gc_root_add_callback(r->heap, cb_roots, r);
+        }
+        r->cb_on = !r->cb_on;
+        return;
+    }
+    if (!r->cb_on) return;
+    size_t i = kind % N_CB;
+    r->cb[i] = value_of(r, y);
+    r->cb_m[i] = y;
+}
+
 static void op_weak_new(run_t *r)
 {
     size_t w = fz_below(&r->in, N_WEAK);
@@ -532,6 +566,7 @@ static void run_begin(run_t *r, const uint8_t *data, size_t size)
     r->in = (fz_input_t){ data, size, 0, 0 };
     r->expected_reports = fz_report_count();
     for (size_t w = 0; w < N_WEAK; w++) r->weak_m[w] = V_TAG;
+    for (size_t i = 0; i < N_CB; i++) r->cb_m[i] = V_NULL;
 
     uint8_t config = fz_u8(&r->in);
     gc_options_t opts;
@@ -545,6 +580,8 @@ static void run_begin(run_t *r, const uint8_t *data, size_t size)
     FZ_CHECK(&r->in, r->t != NULL, "gc_thread_attach failed");
     r->base_depth = gc_root_depth(r->t);
     gc_root_add_range(r->heap, r->weak, N_WEAK);
+    gc_root_add_callback(r->heap, cb_roots, r);
+    r->cb_on = 1;
 }
 
 static void run_end(run_t *r)
@@ -555,6 +592,7 @@ static void run_end(run_t *r)
     for (size_t g = 0; g < N_GLOBAL; g++)
         if (r->global_on[g]) gc_root_remove(r->heap, &r->global[g]);
     gc_root_remove(r->heap, r->weak);
+    if (r->cb_on) gc_root_remove_callback(r->heap, cb_roots, r);
     r->destroying = 1;
     gc_heap_destroy(r->heap);
     expect_no_new_reports(r, "gc_heap_destroy");
@@ -601,8 +639,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         case 11: op_garbage(r); break;
         case 12: op_collect(r); break;
         case 13: op_misuse(r); break;
-        case 14: gc_safepoint(r->t); break;
+        case 14: op_callback(r); break;
         default: {
+            if (fz_u8(&r->in) & 1) { gc_safepoint(r->t); break; }
             size_t problems = gc_verify(r->heap);
             FZ_CHECK(&r->in, problems == 0, "gc_verify found %zu problem(s) (last: \"%s\")",
                      problems, fz_last_what);
