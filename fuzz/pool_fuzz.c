@@ -196,9 +196,7 @@ static void op_realloc(run_t *r)
     size_t size = pick_size(&r->in);
     if (c == NULL) return;
     cell_verify(r, c, "before pool_realloc");
-    if (size == 0) {                    /* frees: covered by op_realloc_edges */
-        size = 1;
-    }
+    if (size == 0) size = 1;            /* size 0 frees: op_realloc_edges */
     uint8_t *p = pool_realloc(r->pools[c->pool], c->p, size);
     if (p == NULL) {                    /* p untouched */
         null_result(r, c->pool, "pool_realloc", size);
@@ -269,12 +267,11 @@ static void op_free(run_t *r)
 static void remote_free_job(void *arg, void *ctx)
 {
     remote_job_t *job = arg;
-    run_t *r = ctx;
+    (void)ctx;
+    /* The cell's bytes, written by the main thread, are visible here too. */
     size_t bad = pattern_check(job->p, job->size, job->id);
-    /* Read only the input's step: the main thread keeps decoding. */
     FZ_CHECK(NULL, bad == SIZE_MAX, "remote free: cell id %llu damaged at offset %zu",
              (unsigned long long)job->id, bad);
-    (void)r;
     pool_free(job->pool, job->p);
     free(job);
 }
@@ -289,7 +286,7 @@ static void op_remote_free(run_t *r)
     if (job == NULL) abort();
     *job = (remote_job_t){ r->pools[c->pool], c->p, c->size, c->id };
     c->p = NULL;
-    fz_worker_post(&r->worker, remote_free_job, r, job);
+    fz_worker_post(&r->worker, remote_free_job, NULL, job);
 }
 
 static void op_trim(run_t *r)
