@@ -95,6 +95,10 @@ void *huge_alloc_zeroed(pool_t *pool, size_t size, const leak_site_t *site) {
 
 static void *huge_alloc_once(pool_t *pool, size_t size, size_t align, const leak_site_t *site, bool *reused) {
     if (align < MULCH_ALIGN) align = MULCH_ALIGN;
+    /* Size 0 (pool_alloc_aligned with a big alignment) still gets a byte of
+     * its own: with an aligned offset the object would otherwise start at
+     * the end of the mapping, outside it. */
+    if (size == 0) size = 1;
     size_t offset = huge_offset(align);
     if (size > ((size_t)1 << CHUNK_MAP_ADDRESS_BITS) || offset > ((size_t)1 << CHUNK_MAP_ADDRESS_BITS))
         return NULL; /* can never fit: plain OOM */

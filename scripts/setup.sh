@@ -6,7 +6,8 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-# Debian package names. Tools: compilers, cmake+ninja, pkg-config.
+# Debian package names. Tools: compilers (clang and its runtime libraries
+# for the libFuzzer targets: scripts/fuzz.sh), cmake+ninja, pkg-config.
 # Libraries: libatomic_ops (linked), cmocka (tests), and the peers the
 # benchmarks compare against (Boehm GC, mimalloc, jemalloc). valgrind and
 # gnuplot for the performance work.
@@ -15,6 +16,8 @@ PACKAGES=(
     ninja-build
     gcc
     g++
+    clang
+    libclang-rt-14-dev
     libc6-dev
     pkg-config
     libatomic-ops-dev

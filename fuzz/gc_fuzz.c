@@ -1,0 +1,657 @@
+/* gc_fuzz.c — libFuzzer target for the collector (<mulch/gc.h>).
+ *
+ * The input bytes are a program of graph mutations on one heap with one
+ * mutator: allocate objects with k reference slots (some finalizable) into a
+ * root or a field, set and clear fields (objects, NULL, tagged immediates),
+ * push and pop the root stack, add and remove global roots, set the slots a
+ * root callback traces (and remove and re-add it), make and read
+ * weak references, pin and unpin, allocate garbage, collect, verify, and
+ * injected misuse. The first byte picks the heap options (compaction mode,
+ * markers, initial heap); MULCH_FUZZ_GC_COMPACT=always|never|auto in the
+ * environment overrides the compaction mode.
+ *
+ * The model holds the graph by object id. The program reaches objects only
+ * through root slots and fields, never through a raw pointer kept across a
+ * GC point, except pinned objects (which must not move). Invariants checked:
+ *   - after every operation the heap, walked from the roots and pins, has
+ *     exactly the model's shape: ids, checksums, payloads and every field;
+ *     a pinned object is still at the address it was pinned at;
+ *   - an object unreachable in the model never becomes reachable again, and
+ *     a finalizer never runs for a reachable object, nor twice;
+ *   - once a collection ran after an object died, its weak references read
+ *     NULL; a live target's weak reference reads its current address;
+ *   - after gc_collect every dead finalizable object was finalized exactly
+ *     once, and gc_verify returns 0;
+ *   - valid calls report nothing; each injected misuse reports once, with
+ *     the function's name, and changes nothing;
+ *   - gc_heap_destroy finalizes every finalizable object not yet finalized. */
+#ifndef _GNU_SOURCE
+#  define _GNU_SOURCE 1
+#endif
+#include <mulch/gc.h>
+
+#include "fuzz_support.h"
+
+#define MAX_OBJS 192
+#define MAX_SLOTS 6
+#define MAX_PAYLOAD 8
+#define N_STACK 12
+#define N_GLOBAL 8
+#define N_WEAK 8
+#define N_CB 4
+#define V_NULL (-1)
+#define V_TAG (-2)
+#define SALT UINT64_C(0x6d756c636866757a)
+
+/* The heap object. */
+typedef struct gobj {
+    uint32_t id;
+    uint16_t nslots, npay;
+    uint64_t check;         /* mix(id): a wrong or shifted object fails it */
+    void *slot[];           /* nslots references, then npay payload words */
+} gobj_t;
+
+static uint64_t mix(uint64_t x)
+{
+    x += UINT64_C(0x9e3779b97f4a7c15);
+    x = (x ^ (x >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    x = (x ^ (x >> 27)) * UINT64_C(0x94d049bb133111eb);
+    return x ^ (x >> 31);
+}
+
+static uint64_t *gobj_payload(gobj_t *o) { return (uint64_t *)(void *)&o->slot[o->nslots]; }
+static uint64_t payload_word(uint32_t id, unsigned i) { return mix(SALT ^ ((uint64_t)id << 8) ^ i); }
+
+/* The model of one object. */
+typedef struct mobj {
+    uint8_t exists, dead, fin, nslots, npay;
+    int16_t slot[MAX_SLOTS];        /* object id, V_NULL or V_TAG */
+    uintptr_t tag[MAX_SLOTS];       /* the immediate, for V_TAG */
+    uint64_t died_at;               /* collections counted when it died */
+    uint32_t pins;
+    void *pin_addr;                 /* where it was pinned (it must stay) */
+} mobj_t;
+
+typedef struct run {
+    fz_input_t in;
+    gc_heap_t *heap;
+    gc_thread_t *t;
+    size_t base_depth;
+    mobj_t obj[MAX_OBJS];
+    uint32_t nobj;
+    void *stack[N_STACK];           /* pushed slots: stack[0..depth) */
+    int16_t stack_m[N_STACK];
+    size_t depth;
+    void *global[N_GLOBAL];
+    int16_t global_m[N_GLOBAL];
+    uint8_t global_on[N_GLOBAL];
+    void *cb[N_CB];                 /* traced by a root callback while cb_on */
+    int16_t cb_m[N_CB];
+    uint8_t cb_on;
+    void *weak[N_WEAK];             /* a registered root range */
+    int16_t weak_m[N_WEAK];         /* target id, V_NULL, or V_TAG: no weak object */
+    /* Recomputed after every operation. */
+    uint8_t reach[MAX_OBJS];
+    void *addr[MAX_OBJS];
+    int16_t live_list[MAX_OBJS];
+    size_t nlive;
+    size_t expected_reports;
+    int destroying;
+    uint64_t collections;
+} run_t;
+
+static run_t g_run;
+static uint8_t g_fin_count[MAX_OBJS];
+static int g_compact_override = -1;
+
+/* ------------------------------------------------------------------------ */
+/* Types                                                                     */
+
+static void gobj_trace(void *obj, gc_tracer_t *tracer)
+{
+    gobj_t *o = obj;
+    gc_trace_range(tracer, o->slot, o->nslots);
+}
+
+FZ_NO_COVERAGE static const char *gobj_problem(gobj_t *o, uint32_t id)
+{
+    if (o == NULL) return "NULL";
+    if (o->id != id) return "wrong id";
+    if (o->check != mix(id ^ SALT)) return "checksum damaged";
+    if (o->npay > MAX_PAYLOAD || o->nslots > MAX_SLOTS) return "shape damaged";
+    const uint64_t *pay = gobj_payload(o);
+    for (unsigned i = 0; i < o->npay; i++)
+        if (pay[i] != payload_word(id, i)) return "payload damaged";
+    return NULL;
+}
+
+static void gobj_finalize(void *obj)
+{
+    run_t *r = &g_run;
+    gobj_t *o = obj;
+    FZ_CHECK(&r->in, o->id < r->nobj, "finalizer got an object with id %u (of %u)", o->id, r->nobj);
+    const char *why = gobj_problem(o, o->id);
+    FZ_CHECK(&r->in, why == NULL, "finalizer got object %u damaged: %s", o->id, why);
+    FZ_CHECK(&r->in, r->obj[o->id].fin, "finalizer ran for object %u of a type without one", o->id);
+    FZ_CHECK(&r->in, r->destroying || !r->reach[o->id], "finalizer ran for reachable object %u", o->id);
+    FZ_CHECK(&r->in, g_fin_count[o->id] == 0, "object %u finalized twice", o->id);
+    g_fin_count[o->id]++;
+}
+
+static const gc_type_t T_PLAIN = { "fuzz.plain", gobj_trace, NULL };
+static const gc_type_t T_FIN = { "fuzz.fin", gobj_trace, gobj_finalize };
+
+/* ------------------------------------------------------------------------ */
+/* Model walk                                                                */
+
+static uint64_t collections_now(run_t *r)
+{
+    gc_stats_t s;
+    gc_get_stats(r->heap, &s);
+    return s.collections;
+}
+
+FZ_NO_COVERAGE static void note_addr(run_t *r, int16_t id, void *p, const char *where, int *queue, size_t *qn)
+{
+    FZ_CHECK(&r->in, id >= 0 && (uint32_t)id < r->nobj && !r->obj[id].dead,
+             "%s: model value %d is not a live object", where, id);
+    FZ_CHECK(&r->in, p != NULL, "%s: holds NULL, model says object %d", where, id);
+    if (r->addr[id] == NULL) {
+        const char *why = gobj_problem(p, (uint32_t)id);
+        FZ_CHECK(&r->in, why == NULL, "%s: object %d at %p: %s", where, id, p, why);
+        r->addr[id] = p;
+        queue[(*qn)++] = id;
+    } else {
+        FZ_CHECK(&r->in, r->addr[id] == p, "%s: object %d at %p, elsewhere seen at %p",
+                 where, id, p, r->addr[id]);
+    }
+}
+
+FZ_NO_COVERAGE static void check_value(run_t *r, int16_t m, uintptr_t tag, void *p, const char *where,
+                        int *queue, size_t *qn)
+{
+    if (m == V_NULL) FZ_CHECK(&r->in, p == NULL, "%s: holds %p, model NULL", where, p);
+    else if (m == V_TAG) FZ_CHECK(&r->in, (uintptr_t)p == tag, "%s: holds %p, model tag %#lx",
+                                  where, p, (unsigned long)tag);
+    else note_addr(r, m, p, where, queue, qn);
+}
+
+/* Recomputes reachability and every live object's address from the real
+ * roots, checking the heap against the model on the way. Objects that fell
+ * out of reach are dead from now on. */
+FZ_NO_COVERAGE static void walk(run_t *r)
+{
+    int queue[MAX_OBJS];
+    size_t qn = 0;
+    memset(r->addr, 0, sizeof r->addr);
+    for (size_t i = 0; i < r->depth; i++)
+        check_value(r, r->stack_m[i], 0, r->stack[i], "root stack slot", queue, &qn);
+    for (size_t g = 0; g < N_GLOBAL; g++)
+        if (r->global_on[g]) check_value(r, r->global_m[g], 0, r->global[g], "global root", queue, &qn);
+    for (size_t i = 0; r->cb_on && i < N_CB; i++)
+        check_value(r, r->cb_m[i], 0, r->cb[i], "callback root", queue, &qn);
+    for (uint32_t id = 0; id < r->nobj; id++)
+        if (r->obj[id].pins) note_addr(r, (int16_t)id, r->obj[id].pin_addr, "pinned object", queue, &qn);
+    for (size_t k = 0; k < qn; k++) {
+        int id = queue[k];
+        const mobj_t *m = &r->obj[id];
+        gobj_t *o = r->addr[id];
+        FZ_CHECK(&r->in, o->nslots == m->nslots && o->npay == m->npay,
+                 "object %d has shape %u/%u, model %u/%u", id, o->nslots, o->npay, m->nslots, m->npay);
+        for (unsigned j = 0; j < m->nslots; j++)
+            check_value(r, m->slot[j], m->tag[j], o->slot[j], "object field", queue, &qn);
+    }
+    uint64_t now = 0;
+    int asked = 0;
+    r->nlive = 0;
+    for (uint32_t id = 0; id < r->nobj; id++) {
+        mobj_t *m = &r->obj[id];
+        r->reach[id] = r->addr[id] != NULL;
+        if (r->reach[id]) {
+            r->live_list[r->nlive++] = (int16_t)id;
+        } else if (!m->dead) {
+            if (!asked) { now = collections_now(r); asked = 1; }
+            m->dead = 1;
+            m->died_at = now;
+        }
+        /* Pinned objects never move: the walk found them where pinned. */
+        if (m->pins) FZ_CHECK(&r->in, r->addr[id] == m->pin_addr, "pinned object %u moved", id);
+    }
+}
+
+/* Weak references and finalizers against what died and when. `full`: a
+ * gc_collect just returned, so every dead finalizable object has run. */
+FZ_NO_COVERAGE static void check_deaths(run_t *r, int full)
+{
+    uint64_t now = collections_now(r);
+    for (size_t w = 0; w < N_WEAK; w++) {
+        int16_t m = r->weak_m[w];
+        if (m == V_TAG) continue;
+        void *got = gc_weak_get(r->weak[w]);
+        if (m == V_NULL) {
+            FZ_CHECK(&r->in, got == NULL, "weak %zu to NULL reads %p", w, got);
+        } else if (!r->obj[m].dead) {
+            FZ_CHECK(&r->in, got == r->addr[m], "weak %zu to live object %d reads %p, not %p",
+                     w, m, got, r->addr[m]);
+        } else if (now > r->obj[m].died_at) {
+            FZ_CHECK(&r->in, got == NULL, "weak %zu to object %d (dead, collected since) reads %p",
+                     w, m, got);
+        }
+    }
+    for (uint32_t id = 0; id < r->nobj; id++) {
+        const mobj_t *m = &r->obj[id];
+        if (!m->dead || !m->fin) {
+            FZ_CHECK(&r->in, g_fin_count[id] == 0, "object %u (live or plain) finalized", id);
+        } else if (full) {
+            FZ_CHECK(&r->in, g_fin_count[id] == 1,
+                     "dead finalizable object %u finalized %u times after gc_collect", id,
+                     g_fin_count[id]);
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Choices                                                                   */
+
+/* A live object id, or V_NULL when none (or when the input says NULL). */
+static int16_t pick_live(run_t *r, int allow_null)
+{
+    size_t k = fz_u8(&r->in);
+    if (r->nlive == 0 || (allow_null && k % 8 == 7)) return V_NULL;
+    return r->live_list[k % r->nlive];
+}
+
+static void *value_of(run_t *r, int16_t m) { return m >= 0 ? r->addr[m] : NULL; }
+
+static void expect_no_new_reports(run_t *r, const char *call)
+{
+    fz_expect_reports(&r->in, r->expected_reports, 0, NULL, call);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Operations                                                                */
+
+/* A new object, initialised before the next GC point. Its id is dead until
+ * the caller stores it somewhere reachable. */
+static gobj_t *new_object(run_t *r, int16_t *id_out, size_t extra)
+{
+    if (r->nobj >= MAX_OBJS) return NULL;
+    uint8_t shape = fz_u8(&r->in);
+    unsigned nslots = shape % (MAX_SLOTS + 1), npay = (shape >> 3) % (MAX_PAYLOAD + 1);
+    int fin = shape >> 7;
+    size_t size = sizeof(gobj_t) + nslots * sizeof(void *) + npay * 8 + extra;
+    gobj_t *o = gc_alloc(r->t, fin ? &T_FIN : &T_PLAIN, size);
+    FZ_CHECK(&r->in, o != NULL, "gc_alloc(%zu) returned NULL without a heap limit", size);
+    size_t dirty = fz_first_nonzero(o, size);
+    FZ_CHECK(&r->in, dirty == SIZE_MAX, "gc_alloc(%zu): byte %zu not zeroed", size, dirty);
+    int16_t id = (int16_t)r->nobj++;
+    mobj_t *m = &r->obj[id];
+    memset(m, 0, sizeof *m);
+    m->exists = 1;
+    m->fin = (uint8_t)fin;
+    m->nslots = (uint8_t)nslots;
+    m->npay = (uint8_t)npay;
+    for (unsigned j = 0; j < MAX_SLOTS; j++) m->slot[j] = V_NULL;
+    o->id = (uint32_t)id;
+    o->nslots = (uint16_t)nslots;
+    o->npay = (uint16_t)npay;
+    o->check = mix((uint64_t)id ^ SALT);
+    uint64_t *pay = gobj_payload(o);
+    for (unsigned i = 0; i < npay; i++) pay[i] = payload_word((uint32_t)id, i);
+    *id_out = id;
+    return o;
+}
+
+/* Where a new object or value goes: 0 push, 1 stack slot, 2 global, 3 field. */
+static void op_alloc(run_t *r)
+{
+    uint8_t where = fz_u8(&r->in) % 4;
+    size_t pos = fz_u8(&r->in);
+    int16_t parent = pick_live(r, 0);
+    size_t field = fz_u8(&r->in);
+    int16_t id;
+    if (where == 0 && r->depth == N_STACK) where = 1;
+    if (where == 1 && r->depth == 0) where = 0;
+    if (where == 3 && (parent < 0 || r->obj[parent].nslots == 0)) where = 0;
+    if (where == 0 && r->depth == N_STACK) return;
+
+    gobj_t *o = new_object(r, &id, 0);
+    if (o == NULL) return;
+    /* gc_alloc may have collected and moved everything: re-read the roots.
+     * The walk counts the new object dead (nothing holds it yet); it is
+     * stored below, before the next GC point, so it is not. */
+    walk(r);
+    r->obj[id].dead = 0;
+    switch (where) {
+    case 0:
+        r->stack[r->depth] = o;
+        r->stack_m[r->depth] = id;
+        gc_push_root(r->t, &r->stack[r->depth]);
+        r->depth++;
+        break;
+    case 1: {
+        size_t i = pos % r->depth;
+        r->stack[i] = o;
+        r->stack_m[i] = id;
+        break;
+    }
+    case 2: {
+        size_t g = pos % N_GLOBAL;
+        r->global[g] = o;
+        r->global_m[g] = id;
+        if (!r->global_on[g]) gc_root_add(r->heap, &r->global[g]);
+        r->global_on[g] = 1;
+        break;
+    }
+    default: {
+        gobj_t *p = r->addr[parent];
+        unsigned j = (unsigned)(field % r->obj[parent].nslots);
+        gc_write(r->t, p, &p->slot[j], o);
+        r->obj[parent].slot[j] = id;
+        break;
+    }
+    }
+}
+
+static void op_set_field(run_t *r, int clear)
+{
+    int16_t x = pick_live(r, 0);
+    size_t field = fz_u8(&r->in);
+    uint8_t kind = fz_u8(&r->in);
+    int16_t y = pick_live(r, 1);
+    if (x < 0 || r->obj[x].nslots == 0) return;
+    gobj_t *p = r->addr[x];
+    unsigned j = (unsigned)(field % r->obj[x].nslots);
+    void *value = NULL;
+    int16_t m = V_NULL;
+    if (!clear && kind % 5 == 4) {                  /* a tagged immediate */
+        uintptr_t tag = ((uintptr_t)kind << 3) | 1u | (uintptr_t)(kind & 6);
+        value = (void *)tag;
+        m = V_TAG;
+        r->obj[x].tag[j] = tag;
+    } else if (!clear) {
+        m = y;
+        value = value_of(r, y);
+    }
+    gc_write(r->t, p, &p->slot[j], value);
+    r->obj[x].slot[j] = m;
+}
+
+static void op_stack(run_t *r)
+{
+    uint8_t kind = fz_u8(&r->in);
+    int16_t y = pick_live(r, 1);
+    if (kind % 3 != 2 && r->depth < N_STACK) {
+        r->stack[r->depth] = value_of(r, y);
+        r->stack_m[r->depth] = y;
+        gc_push_root(r->t, &r->stack[r->depth]);
+        r->depth++;
+    } else if (r->depth > 0) {
+        size_t n = 1 + (kind >> 2) % r->depth;
+        if (kind & 2) gc_pop_roots(r->t, n);
+        else gc_pop_roots_to(r->t, r->base_depth + r->depth - n);
+        r->depth -= n;
+    }
+    size_t depth = gc_root_depth(r->t);
+    FZ_CHECK(&r->in, depth == r->base_depth + r->depth, "gc_root_depth %zu, model %zu",
+             depth, r->base_depth + r->depth);
+}
+
+static void op_global(run_t *r)
+{
+    size_t g = fz_below(&r->in, N_GLOBAL);
+    int16_t y = pick_live(r, 1);
+    if (r->global_on[g] && (y == V_NULL)) {          /* unregister */
+        gc_root_remove(r->heap, &r->global[g]);
+        r->global_on[g] = 0;
+        r->global[g] = NULL;
+        r->global_m[g] = V_NULL;
+        return;
+    }
+    r->global[g] = value_of(r, y);
+    r->global_m[g] = y;
+    if (!r->global_on[g]) gc_root_add(r->heap, &r->global[g]);
+    r->global_on[g] = 1;
+}
+
+static void cb_roots(gc_tracer_t *tracer, void *ctx)
+{
+    run_t *r = ctx;
+    gc_trace_range(tracer, r->cb, N_CB);
+}
+
+/* Set a callback-traced slot, or unregister / register the callback. */
+static void op_callback(run_t *r)
+{
+    uint8_t kind = fz_u8(&r->in);
+    int16_t y = pick_live(r, 1);
+    if (kind % 8 == 7) {
+        if (r->cb_on) {
+            gc_root_remove_callback(r->heap, cb_roots, r);
+            for (size_t i = 0; i < N_CB; i++) { r->cb[i] = NULL; r->cb_m[i] = V_NULL; }
+        } else {
+            gc_root_add_callback(r->heap, cb_roots, r);
+        }
+        r->cb_on = !r->cb_on;
+        return;
+    }
+    if (!r->cb_on) return;
+    size_t i = kind % N_CB;
+    r->cb[i] = value_of(r, y);
+    r->cb_m[i] = y;
+}
+
+static void op_weak_new(run_t *r)
+{
+    size_t w = fz_below(&r->in, N_WEAK);
+    int16_t y = pick_live(r, 1);
+    /* The target is rooted (it is live in the model); the weak object goes
+     * straight into a registered slot. */
+    void *weak = gc_weak_new(r->t, value_of(r, y));
+    FZ_CHECK(&r->in, weak != NULL, "gc_weak_new returned NULL");
+    r->weak[w] = weak;
+    r->weak_m[w] = y;
+}
+
+static void op_pin(run_t *r, int unpin)
+{
+    if (unpin) {
+        size_t start = fz_u8(&r->in);
+        for (uint32_t k = 0; k < r->nobj; k++) {
+            mobj_t *m = &r->obj[(start + k) % r->nobj];
+            if (m->pins == 0) continue;
+            gc_unpin(r->heap, m->pin_addr);
+            if (--m->pins == 0) m->pin_addr = NULL;
+            return;
+        }
+        return;
+    }
+    int16_t x = pick_live(r, 0);
+    if (x < 0) return;
+    gc_pin(r->heap, r->addr[x]);
+    if (r->obj[x].pins++ == 0) r->obj[x].pin_addr = r->addr[x];
+}
+
+/* Objects that are garbage from birth, some big, some pointing at live ones. */
+static void op_garbage(run_t *r)
+{
+    unsigned n = 1 + fz_u8(&r->in) % 12;
+    for (unsigned k = 0; k < n; k++) {
+        size_t extra = (size_t)(fz_u8(&r->in) & 0x3f) * 96;
+        int16_t id;
+        int16_t y = pick_live(r, 1);
+        gobj_t *o = new_object(r, &id, extra);
+        if (o == NULL) return;
+        walk(r);                        /* the new id dies here; others may have moved */
+        if (o->nslots > 0 && y >= 0 && !r->obj[y].dead) {
+            gc_write(r->t, o, &o->slot[0], r->addr[y]);
+            r->obj[id].slot[0] = y;
+        }
+    }
+}
+
+static void op_collect(run_t *r)
+{
+    gc_collect(r->t);
+    walk(r);
+    check_deaths(r, 1);
+    size_t problems = gc_verify(r->heap);
+    FZ_CHECK(&r->in, problems == 0, "gc_verify found %zu problem(s) (last: \"%s\")", problems,
+             fz_last_what);
+}
+
+/* One misuse call: exactly one report with the function's prefix; the walk
+ * after the operation checks that the graph did not change. */
+#define MISUSE(r, call_expr, prefix, name)                                 \
+    do {                                                                   \
+        size_t before_ = fz_report_count();                                \
+        call_expr;                                                         \
+        fz_expect_reports(&(r)->in, before_, 1, (prefix), (name));         \
+        (r)->expected_reports++;                                           \
+    } while (0)
+
+static void op_misuse(run_t *r)
+{
+    uint8_t kind = fz_u8(&r->in) % 7;
+    int16_t x = pick_live(r, 0);
+    size_t g = fz_below(&r->in, N_GLOBAL);
+    long local[4] = { 0 };
+    void *got = NULL;
+
+    switch (kind) {
+    case 0:
+        MISUSE(r, gc_pin(r->heap, local), "gc_pin: ", "gc_pin(stack address)");
+        break;
+    case 1:
+        if (x < 0 || r->obj[x].pins) return;
+        MISUSE(r, gc_unpin(r->heap, r->addr[x]), "gc_unpin: ", "gc_unpin(not pinned)");
+        break;
+    case 2:
+        MISUSE(r, gc_pop_roots(r->t, r->base_depth + r->depth + 1), "gc_pop_roots: ", "gc_pop_roots(too many)");
+        break;
+    case 3:
+        if (r->global_on[g]) return;
+        MISUSE(r, gc_root_remove(r->heap, &r->global[g]), "gc_root_remove: ",
+               "gc_root_remove(not registered)");
+        break;
+    case 4:
+        MISUSE(r, got = gc_weak_new(r->t, local), "gc_weak_new: ", "gc_weak_new(foreign)");
+        FZ_CHECK(&r->in, got == NULL, "gc_weak_new(foreign) gave %p", got);
+        walk(r);                        /* a GC point */
+        break;
+    case 5:
+        if (x < 0) return;
+        got = (void *)1;
+        MISUSE(r, got = gc_weak_get(r->addr[x]), "gc_weak_get: ", "gc_weak_get(not weak)");
+        FZ_CHECK(&r->in, got == NULL, "gc_weak_get(not weak) gave %p", got);
+        break;
+    default: {
+        if (x < 0 || r->obj[x].nslots == 0) return;
+        gobj_t *o = r->addr[x];
+        MISUSE(r, gc_root_add(r->heap, &o->slot[0]), "gc_root_add: ", "gc_root_add(field)");
+        break;
+    }
+    }
+}
+
+#undef MISUSE
+
+/* ------------------------------------------------------------------------ */
+/* Driver                                                                    */
+
+static void run_begin(run_t *r, const uint8_t *data, size_t size)
+{
+    memset(r, 0, sizeof *r);
+    memset(g_fin_count, 0, sizeof g_fin_count);
+    r->in = (fz_input_t){ data, size, 0, 0 };
+    r->expected_reports = fz_report_count();
+    for (size_t w = 0; w < N_WEAK; w++) r->weak_m[w] = V_TAG;
+    for (size_t i = 0; i < N_CB; i++) r->cb_m[i] = V_NULL;
+
+    uint8_t config = fz_u8(&r->in);
+    gc_options_t opts;
+    memset(&opts, 0, sizeof opts);
+    opts.compaction = g_compact_override >= 0 ? g_compact_override : config % 3;
+    opts.markers = 1 + (config >> 2) % 2;
+    opts.initial_heap = (config >> 3) % 2 ? (size_t)256 * 1024 : 0;
+    r->heap = gc_heap_create(&opts);
+    FZ_CHECK(&r->in, r->heap != NULL, "gc_heap_create failed");
+    r->t = gc_thread_attach(r->heap);
+    FZ_CHECK(&r->in, r->t != NULL, "gc_thread_attach failed");
+    r->base_depth = gc_root_depth(r->t);
+    gc_root_add_range(r->heap, r->weak, N_WEAK);
+    gc_root_add_callback(r->heap, cb_roots, r);
+    r->cb_on = 1;
+}
+
+static void run_end(run_t *r)
+{
+    op_collect(r);
+    expect_no_new_reports(r, "the last collection");
+    gc_pop_roots_to(r->t, r->base_depth);
+    for (size_t g = 0; g < N_GLOBAL; g++)
+        if (r->global_on[g]) gc_root_remove(r->heap, &r->global[g]);
+    gc_root_remove(r->heap, r->weak);
+    if (r->cb_on) gc_root_remove_callback(r->heap, cb_roots, r);
+    r->destroying = 1;
+    gc_heap_destroy(r->heap);
+    expect_no_new_reports(r, "gc_heap_destroy");
+    for (uint32_t id = 0; id < r->nobj; id++)
+        FZ_CHECK(&r->in, g_fin_count[id] == r->obj[id].fin,
+                 "after gc_heap_destroy object %u (finalizable: %u) finalized %u times",
+                 id, r->obj[id].fin, g_fin_count[id]);
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc; (void)argv;
+    fz_install_handler();
+    const char *mode = getenv("MULCH_FUZZ_GC_COMPACT");
+    if (mode && strcmp(mode, "always") == 0) g_compact_override = GC_COMPACT_ALWAYS;
+    else if (mode && strcmp(mode, "never") == 0) g_compact_override = GC_COMPACT_NEVER;
+    else if (mode && strcmp(mode, "auto") == 0) g_compact_override = GC_COMPACT_AUTO;
+    else if (mode && *mode) {
+        fprintf(stderr, "gc_fuzz: MULCH_FUZZ_GC_COMPACT must be always, never or auto\n");
+        abort();
+    }
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    run_t *r = &g_run;
+    run_begin(r, data, size);
+    walk(r);
+    while (fz_more(&r->in)) {
+        r->in.step++;
+        switch (fz_u8(&r->in) % 16) {
+        case 0: case 1: case 2: op_alloc(r); break;
+        case 3: case 4: op_set_field(r, 0); break;
+        case 5:  op_set_field(r, 1); break;
+        case 6:  op_stack(r); break;
+        case 7:  op_global(r); break;
+        case 8:  op_weak_new(r); break;
+        case 9:  op_pin(r, 0); break;
+        case 10: op_pin(r, 1); break;
+        case 11: op_garbage(r); break;
+        case 12: op_collect(r); break;
+        case 13: op_misuse(r); break;
+        case 14: op_callback(r); break;
+        default: {
+            if (fz_u8(&r->in) & 1) { gc_safepoint(r->t); break; }
+            size_t problems = gc_verify(r->heap);
+            FZ_CHECK(&r->in, problems == 0, "gc_verify found %zu problem(s) (last: \"%s\")",
+                     problems, fz_last_what);
+            break;
+        }
+        }
+        walk(r);
+        check_deaths(r, 0);
+        expect_no_new_reports(r, "a valid operation");
+    }
+    run_end(r);
+    return 0;
+}
