@@ -96,9 +96,11 @@ static void spans_account(gc_heap_t *heap) {
         block_t *b = heap->spans.items[s];
         /* Spans to be evacuated next time get no new objects meanwhile,
          * unless the heap cannot grow (gc_alloc_slow). */
+        /* (Generational mode: the next collection is likely minor and
+         * would not evacuate them; keep allocating there meanwhile.) */
         if (b->used < b->capacity && b->size_class != 0xffff) {
-            block_t **list = pool_block_has_flag(b, BLOCK_EVACUATE) ? &heap->sparse[b->size_class]
-                                                                    : &heap->available[b->size_class];
+            bool hold = pool_block_has_flag(b, BLOCK_EVACUATE) && !heap->generational;
+            block_t **list = hold ? &heap->sparse[b->size_class] : &heap->available[b->size_class];
             b->prev = NULL;
             b->next = *list;
             if (b->next) b->next->prev = b;
@@ -115,12 +117,13 @@ static void spans_account(gc_heap_t *heap) {
 }
 
 /* Spans the collection emptied (compaction empties many) sit free in the
- * pool; give them back to the OS when they dwarf what the heap still holds,
- * so that RSS follows the heap down, not just heap_bytes. */
+ * pool. Until the next collection the heap will take back about `trigger`
+ * bytes of them: keep that much committed (returning it would only fault
+ * it in again) and give the rest back, so that RSS follows the heap down. */
 static void pool_trim_if_idle(gc_heap_t *heap) {
     size_t idle = atomic_load_explicit(&heap->pool->free_committed, memory_order_relaxed);
-    size_t held = atomic_load_explicit(&heap->heap_bytes, memory_order_relaxed);
-    if (idle > ((size_t)16 << 20) && idle > held / 2) pool_trim(heap->pool);
+    size_t keep = heap->trigger + ((size_t)16 << 20);
+    if (idle > keep) pool_block_trim(heap->pool, keep);
 }
 
 void gc_collect_locked(gc_heap_t *heap, gc_thread_t *self, bool minor_allowed) {

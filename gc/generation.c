@@ -17,8 +17,10 @@
  * collections never move objects (an old object pointing to a moved young
  * one would not be traced to be fixed).
  * Policy: a collection triggered by allocation is minor unless the live
- * bytes reached heap_growth x those of the last full collection, marks were
- * cleared for another purpose, or compaction is ALWAYS.
+ * bytes reached (1 + (heap_growth - 1) / 2) x those of the last full
+ * collection, marks were cleared for another purpose, or compaction is
+ * ALWAYS; the allocation budget between collections is computed from the
+ * last full collection's live bytes.
  */
 #include "gc_internal.h"
 
@@ -45,8 +47,11 @@ void gc_marks_forget(gc_heap_t *heap) {
 bool gc_generation_begin(gc_heap_t *heap, bool minor_allowed) {
     if (!heap->generational) return false;
     double growth = heap->options.heap_growth;
+    /* Old garbage may take up to half the growth headroom before a full
+     * collection reclaims it. */
+    double old_limit = (double)heap->full_live_bytes * (1.0 + (growth - 1.0) / 2.0) + (double)(1u << 20);
     bool minor = minor_allowed && !heap->next_full && heap->options.compaction != GC_COMPACT_ALWAYS
-                 && (double)heap->live_bytes < (double)heap->full_live_bytes * growth + (double)(1u << 20);
+                 && (double)heap->live_bytes < old_limit;
     if (!minor) {
         marks_clear(heap);
         remembered_forget(heap);
@@ -68,8 +73,16 @@ void gc_generation_end(gc_heap_t *heap, bool minor) {
     if (!heap->generational) return;
     /* Every survivor is old now: nothing needs remembering. */
     remembered_forget(heap);
-    if (minor) heap->minor_collections++;
-    else heap->full_live_bytes = heap->live_bytes;
+    if (minor) {
+        heap->minor_collections++;
+        /* The young budget follows the live data of the last full
+         * collection: old garbage must not make the heap grow too. */
+        double growth = heap->options.heap_growth;
+        size_t budget = (size_t)((double)heap->full_live_bytes * (growth - 1.0));
+        heap->trigger = budget > heap->options.initial_heap ? budget : heap->options.initial_heap;
+    } else {
+        heap->full_live_bytes = heap->live_bytes;
+    }
 }
 
 /* The write barrier's slow half: obj is old and not yet remembered. */

@@ -26,6 +26,12 @@ void pool_block_release(pool_t *pool, block_t *span) {
     pthread_mutex_unlock(&pool->lock);
 }
 
+void pool_block_trim(pool_t *pool, size_t keep) {
+    pthread_mutex_lock(&pool->lock);
+    span_trim_locked(pool, keep);
+    pthread_mutex_unlock(&pool->lock);
+}
+
 static void *external_object_start(block_t *span, const void *addr) {
     const unsigned char *bits = pool_block_start_bits(span);
     size_t g = pool_block_granule(span, addr);

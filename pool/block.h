@@ -29,6 +29,9 @@
  * contents unspecified. NULL at the pool's limit or when the OS refuses. */
 MULCH_INTERNAL block_t *pool_block_acquire(pool_t *pool, uint32_t nblocks, void *owner);
 MULCH_INTERNAL void     pool_block_release(pool_t *pool, block_t *span);
+/* Returns free spans to the OS until at most `keep` bytes of them stay
+ * committed (the owner knows how much it will take again soon). */
+MULCH_INTERNAL void     pool_block_trim(pool_t *pool, size_t keep);
 
 /* The head of the span (small or external) holding addr, or NULL for an
  * address in no span of any pool (free blocks, headers, foreign memory).

@@ -23,7 +23,7 @@ static void test_pool_aligned_size0_above_block_size(void **state)
     TEST_START();
     const size_t blocks[] = { 16 * KiB, 64 * KiB, 256 * KiB };
     for (size_t b = 0; b < sizeof blocks / sizeof blocks[0]; b++) {
-        pool_options_t opts = { blocks[b], 0, 0 };
+        pool_options_t opts = { .block_size = blocks[b] };
         pool_t *pool = pool_create(&opts);
         EXPECT_NONNULL_CTX(pool, "pool_create(block %zu)", blocks[b]);
         unsigned long r0 = rec_count();
