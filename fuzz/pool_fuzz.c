@@ -521,9 +521,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     r.expected_reports = fz_report_count();
 
     static const pool_options_t opts[N_POOLS] = {
-        { 0, 0, 0 },                                  /* 64 KiB blocks */
-        { 16 * 1024, 0, 1 },                          /* small blocks, sites */
-        { 256 * 1024, 8u * 1024 * 1024, 0 },          /* big blocks, a limit */
+        { .block_size = 0 },                                       /* 64 KiB blocks */
+        { .block_size = 16 * 1024, .track_leaks = 1 },             /* small blocks, sites */
+        { .block_size = 256 * 1024, .limit = 8u * 1024 * 1024 },   /* big blocks, a limit */
     };
     for (int i = 0; i < N_POOLS; i++) {
         r.pools[i] = pool_create(&opts[i]);
