@@ -62,7 +62,7 @@ gc_heap_t *gc_heap_create(const gc_options_t *opts) {
     heap->stress_every = env_size("MULCH_GC_STRESS", 0);
     heap->generational = options.generational != 0;
     /* AUTO evacuates spans whose live cells fill less than this share. */
-    heap->evacuate_below_percent = (unsigned)env_size("MULCH_GC_EVACUATE_BELOW", 75);
+    heap->evacuate_below_percent = (unsigned)env_size("MULCH_GC_EVACUATE_BELOW", 80);
     if (heap->evacuate_below_percent > 100) heap->evacuate_below_percent = 100;
     return heap;
 }
