@@ -84,7 +84,11 @@ static MULCH_NO_TSAN MULCH_NO_ASAN bool cell_read_live(const pool_t *pool, const
     return true;
 }
 
-static void leaks_collect_locked(pool_t *pool, leak_list_t *list) {
+/* Calls fn for every live allocation: small cells (site NULL-filled when
+ * untracked, size the requested one when tracked) and huge objects. */
+typedef void (*live_fn)(void *ctx, void *address, size_t size, const leak_site_t *site);
+
+static void live_walk_locked(pool_t *pool, live_fn fn, void *ctx) {
     for (chunk_t *chunk = pool->chunks; chunk; chunk = chunk->next) {
         for (uint32_t i = chunk->first_block; i < chunk->block_count; i++) {
             block_t *b = &chunk->blocks[i];
@@ -94,31 +98,32 @@ static void leaks_collect_locked(pool_t *pool, leak_list_t *list) {
                 leak_site_t site;
                 if (!cell_read_live(pool, b, c, &site)) continue;
                 size_t size = site.where ? site.size : b->cell_size;
-                leak_list_push(list, b->start + (size_t)c * b->cell_size, size, &site);
+                fn(ctx, b->start + (size_t)c * b->cell_size, size, &site);
             }
         }
     }
     for (chunk_t *chunk = pool->huge; chunk; chunk = chunk->next)
-        leak_list_push(list, (unsigned char *)chunk + chunk->object_offset, chunk->requested,
-                       pool->track_leaks ? &chunk->site : NULL);
+        fn(ctx, (unsigned char *)chunk + chunk->object_offset, chunk->requested,
+           pool->track_leaks ? &chunk->site : NULL);
+}
+
+static void leak_collect_one(void *list, void *address, size_t size, const leak_site_t *site) {
+    leak_list_push(list, address, size, site);
+}
+
+static void leaks_collect_locked(pool_t *pool, leak_list_t *list) {
+    live_walk_locked(pool, leak_collect_one, list);
+}
+
+static void tool_forget_one(void *ctx, void *address, size_t size, const leak_site_t *site) {
+    (void)ctx, (void)size, (void)site;
+    tool_vg_free(address);
 }
 
 /* pool_destroy under valgrind: memcheck must forget the pool's live cells,
  * or a later mapping at the same address makes its blocks "overlap". */
 void pool_tool_forget_live_locked(pool_t *pool) {
-    for (chunk_t *chunk = pool->chunks; chunk; chunk = chunk->next) {
-        for (uint32_t i = chunk->first_block; i < chunk->block_count; i++) {
-            block_t *b = &chunk->blocks[i];
-            if (b->kind != BLOCK_SMALL) continue;
-            uint32_t bump = atomic_load_explicit(&b->bump, memory_order_relaxed);
-            for (uint32_t c = 0; c < bump; c++) {
-                leak_site_t site;
-                if (cell_read_live(pool, b, c, &site)) tool_vg_free(b->start + (size_t)c * b->cell_size);
-            }
-        }
-    }
-    for (chunk_t *chunk = pool->huge; chunk; chunk = chunk->next)
-        tool_vg_free((unsigned char *)chunk + chunk->object_offset);
+    live_walk_locked(pool, tool_forget_one, NULL);
 }
 
 static int site_compare(const void *a, const void *b) {
