@@ -1,16 +1,19 @@
 /* evacuate.c — compaction: Immix-style opportunistic evacuation.
  *
  * Plan (end of collection N, gc_evacuation_plan): spans are flagged
- * BLOCK_EVACUATE when the policy says so — GC_COMPACT_AUTO flags the
- * sparsest spans of a class once that class holds at least a span's worth
- * of free cells in partly used spans; flagged spans are not listed as
- * available, so mutators do not allocate into them.
+ * BLOCK_EVACUATE when the policy says so — GC_COMPACT_AUTO flags the spans
+ * whose live cells fill less than heap->evacuate_below_percent of them
+ * (MULCH_GC_EVACUATE_BELOW, default 80) in classes that hold at least two
+ * spans' worth of free cells; flagged spans are listed apart (heap->sparse)
+ * and get no new objects unless the heap cannot grow (or, in generational
+ * mode, whose next collection is likely minor, at all).
  * Prepare (start of collection N+1, gc_evacuation_prepare): GC_COMPACT_ALWAYS
  * flags every small span; then the flag is taken off every span that holds
  * an object which must not move: pinned objects, objects whose finalizer
  * is pending (the finalizing thread holds their address), and objects found
- * by the conservative stack scan (gc_conservative_keep).
- * Evacuate (during marking, gc_evacuate_slot): the first time the tracer
+ * by the conservative stack scan (gc_evacuation_keep). Minor collections
+ * (generational mode) never evacuate.
+ * Evacuate (during marking, gc_evacuate_object): the first time the tracer
  * meets an unmarked object of a flagged span it copies the whole cell into
  * a free cell of a non-flagged span of the same class (or a new span),
  * marks the copy, pushes it, and leaves a forwarding word in the old header
@@ -170,8 +173,7 @@ bool gc_evacuation_prepare(gc_heap_t *heap) {
 }
 
 /* End of a collection, after spans_account set b->used: flags the spans the
- * next collection evacuates (AUTO). Returns whether span b may be listed as
- * available for allocation. */
+ * next collection evacuates (AUTO); clears every other flag. */
 void gc_evacuation_plan(gc_heap_t *heap) {
     size_t capacity[GC_CLASSES] = { 0 }, live[GC_CLASSES] = { 0 };
     for (size_t s = 0; s < heap->spans.count; s++) {
