@@ -145,14 +145,10 @@ void *gc_evacuate_object(gc_tracer_t *tracer, block_t *b, uint32_t i, void *obj)
 
 /* ---- plan and prepare ------------------------------------------------------------ */
 
-static void keep_in_place(gc_heap_t *heap, const void *obj) {
+void gc_evacuation_keep(gc_heap_t *heap, const void *obj) {
     uint32_t i;
     block_t *b = obj ? gc_object_span(heap, obj, &i) : NULL;
     if (b) pool_block_clear_flag(b, BLOCK_EVACUATE);
-}
-
-void gc_evacuation_keep(gc_heap_t *heap, const void *obj) {
-    keep_in_place(heap, obj);
 }
 
 bool gc_evacuation_prepare(gc_heap_t *heap) {
@@ -167,8 +163,8 @@ bool gc_evacuation_prepare(gc_heap_t *heap) {
     }
     if (!any) return false;
     for (size_t i = 0; i < heap->pin_capacity; i++)
-        if (heap->pins[i].count) keep_in_place(heap, heap->pins[i].obj);
-    for (size_t i = 0; i < heap->pending.count; i++) keep_in_place(heap, heap->pending.items[i]);
+        if (heap->pins[i].count) gc_evacuation_keep(heap, heap->pins[i].obj);
+    for (size_t i = 0; i < heap->pending.count; i++) gc_evacuation_keep(heap, heap->pending.items[i]);
     return true;
 }
 
