@@ -207,7 +207,6 @@ struct gc_heap {
     bool             next_full;        /* mark bits were cleared: no minor  */
     gc_vector_t      remembered;       /* old objects with new pointers     */
     size_t           full_live_bytes;  /* live after the last full collection */
-    uint64_t         minor_collections;
 
     /* finalization and weak references */
     gc_vector_t      finalizable;      /* objects with finalizers, not run  */

@@ -74,7 +74,6 @@ void gc_generation_end(gc_heap_t *heap, bool minor) {
     /* Every survivor is old now: nothing needs remembering. */
     remembered_forget(heap);
     if (minor) {
-        heap->minor_collections++;
         /* The young budget follows the live data of the last full
          * collection: old garbage must not make the heap grow too. */
         double growth = heap->options.heap_growth;
