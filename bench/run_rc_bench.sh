@@ -135,7 +135,7 @@ END {
         print line
     }
     print ""
-    print "ns/op: summed per-thread time of the timed loops / total ops (lower is better). Ratios < 1: mulch is faster. \"net of plain\" subtracts the harness floor (the plain variant: random draw + slot store) from both."
+    print "ns/op: summed per-thread time of the timed loops / total ops (lower is better). Ratios < 1: mulch is faster. \"net of plain\" subtracts the harness floor (the plain variant: pick-table read + slot store) from both."
     print ""
     print "| target | measured | status |"
     print "|---|---:|---|"

@@ -13,7 +13,7 @@
 
 #include "rc_internal.h"
 
-_Thread_local rc_thread_t *rc_self;
+__thread rc_thread_t *mulch_rc_self_;
 
 static pthread_key_t rc_exit_key;
 static pthread_once_t rc_exit_once = PTHREAD_ONCE_INIT;
@@ -81,7 +81,23 @@ static MULCH_NOINLINE bool rc_check_slow(const void *obj, const char *fn) {
     return true;
 }
 
+/* PREFETCHW where there is one: __builtin_prefetch(p, 1) only emits it when
+ * the target ISA names it (-mprfchw), and baseline x86-64 does not, though
+ * every x86-64 CPU either runs it or treats it as a NOP (0F 0D). */
+static inline void rc_prefetch_for_write(const void *p) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    __asm__ volatile("prefetchw %0" : : "m"(*(const char *)p));
+#else
+    __builtin_prefetch(p, 1, 3);
+#endif
+}
+
 static inline bool rc_looks_live(const void *obj, const char *fn) {
+    /* Ask for the header's line in exclusive state before reading it: a
+     * non-owner's read followed by its atomic update would otherwise cost
+     * two coherence misses on a line that other threads keep writing.
+     * A prefetch never faults, so a foreign pointer is still safe here. */
+    rc_prefetch_for_write(&rc_header_of(obj)->shared);
     if (mulch_likely(obj != NULL && chunk_of(obj) != NULL
                      && rc_magic_peek(obj) == RC_LIVE))
         return true;

@@ -18,14 +18,19 @@
  * If the owner thread has exited, the releasing thread folds the counts
  * itself (the exit published `biased` through the owner's `dead` flag).
  *
- * `magic` is RC_LIVE while the object lives. Destroyed memory goes back to
- * the pool, whose free mark overwrites it, so retain/release on a
- * destroyed object is caught until the cell is reused.
+ * `magic` is RC_LIVE while the object lives; destruction clears it before
+ * the memory goes back to the pool, so retain/release on a destroyed object
+ * is caught until the cell is reused. `owner` is NULL before any object is
+ * destroyed (destruction follows the merge), so <mulch/rc.h>'s inline
+ * owner paths, which trust `owner == this thread` alone, never touch a
+ * destroyed object.
  */
 #ifndef MULCH_RC_INTERNAL_H
 #define MULCH_RC_INTERNAL_H
 
 #include <stdatomic.h>
+
+#define MULCH_BUILDING_RC_ 1
 
 #include <mulch/rc.h>
 
@@ -37,27 +42,40 @@
 #define RC_QUEUED ((int64_t)2)
 #define RC_LIVE   0x72634c56u /* "rcLV" */
 
-typedef struct rc_thread rc_thread_t;
+typedef struct mulch_rc_thread_ rc_thread_t; /* named in <mulch/rc.h> */
 
 typedef struct rc_header {
-    _Atomic(rc_thread_t *) owner;   /* NULL once merged                    */
-    _Atomic uint32_t       biased;  /* owner's count: written by the owner only
-                                       (relaxed: plain moves), read by rc_count */
-    _Atomic uint32_t       magic;   /* RC_LIVE while alive                 */
-    _Atomic int64_t        shared;  /* other threads' count << 2 | flags   */
+    /* Cold: written at allocation and destruction (and link while queued). */
     void                 (*destroy)(void *obj);
     _Atomic(struct rc_weak_control *) weak;
     struct rc_header      *link;    /* owner's merge queue, or the pending-destroy list */
-} rc_header_t;
+    _Atomic uint32_t       magic;   /* RC_LIVE while alive                 */
+    /* Hot. owner and shared share one 16-byte granule, so never two cache
+     * lines: a non-owner's retain or release writes one line only. */
+    _Atomic uint32_t       biased;  /* owner's count: written by the owner only
+                                       (relaxed: plain moves), read by rc_count */
+    _Atomic(rc_thread_t *) owner;   /* NULL once merged                    */
+    _Atomic int64_t        shared;  /* other threads' count << 2 | flags   */} rc_header_t;
 
 _Static_assert(sizeof(rc_header_t) % 16 == 0, "rc payload stays 16-byte aligned");
 
 /* One per thread that has allocated rc objects; never unmapped, so a
  * stale owner pointer stays valid. */
-struct rc_thread {
-    _Atomic(rc_header_t *) queue;   /* objects to merge (pushed by others) */
+struct mulch_rc_thread_ {
+    _Atomic(rc_header_t *) queue;   /* objects to merge (pushed by others);
+                                       first: rc.h's inline release reads it */
     _Atomic int            dead;    /* the thread has exited               */
 };
+
+/* The inline fast paths in <mulch/rc.h> read these words directly. */
+_Static_assert(offsetof(rc_header_t, owner) == offsetof(struct mulch_rc_header_, owner),
+               "rc.h reads owner at the same offset");
+_Static_assert(offsetof(rc_header_t, owner) % 16 == 0 && offsetof(rc_header_t, shared) == offsetof(rc_header_t, owner) + 8,
+               "owner and shared share a 16-byte granule");
+_Static_assert(offsetof(rc_header_t, biased) == offsetof(struct mulch_rc_header_, biased),
+               "rc.h reads biased at the same offset");
+_Static_assert(sizeof(rc_header_t) == MULCH_RC_HEADER_SIZE_, "rc.h knows the header size");
+_Static_assert(offsetof(struct mulch_rc_thread_, queue) == 0, "rc.h reads the queue at offset 0");
 
 /* Shared between an object and its weak references. */
 typedef struct rc_weak_control {
@@ -77,7 +95,7 @@ static inline void *rc_object_of(rc_header_t *h) {
 MULCH_INTERNAL rc_thread_t *rc_thread_self_slow(void);
 /* True for a live rc object; otherwise reports "<fn>: <problem>". */
 MULCH_INTERNAL bool rc_check(const void *obj, const char *fn);
-MULCH_INTERNAL extern _Thread_local rc_thread_t *rc_self;
+#define rc_self mulch_rc_self_ /* exported: rc.h's inline paths read it */
 
 /* Destroys the object whose count reached zero (weak references cleared,
  * destroy callback, memory back to the pool; nested destroys iterate). */

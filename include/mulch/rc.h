@@ -31,6 +31,80 @@ MULCH_API void  *rc_retain(void *obj);    /* returns obj */
 MULCH_API void   rc_release(void *obj);
 MULCH_API size_t rc_count(const void *obj); /* exact when no retain/release is concurrent */
 
+/* Inline fast paths. The owner thread's retain, and its release that does
+ * not drop the last reference, touch only the object's header and this
+ * thread's rc record: no call, no atomic instruction. Everything else
+ * (other threads, the last release, bad pointers) goes to the functions
+ * above, which validate the pointer and report misuse. What the inline
+ * path gives up: it reads the 48 bytes before `obj` before validating it,
+ * so a wild pointer into unmapped memory faults instead of being reported,
+ * and memory checkers flag the read of a released object's header.
+ * Define MULCH_RC_NO_INLINE before including this header (sanitizer builds
+ * do so by themselves), or call (rc_retain)(obj), to always validate first.
+ *
+ * Not API: the names below ending in '_' mirror the start of the header
+ * and of the per-thread record (runtime/rc_internal.h checks the layout). */
+struct mulch_rc_thread_;
+struct mulch_rc_header_ {
+    void                    *reserved_[3];
+    unsigned int             reserved_magic_;
+    unsigned int             biased; /* the owner's count */
+    struct mulch_rc_thread_ *owner;  /* the allocating thread until merged */
+};
+#define MULCH_RC_HEADER_SIZE_ 48
+MULCH_API extern __thread struct mulch_rc_thread_ *mulch_rc_self_
+    __attribute__((tls_model("initial-exec")));
+
+#if !defined(MULCH_RC_NO_INLINE) && defined(__has_feature)
+#  if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || __has_feature(memory_sanitizer)
+#    define MULCH_RC_NO_INLINE 1
+#  endif
+#endif
+#if !defined(MULCH_RC_NO_INLINE) && (defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__))
+#  define MULCH_RC_NO_INLINE 1
+#endif
+
+#if !defined(MULCH_RC_NO_INLINE) && !defined(MULCH_BUILDING_RC_)
+static inline struct mulch_rc_header_ *mulch_rc_header_of_(void *obj) {
+    return (struct mulch_rc_header_ *)(void *)((char *)obj - MULCH_RC_HEADER_SIZE_);
+}
+
+static inline void *mulch_rc_retain_inline_(void *obj) {
+    struct mulch_rc_thread_ *self = mulch_rc_self_;
+    if (__builtin_expect(obj != NULL && self != NULL, 1)) {
+        struct mulch_rc_header_ *h = mulch_rc_header_of_(obj);
+        if (__builtin_expect(__atomic_load_n(&h->owner, __ATOMIC_RELAXED) == self, 1)) {
+            __atomic_store_n(&h->biased, __atomic_load_n(&h->biased, __ATOMIC_RELAXED) + 1u,
+                             __ATOMIC_RELAXED);
+            return obj;
+        }
+    }
+    return (rc_retain)(obj);
+}
+
+static inline void mulch_rc_release_inline_(void *obj) {
+    struct mulch_rc_thread_ *self = mulch_rc_self_;
+    if (__builtin_expect(obj != NULL && self != NULL, 1)) {
+        struct mulch_rc_header_ *h = mulch_rc_header_of_(obj);
+        /* the record's first word is its merge queue: non-empty sends the
+         * owner to the slow path, which merges what others queued */
+        if (__builtin_expect(__atomic_load_n(&h->owner, __ATOMIC_RELAXED) == self
+                                 && __atomic_load_n((void *const *)(void *)self, __ATOMIC_RELAXED) == NULL,
+                             1)) {
+            unsigned int biased = __atomic_load_n(&h->biased, __ATOMIC_RELAXED);
+            if (__builtin_expect(biased > 1u, 1)) {
+                __atomic_store_n(&h->biased, biased - 1u, __ATOMIC_RELAXED);
+                return;
+            }
+        }
+    }
+    (rc_release)(obj);
+}
+
+#  define rc_retain(obj)  mulch_rc_retain_inline_(obj)
+#  define rc_release(obj) mulch_rc_release_inline_(obj)
+#endif
+
 typedef struct rc_weak rc_weak_t;
 MULCH_API rc_weak_t *rc_weak_new(void *obj);
 MULCH_API void      *rc_weak_lock(rc_weak_t *weak); /* retained obj, or NULL once destroyed */

@@ -37,7 +37,9 @@ foreach(_header IN LISTS _headers)
     string(REGEX MATCHALL "(mulch|pool|gc|rc)_[a-z0-9_]*[ \t]*\\(" _calls "${_text}")
     foreach(_call IN LISTS _calls)
         string(REGEX REPLACE "[ \t]*\\($" "" _name "${_call}")
-        list(APPEND _functions "${_name}")
+        if(NOT _name MATCHES "_$")         # trailing '_': inline internals, not API
+            list(APPEND _functions "${_name}")
+        endif()
     endforeach()
     string(REGEX MATCHALL "(mulch|pool|gc|rc)_[a-z0-9_]*_(t|fn)[^a-z0-9_]" _type_uses "${_text}")
     foreach(_use IN LISTS _type_uses)   # a ';' after the name splits it off: skip ""
