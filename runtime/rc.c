@@ -97,7 +97,9 @@ static inline bool rc_looks_live(const void *obj, const char *fn) {
      * non-owner's read followed by its atomic update would otherwise cost
      * two coherence misses on a line that other threads keep writing.
      * A prefetch never faults, so a foreign pointer is still safe here. */
-    rc_prefetch_for_write(&rc_header_of(obj)->shared);
+    /* integer arithmetic: obj may be NULL or wild, and is not validated yet */
+    rc_prefetch_for_write((const void *)((uintptr_t)obj - sizeof(rc_header_t)
+                                         + offsetof(rc_header_t, shared)));
     if (mulch_likely(obj != NULL && chunk_of(obj) != NULL
                      && rc_magic_peek(obj) == RC_LIVE))
         return true;
