@@ -433,6 +433,62 @@ static void *release_transferred(void *arg)
     return NULL;
 }
 
+/* <mulch/rc.h> inlines the owner's retain and non-final release (unless
+ * sanitizers or MULCH_RC_NO_INLINE turn that off); (rc_retain)(o) is always
+ * the library function. Both must keep one count: a seeded mix of the two,
+ * with other threads' references in between, and the last release through
+ * the inline form destroying exactly once. */
+static void *release_on_thread(void *obj)
+{
+    rc_release(obj);
+    return NULL;
+}
+
+static void test_rc_inline_and_library_paths_agree(void **state)
+{
+    (void)state;
+    TEST_START();
+    rng_t r = test_rng(__func__, 0);
+    destroy_reset();
+    shadow_reset();
+    recobj_t *o = mk_rec(NULL, 5);
+    size_t model = 1;
+    size_t steps = scaled(100000, 10000);
+    for (size_t i = 0; i < steps; i++) {
+        unsigned op = (unsigned)rng_below(&r, 100);
+        if (op < 30 || model == 1) {
+            EXPECT_PTR_EQ(rc_retain(o), o);          /* inline when enabled */
+            model++;
+        } else if (op < 50) {
+            EXPECT_PTR_EQ((rc_retain)(o), o);        /* always the library */
+            model++;
+        } else if (op < 75) {
+            rc_release(o);
+            model--;
+        } else if (op < 98) {
+            (rc_release)(o);
+            model--;
+        } else {
+            /* a reference released by another thread goes to `shared` */
+            EXPECT_PTR_EQ(rc_retain(o), o);
+            pthread_t th;
+            if (pthread_create(&th, NULL, release_on_thread, o) != 0) T_FAIL("pthread_create");
+            pthread_join(th, NULL);
+        }
+        size_t c = rc_count(o);
+        if (c != model) T_FAIL("step %zu: rc_count = %zu, expected %zu", i, c, model);
+    }
+    while (model > 1) {
+        if (model & 1) rc_release(o);
+        else (rc_release)(o);
+        model--;
+    }
+    EXPECT_DESTROYS(0);
+    rc_release(o);                                   /* the owner's last: the library merges */
+    EXPECT_DESTROYS(1);
+    EXPECT_SHADOW_RUNS(5, 1);
+}
+
 static void test_rc_last_release_on_other_thread(void **state)
 {
     (void)state;
@@ -1504,6 +1560,7 @@ int main(void)
         T(test_rc_alloc_oom_is_not_misuse),
         T(test_rc_alloc_in_custom_pool),
         T(test_rc_retain_release_counts),
+        T(test_rc_inline_and_library_paths_agree),
         T(test_rc_last_release_on_other_thread),
         T(test_rc_destroy_releases_chain),
         T(test_rc_destroy_chain_small_stack),
