@@ -45,17 +45,20 @@
 typedef struct mulch_rc_thread_ rc_thread_t; /* named in <mulch/rc.h> */
 
 typedef struct rc_header {
-    /* Cold: written at allocation and destruction (and link while queued). */
+    /* The first 16 bytes are what a freed pool cell keeps addressable (its
+     * free link and free mark, pool/tool.h), so the misuse check can read
+     * `magic` of a destroyed object even under valgrind. */
+    _Atomic uint32_t       magic;   /* RC_LIVE while alive                 */
+    _Atomic uint32_t       biased;  /* owner's count: written by the owner only
+                                       (relaxed: plain moves), read by rc_count */
     void                 (*destroy)(void *obj);
     _Atomic(struct rc_weak_control *) weak;
     struct rc_header      *link;    /* owner's merge queue, or the pending-destroy list */
-    _Atomic uint32_t       magic;   /* RC_LIVE while alive                 */
-    /* Hot. owner and shared share one 16-byte granule, so never two cache
+    /* owner and shared share one 16-byte granule, so never two cache
      * lines: a non-owner's retain or release writes one line only. */
-    _Atomic uint32_t       biased;  /* owner's count: written by the owner only
-                                       (relaxed: plain moves), read by rc_count */
     _Atomic(rc_thread_t *) owner;   /* NULL once merged                    */
-    _Atomic int64_t        shared;  /* other threads' count << 2 | flags   */} rc_header_t;
+    _Atomic int64_t        shared;  /* other threads' count << 2 | flags   */
+} rc_header_t;
 
 _Static_assert(sizeof(rc_header_t) % 16 == 0, "rc payload stays 16-byte aligned");
 
@@ -75,6 +78,7 @@ _Static_assert(offsetof(rc_header_t, owner) % 16 == 0 && offsetof(rc_header_t, s
 _Static_assert(offsetof(rc_header_t, biased) == offsetof(struct mulch_rc_header_, biased),
                "rc.h reads biased at the same offset");
 _Static_assert(sizeof(rc_header_t) == MULCH_RC_HEADER_SIZE_, "rc.h knows the header size");
+_Static_assert(offsetof(rc_header_t, magic) + sizeof(uint32_t) <= 16, "magic stays readable in a freed cell");
 _Static_assert(offsetof(struct mulch_rc_thread_, queue) == 0, "rc.h reads the queue at offset 0");
 
 /* Shared between an object and its weak references. */

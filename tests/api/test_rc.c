@@ -719,6 +719,21 @@ static void test_rc_destroy_chain_small_stack(void **state)
 /* ======================================================================== */
 /* Misuse                                                                    */
 
+/* Calls on destroyed objects: <mulch/rc.h>'s inline fast path reads the
+ * header before validating it (documented), which memcheck flags as a read
+ * of freed memory; under valgrind these go straight to the library
+ * functions, which validate first. Elsewhere the inline path must report
+ * the misuse just the same. */
+static void *misuse_retain(void *o)
+{
+    return MT_ON_VALGRIND() ? (rc_retain)(o) : rc_retain(o);
+}
+static void misuse_release(void *o)
+{
+    if (MT_ON_VALGRIND()) (rc_release)(o);
+    else rc_release(o);
+}
+
 static void test_rc_misuse_destroyed_object(void **state)
 {
     (void)state;
@@ -739,7 +754,7 @@ static void test_rc_misuse_destroyed_object(void **state)
     pool_stats_t s0 = pstats(pool);
 
     unsigned long r1 = rec_count();
-    rc_release(o); /* double release */
+    misuse_release(o); /* double release */
     EXPECT_ONE_REPORT(r1, "rc_release:", o);
     EXPECT_DESTROYS(1);
     EXPECT_SHADOW_RUNS(11, 1);
@@ -749,14 +764,14 @@ static void test_rc_misuse_destroyed_object(void **state)
     EXPECT_EQ(s1.bytes_in_use, s0.bytes_in_use);
 
     r1 = rec_count();
-    (void)rc_retain(o); /* retain after the last release */
+    (void)misuse_retain(o); /* retain after the last release */
     EXPECT_ONE_REPORT(r1, "rc_retain:", o);
     r1 = rec_count();
     size_t c = rc_count(o);
     EXPECT_EQ(c, 0);
     EXPECT_ONE_REPORT(r1, "rc_count:", o);
     r1 = rec_count();
-    rc_release(o); /* the retain above must not have revived it */
+    misuse_release(o); /* the retain above must not have revived it */
     EXPECT_ONE_REPORT(r1, "rc_release:", o);
     EXPECT_DESTROYS(1);
     pool_stats_t s2 = pstats(pool);
