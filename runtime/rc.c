@@ -98,8 +98,7 @@ static inline bool rc_looks_live(const void *obj, const char *fn) {
      * two coherence misses on a line that other threads keep writing.
      * A prefetch never faults, so a foreign pointer is still safe here. */
     /* integer arithmetic: obj may be NULL or wild, and is not validated yet */
-    rc_prefetch_for_write((const void *)((uintptr_t)obj - sizeof(rc_header_t)
-                                         + offsetof(rc_header_t, shared)));
+    rc_prefetch_for_write((const void *)((uintptr_t)obj - sizeof(rc_header_t)));
     if (mulch_likely(obj != NULL && chunk_of(obj) != NULL
                      && rc_magic_peek(obj) == RC_LIVE))
         return true;
@@ -162,8 +161,15 @@ void rc_destroy(rc_header_t *h) {
 /* The count as one number: merged objects count in `shared` only. */
 static void rc_merge(rc_header_t *h, uint32_t biased) {
     atomic_store_explicit(&h->owner, NULL, memory_order_relaxed);
-    int64_t add = (int64_t)biased * RC_ONE + RC_MERGED;
-    int64_t now = atomic_fetch_add_explicit(&h->shared, add, memory_order_acq_rel) + add;
+    int32_t shared = atomic_load_explicit(&h->shared, memory_order_relaxed) >> RC_SHIFT;
+    if (mulch_unlikely((int64_t)biased + shared > RC_SHARED_MAX)) {
+        /* cannot count them all in `shared`: keep the object forever
+         * rather than risk freeing it while referenced */
+        rc_report("rc: reference count overflow; the object is kept alive for good", rc_object_of(h));
+        return;
+    }
+    int32_t add = (int32_t)biased * RC_ONE + RC_MERGED;
+    int32_t now = atomic_fetch_add_explicit(&h->shared, add, memory_order_acq_rel) + add;
     if ((now >> RC_SHIFT) == 0) rc_destroy(h);
 }
 
@@ -198,10 +204,13 @@ void *rc_retain(void *obj) {
                               memory_order_relaxed);
         return obj;
     }
-    int64_t old = atomic_fetch_add_explicit(&h->shared, RC_ONE, memory_order_relaxed);
-    if (mulch_unlikely((old & RC_MERGED) && (old >> RC_SHIFT) <= 0)) {
+    int32_t old = atomic_fetch_add_explicit(&h->shared, RC_ONE, memory_order_relaxed);
+    if (mulch_unlikely(((old & RC_MERGED) && (old >> RC_SHIFT) <= 0) || (old >> RC_SHIFT) >= RC_SHARED_MAX)) {
         atomic_fetch_sub_explicit(&h->shared, RC_ONE, memory_order_relaxed);
-        rc_report("rc_retain: object's count is 0 (retain after the last release)", obj);
+        rc_report((old >> RC_SHIFT) >= RC_SHARED_MAX
+                      ? "rc_retain: reference count overflow (2^29 - 1 references from other threads)"
+                      : "rc_retain: object's count is 0 (retain after the last release)",
+                  obj);
     }
     return obj;
 }
@@ -236,7 +245,7 @@ static MULCH_NOINLINE void rc_owner_last(rc_thread_t *self, rc_header_t *h) {
     /* Give up ownership before merging: once MERGED is visible another
      * thread may drop the count to zero and free the object. */
     atomic_store_explicit(&h->owner, NULL, memory_order_relaxed);
-    int64_t expected = atomic_load_explicit(&h->shared, memory_order_relaxed);
+    int32_t expected = atomic_load_explicit(&h->shared, memory_order_relaxed);
     for (;;) {
         if (expected & RC_QUEUED) {
             rc_queue_drain(self);
@@ -265,8 +274,8 @@ void rc_release(void *obj) {
      * touch h only if we hold that claim (otherwise another thread may merge
      * and free it at any moment). */
     rc_thread_t *owner = atomic_load_explicit(&h->owner, memory_order_relaxed);
-    int64_t old = atomic_load_explicit(&h->shared, memory_order_relaxed);
-    int64_t now;
+    int32_t old = atomic_load_explicit(&h->shared, memory_order_relaxed);
+    int32_t now;
     bool queue;
     do {
         now = old - RC_ONE;

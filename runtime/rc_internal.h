@@ -37,27 +37,34 @@
 #include "block.h"
 
 #define RC_SHIFT  2
-#define RC_ONE    ((int64_t)1 << RC_SHIFT)
-#define RC_MERGED ((int64_t)1)
-#define RC_QUEUED ((int64_t)2)
+#define RC_ONE    ((int32_t)1 << RC_SHIFT)
+#define RC_MERGED ((int32_t)1)
+#define RC_QUEUED ((int32_t)2)
+/* `shared` is 32 bits so that it fits the header's first 16 bytes with
+ * magic and owner: other threads' references are limited to 2^29 - 1 at a
+ * time (libstdc++'s shared_ptr counts in 31 bits). Past that, retain
+ * reports an overflow and takes no reference. */
+#define RC_SHARED_MAX ((int32_t)(INT32_MAX >> RC_SHIFT))
 #define RC_LIVE   0x72634c56u /* "rcLV" */
 
 typedef struct mulch_rc_thread_ rc_thread_t; /* named in <mulch/rc.h> */
 
 typedef struct rc_header {
-    /* The first 16 bytes are what a freed pool cell keeps addressable (its
-     * free link and free mark, pool/tool.h), so the misuse check can read
-     * `magic` of a destroyed object even under valgrind. */
+    /* The first 16 bytes are the hot ones, in one 16-byte granule and so
+     * on one cache line: a non-owner's retain or release reads magic and
+     * owner and updates shared there, one coherence miss in all. They are
+     * also what a freed pool cell keeps addressable (its free link and free
+     * mark, pool/tool.h), so the misuse check can read `magic` of a
+     * destroyed object even under valgrind. */
+    _Atomic int32_t        shared;  /* other threads' count << 2 | flags   */
     _Atomic uint32_t       magic;   /* RC_LIVE while alive                 */
+    _Atomic(rc_thread_t *) owner;   /* NULL once merged                    */
     _Atomic uint32_t       biased;  /* owner's count: written by the owner only
                                        (relaxed: plain moves), read by rc_count */
+    uint32_t               unused;
     void                 (*destroy)(void *obj);
     _Atomic(struct rc_weak_control *) weak;
     struct rc_header      *link;    /* owner's merge queue, or the pending-destroy list */
-    /* owner and shared share one 16-byte granule, so never two cache
-     * lines: a non-owner's retain or release writes one line only. */
-    _Atomic(rc_thread_t *) owner;   /* NULL once merged                    */
-    _Atomic int64_t        shared;  /* other threads' count << 2 | flags   */
 } rc_header_t;
 
 _Static_assert(sizeof(rc_header_t) % 16 == 0, "rc payload stays 16-byte aligned");
@@ -73,12 +80,11 @@ struct mulch_rc_thread_ {
 /* The inline fast paths in <mulch/rc.h> read these words directly. */
 _Static_assert(offsetof(rc_header_t, owner) == offsetof(struct mulch_rc_header_, owner),
                "rc.h reads owner at the same offset");
-_Static_assert(offsetof(rc_header_t, owner) % 16 == 0 && offsetof(rc_header_t, shared) == offsetof(rc_header_t, owner) + 8,
-               "owner and shared share a 16-byte granule");
+_Static_assert(offsetof(rc_header_t, shared) < 16 && offsetof(rc_header_t, magic) < 16 && offsetof(rc_header_t, owner) < 16,
+               "shared, magic and owner share the first 16-byte granule");
 _Static_assert(offsetof(rc_header_t, biased) == offsetof(struct mulch_rc_header_, biased),
                "rc.h reads biased at the same offset");
 _Static_assert(sizeof(rc_header_t) == MULCH_RC_HEADER_SIZE_, "rc.h knows the header size");
-_Static_assert(offsetof(rc_header_t, magic) + sizeof(uint32_t) <= 16, "magic stays readable in a freed cell");
 _Static_assert(offsetof(struct mulch_rc_thread_, queue) == 0, "rc.h reads the queue at offset 0");
 
 /* Shared between an object and its weak references. */

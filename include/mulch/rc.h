@@ -46,10 +46,9 @@ MULCH_API size_t rc_count(const void *obj); /* exact when no retain/release is c
  * and of the per-thread record (runtime/rc_internal.h checks the layout). */
 struct mulch_rc_thread_;
 struct mulch_rc_header_ {
-    unsigned int             reserved_magic_;
-    unsigned int             biased; /* the owner's count */
-    void                    *reserved_[3];
+    unsigned int             reserved_[2];
     struct mulch_rc_thread_ *owner;  /* the allocating thread until merged */
+    unsigned int             biased; /* the owner's count */
 };
 #define MULCH_RC_HEADER_SIZE_ 48
 MULCH_API extern __thread struct mulch_rc_thread_ *mulch_rc_self_
