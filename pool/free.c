@@ -11,6 +11,10 @@
  * A span whose last cell comes back (used == 0) is returned to the pool
  * unless it is the span the bin allocates from, which stays to absorb
  * alloc/free ping-pong at a span boundary.
+ *
+ * A span with released pages (release.c) carries the second check value,
+ * so its frees skip the fast path: pointer_check asks the released bits,
+ * since a parked cell's free mark may read as zero.
  */
 #include <stdio.h>
 
@@ -79,7 +83,7 @@ bool pointer_check(pool_t *pool, const void *p, const char *fn, pointer_info_t *
     }
     if (b->size_class >= pool->class_count || b->cell_size != size_class_bytes(b->size_class)
         || b->divisor != cell_divisor(b->cell_size) || b->start != block_start(chunk, b)
-        || b->check != block_check_of(pool, b)) {
+        || (block_check_load(b) != block_check_of(pool, b) && block_check_load(b) != block_check_released(pool, b))) {
         report_pointer(fn, "corrupted block header", p);
         return false;
     }
@@ -93,7 +97,8 @@ bool pointer_check(pool_t *pool, const void *p, const char *fn, pointer_info_t *
         report_pointer(fn, "pointer to a cell never allocated", p);
         return false;
     }
-    if (cell_has_free_mark(pool, p)) {
+    /* a parked cell's words may read as zeros: ask the span first */
+    if (cell_is_parked(pool, b, p) || cell_has_free_mark(pool, p)) {
         report_pointer(fn, "double free", p);
         return false;
     }
@@ -105,11 +110,7 @@ bool pointer_check(pool_t *pool, const void *p, const char *fn, pointer_info_t *
 
 /* An empty span leaves its bin and goes back to the pool. */
 void block_retire(pool_t *pool, thread_heap_t *heap, block_t *b) {
-    unsigned cls = b->size_class;
-    if (b->prev) b->prev->next = b->next;
-    else heap->bins[cls] = b->next;
-    if (b->next) b->next->prev = b->prev;
-    b->next = b->prev = NULL;
+    heap_list_unlink(heap, b);
     pthread_mutex_lock(&pool->lock);
     block_sites_release(b);
     span_release_locked(pool, b);
@@ -126,15 +127,9 @@ void block_retire(pool_t *pool, thread_heap_t *heap, block_t *b) {
  * (profiling churn showed the popped cell's cache miss dominating). */
 static MULCH_NOINLINE void block_move_to_front(thread_heap_t *heap, block_t *b) {
     unsigned cls = b->size_class;
-    if (b->flags & BLOCK_IN_FULL) {
-        if (b->prev) b->prev->next = b->next;
-        else heap->full[cls] = b->next;
-        b->flags &= (uint8_t)~BLOCK_IN_FULL; /* TF_FULL is cleared lazily at the next collect */
-    } else {
-        b->prev->next = b->next; /* not the head, so prev exists */
-    }
-    if (b->next) b->next->prev = b->prev;
-    b->prev = NULL;
+    /* out of the full list (TF_FULL is cleared lazily at the next collect),
+     * the dormant list, or the bin, where it is not the head */
+    heap_list_unlink(heap, b);
     b->next = heap->bins[cls];
     if (b->next) b->next->prev = b;
     heap->bins[cls] = b;
@@ -271,7 +266,9 @@ void pool_free(pool_t *pool, void *p) {
     if (mulch_likely(chunk != NULL && chunk->pool == pool && chunk->kind == CHUNK_BLOCKS
                      && chunk->magic == chunk_magic_of(chunk))) {
         block_t *b = block_head(block_at(chunk, p));
-        if (mulch_likely(b->kind == BLOCK_SMALL && b->check == block_check_of(pool, b))) {
+        /* a span with released pages (release.c) has the other check value:
+         * its frees take the slow path, which knows about parked cells */
+        if (mulch_likely(b->kind == BLOCK_SMALL && block_check_load(b) == block_check_of(pool, b))) {
             size_t offset = (size_t)((unsigned char *)p - b->start);
             uint32_t i = cell_divide(b->divisor, offset);
             if (mulch_likely((size_t)i * b->cell_size == offset
@@ -316,6 +313,11 @@ void heap_abandon(thread_heap_t *heap) {
     heap_recent_flush(pool, heap);
     for (unsigned cls = 0; cls < pool->class_count; cls++) {
         while (heap->full[cls]) block_unfull(heap, heap->full[cls]);
+        while (heap->dormant[cls]) {
+            block_t *b = heap->dormant[cls];
+            heap_list_unlink(heap, b);
+            heap_bin_insert_second(heap, b);
+        }
         while (heap->bins[cls]) {
             block_t *b = heap->bins[cls];
             heap->bins[cls] = b->next;
