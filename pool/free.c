@@ -108,8 +108,9 @@ bool pointer_check(pool_t *pool, const void *p, const char *fn, pointer_info_t *
     return true;
 }
 
-/* An empty span leaves its bin and goes back to the pool. */
-void block_retire(pool_t *pool, thread_heap_t *heap, block_t *b) {
+/* An empty span leaves its bin and goes back to the pool. Out of line: its
+ * calls would otherwise cost the free fast path register saves. */
+MULCH_NOINLINE void block_retire(pool_t *pool, thread_heap_t *heap, block_t *b) {
     heap_list_unlink(heap, b);
     pthread_mutex_lock(&pool->lock);
     block_sites_release(b);
@@ -127,9 +128,17 @@ void block_retire(pool_t *pool, thread_heap_t *heap, block_t *b) {
  * (profiling churn showed the popped cell's cache miss dominating). */
 static MULCH_NOINLINE void block_move_to_front(thread_heap_t *heap, block_t *b) {
     unsigned cls = b->size_class;
-    /* out of the full list (TF_FULL is cleared lazily at the next collect),
-     * the dormant list, or the bin, where it is not the head */
-    heap_list_unlink(heap, b);
+    if (b->flags & (BLOCK_IN_FULL | BLOCK_IN_DORMANT)) {
+        if (b->prev) b->prev->next = b->next;
+        else if (b->flags & BLOCK_IN_FULL) heap->full[cls] = b->next;
+        else heap->dormant[cls] = b->next;
+        /* TF_FULL is cleared lazily at the next collect */
+        b->flags &= (uint8_t)~(BLOCK_IN_FULL | BLOCK_IN_DORMANT);
+    } else {
+        b->prev->next = b->next; /* not the head, so prev exists */
+    }
+    if (b->next) b->next->prev = b->prev;
+    b->prev = NULL;
     b->next = heap->bins[cls];
     if (b->next) b->next->prev = b;
     heap->bins[cls] = b;
@@ -268,7 +277,7 @@ void pool_free(pool_t *pool, void *p) {
         block_t *b = block_head(block_at(chunk, p));
         /* a span with released pages (release.c) has the other check value:
          * its frees take the slow path, which knows about parked cells */
-        if (mulch_likely(b->kind == BLOCK_SMALL && block_check_load(b) == block_check_of(pool, b))) {
+        if (mulch_likely(b->kind == BLOCK_SMALL && block_check_of(pool, b) == block_check_load(b))) {
             size_t offset = (size_t)((unsigned char *)p - b->start);
             uint32_t i = cell_divide(b->divisor, offset);
             if (mulch_likely((size_t)i * b->cell_size == offset

@@ -499,6 +499,20 @@ MULCH_INTERNAL void block_retire(pool_t *pool, thread_heap_t *heap, block_t *b);
 /* Moves an owned span from the full list back into its bin. */
 MULCH_INTERNAL void block_unfull(thread_heap_t *heap, block_t *b);
 
+/* Unlinks an owned span from whichever of its heap's lists holds it: the
+ * full list, the dormant list, or the bin. Inline: the free path's span
+ * moves use it, and an out-of-line call there costs register saves. */
+static inline void heap_list_unlink(thread_heap_t *heap, block_t *b) {
+    unsigned cls = b->size_class;
+    block_t **list = (b->flags & BLOCK_IN_FULL) ? &heap->full[cls]
+                   : (b->flags & BLOCK_IN_DORMANT) ? &heap->dormant[cls] : &heap->bins[cls];
+    if (b->prev) b->prev->next = b->next;
+    else *list = b->next;
+    if (b->next) b->next->prev = b->prev;
+    b->next = b->prev = NULL;
+    b->flags &= (uint8_t)~(BLOCK_IN_FULL | BLOCK_IN_DORMANT);
+}
+
 /* Splices span b (owned by heap) into its bin right behind the span being
  * allocated from, so that allocation keeps going where it was. */
 static inline void heap_bin_insert_second(thread_heap_t *heap, block_t *b) {
@@ -533,8 +547,6 @@ MULCH_INTERNAL void span_forget_released_locked(pool_t *pool, block_t *head);
 MULCH_INTERNAL size_t block_released_bytes(const pool_t *pool, const block_t *b);
 /* Moves span b (owned by heap, in its bin) to the heap's dormant list. */
 MULCH_INTERNAL void block_to_dormant(thread_heap_t *heap, block_t *b);
-/* Unlinks an owned span from whichever heap list holds it. */
-MULCH_INTERNAL void heap_list_unlink(thread_heap_t *heap, block_t *b);
 /* pool_trim's part for the calling thread's heap: releases the free pages of
  * its spans; returns the bytes decommitted (already uncommitted). */
 MULCH_INTERNAL size_t heap_release_free_pages(pool_t *pool, thread_heap_t *heap);

@@ -285,17 +285,6 @@ void span_forget_released_locked(pool_t *pool, block_t *head) {
     atomic_store_explicit(&head->check, block_check_of(pool, head), memory_order_relaxed);
 }
 
-void heap_list_unlink(thread_heap_t *heap, block_t *b) {
-    unsigned cls = b->size_class;
-    block_t **list = (b->flags & BLOCK_IN_FULL) ? &heap->full[cls]
-                   : (b->flags & BLOCK_IN_DORMANT) ? &heap->dormant[cls] : &heap->bins[cls];
-    if (b->prev) b->prev->next = b->next;
-    else *list = b->next;
-    if (b->next) b->next->prev = b->prev;
-    b->next = b->prev = NULL;
-    b->flags &= (uint8_t)~(BLOCK_IN_FULL | BLOCK_IN_DORMANT);
-}
-
 void block_to_dormant(thread_heap_t *heap, block_t *b) {
     unsigned cls = b->size_class;
     heap_list_unlink(heap, b);
