@@ -109,8 +109,9 @@ bool pointer_check(pool_t *pool, const void *p, const char *fn, pointer_info_t *
 }
 
 /* An empty span leaves its bin and goes back to the pool. Out of line: its
- * calls would otherwise cost the free fast path register saves. */
-MULCH_NOINLINE void block_retire(pool_t *pool, thread_heap_t *heap, block_t *b) {
+ * calls would otherwise cost the free fast path register saves. Returns
+ * true when it trimmed the pool (the automatic trim). */
+MULCH_NOINLINE bool block_retire(pool_t *pool, thread_heap_t *heap, block_t *b) {
     heap_list_unlink(heap, b);
     pthread_mutex_lock(&pool->lock);
     block_sites_release(b);
@@ -118,9 +119,19 @@ MULCH_NOINLINE void block_retire(pool_t *pool, thread_heap_t *heap, block_t *b) 
     /* Trim by itself when idle memory dominates, without a syscall per free
      * in steady state: only past 32 MiB idle and half of what is held. */
     size_t idle = atomic_load_explicit(&pool->free_committed, memory_order_relaxed);
-    if (idle > ((size_t)32 << 20) && idle > atomic_load_explicit(&pool->committed, memory_order_relaxed) / 2)
-        span_trim_locked(pool, atomic_load_explicit(&pool->committed, memory_order_relaxed) / 4);
+    bool trim = idle > ((size_t)32 << 20) && idle > atomic_load_explicit(&pool->committed, memory_order_relaxed) / 2;
+    if (trim) span_trim_locked(pool, atomic_load_explicit(&pool->committed, memory_order_relaxed) / 4);
     pthread_mutex_unlock(&pool->lock);
+    return trim;
+}
+
+/* The free path's retire: when the automatic trim runs, the freeing thread
+ * also gives back the free pages of its own spans (release.c), as pool_trim
+ * would; the free path is the one caller that walks no heap list meanwhile.
+ * Rare by construction: it takes 32 MiB of idle spans, and the trim leaves
+ * a quarter of the committed bytes idle at most. */
+static MULCH_NOINLINE void block_retire_from_free(pool_t *pool, thread_heap_t *heap, block_t *b) {
+    if (block_retire(pool, heap, b)) heap_release_free_pages_auto(pool, heap);
 }
 
 /* The span just got a local free: make it the bin's head, so that the
@@ -170,7 +181,7 @@ static inline void cell_push_local(pool_t *pool, thread_heap_t *heap, block_t *b
     counter_add_i64(&heap->bytes_in_use, -(int64_t)b->cell_size);
     /* Empty: give it back when the bin has another span with free cells
      * (else keep it, to absorb alloc/free ping-pong). */
-    if (mulch_unlikely(b->used == 0) && b->next != NULL && b->next->free != NULL) block_retire(pool, heap, b);
+    if (mulch_unlikely(b->used == 0) && b->next != NULL && b->next->free != NULL) block_retire_from_free(pool, heap, b);
 }
 
 void heap_recent_flush(pool_t *pool, thread_heap_t *heap) {

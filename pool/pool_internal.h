@@ -495,7 +495,7 @@ MULCH_INTERNAL uint32_t block_collect(pool_t *pool, block_t *b);
 MULCH_INTERNAL void heap_recent_flush(pool_t *pool, thread_heap_t *heap);
 /* Returns the calling thread's empty spans to the pool; how many. */
 MULCH_INTERNAL size_t heap_release_empty(pool_t *pool, thread_heap_t *heap);
-MULCH_INTERNAL void block_retire(pool_t *pool, thread_heap_t *heap, block_t *b);
+MULCH_INTERNAL bool block_retire(pool_t *pool, thread_heap_t *heap, block_t *b);
 /* Moves an owned span from the full list back into its bin. */
 MULCH_INTERNAL void block_unfull(thread_heap_t *heap, block_t *b);
 
@@ -550,6 +550,10 @@ MULCH_INTERNAL void block_to_dormant(thread_heap_t *heap, block_t *b);
 /* pool_trim's part for the calling thread's heap: releases the free pages of
  * its spans; returns the bytes decommitted (already uncommitted). */
 MULCH_INTERNAL size_t heap_release_free_pages(pool_t *pool, thread_heap_t *heap);
+/* The automatic trim's part (from the free path): the same, then the free
+ * spans are trimmed again against the smaller committed total, so that the
+ * next retire does not find the trim's condition true again at once. */
+MULCH_INTERNAL void heap_release_free_pages_auto(pool_t *pool, thread_heap_t *heap);
 
 /* ---- pointer classification (free.c) --------------------------------------- */
 typedef struct pointer_info {

@@ -312,3 +312,10 @@ size_t heap_release_free_pages(pool_t *pool, thread_heap_t *heap) {
     }
     return released;
 }
+
+void heap_release_free_pages_auto(pool_t *pool, thread_heap_t *heap) {
+    heap_release_free_pages(pool, heap);
+    pthread_mutex_lock(&pool->lock);
+    span_trim_locked(pool, atomic_load_explicit(&pool->committed, memory_order_relaxed) / 4);
+    pthread_mutex_unlock(&pool->lock);
+}

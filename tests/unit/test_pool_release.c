@@ -446,6 +446,33 @@ static void test_limit_holds_across_release_and_recommit(void **state) {
     pool_destroy(pool);
 }
 
+/* The automatic trim (more than 32 MiB of idle spans, from a free) gives
+ * back the freeing thread's free pages too, without pool_trim. */
+static void test_automatic_trim_releases_free_pages(void **state) {
+    (void)state;
+    pool_t *pool = pool_create(NULL);
+    scenario_t s;
+    scenario_fill(&s, pool, 256, 16384, 5, "automatic");
+    size_t big = 40 * MiB / 1024;
+    unsigned char **cells = calloc(big, sizeof *cells);
+    for (size_t i = 0; i < big; i++) {
+        cells[i] = pool_alloc(pool, 1024);
+        EXPECT_NONNULL(cells[i]);
+        memset(cells[i], 1, 1024);
+    }
+    for (size_t i = 0; i < big; i++) pool_free(pool, cells[i]);
+    size_t floor = live_pages(&s), after = resident_pages(&s);
+    print_message("    %zu pages, %zu resident after the automatic trim, floor %zu\n", s.page_count, after, floor);
+    /* the last frees of the class may wait in the heap's recent cells */
+    EXPECT_LE(after, floor + HEAP_RECENT);
+    EXPECT_LT(after, s.page_count * 3 / 4);
+    scenario_check_live(&s);
+    scenario_free_live(&s);
+    free(cells);
+    scenario_done(&s);
+    pool_destroy(pool);
+}
+
 int main(void) {
     mt_init("test_pool_release");
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_rec, teardown_rec)
@@ -459,6 +486,7 @@ int main(void) {
         T(test_cross_thread_frees_into_trimmed_spans),
         T(test_trimmed_spans_outlive_their_thread),
         T(test_limit_holds_across_release_and_recommit),
+        T(test_automatic_trim_releases_free_pages),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
