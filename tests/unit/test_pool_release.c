@@ -11,6 +11,7 @@
 #endif
 #define DEFAULT_SEED UINT64_C(0x72656c6561736521)
 #define MULCH_TEST_POOL
+#include <sched.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -307,13 +308,17 @@ typedef struct remote {
     scenario_t     *s;
     unsigned char  *parked;
     unsigned long   reports_seen;
+    _Atomic int     double_freed;
 } remote_t;
 
 static void *remote_freer(void *arg) {
     remote_t *r = arg;
     unsigned long before = rec_count();
-    if (r->parked) pool_free(r->s->pool, r->parked); /* a double free, from afar */
+    /* A double free, from afar, before the owner may recommit the cell (a
+     * double free racing its reuse is undefined, as with any allocator). */
+    if (r->parked) pool_free(r->s->pool, r->parked);
     r->reports_seen = rec_count() - before;
+    atomic_store(&r->double_freed, 1);
     for (size_t i = 0; i < r->s->count; i += 2) {
         if (!r->s->live[i]) continue;
         if (check(r->s->cell[i], r->s->size, i) != SIZE_MAX) AFAIL("cell %zu damaged", i);
@@ -328,7 +333,7 @@ static void test_cross_thread_frees_into_trimmed_spans(void **state) {
     scenario_t s;
     scenario_fill(&s, pool, 192, scaled(20000, 4000), 8, "cross thread");
     pool_trim(pool);
-    remote_t r = { &s, NULL, 0 };
+    remote_t r = { &s, NULL, 0, 0 };
     for (size_t i = 0; i < s.count && r.parked == NULL; i++)
         if (!s.live[i] && !page_resident((uintptr_t)s.cell[i] & ~(PAGE - 1))) r.parked = s.cell[i];
     EXPECT_NONNULL(r.parked);
@@ -336,6 +341,7 @@ static void test_cross_thread_frees_into_trimmed_spans(void **state) {
     assert_int_equal(pthread_create(&t, NULL, remote_freer, &r), 0);
     size_t again = s.count / 2;
     unsigned char **cells = calloc(again, sizeof *cells);
+    while (!atomic_load(&r.double_freed)) sched_yield();
     for (size_t i = 0; i < again; i++) {
         cells[i] = pool_alloc(pool, s.size);
         if (cells[i] == NULL) AFAIL("allocation %zu failed", i);
