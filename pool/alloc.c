@@ -192,7 +192,7 @@ static void block_init_small(pool_t *pool, thread_heap_t *heap, block_t *b, unsi
     tool_hide(pool->valgrind, b->start, b->span_bytes); /* no cell carved yet */
 }
 
-static block_t *block_adopt_abandoned(pool_t *pool, thread_heap_t *heap, unsigned cls) {
+block_t *block_adopt_abandoned(pool_t *pool, thread_heap_t *heap, unsigned cls) {
     for (;;) {
         pthread_mutex_lock(&pool->lock);
         block_t *b = pool->abandoned[cls];

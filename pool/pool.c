@@ -201,16 +201,28 @@ size_t heap_release_empty(pool_t *pool, thread_heap_t *heap) {
     return released;
 }
 
-/* Gives back: the calling thread's empty spans, then every page of its
- * spans that only free cells overlap (release.c), then free spans and the
- * huge cache. Only the owner may touch a span's free list, so other
- * threads' spans wait for their own trim (or their exit). Returns what this
- * call gave back to the OS (committed bytes before minus after: exact when
- * the pool is quiescent, never negative). */
+/* Spans of exited threads float in the abandoned lists, where no owner
+ * would ever release their free pages: the trimming thread adopts them, as
+ * an allocation would, so that its own release covers them. */
+static void heap_adopt_all_abandoned(pool_t *pool, thread_heap_t *heap) {
+    for (unsigned cls = 0; cls < pool->class_count; cls++) {
+        block_t *b;
+        while ((b = block_adopt_abandoned(pool, heap, cls)) != NULL) heap_bin_insert_second(heap, b);
+    }
+}
+
+/* Gives back: the calling thread's empty spans (after adopting the spans
+ * of exited threads), then every page of its spans that only free cells
+ * overlap (release.c), then free spans and the huge cache. Only the owner
+ * may touch a span's free list, so other live threads' spans wait for
+ * their own trim. Returns what this call gave back to the OS (committed
+ * bytes before minus after: exact when the pool is quiescent, never
+ * negative). */
 size_t pool_trim(pool_t *pool) {
     size_t before = atomic_load_explicit(&pool->committed, memory_order_relaxed);
-    for (thread_heap_t *heap = mulch_tls.list; heap; heap = heap->thread_next) {
-        if (heap->pool_id != pool->id) continue;
+    thread_heap_t *heap = mulch_tls.exited ? NULL : heap_current(pool);
+    if (heap != NULL) {
+        heap_adopt_all_abandoned(pool, heap);
         heap_release_empty(pool, heap);
         heap_release_free_pages(pool, heap);
     }

@@ -489,6 +489,9 @@ MULCH_INTERNAL void pool_uncommit_locked(pool_t *pool, size_t bytes);
 /* ---- small allocation (alloc.c, free.c) ------------------------------------ */
 MULCH_INTERNAL void *small_alloc_slow(pool_t *pool, thread_heap_t *heap, size_t size, const leak_site_t *site);
 MULCH_INTERNAL void  heap_abandon(thread_heap_t *heap);
+/* Takes a floating span of class cls from the pool's abandoned list for
+ * heap (its pending remote frees stay in thread_free); NULL when none. */
+MULCH_INTERNAL block_t *block_adopt_abandoned(pool_t *pool, thread_heap_t *heap, unsigned cls);
 /* Moves cells freed by other threads to b's local free list; returns how many. */
 MULCH_INTERNAL uint32_t block_collect(pool_t *pool, block_t *b);
 /* Pushes the heap's recent cells back on their spans' free lists. */

@@ -410,6 +410,30 @@ static void test_trimmed_spans_outlive_their_thread(void **state) {
     pool_destroy(pool);
 }
 
+/* Spans of an exited thread float with their free cells: pool_trim from
+ * another thread adopts them and releases their free pages too. */
+static void *fill_and_exit(void *arg) {
+    scenario_t *s = arg;
+    scenario_fill(s, s->pool, 320, s->count, 4, "exited owner");
+    return NULL;
+}
+
+static void test_trim_covers_spans_of_exited_threads(void **state) {
+    (void)state;
+    pool_t *pool = pool_create(NULL);
+    scenario_t s = { .pool = pool, .count = scaled(12000, 3000) };
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, fill_and_exit, &s), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    trim_and_expect_floor(&s);
+    scenario_free_live(&s);
+    EXPECT_EQ(stats_of(pool).bytes_in_use, 0);
+    pool_trim(pool);
+    EXPECT_LE(stats_of(pool).bytes_reserved, 64 * KiB);
+    scenario_done(&s);
+    pool_destroy(pool);
+}
+
 /* Under a limit: trimming makes room, recommitting parked cells counts
  * against the limit, and bytes_reserved never passes it. */
 static void test_limit_holds_across_release_and_recommit(void **state) {
@@ -491,6 +515,7 @@ int main(void) {
         T(test_double_free_of_parked_cell),
         T(test_cross_thread_frees_into_trimmed_spans),
         T(test_trimmed_spans_outlive_their_thread),
+        T(test_trim_covers_spans_of_exited_threads),
         T(test_limit_holds_across_release_and_recommit),
         T(test_automatic_trim_releases_free_pages),
     };
