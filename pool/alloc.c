@@ -4,8 +4,10 @@
  * local free list. No lock, no atomic read-modify-write. Everything else —
  * no heap yet, empty free list, exhausted span, sizes above small_max, leak
  * tracking — goes to small_alloc_slow, which (in this order) collects
- * cross-thread frees, carves fresh cells, moves to the next span of the bin,
- * adopts an abandoned span, or takes a new span from the pool (locked).
+ * cross-thread frees, carves fresh cells, recommits cells that pool_trim
+ * parked (release.c), moves to the next span of the bin, takes back a
+ * dormant span, adopts an abandoned span, or takes a new span from the pool
+ * (locked).
  *
  * A span whose cells are all out is made *floating* (see pool_internal.h)
  * and leaves the bin, so the bin lists only spans that may have free cells.
@@ -50,11 +52,15 @@ static void block_carve_shuffled(pool_t *pool, block_t *b, unsigned char *first,
     b->free = next;
 }
 
-static void block_carve(pool_t *pool, block_t *b, uint32_t capacity) {
+/* False when the cells to carve lie on released pages that the limit does
+ * not let us recommit (release.c). */
+static bool block_carve(pool_t *pool, block_t *b, uint32_t capacity) {
     uint32_t bump = atomic_load_explicit(&b->bump, memory_order_relaxed);
     uint32_t n = capacity - bump;
     uint32_t batch = carve_batch(b);
     if (n > batch) n = batch;
+    if (mulch_unlikely(block_has_released(pool, b)) && !block_recommit_cells(pool, b, bump, bump + n - 1))
+        return false;
     unsigned char *first = b->start + (size_t)bump * b->cell_size;
     if (mulch_unlikely(pool->secure)) {
         block_carve_shuffled(pool, b, first, n);
@@ -69,6 +75,7 @@ static void block_carve(pool_t *pool, block_t *b, uint32_t capacity) {
         b->free = first;
     }
     atomic_store_explicit(&b->bump, bump + n, memory_order_relaxed);
+    return true;
 }
 
 /* Takes the whole thread_free list (the caller owns the span, so the
@@ -150,6 +157,16 @@ static bool heap_reclaim_full(pool_t *pool, thread_heap_t *heap, unsigned cls) {
     return any;
 }
 
+/* The bin ran dry: a dormant span's parked cells serve before a new span
+ * is taken (the slow path then recommits some of them). */
+static bool heap_take_dormant(thread_heap_t *heap, unsigned cls) {
+    block_t *b = heap->dormant[cls];
+    if (b == NULL) return false;
+    heap_list_unlink(heap, b);
+    heap_bin_insert_second(heap, b);
+    return true;
+}
+
 static uint32_t span_blocks_for_class(const pool_t *pool, size_t cell) {
     if (cell <= pool->block_size / 8) return 1;
     size_t bytes = cell * 8;
@@ -167,14 +184,15 @@ static void block_init_small(pool_t *pool, thread_heap_t *heap, block_t *b, unsi
     b->used = 0;
     b->free = NULL;
     b->sites = NULL;
+    for (uint32_t i = 0; i < b->span_blocks; i++) atomic_store_explicit(&b[i].released, 0, memory_order_relaxed);
     atomic_store_explicit(&b->bump, 0, memory_order_relaxed);
     atomic_store_explicit(&b->thread_free, 0, memory_order_relaxed);
     atomic_store_explicit(&b->owner, heap, memory_order_relaxed);
-    b->check = block_check_of(pool, b);
+    atomic_store_explicit(&b->check, block_check_of(pool, b), memory_order_relaxed);
     tool_hide(pool->valgrind, b->start, b->span_bytes); /* no cell carved yet */
 }
 
-static block_t *block_adopt_abandoned(pool_t *pool, thread_heap_t *heap, unsigned cls) {
+block_t *block_adopt_abandoned(pool_t *pool, thread_heap_t *heap, unsigned cls) {
     for (;;) {
         pthread_mutex_lock(&pool->lock);
         block_t *b = pool->abandoned[cls];
@@ -243,6 +261,7 @@ void *small_alloc_slow(pool_t *pool, thread_heap_t *heap, size_t size, const lea
     for (;;) {
         block_t *b = heap->bins[cls];
         if (b == NULL && heap_reclaim_full(pool, heap, cls)) continue;
+        if (b == NULL && heap_take_dormant(heap, cls)) continue;
         if (b == NULL) {
             b = block_adopt_abandoned(pool, heap, cls);
             if (b == NULL && (b = block_new(pool, heap, cls)) == NULL) return NULL;
@@ -254,8 +273,15 @@ void *small_alloc_slow(pool_t *pool, thread_heap_t *heap, size_t size, const lea
         if (b->free) return cell_pop_checked(pool, heap, b, site);
         if (block_collect(pool, b)) continue;
         if (atomic_load_explicit(&b->bump, memory_order_relaxed) < b->capacity) {
-            block_carve(pool, b, b->capacity);
-            continue;
+            if (block_carve(pool, b, b->capacity)) continue;
+        } else if (block_has_released(pool, b)) {
+            /* Parked cells cost a page fault: committed free cells of the
+             * bin's other spans go first. */
+            if (b->next != NULL) {
+                block_to_dormant(heap, b);
+                continue;
+            }
+            if (block_recommit_some(pool, b)) continue;
         }
         block_to_full(pool, heap, b);
     }

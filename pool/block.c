@@ -57,7 +57,7 @@ void *pool_block_object_start(block_t *span, const void *addr) {
     uint32_t i = cell_divide(span->divisor, offset);
     if (i >= atomic_load_explicit(&span->bump, memory_order_relaxed)) return NULL;
     unsigned char *cell = span->start + (size_t)i * span->cell_size;
-    return cell_has_free_mark(pool, cell) ? NULL : cell;
+    return cell_is_allocated_at(pool, span, cell) ? cell : NULL;
 }
 
 void pool_block_for_each_cell(pool_t *pool, block_t *span, void (*fn)(void *cell, size_t size, void *ctx),
@@ -65,6 +65,6 @@ void pool_block_for_each_cell(pool_t *pool, block_t *span, void (*fn)(void *cell
     uint32_t bump = atomic_load_explicit(&span->bump, memory_order_relaxed);
     for (uint32_t i = 0; i < bump; i++) {
         unsigned char *cell = span->start + (size_t)i * span->cell_size;
-        if (!cell_has_free_mark(pool, cell)) fn(cell, span->cell_size, ctx);
+        if (cell_is_allocated_at(pool, span, cell)) fn(cell, span->cell_size, ctx);
     }
 }

@@ -11,6 +11,10 @@
  * A span whose last cell comes back (used == 0) is returned to the pool
  * unless it is the span the bin allocates from, which stays to absorb
  * alloc/free ping-pong at a span boundary.
+ *
+ * A span with released pages (release.c) carries the second check value,
+ * so its frees skip the fast path: pointer_check asks the released bits,
+ * since a parked cell's free mark may read as zero.
  */
 #include <stdio.h>
 
@@ -79,7 +83,7 @@ bool pointer_check(pool_t *pool, const void *p, const char *fn, pointer_info_t *
     }
     if (b->size_class >= pool->class_count || b->cell_size != size_class_bytes(b->size_class)
         || b->divisor != cell_divisor(b->cell_size) || b->start != block_start(chunk, b)
-        || b->check != block_check_of(pool, b)) {
+        || (block_check_load(b) != block_check_of(pool, b) && block_check_load(b) != block_check_released(pool, b))) {
         report_pointer(fn, "corrupted block header", p);
         return false;
     }
@@ -93,7 +97,8 @@ bool pointer_check(pool_t *pool, const void *p, const char *fn, pointer_info_t *
         report_pointer(fn, "pointer to a cell never allocated", p);
         return false;
     }
-    if (cell_has_free_mark(pool, p)) {
+    /* a parked cell's words may read as zeros: ask the span first */
+    if (cell_is_parked(pool, b, p) || cell_has_free_mark(pool, p)) {
         report_pointer(fn, "double free", p);
         return false;
     }
@@ -103,22 +108,30 @@ bool pointer_check(pool_t *pool, const void *p, const char *fn, pointer_info_t *
     return true;
 }
 
-/* An empty span leaves its bin and goes back to the pool. */
-void block_retire(pool_t *pool, thread_heap_t *heap, block_t *b) {
-    unsigned cls = b->size_class;
-    if (b->prev) b->prev->next = b->next;
-    else heap->bins[cls] = b->next;
-    if (b->next) b->next->prev = b->prev;
-    b->next = b->prev = NULL;
+/* An empty span leaves its bin and goes back to the pool. Out of line: its
+ * calls would otherwise cost the free fast path register saves. Returns
+ * true when it trimmed the pool (the automatic trim). */
+MULCH_NOINLINE bool block_retire(pool_t *pool, thread_heap_t *heap, block_t *b) {
+    heap_list_unlink(heap, b);
     pthread_mutex_lock(&pool->lock);
     block_sites_release(b);
     span_release_locked(pool, b);
     /* Trim by itself when idle memory dominates, without a syscall per free
      * in steady state: only past 32 MiB idle and half of what is held. */
     size_t idle = atomic_load_explicit(&pool->free_committed, memory_order_relaxed);
-    if (idle > ((size_t)32 << 20) && idle > atomic_load_explicit(&pool->committed, memory_order_relaxed) / 2)
-        span_trim_locked(pool, atomic_load_explicit(&pool->committed, memory_order_relaxed) / 4);
+    bool trim = idle > ((size_t)32 << 20) && idle > atomic_load_explicit(&pool->committed, memory_order_relaxed) / 2;
+    if (trim) span_trim_locked(pool, atomic_load_explicit(&pool->committed, memory_order_relaxed) / 4);
     pthread_mutex_unlock(&pool->lock);
+    return trim;
+}
+
+/* The free path's retire: when the automatic trim runs, the freeing thread
+ * also gives back the free pages of its own spans (release.c), as pool_trim
+ * would; the free path is the one caller that walks no heap list meanwhile.
+ * Rare by construction: it takes 32 MiB of idle spans, and the trim leaves
+ * a quarter of the committed bytes idle at most. */
+static MULCH_NOINLINE void block_retire_from_free(pool_t *pool, thread_heap_t *heap, block_t *b) {
+    if (block_retire(pool, heap, b)) heap_release_free_pages_auto(pool, heap);
 }
 
 /* The span just got a local free: make it the bin's head, so that the
@@ -126,10 +139,12 @@ void block_retire(pool_t *pool, thread_heap_t *heap, block_t *b) {
  * (profiling churn showed the popped cell's cache miss dominating). */
 static MULCH_NOINLINE void block_move_to_front(thread_heap_t *heap, block_t *b) {
     unsigned cls = b->size_class;
-    if (b->flags & BLOCK_IN_FULL) {
+    if (b->flags & (BLOCK_IN_FULL | BLOCK_IN_DORMANT)) {
         if (b->prev) b->prev->next = b->next;
-        else heap->full[cls] = b->next;
-        b->flags &= (uint8_t)~BLOCK_IN_FULL; /* TF_FULL is cleared lazily at the next collect */
+        else if (b->flags & BLOCK_IN_FULL) heap->full[cls] = b->next;
+        else heap->dormant[cls] = b->next;
+        /* TF_FULL is cleared lazily at the next collect */
+        b->flags &= (uint8_t)~(BLOCK_IN_FULL | BLOCK_IN_DORMANT);
     } else {
         b->prev->next = b->next; /* not the head, so prev exists */
     }
@@ -166,7 +181,7 @@ static inline void cell_push_local(pool_t *pool, thread_heap_t *heap, block_t *b
     counter_add_i64(&heap->bytes_in_use, -(int64_t)b->cell_size);
     /* Empty: give it back when the bin has another span with free cells
      * (else keep it, to absorb alloc/free ping-pong). */
-    if (mulch_unlikely(b->used == 0) && b->next != NULL && b->next->free != NULL) block_retire(pool, heap, b);
+    if (mulch_unlikely(b->used == 0) && b->next != NULL && b->next->free != NULL) block_retire_from_free(pool, heap, b);
 }
 
 void heap_recent_flush(pool_t *pool, thread_heap_t *heap) {
@@ -271,7 +286,9 @@ void pool_free(pool_t *pool, void *p) {
     if (mulch_likely(chunk != NULL && chunk->pool == pool && chunk->kind == CHUNK_BLOCKS
                      && chunk->magic == chunk_magic_of(chunk))) {
         block_t *b = block_head(block_at(chunk, p));
-        if (mulch_likely(b->kind == BLOCK_SMALL && b->check == block_check_of(pool, b))) {
+        /* a span with released pages (release.c) has the other check value:
+         * its frees take the slow path, which knows about parked cells */
+        if (mulch_likely(b->kind == BLOCK_SMALL && block_check_of(pool, b) == block_check_load(b))) {
             size_t offset = (size_t)((unsigned char *)p - b->start);
             uint32_t i = cell_divide(b->divisor, offset);
             if (mulch_likely((size_t)i * b->cell_size == offset
@@ -316,6 +333,11 @@ void heap_abandon(thread_heap_t *heap) {
     heap_recent_flush(pool, heap);
     for (unsigned cls = 0; cls < pool->class_count; cls++) {
         while (heap->full[cls]) block_unfull(heap, heap->full[cls]);
+        while (heap->dormant[cls]) {
+            block_t *b = heap->dormant[cls];
+            heap_list_unlink(heap, b);
+            heap_bin_insert_second(heap, b);
+        }
         while (heap->bins[cls]) {
             block_t *b = heap->bins[cls];
             heap->bins[cls] = b->next;

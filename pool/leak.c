@@ -8,7 +8,8 @@
  * chunk header.
  *
  * The report walks every span under pool->lock (spans cannot come or go)
- * and lists each cell for which cell_is_allocated holds. The cells' second
+ * and lists each cell for which cell_is_allocated holds (a parked cell,
+ * release.c, is free and is not read). The cells' second
  * words are read while owner threads may write them: the figures are exact
  * only when the pool is quiescent, as the contract says, and those reads
  * are deliberately not instrumented by ThreadSanitizer.
@@ -78,6 +79,7 @@ static void leak_list_push(leak_list_t *list, const void *address, size_t size, 
 static MULCH_NO_TSAN MULCH_NO_ASAN bool cell_read_live(const pool_t *pool, const block_t *b, uint32_t c,
                                                        leak_site_t *site) {
     const unsigned char *cell = b->start + (size_t)c * b->cell_size;
+    if (cell_is_parked(pool, b, cell)) return false; /* its page is released: no word to read */
     if (((const uintptr_t *)cell)[1] == cell_free_mark(pool, cell)) return false;
     if (b->sites) *site = b->sites[c];
     else *site = (leak_site_t){ NULL, 0, 0 };

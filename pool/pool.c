@@ -44,6 +44,10 @@ static bool pool_geometry(pool_t *pool, size_t block_size) {
     pool->chunk_size = block_size * 16 > MULCH_REGION ? block_size * 16 : MULCH_REGION;
     pool->blocks_per_chunk = (uint32_t)(pool->chunk_size >> pool->block_shift);
     pool->side_per_block = block_size / 64; /* two bitmaps, one bit per 16-byte granule */
+    /* release units (release.c): pages, or a 64th of a block when a block
+     * has more than 64 pages, so that a block's units fit one word */
+    pool->release_shift = block_size / MULCH_PAGE > 64 ? pool->block_shift - 6 : (uint32_t)__builtin_ctzll(MULCH_PAGE);
+    pool->units_shift = pool->block_shift - pool->release_shift;
     size_t header = offsetof(chunk_t, blocks)
                     + pool->blocks_per_chunk * (sizeof(block_t) + pool->side_per_block);
     pool->header_blocks = (uint32_t)((header + block_size - 1) >> pool->block_shift);
@@ -175,6 +179,14 @@ size_t heap_release_empty(pool_t *pool, thread_heap_t *heap) {
             next = f->next;
             if (block_collect(pool, f) != 0) block_unfull(heap, f);
         }
+        /* dormant spans: remote frees may have emptied them, or given them
+         * committed free cells again */
+        for (block_t *d = heap->dormant[cls], *next; d; d = next) {
+            next = d->next;
+            if (block_collect(pool, d) == 0 && d->used != 0) continue;
+            heap_list_unlink(heap, d);
+            heap_bin_insert_second(heap, d);
+        }
         block_t *b = heap->bins[cls];
         while (b) {
             block_t *next = b->next;
@@ -189,50 +201,35 @@ size_t heap_release_empty(pool_t *pool, thread_heap_t *heap) {
     return released;
 }
 
-/* Pages inside the calling thread's free cells go back to the OS: for cells
- * of two pages or more, everything past the page holding the cell's link
- * words. Only the owner may do this (another thread could be handing the
- * cell out meanwhile), so other threads' spans wait for their own trim. The
- * pages read back as zeros when the cell is reused. Not counted in
- * bytes_reserved, which stays an upper bound. Returns the bytes released. */
-static size_t heap_decommit_free_cells(pool_t *pool, thread_heap_t *heap) {
-    size_t released = 0;
+/* Spans of exited threads float in the abandoned lists, where no owner
+ * would ever release their free pages: the trimming thread adopts them, as
+ * an allocation would, so that its own release covers them. */
+static void heap_adopt_all_abandoned(pool_t *pool, thread_heap_t *heap) {
     for (unsigned cls = 0; cls < pool->class_count; cls++) {
-        if (size_class_bytes(cls) < 2 * MULCH_PAGE) continue;
-        for (int list = 0; list < 2; list++) {
-            for (block_t *b = list ? heap->full[cls] : heap->bins[cls]; b; b = b->next) {
-                uint32_t steps = 0;
-                for (unsigned char *cell = b->free; cell && steps++ < b->capacity;) {
-                    uintptr_t from = ((uintptr_t)cell + 2 * sizeof(uintptr_t) + MULCH_PAGE - 1) & ~(MULCH_PAGE - 1);
-                    uintptr_t to = ((uintptr_t)cell + b->cell_size) & ~(MULCH_PAGE - 1);
-                    if (to > from) {
-                        os_decommit((void *)from, to - from);
-                        released += to - from;
-                    }
-                    unsigned char *next = cell_next(pool, cell);
-                    if (next && (size_t)(next - b->start) >= b->span_bytes) break;
-                    cell = next;
-                }
-            }
-        }
+        block_t *b;
+        while ((b = block_adopt_abandoned(pool, heap, cls)) != NULL) heap_bin_insert_second(heap, b);
     }
-    return released;
 }
 
-/* Returns what this call gave back to the OS (committed bytes before minus
- * after: exact when the pool is quiescent, never negative). */
+/* Gives back: the calling thread's empty spans (after adopting the spans
+ * of exited threads), then every page of its spans that only free cells
+ * overlap (release.c), then free spans and the huge cache. Only the owner
+ * may touch a span's free list, so other live threads' spans wait for
+ * their own trim. Returns what this call gave back to the OS (committed
+ * bytes before minus after: exact when the pool is quiescent, never
+ * negative). */
 size_t pool_trim(pool_t *pool) {
     size_t before = atomic_load_explicit(&pool->committed, memory_order_relaxed);
-    size_t interior = 0;
-    for (thread_heap_t *heap = mulch_tls.list; heap; heap = heap->thread_next) {
-        if (heap->pool_id != pool->id) continue;
+    thread_heap_t *heap = mulch_tls.exited ? NULL : heap_current(pool);
+    if (heap != NULL) {
+        heap_adopt_all_abandoned(pool, heap);
         heap_release_empty(pool, heap);
-        interior += heap_decommit_free_cells(pool, heap);
+        heap_release_free_pages(pool, heap);
     }
     pthread_mutex_lock(&pool->lock);
     span_trim_locked(pool, 0);
     huge_cache_flush_locked(pool);
     size_t after = atomic_load_explicit(&pool->committed, memory_order_relaxed);
     pthread_mutex_unlock(&pool->lock);
-    return (before > after ? before - after : 0) + interior;
+    return before > after ? before - after : 0;
 }

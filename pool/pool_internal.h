@@ -16,9 +16,13 @@
  * Cell states. A free cell holds in its first word the encoded next free
  * cell, and in its second word cell_free_mark(pool, cell). An allocated cell
  * has a second word != the mark (it is zeroed when handed out). Cells of a
- * span at index >= bump were never handed out. Hence the predicate used by
- * free, the leak report and the verifier:
- *     cell_is_allocated(b, i)  ==  i < bump && word1(cell i) != mark(cell i)
+ * span at index >= bump were never handed out. A free cell may also be
+ * *parked*: pool_trim decommitted a page it overlaps (release.c), so its
+ * words read as zeros and it is on no free list; the span's released-unit
+ * bits (block.released) say which. Hence the predicate used by free, the
+ * leak report and the verifier:
+ *     cell_is_allocated(b, i)  ==  i < bump && !parked(cell i)
+ *                                  && word1(cell i) != mark(cell i)
  *
  * Block ownership (the lock-free part). A SMALL span is either
  *   owned    by one thread heap (block.owner == heap): only that thread
@@ -29,8 +33,11 @@
  *            in thread_free). The first remote free into a full span sees
  *            the list empty with TF_FULL set and raises the owner's
  *            full_pending[class]; the owner rescans that class's full list
- *            before taking a new span. A local free moves its span to the
- *            front of the bin (out of the full list if need be), so the next
+ *            before taking a new span. A span whose only free cells are
+ *            parked sits in the dormant list (BLOCK_IN_DORMANT, release.c),
+ *            taken back when the bin runs dry, before a new span. A local
+ *            free moves its span to the front of the bin (out of the full or
+ *            dormant list if need be), so the next
  *            allocation reuses the cell just freed while it is in cache.
  *            TF_FULL may outlive the full list; the next collect clears it.
  *   floating (thread_free has BLOCK_TF_FLOATING, owner == NULL): abandoned
@@ -39,7 +46,8 @@
  *            the abandoned list, takes it with a CAS and becomes its owner.
  * The CAS on thread_free carries the happens-before between owners, so the
  * owner-only fields need no atomics. Invariant for an owned span:
- *     used == bump - |local free list|, and used counts cells in thread_free.
+ *     used == bump - |local free list| - |parked cells|,
+ * and used counts cells in thread_free and the heap's recent cells.
  * Thread heap structs are recycled, never unmapped, so a remote freer that
  * read a stale owner can still store to its full_pending harmlessly.
  *
@@ -122,6 +130,7 @@ enum {
     BLOCK_EVACUATE    = 1u << 2, /* GC: evacuation candidate                  */
     BLOCK_PINNED      = 1u << 3, /* GC: holds a pinned object                 */
     BLOCK_IN_FULL     = 1u << 4, /* (owner) in the heap's full list            */
+    BLOCK_IN_DORMANT  = 1u << 5, /* (owner) in the heap's dormant list         */
 };
 
 /* Low bits of block.thread_free (cells are 16-byte aligned). */
@@ -165,7 +174,7 @@ typedef struct block {
     uint16_t         size_class;
     uint8_t          kind;        /* enum block_kind                        */
     uint8_t          flags;
-    uint32_t         check;       /* block_check_of(): catches stray writes */
+    _Atomic uint32_t check;       /* block_check_of() or block_check_released() */
     uint64_t         divisor;     /* fast division by cell_size (Lemire)    */
     _Atomic(struct thread_heap *) owner;
     _Atomic uintptr_t thread_free; /* cells freed by other threads | FLOATING*/
@@ -178,7 +187,13 @@ typedef struct block {
     leak_site_t     *sites;       /* per-cell sites when tracking leaks     */
     uint32_t         capacity;    /* cells in the span                      */
     uint32_t         head_offset; /* BLOCK_TAIL / last of free span: to head*/
-    uint32_t         owner_words[2]; /* BLOCK_EXTERNAL: the owner's to use   */
+    union {
+        uint32_t     owner_words[2]; /* BLOCK_EXTERNAL: the owner's to use   */
+        /* BLOCK_SMALL span (every block of it): bit k set = release unit k
+         * of this block is decommitted (release.c). Owner writes, anyone
+         * reads (relaxed). */
+        _Atomic uint64_t released;
+    };
 } block_t;
 
 _Static_assert(sizeof(block_t) == 2 * MULCH_CACHE_LINE, "block descriptor is two cache lines");
@@ -233,6 +248,10 @@ typedef struct thread_heap {
      * until heap_recent_flush pushes them on their span's free list. */
     uint8_t             recent_count[MULCH_MAX_CLASSES];
     void               *recent[MULCH_MAX_CLASSES][HEAP_RECENT];
+    /* Owned spans with no free cell on a committed page but parked cells on
+     * released ones (release.c): taken back, and a page recommitted, when
+     * the bin runs dry, before a new span is taken. */
+    block_t            *dormant[MULCH_MAX_CLASSES];
     /* Set by remote frees into full spans; must stay last (not memset on reuse). */
     _Atomic uint8_t     full_pending[MULCH_MAX_CLASSES];
 } thread_heap_t;
@@ -248,6 +267,8 @@ struct pool {
     uint32_t        blocks_per_chunk;
     uint32_t        header_blocks;
     size_t          side_per_block;
+    uint32_t        release_shift;   /* log2 of the release unit (release.c)  */
+    uint32_t        units_shift;     /* log2 of release units per block (<= 6) */
     size_t          limit;
     int             track_leaks;
     int             valgrind;      /* tool.h: memcheck client requests on    */
@@ -339,6 +360,20 @@ MULCH_INTERNAL void chunks_unmap_all_locked(pool_t *pool);
 static inline uint32_t block_check_of(const pool_t *pool, const block_t *b) {
     return (uint32_t)pool->key ^ b->cell_size ^ ((uint32_t)b->size_class << 24) ^ ((uint32_t)b->kind << 20);
 }
+/* The check word's second valid value: the span has released pages
+ * (release.c). The free fast path compares with block_check_of only, so
+ * frees into such a span take the slow path, which knows about parked
+ * cells; no fast path pays for the feature. */
+#define BLOCK_CHECK_RELEASED 0x9E3779B9u
+static inline uint32_t block_check_released(const pool_t *pool, const block_t *b) {
+    return block_check_of(pool, b) ^ BLOCK_CHECK_RELEASED;
+}
+static inline uint32_t block_check_load(const block_t *b) {
+    return atomic_load_explicit(&b->check, memory_order_relaxed);
+}
+static inline bool block_has_released(const pool_t *pool, const block_t *b) {
+    return block_check_load(b) == block_check_released(pool, b);
+}
 
 /* ---- cells ------------------------------------------------------------- */
 static inline uintptr_t cell_free_mark(const pool_t *pool, const void *cell) {
@@ -379,6 +414,32 @@ static inline uint32_t cell_divide(uint64_t divisor, size_t offset) {
 }
 static inline uint64_t cell_divisor(uint32_t cell_size) {
     return UINT64_MAX / cell_size + 1;
+}
+
+/* ---- released pages of small spans (release.c) ------------------------------ */
+/* Whether any release unit overlapping bytes [from, to) of span `head` is
+ * released. Any thread may ask; the answer is stable for a live cell (its
+ * pages are never released) and for a parked one until its owner
+ * recommits it. */
+static inline bool span_range_released(const pool_t *pool, const block_t *head, size_t from, size_t to) {
+    size_t last = (to - 1) >> pool->release_shift;
+    uint32_t per_block = 1u << pool->units_shift;
+    for (size_t u = from >> pool->release_shift; u <= last; u++) {
+        uint64_t bits = atomic_load_explicit(&head[u >> pool->units_shift].released, memory_order_relaxed);
+        if ((bits >> (u & (per_block - 1))) & 1u) return true;
+    }
+    return false;
+}
+/* A free cell parked on released pages: on no free list, its words may read
+ * as zeros. Counts as free everywhere (double free, leak report, GC). */
+static inline bool cell_is_parked(const pool_t *pool, const block_t *head, const void *cell) {
+    if (!block_has_released(pool, head)) return false;
+    size_t offset = (size_t)((const unsigned char *)cell - head->start);
+    return span_range_released(pool, head, offset, offset + head->cell_size);
+}
+/* The cell at index i < bump is allocated (see the top of this file). */
+static inline bool cell_is_allocated_at(const pool_t *pool, const block_t *head, const void *cell) {
+    return !cell_is_parked(pool, head, cell) && !cell_has_free_mark(pool, cell);
 }
 
 /* ---- thread heaps (thread_heap.c) ---------------------------------------- */
@@ -428,15 +489,32 @@ MULCH_INTERNAL void pool_uncommit_locked(pool_t *pool, size_t bytes);
 /* ---- small allocation (alloc.c, free.c) ------------------------------------ */
 MULCH_INTERNAL void *small_alloc_slow(pool_t *pool, thread_heap_t *heap, size_t size, const leak_site_t *site);
 MULCH_INTERNAL void  heap_abandon(thread_heap_t *heap);
+/* Takes a floating span of class cls from the pool's abandoned list for
+ * heap (its pending remote frees stay in thread_free); NULL when none. */
+MULCH_INTERNAL block_t *block_adopt_abandoned(pool_t *pool, thread_heap_t *heap, unsigned cls);
 /* Moves cells freed by other threads to b's local free list; returns how many. */
 MULCH_INTERNAL uint32_t block_collect(pool_t *pool, block_t *b);
 /* Pushes the heap's recent cells back on their spans' free lists. */
 MULCH_INTERNAL void heap_recent_flush(pool_t *pool, thread_heap_t *heap);
 /* Returns the calling thread's empty spans to the pool; how many. */
 MULCH_INTERNAL size_t heap_release_empty(pool_t *pool, thread_heap_t *heap);
-MULCH_INTERNAL void block_retire(pool_t *pool, thread_heap_t *heap, block_t *b);
+MULCH_INTERNAL bool block_retire(pool_t *pool, thread_heap_t *heap, block_t *b);
 /* Moves an owned span from the full list back into its bin. */
 MULCH_INTERNAL void block_unfull(thread_heap_t *heap, block_t *b);
+
+/* Unlinks an owned span from whichever of its heap's lists holds it: the
+ * full list, the dormant list, or the bin. Inline: the free path's span
+ * moves use it, and an out-of-line call there costs register saves. */
+static inline void heap_list_unlink(thread_heap_t *heap, block_t *b) {
+    unsigned cls = b->size_class;
+    block_t **list = (b->flags & BLOCK_IN_FULL) ? &heap->full[cls]
+                   : (b->flags & BLOCK_IN_DORMANT) ? &heap->dormant[cls] : &heap->bins[cls];
+    if (b->prev) b->prev->next = b->next;
+    else *list = b->next;
+    if (b->next) b->next->prev = b->prev;
+    b->next = b->prev = NULL;
+    b->flags &= (uint8_t)~(BLOCK_IN_FULL | BLOCK_IN_DORMANT);
+}
 
 /* Splices span b (owned by heap) into its bin right behind the span being
  * allocated from, so that allocation keeps going where it was. */
@@ -453,6 +531,32 @@ static inline void heap_bin_insert_second(thread_heap_t *heap, block_t *b) {
     head->next = b;
 }
 MULCH_INTERNAL void  block_sites_release(block_t *b);
+
+/* Owner of span b (collected, recent cells flushed): decommits every release
+ * unit that only free cells overlap, and parks those cells. Returns the
+ * bytes decommitted; the caller uncommits them under pool->lock. */
+MULCH_INTERNAL size_t block_release_free_pages(pool_t *pool, block_t *b);
+/* Owner: recommits the released units that cells [first, last] overlap and
+ * puts the cells that are then whole again on the free list. False at the
+ * limit (nothing changed). */
+MULCH_INTERNAL bool block_recommit_cells(pool_t *pool, block_t *b, uint32_t first, uint32_t last);
+/* Owner, allocation slow path: recommits the first parked cells; false when
+ * none can come back (none parked below bump, or at the limit). */
+MULCH_INTERNAL bool block_recommit_some(pool_t *pool, block_t *b);
+/* Span release (pool->lock): a small span's partly released blocks are
+ * decommitted whole, so that BLOCK_COMMITTED alone describes them again. */
+MULCH_INTERNAL void span_forget_released_locked(pool_t *pool, block_t *head);
+/* Committed bytes a block of a small span does not hold (released units). */
+MULCH_INTERNAL size_t block_released_bytes(const pool_t *pool, const block_t *b);
+/* Moves span b (owned by heap, in its bin) to the heap's dormant list. */
+MULCH_INTERNAL void block_to_dormant(thread_heap_t *heap, block_t *b);
+/* pool_trim's part for the calling thread's heap: releases the free pages of
+ * its spans; returns the bytes decommitted (already uncommitted). */
+MULCH_INTERNAL size_t heap_release_free_pages(pool_t *pool, thread_heap_t *heap);
+/* The automatic trim's part (from the free path): the same, then the free
+ * spans are trimmed again against the smaller committed total, so that the
+ * next retire does not find the trim's condition true again at once. */
+MULCH_INTERNAL void heap_release_free_pages_auto(pool_t *pool, thread_heap_t *heap);
 
 /* ---- pointer classification (free.c) --------------------------------------- */
 typedef struct pointer_info {

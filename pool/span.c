@@ -10,8 +10,11 @@
  * adjacent: release merges them.
  *
  * Accounting: a block is BLOCK_COMMITTED from the time it is handed out
- * until a trim decommits it; pool->committed counts those blocks plus each
- * chunk's header pages, and is what `limit` caps and bytes_reserved shows.
+ * until a trim decommits it; pool->committed counts those blocks, less the
+ * release units of small spans that pool_trim decommitted (release.c), plus
+ * each chunk's header pages, and is what `limit` caps and bytes_reserved
+ * shows. A free block has no released units: release decommits such a
+ * block whole.
  */
 #include "pool_internal.h"
 
@@ -174,6 +177,7 @@ block_t *span_acquire_locked(pool_t *pool, uint32_t n, uint8_t kind) {
 void span_release_locked(pool_t *pool, block_t *head) {
     chunk_t *chunk = head->chunk;
     uint32_t n = head->span_blocks;
+    span_forget_released_locked(pool, head);
     tool_hide(pool->valgrind, block_start(chunk, head), (size_t)n << pool->block_shift);
     size_t committed = 0;
     for (uint32_t i = 0; i < n; i++) {
@@ -215,7 +219,7 @@ static size_t chunk_unmap_locked(pool_t *pool, chunk_t *chunk) {
         block_t *b = &chunk->blocks[i];
         if (b->kind == BLOCK_SMALL) block_sites_release(b);
         if (b->flags & BLOCK_COMMITTED) {
-            committed += pool->block_size;
+            committed += pool->block_size - block_released_bytes(pool, b); /* pool_destroy: live spans */
             if (b->kind == BLOCK_FREE) free_committed += pool->block_size;
         }
     }
