@@ -289,10 +289,11 @@ void pool_free(pool_t *pool, void *p) {
      * dependent loads (churn with a cache-resident live set: +9 %). The
      * empty asm hides the equality from the compiler, which would
      * otherwise take the address from the map again. Nothing is read
-     * through `chunk` before the map has vouched for it. */
+     * through `chunk` before the map has vouched for it (and the map says
+     * NULL for a pointer below 4 MiB, whose guess is NULL too). */
     chunk_t *chunk = (chunk_t *)((uintptr_t)p & ~(uintptr_t)(MULCH_REGION - 1));
     __asm__("" : "+r"(chunk));
-    if (mulch_likely(chunk_of(p) == chunk && chunk->pool == pool && chunk->kind == CHUNK_BLOCKS
+    if (mulch_likely(chunk_of(p) == chunk && chunk != NULL && chunk->pool == pool && chunk->kind == CHUNK_BLOCKS
                      && chunk->magic == chunk_magic_of(chunk))) {
         block_t *b = block_head(&chunk->blocks[((uintptr_t)p - (uintptr_t)chunk) >> pool->block_shift]);
         /* a span with released pages (release.c) has the other check value:

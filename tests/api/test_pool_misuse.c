@@ -437,6 +437,12 @@ static void test_pool_free_static_address(void **state)
     pool_t *pool = pool_create(NULL);
     EXPECT_NONNULL_CTX(pool, "pool_create");
     memset(g_static_buf, 0x22, sizeof g_static_buf);
+    /* addresses in the first 4 MiB: pool_free's fast path guesses the
+     * chunk from the address's region, which is NULL here; it must still
+     * ask the chunk map before reading anything */
+    foreign_free(pool, (void *)(uintptr_t)0x10);
+    foreign_free(pool, (void *)(uintptr_t)0x1000);
+    foreign_free(pool, (void *)(uintptr_t)0x3ffff0);
     foreign_free(pool, g_static_buf);
     foreign_free(pool, g_static_buf + 16);
     foreign_free(pool, g_static_buf + 4096);
