@@ -48,6 +48,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#define MULCH_BUILDING_GC_ 1 /* the library's own gc_write is the function */
 #include <mulch/gc.h>
 
 #include "block.h"
@@ -237,8 +238,10 @@ struct gc_heap {
 /* Header bits below the 8-byte-aligned type pointer: bits 0-1 forwarding
  * and copy claims (during a collection, gc/evacuate.c), bit 1 also
  * "remembered" and bit 2 "old" (generational mode, gc/generation.c). */
-#define GC_HEADER_REMEMBERED ((uintptr_t)2)
+#define GC_HEADER_REMEMBERED ((uintptr_t)2) /* <mulch/gc.h>'s inline gc_write tests these two */
 #define GC_HEADER_OLD        ((uintptr_t)4)
+_Static_assert(GC_HEADER_OLD == 4 && GC_HEADER_REMEMBERED == 2 && GC_HEADER == sizeof(uintptr_t),
+               "<mulch/gc.h>'s inline gc_write knows the header word");
 #define GC_HEADER_TAG_BITS   ((uintptr_t)7)
 static inline const gc_type_t *gc_header_type(const void *obj) {
     return (const gc_type_t *)(((const uintptr_t *)obj)[-1] & ~GC_HEADER_TAG_BITS);

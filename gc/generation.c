@@ -102,6 +102,11 @@ static MULCH_NOINLINE void remember(gc_thread_t *t, void *obj) {
     }
 }
 
+/* The inline gc_write of <mulch/gc.h> found obj old and unremembered. */
+void mulch_gc_write_remember_(gc_thread_t *t, void *obj) {
+    if (t->generational) remember(t, obj);
+}
+
 void gc_write(gc_thread_t *t, void *obj, void **slot, void *value) {
     *slot = value;
     if (!t->generational || value == NULL || ((uintptr_t)value & 7u)) return;

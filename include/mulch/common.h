@@ -33,6 +33,17 @@
 #  define MULCH_NODISCARD
 #endif
 
+/* 1 in AddressSanitizer, ThreadSanitizer and MemorySanitizer builds: the
+ * inline fast paths of rc.h and gc.h read object headers before any check,
+ * which those tools would rightly flag on misuse, so they step aside. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#  define MULCH_SANITIZED_BUILD_ 1
+#elif defined(__has_feature)
+#  if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || __has_feature(memory_sanitizer)
+#    define MULCH_SANITIZED_BUILD_ 1
+#  endif
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif

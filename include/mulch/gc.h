@@ -66,6 +66,25 @@ MULCH_API const gc_type_t *gc_type_of(const void *obj);
 MULCH_API size_t gc_size_of(const void *obj);
 MULCH_API uintptr_t gc_identity_hash(const void *obj);
 MULCH_API void gc_write(gc_thread_t *thread, void *obj, void **slot, void *value);
+/* gc_write is inline: the store, then (for a GC pointer) one test of obj's
+ * header word. Only an old, not yet remembered object in generational mode
+ * calls the library; without generational mode no object is ever old.
+ * Define MULCH_GC_NO_INLINE (sanitizer builds do) or write (gc_write)(...)
+ * for the library function. Not API: the names ending in '_'. */
+MULCH_API void mulch_gc_write_remember_(gc_thread_t *thread, void *obj);
+#if !defined(MULCH_GC_NO_INLINE) && defined(MULCH_SANITIZED_BUILD_)
+#  define MULCH_GC_NO_INLINE 1
+#endif
+#if !defined(MULCH_GC_NO_INLINE) && !defined(MULCH_BUILDING_GC_)
+static inline void mulch_gc_write_inline_(gc_thread_t *thread, void *obj, void **slot, void *value) {
+    *slot = value;
+    if (value == NULL || ((uintptr_t)value & 7u) != 0) return;
+    /* the word before obj: type pointer | 4 (old) | 2 (remembered) */
+    uintptr_t header = __atomic_load_n((const uintptr_t *)obj - 1, __ATOMIC_RELAXED);
+    if (__builtin_expect((header & 6u) == 4u, 0)) mulch_gc_write_remember_(thread, obj);
+}
+#  define gc_write(thread, obj, slot, value) mulch_gc_write_inline_(thread, obj, slot, value)
+#endif
 MULCH_API void gc_external_alloc(gc_heap_t *heap, ptrdiff_t bytes);
 
 MULCH_API void gc_root_add(gc_heap_t *heap, void **slot);

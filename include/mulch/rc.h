@@ -54,12 +54,7 @@ struct mulch_rc_header_ {
 MULCH_API extern __thread struct mulch_rc_thread_ *mulch_rc_self_
     __attribute__((tls_model("initial-exec")));
 
-#if !defined(MULCH_RC_NO_INLINE) && defined(__has_feature)
-#  if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || __has_feature(memory_sanitizer)
-#    define MULCH_RC_NO_INLINE 1
-#  endif
-#endif
-#if !defined(MULCH_RC_NO_INLINE) && (defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__))
+#if !defined(MULCH_RC_NO_INLINE) && defined(MULCH_SANITIZED_BUILD_)
 #  define MULCH_RC_NO_INLINE 1
 #endif
 
