@@ -88,6 +88,10 @@ typedef struct gc_root_callback {
 #define GC_SAVED_REGISTERS 12u
 
 struct gc_thread {
+    /* First, in this order: <mulch/gc.h>'s inline gc_push_root and
+     * gc_pop_roots use them (struct mulch_gc_thread_roots_). */
+    void           ***root_stack;        /* gc_push_root slots (owner thread) */
+    size_t            root_depth, root_capacity;
     gc_heap_t        *heap;
     /* conservative_stack: where this thread's live stack and registers are
      * while it does not run (gc/conservative.c) */
@@ -95,8 +99,6 @@ struct gc_thread {
     uintptr_t         saved_registers[GC_SAVED_REGISTERS];
     struct gc_thread *next, *prev;       /* heap->threads (heap->lock)        */
     int               state;             /* enum gc_thread_state (heap->lock) */
-    void           ***root_stack;        /* gc_push_root slots (owner thread) */
-    size_t            root_depth, root_capacity;
     gc_vector_t       finalizable;       /* objects with finalizers, new      */
     gc_vector_t       weaks;             /* weak refs created, new            */
     gc_vector_t       remembered;        /* old objects gc_write stored into  */
@@ -104,6 +106,11 @@ struct gc_thread {
     _Atomic uint64_t  bytes_allocated;
     gc_bin_t          bins[GC_CLASSES];
 };
+
+_Static_assert(offsetof(struct gc_thread, root_stack) == offsetof(struct mulch_gc_thread_roots_, stack)
+                   && offsetof(struct gc_thread, root_depth) == offsetof(struct mulch_gc_thread_roots_, depth)
+                   && offsetof(struct gc_thread, root_capacity) == offsetof(struct mulch_gc_thread_roots_, capacity),
+               "<mulch/gc.h>'s inline root stack knows where it is");
 
 #define GC_MAX_MARKERS 64u
 

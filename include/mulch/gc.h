@@ -94,6 +94,28 @@ MULCH_API void gc_push_root(gc_thread_t *thread, void **slot);
 MULCH_API void gc_pop_roots(gc_thread_t *thread, size_t n);
 MULCH_API size_t gc_root_depth(gc_thread_t *thread);
 MULCH_API void gc_pop_roots_to(gc_thread_t *thread, size_t depth);
+/* gc_push_root and gc_pop_roots are inline: a bounds check and a store, or
+ * a check and a subtraction; growing the stack and misuse reports call the
+ * library. MULCH_GC_NO_INLINE, or (gc_push_root)(...), for the functions.
+ * Not API: the start of the thread record, which the library keeps there. */
+struct __attribute__((may_alias)) mulch_gc_thread_roots_ {
+    void ***stack;
+    size_t  depth, capacity;
+};
+#if !defined(MULCH_GC_NO_INLINE) && !defined(MULCH_BUILDING_GC_)
+static inline void mulch_gc_push_root_inline_(gc_thread_t *thread, void **slot) {
+    struct mulch_gc_thread_roots_ *roots = (struct mulch_gc_thread_roots_ *)(void *)thread;
+    if (__builtin_expect(roots->depth < roots->capacity, 1)) roots->stack[roots->depth++] = slot;
+    else (gc_push_root)(thread, slot);
+}
+static inline void mulch_gc_pop_roots_inline_(gc_thread_t *thread, size_t n) {
+    struct mulch_gc_thread_roots_ *roots = (struct mulch_gc_thread_roots_ *)(void *)thread;
+    if (__builtin_expect(n <= roots->depth, 1)) roots->depth -= n;
+    else (gc_pop_roots)(thread, n);
+}
+#  define gc_push_root(thread, slot) mulch_gc_push_root_inline_(thread, slot)
+#  define gc_pop_roots(thread, n)    mulch_gc_pop_roots_inline_(thread, n)
+#endif
 typedef void (*gc_root_fn)(gc_tracer_t *tracer, void *ctx);
 MULCH_API void gc_root_add_callback(gc_heap_t *heap, gc_root_fn fn, void *ctx);
 MULCH_API void gc_root_remove_callback(gc_heap_t *heap, gc_root_fn fn, void *ctx);

@@ -45,7 +45,7 @@ MULCH_API size_t rc_count(const void *obj); /* exact when no retain/release is c
  * Not API: the names below ending in '_' mirror the start of the header
  * and of the per-thread record (runtime/rc_internal.h checks the layout). */
 struct mulch_rc_thread_;
-struct mulch_rc_header_ {
+struct __attribute__((may_alias)) mulch_rc_header_ {
     unsigned int             reserved_[2];
     struct mulch_rc_thread_ *owner;  /* the allocating thread until merged */
     unsigned int             biased; /* the owner's count */

@@ -285,6 +285,29 @@ static void test_gc_root_thread_stack(void **state)
         gc_collect(t);
         EXPECT_OBJ(a, 1);
 
+        /* The inline push/pop of <mulch/gc.h> and the library functions
+         * share one stack: interleaved, past the stack's first growth. */
+        size_t mixed_mark = gc_root_depth(t);
+        enum { M = 5000 };
+        void **mixed = calloc(M, sizeof *mixed);
+        if (mixed == NULL) fail();
+        for (size_t i = 0; i < M; i++) {
+            if (i % 3 == 0) (gc_push_root)(t, &mixed[i]);
+            else gc_push_root(t, &mixed[i]);
+            if (i % 500 == 0) mixed[i] = mk(t, &T_FIN, 200 + i / 500, 1);
+        }
+        EXPECT_EQ(gc_root_depth(t), mixed_mark + M);
+        gc_collect(t);
+        for (size_t i = 0; i < M; i += 500) EXPECT_OBJ(mixed[i], 200 + i / 500);
+        for (size_t i = 0; i < M; i += 10) {
+            if (i % 20 == 0) (gc_pop_roots)(t, 10);
+            else gc_pop_roots(t, 10);
+        }
+        EXPECT_EQ(gc_root_depth(t), mixed_mark);
+        gc_collect(t);
+        for (size_t i = 0; i < M; i += 500) EXPECT_FIN(200 + i / 500, 1);
+        free(mixed);
+
         gc_pop_roots_to(t, d0);
         EXPECT_EQ(gc_root_depth(t), d0);
         gc_collect(t);
