@@ -280,51 +280,65 @@ static MULCH_NOINLINE void pool_free_slow(pool_t *pool, void *p) {
     else huge_free(pool, info.chunk);
 }
 
+/* The fast path once the chunk is known (from the map or from the guess
+ * below); false sends the caller to pool_free_slow. */
+static inline bool pool_free_in_chunk(pool_t *pool, chunk_t *chunk, void *p) {
+    if (mulch_unlikely(chunk == NULL || chunk->pool != pool || chunk->kind != CHUNK_BLOCKS
+                       || chunk->magic != chunk_magic_of(chunk)))
+        return false;
+    block_t *b = block_head(&chunk->blocks[((uintptr_t)p - (uintptr_t)chunk) >> pool->block_shift]);
+    /* a span with released pages (release.c) has the other check value:
+     * its frees take the slow path, which knows about parked cells */
+    if (mulch_unlikely(b->kind != BLOCK_SMALL || block_check_of(pool, b) != block_check_load(b))) return false;
+    size_t offset = (size_t)((unsigned char *)p - b->start);
+    uint32_t i = cell_divide(b->divisor, offset);
+    if (mulch_unlikely((size_t)i * b->cell_size != offset || i >= atomic_load_explicit(&b->bump, memory_order_relaxed)
+                       || cell_has_free_mark(pool, p)))
+        return false;
+    thread_heap_t *heap = heap_current_for_free(pool);
+    if (mulch_likely(heap != NULL && atomic_load_explicit(&b->owner, memory_order_relaxed) == heap)) {
+        unsigned cls = b->size_class, n = heap->recent_count[cls];
+        if (mulch_likely(n < HEAP_RECENT && b->sites == NULL)) {
+            tool_cell_free(0, p, b->cell_size); /* b->sites == NULL: not under valgrind */
+            cell_word_store(p, 1, cell_free_mark(pool, p));
+            heap->recent[cls][n] = p;
+            heap->recent_count[cls] = (uint8_t)(n + 1);
+            counter_add_u64(&heap->frees, 1);
+            counter_add_i64(&heap->bytes_in_use, -(int64_t)b->cell_size);
+            return true;
+        }
+        cell_push_local(pool, heap, b, p, false);
+    } else {
+        small_free_remote(pool, heap, b, p);
+    }
+    return true;
+}
+
+/* p is not in the first region of its chunk (chunks of pools with big
+ * blocks span several regions), or in no chunk at all. */
+static MULCH_NOINLINE void pool_free_other_region(pool_t *pool, chunk_t *chunk, void *p) {
+    if (!pool_free_in_chunk(pool, chunk, p)) pool_free_slow(pool, p);
+}
+
 void pool_free(pool_t *pool, void *p) {
     if (p == NULL) return;
-    /* The chunk of a small cell starts at its region boundary, so its
-     * header's address is arithmetic on p, and its block size is the
-     * pool's. The chunk map only confirms it, through a predicted branch,
-     * so the header and span loads issue without waiting for the map's two
-     * dependent loads (churn with a cache-resident live set: +9 %). The
-     * empty asm hides the equality from the compiler, which would
-     * otherwise take the address from the map again. Nothing is read
-     * through `chunk` before the map has vouched for it (and the map says
-     * NULL for a pointer below 4 MiB, whose guess is NULL too). */
-    chunk_t *chunk = (chunk_t *)((uintptr_t)p & ~(uintptr_t)(MULCH_REGION - 1));
-    __asm__("" : "+r"(chunk));
-    if (mulch_likely(chunk_of(p) == chunk && chunk != NULL && chunk->pool == pool && chunk->kind == CHUNK_BLOCKS
-                     && chunk->magic == chunk_magic_of(chunk))) {
-        block_t *b = block_head(&chunk->blocks[((uintptr_t)p - (uintptr_t)chunk) >> pool->block_shift]);
-        /* a span with released pages (release.c) has the other check value:
-         * its frees take the slow path, which knows about parked cells */
-        if (mulch_likely(b->kind == BLOCK_SMALL && block_check_of(pool, b) == block_check_load(b))) {
-            size_t offset = (size_t)((unsigned char *)p - b->start);
-            uint32_t i = cell_divide(b->divisor, offset);
-            if (mulch_likely((size_t)i * b->cell_size == offset
-                             && i < atomic_load_explicit(&b->bump, memory_order_relaxed)
-                             && !cell_has_free_mark(pool, p))) {
-                thread_heap_t *heap = heap_current_for_free(pool);
-                if (mulch_likely(heap != NULL && atomic_load_explicit(&b->owner, memory_order_relaxed) == heap)) {
-                    unsigned cls = b->size_class, n = heap->recent_count[cls];
-                    if (mulch_likely(n < HEAP_RECENT && b->sites == NULL)) {
-                        tool_cell_free(0, p, b->cell_size); /* b->sites == NULL: not under valgrind */
-                        cell_word_store(p, 1, cell_free_mark(pool, p));
-                        heap->recent[cls][n] = p;
-                        heap->recent_count[cls] = (uint8_t)(n + 1);
-                        counter_add_u64(&heap->frees, 1);
-                        counter_add_i64(&heap->bytes_in_use, -(int64_t)b->cell_size);
-                        return;
-                    }
-                    cell_push_local(pool, heap, b, p, false);
-                } else {
-                    small_free_remote(pool, heap, b, p);
-                }
-                return;
-            }
-        }
+    /* A chunk starts at a region boundary, so for a cell in the chunk's
+     * first region the header's address is arithmetic on p. The chunk map
+     * only confirms it, through a predicted branch, so the header and span
+     * loads issue without waiting for the map's two dependent loads (churn
+     * with a cache-resident live set: +9 %). The empty asm hides the
+     * equality from the compiler, which would otherwise take the address
+     * from the map again. Nothing is read through the guess before the map
+     * has vouched for it; any other answer of the map (another chunk, or
+     * NULL) takes the out-of-line path with the map's chunk. */
+    chunk_t *guess = (chunk_t *)((uintptr_t)p & ~(uintptr_t)(MULCH_REGION - 1));
+    __asm__("" : "+r"(guess));
+    chunk_t *chunk = chunk_of(p);
+    if (mulch_unlikely(chunk != guess)) {
+        pool_free_other_region(pool, chunk, p);
+        return;
     }
-    pool_free_slow(pool, p);
+    if (!pool_free_in_chunk(pool, guess, p)) pool_free_slow(pool, p);
 }
 
 size_t pool_usable_size(pool_t *pool, const void *p) {

@@ -28,11 +28,15 @@ static inline rc_thread_t *rc_self_checked(void);
 static void rc_thread_exit(void *arg) {
     rc_thread_t *self = arg;
     rc_queue_drain(self);
+    /* From here on this thread is not the owner of anything: once `dead`
+     * is visible, other threads fold its objects' biased counts, so destroy
+     * callbacks run by the drain below must not update them (they take the
+     * non-owner path). */
+    rc_self = NULL;
     /* publishes every biased count this thread wrote; seq_cst pairs with
      * the releaser's push-then-check in rc_queue_to_owner (Dekker style) */
     atomic_store_explicit(&self->dead, 1, memory_order_seq_cst);
     rc_queue_drain(self); /* anything queued before others saw `dead` */
-    rc_self = NULL;
 }
 
 static void rc_exit_key_create(void) {
@@ -161,15 +165,8 @@ void rc_destroy(rc_header_t *h) {
 /* The count as one number: merged objects count in `shared` only. */
 static void rc_merge(rc_header_t *h, uint32_t biased) {
     atomic_store_explicit(&h->owner, NULL, memory_order_relaxed);
-    int32_t shared = atomic_load_explicit(&h->shared, memory_order_relaxed) >> RC_SHIFT;
-    if (mulch_unlikely((int64_t)biased + shared > RC_SHARED_MAX)) {
-        /* cannot count them all in `shared`: keep the object forever
-         * rather than risk freeing it while referenced */
-        rc_report("rc: reference count overflow; the object is kept alive for good", rc_object_of(h));
-        return;
-    }
-    int32_t add = (int32_t)biased * RC_ONE + RC_MERGED;
-    int32_t now = atomic_fetch_add_explicit(&h->shared, add, memory_order_acq_rel) + add;
+    int64_t add = (int64_t)biased * RC_ONE + RC_MERGED;
+    int64_t now = atomic_fetch_add_explicit(&h->shared, add, memory_order_acq_rel) + add;
     if ((now >> RC_SHIFT) == 0) rc_destroy(h);
 }
 
@@ -204,13 +201,10 @@ void *rc_retain(void *obj) {
                               memory_order_relaxed);
         return obj;
     }
-    int32_t old = atomic_fetch_add_explicit(&h->shared, RC_ONE, memory_order_relaxed);
-    if (mulch_unlikely(((old & RC_MERGED) && (old >> RC_SHIFT) <= 0) || (old >> RC_SHIFT) >= RC_SHARED_MAX)) {
+    int64_t old = atomic_fetch_add_explicit(&h->shared, RC_ONE, memory_order_relaxed);
+    if (mulch_unlikely((old & RC_MERGED) && (old >> RC_SHIFT) <= 0)) {
         atomic_fetch_sub_explicit(&h->shared, RC_ONE, memory_order_relaxed);
-        rc_report((old >> RC_SHIFT) >= RC_SHARED_MAX
-                      ? "rc_retain: reference count overflow (2^29 - 1 references from other threads)"
-                      : "rc_retain: object's count is 0 (retain after the last release)",
-                  obj);
+        rc_report("rc_retain: object's count is 0 (retain after the last release)", obj);
     }
     return obj;
 }
@@ -245,7 +239,7 @@ static MULCH_NOINLINE void rc_owner_last(rc_thread_t *self, rc_header_t *h) {
     /* Give up ownership before merging: once MERGED is visible another
      * thread may drop the count to zero and free the object. */
     atomic_store_explicit(&h->owner, NULL, memory_order_relaxed);
-    int32_t expected = atomic_load_explicit(&h->shared, memory_order_relaxed);
+    int64_t expected = atomic_load_explicit(&h->shared, memory_order_relaxed);
     for (;;) {
         if (expected & RC_QUEUED) {
             rc_queue_drain(self);
@@ -274,8 +268,8 @@ void rc_release(void *obj) {
      * touch h only if we hold that claim (otherwise another thread may merge
      * and free it at any moment). */
     rc_thread_t *owner = atomic_load_explicit(&h->owner, memory_order_relaxed);
-    int32_t old = atomic_load_explicit(&h->shared, memory_order_relaxed);
-    int32_t now;
+    int64_t old = atomic_load_explicit(&h->shared, memory_order_relaxed);
+    int64_t now;
     bool queue;
     do {
         now = old - RC_ONE;

@@ -37,31 +37,26 @@
 #include "block.h"
 
 #define RC_SHIFT  2
-#define RC_ONE    ((int32_t)1 << RC_SHIFT)
-#define RC_MERGED ((int32_t)1)
-#define RC_QUEUED ((int32_t)2)
-/* `shared` is 32 bits so that it fits the header's first 16 bytes with
- * magic and owner: other threads' references are limited to 2^29 - 1 at a
- * time (libstdc++'s shared_ptr counts in 31 bits). Past that, retain
- * reports an overflow and takes no reference. */
-#define RC_SHARED_MAX ((int32_t)(INT32_MAX >> RC_SHIFT))
+#define RC_ONE    ((int64_t)1 << RC_SHIFT)
+#define RC_MERGED ((int64_t)1)
+#define RC_QUEUED ((int64_t)2)
 #define RC_LIVE   0x72634c56u /* "rcLV" */
 
 typedef struct mulch_rc_thread_ rc_thread_t; /* named in <mulch/rc.h> */
 
 typedef struct rc_header {
-    /* The first 16 bytes are the hot ones, in one 16-byte granule and so
-     * on one cache line: a non-owner's retain or release reads magic and
-     * owner and updates shared there, one coherence miss in all. They are
+    /* shared and magic share the first 16 bytes: a non-owner's retain or
+     * release reads magic and updates shared on one cache line (owner, the
+     * third word it reads, is written only at the merge, so its line stays
+     * shared between cores when it is another one). The first 16 bytes are
      * also what a freed pool cell keeps addressable (its free link and free
      * mark, pool/tool.h), so the misuse check can read `magic` of a
      * destroyed object even under valgrind. */
-    _Atomic int32_t        shared;  /* other threads' count << 2 | flags   */
+    _Atomic int64_t        shared;  /* other threads' count << 2 | flags   */
     _Atomic uint32_t       magic;   /* RC_LIVE while alive                 */
-    _Atomic(rc_thread_t *) owner;   /* NULL once merged                    */
     _Atomic uint32_t       biased;  /* owner's count: written by the owner only
                                        (relaxed: plain moves), read by rc_count */
-    uint32_t               unused;
+    _Atomic(rc_thread_t *) owner;   /* NULL once merged                    */
     void                 (*destroy)(void *obj);
     _Atomic(struct rc_weak_control *) weak;
     struct rc_header      *link;    /* owner's merge queue, or the pending-destroy list */
@@ -80,8 +75,11 @@ struct mulch_rc_thread_ {
 /* The inline fast paths in <mulch/rc.h> read these words directly. */
 _Static_assert(offsetof(rc_header_t, owner) == offsetof(struct mulch_rc_header_, owner),
                "rc.h reads owner at the same offset");
-_Static_assert(offsetof(rc_header_t, shared) < 16 && offsetof(rc_header_t, magic) < 16 && offsetof(rc_header_t, owner) < 16,
-               "shared, magic and owner share the first 16-byte granule");
+_Static_assert(offsetof(rc_header_t, shared) < 16 && offsetof(rc_header_t, magic) + sizeof(uint32_t) <= 16,
+               "shared and magic share the first 16-byte granule");
+_Static_assert(sizeof(((rc_header_t *)0)->owner) == sizeof(((struct mulch_rc_header_ *)0)->owner)
+                   && sizeof(((rc_header_t *)0)->biased) == sizeof(((struct mulch_rc_header_ *)0)->biased),
+               "rc.h reads words of the same size");
 _Static_assert(offsetof(rc_header_t, biased) == offsetof(struct mulch_rc_header_, biased),
                "rc.h reads biased at the same offset");
 _Static_assert(sizeof(rc_header_t) == MULCH_RC_HEADER_SIZE_, "rc.h knows the header size");

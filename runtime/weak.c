@@ -61,15 +61,10 @@ void *rc_weak_lock(rc_weak_t *weak) {
     void *obj = control->obj;
     if (obj) {
         rc_header_t *h = rc_header_of(obj);
-        int32_t count = atomic_load_explicit(&h->shared, memory_order_relaxed);
+        int64_t count = atomic_load_explicit(&h->shared, memory_order_relaxed);
         for (;;) {
             if ((count & RC_MERGED) && (count >> RC_SHIFT) <= 0) {
                 obj = NULL; /* dying: its destroyer is on the way to this lock */
-                break;
-            }
-            if (mulch_unlikely((count >> RC_SHIFT) >= RC_SHARED_MAX)) {
-                mulch_report("rc_weak_lock: reference count overflow (2^29 - 1 references from other threads)", obj);
-                obj = NULL;
                 break;
             }
             if (atomic_compare_exchange_weak_explicit(&h->shared, &count, count + RC_ONE, memory_order_acquire,

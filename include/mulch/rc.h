@@ -46,9 +46,10 @@ MULCH_API size_t rc_count(const void *obj); /* exact when no retain/release is c
  * and of the per-thread record (runtime/rc_internal.h checks the layout). */
 struct mulch_rc_thread_;
 struct __attribute__((may_alias)) mulch_rc_header_ {
-    unsigned int             reserved_[2];
-    struct mulch_rc_thread_ *owner;  /* the allocating thread until merged */
+    long long                reserved_shared_;
+    unsigned int             reserved_magic_;
     unsigned int             biased; /* the owner's count */
+    struct mulch_rc_thread_ *owner;  /* the allocating thread until merged */
 };
 #define MULCH_RC_HEADER_SIZE_ 48
 MULCH_API extern __thread struct mulch_rc_thread_ *mulch_rc_self_
