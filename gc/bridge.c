@@ -32,7 +32,7 @@ void gc_handle_slot_remove(gc_heap_t *heap, void **slot) {
 
 bool gc_owned_add(gc_heap_t *heap, void *obj, void *rc_obj, void (*release)(void *)) {
     pthread_mutex_lock(&heap->lock);
-    heap->rc_release = release;
+    heap->release_rc = release;
     bool ok = gc_vector_push(&heap->owned_objects, obj);
     if (ok && !gc_vector_push(&heap->owned_rcs, rc_obj)) {
         heap->owned_objects.count--;
@@ -66,7 +66,7 @@ void gc_bridge_release_pending(gc_heap_t *heap) {
     while (heap->rc_to_release.count) {
         void *rc_obj = heap->rc_to_release.items[--heap->rc_to_release.count];
         pthread_mutex_unlock(&heap->lock);
-        heap->rc_release(rc_obj);
+        heap->release_rc(rc_obj);
         pthread_mutex_lock(&heap->lock);
     }
 }

@@ -109,7 +109,8 @@ struct gc_thread {
 
 _Static_assert(offsetof(struct gc_thread, root_stack) == offsetof(struct mulch_gc_thread_roots_, stack)
                    && offsetof(struct gc_thread, root_depth) == offsetof(struct mulch_gc_thread_roots_, depth)
-                   && offsetof(struct gc_thread, root_capacity) == offsetof(struct mulch_gc_thread_roots_, capacity),
+                   && offsetof(struct gc_thread, root_capacity) == offsetof(struct mulch_gc_thread_roots_, capacity)
+                   && sizeof(((struct gc_thread *)0)->root_depth) == sizeof(((struct mulch_gc_thread_roots_ *)0)->depth),
                "<mulch/gc.h>'s inline root stack knows where it is");
 
 #define GC_MAX_MARKERS 64u
@@ -226,7 +227,7 @@ struct gc_heap {
     gc_vector_t      owned_objects;    /* GC object owning ...              */
     gc_vector_t      owned_rcs;        /* ... this rc object (same index)   */
     gc_vector_t      rc_to_release;    /* owners died: release after pause  */
-    void           (*rc_release)(void *rc_obj);
+    void           (*release_rc)(void *rc_obj); /* not rc_release: rc.h makes that a macro */
 
     /* policy and statistics */
     _Atomic size_t   allocated_since_gc;

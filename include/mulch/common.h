@@ -33,15 +33,21 @@
 #  define MULCH_NODISCARD
 #endif
 
-/* 1 in AddressSanitizer, ThreadSanitizer and MemorySanitizer builds: the
- * inline fast paths of rc.h and gc.h read object headers before any check,
- * which those tools would rightly flag on misuse, so they step aside. */
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#  define MULCH_SANITIZED_BUILD_ 1
+/* Defined when rc.h and gc.h must not use their inline fast paths: in
+ * sanitizer builds (the paths read object headers before any check, which
+ * those tools would rightly flag on misuse) and with non-GNU compilers. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__) || defined(__SANITIZE_HWADDRESS__)
+#  define MULCH_NO_INLINE_PATHS_ 1
 #elif defined(__has_feature)
-#  if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || __has_feature(memory_sanitizer)
-#    define MULCH_SANITIZED_BUILD_ 1
+#  if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || __has_feature(memory_sanitizer) \
+      || __has_feature(hwaddress_sanitizer)
+#    define MULCH_NO_INLINE_PATHS_ 1
 #  endif
+#endif
+/* The inline fast paths use GNU C (__thread, __atomic builtins, attributes);
+ * other compilers get the library functions. */
+#if !defined(__GNUC__) && !defined(MULCH_NO_INLINE_PATHS_)
+#  define MULCH_NO_INLINE_PATHS_ 1
 #endif
 
 #ifdef __cplusplus

@@ -72,10 +72,15 @@ MULCH_API void gc_write(gc_thread_t *thread, void *obj, void **slot, void *value
  * Define MULCH_GC_NO_INLINE (sanitizer builds do) or write (gc_write)(...)
  * for the library function. Not API: the names ending in '_'. */
 MULCH_API void mulch_gc_write_remember_(gc_thread_t *thread, void *obj);
-#if !defined(MULCH_GC_NO_INLINE) && defined(MULCH_SANITIZED_BUILD_)
+#if !defined(MULCH_GC_NO_INLINE) && defined(MULCH_NO_INLINE_PATHS_)
 #  define MULCH_GC_NO_INLINE 1
 #endif
 #if !defined(MULCH_GC_NO_INLINE) && !defined(MULCH_BUILDING_GC_)
+#  if defined(__cplusplus)
+#    pragma GCC diagnostic push
+#    pragma GCC diagnostic ignored "-Wold-style-cast"
+#    pragma GCC diagnostic ignored "-Wzero-as-null-pointer-constant"
+#  endif
 static inline void mulch_gc_write_inline_(gc_thread_t *thread, void *obj, void **slot, void *value) {
     *slot = value;
     if (value == NULL || ((uintptr_t)value & 7u) != 0) return;
@@ -83,6 +88,9 @@ static inline void mulch_gc_write_inline_(gc_thread_t *thread, void *obj, void *
     uintptr_t header = __atomic_load_n((const uintptr_t *)obj - 1, __ATOMIC_RELAXED);
     if (__builtin_expect((header & 6u) == 4u, 0)) mulch_gc_write_remember_(thread, obj);
 }
+#  if defined(__cplusplus)
+#    pragma GCC diagnostic pop
+#  endif
 #  define gc_write(thread, obj, slot, value) mulch_gc_write_inline_(thread, obj, slot, value)
 #endif
 MULCH_API void gc_external_alloc(gc_heap_t *heap, ptrdiff_t bytes);
@@ -98,11 +106,17 @@ MULCH_API void gc_pop_roots_to(gc_thread_t *thread, size_t depth);
  * a check and a subtraction; growing the stack and misuse reports call the
  * library. MULCH_GC_NO_INLINE, or (gc_push_root)(...), for the functions.
  * Not API: the start of the thread record, which the library keeps there. */
+#if defined(__GNUC__)
 struct __attribute__((may_alias)) mulch_gc_thread_roots_ {
     void ***stack;
     size_t  depth, capacity;
 };
+#endif
 #if !defined(MULCH_GC_NO_INLINE) && !defined(MULCH_BUILDING_GC_)
+#  if defined(__cplusplus)
+#    pragma GCC diagnostic push
+#    pragma GCC diagnostic ignored "-Wold-style-cast"
+#  endif
 static inline void mulch_gc_push_root_inline_(gc_thread_t *thread, void **slot) {
     struct mulch_gc_thread_roots_ *roots = (struct mulch_gc_thread_roots_ *)(void *)thread;
     if (__builtin_expect(roots->depth < roots->capacity, 1)) roots->stack[roots->depth++] = slot;
@@ -113,6 +127,9 @@ static inline void mulch_gc_pop_roots_inline_(gc_thread_t *thread, size_t n) {
     if (__builtin_expect(n <= roots->depth, 1)) roots->depth -= n;
     else (gc_pop_roots)(thread, n);
 }
+#  if defined(__cplusplus)
+#    pragma GCC diagnostic pop
+#  endif
 #  define gc_push_root(thread, slot) mulch_gc_push_root_inline_(thread, slot)
 #  define gc_pop_roots(thread, n)    mulch_gc_pop_roots_inline_(thread, n)
 #endif

@@ -44,6 +44,7 @@ MULCH_API size_t rc_count(const void *obj); /* exact when no retain/release is c
  *
  * Not API: the names below ending in '_' mirror the start of the header
  * and of the per-thread record (runtime/rc_internal.h checks the layout). */
+#if defined(__GNUC__)
 struct mulch_rc_thread_;
 struct __attribute__((may_alias)) mulch_rc_header_ {
     long long                reserved_shared_;
@@ -54,12 +55,18 @@ struct __attribute__((may_alias)) mulch_rc_header_ {
 #define MULCH_RC_HEADER_SIZE_ 48
 MULCH_API extern __thread struct mulch_rc_thread_ *mulch_rc_self_
     __attribute__((tls_model("initial-exec")));
+#endif
 
-#if !defined(MULCH_RC_NO_INLINE) && defined(MULCH_SANITIZED_BUILD_)
+#if !defined(MULCH_RC_NO_INLINE) && defined(MULCH_NO_INLINE_PATHS_)
 #  define MULCH_RC_NO_INLINE 1
 #endif
 
 #if !defined(MULCH_RC_NO_INLINE) && !defined(MULCH_BUILDING_RC_)
+#  if defined(__cplusplus)
+#    pragma GCC diagnostic push
+#    pragma GCC diagnostic ignored "-Wold-style-cast"
+#    pragma GCC diagnostic ignored "-Wzero-as-null-pointer-constant"
+#  endif
 static inline struct mulch_rc_header_ *mulch_rc_header_of_(void *obj) {
     return (struct mulch_rc_header_ *)(void *)((char *)obj - MULCH_RC_HEADER_SIZE_);
 }
@@ -95,6 +102,9 @@ static inline void mulch_rc_release_inline_(void *obj) {
     }
     (rc_release)(obj);
 }
+#  if defined(__cplusplus)
+#    pragma GCC diagnostic pop
+#  endif
 
 #  define rc_retain(obj)  mulch_rc_retain_inline_(obj)
 #  define rc_release(obj) mulch_rc_release_inline_(obj)
