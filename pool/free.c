@@ -83,7 +83,8 @@ bool pointer_check(pool_t *pool, const void *p, const char *fn, pointer_info_t *
     }
     if (b->size_class >= pool->class_count || b->cell_size != size_class_bytes(b->size_class)
         || b->divisor != cell_divisor(b->cell_size) || b->start != block_start(chunk, b)
-        || (block_check_load(b) != block_check_of(pool, b) && block_check_load(b) != block_check_released(pool, b))) {
+        || (block_check_load_acquire(b) != block_check_of(pool, b)
+            && block_check_load_acquire(b) != block_check_released(pool, b))) {
         report_pointer(fn, "corrupted block header", p);
         return false;
     }

@@ -371,8 +371,14 @@ static inline uint32_t block_check_released(const pool_t *pool, const block_t *b
 static inline uint32_t block_check_load(const block_t *b) {
     return atomic_load_explicit(&b->check, memory_order_relaxed);
 }
+/* Acquire: pairs with release.c's release stores of the check word, so a
+ * reader that sees it flip also sees the bits (release) or the unparked
+ * cells' free marks (recommit) written before it. */
+static inline uint32_t block_check_load_acquire(const block_t *b) {
+    return atomic_load_explicit(&b->check, memory_order_acquire);
+}
 static inline bool block_has_released(const pool_t *pool, const block_t *b) {
-    return block_check_load(b) == block_check_released(pool, b);
+    return block_check_load_acquire(b) == block_check_released(pool, b);
 }
 
 /* ---- cells ------------------------------------------------------------- */
@@ -425,7 +431,7 @@ static inline bool span_range_released(const pool_t *pool, const block_t *head, 
     size_t last = (to - 1) >> pool->release_shift;
     uint32_t per_block = 1u << pool->units_shift;
     for (size_t u = from >> pool->release_shift; u <= last; u++) {
-        uint64_t bits = atomic_load_explicit(&head[u >> pool->units_shift].released, memory_order_relaxed);
+        uint64_t bits = atomic_load_explicit(&head[u >> pool->units_shift].released, memory_order_acquire);
         if ((bits >> (u & (per_block - 1))) & 1u) return true;
     }
     return false;
