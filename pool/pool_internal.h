@@ -131,6 +131,7 @@ enum {
     BLOCK_PINNED      = 1u << 3, /* GC: holds a pinned object                 */
     BLOCK_IN_FULL     = 1u << 4, /* (owner) in the heap's full list            */
     BLOCK_IN_DORMANT  = 1u << 5, /* (owner) in the heap's dormant list         */
+    BLOCK_TRIM_ADOPTED = 1u << 6, /* (owner) adopted by a running pool_trim    */
 };
 
 /* Low bits of block.thread_free (cells are 16-byte aligned). */
@@ -500,6 +501,7 @@ MULCH_INTERNAL void  heap_abandon(thread_heap_t *heap);
 MULCH_INTERNAL block_t *block_adopt_abandoned(pool_t *pool, thread_heap_t *heap, unsigned cls);
 /* Moves cells freed by other threads to b's local free list; returns how many. */
 MULCH_INTERNAL uint32_t block_collect(pool_t *pool, block_t *b);
+MULCH_INTERNAL void block_float(pool_t *pool, thread_heap_t *heap, block_t *b);
 /* Pushes the heap's recent cells back on their spans' free lists. */
 MULCH_INTERNAL void heap_recent_flush(pool_t *pool, thread_heap_t *heap);
 /* Returns the calling thread's empty spans to the pool; how many. */

@@ -548,6 +548,81 @@ static void test_trim_covers_spans_of_exited_threads(void **state) {
     pool_destroy(pool);
 }
 
+/* pool_trim from a long-lived thread adopts the spans of exited threads to
+ * release their pages, then floats them again: another thread that
+ * allocates afterwards reuses their free cells instead of taking new spans
+ * (the reviewer's maint2 scenario: +47 % bytes_reserved when the trimming
+ * thread kept them). */
+static void *fill_half_and_exit(void *arg) {
+    scenario_t *s = arg;
+    scenario_fill(s, s->pool, 64, s->count, 50, "refloat");
+    return NULL;
+}
+
+typedef struct taker {
+    pool_t         *pool;
+    size_t          n;
+    unsigned char **cells;
+} taker_t;
+
+static void *take_cells(void *arg) {
+    taker_t *t = arg;
+    for (size_t i = 0; i < t->n; i++) {
+        t->cells[i] = pool_alloc(t->pool, 64);
+        if (t->cells[i] == NULL) AFAIL("allocation %zu failed", i);
+        else fill(t->cells[i], 64, UINT64_C(1) << 44 | i);
+    }
+    return NULL;
+}
+
+static int cmp_block(const void *a, const void *b) {
+    uintptr_t x = (uintptr_t) * (block_t *const *)a, y = (uintptr_t) * (block_t *const *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void test_trim_floats_adopted_spans_again(void **state) {
+    (void)state;
+    pool_t *pool = pool_create(NULL);
+    scenario_t s = { .pool = pool, .count = scaled(20000, 5000) };
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, fill_half_and_exit, &s), 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    size_t reserved_a = stats_of(pool).bytes_reserved;
+    pool_trim(pool); /* this thread lives on: a maintenance thread */
+    size_t reserved_trim = stats_of(pool).bytes_reserved;
+    taker_t t = { pool, s.count - s.live_count, NULL };
+    t.cells = calloc(t.n, sizeof *t.cells);
+    assert_int_equal(pthread_create(&th, NULL, take_cells, &t), 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    EXPECT_NO_ASYNC_FAILURES();
+    size_t reserved_b = stats_of(pool).bytes_reserved;
+    print_message("    reserved: %zu KiB after A, %zu after trim, %zu after B\n", reserved_a >> 10,
+                  reserved_trim >> 10, reserved_b >> 10);
+    /* B fits in A's free cells: no new span (a little slack for metadata) */
+    EXPECT_LE(reserved_b, reserved_a + 64 * KiB);
+    block_t **spans = calloc(s.count, sizeof *spans);
+    for (size_t i = 0; i < s.count; i++) spans[i] = block_head(block_at(chunk_of(s.cell[i]), s.cell[i]));
+    qsort(spans, s.count, sizeof *spans, cmp_block);
+    size_t outside = 0;
+    for (size_t i = 0; i < t.n; i++) {
+        block_t *b = block_head(block_at(chunk_of(t.cells[i]), t.cells[i]));
+        outside += bsearch(&b, spans, s.count, sizeof *spans, cmp_block) == NULL;
+    }
+    EXPECT_EQ(outside, 0);
+    scenario_check_live(&s);
+    for (size_t i = 0; i < t.n; i++) {
+        EXPECT_PATTERN(t.cells[i], 64, UINT64_C(1) << 44 | i);
+        pool_free(pool, t.cells[i]);
+    }
+    scenario_free_live(&s);
+    EXPECT_EQ(stats_of(pool).bytes_in_use, 0);
+    EXPECT_EQ(report_count(pool), 0);
+    free(spans);
+    free(t.cells);
+    scenario_done(&s);
+    pool_destroy(pool);
+}
+
 /* Under a limit: trimming makes room, recommitting parked cells counts
  * against the limit, and bytes_reserved never passes it. */
 static void test_limit_holds_across_release_and_recommit(void **state) {
@@ -631,6 +706,7 @@ int main(void) {
         T(test_cross_thread_frees_into_trimmed_spans),
         T(test_trimmed_spans_outlive_their_thread),
         T(test_trim_covers_spans_of_exited_threads),
+        T(test_trim_floats_adopted_spans_again),
         T(test_limit_holds_across_release_and_recommit),
         T(test_automatic_trim_releases_free_pages),
     };
