@@ -309,6 +309,14 @@ void *small_alloc_slow(pool_t *pool, thread_heap_t *heap, size_t size, const lea
             }
             if (block_recommit_some(pool, b)) continue;
         }
+        /* At the limit, a span whose cells are all parked (released by the
+         * automatic trim, which does not retire empty spans) cannot be
+         * recommitted: with nothing allocated, no free would ever take it
+         * out of the full list. It goes back to the pool instead. */
+        if (b->used == 0) {
+            block_retire(pool, heap, b);
+            continue;
+        }
         block_to_full(pool, heap, b);
     }
 }

@@ -665,6 +665,66 @@ static void test_limit_holds_across_release_and_recommit(void **state) {
     pool_destroy(pool);
 }
 
+/* The automatic trim releases the pages of spans it does not retire: a bin
+ * head whose carved cells are all free ends with every cell parked and
+ * used == 0. At the limit its recommit fails; the span must then go back
+ * to the pool, not into the full list, where no free would ever reach it. */
+static bool in_list(const block_t *list, const block_t *b) {
+    for (; list; list = list->next)
+        if (list == b) return true;
+    return false;
+}
+
+static void test_parked_empty_span_at_limit_is_retired(void **state) {
+    (void)state;
+    pool_options_t opts = { 0 };
+    opts.limit = 64 * MiB;
+    pool_t *pool = pool_create(&opts);
+    enum { SIZE = 1000, CARVED = 40 };
+    unsigned char *cells[CARVED];
+    for (size_t i = 0; i < CARVED; i++) {
+        cells[i] = pool_alloc(pool, SIZE);
+        EXPECT_NONNULL(cells[i]);
+        fill(cells[i], SIZE, i);
+    }
+    block_t *b = block_head(block_at(chunk_of(cells[0]), cells[0]));
+    unsigned cls = b->size_class;
+    assert_true(atomic_load(&b->bump) < b->capacity);
+    for (size_t i = 0; i < CARVED; i++) pool_free(pool, cells[i]);
+    /* what heap_release_free_pages_auto does from the free path */
+    thread_heap_t *heap = heap_current(pool);
+    assert_non_null(heap);
+    heap_recent_flush(pool, heap);
+    assert_true(heap->bins[cls] == b && b->used == 0);
+    EXPECT_GE(heap_release_free_pages(pool, heap), 1);
+    assert_true(b->free == NULL && block_has_released(pool, b));
+    /* The pool is at its limit: nothing may be committed. (Reaching it by
+     * allocating would retire the span on the way: heap_release_empty.) */
+    pool->limit = atomic_load(&pool->committed);
+    unsigned long before = rec_count();
+    void *cell = pool_alloc(pool, SIZE);
+    EXPECT_NULL(cell);
+    EXPECT_NO_REPORTS(before);
+    assert_false(in_list(heap->full[cls], b));
+    EXPECT_EQ(atomic_load(&pool->committed), pool->limit);
+    pool->limit = opts.limit;
+    /* the room is usable again for the class */
+    unsigned char *again[CARVED];
+    for (size_t i = 0; i < CARVED; i++) {
+        again[i] = pool_alloc(pool, SIZE);
+        EXPECT_NONNULL(again[i]);
+        fill(again[i], SIZE, i + 100);
+    }
+    for (size_t i = 0; i < CARVED; i++) {
+        EXPECT_PATTERN(again[i], SIZE, i + 100);
+        pool_free(pool, again[i]);
+    }
+    for (unsigned c = 0; c < pool->class_count; c++)
+        for (block_t *f = heap->full[c]; f; f = f->next) EXPECT_NE(f->used, 0);
+    EXPECT_EQ(stats_of(pool).bytes_in_use, 0);
+    pool_destroy(pool);
+}
+
 /* The automatic trim (more than 32 MiB of idle spans, from a free) gives
  * back the freeing thread's free pages too, without pool_trim. */
 static void test_automatic_trim_releases_free_pages(void **state) {
@@ -708,6 +768,7 @@ int main(void) {
         T(test_trim_covers_spans_of_exited_threads),
         T(test_trim_floats_adopted_spans_again),
         T(test_limit_holds_across_release_and_recommit),
+        T(test_parked_empty_span_at_limit_is_retired),
         T(test_automatic_trim_releases_free_pages),
     };
 #undef T
