@@ -78,34 +78,60 @@ static bool block_carve(pool_t *pool, block_t *b, uint32_t capacity) {
     return true;
 }
 
+/* A parked cell came in through thread_free: a remote double free that
+ * raced the trim which parked it (it read the span's check word before the
+ * trim published the released bits, and the cell's free mark after its
+ * page was decommitted). The cell is free already: it is reported and
+ * dropped, and the free it was counted as is taken back. Out of line: only
+ * spans with released pages get here. */
+static MULCH_NOINLINE void cell_drop_parked(block_t *b, void *cell) {
+    mulch_report("pool_free: double free", cell);
+    thread_heap_t *owner = atomic_load_explicit(&b->owner, memory_order_relaxed);
+    if (owner) {
+        counter_add_u64(&owner->frees, (uint64_t)-1);
+        counter_add_i64(&owner->bytes_in_use, (int64_t)b->cell_size);
+    }
+}
+
 /* Takes the whole thread_free list (the caller owns the span, so the
- * FLOATING bit is clear). When the local list is empty and the count is
- * known, the list just becomes the local list; otherwise it is walked
- * (checked on the way) and the local list appended behind it. */
+ * FLOATING bit is clear). When the local list is empty, the count is known
+ * and the span has no released pages, the list just becomes the local
+ * list; otherwise it is walked (checked on the way), its parked cells
+ * dropped (only the owner writes the released bits, so its cell_is_parked
+ * is exact), and the local list appended behind it. */
 uint32_t block_collect(pool_t *pool, block_t *b) {
     if (tf_list(atomic_load_explicit(&b->thread_free, memory_order_relaxed)) == 0) return 0;
     uintptr_t word = atomic_exchange_explicit(&b->thread_free, 0, memory_order_acquire);
     uintptr_t list = tf_list(word);
     if (list == 0) return 0;
-    if (b->free == NULL && tf_count(word) < TF_COUNT_MAX) {
+    bool released = block_has_released(pool, b);
+    if (b->free == NULL && tf_count(word) < TF_COUNT_MAX && !released) {
         b->free = (void *)list;
         b->used -= tf_count(word);
         return tf_count(word);
     }
-    uint32_t n = 0;
+    uint32_t n = 0, steps = 0;
     void *cell = (void *)list;
-    void *last = NULL;
+    void *first = NULL, *last = NULL;
     while (cell) {
-        n++;
-        last = cell;
-        cell = cell_next(pool, cell);
-        if (n > b->capacity || (cell && !cell_link_is_valid(b, cell))) {
-            mulch_report("pool_free: cross-thread free list corrupted", last);
+        void *next = cell_next(pool, cell);
+        if (++steps > b->capacity || (next && !cell_link_is_valid(b, next))) {
+            mulch_report("pool_free: cross-thread free list corrupted", cell);
             return 0; /* drop the list: losing cells is safe, following it is not */
         }
+        if (mulch_unlikely(released) && cell_is_parked(pool, b, cell)) {
+            cell_drop_parked(b, cell);
+        } else {
+            if (last) cell_word_store(last, 0, cell_link_encode(pool, last, cell));
+            else first = cell;
+            last = cell;
+            n++;
+        }
+        cell = next;
     }
+    if (last == NULL) return 0;
     cell_word_store(last, 0, cell_link_encode(pool, last, b->free));
-    b->free = (void *)list;
+    b->free = first;
     b->used -= n;
     return n;
 }
@@ -282,6 +308,14 @@ void *small_alloc_slow(pool_t *pool, thread_heap_t *heap, size_t size, const lea
                 continue;
             }
             if (block_recommit_some(pool, b)) continue;
+        }
+        /* At the limit, a span whose cells are all parked (released by the
+         * automatic trim, which does not retire empty spans) cannot be
+         * recommitted: with nothing allocated, no free would ever take it
+         * out of the full list. It goes back to the pool instead. */
+        if (b->used == 0) {
+            block_retire(pool, heap, b);
+            continue;
         }
         block_to_full(pool, heap, b);
     }

@@ -83,7 +83,8 @@ bool pointer_check(pool_t *pool, const void *p, const char *fn, pointer_info_t *
     }
     if (b->size_class >= pool->class_count || b->cell_size != size_class_bytes(b->size_class)
         || b->divisor != cell_divisor(b->cell_size) || b->start != block_start(chunk, b)
-        || (block_check_load(b) != block_check_of(pool, b) && block_check_load(b) != block_check_released(pool, b))) {
+        || (block_check_load_acquire(b) != block_check_of(pool, b)
+            && block_check_load_acquire(b) != block_check_released(pool, b))) {
         report_pointer(fn, "corrupted block header", p);
         return false;
     }
@@ -350,6 +351,46 @@ size_t pool_usable_size(pool_t *pool, const void *p) {
     return info.usable;
 }
 
+/* Span b, owned by heap and on none of its lists (recent cells flushed),
+ * leaves heap: returned to the pool when empty, else floated onto the
+ * pool's abandoned list, where any thread may adopt it and reuse its free
+ * cells. Used by an exiting thread and by pool_trim for the spans it
+ * adopted only to release their pages. */
+void block_float(pool_t *pool, thread_heap_t *heap, block_t *b) {
+    unsigned cls = b->size_class;
+    for (;;) {
+        block_collect(pool, b);
+        if (b->used == 0) {
+            pthread_mutex_lock(&pool->lock);
+            block_sites_release(b);
+            span_release_locked(pool, b);
+            pthread_mutex_unlock(&pool->lock);
+            return;
+        }
+        pthread_mutex_lock(&pool->lock);
+        atomic_store_explicit(&b->owner, NULL, memory_order_relaxed);
+        b->flags |= BLOCK_ABANDONED;
+        b->prev = NULL;
+        b->next = pool->abandoned[cls];
+        if (b->next) b->next->prev = b;
+        pool->abandoned[cls] = b;
+        /* no cells pending (a stale TF_FULL may be set): float it */
+        uintptr_t expected = atomic_load_explicit(&b->thread_free, memory_order_relaxed);
+        bool floated = tf_list(expected) == 0
+                       && atomic_compare_exchange_strong_explicit(&b->thread_free, &expected, BLOCK_FLOATING,
+                                                                  memory_order_release, memory_order_relaxed);
+        if (!floated) {
+            pool->abandoned[cls] = b->next;
+            if (b->next) b->next->prev = NULL;
+            b->next = NULL;
+            b->flags &= (uint8_t)~BLOCK_ABANDONED;
+            atomic_store_explicit(&b->owner, heap, memory_order_relaxed);
+        }
+        pthread_mutex_unlock(&pool->lock);
+        if (floated) return;
+    }
+}
+
 /* The thread is exiting (registry lock held): every span it owns is either
  * returned (empty) or floated onto the pool's abandoned list. */
 void heap_abandon(thread_heap_t *heap) {
@@ -366,37 +407,7 @@ void heap_abandon(thread_heap_t *heap) {
             block_t *b = heap->bins[cls];
             heap->bins[cls] = b->next;
             b->next = b->prev = NULL;
-            for (;;) {
-                block_collect(pool, b);
-                if (b->used == 0) {
-                    pthread_mutex_lock(&pool->lock);
-                    block_sites_release(b);
-                    span_release_locked(pool, b);
-                    pthread_mutex_unlock(&pool->lock);
-                    break;
-                }
-                pthread_mutex_lock(&pool->lock);
-                atomic_store_explicit(&b->owner, NULL, memory_order_relaxed);
-                b->flags |= BLOCK_ABANDONED;
-                b->prev = NULL;
-                b->next = pool->abandoned[cls];
-                if (b->next) b->next->prev = b;
-                pool->abandoned[cls] = b;
-                /* no cells pending (a stale TF_FULL may be set): float it */
-                uintptr_t expected = atomic_load_explicit(&b->thread_free, memory_order_relaxed);
-                bool floated = tf_list(expected) == 0
-                               && atomic_compare_exchange_strong_explicit(&b->thread_free, &expected, BLOCK_FLOATING,
-                                                                          memory_order_release, memory_order_relaxed);
-                if (!floated) {
-                    pool->abandoned[cls] = b->next;
-                    if (b->next) b->next->prev = NULL;
-                    b->next = NULL;
-                    b->flags &= (uint8_t)~BLOCK_ABANDONED;
-                    atomic_store_explicit(&b->owner, heap, memory_order_relaxed);
-                }
-                pthread_mutex_unlock(&pool->lock);
-                if (floated) break;
-            }
+            block_float(pool, heap, b);
         }
     }
     pthread_mutex_lock(&pool->lock);

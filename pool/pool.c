@@ -203,17 +203,45 @@ size_t heap_release_empty(pool_t *pool, thread_heap_t *heap) {
 
 /* Spans of exited threads float in the abandoned lists, where no owner
  * would ever release their free pages: the trimming thread adopts them, as
- * an allocation would, so that its own release covers them. */
+ * an allocation would, so that its own release covers them. They are
+ * marked, to be floated again afterwards (heap_refloat_adopted). */
 static void heap_adopt_all_abandoned(pool_t *pool, thread_heap_t *heap) {
     for (unsigned cls = 0; cls < pool->class_count; cls++) {
         block_t *b;
-        while ((b = block_adopt_abandoned(pool, heap, cls)) != NULL) heap_bin_insert_second(heap, b);
+        while ((b = block_adopt_abandoned(pool, heap, cls)) != NULL) {
+            b->flags |= BLOCK_TRIM_ADOPTED;
+            heap_bin_insert_second(heap, b);
+        }
+    }
+}
+
+/* The spans pool_trim adopted go back to the abandoned lists, as the
+ * exiting thread left them: kept in the trimming thread's bins, their free
+ * cells would serve only that thread (often a maintenance thread that
+ * hardly allocates), and every other thread would take new spans. The
+ * empty ones were returned already (heap_release_empty). */
+static void heap_refloat_adopted(pool_t *pool, thread_heap_t *heap) {
+    for (unsigned cls = 0; cls < pool->class_count; cls++) {
+        block_t *lists[3] = { heap->bins[cls], heap->dormant[cls], heap->full[cls] };
+        for (unsigned l = 0; l < 3; l++) {
+            for (block_t *b = lists[l], *next; b; b = next) {
+                next = b->next;
+                if (!(b->flags & BLOCK_TRIM_ADOPTED)) continue;
+                if (b->flags & BLOCK_IN_FULL) atomic_fetch_and_explicit(&b->thread_free, ~BLOCK_TF_FULL,
+                                                                        memory_order_relaxed);
+                heap_list_unlink(heap, b);
+                b->flags &= (uint8_t)~BLOCK_TRIM_ADOPTED;
+                block_float(pool, heap, b);
+            }
+        }
     }
 }
 
 /* Gives back: the calling thread's empty spans (after adopting the spans
  * of exited threads), then every page of its spans that only free cells
- * overlap (release.c), then free spans and the huge cache. Only the owner
+ * overlap (release.c), then free spans and the huge cache. The adopted
+ * spans that still hold cells float again afterwards, for any thread to
+ * reuse. Only the owner
  * may touch a span's free list, so other live threads' spans wait for
  * their own trim. Returns what this call gave back to the OS (committed
  * bytes before minus after: exact when the pool is quiescent, never
@@ -225,6 +253,7 @@ size_t pool_trim(pool_t *pool) {
         heap_adopt_all_abandoned(pool, heap);
         heap_release_empty(pool, heap);
         heap_release_free_pages(pool, heap);
+        heap_refloat_adopted(pool, heap);
     }
     pthread_mutex_lock(&pool->lock);
     span_trim_locked(pool, 0);

@@ -131,6 +131,7 @@ enum {
     BLOCK_PINNED      = 1u << 3, /* GC: holds a pinned object                 */
     BLOCK_IN_FULL     = 1u << 4, /* (owner) in the heap's full list            */
     BLOCK_IN_DORMANT  = 1u << 5, /* (owner) in the heap's dormant list         */
+    BLOCK_TRIM_ADOPTED = 1u << 6, /* (owner) adopted by a running pool_trim    */
 };
 
 /* Low bits of block.thread_free (cells are 16-byte aligned). */
@@ -371,8 +372,14 @@ static inline uint32_t block_check_released(const pool_t *pool, const block_t *b
 static inline uint32_t block_check_load(const block_t *b) {
     return atomic_load_explicit(&b->check, memory_order_relaxed);
 }
+/* Acquire: pairs with release.c's release stores of the check word, so a
+ * reader that sees it flip also sees the bits (release) or the unparked
+ * cells' free marks (recommit) written before it. */
+static inline uint32_t block_check_load_acquire(const block_t *b) {
+    return atomic_load_explicit(&b->check, memory_order_acquire);
+}
 static inline bool block_has_released(const pool_t *pool, const block_t *b) {
-    return block_check_load(b) == block_check_released(pool, b);
+    return block_check_load_acquire(b) == block_check_released(pool, b);
 }
 
 /* ---- cells ------------------------------------------------------------- */
@@ -425,7 +432,7 @@ static inline bool span_range_released(const pool_t *pool, const block_t *head, 
     size_t last = (to - 1) >> pool->release_shift;
     uint32_t per_block = 1u << pool->units_shift;
     for (size_t u = from >> pool->release_shift; u <= last; u++) {
-        uint64_t bits = atomic_load_explicit(&head[u >> pool->units_shift].released, memory_order_relaxed);
+        uint64_t bits = atomic_load_explicit(&head[u >> pool->units_shift].released, memory_order_acquire);
         if ((bits >> (u & (per_block - 1))) & 1u) return true;
     }
     return false;
@@ -494,6 +501,7 @@ MULCH_INTERNAL void  heap_abandon(thread_heap_t *heap);
 MULCH_INTERNAL block_t *block_adopt_abandoned(pool_t *pool, thread_heap_t *heap, unsigned cls);
 /* Moves cells freed by other threads to b's local free list; returns how many. */
 MULCH_INTERNAL uint32_t block_collect(pool_t *pool, block_t *b);
+MULCH_INTERNAL void block_float(pool_t *pool, thread_heap_t *heap, block_t *b);
 /* Pushes the heap's recent cells back on their spans' free lists. */
 MULCH_INTERNAL void heap_recent_flush(pool_t *pool, thread_heap_t *heap);
 /* Returns the calling thread's empty spans to the pool; how many. */

@@ -18,8 +18,26 @@
  *   - pool->committed excludes released units: the releasing owner
  *     uncommits them, and commits them under pool->lock before it writes
  *     to them again, so the limit keeps holding.
+ *   - ordering: a release publishes the bits and the released check
+ *     value (release stores) *before* it decommits, and a recommit writes
+ *     the unparked cells' links and free marks *before* it clears the
+ *     bits and the check (release stores); readers that decide whether a
+ *     cell is parked (cell_is_parked, block_has_released, pointer_check)
+ *     load them with acquire. So a double free of a cell being parked or
+ *     unparked that reads the check word after the owner's store is
+ *     reported;
+ *   - the free fast path (pool_free) reads the check word before the trim
+ *     publishes and may read a parked cell's mark after its page is gone
+ *     (zeros): it then pushes the cell on thread_free as if it were live.
+ *     block_collect drops and reports every parked cell it takes from
+ *     thread_free (the owner's view of its own bits is exact), and
+ *     block_recommit_cells collects before it unparks, so such a cell is
+ *     never handed out nor its link overwritten while it is listed there.
+ *     (A free stalled between those two reads across the owner's collect
+ *     *and* recommit is not covered: that needs the fast path itself to
+ *     re-check.)
  * Only the owner releases, recommits and parks: it alone touches the free
- * list. Other threads only read the bits (relaxed atomics) to classify a
+ * list. Other threads only read the bits (acquire loads) to classify a
  * pointer; a live cell's units are never released, so a legitimate free
  * reads a stable answer.
  *
@@ -67,15 +85,18 @@ static void span_bits_load(const block_t *b, span_bits_t *bits) {
         bits->word[i] = atomic_load_explicit(&b[i].released, memory_order_relaxed);
 }
 
-/* Publishes the bits and keeps the check word in step with them. */
+/* Publishes the bits and keeps the check word in step with them. Release
+ * stores: a thread that reads a new bit or check value (acquire, in
+ * cell_is_parked and pointer_check) also sees every cell word the owner
+ * wrote before (the unparked cells' free marks, on recommit). */
 static void span_bits_store(const pool_t *pool, block_t *b, const span_bits_t *bits) {
     bool any = false;
     for (uint32_t i = 0; i < b->span_blocks; i++) {
-        atomic_store_explicit(&b[i].released, bits->word[i], memory_order_relaxed);
+        atomic_store_explicit(&b[i].released, bits->word[i], memory_order_release);
         any |= bits->word[i] != 0;
     }
     atomic_store_explicit(&b->check, any ? block_check_released(pool, b) : block_check_of(pool, b),
-                          memory_order_relaxed);
+                          memory_order_release);
 }
 
 static uint32_t cell_first_unit(const pool_t *pool, const block_t *b, uint32_t c) {
@@ -165,11 +186,20 @@ size_t block_release_free_pages(pool_t *pool, block_t *b) {
     if (prev != NULL && prev_next != NULL) cell_word_store(prev, 0, cell_link_encode(pool, prev, NULL));
     b->free = first_kept;
 
+    /* Publish first, decommit after: from here on a free of a parked cell
+     * that reads the check word takes the slow path and is reported, even
+     * while its page still holds its free mark. A free that read the old
+     * check value before this store and the zeroed mark after the decommit
+     * still pushes the cell on thread_free: block_collect drops it (the
+     * owner's view of the bits is exact). */
+    for (uint32_t u = 0; u < units; u++)
+        if (unit_test(pool, &fresh, u)) unit_set(pool, &bits, u);
+    span_bits_store(pool, b, &bits);
     size_t released = 0;
     for (uint32_t u = 0; u < units;) {
         if (!unit_test(pool, &fresh, u)) { u++; continue; }
         uint32_t v = u;
-        while (v < units && unit_test(pool, &fresh, v)) unit_set(pool, &bits, v++);
+        while (v < units && unit_test(pool, &fresh, v)) v++;
         unsigned char *p = b->start + ((size_t)u << pool->release_shift);
         size_t n = (size_t)(v - u) << pool->release_shift;
         tool_hide(pool->valgrind, p, n);
@@ -177,7 +207,6 @@ size_t block_release_free_pages(pool_t *pool, block_t *b) {
         released += n;
         u = v;
     }
-    span_bits_store(pool, b, &bits);
     return released;
 }
 
@@ -224,7 +253,10 @@ bool block_recommit_cells(pool_t *pool, block_t *b, uint32_t first, uint32_t las
     bool ok = pool_commit_locked(pool, bytes);
     pthread_mutex_unlock(&pool->lock);
     if (!ok) return false;
-    span_bits_store(pool, b, &bits);
+    /* A parked cell that a racing double free pushed on thread_free leaves
+     * it now, while the bits still call it parked: unparking would
+     * overwrite its link there and join the two lists. */
+    block_collect(pool, b);
 
     /* The parked cells of the recommitted units that no released unit
      * holds any more go back on the free list. */
@@ -247,6 +279,10 @@ bool block_recommit_cells(pool_t *pool, block_t *b, uint32_t first, uint32_t las
         }
     }
     if (n) cells_unpark(pool, b, batch, n);
+    /* Clear the bits only now that the unparked cells carry their free
+     * marks: a double free that reads the bits clear (acquire) then reads
+     * the mark, and is reported. */
+    span_bits_store(pool, b, &bits);
     return true;
 }
 
