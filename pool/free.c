@@ -290,7 +290,9 @@ static inline bool pool_free_in_chunk(pool_t *pool, chunk_t *chunk, void *p) {
     block_t *b = block_head(&chunk->blocks[((uintptr_t)p - (uintptr_t)chunk) >> pool->block_shift]);
     /* a span with released pages (release.c) has the other check value:
      * its frees take the slow path, which knows about parked cells */
-    if (mulch_unlikely(b->kind != BLOCK_SMALL || block_check_of(pool, b) != block_check_load(b))) return false;
+    /* acquire: pairs with release.c's recommit, which writes the unparked
+     * cells' free marks before it restores the check (free on x86) */
+    if (mulch_unlikely(b->kind != BLOCK_SMALL || block_check_of(pool, b) != block_check_load_acquire(b))) return false;
     size_t offset = (size_t)((unsigned char *)p - b->start);
     uint32_t i = cell_divide(b->divisor, offset);
     if (mulch_unlikely((size_t)i * b->cell_size != offset || i >= atomic_load_explicit(&b->bump, memory_order_relaxed)
