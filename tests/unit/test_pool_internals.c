@@ -12,31 +12,11 @@
 
 #include "block.h"
 #include "pool_internal.h"
-
-static int reports;
-static char last_what[256];
-static const void *last_ptr;
-
-static void record_error(const char *what, const void *ptr, void *ctx) {
-    (void)ctx;
-    reports++;
-    snprintf(last_what, sizeof last_what, "%s", what);
-    last_ptr = ptr;
-}
-
-static int setup(void **state) {
-    (void)state;
-    reports = 0;
-    last_what[0] = '\0';
-    mulch_set_error_handler(record_error, NULL);
-    return 0;
-}
+#include "unit_errors.h"
 
 static int teardown(void **state) {
-    (void)state;
-    mulch_set_error_handler(NULL, NULL);
     os_fail_after(0);
-    return 0;
+    return teardown_errors(state);
 }
 
 static void test_size_class_round_trip(void **state) {

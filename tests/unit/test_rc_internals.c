@@ -15,29 +15,8 @@
 
 #include "rc_internal.h"
 
-static int reports;
-static char last_what[256];
-
-static void record_error(const char *what, const void *ptr, void *ctx) {
-    (void)ctx;
-    (void)ptr;
-    reports++;
-    snprintf(last_what, sizeof last_what, "%s", what);
-}
-
-static int setup(void **state) {
-    (void)state;
-    reports = 0;
-    last_what[0] = '\0';
-    mulch_set_error_handler(record_error, NULL);
-    return 0;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    mulch_set_error_handler(NULL, NULL);
-    return 0;
-}
+#include "unit_errors.h"
+#define teardown teardown_errors
 
 static int destroyed;
 static void count_destroy(void *obj) {
