@@ -23,33 +23,30 @@ static uint32_t carve_batch(const block_t *b) {
     return batch < 4 ? 4 : batch;
 }
 
-/* Secure mode: the batch goes on the free list in a random order, so the
- * address of the next allocation cannot be predicted from the last one
- * (a Fisher-Yates shuffle driven by a per-pool xorshift state). */
-static void block_carve_shuffled(pool_t *pool, block_t *b, unsigned char *first, uint32_t n) {
-    uint16_t order[MULCH_PAGE / MULCH_ALIGN];
-    _Static_assert(MULCH_PAGE / MULCH_ALIGN <= UINT16_MAX + 1u, "cell indices fit the shuffle array");
-    if (n > MULCH_PAGE / MULCH_ALIGN) n = MULCH_PAGE / MULCH_ALIGN; /* cannot happen: carve_batch */
-    for (uint32_t i = 0; i < n; i++) order[i] = (uint16_t)i;
+/* Secure mode's Fisher-Yates shuffle, driven by a per-pool xorshift state,
+ * so that the address of the next allocation cannot be predicted from the
+ * last one. */
+static void cells_shuffle(pool_t *pool, unsigned char **cells, uint32_t n) {
     uint64_t x = atomic_fetch_add_explicit(&pool->shuffle_state, UINT64_C(0x9E3779B97F4A7C15),
                                            memory_order_relaxed) | 1;
-    for (uint32_t i = n - 1; i > 0; i--) {
+    for (uint32_t i = n; i-- > 1;) {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
         uint32_t j = (uint32_t)(x % (i + 1));
-        uint16_t t = order[i];
-        order[i] = order[j];
-        order[j] = t;
+        unsigned char *t = cells[i];
+        cells[i] = cells[j];
+        cells[j] = t;
     }
-    void *next = b->free;
+}
+
+void block_push_cells(pool_t *pool, block_t *b, unsigned char **cells, uint32_t n) {
+    if (pool->secure) cells_shuffle(pool, cells, n);
     for (uint32_t i = n; i-- > 0;) {
-        unsigned char *cell = first + (size_t)order[i] * b->cell_size;
-        tool_cell_carve(pool->valgrind, cell);
-        cell_mark_free(pool, cell, next);
-        next = cell;
+        tool_cell_carve(pool->valgrind, cells[i]);
+        cell_mark_free(pool, cells[i], b->free);
+        b->free = cells[i];
     }
-    b->free = next;
 }
 
 /* False when the cells to carve lie on released pages that the limit does
@@ -63,7 +60,10 @@ static bool block_carve(pool_t *pool, block_t *b, uint32_t capacity) {
         return false;
     unsigned char *first = b->start + (size_t)bump * b->cell_size;
     if (mulch_unlikely(pool->secure)) {
-        block_carve_shuffled(pool, b, first, n);
+        unsigned char *cells[MULCH_PAGE / MULCH_ALIGN];
+        if (n > MULCH_PAGE / MULCH_ALIGN) n = MULCH_PAGE / MULCH_ALIGN; /* cannot happen: carve_batch */
+        for (uint32_t i = 0; i < n; i++) cells[i] = first + (size_t)i * b->cell_size;
+        block_push_cells(pool, b, cells, n);
     } else {
         unsigned char *cell = first;
         for (uint32_t i = 0; i + 1 < n; i++, cell += b->cell_size) {
@@ -159,11 +159,7 @@ static bool block_to_full(pool_t *pool, thread_heap_t *heap, block_t *b) {
 }
 
 void block_unfull(thread_heap_t *heap, block_t *b) {
-    unsigned cls = b->size_class;
-    if (b->prev) b->prev->next = b->next;
-    else heap->full[cls] = b->next;
-    if (b->next) b->next->prev = b->prev;
-    b->flags &= (uint8_t)~BLOCK_IN_FULL;
+    heap_list_unlink(heap, b);
     atomic_fetch_and_explicit(&b->thread_free, ~BLOCK_TF_FULL, memory_order_relaxed);
     heap_bin_insert_second(heap, b);
 }
@@ -188,8 +184,7 @@ static bool heap_reclaim_full(pool_t *pool, thread_heap_t *heap, unsigned cls) {
 static bool heap_take_dormant(thread_heap_t *heap, unsigned cls) {
     block_t *b = heap->dormant[cls];
     if (b == NULL) return false;
-    heap_list_unlink(heap, b);
-    heap_bin_insert_second(heap, b);
+    heap_list_to_bin(heap, b);
     return true;
 }
 
@@ -360,6 +355,11 @@ static inline void *pool_alloc_fast(pool_t *pool, size_t size) {
     return NULL;
 }
 
+/* A leak site records the size, saturated to 32 bits. */
+static inline uint32_t site_size(size_t size) {
+    return (uint32_t)(size > UINT32_MAX ? UINT32_MAX : size);
+}
+
 static inline void *pool_alloc_inline(pool_t *pool, size_t size, const leak_site_t *site) {
     void *cell = pool_alloc_fast(pool, size);
     if (mulch_likely(cell != NULL)) return cell;
@@ -367,7 +367,7 @@ static inline void *pool_alloc_inline(pool_t *pool, size_t size, const leak_site
 }
 
 static MULCH_NOINLINE void *pool_alloc_slow_from(pool_t *pool, size_t size, const void *caller) {
-    leak_site_t site = { caller, 0, (uint32_t)(size > UINT32_MAX ? UINT32_MAX : size) };
+    leak_site_t site = { caller, 0, site_size(size) };
     return small_alloc_slow(pool, heap_current(pool), size, &site);
 }
 
@@ -379,19 +379,20 @@ void *pool_alloc(pool_t *pool, size_t size) {
 
 void *pool_alloc_at(pool_t *pool, size_t size, const char *file, int line) {
     leak_site_t site = { file, line > 0 ? (uint32_t)line : 1u,
-                         (uint32_t)(size > UINT32_MAX ? UINT32_MAX : size) };
+                         site_size(size) };
     return pool_alloc_inline(pool, size, &site);
 }
 
 void *pool_alloc_from(pool_t *pool, size_t size, const void *caller) {
-    leak_site_t site = { caller, 0, (uint32_t)(size > UINT32_MAX ? UINT32_MAX : size) };
-    return pool_alloc_inline(pool, size, &site);
+    void *cell = pool_alloc_fast(pool, size);
+    if (mulch_likely(cell != NULL)) return cell;
+    return pool_alloc_slow_from(pool, size, caller);
 }
 
 void *pool_calloc_from(pool_t *pool, size_t n, size_t size, const void *caller) {
     if (size != 0 && n > SIZE_MAX / size) return NULL;
     size_t bytes = n * size;
-    leak_site_t site = { caller, 0, (uint32_t)(bytes > UINT32_MAX ? UINT32_MAX : bytes) };
+    leak_site_t site = { caller, 0, site_size(bytes) };
     if (bytes > pool->small_max) return huge_alloc_zeroed(pool, bytes, &site);
     void *p = pool_alloc_inline(pool, bytes, &site);
     if (p) memset(p, 0, bytes);
@@ -413,7 +414,7 @@ static int aligned_class(const pool_t *pool, size_t size, size_t align) {
 }
 
 void *pool_alloc_aligned_from(pool_t *pool, size_t size, size_t align, const void *caller) {
-    leak_site_t site = { caller, 0, (uint32_t)(size > UINT32_MAX ? UINT32_MAX : size) };
+    leak_site_t site = { caller, 0, site_size(size) };
     if (align == 0 || (align & (align - 1)) != 0) {
         mulch_report("pool_alloc_aligned: alignment is not a power of two", (void *)align);
         return NULL;
@@ -429,7 +430,7 @@ void *pool_alloc_aligned(pool_t *pool, size_t size, size_t align) {
 }
 
 void *pool_realloc_from(pool_t *pool, void *p, size_t size, const void *caller) {
-    leak_site_t site = { caller, 0, (uint32_t)(size > UINT32_MAX ? UINT32_MAX : size) };
+    leak_site_t site = { caller, 0, site_size(size) };
     if (p == NULL) return pool_alloc_inline(pool, size, &site);
     pointer_info_t info;
     if (!pointer_check(pool, p, "pool_realloc", &info)) return NULL;

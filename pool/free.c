@@ -400,11 +400,7 @@ void heap_abandon(thread_heap_t *heap) {
     heap_recent_flush(pool, heap);
     for (unsigned cls = 0; cls < pool->class_count; cls++) {
         while (heap->full[cls]) block_unfull(heap, heap->full[cls]);
-        while (heap->dormant[cls]) {
-            block_t *b = heap->dormant[cls];
-            heap_list_unlink(heap, b);
-            heap_bin_insert_second(heap, b);
-        }
+        while (heap->dormant[cls]) heap_list_to_bin(heap, heap->dormant[cls]);
         while (heap->bins[cls]) {
             block_t *b = heap->bins[cls];
             heap->bins[cls] = b->next;

@@ -184,8 +184,7 @@ size_t heap_release_empty(pool_t *pool, thread_heap_t *heap) {
         for (block_t *d = heap->dormant[cls], *next; d; d = next) {
             next = d->next;
             if (block_collect(pool, d) == 0 && d->used != 0) continue;
-            heap_list_unlink(heap, d);
-            heap_bin_insert_second(heap, d);
+            heap_list_to_bin(heap, d);
         }
         block_t *b = heap->bins[cls];
         while (b) {
@@ -227,9 +226,7 @@ static void heap_refloat_adopted(pool_t *pool, thread_heap_t *heap) {
             for (block_t *b = lists[l], *next; b; b = next) {
                 next = b->next;
                 if (!(b->flags & BLOCK_TRIM_ADOPTED)) continue;
-                if (b->flags & BLOCK_IN_FULL) atomic_fetch_and_explicit(&b->thread_free, ~BLOCK_TF_FULL,
-                                                                        memory_order_relaxed);
-                heap_list_unlink(heap, b);
+                heap_list_unlink(heap, b); /* a stale TF_FULL is fine: block_float floats past it */
                 b->flags &= (uint8_t)~BLOCK_TRIM_ADOPTED;
                 block_float(pool, heap, b);
             }

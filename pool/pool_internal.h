@@ -538,6 +538,13 @@ static inline void heap_bin_insert_second(thread_heap_t *heap, block_t *b) {
     if (head->next) head->next->prev = b;
     head->next = b;
 }
+
+/* A span leaves the dormant (or full) list for its bin, behind the span
+ * being allocated from. */
+static inline void heap_list_to_bin(thread_heap_t *heap, block_t *b) {
+    heap_list_unlink(heap, b);
+    heap_bin_insert_second(heap, b);
+}
 MULCH_INTERNAL void  block_sites_release(block_t *b);
 
 /* Owner of span b (collected, recent cells flushed): decommits every release
@@ -548,6 +555,10 @@ MULCH_INTERNAL size_t block_release_free_pages(pool_t *pool, block_t *b);
  * puts the cells that are then whole again on the free list. False at the
  * limit (nothing changed). */
 MULCH_INTERNAL bool block_recommit_cells(pool_t *pool, block_t *b, uint32_t first, uint32_t last);
+/* Pushes cells on b's free list so that they pop in the array's order
+ * (address order, or shuffled in secure mode); they are carved for the
+ * tools. Used for fresh and for recommitted cells. */
+MULCH_INTERNAL void block_push_cells(pool_t *pool, block_t *b, unsigned char **cells, uint32_t n);
 /* Owner, allocation slow path: recommits the first parked cells; false when
  * none can come back (none parked below bump, or at the limit). */
 MULCH_INTERNAL bool block_recommit_some(pool_t *pool, block_t *b);

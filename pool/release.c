@@ -210,33 +210,6 @@ size_t block_release_free_pages(pool_t *pool, block_t *b) {
     return released;
 }
 
-/* Secure mode: unparked cells come back in a random order, as carved ones
- * do (alloc.c's block_carve_shuffled). */
-static void cells_shuffle(pool_t *pool, unsigned char **cells, uint32_t n) {
-    uint64_t x = atomic_fetch_add_explicit(&pool->shuffle_state, UINT64_C(0x9E3779B97F4A7C15),
-                                           memory_order_relaxed) | 1;
-    for (uint32_t i = n; i-- > 1;) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        uint32_t j = (uint32_t)(x % (i + 1));
-        unsigned char *t = cells[i];
-        cells[i] = cells[j];
-        cells[j] = t;
-    }
-}
-
-/* Pushes cells so that they pop in the batch's order (address order unless
- * shuffled): allocation then walks the recommitted page forward. */
-static void cells_unpark(pool_t *pool, block_t *b, unsigned char **cells, uint32_t n) {
-    if (pool->secure) cells_shuffle(pool, cells, n);
-    for (uint32_t i = n; i-- > 0;) {
-        tool_cell_carve(pool->valgrind, cells[i]);
-        cell_mark_free(pool, cells[i], b->free);
-        b->free = cells[i];
-    }
-}
-
 bool block_recommit_cells(pool_t *pool, block_t *b, uint32_t first, uint32_t last) {
     span_bits_t old, bits;
     span_bits_load(b, &old);
@@ -273,12 +246,12 @@ bool block_recommit_cells(pool_t *pool, block_t *b, uint32_t first, uint32_t las
             if (units_any(pool, &bits, cell_first_unit(pool, b, c), cell_last_unit(pool, b, c))) continue;
             batch[n++] = b->start + (size_t)c * b->cell_size;
             if (n == UNPARK_BATCH) {
-                cells_unpark(pool, b, batch, n);
+                block_push_cells(pool, b, batch, n);
                 n = 0;
             }
         }
     }
-    if (n) cells_unpark(pool, b, batch, n);
+    if (n) block_push_cells(pool, b, batch, n);
     /* Clear the bits only now that the unparked cells carry their free
      * marks: a double free that reads the bits clear (acquire) then reads
      * the mark, and is reported. */
