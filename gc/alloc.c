@@ -99,14 +99,24 @@ void gc_span_release(gc_heap_t *heap, block_t *b) {
 block_t *gc_span_new_locked(gc_heap_t *heap, int cls, size_t large_bytes) {
     size_t block_size = heap->pool->block_size;
     if (cls < 0 && large_bytes > (size_t)UINT32_MAX - block_size) return NULL; /* cells are < 4 GiB */
-    uint32_t blocks = cls >= 0 ? 1u : (uint32_t)((large_bytes + block_size - 1) / block_size);
-    size_t bytes = (size_t)blocks * block_size;
+    size_t cell = cls >= 0 ? gc_class_bytes((unsigned)cls) : large_bytes;
+    /* fewest blocks that hold one cell: the fallback of a class span */
+    uint32_t least = (uint32_t)((cell + block_size - 1) / block_size);
+    uint32_t blocks = cls >= 0 ? gc_class_span_blocks((unsigned)cls, block_size) : least;
     size_t held = atomic_load_explicit(&heap->heap_bytes, memory_order_relaxed);
-    if (heap->options.max_heap && held + bytes > heap->options.max_heap) return NULL;
-    block_t *b = pool_block_acquire(heap->pool, blocks, heap);
+    block_t *b = NULL;
+    for (;;) {
+        if (!heap->options.max_heap || held + (size_t)blocks * block_size <= heap->options.max_heap)
+            b = pool_block_acquire(heap->pool, blocks, heap);
+        /* A medium class's span of several cells may not fit under
+         * max_heap or the pool's limit when one cell would. */
+        if (b != NULL || blocks == least) break;
+        blocks = least;
+    }
     if (b == NULL) return NULL;
-    b->cell_size = cls >= 0 ? (uint32_t)gc_class_bytes((unsigned)cls) : (uint32_t)bytes;
-    b->capacity = (uint32_t)(bytes / b->cell_size);
+    size_t bytes = (size_t)blocks * block_size;
+    b->cell_size = (uint32_t)cell;
+    b->capacity = cls >= 0 ? (uint32_t)(bytes / b->cell_size) : 1u;
     b->divisor = cell_divisor(b->cell_size);
     b->size_class = (uint16_t)(cls >= 0 ? cls : 0xffff);
     b->used = 0;
@@ -189,8 +199,9 @@ static void *gc_object_init(gc_thread_t *t, unsigned char *cell, size_t cell_siz
 
 static void *gc_alloc_large(gc_thread_t *t, const gc_type_t *type, size_t size) {
     gc_heap_t *heap = t->heap;
-    size_t bytes = size + GC_HEADER;
-    if (bytes < size || bytes > (size_t)UINT32_MAX - heap->pool->block_size) return NULL; /* never fits */
+    /* The cell: the object and its header, rounded up to a page. */
+    size_t bytes = (size + GC_HEADER + GC_LARGE_GRAIN - 1) & ~(GC_LARGE_GRAIN - 1);
+    if (size > (size_t)UINT32_MAX || bytes > (size_t)UINT32_MAX - heap->pool->block_size) return NULL; /* never fits */
     /* 0: not yet; 1: a collection that may have been minor; 2: a full one */
     int collected = 0;
     for (;;) {

@@ -6,7 +6,13 @@
  * object is 8-byte aligned and its slots' low 3 bits are free for tags.
  * Spans hold one cell size each (GC classes: 8-byte steps up to 128 bytes,
  * then the pool's geometric classes up to GC_SMALL_MAX); bigger objects get
- * a span of their own (capacity 1).
+ * a span of their own (capacity 1). A class span is as many blocks as it
+ * takes to hold GC_SPAN_MIN_CELLS cells or more with the least tail left
+ * over (gc_class_span_blocks), so a medium object wastes no more than its
+ * class rounding (12.5 %) plus a small share of a span tail, instead of the
+ * rest of a block. A large object's cell is its size rounded up to a page
+ * (GC_LARGE_GRAIN): only that much is zeroed and touched, the rest of its
+ * last block stays untouched (and, in a fresh span, not resident).
  *
  * Side metadata per span (pool_block_side): two bitmaps indexed by cell:
  *   mark bits  (first half)  — set during marking;
@@ -54,8 +60,10 @@
 #include "block.h"
 
 #define GC_HEADER        8u
-#define GC_SMALL_MAX     ((size_t)8 << 10)   /* cell bytes served from shared spans */
-#define GC_CLASSES       (15u + 8u * 6u)     /* 16..128 by 8, then 144..8192 */
+#define GC_SMALL_MAX     ((size_t)256 << 10) /* cell bytes served from class spans */
+#define GC_CLASSES       (15u + 8u * 11u)    /* 16..128 by 8, then 144..262144 */
+#define GC_SPAN_MIN_CELLS 4u                 /* a class span holds at least this many */
+#define GC_LARGE_GRAIN   ((size_t)4 << 10)   /* large objects: usable size in pages */
 #define GC_BAD_SLOT_REPORTS 8u
 
 enum gc_thread_state { GC_RUNNING = 0, GC_PARKED, GC_BLOCKING, GC_DETACHED };
@@ -282,6 +290,23 @@ static inline unsigned gc_class_of(size_t cell_bytes) {
 static inline size_t gc_class_bytes(unsigned cls) {
     if (cls < 15) return ((size_t)cls + 2) * 8;
     return size_class_bytes(cls - 15u + 8u);
+}
+/* Blocks in a span of class cls: between what holds GC_SPAN_MIN_CELLS
+ * cells and twice that, the count that leaves the smallest share of the
+ * span unused (ties: fewer blocks). One block for the small classes. */
+static inline uint32_t gc_class_span_blocks(unsigned cls, size_t block_size) {
+    size_t cell = gc_class_bytes(cls);
+    size_t least = (GC_SPAN_MIN_CELLS * cell + block_size - 1) / block_size;
+    if (least <= 1) return 1;
+    size_t best = least, best_waste_per_mille = 1000;
+    for (size_t n = least; n <= 2 * least; n++) {
+        size_t bytes = n * block_size, waste = (bytes % cell) * 1000 / bytes;
+        if (waste < best_waste_per_mille) {
+            best = n;
+            best_waste_per_mille = waste;
+        }
+    }
+    return (uint32_t)best;
 }
 
 /* ---- vectors (gc/vector.c) -------------------------------------------------- */
