@@ -91,6 +91,7 @@ void gc_span_release(gc_heap_t *heap, block_t *b) {
     heap->spans.items[i] = last;
     last->owner_words[1] = i;
     atomic_fetch_sub_explicit(&heap->heap_bytes, pool_block_bytes(b), memory_order_relaxed);
+    if (b->size_class != 0xffff) heap->class_spans[b->size_class]--;
     pool_block_release(heap->pool, b);
 }
 
@@ -102,7 +103,7 @@ block_t *gc_span_new_locked(gc_heap_t *heap, int cls, size_t large_bytes) {
     size_t cell = cls >= 0 ? gc_class_bytes((unsigned)cls) : large_bytes;
     /* fewest blocks that hold one cell: the fallback of a class span */
     uint32_t least = (uint32_t)((cell + block_size - 1) / block_size);
-    uint32_t blocks = cls >= 0 ? gc_class_span_blocks((unsigned)cls, block_size) : least;
+    uint32_t blocks = cls >= 0 && heap->class_spans[cls] ? gc_class_span_blocks((unsigned)cls, block_size) : least;
     size_t held = atomic_load_explicit(&heap->heap_bytes, memory_order_relaxed);
     block_t *b = NULL;
     for (;;) {
@@ -127,6 +128,7 @@ block_t *gc_span_new_locked(gc_heap_t *heap, int cls, size_t large_bytes) {
         pool_block_release(heap->pool, b);
         return NULL;
     }
+    if (cls >= 0) heap->class_spans[cls]++;
     atomic_fetch_add_explicit(&heap->heap_bytes, bytes, memory_order_relaxed);
     return b;
 }

@@ -10,7 +10,10 @@
  * takes to hold GC_SPAN_MIN_CELLS cells or more with the least tail left
  * over (gc_class_span_blocks), so a medium object wastes no more than its
  * class rounding (12.5 %) plus a small share of a span tail, instead of the
- * rest of a block. A large object's cell is its size rounded up to a page
+ * rest of a block; but while a class has no span, its next one holds one
+ * cell, so that a lone medium object takes no more than it did as a span
+ * of its own (a span of several cells is contiguous memory the pool may
+ * have to find in a fresh chunk). A large object's cell is its size rounded up to a page
  * (GC_LARGE_GRAIN): only that much is zeroed and touched, the rest of its
  * last block stays untouched (and, in a fresh span, not resident).
  *
@@ -194,6 +197,7 @@ struct gc_heap {
     /* spans */
     gc_vector_t      spans;            /* every span the heap holds         */
     block_t         *available[GC_CLASSES]; /* spans with free cells, no bin */
+    uint32_t         class_spans[GC_CLASSES]; /* spans of each class in spans */
     block_t         *sparse[GC_CLASSES];    /* ... flagged for evacuation: used
                                                only when no new span may be had */
     _Atomic size_t   heap_bytes;
@@ -293,7 +297,8 @@ static inline size_t gc_class_bytes(unsigned cls) {
 }
 /* Blocks in a span of class cls: between what holds GC_SPAN_MIN_CELLS
  * cells and twice that, the count that leaves the smallest share of the
- * span unused (ties: fewer blocks). One block for the small classes. */
+ * span unused (ties: fewer blocks). One block for the small classes. (The
+ * first span of a medium class holds one cell: gc_span_new_locked.) */
 static inline uint32_t gc_class_span_blocks(unsigned cls, size_t block_size) {
     size_t cell = gc_class_bytes(cls);
     size_t least = (GC_SPAN_MIN_CELLS * cell + block_size - 1) / block_size;

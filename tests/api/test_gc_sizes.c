@@ -3,7 +3,8 @@
  * class spans, so a heap of medium objects (8 KiB to 256 KiB) holds at
  * most their class rounding plus a span tail more than their sizes, not a
  * 64 KiB block each; a large object's usable size is its size rounded up
- * to a page, all of it zeroed; a medium class whose preferred span does not
+ * to a page, all of it zeroed; a lone medium object takes a one-cell span;
+ * a medium class whose preferred span does not
  * fit under max_heap still gets a one-cell span; objects of every size keep
  * their contents across collections (which move them when this test runs
  * with MULCH_GC_COMPACT=always, as ctest's _compact_always variant does).
@@ -158,6 +159,29 @@ static void test_gc_large_object_usable_size(void **state)
     gc_heap_destroy(h);
 }
 
+/* The first span of a medium class holds one cell: a lone medium object
+ * costs its whole blocks, as a span of its own would, not a span of four
+ * cells or more. */
+static void test_gc_lone_medium_object_takes_one_cell(void **state)
+{
+    (void)state;
+    TEST_START();
+    gc_heap_t *h = heap_new(0, 0, GC_COMPACT_AUTO);
+    gc_thread_t *t = gc_thread_attach(h);
+    void *lone = NULL;
+    gc_push_root(t, &lone);
+    size_t before = stats_of(h).heap_bytes;
+    lone = mk(t, &T_PLAIN, 7, (100000 - sizeof(tobj_t)) / 8);
+    size_t grew = stats_of(h).heap_bytes - before;
+    EXPECT_LE(grew, 2 * 64 * KiB); /* 100000 bytes: one 112 KiB cell in 2 blocks */
+    gc_collect(t);
+    EXPECT_OBJ(lone, 7);
+    EXPECT_VERIFY(h);
+    gc_pop_roots(t, 1);
+    gc_thread_detach(t);
+    gc_heap_destroy(h);
+}
+
 /* max_heap below a medium class's preferred span (4 cells or more): the
  * class falls back to a span of one cell, so the objects that fit are
  * allocated; the next one is refused quietly and the heap stays usable. */
@@ -201,6 +225,7 @@ int main(void)
         T(test_gc_medium_objects_share_spans),
         T(test_gc_mixed_sizes_keep_contents),
         T(test_gc_large_object_usable_size),
+        T(test_gc_lone_medium_object_takes_one_cell),
         T(test_gc_medium_span_fits_max_heap),
     };
 #undef T
