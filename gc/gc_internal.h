@@ -245,6 +245,8 @@ struct gc_heap {
     _Atomic size_t   allocated_since_gc;
     _Atomic ptrdiff_t external_bytes;
     size_t           trigger;          /* collect when allocated_since_gc passes it */
+    size_t           high_water;       /* most heap_bytes any collection began with */
+    double           heap_keep;        /* MULCH_GC_HEAP_KEEP: see gc_allocation_budget */
     uint64_t         collections;
     uint64_t         detached_bytes_allocated;
     size_t           live_bytes;
@@ -407,6 +409,9 @@ MULCH_INTERNAL void gc_marks_forget(gc_heap_t *heap);
 /* ---- collection (gc/collect.c) -------------------------------------------------- */
 /* minor_allowed: the allocation path (generational mode may then trace
  * only young objects); gc_collect and the others always collect fully. */
+/* Bytes to allocate before the next collection, for `basis` live bytes
+ * (gc/collect.c). */
+MULCH_INTERNAL size_t gc_allocation_budget(const gc_heap_t *heap, size_t basis);
 MULCH_INTERNAL void gc_collect_locked(gc_heap_t *heap, gc_thread_t *self, bool minor_allowed);
 MULCH_INTERNAL void gc_run_finalizers(gc_thread_t *thread);
 MULCH_INTERNAL uint64_t gc_now_ns(void);

@@ -76,9 +76,7 @@ void gc_generation_end(gc_heap_t *heap, bool minor) {
     if (minor) {
         /* The young budget follows the live data of the last full
          * collection: old garbage must not make the heap grow too. */
-        double growth = heap->options.heap_growth;
-        size_t budget = (size_t)((double)heap->full_live_bytes * (growth - 1.0));
-        heap->trigger = budget > heap->options.initial_heap ? budget : heap->options.initial_heap;
+        heap->trigger = gc_allocation_budget(heap, heap->full_live_bytes);
     } else {
         heap->full_live_bytes = heap->live_bytes;
     }

@@ -60,6 +60,10 @@ gc_heap_t *gc_heap_create(const gc_options_t *opts) {
     heap->epoch = 1;
     heap->trigger = options.initial_heap;
     heap->stress_every = env_size("MULCH_GC_STRESS", 0);
+    /* gc_allocation_budget: reuse up to heap_keep x live of a bigger heap */
+    heap->heap_keep = 1.5 * options.heap_growth;
+    const char *keep = getenv("MULCH_GC_HEAP_KEEP");
+    if (keep && *keep) heap->heap_keep = strtod(keep, NULL);
     heap->generational = options.generational != 0;
     /* AUTO evacuates spans whose live cells fill less than this share. */
     heap->evacuate_below_percent = (unsigned)env_size("MULCH_GC_EVACUATE_BELOW", 80);

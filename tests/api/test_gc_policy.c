@@ -1,0 +1,152 @@
+/* test_gc_policy.c — black-box tests of when collections happen
+ * (<mulch/gc.h>; docs/gc.md "Heap policy"): the budget between collections
+ * is (heap_growth - 1) x live, but a heap that already reached a bigger size
+ * reuses it, up to MULCH_GC_HEAP_KEEP x live (default 1.5 x heap_growth),
+ * so a program whose live data shrank after a peak collects about half as
+ * often, without its heap growing past that peak; MULCH_GC_HEAP_KEEP=1
+ * turns the reuse off.
+ *
+ * Deterministic: no randomness; the workload is fixed. MULCH_TEST_QUICK=1
+ * (and sanitizer / valgrind builds) scale the work down. */
+#ifndef _GNU_SOURCE
+#  define _GNU_SOURCE 1
+#endif
+#define DEFAULT_SEED UINT64_C(0x6d756c6367637001)
+#define MULCH_TEST_GC_OBJECTS 1
+#include <mulch/gc.h>
+
+#include <stdbool.h>
+
+#include "mulch_test.h"
+
+enum { OBJECT_BYTES = 1024 };
+
+typedef struct phases {
+    unsigned long long collections; /* during the garbage phase */
+    size_t heap_peak;                /* heap_bytes seen at its highest, all phases */
+    size_t heap_after_spike;         /* heap_bytes after the spike was collected */
+} phases_t;
+
+static void note_heap(gc_heap_t *h, phases_t *out)
+{
+    size_t now = stats_of(h).heap_bytes;
+    if (now > out->heap_peak) out->heap_peak = now;
+}
+
+/* A spike of `spike` live bytes, then `live` bytes kept (the first ones,
+ * or with `scattered` one in every spike/live objects, which leaves every
+ * span sparse) and `garbage` bytes of short-lived objects allocated. */
+static phases_t run_phases(size_t spike, size_t live, size_t garbage, bool scattered)
+{
+    phases_t out = { 0, 0, 0 };
+    gc_heap_t *h = heap_new(0, 0, GC_COMPACT_AUTO);
+    gc_thread_t *t = gc_thread_attach(h);
+    size_t n = spike / OBJECT_BYTES, kept = live / OBJECT_BYTES;
+    void **slots = calloc(n, sizeof *slots);
+    EXPECT_NONNULL(slots);
+    gc_root_add_range(h, slots, n);
+    for (size_t i = 0; i < n; i++) {
+        slots[i] = gc_alloc(t, &T_RAW, OBJECT_BYTES - 8);
+        EXPECT_NONNULL(slots[i]);
+        if (i % 1024 == 0) note_heap(h, &out);
+    }
+    gc_collect(t); /* the heap's high water: the whole spike */
+    note_heap(h, &out);
+    /* the live data shrinks */
+    size_t stride = scattered ? n / kept : 1;
+    for (size_t i = 0; i < n; i++)
+        if (scattered ? i % stride != 0 : i >= kept) slots[i] = NULL;
+    gc_collect(t);
+    out.heap_after_spike = stats_of(h).heap_bytes;
+    unsigned long long before = stats_of(h).collections;
+    for (size_t i = 0; i < garbage / OBJECT_BYTES; i++) {
+        void *p = gc_alloc(t, &T_RAW, OBJECT_BYTES - 8);
+        EXPECT_NONNULL(p);
+        if (i % 1024 == 0) note_heap(h, &out);
+    }
+    out.collections = stats_of(h).collections - before;
+    for (size_t i = 0; i < (scattered ? n : kept); i += stride) EXPECT_NONNULL(slots[i]);
+    EXPECT_VERIFY(h);
+    gc_root_remove(h, slots);
+    free(slots);
+    gc_thread_detach(t);
+    gc_heap_destroy(h);
+    return out;
+}
+
+/* 32 MiB spike, then 8 MiB live: the budget is min(32, 3 x 8) - 8 = 16 MiB
+ * instead of 8 MiB, so half the collections, and the heap never grows past
+ * what the spike took. */
+static void test_gc_heap_reuses_its_high_water(void **state)
+{
+    (void)state;
+    TEST_START();
+    unsetenv("MULCH_GC_HEAP_KEEP");
+    const size_t spike = 32 * MiB, live = 8 * MiB, garbage = scaled(512, 128) * MiB;
+    phases_t keep = run_phases(spike, live, garbage, false);
+    setenv("MULCH_GC_HEAP_KEEP", "1", 1);
+    phases_t plain = run_phases(spike, live, garbage, false);
+    unsetenv("MULCH_GC_HEAP_KEEP");
+    print_message("  reuse: %llu collections, heap peak %zu; without: %llu collections, heap peak %zu\n",
+                  keep.collections, keep.heap_peak, plain.collections, plain.heap_peak);
+    /* 8 MiB and 16 MiB budgets (a collection lands late by up to a span
+     * per size class, so allow a little) */
+    EXPECT_GE(plain.collections, garbage / (8 * MiB) - 2);
+    EXPECT_LE(keep.collections, garbage / (16 * MiB) + 2);
+    EXPECT_LE(keep.collections * 3, plain.collections * 2);
+    /* reused memory, not new: the peak is the spike's */
+    EXPECT_LE(keep.heap_peak, plain.heap_peak + 2 * MiB);
+}
+
+/* The same shrink, but every span keeps a few live objects: the heap is
+ * still as big as the spike when the budget is set, so there is no room to
+ * grow into, and the heap must not outgrow what it does without the rule
+ * (its sparse spans are evacuated by the next collection meanwhile). */
+static void test_gc_heap_keep_counts_a_sparse_heap(void **state)
+{
+    (void)state;
+    TEST_START();
+    const size_t spike = 32 * MiB, live = 8 * MiB, garbage = scaled(256, 64) * MiB;
+    unsetenv("MULCH_GC_HEAP_KEEP");
+    phases_t keep = run_phases(spike, live, garbage, true);
+    setenv("MULCH_GC_HEAP_KEEP", "1", 1);
+    phases_t plain = run_phases(spike, live, garbage, true);
+    unsetenv("MULCH_GC_HEAP_KEEP");
+    print_message("  reuse: %llu collections, heap peak %zu; without: %llu collections, heap peak %zu\n",
+                  keep.collections, keep.heap_peak, plain.collections, plain.heap_peak);
+    EXPECT_LE(keep.heap_peak, plain.heap_peak + 2 * MiB);
+    EXPECT_LE(keep.collections, plain.collections);
+}
+
+/* Without a bigger past, nothing changes: live data that only grows gets
+ * the (heap_growth - 1) x live budget with the rule on or off. */
+static void test_gc_heap_keep_needs_a_bigger_past(void **state)
+{
+    (void)state;
+    TEST_START();
+    const size_t live = 8 * MiB, garbage = scaled(256, 64) * MiB;
+    unsetenv("MULCH_GC_HEAP_KEEP");
+    phases_t keep = run_phases(live, live, garbage, false);
+    setenv("MULCH_GC_HEAP_KEEP", "1", 1);
+    phases_t plain = run_phases(live, live, garbage, false);
+    unsetenv("MULCH_GC_HEAP_KEEP");
+    print_message("  reuse: %llu collections; without: %llu collections\n", keep.collections,
+                  plain.collections);
+    /* the high water is the live data's own heap, about 1.0-1.1 x live:
+     * at most a sliver of extra budget */
+    EXPECT_LE(plain.collections, keep.collections + 2);
+    EXPECT_LE(keep.collections, plain.collections + 2);
+}
+
+int main(void)
+{
+    mt_init("test_gc_policy");
+#define T(f) cmocka_unit_test_setup_teardown(f, setup_rec, teardown_rec)
+    const struct CMUnitTest tests[] = {
+        T(test_gc_heap_reuses_its_high_water),
+        T(test_gc_heap_keep_counts_a_sparse_heap),
+        T(test_gc_heap_keep_needs_a_bigger_past),
+    };
+#undef T
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
