@@ -1,0 +1,344 @@
+/* test_pool_lifecycle.c — black-box tests of the public pool contract
+ * (<mulch/pool.h>, <mulch/common.h>, docs: shared/API.md "Pool" and
+ * "Errors and misuse") around a pool's life: pool_free(NULL), exact
+ * statistics, pool_trim giving memory back, pool_destroy (memory released, a
+ * new pool at the old address shares nothing), mulch_version and
+ * mulch_set_error_handler.
+ *
+ * Deterministic: every random choice comes from a splitmix64 generator seeded
+ * from MULCH_TEST_SEED (decimal or 0x-hex) or a fixed default; the seed is
+ * printed at the start of each test and in every failure message.
+ * MULCH_TEST_QUICK=1 (and sanitizer / valgrind builds) scale the work down. */
+#ifndef _GNU_SOURCE
+#  define _GNU_SOURCE 1
+#endif
+#define DEFAULT_SEED UINT64_C(0x6d756c6368f00d01)
+#include <mulch/pool.h>
+
+#include "pool_api_test.h"
+
+/* ======================================================================== */
+/* pool_free(NULL), stats                                                    */
+
+static void test_pool_free_null_is_noop(void **state)
+{
+    (void)state;
+    TEST_START();
+    pool_t *pool = new_pool();
+    unsigned long r0 = rec_count();
+    void *keep = pool_alloc(pool, 10);
+    EXPECT_NONNULL_CTX(keep, "pool_alloc(10)");
+    pool_stats_t s0 = stats_of(pool);
+    for (int i = 0; i < 100; i++) pool_free(pool, NULL);
+    pool_free(pool_default(), NULL);
+    pool_stats_t s1 = stats_of(pool);
+    EXPECT_EQ(s1.frees, s0.frees);
+    EXPECT_EQ(s1.allocs, s0.allocs);
+    EXPECT_EQ(s1.live_allocations, s0.live_allocations);
+    EXPECT_EQ(s1.bytes_in_use, s0.bytes_in_use);
+    EXPECT_NO_REPORTS(r0);
+    pool_free(pool, keep);
+    pool_destroy(pool);
+}
+
+static void test_pool_stats_exact(void **state)
+{
+    (void)state;
+    TEST_START();
+    rng_t r = test_rng_named(__func__);
+    pool_t *pool = new_pool();
+    enum { SLOTS = 1024 };
+    obj_t *o = calloc(SLOTS, sizeof *o);
+    assert_non_null(o);
+    uint64_t allocs = 0, frees = 0;
+    size_t live = 0, in_use = 0, ops = scaled(60000, 8000);
+    for (size_t i = 0; i < ops; i++) {
+        obj_t *x = &o[rng_below(&r, SLOTS)];
+        if (x->p) {
+            in_use -= x->usable;
+            free_obj(pool, x);
+            frees++;
+            live--;
+        } else {
+            unsigned kind = (unsigned)rng_below(&r, 100);
+            size_t sz = kind < 2 ? rng_size(&r, 256 * KiB, 3 * MiB) : rng_size(&r, 0, 40000);
+            if (kind < 70) {
+                x->p = pool_alloc(pool, sz);
+            } else if (kind < 85) {
+                x->p = pool_calloc(pool, 1, sz);
+            } else {
+                x->p = pool_alloc_aligned(pool, sz, (size_t)1 << rng_below(&r, 13));
+            }
+            EXPECT_NONNULL_CTX(x->p, "allocation kind %u size %zu", kind, sz);
+            x->size = sz;
+            x->usable = pool_usable_size(pool, x->p);
+            EXPECT_GE(x->usable, sz);
+            x->tag = tag_of(x->p, sz, i);
+            fill(x->p, x->usable, x->tag);
+            in_use += x->usable;
+            allocs++;
+            live++;
+        }
+        if (i % 997 == 0 || i == ops - 1) {
+            pool_stats_t s = stats_of(pool);
+            EXPECT_EQ(s.allocs, allocs);
+            EXPECT_EQ(s.frees, frees);
+            EXPECT_EQ(s.live_allocations, live);
+            EXPECT_EQ(s.bytes_in_use, in_use);
+            expect_stats_sane(&s);
+        }
+    }
+    for (size_t i = 0; i < SLOTS; i++)
+        if (o[i].p) {
+            free_obj(pool, &o[i]);
+            frees++;
+        }
+    pool_stats_t s = stats_of(pool);
+    EXPECT_EQ(s.allocs, allocs);
+    EXPECT_EQ(s.frees, frees);
+    EXPECT_EQ(s.allocs, s.frees);
+    EXPECT_EQ(s.live_allocations, 0);
+    EXPECT_EQ(s.bytes_in_use, 0);
+    expect_stats_sane(&s);
+    free(o);
+    pool_destroy(pool);
+}
+
+/* ======================================================================== */
+/* pool_trim, pool_destroy                                                   */
+
+static void test_pool_trim_releases_memory(void **state)
+{
+    (void)state;
+    TEST_START();
+    pool_t *pool = new_pool();
+    const size_t nsmall = 64 * MiB / KiB, nbig = 16;
+    void **small = malloc(nsmall * sizeof *small);
+    void *big[16];
+    assert_non_null(small);
+    for (size_t i = 0; i < nsmall; i++) {
+        small[i] = pool_alloc(pool, KiB);
+        EXPECT_NONNULL_CTX(small[i], "pool_alloc(1 KiB) #%zu", i);
+        memset(launder(small[i]), (int)(i | 1), KiB);
+    }
+    for (size_t i = 0; i < nbig; i++) {
+        big[i] = pool_alloc(pool, MiB);
+        EXPECT_NONNULL_CTX(big[i], "pool_alloc(1 MiB) #%zu", i);
+        memset(launder(big[i]), 0x77, MiB);
+    }
+    const size_t freed = nsmall * KiB + nbig * MiB;
+    pool_stats_t s_full = stats_of(pool);
+    size_t rss_full = rss_bytes();
+    for (size_t i = 0; i < nsmall; i++) pool_free(pool, small[i]);
+    for (size_t i = 0; i < nbig; i++) pool_free(pool, big[i]);
+    pool_stats_t s_freed = stats_of(pool);
+    EXPECT_EQ(s_freed.live_allocations, 0);
+    EXPECT_EQ(s_freed.bytes_in_use, 0);
+    size_t released = pool_trim(pool);
+    pool_stats_t s_trim = stats_of(pool);
+    size_t rss_trim = rss_bytes();
+    print_message("  reserved: full %zu, after free %zu, after trim %zu; trim returned %zu\n",
+                  s_full.bytes_reserved, s_freed.bytes_reserved, s_trim.bytes_reserved,
+                  released);
+    print_message("  rss: full %zu, after trim %zu (freed %zu)\n", rss_full, rss_trim, freed);
+    EXPECT_GE(s_full.bytes_reserved, freed);
+    if (released == 0) T_FAIL("pool_trim returned 0 after freeing %zu bytes", freed);
+    EXPECT_LT(s_trim.bytes_reserved, s_freed.bytes_reserved);
+    EXPECT_EQ(s_freed.bytes_reserved - s_trim.bytes_reserved, released);
+    /* Everything that was freed must have left the process (at least half
+       of it, to leave room for metadata and allocator caches). */
+    EXPECT_LE(s_trim.bytes_reserved, s_full.bytes_reserved - freed / 2);
+    if (rss_full > 0) {
+        if (rss_trim > rss_full || rss_full - rss_trim < freed / 2)
+            T_FAIL("RSS only dropped from %zu to %zu after freeing %zu bytes and trimming",
+                   rss_full, rss_trim, freed);
+    }
+    expect_stats_sane(&s_trim);
+    /* still usable after trim */
+    for (size_t i = 0; i < 1000; i++) {
+        small[i] = pool_alloc(pool, KiB);
+        EXPECT_NONNULL_CTX(small[i], "pool_alloc after trim");
+        fill(small[i], KiB, i);
+    }
+    big[0] = pool_alloc(pool, MiB);
+    EXPECT_NONNULL_CTX(big[0], "pool_alloc(1 MiB) after trim");
+    fill(big[0], MiB, 1);
+    for (size_t i = 0; i < 1000; i++) {
+        EXPECT_PATTERN(small[i], KiB, i);
+        pool_free(pool, small[i]);
+    }
+    EXPECT_PATTERN(big[0], MiB, 1);
+    pool_free(pool, big[0]);
+    /* trimming an empty pool twice is harmless */
+    (void)pool_trim(pool);
+    size_t again = pool_trim(pool);
+    EXPECT_EQ(again, 0);
+    free(small);
+    pool_destroy(pool);
+}
+
+static void test_pool_destroy_releases_memory(void **state)
+{
+    (void)state;
+    TEST_START();
+    size_t rounds = 50, rss_warm = 0;
+    for (size_t round = 0; round < rounds; round++) {
+        pool_t *pool = pool_create(NULL);
+        EXPECT_NONNULL_CTX(pool, "pool_create round %zu", round);
+        /* ~8 MiB: small objects, medium and large; some left live */
+        for (size_t i = 0; i < 4096; i++) {
+            void *p = pool_alloc(pool, KiB);
+            EXPECT_NONNULL_CTX(p, "pool_alloc(1 KiB)");
+            memset(launder(p), 0x3c, KiB);
+            if (i % 3 == 0) pool_free(pool, p);
+        }
+        for (size_t i = 0; i < 8; i++) {
+            void *p = pool_alloc(pool, 100 * KiB);
+            EXPECT_NONNULL_CTX(p, "pool_alloc(100 KiB)");
+            memset(launder(p), 0x3d, 100 * KiB);
+        }
+        for (size_t i = 0; i < 2; i++) {
+            void *p = pool_alloc(pool, 2 * MiB);
+            EXPECT_NONNULL_CTX(p, "pool_alloc(2 MiB)");
+            memset(launder(p), 0x3e, 2 * MiB);
+        }
+        pool_destroy(pool);
+        if (round == 4) rss_warm = rss_bytes();
+    }
+    size_t rss_end = rss_bytes();
+    print_message("  rss after warm-up %zu, after %zu rounds %zu\n", rss_warm, rounds, rss_end);
+    if (rss_warm && rss_end > rss_warm + 8 * MiB)
+        T_FAIL("RSS grew by %zu bytes over %zu create/fill/destroy rounds (%zu -> %zu)",
+               rss_end - rss_warm, rounds - 5, rss_warm, rss_end);
+}
+
+/* "A new pool created at the address of a destroyed one shares nothing
+   with it": this thread's cached heap of the old pool must not be reused. */
+static void test_pool_destroy_and_recreate(void **state)
+{
+    (void)state;
+    TEST_START();
+    unsigned long r0 = rec_count();
+    int same_address = 0;
+    for (int round = 0; round < 20; round++) {
+        pool_t *a = pool_create(NULL);
+        EXPECT_NONNULL_CTX(a, "pool_create A");
+        void *pa[64];
+        for (int i = 0; i < 64; i++) {
+            pa[i] = pool_alloc(a, 48);
+            EXPECT_NONNULL_CTX(pa[i], "pool_alloc(A, 48)");
+        }
+        for (int i = 0; i < 32; i++) pool_free(a, pa[i]); /* A's heap has free cells */
+        pool_destroy(a);
+        pool_t *b = pool_create(NULL);
+        EXPECT_NONNULL_CTX(b, "pool_create B");
+        if (b == a) same_address++;
+        pool_stats_t s = stats_of(b);
+        EXPECT_EQ(s.allocs, 0);
+        EXPECT_EQ(s.live_allocations, 0);
+        EXPECT_EQ(s.bytes_in_use, 0);
+        obj_t o[100];
+        size_t sum = 0;
+        for (int i = 0; i < 100; i++) {
+            alloc_obj(b, &o[i], 48, (uint64_t)round);
+            sum += o[i].usable;
+        }
+        expect_disjoint(o, 100);
+        s = stats_of(b);
+        EXPECT_EQ(s.allocs, 100);
+        EXPECT_EQ(s.live_allocations, 100);
+        EXPECT_EQ(s.bytes_in_use, sum);
+        EXPECT_EQ(report_count(b), 100);
+        for (int i = 0; i < 100; i++) free_obj(b, &o[i]);
+        s = stats_of(b);
+        EXPECT_EQ(s.frees, 100);
+        EXPECT_EQ(s.live_allocations, 0);
+        EXPECT_EQ(s.bytes_in_use, 0);
+        pool_destroy(b);
+    }
+    print_message("  the new pool reused the old one's address in %d of 20 rounds\n",
+                  same_address);
+    EXPECT_NO_REPORTS(r0);
+}
+
+/* ======================================================================== */
+/* Version, error handler                                                    */
+
+static void test_pool_version_matches_header(void **state)
+{
+    (void)state;
+    TEST_START();
+    const char *v = mulch_version();
+    EXPECT_NONNULL_CTX(v, "mulch_version()");
+    if (strcmp(v, MULCH_VERSION_STRING) != 0)
+        T_FAIL("mulch_version() = \"%s\", header says \"%s\"", v, MULCH_VERSION_STRING);
+    char buf[32];
+    snprintf(buf, sizeof buf, "%d.%d.%d", MULCH_VERSION_MAJOR, MULCH_VERSION_MINOR,
+             MULCH_VERSION_PATCH);
+    if (strcmp(v, buf) != 0) T_FAIL("mulch_version() = \"%s\", macros say \"%s\"", v, buf);
+    EXPECT_EQ(MULCH_VERSION, (MULCH_VERSION_MAJOR << 16) | (MULCH_VERSION_MINOR << 8) |
+                                 MULCH_VERSION_PATCH);
+}
+
+static int g_h1_calls, g_h2_calls;
+static void *g_h_ctx;
+static void handler1(const char *w, const void *p, void *ctx)
+{
+    (void)w; (void)p;
+    g_h1_calls++;
+    g_h_ctx = ctx;
+}
+static void handler2(const char *w, const void *p, void *ctx)
+{
+    (void)w; (void)p;
+    g_h2_calls++;
+    g_h_ctx = ctx;
+}
+
+static void test_pool_set_error_handler_returns_previous(void **state)
+{
+    (void)state;
+    TEST_START();
+    /* setup_rec installed rec_handler */
+    mulch_error_fn prev = mulch_set_error_handler(handler1, &g_h1_calls);
+    if (prev != rec_handler) T_FAIL("first swap returned %p, expected rec_handler %p",
+                                    (void *)(uintptr_t)prev, (void *)(uintptr_t)rec_handler);
+    prev = mulch_set_error_handler(handler2, &g_h2_calls);
+    if (prev != handler1) T_FAIL("second swap returned %p, expected handler1 %p",
+                                 (void *)(uintptr_t)prev, (void *)(uintptr_t)handler1);
+    /* handler2 gets its own ctx on a detected misuse */
+    pool_t *pool = new_pool();
+    void *p = pool_alloc(pool, 64);
+    EXPECT_NONNULL_CTX(p, "pool_alloc(64)");
+    pool_free(pool, p);
+    g_h1_calls = g_h2_calls = 0;
+    g_h_ctx = NULL;
+    pool_free(pool, p); /* double free */
+    EXPECT_EQ(g_h1_calls, 0);
+    EXPECT_EQ(g_h2_calls, 1);
+    if (g_h_ctx != &g_h2_calls) T_FAIL("handler ctx %p, expected %p", g_h_ctx,
+                                       (void *)&g_h2_calls);
+    prev = mulch_set_error_handler(rec_handler, &g_ctx_token);
+    if (prev != handler2) T_FAIL("third swap returned %p, expected handler2 %p",
+                                 (void *)(uintptr_t)prev, (void *)(uintptr_t)handler2);
+    pool_destroy(pool);
+}
+
+/* ======================================================================== */
+
+int main(void)
+{
+    mt_init("test_pool_lifecycle");
+#define T(f) cmocka_unit_test_setup_teardown(f, setup_rec, teardown_rec)
+    const struct CMUnitTest tests[] = {
+        T(test_pool_free_null_is_noop),
+        T(test_pool_stats_exact),
+        T(test_pool_trim_releases_memory),
+        T(test_pool_destroy_releases_memory),
+        T(test_pool_destroy_and_recreate),
+        T(test_pool_version_matches_header),
+        T(test_pool_set_error_handler_returns_previous),
+    };
+#undef T
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,179 @@
+/* test_rc_weak.c — black-box tests of reference-counted objects
+ * (<mulch/rc.h>; docs: shared/API.md "RC" and "Errors and misuse",
+ * docs/rc.md), weak references:
+ *   - lock while alive (count + 1), NULL once destroyed, several handles,
+ *     rc_weak_free before and after the object dies (no pool cell left),
+ *     rc_weak_new on a dead object reported.
+ *
+ * Deterministic: random choices come from a splitmix64 generator seeded from
+ * MULCH_TEST_SEED (decimal or 0x-hex) or a fixed default; the seed is printed
+ * at the start of each test and in every failure message. MULCH_TEST_QUICK=1
+ * (and sanitizer / valgrind builds) scale the work down. */
+#ifndef _GNU_SOURCE
+#  define _GNU_SOURCE 1
+#endif
+#define DEFAULT_SEED UINT64_C(0x6d756c6372630c01)
+#include <mulch/rc.h>
+
+#include "rc_test.h"
+
+/* ======================================================================== */
+/* Weak references                                                           */
+
+static void test_rc_weak_basic(void **state)
+{
+    (void)state;
+    TEST_START();
+    unsigned long r0 = rec_count();
+    destroy_reset();
+    shadow_reset();
+    pool_t *pool = pool_create(NULL);
+    EXPECT_NONNULL(pool);
+
+    recobj_t *o = mk_rec(pool, 40);
+    rc_weak_t *w = rc_weak_new(o);
+    EXPECT_NONNULL(w);
+    EXPECT_EQ(rc_count(o), 1); /* a weak reference does not count */
+
+    void *p = rc_weak_lock(w);
+    EXPECT_PTR_EQ(p, o);
+    EXPECT_EQ(rc_count(o), 2);
+    void *q = rc_weak_lock(w);
+    EXPECT_PTR_EQ(q, o);
+    EXPECT_EQ(rc_count(o), 3);
+    rc_release(q);
+    rc_release(p);
+    EXPECT_EQ(rc_count(o), 1);
+    EXPECT_DESTROYS(0);
+
+    /* the locked reference can outlive the original one */
+    p = rc_weak_lock(w);
+    EXPECT_PTR_EQ(p, o);
+    rc_release(o);
+    EXPECT_DESTROYS(0);
+    EXPECT_EQ(rc_count(p), 1);
+    EXPECT_EQ(((recobj_t *)p)->magic, REC_MAGIC);
+    rc_release(p); /* the last reference, from a lock */
+    EXPECT_DESTROYS(1);
+    EXPECT_SHADOW_RUNS(40, 1);
+    EXPECT_NULL(rc_weak_lock(w));
+    EXPECT_NULL(rc_weak_lock(w));
+    rc_weak_free(w); /* after the object died */
+    EXPECT_EQ(stats_of(pool).live_allocations, 0);
+
+    /* several weak references to one object; some freed before it dies */
+    destroy_reset();
+    o = mk_rec(pool, 41);
+    rc_weak_t *ws[5];
+    for (int i = 0; i < 5; i++) {
+        ws[i] = rc_weak_new(o);
+        EXPECT_NONNULL(ws[i]);
+        if (i && ws[i] == ws[i - 1]) T_FAIL("rc_weak_new returned the same handle twice");
+    }
+    EXPECT_EQ(rc_count(o), 1);
+    for (int i = 0; i < 5; i++) {
+        p = rc_weak_lock(ws[i]);
+        EXPECT_PTR_EQ(p, o);
+        EXPECT_EQ(rc_count(o), 2);
+        rc_release(p);
+    }
+    rc_weak_free(ws[0]);
+    rc_weak_free(ws[3]);
+    p = rc_weak_lock(ws[1]);
+    EXPECT_PTR_EQ(p, o);
+    rc_release(p);
+    rc_release(o);
+    EXPECT_DESTROYS(1);
+    EXPECT_SHADOW_RUNS(41, 1);
+    EXPECT_NULL(rc_weak_lock(ws[1]));
+    EXPECT_NULL(rc_weak_lock(ws[2]));
+    EXPECT_NULL(rc_weak_lock(ws[4]));
+    rc_weak_free(ws[1]);
+    rc_weak_free(ws[2]);
+    rc_weak_free(ws[4]);
+    EXPECT_EQ(stats_of(pool).live_allocations, 0);
+
+    /* every weak reference freed before the object dies */
+    destroy_reset();
+    o = mk_rec(pool, 42);
+    for (int i = 0; i < 3; i++) ws[i] = rc_weak_new(o);
+    for (int i = 0; i < 3; i++) rc_weak_free(ws[i]);
+    EXPECT_EQ(rc_count(o), 1);
+    rc_release(o);
+    EXPECT_DESTROYS(1);
+    EXPECT_EQ(stats_of(pool).live_allocations, 0);
+
+    /* weak references created and freed again and again: nothing piles up */
+    o = mk_rec(pool, 43);
+    size_t live0 = stats_of(pool).live_allocations;
+    for (int i = 0; i < 1000; i++) {
+        rc_weak_t *t = rc_weak_new(o);
+        EXPECT_NONNULL(t);
+        rc_weak_free(t);
+    }
+    size_t live1 = stats_of(pool).live_allocations;
+    if (live1 > live0 + 1) T_FAIL("1000 rc_weak_new/rc_weak_free left %zu cells (before: %zu)", live1, live0);
+    rc_release(o);
+    EXPECT_EQ(stats_of(pool).live_allocations, 0);
+
+    /* a weak reference on another thread's object, locked on this one */
+    pool_destroy(pool);
+    EXPECT_NO_ASYNC_FAILURES();
+    EXPECT_NO_REPORTS(r0);
+}
+
+static void test_rc_weak_new_misuse(void **state)
+{
+    (void)state;
+    TEST_START();
+    destroy_reset();
+    pool_t *pool = pool_create(NULL);
+    EXPECT_NONNULL(pool);
+    recobj_t *keep = mk_rec(pool, 50);
+    recobj_t *o = mk_rec(pool, 51);
+    rc_release(o);
+    EXPECT_DESTROYS(1);
+
+    unsigned long r1 = rec_count();
+    rc_weak_t *w = rc_weak_new(o);
+    EXPECT_NULL(w);
+    EXPECT_ONE_REPORT(r1, "rc_weak_new:", o);
+
+    unsigned char *m = aligned_alloc(64, 256);
+    assert_non_null(m);
+    memset(m, 0, 256);
+    r1 = rec_count();
+    w = rc_weak_new(m + 64);
+    EXPECT_NULL(w);
+    EXPECT_ONE_REPORT(r1, "rc_weak_new:", m + 64);
+    free(m);
+
+    r1 = rec_count();
+    w = rc_weak_new(NULL);
+    EXPECT_NULL(w);
+    EXPECT_ONE_REPORT(r1, "rc_weak_new:", NULL);
+
+    /* NULL handles are harmless */
+    r1 = rec_count();
+    EXPECT_NULL(rc_weak_lock(NULL));
+    rc_weak_free(NULL);
+    (void)r1;
+
+    rc_release(keep);
+    EXPECT_EQ(stats_of(pool).live_allocations, 0);
+    pool_destroy(pool);
+}
+
+/* ======================================================================== */
+
+int main(void)
+{
+    mt_init("test_rc_weak");
+#define T(f) cmocka_unit_test_setup_teardown(f, setup_rec, teardown_rec)
+    const struct CMUnitTest tests[] = {
+        T(test_rc_weak_basic),
+        T(test_rc_weak_new_misuse),
+    };
+#undef T
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
