@@ -10,6 +10,7 @@
  * Finalizable types and large objects always take the slow path.
  */
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "gc_internal.h"
 
@@ -36,15 +37,22 @@ void gc_span_ensure_swept(gc_heap_t *heap, block_t *b) {
     b->owner_words[0] = heap->epoch;
 }
 
-/* Writes the bin's current word back; the span stays in heap->spans. The
- * span's free cells were counted as allocated when the bin took it (the
- * fast path counts nothing): give back what was not used, so that a
- * program allocating from many classes is not collected early. */
+/* Allocation is counted a bitmap word at a time: all the free cells of a
+ * word count when the bin loads it (the fast path counts nothing), and the
+ * ones left when the bin lets go are given back. (Counting a whole span at
+ * once made a program that allocates from many classes collect early:
+ * with a 1 MiB budget, 16 classes' spans were a collection, and a strings
+ * workload collected 830 times instead of 17.) */
+static void bin_count_word(gc_heap_t *heap, const gc_bin_t *bin) {
+    size_t bytes = (size_t)__builtin_popcountll(bin->free_bits) * bin->cell_size;
+    atomic_fetch_add_explicit(&heap->allocated_since_gc, bytes, memory_order_relaxed);
+}
+
+/* Writes the bin's current word back; the span stays in heap->spans. Its
+ * current word's unused cells were counted: give them back. */
 void gc_bin_retire(gc_heap_t *heap, gc_bin_t *bin) {
     if (bin->span) {
-        size_t unused = (size_t)__builtin_popcountll(bin->free_bits);
-        for (uint32_t w = bin->word + 1; w < bin->words; w++) unused += (size_t)__builtin_popcountll(~bin->alloc[w]);
-        size_t bytes = unused * bin->cell_size;
+        size_t bytes = (size_t)__builtin_popcountll(bin->free_bits) * bin->cell_size;
         size_t since = atomic_load_explicit(&heap->allocated_since_gc, memory_order_relaxed);
         while (!atomic_compare_exchange_weak_explicit(&heap->allocated_since_gc, &since,
                                                       since > bytes ? since - bytes : 0, memory_order_relaxed,
@@ -62,7 +70,7 @@ void gc_thread_retire_bins(gc_thread_t *thread) {
 }
 
 /* Points the bin at the first free cell of span b (swept, owned by us). */
-static bool gc_bin_attach(gc_bin_t *bin, block_t *b) {
+static bool gc_bin_attach(gc_heap_t *heap, gc_bin_t *bin, block_t *b) {
     uint64_t *alloc = gc_span_alloc_bits(b);
     uint32_t words = gc_span_words(b);
     for (uint32_t w = 0; w < words; w++) {
@@ -74,6 +82,7 @@ static bool gc_bin_attach(gc_bin_t *bin, block_t *b) {
             bin->word = w;
             bin->free_bits = ~alloc[w];
             bin->cell_size = b->cell_size;
+            bin_count_word(heap, bin);
             return true;
         }
     }
@@ -141,6 +150,10 @@ static block_t *gc_span_take_locked(block_t **list) {
         b->next = b->prev = NULL;
     }
     return b;
+}
+
+static bool gc_budget_spent(const gc_heap_t *heap) {
+    return atomic_load_explicit(&heap->allocated_since_gc, memory_order_relaxed) >= heap->trigger;
 }
 
 static bool gc_should_collect(gc_heap_t *heap) {
@@ -258,9 +271,18 @@ static MULCH_NOINLINE void *gc_alloc_slow(gc_thread_t *t, const gc_type_t *type,
             continue;
         }
         if (bin->span && bin->word + 1 < bin->words) {
+            /* Words are where allocation is counted, so they are where the
+             * budget is checked too: at span ends only, a program using
+             * eight classes allocated 420 KiB past a 64 KiB budget. */
+            if (!collected && gc_budget_spent(heap)) {
+                gc_collect_for_allocation(t, true);
+                collected = heap->generational ? 1 : 2;
+                continue;
+            }
             bin->alloc[bin->word] = UINT64_MAX;
             bin->word++;
             bin->free_bits = ~bin->alloc[bin->word];
+            bin_count_word(heap, bin);
             continue;
         }
         gc_bin_retire(heap, bin);
@@ -286,9 +308,7 @@ static MULCH_NOINLINE void *gc_alloc_slow(gc_thread_t *t, const gc_type_t *type,
             continue;
         }
         if (!fresh) gc_span_ensure_swept(heap, b);
-        size_t free_cells = b->capacity - (fresh ? 0 : b->used);
-        atomic_fetch_add_explicit(&heap->allocated_since_gc, free_cells * b->cell_size, memory_order_relaxed);
-        gc_bin_attach(bin, b);
+        gc_bin_attach(heap, bin, b);
     }
 }
 

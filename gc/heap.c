@@ -34,7 +34,7 @@ static void options_resolve(gc_options_t *o) {
     }
     o->markers = (int)env_size("MULCH_GC_MARKERS", (size_t)o->markers);
     o->generational = (int)env_size("MULCH_GC_GENERATIONAL", (size_t)o->generational);
-    if (o->initial_heap == 0) o->initial_heap = (size_t)4 << 20;
+    if (o->initial_heap == 0) o->initial_heap = (size_t)1 << 20;
     if (o->heap_growth <= 1.0) o->heap_growth = 2.0;
 }
 

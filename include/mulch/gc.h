@@ -37,7 +37,7 @@ MULCH_API void gc_trace_slot(gc_tracer_t *tracer, void **slot);
 MULCH_API void gc_trace_range(gc_tracer_t *tracer, void **slots, size_t n);
 
 typedef struct gc_options {
-    size_t initial_heap;        /* bytes; 0 = default (4 MiB) */
+    size_t initial_heap;        /* bytes; 0 = default (1 MiB) */
     size_t max_heap;            /* bytes; 0 = no limit; gc_alloc returns NULL past it */
     double heap_growth;         /* target heap / live bytes after GC; 0 = default (2.0) */
     int    compaction;          /* GC_COMPACT_AUTO (default), _NEVER, _ALWAYS */

@@ -20,7 +20,7 @@ static gc_heap_t *generational_heap(void)
     gc_options_t o;
     memset(&o, 0, sizeof o);
     o.generational = 1;
-    o.initial_heap = 256 * KiB;   /* allocation collects often */
+    o.initial_heap = 64 * KiB;    /* allocation collects often */
     gc_heap_t *h = gc_heap_create(&o);
     if (!h) fail();
     return h;

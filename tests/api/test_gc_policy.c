@@ -4,7 +4,8 @@
  * reuses it, up to MULCH_GC_HEAP_KEEP x live (default 1.5 x heap_growth),
  * so a program whose live data shrank after a peak collects about half as
  * often, without its heap growing past that peak; MULCH_GC_HEAP_KEEP=1
- * turns the reuse off.
+ * turns the reuse off; allocation from many size classes is counted and
+ * checked against the budget a bitmap word at a time.
  *
  * Deterministic: no randomness; the workload is fixed. MULCH_TEST_QUICK=1
  * (and sanitizer / valgrind builds) scale the work down. */
@@ -138,6 +139,42 @@ static void test_gc_heap_keep_needs_a_bigger_past(void **state)
     EXPECT_LE(keep.collections, plain.collections + 2);
 }
 
+/* Allocation from many size classes at once is counted as it happens (a
+ * bitmap word of cells at a time) and checked against the budget as often:
+ * eight classes with a 64 KiB budget collect about every 64 KiB, neither
+ * early (counting whole spans when a thread takes them) nor late (checking
+ * only when a span is used up: 420 KiB past the budget). */
+static void test_gc_budget_counts_allocation_across_classes(void **state)
+{
+    (void)state;
+    TEST_START();
+    gc_heap_t *h = heap_new(64 * KiB, 0, GC_COMPACT_AUTO);
+    gc_thread_t *t = gc_thread_attach(h);
+    const size_t n = scaled(40000, 10000);
+    size_t bytes = 0;
+    unsigned long long before = stats_of(h).collections;
+    for (size_t i = 0; i < n; i++) {
+        size_t size = 56 + (i % 8) * 8; /* cells of 64..120 bytes: eight classes */
+        void *p = gc_alloc(t, &T_RAW, size);
+        EXPECT_NONNULL(p);
+        bytes += size + 8;
+    }
+    unsigned long long collections = stats_of(h).collections - before;
+    size_t budgets = bytes / (64 * KiB);
+    print_message("  %zu bytes in 8 classes, 64 KiB budget: %llu collections (%zu budgets)\n", bytes,
+                  collections, budgets);
+    /* A word's 64 cells count when it is loaded: with eight classes of
+     * ~100-byte cells up to 48 KiB is counted ahead, so against a budget
+     * this small a collection comes up to that much early (span-at-a-time
+     * counting: far earlier; span-end checks: 7x later). */
+    EXPECT_GE(collections, budgets * 3 / 4);
+    EXPECT_LE(collections, budgets * 3 / 2 + 2);
+    EXPECT_LE(stats_of(h).heap_bytes, 8 * 2 * 64 * KiB);
+    EXPECT_VERIFY(h);
+    gc_thread_detach(t);
+    gc_heap_destroy(h);
+}
+
 int main(void)
 {
     mt_init("test_gc_policy");
@@ -146,6 +183,7 @@ int main(void)
         T(test_gc_heap_reuses_its_high_water),
         T(test_gc_heap_keep_counts_a_sparse_heap),
         T(test_gc_heap_keep_needs_a_bigger_past),
+        T(test_gc_budget_counts_allocation_across_classes),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
