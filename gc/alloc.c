@@ -44,7 +44,7 @@ void gc_span_ensure_swept(gc_heap_t *heap, block_t *b) {
  * with a 1 MiB budget, 16 classes' spans were a collection, and a strings
  * workload collected 830 times instead of 17.) */
 static void bin_count_word(gc_heap_t *heap, const gc_bin_t *bin) {
-    size_t bytes = (size_t)__builtin_popcountll(bin->free_bits) * bin->cell_size;
+    size_t bytes = (size_t)bits_count64(bin->free_bits) * bin->cell_size;
     atomic_fetch_add_explicit(&heap->allocated_since_gc, bytes, memory_order_relaxed);
 }
 
@@ -52,7 +52,7 @@ static void bin_count_word(gc_heap_t *heap, const gc_bin_t *bin) {
  * current word's unused cells were counted: give them back. */
 void gc_bin_retire(gc_heap_t *heap, gc_bin_t *bin) {
     if (bin->span) {
-        size_t bytes = (size_t)__builtin_popcountll(bin->free_bits) * bin->cell_size;
+        size_t bytes = (size_t)bits_count64(bin->free_bits) * bin->cell_size;
         size_t since = atomic_load_explicit(&heap->allocated_since_gc, memory_order_relaxed);
         while (!atomic_compare_exchange_weak_explicit(&heap->allocated_since_gc, &since,
                                                       since > bytes ? since - bytes : 0, memory_order_relaxed,

@@ -99,7 +99,7 @@ size_t gc_allocation_budget(const gc_heap_t *heap, size_t basis) {
 static size_t span_popcount(const block_t *b) {
     const uint64_t *mark = gc_span_mark_bits(b);
     size_t live = 0;
-    for (uint32_t w = 0; w < gc_span_words(b); w++) live += (size_t)__builtin_popcountll(mark[w]);
+    for (uint32_t w = 0; w < gc_span_words(b); w++) live += (size_t)bits_count64(mark[w]);
     return live;
 }
 

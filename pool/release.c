@@ -276,7 +276,7 @@ bool block_recommit_some(pool_t *pool, block_t *b) {
 size_t block_released_bytes(const pool_t *pool, const block_t *b) {
     const block_t *head = b->kind == BLOCK_TAIL ? b - b->head_offset : b;
     if (head->kind != BLOCK_SMALL) return 0; /* owner_words belong to the external owner */
-    return (size_t)__builtin_popcountll(atomic_load_explicit(&b->released, memory_order_relaxed))
+    return (size_t)bits_count64(atomic_load_explicit(&b->released, memory_order_relaxed))
            << pool->release_shift;
 }
 

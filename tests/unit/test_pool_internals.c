@@ -41,6 +41,24 @@ static void test_size_class_waste_bound(void **state) {
     }
 }
 
+/* bits_count64 (the inline popcount) against a bit-by-bit count: edge
+ * values and a fixed-seed xorshift sequence. */
+static void test_bits_count64(void **state) {
+    (void)state;
+    const uint64_t edges[] = { 0, 1, UINT64_C(1) << 63, UINT64_MAX, UINT64_MAX - 1, UINT64_C(0x5555555555555555),
+                               UINT64_C(0xaaaaaaaaaaaaaaaa), UINT64_C(0x0f0f0f0f0f0f0f0f), UINT64_C(0x8000000000000001) };
+    uint64_t x = UINT64_C(0x9e3779b97f4a7c15);
+    for (unsigned k = 0; k < 100000; k++) {
+        uint64_t v = k < sizeof edges / sizeof edges[0] ? edges[k] : x;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        unsigned want = 0;
+        for (unsigned b = 0; b < 64; b++) want += (unsigned)((v >> b) & 1u);
+        if (bits_count64(v) != want) fail_msg("bits_count64(%#llx) = %u, want %u", (unsigned long long)v, bits_count64(v), want);
+    }
+}
+
 static void test_chunk_map_foreign_addresses(void **state) {
     (void)state;
     int local = 0;
@@ -275,6 +293,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_size_class_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_size_class_waste_bound, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bits_count64, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chunk_map_foreign_addresses, setup, teardown),
         cmocka_unit_test_setup_teardown(test_span_coalescing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_block_interface, setup, teardown),
