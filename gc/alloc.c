@@ -48,6 +48,31 @@ static void bin_count_word(gc_heap_t *heap, const gc_bin_t *bin) {
     atomic_fetch_add_explicit(&heap->allocated_since_gc, bytes, memory_order_relaxed);
 }
 
+/* Loads free cells of the bin's current word into free_bits and counts
+ * them. A word of a medium class is its whole span (a few cells of up to
+ * 256 KiB), so at most GC_COUNT_GRAIN bytes' worth (at least one cell) is
+ * loaded at a time: counting the whole span ahead of use made four medium
+ * classes collect four times per budget. The loaded cells are set in the
+ * alloc word at once (nothing reads it while the bin holds it); retire
+ * clears the ones left unused. Small classes (cells up to 256 bytes) load
+ * a whole word, as before. */
+static void bin_load(gc_heap_t *heap, gc_bin_t *bin) {
+    uint64_t free_bits = ~bin->alloc[bin->word];
+    uint32_t limit = (uint32_t)(GC_COUNT_GRAIN / bin->cell_size);
+    if (limit < 64) {
+        uint64_t take = 0;
+        for (uint32_t n = limit ? limit : 1; n && free_bits; n--) {
+            uint64_t low = free_bits & (~free_bits + 1);
+            take |= low;
+            free_bits ^= low;
+        }
+        free_bits = take;
+    }
+    bin->alloc[bin->word] |= free_bits;
+    bin->free_bits = free_bits;
+    bin_count_word(heap, bin);
+}
+
 /* Writes the bin's current word back; the span stays in heap->spans. Its
  * current word's unused cells were counted: give them back. */
 void gc_bin_retire(gc_heap_t *heap, gc_bin_t *bin) {
@@ -58,7 +83,7 @@ void gc_bin_retire(gc_heap_t *heap, gc_bin_t *bin) {
                                                       since > bytes ? since - bytes : 0, memory_order_relaxed,
                                                       memory_order_relaxed)) {
         }
-        bin->alloc[bin->word] = ~bin->free_bits;
+        bin->alloc[bin->word] &= ~bin->free_bits;
     }
     bin->span = NULL;
     bin->free_bits = 0;
@@ -80,9 +105,8 @@ static bool gc_bin_attach(gc_heap_t *heap, gc_bin_t *bin, block_t *b) {
             bin->alloc = alloc;
             bin->words = words;
             bin->word = w;
-            bin->free_bits = ~alloc[w];
             bin->cell_size = b->cell_size;
-            bin_count_word(heap, bin);
+            bin_load(heap, bin);
             return true;
         }
     }
@@ -270,7 +294,7 @@ static MULCH_NOINLINE void *gc_alloc_slow(gc_thread_t *t, const gc_type_t *type,
             gc_safepoint_slow(t);
             continue;
         }
-        if (bin->span && bin->word + 1 < bin->words) {
+        if (bin->span && (~bin->alloc[bin->word] != 0 || bin->word + 1 < bin->words)) {
             /* Words are where allocation is counted, so they are where the
              * budget is checked too: at span ends only, a program using
              * eight classes allocated 420 KiB past a 64 KiB budget. */
@@ -279,10 +303,10 @@ static MULCH_NOINLINE void *gc_alloc_slow(gc_thread_t *t, const gc_type_t *type,
                 collected = heap->generational ? 1 : 2;
                 continue;
             }
-            bin->alloc[bin->word] = UINT64_MAX;
-            bin->word++;
-            bin->free_bits = ~bin->alloc[bin->word];
-            bin_count_word(heap, bin);
+            /* The loaded cells are set in the word already: move on once
+             * it has no free cell left. */
+            if (~bin->alloc[bin->word] == 0) bin->word++;
+            bin_load(heap, bin);
             continue;
         }
         gc_bin_retire(heap, bin);

@@ -67,6 +67,7 @@
 #define GC_CLASSES       (15u + 8u * 11u)    /* 16..128 by 8, then 144..262144 */
 #define GC_SPAN_MIN_CELLS 4u                 /* a class span holds at least this many */
 #define GC_LARGE_GRAIN   ((size_t)4 << 10)   /* large objects: usable size in pages */
+#define GC_COUNT_GRAIN   ((size_t)16 << 10)  /* a bin loads (and counts) at most this much */
 #define GC_BAD_SLOT_REPORTS 8u
 
 enum gc_thread_state { GC_RUNNING = 0, GC_PARKED, GC_BLOCKING, GC_DETACHED };
@@ -81,6 +82,7 @@ typedef struct gc_bin {
     unsigned char *cells;     /* first cell of the span                       */
     uint64_t      *alloc;     /* its alloc bitmap                             */
     uint64_t       free_bits; /* free cells of word `word`, not yet taken     */
+                              /* (set in alloc[word] already: gc_bin_retire)  */
     uint32_t       word;      /* current word of the alloc bitmap             */
     uint32_t       words;     /* words in the bitmap                          */
     uint32_t       cell_size;

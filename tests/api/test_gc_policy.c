@@ -175,6 +175,45 @@ static void test_gc_budget_counts_allocation_across_classes(void **state)
     gc_heap_destroy(h);
 }
 
+/* Medium classes (a few cells per span, one bitmap word for the whole
+ * span): loading a word must not count the whole span ahead of use. With
+ * four medium classes each holding a live object (so their next spans take
+ * four or more cells), one garbage object per class per round, a 1 MiB
+ * budget is 1 MiB of allocation, not the first two spans' free cells. */
+static void test_gc_budget_counts_medium_cells_as_used(void **state)
+{
+    (void)state;
+    TEST_START();
+    static const size_t sizes[] = { 70000, 100000, 140000, 200000 };
+    gc_heap_t *h = heap_new(1 * MiB, 0, GC_COMPACT_AUTO);
+    gc_thread_t *t = gc_thread_attach(h);
+    void *keep[4] = { 0 };
+    gc_root_add_range(h, keep, 4);
+    for (size_t k = 0; k < 4; k++) {
+        keep[k] = gc_alloc(t, &T_RAW, sizes[k]);
+        EXPECT_NONNULL(keep[k]);
+    }
+    const size_t rounds = scaled(400, 100);
+    size_t bytes = 0;
+    unsigned long long before = stats_of(h).collections;
+    for (size_t i = 0; i < rounds; i++) {
+        for (size_t k = 0; k < 4; k++) {
+            void *p = gc_alloc(t, &T_RAW, sizes[k]);
+            EXPECT_NONNULL(p);
+            bytes += sizes[k];
+        }
+    }
+    unsigned long long collections = stats_of(h).collections - before;
+    size_t budgets = bytes / MiB;
+    print_message("  %zu bytes in 4 medium classes, 1 MiB budget: %llu collections (%zu budgets)\n", bytes,
+                  collections, budgets);
+    EXPECT_LE(collections, budgets * 3 / 2 + 2);
+    EXPECT_VERIFY(h);
+    gc_root_remove(h, keep);
+    gc_thread_detach(t);
+    gc_heap_destroy(h);
+}
+
 int main(void)
 {
     mt_init("test_gc_policy");
@@ -184,6 +223,7 @@ int main(void)
         T(test_gc_heap_keep_counts_a_sparse_heap),
         T(test_gc_heap_keep_needs_a_bigger_past),
         T(test_gc_budget_counts_allocation_across_classes),
+        T(test_gc_budget_counts_medium_cells_as_used),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
