@@ -89,7 +89,7 @@ size_t gc_allocation_budget(const gc_heap_t *heap, size_t basis) {
     size_t budget = (size_t)((double)basis * (growth - 1.0));
     if (heap->heap_keep > growth) {
         double cap = (double)basis * heap->heap_keep;
-        size_t room = (double)heap->high_water < cap ? heap->high_water : (size_t)cap;
+        size_t room = cap < (double)heap->high_water ? (size_t)cap : heap->high_water; /* NaN: high_water */
         size_t now = atomic_load_explicit(&heap->heap_bytes, memory_order_relaxed);
         if (room > now && room - now > budget) budget = room - now;
     }

@@ -64,6 +64,8 @@ gc_heap_t *gc_heap_create(const gc_options_t *opts) {
     heap->heap_keep = 1.5 * options.heap_growth;
     const char *keep = getenv("MULCH_GC_HEAP_KEEP");
     if (keep && *keep) heap->heap_keep = strtod(keep, NULL);
+    /* inf or NaN would make the budget unbounded (0 x inf is NaN): cap it */
+    if (!(heap->heap_keep >= 0.0 && heap->heap_keep <= 64.0)) heap->heap_keep = heap->heap_keep > 64.0 ? 64.0 : 0.0;
     heap->generational = options.generational != 0;
     /* AUTO evacuates spans whose live cells fill less than this share. */
     heap->evacuate_below_percent = (unsigned)env_size("MULCH_GC_EVACUATE_BELOW", 80);

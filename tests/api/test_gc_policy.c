@@ -214,6 +214,29 @@ static void test_gc_budget_counts_medium_cells_as_used(void **state)
     gc_heap_destroy(h);
 }
 
+/* MULCH_GC_HEAP_KEEP is clamped: "inf" (or 1e400) once made the budget of
+ * a heap with no live data NaN, converted to 2^63 bytes: no collection. */
+static void test_gc_heap_keep_out_of_range(void **state)
+{
+    (void)state;
+    TEST_START();
+    const char *values[] = { "inf", "1e400", "nan", "-5" };
+    for (size_t v = 0; v < sizeof values / sizeof values[0]; v++) {
+        setenv("MULCH_GC_HEAP_KEEP", values[v], 1);
+        gc_heap_t *h = heap_new(0, 0, GC_COMPACT_AUTO);
+        gc_thread_t *t = gc_thread_attach(h);
+        for (size_t i = 0; i < 32 * MiB / OBJECT_BYTES; i++) EXPECT_NONNULL(gc_alloc(t, &T_RAW, OBJECT_BYTES - 8));
+        gc_stats_t s = stats_of(h);
+        print_message("  MULCH_GC_HEAP_KEEP=%s: %llu collections, heap %zu bytes\n", values[v],
+                      (unsigned long long)s.collections, s.heap_bytes);
+        EXPECT_GE(s.collections, 8u);
+        EXPECT_LE(s.heap_bytes, 8 * MiB);
+        gc_thread_detach(t);
+        gc_heap_destroy(h);
+    }
+    unsetenv("MULCH_GC_HEAP_KEEP");
+}
+
 int main(void)
 {
     mt_init("test_gc_policy");
@@ -223,6 +246,7 @@ int main(void)
         T(test_gc_heap_keep_counts_a_sparse_heap),
         T(test_gc_heap_keep_needs_a_bigger_past),
         T(test_gc_budget_counts_allocation_across_classes),
+        T(test_gc_heap_keep_out_of_range),
         T(test_gc_budget_counts_medium_cells_as_used),
     };
 #undef T
