@@ -31,9 +31,11 @@
  * span.
  *
  * Allocation needs no lock and no free list: a thread's bin holds one span
- * and a 64-bit word of its free cells (the complement of an alloc word); a
- * fast allocation clears the lowest bit. The word goes back into the alloc
- * bitmap when the thread moves on or the world stops (gc_bin_retire).
+ * and a 64-bit word of free cells it has loaded from one alloc word (set
+ * there already, and counted as allocated: bin_load); a fast allocation
+ * clears the lowest bit. The cells still in the word when the thread moves
+ * on or the world stops are cleared from the alloc word again
+ * (gc_bin_retire).
  *
  * Threads and the world. heap->lock guards thread states, roots, the span
  * lists and collections. A collection runs with heap->lock held and every
