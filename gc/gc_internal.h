@@ -13,9 +13,10 @@
  * rest of a block; but while a class has no span, its next one holds one
  * cell, so that a lone medium object takes no more than it did as a span
  * of its own (a span of several cells is contiguous memory the pool may
- * have to find in a fresh chunk). A large object's cell is its size rounded up to a page
- * (GC_LARGE_GRAIN): only that much is zeroed and touched, the rest of its
- * last block stays untouched (and, in a fresh span, not resident).
+ * have to find in a fresh chunk). A large object's cell is its size
+ * rounded up to a page (GC_LARGE_GRAIN): only that much is zeroed and
+ * touched, the rest of its last block stays untouched (and, in a fresh
+ * span, not resident).
  *
  * Side metadata per span (pool_block_side): two bitmaps indexed by cell:
  *   mark bits  (first half)  — set during marking;
