@@ -172,12 +172,12 @@ static bool gc_budget_spent(const gc_heap_t *heap) {
     return atomic_load_explicit(&heap->allocated_since_gc, memory_order_relaxed) >= heap->trigger;
 }
 
+/* gc_budget_spent, or MULCH_GC_STRESS's every N-th span request. */
 static bool gc_should_collect(gc_heap_t *heap) {
-    size_t since = atomic_load_explicit(&heap->allocated_since_gc, memory_order_relaxed);
     if (heap->stress_every
         && (atomic_fetch_add_explicit(&heap->stress_counter, 1, memory_order_relaxed) + 1) % heap->stress_every == 0)
         return true;
-    return since >= heap->trigger;
+    return gc_budget_spent(heap);
 }
 
 /* Collect on behalf of an allocation: if another thread is collecting,
