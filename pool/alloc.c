@@ -87,10 +87,7 @@ static bool block_carve(pool_t *pool, block_t *b, uint32_t capacity) {
 static MULCH_NOINLINE void cell_drop_parked(block_t *b, void *cell) {
     mulch_report("pool_free: double free", cell);
     thread_heap_t *owner = atomic_load_explicit(&b->owner, memory_order_relaxed);
-    if (owner) {
-        counter_add_u64(&owner->frees, (uint64_t)-1);
-        counter_add_i64(&owner->bytes_in_use, (int64_t)b->cell_size);
-    }
+    if (owner) counter_add_u64(&owner->counts[b->size_class].frees, (uint64_t)-1);
 }
 
 /* Takes the whole thread_free list (the caller owns the span, so the
@@ -266,8 +263,7 @@ static void *cell_pop_checked(pool_t *pool, thread_heap_t *heap, block_t *b, con
     b->used++;
     tool_cell_alloc(pool->valgrind, cell, site->size, b->cell_size);
     cell_word_store(cell, 1, 0);
-    counter_add_u64(&heap->allocs, 1);
-    counter_add_i64(&heap->bytes_in_use, b->cell_size);
+    heap_count_alloc(heap, b->size_class);
     if (b->sites) {
         size_t i = cell_divide(b->divisor, (size_t)((unsigned char *)cell - b->start));
         b->sites[i] = *site;
@@ -316,6 +312,42 @@ void *small_alloc_slow(pool_t *pool, thread_heap_t *heap, size_t size, const lea
     }
 }
 
+/* A recent cell was written after its free: reported, then handed out
+ * anyway, as before the check (its words are cleared). Out of line, so
+ * that the fast path calls nothing it must come back from. */
+static MULCH_NOINLINE void *recent_cell_written(thread_heap_t *heap, unsigned cls, void *cell) {
+    mulch_report("pool_alloc: freed cell was written (write after free?)", cell);
+    cell_word_store(cell, 1, 0);
+    heap_count_alloc(heap, cls);
+    return cell;
+}
+
+static MULCH_NOINLINE void *pool_alloc_span(pool_t *pool, size_t size, const void *caller);
+
+/* pool_alloc's path: the thread's recent cell of the class, else
+ * pool_alloc_span. Every other way out is a tail call, so the path saves
+ * no registers (profiling churn: the prologue and epilogue of the combined
+ * fast path were a tenth of its instructions). */
+static inline void *pool_alloc_recent(pool_t *pool, size_t size, const void *caller) {
+    if (mulch_likely(mulch_tls.pool_id == pool->id)) {
+        thread_heap_t *heap = mulch_tls.heap;
+        if (mulch_likely(heap != NULL && size <= pool->small_max && !pool->track_leaks)) {
+            unsigned cls = size_class_of(size);
+            unsigned n = heap->recent_count[cls];
+            if (mulch_likely(n != 0)) {
+                void *cell = heap->recent[cls][--n];
+                heap->recent_count[cls] = (uint8_t)n;
+                tool_cell_alloc(0, cell, size, size_class_bytes(cls)); /* valgrind: never here (track_leaks) */
+                if (mulch_unlikely(!cell_has_free_mark(pool, cell))) return recent_cell_written(heap, cls, cell);
+                cell_word_store(cell, 1, 0);
+                heap_count_alloc(heap, cls);
+                return cell;
+            }
+        }
+    }
+    return pool_alloc_span(pool, size, caller);
+}
+
 /* A cell from the thread's recent cells or from its bin's head span, or
  * NULL when anything else is needed (the caller then takes the slow path
  * with its allocation site: building the site only there keeps pool_alloc
@@ -328,12 +360,10 @@ static inline void *pool_alloc_fast(pool_t *pool, size_t size) {
         if (mulch_likely(n != 0)) {
             void *cell = heap->recent[cls][--n];
             heap->recent_count[cls] = (uint8_t)n;
-            if (mulch_unlikely(!cell_has_free_mark(pool, cell)))
-                mulch_report("pool_alloc: freed cell was written (write after free?)", cell);
             tool_cell_alloc(0, cell, size, size_class_bytes(cls)); /* valgrind: never here (track_leaks) */
+            if (mulch_unlikely(!cell_has_free_mark(pool, cell))) return recent_cell_written(heap, cls, cell);
             cell_word_store(cell, 1, 0);
-            counter_add_u64(&heap->allocs, 1);
-            counter_add_i64(&heap->bytes_in_use, (int64_t)size_class_bytes(cls));
+            heap_count_alloc(heap, cls);
             return cell;
         }
         block_t *b = heap->bins[cls];
@@ -346,8 +376,7 @@ static inline void *pool_alloc_fast(pool_t *pool, size_t size) {
                 b->used++;
                 tool_cell_alloc(0, cell, size, b->cell_size);
                 cell_word_store(cell, 1, 0);
-                counter_add_u64(&heap->allocs, 1);
-                counter_add_i64(&heap->bytes_in_use, b->cell_size);
+                heap_count_alloc(heap, cls);
                 return cell;
             }
         }
@@ -371,10 +400,15 @@ static MULCH_NOINLINE void *pool_alloc_slow_from(pool_t *pool, size_t size, cons
     return small_alloc_slow(pool, heap_current(pool), size, &site);
 }
 
-void *pool_alloc(pool_t *pool, size_t size) {
+/* Everything behind the recent cells: the bin's span, then the slow path. */
+static MULCH_NOINLINE void *pool_alloc_span(pool_t *pool, size_t size, const void *caller) {
     void *cell = pool_alloc_fast(pool, size);
     if (mulch_likely(cell != NULL)) return cell;
-    return pool_alloc_slow_from(pool, size, __builtin_return_address(0));
+    return pool_alloc_slow_from(pool, size, caller);
+}
+
+void *pool_alloc(pool_t *pool, size_t size) {
+    return pool_alloc_recent(pool, size, __builtin_return_address(0));
 }
 
 void *pool_alloc_at(pool_t *pool, size_t size, const char *file, int line) {
@@ -384,9 +418,7 @@ void *pool_alloc_at(pool_t *pool, size_t size, const char *file, int line) {
 }
 
 void *pool_alloc_from(pool_t *pool, size_t size, const void *caller) {
-    void *cell = pool_alloc_fast(pool, size);
-    if (mulch_likely(cell != NULL)) return cell;
-    return pool_alloc_slow_from(pool, size, caller);
+    return pool_alloc_recent(pool, size, caller);
 }
 
 void *pool_calloc_from(pool_t *pool, size_t n, size_t size, const void *caller) {

@@ -54,7 +54,7 @@ bool pointer_check(pool_t *pool, const void *p, const char *fn, pointer_info_t *
         out->usable = chunk->object_size;
         return true;
     }
-    if (chunk->kind != CHUNK_BLOCKS) {
+    if (chunk->kind != CHUNK_BLOCKS || chunk->blocks_token != chunk_blocks_token(pool, chunk)) {
         report_pointer(fn, "corrupted chunk header", p);
         return false;
     }
@@ -171,15 +171,14 @@ static MULCH_NOINLINE void cell_site_clear_and_tell(block_t *b, void *p) {
 static inline void cell_push_local(pool_t *pool, thread_heap_t *heap, block_t *b, void *p, bool tool_done) {
     if (mulch_unlikely(heap->bins[b->size_class] != b)) block_move_to_front(heap, b);
     if (!tool_done) tool_cell_free(0, p, b->cell_size); /* ASan only: decided at compile time */
-    if (b->sites) {
+    if (b->flags & BLOCK_SITES) {
         if (tool_done) cell_site_clear(b, p);
         else cell_site_clear_and_tell(b, p);
     }
     cell_mark_free(pool, p, b->free);
     b->free = p;
     b->used--;
-    counter_add_u64(&heap->frees, 1);
-    counter_add_i64(&heap->bytes_in_use, -(int64_t)b->cell_size);
+    heap_count_free(heap, b->size_class);
     /* Empty: give it back when the bin has another span with free cells
      * (else keep it, to absorb alloc/free ping-pong). */
     if (mulch_unlikely(b->used == 0) && b->next != NULL && b->next->free != NULL) block_retire_from_free(pool, heap, b);
@@ -256,8 +255,7 @@ static MULCH_NOINLINE void small_free_remote(pool_t *pool, thread_heap_t *heap, 
         if (owner) atomic_store_explicit(&owner->full_pending[size_class], 1, memory_order_release);
     }
     if (heap) {
-        counter_add_u64(&heap->frees, 1);
-        counter_add_i64(&heap->bytes_in_use, -(int64_t)cell_size);
+        heap_count_free(heap, size_class);
     } else {
         pthread_mutex_lock(&pool->lock);
         pool->retired_frees++;
@@ -266,7 +264,7 @@ static MULCH_NOINLINE void small_free_remote(pool_t *pool, thread_heap_t *heap, 
     }
 }
 
-static void small_free_slow(pool_t *pool, block_t *b, void *p) {
+static MULCH_NOINLINE void small_free_slow(pool_t *pool, block_t *b, void *p) {
     thread_heap_t *heap = heap_current_for_free(pool);
     if (heap != NULL && atomic_load_explicit(&b->owner, memory_order_relaxed) == heap)
         cell_push_local(pool, heap, b, p, false);
@@ -282,45 +280,53 @@ static MULCH_NOINLINE void pool_free_slow(pool_t *pool, void *p) {
 }
 
 /* The fast path once the chunk is known (from the map or from the guess
- * below); false sends the caller to pool_free_slow. */
-static inline bool pool_free_in_chunk(pool_t *pool, chunk_t *chunk, void *p) {
-    if (mulch_unlikely(chunk == NULL || chunk->pool != pool || chunk->kind != CHUNK_BLOCKS
-                       || chunk->magic != chunk_magic_of(chunk)))
-        return false;
+ * in pool_free). Every way off it is a tail call, so the path to the
+ * thread's recent cells saves no registers (the prologue and epilogue were
+ * a tenth of its instructions in churn). */
+static inline void pool_free_in_chunk(pool_t *pool, chunk_t *chunk, void *p) {
+    /* pool, kind and magic in one test; any mismatch goes to
+     * pointer_check, which tells them apart */
+    if (mulch_unlikely(chunk == NULL || !chunk_is_pools_blocks(pool, chunk))) {
+        pool_free_slow(pool, p);
+        return;
+    }
     block_t *b = block_head(&chunk->blocks[((uintptr_t)p - (uintptr_t)chunk) >> pool->block_shift]);
     /* a span with released pages (release.c) has the other check value:
      * its frees take the slow path, which knows about parked cells */
     /* acquire: pairs with release.c's recommit, which writes the unparked
      * cells' free marks before it restores the check (free on x86) */
-    if (mulch_unlikely(b->kind != BLOCK_SMALL || block_check_of(pool, b) != block_check_load_acquire(b))) return false;
+    if (mulch_unlikely(b->kind != BLOCK_SMALL || block_check_of(pool, b) != block_check_load_acquire(b))) {
+        pool_free_slow(pool, p);
+        return;
+    }
     size_t offset = (size_t)((unsigned char *)p - b->start);
     uint32_t i = cell_divide(b->divisor, offset);
     if (mulch_unlikely((size_t)i * b->cell_size != offset || i >= atomic_load_explicit(&b->bump, memory_order_relaxed)
-                       || cell_has_free_mark(pool, p)))
-        return false;
-    thread_heap_t *heap = heap_current_for_free(pool);
-    if (mulch_likely(heap != NULL && atomic_load_explicit(&b->owner, memory_order_relaxed) == heap)) {
-        unsigned cls = b->size_class, n = heap->recent_count[cls];
-        if (mulch_likely(n < HEAP_RECENT && b->sites == NULL)) {
-            tool_cell_free(0, p, b->cell_size); /* b->sites == NULL: not under valgrind */
-            cell_word_store(p, 1, cell_free_mark(pool, p));
-            heap->recent[cls][n] = p;
-            heap->recent_count[cls] = (uint8_t)(n + 1);
-            counter_add_u64(&heap->frees, 1);
-            counter_add_i64(&heap->bytes_in_use, -(int64_t)b->cell_size);
-            return true;
-        }
-        cell_push_local(pool, heap, b, p, false);
-    } else {
-        small_free_remote(pool, heap, b, p);
+                       || cell_has_free_mark(pool, p))) {
+        pool_free_slow(pool, p);
+        return;
     }
-    return true;
+    if (mulch_likely(mulch_tls.pool_id == pool->id)) {
+        thread_heap_t *heap = mulch_tls.heap;
+        if (mulch_likely(heap != NULL && atomic_load_explicit(&b->owner, memory_order_relaxed) == heap)) {
+            unsigned cls = b->size_class, n = heap->recent_count[cls];
+            if (mulch_likely(n < HEAP_RECENT && !(b->flags & BLOCK_SITES))) {
+                tool_cell_free(0, p, b->cell_size); /* no sites: not under valgrind */
+                cell_word_store(p, 1, cell_free_mark(pool, p));
+                heap->recent[cls][n] = p;
+                heap->recent_count[cls] = (uint8_t)(n + 1);
+                heap_count_free(heap, cls);
+                return;
+            }
+        }
+    }
+    small_free_slow(pool, b, p); /* the span's list, another thread's span, or a new heap */
 }
 
 /* p is not in the first region of its chunk (chunks of pools with big
  * blocks span several regions), or in no chunk at all. */
 static MULCH_NOINLINE void pool_free_other_region(pool_t *pool, chunk_t *chunk, void *p) {
-    if (!pool_free_in_chunk(pool, chunk, p)) pool_free_slow(pool, p);
+    pool_free_in_chunk(pool, chunk, p);
 }
 
 void pool_free(pool_t *pool, void *p) {
@@ -341,7 +347,7 @@ void pool_free(pool_t *pool, void *p) {
         pool_free_other_region(pool, chunk, p);
         return;
     }
-    if (!pool_free_in_chunk(pool, guess, p)) pool_free_slow(pool, p);
+    pool_free_in_chunk(pool, guess, p);
 }
 
 size_t pool_usable_size(pool_t *pool, const void *p) {
@@ -409,9 +415,12 @@ void heap_abandon(thread_heap_t *heap) {
         }
     }
     pthread_mutex_lock(&pool->lock);
-    pool->retired_allocs += atomic_load_explicit(&heap->allocs, memory_order_relaxed);
-    pool->retired_frees += atomic_load_explicit(&heap->frees, memory_order_relaxed);
-    pool->retired_bytes += atomic_load_explicit(&heap->bytes_in_use, memory_order_relaxed);
+    uint64_t allocs, frees;
+    int64_t bytes;
+    heap_counts_sum(pool, heap, &allocs, &frees, &bytes);
+    pool->retired_allocs += allocs;
+    pool->retired_frees += frees;
+    pool->retired_bytes += bytes;
     if (heap->pool_prev) heap->pool_prev->pool_next = heap->pool_next;
     else pool->heaps = heap->pool_next;
     if (heap->pool_next) heap->pool_next->pool_prev = heap->pool_prev;

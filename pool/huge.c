@@ -126,6 +126,7 @@ static void *huge_alloc_once(pool_t *pool, size_t size, size_t align, const leak
             return NULL;
         }
         chunk->kind = CHUNK_HUGE;
+        chunk->blocks_token = 0; /* never a blocks chunk's: frees go to the slow path */
         chunk->pool = pool;
         chunk->size = total;
         chunk->magic = chunk_magic_of(chunk);

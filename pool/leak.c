@@ -23,12 +23,15 @@
 bool block_sites_attach(pool_t *pool, block_t *b) {
     (void)pool;
     b->sites = os_map((size_t)b->capacity * sizeof(leak_site_t));
-    return b->sites != NULL;
+    if (b->sites == NULL) return false;
+    b->flags |= BLOCK_SITES;
+    return true;
 }
 
 void block_sites_release(block_t *b) {
     if (b->sites) os_unmap(b->sites, ((size_t)b->capacity * sizeof(leak_site_t) + MULCH_PAGE - 1) & ~(MULCH_PAGE - 1));
     b->sites = NULL;
+    b->flags &= (uint8_t)~BLOCK_SITES;
 }
 
 typedef struct leak {

@@ -140,15 +140,31 @@ pool_t *pool_default(void) {
     return default_pool;
 }
 
+void heap_counts_sum(const pool_t *pool, const thread_heap_t *heap, uint64_t *allocs, uint64_t *frees,
+                     int64_t *bytes) {
+    *allocs = *frees = 0;
+    *bytes = 0;
+    for (unsigned cls = 0; cls < pool->class_count; cls++) {
+        uint64_t a = atomic_load_explicit(&heap->counts[cls].allocs, memory_order_relaxed);
+        uint64_t f = atomic_load_explicit(&heap->counts[cls].frees, memory_order_relaxed);
+        *allocs += a;
+        *frees += f;
+        *bytes += (int64_t)(a - f) * (int64_t)size_class_bytes(cls);
+    }
+}
+
 void pool_get_stats(pool_t *pool, pool_stats_t *out) {
     memset(out, 0, sizeof *out);
     pthread_mutex_lock(&pool->lock);
     uint64_t allocs = pool->retired_allocs, frees = pool->retired_frees;
     int64_t in_use = pool->retired_bytes;
     for (thread_heap_t *heap = pool->heaps; heap; heap = heap->pool_next) {
-        allocs += atomic_load_explicit(&heap->allocs, memory_order_relaxed);
-        frees += atomic_load_explicit(&heap->frees, memory_order_relaxed);
-        in_use += atomic_load_explicit(&heap->bytes_in_use, memory_order_relaxed);
+        uint64_t heap_allocs, heap_frees;
+        int64_t heap_bytes;
+        heap_counts_sum(pool, heap, &heap_allocs, &heap_frees, &heap_bytes);
+        allocs += heap_allocs;
+        frees += heap_frees;
+        in_use += heap_bytes;
     }
     pthread_mutex_unlock(&pool->lock);
     allocs += atomic_load_explicit(&pool->huge_allocs, memory_order_relaxed);

@@ -154,6 +154,9 @@ enum {
     BLOCK_IN_FULL     = 1u << 4, /* (owner) in the heap's full list            */
     BLOCK_IN_DORMANT  = 1u << 5, /* (owner) in the heap's dormant list         */
     BLOCK_TRIM_ADOPTED = 1u << 6, /* (owner) adopted by a running pool_trim    */
+    BLOCK_SITES       = 1u << 7, /* sites != NULL: the free fast path reads the
+                                    flag on the descriptor's first line, not
+                                    the pointer on its second                 */
 };
 
 /* Low bits of block.thread_free (cells are 16-byte aligned). */
@@ -223,8 +226,14 @@ _Static_assert(sizeof(block_t) == 2 * MULCH_CACHE_LINE, "block descriptor is two
 
 typedef struct chunk {
     uint64_t      magic;      /* chunk_magic_of(chunk) while mapped         */
-    uint32_t      kind;       /* enum chunk_kind                            */
-    uint32_t      block_shift;
+    /* CHUNK_BLOCKS: chunk_blocks_token(pool, chunk) while mapped, else 0.
+     * The free fast path tests the chunk once, magic ^ blocks_token ==
+     * chunk_blocks_seal(pool) (chunk_is_pools_blocks): it stands for the
+     * pool, kind and magic tests that pointer_check makes one by one. */
+    uint64_t      blocks_token;
+    uint16_t      kind;       /* enum chunk_kind                            */
+    uint16_t      block_shift;
+    int           allocated;  /* CHUNK_HUGE: the object is live             */
     pool_t       *pool;
     size_t        size;       /* bytes mapped                               */
     struct chunk *next, *prev;
@@ -239,7 +248,6 @@ typedef struct chunk {
     size_t        object_offset; /* object = (char *)chunk + object_offset  */
     size_t        object_size;   /* usable bytes                            */
     size_t        requested;
-    int           allocated;
     leak_site_t   site;
     block_t       blocks[];      /* CHUNK_BLOCKS: block_count descriptors   */
 } chunk_t;
@@ -253,6 +261,10 @@ _Static_assert(sizeof(chunk_t) % MULCH_ALIGN == 0, "huge object header keeps 16-
  * by pool_get_stats (relaxed atomics: plain moves on x86). */
 #define HEAP_RECENT 8
 
+typedef struct heap_class_count {
+    _Atomic uint64_t allocs, frees;
+} heap_class_count_t;
+
 typedef struct thread_heap {
     uint64_t            pool_id;
     struct thread_heap *recycle_next;          /* free heap structs (registry lock) */
@@ -260,8 +272,6 @@ typedef struct thread_heap {
     struct thread_heap *pool_next, *pool_prev; /* pool->heaps (pool->lock)   */
     struct thread_heap *thread_next;           /* this thread's heaps (TLS)  */
     int                 dead;                  /* pool destroyed (registry lock) */
-    _Atomic uint64_t    allocs, frees;
-    _Atomic int64_t     bytes_in_use;
     block_t            *bins[MULCH_MAX_CLASSES];
     block_t            *full[MULCH_MAX_CLASSES];  /* owned spans with no free cell */
     /* The last cells this thread freed into its own spans, per class: the
@@ -270,6 +280,11 @@ typedef struct thread_heap {
      * count as free everywhere, but stay counted in their span's `used`
      * until heap_recent_flush pushes them on their span's free list. */
     uint8_t             recent_count[MULCH_MAX_CLASSES];
+    /* Cells of each class this heap handed out and took back (a remote
+     * free counts in the freeing thread's heap). One counter per fast path,
+     * and no size to load: pool_get_stats derives the totals and the bytes
+     * in use (heap_counts_sum). Relaxed stores by the owner. */
+    heap_class_count_t  counts[MULCH_MAX_CLASSES];
     void               *recent[MULCH_MAX_CLASSES][HEAP_RECENT];
     /* Owned spans with no free cell on a committed page but parked cells on
      * released ones (release.c): taken back, and a page recommitted, when
@@ -338,8 +353,23 @@ MULCH_INTERNAL extern _Atomic(chunk_t **) chunk_map_top[];
 #define CHUNK_MAP_LEVEL_BITS 13u
 #define CHUNK_MAP_ADDRESS_BITS 48u
 
+#define CHUNK_MAGIC UINT64_C(0x6d756c6368636b31)
 static inline uint64_t chunk_magic_of(const chunk_t *chunk) {
-    return UINT64_C(0x6d756c6368636b31) ^ (uint64_t)(uintptr_t)chunk;
+    return CHUNK_MAGIC ^ (uint64_t)(uintptr_t)chunk;
+}
+/* Ties a blocks chunk to its pool through the pool's secret key, so that a
+ * chunk of another pool, a huge chunk (token 0) or a header overwritten by
+ * a stray write fails one comparison. */
+#define CHUNK_BLOCKS_SALT UINT64_C(0x626c6f636b73)
+static inline uint64_t chunk_blocks_token(const pool_t *pool, const chunk_t *chunk) {
+    return pool->key ^ CHUNK_BLOCKS_SALT ^ (uint64_t)(uintptr_t)chunk;
+}
+/* magic ^ token of every blocks chunk of the pool (the address cancels
+ * out): a constant of the pool, so the test is two loads and a compare. A
+ * huge chunk (token 0), another pool's chunk, or a stray write into either
+ * word fails it. */
+static inline bool chunk_is_pools_blocks(const pool_t *pool, const chunk_t *chunk) {
+    return (chunk->magic ^ chunk->blocks_token) == (pool->key ^ CHUNK_BLOCKS_SALT ^ CHUNK_MAGIC);
 }
 
 /* The chunk holding `p`, or NULL for any address mulch did not map.
@@ -505,9 +535,16 @@ MULCH_INTERNAL void heaps_forget_pool(pool_t *pool);
 static inline void counter_add_u64(_Atomic uint64_t *c, uint64_t d) {
     atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + d, memory_order_relaxed);
 }
-static inline void counter_add_i64(_Atomic int64_t *c, int64_t d) {
-    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + d, memory_order_relaxed);
+static inline void heap_count_alloc(thread_heap_t *heap, unsigned cls) {
+    counter_add_u64(&heap->counts[cls].allocs, 1);
 }
+static inline void heap_count_free(thread_heap_t *heap, unsigned cls) {
+    counter_add_u64(&heap->counts[cls].frees, 1);
+}
+/* Sums a heap's class counters: cells handed out, taken back, and the
+ * bytes of the difference (cell sizes, as usable size reports them). */
+MULCH_INTERNAL void heap_counts_sum(const pool_t *pool, const thread_heap_t *heap, uint64_t *allocs, uint64_t *frees,
+                                    int64_t *bytes);
 static inline void pool_counter_add(_Atomic size_t *c, ptrdiff_t d) {
     atomic_fetch_add_explicit(c, (size_t)d, memory_order_relaxed);
 }

@@ -103,6 +103,7 @@ static chunk_t *chunk_create_locked(pool_t *pool, uint32_t min_blocks) {
         b->kind = i < chunk->first_block ? BLOCK_HEADER : BLOCK_FREE;
     }
     chunk->magic = chunk_magic_of(chunk);
+    chunk->blocks_token = chunk_blocks_token(pool, chunk);
     if (!chunk_map_insert(chunk)) {
         os_unmap(chunk, chunk_size);
         pool_uncommit_locked(pool, header);
@@ -231,6 +232,7 @@ static size_t chunk_unmap_locked(pool_t *pool, chunk_t *chunk) {
     if (chunk->next) chunk->next->prev = chunk->prev;
     chunk_map_remove(chunk);
     chunk->magic = 0;
+    chunk->blocks_token = 0;
     os_unmap(chunk, chunk->size);
     return committed;
 }

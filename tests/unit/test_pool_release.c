@@ -360,8 +360,7 @@ static void test_collect_drops_parked_cell_pushed_by_racing_double_free(void **s
     assert_true(atomic_compare_exchange_strong(&b->thread_free, &old, tf_push(old, victim)));
     thread_heap_t *heap = heap_current(pool); /* and counts it as a free, as small_free_remote does */
     assert_non_null(heap);
-    counter_add_u64(&heap->frees, 1);
-    counter_add_i64(&heap->bytes_in_use, -(int64_t)b->cell_size);
+    heap_count_free(heap, b->size_class);
     free_from_other_thread(pool, s.cell[c]);
     s.live[a] = s.live[c] = false;
     s.live_count -= 2;
