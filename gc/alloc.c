@@ -190,11 +190,15 @@ static void gc_collect_for_allocation(gc_thread_t *t, bool minor_allowed) {
 }
 
 /* Writes the header and zeroes the payload. */
-static inline void gc_cell_init(unsigned char *cell, size_t cell_size, const gc_type_t *type) {
+/* Cells up to this size are cleared by straight-line stores. */
+#define GC_INLINE_ZERO_MAX 128u
+
+/* The header, then zeros by straight-line stores (cell_size <=
+ * GC_INLINE_ZERO_MAX): a loop here becomes `rep stos`, whose start-up cost
+ * dominated small allocations in GCBench. */
+static inline void gc_cell_init_small(unsigned char *cell, size_t cell_size, const gc_type_t *type) {
     uint64_t *words = (uint64_t *)cell;
     words[0] = (uint64_t)(uintptr_t)type;
-    /* Straight-line stores: a loop here becomes `rep stos`, whose
-     * start-up cost dominated small allocations in GCBench. */
     switch (cell_size / 8) {
     case 16: words[15] = 0; /* fallthrough */
     case 15: words[14] = 0; /* fallthrough */
@@ -211,9 +215,27 @@ static inline void gc_cell_init(unsigned char *cell, size_t cell_size, const gc_
     case 4: words[3] = 0;   /* fallthrough */
     case 3: words[2] = 0;   /* fallthrough */
     case 2: words[1] = 0;   /* fallthrough */
-    case 1: break;
-    default: memset(cell + GC_HEADER, 0, cell_size - GC_HEADER); break;
+    default: break;
     }
+}
+
+static inline void gc_cell_init(unsigned char *cell, size_t cell_size, const gc_type_t *type) {
+    if (cell_size <= GC_INLINE_ZERO_MAX) {
+        gc_cell_init_small(cell, cell_size, type);
+        return;
+    }
+    ((uint64_t *)cell)[0] = (uint64_t)(uintptr_t)type;
+    memset(cell + GC_HEADER, 0, cell_size - GC_HEADER);
+}
+
+/* gc_alloc's cells above GC_INLINE_ZERO_MAX, which memset clears: out of
+ * line, and reached by a tail call, so that gc_alloc's path for small
+ * cells calls nothing and saves no registers. */
+static MULCH_NOINLINE void *gc_object_init_big(gc_thread_t *t, unsigned char *cell, size_t cell_size,
+                                               const gc_type_t *type) {
+    gc_cell_init(cell, cell_size, type);
+    counter_add_u64(&t->bytes_allocated, cell_size);
+    return cell + GC_HEADER;
 }
 
 static void *gc_object_init(gc_thread_t *t, unsigned char *cell, size_t cell_size, const gc_type_t *type) {
@@ -335,9 +357,11 @@ void *gc_alloc(gc_thread_t *t, const gc_type_t *type, size_t size) {
         if (mulch_likely(bits != 0)) {
             unsigned i = (unsigned)__builtin_ctzll(bits);
             bin->free_bits = bits & (bits - 1);
-            unsigned char *cell = bin->cells + ((size_t)bin->word * 64 + i) * bin->cell_size;
-            gc_cell_init(cell, bin->cell_size, type);
-            counter_add_u64(&t->bytes_allocated, bin->cell_size);
+            size_t cell_size = bin->cell_size;
+            unsigned char *cell = bin->cells + ((size_t)bin->word * 64 + i) * cell_size;
+            if (mulch_unlikely(cell_size > GC_INLINE_ZERO_MAX)) return gc_object_init_big(t, cell, cell_size, type);
+            gc_cell_init_small(cell, cell_size, type);
+            counter_add_u64(&t->bytes_allocated, cell_size);
             return cell + GC_HEADER;
         }
     }
