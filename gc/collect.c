@@ -161,8 +161,17 @@ void gc_collect_locked(gc_heap_t *heap, gc_thread_t *self, bool minor_allowed) {
     gc_tracer_t tracer;
     gc_tracer_init(&tracer, heap, "gc_collect");
     /* Minor collections never move (old objects are not traced to be fixed). */
-    tracer.evacuate = !minor && gc_evacuation_prepare(heap);
+    bool evacuate = !minor && gc_evacuation_prepare(heap);
     tracer.mark_old = heap->generational;
+    /* A running (or waiting) finalizer holds its object's address and may
+     * hold those of everything reachable from it: mark all of that in place
+     * before anything may move (gc_evacuation_prepare kept only the pending
+     * objects' own spans). */
+    if (evacuate && heap->pending.count) {
+        gc_trace_range(&tracer, heap->pending.items, heap->pending.count);
+        gc_mark_drain(&tracer);
+    }
+    tracer.evacuate = evacuate;
     if (heap->options.conservative_stack) {
         /* First, before anything moves: what the stacks hold stays put. */
         if (self) gc_thread_save_context(self);
