@@ -9,7 +9,8 @@
  *   3. marks from the roots;
  *   4. clears weak references whose target is unmarked;
  *   5. moves unmarked finalizable objects to `pending` and marks from them
- *      (they and what they reach survive until their finalizer has run);
+ *      (they and what they reach survive until their finalizer has run),
+ *      then forgets the weak references that did not survive;
  *   6. counts live cells per span: empty spans go back to the pool, spans
  *      with room are listed as available (unswept: the thread that takes
  *      one sweeps it), and the next trigger is set from the live bytes
@@ -28,12 +29,25 @@ uint64_t gc_now_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* Before finalizable objects are revived: clears every weak reference
+ * whose target died, in weak objects that died too (a finalizer may still
+ * reach one, read it and keep it: they are revived with the finalizable
+ * objects). A dead object is never moved, so its address is its cell. */
 static void weak_list_clear_dead(gc_heap_t *heap, gc_vector_t *weaks) {
+    for (size_t i = 0; i < weaks->count; i++) {
+        void **weak = gc_resolve(heap, weaks->items[i]);
+        if (weak == NULL) weak = weaks->items[i];
+        if (weak[0]) weak[0] = gc_resolve(heap, weak[0]);
+    }
+}
+
+/* After they were revived: forgets the weak objects that stayed dead, and
+ * follows those that moved. */
+static void weak_list_forget_dead(gc_heap_t *heap, gc_vector_t *weaks) {
     size_t kept = 0;
     for (size_t i = 0; i < weaks->count; i++) {
         void **weak = gc_resolve(heap, weaks->items[i]);
         if (weak == NULL) continue; /* the weak reference itself died */
-        if (weak[0]) weak[0] = gc_resolve(heap, weak[0]);
         weaks->items[kept++] = weak;
     }
     weaks->count = kept;
@@ -44,6 +58,11 @@ static void weak_list_clear_dead(gc_heap_t *heap, gc_vector_t *weaks) {
 static void weak_refs_clear_dead(gc_heap_t *heap) {
     weak_list_clear_dead(heap, &heap->weaks);
     for (gc_thread_t *t = heap->threads; t; t = t->next) weak_list_clear_dead(heap, &t->weaks);
+}
+
+static void weak_refs_forget_dead(gc_heap_t *heap) {
+    weak_list_forget_dead(heap, &heap->weaks);
+    for (gc_thread_t *t = heap->threads; t; t = t->next) weak_list_forget_dead(heap, &t->weaks);
 }
 
 static void finalizable_list_move_dead(gc_heap_t *heap, gc_vector_t *list, gc_tracer_t *tracer) {
@@ -161,8 +180,17 @@ void gc_collect_locked(gc_heap_t *heap, gc_thread_t *self, bool minor_allowed) {
     gc_tracer_t tracer;
     gc_tracer_init(&tracer, heap, "gc_collect");
     /* Minor collections never move (old objects are not traced to be fixed). */
-    tracer.evacuate = !minor && gc_evacuation_prepare(heap);
+    bool evacuate = !minor && gc_evacuation_prepare(heap);
     tracer.mark_old = heap->generational;
+    /* A running (or waiting) finalizer holds its object's address and may
+     * hold those of everything reachable from it: mark all of that in place
+     * before anything may move (gc_evacuation_prepare kept only the pending
+     * objects' own spans). */
+    if (evacuate && heap->pending.count) {
+        gc_trace_range(&tracer, heap->pending.items, heap->pending.count);
+        gc_mark_drain(&tracer);
+    }
+    tracer.evacuate = evacuate;
     if (heap->options.conservative_stack) {
         /* First, before anything moves: what the stacks hold stays put. */
         if (self) gc_thread_save_context(self);
@@ -173,6 +201,7 @@ void gc_collect_locked(gc_heap_t *heap, gc_thread_t *self, bool minor_allowed) {
     gc_mark_parallel(&tracer);
     weak_refs_clear_dead(heap);
     finalizable_move_dead(heap, &tracer);
+    weak_refs_forget_dead(heap);
     gc_bridge_after_mark(heap);
     gc_hashes_after_mark(heap);
     heap->bytes_moved += tracer.bytes_moved;

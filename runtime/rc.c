@@ -167,6 +167,16 @@ static void rc_merge(rc_header_t *h, uint32_t biased) {
     atomic_store_explicit(&h->owner, NULL, memory_order_relaxed);
     int64_t add = (int64_t)biased * RC_ONE + RC_MERGED;
     int64_t now = atomic_fetch_add_explicit(&h->shared, add, memory_order_acq_rel) + add;
+    if (mulch_unlikely((now >> RC_SHIFT) < 0)) {
+        /* Other threads released more references than the object had: their
+         * releases could not tell while the owner still counted some (the
+         * shared count may go below zero then). Report each extra release
+         * and ignore it, as the merged path does: the count is 0. */
+        for (int64_t extra = -(now >> RC_SHIFT); extra > 0; extra--)
+            rc_report("rc_release: object's count is already 0", rc_object_of(h));
+        int64_t fix = -(now >> RC_SHIFT) * RC_ONE;
+        now = atomic_fetch_add_explicit(&h->shared, fix, memory_order_acq_rel) + fix;
+    }
     if ((now >> RC_SHIFT) == 0) rc_destroy(h);
 }
 

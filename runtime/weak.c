@@ -11,9 +11,22 @@
  */
 #include "rc_internal.h"
 
+#define RC_WEAK_LIVE UINT64_C(0x72634c56776b4c56) /* "rcLVwkLV" */
+
 struct rc_weak {
     rc_weak_control_t *control;
+    /* RC_WEAK_LIVE until freed; the second word of the cell, which a freed
+     * pool cell keeps addressable and overwrites with its free mark
+     * (pool/tool.h), so a double free or use after free is caught until
+     * the cell is reused. */
+    uint64_t           magic;
 };
+
+/* Reads a maybe-freed handle's magic (poisoned under ASan: not
+ * instrumented, as rc.c's rc_magic_peek). */
+static inline MULCH_NO_ASAN bool weak_is_live(const rc_weak_t *weak) {
+    return ((const volatile rc_weak_t *)weak)->magic == RC_WEAK_LIVE;
+}
 
 static rc_weak_control_t *weak_control_get(rc_header_t *h) {
     rc_weak_control_t *control = atomic_load_explicit(&h->weak, memory_order_acquire);
@@ -51,11 +64,16 @@ rc_weak_t *rc_weak_new(void *obj) {
     atomic_fetch_add_explicit(&control->weak_refs, 1, memory_order_relaxed);
     pthread_mutex_unlock(&control->lock);
     weak->control = control;
+    weak->magic = RC_WEAK_LIVE;
     return weak;
 }
 
 void *rc_weak_lock(rc_weak_t *weak) {
     if (weak == NULL) return NULL;
+    if (!weak_is_live(weak)) {
+        mulch_report("rc_weak_lock: weak reference already freed (use after rc_weak_free)", weak);
+        return NULL;
+    }
     rc_weak_control_t *control = weak->control;
     pthread_mutex_lock(&control->lock);
     void *obj = control->obj;
@@ -78,6 +96,11 @@ void *rc_weak_lock(rc_weak_t *weak) {
 
 void rc_weak_free(rc_weak_t *weak) {
     if (weak == NULL) return;
+    if (!weak_is_live(weak)) {
+        mulch_report("rc_weak_free: weak reference already freed (double free)", weak);
+        return;
+    }
+    weak->magic = 0;
     rc_weak_control_t *control = weak->control;
     pthread_mutex_lock(&control->lock);
     size_t left = atomic_fetch_sub_explicit(&control->weak_refs, 1, memory_order_relaxed) - 1;

@@ -214,6 +214,64 @@ static void test_compact_without_room_marks_in_place(void **state)
     gc_heap_destroy(h);
 }
 
+/* While a finalizer runs, its object and everything reachable from it stay
+ * alive and unmoved (API.md, "Finalizers"), even when the finalizer itself
+ * collects with every span flagged for evacuation. */
+static gc_thread_t *g_nested_thread;
+static atomic_uint g_nested_moves, g_nested_runs;
+
+static void fin_collects(void *obj)
+{
+    tobj_t *o = obj;
+    void *child = o->slot[0], *grandchild = child ? slot_of(child, 0) : NULL;
+    atomic_fetch_add(&g_nested_runs, 1);
+    gc_collect(g_nested_thread); /* nested: evacuates every span it may */
+    if (o->slot[0] != child || (child && slot_of(child, 0) != grandchild)) {
+        atomic_fetch_add(&g_nested_moves, 1);
+        AFAIL("finalizer of id %" PRIu64 ": its referents moved (%p -> %p) while it ran", o->id, child,
+              o->slot[0]);
+        return;
+    }
+    const char *why = child ? obj_problem(child, o->id + 1) : "no child";
+    if (!why && grandchild) why = obj_problem(grandchild, o->id + 2);
+    if (why) AFAIL("finalizer of id %" PRIu64 ": a referent is damaged: %s", o->id, why);
+}
+
+static const gc_type_t T_FIN_COLLECTS = { "test.fin_collects", trace_tobj, fin_collects };
+
+static void test_compact_finalizer_referents_stay_put(void **state)
+{
+    (void)state;
+    TEST_START();
+    unsigned long r0 = rec_count();
+    gc_heap_t *h = heap_new(0, 0, GC_COMPACT_ALWAYS);
+    gc_thread_t *t = gc_thread_attach(h);
+    g_nested_thread = t;
+    atomic_store(&g_nested_moves, 0);
+    atomic_store(&g_nested_runs, 0);
+    void *owner = NULL;
+    gc_push_root(t, &owner);
+    enum { OWNERS = 6 };
+    for (uint64_t k = 0; k < OWNERS; k++) {
+        owner = mk(t, &T_FIN_COLLECTS, 100 + 10 * k, 1);
+        mk_child(t, &owner, 0, &T_PLAIN, 100 + 10 * k + 1, 2);
+        void *c = slot_of(owner, 0);
+        gc_push_root(t, &c);
+        mk_child(t, &c, 0, &T_PLAIN, 100 + 10 * k + 2, 3);
+        gc_pop_roots(t, 1);
+    }
+    owner = NULL;
+    gc_collect(t); /* every owner dies: each finalizer collects again */
+    EXPECT_EQ(atomic_load(&g_nested_runs), OWNERS);
+    EXPECT_EQ(atomic_load(&g_nested_moves), 0);
+    EXPECT_NO_ASYNC_FAILURES();
+    EXPECT_NO_REPORTS(r0);
+    gc_collect(t);
+    EXPECT_VERIFY(h);
+    gc_pop_roots(t, 1);
+    gc_heap_destroy(h);
+}
+
 int main(void)
 {
     mt_init("test_gc_compact");
@@ -224,6 +282,7 @@ int main(void)
         T(test_compact_never_does_not_move),
         T(test_compact_auto_defragments),
         T(test_compact_without_room_marks_in_place),
+        T(test_compact_finalizer_referents_stay_put),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

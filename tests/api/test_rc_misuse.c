@@ -197,6 +197,49 @@ static void test_rc_misuse_inside_destroy(void **state)
     pool_destroy(pool);
 }
 
+/* Another thread releases more references than the object has, while its
+ * allocating thread still counts them (biased): the extra release is
+ * misuse, reported (once per extra release) when the owner merges the
+ * counts, and ignored —
+ * the object is destroyed once, not leaked with a negative count. */
+static void *release_n_times(void *arg)
+{
+    handoff_t *h = arg;
+    for (int i = 0; i < h->step; i++) rc_release(h->obj);
+    return NULL;
+}
+
+static void test_rc_misuse_over_release_other_thread(void **state)
+{
+    (void)state;
+    TEST_START();
+    pool_t *pool = pool_create(NULL);
+    EXPECT_NONNULL(pool);
+    for (int extra = 1; extra <= 2; extra++) {
+        destroy_reset();
+        shadow_reset();
+        recobj_t *o = mk_rec(pool, 40);
+        rc_retain(o); /* the owner counts 2 references: both handed over */
+        handoff_t h = { .obj = o, .step = 2 + extra };
+        pthread_t th;
+        unsigned long r1 = rec_count();
+        EXPECT_EQ(pthread_create(&th, NULL, release_n_times, &h), 0);
+        EXPECT_EQ(pthread_join(th, NULL), 0);
+        rc_nudge(); /* the owner merges what the other thread queued */
+        if (extra == 1) {
+            EXPECT_ONE_REPORT(r1, "rc_release:", o);
+        } else { /* one report per extra release */
+            EXPECT_EQ(rec_count() - r1, (unsigned long)extra);
+            EXPECT_ONE_REPORT(r1 + (unsigned long)extra - 1, "rc_release:", o);
+        }
+        EXPECT_DESTROYS(1);
+        EXPECT_SHADOW_RUNS(40, 1);
+        EXPECT_EQ(stats_of(pool).live_allocations, 0);
+    }
+    pool_destroy(pool);
+    EXPECT_NO_ASYNC_FAILURES();
+}
+
 /* ======================================================================== */
 
 int main(void)
@@ -207,6 +250,7 @@ int main(void)
         T(test_rc_misuse_destroyed_object),
         T(test_rc_misuse_foreign_pointers),
         T(test_rc_misuse_inside_destroy),
+        T(test_rc_misuse_over_release_other_thread),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

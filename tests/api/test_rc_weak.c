@@ -3,7 +3,8 @@
  * docs/rc.md), weak references:
  *   - lock while alive (count + 1), NULL once destroyed, several handles,
  *     rc_weak_free before and after the object dies (no pool cell left),
- *     rc_weak_new on a dead object reported.
+ *     rc_weak_new on a dead object reported; rc_weak_free twice and
+ *     rc_weak_lock after rc_weak_free reported.
  *
  * Deterministic: random choices come from a splitmix64 generator seeded from
  * MULCH_TEST_SEED (decimal or 0x-hex) or a fixed default; the seed is printed
@@ -164,6 +165,55 @@ static void test_rc_weak_new_misuse(void **state)
     pool_destroy(pool);
 }
 
+/* A weak reference freed twice, or locked after it was freed, is misuse:
+ * reported (naming the weak reference) and otherwise ignored. The object's
+ * other weak reference keeps working: the control block they share is not
+ * released early (nor twice). Neighbours keep the freed cell from reuse. */
+static void test_rc_weak_free_twice(void **state)
+{
+    (void)state;
+    TEST_START();
+    destroy_reset();
+    shadow_reset();
+    pool_t *pool = pool_create(NULL);
+    EXPECT_NONNULL(pool);
+    recobj_t *o = mk_rec(pool, 41);
+    rc_weak_t *keep = rc_weak_new(o);
+    rc_weak_t *w = rc_weak_new(o);
+    rc_weak_t *after = rc_weak_new(o);
+    EXPECT_NONNULL(keep);
+    EXPECT_NONNULL(w);
+    EXPECT_NONNULL(after);
+    unsigned long r0 = rec_count();
+    rc_weak_free(w);
+    EXPECT_NO_REPORTS(r0);
+    size_t live = stats_of(pool).live_allocations;
+
+    unsigned long r1 = rec_count();
+    rc_weak_free(w); /* double free */
+    EXPECT_ONE_REPORT(r1, "rc_weak_free:", w);
+    r1 = rec_count();
+    void *p = rc_weak_lock(w); /* use after free */
+    EXPECT_NULL(p);
+    EXPECT_ONE_REPORT(r1, "rc_weak_lock:", w);
+    EXPECT_EQ(stats_of(pool).live_allocations, live);
+
+    unsigned long r2 = rec_count();
+    rc_weak_free(after);
+    p = rc_weak_lock(keep);
+    EXPECT_PTR_EQ(p, o);
+    rc_release(p);
+    rc_release(o);
+    EXPECT_DESTROYS(1);
+    EXPECT_SHADOW_RUNS(41, 1);
+    EXPECT_NULL(rc_weak_lock(keep));
+    rc_weak_free(keep);
+    EXPECT_EQ(stats_of(pool).live_allocations, 0);
+    EXPECT_NO_REPORTS(r2);
+    pool_destroy(pool);
+    EXPECT_NO_ASYNC_FAILURES();
+}
+
 /* ======================================================================== */
 
 int main(void)
@@ -173,6 +223,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_rc_weak_basic),
         T(test_rc_weak_new_misuse),
+        T(test_rc_weak_free_twice),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
