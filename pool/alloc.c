@@ -331,7 +331,7 @@ static MULCH_NOINLINE void *pool_alloc_span(pool_t *pool, size_t size, const voi
 static inline void *pool_alloc_recent(pool_t *pool, size_t size, const void *caller) {
     if (mulch_likely(mulch_tls.pool_id == pool->id)) {
         thread_heap_t *heap = mulch_tls.heap;
-        if (mulch_likely(heap != NULL && size <= pool->small_max && !pool->track_leaks)) {
+        if (mulch_likely(heap != NULL && size - 1 < pool->fast_max)) {
             unsigned cls = size_class_of(size);
             unsigned n = heap->recent_count[cls];
             if (mulch_likely(n != 0)) {

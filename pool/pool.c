@@ -88,6 +88,7 @@ pool_t *pool_create(const pool_options_t *opts) {
      * the fast path and gives frees a branch where memcheck's requests can
      * sit, so that they cost nothing outside valgrind (pool/tool.h). */
     pool->track_leaks = opts->track_leaks || env_flag("MULCH_TRACK_LEAKS") || pool->valgrind;
+    pool->fast_max = pool->track_leaks ? 0 : pool->small_max;
     atomic_store_explicit(&pool->shuffle_state, mix64(pool->key), memory_order_relaxed);
     if (pthread_mutex_init(&pool->lock, NULL) != 0) {
         os_unmap(pool, sizeof(pool_t));

@@ -301,6 +301,9 @@ struct pool {
     uint32_t        block_shift;
     uint32_t        class_count;   /* classes served from spans             */
     size_t          small_max;     /* largest size served from spans        */
+    size_t          fast_max;      /* small_max, or 0 when tracking leaks:
+                                      the allocation fast path's one test is
+                                      size - 1 < fast_max                      */
     size_t          chunk_size;
     uint32_t        blocks_per_chunk;
     uint32_t        header_blocks;
