@@ -322,6 +322,18 @@ static MULCH_NOINLINE void *recent_cell_written(thread_heap_t *heap, unsigned cl
     return cell;
 }
 
+/* Pops the last of the n (> 0) recent cells of class cls, checking that
+ * its free mark is intact. */
+static inline void *recent_take(pool_t *pool, thread_heap_t *heap, unsigned cls, unsigned n, size_t size) {
+    void *cell = heap->recent[cls][--n];
+    heap->recent_count[cls] = (uint8_t)n;
+    tool_cell_alloc(0, cell, size, size_class_bytes(cls)); /* valgrind: never here (track_leaks) */
+    if (mulch_unlikely(!cell_has_free_mark(pool, cell))) return recent_cell_written(heap, cls, cell);
+    cell_word_store(cell, 1, 0);
+    heap_count_alloc(heap, cls);
+    return cell;
+}
+
 static MULCH_NOINLINE void *pool_alloc_span(pool_t *pool, size_t size, const void *caller);
 
 /* pool_alloc's path: the thread's recent cell of the class, else
@@ -335,13 +347,7 @@ static inline void *pool_alloc_recent(pool_t *pool, size_t size, const void *cal
             unsigned cls = size_class_of(size);
             unsigned n = heap->recent_count[cls];
             if (mulch_likely(n != 0)) {
-                void *cell = heap->recent[cls][--n];
-                heap->recent_count[cls] = (uint8_t)n;
-                tool_cell_alloc(0, cell, size, size_class_bytes(cls)); /* valgrind: never here (track_leaks) */
-                if (mulch_unlikely(!cell_has_free_mark(pool, cell))) return recent_cell_written(heap, cls, cell);
-                cell_word_store(cell, 1, 0);
-                heap_count_alloc(heap, cls);
-                return cell;
+                return recent_take(pool, heap, cls, n, size);
             }
         }
     }
@@ -358,13 +364,7 @@ static inline void *pool_alloc_fast(pool_t *pool, size_t size) {
         unsigned cls = size_class_of(size);
         unsigned n = heap->recent_count[cls];
         if (mulch_likely(n != 0)) {
-            void *cell = heap->recent[cls][--n];
-            heap->recent_count[cls] = (uint8_t)n;
-            tool_cell_alloc(0, cell, size, size_class_bytes(cls)); /* valgrind: never here (track_leaks) */
-            if (mulch_unlikely(!cell_has_free_mark(pool, cell))) return recent_cell_written(heap, cls, cell);
-            cell_word_store(cell, 1, 0);
-            heap_count_alloc(heap, cls);
-            return cell;
+            return recent_take(pool, heap, cls, n, size);
         }
         block_t *b = heap->bins[cls];
         if (mulch_likely(b != NULL && b->free != NULL)) {
