@@ -18,7 +18,7 @@
  * one would not be traced to be fixed).
  * Policy: a collection triggered by allocation is minor unless the live
  * bytes reached (1 + (heap_growth - 1) / 2) x those of the last full
- * collection, marks were cleared for another purpose, or compaction is
+ * collection plus 1 MiB, marks were cleared for another purpose, or compaction is
  * ALWAYS; the allocation budget between collections is computed from the
  * last full collection's live bytes.
  */

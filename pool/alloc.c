@@ -1,16 +1,19 @@
 /* alloc.c — allocation: the inline fast path and its slow path.
  *
- * Fast path (pool_alloc): this thread's heap → bins[class] → pop the span's
- * local free list. No lock, no atomic read-modify-write. Everything else —
- * no heap yet, empty free list, exhausted span, sizes above small_max, leak
- * tracking — goes to small_alloc_slow, which (in this order) collects
+ * Fast path (pool_alloc): this thread's heap → its recent cells of the
+ * class (heap->recent, cells it freed a moment ago) → else bins[class] →
+ * pop the span's local free list. No lock, no atomic read-modify-write.
+ * Everything else — no heap yet, empty free list, exhausted span, sizes
+ * above small_max, leak tracking — goes to small_alloc_slow, which collects
  * cross-thread frees, carves fresh cells, recommits cells that pool_trim
- * parked (release.c), moves to the next span of the bin, takes back a
- * dormant span, adopts an abandoned span, or takes a new span from the pool
- * (locked).
+ * parked (release.c) and moves to the next span of the bin; when the bin
+ * is empty it takes back full spans that remote frees reached, then a
+ * dormant span, then adopts an abandoned span, or takes a new span from
+ * the pool (locked).
  *
- * A span whose cells are all out is made *floating* (see pool_internal.h)
- * and leaves the bin, so the bin lists only spans that may have free cells.
+ * A span whose cells are all out leaves the bin for the heap's full list
+ * (block_to_full, TF_FULL set; see pool_internal.h), so the bin lists only
+ * spans that may have free cells. Only an exiting thread's spans float.
  */
 #include <stdlib.h>
 

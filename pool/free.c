@@ -1,16 +1,19 @@
 /* free.c — freeing, pointer validation, and handing spans back.
  *
- * Fast path (pool_free): chunk map → span head → cell index by
- * multiplication → the three checks of cell_is_allocated (see
- * pool_internal.h) → push on the local free list when this thread owns the
- * span. A free into another thread's span is one CAS on its thread_free
- * list; a free into a floating span adopts it (small_free_remote). Anything
- * odd goes to pointer_check, which names the problem through the error
- * handler and touches nothing.
+ * Fast path (pool_free): chunk map → one chunk test (magic ^ blocks_token)
+ * → span head and its check word → cell index by multiplication → the
+ * checks of cell_is_allocated (see pool_internal.h) → when this thread owns
+ * the span, the cell goes to the heap's recent cells of its class (up to
+ * HEAP_RECENT; the span's `used` still counts it), else on the span's local
+ * free list (cell_push_local). A free into another thread's span is one CAS
+ * on its thread_free list; a free into a floating span adopts it
+ * (small_free_remote). Anything odd goes to pointer_check, which names the
+ * problem through the error handler and touches nothing.
  *
- * A span whose last cell comes back (used == 0) is returned to the pool
- * unless it is the span the bin allocates from, which stays to absorb
- * alloc/free ping-pong at a span boundary.
+ * A span whose last cell comes back on its local list (used == 0) moves to
+ * the front of its bin and is returned to the pool when the next span of
+ * the bin has free cells; otherwise it stays, to absorb alloc/free
+ * ping-pong at a span boundary.
  *
  * A span with released pages (release.c) carries the second check value,
  * so its frees skip the fast path: pointer_check asks the released bits,

@@ -7,10 +7,10 @@
  *
  * registry_lock orders the two events that retire a heap:
  *   - its thread exits (thread_exit, a pthread key destructor): the heap's
- *     spans are abandoned to the pool, then the heap is unmapped;
+ *     spans are abandoned to the pool, then the heap is recycled;
  *   - its pool is destroyed (heaps_forget_pool): heaps of the calling thread
- *     are unmapped at once, other threads' heaps are marked dead and
- *     unmapped by their thread later (at exit or its next heap creation).
+ *     are recycled at once, other threads' heaps are marked dead and
+ *     recycled by their thread later (at exit or its next heap creation).
  * A heap's `dead` flag is read and written only under registry_lock.
  * Retired heap structs go to a recycle list instead of back to the OS: a
  * remote free may still store to a stale owner's full_pending.

@@ -14,7 +14,8 @@
  *   RC_QUEUED — the shared count went negative while the owner still counts
  *               references (another thread released one the owner handed
  *               it); the object sits in the owner's merge queue, and the
- *               owner folds biased into shared at its next rc operation.
+ *               owner folds biased into shared at its next rc_alloc or
+ *               rc_release (retains skip the queue), or at its exit.
  * If the owner thread has exited, the releasing thread folds the counts
  * itself (the exit published `biased` through the owner's `dead` flag).
  *
