@@ -48,7 +48,9 @@ void *pool_calloc(pool_t *pool, size_t n, size_t size);
 /* p NULL: alloc; size 0: frees p, returns NULL; on failure p is untouched. */
 MULCH_API MULCH_ALLOC_SIZE(3) MULCH_NODISCARD
 void *pool_realloc(pool_t *pool, void *p, size_t size);
-/* align: a power of two (any size; up to 64 KiB stays inside blocks). */
+/* align: a power of two, any size. Up to the pool's block size (64 KiB by
+   default) a size class whose cells are all aligned serves it when one is
+   big enough; otherwise the allocation gets a mapping of its own. */
 MULCH_API MULCH_MALLOC MULCH_ALLOC_SIZE(2) MULCH_NODISCARD
 void *pool_alloc_aligned(pool_t *pool, size_t size, size_t align);
 /* NULL is a no-op. */
