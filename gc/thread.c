@@ -18,7 +18,7 @@ typedef struct gc_attachment {
     struct gc_attachment *next;
 } gc_attachment_t;
 
-static _Thread_local gc_attachment_t *attachments;
+static _Thread_local gc_attachment_t *attachments MULCH_TLS_MODEL;
 
 /* A thread that exits while attached is detached by this key destructor,
  * so that collections never wait for a thread that is gone. */

@@ -70,12 +70,19 @@
 #include "size_class.h"
 
 #if defined(__GNUC__)
+/* Thread-locals of the library: initial-exec, so that the shared library
+ * reads them at a fixed offset from the thread pointer instead of calling
+ * __tls_get_addr (rc_retain and rc_release each made such calls). The
+ * library is linked at start-up or dlopened into glibc's static TLS
+ * reserve, which these few words fit. */
+#  define MULCH_TLS_MODEL   __attribute__((tls_model("initial-exec")))
 #  define mulch_likely(x)   __builtin_expect(!!(x), 1)
 #  define mulch_unlikely(x) __builtin_expect(!!(x), 0)
 #  define MULCH_NOINLINE    __attribute__((noinline))
 #  define MULCH_COLD        __attribute__((cold, noinline))
 #  define MULCH_INTERNAL    __attribute__((visibility("hidden")))
 #else
+#  define MULCH_TLS_MODEL
 #  define mulch_likely(x)   (x)
 #  define mulch_unlikely(x) (x)
 #  define MULCH_NOINLINE
@@ -515,11 +522,7 @@ typedef struct tls_cache {
      * would stay with it for good. */
     bool           exited;
 } tls_cache_t;
-#if defined(__GNUC__)
-MULCH_INTERNAL extern _Thread_local tls_cache_t mulch_tls __attribute__((tls_model("initial-exec")));
-#else
-MULCH_INTERNAL extern _Thread_local tls_cache_t mulch_tls;
-#endif
+MULCH_INTERNAL extern _Thread_local tls_cache_t mulch_tls MULCH_TLS_MODEL;
 
 MULCH_INTERNAL thread_heap_t *heap_lookup_slow(pool_t *pool);
 static inline thread_heap_t *heap_current(pool_t *pool) {

@@ -17,7 +17,7 @@
  */
 #include "pool_internal.h"
 
-_Thread_local tls_cache_t mulch_tls;
+_Thread_local tls_cache_t mulch_tls MULCH_TLS_MODEL;
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_key_t exit_key;

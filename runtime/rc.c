@@ -13,14 +13,14 @@
 
 #include "rc_internal.h"
 
-__thread rc_thread_t *mulch_rc_self_;
+__thread rc_thread_t *mulch_rc_self_ MULCH_TLS_MODEL;
 
 static pthread_key_t rc_exit_key;
 static pthread_once_t rc_exit_once = PTHREAD_ONCE_INIT;
 static bool rc_exit_key_ok;
 
-static _Thread_local rc_header_t *pending_destroy;
-static _Thread_local bool destroying;
+static _Thread_local rc_header_t *pending_destroy MULCH_TLS_MODEL;
+static _Thread_local bool destroying MULCH_TLS_MODEL;
 
 static void rc_queue_drain(rc_thread_t *self);
 static inline rc_thread_t *rc_self_checked(void);
