@@ -180,17 +180,31 @@ static gc_pin_entry_t *pin_find(gc_heap_t *heap, const void *obj) {
 static bool pins_rehash(gc_heap_t *heap, size_t capacity) {
     gc_pin_entry_t *pins = os_map(capacity * sizeof *pins);
     if (pins == NULL) return false;
+    size_t kept = 0;
     for (size_t i = 0; i < heap->pin_capacity; i++) {
         gc_pin_entry_t *e = &heap->pins[i];
         if (e->obj == NULL || e->count == 0) continue;
         size_t j = pin_hash(e->obj, capacity);
         while (pins[j].obj) j = (j + 1) & (capacity - 1);
         pins[j] = *e;
+        kept++;
     }
     if (heap->pins) os_unmap(heap->pins, heap->pin_capacity * sizeof *pins);
     heap->pins = pins;
     heap->pin_capacity = capacity;
+    heap->pin_count = kept; /* the dropped entries no longer count */
     return true;
+}
+
+/* The capacity to rehash into: the same when the live entries (count > 0)
+ * fill at most a quarter of it, so that pins that came and went do not
+ * make the table grow; else twice as much. */
+static size_t pins_capacity_wanted(const gc_heap_t *heap) {
+    if (heap->pin_capacity == 0) return 256;
+    size_t live = 0;
+    for (size_t i = 0; i < heap->pin_capacity; i++)
+        if (heap->pins[i].obj && heap->pins[i].count) live++;
+    return (live + 1) * 4 <= heap->pin_capacity ? heap->pin_capacity : heap->pin_capacity * 2;
 }
 
 static bool pin_target_valid(gc_heap_t *heap, void *obj, const char *what) {
@@ -206,8 +220,7 @@ void gc_pin(gc_heap_t *heap, void *obj) {
     gc_pin_entry_t *e = pin_find(heap, obj);
     if (e == NULL) {
         /* entries whose count fell to 0 are dropped at rehash: keep load < 1/2 */
-        if ((heap->pin_count + 1) * 2 > heap->pin_capacity
-            && !pins_rehash(heap, heap->pin_capacity ? heap->pin_capacity * 2 : 256)) {
+        if ((heap->pin_count + 1) * 2 > heap->pin_capacity && !pins_rehash(heap, pins_capacity_wanted(heap))) {
             pthread_mutex_unlock(&heap->lock);
             mulch_report("gc_pin: out of memory", obj);
             return;

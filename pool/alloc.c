@@ -476,6 +476,14 @@ void *pool_realloc_from(pool_t *pool, void *p, size_t size, const void *caller) 
     /* Stay in place while the cell fits and is not more than twice too big. */
     if (size <= info.usable && size >= info.usable / 2) {
         tool_cell_resize(p, size, info.usable);
+        /* The leak report shows the requested size: it is this one now. */
+        if (info.block != NULL) {
+            if (info.block->sites) info.block->sites[info.cell_index].size = site_size(size);
+        } else {
+            pthread_mutex_lock(&pool->lock); /* the report reads it under the lock */
+            info.chunk->requested = size;
+            pthread_mutex_unlock(&pool->lock);
+        }
         return p;
     }
     void *q = pool_alloc_inline(pool, size, &site);

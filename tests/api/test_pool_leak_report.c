@@ -208,6 +208,47 @@ static void test_pool_leak_report_untracked(void **state)
     pool_destroy(pool);
 }
 
+/* A realloc that stays in place changes the requested size: the report shows
+ * the new one (tracked small cells, and large objects, which always show
+ * their requested size), not the size first allocated. */
+static void test_pool_leak_report_after_realloc(void **state)
+{
+    (void)state;
+    TEST_START();
+    for (int tracked = 0; tracked < 2; tracked++) {
+        pool_options_t o;
+        memset(&o, 0, sizeof o);
+        o.track_leaks = tracked;
+        pool_t *pool = pool_create(&o);
+        EXPECT_NONNULL_CTX(pool, "pool_create(track_leaks=%d)", tracked);
+        /* from -> to, each staying in its cell or mapping */
+        const size_t from[4] = { 100, 50, 2 * MiB + 5, 3 * MiB };
+        const size_t to[4] = { 60, 60, 2 * MiB - 1000, 3 * MiB - 100 * KiB };
+        void *p[4];
+        for (int i = 0; i < 4; i++) {
+            void *q = pool_alloc(pool, from[i]);
+            EXPECT_NONNULL_CTX(q, "pool_alloc(%zu)", from[i]);
+            p[i] = pool_realloc(pool, q, to[i]);
+            EXPECT_NONNULL_CTX(p[i], "pool_realloc(%zu -> %zu)", from[i], to[i]);
+            if (p[i] != q) T_FAIL("pool_realloc(%zu -> %zu) moved: the test wants it in place", from[i], to[i]);
+        }
+        char *text = leak_report_text(pool, 4);
+        for (int i = tracked ? 0 : 2; i < 4; i++) {
+            const char *ls = NULL, *le = NULL;
+            find_line(text, p[i], &ls, &le);
+            if (!line_has_number(ls, le, to[i])) {
+                print_error("---- report ----\n%s---- end ----\n", text);
+                T_FAIL("track_leaks=%d: leak line for %p (realloc %zu -> %zu) does not show %zu: \"%.*s\"",
+                       tracked, p[i], from[i], to[i], to[i], (int)(le - ls), ls);
+            }
+        }
+        free(text);
+        for (int i = 0; i < 4; i++) pool_free(pool, p[i]);
+        EXPECT_EQ(report_count(pool), 0);
+        pool_destroy(pool);
+    }
+}
+
 /* ======================================================================== */
 
 int main(void)
@@ -217,6 +258,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_pool_leak_report_tracked),
         T(test_pool_leak_report_untracked),
+        T(test_pool_leak_report_after_realloc),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
