@@ -12,6 +12,9 @@
  * pointer into since the last collection (flagged by header bit 1 so each
  * is listed once). Old objects that died stay until the next full
  * collection, which clears every mark bit first and traces everything.
+ * A remembered bit always has a list entry behind it: when no list can
+ * take the object (out of memory), the bit is cleared again and the next
+ * collection is full (gc_remembered_move, remember).
  * Invariant: outside a collection, every old object holding a pointer to a
  * young object is remembered (embedders store through gc_write); minor
  * collections never move objects (an old object pointing to a moved young
@@ -93,11 +96,29 @@ static MULCH_NOINLINE void remember(gc_thread_t *t, void *obj) {
     uintptr_t before = atomic_fetch_or_explicit(header, GC_HEADER_REMEMBERED, memory_order_relaxed);
     if (before & GC_HEADER_REMEMBERED) return; /* another thread listed it */
     if (!gc_vector_push(&t->remembered, obj)) {
-        /* Cannot list it: the next collection must be full instead. */
+        /* Cannot list it: the next collection must be full instead, and
+         * the bit goes again, so that the next store into obj tries the
+         * barrier again (a bit no list stands for would make every later
+         * store skip it, and a minor collection free their targets). */
         pthread_mutex_lock(&t->heap->lock);
         t->heap->next_full = true;
         pthread_mutex_unlock(&t->heap->lock);
+        atomic_fetch_and_explicit(header, ~GC_HEADER_REMEMBERED, memory_order_relaxed);
     }
+}
+
+bool gc_remembered_move(gc_heap_t *heap, gc_vector_t *list) {
+    if (gc_vector_append(&heap->remembered, list)) return true;
+    /* The heap's list cannot grow: the next collection is full (it needs
+     * no remembered set), and these objects are unlisted, bits included,
+     * for the same reason as in remember(). */
+    for (size_t i = 0; i < list->count; i++) {
+        _Atomic uintptr_t *header = (_Atomic uintptr_t *)((uintptr_t *)list->items[i] - 1);
+        atomic_fetch_and_explicit(header, ~GC_HEADER_REMEMBERED, memory_order_relaxed);
+    }
+    list->count = 0;
+    heap->next_full = true;
+    return false;
 }
 
 /* The inline gc_write of <mulch/gc.h> found obj old and unremembered. */

@@ -101,7 +101,7 @@ static void gc_thread_unlink_locked(gc_heap_t *heap, gc_thread_t *t) {
     /* The thread's lists are freed with it: they must reach the heap. */
     if (!gc_vector_merge(&heap->finalizable, &t->finalizable) || !gc_vector_merge(&heap->weaks, &t->weaks))
         mulch_report("gc_thread_detach: out of memory: finalizers or weak references of this thread are lost", t);
-    if (!gc_vector_append(&heap->remembered, &t->remembered)) heap->next_full = true;
+    gc_remembered_move(heap, &t->remembered);
     heap->detached_bytes_allocated += atomic_load_explicit(&t->bytes_allocated, memory_order_relaxed);
     if (t->prev) t->prev->next = t->next;
     else heap->threads = t->next;
@@ -222,6 +222,6 @@ void gc_threads_flush(gc_heap_t *heap) {
         gc_thread_retire_bins(t);
         gc_vector_append(&heap->finalizable, &t->finalizable);
         gc_vector_append(&heap->weaks, &t->weaks);
-        if (!gc_vector_append(&heap->remembered, &t->remembered)) heap->next_full = true;
+        gc_remembered_move(heap, &t->remembered);
     }
 }
