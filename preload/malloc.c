@@ -118,9 +118,14 @@ static MULCH_NOINLINE void *alloc_without_pool(size_t size, size_t align) {
 
 /* ---- ownership ---------------------------------------------------------- */
 
+/* The chunk map answers per 4 MiB region, and a huge object's mapping
+ * starts a region but need not fill it: the rest of that region may hold
+ * anyone's memory (the arena itself, the loader's, a plain mmap), which
+ * the map still attributes to the huge chunk. Only its own bytes are ours. */
 static inline bool pool_owns(pool_t *pool, const void *p) {
     chunk_t *chunk = chunk_of(p);
-    return chunk != NULL && chunk->pool == pool;
+    if (chunk == NULL || chunk->pool != pool) return false;
+    return chunk->kind != CHUNK_HUGE || (uintptr_t)p - (uintptr_t)chunk < chunk->size;
 }
 
 /* Bytes readable from p, up to max, for copying a foreign block whose size

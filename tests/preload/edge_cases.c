@@ -219,6 +219,44 @@ static void check_foreign(void) {
     munmap(map, page);
 }
 
+/* A mapping of someone else's in the same 4 MiB region as a huge object:
+ * the drop-in maps each huge object alone at the start of a region, and the
+ * rest of that region is free for anyone (the loader, the C library, the
+ * program). Pointers there are foreign: realloc moves them, free ignores
+ * them, malloc_usable_size knows nothing about them. */
+static void check_foreign_beside_huge(void) {
+    const size_t region = (size_t)4 << 20;
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t huge = 200000; /* past the largest size class: a mapping of its own */
+    unsigned char *h = malloc(huge);
+    CHECK(h != NULL);
+    if (h == NULL) return;
+    uintptr_t base = (uintptr_t)h & ~(uintptr_t)(region - 1);
+    unsigned char *map = MAP_FAILED;
+    for (uintptr_t at = base + region - page; at >= (uintptr_t)h + huge + page && map == MAP_FAILED;
+         at -= 16 * page) {
+        map = mmap((void *)at, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+                   -1, 0);
+        if (map != MAP_FAILED && map != (unsigned char *)at) {
+            munmap(map, page); /* an old kernel took the address as a hint */
+            map = MAP_FAILED;
+        }
+    }
+    CHECK(map != MAP_FAILED);
+    if (map != MAP_FAILED) {
+        fill(map, page, 11);
+        CHECK(malloc_usable_size(map) == 0);
+        errno = 0;
+        unsigned char *moved = realloc_opaque(map, 2 * page); /* copies the mapped page */
+        CHECK(moved != NULL && errno == 0 && filled(moved, page, 11));
+        free(moved);
+        free_opaque(map); /* ignored */
+        CHECK(filled(map, page, 11));
+        munmap(map, page);
+    }
+    free(h);
+}
+
 int main(void) {
     check_served_by_drop_in();
     check_basics();
@@ -227,6 +265,7 @@ int main(void) {
     check_alignment();
     check_errno_kept();
     check_foreign();
+    check_foreign_beside_huge();
     if (failures) fprintf(stderr, "%d checks failed\n", failures);
     else puts("edge cases ok");
     return failures != 0;
