@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "pool_internal.h"
@@ -44,8 +45,17 @@ static _Atomic(pool_t *) served_pool;
 static _Thread_local int use_arena MALLOC_TLS;
 static int want_leak_report, want_stats;
 /* A private copy of stderr for the reports at exit: many programs (GNU
- * coreutils among them) close stderr before exiting. -1 when not wanted. */
+ * coreutils among them) close stderr before exiting. -1 when not wanted.
+ * The program may close that descriptor number and reuse it for a file of
+ * its own: report_dev and report_ino tell whether it still is our copy. */
 static int report_fd = -1;
+static dev_t report_dev;
+static ino_t report_ino;
+
+static bool is_report_file(int fd) {
+    struct stat st;
+    return fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == report_dev && st.st_ino == report_ino;
+}
 
 static bool env_on(const char *name) {
     const char *v = getenv(name);
@@ -283,15 +293,30 @@ __attribute__((constructor)) static void mulch_malloc_init(void) {
     if (served() == NULL) return;
     pthread_atfork(fork_prepare, fork_release, fork_release);
     if (want_stats || want_leak_report) report_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 100);
+    struct stat st;
+    if (report_fd >= 0 && fstat(report_fd, &st) == 0) {
+        report_dev = st.st_dev;
+        report_ino = st.st_ino;
+    } else if (report_fd >= 0) {
+        close(report_fd);
+        report_fd = -1;
+    }
 }
 
 /* Runs after the program's atexit handlers and destructors. */
 __attribute__((destructor)) static void mulch_malloc_fini(void) {
     pool_t *pool = atomic_load_explicit(&served_pool, memory_order_acquire);
     if (pool == NULL || report_fd < 0) return;
+    /* Our copy, else stderr if it still is the same file; never a file the
+     * program put on our descriptor's number (left open: it is not ours). */
+    int fd = is_report_file(report_fd) ? report_fd
+             : is_report_file(STDERR_FILENO) ? fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 0)
+             : -1;
+    if (fd < 0) return;
     use_arena = 1; /* the FILE and its buffer stay out of the report */
-    FILE *out = fdopen(report_fd, "w");
+    FILE *out = fdopen(fd, "w");
     if (out == NULL) {
+        if (fd != report_fd) close(fd);
         use_arena = 0;
         return;
     }

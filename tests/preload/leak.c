@@ -1,9 +1,16 @@
 /* leak.c — a program with one planted leak, for run_leak_report.sh: the
  * 12345 bytes allocated in plant_leak are never freed. The program is
- * linked with -rdynamic so that dladdr can name plant_leak in the report. */
+ * linked with -rdynamic so that dladdr can name plant_leak in the report.
+ *
+ * With an argument FILE, it also opens FILE, puts it on every descriptor
+ * from 3 to 255 (as a program that picks its own descriptor numbers may),
+ * writes one line to it and leaves them open: nothing else may appear in
+ * FILE, whichever descriptor the drop-in kept for its report. */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 __attribute__((noinline, visibility("default"))) void *plant_leak(void);
 
@@ -16,8 +23,19 @@ void *plant_leak(void)
 
 static void *volatile forgotten;
 
-int main(void)
+static int take_descriptors(const char *path)
 {
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) return 1;
+    for (int n = 3; n < 256; n++)
+        if (n != fd && dup2(fd, n) != n) return 1;
+    const char line[] = "program data\n";
+    return write(fd, line, sizeof line - 1) == (ssize_t)(sizeof line - 1) ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && take_descriptors(argv[1]) != 0) return 1;
     forgotten = plant_leak();
     if (forgotten == NULL) return 1;
     forgotten = NULL; /* the only reference is gone: a leak */

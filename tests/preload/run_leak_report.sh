@@ -30,4 +30,21 @@ if [ -n "$quiet" ]; then
     echo "$quiet" | head
     exit 1
 fi
+# A program that takes the drop-in's report descriptor for a file of its
+# own: the reports stay out of that file and still reach stderr.
+file=$(mktemp)
+err=$(LD_PRELOAD=$lib MULCH_LEAK_REPORT=1 MULCH_MALLOC_STATS=1 "$program" "$file" 2>&1 >/dev/null)
+status=$?
+content=$(cat "$file")
+rm -f "$file"
+if [ "$status" -ne 0 ] || [ "$content" != "program data" ]; then
+    echo "the reports went into the program's own file (status $status):"
+    echo "$content" | head -5
+    exit 1
+fi
+if ! echo "$err" | grep -q '^mulch-malloc: allocs ' || ! echo "$err" | grep -q 'size 12345 allocated at plant_leak+0x'; then
+    echo "with its descriptor taken, the reports no longer reach stderr:"
+    echo "$err" | head -10
+    exit 1
+fi
 exit 0
