@@ -228,18 +228,23 @@ static void check_foreign_beside_huge(void) {
     const size_t region = (size_t)4 << 20;
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     size_t huge = 200000; /* past the largest size class: a mapping of its own */
-    unsigned char *h = malloc(huge);
-    CHECK(h != NULL);
-    if (h == NULL) return;
-    uintptr_t base = (uintptr_t)h & ~(uintptr_t)(region - 1);
+    /* Each try holds a huge object and looks for a free page in the rest
+     * of its region (other mappings may fill that region: then the next). */
+    unsigned char *held[8] = { NULL };
     unsigned char *map = MAP_FAILED;
-    for (uintptr_t at = base + region - page; at >= (uintptr_t)h + huge + page && map == MAP_FAILED;
-         at -= 16 * page) {
-        map = mmap((void *)at, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
-                   -1, 0);
-        if (map != MAP_FAILED && map != (unsigned char *)at) {
-            munmap(map, page); /* an old kernel took the address as a hint */
-            map = MAP_FAILED;
+    for (int t = 0; t < 8 && map == MAP_FAILED; t++) {
+        unsigned char *h = held[t] = malloc(huge);
+        CHECK(h != NULL);
+        if (h == NULL) break;
+        uintptr_t base = (uintptr_t)h & ~(uintptr_t)(region - 1);
+        for (uintptr_t at = base + region - page; at >= (uintptr_t)h + huge + page && map == MAP_FAILED;
+             at -= page) {
+            map = mmap((void *)at, page, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+            if (map != MAP_FAILED && map != (unsigned char *)at) {
+                munmap(map, page); /* an old kernel took the address as a hint */
+                map = MAP_FAILED;
+            }
         }
     }
     CHECK(map != MAP_FAILED);
@@ -254,7 +259,7 @@ static void check_foreign_beside_huge(void) {
         CHECK(filled(map, page, 11));
         munmap(map, page);
     }
-    free(h);
+    for (int t = 0; t < 8; t++) free(held[t]);
 }
 
 int main(void) {
