@@ -33,9 +33,10 @@
  *
  * Allocation needs no lock and no free list: a thread's bin holds one span
  * and a 64-bit word of free cells it has loaded from one alloc word (set
- * there already, and counted as allocated: bin_load); a fast allocation
- * clears the lowest bit. The cells still in the word when the thread moves
- * on or the world stops are cleared from the alloc word again
+ * there already, counted as allocated, and zeroed: bin_load); a fast
+ * allocation clears the lowest bit and writes the header. The cells still
+ * in the word when the thread moves on or the world stops are cleared from
+ * the alloc word again
  * (gc_bin_retire).
  *
  * Threads and the world. heap->lock guards thread states, roots, the span
