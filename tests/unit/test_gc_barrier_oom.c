@@ -61,40 +61,53 @@ static void collect_by_allocation(gc_thread_t *t, gc_heap_t *h, uint64_t n) {
     while (collections(h) < until) (void)pair_new(t, 0);
 }
 
-static void check_barrier_after_failed_remember(void (*store)(gc_thread_t *, void *, void **, void *)) {
-    gc_heap_t *h = generational_heap();
-    gc_thread_t *t = gc_thread_attach(h);
-    assert_non_null(t);
-    pair_t *old = NULL;
-    gc_root_add(h, (void **)&old);
-    old = pair_new(t, 1);
-    gc_collect(t); /* full: old is old now */
+typedef struct fixture {
+    gc_heap_t   *heap;
+    gc_thread_t *thread;
+    pair_t      *old; /* a root; old after the first full collection */
+} fixture_t;
 
+static void fixture_open(fixture_t *f) {
+    f->heap = generational_heap();
+    f->thread = gc_thread_attach(f->heap);
+    assert_non_null(f->thread);
+    f->old = NULL;
+    gc_root_add(f->heap, (void **)&f->old);
+    f->old = pair_new(f->thread, 1);
+    gc_collect(f->thread); /* full: old is old now */
+}
+
+/* After the failure: a later store into the same object goes through the
+ * barrier again, so its young target survives minor collections. */
+static void fixture_check_later_store_and_close(fixture_t *f, void (*store)(gc_thread_t *, void *, void **, void *)) {
+    pair_t *later = pair_new(f->thread, 3);
+    store(f->thread, f->old, &f->old->slot[1], later);
+    later = NULL;
+    collect_by_allocation(f->thread, f->heap, 3); /* minor ones */
+    assert_int_equal(((pair_t *)f->old->slot[1])->value, 3);
+    assert_ptr_equal(gc_type_of(f->old->slot[1]), &pair_type);
+    assert_int_equal(gc_verify(f->heap), 0);
+    assert_int_equal(reports, 0);
+    gc_root_remove(f->heap, (void **)&f->old);
+    gc_thread_detach(f->thread);
+    gc_heap_destroy(f->heap);
+}
+
+static void check_barrier_after_failed_remember(void (*store)(gc_thread_t *, void *, void **, void *)) {
+    fixture_t f;
+    fixture_open(&f);
     /* The thread's remembered list is empty, so this push maps memory:
      * make that fail. */
-    pair_t *young = pair_new(t, 2);
+    pair_t *young = pair_new(f.thread, 2);
     os_fail_after(1);
-    store(t, old, &old->slot[0], young);
+    store(f.thread, f.old, &f.old->slot[0], young);
     assert_int_equal(os_fail_after(0), 0); /* the push did try to map */
     young = NULL;
     /* The next collection must be full, and keeps the child. */
-    collect_by_allocation(t, h, 1);
-    assert_int_equal(((pair_t *)old->slot[0])->value, 2);
+    collect_by_allocation(f.thread, f.heap, 1);
+    assert_int_equal(((pair_t *)f.old->slot[0])->value, 2);
     /* (no gc_verify here: it makes the next collection full) */
-
-    /* Later stores into the same object must go through the barrier again. */
-    pair_t *later = pair_new(t, 3);
-    store(t, old, &old->slot[1], later);
-    later = NULL;
-    collect_by_allocation(t, h, 3); /* minor ones */
-    assert_int_equal(((pair_t *)old->slot[1])->value, 3);
-    assert_ptr_equal(gc_type_of(old->slot[1]), &pair_type);
-    assert_int_equal(gc_verify(h), 0);
-    assert_int_equal(reports, 0);
-
-    gc_root_remove(h, (void **)&old);
-    gc_thread_detach(t);
-    gc_heap_destroy(h);
+    fixture_check_later_store_and_close(&f, store);
 }
 
 static void store_inline(gc_thread_t *t, void *obj, void **slot, void *value) {
@@ -118,32 +131,16 @@ static void test_barrier_after_failed_remember_library(void **state) {
  * thread's at the next collection (gc_threads_flush). */
 static void test_barrier_after_failed_flush(void **state) {
     (void)state;
-    gc_heap_t *h = generational_heap();
-    gc_thread_t *t = gc_thread_attach(h);
-    assert_non_null(t);
-    pair_t *old = NULL;
-    gc_root_add(h, (void **)&old);
-    old = pair_new(t, 1);
-    gc_collect(t);
-    pair_t *young = pair_new(t, 2);
-    gc_write(t, old, &old->slot[0], young); /* listed by the thread */
+    fixture_t f;
+    fixture_open(&f);
+    pair_t *young = pair_new(f.thread, 2);
+    gc_write(f.thread, f.old, &f.old->slot[0], young); /* listed by the thread */
     young = NULL;
     os_fail_after(1);
-    gc_collect(t); /* its first mapping is the heap's remembered list */
+    gc_collect(f.thread); /* its first mapping is the heap's remembered list */
     assert_int_equal(os_fail_after(0), 0);
-    assert_int_equal(((pair_t *)old->slot[0])->value, 2);
-
-    pair_t *later = pair_new(t, 3);
-    gc_write(t, old, &old->slot[1], later);
-    later = NULL;
-    collect_by_allocation(t, h, 3); /* minor ones */
-    assert_int_equal(((pair_t *)old->slot[1])->value, 3);
-    assert_ptr_equal(gc_type_of(old->slot[1]), &pair_type);
-    assert_int_equal(gc_verify(h), 0);
-    assert_int_equal(reports, 0);
-    gc_root_remove(h, (void **)&old);
-    gc_thread_detach(t);
-    gc_heap_destroy(h);
+    assert_int_equal(((pair_t *)f.old->slot[0])->value, 2);
+    fixture_check_later_store_and_close(&f, store_library);
 }
 
 int main(void) {
