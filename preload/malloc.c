@@ -31,6 +31,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "pool_internal.h"
@@ -138,9 +139,10 @@ static inline bool pool_owns(pool_t *pool, const void *p) {
     return chunk->kind != CHUNK_HUGE || (uintptr_t)p - (uintptr_t)chunk < chunk->size;
 }
 
-/* Bytes readable from p, up to max, for copying a foreign block whose size
- * nobody knows: stops at the first unmapped page. */
-static size_t foreign_readable(const void *p, size_t max) {
+/* Bytes mapped from p, up to max: stops at the first unmapped page. Not
+ * the same as readable (a PROT_NONE page is mapped): foreign_copy's
+ * fallback when the kernel refuses process_vm_readv. */
+static size_t foreign_mapped(const void *p, size_t max) {
     uintptr_t page = (uintptr_t)p & ~(MULCH_PAGE - 1);
     uintptr_t end = (uintptr_t)p + max;
     if (end < (uintptr_t)p) end = UINTPTR_MAX;
@@ -185,14 +187,55 @@ MALLOC_API void *calloc(size_t n, size_t size) {
     return nomem(pool_calloc_from(pool, n, size, __builtin_return_address(0)));
 }
 
+/* Copies up to n bytes of a foreign block whose size nobody knows into
+ * dst, stopping at the first page it cannot read: the kernel reads them
+ * (process_vm_readv on ourselves, one iovec per page, since a transfer
+ * never splits an iovec), so an unreadable page fails the call instead of
+ * faulting us. Where the kernel refuses the call (seccomp, old kernels),
+ * the pages are only known to be mapped (foreign_mapped). */
+#define FOREIGN_IOV_PAGES 64
+static void foreign_copy(unsigned char *dst, const unsigned char *src, size_t n) {
+    size_t done = 0;
+    int saved = errno;
+    while (done < n) {
+        struct iovec remote[FOREIGN_IOV_PAGES];
+        size_t want = 0;
+        int count = 0;
+        while (count < FOREIGN_IOV_PAGES && done + want < n) {
+            uintptr_t at = (uintptr_t)src + done + want;
+            size_t len = MULCH_PAGE - (at & (MULCH_PAGE - 1));
+            if (len > n - done - want) len = n - done - want;
+            remote[count].iov_base = (void *)at;
+            remote[count].iov_len = len;
+            count++;
+            want += len;
+        }
+        struct iovec local = { dst + done, want };
+        ssize_t got = process_vm_readv(getpid(), &local, 1, remote, (unsigned long)count, 0);
+        if (got < 0 && (errno == ENOSYS || errno == EPERM)) {
+            size_t mapped = foreign_mapped(src + done, n - done);
+            memcpy(dst + done, src + done, mapped);
+            break;
+        }
+        if (got <= 0) break;
+        done += (size_t)got;
+        if ((size_t)got < want) break; /* the next page is not readable */
+    }
+    errno = saved;
+}
+
 /* realloc of a pointer this pool did not hand out (arena or foreign):
  * move it into the pool; the old block stays where it is. */
 static MULCH_NOINLINE void *realloc_unowned(pool_t *pool, void *p, size_t size, const void *caller) {
-    size_t old = in_arena(p) ? arena_size_of(p) : foreign_readable(p, size);
     if (size == 0) return NULL; /* like realloc(p, 0) of an owned block: "freed" */
     void *q = pool ? pool_alloc_from(pool, size, caller) : alloc_without_pool(size, MULCH_ALIGN);
     if (q == NULL) return nomem(NULL);
-    memcpy(q, p, old < size ? old : size);
+    if (in_arena(p)) {
+        size_t old = arena_size_of(p);
+        memcpy(q, p, old < size ? old : size);
+    } else {
+        foreign_copy(q, p, size);
+    }
     return q;
 }
 

@@ -262,6 +262,23 @@ static void check_foreign_beside_huge(void) {
     for (int t = 0; t < 8; t++) free(held[t]);
 }
 
+/* A foreign block followed by a page that is mapped but not readable:
+ * realloc copies what it can read and must not touch that page (mincore
+ * alone says "mapped", which is not "readable"). */
+static void check_foreign_before_unreadable_page(void) {
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    unsigned char *map = mmap(NULL, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    CHECK(map != MAP_FAILED);
+    if (map == MAP_FAILED) return;
+    fill(map, page, 23);
+    CHECK(mprotect(map + page, page, PROT_NONE) == 0);
+    errno = 0;
+    unsigned char *moved = realloc_opaque(map + page / 2, 2 * page); /* would read into the second page */
+    CHECK(moved != NULL && errno == 0 && filled(moved, page / 2, 23 + (unsigned)(page / 2) * 7));
+    free(moved);
+    munmap(map, 2 * page);
+}
+
 int main(void) {
     check_served_by_drop_in();
     check_basics();
@@ -271,6 +288,7 @@ int main(void) {
     check_errno_kept();
     check_foreign();
     check_foreign_beside_huge();
+    check_foreign_before_unreadable_page();
     if (failures) fprintf(stderr, "%d checks failed\n", failures);
     else puts("edge cases ok");
     return failures != 0;
