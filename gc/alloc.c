@@ -36,17 +36,6 @@ void gc_span_ensure_swept(gc_heap_t *heap, block_t *b) {
     b->owner_words[0] = heap->epoch;
 }
 
-/* Loads free cells of the bin's current word into free_bits and counts
- * them as allocated (the fast path counts nothing; gc_bin_retire gives
- * back the ones left). Counting a whole span when a bin took it made a
- * program using many classes collect early (a strings workload with a
- * 1 MiB budget: 830 collections instead of 17). A word is 64 cells, and
- * for a medium class its whole span (a few cells of up to 256 KiB), so at
- * most GC_COUNT_GRAIN bytes' worth (at least one cell) is loaded at a time:
- * counting a medium span ahead of use made four medium classes collect
- * four times per budget. Classes with cells up to 256 bytes load a whole
- * word. The loaded cells are set in the alloc word at once (nothing reads
- * it while the bin holds it); retire clears the ones left unused. */
 /* Clears the cells of `bits` (of the bin's current word) a run of
  * neighbours at a time: one memset of a run writes whole cache lines, which
  * the cells' owners then find in cache, where a header and zero stores per
@@ -63,6 +52,18 @@ static void bin_zero_cells(const gc_bin_t *bin, uint64_t bits) {
     }
 }
 
+/* Loads free cells of the bin's current word into free_bits and counts
+ * them as allocated (the fast path counts nothing; gc_bin_retire gives
+ * back the ones left). Counting a whole span when a bin took it made a
+ * program using many classes collect early (a strings workload with a
+ * 1 MiB budget: 830 collections instead of 17). A word is 64 cells, and
+ * for a medium class its whole span (a few cells of up to 256 KiB), so at
+ * most GC_COUNT_GRAIN bytes' worth (at least one cell) is loaded at a time:
+ * counting a medium span ahead of use made four medium classes collect
+ * four times per budget. Classes with cells up to 256 bytes load a whole
+ * word. The loaded cells are set in the alloc word at once (nothing reads
+ * it while the bin holds it); retire clears the ones left unused. They are
+ * zeroed here too (bin_zero_cells), so allocation writes only the header. */
 static void bin_load(gc_heap_t *heap, gc_bin_t *bin) {
     uint64_t free_bits = ~bin->alloc[bin->word];
     uint32_t limit = (uint32_t)(GC_COUNT_GRAIN / bin->cell_size);
@@ -206,13 +207,6 @@ static void gc_collect_for_allocation(gc_thread_t *t, bool minor_allowed) {
     gc_run_finalizers(t);
 }
 
-/* Writes the header and zeroes the payload (large objects: their cells do
- * not go through a bin). */
-static void gc_cell_init(unsigned char *cell, size_t cell_size, const gc_type_t *type) {
-    ((uint64_t *)cell)[0] = (uint64_t)(uintptr_t)type;
-    memset(cell + GC_HEADER, 0, cell_size - GC_HEADER);
-}
-
 /* cell is zeroed already (a bin's cell: bin_load) but for its header. */
 static void *gc_object_init_zeroed(gc_thread_t *t, unsigned char *cell, size_t cell_size, const gc_type_t *type) {
     ((uint64_t *)cell)[0] = (uint64_t)(uintptr_t)type;
@@ -249,7 +243,8 @@ static void *gc_alloc_large(gc_thread_t *t, const gc_type_t *type, size_t size) 
         pthread_mutex_unlock(&heap->lock);
         if (b) {
             atomic_fetch_add_explicit(&heap->allocated_since_gc, pool_block_bytes(b), memory_order_relaxed);
-            gc_cell_init(b->start, b->cell_size, type);
+            /* a large cell goes through no bin: its payload is cleared here */
+            memset(b->start + GC_HEADER, 0, b->cell_size - GC_HEADER);
             return gc_object_init_zeroed(t, b->start, b->cell_size, type);
         }
         if (collected == 2) return NULL;

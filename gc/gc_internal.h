@@ -410,8 +410,8 @@ MULCH_INTERNAL void gc_generation_trace_remembered(gc_tracer_t *tracer);
 MULCH_INTERNAL void gc_generation_end(gc_heap_t *heap, bool minor);
 /* Moves a thread's remembered objects to the heap's list (heap->lock held);
  * when that list cannot grow, unlists them (header bits too) and makes the
- * next collection full. False then. */
-MULCH_INTERNAL bool gc_remembered_move(gc_heap_t *heap, gc_vector_t *list);
+ * next collection full. */
+MULCH_INTERNAL void gc_remembered_move(gc_heap_t *heap, gc_vector_t *list);
 /* Mark bits were used for something else (verify, bridge report): clear
  * them; the next collection must be full. */
 MULCH_INTERNAL void gc_marks_forget(gc_heap_t *heap);

@@ -107,8 +107,8 @@ static MULCH_NOINLINE void remember(gc_thread_t *t, void *obj) {
     }
 }
 
-bool gc_remembered_move(gc_heap_t *heap, gc_vector_t *list) {
-    if (gc_vector_append(&heap->remembered, list)) return true;
+void gc_remembered_move(gc_heap_t *heap, gc_vector_t *list) {
+    if (gc_vector_append(&heap->remembered, list)) return;
     /* The heap's list cannot grow: the next collection is full (it needs
      * no remembered set), and these objects are unlisted, bits included,
      * for the same reason as in remember(). */
@@ -118,7 +118,6 @@ bool gc_remembered_move(gc_heap_t *heap, gc_vector_t *list) {
     }
     list->count = 0;
     heap->next_full = true;
-    return false;
 }
 
 /* The inline gc_write of <mulch/gc.h> found obj old and unremembered. */

@@ -172,10 +172,9 @@ static void rc_merge(rc_header_t *h, uint32_t biased) {
          * releases could not tell while the owner still counted some (the
          * shared count may go below zero then). Report each extra release
          * and ignore it, as the merged path does: the count is 0. */
-        for (int64_t extra = -(now >> RC_SHIFT); extra > 0; extra--)
-            rc_report("rc_release: object's count is already 0", rc_object_of(h));
-        int64_t fix = -(now >> RC_SHIFT) * RC_ONE;
-        now = atomic_fetch_add_explicit(&h->shared, fix, memory_order_acq_rel) + fix;
+        int64_t extra = -(now >> RC_SHIFT);
+        for (int64_t i = 0; i < extra; i++) rc_report("rc_release: object's count is already 0", rc_object_of(h));
+        now = atomic_fetch_add_explicit(&h->shared, extra * RC_ONE, memory_order_acq_rel) + extra * RC_ONE;
     }
     if ((now >> RC_SHIFT) == 0) rc_destroy(h);
 }
