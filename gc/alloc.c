@@ -101,7 +101,59 @@ void gc_bin_retire(gc_heap_t *heap, gc_bin_t *bin) {
 }
 
 void gc_thread_retire_bins(gc_thread_t *thread) {
-    for (unsigned cls = 0; cls < GC_CLASSES; cls++) gc_bin_retire(thread->heap, &thread->bins[cls]);
+    for (unsigned cls = 0; cls < GC_ALL_CLASSES; cls++) gc_bin_retire(thread->heap, &thread->bins[cls]);
+}
+
+/* ---- typed classes ----------------------------------------------------------
+ * A heap that is not generational keeps small objects of types without a
+ * finalizer in spans of their own type and class, without a header: a
+ * 16-byte node takes a 16-byte cell instead of 24. (Generational mode needs
+ * the header's old and remembered bits for gc_write; finalizable objects
+ * are few and keep theirs.) The pairs are registered once per heap, at
+ * most GC_TYPED_CLASSES of them; past that, objects get a header again. */
+
+static inline unsigned typed_cache_slot(const gc_type_t *type, unsigned cls) {
+    uintptr_t x = (uintptr_t)type >> 3;
+    return (unsigned)((x ^ (x >> 7) ^ cls * 5u) & (GC_TYPED_CACHE - 1));
+}
+
+/* The typed class of (type, cls), registered if new; 0 when there is no
+ * room (0 is no typed class: ids start at GC_CLASSES). */
+static unsigned typed_class_find(gc_heap_t *heap, const gc_type_t *type, unsigned cls) {
+    uint32_t count = atomic_load_explicit(&heap->typed_count, memory_order_acquire);
+    for (uint32_t k = 0; k < count; k++)
+        if (heap->typed_types[k] == type && heap->typed_base[k] == cls) return GC_CLASSES + k;
+    if (count >= GC_TYPED_CLASSES) return 0;
+    pthread_mutex_lock(&heap->lock);
+    count = atomic_load_explicit(&heap->typed_count, memory_order_relaxed);
+    unsigned id = 0;
+    for (uint32_t k = 0; k < count && !id; k++)
+        if (heap->typed_types[k] == type && heap->typed_base[k] == cls) id = GC_CLASSES + k;
+    if (!id && count < GC_TYPED_CLASSES) {
+        heap->typed_types[count] = type;
+        heap->typed_base[count] = (uint8_t)cls;
+        atomic_store_explicit(&heap->typed_count, count + 1, memory_order_release);
+        id = GC_CLASSES + count;
+    }
+    pthread_mutex_unlock(&heap->lock);
+    return id;
+}
+
+/* The class id an object of `type` and `size` (small) is allocated in, and
+ * fills the thread's cache entry for gc_alloc's fast path. */
+static unsigned alloc_class_id(gc_thread_t *t, const gc_type_t *type, size_t size) {
+    if (t->generational || type->finalize || size > GC_HEADERLESS_MAX) return gc_class_of(size + GC_HEADER);
+    unsigned cls = gc_class_of(size);
+    gc_typed_entry_t *entry = &t->typed_cache[typed_cache_slot(type, cls)];
+    if (entry->type == type && entry->class_index == cls) return entry->id;
+    unsigned id = typed_class_find(t->heap, type, cls);
+    if (id == 0) return gc_class_of(size + GC_HEADER);
+    *entry = (gc_typed_entry_t){ type, cls, id };
+    return id;
+}
+
+void gc_thread_init_typed_cache(gc_thread_t *thread) {
+    for (unsigned i = 0; i < GC_TYPED_CACHE; i++) thread->typed_cache[i] = (gc_typed_entry_t){ NULL, GC_CLASSES, 0 };
 }
 
 /* Points the bin at the first free cell of span b (swept, owned by us). */
@@ -134,7 +186,7 @@ void gc_span_release(gc_heap_t *heap, block_t *b) {
     heap->spans.items[i] = last;
     last->owner_words[1] = i;
     atomic_fetch_sub_explicit(&heap->heap_bytes, pool_block_bytes(b), memory_order_relaxed);
-    if (b->size_class != 0xffff) heap->class_spans[b->size_class]--;
+    if (b->size_class != GC_LARGE_CLASS) heap->class_spans[b->size_class]--;
     pool_block_release(heap->pool, b);
 }
 
@@ -143,10 +195,11 @@ void gc_span_release(gc_heap_t *heap, block_t *b) {
 block_t *gc_span_new_locked(gc_heap_t *heap, int cls, size_t large_bytes) {
     size_t block_size = heap->pool->block_size;
     if (cls < 0 && large_bytes > (size_t)UINT32_MAX - block_size) return NULL; /* cells are < 4 GiB */
-    size_t cell = cls >= 0 ? gc_class_bytes((unsigned)cls) : large_bytes;
+    unsigned cell_class = cls >= 0 ? gc_cell_class(heap, (unsigned)cls) : 0;
+    size_t cell = cls >= 0 ? gc_class_bytes(cell_class) : large_bytes;
     /* fewest blocks that hold one cell: the fallback of a class span */
     uint32_t least = (uint32_t)((cell + block_size - 1) / block_size);
-    uint32_t blocks = cls >= 0 && heap->class_spans[cls] ? gc_class_span_blocks((unsigned)cls, block_size) : least;
+    uint32_t blocks = cls >= 0 && heap->class_spans[cls] ? gc_class_span_blocks(cell_class, block_size) : least;
     size_t held = atomic_load_explicit(&heap->heap_bytes, memory_order_relaxed);
     block_t *b = NULL;
     for (;;) {
@@ -162,7 +215,8 @@ block_t *gc_span_new_locked(gc_heap_t *heap, int cls, size_t large_bytes) {
     b->cell_size = (uint32_t)cell;
     b->capacity = cls >= 0 ? (uint32_t)(bytes / b->cell_size) : 1u;
     b->divisor = cell_divisor(b->cell_size);
-    b->size_class = (uint16_t)(cls >= 0 ? cls : 0xffff);
+    b->size_class = (uint16_t)(cls >= 0 ? (unsigned)cls : GC_LARGE_CLASS);
+    b->free = gc_span_headerless(b) ? (void *)(uintptr_t)heap->typed_types[cls - (int)GC_CLASSES] : NULL;
     b->used = 0;
     b->next = b->prev = NULL;
     b->owner_words[0] = heap->epoch;
@@ -207,10 +261,13 @@ static void gc_collect_for_allocation(gc_thread_t *t, bool minor_allowed) {
     gc_run_finalizers(t);
 }
 
-/* cell is zeroed already (a bin's cell: bin_load) but for its header. */
-static void *gc_object_init_zeroed(gc_thread_t *t, unsigned char *cell, size_t cell_size, const gc_type_t *type) {
-    ((uint64_t *)cell)[0] = (uint64_t)(uintptr_t)type;
+/* cell is zeroed already (a bin's cell: bin_load) but for its header. A
+ * headerless cell (typed class) is the object. */
+static void *gc_object_init_zeroed(gc_thread_t *t, unsigned char *cell, size_t cell_size, const gc_type_t *type,
+                                   bool headerless) {
     counter_add_u64(&t->bytes_allocated, cell_size);
+    if (headerless) return cell;
+    ((uint64_t *)cell)[0] = (uint64_t)(uintptr_t)type;
     void *obj = cell + GC_HEADER;
     if (type->finalize && !gc_vector_push(&t->finalizable, obj)) {
         /* Cannot promise the finalizer: treat as out of memory. The cell
@@ -245,7 +302,7 @@ static void *gc_alloc_large(gc_thread_t *t, const gc_type_t *type, size_t size) 
             atomic_fetch_add_explicit(&heap->allocated_since_gc, pool_block_bytes(b), memory_order_relaxed);
             /* a large cell goes through no bin: its payload is cleared here */
             memset(b->start + GC_HEADER, 0, b->cell_size - GC_HEADER);
-            return gc_object_init_zeroed(t, b->start, b->cell_size, type);
+            return gc_object_init_zeroed(t, b->start, b->cell_size, type, false);
         }
         if (collected == 2) return NULL;
         gc_collect_for_allocation(t, false);
@@ -264,7 +321,8 @@ static MULCH_NOINLINE void *gc_alloc_slow(gc_thread_t *t, const gc_type_t *type,
     }
     if (size > GC_SMALL_MAX - GC_HEADER) return gc_alloc_large(t, type, size);
     gc_heap_t *heap = t->heap;
-    unsigned cls = gc_class_of(size + GC_HEADER);
+    unsigned cls = alloc_class_id(t, type, size);
+    bool headerless = cls >= GC_CLASSES;
     gc_bin_t *bin = &t->bins[cls];
     /* 0: not yet; 1: a collection that may have been minor; 2: a full one */
     int collected = 0;
@@ -274,7 +332,7 @@ static MULCH_NOINLINE void *gc_alloc_slow(gc_thread_t *t, const gc_type_t *type,
             unsigned i = (unsigned)__builtin_ctzll(bits);
             bin->free_bits = bits & (bits - 1);
             unsigned char *cell = bin->cells + ((size_t)bin->word * 64 + i) * bin->cell_size;
-            return gc_object_init_zeroed(t, cell, bin->cell_size, type);
+            return gc_object_init_zeroed(t, cell, bin->cell_size, type, headerless);
         }
         if (atomic_load_explicit(&heap->stop_requested, memory_order_relaxed)) {
             gc_safepoint_slow(t);
@@ -323,6 +381,23 @@ static MULCH_NOINLINE void *gc_alloc_slow(gc_thread_t *t, const gc_type_t *type,
 }
 
 void *gc_alloc(gc_thread_t *t, const gc_type_t *type, size_t size) {
+    if (mulch_likely(size - 1 < GC_HEADERLESS_MAX)) {
+        /* a typed class this thread has used: a headerless cell */
+        unsigned cls = gc_class_of(size);
+        const gc_typed_entry_t *entry = &t->typed_cache[typed_cache_slot(type, cls)];
+        if (mulch_likely(entry->type == type && entry->class_index == cls)) {
+            gc_bin_t *bin = &t->bins[entry->id];
+            uint64_t bits = bin->free_bits;
+            if (mulch_likely(bits != 0)) {
+                unsigned i = (unsigned)__builtin_ctzll(bits);
+                bin->free_bits = bits & (bits - 1);
+                size_t cell_size = bin->cell_size;
+                counter_add_u64(&t->bytes_allocated, cell_size);
+                return bin->cells + ((size_t)bin->word * 64 + i) * cell_size; /* zeroed by bin_load */
+            }
+            return gc_alloc_slow(t, type, size);
+        }
+    }
     if (mulch_likely(size - 1 < GC_SMALL_MAX - GC_HEADER && type != NULL && type->finalize == NULL)) {
         gc_bin_t *bin = &t->bins[gc_class_of(size + GC_HEADER)];
         uint64_t bits = bin->free_bits;
@@ -339,8 +414,18 @@ void *gc_alloc(gc_thread_t *t, const gc_type_t *type, size_t size) {
     return gc_alloc_slow(t, type, size);
 }
 
+const gc_type_t *gc_object_type(const void *obj) {
+    block_t *b = obj ? pool_block_of(obj) : NULL;
+    uint32_t index;
+    if (b == NULL || b->kind != BLOCK_EXTERNAL || gc_object_span(b->external_owner, obj, &index) != b) return NULL;
+    return gc_object_type_in(b, obj);
+}
+
 const gc_type_t *gc_type_of(const void *obj) {
-    return obj ? gc_header_type(obj) : NULL;
+    if (obj == NULL) return NULL;
+    const gc_type_t *type = gc_object_type(obj);
+    if (type == NULL) mulch_report("gc_type_of: not a GC object", obj);
+    return type;
 }
 
 size_t gc_size_of(const void *obj) {
@@ -349,7 +434,7 @@ size_t gc_size_of(const void *obj) {
         mulch_report("gc_size_of: not a GC object", obj);
         return 0;
     }
-    return b->cell_size - GC_HEADER;
+    return b->cell_size - gc_span_header(b);
 }
 
 void gc_external_alloc(gc_heap_t *heap, ptrdiff_t bytes) {

@@ -153,7 +153,7 @@ size_t gc_bridge_cycles_locked(gc_heap_t *heap, FILE *out) {
             reported[j] = 1;
             gc_handle_payload_t *payload = heap->handle_slots.items[j];
             fprintf(out, " %p -> %p (%s)", (void *)payload, payload->obj,
-                    payload->obj ? gc_header_type(payload->obj)->name : "?");
+                    payload->obj && gc_object_type(payload->obj) ? gc_object_type(payload->obj)->name : "?");
         }
         fputc('\n', out);
     }

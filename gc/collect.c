@@ -123,7 +123,7 @@ static size_t span_popcount(const block_t *b) {
 }
 
 static void spans_account(gc_heap_t *heap) {
-    for (unsigned cls = 0; cls < GC_CLASSES; cls++) heap->available[cls] = heap->sparse[cls] = NULL;
+    for (unsigned cls = 0; cls < GC_ALL_CLASSES; cls++) heap->available[cls] = heap->sparse[cls] = NULL;
     size_t live_bytes = 0;
     for (size_t s = heap->spans.count; s-- > 0;) {
         block_t *b = heap->spans.items[s];
@@ -142,7 +142,7 @@ static void spans_account(gc_heap_t *heap) {
          * unless the heap cannot grow (gc_alloc_slow). */
         /* (Generational mode: the next collection is likely minor and
          * would not evacuate them; keep allocating there meanwhile.) */
-        if (b->used < b->capacity && b->size_class != 0xffff) {
+        if (b->used < b->capacity && b->size_class != GC_LARGE_CLASS) {
             bool hold = pool_block_has_flag(b, BLOCK_EVACUATE) && !heap->generational;
             block_t **list = hold ? &heap->sparse[b->size_class] : &heap->available[b->size_class];
             b->prev = NULL;
@@ -204,6 +204,7 @@ void gc_collect_locked(gc_heap_t *heap, gc_thread_t *self, bool minor_allowed) {
     weak_refs_forget_dead(heap);
     gc_bridge_after_mark(heap);
     gc_hashes_after_mark(heap);
+    gc_evacuation_finish(heap);
     heap->bytes_moved += tracer.bytes_moved;
     gc_tracer_free(&tracer);
 
@@ -230,7 +231,7 @@ void gc_run_finalizers(gc_thread_t *t) {
         size_t i = heap->pending.count - 1;
         void *obj = heap->pending.items[i];
         pthread_mutex_unlock(&heap->lock);
-        gc_header_type(obj)->finalize(obj);
+        gc_header_type(obj)->finalize(obj); /* finalizable objects have a header */
         pthread_mutex_lock(&heap->lock);
         /* Nested collections may have appended; find our entry again. */
         for (size_t j = heap->pending.count; j-- > 0;) {

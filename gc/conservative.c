@@ -80,7 +80,7 @@ static void *object_containing(gc_heap_t *heap, uintptr_t p) {
     if (offset >= (size_t)b->capacity * b->cell_size) return NULL;
     uint32_t i = cell_divide(b->divisor, offset);
     if (!bit_test(gc_span_alloc_bits(b), i)) return NULL;
-    return b->start + (size_t)i * b->cell_size + GC_HEADER;
+    return gc_span_object(b, i);
 }
 
 static MULCH_NO_SANITIZE_STACK_READS size_t scan_words(gc_tracer_t *tracer, const unsigned char *low,

@@ -18,7 +18,13 @@
  * a free cell of a non-flagged span of the same class (or a new span),
  * marks the copy, pushes it, and leaves a forwarding word in the old header
  * (new address | 1: type pointers are 8-byte aligned, so bit 0 is free);
- * every later slot holding the old address is rewritten from it. When no
+ * every later slot holding the old address is rewritten from it. A
+ * headerless object (typed class) has no header to hold that word: its
+ * span gets a table of one state word per cell for the collection
+ * (heap->forward_tables, mapped by gc_evacuation_prepare and unmapped by
+ * gc_evacuation_finish; a span whose table cannot be had is not
+ * evacuated), and the same protocol runs on that word, with 0 for the
+ * type bits. When no
  * cell can be had (max_heap, OS refusal) the object is marked in place:
  * evacuation is an optimisation, never a requirement.
  * Invariants: only the collection's own tracer (tracer->evacuate) moves
@@ -37,8 +43,14 @@
 #define GC_FORWARD_BUSY  ((uintptr_t)3)
 
 
-static inline _Atomic uintptr_t *header_word(void *obj) {
-    return (_Atomic uintptr_t *)((unsigned char *)obj - GC_HEADER);
+/* The word that holds obj's forwarding state: its header, or for a
+ * headerless object its entry in the span's table (NULL: no table, so
+ * the span is not being evacuated). */
+static inline _Atomic uintptr_t *state_word(const gc_heap_t *heap, const block_t *b, uint32_t i, void *obj) {
+    if (!gc_span_headerless(b)) return (_Atomic uintptr_t *)((unsigned char *)obj - GC_HEADER);
+    uint32_t s = b->owner_words[1];
+    if (s >= heap->forward_span_count || heap->forward_tables[s] == NULL) return NULL;
+    return (_Atomic uintptr_t *)&heap->forward_tables[s][i];
 }
 
 void *gc_resolve(const gc_heap_t *heap, void *obj) {
@@ -46,8 +58,9 @@ void *gc_resolve(const gc_heap_t *heap, void *obj) {
     block_t *b = gc_object_span(heap, obj, &i);
     if (b == NULL) return NULL;
     if (pool_block_has_flag(b, BLOCK_EVACUATE)) {
-        uintptr_t header = atomic_load_explicit(header_word(obj), memory_order_acquire);
-        if ((header & GC_FORWARD_BUSY) == GC_FORWARDED) return (void *)(header & ~GC_FORWARDED);
+        _Atomic uintptr_t *state = state_word(heap, b, i, obj);
+        uintptr_t word = state ? atomic_load_explicit(state, memory_order_acquire) : 0;
+        if ((word & GC_FORWARD_BUSY) == GC_FORWARDED) return (void *)(word & ~GC_FORWARDED);
     }
     return bit_test(gc_span_mark_bits(b), i) ? obj : NULL;
 }
@@ -55,8 +68,9 @@ void *gc_resolve(const gc_heap_t *heap, void *obj) {
 /* ---- copy targets ---------------------------------------------------------- */
 
 /* A free cell of class cls outside every flagged span, with its alloc and
- * mark bits set; NULL when there is none and no new span may be had. */
-static unsigned char *target_cell(gc_heap_t *heap, unsigned cls) {
+ * mark bits set, and its span in *span; NULL when there is none and no new
+ * span may be had. */
+static unsigned char *target_cell(gc_heap_t *heap, unsigned cls, block_t **span) {
     for (;;) {
         gc_evacuation_target_t *target = &heap->evacuation_targets[cls];
         block_t *b = target->span;
@@ -73,6 +87,7 @@ static unsigned char *target_cell(gc_heap_t *heap, unsigned cls) {
                 __atomic_fetch_or(&mark[w], bit, __ATOMIC_RELAXED);
                 target->word = w;
                 uint32_t i = w * 64 + (uint32_t)__builtin_ctzll(bit);
+                *span = b;
                 return b->start + (size_t)i * b->cell_size;
             }
             target->span = NULL;
@@ -102,7 +117,11 @@ static unsigned char *target_cell(gc_heap_t *heap, unsigned cls) {
  * the slot must now hold (possibly obj itself, marked in place). */
 void *gc_evacuate_object(gc_tracer_t *tracer, block_t *b, uint32_t i, void *obj) {
     gc_heap_t *heap = tracer->heap;
-    _Atomic uintptr_t *header = header_word(obj);
+    _Atomic uintptr_t *header = state_word(heap, b, i, obj);
+    if (header == NULL) { /* a headerless span without a table: not moved */
+        gc_tracer_mark_in_place(tracer, b, i, obj);
+        return obj;
+    }
     uintptr_t seen = atomic_load_explicit(header, memory_order_acquire);
     for (;;) {
         if ((seen & GC_FORWARD_BUSY) == GC_FORWARDED) return (void *)(seen & ~GC_FORWARDED);
@@ -123,9 +142,10 @@ void *gc_evacuate_object(gc_tracer_t *tracer, block_t *b, uint32_t i, void *obj)
         return obj;
     }
     unsigned char *cell = NULL;
-    if (b->size_class != 0xffff) {
+    block_t *target = NULL;
+    if (b->size_class != GC_LARGE_CLASS) {
         gc_tracer_lock(tracer);
-        cell = target_cell(heap, b->size_class);
+        cell = target_cell(heap, b->size_class, &target);
         gc_tracer_unlock(tracer);
     }
     if (cell == NULL) {
@@ -134,14 +154,17 @@ void *gc_evacuate_object(gc_tracer_t *tracer, block_t *b, uint32_t i, void *obj)
         atomic_fetch_and_explicit(header, ~GC_FORWARD_BUSY, memory_order_release);
         return obj;
     }
-    ((uintptr_t *)cell)[0] = seen;
-    memcpy(cell + GC_HEADER, obj, b->cell_size - GC_HEADER);
-    void *copy = cell + GC_HEADER;
+    size_t header_bytes = gc_span_header(b);
+    if (header_bytes) ((uintptr_t *)cell)[0] = seen;
+    memcpy(cell + header_bytes, obj, b->cell_size - header_bytes);
+    void *copy = cell + header_bytes;
     atomic_store_explicit(header, (uintptr_t)copy | GC_FORWARDED, memory_order_release);
     tracer->bytes_moved += b->cell_size;
-    gc_tracer_push(tracer, copy);
+    gc_tracer_push(tracer, target, copy);
     return copy;
 }
+
+static void forward_tables_map(gc_heap_t *heap);
 
 /* ---- plan and prepare ------------------------------------------------------------ */
 
@@ -152,12 +175,12 @@ void gc_evacuation_keep(gc_heap_t *heap, const void *obj) {
 }
 
 bool gc_evacuation_prepare(gc_heap_t *heap) {
-    for (unsigned cls = 0; cls < GC_CLASSES; cls++) heap->evacuation_targets[cls].span = NULL;
+    for (unsigned cls = 0; cls < GC_ALL_CLASSES; cls++) heap->evacuation_targets[cls].span = NULL;
     int mode = heap->options.compaction;
     bool any = false;
     for (size_t s = 0; s < heap->spans.count; s++) {
         block_t *b = heap->spans.items[s];
-        if (mode == GC_COMPACT_NEVER || b->size_class == 0xffff) pool_block_clear_flag(b, BLOCK_EVACUATE);
+        if (mode == GC_COMPACT_NEVER || b->size_class == GC_LARGE_CLASS) pool_block_clear_flag(b, BLOCK_EVACUATE);
         else if (mode == GC_COMPACT_ALWAYS) pool_block_set_flag(b, BLOCK_EVACUATE);
         any |= pool_block_has_flag(b, BLOCK_EVACUATE);
     }
@@ -165,17 +188,54 @@ bool gc_evacuation_prepare(gc_heap_t *heap) {
     for (size_t i = 0; i < heap->pin_capacity; i++)
         if (heap->pins[i].count) gc_evacuation_keep(heap, heap->pins[i].obj);
     for (size_t i = 0; i < heap->pending.count; i++) gc_evacuation_keep(heap, heap->pending.items[i]);
+    forward_tables_map(heap);
     return true;
+}
+
+/* Tables of state words for the flagged headerless spans: one mapping
+ * (zeroed), an array of pointers by span index first. Without it those
+ * spans are not evacuated this time. */
+static void forward_tables_map(gc_heap_t *heap) {
+    size_t count = heap->spans.count, words = count;
+    for (size_t s = 0; s < count; s++) {
+        block_t *b = heap->spans.items[s];
+        if (gc_span_headerless(b) && pool_block_has_flag(b, BLOCK_EVACUATE)) words += b->capacity;
+    }
+    if (words == count) return;
+    size_t bytes = words * sizeof(uintptr_t);
+    uintptr_t *map = os_map(bytes);
+    if (map == NULL) {
+        for (size_t s = 0; s < count; s++)
+            if (gc_span_headerless(heap->spans.items[s])) pool_block_clear_flag(heap->spans.items[s], BLOCK_EVACUATE);
+        return;
+    }
+    heap->forward_tables = (uintptr_t **)map;
+    heap->forward_span_count = count;
+    heap->forward_map_bytes = bytes;
+    uintptr_t *next = map + count;
+    for (size_t s = 0; s < count; s++) {
+        block_t *b = heap->spans.items[s];
+        if (gc_span_headerless(b) && pool_block_has_flag(b, BLOCK_EVACUATE)) {
+            heap->forward_tables[s] = next;
+            next += b->capacity;
+        }
+    }
+}
+
+void gc_evacuation_finish(gc_heap_t *heap) {
+    if (heap->forward_tables) os_unmap(heap->forward_tables, heap->forward_map_bytes);
+    heap->forward_tables = NULL;
+    heap->forward_span_count = heap->forward_map_bytes = 0;
 }
 
 /* End of a collection, after spans_account set b->used: flags the spans the
  * next collection evacuates (AUTO); clears every other flag. */
 void gc_evacuation_plan(gc_heap_t *heap) {
-    size_t capacity[GC_CLASSES] = { 0 }, live[GC_CLASSES] = { 0 };
+    size_t capacity[GC_ALL_CLASSES] = { 0 }, live[GC_ALL_CLASSES] = { 0 };
     for (size_t s = 0; s < heap->spans.count; s++) {
         block_t *b = heap->spans.items[s];
         pool_block_clear_flag(b, BLOCK_EVACUATE);
-        if (b->size_class == 0xffff) continue;
+        if (b->size_class == GC_LARGE_CLASS) continue;
         capacity[b->size_class] += b->capacity;
         live[b->size_class] += b->used;
     }
@@ -183,7 +243,7 @@ void gc_evacuation_plan(gc_heap_t *heap) {
     for (size_t s = 0; s < heap->spans.count; s++) {
         block_t *b = heap->spans.items[s];
         unsigned cls = b->size_class;
-        if (cls == 0xffff) continue;
+        if (cls == GC_LARGE_CLASS) continue;
         /* Worth it only when the class could give back at least one span. */
         if (capacity[cls] - live[cls] < 2u * b->capacity) continue;
         if ((size_t)b->used * 100u < (size_t)b->capacity * heap->evacuate_below_percent)

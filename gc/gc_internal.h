@@ -73,6 +73,14 @@
 #define GC_LARGE_GRAIN   ((size_t)4 << 10)   /* large objects: usable size in pages */
 #define GC_COUNT_GRAIN   ((size_t)16 << 10)  /* a bin loads (and counts) at most this much */
 #define GC_BAD_SLOT_REPORTS 8u
+/* Typed classes: cells of one type and one class, no header (see the
+ * object model above). Ids GC_CLASSES .. GC_ALL_CLASSES - 1. */
+#define GC_TYPED_CLASSES 256u
+#define GC_ALL_CLASSES   (GC_CLASSES + GC_TYPED_CLASSES)
+#define GC_HEADERLESS_MAX 256u               /* largest headerless cell     */
+#define GC_TYPED_CACHE   64u                 /* per-thread (type, class) -> id */
+#define GC_LARGE_CLASS   0xffffu             /* size_class of a large object's span */
+#define GC_SPAN_CACHE    8u                  /* the tracer's span cache entries */
 
 enum gc_thread_state { GC_RUNNING = 0, GC_PARKED, GC_BLOCKING, GC_DETACHED };
 
@@ -92,6 +100,15 @@ typedef struct gc_bin {
     uint32_t       cell_size;
 } gc_bin_t;
 
+/* One entry of a thread's typed-class cache: gc_alloc's fast path finds
+ * the bin of a headerless (type, class) pair here. An empty entry has
+ * class_index GC_CLASSES (no size maps there). */
+typedef struct gc_typed_entry {
+    const gc_type_t *type;
+    uint32_t         class_index; /* gc_class_of(size): the cell's class */
+    uint32_t         id;          /* its typed class: index into bins    */
+} gc_typed_entry_t;
+
 typedef struct gc_root_range {
     void  **slots;
     size_t  count;
@@ -109,6 +126,7 @@ struct gc_thread {
      * gc_pop_roots use them (struct mulch_gc_thread_roots_). */
     void           ***root_stack;        /* gc_push_root slots (owner thread) */
     size_t            root_depth, root_capacity;
+    unsigned char     generational;      /* copy of the heap's mode (gc_write) */
     gc_heap_t        *heap;
     /* conservative_stack: where this thread's live stack and registers are
      * while it does not run (gc/conservative.c) */
@@ -119,14 +137,15 @@ struct gc_thread {
     gc_vector_t       finalizable;       /* objects with finalizers, new      */
     gc_vector_t       weaks;             /* weak refs created, new            */
     gc_vector_t       remembered;        /* old objects gc_write stored into  */
-    bool              generational;      /* copy of the heap's mode (gc_write) */
     _Atomic uint64_t  bytes_allocated;
-    gc_bin_t          bins[GC_CLASSES];
+    gc_typed_entry_t  typed_cache[GC_TYPED_CACHE];
+    gc_bin_t          bins[GC_ALL_CLASSES];
 };
 
 _Static_assert(offsetof(struct gc_thread, root_stack) == offsetof(struct mulch_gc_thread_roots_, stack)
                    && offsetof(struct gc_thread, root_depth) == offsetof(struct mulch_gc_thread_roots_, depth)
                    && offsetof(struct gc_thread, root_capacity) == offsetof(struct mulch_gc_thread_roots_, capacity)
+                   && offsetof(struct gc_thread, generational) == offsetof(struct mulch_gc_thread_roots_, generational)
                    && sizeof(((struct gc_thread *)0)->root_depth) == sizeof(((struct mulch_gc_thread_roots_ *)0)->depth),
                "<mulch/gc.h>'s inline root stack knows where it is");
 
@@ -151,17 +170,29 @@ typedef struct gc_mark_shared {
     pthread_t         helpers[GC_MAX_MARKERS];
 } gc_mark_shared_t;
 
+/* A mark stack entry: an object marked, its children not yet traced, and
+ * its type when it has no header (read from its span when it was marked:
+ * the span descriptor is in cache then, the object not yet). */
+typedef struct gc_mark_entry {
+    void            *obj;
+    const gc_type_t *type;    /* NULL: the object's header says */
+} gc_mark_entry_t;
+
 struct gc_tracer {
     gc_heap_t   *heap;
-    void       **stack;       /* objects marked, children not yet traced */
+    gc_mark_entry_t *stack;
     size_t       depth, capacity;
     bool         overflowed;  /* an object could not be pushed: rescan   */
     unsigned     bad_slots;   /* reports made this collection            */
     const char  *phase;       /* function name for reports               */
-    /* The span of the last object marked: neighbours in memory are often
-     * traced together, and a range check is cheaper than the chunk map. */
-    block_t     *last_span;
-    uintptr_t    last_start, last_bytes; /* cells area of last_span         */
+    /* Spans of objects marked lately, by their address's 64 KiB unit: a
+     * range check is cheaper than the chunk map, and objects traced
+     * together often share a few spans (one per type and class). */
+    struct gc_span_cache_entry {
+        uintptr_t first;      /* the span's first object                */
+        uintptr_t bytes;      /* up to its last object's start          */
+        block_t  *span;
+    } span_cache[GC_SPAN_CACHE];
     bool         evacuate;    /* the collection's tracer: may move objects */
     uint64_t     bytes_moved;
     gc_mark_shared_t *shared; /* non-NULL while parallel markers run       */
@@ -202,10 +233,15 @@ struct gc_heap {
 
     /* spans */
     gc_vector_t      spans;            /* every span the heap holds         */
-    block_t         *available[GC_CLASSES]; /* spans with free cells, no bin */
-    uint32_t         class_spans[GC_CLASSES]; /* spans of each class in spans */
-    block_t         *sparse[GC_CLASSES];    /* ... flagged for evacuation: used
-                                               only when no new span may be had */
+    block_t         *available[GC_ALL_CLASSES]; /* spans with free cells, no bin */
+    uint32_t         class_spans[GC_ALL_CLASSES]; /* spans of each class in spans */
+    block_t         *sparse[GC_ALL_CLASSES];    /* ... flagged for evacuation: used
+                                                   only when no new span may be had */
+    /* typed classes (headerless objects): registered under heap->lock,
+     * read without it (typed_count published with release) */
+    const gc_type_t *typed_types[GC_TYPED_CLASSES];
+    uint8_t          typed_base[GC_TYPED_CLASSES]; /* the cell's class */
+    _Atomic uint32_t typed_count;
     _Atomic size_t   heap_bytes;
 
     /* roots */
@@ -220,7 +256,11 @@ struct gc_heap {
     gc_mark_shared_t mark_shared;      /* parallel marking (gc/parallel.c) */
 
     /* compaction (gc/evacuate.c) */
-    gc_evacuation_target_t evacuation_targets[GC_CLASSES];
+    gc_evacuation_target_t evacuation_targets[GC_ALL_CLASSES];
+    /* headerless spans flagged this collection: one state word per cell
+     * (what a header is to the others), by span index; one mapping */
+    uintptr_t      **forward_tables;
+    size_t           forward_span_count, forward_map_bytes;
     gc_hash_entry_t *hashes;           /* identity hashes handed out        */
     size_t           hash_count, hash_capacity;
     bool             hashes_unordered; /* re-keyed in place: search linearly */
@@ -274,6 +314,21 @@ _Static_assert(GC_HEADER_OLD == 4 && GC_HEADER_REMEMBERED == 2 && GC_HEADER == s
 static inline const gc_type_t *gc_header_type(const void *obj) {
     return (const gc_type_t *)(((const uintptr_t *)obj)[-1] & ~GC_HEADER_TAG_BITS);
 }
+/* A span of a typed class holds headerless objects of one type: the
+ * object is the cell, and the type is the span's (kept in its `free`
+ * field, which the pool leaves to the owner of an external span). */
+static inline bool gc_span_headerless(const block_t *b) {
+    return (unsigned)b->size_class - GC_CLASSES < GC_TYPED_CLASSES;
+}
+static inline size_t gc_span_header(const block_t *b) { return gc_span_headerless(b) ? 0 : GC_HEADER; }
+static inline const gc_type_t *gc_span_type(const block_t *b) { return (const gc_type_t *)b->free; }
+static inline unsigned char *gc_span_object(const block_t *b, uint32_t i) {
+    return b->start + (size_t)i * b->cell_size + gc_span_header(b);
+}
+/* The type of an object known to be a GC object (of span b). */
+static inline const gc_type_t *gc_object_type_in(const block_t *b, const void *obj) {
+    return gc_span_headerless(b) ? gc_span_type(b) : gc_header_type(obj);
+}
 static inline uint32_t gc_span_epoch(const block_t *b) { return b->owner_words[0]; }
 static inline uint64_t *gc_span_mark_bits(const block_t *b) { return (uint64_t *)pool_block_mark_bits(b); }
 static inline uint64_t *gc_span_alloc_bits(const block_t *b) { return (uint64_t *)pool_block_start_bits(b); }
@@ -284,7 +339,7 @@ static inline uint32_t gc_span_words(const block_t *b) { return (b->capacity + 6
 static inline block_t *gc_object_span(const gc_heap_t *heap, const void *p, uint32_t *index) {
     block_t *b = pool_block_of(p);
     if (b == NULL || b->kind != BLOCK_EXTERNAL || b->external_owner != heap) return NULL;
-    size_t offset = (size_t)((const unsigned char *)p - GC_HEADER - b->start);
+    size_t offset = (size_t)((const unsigned char *)p - gc_span_header(b) - b->start);
     if (offset >= (size_t)b->capacity * b->cell_size) return NULL;
     uint32_t i = cell_divide(b->divisor, offset);
     if ((size_t)i * b->cell_size != offset) return NULL;
@@ -302,6 +357,10 @@ static inline unsigned gc_class_of(size_t cell_bytes) {
 static inline size_t gc_class_bytes(unsigned cls) {
     if (cls < 15) return ((size_t)cls + 2) * 8;
     return size_class_bytes(cls - 15u + 8u);
+}
+/* The cell class of a class id (a typed class's cells are of its base). */
+static inline unsigned gc_cell_class(const gc_heap_t *heap, unsigned id) {
+    return id < GC_CLASSES ? id : heap->typed_base[id - GC_CLASSES];
 }
 /* Blocks in a span of class cls: between what holds GC_SPAN_MIN_CELLS
  * cells and twice that, the count that leaves the smallest share of the
@@ -333,8 +392,11 @@ MULCH_INTERNAL void gc_span_ensure_swept(gc_heap_t *heap, block_t *b);
 MULCH_INTERNAL void gc_span_release(gc_heap_t *heap, block_t *b);
 MULCH_INTERNAL void gc_bin_retire(gc_heap_t *heap, gc_bin_t *bin);
 MULCH_INTERNAL void gc_thread_retire_bins(gc_thread_t *thread);
+MULCH_INTERNAL void gc_thread_init_typed_cache(gc_thread_t *thread);
 /* A new span for class cls (cls < 0: one large object); heap->lock held. */
 MULCH_INTERNAL block_t *gc_span_new_locked(gc_heap_t *heap, int cls, size_t large_bytes);
+/* The type of any GC object (NULL, reported as `who`, for anything else). */
+MULCH_INTERNAL const gc_type_t *gc_object_type(const void *obj);
 
 /* ---- world (gc/thread.c) -------------------------------------------------------- */
 /* Stops every other attached thread; returns with heap->lock held and
@@ -375,7 +437,10 @@ static inline bool bit_test_relaxed(const uint64_t *bits, uint32_t i) {
     return (__atomic_load_n(&bits[i / 64], __ATOMIC_RELAXED) >> (i % 64)) & 1u;
 }
 static inline bool gc_tracer_is_marked(const block_t *b, uint32_t i) { return bit_test_relaxed(gc_span_mark_bits(b), i); }
-MULCH_INTERNAL void gc_tracer_push(gc_tracer_t *tracer, void *obj);
+/* Pushes obj (marked already) of span b. */
+MULCH_INTERNAL void gc_tracer_push(gc_tracer_t *tracer, const block_t *b, void *obj);
+/* Pushes a stack entry as it is (another marker's: parallel.c). */
+MULCH_INTERNAL void gc_tracer_push_entry(gc_tracer_t *tracer, gc_mark_entry_t entry);
 MULCH_INTERNAL void gc_tracer_mark_in_place(gc_tracer_t *tracer, block_t *b, uint32_t i, void *obj);
 MULCH_INTERNAL void gc_tracer_lock(gc_tracer_t *tracer);
 MULCH_INTERNAL void gc_tracer_unlock(gc_tracer_t *tracer);
@@ -387,6 +452,8 @@ MULCH_INTERNAL bool gc_evacuation_prepare(gc_heap_t *heap);
 MULCH_INTERNAL void gc_evacuation_keep(gc_heap_t *heap, const void *obj);
 /* After spans are counted: flags the next collection's candidates (AUTO). */
 MULCH_INTERNAL void gc_evacuation_plan(gc_heap_t *heap);
+/* After the last gc_resolve of a collection: frees what prepare took. */
+MULCH_INTERNAL void gc_evacuation_finish(gc_heap_t *heap);
 MULCH_INTERNAL void *gc_evacuate_object(gc_tracer_t *tracer, block_t *b, uint32_t i, void *obj);
 /* After marking: obj's current address if it survived (moved or not), else NULL. */
 MULCH_INTERNAL void *gc_resolve(const gc_heap_t *heap, void *obj);

@@ -23,24 +23,24 @@ void gc_tracer_init(gc_tracer_t *tracer, gc_heap_t *heap, const char *phase) {
 }
 
 void gc_tracer_free(gc_tracer_t *tracer) {
-    if (tracer->stack) os_unmap(tracer->stack, tracer->capacity * sizeof(void *));
+    if (tracer->stack) os_unmap(tracer->stack, tracer->capacity * sizeof *tracer->stack);
     tracer->stack = NULL;
 }
 
-static MULCH_NOINLINE void tracer_push_slow(gc_tracer_t *tracer, void *obj) {
+static MULCH_NOINLINE void tracer_push_slow(gc_tracer_t *tracer, gc_mark_entry_t entry) {
     size_t capacity = tracer->capacity ? tracer->capacity * 2 : 4096;
-    void **stack = os_map(capacity * sizeof(void *));
+    gc_mark_entry_t *stack = os_map(capacity * sizeof *stack);
     if (stack == NULL) {
         tracer->overflowed = true;
         return;
     }
     if (tracer->stack) {
-        memcpy(stack, tracer->stack, tracer->depth * sizeof(void *));
-        os_unmap(tracer->stack, tracer->capacity * sizeof(void *));
+        memcpy(stack, tracer->stack, tracer->depth * sizeof *stack);
+        os_unmap(tracer->stack, tracer->capacity * sizeof *stack);
     }
     tracer->stack = stack;
     tracer->capacity = capacity;
-    tracer->stack[tracer->depth++] = obj;
+    tracer->stack[tracer->depth++] = entry;
 }
 
 static MULCH_COLD void tracer_report_bad(gc_tracer_t *tracer, const void *value, const char *problem) {
@@ -63,15 +63,21 @@ static inline bool mark_cell(gc_tracer_t *tracer, block_t *b, uint32_t i, void *
     } else {
         __atomic_store_n(mark, word | bit, __ATOMIC_RELAXED);
     }
-    __builtin_prefetch((const char *)obj - GC_HEADER);
-    if (mulch_likely(tracer->depth < tracer->capacity)) tracer->stack[tracer->depth++] = obj;
-    else tracer_push_slow(tracer, obj);
+    bool headerless = gc_span_headerless(b);
+    __builtin_prefetch((const char *)obj - (headerless ? 0 : GC_HEADER));
+    gc_mark_entry_t entry = { obj, headerless ? gc_span_type(b) : NULL };
+    if (mulch_likely(tracer->depth < tracer->capacity)) tracer->stack[tracer->depth++] = entry;
+    else tracer_push_slow(tracer, entry);
     return true;
 }
 
-void gc_tracer_push(gc_tracer_t *tracer, void *obj) {
-    if (mulch_likely(tracer->depth < tracer->capacity)) tracer->stack[tracer->depth++] = obj;
-    else tracer_push_slow(tracer, obj);
+void gc_tracer_push_entry(gc_tracer_t *tracer, gc_mark_entry_t entry) {
+    if (mulch_likely(tracer->depth < tracer->capacity)) tracer->stack[tracer->depth++] = entry;
+    else tracer_push_slow(tracer, entry);
+}
+
+void gc_tracer_push(gc_tracer_t *tracer, const block_t *b, void *obj) {
+    gc_tracer_push_entry(tracer, (gc_mark_entry_t){ obj, gc_span_headerless(b) ? gc_span_type(b) : NULL });
 }
 
 void gc_tracer_mark_in_place(gc_tracer_t *tracer, block_t *b, uint32_t i, void *obj) {
@@ -93,11 +99,12 @@ bool gc_mark_object(gc_tracer_t *tracer, void *obj) {
     return mark_cell(tracer, b, i, obj);
 }
 
-/* gc_object_span with a one-entry cache of the last span found. */
+/* gc_object_span with a cache of the spans found lately (span_cache). */
 static inline block_t *tracer_object_span(gc_tracer_t *tracer, const void *value, uint32_t *index) {
-    size_t offset = (size_t)((uintptr_t)value - GC_HEADER - tracer->last_start);
-    if (mulch_likely(offset < tracer->last_bytes)) {
-        block_t *b = tracer->last_span;
+    struct gc_span_cache_entry *entry = &tracer->span_cache[((uintptr_t)value >> 16) % GC_SPAN_CACHE];
+    size_t offset = (size_t)((uintptr_t)value - entry->first);
+    if (mulch_likely(offset < entry->bytes)) {
+        block_t *b = entry->span;
         uint32_t i = cell_divide(b->divisor, offset);
         if ((size_t)i * b->cell_size != offset) return NULL;
         *index = i;
@@ -105,9 +112,12 @@ static inline block_t *tracer_object_span(gc_tracer_t *tracer, const void *value
     }
     block_t *b = gc_object_span(tracer->heap, value, index);
     if (b) {
-        tracer->last_span = b;
-        tracer->last_start = (uintptr_t)b->start;
-        tracer->last_bytes = (size_t)b->capacity * b->cell_size;
+        entry->span = b;
+        entry->first = (uintptr_t)b->start + gc_span_header(b);
+        /* to the last object's start and no further: the next span's
+         * first object (headerless: its first byte) may lie right after
+         * this span's last cell start + header */
+        entry->bytes = (size_t)b->capacity * b->cell_size - gc_span_header(b);
     }
     return b;
 }
@@ -164,11 +174,15 @@ static MULCH_NOINLINE void make_old(gc_tracer_t *tracer, uintptr_t *header) {
     else __atomic_store_n(header, __atomic_load_n(header, __ATOMIC_RELAXED) | GC_HEADER_OLD, __ATOMIC_RELAXED);
 }
 
-static inline void trace_object(void *obj, gc_tracer_t *tracer) {
-    uintptr_t *header = (uintptr_t *)obj - 1;
-    uintptr_t word = __atomic_load_n(header, __ATOMIC_RELAXED);
-    if (mulch_unlikely(tracer->mark_old) && !(word & GC_HEADER_OLD)) make_old(tracer, header);
-    const gc_type_t *type = (const gc_type_t *)(word & ~GC_HEADER_TAG_BITS);
+static inline void trace_entry(gc_mark_entry_t entry, gc_tracer_t *tracer) {
+    void *obj = entry.obj;
+    const gc_type_t *type = entry.type;
+    if (type == NULL) {
+        uintptr_t *header = (uintptr_t *)obj - 1;
+        uintptr_t word = __atomic_load_n(header, __ATOMIC_RELAXED);
+        if (mulch_unlikely(tracer->mark_old) && !(word & GC_HEADER_OLD)) make_old(tracer, header);
+        type = (const gc_type_t *)(word & ~GC_HEADER_TAG_BITS);
+    }
     if (type->trace) type->trace(obj, tracer);
 }
 
@@ -176,7 +190,7 @@ static inline void trace_object(void *obj, gc_tracer_t *tracer) {
 #define MARK_SHARE_INTERVAL 64u
 
 void gc_mark_drain_local(gc_tracer_t *tracer) {
-    void *fifo[MARK_PREFETCH];
+    gc_mark_entry_t fifo[MARK_PREFETCH];
     unsigned head = 0, count = 0, until_share = MARK_SHARE_INTERVAL;
     for (;;) {
         if (tracer->depth && count < MARK_PREFETCH) {
@@ -184,10 +198,10 @@ void gc_mark_drain_local(gc_tracer_t *tracer) {
             continue;
         }
         if (count == 0) return;
-        void *obj = fifo[head];
+        gc_mark_entry_t entry = fifo[head];
         head = (head + 1) % MARK_PREFETCH;
         count--;
-        trace_object(obj, tracer);
+        trace_entry(entry, tracer);
         if (mulch_unlikely(tracer->shared != NULL) && --until_share == 0) {
             until_share = MARK_SHARE_INTERVAL;
             if (tracer->depth >= 2 && atomic_load_explicit(&tracer->shared->idle, memory_order_relaxed))
@@ -205,7 +219,8 @@ static void rescan_marked(gc_tracer_t *tracer) {
         for (uint32_t w = 0; w < gc_span_words(b); w++) {
             for (uint64_t bits = mark[w]; bits; bits &= bits - 1) {
                 uint32_t i = w * 64 + (uint32_t)__builtin_ctzll(bits);
-                trace_object(b->start + (size_t)i * b->cell_size + GC_HEADER, tracer);
+                gc_mark_entry_t entry = { gc_span_object(b, i), gc_span_headerless(b) ? gc_span_type(b) : NULL };
+                trace_entry(entry, tracer);
                 gc_mark_drain_local(tracer);
             }
         }

@@ -22,13 +22,13 @@
 
 #include "gc_internal.h"
 
-#define PACKET_ITEMS   254u
+#define PACKET_ITEMS   127u
 #define PACKETS_PER_MAP 32u
 
 struct gc_mark_packet {
     struct gc_mark_packet *next;
     size_t                 count;
-    void                  *items[PACKET_ITEMS];
+    gc_mark_entry_t        items[PACKET_ITEMS];
 };
 
 /* Smaller heaps are marked by the collector alone: waking helpers costs
@@ -68,13 +68,13 @@ void gc_mark_donate(gc_tracer_t *tracer) {
         pthread_mutex_unlock(&shared->lock);
         return;
     }
-    memcpy(p->items, tracer->stack, n * sizeof(void *));
+    memcpy(p->items, tracer->stack, n * sizeof *p->items);
     p->count = n;
     p->next = shared->packets;
     shared->packets = p;
     pthread_cond_signal(&shared->work);
     pthread_mutex_unlock(&shared->lock);
-    memmove(tracer->stack, tracer->stack + n, (tracer->depth - n) * sizeof(void *));
+    memmove(tracer->stack, tracer->stack + n, (tracer->depth - n) * sizeof *tracer->stack);
     tracer->depth -= n;
 }
 
@@ -82,7 +82,7 @@ void gc_mark_donate(gc_tracer_t *tracer) {
 static void packet_take_locked(gc_mark_shared_t *shared, gc_tracer_t *tracer) {
     gc_mark_packet_t *p = shared->packets;
     shared->packets = p->next;
-    for (size_t i = 0; i < p->count; i++) gc_tracer_push(tracer, p->items[i]);
+    for (size_t i = 0; i < p->count; i++) gc_tracer_push_entry(tracer, p->items[i]);
     p->next = shared->free_packets;
     shared->free_packets = p;
 }

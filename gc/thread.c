@@ -68,6 +68,7 @@ gc_thread_t *gc_thread_attach(gc_heap_t *heap) {
     }
     t->heap = heap;
     t->generational = heap->generational;
+    gc_thread_init_typed_cache(t);
     if (heap->options.conservative_stack) gc_thread_init_stack(t);
     pthread_mutex_lock(&heap->lock);
     while (heap->collecting) pthread_cond_wait(&heap->changed, &heap->lock);

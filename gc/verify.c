@@ -54,13 +54,19 @@ static void check_span(verifier_t *v, block_t *b) {
         uint64_t stray = heap->generational ? mark[w] & ~alloc[w] : mark[w];
         if (stray) problem(v, "mark bit set outside a collection", b->start + (size_t)w * 64 * b->cell_size);
     }
+    if (gc_span_headerless(b)) {
+        unsigned k = b->size_class - GC_CLASSES;
+        if (heap->generational || k >= atomic_load(&heap->typed_count) || gc_span_type(b) != heap->typed_types[k]
+            || b->cell_size != gc_class_bytes(heap->typed_base[k]))
+            problem(v, "typed span inconsistent with its class", b);
+    }
     unsigned tail = b->capacity % 64u;
     if (tail && (alloc[words - 1] | ((UINT64_C(1) << tail) - 1)) != UINT64_MAX)
         problem(v, "padding alloc bits clear", b);
     for (uint32_t i = 0; i < b->capacity; i++) {
         if (!bit_test(alloc, i)) continue;
-        const unsigned char *obj = b->start + (size_t)i * b->cell_size + GC_HEADER;
-        const gc_type_t *type = gc_header_type(obj);
+        const unsigned char *obj = gc_span_object(b, i);
+        const gc_type_t *type = gc_object_type_in(b, obj);
         if (type == NULL || ((uintptr_t)type & 7u) || pool_block_of(type) != NULL)
             problem(v, "object with an invalid type pointer", obj);
     }
@@ -79,7 +85,7 @@ static void verify_barriers(verifier_t *v) {
             for (uint64_t bits = mark[w]; bits; bits &= bits - 1) {
                 uint32_t i = w * 64 + (uint32_t)__builtin_ctzll(bits);
                 if (i >= b->capacity) break;
-                void *obj = b->start + (size_t)i * b->cell_size + GC_HEADER;
+                void *obj = gc_span_object(b, i); /* generational: every object has a header */
                 if (((const uintptr_t *)obj)[-1] & GC_HEADER_REMEMBERED) continue;
                 const gc_type_t *type = gc_header_type(obj);
                 if (type == NULL || type->trace == NULL) continue;
@@ -120,7 +126,7 @@ size_t gc_verify_locked(gc_heap_t *heap) {
         if (b->owner_words[1] != s) problem(&v, "span index out of date", b);
         check_span(&v, b);
     }
-    for (unsigned cls = 0; cls < GC_CLASSES; cls++)
+    for (unsigned cls = 0; cls < GC_ALL_CLASSES; cls++)
         for (block_t *b = heap->available[cls]; b; b = b->next)
             if (b->size_class != cls) problem(&v, "available span listed under the wrong class", b);
     for (size_t i = 0; i < heap->root_slots.count; i++)

@@ -25,7 +25,7 @@ void *gc_weak_new(gc_thread_t *t, void *target) {
 }
 
 void *gc_weak_get(const void *weak) {
-    if (weak == NULL || gc_header_type(weak) != &weak_type) {
+    if (weak == NULL || gc_object_type(weak) != &weak_type) {
         mulch_report("gc_weak_get: not a weak reference", weak);
         return NULL;
     }

@@ -66,12 +66,21 @@ MULCH_API const gc_type_t *gc_type_of(const void *obj);
 MULCH_API size_t gc_size_of(const void *obj);
 MULCH_API uintptr_t gc_identity_hash(const void *obj);
 MULCH_API void gc_write(gc_thread_t *thread, void *obj, void **slot, void *value);
-/* gc_write is inline: the store, then (for a GC pointer) one test of obj's
- * header word. Only an old, not yet remembered object in generational mode
- * calls the library; without generational mode no object is ever old.
+/* gc_write is inline: the store, then (for a GC pointer in a generational
+ * heap) one test of obj's header word. Only an old, not yet remembered
+ * object calls the library.
  * Define MULCH_GC_NO_INLINE (sanitizer builds do) or write (gc_write)(...)
  * for the library function. Not API: the names ending in '_'. */
 MULCH_API void mulch_gc_write_remember_(gc_thread_t *thread, void *obj);
+/* Not API: the start of the thread record, which the library keeps there
+ * (the inline gc_write, gc_push_root and gc_pop_roots read it). */
+#if defined(__GNUC__)
+struct __attribute__((may_alias)) mulch_gc_thread_roots_ {
+    void        ***stack;
+    size_t         depth, capacity;
+    unsigned char  generational;
+};
+#endif
 #if !defined(MULCH_GC_NO_INLINE) && defined(MULCH_NO_INLINE_PATHS_)
 #  define MULCH_GC_NO_INLINE 1
 #endif
@@ -84,6 +93,9 @@ MULCH_API void mulch_gc_write_remember_(gc_thread_t *thread, void *obj);
 static inline void mulch_gc_write_inline_(gc_thread_t *thread, void *obj, void **slot, void *value) {
     *slot = value;
     if (value == NULL || ((uintptr_t)value & 7u) != 0) return;
+    /* only generational heaps remember (and only their objects all have
+     * a header) */
+    if (!((const struct mulch_gc_thread_roots_ *)(const void *)thread)->generational) return;
     /* the word before obj: type pointer | 4 (old) | 2 (remembered) */
     uintptr_t header = __atomic_load_n((const uintptr_t *)obj - 1, __ATOMIC_RELAXED);
     if (__builtin_expect((header & 6u) == 4u, 0)) mulch_gc_write_remember_(thread, obj);
@@ -104,14 +116,7 @@ MULCH_API size_t gc_root_depth(gc_thread_t *thread);
 MULCH_API void gc_pop_roots_to(gc_thread_t *thread, size_t depth);
 /* gc_push_root and gc_pop_roots are inline: a bounds check and a store, or
  * a check and a subtraction; growing the stack and misuse reports call the
- * library. MULCH_GC_NO_INLINE, or (gc_push_root)(...), for the functions.
- * Not API: the start of the thread record, which the library keeps there. */
-#if defined(__GNUC__)
-struct __attribute__((may_alias)) mulch_gc_thread_roots_ {
-    void ***stack;
-    size_t  depth, capacity;
-};
-#endif
+ * library. MULCH_GC_NO_INLINE, or (gc_push_root)(...), for the functions. */
 #if !defined(MULCH_GC_NO_INLINE) && !defined(MULCH_BUILDING_GC_)
 #  if defined(__cplusplus)
 #    pragma GCC diagnostic push

@@ -1,0 +1,241 @@
+/* test_gc_headerless.c — small objects without a header (typed classes).
+ *
+ * In a heap that is not generational, an object of at most 256 bytes whose
+ * type has no finalizer takes a cell of its own size: the span it lives in
+ * holds one type and one class, and says the type. Checked here through the
+ * public contract: live bytes count cells of exactly the class size (and
+ * 8 bytes more for finalizable types and in generational heaps), gc_type_of
+ * and gc_size_of answer for such objects, more (type, class) pairs than
+ * the heap has typed classes for fall back to headers, objects of hundreds
+ * of types interleaved survive collections and moves, misuse of weak-ref
+ * and type queries on them is reported, and a large heap of them is marked
+ * by several markers and evacuated intact.
+ *
+ * Deterministic: random choices come from a splitmix64 generator seeded from
+ * MULCH_TEST_SEED (decimal or 0x-hex) or a fixed default; the seed is printed
+ * at the start of each test and in every failure message. */
+#ifndef _GNU_SOURCE
+#  define _GNU_SOURCE 1
+#endif
+#define DEFAULT_SEED UINT64_C(0x6d756c6367630b21)
+#define MULCH_TEST_GC_OBJECTS 1
+#include <mulch/gc.h>
+
+#include "mulch_test.h"
+
+typedef struct node {
+    void    *next;
+    uint64_t id;
+} node_t; /* 16 bytes: a 16-byte cell without a header */
+
+static void node_trace(void *obj, gc_tracer_t *tracer)
+{
+    gc_trace_slot(tracer, &((node_t *)obj)->next);
+}
+static void node_finalize(void *obj)
+{
+    (void)obj;
+}
+static const gc_type_t T_NODE = { "test.node", node_trace, NULL };
+static const gc_type_t T_NODE_FIN = { "test.node.fin", node_trace, node_finalize };
+
+static gc_heap_t *heap_with(int generational, int compaction, int markers)
+{
+    gc_options_t o;
+    memset(&o, 0, sizeof o);
+    o.generational = generational;
+    o.compaction = compaction;
+    o.markers = markers;
+    gc_heap_t *h = gc_heap_create(&o);
+    EXPECT_NONNULL(h);
+    return h;
+}
+
+/* A list of n nodes of `type` (ids first_id.. from the head), pushed onto
+ * *head (a root). */
+static void list_build(gc_thread_t *t, void **head, const gc_type_t *type, uint64_t first_id, size_t n)
+{
+    for (size_t i = n; i-- > 0;) {
+        node_t *x = gc_alloc(t, type, sizeof *x);
+        if (x == NULL) T_FAIL("gc_alloc(%s) returned NULL", type->name);
+        x->id = first_id + i;
+        gc_write(t, x, &x->next, *head);
+        *head = x;
+    }
+}
+
+/* The list from head holds ids first_id .. first_id + n - 1 of `type`. */
+static void list_check(void *head, const gc_type_t *type, uint64_t first_id, size_t n)
+{
+    node_t *x = head;
+    for (size_t i = 0; i < n; i++, x = x->next) {
+        if (x == NULL) T_FAIL("list ends after %zu of %zu nodes", i, n);
+        if (x->id != first_id + i) T_FAIL("node %zu has id %" PRIu64 ", expected %" PRIu64, i, x->id, first_id + i);
+        if (gc_type_of(x) != type) T_FAIL("node %zu: gc_type_of is not %s", i, type->name);
+    }
+    if (x != NULL) T_FAIL("list longer than %zu nodes", n);
+}
+
+/* Live bytes count whole cells: 16 for a plain node, 24 with a header. */
+static void test_headerless_cell_sizes(void **state)
+{
+    (void)state;
+    TEST_START();
+    unsigned long r0 = rec_count();
+    const size_t n = 1000;
+    for (int generational = 0; generational <= 1; generational++) {
+        gc_heap_t *h = heap_with(generational, GC_COMPACT_AUTO, 1);
+        gc_thread_t *t = gc_thread_attach(h);
+        void *plain = NULL, *finalizable = NULL;
+        gc_push_root(t, &plain);
+        gc_push_root(t, &finalizable);
+        list_build(t, &plain, &T_NODE, 0, n);
+        gc_collect(t);
+        size_t header = generational ? 8 : 0;
+        EXPECT_EQ(stats_of(h).live_bytes, n * (16 + header));
+        EXPECT_EQ(gc_size_of(plain), 16);
+        list_build(t, &finalizable, &T_NODE_FIN, 0, n);
+        gc_collect(t);
+        EXPECT_EQ(stats_of(h).live_bytes, n * (16 + header) + n * 24);
+        list_check(plain, &T_NODE, 0, n);
+        list_check(finalizable, &T_NODE_FIN, 0, n);
+        /* Sizes past the headerless limit keep their header. */
+        void *big = gc_alloc(t, &T_RAW, 300);
+        EXPECT_NONNULL(big);
+        EXPECT_EQ(gc_type_of(big), &T_RAW);
+        EXPECT_GE(gc_size_of(big), 300);
+        EXPECT_VERIFY(h);
+        gc_pop_roots(t, 2);
+        gc_collect(t); /* the finalizable ones are revived until their finalizers ran */
+        gc_collect(t);
+        EXPECT_EQ(stats_of(h).live_bytes, 0);
+        gc_thread_detach(t);
+        gc_heap_destroy(h);
+    }
+    EXPECT_NO_REPORTS(r0);
+}
+
+/* Many more (type, size) pairs than typed classes and than the thread's
+ * cache has entries, allocated interleaved: each object keeps its type,
+ * whether it got a typed class or a header. */
+#define MANY_TYPES 300
+static gc_type_t many_types[MANY_TYPES];
+static char many_names[MANY_TYPES][24];
+
+static void test_headerless_many_types(void **state)
+{
+    (void)state;
+    TEST_START();
+    unsigned long r0 = rec_count();
+    for (int i = 0; i < MANY_TYPES; i++) {
+        snprintf(many_names[i], sizeof many_names[i], "test.many.%d", i);
+        many_types[i] = (gc_type_t){ many_names[i], node_trace, NULL };
+    }
+    rng_t r = test_rng("many_types", 0);
+    gc_heap_t *h = heap_with(0, GC_COMPACT_AUTO, 0);
+    gc_thread_t *t = gc_thread_attach(h);
+    enum { OBJECTS = 6000 };
+    static void *objs[OBJECTS];
+    static uint32_t kinds[OBJECTS], sizes[OBJECTS];
+    memset(objs, 0, sizeof objs);
+    gc_root_add_range(h, objs, OBJECTS);
+    for (int round = 0; round < 4; round++) {
+        for (size_t i = 0; i < OBJECTS; i++) {
+            if (objs[i] != NULL && rng_below(&r, 3) != 0) continue;
+            uint32_t kind = (uint32_t)rng_below(&r, MANY_TYPES);
+            uint32_t size = 16 + 8 * (uint32_t)rng_below(&r, 4); /* 16..40: 4 classes */
+            node_t *x = gc_alloc(t, &many_types[kind], size);
+            EXPECT_NONNULL(x);
+            x->id = (uint64_t)round * OBJECTS + i;
+            /* the previous object (if any) hangs off the new one */
+            gc_write(t, x, &x->next, objs[(i + 1) % OBJECTS]);
+            objs[i] = x;
+            kinds[i] = kind;
+            sizes[i] = size;
+        }
+        gc_collect(t);
+        for (size_t i = 0; i < OBJECTS; i++) {
+            node_t *x = objs[i];
+            if (gc_type_of(x) != &many_types[kinds[i]])
+                T_FAIL("round %d object %zu: type %p, expected %s", round, i, (const void *)gc_type_of(x),
+                       many_types[kinds[i]].name);
+            if (gc_size_of(x) < sizes[i]) T_FAIL("object %zu: gc_size_of %zu < %u", i, gc_size_of(x), sizes[i]);
+            if (x->id % OBJECTS != i) T_FAIL("object %zu: id damaged", i);
+        }
+        EXPECT_VERIFY(h);
+    }
+    gc_root_remove(h, objs);
+    gc_thread_detach(t);
+    gc_heap_destroy(h);
+    EXPECT_NO_REPORTS(r0);
+}
+
+/* Queries that need a GC object, given a headerless one of another type or
+ * something that is no GC object, report instead of reading a header. */
+static void test_headerless_misuse_reported(void **state)
+{
+    (void)state;
+    TEST_START();
+    gc_heap_t *h = heap_with(0, GC_COMPACT_AUTO, 1);
+    gc_thread_t *t = gc_thread_attach(h);
+    void *x = gc_alloc(t, &T_NODE, sizeof(node_t));
+    EXPECT_NONNULL(x);
+    gc_push_root(t, &x);
+    unsigned long r0 = rec_count();
+    EXPECT_NULL(gc_weak_get(x));
+    EXPECT_ONE_REPORT(r0, "gc_weak_get", x);
+    static uint64_t not_gc[4];
+    r0 = rec_count();
+    EXPECT_NULL(gc_type_of(&not_gc[2]));
+    EXPECT_ONE_REPORT(r0, "gc_type_of", &not_gc[2]);
+    r0 = rec_count();
+    EXPECT_NULL(gc_type_of((char *)x + 8)); /* inside a headerless cell */
+    EXPECT_ONE_REPORT(r0, "gc_type_of", (char *)x + 8);
+    r0 = rec_count();
+    void *weak = gc_weak_new(t, x);
+    EXPECT_NONNULL(weak);
+    EXPECT_PTR_EQ(gc_weak_get(weak), x);
+    EXPECT_NO_REPORTS(r0);
+    gc_pop_roots(t, 1);
+    gc_thread_detach(t);
+    gc_heap_destroy(h);
+}
+
+/* A heap big enough for parallel marking, every span evacuated: headerless
+ * objects are claimed and forwarded through their spans' state tables. */
+static void test_headerless_parallel_evacuation(void **state)
+{
+    (void)state;
+    TEST_START();
+    unsigned long r0 = rec_count();
+    size_t n = g_quick ? 100000 : 700000; /* 11 MiB of nodes: above the parallel threshold */
+    gc_heap_t *h = heap_with(0, GC_COMPACT_ALWAYS, 2);
+    gc_thread_t *t = gc_thread_attach(h);
+    void *lists[4] = { NULL, NULL, NULL, NULL };
+    gc_root_add_range(h, lists, 4);
+    for (int k = 0; k < 4; k++) list_build(t, &lists[k], &T_NODE, (uint64_t)k * n, n / 4);
+    uintptr_t first = (uintptr_t)lists[0];
+    uint64_t moved = stats_of(h).bytes_moved;
+    gc_collect(t);
+    EXPECT_NE((uintptr_t)lists[0], first);
+    EXPECT_GE(stats_of(h).bytes_moved - moved, n * 16);
+    for (int k = 0; k < 4; k++) list_check(lists[k], &T_NODE, (uint64_t)k * n, n / 4);
+    EXPECT_EQ(stats_of(h).live_bytes, (n / 4) * 4 * 16);
+    EXPECT_VERIFY(h);
+    gc_root_remove(h, lists);
+    gc_thread_detach(t);
+    gc_heap_destroy(h);
+    EXPECT_NO_REPORTS(r0);
+}
+
+int main(void)
+{
+    mt_init("test_gc_headerless");
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_headerless_cell_sizes, setup_rec, teardown_rec),
+        cmocka_unit_test_setup_teardown(test_headerless_many_types, setup_rec, teardown_rec),
+        cmocka_unit_test_setup_teardown(test_headerless_misuse_reported, setup_rec, teardown_rec),
+        cmocka_unit_test_setup_teardown(test_headerless_parallel_evacuation, setup_rec, teardown_rec),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
