@@ -1,8 +1,10 @@
 /* alloc.c — gc_alloc and the spans it allocates from.
  *
  * Fast path (gc_alloc): bins[class].free_bits has a bit for each free cell
- * of the current bitmap word; take the lowest, write the header, zero the
- * payload. No lock, no atomic read-modify-write, no free list in memory.
+ * of the current bitmap word (zeroed already); take the lowest and write
+ * the header — or, for a (type, class) pair the thread's typed_cache maps
+ * to a typed class, nothing at all. No lock, no atomic read-modify-write,
+ * no free list in memory.
  * Slow path (gc_alloc_slow): next word of the span, else another span of the
  * class (an available one, swept here if the last collection left it
  * unswept, or a new one from the pool), polling for a stop-the-world request

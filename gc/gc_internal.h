@@ -4,6 +4,14 @@
  * the pool (pool/block.h). The cell's first word is the header: the object's
  * gc_type_t pointer. The object pointer the embedder sees is cell + 8, so an
  * object is 8-byte aligned and its slots' low 3 bits are free for tags.
+ * Except in typed spans: a typed class (id GC_CLASSES and up, in
+ * size_class) is one (type, cell class) pair, registered per heap; its
+ * spans hold objects of that type only, the type is in the descriptor's
+ * `free` field, and the cell is the object (no header). Small objects
+ * (<= GC_HEADERLESS_MAX) of types without a finalizer get one in heaps
+ * that are not generational. gc_span_header(b) is the header size of b's
+ * cells (8 or 0); code that needs an object's type or address from a cell
+ * goes through gc_span_object / gc_object_type_in, never GC_HEADER.
  * Spans hold one cell size each (GC classes: 8-byte steps up to 128 bytes,
  * then the pool's geometric classes up to GC_SMALL_MAX); bigger objects get
  * a span of their own (capacity 1). A class span is as many blocks as it

@@ -4,7 +4,8 @@
  * skipped; anything that is not the start of an allocated cell of this heap
  * is reported, at most GC_BAD_SLOT_REPORTS times a collection, and left
  * alone), sets the object's mark bit and pushes it without reading it,
- * prefetching its header instead. gc_mark_drain pops objects through a small
+ * prefetching its header instead (a headerless object is pushed with its
+ * span's type). gc_mark_drain pops objects through a small
  * FIFO (MARK_PREFETCH entries) so that each header has had time to arrive
  * before the object's type is read; objects whose type has no trace
  * function cost a pop. No recursion, so a list of millions of cells is fine. When the
