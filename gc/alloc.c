@@ -203,6 +203,13 @@ block_t *gc_span_new_locked(gc_heap_t *heap, int cls, size_t large_bytes) {
     uint32_t least = (uint32_t)((cell + block_size - 1) / block_size);
     uint32_t blocks = cls >= 0 && heap->class_spans[cls] ? gc_class_span_blocks(cell_class, block_size) : least;
     size_t held = atomic_load_explicit(&heap->heap_bytes, memory_order_relaxed);
+    /* Under max_heap, typed classes take spans only in its first half: a
+     * span per (type, class) is a block each however few objects it holds,
+     * and 64 types of one object each would otherwise fill a 2 MiB heap
+     * with 32 of them. Past that, their objects go to the shared classes
+     * (gc_alloc_slow falls back). */
+    if (cls >= (int)GC_CLASSES && heap->options.max_heap && held + (size_t)blocks * block_size > heap->options.max_heap / 2)
+        return NULL;
     block_t *b = NULL;
     for (;;) {
         if (!heap->options.max_heap || held + (size_t)blocks * block_size <= heap->options.max_heap)
@@ -371,6 +378,14 @@ static MULCH_NOINLINE void *gc_alloc_slow(gc_thread_t *t, const gc_type_t *type,
         if (b == NULL && (b = gc_span_take_locked(&heap->sparse[cls])) != NULL)
             pool_block_clear_flag(b, BLOCK_EVACUATE); /* the heap cannot grow: fill it after all */
         pthread_mutex_unlock(&heap->lock);
+        if (b == NULL && headerless) {
+            /* No span of its own may be had (max_heap, the pool's limit):
+             * a shared class may still have a free cell, with a header. */
+            cls = gc_class_of(size + GC_HEADER);
+            headerless = false;
+            bin = &t->bins[cls];
+            continue;
+        }
         if (b == NULL) {
             if (collected == 2) return NULL; /* max_heap even after a full collection */
             gc_collect_for_allocation(t, false);
@@ -387,7 +402,9 @@ void *gc_alloc(gc_thread_t *t, const gc_type_t *type, size_t size) {
         /* a typed class this thread has used: a headerless cell */
         unsigned cls = gc_class_of(size);
         const gc_typed_entry_t *entry = &t->typed_cache[typed_cache_slot(type, cls)];
-        if (mulch_likely(entry->type == type && entry->class_index == cls)) {
+        /* (finalize tested again: a type may gain a finalizer, or a freed
+         * type's address come back as another's, after the entry was made) */
+        if (mulch_likely(entry->type == type && entry->class_index == cls && type->finalize == NULL)) {
             gc_bin_t *bin = &t->bins[entry->id];
             uint64_t bits = bin->free_bits;
             if (mulch_likely(bits != 0)) {

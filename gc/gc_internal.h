@@ -42,7 +42,8 @@
  * Allocation needs no lock and no free list: a thread's bin holds one span
  * and a 64-bit word of free cells it has loaded from one alloc word (set
  * there already, counted as allocated, and zeroed: bin_load); a fast
- * allocation clears the lowest bit and writes the header. The cells still
+ * allocation clears the lowest bit and writes the header (headerless
+ * objects: nothing). The cells still
  * in the word when the thread moves on or the world stops are cleared from
  * the alloc word again
  * (gc_bin_retire).
@@ -403,7 +404,7 @@ MULCH_INTERNAL void gc_thread_retire_bins(gc_thread_t *thread);
 MULCH_INTERNAL void gc_thread_init_typed_cache(gc_thread_t *thread);
 /* A new span for class cls (cls < 0: one large object); heap->lock held. */
 MULCH_INTERNAL block_t *gc_span_new_locked(gc_heap_t *heap, int cls, size_t large_bytes);
-/* The type of any GC object (NULL, reported as `who`, for anything else). */
+/* The type of any GC object; NULL, not reported, for anything else. */
 MULCH_INTERNAL const gc_type_t *gc_object_type(const void *obj);
 
 /* ---- world (gc/thread.c) -------------------------------------------------------- */

@@ -170,6 +170,75 @@ static void test_headerless_many_types(void **state)
     EXPECT_NO_REPORTS(r0);
 }
 
+/* Each typed class needs spans of its own; when max_heap leaves no room
+ * for another, objects fall back to a shared class with a header instead
+ * of failing while the heap is nearly empty. */
+static void test_headerless_max_heap_falls_back(void **state)
+{
+    (void)state;
+    TEST_START();
+    unsigned long r0 = rec_count();
+    for (int i = 0; i < MANY_TYPES; i++) {
+        snprintf(many_names[i], sizeof many_names[i], "test.many.%d", i);
+        many_types[i] = (gc_type_t){ many_names[i], node_trace, NULL };
+    }
+    gc_heap_t *h = heap_new(0, (size_t)2 << 20, GC_COMPACT_AUTO); /* 32 blocks of 64 KiB */
+    gc_thread_t *t = gc_thread_attach(h);
+    enum { KINDS = 64 };
+    static void *objs[KINDS];
+    memset(objs, 0, sizeof objs);
+    gc_root_add_range(h, objs, KINDS);
+    for (int i = 0; i < KINDS; i++) {
+        node_t *x = gc_alloc(t, &many_types[i], sizeof *x);
+        if (x == NULL) T_FAIL("gc_alloc of type %d of %d returned NULL under a 2 MiB max_heap", i, KINDS);
+        x->id = (uint64_t)i;
+        objs[i] = x;
+    }
+    gc_collect(t);
+    for (int i = 0; i < KINDS; i++) {
+        EXPECT_PTR_EQ(gc_type_of(objs[i]), &many_types[i]);
+        EXPECT_EQ(((node_t *)objs[i])->id, (uint64_t)i);
+    }
+    EXPECT_VERIFY(h);
+    gc_root_remove(h, objs);
+    gc_thread_detach(t);
+    gc_heap_destroy(h);
+    EXPECT_NO_REPORTS(r0);
+}
+
+/* A type that gains a finalizer after its objects went headerless: the
+ * objects allocated from then on are finalized (the fast path does not
+ * trust its cache for that). */
+static atomic_int finalized;
+static void count_finalize(void *obj)
+{
+    (void)obj;
+    atomic_fetch_add(&finalized, 1);
+}
+
+static void test_headerless_type_gains_finalizer(void **state)
+{
+    (void)state;
+    TEST_START();
+    unsigned long r0 = rec_count();
+    static gc_type_t changing = { "test.changing", node_trace, NULL };
+    atomic_store(&finalized, 0);
+    gc_heap_t *h = heap_with(0, GC_COMPACT_AUTO, 1);
+    gc_thread_t *t = gc_thread_attach(h);
+    void *head = NULL;
+    gc_push_root(t, &head);
+    list_build(t, &head, &changing, 0, 100);
+    changing.finalize = count_finalize;
+    list_build(t, &head, &changing, 100, 10);
+    gc_pop_roots(t, 1);
+    gc_collect(t);
+    gc_collect(t);
+    EXPECT_EQ(atomic_load(&finalized), 10);
+    gc_thread_detach(t);
+    gc_heap_destroy(h);
+    EXPECT_NO_REPORTS(r0);
+}
+
 /* Queries that need a GC object, given a headerless one of another type or
  * something that is no GC object, report instead of reading a header. */
 static void test_headerless_misuse_reported(void **state)
@@ -234,6 +303,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_headerless_cell_sizes, setup_rec, teardown_rec),
         cmocka_unit_test_setup_teardown(test_headerless_many_types, setup_rec, teardown_rec),
+        cmocka_unit_test_setup_teardown(test_headerless_max_heap_falls_back, setup_rec, teardown_rec),
+        cmocka_unit_test_setup_teardown(test_headerless_type_gains_finalizer, setup_rec, teardown_rec),
         cmocka_unit_test_setup_teardown(test_headerless_misuse_reported, setup_rec, teardown_rec),
         cmocka_unit_test_setup_teardown(test_headerless_parallel_evacuation, setup_rec, teardown_rec),
     };
