@@ -114,9 +114,8 @@ void gc_thread_retire_bins(gc_thread_t *thread) {
  * are few and keep theirs.) The pairs are registered once per heap, at
  * most GC_TYPED_CLASSES of them; past that, objects get a header again. */
 
-static inline unsigned typed_cache_slot(const gc_type_t *type, unsigned cls) {
-    uintptr_t x = (uintptr_t)type >> 3;
-    return (unsigned)((x ^ (x >> 7) ^ cls * 5u) & (GC_TYPED_CACHE - 1));
+static inline size_t typed_cache_slot(const gc_type_t *type, size_t granule) {
+    return (((uintptr_t)type >> 4) ^ granule) & (GC_TYPED_CACHE - 1);
 }
 
 /* The typed class of (type, cls), registered if new; 0 when there is no
@@ -145,17 +144,17 @@ static unsigned typed_class_find(gc_heap_t *heap, const gc_type_t *type, unsigne
  * fills the thread's cache entry for gc_alloc's fast path. */
 static unsigned alloc_class_id(gc_thread_t *t, const gc_type_t *type, size_t size) {
     if (t->generational || type->finalize || size > GC_HEADERLESS_MAX) return gc_class_of(size + GC_HEADER);
-    unsigned cls = gc_class_of(size);
-    gc_typed_entry_t *entry = &t->typed_cache[typed_cache_slot(type, cls)];
-    if (entry->type == type && entry->class_index == cls) return entry->id;
-    unsigned id = typed_class_find(t->heap, type, cls);
+    size_t granule = (size - 1) >> 3;
+    gc_typed_entry_t *entry = &t->typed_cache[typed_cache_slot(type, granule)];
+    if (entry->type == type && entry->granule == granule) return entry->id;
+    unsigned id = typed_class_find(t->heap, type, gc_class_of(size));
     if (id == 0) return gc_class_of(size + GC_HEADER);
-    *entry = (gc_typed_entry_t){ type, cls, id };
+    *entry = (gc_typed_entry_t){ type, &t->bins[id], (uint32_t)granule, id };
     return id;
 }
 
 void gc_thread_init_typed_cache(gc_thread_t *thread) {
-    for (unsigned i = 0; i < GC_TYPED_CACHE; i++) thread->typed_cache[i] = (gc_typed_entry_t){ NULL, GC_CLASSES, 0 };
+    for (unsigned i = 0; i < GC_TYPED_CACHE; i++) thread->typed_cache[i] = (gc_typed_entry_t){ NULL, NULL, UINT32_MAX, 0 };
 }
 
 /* Points the bin at the first free cell of span b (swept, owned by us). */
@@ -398,14 +397,14 @@ static MULCH_NOINLINE void *gc_alloc_slow(gc_thread_t *t, const gc_type_t *type,
 }
 
 void *gc_alloc(gc_thread_t *t, const gc_type_t *type, size_t size) {
-    if (mulch_likely(size - 1 < GC_HEADERLESS_MAX)) {
+    size_t granule = (size - 1) >> 3; /* sizes 1..256: 0..31; size 0: huge */
+    if (!t->generational && mulch_likely(granule < GC_HEADERLESS_MAX / 8)) {
         /* a typed class this thread has used: a headerless cell */
-        unsigned cls = gc_class_of(size);
-        const gc_typed_entry_t *entry = &t->typed_cache[typed_cache_slot(type, cls)];
+        const gc_typed_entry_t *entry = &t->typed_cache[typed_cache_slot(type, granule)];
         /* (finalize tested again: a type may gain a finalizer, or a freed
          * type's address come back as another's, after the entry was made) */
-        if (mulch_likely(entry->type == type && entry->class_index == cls && type->finalize == NULL)) {
-            gc_bin_t *bin = &t->bins[entry->id];
+        if (mulch_likely(entry->type == type && entry->granule == granule && type->finalize == NULL)) {
+            gc_bin_t *bin = entry->bin;
             uint64_t bits = bin->free_bits;
             if (mulch_likely(bits != 0)) {
                 unsigned i = (unsigned)__builtin_ctzll(bits);

@@ -98,6 +98,7 @@ typedef struct gc_vector {
     size_t  count, capacity;
 } gc_vector_t;
 
+struct gc_bin;
 typedef struct gc_bin {
     block_t       *span;      /* span being allocated from, or NULL           */
     unsigned char *cells;     /* first cell of the span                       */
@@ -110,12 +111,14 @@ typedef struct gc_bin {
 } gc_bin_t;
 
 /* One entry of a thread's typed-class cache: gc_alloc's fast path finds
- * the bin of a headerless (type, class) pair here. An empty entry has
- * class_index GC_CLASSES (no size maps there). */
+ * the bin for objects of `type` and of sizes in 8-byte granule `granule`
+ * ((size - 1) / 8) here, without computing a class. An empty entry has
+ * type NULL and a granule no size has. */
 typedef struct gc_typed_entry {
     const gc_type_t *type;
-    uint32_t         class_index; /* gc_class_of(size): the cell's class */
-    uint32_t         id;          /* its typed class: index into bins    */
+    struct gc_bin   *bin;         /* &bins[id] of the thread             */
+    uint32_t         granule;
+    uint32_t         id;          /* the typed class                     */
 } gc_typed_entry_t;
 
 typedef struct gc_root_range {
@@ -201,6 +204,7 @@ struct gc_tracer {
         uintptr_t first;      /* the span's first object                */
         uintptr_t bytes;      /* up to its last object's start          */
         block_t  *span;
+        const gc_type_t *type; /* the span's, when it has no headers */
     } span_cache[GC_SPAN_CACHE];
     bool         evacuate;    /* the collection's tracer: may move objects */
     uint64_t     bytes_moved;

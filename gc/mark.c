@@ -54,7 +54,7 @@ static MULCH_COLD void tracer_report_bad(gc_tracer_t *tracer, const void *value,
 /* Marks obj (already validated); true when it was not marked before. With
  * parallel markers the bit is claimed by an atomic OR, so exactly one
  * marker pushes each object. */
-static inline bool mark_cell(gc_tracer_t *tracer, block_t *b, uint32_t i, void *obj) {
+static inline bool mark_cell(gc_tracer_t *tracer, block_t *b, uint32_t i, void *obj, const gc_type_t *type) {
     uint64_t *mark = &gc_span_mark_bits(b)[i / 64];
     uint64_t bit = UINT64_C(1) << (i % 64);
     uint64_t word = __atomic_load_n(mark, __ATOMIC_RELAXED);
@@ -64,9 +64,8 @@ static inline bool mark_cell(gc_tracer_t *tracer, block_t *b, uint32_t i, void *
     } else {
         __atomic_store_n(mark, word | bit, __ATOMIC_RELAXED);
     }
-    bool headerless = gc_span_headerless(b);
-    __builtin_prefetch((const char *)obj - (headerless ? 0 : GC_HEADER));
-    gc_mark_entry_t entry = { obj, headerless ? gc_span_type(b) : NULL };
+    __builtin_prefetch((const char *)obj - (type ? 0 : GC_HEADER));
+    gc_mark_entry_t entry = { obj, type };
     if (mulch_likely(tracer->depth < tracer->capacity)) tracer->stack[tracer->depth++] = entry;
     else tracer_push_slow(tracer, entry);
     return true;
@@ -82,7 +81,7 @@ void gc_tracer_push(gc_tracer_t *tracer, const block_t *b, void *obj) {
 }
 
 void gc_tracer_mark_in_place(gc_tracer_t *tracer, block_t *b, uint32_t i, void *obj) {
-    mark_cell(tracer, b, i, obj);
+    mark_cell(tracer, b, i, obj, gc_span_headerless(b) ? gc_span_type(b) : NULL);
 }
 
 void gc_tracer_lock(gc_tracer_t *tracer) {
@@ -97,29 +96,38 @@ bool gc_mark_object(gc_tracer_t *tracer, void *obj) {
     uint32_t i;
     block_t *b = gc_object_span(tracer->heap, obj, &i);
     if (b == NULL) return false;
-    return mark_cell(tracer, b, i, obj);
+    return mark_cell(tracer, b, i, obj, gc_span_headerless(b) ? gc_span_type(b) : NULL);
 }
 
-/* gc_object_span with a cache of the spans found lately (span_cache). */
-static inline block_t *tracer_object_span(gc_tracer_t *tracer, const void *value, uint32_t *index) {
-    struct gc_span_cache_entry *entry = &tracer->span_cache[((uintptr_t)value >> 16) % GC_SPAN_CACHE];
-    size_t offset = (size_t)((uintptr_t)value - entry->first);
-    if (mulch_likely(offset < entry->bytes)) {
-        block_t *b = entry->span;
-        uint32_t i = cell_divide(b->divisor, offset);
-        if ((size_t)i * b->cell_size != offset) return NULL;
-        *index = i;
-        return b;
-    }
+/* The span cache's miss: the chunk map, then the entry is refilled.
+ * Out of line, so that the hit path needs few registers. */
+static MULCH_NOINLINE block_t *tracer_object_span_slow(gc_tracer_t *tracer, struct gc_span_cache_entry *entry,
+                                                       const void *value, uint32_t *index, const gc_type_t **type) {
     block_t *b = gc_object_span(tracer->heap, value, index);
     if (b) {
         entry->span = b;
+        entry->type = *type = gc_span_headerless(b) ? gc_span_type(b) : NULL;
         entry->first = (uintptr_t)b->start + gc_span_header(b);
         /* to the last object's start and no further: the next span's
          * first object (headerless: its first byte) may lie right after
          * this span's last cell start + header */
         entry->bytes = (size_t)b->capacity * b->cell_size - gc_span_header(b);
     }
+    return b;
+}
+
+/* gc_object_span with a cache of the spans found lately (span_cache);
+ * also gives the span's type when its objects have no header. */
+static inline block_t *tracer_object_span(gc_tracer_t *tracer, const void *value, uint32_t *index,
+                                          const gc_type_t **type) {
+    struct gc_span_cache_entry *entry = &tracer->span_cache[((uintptr_t)value >> 16) % GC_SPAN_CACHE];
+    size_t offset = (size_t)((uintptr_t)value - entry->first);
+    if (mulch_unlikely(offset >= entry->bytes)) return tracer_object_span_slow(tracer, entry, value, index, type);
+    block_t *b = entry->span;
+    uint32_t i = cell_divide(b->divisor, offset);
+    if ((size_t)i * b->cell_size != offset) return NULL;
+    *index = i;
+    *type = entry->type;
     return b;
 }
 
@@ -141,7 +149,8 @@ void gc_trace_slot(gc_tracer_t *tracer, void **slot) {
         return;
     }
     uint32_t i;
-    block_t *b = tracer_object_span(tracer, value, &i);
+    const gc_type_t *type;
+    block_t *b = tracer_object_span(tracer, value, &i, &type);
     if (mulch_unlikely(b == NULL)) {
         tracer_report_bad(tracer, value, "slot holds a pointer that is not a GC object of this heap");
         return;
@@ -155,7 +164,7 @@ void gc_trace_slot(gc_tracer_t *tracer, void **slot) {
         if (now != value) *slot = now;
         return;
     }
-    mark_cell(tracer, b, i, value);
+    mark_cell(tracer, b, i, value, type);
 }
 
 void gc_trace_range(gc_tracer_t *tracer, void **slots, size_t n) {
