@@ -200,11 +200,17 @@ struct gc_tracer {
     /* Spans of objects marked lately, by their address's 64 KiB unit: a
      * range check is cheaper than the chunk map, and objects traced
      * together often share a few spans (one per type and class). */
+    /* The entry holds what the hit path needs (geometry, bitmaps), so
+     * that a slot's check depends on one load from the tracer, not on
+     * the descriptor, its chunk and the side area in turn. */
     struct gc_span_cache_entry {
         uintptr_t first;      /* the span's first object                */
         uintptr_t bytes;      /* up to its last object's start          */
+        uint64_t  divisor;    /* cell_divide by the cell size           */
+        uint64_t *mark, *alloc; /* its bitmaps                          */
         block_t  *span;
-        const gc_type_t *type; /* the span's, when it has no headers */
+        const gc_type_t *type; /* the span's, when it has no headers   */
+        uint32_t  cell_size;
     } span_cache[GC_SPAN_CACHE];
     bool         evacuate;    /* the collection's tracer: may move objects */
     uint64_t     bytes_moved;

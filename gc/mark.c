@@ -51,11 +51,12 @@ static MULCH_COLD void tracer_report_bad(gc_tracer_t *tracer, const void *value,
     mulch_report(what, value);
 }
 
-/* Marks obj (already validated); true when it was not marked before. With
- * parallel markers the bit is claimed by an atomic OR, so exactly one
- * marker pushes each object. */
-static inline bool mark_cell(gc_tracer_t *tracer, block_t *b, uint32_t i, void *obj, const gc_type_t *type) {
-    uint64_t *mark = &gc_span_mark_bits(b)[i / 64];
+/* Marks obj (already validated: cell i of the span whose mark bits are
+ * `bits`); true when it was not marked before. With parallel markers the
+ * bit is claimed by an atomic OR, so exactly one marker pushes each
+ * object. */
+static inline bool mark_bit(gc_tracer_t *tracer, uint64_t *bits, uint32_t i, void *obj, const gc_type_t *type) {
+    uint64_t *mark = &bits[i / 64];
     uint64_t bit = UINT64_C(1) << (i % 64);
     uint64_t word = __atomic_load_n(mark, __ATOMIC_RELAXED);
     if (word & bit) return false;
@@ -71,6 +72,10 @@ static inline bool mark_cell(gc_tracer_t *tracer, block_t *b, uint32_t i, void *
     return true;
 }
 
+static inline bool mark_cell(gc_tracer_t *tracer, block_t *b, uint32_t i, void *obj) {
+    return mark_bit(tracer, gc_span_mark_bits(b), i, obj, gc_span_headerless(b) ? gc_span_type(b) : NULL);
+}
+
 void gc_tracer_push_entry(gc_tracer_t *tracer, gc_mark_entry_t entry) {
     if (mulch_likely(tracer->depth < tracer->capacity)) tracer->stack[tracer->depth++] = entry;
     else tracer_push_slow(tracer, entry);
@@ -81,7 +86,7 @@ void gc_tracer_push(gc_tracer_t *tracer, const block_t *b, void *obj) {
 }
 
 void gc_tracer_mark_in_place(gc_tracer_t *tracer, block_t *b, uint32_t i, void *obj) {
-    mark_cell(tracer, b, i, obj, gc_span_headerless(b) ? gc_span_type(b) : NULL);
+    mark_cell(tracer, b, i, obj);
 }
 
 void gc_tracer_lock(gc_tracer_t *tracer) {
@@ -96,39 +101,46 @@ bool gc_mark_object(gc_tracer_t *tracer, void *obj) {
     uint32_t i;
     block_t *b = gc_object_span(tracer->heap, obj, &i);
     if (b == NULL) return false;
-    return mark_cell(tracer, b, i, obj, gc_span_headerless(b) ? gc_span_type(b) : NULL);
+    return mark_cell(tracer, b, i, obj);
 }
 
-/* The span cache's miss: the chunk map, then the entry is refilled.
- * Out of line, so that the hit path needs few registers. */
-static MULCH_NOINLINE block_t *tracer_object_span_slow(gc_tracer_t *tracer, struct gc_span_cache_entry *entry,
-                                                       const void *value, uint32_t *index, const gc_type_t **type) {
-    block_t *b = gc_object_span(tracer->heap, value, index);
-    if (b) {
-        entry->span = b;
-        entry->type = *type = gc_span_headerless(b) ? gc_span_type(b) : NULL;
-        entry->first = (uintptr_t)b->start + gc_span_header(b);
-        /* to the last object's start and no further: the next span's
-         * first object (headerless: its first byte) may lie right after
-         * this span's last cell start + header */
-        entry->bytes = (size_t)b->capacity * b->cell_size - gc_span_header(b);
-    }
-    return b;
+typedef struct gc_span_cache_entry span_entry_t;
+
+/* The span cache's miss: the chunk map, then the entry is refilled (NULL
+ * when value is no object of this heap). Out of line, so that the hit
+ * path needs few registers. */
+static MULCH_NOINLINE span_entry_t *tracer_span_slow(gc_tracer_t *tracer, span_entry_t *entry, const void *value) {
+    uint32_t index;
+    block_t *b = gc_object_span(tracer->heap, value, &index);
+    if (b == NULL) return NULL;
+    entry->span = b;
+    entry->type = gc_span_headerless(b) ? gc_span_type(b) : NULL;
+    entry->first = (uintptr_t)b->start + gc_span_header(b);
+    /* to the last object's start and no further: the next span's first
+     * object (headerless: its first byte) may lie right after this span's
+     * last cell start + header */
+    entry->bytes = (size_t)b->capacity * b->cell_size - gc_span_header(b);
+    entry->divisor = b->divisor;
+    entry->cell_size = b->cell_size;
+    entry->mark = gc_span_mark_bits(b);
+    entry->alloc = gc_span_alloc_bits(b);
+    return entry;
 }
 
-/* gc_object_span with a cache of the spans found lately (span_cache);
- * also gives the span's type when its objects have no header. */
-static inline block_t *tracer_object_span(gc_tracer_t *tracer, const void *value, uint32_t *index,
-                                          const gc_type_t **type) {
-    struct gc_span_cache_entry *entry = &tracer->span_cache[((uintptr_t)value >> 16) % GC_SPAN_CACHE];
+/* The span cache entry of the span value lies in, NULL when value is no
+ * object start of this heap; *index: its cell. */
+static inline span_entry_t *tracer_span(gc_tracer_t *tracer, const void *value, uint32_t *index) {
+    span_entry_t *entry = &tracer->span_cache[((uintptr_t)value >> 16) % GC_SPAN_CACHE];
     size_t offset = (size_t)((uintptr_t)value - entry->first);
-    if (mulch_unlikely(offset >= entry->bytes)) return tracer_object_span_slow(tracer, entry, value, index, type);
-    block_t *b = entry->span;
-    uint32_t i = cell_divide(b->divisor, offset);
-    if ((size_t)i * b->cell_size != offset) return NULL;
+    if (mulch_unlikely(offset >= entry->bytes)) {
+        entry = tracer_span_slow(tracer, entry, value);
+        if (entry == NULL) return NULL;
+        offset = (size_t)((uintptr_t)value - entry->first);
+    }
+    uint32_t i = cell_divide(entry->divisor, offset);
+    if ((size_t)i * entry->cell_size != offset) return NULL;
     *index = i;
-    *type = entry->type;
-    return b;
+    return entry;
 }
 
 /* gc_verify in generational mode: an old, unremembered object must not
@@ -149,22 +161,21 @@ void gc_trace_slot(gc_tracer_t *tracer, void **slot) {
         return;
     }
     uint32_t i;
-    const gc_type_t *type;
-    block_t *b = tracer_object_span(tracer, value, &i, &type);
-    if (mulch_unlikely(b == NULL)) {
+    span_entry_t *entry = tracer_span(tracer, value, &i);
+    if (mulch_unlikely(entry == NULL)) {
         tracer_report_bad(tracer, value, "slot holds a pointer that is not a GC object of this heap");
         return;
     }
-    if (mulch_unlikely(!bit_test_relaxed(gc_span_alloc_bits(b), i))) {
+    if (mulch_unlikely(!bit_test_relaxed(entry->alloc, i))) {
         tracer_report_bad(tracer, value, "slot holds a pointer to a dead GC object");
         return;
     }
-    if (mulch_unlikely(pool_block_has_flag(b, BLOCK_EVACUATE)) && tracer->evacuate) {
-        void *now = gc_evacuate_object(tracer, b, i, value);
+    if (mulch_unlikely(tracer->evacuate) && pool_block_has_flag(entry->span, BLOCK_EVACUATE)) {
+        void *now = gc_evacuate_object(tracer, entry->span, i, value);
         if (now != value) *slot = now;
         return;
     }
-    mark_cell(tracer, b, i, value, type);
+    mark_bit(tracer, entry->mark, i, value, entry->type);
 }
 
 void gc_trace_range(gc_tracer_t *tracer, void **slots, size_t n) {
