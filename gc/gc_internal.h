@@ -177,7 +177,9 @@ typedef struct gc_mark_shared {
     unsigned          active;        /* markers in this marking              */
     unsigned          joined;        /* helpers in this marking, not yet out */
     unsigned          helper_count;
-    bool              done, quit, evacuate, overflowed;
+    _Atomic bool      done;          /* written under lock; read racily by spinners */
+    _Atomic unsigned  offered;       /* packets in `packets` (read racily)   */
+    bool              quit, evacuate, overflowed;
     uint64_t          generation, bytes_moved;
     pthread_t         helpers[GC_MAX_MARKERS];
 } gc_mark_shared_t;
