@@ -150,12 +150,21 @@ static void make_tree(gc_thread_t *t, int depth, void **out) {
 static int run_mark(size_t mib, unsigned collections) {
     gc_heap_t *heap = gc_heap_create(NULL);
     gc_thread_t *t = gc_thread_attach(heap);
-    enum { DEPTH = 18 }; /* 2^19 - 1 nodes of 24-byte cells: 12 MiB a tree */
-    size_t tree_bytes = (((size_t)1 << (DEPTH + 1)) - 1) * 24;
+    /* 2^19 - 1 nodes a tree: 8 MiB of 16-byte cells (headerless nodes),
+     * 12 MiB with headers. The first tree says which (its cells are all
+     * the heap has allocated), and as many trees as pass `mib` follow. */
+    enum { DEPTH = 18 };
+    size_t nodes = ((size_t)1 << (DEPTH + 1)) - 1;
+    size_t capacity = mib * 1048576 / (nodes * 16) + 1;
+    void **forest = calloc(capacity, sizeof *forest);
+    gc_root_add_range(heap, forest, capacity);
+    make_tree(t, DEPTH, &forest[0]);
+    gc_stats_t first;
+    gc_get_stats(heap, &first);
+    size_t tree_bytes = first.bytes_allocated ? (size_t)first.bytes_allocated : nodes * 16;
     size_t trees = mib * 1048576 / tree_bytes + 1;
-    void **forest = calloc(trees, sizeof *forest);
-    gc_root_add_range(heap, forest, trees);
-    for (size_t i = 0; i < trees; i++) make_tree(t, DEPTH, &forest[i]);
+    if (trees > capacity) trees = capacity;
+    for (size_t i = 1; i < trees; i++) make_tree(t, DEPTH, &forest[i]);
     double best = 1e30, total = 0;
     for (unsigned c = 0; c < collections; c++) {
         gc_stats_t before, after;
