@@ -122,15 +122,20 @@ static void test_headerless_cell_sizes(void **state)
 static gc_type_t many_types[MANY_TYPES];
 static char many_names[MANY_TYPES][24];
 
+static void many_types_init(void)
+{
+    for (int i = 0; i < MANY_TYPES; i++) {
+        snprintf(many_names[i], sizeof many_names[i], "test.many.%d", i);
+        many_types[i] = (gc_type_t){ many_names[i], node_trace, NULL };
+    }
+}
+
 static void test_headerless_many_types(void **state)
 {
     (void)state;
     TEST_START();
     unsigned long r0 = rec_count();
-    for (int i = 0; i < MANY_TYPES; i++) {
-        snprintf(many_names[i], sizeof many_names[i], "test.many.%d", i);
-        many_types[i] = (gc_type_t){ many_names[i], node_trace, NULL };
-    }
+    many_types_init();
     rng_t r = test_rng("many_types", 0);
     gc_heap_t *h = heap_with(0, GC_COMPACT_AUTO, 0);
     gc_thread_t *t = gc_thread_attach(h);
@@ -178,10 +183,7 @@ static void test_headerless_max_heap_falls_back(void **state)
     (void)state;
     TEST_START();
     unsigned long r0 = rec_count();
-    for (int i = 0; i < MANY_TYPES; i++) {
-        snprintf(many_names[i], sizeof many_names[i], "test.many.%d", i);
-        many_types[i] = (gc_type_t){ many_names[i], node_trace, NULL };
-    }
+    many_types_init();
     gc_heap_t *h = heap_new(0, (size_t)2 << 20, GC_COMPACT_AUTO); /* 32 blocks of 64 KiB */
     gc_thread_t *t = gc_thread_attach(h);
     enum { KINDS = 64 };
