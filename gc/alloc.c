@@ -114,8 +114,11 @@ void gc_thread_retire_bins(gc_thread_t *thread) {
  * are few and keep theirs.) The pairs are registered once per heap, at
  * most GC_TYPED_CLASSES of them; past that, objects get a header again. */
 
+/* Types are often neighbours in memory (static descriptors, 24 bytes
+ * apart): with `^ granule`, type k's granule 1 met type k + 1's granule 0.
+ * A stride of 23 granules spreads neighbours over the table. */
 static inline size_t typed_cache_slot(const gc_type_t *type, size_t granule) {
-    return (((uintptr_t)type >> 4) ^ granule) & (GC_TYPED_CACHE - 1);
+    return (((uintptr_t)type >> 4) + granule * 23u) & (GC_TYPED_CACHE - 1);
 }
 
 /* The typed class of (type, cls), registered if new; 0 when there is no
