@@ -87,7 +87,7 @@
 #define GC_TYPED_CLASSES 256u
 #define GC_ALL_CLASSES   (GC_CLASSES + GC_TYPED_CLASSES)
 #define GC_HEADERLESS_MAX 256u               /* largest headerless cell     */
-#define GC_TYPED_CACHE   64u                 /* per-thread (type, class) -> id */
+#define GC_TYPED_CACHE   64u                 /* per-thread (type, size granule) -> bin */
 #define GC_LARGE_CLASS   0xffffu             /* size_class of a large object's span */
 #define GC_SPAN_CACHE    8u                  /* the tracer's span cache entries */
 
@@ -98,7 +98,6 @@ typedef struct gc_vector {
     size_t  count, capacity;
 } gc_vector_t;
 
-struct gc_bin;
 typedef struct gc_bin {
     block_t       *span;      /* span being allocated from, or NULL           */
     unsigned char *cells;     /* first cell of the span                       */
@@ -165,7 +164,8 @@ _Static_assert(offsetof(struct gc_thread, root_stack) == offsetof(struct mulch_g
 
 typedef struct gc_mark_packet gc_mark_packet_t;
 
-/* Parallel marking (gc/parallel.c); lock guards everything but idle. */
+/* Parallel marking (gc/parallel.c); lock guards everything but idle, and
+ * done and offered are also read without it (idle markers spin on them). */
 typedef struct gc_mark_shared {
     pthread_mutex_t   lock;
     pthread_mutex_t   target_lock;   /* evacuation targets while markers run */
@@ -201,10 +201,10 @@ struct gc_tracer {
     const char  *phase;       /* function name for reports               */
     /* Spans of objects marked lately, by their address's 64 KiB unit: a
      * range check is cheaper than the chunk map, and objects traced
-     * together often share a few spans (one per type and class). */
-    /* The entry holds what the hit path needs (geometry, bitmaps), so
-     * that a slot's check depends on one load from the tracer, not on
-     * the descriptor, its chunk and the side area in turn. */
+     * together often share a few spans (one per type and class). An
+     * entry holds what the hit path needs (geometry, bitmaps), so that a
+     * slot's check depends on one load from the tracer, not on the
+     * descriptor, its chunk and the side area in turn. */
     struct gc_span_cache_entry {
         uintptr_t first;      /* the span's first object                */
         uintptr_t bytes;      /* up to its last object's start          */
