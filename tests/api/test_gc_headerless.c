@@ -241,6 +241,45 @@ static void test_headerless_type_gains_finalizer(void **state)
     EXPECT_NO_REPORTS(r0);
 }
 
+/* Type descriptors at a fixed stride (inside 1 KiB per-class records, as
+ * a language runtime may keep them), allocated in turn, with a shared
+ * class's bin kept loaded by a finalizable type of the same size: each
+ * type keeps its own entry in the thread's typed cache, so its objects
+ * stay headerless (live bytes are 16 per object, not 24). */
+typedef struct klass {
+    gc_type_t type;
+    char      rest[1024 - sizeof(gc_type_t)];
+} klass_t;
+
+static void test_headerless_strided_types(void **state)
+{
+    (void)state;
+    TEST_START();
+    unsigned long r0 = rec_count();
+    enum { KINDS = 4, ROUNDS = 5000 };
+    static klass_t classes[KINDS];
+    for (int k = 0; k < KINDS; k++) classes[k].type = (gc_type_t){ "test.strided", node_trace, NULL };
+    gc_heap_t *h = heap_with(0, GC_COMPACT_AUTO, 1);
+    gc_thread_t *t = gc_thread_attach(h);
+    void *lists[KINDS] = { NULL };
+    gc_root_add_range(h, lists, KINDS);
+    for (int r = 0; r < ROUNDS; r++) {
+        if (r % 16 == 0) EXPECT_NONNULL(gc_alloc(t, &T_NODE_FIN, sizeof(node_t)));
+        for (int k = 0; k < KINDS; k++) list_build(t, &lists[k], &classes[k].type, (uint64_t)(ROUNDS - 1 - r), 1);
+    }
+    gc_collect(t);
+    gc_collect(t); /* the finalizable ones: revived once, then freed */
+    size_t headered = stats_of(h).live_bytes - (size_t)KINDS * ROUNDS * 16;
+    /* a few objects before the slow path first fills each entry */
+    if (headered > (size_t)KINDS * 64 * 8)
+        T_FAIL("%zu bytes of headers on %d objects of strided types", headered, KINDS * ROUNDS);
+    for (int k = 0; k < KINDS; k++) list_check(lists[k], &classes[k].type, 0, ROUNDS);
+    gc_root_remove(h, lists);
+    gc_thread_detach(t);
+    gc_heap_destroy(h);
+    EXPECT_NO_REPORTS(r0);
+}
+
 /* Queries that need a GC object, given a headerless one of another type or
  * something that is no GC object, report instead of reading a header. */
 static void test_headerless_misuse_reported(void **state)
@@ -307,6 +346,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_headerless_many_types, setup_rec, teardown_rec),
         cmocka_unit_test_setup_teardown(test_headerless_max_heap_falls_back, setup_rec, teardown_rec),
         cmocka_unit_test_setup_teardown(test_headerless_type_gains_finalizer, setup_rec, teardown_rec),
+        cmocka_unit_test_setup_teardown(test_headerless_strided_types, setup_rec, teardown_rec),
         cmocka_unit_test_setup_teardown(test_headerless_misuse_reported, setup_rec, teardown_rec),
         cmocka_unit_test_setup_teardown(test_headerless_parallel_evacuation, setup_rec, teardown_rec),
     };
