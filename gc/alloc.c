@@ -160,8 +160,11 @@ static unsigned alloc_class_id(gc_thread_t *t, const gc_type_t *type, size_t siz
     return id;
 }
 
+/* An entry no allocation matches: no type, and a granule no size has. */
+static const gc_typed_entry_t typed_entry_empty = { NULL, NULL, UINT32_MAX, 0 };
+
 void gc_thread_init_typed_cache(gc_thread_t *thread) {
-    for (unsigned i = 0; i < GC_TYPED_CACHE; i++) thread->typed_cache[i] = (gc_typed_entry_t){ NULL, NULL, UINT32_MAX, 0 };
+    for (unsigned i = 0; i < GC_TYPED_CACHE; i++) thread->typed_cache[i] = typed_entry_empty;
 }
 
 /* Points the bin at the first free cell of span b (swept, owned by us). */
@@ -391,7 +394,7 @@ static MULCH_NOINLINE void *gc_alloc_slow(gc_thread_t *t, const gc_type_t *type,
              * class's fast path instead of coming here (and to the lock)
              * each time; the next refill of it looks the pair up again. */
             gc_typed_entry_t *entry = &t->typed_cache[typed_cache_slot(type, (size - 1) >> 3)];
-            if (entry->type == type) *entry = (gc_typed_entry_t){ NULL, NULL, UINT32_MAX, 0 };
+            if (entry->type == type) *entry = typed_entry_empty;
             cls = gc_class_of(size + GC_HEADER);
             headerless = false;
             bin = &t->bins[cls];

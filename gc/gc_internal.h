@@ -343,6 +343,11 @@ static inline bool gc_span_headerless(const block_t *b) {
 }
 static inline size_t gc_span_header(const block_t *b) { return gc_span_headerless(b) ? 0 : GC_HEADER; }
 static inline const gc_type_t *gc_span_type(const block_t *b) { return (const gc_type_t *)b->free; }
+/* What a mark-stack entry carries for b's objects: the type if they have
+ * no header, else NULL (the header says). */
+static inline const gc_type_t *gc_span_entry_type(const block_t *b) {
+    return gc_span_headerless(b) ? gc_span_type(b) : NULL;
+}
 static inline unsigned char *gc_span_object(const block_t *b, uint32_t i) {
     return b->start + (size_t)i * b->cell_size + gc_span_header(b);
 }

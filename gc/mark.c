@@ -73,7 +73,7 @@ static inline bool mark_bit(gc_tracer_t *tracer, uint64_t *bits, uint32_t i, voi
 }
 
 static inline bool mark_cell(gc_tracer_t *tracer, block_t *b, uint32_t i, void *obj) {
-    return mark_bit(tracer, gc_span_mark_bits(b), i, obj, gc_span_headerless(b) ? gc_span_type(b) : NULL);
+    return mark_bit(tracer, gc_span_mark_bits(b), i, obj, gc_span_entry_type(b));
 }
 
 void gc_tracer_push_entry(gc_tracer_t *tracer, gc_mark_entry_t entry) {
@@ -82,7 +82,7 @@ void gc_tracer_push_entry(gc_tracer_t *tracer, gc_mark_entry_t entry) {
 }
 
 void gc_tracer_push(gc_tracer_t *tracer, const block_t *b, void *obj) {
-    gc_tracer_push_entry(tracer, (gc_mark_entry_t){ obj, gc_span_headerless(b) ? gc_span_type(b) : NULL });
+    gc_tracer_push_entry(tracer, (gc_mark_entry_t){ obj, gc_span_entry_type(b) });
 }
 
 void gc_tracer_mark_in_place(gc_tracer_t *tracer, block_t *b, uint32_t i, void *obj) {
@@ -114,7 +114,7 @@ static MULCH_NOINLINE span_entry_t *tracer_span_slow(gc_tracer_t *tracer, span_e
     block_t *b = gc_object_span(tracer->heap, value, &index);
     if (b == NULL) return NULL;
     entry->span = b;
-    entry->type = gc_span_headerless(b) ? gc_span_type(b) : NULL;
+    entry->type = gc_span_entry_type(b);
     entry->first = (uintptr_t)b->start + gc_span_header(b);
     /* to the last object's start and no further: the next span's first
      * object (headerless: its first byte) may lie right after this span's
@@ -240,7 +240,7 @@ static void rescan_marked(gc_tracer_t *tracer) {
         for (uint32_t w = 0; w < gc_span_words(b); w++) {
             for (uint64_t bits = mark[w]; bits; bits &= bits - 1) {
                 uint32_t i = w * 64 + (uint32_t)__builtin_ctzll(bits);
-                gc_mark_entry_t entry = { gc_span_object(b, i), gc_span_headerless(b) ? gc_span_type(b) : NULL };
+                gc_mark_entry_t entry = { gc_span_object(b, i), gc_span_entry_type(b) };
                 trace_entry(entry, tracer);
                 gc_mark_drain_local(tracer);
             }
