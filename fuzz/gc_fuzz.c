@@ -7,8 +7,10 @@
  * root callback traces (and remove and re-add it), make and read
  * weak references, pin and unpin, allocate garbage, collect, verify, and
  * injected misuse. The first byte picks the heap options (compaction mode,
- * markers, initial heap); MULCH_FUZZ_GC_COMPACT=always|never|auto in the
- * environment overrides the compaction mode.
+ * markers, initial heap, generational mode: every field store goes through
+ * gc_write, as that mode requires, and its objects keep headers while the
+ * others' small ones have none); MULCH_FUZZ_GC_COMPACT=always|never|auto in
+ * the environment overrides the compaction mode.
  *
  * The model holds the graph by object id. The program reaches objects only
  * through root slots and fields, never through a raw pointer kept across a
@@ -18,8 +20,10 @@
  *     a pinned object is still at the address it was pinned at;
  *   - an object unreachable in the model never becomes reachable again, and
  *     a finalizer never runs for a reachable object, nor twice;
- *   - once a collection ran after an object died, its weak references read
- *     NULL; a live target's weak reference reads its current address;
+ *   - once a collection ran after an object died (in generational mode, a
+ *     gc_collect: minor collections leave dead old objects alone), its weak
+ *     references read NULL; a live target's weak reference reads its
+ *     current address;
  *   - after gc_collect every dead finalizable object was finalized exactly
  *     once, and gc_verify returns 0;
  *   - valid calls report nothing; each injected misuse reports once, with
@@ -98,6 +102,8 @@ typedef struct run {
     size_t expected_reports;
     int destroying;
     uint64_t collections;
+    int generational;
+    uint64_t full_collections;      /* gc_collect calls (generational mode) */
 } run_t;
 
 static run_t g_run;
@@ -144,8 +150,12 @@ static const gc_type_t T_FIN = { "fuzz.fin", gobj_trace, gobj_finalize };
 /* ------------------------------------------------------------------------ */
 /* Model walk                                                                */
 
+/* Collections that may have freed any dead object. In generational mode
+ * those triggered by allocation may be minor, which leave dead old
+ * objects (and their weak references) alone: only gc_collect counts. */
 static uint64_t collections_now(run_t *r)
 {
+    if (r->generational) return r->full_collections;
     gc_stats_t s;
     gc_get_stats(r->heap, &s);
     return s.collections;
@@ -493,6 +503,7 @@ static void op_garbage(run_t *r)
 static void op_collect(run_t *r)
 {
     gc_collect(r->t);
+    r->full_collections++;
     walk(r);
     check_deaths(r, 1);
     size_t problems = gc_verify(r->heap);
@@ -574,6 +585,8 @@ static void run_begin(run_t *r, const uint8_t *data, size_t size)
     opts.compaction = g_compact_override >= 0 ? g_compact_override : config % 3;
     opts.markers = 1 + (config >> 2) % 2;
     opts.initial_heap = (config >> 3) % 2 ? (size_t)256 * 1024 : 0;
+    opts.generational = (config >> 4) % 2;
+    r->generational = opts.generational;
     r->heap = gc_heap_create(&opts);
     FZ_CHECK(&r->in, r->heap != NULL, "gc_heap_create failed");
     r->t = gc_thread_attach(r->heap);
