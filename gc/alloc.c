@@ -450,7 +450,7 @@ void *gc_alloc(gc_thread_t *t, const gc_type_t *type, size_t size) {
 const gc_type_t *gc_object_type(const void *obj) {
     block_t *b = obj ? pool_block_of(obj) : NULL;
     uint32_t index;
-    if (b == NULL || b->kind != BLOCK_EXTERNAL || gc_object_span(b->external_owner, obj, &index) != b) return NULL;
+    if (b == NULL || b->kind != BLOCK_EXTERNAL || !gc_span_cell_of(b, obj, &index)) return NULL;
     return gc_object_type_in(b, obj);
 }
 

@@ -307,7 +307,7 @@ uintptr_t gc_identity_hash(const void *obj) {
     uint32_t index;
     block_t *b = obj ? pool_block_of(obj) : NULL;
     gc_heap_t *heap = b && b->kind == BLOCK_EXTERNAL ? b->external_owner : NULL;
-    if (heap == NULL || gc_object_span(heap, obj, &index) == NULL) {
+    if (heap == NULL || !gc_span_cell_of(b, obj, &index)) {
         mulch_report("gc_identity_hash: not a GC object", obj);
         return address_hash(obj);
     }

@@ -360,17 +360,23 @@ static inline uint64_t *gc_span_mark_bits(const block_t *b) { return (uint64_t *
 static inline uint64_t *gc_span_alloc_bits(const block_t *b) { return (uint64_t *)pool_block_start_bits(b); }
 static inline uint32_t gc_span_words(const block_t *b) { return (b->capacity + 63u) / 64u; }
 
+/* Whether p is an object start of external span b (any owner); its cell
+ * index in *index. Never dereferences p. */
+static inline bool gc_span_cell_of(const block_t *b, const void *p, uint32_t *index) {
+    size_t offset = (size_t)((const unsigned char *)p - gc_span_header(b) - b->start);
+    if (offset >= (size_t)b->capacity * b->cell_size) return false;
+    uint32_t i = cell_divide(b->divisor, offset);
+    if ((size_t)i * b->cell_size != offset) return false;
+    *index = i;
+    return true;
+}
+
 /* The span and cell index of a candidate object pointer, or NULL when it is
  * not the start of a cell of this heap. Never dereferences p. */
 static inline block_t *gc_object_span(const gc_heap_t *heap, const void *p, uint32_t *index) {
     block_t *b = pool_block_of(p);
     if (b == NULL || b->kind != BLOCK_EXTERNAL || b->external_owner != heap) return NULL;
-    size_t offset = (size_t)((const unsigned char *)p - gc_span_header(b) - b->start);
-    if (offset >= (size_t)b->capacity * b->cell_size) return NULL;
-    uint32_t i = cell_divide(b->divisor, offset);
-    if ((size_t)i * b->cell_size != offset) return NULL;
-    *index = i;
-    return b;
+    return gc_span_cell_of(b, p, index) ? b : NULL;
 }
 
 static inline bool bit_test(const uint64_t *bits, uint32_t i) { return (bits[i / 64] >> (i % 64)) & 1u; }
