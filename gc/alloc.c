@@ -107,11 +107,10 @@ void gc_thread_retire_bins(gc_thread_t *thread) {
 }
 
 /* ---- typed classes ----------------------------------------------------------
- * A heap that is not generational keeps small objects of types without a
- * finalizer in spans of their own type and class, without a header: a
- * 16-byte node takes a 16-byte cell instead of 24. (Generational mode needs
- * the header's old and remembered bits for gc_write; finalizable objects
- * are few and keep theirs.) The pairs are registered once per heap, at
+ * A heap keeps small objects of types without a finalizer in spans of
+ * their own type and class, without a header: a 16-byte node takes a
+ * 16-byte cell instead of 24. (Finalizable objects are few and keep
+ * theirs.) The pairs are registered once per heap, at
  * most GC_TYPED_CLASSES of them; past that, objects get a header again. */
 
 /* Every bit of the type's address counts (a multiplicative hash): types
@@ -150,7 +149,7 @@ static unsigned typed_class_find(gc_heap_t *heap, const gc_type_t *type, unsigne
 /* The class id an object of `type` and `size` (small) is allocated in, and
  * fills the thread's cache entry for gc_alloc's fast path. */
 static unsigned alloc_class_id(gc_thread_t *t, const gc_type_t *type, size_t size) {
-    if (t->generational || type->finalize || size > GC_HEADERLESS_MAX) return gc_class_of(size + GC_HEADER);
+    if (type->finalize || size > GC_HEADERLESS_MAX) return gc_class_of(size + GC_HEADER);
     size_t granule = (size - 1) >> 3;
     gc_typed_entry_t *entry = &t->typed_cache[typed_cache_slot(type, granule)];
     if (entry->type == type && entry->granule == granule) return entry->id;
@@ -413,7 +412,7 @@ static MULCH_NOINLINE void *gc_alloc_slow(gc_thread_t *t, const gc_type_t *type,
 
 void *gc_alloc(gc_thread_t *t, const gc_type_t *type, size_t size) {
     size_t granule = (size - 1) >> 3; /* sizes 1..256: 0..31; size 0: huge */
-    if (!t->generational && mulch_likely(granule < GC_HEADERLESS_MAX / 8)) {
+    if (mulch_likely(granule < GC_HEADERLESS_MAX / 8)) {
         /* a typed class this thread has used: a headerless cell */
         const gc_typed_entry_t *entry = &t->typed_cache[typed_cache_slot(type, granule)];
         /* (finalize tested again: a type may gain a finalizer, or a freed

@@ -92,7 +92,10 @@ static void finalizable_move_dead(gc_heap_t *heap, gc_tracer_t *tracer) {
 }
 
 /* The heap policy. The target is heap_growth x live: a budget of
- * (heap_growth - 1) x live bytes until the next collection. But a heap
+ * heap_growth x basis - held bytes until the next collection, where basis
+ * is the live bytes and held what stays in the heap (the same after a full
+ * collection; after a minor one, also the old garbage, which a young
+ * budget on top of it would let the heap grow past the target with). But a heap
  * that already reached a bigger size (its high-water mark, heap_bytes at
  * the start of a collection) may grow back into it, up to heap_keep x live
  * (default 1.5 x heap_growth): those pages were committed before, so
@@ -103,9 +106,10 @@ static void finalizable_move_dead(gc_heap_t *heap, gc_tracer_t *tracer) {
  * not from the live bytes, so that a fragmented heap (its sparse spans
  * awaiting evacuation) does not grow past its peak. heap_keep bounds what
  * an early spike can hold on to; MULCH_GC_HEAP_KEEP=1 turns the rule off. */
-size_t gc_allocation_budget(const gc_heap_t *heap, size_t basis) {
+size_t gc_allocation_budget(const gc_heap_t *heap, size_t basis, size_t held) {
     double growth = heap->options.heap_growth > 1.0 ? heap->options.heap_growth : 2.0;
-    size_t budget = (size_t)((double)basis * (growth - 1.0));
+    double target = (double)basis * growth;
+    size_t budget = target > (double)held ? (size_t)(target - (double)held) : 0;
     if (heap->heap_keep > growth) {
         double cap = (double)basis * heap->heap_keep;
         size_t room = cap < (double)heap->high_water ? (size_t)cap : heap->high_water; /* NaN: high_water */
@@ -154,7 +158,7 @@ static void spans_account(gc_heap_t *heap) {
     heap->live_bytes = live_bytes;
     ptrdiff_t external = atomic_load_explicit(&heap->external_bytes, memory_order_relaxed);
     size_t basis = live_bytes + (external > 0 ? (size_t)external : 0);
-    heap->trigger = gc_allocation_budget(heap, basis);
+    heap->trigger = gc_allocation_budget(heap, basis, basis);
     atomic_store_explicit(&heap->allocated_since_gc, 0, memory_order_relaxed);
 }
 
@@ -181,7 +185,6 @@ void gc_collect_locked(gc_heap_t *heap, gc_thread_t *self, bool minor_allowed) {
     gc_tracer_init(&tracer, heap, "gc_collect");
     /* Minor collections never move (old objects are not traced to be fixed). */
     bool evacuate = !minor && gc_evacuation_prepare(heap);
-    tracer.mark_old = heap->generational;
     /* A running (or waiting) finalizer holds its object's address and may
      * hold those of everything reachable from it: mark all of that in place
      * before anything may move (gc_evacuation_prepare kept only the pending
@@ -197,7 +200,7 @@ void gc_collect_locked(gc_heap_t *heap, gc_thread_t *self, bool minor_allowed) {
         gc_conservative_scan(&tracer);
     }
     gc_roots_trace(&tracer);
-    if (minor) gc_generation_trace_remembered(&tracer);
+    if (minor) gc_generation_trace_cards(&tracer);
     gc_mark_parallel(&tracer);
     weak_refs_clear_dead(heap);
     finalizable_move_dead(heap, &tracer);

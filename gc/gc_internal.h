@@ -8,8 +8,7 @@
  * size_class) is one (type, cell class) pair, registered per heap; its
  * spans hold objects of that type only, the type is in the descriptor's
  * `free` field, and the cell is the object (no header). Small objects
- * (<= GC_HEADERLESS_MAX) of types without a finalizer get one in heaps
- * that are not generational. gc_span_header(b) is the header size of b's
+ * (<= GC_HEADERLESS_MAX) of types without a finalizer get one. gc_span_header(b) is the header size of b's
  * cells (8 or 0); code that needs an object's type or address from a cell
  * goes through gc_span_object / gc_object_type_in, never GC_HEADER.
  * Spans hold one cell size each (GC classes: 8-byte steps up to 128 bytes,
@@ -138,6 +137,10 @@ struct gc_thread {
     void           ***root_stack;        /* gc_push_root slots (owner thread) */
     size_t            root_depth, root_capacity;
     unsigned char     generational;      /* copy of the heap's mode (gc_write) */
+    /* generational: the card table of the region gc_write last wrote
+     * into (gc_card_cache_fill); card_region GC_NO_REGION when empty.
+     * Emptied at every collection: the chunk may go once its spans do. */
+    uintptr_t         card_region, card_bias;
     gc_heap_t        *heap;
     /* conservative_stack: where this thread's live stack and registers are
      * while it does not run (gc/conservative.c) */
@@ -147,7 +150,6 @@ struct gc_thread {
     int               state;             /* enum gc_thread_state (heap->lock) */
     gc_vector_t       finalizable;       /* objects with finalizers, new      */
     gc_vector_t       weaks;             /* weak refs created, new            */
-    gc_vector_t       remembered;        /* old objects gc_write stored into  */
     _Atomic uint64_t  bytes_allocated;
     gc_typed_entry_t  typed_cache[GC_TYPED_CACHE];
     gc_bin_t          bins[GC_ALL_CLASSES];
@@ -157,8 +159,12 @@ _Static_assert(offsetof(struct gc_thread, root_stack) == offsetof(struct mulch_g
                    && offsetof(struct gc_thread, root_depth) == offsetof(struct mulch_gc_thread_roots_, depth)
                    && offsetof(struct gc_thread, root_capacity) == offsetof(struct mulch_gc_thread_roots_, capacity)
                    && offsetof(struct gc_thread, generational) == offsetof(struct mulch_gc_thread_roots_, generational)
+                   && offsetof(struct gc_thread, card_region) == offsetof(struct mulch_gc_thread_roots_, card_region)
+                   && offsetof(struct gc_thread, card_bias) == offsetof(struct mulch_gc_thread_roots_, card_bias)
                    && sizeof(((struct gc_thread *)0)->root_depth) == sizeof(((struct mulch_gc_thread_roots_ *)0)->depth),
                "<mulch/gc.h>'s inline root stack knows where it is");
+_Static_assert(MULCH_REGION_SHIFT == 22 && POOL_CARD_SHIFT == 9, "<mulch/gc.h>'s inline gc_write knows the card geometry");
+#define GC_NO_REGION UINTPTR_MAX
 
 #define GC_MAX_MARKERS 64u
 
@@ -217,9 +223,8 @@ struct gc_tracer {
     bool         evacuate;    /* the collection's tracer: may move objects */
     uint64_t     bytes_moved;
     gc_mark_shared_t *shared; /* non-NULL while parallel markers run       */
-    bool         mark_old;    /* generational: traced objects become old   */
-    const void  *barrier_owner; /* gc_verify: an old object whose slots are
-                                   checked for unremembered young referents */
+    const void  *barrier_owner; /* gc_verify: an old object on a clean card,
+                                   whose slots are checked for young referents */
 };
 
 typedef struct gc_hash_entry {
@@ -290,10 +295,9 @@ struct gc_heap {
 
     /* generational mode (gc/generation.c): mark bits stay set after a
      * collection ("sticky": set = old), so a minor collection traces only
-     * young objects, from the roots and the remembered old objects. */
+     * young objects, from the roots and the old objects on dirty cards. */
     bool             generational;
     bool             next_full;        /* mark bits were cleared: no minor  */
-    gc_vector_t      remembered;       /* old objects with new pointers     */
     size_t           full_live_bytes;  /* live after the last full collection */
 
     /* finalization and weak references */
@@ -325,12 +329,7 @@ struct gc_heap {
 
 /* ---- objects -------------------------------------------------------------- */
 /* Header bits below the 8-byte-aligned type pointer: bits 0-1 forwarding
- * and copy claims (during a collection, gc/evacuate.c), bit 1 also
- * "remembered" and bit 2 "old" (generational mode, gc/generation.c). */
-#define GC_HEADER_REMEMBERED ((uintptr_t)2) /* <mulch/gc.h>'s inline gc_write tests these two */
-#define GC_HEADER_OLD        ((uintptr_t)4)
-_Static_assert(GC_HEADER_OLD == 4 && GC_HEADER_REMEMBERED == 2 && GC_HEADER == sizeof(uintptr_t),
-               "<mulch/gc.h>'s inline gc_write knows the header word");
+ * and copy claims (during a collection, gc/evacuate.c). */
 #define GC_HEADER_TAG_BITS   ((uintptr_t)7)
 static inline const gc_type_t *gc_header_type(const void *obj) {
     return (const gc_type_t *)(((const uintptr_t *)obj)[-1] & ~GC_HEADER_TAG_BITS);
@@ -504,13 +503,11 @@ MULCH_INTERNAL size_t gc_conservative_scan(gc_tracer_t *tracer);
 /* Whether this collection may be a minor one; sets it up (world stopped,
  * spans swept). A full collection in generational mode clears the marks. */
 MULCH_INTERNAL bool gc_generation_begin(gc_heap_t *heap, bool minor_allowed);
-/* Minor collections: marks what the remembered objects point to. */
-MULCH_INTERNAL void gc_generation_trace_remembered(gc_tracer_t *tracer);
+/* Minor collections: traces the old objects on dirty cards. */
+MULCH_INTERNAL void gc_generation_trace_cards(gc_tracer_t *tracer);
+/* Cleans every card of the heap's spans and empties the threads' card
+ * caches (world stopped). */
 MULCH_INTERNAL void gc_generation_end(gc_heap_t *heap, bool minor);
-/* Moves a thread's remembered objects to the heap's list (heap->lock held);
- * when that list cannot grow, unlists them (header bits too) and makes the
- * next collection full. */
-MULCH_INTERNAL void gc_remembered_move(gc_heap_t *heap, gc_vector_t *list);
 /* Mark bits were used for something else (verify, bridge report): clear
  * them; the next collection must be full. */
 MULCH_INTERNAL void gc_marks_forget(gc_heap_t *heap);
@@ -520,7 +517,7 @@ MULCH_INTERNAL void gc_marks_forget(gc_heap_t *heap);
  * only young objects); gc_collect and the others always collect fully. */
 /* Bytes to allocate before the next collection, for `basis` live bytes
  * (gc/collect.c). */
-MULCH_INTERNAL size_t gc_allocation_budget(const gc_heap_t *heap, size_t basis);
+MULCH_INTERNAL size_t gc_allocation_budget(const gc_heap_t *heap, size_t basis, size_t held);
 MULCH_INTERNAL void gc_collect_locked(gc_heap_t *heap, gc_thread_t *self, bool minor_allowed);
 MULCH_INTERNAL void gc_run_finalizers(gc_thread_t *thread);
 MULCH_INTERNAL uint64_t gc_now_ns(void);

@@ -1,24 +1,34 @@
 /* generation.c — the generational mode (options.generational): sticky mark
- * bits and a remembered set.
+ * bits and a card table.
  *
  * Old objects are those that survived a collection: in this mode the sweep
  * (alloc := mark) leaves the mark bits set, so outside a collection a set
  * mark bit means "old" and a newly allocated cell (alloc 1, mark 0) is
- * young. The tracer also sets header bit 2 ("old") on every object it
- * traces, so that the write barrier needs one load of the header it is
- * about to write next to, not a span lookup. A minor collection starts from those bits: tracing stops at every
+ * young. A minor collection starts from those bits: tracing stops at every
  * marked (old) object, so it visits only young objects reachable from the
- * roots or from remembered objects — old objects that gc_write stored a
- * pointer into since the last collection (flagged by header bit 1 so each
- * is listed once). Old objects that died stay until the next full
- * collection, which clears every mark bit first and traces everything.
- * A remembered bit always has a list entry behind it: when no list can
- * take the object (out of memory), the bit is cleared again and the next
- * collection is full (gc_remembered_move, remember).
- * Invariant: outside a collection, every old object holding a pointer to a
- * young object is remembered (embedders store through gc_write); minor
- * collections never move objects (an old object pointing to a moved young
- * one would not be traced to be fixed).
+ * roots or from old objects on dirty cards.
+ * Cards: every blocks chunk of the pool has a byte per 512 bytes
+ * (pool_block_cards). gc_write stores a GC pointer into obj, then sets the
+ * byte of obj's own address (not the slot's: a minor collection finds the
+ * objects to trace by their start), without looking at obj at all — so
+ * objects need no header bits and small ones stay headerless. The thread
+ * record caches the card table of the region it last wrote into
+ * (card_region, card_bias); the inline gc_write of <mulch/gc.h> uses it,
+ * mulch_gc_write_card_ fills it.
+ * Invariants, outside a collection:
+ *   - every old object holding a pointer to a young one has a dirty card
+ *     (embedders store through gc_write);
+ *   - after every collection all survivors are old, so every card of the
+ *     heap's spans is clean again (gc_generation_end) and every thread's
+ *     card cache empty (a chunk may be unmapped once its spans are gone,
+ *     which only happens in collections and gc_heap_destroy);
+ *   - a dirty card on a span that has no old object (a span released and
+ *     taken again before the next collection) costs a scan, nothing else.
+ * Old objects that died stay until the next full collection, which clears
+ * every mark bit first and traces everything; tracing an old dead object
+ * from its card is safe: what it points to is old or was kept alive by the
+ * same rule. Minor collections never move objects (an old object pointing
+ * to a moved young one would not be traced to be fixed).
  * Policy: a collection triggered by allocation is minor unless the live
  * bytes reached (1 + (heap_growth - 1) / 2) x those of the last full
  * collection plus 1 MiB, marks were cleared for another purpose, or compaction is
@@ -34,102 +44,136 @@ static void marks_clear(gc_heap_t *heap) {
     }
 }
 
-static void remembered_forget(gc_heap_t *heap) {
-    for (size_t i = 0; i < heap->remembered.count; i++) {
-        uintptr_t *header = (uintptr_t *)heap->remembered.items[i] - 1;
-        *header &= ~GC_HEADER_REMEMBERED;
-    }
-    heap->remembered.count = 0;
-}
-
 void gc_marks_forget(gc_heap_t *heap) {
     marks_clear(heap);
     heap->next_full = true;
 }
 
+/* Old garbage may take up to half the growth headroom before a full
+ * collection reclaims it. */
+static bool old_space_full(const gc_heap_t *heap) {
+    double growth = heap->options.heap_growth;
+    double old_limit = (double)heap->full_live_bytes * (1.0 + (growth - 1.0) / 2.0) + (double)(1u << 20);
+    return (double)heap->live_bytes >= old_limit;
+}
+
 bool gc_generation_begin(gc_heap_t *heap, bool minor_allowed) {
     if (!heap->generational) return false;
-    double growth = heap->options.heap_growth;
-    /* Old garbage may take up to half the growth headroom before a full
-     * collection reclaims it. */
-    double old_limit = (double)heap->full_live_bytes * (1.0 + (growth - 1.0) / 2.0) + (double)(1u << 20);
     bool minor = minor_allowed && !heap->next_full && heap->options.compaction != GC_COMPACT_ALWAYS
-                 && (double)heap->live_bytes < old_limit;
+                 && !old_space_full(heap);
     if (!minor) {
         marks_clear(heap);
-        remembered_forget(heap);
         heap->next_full = false;
     }
     return minor;
 }
 
-void gc_generation_trace_remembered(gc_tracer_t *tracer) {
-    gc_heap_t *heap = tracer->heap;
-    for (size_t i = 0; i < heap->remembered.count; i++) {
-        void *obj = heap->remembered.items[i];
-        const gc_type_t *type = gc_header_type(obj);
+/* Traces the marked (old) objects of span b that start in cards
+ * [first_card, end_card) of it. */
+static void trace_card_run(gc_tracer_t *tracer, block_t *b, size_t first_card, size_t end_card) {
+    size_t header = gc_span_header(b), cell = b->cell_size;
+    size_t low = first_card << POOL_CARD_SHIFT, high = end_card << POOL_CARD_SHIFT;
+    /* cells i whose object start, i * cell + header, lies in [low, high) */
+    size_t first = low <= header ? 0 : (low - header + cell - 1) / cell;
+    size_t end = high <= header ? 0 : (high - header + cell - 1) / cell;
+    if (end > b->capacity) end = b->capacity;
+    const uint64_t *mark = gc_span_mark_bits(b);
+    for (size_t i = first; i < end;) {
+        uint64_t bits = mark[i / 64] >> (i % 64);
+        if (bits == 0) {
+            i = (i / 64 + 1) * 64;
+            continue;
+        }
+        i += (size_t)__builtin_ctzll(bits);
+        if (i >= end) break;
+        void *obj = gc_span_object(b, (uint32_t)i);
+        const gc_type_t *type = gc_object_type_in(b, obj);
         if (type->trace) type->trace(obj, tracer);
+        i++;
+    }
+}
+
+static void span_trace_cards(gc_tracer_t *tracer, block_t *b) {
+    const unsigned char *cards = pool_block_cards(b);
+    /* cards holding an object start: up to the last cell's */
+    size_t last = ((size_t)(b->capacity - 1) * b->cell_size + gc_span_header(b)) >> POOL_CARD_SHIFT;
+    size_t count = last + 1;
+    for (size_t c = 0; c < count;) {
+        if (c % 8 == 0 && c + 8 <= count) {
+            uint64_t word;
+            memcpy(&word, cards + c, sizeof word);
+            if (word == 0) {
+                c += 8;
+                continue;
+            }
+        }
+        if (!cards[c]) {
+            c++;
+            continue;
+        }
+        size_t run = c + 1;
+        while (run < count && cards[run]) run++;
+        trace_card_run(tracer, b, c, run);
+        c = run;
+    }
+}
+
+void gc_generation_trace_cards(gc_tracer_t *tracer) {
+    gc_heap_t *heap = tracer->heap;
+    for (size_t s = 0; s < heap->spans.count; s++) {
+        span_trace_cards(tracer, heap->spans.items[s]);
+        gc_mark_drain(tracer); /* keeps the stack short; parallel marking takes over the rest */
     }
 }
 
 void gc_generation_end(gc_heap_t *heap, bool minor) {
     if (!heap->generational) return;
-    /* Every survivor is old now: nothing needs remembering. */
-    remembered_forget(heap);
+    /* Every survivor is old now: no old object points to a young one. */
+    for (size_t s = 0; s < heap->spans.count; s++) {
+        block_t *b = heap->spans.items[s];
+        memset(pool_block_cards(b), 0, pool_block_card_count(b));
+    }
+    for (gc_thread_t *t = heap->threads; t; t = t->next) t->card_region = GC_NO_REGION;
     if (minor) {
         /* The young budget follows the live data of the last full
-         * collection: old garbage must not make the heap grow too. */
-        heap->trigger = gc_allocation_budget(heap, heap->full_live_bytes);
+         * collection, minus what the heap holds now: old garbage must not
+         * make the heap grow past growth x live either (binary-trees'
+         * stretch phase: 140 MiB for 54 live when the budget ignored it). */
+        heap->trigger = gc_allocation_budget(heap, heap->full_live_bytes, heap->live_bytes);
     } else {
         heap->full_live_bytes = heap->live_bytes;
     }
 }
 
-/* The write barrier's slow half: obj is old and not yet remembered. */
-static MULCH_NOINLINE void remember(gc_thread_t *t, void *obj) {
+/* The write barrier's slow half: obj is in no region the thread's card
+ * cache knows. */
+static MULCH_NOINLINE void card_mark_slow(gc_thread_t *t, void *obj) {
     uint32_t index;
-    if (gc_object_span(t->heap, obj, &index) == NULL) {
+    uintptr_t bias;
+    if (gc_object_span(t->heap, obj, &index) == NULL || !pool_card_bias(obj, &bias)) {
         mulch_report("gc_write: obj is not a GC object of this heap", obj);
         return;
     }
-    _Atomic uintptr_t *header = (_Atomic uintptr_t *)((uintptr_t *)obj - 1);
-    uintptr_t before = atomic_fetch_or_explicit(header, GC_HEADER_REMEMBERED, memory_order_relaxed);
-    if (before & GC_HEADER_REMEMBERED) return; /* another thread listed it */
-    if (!gc_vector_push(&t->remembered, obj)) {
-        /* Cannot list it: the next collection must be full instead, and
-         * the bit goes again, so that the next store into obj tries the
-         * barrier again (a bit no list stands for would make every later
-         * store skip it, and a minor collection free their targets). */
-        pthread_mutex_lock(&t->heap->lock);
-        t->heap->next_full = true;
-        pthread_mutex_unlock(&t->heap->lock);
-        atomic_fetch_and_explicit(header, ~GC_HEADER_REMEMBERED, memory_order_relaxed);
-    }
+    t->card_region = (uintptr_t)obj >> MULCH_REGION_SHIFT;
+    t->card_bias = bias;
+    __atomic_store_n((unsigned char *)(bias + ((uintptr_t)obj >> POOL_CARD_SHIFT)), (unsigned char)1, __ATOMIC_RELAXED);
 }
 
-void gc_remembered_move(gc_heap_t *heap, gc_vector_t *list) {
-    if (gc_vector_append(&heap->remembered, list)) return;
-    /* The heap's list cannot grow: the next collection is full (it needs
-     * no remembered set), and these objects are unlisted, bits included,
-     * for the same reason as in remember(). */
-    for (size_t i = 0; i < list->count; i++) {
-        _Atomic uintptr_t *header = (_Atomic uintptr_t *)((uintptr_t *)list->items[i] - 1);
-        atomic_fetch_and_explicit(header, ~GC_HEADER_REMEMBERED, memory_order_relaxed);
-    }
-    list->count = 0;
-    heap->next_full = true;
+static inline void card_mark(gc_thread_t *t, void *obj) {
+    uintptr_t address = (uintptr_t)obj;
+    if (mulch_likely(address >> MULCH_REGION_SHIFT == t->card_region))
+        __atomic_store_n((unsigned char *)(t->card_bias + (address >> POOL_CARD_SHIFT)), (unsigned char)1, __ATOMIC_RELAXED);
+    else
+        card_mark_slow(t, obj);
 }
 
-/* The inline gc_write of <mulch/gc.h> found obj old and unremembered. */
-void mulch_gc_write_remember_(gc_thread_t *t, void *obj) {
-    if (t->generational) remember(t, obj);
+/* The inline gc_write of <mulch/gc.h> found obj outside its cached region. */
+void mulch_gc_write_card_(gc_thread_t *t, void *obj) {
+    if (t->generational) card_mark_slow(t, obj);
 }
 
 void gc_write(gc_thread_t *t, void *obj, void **slot, void *value) {
     *slot = value;
     if (!t->generational || value == NULL || ((uintptr_t)value & 7u)) return;
-    /* Old (survived a collection) and not yet remembered: one header load.
-     * Young objects are traced by minor collections anyway. */
-    uintptr_t header = __atomic_load_n((const uintptr_t *)obj - 1, __ATOMIC_RELAXED);
-    if ((header & (GC_HEADER_OLD | GC_HEADER_REMEMBERED)) == GC_HEADER_OLD) remember(t, obj);
+    card_mark(t, obj);
 }

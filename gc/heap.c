@@ -116,7 +116,6 @@ void gc_heap_destroy(gc_heap_t *heap) {
     gc_vector_free(&heap->finalizable);
     gc_vector_free(&heap->pending);
     gc_vector_free(&heap->weaks);
-    gc_vector_free(&heap->remembered);
     if (heap->root_ranges) os_unmap(heap->root_ranges, heap->root_range_capacity * sizeof(gc_root_range_t));
     if (heap->root_callbacks)
         os_unmap(heap->root_callbacks, heap->root_callback_capacity * sizeof(gc_root_callback_t));

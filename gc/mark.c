@@ -143,7 +143,7 @@ static inline span_entry_t *tracer_span(gc_tracer_t *tracer, const void *value, 
     return entry;
 }
 
-/* gc_verify in generational mode: an old, unremembered object must not
+/* gc_verify in generational mode: an old object on a clean card must not
  * point to a young one (a store that bypassed gc_write). */
 static MULCH_NOINLINE void check_barrier(gc_tracer_t *tracer, void *value) {
     uint32_t i;
@@ -190,18 +190,11 @@ bool gc_is_marked(const gc_heap_t *heap, const void *obj) {
 
 #define MARK_PREFETCH 8u
 
-static MULCH_NOINLINE void make_old(gc_tracer_t *tracer, uintptr_t *header) {
-    if (tracer->shared) __atomic_fetch_or(header, GC_HEADER_OLD, __ATOMIC_RELAXED);
-    else __atomic_store_n(header, __atomic_load_n(header, __ATOMIC_RELAXED) | GC_HEADER_OLD, __ATOMIC_RELAXED);
-}
-
 static inline void trace_entry(gc_mark_entry_t entry, gc_tracer_t *tracer) {
     void *obj = entry.obj;
     const gc_type_t *type = entry.type;
     if (type == NULL) {
-        uintptr_t *header = (uintptr_t *)obj - 1;
-        uintptr_t word = __atomic_load_n(header, __ATOMIC_RELAXED);
-        if (mulch_unlikely(tracer->mark_old) && !(word & GC_HEADER_OLD)) make_old(tracer, header);
+        uintptr_t word = __atomic_load_n((uintptr_t *)obj - 1, __ATOMIC_RELAXED);
         type = (const gc_type_t *)(word & ~GC_HEADER_TAG_BITS);
     }
     if (type->trace) type->trace(obj, tracer);

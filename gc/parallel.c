@@ -158,7 +158,6 @@ static void *marker_main(void *arg) {
         gc_tracer_t tracer;
         gc_tracer_init(&tracer, heap, "gc_collect");
         tracer.evacuate = evacuate;
-        tracer.mark_old = heap->generational;
         tracer.shared = shared;
         marker_loop(&tracer);
         gc_tracer_free(&tracer);

@@ -68,6 +68,7 @@ gc_thread_t *gc_thread_attach(gc_heap_t *heap) {
     }
     t->heap = heap;
     t->generational = heap->generational;
+    t->card_region = GC_NO_REGION;
     gc_thread_init_typed_cache(t);
     if (heap->options.conservative_stack) gc_thread_init_stack(t);
     pthread_mutex_lock(&heap->lock);
@@ -91,7 +92,6 @@ static void gc_thread_free(gc_thread_t *t) {
     if (t->root_stack) os_unmap(t->root_stack, t->root_capacity * sizeof(void **));
     gc_vector_free(&t->finalizable);
     gc_vector_free(&t->weaks);
-    gc_vector_free(&t->remembered);
     os_unmap(t, sizeof(gc_thread_t));
 }
 
@@ -102,7 +102,6 @@ static void gc_thread_unlink_locked(gc_heap_t *heap, gc_thread_t *t) {
     /* The thread's lists are freed with it: they must reach the heap. */
     if (!gc_vector_merge(&heap->finalizable, &t->finalizable) || !gc_vector_merge(&heap->weaks, &t->weaks))
         mulch_report("gc_thread_detach: out of memory: finalizers or weak references of this thread are lost", t);
-    gc_remembered_move(heap, &t->remembered);
     heap->detached_bytes_allocated += atomic_load_explicit(&t->bytes_allocated, memory_order_relaxed);
     if (t->prev) t->prev->next = t->next;
     else heap->threads = t->next;
@@ -223,6 +222,5 @@ void gc_threads_flush(gc_heap_t *heap) {
         gc_thread_retire_bins(t);
         gc_vector_append(&heap->finalizable, &t->finalizable);
         gc_vector_append(&heap->weaks, &t->weaks);
-        gc_remembered_move(heap, &t->remembered);
     }
 }

@@ -56,7 +56,7 @@ static void check_span(verifier_t *v, block_t *b) {
     }
     if (gc_span_headerless(b)) {
         unsigned k = b->size_class - GC_CLASSES;
-        if (heap->generational || k >= atomic_load(&heap->typed_count) || gc_span_type(b) != heap->typed_types[k]
+        if (k >= atomic_load(&heap->typed_count) || gc_span_type(b) != heap->typed_types[k]
             || b->cell_size != gc_class_bytes(heap->typed_base[k]))
             problem(v, "typed span inconsistent with its class", b);
     }
@@ -73,7 +73,7 @@ static void check_span(verifier_t *v, block_t *b) {
 }
 
 /* Generational mode: every old object that points to a young one must be
- * remembered, or the next minor collection frees the young one. */
+ * on a dirty card, or the next minor collection frees the young one. */
 static void verify_barriers(verifier_t *v) {
     gc_heap_t *heap = v->heap;
     gc_tracer_t tracer;
@@ -81,13 +81,14 @@ static void verify_barriers(verifier_t *v) {
     for (size_t s = 0; s < heap->spans.count; s++) {
         block_t *b = heap->spans.items[s];
         const uint64_t *mark = gc_span_mark_bits(b);
+        const unsigned char *cards = pool_block_cards(b);
         for (uint32_t w = 0; w < gc_span_words(b); w++) {
             for (uint64_t bits = mark[w]; bits; bits &= bits - 1) {
                 uint32_t i = w * 64 + (uint32_t)__builtin_ctzll(bits);
                 if (i >= b->capacity) break;
-                void *obj = gc_span_object(b, i); /* generational: every object has a header */
-                if (((const uintptr_t *)obj)[-1] & GC_HEADER_REMEMBERED) continue;
-                const gc_type_t *type = gc_header_type(obj);
+                void *obj = gc_span_object(b, i);
+                if (cards[((size_t)((unsigned char *)obj - b->start)) >> POOL_CARD_SHIFT]) continue;
+                const gc_type_t *type = gc_object_type_in(b, obj);
                 if (type == NULL || type->trace == NULL) continue;
                 tracer.barrier_owner = obj;
                 type->trace(obj, &tracer);

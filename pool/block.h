@@ -71,6 +71,26 @@ static inline void *pool_block_owner(const block_t *span) {
 static inline pool_t *pool_block_pool(const block_t *span) {
     return span->chunk->pool;
 }
+/* Card table (a byte per 2^POOL_CARD_SHIFT bytes of memory, the owner's
+ * to use, zero in a fresh chunk and never cleared by the pool): the bytes
+ * of a span's memory, from its first block on. */
+static inline unsigned char *pool_block_cards(const block_t *span) {
+    return chunk_cards(span->chunk) + (((size_t)span->index << span->chunk->block_shift) >> POOL_CARD_SHIFT);
+}
+static inline size_t pool_block_card_count(const block_t *span) {
+    return pool_block_bytes(span) >> POOL_CARD_SHIFT;
+}
+/* For addr in a blocks chunk: the number b such that addr's card byte is
+ * at b + (addr >> POOL_CARD_SHIFT) for every address of addr's
+ * MULCH_REGION (a chunk is a whole number of aligned regions). False for
+ * any other address. */
+static inline bool pool_card_bias(const void *addr, uintptr_t *bias) {
+    chunk_t *chunk = chunk_of(addr);
+    if (chunk == NULL || chunk->kind != CHUNK_BLOCKS) return false;
+    *bias = (uintptr_t)chunk_cards(chunk) - ((uintptr_t)chunk >> POOL_CARD_SHIFT);
+    return true;
+}
+
 /* BLOCK_EVACUATE / BLOCK_PINNED: the owner's to set and clear. */
 static inline void pool_block_set_flag(block_t *span, uint8_t flag) { span->flags |= flag; }
 static inline void pool_block_clear_flag(block_t *span, uint8_t flag) { span->flags &= (uint8_t)~flag; }

@@ -48,8 +48,7 @@ static bool pool_geometry(pool_t *pool, size_t block_size) {
      * has more than 64 pages, so that a block's units fit one word */
     pool->release_shift = block_size / MULCH_PAGE > 64 ? pool->block_shift - 6 : (uint32_t)__builtin_ctzll(MULCH_PAGE);
     pool->units_shift = pool->block_shift - pool->release_shift;
-    size_t header = offsetof(chunk_t, blocks)
-                    + pool->blocks_per_chunk * (sizeof(block_t) + pool->side_per_block);
+    size_t header = chunk_header_bytes(pool->blocks_per_chunk, block_size, pool->side_per_block);
     pool->header_blocks = (uint32_t)((header + block_size - 1) >> pool->block_shift);
     uint32_t usable = pool->blocks_per_chunk - pool->header_blocks;
     /* Classes up to two blocks, each span holding at least 8 cells and

@@ -138,6 +138,8 @@ static inline unsigned bits_count64(uint64_t x) {
 #define MULCH_CACHE_LINE   64
 #define MULCH_ALIGN        16u
 #define MULCH_MIN_BLOCK    ((size_t)16 << 10)
+/* Card table granularity (chunk_t.cards): one byte per 512 bytes. */
+#define POOL_CARD_SHIFT    9u
 #define MULCH_MAX_BLOCK    ((size_t)4 << 20)
 #define MULCH_DEFAULT_BLOCK ((size_t)64 << 10)
 #define MULCH_SPAN_BINS    24
@@ -393,6 +395,18 @@ static inline chunk_t *chunk_of(const void *p) {
     if (mulch_unlikely(leaf == NULL)) return NULL;
     _Atomic(chunk_t *) *slot = (_Atomic(chunk_t *) *)&leaf[region & ((1u << CHUNK_MAP_LEVEL_BITS) - 1)];
     return atomic_load_explicit(slot, memory_order_acquire);
+}
+
+/* Bytes of a blocks chunk's header for `count` blocks: the chunk record,
+ * the block descriptors, the side metadata and the card table (a byte per
+ * 2^POOL_CARD_SHIFT bytes of the chunk, after the side metadata; the
+ * owner's, for the collector's write barrier; not counted as committed:
+ * only a generational collector touches it). */
+static inline size_t chunk_header_bytes(size_t count, size_t block_size, size_t side_per_block) {
+    return offsetof(chunk_t, blocks) + count * (sizeof(block_t) + side_per_block + (block_size >> POOL_CARD_SHIFT));
+}
+static inline unsigned char *chunk_cards(const chunk_t *chunk) {
+    return chunk->side + chunk->block_count * chunk->side_per_block;
 }
 
 /* ---- blocks and spans (span.c) ------------------------------------------ */

@@ -70,7 +70,7 @@ static void chunk_geometry(const pool_t *pool, uint32_t blocks, size_t *size, ui
         size_t want = ((size_t)blocks + *header_blocks) << pool->block_shift;
         *size = (want + MULCH_REGION - 1) & ~(MULCH_REGION - 1);
         *count = (uint32_t)(*size >> pool->block_shift);
-        size_t header = offsetof(chunk_t, blocks) + *count * (sizeof(block_t) + pool->side_per_block);
+        size_t header = chunk_header_bytes(*count, pool->block_size, pool->side_per_block);
         *header_blocks = (uint32_t)((header + pool->block_size - 1) >> pool->block_shift);
     }
 }

@@ -67,11 +67,12 @@ MULCH_API size_t gc_size_of(const void *obj);
 MULCH_API uintptr_t gc_identity_hash(const void *obj);
 MULCH_API void gc_write(gc_thread_t *thread, void *obj, void **slot, void *value);
 /* gc_write is inline: the store, then (for a GC pointer in a generational
- * heap) one test of obj's header word. Only an old, not yet remembered
- * object calls the library.
+ * heap) one byte store into the card table, found through a one-region
+ * cache in the thread record. A store into another region calls the
+ * library once to fill the cache.
  * Define MULCH_GC_NO_INLINE (sanitizer builds do) or write (gc_write)(...)
  * for the library function. Not API: the names ending in '_'. */
-MULCH_API void mulch_gc_write_remember_(gc_thread_t *thread, void *obj);
+MULCH_API void mulch_gc_write_card_(gc_thread_t *thread, void *obj);
 /* Not API: the start of the thread record, which the library keeps there
  * (the inline gc_write, gc_push_root and gc_pop_roots read it). */
 #if defined(__GNUC__)
@@ -79,6 +80,9 @@ struct __attribute__((may_alias)) mulch_gc_thread_roots_ {
     void        ***stack;
     size_t         depth, capacity;
     unsigned char  generational;
+    /* generational: obj's card is at card_bias + (obj >> 9) while
+     * obj >> 22 == card_region (the library fills and clears them) */
+    uintptr_t      card_region, card_bias;
 };
 #endif
 #if !defined(MULCH_GC_NO_INLINE) && defined(MULCH_NO_INLINE_PATHS_)
@@ -93,12 +97,14 @@ struct __attribute__((may_alias)) mulch_gc_thread_roots_ {
 static inline void mulch_gc_write_inline_(gc_thread_t *thread, void *obj, void **slot, void *value) {
     *slot = value;
     if (value == NULL || ((uintptr_t)value & 7u) != 0) return;
-    /* only generational heaps remember (and only their objects all have
-     * a header) */
-    if (!((const struct mulch_gc_thread_roots_ *)(const void *)thread)->generational) return;
-    /* the word before obj: type pointer | 4 (old) | 2 (remembered) */
-    uintptr_t header = __atomic_load_n((const uintptr_t *)obj - 1, __ATOMIC_RELAXED);
-    if (__builtin_expect((header & 6u) == 4u, 0)) mulch_gc_write_remember_(thread, obj);
+    const struct mulch_gc_thread_roots_ *roots = (const struct mulch_gc_thread_roots_ *)(const void *)thread;
+    /* only generational heaps keep cards */
+    if (!roots->generational) return;
+    uintptr_t address = (uintptr_t)obj;
+    if (__builtin_expect((address >> 22) == roots->card_region, 1))
+        __atomic_store_n((unsigned char *)(roots->card_bias + (address >> 9)), (unsigned char)1, __ATOMIC_RELAXED);
+    else
+        mulch_gc_write_card_(thread, obj);
 }
 #  if defined(__cplusplus)
 #    pragma GCC diagnostic pop

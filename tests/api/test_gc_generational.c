@@ -130,6 +130,85 @@ static void test_generational_verify_finds_missing_barrier(void **state)
     gc_heap_destroy(h);
 }
 
+enum { BIG_SLOTS = 40000 }; /* 320 KiB: a large object */
+static void trace_big(void *obj, gc_tracer_t *tracer) { gc_trace_range(tracer, obj, BIG_SLOTS); }
+static const gc_type_t T_BIG_SLOTS = { "test.big", trace_big, NULL };
+
+/* Headerless old objects spread over several 4 MiB regions (so the
+ * thread's one-region card cache misses often), and a large old object:
+ * young children stored into them at random survive minor collections,
+ * whichever region the object is in and whichever slot of the large
+ * object is written. */
+static void test_generational_cards_across_regions(void **state)
+{
+    (void)state;
+    TEST_START();
+    fin_reset();
+    gc_heap_t *h = generational_heap();
+    gc_thread_t *t = gc_thread_attach(h);
+    rng_t rng = test_rng("generational regions", 0);
+    enum { OLD = 2048, BIG = BIG_SLOTS };
+    void **old = calloc(OLD + 1, sizeof *old);
+    if (!old) fail();
+    gc_root_add_range(h, old, OLD + 1);
+    void *filler = NULL;
+    gc_push_root(t, &filler);
+    for (size_t i = 0; i < OLD; i++) {
+        old[i] = mk(t, &T_PLAIN, 1 + i, 2);
+        /* filler of the same size between them (the same spans): 8 KiB
+         * per old object, so that they are spread over 16 MiB */
+        for (size_t k = 0; k < 8 * KiB / tobj_size(2); k++) {
+            tobj_t *f = mk(t, &T_PLAIN, 0, 2);
+            set_slot(t, f, 0, filler);
+            filler = f;
+        }
+    }
+    old[OLD] = gc_alloc(t, &T_BIG_SLOTS, BIG * sizeof(void *));
+    if (!old[OLD]) fail();
+    filler = NULL;
+    gc_collect(t);  /* the old objects are old, and stay in place until the next full collection */
+    uintptr_t low = UINTPTR_MAX, high = 0;
+    for (size_t i = 0; i < OLD; i++) {
+        if ((uintptr_t)old[i] < low) low = (uintptr_t)old[i];
+        if ((uintptr_t)old[i] > high) high = (uintptr_t)old[i];
+    }
+    EXPECT_GE((high - low) >> 22, 3u);               /* they span several regions */
+    uint64_t before = collections(h);
+    size_t stored = 0;
+    for (uint64_t round = 0; round < (uint64_t)scaled(60000, 12000); round++) {
+        (void)mk(t, &T_PLAIN, 0, (size_t)rng_below(&rng, 8));     /* young garbage */
+        if (rng_below(&rng, 4) == 0) {
+            size_t i = (size_t)rng_below(&rng, OLD);
+            size_t k = (size_t)rng_below(&rng, NSLOTS);
+            void *child = mk(t, &T_PLAIN, 100000 + i * NSLOTS + k, 1);
+            set_slot(t, old[i], k, child);
+            stored++;
+        }
+        if (rng_below(&rng, 64) == 0) {
+            size_t k = (size_t)rng_below(&rng, BIG);
+            void *child = mk(t, &T_PLAIN, 200000 + k, 1);
+            void **big = old[OLD];
+            gc_write(t, big, &big[k], child);
+        }
+    }
+    EXPECT_GE(collections(h) - before, 3u);
+    for (size_t i = 0; i < OLD; i++) {
+        EXPECT_OBJ(old[i], 1 + i);
+        for (size_t k = 0; k < NSLOTS; k++)
+            if (slot_of(old[i], k)) EXPECT_OBJ(slot_of(old[i], k), 100000 + i * NSLOTS + k);
+    }
+    void **big = old[OLD];
+    for (size_t k = 0; k < BIG; k++)
+        if (big[k]) EXPECT_OBJ(big[k], 200000 + k);
+    print_message("  %zu young children stored into old objects over %zu MiB, %" PRIu64 " collections\n",
+                  stored, (size_t)((high - low) >> 20), collections(h) - before);
+    EXPECT_VERIFY(h);
+    gc_pop_roots(t, 1);
+    gc_root_remove(h, old);
+    free(old);
+    gc_heap_destroy(h);
+}
+
 int main(void)
 {
     mt_init("test_gc_generational");
@@ -138,6 +217,7 @@ int main(void)
         T(test_generational_barrier_keeps_young_children),
         T(test_generational_minor_collections_free_young_garbage),
         T(test_generational_verify_finds_missing_barrier),
+        T(test_generational_cards_across_regions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

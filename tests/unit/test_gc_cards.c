@@ -1,0 +1,175 @@
+/* Unit tests of the generational write barrier's card table (gc/generation.c):
+ * gc_write sets the card of the object's own start, headerless or not,
+ * small or large; the thread caches its region and loses it at every
+ * collection; every card of the heap's spans is clean after a collection;
+ * a heap that is not generational marks no card; a pointer that is not an
+ * object of the heap gets one report and no card. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "gc_internal.h"
+#include "unit_errors.h"
+
+typedef struct pair {
+    void    *slot[2];
+    uint64_t value;
+} pair_t;
+
+static void pair_trace(void *obj, gc_tracer_t *tracer) {
+    gc_trace_range(tracer, ((pair_t *)obj)->slot, 2);
+}
+static void pair_finalize(void *obj) { (void)obj; }
+static const gc_type_t pair_type = { "pair", pair_trace, NULL };
+static const gc_type_t finalized_pair_type = { "finalized pair", pair_trace, pair_finalize };
+
+enum { BIG_SLOTS = 40000 }; /* 320 KiB: a large object, a span of its own */
+static void big_trace(void *obj, gc_tracer_t *tracer) { gc_trace_range(tracer, obj, BIG_SLOTS); }
+static const gc_type_t big_type = { "big", big_trace, NULL };
+
+static gc_heap_t *heap_new(int generational) {
+    gc_options_t o;
+    memset(&o, 0, sizeof o);
+    o.generational = generational;
+    o.markers = 1;
+    gc_heap_t *h = gc_heap_create(&o);
+    assert_non_null(h);
+    return h;
+}
+
+static unsigned char card_of(const void *obj) {
+    block_t *b = pool_block_of(obj);
+    assert_non_null(b);
+    return pool_block_cards(b)[(size_t)((const unsigned char *)obj - pool_block_memory(b)) >> POOL_CARD_SHIFT];
+}
+
+static size_t dirty_cards(gc_heap_t *h) {
+    size_t dirty = 0;
+    for (size_t s = 0; s < h->spans.count; s++) {
+        block_t *b = h->spans.items[s];
+        const unsigned char *cards = pool_block_cards(b);
+        for (size_t c = 0; c < pool_block_card_count(b); c++) dirty += cards[c] != 0;
+    }
+    return dirty;
+}
+
+static void test_cards_follow_gc_write(void **state) {
+    (void)state;
+    gc_heap_t *h = heap_new(1);
+    gc_thread_t *t = gc_thread_attach(h);
+    assert_non_null(t);
+    void *roots[4] = { NULL, NULL, NULL, NULL };
+    gc_root_add_range(h, roots, 4);
+    pair_t *plain = roots[0] = gc_alloc(t, &pair_type, sizeof(pair_t));
+    pair_t *headed = roots[1] = gc_alloc(t, &finalized_pair_type, sizeof(pair_t));
+    void **big = roots[2] = gc_alloc(t, &big_type, BIG_SLOTS * sizeof(void *));
+    assert_non_null(plain);
+    assert_non_null(headed);
+    assert_non_null(big);
+    pair_t *old_garbage = roots[3] = gc_alloc(t, &pair_type, sizeof(pair_t));
+    assert_non_null(old_garbage);
+    assert_true(gc_span_headerless(pool_block_of(plain)));
+    assert_false(gc_span_headerless(pool_block_of(headed)));
+    gc_collect(t); /* all four are old now; every card clean, the cache empty */
+    roots[3] = NULL;
+    assert_int_equal(dirty_cards(h), 0);
+    assert_true(t->card_region == GC_NO_REGION);
+
+    pair_t *young = gc_alloc(t, &pair_type, sizeof(pair_t));
+    assert_non_null(young);
+    gc_write(t, plain, &plain->slot[1], young);
+    assert_int_equal(card_of(plain), 1);
+    assert_true(t->card_region == (uintptr_t)plain >> MULCH_REGION_SHIFT);
+    gc_write(t, headed, &headed->slot[0], young);
+    assert_int_equal(card_of(headed), 1); /* the object's card, not the cell's */
+    gc_write(t, big, &big[BIG_SLOTS - 1], young);
+    assert_int_equal(card_of(big), 1);    /* the start's card, whatever the slot */
+    /* Stores of NULL and of tagged values are no references: no card. */
+    pair_t *other = gc_alloc(t, &pair_type, sizeof(pair_t));
+    assert_non_null(other);
+    size_t before = dirty_cards(h);
+    gc_write(t, other, &other->slot[0], NULL);
+    gc_write(t, other, &other->slot[1], (void *)(uintptr_t)0x13);
+    assert_int_equal(dirty_cards(h), before);
+    assert_int_equal(reports, 0);
+
+    /* The minor collection an allocation runs keeps young alive through
+     * the cards; then every card is clean and the cache empty again. */
+    assert_true(gc_world_stop(t, true));
+    gc_collect_locked(h, t, true);
+    gc_world_start_heap(h, t);
+    assert_true(gc_is_marked(h, old_garbage)); /* it was minor: old garbage stays */
+    assert_int_equal(dirty_cards(h), 0);
+    assert_true(t->card_region == GC_NO_REGION);
+    assert_true(gc_is_marked(h, young)); /* survived: old now */
+    assert_ptr_equal(plain->slot[1], young);
+    assert_ptr_equal(big[BIG_SLOTS - 1], young);
+    assert_int_equal(gc_verify(h), 0);
+    assert_int_equal(reports, 0);
+    gc_root_remove(h, roots);
+    gc_thread_detach(t);
+    gc_heap_destroy(h);
+}
+
+static void test_no_cards_without_generations(void **state) {
+    (void)state;
+    gc_heap_t *h = heap_new(0);
+    gc_thread_t *t = gc_thread_attach(h);
+    assert_non_null(t);
+    void *root = NULL;
+    gc_push_root(t, &root);
+    pair_t *a = root = gc_alloc(t, &pair_type, sizeof(pair_t));
+    assert_non_null(a);
+    gc_collect(t);
+    pair_t *b = gc_alloc(t, &pair_type, sizeof(pair_t));
+    gc_write(t, a, &a->slot[0], b);
+    assert_int_equal(card_of(a), 0);
+    assert_true(t->card_region == GC_NO_REGION);
+    gc_pop_roots(t, 1);
+    gc_thread_detach(t);
+    gc_heap_destroy(h);
+}
+
+static void test_foreign_object_reported(void **state) {
+    (void)state;
+    gc_heap_t *h = heap_new(1);
+    gc_thread_t *t = gc_thread_attach(h);
+    assert_non_null(t);
+    pair_t *young = gc_alloc(t, &pair_type, sizeof(pair_t));
+    assert_non_null(young);
+    pair_t on_stack;
+    memset(&on_stack, 0, sizeof on_stack);
+    gc_write(t, &on_stack, &on_stack.slot[0], young);
+    assert_ptr_equal(on_stack.slot[0], young); /* the store itself happens */
+    assert_int_equal(reports, 1);
+    assert_ptr_equal(last_ptr, &on_stack);
+    assert_true(t->card_region == GC_NO_REGION);
+    /* An object of another heap is foreign too. */
+    gc_heap_t *other = heap_new(1);
+    gc_thread_t *u = gc_thread_attach(other);
+    pair_t *elsewhere = gc_alloc(u, &pair_type, sizeof(pair_t));
+    assert_non_null(elsewhere);
+    gc_write(t, elsewhere, &elsewhere->slot[0], NULL); /* NULL: no barrier, no report */
+    assert_int_equal(reports, 1);
+    gc_write(t, elsewhere, &elsewhere->slot[0], young);
+    assert_int_equal(reports, 2);
+    assert_int_equal(card_of(elsewhere), 0);
+    elsewhere->slot[0] = NULL;
+    gc_thread_detach(u);
+    gc_heap_destroy(other);
+    gc_thread_detach(t);
+    gc_heap_destroy(h);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_cards_follow_gc_write, setup, teardown_errors),
+        cmocka_unit_test_setup_teardown(test_no_cards_without_generations, setup, teardown_errors),
+        cmocka_unit_test_setup_teardown(test_foreign_object_reported, setup, teardown_errors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
