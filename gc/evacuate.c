@@ -137,7 +137,7 @@ void *gc_evacuate_object(gc_tracer_t *tracer, block_t *b, uint32_t i, void *obj)
     /* Claimed. Another marker may have marked it in place and released its
      * claim just before ours (the header went back to the type): look again. */
     if (gc_tracer_is_marked(b, i)) {
-        /* Clear only the claim: the marker tracing it may have set bit 2. */
+        /* Clear only the claim bits: the word is the type again. */
         atomic_fetch_and_explicit(header, ~GC_FORWARD_BUSY, memory_order_release);
         return obj;
     }

@@ -126,13 +126,22 @@ void gc_generation_trace_cards(gc_tracer_t *tracer) {
     }
 }
 
+/* Writes only where a card is dirty: the card pages of spans that no
+ * gc_write reached stay untouched (not resident). */
+static void cards_clean(block_t *b) {
+    unsigned char *cards = pool_block_cards(b);
+    size_t count = pool_block_card_count(b); /* a multiple of 8: blocks are >= 16 KiB */
+    for (size_t c = 0; c < count; c += 8) {
+        uint64_t word;
+        memcpy(&word, cards + c, sizeof word);
+        if (word) memset(cards + c, 0, sizeof word);
+    }
+}
+
 void gc_generation_end(gc_heap_t *heap, bool minor) {
     if (!heap->generational) return;
     /* Every survivor is old now: no old object points to a young one. */
-    for (size_t s = 0; s < heap->spans.count; s++) {
-        block_t *b = heap->spans.items[s];
-        memset(pool_block_cards(b), 0, pool_block_card_count(b));
-    }
+    for (size_t s = 0; s < heap->spans.count; s++) cards_clean(heap->spans.items[s]);
     for (gc_thread_t *t = heap->threads; t; t = t->next) t->card_region = GC_NO_REGION;
     if (minor) {
         /* The young budget follows the live data of the last full
