@@ -137,10 +137,11 @@ struct gc_thread {
     void           ***root_stack;        /* gc_push_root slots (owner thread) */
     size_t            root_depth, root_capacity;
     unsigned char     generational;      /* copy of the heap's mode (gc_write) */
-    /* generational: the card table of the region gc_write last wrote
-     * into (gc_card_cache_fill); card_region GC_NO_REGION when empty.
-     * Emptied at every collection: the chunk may go once its spans do. */
-    uintptr_t         card_region, card_bias;
+    /* generational: the card tables of the regions gc_write wrote into
+     * lately, by region number (gc/generation.c card_mark_slow); region
+     * GC_NO_REGION when empty. Emptied at every collection: a chunk may
+     * go once its spans do. */
+    struct mulch_gc_card_cache_entry_ card_cache[MULCH_GC_CARD_CACHE_];
     gc_heap_t        *heap;
     /* conservative_stack: where this thread's live stack and registers are
      * while it does not run (gc/conservative.c) */
@@ -159,8 +160,7 @@ _Static_assert(offsetof(struct gc_thread, root_stack) == offsetof(struct mulch_g
                    && offsetof(struct gc_thread, root_depth) == offsetof(struct mulch_gc_thread_roots_, depth)
                    && offsetof(struct gc_thread, root_capacity) == offsetof(struct mulch_gc_thread_roots_, capacity)
                    && offsetof(struct gc_thread, generational) == offsetof(struct mulch_gc_thread_roots_, generational)
-                   && offsetof(struct gc_thread, card_region) == offsetof(struct mulch_gc_thread_roots_, card_region)
-                   && offsetof(struct gc_thread, card_bias) == offsetof(struct mulch_gc_thread_roots_, card_bias)
+                   && offsetof(struct gc_thread, card_cache) == offsetof(struct mulch_gc_thread_roots_, card_cache)
                    && sizeof(((struct gc_thread *)0)->root_depth) == sizeof(((struct mulch_gc_thread_roots_ *)0)->depth),
                "<mulch/gc.h>'s inline root stack knows where it is");
 _Static_assert(MULCH_REGION_SHIFT == 22 && POOL_CARD_SHIFT == 9, "<mulch/gc.h>'s inline gc_write knows the card geometry");
@@ -505,6 +505,7 @@ MULCH_INTERNAL size_t gc_conservative_scan(gc_tracer_t *tracer);
 MULCH_INTERNAL bool gc_generation_begin(gc_heap_t *heap, bool minor_allowed);
 /* Minor collections: traces the old objects on dirty cards. */
 MULCH_INTERNAL void gc_generation_trace_cards(gc_tracer_t *tracer);
+MULCH_INTERNAL void gc_thread_empty_card_cache(gc_thread_t *t);
 /* Cleans every card of the heap's spans and empties the threads' card
  * caches (world stopped). */
 MULCH_INTERNAL void gc_generation_end(gc_heap_t *heap, bool minor);

@@ -12,9 +12,11 @@
  * byte of obj's own address (not the slot's: a minor collection finds the
  * objects to trace by their start), without looking at obj at all — so
  * objects need no header bits and small ones stay headerless. The thread
- * record caches the card table of the region it last wrote into
- * (card_region, card_bias); the inline gc_write of <mulch/gc.h> uses it,
- * mulch_gc_write_card_ fills it.
+ * record caches the card tables of the regions it wrote into lately
+ * (card_cache, 32 entries by region number: 128 MiB of heap without a
+ * conflict; a random store pattern over a bigger heap misses, at the cost
+ * of a chunk-map lookup); the inline gc_write of
+ * <mulch/gc.h> uses it, mulch_gc_write_card_ fills it.
  * Invariants, outside a collection:
  *   - every old object holding a pointer to a young one has a dirty card
  *     (embedders store through gc_write);
@@ -142,7 +144,7 @@ void gc_generation_end(gc_heap_t *heap, bool minor) {
     if (!heap->generational) return;
     /* Every survivor is old now: no old object points to a young one. */
     for (size_t s = 0; s < heap->spans.count; s++) cards_clean(heap->spans.items[s]);
-    for (gc_thread_t *t = heap->threads; t; t = t->next) t->card_region = GC_NO_REGION;
+    for (gc_thread_t *t = heap->threads; t; t = t->next) gc_thread_empty_card_cache(t);
     if (minor) {
         /* The young budget follows the live data of the last full
          * collection, minus what the heap holds now: old garbage must not
@@ -154,24 +156,33 @@ void gc_generation_end(gc_heap_t *heap, bool minor) {
     }
 }
 
-/* The write barrier's slow half: obj is in no region the thread's card
- * cache knows. */
+void gc_thread_empty_card_cache(gc_thread_t *t) {
+    for (unsigned k = 0; k < MULCH_GC_CARD_CACHE_; k++) t->card_cache[k].region = GC_NO_REGION;
+}
+
+/* The write barrier's slow half: obj's region is not in the thread's card
+ * cache. The check is the chunk's, not the object's (a random store
+ * pattern over a big heap takes this path often): a pointer into no
+ * blocks chunk of this heap's pool is reported; one into the pool but
+ * not to an object start only marks a card, which costs a scan. */
 static MULCH_NOINLINE void card_mark_slow(gc_thread_t *t, void *obj) {
-    uint32_t index;
-    uintptr_t bias;
-    if (gc_object_span(t->heap, obj, &index) == NULL || !pool_card_bias(obj, &bias)) {
+    chunk_t *chunk = chunk_of(obj);
+    if (chunk == NULL || chunk->kind != CHUNK_BLOCKS || chunk->pool != t->heap->pool) {
         mulch_report("gc_write: obj is not a GC object of this heap", obj);
         return;
     }
-    t->card_region = (uintptr_t)obj >> MULCH_REGION_SHIFT;
-    t->card_bias = bias;
+    uintptr_t bias;
+    if (!pool_card_bias(obj, &bias)) return; /* not reached: a blocks chunk */
+    uintptr_t region = (uintptr_t)obj >> MULCH_REGION_SHIFT;
+    t->card_cache[region % MULCH_GC_CARD_CACHE_] = (struct mulch_gc_card_cache_entry_){ region, bias };
     __atomic_store_n((unsigned char *)(bias + ((uintptr_t)obj >> POOL_CARD_SHIFT)), (unsigned char)1, __ATOMIC_RELAXED);
 }
 
 static inline void card_mark(gc_thread_t *t, void *obj) {
-    uintptr_t address = (uintptr_t)obj;
-    if (mulch_likely(address >> MULCH_REGION_SHIFT == t->card_region))
-        __atomic_store_n((unsigned char *)(t->card_bias + (address >> POOL_CARD_SHIFT)), (unsigned char)1, __ATOMIC_RELAXED);
+    uintptr_t address = (uintptr_t)obj, region = address >> MULCH_REGION_SHIFT;
+    const struct mulch_gc_card_cache_entry_ *entry = &t->card_cache[region % MULCH_GC_CARD_CACHE_];
+    if (mulch_likely(entry->region == region))
+        __atomic_store_n((unsigned char *)(entry->bias + (address >> POOL_CARD_SHIFT)), (unsigned char)1, __ATOMIC_RELAXED);
     else
         card_mark_slow(t, obj);
 }

@@ -68,7 +68,7 @@ gc_thread_t *gc_thread_attach(gc_heap_t *heap) {
     }
     t->heap = heap;
     t->generational = heap->generational;
-    t->card_region = GC_NO_REGION;
+    gc_thread_empty_card_cache(t);
     gc_thread_init_typed_cache(t);
     if (heap->options.conservative_stack) gc_thread_init_stack(t);
     pthread_mutex_lock(&heap->lock);

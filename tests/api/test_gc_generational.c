@@ -135,7 +135,7 @@ static void trace_big(void *obj, gc_tracer_t *tracer) { gc_trace_range(tracer, o
 static const gc_type_t T_BIG_SLOTS = { "test.big", trace_big, NULL };
 
 /* Headerless old objects spread over several 4 MiB regions (so the
- * thread's one-region card cache misses often), and a large old object:
+ * barrier's region cache is exercised), and a large old object:
  * young children stored into them at random survive minor collections,
  * whichever region the object is in and whichever slot of the large
  * object is written. */

@@ -1,13 +1,14 @@
 /* Unit tests of the generational write barrier's card table (gc/generation.c):
  * gc_write sets the card of the object's own start, headerless or not,
- * small or large; the thread caches its region and loses it at every
- * collection; every card of the heap's spans is clean after a collection;
+ * small or large; the thread caches the regions' card tables (more
+ * regions than entries included) and loses them at every collection; every card of the heap's spans is clean after a collection;
  * a heap that is not generational marks no card; a pointer that is not an
  * object of the heap gets one report and no card. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -47,6 +48,17 @@ static unsigned char card_of(const void *obj) {
     return pool_block_cards(b)[(size_t)((const unsigned char *)obj - pool_block_memory(b)) >> POOL_CARD_SHIFT];
 }
 
+static bool card_cache_empty(const gc_thread_t *t) {
+    for (unsigned k = 0; k < MULCH_GC_CARD_CACHE_; k++)
+        if (t->card_cache[k].region != GC_NO_REGION) return false;
+    return true;
+}
+
+static bool card_cache_holds(const gc_thread_t *t, const void *obj) {
+    uintptr_t region = (uintptr_t)obj >> MULCH_REGION_SHIFT;
+    return t->card_cache[region % MULCH_GC_CARD_CACHE_].region == region;
+}
+
 static size_t dirty_cards(gc_heap_t *h) {
     size_t dirty = 0;
     for (size_t s = 0; s < h->spans.count; s++) {
@@ -77,13 +89,13 @@ static void test_cards_follow_gc_write(void **state) {
     gc_collect(t); /* all four are old now; every card clean, the cache empty */
     roots[3] = NULL;
     assert_int_equal(dirty_cards(h), 0);
-    assert_true(t->card_region == GC_NO_REGION);
+    assert_true(card_cache_empty(t));
 
     pair_t *young = gc_alloc(t, &pair_type, sizeof(pair_t));
     assert_non_null(young);
     gc_write(t, plain, &plain->slot[1], young);
     assert_int_equal(card_of(plain), 1);
-    assert_true(t->card_region == (uintptr_t)plain >> MULCH_REGION_SHIFT);
+    assert_true(card_cache_holds(t, plain));
     gc_write(t, headed, &headed->slot[0], young);
     assert_int_equal(card_of(headed), 1); /* the object's card, not the cell's */
     gc_write(t, big, &big[BIG_SLOTS - 1], young);
@@ -104,13 +116,67 @@ static void test_cards_follow_gc_write(void **state) {
     gc_world_start_heap(h, t);
     assert_true(gc_is_marked(h, old_garbage)); /* it was minor: old garbage stays */
     assert_int_equal(dirty_cards(h), 0);
-    assert_true(t->card_region == GC_NO_REGION);
+    assert_true(card_cache_empty(t));
     assert_true(gc_is_marked(h, young)); /* survived: old now */
     assert_ptr_equal(plain->slot[1], young);
     assert_ptr_equal(big[BIG_SLOTS - 1], young);
     assert_int_equal(gc_verify(h), 0);
     assert_int_equal(reports, 0);
     gc_root_remove(h, roots);
+    gc_thread_detach(t);
+    gc_heap_destroy(h);
+}
+
+/* More regions than the thread's card cache has entries: every store still
+ * lands on its object's card, and the entries follow the regions. */
+static void test_card_cache_many_regions(void **state) {
+    (void)state;
+    gc_heap_t *h = heap_new(1);
+    gc_thread_t *t = gc_thread_attach(h);
+    assert_non_null(t);
+    enum { REGIONS = 2 * MULCH_GC_CARD_CACHE_ + 3, MAX_OBJECTS = 4096 };
+    void **objects = calloc(MAX_OBJECTS, sizeof *objects);
+    assert_non_null(objects);
+    gc_root_add_range(h, objects, MAX_OBJECTS);
+    /* one large object per region, until REGIONS distinct regions */
+    void *first_of_region[REGIONS];
+    uintptr_t seen[REGIONS];
+    size_t regions = 0;
+    for (size_t i = 0; i < MAX_OBJECTS && regions < REGIONS; i++) {
+        objects[i] = gc_alloc(t, &big_type, BIG_SLOTS * sizeof(void *));
+        assert_non_null(objects[i]);
+        uintptr_t region = (uintptr_t)objects[i] >> MULCH_REGION_SHIFT;
+        bool known = false;
+        for (size_t r = 0; r < regions; r++) known |= seen[r] == region;
+        if (!known) {
+            seen[regions] = region;
+            first_of_region[regions++] = objects[i];
+        }
+    }
+    assert_int_equal(regions, REGIONS);
+    gc_collect(t);
+    assert_true(card_cache_empty(t));
+    pair_t *young = gc_alloc(t, &pair_type, sizeof(pair_t));
+    assert_non_null(young);
+    for (unsigned round = 0; round < 2; round++) {
+        for (size_t r = 0; r < REGIONS; r++) {
+            void **big = first_of_region[r];
+            gc_write(t, big, &big[r], young);
+            assert_int_equal(card_of(big), 1);
+            assert_true(card_cache_holds(t, big));
+        }
+    }
+    assert_int_equal(dirty_cards(h), REGIONS);
+    assert_int_equal(reports, 0);
+    assert_true(gc_world_stop(t, true));
+    gc_collect_locked(h, t, true);
+    gc_world_start_heap(h, t);
+    assert_true(gc_is_marked(h, young));
+    assert_int_equal(dirty_cards(h), 0);
+    assert_true(card_cache_empty(t));
+    assert_int_equal(gc_verify(h), 0);
+    gc_root_remove(h, objects);
+    free(objects);
     gc_thread_detach(t);
     gc_heap_destroy(h);
 }
@@ -128,7 +194,7 @@ static void test_no_cards_without_generations(void **state) {
     pair_t *b = gc_alloc(t, &pair_type, sizeof(pair_t));
     gc_write(t, a, &a->slot[0], b);
     assert_int_equal(card_of(a), 0);
-    assert_true(t->card_region == GC_NO_REGION);
+    assert_true(card_cache_empty(t));
     gc_pop_roots(t, 1);
     gc_thread_detach(t);
     gc_heap_destroy(h);
@@ -147,7 +213,7 @@ static void test_foreign_object_reported(void **state) {
     assert_ptr_equal(on_stack.slot[0], young); /* the store itself happens */
     assert_int_equal(reports, 1);
     assert_ptr_equal(last_ptr, &on_stack);
-    assert_true(t->card_region == GC_NO_REGION);
+    assert_true(card_cache_empty(t));
     /* An object of another heap is foreign too. */
     gc_heap_t *other = heap_new(1);
     gc_thread_t *u = gc_thread_attach(other);
@@ -168,6 +234,7 @@ static void test_foreign_object_reported(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_cards_follow_gc_write, setup, teardown_errors),
+        cmocka_unit_test_setup_teardown(test_card_cache_many_regions, setup, teardown_errors),
         cmocka_unit_test_setup_teardown(test_no_cards_without_generations, setup, teardown_errors),
         cmocka_unit_test_setup_teardown(test_foreign_object_reported, setup, teardown_errors),
     };
