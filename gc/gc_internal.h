@@ -131,17 +131,23 @@ typedef struct gc_root_callback {
 
 #define GC_SAVED_REGISTERS 12u
 
+/* The barrier's regions beyond the last one (gc/generation.c). */
+#define GC_CARD_CACHE 32u
+typedef struct gc_card_cache_entry {
+    uintptr_t region, bias;
+} gc_card_cache_entry_t;
+
 struct gc_thread {
     /* First, in this order: <mulch/gc.h>'s inline gc_push_root and
      * gc_pop_roots use them (struct mulch_gc_thread_roots_). */
     void           ***root_stack;        /* gc_push_root slots (owner thread) */
     size_t            root_depth, root_capacity;
     unsigned char     generational;      /* copy of the heap's mode (gc_write) */
-    /* generational: the card tables of the regions gc_write wrote into
-     * lately, by region number (gc/generation.c card_mark_slow); region
-     * GC_NO_REGION when empty. Emptied at every collection: a chunk may
-     * go once its spans do. */
-    struct mulch_gc_card_cache_entry_ card_cache[MULCH_GC_CARD_CACHE_];
+    /* generational: the card table of the region gc_write wrote into last
+     * (the inline barrier's), GC_NO_REGION when empty; more regions in
+     * card_cache (gc/generation.c). Both emptied at every collection: a
+     * chunk may go once its spans do. */
+    uintptr_t         card_region, card_bias;
     gc_heap_t        *heap;
     /* conservative_stack: where this thread's live stack and registers are
      * while it does not run (gc/conservative.c) */
@@ -153,6 +159,7 @@ struct gc_thread {
     gc_vector_t       weaks;             /* weak refs created, new            */
     _Atomic uint64_t  bytes_allocated;
     gc_typed_entry_t  typed_cache[GC_TYPED_CACHE];
+    gc_card_cache_entry_t card_cache[GC_CARD_CACHE]; /* by region % GC_CARD_CACHE */
     gc_bin_t          bins[GC_ALL_CLASSES];
 };
 
@@ -160,7 +167,8 @@ _Static_assert(offsetof(struct gc_thread, root_stack) == offsetof(struct mulch_g
                    && offsetof(struct gc_thread, root_depth) == offsetof(struct mulch_gc_thread_roots_, depth)
                    && offsetof(struct gc_thread, root_capacity) == offsetof(struct mulch_gc_thread_roots_, capacity)
                    && offsetof(struct gc_thread, generational) == offsetof(struct mulch_gc_thread_roots_, generational)
-                   && offsetof(struct gc_thread, card_cache) == offsetof(struct mulch_gc_thread_roots_, card_cache)
+                   && offsetof(struct gc_thread, card_region) == offsetof(struct mulch_gc_thread_roots_, card_region)
+                   && offsetof(struct gc_thread, card_bias) == offsetof(struct mulch_gc_thread_roots_, card_bias)
                    && sizeof(((struct gc_thread *)0)->root_depth) == sizeof(((struct mulch_gc_thread_roots_ *)0)->depth),
                "<mulch/gc.h>'s inline root stack knows where it is");
 _Static_assert(MULCH_REGION_SHIFT == 22 && POOL_CARD_SHIFT == 9, "<mulch/gc.h>'s inline gc_write knows the card geometry");

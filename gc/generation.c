@@ -12,11 +12,13 @@
  * byte of obj's own address (not the slot's: a minor collection finds the
  * objects to trace by their start), without looking at obj at all — so
  * objects need no header bits and small ones stay headerless. The thread
- * record caches the card tables of the regions it wrote into lately
- * (card_cache, 32 entries by region number: 128 MiB of heap without a
- * conflict; a random store pattern over a bigger heap misses, at the cost
- * of a chunk-map lookup); the inline gc_write of
- * <mulch/gc.h> uses it, mulch_gc_write_card_ fills it.
+ * record holds the card table of the region it wrote into last
+ * (card_region, card_bias: the inline gc_write of <mulch/gc.h> uses it),
+ * and card_cache 32 more by region number (128 MiB of heap without a
+ * conflict), which mulch_gc_write_card_ looks in before the chunk map.
+ * Keeping the inline test to one region keeps gc_write at its old
+ * instruction count (a 32-entry inline lookup cost 3 % more instructions
+ * in GCBench); random stores over several regions pay a call.
  * Invariants, outside a collection:
  *   - every old object holding a pointer to a young one has a dirty card
  *     (embedders store through gc_write);
@@ -157,32 +159,39 @@ void gc_generation_end(gc_heap_t *heap, bool minor) {
 }
 
 void gc_thread_empty_card_cache(gc_thread_t *t) {
-    for (unsigned k = 0; k < MULCH_GC_CARD_CACHE_; k++) t->card_cache[k].region = GC_NO_REGION;
+    t->card_region = GC_NO_REGION;
+    for (unsigned k = 0; k < GC_CARD_CACHE; k++) t->card_cache[k].region = GC_NO_REGION;
 }
 
-/* The write barrier's slow half: obj's region is not in the thread's card
- * cache. The check is the chunk's, not the object's (a random store
- * pattern over a big heap takes this path often): a pointer into no
- * blocks chunk of this heap's pool is reported; one into the pool but
- * not to an object start only marks a card, which costs a scan. */
+/* The write barrier's slow half: obj is not in the region the thread
+ * wrote into last. The check is the chunk's, not the object's (a random
+ * store pattern over a big heap takes this path often): a pointer into no
+ * blocks chunk of this heap's pool is reported; one into the pool but not
+ * to an object start only marks a card, which costs a scan. */
 static MULCH_NOINLINE void card_mark_slow(gc_thread_t *t, void *obj) {
-    chunk_t *chunk = chunk_of(obj);
-    if (chunk == NULL || chunk->kind != CHUNK_BLOCKS || chunk->pool != t->heap->pool) {
-        mulch_report("gc_write: obj is not a GC object of this heap", obj);
-        return;
-    }
-    uintptr_t bias;
-    if (!pool_card_bias(obj, &bias)) return; /* not reached: a blocks chunk */
     uintptr_t region = (uintptr_t)obj >> MULCH_REGION_SHIFT;
-    t->card_cache[region % MULCH_GC_CARD_CACHE_] = (struct mulch_gc_card_cache_entry_){ region, bias };
-    __atomic_store_n((unsigned char *)(bias + ((uintptr_t)obj >> POOL_CARD_SHIFT)), (unsigned char)1, __ATOMIC_RELAXED);
+    gc_card_cache_entry_t *entry = &t->card_cache[region % GC_CARD_CACHE];
+    if (entry->region != region) {
+        chunk_t *chunk = chunk_of(obj);
+        uintptr_t bias;
+        if (chunk == NULL || chunk->kind != CHUNK_BLOCKS || chunk->pool != t->heap->pool
+            || !pool_card_bias(obj, &bias)) {
+            mulch_report("gc_write: obj is not a GC object of this heap", obj);
+            return;
+        }
+        *entry = (gc_card_cache_entry_t){ region, bias };
+    }
+    t->card_region = region;
+    t->card_bias = entry->bias;
+    __atomic_store_n((unsigned char *)(entry->bias + ((uintptr_t)obj >> POOL_CARD_SHIFT)), (unsigned char)1,
+                     __ATOMIC_RELAXED);
 }
 
 static inline void card_mark(gc_thread_t *t, void *obj) {
-    uintptr_t address = (uintptr_t)obj, region = address >> MULCH_REGION_SHIFT;
-    const struct mulch_gc_card_cache_entry_ *entry = &t->card_cache[region % MULCH_GC_CARD_CACHE_];
-    if (mulch_likely(entry->region == region))
-        __atomic_store_n((unsigned char *)(entry->bias + (address >> POOL_CARD_SHIFT)), (unsigned char)1, __ATOMIC_RELAXED);
+    uintptr_t address = (uintptr_t)obj;
+    if (mulch_likely(address >> MULCH_REGION_SHIFT == t->card_region))
+        __atomic_store_n((unsigned char *)(t->card_bias + (address >> POOL_CARD_SHIFT)), (unsigned char)1,
+                         __ATOMIC_RELAXED);
     else
         card_mark_slow(t, obj);
 }

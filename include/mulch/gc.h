@@ -67,27 +67,22 @@ MULCH_API size_t gc_size_of(const void *obj);
 MULCH_API uintptr_t gc_identity_hash(const void *obj);
 MULCH_API void gc_write(gc_thread_t *thread, void *obj, void **slot, void *value);
 /* gc_write is inline: the store, then (for a GC pointer in a generational
- * heap) one byte store into the card table, found through a cache of
- * 4 MiB regions in the thread record (32 entries, by region number). A
- * store into a region not in it calls the library, which fills the entry.
+ * heap) one byte store into the card table of the 4 MiB region the thread
+ * wrote into last. A store into another region calls the library (a
+ * 32-entry cache of regions there, then the chunk map).
  * Define MULCH_GC_NO_INLINE (sanitizer builds do) or write (gc_write)(...)
  * for the library function. Not API: the names ending in '_'. */
 MULCH_API void mulch_gc_write_card_(gc_thread_t *thread, void *obj);
 /* Not API: the start of the thread record, which the library keeps there
  * (the inline gc_write, gc_push_root and gc_pop_roots read it). */
 #if defined(__GNUC__)
-#define MULCH_GC_CARD_CACHE_ 32
-struct mulch_gc_card_cache_entry_ {
-    uintptr_t region, bias;
-};
 struct __attribute__((may_alias)) mulch_gc_thread_roots_ {
     void        ***stack;
     size_t         depth, capacity;
     unsigned char  generational;
-    /* generational: obj's card is at entry.bias + (obj >> 9) where
-     * entry = card_cache[(obj >> 22) % MULCH_GC_CARD_CACHE_] and
-     * entry.region == obj >> 22 (the library fills and empties them) */
-    struct mulch_gc_card_cache_entry_ card_cache[MULCH_GC_CARD_CACHE_];
+    /* generational: obj's card is at card_bias + (obj >> 9) while
+     * obj >> 22 == card_region (the library fills and empties them) */
+    uintptr_t      card_region, card_bias;
 };
 #endif
 #if !defined(MULCH_GC_NO_INLINE) && defined(MULCH_NO_INLINE_PATHS_)
@@ -105,10 +100,9 @@ static inline void mulch_gc_write_inline_(gc_thread_t *thread, void *obj, void *
     const struct mulch_gc_thread_roots_ *roots = (const struct mulch_gc_thread_roots_ *)(const void *)thread;
     /* only generational heaps keep cards */
     if (!roots->generational) return;
-    uintptr_t address = (uintptr_t)obj, region = address >> 22;
-    const struct mulch_gc_card_cache_entry_ *entry = &roots->card_cache[region % MULCH_GC_CARD_CACHE_];
-    if (__builtin_expect(entry->region == region, 1))
-        __atomic_store_n((unsigned char *)(entry->bias + (address >> 9)), (unsigned char)1, __ATOMIC_RELAXED);
+    uintptr_t address = (uintptr_t)obj;
+    if (__builtin_expect((address >> 22) == roots->card_region, 1))
+        __atomic_store_n((unsigned char *)(roots->card_bias + (address >> 9)), (unsigned char)1, __ATOMIC_RELAXED);
     else
         mulch_gc_write_card_(thread, obj);
 }
