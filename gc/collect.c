@@ -109,7 +109,10 @@ static void finalizable_move_dead(gc_heap_t *heap, gc_tracer_t *tracer) {
 size_t gc_allocation_budget(const gc_heap_t *heap, size_t basis, size_t held) {
     double growth = heap->options.heap_growth > 1.0 ? heap->options.heap_growth : 2.0;
     double target = (double)basis * growth;
-    size_t budget = target > (double)held ? (size_t)(target - (double)held) : 0;
+    /* saturated: a huge heap_growth must not wrap the conversion */
+    double room_left = target - (double)held;
+    const double most = (double)(SIZE_MAX / 4);
+    size_t budget = room_left <= 0.0 ? 0 : room_left >= most ? SIZE_MAX / 4 : (size_t)room_left;
     if (heap->heap_keep > growth) {
         double cap = (double)basis * heap->heap_keep;
         size_t room = cap < (double)heap->high_water ? (size_t)cap : heap->high_water; /* NaN: high_water */

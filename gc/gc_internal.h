@@ -173,6 +173,9 @@ _Static_assert(offsetof(struct gc_thread, root_stack) == offsetof(struct mulch_g
                "<mulch/gc.h>'s inline root stack knows where it is");
 _Static_assert(MULCH_REGION_SHIFT == 22 && POOL_CARD_SHIFT == 9, "<mulch/gc.h>'s inline gc_write knows the card geometry");
 #define GC_NO_REGION UINTPTR_MAX
+/* heap_growth is clamped to this (a budget of 1000 x live already never
+ * collects in practice; beyond, double-to-size conversions would wrap). */
+#define GC_MAX_HEAP_GROWTH 1000.0
 
 #define GC_MAX_MARKERS 64u
 

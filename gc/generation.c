@@ -24,8 +24,10 @@
  *     (embedders store through gc_write);
  *   - after every collection all survivors are old, so every card of the
  *     heap's spans is clean again (gc_generation_end) and every thread's
- *     card cache empty (a chunk may be unmapped once its spans are gone,
- *     which only happens in collections and gc_heap_destroy);
+ *     card caches empty; a region enters a cache only through a live
+ *     object of the heap, whose span (and chunk) stays until the next
+ *     collection, so no cache entry outlives its chunk, whoever trims
+ *     the pool;
  *   - a dirty card on a span that has no old object (a span released and
  *     taken again before the next collection) costs a scan, nothing else.
  * Old objects that died stay until the next full collection, which clears
@@ -164,18 +166,21 @@ void gc_thread_empty_card_cache(gc_thread_t *t) {
 }
 
 /* The write barrier's slow half: obj is not in the region the thread
- * wrote into last. The check is the chunk's, not the object's (a random
- * store pattern over a big heap takes this path often): a pointer into no
- * blocks chunk of this heap's pool is reported; one into the pool but not
- * to an object start only marks a card, which costs a scan. */
+ * wrote into last. A region enters the cache only through an object of
+ * this heap (gc_object_span): its span, and so its chunk, stays until the
+ * next collection, which empties the cache. A pointer that is no object
+ * start of this heap (a dead object's after its span went, a field
+ * address, another heap's object in a shared pool) would cache a chunk
+ * that a pool_trim may unmap, or mark a card no minor collection looks
+ * at for that object: it is reported and marks nothing. Within a cached
+ * region, like the inline path, obj is trusted. */
 static MULCH_NOINLINE void card_mark_slow(gc_thread_t *t, void *obj) {
     uintptr_t region = (uintptr_t)obj >> MULCH_REGION_SHIFT;
     gc_card_cache_entry_t *entry = &t->card_cache[region % GC_CARD_CACHE];
     if (entry->region != region) {
-        chunk_t *chunk = chunk_of(obj);
+        uint32_t index;
         uintptr_t bias;
-        if (chunk == NULL || chunk->kind != CHUNK_BLOCKS || chunk->pool != t->heap->pool
-            || !pool_card_bias(obj, &bias)) {
+        if (gc_object_span(t->heap, obj, &index) == NULL || !pool_card_bias(obj, &bias)) {
             mulch_report("gc_write: obj is not a GC object of this heap", obj);
             return;
         }

@@ -35,7 +35,10 @@ static void options_resolve(gc_options_t *o) {
     o->markers = (int)env_size("MULCH_GC_MARKERS", (size_t)o->markers);
     o->generational = (int)env_size("MULCH_GC_GENERATIONAL", (size_t)o->generational);
     if (o->initial_heap == 0) o->initial_heap = (size_t)1 << 20;
-    if (o->heap_growth <= 1.0) o->heap_growth = 2.0;
+    /* (NaN too: every comparison with it is false, which would make the
+     * generational mode's full collections never come) */
+    if (!(o->heap_growth > 1.0)) o->heap_growth = 2.0;
+    if (o->heap_growth > GC_MAX_HEAP_GROWTH) o->heap_growth = GC_MAX_HEAP_GROWTH;
 }
 
 gc_heap_t *gc_heap_create(const gc_options_t *opts) {

@@ -11,6 +11,8 @@
 #endif
 #define DEFAULT_SEED UINT64_C(0x6d756c6367630f01)
 #define MULCH_TEST_GC_OBJECTS 1
+#include <math.h>
+
 #include <mulch/gc.h>
 
 #include "mulch_test.h"
@@ -209,6 +211,44 @@ static void test_generational_cards_across_regions(void **state)
     gc_heap_destroy(h);
 }
 
+/* heap_growth NaN means the default: full collections still come, and old
+ * garbage does not make the heap grow without bound (NaN made every
+ * "live bytes reached the limit" test false). */
+static void test_generational_nan_growth_is_default(void **state)
+{
+    (void)state;
+    TEST_START();
+    gc_options_t o;
+    memset(&o, 0, sizeof o);
+    o.generational = 1;
+    o.heap_growth = (double)NAN;
+    o.initial_heap = 64 * KiB;
+    gc_heap_t *h = gc_heap_create(&o);
+    if (!h) fail();
+    gc_thread_t *t = gc_thread_attach(h);
+    /* 2 MiB live in a ring of 200-byte objects, replaced one by one: each
+     * dies old after surviving a minor collection */
+    enum { RING = 10000 };
+    void **ring = calloc(RING, sizeof *ring);
+    if (!ring) fail();
+    gc_root_add_range(h, ring, RING);
+    size_t peak = 0;
+    for (size_t i = 0; i < (size_t)scaled(200000, 60000); i++) {
+        ring[i % RING] = mk(t, &T_PLAIN, i, 20);
+        gc_stats_t st;
+        if (i % 1000 == 0) {
+            gc_get_stats(h, &st);
+            if (st.heap_bytes > peak) peak = st.heap_bytes;
+        }
+    }
+    print_message("  peak heap %zu KiB for about %zu KiB live\n", peak >> 10, (size_t)RING * tobj_size(20) >> 10);
+    EXPECT_LE(peak, 16 * MiB);
+    EXPECT_VERIFY(h);
+    gc_root_remove(h, ring);
+    free(ring);
+    gc_heap_destroy(h);
+}
+
 int main(void)
 {
     mt_init("test_gc_generational");
@@ -218,6 +258,7 @@ int main(void)
         T(test_generational_minor_collections_free_young_garbage),
         T(test_generational_verify_finds_missing_barrier),
         T(test_generational_cards_across_regions),
+        T(test_generational_nan_growth_is_default),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
