@@ -153,8 +153,12 @@ void gc_generation_end(gc_heap_t *heap, bool minor) {
         /* The young budget follows the live data of the last full
          * collection, minus what the heap holds now: old garbage must not
          * make the heap grow past growth x live either (binary-trees'
-         * stretch phase: 140 MiB for 54 live when the budget ignored it). */
-        heap->trigger = gc_allocation_budget(heap, heap->full_live_bytes, heap->live_bytes);
+         * stretch phase: 140 MiB for 54 live when the budget ignored it).
+         * Memory held outside the heap (gc_external_alloc) counts on both
+         * sides, as in a full collection's basis. */
+        ptrdiff_t external = atomic_load_explicit(&heap->external_bytes, memory_order_relaxed);
+        size_t outside = external > 0 ? (size_t)external : 0;
+        heap->trigger = gc_allocation_budget(heap, heap->full_live_bytes + outside, heap->live_bytes + outside);
     } else {
         heap->full_live_bytes = heap->live_bytes;
     }

@@ -249,6 +249,32 @@ static void test_generational_nan_growth_is_default(void **state)
     gc_heap_destroy(h);
 }
 
+/* Memory held outside the heap (gc_external_alloc) counts in the budget of
+ * minor collections as in that of full ones: a heap that declared 64 MiB
+ * outside does not collect every initial_heap bytes after a minor one. */
+static void test_generational_external_bytes_in_minor_budget(void **state)
+{
+    (void)state;
+    TEST_START();
+    gc_heap_t *h = generational_heap();              /* initial_heap 64 KiB */
+    gc_thread_t *t = gc_thread_attach(h);
+    void *keep = NULL;
+    gc_push_root(t, &keep);
+    keep = mk(t, &T_PLAIN, 1, 8);
+    gc_collect(t);                                   /* full: a tiny basis */
+    gc_external_alloc(h, (ptrdiff_t)(64 * MiB));     /* counts as allocation too */
+    (void)mk(t, &T_PLAIN, 2, 8);                     /* so this collects: a minor one */
+    uint64_t before = collections(h);
+    for (size_t i = 0; i < 4 * MiB / tobj_size(8); i++) (void)mk(t, &T_PLAIN, 3, 8);
+    uint64_t during = collections(h) - before;
+    print_message("  %" PRIu64 " collections for 4 MiB of garbage after the minor one\n", during);
+    EXPECT_LE(during, 3u);
+    gc_external_alloc(h, -(ptrdiff_t)(64 * MiB));
+    EXPECT_VERIFY(h);
+    gc_pop_roots(t, 1);
+    gc_heap_destroy(h);
+}
+
 int main(void)
 {
     mt_init("test_gc_generational");
@@ -259,6 +285,7 @@ int main(void)
         T(test_generational_verify_finds_missing_barrier),
         T(test_generational_cards_across_regions),
         T(test_generational_nan_growth_is_default),
+        T(test_generational_external_bytes_in_minor_budget),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
