@@ -107,12 +107,9 @@ static void finalizable_move_dead(gc_heap_t *heap, gc_tracer_t *tracer) {
  * awaiting evacuation) does not grow past its peak. heap_keep bounds what
  * an early spike can hold on to; MULCH_GC_HEAP_KEEP=1 turns the rule off. */
 size_t gc_allocation_budget(const gc_heap_t *heap, size_t basis, size_t held) {
-    double growth = heap->options.heap_growth > 1.0 ? heap->options.heap_growth : 2.0;
-    double target = (double)basis * growth;
-    /* saturated: a huge heap_growth must not wrap the conversion */
-    double room_left = target - (double)held;
-    const double most = (double)(SIZE_MAX / 4);
-    size_t budget = room_left <= 0.0 ? 0 : room_left >= most ? SIZE_MAX / 4 : (size_t)room_left;
+    double growth = heap->options.heap_growth; /* in (1, GC_MAX_HEAP_GROWTH]: options_resolve */
+    size_t target = (size_t)((double)basis * growth);
+    size_t budget = target > held ? target - held : 0;
     if (heap->heap_keep > growth) {
         double cap = (double)basis * heap->heap_keep;
         size_t room = cap < (double)heap->high_water ? (size_t)cap : heap->high_water; /* NaN: high_water */

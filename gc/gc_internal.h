@@ -201,6 +201,9 @@ typedef struct gc_mark_shared {
     pthread_t         helpers[GC_MAX_MARKERS];
 } gc_mark_shared_t;
 
+/* Entries of a tracer's first mark stack mapping (it doubles from there). */
+#define GC_MARK_STACK_FIRST 4096u
+
 /* A mark stack entry: an object marked, its children not yet traced, and
  * its type when it has no header (read from its span when it was marked:
  * the span descriptor is in cache then, the object not yet). */

@@ -29,7 +29,7 @@ void gc_tracer_free(gc_tracer_t *tracer) {
 }
 
 static MULCH_NOINLINE void tracer_push_slow(gc_tracer_t *tracer, gc_mark_entry_t entry) {
-    size_t capacity = tracer->capacity ? tracer->capacity * 2 : 4096;
+    size_t capacity = tracer->capacity ? tracer->capacity * 2 : GC_MARK_STACK_FIRST;
     gc_mark_entry_t *stack = os_map(capacity * sizeof *stack);
     if (stack == NULL) {
         tracer->overflowed = true;

@@ -80,15 +80,11 @@ static inline unsigned char *pool_block_cards(const block_t *span) {
 static inline size_t pool_block_card_count(const block_t *span) {
     return pool_block_bytes(span) >> POOL_CARD_SHIFT;
 }
-/* For addr in a blocks chunk: the number b such that addr's card byte is
- * at b + (addr >> POOL_CARD_SHIFT) for every address of addr's
- * MULCH_REGION (a chunk is a whole number of aligned regions). False for
- * any other address. */
-static inline bool pool_card_bias(const void *addr, uintptr_t *bias) {
-    chunk_t *chunk = chunk_of(addr);
-    if (chunk == NULL || chunk->kind != CHUNK_BLOCKS) return false;
-    *bias = (uintptr_t)chunk_cards(chunk) - ((uintptr_t)chunk >> POOL_CARD_SHIFT);
-    return true;
+/* The number b such that the card byte of any address a of the span's
+ * chunk is at b + (a >> POOL_CARD_SHIFT) (a chunk is a whole number of
+ * aligned regions, so one b serves each of its MULCH_REGIONs). */
+static inline uintptr_t pool_block_card_bias(const block_t *span) {
+    return (uintptr_t)chunk_cards(span->chunk) - ((uintptr_t)span->chunk >> POOL_CARD_SHIFT);
 }
 
 /* BLOCK_EVACUATE / BLOCK_PINNED: the owner's to set and clear. */
