@@ -427,7 +427,8 @@ static inline block_t *block_head(block_t *b) {
 MULCH_INTERNAL block_t *span_acquire_locked(pool_t *pool, uint32_t n, uint8_t kind);
 /* Return a span to the free bins, coalescing; caller holds pool->lock. */
 MULCH_INTERNAL void span_release_locked(pool_t *pool, block_t *head);
-/* Decommit free spans (and unmap empty chunks) until free_committed <= target. */
+/* Decommit free spans (and unmap empty chunks) until free_committed <= target;
+ * target 0 unmaps every empty chunk, committed blocks or not. */
 MULCH_INTERNAL size_t span_trim_locked(pool_t *pool, size_t target);
 MULCH_INTERNAL void chunks_unmap_all_locked(pool_t *pool);
 

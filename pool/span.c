@@ -257,10 +257,15 @@ static size_t span_decommit_locked(pool_t *pool, block_t *head) {
 
 size_t span_trim_locked(pool_t *pool, size_t target) {
     size_t released = 0;
-    /* Whole chunks first: unmapping also returns their header pages. */
+    /* Whole chunks first: unmapping also returns their header pages. A
+     * full trim (target 0) unmaps every empty chunk, even when free
+     * blocks hold no committed byte: a small span with released pages
+     * comes back decommitted (release.c), so its chunk can be empty while
+     * free_committed is 0 already, and would keep its header pages and
+     * address space for good. */
     for (chunk_t *chunk = pool->chunks, *next; chunk; chunk = next) {
         next = chunk->next;
-        if (atomic_load_explicit(&pool->free_committed, memory_order_relaxed) <= target) break;
+        if (target != 0 && atomic_load_explicit(&pool->free_committed, memory_order_relaxed) <= target) break;
         if (!chunk_is_empty(chunk)) continue;
         bin_remove(pool, &chunk->blocks[chunk->first_block]);
         released += chunk_unmap_locked(pool, chunk);

@@ -177,6 +177,43 @@ static void test_pool_trim_releases_memory(void **state)
     pool_destroy(pool);
 }
 
+/* A span whose free pages a first trim released goes back to the pool
+ * decommitted once its last cells are freed: its chunk is then empty, yet
+ * adds nothing to free_block_bytes. The next trim must still unmap that
+ * chunk (its header pages and address space), as it does any empty one. */
+static void test_pool_trim_unmaps_chunk_emptied_after_page_release(void **state)
+{
+    (void)state;
+    TEST_START();
+    pool_t *pool = new_pool();
+    enum { N = 64 };
+    void *cell[N];
+    for (size_t i = 0; i < N; i++) {
+        cell[i] = pool_alloc(pool, KiB);
+        EXPECT_NONNULL_CTX(cell[i], "pool_alloc(1 KiB) #%zu", i);
+        fill(cell[i], KiB, i);
+    }
+    /* keep the first and the last cell: the pages between hold free cells only */
+    for (size_t i = 1; i + 1 < N; i++) pool_free(pool, cell[i]);
+    size_t released = pool_trim(pool);
+    if (released == 0) T_FAIL("the first trim released no page between two live cells");
+    EXPECT_PATTERN(cell[0], KiB, 0);
+    EXPECT_PATTERN(cell[N - 1], KiB, N - 1);
+    pool_free(pool, cell[0]);
+    pool_free(pool, cell[N - 1]);
+    (void)pool_trim(pool);
+    pool_stats_t st = stats_of(pool);
+    EXPECT_POOL_EMPTY(pool);
+    EXPECT_EQ(st.bytes_mapped, 0);
+    EXPECT_EQ(st.bytes_reserved, 0);
+    EXPECT_EQ(st.free_block_bytes, 0);
+    /* still usable */
+    void *p = pool_alloc(pool, KiB);
+    EXPECT_NONNULL_CTX(p, "pool_alloc after the trims");
+    pool_free(pool, p);
+    pool_destroy(pool);
+}
+
 static void test_pool_destroy_releases_memory(void **state)
 {
     (void)state;
@@ -334,6 +371,7 @@ int main(void)
         T(test_pool_free_null_is_noop),
         T(test_pool_stats_exact),
         T(test_pool_trim_releases_memory),
+        T(test_pool_trim_unmaps_chunk_emptied_after_page_release),
         T(test_pool_destroy_releases_memory),
         T(test_pool_destroy_and_recreate),
         T(test_pool_version_matches_header),
