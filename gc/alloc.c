@@ -336,6 +336,13 @@ static MULCH_NOINLINE void *gc_alloc_slow(gc_thread_t *t, const gc_type_t *type,
         mulch_report("gc_alloc: size must be greater than 0", type);
         return NULL;
     }
+    if (t->blocking_depth) {
+        /* Collections do not wait for a blocking thread: its bins may be
+         * retired under it, and collecting from here would miscount the
+         * running threads (gc_collect). Caught on the slow path only. */
+        mulch_report("gc_alloc: called inside a blocking region", t);
+        return NULL;
+    }
     if (size > GC_SMALL_MAX - GC_HEADER) return gc_alloc_large(t, type, size);
     gc_heap_t *heap = t->heap;
     unsigned cls = alloc_class_id(t, type, size);

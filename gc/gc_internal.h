@@ -155,6 +155,7 @@ struct gc_thread {
     uintptr_t         saved_registers[GC_SAVED_REGISTERS];
     struct gc_thread *next, *prev;       /* heap->threads (heap->lock)        */
     int               state;             /* enum gc_thread_state (heap->lock) */
+    size_t            blocking_depth;    /* open gc_enter_blocking calls (owner thread) */
     gc_vector_t       finalizable;       /* objects with finalizers, new      */
     gc_vector_t       weaks;             /* weak refs created, new            */
     _Atomic uint64_t  bytes_allocated;

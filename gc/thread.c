@@ -41,9 +41,12 @@ gc_thread_t *gc_thread_current(gc_heap_t *heap) {
     return NULL;
 }
 
-/* heap->lock held; returns with it held, after any collection ended. */
+/* heap->lock held; returns with it held, after any collection ended. Only
+ * a RUNNING thread parks: a blocking one is not in heap->running, and
+ * parking it would take it out a second time (the collector would then
+ * start while another thread still runs). */
 static void gc_park_locked(gc_heap_t *heap, gc_thread_t *t) {
-    if (!heap->collecting) return;
+    if (!heap->collecting || t->state != GC_RUNNING) return;
     if (heap->options.conservative_stack) gc_thread_save_context(t);
     t->state = GC_PARKED;
     heap->running--;
@@ -193,7 +196,12 @@ void gc_safepoint(gc_thread_t *t) {
         gc_safepoint_slow(t);
 }
 
+/* Regions nest (blocking_depth): a helper that brackets its own blocking
+ * call may run inside a caller's region without ending it, which would
+ * leave the caller waiting as a RUNNING thread, every collection waiting
+ * for it in turn. */
 void gc_enter_blocking(gc_thread_t *t) {
+    if (t->blocking_depth++ > 0) return;
     gc_heap_t *heap = t->heap;
     pthread_mutex_lock(&heap->lock);
     if (t->state == GC_RUNNING) {
@@ -206,6 +214,13 @@ void gc_enter_blocking(gc_thread_t *t) {
 }
 
 void gc_leave_blocking(gc_thread_t *t) {
+    if (t->blocking_depth == 0) {
+        /* A RUNNING thread waiting below for the collection to end would
+         * deadlock with the collector, which waits for it to stop. */
+        mulch_report("gc_leave_blocking: not in a blocking region (no matching gc_enter_blocking)", t);
+        return;
+    }
+    if (--t->blocking_depth > 0) return;
     gc_heap_t *heap = t->heap;
     pthread_mutex_lock(&heap->lock);
     while (heap->collecting) pthread_cond_wait(&heap->changed, &heap->lock);

@@ -8,6 +8,10 @@ static const gc_type_t weak_type = { "mulch.weak", NULL, NULL };
 
 void *gc_weak_new(gc_thread_t *t, void *target) {
     uint32_t index;
+    if (t->blocking_depth) {
+        mulch_report("gc_weak_new: called inside a blocking region", t);
+        return NULL;
+    }
     if (target != NULL && gc_object_span(t->heap, target, &index) == NULL) {
         mulch_report("gc_weak_new: target is not a GC object of this heap", target);
         return NULL;

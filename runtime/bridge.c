@@ -53,6 +53,10 @@ int gc_own_rc(gc_thread_t *thread, void *obj, void *rc_obj) {
         mulch_report("gc_own_rc: not a GC object of this heap", obj);
         return -1;
     }
+    if (thread->blocking_depth) {
+        mulch_report("gc_own_rc: called inside a blocking region", thread);
+        return -1;
+    }
     if (!rc_check(rc_obj, "gc_own_rc")) return -1;
     rc_retain(rc_obj);
     if (!gc_owned_add(thread->heap, obj, rc_obj, rc_release)) {

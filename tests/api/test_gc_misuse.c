@@ -1,0 +1,151 @@
+/* test_gc_misuse.c — misuse of the collector's thread and root API
+ * (<mulch/gc.h>; docs: shared/API.md "Errors and misuse", docs/api.md) is
+ * reported through the error handler and otherwise ignored: no hang, no
+ * crash, the heap stays usable.
+ *
+ * Calls that used to hang run on a helper thread joined with a time limit,
+ * so that a regression fails the test instead of stalling it. */
+#ifndef _GNU_SOURCE
+#  define _GNU_SOURCE 1
+#endif
+#define DEFAULT_SEED UINT64_C(0x6d756c6367630b07)
+#define MULCH_TEST_GC_OBJECTS 1
+#include <mulch/gc.h>
+
+#include <stdbool.h>
+
+#include "mulch_test.h"
+
+#define HANG_LIMIT_S 20
+
+/* Runs fn(arg) on a new thread; false when it has not returned within
+ * HANG_LIMIT_S seconds (the thread is then left behind, detached). */
+static bool finishes(void *(*fn)(void *), void *arg)
+{
+    pthread_t th;
+    if (pthread_create(&th, NULL, fn, arg) != 0) T_FAIL("pthread_create failed");
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += HANG_LIMIT_S;
+    if (pthread_timedjoin_np(th, NULL, &until) == 0) return true;
+    pthread_detach(th);
+    return false;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Blocking regions                                                          */
+
+static void test_leave_blocking_unbalanced(void **state)
+{
+    (void)state;
+    TEST_START();
+    gc_heap_t *h = heap_new(0, 0, GC_COMPACT_AUTO);
+    gc_thread_t *t = gc_thread_attach(h);
+    unsigned long r0 = rec_count();
+    gc_leave_blocking(t);
+    EXPECT_ONE_REPORT(r0, "gc_leave_blocking: not in a blocking region", t);
+    /* a region after the misuse still works */
+    gc_enter_blocking(t);
+    gc_leave_blocking(t);
+    gc_collect(t);
+    EXPECT_VERIFY(h);
+    gc_thread_detach(t);
+    gc_heap_destroy(h);
+    EXPECT_NO_REPORTS(r0 + 1);
+}
+
+static void *collect_once(void *heap)
+{
+    gc_thread_t *t = gc_thread_attach(heap);
+    if (t == NULL) return NULL;
+    gc_collect(t);
+    gc_thread_detach(t);
+    return NULL;
+}
+
+/* An inner region's gc_leave_blocking must not end the outer one: the
+ * thread, still waiting (here: a join) as the outer region says, would be
+ * counted as running and the other thread's collection would wait for it. */
+static void test_blocking_regions_nest(void **state)
+{
+    (void)state;
+    TEST_START();
+    gc_heap_t *h = heap_new(0, 0, GC_COMPACT_AUTO);
+    gc_thread_t *t = gc_thread_attach(h);
+    unsigned long r0 = rec_count();
+    gc_enter_blocking(t);
+    gc_enter_blocking(t); /* e.g. a helper that brackets its own blocking call */
+    gc_leave_blocking(t);
+    if (!finishes(collect_once, h)) T_FAIL("another thread's gc_collect waited for a thread in a blocking region");
+    gc_leave_blocking(t);
+    EXPECT_NO_REPORTS(r0);
+    gc_collect(t);
+    gc_thread_detach(t);
+    gc_heap_destroy(h);
+    EXPECT_NO_REPORTS(r0);
+}
+
+static gc_thread_t *g_blocked;
+
+static void *collect_while_blocking(void *heap)
+{
+    gc_thread_t *t = gc_thread_attach(heap);
+    if (t == NULL) return NULL;
+    g_blocked = t;
+    gc_enter_blocking(t);
+    gc_collect(t); /* misuse */
+    gc_leave_blocking(t);
+    gc_collect(t);
+    gc_thread_detach(t);
+    return NULL;
+}
+
+static void test_collect_inside_blocking(void **state)
+{
+    (void)state;
+    TEST_START();
+    gc_heap_t *h = heap_new(0, 0, GC_COMPACT_AUTO);
+    unsigned long r0 = rec_count();
+    if (!finishes(collect_while_blocking, h)) T_FAIL("gc_collect inside a blocking region hung");
+    EXPECT_ONE_REPORT(r0, "gc_collect: called inside a blocking region", g_blocked);
+    EXPECT_VERIFY(h);
+    gc_heap_destroy(h);
+}
+
+static void test_alloc_inside_blocking(void **state)
+{
+    (void)state;
+    TEST_START();
+    gc_heap_t *h = heap_new(0, 0, GC_COMPACT_AUTO);
+    gc_thread_t *t = gc_thread_attach(h);
+    unsigned long r0 = rec_count();
+    gc_enter_blocking(t);
+    /* a large object: always the slow path, where the check is */
+    void *big = gc_alloc(t, &T_RAW, 512 * KiB);
+    EXPECT_NULL(big);
+    EXPECT_ONE_REPORT(r0, "gc_alloc: called inside a blocking region", t);
+    void *weak = gc_weak_new(t, NULL);
+    EXPECT_NULL(weak);
+    EXPECT_ONE_REPORT(r0 + 1, "gc_weak_new: called inside a blocking region", t);
+    gc_leave_blocking(t);
+    big = gc_alloc(t, &T_RAW, 512 * KiB);
+    EXPECT_NONNULL(big);
+    EXPECT_VERIFY(h);
+    gc_thread_detach(t);
+    gc_heap_destroy(h);
+    EXPECT_NO_REPORTS(r0 + 2);
+}
+
+int main(void)
+{
+    mt_init("test_gc_misuse");
+#define T(f) cmocka_unit_test_setup_teardown(f, setup_rec, teardown_rec)
+    const struct CMUnitTest tests[] = {
+        T(test_leave_blocking_unbalanced),
+        T(test_blocking_regions_nest),
+        T(test_collect_inside_blocking),
+        T(test_alloc_inside_blocking),
+    };
+#undef T
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
