@@ -279,6 +279,7 @@ static void gc_finish_finalizers(gc_thread_t *t) {
 }
 
 void gc_collect(gc_thread_t *t) {
+    if (!gc_thread_check(t, "gc_collect")) return;
     if (t->blocking_depth) {
         /* gc_world_stop counts the caller out of heap->running, which a
          * blocking thread is not in: the count would go wrong (a hang, or

@@ -454,6 +454,9 @@ MULCH_INTERNAL bool gc_world_stop(gc_thread_t *self, bool wait_only);
 MULCH_INTERNAL bool gc_world_stop_heap(gc_heap_t *heap, gc_thread_t *self);
 /* Ends a stop by gc_world_stop or gc_world_stop_heap; releases heap->lock. */
 MULCH_INTERNAL void gc_world_start_heap(gc_heap_t *heap, gc_thread_t *self);
+/* Whether t is attached by the calling thread (reads this thread's list,
+ * not *t); reports "<fn>: ..." when not. For calls that are no fast path. */
+MULCH_INTERNAL bool gc_thread_check(const gc_thread_t *t, const char *fn);
 /* Detaches the calling thread from heap if it is attached. */
 MULCH_INTERNAL void gc_thread_destroy_current(gc_heap_t *heap);
 MULCH_INTERNAL void gc_safepoint_slow(gc_thread_t *thread);

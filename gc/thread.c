@@ -26,9 +26,11 @@ static pthread_key_t exit_key;
 static pthread_once_t exit_key_once = PTHREAD_ONCE_INIT;
 static bool exit_key_ok;
 
+static void thread_detach(gc_thread_t *t);
+
 static void thread_exit_detach(void *unused) {
     (void)unused;
-    while (attachments) gc_thread_detach(attachments->thread);
+    while (attachments) thread_detach(attachments->thread);
 }
 
 static void exit_key_create(void) {
@@ -39,6 +41,19 @@ gc_thread_t *gc_thread_current(gc_heap_t *heap) {
     for (gc_attachment_t *a = attachments; a; a = a->next)
         if (a->heap == heap) return a->thread;
     return NULL;
+}
+
+/* Whether t is a record the calling thread attached and still holds. Reads
+ * only this thread's list, never *t: a detached record is unmapped, and
+ * another thread's may be changing. Reports "<fn>: ..." when not. */
+bool gc_thread_check(const gc_thread_t *t, const char *fn) {
+    for (gc_attachment_t *a = attachments; a; a = a->next)
+        if (a->thread == t) return true;
+    char what[160];
+    snprintf(what, sizeof what, "%s: not a thread attached by the calling thread (detached, another thread's, or NULL)",
+             fn);
+    mulch_report(what, t);
+    return false;
 }
 
 /* heap->lock held; returns with it held, after any collection ended. Only
@@ -125,8 +140,8 @@ static void gc_attachment_forget(gc_heap_t *heap) {
     }
 }
 
-void gc_thread_detach(gc_thread_t *t) {
-    if (t == NULL) return;
+/* t is the calling thread's. */
+static void thread_detach(gc_thread_t *t) {
     gc_heap_t *heap = t->heap;
     pthread_mutex_lock(&heap->lock);
     if (t->state == GC_BLOCKING) {
@@ -140,9 +155,26 @@ void gc_thread_detach(gc_thread_t *t) {
     gc_thread_free(t);
 }
 
+void gc_thread_detach(gc_thread_t *t) {
+    if (t == NULL) return;
+    /* A second detach would read the unmapped record; another thread's
+     * would free a record its owner still uses (and keeps in its list). */
+    if (!gc_thread_check(t, "gc_thread_detach")) return;
+    gc_heap_t *heap = t->heap;
+    pthread_mutex_lock(&heap->lock);
+    bool in_finalizer = heap->finalizing && heap->finalizer_thread == t;
+    pthread_mutex_unlock(&heap->lock);
+    if (in_finalizer) {
+        /* gc_run_finalizers goes on with this record after the finalizer */
+        mulch_report("gc_thread_detach: called inside a finalizer", t);
+        return;
+    }
+    thread_detach(t);
+}
+
 void gc_thread_destroy_current(gc_heap_t *heap) {
     gc_thread_t *t = gc_thread_current(heap);
-    if (t) gc_thread_detach(t);
+    if (t) thread_detach(t);
 }
 
 bool gc_world_stop(gc_thread_t *self, bool wait_only) {
@@ -201,6 +233,7 @@ void gc_safepoint(gc_thread_t *t) {
  * leave the caller waiting as a RUNNING thread, every collection waiting
  * for it in turn. */
 void gc_enter_blocking(gc_thread_t *t) {
+    if (!gc_thread_check(t, "gc_enter_blocking")) return;
     if (t->blocking_depth++ > 0) return;
     gc_heap_t *heap = t->heap;
     pthread_mutex_lock(&heap->lock);
@@ -214,6 +247,7 @@ void gc_enter_blocking(gc_thread_t *t) {
 }
 
 void gc_leave_blocking(gc_thread_t *t) {
+    if (!gc_thread_check(t, "gc_leave_blocking")) return;
     if (t->blocking_depth == 0) {
         /* A RUNNING thread waiting below for the collection to end would
          * deadlock with the collector, which waits for it to stop. */

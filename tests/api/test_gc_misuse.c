@@ -136,6 +136,101 @@ static void test_alloc_inside_blocking(void **state)
     EXPECT_NO_REPORTS(r0 + 2);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Detaching                                                                 */
+
+static void test_detach_twice(void **state)
+{
+    (void)state;
+    TEST_START();
+    gc_heap_t *h = heap_new(0, 0, GC_COMPACT_AUTO);
+    gc_thread_t *t = gc_thread_attach(h);
+    unsigned long r0 = rec_count();
+    gc_thread_detach(t);
+    EXPECT_NO_REPORTS(r0);
+    gc_thread_detach(t); /* t is gone: reported, not read */
+    EXPECT_ONE_REPORT(r0, "gc_thread_detach: not a thread attached by the calling thread", t);
+    gc_collect(t);
+    EXPECT_ONE_REPORT(r0 + 1, "gc_collect: not a thread attached by the calling thread", t);
+    t = gc_thread_attach(h);
+    EXPECT_NONNULL(t);
+    gc_collect(t);
+    gc_thread_detach(t);
+    gc_heap_destroy(h);
+    EXPECT_NO_REPORTS(r0 + 2);
+}
+
+static gc_thread_t *g_foreign;
+
+static void *use_foreign_thread(void *unused)
+{
+    (void)unused;
+    gc_thread_detach(g_foreign);
+    gc_collect(g_foreign);
+    gc_enter_blocking(g_foreign);
+    gc_leave_blocking(g_foreign);
+    return NULL;
+}
+
+/* Another thread's record: its owner goes on using it. */
+static void test_detach_other_threads_record(void **state)
+{
+    (void)state;
+    TEST_START();
+    gc_heap_t *h = heap_new(0, 0, GC_COMPACT_AUTO);
+    gc_thread_t *t = gc_thread_attach(h);
+    g_foreign = t;
+    void *keep = mk(t, &T_PLAIN, 1, 2);
+    gc_push_root(t, &keep);
+    unsigned long r0 = rec_count();
+    gc_enter_blocking(t); /* the helper may stop the world meanwhile */
+    if (!finishes(use_foreign_thread, NULL)) T_FAIL("calls with another thread's gc_thread_t hung");
+    gc_leave_blocking(t);
+    EXPECT_EQ(rec_count() - r0, 4);
+    EXPECT_PTR_EQ(gc_thread_current(h), t);
+    gc_collect(t);
+    EXPECT_OBJ(keep, 1);
+    EXPECT_VERIFY(h);
+    gc_pop_roots(t, 1);
+    gc_thread_detach(t);
+    gc_heap_destroy(h);
+    EXPECT_NO_REPORTS(r0 + 4);
+}
+
+static gc_heap_t *g_fin_heap;
+static atomic_int g_fin_detached;
+
+static void fin_detach(void *obj)
+{
+    (void)obj;
+    gc_thread_t *self = gc_thread_current(g_fin_heap);
+    gc_thread_detach(self); /* must not: reported, ignored */
+    atomic_store(&g_fin_detached, gc_thread_current(g_fin_heap) != self);
+}
+
+static const gc_type_t T_FIN_DETACH = { "test.fin_detach", NULL, fin_detach };
+
+static void test_detach_inside_finalizer(void **state)
+{
+    (void)state;
+    TEST_START();
+    gc_heap_t *h = heap_new(0, 0, GC_COMPACT_AUTO);
+    g_fin_heap = h;
+    gc_thread_t *t = gc_thread_attach(h);
+    EXPECT_NONNULL(gc_alloc(t, &T_FIN_DETACH, 16));
+    unsigned long r0 = rec_count();
+    gc_collect(t);
+    EXPECT_ONE_REPORT(r0, "gc_thread_detach: called inside a finalizer", t);
+    EXPECT_EQ(atomic_load(&g_fin_detached), 0);
+    EXPECT_PTR_EQ(gc_thread_current(h), t);
+    EXPECT_EQ(stats_of(h).objects_finalized, 1);
+    gc_collect(t);
+    EXPECT_VERIFY(h);
+    gc_thread_detach(t);
+    gc_heap_destroy(h);
+    EXPECT_NO_REPORTS(r0 + 1);
+}
+
 int main(void)
 {
     mt_init("test_gc_misuse");
@@ -145,6 +240,9 @@ int main(void)
         T(test_blocking_regions_nest),
         T(test_collect_inside_blocking),
         T(test_alloc_inside_blocking),
+        T(test_detach_twice),
+        T(test_detach_other_threads_record),
+        T(test_detach_inside_finalizer),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
