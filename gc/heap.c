@@ -4,7 +4,8 @@
  * A heap takes its spans from its own pool unless options.pool names one.
  * gc_heap_destroy runs every finalizer not yet run — pending ones and those
  * of objects still alive — with the calling thread attached (temporarily if
- * need be), then gives every span back.
+ * need be), then gives every span back. It refuses (reported, nothing
+ * changed) while another thread is attached or from inside a finalizer.
  */
 #include <stdlib.h>
 
@@ -89,9 +90,25 @@ static void run_all_finalizers(gc_heap_t *heap, gc_thread_t *t) {
     }
 }
 
+/* Misuse that gc_heap_destroy must refuse before it changes anything
+ * (finalizers run, weak references and handles cleared cannot be undone):
+ * another thread still attached, or the call made by a finalizer, whose
+ * run goes on with the heap afterwards. Reports it. */
+static bool destroy_refused(gc_heap_t *heap, gc_thread_t *self) {
+    pthread_mutex_lock(&heap->lock);
+    bool others = false;
+    for (gc_thread_t *t = heap->threads; t && !others; t = t->next) others = t != self;
+    bool in_finalizer = heap->finalizing && self != NULL && heap->finalizer_thread == self;
+    pthread_mutex_unlock(&heap->lock);
+    if (others) mulch_report("gc_heap_destroy: other threads are still attached", heap);
+    else if (in_finalizer) mulch_report("gc_heap_destroy: called inside a finalizer", heap);
+    return others || in_finalizer;
+}
+
 void gc_heap_destroy(gc_heap_t *heap) {
     if (heap == NULL) return;
     gc_thread_t *t = gc_thread_current(heap);
+    if (destroy_refused(heap, t)) return;
     if (t == NULL) t = gc_thread_attach(heap); /* detached again below */
     if (t) {
         /* weak references see their targets go before finalizers run */
@@ -108,6 +125,9 @@ void gc_heap_destroy(gc_heap_t *heap) {
     gc_thread_destroy_current(heap);
     pthread_mutex_lock(&heap->lock);
     if (heap->threads) {
+        /* a thread attached while the finalizers ran (a race with the
+         * destroy, which destroy_refused cannot see coming): too late to
+         * undo, but the spans it may use are not freed under it */
         pthread_mutex_unlock(&heap->lock);
         mulch_report("gc_heap_destroy: other threads are still attached", heap);
         return;

@@ -12,6 +12,7 @@
 #define MULCH_TEST_GC_OBJECTS 1
 #include <mulch/gc.h>
 
+#include <sched.h>
 #include <stdbool.h>
 
 #include "mulch_test.h"
@@ -231,6 +232,95 @@ static void test_detach_inside_finalizer(void **state)
     EXPECT_NO_REPORTS(r0 + 1);
 }
 
+/* ------------------------------------------------------------------------ */
+/* gc_heap_destroy misuse: refused before anything changed                   */
+
+static atomic_int g_worker_go;
+
+static void *attached_worker(void *heap)
+{
+    gc_thread_t *t = gc_thread_attach(heap);
+    if (t == NULL) return NULL;
+    atomic_store(&g_worker_go, 1);
+    gc_enter_blocking(t);
+    while (atomic_load(&g_worker_go) != 2) sched_yield();
+    gc_leave_blocking(t);
+    gc_thread_detach(t);
+    return NULL;
+}
+
+static void test_destroy_with_other_thread_attached(void **state)
+{
+    (void)state;
+    TEST_START();
+    fin_reset();
+    gc_heap_t *h = heap_new(0, 0, GC_COMPACT_AUTO);
+    gc_thread_t *t = gc_thread_attach(h);
+    void *obj = mk(t, &T_FIN, 1, 2), *weak = NULL;
+    gc_push_root(t, &obj);
+    weak = gc_weak_new(t, obj);
+    gc_push_root(t, &weak);
+    atomic_store(&g_worker_go, 0);
+    pthread_t th;
+    EXPECT_EQ(pthread_create(&th, NULL, attached_worker, h), 0);
+    while (atomic_load(&g_worker_go) != 1) sched_yield();
+
+    unsigned long r0 = rec_count();
+    gc_heap_destroy(h); /* refused: nothing may change */
+    EXPECT_ONE_REPORT(r0, "gc_heap_destroy: other threads are still attached", h);
+    EXPECT_FIN(1, 0);
+    EXPECT_PTR_EQ(gc_weak_get(weak), obj);
+    EXPECT_PTR_EQ(gc_thread_current(h), t);
+    gc_collect(t);
+    EXPECT_OBJ(obj, 1);
+    EXPECT_VERIFY(h);
+
+    gc_enter_blocking(t);
+    atomic_store(&g_worker_go, 2);
+    EXPECT_EQ(pthread_join(th, NULL), 0);
+    gc_leave_blocking(t);
+    gc_pop_roots(t, 2);
+    gc_heap_destroy(h);
+    EXPECT_FIN(1, 1);
+    EXPECT_NO_REPORTS(r0 + 1);
+    EXPECT_NO_ASYNC_FAILURES();
+}
+
+static atomic_int g_destroy_tried;
+
+static void fin_destroy(void *obj)
+{
+    (void)obj;
+    gc_heap_destroy(g_fin_heap); /* must not: reported, ignored */
+    atomic_fetch_add(&g_destroy_tried, 1);
+}
+
+static const gc_type_t T_FIN_DESTROY = { "test.fin_destroy", NULL, fin_destroy };
+
+static void test_destroy_inside_finalizer(void **state)
+{
+    (void)state;
+    TEST_START();
+    gc_heap_t *h = heap_new(0, 0, GC_COMPACT_AUTO);
+    g_fin_heap = h;
+    atomic_store(&g_destroy_tried, 0);
+    gc_thread_t *t = gc_thread_attach(h);
+    EXPECT_NONNULL(gc_alloc(t, &T_FIN_DESTROY, 16));
+    unsigned long r0 = rec_count();
+    gc_collect(t);
+    EXPECT_EQ(atomic_load(&g_destroy_tried), 1);
+    EXPECT_ONE_REPORT(r0, "gc_heap_destroy: called inside a finalizer", h);
+    EXPECT_PTR_EQ(gc_thread_current(h), t);
+    void *after = mk(t, &T_PLAIN, 2, 1);
+    gc_push_root(t, &after);
+    gc_collect(t);
+    EXPECT_OBJ(after, 2);
+    EXPECT_VERIFY(h);
+    gc_pop_roots(t, 1);
+    gc_heap_destroy(h);
+    EXPECT_NO_REPORTS(r0 + 1);
+}
+
 int main(void)
 {
     mt_init("test_gc_misuse");
@@ -243,6 +333,8 @@ int main(void)
         T(test_detach_twice),
         T(test_detach_other_threads_record),
         T(test_detach_inside_finalizer),
+        T(test_destroy_with_other_thread_attached),
+        T(test_destroy_inside_finalizer),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
