@@ -136,6 +136,11 @@ static MULCH_NOINLINE void root_stack_grow(gc_thread_t *t, void **slot) {
 }
 
 void gc_push_root(gc_thread_t *t, void **slot) {
+    if (mulch_unlikely(slot == NULL)) {
+        /* every collection (and gc_verify) reads through the slot */
+        mulch_report("gc_push_root: slot is NULL", t);
+        return;
+    }
     if (mulch_likely(t->root_depth < t->root_capacity)) t->root_stack[t->root_depth++] = slot;
     else root_stack_grow(t, slot);
 }

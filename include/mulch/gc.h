@@ -121,8 +121,8 @@ MULCH_API void gc_pop_roots(gc_thread_t *thread, size_t n);
 MULCH_API size_t gc_root_depth(gc_thread_t *thread);
 MULCH_API void gc_pop_roots_to(gc_thread_t *thread, size_t depth);
 /* gc_push_root and gc_pop_roots are inline: a bounds check and a store, or
- * a check and a subtraction; growing the stack and misuse reports call the
- * library. MULCH_GC_NO_INLINE, or (gc_push_root)(...), for the functions. */
+ * a check and a subtraction; growing the stack and misuse reports (a NULL
+ * slot, popping more than was pushed) call the library. MULCH_GC_NO_INLINE, or (gc_push_root)(...), for the functions. */
 #if !defined(MULCH_GC_NO_INLINE) && !defined(MULCH_BUILDING_GC_)
 #  if defined(__cplusplus)
 #    pragma GCC diagnostic push
@@ -130,7 +130,9 @@ MULCH_API void gc_pop_roots_to(gc_thread_t *thread, size_t depth);
 #  endif
 static inline void mulch_gc_push_root_inline_(gc_thread_t *thread, void **slot) {
     struct mulch_gc_thread_roots_ *roots = (struct mulch_gc_thread_roots_ *)(void *)thread;
-    if (__builtin_expect(roots->depth < roots->capacity, 1)) roots->stack[roots->depth++] = slot;
+    /* (a NULL slot goes to the library, which reports it: a collection
+     * would read through it) */
+    if (__builtin_expect(roots->depth < roots->capacity && slot != NULL, 1)) roots->stack[roots->depth++] = slot;
     else (gc_push_root)(thread, slot);
 }
 static inline void mulch_gc_pop_roots_inline_(gc_thread_t *thread, size_t n) {

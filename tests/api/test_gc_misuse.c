@@ -321,6 +321,32 @@ static void test_destroy_inside_finalizer(void **state)
     EXPECT_NO_REPORTS(r0 + 1);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Roots                                                                     */
+
+static void test_push_null_root(void **state)
+{
+    (void)state;
+    TEST_START();
+    gc_heap_t *h = heap_new(0, 0, GC_COMPACT_AUTO);
+    gc_thread_t *t = gc_thread_attach(h);
+    unsigned long r0 = rec_count();
+    gc_push_root(t, NULL);   /* the inline path */
+    EXPECT_ONE_REPORT(r0, "gc_push_root: slot is NULL", t);
+    (gc_push_root)(t, NULL); /* the library function */
+    EXPECT_ONE_REPORT(r0 + 1, "gc_push_root: slot is NULL", t);
+    EXPECT_EQ(gc_root_depth(t), 0);
+    void *keep = mk(t, &T_PLAIN, 1, 1);
+    gc_push_root(t, &keep);
+    gc_collect(t); /* read through the NULL slot before */
+    EXPECT_OBJ(keep, 1);
+    EXPECT_VERIFY(h);
+    gc_pop_roots(t, 1);
+    gc_thread_detach(t);
+    gc_heap_destroy(h);
+    EXPECT_NO_REPORTS(r0 + 2);
+}
+
 int main(void)
 {
     mt_init("test_gc_misuse");
@@ -335,6 +361,7 @@ int main(void)
         T(test_detach_inside_finalizer),
         T(test_destroy_with_other_thread_attached),
         T(test_destroy_inside_finalizer),
+        T(test_push_null_root),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
