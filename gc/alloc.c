@@ -469,7 +469,10 @@ const gc_type_t *gc_type_of(const void *obj) {
 
 size_t gc_size_of(const void *obj) {
     block_t *b = obj ? pool_block_of(obj) : NULL;
-    if (b == NULL || b->kind != BLOCK_EXTERNAL) {
+    uint32_t index;
+    /* an interior pointer is no object either: its "size" would overstate
+     * what lies after it (as gc_type_of, which checks the same) */
+    if (b == NULL || b->kind != BLOCK_EXTERNAL || !gc_span_cell_of(b, obj, &index)) {
         mulch_report("gc_size_of: not a GC object", obj);
         return 0;
     }

@@ -347,6 +347,35 @@ static void test_push_null_root(void **state)
     EXPECT_NO_REPORTS(r0 + 2);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Object queries                                                            */
+
+static void fin_nothing(void *obj) { (void)obj; }
+static const gc_type_t T_FIN_NOP = { "test.fin_nop", NULL, fin_nothing }; /* keeps its header */
+
+static void test_size_of_interior_pointer(void **state)
+{
+    (void)state;
+    TEST_START();
+    gc_heap_t *h = heap_new(0, 0, GC_COMPACT_AUTO);
+    gc_thread_t *t = gc_thread_attach(h);
+    const size_t sizes[] = { 64, 200, 4 * KiB, 300 * KiB }; /* headerless, headed, medium, large */
+    const gc_type_t *types[] = { &T_RAW, &T_FIN_NOP, &T_RAW, &T_RAW };
+    unsigned long r0 = rec_count();
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        char *obj = gc_alloc(t, types[k], sizes[k]);
+        EXPECT_NONNULL(obj);
+        EXPECT_GE(gc_size_of(obj), sizes[k]);
+        EXPECT_NO_REPORTS(r0);
+        EXPECT_EQ(gc_size_of(obj + 8), 0);
+        EXPECT_ONE_REPORT(r0, "gc_size_of: not a GC object", obj + 8);
+        r0 = rec_count();
+    }
+    gc_thread_detach(t);
+    gc_heap_destroy(h);
+    EXPECT_NO_REPORTS(r0);
+}
+
 int main(void)
 {
     mt_init("test_gc_misuse");
@@ -362,6 +391,7 @@ int main(void)
         T(test_destroy_with_other_thread_attached),
         T(test_destroy_inside_finalizer),
         T(test_push_null_root),
+        T(test_size_of_interior_pointer),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
