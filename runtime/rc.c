@@ -206,9 +206,16 @@ void *rc_retain(void *obj) {
     rc_header_t *h = rc_header_of(obj);
     rc_thread_t *self = rc_self; /* retains need no merge: releases drain the queue */
     if (self && atomic_load_explicit(&h->owner, memory_order_relaxed) == self) {
-        atomic_store_explicit(&h->biased, atomic_load_explicit(&h->biased, memory_order_relaxed) + 1,
-                              memory_order_relaxed);
-        return obj;
+        uint32_t biased = atomic_load_explicit(&h->biased, memory_order_relaxed);
+        /* At its cap the 32-bit owner's count would wrap to 0 (a referenced
+         * object counting 0): the reference goes to the 64-bit shared
+         * count instead, as another thread's would. The owner's releases
+         * take biased down first; its last one merges, and the shared
+         * count keeps the rest. */
+        if (mulch_likely(biased != UINT32_MAX)) {
+            atomic_store_explicit(&h->biased, biased + 1, memory_order_relaxed);
+            return obj;
+        }
     }
     int64_t old = atomic_fetch_add_explicit(&h->shared, RC_ONE, memory_order_relaxed);
     if (mulch_unlikely((old & RC_MERGED) && (old >> RC_SHIFT) <= 0)) {

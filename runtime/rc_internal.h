@@ -5,7 +5,8 @@
  * Reference Counting", PACT 2018): the thread that allocated the object
  * (its owner) keeps its count in `biased` with plain loads and stores;
  * every other thread uses the atomic `shared` word. The true count is
- * biased + shared.
+ * biased + shared. At UINT32_MAX the owner's retains go to `shared` too
+ * (biased never wraps).
  *
  * `shared` holds count << RC_SHIFT | flags:
  *   RC_MERGED — the owner has let go (biased reached 0, or was folded in):

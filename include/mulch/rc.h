@@ -76,9 +76,12 @@ static inline void *mulch_rc_retain_inline_(void *obj) {
     if (__builtin_expect(obj != NULL && self != NULL, 1)) {
         struct mulch_rc_header_ *h = mulch_rc_header_of_(obj);
         if (__builtin_expect(__atomic_load_n(&h->owner, __ATOMIC_RELAXED) == self, 1)) {
-            __atomic_store_n(&h->biased, __atomic_load_n(&h->biased, __ATOMIC_RELAXED) + 1u,
-                             __ATOMIC_RELAXED);
-            return obj;
+            unsigned int biased = __atomic_load_n(&h->biased, __ATOMIC_RELAXED);
+            /* at its cap the library counts the reference elsewhere */
+            if (__builtin_expect(biased != 0xffffffffu, 1)) {
+                __atomic_store_n(&h->biased, biased + 1u, __ATOMIC_RELAXED);
+                return obj;
+            }
         }
     }
     return (rc_retain)(obj);
