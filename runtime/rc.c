@@ -117,7 +117,14 @@ void *rc_alloc_in(pool_t *pool, size_t size, void (*destroy)(void *obj)) {
     if (pool == NULL || size > SIZE_MAX - sizeof(rc_header_t)) return NULL;
     rc_thread_t *self = rc_self ? rc_self_checked() : rc_thread_self_slow();
     if (self == NULL) return NULL;
-    rc_header_t *h = pool_alloc(pool, sizeof(rc_header_t) + size);
+    /* Above the pool's size classes the cell is a mapping of its own, which
+     * pool_calloc leaves untouched when fresh (it reads as zeros): a memset
+     * of the payload faulted in every page up front (rc_alloc(1 TiB) under
+     * overcommit ran the machine out of memory instead of being lazy like
+     * any big calloc). */
+    size_t bytes = sizeof(rc_header_t) + size;
+    bool big = bytes > pool->small_max;
+    rc_header_t *h = big ? pool_calloc(pool, 1, bytes) : pool_alloc(pool, bytes);
     if (h == NULL) return NULL;
     atomic_store_explicit(&h->owner, self, memory_order_relaxed);
     atomic_store_explicit(&h->biased, 1, memory_order_relaxed);
@@ -125,7 +132,7 @@ void *rc_alloc_in(pool_t *pool, size_t size, void (*destroy)(void *obj)) {
     h->destroy = destroy;
     atomic_store_explicit(&h->weak, NULL, memory_order_relaxed);
     h->link = NULL;
-    memset(rc_object_of(h), 0, size);
+    if (!big) memset(rc_object_of(h), 0, size);
     atomic_store_explicit(&h->magic, RC_LIVE, memory_order_release);
     return rc_object_of(h);
 }

@@ -104,6 +104,46 @@ static void test_rc_alloc_oom_is_not_misuse(void **state)
     EXPECT_NO_REPORTS(r0);
 }
 
+/* Resident bytes of this process (VmRSS), 0 when unknown. */
+static size_t resident_bytes(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    if (f == NULL) return 0;
+    char line[256];
+    size_t kib = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %zu kB", &kib) == 1) break;
+    fclose(f);
+    return kib * KiB;
+}
+
+/* A big object is zeroed the way a big calloc is, lazily: its pages are
+ * not all touched at rc_alloc (a huge request under overcommit would run
+ * the machine out of memory). */
+static void test_rc_alloc_huge_is_lazy(void **state)
+{
+    (void)state;
+    TEST_START();
+    unsigned long r0 = rec_count();
+    const size_t size = 512 * MiB;
+    size_t before = resident_bytes();
+    unsigned char *p = rc_alloc(size, NULL);
+    if (p == NULL) {
+        print_message("  rc_alloc(512 MiB) = NULL here: nothing to check\n");
+        return;
+    }
+    size_t after = resident_bytes();
+    EXPECT_EQ(p[0], 0);
+    EXPECT_EQ(p[size / 2], 0);
+    EXPECT_EQ(p[size - 1], 0);
+    /* sanitizers and memcheck touch shadow memory of their own */
+    if (!MT_SANITIZED && !MT_ON_VALGRIND() && before && after > before + 64 * MiB)
+        T_FAIL("rc_alloc(512 MiB) made %zu MiB resident", (after - before) / MiB);
+    EXPECT_EQ(rc_count(p), 1);
+    rc_release(p);
+    EXPECT_NO_REPORTS(r0);
+}
+
 static void test_rc_alloc_in_custom_pool(void **state)
 {
     (void)state;
@@ -178,6 +218,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_rc_alloc_zeroed_aligned),
         T(test_rc_alloc_oom_is_not_misuse),
+        T(test_rc_alloc_huge_is_lazy),
         T(test_rc_alloc_in_custom_pool),
     };
 #undef T
