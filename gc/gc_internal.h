@@ -218,7 +218,9 @@ struct gc_tracer {
     gc_mark_entry_t *stack;
     size_t       depth, capacity;
     bool         overflowed;  /* an object could not be pushed: rescan   */
-    unsigned     bad_slots;   /* reports made this collection            */
+    unsigned     bad_slots;   /* bad slots seen this collection          */
+    bool         report_all;  /* gc_verify: no cap on reports (each problem
+                                 it counts is reported, as it promises)  */
     const char  *phase;       /* function name for reports               */
     /* Spans of objects marked lately, by their address's 64 KiB unit: a
      * range check is cheaper than the chunk map, and objects traced

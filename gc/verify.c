@@ -78,6 +78,7 @@ static void verify_barriers(verifier_t *v) {
     gc_heap_t *heap = v->heap;
     gc_tracer_t tracer;
     gc_tracer_init(&tracer, heap, "gc_verify");
+    tracer.report_all = true;
     for (size_t s = 0; s < heap->spans.count; s++) {
         block_t *b = heap->spans.items[s];
         const uint64_t *mark = gc_span_mark_bits(b);
@@ -105,6 +106,7 @@ static void verify_callback_roots(verifier_t *v) {
     gc_marks_forget(v->heap);
     gc_tracer_t tracer;
     gc_tracer_init(&tracer, v->heap, "gc_verify");
+    tracer.report_all = true;
     for (size_t i = 0; i < v->heap->root_callback_count; i++) {
         unsigned before = tracer.bad_slots;
         v->heap->root_callbacks[i].fn(&tracer, v->heap->root_callbacks[i].ctx);

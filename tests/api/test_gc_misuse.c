@@ -376,6 +376,38 @@ static void test_size_of_interior_pointer(void **state)
     EXPECT_NO_REPORTS(r0);
 }
 
+/* ------------------------------------------------------------------------ */
+/* gc_verify                                                                 */
+
+#define BAD_SLOTS 12
+static uint64_t g_not_objects[BAD_SLOTS]; /* 8-byte aligned, no GC heap's */
+static void *g_bad_slots[BAD_SLOTS];
+
+static void bad_roots(gc_tracer_t *tracer, void *ctx)
+{
+    (void)ctx;
+    gc_trace_range(tracer, g_bad_slots, BAD_SLOTS);
+}
+
+/* "reports each problem through the error handler and returns their
+ * count": no cap on the reports (a collection caps its own at 8). */
+static void test_verify_reports_every_problem(void **state)
+{
+    (void)state;
+    TEST_START();
+    gc_heap_t *h = heap_new(0, 0, GC_COMPACT_AUTO);
+    for (size_t i = 0; i < BAD_SLOTS; i++) g_bad_slots[i] = &g_not_objects[i];
+    gc_root_add_callback(h, bad_roots, NULL);
+    unsigned long r0 = rec_count();
+    size_t problems = gc_verify(h);
+    EXPECT_EQ(problems, BAD_SLOTS);
+    EXPECT_EQ(rec_count() - r0, problems);
+    gc_root_remove_callback(h, bad_roots, NULL);
+    EXPECT_EQ(gc_verify(h), 0);
+    gc_heap_destroy(h);
+    EXPECT_EQ(rec_count() - r0, problems);
+}
+
 int main(void)
 {
     mt_init("test_gc_misuse");
@@ -392,6 +424,7 @@ int main(void)
         T(test_destroy_inside_finalizer),
         T(test_push_null_root),
         T(test_size_of_interior_pointer),
+        T(test_verify_reports_every_problem),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
