@@ -270,9 +270,13 @@ static bool gc_should_collect(gc_heap_t *heap) {
 }
 
 /* Collect on behalf of an allocation: if another thread is collecting,
- * waiting for it is enough. Runs finalizers made pending. */
+ * waiting for it is enough — unless this must be a full collection in
+ * generational mode: the other one may have been minor (its old garbage
+ * still there), and the caller's next failure returns NULL. Runs
+ * finalizers made pending. */
 static void gc_collect_for_allocation(gc_thread_t *t, bool minor_allowed) {
-    if (!gc_world_stop(t, true)) return;
+    bool wait_only = minor_allowed || !t->heap->generational;
+    if (!gc_world_stop(t, wait_only)) return;
     gc_collect_locked(t->heap, t, minor_allowed);
     gc_world_start_heap(t->heap, t);
     gc_run_finalizers(t);
