@@ -6,8 +6,17 @@
  * CAS only if the count is not a merged zero, so every transition to zero
  * is final and its destroyer alone clears the control block (under the
  * same mutex) before destroying. The mutex also orders freeing the control
- * block: the last of the object and its weak handles frees it. A handle is a small rc_weak_t pointing at the
- * control block.
+ * block: the last of the object and its weak handles frees it. A handle is
+ * a small rc_weak_t pointing at the control block.
+ *
+ * An unmerged count (RC_QUEUED, or not yet MERGED) is not a decision: the
+ * true count is biased + shared and only the owner can read `biased`
+ * consistently (its fast paths write it with plain stores). A lock cannot
+ * tell "queued, no reference left" from "queued, the owner still holds
+ * some", so it counts itself in `shared` and the merge, an atomic add on
+ * the same word, includes it: the object lives on until that reference is
+ * released (docs/rc.md). Refusing instead would return NULL for live
+ * objects; waiting for the owner could wait forever.
  */
 #include "rc_internal.h"
 

@@ -4,7 +4,12 @@
  *   - lock while alive (count + 1), NULL once destroyed, several handles,
  *     rc_weak_free before and after the object dies (no pool cell left),
  *     rc_weak_new on a dead object reported; rc_weak_free twice and
- *     rc_weak_lock after rc_weak_free reported.
+ *     rc_weak_lock after rc_weak_free reported;
+ *   - an object queued to its owner (another thread dropped a reference
+ *     the owner counted, not merged yet): a lock gives it both while the
+ *     owner still holds it and when no reference is left (docs/rc.md: not
+ *     dying until the merge decides); destroy runs once, after the locked
+ *     reference goes; a lock after the merge's destroy is NULL.
  *
  * Deterministic: random choices come from a splitmix64 generator seeded from
  * MULCH_TEST_SEED (decimal or 0x-hex) or a fixed default; the seed is printed
@@ -214,6 +219,100 @@ static void test_rc_weak_free_twice(void **state)
     EXPECT_NO_ASYNC_FAILURES();
 }
 
+/* rc_weak_lock on another thread: the reviewer's "non-owner locker". */
+static void *lock_on_thread(void *arg)
+{
+    return rc_weak_lock(arg);
+}
+
+static void *lock_elsewhere(rc_weak_t *w)
+{
+    pthread_t th;
+    void *got = NULL;
+    if (pthread_create(&th, NULL, lock_on_thread, w) != 0) T_FAIL("pthread_create failed");
+    if (pthread_join(th, &got) != 0) T_FAIL("pthread_join failed");
+    return got;
+}
+
+/* Drops, on another thread, a reference this (the owner) thread counted:
+ * the shared count goes below zero and the object is queued to us. */
+static void release_elsewhere(void *obj)
+{
+    handoff_t h = { .obj = obj, .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
+    pthread_t th;
+    if (pthread_create(&th, NULL, release_transferred, &h) != 0) T_FAIL("pthread_create failed");
+    if (pthread_join(th, NULL) != 0) T_FAIL("pthread_join failed");
+}
+
+/* A queued object's weak lock cannot tell "the owner still holds
+ * references" from "none is left": only the owner's merge knows the sum.
+ * Both must give the object (refusing the first would report a live object
+ * destroyed); the second is documented as not dying yet. The merge then
+ * counts the locked reference, so destroy runs once, after it goes. */
+static void test_rc_weak_lock_queued(void **state)
+{
+    (void)state;
+    TEST_START();
+    unsigned long r0 = rec_count();
+    destroy_reset();
+    shadow_reset();
+    pool_t *pool = pool_create(NULL);
+    EXPECT_NONNULL(pool);
+
+    /* queued, the owner still holds one: the object is alive */
+    recobj_t *o = mk_rec(pool, 44);
+    rc_weak_t *w = rc_weak_new(o);
+    EXPECT_NONNULL(w);
+    release_elsewhere(rc_retain(o));
+    void *p = lock_elsewhere(w);
+    EXPECT_PTR_EQ(p, o);
+    rc_release(p);
+    EXPECT_DESTROYS(0);
+    EXPECT_EQ(o->magic, REC_MAGIC);
+    rc_release(o); /* merges, then the last release */
+    EXPECT_DESTROYS(1);
+    EXPECT_SHADOW_RUNS(44, 1);
+    EXPECT_NULL(rc_weak_lock(w));
+    rc_weak_free(w);
+
+    /* queued with no reference left: a lock before the merge still wins */
+    destroy_reset();
+    o = mk_rec(pool, 45);
+    w = rc_weak_new(o);
+    EXPECT_NONNULL(w);
+    release_elsewhere(o);
+    EXPECT_DESTROYS(0); /* waits for our merge */
+    p = lock_elsewhere(w);
+    EXPECT_PTR_EQ(p, o);
+    rc_nudge(); /* the merge counts the locked reference: no destroy */
+    EXPECT_DESTROYS(0);
+    EXPECT_EQ(((recobj_t *)p)->magic, REC_MAGIC);
+    release_elsewhere(p); /* merged now: this last release destroys at once */
+    EXPECT_DESTROYS(1);
+    EXPECT_SHADOW_RUNS(45, 1);
+    EXPECT_NULL(rc_weak_lock(w));
+    EXPECT_NULL(lock_elsewhere(w));
+    rc_weak_free(w);
+
+    /* queued with no reference left, merged before any lock: gone for good */
+    destroy_reset();
+    o = mk_rec(pool, 46);
+    w = rc_weak_new(o);
+    EXPECT_NONNULL(w);
+    release_elsewhere(o);
+    rc_nudge();
+    EXPECT_DESTROYS(1);
+    EXPECT_SHADOW_RUNS(46, 1);
+    EXPECT_NULL(lock_elsewhere(w));
+    EXPECT_NULL(rc_weak_lock(w));
+    rc_weak_free(w);
+
+    EXPECT_EQ(stats_of(pool).live_allocations, 0);
+    pool_destroy(pool);
+    EXPECT_NO_ASYNC_FAILURES();
+    EXPECT_NO_REPORTS(r0);
+}
+
 /* ======================================================================== */
 
 int main(void)
@@ -224,6 +323,7 @@ int main(void)
         T(test_rc_weak_basic),
         T(test_rc_weak_new_misuse),
         T(test_rc_weak_free_twice),
+        T(test_rc_weak_lock_queued),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
