@@ -307,13 +307,15 @@ static value prim_apply(value *args, int argc)
 }
 
 /* (map f list) and (for-each f list): the cursor and the results live on
- * the value stack, above the arguments. */
+ * the value stack, above the arguments. f may mutate the list (set-cdr!):
+ * each step checks that the cursor is still a pair. */
 static value map_generic(value *args, int collect, const char *who)
 {
     list_arg_length(args[1], who);
     value *cursor = lisp_sp;
     lisp_push(args[1]);
     while (*cursor != LISP_NIL) {
+        if (!lisp_is(*cursor, LISP_PAIR)) lisp_error("%s: the list became improper during the call", who);
         lisp_push(LISP_CAR(*cursor));
         value result = lisp_apply(args[0], 1);
         *cursor = LISP_CDR(*cursor);
