@@ -4,6 +4,9 @@
  * Printing never allocates, so it walks raw pointers: nothing can collect
  * or move while it runs. Lists recurse on the car only (long lists print in
  * a loop); a list nested tens of thousands deep would exhaust the C stack.
+ * A cyclic structure prints forever on stdout; into an error message's
+ * fixed buffer (lisp_type_error, error) it stops once the buffer is full
+ * and the stream reports an error.
  */
 #include "lisp.h"
 
@@ -38,6 +41,7 @@ static void print_char(FILE *out, int c, int write)
 
 void lisp_print(FILE *out, value v, int write)
 {
+    if (ferror(out)) return;   /* a full error message buffer (fmemopen): stop, even in a cycle */
     if (lisp_is_fixnum(v)) {
         fprintf(out, "%" PRIdPTR, lisp_fixnum_value(v));
         return;
@@ -59,6 +63,7 @@ void lisp_print(FILE *out, value v, int write)
             lisp_print(out, LISP_CAR(v), write);
             v = LISP_CDR(v);
             if (!lisp_is(v, LISP_PAIR)) break;
+            if (ferror(out)) return;   /* (a cyclic list) */
             fputc(' ', out);
         }
         if (v != LISP_NIL) {
