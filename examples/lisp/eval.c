@@ -521,5 +521,4 @@ done:
 void lisp_eval_init(void)
 {
     lisp_globals[LISP_G_ARGS] = LISP_NIL;
-    lisp_globals[LISP_G_CURRENT_OUT] = LISP_NIL;
 }

@@ -99,7 +99,6 @@ static inline int lisp_is(value v, enum lisp_kind k) { return lisp_is_object(v) 
 enum lisp_global {
     LISP_G_SYMTAB,       /* vector: the intern table (open addressing) */
     LISP_G_ARGS,         /* *args*: the command-line arguments after the script */
-    LISP_G_CURRENT_OUT,  /* scratch for the host's standard port lookups */
     LISP_G_COUNT
 };
 extern value lisp_globals[LISP_G_COUNT];

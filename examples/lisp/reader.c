@@ -189,9 +189,13 @@ static value read_form(struct lisp_reader *r)
         value quoted = read_form(r);
         LISP_ROOT(quoted);
         value tail = lisp_cons(quoted, LISP_NIL);
-        value form = lisp_cons(lisp_intern("quote"), tail);   /* interned at start-up: no allocation */
+        LISP_ROOT(tail);
+        /* (each call may allocate: rooted tail, and the symbol taken
+         * before the cons, whatever order C evaluates arguments in) */
+        value quote = lisp_intern("quote");
+        value form = lisp_cons(quote, tail);
         LISP_PAIR_OF(form)->hdr = LISP_HDR(LISP_PAIR, (uintptr_t)line);
-        lisp_unroot(1);
+        lisp_unroot(2);
         return form;
     }
     default: return read_atom(r);
