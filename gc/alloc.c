@@ -484,6 +484,7 @@ size_t gc_size_of(const void *obj) {
 }
 
 void gc_external_alloc(gc_heap_t *heap, ptrdiff_t bytes) {
+    if (!gc_heap_given(heap, "gc_external_alloc")) return;
     atomic_fetch_add_explicit(&heap->external_bytes, bytes, memory_order_relaxed);
     if (bytes > 0) atomic_fetch_add_explicit(&heap->allocated_since_gc, (size_t)bytes, memory_order_relaxed);
 }

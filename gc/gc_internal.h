@@ -459,6 +459,10 @@ MULCH_INTERNAL void gc_world_start_heap(gc_heap_t *heap, gc_thread_t *self);
 /* Whether t is attached by the calling thread (reads this thread's list,
  * not *t); reports "<fn>: ..." when not. For calls that are no fast path. */
 MULCH_INTERNAL bool gc_thread_check(const gc_thread_t *t, const char *fn);
+/* Argument checks of the public functions: false, after reporting "<fn>:
+ * heap is NULL" (or "thread is NULL", ptr NULL), when the argument is NULL. */
+MULCH_INTERNAL bool gc_heap_given(const gc_heap_t *heap, const char *fn);
+MULCH_INTERNAL bool gc_thread_given(const gc_thread_t *t, const char *fn);
 /* Detaches the calling thread from heap if it is attached. */
 MULCH_INTERNAL void gc_thread_destroy_current(gc_heap_t *heap);
 MULCH_INTERNAL void gc_safepoint_slow(gc_thread_t *thread);

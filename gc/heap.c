@@ -151,16 +151,41 @@ void gc_heap_destroy(gc_heap_t *heap) {
     os_unmap(heap, sizeof(gc_heap_t));
 }
 
+static MULCH_COLD void report_null(const char *fn, const char *argument) {
+    char what[96];
+    snprintf(what, sizeof what, "%s: %s is NULL", fn, argument);
+    mulch_report(what, NULL);
+}
+
+bool gc_heap_given(const gc_heap_t *heap, const char *fn) {
+    if (mulch_likely(heap != NULL)) return true;
+    report_null(fn, "heap");
+    return false;
+}
+
+bool gc_thread_given(const gc_thread_t *t, const char *fn) {
+    if (mulch_likely(t != NULL)) return true;
+    report_null(fn, "thread");
+    return false;
+}
+
 void gc_heap_set_userdata(gc_heap_t *heap, void *data) {
+    if (!gc_heap_given(heap, "gc_heap_set_userdata")) return;
     heap->userdata = data;
 }
 
 void *gc_heap_get_userdata(gc_heap_t *heap) {
+    if (!gc_heap_given(heap, "gc_heap_get_userdata")) return NULL;
     return heap->userdata;
 }
 
 void gc_get_stats(gc_heap_t *heap, gc_stats_t *out) {
+    if (out == NULL) {
+        mulch_report("gc_get_stats: out is NULL", heap);
+        return;
+    }
     memset(out, 0, sizeof *out);
+    if (!gc_heap_given(heap, "gc_get_stats")) return;
     pthread_mutex_lock(&heap->lock);
     uint64_t allocated = heap->detached_bytes_allocated;
     for (gc_thread_t *t = heap->threads; t; t = t->next)

@@ -30,6 +30,7 @@ static bool root_slot_valid(gc_heap_t *heap, void **slot, const char *fn) {
 }
 
 void gc_root_add(gc_heap_t *heap, void **slot) {
+    if (!gc_heap_given(heap, "gc_root_add")) return;
     if (!root_slot_valid(heap, slot, "gc_root_add")) return;
     pthread_mutex_lock(&heap->lock);
     bool ok = gc_vector_push(&heap->root_slots, slot);
@@ -54,6 +55,7 @@ static void *array_reserve_one(void *array, size_t count, size_t *capacity, size
 }
 
 void gc_root_add_range(gc_heap_t *heap, void **slots, size_t n) {
+    if (!gc_heap_given(heap, "gc_root_add_range")) return;
     if (!root_slot_valid(heap, slots, "gc_root_add_range")) return;
     pthread_mutex_lock(&heap->lock);
     gc_root_range_t *ranges = array_reserve_one(heap->root_ranges, heap->root_range_count,
@@ -69,6 +71,7 @@ void gc_root_add_range(gc_heap_t *heap, void **slots, size_t n) {
 }
 
 void gc_root_remove(gc_heap_t *heap, void **slot) {
+    if (!gc_heap_given(heap, "gc_root_remove")) return;
     pthread_mutex_lock(&heap->lock);
     for (size_t i = heap->root_slots.count; i-- > 0;) {
         if (heap->root_slots.items[i] == (void *)slot) {
@@ -89,6 +92,7 @@ void gc_root_remove(gc_heap_t *heap, void **slot) {
 }
 
 void gc_root_add_callback(gc_heap_t *heap, gc_root_fn fn, void *ctx) {
+    if (!gc_heap_given(heap, "gc_root_add_callback")) return;
     if (fn == NULL) {
         mulch_report("gc_root_add_callback: callback is NULL", ctx);
         return;
@@ -107,6 +111,7 @@ void gc_root_add_callback(gc_heap_t *heap, gc_root_fn fn, void *ctx) {
 }
 
 void gc_root_remove_callback(gc_heap_t *heap, gc_root_fn fn, void *ctx) {
+    if (!gc_heap_given(heap, "gc_root_remove_callback")) return;
     pthread_mutex_lock(&heap->lock);
     for (size_t i = heap->root_callback_count; i-- > 0;) {
         if (heap->root_callbacks[i].fn == fn && heap->root_callbacks[i].ctx == ctx) {
@@ -154,10 +159,12 @@ void gc_pop_roots(gc_thread_t *t, size_t n) {
 }
 
 size_t gc_root_depth(gc_thread_t *t) {
+    if (!gc_thread_given(t, "gc_root_depth")) return 0;
     return t->root_depth;
 }
 
 void gc_pop_roots_to(gc_thread_t *t, size_t depth) {
+    if (!gc_thread_given(t, "gc_pop_roots_to")) return;
     if (depth > t->root_depth) {
         mulch_report("gc_pop_roots_to: depth is above the current depth", t);
         return;
@@ -220,6 +227,7 @@ static bool pin_target_valid(gc_heap_t *heap, void *obj, const char *what) {
 }
 
 void gc_pin(gc_heap_t *heap, void *obj) {
+    if (!gc_heap_given(heap, "gc_pin")) return;
     if (!pin_target_valid(heap, obj, "gc_pin: not a GC object of this heap")) return;
     pthread_mutex_lock(&heap->lock);
     gc_pin_entry_t *e = pin_find(heap, obj);
@@ -241,6 +249,7 @@ void gc_pin(gc_heap_t *heap, void *obj) {
 }
 
 void gc_unpin(gc_heap_t *heap, void *obj) {
+    if (!gc_heap_given(heap, "gc_unpin")) return;
     pthread_mutex_lock(&heap->lock);
     gc_pin_entry_t *e = pin_find(heap, obj);
     if (e == NULL || e->count == 0) {

@@ -72,6 +72,7 @@ static void gc_park_locked(gc_heap_t *heap, gc_thread_t *t) {
 }
 
 gc_thread_t *gc_thread_attach(gc_heap_t *heap) {
+    if (!gc_heap_given(heap, "gc_thread_attach")) return NULL;
     gc_thread_t *existing = gc_thread_current(heap);
     if (existing) {
         mulch_report("gc_thread_attach: thread already attached to this heap", heap);

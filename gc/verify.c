@@ -156,6 +156,7 @@ size_t gc_verify_locked(gc_heap_t *heap) {
 }
 
 size_t gc_verify(gc_heap_t *heap) {
+    if (!gc_heap_given(heap, "gc_verify")) return 1; /* not sound: one problem, reported */
     gc_thread_t *self = gc_thread_current(heap);
     gc_world_stop_heap(heap, self);
     size_t problems = gc_verify_locked(heap);

@@ -8,6 +8,7 @@ static const gc_type_t weak_type = { "mulch.weak", NULL, NULL };
 
 void *gc_weak_new(gc_thread_t *t, void *target) {
     uint32_t index;
+    if (!gc_thread_given(t, "gc_weak_new")) return NULL;
     if (t->blocking_depth) {
         mulch_report("gc_weak_new: called inside a blocking region", t);
         return NULL;

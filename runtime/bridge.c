@@ -24,7 +24,8 @@ static void handle_destroy(void *obj) {
 
 gc_handle_t *gc_handle_new(gc_heap_t *heap, void *obj) {
     uint32_t index;
-    if (heap == NULL || (obj != NULL && gc_object_span(heap, obj, &index) == NULL)) {
+    if (!gc_heap_given(heap, "gc_handle_new")) return NULL;
+    if (obj != NULL && gc_object_span(heap, obj, &index) == NULL) {
         mulch_report("gc_handle_new: not a GC object of this heap", obj);
         return NULL;
     }
@@ -49,7 +50,8 @@ void *gc_handle_get(const gc_handle_t *handle) {
 
 int gc_own_rc(gc_thread_t *thread, void *obj, void *rc_obj) {
     uint32_t index;
-    if (thread == NULL || gc_object_span(thread->heap, obj, &index) == NULL) {
+    if (!gc_thread_given(thread, "gc_own_rc")) return -1;
+    if (gc_object_span(thread->heap, obj, &index) == NULL) {
         mulch_report("gc_own_rc: not a GC object of this heap", obj);
         return -1;
     }
@@ -68,6 +70,7 @@ int gc_own_rc(gc_thread_t *thread, void *obj, void *rc_obj) {
 }
 
 size_t gc_report_bridge_cycles(gc_heap_t *heap, FILE *out) {
+    if (!gc_heap_given(heap, "gc_report_bridge_cycles")) return 0;
     if (out == NULL) out = stderr;
     gc_thread_t *self = gc_thread_current(heap);
     gc_world_stop_heap(heap, self);

@@ -1,0 +1,140 @@
+/* test_gc_misuse_args.c — bad arguments to the collector's API
+ * (<mulch/gc.h>, gc_handle_new / gc_own_rc of <mulch/rc.h>; docs:
+ * shared/API.md "Errors and misuse", docs/api.md): a NULL heap or thread,
+ * an object a collection has freed, a root slot inside a GC object. Each is
+ * reported once through the error handler and refused; nothing crashes and
+ * the heap stays usable. */
+#ifndef _GNU_SOURCE
+#  define _GNU_SOURCE 1
+#endif
+#define DEFAULT_SEED UINT64_C(0x6d756c6367630b08)
+#define MULCH_TEST_GC_OBJECTS 1
+#include <mulch/gc.h>
+#include <mulch/rc.h>
+
+#include "mulch_test.h"
+
+/* `call` makes exactly one report, starting with `prefix` and naming `p`. */
+#define ONE_REPORT(call, prefix, p) \
+    do { \
+        unsigned long b_ = rec_count(); \
+        call; \
+        EXPECT_ONE_REPORT(b_, prefix, p); \
+    } while (0)
+
+static void no_roots(gc_tracer_t *tracer, void *ctx)
+{
+    (void)tracer;
+    (void)ctx;
+}
+
+/* ------------------------------------------------------------------------ */
+/* NULL heap, NULL thread                                                    */
+
+static void test_null_heap(void **state)
+{
+    (void)state;
+    TEST_START();
+    unsigned long r0 = rec_count();
+    void *slot = NULL;
+    int x = 0;
+    gc_heap_destroy(NULL); /* documented no-op */
+    EXPECT_NULL(gc_thread_current(NULL)); /* "not attached" */
+    EXPECT_NO_REPORTS(r0);
+    ONE_REPORT(EXPECT_NULL(gc_thread_attach(NULL)), "gc_thread_attach: heap is NULL", NULL);
+    ONE_REPORT(gc_heap_set_userdata(NULL, &x), "gc_heap_set_userdata: heap is NULL", NULL);
+    ONE_REPORT(EXPECT_NULL(gc_heap_get_userdata(NULL)), "gc_heap_get_userdata: heap is NULL", NULL);
+    ONE_REPORT(gc_external_alloc(NULL, 4096), "gc_external_alloc: heap is NULL", NULL);
+    ONE_REPORT(gc_root_add(NULL, &slot), "gc_root_add: heap is NULL", NULL);
+    ONE_REPORT(gc_root_add_range(NULL, &slot, 1), "gc_root_add_range: heap is NULL", NULL);
+    ONE_REPORT(gc_root_remove(NULL, &slot), "gc_root_remove: heap is NULL", NULL);
+    ONE_REPORT(gc_root_add_callback(NULL, no_roots, NULL), "gc_root_add_callback: heap is NULL", NULL);
+    ONE_REPORT(gc_root_remove_callback(NULL, no_roots, NULL), "gc_root_remove_callback: heap is NULL", NULL);
+    ONE_REPORT(gc_pin(NULL, &x), "gc_pin: heap is NULL", NULL);
+    ONE_REPORT(gc_unpin(NULL, &x), "gc_unpin: heap is NULL", NULL);
+    gc_stats_t st;
+    memset(&st, 0xCD, sizeof st);
+    ONE_REPORT(gc_get_stats(NULL, &st), "gc_get_stats: heap is NULL", NULL);
+    EXPECT_EQ(st.collections, 0);
+    EXPECT_EQ(st.heap_bytes, 0);
+    /* not "sound": one problem, reported */
+    ONE_REPORT(EXPECT_EQ(gc_verify(NULL), 1), "gc_verify: heap is NULL", NULL);
+    ONE_REPORT(EXPECT_NULL(gc_handle_new(NULL, NULL)), "gc_handle_new: heap is NULL", NULL);
+    FILE *out = fopen("/dev/null", "w");
+    EXPECT_NONNULL(out);
+    ONE_REPORT(EXPECT_EQ(gc_report_bridge_cycles(NULL, out), 0), "gc_report_bridge_cycles: heap is NULL", NULL);
+    fclose(out);
+    EXPECT_EQ(rec_count() - r0, 15);
+
+    /* a heap works after all that */
+    gc_heap_t *h = heap_new(0, 0, GC_COMPACT_AUTO);
+    gc_thread_t *t = gc_thread_attach(h);
+    void *keep = mk(t, &T_PLAIN, 1, 2);
+    gc_push_root(t, &keep);
+    gc_collect(t);
+    EXPECT_OBJ(keep, 1);
+    EXPECT_VERIFY(h);
+    gc_pop_roots(t, 1);
+    gc_thread_detach(t);
+    gc_heap_destroy(h);
+    EXPECT_NO_REPORTS(r0 + 15);
+}
+
+static void test_null_heap_stats_out(void **state)
+{
+    (void)state;
+    TEST_START();
+    gc_heap_t *h = heap_new(0, 0, GC_COMPACT_AUTO);
+    unsigned long r0 = rec_count();
+    ONE_REPORT(gc_get_stats(h, NULL), "gc_get_stats: out is NULL", h);
+    gc_heap_destroy(h);
+    EXPECT_NO_REPORTS(r0 + 1);
+}
+
+/* Functions taking a gc_thread_t that are not inline fast paths (gc_alloc,
+ * gc_write, gc_push_root, gc_pop_roots and gc_safepoint do not check). */
+static void test_null_thread(void **state)
+{
+    (void)state;
+    TEST_START();
+    gc_heap_t *h = heap_new(0, 0, GC_COMPACT_AUTO);
+    gc_thread_t *t = gc_thread_attach(h);
+    void *obj = mk(t, &T_PLAIN, 1, 2);
+    gc_push_root(t, &obj);
+    unsigned long r0 = rec_count();
+    gc_thread_detach(NULL); /* documented no-op */
+    EXPECT_NO_REPORTS(r0);
+    ONE_REPORT(EXPECT_NULL(gc_weak_new(NULL, NULL)), "gc_weak_new: thread is NULL", NULL);
+    ONE_REPORT(EXPECT_NULL(gc_weak_new(NULL, obj)), "gc_weak_new: thread is NULL", NULL);
+    ONE_REPORT(EXPECT_EQ(gc_root_depth(NULL), 0), "gc_root_depth: thread is NULL", NULL);
+    ONE_REPORT(gc_pop_roots_to(NULL, 0), "gc_pop_roots_to: thread is NULL", NULL);
+    ONE_REPORT(gc_collect(NULL), "gc_collect: not a thread attached", NULL);
+    ONE_REPORT(gc_enter_blocking(NULL), "gc_enter_blocking: not a thread attached", NULL);
+    ONE_REPORT(gc_leave_blocking(NULL), "gc_leave_blocking: not a thread attached", NULL);
+    void *rc = rc_alloc(16, NULL);
+    EXPECT_NONNULL(rc);
+    ONE_REPORT(EXPECT_EQ(gc_own_rc(NULL, obj, rc), -1), "gc_own_rc: thread is NULL", NULL);
+    EXPECT_EQ(rc_count(rc), 1);
+    rc_release(rc);
+    EXPECT_EQ(gc_root_depth(t), 1);
+    gc_collect(t);
+    EXPECT_OBJ(obj, 1);
+    EXPECT_VERIFY(h);
+    gc_pop_roots(t, 1);
+    gc_thread_detach(t);
+    gc_heap_destroy(h);
+    EXPECT_NO_REPORTS(r0 + 8);
+}
+
+int main(void)
+{
+    mt_init("test_gc_misuse_args");
+#define T(f) cmocka_unit_test_setup_teardown(f, setup_rec, teardown_rec)
+    const struct CMUnitTest tests[] = {
+        T(test_null_heap),
+        T(test_null_heap_stats_out),
+        T(test_null_thread),
+    };
+#undef T
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
