@@ -38,6 +38,39 @@ void gc_span_ensure_swept(gc_heap_t *heap, block_t *b) {
     b->owner_words[0] = heap->epoch;
 }
 
+#if defined(__GNUC__) && defined(MULCH_TSAN)
+#  define MULCH_NO_TSAN __attribute__((no_sanitize("thread")))
+#else
+#  define MULCH_NO_TSAN
+#endif
+
+/* The alloc word may be written meanwhile by the thread whose bin holds the
+ * span (bin_load, gc_bin_retire: without the lock). They set and clear bits
+ * of free cells only, so the bit of an allocated cell reads 1 whatever word
+ * the load sees; the attribute keeps ThreadSanitizer from calling the
+ * unordered read a race. */
+static MULCH_NO_TSAN bool alloc_bit_load(const block_t *b, uint32_t i) {
+    uint64_t word = __atomic_load_n(&gc_span_alloc_bits(b)[i / 64], __ATOMIC_RELAXED);
+    return (word >> (i % 64)) & 1u;
+}
+
+bool gc_object_live_locked(gc_heap_t *heap, const void *obj) {
+    uint32_t i;
+    block_t *b = gc_object_span(heap, obj, &i);
+    if (b == NULL) return false;
+    /* unswept since the last collection: its alloc bits are stale, its
+     * mark bits name the survivors (and, generational, the old objects) */
+    if (gc_span_epoch(b) != heap->epoch) return bit_test(gc_span_mark_bits(b), i);
+    return alloc_bit_load(b, i);
+}
+
+bool gc_object_live(gc_heap_t *heap, const void *obj) {
+    pthread_mutex_lock(&heap->lock);
+    bool live = gc_object_live_locked(heap, obj);
+    pthread_mutex_unlock(&heap->lock);
+    return live;
+}
+
 /* Clears the cells of `bits` (of the bin's current word) a run of
  * neighbours at a time: one memset of a run writes whole cache lines, which
  * the cells' owners then find in cache, where a header and zero stores per
@@ -396,6 +429,9 @@ static MULCH_NOINLINE void *gc_alloc_slow(gc_thread_t *t, const gc_type_t *type,
         }
         if (b == NULL && (b = gc_span_take_locked(&heap->sparse[cls])) != NULL)
             pool_block_clear_flag(b, BLOCK_EVACUATE); /* the heap cannot grow: fill it after all */
+        /* swept under the lock: gc_object_live_locked reads an unswept
+         * span's bits (a span's bitmaps are a few words) */
+        if (b != NULL && !fresh) gc_span_ensure_swept(heap, b);
         pthread_mutex_unlock(&heap->lock);
         if (b == NULL && headerless) {
             /* No span of its own may be had (max_heap, the pool's limit):
@@ -416,7 +452,6 @@ static MULCH_NOINLINE void *gc_alloc_slow(gc_thread_t *t, const gc_type_t *type,
             collected = 2;
             continue;
         }
-        if (!fresh) gc_span_ensure_swept(heap, b);
         gc_bin_attach(heap, bin, b);
     }
 }

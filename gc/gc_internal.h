@@ -437,6 +437,12 @@ MULCH_INTERNAL bool gc_vector_merge(gc_vector_t *to, gc_vector_t *from);
 
 /* ---- spans (gc/alloc.c) ------------------------------------------------------ */
 MULCH_INTERNAL void gc_span_ensure_swept(gc_heap_t *heap, block_t *b);
+/* Whether obj, an object start of this heap (gc_object_span), holds an
+ * allocated object now: false for a cell a collection freed. _locked with
+ * heap->lock held, which keeps collections and lazy sweeps away. A free cell
+ * a thread's bin has taken for its next allocations counts as allocated. */
+MULCH_INTERNAL bool gc_object_live_locked(gc_heap_t *heap, const void *obj);
+MULCH_INTERNAL bool gc_object_live(gc_heap_t *heap, const void *obj);
 MULCH_INTERNAL void gc_span_release(gc_heap_t *heap, block_t *b);
 MULCH_INTERNAL void gc_bin_retire(gc_heap_t *heap, gc_bin_t *bin);
 MULCH_INTERNAL void gc_thread_retire_bins(gc_thread_t *thread);

@@ -17,6 +17,10 @@ void *gc_weak_new(gc_thread_t *t, void *target) {
         mulch_report("gc_weak_new: target is not a GC object of this heap", target);
         return NULL;
     }
+    if (target != NULL && !gc_object_live(t->heap, target)) {
+        mulch_report("gc_weak_new: not a live object (a collection freed it)", target);
+        return NULL;
+    }
     /* The allocation may collect: keep the target alive across it. */
     size_t depth = gc_root_depth(t);
     gc_push_root(t, &target);

@@ -29,6 +29,10 @@ gc_handle_t *gc_handle_new(gc_heap_t *heap, void *obj) {
         mulch_report("gc_handle_new: not a GC object of this heap", obj);
         return NULL;
     }
+    if (obj != NULL && !gc_object_live(heap, obj)) {
+        mulch_report("gc_handle_new: not a live object (a collection freed it)", obj);
+        return NULL;
+    }
     /* From the default pool: a handle may outlive its heap, and with it the
      * heap's own pool. */
     gc_handle_payload_t *payload = rc_alloc_in(pool_default(), sizeof *payload, handle_destroy);
@@ -53,6 +57,10 @@ int gc_own_rc(gc_thread_t *thread, void *obj, void *rc_obj) {
     if (!gc_thread_given(thread, "gc_own_rc")) return -1;
     if (gc_object_span(thread->heap, obj, &index) == NULL) {
         mulch_report("gc_own_rc: not a GC object of this heap", obj);
+        return -1;
+    }
+    if (!gc_object_live(thread->heap, obj)) {
+        mulch_report("gc_own_rc: not a live object (a collection freed it)", obj);
         return -1;
     }
     if (thread->blocking_depth) {

@@ -126,6 +126,75 @@ static void test_null_thread(void **state)
     EXPECT_NO_REPORTS(r0 + 8);
 }
 
+/* ------------------------------------------------------------------------ */
+/* An object a collection freed                                              */
+
+/* The dead object's cell is free once the collection that found it
+ * unreachable ends. Right after it the span is not swept yet (its alloc
+ * bits are stale, the mark bits say who survived); gc_verify sweeps every
+ * span. Both states refuse the dead object and accept the live neighbour
+ * (same type and size: the same span). */
+static void dead_object_refused(int generational)
+{
+    gc_options_t o;
+    memset(&o, 0, sizeof o);
+    o.compaction = GC_COMPACT_NEVER;
+    o.generational = generational;
+    gc_heap_t *h = gc_heap_create(&o);
+    EXPECT_NONNULL(h);
+    gc_thread_t *t = gc_thread_attach(h);
+    void *keep = mk(t, &T_PLAIN, 1, 2);
+    gc_push_root(t, &keep);
+    void *dead = mk(t, &T_PLAIN, 2, 2);
+    /* the span stays where it is (MULCH_GC_COMPACT=always overrides the
+     * option): dead's cell stays a free cell of this heap */
+    gc_pin(h, keep);
+    void *rc = rc_alloc(16, NULL);
+    EXPECT_NONNULL(rc);
+    gc_collect(t);
+    unsigned long r0 = rec_count();
+    for (int swept = 0; swept < 2; swept++) {
+        if (swept) EXPECT_VERIFY(h);
+        ONE_REPORT(gc_pin(h, dead), "gc_pin: not a live object", dead);
+        ONE_REPORT(gc_unpin(h, dead), "gc_unpin: object is not pinned", dead);
+        ONE_REPORT(EXPECT_NULL(gc_weak_new(t, dead)), "gc_weak_new: not a live object", dead);
+        ONE_REPORT(EXPECT_NULL(gc_handle_new(h, dead)), "gc_handle_new: not a live object", dead);
+        ONE_REPORT(EXPECT_EQ(gc_own_rc(t, dead, rc), -1), "gc_own_rc: not a live object", dead);
+        EXPECT_EQ(rc_count(rc), 1 + (size_t)swept);
+        unsigned long r1 = rec_count();
+        gc_pin(h, keep);
+        gc_unpin(h, keep);
+        void *weak = gc_weak_new(t, keep);
+        EXPECT_NONNULL(weak);
+        EXPECT_PTR_EQ(gc_weak_get(weak), keep);
+        gc_handle_t *handle = gc_handle_new(h, keep);
+        EXPECT_NONNULL(handle);
+        EXPECT_PTR_EQ(gc_handle_get(handle), keep);
+        rc_release(handle);
+        EXPECT_EQ(gc_own_rc(t, keep, rc), 0);
+        EXPECT_EQ(rc_count(rc), 2 + (size_t)swept);
+        EXPECT_NO_REPORTS(r1);
+    }
+    gc_unpin(h, keep);
+    gc_collect(t);
+    EXPECT_OBJ(keep, 1);
+    EXPECT_VERIFY(h);
+    gc_pop_roots(t, 1);
+    gc_thread_detach(t);
+    gc_heap_destroy(h); /* releases keep's references */
+    EXPECT_EQ(rc_count(rc), 1);
+    rc_release(rc);
+    EXPECT_NO_REPORTS(r0 + 10);
+}
+
+static void test_dead_object_refused(void **state)
+{
+    (void)state;
+    TEST_START();
+    dead_object_refused(0);
+    dead_object_refused(1);
+}
+
 int main(void)
 {
     mt_init("test_gc_misuse_args");
@@ -134,6 +203,7 @@ int main(void)
         T(test_null_heap),
         T(test_null_heap_stats_out),
         T(test_null_thread),
+        T(test_dead_object_refused),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
