@@ -8,19 +8,22 @@
  */
 #include "gc_internal.h"
 
-static bool slot_inside_heap(gc_heap_t *heap, void **slot) {
+/* Whether slot lies in a span of a GC heap — any heap's: its objects move
+ * and die without the root's heap knowing, and this heap's objects are
+ * traced, not rooted. */
+static bool slot_inside_gc_span(void **slot) {
     block_t *b = pool_block_of(slot);
-    return b != NULL && b->kind == BLOCK_EXTERNAL && b->external_owner == heap;
+    return b != NULL && b->kind == BLOCK_EXTERNAL;
 }
 
-static bool root_slot_valid(gc_heap_t *heap, void **slot, const char *fn) {
+static bool root_slot_valid(void **slot, void **last, const char *fn) {
     if (slot == NULL) {
         char what[96];
         snprintf(what, sizeof what, "%s: slot is NULL", fn);
         mulch_report(what, slot);
         return false;
     }
-    if (slot_inside_heap(heap, slot)) {
+    if (slot_inside_gc_span(slot) || (last != slot && slot_inside_gc_span(last))) {
         char what[160];
         snprintf(what, sizeof what, "%s: slot lies inside a GC object (trace its fields instead)", fn);
         mulch_report(what, slot);
@@ -31,7 +34,7 @@ static bool root_slot_valid(gc_heap_t *heap, void **slot, const char *fn) {
 
 void gc_root_add(gc_heap_t *heap, void **slot) {
     if (!gc_heap_given(heap, "gc_root_add")) return;
-    if (!root_slot_valid(heap, slot, "gc_root_add")) return;
+    if (!root_slot_valid(slot, slot, "gc_root_add")) return;
     pthread_mutex_lock(&heap->lock);
     bool ok = gc_vector_push(&heap->root_slots, slot);
     pthread_mutex_unlock(&heap->lock);
@@ -56,7 +59,16 @@ static void *array_reserve_one(void *array, size_t count, size_t *capacity, size
 
 void gc_root_add_range(gc_heap_t *heap, void **slots, size_t n) {
     if (!gc_heap_given(heap, "gc_root_add_range")) return;
-    if (!root_slot_valid(heap, slots, "gc_root_add_range")) return;
+    if (slots != NULL && n > (UINTPTR_MAX - (uintptr_t)slots) / sizeof(void *)) {
+        mulch_report("gc_root_add_range: the range wraps around the address space", slots);
+        return;
+    }
+    /* Only its first and last slot are checked: a range that starts and
+     * ends outside GC memory but covers a GC span in between goes
+     * unnoticed. The last slot's address is computed as an integer: the
+     * range is not known to be one array yet. */
+    void **last = slots != NULL && n > 1 ? (void **)((uintptr_t)slots + (n - 1) * sizeof(void *)) : slots;
+    if (!root_slot_valid(slots, last, "gc_root_add_range")) return;
     pthread_mutex_lock(&heap->lock);
     gc_root_range_t *ranges = array_reserve_one(heap->root_ranges, heap->root_range_count,
                                                 &heap->root_range_capacity, sizeof *ranges);

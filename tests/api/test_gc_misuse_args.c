@@ -195,6 +195,70 @@ static void test_dead_object_refused(void **state)
     dead_object_refused(1);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Root slots inside GC objects                                              */
+
+static void *g_global_slots[4];
+
+/* A root slot inside a GC object — of another heap as much as of this one —
+ * would dangle once the object moves or dies (its own heap's collections
+ * know nothing of the root). */
+static void test_root_slot_inside_gc_object(void **state)
+{
+    (void)state;
+    TEST_START();
+    gc_heap_t *h = heap_new(0, 0, GC_COMPACT_AUTO);
+    gc_heap_t *other = heap_new(0, 0, GC_COMPACT_AUTO);
+    gc_thread_t *t = gc_thread_attach(h);
+    gc_thread_t *to = gc_thread_attach(other);
+    void *mine = mk(t, &T_PLAIN, 1, 2);
+    gc_push_root(t, &mine);
+    void *foreign = mk(to, &T_PLAIN, 2, 2);
+    gc_push_root(to, &foreign);
+    void **fslots = ((tobj_t *)foreign)->slot, **mslots = ((tobj_t *)mine)->slot;
+    ONE_REPORT(gc_root_add(h, &fslots[1]), "gc_root_add: slot lies inside a GC object", &fslots[1]);
+    ONE_REPORT(gc_root_add_range(h, fslots, NSLOTS), "gc_root_add_range: slot lies inside a GC object", fslots);
+    ONE_REPORT(gc_root_add(h, &mslots[0]), "gc_root_add: slot lies inside a GC object", &mslots[0]);
+    ONE_REPORT(gc_root_add_range(h, mslots, 2), "gc_root_add_range: slot lies inside a GC object", mslots);
+    /* a range that starts outside and ends inside one */
+    uintptr_t from = (uintptr_t)g_global_slots, to_obj = (uintptr_t)&fslots[2];
+    if (to_obj > from) {
+        size_t n = (to_obj - from) / sizeof(void *) + 1;
+        ONE_REPORT(gc_root_add_range(h, g_global_slots, n), "gc_root_add_range: slot lies inside a GC object",
+                   g_global_slots);
+    }
+    /* past the end of the address space */
+    ONE_REPORT(gc_root_add_range(h, g_global_slots, SIZE_MAX / 4), "gc_root_add_range: the range wraps",
+               g_global_slots);
+    unsigned long r1 = rec_count();
+    /* nothing was registered */
+    ONE_REPORT(gc_root_remove(h, &fslots[1]), "gc_root_remove: slot is not a registered root", &fslots[1]);
+    ONE_REPORT(gc_root_remove(h, fslots), "gc_root_remove: slot is not a registered root", fslots);
+    ONE_REPORT(gc_root_remove(h, g_global_slots), "gc_root_remove: slot is not a registered root", g_global_slots);
+    /* slots outside GC objects are fine */
+    gc_root_add(h, &g_global_slots[0]);
+    gc_root_add_range(h, g_global_slots, 4);
+    EXPECT_NO_REPORTS(r1 + 3);
+    g_global_slots[1] = mine;
+    gc_pop_roots(t, 1);
+    gc_collect(to); /* foreign may move: its slots were never roots */
+    gc_collect(t);
+    mine = g_global_slots[1];
+    EXPECT_OBJ(mine, 1);
+    EXPECT_OBJ(foreign, 2);
+    EXPECT_VERIFY(h);
+    EXPECT_VERIFY(other);
+    gc_root_remove(h, &g_global_slots[0]);
+    gc_root_remove(h, g_global_slots);
+    g_global_slots[1] = NULL;
+    gc_pop_roots(to, 1);
+    gc_thread_detach(to);
+    gc_thread_detach(t);
+    gc_heap_destroy(other);
+    gc_heap_destroy(h);
+    EXPECT_NO_REPORTS(r1 + 3);
+}
+
 int main(void)
 {
     mt_init("test_gc_misuse_args");
@@ -204,6 +268,7 @@ int main(void)
         T(test_null_heap_stats_out),
         T(test_null_thread),
         T(test_dead_object_refused),
+        T(test_root_slot_inside_gc_object),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
