@@ -54,7 +54,7 @@ static MULCH_NO_TSAN bool alloc_bit_load(const block_t *b, uint32_t i) {
     return (word >> (i % 64)) & 1u;
 }
 
-bool gc_object_live_locked(gc_heap_t *heap, const void *obj) {
+bool gc_object_allocated_locked(gc_heap_t *heap, const void *obj) {
     uint32_t i;
     block_t *b = gc_object_span(heap, obj, &i);
     if (b == NULL) return false;
@@ -62,13 +62,6 @@ bool gc_object_live_locked(gc_heap_t *heap, const void *obj) {
      * mark bits name the survivors (and, generational, the old objects) */
     if (gc_span_epoch(b) != heap->epoch) return bit_test(gc_span_mark_bits(b), i);
     return alloc_bit_load(b, i);
-}
-
-bool gc_object_live(gc_heap_t *heap, const void *obj) {
-    pthread_mutex_lock(&heap->lock);
-    bool live = gc_object_live_locked(heap, obj);
-    pthread_mutex_unlock(&heap->lock);
-    return live;
 }
 
 /* Clears the cells of `bits` (of the bin's current word) a run of
@@ -373,13 +366,10 @@ static MULCH_NOINLINE void *gc_alloc_slow(gc_thread_t *t, const gc_type_t *type,
         mulch_report("gc_alloc: size must be greater than 0", type);
         return NULL;
     }
-    if (t->blocking_depth) {
-        /* Collections do not wait for a blocking thread: its bins may be
-         * retired under it, and collecting from here would miscount the
-         * running threads (gc_collect). Caught on the slow path only. */
-        mulch_report("gc_alloc: called inside a blocking region", t);
-        return NULL;
-    }
+    /* Collections do not wait for a blocking thread: its bins may be
+     * retired under it, and collecting from here would miscount the
+     * running threads (gc_collect). Caught on the slow path only. */
+    if (!gc_thread_outside_blocking(t, "gc_alloc")) return NULL;
     if (size > GC_SMALL_MAX - GC_HEADER) return gc_alloc_large(t, type, size);
     gc_heap_t *heap = t->heap;
     unsigned cls = alloc_class_id(t, type, size);
@@ -429,7 +419,7 @@ static MULCH_NOINLINE void *gc_alloc_slow(gc_thread_t *t, const gc_type_t *type,
         }
         if (b == NULL && (b = gc_span_take_locked(&heap->sparse[cls])) != NULL)
             pool_block_clear_flag(b, BLOCK_EVACUATE); /* the heap cannot grow: fill it after all */
-        /* swept under the lock: gc_object_live_locked reads an unswept
+        /* swept under the lock: gc_object_allocated_locked reads an unswept
          * span's bits (a span's bitmaps are a few words) */
         if (b != NULL && !fresh) gc_span_ensure_swept(heap, b);
         pthread_mutex_unlock(&heap->lock);

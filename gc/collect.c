@@ -280,13 +280,10 @@ static void gc_finish_finalizers(gc_thread_t *t) {
 
 void gc_collect(gc_thread_t *t) {
     if (!gc_thread_check(t, "gc_collect")) return;
-    if (t->blocking_depth) {
-        /* gc_world_stop counts the caller out of heap->running, which a
-         * blocking thread is not in: the count would go wrong (a hang, or
-         * a collection while another thread runs). */
-        mulch_report("gc_collect: called inside a blocking region", t);
-        return;
-    }
+    /* gc_world_stop counts the caller out of heap->running, which a
+     * blocking thread is not in: the count would go wrong (a hang, or a
+     * collection while another thread runs). */
+    if (!gc_thread_outside_blocking(t, "gc_collect")) return;
     gc_world_stop(t, false);
     gc_collect_locked(t->heap, t, false);
     gc_world_start_heap(t->heap, t);

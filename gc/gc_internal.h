@@ -438,11 +438,10 @@ MULCH_INTERNAL bool gc_vector_merge(gc_vector_t *to, gc_vector_t *from);
 /* ---- spans (gc/alloc.c) ------------------------------------------------------ */
 MULCH_INTERNAL void gc_span_ensure_swept(gc_heap_t *heap, block_t *b);
 /* Whether obj, an object start of this heap (gc_object_span), holds an
- * allocated object now: false for a cell a collection freed. _locked with
- * heap->lock held, which keeps collections and lazy sweeps away. A free cell
- * a thread's bin has taken for its next allocations counts as allocated. */
-MULCH_INTERNAL bool gc_object_live_locked(gc_heap_t *heap, const void *obj);
-MULCH_INTERNAL bool gc_object_live(gc_heap_t *heap, const void *obj);
+ * allocated object now: false for a cell a collection freed. heap->lock
+ * held, which keeps collections and lazy sweeps away. A free cell a
+ * thread's bin has taken for its next allocations counts as allocated. */
+MULCH_INTERNAL bool gc_object_allocated_locked(gc_heap_t *heap, const void *obj);
 MULCH_INTERNAL void gc_span_release(gc_heap_t *heap, block_t *b);
 MULCH_INTERNAL void gc_bin_retire(gc_heap_t *heap, gc_bin_t *bin);
 MULCH_INTERNAL void gc_thread_retire_bins(gc_thread_t *thread);
@@ -469,6 +468,13 @@ MULCH_INTERNAL bool gc_thread_check(const gc_thread_t *t, const char *fn);
  * heap is NULL" (or "thread is NULL", ptr NULL), when the argument is NULL. */
 MULCH_INTERNAL bool gc_heap_given(const gc_heap_t *heap, const char *fn);
 MULCH_INTERNAL bool gc_thread_given(const gc_thread_t *t, const char *fn);
+/* "<fn>: called inside a blocking region": calls that may collect or
+ * change the running-thread count refuse to run inside one. */
+MULCH_INTERNAL bool gc_thread_outside_blocking(const gc_thread_t *t, const char *fn);
+/* "<fn>: not a live object (a collection freed it)" (gc_object_allocated_locked);
+ * _locked with heap->lock held, the other takes it. */
+MULCH_INTERNAL bool gc_object_live_locked(gc_heap_t *heap, const void *obj, const char *fn);
+MULCH_INTERNAL bool gc_object_live(gc_heap_t *heap, const void *obj, const char *fn);
 /* Detaches the calling thread from heap if it is attached. */
 MULCH_INTERNAL void gc_thread_destroy_current(gc_heap_t *heap);
 MULCH_INTERNAL void gc_safepoint_slow(gc_thread_t *thread);

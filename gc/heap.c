@@ -151,22 +151,42 @@ void gc_heap_destroy(gc_heap_t *heap) {
     os_unmap(heap, sizeof(gc_heap_t));
 }
 
-static MULCH_COLD void report_null(const char *fn, const char *argument) {
-    char what[96];
-    snprintf(what, sizeof what, "%s: %s is NULL", fn, argument);
-    mulch_report(what, NULL);
+static MULCH_COLD void report_misuse(const char *fn, const char *problem, const void *subject) {
+    char what[160];
+    snprintf(what, sizeof what, "%s: %s", fn, problem);
+    mulch_report(what, subject);
 }
 
 bool gc_heap_given(const gc_heap_t *heap, const char *fn) {
     if (mulch_likely(heap != NULL)) return true;
-    report_null(fn, "heap");
+    report_misuse(fn, "heap is NULL", NULL);
     return false;
 }
 
 bool gc_thread_given(const gc_thread_t *t, const char *fn) {
     if (mulch_likely(t != NULL)) return true;
-    report_null(fn, "thread");
+    report_misuse(fn, "thread is NULL", NULL);
     return false;
+}
+
+bool gc_thread_outside_blocking(const gc_thread_t *t, const char *fn) {
+    if (mulch_likely(t->blocking_depth == 0)) return true;
+    report_misuse(fn, "called inside a blocking region", t);
+    return false;
+}
+
+bool gc_object_live_locked(gc_heap_t *heap, const void *obj, const char *fn) {
+    if (gc_object_allocated_locked(heap, obj)) return true;
+    report_misuse(fn, "not a live object (a collection freed it)", obj);
+    return false;
+}
+
+bool gc_object_live(gc_heap_t *heap, const void *obj, const char *fn) {
+    pthread_mutex_lock(&heap->lock);
+    bool live = gc_object_allocated_locked(heap, obj);
+    pthread_mutex_unlock(&heap->lock);
+    if (!live) report_misuse(fn, "not a live object (a collection freed it)", obj);
+    return live;
 }
 
 void gc_heap_set_userdata(gc_heap_t *heap, void *data) {

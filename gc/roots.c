@@ -242,10 +242,9 @@ void gc_pin(gc_heap_t *heap, void *obj) {
     if (!gc_heap_given(heap, "gc_pin")) return;
     if (!pin_target_valid(heap, obj, "gc_pin: not a GC object of this heap")) return;
     pthread_mutex_lock(&heap->lock);
-    if (!gc_object_live_locked(heap, obj)) {
+    if (!gc_object_live_locked(heap, obj, "gc_pin")) {
         /* the next collection would find the pin naming a free cell */
         pthread_mutex_unlock(&heap->lock);
-        mulch_report("gc_pin: not a live object (a collection freed it)", obj);
         return;
     }
     gc_pin_entry_t *e = pin_find(heap, obj);

@@ -9,18 +9,12 @@ static const gc_type_t weak_type = { "mulch.weak", NULL, NULL };
 void *gc_weak_new(gc_thread_t *t, void *target) {
     uint32_t index;
     if (!gc_thread_given(t, "gc_weak_new")) return NULL;
-    if (t->blocking_depth) {
-        mulch_report("gc_weak_new: called inside a blocking region", t);
-        return NULL;
-    }
+    if (!gc_thread_outside_blocking(t, "gc_weak_new")) return NULL;
     if (target != NULL && gc_object_span(t->heap, target, &index) == NULL) {
         mulch_report("gc_weak_new: target is not a GC object of this heap", target);
         return NULL;
     }
-    if (target != NULL && !gc_object_live(t->heap, target)) {
-        mulch_report("gc_weak_new: not a live object (a collection freed it)", target);
-        return NULL;
-    }
+    if (target != NULL && !gc_object_live(t->heap, target, "gc_weak_new")) return NULL;
     /* The allocation may collect: keep the target alive across it. */
     size_t depth = gc_root_depth(t);
     gc_push_root(t, &target);

@@ -29,10 +29,7 @@ gc_handle_t *gc_handle_new(gc_heap_t *heap, void *obj) {
         mulch_report("gc_handle_new: not a GC object of this heap", obj);
         return NULL;
     }
-    if (obj != NULL && !gc_object_live(heap, obj)) {
-        mulch_report("gc_handle_new: not a live object (a collection freed it)", obj);
-        return NULL;
-    }
+    if (obj != NULL && !gc_object_live(heap, obj, "gc_handle_new")) return NULL;
     /* From the default pool: a handle may outlive its heap, and with it the
      * heap's own pool. */
     gc_handle_payload_t *payload = rc_alloc_in(pool_default(), sizeof *payload, handle_destroy);
@@ -59,14 +56,8 @@ int gc_own_rc(gc_thread_t *thread, void *obj, void *rc_obj) {
         mulch_report("gc_own_rc: not a GC object of this heap", obj);
         return -1;
     }
-    if (!gc_object_live(thread->heap, obj)) {
-        mulch_report("gc_own_rc: not a live object (a collection freed it)", obj);
-        return -1;
-    }
-    if (thread->blocking_depth) {
-        mulch_report("gc_own_rc: called inside a blocking region", thread);
-        return -1;
-    }
+    if (!gc_object_live(thread->heap, obj, "gc_own_rc")) return -1;
+    if (!gc_thread_outside_blocking(thread, "gc_own_rc")) return -1;
     if (!rc_check(rc_obj, "gc_own_rc")) return -1;
     rc_retain(rc_obj);
     if (!gc_owned_add(thread->heap, obj, rc_obj, rc_release)) {
