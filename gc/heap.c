@@ -7,19 +7,43 @@
  * need be), then gives every span back. It refuses (reported, nothing
  * changed) while another thread is attached or from inside a finalizer.
  */
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 
 #include "gc_internal.h"
 
+/* A size from the environment: decimal, with an optional k/m/g suffix.
+ * A value that cannot be represented saturates at SIZE_MAX (a number too
+ * big for the suffix's shift once wrapped round to a small one: 2^44 + 1
+ * "m" was a 1 MiB max_heap), and a negative one reads as 0, like any other
+ * non-number (strtoull would negate it into a huge count: "-1" was an
+ * initial_heap of 16 EiB, a heap that never collected). */
 static size_t env_size(const char *name, size_t fallback) {
     const char *v = getenv(name);
     if (v == NULL || *v == '\0') return fallback;
+    while (isspace((unsigned char)*v)) v++;
+    if (*v == '-') return 0;
     char *end;
+    errno = 0;
     unsigned long long n = strtoull(v, &end, 10);
-    if (*end == 'k' || *end == 'K') n <<= 10;
-    else if (*end == 'm' || *end == 'M') n <<= 20;
-    else if (*end == 'g' || *end == 'G') n <<= 30;
-    return (size_t)n;
+    if (errno == ERANGE || n > SIZE_MAX) return SIZE_MAX;
+    unsigned shift = 0;
+    if (*end == 'k' || *end == 'K') shift = 10;
+    else if (*end == 'm' || *end == 'M') shift = 20;
+    else if (*end == 'g' || *end == 'G') shift = 30;
+    if (shift && n > (SIZE_MAX >> shift)) return SIZE_MAX;
+    return (size_t)n << shift;
+}
+
+/* An int option from the environment, clamped rather than truncated
+ * (4294967296 read as (int) was 0). */
+static int env_int(const char *name, int fallback) {
+    const char *v = getenv(name);
+    if (v == NULL || *v == '\0') return fallback;
+    size_t n = env_size(name, 0);
+    return n > (size_t)INT_MAX ? INT_MAX : (int)n;
 }
 
 static void options_resolve(gc_options_t *o) {
@@ -33,8 +57,8 @@ static void options_resolve(gc_options_t *o) {
         else if (!strcmp(compact, "always")) o->compaction = GC_COMPACT_ALWAYS;
         else o->compaction = GC_COMPACT_AUTO;
     }
-    o->markers = (int)env_size("MULCH_GC_MARKERS", (size_t)o->markers);
-    o->generational = (int)env_size("MULCH_GC_GENERATIONAL", (size_t)o->generational);
+    o->markers = env_int("MULCH_GC_MARKERS", o->markers);
+    o->generational = env_int("MULCH_GC_GENERATIONAL", o->generational);
     if (o->initial_heap == 0) o->initial_heap = (size_t)1 << 20;
     /* (NaN too: every comparison with it is false, which would make the
      * generational mode's full collections never come) */
@@ -72,8 +96,8 @@ gc_heap_t *gc_heap_create(const gc_options_t *opts) {
     if (!(heap->heap_keep >= 0.0 && heap->heap_keep <= 64.0)) heap->heap_keep = heap->heap_keep > 64.0 ? 64.0 : 0.0;
     heap->generational = options.generational != 0;
     /* AUTO evacuates spans whose live cells fill less than this share. */
-    heap->evacuate_below_percent = (unsigned)env_size("MULCH_GC_EVACUATE_BELOW", 80);
-    if (heap->evacuate_below_percent > 100) heap->evacuate_below_percent = 100;
+    size_t below = env_size("MULCH_GC_EVACUATE_BELOW", 80);
+    heap->evacuate_below_percent = below > 100 ? 100u : (unsigned)below;
     return heap;
 }
 
