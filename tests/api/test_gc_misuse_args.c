@@ -1,7 +1,8 @@
 /* test_gc_misuse_args.c — bad arguments to the collector's API
  * (<mulch/gc.h>, gc_handle_new / gc_own_rc of <mulch/rc.h>; docs:
  * shared/API.md "Errors and misuse", docs/api.md): a NULL heap or thread,
- * an object a collection has freed, a root slot inside a GC object. Each is
+ * an object a collection has freed, a root slot inside a GC object, option
+ * values outside their range. Each is
  * reported once through the error handler and refused; nothing crashes and
  * the heap stays usable. */
 #ifndef _GNU_SOURCE
@@ -9,6 +10,8 @@
 #endif
 #define DEFAULT_SEED UINT64_C(0x6d756c6367630b08)
 #define MULCH_TEST_GC_OBJECTS 1
+#include <math.h>
+
 #include <mulch/gc.h>
 #include <mulch/rc.h>
 
@@ -259,6 +262,83 @@ static void test_root_slot_inside_gc_object(void **state)
     EXPECT_NO_REPORTS(r1 + 3);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Option values outside their range                                         */
+
+/* Creates a heap from `o`, which must make exactly `reports` reports (each
+ * starting with "gc_heap_create: " and naming `o`), and checks the heap
+ * works: an allocation, a collection, a clean verify. */
+static void heap_from_options(const gc_options_t *o, unsigned long reports, const char *what)
+{
+    unsigned long r0 = rec_count();
+    gc_heap_t *h = gc_heap_create(o);
+    if (h == NULL) T_FAIL("%s: gc_heap_create returned NULL", what);
+    unsigned long got = rec_count() - r0;
+    if (got != reports) {
+        rec_print_since(r0);
+        T_FAIL("%s: %lu report(s), expected %lu", what, got, reports);
+    }
+    if (reports == 1) EXPECT_ONE_REPORT(r0, "gc_heap_create: ", o);
+    gc_thread_t *t = gc_thread_attach(h);
+    void *obj = NULL;
+    gc_push_root(t, &obj);
+    obj = mk(t, &T_PLAIN, 1, 2);
+    gc_collect(t);
+    EXPECT_OBJ(obj, 1);
+    EXPECT_VERIFY(h);
+    gc_pop_roots(t, 1);
+    gc_heap_destroy(h);
+    EXPECT_EQ(rec_count() - r0, reports);
+}
+
+/* A zero field is the default; a value the field cannot mean (a NaN,
+ * negative or <= 1 growth, a compaction outside the enum, a negative marker
+ * count) is misuse that gc_heap_create detects: it is reported, then the
+ * documented replacement is used (docs/tuning.md "Collector options"). */
+static void test_invalid_options_reported(void **state)
+{
+    (void)state;
+    TEST_START();
+    gc_options_t o;
+    const double bad_growth[] = { (double)NAN, -1.0, 0.5, 1.0, (double)INFINITY, -(double)INFINITY, 1e6 };
+    for (size_t i = 0; i < sizeof bad_growth / sizeof bad_growth[0]; i++) {
+        memset(&o, 0, sizeof o);
+        o.heap_growth = bad_growth[i];
+        heap_from_options(&o, 1, "bad heap_growth");
+    }
+    const int bad_compaction[] = { 3, -1, 1000 };
+    for (size_t i = 0; i < sizeof bad_compaction / sizeof bad_compaction[0]; i++) {
+        memset(&o, 0, sizeof o);
+        o.compaction = bad_compaction[i];
+        heap_from_options(&o, 1, "bad compaction");
+    }
+    memset(&o, 0, sizeof o);
+    o.markers = -2;
+    heap_from_options(&o, 1, "negative markers");
+    memset(&o, 0, sizeof o);
+    o.heap_growth = (double)NAN;
+    o.compaction = 9;
+    o.markers = -1;
+    heap_from_options(&o, 3, "three bad fields");
+
+    /* in range: no report */
+    const double good_growth[] = { 0.0, 1.01, 2.0, 1000.0 };
+    for (size_t i = 0; i < sizeof good_growth / sizeof good_growth[0]; i++) {
+        memset(&o, 0, sizeof o);
+        o.heap_growth = good_growth[i];
+        heap_from_options(&o, 0, "good heap_growth");
+    }
+    for (int c = GC_COMPACT_AUTO; c <= GC_COMPACT_ALWAYS; c++) {
+        memset(&o, 0, sizeof o);
+        o.compaction = c;
+        heap_from_options(&o, 0, "good compaction");
+    }
+    memset(&o, 0, sizeof o);
+    o.markers = 200;                              /* capped at 64, as documented */
+    heap_from_options(&o, 0, "many markers");
+    heap_from_options(NULL, 0, "NULL options");
+}
+
 int main(void)
 {
     mt_init("test_gc_misuse_args");
@@ -269,6 +349,7 @@ int main(void)
         T(test_null_thread),
         T(test_dead_object_refused),
         T(test_root_slot_inside_gc_object),
+        T(test_invalid_options_reported),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
