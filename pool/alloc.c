@@ -435,6 +435,7 @@ void *pool_calloc_from(pool_t *pool, size_t n, size_t size, const void *caller) 
 }
 
 void *pool_calloc(pool_t *pool, size_t n, size_t size) {
+    if (!pool_given(pool, "pool_calloc")) return NULL;
     return pool_calloc_from(pool, n, size, __builtin_return_address(0));
 }
 
@@ -461,6 +462,7 @@ void *pool_alloc_aligned_from(pool_t *pool, size_t size, size_t align, const voi
 }
 
 void *pool_alloc_aligned(pool_t *pool, size_t size, size_t align) {
+    if (!pool_given(pool, "pool_alloc_aligned")) return NULL;
     return pool_alloc_aligned_from(pool, size, align, __builtin_return_address(0));
 }
 
@@ -495,5 +497,6 @@ void *pool_realloc_from(pool_t *pool, void *p, size_t size, const void *caller) 
 }
 
 void *pool_realloc(pool_t *pool, void *p, size_t size) {
+    if (!pool_given(pool, "pool_realloc")) return NULL;
     return pool_realloc_from(pool, p, size, __builtin_return_address(0));
 }

@@ -159,6 +159,7 @@ static void site_format(const leak_site_t *site, char *out, size_t n) {
 }
 
 size_t pool_report_leaks(pool_t *pool, FILE *out) {
+    if (!pool_given(pool, "pool_report_leaks")) return 0;
     if (out == NULL) out = stderr;
     leak_list_t list = { 0 };
     pthread_mutex_lock(&pool->lock);

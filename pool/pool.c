@@ -153,8 +153,24 @@ void heap_counts_sum(const pool_t *pool, const thread_heap_t *heap, uint64_t *al
     }
 }
 
+/* A NULL pool where a call needs one is misuse, reported and refused
+ * (docs/api.md "Conventions"); pool_alloc and pool_alloc_at, the fast
+ * path, do not check. */
+bool pool_given(const pool_t *pool, const char *fn) {
+    if (mulch_likely(pool != NULL)) return true;
+    char what[96];
+    snprintf(what, sizeof what, "%s: pool is NULL", fn);
+    mulch_report(what, NULL);
+    return false;
+}
+
 void pool_get_stats(pool_t *pool, pool_stats_t *out) {
+    if (out == NULL) {
+        mulch_report("pool_get_stats: out is NULL", pool);
+        return;
+    }
     memset(out, 0, sizeof *out);
+    if (!pool_given(pool, "pool_get_stats")) return;
     pthread_mutex_lock(&pool->lock);
     uint64_t allocs = pool->retired_allocs, frees = pool->retired_frees;
     int64_t in_use = pool->retired_bytes;
@@ -260,6 +276,7 @@ static void heap_refloat_adopted(pool_t *pool, thread_heap_t *heap) {
  * bytes before minus after: exact when the pool is quiescent, never
  * negative). */
 size_t pool_trim(pool_t *pool) {
+    if (!pool_given(pool, "pool_trim")) return 0;
     size_t before = atomic_load_explicit(&pool->committed, memory_order_relaxed);
     thread_heap_t *heap = mulch_tls.exited ? NULL : heap_current(pool);
     if (heap != NULL) {

@@ -344,6 +344,8 @@ struct pool {
 
 /* ---- error reporting (error.c) ---------------------------------------- */
 MULCH_INTERNAL MULCH_COLD void mulch_report(const char *what, const void *ptr);
+/* false, reported as "<fn>: pool is NULL", when pool is NULL (pool.c) */
+MULCH_INTERNAL bool pool_given(const pool_t *pool, const char *fn);
 
 /* ---- OS layer (os.c) --------------------------------------------------- */
 MULCH_INTERNAL void *os_map_aligned(size_t size, size_t alignment);

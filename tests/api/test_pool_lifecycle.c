@@ -361,6 +361,97 @@ static void test_pool_set_error_handler_returns_previous(void **state)
     pool_destroy(pool);
 }
 
+/* mulch_set_error_handler(NULL, ...) restores the default handler, which is
+ * what the next call returns (never NULL), and the default prints one line,
+ * "mulch: <what> (pointer <ptr>)", on stderr and carries on. */
+static void test_pool_default_error_handler_restored(void **state)
+{
+    (void)state;
+    TEST_START();
+    mulch_error_fn mine = mulch_set_error_handler(NULL, &g_h1_calls);
+    if (mine != rec_handler) T_FAIL("swap returned %p, expected rec_handler", (void *)(uintptr_t)mine);
+    mulch_error_fn dflt = mulch_set_error_handler(NULL, NULL);
+    if (dflt == NULL || dflt == rec_handler) T_FAIL("the default handler is %p", (void *)(uintptr_t)dflt);
+    if (mulch_set_error_handler(dflt, NULL) != dflt) T_FAIL("the default handler changed");
+
+    /* its line, captured from stderr */
+    FILE *capture = tmpfile();
+    EXPECT_NONNULL(capture);
+    fflush(stderr);
+    int saved = dup(fileno(stderr));
+    if (saved < 0 || dup2(fileno(capture), fileno(stderr)) < 0) T_FAIL("cannot redirect stderr");
+    pool_t *pool = new_pool();
+    int on_stack = 0;
+    pool_free(pool, &on_stack);
+    fflush(stderr);
+    dup2(saved, fileno(stderr));
+    close(saved);
+    rewind(capture);
+    char line[512] = "", rest[8] = "";
+    if (fgets(line, sizeof line, capture) == NULL) T_FAIL("the default handler wrote nothing");
+    int more = fgets(rest, sizeof rest, capture) != NULL;
+    fclose(capture);
+    char expect[128];
+    snprintf(expect, sizeof expect, "(pointer %p)\n", (void *)&on_stack);
+    print_message("  default handler: %s", line);
+    if (strncmp(line, "mulch: pool_free: ", 18) != 0) T_FAIL("line \"%s\" does not name pool_free", line);
+    size_t n = strlen(line), m = strlen(expect);
+    if (n < m || strcmp(line + n - m, expect) != 0) T_FAIL("line \"%s\" does not end with \"%s\"", line, expect);
+    if (more) T_FAIL("the default handler wrote more than one line");
+    if (mulch_set_error_handler(rec_handler, &g_ctx_token) != dflt) T_FAIL("the default was replaced meanwhile");
+    pool_destroy(pool);
+}
+
+/* A NULL pool, or a NULL stats destination, where the call needs one is
+ * misuse (docs/api.md "Conventions"): reported, naming the function, and
+ * refused with a neutral result, as the collector does for a NULL heap.
+ * (pool_alloc and pool_alloc_at, the fast path, check nothing; pool_free
+ * and pool_usable_size find that the pointer is not the NULL pool's.) */
+static void test_pool_null_pool_reported(void **state)
+{
+    (void)state;
+    TEST_START();
+    unsigned long r;
+    pool_stats_t st;
+    memset(&st, 0xCD, sizeof st);
+    r = rec_count();
+    pool_get_stats(NULL, &st);
+    EXPECT_ONE_REPORT(r, "pool_get_stats: pool is NULL", NULL);
+    EXPECT_EQ(st.allocs, 0);                      /* zeroed, as gc_get_stats does */
+    EXPECT_EQ(st.bytes_reserved, 0);
+    r = rec_count();
+    pool_get_stats(pool_default(), NULL);
+    EXPECT_ONE_REPORT(r, "pool_get_stats: out is NULL", pool_default());
+    r = rec_count();
+    EXPECT_EQ(pool_trim(NULL), 0);
+    EXPECT_ONE_REPORT(r, "pool_trim: pool is NULL", NULL);
+    r = rec_count();
+    EXPECT_EQ(pool_report_leaks(NULL, stdout), 0);
+    EXPECT_ONE_REPORT(r, "pool_report_leaks: pool is NULL", NULL);
+    r = rec_count();
+    EXPECT_NULL(pool_calloc(NULL, 2, 8));
+    EXPECT_ONE_REPORT(r, "pool_calloc: pool is NULL", NULL);
+    r = rec_count();
+    EXPECT_NULL(pool_realloc(NULL, NULL, 8));
+    EXPECT_ONE_REPORT(r, "pool_realloc: pool is NULL", NULL);
+    r = rec_count();
+    EXPECT_NULL(pool_alloc_aligned(NULL, 8, 64));
+    EXPECT_ONE_REPORT(r, "pool_alloc_aligned: pool is NULL", NULL);
+    /* a live block handed to the NULL pool stays the real pool's */
+    pool_t *pool = new_pool();
+    void *p = pool_alloc(pool, 32);
+    EXPECT_NONNULL(p);
+    r = rec_count();
+    EXPECT_NULL(pool_realloc(NULL, p, 64));
+    EXPECT_ONE_REPORT(r, "pool_realloc: pool is NULL", NULL);
+    EXPECT_EQ(stats_of(pool).live_allocations, 1);
+    pool_free(pool, p);
+    r = rec_count();
+    pool_destroy(NULL);                           /* documented no-op */
+    EXPECT_NO_REPORTS(r);
+    pool_destroy(pool);
+}
+
 /* ======================================================================== */
 
 int main(void)
@@ -376,6 +467,8 @@ int main(void)
         T(test_pool_destroy_and_recreate),
         T(test_pool_version_matches_header),
         T(test_pool_set_error_handler_returns_previous),
+        T(test_pool_default_error_handler_restored),
+        T(test_pool_null_pool_reported),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
