@@ -67,6 +67,7 @@
 
 #include <mulch/pool.h>
 
+#include "namespace.h" /* before any declaration: the link-time names */
 #include "size_class.h"
 
 #if defined(__GNUC__)

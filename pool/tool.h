@@ -38,6 +38,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "namespace.h"
+
 #if defined(__SANITIZE_ADDRESS__)
 #  define MULCH_ASAN 1
 #elif defined(__has_feature)
