@@ -26,8 +26,10 @@ foreach(_lib IN LISTS LIBS)
         # "<address> <type> <name>"; archive member headers ("x.o:") have no type
         if(_line MATCHES "^[0-9a-fA-F]* *([A-Za-z]) ([^ ]+)$")
             set(_name "${CMAKE_MATCH_2}")
-            # symbols the toolchain adds to a shared object
-            if(_name MATCHES "^(_init|_fini|_edata|_end|__bss_start)$")
+            # symbols the toolchain adds (a shared object's _init..., the
+            # sanitizers' __odr_asan.*): names starting with "__" are the
+            # implementation's, which no conforming program defines
+            if(_name MATCHES "^(_init|_fini|_edata|_end)$" OR _name MATCHES "^__")
                 continue()
             endif()
             if(NOT _name MATCHES "^(pool_|gc_|rc_|mulch_)")
