@@ -9,6 +9,13 @@
  * the pause by the thread running finalizers — so an owner's finalizer has
  * run (one collection earlier) before its rc objects are released.
  * All lists are under heap->lock.
+ *
+ * Invariant: rc_to_release has room for its items plus every pair's
+ * (capacity >= rc_to_release.count + owned_rcs.count), reserved by
+ * gc_owned_add, which is allowed to fail. Moving pairs there after marking,
+ * or all of them at heap destroy, then never needs memory: a failure there
+ * would lose the reference, or keep a dead owner's address that a new
+ * object may take over.
  */
 #include "gc_internal.h"
 
@@ -33,7 +40,8 @@ void gc_handle_slot_remove(gc_heap_t *heap, void **slot) {
 bool gc_owned_add(gc_heap_t *heap, void *obj, void *rc_obj, void (*release)(void *)) {
     pthread_mutex_lock(&heap->lock);
     heap->release_rc = release;
-    bool ok = gc_vector_push(&heap->owned_objects, obj);
+    bool ok = gc_vector_reserve(&heap->rc_to_release, heap->rc_to_release.count + heap->owned_rcs.count + 1)
+              && gc_vector_push(&heap->owned_objects, obj);
     if (ok && !gc_vector_push(&heap->owned_rcs, rc_obj)) {
         heap->owned_objects.count--;
         ok = false;
@@ -52,9 +60,12 @@ void gc_bridge_after_mark(gc_heap_t *heap) {
     for (size_t i = 0; i < heap->owned_objects.count; i++) {
         void *obj = heap->owned_objects.items[i], *rc_obj = heap->owned_rcs.items[i];
         void *now = gc_resolve(heap, obj);
-        if (now == NULL && gc_vector_push(&heap->rc_to_release, rc_obj)) continue;
-        if (now) obj = now; /* moved */
-        heap->owned_objects.items[kept] = obj;
+        if (now == NULL) {
+            /* cannot fail: the room was reserved by gc_owned_add */
+            heap->rc_to_release.items[heap->rc_to_release.count++] = rc_obj;
+            continue;
+        }
+        heap->owned_objects.items[kept] = now; /* moved, or not */
         heap->owned_rcs.items[kept] = rc_obj;
         kept++;
     }
@@ -79,7 +90,7 @@ void gc_bridge_destroy(gc_heap_t *heap) {
         payload->heap = NULL;
     }
     heap->handle_slots.count = 0;
-    gc_vector_append(&heap->rc_to_release, &heap->owned_rcs);
+    gc_vector_append(&heap->rc_to_release, &heap->owned_rcs); /* reserved: cannot fail */
     heap->owned_objects.count = 0;
     gc_bridge_release_pending(heap);
     pthread_mutex_unlock(&heap->lock);

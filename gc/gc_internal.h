@@ -431,6 +431,8 @@ static inline uint32_t gc_class_span_blocks(unsigned cls, size_t block_size) {
 
 /* ---- vectors (gc/vector.c) -------------------------------------------------- */
 MULCH_INTERNAL bool gc_vector_push(gc_vector_t *v, void *item);
+/* Room for `need` items in all (false, unchanged, when it cannot grow). */
+MULCH_INTERNAL bool gc_vector_reserve(gc_vector_t *v, size_t need);
 MULCH_INTERNAL void gc_vector_free(gc_vector_t *v);
 MULCH_INTERNAL bool gc_vector_append(gc_vector_t *to, gc_vector_t *from);
 MULCH_INTERNAL bool gc_vector_merge(gc_vector_t *to, gc_vector_t *from);

@@ -21,6 +21,10 @@ static bool vector_reserve(gc_vector_t *v, size_t need) {
     return true;
 }
 
+bool gc_vector_reserve(gc_vector_t *v, size_t need) {
+    return vector_reserve(v, need);
+}
+
 bool gc_vector_push(gc_vector_t *v, void *item) {
     if (v->count == v->capacity && !vector_reserve(v, v->count + 1)) return false;
     v->items[v->count++] = item;
