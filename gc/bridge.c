@@ -82,17 +82,30 @@ void gc_bridge_release_pending(gc_heap_t *heap) {
     }
 }
 
-void gc_bridge_destroy(gc_heap_t *heap) {
-    pthread_mutex_lock(&heap->lock);
+/* Caller holds heap->lock. */
+static void handles_detach(gc_heap_t *heap) {
     for (size_t i = 0; i < heap->handle_slots.count; i++) {
         gc_handle_payload_t *payload = heap->handle_slots.items[i];
         payload->obj = NULL;
         payload->heap = NULL;
     }
     heap->handle_slots.count = 0;
-    gc_vector_append(&heap->rc_to_release, &heap->owned_rcs); /* reserved: cannot fail */
-    heap->owned_objects.count = 0;
-    gc_bridge_release_pending(heap);
+}
+
+void gc_bridge_destroy(gc_heap_t *heap) {
+    pthread_mutex_lock(&heap->lock);
+    /* The releases run destroy callbacks under the finalizer rules: they
+     * may make handles and owned references on this heap. Repeat until they
+     * stop (boundedly, as gc_heap_destroy's finalizer rounds); whatever is
+     * left then is dropped, but no handle keeps pointing at the heap. */
+    for (int round = 0; round < 64; round++) {
+        handles_detach(heap);
+        if (heap->owned_rcs.count == 0 && heap->rc_to_release.count == 0) break;
+        gc_vector_append(&heap->rc_to_release, &heap->owned_rcs); /* reserved: cannot fail */
+        heap->owned_objects.count = 0;
+        gc_bridge_release_pending(heap);
+    }
+    handles_detach(heap);
     pthread_mutex_unlock(&heap->lock);
     gc_vector_free(&heap->handle_slots);
     gc_vector_free(&heap->owned_objects);

@@ -550,6 +550,60 @@ static void test_bridge_report_two_handle_cycle(void **state)
     EXPECT_NO_REPORTS(r0);
 }
 
+/* gc_heap_destroy releases the references GC objects own; those destroy
+ * callbacks run under the finalizer rules, so they may make handles and
+ * owned references on the heap being destroyed. Such a handle, too, must
+ * answer NULL once the heap is gone (its release must not touch the heap),
+ * and such an owned reference must be released, not dropped. */
+static gc_heap_t *g_late_heap;
+static gc_thread_t *g_late_thread;
+static gc_handle_t *g_late_handle;
+static atomic_int g_late_destroys;
+
+static void late_second_destroy(void *obj)
+{
+    (void)obj;
+    atomic_fetch_add(&g_late_destroys, 1);
+}
+
+static void late_first_destroy(void *obj)
+{
+    (void)obj;
+    atomic_fetch_add(&g_late_destroys, 1);
+    gobj_t *o = gmk(g_late_thread, &T_G, 40);
+    g_late_handle = gc_handle_new(g_late_heap, o);
+    void *second = rc_alloc(16, late_second_destroy);
+    if (g_late_handle == NULL || second == NULL) AFAIL("out of memory in a destroy callback");
+    if (gc_own_rc(g_late_thread, gc_handle_get(g_late_handle), second) != 0) AFAIL("gc_own_rc failed");
+    rc_release(second);
+}
+
+static void test_bridge_heap_destroy_callbacks_use_heap(void **state)
+{
+    (void)state;
+    TEST_START();
+    unsigned long r0 = rec_count();
+    atomic_store(&g_late_destroys, 0);
+    g_late_handle = NULL;
+    g_late_heap = gc_heap_create(NULL);
+    EXPECT_NONNULL(g_late_heap);
+    g_late_thread = gc_thread_attach(g_late_heap);
+    EXPECT_NONNULL(g_late_thread);
+    gobj_t *owner = gmk(g_late_thread, &T_G, 41);
+    void *first = rc_alloc(16, late_first_destroy);
+    EXPECT_NONNULL(first);
+    EXPECT_EQ(gc_own_rc(g_late_thread, owner, first), 0);
+    rc_release(first); /* the owner's reference is the last one */
+    gc_push_root(g_late_thread, (void **)&owner);
+    gc_heap_destroy(g_late_heap); /* releases `first`: its destroy uses the heap */
+    EXPECT_NONNULL(g_late_handle);
+    EXPECT_EQ(atomic_load(&g_late_destroys), 2); /* the late owned reference too */
+    EXPECT_NULL(gc_handle_get(g_late_handle));
+    rc_release(g_late_handle); /* must not touch the destroyed heap */
+    EXPECT_NO_ASYNC_FAILURES();
+    EXPECT_NO_REPORTS(r0);
+}
+
 /* ======================================================================== */
 
 int main(void)
@@ -565,6 +619,7 @@ int main(void)
         T(test_bridge_own_rc_finalizer_order),
         T(test_bridge_report_cycles),
         T(test_bridge_report_two_handle_cycle),
+        T(test_bridge_heap_destroy_callbacks_use_heap),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
