@@ -8,6 +8,10 @@
  * the owner draining its merge queue, and destruction. Destroy callbacks
  * that release other objects do not recurse: a thread already destroying
  * appends to its pending list and the outermost call drains it.
+ *
+ * Thread records are reused: an exited thread's record goes back on a
+ * free list when nothing can name it any more (rc_internal.h, `holds`), so
+ * a program that starts a thread per task does not leak a page per thread.
  */
 #include <stdio.h>
 
@@ -19,11 +23,23 @@ static pthread_key_t rc_exit_key;
 static pthread_once_t rc_exit_once = PTHREAD_ONCE_INIT;
 static bool rc_exit_key_ok;
 
+static pthread_mutex_t rc_records_lock = PTHREAD_MUTEX_INITIALIZER;
+static rc_thread_t *rc_records_free; /* exited threads' records, reusable */
+
 static _Thread_local rc_header_t *pending_destroy MULCH_TLS_MODEL;
 static _Thread_local bool destroying MULCH_TLS_MODEL;
 
 static void rc_queue_drain(rc_thread_t *self);
 static inline rc_thread_t *rc_self_checked(void);
+
+/* Drops n holds on rec; the last one puts it on the free list. */
+static void rc_record_put(rc_thread_t *rec, size_t n) {
+    if (atomic_fetch_sub_explicit(&rec->holds, n, memory_order_acq_rel) != n) return;
+    pthread_mutex_lock(&rc_records_lock);
+    rec->next_free = rc_records_free;
+    rc_records_free = rec;
+    pthread_mutex_unlock(&rc_records_lock);
+}
 
 static void rc_thread_exit(void *arg) {
     rc_thread_t *self = arg;
@@ -33,10 +49,14 @@ static void rc_thread_exit(void *arg) {
      * callbacks run by the drain below must not update them (they take the
      * non-owner path). */
     rc_self = NULL;
+    /* its unmerged objects now hold the record: merges from here on, on
+     * any thread, drop one each (published with `dead`) */
+    atomic_fetch_add_explicit(&self->holds, self->live, memory_order_relaxed);
     /* publishes every biased count this thread wrote; seq_cst pairs with
      * the releaser's push-then-check in rc_queue_to_owner (Dekker style) */
     atomic_store_explicit(&self->dead, 1, memory_order_seq_cst);
     rc_queue_drain(self); /* anything queued before others saw `dead` */
+    rc_record_put(self, 1); /* the running thread's own hold */
 }
 
 static void rc_exit_key_create(void) {
@@ -45,8 +65,17 @@ static void rc_exit_key_create(void) {
 
 rc_thread_t *rc_thread_self_slow(void) {
     pthread_once(&rc_exit_once, rc_exit_key_create);
-    rc_thread_t *self = os_map(sizeof(rc_thread_t));
+    pthread_mutex_lock(&rc_records_lock);
+    rc_thread_t *self = rc_records_free;
+    if (self) rc_records_free = self->next_free;
+    pthread_mutex_unlock(&rc_records_lock);
+    if (self == NULL) self = os_map(sizeof(rc_thread_t)); /* zeroed */
     if (self == NULL) return NULL;
+    /* a reused record: its queue is empty (holds reached 0) */
+    atomic_store_explicit(&self->dead, 0, memory_order_relaxed);
+    self->live = 0;
+    atomic_store_explicit(&self->holds, 1, memory_order_relaxed);
+    self->next_free = NULL;
     if (rc_exit_key_ok) pthread_setspecific(rc_exit_key, self);
     rc_self = self;
     return self;
@@ -126,6 +155,7 @@ void *rc_alloc_in(pool_t *pool, size_t size, void (*destroy)(void *obj)) {
     bool big = bytes > pool->small_max;
     rc_header_t *h = big ? pool_calloc(pool, 1, bytes) : pool_alloc(pool, bytes);
     if (h == NULL) return NULL;
+    self->live++;
     atomic_store_explicit(&h->owner, self, memory_order_relaxed);
     atomic_store_explicit(&h->biased, 1, memory_order_relaxed);
     atomic_store_explicit(&h->shared, 0, memory_order_relaxed);
@@ -169,8 +199,15 @@ void rc_destroy(rc_header_t *h) {
     destroying = false;
 }
 
+/* An object of rec's stopped naming it (merged). Before rec's thread
+ * exits only that thread merges its objects. */
+static inline void rc_record_unown(rc_thread_t *rec) {
+    if (rec == rc_self) rec->live--;
+    else rc_record_put(rec, 1);
+}
+
 /* The count as one number: merged objects count in `shared` only. */
-static void rc_merge(rc_header_t *h, uint32_t biased) {
+static void rc_merge(rc_header_t *h, uint32_t biased, rc_thread_t *rec) {
     atomic_store_explicit(&h->owner, NULL, memory_order_relaxed);
     int64_t add = (int64_t)biased * RC_ONE + RC_MERGED;
     int64_t now = atomic_fetch_add_explicit(&h->shared, add, memory_order_acq_rel) + add;
@@ -183,6 +220,7 @@ static void rc_merge(rc_header_t *h, uint32_t biased) {
         for (int64_t i = 0; i < extra; i++) rc_report("rc_release: object's count is already 0", rc_object_of(h));
         now = atomic_fetch_add_explicit(&h->shared, extra * RC_ONE, memory_order_acq_rel) + extra * RC_ONE;
     }
+    rc_record_unown(rec); /* last touch of rec */
     if ((now >> RC_SHIFT) == 0) rc_destroy(h);
 }
 
@@ -192,7 +230,7 @@ static void rc_queue_drain(rc_thread_t *self) {
         rc_header_t *next = h->link;
         uint32_t biased = atomic_load_explicit(&h->biased, memory_order_relaxed);
         atomic_store_explicit(&h->biased, 0, memory_order_relaxed);
-        rc_merge(h, biased);
+        rc_merge(h, biased, self);
         h = next;
     }
 }
@@ -242,9 +280,13 @@ static MULCH_NOINLINE void rc_queue_to_owner(rc_header_t *h, rc_thread_t *owner)
         /* published by the owner's exit */
         uint32_t biased = atomic_load_explicit(&h->biased, memory_order_relaxed);
         atomic_store_explicit(&h->biased, 0, memory_order_relaxed);
-        rc_merge(h, biased);
+        rc_merge(h, biased, owner);
         return;
     }
+    /* Hold the record until the check below: once h is in the queue,
+     * another thread may merge it, and the record could go to a new
+     * thread whose queue the check must not drain. */
+    atomic_fetch_add_explicit(&owner->holds, 1, memory_order_relaxed);
     rc_header_t *head = atomic_load_explicit(&owner->queue, memory_order_relaxed);
     do {
         h->link = head;
@@ -254,6 +296,7 @@ static MULCH_NOINLINE void rc_queue_to_owner(rc_header_t *h, rc_thread_t *owner)
         /* raced with the owner's exit: its final drain may have missed us */
         rc_queue_drain(owner);
     }
+    rc_record_put(owner, 1);
 }
 
 /* The owner's last own reference went: fold into `shared` unless the
@@ -272,6 +315,7 @@ static MULCH_NOINLINE void rc_owner_last(rc_thread_t *self, rc_header_t *h) {
                                                   memory_order_acq_rel, memory_order_relaxed))
             break;
     }
+    self->live--;
     if ((expected >> RC_SHIFT) == 0) rc_destroy(h);
 }
 

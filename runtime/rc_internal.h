@@ -67,11 +67,21 @@ typedef struct rc_header {
 _Static_assert(sizeof(rc_header_t) % 16 == 0, "rc payload stays 16-byte aligned");
 
 /* One per thread that has allocated rc objects; never unmapped, so a
- * stale owner pointer stays valid. */
+ * stale pointer to one stays readable. It goes back on a free list, for
+ * the next thread to use, once `holds` reaches 0: the thread has exited,
+ * every object it owned was merged (no owner field names it any more) and
+ * no releaser is between pushing to its queue and its check of `dead`.
+ * Until the exit the owner counts its unmerged objects in `live` (plain:
+ * before the exit only the owner merges them); the exit adds them to
+ * `holds`, and merges done after it (by any thread) take 1 each. */
 struct mulch_rc_thread_ {
     _Atomic(rc_header_t *) queue;   /* objects to merge (pushed by others);
                                        first: rc.h's inline release reads it */
     _Atomic int            dead;    /* the thread has exited               */
+    size_t                 live;    /* owner only: its objects not merged  */
+    _Atomic size_t         holds;   /* 1 for the running thread, + live at
+                                       its exit, + releasers pushing now    */
+    struct mulch_rc_thread_ *next_free; /* the free list (rc_records_lock)  */
 };
 
 /* The inline fast paths in <mulch/rc.h> read these words directly. */

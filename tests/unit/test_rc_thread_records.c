@@ -1,0 +1,163 @@
+/* Unit tests of the per-thread rc records (runtime/rc.c): a thread that
+ * used rc gets a record (its merge queue); once the thread has exited and
+ * no object it allocated still waits for its counts to be merged, the
+ * record is reused by a later thread instead of leaking (a page each: a
+ * program that starts a thread per task grew without bound). A record is
+ * never reused while an object it owns is unmerged. */
+#include <pthread.h>
+#include <inttypes.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "rc_internal.h"
+#include "unit_errors.h"
+
+static int destroys;
+static void count_destroy(void *obj) {
+    (void)obj;
+    __atomic_fetch_add(&destroys, 1, __ATOMIC_RELAXED);
+}
+
+typedef struct {
+    rc_thread_t *record; /* the thread's record */
+    void        *keep;   /* if asked: an object handed out, still counted by the thread */
+    bool         hand_out;
+} worker_t;
+
+static void *worker(void *arg) {
+    worker_t *w = arg;
+    void *obj = rc_alloc(32, count_destroy);
+    assert_non_null(obj);
+    w->record = rc_self;
+    if (w->hand_out) w->keep = obj; /* our reference goes to the joiner */
+    else rc_release(obj);
+    return NULL;
+}
+
+static rc_thread_t *run_worker(bool hand_out, void **keep) {
+    worker_t w = { .hand_out = hand_out };
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, worker, &w), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_non_null(w.record);
+    if (keep) *keep = w.keep;
+    return w.record;
+}
+
+static void test_exited_thread_record_is_reused(void **state) {
+    (void)state;
+    destroys = 0;
+    rc_thread_t *first = run_worker(false, NULL);
+    /* threads one after the other: each finds the previous one's record */
+    for (int i = 0; i < 100; i++) {
+        rc_thread_t *next = run_worker(false, NULL);
+        if (next != first) fail_msg("thread %d got a new rc record %p, not the exited threads' %p", i, (void *)next,
+                                    (void *)first);
+    }
+    assert_int_equal(destroys, 101);
+    assert_int_equal(reports, 0);
+}
+
+static void test_record_kept_while_an_object_is_unmerged(void **state) {
+    (void)state;
+    destroys = 0;
+    void *kept = NULL;
+    rc_thread_t *owner = run_worker(true, &kept);
+    assert_non_null(kept);
+    /* the exited owner still counts `kept`: its record must stay its own */
+    rc_thread_t *other = run_worker(false, NULL);
+    assert_ptr_not_equal(other, owner);
+    assert_int_equal(rc_count(kept), 1);
+    rc_release(kept); /* folds the dead owner's count: destroyed here */
+    assert_int_equal(destroys, 2);
+    /* now both records are free: the next threads get them back */
+    rc_thread_t *a = run_worker(false, NULL), *b = run_worker(false, NULL);
+    assert_true(a == owner || a == other);
+    assert_true(b == owner || b == other);
+    assert_int_equal(destroys, 4);
+    assert_int_equal(reports, 0);
+}
+
+/* Short-lived owners hand every object to a long-lived releaser and exit,
+ * racing its releases (queued to a live owner, folded for a dead one):
+ * every object is destroyed once, and the records keep being reused. */
+enum { WAVES = 200, PER_OWNER = 8, RING = 64 };
+static void *g_ring[RING];
+static size_t g_head, g_tail;
+static bool g_done;
+static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_cv = PTHREAD_COND_INITIALIZER;
+
+static void *short_owner(void *arg) {
+    uint64_t seed = (uint64_t)(uintptr_t)arg;
+    for (int i = 0; i < PER_OWNER; i++) {
+        void *obj = rc_alloc(16 + (seed % 5) * 16, count_destroy);
+        assert_non_null(obj);
+        if ((seed >> i) & 1) rc_retain(obj), rc_release(obj);
+        pthread_mutex_lock(&g_mu);
+        while (g_tail - g_head == RING) pthread_cond_wait(&g_cv, &g_mu);
+        g_ring[g_tail++ % RING] = obj; /* our reference goes with it */
+        pthread_cond_broadcast(&g_cv);
+        pthread_mutex_unlock(&g_mu);
+    }
+    return NULL;
+}
+
+static void *releaser(void *arg) {
+    (void)arg;
+    for (;;) {
+        pthread_mutex_lock(&g_mu);
+        while (g_head == g_tail && !g_done) pthread_cond_wait(&g_cv, &g_mu);
+        if (g_head == g_tail) {
+            pthread_mutex_unlock(&g_mu);
+            return NULL;
+        }
+        void *obj = g_ring[g_head++ % RING];
+        pthread_cond_broadcast(&g_cv);
+        pthread_mutex_unlock(&g_mu);
+        rc_release(obj);
+    }
+}
+
+static void test_owners_exit_racing_releases(void **state) {
+    (void)state;
+    uint64_t seed = UINT64_C(0x72637265636f7264); /* "rcrecord" */
+    destroys = 0;
+    g_head = g_tail = 0;
+    g_done = false;
+    pthread_t rel;
+    assert_int_equal(pthread_create(&rel, NULL, releaser, NULL), 0);
+    for (int w = 0; w < WAVES; w++) {
+        seed = seed * 6364136223846793005u + 1442695040888963407u;
+        pthread_t t[2];
+        for (int i = 0; i < 2; i++)
+            assert_int_equal(pthread_create(&t[i], NULL, short_owner, (void *)(uintptr_t)(seed >> (20 * i))), 0);
+        for (int i = 0; i < 2; i++) assert_int_equal(pthread_join(t[i], NULL), 0);
+    }
+    pthread_mutex_lock(&g_mu);
+    g_done = true;
+    pthread_cond_broadcast(&g_cv);
+    pthread_mutex_unlock(&g_mu);
+    assert_int_equal(pthread_join(rel, NULL), 0);
+    /* every owner exited, so nothing waits in a merge queue */
+    if (__atomic_load_n(&destroys, __ATOMIC_RELAXED) != WAVES * 2 * PER_OWNER)
+        fail_msg("seed 0x%" PRIx64 ": %d destroys, want %d", seed, destroys, WAVES * 2 * PER_OWNER);
+    /* the records went back: threads one after the other share one */
+    rc_thread_t *a = run_worker(false, NULL), *b = run_worker(false, NULL);
+    assert_ptr_equal(a, b);
+    assert_int_equal(reports, 0);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_exited_thread_record_is_reused, setup, teardown_errors),
+        cmocka_unit_test_setup_teardown(test_record_kept_while_an_object_is_unmerged, setup, teardown_errors),
+        cmocka_unit_test_setup_teardown(test_owners_exit_racing_releases, setup, teardown_errors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
