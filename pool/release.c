@@ -132,11 +132,15 @@ size_t block_release_free_pages(pool_t *pool, block_t *b) {
         uint32_t first = unit_first_cell(pool, b, u);
         carved[u] = (uint16_t)(bump > first ? unit_last_cell(pool, b, u, bump) - first + 1 : 0);
     }
-    /* free cells: the local list ... */
+    /* free cells: the local list ... A damaged list is cut at the cell
+     * whose link is bad (the rest is dropped, as when an allocation pops
+     * that cell): reported once, then neither followed nor found again by
+     * the next trim or allocation. Nothing is released this time. */
     uint32_t steps = 0;
     for (unsigned char *cell = b->free; cell;) {
         if (++steps > b->capacity) {
             mulch_report("pool_trim: free list corrupted (cycle)", cell);
+            cell_word_store(cell, 0, cell_link_encode(pool, cell, NULL));
             return 0;
         }
         uint32_t c = cell_index(b, cell);
@@ -144,6 +148,7 @@ size_t block_release_free_pages(pool_t *pool, block_t *b) {
         unsigned char *next = cell_next(pool, cell);
         if (next != NULL && !cell_link_is_valid(b, next)) {
             mulch_report("pool_trim: free list corrupted (write after free?)", cell);
+            cell_word_store(cell, 0, cell_link_encode(pool, cell, NULL));
             return 0;
         }
         cell = next;
