@@ -293,7 +293,20 @@ static inline void pool_free_in_chunk(pool_t *pool, chunk_t *chunk, void *p) {
         pool_free_slow(pool, p);
         return;
     }
-    block_t *b = block_head(&chunk->blocks[((uintptr_t)p - (uintptr_t)chunk) >> pool->block_shift]);
+    size_t index = ((uintptr_t)p - (uintptr_t)chunk) >> pool->block_shift;
+    block_t *b = &chunk->blocks[index];
+    if (b->kind == BLOCK_TAIL) {
+        /* A head_offset reaching before the chunk's first descriptor is a
+         * stray write: following it would read unmapped memory. In range,
+         * it reaches a descriptor of this chunk, and pointer_check names
+         * the damage. Only multi-block spans (cells above an eighth of a
+         * block) pay the compare. */
+        if (mulch_unlikely(b->head_offset > index)) {
+            pool_free_slow(pool, p);
+            return;
+        }
+        b -= b->head_offset;
+    }
     /* a span with released pages (release.c) has the other check value:
      * its frees take the slow path, which knows about parked cells */
     /* acquire: pairs with release.c's recommit, which writes the unparked

@@ -81,11 +81,68 @@ static void test_trim_reports_corrupted_free_list_once(void **state) {
     }
 }
 
+/* A stray write into the descriptor of a multi-block span's tail block
+ * (its head_offset, which leads back to the span's head) must not send
+ * pool_free, pool_usable_size or pool_realloc off to read memory before
+ * the chunk: each call reports a corrupted block header once and changes
+ * nothing; with the descriptor repaired, the cell frees normally. */
+static void test_corrupted_tail_descriptor_reported_once(void **state) {
+    (void)state;
+    TEST_START();
+    rng_t rng = test_rng_named(__func__);
+    for (unsigned round = 0; round < 8; round++) {
+        pool_t *pool = pool_create(NULL);
+        EXPECT_NONNULL(pool);
+        /* cells above an eighth of a block: spans of several blocks */
+        size_t size = pool->block_size / 8 + 1 + (size_t)rng_below(&rng, pool->small_max - pool->block_size / 8);
+        enum { CELLS = 24 };
+        void *cells[CELLS];
+        for (int i = 0; i < CELLS; i++) {
+            cells[i] = pool_alloc(pool, size);
+            EXPECT_NONNULL(cells[i]);
+        }
+        /* a cell whose block is a tail of its span */
+        int victim = -1;
+        for (int i = 0; i < CELLS && victim < 0; i++)
+            if (block_at(chunk_of(cells[i]), cells[i])->kind == BLOCK_TAIL) victim = i;
+        if (victim < 0) T_FAIL("round %u: size %zu: no cell in a tail block", round, size);
+        void *p = cells[victim];
+        block_t *tail = block_at(chunk_of(p), p);
+        uint32_t saved = tail->head_offset;
+        /* far before the chunk: no mapping to read there */
+        tail->head_offset = UINT32_C(0x40000000) + (uint32_t)rng_below(&rng, 1u << 20);
+        pool_stats_t before_st, after_st;
+        pool_get_stats(pool, &before_st);
+
+        unsigned long before = rec_count();
+        pool_free(pool, p);
+        EXPECT_ONE_REPORT(before, "pool_free: corrupted block header", p);
+        before = rec_count();
+        EXPECT_EQ(pool_usable_size(pool, p), 0);
+        EXPECT_ONE_REPORT(before, "pool_usable_size: corrupted block header", p);
+        before = rec_count();
+        EXPECT_NULL(pool_realloc(pool, p, size / 2));
+        EXPECT_ONE_REPORT(before, "pool_realloc: corrupted block header", p);
+        pool_get_stats(pool, &after_st);
+        EXPECT_EQ(after_st.live_allocations, before_st.live_allocations);
+        EXPECT_EQ(after_st.bytes_in_use, before_st.bytes_in_use);
+
+        tail->head_offset = saved;
+        before = rec_count();
+        for (int i = 0; i < CELLS; i++) pool_free(pool, cells[i]);
+        EXPECT_NO_REPORTS(before);
+        pool_get_stats(pool, &after_st);
+        EXPECT_EQ(after_st.live_allocations, 0);
+        pool_destroy(pool);
+    }
+}
+
 int main(void) {
     mt_init("test_pool_misuse_once");
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_rec, teardown_rec)
     const struct CMUnitTest tests[] = {
         T(test_trim_reports_corrupted_free_list_once),
+        T(test_corrupted_tail_descriptor_reported_once),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
