@@ -39,6 +39,13 @@ bool pointer_check(pool_t *pool, const void *p, const char *fn, pointer_info_t *
         report_pointer(fn, "corrupted chunk header", p);
         return false;
     }
+    /* The map is per 4 MiB region and a huge chunk may end well before
+     * its last region does: the rest of that region is anyone's memory
+     * (a malloc arena, another library's mapping). */
+    if ((uintptr_t)p - (uintptr_t)chunk >= chunk->size) {
+        report_pointer(fn, "pointer not allocated by mulch (foreign, stack, or already unmapped)", p);
+        return false;
+    }
     if (chunk->pool != pool) {
         report_pointer(fn, "pointer belongs to another pool", p);
         return false;

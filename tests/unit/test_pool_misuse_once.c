@@ -3,12 +3,15 @@
  * by pool_trim, a stray write into a multi-block span's tail descriptor —
  * is reported exactly once through the error handler, the pool neither
  * follows nor keeps the damage, and it stays usable with its figures
- * intact. Stray writes go through cell_word_store so that ASan builds run
+ * intact. A foreign pointer that shares a huge object's 4 MiB region is
+ * reported as foreign. Stray writes go through cell_word_store so that ASan builds run
  * these tests too. Seeded: set MULCH_TEST_SEED to reproduce. */
 #ifndef _GNU_SOURCE
 #  define _GNU_SOURCE
 #endif
 #define DEFAULT_SEED UINT64_C(0x6f6e63652d6d7573)
+#include <sys/mman.h>
+
 #include <mulch.h>
 
 #include "mulch_test.h"
@@ -137,12 +140,69 @@ static void test_corrupted_tail_descriptor_reported_once(void **state) {
     }
 }
 
+/* A huge object's chunk is mapped to the end of its last page only; the
+ * rest of its 4 MiB region may hold anyone's memory (here, a mapping of
+ * our own). A pointer there is foreign, and each call says so once. */
+static void test_foreign_pointer_beside_huge_object(void **state) {
+    (void)state;
+    TEST_START();
+    rng_t rng = test_rng_named(__func__);
+    pool_t *pool = pool_create(NULL);
+    EXPECT_NONNULL(pool);
+    size_t size = pool->small_max + 1 + (size_t)rng_below(&rng, 512 * KiB);
+    void *big = pool_alloc(pool, size);
+    EXPECT_NONNULL(big);
+    chunk_t *chunk = chunk_of(big);
+    uintptr_t end = (uintptr_t)chunk + chunk->size, region_end = (uintptr_t)chunk + MULCH_REGION;
+    /* the first free page after the chunk, from a seeded start */
+    uintptr_t start = end + (uintptr_t)rng_below(&rng, (region_end - end) / 4096 / 2) * 4096;
+    unsigned char *foreign = MAP_FAILED;
+    for (uintptr_t a = start; a < region_end && foreign == MAP_FAILED; a += 4096) {
+        foreign = mmap((void *)a, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+        if (foreign != MAP_FAILED && foreign != (unsigned char *)a) { /* an old kernel took it as a hint */
+            munmap(foreign, 4096);
+            foreign = MAP_FAILED;
+        }
+    }
+    if (foreign == MAP_FAILED) {
+        print_message("no free page after the huge chunk in its region: nothing to test\n");
+        pool_free(pool, big);
+        pool_destroy(pool);
+        skip();
+    }
+    EXPECT_PTR_EQ(chunk_of(foreign), chunk); /* the map does see the chunk there */
+    void *q = foreign + 16 * rng_below(&rng, 4096 / 16);
+    const char *foreign_msg = "pointer not allocated by mulch (foreign, stack, or already unmapped)";
+    char expect[160];
+    unsigned long before = rec_count();
+    pool_free(pool, q);
+    snprintf(expect, sizeof expect, "pool_free: %s", foreign_msg);
+    EXPECT_ONE_REPORT(before, expect, q);
+    before = rec_count();
+    EXPECT_EQ(pool_usable_size(pool, q), 0);
+    snprintf(expect, sizeof expect, "pool_usable_size: %s", foreign_msg);
+    EXPECT_ONE_REPORT(before, expect, q);
+    before = rec_count();
+    EXPECT_NULL(pool_realloc(pool, q, 32));
+    snprintf(expect, sizeof expect, "pool_realloc: %s", foreign_msg);
+    EXPECT_ONE_REPORT(before, expect, q);
+    munmap(foreign, 4096);
+    before = rec_count();
+    pool_free(pool, big);
+    EXPECT_NO_REPORTS(before);
+    pool_stats_t st;
+    pool_get_stats(pool, &st);
+    EXPECT_EQ(st.live_allocations, 0);
+    pool_destroy(pool);
+}
+
 int main(void) {
     mt_init("test_pool_misuse_once");
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_rec, teardown_rec)
     const struct CMUnitTest tests[] = {
         T(test_trim_reports_corrupted_free_list_once),
         T(test_corrupted_tail_descriptor_reported_once),
+        T(test_foreign_pointer_beside_huge_object),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
