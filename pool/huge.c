@@ -110,18 +110,20 @@ static void *huge_alloc_once(pool_t *pool, size_t size, size_t align, const leak
     chunk_t *chunk = huge_cache_take_locked(pool, total, map_align);
     *reused = chunk != NULL;
     if (chunk == NULL) {
-        if (!pool_commit_locked(pool, total)) {
+        /* Committed only once mapped (the lock is held throughout, so the
+         * check stands): a mapping the OS refuses must not raise
+         * peak_reserved. */
+        if (!pool_commit_fits_locked(pool, total)) {
             /* At the limit: give back every idle byte, then try again. */
             huge_cache_flush_locked(pool);
             span_trim_locked(pool, 0);
-            if (!pool_commit_locked(pool, total)) {
+            if (!pool_commit_fits_locked(pool, total)) {
                 pthread_mutex_unlock(&pool->lock);
                 return NULL;
             }
         }
         chunk = os_map_aligned(total, map_align);
         if (chunk == NULL) {
-            pool_uncommit_locked(pool, total);
             pthread_mutex_unlock(&pool->lock);
             return NULL;
         }
@@ -132,10 +134,10 @@ static void *huge_alloc_once(pool_t *pool, size_t size, size_t align, const leak
         chunk->magic = chunk_magic_of(chunk);
         if (!chunk_map_insert(chunk)) {
             os_unmap(chunk, total);
-            pool_uncommit_locked(pool, total);
             pthread_mutex_unlock(&pool->lock);
             return NULL;
         }
+        pool_commit_locked(pool, total); /* fits: checked above */
         pool_counter_add(&pool->mapped, (ptrdiff_t)total);
         if (guard && !os_protect_none((unsigned char *)chunk + total - guard, guard)) {
             huge_unmap_locked(pool, chunk);

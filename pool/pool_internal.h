@@ -574,6 +574,10 @@ static inline void pool_counter_add(_Atomic size_t *c, ptrdiff_t d) {
 }
 /* Caller holds pool->lock. Fails (false) past the limit. */
 MULCH_INTERNAL bool pool_commit_locked(pool_t *pool, size_t bytes);
+/* Whether pool_commit_locked(bytes) would succeed now: callers that map
+ * first check with it and commit once the mapping exists (under the same
+ * hold of the lock), so that a refused mapping leaves peak_reserved alone. */
+MULCH_INTERNAL bool pool_commit_fits_locked(const pool_t *pool, size_t bytes);
 MULCH_INTERNAL void pool_uncommit_locked(pool_t *pool, size_t bytes);
 
 /* ---- small allocation (alloc.c, free.c) ------------------------------------ */

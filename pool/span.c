@@ -44,10 +44,14 @@ static void span_set_free_length(block_t *head, uint32_t n) {
     head[n - 1].head_offset = n - 1;
 }
 
-bool pool_commit_locked(pool_t *pool, size_t bytes) {
+bool pool_commit_fits_locked(const pool_t *pool, size_t bytes) {
     size_t now = atomic_load_explicit(&pool->committed, memory_order_relaxed);
-    if (pool->limit && (bytes > pool->limit || now > pool->limit - bytes)) return false;
-    now += bytes;
+    return !pool->limit || (bytes <= pool->limit && now <= pool->limit - bytes);
+}
+
+bool pool_commit_locked(pool_t *pool, size_t bytes) {
+    if (!pool_commit_fits_locked(pool, bytes)) return false;
+    size_t now = atomic_load_explicit(&pool->committed, memory_order_relaxed) + bytes;
     atomic_store_explicit(&pool->committed, now, memory_order_relaxed);
     if (now > atomic_load_explicit(&pool->peak_committed, memory_order_relaxed))
         atomic_store_explicit(&pool->peak_committed, now, memory_order_relaxed);
@@ -81,12 +85,11 @@ static chunk_t *chunk_create_locked(pool_t *pool, uint32_t min_blocks) {
     chunk_geometry(pool, min_blocks, &chunk_size, &block_count, &header_blocks);
     size_t header = (offsetof(chunk_t, blocks) + block_count * sizeof(block_t)
                      + MULCH_PAGE - 1) & ~(MULCH_PAGE - 1);
-    if (!pool_commit_locked(pool, header)) return NULL;
+    /* Counted only once the chunk is in place (still under the lock, so
+     * the limit check holds): a refused mapping must not raise the peak. */
+    if (!pool_commit_fits_locked(pool, header)) return NULL;
     chunk_t *chunk = os_map_aligned(chunk_size, MULCH_REGION);
-    if (chunk == NULL) {
-        pool_uncommit_locked(pool, header);
-        return NULL;
-    }
+    if (chunk == NULL) return NULL;
     chunk->kind = CHUNK_BLOCKS;
     chunk->block_shift = pool->block_shift;
     chunk->pool = pool;
@@ -106,9 +109,9 @@ static chunk_t *chunk_create_locked(pool_t *pool, uint32_t min_blocks) {
     chunk->blocks_token = chunk_blocks_token(pool, chunk);
     if (!chunk_map_insert(chunk)) {
         os_unmap(chunk, chunk_size);
-        pool_uncommit_locked(pool, header);
         return NULL;
     }
+    pool_commit_locked(pool, header); /* fits: checked above, under the lock */
     uint32_t usable = chunk->block_count - chunk->first_block;
     chunk->free_blocks = usable;
     span_set_free_length(&chunk->blocks[chunk->first_block], usable);
