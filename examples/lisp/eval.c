@@ -245,9 +245,11 @@ static value eval_sequence(value body, value env)
     value *fp = lisp_sp;
     lisp_push(body);
     lisp_push(env);
+    if (!lisp_is(fp[0], LISP_PAIR)) bad_syntax("body");
     while (LISP_CDR(fp[0]) != LISP_NIL) {
         lisp_eval(LISP_CAR(fp[0]), fp[1]);
         fp[0] = LISP_CDR(fp[0]);
+        if (!lisp_is(fp[0], LISP_PAIR)) bad_syntax("body");
     }
     value result = lisp_eval(LISP_CAR(fp[0]), fp[1]);
     lisp_sp = fp;
@@ -505,9 +507,14 @@ call: {
     }
 
 sequence:   /* T0: a non-empty expression list; the last one is a tail call */
+    /* A body comes from user text, so it may end in a non-list tail,
+     * (lambda (x) . 5): checked here, where every kind of body passes, at
+     * the cost of one tag test per expression. */
+    if (!lisp_is(T0, LISP_PAIR)) bad_syntax("body");
     while (LISP_CDR(T0) != LISP_NIL) {
         lisp_eval(LISP_CAR(T0), ENV);
         T0 = LISP_CDR(T0);
+        if (!lisp_is(T0, LISP_PAIR)) bad_syntax("body");
     }
     X = LISP_CAR(T0);
     goto loop;

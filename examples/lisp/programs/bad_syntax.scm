@@ -1,0 +1,23 @@
+;; bad_syntax.scm — malformed special forms and bodies are reported as
+;; syntax errors (caught by try), never a crash. A body whose expression
+;; list ends in a non-list tail (lambda (x) . 5) used to be walked as if it
+;; were a pair.
+(define (show . items) (for-each display items) (newline))
+(define (catch thunk) (try thunk (lambda (message) message)))
+
+(show (catch (lambda () ((lambda (x) . 5) 1))))
+(show (catch (lambda () ((lambda (x) x . 5) 1))))
+(define (dotted-body) 1 . 2)
+(show (catch (lambda () (dotted-body))))
+(show (catch (lambda () (begin 1 . 2))))
+(show (catch (lambda () (let ((x 1)) . 5))))
+(show (catch (lambda () (let* ((x 1)) x . 5))))
+(show (catch (lambda () (letrec ((x 1)) . 5))))
+(show (catch (lambda () (let loop ((i 0)) . 5))))
+(show (catch (lambda () (cond (1 . 5)))))
+(show (catch (lambda () (cond (else . 5)))))
+(show (catch (lambda () (when 1 . 5))))
+(show (catch (lambda () (unless #f 1 . 5))))
+(show (catch (lambda () (apply (lambda (x) . 5) '(1)))))
+(show (catch (lambda () (map (lambda (x) . 5) '(1)))))
+(show "still fine: " ((lambda (x) (+ x 1)) 41))
