@@ -272,19 +272,36 @@ static value prim_list_ref(value *args, int argc)
     return LISP_CAR(pair_arg(list, "list-ref"));
 }
 
-static value member_generic(value *args, int use_equal)
+/* The next link of a search through `*l`, an error once the list turns out
+ * circular (without the item, the search would never end): `*slow` follows
+ * at half speed, as in lisp_list_length; `*step` counts links. */
+static value next_link(value l, value *slow, intptr_t *step, const char *who)
 {
-    for (value l = args[1]; lisp_is(l, LISP_PAIR); l = LISP_CDR(l)) {
+    l = LISP_CDR(l);
+    if ((++*step & 1) == 0) {
+        *slow = LISP_CDR(*slow);
+        if (*slow == l) lisp_error("%s: circular list", who);
+    }
+    return l;
+}
+
+static value member_generic(value *args, int use_equal, const char *who)
+{
+    value slow = args[1];
+    intptr_t step = 0;
+    for (value l = args[1]; lisp_is(l, LISP_PAIR); l = next_link(l, &slow, &step, who)) {
         if (use_equal ? lisp_equal(args[0], LISP_CAR(l)) : args[0] == LISP_CAR(l)) return l;
     }
     return LISP_FALSE;
 }
-static value prim_memq(value *args, int argc) { (void)argc; return member_generic(args, 0); }
-static value prim_member(value *args, int argc) { (void)argc; return member_generic(args, 1); }
+static value prim_memq(value *args, int argc) { (void)argc; return member_generic(args, 0, "memq"); }
+static value prim_member(value *args, int argc) { (void)argc; return member_generic(args, 1, "member"); }
 
-static value assoc_generic(value *args, int use_equal)
+static value assoc_generic(value *args, int use_equal, const char *who)
 {
-    for (value l = args[1]; lisp_is(l, LISP_PAIR); l = LISP_CDR(l)) {
+    value slow = args[1];
+    intptr_t step = 0;
+    for (value l = args[1]; lisp_is(l, LISP_PAIR); l = next_link(l, &slow, &step, who)) {
         value entry = LISP_CAR(l);
         if (lisp_is(entry, LISP_PAIR)
             && (use_equal ? lisp_equal(args[0], LISP_CAR(entry)) : args[0] == LISP_CAR(entry))) {
@@ -293,8 +310,8 @@ static value assoc_generic(value *args, int use_equal)
     }
     return LISP_FALSE;
 }
-static value prim_assq(value *args, int argc) { (void)argc; return assoc_generic(args, 0); }
-static value prim_assoc(value *args, int argc) { (void)argc; return assoc_generic(args, 1); }
+static value prim_assq(value *args, int argc) { (void)argc; return assoc_generic(args, 0, "assq"); }
+static value prim_assoc(value *args, int argc) { (void)argc; return assoc_generic(args, 1, "assoc"); }
 
 /* ---- control --------------------------------------------------------------------------- */
 

@@ -145,10 +145,21 @@ value lisp_list_from_stack(value *first, int n, value tail)
     return tail;
 }
 
+/* set-cdr! can make a list circular, so a plain walk could loop forever:
+ * a second cursor moves at half speed (Floyd) and meets the first one
+ * only on a cycle, which is then not a proper list either. */
 intptr_t lisp_list_length(value list)
 {
     intptr_t n = 0;
-    for (; lisp_is(list, LISP_PAIR); list = LISP_CDR(list)) n++;
+    value slow = list;
+    while (lisp_is(list, LISP_PAIR)) {
+        list = LISP_CDR(list);
+        n++;
+        if ((n & 1) == 0) {
+            slow = LISP_CDR(slow);
+            if (slow == list) return -1;
+        }
+    }
     return list == LISP_NIL ? n : -1;
 }
 
