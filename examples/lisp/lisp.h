@@ -162,6 +162,13 @@ enum lisp_special {
     LISP_SF_AND, LISP_SF_OR, LISP_SF_WHEN, LISP_SF_UNLESS, LISP_SF_ELSE
 };
 
+/* How deep the C recursions over data (reader, printer, equal?) may go
+ * before they report an error: data nested deeper than this (built by a
+ * loop, or read from text) would otherwise overflow the C stack. Together
+ * with the deepest evaluation (LISP_MAX_EVAL_DEPTH) it stays well inside
+ * the interpreter thread's stack (main.c). */
+#define LISP_MAX_NESTING 100000
+
 /* ---- reader.c / printer.c --------------------------------------------------- */
 struct lisp_reader { const char *text; size_t pos, len; int line; };
 void  lisp_reader_init(struct lisp_reader *r, const char *text, size_t len);
