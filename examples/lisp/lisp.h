@@ -170,7 +170,7 @@ enum lisp_special {
 #define LISP_MAX_NESTING 100000
 
 /* ---- reader.c / printer.c --------------------------------------------------- */
-struct lisp_reader { const char *text; size_t pos, len; int line; };
+struct lisp_reader { const char *text; size_t pos, len; int line, depth; };   /* depth: of read_form */
 void  lisp_reader_init(struct lisp_reader *r, const char *text, size_t len);
 int   lisp_read(struct lisp_reader *r, value *out);   /* 0 at end of input */
 void  lisp_print(FILE *out, value v, int write);

@@ -6,7 +6,8 @@
  * so the reader may keep pointers into it across allocations. Elements of a
  * list being read wait on the value stack (a root) until the list is built
  * from the back; the first pair of each list records the line of its `(`,
- * which is what runtime errors report. A syntax error is a lisp_error with
+ * which is what runtime errors report. Nesting is bounded (LISP_MAX_NESTING)
+ * because the reader recurses on it. A syntax error is a lisp_error with
  * the reader's line: nothing is held outside the heap, so unwinding leaks
  * nothing.
  */
@@ -23,6 +24,7 @@ void lisp_reader_init(struct lisp_reader *r, const char *text, size_t len)
     r->pos = 0;
     r->len = len;
     r->line = 1;
+    r->depth = 0;
 }
 
 static int peek(struct lisp_reader *r) { return r->pos < r->len ? (unsigned char)r->text[r->pos] : EOF; }
@@ -173,7 +175,20 @@ static value read_hash(struct lisp_reader *r)
     syntax_error(r, "unknown # syntax");
 }
 
+static value read_form_at(struct lisp_reader *r);
+
+/* Lists and quotes recurse here: text nested deeper than LISP_MAX_NESTING
+ * is an error rather than a C stack overflow. An error abandons the
+ * reader, so the depth needs no reset on that path. */
 static value read_form(struct lisp_reader *r)
+{
+    if (++r->depth > LISP_MAX_NESTING) syntax_error(r, "nesting too deep");
+    value v = read_form_at(r);
+    r->depth--;
+    return v;
+}
+
+static value read_form_at(struct lisp_reader *r)
 {
     skip_space(r);
     int line = r->line;
