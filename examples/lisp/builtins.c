@@ -364,10 +364,10 @@ static value prim_error(value *args, int argc)
     char text[400];
     FILE *f = fmemopen(text, sizeof text, "w");
     if (f == NULL) lisp_error("error");
-    lisp_print(f, args[0], 0);
+    lisp_print_bounded(f, args[0], 0, sizeof text);
     for (int i = 1; i < argc; i++) {
         fputc(' ', f);
-        lisp_print(f, args[i], 1);
+        lisp_print_bounded(f, args[i], 1, sizeof text);
     }
     fclose(f);
     lisp_error("%s", text);

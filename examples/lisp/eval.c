@@ -83,7 +83,7 @@ _Noreturn void lisp_type_error(const char *who, const char *expected, value got)
     char shown[128];
     FILE *f = fmemopen(shown, sizeof shown, "w");
     if (f != NULL) {
-        lisp_print(f, got, 1);
+        lisp_print_bounded(f, got, 1, sizeof shown);
         fclose(f);   /* fmemopen NUL-terminates within the buffer */
     } else {
         shown[0] = '\0';

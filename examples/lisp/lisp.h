@@ -174,6 +174,7 @@ struct lisp_reader { const char *text; size_t pos, len; int line, depth; };   /*
 void  lisp_reader_init(struct lisp_reader *r, const char *text, size_t len);
 int   lisp_read(struct lisp_reader *r, value *out);   /* 0 at end of input */
 void  lisp_print(FILE *out, value v, int write);
+void  lisp_print_bounded(FILE *out, value v, int write, size_t size);   /* out takes <= size bytes */
 
 /* ---- eval.c ------------------------------------------------------------------ */
 value lisp_eval(value x, value env);
