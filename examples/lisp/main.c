@@ -122,6 +122,8 @@ static int open_depth(const char *text)
         if (in_string) {
             if (*p == '\\' && p[1]) p++;
             else if (*p == '"') in_string = 0;
+        } else if (*p == '#' && p[1] == '\\' && p[2]) {
+            p += 2;   /* a character: #\( #\) #\; #\" are no delimiters */
         } else if (*p == '"') {
             in_string = 1;
         } else if (*p == ';') {
