@@ -9,6 +9,7 @@
  */
 #include "lisp.h"
 
+#include <inttypes.h>
 #include <string.h>
 
 intptr_t lisp_fixnum_arg(value v, const char *who)
@@ -270,11 +271,18 @@ static value prim_reverse(value *args, int argc)
     return *acc;
 }
 
+static intptr_t list_index_arg(value v, const char *who)
+{
+    intptr_t k = lisp_fixnum_arg(v, who);
+    if (k < 0) lisp_error("%s: index %" PRIdPTR " out of range", who, k);
+    return k;
+}
+
 static value prim_list_tail(value *args, int argc)
 {
     (void)argc;
     value list = args[0];
-    for (intptr_t k = lisp_fixnum_arg(args[1], "list-tail"); k > 0; k--) list = LISP_CDR(pair_arg(list, "list-tail"));
+    for (intptr_t k = list_index_arg(args[1], "list-tail"); k > 0; k--) list = LISP_CDR(pair_arg(list, "list-tail"));
     return list;
 }
 
@@ -282,7 +290,7 @@ static value prim_list_ref(value *args, int argc)
 {
     (void)argc;
     value list = args[0];
-    for (intptr_t k = lisp_fixnum_arg(args[1], "list-ref"); k > 0; k--) list = LISP_CDR(pair_arg(list, "list-ref"));
+    for (intptr_t k = list_index_arg(args[1], "list-ref"); k > 0; k--) list = LISP_CDR(pair_arg(list, "list-ref"));
     return LISP_CAR(pair_arg(list, "list-ref"));
 }
 

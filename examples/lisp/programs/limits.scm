@@ -1,0 +1,20 @@
+;; limits.scm — out-of-range indices and integer limits are errors (caught
+;; by try), never a wrong value: list-ref and list-tail took a negative
+;; index for 0.
+(define (show . items) (for-each display items) (newline))
+(define (catch thunk) (try thunk (lambda (message) message)))
+
+(show (catch (lambda () (list-ref '(a b c) -1))))
+(show (catch (lambda () (list-tail '(a b c) -2))))
+(show (catch (lambda () (list-ref '(a b c) 3))))
+(show (catch (lambda () (list-tail '(a b c) 4))))
+(show (list-ref '(a b c) 2) " " (list-tail '(a b c) 3) " " (list-tail '(a b c) 1))
+(show (catch (lambda () (string-ref "abc" 3))))
+(show (catch (lambda () (string-ref "abc" -1))))
+(show (catch (lambda () (substring "abc" 2 4))))
+(show (catch (lambda () (substring "abc" 2 1))))
+(show "[" (substring "abc" 3) "] [" (substring "abc" 0 0) "]")
+(show (catch (lambda () (vector-ref (vector 1 2) -1))))
+(show (catch (lambda () (vector-set! (vector) 0 1))))
+(show (catch (lambda () (integer->char 256))))
+(show (catch (lambda () (make-vector -1))))
