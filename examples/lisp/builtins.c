@@ -26,14 +26,16 @@ static value checked_fixnum(intptr_t n, const char *who)
 
 /* ---- numbers ----------------------------------------------------------------- */
 
+/* The fixnum range is checked on the result, not on each partial sum or
+ * product: (+ max 1 -5) fits although max + 1 does not. Partial results
+ * are intptr_t, twice the fixnum range; overflowing that is an error too. */
 static value prim_add(value *args, int argc)
 {
     intptr_t sum = 0;
     for (int i = 0; i < argc; i++) {
-        sum += lisp_fixnum_arg(args[i], "+");   /* 62-bit operands: no intptr_t overflow */
-        if (sum > LISP_FIXNUM_MAX || sum < LISP_FIXNUM_MIN) lisp_error("+: integer overflow");
+        if (__builtin_add_overflow(sum, lisp_fixnum_arg(args[i], "+"), &sum)) lisp_error("+: integer overflow");
     }
-    return lisp_fixnum(sum);
+    return checked_fixnum(sum, "+");
 }
 
 static value prim_sub(value *args, int argc)
@@ -41,22 +43,18 @@ static value prim_sub(value *args, int argc)
     intptr_t acc = lisp_fixnum_arg(args[0], "-");
     if (argc == 1) return checked_fixnum(-acc, "-");
     for (int i = 1; i < argc; i++) {
-        acc -= lisp_fixnum_arg(args[i], "-");
-        if (acc > LISP_FIXNUM_MAX || acc < LISP_FIXNUM_MIN) lisp_error("-: integer overflow");
+        if (__builtin_sub_overflow(acc, lisp_fixnum_arg(args[i], "-"), &acc)) lisp_error("-: integer overflow");
     }
-    return lisp_fixnum(acc);
+    return checked_fixnum(acc, "-");
 }
 
 static value prim_mul(value *args, int argc)
 {
     intptr_t acc = 1;
     for (int i = 0; i < argc; i++) {
-        if (__builtin_mul_overflow(acc, lisp_fixnum_arg(args[i], "*"), &acc)
-            || acc > LISP_FIXNUM_MAX || acc < LISP_FIXNUM_MIN) {
-            lisp_error("*: integer overflow");
-        }
+        if (__builtin_mul_overflow(acc, lisp_fixnum_arg(args[i], "*"), &acc)) lisp_error("*: integer overflow");
     }
-    return lisp_fixnum(acc);
+    return checked_fixnum(acc, "*");
 }
 
 static intptr_t divisor_arg(value v, const char *who)

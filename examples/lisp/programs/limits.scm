@@ -18,3 +18,15 @@
 (show (catch (lambda () (vector-set! (vector) 0 1))))
 (show (catch (lambda () (integer->char 256))))
 (show (catch (lambda () (make-vector -1))))
+
+;; Fixnums are 63-bit: results outside the range are errors; partial sums
+;; and products outside it are not, when the result fits.
+(define max 4611686018427387903)
+(define min -4611686018427387904)
+(show (catch (lambda () (+ max 1))) " / " (catch (lambda () (- min 1))))
+(show (catch (lambda () (* min -1))) " / " (catch (lambda () (- min))))
+(show (catch (lambda () (abs min))) " / " (catch (lambda () (quotient min -1))))
+(show (catch (lambda () (* max max))) " / " (catch (lambda () (+ max max max))))
+(show (+ max 1 -5) " " (- min 1 -1) " " (* max 2 0) " " (- max max) " " (+ min max))
+(show (remainder min -1) " " (modulo min -1) " " (modulo -7 2) " " (modulo 7 -2))
+(show (string->number "4611686018427387904") " " (string->number "-4611686018427387904"))
