@@ -29,10 +29,10 @@
 (vector-set! other-vector 1 other-vector)
 (show (catch (lambda () (equal? self-vector other-vector))))
 (show "same object: " (equal? self-car self-car) " " (equal? self-vector self-vector))
-(show (catch (lambda () (equal? (nest 300000 '()) (nest 300000 '())))))
-(show (catch (lambda () (equal? (nest-vector 300000 1) (nest-vector 300000 1)))))
+(show (catch (lambda () (equal? (nest 110000 '()) (nest 110000 '())))))
+(show (catch (lambda () (equal? (nest-vector 110000 1) (nest-vector 110000 1)))))
 (show "deep but allowed: " (equal? (nest 50000 'x) (nest 50000 'x)) " "
       (equal? (nest 50000 'x) (nest 50000 'y)))
 (define shared (list 1 2))
 (show "shared parts: " (equal? (list shared shared) (list (list 1 2) (list 1 2))))
-(show "long lists: " (equal? (vector->list (make-vector 200000 7)) (vector->list (make-vector 200000 7))))
+(show "long lists: " (equal? (vector->list (make-vector 150000 7)) (vector->list (make-vector 150000 7))))
