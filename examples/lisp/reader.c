@@ -1,5 +1,5 @@
 /* reader.c — text to values: lists (with dotted tails), vectors #( ),
- * quote ', strings with escapes, characters #\x, booleans, fixnums and
+ * quote ', strings with R7RS escapes, characters #\x, booleans, fixnums and
  * symbols; `;` comments.
  *
  * The source text is plain memory owned by the caller, never a GC object,
@@ -100,13 +100,54 @@ static value read_list_tail(struct lisp_reader *r, int line, int vector)
     return result;
 }
 
+/* The escape after a backslash at text[*i] (R7RS: \a \b \t \n \r \" \\ \|
+ * and \x<hex>; for one byte): its byte, with *i on its last character; -1
+ * for an unknown or malformed escape. */
+static int escape_at(const struct lisp_reader *r, size_t *i)
+{
+    if (*i >= r->len) return -1;
+    switch (r->text[*i]) {
+    case 'a': return '\a';
+    case 'b': return '\b';
+    case 't': return '\t';
+    case 'n': return '\n';
+    case 'r': return '\r';
+    case '"': return '"';
+    case '\\': return '\\';
+    case '|': return '|';
+    case 'x': {
+        int byte = 0, digits = 0;
+        for (size_t k = *i + 1; k < r->len; k++) {
+            int c = (unsigned char)r->text[k];
+            if (c == ';' && digits > 0) {
+                *i = k;
+                return byte;
+            }
+            if (!isxdigit(c) || ++digits > 2) return -1;
+            byte = byte * 16 + (isdigit(c) ? c - '0' : tolower(c) - 'a' + 10);
+        }
+        return -1;
+    }
+    default: return -1;
+    }
+}
+
+/* After the opening quote. Two passes over the text: the length first,
+ * then the bytes, into a string allocated in between (no allocation
+ * after it, so the raw pointer into it stays valid). An unknown escape is
+ * an error rather than the escaped character taken as is, so that a typo
+ * such as "\d" does not silently change the string. */
 static value read_string(struct lisp_reader *r)
 {
-    size_t start = r->pos, len = 0;
-    for (size_t i = start;; i++) {          /* first pass: length */
+    size_t len = 0;
+    for (size_t i = r->pos;; i++) {          /* first pass: length, and checks */
         if (i >= r->len) syntax_error(r, "unterminated string");
         if (r->text[i] == '"') break;
-        if (r->text[i] == '\\') i++;
+        if (r->text[i] == '\\') {
+            i++;
+            if (i >= r->len) syntax_error(r, "unterminated string");
+            if (escape_at(r, &i) < 0) syntax_error(r, "unknown escape in a string");
+        }
         len++;
     }
     value s = lisp_make_string_uninit(len);
@@ -114,8 +155,9 @@ static value read_string(struct lisp_reader *r)
     for (size_t k = 0; k < len; k++) {
         int c = next(r);
         if (c == '\\') {
-            c = next(r);
-            c = c == 'n' ? '\n' : c == 't' ? '\t' : c;
+            size_t i = r->pos;
+            c = escape_at(r, &i);
+            while (r->pos <= i) next(r);
         }
         out[k] = (char)c;
     }
