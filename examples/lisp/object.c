@@ -119,6 +119,8 @@ value lisp_make_closure(value *params, value *body, value *env)
     value p = *params;
     for (; lisp_is(p, LISP_PAIR); p = LISP_CDR(p)) required++;
     if (p != LISP_NIL && !lisp_is(p, LISP_SYMBOL)) lisp_error("lambda: bad parameter list");
+    /* the count has 16 bits in the header, next to the rest flag */
+    if (required > 0xffff) lisp_error("lambda: more than 65535 parameters");
     c->hdr = LISP_HDR(LISP_CLOSURE, (uintptr_t)required | ((uintptr_t)(p != LISP_NIL) << 16));
     lisp_write(c, &c->params, *params);
     lisp_write(c, &c->body, *body);
