@@ -101,7 +101,7 @@ static value read_list_tail(struct lisp_reader *r, int line, int vector)
 }
 
 /* The escape after a backslash at text[*i] (R7RS: \a \b \t \n \r \" \\ \|
- * and \x<hex>; for one byte): its byte, with *i on its last character; -1
+ * and \x<hex>; up to ff): its byte, with *i on its last character; -1
  * for an unknown or malformed escape. */
 static int escape_at(const struct lisp_reader *r, size_t *i)
 {
@@ -123,8 +123,10 @@ static int escape_at(const struct lisp_reader *r, size_t *i)
                 *i = k;
                 return byte;
             }
-            if (!isxdigit(c) || ++digits > 2) return -1;
+            if (!isxdigit(c)) return -1;
             byte = byte * 16 + (isdigit(c) ? c - '0' : tolower(c) - 'a' + 10);
+            if (byte > 0xff) return -1;   /* strings hold bytes */
+            digits++;
         }
         return -1;
     }
