@@ -7,6 +7,8 @@
  */
 #include "lisp.h"
 
+#include <ctype.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,9 +98,17 @@ static value prim_string_to_number(value *args, int argc)
 {
     (void)argc;
     const char *s = lisp_string_arg(args[0], "string->number");
-    char *end;
-    long long n = strtoll(s, &end, 10);
-    if (*s == '\0' || *end != '\0' || n > LISP_FIXNUM_MAX || n < LISP_FIXNUM_MIN) return LISP_FALSE;
+    size_t len = string_length(args[0]);
+    /* The reader's syntax, all of the string: strtoll alone would also take
+     * leading white space ("  12") and stop at an embedded NUL byte. */
+    size_t first = len > 0 && (s[0] == '+' || s[0] == '-') ? 1 : 0;
+    if (first == len) return LISP_FALSE;
+    for (size_t i = first; i < len; i++) {
+        if (!isdigit((unsigned char)s[i])) return LISP_FALSE;
+    }
+    errno = 0;
+    long long n = strtoll(s, NULL, 10);
+    if (errno != 0 || n > LISP_FIXNUM_MAX || n < LISP_FIXNUM_MIN) return LISP_FALSE;
     return lisp_fixnum((intptr_t)n);
 }
 

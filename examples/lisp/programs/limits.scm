@@ -30,3 +30,10 @@
 (show (+ max 1 -5) " " (- min 1 -1) " " (* max 2 0) " " (- max max) " " (+ min max))
 (show (remainder min -1) " " (modulo min -1) " " (modulo -7 2) " " (modulo 7 -2))
 (show (string->number "4611686018427387904") " " (string->number "-4611686018427387904"))
+
+;; string->number takes the reader's integer syntax and nothing else: no
+;; surrounding white space, no bytes after an embedded NUL.
+(for-each (lambda (s) (write (string->number s)) (display " "))
+          (list "12" "+5" "-0" "0012" " 12" "\n12" "12 " "+" "-" "" "12\x0;34" "1x"
+                "4611686018427387903" "4611686018427387904" "99999999999999999999"))
+(newline)
