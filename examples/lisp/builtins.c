@@ -276,19 +276,36 @@ static intptr_t list_index_arg(value v, const char *who)
     return k;
 }
 
+/* The list after k cdrs. A circular list has every index, but walking
+ * 10^12 links would not end in practice: once a half-speed cursor shows
+ * the walk is on the cycle, k is reduced modulo the cycle's length. */
+static value list_skip(value list, intptr_t k, const char *who)
+{
+    value slow = list;
+    for (intptr_t i = 1; k > 0; i++, k--) {
+        list = LISP_CDR(pair_arg(list, who));
+        if ((i & 1) == 0) {
+            slow = LISP_CDR(slow);
+            if (slow == list) {
+                intptr_t cycle = 1;
+                for (value p = LISP_CDR(list); p != list; p = LISP_CDR(p)) cycle++;
+                k = (k - 1) % cycle + 1;   /* (this step's k-- still follows) */
+            }
+        }
+    }
+    return list;
+}
+
 static value prim_list_tail(value *args, int argc)
 {
     (void)argc;
-    value list = args[0];
-    for (intptr_t k = list_index_arg(args[1], "list-tail"); k > 0; k--) list = LISP_CDR(pair_arg(list, "list-tail"));
-    return list;
+    return list_skip(args[0], list_index_arg(args[1], "list-tail"), "list-tail");
 }
 
 static value prim_list_ref(value *args, int argc)
 {
     (void)argc;
-    value list = args[0];
-    for (intptr_t k = list_index_arg(args[1], "list-ref"); k > 0; k--) list = LISP_CDR(pair_arg(list, "list-ref"));
+    value list = list_skip(args[0], list_index_arg(args[1], "list-ref"), "list-ref");
     return LISP_CAR(pair_arg(list, "list-ref"));
 }
 

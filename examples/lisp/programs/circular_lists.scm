@@ -33,3 +33,9 @@
 (show "assoc: " (message-of (lambda () (assoc "k" (circular '("a" . 1))))) " "
       (cdr (assoc "b" (circular '("a" . 1) '("b" . 2)))))
 (show "lengths still fine: " (length '()) " " (length '(1)) " " (length '(1 2 3 4 5 6 7)))
+;; list-ref and list-tail may index a circular list anywhere: a huge index
+;; is reduced modulo the cycle instead of walking 10^12 links.
+(define (elements l n) (let loop ((i (- n 1)) (acc '())) (if (< i 0) acc (loop (- i 1) (cons (list-ref l i) acc)))))
+(show "list-ref: " (elements ring 7) " " (elements lasso 12))
+(show "huge indices: " (list-ref ring 1000000000000) " " (list-ref lasso 1000000000000) " "
+      (car (list-tail lasso 4611686018427387903)) " " (list-ref ring1 77777777777))
