@@ -166,8 +166,13 @@ enum lisp_special {
  * before they report an error: data nested deeper than this (built by a
  * loop, or read from text) would otherwise overflow the C stack. Together
  * with the deepest evaluation (LISP_MAX_EVAL_DEPTH) it stays well inside
- * the interpreter thread's stack (main.c). */
+ * the interpreter thread's stack (main.c). ThreadSanitizer's shadow call
+ * stack holds about 64K frames: less there, as for evaluation. */
+#if defined(__SANITIZE_THREAD__)
+#define LISP_MAX_NESTING 10000
+#else
 #define LISP_MAX_NESTING 100000
+#endif
 
 /* ---- reader.c / printer.c --------------------------------------------------- */
 struct lisp_reader { const char *text; size_t pos, len; int line, depth; };   /* depth: of read_form */

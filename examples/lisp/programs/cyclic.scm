@@ -44,7 +44,7 @@
 (show (string-length (catch (lambda () (+ 1 deep)))))
 (show (catch (lambda () (write deep (open-output-file "too-deep.txt")))))
 (define port (open-output-file "deep.txt"))
-(write (nest 20000 'x) port)
+(write (nest 9000 'x) port)
 (close-port port)
 (show "deep but allowed: " (string-length (read-line (open-input-file "deep.txt"))))
 (gc)
