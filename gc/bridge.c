@@ -19,20 +19,25 @@
  */
 #include "gc_internal.h"
 
-bool gc_handle_slot_add(gc_heap_t *heap, void **slot) {
+bool gc_handle_slot_add(gc_heap_t *heap, gc_handle_payload_t *payload) {
     pthread_mutex_lock(&heap->lock);
-    bool ok = gc_vector_push(&heap->handle_slots, slot);
+    payload->slot_index = heap->handle_slots.count;
+    bool ok = gc_vector_push(&heap->handle_slots, &payload->obj);
     pthread_mutex_unlock(&heap->lock);
     return ok;
 }
 
-void gc_handle_slot_remove(gc_heap_t *heap, void **slot) {
+/* Swap-remove by the payload's recorded index: a program holding many
+ * handles releases them in any order at O(1) each (a scan made releasing
+ * n handles oldest first cost O(n^2)). */
+void gc_handle_slot_remove(gc_heap_t *heap, gc_handle_payload_t *payload) {
     pthread_mutex_lock(&heap->lock);
-    for (size_t i = heap->handle_slots.count; i-- > 0;) {
-        if (heap->handle_slots.items[i] == (void *)slot) {
-            heap->handle_slots.items[i] = heap->handle_slots.items[--heap->handle_slots.count];
-            break;
-        }
+    gc_vector_t *slots = &heap->handle_slots;
+    size_t i = payload->slot_index;
+    if (i < slots->count && slots->items[i] == (void *)&payload->obj) {
+        gc_handle_payload_t *last = slots->items[--slots->count];
+        slots->items[i] = last;
+        last->slot_index = i;
     }
     pthread_mutex_unlock(&heap->lock);
 }

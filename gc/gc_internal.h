@@ -563,13 +563,16 @@ MULCH_INTERNAL uint64_t gc_now_ns(void);
 
 /* ---- the rc bridge (gc/bridge.c): the mechanism runtime/ builds on ------- */
 /* A handle's payload: the slot first (registered as a root), then its heap;
- * gc_heap_destroy sets both to NULL. */
+ * gc_heap_destroy sets both to NULL. slot_index is the slot's place in
+ * heap->handle_slots (under the heap lock), so that releasing handles in
+ * any order costs O(1) each. */
 typedef struct gc_handle_payload {
     void      *obj;
     gc_heap_t *heap;
+    size_t     slot_index;
 } gc_handle_payload_t;
-MULCH_INTERNAL bool gc_handle_slot_add(gc_heap_t *heap, void **slot);
-MULCH_INTERNAL void gc_handle_slot_remove(gc_heap_t *heap, void **slot);
+MULCH_INTERNAL bool gc_handle_slot_add(gc_heap_t *heap, gc_handle_payload_t *payload);
+MULCH_INTERNAL void gc_handle_slot_remove(gc_heap_t *heap, gc_handle_payload_t *payload);
 MULCH_INTERNAL bool gc_owned_add(gc_heap_t *heap, void *obj, void *rc_obj, void (*release)(void *));
 MULCH_INTERNAL void gc_bridge_trace_roots(gc_tracer_t *tracer);
 MULCH_INTERNAL void gc_bridge_after_mark(gc_heap_t *heap);

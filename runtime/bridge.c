@@ -19,7 +19,7 @@
 
 static void handle_destroy(void *obj) {
     gc_handle_payload_t *payload = obj;
-    if (payload->heap) gc_handle_slot_remove(payload->heap, &payload->obj);
+    if (payload->heap) gc_handle_slot_remove(payload->heap, payload);
 }
 
 gc_handle_t *gc_handle_new(gc_heap_t *heap, void *obj) {
@@ -36,7 +36,7 @@ gc_handle_t *gc_handle_new(gc_heap_t *heap, void *obj) {
     if (payload == NULL) return NULL;
     payload->obj = obj;
     payload->heap = heap;
-    if (!gc_handle_slot_add(heap, &payload->obj)) {
+    if (!gc_handle_slot_add(heap, payload)) {
         payload->heap = NULL;
         rc_release(payload);
         return NULL;

@@ -604,6 +604,62 @@ static void test_bridge_heap_destroy_callbacks_use_heap(void **state)
     EXPECT_NO_REPORTS(r0);
 }
 
+/* Handles released in a random order (the heap keeps each handle's slot
+ * by index, swapping the last one into a released place): every handle
+ * still held roots its object through collections, every released one
+ * stops rooting its own. Ids 0..GMAX-1 carry finalizers. */
+static void test_bridge_handles_released_in_any_order(void **state)
+{
+    (void)state;
+    TEST_START();
+    unsigned long r0 = rec_count();
+    fin_reset();
+    rng_t rng = test_rng_named("handles_released_in_any_order");
+    gc_heap_t *heap = gc_heap_create(NULL);
+    EXPECT_NONNULL(heap);
+    gc_thread_t *t = gc_thread_attach(heap);
+    EXPECT_NONNULL(t);
+    enum { N = GMAX };
+    gc_handle_t *h[N];
+    _Bool held[N];
+    for (size_t i = 0; i < N; i++) {
+        h[i] = gc_handle_new(heap, gmk(t, &T_GFIN, i));
+        EXPECT_NONNULL(h[i]);
+        held[i] = 1;
+    }
+    size_t order[N];
+    for (size_t i = 0; i < N; i++) order[i] = i;
+    for (size_t i = N; i-- > 1;) {
+        size_t j = (size_t)rng_below(&rng, i + 1), x = order[i];
+        order[i] = order[j];
+        order[j] = x;
+    }
+    for (size_t k = 0; k < N; k++) {
+        size_t victim = order[k];
+        rc_release(h[victim]);
+        held[victim] = 0;
+        if (k % 8 != 7 && k != N - 1) continue;
+        churn(t, 200);
+        gc_collect(t);
+        EXPECT_VERIFY(heap);
+        for (size_t i = 0; i < N; i++) {
+            if (held[i]) {
+                gobj_t *o = gc_handle_get(h[i]);
+                EXPECT_NONNULL(o);
+                EXPECT_EQ(o->magic, GOBJ_MAGIC);
+                EXPECT_EQ(o->id, i);
+                EXPECT_FIN(i, 0);
+            } else {
+                EXPECT_FIN(i, 1);
+            }
+        }
+    }
+    gc_thread_detach(t);
+    gc_heap_destroy(heap);
+    EXPECT_NO_ASYNC_FAILURES();
+    EXPECT_NO_REPORTS(r0);
+}
+
 /* ======================================================================== */
 
 int main(void)
@@ -620,6 +676,7 @@ int main(void)
         T(test_bridge_report_cycles),
         T(test_bridge_report_two_handle_cycle),
         T(test_bridge_heap_destroy_callbacks_use_heap),
+        T(test_bridge_handles_released_in_any_order),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
