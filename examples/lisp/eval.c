@@ -187,6 +187,23 @@ static inline value rest_of(value v, const char *form)
     return LISP_CDR(v);
 }
 
+/* A lambda's (or define's) parameters: symbols, then NIL or a rest symbol.
+ * lisp_make_closure takes pairs too, for named let, whose parameters are
+ * its (var init) bindings; those are checked by check_binding. */
+static void check_parameters(value params, const char *form)
+{
+    for (; lisp_is(params, LISP_PAIR); params = LISP_CDR(params))
+        if (!lisp_is(LISP_CAR(params), LISP_SYMBOL)) lisp_error("%s: parameter is not a symbol", form);
+    if (params != LISP_NIL && !lisp_is(params, LISP_SYMBOL)) lisp_error("%s: bad parameter list", form);
+}
+
+/* A let binding (var init): returns it; anything else is bad syntax. */
+static inline value check_binding(value binding, const char *form)
+{
+    if (!lisp_is(binding, LISP_PAIR) || !lisp_is(LISP_CAR(binding), LISP_SYMBOL)) bad_syntax(form);
+    return binding;
+}
+
 static const char *procedure_name(value proc)
 {
     if (lisp_is(proc, LISP_PRIMITIVE)) return ((struct lisp_primitive *)proc)->name;
@@ -332,6 +349,7 @@ loop:
             if (lisp_is(target, LISP_PAIR)) {             /* (define (name . params) body...) */
                 T0 = LISP_CAR(target);
                 T1 = LISP_CDR(target);
+                check_parameters(T1, "define");
                 lisp_push(rest_of(LISP_CDR(x), "define"));
                 if (lisp_sp[-1] == LISP_NIL) bad_syntax("define");
                 T1 = lisp_make_closure(&T1, &lisp_sp[-1], &ENV);
@@ -362,6 +380,7 @@ loop:
         }
         case LISP_SF_LAMBDA:
             lisp_push(part(LISP_CDR(x), "lambda"));
+            check_parameters(lisp_sp[-1], "lambda");
             lisp_push(LISP_CDR(LISP_CDR(x)));
             if (lisp_sp[-1] == LISP_NIL) bad_syntax("lambda");
             result = lisp_make_closure(&lisp_sp[-2], &lisp_sp[-1], &ENV);
@@ -381,7 +400,7 @@ loop:
             T0 = bindings;
             T1 = lisp_make_frame((size_t)n, &ENV, &T0);
             for (intptr_t i = 0; T0 != LISP_NIL; i++, T0 = LISP_CDR(T0)) {
-                value v = lisp_eval(part(rest_of(part(T0, "let"), "let"), "let"), ENV);
+                value v = lisp_eval(part(rest_of(check_binding(part(T0, "let"), "let"), "let"), "let"), ENV);
                 lisp_write(T1, &LISP_FRAME_OF(T1)->values[i], v);
             }
             ENV = T1;
@@ -402,7 +421,7 @@ loop:
             for (intptr_t i = 0; i < n; i++) LISP_FRAME_OF(T1)->values[i] = LISP_UNSPEC;
             if (!letrec) LISP_FRAME_OF(T1)->hdr = LISP_HDR(LISP_FRAME, 0);
             for (intptr_t i = 0; T0 != LISP_NIL; i++, T0 = LISP_CDR(T0)) {
-                value v = lisp_eval(part(rest_of(part(T0, form), form), form), T1);
+                value v = lisp_eval(part(rest_of(check_binding(part(T0, form), form), form), form), T1);
                 lisp_write(T1, &LISP_FRAME_OF(T1)->values[i], v);
                 if (!letrec) LISP_FRAME_OF(T1)->hdr = LISP_HDR(LISP_FRAME, i + 1);
             }
@@ -483,7 +502,7 @@ named_let:   /* (let name ((var init) ...) body...) */
     lisp_sp = fp + 4;
     argbase = lisp_sp;
     for (T1 = LISP_CAR(LISP_CDR(LISP_CDR(X))); T1 != LISP_NIL; T1 = LISP_CDR(T1)) {
-        value arg = lisp_eval(part(rest_of(LISP_CAR(T1), "let"), "let"), ENV);
+        value arg = lisp_eval(part(rest_of(check_binding(LISP_CAR(T1), "let"), "let"), "let"), ENV);
         lisp_push(arg);
     }
 

@@ -20,4 +20,14 @@
 (show (catch (lambda () (unless #f 1 . 5))))
 (show (catch (lambda () (apply (lambda (x) . 5) '(1)))))
 (show (catch (lambda () (map (lambda (x) . 5) '(1)))))
+;; parameters and let variables must be symbols: (lambda ((a b)) a) used to
+;; bind a, as named let's (var init) parameters do
+(show (catch (lambda () ((lambda (1) 5) 3))))
+(show (catch (lambda () ((lambda ((a b)) a) 7))))
+(show (catch (lambda () ((lambda (a . 1) a) 7))))
+(show (catch (lambda () (define (f 1) 2) 1)))
+(show (catch (lambda () (let ((1 2)) 3))))
+(show (catch (lambda () (let* (("x" 2)) 3))))
+(show (catch (lambda () (letrec ((#t 2)) 3))))
+(show (catch (lambda () (let loop ((1 2)) 3))))
 (show "still fine: " ((lambda (x) (+ x 1)) 41))
