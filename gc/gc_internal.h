@@ -456,7 +456,8 @@ MULCH_INTERNAL const gc_type_t *gc_object_type(const void *obj);
 /* ---- world (gc/thread.c) -------------------------------------------------------- */
 /* Stops every other attached thread; returns with heap->lock held and
  * heap->collecting set. Returns false (lock not held) when the calling
- * thread waited for another thread's collection instead and `wait_only`. */
+ * thread waited for another thread's collection instead and `wait_only`
+ * (a collection that ran: another stop, gc_verify's, does not count). */
 MULCH_INTERNAL bool gc_world_stop(gc_thread_t *self, bool wait_only);
 /* The same for callers that may not be attached (gc_verify, destroy):
  * self is the caller's thread or NULL. */

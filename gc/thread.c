@@ -182,8 +182,12 @@ bool gc_world_stop(gc_thread_t *self, bool wait_only) {
     gc_heap_t *heap = self->heap;
     pthread_mutex_lock(&heap->lock);
     if (heap->collecting) {
+        /* The stop may be a gc_verify's or a bridge report's, which free
+         * nothing: only a collection that ran meanwhile stands in for the
+         * caller's (else an allocation at max_heap returned NULL). */
+        uint64_t collections = heap->collections;
         gc_park_locked(heap, self);
-        if (wait_only) {
+        if (wait_only && heap->collections != collections) {
             pthread_mutex_unlock(&heap->lock);
             return false;
         }
