@@ -71,6 +71,8 @@ static struct {
     uint8_t fin_runs[MAXN];
     uint8_t resurrects[MAXN];       /* its finalizer stores it into res[] */
     uint8_t reach[MAXN];
+    uint8_t revived[MAXN];          /* reachable from a resurrected object: its weak
+                                       references may have been cleared */
     uint8_t hashed[MAXN];
     uintptr_t hash[MAXN];
     unsigned pins[MAXN];
@@ -86,6 +88,8 @@ static struct {
     long external;
     int list[MAXN], count;          /* reachable ids (model) */
     int destroying;                 /* gc_heap_destroy finalizes everything */
+    int resurrected;                /* a finalizer resurrected during this op: what
+                                       died with its object may be reachable again */
 } M;
 
 static void *roots[NROOTS], *res[NRES], *weaks[NWEAK];
@@ -95,6 +99,26 @@ static void *roots[NROOTS], *res[NRES], *weaks[NWEAK];
         print_error("step %zu, config %s: ", M.step, M.cfg->name); \
         T_FAIL(__VA_ARGS__); \
     } while (0)
+
+/* Everything reachable from id (in the model) came back with it. */
+static void model_revive(int id) {
+    static int stack[MAXN];
+    int sp = 0;
+    if (M.revived[id] == 2) return;
+    M.revived[id] = 2;
+    stack[sp++] = id;
+    while (sp) {
+        int x = stack[--sp];
+        for (int k = 0; k < K; k++) {
+            int y = M.field[x][k];
+            if (y != NONE && M.revived[y] != 2) {
+                M.revived[y] = 2;
+                stack[sp++] = y;
+            }
+        }
+    }
+    /* (2: visited by this walk; the flag is all that matters later) */
+}
 
 static void model_reach(void) {
     static int stack[MAXN];
@@ -131,13 +155,29 @@ static void node_finalize(void *obj) {
         return;
     }
     int id = (int)n->id;
+    if (getenv("MIX_TRACE")) print_message("  finalize %d (resurrects %d)\n", id, M.resurrects[id]);
     if (M.fin_runs[id]++) AFAIL("node %d finalized twice", id);
     if (M.destroying) return;
     model_reach();
-    if (M.reach[id]) AFAIL("node %d finalized while reachable", id);
+    if (M.reach[id] && !M.resurrected) {
+        AFAIL("node %d finalized while reachable (step %zu, config %s)", id, M.step, M.cfg->name);
+        if (getenv("MIX_TRACE")) {
+            for (int i = 0; i < NROOTS; i++) if (M.root_id[i] == id) print_message("  root %d\n", i);
+            for (int i = 0; i < NRES; i++) if (M.res_id[i] == id) print_message("  res %d\n", i);
+            for (int i = 0; i < NHANDLE; i++) if (M.handle_id[i] == id) print_message("  handle %d\n", i);
+            if (M.pins[id]) print_message("  pinned %u\n", M.pins[id]);
+            for (int i = 0; i < M.n; i++)
+                for (int k = 0; k < K; k++)
+                    if (M.field[i][k] == id) print_message("  field %d of %d (reach %d)\n", k, i, M.reach[i]);
+        }
+    }
     if (!M.resurrects[id]) return;
     for (int i = 0; i < NRES; i++) {
         if (M.res_id[i] != NONE) continue;
+        M.resurrected = 1;
+        for (int j = 0; j < M.n; j++)
+            if (M.revived[j] == 2) M.revived[j] = 1;
+        model_revive(id);
         if (M.resurrects[id] == 2 && M.n < MAXN) {
             /* allocate in the finalizer; its object is kept meanwhile */
             node_t *fresh = gc_alloc(M.t, &T_PLAIN, sizeof(node_t));
@@ -206,8 +246,8 @@ static void walk(void) {
         node_t *p = gc_weak_get(weaks[w]);
         int want = M.weak_target[w];
         if (p == NULL) {
-            /* (a finalized target may have been resurrected since) */
-            if (want != NONE && M.reach[want] && !M.fin_runs[want])
+            /* (a target that died may have been resurrected since) */
+            if (want != NONE && M.reach[want] && !M.revived[want])
                 MFAIL("weak %d cleared, its target %d is reachable", w, want);
             M.weak_target[w] = NONE;
         } else if (want == NONE) {
@@ -267,6 +307,8 @@ static void check_after_collect(const uint8_t *reach_before) {
 static void op(void) {
     uint64_t r = rng_below(&M.rng, 1000);
     int slot = (int)rng_below(&M.rng, NROOTS);
+    if (getenv("MIX_TRACE")) print_message("step %zu: op %d slot %d (n %d)\n", M.step, (int)r, slot, M.n);
+    M.resurrected = 0;
     if (r < 200) { /* allocate into a root, maybe link it */
         node_t *n = new_node(rng_below(&M.rng, 3) == 0, random_extra());
         if (n == NULL) return;
@@ -276,6 +318,7 @@ static void op(void) {
         int a = random_reachable(), b = rng_below(&M.rng, 5) ? random_reachable() : NONE;
         if (a == NONE) return;
         int k = (int)rng_below(&M.rng, K);
+        if (getenv("MIX_TRACE")) print_message("  link %d.f[%d] = %d\n", a, k, b);
         gc_write(M.t, M.addr[a], &M.addr[a]->f[k], b == NONE ? NULL : M.addr[b]);
         M.field[a][k] = b;
         return; /* no GC point */
@@ -305,6 +348,7 @@ static void op(void) {
         if (p == NULL) return;
         roots[slot] = p;
         M.root_id[slot] = (int)p->id;
+        if (getenv("MIX_TRACE")) print_message("  weak %d resurrects %d into root %d\n", w, (int)p->id, slot);
         return;
     } else if (r < 690) { /* pin or unpin */
         int a = random_reachable();
@@ -444,7 +488,9 @@ static void test_gc_mix_configs(void **state) {
     (void)state;
     TEST_START();
     size_t steps = scaled(3000, 800);
-    for (size_t c = 0; c < sizeof configs / sizeof configs[0]; c++) run_config(&configs[c], steps);
+    const char *only = getenv("MIX_CONFIG");
+    for (size_t c = 0; c < sizeof configs / sizeof configs[0]; c++)
+        if (only == NULL || strcmp(only, configs[c].name) == 0) run_config(&configs[c], steps);
 }
 
 int main(void) {
