@@ -87,6 +87,7 @@ static struct {
     int own_released[NOWN];
     long external;
     int list[MAXN], count;          /* reachable ids (model) */
+    unsigned long nulls;            /* allocations refused (max_heap) */
     int destroying;                 /* gc_heap_destroy finalizes everything */
     int resurrected;                /* a finalizer resurrected during this op: what
                                        died with its object may be reachable again */
@@ -200,6 +201,9 @@ static void node_finalize(void *obj) {
 
 /* ---- the heap walk ---------------------------------------------------------- */
 
+static const char *g_where = "";
+static int g_where_index;
+
 static void walk_one(void *p, int want, int **sp) {
     if (want == NONE) {
         if (p != NULL) MFAIL("slot holds %p, the model says NULL", p);
@@ -207,8 +211,11 @@ static void walk_one(void *p, int want, int **sp) {
     }
     node_t *n = p;
     if (n == NULL || n->id != (uint64_t)want || n->check != node_check((uint64_t)want))
-        MFAIL("node %d: found %p (id %" PRIu64 ")", want, p, n ? n->id : 0);
+        MFAIL("node %d: found %p (id %" PRIu64 ") in %s %d", want, p, n ? n->id : 0, g_where, g_where_index);
     if (M.addr[want] == NULL) {
+        static int watch = -2;
+        if (watch == -2) watch = getenv("MIX_WATCH") ? atoi(getenv("MIX_WATCH")) : -1;
+        if (want == watch) print_message("  watch %d at %p via %s %d\n", want, p, g_where, g_where_index);
         M.addr[want] = n;
         *(*sp)++ = want;
     } else if (M.addr[want] != n) {
@@ -223,15 +230,20 @@ static void walk(void) {
     int *sp = stack;
     memset(M.addr, 0, (size_t)M.n * sizeof M.addr[0]);
     model_reach();
-    for (int i = 0; i < NROOTS; i++) walk_one(roots[i], M.root_id[i], &sp);
-    for (int i = 0; i < NRES; i++) walk_one(res[i], M.res_id[i], &sp);
+    g_where = "root";
+    for (int i = 0; i < NROOTS; i++) g_where_index = i, walk_one(roots[i], M.root_id[i], &sp);
+    g_where = "res";
+    for (int i = 0; i < NRES; i++) g_where_index = i, walk_one(res[i], M.res_id[i], &sp);
+    g_where = "handle";
     for (int i = 0; i < NHANDLE; i++)
-        walk_one(M.handles[i] ? gc_handle_get(M.handles[i]) : NULL, M.handle_id[i], &sp);
+        g_where_index = i, walk_one(M.handles[i] ? gc_handle_get(M.handles[i]) : NULL, M.handle_id[i], &sp);
+    g_where = "pin";
     for (int i = 0; i < M.n; i++)
-        if (M.pins[i]) walk_one(M.pin_addr[i], i, &sp);
+        if (M.pins[i]) g_where_index = i, walk_one(M.pin_addr[i], i, &sp);
+    g_where = "field of node";
     while (sp > stack) {
         int id = *--sp;
-        for (int k = 0; k < K; k++) walk_one(M.addr[id]->f[k], M.field[id][k], &sp);
+        for (int k = 0; k < K; k++) g_where_index = id, walk_one(M.addr[id]->f[k], M.field[id][k], &sp);
     }
     for (int i = 0; i < M.count; i++)
         if (M.addr[M.list[i]] == NULL) MFAIL("node %d reachable in the model, not found", M.list[i]);
@@ -273,13 +285,17 @@ static void rc_destroy(void *obj) { M.own_released[*(int *)obj] = 1; }
 static node_t *new_node(int fin, size_t extra) {
     if (M.n >= MAXN) return NULL;
     node_t *n = gc_alloc(M.t, fin ? &T_FIN : &T_PLAIN, sizeof(node_t) + extra);
-    if (n == NULL) return NULL;
+    if (n == NULL) {
+        M.nulls++;
+        return NULL;
+    }
     int id = M.n++;
     for (int k = 0; k < K; k++) M.field[id][k] = NONE;
     M.fin_type[id] = (uint8_t)fin;
     M.resurrects[id] = fin ? (uint8_t)rng_below(&M.rng, 4) % 3 : 0; /* 0, 1 or 2 */
     n->id = (uint64_t)id;
     n->check = node_check((uint64_t)id);
+    if (getenv("MIX_TRACE")) print_message("  new %d fin %d extra %zu at %p\n", id, fin, extra, (void *)n);
     return n;
 }
 
@@ -311,14 +327,16 @@ static void op(void) {
     M.resurrected = 0;
     if (r < 200) { /* allocate into a root, maybe link it */
         node_t *n = new_node(rng_below(&M.rng, 3) == 0, random_extra());
-        if (n == NULL) return;
-        roots[slot] = n;
-        M.root_id[slot] = (int)n->id;
+        if (n != NULL) { /* (NULL: it may still have collected) */
+            roots[slot] = n;
+            M.root_id[slot] = (int)n->id;
+        }
     } else if (r < 420) { /* link */
         int a = random_reachable(), b = rng_below(&M.rng, 5) ? random_reachable() : NONE;
         if (a == NONE) return;
         int k = (int)rng_below(&M.rng, K);
-        if (getenv("MIX_TRACE")) print_message("  link %d.f[%d] = %d\n", a, k, b);
+        if (getenv("MIX_TRACE"))
+            print_message("  link %d.f[%d] = %d (%p.f = %p)\n", a, k, b, (void *)M.addr[a], b == NONE ? NULL : (void *)M.addr[b]);
         gc_write(M.t, M.addr[a], &M.addr[a]->f[k], b == NONE ? NULL : M.addr[b]);
         M.field[a][k] = b;
         return; /* no GC point */
@@ -410,6 +428,17 @@ static void op(void) {
         return;
     } else if (r < 935) {
         gc_safepoint(M.t);
+    } else if (r < 945 && M.cfg->conservative) {
+        /* a node held only by this frame across a collection: kept, in place */
+        int a = random_reachable();
+        if (a == NONE) return;
+        node_t *volatile held = M.addr[a];
+        gc_collect(M.t);
+        if (held->id != (uint64_t)a || held->check != node_check((uint64_t)a))
+            MFAIL("node %d held by the stack was freed or moved from %p", a, (void *)held);
+        walk();
+        if (M.reach[a] && M.addr[a] != held)
+            MFAIL("node %d held by the stack moved from %p to %p", a, (void *)held, (void *)M.addr[a]);
     } else if (r < 975) {
         model_reach();
         static uint8_t before[MAXN];
@@ -457,8 +486,8 @@ static void run_config(const config_t *cfg, size_t steps) {
         gc_stats_t st = stats_of(M.heap);
         int fin = 0;
         for (int i = 0; i < M.n; i++) fin += M.fin_runs[i];
-        print_message("  %s: %zu steps, %d nodes, %" PRIu64 " collections, %" PRIu64 " bytes moved, %d finalized\n",
-                      cfg->name, M.step, M.n, st.collections, st.bytes_moved, fin);
+        print_message("  %s: %zu steps, %d nodes, %" PRIu64 " collections, %" PRIu64 " bytes moved, %d finalized, %lu NULL\n",
+                      cfg->name, M.step, M.n, st.collections, st.bytes_moved, fin, M.nulls);
     }
     for (int h = 0; h < NHANDLE; h++)
         if (M.handles[h]) rc_release(M.handles[h]);
@@ -480,8 +509,8 @@ static const config_t configs[] = {
     { "generational_markers2", GC_COMPACT_AUTO, 2, 1, 0, 0 },
     { "always_conservative", GC_COMPACT_ALWAYS, 1, 0, 1, 0 },
     { "generational_conservative", GC_COMPACT_AUTO, 2, 1, 1, 0 },
-    { "always_max_heap", GC_COMPACT_ALWAYS, 1, 0, 0, (size_t)3 << 20 },
-    { "generational_max_heap", GC_COMPACT_AUTO, 2, 1, 0, (size_t)3 << 20 },
+    { "always_max_heap", GC_COMPACT_ALWAYS, 1, 0, 0, (size_t)3 << 19 },
+    { "generational_max_heap", GC_COMPACT_AUTO, 2, 1, 0, (size_t)3 << 19 },
 };
 
 static void test_gc_mix_configs(void **state) {
