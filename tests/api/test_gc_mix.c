@@ -17,7 +17,9 @@
  * finds nothing.
  *
  * Deterministic: MULCH_TEST_SEED or a fixed default; the seed is printed at
- * the start and in every failure. */
+ * the start and in every failure. Debugging: MIX_CONFIG=<name> runs one
+ * configuration, MIX_TRACE=1 prints the operations, MIX_WATCH=<id> where
+ * the walk finds a node, MIX_VERBOSE=1 a summary per configuration. */
 #ifndef _GNU_SOURCE
 #  define _GNU_SOURCE 1
 #endif
