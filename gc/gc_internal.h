@@ -572,6 +572,8 @@ typedef struct gc_handle_payload {
     gc_heap_t *heap;
     size_t     slot_index;
 } gc_handle_payload_t;
+/* obj (an allocated object of the heap) is a weak reference (weak.c). */
+MULCH_INTERNAL bool gc_object_is_weak(const void *obj);
 MULCH_INTERNAL bool gc_handle_slot_add(gc_heap_t *heap, gc_handle_payload_t *payload);
 MULCH_INTERNAL void gc_handle_slot_remove(gc_heap_t *heap, gc_handle_payload_t *payload);
 MULCH_INTERNAL bool gc_owned_add(gc_heap_t *heap, void *obj, void *rc_obj, void (*release)(void *));

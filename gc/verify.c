@@ -5,8 +5,10 @@
  * geometry; after sweeping, mark bits are clear; padding alloc bits are set;
  * every allocated cell has a non-NULL, non-heap, aligned type pointer;
  * available lists hold spans of their class with room; every root slot
- * holds NULL, a tagged value or an allocated object of this heap; pins and
- * pending finalizers name allocated objects.
+ * holds NULL, a tagged value or an allocated object of this heap, and so
+ * does every handle's slot and every live weak reference's target; pins,
+ * pending finalizers and the owners of gc_own_rc pairs name allocated
+ * objects.
  */
 #include <stdio.h>
 
@@ -149,6 +151,19 @@ size_t gc_verify_locked(gc_heap_t *heap) {
     for (size_t i = 0; i < heap->finalizable.count; i++)
         if (!object_allocated(heap, heap->finalizable.items[i]))
             problem(&v, "finalizable object is not a live GC object", heap->finalizable.items[i]);
+    for (size_t i = 0; i < heap->handle_slots.count; i++)
+        check_slot(&v, heap->handle_slots.items[i], "handle holds something that is not a live GC object");
+    for (size_t i = 0; i < heap->owned_objects.count; i++)
+        if (!object_allocated(heap, heap->owned_objects.items[i]))
+            problem(&v, "owner of an rc object (gc_own_rc) is not a live GC object", heap->owned_objects.items[i]);
+    /* A listed weak reference may itself be garbage (its cell even reused)
+     * until the next collection prunes the list: only allocated weak
+     * objects have a target to check. */
+    for (size_t i = 0; i < heap->weaks.count; i++) {
+        void **weak = heap->weaks.items[i];
+        if (object_allocated(heap, weak) && gc_object_is_weak(weak))
+            check_slot(&v, weak, "weak reference's target is not a live GC object");
+    }
     /* (only on sound spans: it calls trace functions through type pointers) */
     if (heap->generational && !heap->next_full && v.problems == 0) verify_barriers(&v);
     verify_callback_roots(&v);

@@ -27,6 +27,10 @@ void *gc_weak_new(gc_thread_t *t, void *target) {
     return weak;
 }
 
+bool gc_object_is_weak(const void *obj) {
+    return gc_object_type(obj) == &weak_type;
+}
+
 void *gc_weak_get(const void *weak) {
     if (weak == NULL || gc_object_type(weak) != &weak_type) {
         mulch_report("gc_weak_get: not a weak reference", weak);
