@@ -197,6 +197,8 @@ typedef struct gc_mark_shared {
     unsigned          helper_count;
     _Atomic bool      done;          /* written under lock; read racily by spinners */
     _Atomic unsigned  offered;       /* packets in `packets` (read racily)   */
+    _Atomic unsigned  bad_slots;     /* bad slots seen by all markers: the
+                                        report cap is per collection          */
     bool              quit, evacuate, overflowed;
     uint64_t          generation, bytes_moved;
     pthread_t         helpers[GC_MAX_MARKERS];

@@ -45,7 +45,12 @@ static MULCH_NOINLINE void tracer_push_slow(gc_tracer_t *tracer, gc_mark_entry_t
 }
 
 static MULCH_COLD void tracer_report_bad(gc_tracer_t *tracer, const void *value, const char *problem) {
-    if (tracer->bad_slots++ >= GC_BAD_SLOT_REPORTS && !tracer->report_all) return;
+    /* parallel markers share one count, so the cap holds per collection */
+    unsigned seen = tracer->shared != NULL
+                        ? atomic_fetch_add_explicit(&tracer->shared->bad_slots, 1, memory_order_relaxed)
+                        : tracer->bad_slots;
+    tracer->bad_slots++;
+    if (seen >= GC_BAD_SLOT_REPORTS && !tracer->report_all) return;
     char what[200];
     snprintf(what, sizeof what, "%s: %s", tracer->phase, problem);
     mulch_report(what, value);

@@ -212,6 +212,7 @@ void gc_mark_parallel(gc_tracer_t *tracer) {
     atomic_store_explicit(&shared->offered, 0, memory_order_relaxed);
     shared->bytes_moved = 0;
     shared->overflowed = false;
+    atomic_store_explicit(&shared->bad_slots, tracer->bad_slots, memory_order_relaxed);
     pthread_cond_broadcast(&shared->start);
     pthread_mutex_unlock(&shared->lock);
 
@@ -221,6 +222,7 @@ void gc_mark_parallel(gc_tracer_t *tracer) {
     while (shared->joined) pthread_cond_wait(&shared->finished, &shared->lock);
     tracer->bytes_moved += shared->bytes_moved;
     tracer->overflowed |= shared->overflowed;
+    tracer->bad_slots = atomic_load_explicit(&shared->bad_slots, memory_order_relaxed);
     pthread_mutex_unlock(&shared->lock);
     tracer->shared = NULL;
     gc_mark_drain(tracer); /* serial: rescans after an overflow, if any */

@@ -408,6 +408,73 @@ static void test_verify_reports_every_problem(void **state)
     EXPECT_EQ(rec_count() - r0, problems);
 }
 
+/* A collection reports at most 8 bad slots in all, however many markers
+ * find them: a binary tree of nodes, each with one field that is no GC
+ * object, marked by two markers (each once had its own cap of 8). */
+typedef struct bad_node {
+    void *left, *right, *bad;
+} bad_node_t;
+
+static void bad_node_trace(void *obj, gc_tracer_t *tracer)
+{
+    gc_trace_range(tracer, (void **)obj, 3);
+}
+
+static const gc_type_t T_BAD_NODE = { "test.misuse.bad_node", bad_node_trace, NULL };
+
+static bad_node_t *bad_tree(gc_thread_t *t, int depth)
+{
+    bad_node_t *node = gc_alloc(t, &T_BAD_NODE, sizeof *node);
+    EXPECT_NONNULL(node);
+    if (depth == 0) return node;
+    gc_push_root(t, (void **)&node);
+    bad_node_t *child = bad_tree(t, depth - 1);
+    gc_write(t, node, &node->left, child);
+    child = bad_tree(t, depth - 1);
+    gc_write(t, node, &node->right, child);
+    gc_pop_roots(t, 1);
+    return node;
+}
+
+static void bad_tree_poison(bad_node_t *node, size_t *count)
+{
+    if (node == NULL) return;
+    node->bad = &g_not_objects[*count % BAD_SLOTS];
+    ++*count;
+    bad_tree_poison(node->left, count);
+    bad_tree_poison(node->right, count);
+}
+
+static void test_collection_caps_reports_across_markers(void **state)
+{
+    (void)state;
+    TEST_START();
+    gc_options_t o;
+    memset(&o, 0, sizeof o);
+    o.markers = 2;
+    o.compaction = GC_COMPACT_NEVER;
+    o.initial_heap = (size_t)64 << 20; /* no collection while building */
+    gc_heap_t *h = gc_heap_create(&o);
+    EXPECT_NONNULL(h);
+    gc_thread_t *t = gc_thread_attach(h);
+    EXPECT_NONNULL(t);
+    bad_node_t *root = bad_tree(t, 14);
+    gc_push_root(t, (void **)&root);
+    size_t poisoned = 0;
+    bad_tree_poison(root, &poisoned);
+    unsigned long r0 = rec_count();
+    for (int round = 0; round < 4; round++) {
+        unsigned long before = rec_count();
+        gc_collect(t);
+        EXPECT_EQ(rec_count() - before, 8);
+    }
+    EXPECT_EQ(poisoned, ((size_t)1 << 15) - 1);
+    gc_pop_roots(t, 1);
+    gc_thread_detach(t);
+    gc_heap_destroy(h);
+    EXPECT_EQ(rec_count() - r0, 4 * 8);
+}
+
 int main(void)
 {
     mt_init("test_gc_misuse");
@@ -425,6 +492,7 @@ int main(void)
         T(test_push_null_root),
         T(test_size_of_interior_pointer),
         T(test_verify_reports_every_problem),
+        T(test_collection_caps_reports_across_markers),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
