@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -330,12 +331,25 @@ MALLOC_API size_t malloc_usable_size(void *p) {
 static void fork_prepare(void) { pool_fork_prepare(atomic_load(&served_pool)); }
 static void fork_release(void) { pool_fork_release(atomic_load(&served_pool)); }
 
+/* The private copy of stderr, on a high number (100 and up) that programs
+ * picking their own small descriptor numbers leave alone; under a
+ * descriptor limit at or below 100 that number is refused (EINVAL), so the
+ * upper half of what the limit allows instead. -1 if none. */
+static int report_fd_open(void) {
+    int fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 100);
+    struct rlimit lim;
+    if (fd < 0 && errno == EINVAL && getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY &&
+        lim.rlim_cur > 3)
+        fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, (int)(lim.rlim_cur / 2 > 3 ? lim.rlim_cur / 2 : 3));
+    return fd;
+}
+
 /* After libc, before the program's constructors: the pool exists before
  * anything forks, and pthread_atfork may allocate through us safely. */
 __attribute__((constructor)) static void mulch_malloc_init(void) {
     if (served() == NULL) return;
     pthread_atfork(fork_prepare, fork_release, fork_release);
-    if (want_stats || want_leak_report) report_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 100);
+    if (want_stats || want_leak_report) report_fd = report_fd_open();
     struct stat st;
     if (report_fd >= 0 && fstat(report_fd, &st) == 0) {
         report_dev = st.st_dev;

@@ -47,4 +47,12 @@ if ! echo "$err" | grep -q '^mulch-malloc: allocs ' || ! echo "$err" | grep -q '
     echo "$err" | head -10
     exit 1
 fi
+# A descriptor limit below the drop-in's preferred number for its copy of
+# stderr (100): the reports must still come out.
+err=$( (ulimit -n 64 && LD_PRELOAD=$lib MULCH_LEAK_REPORT=1 MULCH_MALLOC_STATS=1 "$program") 2>&1 >/dev/null)
+if ! echo "$err" | grep -q '^mulch-malloc: allocs ' || ! echo "$err" | grep -q 'size 12345 allocated at plant_leak+0x'; then
+    echo "under ulimit -n 64, the reports do not reach stderr:"
+    echo "$err" | head -10
+    exit 1
+fi
 exit 0
