@@ -508,8 +508,26 @@ size_t gc_size_of(const void *obj) {
     return b->cell_size - gc_span_header(b);
 }
 
+/* Both sums saturate: a plain add wrapped (two PTRDIFF_MAX declarations
+ * made the allocation count a few bytes, so no collection came; giving
+ * back PTRDIFF_MIN from -1 made the external bytes PTRDIFF_MAX, a budget
+ * without end). The allocation count stops at PTRDIFF_MAX, which is past
+ * any finite trigger and leaves bin_load's plain adds room to never wrap
+ * before the next collection resets it. */
 void gc_external_alloc(gc_heap_t *heap, ptrdiff_t bytes) {
     if (!gc_heap_given(heap, "gc_external_alloc")) return;
-    atomic_fetch_add_explicit(&heap->external_bytes, bytes, memory_order_relaxed);
-    if (bytes > 0) atomic_fetch_add_explicit(&heap->allocated_since_gc, (size_t)bytes, memory_order_relaxed);
+    ptrdiff_t held = atomic_load_explicit(&heap->external_bytes, memory_order_relaxed), sum;
+    do {
+        if (bytes > 0 && held > PTRDIFF_MAX - bytes) sum = PTRDIFF_MAX;
+        else if (bytes < 0 && held < PTRDIFF_MIN - bytes) sum = PTRDIFF_MIN;
+        else sum = held + bytes;
+    } while (!atomic_compare_exchange_weak_explicit(&heap->external_bytes, &held, sum, memory_order_relaxed,
+                                                    memory_order_relaxed));
+    if (bytes <= 0) return;
+    size_t since = atomic_load_explicit(&heap->allocated_since_gc, memory_order_relaxed), counted;
+    do {
+        counted = since > (size_t)PTRDIFF_MAX - (size_t)bytes ? (size_t)PTRDIFF_MAX : since + (size_t)bytes;
+        if (counted < since) counted = since; /* bins counted past PTRDIFF_MAX already */
+    } while (!atomic_compare_exchange_weak_explicit(&heap->allocated_since_gc, &since, counted, memory_order_relaxed,
+                                                    memory_order_relaxed));
 }

@@ -106,9 +106,16 @@ static void finalizable_move_dead(gc_heap_t *heap, gc_tracer_t *tracer) {
  * not from the live bytes, so that a fragmented heap (its sparse spans
  * awaiting evacuation) does not grow past its peak. heap_keep bounds what
  * an early spike can hold on to; MULCH_GC_HEAP_KEEP=1 turns the rule off. */
+/* x as a size_t, SIZE_MAX when it is that much or more: a conversion out of
+ * range is undefined (x86-64 made 2^64 a 0, so PTRDIFF_MAX external bytes
+ * gave the smallest budget instead of none). x is never NaN or negative. */
+static size_t size_of_double(double x) {
+    return x >= (double)SIZE_MAX ? SIZE_MAX : (size_t)x;
+}
+
 size_t gc_allocation_budget(const gc_heap_t *heap, size_t basis, size_t held) {
     double growth = heap->options.heap_growth; /* in (1, GC_MAX_HEAP_GROWTH]: options_resolve */
-    size_t target = (size_t)((double)basis * growth);
+    size_t target = size_of_double((double)basis * growth);
     size_t budget = target > held ? target - held : 0;
     if (heap->heap_keep > growth) {
         double cap = (double)basis * heap->heap_keep;
@@ -168,7 +175,8 @@ static void spans_account(gc_heap_t *heap) {
  * it in again) and give the rest back, so that RSS follows the heap down. */
 static void pool_trim_if_idle(gc_heap_t *heap) {
     size_t idle = atomic_load_explicit(&heap->pool->free_committed, memory_order_relaxed);
-    size_t keep = heap->trigger + ((size_t)16 << 20);
+    size_t slack = (size_t)16 << 20;
+    size_t keep = heap->trigger > SIZE_MAX - slack ? SIZE_MAX : heap->trigger + slack; /* an unbounded budget */
     if (idle > keep) pool_block_trim(heap->pool, keep);
 }
 
