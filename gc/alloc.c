@@ -308,6 +308,24 @@ static void gc_collect_for_allocation(gc_thread_t *t, bool minor_allowed) {
     gc_run_finalizers(t);
 }
 
+/* Full collections an allocation may run after its first one, while spans
+ * were taken since the last collection ended (gc_alloc_gives_up). */
+#define GC_OOM_RETRIES 8
+
+/* Whether an allocation that found no room after its full collection
+ * returns NULL (heap->lock held). Not while spans were taken since the
+ * last collection ended: the memory it freed went to other threads, or to
+ * the finalizers it ran, and may be garbage again; NULL promises that a
+ * full collection would not make room now. Bounded, so that threads that
+ * keep taking the room each collection makes cannot starve the caller
+ * for ever. */
+static bool gc_alloc_gives_up(const gc_heap_t *heap, int collected, unsigned *retries) {
+    if (collected < 2) return false;
+    if (heap->spans_taken == heap->spans_taken_at_gc || *retries >= GC_OOM_RETRIES) return true;
+    ++*retries;
+    return false;
+}
+
 /* cell is zeroed already (a bin's cell: bin_load) but for its header. A
  * headerless cell (typed class) is the object. */
 static void *gc_object_init_zeroed(gc_thread_t *t, unsigned char *cell, size_t cell_size, const gc_type_t *type,
@@ -331,6 +349,7 @@ static void *gc_alloc_large(gc_thread_t *t, const gc_type_t *type, size_t size) 
     if (size > (size_t)UINT32_MAX || bytes > (size_t)UINT32_MAX - heap->pool->block_size) return NULL; /* never fits */
     /* 0: not yet; 1: a collection that may have been minor; 2: a full one */
     int collected = 0;
+    unsigned retries = 0;
     for (;;) {
         if (atomic_load_explicit(&heap->stop_requested, memory_order_relaxed)) gc_safepoint_slow(t);
         if (!collected && gc_should_collect(heap)) {
@@ -339,10 +358,14 @@ static void *gc_alloc_large(gc_thread_t *t, const gc_type_t *type, size_t size) 
         }
         pthread_mutex_lock(&heap->lock);
         block_t *b = gc_span_new_locked(heap, -1, bytes);
+        bool give_up = false;
         if (b) {
             /* Allocated in a swept span: only its one alloc bit to set. */
             gc_span_alloc_bits(b)[0] |= 1u;
             b->used = 1;
+            heap->spans_taken++;
+        } else {
+            give_up = gc_alloc_gives_up(heap, collected, &retries);
         }
         pthread_mutex_unlock(&heap->lock);
         if (b) {
@@ -351,7 +374,7 @@ static void *gc_alloc_large(gc_thread_t *t, const gc_type_t *type, size_t size) 
             memset(b->start + GC_HEADER, 0, b->cell_size - GC_HEADER);
             return gc_object_init_zeroed(t, b->start, b->cell_size, type, false);
         }
-        if (collected == 2) return NULL;
+        if (give_up) return NULL;
         gc_collect_for_allocation(t, false);
         collected = 2;
     }
@@ -377,6 +400,7 @@ static MULCH_NOINLINE void *gc_alloc_slow(gc_thread_t *t, const gc_type_t *type,
     gc_bin_t *bin = &t->bins[cls];
     /* 0: not yet; 1: a collection that may have been minor; 2: a full one */
     int collected = 0;
+    unsigned retries = 0;
     for (;;) {
         uint64_t bits = bin->free_bits;
         if (bits) {
@@ -422,6 +446,9 @@ static MULCH_NOINLINE void *gc_alloc_slow(gc_thread_t *t, const gc_type_t *type,
         /* swept under the lock: gc_object_allocated_locked reads an unswept
          * span's bits (a span's bitmaps are a few words) */
         if (b != NULL && !fresh) gc_span_ensure_swept(heap, b);
+        bool give_up = false;
+        if (b != NULL) heap->spans_taken++;
+        else if (!headerless) give_up = gc_alloc_gives_up(heap, collected, &retries);
         pthread_mutex_unlock(&heap->lock);
         if (b == NULL && headerless) {
             /* No span of its own may be had (max_heap, the pool's limit):
@@ -437,7 +464,7 @@ static MULCH_NOINLINE void *gc_alloc_slow(gc_thread_t *t, const gc_type_t *type,
             continue;
         }
         if (b == NULL) {
-            if (collected == 2) return NULL; /* max_heap even after a full collection */
+            if (give_up) return NULL; /* max_heap even after a full collection */
             gc_collect_for_allocation(t, false);
             collected = 2;
             continue;

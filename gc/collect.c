@@ -223,6 +223,7 @@ void gc_collect_locked(gc_heap_t *heap, gc_thread_t *self, bool minor_allowed) {
     gc_generation_end(heap, minor);
     pool_trim_if_idle(heap);
     heap->collections++;
+    heap->spans_taken_at_gc = heap->spans_taken;
     uint64_t pause = gc_now_ns() - start;
     heap->pause_ns_total += pause;
     if (pause > heap->pause_ns_max) heap->pause_ns_max = pause;

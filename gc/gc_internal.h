@@ -338,6 +338,10 @@ struct gc_heap {
     size_t           high_water;       /* most heap_bytes any collection began with */
     double           heap_keep;        /* MULCH_GC_HEAP_KEEP: see gc_allocation_budget */
     uint64_t         collections;
+    /* spans handed to allocation (bins, large objects), and that count when
+     * the last collection ended: an allocation that failed after its full
+     * collection collects again while it has moved on (gc_alloc_slow) */
+    uint64_t         spans_taken, spans_taken_at_gc;
     uint64_t         detached_bytes_allocated;
     size_t           live_bytes;
     uint64_t         pause_ns_total, pause_ns_max;

@@ -288,6 +288,82 @@ static void test_gc_max_heap_finalizable_garbage(void **state)
     EXPECT_NO_REPORTS(r0);
 }
 
+/* A NULL must mean that a full collection cannot make room, *now*. The
+ * retry after gc_alloc's full collection used to give up at once, though
+ * memory had been taken again since that collection ended: by other
+ * threads' allocations (four threads allocating only garbage 300 KiB
+ * objects under a 2 MiB max_heap got a few NULLs per 80000), or, as here
+ * deterministically, by a finalizer it ran, which filled the heap with
+ * garbage. The finalizer allocates in its own size class (its objects
+ * must not land in the cells the caller then asks for) until no new span
+ * fits under max_heap. */
+enum { REFILL_MAX = 2 * 1024 * 1024, REFILL_LARGE = 300 * 1024 };
+static gc_heap_t *g_refill_heap;
+static size_t g_refill_size;          /* what the finalizer allocates */
+static atomic_uint g_refill_runs;
+
+static void refill_fin(void *obj)
+{
+    (void)obj;
+    atomic_fetch_add(&g_refill_runs, 1);
+    gc_thread_t *t = gc_thread_current(g_refill_heap);
+    if (t == NULL) {
+        AFAIL("finalizer on a thread that is not attached");
+        return;
+    }
+    /* 64 KiB blocks: stop while one more span still fits */
+    for (int n = 0; n < 100000; n++) {
+        gc_stats_t s;
+        gc_get_stats(g_refill_heap, &s);
+        size_t need = g_refill_size >= 256 * KiB ? 320 * KiB : 64 * KiB;
+        if (s.heap_bytes + need > REFILL_MAX) return;
+        if (gc_alloc(t, &T_RAW, g_refill_size) == NULL) {
+            AFAIL("finalizer's gc_alloc(%zu) NULL with heap_bytes %zu", g_refill_size, s.heap_bytes);
+            return;
+        }
+    }
+}
+
+static const gc_type_t T_REFILL = { "test.refill", NULL, refill_fin };
+
+static void refill_case(size_t size, size_t refill_size)
+{
+    gc_options_t o;
+    memset(&o, 0, sizeof o);
+    o.initial_heap = 64 * MiB; /* no collection but at max_heap */
+    o.max_heap = REFILL_MAX;
+    gc_heap_t *h = gc_heap_create(&o);
+    EXPECT_NONNULL(h);
+    gc_thread_t *t = gc_thread_attach(h);
+    g_refill_heap = h;
+    g_refill_size = refill_size;
+    atomic_store(&g_refill_runs, 0);
+    EXPECT_NONNULL(gc_alloc(t, &T_REFILL, 64)); /* garbage, finalized at the first collection */
+    size_t n = 3 * REFILL_MAX / size;        /* garbage: about three heaps' worth */
+    for (size_t i = 0; i < n; i++) {
+        void *p = gc_alloc(t, &T_RAW, size);
+        if (p == NULL)
+            T_FAIL("gc_alloc(%zu) #%zu NULL, though nothing is live (finalizer runs: %u, %ju collections)", size,
+                   i, atomic_load(&g_refill_runs), (uintmax_t)stats_of(h).collections);
+        expect_heap_within(h, REFILL_MAX, "refill", i);
+    }
+    EXPECT_EQ(atomic_load(&g_refill_runs), 1);
+    EXPECT_NO_ASYNC_FAILURES();
+    EXPECT_VERIFY(h);
+    gc_thread_detach(t);
+    gc_heap_destroy(h);
+}
+
+static void test_gc_max_heap_null_only_when_full_now(void **state)
+{
+    (void)state;
+    TEST_START();
+    unsigned long r0 = rec_count();
+    refill_case(REFILL_LARGE, REFILL_LARGE); /* large objects: spans of their own */
+    refill_case(1000, 2000);                 /* class spans: no available one left */
+    EXPECT_NO_REPORTS(r0);
+}
+
 /* Requests that can never fit: NULL, not misuse, heap unharmed. */
 static void test_gc_alloc_impossible_sizes(void **state)
 {
@@ -532,6 +608,7 @@ int main(void)
         T(test_gc_max_heap_large_objects),
         T(test_gc_max_heap_random),
         T(test_gc_max_heap_finalizable_garbage),
+        T(test_gc_max_heap_null_only_when_full_now),
         T(test_gc_alloc_impossible_sizes),
         T(test_gc_alloc_misuse),
         T(test_gc_roots_pins_weak_misuse),
