@@ -326,6 +326,14 @@ static bool gc_alloc_gives_up(const gc_heap_t *heap, int collected, unsigned *re
     return false;
 }
 
+/* Whether a span of `cell` bytes' cell (one cell: the least a span may
+ * hold) is more than max_heap: then no collection can make room for it,
+ * and the allocation returns NULL without one. */
+static bool gc_never_fits(const gc_heap_t *heap, size_t cell) {
+    size_t block_size = heap->pool->block_size;
+    return heap->options.max_heap && (cell + block_size - 1) / block_size > heap->options.max_heap / block_size;
+}
+
 /* cell is zeroed already (a bin's cell: bin_load) but for its header. A
  * headerless cell (typed class) is the object. */
 static void *gc_object_init_zeroed(gc_thread_t *t, unsigned char *cell, size_t cell_size, const gc_type_t *type,
@@ -347,6 +355,7 @@ static void *gc_alloc_large(gc_thread_t *t, const gc_type_t *type, size_t size) 
     /* The cell: the object and its header, rounded up to a page. */
     size_t bytes = (size + GC_HEADER + GC_LARGE_GRAIN - 1) & ~(GC_LARGE_GRAIN - 1);
     if (size > (size_t)UINT32_MAX || bytes > (size_t)UINT32_MAX - heap->pool->block_size) return NULL; /* never fits */
+    if (gc_never_fits(heap, bytes)) return NULL;
     /* 0: not yet; 1: a collection that may have been minor; 2: a full one */
     int collected = 0;
     unsigned retries = 0;
@@ -464,7 +473,8 @@ static MULCH_NOINLINE void *gc_alloc_slow(gc_thread_t *t, const gc_type_t *type,
             continue;
         }
         if (b == NULL) {
-            if (give_up) return NULL; /* max_heap even after a full collection */
+            /* max_heap even after a full collection, or ever */
+            if (give_up || gc_never_fits(heap, gc_class_bytes(gc_cell_class(heap, cls)))) return NULL;
             gc_collect_for_allocation(t, false);
             collected = 2;
             continue;

@@ -3,7 +3,7 @@
  * max_heap is honoured (gc_alloc returns NULL after a full collection, which
  * is not misuse, heap_bytes never passes max_heap, the heap stays usable and
  * allocation succeeds again once memory is dropped); requests that can never
- * fit return NULL quietly; gc_alloc with size 0 or a NULL type and gc_pin of
+ * fit return NULL quietly, without collecting; gc_alloc with size 0 or a NULL type and gc_pin of
  * a foreign pointer are misuse: reported once, NULL / ignored.
  *
  * Deterministic: random choices come from a splitmix64 generator seeded from
@@ -393,9 +393,22 @@ static void test_gc_alloc_impossible_sizes(void **state)
         if (bad) T_FAIL("%zu impossible request(s) were granted", bad);
         EXPECT_NO_REPORTS(r0);
         if (limited) {
+            /* No collection for them either: no collection can make room
+             * for more than max_heap (each one cost a full collection,
+             * and up to nine while other threads take spans) */
+            uint64_t before = stats_of(h).collections;
             EXPECT_NULL(gc_alloc(t, &T_RAW, 4 * MiB + 1));
             EXPECT_NULL(gc_alloc(t, &T_RAW, 64 * MiB));
+            EXPECT_EQ(stats_of(h).collections, before);
             EXPECT_NO_REPORTS(r0);
+            /* a heap capped below one block: no span of any class fits */
+            gc_heap_t *tiny = heap_new(0, 16 * KiB, GC_COMPACT_AUTO);
+            gc_thread_t *tt = gc_thread_attach(tiny);
+            EXPECT_NULL(gc_alloc(tt, &T_RAW, 100));
+            EXPECT_NULL(gc_alloc(tt, &T_PLAIN, 1000));
+            EXPECT_EQ(stats_of(tiny).collections, 0);
+            gc_thread_detach(tt);
+            gc_heap_destroy(tiny);
             expect_heap_within(h, 4 * MiB, "after impossible requests", 0);
             /* Half the limit in one object still works. */
             void *half = gc_alloc(t, &T_RAW, 1 * MiB);
