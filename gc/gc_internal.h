@@ -140,7 +140,8 @@ typedef struct gc_card_cache_entry {
 struct gc_thread {
     /* First, in this order: <mulch/gc.h>'s inline gc_push_root and
      * gc_pop_roots use them (struct mulch_gc_thread_roots_). */
-    void           ***root_stack;        /* gc_push_root slots (owner thread) */
+    void           ***root_stack;        /* gc_push_root slots (owner thread);
+                                            + GC_ROOT_RESERVE spare (roots.c) */
     size_t            root_depth, root_capacity;
     unsigned char     generational;      /* copy of the heap's mode (gc_write) */
     /* generational: the card table of the region gc_write wrote into last
@@ -506,6 +507,9 @@ MULCH_INTERNAL void gc_mark_shared_init(gc_heap_t *heap);
 MULCH_INTERNAL void gc_mark_shared_destroy(gc_heap_t *heap);
 MULCH_INTERNAL bool gc_is_marked(const gc_heap_t *heap, const void *obj);
 MULCH_INTERNAL void gc_roots_trace(gc_tracer_t *tracer);
+/* Entries every root stack mapping has past root_capacity (roots.c). */
+#define GC_ROOT_RESERVE 64u
+MULCH_INTERNAL void gc_root_stack_free(gc_thread_t *t);
 
 /* Small helpers the evacuation path shares with the tracer. */
 /* Bitmap words may be set by other markers meanwhile: relaxed atomic reads. */

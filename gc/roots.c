@@ -136,16 +136,36 @@ void gc_root_remove_callback(gc_heap_t *heap, gc_root_fn fn, void *ctx) {
     mulch_report("gc_root_remove_callback: callback is not registered", ctx);
 }
 
+/* Every root stack mapping holds GC_ROOT_RESERVE entries past
+ * root_capacity, the bound the inline push sees. When the stack cannot
+ * grow, the push is still honoured in the reserve (and reported): a
+ * dropped push would make the program's matching pop remove another root,
+ * which a collection would then free under it. Only a program that keeps
+ * pushing after GC_ROOT_RESERVE such reports loses pushes (reported). */
+static size_t root_stack_bytes(size_t capacity) {
+    return (capacity + GC_ROOT_RESERVE) * sizeof(void **);
+}
+
+void gc_root_stack_free(gc_thread_t *t) {
+    if (t->root_stack) os_unmap(t->root_stack, root_stack_bytes(t->root_capacity));
+    t->root_stack = NULL;
+    t->root_capacity = 0;
+}
+
 static MULCH_NOINLINE void root_stack_grow(gc_thread_t *t, void **slot) {
     size_t capacity = t->root_capacity ? t->root_capacity * 2 : 1024;
-    void ***stack = os_map(capacity * sizeof(void **));
+    void ***stack = os_map(root_stack_bytes(capacity));
     if (stack == NULL) {
-        mulch_report("gc_push_root: out of memory growing the root stack", slot);
+        bool kept = t->root_stack != NULL && t->root_depth < t->root_capacity + GC_ROOT_RESERVE;
+        if (kept) t->root_stack[t->root_depth++] = slot;
+        mulch_report(kept ? "gc_push_root: out of memory growing the root stack (kept in its reserve)"
+                          : "gc_push_root: out of memory growing the root stack (the root is dropped)",
+                     slot);
         return;
     }
     if (t->root_stack) {
         memcpy(stack, t->root_stack, t->root_depth * sizeof(void **));
-        os_unmap(t->root_stack, t->root_capacity * sizeof(void **));
+        os_unmap(t->root_stack, root_stack_bytes(t->root_capacity));
     }
     t->root_stack = stack;
     t->root_capacity = capacity;

@@ -116,7 +116,7 @@ gc_thread_t *gc_thread_attach(gc_heap_t *heap) {
 }
 
 static void gc_thread_free(gc_thread_t *t) {
-    if (t->root_stack) os_unmap(t->root_stack, t->root_capacity * sizeof(void **));
+    gc_root_stack_free(t);
     gc_vector_free(&t->finalizable);
     gc_vector_free(&t->weaks);
     os_unmap(t, sizeof(gc_thread_t));
