@@ -4,8 +4,8 @@
  * Checked: every span is an external span of this heap with a consistent
  * geometry; after sweeping, mark bits are clear; padding alloc bits are set;
  * every allocated cell has a non-NULL, non-heap, aligned type pointer;
- * available lists hold spans of their class with room; every root slot
- * holds NULL, a tagged value or an allocated object of this heap, and so
+ * the available and sparse lists hold this heap's spans of their class
+ * with room, and end; every root slot holds NULL, a tagged value or an allocated object of this heap, and so
  * does every handle's slot and every live weak reference's target; pins,
  * pending finalizers and the owners of gc_own_rc pairs name allocated
  * objects.
@@ -36,6 +36,38 @@ static void check_slot(verifier_t *v, void *const *slot, const char *kind) {
     void *value = *slot;
     if (value == NULL || ((uintptr_t)value & 7u)) return;
     if (!object_allocated(v->heap, value)) problem(v, kind, value);
+}
+
+/* A per-class list of spans to allocate from (available, or sparse: held
+ * back for evacuation): each entry is one of this heap's spans, of the
+ * class, with a free cell (a thread takes a span off its list before it
+ * fills it). Walked at most spans.count + 1 steps, so a cyclic list is
+ * reported instead of hanging the verifier. */
+static void check_span_list(verifier_t *v, block_t *list, unsigned cls) {
+    gc_heap_t *heap = v->heap;
+    size_t steps = 0;
+    for (block_t *b = list; b; b = b->next) {
+        if (++steps > heap->spans.count) {
+            problem(v, "span list longer than the heap's span count (cyclic?)", list);
+            return;
+        }
+        size_t index = b->owner_words[1];
+        if (index >= heap->spans.count || heap->spans.items[index] != b) {
+            problem(v, "listed span is not one of this heap's spans", b);
+            return; /* its links cannot be trusted either */
+        }
+        if (b->size_class != cls) {
+            problem(v, "available span listed under the wrong class", b);
+            continue;
+        }
+        /* (the alloc bits past capacity are set as padding) */
+        const uint64_t *alloc = gc_span_alloc_bits(b);
+        uint32_t full = b->capacity / 64, rest = b->capacity % 64;
+        size_t allocated = 0;
+        for (uint32_t w = 0; w < full; w++) allocated += bits_count64(alloc[w]);
+        if (rest) allocated += bits_count64(alloc[full] & ((UINT64_C(1) << rest) - 1));
+        if (allocated >= b->capacity) problem(v, "available span has no free cell", b);
+    }
 }
 
 static void check_span(verifier_t *v, block_t *b) {
@@ -131,9 +163,10 @@ size_t gc_verify_locked(gc_heap_t *heap) {
         if (b->owner_words[1] != s) problem(&v, "span index out of date", b);
         check_span(&v, b);
     }
-    for (unsigned cls = 0; cls < GC_ALL_CLASSES; cls++)
-        for (block_t *b = heap->available[cls]; b; b = b->next)
-            if (b->size_class != cls) problem(&v, "available span listed under the wrong class", b);
+    for (unsigned cls = 0; cls < GC_ALL_CLASSES; cls++) {
+        check_span_list(&v, heap->available[cls], cls);
+        check_span_list(&v, heap->sparse[cls], cls);
+    }
     for (size_t i = 0; i < heap->root_slots.count; i++)
         check_slot(&v, heap->root_slots.items[i], "root holds something that is not a live GC object");
     for (size_t r = 0; r < heap->root_range_count; r++)

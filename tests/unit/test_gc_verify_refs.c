@@ -1,9 +1,10 @@
-/* Unit test of gc_verify's checks on the references the collector keeps
- * outside objects and root slots: a handle's slot, a weak reference's
- * target and the owner of a gc_own_rc pair. Each is planted with a stale
- * pointer (a freed cell's address, or memory that is not the heap's):
- * gc_verify must count exactly one problem and report it once, and a
- * sound heap with the same references none. No randomness (no seed). */
+/* Unit test of gc_verify's checks on what the collector keeps outside
+ * objects and root slots: a handle's slot, a weak reference's target and
+ * the owner of a gc_own_rc pair, each planted with a pointer that is no
+ * object start; and the per-class span lists, planted with a cycle and
+ * with a span under another class. gc_verify must count exactly one
+ * problem and report it once (and return, for the cycle), and a sound heap
+ * none. No randomness (no seed). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -122,12 +123,59 @@ static void test_stale_rc_owner_reported(void **state) {
     fixture_close(&f);
 }
 
+/* A class with a span on its available list: garbage and a collection
+ * leave the blob class's span with room. */
+static unsigned available_class(fixture_t *f) {
+    for (size_t i = 0; i < 2000; i++) {
+        blob_t *garbage = gc_alloc(f->thread, &blob_type, sizeof(blob_t));
+        assert_non_null(garbage);
+    }
+    gc_collect(f->thread);
+    for (unsigned cls = 0; cls < GC_ALL_CLASSES; cls++)
+        if (f->heap->available[cls] != NULL) return cls;
+    fail_msg("no span on any available list after a collection");
+    return 0;
+}
+
+static void test_cyclic_span_list_reported(void **state) {
+    (void)state;
+    fixture_t f;
+    fixture_open(&f);
+    unsigned cls = available_class(&f);
+    block_t *b = f.heap->available[cls];
+    block_t *saved = b->next;
+    b->next = b;
+    expect_one_problem(&f, "cyclic");
+    b->next = saved;
+    assert_int_equal(gc_verify(f.heap), 0);
+    fixture_close(&f);
+}
+
+static void test_span_under_wrong_class_reported(void **state) {
+    (void)state;
+    fixture_t f;
+    fixture_open(&f);
+    unsigned cls = available_class(&f);
+    unsigned other = cls == 0 ? 1 : 0;
+    block_t *b = f.heap->available[cls];
+    block_t *saved_next = b->next, *saved_other = f.heap->sparse[other];
+    b->next = NULL; /* (its own list now ends with it) */
+    f.heap->sparse[other] = b;
+    expect_one_problem(&f, "wrong class");
+    f.heap->sparse[other] = saved_other;
+    b->next = saved_next;
+    assert_int_equal(gc_verify(f.heap), 0);
+    fixture_close(&f);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_sound_references_pass, setup, teardown_errors),
         cmocka_unit_test_setup_teardown(test_stale_handle_slot_reported, setup, teardown_errors),
         cmocka_unit_test_setup_teardown(test_stale_weak_target_reported, setup, teardown_errors),
         cmocka_unit_test_setup_teardown(test_stale_rc_owner_reported, setup, teardown_errors),
+        cmocka_unit_test_setup_teardown(test_cyclic_span_list_reported, setup, teardown_errors),
+        cmocka_unit_test_setup_teardown(test_span_under_wrong_class_reported, setup, teardown_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
