@@ -1,5 +1,5 @@
-/* mulch.h — umbrella header: the pool, and (as they land) the collector and
- * reference-counted objects. Version macros live in <mulch/common.h>. */
+/* mulch.h — umbrella header: the pool, the collector and reference-counted
+ * objects (with the bridge). Version macros live in <mulch/common.h>. */
 #ifndef MULCH_H
 #define MULCH_H
 
