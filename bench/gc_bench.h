@@ -9,7 +9,8 @@
  *                    with gc_push_root / gc_pop_roots; stores into heap
  *                    objects go through gc_write.
  *   BENCH_GC_BOEHM   Boehm-Demers-Weiser (libgc, default settings): GC_INIT,
- *                    GC_MALLOC, GC_MALLOC_ATOMIC for pointer-free data. The
+ *                    GC_start_mark_threads (parallel marking, as mulch's
+ *                    default), GC_MALLOC, GC_MALLOC_ATOMIC for pointer-free data. The
  *                    stack is scanned conservatively, so roots are no-ops.
  *   BENCH_GC_MALLOC  the C library's malloc and free: the programs free every
  *                    tree explicitly when they are done with it.
@@ -181,7 +182,7 @@ static void bench_gc_shutdown(void)
 /* ------------------------------------------------------------- Boehm -- */
 #elif defined(BENCH_GC_BOEHM)
 /* Debian's libgc is the threaded build; GC_THREADS declares its thread API
- * (GC_get_parallel) and changes nothing for this single-threaded program. */
+ * (GC_get_parallel, GC_start_mark_threads). */
 #ifndef GC_THREADS
 #  define GC_THREADS
 #endif
@@ -212,6 +213,11 @@ static void GC_CALLBACK bench_boehm_event(GC_EventType e)
 static void bench_gc_init(void)
 {
     GC_INIT();
+    /* libgc starts its parallel marker threads lazily, at the first
+     * GC_pthread_create: a single-threaded client marks alone unless it asks.
+     * mulch's heap marks with one thread per online CPU by default, so give
+     * Boehm its default marker count too (GC_MARKERS=1 turns it off). */
+    GC_start_mark_threads();
     GC_set_on_collection_event(bench_boehm_event);
 }
 
