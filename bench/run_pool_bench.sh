@@ -184,7 +184,8 @@ function target(desc, x, ok_if_ge, limit,    st) {
 /^RESULT / {
     delete kv
     for (i = 2; i <= NF; i++) { split($i, p, "="); kv[p[1]] = p[2] }
-    if (kv["errors"] + 0 > 0) next
+    # a failed run (rc=.. appended by bench_run) or a corrupted one stays out
+    if (kv["errors"] + 0 > 0 || ("rc" in kv)) next
     a = kv["allocator"]; w = kv["workload"]
     add(w SUBSEP "mops" SUBSEP a, kv["mops"] + 0)
     add(w SUBSEP "peak" SUBSEP a, kv["peak_rss_kib"] + 0)

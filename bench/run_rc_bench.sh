@@ -110,7 +110,8 @@ function target(desc, x, limit,    st) {
 /^RESULT / {
     delete kv
     for (i = 2; i <= NF; i++) { split($i, p, "="); kv[p[1]] = p[2] }
-    if (kv["errors"] + 0 > 0) next
+    # a failed run (rc=.. appended by bench_run) or a corrupted one stays out
+    if (kv["errors"] + 0 > 0 || ("rc" in kv)) next
     key = kv["config"] SUBSEP kv["variant"]
     add(key, kv["ns_per_op"] + 0)
 }
