@@ -15,7 +15,9 @@
 #
 # Builds the bench preset's compact_bench, gcbench_mulch and
 # binary_trees_mulch. The table goes to stdout and
-# build/bench/compact_results.md, raw lines to build/bench/compact_results.txt.
+# build/bench/compact_results.md, raw lines to build/bench/compact_results.txt;
+# a run that exits non-zero or prints no RESULT line is recorded as "# FAILED"
+# there, shows as n/a in the table and makes the exit status 1.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -38,13 +40,24 @@ results=build/bench/compact_results.txt
 table=build/bench/compact_results.md
 : >"$results"
 
+failed=0
 run() { # run <label> <env...> -- <command...>: appends "label RESULT ..." lines
-    local label=$1; shift
+    local label=$1 out rc
+    shift
     local envs=()
     while [ "$1" != "--" ]; do envs+=("$1"); shift; done
     shift
     echo "run_compact_bench: $label" >&2
-    env "${envs[@]}" "$@" 2>>build/bench/compact_bench.log | grep '^RESULT ' | sed "s/^/$label /" >>"$results"
+    out=$(env "${envs[@]}" "$@" 2>>build/bench/compact_bench.log)
+    rc=$?
+    if [ "$rc" -ne 0 ] || ! printf '%s\n' "$out" | grep -q '^RESULT '; then
+        # a failed run is recorded, left out of the table and makes the exit status 1
+        failed=$((failed + 1))
+        echo "# FAILED $label rc=$rc cmd: ${envs[*]} $*" | tee -a build/bench/compact_bench.log >>"$results"
+        echo "run_compact_bench: FAILED: $label (exit $rc), see build/bench/compact_bench.log" >&2
+        return 1
+    fi
+    printf '%s\n' "$out" | grep '^RESULT ' | sed "s/^/$label /" >>"$results"
 }
 
 for mode in auto never; do
@@ -87,12 +100,18 @@ END {
     print "| marking | live (MiB) | best pause (s) |"
     print "|---|---:|---:|"
     printf "| 1 marker | %s | %s |\n| 2 markers | %s | %s |\n", val(line["mark_1"], "live_mib"), r1, val(line["mark_2"], "live_mib"), r2
-    printf "| **speed-up** | | **%.2fx** |\n\n", (r2 > 0 ? r1 / r2 : 0)
+    printf "| **speed-up** | | **%s** |\n\n", (r1 != "" && r2 > 0 ? sprintf("%.2fx", r1 / r2) : "n/a")
     print "| benchmark (mulch) | auto (s) | never (s) | auto/never | moved by auto (MiB) |"
     print "|---|---:|---:|---:|---:|"
     split("gcbench binary_trees", B, " ")
     for (i = 1; i <= 2; i++) {
         a = median(B[i] "_auto"); n = median(B[i] "_never")
-        printf "| %s%s | %.3f | %.3f | %.3f | %s |\n", B[i], (B[i] == "binary_trees" ? " depth " depth : ""), a, n, (n > 0 ? a / n : 0), moved[B[i] "_auto"]
+        printf "| %s%s | %s | %s | %s | %s |\n", B[i], (B[i] == "binary_trees" ? " depth " depth : ""),
+            (a == "" ? "n/a" : sprintf("%.3f", a)), (n == "" ? "n/a" : sprintf("%.3f", n)),
+            (a != "" && n > 0 ? sprintf("%.3f", a / n) : "n/a"), moved[B[i] "_auto"]
     }
 }' "$results" | tee "$table"
+if [ "$failed" -gt 0 ]; then
+    echo "run_compact_bench: $failed run(s) failed, see build/bench/compact_bench.log" >&2
+    exit 1
+fi
