@@ -17,7 +17,9 @@
 # and the ratio to glibc (< 1: faster than glibc), plus the peak RSS (max of
 # the reps, from /usr/bin/time when installed). Raw lines
 # go to build/bench/preload_results.txt. Outputs are checked: a program
-# whose stdout differs from the glibc run is reported and its row marked.
+# whose stdout differs from the glibc run is reported and its row marked; a
+# run that exits non-zero is left out of the times (n/a when none is left),
+# counted in its cell, and makes the exit status 1.
 set -uo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -84,18 +86,19 @@ have_time=0
 
 # run_one <prog index> <alloc index> <rep>: appends a RESULT line.
 run_one() {
-    local p=$1 a=$2 rep=$3 start end rss=0 out="$work/out.${prog_names[$1]}.${alloc_names[$2]}"
+    local p=$1 a=$2 rep=$3 start end rc rss=0 out="$work/out.${prog_names[$1]}.${alloc_names[$2]}"
     start=$(date +%s%N)
     if [ "$have_time" = 1 ]; then
         LD_PRELOAD=${alloc_libs[$a]} /usr/bin/time -f %M -o "$work/rss" sh -c "${prog_cmds[$p]}" >"$out" 2>/dev/null
     else
         LD_PRELOAD=${alloc_libs[$a]} sh -c "${prog_cmds[$p]}" >"$out" 2>/dev/null
     fi
+    rc=$?
     end=$(date +%s%N)
     [ "$have_time" = 1 ] && rss=$(tail -n 1 "$work/rss")
     local same=1
     cmp -s "$out" "$work/out.${prog_names[$p]}.glibc" || same=0
-    echo "RESULT program=${prog_names[$p]} allocator=${alloc_names[$a]} rep=$rep seconds=$(awk -v s="$start" -v e="$end" 'BEGIN { printf "%.4f", (e - s) / 1e9 }') max_rss_kib=$rss same_output=$same" >>"$results"
+    echo "RESULT program=${prog_names[$p]} allocator=${alloc_names[$a]} rep=$rep seconds=$(awk -v s="$start" -v e="$end" 'BEGIN { printf "%.4f", (e - s) / 1e9 }') max_rss_kib=$rss same_output=$same rc=$rc" >>"$results"
 }
 
 for ((rep = 1; rep <= reps; rep++)); do
@@ -123,10 +126,13 @@ function median(list,   n, v, i, j, t) {
 /^RESULT/ {
     for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
     key = f["program"] SUBSEP f["allocator"]
+    # a run that exited non-zero (a crash is often fast) is not timed
+    if (("rc" in f) && f["rc"] != 0) { failed[key]++; delete f; next }
     times[key] = times[key] " " f["seconds"]
     if (f["max_rss_kib"] + 0 > rss[key] + 0) rss[key] = f["max_rss_kib"]
     if (f["same_output"] == 0) differs[key] = 1
     if (!(f["program"] in seen)) { seen[f["program"]] = 1; order[++np] = f["program"] }
+    delete f
 }
 END {
     na = split(names, an, " ")
@@ -138,11 +144,21 @@ END {
     print header; print rule
     for (p = 1; p <= np; p++) {
         line = "| " order[p] " |"
-        for (a = 1; a <= na; a++) { m[a] = median(times[order[p] SUBSEP an[a]]); line = line sprintf(" %.3f%s |", m[a], differs[order[p] SUBSEP an[a]] ? " (output differs!)" : "") }
-        for (a = 2; a <= na; a++) line = line sprintf(" %.2f |", m[1] > 0 ? m[a] / m[1] : 0)
-        for (a = 1; a <= na; a++) fa[a] = fastest(times[order[p] SUBSEP an[a]])
-        for (a = 2; a <= na; a++) line = line sprintf(" %.2f |", fa[1] > 0 ? fa[a] / fa[1] : 0)
+        for (a = 1; a <= na; a++) {
+            k = order[p] SUBSEP an[a]
+            m[a] = (k in times) ? median(times[k]) : ""
+            line = line sprintf(" %s%s%s |", (m[a] == "" ? "n/a" : sprintf("%.3f", m[a])),
+                                differs[k] ? " (output differs!)" : "",
+                                (k in failed) ? " (" failed[k] " run(s) failed)" : "")
+        }
+        for (a = 2; a <= na; a++) line = line " " (m[1] > 0 && m[a] != "" ? sprintf("%.2f", m[a] / m[1]) : "n/a") " |"
+        for (a = 1; a <= na; a++) { k = order[p] SUBSEP an[a]; fa[a] = (k in times) ? fastest(times[k]) : "" }
+        for (a = 2; a <= na; a++) line = line " " (fa[1] > 0 && fa[a] != "" ? sprintf("%.2f", fa[a] / fa[1]) : "n/a") " |"
         for (a = 1; a <= na; a++) line = line sprintf(" %.1f |", rss[order[p] SUBSEP an[a]] / 1024)
         print line
     }
 }' "$results"
+if grep -Eq '^RESULT .* rc=[1-9]' "$results"; then
+    echo "run_preload_bench.sh: some runs exited non-zero, see $results" >&2
+    exit 1
+fi
