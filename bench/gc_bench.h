@@ -165,7 +165,7 @@ static int bench_gc_stats(uint64_t *collections, double *max_pause_ms, char *ext
     *max_pause_ms = (double)s.pause_ns_max / 1e6;
     return snprintf(extra, cap,
                     "pause_total_ms=%.3f heap_kib=%zu live_kib=%zu allocated_mib=%.1f"
-                    " moved_mib=%.1f lib=mulch-%s",
+                    " moved_mib=%.1f lib=mulch-%s link=static",
                     (double)s.pause_ns_total / 1e6, s.heap_bytes / 1024, s.live_bytes / 1024,
                     (double)s.bytes_allocated / (1024.0 * 1024.0),
                     (double)s.bytes_moved / (1024.0 * 1024.0), mulch_version());
@@ -189,6 +189,10 @@ static void bench_gc_shutdown(void)
 #include <gc/gc.h>
 
 #define BENCH_VARIANT "boehm"
+/* How libgc was linked (bench/CMakeLists.txt): "static" or "shared". */
+#ifndef BENCH_GC_LINK
+#  define BENCH_GC_LINK "shared"
+#endif
 #define BENCH_EXPLICIT_FREE 0
 
 /* Collection pauses, from the collector's own event callback (called with
@@ -244,10 +248,10 @@ static int bench_gc_stats(uint64_t *collections, double *max_pause_ms, char *ext
     *max_pause_ms = bench_boehm_pause_max_ms;
     unsigned v = GC_get_version();
     return snprintf(extra, cap,
-                    "pause_total_ms=%.3f heap_kib=%zu markers=%d lib=bdwgc-%u.%u.%u",
+                    "pause_total_ms=%.3f heap_kib=%zu markers=%d lib=bdwgc-%u.%u.%u link=%s",
                     bench_boehm_pause_total_ms, (size_t)GC_get_heap_size() / 1024,
                     1 + GC_get_parallel(),
-                    v >> 16, (v >> 8) & 0xff, v & 0xff);
+                    v >> 16, (v >> 8) & 0xff, v & 0xff, BENCH_GC_LINK);
 }
 
 /* ------------------------------------------------------------ malloc -- */

@@ -65,9 +65,17 @@ build_by_hand() {
                     bench/$p.c $(ls pool/*.c gc/*.c runtime/*.c 2>/dev/null) \
                     -o "$out/${p}_mulch" -latomic_ops -lpthread -ldl ;;
             boehm)
-                # shellcheck disable=SC2046
-                $cc $flags -DBENCH_GC_BOEHM bench/$p.c -o "$out/${p}_boehm" \
-                    $(pkg-config --cflags --libs bdw-gc 2>/dev/null || echo -lgc) ;;
+                # libgc.a when installed: mulch is compiled in (static) too
+                local gca
+                gca=$(pkg-config --variable=libdir bdw-gc 2>/dev/null)/libgc.a
+                if [ -f "$gca" ]; then
+                    $cc $flags -DBENCH_GC_BOEHM '-DBENCH_GC_LINK="static"' bench/$p.c \
+                        -o "$out/${p}_boehm" "$gca" -lpthread -ldl
+                else
+                    # shellcheck disable=SC2046
+                    $cc $flags -DBENCH_GC_BOEHM bench/$p.c -o "$out/${p}_boehm" \
+                        $(pkg-config --cflags --libs bdw-gc 2>/dev/null || echo -lgc)
+                fi ;;
             malloc)
                 $cc $flags -DBENCH_GC_MALLOC bench/$p.c -o "$out/${p}_malloc" ;;
             esac || note "${p}_$v failed to build by hand"
