@@ -18,6 +18,8 @@
  * code but trace functions. Live set and results are those of serial
  * marking: marking is idempotent and order-independent.
  */
+#include <signal.h>
+#include <stdio.h>
 #include <unistd.h>
 
 #include "gc_internal.h"
@@ -179,14 +181,27 @@ static unsigned markers_wanted(const gc_heap_t *heap) {
     return (unsigned)markers;
 }
 
-/* Starts helpers up to markers - 1; returns how many run. */
+/* Starts helpers up to markers - 1; returns how many run. Helpers block
+ * every signal (the embedder's handlers, and signalfd or sigwait users,
+ * expect process signals on their own threads, not on ours: the mask is
+ * inherited from the creating thread, so it is set around the create) and
+ * are named "mulch-marker-N" for top, gdb and perf. */
 static unsigned helpers_start(gc_heap_t *heap) {
     gc_mark_shared_t *shared = &heap->mark_shared;
     unsigned wanted = markers_wanted(heap) - 1;
+    if (shared->helper_count >= wanted) return shared->helper_count;
+    sigset_t all, old;
+    sigfillset(&all);
+    bool masked = pthread_sigmask(SIG_SETMASK, &all, &old) == 0;
     while (shared->helper_count < wanted) {
-        if (pthread_create(&shared->helpers[shared->helper_count], NULL, marker_main, heap) != 0) break;
+        pthread_t *helper = &shared->helpers[shared->helper_count];
+        if (pthread_create(helper, NULL, marker_main, heap) != 0) break;
+        char name[16];
+        snprintf(name, sizeof name, "mulch-marker-%u", (shared->helper_count + 1) % 100);
+        (void)pthread_setname_np(*helper, name);
         shared->helper_count++;
     }
+    if (masked) pthread_sigmask(SIG_SETMASK, &old, NULL);
     return shared->helper_count;
 }
 

@@ -6,6 +6,10 @@
  * without compaction. After each collection the set of finalized object
  * ids (the dead) must be identical, every survivor intact, gc_verify
  * clean. Deterministic: the graph comes from MULCH_TEST_SEED (printed).
+ *
+ * Also: the helper threads are named "mulch-marker-N" and block every
+ * signal, even when the thread that started them blocks none (read back
+ * from /proc/self/task).
  */
 #ifndef _GNU_SOURCE
 #  define _GNU_SOURCE 1
@@ -13,6 +17,9 @@
 #define DEFAULT_SEED UINT64_C(0x6d756c6367630d01)
 #define MULCH_TEST_GC_OBJECTS 1
 #include <mulch/gc.h>
+
+#include <dirent.h>
+#include <signal.h>
 
 #include "mulch_test.h"
 #include "gc_internal.h"
@@ -92,12 +99,77 @@ static void test_gc_parallel_same_live_set(void **state)
     }
 }
 
+/* For each thread of the process named mulch-marker-*, whether its SigBlk
+ * mask has SIGINT and SIGTERM blocked; returns how many such threads. */
+static int markers_blocking(int *blocking)
+{
+    DIR *dir = opendir("/proc/self/task");
+    EXPECT_NONNULL(dir);
+    int found = 0;
+    *blocking = 0;
+    for (struct dirent *e; (e = readdir(dir)) != NULL;) {
+        if (e->d_name[0] == '.') continue;
+        char path[300], line[256];
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (f == NULL) continue;
+        bool marker = fgets(line, sizeof line, f) && strncmp(line, "mulch-marker-", 13) == 0;
+        fclose(f);
+        if (!marker) continue;
+        found++;
+        snprintf(path, sizeof path, "/proc/self/task/%s/status", e->d_name);
+        f = fopen(path, "r");
+        EXPECT_NONNULL(f);
+        while (fgets(line, sizeof line, f)) {
+            unsigned long long mask;
+            if (sscanf(line, "SigBlk: %llx", &mask) == 1) {
+                unsigned long long want = (1ull << (SIGINT - 1)) | (1ull << (SIGTERM - 1));
+                if ((mask & want) == want) ++*blocking;
+            }
+        }
+        fclose(f);
+    }
+    closedir(dir);
+    return found;
+}
+
+static void test_gc_parallel_helpers_named_and_masked(void **state)
+{
+    (void)state;
+    TEST_START();
+    sigset_t none, old;
+    sigemptyset(&none);
+    EXPECT_EQ(pthread_sigmask(SIG_SETMASK, &none, &old), 0);
+    gc_options_t o;
+    memset(&o, 0, sizeof o);
+    o.markers = 3;
+    gc_heap_t *h = gc_heap_create(&o);
+    EXPECT_NONNULL(h);
+    gc_thread_t *t = gc_thread_attach(h);
+    EXPECT_NONNULL(t);
+    void *keep = mk(t, &T_FIN, 1, 0);
+    gc_push_root(t, &keep);
+    gc_collect(t); /* starts the helpers */
+    int blocking = 0;
+    EXPECT_EQ(markers_blocking(&blocking), 2);
+    EXPECT_EQ(blocking, 2);
+    /* the collecting thread's own mask is as it was */
+    sigset_t now;
+    EXPECT_EQ(pthread_sigmask(SIG_SETMASK, NULL, &now), 0);
+    EXPECT_EQ(sigismember(&now, SIGINT), 0);
+    gc_pop_roots(t, 1);
+    gc_thread_detach(t);
+    gc_heap_destroy(h);
+    EXPECT_EQ(pthread_sigmask(SIG_SETMASK, &old, NULL), 0);
+}
+
 int main(void)
 {
     mt_init("test_gc_parallel");
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_rec, teardown_rec)
     const struct CMUnitTest tests[] = {
         T(test_gc_parallel_same_live_set),
+        T(test_gc_parallel_helpers_named_and_masked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
