@@ -93,11 +93,13 @@ pool_t *pool_create(const pool_options_t *opts) {
         os_unmap(pool, sizeof(pool_t));
         return NULL;
     }
+    pool_list_add(pool);
     return pool;
 }
 
 void pool_destroy(pool_t *pool) {
     if (pool == NULL) return;
+    pool_list_remove(pool);
     heaps_forget_pool(pool);
     pthread_mutex_lock(&pool->lock);
     if (TOOL_VG(pool->valgrind)) pool_tool_forget_live_locked(pool);
@@ -119,20 +121,6 @@ void pool_default_set_options(const pool_options_t *opts) {
 
 static void default_pool_create(void) {
     default_pool = pool_create(&default_options);
-}
-
-void pool_fork_prepare(pool_t *pool) {
-    heap_registry_lock();
-    if (pool) pthread_mutex_lock(&pool->lock);
-    chunk_map_lock();
-    mulch_report_lock();
-}
-
-void pool_fork_release(pool_t *pool) {
-    mulch_report_unlock();
-    chunk_map_unlock();
-    if (pool) pthread_mutex_unlock(&pool->lock);
-    heap_registry_unlock();
 }
 
 pool_t *pool_default(void) {

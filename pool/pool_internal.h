@@ -334,6 +334,7 @@ struct pool {
     block_t        *free_spans[MULCH_SPAN_BINS];
     block_t        *abandoned[MULCH_MAX_CLASSES];
     thread_heap_t  *heaps;
+    pool_t         *list_next, *list_prev; /* every live pool (fork.c)      */
     /* under lock; read by stats with relaxed loads */
     _Atomic size_t  committed, mapped, peak_committed, free_committed;
     _Atomic size_t  huge_live, huge_bytes;
@@ -695,12 +696,9 @@ MULCH_INTERNAL void *pool_realloc_from(pool_t *pool, void *p, size_t size, const
 MULCH_INTERNAL void *pool_alloc_aligned_from(pool_t *pool, size_t size, size_t align, const void *caller);
 /* Options of the default pool; effective only before its first use. */
 MULCH_INTERNAL void pool_default_set_options(const pool_options_t *opts);
-/* fork(): take every lock the pool layer has (registry → pool → chunk map →
- * error handler, the order the code nests them in) before, and release them
- * after, in the parent and the child, so the child never inherits a lock
- * held by a thread that does not exist there. */
-MULCH_INTERNAL void pool_fork_prepare(pool_t *pool);
-MULCH_INTERNAL void pool_fork_release(pool_t *pool);
+/* fork.c: the list of live pools, whose locks are held across fork(). */
+MULCH_INTERNAL void pool_list_add(pool_t *pool);
+MULCH_INTERNAL void pool_list_remove(pool_t *pool);
 MULCH_INTERNAL void heap_registry_lock(void);
 MULCH_INTERNAL void heap_registry_unlock(void);
 MULCH_INTERNAL void chunk_map_lock(void);

@@ -328,8 +328,8 @@ MALLOC_API size_t malloc_usable_size(void *p) {
 
 /* ---- process lifetime: fork and exit --------------------------------------- */
 
-static void fork_prepare(void) { pool_fork_prepare(atomic_load(&served_pool)); }
-static void fork_release(void) { pool_fork_release(atomic_load(&served_pool)); }
+/* fork: the pool layer holds every pool's locks across it (pool/fork.c),
+ * served_pool's included. */
 
 /* The private copy of stderr, on a high number (100 and up) that programs
  * picking their own small descriptor numbers leave alone; under a
@@ -345,10 +345,9 @@ static int report_fd_open(void) {
 }
 
 /* After libc, before the program's constructors: the pool exists before
- * anything forks, and pthread_atfork may allocate through us safely. */
+ * anything forks. */
 __attribute__((constructor)) static void mulch_malloc_init(void) {
     if (served() == NULL) return;
-    pthread_atfork(fork_prepare, fork_release, fork_release);
     if (want_stats || want_leak_report) report_fd = report_fd_open();
     struct stat st;
     if (report_fd >= 0 && fstat(report_fd, &st) == 0) {

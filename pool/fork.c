@@ -1,0 +1,59 @@
+/* fork.c — every pool's locks are held across fork().
+ *
+ * A child has only the thread that called fork; any lock another thread
+ * held at that moment would stay held in the child for ever. So, around
+ * every fork (pthread_atfork, registered when the library is loaded), the
+ * forking thread takes each lock of the pool layer in the order the code
+ * nests them — the pool list, the thread-heap registry, each live pool's
+ * lock, the chunk map, the error handler's — and releases them, in the
+ * parent and in the child, once the fork is done. Every pool joins the
+ * list in pool_create and leaves it in pool_destroy.
+ *
+ * The collector's heap locks are not taken here (gc/ and docs/gc.md: a
+ * heap with other attached threads cannot collect in the child).
+ */
+#include "pool_internal.h"
+
+static pthread_mutex_t pools_lock = PTHREAD_MUTEX_INITIALIZER;
+static pool_t *pools; /* pools_lock */
+
+void pool_list_add(pool_t *pool) {
+    pthread_mutex_lock(&pools_lock);
+    pool->list_prev = NULL;
+    pool->list_next = pools;
+    if (pools) pools->list_prev = pool;
+    pools = pool;
+    pthread_mutex_unlock(&pools_lock);
+}
+
+void pool_list_remove(pool_t *pool) {
+    pthread_mutex_lock(&pools_lock);
+    if (pool->list_prev) pool->list_prev->list_next = pool->list_next;
+    else pools = pool->list_next;
+    if (pool->list_next) pool->list_next->list_prev = pool->list_prev;
+    pool->list_next = pool->list_prev = NULL;
+    pthread_mutex_unlock(&pools_lock);
+}
+
+static void fork_prepare(void) {
+    pthread_mutex_lock(&pools_lock);
+    heap_registry_lock();
+    for (pool_t *pool = pools; pool; pool = pool->list_next) pthread_mutex_lock(&pool->lock);
+    chunk_map_lock();
+    mulch_report_lock();
+}
+
+static void fork_release(void) {
+    mulch_report_unlock();
+    chunk_map_unlock();
+    for (pool_t *pool = pools; pool; pool = pool->list_next) pthread_mutex_unlock(&pool->lock);
+    heap_registry_unlock();
+    pthread_mutex_unlock(&pools_lock);
+}
+
+/* At load time, before any thread of the program can fork: registering
+ * may allocate, which under the malloc drop-in comes back to the pool,
+ * and that is safe here (no pool lock is held). */
+__attribute__((constructor)) static void fork_handlers_register(void) {
+    (void)pthread_atfork(fork_prepare, fork_release, fork_release);
+}
