@@ -26,19 +26,24 @@ static pthread_key_t exit_key;
 static pthread_once_t exit_key_once = PTHREAD_ONCE_INIT;
 static bool exit_key_ok;
 
-static void thread_detach(gc_thread_t *t, bool exiting);
+static void thread_detach(gc_thread_t *t);
 
 static void thread_exit_detach(void *unused) {
     (void)unused;
-    /* Every heap's root stack first: detaching from one heap may wait for
-     * its collection, while another heap's collections read this thread's
-     * stack there (thread_detach). */
+    /* The thread's function has returned: the slots its root stacks name
+     * were in frames that are gone (this hook's own frames reuse them).
+     * Every heap's stack is dropped first, under that heap's lock (a
+     * blocking thread's stack is read by collections at any time), since
+     * detaching from one heap may wait for its collection while another
+     * heap's collections read this thread's stack. Before the hook runs
+     * nothing can be done: a thread that returns inside a blocking region
+     * with roots pushed leaves them to collections until then. */
     for (gc_attachment_t *a = attachments; a; a = a->next) {
         pthread_mutex_lock(&a->heap->lock);
         a->thread->root_depth = 0;
         pthread_mutex_unlock(&a->heap->lock);
     }
-    while (attachments) thread_detach(attachments->thread, true);
+    while (attachments) thread_detach(attachments->thread);
 }
 
 static void exit_key_create(void) {
@@ -149,18 +154,10 @@ static void gc_attachment_forget(gc_heap_t *heap) {
     }
 }
 
-/* t is the calling thread's. `exiting`: called by the thread-exit hook,
- * after the thread's function returned: the slots its root stack names
- * were in frames that are gone (the hook's own frames reuse them), so the
- * stack is dropped before this thread parks or waits, which would let a
- * collection read them. (Under the lock: a blocking thread's stack is read
- * by collections at any time. Before the hook runs, nothing can be done:
- * a thread that returns inside a blocking region with roots pushed leaves
- * them to collections until then.) */
-static void thread_detach(gc_thread_t *t, bool exiting) {
+/* t is the calling thread's. */
+static void thread_detach(gc_thread_t *t) {
     gc_heap_t *heap = t->heap;
     pthread_mutex_lock(&heap->lock);
-    if (exiting) t->root_depth = 0;
     if (t->state == GC_BLOCKING) {
         while (heap->collecting) pthread_cond_wait(&heap->changed, &heap->lock);
     } else {
@@ -186,12 +183,12 @@ void gc_thread_detach(gc_thread_t *t) {
         mulch_report("gc_thread_detach: called inside a finalizer", t);
         return;
     }
-    thread_detach(t, false);
+    thread_detach(t);
 }
 
 void gc_thread_destroy_current(gc_heap_t *heap) {
     gc_thread_t *t = gc_thread_current(heap);
-    if (t) thread_detach(t, false);
+    if (t) thread_detach(t);
 }
 
 bool gc_world_stop(gc_thread_t *self, bool wait_only) {

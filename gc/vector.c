@@ -8,7 +8,7 @@ static size_t vector_bytes(size_t capacity) {
     return (capacity * sizeof(void *) + MULCH_PAGE - 1) & ~(MULCH_PAGE - 1);
 }
 
-static bool vector_reserve(gc_vector_t *v, size_t need) {
+bool gc_vector_reserve(gc_vector_t *v, size_t need) {
     if (need <= v->capacity) return true;
     size_t capacity = v->capacity ? v->capacity : MULCH_PAGE / sizeof(void *);
     while (capacity < need) capacity *= 2;
@@ -21,19 +21,15 @@ static bool vector_reserve(gc_vector_t *v, size_t need) {
     return true;
 }
 
-bool gc_vector_reserve(gc_vector_t *v, size_t need) {
-    return vector_reserve(v, need);
-}
-
 bool gc_vector_push(gc_vector_t *v, void *item) {
-    if (v->count == v->capacity && !vector_reserve(v, v->count + 1)) return false;
+    if (v->count == v->capacity && !gc_vector_reserve(v, v->count + 1)) return false;
     v->items[v->count++] = item;
     return true;
 }
 
 bool gc_vector_append(gc_vector_t *to, gc_vector_t *from) {
     if (from->count == 0) return true;
-    if (!vector_reserve(to, to->count + from->count)) return false;
+    if (!gc_vector_reserve(to, to->count + from->count)) return false;
     memcpy(to->items + to->count, from->items, from->count * sizeof(void *));
     to->count += from->count;
     from->count = 0;
