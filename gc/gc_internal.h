@@ -88,7 +88,7 @@
 #define GC_HEADERLESS_MAX 256u               /* largest headerless cell     */
 #define GC_TYPED_CACHE   64u                 /* per-thread (type, size granule) -> bin */
 #define GC_LARGE_CLASS   0xffffu             /* size_class of a large object's span */
-#define GC_SPAN_CACHE    8u                  /* the tracer's span cache entries */
+#define GC_SPAN_CACHE    64u                 /* the tracer's span cache entries */
 
 enum gc_thread_state { GC_RUNNING = 0, GC_PARKED, GC_BLOCKING, GC_DETACHED };
 
