@@ -70,7 +70,7 @@ bool gc_object_allocated_locked(gc_heap_t *heap, const void *obj) {
  * allocation met each line cold (GCBench: a quarter of gc_alloc's time
  * stalled on that first store). */
 static void bin_zero_cells(const gc_bin_t *bin, uint64_t bits) {
-    unsigned char *base = bin->cells + (size_t)bin->word * 64 * bin->cell_size;
+    unsigned char *base = bin->word_cells;
     while (bits) {
         unsigned first = (unsigned)__builtin_ctzll(bits);
         uint64_t rest = ~(bits >> first);
@@ -106,6 +106,7 @@ static void bin_load(gc_heap_t *heap, gc_bin_t *bin) {
     }
     bin->alloc[bin->word] |= free_bits;
     bin->free_bits = free_bits;
+    bin->word_cells = bin->cells + (size_t)bin->word * 64 * bin->cell_size;
     bin_zero_cells(bin, free_bits);
     size_t bytes = (size_t)bits_count64(free_bits) * bin->cell_size;
     atomic_fetch_add_explicit(&heap->allocated_since_gc, bytes, memory_order_relaxed);
@@ -415,7 +416,7 @@ static MULCH_NOINLINE void *gc_alloc_slow(gc_thread_t *t, const gc_type_t *type,
         if (bits) {
             unsigned i = (unsigned)__builtin_ctzll(bits);
             bin->free_bits = bits & (bits - 1);
-            unsigned char *cell = bin->cells + ((size_t)bin->word * 64 + i) * bin->cell_size;
+            unsigned char *cell = bin->word_cells + (size_t)i * bin->cell_size;
             return gc_object_init_zeroed(t, cell, bin->cell_size, type, headerless);
         }
         if (atomic_load_explicit(&heap->stop_requested, memory_order_relaxed)) {
@@ -498,7 +499,7 @@ void *gc_alloc(gc_thread_t *t, const gc_type_t *type, size_t size) {
                 bin->free_bits = bits & (bits - 1);
                 size_t cell_size = bin->cell_size;
                 counter_add_u64(&t->bytes_allocated, cell_size);
-                return bin->cells + ((size_t)bin->word * 64 + i) * cell_size; /* zeroed by bin_load */
+                return bin->word_cells + i * cell_size; /* zeroed by bin_load */
             }
             return gc_alloc_slow(t, type, size);
         }
@@ -510,7 +511,7 @@ void *gc_alloc(gc_thread_t *t, const gc_type_t *type, size_t size) {
             unsigned i = (unsigned)__builtin_ctzll(bits);
             bin->free_bits = bits & (bits - 1);
             size_t cell_size = bin->cell_size;
-            unsigned char *cell = bin->cells + ((size_t)bin->word * 64 + i) * cell_size;
+            unsigned char *cell = bin->word_cells + i * cell_size;
             ((uint64_t *)cell)[0] = (uint64_t)(uintptr_t)type; /* the rest was zeroed by bin_load */
             counter_add_u64(&t->bytes_allocated, cell_size);
             return cell + GC_HEADER;

@@ -99,6 +99,7 @@ typedef struct gc_vector {
 
 typedef struct gc_bin {
     block_t       *span;      /* span being allocated from, or NULL           */
+    unsigned char *word_cells;/* first cell of word `word` (set by bin_load)  */
     unsigned char *cells;     /* first cell of the span                       */
     uint64_t      *alloc;     /* its alloc bitmap                             */
     uint64_t       free_bits; /* free cells of word `word`, not yet taken     */
