@@ -249,14 +249,14 @@ void gc_mark_drain_local(gc_tracer_t *tracer) {
     gc_mark_entry_t fifo[MARK_PREFETCH];
     unsigned head = 0, count = 0, until_share = MARK_SHARE_INTERVAL;
     for (;;) {
-        if (tracer->depth && count < MARK_PREFETCH) {
-            fifo[(head + count++) % MARK_PREFETCH] = tracer->stack[--tracer->depth];
-            continue;
-        }
+        while (count < MARK_PREFETCH && tracer->depth) fifo[(head + count++) % MARK_PREFETCH] = tracer->stack[--tracer->depth];
         if (count == 0) return;
         gc_mark_entry_t entry = fifo[head];
+        /* a full FIFO (the usual case): the next entry takes the slot just
+         * emptied, which is the tail once head moves on */
+        if (tracer->depth) fifo[head] = tracer->stack[--tracer->depth];
+        else count--;
         head = (head + 1) % MARK_PREFETCH;
-        count--;
         trace_entry(entry, tracer);
         if (mulch_unlikely(tracer->shared != NULL) && --until_share == 0) {
             until_share = MARK_SHARE_INTERVAL;
