@@ -1,6 +1,7 @@
 /* malloc.c — libmulch-malloc.so: the C allocation functions (malloc, free,
  * calloc, realloc, reallocarray, posix_memalign, aligned_alloc, memalign,
- * valloc, pvalloc, malloc_usable_size) served by the default pool, for
+ * valloc, pvalloc, malloc_usable_size, and C23's free_sized and
+ * free_aligned_sized) served by the default pool, for
  * LD_PRELOAD. The pool objects are linked into this library, which exports
  * nothing else (malloc.map), so it is a copy of the pool of its own: a
  * program that also links libmulch has two independent default pools.
@@ -176,6 +177,22 @@ MALLOC_API void free(void *p) {
     int saved = errno;
     pool_free(pool, p);
     errno = saved;
+}
+
+/* C23's sized frees. A program built against a C library that has them
+ * (glibc 2.43 on) calls them for memory this library handed out, so they
+ * must be ours: the C library's would take our blocks for its own. The
+ * size is a promise the caller made; free needs no hint, so it is not
+ * checked (a wrong size is undefined behaviour, as in C23). */
+MALLOC_API void free_sized(void *p, size_t size) {
+    (void)size;
+    free(p);
+}
+
+MALLOC_API void free_aligned_sized(void *p, size_t align, size_t size) {
+    (void)align;
+    (void)size;
+    free(p);
 }
 
 MALLOC_API void *calloc(size_t n, size_t size) {

@@ -4,7 +4,7 @@
  * overflow and OOM (NULL with ENOMEM), alignment validation (EINVAL),
  * usable sizes, errno kept by free, and pointers the drop-in does not own
  * (from the C library's own allocator, or plain mmap), which must not
- * crash it. Exit status 0 when everything holds. */
+ * crash it; C23's free_sized and free_aligned_sized are the drop-in's. Exit status 0 when everything holds. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
@@ -49,6 +49,43 @@ static void check_served_by_drop_in(void) {
     Dl_info info;
     void *fn = dlsym(RTLD_DEFAULT, "malloc");
     CHECK(fn != NULL && dladdr(fn, &info) && info.dli_fname && strstr(info.dli_fname, "mulch-malloc"));
+}
+
+/* Looked up, not called by name: the C library this builds against may
+ * not declare them (glibc has them from 2.43). */
+static void check_sized_frees(void) {
+    void *sized_symbol = dlsym(RTLD_DEFAULT, "free_sized");
+    void *aligned_symbol = dlsym(RTLD_DEFAULT, "free_aligned_sized");
+    Dl_info info;
+    CHECK(sized_symbol != NULL && dladdr(sized_symbol, &info) && info.dli_fname &&
+          strstr(info.dli_fname, "mulch-malloc"));
+    CHECK(aligned_symbol != NULL && dladdr(aligned_symbol, &info) && info.dli_fname &&
+          strstr(info.dli_fname, "mulch-malloc"));
+    if (sized_symbol == NULL || aligned_symbol == NULL) return;
+    /* (ISO C has no cast between object and function pointers) */
+    void (*sized)(void *, size_t);
+    void (*aligned_sized)(void *, size_t, size_t);
+    memcpy(&sized, &sized_symbol, sizeof sized);
+    memcpy(&aligned_sized, &aligned_symbol, sizeof aligned_sized);
+    sized(NULL, 0);
+    aligned_sized(NULL, 64, 0);
+    for (int round = 0; round < 1000; round++) {
+        size_t n = 1 + (size_t)round * 37 % 5000;
+        unsigned char *p = malloc(n);
+        CHECK(p != NULL);
+        if (p) fill(p, n, (unsigned)round);
+        unsigned char *q = aligned_alloc(256, 512);
+        CHECK(q != NULL && aligned_to(q, 256));
+        if (p) CHECK(filled(p, n, (unsigned)round));
+        sized(p, n);
+        aligned_sized(q, 256, 512);
+    }
+    /* the blocks went back: the same sizes come out of the same cells */
+    void *a = malloc(48);
+    sized(a, 48);
+    void *b = malloc(48);
+    CHECK(a == b);
+    free(b);
 }
 
 static void check_basics(void) {
@@ -282,6 +319,7 @@ static void check_foreign_before_unreadable_page(void) {
 int main(void) {
     check_served_by_drop_in();
     check_basics();
+    check_sized_frees();
     check_calloc();
     check_out_of_memory();
     check_alignment();
