@@ -110,7 +110,9 @@ static void test_conservative_other_threads_stacks(void **state)
         gc_thread_t *t = gc_thread_attach(o.heap);
         pthread_t th;
         EXPECT_EQ(pthread_create(&th, NULL, other_thread, &o), 0);
-        while (atomic_load(&o.phase) < 1) sched_yield();
+        /* an attached thread that waits polls: the other thread's
+         * allocation may collect (MULCH_GC_STRESS=1 makes it) */
+        while (atomic_load(&o.phase) < 1) gc_safepoint(t);
         collect_a_few(t);
         EXPECT_FIN(4, 0);
         atomic_store(&o.phase, 2);
