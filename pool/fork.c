@@ -9,8 +9,12 @@
  * parent and in the child, once the fork is done. Every pool joins the
  * list in pool_create and leaves it in pool_destroy.
  *
- * The collector's heap locks are not taken here (gc/ and docs/gc.md: a
- * heap with other attached threads cannot collect in the child).
+ * The collector's heap locks are taken by gc/fork.c's handlers, which
+ * run before this prepare and after this release (the heap's code calls
+ * the pool with its lock held). pthread_atfork runs prepare handlers in
+ * reverse order of registration, so this file's must be registered
+ * first: pool_fork_register does it once, whichever of the two files'
+ * constructors runs first (their order is the link order's business).
  */
 #include "pool_internal.h"
 
@@ -51,9 +55,19 @@ static void fork_release(void) {
     pthread_mutex_unlock(&pools_lock);
 }
 
+static pthread_once_t fork_handlers_once = PTHREAD_ONCE_INIT;
+
+static void fork_handlers_register_once(void) {
+    (void)pthread_atfork(fork_prepare, fork_release, fork_release);
+}
+
+void pool_fork_register(void) {
+    pthread_once(&fork_handlers_once, fork_handlers_register_once);
+}
+
 /* At load time, before any thread of the program can fork: registering
  * may allocate, which under the malloc drop-in comes back to the pool,
  * and that is safe here (no pool lock is held). */
 __attribute__((constructor)) static void fork_handlers_register(void) {
-    (void)pthread_atfork(fork_prepare, fork_release, fork_release);
+    pool_fork_register();
 }

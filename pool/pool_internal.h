@@ -699,6 +699,9 @@ MULCH_INTERNAL void pool_default_set_options(const pool_options_t *opts);
 /* fork.c: the list of live pools, whose locks are held across fork(). */
 MULCH_INTERNAL void pool_list_add(pool_t *pool);
 MULCH_INTERNAL void pool_list_remove(pool_t *pool);
+/* Registers the pool's fork handlers, once (gc/fork.c registers its own
+ * after them: see fork.c). */
+MULCH_INTERNAL void pool_fork_register(void);
 MULCH_INTERNAL void heap_registry_lock(void);
 MULCH_INTERNAL void heap_registry_unlock(void);
 MULCH_INTERNAL void chunk_map_lock(void);
