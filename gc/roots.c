@@ -163,12 +163,15 @@ static MULCH_NOINLINE void root_stack_grow(gc_thread_t *t, void **slot) {
                      slot);
         return;
     }
-    if (t->root_stack) {
-        memcpy(stack, t->root_stack, t->root_depth * sizeof(void **));
-        os_unmap(t->root_stack, root_stack_bytes(t->root_capacity));
-    }
+    void ***old = t->root_stack;
+    size_t old_capacity = t->root_capacity;
+    if (old) memcpy(stack, old, t->root_depth * sizeof(void **));
+    /* The new stack is in place before the old one goes: a fork child
+     * frees another thread's stack (gc/fork.c), and must not unmap an
+     * old one whose address a new mapping may have taken meanwhile. */
     t->root_stack = stack;
     t->root_capacity = capacity;
+    if (old) os_unmap(old, root_stack_bytes(old_capacity));
     t->root_stack[t->root_depth++] = slot;
 }
 

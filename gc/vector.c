@@ -1,7 +1,14 @@
 /* vector.c — growable pointer arrays for the collector's bookkeeping
  * (spans, roots, finalizable objects, weak references, mark stacks).
  * Memory comes from the OS layer, not malloc, so the collector does not
- * depend on the C allocator it may one day replace. */
+ * depend on the C allocator it may one day replace.
+ *
+ * A thread pushes onto its own lists (finalizable objects, weak
+ * references) without a lock, and fork may copy them at any instruction:
+ * a fork child takes over another thread's lists (gc/fork.c). So every
+ * store leaves a list readable: an item is written before the count
+ * covers it, and a list grows into its new array before the old one is
+ * unmapped (a child may leak the old array, never read an unmapped one). */
 #include "gc_internal.h"
 
 static size_t vector_bytes(size_t capacity) {
@@ -15,15 +22,20 @@ bool gc_vector_reserve(gc_vector_t *v, size_t need) {
     void **items = os_map(vector_bytes(capacity));
     if (items == NULL) return false;
     if (v->count) memcpy(items, v->items, v->count * sizeof(void *));
-    if (v->items) os_unmap(v->items, vector_bytes(v->capacity));
+    void **old = v->items;
+    size_t old_capacity = v->capacity;
     v->items = items;
     v->capacity = capacity;
+    if (old) os_unmap(old, vector_bytes(old_capacity));
     return true;
 }
 
 bool gc_vector_push(gc_vector_t *v, void *item) {
     if (v->count == v->capacity && !gc_vector_reserve(v, v->count + 1)) return false;
-    v->items[v->count++] = item;
+    v->items[v->count] = item;
+    /* (the compiler may not store the count first) */
+    atomic_signal_fence(memory_order_release);
+    v->count++;
     return true;
 }
 
