@@ -52,6 +52,8 @@
  * other attached thread PARKED (at a safepoint) or BLOCKING; only then are
  * their bins, root stacks and lists read. stop_requested is polled without
  * the lock on allocation slow paths and in gc_safepoint.
+ * Across fork every heap's lock is held (gc/fork.c); a child's heap has
+ * the forking thread's record alone, and no collection in progress.
  *
  * Span descriptor fields used by the collector (pool/block.h allows it):
  *   cell_size, capacity, divisor, size_class  — geometry;
@@ -277,6 +279,7 @@ struct gc_heap {
     size_t           running;          /* attached threads in GC_RUNNING    */
     gc_thread_t     *threads;
     uint32_t         epoch;            /* sweep epoch: bumped by each mark  */
+    struct gc_heap  *fork_next, *fork_prev; /* every live heap (gc/fork.c) */
 
     /* spans */
     gc_vector_t      spans;            /* every span the heap holds         */
@@ -491,6 +494,16 @@ MULCH_INTERNAL void gc_thread_destroy_current(gc_heap_t *heap);
 MULCH_INTERNAL void gc_safepoint_slow(gc_thread_t *thread);
 /* Merge the per-thread finalizable/weak vectors into the heap (world stopped). */
 MULCH_INTERNAL void gc_threads_flush(gc_heap_t *heap);
+/* Around fork (gc/fork.c): the calling thread enters a blocking region of
+ * every heap it is attached to, and leaves them again (waiting for a
+ * collection in progress, running no finalizer: an atfork handler). */
+MULCH_INTERNAL void gc_threads_fork_block(void);
+MULCH_INTERNAL void gc_threads_fork_unblock(void);
+/* In the child, heap->lock held: every attached thread but the calling
+ * one is gone. Drops their records (roots dropped; bins, finalizable
+ * objects and weak references handed to the heap) and any stop or
+ * finalizer run of theirs in progress. */
+MULCH_INTERNAL void gc_threads_fork_child_locked(gc_heap_t *heap);
 
 /* ---- marking (gc/mark.c) ------------------------------------------------------- */
 MULCH_INTERNAL void gc_tracer_init(gc_tracer_t *tracer, gc_heap_t *heap, const char *phase);
@@ -506,6 +519,12 @@ MULCH_INTERNAL void gc_mark_parallel(gc_tracer_t *tracer);
 MULCH_INTERNAL void gc_mark_donate(gc_tracer_t *tracer);
 MULCH_INTERNAL void gc_mark_shared_init(gc_heap_t *heap);
 MULCH_INTERNAL void gc_mark_shared_destroy(gc_heap_t *heap);
+/* Around fork (gc/fork.c): takes and releases the shared locks (after
+ * heap->lock); in the child, forgets the helpers (gone) and renews the
+ * condition variables before releasing. */
+MULCH_INTERNAL void gc_mark_shared_fork_lock(gc_heap_t *heap);
+MULCH_INTERNAL void gc_mark_shared_fork_unlock(gc_heap_t *heap);
+MULCH_INTERNAL void gc_mark_shared_fork_child(gc_heap_t *heap);
 MULCH_INTERNAL bool gc_is_marked(const gc_heap_t *heap, const void *obj);
 MULCH_INTERNAL void gc_roots_trace(gc_tracer_t *tracer);
 /* Entries every root stack mapping has past root_capacity (roots.c). */
@@ -593,6 +612,10 @@ MULCH_INTERNAL void gc_bridge_after_mark(gc_heap_t *heap);
 MULCH_INTERNAL void gc_bridge_release_pending(gc_heap_t *heap);
 MULCH_INTERNAL void gc_bridge_destroy(gc_heap_t *heap);
 MULCH_INTERNAL size_t gc_bridge_cycles_locked(gc_heap_t *heap, FILE *out);
+
+/* ---- fork (gc/fork.c): every live heap's locks are held across fork ---- */
+MULCH_INTERNAL void gc_heap_list_add(gc_heap_t *heap);
+MULCH_INTERNAL void gc_heap_list_remove(gc_heap_t *heap);
 
 /* ---- verification (gc/verify.c) ------------------------------------------------ */
 MULCH_INTERNAL size_t gc_verify_locked(gc_heap_t *heap);

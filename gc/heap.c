@@ -6,6 +6,8 @@
  * of objects still alive — with the calling thread attached (temporarily if
  * need be), then gives every span back. It refuses (reported, nothing
  * changed) while another thread is attached or from inside a finalizer.
+ * A heap is in gc/fork.c's list, whose locks are held across fork, from
+ * the end of gc_heap_create until gc_heap_destroy destroys its locks.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -115,6 +117,7 @@ gc_heap_t *gc_heap_create(const gc_options_t *opts) {
     /* AUTO evacuates spans whose live cells fill less than this share. */
     size_t below = env_size("MULCH_GC_EVACUATE_BELOW", 80);
     heap->evacuate_below_percent = below > 100 ? 100u : (unsigned)below;
+    gc_heap_list_add(heap); /* its locks are held across fork from here on */
     return heap;
 }
 
@@ -185,6 +188,7 @@ void gc_heap_destroy(gc_heap_t *heap) {
         os_unmap(heap->root_callbacks, heap->root_callback_capacity * sizeof(gc_root_callback_t));
     if (heap->pins) os_unmap(heap->pins, heap->pin_capacity * sizeof(gc_pin_entry_t));
     gc_hashes_destroy(heap);
+    gc_heap_list_remove(heap); /* before its locks go */
     gc_mark_shared_destroy(heap);
     pthread_cond_destroy(&heap->changed);
     pthread_mutex_destroy(&heap->lock);

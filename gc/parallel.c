@@ -16,7 +16,9 @@
  * marker; evacuation targets are taken under target_lock; the collector
  * holds heap->lock throughout, helpers never take it. Helpers run no user
  * code but trace functions. Live set and results are those of serial
- * marking: marking is idempotent and order-independent.
+ * marking: marking is idempotent and order-independent. Both shared locks
+ * are held across fork (after heap->lock); a child has no helpers and
+ * starts its own when it next marks in parallel.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -269,4 +271,41 @@ void gc_mark_shared_destroy(gc_heap_t *heap) {
     pthread_cond_destroy(&shared->work);
     pthread_mutex_destroy(&shared->target_lock);
     pthread_mutex_destroy(&shared->lock);
+}
+
+/* ---- fork (gc/fork.c) -------------------------------------------------------
+ * With heap->lock held no marking runs (the collector holds it throughout),
+ * so helpers, if any, sleep on `start`, and target_lock is free or about
+ * to be. In the child the helpers are gone: helper_count 0, and the next
+ * parallel marking starts new ones (helpers_start). The condition
+ * variables may record waiters that no longer exist (a broadcast could
+ * wait for them to leave): they are initialized anew. */
+void gc_mark_shared_fork_lock(gc_heap_t *heap) {
+    pthread_mutex_lock(&heap->mark_shared.lock);
+    pthread_mutex_lock(&heap->mark_shared.target_lock);
+}
+
+void gc_mark_shared_fork_unlock(gc_heap_t *heap) {
+    pthread_mutex_unlock(&heap->mark_shared.target_lock);
+    pthread_mutex_unlock(&heap->mark_shared.lock);
+}
+
+void gc_mark_shared_fork_child(gc_heap_t *heap) {
+    gc_mark_shared_t *shared = &heap->mark_shared;
+    shared->helper_count = 0;
+    shared->active = shared->joined = 0;
+    shared->quit = false;
+    atomic_store_explicit(&shared->idle, 0, memory_order_relaxed);
+    atomic_store_explicit(&shared->done, false, memory_order_relaxed);
+    /* (packets left over would be in no marker's hands: back to the free list) */
+    while (shared->packets) {
+        gc_mark_packet_t *p = shared->packets;
+        shared->packets = p->next;
+        p->next = shared->free_packets;
+        shared->free_packets = p;
+    }
+    atomic_store_explicit(&shared->offered, 0, memory_order_relaxed);
+    pthread_cond_init(&shared->work, NULL);
+    pthread_cond_init(&shared->start, NULL);
+    pthread_cond_init(&shared->finished, NULL);
 }

@@ -9,6 +9,10 @@
  * detaches signals it. While collecting is set no thread becomes RUNNING.
  * A thread's bins, root stack and vectors are read by the collector only in
  * that window, so they need no lock of their own.
+ *
+ * Across fork (gc/fork.c) the forking thread is BLOCKING in each of its
+ * heaps; in the child, only its record stays attached (the others are
+ * dropped with their roots: gc_threads_fork_child_locked).
  */
 #include "gc_internal.h"
 
@@ -249,9 +253,8 @@ void gc_safepoint(gc_thread_t *t) {
 /* Regions nest (blocking_depth): a helper that brackets its own blocking
  * call may run inside a caller's region without ending it, which would
  * leave the caller waiting as a RUNNING thread, every collection waiting
- * for it in turn. */
-void gc_enter_blocking(gc_thread_t *t) {
-    if (!gc_thread_check(t, "gc_enter_blocking")) return;
+ * for it in turn. t is the calling thread's. */
+static void thread_block(gc_thread_t *t) {
     if (t->blocking_depth++ > 0) return;
     gc_heap_t *heap = t->heap;
     pthread_mutex_lock(&heap->lock);
@@ -264,6 +267,24 @@ void gc_enter_blocking(gc_thread_t *t) {
     pthread_mutex_unlock(&heap->lock);
 }
 
+/* The end of the outermost region (blocking_depth back to 0): waits for
+ * a collection in progress to end, then runs again. */
+static void thread_unblock(gc_thread_t *t) {
+    gc_heap_t *heap = t->heap;
+    pthread_mutex_lock(&heap->lock);
+    while (heap->collecting) pthread_cond_wait(&heap->changed, &heap->lock);
+    if (t->state == GC_BLOCKING) {
+        t->state = GC_RUNNING;
+        heap->running++;
+    }
+    pthread_mutex_unlock(&heap->lock);
+}
+
+void gc_enter_blocking(gc_thread_t *t) {
+    if (!gc_thread_check(t, "gc_enter_blocking")) return;
+    thread_block(t);
+}
+
 void gc_leave_blocking(gc_thread_t *t) {
     if (!gc_thread_check(t, "gc_leave_blocking")) return;
     if (t->blocking_depth == 0) {
@@ -273,15 +294,58 @@ void gc_leave_blocking(gc_thread_t *t) {
         return;
     }
     if (--t->blocking_depth > 0) return;
-    gc_heap_t *heap = t->heap;
-    pthread_mutex_lock(&heap->lock);
-    while (heap->collecting) pthread_cond_wait(&heap->changed, &heap->lock);
-    if (t->state == GC_BLOCKING) {
-        t->state = GC_RUNNING;
-        heap->running++;
-    }
-    pthread_mutex_unlock(&heap->lock);
+    thread_unblock(t);
     gc_run_finalizers(t);
+}
+
+/* ---- fork (gc/fork.c) ------------------------------------------------------
+ * The forking thread blocks in every heap it is attached to before the
+ * prepare handler takes the heaps' locks: a collection that is stopping
+ * the world (its stopper holds heap->lock between waits for the RUNNING
+ * count to reach 0) then goes on without it, instead of waiting for a
+ * thread that waits for its lock. */
+void gc_threads_fork_block(void) {
+    for (gc_attachment_t *a = attachments; a; a = a->next) thread_block(a->thread);
+}
+
+/* The parent's and the child's. No finalizer runs (gc_leave_blocking's
+ * would): this is an atfork handler, and the next safepoint or blocking
+ * region's end runs them anyway. */
+void gc_threads_fork_unblock(void) {
+    for (gc_attachment_t *a = attachments; a; a = a->next)
+        if (--a->thread->blocking_depth == 0) thread_unblock(a->thread);
+}
+
+/* In the child the other threads' records are dropped: their threads are
+ * gone and would be waited for by every stop. Their root stacks go with
+ * them (the frames those slots were in belong to threads that will never
+ * run, and never pop them); their bins, finalizable objects and weak
+ * references reach the heap as at a detach. Their attachment records are
+ * in their own thread-local lists, out of reach: a small mapping each
+ * stays behind. A collection some other thread was starting (collecting
+ * set while it waited for the RUNNING count: the prepare handler held the
+ * lock, so it had got no further) never happened, and a finalizer run of
+ * another thread's ends: the object it was finalizing is still pending
+ * (it leaves `pending` when its finalizer returns) and its finalizer runs
+ * again, in the child, from the start. */
+void gc_threads_fork_child_locked(gc_heap_t *heap) {
+    gc_thread_t *self = gc_thread_current(heap);
+    for (gc_thread_t *t = heap->threads, *next; t; t = next) {
+        next = t->next;
+        if (t == self) continue;
+        t->root_depth = 0;
+        gc_thread_unlink_locked(heap, t);
+        gc_thread_free(t);
+    }
+    if (heap->finalizing && heap->finalizer_thread != self) {
+        heap->finalizing = false;
+        heap->finalizer_thread = NULL;
+    }
+    heap->collecting = false;
+    atomic_store_explicit(&heap->stop_requested, 0, memory_order_relaxed);
+    /* (a stopper had counted itself out of running already, which
+     * gc_thread_unlink_locked counted again: count afresh) */
+    heap->running = self && self->state == GC_RUNNING ? 1u : 0u;
 }
 
 void gc_threads_flush(gc_heap_t *heap) {
