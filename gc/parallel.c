@@ -296,7 +296,10 @@ void gc_mark_shared_fork_child(gc_heap_t *heap) {
     shared->active = shared->joined = 0;
     shared->quit = false;
     atomic_store_explicit(&shared->idle, 0, memory_order_relaxed);
-    atomic_store_explicit(&shared->done, false, memory_order_relaxed);
+    /* No marking runs (heap->lock was held). done stays true: a helper
+     * started later finds the last generation done and waits for the next
+     * one, instead of joining a marking that is over (marker_main). */
+    atomic_store_explicit(&shared->done, true, memory_order_relaxed);
     /* (packets left over would be in no marker's hands: back to the free list) */
     while (shared->packets) {
         gc_mark_packet_t *p = shared->packets;
