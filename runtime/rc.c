@@ -12,6 +12,9 @@
  * Thread records are reused: an exited thread's record goes back on a
  * free list when nothing can name it any more (rc_internal.h, `holds`), so
  * a program that starts a thread per task does not leak a page per thread.
+ * mulch_rc_records_lock is held across fork (a thread starting or exiting
+ * meanwhile would leave it locked in the child, whose first thread to use
+ * rc would wait for ever); it is innermost: nothing else is taken under it.
  */
 #include <stdio.h>
 
@@ -23,8 +26,17 @@ static pthread_key_t rc_exit_key;
 static pthread_once_t rc_exit_once = PTHREAD_ONCE_INIT;
 static bool rc_exit_key_ok;
 
-static pthread_mutex_t rc_records_lock = PTHREAD_MUTEX_INITIALIZER;
+pthread_mutex_t mulch_rc_records_lock = PTHREAD_MUTEX_INITIALIZER;
 static rc_thread_t *rc_records_free; /* exited threads' records, reusable */
+
+static void records_lock_take(void) { pthread_mutex_lock(&mulch_rc_records_lock); }
+static void records_lock_give(void) { pthread_mutex_unlock(&mulch_rc_records_lock); }
+
+/* At load time, as the pool's and the collector's (pool/fork.c,
+ * gc/fork.c). No order with theirs matters: the lock never nests. */
+__attribute__((constructor)) static void rc_fork_handlers_register(void) {
+    (void)pthread_atfork(records_lock_take, records_lock_give, records_lock_give);
+}
 
 static _Thread_local rc_header_t *pending_destroy MULCH_TLS_MODEL;
 static _Thread_local bool destroying MULCH_TLS_MODEL;
@@ -35,10 +47,10 @@ static inline rc_thread_t *rc_self_checked(void);
 /* Drops n holds on rec; the last one puts it on the free list. */
 static void rc_record_put(rc_thread_t *rec, size_t n) {
     if (atomic_fetch_sub_explicit(&rec->holds, n, memory_order_acq_rel) != n) return;
-    pthread_mutex_lock(&rc_records_lock);
+    pthread_mutex_lock(&mulch_rc_records_lock);
     rec->next_free = rc_records_free;
     rc_records_free = rec;
-    pthread_mutex_unlock(&rc_records_lock);
+    pthread_mutex_unlock(&mulch_rc_records_lock);
 }
 
 static void rc_thread_exit(void *arg) {
@@ -65,10 +77,10 @@ static void rc_exit_key_create(void) {
 
 rc_thread_t *rc_thread_self_slow(void) {
     pthread_once(&rc_exit_once, rc_exit_key_create);
-    pthread_mutex_lock(&rc_records_lock);
+    pthread_mutex_lock(&mulch_rc_records_lock);
     rc_thread_t *self = rc_records_free;
     if (self) rc_records_free = self->next_free;
-    pthread_mutex_unlock(&rc_records_lock);
+    pthread_mutex_unlock(&mulch_rc_records_lock);
     if (self == NULL) self = os_map(sizeof(rc_thread_t)); /* zeroed */
     if (self == NULL) return NULL;
     /* a reused record: its queue is empty (holds reached 0) */

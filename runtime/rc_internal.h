@@ -81,7 +81,7 @@ struct mulch_rc_thread_ {
     size_t                 live;    /* owner only: its objects not merged  */
     _Atomic size_t         holds;   /* 1 for the running thread, + live at
                                        its exit, + releasers pushing now    */
-    struct mulch_rc_thread_ *next_free; /* the free list (rc_records_lock)  */
+    struct mulch_rc_thread_ *next_free; /* the free list (mulch_rc_records_lock)  */
 };
 
 /* The inline fast paths in <mulch/rc.h> read these words directly. */
@@ -113,6 +113,9 @@ static inline void *rc_object_of(rc_header_t *h) {
 }
 
 MULCH_INTERNAL rc_thread_t *rc_thread_self_slow(void);
+/* Guards the free list of thread records (rc.c); held across fork. Not
+ * static only so that a test can hold it while another thread forks. */
+MULCH_INTERNAL extern pthread_mutex_t mulch_rc_records_lock;
 /* True for a live rc object; otherwise reports "<fn>: <problem>". */
 MULCH_INTERNAL bool rc_check(const void *obj, const char *fn);
 #define rc_self mulch_rc_self_ /* exported: rc.h's inline paths read it */
