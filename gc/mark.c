@@ -189,7 +189,7 @@ static MULCH_NOINLINE void trace_slot_slow(gc_tracer_t *tracer, void **slot, voi
 void gc_trace_slot(gc_tracer_t *tracer, void **slot) {
     void *value = *slot;
     if (value == NULL || ((uintptr_t)value & 7u) != 0) return;
-    if (mulch_unlikely((tracer->barrier_owner != NULL) | tracer->evacuate)) {
+    if (mulch_unlikely(tracer->barrier_owner != NULL)) {
         trace_slot_slow(tracer, slot, value);
         return;
     }
@@ -200,7 +200,10 @@ void gc_trace_slot(gc_tracer_t *tracer, void **slot) {
         return;
     }
     uint32_t i = cell_divide(entry->divisor, offset);
-    if (mulch_unlikely((size_t)i * entry->cell_size != offset) || mulch_unlikely(!bit_test_relaxed(entry->alloc, i))) {
+    /* (an evacuating collection takes the slow path only for objects of
+     * the spans it empties: the others are marked in place, here) */
+    if (mulch_unlikely((size_t)i * entry->cell_size != offset) || mulch_unlikely(!bit_test_relaxed(entry->alloc, i))
+        || mulch_unlikely(tracer->evacuate && pool_block_has_flag(entry->span, BLOCK_EVACUATE))) {
         trace_slot_slow(tracer, slot, value);
         return;
     }
