@@ -330,13 +330,21 @@ void gc_threads_fork_unblock(void) {
  * again, in the child, from the start. */
 void gc_threads_fork_child_locked(gc_heap_t *heap) {
     gc_thread_t *self = gc_thread_current(heap);
+    bool dropped = false;
     for (gc_thread_t *t = heap->threads, *next; t; t = next) {
         next = t->next;
         if (t == self) continue;
         t->root_depth = 0;
         gc_thread_unlink_locked(heap, t);
         gc_thread_free(t);
+        dropped = true;
     }
+    /* A dropped thread may have been inside gc_write, between the store
+     * and the card mark (<mulch/gc.h>): an old object may point to a young
+     * one on a clean card, which a minor collection would not trace (it
+     * would free the young object under it). The next collection is full,
+     * and gc_verify skips the barrier check until then. */
+    if (dropped && heap->generational) heap->next_full = true;
     if (heap->finalizing && heap->finalizer_thread != self) {
         heap->finalizing = false;
         heap->finalizer_thread = NULL;
