@@ -169,7 +169,11 @@ static MULCH_NOINLINE void root_stack_grow(gc_thread_t *t, void **slot) {
     /* The new stack is in place before the old one goes: a fork child
      * frees another thread's stack (gc/fork.c), and must not unmap an
      * old one whose address a new mapping may have taken meanwhile. */
+    atomic_signal_fence(memory_order_release);
     t->root_stack = stack;
+    /* (stack before capacity, as in gc_vector_reserve: an old stack with
+     * the new capacity would be unmapped past its end) */
+    atomic_signal_fence(memory_order_release);
     t->root_capacity = capacity;
     if (old) os_unmap(old, root_stack_bytes(old_capacity));
     t->root_stack[t->root_depth++] = slot;

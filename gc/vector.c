@@ -24,7 +24,13 @@ bool gc_vector_reserve(gc_vector_t *v, size_t need) {
     if (v->count) memcpy(items, v->items, v->count * sizeof(void *));
     void **old = v->items;
     size_t old_capacity = v->capacity;
+    /* Copied before published, and items before capacity: the compiler may
+     * otherwise store capacity first, and a fork child seeing the old array
+     * with the new capacity would unmap past its end (gc_vector_free). The
+     * other way round it leaks the new array's tail at worst. */
+    atomic_signal_fence(memory_order_release);
     v->items = items;
+    atomic_signal_fence(memory_order_release);
     v->capacity = capacity;
     if (old) os_unmap(old, vector_bytes(old_capacity));
     return true;
