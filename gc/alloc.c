@@ -402,7 +402,7 @@ static MULCH_NOINLINE void *gc_alloc_slow(gc_thread_t *t, const gc_type_t *type,
     /* Collections do not wait for a blocking thread: its bins may be
      * retired under it, and collecting from here would miscount the
      * running threads (gc_collect). Caught on the slow path only. */
-    if (!gc_thread_outside_blocking(t, "gc_alloc")) return NULL;
+    if (!gc_thread_outside_blocking(t, "gc_alloc") || !gc_outside_tracing("gc_alloc")) return NULL;
     if (size > GC_SMALL_MAX - GC_HEADER) return gc_alloc_large(t, type, size);
     gc_heap_t *heap = t->heap;
     unsigned cls = alloc_class_id(t, type, size);

@@ -481,6 +481,19 @@ MULCH_INTERNAL bool gc_thread_check(const gc_thread_t *t, const char *fn);
 /* Argument checks of the public functions: false, after reporting "<fn>:
  * heap is NULL" (or "thread is NULL", ptr NULL), when the argument is NULL. */
 MULCH_INTERNAL bool gc_heap_given(const gc_heap_t *heap, const char *fn);
+/* How many tracers the calling thread has open (gc_tracer_init to
+ * gc_tracer_free): non-zero while it runs trace functions, root callbacks
+ * and error reports of a collection, gc_verify or gc_report_bridge_cycles,
+ * with the heap's lock held (or, a marker thread, for a collector that
+ * holds it). A mulch call from there would wait for that lock for ever:
+ * gc_outside_tracing reports it instead ("<fn>: called from a trace
+ * function, root callback or error handler during a collection") and the
+ * call does nothing. */
+MULCH_INTERNAL extern _Thread_local unsigned mulch_gc_tracing_depth MULCH_TLS_MODEL;
+MULCH_INTERNAL bool gc_outside_tracing_slow(const char *fn);
+static inline bool gc_outside_tracing(const char *fn) {
+    return mulch_likely(mulch_gc_tracing_depth == 0) || gc_outside_tracing_slow(fn);
+}
 MULCH_INTERNAL bool gc_thread_given(const gc_thread_t *t, const char *fn);
 /* "<fn>: called inside a blocking region": calls that may collect or
  * change the running-thread count refuse to run inside one. */

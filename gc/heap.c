@@ -202,16 +202,33 @@ static MULCH_COLD void report_misuse(const char *fn, const char *problem, const 
     mulch_report(what, subject);
 }
 
-bool gc_heap_given(const gc_heap_t *heap, const char *fn) {
-    if (mulch_likely(heap != NULL)) return true;
-    report_misuse(fn, "heap is NULL", NULL);
+/* One report: an error handler that calls mulch again from it would
+ * otherwise be sent the same report for ever. */
+bool gc_outside_tracing_slow(const char *fn) {
+    static _Thread_local bool reporting;
+    if (!reporting) {
+        reporting = true;
+        report_misuse(fn, "called from a trace function, root callback or error handler during a collection "
+                          "(only gc_trace_slot and gc_trace_range may be)", NULL);
+        reporting = false;
+    }
     return false;
 }
 
+bool gc_heap_given(const gc_heap_t *heap, const char *fn) {
+    if (mulch_unlikely(heap == NULL)) {
+        report_misuse(fn, "heap is NULL", NULL);
+        return false;
+    }
+    return gc_outside_tracing(fn);
+}
+
 bool gc_thread_given(const gc_thread_t *t, const char *fn) {
-    if (mulch_likely(t != NULL)) return true;
-    report_misuse(fn, "thread is NULL", NULL);
-    return false;
+    if (mulch_unlikely(t == NULL)) {
+        report_misuse(fn, "thread is NULL", NULL);
+        return false;
+    }
+    return gc_outside_tracing(fn);
 }
 
 bool gc_thread_outside_blocking(const gc_thread_t *t, const char *fn) {

@@ -17,13 +17,17 @@
 
 #include "gc_internal.h"
 
+_Thread_local unsigned mulch_gc_tracing_depth MULCH_TLS_MODEL;
+
 void gc_tracer_init(gc_tracer_t *tracer, gc_heap_t *heap, const char *phase) {
+    mulch_gc_tracing_depth++;
     memset(tracer, 0, sizeof *tracer);
     tracer->heap = heap;
     tracer->phase = phase;
 }
 
 void gc_tracer_free(gc_tracer_t *tracer) {
+    mulch_gc_tracing_depth--;
     if (tracer->stack) os_unmap(tracer->stack, tracer->capacity * sizeof *tracer->stack);
     tracer->stack = NULL;
 }

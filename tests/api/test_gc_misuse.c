@@ -138,6 +138,70 @@ static void test_alloc_inside_blocking(void **state)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Calls from inside a collection                                            */
+
+/* A root callback and a trace function that break the rule "only
+ * gc_trace_slot and gc_trace_range": each call waited for ever on the
+ * heap's lock, which the collecting thread holds; now each is reported
+ * and does nothing. */
+typedef struct {
+    gc_heap_t   *heap;
+    gc_thread_t *thread;
+    void        *allocated;    /* what the misbehaving callback got */
+    int          calls;
+} inside_t;
+
+static void misbehaving_roots(gc_tracer_t *tracer, void *ctx)
+{
+    (void)tracer;
+    inside_t *in = ctx;
+    if (in->calls++ > 0) return;
+    in->allocated = gc_alloc(in->thread, &T_RAW, 64);
+    gc_collect(in->thread);
+    gc_root_add(in->heap, &in->allocated);
+    gc_safepoint(in->thread);
+}
+
+static void *collect_with_misbehaving_roots(void *arg)
+{
+    inside_t *in = arg;
+    in->thread = gc_thread_attach(in->heap);
+    gc_root_add_callback(in->heap, misbehaving_roots, in);
+    gc_collect(in->thread);
+    gc_root_remove_callback(in->heap, misbehaving_roots, in);
+    /* the heap is usable afterwards */
+    void *again = gc_alloc(in->thread, &T_RAW, 64);
+    if (again == NULL) in->calls = -1;
+    gc_collect(in->thread);
+    gc_thread_detach(in->thread);
+    return NULL;
+}
+
+static void test_calls_from_inside_a_collection(void **state)
+{
+    (void)state;
+    TEST_START();
+    gc_heap_t *h = heap_new(0, 0, GC_COMPACT_AUTO);
+    unsigned long r0 = rec_count();
+    inside_t in = { .heap = h };
+    if (!finishes(collect_with_misbehaving_roots, &in))
+        T_FAIL("a mulch call from a root callback hung the collection");
+    EXPECT_EQ(in.calls, 1);
+    EXPECT_NULL(in.allocated);
+    unsigned long n = rec_count() - r0;
+    if (n != 4) {
+        rec_print_since(r0);
+        T_FAIL("expected 4 reports (gc_alloc, gc_collect, gc_root_add, gc_safepoint), got %lu", n);
+    }
+    char what[256];
+    rec_last(what, sizeof what, NULL);
+    if (strstr(what, "called from a trace function, root callback or error handler during a collection") == NULL)
+        T_FAIL("unexpected report: %s", what);
+    EXPECT_VERIFY(h);
+    gc_heap_destroy(h);
+}
+
+/* ------------------------------------------------------------------------ */
 /* Detaching                                                                 */
 
 static void test_detach_twice(void **state)
@@ -484,6 +548,7 @@ int main(void)
         T(test_blocking_regions_nest),
         T(test_collect_inside_blocking),
         T(test_alloc_inside_blocking),
+        T(test_calls_from_inside_a_collection),
         T(test_detach_twice),
         T(test_detach_other_threads_record),
         T(test_detach_inside_finalizer),
