@@ -192,19 +192,39 @@ static tobj_t *refq_pop(refq_t *q, rng_t *r)
 }
 
 /* ------------------------------------------------------------------------ */
-/* Spin barrier: keeps the racing threads' start points close together      */
+/* Start barrier: keeps the racing threads' start points close together     */
+/*                                                                          */
+/* Waiters spin for a short while (the common case when every thread has a  */
+/* CPU), then sleep on a condition variable. A sched_yield spin is no good  */
+/* here: on an oversubscribed machine (2 cores, parallel ctest, sanitizers) */
+/* a yielding waiter gives its CPU to every other runnable task before it   */
+/* sees the phase change, and test 2's 4 x 30000 crossings took minutes,    */
+/* close to the ctest timeout. A sleeper is woken as soon as the last       */
+/* thread arrives.                                                          */
 
 typedef struct {
     atomic_uint arrived;
     atomic_uint phase;
     unsigned n;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
 } spin_barrier_t;
+
+#define SPIN_BARRIER_SPINS 20000
 
 static void spin_barrier_init(spin_barrier_t *b, unsigned n)
 {
     atomic_store(&b->arrived, 0);
     atomic_store(&b->phase, 0);
     b->n = n;
+    pthread_mutex_init(&b->mu, NULL);
+    pthread_cond_init(&b->cv, NULL);
+}
+
+static void spin_barrier_destroy(spin_barrier_t *b)
+{
+    pthread_cond_destroy(&b->cv);
+    pthread_mutex_destroy(&b->mu);
 }
 
 static void spin_barrier_wait(spin_barrier_t *b)
@@ -212,12 +232,19 @@ static void spin_barrier_wait(spin_barrier_t *b)
     unsigned phase = atomic_load(&b->phase);
     if (atomic_fetch_add(&b->arrived, 1) + 1 == b->n) {
         atomic_store(&b->arrived, 0);
+        /* under the mutex: a waiter that checked the phase and is about
+         * to sleep holds it, so the broadcast cannot slip in between */
+        pthread_mutex_lock(&b->mu);
         atomic_fetch_add(&b->phase, 1);
+        pthread_cond_broadcast(&b->cv);
+        pthread_mutex_unlock(&b->mu);
         return;
     }
-    unsigned spins = 0;
-    while (atomic_load(&b->phase) == phase)
-        if (++spins > 64) sched_yield(); /* 2-core machines and sanitizers */
+    for (unsigned spins = 0; spins < SPIN_BARRIER_SPINS; spins++)
+        if (atomic_load(&b->phase) != phase) return;
+    pthread_mutex_lock(&b->mu);
+    while (atomic_load(&b->phase) == phase) pthread_cond_wait(&b->cv, &b->mu);
+    pthread_mutex_unlock(&b->mu);
 }
 
 /* ======================================================================== */
@@ -340,6 +367,7 @@ static void test_rc_threads_retain_release_handoff(void **state)
     }
     spin_barrier_wait(&start);
     for (int i = 0; i < NT; i++) EXPECT_EQ(pthread_join(th[i], NULL), 0);
+    spin_barrier_destroy(&start);
     EXPECT_NO_ASYNC_FAILURES();
 
     /* drop the references still in transit */
@@ -524,6 +552,7 @@ static void test_rc_weak_lock_races_last_release(void **state)
     }
     EXPECT_EQ(pthread_join(rel, NULL), 0);
     EXPECT_EQ(pthread_join(lock, NULL), 0);
+    spin_barrier_destroy(&w.bar);
     for (int m = 0; m < WL_MODES; m++)
         print_message("  %s: the lock won %zu time(s), saw NULL %zu time(s)\n", k_wl_names[m],
                       w.locked_live[m], w.locked_null[m]);
