@@ -193,12 +193,14 @@ typedef struct gc_mark_shared {
     pthread_mutex_t   target_lock;   /* evacuation targets while markers run */
     pthread_cond_t    work;          /* a packet was shared, or marking done */
     pthread_cond_t    start;         /* helpers: a new marking began         */
-    pthread_cond_t    finished;      /* collector: helpers_busy reached 0    */
+    pthread_cond_t    finished;      /* collector: helpers_busy reached 0;
+                                        fork: a helper became ready          */
     gc_mark_packet_t *packets, *free_packets, *mappings;
     _Atomic unsigned  idle;          /* markers without work (read racily)   */
     unsigned          active;        /* markers in this marking              */
     unsigned          joined;        /* helpers in this marking, not yet out */
     unsigned          helper_count;
+    unsigned          ready;         /* helpers past their thread start-up   */
     _Atomic bool      done;          /* written under lock; read racily by spinners */
     _Atomic unsigned  offered;       /* packets in `packets` (read racily)   */
     _Atomic unsigned  bad_slots;     /* bad slots seen by all markers: the

@@ -146,6 +146,9 @@ static void *marker_main(void *arg) {
     gc_heap_t *heap = arg;
     gc_mark_shared_t *shared = &heap->mark_shared;
     pthread_mutex_lock(&shared->lock);
+    /* (the thread library's start-up code is over: fork may go ahead) */
+    shared->ready++;
+    pthread_cond_broadcast(&shared->finished);
     uint64_t seen = 0;
     for (;;) {
         while (shared->generation == seen && !shared->quit) pthread_cond_wait(&shared->start, &shared->lock);
@@ -281,8 +284,16 @@ void gc_mark_shared_destroy(gc_heap_t *heap) {
  * variables may record waiters that no longer exist (a broadcast could
  * wait for them to leave): they are initialized anew. */
 void gc_mark_shared_fork_lock(gc_heap_t *heap) {
-    pthread_mutex_lock(&heap->mark_shared.lock);
-    pthread_mutex_lock(&heap->mark_shared.target_lock);
+    gc_mark_shared_t *shared = &heap->mark_shared;
+    pthread_mutex_lock(&shared->lock);
+    /* A helper just created may still be in the thread library's start-up
+     * code, which can hold locks of its own (AddressSanitizer's allocator
+     * in GCC 12's runtime, which takes no fork handler): forked then, the
+     * child inherits them held, and its first helper's start-up waits for
+     * them for ever. Wait until every helper reached marker_main: they
+     * need no lock but this one to get there, and take no other. */
+    while (shared->ready < shared->helper_count) pthread_cond_wait(&shared->finished, &shared->lock);
+    pthread_mutex_lock(&shared->target_lock);
 }
 
 void gc_mark_shared_fork_unlock(gc_heap_t *heap) {
@@ -292,7 +303,7 @@ void gc_mark_shared_fork_unlock(gc_heap_t *heap) {
 
 void gc_mark_shared_fork_child(gc_heap_t *heap) {
     gc_mark_shared_t *shared = &heap->mark_shared;
-    shared->helper_count = 0;
+    shared->helper_count = shared->ready = 0;
     shared->active = shared->joined = 0;
     shared->quit = false;
     atomic_store_explicit(&shared->idle, 0, memory_order_relaxed);

@@ -125,10 +125,21 @@ static _Noreturn void child_work(gc_heap_t *h, gc_thread_t *t, void **own, uint6
 
 static gc_heap_t *g_heap;
 static atomic_int g_stop;
+/* Workers that are running (attached). A fork must not catch a thread in
+ * the thread library's start-up code: under AddressSanitizer (GCC 12's
+ * runtime, no fork handler) that code holds allocator locks, and a child
+ * that starts a thread of its own (a marker helper) then waits for them
+ * for ever. Outside the library's reach: the test waits for its workers. */
+static atomic_int g_started;
+
+static void wait_started(int n) {
+    while (atomic_load(&g_started) < n) usleep(100);
+}
 
 static void *allocating_worker(void *arg) {
     rng_t rng = { g_seed + (uint64_t)(uintptr_t)arg };
     gc_thread_t *t = gc_thread_attach(g_heap);
+    atomic_fetch_add(&g_started, 1); /* (a failed attach too: no wait for ever) */
     if (t == NULL) {
         AFAIL("gc_thread_attach failed in a worker");
         return NULL;
@@ -171,6 +182,7 @@ static void test_gc_fork_attached_parent(void **state) {
     atomic_store(&g_failures, 0); /* (this test's own) */
     g_heap = fork_heap_new(1);
     atomic_store(&g_stop, 0);
+    atomic_store(&g_started, 0);
     gc_thread_t *t = gc_thread_attach(g_heap);
     EXPECT_NONNULL(t);
     void *mine = NULL;
@@ -179,6 +191,7 @@ static void test_gc_fork_attached_parent(void **state) {
     for (uint64_t i = 0; i < had; i++) EXPECT_NONNULL(push_node(t, &mine, &T_NODE, i));
     pthread_t worker;
     EXPECT_EQ(pthread_create(&worker, NULL, allocating_worker, (void *)1), 0);
+    wait_started(1);
     int forks = (int)scaled(12, 4);
     for (int f = 0; f < forks; f++) {
         gc_enter_blocking(t);
@@ -213,6 +226,7 @@ static void test_gc_fork_attached_parent(void **state) {
 static void *collecting_worker(void *arg) {
     (void)arg;
     gc_thread_t *t = gc_thread_attach(g_heap);
+    atomic_fetch_add(&g_started, 1); /* (a failed attach too: no wait for ever) */
     if (t == NULL) {
         AFAIL("gc_thread_attach failed in a worker");
         return NULL;
@@ -238,8 +252,10 @@ static void test_gc_fork_while_collecting(void **state) {
     rng_t rng = test_rng_named("test_gc_fork_while_collecting");
     g_heap = fork_heap_new(1);
     atomic_store(&g_stop, 0);
+    atomic_store(&g_started, 0);
     pthread_t workers[2];
     for (uintptr_t i = 0; i < 2; i++) EXPECT_EQ(pthread_create(&workers[i], NULL, collecting_worker, (void *)i), 0);
+    wait_started(2);
     int forks = (int)scaled(30, 8);
     for (int f = 0; f < forks; f++) {
         usleep((useconds_t)(500 + rng_below(&rng, 3000)));
@@ -275,6 +291,7 @@ static void test_gc_fork_parallel_marking(void **state) {
     atomic_store(&g_failures, 0); /* (this test's own) */
     g_heap = fork_heap_new(2); /* explicit markers > 1: helpers at any heap size */
     atomic_store(&g_stop, 0);
+    atomic_store(&g_started, 0);
     gc_thread_t *t = gc_thread_attach(g_heap);
     EXPECT_NONNULL(t);
     void *mine = NULL;
@@ -285,6 +302,7 @@ static void test_gc_fork_parallel_marking(void **state) {
     if (g_heap->mark_shared.helper_count == 0) T_FAIL("the parent's collection started no helper marker");
     pthread_t worker;
     EXPECT_EQ(pthread_create(&worker, NULL, allocating_worker, (void *)3), 0);
+    wait_started(1);
     int forks = (int)scaled(6, 3);
     for (int f = 0; f < forks; f++) {
         gc_enter_blocking(t);
@@ -317,12 +335,52 @@ static void test_gc_fork_parallel_marking(void **state) {
     EXPECT_NO_ASYNC_FAILURES();
 }
 
+/* ---- 4. fork as soon as a collection started the helpers
+ * The helpers a collection creates may still be in the thread library's
+ * start-up code when it returns; a fork then must wait for them (under
+ * AddressSanitizer that code holds allocator locks, and the child, whose
+ * collection starts helpers of its own, hung for ever on them). Each round
+ * a new heap, so new helpers, and a fork at once. */
+static void test_gc_fork_just_after_helpers_start(void **state) {
+    (void)state;
+#if defined(__SANITIZE_THREAD__)
+    skip(); /* (the child starts threads: see test_gc_fork_parallel_marking) */
+#endif
+    TEST_START();
+    atomic_store(&g_failures, 0); /* (this test's own) */
+    int rounds = (int)scaled(20, 10);
+    for (int r = 0; r < rounds; r++) {
+        gc_heap_t *h = fork_heap_new(4);
+        gc_thread_t *t = gc_thread_attach(h);
+        EXPECT_NONNULL(t);
+        void *head = NULL;
+        gc_push_root(t, &head);
+        for (uint64_t i = 0; i < 100; i++) EXPECT_NONNULL(push_node(t, &head, &T_NODE, i));
+        gc_collect(t); /* starts the helpers */
+        pid_t pid = fork();
+        if (pid == 0) {
+            alarm(30);
+            gc_collect(t); /* starts the child's */
+            if (h->mark_shared.helper_count == 0 || list_check(head, 100) != 100) _exit(CHILD_STATE);
+            gc_pop_roots(t, 1);
+            gc_heap_destroy(h);
+            _exit(CHILD_OK);
+        }
+        expect_child(pid, r);
+        gc_pop_roots(t, 1);
+        gc_thread_detach(t);
+        gc_heap_destroy(h);
+    }
+    EXPECT_NO_ASYNC_FAILURES();
+}
+
 int main(void) {
     mt_init("test_gc_fork");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gc_fork_attached_parent),
         cmocka_unit_test(test_gc_fork_while_collecting),
         cmocka_unit_test(test_gc_fork_parallel_marking),
+        cmocka_unit_test(test_gc_fork_just_after_helpers_start),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
