@@ -166,6 +166,13 @@ static void *allocating_worker(void *arg) {
     return NULL;
 }
 
+/* MULCH_GC_MARKERS overrides the program's markers (docs/tuning.md): the
+ * tests that need helper markers are skipped when it asks for one. */
+static bool markers_env_serial(void) {
+    const char *m = getenv("MULCH_GC_MARKERS");
+    return m && *m && strtol(m, NULL, 10) == 1;
+}
+
 static gc_heap_t *fork_heap_new(int markers) {
     gc_options_t o;
     memset(&o, 0, sizeof o);
@@ -287,6 +294,7 @@ static void test_gc_fork_parallel_marking(void **state) {
      * with used id"). Its runtime does not support this case. */
     skip();
 #endif
+    if (markers_env_serial()) skip();
     TEST_START();
     atomic_store(&g_failures, 0); /* (this test's own) */
     g_heap = fork_heap_new(2); /* explicit markers > 1: helpers at any heap size */
@@ -346,6 +354,7 @@ static void test_gc_fork_just_after_helpers_start(void **state) {
 #if defined(__SANITIZE_THREAD__)
     skip(); /* (the child starts threads: see test_gc_fork_parallel_marking) */
 #endif
+    if (markers_env_serial()) skip();
     TEST_START();
     atomic_store(&g_failures, 0); /* (this test's own) */
     int rounds = (int)scaled(20, 10);
