@@ -211,20 +211,7 @@ void gc_trace_slot(gc_tracer_t *tracer, void **slot) {
         trace_slot_slow(tracer, slot, value);
         return;
     }
-    uint64_t *mark = &entry->mark[i / 64];
-    uint64_t bit = UINT64_C(1) << (i % 64);
-    uint64_t word = __atomic_load_n(mark, __ATOMIC_RELAXED);
-    if (word & bit) return;
-    if (mulch_unlikely(tracer->shared != NULL)) {
-        if (__atomic_fetch_or(mark, bit, __ATOMIC_RELAXED) & bit) return; /* another marker's */
-    } else {
-        __atomic_store_n(mark, word | bit, __ATOMIC_RELAXED);
-    }
-    const gc_type_t *type = entry->type;
-    __builtin_prefetch((const char *)value - (type ? 0 : GC_HEADER));
-    gc_mark_entry_t pushed = { value, type };
-    if (mulch_likely(tracer->depth < tracer->capacity)) tracer->stack[tracer->depth++] = pushed;
-    else tracer_push_slow(tracer, pushed);
+    mark_bit(tracer, entry->mark, i, value, entry->type);
 }
 
 void gc_trace_range(gc_tracer_t *tracer, void **slots, size_t n) {
