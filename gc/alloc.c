@@ -1,10 +1,13 @@
 /* alloc.c — gc_alloc and the spans it allocates from.
  *
- * Fast path (gc_alloc): bins[class].free_bits has a bit for each free cell
- * of the current bitmap word (zeroed already); take the lowest and write
- * the header — or, for a (type, class) pair the thread's typed_cache maps
- * to a typed class, nothing at all. No lock, no atomic read-modify-write,
- * no free list in memory.
+ * Fast path (gc_alloc, and its inline copy in <mulch/gc.h>): for a (type,
+ * size granule) pair the thread's typed_cache maps to a typed class,
+ * bins[class].free_bits has a bit for each free cell of the current bitmap
+ * word (zeroed already): take the lowest, and that is all. Objects of more
+ * than 256 bytes do the same in their class and write the header. No
+ * lock, no atomic read-modify-write, no free list in memory. A small
+ * object whose pair is not in the cache (or is there as a negative entry:
+ * it gets headers) goes to the slow path.
  * Slow path (gc_alloc_slow): next word of the span, else another span of the
  * class (an available one, swept here if the last collection left it
  * unswept, or a new one from the pool), polling for a stop-the-world request
@@ -129,8 +132,11 @@ void gc_bin_retire(gc_heap_t *heap, gc_bin_t *bin) {
     bin->word = bin->words = 0;
 }
 
+static void typed_cache_forget_negative(gc_thread_t *thread);
+
 void gc_thread_retire_bins(gc_thread_t *thread) {
     for (unsigned cls = 0; cls < GC_ALL_CLASSES; cls++) gc_bin_retire(thread->heap, &thread->bins[cls]);
+    typed_cache_forget_negative(thread);
 }
 
 /* ---- typed classes ----------------------------------------------------------
@@ -140,15 +146,9 @@ void gc_thread_retire_bins(gc_thread_t *thread) {
  * theirs.) The pairs are registered once per heap, at
  * most GC_TYPED_CLASSES of them; past that, objects get a header again. */
 
-/* Every bit of the type's address counts (a multiplicative hash): types
- * are often neighbours in memory (static descriptors 24 bytes apart) or
- * sit at a fixed stride in per-class records (1 KiB apart: the low bits
- * alone put them all in one slot, where they evicted each other at every
- * allocation, 4.0 -> 9.1 ns, and half their objects got headers). A
- * stride of 23 granules spreads one type's sizes. */
+/* <mulch/gc.h> computes the slot too (the inline gc_alloc) */
 static inline size_t typed_cache_slot(const gc_type_t *type, size_t granule) {
-    uint64_t x = (uint64_t)((uintptr_t)type >> 3) * UINT64_C(0x9e3779b97f4a7c15);
-    return (size_t)((x >> 58) + granule * 23u) & (GC_TYPED_CACHE - 1);
+    return mulch_gc_typed_slot_(type, granule);
 }
 
 /* The typed class of (type, cls), registered if new; 0 when there is no
@@ -173,6 +173,21 @@ static unsigned typed_class_find(gc_heap_t *heap, const gc_type_t *type, unsigne
     return id;
 }
 
+/* A negative entry's bin: it never has a free cell, so both fast paths
+ * (the inline one and gc_alloc's) send the pair to gc_alloc_slow, where
+ * the entry's id, a class with headers, is used. Only ever read. */
+static gc_bin_t typed_fallback_bin;
+
+/* The pair (type, granule) gets headers from here on: the heap has no
+ * typed class left, or none of its spans can be had (max_heap). Without
+ * the entry, a miss would look the pair up at each allocation; a miss
+ * that took a cell of the class with headers whenever that class's bin
+ * had one (as gc_alloc once did) gave a headerless type 8-byte headers
+ * and a bigger class for up to 64 objects after each eviction. */
+static void typed_entry_set_negative(gc_typed_entry_t *entry, const gc_type_t *type, size_t size) {
+    *entry = (gc_typed_entry_t){ type, &typed_fallback_bin, (uint32_t)((size - 1) >> 3), gc_class_of(size + GC_HEADER) };
+}
+
 /* The class id an object of `type` and `size` (small) is allocated in, and
  * fills the thread's cache entry for gc_alloc's fast path. */
 static unsigned alloc_class_id(gc_thread_t *t, const gc_type_t *type, size_t size) {
@@ -181,7 +196,10 @@ static unsigned alloc_class_id(gc_thread_t *t, const gc_type_t *type, size_t siz
     gc_typed_entry_t *entry = &t->typed_cache[typed_cache_slot(type, granule)];
     if (entry->type == type && entry->granule == granule) return entry->id;
     unsigned id = typed_class_find(t->heap, type, gc_class_of(size));
-    if (id == 0) return gc_class_of(size + GC_HEADER);
+    if (id == 0) {
+        typed_entry_set_negative(entry, type, size);
+        return entry->id;
+    }
     *entry = (gc_typed_entry_t){ type, &t->bins[id], (uint32_t)granule, id };
     return id;
 }
@@ -191,6 +209,13 @@ static const gc_typed_entry_t typed_entry_empty = { NULL, NULL, UINT32_MAX, 0 };
 
 void gc_thread_init_typed_cache(gc_thread_t *thread) {
     for (unsigned i = 0; i < GC_TYPED_CACHE; i++) thread->typed_cache[i] = typed_entry_empty;
+}
+
+/* After a collection a span may be had again: negative entries go (with
+ * the thread stopped, or by the thread itself). */
+static void typed_cache_forget_negative(gc_thread_t *thread) {
+    for (unsigned i = 0; i < GC_TYPED_CACHE; i++)
+        if (thread->typed_cache[i].bin == &typed_fallback_bin) thread->typed_cache[i] = typed_entry_empty;
 }
 
 /* Points the bin at the first free cell of span b (swept, owned by us). */
@@ -463,11 +488,10 @@ static MULCH_NOINLINE void *gc_alloc_slow(gc_thread_t *t, const gc_type_t *type,
         if (b == NULL && headerless) {
             /* No span of its own may be had (max_heap, the pool's limit):
              * a shared class may still have a free cell, with a header.
-             * The cache entry goes, so that the next allocations take that
-             * class's fast path instead of coming here (and to the lock)
-             * each time; the next refill of it looks the pair up again. */
-            gc_typed_entry_t *entry = &t->typed_cache[typed_cache_slot(type, (size - 1) >> 3)];
-            if (entry->type == type) *entry = typed_entry_empty;
+             * The entry turns negative, so that the next allocations go
+             * to that class instead of coming here (and to the lock) each
+             * time; the next collection empties it. */
+            typed_entry_set_negative(&t->typed_cache[typed_cache_slot(type, (size - 1) >> 3)], type, size);
             cls = gc_class_of(size + GC_HEADER);
             headerless = false;
             bin = &t->bins[cls];
@@ -503,6 +527,8 @@ void *gc_alloc(gc_thread_t *t, const gc_type_t *type, size_t size) {
             }
             return gc_alloc_slow(t, type, size);
         }
+        /* not in the cache yet, finalizable, or misuse */
+        return gc_alloc_slow(t, type, size);
     }
     if (mulch_likely(size - 1 < GC_SMALL_MAX - GC_HEADER && type != NULL && type->finalize == NULL)) {
         gc_bin_t *bin = &t->bins[gc_class_of(size + GC_HEADER)];

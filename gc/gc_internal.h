@@ -88,7 +88,7 @@
 #define GC_TYPED_CLASSES 256u
 #define GC_ALL_CLASSES   (GC_CLASSES + GC_TYPED_CLASSES)
 #define GC_HEADERLESS_MAX 256u               /* largest headerless cell     */
-#define GC_TYPED_CACHE   64u                 /* per-thread (type, size granule) -> bin */
+#define GC_TYPED_CACHE   MULCH_GC_TYPED_CACHE_ /* per-thread (type, size granule) -> bin */
 #define GC_LARGE_CLASS   0xffffu             /* size_class of a large object's span */
 #define GC_SPAN_CACHE    64u                 /* the tracer's span cache entries */
 
@@ -99,22 +99,25 @@ typedef struct gc_vector {
     size_t  count, capacity;
 } gc_vector_t;
 
+/* The first three fields are <mulch/gc.h>'s struct mulch_gc_bin_ (the
+ * inline gc_alloc takes a cell with them). */
 typedef struct gc_bin {
-    block_t       *span;      /* span being allocated from, or NULL           */
     unsigned char *word_cells;/* first cell of word `word` (set by bin_load)  */
-    unsigned char *cells;     /* first cell of the span                       */
-    uint64_t      *alloc;     /* its alloc bitmap                             */
     uint64_t       free_bits; /* free cells of word `word`, not yet taken     */
                               /* (set in alloc[word] already: gc_bin_retire)  */
+    uint32_t       cell_size;
     uint32_t       word;      /* current word of the alloc bitmap             */
     uint32_t       words;     /* words in the bitmap                          */
-    uint32_t       cell_size;
+    block_t       *span;      /* span being allocated from, or NULL           */
+    unsigned char *cells;     /* first cell of the span                       */
+    uint64_t      *alloc;     /* its alloc bitmap                             */
 } gc_bin_t;
 
 /* One entry of a thread's typed-class cache: gc_alloc's fast path finds
  * the bin for objects of `type` and of sizes in 8-byte granule `granule`
  * ((size - 1) / 8) here, without computing a class. An empty entry has
- * type NULL and a granule no size has. */
+ * type NULL and a granule no size has. Laid out as <mulch/gc.h>'s struct
+ * mulch_gc_typed_entry_. */
 typedef struct gc_typed_entry {
     const gc_type_t *type;
     struct gc_bin   *bin;         /* &bins[id] of the thread             */
@@ -141,8 +144,9 @@ typedef struct gc_card_cache_entry {
 } gc_card_cache_entry_t;
 
 struct gc_thread {
-    /* First, in this order: <mulch/gc.h>'s inline gc_push_root and
-     * gc_pop_roots use them (struct mulch_gc_thread_roots_). */
+    /* First, in this order: <mulch/gc.h>'s inline gc_push_root,
+     * gc_pop_roots, gc_write and gc_alloc use them (struct
+     * mulch_gc_thread_roots_). */
     void           ***root_stack;        /* gc_push_root slots (owner thread);
                                             + GC_ROOT_RESERVE spare (roots.c) */
     size_t            root_depth, root_capacity;
@@ -152,6 +156,8 @@ struct gc_thread {
      * card_cache (gc/generation.c). Both emptied at every collection: a
      * chunk may go once its spans do. */
     uintptr_t         card_region, card_bias;
+    _Atomic uint64_t  bytes_allocated;   /* written by the owner thread only */
+    gc_typed_entry_t  typed_cache[GC_TYPED_CACHE];
     gc_heap_t        *heap;
     /* conservative_stack: where this thread's live stack and registers are
      * while it does not run (gc/conservative.c) */
@@ -162,8 +168,6 @@ struct gc_thread {
     size_t            blocking_depth;    /* open gc_enter_blocking calls (owner thread) */
     gc_vector_t       finalizable;       /* objects with finalizers, new      */
     gc_vector_t       weaks;             /* weak refs created, new            */
-    _Atomic uint64_t  bytes_allocated;
-    gc_typed_entry_t  typed_cache[GC_TYPED_CACHE];
     gc_card_cache_entry_t card_cache[GC_CARD_CACHE]; /* by region % GC_CARD_CACHE */
     gc_bin_t          bins[GC_ALL_CLASSES];
 };
@@ -176,6 +180,17 @@ _Static_assert(offsetof(struct gc_thread, root_stack) == offsetof(struct mulch_g
                    && offsetof(struct gc_thread, card_bias) == offsetof(struct mulch_gc_thread_roots_, card_bias)
                    && sizeof(((struct gc_thread *)0)->root_depth) == sizeof(((struct mulch_gc_thread_roots_ *)0)->depth),
                "<mulch/gc.h>'s inline root stack knows where it is");
+_Static_assert(offsetof(struct gc_thread, bytes_allocated) == offsetof(struct mulch_gc_thread_roots_, bytes_allocated)
+                   && offsetof(struct gc_thread, typed_cache) == offsetof(struct mulch_gc_thread_roots_, typed_cache)
+                   && sizeof(gc_typed_entry_t) == sizeof(struct mulch_gc_typed_entry_)
+                   && offsetof(gc_typed_entry_t, type) == offsetof(struct mulch_gc_typed_entry_, type)
+                   && offsetof(gc_typed_entry_t, bin) == offsetof(struct mulch_gc_typed_entry_, bin)
+                   && offsetof(gc_typed_entry_t, granule) == offsetof(struct mulch_gc_typed_entry_, granule)
+                   && offsetof(gc_bin_t, word_cells) == offsetof(struct mulch_gc_bin_, word_cells)
+                   && offsetof(gc_bin_t, free_bits) == offsetof(struct mulch_gc_bin_, free_bits)
+                   && offsetof(gc_bin_t, cell_size) == offsetof(struct mulch_gc_bin_, cell_size)
+                   && GC_HEADERLESS_MAX == 256u,
+               "<mulch/gc.h>'s inline gc_alloc knows the typed cache and the bins");
 _Static_assert(MULCH_REGION_SHIFT == 22 && POOL_CARD_SHIFT == 9, "<mulch/gc.h>'s inline gc_write knows the card geometry");
 #define GC_NO_REGION UINTPTR_MAX
 /* heap_growth is clamped to this (a budget of 1000 x live already never

@@ -242,6 +242,55 @@ static void test_headerless_type_gains_finalizer(void **state)
     EXPECT_NO_REPORTS(r0);
 }
 
+/* gc_alloc's inline fast path (the <mulch/gc.h> macro, outside sanitizer
+ * builds) and the library function, interleaved, share the thread's bins:
+ * every cell is distinct, zeroed and of the class size, and the heap's
+ * allocation count adds up exactly. Sizes cross the granules of one class
+ * and the headerless limit. */
+static void test_headerless_inline_and_library_interleaved(void **state)
+{
+    (void)state;
+    TEST_START();
+    unsigned long r0 = rec_count();
+    for (int generational = 0; generational <= 1; generational++) {
+        gc_heap_t *h = heap_with(generational, GC_COMPACT_NEVER, 1);
+        gc_thread_t *t = gc_thread_attach(h);
+        enum { N = 4000 };
+        static void *objects[N];
+        static size_t sizes[N];
+        memset(objects, 0, sizeof objects);
+        gc_root_add_range(h, objects, N);
+        uint64_t before = stats_of(h).bytes_allocated;
+        uint64_t expected = 0;
+        rng_t rng = test_rng_named(__func__);
+        for (size_t i = 0; i < N; i++) {
+            size_t size = 1 + (size_t)rng_below(&rng, 300); /* past 256: headers */
+            unsigned char *p = (i % 3 == 0) ? (gc_alloc)(t, &T_RAW, size) : gc_alloc(t, &T_RAW, size);
+            if (p == NULL) T_FAIL("gc_alloc(%zu) returned NULL at %zu", size, i);
+            for (size_t k = 0; k < size; k++)
+                if (p[k] != 0) T_FAIL("object %zu (%zu bytes) not zeroed at byte %zu", i, size, k);
+            memset(p, 0xa5, size);
+            size_t usable = gc_size_of(p);
+            if (usable < size) T_FAIL("object %zu: gc_size_of %zu < %zu", i, usable, size);
+            expected += usable + (size > 256 ? 8 : 0);
+            sizes[i] = size;
+
+            objects[i] = p;
+        }
+        EXPECT_EQ(stats_of(h).bytes_allocated - before, expected);
+        for (size_t i = 0; i < N; i++) {
+            unsigned char *p = objects[i];
+            for (size_t k = 0; k < sizes[i]; k++)
+                if (p[k] != 0xa5) T_FAIL("object %zu overwritten at byte %zu: cells shared", i, k);
+        }
+        EXPECT_VERIFY(h);
+        gc_root_remove(h, objects);
+        gc_thread_detach(t);
+        gc_heap_destroy(h);
+    }
+    EXPECT_NO_REPORTS(r0);
+}
+
 /* Type descriptors at a fixed stride (inside 1 KiB per-class records, as
  * a language runtime may keep them), allocated in turn, with a shared
  * class's bin kept loaded by a finalizable type of the same size: each
@@ -347,6 +396,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_headerless_many_types, setup_rec, teardown_rec),
         cmocka_unit_test_setup_teardown(test_headerless_max_heap_falls_back, setup_rec, teardown_rec),
         cmocka_unit_test_setup_teardown(test_headerless_type_gains_finalizer, setup_rec, teardown_rec),
+        cmocka_unit_test_setup_teardown(test_headerless_inline_and_library_interleaved, setup_rec, teardown_rec),
         cmocka_unit_test_setup_teardown(test_headerless_strided_types, setup_rec, teardown_rec),
         cmocka_unit_test_setup_teardown(test_headerless_misuse_reported, setup_rec, teardown_rec),
         cmocka_unit_test_setup_teardown(test_headerless_parallel_evacuation, setup_rec, teardown_rec),
