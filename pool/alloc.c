@@ -255,8 +255,28 @@ static block_t *block_new(pool_t *pool, thread_heap_t *heap, unsigned cls) {
     return b;
 }
 
+/* The head of b's free list lost its free mark: it was written after its
+ * free, or it is on the list twice (freed twice, the second free unseen
+ * because a write had erased the mark first) and was handed out already.
+ * Either way it must not be handed out: reported, it and the rest of the
+ * list are dropped (the list may loop back to it). It is counted as used,
+ * as it was taken: a cell on the list twice had its free counted twice,
+ * and without this the span could be released under its holder. The
+ * other dropped cells are free and uncounted: they come back when the
+ * span is released. */
+static MULCH_NOINLINE void free_list_drop_written(block_t *b, void *cell) {
+    mulch_report("pool_alloc: freed cell was written or freed twice (write after free?); not handed out", cell);
+    b->free = NULL;
+    b->used++;
+}
+
+/* NULL when the head was dropped (free_list_drop_written). */
 static void *cell_pop_checked(pool_t *pool, thread_heap_t *heap, block_t *b, const leak_site_t *site) {
     void *cell = b->free;
+    if (!cell_has_free_mark(pool, cell)) {
+        free_list_drop_written(b, cell);
+        return NULL;
+    }
     void *next = cell_next(pool, cell);
     if (next != NULL && !cell_link_is_valid(b, next)) {
         mulch_report("pool_alloc: free list corrupted (write after free?)", cell);
@@ -290,7 +310,11 @@ void *small_alloc_slow(pool_t *pool, thread_heap_t *heap, size_t size, const lea
             if (b->next) b->next->prev = b;
             heap->bins[cls] = b;
         }
-        if (b->free) return cell_pop_checked(pool, heap, b, site);
+        if (b->free) {
+            void *cell = cell_pop_checked(pool, heap, b, site);
+            if (cell != NULL) return cell;
+            continue;
+        }
         if (block_collect(pool, b)) continue;
         if (atomic_load_explicit(&b->bump, memory_order_relaxed) < b->capacity) {
             if (block_carve(pool, b, b->capacity)) continue;
@@ -315,29 +339,34 @@ void *small_alloc_slow(pool_t *pool, thread_heap_t *heap, size_t size, const lea
     }
 }
 
-/* A recent cell was written after its free: reported, then handed out
- * anyway, as before the check (its words are cleared). Out of line, so
- * that the fast path calls nothing it must come back from. */
-static MULCH_NOINLINE void *recent_cell_written(thread_heap_t *heap, unsigned cls, void *cell) {
-    mulch_report("pool_alloc: freed cell was written (write after free?)", cell);
-    cell_word_store(cell, 1, 0);
-    heap_count_alloc(heap, cls);
-    return cell;
+static MULCH_NOINLINE void *pool_alloc_span(pool_t *pool, size_t size, const void *caller);
+
+/* A recent cell lost its free mark: written after its free, or recent
+ * twice (freed twice, the second free unseen because a write had erased
+ * the mark first) and handed out already. Either way it is not handed
+ * out: reported and dropped (recent cells count as used, so the span's
+ * count stays right for a cell held elsewhere, and a written one is
+ * leaked). The allocation goes on behind the recent cells, or, from
+ * pool_alloc_fast (caller NULL), gives NULL: its callers take the slow
+ * path then. Out of line, so that the fast path calls nothing it must
+ * come back from. */
+static MULCH_NOINLINE void *recent_cell_written(pool_t *pool, void *cell, size_t size, const void *caller) {
+    mulch_report("pool_alloc: freed cell was written or freed twice (write after free?); not handed out", cell);
+    return caller != NULL ? pool_alloc_span(pool, size, caller) : NULL;
 }
 
 /* Pops the last of the n (> 0) recent cells of class cls, checking that
  * its free mark is intact. */
-static inline void *recent_take(pool_t *pool, thread_heap_t *heap, unsigned cls, unsigned n, size_t size) {
+static inline void *recent_take(pool_t *pool, thread_heap_t *heap, unsigned cls, unsigned n, size_t size,
+                                const void *caller) {
     void *cell = heap->recent[cls][--n];
     heap->recent_count[cls] = (uint8_t)n;
+    if (mulch_unlikely(!cell_has_free_mark(pool, cell))) return recent_cell_written(pool, cell, size, caller);
     tool_cell_alloc(0, cell, size, size_class_bytes(cls)); /* valgrind: never here (track_leaks) */
-    if (mulch_unlikely(!cell_has_free_mark(pool, cell))) return recent_cell_written(heap, cls, cell);
     cell_word_store(cell, 1, 0);
     heap_count_alloc(heap, cls);
     return cell;
 }
-
-static MULCH_NOINLINE void *pool_alloc_span(pool_t *pool, size_t size, const void *caller);
 
 /* pool_alloc's path: the thread's recent cell of the class, else
  * pool_alloc_span. Every other way out is a tail call, so the path saves
@@ -350,7 +379,7 @@ static inline void *pool_alloc_recent(pool_t *pool, size_t size, const void *cal
             unsigned cls = size_class_of(size);
             unsigned n = heap->recent_count[cls];
             if (mulch_likely(n != 0)) {
-                return recent_take(pool, heap, cls, n, size);
+                return recent_take(pool, heap, cls, n, size, caller);
             }
         }
     }
@@ -367,14 +396,15 @@ static inline void *pool_alloc_fast(pool_t *pool, size_t size) {
         unsigned cls = size_class_of(size);
         unsigned n = heap->recent_count[cls];
         if (mulch_likely(n != 0)) {
-            return recent_take(pool, heap, cls, n, size);
+            return recent_take(pool, heap, cls, n, size, NULL);
         }
         block_t *b = heap->bins[cls];
         if (mulch_likely(b != NULL && b->free != NULL)) {
             void *cell = b->free;
             void *next = cell_next(pool, cell);
-            /* the slow path reports a bad link (cell_pop_checked) */
-            if (mulch_likely(cell_link_is_valid(b, next) || next == NULL)) {
+            /* the slow path reports a bad link or a lost free mark
+             * (cell_pop_checked) */
+            if (mulch_likely((cell_link_is_valid(b, next) || next == NULL) && cell_has_free_mark(pool, cell))) {
                 b->free = next;
                 b->used++;
                 tool_cell_alloc(0, cell, size, b->cell_size);

@@ -240,8 +240,10 @@ static void test_write_after_free_detected(void **state) {
     pool_free(pool, x);            /* a recent cell now */
     cell_word_store(x, 0, UINT64_C(0x4242424242424242)); /* stray write over */
     cell_word_store(x, 1, UINT64_C(0x4242424242424242)); /* its free mark     */
-    void *z = pool_alloc(pool, 32);
-    assert_ptr_equal(z, x);
+    void *z = pool_alloc(pool, 32); /* finds x written: not handed out */
+    assert_non_null(z);
+    assert_ptr_not_equal(z, x);
+    assert_ptr_not_equal(z, y);
     assert_int_equal(reports, 2);
     assert_non_null(strstr(last_what, "written"));
     pool_free(pool, y);
@@ -249,6 +251,63 @@ static void test_write_after_free_detected(void **state) {
     for (int i = 0; i < HEAP_RECENT; i++) pool_free(pool, fillers[i]);
     assert_int_equal(reports, 2);
     pool_destroy(pool);
+}
+
+/* A double free the pool cannot see: a write after the first free erased
+ * the free mark, so the second free looks like the free of a live cell and
+ * the cell is on a free list twice. It is handed out once; the second
+ * time it comes up its mark is gone (cleared when it was handed out), and
+ * it is reported and dropped instead. Through the recent cells and
+ * through a span's free list (the recent cells full first). Whatever is
+ * allocated afterwards is distinct from every cell still held, and the
+ * span is not released under its holder. */
+static void masked_double_free_round(int through_span_list) {
+    pool_t *pool = pool_create(NULL);
+    reports = 0;
+    enum { HELD = 200 };
+    void *fillers[HEAP_RECENT];
+    void *held[HELD];
+    for (int i = 0; i < HEAP_RECENT; i++) fillers[i] = pool_alloc(pool, 48);
+    char *victim = pool_alloc(pool, 48);
+    if (through_span_list)
+        for (int i = 0; i < HEAP_RECENT; i++) pool_free(pool, fillers[i]); /* recent cells full */
+    pool_free(pool, victim);
+    cell_word_store(victim, 1, UINT64_C(0x4343434343434343)); /* erases the free mark */
+    pool_free(pool, victim);                                   /* unseen: looks live */
+    assert_int_equal(reports, 0);
+    if (through_span_list)
+        for (int i = 0; i < HEAP_RECENT; i++) fillers[i] = pool_alloc(pool, 48); /* the recent cells */
+    int victim_taken = 0;
+    for (int i = 0; i < HELD; i++) {
+        held[i] = pool_alloc(pool, 48);
+        assert_non_null(held[i]);
+        memset(held[i], i & 0xff, 48);
+        if (held[i] == victim) victim_taken++;
+        for (int k = 0; k < i; k++) assert_ptr_not_equal(held[k], held[i]);
+        for (int k = 0; k < HEAP_RECENT; k++) assert_ptr_not_equal(fillers[k], held[i]);
+    }
+    assert_int_equal(victim_taken, 1);
+    assert_int_equal(reports, 1);
+    assert_non_null(strstr(last_what, "freed twice"));
+    for (int i = 0; i < HELD; i++)
+        for (int k = 0; k < 48; k++) assert_int_equal(((unsigned char *)held[i])[k], i & 0xff);
+    /* everything freed but the victim's holder: its span stays */
+    block_t *span = pool_block_of(victim);
+    for (int i = 0; i < HELD; i++)
+        if (held[i] != victim) pool_free(pool, held[i]);
+    for (int i = 0; i < HEAP_RECENT; i++) pool_free(pool, fillers[i]);
+    (void)pool_trim(pool);
+    assert_true(span->kind == BLOCK_SMALL);
+    assert_int_equal(pool_usable_size(pool, victim), 48);
+    pool_free(pool, victim);
+    assert_int_equal(reports, 1);
+    pool_destroy(pool);
+}
+
+static void test_masked_double_free_not_handed_out_twice(void **state) {
+    (void)state;
+    masked_double_free_round(0);
+    masked_double_free_round(1);
 }
 
 /* Each OS mapping in turn fails; every call returns NULL or works, nothing
@@ -306,6 +365,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_block_for_each_cell, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupted_headers_reported, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_after_free_detected, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_masked_double_free_not_handed_out_twice, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fault_injection_sweep, setup, teardown),
     };
     return cmocka_run_group_tests_name("pool_internals", tests, NULL, NULL);
