@@ -275,6 +275,8 @@ static void test_compact_finalizer_referents_stay_put(void **state)
 int main(void)
 {
     mt_init("test_gc_compact");
+    mt_env_ignore("MULCH_GC_COMPACT");
+    mt_env_ignore("MULCH_GC_GENERATIONAL");
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_rec, teardown_rec)
     const struct CMUnitTest tests[] = {
         T(test_compact_always_rewrites_every_slot),

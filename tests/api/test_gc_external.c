@@ -120,6 +120,7 @@ static void test_gc_external_huge_negative_saturates(void **state)
 int main(void)
 {
     mt_init("test_gc_external");
+    mt_env_ignore_policy();
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_rec, teardown_rec)
     const struct CMUnitTest tests[] = {
         T(test_gc_external_huge_positive_saturates),

@@ -278,6 +278,9 @@ static void test_generational_external_bytes_in_minor_budget(void **state)
 int main(void)
 {
     mt_init("test_gc_generational");
+    mt_env_ignore_policy();
+    mt_env_ignore("MULCH_GC_COMPACT");
+    mt_env_ignore("MULCH_GC_GENERATIONAL");
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_rec, teardown_rec)
     const struct CMUnitTest tests[] = {
         T(test_generational_barrier_keeps_young_children),

@@ -615,6 +615,7 @@ static void test_gc_pop_roots_misuse_ignored(void **state)
 int main(void)
 {
     mt_init("test_gc_limits");
+    mt_env_ignore_policy();
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_rec, teardown_rec)
     const struct CMUnitTest tests[] = {
         T(test_gc_max_heap_small_objects),

@@ -240,6 +240,7 @@ static void test_gc_heap_keep_out_of_range(void **state)
 int main(void)
 {
     mt_init("test_gc_policy");
+    mt_env_ignore_policy();
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_rec, teardown_rec)
     const struct CMUnitTest tests[] = {
         T(test_gc_heap_reuses_its_high_water),

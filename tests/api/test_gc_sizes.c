@@ -220,6 +220,7 @@ static void test_gc_medium_span_fits_max_heap(void **state)
 int main(void)
 {
     mt_init("test_gc_sizes");
+    mt_env_ignore_policy();
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_rec, teardown_rec)
     const struct CMUnitTest tests[] = {
         T(test_gc_medium_objects_share_spans),

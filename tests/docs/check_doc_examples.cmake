@@ -21,6 +21,13 @@
 # given, or when any program fails to compile or run.
 cmake_minimum_required(VERSION 3.21)
 
+# The examples print and check what the documented defaults give: the
+# caller's overrides of the heap policy (docs/tuning.md) would change it.
+foreach(_var MULCH_GC_HEAP_GROWTH MULCH_GC_HEAP_KEEP MULCH_GC_INITIAL_HEAP MULCH_GC_MAX_HEAP
+             MULCH_GC_STRESS MULCH_GC_EVACUATE_BELOW MULCH_GC_GENERATIONAL MULCH_GC_COMPACT)
+    unset(ENV{${_var}})
+endforeach()
+
 foreach(_var DOCS_DIR WORK_DIR INCLUDE_DIR MULCH_LIB C_COMPILER)
     if(NOT DEFINED ${_var} OR "${${_var}}" STREQUAL "")
         message(FATAL_ERROR "check_doc_examples: -D${_var}=... is required")

@@ -166,6 +166,7 @@ static void test_gc_parallel_helpers_named_and_masked(void **state)
 int main(void)
 {
     mt_init("test_gc_parallel");
+    mt_env_ignore("MULCH_GC_MARKERS");
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_rec, teardown_rec)
     const struct CMUnitTest tests[] = {
         T(test_gc_parallel_same_live_set),

@@ -708,6 +708,7 @@ static void test_gc_threads_max_heap(void **state)
 int main(void)
 {
     mt_init("test_gc_threads");
+    mt_env_ignore_policy();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_gc_threads_trees_with_collector, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gc_threads_blocking_regions, setup, teardown),

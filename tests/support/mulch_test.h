@@ -405,6 +405,30 @@ static inline void mt_init(const char *prog)
                   g_seed, g_quick ? ", quick mode" : "");
 }
 
+/* A test of an option's own behaviour drops the caller's override of it
+ * (the MULCH_GC_* variables of docs/tuning.md, read by gc_heap_create):
+ * `MULCH_GC_GENERATIONAL=1 ctest` would otherwise test another mode. Call
+ * from main, before any thread starts. */
+static inline void mt_env_ignore(const char *name)
+{
+    if (getenv(name) == NULL) return;
+    print_message("[note] %s is set; this test checks that option itself and ignores it\n", name);
+    unsetenv(name);
+}
+
+/* ... and a test that counts collections or checks when they come drops
+ * every override of the heap policy (the mode overrides stay: those tests
+ * run in each mode on purpose). */
+static inline void mt_env_ignore_policy(void)
+{
+    mt_env_ignore("MULCH_GC_HEAP_GROWTH");
+    mt_env_ignore("MULCH_GC_HEAP_KEEP");
+    mt_env_ignore("MULCH_GC_INITIAL_HEAP");
+    mt_env_ignore("MULCH_GC_MAX_HEAP");
+    mt_env_ignore("MULCH_GC_STRESS");
+    mt_env_ignore("MULCH_GC_EVACUATE_BELOW");
+}
+
 /* ======================================================================== */
 /* Collector helpers (define MULCH_TEST_GC before including)                 */
 

@@ -295,6 +295,10 @@ static void test_foreign_object_reported(void **state) {
 }
 
 int main(void) {
+    /* these tests choose the heap's mode themselves: a caller's
+     * MULCH_GC_GENERATIONAL or MULCH_GC_COMPACT would override it */
+    unsetenv("MULCH_GC_GENERATIONAL");
+    unsetenv("MULCH_GC_COMPACT");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_cards_follow_gc_write, setup, teardown_errors),
         cmocka_unit_test_setup_teardown(test_card_cache_many_regions, setup, teardown_errors),

@@ -14,6 +14,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -96,6 +97,8 @@ static void test_large_alloc_after_foreign_stop(void **state) {
 }
 
 int main(void) {
+    unsetenv("MULCH_GC_MAX_HEAP"); /* the tests set max_heap themselves */
+    unsetenv("MULCH_GC_INITIAL_HEAP");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_large_alloc_after_foreign_stop, setup, teardown_errors),
     };
