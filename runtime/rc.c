@@ -15,6 +15,7 @@
  * mulch_rc_records_lock is held across fork (a thread starting or exiting
  * meanwhile would leave it locked in the child, whose first thread to use
  * rc would wait for ever); it is innermost: nothing else is taken under it.
+ * So are the weak references' stripes (weak.c), for the same reason.
  */
 #include <stdio.h>
 
@@ -29,11 +30,19 @@ static bool rc_exit_key_ok;
 pthread_mutex_t mulch_rc_records_lock = PTHREAD_MUTEX_INITIALIZER;
 static rc_thread_t *rc_records_free; /* exited threads' records, reusable */
 
-static void records_lock_take(void) { pthread_mutex_lock(&mulch_rc_records_lock); }
-static void records_lock_give(void) { pthread_mutex_unlock(&mulch_rc_records_lock); }
+/* The weak references' stripes too (weak.c): neither nests with
+ * anything, so their order does not matter. */
+static void records_lock_take(void) {
+    pthread_mutex_lock(&mulch_rc_records_lock);
+    rc_weak_stripes_take();
+}
+static void records_lock_give(void) {
+    rc_weak_stripes_give();
+    pthread_mutex_unlock(&mulch_rc_records_lock);
+}
 
 /* At load time, as the pool's and the collector's (pool/fork.c,
- * gc/fork.c). No order with theirs matters: the lock never nests. */
+ * gc/fork.c). No order with theirs matters: the locks never nest. */
 __attribute__((constructor)) static void rc_fork_handlers_register(void) {
     (void)pthread_atfork(records_lock_take, records_lock_give, records_lock_give);
 }

@@ -97,13 +97,19 @@ _Static_assert(offsetof(rc_header_t, biased) == offsetof(struct mulch_rc_header_
 _Static_assert(sizeof(rc_header_t) == MULCH_RC_HEADER_SIZE_, "rc.h knows the header size");
 _Static_assert(offsetof(struct mulch_rc_thread_, queue) == 0, "rc.h reads the queue at offset 0");
 
-/* Shared between an object and its weak references. */
+/* Shared between an object and its weak references. Guarded by one of
+ * weak.c's striped mutexes, chosen by the block's address (no mutex of
+ * its own: fork holds every stripe). */
 typedef struct rc_weak_control {
-    pthread_mutex_t lock;
-    void           *obj;            /* NULL once destroyed (lock)          */
+    void           *obj;            /* NULL once destroyed (stripe)        */
     _Atomic size_t  weak_refs;      /* rc_weak_t handles alive             */
     bool            object_gone;    /* the object no longer points here    */
 } rc_weak_control_t;
+
+/* Every weak stripe, taken before fork and given back after it, in both
+ * processes (weak.c; registered with rc.c's fork handlers). */
+MULCH_INTERNAL void rc_weak_stripes_take(void);
+MULCH_INTERNAL void rc_weak_stripes_give(void);
 
 static inline rc_header_t *rc_header_of(const void *obj) {
     return (rc_header_t *)((unsigned char *)(uintptr_t)obj - sizeof(rc_header_t));

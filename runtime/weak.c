@@ -2,7 +2,8 @@
  *
  * An object's weak references share one control block (created by the
  * first rc_weak_new, pool-allocated). rc_weak_lock never revives a dying
- * object: under the control block's mutex it increments the count with a
+ * object: under the control block's mutex (one of 64 stripes, chosen by
+ * the block's address, which fork holds) it increments the count with a
  * CAS only if the count is not a merged zero, so every transition to zero
  * is final and its destroyer alone clears the control block (under the
  * same mutex) before destroying. The mutex also orders freeing the control
@@ -19,6 +20,39 @@
  * objects; waiting for the owner could wait forever.
  */
 #include "rc_internal.h"
+
+/* The control blocks' mutexes, striped by address. A block has none of
+ * its own (24 bytes instead of 64), and fork can hold them all: a weak
+ * operation in flight on another thread when the process forked left its
+ * block's own mutex locked in the child, whose first use of that weak
+ * reference then waited for ever. Each critical section below takes one
+ * stripe and nothing else (no call that could take another), so stripes
+ * never nest and two blocks sharing one only wait for each other's few
+ * instructions. One cache line each. */
+#define RC_WEAK_STRIPES 64u
+typedef struct weak_stripe {
+    _Alignas(64) pthread_mutex_t mutex;
+} weak_stripe_t;
+#define WEAK_STRIPE_1  { PTHREAD_MUTEX_INITIALIZER }
+#define WEAK_STRIPE_4  WEAK_STRIPE_1, WEAK_STRIPE_1, WEAK_STRIPE_1, WEAK_STRIPE_1
+#define WEAK_STRIPE_16 WEAK_STRIPE_4, WEAK_STRIPE_4, WEAK_STRIPE_4, WEAK_STRIPE_4
+static weak_stripe_t weak_stripes[RC_WEAK_STRIPES] = { WEAK_STRIPE_16, WEAK_STRIPE_16, WEAK_STRIPE_16,
+                                                       WEAK_STRIPE_16 };
+_Static_assert(RC_WEAK_STRIPES == 64u, "the initializer writes 64 stripes");
+
+static inline pthread_mutex_t *weak_stripe(const rc_weak_control_t *control) {
+    uint64_t x = (uint64_t)((uintptr_t)control >> 4) * UINT64_C(0x9e3779b97f4a7c15);
+    return &weak_stripes[x >> 58].mutex;
+}
+static inline void control_lock(const rc_weak_control_t *control) { pthread_mutex_lock(weak_stripe(control)); }
+static inline void control_unlock(const rc_weak_control_t *control) { pthread_mutex_unlock(weak_stripe(control)); }
+
+void rc_weak_stripes_take(void) {
+    for (unsigned i = 0; i < RC_WEAK_STRIPES; i++) pthread_mutex_lock(&weak_stripes[i].mutex);
+}
+void rc_weak_stripes_give(void) {
+    for (unsigned i = RC_WEAK_STRIPES; i-- > 0;) pthread_mutex_unlock(&weak_stripes[i].mutex);
+}
 
 #define RC_WEAK_LIVE UINT64_C(0x72634c56776b4c56) /* "rcLVwkLV" */
 
@@ -43,14 +77,12 @@ static rc_weak_control_t *weak_control_get(rc_header_t *h) {
     chunk_t *chunk = chunk_of(h);
     control = pool_alloc(chunk->pool, sizeof *control);
     if (control == NULL) return NULL;
-    pthread_mutex_init(&control->lock, NULL);
     control->obj = rc_object_of(h);
     atomic_store_explicit(&control->weak_refs, 0, memory_order_relaxed);
     control->object_gone = false;
     rc_weak_control_t *expected = NULL;
     if (!atomic_compare_exchange_strong_explicit(&h->weak, &expected, control, memory_order_acq_rel,
                                                  memory_order_acquire)) {
-        pthread_mutex_destroy(&control->lock);
         pool_free(chunk->pool, control);
         return expected;
     }
@@ -58,7 +90,6 @@ static rc_weak_control_t *weak_control_get(rc_header_t *h) {
 }
 
 static void weak_control_free(rc_weak_control_t *control) {
-    pthread_mutex_destroy(&control->lock);
     pool_free(chunk_of(control)->pool, control);
 }
 
@@ -69,9 +100,9 @@ rc_weak_t *rc_weak_new(void *obj) {
     if (control == NULL) return NULL;
     rc_weak_t *weak = pool_alloc(chunk_of(h)->pool, sizeof *weak);
     if (weak == NULL) return NULL;
-    pthread_mutex_lock(&control->lock);
+    control_lock(control);
     atomic_fetch_add_explicit(&control->weak_refs, 1, memory_order_relaxed);
-    pthread_mutex_unlock(&control->lock);
+    control_unlock(control);
     weak->control = control;
     weak->magic = RC_WEAK_LIVE;
     return weak;
@@ -84,7 +115,7 @@ void *rc_weak_lock(rc_weak_t *weak) {
         return NULL;
     }
     rc_weak_control_t *control = weak->control;
-    pthread_mutex_lock(&control->lock);
+    control_lock(control);
     void *obj = control->obj;
     if (obj) {
         rc_header_t *h = rc_header_of(obj);
@@ -99,7 +130,7 @@ void *rc_weak_lock(rc_weak_t *weak) {
                 break;
         }
     }
-    pthread_mutex_unlock(&control->lock);
+    control_unlock(control);
     return obj;
 }
 
@@ -111,21 +142,21 @@ void rc_weak_free(rc_weak_t *weak) {
     }
     weak->magic = 0;
     rc_weak_control_t *control = weak->control;
-    pthread_mutex_lock(&control->lock);
+    control_lock(control);
     size_t left = atomic_fetch_sub_explicit(&control->weak_refs, 1, memory_order_relaxed) - 1;
     bool free_control = left == 0 && control->object_gone;
-    pthread_mutex_unlock(&control->lock);
+    control_unlock(control);
     if (free_control) weak_control_free(control);
     pool_free(chunk_of(weak)->pool, weak);
 }
 
 bool rc_weak_detach(rc_header_t *h) {
     rc_weak_control_t *control = atomic_load_explicit(&h->weak, memory_order_acquire);
-    pthread_mutex_lock(&control->lock);
+    control_lock(control);
     control->obj = NULL;
     control->object_gone = true;
     bool free_control = atomic_load_explicit(&control->weak_refs, memory_order_relaxed) == 0;
-    pthread_mutex_unlock(&control->lock);
+    control_unlock(control);
     if (free_control) weak_control_free(control);
     return true;
 }

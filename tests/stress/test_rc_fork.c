@@ -10,7 +10,10 @@
  *   - churn: spawners keep starting short threads that allocate, share and
  *     release rc objects (each takes the record lock when it first uses rc
  *     and again at its exit) while fresh threads fork. Seeded (the short
- *     threads' object counts); the seed is printed.
+ *     threads' object counts); the seed is printed;
+ *   - weak: threads keep locking one weak reference while fresh threads
+ *     fork; each child locks it too (runtime/weak.c holds every weak
+ *     stripe across fork).
  */
 #ifndef _GNU_SOURCE
 #  define _GNU_SOURCE 1
@@ -138,12 +141,87 @@ static void test_rc_fork_while_threads_start_and_exit(void **state)
     EXPECT_NO_ASYNC_FAILURES();
 }
 
+/* weak: two threads lock and release one weak reference without a pause
+ * (its control block's mutex is held a good part of the time) while a
+ * fresh thread forks; the child locks the same weak reference. A mutex
+ * copied held would hang it. */
+static rc_weak_t *g_weak;
+
+static void *weak_hammer(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&g_stop)) {
+        void *obj = rc_weak_lock(g_weak);
+        if (obj == NULL) {
+            AFAIL("rc_weak_lock lost a live object");
+            return NULL;
+        }
+        rc_release(obj);
+    }
+    return NULL;
+}
+
+static _Noreturn void weak_child_work(void)
+{
+    alarm(10);
+    for (int i = 0; i < 1000; i++) {
+        void *obj = rc_weak_lock(g_weak);
+        if (obj == NULL) _exit(7);
+        rc_release(obj);
+    }
+    child_work();
+}
+
+static void *weak_forker(void *arg)
+{
+    int f = (int)(intptr_t)arg;
+    pid_t pid = fork();
+    if (pid == 0) weak_child_work();
+    if (pid < 0) {
+        AFAIL("fork %d failed", f);
+        return NULL;
+    }
+    int status = 0;
+    if (waitpid(pid, &status, 0) != pid) AFAIL("fork %d: waitpid failed", f);
+    else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        AFAIL("fork %d: the child %s %d", f, WIFSIGNALED(status) ? "died of signal" : "exited with",
+              WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+    return NULL;
+}
+
+static void test_rc_fork_while_weak_refs_locked(void **state)
+{
+    (void)state;
+    TEST_START();
+    void *target = rc_alloc(48, NULL);
+    EXPECT_NONNULL(target);
+    g_weak = rc_weak_new(target);
+    EXPECT_NONNULL(g_weak);
+    atomic_store(&g_stop, 0);
+    pthread_t threads[2];
+    for (int i = 0; i < 2; i++) EXPECT_EQ(pthread_create(&threads[i], NULL, weak_hammer, NULL), 0);
+    int forks = (int)scaled(60, 15);
+    for (int f = 0; f < forks && atomic_load(&g_failures) == 0; f++) { /* a hung child costs 10 s */
+        pthread_t th;
+        EXPECT_EQ(pthread_create(&th, NULL, weak_forker, (void *)(intptr_t)f), 0);
+        pthread_join(th, NULL);
+    }
+    atomic_store(&g_stop, 1);
+    for (int i = 0; i < 2; i++) pthread_join(threads[i], NULL);
+    EXPECT_NO_ASYNC_FAILURES();
+    rc_release(target);
+    EXPECT_NULL(rc_weak_lock(g_weak));
+    rc_weak_free(g_weak);
+    g_weak = NULL;
+}
+
 int main(void)
 {
     mt_init("test_rc_fork");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rc_fork_while_record_lock_held),
         cmocka_unit_test(test_rc_fork_while_threads_start_and_exit),
+        cmocka_unit_test(test_rc_fork_while_weak_refs_locked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
