@@ -61,7 +61,7 @@ static void *spawner(void *arg)
 }
 
 /* The child: its thread has no rc record yet, so rc takes the lock. */
-static _Noreturn void child_work(void)
+static void child_work(void)
 {
     alarm(10);
     atomic_store(&g_destroyed, 0);
@@ -77,20 +77,28 @@ static _Noreturn void child_work(void)
     _exit(atomic_load(&g_destroyed) == 100 ? 0 : 6);
 }
 
-static void *forker(void *arg)
+/* Forks; the child runs child(), the parent waits for it to exit 0. */
+static void fork_and_wait(int f, void (*child)(void))
 {
-    int f = (int)(intptr_t)arg;
     pid_t pid = fork();
-    if (pid == 0) child_work();
+    if (pid == 0) {
+        child();
+        _exit(99); /* child() does not return */
+    }
     if (pid < 0) {
         AFAIL("fork %d failed", f);
-        return NULL;
+        return;
     }
     int status = 0;
     if (waitpid(pid, &status, 0) != pid) AFAIL("fork %d: waitpid failed", f);
     else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
         AFAIL("fork %d: the child %s %d", f, WIFSIGNALED(status) ? "died of signal" : "exited with",
               WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+}
+
+static void *forker(void *arg)
+{
+    fork_and_wait((int)(intptr_t)arg, child_work);
     return NULL;
 }
 
@@ -161,7 +169,7 @@ static void *weak_hammer(void *arg)
     return NULL;
 }
 
-static _Noreturn void weak_child_work(void)
+static void weak_child_work(void)
 {
     alarm(10);
     for (int i = 0; i < 1000; i++) {
@@ -174,18 +182,7 @@ static _Noreturn void weak_child_work(void)
 
 static void *weak_forker(void *arg)
 {
-    int f = (int)(intptr_t)arg;
-    pid_t pid = fork();
-    if (pid == 0) weak_child_work();
-    if (pid < 0) {
-        AFAIL("fork %d failed", f);
-        return NULL;
-    }
-    int status = 0;
-    if (waitpid(pid, &status, 0) != pid) AFAIL("fork %d: waitpid failed", f);
-    else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        AFAIL("fork %d: the child %s %d", f, WIFSIGNALED(status) ? "died of signal" : "exited with",
-              WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+    fork_and_wait((int)(intptr_t)arg, weak_child_work);
     return NULL;
 }
 
