@@ -194,10 +194,28 @@ static inline void cell_push_local(pool_t *pool, thread_heap_t *heap, block_t *b
     if (mulch_unlikely(b->used == 0) && b->next != NULL && b->next->free != NULL) block_retire_from_free(pool, heap, b);
 }
 
+/* Whether recent cell recent[n] may go on its span's free list: not if its
+ * free mark is gone (written after its free) or it is among recent[0..n)
+ * too (freed twice, the second free unseen because a write had erased the
+ * mark first). Pushed, it would get a fresh mark and be handed out later,
+ * unreported, or be on the list twice with its free counted twice (the
+ * span released under another cell's holder). It is reported and dropped
+ * instead, as recent_take does, and stays counted as used. */
+static bool recent_cell_flushable(const pool_t *pool, void *const *recent, unsigned n) {
+    void *p = recent[n];
+    bool twice = false;
+    for (unsigned i = 0; i < n && !twice; i++) twice = recent[i] == p;
+    if (mulch_likely(!twice && cell_has_free_mark(pool, p))) return true;
+    mulch_report("pool_alloc: freed cell was written or freed twice (write after free?); not handed out", p);
+    return false;
+}
+
 void heap_recent_flush(pool_t *pool, thread_heap_t *heap) {
     for (unsigned cls = 0; cls < pool->class_count; cls++) {
         while (heap->recent_count[cls]) {
-            void *p = heap->recent[cls][--heap->recent_count[cls]];
+            unsigned n = --heap->recent_count[cls];
+            void *p = heap->recent[cls][n];
+            if (!recent_cell_flushable(pool, heap->recent[cls], n)) continue;
             block_t *b = block_head(block_at(chunk_of(p), p));
             if (heap->bins[cls] != b) block_move_to_front(heap, b);
             cell_mark_free(pool, p, b->free);

@@ -310,6 +310,48 @@ static void test_masked_double_free_not_handed_out_twice(void **state) {
     masked_double_free_round(1);
 }
 
+/* heap_recent_flush (pool_trim, thread exit) moves the recent cells to
+ * their spans' free lists. A recent cell whose free mark is gone was
+ * written after its free, or is recent twice (a masked double free): the
+ * flush must not give it a fresh mark (it would be handed out later,
+ * unreported) nor push it twice (its free counted twice: the span is
+ * released under another cell's holder). */
+static void test_recent_flush_checks_free_marks(void **state) {
+    (void)state;
+    for (int twice = 0; twice <= 1; twice++) {
+        pool_t *pool = pool_create(NULL);
+        reports = 0;
+        enum { HELD = 200 };
+        void *held[HELD];
+        unsigned char *keeper = pool_alloc(pool, 48);
+        char *victim = pool_alloc(pool, 48);
+        assert_ptr_equal(pool_block_of(keeper), pool_block_of(victim));
+        memset(keeper, 0x5a, 48);
+        pool_free(pool, victim); /* a recent cell */
+        cell_word_store(victim, 1, UINT64_C(0x4444444444444444)); /* erases the free mark */
+        if (twice) pool_free(pool, victim); /* unseen: recent twice */
+        assert_int_equal(reports, 0);
+        (void)pool_trim(pool); /* flushes the recent cells */
+        block_t *span = pool_block_of(keeper);
+        assert_true(span->kind == BLOCK_SMALL);
+        assert_int_equal(pool_usable_size(pool, keeper), 48);
+        for (int i = 0; i < HELD; i++) {
+            held[i] = pool_alloc(pool, 48);
+            assert_non_null(held[i]);
+            assert_ptr_not_equal(held[i], keeper);
+            if (!twice) assert_ptr_not_equal(held[i], victim); /* written: never handed out */
+            for (int k = 0; k < i; k++) assert_ptr_not_equal(held[k], held[i]);
+            memset(held[i], i & 0xff, 48);
+        }
+        for (int k = 0; k < 48; k++) assert_int_equal(keeper[k], 0x5a);
+        assert_int_equal(reports, 1);
+        for (int i = 0; i < HELD; i++) pool_free(pool, held[i]);
+        pool_free(pool, keeper);
+        assert_int_equal(reports, 1);
+        pool_destroy(pool);
+    }
+}
+
 /* Each OS mapping in turn fails; every call returns NULL or works, nothing
  * is reported (OOM is not misuse), and the pool works afterwards. */
 static void test_fault_injection_sweep(void **state) {
@@ -366,6 +408,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_corrupted_headers_reported, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_after_free_detected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_masked_double_free_not_handed_out_twice, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_recent_flush_checks_free_marks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fault_injection_sweep, setup, teardown),
     };
     return cmocka_run_group_tests_name("pool_internals", tests, NULL, NULL);
