@@ -204,8 +204,13 @@ static unsigned alloc_class_id(gc_thread_t *t, const gc_type_t *type, size_t siz
     return id;
 }
 
-/* An entry no allocation matches: no type, and a granule no size has. */
-static const gc_typed_entry_t typed_entry_empty = { NULL, NULL, UINT32_MAX, 0 };
+/* An entry no allocation matches: no type, and a granule no size has. Its
+ * bin is the negative entries' one, never NULL: an entry emptied by
+ * another thread (typed_cache_forget_negative, in a collection) may be
+ * read meanwhile by a thread in a blocking region that wrongly allocates,
+ * and any mix of the old and new words then sends it to the slow path,
+ * which reports the call. */
+static const gc_typed_entry_t typed_entry_empty = { NULL, &typed_fallback_bin, UINT32_MAX, 0 };
 
 void gc_thread_init_typed_cache(gc_thread_t *thread) {
     for (unsigned i = 0; i < GC_TYPED_CACHE; i++) thread->typed_cache[i] = typed_entry_empty;

@@ -264,17 +264,18 @@ static block_t *block_new(pool_t *pool, thread_heap_t *heap, unsigned cls) {
  * and without this the span could be released under its holder. The
  * other dropped cells are free and uncounted: they come back when the
  * span is released. */
-static MULCH_NOINLINE void free_list_drop_written(block_t *b, void *cell) {
+static MULCH_NOINLINE void free_list_drop_written(thread_heap_t *heap, block_t *b, void *cell) {
     mulch_report("pool_alloc: freed cell was written or freed twice (write after free?); not handed out", cell);
     b->free = NULL;
     b->used++;
+    heap_uncount_free(heap, b->size_class);
 }
 
 /* NULL when the head was dropped (free_list_drop_written). */
 static void *cell_pop_checked(pool_t *pool, thread_heap_t *heap, block_t *b, const leak_site_t *site) {
     void *cell = b->free;
     if (!cell_has_free_mark(pool, cell)) {
-        free_list_drop_written(b, cell);
+        free_list_drop_written(heap, b, cell);
         return NULL;
     }
     void *next = cell_next(pool, cell);
@@ -350,8 +351,10 @@ static MULCH_NOINLINE void *pool_alloc_span(pool_t *pool, size_t size, const voi
  * pool_alloc_fast (caller NULL), gives NULL: its callers take the slow
  * path then. Out of line, so that the fast path calls nothing it must
  * come back from. */
-static MULCH_NOINLINE void *recent_cell_written(pool_t *pool, void *cell, size_t size, const void *caller) {
+static MULCH_NOINLINE void *recent_cell_written(pool_t *pool, thread_heap_t *heap, unsigned cls, void *cell,
+                                                size_t size, const void *caller) {
     mulch_report("pool_alloc: freed cell was written or freed twice (write after free?); not handed out", cell);
+    heap_uncount_free(heap, cls);
     return caller != NULL ? pool_alloc_span(pool, size, caller) : NULL;
 }
 
@@ -361,7 +364,8 @@ static inline void *recent_take(pool_t *pool, thread_heap_t *heap, unsigned cls,
                                 const void *caller) {
     void *cell = heap->recent[cls][--n];
     heap->recent_count[cls] = (uint8_t)n;
-    if (mulch_unlikely(!cell_has_free_mark(pool, cell))) return recent_cell_written(pool, cell, size, caller);
+    if (mulch_unlikely(!cell_has_free_mark(pool, cell)))
+        return recent_cell_written(pool, heap, cls, cell, size, caller);
     tool_cell_alloc(0, cell, size, size_class_bytes(cls)); /* valgrind: never here (track_leaks) */
     cell_word_store(cell, 1, 0);
     heap_count_alloc(heap, cls);

@@ -215,7 +215,10 @@ void heap_recent_flush(pool_t *pool, thread_heap_t *heap) {
         while (heap->recent_count[cls]) {
             unsigned n = --heap->recent_count[cls];
             void *p = heap->recent[cls][n];
-            if (!recent_cell_flushable(pool, heap->recent[cls], n)) continue;
+            if (!recent_cell_flushable(pool, heap->recent[cls], n)) {
+                heap_uncount_free(heap, cls);
+                continue;
+            }
             block_t *b = block_head(block_at(chunk_of(p), p));
             if (heap->bins[cls] != b) block_move_to_front(heap, b);
             cell_mark_free(pool, p, b->free);
