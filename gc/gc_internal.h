@@ -309,6 +309,9 @@ struct gc_heap {
     const gc_type_t *typed_types[GC_TYPED_CLASSES];
     uint8_t          typed_base[GC_TYPED_CLASSES]; /* the cell's class */
     _Atomic uint32_t typed_count;
+    /* (type, class) -> k + 1 of its typed class, 0 for none: open
+     * addressing, at most half full (alloc.c, typed_class_find) */
+    _Atomic uint16_t typed_index[2 * GC_TYPED_CLASSES];
     _Atomic size_t   heap_bytes;
 
     /* roots */

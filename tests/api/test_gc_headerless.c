@@ -330,6 +330,50 @@ static void test_headerless_strided_types(void **state)
     EXPECT_NO_REPORTS(r0);
 }
 
+/* Types whose (type, size) pairs share a slot of the thread's typed cache
+ * (found with <mulch/gc.h>'s slot function), allocated in turn, with 200
+ * other pairs registered and cached first: every object stays headerless
+ * (exactly 16 live bytes each) and keeps its type, whichever slot of the
+ * pair's two its entry sits in as the entries move. Two such pairs both
+ * keep an entry (the speed of that is bench territory); three take turns. */
+enum { SHARED_MAX = 3, SHARED_POOL = 4096, OTHER_TYPES = 200 };
+static gc_type_t shared_pool[SHARED_POOL];
+
+static void test_headerless_shared_cache_slot(void **state)
+{
+    (void)state;
+    TEST_START();
+    unsigned long r0 = rec_count();
+    for (int i = 0; i < SHARED_POOL; i++) shared_pool[i] = (gc_type_t){ "test.shared", node_trace, NULL };
+    const gc_type_t *shared[SHARED_MAX];
+    int found = 0;
+    size_t slot = mulch_gc_typed_slot_(&shared_pool[0], (sizeof(node_t) - 1) >> 3);
+    for (int i = 0; i < SHARED_POOL - OTHER_TYPES && found < SHARED_MAX; i++)
+        if (mulch_gc_typed_slot_(&shared_pool[i], (sizeof(node_t) - 1) >> 3) == slot) shared[found++] = &shared_pool[i];
+    EXPECT_EQ(found, SHARED_MAX);
+    for (int kinds = 1; kinds <= SHARED_MAX; kinds++) {
+        gc_heap_t *h = heap_with(0, GC_COMPACT_NEVER, 1);
+        gc_thread_t *t = gc_thread_attach(h);
+        /* others fill the cache first: some take the shared pairs' slots */
+        for (int i = 0; i < OTHER_TYPES; i++)
+            EXPECT_NONNULL(gc_alloc(t, &shared_pool[SHARED_POOL - 1 - i], 40));
+        gc_collect(t);
+        enum { ROUNDS = 3000 };
+        void *lists[SHARED_MAX] = { NULL };
+        gc_root_add_range(h, lists, SHARED_MAX);
+        for (int r = 0; r < ROUNDS; r++)
+            for (int k = 0; k < kinds; k++) list_build(t, &lists[k], shared[k], (uint64_t)(ROUNDS - 1 - r), 1);
+        gc_collect(t);
+        EXPECT_EQ(stats_of(h).live_bytes, (size_t)kinds * ROUNDS * 16);
+        for (int k = 0; k < kinds; k++) list_check(lists[k], shared[k], 0, ROUNDS);
+        EXPECT_VERIFY(h);
+        gc_root_remove(h, lists);
+        gc_thread_detach(t);
+        gc_heap_destroy(h);
+    }
+    EXPECT_NO_REPORTS(r0);
+}
+
 /* Queries that need a GC object, given a headerless one of another type or
  * something that is no GC object, report instead of reading a header. */
 static void test_headerless_misuse_reported(void **state)
@@ -398,6 +442,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_headerless_type_gains_finalizer, setup_rec, teardown_rec),
         cmocka_unit_test_setup_teardown(test_headerless_inline_and_library_interleaved, setup_rec, teardown_rec),
         cmocka_unit_test_setup_teardown(test_headerless_strided_types, setup_rec, teardown_rec),
+        cmocka_unit_test_setup_teardown(test_headerless_shared_cache_slot, setup_rec, teardown_rec),
         cmocka_unit_test_setup_teardown(test_headerless_misuse_reported, setup_rec, teardown_rec),
         cmocka_unit_test_setup_teardown(test_headerless_parallel_evacuation, setup_rec, teardown_rec),
     };
