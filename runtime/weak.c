@@ -2,7 +2,7 @@
  *
  * An object's weak references share one control block (created by the
  * first rc_weak_new, pool-allocated). rc_weak_lock never revives a dying
- * object: under the control block's mutex (one of 64 stripes, chosen by
+ * object: under the control block's mutex (one of 16 stripes, chosen by
  * the block's address, which fork holds) it increments the count with a
  * CAS only if the count is not a merged zero, so every transition to zero
  * is final and its destroyer alone clears the control block (under the
@@ -28,21 +28,22 @@
  * reference then waited for ever. Each critical section below takes one
  * stripe and nothing else (no call that could take another), so stripes
  * never nest and two blocks sharing one only wait for each other's few
- * instructions. One cache line each. */
-#define RC_WEAK_STRIPES 64u
+ * instructions. One cache line each. Sixteen: fork holds them all at
+ * once, with the pools' and heaps' locks, and ThreadSanitizer's deadlock
+ * detector aborts a thread that holds 64 locks (64 stripes did). */
+#define RC_WEAK_STRIPES 16u
 typedef struct weak_stripe {
     _Alignas(64) pthread_mutex_t mutex;
 } weak_stripe_t;
 #define WEAK_STRIPE_1  { PTHREAD_MUTEX_INITIALIZER }
 #define WEAK_STRIPE_4  WEAK_STRIPE_1, WEAK_STRIPE_1, WEAK_STRIPE_1, WEAK_STRIPE_1
 #define WEAK_STRIPE_16 WEAK_STRIPE_4, WEAK_STRIPE_4, WEAK_STRIPE_4, WEAK_STRIPE_4
-static weak_stripe_t weak_stripes[RC_WEAK_STRIPES] = { WEAK_STRIPE_16, WEAK_STRIPE_16, WEAK_STRIPE_16,
-                                                       WEAK_STRIPE_16 };
-_Static_assert(RC_WEAK_STRIPES == 64u, "the initializer writes 64 stripes");
+static weak_stripe_t weak_stripes[RC_WEAK_STRIPES] = { WEAK_STRIPE_16 };
+_Static_assert(RC_WEAK_STRIPES == 16u, "the initializer writes 16 stripes");
 
 static inline pthread_mutex_t *weak_stripe(const rc_weak_control_t *control) {
     uint64_t x = (uint64_t)((uintptr_t)control >> 4) * UINT64_C(0x9e3779b97f4a7c15);
-    return &weak_stripes[x >> 58].mutex;
+    return &weak_stripes[x >> 60].mutex;
 }
 static inline void control_lock(const rc_weak_control_t *control) { pthread_mutex_lock(weak_stripe(control)); }
 static inline void control_unlock(const rc_weak_control_t *control) { pthread_mutex_unlock(weak_stripe(control)); }
