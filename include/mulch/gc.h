@@ -162,6 +162,7 @@ MULCH_API void gc_pop_roots_to(gc_thread_t *thread, size_t depth);
 #  if defined(__cplusplus)
 #    pragma GCC diagnostic push
 #    pragma GCC diagnostic ignored "-Wold-style-cast"
+#    pragma GCC diagnostic ignored "-Wzero-as-null-pointer-constant"
 #  endif
 static inline void mulch_gc_push_root_inline_(gc_thread_t *thread, void **slot) {
     struct mulch_gc_thread_roots_ *roots = (struct mulch_gc_thread_roots_ *)(void *)thread;
