@@ -136,14 +136,19 @@ static void wait_started(int n) {
     while (atomic_load(&g_started) < n) usleep(100);
 }
 
+/* A worker's start: attached to g_heap and counted in g_started (a failed
+ * attach too, so that wait_started ends); NULL, recorded, when it fails. */
+static gc_thread_t *worker_attach(void) {
+    gc_thread_t *t = gc_thread_attach(g_heap);
+    atomic_fetch_add(&g_started, 1);
+    if (t == NULL) AFAIL("gc_thread_attach failed in a worker");
+    return t;
+}
+
 static void *allocating_worker(void *arg) {
     rng_t rng = { g_seed + (uint64_t)(uintptr_t)arg };
-    gc_thread_t *t = gc_thread_attach(g_heap);
-    atomic_fetch_add(&g_started, 1); /* (a failed attach too: no wait for ever) */
-    if (t == NULL) {
-        AFAIL("gc_thread_attach failed in a worker");
-        return NULL;
-    }
+    gc_thread_t *t = worker_attach();
+    if (t == NULL) return NULL;
     void *head = NULL;
     gc_push_root(t, &head);
     uint64_t id = 0;
@@ -183,61 +188,92 @@ static gc_heap_t *fork_heap_new(int markers) {
     return h;
 }
 
+/* The parent of tests 1 and 3: a fresh heap with `markers`, this thread
+ * attached with a rooted list of `had` nodes, and (parent_start_worker)
+ * an allocating worker. */
+typedef struct parent {
+    gc_thread_t *t;
+    void        *mine;   /* a root: the list */
+    uint64_t     had;
+    pthread_t    worker;
+} parent_t;
+
+static void parent_attach(parent_t *p, int markers, uint64_t had) {
+    g_heap = fork_heap_new(markers);
+    atomic_store(&g_stop, 0);
+    atomic_store(&g_started, 0);
+    p->t = gc_thread_attach(g_heap);
+    EXPECT_NONNULL(p->t);
+    p->mine = NULL;
+    p->had = had;
+    gc_push_root(p->t, &p->mine);
+    for (uint64_t i = 0; i < had; i++) EXPECT_NONNULL(push_node(p->t, &p->mine, &T_NODE, i));
+}
+
+static void parent_start_worker(parent_t *p, uintptr_t seed) {
+    EXPECT_EQ(pthread_create(&p->worker, NULL, allocating_worker, (void *)seed), 0);
+    wait_started(1);
+}
+
+/* Fork number f after a pause in a blocking region (the worker runs,
+ * collects, maybe stops the world meanwhile); the child runs child(p),
+ * which exits; the parent waits for it inside a blocking region. */
+static void parent_fork(parent_t *p, int f, useconds_t pause, void (*child)(parent_t *)) {
+    gc_enter_blocking(p->t);
+    usleep(pause);
+    gc_leave_blocking(p->t);
+    pid_t pid = fork();
+    if (pid == 0) {
+        alarm(30);
+        child(p);
+        _exit(CHILD_STATE); /* child() exits */
+    }
+    gc_enter_blocking(p->t);
+    expect_child(pid, f);
+    gc_leave_blocking(p->t);
+}
+
+/* Stops the worker; the parent's list survived every fork; the heap goes. */
+static void parent_finish(parent_t *p) {
+    atomic_store(&g_stop, 1);
+    gc_enter_blocking(p->t); /* the worker may be collecting until it sees g_stop */
+    pthread_join(p->worker, NULL);
+    gc_leave_blocking(p->t);
+    gc_collect(p->t);
+    EXPECT_EQ(list_check(p->mine, p->had), (long)p->had);
+    EXPECT_EQ(gc_verify(g_heap), 0);
+    gc_pop_roots(p->t, 1);
+    gc_thread_detach(p->t);
+    gc_heap_destroy(g_heap);
+    EXPECT_NO_ASYNC_FAILURES();
+}
+
+static _Noreturn void attached_child(parent_t *p) {
+    child_work(g_heap, p->t, &p->mine, p->had, scaled(20000, 5000));
+}
+
 static void test_gc_fork_attached_parent(void **state) {
     (void)state;
     TEST_START();
     atomic_store(&g_failures, 0); /* (this test's own) */
-    g_heap = fork_heap_new(1);
-    atomic_store(&g_stop, 0);
-    atomic_store(&g_started, 0);
-    gc_thread_t *t = gc_thread_attach(g_heap);
-    EXPECT_NONNULL(t);
-    void *mine = NULL;
-    gc_push_root(t, &mine);
-    const uint64_t had = 500;
-    for (uint64_t i = 0; i < had; i++) EXPECT_NONNULL(push_node(t, &mine, &T_NODE, i));
-    pthread_t worker;
-    EXPECT_EQ(pthread_create(&worker, NULL, allocating_worker, (void *)1), 0);
-    wait_started(1);
+    parent_t p;
+    parent_attach(&p, 1, 500);
+    parent_start_worker(&p, 1);
     int forks = (int)scaled(12, 4);
     for (int f = 0; f < forks; f++) {
-        gc_enter_blocking(t);
-        usleep(3000);
-        gc_leave_blocking(t);
-        pid_t pid = fork();
-        if (pid == 0) {
-            alarm(30);
-            child_work(g_heap, t, &mine, had, scaled(20000, 5000));
-        }
-        gc_enter_blocking(t); /* (waiting for the child) */
-        expect_child(pid, f);
-        gc_leave_blocking(t);
+        parent_fork(&p, f, 3000, attached_child);
         /* the parent goes on as before */
-        if (list_check(mine, had) != (long)had) AFAIL("fork %d: the parent's list is damaged", f);
+        if (list_check(p.mine, p.had) != (long)p.had) AFAIL("fork %d: the parent's list is damaged", f);
     }
-    atomic_store(&g_stop, 1);
-    gc_enter_blocking(t); /* the worker may be collecting until it sees g_stop */
-    pthread_join(worker, NULL);
-    gc_leave_blocking(t);
-    gc_collect(t);
-    EXPECT_EQ(list_check(mine, had), (long)had);
-    EXPECT_EQ(gc_verify(g_heap), 0);
-    gc_pop_roots(t, 1);
-    gc_thread_detach(t);
-    gc_heap_destroy(g_heap);
-    EXPECT_NO_ASYNC_FAILURES();
+    parent_finish(&p);
 }
 
 /* ---- 2. fork by an unattached thread while a worker collects in a loop */
 
 static void *collecting_worker(void *arg) {
     (void)arg;
-    gc_thread_t *t = gc_thread_attach(g_heap);
-    atomic_fetch_add(&g_started, 1); /* (a failed attach too: no wait for ever) */
-    if (t == NULL) {
-        AFAIL("gc_thread_attach failed in a worker");
-        return NULL;
-    }
+    gc_thread_t *t = worker_attach();
+    if (t == NULL) return NULL;
     void *head = NULL;
     gc_push_root(t, &head);
     uint64_t id = 0;
@@ -285,6 +321,16 @@ static void test_gc_fork_while_collecting(void **state) {
 
 /* ---- 3. parallel marking in the child after the parent's helpers ran */
 
+/* The helpers are gone with the parent's threads; the child's first
+ * collection starts its own. */
+static _Noreturn void helpers_child(parent_t *p) {
+    if (g_heap->mark_shared.helper_count != 0 || g_heap->threads != p->t || p->t->next != NULL) _exit(CHILD_STATE);
+    uint64_t generation = g_heap->mark_shared.generation;
+    gc_collect(p->t);
+    if (g_heap->mark_shared.helper_count == 0 || g_heap->mark_shared.generation == generation) _exit(CHILD_STATE);
+    attached_child(p);
+}
+
 static void test_gc_fork_parallel_marking(void **state) {
     (void)state;
 #if defined(__SANITIZE_THREAD__)
@@ -297,50 +343,14 @@ static void test_gc_fork_parallel_marking(void **state) {
     if (markers_env_serial()) skip();
     TEST_START();
     atomic_store(&g_failures, 0); /* (this test's own) */
-    g_heap = fork_heap_new(2); /* explicit markers > 1: helpers at any heap size */
-    atomic_store(&g_stop, 0);
-    atomic_store(&g_started, 0);
-    gc_thread_t *t = gc_thread_attach(g_heap);
-    EXPECT_NONNULL(t);
-    void *mine = NULL;
-    gc_push_root(t, &mine);
-    const uint64_t had = 20000;
-    for (uint64_t i = 0; i < had; i++) EXPECT_NONNULL(push_node(t, &mine, &T_NODE, i));
-    gc_collect(t);
+    parent_t p;
+    parent_attach(&p, 2, 20000); /* explicit markers > 1: helpers at any heap size */
+    gc_collect(p.t);
     if (g_heap->mark_shared.helper_count == 0) T_FAIL("the parent's collection started no helper marker");
-    pthread_t worker;
-    EXPECT_EQ(pthread_create(&worker, NULL, allocating_worker, (void *)3), 0);
-    wait_started(1);
+    parent_start_worker(&p, 3);
     int forks = (int)scaled(6, 3);
-    for (int f = 0; f < forks; f++) {
-        gc_enter_blocking(t);
-        usleep(5000);
-        gc_leave_blocking(t);
-        pid_t pid = fork();
-        if (pid == 0) {
-            alarm(30);
-            /* the helpers are gone with the parent's threads */
-            if (g_heap->mark_shared.helper_count != 0 || g_heap->threads != t || t->next != NULL) _exit(CHILD_STATE);
-            uint64_t generation = g_heap->mark_shared.generation;
-            gc_collect(t);
-            if (g_heap->mark_shared.helper_count == 0 || g_heap->mark_shared.generation == generation)
-                _exit(CHILD_STATE);
-            child_work(g_heap, t, &mine, had, scaled(20000, 5000));
-        }
-        gc_enter_blocking(t); /* (waiting for the child) */
-        expect_child(pid, f);
-        gc_leave_blocking(t);
-    }
-    atomic_store(&g_stop, 1);
-    gc_enter_blocking(t); /* the worker may be collecting until it sees g_stop */
-    pthread_join(worker, NULL);
-    gc_leave_blocking(t);
-    gc_collect(t);
-    EXPECT_EQ(list_check(mine, had), (long)had);
-    gc_pop_roots(t, 1);
-    gc_thread_detach(t);
-    gc_heap_destroy(g_heap);
-    EXPECT_NO_ASYNC_FAILURES();
+    for (int f = 0; f < forks; f++) parent_fork(&p, f, 5000, helpers_child);
+    parent_finish(&p);
 }
 
 /* ---- 4. fork as soon as a collection started the helpers
