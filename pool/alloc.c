@@ -264,11 +264,15 @@ static block_t *block_new(pool_t *pool, thread_heap_t *heap, unsigned cls) {
  * and without this the span could be released under its holder. The
  * other dropped cells are free and uncounted: they come back when the
  * span is released. */
-static MULCH_NOINLINE void free_list_drop_written(thread_heap_t *heap, block_t *b, void *cell) {
+MULCH_NOINLINE void cell_drop_unmarked(thread_heap_t *heap, unsigned cls, const void *cell) {
     mulch_report("pool_alloc: freed cell was written or freed twice (write after free?); not handed out", cell);
+    counter_add_u64(&heap->counts[cls].frees, (uint64_t)-1);
+}
+
+static MULCH_NOINLINE void free_list_drop_written(thread_heap_t *heap, block_t *b, void *cell) {
+    cell_drop_unmarked(heap, b->size_class, cell);
     b->free = NULL;
     b->used++;
-    heap_uncount_free(heap, b->size_class);
 }
 
 /* NULL when the head was dropped (free_list_drop_written). */
@@ -353,8 +357,7 @@ static MULCH_NOINLINE void *pool_alloc_span(pool_t *pool, size_t size, const voi
  * come back from. */
 static MULCH_NOINLINE void *recent_cell_written(pool_t *pool, thread_heap_t *heap, unsigned cls, void *cell,
                                                 size_t size, const void *caller) {
-    mulch_report("pool_alloc: freed cell was written or freed twice (write after free?); not handed out", cell);
-    heap_uncount_free(heap, cls);
+    cell_drop_unmarked(heap, cls, cell);
     return caller != NULL ? pool_alloc_span(pool, size, caller) : NULL;
 }
 

@@ -199,15 +199,13 @@ static inline void cell_push_local(pool_t *pool, thread_heap_t *heap, block_t *b
  * too (freed twice, the second free unseen because a write had erased the
  * mark first). Pushed, it would get a fresh mark and be handed out later,
  * unreported, or be on the list twice with its free counted twice (the
- * span released under another cell's holder). It is reported and dropped
- * instead, as recent_take does, and stays counted as used. */
+ * span released under another cell's holder). It is dropped instead
+ * (cell_drop_unmarked), as recent_take does, and stays counted as used. */
 static bool recent_cell_flushable(const pool_t *pool, void *const *recent, unsigned n) {
     void *p = recent[n];
     bool twice = false;
     for (unsigned i = 0; i < n && !twice; i++) twice = recent[i] == p;
-    if (mulch_likely(!twice && cell_has_free_mark(pool, p))) return true;
-    mulch_report("pool_alloc: freed cell was written or freed twice (write after free?); not handed out", p);
-    return false;
+    return !twice && cell_has_free_mark(pool, p);
 }
 
 void heap_recent_flush(pool_t *pool, thread_heap_t *heap) {
@@ -215,8 +213,8 @@ void heap_recent_flush(pool_t *pool, thread_heap_t *heap) {
         while (heap->recent_count[cls]) {
             unsigned n = --heap->recent_count[cls];
             void *p = heap->recent[cls][n];
-            if (!recent_cell_flushable(pool, heap->recent[cls], n)) {
-                heap_uncount_free(heap, cls);
+            if (mulch_unlikely(!recent_cell_flushable(pool, heap->recent[cls], n))) {
+                cell_drop_unmarked(heap, cls, p);
                 continue;
             }
             block_t *b = block_head(block_at(chunk_of(p), p));

@@ -27,6 +27,7 @@
 #define block_sites_release              mulch_block_sites_release
 #define block_to_dormant                 mulch_block_to_dormant
 #define block_unfull                     mulch_block_unfull
+#define cell_drop_unmarked               mulch_cell_drop_unmarked
 #define chunk_map_insert                 mulch_chunk_map_insert
 #define chunk_map_lock                   mulch_chunk_map_lock
 #define chunk_map_remove                 mulch_chunk_map_remove

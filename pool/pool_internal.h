@@ -566,11 +566,11 @@ static inline void heap_count_alloc(thread_heap_t *heap, unsigned cls) {
 static inline void heap_count_free(thread_heap_t *heap, unsigned cls) {
     counter_add_u64(&heap->counts[cls].frees, 1);
 }
-/* A freed cell that will not be handed out (reported, dropped, counted
- * as used): its free is taken back, so the statistics count it in use. */
-static inline void heap_uncount_free(thread_heap_t *heap, unsigned cls) {
-    counter_add_u64(&heap->counts[cls].frees, (uint64_t)-1);
-}
+/* A freed cell of class cls, about to be handed out or pushed, lost its
+ * free mark (written after its free, or freed twice with a write hiding
+ * the second free): reported, and dropped by the caller. It counts as in
+ * use: its free is taken back from the statistics (alloc.c). */
+MULCH_INTERNAL void cell_drop_unmarked(thread_heap_t *heap, unsigned cls, const void *cell);
 /* Sums a heap's class counters: cells handed out, taken back, and the
  * bytes of the difference (cell sizes, as usable size reports them). */
 MULCH_INTERNAL void heap_counts_sum(const pool_t *pool, const thread_heap_t *heap, uint64_t *allocs, uint64_t *frees,
