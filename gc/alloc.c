@@ -28,8 +28,19 @@ void gc_span_ensure_swept(gc_heap_t *heap, block_t *b) {
     if (gc_span_epoch(b) == heap->epoch) return;
     uint64_t *mark = gc_span_mark_bits(b), *alloc = gc_span_alloc_bits(b);
     uint32_t words = gc_span_words(b);
-    /* Generational mode keeps the mark bits: they say which cells are old. */
-    if (heap->generational) {
+    /* Generational mode keeps the mark bits of old cells: they say which
+     * cells are old. After a minor collection, survivors that were new
+     * (age bit clear) become aged, unmarked; dead cells lose their age bit
+     * (generation.c). */
+    if (heap->sweep_ages) {
+        uint64_t *age = gc_span_age_bits(b);
+        for (uint32_t w = 0; w < words; w++) {
+            uint64_t survivors = mark[w], promoted = survivors & age[w];
+            alloc[w] = survivors;
+            mark[w] = promoted;
+            age[w] = survivors & ~promoted;
+        }
+    } else if (heap->generational) {
         for (uint32_t w = 0; w < words; w++) alloc[w] = mark[w];
     } else {
         for (uint32_t w = 0; w < words; w++) {

@@ -133,9 +133,18 @@ static size_t span_popcount(const block_t *b) {
     return live;
 }
 
+/* Survivors of a minor collection that stay young (generation.c: marked,
+ * age bit clear, until the sweep). */
+static size_t span_aged_count(const block_t *b) {
+    const uint64_t *mark = gc_span_mark_bits(b), *age = gc_span_age_bits(b);
+    size_t aged = 0;
+    for (uint32_t w = 0; w < gc_span_words(b); w++) aged += (size_t)bits_count64(mark[w] & ~age[w]);
+    return aged;
+}
+
 static void spans_account(gc_heap_t *heap) {
     for (unsigned cls = 0; cls < GC_ALL_CLASSES; cls++) heap->available[cls] = heap->sparse[cls] = NULL;
-    size_t live_bytes = 0;
+    size_t live_bytes = 0, aged_bytes = 0;
     for (size_t s = heap->spans.count; s-- > 0;) {
         block_t *b = heap->spans.items[s];
         size_t live = span_popcount(b);
@@ -145,6 +154,7 @@ static void spans_account(gc_heap_t *heap) {
         }
         b->used = (uint32_t)live;
         live_bytes += live * b->cell_size;
+        if (heap->sweep_ages) aged_bytes += span_aged_count(b) * b->cell_size;
     }
     gc_evacuation_plan(heap);
     for (size_t s = heap->spans.count; s-- > 0;) {
@@ -163,6 +173,7 @@ static void spans_account(gc_heap_t *heap) {
         }
     }
     heap->live_bytes = live_bytes;
+    heap->aged_bytes = aged_bytes;
     ptrdiff_t external = atomic_load_explicit(&heap->external_bytes, memory_order_relaxed);
     size_t basis = live_bytes + (external > 0 ? (size_t)external : 0);
     heap->trigger = gc_allocation_budget(heap, basis, basis);
@@ -202,6 +213,7 @@ void gc_collect_locked(gc_heap_t *heap, gc_thread_t *self, bool minor_allowed) {
         gc_mark_drain(&tracer);
     }
     tracer.evacuate = evacuate;
+    tracer.aging = minor;
     if (heap->options.conservative_stack) {
         /* First, before anything moves: what the stacks hold stays put. */
         if (self) gc_thread_save_context(self);

@@ -25,10 +25,12 @@
  * touched, the rest of its last block stays untouched (and, in a fresh
  * span, not resident).
  *
- * Side metadata per span (pool_block_side): two bitmaps indexed by cell:
- *   mark bits  (first half)  — set during marking;
- *   alloc bits (second half) — 1 for allocated cells and for the padding
- *                              bits past capacity.
+ * Side metadata per span (pool_block_side): three bitmaps indexed by cell:
+ *   mark bits  (first third)  — set during marking;
+ *   alloc bits (second third) — 1 for allocated cells and for the padding
+ *                               bits past capacity;
+ *   age bits   (last third)   — generational mode only: young objects that
+ *                               survived one minor collection (generation.c).
  * Main invariant, outside a collection, for every *swept* span:
  *     mark bits are all 0, and a cell holds an object  <=>  its alloc bit is 1.
  * After marking, a span is *unswept* (span_epoch(b) != heap->epoch): its mark
@@ -220,7 +222,7 @@ typedef struct gc_mark_shared {
     _Atomic unsigned  offered;       /* packets in `packets` (read racily)   */
     _Atomic unsigned  bad_slots;     /* bad slots seen by all markers: the
                                         report cap is per collection          */
-    bool              quit, evacuate, overflowed;
+    bool              quit, evacuate, aging, overflowed;
     uint64_t          generation, bytes_moved;
     pthread_t         helpers[GC_MAX_MARKERS];
 } gc_mark_shared_t;
@@ -255,7 +257,7 @@ struct gc_tracer {
         uintptr_t first;      /* the span's first object                */
         uintptr_t bytes;      /* up to its last object's start          */
         uint64_t  divisor;    /* cell_divide by the cell size           */
-        uint64_t *mark, *alloc; /* its bitmaps                          */
+        uint64_t *mark, *alloc, *age; /* its bitmaps                    */
         block_t  *span;
         const gc_type_t *type; /* the span's, when it has no headers   */
         uint32_t  cell_size;
@@ -265,7 +267,17 @@ struct gc_tracer {
     gc_mark_shared_t *shared; /* non-NULL while parallel markers run       */
     const void  *barrier_owner; /* gc_verify: an old object on a clean card,
                                    whose slots are checked for young referents */
+    /* A minor collection's tracers (generation.c): claiming a young object
+     * flips its age bit, and old_parent is the object being traced when it
+     * stays old after the collection (NULL otherwise, and for roots), whose
+     * card must stay dirty if it points to an object that stays young. */
+    bool         aging;
+    void        *old_parent;
 };
+
+/* A mark stack entry's object with this bit set stays young (its first
+ * minor collection survived): it needs no card for its young children. */
+#define GC_ENTRY_YOUNG ((uintptr_t)1)
 
 typedef struct gc_hash_entry {
     void     *obj;     /* current address; NULL = empty */
@@ -343,6 +355,9 @@ struct gc_heap {
     bool             generational;
     bool             next_full;        /* mark bits were cleared: no minor  */
     size_t           full_live_bytes;  /* live after the last full collection */
+    size_t           aged_bytes;       /* of live_bytes: aged (still young) objects */
+    bool             sweep_ages;       /* the last collection was minor: its
+                                          sweep ages new survivors (alloc.c) */
 
     /* finalization and weak references */
     gc_vector_t      finalizable;      /* objects with finalizers, not run  */
@@ -405,6 +420,7 @@ static inline const gc_type_t *gc_object_type_in(const block_t *b, const void *o
 static inline uint32_t gc_span_epoch(const block_t *b) { return b->owner_words[0]; }
 static inline uint64_t *gc_span_mark_bits(const block_t *b) { return (uint64_t *)pool_block_mark_bits(b); }
 static inline uint64_t *gc_span_alloc_bits(const block_t *b) { return (uint64_t *)pool_block_start_bits(b); }
+static inline uint64_t *gc_span_age_bits(const block_t *b) { return (uint64_t *)pool_block_owner_bits(b); }
 static inline uint32_t gc_span_words(const block_t *b) { return (b->capacity + 63u) / 64u; }
 
 /* Whether p is an object start of external span b (any owner); its cell
@@ -608,8 +624,13 @@ MULCH_INTERNAL bool gc_generation_begin(gc_heap_t *heap, bool minor_allowed);
 /* Minor collections: traces the old objects on dirty cards. */
 MULCH_INTERNAL void gc_generation_trace_cards(gc_tracer_t *tracer);
 MULCH_INTERNAL void gc_thread_empty_card_cache(gc_thread_t *t);
-/* Cleans every card of the heap's spans and empties the threads' card
- * caches (world stopped). */
+/* A minor collection's tracer claimed a young object that stays young,
+ * while tracing tracer->old_parent, which stays old: that parent's card is
+ * kept dirty through the end of the collection. Clears old_parent (one
+ * card per parent is enough). */
+MULCH_INTERNAL void gc_generation_keep_card(gc_tracer_t *tracer);
+/* Cleans every card of the heap's spans but those kept, and empties the
+ * threads' card caches (world stopped). */
 MULCH_INTERNAL void gc_generation_end(gc_heap_t *heap, bool minor);
 /* Mark bits were used for something else (verify, bridge report): clear
  * them; the next collection must be full. */

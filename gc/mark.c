@@ -60,29 +60,62 @@ static MULCH_COLD void tracer_report_bad(gc_tracer_t *tracer, const void *value,
     mulch_report(what, value);
 }
 
+/* In a minor collection, whether cell i (`ages` its span's age bits)
+ * stays young if it survives: its age bit is clear (a new object; old and
+ * aged ones have it set for the collection, generation.c). The bits do
+ * not change while markers run, so any marker may ask at any time. */
+static inline bool stays_young(const uint64_t *ages, uint32_t i) {
+    return !((ages[i / 64] >> (i % 64)) & 1u);
+}
+
+/* A minor collection's tracer reached cell i, marked already, while
+ * tracing an old parent: the parent's card is kept if the cell stays
+ * young. */
+static MULCH_NOINLINE void age_marked_child(gc_tracer_t *tracer, const uint64_t *ages, uint32_t i) {
+    if (stays_young(ages, i)) gc_generation_keep_card(tracer);
+}
+
+/* A minor collection's tracer claimed cell i: true when it stays young,
+ * and then an old parent's card is kept. */
+static MULCH_NOINLINE bool age_claimed(gc_tracer_t *tracer, const uint64_t *ages, uint32_t i) {
+    bool young = stays_young(ages, i);
+    if (young && tracer->old_parent != NULL) gc_generation_keep_card(tracer);
+    return young;
+}
+
 /* Marks obj (already validated: cell i of the span whose mark bits are
- * `bits`); true when it was not marked before. With parallel markers the
- * bit is claimed by an atomic OR, so exactly one marker pushes each
- * object. */
-static inline bool mark_bit(gc_tracer_t *tracer, uint64_t *bits, uint32_t i, void *obj, const gc_type_t *type) {
+ * `bits`, age bits `ages`); true when it was not marked before. With
+ * parallel markers the bit is claimed by an atomic OR, so exactly one
+ * marker pushes each object. */
+static inline bool mark_bit(gc_tracer_t *tracer, uint64_t *bits, const uint64_t *ages, uint32_t i, void *obj,
+                            const gc_type_t *type) {
     uint64_t *mark = &bits[i / 64];
     uint64_t bit = UINT64_C(1) << (i % 64);
     uint64_t word = __atomic_load_n(mark, __ATOMIC_RELAXED);
-    if (word & bit) return false;
+    if (word & bit) {
+        if (mulch_unlikely(tracer->old_parent != NULL)) age_marked_child(tracer, ages, i);
+        return false;
+    }
     if (mulch_unlikely(tracer->shared != NULL)) {
-        if (__atomic_fetch_or(mark, bit, __ATOMIC_RELAXED) & bit) return false;
+        if (__atomic_fetch_or(mark, bit, __ATOMIC_RELAXED) & bit) {
+            if (tracer->old_parent != NULL) age_marked_child(tracer, ages, i);
+            return false;
+        }
     } else {
         __atomic_store_n(mark, word | bit, __ATOMIC_RELAXED);
     }
     __builtin_prefetch((const char *)obj - (type ? 0 : GC_HEADER));
-    gc_mark_entry_t entry = { obj, type };
+    void *pushed = obj;
+    if (mulch_unlikely(tracer->aging) && age_claimed(tracer, ages, i))
+        pushed = (void *)((uintptr_t)obj | GC_ENTRY_YOUNG);
+    gc_mark_entry_t entry = { pushed, type };
     if (mulch_likely(tracer->depth < tracer->capacity)) tracer->stack[tracer->depth++] = entry;
     else tracer_push_slow(tracer, entry);
     return true;
 }
 
 static inline bool mark_cell(gc_tracer_t *tracer, block_t *b, uint32_t i, void *obj) {
-    return mark_bit(tracer, gc_span_mark_bits(b), i, obj, gc_span_entry_type(b));
+    return mark_bit(tracer, gc_span_mark_bits(b), gc_span_age_bits(b), i, obj, gc_span_entry_type(b));
 }
 
 void gc_tracer_push_entry(gc_tracer_t *tracer, gc_mark_entry_t entry) {
@@ -133,6 +166,7 @@ static MULCH_NOINLINE span_entry_t *tracer_span_slow(gc_tracer_t *tracer, span_e
     entry->cell_size = b->cell_size;
     entry->mark = gc_span_mark_bits(b);
     entry->alloc = gc_span_alloc_bits(b);
+    entry->age = gc_span_age_bits(b);
     return entry;
 }
 
@@ -184,7 +218,7 @@ static MULCH_NOINLINE void trace_slot_slow(gc_tracer_t *tracer, void **slot, voi
         if (now != value) *slot = now;
         return;
     }
-    mark_bit(tracer, entry->mark, i, value, entry->type);
+    mark_bit(tracer, entry->mark, entry->age, i, value, entry->type);
 }
 
 /* The hit path calls nothing but in tail position, so it saves no
@@ -211,7 +245,7 @@ void gc_trace_slot(gc_tracer_t *tracer, void **slot) {
         trace_slot_slow(tracer, slot, value);
         return;
     }
-    mark_bit(tracer, entry->mark, i, value, entry->type);
+    mark_bit(tracer, entry->mark, entry->age, i, value, entry->type);
 }
 
 void gc_trace_range(gc_tracer_t *tracer, void **slots, size_t n) {
@@ -227,13 +261,21 @@ bool gc_is_marked(const gc_heap_t *heap, const void *obj) {
 #define MARK_PREFETCH 8u
 
 static inline void trace_entry(gc_mark_entry_t entry, gc_tracer_t *tracer) {
-    void *obj = entry.obj;
+    void *obj = (void *)((uintptr_t)entry.obj & ~GC_ENTRY_YOUNG);
     const gc_type_t *type = entry.type;
     if (type == NULL) {
         uintptr_t word = __atomic_load_n((uintptr_t *)obj - 1, __ATOMIC_RELAXED);
         type = (const gc_type_t *)(word & ~GC_HEADER_TAG_BITS);
     }
-    if (type->trace) type->trace(obj, tracer);
+    if (type->trace) {
+        if (mulch_unlikely(tracer->aging)) {
+            tracer->old_parent = ((uintptr_t)entry.obj & GC_ENTRY_YOUNG) ? NULL : obj;
+            type->trace(obj, tracer);
+            tracer->old_parent = NULL;
+        } else {
+            type->trace(obj, tracer);
+        }
+    }
 }
 
 /* How often (in objects traced) a marker looks for idle markers to feed. */

@@ -159,12 +159,13 @@ static void *marker_main(void *arg) {
         if (shared->done) continue;
         shared->active++;
         shared->joined++;
-        bool evacuate = shared->evacuate;
+        bool evacuate = shared->evacuate, aging = shared->aging;
         pthread_mutex_unlock(&shared->lock);
 
         gc_tracer_t tracer;
         gc_tracer_init(&tracer, heap, "gc_collect");
         tracer.evacuate = evacuate;
+        tracer.aging = aging;
         tracer.shared = shared;
         marker_loop(&tracer);
         gc_tracer_free(&tracer);
@@ -225,6 +226,7 @@ void gc_mark_parallel(gc_tracer_t *tracer) {
     pthread_mutex_lock(&shared->lock);
     shared->generation++;
     shared->evacuate = tracer->evacuate;
+    shared->aging = tracer->aging;
     shared->active = 1; /* helpers count themselves in as they wake */
     shared->joined = 0;
     atomic_store_explicit(&shared->idle, 0, memory_order_relaxed);

@@ -81,12 +81,17 @@ static void check_span(verifier_t *v, block_t *b) {
         problem(v, "span geometry inconsistent", b);
         return;
     }
-    const uint64_t *mark = gc_span_mark_bits(b), *alloc = gc_span_alloc_bits(b);
+    const uint64_t *mark = gc_span_mark_bits(b), *alloc = gc_span_alloc_bits(b), *age = gc_span_age_bits(b);
     uint32_t words = gc_span_words(b);
+    unsigned tail_bits = b->capacity % 64u;
     for (uint32_t w = 0; w < words; w++) {
         /* Generational mode: mark bits say "old", only on allocated cells. */
         uint64_t stray = heap->generational ? mark[w] & ~alloc[w] : mark[w];
         if (stray) problem(v, "mark bit set outside a collection", b->start + (size_t)w * 64 * b->cell_size);
+        /* age bits: aged objects only, allocated and not old (generation.c) */
+        uint64_t cells = w + 1 == words && tail_bits ? (UINT64_C(1) << tail_bits) - 1 : UINT64_MAX;
+        uint64_t aged_ok = heap->generational ? alloc[w] & ~mark[w] & cells : 0;
+        if (age[w] & ~aged_ok) problem(v, "age bit set on a cell that is not a young object", b->start + (size_t)w * 64 * b->cell_size);
     }
     if (gc_span_headerless(b)) {
         unsigned k = b->size_class - GC_CLASSES;

@@ -92,7 +92,8 @@ static inline void pool_block_set_flag(block_t *span, uint8_t flag) { span->flag
 static inline void pool_block_clear_flag(block_t *span, uint8_t flag) { span->flags &= (uint8_t)~flag; }
 static inline bool pool_block_has_flag(const block_t *span, uint8_t flag) { return (span->flags & flag) != 0; }
 
-/* Granule index of addr in its span, and the two conventional bitmaps. */
+/* Granule index of addr in its span, and the side area's three bitmaps
+ * (a bit per granule each): mark, start, and the owner's own. */
 static inline size_t pool_block_granule(const block_t *span, const void *addr) {
     return (size_t)((const unsigned char *)addr - pool_block_memory(span)) / POOL_GRANULE;
 }
@@ -100,7 +101,10 @@ static inline unsigned char *pool_block_mark_bits(const block_t *span) {
     return pool_block_side(span);
 }
 static inline unsigned char *pool_block_start_bits(const block_t *span) {
-    return pool_block_side(span) + pool_block_side_bytes(span) / 2;
+    return pool_block_side(span) + pool_block_side_bytes(span) / 3;
+}
+static inline unsigned char *pool_block_owner_bits(const block_t *span) {
+    return pool_block_side(span) + pool_block_side_bytes(span) / 3 * 2;
 }
 
 #endif /* MULCH_POOL_BLOCK_H */

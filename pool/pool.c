@@ -43,7 +43,9 @@ static bool pool_geometry(pool_t *pool, size_t block_size) {
     pool->block_shift = (uint32_t)__builtin_ctzll(block_size);
     pool->chunk_size = block_size * 16 > MULCH_REGION ? block_size * 16 : MULCH_REGION;
     pool->blocks_per_chunk = (uint32_t)(pool->chunk_size >> pool->block_shift);
-    pool->side_per_block = block_size / 64; /* two bitmaps, one bit per 16-byte granule */
+    /* three bitmaps, one bit per 16-byte granule: mark, start, and one the
+     * owner uses as it likes (the collector's age bits) */
+    pool->side_per_block = block_size / 128 * 3;
     /* release units (release.c): pages, or a 64th of a block when a block
      * has more than 64 pages, so that a block's units fit one word */
     pool->release_shift = block_size / MULCH_PAGE > 64 ? pool->block_shift - 6 : (uint32_t)__builtin_ctzll(MULCH_PAGE);

@@ -121,7 +121,9 @@ static void test_block_interface(void **state) {
     assert_non_null(span);
     assert_ptr_equal(pool_block_owner(span), &owner);
     assert_int_equal(pool_block_bytes(span), 2 * pool->block_size);
-    assert_int_equal(pool_block_side_bytes(span), 2 * pool->block_size / 64);
+    assert_int_equal(pool_block_side_bytes(span), 2 * 3 * pool->block_size / 128);
+    assert_ptr_equal(pool_block_start_bits(span), pool_block_side(span) + pool->block_size / 64);
+    assert_ptr_equal(pool_block_owner_bits(span), pool_block_side(span) + 2 * pool->block_size / 64);
     unsigned char *mem = pool_block_memory(span);
     assert_int_equal((uintptr_t)mem % pool->block_size, 0);
     for (size_t i = 0; i < pool_block_side_bytes(span); i++) assert_int_equal(pool_block_side(span)[i], 0);
