@@ -212,8 +212,7 @@ void gc_collect_locked(gc_heap_t *heap, gc_thread_t *self, bool minor_allowed) {
         gc_trace_range(&tracer, heap->pending.items, heap->pending.count);
         gc_mark_drain(&tracer);
     }
-    tracer.evacuate = evacuate;
-    tracer.aging = minor;
+    gc_tracer_set_mode(&tracer, evacuate, minor);
     if (heap->options.conservative_stack) {
         /* First, before anything moves: what the stacks hold stays put. */
         if (self) gc_thread_save_context(self);

@@ -257,7 +257,7 @@ struct gc_tracer {
         uintptr_t first;      /* the span's first object                */
         uintptr_t bytes;      /* up to its last object's start          */
         uint64_t  divisor;    /* cell_divide by the cell size           */
-        uint64_t *mark, *alloc, *age; /* its bitmaps                    */
+        uint64_t *mark, *alloc; /* its bitmaps                          */
         block_t  *span;
         const gc_type_t *type; /* the span's, when it has no headers   */
         uint32_t  cell_size;
@@ -273,6 +273,7 @@ struct gc_tracer {
      * card must stay dirty if it points to an object that stays young. */
     bool         aging;
     void        *old_parent;
+    bool         special;     /* evacuate || aging (gc_tracer_set_mode)     */
 };
 
 /* A mark stack entry's object with this bit set stays young (its first
@@ -556,6 +557,9 @@ MULCH_INTERNAL void gc_threads_fork_child_locked(gc_heap_t *heap);
 
 /* ---- marking (gc/mark.c) ------------------------------------------------------- */
 MULCH_INTERNAL void gc_tracer_init(gc_tracer_t *tracer, gc_heap_t *heap, const char *phase);
+/* The collection's tracer: whether it may move objects, whether it ages
+ * (a minor collection). */
+MULCH_INTERNAL void gc_tracer_set_mode(gc_tracer_t *tracer, bool evacuate, bool aging);
 MULCH_INTERNAL void gc_tracer_free(gc_tracer_t *tracer);
 MULCH_INTERNAL bool gc_mark_object(gc_tracer_t *tracer, void *obj);
 MULCH_INTERNAL void gc_mark_drain(gc_tracer_t *tracer);

@@ -19,6 +19,12 @@
 
 _Thread_local unsigned mulch_gc_tracing_depth MULCH_TLS_MODEL;
 
+void gc_tracer_set_mode(gc_tracer_t *tracer, bool evacuate, bool aging) {
+    tracer->evacuate = evacuate;
+    tracer->aging = aging;
+    tracer->special = evacuate || aging;
+}
+
 void gc_tracer_init(gc_tracer_t *tracer, gc_heap_t *heap, const char *phase) {
     mulch_gc_tracing_depth++;
     memset(tracer, 0, sizeof *tracer);
@@ -68,54 +74,53 @@ static inline bool stays_young(const uint64_t *ages, uint32_t i) {
     return !((ages[i / 64] >> (i % 64)) & 1u);
 }
 
-/* A minor collection's tracer reached cell i, marked already, while
- * tracing an old parent: the parent's card is kept if the cell stays
- * young. */
-static MULCH_NOINLINE void age_marked_child(gc_tracer_t *tracer, const uint64_t *ages, uint32_t i) {
-    if (stays_young(ages, i)) gc_generation_keep_card(tracer);
-}
-
-/* A minor collection's tracer claimed cell i: true when it stays young,
- * and then an old parent's card is kept. */
-static MULCH_NOINLINE bool age_claimed(gc_tracer_t *tracer, const uint64_t *ages, uint32_t i) {
-    bool young = stays_young(ages, i);
-    if (young && tracer->old_parent != NULL) gc_generation_keep_card(tracer);
-    return young;
-}
-
 /* Marks obj (already validated: cell i of the span whose mark bits are
- * `bits`, age bits `ages`); true when it was not marked before. With
- * parallel markers the bit is claimed by an atomic OR, so exactly one
- * marker pushes each object. */
-static inline bool mark_bit(gc_tracer_t *tracer, uint64_t *bits, const uint64_t *ages, uint32_t i, void *obj,
-                            const gc_type_t *type) {
+ * `bits`); true when it was not marked before. With parallel markers the
+ * bit is claimed by an atomic OR, so exactly one marker pushes each
+ * object. `tag` goes into the mark stack entry (GC_ENTRY_YOUNG or 0). */
+static inline bool mark_plain(gc_tracer_t *tracer, uint64_t *bits, uint32_t i, void *obj, const gc_type_t *type,
+                              uintptr_t tag) {
     uint64_t *mark = &bits[i / 64];
     uint64_t bit = UINT64_C(1) << (i % 64);
     uint64_t word = __atomic_load_n(mark, __ATOMIC_RELAXED);
-    if (word & bit) {
-        if (mulch_unlikely(tracer->old_parent != NULL)) age_marked_child(tracer, ages, i);
-        return false;
-    }
+    if (word & bit) return false;
     if (mulch_unlikely(tracer->shared != NULL)) {
-        if (__atomic_fetch_or(mark, bit, __ATOMIC_RELAXED) & bit) {
-            if (tracer->old_parent != NULL) age_marked_child(tracer, ages, i);
-            return false;
-        }
+        if (__atomic_fetch_or(mark, bit, __ATOMIC_RELAXED) & bit) return false;
     } else {
         __atomic_store_n(mark, word | bit, __ATOMIC_RELAXED);
     }
     __builtin_prefetch((const char *)obj - (type ? 0 : GC_HEADER));
-    void *pushed = obj;
-    if (mulch_unlikely(tracer->aging) && age_claimed(tracer, ages, i))
-        pushed = (void *)((uintptr_t)obj | GC_ENTRY_YOUNG);
-    gc_mark_entry_t entry = { pushed, type };
+    gc_mark_entry_t entry = { (void *)((uintptr_t)obj | tag), type };
     if (mulch_likely(tracer->depth < tracer->capacity)) tracer->stack[tracer->depth++] = entry;
     else tracer_push_slow(tracer, entry);
     return true;
 }
 
+/* A minor collection's marking (generation.c): an object that stays young
+ * is pushed tagged GC_ENTRY_YOUNG, and when the object being traced stays
+ * old, its card is kept — whichever marker claims the child. Out of line,
+ * so that full collections' marking keeps its register-free hit path; and
+ * not static, so that the compiler does not split b into more arguments
+ * than registers (the call would no longer be a jump). */
+MULCH_INTERNAL MULCH_NOINLINE bool gc_mark_aging(gc_tracer_t *tracer, uint64_t *bits, const block_t *b, uint32_t i,
+                                                 void *obj, const gc_type_t *type);
+bool gc_mark_aging(gc_tracer_t *tracer, uint64_t *bits, const block_t *b, uint32_t i, void *obj,
+                   const gc_type_t *type) {
+    bool young = stays_young(gc_span_age_bits(b), i);
+    if (young && tracer->old_parent != NULL) gc_generation_keep_card(tracer);
+    return mark_plain(tracer, bits, i, obj, type, young ? GC_ENTRY_YOUNG : 0);
+}
+
+/* Marks cell i of span b (mark bits `bits`): mark_plain, or gc_mark_aging in
+ * a minor collection. */
+static inline bool mark_bit(gc_tracer_t *tracer, uint64_t *bits, const block_t *b, uint32_t i, void *obj,
+                            const gc_type_t *type) {
+    if (mulch_unlikely(tracer->aging)) return gc_mark_aging(tracer, bits, b, i, obj, type);
+    return mark_plain(tracer, bits, i, obj, type, 0);
+}
+
 static inline bool mark_cell(gc_tracer_t *tracer, block_t *b, uint32_t i, void *obj) {
-    return mark_bit(tracer, gc_span_mark_bits(b), gc_span_age_bits(b), i, obj, gc_span_entry_type(b));
+    return mark_bit(tracer, gc_span_mark_bits(b), b, i, obj, gc_span_entry_type(b));
 }
 
 void gc_tracer_push_entry(gc_tracer_t *tracer, gc_mark_entry_t entry) {
@@ -166,7 +171,6 @@ static MULCH_NOINLINE span_entry_t *tracer_span_slow(gc_tracer_t *tracer, span_e
     entry->cell_size = b->cell_size;
     entry->mark = gc_span_mark_bits(b);
     entry->alloc = gc_span_alloc_bits(b);
-    entry->age = gc_span_age_bits(b);
     return entry;
 }
 
@@ -218,7 +222,21 @@ static MULCH_NOINLINE void trace_slot_slow(gc_tracer_t *tracer, void **slot, voi
         if (now != value) *slot = now;
         return;
     }
-    mark_bit(tracer, entry->mark, entry->age, i, value, entry->type);
+    mark_bit(tracer, entry->mark, entry->span, i, value, entry->type);
+}
+
+/* gc_trace_slot's hit path in an evacuating or a minor collection (cell i
+ * of the span in value's span cache entry). An evacuating collection takes
+ * the slow path only for objects of the spans it empties: the others are
+ * marked in place, here. One flag on the hit path for both keeps it at one
+ * saved register. */
+static MULCH_NOINLINE void trace_slot_special(gc_tracer_t *tracer, void **slot, void *value, uint32_t i) {
+    span_entry_t *entry = &tracer->span_cache[((uintptr_t)value >> 16) % GC_SPAN_CACHE];
+    if (tracer->evacuate && pool_block_has_flag(entry->span, BLOCK_EVACUATE)) {
+        trace_slot_slow(tracer, slot, value);
+        return;
+    }
+    mark_bit(tracer, entry->mark, entry->span, i, value, entry->type);
 }
 
 /* The hit path calls nothing but in tail position, so it saves no
@@ -238,14 +256,15 @@ void gc_trace_slot(gc_tracer_t *tracer, void **slot) {
         return;
     }
     uint32_t i = cell_divide(entry->divisor, offset);
-    /* (an evacuating collection takes the slow path only for objects of
-     * the spans it empties: the others are marked in place, here) */
-    if (mulch_unlikely((size_t)i * entry->cell_size != offset) || mulch_unlikely(!bit_test_relaxed(entry->alloc, i))
-        || mulch_unlikely(tracer->evacuate && pool_block_has_flag(entry->span, BLOCK_EVACUATE))) {
+    if (mulch_unlikely((size_t)i * entry->cell_size != offset) || mulch_unlikely(!bit_test_relaxed(entry->alloc, i))) {
         trace_slot_slow(tracer, slot, value);
         return;
     }
-    mark_bit(tracer, entry->mark, entry->age, i, value, entry->type);
+    if (mulch_unlikely(tracer->special)) {
+        trace_slot_special(tracer, slot, value, i);
+        return;
+    }
+    mark_plain(tracer, entry->mark, i, value, entry->type, 0);
 }
 
 void gc_trace_range(gc_tracer_t *tracer, void **slots, size_t n) {
@@ -260,22 +279,31 @@ bool gc_is_marked(const gc_heap_t *heap, const void *obj) {
 
 #define MARK_PREFETCH 8u
 
+static inline const gc_type_t *entry_type(void *obj, const gc_type_t *type) {
+    if (type != NULL) return type;
+    uintptr_t word = __atomic_load_n((uintptr_t *)obj - 1, __ATOMIC_RELAXED);
+    return (const gc_type_t *)(word & ~GC_HEADER_TAG_BITS);
+}
+
+/* A minor collection traces an entry, which may be tagged: its children
+ * may keep its card if it stays old (gc_mark_aging). Out of line, so that
+ * full collections' drain neither tests nor strips the tag. */
+static MULCH_NOINLINE void trace_entry_aging(gc_tracer_t *tracer, void *tagged, const gc_type_t *entry_type_or_null) {
+    void *obj = (void *)((uintptr_t)tagged & ~GC_ENTRY_YOUNG);
+    const gc_type_t *type = entry_type(obj, entry_type_or_null);
+    if (type->trace == NULL) return;
+    tracer->old_parent = ((uintptr_t)tagged & GC_ENTRY_YOUNG) ? NULL : obj;
+    type->trace(obj, tracer);
+    tracer->old_parent = NULL;
+}
+
 static inline void trace_entry(gc_mark_entry_t entry, gc_tracer_t *tracer) {
-    void *obj = (void *)((uintptr_t)entry.obj & ~GC_ENTRY_YOUNG);
-    const gc_type_t *type = entry.type;
-    if (type == NULL) {
-        uintptr_t word = __atomic_load_n((uintptr_t *)obj - 1, __ATOMIC_RELAXED);
-        type = (const gc_type_t *)(word & ~GC_HEADER_TAG_BITS);
+    if (mulch_unlikely(tracer->aging)) {
+        trace_entry_aging(tracer, entry.obj, entry.type);
+        return;
     }
-    if (type->trace) {
-        if (mulch_unlikely(tracer->aging)) {
-            tracer->old_parent = ((uintptr_t)entry.obj & GC_ENTRY_YOUNG) ? NULL : obj;
-            type->trace(obj, tracer);
-            tracer->old_parent = NULL;
-        } else {
-            type->trace(obj, tracer);
-        }
-    }
+    const gc_type_t *type = entry_type(entry.obj, entry.type);
+    if (type->trace) type->trace(entry.obj, tracer);
 }
 
 /* How often (in objects traced) a marker looks for idle markers to feed. */

@@ -164,8 +164,7 @@ static void *marker_main(void *arg) {
 
         gc_tracer_t tracer;
         gc_tracer_init(&tracer, heap, "gc_collect");
-        tracer.evacuate = evacuate;
-        tracer.aging = aging;
+        gc_tracer_set_mode(&tracer, evacuate, aging);
         tracer.shared = shared;
         marker_loop(&tracer);
         gc_tracer_free(&tracer);
