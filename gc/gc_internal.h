@@ -265,8 +265,10 @@ struct gc_tracer {
     bool         evacuate;    /* the collection's tracer: may move objects */
     uint64_t     bytes_moved;
     gc_mark_shared_t *shared; /* non-NULL while parallel markers run       */
-    const void  *barrier_owner; /* gc_verify: an old object on a clean card,
-                                   whose slots are checked for young referents */
+    bool         checking;    /* gc_verify: slots are checked, not marked  */
+    const void  *barrier_owner; /* checking: an old object on a clean card,
+                                   whose slots are checked for young referents
+                                   (NULL: each slot must hold a live object) */
     /* A minor collection's tracers (generation.c): claiming a young object
      * flips its age bit, and old_parent is the object being traced when it
      * stays old after the collection (NULL otherwise, and for roots), whose

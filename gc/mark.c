@@ -200,23 +200,32 @@ static MULCH_NOINLINE void check_barrier(gc_tracer_t *tracer, void *value) {
                           "an old object points to a young one it was not given through gc_write");
 }
 
-/* Everything but a plain hit: a verifier's barrier check, an evacuating
- * collection, a span cache miss, a bad value. */
-static MULCH_NOINLINE void trace_slot_slow(gc_tracer_t *tracer, void **slot, void *value) {
-    if (tracer->barrier_owner != NULL) {
-        check_barrier(tracer, value);
-        return;
-    }
-    uint32_t i;
-    span_entry_t *entry = tracer_span(tracer, value, &i);
+/* The span cache entry of value, a live object of this heap (cell *i); else
+ * NULL, and value is reported. */
+static span_entry_t *slot_value_entry(gc_tracer_t *tracer, void *value, uint32_t *i) {
+    span_entry_t *entry = tracer_span(tracer, value, i);
     if (mulch_unlikely(entry == NULL)) {
         tracer_report_bad(tracer, value, "slot holds a pointer that is not a GC object of this heap");
-        return;
+        return NULL;
     }
-    if (mulch_unlikely(!bit_test_relaxed(entry->alloc, i))) {
+    if (mulch_unlikely(!bit_test_relaxed(entry->alloc, *i))) {
         tracer_report_bad(tracer, value, "slot holds a pointer to a dead GC object");
+        return NULL;
+    }
+    return entry;
+}
+
+/* Everything but a plain hit: a verifier's checks, an evacuating
+ * collection, a span cache miss, a bad value. */
+static MULCH_NOINLINE void trace_slot_slow(gc_tracer_t *tracer, void **slot, void *value) {
+    uint32_t i;
+    if (tracer->checking) {
+        if (tracer->barrier_owner != NULL) check_barrier(tracer, value);
+        else slot_value_entry(tracer, value, &i); /* reports, marks nothing */
         return;
     }
+    span_entry_t *entry = slot_value_entry(tracer, value, &i);
+    if (entry == NULL) return;
     if (tracer->evacuate && pool_block_has_flag(entry->span, BLOCK_EVACUATE)) {
         void *now = gc_evacuate_object(tracer, entry->span, i, value);
         if (now != value) *slot = now;
@@ -245,7 +254,7 @@ static MULCH_NOINLINE void trace_slot_special(gc_tracer_t *tracer, void **slot, 
 void gc_trace_slot(gc_tracer_t *tracer, void **slot) {
     void *value = *slot;
     if (value == NULL || ((uintptr_t)value & 7u) != 0) return;
-    if (mulch_unlikely(tracer->barrier_owner != NULL)) {
+    if (mulch_unlikely(tracer->checking)) {
         trace_slot_slow(tracer, slot, value);
         return;
     }

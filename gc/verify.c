@@ -130,6 +130,7 @@ static void verify_barriers(verifier_t *v) {
                 if (cards[((size_t)((unsigned char *)obj - b->start)) >> POOL_CARD_SHIFT]) continue;
                 const gc_type_t *type = gc_object_type_in(b, obj);
                 if (type == NULL || type->trace == NULL) continue;
+                tracer.checking = true;
                 tracer.barrier_owner = obj;
                 type->trace(obj, &tracer);
             }
@@ -141,22 +142,19 @@ static void verify_barriers(verifier_t *v) {
 
 static void verify_callback_roots(verifier_t *v) {
     /* Root callbacks report through gc_trace_slot; run them with a tracer
-     * whose bad-slot reports count as problems. */
-    gc_marks_forget(v->heap);
+     * that checks each slot and marks nothing (a generational heap's mark
+     * bits say which objects are old), whose bad-slot reports count as
+     * problems. */
     gc_tracer_t tracer;
     gc_tracer_init(&tracer, v->heap, "gc_verify");
     tracer.report_all = true;
+    tracer.checking = true;
     for (size_t i = 0; i < v->heap->root_callback_count; i++) {
         unsigned before = tracer.bad_slots;
         v->heap->root_callbacks[i].fn(&tracer, v->heap->root_callbacks[i].ctx);
         v->problems += tracer.bad_slots - before;
     }
     gc_tracer_free(&tracer);
-    /* marking set mark bits: clear them again */
-    for (size_t s = 0; s < v->heap->spans.count; s++) {
-        block_t *b = v->heap->spans.items[s];
-        memset(gc_span_mark_bits(b), 0, gc_span_words(b) * sizeof(uint64_t));
-    }
 }
 
 size_t gc_verify_locked(gc_heap_t *heap) {
