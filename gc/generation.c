@@ -54,8 +54,10 @@
  *     object of the heap, whose span (and chunk) stays until the next
  *     collection, so no cache entry outlives its chunk, whoever trims
  *     the pool;
- *   - age bits are set only on allocated, unmarked cells (aged objects),
- *     and only in generational mode;
+ *   - on swept spans, age bits are set only on allocated, unmarked cells
+ *     (aged objects), and only in generational mode (a span not yet swept
+ *     after a minor collection holds its marking state: mark = survived,
+ *     age = was old or aged);
  *   - a dirty card on a span that has no old object (a span released and
  *     taken again before the next collection) costs a scan, nothing else.
  * Old objects that died stay until the next full collection, which clears
