@@ -3,11 +3,12 @@
  * The collector takes whole spans of blocks from a pool ("external" spans:
  * the pool never allocates cells in them and pool_free rejects pointers
  * into them), keeps its objects there, and gives spans back when they are
- * empty. Every span has side metadata outside its payload: block_size/64
- * bytes per block, contiguous across the span's blocks, zeroed when the
+ * empty. Every span has side metadata outside its payload: 3 * block_size /
+ * 128 bytes per block, contiguous across the span's blocks, zeroed when the
  * span is acquired; the owner decides its layout. The convention the
- * helpers below use: the first half is a mark bitmap and the second half an
- * object-start bitmap, one bit per 16-byte granule each.
+ * helpers below use: the first third is a mark bitmap, the second an
+ * object-start bitmap, the last one the owner's own, one bit per 16-byte
+ * granule each.
  *
  * In an external span the owner may use these descriptor fields as it
  * likes: free, start, used, cell_size, span_bytes, size_class, check,
