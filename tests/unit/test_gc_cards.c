@@ -73,18 +73,14 @@ static size_t dirty_cards(gc_heap_t *h) {
 
 /* After the lazy sweep: old (mark bit), aged (age bit: young, survived one
  * minor collection). */
-static bool is_old(gc_heap_t *h, void *obj) {
+static bool swept_bit(gc_heap_t *h, void *obj, uint64_t *(*bitmap)(const block_t *)) {
     block_t *b = pool_block_of(obj);
     gc_span_ensure_swept(h, b);
     uint32_t i = (uint32_t)(((unsigned char *)obj - gc_span_header(b) - b->start) / b->cell_size);
-    return bit_test(gc_span_mark_bits(b), i);
+    return bit_test(bitmap(b), i);
 }
-static bool is_aged(gc_heap_t *h, void *obj) {
-    block_t *b = pool_block_of(obj);
-    gc_span_ensure_swept(h, b);
-    uint32_t i = (uint32_t)(((unsigned char *)obj - gc_span_header(b) - b->start) / b->cell_size);
-    return bit_test(gc_span_age_bits(b), i);
-}
+static bool is_old(gc_heap_t *h, void *obj) { return swept_bit(h, obj, gc_span_mark_bits); }
+static bool is_aged(gc_heap_t *h, void *obj) { return swept_bit(h, obj, gc_span_age_bits); }
 
 static void minor_collection(gc_heap_t *h, gc_thread_t *t) {
     assert_true(gc_world_stop(t, true));
