@@ -360,23 +360,37 @@ static value prim_apply(value *args, int argc)
     return lisp_apply(args[0], (int)(lisp_sp - first));
 }
 
-/* (map f list) and (for-each f list): the cursor and the results live on
- * the value stack, above the arguments. f may mutate the list (set-cdr!):
- * each step checks that the cursor is still a pair. */
+/* (map f list) and (for-each f list): the cursor, a second cursor at half
+ * its speed, and the results live on the value stack, above the arguments
+ * (rooted: a collection may move the pairs). f may mutate the list
+ * (set-cdr!): each step checks that the cursor is still a pair, and the
+ * slow cursor meets the cursor once f has made the rest circular (the walk
+ * never ended before). R7RS makes such mutation an error: a mutation that
+ * moves the slow cursor onto the cursor is reported as one too. */
 static value map_generic(value *args, int collect, const char *who)
 {
     list_arg_length(args[1], who);
     value *cursor = lisp_sp;
     lisp_push(args[1]);
-    while (*cursor != LISP_NIL) {
+    lisp_push(args[1]); /* cursor[1]: the slow cursor */
+    for (uintptr_t step = 1; *cursor != LISP_NIL; step++) {
         if (!lisp_is(*cursor, LISP_PAIR)) lisp_error("%s: the list became improper during the call", who);
         lisp_push(LISP_CAR(*cursor));
         value result = lisp_apply(args[0], 1);
         *cursor = LISP_CDR(*cursor);
+        if ((step & 1) == 0) {
+            if (!lisp_is(cursor[1], LISP_PAIR)) {
+                cursor[1] = *cursor; /* f cut the list behind the walk: start over here */
+            } else {
+                cursor[1] = LISP_CDR(cursor[1]);
+                if (cursor[1] == *cursor && lisp_is(*cursor, LISP_PAIR))
+                    lisp_error("%s: the list became circular during the call", who);
+            }
+        }
         if (collect) lisp_push(result);
     }
     if (!collect) return LISP_UNSPEC;
-    return lisp_list_from_stack(cursor + 1, (int)(lisp_sp - cursor - 1), LISP_NIL);
+    return lisp_list_from_stack(cursor + 2, (int)(lisp_sp - cursor - 2), LISP_NIL);
 }
 static value prim_map(value *args, int argc) { (void)argc; return map_generic(args, 1, "map"); }
 static value prim_for_each(value *args, int argc) { (void)argc; return map_generic(args, 0, "for-each"); }

@@ -1,6 +1,7 @@
 ;; list_mutation.scm — map and for-each whose procedure mutates the list
 ;; being walked: shortening it or making it improper is an error, not a
-;; crash (the walk used to take the car of whatever the cdr had become).
+;; crash (the walk used to take the car of whatever the cdr had become);
+;; making it circular is an error, not a walk without end.
 (define (show . items) (for-each display items) (newline))
 (define (catch thunk) (try thunk (lambda (message) message)))
 
@@ -14,5 +15,13 @@
 ;; Growing it: the new elements are walked too.
 (define l (list 1 2))
 (show (map (lambda (x) (when (= x 2) (set-cdr! (cdr l) (list 3))) (list x)) l))
+;; Making it circular: an error, not a walk without end.
+(define l (list 1 2 3 4))
+(show (catch (lambda () (for-each (lambda (x) (set-cdr! (list-tail l 3) l)) l))))
+(define l (list 1 2 3 4))
+(show (catch (lambda () (map (lambda (x) (when (= x 3) (set-cdr! (list-tail l 3) (cdr l))) x) l))))
+;; Cutting it behind the walk leaves the rest to walk.
+(define l (list 1 2 3 4 5 6))
+(show (map (lambda (x) (when (= x 3) (set-cdr! (cdr l) 7)) x) l))
 (gc)
 (show "still fine: " (map (lambda (x) (* x x)) (list 1 2 3)))
