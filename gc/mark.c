@@ -12,6 +12,9 @@
  * stack cannot grow, the object stays marked but unscanned and `overflowed`
  * is set; the drain then rescans every marked object of the heap until no
  * push fails (children already marked are skipped, so this terminates).
+ * A minor collection (tracer->aging) marks through gc_mark_aging and
+ * traces through trace_entry_aging, which apply generation.c's aging
+ * rules; full collections keep the plain paths.
  */
 #include <stdio.h>
 
