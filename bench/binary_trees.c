@@ -57,8 +57,8 @@ static tree_node_t *bottom_up_tree(unsigned depth)
     tree_node_t *r = bottom_up_tree(depth - 1);
     BENCH_ROOT(r);
     tree_node_t *n = bench_alloc(&tree_node_kind, sizeof(tree_node_t));
-    BENCH_STORE(n, left, l);
-    BENCH_STORE(n, right, r);
+    BENCH_INIT(n, left, l); /* no GC point since n's allocation */
+    BENCH_INIT(n, right, r);
     BENCH_UNROOT(2);
     return n;
 }

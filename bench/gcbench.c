@@ -92,8 +92,8 @@ static Node *MakeTree(int depth)
     Node *r = MakeTree(depth - 1);
     BENCH_ROOT(r);
     Node *n = NewNode();
-    BENCH_STORE(n, left, l);
-    BENCH_STORE(n, right, r);
+    BENCH_INIT(n, left, l); /* no GC point since n's allocation */
+    BENCH_INIT(n, right, r);
     BENCH_UNROOT(2);
     return n;
 }

@@ -66,6 +66,15 @@ MULCH_API const gc_type_t *gc_type_of(const void *obj);
 MULCH_API size_t gc_size_of(const void *obj);
 MULCH_API uintptr_t gc_identity_hash(const void *obj);
 MULCH_API void gc_write(gc_thread_t *thread, void *obj, void **slot, void *value);
+/* An initializing store: as gc_write, for an object `obj` that this thread
+ * allocated after its last GC point (no gc_alloc, gc_safepoint,
+ * gc_collect or blocking region since). No collection can have seen obj,
+ * so it is young, and no generational mode needs a barrier for it: the
+ * store is a plain one (inline; the library function is gc_write).
+ * Storing into an older object this way is a bug that gc_verify reports
+ * in a generational heap (an old object pointing to a young one on a
+ * clean card). */
+MULCH_API void gc_write_init(gc_thread_t *thread, void *obj, void **slot, void *value);
 /* gc_write is inline: the store, then (for a GC pointer in a generational
  * heap) one byte store into the card table of the 4 MiB region the thread
  * wrote into last. A store into another region calls the library (a
@@ -145,6 +154,12 @@ static inline void mulch_gc_write_inline_(gc_thread_t *thread, void *obj, void *
 #    pragma GCC diagnostic pop
 #  endif
 #  define gc_write(thread, obj, slot, value) mulch_gc_write_inline_(thread, obj, slot, value)
+static inline void mulch_gc_write_init_inline_(gc_thread_t *thread, void *obj, void **slot, void *value) {
+    (void)thread;
+    (void)obj;
+    *slot = value;
+}
+#  define gc_write_init(thread, obj, slot, value) mulch_gc_write_init_inline_(thread, obj, slot, value)
 #endif
 MULCH_API void gc_external_alloc(gc_heap_t *heap, ptrdiff_t bytes);
 

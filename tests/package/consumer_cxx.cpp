@@ -7,7 +7,7 @@
 
 static void list_trace(void *obj, gc_tracer_t *tracer)
 {
-    gc_trace_slot(tracer, &static_cast<void **>(obj)[0]);
+    gc_trace_range(tracer, static_cast<void **>(obj), 2);
 }
 static const gc_type_t list_type = { "consumer.list", list_trace, nullptr };
 
@@ -24,7 +24,7 @@ int main()
     pool_free(pool, p);
     pool_destroy(pool);
 
-    // the collector's inline paths: gc_alloc, gc_push_root, gc_write, gc_pop_roots
+    // the collector's inline paths: gc_alloc, gc_push_root, gc_write, gc_write_init, gc_pop_roots
     gc_heap_t *heap = gc_heap_create(nullptr);
     if (heap == nullptr)
         return 4;
@@ -37,7 +37,8 @@ int main()
         void **cell = static_cast<void **>(gc_alloc(thread, &list_type, 2 * sizeof(void *)));
         if (cell == nullptr)
             return 6;
-        gc_write(thread, cell, &cell[0], head);
+        gc_write_init(thread, cell, &cell[0], head); // cell: allocated after the last GC point
+        gc_write(thread, cell, &cell[1], head);
         head = cell;
     }
     gc_collect(thread);
