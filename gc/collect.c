@@ -126,20 +126,22 @@ size_t gc_allocation_budget(const gc_heap_t *heap, size_t basis, size_t held) {
     return budget > heap->options.initial_heap ? budget : heap->options.initial_heap;
 }
 
-static size_t span_popcount(const block_t *b) {
-    const uint64_t *mark = gc_span_mark_bits(b);
-    size_t live = 0;
-    for (uint32_t w = 0; w < gc_span_words(b); w++) live += (size_t)bits_count64(mark[w]);
-    return live;
-}
-
-/* Survivors of a minor collection that stay young (generation.c: marked,
- * age bit clear, until the sweep). */
-static size_t span_aged_count(const block_t *b) {
+/* The span's survivors; *aged: those that stay young after a minor
+ * collection (generation.c: marked, age bit clear, until the sweep), 0
+ * after a full one. One pass over the bitmaps. */
+static size_t span_popcount(const gc_heap_t *heap, const block_t *b, size_t *aged) {
     const uint64_t *mark = gc_span_mark_bits(b), *age = gc_span_age_bits(b);
-    size_t aged = 0;
-    for (uint32_t w = 0; w < gc_span_words(b); w++) aged += (size_t)bits_count64(mark[w] & ~age[w]);
-    return aged;
+    size_t live = 0, young = 0;
+    if (heap->sweep_ages) {
+        for (uint32_t w = 0; w < gc_span_words(b); w++) {
+            live += (size_t)bits_count64(mark[w]);
+            young += (size_t)bits_count64(mark[w] & ~age[w]);
+        }
+    } else {
+        for (uint32_t w = 0; w < gc_span_words(b); w++) live += (size_t)bits_count64(mark[w]);
+    }
+    *aged = young;
+    return live;
 }
 
 static void spans_account(gc_heap_t *heap) {
@@ -147,14 +149,15 @@ static void spans_account(gc_heap_t *heap) {
     size_t live_bytes = 0, aged_bytes = 0;
     for (size_t s = heap->spans.count; s-- > 0;) {
         block_t *b = heap->spans.items[s];
-        size_t live = span_popcount(b);
+        size_t aged;
+        size_t live = span_popcount(heap, b, &aged);
         if (live == 0) {
             gc_span_release(heap, b);
             continue;
         }
         b->used = (uint32_t)live;
         live_bytes += live * b->cell_size;
-        if (heap->sweep_ages) aged_bytes += span_aged_count(b) * b->cell_size;
+        aged_bytes += aged * b->cell_size;
     }
     gc_evacuation_plan(heap);
     for (size_t s = heap->spans.count; s-- > 0;) {

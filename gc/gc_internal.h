@@ -423,6 +423,9 @@ static inline const gc_type_t *gc_object_type_in(const block_t *b, const void *o
 static inline uint32_t gc_span_epoch(const block_t *b) { return b->owner_words[0]; }
 static inline uint64_t *gc_span_mark_bits(const block_t *b) { return (uint64_t *)pool_block_mark_bits(b); }
 static inline uint64_t *gc_span_alloc_bits(const block_t *b) { return (uint64_t *)pool_block_start_bits(b); }
+/* The three bitmaps are equal thirds of the side area, in this order: the
+ * age bits are as far past the alloc bits as these are past the mark bits
+ * (mark.c's trace_slot_special relies on it; test_gc_cards checks it). */
 static inline uint64_t *gc_span_age_bits(const block_t *b) { return (uint64_t *)pool_block_owner_bits(b); }
 static inline uint32_t gc_span_words(const block_t *b) { return (b->capacity + 63u) / 64u; }
 

@@ -105,13 +105,17 @@ static inline bool mark_plain(gc_tracer_t *tracer, uint64_t *bits, uint32_t i, v
  * so that full collections' marking keeps its register-free hit path; and
  * not static, so that the compiler does not split b into more arguments
  * than registers (the call would no longer be a jump). */
+static inline bool mark_aging(gc_tracer_t *tracer, uint64_t *bits, const uint64_t *ages, uint32_t i, void *obj,
+                              const gc_type_t *type) {
+    bool young = stays_young(ages, i);
+    if (young && tracer->old_parent != NULL) gc_generation_keep_card(tracer);
+    return mark_plain(tracer, bits, i, obj, type, young ? GC_ENTRY_YOUNG : 0);
+}
 MULCH_INTERNAL MULCH_NOINLINE bool gc_mark_aging(gc_tracer_t *tracer, uint64_t *bits, const block_t *b, uint32_t i,
                                                  void *obj, const gc_type_t *type);
 bool gc_mark_aging(gc_tracer_t *tracer, uint64_t *bits, const block_t *b, uint32_t i, void *obj,
                    const gc_type_t *type) {
-    bool young = stays_young(gc_span_age_bits(b), i);
-    if (young && tracer->old_parent != NULL) gc_generation_keep_card(tracer);
-    return mark_plain(tracer, bits, i, obj, type, young ? GC_ENTRY_YOUNG : 0);
+    return mark_aging(tracer, bits, gc_span_age_bits(b), i, obj, type);
 }
 
 /* Marks cell i of span b (mark bits `bits`): mark_plain, or gc_mark_aging in
@@ -237,6 +241,14 @@ static MULCH_NOINLINE void trace_slot_slow(gc_tracer_t *tracer, void **slot, voi
     mark_bit(tracer, entry->mark, entry->span, i, value, entry->type);
 }
 
+/* A minor collection reached a young object that stays young from an old
+ * parent: the parent's card is kept, the object marked. */
+static MULCH_NOINLINE void mark_keeping_card(gc_tracer_t *tracer, uint64_t *bits, uint32_t i, void *obj,
+                                             const gc_type_t *type) {
+    gc_generation_keep_card(tracer);
+    mark_plain(tracer, bits, i, obj, type, GC_ENTRY_YOUNG);
+}
+
 /* gc_trace_slot's hit path in an evacuating or a minor collection (cell i
  * of the span in value's span cache entry). An evacuating collection takes
  * the slow path only for objects of the spans it empties: the others are
@@ -244,11 +256,21 @@ static MULCH_NOINLINE void trace_slot_slow(gc_tracer_t *tracer, void **slot, voi
  * saved register. */
 static MULCH_NOINLINE void trace_slot_special(gc_tracer_t *tracer, void **slot, void *value, uint32_t i) {
     span_entry_t *entry = &tracer->span_cache[((uintptr_t)value >> 16) % GC_SPAN_CACHE];
-    if (tracer->evacuate && pool_block_has_flag(entry->span, BLOCK_EVACUATE)) {
-        trace_slot_slow(tracer, slot, value);
+    if (tracer->evacuate) {
+        if (pool_block_has_flag(entry->span, BLOCK_EVACUATE)) trace_slot_slow(tracer, slot, value);
+        else mark_plain(tracer, entry->mark, i, value, entry->type, 0);
         return;
     }
-    mark_bit(tracer, entry->mark, entry->span, i, value, entry->type);
+    /* A minor collection's mark_aging, inline; the age bits follow the
+     * alloc bits as these follow the mark bits (three equal thirds,
+     * gc_span_age_bits). The rare card keeping is a tail call, so that the
+     * common path saves no registers. */
+    bool young = stays_young(entry->alloc + (entry->alloc - entry->mark), i);
+    if (mulch_unlikely(young && tracer->old_parent != NULL)) {
+        mark_keeping_card(tracer, entry->mark, i, value, entry->type);
+        return;
+    }
+    mark_plain(tracer, entry->mark, i, value, entry->type, young ? GC_ENTRY_YOUNG : 0);
 }
 
 /* The hit path calls nothing but in tail position, so it saves no

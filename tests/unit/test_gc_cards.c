@@ -251,6 +251,9 @@ static void aging_frees_structure(unsigned markers) {
     minor_collection(h, t);
     assert_true(is_aged(h, head));
     assert_false(is_old(h, head));
+    block_t *span = pool_block_of(head); /* the bitmaps' layout trace_slot_special relies on */
+    assert_ptr_equal(gc_span_age_bits(span),
+                     gc_span_alloc_bits(span) + (gc_span_alloc_bits(span) - gc_span_mark_bits(span)));
     assert_true(h->aged_bytes >= LENGTH * sizeof(pair_t));
     root = NULL;
     minor_collection(h, t);
