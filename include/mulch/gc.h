@@ -67,8 +67,10 @@ MULCH_API size_t gc_size_of(const void *obj);
 MULCH_API uintptr_t gc_identity_hash(const void *obj);
 MULCH_API void gc_write(gc_thread_t *thread, void *obj, void **slot, void *value);
 /* An initializing store: as gc_write, for an object `obj` that this thread
- * allocated after its last GC point (no gc_alloc, gc_safepoint,
- * gc_collect or blocking region since). No collection can have seen obj,
+ * allocated after its last GC point (none of docs/api.md's GC points since:
+ * gc_alloc, gc_weak_new, gc_collect, gc_safepoint, gc_own_rc, gc_verify, a
+ * blocking region, fork; a collection run at any of them, full ones
+ * included, may make obj old). No collection can have seen obj,
  * so it is young, and no generational mode needs a barrier for it: the
  * store is a plain one (inline; the library function is gc_write).
  * Storing into an older object this way is a bug that gc_verify reports
