@@ -313,6 +313,40 @@ static void test_promoted_parent_keeps_card(void **state) {
     gc_heap_destroy(h);
 }
 
+/* trace_slot_special finds a span's age bits from its span cache entry as
+ * alloc + (alloc - mark): the pool's side area of the span (all its blocks)
+ * in three equal thirds. Checked for a small class, a medium class whose
+ * cell takes more than a block, and a large object's span of its own, each
+ * bitmap inside the side area. */
+static void check_age_bits_layout(const void *obj, uint32_t min_blocks) {
+    block_t *b = pool_block_of(obj);
+    assert_non_null(b);
+    assert_true(b->span_blocks >= min_blocks);
+    uint64_t *mark = gc_span_mark_bits(b), *alloc = gc_span_alloc_bits(b), *age = gc_span_age_bits(b);
+    assert_ptr_equal(age, alloc + (alloc - mark));
+    assert_ptr_equal(mark, (uint64_t *)pool_block_side(b));
+    assert_true((size_t)((unsigned char *)(age + gc_span_words(b)) - pool_block_side(b)) <= pool_block_side_bytes(b));
+}
+
+static void test_age_bits_layout(void **state) {
+    (void)state;
+    gc_heap_t *h = heap_new(1);
+    gc_thread_t *t = gc_thread_attach(h);
+    assert_non_null(t);
+    void *small = gc_alloc(t, &pair_type, sizeof(pair_t));
+    assert_non_null(small);
+    check_age_bits_layout(small, 1);
+    void *medium = gc_alloc(t, &pair_type, 100000); /* a cell of more than a block */
+    assert_non_null(medium);
+    check_age_bits_layout(medium, 2);
+    void *big = gc_alloc(t, &big_type, BIG_SLOTS * sizeof(void *));
+    assert_non_null(big);
+    assert_int_equal(pool_block_of(big)->size_class, GC_LARGE_CLASS);
+    check_age_bits_layout(big, 2);
+    gc_thread_detach(t);
+    gc_heap_destroy(h);
+}
+
 static void test_misdirected_obj_not_cached(void **state) {
     (void)state;
     pool_t *pool = pool_create(NULL);
@@ -427,6 +461,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_card_cache_many_regions, setup, teardown_errors),
         cmocka_unit_test_setup_teardown(test_aging_frees_structure, setup, teardown_errors),
         cmocka_unit_test_setup_teardown(test_promoted_parent_keeps_card, setup, teardown_errors),
+        cmocka_unit_test_setup_teardown(test_age_bits_layout, setup, teardown_errors),
         cmocka_unit_test_setup_teardown(test_misdirected_obj_not_cached, setup, teardown_errors),
         cmocka_unit_test_setup_teardown(test_no_cards_without_generations, setup, teardown_errors),
         cmocka_unit_test_setup_teardown(test_foreign_object_reported, setup, teardown_errors),
