@@ -103,7 +103,6 @@ static void test_generational_minor_collections_free_young_garbage(void **state)
     gc_heap_destroy(h);
 }
 
-/* gc_verify names an old object that got a young pointer without gc_write. */
 /* An old object given a young one by `store`, which may skip the barrier:
  * gc_verify reports the old object when it does (expect_found), then the
  * same store through gc_write repairs it. */
@@ -144,6 +143,7 @@ static void store_plain(gc_thread_t *t, tobj_t *old, tobj_t *young)
     old->slot[0] = young;                           /* no barrier: the bug */
 }
 
+/* gc_verify names an old object that got a young pointer without gc_write. */
 static void test_generational_verify_finds_missing_barrier(void **state)
 {
     (void)state;
