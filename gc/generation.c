@@ -142,7 +142,7 @@ static void trace_card_run(gc_tracer_t *tracer, block_t *b, size_t first_card, s
         void *obj = gc_span_object(b, (uint32_t)i);
         const gc_type_t *type = gc_object_type_in(b, obj);
         if (type->trace) {
-            tracer->old_parent = tracer->aging ? obj : NULL;
+            tracer->old_parent = obj; /* old: cards are traced in minor collections only */
             type->trace(obj, tracer);
             tracer->old_parent = NULL;
         }

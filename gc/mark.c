@@ -12,7 +12,7 @@
  * stack cannot grow, the object stays marked but unscanned and `overflowed`
  * is set; the drain then rescans every marked object of the heap until no
  * push fails (children already marked are skipped, so this terminates).
- * A minor collection (tracer->aging) marks through gc_mark_aging and
+ * A minor collection (tracer->aging) marks through mark_aging and
  * traces through trace_entry_aging, which apply generation.c's aging
  * rules; full collections keep the plain paths.
  */
@@ -99,30 +99,31 @@ static inline bool mark_plain(gc_tracer_t *tracer, uint64_t *bits, uint32_t i, v
     return true;
 }
 
+/* A minor collection reached a young object that stays young from an old
+ * parent: the parent's card is kept, the object marked. */
+static MULCH_NOINLINE bool mark_keeping_card(gc_tracer_t *tracer, uint64_t *bits, uint32_t i, void *obj,
+                                             const gc_type_t *type) {
+    gc_generation_keep_card(tracer);
+    return mark_plain(tracer, bits, i, obj, type, GC_ENTRY_YOUNG);
+}
+
 /* A minor collection's marking (generation.c): an object that stays young
  * is pushed tagged GC_ENTRY_YOUNG, and when the object being traced stays
- * old, its card is kept — whichever marker claims the child. Out of line,
- * so that full collections' marking keeps its register-free hit path; and
- * not static, so that the compiler does not split b into more arguments
- * than registers (the call would no longer be a jump). */
+ * old, its card is kept — whichever marker claims the child. The rare card
+ * keeping is a tail call, so that trace_slot_special's common path saves
+ * no registers. */
 static inline bool mark_aging(gc_tracer_t *tracer, uint64_t *bits, const uint64_t *ages, uint32_t i, void *obj,
                               const gc_type_t *type) {
     bool young = stays_young(ages, i);
-    if (young && tracer->old_parent != NULL) gc_generation_keep_card(tracer);
+    if (mulch_unlikely(young && tracer->old_parent != NULL)) return mark_keeping_card(tracer, bits, i, obj, type);
     return mark_plain(tracer, bits, i, obj, type, young ? GC_ENTRY_YOUNG : 0);
 }
-MULCH_INTERNAL MULCH_NOINLINE bool gc_mark_aging(gc_tracer_t *tracer, uint64_t *bits, const block_t *b, uint32_t i,
-                                                 void *obj, const gc_type_t *type);
-bool gc_mark_aging(gc_tracer_t *tracer, uint64_t *bits, const block_t *b, uint32_t i, void *obj,
-                   const gc_type_t *type) {
-    return mark_aging(tracer, bits, gc_span_age_bits(b), i, obj, type);
-}
 
-/* Marks cell i of span b (mark bits `bits`): mark_plain, or gc_mark_aging in
- * a minor collection. */
+/* Marks cell i of span b (mark bits `bits`) off the hit path: mark_plain,
+ * or mark_aging in a minor collection. */
 static inline bool mark_bit(gc_tracer_t *tracer, uint64_t *bits, const block_t *b, uint32_t i, void *obj,
                             const gc_type_t *type) {
-    if (mulch_unlikely(tracer->aging)) return gc_mark_aging(tracer, bits, b, i, obj, type);
+    if (mulch_unlikely(tracer->aging)) return mark_aging(tracer, bits, gc_span_age_bits(b), i, obj, type);
     return mark_plain(tracer, bits, i, obj, type, 0);
 }
 
@@ -241,14 +242,6 @@ static MULCH_NOINLINE void trace_slot_slow(gc_tracer_t *tracer, void **slot, voi
     mark_bit(tracer, entry->mark, entry->span, i, value, entry->type);
 }
 
-/* A minor collection reached a young object that stays young from an old
- * parent: the parent's card is kept, the object marked. */
-static MULCH_NOINLINE void mark_keeping_card(gc_tracer_t *tracer, uint64_t *bits, uint32_t i, void *obj,
-                                             const gc_type_t *type) {
-    gc_generation_keep_card(tracer);
-    mark_plain(tracer, bits, i, obj, type, GC_ENTRY_YOUNG);
-}
-
 /* gc_trace_slot's hit path in an evacuating or a minor collection (cell i
  * of the span in value's span cache entry). An evacuating collection takes
  * the slow path only for objects of the spans it empties: the others are
@@ -261,16 +254,9 @@ static MULCH_NOINLINE void trace_slot_special(gc_tracer_t *tracer, void **slot, 
         else mark_plain(tracer, entry->mark, i, value, entry->type, 0);
         return;
     }
-    /* A minor collection's mark_aging, inline; the age bits follow the
-     * alloc bits as these follow the mark bits (three equal thirds,
-     * gc_span_age_bits). The rare card keeping is a tail call, so that the
-     * common path saves no registers. */
-    bool young = stays_young(entry->alloc + (entry->alloc - entry->mark), i);
-    if (mulch_unlikely(young && tracer->old_parent != NULL)) {
-        mark_keeping_card(tracer, entry->mark, i, value, entry->type);
-        return;
-    }
-    mark_plain(tracer, entry->mark, i, value, entry->type, young ? GC_ENTRY_YOUNG : 0);
+    /* the age bits follow the alloc bits as these follow the mark bits
+     * (three equal thirds, gc_span_age_bits) */
+    mark_aging(tracer, entry->mark, entry->alloc + (entry->alloc - entry->mark), i, value, entry->type);
 }
 
 /* The hit path calls nothing but in tail position, so it saves no
@@ -320,7 +306,7 @@ static inline const gc_type_t *entry_type(void *obj, const gc_type_t *type) {
 }
 
 /* A minor collection traces an entry, which may be tagged: its children
- * may keep its card if it stays old (gc_mark_aging). Out of line, so that
+ * may keep its card if it stays old (mark_aging). Out of line, so that
  * full collections' drain neither tests nor strips the tag. */
 static MULCH_NOINLINE void trace_entry_aging(gc_tracer_t *tracer, void *tagged, const gc_type_t *entry_type_or_null) {
     void *obj = (void *)((uintptr_t)tagged & ~GC_ENTRY_YOUNG);

@@ -118,6 +118,7 @@ static void verify_barriers(verifier_t *v) {
     gc_tracer_t tracer;
     gc_tracer_init(&tracer, heap, "gc_verify");
     tracer.report_all = true;
+    tracer.checking = true;
     for (size_t s = 0; s < heap->spans.count; s++) {
         block_t *b = heap->spans.items[s];
         const uint64_t *mark = gc_span_mark_bits(b);
@@ -130,7 +131,6 @@ static void verify_barriers(verifier_t *v) {
                 if (cards[((size_t)((unsigned char *)obj - b->start)) >> POOL_CARD_SHIFT]) continue;
                 const gc_type_t *type = gc_object_type_in(b, obj);
                 if (type == NULL || type->trace == NULL) continue;
-                tracer.checking = true;
                 tracer.barrier_owner = obj;
                 type->trace(obj, &tracer);
             }
