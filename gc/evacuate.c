@@ -311,6 +311,8 @@ uintptr_t gc_identity_hash(const void *obj) {
         mulch_report("gc_identity_hash: not a GC object", obj);
         return address_hash(obj);
     }
+    /* (the lock is held around trace functions and walk callbacks) */
+    if (!gc_outside_tracing("gc_identity_hash")) return address_hash(obj);
     /* An object's first hash is its address's; the table remembers it so
      * that the object keeps it when it moves. */
     pthread_mutex_lock(&heap->lock);

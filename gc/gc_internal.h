@@ -524,13 +524,14 @@ MULCH_INTERNAL bool gc_thread_check(const gc_thread_t *t, const char *fn);
  * heap is NULL" (or "thread is NULL", ptr NULL), when the argument is NULL. */
 MULCH_INTERNAL bool gc_heap_given(const gc_heap_t *heap, const char *fn);
 /* How many tracers the calling thread has open (gc_tracer_init to
- * gc_tracer_free): non-zero while it runs trace functions, root callbacks
- * and error reports of a collection, gc_verify or gc_report_bridge_cycles,
- * with the heap's lock held (or, a marker thread, for a collector that
- * holds it). A mulch call from there would wait for that lock for ever:
+ * gc_tracer_free), plus one during gc_heap_walk: non-zero while it runs
+ * trace functions, root callbacks and error reports of a collection,
+ * gc_verify or gc_report_bridge_cycles, or a heap walk's callback, with
+ * the heap's lock held (or, a marker thread, for a collector that holds
+ * it). A mulch call from there would wait for that lock for ever:
  * gc_outside_tracing reports it instead ("<fn>: called from a trace
- * function, root callback or error handler during a collection") and the
- * call does nothing. */
+ * function, root callback, heap-walk callback or error handler during a
+ * collection") and the call does nothing. */
 MULCH_INTERNAL extern _Thread_local unsigned mulch_gc_tracing_depth MULCH_TLS_MODEL;
 MULCH_INTERNAL bool gc_outside_tracing_slow(const char *fn);
 static inline bool gc_outside_tracing(const char *fn) {

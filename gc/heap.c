@@ -208,8 +208,8 @@ bool gc_outside_tracing_slow(const char *fn) {
     static _Thread_local bool reporting;
     if (!reporting) {
         reporting = true;
-        report_misuse(fn, "called from a trace function, root callback or error handler during a collection "
-                          "(only gc_trace_slot and gc_trace_range may be)", NULL);
+        report_misuse(fn, "called from a trace function, root callback, heap-walk callback or error handler "
+                          "during a collection (only gc_trace_slot and gc_trace_range may be)", NULL);
         reporting = false;
     }
     return false;

@@ -4,7 +4,7 @@
  * reference the collector must see is reached through a slot it could
  * rewrite (gc_trace_slot, roots). Collections stop the world at GC points:
  * gc_alloc, gc_weak_new, gc_collect, gc_safepoint, gc_leave_blocking,
- * gc_verify. docs/gc.md is the guide. */
+ * gc_verify, gc_heap_walk. docs/gc.md is the guide. */
 #ifndef MULCH_GC_H
 #define MULCH_GC_H
 
@@ -68,8 +68,8 @@ MULCH_API uintptr_t gc_identity_hash(const void *obj);
 MULCH_API void gc_write(gc_thread_t *thread, void *obj, void **slot, void *value);
 /* An initializing store: as gc_write, for an object `obj` that this thread
  * allocated after its last GC point (none of docs/api.md's GC points since:
- * gc_alloc, gc_weak_new, gc_collect, gc_safepoint, gc_own_rc, gc_verify, a
- * blocking region, fork; a collection run at any of them, full ones
+ * gc_alloc, gc_weak_new, gc_collect, gc_safepoint, gc_own_rc, gc_verify,
+ * gc_heap_walk, a blocking region, fork; a collection run at any of them, full ones
  * included, may make obj old). No collection can have seen obj,
  * so it is young, and no generational mode needs a barrier for it: the
  * store is a plain one (inline; the library function is gc_write).
@@ -268,6 +268,18 @@ MULCH_API void gc_get_stats(gc_heap_t *heap, gc_stats_t *out);
 /* Checks every heap invariant; 0 when sound, else the number of problems,
  * each reported through the error handler. Stops the world. */
 MULCH_API size_t gc_verify(gc_heap_t *heap);
+
+/* Calls fn once for every allocated object of the heap, with its type and
+ * size (gc_type_of, gc_size_of), and returns how many it visited. Stops
+ * the world for the whole walk. Allocated means reachable or garbage that
+ * no collection has found yet: gc_collect first to see live objects only.
+ * mulch's own objects come with its own types (weak references:
+ * "mulch.weak"). fn may read the objects and call gc_type_of and
+ * gc_size_of; a mulch call that may collect or take the heap's lock is
+ * reported and does nothing, as from a trace function. For heap censuses
+ * and debugging. */
+typedef void (*gc_walk_fn)(void *obj, const gc_type_t *type, size_t size, void *ctx);
+MULCH_API size_t gc_heap_walk(gc_heap_t *heap, gc_walk_fn fn, void *ctx);
 
 #ifdef __cplusplus
 }
