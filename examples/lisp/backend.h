@@ -33,6 +33,15 @@ void lisp_backend_collect(void);
 void lisp_backend_stats(gc_stats_t *out);
 extern const char *const lisp_backend_name;
 
+/* The live heap by object kind (type name): after a full collection, up
+ * to `max` rows, sorted by name; returns how many (mulch: gc_heap_walk;
+ * Boehm's heap has no types to count by: 0). */
+typedef struct lisp_census_row {
+    const char *name;
+    size_t      count, bytes;
+} lisp_census_row_t;
+size_t lisp_backend_census(lisp_census_row_t *rows, size_t max);
+
 /* `obj` takes a reference of its own to the rc object `rc_obj`, released
  * once obj is unreachable (mulch: gc_own_rc; Boehm: a finalizer). */
 int lisp_backend_own_rc(void *obj, void *rc_obj);

@@ -69,6 +69,13 @@ void lisp_backend_collect(void)
     GC_invoke_finalizers();
 }
 
+size_t lisp_backend_census(lisp_census_row_t *rows, size_t max)
+{
+    (void)rows;
+    (void)max;
+    return 0;
+}
+
 void lisp_backend_stats(gc_stats_t *out)
 {
     memset(out, 0, sizeof *out);

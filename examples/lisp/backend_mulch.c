@@ -11,6 +11,7 @@
 #include "lisp.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 const char *const lisp_backend_name = "mulch";
 gc_thread_t *lisp_gc_thread;
@@ -53,6 +54,41 @@ void lisp_backend_shutdown(void)
 void lisp_backend_collect(void) { gc_collect(lisp_gc_thread); }
 
 void lisp_backend_stats(gc_stats_t *out) { gc_get_stats(heap, out); }
+
+/* gc_heap_walk's callback runs under the heap's lock: it only counts into
+ * the caller's array (no allocation, no other mulch call). */
+typedef struct census {
+    lisp_census_row_t *rows;
+    size_t used, max;
+} census_t;
+
+static void census_add(void *obj, const gc_type_t *type, size_t size, void *ctx)
+{
+    (void)obj;
+    census_t *c = ctx;
+    size_t i = 0;
+    while (i < c->used && strcmp(c->rows[i].name, type->name) != 0) i++;
+    if (i == c->used) {
+        if (c->used == c->max) return;
+        c->rows[c->used++] = (lisp_census_row_t){ type->name, 0, 0 };
+    }
+    c->rows[i].count++;
+    c->rows[i].bytes += size;
+}
+
+static int census_by_name(const void *a, const void *b)
+{
+    return strcmp(((const lisp_census_row_t *)a)->name, ((const lisp_census_row_t *)b)->name);
+}
+
+size_t lisp_backend_census(lisp_census_row_t *rows, size_t max)
+{
+    gc_collect(lisp_gc_thread);
+    census_t census = { rows, 0, max };
+    (void)gc_heap_walk(heap, census_add, &census);
+    qsort(rows, census.used, sizeof rows[0], census_by_name);
+    return census.used;
+}
 
 int lisp_backend_own_rc(void *obj, void *rc_obj) { return gc_own_rc(lisp_gc_thread, obj, rc_obj); }
 

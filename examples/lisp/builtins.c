@@ -1,5 +1,6 @@
 /* builtins.c — primitives on numbers, lists, equality and control (apply,
- * map, for-each, error, try) and the collector's own (gc, gc-stats).
+ * map, for-each, error, try) and the collector's own (gc, gc-stats,
+ * gc-census).
  *
  * A primitive gets its arguments as args[0..argc) on the value stack:
  * rooted slots. One that allocates reads its arguments from args after the
@@ -470,6 +471,28 @@ static value prim_gc_stats(value *args, int argc)
     return lisp_list_from_stack(first, (int)(lisp_sp - first), LISP_NIL);
 }
 
+/* (gc-census): ((kind count bytes) ...) for the live heap, kinds being
+ * the type names (lisp-pair, lisp-string...); () on the Boehm backend.
+ * The rows are counted first and the list built after the walk: nothing
+ * may be allocated while it runs. */
+static value prim_gc_census(value *args, int argc)
+{
+    (void)args;
+    (void)argc;
+    lisp_census_row_t rows[32];
+    size_t n = lisp_backend_census(rows, sizeof rows / sizeof rows[0]);
+    value *first = lisp_sp;
+    for (size_t i = 0; i < n; i++) {
+        lisp_push(lisp_intern(rows[i].name));
+        lisp_push(lisp_fixnum((intptr_t)(rows[i].count & (uint64_t)LISP_FIXNUM_MAX)));
+        lisp_push(lisp_fixnum((intptr_t)(rows[i].bytes & (uint64_t)LISP_FIXNUM_MAX)));
+        value row = lisp_list_from_stack(&lisp_sp[-3], 3, LISP_NIL);
+        lisp_sp -= 3;
+        lisp_push(row);
+    }
+    return lisp_list_from_stack(first, (int)(lisp_sp - first), LISP_NIL);
+}
+
 void lisp_builtins_init(void)
 {
     static const struct { const char *name; lisp_prim_fn fn; int min, max; } table[] = {
@@ -496,7 +519,7 @@ void lisp_builtins_init(void)
         { "assq", prim_assq, 2, 2 }, { "assv", prim_assq, 2, 2 }, { "assoc", prim_assoc, 2, 2 },
         { "apply", prim_apply, 2, -1 }, { "map", prim_map, 2, 2 }, { "for-each", prim_for_each, 2, 2 },
         { "error", prim_error, 1, -1 }, { "try", prim_try, 2, 2 },
-        { "gc", prim_gc, 0, 0 }, { "gc-stats", prim_gc_stats, 0, 0 },
+        { "gc", prim_gc, 0, 0 }, { "gc-stats", prim_gc_stats, 0, 0 }, { "gc-census", prim_gc_census, 0, 0 },
     };
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
         lisp_define_primitive(table[i].name, table[i].fn, table[i].min, table[i].max);

@@ -60,6 +60,13 @@
 (gc)
 (show "kept list survives collections: " (length kept) " pairs")
 
+(section "heap census")
+;; live objects by kind after a full collection (mulch's gc_heap_walk; the
+;; Boehm build has no census and prints no rows)
+(for-each (lambda (row)
+            (show "gc: " (car row) ": " (cadr row) " objects, " (caddr row) " bytes"))
+          (gc-census))
+
 (section "collector statistics")
 (for-each (lambda (entry)
             (display "gc: ")
