@@ -25,7 +25,8 @@
  *     references read NULL; a live target's weak reference reads its
  *     current address;
  *   - after gc_collect every dead finalizable object was finalized exactly
- *     once, and gc_verify returns 0;
+ *     once, gc_verify returns 0, and gc_heap_walk visits every reachable
+ *     object and nothing but intact objects;
  *   - valid calls report nothing; each injected misuse reports once, with
  *     the function's name, and changes nothing;
  *   - gc_heap_destroy finalizes every finalizable object not yet finalized. */
@@ -500,12 +501,49 @@ static void op_garbage(run_t *r)
     }
 }
 
+/* gc_heap_walk after a full collection: every object it visits of this
+ * run's types is intact (a dead finalizable one waits for the next
+ * collection to be freed, whole), and every reachable object is among them
+ * at its address; mulch's own objects (weak references) only count. */
+typedef struct heap_walk_check {
+    const run_t *r;
+    uint8_t seen[MAX_OBJS];
+    size_t count, bad;
+} heap_walk_check_t;
+
+FZ_NO_COVERAGE static void heap_walk_visit(void *obj, const gc_type_t *type, size_t size, void *ctx)
+{
+    heap_walk_check_t *c = ctx;
+    c->count++;
+    if (type != &T_PLAIN && type != &T_FIN) return;
+    gobj_t *o = obj;
+    if (o->id >= c->r->nobj || gobj_problem(o, o->id) != NULL
+        || size < sizeof *o + ((size_t)o->nslots + o->npay) * sizeof(void *)) {
+        c->bad++;
+        return;
+    }
+    if (c->r->addr[o->id] == obj) c->seen[o->id] = 1;
+}
+
+static void check_heap_walk(run_t *r)
+{
+    static heap_walk_check_t c;
+    memset(&c, 0, sizeof c);
+    c.r = r;
+    size_t n = gc_heap_walk(r->heap, heap_walk_visit, &c);
+    FZ_CHECK(&r->in, n == c.count, "gc_heap_walk returned %zu, called back %zu times", n, c.count);
+    FZ_CHECK(&r->in, c.bad == 0, "gc_heap_walk visited %zu damaged or foreign objects", c.bad);
+    for (size_t k = 0; k < r->nlive; k++)
+        FZ_CHECK(&r->in, c.seen[r->live_list[k]], "gc_heap_walk missed live object %d", r->live_list[k]);
+}
+
 static void op_collect(run_t *r)
 {
     gc_collect(r->t);
     r->full_collections++;
     walk(r);
     check_deaths(r, 1);
+    check_heap_walk(r);
     size_t problems = gc_verify(r->heap);
     FZ_CHECK(&r->in, problems == 0, "gc_verify found %zu problem(s) (last: \"%s\")", problems,
              fz_last_what);
