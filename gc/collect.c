@@ -194,12 +194,16 @@ static void pool_trim_if_idle(gc_heap_t *heap) {
     if (idle > keep) pool_block_trim(heap->pool, keep);
 }
 
+void gc_heap_sweep_all(gc_heap_t *heap) {
+    gc_threads_flush(heap);
+    for (size_t s = 0; s < heap->spans.count; s++) gc_span_ensure_swept(heap, heap->spans.items[s]);
+}
+
 void gc_collect_locked(gc_heap_t *heap, gc_thread_t *self, bool minor_allowed) {
     uint64_t start = gc_now_ns();
     size_t held = atomic_load_explicit(&heap->heap_bytes, memory_order_relaxed);
     if (held > heap->high_water) heap->high_water = held;
-    gc_threads_flush(heap);
-    for (size_t s = 0; s < heap->spans.count; s++) gc_span_ensure_swept(heap, heap->spans.items[s]);
+    gc_heap_sweep_all(heap);
     heap->epoch++;
     bool minor = gc_generation_begin(heap, minor_allowed);
 

@@ -492,6 +492,10 @@ MULCH_INTERNAL bool gc_vector_merge(gc_vector_t *to, gc_vector_t *from);
 
 /* ---- spans (gc/alloc.c) ------------------------------------------------------ */
 MULCH_INTERNAL void gc_span_ensure_swept(gc_heap_t *heap, block_t *b);
+/* (gc/collect.c) World stopped: gc_threads_flush, then every span swept,
+ * so that alloc bits name exactly the allocated objects (a collection's
+ * start, gc_verify, gc_heap_walk). */
+MULCH_INTERNAL void gc_heap_sweep_all(gc_heap_t *heap);
 /* Whether obj, an object start of this heap (gc_object_span), holds an
  * allocated object now: false for a cell a collection freed. heap->lock
  * held, which keeps collections and lazy sweeps away. A free cell a
@@ -548,7 +552,8 @@ MULCH_INTERNAL bool gc_object_live(gc_heap_t *heap, const void *obj, const char 
 /* Detaches the calling thread from heap if it is attached. */
 MULCH_INTERNAL void gc_thread_destroy_current(gc_heap_t *heap);
 MULCH_INTERNAL void gc_safepoint_slow(gc_thread_t *thread);
-/* Merge the per-thread finalizable/weak vectors into the heap (world stopped). */
+/* Retire every thread's bins (their untaken cells back to the spans) and
+ * merge its finalizable/weak vectors into the heap (world stopped). */
 MULCH_INTERNAL void gc_threads_flush(gc_heap_t *heap);
 /* Around fork (gc/fork.c): the calling thread enters a blocking region of
  * every heap it is attached to, and leaves them again (waiting for a

@@ -159,8 +159,7 @@ static void verify_callback_roots(verifier_t *v) {
 
 size_t gc_verify_locked(gc_heap_t *heap) {
     verifier_t v = { heap, 0 };
-    gc_threads_flush(heap);
-    for (size_t s = 0; s < heap->spans.count; s++) gc_span_ensure_swept(heap, heap->spans.items[s]);
+    gc_heap_sweep_all(heap);
     for (size_t s = 0; s < heap->spans.count; s++) {
         block_t *b = heap->spans.items[s];
         if (b->owner_words[1] != s) problem(&v, "span index out of date", b);

@@ -19,8 +19,7 @@ size_t gc_heap_walk(gc_heap_t *heap, gc_walk_fn fn, void *ctx) {
     }
     gc_thread_t *self = gc_thread_current(heap);
     gc_world_stop_heap(heap, self);
-    gc_threads_flush(heap);
-    for (size_t s = 0; s < heap->spans.count; s++) gc_span_ensure_swept(heap, heap->spans.items[s]);
+    gc_heap_sweep_all(heap);
     size_t visited = 0;
     mulch_gc_tracing_depth++;
     for (size_t s = 0; s < heap->spans.count; s++) {
