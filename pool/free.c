@@ -119,10 +119,12 @@ bool pointer_check(pool_t *pool, const void *p, const char *fn, pointer_info_t *
     return true;
 }
 
-/* An empty span leaves its bin and goes back to the pool. Out of line: its
- * calls would otherwise cost the free fast path register saves. Returns
- * true when it trimmed the pool (the automatic trim). */
-MULCH_NOINLINE bool block_retire(pool_t *pool, thread_heap_t *heap, block_t *b) {
+/* An empty span leaves its bin and goes back to the pool, once its cells
+ * are found free (span_audit_empty: a masked double free may have left a
+ * live cell counted free; the span is then repaired and kept). Out of
+ * line: its calls would otherwise cost the free fast path register saves. */
+MULCH_NOINLINE retire_result_t block_retire(pool_t *pool, thread_heap_t *heap, block_t *b) {
+    if (mulch_unlikely(!span_audit_empty(pool, heap, b)) && b->used != 0) return RETIRE_KEPT;
     heap_list_unlink(heap, b);
     pthread_mutex_lock(&pool->lock);
     block_sites_release(b);
@@ -133,7 +135,7 @@ MULCH_NOINLINE bool block_retire(pool_t *pool, thread_heap_t *heap, block_t *b) 
     bool trim = idle > ((size_t)32 << 20) && idle > atomic_load_explicit(&pool->committed, memory_order_relaxed) / 2;
     if (trim) span_trim_locked(pool, atomic_load_explicit(&pool->committed, memory_order_relaxed) / 4);
     pthread_mutex_unlock(&pool->lock);
-    return trim;
+    return trim ? RETIRE_TRIMMED : RETIRE_DONE;
 }
 
 /* The free path's retire: when the automatic trim runs, the freeing thread
@@ -142,7 +144,7 @@ MULCH_NOINLINE bool block_retire(pool_t *pool, thread_heap_t *heap, block_t *b) 
  * Rare by construction: it takes 32 MiB of idle spans, and the trim leaves
  * a quarter of the committed bytes idle at most. */
 static MULCH_NOINLINE void block_retire_from_free(pool_t *pool, thread_heap_t *heap, block_t *b) {
-    if (block_retire(pool, heap, b)) heap_release_free_pages_auto(pool, heap);
+    if (block_retire(pool, heap, b) == RETIRE_TRIMMED) heap_release_free_pages_auto(pool, heap);
 }
 
 /* The span just got a local free: make it the bin's head, so that the
@@ -218,6 +220,12 @@ void heap_recent_flush(pool_t *pool, thread_heap_t *heap) {
                 continue;
             }
             block_t *b = block_head(block_at(chunk_of(p), p));
+            /* A recent cell counts in `used`: none left means the cell is
+             * on the span's list already (freed twice, masked) */
+            if (mulch_unlikely(b->used == 0)) {
+                cell_drop_unmarked(heap, cls, p);
+                continue;
+            }
             if (heap->bins[cls] != b) block_move_to_front(heap, b);
             cell_mark_free(pool, p, b->free);
             b->free = p;
@@ -410,7 +418,9 @@ void block_float(pool_t *pool, thread_heap_t *heap, block_t *b) {
     unsigned cls = b->size_class;
     for (;;) {
         block_collect(pool, b);
-        if (b->used == 0) {
+        /* (a span repaired by the audit goes on floating unless it was
+         * empty after all) */
+        if (b->used == 0 && (span_audit_empty(pool, heap, b) || b->used == 0)) {
             pthread_mutex_lock(&pool->lock);
             block_sites_release(b);
             span_release_locked(pool, b);

@@ -59,6 +59,8 @@
 #define os_unmap                         mulch_os_unmap
 #define pointer_check                    mulch_pointer_check
 #define small_alloc_slow                 mulch_small_alloc_slow
+#define span_audit_cells                 mulch_span_audit_cells
+#define span_audit_empty                 mulch_span_audit_empty
 #define span_acquire_locked              mulch_span_acquire_locked
 #define span_forget_released_locked      mulch_span_forget_released_locked
 #define span_release_locked              mulch_span_release_locked

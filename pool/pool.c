@@ -212,10 +212,7 @@ size_t heap_release_empty(pool_t *pool, thread_heap_t *heap) {
         while (b) {
             block_t *next = b->next;
             block_collect(pool, b);
-            if (b->used == 0) {
-                block_retire(pool, heap, b);
-                released++;
-            }
+            if (b->used == 0 && block_retire(pool, heap, b) != RETIRE_KEPT) released++;
             b = next;
         }
     }

@@ -599,7 +599,15 @@ MULCH_INTERNAL void block_float(pool_t *pool, thread_heap_t *heap, block_t *b);
 MULCH_INTERNAL void heap_recent_flush(pool_t *pool, thread_heap_t *heap);
 /* Returns the calling thread's empty spans to the pool; how many. */
 MULCH_INTERNAL size_t heap_release_empty(pool_t *pool, thread_heap_t *heap);
-MULCH_INTERNAL bool block_retire(pool_t *pool, thread_heap_t *heap, block_t *b);
+typedef enum retire_result { RETIRE_KEPT, RETIRE_DONE, RETIRE_TRIMMED } retire_result_t;
+MULCH_INTERNAL retire_result_t block_retire(pool_t *pool, thread_heap_t *heap, block_t *b);
+/* audit.c: before span memory is given back. span_audit_empty: b (owned by
+ * heap, or floating with heap NULL; used == 0) has no live cell; else the
+ * span is reported and rebuilt from its free marks (used recounted) and
+ * false returned. span_audit_cells: cells [first, last] of b carry their
+ * free marks; else the same report and repair. */
+MULCH_INTERNAL bool span_audit_empty(pool_t *pool, thread_heap_t *heap, block_t *b);
+MULCH_INTERNAL bool span_audit_cells(pool_t *pool, block_t *b, uint32_t first, uint32_t last);
 /* Moves an owned span from the full list back into its bin. */
 MULCH_INTERNAL void block_unfull(thread_heap_t *heap, block_t *b);
 

@@ -172,6 +172,14 @@ size_t block_release_free_pages(pool_t *pool, block_t *b) {
         any = true;
     }
     if (!any) return 0;
+    /* Counted from the list, a unit may look wholly free while a live cell
+     * overlaps it: a masked double free left another cell on the list
+     * twice. Its cells' marks decide (audit.c); a disagreement repairs the
+     * span, and nothing is released this time. */
+    for (uint32_t u = 0; u < units; u++) {
+        if (!unit_test(pool, &fresh, u)) continue;
+        if (!span_audit_cells(pool, b, unit_first_cell(pool, b, u), unit_last_cell(pool, b, u, bump))) return 0;
+    }
 
     /* Park the listed cells that overlap a unit about to go, keeping the
      * order of the others (secure mode's shuffled order survives). Links

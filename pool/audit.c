@@ -1,0 +1,125 @@
+/* audit.c — checking a span's free cells against their free marks before
+ * its memory goes away, and repairing the span when they disagree.
+ *
+ * Why: the free path knows a cell is free by its free mark alone (no bit
+ * per cell). A write after free that erases the mark, then a second free
+ * of the same cell, looks like the free of a live cell: the cell ends up
+ * free twice — on the span's list and among the heap's recent cells, or
+ * twice on the list after heap_recent_flush — and the span's `used` is
+ * one low. Handing out one copy clears the mark, so the other copy is
+ * dropped when it comes up (alloc.c). But before it does, the low count
+ * can reach 0 while a cell is held, or the trim can count a release unit
+ * as wholly free while it still holds a live cell: either would give the
+ * memory back under the cell's holder. So the two places that give span
+ * memory away check first:
+ *   - span_audit_empty, before a span whose `used` is 0 goes back to the
+ *     pool (block_retire, block_float): every cell below bump carries its
+ *     free mark or is parked, none is among the heap's recent cells and
+ *     none waits in thread_free;
+ *   - span_audit_units, before block_release_free_pages decommits units:
+ *     every cell overlapping them carries its free mark.
+ * A live cell's second word is program data, equal to the mark with a
+ * chance of 2^-64. These checks run only where memory is about to be
+ * given back (rare, and next to a syscall or the pool's lock), never on
+ * the fast paths.
+ *
+ * Repair (span_rebuild_from_marks), after one report: the marks are the
+ * truth. The recent cells and thread_free entries of the span are taken
+ * off, the local list is rebuilt from the marked cells (each once, in
+ * address order) and `used` becomes the count of unmarked ones. The span
+ * stays with its owner; the held cell is freed later like any other.
+ * Owner only: nobody else touches the local list, the recent cells or the
+ * released bits.
+ */
+#include "pool_internal.h"
+
+static bool cell_in_span(const block_t *b, const void *cell) {
+    return (size_t)((const unsigned char *)cell - b->start) < (size_t)b->capacity * b->cell_size;
+}
+
+/* The span's recent cells leave the heap's array (they are marked: the
+ * rebuilt list takes them). */
+static void recent_cells_forget_span(thread_heap_t *heap, const block_t *b) {
+    unsigned cls = b->size_class, kept = 0;
+    for (unsigned i = 0; i < heap->recent_count[cls]; i++)
+        if (!cell_in_span(b, heap->recent[cls][i])) heap->recent[cls][kept++] = heap->recent[cls][i];
+    heap->recent_count[cls] = (uint8_t)kept;
+}
+
+static bool recent_cells_in_span(const thread_heap_t *heap, const block_t *b) {
+    unsigned cls = b->size_class;
+    for (unsigned i = 0; i < heap->recent_count[cls]; i++)
+        if (cell_in_span(b, heap->recent[cls][i])) return true;
+    return false;
+}
+
+static MULCH_COLD void span_rebuild_from_marks(pool_t *pool, thread_heap_t *heap, block_t *b, const void *culprit) {
+    mulch_report("pool_free: a cell was freed twice, the second free hidden by a write after the first; "
+                 "its span was kept and repaired",
+                 culprit);
+    if (heap != NULL) recent_cells_forget_span(heap, b);
+    /* thread_free's cells are marked too; the list below takes them */
+    uintptr_t old = atomic_load_explicit(&b->thread_free, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(&b->thread_free, &old, old & BLOCK_TF_FLAGS, memory_order_acquire,
+                                                  memory_order_relaxed)) {
+    }
+    uint32_t bump = atomic_load_explicit(&b->bump, memory_order_relaxed), used = 0;
+    bool released = block_has_released(pool, b);
+    unsigned char *list = NULL;
+    for (uint32_t c = bump; c-- > 0;) {
+        unsigned char *cell = b->start + (size_t)c * b->cell_size;
+        if (released && cell_is_parked(pool, b, cell)) continue;
+        if (cell_has_free_mark(pool, cell)) {
+            cell_mark_free(pool, cell, list);
+            list = cell;
+        } else {
+            used++;
+        }
+    }
+    b->free = list;
+    b->used = used;
+}
+
+/* First cell below bump that is neither marked free nor parked; NULL when
+ * every one is free. */
+static unsigned char *first_unmarked_cell(const pool_t *pool, const block_t *b) {
+    uint32_t bump = atomic_load_explicit(&b->bump, memory_order_relaxed);
+    bool released = block_has_released(pool, b);
+    for (uint32_t c = 0; c < bump; c++) {
+        unsigned char *cell = b->start + (size_t)c * b->cell_size;
+        if (released && cell_is_parked(pool, b, cell)) continue;
+        if (!cell_has_free_mark(pool, cell)) return cell;
+    }
+    return NULL;
+}
+
+bool span_audit_empty(pool_t *pool, thread_heap_t *heap, block_t *b) {
+    const void *culprit = NULL;
+    if (heap != NULL && recent_cells_in_span(heap, b)) {
+        unsigned cls = b->size_class;
+        for (unsigned i = 0; i < heap->recent_count[cls] && culprit == NULL; i++)
+            if (cell_in_span(b, heap->recent[cls][i])) culprit = heap->recent[cls][i];
+    } else if (tf_list(atomic_load_explicit(&b->thread_free, memory_order_acquire)) != 0) {
+        culprit = (const void *)tf_list(atomic_load_explicit(&b->thread_free, memory_order_relaxed));
+    } else {
+        culprit = first_unmarked_cell(pool, b);
+    }
+    if (mulch_likely(culprit == NULL)) return true;
+    span_rebuild_from_marks(pool, heap, b, culprit);
+    return false;
+}
+
+bool span_audit_cells(pool_t *pool, block_t *b, uint32_t first, uint32_t last) {
+    bool released = block_has_released(pool, b);
+    for (uint32_t c = first; c <= last; c++) {
+        unsigned char *cell = b->start + (size_t)c * b->cell_size;
+        /* (a cell reaching into an already released unit is parked: its
+         * words are not read, their page is gone) */
+        if (released && cell_is_parked(pool, b, cell)) continue;
+        if (mulch_unlikely(!cell_has_free_mark(pool, cell))) {
+            span_rebuild_from_marks(pool, atomic_load_explicit(&b->owner, memory_order_relaxed), b, cell);
+            return false;
+        }
+    }
+    return true;
+}
