@@ -27,10 +27,29 @@ bool gc_handle_slot_add(gc_heap_t *heap, gc_handle_payload_t *payload) {
     return ok;
 }
 
+/* Guards every payload's `heap` against gc_heap_destroy: a handle's last
+ * release on one thread may race the heap's destroy on another, which
+ * unmaps the heap (and its lock) once the payloads are detached. Taken
+ * before a heap's lock, never under one. */
+static pthread_mutex_t handles_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void gc_bridge_fork_lock(void) {
+    pthread_mutex_lock(&handles_lock);
+}
+void gc_bridge_fork_unlock(void) {
+    pthread_mutex_unlock(&handles_lock);
+}
+
 /* Swap-remove by the payload's recorded index: a program holding many
  * handles releases them in any order at O(1) each (a scan made releasing
  * n handles oldest first cost O(n^2)). */
-void gc_handle_slot_remove(gc_heap_t *heap, gc_handle_payload_t *payload) {
+void gc_handle_slot_remove(gc_handle_payload_t *payload) {
+    pthread_mutex_lock(&handles_lock);
+    gc_heap_t *heap = payload->heap;
+    if (heap == NULL) {
+        pthread_mutex_unlock(&handles_lock);
+        return;
+    }
     pthread_mutex_lock(&heap->lock);
     gc_vector_t *slots = &heap->handle_slots;
     size_t i = payload->slot_index;
@@ -40,6 +59,7 @@ void gc_handle_slot_remove(gc_heap_t *heap, gc_handle_payload_t *payload) {
         last->slot_index = i;
     }
     pthread_mutex_unlock(&heap->lock);
+    pthread_mutex_unlock(&handles_lock);
 }
 
 bool gc_owned_add(gc_heap_t *heap, void *obj, void *rc_obj, void (*release)(void *)) {
@@ -87,31 +107,38 @@ void gc_bridge_release_pending(gc_heap_t *heap) {
     }
 }
 
-/* Caller holds heap->lock. */
+/* Caller holds neither lock. */
 static void handles_detach(gc_heap_t *heap) {
+    pthread_mutex_lock(&handles_lock);
+    pthread_mutex_lock(&heap->lock);
     for (size_t i = 0; i < heap->handle_slots.count; i++) {
         gc_handle_payload_t *payload = heap->handle_slots.items[i];
         payload->obj = NULL;
         payload->heap = NULL;
     }
     heap->handle_slots.count = 0;
+    pthread_mutex_unlock(&heap->lock);
+    pthread_mutex_unlock(&handles_lock);
 }
 
 void gc_bridge_destroy(gc_heap_t *heap) {
-    pthread_mutex_lock(&heap->lock);
     /* The releases run destroy callbacks under the finalizer rules: they
      * may make handles and owned references on this heap. Repeat until they
      * stop (boundedly, as gc_heap_destroy's finalizer rounds); whatever is
      * left then is dropped, but no handle keeps pointing at the heap. */
     for (int round = 0; round < 64; round++) {
         handles_detach(heap);
-        if (heap->owned_rcs.count == 0 && heap->rc_to_release.count == 0) break;
-        gc_vector_append(&heap->rc_to_release, &heap->owned_rcs); /* reserved: cannot fail */
-        heap->owned_objects.count = 0;
-        gc_bridge_release_pending(heap);
+        pthread_mutex_lock(&heap->lock);
+        bool done = heap->owned_rcs.count == 0 && heap->rc_to_release.count == 0;
+        if (!done) {
+            gc_vector_append(&heap->rc_to_release, &heap->owned_rcs); /* reserved: cannot fail */
+            heap->owned_objects.count = 0;
+            gc_bridge_release_pending(heap);
+        }
+        pthread_mutex_unlock(&heap->lock);
+        if (done) break;
     }
     handles_detach(heap);
-    pthread_mutex_unlock(&heap->lock);
     gc_vector_free(&heap->handle_slots);
     gc_vector_free(&heap->owned_objects);
     gc_vector_free(&heap->owned_rcs);

@@ -6,7 +6,8 @@
  *   1. enters a blocking region of every heap it is attached to
  *      (gc_threads_fork_block), so that a collection stopping the world
  *      meanwhile does not wait for it while it waits for that heap's lock;
- *   2. takes the list lock, then, for each live heap, heap->lock and the
+ *   2. takes the handles' lock (bridge.c) and the list lock, then, for
+ *      each live heap, heap->lock and the
  *      parallel marker's two locks (gc_mark_shared_fork_lock) — the order
  *      the code nests them in. Holding heap->lock, no collection is past
  *      its stop: marking, sweeping and helper markers are idle.
@@ -57,6 +58,7 @@ void gc_heap_list_remove(gc_heap_t *heap) {
 
 static void fork_prepare(void) {
     gc_threads_fork_block();
+    gc_bridge_fork_lock();
     pthread_mutex_lock(&heaps_lock);
     for (gc_heap_t *heap = heaps; heap; heap = heap->fork_next) {
         pthread_mutex_lock(&heap->lock);
@@ -70,6 +72,7 @@ static void fork_parent(void) {
         pthread_mutex_unlock(&heap->lock);
     }
     pthread_mutex_unlock(&heaps_lock);
+    gc_bridge_fork_unlock();
     gc_threads_fork_unblock();
 }
 
@@ -82,6 +85,7 @@ static void fork_child(void) {
         pthread_mutex_unlock(&heap->lock);
     }
     pthread_mutex_unlock(&heaps_lock);
+    gc_bridge_fork_unlock();
     gc_threads_fork_unblock(); /* no collection is in progress: no wait */
 }
 

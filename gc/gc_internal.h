@@ -306,6 +306,7 @@ struct gc_heap {
     bool             collecting;
     bool             finalizing;       /* a thread is running finalizers    */
     gc_thread_t     *finalizer_thread; /* which one                         */
+    bool             destroying;       /* gc_heap_destroy is past its checks */
     void            *userdata;
     gc_options_t     options;
     size_t           running;          /* attached threads in GC_RUNNING    */
@@ -674,7 +675,13 @@ typedef struct gc_handle_payload {
 /* obj (an allocated object of the heap) is a weak reference (weak.c). */
 MULCH_INTERNAL bool gc_object_is_weak(const void *obj);
 MULCH_INTERNAL bool gc_handle_slot_add(gc_heap_t *heap, gc_handle_payload_t *payload);
-MULCH_INTERNAL void gc_handle_slot_remove(gc_heap_t *heap, gc_handle_payload_t *payload);
+/* The handle's slot leaves its heap, if it still has one. Takes the
+ * handles' lock, then the heap's: gc_heap_destroy detaches payloads under
+ * both, so the heap read here is not unmapped under the caller. */
+MULCH_INTERNAL void gc_handle_slot_remove(gc_handle_payload_t *payload);
+/* Held across fork (fork.c): the handles' lock comes before any heap's. */
+MULCH_INTERNAL void gc_bridge_fork_lock(void);
+MULCH_INTERNAL void gc_bridge_fork_unlock(void);
 MULCH_INTERNAL bool gc_owned_add(gc_heap_t *heap, void *obj, void *rc_obj, void (*release)(void *));
 MULCH_INTERNAL void gc_bridge_trace_roots(gc_tracer_t *tracer);
 MULCH_INTERNAL void gc_bridge_after_mark(gc_heap_t *heap);

@@ -137,12 +137,17 @@ static void run_all_finalizers(gc_heap_t *heap, gc_thread_t *t) {
 /* Misuse that gc_heap_destroy must refuse before it changes anything
  * (finalizers run, weak references and handles cleared cannot be undone):
  * another thread still attached, or the call made by a finalizer, whose
- * run goes on with the heap afterwards. Reports it. */
+ * run goes on with the heap afterwards — including the finalizers and rc
+ * destroy callbacks the destroy runs itself. Reports it; otherwise marks
+ * the heap as being destroyed. */
 static bool destroy_refused(gc_heap_t *heap, gc_thread_t *self) {
     pthread_mutex_lock(&heap->lock);
     bool others = false;
     for (gc_thread_t *t = heap->threads; t && !others; t = t->next) others = t != self;
-    bool in_finalizer = heap->finalizing && self != NULL && heap->finalizer_thread == self;
+    /* (destroying: a finalizer or an owned rc object's destroy callback run
+     * by the destroy itself, which goes on with the heap afterwards) */
+    bool in_finalizer = (heap->finalizing && self != NULL && heap->finalizer_thread == self) || heap->destroying;
+    if (!others && !in_finalizer) heap->destroying = true;
     pthread_mutex_unlock(&heap->lock);
     if (others) mulch_report("gc_heap_destroy: other threads are still attached", heap);
     else if (in_finalizer) mulch_report("gc_heap_destroy: called inside a finalizer", heap);
@@ -171,7 +176,9 @@ void gc_heap_destroy(gc_heap_t *heap) {
     if (heap->threads) {
         /* a thread attached while the finalizers ran (a race with the
          * destroy, which destroy_refused cannot see coming): too late to
-         * undo, but the spans it may use are not freed under it */
+         * undo, but the spans it may use are not freed under it; a later
+         * gc_heap_destroy finishes the job */
+        heap->destroying = false;
         pthread_mutex_unlock(&heap->lock);
         mulch_report("gc_heap_destroy: other threads are still attached", heap);
         return;

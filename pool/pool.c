@@ -99,8 +99,12 @@ pool_t *pool_create(const pool_options_t *opts) {
     return pool;
 }
 
+_Atomic(pool_destroy_hook_t) mulch_pool_destroy_hook;
+
 void pool_destroy(pool_t *pool) {
     if (pool == NULL) return;
+    pool_destroy_hook_t hook = atomic_load_explicit(&mulch_pool_destroy_hook, memory_order_acquire);
+    if (hook) hook(pool);
     pool_list_remove(pool);
     heaps_forget_pool(pool);
     pthread_mutex_lock(&pool->lock);

@@ -712,6 +712,11 @@ MULCH_INTERNAL void pool_default_set_options(const pool_options_t *opts);
 /* fork.c: the list of live pools, whose locks are held across fork(). */
 MULCH_INTERNAL void pool_list_add(pool_t *pool);
 MULCH_INTERNAL void pool_list_remove(pool_t *pool);
+/* Run by pool_destroy before anything is torn down, when set: a layer above
+ * (the rc objects' merge queues, runtime/rc.c) lets go of the pool's cells
+ * it still links to. Set once, never cleared. */
+typedef void (*pool_destroy_hook_t)(pool_t *pool);
+MULCH_INTERNAL extern _Atomic(pool_destroy_hook_t) mulch_pool_destroy_hook;
 /* Registers the pool's fork handlers, once (gc/fork.c registers its own
  * after them: see fork.c). */
 MULCH_INTERNAL void pool_fork_register(void);

@@ -2,11 +2,16 @@
  *
  * gc_handle_new: an rc object whose payload is a root slot of the heap
  * (gc/bridge.c traces it and rewrites it when objects move); its destroy
- * callback unregisters the slot. gc_heap_destroy clears the payload, so a
+ * callback unregisters the slot (under the bridge's handles lock, so a
+ * release racing gc_heap_destroy never locks an unmapped heap). A last
+ * release from a trace, root or heap-walk callback cannot take the heap's
+ * lock: it is reported, and the slot stays registered, rooting nothing,
+ * with its memory kept from the pool. gc_heap_destroy clears the payload, so a
  * handle outliving its heap answers NULL and its destroy does nothing.
  * Handles live in the default pool, which outlives every heap.
  *
- * gc_own_rc: retains the rc object for the GC object and records the pair;
+ * gc_own_rc: retains the rc object for the GC object (failing if its count
+ * is 0 already: its cell would soon be another object's) and records the pair;
  * the collector hands the reference back to rc_release after the owner is
  * reclaimed (after its finalizer, outside the pause), or at heap destroy.
  *
@@ -19,7 +24,16 @@
 
 static void handle_destroy(void *obj) {
     gc_handle_payload_t *payload = obj;
-    if (payload->heap) gc_handle_slot_remove(payload->heap, payload);
+    if (!gc_outside_tracing("gc_handle's last rc_release")) {
+        /* Reported: this thread may hold the heap's lock (a heap-walk
+         * callback, a root callback), which removing the slot takes. The
+         * slot stays registered, rooting nothing, and so does its memory
+         * (kept from the pool: the heap still reads it). */
+        __atomic_store_n(&payload->obj, NULL, __ATOMIC_RELAXED);
+        rc_destroy_keep_memory();
+        return;
+    }
+    gc_handle_slot_remove(payload);
 }
 
 gc_handle_t *gc_handle_new(gc_heap_t *heap, void *obj) {
@@ -59,7 +73,9 @@ int gc_own_rc(gc_thread_t *thread, void *obj, void *rc_obj) {
     if (!gc_object_live(thread->heap, obj, "gc_own_rc")) return -1;
     if (!gc_thread_outside_blocking(thread, "gc_own_rc")) return -1;
     if (!rc_check(rc_obj, "gc_own_rc")) return -1;
-    rc_retain(rc_obj);
+    /* (a count at 0 already, its destroy pending, must not be recorded:
+     * the collector would later release whatever took its cell) */
+    if (!rc_retain_checked(rc_obj)) return -1;
     if (!gc_owned_add(thread->heap, obj, rc_obj, rc_release)) {
         rc_release(rc_obj);
         return -1;

@@ -9,6 +9,10 @@
  * that release other objects do not recurse: a thread already destroying
  * appends to its pending list and the outermost call drains it.
  *
+ * pool_destroy calls rc_pool_destroying first (a pool hook set with the
+ * first thread record): the pool's objects still in some owner's merge
+ * queue are merged, and destroyed if dead, before their memory goes.
+ *
  * Thread records are reused: an exited thread's record goes back on a
  * free list when nothing can name it any more (rc_internal.h, `holds`), so
  * a program that starts a thread per task does not leak a page per thread.
@@ -29,6 +33,7 @@ static bool rc_exit_key_ok;
 
 pthread_mutex_t mulch_rc_records_lock = PTHREAD_MUTEX_INITIALIZER;
 static rc_thread_t *rc_records_free; /* exited threads' records, reusable */
+static rc_thread_t *rc_records_all;  /* every record (rc_pool_destroying) */
 
 /* The weak references' stripes too (weak.c): neither nests with
  * anything, so their order does not matter. */
@@ -49,6 +54,7 @@ __attribute__((constructor)) static void rc_fork_handlers_register(void) {
 
 static _Thread_local rc_header_t *pending_destroy MULCH_TLS_MODEL;
 static _Thread_local bool destroying MULCH_TLS_MODEL;
+static _Thread_local bool keep_memory MULCH_TLS_MODEL; /* rc_destroy_keep_memory */
 
 static void rc_queue_drain(rc_thread_t *self);
 static inline rc_thread_t *rc_self_checked(void);
@@ -72,6 +78,7 @@ static void rc_thread_exit(void *arg) {
     rc_self = NULL;
     /* its unmerged objects now hold the record: merges from here on, on
      * any thread, drop one each (published with `dead`) */
+    self->live -= atomic_exchange_explicit(&self->merged_by_others, 0, memory_order_acq_rel);
     atomic_fetch_add_explicit(&self->holds, self->live, memory_order_relaxed);
     /* publishes every biased count this thread wrote; seq_cst pairs with
      * the releaser's push-then-check in rc_queue_to_owner (Dekker style) */
@@ -90,12 +97,21 @@ rc_thread_t *rc_thread_self_slow(void) {
     rc_thread_t *self = rc_records_free;
     if (self) rc_records_free = self->next_free;
     pthread_mutex_unlock(&mulch_rc_records_lock);
-    if (self == NULL) self = os_map(sizeof(rc_thread_t)); /* zeroed */
-    if (self == NULL) return NULL;
+    if (self == NULL) {
+        self = os_map(sizeof(rc_thread_t)); /* zeroed */
+        if (self == NULL) return NULL;
+        pthread_mutex_lock(&mulch_rc_records_lock);
+        self->next_all = rc_records_all;
+        rc_records_all = self;
+        pthread_mutex_unlock(&mulch_rc_records_lock);
+        /* from the first record on, pool_destroy lets go of queued objects */
+        atomic_store_explicit(&mulch_pool_destroy_hook, rc_pool_destroying, memory_order_release);
+    }
     /* a reused record: its queue is empty (holds reached 0) */
     atomic_store_explicit(&self->dead, 0, memory_order_relaxed);
     self->live = 0;
     atomic_store_explicit(&self->holds, 1, memory_order_relaxed);
+    atomic_store_explicit(&self->merged_by_others, 0, memory_order_relaxed);
     self->next_free = NULL;
     if (rc_exit_key_ok) pthread_setspecific(rc_exit_key, self);
     rc_self = self;
@@ -208,16 +224,21 @@ void rc_destroy(rc_header_t *h) {
             mulch_report("rc_release: object destroyed twice", rc_object_of(h));
         } else if (atomic_load_explicit(&h->weak, memory_order_acquire) == NULL || rc_weak_detach(h)) {
             void *obj = rc_object_of(h);
+            keep_memory = false;
             if (h->destroy) h->destroy(obj);
             atomic_store_explicit(&h->magic, 0, memory_order_relaxed);
-            chunk_t *chunk = chunk_of(h);
-            pool_free(chunk->pool, h);
+            if (!keep_memory) pool_free(chunk_of(h)->pool, h);
+            keep_memory = false;
         }
         h = pending_destroy;
         if (h == NULL) break;
         pending_destroy = h->link;
     }
     destroying = false;
+}
+
+void rc_destroy_keep_memory(void) {
+    keep_memory = true;
 }
 
 /* An object of rec's stopped naming it (merged). Before rec's thread
@@ -227,8 +248,10 @@ static inline void rc_record_unown(rc_thread_t *rec) {
     else rc_record_put(rec, 1);
 }
 
-/* The count as one number: merged objects count in `shared` only. */
-static void rc_merge(rc_header_t *h, uint32_t biased, rc_thread_t *rec) {
+/* The count as one number: merged objects count in `shared` only. rec's
+ * thread is running and `for_owner` when another thread merges for it
+ * (rc_pool_destroying): rec's `live` is the owner's to change. */
+static void rc_merge_as(rc_header_t *h, uint32_t biased, rc_thread_t *rec, bool for_owner) {
     atomic_store_explicit(&h->owner, NULL, memory_order_relaxed);
     int64_t add = (int64_t)biased * RC_ONE + RC_MERGED;
     int64_t now = atomic_fetch_add_explicit(&h->shared, add, memory_order_acq_rel) + add;
@@ -241,8 +264,13 @@ static void rc_merge(rc_header_t *h, uint32_t biased, rc_thread_t *rec) {
         for (int64_t i = 0; i < extra; i++) rc_report("rc_release: object's count is already 0", rc_object_of(h));
         now = atomic_fetch_add_explicit(&h->shared, extra * RC_ONE, memory_order_acq_rel) + extra * RC_ONE;
     }
-    rc_record_unown(rec); /* last touch of rec */
+    if (for_owner) atomic_fetch_add_explicit(&rec->merged_by_others, 1, memory_order_relaxed);
+    else rc_record_unown(rec); /* last touch of rec */
     if ((now >> RC_SHIFT) == 0) rc_destroy(h);
+}
+
+static void rc_merge(rc_header_t *h, uint32_t biased, rc_thread_t *rec) {
+    rc_merge_as(h, biased, rec, false);
 }
 
 static void rc_queue_drain(rc_thread_t *self) {
@@ -253,6 +281,48 @@ static void rc_queue_drain(rc_thread_t *self) {
         atomic_store_explicit(&h->biased, 0, memory_order_relaxed);
         rc_merge(h, biased, self);
         h = next;
+    }
+}
+
+/* pool_destroy(pool) is about to unmap the pool's cells: objects of the
+ * pool that wait in some thread's merge queue (a non-owner's release left
+ * them there, their destroy pending) are merged now, on this thread, and
+ * destroyed if their count is 0 — else the owner's next drain would follow
+ * links into unmapped memory. The other queued objects go back to their
+ * queues. The program released every object of the pool (pool_destroy's
+ * contract), so no owner touches these meanwhile. */
+void rc_pool_destroying(pool_t *pool) {
+    pthread_mutex_lock(&mulch_rc_records_lock);
+    rc_thread_t *first = rc_records_all;
+    pthread_mutex_unlock(&mulch_rc_records_lock);
+    /* records are never unmapped, and new ones go in front: this walk is
+     * safe without the lock, which the destroys below must not hold */
+    for (rc_thread_t *rec = first; rec; rec = rec->next_all) {
+        if (atomic_load_explicit(&rec->queue, memory_order_acquire) == NULL) continue;
+        rc_header_t *h = atomic_exchange_explicit(&rec->queue, NULL, memory_order_seq_cst);
+        rc_header_t *ours = NULL;
+        while (h) {
+            rc_header_t *next = h->link;
+            if (chunk_of(h)->pool == pool) {
+                h->link = ours;
+                ours = h;
+            } else {
+                rc_header_t *head = atomic_load_explicit(&rec->queue, memory_order_relaxed);
+                do {
+                    h->link = head;
+                } while (!atomic_compare_exchange_weak_explicit(&rec->queue, &head, h, memory_order_seq_cst,
+                                                                memory_order_relaxed));
+            }
+            h = next;
+        }
+        bool dead = atomic_load_explicit(&rec->dead, memory_order_acquire);
+        while (ours) {
+            rc_header_t *next = ours->link;
+            uint32_t biased = atomic_load_explicit(&ours->biased, memory_order_relaxed);
+            atomic_store_explicit(&ours->biased, 0, memory_order_relaxed);
+            rc_merge_as(ours, biased, rec, !dead && rec != rc_self);
+            ours = next;
+        }
     }
 }
 
@@ -267,8 +337,8 @@ static inline rc_thread_t *rc_self_checked(void) {
     return self;
 }
 
-void *rc_retain(void *obj) {
-    if (!rc_looks_live(obj, "rc_retain")) return obj;
+bool rc_retain_checked(void *obj) {
+    if (!rc_looks_live(obj, "rc_retain")) return false;
     rc_header_t *h = rc_header_of(obj);
     rc_thread_t *self = rc_self; /* retains need no merge: releases drain the queue */
     if (self && atomic_load_explicit(&h->owner, memory_order_relaxed) == self) {
@@ -280,14 +350,20 @@ void *rc_retain(void *obj) {
          * count keeps the rest. */
         if (mulch_likely(biased != UINT32_MAX)) {
             atomic_store_explicit(&h->biased, biased + 1, memory_order_relaxed);
-            return obj;
+            return true;
         }
     }
     int64_t old = atomic_fetch_add_explicit(&h->shared, RC_ONE, memory_order_relaxed);
     if (mulch_unlikely((old & RC_MERGED) && (old >> RC_SHIFT) <= 0)) {
         atomic_fetch_sub_explicit(&h->shared, RC_ONE, memory_order_relaxed);
         rc_report("rc_retain: object's count is 0 (retain after the last release)", obj);
+        return false;
     }
+    return true;
+}
+
+void *rc_retain(void *obj) {
+    (void)rc_retain_checked(obj);
     return obj;
 }
 
@@ -341,9 +417,12 @@ static MULCH_NOINLINE void rc_owner_last(rc_thread_t *self, rc_header_t *h) {
 }
 
 void rc_release(void *obj) {
+    /* Merge the queue first: it may destroy obj (a release too many by the
+     * owner, after another thread's release left it queued at count 0),
+     * which the check below must then see. */
+    rc_thread_t *self = rc_self_checked();
     if (!rc_looks_live(obj, "rc_release")) return;
     rc_header_t *h = rc_header_of(obj);
-    rc_thread_t *self = rc_self_checked();
     if (self && atomic_load_explicit(&h->owner, memory_order_relaxed) == self) {
         uint32_t biased = atomic_load_explicit(&h->biased, memory_order_relaxed) - 1;
         atomic_store_explicit(&h->biased, biased, memory_order_relaxed);

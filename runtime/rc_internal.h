@@ -82,6 +82,10 @@ struct mulch_rc_thread_ {
     _Atomic size_t         holds;   /* 1 for the running thread, + live at
                                        its exit, + releasers pushing now    */
     struct mulch_rc_thread_ *next_free; /* the free list (mulch_rc_records_lock)  */
+    struct mulch_rc_thread_ *next_all;  /* every record ever made (same lock)    */
+    /* objects of this (running) thread that pool_destroy merged for it
+     * (rc_pool_destroying): taken off `live` at its exit */
+    _Atomic size_t         merged_by_others;
 };
 
 /* The inline fast paths in <mulch/rc.h> read these words directly. */
@@ -124,11 +128,19 @@ MULCH_INTERNAL rc_thread_t *rc_thread_self_slow(void);
 MULCH_INTERNAL extern pthread_mutex_t mulch_rc_records_lock;
 /* True for a live rc object; otherwise reports "<fn>: <problem>". */
 MULCH_INTERNAL bool rc_check(const void *obj, const char *fn);
+/* rc_retain that says whether it took the reference (false: reported, as
+ * rc_retain does: not a live object, or its count is 0 already). */
+MULCH_INTERNAL bool rc_retain_checked(void *obj);
 #define rc_self mulch_rc_self_ /* exported: rc.h's inline paths read it */
 
 /* Destroys the object whose count reached zero (weak references cleared,
  * destroy callback, memory back to the pool; nested destroys iterate). */
 MULCH_INTERNAL void rc_destroy(rc_header_t *h);
+/* Called by a destroy callback: the object's memory is not returned to the
+ * pool afterwards (something that cannot be told now still points to it). */
+MULCH_INTERNAL void rc_destroy_keep_memory(void);
+/* pool_destroy's hook (pool/pool.c): merges the pool's queued objects. */
+MULCH_INTERNAL void rc_pool_destroying(pool_t *pool);
 /* Weak control: the object is dying; detaches it from its weak references
  * (always succeeds: weak locks never revive a dying object). */
 MULCH_INTERNAL bool rc_weak_detach(rc_header_t *h);
