@@ -179,9 +179,11 @@ bool rc_check(const void *obj, const char *fn) {
     return rc_looks_live(obj, fn);
 }
 
-void *rc_alloc_in(pool_t *pool, size_t size, void (*destroy)(void *obj)) {
+/* merge: whether to merge the caller's queue first (rc_alloc_in does; a
+ * merge runs destroy callbacks, which may collect). */
+static void *rc_alloc_merging(pool_t *pool, size_t size, void (*destroy)(void *obj), bool merge) {
     if (pool == NULL || size > SIZE_MAX - sizeof(rc_header_t)) return NULL;
-    rc_thread_t *self = rc_self ? rc_self_checked() : rc_thread_self_slow();
+    rc_thread_t *self = rc_self ? (merge ? rc_self_checked() : rc_self) : rc_thread_self_slow();
     if (self == NULL) return NULL;
     /* Above the pool's size classes the cell is a mapping of its own, which
      * pool_calloc leaves untouched when fresh (it reads as zeros): a memset
@@ -202,6 +204,14 @@ void *rc_alloc_in(pool_t *pool, size_t size, void (*destroy)(void *obj)) {
     if (!big) memset(rc_object_of(h), 0, size);
     atomic_store_explicit(&h->magic, RC_LIVE, memory_order_release);
     return rc_object_of(h);
+}
+
+void *rc_alloc_in(pool_t *pool, size_t size, void (*destroy)(void *obj)) {
+    return rc_alloc_merging(pool, size, destroy, true);
+}
+
+void *rc_alloc_no_merge(pool_t *pool, size_t size, void (*destroy)(void *obj)) {
+    return rc_alloc_merging(pool, size, destroy, false);
 }
 
 void *rc_alloc(size_t size, void (*destroy)(void *obj)) {

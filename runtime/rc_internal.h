@@ -139,6 +139,9 @@ MULCH_INTERNAL void rc_destroy(rc_header_t *h);
 /* Called by a destroy callback: the object's memory is not returned to the
  * pool afterwards (something that cannot be told now still points to it). */
 MULCH_INTERNAL void rc_destroy_keep_memory(void);
+/* rc_alloc_in without merging the caller's queue first (which runs destroy
+ * callbacks): for gc_handle_new, which is no GC point. */
+MULCH_INTERNAL void *rc_alloc_no_merge(pool_t *pool, size_t size, void (*destroy)(void *obj));
 /* pool_destroy's hook (pool/pool.c): merges the pool's queued objects. */
 MULCH_INTERNAL void rc_pool_destroying(pool_t *pool);
 /* Weak control: the object is dying; detaches it from its weak references

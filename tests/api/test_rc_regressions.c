@@ -7,6 +7,8 @@
  *   own_rc_of_pending_object            gc_own_rc fails when its retain does
  *   pool_destroy_with_queued_object     pool_destroy merges and destroys what
  *                                       its owner's queue still held
+ *   handle_new_is_no_gc_point           no queued destroy runs (and collects)
+ *                                       inside gc_handle_new
  *   handle_release_in_walk_callback     reported, no deadlock (the test
  *                                       _exits after 3 s if it hangs)
  * One test alone: test_rc_regressions '<cmocka pattern>'. */
@@ -334,6 +336,51 @@ static void test_rc_pool_destroy_with_queued_object(void **state)
     EXPECT_SHADOW_RUNS(3, 1);
 }
 
+/* gc_handle_new is no GC point, yet it used to merge the caller's queue
+ * (through rc_alloc), running destroy callbacks there: one that collects
+ * freed the object about to be handed to the handle, still unrooted. */
+static gc_thread_t *g_collect_thread;
+static int g_collect_destroys;
+static void collect_on_destroy(void *obj)
+{
+    (void)obj;
+    g_collect_destroys++;
+    gc_collect(g_collect_thread);
+}
+
+static void test_rc_handle_new_is_no_gc_point(void **state)
+{
+    (void)state;
+    TEST_START();
+    gc_heap_t *heap = gc_heap_create(NULL);
+    EXPECT_NONNULL(heap);
+    g_collect_thread = gc_thread_attach(heap);
+    EXPECT_NONNULL(g_collect_thread);
+    g_collect_destroys = 0;
+    void *x = rc_alloc(8, collect_on_destroy);
+    EXPECT_NONNULL(x);
+    pthread_t th;
+    EXPECT_EQ(pthread_create(&th, NULL, release_in_thread, x), 0); /* queued back to us */
+    EXPECT_EQ(pthread_join(th, NULL), 0);
+    EXPECT_EQ(g_collect_destroys, 0);
+    unsigned long r = rec_count();
+    void *obj = gc_alloc(g_collect_thread, &T_PLAIN, 32); /* not rooted: the handle roots it */
+    EXPECT_NONNULL(obj);
+    gc_handle_t *h = gc_handle_new(heap, obj);
+    EXPECT_NONNULL(h);
+    obj = NULL;
+    rc_release(rc_alloc(1, NULL)); /* merges the queue: the destroy collects */
+    EXPECT_EQ(g_collect_destroys, 1);
+    EXPECT_EQ(gc_type_of(gc_handle_get(h)), &T_PLAIN);
+    gc_collect(g_collect_thread);
+    EXPECT_EQ(gc_type_of(gc_handle_get(h)), &T_PLAIN);
+    EXPECT_EQ(gc_verify(heap), 0);
+    EXPECT_NO_REPORTS(r);
+    rc_release(h);
+    gc_thread_detach(g_collect_thread);
+    gc_heap_destroy(heap);
+}
+
 int main(int argc, char **argv)
 {
     mt_init("test_rc_regressions");
@@ -345,6 +392,7 @@ int main(int argc, char **argv)
         T(test_rc_handle_release_races_heap_destroy),
         T(test_rc_own_rc_of_pending_object),
         T(test_rc_pool_destroy_with_queued_object),
+        T(test_rc_handle_new_is_no_gc_point),
         T(test_rc_handle_release_in_walk_callback), /* last: it _exits on the hang */
     };
 #undef T
