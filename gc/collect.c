@@ -247,6 +247,30 @@ void gc_collect_locked(gc_heap_t *heap, gc_thread_t *self, bool minor_allowed) {
     if (pause > heap->pause_ns_max) heap->pause_ns_max = pause;
 }
 
+/* obj's finalizer has run: it leaves `pending`. (Nested collections may
+ * have appended, and moved it: find its entry again, by its address now.) */
+static void finalized_locked(gc_heap_t *heap, void *obj) {
+    for (size_t j = heap->pending.count; j-- > 0;) {
+        if (heap->pending.items[j] == obj) {
+            heap->pending.items[j] = heap->pending.items[--heap->pending.count];
+            break;
+        }
+    }
+    heap->finalizing_object = NULL;
+    heap->objects_finalized++;
+}
+
+void gc_finalizer_thread_exiting_locked(gc_heap_t *heap, gc_thread_t *t) {
+    if (!heap->finalizing || heap->finalizer_thread != t) return;
+    /* Its thread ended inside a finalizer or an rc destroy callback (a
+     * cancellation point there, or pthread_exit): that finalizer does not
+     * run again, and the role passes on, as at its normal end. */
+    if (heap->finalizing_object != NULL) finalized_locked(heap, heap->finalizing_object);
+    heap->finalizing = false;
+    heap->finalizer_thread = NULL;
+    pthread_cond_broadcast(&heap->changed);
+}
+
 void gc_run_finalizers(gc_thread_t *t) {
     gc_heap_t *heap = t->heap;
     pthread_mutex_lock(&heap->lock);
@@ -260,17 +284,11 @@ void gc_run_finalizers(gc_thread_t *t) {
         /* Run the newest; it stays in `pending` (a root) until done. */
         size_t i = heap->pending.count - 1;
         void *obj = heap->pending.items[i];
+        heap->finalizing_object = obj;
         pthread_mutex_unlock(&heap->lock);
         gc_header_type(obj)->finalize(obj); /* finalizable objects have a header */
         pthread_mutex_lock(&heap->lock);
-        /* Nested collections may have appended; find our entry again. */
-        for (size_t j = heap->pending.count; j-- > 0;) {
-            if (heap->pending.items[j] == obj) {
-                heap->pending.items[j] = heap->pending.items[--heap->pending.count];
-                break;
-            }
-        }
-        heap->objects_finalized++;
+        finalized_locked(heap, obj);
     }
     gc_bridge_release_pending(heap);
     heap->finalizing = false;
@@ -292,8 +310,8 @@ static void gc_finish_finalizers(gc_thread_t *t) {
         t->state = GC_BLOCKING;
         heap->running--;
         pthread_cond_broadcast(&heap->changed);
-        pthread_cond_wait(&heap->changed, &heap->lock);
-        while (heap->collecting) pthread_cond_wait(&heap->changed, &heap->lock);
+        gc_cond_wait(&heap->changed, &heap->lock);
+        while (heap->collecting) gc_cond_wait(&heap->changed, &heap->lock);
         t->state = GC_RUNNING;
         heap->running++;
         if (!heap->finalizing && heap->pending.count) {

@@ -306,6 +306,7 @@ struct gc_heap {
     bool             collecting;
     bool             finalizing;       /* a thread is running finalizers    */
     gc_thread_t     *finalizer_thread; /* which one                         */
+    void            *finalizing_object; /* whose finalizer runs now, or NULL */
     bool             destroying;       /* gc_heap_destroy is past its checks */
     void            *userdata;
     gc_options_t     options;
@@ -539,6 +540,17 @@ MULCH_INTERNAL bool gc_heap_given(const gc_heap_t *heap, const char *fn);
  * collection") and the call does nothing. */
 MULCH_INTERNAL extern _Thread_local unsigned mulch_gc_tracing_depth MULCH_TLS_MODEL;
 MULCH_INTERNAL bool gc_outside_tracing_slow(const char *fn);
+/* pthread_cond_wait with cancellation disabled: the wait is a cancellation
+ * point, and a thread cancelled there unwinds holding the mutex (a heap's
+ * lock), which its exit hook then waits for, as does every other thread
+ * of the heap. A pending cancel acts at the caller's next cancellation
+ * point outside mulch. */
+static inline void gc_cond_wait(pthread_cond_t *cond, pthread_mutex_t *mutex) {
+    int old;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
+    pthread_cond_wait(cond, mutex);
+    pthread_setcancelstate(old, NULL);
+}
 static inline bool gc_outside_tracing(const char *fn) {
     return mulch_likely(mulch_gc_tracing_depth == 0) || gc_outside_tracing_slow(fn);
 }
@@ -546,6 +558,9 @@ MULCH_INTERNAL bool gc_thread_given(const gc_thread_t *t, const char *fn);
 /* "<fn>: called inside a blocking region": calls that may collect or
  * change the running-thread count refuse to run inside one. */
 MULCH_INTERNAL bool gc_thread_outside_blocking(const gc_thread_t *t, const char *fn);
+/* The calling thread's t leaves every blocking region it is in (for
+ * gc_heap_destroy, whose finalizers run on it and may allocate). */
+MULCH_INTERNAL void gc_thread_leave_blocking_all(gc_thread_t *t);
 /* "<fn>: not a live object (a collection freed it)" (gc_object_allocated_locked);
  * _locked with heap->lock held, the other takes it. */
 MULCH_INTERNAL bool gc_object_live_locked(gc_heap_t *heap, const void *obj, const char *fn);
@@ -660,6 +675,10 @@ MULCH_INTERNAL void gc_marks_forget(gc_heap_t *heap);
 MULCH_INTERNAL size_t gc_allocation_budget(const gc_heap_t *heap, size_t basis, size_t held);
 MULCH_INTERNAL void gc_collect_locked(gc_heap_t *heap, gc_thread_t *self, bool minor_allowed);
 MULCH_INTERNAL void gc_run_finalizers(gc_thread_t *thread);
+/* Heap lock held: thread t is ending (its exit hook). If it held the
+ * finalizing role — it ended inside a finalizer or an rc destroy callback —
+ * the object being finalized counts as finalized and the role is freed. */
+MULCH_INTERNAL void gc_finalizer_thread_exiting_locked(gc_heap_t *heap, gc_thread_t *t);
 MULCH_INTERNAL uint64_t gc_now_ns(void);
 
 /* ---- the rc bridge (gc/bridge.c): the mechanism runtime/ builds on ------- */

@@ -158,6 +158,9 @@ void gc_heap_destroy(gc_heap_t *heap) {
     if (heap == NULL) return;
     gc_thread_t *t = gc_thread_current(heap);
     if (destroy_refused(heap, t)) return;
+    /* (the caller's blocking regions end here: the finalizers below run on
+     * its thread and may allocate, and the destroy detaches it anyway) */
+    if (t != NULL) gc_thread_leave_blocking_all(t);
     if (t == NULL) t = gc_thread_attach(heap); /* detached again below */
     if (t) {
         /* weak references see their targets go before finalizers run */

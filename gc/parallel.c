@@ -131,7 +131,7 @@ static void marker_loop(gc_tracer_t *tracer) {
                && !atomic_load_explicit(&shared->done, memory_order_relaxed) && gc_now_ns() < spin_until)
             cpu_relax();
         pthread_mutex_lock(&shared->lock);
-        while (shared->packets == NULL && !shared->done) pthread_cond_wait(&shared->work, &shared->lock);
+        while (shared->packets == NULL && !shared->done) gc_cond_wait(&shared->work, &shared->lock);
         if (shared->done) {
             pthread_mutex_unlock(&shared->lock);
             return;
@@ -151,7 +151,7 @@ static void *marker_main(void *arg) {
     pthread_cond_broadcast(&shared->finished);
     uint64_t seen = 0;
     for (;;) {
-        while (shared->generation == seen && !shared->quit) pthread_cond_wait(&shared->start, &shared->lock);
+        while (shared->generation == seen && !shared->quit) gc_cond_wait(&shared->start, &shared->lock);
         if (shared->quit) break;
         seen = shared->generation;
         /* A helper that wakes after the others finished stays out: the
@@ -240,7 +240,7 @@ void gc_mark_parallel(gc_tracer_t *tracer) {
     tracer->shared = shared;
     marker_loop(tracer);
     pthread_mutex_lock(&shared->lock);
-    while (shared->joined) pthread_cond_wait(&shared->finished, &shared->lock);
+    while (shared->joined) gc_cond_wait(&shared->finished, &shared->lock);
     tracer->bytes_moved += shared->bytes_moved;
     tracer->overflowed |= shared->overflowed;
     tracer->bad_slots = atomic_load_explicit(&shared->bad_slots, memory_order_relaxed);
@@ -293,7 +293,7 @@ void gc_mark_shared_fork_lock(gc_heap_t *heap) {
      * child inherits them held, and its first helper's start-up waits for
      * them for ever. Wait until every helper reached marker_main: they
      * need no lock but this one to get there, and take no other. */
-    while (shared->ready < shared->helper_count) pthread_cond_wait(&shared->finished, &shared->lock);
+    while (shared->ready < shared->helper_count) gc_cond_wait(&shared->finished, &shared->lock);
     pthread_mutex_lock(&shared->target_lock);
 }
 

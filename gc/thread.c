@@ -45,6 +45,7 @@ static void thread_exit_detach(void *unused) {
     for (gc_attachment_t *a = attachments; a; a = a->next) {
         pthread_mutex_lock(&a->heap->lock);
         a->thread->root_depth = 0;
+        gc_finalizer_thread_exiting_locked(a->heap, a->thread);
         pthread_mutex_unlock(&a->heap->lock);
     }
     while (attachments) thread_detach(attachments->thread);
@@ -83,7 +84,7 @@ static void gc_park_locked(gc_heap_t *heap, gc_thread_t *t) {
     t->state = GC_PARKED;
     heap->running--;
     pthread_cond_broadcast(&heap->changed);
-    while (heap->collecting) pthread_cond_wait(&heap->changed, &heap->lock);
+    while (heap->collecting) gc_cond_wait(&heap->changed, &heap->lock);
     t->state = GC_RUNNING;
     heap->running++;
 }
@@ -108,7 +109,7 @@ gc_thread_t *gc_thread_attach(gc_heap_t *heap) {
     gc_thread_init_typed_cache(t);
     if (heap->options.conservative_stack) gc_thread_init_stack(t);
     pthread_mutex_lock(&heap->lock);
-    while (heap->collecting) pthread_cond_wait(&heap->changed, &heap->lock);
+    while (heap->collecting) gc_cond_wait(&heap->changed, &heap->lock);
     t->state = GC_RUNNING;
     t->next = heap->threads;
     if (heap->threads) heap->threads->prev = t;
@@ -163,7 +164,7 @@ static void thread_detach(gc_thread_t *t) {
     gc_heap_t *heap = t->heap;
     pthread_mutex_lock(&heap->lock);
     if (t->state == GC_BLOCKING) {
-        while (heap->collecting) pthread_cond_wait(&heap->changed, &heap->lock);
+        while (heap->collecting) gc_cond_wait(&heap->changed, &heap->lock);
     } else {
         gc_park_locked(heap, t);
     }
@@ -212,7 +213,7 @@ bool gc_world_stop(gc_thread_t *self, bool wait_only) {
     heap->collecting = true;
     atomic_store_explicit(&heap->stop_requested, 1, memory_order_relaxed);
     heap->running--;
-    while (heap->running > 0) pthread_cond_wait(&heap->changed, &heap->lock);
+    while (heap->running > 0) gc_cond_wait(&heap->changed, &heap->lock);
     return true;
 }
 
@@ -221,12 +222,12 @@ bool gc_world_stop_heap(gc_heap_t *heap, gc_thread_t *self) {
     pthread_mutex_lock(&heap->lock);
     while (heap->collecting) {
         if (self && self->state == GC_RUNNING) gc_park_locked(heap, self);
-        else pthread_cond_wait(&heap->changed, &heap->lock);
+        else gc_cond_wait(&heap->changed, &heap->lock);
     }
     heap->collecting = true;
     atomic_store_explicit(&heap->stop_requested, 1, memory_order_relaxed);
     if (self && self->state == GC_RUNNING) heap->running--;
-    while (heap->running > 0) pthread_cond_wait(&heap->changed, &heap->lock);
+    while (heap->running > 0) gc_cond_wait(&heap->changed, &heap->lock);
     return true;
 }
 
@@ -273,12 +274,18 @@ static void thread_block(gc_thread_t *t) {
 static void thread_unblock(gc_thread_t *t) {
     gc_heap_t *heap = t->heap;
     pthread_mutex_lock(&heap->lock);
-    while (heap->collecting) pthread_cond_wait(&heap->changed, &heap->lock);
+    while (heap->collecting) gc_cond_wait(&heap->changed, &heap->lock);
     if (t->state == GC_BLOCKING) {
         t->state = GC_RUNNING;
         heap->running++;
     }
     pthread_mutex_unlock(&heap->lock);
+}
+
+void gc_thread_leave_blocking_all(gc_thread_t *t) {
+    if (t->blocking_depth == 0) return;
+    t->blocking_depth = 0;
+    thread_unblock(t);
 }
 
 void gc_enter_blocking(gc_thread_t *t) {

@@ -3,7 +3,8 @@
  * The (fn, ctx) pair is swapped as one unit under handler_lock; reporting
  * copies the pair under the same lock and calls it outside, so a handler
  * may run on any thread while another thread installs a new one. Misuse is
- * rare, so a mutex costs nothing that matters here.
+ * rare, so a mutex costs nothing that matters here. The handler runs with
+ * cancellation disabled (the caller may hold a lock of mulch's).
  */
 #include <stdio.h>
 
@@ -32,7 +33,13 @@ void mulch_report(const char *what, const void *ptr) {
     mulch_error_fn fn = handler_fn;
     void *ctx = handler_ctx;
     pthread_mutex_unlock(&handler_lock);
+    /* Reports are often made holding a pool's or a heap's lock, and the
+     * default handler's write to stderr is a cancellation point: a thread
+     * cancelled there would unwind with that lock held. */
+    int old;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
     fn(what, ptr, ctx);
+    pthread_setcancelstate(old, NULL);
 }
 
 void mulch_report_lock(void) { pthread_mutex_lock(&handler_lock); }

@@ -90,10 +90,15 @@ size_t gc_report_bridge_cycles(gc_heap_t *heap, FILE *out) {
     if (!gc_heap_given(heap, "gc_report_bridge_cycles")) return 0;
     if (out == NULL) out = stderr;
     gc_thread_t *self = gc_thread_current(heap);
+    /* (the report is written with the world stopped and the heap's lock
+     * held: a cancellation point in fprintf must not unwind from there) */
+    int cancel_state;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
     gc_world_stop_heap(heap, self);
     gc_threads_flush(heap);
     for (size_t s = 0; s < heap->spans.count; s++) gc_span_ensure_swept(heap, heap->spans.items[s]);
     size_t cycles = gc_bridge_cycles_locked(heap, out);
     gc_world_start_heap(heap, self);
+    pthread_setcancelstate(cancel_state, NULL);
     return cycles;
 }
