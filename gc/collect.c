@@ -248,7 +248,7 @@ void gc_collect_locked(gc_heap_t *heap, gc_thread_t *self, bool minor_allowed) {
 }
 
 /* obj's finalizer has run: it leaves `pending`. (Nested collections may
- * have appended, and moved it: find its entry again, by its address now.) */
+ * have appended: find its entry again.) */
 static void finalized_locked(gc_heap_t *heap, void *obj) {
     for (size_t j = heap->pending.count; j-- > 0;) {
         if (heap->pending.items[j] == obj) {

@@ -258,9 +258,10 @@ static inline void rc_record_unown(rc_thread_t *rec) {
     else rc_record_put(rec, 1);
 }
 
-/* The count as one number: merged objects count in `shared` only. rec's
- * thread is running and `for_owner` when another thread merges for it
- * (rc_pool_destroying): rec's `live` is the owner's to change. */
+/* The count as one number: merged objects count in `shared` only.
+ * for_owner: this thread merges for rec's thread, which is running
+ * (rc_pool_destroying); only that thread may change rec's `live`, so the
+ * merge is counted in merged_by_others, which its exit subtracts. */
 static void rc_merge_as(rc_header_t *h, uint32_t biased, rc_thread_t *rec, bool for_owner) {
     atomic_store_explicit(&h->owner, NULL, memory_order_relaxed);
     int64_t add = (int64_t)biased * RC_ONE + RC_MERGED;
