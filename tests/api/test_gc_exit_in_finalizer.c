@@ -58,6 +58,14 @@ static void *later_collect(void *arg)
 static void test_thread_ends_inside_finalizer(void **state)
 {
     (void)state;
+#if defined(__SANITIZE_ADDRESS__)
+    /* The cancel unwinds the victim's stack through mulch's frames, and
+     * AddressSanitizer does not unpoison the redzones of frames left by a
+     * forced unwind: its own thread teardown then trips over them
+     * (stack-buffer-underflow in sigaltstack). Default, tsan, clang and
+     * valgrind runs cover this test. */
+    skip();
+#endif
     TEST_START();
     g_heap = heap_new(0, 0, GC_COMPACT_NEVER);
     pthread_t v, c;
