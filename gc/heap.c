@@ -161,7 +161,7 @@ void gc_heap_destroy(gc_heap_t *heap) {
     /* (the caller's blocking regions end here: the finalizers below run on
      * its thread and may allocate, and the destroy detaches it anyway) */
     if (t != NULL) gc_thread_leave_blocking_all(t);
-    if (t == NULL) t = gc_thread_attach(heap); /* detached again below */
+    else t = gc_thread_attach(heap); /* detached again below */
     if (t) {
         /* weak references see their targets go before finalizers run */
         pthread_mutex_lock(&heap->lock);

@@ -46,11 +46,12 @@ static void recent_cells_forget_span(thread_heap_t *heap, const block_t *b) {
     heap->recent_count[cls] = (uint8_t)kept;
 }
 
-static bool recent_cells_in_span(const thread_heap_t *heap, const block_t *b) {
+/* The first of the heap's recent cells that lies in b, or NULL. */
+static const void *recent_cell_in_span(const thread_heap_t *heap, const block_t *b) {
     unsigned cls = b->size_class;
     for (unsigned i = 0; i < heap->recent_count[cls]; i++)
-        if (cell_in_span(b, heap->recent[cls][i])) return true;
-    return false;
+        if (cell_in_span(b, heap->recent[cls][i])) return heap->recent[cls][i];
+    return NULL;
 }
 
 static MULCH_COLD void span_rebuild_from_marks(pool_t *pool, thread_heap_t *heap, block_t *b, const void *culprit) {
@@ -94,16 +95,9 @@ static unsigned char *first_unmarked_cell(const pool_t *pool, const block_t *b) 
 }
 
 bool span_audit_empty(pool_t *pool, thread_heap_t *heap, block_t *b) {
-    const void *culprit = NULL;
-    if (heap != NULL && recent_cells_in_span(heap, b)) {
-        unsigned cls = b->size_class;
-        for (unsigned i = 0; i < heap->recent_count[cls] && culprit == NULL; i++)
-            if (cell_in_span(b, heap->recent[cls][i])) culprit = heap->recent[cls][i];
-    } else if (tf_list(atomic_load_explicit(&b->thread_free, memory_order_acquire)) != 0) {
-        culprit = (const void *)tf_list(atomic_load_explicit(&b->thread_free, memory_order_relaxed));
-    } else {
-        culprit = first_unmarked_cell(pool, b);
-    }
+    const void *culprit = heap != NULL ? recent_cell_in_span(heap, b) : NULL;
+    if (culprit == NULL) culprit = (const void *)tf_list(atomic_load_explicit(&b->thread_free, memory_order_acquire));
+    if (culprit == NULL) culprit = first_unmarked_cell(pool, b);
     if (mulch_likely(culprit == NULL)) return true;
     span_rebuild_from_marks(pool, heap, b, culprit);
     return false;

@@ -284,6 +284,15 @@ static void rc_merge(rc_header_t *h, uint32_t biased, rc_thread_t *rec) {
     rc_merge_as(h, biased, rec, false);
 }
 
+/* Puts h on rec's merge queue (a lock-free stack through h->link). */
+static void rc_queue_push(rc_thread_t *rec, rc_header_t *h) {
+    rc_header_t *head = atomic_load_explicit(&rec->queue, memory_order_relaxed);
+    do {
+        h->link = head;
+    } while (!atomic_compare_exchange_weak_explicit(&rec->queue, &head, h, memory_order_seq_cst,
+                                                    memory_order_relaxed));
+}
+
 static void rc_queue_drain(rc_thread_t *self) {
     rc_header_t *h = atomic_exchange_explicit(&self->queue, NULL, memory_order_seq_cst);
     while (h) {
@@ -318,11 +327,7 @@ void rc_pool_destroying(pool_t *pool) {
                 h->link = ours;
                 ours = h;
             } else {
-                rc_header_t *head = atomic_load_explicit(&rec->queue, memory_order_relaxed);
-                do {
-                    h->link = head;
-                } while (!atomic_compare_exchange_weak_explicit(&rec->queue, &head, h, memory_order_seq_cst,
-                                                                memory_order_relaxed));
+                rc_queue_push(rec, h);
             }
             h = next;
         }
@@ -395,11 +400,7 @@ static MULCH_NOINLINE void rc_queue_to_owner(rc_header_t *h, rc_thread_t *owner)
      * another thread may merge it, and the record could go to a new
      * thread whose queue the check must not drain. */
     atomic_fetch_add_explicit(&owner->holds, 1, memory_order_relaxed);
-    rc_header_t *head = atomic_load_explicit(&owner->queue, memory_order_relaxed);
-    do {
-        h->link = head;
-    } while (!atomic_compare_exchange_weak_explicit(&owner->queue, &head, h, memory_order_seq_cst,
-                                                    memory_order_relaxed));
+    rc_queue_push(owner, h);
     if (atomic_load_explicit(&owner->dead, memory_order_seq_cst)) {
         /* raced with the owner's exit: its final drain may have missed us */
         rc_queue_drain(owner);
