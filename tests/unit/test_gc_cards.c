@@ -453,9 +453,14 @@ static void test_foreign_object_reported(void **state) {
 
 int main(void) {
     /* these tests choose the heap's mode themselves: a caller's
-     * MULCH_GC_GENERATIONAL or MULCH_GC_COMPACT would override it */
-    unsetenv("MULCH_GC_GENERATIONAL");
-    unsetenv("MULCH_GC_COMPACT");
+     * MULCH_GC_GENERATIONAL or MULCH_GC_COMPACT would override it; and
+     * aging counts what minor collections promote, so the policy that
+     * decides when they come is the tests' own too */
+    static const char *const overridden[] = {
+        "MULCH_GC_GENERATIONAL", "MULCH_GC_COMPACT",    "MULCH_GC_HEAP_GROWTH", "MULCH_GC_HEAP_KEEP",
+        "MULCH_GC_INITIAL_HEAP", "MULCH_GC_MAX_HEAP",   "MULCH_GC_STRESS",      "MULCH_GC_EVACUATE_BELOW",
+    };
+    for (size_t i = 0; i < sizeof overridden / sizeof overridden[0]; i++) unsetenv(overridden[i]);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_cards_follow_gc_write, setup, teardown_errors),
         cmocka_unit_test_setup_teardown(test_card_cache_many_regions, setup, teardown_errors),
