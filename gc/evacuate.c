@@ -313,6 +313,10 @@ uintptr_t gc_identity_hash(const void *obj) {
     }
     /* (the lock is held around trace functions and walk callbacks) */
     if (!gc_outside_tracing("gc_identity_hash")) return address_hash(obj);
+    /* An object that can never move keeps its address's hash with no
+     * table entry, so no lock: large objects, and every object of a heap
+     * that never compacts (the mode is fixed at gc_heap_create). */
+    if (heap->options.compaction == GC_COMPACT_NEVER || b->size_class == GC_LARGE_CLASS) return address_hash(obj);
     /* An object's first hash is its address's; the table remembers it so
      * that the object keeps it when it moves. */
     pthread_mutex_lock(&heap->lock);

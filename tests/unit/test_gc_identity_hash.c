@@ -1,0 +1,85 @@
+/* Unit tests of where identity hashes live: an object that can move gets a
+ * table entry (so its hash survives the move), one that never moves (a
+ * large object, any object of a GC_COMPACT_NEVER heap) keeps its address's
+ * hash without an entry, and so without the heap's lock. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "gc_internal.h"
+#include "unit_errors.h"
+
+static const gc_type_t leaf_type = { "leaf", NULL, NULL };
+
+static gc_heap_t *heap_with(int compaction) {
+    gc_options_t o;
+    memset(&o, 0, sizeof o);
+    o.compaction = compaction;
+    o.markers = 1;
+    gc_heap_t *h = gc_heap_create(&o);
+    assert_non_null(h);
+    return h;
+}
+
+static void test_never_mode_needs_no_table(void **state) {
+    (void)state;
+    gc_heap_t *h = heap_with(GC_COMPACT_NEVER);
+    gc_thread_t *t = gc_thread_attach(h);
+    enum { N = 64 };
+    void *objects[N];
+    uintptr_t hashes[N];
+    gc_root_add_range(h, objects, N);
+    for (size_t i = 0; i < N; i++) {
+        objects[i] = gc_alloc(t, &leaf_type, 16 + 8 * i);
+        assert_non_null(objects[i]);
+        hashes[i] = gc_identity_hash(objects[i]);
+    }
+    assert_int_equal(h->hash_count, 0);
+    gc_collect(t);
+    for (size_t i = 0; i < N; i++) assert_int_equal(gc_identity_hash(objects[i]), hashes[i]);
+    assert_int_equal(h->hash_count, 0);
+    gc_root_remove(h, objects);
+    gc_thread_detach(t);
+    gc_heap_destroy(h);
+    assert_int_equal(reports, 0);
+}
+
+static void test_large_objects_need_no_table(void **state) {
+    (void)state;
+    gc_heap_t *h = heap_with(GC_COMPACT_ALWAYS);
+    gc_thread_t *t = gc_thread_attach(h);
+    void *large = gc_alloc(t, &leaf_type, 300000);
+    void *small = gc_alloc(t, &leaf_type, 32);
+    assert_non_null(large);
+    assert_non_null(small);
+    gc_push_root(t, &large);
+    gc_push_root(t, &small);
+    uintptr_t large_hash = gc_identity_hash(large), small_hash = gc_identity_hash(small);
+    assert_int_equal(h->hash_count, 1); /* the small one only */
+    void *small_before = small, *large_before = large;
+    gc_collect(t);
+    assert_ptr_equal(large, large_before);
+    assert_ptr_not_equal(small, small_before); /* ALWAYS moved it */
+    assert_int_equal(gc_identity_hash(large), large_hash);
+    assert_int_equal(gc_identity_hash(small), small_hash);
+    gc_pop_roots(t, 2);
+    gc_thread_detach(t);
+    gc_heap_destroy(h);
+    assert_int_equal(reports, 0);
+}
+
+int main(void) {
+    /* the tests choose the heap's mode themselves */
+    unsetenv("MULCH_GC_COMPACT");
+    unsetenv("MULCH_GC_GENERATIONAL");
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_never_mode_needs_no_table, setup, teardown_errors),
+        cmocka_unit_test_setup_teardown(test_large_objects_need_no_table, setup, teardown_errors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
