@@ -253,33 +253,85 @@ void gc_evacuation_plan(gc_heap_t *heap) {
 
 /* ---- identity hashes that survive moves ----------------------------------------- */
 
+/* Writers (a first hash, a table that grows) hold heap->lock; the table is
+ * rebuilt after marking, with the world stopped. Lookups of a hash handed
+ * out before take no lock when the caller is an attached thread that is
+ * running: no collection can then be past its stop, so the table it
+ * probes is not rebuilt under it, and one that grew meanwhile is retired,
+ * not unmapped, until the next collection. An entry's hash is written
+ * before its obj is published (release), and obj is read with acquire. */
+
 static size_t hash_slot(const void *obj, size_t capacity) {
     uint64_t x = (uint64_t)(uintptr_t)obj * UINT64_C(0x9e3779b97f4a7c15);
     return (size_t)(x >> 20) & (capacity - 1);
 }
 
-static bool hashes_insert(gc_heap_t *heap, void *obj, uintptr_t hash);
+static size_t hash_table_bytes(size_t capacity) {
+    return sizeof(gc_hash_table_t) + capacity * sizeof(gc_hash_entry_t);
+}
 
-static bool hashes_grow(gc_heap_t *heap) {
-    size_t old_capacity = heap->hash_capacity;
-    gc_hash_entry_t *old = heap->hashes;
-    size_t capacity = old_capacity ? old_capacity * 2 : 256;
-    gc_hash_entry_t *entries = os_map(capacity * sizeof *entries);
-    if (entries == NULL) return false;
-    heap->hashes = entries;
-    heap->hash_capacity = capacity;
-    heap->hash_count = 0;
-    for (size_t i = 0; i < old_capacity; i++)
-        if (old[i].obj) hashes_insert(heap, old[i].obj, old[i].hash);
-    if (old) os_unmap(old, old_capacity * sizeof *old);
-    return true;
+static gc_hash_table_t *hash_table_new(size_t capacity) {
+    gc_hash_table_t *table = os_map(hash_table_bytes(capacity)); /* zeroed: every entry empty */
+    if (table) table->capacity = capacity;
+    return table;
+}
+
+/* Frees the tables a grow retired (no lookup can be probing them: the
+ * world is stopped, or the heap is going). */
+static void hash_tables_free_retired(gc_hash_table_t *table) {
+    gc_hash_table_t *old = table ? table->retired : NULL;
+    if (table) table->retired = NULL;
+    while (old) {
+        gc_hash_table_t *next = old->retired;
+        os_unmap(old, hash_table_bytes(old->capacity));
+        old = next;
+    }
+}
+
+/* Installs `table` as the heap's table; lookups may probe it unless it is
+ * unordered. */
+static void hashes_publish(gc_heap_t *heap, gc_hash_table_t *table, bool unordered) {
+    heap->hashes = table;
+    heap->hashes_unordered = unordered;
+    __atomic_store_n(&heap->hashes_readable, unordered ? NULL : table, __ATOMIC_RELEASE);
+}
+
+static void hash_table_put(gc_hash_table_t *table, void *obj, uintptr_t hash) {
+    size_t mask = table->capacity - 1, i = hash_slot(obj, table->capacity);
+    while (table->entries[i].obj) i = (i + 1) & mask;
+    table->entries[i].hash = hash;
+    __atomic_store_n(&table->entries[i].obj, obj, __ATOMIC_RELEASE);
+}
+
+/* A table with twice the room, holding the entries of `old` (or empty);
+ * NULL without memory. */
+static gc_hash_table_t *hash_table_grown(const gc_hash_table_t *old, size_t *count) {
+    gc_hash_table_t *table = hash_table_new(old ? old->capacity * 2 : 256);
+    if (table == NULL) return NULL;
+    *count = 0;
+    for (size_t i = 0; old && i < old->capacity; i++) {
+        if (old->entries[i].obj == NULL) continue;
+        hash_table_put(table, old->entries[i].obj, old->entries[i].hash);
+        ++*count;
+    }
+    return table;
 }
 
 static bool hashes_insert(gc_heap_t *heap, void *obj, uintptr_t hash) {
-    if ((heap->hash_count + 1) * 2 > heap->hash_capacity && !hashes_grow(heap)) return false;
-    size_t i = hash_slot(obj, heap->hash_capacity);
-    while (heap->hashes[i].obj) i = (i + 1) & (heap->hash_capacity - 1);
-    heap->hashes[i] = (gc_hash_entry_t){ obj, hash };
+    gc_hash_table_t *table = heap->hashes;
+    if (table == NULL || (heap->hash_count + 1) * 2 > table->capacity) {
+        size_t count;
+        gc_hash_table_t *grown = hash_table_grown(table, &count);
+        if (grown == NULL) return false;
+        if (table) {
+            /* lookups may be probing it: retire it until the next collection */
+            grown->retired = table;
+        }
+        heap->hash_count = count;
+        hashes_publish(heap, grown, false);
+        table = grown;
+    }
+    hash_table_put(table, obj, hash);
     heap->hash_count++;
     return true;
 }
@@ -291,16 +343,56 @@ static uintptr_t address_hash(const void *obj) {
     return (uintptr_t)(x ^ (x >> 33));
 }
 
+/* The probe, in an ordered table; readers without the lock too. */
+static gc_hash_entry_t *hash_table_find(gc_hash_table_t *table, const void *obj) {
+    size_t mask = table->capacity - 1;
+    for (size_t i = hash_slot(obj, table->capacity);; i = (i + 1) & mask) {
+        void *at = __atomic_load_n(&table->entries[i].obj, __ATOMIC_ACQUIRE);
+        if (at == obj) return &table->entries[i];
+        if (at == NULL) return NULL;
+    }
+}
+
 static gc_hash_entry_t *hashes_find(gc_heap_t *heap, const void *obj) {
-    if (heap->hash_capacity == 0) return NULL;
+    gc_hash_table_t *table = heap->hashes;
+    if (table == NULL) return NULL;
     if (heap->hashes_unordered) {
-        for (size_t i = 0; i < heap->hash_capacity; i++)
-            if (heap->hashes[i].obj == obj) return &heap->hashes[i];
+        for (size_t i = 0; i < table->capacity; i++)
+            if (table->entries[i].obj == obj) return &table->entries[i];
         return NULL;
     }
-    for (size_t i = hash_slot(obj, heap->hash_capacity); heap->hashes[i].obj; i = (i + 1) & (heap->hash_capacity - 1))
-        if (heap->hashes[i].obj == obj) return &heap->hashes[i];
-    return NULL;
+    return hash_table_find(table, obj);
+}
+
+/* A hash handed out before, found without the lock; false: ask under it. */
+static bool hash_lookup_unlocked(gc_heap_t *heap, const void *obj, uintptr_t *hash) {
+    gc_thread_t *self = gc_thread_current(heap);
+    /* (state: only the thread itself writes its own) */
+    if (self == NULL || self->state != GC_RUNNING) return false;
+    gc_hash_table_t *table = __atomic_load_n(&heap->hashes_readable, __ATOMIC_ACQUIRE);
+    gc_hash_entry_t *entry = table ? hash_table_find(table, obj) : NULL;
+    if (entry == NULL) return false;
+    *hash = entry->hash;
+    return true;
+}
+
+/* An unordered table (re-keyed in place after a failed rebuild) is
+ * rebuilt when memory allows; heap->lock held. */
+static void hashes_reorder(gc_heap_t *heap) {
+    gc_hash_table_t *old = heap->hashes;
+    gc_hash_table_t *table = hash_table_new(old->capacity);
+    if (table == NULL) return;
+    size_t count = 0;
+    for (size_t i = 0; i < old->capacity; i++) {
+        if (old->entries[i].obj == NULL) continue;
+        hash_table_put(table, old->entries[i].obj, old->entries[i].hash);
+        count++;
+    }
+    /* no lookup probes an unordered table (hashes_readable was NULL) */
+    table->retired = old->retired;
+    os_unmap(old, hash_table_bytes(old->capacity));
+    heap->hash_count = count;
+    hashes_publish(heap, table, false);
 }
 
 uintptr_t gc_identity_hash(const void *obj) {
@@ -317,26 +409,15 @@ uintptr_t gc_identity_hash(const void *obj) {
      * table entry, so no lock: large objects, and every object of a heap
      * that never compacts (the mode is fixed at gc_heap_create). */
     if (heap->options.compaction == GC_COMPACT_NEVER || b->size_class == GC_LARGE_CLASS) return address_hash(obj);
+    uintptr_t hash;
+    if (hash_lookup_unlocked(heap, obj, &hash)) return hash;
     /* An object's first hash is its address's; the table remembers it so
      * that the object keeps it when it moves. */
     pthread_mutex_lock(&heap->lock);
     gc_hash_entry_t *entry = hashes_find(heap, obj);
-    uintptr_t hash = entry ? entry->hash : address_hash(obj);
+    hash = entry ? entry->hash : address_hash(obj);
     if (entry == NULL) {
-        if (heap->hashes_unordered) {
-            /* re-keyed in place after an earlier failure: rebuild first */
-            gc_hash_entry_t *old = heap->hashes;
-            size_t capacity = heap->hash_capacity;
-            gc_hash_entry_t *entries = os_map(capacity * sizeof *entries);
-            if (entries) {
-                heap->hashes = entries;
-                heap->hash_count = 0;
-                heap->hashes_unordered = false;
-                for (size_t i = 0; i < capacity; i++)
-                    if (old[i].obj) hashes_insert(heap, old[i].obj, old[i].hash);
-                os_unmap(old, capacity * sizeof *old);
-            }
-        }
+        if (heap->hashes_unordered) hashes_reorder(heap);
         if (heap->hashes_unordered || !hashes_insert(heap, (void *)obj, hash))
             mulch_report("gc_identity_hash: out of memory (the hash may change if the object moves)", obj);
     }
@@ -344,33 +425,37 @@ uintptr_t gc_identity_hash(const void *obj) {
     return hash;
 }
 
-/* After marking: drop dead objects' hashes, re-key moved ones. Without
- * memory for a new table the entries are re-keyed where they are and the
- * table is searched linearly until a later rebuild succeeds. */
+/* After marking (the world stopped): drop dead objects' hashes, re-key
+ * moved ones, free retired tables. Without memory for a new table the
+ * entries are re-keyed where they are and the table is searched linearly
+ * (under the lock only) until a later rebuild succeeds. */
 void gc_hashes_after_mark(gc_heap_t *heap) {
+    gc_hash_table_t *old = heap->hashes;
+    hash_tables_free_retired(old);
     if (heap->hash_count == 0) return;
-    size_t capacity = heap->hash_capacity;
-    gc_hash_entry_t *old = heap->hashes;
-    gc_hash_entry_t *entries = os_map(capacity * sizeof *entries);
-    if (entries == NULL) {
-        for (size_t i = 0; i < capacity; i++)
-            if (old[i].obj) old[i].obj = gc_resolve(heap, old[i].obj); /* NULL: dead */
-        heap->hashes_unordered = true;
+    gc_hash_table_t *table = hash_table_new(old->capacity);
+    if (table == NULL) {
+        for (size_t i = 0; i < old->capacity; i++)
+            if (old->entries[i].obj) old->entries[i].obj = gc_resolve(heap, old->entries[i].obj); /* NULL: dead */
+        hashes_publish(heap, old, true);
         return;
     }
-    heap->hashes = entries;
-    heap->hash_count = 0;
-    heap->hashes_unordered = false;
-    for (size_t i = 0; i < capacity; i++) {
-        if (old[i].obj == NULL) continue;
-        void *now = gc_resolve(heap, old[i].obj);
-        if (now) hashes_insert(heap, now, old[i].hash);
+    size_t count = 0;
+    for (size_t i = 0; i < old->capacity; i++) {
+        if (old->entries[i].obj == NULL) continue;
+        void *now = gc_resolve(heap, old->entries[i].obj);
+        if (now == NULL) continue;
+        hash_table_put(table, now, old->entries[i].hash);
+        count++;
     }
-    os_unmap(old, capacity * sizeof *old);
+    os_unmap(old, hash_table_bytes(old->capacity));
+    heap->hash_count = count;
+    hashes_publish(heap, table, false);
 }
 
 void gc_hashes_destroy(gc_heap_t *heap) {
-    if (heap->hashes) os_unmap(heap->hashes, heap->hash_capacity * sizeof *heap->hashes);
-    heap->hashes = NULL;
-    heap->hash_capacity = heap->hash_count = 0;
+    hash_tables_free_retired(heap->hashes);
+    if (heap->hashes) os_unmap(heap->hashes, hash_table_bytes(heap->hashes->capacity));
+    heap->hash_count = 0;
+    hashes_publish(heap, NULL, false);
 }

@@ -283,9 +283,19 @@ struct gc_tracer {
 #define GC_ENTRY_YOUNG ((uintptr_t)1)
 
 typedef struct gc_hash_entry {
-    void     *obj;     /* current address; NULL = empty */
+    void     *obj;     /* current address; NULL = empty (atomic: readers
+                          probe without the lock, gc/evacuate.c) */
     uintptr_t hash;    /* the identity hash it was first given */
 } gc_hash_entry_t;
+
+/* An open-addressing table of identity hashes (one mapping). A table that
+ * grew is kept on `retired` until the next collection, for the lookups
+ * that may still be probing it. */
+typedef struct gc_hash_table {
+    size_t                capacity;  /* a power of two */
+    struct gc_hash_table *retired;
+    gc_hash_entry_t       entries[];
+} gc_hash_table_t;
 
 typedef struct gc_evacuation_target {
     block_t *span;     /* span copies go to, or NULL */
@@ -348,8 +358,10 @@ struct gc_heap {
      * (what a header is to the others), by span index; one mapping */
     uintptr_t      **forward_tables;
     size_t           forward_span_count, forward_map_bytes;
-    gc_hash_entry_t *hashes;           /* identity hashes handed out        */
-    size_t           hash_count, hash_capacity;
+    gc_hash_table_t *hashes;           /* identity hashes handed out (lock) */
+    gc_hash_table_t *hashes_readable;  /* what lock-free lookups may probe:
+                                          `hashes`, or NULL while unordered */
+    size_t           hash_count;
     bool             hashes_unordered; /* re-keyed in place: search linearly */
     uint64_t         bytes_moved;
     unsigned         evacuate_below_percent; /* AUTO: sparser spans are evacuated */

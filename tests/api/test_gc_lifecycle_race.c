@@ -50,8 +50,8 @@ static void *churn(void *arg)
             gc_pop_roots(t, 1);
             gc_thread_detach(t);
         } else if (how == 1) {
+            gc_pop_roots(t, 1); /* (not inside: collections read the root stack) */
             gc_enter_blocking(t);
-            gc_pop_roots(t, 1);
             gc_thread_detach(t); /* inside a blocking region */
         } else {
             gc_pop_roots(t, 1);
