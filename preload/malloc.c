@@ -1,7 +1,8 @@
 /* malloc.c — libmulch-malloc.so: the C allocation functions (malloc, free,
  * calloc, realloc, reallocarray, posix_memalign, aligned_alloc, memalign,
- * valloc, pvalloc, malloc_usable_size, and C23's free_sized and
- * free_aligned_sized) served by the default pool, for
+ * valloc, pvalloc, malloc_usable_size, C23's free_sized and
+ * free_aligned_sized, glibc's __libc_* names for them and cfree, and
+ * malloc_trim) served by the default pool, for
  * LD_PRELOAD. The pool objects are linked into this library, which exports
  * nothing else (malloc.map), so it is a copy of the pool of its own: a
  * program that also links libmulch has two independent default pools.
@@ -341,6 +342,45 @@ MALLOC_API size_t malloc_usable_size(void *p) {
     pool_t *pool = atomic_load_explicit(&served_pool, memory_order_acquire);
     if (pool == NULL || !pool_owns(pool, p)) return 0;
     return pool_usable_size(pool, p);
+}
+
+/* ---- glibc's other entry points ---------------------------------------------- */
+
+/* glibc also exports its allocator as __libc_malloc and friends (and cfree
+ * for binaries older than glibc 2.26), which allocator shims and some
+ * programs call by those names. Left to glibc they would mix two
+ * allocators: __libc_free of one of our blocks aborts inside glibc
+ * ("free(): invalid pointer"), and __libc_malloc's blocks are foreign to
+ * our free (leaked). Aliases, so that leak sites stay the real callers
+ * (GCC would have them repeat the C library's attributes on malloc). */
+#if defined(__GNUC__) && !defined(__clang__)
+#  pragma GCC diagnostic push
+#  pragma GCC diagnostic ignored "-Wmissing-attributes"
+#endif
+MALLOC_API void *__libc_malloc(size_t size) __attribute__((alias("malloc")));
+MALLOC_API void __libc_free(void *p) __attribute__((alias("free")));
+MALLOC_API void cfree(void *p) __attribute__((alias("free")));
+MALLOC_API void *__libc_calloc(size_t n, size_t size) __attribute__((alias("calloc")));
+MALLOC_API void *__libc_realloc(void *p, size_t size) __attribute__((alias("realloc")));
+MALLOC_API void *__libc_memalign(size_t align, size_t size) __attribute__((alias("memalign")));
+MALLOC_API void *__libc_valloc(size_t size) __attribute__((alias("valloc")));
+MALLOC_API void *__libc_pvalloc(size_t size) __attribute__((alias("pvalloc")));
+#if defined(__GNUC__) && !defined(__clang__)
+#  pragma GCC diagnostic pop
+#endif
+
+/* Long-running programs (clangd, tmux) call malloc_trim to give idle memory
+ * back; glibc's looks only at its own arenas, empty under the drop-in, and
+ * gives back nothing. pool_trim does it (pad is not honoured: the pool
+ * keeps no top-of-heap slack). 1 when memory was released, as glibc. */
+MALLOC_API int malloc_trim(size_t pad) {
+    (void)pad;
+    pool_t *pool = atomic_load_explicit(&served_pool, memory_order_acquire);
+    if (pool == NULL || use_arena) return 0;
+    int saved = errno;
+    size_t released = pool_trim(pool);
+    errno = saved;
+    return released > 0;
 }
 
 /* ---- process lifetime: fork and exit --------------------------------------- */
