@@ -6,7 +6,8 @@
  * (from the C library's own allocator, or plain mmap), which must not
  * crash it; C23's free_sized and free_aligned_sized are the drop-in's, and
  * so are glibc's own names for its allocator (__libc_malloc and friends,
- * cfree) and malloc_trim. Exit status 0 when everything holds. */
+ * cfree), malloc_trim, mallinfo and mallinfo2. Exit status 0 when
+ * everything holds. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
@@ -160,6 +161,39 @@ static void check_glibc_entry_points(void) {
     errno = 0;
     CHECK(trim(0) == 1);
     CHECK(errno == 0);
+}
+
+/* mallinfo2 and mallinfo describe the drop-in's memory: glibc's describe
+ * its own arenas, which it does not use, and say nothing is in use.
+ * Looked up: a C library older than 2.33 has no mallinfo2. */
+static void check_mallinfo(void) {
+    void *sym2 = NULL, *sym = NULL;
+    CHECK(served_by_drop_in("mallinfo2", &sym2));
+    CHECK(served_by_drop_in("mallinfo", &sym));
+    if (sym2 == NULL || sym == NULL) return;
+    struct info2 { size_t arena, ordblks, smblks, hblks, hblkhd, usmblks, fsmblks, uordblks, fordblks, keepcost; };
+    struct info { int arena, ordblks, smblks, hblks, hblkhd, usmblks, fsmblks, uordblks, fordblks, keepcost; };
+    struct info2 (*info2)(void);
+    struct info (*info)(void);
+    memcpy(&info2, &sym2, sizeof info2);
+    memcpy(&info, &sym, sizeof info);
+    struct info2 before = info2();
+    enum { N = 1000 };
+    static void *small[N];
+    for (int i = 0; i < N; i++) small[i] = malloc(1000);
+    void *big = malloc(3u << 20);
+    CHECK(big != NULL);
+    struct info2 after = info2();
+    struct info after_int = info();
+    /* what programs add up as "in use": the arena's cells and the big mappings */
+    CHECK(after.uordblks >= before.uordblks + (size_t)N * 1000);
+    CHECK(after.hblks >= before.hblks + 1 && after.hblkhd >= before.hblkhd + (3u << 20));
+    CHECK(after.arena >= after.uordblks && after.fordblks == after.arena - after.uordblks);
+    CHECK(after_int.hblks == (int)after.hblks && after_int.uordblks > 0);
+    for (int i = 0; i < N; i++) free(small[i]);
+    free(big);
+    struct info2 freed = info2();
+    CHECK(freed.hblkhd + (3u << 20) <= after.hblkhd && freed.uordblks + (size_t)N * 1000 <= after.uordblks);
 }
 
 static void check_basics(void) {
@@ -398,6 +432,7 @@ int main(void) {
     check_basics();
     check_sized_frees();
     check_glibc_entry_points();
+    check_mallinfo();
     check_calloc();
     check_out_of_memory();
     check_alignment();
