@@ -503,6 +503,20 @@ void *pool_alloc_aligned(pool_t *pool, size_t size, size_t align) {
     return pool_alloc_aligned_from(pool, size, align, __builtin_return_address(0));
 }
 
+/* p (checked: info) keeps its block, now holding size <= info->usable. */
+static void *realloc_in_place(pool_t *pool, void *p, size_t size, const pointer_info_t *info) {
+    tool_cell_resize(p, size, info->usable);
+    /* The leak report shows the requested size: it is this one now. */
+    if (info->block != NULL) {
+        if (info->block->sites) info->block->sites[info->cell_index].size = site_size(size);
+    } else {
+        pthread_mutex_lock(&pool->lock); /* the report reads it under the lock */
+        info->chunk->requested = size;
+        pthread_mutex_unlock(&pool->lock);
+    }
+    return p;
+}
+
 void *pool_realloc_from(pool_t *pool, void *p, size_t size, const void *caller) {
     leak_site_t site = { caller, 0, site_size(size) };
     if (p == NULL) return pool_alloc_inline(pool, size, &site);
@@ -513,19 +527,11 @@ void *pool_realloc_from(pool_t *pool, void *p, size_t size, const void *caller) 
         return NULL;
     }
     /* Stay in place while the cell fits and is not more than twice too big. */
-    if (size <= info.usable && size >= info.usable / 2) {
-        tool_cell_resize(p, size, info.usable);
-        /* The leak report shows the requested size: it is this one now. */
-        if (info.block != NULL) {
-            if (info.block->sites) info.block->sites[info.cell_index].size = site_size(size);
-        } else {
-            pthread_mutex_lock(&pool->lock); /* the report reads it under the lock */
-            info.chunk->requested = size;
-            pthread_mutex_unlock(&pool->lock);
-        }
-        return p;
-    }
+    if (size <= info.usable && size >= info.usable / 2) return realloc_in_place(pool, p, size, &info);
     void *q = pool_alloc_inline(pool, size, &site);
+    /* A shrink the limit refused a smaller block for: p holds it already
+     * (a shrink never fails, as with the C library's realloc). */
+    if (q == NULL && size <= info.usable) return realloc_in_place(pool, p, size, &info);
     if (q == NULL) return NULL;
     size_t old_size = tool_accessible(p, info.usable); /* ASan: the old requested size */
     memcpy(q, p, size < old_size ? size : old_size);

@@ -1,7 +1,8 @@
 /* malloc.c — libmulch-malloc.so: the C allocation functions (malloc, free,
  * calloc, realloc, reallocarray, posix_memalign, aligned_alloc, memalign,
- * valloc, pvalloc, malloc_usable_size, and C23's free_sized and
- * free_aligned_sized) served by the default pool, for
+ * valloc, pvalloc, malloc_usable_size, C23's free_sized and
+ * free_aligned_sized, glibc's __libc_* names for them and cfree,
+ * malloc_trim, mallinfo and mallinfo2) served by the default pool, for
  * LD_PRELOAD. The pool objects are linked into this library, which exports
  * nothing else (malloc.map), so it is a copy of the pool of its own: a
  * program that also links libmulch has two independent default pools.
@@ -341,6 +342,99 @@ MALLOC_API size_t malloc_usable_size(void *p) {
     pool_t *pool = atomic_load_explicit(&served_pool, memory_order_acquire);
     if (pool == NULL || !pool_owns(pool, p)) return 0;
     return pool_usable_size(pool, p);
+}
+
+/* ---- glibc's other entry points ---------------------------------------------- */
+
+/* glibc also exports its allocator as __libc_malloc and friends (and cfree
+ * for binaries older than glibc 2.26), which allocator shims and some
+ * programs call by those names. Left to glibc they would mix two
+ * allocators: __libc_free of one of our blocks aborts inside glibc
+ * ("free(): invalid pointer"), and __libc_malloc's blocks are foreign to
+ * our free (leaked). Aliases, so that leak sites stay the real callers
+ * (GCC would have them repeat the C library's attributes on malloc). */
+#if defined(__GNUC__) && !defined(__clang__)
+#  pragma GCC diagnostic push
+#  pragma GCC diagnostic ignored "-Wmissing-attributes"
+#endif
+MALLOC_API void *__libc_malloc(size_t size) __attribute__((alias("malloc")));
+MALLOC_API void __libc_free(void *p) __attribute__((alias("free")));
+MALLOC_API void cfree(void *p) __attribute__((alias("free")));
+MALLOC_API void *__libc_calloc(size_t n, size_t size) __attribute__((alias("calloc")));
+MALLOC_API void *__libc_realloc(void *p, size_t size) __attribute__((alias("realloc")));
+MALLOC_API void *__libc_memalign(size_t align, size_t size) __attribute__((alias("memalign")));
+MALLOC_API void *__libc_valloc(size_t size) __attribute__((alias("valloc")));
+MALLOC_API void *__libc_pvalloc(size_t size) __attribute__((alias("pvalloc")));
+#if defined(__GNUC__) && !defined(__clang__)
+#  pragma GCC diagnostic pop
+#endif
+
+/* Long-running programs (clangd, tmux) call malloc_trim to give idle memory
+ * back; glibc's looks only at its own arenas, empty under the drop-in, and
+ * gives back nothing. pool_trim does it (pad is not honoured: the pool
+ * keeps no top-of-heap slack). 1 when memory was released, as glibc. */
+MALLOC_API int malloc_trim(size_t pad) {
+    (void)pad;
+    pool_t *pool = atomic_load_explicit(&served_pool, memory_order_acquire);
+    if (pool == NULL || use_arena) return 0;
+    int saved = errno;
+    size_t released = pool_trim(pool);
+    errno = saved;
+    return released > 0;
+}
+
+/* mallinfo2 and mallinfo, which programs (LLVM's tools, systemd) read to
+ * log their memory use: glibc's describe its own arenas, unused under the
+ * drop-in, and said nothing was in use. In glibc's terms: the large
+ * objects are the mmapped chunks (hblks, hblkhd), everything else the pool
+ * holds is the arena, and the idle blocks are what a trim would release
+ * (keepcost). Free-chunk counts have no equivalent: 0. The structs are
+ * glibc's layouts, declared here: <malloc.h> has mallinfo2 only from glibc
+ * 2.33 on. */
+struct mulch_mallinfo2 {
+    size_t arena, ordblks, smblks, hblks, hblkhd, usmblks, fsmblks, uordblks, fordblks, keepcost;
+};
+struct mulch_mallinfo {
+    int arena, ordblks, smblks, hblks, hblkhd, usmblks, fsmblks, uordblks, fordblks, keepcost;
+};
+
+static struct mulch_mallinfo2 pool_mallinfo(void) {
+    struct mulch_mallinfo2 mi;
+    memset(&mi, 0, sizeof mi);
+    pool_t *pool = atomic_load_explicit(&served_pool, memory_order_acquire);
+    if (pool == NULL) return mi;
+    pool_stats_t st;
+    pool_get_stats(pool, &st);
+    size_t huge = atomic_load_explicit(&pool->huge_bytes, memory_order_relaxed);
+    mi.hblks = st.large_objects;
+    mi.hblkhd = huge;
+    mi.arena = st.bytes_reserved > huge ? st.bytes_reserved - huge : 0;
+    mi.uordblks = st.bytes_in_use > huge ? st.bytes_in_use - huge : 0;
+    if (mi.uordblks > mi.arena) mi.uordblks = mi.arena; /* figures of a busy pool drift */
+    mi.fordblks = mi.arena - mi.uordblks;
+    mi.keepcost = st.free_block_bytes;
+    return mi;
+}
+
+MALLOC_API struct mulch_mallinfo2 mallinfo2(void) {
+    return pool_mallinfo();
+}
+
+/* The int fields wrap as glibc's do. */
+MALLOC_API struct mulch_mallinfo mallinfo(void) {
+    struct mulch_mallinfo2 wide = pool_mallinfo();
+    struct mulch_mallinfo mi;
+    mi.arena = (int)wide.arena;
+    mi.ordblks = (int)wide.ordblks;
+    mi.smblks = (int)wide.smblks;
+    mi.hblks = (int)wide.hblks;
+    mi.hblkhd = (int)wide.hblkhd;
+    mi.usmblks = (int)wide.usmblks;
+    mi.fsmblks = (int)wide.fsmblks;
+    mi.uordblks = (int)wide.uordblks;
+    mi.fordblks = (int)wide.fordblks;
+    mi.keepcost = (int)wide.keepcost;
+    return mi;
 }
 
 /* ---- process lifetime: fork and exit --------------------------------------- */

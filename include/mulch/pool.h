@@ -45,7 +45,8 @@ void *pool_alloc(pool_t *pool, size_t size);
 /* Zeroed; NULL on n*size overflow or OOM. */
 MULCH_API MULCH_MALLOC MULCH_ALLOC_SIZE2(2, 3) MULCH_NODISCARD
 void *pool_calloc(pool_t *pool, size_t n, size_t size);
-/* p NULL: alloc; size 0: frees p, returns NULL; on failure p is untouched. */
+/* p NULL: alloc; size 0: frees p, returns NULL; on failure p is untouched
+   (a shrink does not fail: at the limit p stays where it is). */
 MULCH_API MULCH_ALLOC_SIZE(3) MULCH_NODISCARD
 void *pool_realloc(pool_t *pool, void *p, size_t size);
 /* align: a power of two, any size. Up to the pool's block size (64 KiB by

@@ -4,7 +4,10 @@
  * overflow and OOM (NULL with ENOMEM), alignment validation (EINVAL),
  * usable sizes, errno kept by free, and pointers the drop-in does not own
  * (from the C library's own allocator, or plain mmap), which must not
- * crash it; C23's free_sized and free_aligned_sized are the drop-in's. Exit status 0 when everything holds. */
+ * crash it; C23's free_sized and free_aligned_sized are the drop-in's, and
+ * so are glibc's own names for its allocator (__libc_malloc and friends,
+ * cfree), malloc_trim, mallinfo and mallinfo2. Exit status 0 when
+ * everything holds. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
@@ -86,6 +89,111 @@ static void check_sized_frees(void) {
     void *b = malloc(48);
     CHECK(a == b);
     free(b);
+}
+
+/* Whether the symbol `name` is defined by the drop-in. */
+static int served_by_drop_in(const char *name, void **out) {
+    Dl_info info;
+    void *sym = dlsym(RTLD_DEFAULT, name);
+    *out = sym;
+    return sym != NULL && dladdr(sym, &info) && info.dli_fname && strstr(info.dli_fname, "mulch-malloc");
+}
+
+/* glibc exports its allocator under second names (__libc_malloc, ...,
+ * and cfree for old binaries) that allocator shims and old programs call
+ * directly: left to glibc, __libc_free of one of the drop-in's blocks
+ * aborts ("free(): invalid pointer"). malloc_trim is what long-running
+ * programs (clangd, tmux) call to give idle memory back: glibc's only
+ * looks at its own, empty, arenas. Looked up, not called by name: the
+ * C library's headers do not declare the __libc_ names. */
+static void check_glibc_entry_points(void) {
+    static const char *const names[] = { "__libc_malloc", "__libc_free", "__libc_calloc", "__libc_realloc",
+                                         "__libc_memalign", "__libc_valloc", "__libc_pvalloc", "cfree",
+                                         "malloc_trim" };
+    void *sym[sizeof names / sizeof names[0]];
+    int all = 1;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        int ours = served_by_drop_in(names[i], &sym[i]);
+        if (!ours) fprintf(stderr, "%s is not the drop-in's\n", names[i]);
+        CHECK(ours);
+        all &= ours;
+    }
+    if (!all) return;
+    void *(*libc_malloc)(size_t);
+    void (*libc_free)(void *);
+    void *(*libc_calloc)(size_t, size_t);
+    void *(*libc_realloc)(void *, size_t);
+    void *(*libc_memalign)(size_t, size_t);
+    void (*c_free)(void *);
+    int (*trim)(size_t);
+    memcpy(&libc_malloc, &sym[0], sizeof libc_malloc); /* ISO C has no object-to-function cast */
+    memcpy(&libc_free, &sym[1], sizeof libc_free);
+    memcpy(&libc_calloc, &sym[2], sizeof libc_calloc);
+    memcpy(&libc_realloc, &sym[3], sizeof libc_realloc);
+    memcpy(&libc_memalign, &sym[4], sizeof libc_memalign);
+    memcpy(&c_free, &sym[7], sizeof c_free);
+    memcpy(&trim, &sym[8], sizeof trim);
+    /* mixed freely with the standard names, both ways */
+    unsigned char *a = malloc(100);
+    CHECK(a != NULL);
+    libc_free(a);
+    unsigned char *b = libc_malloc(100);
+    CHECK(b != NULL && malloc_usable_size(b) >= 100);
+    if (b) fill(b, 100, 31);
+    unsigned char *c = libc_realloc(b, 5000);
+    CHECK(c != NULL && filled(c, 100, 31));
+    free(c);
+    unsigned char *z = libc_calloc(10, 10);
+    CHECK(z != NULL && z[0] == 0 && z[99] == 0);
+    c_free(z);
+    void *m = libc_memalign(256, 10);
+    CHECK(m != NULL && aligned_to(m, 256));
+    free(m);
+
+    /* 40 MB freed: malloc_trim gives some back and says so */
+    enum { N = 20000 };
+    static void *held[N];
+    for (int i = 0; i < N; i++) {
+        held[i] = malloc(2000);
+        if (held[i]) memset(held[i], 1, 2000);
+    }
+    for (int i = 0; i < N; i++) free(held[i]);
+    errno = 0;
+    CHECK(trim(0) == 1);
+    CHECK(errno == 0);
+}
+
+/* mallinfo2 and mallinfo describe the drop-in's memory: glibc's describe
+ * its own arenas, which it does not use, and say nothing is in use.
+ * Looked up: a C library older than 2.33 has no mallinfo2. */
+static void check_mallinfo(void) {
+    void *sym2 = NULL, *sym = NULL;
+    CHECK(served_by_drop_in("mallinfo2", &sym2));
+    CHECK(served_by_drop_in("mallinfo", &sym));
+    if (sym2 == NULL || sym == NULL) return;
+    struct info2 { size_t arena, ordblks, smblks, hblks, hblkhd, usmblks, fsmblks, uordblks, fordblks, keepcost; };
+    struct info { int arena, ordblks, smblks, hblks, hblkhd, usmblks, fsmblks, uordblks, fordblks, keepcost; };
+    struct info2 (*info2)(void);
+    struct info (*info)(void);
+    memcpy(&info2, &sym2, sizeof info2);
+    memcpy(&info, &sym, sizeof info);
+    struct info2 before = info2();
+    enum { N = 1000 };
+    static void *small[N];
+    for (int i = 0; i < N; i++) small[i] = malloc(1000);
+    void *big = malloc(3u << 20);
+    CHECK(big != NULL);
+    struct info2 after = info2();
+    struct info after_int = info();
+    /* what programs add up as "in use": the arena's cells and the big mappings */
+    CHECK(after.uordblks >= before.uordblks + (size_t)N * 1000);
+    CHECK(after.hblks >= before.hblks + 1 && after.hblkhd >= before.hblkhd + (3u << 20));
+    CHECK(after.arena >= after.uordblks && after.fordblks == after.arena - after.uordblks);
+    CHECK(after_int.hblks == (int)after.hblks && after_int.uordblks > 0);
+    for (int i = 0; i < N; i++) free(small[i]);
+    free(big);
+    struct info2 freed = info2();
+    CHECK(freed.hblkhd + (3u << 20) <= after.hblkhd && freed.uordblks + (size_t)N * 1000 <= after.uordblks);
 }
 
 static void check_basics(void) {
@@ -323,6 +431,8 @@ int main(void) {
     check_served_by_drop_in();
     check_basics();
     check_sized_frees();
+    check_glibc_entry_points();
+    check_mallinfo();
     check_calloc();
     check_out_of_memory();
     check_alignment();
