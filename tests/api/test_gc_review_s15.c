@@ -516,9 +516,9 @@ static void test_detach_oom_keeps_weak_refs_safe(void **state)
 {
     (void)state;
     TEST_START();
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-    skip(); /* the sanitizers' shadow memory does not live under RLIMIT_AS */
-#endif
+    /* the sanitizers' shadow memory and valgrind's own do not live under
+     * RLIMIT_AS at the program's size */
+    if (MT_SANITIZED || MT_ON_VALGRIND()) skip();
     gc_heap_t *h = heap_opts(GC_COMPACT_NEVER, 0, 0, 0);
     g10_heap = h;
     gc_thread_t *t = gc_thread_attach(h);
