@@ -136,9 +136,22 @@ static void gc_thread_free(gc_thread_t *t) {
  * heap and the thread leaves the list. */
 static void gc_thread_unlink_locked(gc_heap_t *heap, gc_thread_t *t) {
     gc_thread_retire_bins(t);
-    /* The thread's lists are freed with it: they must reach the heap. */
-    if (!gc_vector_merge(&heap->finalizable, &t->finalizable) || !gc_vector_merge(&heap->weaks, &t->weaks))
-        mulch_report("gc_thread_detach: out of memory: finalizers or weak references of this thread are lost", t);
+    /* The thread's lists are freed with it: they must reach the heap. Both
+     * are tried (a failed first merge once skipped the second). */
+    bool finalizers_kept = gc_vector_merge(&heap->finalizable, &t->finalizable);
+    bool weaks_kept = gc_vector_merge(&heap->weaks, &t->weaks);
+    if (!weaks_kept) {
+        /* No collection would clear these any more: once a target died,
+         * gc_weak_get would hand out its freed (or reused) cell. Cleared
+         * now, as if their targets had died. (Listed weak objects are
+         * allocated: the last collection pruned the dead ones.) */
+        for (size_t i = 0; i < t->weaks.count; i++)
+            __atomic_store_n(&((void **)t->weaks.items[i])[0], NULL, __ATOMIC_RELAXED);
+    }
+    if (!finalizers_kept)
+        mulch_report("gc_thread_detach: out of memory: finalizers of this thread's objects are lost", t);
+    if (!weaks_kept)
+        mulch_report("gc_thread_detach: out of memory: weak references this thread made are cleared", t);
     heap->detached_bytes_allocated += atomic_load_explicit(&t->bytes_allocated, memory_order_relaxed);
     if (t->prev) t->prev->next = t->next;
     else heap->threads = t->next;
