@@ -118,7 +118,12 @@ static void test_gc_thread_exit_drops_its_roots(void **state) {
         atomic_store(&exit_finalized, 0);
         pthread_t exiting, releaser;
         assert_int_equal(pthread_create(&exiting, NULL, exit_with_root, NULL), 0);
-        while (!atomic_load(&exit_ready)) sched_yield();
+        /* a GC point: under MULCH_GC_STRESS the thread's gc_alloc collects,
+         * and that collection waits for this (attached) thread */
+        while (!atomic_load(&exit_ready)) {
+            gc_safepoint(self);
+            sched_yield();
+        }
         assert_int_equal(pthread_create(&releaser, NULL, release_later, NULL), 0);
         gc_collect(self); /* its object is garbage: the thread that rooted it is gone */
         int finalized = atomic_load(&exit_finalized);
