@@ -40,6 +40,12 @@ void gc_thread_init_stack(gc_thread_t *t) {
         if (pthread_attr_getstack(&attr, &low, &size) == 0) t->stack_base = (unsigned char *)low + size;
         pthread_attr_destroy(&attr);
     }
+    /* Without its base the stack cannot be scanned: an object only it
+     * refers to would be freed under the thread. Say so, once per attach. */
+    if (t->stack_base == NULL)
+        mulch_report("gc_thread_attach: the thread's stack bounds are unknown (pthread_getattr_np failed): "
+                     "its stack is not scanned; keep its GC pointers in roots",
+                     t);
 }
 
 MULCH_NOINLINE void gc_thread_save_context(gc_thread_t *t) {

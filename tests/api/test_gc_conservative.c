@@ -17,6 +17,21 @@
 
 #include "mulch_test.h"
 
+#if !MT_SANITIZED
+#  include <dlfcn.h>
+#  include <errno.h>
+/* Interposed on the C library's (the sanitizers' runtimes call it at start
+ * and are left alone): fails while fail_stack_bounds is set. */
+static atomic_int fail_stack_bounds;
+int pthread_getattr_np(pthread_t thread, pthread_attr_t *attr)
+{
+    if (atomic_load(&fail_stack_bounds)) return ENOMEM;
+    int (*real)(pthread_t, pthread_attr_t *);
+    *(void **)&real = dlsym(RTLD_NEXT, "pthread_getattr_np");
+    return real ? real(thread, attr) : ENOSYS;
+}
+#endif
+
 static gc_heap_t *conservative_heap(int on)
 {
     gc_options_t o;
@@ -124,6 +139,30 @@ static void test_conservative_other_threads_stacks(void **state)
     }
 }
 
+/* A thread whose stack bounds are unknown cannot have its stack scanned:
+ * attaching says so once, instead of freeing objects only it holds. */
+static void test_unknown_stack_bounds_reported(void **state)
+{
+    (void)state;
+    TEST_START();
+#if MT_SANITIZED
+    skip();
+#else
+    gc_heap_t *h = conservative_heap(1);
+    unsigned long before = rec_count();
+    atomic_store(&fail_stack_bounds, 1);
+    gc_thread_t *t = gc_thread_attach(h);
+    atomic_store(&fail_stack_bounds, 0);
+    EXPECT_ONE_REPORT(before, "gc_thread_attach: the thread's stack bounds are unknown", t);
+    gc_thread_detach(t);
+    before = rec_count();
+    t = gc_thread_attach(h);
+    EXPECT_NO_REPORTS(before);
+    gc_thread_detach(t);
+    gc_heap_destroy(h);
+#endif
+}
+
 int main(void)
 {
     mt_init("test_gc_conservative");
@@ -132,6 +171,7 @@ int main(void)
         T(test_conservative_local_keeps_object_in_place),
         T(test_without_option_unrooted_object_dies),
         T(test_conservative_other_threads_stacks),
+        T(test_unknown_stack_bounds_reported),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
