@@ -31,9 +31,7 @@ static gc_heap_t *generational_heap(void)
 
 static uint64_t collections(gc_heap_t *h)
 {
-    gc_stats_t s;
-    gc_get_stats(h, &s);
-    return s.collections;
+    return stats_of(h).collections;
 }
 
 static void test_generational_barrier_keeps_young_children(void **state)

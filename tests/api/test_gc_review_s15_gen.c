@@ -33,9 +33,7 @@ static gc_heap_t *review_heap(int generational, int conservative, int compaction
 
 static uint64_t collections(gc_heap_t *h)
 {
-    gc_stats_t s;
-    gc_get_stats(h, &s);
-    return s.collections;
+    return stats_of(h).collections;
 }
 
 /* Young garbage until `n` collections have run. */
