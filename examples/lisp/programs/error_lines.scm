@@ -14,8 +14,8 @@
 (show (catch (lambda () (let ((a (twice 1))) (+ a (twice 2) 'b)))))
 (show (catch (lambda () (twice (twice 'c)))))
 (show (catch (lambda () (vector-ref (vector (twice 1)) (twice 1)))))
+(show (catch (lambda () (list (catch (lambda () (twice 'd))) undefined-3))))
 (show "still fine: " (twice 21))
-
 
 undefined-2
 (show "never printed")
