@@ -309,6 +309,11 @@ value lisp_eval(value x, value env)
     T1 = LISP_NIL;
     lisp_sp = fp + 4;
     if (++lisp_eval_depth > LISP_MAX_EVAL_DEPTH) lisp_error("recursion too deep");
+    /* Restored on return: a nested evaluation (an argument, a test) moves
+     * lisp_current_line to the lines of the code it runs, and an error
+     * after it in this form (an unbound variable, bad syntax) must report
+     * this form's line, not the last line the nested call ran. */
+    int caller_line = lisp_current_line;
     value result, owner;
     value *argbase;
     int line;
@@ -541,6 +546,7 @@ sequence:   /* T0: a non-empty expression list; the last one is a tail call */
 done:
     lisp_sp = fp;
     lisp_eval_depth--;
+    lisp_current_line = caller_line;
     return result;
 }
 

@@ -265,6 +265,9 @@ int lisp_read(struct lisp_reader *r, value *out)
 {
     skip_space(r);
     if (peek(r) == EOF) return 0;
+    /* The line an error in this form reports when no pair of it sets one
+     * (a top-level variable): not the line of an earlier form. */
+    lisp_current_line = r->line;
     *out = read_form(r);
     return 1;
 }
