@@ -303,10 +303,10 @@ static void hash_table_put(gc_hash_table_t *table, void *obj, uintptr_t hash) {
     __atomic_store_n(&table->entries[i].obj, obj, __ATOMIC_RELEASE);
 }
 
-/* A table with twice the room, holding the entries of `old` (or empty);
- * NULL without memory. */
-static gc_hash_table_t *hash_table_grown(const gc_hash_table_t *old, size_t *count) {
-    gc_hash_table_t *table = hash_table_new(old ? old->capacity * 2 : 256);
+/* A new table of `capacity` holding the entries of `old` (or empty), and
+ * their count; NULL without memory. */
+static gc_hash_table_t *hash_table_copy(const gc_hash_table_t *old, size_t capacity, size_t *count) {
+    gc_hash_table_t *table = hash_table_new(capacity);
     if (table == NULL) return NULL;
     *count = 0;
     for (size_t i = 0; old && i < old->capacity; i++) {
@@ -321,7 +321,7 @@ static bool hashes_insert(gc_heap_t *heap, void *obj, uintptr_t hash) {
     gc_hash_table_t *table = heap->hashes;
     if (table == NULL || (heap->hash_count + 1) * 2 > table->capacity) {
         size_t count;
-        gc_hash_table_t *grown = hash_table_grown(table, &count);
+        gc_hash_table_t *grown = hash_table_copy(table, table ? table->capacity * 2 : 256, &count);
         if (grown == NULL) return false;
         if (table) {
             /* lookups may be probing it: retire it until the next collection */
@@ -380,14 +380,9 @@ static bool hash_lookup_unlocked(gc_heap_t *heap, const void *obj, uintptr_t *ha
  * rebuilt when memory allows; heap->lock held. */
 static void hashes_reorder(gc_heap_t *heap) {
     gc_hash_table_t *old = heap->hashes;
-    gc_hash_table_t *table = hash_table_new(old->capacity);
+    size_t count;
+    gc_hash_table_t *table = hash_table_copy(old, old->capacity, &count);
     if (table == NULL) return;
-    size_t count = 0;
-    for (size_t i = 0; i < old->capacity; i++) {
-        if (old->entries[i].obj == NULL) continue;
-        hash_table_put(table, old->entries[i].obj, old->entries[i].hash);
-        count++;
-    }
     /* no lookup probes an unordered table (hashes_readable was NULL) */
     table->retired = old->retired;
     os_unmap(old, hash_table_bytes(old->capacity));

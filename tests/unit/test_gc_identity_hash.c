@@ -73,6 +73,44 @@ static void test_large_objects_need_no_table(void **state) {
     assert_int_equal(reports, 0);
 }
 
+/* Without memory for the rebuilt table, a collection re-keys the entries
+ * in place (searched linearly, under the lock); the next first hash
+ * rebuilds the table. Hashes survive both. */
+static void test_table_rebuild_without_memory(void **state) {
+    (void)state;
+    gc_heap_t *h = heap_with(GC_COMPACT_ALWAYS);
+    gc_thread_t *t = gc_thread_attach(h);
+    enum { N = 32 };
+    void *objects[N];
+    uintptr_t hashes[N];
+    gc_root_add_range(h, objects, N);
+    for (size_t i = 0; i < N; i++) objects[i] = gc_alloc(t, &leaf_type, 32);
+    for (size_t i = 0; i < N; i++) hashes[i] = gc_identity_hash(objects[i]);
+    /* the nth mapping of a collection fails, for growing n, until it is
+     * the new table's */
+    bool unordered = false;
+    for (uint64_t n = 1; n < 64 && !unordered; n++) {
+        os_fail_after(n);
+        gc_collect(t);
+        os_fail_after(0);
+        unordered = h->hashes_unordered;
+        for (size_t i = 0; i < N; i++) assert_int_equal(gc_identity_hash(objects[i]), hashes[i]);
+    }
+    assert_true(unordered);
+    void *fresh = gc_alloc(t, &leaf_type, 32);
+    gc_push_root(t, &fresh);
+    uintptr_t fresh_hash = gc_identity_hash(fresh); /* rebuilds, then inserts */
+    assert_false(h->hashes_unordered);
+    assert_int_equal(h->hash_count, N + 1);
+    gc_collect(t);
+    assert_int_equal(gc_identity_hash(fresh), fresh_hash);
+    for (size_t i = 0; i < N; i++) assert_int_equal(gc_identity_hash(objects[i]), hashes[i]);
+    gc_pop_roots(t, 1);
+    gc_root_remove(h, objects);
+    gc_thread_detach(t);
+    gc_heap_destroy(h);
+}
+
 int main(void) {
     /* the tests choose the heap's mode themselves */
     unsetenv("MULCH_GC_COMPACT");
@@ -80,6 +118,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_never_mode_needs_no_table, setup, teardown_errors),
         cmocka_unit_test_setup_teardown(test_large_objects_need_no_table, setup, teardown_errors),
+        cmocka_unit_test_setup_teardown(test_table_rebuild_without_memory, setup, teardown_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
