@@ -2,8 +2,9 @@
 # prints with the expected file.
 #
 #   cmake -DPROGRAM=<mulch-lisp> -DSCRIPT=<x.scm> -DEXPECTED=<x.out>
-#         -DWORK_DIR=<dir> [-DREPL=ON] -P compare_output.cmake
+#         -DWORK_DIR=<dir> [-DREPL=ON] [-DNOFILE=<n>] -P compare_output.cmake
 #
+# With NOFILE the program runs under `ulimit -n <n>` (at most n open files).
 # With REPL=ON the program runs without arguments (the REPL) and SCRIPT is
 # its standard input instead.
 # The program runs in WORK_DIR (fresh each time: programs may write files
@@ -32,8 +33,12 @@ if(REPL)
     set(_args "")
     set(_input INPUT_FILE "${WORK_DIR}/${_script_name}")
 endif()
+set(_command "${PROGRAM}" ${_args})
+if(DEFINED NOFILE)
+    set(_command sh -c "ulimit -n ${NOFILE} && exec \"$0\" \"$@\"" "${PROGRAM}" ${_args})
+endif()
 execute_process(
-    COMMAND "${PROGRAM}" ${_args}
+    COMMAND ${_command}
     ${_input}
     WORKING_DIRECTORY "${WORK_DIR}"
     TIMEOUT 100

@@ -84,9 +84,18 @@ FILE *lisp_output_file(value *args, int argc, int index, const char *who)
 
 static value open_file(value *args, int output, const char *who)
 {
-    const char *path = lisp_string_arg(args[0], who);
-    FILE *file = fopen(path, output ? "w" : "r");
-    if (file == NULL) lisp_error("%s: cannot open \"%s\": %s", who, path, strerror(errno));
+    const char *mode = output ? "w" : "r";
+    FILE *file = fopen(lisp_string_arg(args[0], who), mode);
+    int error = errno;
+    if (file == NULL && (error == EMFILE || error == ENFILE)) {
+        /* Out of descriptors: ports nobody can reach hold theirs until the
+         * collector closes them. Collect, then try once more (the string
+         * is read again: the collection may have moved it). */
+        lisp_backend_collect();
+        file = fopen(lisp_string_arg(args[0], who), mode);
+        error = errno;
+    }
+    if (file == NULL) lisp_error("%s: cannot open \"%s\": %s", who, lisp_string_arg(args[0], who), strerror(error));
     return make_port(file, output, 0);
 }
 
