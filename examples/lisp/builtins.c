@@ -239,7 +239,7 @@ static intptr_t list_arg_length(value v, const char *who)
 static value prim_length(value *args, int argc) { (void)argc; return lisp_fixnum(list_arg_length(args[0], "length")); }
 
 /* Pushes the elements of a proper list; returns how many. */
-static int push_elements(value list, const char *who)
+int lisp_push_elements(value list, const char *who)
 {
     intptr_t n = list_arg_length(list, who);
     if (lisp_stack_end - lisp_sp < n) lisp_stack_overflow();
@@ -251,7 +251,7 @@ static value prim_append(value *args, int argc)
 {
     if (argc == 0) return LISP_NIL;
     value *first = lisp_sp;
-    for (int i = 0; i + 1 < argc; i++) push_elements(args[i], "append");
+    for (int i = 0; i + 1 < argc; i++) lisp_push_elements(args[i], "append");
     return lisp_list_from_stack(first, (int)(lisp_sp - first), args[argc - 1]);
 }
 
@@ -353,11 +353,14 @@ static value prim_assoc(value *args, int argc) { (void)argc; return assoc_generi
 
 /* ---- control --------------------------------------------------------------------------- */
 
-static value prim_apply(value *args, int argc)
+/* What a call to apply does when it is not a call in tail position of
+ * lisp_eval (from map, for-each, a primitive): eval.c's call path spreads
+ * the arguments itself and loops, so that apply is a tail call. */
+value lisp_prim_apply(value *args, int argc)
 {
     value *first = lisp_sp;
     for (int i = 1; i + 1 < argc; i++) lisp_push(args[i]);
-    push_elements(args[argc - 1], "apply");
+    lisp_push_elements(args[argc - 1], "apply");
     return lisp_apply(args[0], (int)(lisp_sp - first));
 }
 
@@ -517,7 +520,7 @@ void lisp_builtins_init(void)
         { "list-tail", prim_list_tail, 2, 2 }, { "list-ref", prim_list_ref, 2, 2 },
         { "memq", prim_memq, 2, 2 }, { "memv", prim_memq, 2, 2 }, { "member", prim_member, 2, 2 },
         { "assq", prim_assq, 2, 2 }, { "assv", prim_assq, 2, 2 }, { "assoc", prim_assoc, 2, 2 },
-        { "apply", prim_apply, 2, -1 }, { "map", prim_map, 2, 2 }, { "for-each", prim_for_each, 2, 2 },
+        { "apply", lisp_prim_apply, 2, -1 }, { "map", prim_map, 2, 2 }, { "for-each", prim_for_each, 2, 2 },
         { "error", prim_error, 1, -1 }, { "try", prim_try, 2, 2 },
         { "gc", prim_gc, 0, 0 }, { "gc-stats", prim_gc_stats, 0, 0 }, { "gc-census", prim_gc_census, 0, 0 },
     };

@@ -24,6 +24,7 @@
 
 #include <stdarg.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* Deep enough for non-tail recursion over lists of tens of thousands; main
  * runs the interpreter on a thread with a large C stack for it. ThreadSanitizer
@@ -517,6 +518,19 @@ call: {
         if (lisp_is(proc, LISP_PRIMITIVE)) {
             check_primitive_arity(proc, argc);
             if (line != 0) lisp_current_line = line;
+            if (((struct lisp_primitive *)proc)->fn == lisp_prim_apply) {
+                /* (apply f a ... list) calls f in tail position (R7RS):
+                 * f into T0, a ... down one slot, the list spread after
+                 * them, and round again. Nothing allocates meanwhile, so
+                 * the list may sit in a C local. */
+                value list = argbase[argc - 1];
+                T0 = argbase[0];
+                if (!lisp_is(T0, LISP_PRIMITIVE) && !lisp_is(T0, LISP_CLOSURE)) lisp_type_error("apply", "procedure", T0);
+                memmove(argbase, argbase + 1, (size_t)(argc - 2) * sizeof(value));
+                lisp_sp = argbase + (argc - 2);
+                lisp_push_elements(list, "apply");
+                goto call;
+            }
             result = ((struct lisp_primitive *)proc)->fn(argbase, argc);
             goto done;
         }

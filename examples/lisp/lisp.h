@@ -152,6 +152,8 @@ value lisp_make_closure(value *params, value *body, value *env);
 value lisp_make_frame(size_t count, value *parent, value *names);
 void  lisp_define_primitive(const char *name, lisp_prim_fn fn, int min, int max);
 value lisp_list_from_stack(value *first, int n, value tail);  /* [first, first+n) on the value stack */
+int   lisp_push_elements(value list, const char *who);        /* a proper list's elements, onto the value stack */
+value lisp_prim_apply(value *args, int argc);                 /* the apply primitive (eval.c calls it inline) */
 intptr_t lisp_list_length(value list);                      /* -1 when not a proper list */
 extern const char *const lisp_kind_names[LISP_KINDS];
 
