@@ -36,5 +36,7 @@ void *gc_weak_get(const void *weak) {
         mulch_report("gc_weak_get: not a weak reference", weak);
         return NULL;
     }
-    return ((void *const *)weak)[0];
+    /* atomic: a detach that cannot hand its weak list to the heap clears
+     * its weak references while other threads run (gc/thread.c) */
+    return __atomic_load_n(&((void *const *)weak)[0], __ATOMIC_RELAXED);
 }
