@@ -75,7 +75,9 @@ static inline MULCH_NO_ASAN bool weak_is_live(const rc_weak_t *weak) {
 /* Handles and control blocks come from the default pool (never destroyed),
  * not from the object's: a weak reference may be locked or freed after the
  * object died and its pool (rc_alloc_in) was destroyed, which took every
- * cell of that pool with it (rc_weak_free then wrote into unmapped memory). */
+ * cell of that pool with it (rc_weak_free then wrote into unmapped memory).
+ * The price: an object pool_destroy frees while it still lives (no destroy,
+ * so no rc_weak_detach) leaves its control block in the default pool. */
 static pool_t *weak_pool(void) { return pool_default(); }
 
 static rc_weak_control_t *weak_control_get(rc_header_t *h) {
