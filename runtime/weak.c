@@ -72,11 +72,18 @@ static inline MULCH_NO_ASAN bool weak_is_live(const rc_weak_t *weak) {
     return ((const volatile rc_weak_t *)weak)->magic == RC_WEAK_LIVE;
 }
 
+/* Handles and control blocks come from the default pool (never destroyed),
+ * not from the object's: a weak reference may be locked or freed after the
+ * object died and its pool (rc_alloc_in) was destroyed, which took every
+ * cell of that pool with it (rc_weak_free then wrote into unmapped memory).
+ * The price: an object pool_destroy frees while it still lives (no destroy,
+ * so no rc_weak_detach) leaves its control block in the default pool. */
+static pool_t *weak_pool(void) { return pool_default(); }
+
 static rc_weak_control_t *weak_control_get(rc_header_t *h) {
     rc_weak_control_t *control = atomic_load_explicit(&h->weak, memory_order_acquire);
     if (control) return control;
-    chunk_t *chunk = chunk_of(h);
-    control = pool_alloc(chunk->pool, sizeof *control);
+    control = pool_alloc(weak_pool(), sizeof *control);
     if (control == NULL) return NULL;
     control->obj = rc_object_of(h);
     atomic_store_explicit(&control->weak_refs, 0, memory_order_relaxed);
@@ -84,14 +91,14 @@ static rc_weak_control_t *weak_control_get(rc_header_t *h) {
     rc_weak_control_t *expected = NULL;
     if (!atomic_compare_exchange_strong_explicit(&h->weak, &expected, control, memory_order_acq_rel,
                                                  memory_order_acquire)) {
-        pool_free(chunk->pool, control);
+        pool_free(weak_pool(), control);
         return expected;
     }
     return control;
 }
 
 static void weak_control_free(rc_weak_control_t *control) {
-    pool_free(chunk_of(control)->pool, control);
+    pool_free(weak_pool(), control);
 }
 
 rc_weak_t *rc_weak_new(void *obj) {
@@ -99,7 +106,7 @@ rc_weak_t *rc_weak_new(void *obj) {
     rc_header_t *h = rc_header_of(obj);
     rc_weak_control_t *control = weak_control_get(h);
     if (control == NULL) return NULL;
-    rc_weak_t *weak = pool_alloc(chunk_of(h)->pool, sizeof *weak);
+    rc_weak_t *weak = pool_alloc(weak_pool(), sizeof *weak);
     if (weak == NULL) return NULL;
     control_lock(control);
     atomic_fetch_add_explicit(&control->weak_refs, 1, memory_order_relaxed);
@@ -148,7 +155,7 @@ void rc_weak_free(rc_weak_t *weak) {
     bool free_control = left == 0 && control->object_gone;
     control_unlock(control);
     if (free_control) weak_control_free(control);
-    pool_free(chunk_of(weak)->pool, weak);
+    pool_free(weak_pool(), weak);
 }
 
 bool rc_weak_detach(rc_header_t *h) {

@@ -397,6 +397,38 @@ inline bool operator<(std::nullptr_t, const rc_ptr<T> &a) noexcept
 {
     return std::less<T *>()(nullptr, a.get());
 }
+/* The rest of the orderings with nullptr (docs/api.md lists all six, as
+ * std::shared_ptr has them): without these `p > nullptr` did not compile. */
+template <class T>
+inline bool operator>(const rc_ptr<T> &a, std::nullptr_t) noexcept
+{
+    return nullptr < a;
+}
+template <class T>
+inline bool operator>(std::nullptr_t, const rc_ptr<T> &a) noexcept
+{
+    return a < nullptr;
+}
+template <class T>
+inline bool operator<=(const rc_ptr<T> &a, std::nullptr_t) noexcept
+{
+    return !(nullptr < a);
+}
+template <class T>
+inline bool operator<=(std::nullptr_t, const rc_ptr<T> &a) noexcept
+{
+    return !(a < nullptr);
+}
+template <class T>
+inline bool operator>=(const rc_ptr<T> &a, std::nullptr_t) noexcept
+{
+    return !(a < nullptr);
+}
+template <class T>
+inline bool operator>=(std::nullptr_t, const rc_ptr<T> &a) noexcept
+{
+    return !(nullptr < a);
+}
 
 /* ------------------------------------------------------------- make_rc -- */
 
