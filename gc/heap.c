@@ -126,8 +126,17 @@ static void run_all_finalizers(gc_heap_t *heap, gc_thread_t *t) {
     for (int round = 0; round < 64; round++) {
         pthread_mutex_lock(&heap->lock);
         gc_threads_flush(heap);
-        bool any = heap->finalizable.count > 0 || heap->pending.count > 0;
-        gc_vector_append(&heap->pending, &heap->finalizable);
+        /* Merged, not appended: when `pending` cannot grow (out of memory)
+         * an append left every object where it was, no round ran one, and
+         * their cells were freed with their finalizers unrun. A merge that
+         * fails still leaves `pending` to run; the next round's, into an
+         * empty `pending`, cannot fail. The flush may also have left a
+         * thread's own list with it (the heap's could not grow). */
+        gc_vector_merge(&heap->pending, &heap->finalizable);
+        for (gc_thread_t *other = heap->threads; other; other = other->next)
+            gc_vector_merge(&heap->pending, &other->finalizable);
+        bool any = heap->pending.count > 0 || heap->finalizable.count > 0;
+        for (gc_thread_t *other = heap->threads; other; other = other->next) any |= other->finalizable.count > 0;
         pthread_mutex_unlock(&heap->lock);
         if (!any) return;
         gc_run_finalizers(t);
