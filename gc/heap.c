@@ -165,6 +165,10 @@ static bool destroy_refused(gc_heap_t *heap, gc_thread_t *self) {
 
 void gc_heap_destroy(gc_heap_t *heap) {
     if (heap == NULL) return;
+    /* From a trace function, root callback, heap-walk callback or error
+     * handler during a collection, heap->lock may be held by this very
+     * thread: destroy_refused would deadlock on it. */
+    if (!gc_outside_tracing("gc_heap_destroy")) return;
     gc_thread_t *t = gc_thread_current(heap);
     if (destroy_refused(heap, t)) return;
     /* (the caller's blocking regions end here: the finalizers below run on
