@@ -185,6 +185,14 @@ void gc_heap_destroy(gc_heap_t *heap) {
             for (size_t i = 0; i < other->weaks.count; i++) ((void **)other->weaks.items[i])[0] = NULL;
         pthread_mutex_unlock(&heap->lock);
         run_all_finalizers(heap, t);
+    } else {
+        /* Finalizers run on an attached thread (they may allocate): none
+         * could be had, and their objects go with the spans. Said, as
+         * gc_thread_detach says it when it loses a thread's list. */
+        pthread_mutex_lock(&heap->lock);
+        bool lost = heap->finalizable.count > 0 || heap->pending.count > 0;
+        pthread_mutex_unlock(&heap->lock);
+        if (lost) mulch_report("gc_heap_destroy: out of memory: finalizers not yet run are lost", heap);
     }
     gc_bridge_destroy(heap);
     gc_thread_destroy_current(heap);

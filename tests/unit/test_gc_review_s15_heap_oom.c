@@ -39,6 +39,7 @@ static const gc_type_t counted_type = { "counted", NULL, counted_finalize };
 
 static int teardown(void **state) {
     mmap_refused = false;
+    os_fail_after(0);
     return teardown_errors(state);
 }
 
@@ -90,10 +91,33 @@ static void test_destroy_finalizers_left_with_thread(void **state) {
     assert_int_equal(finalized, N);
 }
 
+/* Called from a thread not attached to the heap, gc_heap_destroy attaches
+ * it for the finalizers to run on; when that attach fails (its first
+ * mapping is the record) the finalizers cannot run: the loss was silent,
+ * where gc_thread_detach reports the same loss. */
+static void test_destroy_unattached_attach_fails_reported(void **state) {
+    (void)state;
+    finalized = 0;
+    gc_heap_t *h = gc_heap_create(NULL);
+    assert_non_null(h);
+    gc_thread_t *t = gc_thread_attach(h);
+    assert_non_null(t);
+    for (int i = 0; i < 4; i++) assert_non_null(gc_alloc(t, &counted_type, 16));
+    gc_thread_detach(t);
+    int before = reports;
+    os_fail_after(1);
+    gc_heap_destroy(h);
+    assert_int_equal(os_fail_after(0), 0); /* the failure was used */
+    assert_int_equal(finalized, 0);
+    assert_int_equal(reports, before + 1);
+    assert_non_null(strstr(last_what, "gc_heap_destroy: out of memory"));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_destroy_finalizers_when_pending_cannot_grow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_destroy_finalizers_left_with_thread, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_destroy_unattached_attach_fails_reported, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
