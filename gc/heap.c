@@ -121,6 +121,14 @@ gc_heap_t *gc_heap_create(const gc_options_t *opts) {
     return heap;
 }
 
+/* Whether finalizable objects are listed (heap->lock held): the heap's
+ * lists, and the threads' own that a flush short of memory left there. */
+static bool finalizers_listed_locked(gc_heap_t *heap) {
+    bool any = heap->pending.count > 0 || heap->finalizable.count > 0;
+    for (gc_thread_t *other = heap->threads; other && !any; other = other->next) any = other->finalizable.count > 0;
+    return any;
+}
+
 static void run_all_finalizers(gc_heap_t *heap, gc_thread_t *t) {
     /* Finalizers may allocate new finalizable objects: repeat, boundedly. */
     for (int round = 0; round < 64; round++) {
@@ -135,8 +143,7 @@ static void run_all_finalizers(gc_heap_t *heap, gc_thread_t *t) {
         gc_vector_merge(&heap->pending, &heap->finalizable);
         for (gc_thread_t *other = heap->threads; other; other = other->next)
             gc_vector_merge(&heap->pending, &other->finalizable);
-        bool any = heap->pending.count > 0 || heap->finalizable.count > 0;
-        for (gc_thread_t *other = heap->threads; other; other = other->next) any |= other->finalizable.count > 0;
+        bool any = finalizers_listed_locked(heap);
         pthread_mutex_unlock(&heap->lock);
         if (!any) return;
         gc_run_finalizers(t);
@@ -184,7 +191,23 @@ void gc_heap_destroy(gc_heap_t *heap) {
         for (gc_thread_t *other = heap->threads; other; other = other->next)
             for (size_t i = 0; i < other->weaks.count; i++) ((void **)other->weaks.items[i])[0] = NULL;
         pthread_mutex_unlock(&heap->lock);
-        run_all_finalizers(heap, t);
+        /* The rc destroy callbacks the bridge runs may allocate
+         * finalizable objects (finalizer rules), whose finalizers would
+         * otherwise never run; those finalizers may in turn make owned rc
+         * references. Alternate until neither has work, boundedly. (A
+         * second gc_bridge_destroy starts from the emptied lists.) */
+        for (int round = 0; round < 64; round++) {
+            run_all_finalizers(heap, t);
+            gc_bridge_destroy(heap);
+            /* (its callbacks run outside a finalizer run: one may have
+             * detached this thread, whose record is then gone) */
+            if (gc_thread_current(heap) != t) break;
+            pthread_mutex_lock(&heap->lock);
+            gc_threads_flush(heap);
+            bool more = finalizers_listed_locked(heap);
+            pthread_mutex_unlock(&heap->lock);
+            if (!more) break;
+        }
     } else {
         /* Finalizers run on an attached thread (they may allocate): none
          * could be had, and their objects go with the spans. Said, as
@@ -193,8 +216,8 @@ void gc_heap_destroy(gc_heap_t *heap) {
         bool lost = heap->finalizable.count > 0 || heap->pending.count > 0;
         pthread_mutex_unlock(&heap->lock);
         if (lost) mulch_report("gc_heap_destroy: out of memory: finalizers not yet run are lost", heap);
+        gc_bridge_destroy(heap);
     }
-    gc_bridge_destroy(heap);
     gc_thread_destroy_current(heap);
     pthread_mutex_lock(&heap->lock);
     if (heap->threads) {

@@ -6,6 +6,7 @@
 #define DEFAULT_SEED UINT64_C(0x7331355f68656170)
 #define MULCH_TEST_GC_OBJECTS 1
 #include <mulch/gc.h>
+#include <mulch/rc.h>
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -82,12 +83,59 @@ static void test_destroy_from_walk_callback_refused(void **state)
     if (rec_count() - r0 != 1) T_FAIL("%lu reports in all, want 1", rec_count() - r0);
 }
 
+/* ---- gc_heap_destroy: rc destroy callbacks that make finalizable objects */
+
+static gc_heap_t *g_destroy_heap;
+
+static void rc_destroy_makes_finalizable(void *obj)
+{
+    (void)obj;
+    gc_thread_t *t = gc_thread_current(g_destroy_heap);
+    if (t == NULL) {
+        AFAIL("the destroy's rc callback runs on a thread not attached to the heap");
+        return;
+    }
+    tobj_t *o = gc_alloc(t, &T_FIN, tobj_size(0));
+    if (o == NULL) {
+        AFAIL("gc_alloc from the destroy's rc callback returned NULL");
+        return;
+    }
+    o->magic = OBJ_MAGIC;
+    o->id = 77;
+}
+
+/* gc_heap_destroy runs every finalizer not yet run (docs/gc.md), its rc
+ * destroy callbacks run "under the finalizer rules" (they may allocate):
+ * an object a callback makes must be finalized too. */
+static void test_destroy_rc_callback_finalizable(void **state)
+{
+    (void)state;
+    TEST_START();
+    unsigned long r0 = rec_count();
+    gc_heap_t *h = heap_new(0, 0, GC_COMPACT_AUTO);
+    g_destroy_heap = h;
+    gc_thread_t *t = gc_thread_attach(h);
+    void *owner = mk(t, &T_PLAIN, 1, 0);
+    gc_push_root(t, &owner);
+    void *rc = rc_alloc(16, rc_destroy_makes_finalizable);
+    EXPECT_NONNULL(rc);
+    EXPECT_EQ(gc_own_rc(t, owner, rc), 0);
+    rc_release(rc); /* the owner's reference is the last */
+    gc_pop_roots(t, 1);
+    gc_thread_detach(t);
+    gc_heap_destroy(h);
+    EXPECT_NO_ASYNC_FAILURES();
+    EXPECT_FIN(77, 1);
+    EXPECT_NO_REPORTS(r0);
+}
+
 int main(void)
 {
     mt_init("test_gc_review_s15_heap");
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_rec, teardown_rec)
     const struct CMUnitTest tests[] = {
         T(test_destroy_from_walk_callback_refused),
+        T(test_destroy_rc_callback_finalizable),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
