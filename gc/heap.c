@@ -121,13 +121,29 @@ gc_heap_t *gc_heap_create(const gc_options_t *opts) {
     return heap;
 }
 
+/* Whether finalizable objects are listed (heap->lock held): the heap's
+ * lists, and the threads' own that a flush short of memory left there. */
+static bool finalizers_listed_locked(gc_heap_t *heap) {
+    bool any = heap->pending.count > 0 || heap->finalizable.count > 0;
+    for (gc_thread_t *other = heap->threads; other && !any; other = other->next) any = other->finalizable.count > 0;
+    return any;
+}
+
 static void run_all_finalizers(gc_heap_t *heap, gc_thread_t *t) {
     /* Finalizers may allocate new finalizable objects: repeat, boundedly. */
     for (int round = 0; round < 64; round++) {
         pthread_mutex_lock(&heap->lock);
         gc_threads_flush(heap);
-        bool any = heap->finalizable.count > 0 || heap->pending.count > 0;
-        gc_vector_append(&heap->pending, &heap->finalizable);
+        /* Merged, not appended: when `pending` cannot grow (out of memory)
+         * an append left every object where it was, no round ran one, and
+         * their cells were freed with their finalizers unrun. A merge that
+         * fails still leaves `pending` to run; the next round's, into an
+         * empty `pending`, cannot fail. The flush may also have left a
+         * thread's own list with it (the heap's could not grow). */
+        gc_vector_merge(&heap->pending, &heap->finalizable);
+        for (gc_thread_t *other = heap->threads; other; other = other->next)
+            gc_vector_merge(&heap->pending, &other->finalizable);
+        bool any = finalizers_listed_locked(heap);
         pthread_mutex_unlock(&heap->lock);
         if (!any) return;
         gc_run_finalizers(t);
@@ -156,6 +172,10 @@ static bool destroy_refused(gc_heap_t *heap, gc_thread_t *self) {
 
 void gc_heap_destroy(gc_heap_t *heap) {
     if (heap == NULL) return;
+    /* From a trace function, root callback, heap-walk callback or error
+     * handler during a collection, heap->lock may be held by this very
+     * thread: destroy_refused would deadlock on it. */
+    if (!gc_outside_tracing("gc_heap_destroy")) return;
     gc_thread_t *t = gc_thread_current(heap);
     if (destroy_refused(heap, t)) return;
     /* (the caller's blocking regions end here: the finalizers below run on
@@ -171,9 +191,33 @@ void gc_heap_destroy(gc_heap_t *heap) {
         for (gc_thread_t *other = heap->threads; other; other = other->next)
             for (size_t i = 0; i < other->weaks.count; i++) ((void **)other->weaks.items[i])[0] = NULL;
         pthread_mutex_unlock(&heap->lock);
-        run_all_finalizers(heap, t);
+        /* The rc destroy callbacks the bridge runs may allocate
+         * finalizable objects (finalizer rules), whose finalizers would
+         * otherwise never run; those finalizers may in turn make owned rc
+         * references. Alternate until neither has work, boundedly. (A
+         * second gc_bridge_destroy starts from the emptied lists.) */
+        for (int round = 0; round < 64; round++) {
+            run_all_finalizers(heap, t);
+            gc_bridge_destroy(heap);
+            /* (its callbacks run outside a finalizer run: one may have
+             * detached this thread, whose record is then gone) */
+            if (gc_thread_current(heap) != t) break;
+            pthread_mutex_lock(&heap->lock);
+            gc_threads_flush(heap);
+            bool more = finalizers_listed_locked(heap);
+            pthread_mutex_unlock(&heap->lock);
+            if (!more) break;
+        }
+    } else {
+        /* Finalizers run on an attached thread (they may allocate): none
+         * could be had, and their objects go with the spans. Said, as
+         * gc_thread_detach says it when it loses a thread's list. */
+        pthread_mutex_lock(&heap->lock);
+        bool lost = heap->finalizable.count > 0 || heap->pending.count > 0;
+        pthread_mutex_unlock(&heap->lock);
+        if (lost) mulch_report("gc_heap_destroy: out of memory: finalizers not yet run are lost", heap);
+        gc_bridge_destroy(heap);
     }
-    gc_bridge_destroy(heap);
     gc_thread_destroy_current(heap);
     pthread_mutex_lock(&heap->lock);
     if (heap->threads) {
