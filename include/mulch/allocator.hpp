@@ -172,6 +172,8 @@ public:
     explicit pool_deleter(pool_t *pool) noexcept : pool_(pool ? pool : pool_default()) {}
 
     void operator()(void *p) const noexcept { pool_free(pool_, p); }
+    /* std::unique_ptr<const void, pool_deleter>: read-only bytes are freed too */
+    void operator()(const void *p) const noexcept { pool_free(pool_, const_cast<void *>(p)); }
 
     template <class T, class = std::enable_if_t<!std::is_void_v<std::remove_cv_t<T>>>>
     void operator()(T *p) const noexcept

@@ -4,6 +4,8 @@
  *   - rc_ptr compared with nullptr by every operator docs/api.md lists
  *     (==, !=, <, >, <=, >=, both operand orders), as std::shared_ptr
  *     allows; only ==, != and < existed, so `p > nullptr` did not compile.
+ *   - pool_deleter frees a const void * (std::unique_ptr<const void, ...>
+ *     did not compile).
  *
  * Conventions as tests/api/test_cxx_smart_ptrs.cpp: CHECK* print and count,
  * CXX_TEST makes the single cmocka assertion, misuse reports fail. */
@@ -42,6 +44,18 @@ CXX_TEST(test_cxx_rc_ptr_nullptr_ordering)
     CHECK_EQ(p.live(), 0);
 }
 
+CXX_TEST(test_cxx_pool_deleter_const_void)
+{
+    test_pool p;
+    {
+        const void *bytes = pool_alloc(p, 64);
+        CHECK(bytes != nullptr);
+        std::unique_ptr<const void, mulch::pool_deleter> owner(bytes, mulch::pool_deleter(p));
+        CHECK_EQ(p.live(), 1);
+    }
+    CHECK_EQ(p.live(), 0);
+}
+
 /* ------------------------------------------------------------------------ */
 
 int main(void)
@@ -49,6 +63,7 @@ int main(void)
     mulch_set_error_handler(count_misuse, nullptr);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cxx_rc_ptr_nullptr_ordering),
+        cmocka_unit_test(test_cxx_pool_deleter_const_void),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
