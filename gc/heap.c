@@ -186,10 +186,9 @@ void gc_heap_destroy(gc_heap_t *heap) {
         /* weak references see their targets go before finalizers run */
         pthread_mutex_lock(&heap->lock);
         gc_threads_flush(heap);
-        for (size_t i = 0; i < heap->weaks.count; i++) ((void **)heap->weaks.items[i])[0] = NULL;
+        gc_weak_list_clear(&heap->weaks);
         /* (a flush that ran out of memory leaves them with their thread) */
-        for (gc_thread_t *other = heap->threads; other; other = other->next)
-            for (size_t i = 0; i < other->weaks.count; i++) ((void **)other->weaks.items[i])[0] = NULL;
+        for (gc_thread_t *other = heap->threads; other; other = other->next) gc_weak_list_clear(&other->weaks);
         pthread_mutex_unlock(&heap->lock);
         /* The rc destroy callbacks the bridge runs may allocate
          * finalizable objects (finalizer rules), whose finalizers would
@@ -213,7 +212,7 @@ void gc_heap_destroy(gc_heap_t *heap) {
          * could be had, and their objects go with the spans. Said, as
          * gc_thread_detach says it when it loses a thread's list. */
         pthread_mutex_lock(&heap->lock);
-        bool lost = heap->finalizable.count > 0 || heap->pending.count > 0;
+        bool lost = finalizers_listed_locked(heap);
         pthread_mutex_unlock(&heap->lock);
         if (lost) mulch_report("gc_heap_destroy: out of memory: finalizers not yet run are lost", heap);
         gc_bridge_destroy(heap);

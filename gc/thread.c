@@ -140,14 +140,11 @@ static void gc_thread_unlink_locked(gc_heap_t *heap, gc_thread_t *t) {
      * are tried (a failed first merge once skipped the second). */
     bool finalizers_kept = gc_vector_merge(&heap->finalizable, &t->finalizable);
     bool weaks_kept = gc_vector_merge(&heap->weaks, &t->weaks);
-    if (!weaks_kept) {
-        /* No collection would clear these any more: once a target died,
-         * gc_weak_get would hand out its freed (or reused) cell. Cleared
-         * now, as if their targets had died. (Listed weak objects are
-         * allocated: the last collection pruned the dead ones.) */
-        for (size_t i = 0; i < t->weaks.count; i++)
-            __atomic_store_n(&((void **)t->weaks.items[i])[0], NULL, __ATOMIC_RELAXED);
-    }
+    /* No collection would clear these any more: once a target died,
+     * gc_weak_get would hand out its freed (or reused) cell. Cleared now,
+     * as if their targets had died. (Listed weak objects are allocated:
+     * the last collection pruned the dead ones.) */
+    if (!weaks_kept) gc_weak_list_clear(&t->weaks);
     if (!finalizers_kept)
         mulch_report("gc_thread_detach: out of memory: finalizers of this thread's objects are lost", t);
     if (!weaks_kept)

@@ -27,6 +27,11 @@ void *gc_weak_new(gc_thread_t *t, void *target) {
     return weak;
 }
 
+void gc_weak_list_clear(const gc_vector_t *list) {
+    /* atomic: a detach clears its list while other threads run (thread.c) */
+    for (size_t i = 0; i < list->count; i++) __atomic_store_n(&((void **)list->items[i])[0], NULL, __ATOMIC_RELAXED);
+}
+
 bool gc_object_is_weak(const void *obj) {
     return gc_object_type(obj) == &weak_type;
 }
