@@ -90,7 +90,7 @@ static bool block_carve(pool_t *pool, block_t *b, uint32_t capacity) {
 static MULCH_NOINLINE void cell_drop_parked(block_t *b, void *cell) {
     mulch_report("pool_free: double free", cell);
     thread_heap_t *owner = atomic_load_explicit(&b->owner, memory_order_relaxed);
-    if (owner) counter_add_u64(&owner->counts[b->size_class].frees, (uint64_t)-1);
+    if (owner) counter_add_u64(&owner->free_count[b->size_class], (uint64_t)-1);
 }
 
 /* Takes the whole thread_free list (the caller owns the span, so the
@@ -264,9 +264,12 @@ static block_t *block_new(pool_t *pool, thread_heap_t *heap, unsigned cls) {
  * and without this the span could be released under its holder. The
  * other dropped cells are free and uncounted: they come back when the
  * span is released. */
-MULCH_NOINLINE void cell_drop_unmarked(thread_heap_t *heap, unsigned cls, const void *cell) {
+MULCH_NOINLINE void recent_cell_drop_unmarked(const void *cell) {
     mulch_report("pool_alloc: freed cell was written or freed twice (write after free?); not handed out", cell);
-    counter_add_u64(&heap->counts[cls].frees, (uint64_t)-1);
+}
+MULCH_NOINLINE void cell_drop_unmarked(thread_heap_t *heap, unsigned cls, const void *cell) {
+    recent_cell_drop_unmarked(cell);
+    counter_add_u64(&heap->free_count[cls], (uint64_t)-1);
 }
 
 static MULCH_NOINLINE void free_list_drop_written(thread_heap_t *heap, block_t *b, void *cell) {
@@ -355,9 +358,8 @@ static MULCH_NOINLINE void *pool_alloc_span(pool_t *pool, size_t size, const voi
  * pool_alloc_fast (caller NULL), gives NULL: its callers take the slow
  * path then. Out of line, so that the fast path calls nothing it must
  * come back from. */
-static MULCH_NOINLINE void *recent_cell_written(pool_t *pool, thread_heap_t *heap, unsigned cls, void *cell,
-                                                size_t size, const void *caller) {
-    cell_drop_unmarked(heap, cls, cell);
+static MULCH_NOINLINE void *recent_cell_written(pool_t *pool, void *cell, size_t size, const void *caller) {
+    recent_cell_drop_unmarked(cell);
     return caller != NULL ? pool_alloc_span(pool, size, caller) : NULL;
 }
 
@@ -366,12 +368,11 @@ static MULCH_NOINLINE void *recent_cell_written(pool_t *pool, thread_heap_t *hea
 static inline void *recent_take(pool_t *pool, thread_heap_t *heap, unsigned cls, unsigned n, size_t size,
                                 const void *caller) {
     void *cell = heap->recent[cls][--n];
-    heap->recent_count[cls] = (uint8_t)n;
-    if (mulch_unlikely(!cell_has_free_mark(pool, cell)))
-        return recent_cell_written(pool, heap, cls, cell, size, caller);
+    recent_count_set(heap, cls, n);
+    if (mulch_unlikely(!cell_has_free_mark(pool, cell))) return recent_cell_written(pool, cell, size, caller);
     tool_cell_alloc(0, cell, size, size_class_bytes(cls)); /* valgrind: never here (track_leaks) */
     cell_word_store(cell, 1, 0);
-    heap_count_alloc(heap, cls);
+    heap_count_recycled(heap, cls);
     return cell;
 }
 
@@ -384,7 +385,7 @@ static inline void *pool_alloc_recent(pool_t *pool, size_t size, const void *cal
         thread_heap_t *heap = mulch_tls.heap;
         if (mulch_likely(heap != NULL && size - 1 < pool->fast_max)) {
             unsigned cls = size_class_of(size);
-            unsigned n = heap->recent_count[cls];
+            unsigned n = recent_count_get(heap, cls);
             if (mulch_likely(n != 0)) {
                 return recent_take(pool, heap, cls, n, size, caller);
             }
@@ -401,7 +402,7 @@ static inline void *pool_alloc_fast(pool_t *pool, size_t size) {
     thread_heap_t *heap = heap_current(pool);
     if (mulch_likely(heap != NULL && size <= pool->small_max && !pool->track_leaks)) {
         unsigned cls = size_class_of(size);
-        unsigned n = heap->recent_count[cls];
+        unsigned n = recent_count_get(heap, cls);
         if (mulch_likely(n != 0)) {
             return recent_take(pool, heap, cls, n, size, NULL);
         }

@@ -38,18 +38,19 @@ static bool cell_in_span(const block_t *b, const void *cell) {
 }
 
 /* The span's recent cells leave the heap's array (they are marked: the
- * rebuilt list takes them). */
+ * rebuilt list takes them), their frees counted as they go. */
 static void recent_cells_forget_span(thread_heap_t *heap, const block_t *b) {
-    unsigned cls = b->size_class, kept = 0;
-    for (unsigned i = 0; i < heap->recent_count[cls]; i++)
+    unsigned cls = b->size_class, kept = 0, count = recent_count_get(heap, cls);
+    for (unsigned i = 0; i < count; i++)
         if (!cell_in_span(b, heap->recent[cls][i])) heap->recent[cls][kept++] = heap->recent[cls][i];
-    heap->recent_count[cls] = (uint8_t)kept;
+    recent_count_set(heap, cls, kept);
+    counter_add_u64(&heap->free_count[cls], count - kept);
 }
 
 /* The first of the heap's recent cells that lies in b, or NULL. */
 static const void *recent_cell_in_span(const thread_heap_t *heap, const block_t *b) {
     unsigned cls = b->size_class;
-    for (unsigned i = 0; i < heap->recent_count[cls]; i++)
+    for (unsigned i = 0; i < recent_count_get(heap, cls); i++)
         if (cell_in_span(b, heap->recent[cls][i])) return heap->recent[cls][i];
     return NULL;
 }

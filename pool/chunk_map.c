@@ -6,6 +6,12 @@
  * points to that chunk; a region belongs to at most one chunk because
  * chunks are region-aligned and whole regions long.
  *
+ * Beside it, a bit per region says "a blocks chunk starts here": the free
+ * fast path confirms its guess of a cell's chunk (the start of the cell's
+ * region) with one load from it (chunk_starts_blocks), where the table
+ * takes two dependent ones. 2^26 regions, 8 MiB of zero pages that only
+ * the words of regions in use ever fault in.
+ *
  * Readers (chunk_of in pool_internal.h) take no lock: a pointer handed to
  * pool_free was allocated after its chunk was inserted (happens-before), and
  * any other address either finds NULL or a chunk whose magic and pool the
@@ -18,6 +24,7 @@
 #define TOP_ENTRIES  (1u << (CHUNK_MAP_ADDRESS_BITS - MULCH_REGION_SHIFT - CHUNK_MAP_LEVEL_BITS))
 
 _Atomic(chunk_t **) chunk_map_top[TOP_ENTRIES];
+_Atomic uint64_t chunk_map_blocks_start[CHUNK_MAP_START_WORDS];
 static pthread_mutex_t map_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static _Atomic(chunk_t *) *chunk_map_slot(uintptr_t region, bool create) {
@@ -47,9 +54,22 @@ static bool chunk_map_set_locked(const chunk_t *chunk, chunk_t *value) {
     return true;
 }
 
+/* Set before the chunk's first cell is handed out (release: a reader that
+ * sees the bit sees the header), cleared before the chunk is unmapped.
+ * Caller holds map_lock, so the word's other bits do not change under it. */
+static void chunk_map_mark_start_locked(const chunk_t *chunk, bool blocks_start) {
+    uintptr_t region = (uintptr_t)chunk >> MULCH_REGION_SHIFT;
+    _Atomic uint64_t *word = &chunk_map_blocks_start[region >> 6];
+    uint64_t bit = (uint64_t)1 << (region & 63);
+    uint64_t bits = atomic_load_explicit(word, memory_order_relaxed);
+    atomic_store_explicit(word, blocks_start ? bits | bit : bits & ~bit, memory_order_release);
+}
+
 static bool chunk_map_set(const chunk_t *chunk, chunk_t *value) {
     pthread_mutex_lock(&map_lock);
+    if (value == NULL) chunk_map_mark_start_locked(chunk, false);
     bool ok = chunk_map_set_locked(chunk, value);
+    if (ok && value != NULL && chunk->kind == CHUNK_BLOCKS) chunk_map_mark_start_locked(chunk, true);
     pthread_mutex_unlock(&map_lock);
     return ok;
 }

@@ -202,7 +202,8 @@ static inline void cell_push_local(pool_t *pool, thread_heap_t *heap, block_t *b
  * mark first). Pushed, it would get a fresh mark and be handed out later,
  * unreported, or be on the list twice with its free counted twice (the
  * span released under another cell's holder). It is dropped instead
- * (cell_drop_unmarked), as recent_take does, and stays counted as used. */
+ * (recent_cell_drop_unmarked), as recent_take does, and stays counted as
+ * used. */
 static bool recent_cell_flushable(const pool_t *pool, void *const *recent, unsigned n) {
     void *p = recent[n];
     bool twice = false;
@@ -212,24 +213,26 @@ static bool recent_cell_flushable(const pool_t *pool, void *const *recent, unsig
 
 void heap_recent_flush(pool_t *pool, thread_heap_t *heap) {
     for (unsigned cls = 0; cls < pool->class_count; cls++) {
-        while (heap->recent_count[cls]) {
-            unsigned n = --heap->recent_count[cls];
+        while (recent_count_get(heap, cls)) {
+            unsigned n = recent_count_get(heap, cls) - 1;
+            recent_count_set(heap, cls, n);
             void *p = heap->recent[cls][n];
             if (mulch_unlikely(!recent_cell_flushable(pool, heap->recent[cls], n))) {
-                cell_drop_unmarked(heap, cls, p);
+                recent_cell_drop_unmarked(p);
                 continue;
             }
             block_t *b = block_head(block_at(chunk_of(p), p));
             /* A recent cell counts in `used`: none left means the cell is
              * on the span's list already (freed twice, masked) */
             if (mulch_unlikely(b->used == 0)) {
-                cell_drop_unmarked(heap, cls, p);
+                recent_cell_drop_unmarked(p);
                 continue;
             }
             if (heap->bins[cls] != b) block_move_to_front(heap, b);
             cell_mark_free(pool, p, b->free);
             b->free = p;
             b->used--;
+            heap_count_free(heap, cls); /* it leaves the recent cells */
         }
     }
 }
@@ -316,14 +319,14 @@ static MULCH_NOINLINE void pool_free_slow(pool_t *pool, void *p) {
     else huge_free(pool, info.chunk);
 }
 
-/* The fast path once the chunk is known (from the map or from the guess
- * in pool_free). Every way off it is a tail call, so the path to the
+/* The fast path once the chunk (not NULL) is known (from the map or from
+ * the guess in pool_free). Every way off it is a tail call, so the path to the
  * thread's recent cells saves no registers (the prologue and epilogue were
  * a tenth of its instructions in churn). */
 static inline void pool_free_in_chunk(pool_t *pool, chunk_t *chunk, void *p) {
     /* pool, kind and magic in one test; any mismatch goes to
      * pointer_check, which tells them apart */
-    if (mulch_unlikely(chunk == NULL || !chunk_is_pools_blocks(pool, chunk))) {
+    if (mulch_unlikely(!chunk_is_pools_blocks(pool, chunk))) {
         pool_free_slow(pool, p);
         return;
     }
@@ -349,23 +352,24 @@ static inline void pool_free_in_chunk(pool_t *pool, chunk_t *chunk, void *p) {
         pool_free_slow(pool, p);
         return;
     }
-    size_t offset = (size_t)((unsigned char *)p - b->start);
-    uint32_t i = cell_divide(b->divisor, offset);
-    if (mulch_unlikely((size_t)i * b->cell_size != offset || i >= atomic_load_explicit(&b->bump, memory_order_relaxed)
-                       || cell_has_free_mark(pool, p))) {
+    /* One multiplication gives the cell index (the high half) and whether
+     * p is a cell's start (the low half below the divisor: offsets are
+     * under 2^32, see cell_divide_exact) */
+    uint32_t i;
+    if (mulch_unlikely(!cell_divide_exact(b->divisor, (size_t)((unsigned char *)p - b->start), &i)
+                       || i >= atomic_load_explicit(&b->bump, memory_order_relaxed) || cell_has_free_mark(pool, p))) {
         pool_free_slow(pool, p);
         return;
     }
     if (mulch_likely(mulch_tls.pool_id == pool->id)) {
         thread_heap_t *heap = mulch_tls.heap;
         if (mulch_likely(heap != NULL && atomic_load_explicit(&b->owner, memory_order_relaxed) == heap)) {
-            unsigned cls = b->size_class, n = heap->recent_count[cls];
+            unsigned cls = b->size_class, n = recent_count_get(heap, cls);
             if (mulch_likely(n < HEAP_RECENT && !(b->flags & BLOCK_SITES))) {
                 tool_cell_free(0, p, b->cell_size); /* no sites: not under valgrind */
                 cell_word_store(p, 1, cell_free_mark(pool, p));
                 heap->recent[cls][n] = p;
-                heap->recent_count[cls] = (uint8_t)(n + 1);
-                heap_count_free(heap, cls);
+                recent_count_set(heap, cls, n + 1); /* counts the free (thread_heap_t's counters) */
                 return;
             }
         }
@@ -373,31 +377,29 @@ static inline void pool_free_in_chunk(pool_t *pool, chunk_t *chunk, void *p) {
     small_free_slow(pool, b, p); /* the span's list, another thread's span, or a new heap */
 }
 
-/* p is not in the first region of its chunk (chunks of pools with big
- * blocks span several regions), or in no chunk at all. */
+/* p is not in the first region of a blocks chunk: in a later region of
+ * one (chunks of pools with big blocks span several), in a huge chunk, or
+ * in no chunk at all. */
 static MULCH_NOINLINE void pool_free_other_region(pool_t *pool, chunk_t *chunk, void *p) {
-    pool_free_in_chunk(pool, chunk, p);
+    if (chunk == NULL) pool_free_slow(pool, p); /* which names the problem */
+    else pool_free_in_chunk(pool, chunk, p);
 }
 
 void pool_free(pool_t *pool, void *p) {
     if (p == NULL) return;
     /* A chunk starts at a region boundary, so for a cell in the chunk's
-     * first region the header's address is arithmetic on p. The chunk map
-     * only confirms it, through a predicted branch, so the header and span
-     * loads issue without waiting for the map's two dependent loads (churn
-     * with a cache-resident live set: +9 %). The empty asm hides the
-     * equality from the compiler, which would otherwise take the address
-     * from the map again. Nothing is read through the guess before the map
-     * has vouched for it; any other answer of the map (another chunk, or
-     * NULL) takes the out-of-line path with the map's chunk. */
-    chunk_t *guess = (chunk_t *)((uintptr_t)p & ~(uintptr_t)(MULCH_REGION - 1));
-    __asm__("" : "+r"(guess));
-    chunk_t *chunk = chunk_of(p);
-    if (mulch_unlikely(chunk != guess)) {
-        pool_free_other_region(pool, chunk, p);
+     * first region the header's address is arithmetic on p. The map's
+     * bit for the region only confirms it, through a predicted branch, so
+     * the header and span loads issue without waiting for it (churn with a
+     * cache-resident live set: +9 % against reading the chunk from the
+     * map). Nothing is read through the guess before the bit has vouched
+     * for it; any other address takes the out-of-line path with the map's
+     * chunk. */
+    if (mulch_unlikely(!chunk_starts_blocks(p))) {
+        pool_free_other_region(pool, chunk_of(p), p);
         return;
     }
-    pool_free_in_chunk(pool, guess, p);
+    pool_free_in_chunk(pool, (chunk_t *)((uintptr_t)p & ~(uintptr_t)(MULCH_REGION - 1)), p);
 }
 
 size_t pool_usable_size(pool_t *pool, const void *p) {

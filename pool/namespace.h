@@ -28,10 +28,12 @@
 #define block_to_dormant                 mulch_block_to_dormant
 #define block_unfull                     mulch_block_unfull
 #define cell_drop_unmarked               mulch_cell_drop_unmarked
+#define recent_cell_drop_unmarked        mulch_recent_cell_drop_unmarked
 #define chunk_map_insert                 mulch_chunk_map_insert
 #define chunk_map_lock                   mulch_chunk_map_lock
 #define chunk_map_remove                 mulch_chunk_map_remove
 #define chunk_map_top                    mulch_chunk_map_top
+#define chunk_map_blocks_start           mulch_chunk_map_blocks_start
 #define chunk_map_unlock                 mulch_chunk_map_unlock
 #define chunks_unmap_all_locked          mulch_chunks_unmap_all_locked
 #define heap_abandon                     mulch_heap_abandon

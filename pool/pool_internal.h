@@ -271,9 +271,6 @@ _Static_assert(sizeof(chunk_t) % MULCH_ALIGN == 0, "huge object header keeps 16-
  * by pool_get_stats (relaxed atomics: plain moves on x86). */
 #define HEAP_RECENT 8
 
-typedef struct heap_class_count {
-    _Atomic uint64_t allocs, frees;
-} heap_class_count_t;
 
 typedef struct thread_heap {
     uint64_t            pool_id;
@@ -289,12 +286,21 @@ typedef struct thread_heap {
      * cache, without touching the span. They carry the free mark, so they
      * count as free everywhere, but stay counted in their span's `used`
      * until heap_recent_flush pushes them on their span's free list. */
-    uint8_t             recent_count[MULCH_MAX_CLASSES];
+    _Atomic uint8_t     recent_count[MULCH_MAX_CLASSES]; /* owner writes, stats read */
     /* Cells of each class this heap handed out and took back (a remote
-     * free counts in the freeing thread's heap). One counter per fast path,
-     * and no size to load: pool_get_stats derives the totals and the bytes
-     * in use (heap_counts_sum). Relaxed stores by the owner. */
-    heap_class_count_t  counts[MULCH_MAX_CLASSES];
+     * free counts in the freeing thread's heap). alloc_count and
+     * free_count: by every path but the recent cells'. recycled_count:
+     * cells handed out from the recent cells. A free into the recent cells
+     * is counted by where the cell goes next: handed out again (recycled
+     * counts it as a free and an allocation), pushed on its span's list
+     * (free_count), or still there (recent_count). So the free fast path
+     * writes no counter and the allocation paths one each, a word per
+     * class in its own array (one scaled address, no multiplication);
+     * no size to load: pool_get_stats derives the totals and the bytes in
+     * use (heap_counts_sum). Relaxed stores by the owner. */
+    _Atomic uint64_t    alloc_count[MULCH_MAX_CLASSES];
+    _Atomic uint64_t    free_count[MULCH_MAX_CLASSES];
+    _Atomic uint64_t    recycled_count[MULCH_MAX_CLASSES];
     void               *recent[MULCH_MAX_CLASSES][HEAP_RECENT];
     /* Owned spans with no free cell on a committed page but parked cells on
      * released ones (release.c): taken back, and a page recommitted, when
@@ -368,6 +374,8 @@ MULCH_INTERNAL extern _Atomic(chunk_t **) chunk_map_top[];
 
 #define CHUNK_MAP_LEVEL_BITS 13u
 #define CHUNK_MAP_ADDRESS_BITS 48u
+#define CHUNK_MAP_START_WORDS ((size_t)1 << (CHUNK_MAP_ADDRESS_BITS - MULCH_REGION_SHIFT - 6))
+MULCH_INTERNAL extern _Atomic uint64_t chunk_map_blocks_start[CHUNK_MAP_START_WORDS];
 
 #define CHUNK_MAGIC UINT64_C(0x6d756c6368636b31)
 static inline uint64_t chunk_magic_of(const chunk_t *chunk) {
@@ -399,6 +407,18 @@ static inline chunk_t *chunk_of(const void *p) {
     if (mulch_unlikely(leaf == NULL)) return NULL;
     _Atomic(chunk_t *) *slot = (_Atomic(chunk_t *) *)&leaf[region & ((1u << CHUNK_MAP_LEVEL_BITS) - 1)];
     return atomic_load_explicit(slot, memory_order_acquire);
+}
+
+/* Whether a blocks chunk starts at the start of p's region: then it is the
+ * chunk of p (chunks are whole regions). One load; false for any address
+ * mulch did not map and for the other regions of multi-region chunks.
+ * Never dereferences `p`. */
+static inline bool chunk_starts_blocks(const void *p) {
+    uintptr_t a = (uintptr_t)p;
+    if (mulch_unlikely(a >> CHUNK_MAP_ADDRESS_BITS)) return false;
+    uintptr_t region = a >> MULCH_REGION_SHIFT;
+    uint64_t bits = atomic_load_explicit(&chunk_map_blocks_start[region >> 6], memory_order_acquire);
+    return (bits >> (region & 63)) & 1u;
 }
 
 /* Bytes of a blocks chunk's header for `count` blocks: the chunk record,
@@ -500,6 +520,20 @@ static inline uint32_t cell_divide(uint64_t divisor, size_t offset) {
     __extension__ typedef unsigned __int128 u128;
     return (uint32_t)(((u128)divisor * (uint64_t)offset) >> 64);
 }
+/* offset / cell_size into *index, and whether the division is exact, from
+ * one 64x64 multiplication: with divisor = ceil(2^64 / cell_size), the high
+ * half is the quotient and the low half is below the divisor exactly when
+ * the remainder is 0, for every offset below 2^32 (Lemire, Kaser and
+ * Kurz, "Faster remainder by direct computation", 2019). A span's offsets
+ * are: span_bytes is 32 bits. (Only a stray write into the descriptor's
+ * start could make one larger; the free path trusts start as it trusts
+ * the cell size, and pointer_check compares it with the block's.) */
+static inline bool cell_divide_exact(uint64_t divisor, size_t offset, uint32_t *index) {
+    __extension__ typedef unsigned __int128 u128;
+    u128 product = (u128)divisor * (uint64_t)offset;
+    *index = (uint32_t)(product >> 64);
+    return (uint64_t)product < divisor;
+}
 static inline uint64_t cell_divisor(uint32_t cell_size) {
     return UINT64_MAX / cell_size + 1;
 }
@@ -561,16 +595,30 @@ static inline void counter_add_u64(_Atomic uint64_t *c, uint64_t d) {
     atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + d, memory_order_relaxed);
 }
 static inline void heap_count_alloc(thread_heap_t *heap, unsigned cls) {
-    counter_add_u64(&heap->counts[cls].allocs, 1);
+    counter_add_u64(&heap->alloc_count[cls], 1);
 }
 static inline void heap_count_free(thread_heap_t *heap, unsigned cls) {
-    counter_add_u64(&heap->counts[cls].frees, 1);
+    counter_add_u64(&heap->free_count[cls], 1);
+}
+static inline void heap_count_recycled(thread_heap_t *heap, unsigned cls) {
+    counter_add_u64(&heap->recycled_count[cls], 1);
+}
+/* The recent cells of a class: written by the owner only, read by
+ * pool_get_stats (relaxed: plain moves on x86). */
+static inline unsigned recent_count_get(const thread_heap_t *heap, unsigned cls) {
+    return atomic_load_explicit(&heap->recent_count[cls], memory_order_relaxed);
+}
+static inline void recent_count_set(thread_heap_t *heap, unsigned cls, unsigned n) {
+    atomic_store_explicit(&heap->recent_count[cls], (uint8_t)n, memory_order_relaxed);
 }
 /* A freed cell of class cls, about to be handed out or pushed, lost its
  * free mark (written after its free, or freed twice with a write hiding
  * the second free): reported, and dropped by the caller. It counts as in
  * use: its free is taken back from the statistics (alloc.c). */
 MULCH_INTERNAL void cell_drop_unmarked(thread_heap_t *heap, unsigned cls, const void *cell);
+/* The same for a recent cell, whose free was never counted (see
+ * thread_heap_t's counters): reported only. */
+MULCH_INTERNAL void recent_cell_drop_unmarked(const void *cell);
 /* Sums a heap's class counters: cells handed out, taken back, and the
  * bytes of the difference (cell sizes, as usable size reports them). */
 MULCH_INTERNAL void heap_counts_sum(const pool_t *pool, const thread_heap_t *heap, uint64_t *allocs, uint64_t *frees,

@@ -67,6 +67,12 @@ static void test_chunk_map_foreign_addresses(void **state) {
     assert_null(chunk_of(heap));
     assert_null(chunk_of((void *)(uintptr_t)1));
     assert_null(chunk_of((void *)UINTPTR_MAX));
+    /* the free fast path's one-load test: no mapping of mulch's here */
+    assert_false(chunk_starts_blocks(&local));
+    assert_false(chunk_starts_blocks(heap));
+    assert_false(chunk_starts_blocks((void *)(uintptr_t)1));
+    assert_false(chunk_starts_blocks((void *)UINTPTR_MAX));
+    assert_false(chunk_starts_blocks((void *)((uintptr_t)1 << CHUNK_MAP_ADDRESS_BITS)));
     free(heap);
     pool_t *pool = pool_create(NULL);
     void *p = pool_alloc(pool, 100);
@@ -74,9 +80,72 @@ static void test_chunk_map_foreign_addresses(void **state) {
     assert_non_null(chunk);
     assert_ptr_equal(chunk->pool, pool);
     assert_ptr_equal(chunk_of((char *)chunk + chunk->size - 1), chunk);
+    assert_true(chunk_starts_blocks(p));
+    assert_true(chunk_starts_blocks(chunk));
+    /* a huge object's chunk is not a blocks chunk: its frees take the map */
+    void *huge = pool_alloc(pool, (size_t)8 << 20);
+    assert_non_null(chunk_of(huge));
+    assert_false(chunk_starts_blocks(huge));
+    pool_free(pool, huge);
     pool_free(pool, p);
     pool_destroy(pool);
     assert_null(chunk_of(p));
+    assert_false(chunk_starts_blocks(p));
+    /* a chunk of 4 MiB blocks covers several regions: only its first
+     * region's bit is set, its cells elsewhere go through the map */
+    pool_options_t big = { .block_size = (size_t)4 << 20 };
+    pool = pool_create(&big);
+    void *cells[64];
+    int later_region = 0;
+    for (int i = 0; i < 64; i++) {
+        cells[i] = pool_alloc(pool, 200000);
+        chunk = chunk_of(cells[i]);
+        assert_non_null(chunk);
+        bool first = ((uintptr_t)cells[i] & ~(uintptr_t)(MULCH_REGION - 1)) == (uintptr_t)chunk;
+        assert_int_equal(chunk_starts_blocks(cells[i]), first);
+        later_region += !first;
+    }
+    assert_true(later_region > 0);
+    for (int i = 0; i < 64; i++) pool_free(pool, cells[i]);
+    assert_int_equal(reports, 0);
+    pool_stats_t st;
+    pool_get_stats(pool, &st);
+    assert_int_equal(st.live_allocations, 0);
+    pool_destroy(pool);
+}
+
+/* The recent cells of a span that the audit rebuilds (a masked double free
+ * left its count wrong) leave the heap's array for the span's list: their
+ * frees, counted by where the cells go next, must be counted then, or the
+ * statistics keep them in use forever. */
+static void test_recent_cells_counted_when_span_rebuilt(void **state) {
+    (void)state;
+    pool_t *pool = pool_create(NULL);
+    reports = 0;
+    void *keep = pool_alloc(pool, 48);
+    void *cell = pool_alloc(pool, 48);
+    pool_free(pool, cell); /* a recent cell, still counted in the span's `used` */
+    pool_stats_t st;
+    pool_get_stats(pool, &st);
+    assert_int_equal(st.live_allocations, 1);
+    block_t *span = pool_block_of(cell);
+    thread_heap_t *heap = mulch_tls.heap;
+    assert_non_null(heap);
+    assert_ptr_equal(atomic_load(&span->owner), heap);
+    span->used = 0; /* what a masked double free leaves */
+    assert_false(span_audit_empty(pool, heap, span)); /* a recent cell in it: repaired */
+    assert_int_equal(reports, 1);
+    assert_int_equal(span->used, 1); /* `keep` */
+    pool_get_stats(pool, &st);
+    assert_int_equal(st.live_allocations, 1);
+    assert_int_equal(st.allocs, 2);
+    assert_int_equal(st.frees, 1);
+    pool_free(pool, keep);
+    pool_get_stats(pool, &st);
+    assert_int_equal(st.live_allocations, 0);
+    assert_int_equal(st.bytes_in_use, 0);
+    assert_int_equal(reports, 1);
+    pool_destroy(pool);
 }
 
 static size_t free_span_count(pool_t *pool) {
@@ -486,6 +555,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_write_after_free_detected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_masked_double_free_not_handed_out_twice, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recent_flush_checks_free_marks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_recent_cells_counted_when_span_rebuilt, setup, teardown),
         cmocka_unit_test_setup_teardown(test_masked_double_free_not_released_under_holder, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fault_injection_sweep, setup, teardown),
     };
