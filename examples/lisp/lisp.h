@@ -64,7 +64,10 @@ typedef uintptr_t lisp_hdr_t;
 #define LISP_HDR(kind, aux) ((lisp_hdr_t)(kind) | ((lisp_hdr_t)(aux) << 8))
 
 struct lisp_pair      { lisp_hdr_t hdr; value car, cdr; };               /* aux: line */
-struct lisp_symbol    { lisp_hdr_t hdr; value name, global; };           /* aux: special form */
+/* bound_locally: some closure has it as a parameter, or some let, letrec,
+ * named let or internal define binds it. Until then no frame can name it,
+ * and its lookups go straight to `global`. Never cleared. */
+struct lisp_symbol    { lisp_hdr_t hdr; value name, global; uintptr_t bound_locally; }; /* aux: special form */
 struct lisp_string    { lisp_hdr_t hdr; char text[]; };                  /* aux: length; NUL-terminated */
 struct lisp_vector    { lisp_hdr_t hdr; value items[]; };                /* aux: length */
 /* params: the parameter list (symbols, possibly improper for a rest
@@ -90,6 +93,13 @@ static inline int lisp_is(value v, enum lisp_kind k) { return lisp_is_object(v) 
 #define LISP_FRAME_OF(v)   ((struct lisp_frame *)(v))
 #define LISP_CAR(v) (LISP_PAIR_OF(v)->car)
 #define LISP_CDR(v) (LISP_PAIR_OF(v)->cdr)
+
+/* (see struct lisp_symbol) */
+static inline void lisp_mark_bound_locally(value name)
+{
+    if (lisp_is(name, LISP_PAIR)) name = LISP_CAR(name);   /* a (var init) binding */
+    if (lisp_is(name, LISP_SYMBOL)) LISP_SYMBOL_OF(name)->bound_locally = 1;
+}
 
 #include "backend.h"
 

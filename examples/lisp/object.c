@@ -117,8 +117,12 @@ value lisp_make_closure(value *params, value *body, value *env)
     struct lisp_closure *c = lisp_alloc(&closure_type, sizeof *c);
     intptr_t required = 0;
     value p = *params;
-    for (; lisp_is(p, LISP_PAIR); p = LISP_CDR(p)) required++;
+    for (; lisp_is(p, LISP_PAIR); p = LISP_CDR(p)) {
+        lisp_mark_bound_locally(LISP_CAR(p));   /* a symbol, or named let's (var init) */
+        required++;
+    }
     if (p != LISP_NIL && !lisp_is(p, LISP_SYMBOL)) lisp_error("lambda: bad parameter list");
+    lisp_mark_bound_locally(p);                 /* the rest parameter */
     /* the count has 16 bits in the header, next to the rest flag */
     if (required > 0xffff) lisp_error("lambda: more than 65535 parameters");
     c->hdr = LISP_HDR(LISP_CLOSURE, (uintptr_t)required | ((uintptr_t)(p != LISP_NIL) << 16));
@@ -219,6 +223,7 @@ value lisp_intern_len(const char *name, size_t len)
     sym->hdr = LISP_HDR(LISP_SYMBOL, LISP_SF_NONE);
     lisp_write(sym, &sym->name, str);
     sym->global = LISP_UNBOUND;
+    sym->bound_locally = 0;
     lisp_unroot(1);
     table = lisp_globals[LISP_G_SYMTAB];   /* no growth since the lookup: same slot */
     lisp_write(table, &LISP_VECTOR_OF(table)->items[slot], sym);
