@@ -319,10 +319,46 @@ static MULCH_NOINLINE void pool_free_slow(pool_t *pool, void *p) {
     else huge_free(pool, info.chunk);
 }
 
-/* The fast path once the chunk (not NULL) is known (from the map or from
- * the guess in pool_free). Every way off it is a tail call, so the path to the
+/* The fast path once the span's head b is known (pool_free_in_chunk,
+ * below). Every way off it is a tail call, so the path to the
  * thread's recent cells saves no registers (the prologue and epilogue were
  * a tenth of its instructions in churn). */
+static inline void pool_free_in_span(pool_t *pool, block_t *b, void *p) {
+    /* a span with released pages (release.c) has the other check value:
+     * its frees take the slow path, which knows about parked cells */
+    /* acquire: pairs with release.c's recommit, which writes the unparked
+     * cells' free marks before it restores the check (free on x86) */
+    if (mulch_unlikely(b->kind != BLOCK_SMALL || block_check_of(pool, b) != block_check_load_acquire(b))) {
+        pool_free_slow(pool, p);
+        return;
+    }
+    /* One multiplication gives the cell index (the high half) and whether
+     * p is a cell's start (the low half below the divisor: offsets are
+     * under 2^32, see cell_divide_exact) */
+    uint32_t i;
+    if (mulch_unlikely(!cell_divide_exact(b->divisor, (size_t)((unsigned char *)p - b->start), &i)
+                       || i >= atomic_load_explicit(&b->bump, memory_order_relaxed) || cell_has_free_mark(pool, p))) {
+        pool_free_slow(pool, p);
+        return;
+    }
+    /* (the cached heap is never NULL when the id matches: pool ids start
+     * at 1, and thread_heap.c sets and clears both together) */
+    if (mulch_likely(mulch_tls.pool_id == pool->id)) {
+        thread_heap_t *heap = mulch_tls.heap;
+        if (mulch_likely(atomic_load_explicit(&b->owner, memory_order_relaxed) == heap)) {
+            unsigned cls = b->size_class, n = recent_count_get(heap, cls);
+            if (mulch_likely(n < HEAP_RECENT && !(b->flags & BLOCK_SITES))) {
+                tool_cell_free(0, p, b->cell_size); /* no sites: not under valgrind */
+                cell_word_store(p, 1, cell_free_mark(pool, p));
+                heap->recent[cls][n] = p;
+                recent_count_set(heap, cls, n + 1); /* counts the free (thread_heap_t's counters) */
+                return;
+            }
+        }
+    }
+    small_free_slow(pool, b, p); /* the span's list, another thread's span, or a new heap */
+}
+
 static inline void pool_free_in_chunk(pool_t *pool, chunk_t *chunk, void *p) {
     /* pool, kind and magic in one test; any mismatch goes to
      * pointer_check, which tells them apart */
@@ -344,37 +380,7 @@ static inline void pool_free_in_chunk(pool_t *pool, chunk_t *chunk, void *p) {
         }
         b -= b->head_offset;
     }
-    /* a span with released pages (release.c) has the other check value:
-     * its frees take the slow path, which knows about parked cells */
-    /* acquire: pairs with release.c's recommit, which writes the unparked
-     * cells' free marks before it restores the check (free on x86) */
-    if (mulch_unlikely(b->kind != BLOCK_SMALL || block_check_of(pool, b) != block_check_load_acquire(b))) {
-        pool_free_slow(pool, p);
-        return;
-    }
-    /* One multiplication gives the cell index (the high half) and whether
-     * p is a cell's start (the low half below the divisor: offsets are
-     * under 2^32, see cell_divide_exact) */
-    uint32_t i;
-    if (mulch_unlikely(!cell_divide_exact(b->divisor, (size_t)((unsigned char *)p - b->start), &i)
-                       || i >= atomic_load_explicit(&b->bump, memory_order_relaxed) || cell_has_free_mark(pool, p))) {
-        pool_free_slow(pool, p);
-        return;
-    }
-    if (mulch_likely(mulch_tls.pool_id == pool->id)) {
-        thread_heap_t *heap = mulch_tls.heap;
-        if (mulch_likely(heap != NULL && atomic_load_explicit(&b->owner, memory_order_relaxed) == heap)) {
-            unsigned cls = b->size_class, n = recent_count_get(heap, cls);
-            if (mulch_likely(n < HEAP_RECENT && !(b->flags & BLOCK_SITES))) {
-                tool_cell_free(0, p, b->cell_size); /* no sites: not under valgrind */
-                cell_word_store(p, 1, cell_free_mark(pool, p));
-                heap->recent[cls][n] = p;
-                recent_count_set(heap, cls, n + 1); /* counts the free (thread_heap_t's counters) */
-                return;
-            }
-        }
-    }
-    small_free_slow(pool, b, p); /* the span's list, another thread's span, or a new heap */
+    pool_free_in_span(pool, b, p);
 }
 
 /* p is not in the first region of a blocks chunk: in a later region of
