@@ -191,9 +191,10 @@ static inline span_entry_t *tracer_span(gc_tracer_t *tracer, const void *value, 
         entry = tracer_span_slow(tracer, entry, value);
         if (entry == NULL) return NULL;
         offset = (size_t)((uintptr_t)value - entry->first);
+        if (offset >= entry->bytes) return NULL; /* (before the first object, or past the last) */
     }
-    uint32_t i = cell_divide(entry->divisor, offset);
-    if ((size_t)i * entry->cell_size != offset) return NULL;
+    uint32_t i;
+    if (!cell_divide_exact(entry->divisor, offset, &i)) return NULL;
     *index = i;
     return entry;
 }
@@ -275,8 +276,10 @@ void gc_trace_slot(gc_tracer_t *tracer, void **slot) {
         trace_slot_slow(tracer, slot, value);
         return;
     }
-    uint32_t i = cell_divide(entry->divisor, offset);
-    if (mulch_unlikely((size_t)i * entry->cell_size != offset) || mulch_unlikely(!bit_test_relaxed(entry->alloc, i))) {
+    /* (offset < entry->bytes, below 2^32: one multiplication gives the
+     * cell and whether value starts it, see cell_divide_exact) */
+    uint32_t i;
+    if (mulch_unlikely(!cell_divide_exact(entry->divisor, offset, &i)) || mulch_unlikely(!bit_test_relaxed(entry->alloc, i))) {
         trace_slot_slow(tracer, slot, value);
         return;
     }
