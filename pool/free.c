@@ -384,15 +384,17 @@ static inline void pool_free_in_chunk(pool_t *pool, chunk_t *chunk, void *p) {
 }
 
 /* p is not in the first region of a blocks chunk: in a later region of
- * one (chunks of pools with big blocks span several), in a huge chunk, or
- * in no chunk at all. */
-static MULCH_NOINLINE void pool_free_other_region(pool_t *pool, chunk_t *chunk, void *p) {
+ * one (chunks of pools with big blocks span several), in a huge chunk, in
+ * no chunk at all, or NULL (region 0 is never a chunk's: the fast path
+ * does not test for it). */
+static MULCH_NOINLINE void pool_free_other_region(pool_t *pool, void *p) {
+    if (p == NULL) return;
+    chunk_t *chunk = chunk_of(p);
     if (chunk == NULL) pool_free_slow(pool, p); /* which names the problem */
     else pool_free_in_chunk(pool, chunk, p);
 }
 
 void pool_free(pool_t *pool, void *p) {
-    if (p == NULL) return;
     /* A chunk starts at a region boundary, so for a cell in the chunk's
      * first region the header's address is arithmetic on p. The map's
      * bit for the region only confirms it, through a predicted branch, so
@@ -402,7 +404,7 @@ void pool_free(pool_t *pool, void *p) {
      * for it; any other address takes the out-of-line path with the map's
      * chunk. */
     if (mulch_unlikely(!chunk_starts_blocks(p))) {
-        pool_free_other_region(pool, chunk_of(p), p);
+        pool_free_other_region(pool, p);
         return;
     }
     pool_free_in_chunk(pool, (chunk_t *)((uintptr_t)p & ~(uintptr_t)(MULCH_REGION - 1)), p);
