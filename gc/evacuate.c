@@ -411,6 +411,13 @@ uintptr_t gc_identity_hash(const void *obj) {
     pthread_mutex_lock(&heap->lock);
     gc_hash_entry_t *entry = hashes_find(heap, obj);
     hash = entry ? entry->hash : address_hash(obj);
+    /* A freed cell gets no entry: its header may still hold the forwarding
+     * word of the object that moved out, and the next rebuild would give
+     * that object's new address a second entry (and another hash). */
+    if (entry == NULL && !gc_object_live_locked(heap, obj, "gc_identity_hash")) {
+        pthread_mutex_unlock(&heap->lock);
+        return hash;
+    }
     if (entry == NULL) {
         if (heap->hashes_unordered) hashes_reorder(heap);
         if (heap->hashes_unordered || !hashes_insert(heap, (void *)obj, hash))
