@@ -9,6 +9,9 @@ static const gc_type_t weak_type = { "mulch.weak", NULL, NULL };
 void *gc_weak_new(gc_thread_t *t, void *target) {
     uint32_t index;
     if (!gc_thread_given(t, "gc_weak_new")) return NULL;
+    /* before anything reads *t: a detached record is unmapped, and
+     * another thread's weak list is that thread's to push on */
+    if (!gc_thread_check(t, "gc_weak_new")) return NULL;
     if (!gc_thread_outside_blocking(t, "gc_weak_new")) return NULL;
     if (target != NULL && gc_object_span(t->heap, target, &index) == NULL) {
         mulch_report("gc_weak_new: target is not a GC object of this heap", target);

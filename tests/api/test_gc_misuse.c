@@ -217,12 +217,14 @@ static void test_detach_twice(void **state)
     EXPECT_ONE_REPORT(r0, "gc_thread_detach: not a thread attached by the calling thread", t);
     gc_collect(t);
     EXPECT_ONE_REPORT(r0 + 1, "gc_collect: not a thread attached by the calling thread", t);
+    EXPECT_NULL(gc_weak_new(t, NULL)); /* read the unmapped record before */
+    EXPECT_ONE_REPORT(r0 + 2, "gc_weak_new: not a thread attached by the calling thread", t);
     t = gc_thread_attach(h);
     EXPECT_NONNULL(t);
     gc_collect(t);
     gc_thread_detach(t);
     gc_heap_destroy(h);
-    EXPECT_NO_REPORTS(r0 + 2);
+    EXPECT_NO_REPORTS(r0 + 3);
 }
 
 static gc_thread_t *g_foreign;
@@ -234,6 +236,8 @@ static void *use_foreign_thread(void *unused)
     gc_collect(g_foreign);
     gc_enter_blocking(g_foreign);
     gc_leave_blocking(g_foreign);
+    /* pushed on the owner's weak list, unsynchronised, before */
+    if (gc_weak_new(g_foreign, NULL) != NULL) T_FAIL("gc_weak_new took another thread's record");
     return NULL;
 }
 
@@ -251,7 +255,7 @@ static void test_detach_other_threads_record(void **state)
     gc_enter_blocking(t); /* the helper may stop the world meanwhile */
     if (!finishes(use_foreign_thread, NULL)) T_FAIL("calls with another thread's gc_thread_t hung");
     gc_leave_blocking(t);
-    EXPECT_EQ(rec_count() - r0, 4);
+    EXPECT_EQ(rec_count() - r0, 5);
     EXPECT_PTR_EQ(gc_thread_current(h), t);
     gc_collect(t);
     EXPECT_OBJ(keep, 1);
@@ -259,7 +263,7 @@ static void test_detach_other_threads_record(void **state)
     gc_pop_roots(t, 1);
     gc_thread_detach(t);
     gc_heap_destroy(h);
-    EXPECT_NO_REPORTS(r0 + 4);
+    EXPECT_NO_REPORTS(r0 + 5);
 }
 
 static gc_heap_t *g_fin_heap;
