@@ -302,9 +302,7 @@ static void *cell_pop_checked(pool_t *pool, thread_heap_t *heap, block_t *b, con
     return cell;
 }
 
-void *small_alloc_slow(pool_t *pool, thread_heap_t *heap, size_t size, const leak_site_t *site) {
-    if (size > pool->small_max) return huge_alloc(pool, size, MULCH_ALIGN, site);
-    if (heap == NULL && (heap = heap_lookup_slow(pool)) == NULL) return NULL;
+static void *small_alloc_in_heap(pool_t *pool, thread_heap_t *heap, size_t size, const leak_site_t *site) {
     unsigned cls = size_class_of(size);
     for (;;) {
         block_t *b = heap->bins[cls];
@@ -345,6 +343,27 @@ void *small_alloc_slow(pool_t *pool, thread_heap_t *heap, size_t size, const lea
         }
         block_to_full(pool, heap, b);
     }
+}
+
+/* The thread's exit destructor ran already (tls_cache_t.exited): another
+ * destructor, or the C library, allocates late. A heap made for it now
+ * might never be abandoned (its destructor round may not come), and the
+ * span it took would stay with the dead thread for good. So the heap
+ * serves this one allocation and is abandoned at once, like the thread's
+ * others: its spans float (the live cell's among them) for any thread to
+ * adopt. Rare, so the heap record and the lock trips do not matter. */
+static MULCH_NOINLINE void *small_alloc_after_exit(pool_t *pool, size_t size, const leak_site_t *site) {
+    thread_heap_t *heap = heap_lookup_slow(pool);
+    void *cell = heap != NULL ? small_alloc_in_heap(pool, heap, size, site) : NULL;
+    heaps_abandon_exited();
+    return cell;
+}
+
+void *small_alloc_slow(pool_t *pool, thread_heap_t *heap, size_t size, const leak_site_t *site) {
+    if (size > pool->small_max) return huge_alloc(pool, size, MULCH_ALIGN, site);
+    if (mulch_unlikely(mulch_tls.exited)) return small_alloc_after_exit(pool, size, site);
+    if (heap == NULL && (heap = heap_lookup_slow(pool)) == NULL) return NULL;
+    return small_alloc_in_heap(pool, heap, size, site);
 }
 
 static MULCH_NOINLINE void *pool_alloc_span(pool_t *pool, size_t size, const void *caller);

@@ -237,10 +237,11 @@ void heap_recent_flush(pool_t *pool, thread_heap_t *heap) {
     }
 }
 
-/* Took a floating span: splice its pending remote frees, leave the abandoned
- * list if it was there, then free p into it. */
-static void block_adopt(pool_t *pool, thread_heap_t *heap, block_t *b, uintptr_t pending, void *p,
-                        bool tool_done) {
+/* Took a floating span: leave the abandoned list if it was there, collect
+ * the remote frees in thread_free (those made while floating, and any made
+ * since the adopting CAS, which left the list in place), then free p into
+ * it. */
+static void block_adopt(pool_t *pool, thread_heap_t *heap, block_t *b, void *p, bool tool_done) {
     atomic_store_explicit(&b->owner, heap, memory_order_relaxed);
     pthread_mutex_lock(&pool->lock);
     if (b->flags & BLOCK_ABANDONED) {
@@ -252,10 +253,7 @@ static void block_adopt(pool_t *pool, thread_heap_t *heap, block_t *b, uintptr_t
     }
     pthread_mutex_unlock(&pool->lock);
     b->next = b->prev = NULL;
-    if (pending) {
-        atomic_store_explicit(&b->thread_free, pending, memory_order_relaxed);
-        block_collect(pool, b);
-    }
+    block_collect(pool, b);
     heap_bin_insert_second(heap, b);
     cell_push_local(pool, heap, b, p, tool_done);
 }
@@ -270,9 +268,12 @@ static MULCH_NOINLINE void small_free_remote(pool_t *pool, thread_heap_t *heap, 
     bool tool_freed = false;
     for (;;) {
         if ((old & BLOCK_FLOATING) && heap != NULL) {
-            if (atomic_compare_exchange_weak_explicit(&b->thread_free, &old, 0,
+            /* The pending cells stay in thread_free: other threads may push
+             * behind them as soon as FLOATING is gone (storing them back
+             * later would drop those pushes). */
+            if (atomic_compare_exchange_weak_explicit(&b->thread_free, &old, old & ~BLOCK_TF_FLAGS,
                                                       memory_order_acquire, memory_order_relaxed)) {
-                block_adopt(pool, heap, b, old & ~BLOCK_TF_FLAGS, p, tool_freed);
+                block_adopt(pool, heap, b, p, tool_freed);
                 return;
             }
             continue;

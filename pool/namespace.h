@@ -46,6 +46,7 @@
 #define heap_release_empty               mulch_heap_release_empty
 #define heap_release_free_pages          mulch_heap_release_free_pages
 #define heap_release_free_pages_auto     mulch_heap_release_free_pages_auto
+#define heaps_abandon_exited             mulch_heaps_abandon_exited
 #define heaps_forget_pool                mulch_heaps_forget_pool
 #define huge_alloc                       mulch_huge_alloc
 #define huge_alloc_zeroed                mulch_huge_alloc_zeroed

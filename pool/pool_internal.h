@@ -590,6 +590,9 @@ static inline thread_heap_t *heap_current_for_free(pool_t *pool) {
     return heap_lookup_for_free(pool);
 }
 MULCH_INTERNAL void heaps_forget_pool(pool_t *pool);
+/* After the thread's exit destructor ran: abandons the heaps it made since
+ * (thread_exit again). */
+MULCH_INTERNAL void heaps_abandon_exited(void);
 
 static inline void counter_add_u64(_Atomic uint64_t *c, uint64_t d) {
     atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + d, memory_order_relaxed);

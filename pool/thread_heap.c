@@ -12,6 +12,9 @@
  *     are recycled at once, other threads' heaps are marked dead and
  *     recycled by their thread later (at exit or its next heap creation).
  * A heap's `dead` flag is read and written only under registry_lock.
+ * A thread whose destructor ran (tls_cache_t.exited) and that allocates
+ * again gets a heap for that allocation only: heaps_abandon_exited, the
+ * same work as thread_exit, gives it up at once (alloc.c).
  * Retired heap structs go to a recycle list instead of back to the OS: a
  * remote free may still store to a stale owner's full_pending.
  */
@@ -60,6 +63,10 @@ static void thread_exit(void *unused) {
         heap = next;
     }
     pthread_mutex_unlock(&registry_lock);
+}
+
+void heaps_abandon_exited(void) {
+    thread_exit(NULL);
 }
 
 static void exit_key_create(void) {
