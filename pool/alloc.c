@@ -167,11 +167,12 @@ void block_unfull(thread_heap_t *heap, block_t *b) {
 /* Remote frees reached full spans of this class: take their cells. */
 static bool heap_reclaim_full(pool_t *pool, thread_heap_t *heap, unsigned cls) {
     if (!atomic_load_explicit(&heap->full_pending[cls], memory_order_relaxed)) return false;
-    atomic_store_explicit(&heap->full_pending[cls], 0, memory_order_relaxed);
+    /* seq_cst, with the reads below: see small_free_remote (free.c) */
+    atomic_exchange_explicit(&heap->full_pending[cls], 0, memory_order_seq_cst);
     bool any = false;
     for (block_t *b = heap->full[cls], *next; b; b = next) {
         next = b->next;
-        if (tf_list(atomic_load_explicit(&b->thread_free, memory_order_relaxed)) == 0) continue;
+        if (tf_list(atomic_load_explicit(&b->thread_free, memory_order_seq_cst)) == 0) continue;
         block_unfull(heap, b);
         block_collect(pool, b);
         any = true;

@@ -266,7 +266,14 @@ static MULCH_NOINLINE void small_free_remote(pool_t *pool, thread_heap_t *heap, 
     uint16_t size_class = b->size_class;
     uintptr_t old = atomic_load_explicit(&b->thread_free, memory_order_relaxed);
     bool tool_freed = false;
+    thread_heap_t *owner;
     for (;;) {
+        /* The owner too, before the CAS: once it lands, the owner may
+         * collect the cell and release the span, and a trim may unmap the
+         * chunk with this descriptor. The owner cannot change in between
+         * without changing thread_free (floating and adopting CAS it), so
+         * a successful CAS confirms it. */
+        owner = atomic_load_explicit(&b->owner, memory_order_relaxed);
         if ((old & BLOCK_FLOATING) && heap != NULL) {
             /* The pending cells stay in thread_free: other threads may push
              * behind them as soon as FLOATING is gone (storing them back
@@ -285,15 +292,21 @@ static MULCH_NOINLINE void small_free_remote(pool_t *pool, thread_heap_t *heap, 
             tool_freed = true;
         }
         cell_mark_free(pool, p, (void *)tf_list(old));
-        if (atomic_compare_exchange_weak_explicit(&b->thread_free, &old, tf_push(old, p), memory_order_release,
+        /* seq_cst, not just release: see the full-span notice below */
+        if (atomic_compare_exchange_weak_explicit(&b->thread_free, &old, tf_push(old, p), memory_order_seq_cst,
                                                   memory_order_relaxed))
             break;
     }
     if ((old & BLOCK_TF_FULL) && tf_list(old) == 0) {
         /* first free into a full span: tell its owner (heap structs are
-         * never unmapped, so a stale owner is harmless) */
-        thread_heap_t *owner = atomic_load_explicit(&b->owner, memory_order_relaxed);
-        if (owner) atomic_store_explicit(&owner->full_pending[size_class], 1, memory_order_release);
+         * never unmapped, so a stale owner is harmless). Our push and this
+         * store, heap_reclaim_full's clearing of the flag and its reads of
+         * the lists are all seq_cst (alloc.c): with weaker orders both
+         * sides may read the other's old value, the owner's 0 overwrite
+         * our 1 after it missed our cell, and the span stay on the full
+         * list for good (a store buffer allows it, on x86 too). On x86
+         * only this rare store costs more (xchg). */
+        if (owner) atomic_store_explicit(&owner->full_pending[size_class], 1, memory_order_seq_cst);
     }
     if (heap) {
         heap_count_free(heap, size_class);

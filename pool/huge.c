@@ -71,7 +71,9 @@ static void *huge_alloc_retry(pool_t *pool, size_t size, size_t align, const lea
     void *p = huge_alloc_once(pool, size, align, site, reused);
     if (p == NULL && pool->limit) {
         /* At the limit, this thread's idle spans may be what stands in the way. */
-        thread_heap_t *heap = heap_current(pool);
+        /* (no heap made for a thread whose exit destructor ran: nothing
+         * would hand it back) */
+        thread_heap_t *heap = mulch_tls.exited ? NULL : heap_current(pool);
         if (heap && heap_release_empty(pool, heap) > 0) p = huge_alloc_once(pool, size, align, site, reused);
     }
     return p;
