@@ -105,17 +105,28 @@ static value *lookup_in_frame(value sym, struct lisp_frame *f, value *owner)
 {
     size_t count = lisp_aux(f);
     value names = f->names;
-    for (size_t i = 0; i < count; i++) {
-        value n;
-        if (lisp_is(names, LISP_PAIR)) {
-            n = LISP_CAR(names);
-            names = LISP_CDR(names);
-        } else {
-            n = names;   /* a rest parameter */
+    /* A frame's names are all symbols (a closure's parameters, maybe with
+     * a rest symbol at the end; a named let's name) or all (var init)
+     * bindings (let, let*, letrec, a named let's loop): one kind test per
+     * frame, not per name. */
+    if (count != 0 && lisp_is(names, LISP_PAIR) && lisp_is(LISP_CAR(names), LISP_PAIR)) {
+        for (size_t i = 0; i < count; i++, names = LISP_CDR(names)) {
+            if (LISP_CAR(LISP_CAR(names)) == sym) {
+                *owner = f;
+                return &f->values[i];
+            }
         }
-        if (n == sym || (lisp_is(n, LISP_PAIR) && LISP_CAR(n) == sym)) {
-            *owner = f;
-            return &f->values[i];
+    } else {
+        for (size_t i = 0; i < count; i++) {
+            value n = names;   /* a rest parameter, unless a pair */
+            if (lisp_is(names, LISP_PAIR)) {
+                n = LISP_CAR(names);
+                names = LISP_CDR(names);
+            }
+            if (n == sym) {
+                *owner = f;
+                return &f->values[i];
+            }
         }
     }
     for (value e = f->extras; e != LISP_NIL; e = LISP_CDR(e)) {
@@ -202,18 +213,21 @@ static void check_parameters(value params, const char *form)
     if (params != LISP_NIL && !lisp_is(params, LISP_SYMBOL)) lisp_error("%s: bad parameter list", form);
 }
 
-/* Every variable a let, let* or letrec binds, before its frame exists
- * (letrec's inits see them all). */
-static void mark_bindings(value bindings)
-{
-    for (; lisp_is(bindings, LISP_PAIR); bindings = LISP_CDR(bindings)) lisp_mark_bound_locally(LISP_CAR(bindings));
-}
-
 /* A let binding (var init): returns it; anything else is bad syntax. */
 static inline value check_binding(value binding, const char *form)
 {
     if (!lisp_is(binding, LISP_PAIR) || !lisp_is(LISP_CAR(binding), LISP_SYMBOL)) bad_syntax(form);
     return binding;
+}
+
+/* Every binding of a let, let*, letrec or named let, before its frame or
+ * closure exists: each is a (var init) pair (lookup_in_frame reads a
+ * frame of bindings without testing each), and its variable is marked as
+ * bound locally (letrec's inits see them all). */
+static void check_bindings(value bindings, const char *form)
+{
+    for (; lisp_is(bindings, LISP_PAIR); bindings = LISP_CDR(bindings))
+        lisp_mark_bound_locally(check_binding(LISP_CAR(bindings), form));
 }
 
 static const char *procedure_name(value proc)
@@ -415,7 +429,7 @@ loop:
             intptr_t n = lisp_list_length(bindings);
             if (n < 0 || rest_of(LISP_CDR(x), "let") == LISP_NIL) bad_syntax("let");
             T0 = bindings;
-            mark_bindings(bindings);
+            check_bindings(bindings, "let");
             T1 = lisp_make_frame((size_t)n, &ENV, &T0);
             for (intptr_t i = 0; T0 != LISP_NIL; i++, T0 = LISP_CDR(T0)) {
                 value v = lisp_eval(part(rest_of(check_binding(part(T0, "let"), "let"), "let"), "let"), ENV);
@@ -433,7 +447,7 @@ loop:
             intptr_t n = lisp_list_length(bindings);
             if (n < 0 || rest_of(LISP_CDR(x), form) == LISP_NIL) bad_syntax(form);
             T0 = bindings;
-            mark_bindings(bindings);
+            check_bindings(bindings, form);
             T1 = lisp_make_frame((size_t)n, &ENV, &T0);
             /* let*: the frame shows only the bindings made so far (its count
              * grows), so an init sees the outer variable of the same name. */
@@ -516,6 +530,7 @@ named_let:   /* (let name ((var init) ...) body...) */
     lisp_push(part(rest_of(LISP_CDR(X), "let"), "let"));   /* the bindings are the parameters */
     lisp_push(rest_of(LISP_CDR(LISP_CDR(X)), "let"));
     if (lisp_sp[-1] == LISP_NIL || lisp_list_length(lisp_sp[-2]) < 0) bad_syntax("let");
+    check_bindings(lisp_sp[-2], "let");
     T0 = lisp_make_closure(&lisp_sp[-2], &lisp_sp[-1], &T1);
     lisp_write(T0, &LISP_CLOSURE_OF(T0)->name, LISP_CAR(LISP_CDR(X)));
     lisp_write(T1, &LISP_FRAME_OF(T1)->values[0], T0);

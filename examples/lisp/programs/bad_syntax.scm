@@ -30,4 +30,10 @@
 (show (catch (lambda () (let* (("x" 2)) 3))))
 (show (catch (lambda () (letrec ((#t 2)) 3))))
 (show (catch (lambda () (let loop ((1 2)) 3))))
+;; a binding that is no (var init) pair, after good ones: reported before
+;; any init runs (letrec's init looking b up walked the bad binding)
+(show (catch (lambda () (letrec ((a (lambda () b)) 5 (b 1)) (a)))))
+(show (catch (lambda () (letrec ((a (thunk)) 7) a))))   ; thunk: a parameter above
+(show (catch (lambda () (let* ((a 1) (b a) 7) b))))
+(show (catch (lambda () (let loop ((i 0) j) i))))
 (show "still fine: " ((lambda (x) (+ x 1)) 41))
