@@ -375,7 +375,11 @@ MULCH_INTERNAL extern _Atomic(chunk_t **) chunk_map_top[];
 #define CHUNK_MAP_LEVEL_BITS 13u
 #define CHUNK_MAP_ADDRESS_BITS 48u
 #define CHUNK_MAP_START_WORDS ((size_t)1 << (CHUNK_MAP_ADDRESS_BITS - MULCH_REGION_SHIFT - 6))
-MULCH_INTERNAL extern _Atomic uint64_t chunk_map_blocks_start[CHUNK_MAP_START_WORDS];
+typedef _Atomic uint64_t chunk_start_word_t;
+/* The region bitmap (chunk_map.c), mapped by chunk_map_init: pool_create
+ * calls it, and fails when it cannot, so any pool's free finds it. */
+MULCH_INTERNAL extern chunk_start_word_t *_Atomic chunk_map_blocks_start;
+MULCH_INTERNAL bool chunk_map_init(void);
 
 #define CHUNK_MAGIC UINT64_C(0x6d756c6368636b31)
 static inline uint64_t chunk_magic_of(const chunk_t *chunk) {
@@ -417,7 +421,8 @@ static inline bool chunk_starts_blocks(const void *p) {
     uintptr_t a = (uintptr_t)p;
     if (mulch_unlikely(a >> CHUNK_MAP_ADDRESS_BITS)) return false;
     uintptr_t region = a >> MULCH_REGION_SHIFT;
-    uint64_t bits = atomic_load_explicit(&chunk_map_blocks_start[region >> 6], memory_order_acquire);
+    chunk_start_word_t *map = atomic_load_explicit(&chunk_map_blocks_start, memory_order_relaxed);
+    uint64_t bits = atomic_load_explicit(&map[region >> 6], memory_order_acquire);
     return (bits >> (region & 63)) & 1u;
 }
 

@@ -67,14 +67,16 @@ static void test_chunk_map_foreign_addresses(void **state) {
     assert_null(chunk_of(heap));
     assert_null(chunk_of((void *)(uintptr_t)1));
     assert_null(chunk_of((void *)UINTPTR_MAX));
+    pool_t *pool = pool_create(NULL); /* maps the region bitmap, if no pool has */
+    assert_non_null(atomic_load(&chunk_map_blocks_start));
     /* the free fast path's one-load test: no mapping of mulch's here */
     assert_false(chunk_starts_blocks(&local));
     assert_false(chunk_starts_blocks(heap));
     assert_false(chunk_starts_blocks((void *)(uintptr_t)1));
+    assert_false(chunk_starts_blocks(NULL));
     assert_false(chunk_starts_blocks((void *)UINTPTR_MAX));
     assert_false(chunk_starts_blocks((void *)((uintptr_t)1 << CHUNK_MAP_ADDRESS_BITS)));
     free(heap);
-    pool_t *pool = pool_create(NULL);
     void *p = pool_alloc(pool, 100);
     chunk_t *chunk = chunk_of(p);
     assert_non_null(chunk);
