@@ -218,6 +218,23 @@ void *rc_alloc(size_t size, void (*destroy)(void *obj)) {
     return rc_alloc_in(pool_default(), size, destroy);
 }
 
+/* One object: weak references cleared, destroy callback, memory back. */
+static void rc_destroy_one(rc_header_t *h) {
+    uint32_t live = RC_LIVE;
+    if (!atomic_compare_exchange_strong_explicit(&h->magic, &live, RC_LIVE ^ 1u, memory_order_relaxed,
+                                                 memory_order_relaxed)) {
+        /* a second destroy would clobber the pool's free mark: refuse */
+        mulch_report("rc_release: object destroyed twice", rc_object_of(h));
+    } else if (atomic_load_explicit(&h->weak, memory_order_acquire) == NULL || rc_weak_detach(h)) {
+        void *obj = rc_object_of(h);
+        keep_memory = false;
+        if (h->destroy) h->destroy(obj);
+        atomic_store_explicit(&h->magic, 0, memory_order_relaxed);
+        if (!keep_memory) pool_free(chunk_of(h)->pool, h);
+        keep_memory = false;
+    }
+}
+
 /* Runs destroy callbacks; nested releases that reach zero are queued. */
 void rc_destroy(rc_header_t *h) {
     if (destroying) {
@@ -227,19 +244,7 @@ void rc_destroy(rc_header_t *h) {
     }
     destroying = true;
     for (;;) {
-        uint32_t live = RC_LIVE;
-        if (!atomic_compare_exchange_strong_explicit(&h->magic, &live, RC_LIVE ^ 1u, memory_order_relaxed,
-                                                     memory_order_relaxed)) {
-            /* a second destroy would clobber the pool's free mark: refuse */
-            mulch_report("rc_release: object destroyed twice", rc_object_of(h));
-        } else if (atomic_load_explicit(&h->weak, memory_order_acquire) == NULL || rc_weak_detach(h)) {
-            void *obj = rc_object_of(h);
-            keep_memory = false;
-            if (h->destroy) h->destroy(obj);
-            atomic_store_explicit(&h->magic, 0, memory_order_relaxed);
-            if (!keep_memory) pool_free(chunk_of(h)->pool, h);
-            keep_memory = false;
-        }
+        rc_destroy_one(h);
         h = pending_destroy;
         if (h == NULL) break;
         pending_destroy = h->link;
@@ -304,14 +309,40 @@ static void rc_queue_drain(rc_thread_t *self) {
     }
 }
 
-/* pool_destroy(pool) is about to unmap the pool's cells: objects of the
- * pool that wait in some thread's merge queue (a non-owner's release left
- * them there, their destroy pending) are merged now, on this thread, and
- * destroyed if their count is 0 — else the owner's next drain would follow
- * links into unmapped memory. The other queued objects go back to their
- * queues. The program released every object of the pool (pool_destroy's
- * contract), so no owner touches these meanwhile. */
-void rc_pool_destroying(pool_t *pool) {
+/* Destroys the objects of `pool` on this thread's pending list (a destroy
+ * callback released their last references, then called pool_destroy:
+ * the list would link into unmapped memory). Their own callbacks may
+ * queue more: repeat until none of the pool's is left. Whether it found
+ * any. */
+static bool rc_pending_destroy_pool(pool_t *pool) {
+    bool found = false;
+    for (;;) {
+        rc_header_t *ours = NULL, **at = &pending_destroy;
+        while (*at) {
+            rc_header_t *h = *at;
+            if (chunk_of(h)->pool == pool) {
+                *at = h->link;
+                h->link = ours;
+                ours = h;
+            } else {
+                at = &h->link;
+            }
+        }
+        if (ours == NULL) return found;
+        found = true;
+        bool keep = keep_memory; /* the running callback's, if it asked */
+        while (ours) {
+            rc_header_t *next = ours->link;
+            rc_destroy_one(ours);
+            ours = next;
+        }
+        keep_memory = keep;
+    }
+}
+
+/* One pass over every record's queue; whether it found any of the pool's. */
+static bool rc_queues_destroy_pool(pool_t *pool) {
+    bool found = false;
     pthread_mutex_lock(&mulch_rc_records_lock);
     rc_thread_t *first = rc_records_all;
     pthread_mutex_unlock(&mulch_rc_records_lock);
@@ -332,6 +363,7 @@ void rc_pool_destroying(pool_t *pool) {
             h = next;
         }
         bool dead = atomic_load_explicit(&rec->dead, memory_order_acquire);
+        found |= ours != NULL;
         while (ours) {
             rc_header_t *next = ours->link;
             uint32_t biased = atomic_load_explicit(&ours->biased, memory_order_relaxed);
@@ -339,6 +371,25 @@ void rc_pool_destroying(pool_t *pool) {
             rc_merge_as(ours, biased, rec, !dead && rec != rc_self);
             ours = next;
         }
+    }
+    return found;
+}
+
+/* pool_destroy(pool) is about to unmap the pool's cells: objects of the
+ * pool that wait in some thread's merge queue (a non-owner's release left
+ * them there, their destroy pending) are merged now, on this thread, and
+ * destroyed if their count is 0 — else the owner's next drain would follow
+ * links into unmapped memory. The other queued objects go back to their
+ * queues. The program released every object of the pool (pool_destroy's
+ * contract), so no owner touches these meanwhile. The same goes for
+ * this thread's pending list when pool_destroy runs inside a destroy
+ * callback that released the pool's last objects. The destroys may queue
+ * more of the pool's objects: repeat until a round finds none. */
+void rc_pool_destroying(pool_t *pool) {
+    for (;;) {
+        bool found = rc_queues_destroy_pool(pool);
+        if (destroying) found |= rc_pending_destroy_pool(pool);
+        if (!found) return;
     }
 }
 

@@ -1,0 +1,102 @@
+/* test_rc_review_s16.c — black-box regression tests from review session 16
+ * (<mulch/rc.h>, docs/rc.md "Destroy callbacks", "Functions"):
+ *   - a destroy callback that releases the last references to objects of
+ *     a pool (rc_alloc_in) and then destroys that pool: the released
+ *     objects waited on the thread's pending-destroy list, which then
+ *     linked into the unmapped pool (a crash once the callback returned);
+ *     their destroys now run inside pool_destroy, as for queued objects.
+ *
+ * Deterministic: random choices come from a splitmix64 generator seeded from
+ * MULCH_TEST_SEED (decimal or 0x-hex) or a fixed default; the seed is printed
+ * at the start of each test and in every failure message. */
+#ifndef _GNU_SOURCE
+#  define _GNU_SOURCE 1
+#endif
+#define DEFAULT_SEED UINT64_C(0x6d756c6372631601)
+#include <mulch/rc.h>
+
+#include "rc_test.h"
+
+/* A context object (default pool) that owns a pool and a list of objects
+ * in it; its destroy releases the list, then destroys the pool. */
+typedef struct ctx {
+    pool_t *pool;
+    recobj_t *items[4];
+    void *chain; /* first of a chain of plain nodes, each owning the next */
+} ctx_t;
+
+typedef struct node {
+    struct node *next;
+    recobj_t *item; /* released by the node's destroy */
+} node_t;
+
+static atomic_ulong g_nodes_destroyed;
+
+static void node_destroy(void *obj)
+{
+    node_t *n = obj;
+    atomic_fetch_add(&g_nodes_destroyed, 1);
+    if (n->item) rc_release(n->item);
+    if (n->next) rc_release(n->next);
+}
+
+static void ctx_destroy(void *obj)
+{
+    ctx_t *c = obj;
+    for (int i = 0; i < 4; i++) rc_release(c->items[i]); /* last references */
+    rc_release(c->chain);
+    pool_destroy(c->pool);
+}
+
+static void test_rc_pool_destroy_in_destroy_callback(void **state)
+{
+    (void)state;
+    TEST_START();
+    unsigned long r0 = rec_count();
+    destroy_reset();
+    shadow_reset();
+    atomic_store(&g_nodes_destroyed, 0);
+
+    ctx_t *c = rc_alloc(sizeof *c, ctx_destroy);
+    EXPECT_NONNULL(c);
+    c->pool = pool_create(NULL);
+    EXPECT_NONNULL(c->pool);
+    for (int i = 0; i < 4; i++) c->items[i] = mk_rec(c->pool, (uint64_t)(1 + i));
+    /* a chain whose destroys release more of the pool's objects as they go */
+    node_t *head = NULL;
+    for (int i = 0; i < 3; i++) {
+        node_t *n = rc_alloc_in(c->pool, sizeof *n, node_destroy);
+        EXPECT_NONNULL(n);
+        n->item = mk_rec(c->pool, (uint64_t)(10 + i));
+        n->next = head;
+        head = n;
+    }
+    c->chain = head;
+
+    rc_release(c); /* crashed here before the fix */
+
+    EXPECT_DESTROYS(4 + 3);
+    EXPECT_EQ(atomic_load(&g_nodes_destroyed), 3);
+    for (int i = 0; i < 4; i++) EXPECT_SHADOW_RUNS(1 + i, 1);
+    for (int i = 0; i < 3; i++) EXPECT_SHADOW_RUNS(10 + i, 1);
+
+    /* the thread's rc state is sane afterwards */
+    recobj_t *o = mk_rec(NULL, 20);
+    rc_release(o);
+    EXPECT_SHADOW_RUNS(20, 1);
+    EXPECT_NO_ASYNC_FAILURES();
+    EXPECT_NO_REPORTS(r0);
+}
+
+/* ======================================================================== */
+
+int main(void)
+{
+    mt_init("test_rc_review_s16");
+#define T(f) cmocka_unit_test_setup_teardown(f, setup_rec, teardown_rec)
+    const struct CMUnitTest tests[] = {
+        T(test_rc_pool_destroy_in_destroy_callback),
+    };
+#undef T
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
