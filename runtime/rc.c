@@ -55,6 +55,10 @@ __attribute__((constructor)) static void rc_fork_handlers_register(void) {
 static _Thread_local rc_header_t *pending_destroy MULCH_TLS_MODEL;
 static _Thread_local bool destroying MULCH_TLS_MODEL;
 static _Thread_local bool keep_memory MULCH_TLS_MODEL; /* rc_destroy_keep_memory */
+/* The object whose destroy callback runs, and whether the callback
+ * destroyed that object's pool (pool_destroy took its memory already). */
+static _Thread_local rc_header_t *destroying_now MULCH_TLS_MODEL;
+static _Thread_local bool destroying_now_pool_gone MULCH_TLS_MODEL;
 
 static void rc_queue_drain(rc_thread_t *self);
 static inline rc_thread_t *rc_self_checked(void);
@@ -228,9 +232,14 @@ static void rc_destroy_one(rc_header_t *h) {
     } else if (atomic_load_explicit(&h->weak, memory_order_acquire) == NULL || rc_weak_detach(h)) {
         void *obj = rc_object_of(h);
         keep_memory = false;
+        destroying_now = h;
+        destroying_now_pool_gone = false;
         if (h->destroy) h->destroy(obj);
-        atomic_store_explicit(&h->magic, 0, memory_order_relaxed);
-        if (!keep_memory) pool_free(chunk_of(h)->pool, h);
+        destroying_now = NULL;
+        if (!destroying_now_pool_gone) {
+            atomic_store_explicit(&h->magic, 0, memory_order_relaxed);
+            if (!keep_memory) pool_free(chunk_of(h)->pool, h);
+        }
         keep_memory = false;
     }
 }
@@ -330,13 +339,17 @@ static bool rc_pending_destroy_pool(pool_t *pool) {
         }
         if (ours == NULL) return found;
         found = true;
-        bool keep = keep_memory; /* the running callback's, if it asked */
+        /* the running callback's state */
+        bool keep = keep_memory, gone = destroying_now_pool_gone;
+        rc_header_t *now = destroying_now;
         while (ours) {
             rc_header_t *next = ours->link;
             rc_destroy_one(ours);
             ours = next;
         }
         keep_memory = keep;
+        destroying_now = now;
+        destroying_now_pool_gone = gone;
     }
 }
 
@@ -383,9 +396,13 @@ static bool rc_queues_destroy_pool(pool_t *pool) {
  * queues. The program released every object of the pool (pool_destroy's
  * contract), so no owner touches these meanwhile. The same goes for
  * this thread's pending list when pool_destroy runs inside a destroy
- * callback that released the pool's last objects. The destroys may queue
- * more of the pool's objects: repeat until a round finds none. */
+ * callback that released the pool's last objects (or that destroys the
+ * pool of its own object). The destroys may queue more of the pool's
+ * objects: repeat until a round finds none. */
 void rc_pool_destroying(pool_t *pool) {
+    /* the object whose callback destroys its own pool: rc_destroy_one
+     * must not touch its cell afterwards */
+    if (destroying && destroying_now && chunk_of(destroying_now)->pool == pool) destroying_now_pool_gone = true;
     for (;;) {
         bool found = rc_queues_destroy_pool(pool);
         if (destroying) found |= rc_pending_destroy_pool(pool);

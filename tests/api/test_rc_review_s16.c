@@ -4,7 +4,10 @@
  *     a pool (rc_alloc_in) and then destroys that pool: the released
  *     objects waited on the thread's pending-destroy list, which then
  *     linked into the unmapped pool (a crash once the callback returned);
- *     their destroys now run inside pool_destroy, as for queued objects.
+ *     their destroys now run inside pool_destroy, as for queued objects;
+ *   - a destroy callback that destroys the pool its own object lives in
+ *     (an arena owning its pool): rc wrote the object's magic and freed
+ *     its cell into the unmapped pool after the callback (a crash).
  *
  * Deterministic: random choices come from a splitmix64 generator seeded from
  * MULCH_TEST_SEED (decimal or 0x-hex) or a fixed default; the seed is printed
@@ -88,6 +91,69 @@ static void test_rc_pool_destroy_in_destroy_callback(void **state)
     EXPECT_NO_REPORTS(r0);
 }
 
+/* An arena: an rc object in the pool it owns, with objects of that pool;
+ * its destroy releases them and destroys the pool, itself included. */
+typedef struct arena {
+    pool_t *pool;
+    recobj_t *item;
+} arena_t;
+
+static atomic_ulong g_arenas_destroyed;
+
+static void arena_destroy(void *obj)
+{
+    arena_t *a = obj;
+    atomic_fetch_add(&g_arenas_destroyed, 1);
+    rc_release(a->item);
+    pool_destroy(a->pool);
+}
+
+typedef struct holder {
+    arena_t *arena;
+} holder_t;
+
+static void holder_destroy(void *obj)
+{
+    rc_release(((holder_t *)obj)->arena);
+}
+
+static void test_rc_destroy_callback_destroys_own_pool(void **state)
+{
+    (void)state;
+    TEST_START();
+    unsigned long r0 = rec_count();
+    destroy_reset();
+    shadow_reset();
+    atomic_store(&g_arenas_destroyed, 0);
+
+    enum { ROUNDS = 4 };
+    for (int round = 0; round < ROUNDS; round++) {
+        pool_t *pool = pool_create(NULL);
+        EXPECT_NONNULL(pool);
+        arena_t *a = rc_alloc_in(pool, sizeof *a, arena_destroy);
+        EXPECT_NONNULL(a);
+        a->pool = pool;
+        a->item = mk_rec(pool, (uint64_t)(30 + round));
+        if (round & 1) {
+            /* the last release from inside another object's destroy */
+            holder_t *h = rc_alloc(sizeof *h, holder_destroy);
+            EXPECT_NONNULL(h);
+            h->arena = a; /* takes over our reference */
+            rc_release(h);
+        } else {
+            rc_release(a); /* crashed here before the fix */
+        }
+        EXPECT_EQ(atomic_load(&g_arenas_destroyed), (unsigned long)(round + 1));
+        EXPECT_SHADOW_RUNS(30 + round, 1);
+    }
+    /* the thread's rc state is sane afterwards */
+    recobj_t *o = mk_rec(NULL, 40);
+    rc_release(o);
+    EXPECT_SHADOW_RUNS(40, 1);
+    EXPECT_NO_ASYNC_FAILURES();
+    EXPECT_NO_REPORTS(r0);
+}
+
 /* ======================================================================== */
 
 int main(void)
@@ -96,6 +162,7 @@ int main(void)
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_rec, teardown_rec)
     const struct CMUnitTest tests[] = {
         T(test_rc_pool_destroy_in_destroy_callback),
+        T(test_rc_destroy_callback_destroys_own_pool),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
