@@ -4,7 +4,9 @@
  *     a pool (rc_alloc_in) and then destroys that pool: the released
  *     objects waited on the thread's pending-destroy list, which then
  *     linked into the unmapped pool (a crash once the callback returned);
- *     their destroys now run inside pool_destroy, as for queued objects;
+ *     their destroys now run inside pool_destroy, as for queued objects
+ *     (also when the release queued one to its owner thread: the merge in
+ *     pool_destroy then put it on the pending list too);
  *   - a destroy callback that destroys the pool its own object lives in
  *     (an arena owning its pool): rc wrote the object's magic and freed
  *     its cell into the unmapped pool after the callback (a crash).
@@ -91,6 +93,58 @@ static void test_rc_pool_destroy_in_destroy_callback(void **state)
     EXPECT_NO_REPORTS(r0);
 }
 
+/* The pool's object is owned by another thread, which still runs: the
+ * callback's release queues it to that owner; pool_destroy merges it,
+ * and its destroy, pending behind the callback's, runs there too. */
+typedef struct owner_arg {
+    pool_t *pool;
+    recobj_t *obj;
+    handoff_t ho;
+} owner_arg_t;
+
+static void *owner_thread(void *arg)
+{
+    owner_arg_t *a = arg;
+    a->obj = mk_rec(a->pool, 21); /* this thread counts its reference */
+    handoff_set(&a->ho, 1);
+    handoff_wait(&a->ho, 2); /* alive, and no rc call, until the end */
+    return NULL;
+}
+
+static void test_rc_pool_destroy_in_destroy_callback_queued(void **state)
+{
+    (void)state;
+    TEST_START();
+    unsigned long r0 = rec_count();
+    destroy_reset();
+    shadow_reset();
+
+    owner_arg_t a = { .ho = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER } };
+    a.pool = pool_create(NULL);
+    EXPECT_NONNULL(a.pool);
+    pthread_t t;
+    EXPECT_EQ(pthread_create(&t, NULL, owner_thread, &a), 0);
+    handoff_wait(&a.ho, 1);
+
+    ctx_t *c = rc_alloc(sizeof *c, ctx_destroy);
+    EXPECT_NONNULL(c);
+    c->pool = a.pool;
+    c->items[0] = a.obj; /* the owner's reference, handed over */
+    for (int i = 1; i < 4; i++) c->items[i] = mk_rec(c->pool, (uint64_t)(21 + i));
+    c->chain = rc_alloc_in(c->pool, sizeof(node_t), node_destroy);
+    EXPECT_NONNULL(c->chain);
+
+    rc_release(c);
+
+    EXPECT_DESTROYS(4);
+    for (int i = 0; i < 4; i++) EXPECT_SHADOW_RUNS(21 + i, 1);
+    handoff_set(&a.ho, 2);
+    pthread_join(t, NULL);
+    EXPECT_DESTROYS(4);
+    EXPECT_NO_ASYNC_FAILURES();
+    EXPECT_NO_REPORTS(r0);
+}
+
 /* An arena: an rc object in the pool it owns, with objects of that pool;
  * its destroy releases them and destroys the pool, itself included. */
 typedef struct arena {
@@ -162,6 +216,7 @@ int main(void)
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_rec, teardown_rec)
     const struct CMUnitTest tests[] = {
         T(test_rc_pool_destroy_in_destroy_callback),
+        T(test_rc_pool_destroy_in_destroy_callback_queued),
         T(test_rc_destroy_callback_destroys_own_pool),
     };
 #undef T
