@@ -74,6 +74,20 @@ static void rc_record_put(rc_thread_t *rec, size_t n) {
 
 static void rc_thread_exit(void *arg) {
     rc_thread_t *self = arg;
+    if (destroying) {
+        /* The thread ended inside a destroy callback (pthread_exit, or a
+         * cancellation point the callback reached: gc.md "Cancellation").
+         * That object stays unfinished; the destroys queued behind it run
+         * now, and the drains below destroy instead of queueing behind it
+         * for ever. */
+        destroying = false;
+        destroying_now = NULL;
+        rc_header_t *h = pending_destroy;
+        if (h) {
+            pending_destroy = h->link;
+            rc_destroy(h);
+        }
+    }
     rc_queue_drain(self);
     /* From here on this thread is not the owner of anything: once `dead`
      * is visible, other threads fold its objects' biased counts, so destroy

@@ -9,7 +9,11 @@
  *     pool_destroy then put it on the pending list too);
  *   - a destroy callback that destroys the pool its own object lives in
  *     (an arena owning its pool): rc wrote the object's magic and freed
- *     its cell into the unmapped pool after the callback (a crash).
+ *     its cell into the unmapped pool after the callback (a crash);
+ *   - a thread that ends inside a destroy callback (pthread_exit; gc.md
+ *     "Cancellation"): the objects whose destroys were queued behind that
+ *     callback never had them run (the thread's rc state stayed
+ *     "destroying"); they now run at the thread's exit.
  *
  * Deterministic: random choices come from a splitmix64 generator seeded from
  * MULCH_TEST_SEED (decimal or 0x-hex) or a fixed default; the seed is printed
@@ -208,6 +212,44 @@ static void test_rc_destroy_callback_destroys_own_pool(void **state)
     EXPECT_NO_REPORTS(r0);
 }
 
+static recobj_t *g_behind[2];
+
+static void exiting_destroy(void *obj)
+{
+    (void)obj;
+    rc_release(g_behind[0]); /* last references: queued behind this one */
+    rc_release(g_behind[1]);
+    pthread_exit(NULL);
+}
+
+static void *exiting_thread(void *arg)
+{
+    (void)arg;
+    g_behind[0] = mk_rec(NULL, 50);
+    g_behind[1] = mk_rec(NULL, 51);
+    void *a = rc_alloc(16, exiting_destroy);
+    if (a == NULL) AFAIL("rc_alloc returned NULL");
+    else rc_release(a);
+    return NULL;
+}
+
+static void test_rc_thread_ends_inside_destroy_callback(void **state)
+{
+    (void)state;
+    TEST_START();
+    unsigned long r0 = rec_count();
+    destroy_reset();
+    shadow_reset();
+    pthread_t t;
+    EXPECT_EQ(pthread_create(&t, NULL, exiting_thread, NULL), 0);
+    pthread_join(t, NULL);
+    EXPECT_DESTROYS(2);
+    EXPECT_SHADOW_RUNS(50, 1);
+    EXPECT_SHADOW_RUNS(51, 1);
+    EXPECT_NO_ASYNC_FAILURES();
+    EXPECT_NO_REPORTS(r0);
+}
+
 /* ======================================================================== */
 
 int main(void)
@@ -218,6 +260,7 @@ int main(void)
         T(test_rc_pool_destroy_in_destroy_callback),
         T(test_rc_pool_destroy_in_destroy_callback_queued),
         T(test_rc_destroy_callback_destroys_own_pool),
+        T(test_rc_thread_ends_inside_destroy_callback),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
