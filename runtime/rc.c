@@ -55,6 +55,10 @@ __attribute__((constructor)) static void rc_fork_handlers_register(void) {
 static _Thread_local rc_header_t *pending_destroy MULCH_TLS_MODEL;
 static _Thread_local bool destroying MULCH_TLS_MODEL;
 static _Thread_local bool keep_memory MULCH_TLS_MODEL; /* rc_destroy_keep_memory */
+/* The object whose destroy callback runs, and whether the callback
+ * destroyed that object's pool (pool_destroy took its memory already). */
+static _Thread_local rc_header_t *destroying_now MULCH_TLS_MODEL;
+static _Thread_local bool destroying_now_pool_gone MULCH_TLS_MODEL;
 
 static void rc_queue_drain(rc_thread_t *self);
 static inline rc_thread_t *rc_self_checked(void);
@@ -70,6 +74,20 @@ static void rc_record_put(rc_thread_t *rec, size_t n) {
 
 static void rc_thread_exit(void *arg) {
     rc_thread_t *self = arg;
+    if (destroying) {
+        /* The thread ended inside a destroy callback (pthread_exit, or a
+         * cancellation point the callback reached: gc.md "Cancellation").
+         * That object stays unfinished; the destroys queued behind it run
+         * now, and the drains below destroy instead of queueing behind it
+         * for ever. */
+        destroying = false;
+        destroying_now = NULL;
+        rc_header_t *h = pending_destroy;
+        if (h) {
+            pending_destroy = h->link;
+            rc_destroy(h);
+        }
+    }
     rc_queue_drain(self);
     /* From here on this thread is not the owner of anything: once `dead`
      * is visible, other threads fold its objects' biased counts, so destroy
@@ -218,6 +236,28 @@ void *rc_alloc(size_t size, void (*destroy)(void *obj)) {
     return rc_alloc_in(pool_default(), size, destroy);
 }
 
+/* One object: weak references cleared, destroy callback, memory back. */
+static void rc_destroy_one(rc_header_t *h) {
+    uint32_t live = RC_LIVE;
+    if (!atomic_compare_exchange_strong_explicit(&h->magic, &live, RC_LIVE ^ 1u, memory_order_relaxed,
+                                                 memory_order_relaxed)) {
+        /* a second destroy would clobber the pool's free mark: refuse */
+        mulch_report("rc_release: object destroyed twice", rc_object_of(h));
+    } else if (atomic_load_explicit(&h->weak, memory_order_acquire) == NULL || rc_weak_detach(h)) {
+        void *obj = rc_object_of(h);
+        keep_memory = false;
+        destroying_now = h;
+        destroying_now_pool_gone = false;
+        if (h->destroy) h->destroy(obj);
+        destroying_now = NULL;
+        if (!destroying_now_pool_gone) {
+            atomic_store_explicit(&h->magic, 0, memory_order_relaxed);
+            if (!keep_memory) pool_free(chunk_of(h)->pool, h);
+        }
+        keep_memory = false;
+    }
+}
+
 /* Runs destroy callbacks; nested releases that reach zero are queued. */
 void rc_destroy(rc_header_t *h) {
     if (destroying) {
@@ -227,19 +267,7 @@ void rc_destroy(rc_header_t *h) {
     }
     destroying = true;
     for (;;) {
-        uint32_t live = RC_LIVE;
-        if (!atomic_compare_exchange_strong_explicit(&h->magic, &live, RC_LIVE ^ 1u, memory_order_relaxed,
-                                                     memory_order_relaxed)) {
-            /* a second destroy would clobber the pool's free mark: refuse */
-            mulch_report("rc_release: object destroyed twice", rc_object_of(h));
-        } else if (atomic_load_explicit(&h->weak, memory_order_acquire) == NULL || rc_weak_detach(h)) {
-            void *obj = rc_object_of(h);
-            keep_memory = false;
-            if (h->destroy) h->destroy(obj);
-            atomic_store_explicit(&h->magic, 0, memory_order_relaxed);
-            if (!keep_memory) pool_free(chunk_of(h)->pool, h);
-            keep_memory = false;
-        }
+        rc_destroy_one(h);
         h = pending_destroy;
         if (h == NULL) break;
         pending_destroy = h->link;
@@ -304,14 +332,44 @@ static void rc_queue_drain(rc_thread_t *self) {
     }
 }
 
-/* pool_destroy(pool) is about to unmap the pool's cells: objects of the
- * pool that wait in some thread's merge queue (a non-owner's release left
- * them there, their destroy pending) are merged now, on this thread, and
- * destroyed if their count is 0 — else the owner's next drain would follow
- * links into unmapped memory. The other queued objects go back to their
- * queues. The program released every object of the pool (pool_destroy's
- * contract), so no owner touches these meanwhile. */
-void rc_pool_destroying(pool_t *pool) {
+/* Destroys the objects of `pool` on this thread's pending list (a destroy
+ * callback released their last references, then called pool_destroy:
+ * the list would link into unmapped memory). Their own callbacks may
+ * queue more: repeat until none of the pool's is left. Whether it found
+ * any. */
+static bool rc_pending_destroy_pool(pool_t *pool) {
+    bool found = false;
+    for (;;) {
+        rc_header_t *ours = NULL, **at = &pending_destroy;
+        while (*at) {
+            rc_header_t *h = *at;
+            if (chunk_of(h)->pool == pool) {
+                *at = h->link;
+                h->link = ours;
+                ours = h;
+            } else {
+                at = &h->link;
+            }
+        }
+        if (ours == NULL) return found;
+        found = true;
+        /* the running callback's state */
+        bool keep = keep_memory, gone = destroying_now_pool_gone;
+        rc_header_t *now = destroying_now;
+        while (ours) {
+            rc_header_t *next = ours->link;
+            rc_destroy_one(ours);
+            ours = next;
+        }
+        keep_memory = keep;
+        destroying_now = now;
+        destroying_now_pool_gone = gone;
+    }
+}
+
+/* One pass over every record's queue; whether it found any of the pool's. */
+static bool rc_queues_destroy_pool(pool_t *pool) {
+    bool found = false;
     pthread_mutex_lock(&mulch_rc_records_lock);
     rc_thread_t *first = rc_records_all;
     pthread_mutex_unlock(&mulch_rc_records_lock);
@@ -332,6 +390,7 @@ void rc_pool_destroying(pool_t *pool) {
             h = next;
         }
         bool dead = atomic_load_explicit(&rec->dead, memory_order_acquire);
+        found |= ours != NULL;
         while (ours) {
             rc_header_t *next = ours->link;
             uint32_t biased = atomic_load_explicit(&ours->biased, memory_order_relaxed);
@@ -339,6 +398,29 @@ void rc_pool_destroying(pool_t *pool) {
             rc_merge_as(ours, biased, rec, !dead && rec != rc_self);
             ours = next;
         }
+    }
+    return found;
+}
+
+/* pool_destroy(pool) is about to unmap the pool's cells: objects of the
+ * pool that wait in some thread's merge queue (a non-owner's release left
+ * them there, their destroy pending) are merged now, on this thread, and
+ * destroyed if their count is 0 — else the owner's next drain would follow
+ * links into unmapped memory. The other queued objects go back to their
+ * queues. The program released every object of the pool (pool_destroy's
+ * contract), so no owner touches these meanwhile. The same goes for
+ * this thread's pending list when pool_destroy runs inside a destroy
+ * callback that released the pool's last objects (or that destroys the
+ * pool of its own object). The destroys may queue more of the pool's
+ * objects: repeat until a round finds none. */
+void rc_pool_destroying(pool_t *pool) {
+    /* the object whose callback destroys its own pool: rc_destroy_one
+     * must not touch its cell afterwards */
+    if (destroying && destroying_now && chunk_of(destroying_now)->pool == pool) destroying_now_pool_gone = true;
+    for (;;) {
+        bool found = rc_queues_destroy_pool(pool);
+        if (destroying) found |= rc_pending_destroy_pool(pool);
+        if (!found) return;
     }
 }
 
