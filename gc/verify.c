@@ -159,6 +159,10 @@ static void verify_callback_roots(verifier_t *v) {
 
 size_t gc_verify_locked(gc_heap_t *heap) {
     verifier_t v = { heap, 0 };
+    /* Its reports run the error handler with the world stopped and the
+     * heap's lock held: a mulch call from there must be refused, not wait
+     * for the lock (mulch_gc_tracing_depth), as during a collection. */
+    mulch_gc_tracing_depth++;
     gc_heap_sweep_all(heap);
     for (size_t s = 0; s < heap->spans.count; s++) {
         block_t *b = heap->spans.items[s];
@@ -202,6 +206,7 @@ size_t gc_verify_locked(gc_heap_t *heap) {
     /* (only on sound spans: it calls trace functions through type pointers) */
     if (heap->generational && !heap->next_full && v.problems == 0) verify_barriers(&v);
     verify_callback_roots(&v);
+    mulch_gc_tracing_depth--;
     return v.problems;
 }
 

@@ -258,21 +258,25 @@ static MULCH_NOINLINE void *realloc_unowned(pool_t *pool, void *p, size_t size, 
     return q;
 }
 
-MALLOC_API void *realloc(void *p, size_t size) {
+/* realloc with its leak site: the caller of realloc or reallocarray. */
+static inline void *realloc_from(void *p, size_t size, const void *caller) {
     pool_t *pool = served();
     if (p == NULL) {
         if (mulch_unlikely(pool == NULL)) return alloc_without_pool(size, MULCH_ALIGN);
-        return nomem(pool_alloc_from(pool, size, __builtin_return_address(0)));
+        return nomem(pool_alloc_from(pool, size, caller));
     }
-    if (mulch_unlikely(pool == NULL || !pool_owns(pool, p)))
-        return realloc_unowned(pool, p, size, __builtin_return_address(0));
+    if (mulch_unlikely(pool == NULL || !pool_owns(pool, p))) return realloc_unowned(pool, p, size, caller);
     if (size == 0) { /* glibc's choice: free and return NULL */
         int saved = errno;
         pool_free(pool, p);
         errno = saved;
         return NULL;
     }
-    return nomem(pool_realloc_from(pool, p, size, __builtin_return_address(0)));
+    return nomem(pool_realloc_from(pool, p, size, caller));
+}
+
+MALLOC_API void *realloc(void *p, size_t size) {
+    return realloc_from(p, size, __builtin_return_address(0));
 }
 
 MALLOC_API void *reallocarray(void *p, size_t n, size_t size) {
@@ -280,7 +284,7 @@ MALLOC_API void *reallocarray(void *p, size_t n, size_t size) {
         errno = ENOMEM;
         return NULL;
     }
-    return realloc(p, n * size);
+    return realloc_from(p, n * size, __builtin_return_address(0));
 }
 
 static void *aligned(size_t align, size_t size, const void *caller) {

@@ -1,11 +1,16 @@
-/* leak.c — a program with one planted leak, for run_leak_report.sh: the
- * 12345 bytes allocated in plant_leak are never freed. The program is
- * linked with -rdynamic so that dladdr can name plant_leak in the report.
+/* leak.c — a program with planted leaks, for run_leak_report.sh: the
+ * 12345 bytes allocated in plant_leak and the 3 x 4321 bytes allocated
+ * through reallocarray in plant_leak_array are never freed. The program is
+ * linked with -rdynamic so that dladdr can name both functions in the
+ * report.
  *
  * With an argument FILE, it also opens FILE, puts it on every descriptor
  * from 3 to 255 (as a program that picks its own descriptor numbers may),
  * writes one line to it and leaves them open: nothing else may appear in
  * FILE, whichever descriptor the drop-in kept for its report. */
+#ifndef _GNU_SOURCE
+#  define _GNU_SOURCE 1 /* reallocarray */
+#endif
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +23,15 @@ void *plant_leak(void)
 {
     char *p = malloc(12345);
     if (p != NULL) memset(p, 1, 12345);
+    return p;
+}
+
+__attribute__((noinline, visibility("default"))) void *plant_leak_array(void);
+
+void *plant_leak_array(void)
+{
+    char *p = reallocarray(NULL, 3, 4321);
+    if (p != NULL) memset(p, 2, 3 * 4321);
     return p;
 }
 
@@ -38,7 +52,9 @@ int main(int argc, char **argv)
     if (argc > 1 && take_descriptors(argv[1]) != 0) return 1;
     forgotten = plant_leak();
     if (forgotten == NULL) return 1;
-    forgotten = NULL; /* the only reference is gone: a leak */
+    forgotten = plant_leak_array();
+    if (forgotten == NULL) return 1;
+    forgotten = NULL; /* the only references are gone: two leaks */
 
     for (int i = 0; i < 1000; i++) { /* balanced work is not reported */
         char *s = malloc((size_t)i + 1);

@@ -1,8 +1,9 @@
 #!/bin/sh
 # run_leak_report.sh LIB PROGRAM — runs PROGRAM (which leaks 12345 bytes from
-# its exported function plant_leak) with LD_PRELOAD=LIB and
-# MULCH_LEAK_REPORT=1, and fails unless the report on stderr names that
-# allocation and its site, and no other line mentions that size.
+# its exported function plant_leak, and 12963 through reallocarray from
+# plant_leak_array) with LD_PRELOAD=LIB and MULCH_LEAK_REPORT=1, and fails
+# unless the report on stderr names those allocations and their sites (the
+# callers of malloc and reallocarray, not the drop-in itself).
 set -u
 lib=$1
 program=$2
@@ -16,6 +17,11 @@ fi
 if ! echo "$err" | grep -q '^mulch leak: 0x[0-9a-f]* size 12345 allocated at plant_leak+0x'; then
     echo "the leak report does not name plant_leak for the 12345-byte leak:"
     echo "$err" | head -40
+    exit 1
+fi
+if ! echo "$err" | grep -q '^mulch leak: 0x[0-9a-f]* size 12963 allocated at plant_leak_array+0x'; then
+    echo "the leak report does not name plant_leak_array for the 12963-byte reallocarray leak:"
+    echo "$err" | grep 'size 12963'
     exit 1
 fi
 if ! echo "$err" | grep -q '^mulch leak summary:'; then
