@@ -414,16 +414,18 @@ uintptr_t gc_identity_hash(const void *obj) {
     /* A freed cell gets no entry: its header may still hold the forwarding
      * word of the object that moved out, and the next rebuild would give
      * that object's new address a second entry (and another hash). */
-    if (entry == NULL && !gc_object_live_locked(heap, obj, "gc_identity_hash")) {
+    if (entry == NULL && !gc_object_allocated_locked(heap, obj)) {
         pthread_mutex_unlock(&heap->lock);
+        gc_report_not_live(obj, "gc_identity_hash"); /* unlocked: the handler may call back */
         return hash;
     }
+    bool lost = false;
     if (entry == NULL) {
         if (heap->hashes_unordered) hashes_reorder(heap);
-        if (heap->hashes_unordered || !hashes_insert(heap, (void *)obj, hash))
-            mulch_report("gc_identity_hash: out of memory (the hash may change if the object moves)", obj);
+        lost = heap->hashes_unordered || !hashes_insert(heap, (void *)obj, hash);
     }
     pthread_mutex_unlock(&heap->lock);
+    if (lost) mulch_report("gc_identity_hash: out of memory (the hash may change if the object moves)", obj);
     return hash;
 }
 

@@ -574,9 +574,12 @@ MULCH_INTERNAL bool gc_thread_outside_blocking(const gc_thread_t *t, const char 
  * gc_heap_destroy, whose finalizers run on it and may allocate). */
 MULCH_INTERNAL void gc_thread_leave_blocking_all(gc_thread_t *t);
 /* "<fn>: not a live object (a collection freed it)" (gc_object_allocated_locked);
- * _locked with heap->lock held, the other takes it. */
-MULCH_INTERNAL bool gc_object_live_locked(gc_heap_t *heap, const void *obj, const char *fn);
+ * takes heap->lock. A caller that holds the lock tests
+ * gc_object_allocated_locked and reports with gc_report_not_live after
+ * unlocking: the error handler may call back into the heap (gc_get_stats,
+ * gc_verify), which takes the lock. */
 MULCH_INTERNAL bool gc_object_live(gc_heap_t *heap, const void *obj, const char *fn);
+MULCH_INTERNAL void gc_report_not_live(const void *obj, const char *fn);
 /* Detaches the calling thread from heap if it is attached. */
 MULCH_INTERNAL void gc_thread_destroy_current(gc_heap_t *heap);
 MULCH_INTERNAL void gc_safepoint_slow(gc_thread_t *thread);

@@ -290,17 +290,15 @@ bool gc_thread_outside_blocking(const gc_thread_t *t, const char *fn) {
     return false;
 }
 
-bool gc_object_live_locked(gc_heap_t *heap, const void *obj, const char *fn) {
-    if (gc_object_allocated_locked(heap, obj)) return true;
+void gc_report_not_live(const void *obj, const char *fn) {
     report_misuse(fn, "not a live object (a collection freed it)", obj);
-    return false;
 }
 
 bool gc_object_live(gc_heap_t *heap, const void *obj, const char *fn) {
     pthread_mutex_lock(&heap->lock);
     bool live = gc_object_allocated_locked(heap, obj);
     pthread_mutex_unlock(&heap->lock);
-    if (!live) report_misuse(fn, "not a live object (a collection freed it)", obj);
+    if (!live) gc_report_not_live(obj, fn);
     return live;
 }
 

@@ -269,9 +269,10 @@ void gc_pin(gc_heap_t *heap, void *obj) {
     if (!gc_heap_given(heap, "gc_pin")) return;
     if (!pin_target_valid(heap, obj, "gc_pin: not a GC object of this heap")) return;
     pthread_mutex_lock(&heap->lock);
-    if (!gc_object_live_locked(heap, obj, "gc_pin")) {
+    if (!gc_object_allocated_locked(heap, obj)) {
         /* the next collection would find the pin naming a free cell */
         pthread_mutex_unlock(&heap->lock);
+        gc_report_not_live(obj, "gc_pin"); /* unlocked: see gc_report_not_live */
         return;
     }
     gc_pin_entry_t *e = pin_find(heap, obj);

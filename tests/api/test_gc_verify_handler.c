@@ -106,12 +106,80 @@ static void test_gc_verify_handler_calls_refused(void **state)
     gc_heap_destroy(h);
 }
 
+/* ---- reports made while the heap's lock is held, outside collections ---- */
+
+static gc_heap_t *g_stats_heap;
+static gc_stats_t g_handler_stats;
+static int g_handler_stats_calls;
+
+/* On a "not a live object" report, reads the heap's statistics, as a
+ * handler that logs them might: outside a collection that is allowed. */
+static void stats_handler(const char *what, const void *ptr, void *ctx)
+{
+    rec_handler(what, ptr, ctx);
+    if (strstr(what, "not a live object") == NULL) return;
+    gc_get_stats(g_stats_heap, &g_handler_stats);
+    g_handler_stats_calls++;
+}
+
+static void *pin_and_hash(void *stale)
+{
+    gc_pin(g_stats_heap, stale);
+    (void)gc_identity_hash(stale);
+    return NULL;
+}
+
+/* gc_pin and gc_identity_hash of a dead object report it: they used to do
+ * so with the heap's lock held, so a handler calling gc_get_stats waited
+ * for that lock for ever. Run on a thread of their own, with a timed
+ * join. (Where a collection released the dead object's whole span, as
+ * GC_COMPACT_ALWAYS may, the reports say "not a GC object" instead, made
+ * without the lock.) */
+static void test_not_live_reports_let_handler_call_back(void **state)
+{
+    (void)state;
+    TEST_START();
+    gc_heap_t *h = heap_new(0, 0, GC_COMPACT_AUTO);
+    gc_thread_t *t = gc_thread_attach(h);
+    void *keep = gc_alloc(t, &T_LEAF, 32);
+    gc_push_root(t, &keep);
+    void *dead = gc_alloc(t, &T_LEAF, 32);
+    EXPECT_NONNULL(dead);
+    gc_collect(t); /* frees dead */
+    void *stale = dead;
+    unsigned long r0 = rec_count();
+    g_stats_heap = h;
+    g_handler_stats_calls = 0;
+    memset(&g_handler_stats, 0, sizeof g_handler_stats);
+    mulch_error_fn previous = mulch_set_error_handler(stats_handler, &g_ctx_token);
+    gc_enter_blocking(t); /* the other thread needs no stop, but may not wait for us */
+    pthread_t th;
+    if (pthread_create(&th, NULL, pin_and_hash, stale) != 0) T_FAIL("pthread_create failed");
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 20;
+    if (pthread_timedjoin_np(th, NULL, &until) != 0)
+        T_FAIL("gc_get_stats from the handler of a 'not a live object' report deadlocked");
+    gc_leave_blocking(t);
+    mulch_set_error_handler(previous, &g_ctx_token);
+    EXPECT_EQ(rec_count() - r0, 2); /* gc_pin's and gc_identity_hash's */
+    if (g_handler_stats_calls != 0) {
+        EXPECT_EQ(g_handler_stats_calls, 2);
+        EXPECT_EQ(g_handler_stats.collections, 1); /* the call ran */
+    }
+    gc_pop_roots(t, 1);
+    EXPECT_VERIFY(h);
+    gc_thread_detach(t);
+    gc_heap_destroy(h);
+}
+
 int main(void)
 {
     mt_init("test_gc_verify_handler");
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_rec, teardown_rec)
     const struct CMUnitTest tests[] = {
         T(test_gc_verify_handler_calls_refused),
+        T(test_not_live_reports_let_handler_call_back),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
