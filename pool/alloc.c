@@ -403,7 +403,7 @@ static inline void *recent_take(pool_t *pool, thread_heap_t *heap, unsigned cls,
 static inline void *pool_alloc_recent(pool_t *pool, size_t size, const void *caller) {
     if (mulch_likely(mulch_tls.pool_id == pool->id)) {
         thread_heap_t *heap = mulch_tls.heap;
-        /* (never NULL when the id matches: see pool_free_in_span) */
+        /* (never NULL when the id matches: see pool_free_in_chunk) */
         if (mulch_likely(size - 1 < pool->fast_max)) {
             unsigned cls = size_class_of(size);
             unsigned n = recent_count_get(heap, cls);

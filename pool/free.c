@@ -213,9 +213,10 @@ static bool recent_cell_flushable(const pool_t *pool, void *const *recent, unsig
 
 void heap_recent_flush(pool_t *pool, thread_heap_t *heap) {
     for (unsigned cls = 0; cls < pool->class_count; cls++) {
-        while (recent_count_get(heap, cls)) {
-            unsigned n = recent_count_get(heap, cls) - 1;
-            recent_count_set(heap, cls, n);
+        /* (the count is read again each time: a report's handler may
+         * allocate from these cells) */
+        for (unsigned n; (n = recent_count_get(heap, cls)) > 0;) {
+            recent_count_set(heap, cls, --n);
             void *p = heap->recent[cls][n];
             if (mulch_unlikely(!recent_cell_flushable(pool, heap->recent[cls], n))) {
                 recent_cell_drop_unmarked(p);
@@ -333,11 +334,31 @@ static MULCH_NOINLINE void pool_free_slow(pool_t *pool, void *p) {
     else huge_free(pool, info.chunk);
 }
 
-/* The fast path once the span's head b is known (pool_free_in_chunk,
- * below). Every way off it is a tail call, so the path to the
- * thread's recent cells saves no registers (the prologue and epilogue were
- * a tenth of its instructions in churn). */
-static inline void pool_free_in_span(pool_t *pool, block_t *b, void *p) {
+/* The fast path once the chunk is known (from the region bitmap's
+ * confirmation in pool_free, or from the map). Every way off it is a tail
+ * call, so the path to the thread's recent cells saves no registers (the
+ * prologue and epilogue were a tenth of its instructions in churn). */
+static inline void pool_free_in_chunk(pool_t *pool, chunk_t *chunk, void *p) {
+    /* pool, kind and magic in one test; any mismatch goes to
+     * pointer_check, which tells them apart */
+    if (mulch_unlikely(!chunk_is_pools_blocks(pool, chunk))) {
+        pool_free_slow(pool, p);
+        return;
+    }
+    size_t index = ((uintptr_t)p - (uintptr_t)chunk) >> pool->block_shift;
+    block_t *b = &chunk->blocks[index];
+    if (b->kind == BLOCK_TAIL) {
+        /* A head_offset reaching before the chunk's first descriptor is a
+         * stray write: following it would read unmapped memory. In range,
+         * it reaches a descriptor of this chunk, and pointer_check names
+         * the damage. Only multi-block spans (cells above an eighth of a
+         * block) pay the compare. */
+        if (mulch_unlikely(b->head_offset > index)) {
+            pool_free_slow(pool, p);
+            return;
+        }
+        b -= b->head_offset;
+    }
     /* a span with released pages (release.c) has the other check value:
      * its frees take the slow path, which knows about parked cells */
     /* acquire: pairs with release.c's recommit, which writes the unparked
@@ -371,30 +392,6 @@ static inline void pool_free_in_span(pool_t *pool, block_t *b, void *p) {
         }
     }
     small_free_slow(pool, b, p); /* the span's list, another thread's span, or a new heap */
-}
-
-static inline void pool_free_in_chunk(pool_t *pool, chunk_t *chunk, void *p) {
-    /* pool, kind and magic in one test; any mismatch goes to
-     * pointer_check, which tells them apart */
-    if (mulch_unlikely(!chunk_is_pools_blocks(pool, chunk))) {
-        pool_free_slow(pool, p);
-        return;
-    }
-    size_t index = ((uintptr_t)p - (uintptr_t)chunk) >> pool->block_shift;
-    block_t *b = &chunk->blocks[index];
-    if (b->kind == BLOCK_TAIL) {
-        /* A head_offset reaching before the chunk's first descriptor is a
-         * stray write: following it would read unmapped memory. In range,
-         * it reaches a descriptor of this chunk, and pointer_check names
-         * the damage. Only multi-block spans (cells above an eighth of a
-         * block) pay the compare. */
-        if (mulch_unlikely(b->head_offset > index)) {
-            pool_free_slow(pool, p);
-            return;
-        }
-        b -= b->head_offset;
-    }
-    pool_free_in_span(pool, b, p);
 }
 
 /* p is not in the first region of a blocks chunk: in a later region of
