@@ -256,11 +256,10 @@ struct gc_tracer {
     struct gc_span_cache_entry {
         uintptr_t first;      /* the span's first object                */
         uintptr_t bytes;      /* up to its last object's start          */
-        uint64_t  divisor;    /* cell_divide by the cell size           */
+        uint64_t  divisor;    /* cell_divide_exact by the cell size     */
         uint64_t *mark, *alloc; /* its bitmaps                          */
         block_t  *span;
         const gc_type_t *type; /* the span's, when it has no headers   */
-        uint32_t  cell_size;
     } span_cache[GC_SPAN_CACHE];
     bool         evacuate;    /* the collection's tracer: may move objects */
     uint64_t     bytes_moved;

@@ -176,7 +176,6 @@ static MULCH_NOINLINE span_entry_t *tracer_span_slow(gc_tracer_t *tracer, span_e
      * last cell start + header */
     entry->bytes = (size_t)b->capacity * b->cell_size - gc_span_header(b);
     entry->divisor = b->divisor;
-    entry->cell_size = b->cell_size;
     entry->mark = gc_span_mark_bits(b);
     entry->alloc = gc_span_alloc_bits(b);
     return entry;
