@@ -432,7 +432,7 @@ loop:
             check_bindings(bindings, "let");
             T1 = lisp_make_frame((size_t)n, &ENV, &T0);
             for (intptr_t i = 0; T0 != LISP_NIL; i++, T0 = LISP_CDR(T0)) {
-                value v = lisp_eval(part(rest_of(check_binding(part(T0, "let"), "let"), "let"), "let"), ENV);
+                value v = lisp_eval(part(rest_of(LISP_CAR(T0), "let"), "let"), ENV); /* checked: check_bindings */
                 lisp_write(T1, &LISP_FRAME_OF(T1)->values[i], v);
             }
             ENV = T1;
@@ -454,7 +454,7 @@ loop:
             for (intptr_t i = 0; i < n; i++) LISP_FRAME_OF(T1)->values[i] = LISP_UNSPEC;
             if (!letrec) LISP_FRAME_OF(T1)->hdr = LISP_HDR(LISP_FRAME, 0);
             for (intptr_t i = 0; T0 != LISP_NIL; i++, T0 = LISP_CDR(T0)) {
-                value v = lisp_eval(part(rest_of(check_binding(part(T0, form), form), form), form), T1);
+                value v = lisp_eval(part(rest_of(LISP_CAR(T0), form), form), T1); /* checked: check_bindings */
                 lisp_write(T1, &LISP_FRAME_OF(T1)->values[i], v);
                 if (!letrec) LISP_FRAME_OF(T1)->hdr = LISP_HDR(LISP_FRAME, i + 1);
             }
@@ -537,7 +537,7 @@ named_let:   /* (let name ((var init) ...) body...) */
     lisp_sp = fp + 4;
     argbase = lisp_sp;
     for (T1 = LISP_CAR(LISP_CDR(LISP_CDR(X))); T1 != LISP_NIL; T1 = LISP_CDR(T1)) {
-        value arg = lisp_eval(part(rest_of(check_binding(LISP_CAR(T1), "let"), "let"), "let"), ENV);
+        value arg = lisp_eval(part(rest_of(LISP_CAR(T1), "let"), "let"), ENV); /* checked: check_bindings */
         lisp_push(arg);
     }
 
