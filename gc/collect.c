@@ -200,6 +200,11 @@ void gc_heap_sweep_all(gc_heap_t *heap) {
 }
 
 void gc_collect_locked(gc_heap_t *heap, gc_thread_t *self, bool minor_allowed) {
+    /* MULCH_GC_VERIFY: the embedder's mistakes (a store that bypassed
+     * gc_write, a root left dangling) show before the collection that
+     * would act on them, and the collector's own after it; neither check
+     * counts in the pause */
+    if (mulch_unlikely(heap->verify_each)) gc_verify_locked(heap);
     uint64_t start = gc_now_ns();
     size_t held = atomic_load_explicit(&heap->heap_bytes, memory_order_relaxed);
     if (held > heap->high_water) heap->high_water = held;
@@ -245,6 +250,7 @@ void gc_collect_locked(gc_heap_t *heap, gc_thread_t *self, bool minor_allowed) {
     uint64_t pause = gc_now_ns() - start;
     heap->pause_ns_total += pause;
     if (pause > heap->pause_ns_max) heap->pause_ns_max = pause;
+    if (mulch_unlikely(heap->verify_each)) gc_verify_locked(heap);
 }
 
 /* obj's finalizer has run: it leaves `pending`. (Nested collections may

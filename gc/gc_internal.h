@@ -403,6 +403,7 @@ struct gc_heap {
     uint64_t         pause_ns_total, pause_ns_max;
     uint64_t         objects_finalized;
     uint64_t         stress_every;     /* MULCH_GC_STRESS: collect every N slow paths */
+    bool             verify_each;      /* MULCH_GC_VERIFY: gc_verify before and after each collection */
     _Atomic uint64_t stress_counter;
 };
 

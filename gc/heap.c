@@ -107,6 +107,7 @@ gc_heap_t *gc_heap_create(const gc_options_t *opts) {
     heap->epoch = 1;
     heap->trigger = options.initial_heap;
     heap->stress_every = env_size("MULCH_GC_STRESS", 0);
+    heap->verify_each = env_size("MULCH_GC_VERIFY", 0) != 0;
     /* gc_allocation_budget: reuse up to heap_keep x live of a bigger heap */
     heap->heap_keep = 1.5 * options.heap_growth;
     const char *keep = getenv("MULCH_GC_HEAP_KEEP");

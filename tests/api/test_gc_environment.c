@@ -23,6 +23,7 @@ static const char *const k_vars[] = {
     "MULCH_GC_INITIAL_HEAP", "MULCH_GC_MAX_HEAP",       "MULCH_GC_HEAP_GROWTH",
     "MULCH_GC_HEAP_KEEP",    "MULCH_GC_COMPACT",        "MULCH_GC_EVACUATE_BELOW",
     "MULCH_GC_GENERATIONAL", "MULCH_GC_MARKERS",        "MULCH_GC_STRESS",
+    "MULCH_GC_VERIFY",
 };
 
 static void clear_gc_environment(void)

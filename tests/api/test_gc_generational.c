@@ -149,6 +149,48 @@ static void test_generational_verify_finds_missing_barrier(void **state)
     verify_after_store(store_plain, true);
 }
 
+/* MULCH_GC_VERIFY=1 runs gc_verify before each collection: a store that
+ * skipped the barrier is reported (naming the old object) by the next
+ * collection, before the minor collection that would free the young
+ * object; once the store goes through gc_write, collections report
+ * nothing. */
+static void test_generational_verify_env_checks_each_collection(void **state)
+{
+    (void)state;
+    TEST_START();
+    setenv("MULCH_GC_VERIFY", "1", 1);
+    gc_heap_t *h = generational_heap();
+    unsetenv("MULCH_GC_VERIFY");
+    gc_thread_t *t = gc_thread_attach(h);
+    void *old = NULL;
+    gc_push_root(t, &old);
+    old = mk(t, &T_PLAIN, 1, 1);
+    gc_collect(t);                                  /* old is old */
+    EXPECT_EQ(rec_count(), 0u);
+    tobj_t *young = mk(t, &T_PLAIN, 2, 1);
+    store_plain(t, old, young);
+    for (int i = 0; i < 2000; i++) (void)mk(t, &T_PLAIN, 3, 1);   /* minor collections */
+    char what[200];
+    const void *where;
+    EXPECT_GE(rec_count(), 1u);
+    rec_last(what, sizeof what, &where);
+    print_message("  %lu report(s), last \"%s\" %p\n", rec_count(), what, where);
+    EXPECT_PTR_EQ(where, old);
+    EXPECT_EQ(strncmp(what, "gc_verify", 9), 0);
+    /* (young may be gone by now: the report does not stop the minor
+     * collection) */
+    ((tobj_t *)old)->slot[0] = NULL;
+    unsigned long reports = rec_count();
+    young = mk(t, &T_PLAIN, 4, 1);
+    set_slot(t, old, 0, young);                     /* the store through gc_write */
+    for (int i = 0; i < 2000; i++) (void)mk(t, &T_PLAIN, 3, 1);
+    gc_collect(t);
+    EXPECT_EQ(rec_count(), reports);
+    EXPECT_OBJ(slot_of(old, 0), 4);
+    gc_pop_roots(t, 1);
+    gc_heap_destroy(h);
+}
+
 /* ---- initializing stores (gc_write_init) ---- */
 typedef struct node {
     struct node *left, *right;
@@ -382,11 +424,13 @@ int main(void)
     mt_env_ignore_policy();
     mt_env_ignore("MULCH_GC_COMPACT");
     mt_env_ignore("MULCH_GC_GENERATIONAL");
+    mt_env_ignore("MULCH_GC_VERIFY");
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_rec, teardown_rec)
     const struct CMUnitTest tests[] = {
         T(test_generational_barrier_keeps_young_children),
         T(test_generational_minor_collections_free_young_garbage),
         T(test_generational_verify_finds_missing_barrier),
+        T(test_generational_verify_env_checks_each_collection),
         T(test_generational_write_init_through_minor_collections),
         T(test_generational_write_init_misuse_found_by_verify),
         T(test_generational_cards_across_regions),
