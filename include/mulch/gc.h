@@ -4,7 +4,8 @@
  * reference the collector must see is reached through a slot it could
  * rewrite (gc_trace_slot, roots). Collections stop the world at GC points:
  * gc_alloc, gc_weak_new, gc_collect, gc_safepoint, gc_leave_blocking,
- * gc_verify, gc_heap_walk. docs/gc.md is the guide. */
+ * gc_verify, gc_heap_walk, gc_own_rc (<mulch/rc.h>), and fork for an
+ * attached thread (docs/api.md "Conventions"). docs/gc.md is the guide. */
 #ifndef MULCH_GC_H
 #define MULCH_GC_H
 
