@@ -66,6 +66,9 @@ static inline void lisp_unroot(size_t n) { gc_pop_roots(lisp_gc_thread, n); }
 static inline size_t lisp_root_depth(void) { return gc_root_depth(lisp_gc_thread); }
 static inline void lisp_root_pop_to(size_t depth) { gc_pop_roots_to(lisp_gc_thread, depth); }
 static inline void lisp_write(void *obj, value *slot, value v) { gc_write(lisp_gc_thread, obj, slot, v); }
+/* A store into an object allocated after the last allocation (GC point):
+ * no barrier, and no dirty card for the next minor collection to scan. */
+static inline void lisp_write_init(void *obj, value *slot, value v) { gc_write_init(lisp_gc_thread, obj, slot, v); }
 
 #else
 /* ---------------------------------------------------------------- Boehm -- */
@@ -91,6 +94,7 @@ static inline void lisp_unroot(size_t n) { (void)n; }
 static inline size_t lisp_root_depth(void) { return 0; }
 static inline void lisp_root_pop_to(size_t depth) { (void)depth; }
 static inline void lisp_write(void *obj, value *slot, value v) { (void)obj; *slot = v; }
+static inline void lisp_write_init(void *obj, value *slot, value v) { (void)obj; *slot = v; }
 #endif
 
 #endif /* LISP_BACKEND_H */

@@ -192,7 +192,7 @@ static value prim_make_vector(value *args, int argc)
 static value prim_vector(value *args, int argc)
 {
     value v = lisp_make_vector((size_t)argc, LISP_FALSE);
-    for (int i = 0; i < argc; i++) lisp_write(v, &LISP_VECTOR_OF(v)->items[i], args[i]);
+    for (int i = 0; i < argc; i++) lisp_write_init(v, &LISP_VECTOR_OF(v)->items[i], args[i]);
     return v;
 }
 
@@ -233,7 +233,7 @@ static value prim_list_to_vector(value *args, int argc)
     if (n < 0) lisp_type_error("list->vector", "list", args[0]);
     value v = lisp_make_vector((size_t)n, LISP_FALSE);
     size_t i = 0;
-    for (value l = args[0]; l != LISP_NIL; l = LISP_CDR(l)) lisp_write(v, &LISP_VECTOR_OF(v)->items[i++], LISP_CAR(l));
+    for (value l = args[0]; l != LISP_NIL; l = LISP_CDR(l)) lisp_write_init(v, &LISP_VECTOR_OF(v)->items[i++], LISP_CAR(l));
     return v;
 }
 

@@ -265,11 +265,47 @@ static value bind_arguments(value *closure, value *argbase, int argc)
     lisp_push(LISP_CLOSURE_OF(*closure)->env);
     lisp_push(LISP_CLOSURE_OF(*closure)->params);
     value frame = lisp_make_frame((size_t)(required + rest), &lisp_sp[-2], &lisp_sp[-1]);
+    /* (the frame is the last allocation: initializing stores) */
     for (int i = 0; i < required; i++) {
-        lisp_write(frame, &LISP_FRAME_OF(frame)->values[i], argbase[i]);
+        lisp_write_init(frame, &LISP_FRAME_OF(frame)->values[i], argbase[i]);
     }
-    if (rest) lisp_write(frame, &LISP_FRAME_OF(frame)->values[required], *rest_slot);
+    if (rest) lisp_write_init(frame, &LISP_FRAME_OF(frame)->values[required], *rest_slot);
     return frame;
+}
+
+/* A pair in argument (or test) position: a call of a global primitive
+ * whose arguments are all variables or constants, (car tree) or
+ * (- depth 1), runs here without an evaluator activation; anything else
+ * goes to lisp_eval. Nothing allocates before the primitive runs (variable
+ * lookups do not), so the form needs no rooting; the arguments sit on the
+ * value stack as lisp_eval would put them, and errors report the form's
+ * line as lisp_eval does. */
+static value eval_pair_operand(value x, value env)
+{
+    value op = LISP_CAR(x);
+    if (!lisp_is(op, LISP_SYMBOL) || lisp_aux(op) != LISP_SF_NONE || LISP_SYMBOL_OF(op)->bound_locally)
+        return lisp_eval(x, env);
+    value proc = LISP_SYMBOL_OF(op)->global;
+    if (!lisp_is(proc, LISP_PRIMITIVE) || ((struct lisp_primitive *)proc)->fn == lisp_prim_apply) return lisp_eval(x, env);
+    value args = LISP_CDR(x);
+    for (value a = args; a != LISP_NIL; a = LISP_CDR(a)) {
+        if (!lisp_is(a, LISP_PAIR) || lisp_is(LISP_CAR(a), LISP_PAIR)) return lisp_eval(x, env);
+    }
+    int caller_line = lisp_current_line;
+    int line = (int)lisp_aux(x);
+    if (line != 0) lisp_current_line = line;
+    value *argbase = lisp_sp;
+    for (; args != LISP_NIL; args = LISP_CDR(args)) {
+        value arg = LISP_CAR(args);
+        if (lisp_is(arg, LISP_SYMBOL)) arg = variable_value(arg, env);
+        lisp_push(arg);
+    }
+    int argc = (int)(lisp_sp - argbase);
+    check_primitive_arity(proc, argc);
+    value result = ((struct lisp_primitive *)proc)->fn(argbase, argc);
+    lisp_sp = argbase;
+    lisp_current_line = caller_line;
+    return result;
 }
 
 static inline value eval_operand(value x, value env)
@@ -277,7 +313,7 @@ static inline value eval_operand(value x, value env)
     if (lisp_is_object(x)) {
         unsigned kind = lisp_kind_of(x);
         if (kind == LISP_SYMBOL) return variable_value(x, env);
-        if (kind == LISP_PAIR) return lisp_eval(x, env);
+        if (kind == LISP_PAIR) return eval_pair_operand(x, env);
     }
     return x;
 }
@@ -363,7 +399,7 @@ loop:
             result = part(LISP_CDR(x), "quote");
             goto done;
         case LISP_SF_IF: {
-            value test = lisp_eval(part(LISP_CDR(X), "if"), ENV);
+            value test = eval_operand(part(LISP_CDR(X), "if"), ENV);
             value branches = rest_of(LISP_CDR(X), "if");
             if (test != LISP_FALSE) {
                 X = part(branches, "if");

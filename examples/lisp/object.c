@@ -71,8 +71,8 @@ value lisp_cons_slots(value *car, value *cdr)
 {
     struct lisp_pair *p = lisp_alloc(&pair_type, sizeof *p);
     p->hdr = LISP_HDR(LISP_PAIR, 0);
-    lisp_write(p, &p->car, *car);
-    lisp_write(p, &p->cdr, *cdr);
+    lisp_write_init(p, &p->car, *car);
+    lisp_write_init(p, &p->cdr, *cdr);
     return p;
 }
 
@@ -107,7 +107,7 @@ value lisp_make_vector(size_t len, value fill)
     LISP_ROOT(fill);
     struct lisp_vector *v = lisp_alloc(&vector_type, sizeof *v + (len ? len : 1) * sizeof(value));
     v->hdr = LISP_HDR(LISP_VECTOR, len);
-    for (size_t i = 0; i < len; i++) lisp_write(v, &v->items[i], fill);
+    for (size_t i = 0; i < len; i++) lisp_write_init(v, &v->items[i], fill);
     lisp_unroot(1);
     return v;
 }
@@ -126,9 +126,9 @@ value lisp_make_closure(value *params, value *body, value *env)
     /* the count has 16 bits in the header, next to the rest flag */
     if (required > 0xffff) lisp_error("lambda: more than 65535 parameters");
     c->hdr = LISP_HDR(LISP_CLOSURE, (uintptr_t)required | ((uintptr_t)(p != LISP_NIL) << 16));
-    lisp_write(c, &c->params, *params);
-    lisp_write(c, &c->body, *body);
-    lisp_write(c, &c->env, *env);
+    lisp_write_init(c, &c->params, *params);
+    lisp_write_init(c, &c->body, *body);
+    lisp_write_init(c, &c->env, *env);
     c->name = LISP_FALSE;
     return c;
 }
@@ -137,8 +137,8 @@ value lisp_make_frame(size_t count, value *parent, value *names)
 {
     struct lisp_frame *f = lisp_alloc(&frame_type, sizeof *f + (count ? count : 1) * sizeof(value));
     f->hdr = LISP_HDR(LISP_FRAME, count);
-    lisp_write(f, &f->parent, *parent);
-    lisp_write(f, &f->names, *names);
+    lisp_write_init(f, &f->parent, *parent);
+    lisp_write_init(f, &f->names, *names);
     f->extras = LISP_NIL;
     return f;   /* values are NULL until the caller fills them */
 }

@@ -91,7 +91,7 @@ static value read_list_tail(struct lisp_reader *r, int line, int vector)
     value result;
     if (vector) {
         result = lisp_make_vector((size_t)n, LISP_FALSE);
-        for (int i = 0; i < n; i++) lisp_write(result, &LISP_VECTOR_OF(result)->items[i], first[i]);
+        for (int i = 0; i < n; i++) lisp_write_init(result, &LISP_VECTOR_OF(result)->items[i], first[i]);
     } else {
         result = lisp_list_from_stack(first, n, tail);
         if (n > 0) LISP_PAIR_OF(result)->hdr = LISP_HDR(LISP_PAIR, (uintptr_t)line);
