@@ -89,6 +89,12 @@ static MULCH_NO_TSAN MULCH_NO_ASAN bool cell_read_live(const pool_t *pool, const
     return true;
 }
 
+/* Whether a site was recorded: a file site (line > 0; its file may be
+ * NULL, pool_alloc_at's caller passed none) or a caller address. */
+static bool site_is_set(const leak_site_t *site) {
+    return site->where != NULL || site->line > 0;
+}
+
 /* Calls fn for every live allocation: small cells (site NULL-filled when
  * untracked, size the requested one when tracked) and huge objects. */
 typedef void (*live_fn)(void *ctx, void *address, size_t size, const leak_site_t *site);
@@ -102,7 +108,7 @@ static void live_walk_locked(pool_t *pool, live_fn fn, void *ctx) {
             for (uint32_t c = 0; c < bump; c++) {
                 leak_site_t site;
                 if (!cell_read_live(pool, b, c, &site)) continue;
-                size_t size = site.where ? site.size : b->cell_size;
+                size_t size = site_is_set(&site) ? site.size : b->cell_size;
                 fn(ctx, b->start + (size_t)c * b->cell_size, size, &site);
             }
         }
@@ -139,10 +145,10 @@ static int site_compare(const void *a, const void *b) {
 }
 
 static void site_format(const leak_site_t *site, char *out, size_t n) {
-    if (site->where == NULL) {
+    if (site->line > 0) {
+        snprintf(out, n, "%s:%u", site->where != NULL ? (const char *)site->where : "<no file>", site->line);
+    } else if (site->where == NULL) {
         snprintf(out, n, "unknown site (leak tracking off)");
-    } else if (site->line > 0) {
-        snprintf(out, n, "%s:%u", (const char *)site->where, site->line);
     } else {
         Dl_info info;
         if (dladdr(site->where, &info) && info.dli_sname) {
