@@ -144,11 +144,16 @@ static int site_compare(const void *a, const void *b) {
     return (uintptr_t)x->address < (uintptr_t)y->address ? -1 : (x->address != y->address);
 }
 
-static void site_format(const leak_site_t *site, char *out, size_t n) {
+/* tracked: the pool records sites. Then a cell without one was freed (the
+ * free clears its site) and dropped when the pool found it written after
+ * that free (alloc.c): it stays counted in use, and is listed. */
+static void site_format(const leak_site_t *site, bool tracked, char *out, size_t n) {
     if (site->line > 0) {
         snprintf(out, n, "%s:%u", site->where != NULL ? (const char *)site->where : "<no file>", site->line);
     } else if (site->where == NULL) {
-        snprintf(out, n, "unknown site (leak tracking off)");
+        snprintf(out, n, tracked ? "unknown site (a freed cell written after its free or freed twice, "
+                                   "dropped by the pool)"
+                                 : "unknown site (leak tracking off)");
     } else {
         Dl_info info;
         if (dladdr(site->where, &info) && info.dli_sname) {
@@ -175,7 +180,7 @@ size_t pool_report_leaks(pool_t *pool, FILE *out) {
     if (list.count) qsort(list.items, list.count, sizeof(leak_t), site_compare);
     char where[512];
     for (size_t i = 0; i < list.count; i++) {
-        site_format(&list.items[i].site, where, sizeof where);
+        site_format(&list.items[i].site, pool->track_leaks != 0, where, sizeof where);
         fprintf(out, "mulch leak: %p size %zu allocated at %s\n", list.items[i].address,
                 list.items[i].size, where);
     }
@@ -186,7 +191,7 @@ size_t pool_report_leaks(pool_t *pool, FILE *out) {
             while (j < list.count && list.items[j].site.where == list.items[i].site.where
                    && list.items[j].site.line == list.items[i].site.line)
                 bytes += list.items[j++].size;
-            site_format(&list.items[i].site, where, sizeof where);
+            site_format(&list.items[i].site, pool->track_leaks != 0, where, sizeof where);
             fprintf(out, "  %zu allocation%s, %zu bytes at %s\n", j - i, j - i == 1 ? "" : "s", bytes, where);
             i = j;
         }
