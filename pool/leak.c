@@ -137,10 +137,31 @@ void pool_tool_forget_live_locked(pool_t *pool) {
     live_walk_locked(pool, tool_forget_one, NULL);
 }
 
+/* The file of a file site, as the report prints it. */
+static const char *site_file(const leak_site_t *site) {
+    return site->where != NULL ? (const char *)site->where : "<no file>";
+}
+
+/* Sites in report order: file sites (line > 0) by the text of their file
+ * name, then line (two translation units may hold the same name at two
+ * addresses: one site), then address sites by address. */
+static int site_order(const leak_site_t *x, const leak_site_t *y) {
+    bool xf = x->line > 0, yf = y->line > 0;
+    if (xf != yf) return xf ? -1 : 1;
+    if (xf) {
+        int c = strcmp(site_file(x), site_file(y));
+        if (c != 0) return c;
+        if (x->line != y->line) return x->line < y->line ? -1 : 1;
+        return 0;
+    }
+    if (x->where != y->where) return (uintptr_t)x->where < (uintptr_t)y->where ? -1 : 1;
+    return 0;
+}
+
 static int site_compare(const void *a, const void *b) {
     const leak_t *x = a, *y = b;
-    if (x->site.where != y->site.where) return (uintptr_t)x->site.where < (uintptr_t)y->site.where ? -1 : 1;
-    if (x->site.line != y->site.line) return x->site.line < y->site.line ? -1 : 1;
+    int c = site_order(&x->site, &y->site);
+    if (c != 0) return c;
     return (uintptr_t)x->address < (uintptr_t)y->address ? -1 : (x->address != y->address);
 }
 
@@ -149,7 +170,7 @@ static int site_compare(const void *a, const void *b) {
  * that free (alloc.c): it stays counted in use, and is listed. */
 static void site_format(const leak_site_t *site, bool tracked, char *out, size_t n) {
     if (site->line > 0) {
-        snprintf(out, n, "%s:%u", site->where != NULL ? (const char *)site->where : "<no file>", site->line);
+        snprintf(out, n, "%s:%u", site_file(site), site->line);
     } else if (site->where == NULL) {
         snprintf(out, n, tracked ? "unknown site (a freed cell written after its free or freed twice, "
                                    "dropped by the pool)"
@@ -188,8 +209,7 @@ size_t pool_report_leaks(pool_t *pool, FILE *out) {
         fprintf(out, "mulch leak summary: %zu allocation%s\n", list.count, list.count == 1 ? "" : "s");
         for (size_t i = 0; i < list.count;) {
             size_t j = i, bytes = 0;
-            while (j < list.count && list.items[j].site.where == list.items[i].site.where
-                   && list.items[j].site.line == list.items[i].site.line)
+            while (j < list.count && site_order(&list.items[j].site, &list.items[i].site) == 0)
                 bytes += list.items[j++].size;
             site_format(&list.items[i].site, pool->track_leaks != 0, where, sizeof where);
             fprintf(out, "  %zu allocation%s, %zu bytes at %s\n", j - i, j - i == 1 ? "" : "s", bytes, where);

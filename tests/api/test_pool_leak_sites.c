@@ -86,12 +86,48 @@ static void test_alloc_at_without_file(void **state)
     pool_destroy(pool);
 }
 
+/* Sites are grouped by the text of their file name, not its address: two
+ * translation units (or a wrapper that copies names) may hold the same
+ * name at different addresses. One summary line for one file:line. */
+static const char file_copy[] = "leak_sites_same_name.c";
+
+static void test_sites_grouped_by_file_text(void **state)
+{
+    (void)state;
+    TEST_START();
+    pool_t *pool = tracking_pool();
+    const char *literal = "leak_sites_same_name.c";
+    if ((const void *)literal == (const void *)file_copy) T_FAIL("the two names share an address");
+    void *p[6];
+    for (int i = 0; i < 6; i++) {
+        p[i] = pool_alloc_at(pool, 24, i % 2 ? literal : file_copy, 500);
+        EXPECT_NONNULL(p[i]);
+    }
+    void *other = pool_alloc_at(pool, 24, "leak_sites_other.c", 500);
+    EXPECT_NONNULL(other);
+    char *text = report_text(pool, 7);
+    const char *summary = strstr(text, "mulch leak summary: 7 allocations\n");
+    if (summary == NULL) T_FAIL("no summary line for 7 allocations:\n%s", text);
+    int groups = 0;
+    for (const char *at = summary; (at = strstr(at, "leak_sites_same_name.c:500")) != NULL; at++) groups++;
+    if (groups != 1 || strstr(summary, "  6 allocations, 144 bytes at leak_sites_same_name.c:500\n") == NULL)
+        T_FAIL("one summary line for 6 allocations at leak_sites_same_name.c:500 expected:\n%s", summary);
+    if (strstr(summary, "  1 allocation, 24 bytes at leak_sites_other.c:500\n") == NULL)
+        T_FAIL("no summary line for leak_sites_other.c:500:\n%s", summary);
+    free(text);
+    for (int i = 0; i < 6; i++) pool_free(pool, p[i]);
+    pool_free(pool, other);
+    EXPECT_EQ(report_count(pool), 0);
+    pool_destroy(pool);
+}
+
 int main(void)
 {
     mt_init("test_pool_leak_sites");
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_rec, teardown_rec)
     const struct CMUnitTest tests[] = {
         T(test_alloc_at_without_file),
+        T(test_sites_grouped_by_file_text),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
