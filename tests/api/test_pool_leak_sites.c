@@ -121,6 +121,36 @@ static void test_sites_grouped_by_file_text(void **state)
     pool_destroy(pool);
 }
 
+/* A zero-byte request is reported as size 0, whether it got a cell or (an
+ * alignment above the block size) a mapping of its own, tracked or not. */
+static void test_zero_size_aligned_reported_as_zero(void **state)
+{
+    (void)state;
+    TEST_START();
+    for (int tracked = 0; tracked < 2; tracked++) {
+        pool_options_t o;
+        memset(&o, 0, sizeof o);
+        o.track_leaks = tracked;
+        pool_t *pool = pool_create(&o);
+        EXPECT_NONNULL(pool);
+        void *big = pool_alloc_aligned(pool, 0, 8 * MiB);
+        void *cell = pool_alloc_aligned(pool, 0, 64);
+        EXPECT_NONNULL(big);
+        EXPECT_NONNULL(cell);
+        char *text = report_text(pool, 2);
+        char line[512];
+        line_for(text, big, line, sizeof line);
+        if (strstr(line, " size 0 ") == NULL) T_FAIL("track_leaks=%d, pool_alloc_aligned(0, 8 MiB): \"%s\"", tracked, line);
+        line_for(text, cell, line, sizeof line);
+        if (tracked && strstr(line, " size 0 ") == NULL) T_FAIL("pool_alloc_aligned(0, 64): \"%s\"", line);
+        free(text);
+        pool_free(pool, big);
+        pool_free(pool, cell);
+        EXPECT_EQ(report_count(pool), 0);
+        pool_destroy(pool);
+    }
+}
+
 int main(void)
 {
     mt_init("test_pool_leak_sites");
@@ -128,6 +158,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_alloc_at_without_file),
         T(test_sites_grouped_by_file_text),
+        T(test_zero_size_aligned_reported_as_zero),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
