@@ -1,7 +1,11 @@
 /* Unit tests of what the pool leaves behind after it reported heap
  * corruption (pool/alloc.c, pool/audit.c, pool/leak.c): a freed cell it
  * dropped because it was written after its free, as the leak report shows
- * it. Corruption is made with cell_word_store (not instrumented by ASan). */
+ * it; a span the audit repairs while another thread frees one of its live
+ * cells. Corruption is made with cell_word_store (not instrumented by
+ * ASan); a remote free's two steps (the cell's free mark, then the CAS that
+ * queues it) are replayed by hand around the repair, the interleaving a
+ * real freer descheduled between them would give. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "block.h"
 #include "pool_internal.h"
 #include "unit_errors.h"
 
@@ -68,11 +73,72 @@ static void test_dropped_cell_in_tracking_pool(void **state) {
     pool_destroy(pool);
 }
 
+/* The remote free of `remote_cell` in flight: its first step (the free
+ * mark and link, written before the CAS) lands while the audit reports. */
+static pool_t *remote_pool;
+static void *remote_cell;
+static void mark_remote_cell_on_report(const char *what, const void *ptr, void *ctx) {
+    record_error(what, ptr, ctx);
+    if (remote_cell == NULL) return;
+    block_t *b = pool_block_of(remote_cell);
+    cell_mark_free(remote_pool, remote_cell, (void *)tf_list(atomic_load(&b->thread_free)));
+}
+
+/* The audit finds a span counted empty with a cell still held (what a
+ * masked double free leaves) and rebuilds it, while another thread frees a
+ * live cell of it: that free wrote the cell's free mark and has yet to
+ * queue it. The rebuild must not put the cell on the span's list, or it
+ * is on it and queued too: handed out twice, or reported "freed twice". */
+static void test_rebuild_leaves_remote_free_in_flight(void **state) {
+    (void)state;
+    pool_t *pool = pool_create(NULL);
+    assert_non_null(pool);
+    unsigned char *keep = pool_alloc(pool, 48);
+    void *freed = pool_alloc(pool, 48);
+    void *remote = pool_alloc(pool, 48);
+    block_t *span = pool_block_of(keep);
+    assert_ptr_equal(pool_block_of(remote), span);
+    memset(keep, 0x5c, 48);
+    pool_free(pool, freed); /* a recent cell */
+    thread_heap_t *heap = mulch_tls.heap;
+    remote_pool = pool;
+    remote_cell = remote;
+    mulch_set_error_handler(mark_remote_cell_on_report, NULL);
+    span->used = 0; /* what a masked double free leaves */
+    assert_false(span_audit_empty(pool, heap, span));
+    remote_cell = NULL;
+    mulch_set_error_handler(record_error, NULL);
+    assert_int_equal(reports, 1);
+    assert_non_null(strstr(last_what, "freed twice, the second free hidden"));
+    /* the remote free's second step: the CAS that queues the cell */
+    uintptr_t old = atomic_load(&span->thread_free);
+    while (!atomic_compare_exchange_weak(&span->thread_free, &old, tf_push(old, remote))) {
+    }
+    /* every cell handed out from here on is distinct, and not `keep` */
+    enum { HELD = 300 };
+    void *held[HELD];
+    for (int i = 0; i < HELD; i++) {
+        held[i] = pool_alloc(pool, 48);
+        assert_non_null(held[i]);
+        assert_ptr_not_equal(held[i], keep);
+        for (int k = 0; k < i; k++)
+            if (held[k] == held[i]) fail_msg("cell %p handed out twice (allocations %d and %d)", held[i], k, i);
+        memset(held[i], i & 0xff, 48);
+    }
+    if (reports != 1) fail_msg("%d reports, the last \"%s\" for %p", reports, last_what, last_ptr);
+    for (int k = 0; k < 48; k++) assert_int_equal(keep[k], 0x5c);
+    for (int i = 0; i < HELD; i++) pool_free(pool, held[i]);
+    pool_free(pool, keep);
+    assert_int_equal(reports, 1);
+    pool_destroy(pool);
+}
+
 int main(void) {
     /* the cell order of the fast paths is pinned here: no valgrind tracking */
     setenv("MULCH_VALGRIND", "0", 1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_dropped_cell_in_tracking_pool, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rebuild_leaves_remote_free_in_flight, setup, teardown),
     };
     return cmocka_run_group_tests_name("pool_repairs", tests, NULL, NULL);
 }
