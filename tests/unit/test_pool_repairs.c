@@ -2,10 +2,12 @@
  * corruption (pool/alloc.c, pool/audit.c, pool/leak.c): a freed cell it
  * dropped because it was written after its free, as the leak report shows
  * it; a span the audit repairs while another thread frees one of its live
- * cells. Corruption is made with cell_word_store (not instrumented by
+ * cells; a full span whose cross-thread list held only a double-freed
+ * parked cell. Corruption is made with cell_word_store (not instrumented by
  * ASan); a remote free's two steps (the cell's free mark, then the CAS that
  * queues it) are replayed by hand around the repair, the interleaving a
  * real freer descheduled between them would give. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -133,12 +135,89 @@ static void test_rebuild_leaves_remote_free_in_flight(void **state) {
     pool_destroy(pool);
 }
 
+static void *free_in_thread(void *cell) {
+    pool_free(remote_pool, cell);
+    return NULL;
+}
+
+static bool span_listed(const block_t *list, const block_t *b) {
+    for (; list; list = list->next)
+        if (list == b) return true;
+    return false;
+}
+
+/* A span in the full list (at the limit, its parked cells could not come
+ * back) gets, from a double free racing the trim that parked the cell, a
+ * parked cell in thread_free. pool_trim's collect drops it (reported),
+ * which also clears TF_FULL: the span must leave the full list then, or
+ * the next remote free into it raises no flag and its cell is never taken
+ * back while the owner takes new spans. */
+static void test_full_span_leaves_full_list_when_collect_drops_all(void **state) {
+    (void)state;
+    pool_t *pool = pool_create(NULL);
+    assert_non_null(pool);
+    enum { SIZE = 1024, MAX = 256 };
+    unsigned char *cells[MAX];
+    cells[0] = pool_alloc(pool, SIZE);
+    assert_non_null(cells[0]);
+    block_t *span = pool_block_of(cells[0]);
+    unsigned cls = span->size_class;
+    uint32_t n = span->capacity;
+    assert_true(n <= MAX && n > 8);
+    for (uint32_t i = 1; i < n; i++) {
+        cells[i] = pool_alloc(pool, SIZE);
+        assert_ptr_equal(pool_block_of(cells[i]), span);
+    }
+    /* the cells of the span's first page are freed; the trim parks them */
+    for (uint32_t i = 0; i < 4096 / SIZE; i++) pool_free(pool, cells[i]);
+    (void)pool_trim(pool);
+    assert_true(block_has_released(pool, span) && cell_is_parked(pool, span, cells[0]));
+    /* at the limit: the span cannot recommit them and goes full */
+    thread_heap_t *heap = heap_current(pool);
+    pool->limit = atomic_load(&pool->committed);
+    assert_null(pool_alloc(pool, SIZE));
+    assert_true(span_listed(heap->full[cls], span));
+    assert_true(atomic_load(&span->thread_free) & BLOCK_TF_FULL);
+    pool->limit = 0;
+    /* the racing double free's push of a parked cell (test_pool_release
+     * replays the same), counted as a free as small_free_remote does */
+    uintptr_t old = atomic_load(&span->thread_free);
+    tool_cell_carve(pool->valgrind, cells[0]);
+    cell_mark_free(pool, cells[0], (void *)tf_list(old));
+    assert_true(atomic_compare_exchange_strong(&span->thread_free, &old, tf_push(old, cells[0])));
+    heap_count_free(heap, cls);
+    (void)pool_trim(pool);
+    assert_int_equal(reports, 1);
+    assert_non_null(strstr(last_what, "double free"));
+    /* a legitimate free from another thread, then this thread allocates:
+     * the freed cell serves before any new span */
+    unsigned char *freed = cells[n - 1];
+    remote_pool = pool;
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, free_in_thread, freed), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    unsigned char *again = pool_alloc(pool, SIZE);
+    assert_non_null(again);
+    if (again != freed)
+        fail_msg("the cell freed into the full span (%p) was not reused: got %p, %s", (void *)freed, (void *)again,
+                 pool_block_of(again) == span ? "same span" : "another span");
+    assert_int_equal(reports, 1);
+    for (uint32_t i = 4096 / SIZE; i < n - 1; i++) pool_free(pool, cells[i]);
+    pool_free(pool, again);
+    pool_stats_t st;
+    pool_get_stats(pool, &st);
+    assert_int_equal(st.live_allocations, 0);
+    assert_int_equal(reports, 1);
+    pool_destroy(pool);
+}
+
 int main(void) {
     /* the cell order of the fast paths is pinned here: no valgrind tracking */
     setenv("MULCH_VALGRIND", "0", 1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_dropped_cell_in_tracking_pool, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rebuild_leaves_remote_free_in_flight, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_full_span_leaves_full_list_when_collect_drops_all, setup, teardown),
     };
     return cmocka_run_group_tests_name("pool_repairs", tests, NULL, NULL);
 }
