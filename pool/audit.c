@@ -41,14 +41,20 @@ static bool cell_in_span(const block_t *b, const void *cell) {
     return (size_t)((const unsigned char *)cell - b->start) < (size_t)b->capacity * b->cell_size;
 }
 
-/* The span's recent cells leave the heap's array (they are marked: the
- * rebuilt list takes them), their frees counted as they go. */
-static void recent_cells_forget_span(thread_heap_t *heap, const block_t *b) {
+/* The span's recent cells leave the heap's array, the frees of those that
+ * carry their mark counted as they go (the rebuilt list takes them). One
+ * written after its free is dropped: it stays counted in use, as `used`
+ * and the leak report count it. */
+static void recent_cells_forget_span(const pool_t *pool, thread_heap_t *heap, const block_t *b) {
     unsigned cls = b->size_class, kept = 0, count = recent_count_get(heap, cls);
-    for (unsigned i = 0; i < count; i++)
-        if (!cell_in_span(b, heap->recent[cls][i])) heap->recent[cls][kept++] = heap->recent[cls][i];
+    uint64_t freed = 0;
+    for (unsigned i = 0; i < count; i++) {
+        void *cell = heap->recent[cls][i];
+        if (!cell_in_span(b, cell)) heap->recent[cls][kept++] = cell;
+        else freed += cell_has_free_mark(pool, cell);
+    }
     recent_count_set(heap, cls, kept);
-    counter_add_u64(&heap->free_count[cls], count - kept);
+    counter_add_u64(&heap->free_count[cls], freed);
 }
 
 /* The first of the heap's recent cells that lies in b, or NULL. */
@@ -94,7 +100,7 @@ static MULCH_COLD void span_rebuild_from_marks(pool_t *pool, thread_heap_t *heap
         unsigned cls = b->size_class;
         for (unsigned i = 0; known != NULL && i < recent_count_get(heap, cls); i++)
             if (cell_in_span(b, heap->recent[cls][i])) (void)known_mark_one(pool, b, known, heap->recent[cls][i]);
-        recent_cells_forget_span(heap, b);
+        recent_cells_forget_span(pool, heap, b);
     }
     uintptr_t old = atomic_load_explicit(&b->thread_free, memory_order_relaxed);
     while (!atomic_compare_exchange_weak_explicit(&b->thread_free, &old, old & BLOCK_TF_FLAGS, memory_order_acquire,
