@@ -23,11 +23,15 @@
  * given back (rare, and next to a syscall or the pool's lock), never on
  * the fast paths.
  *
- * Repair (span_rebuild_from_marks), after one report: the marks are the
- * truth. The recent cells and thread_free entries of the span are taken
- * off, the local list is rebuilt from the marked cells (each once, in
- * address order) and `used` becomes the count of unmarked ones. The span
- * stays with its owner; the held cell is freed later like any other.
+ * Repair (span_rebuild_from_marks), after one report: the marks decide,
+ * among the cells the span's lists hold. The recent cells and thread_free
+ * entries of the span are taken off, the local list is rebuilt from the
+ * listed cells that carry their mark (each once, in address order) and
+ * `used` counts every other cell below bump, parked ones aside. A marked
+ * cell on no list counts used: it may be a live cell whose free by another
+ * thread is in flight (marked, not yet queued; queued later, it is
+ * collected then), which on the list too would be handed out twice. The
+ * span stays with its owner; the held cell is freed later like any other.
  * Owner only: nobody else touches the local list, the recent cells or the
  * released bits.
  */
@@ -37,14 +41,20 @@ static bool cell_in_span(const block_t *b, const void *cell) {
     return (size_t)((const unsigned char *)cell - b->start) < (size_t)b->capacity * b->cell_size;
 }
 
-/* The span's recent cells leave the heap's array (they are marked: the
- * rebuilt list takes them), their frees counted as they go. */
-static void recent_cells_forget_span(thread_heap_t *heap, const block_t *b) {
+/* The span's recent cells leave the heap's array, the frees of those that
+ * carry their mark counted as they go (the rebuilt list takes them). One
+ * written after its free is dropped: it stays counted in use, as `used`
+ * and the leak report count it. */
+static void recent_cells_forget_span(const pool_t *pool, thread_heap_t *heap, const block_t *b) {
     unsigned cls = b->size_class, kept = 0, count = recent_count_get(heap, cls);
-    for (unsigned i = 0; i < count; i++)
-        if (!cell_in_span(b, heap->recent[cls][i])) heap->recent[cls][kept++] = heap->recent[cls][i];
+    uint64_t freed = 0;
+    for (unsigned i = 0; i < count; i++) {
+        void *cell = heap->recent[cls][i];
+        if (!cell_in_span(b, cell)) heap->recent[cls][kept++] = cell;
+        else freed += cell_has_free_mark(pool, cell);
+    }
     recent_count_set(heap, cls, kept);
-    counter_add_u64(&heap->free_count[cls], count - kept);
+    counter_add_u64(&heap->free_count[cls], freed);
 }
 
 /* The first of the heap's recent cells that lies in b, or NULL. */
@@ -55,15 +65,50 @@ static const void *recent_cell_in_span(const thread_heap_t *heap, const block_t 
     return NULL;
 }
 
+/* The cells of b found on one of its free lists: set in `known`, a bit
+ * per cell. A list is followed while its links lead to cells of b that
+ * carry their free mark, at most `capacity` steps (the damage may have
+ * made it loop); past a bad link or an unmarked cell (handed out already:
+ * its link word is program data) the rest is not followed. */
+static bool known_mark_one(const pool_t *pool, const block_t *b, uint64_t *known, const void *cell) {
+    if (!cell_link_is_valid(b, cell) || !cell_has_free_mark(pool, cell)) return false;
+    uint32_t c = cell_divide(b->divisor, (size_t)((const unsigned char *)cell - b->start));
+    known[c / 64] |= (uint64_t)1 << (c % 64);
+    return true;
+}
+static void known_mark_list(const pool_t *pool, const block_t *b, uint64_t *known, void *list) {
+    void *cell = list;
+    for (uint32_t steps = 0; cell != NULL && steps < b->capacity; steps++) {
+        if (!known_mark_one(pool, b, known, cell)) return;
+        cell = cell_next(pool, cell);
+    }
+}
+
 static MULCH_COLD void span_rebuild_from_marks(pool_t *pool, thread_heap_t *heap, block_t *b, const void *culprit) {
     mulch_report("pool_free: a cell was freed twice, the second free hidden by a write after the first; "
                  "its span was kept and repaired",
                  culprit);
-    if (heap != NULL) recent_cells_forget_span(heap, b);
-    /* thread_free's cells are marked too; the list below takes them */
+    /* A cell counts free when it carries its mark and one of the span's
+     * lists holds it (the recent cells, thread_free, the local list). A
+     * marked cell on none is counted used: another thread's free of it
+     * may be in flight (it marks the cell, then queues it with a CAS that
+     * may land after this rebuild; the owner collects it then), or the
+     * damage cut it off a list (it leaks). */
+    size_t map_bytes = (((size_t)b->capacity + 63) / 64 * sizeof(uint64_t) + MULCH_PAGE - 1) & ~(MULCH_PAGE - 1);
+    uint64_t *known = os_map(map_bytes); /* zeroed; NULL: every cell counts used (leaks, but safe) */
+    if (heap != NULL) {
+        unsigned cls = b->size_class;
+        for (unsigned i = 0; known != NULL && i < recent_count_get(heap, cls); i++)
+            if (cell_in_span(b, heap->recent[cls][i])) (void)known_mark_one(pool, b, known, heap->recent[cls][i]);
+        recent_cells_forget_span(pool, heap, b);
+    }
     uintptr_t old = atomic_load_explicit(&b->thread_free, memory_order_relaxed);
     while (!atomic_compare_exchange_weak_explicit(&b->thread_free, &old, old & BLOCK_TF_FLAGS, memory_order_acquire,
                                                   memory_order_relaxed)) {
+    }
+    if (known != NULL) {
+        known_mark_list(pool, b, known, (void *)tf_list(old));
+        known_mark_list(pool, b, known, b->free);
     }
     uint32_t bump = atomic_load_explicit(&b->bump, memory_order_relaxed), used = 0;
     bool released = block_has_released(pool, b);
@@ -71,7 +116,7 @@ static MULCH_COLD void span_rebuild_from_marks(pool_t *pool, thread_heap_t *heap
     for (uint32_t c = bump; c-- > 0;) {
         unsigned char *cell = b->start + (size_t)c * b->cell_size;
         if (released && cell_is_parked(pool, b, cell)) continue;
-        if (cell_has_free_mark(pool, cell)) {
+        if (known != NULL && ((known[c / 64] >> (c % 64)) & 1u) && cell_has_free_mark(pool, cell)) {
             cell_mark_free(pool, cell, list);
             list = cell;
         } else {
@@ -80,6 +125,7 @@ static MULCH_COLD void span_rebuild_from_marks(pool_t *pool, thread_heap_t *heap
     }
     b->free = list;
     b->used = used;
+    if (known != NULL) os_unmap(known, map_bytes);
 }
 
 /* First cell below bump that is neither marked free nor parked; NULL when

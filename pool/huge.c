@@ -97,6 +97,7 @@ void *huge_alloc_zeroed(pool_t *pool, size_t size, const leak_site_t *site) {
 
 static void *huge_alloc_once(pool_t *pool, size_t size, size_t align, const leak_site_t *site, bool *reused) {
     if (align < MULCH_ALIGN) align = MULCH_ALIGN;
+    size_t requested = size; /* what the leak report shows */
     /* Size 0 (pool_alloc_aligned with a big alignment) still gets a byte of
      * its own: with an aligned offset the object would otherwise start at
      * the end of the mapping, outside it. */
@@ -155,7 +156,7 @@ static void *huge_alloc_once(pool_t *pool, size_t size, size_t align, const leak
     }
     chunk->object_offset = offset;
     chunk->object_size = chunk->size - guard - offset;
-    chunk->requested = size;
+    chunk->requested = requested;
     chunk->allocated = 1;
     chunk->site = *site;
     huge_list_push(&pool->huge, chunk);

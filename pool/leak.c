@@ -89,6 +89,12 @@ static MULCH_NO_TSAN MULCH_NO_ASAN bool cell_read_live(const pool_t *pool, const
     return true;
 }
 
+/* Whether a site was recorded: a file site (line > 0; its file may be
+ * NULL, pool_alloc_at's caller passed none) or a caller address. */
+static bool site_is_set(const leak_site_t *site) {
+    return site->where != NULL || site->line > 0;
+}
+
 /* Calls fn for every live allocation: small cells (site NULL-filled when
  * untracked, size the requested one when tracked) and huge objects. */
 typedef void (*live_fn)(void *ctx, void *address, size_t size, const leak_site_t *site);
@@ -102,7 +108,7 @@ static void live_walk_locked(pool_t *pool, live_fn fn, void *ctx) {
             for (uint32_t c = 0; c < bump; c++) {
                 leak_site_t site;
                 if (!cell_read_live(pool, b, c, &site)) continue;
-                size_t size = site.where ? site.size : b->cell_size;
+                size_t size = site_is_set(&site) ? site.size : b->cell_size;
                 fn(ctx, b->start + (size_t)c * b->cell_size, size, &site);
             }
         }
@@ -131,18 +137,44 @@ void pool_tool_forget_live_locked(pool_t *pool) {
     live_walk_locked(pool, tool_forget_one, NULL);
 }
 
+/* The file of a file site, as the report prints it. */
+static const char *site_file(const leak_site_t *site) {
+    return site->where != NULL ? (const char *)site->where : "<no file>";
+}
+
+/* Sites in report order: file sites (line > 0) by the text of their file
+ * name, then line (two translation units may hold the same name at two
+ * addresses: one site), then address sites by address. */
+static int site_order(const leak_site_t *x, const leak_site_t *y) {
+    bool xf = x->line > 0, yf = y->line > 0;
+    if (xf != yf) return xf ? -1 : 1;
+    if (xf) {
+        int c = strcmp(site_file(x), site_file(y));
+        if (c != 0) return c;
+        if (x->line != y->line) return x->line < y->line ? -1 : 1;
+        return 0;
+    }
+    if (x->where != y->where) return (uintptr_t)x->where < (uintptr_t)y->where ? -1 : 1;
+    return 0;
+}
+
 static int site_compare(const void *a, const void *b) {
     const leak_t *x = a, *y = b;
-    if (x->site.where != y->site.where) return (uintptr_t)x->site.where < (uintptr_t)y->site.where ? -1 : 1;
-    if (x->site.line != y->site.line) return x->site.line < y->site.line ? -1 : 1;
+    int c = site_order(&x->site, &y->site);
+    if (c != 0) return c;
     return (uintptr_t)x->address < (uintptr_t)y->address ? -1 : (x->address != y->address);
 }
 
-static void site_format(const leak_site_t *site, char *out, size_t n) {
-    if (site->where == NULL) {
-        snprintf(out, n, "unknown site (leak tracking off)");
-    } else if (site->line > 0) {
-        snprintf(out, n, "%s:%u", (const char *)site->where, site->line);
+/* tracked: the pool records sites. Then a cell without one was freed (the
+ * free clears its site) and dropped when the pool found it written after
+ * that free (alloc.c): it stays counted in use, and is listed. */
+static void site_format(const leak_site_t *site, bool tracked, char *out, size_t n) {
+    if (site->line > 0) {
+        snprintf(out, n, "%s:%u", site_file(site), site->line);
+    } else if (site->where == NULL) {
+        snprintf(out, n, tracked ? "unknown site (a freed cell written after its free or freed twice, "
+                                   "dropped by the pool)"
+                                 : "unknown site (leak tracking off)");
     } else {
         Dl_info info;
         if (dladdr(site->where, &info) && info.dli_sname) {
@@ -169,7 +201,7 @@ size_t pool_report_leaks(pool_t *pool, FILE *out) {
     if (list.count) qsort(list.items, list.count, sizeof(leak_t), site_compare);
     char where[512];
     for (size_t i = 0; i < list.count; i++) {
-        site_format(&list.items[i].site, where, sizeof where);
+        site_format(&list.items[i].site, pool->track_leaks != 0, where, sizeof where);
         fprintf(out, "mulch leak: %p size %zu allocated at %s\n", list.items[i].address,
                 list.items[i].size, where);
     }
@@ -177,10 +209,9 @@ size_t pool_report_leaks(pool_t *pool, FILE *out) {
         fprintf(out, "mulch leak summary: %zu allocation%s\n", list.count, list.count == 1 ? "" : "s");
         for (size_t i = 0; i < list.count;) {
             size_t j = i, bytes = 0;
-            while (j < list.count && list.items[j].site.where == list.items[i].site.where
-                   && list.items[j].site.line == list.items[i].site.line)
+            while (j < list.count && site_order(&list.items[j].site, &list.items[i].site) == 0)
                 bytes += list.items[j++].size;
-            site_format(&list.items[i].site, where, sizeof where);
+            site_format(&list.items[i].site, pool->track_leaks != 0, where, sizeof where);
             fprintf(out, "  %zu allocation%s, %zu bytes at %s\n", j - i, j - i == 1 ? "" : "s", bytes, where);
             i = j;
         }

@@ -205,9 +205,15 @@ size_t heap_release_empty(pool_t *pool, thread_heap_t *heap) {
     size_t released = 0;
     heap_recent_flush(pool, heap);
     for (unsigned cls = 0; cls < pool->class_count; cls++) {
+        /* full spans: remote frees may have reached them. A collect that
+         * took a list clears TF_FULL even when it kept no cell (all were
+         * parked cells of racing double frees, dropped): such a span leaves
+         * the full list too, since no later remote free would flag it */
         for (block_t *f = heap->full[cls], *next; f; f = next) {
             next = f->next;
-            if (block_collect(pool, f) != 0) block_unfull(heap, f);
+            if (block_collect(pool, f) != 0
+                || !(atomic_load_explicit(&f->thread_free, memory_order_relaxed) & BLOCK_TF_FULL))
+                block_unfull(heap, f);
         }
         /* dormant spans: remote frees may have emptied them, or given them
          * committed free cells again */
