@@ -85,7 +85,8 @@ MULCH_API void pool_get_stats(pool_t *pool, pool_stats_t *out);
    summary; returns the number of live allocations. out NULL = stderr. */
 MULCH_API size_t pool_report_leaks(pool_t *pool, FILE *out);
 
-/* Allocation-site capturing variant; `file` must have static storage. */
+/* Allocation-site capturing variant; `file` must have static storage (NULL
+   is accepted: the leak report shows the site as `<no file>:line`). */
 MULCH_API MULCH_MALLOC MULCH_ALLOC_SIZE(2) MULCH_NODISCARD
 void *pool_alloc_at(pool_t *pool, size_t size, const char *file, int line);
 #define POOL_ALLOC(pool, size) pool_alloc_at((pool), (size), __FILE__, __LINE__)
