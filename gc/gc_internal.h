@@ -410,6 +410,12 @@ struct gc_heap {
 /* Header bits below the 8-byte-aligned type pointer: bits 0-1 forwarding
  * and copy claims (during a collection, gc/evacuate.c). */
 #define GC_HEADER_TAG_BITS   ((uintptr_t)7)
+/* copy | 1: the object moved to copy (the word stays in the freed cell
+ * until the cell is allocated again) */
+#define GC_FORWARDED         ((uintptr_t)1)
+/* header | 3: claimed by a marker, copy under way. The type bits stay, so a
+ * marker that reads the header meanwhile still finds the type. */
+#define GC_FORWARD_BUSY      ((uintptr_t)3)
 static inline const gc_type_t *gc_header_type(const void *obj) {
     return (const gc_type_t *)(((const uintptr_t *)obj)[-1] & ~GC_HEADER_TAG_BITS);
 }

@@ -1,0 +1,144 @@
+/* test_gc_review_s17.c — review session 17 (collector corner cases):
+ * regressions for bugs found there. */
+#ifndef _GNU_SOURCE
+#  define _GNU_SOURCE 1
+#endif
+#define DEFAULT_SEED UINT64_C(0x7331375f67636363)
+#define MULCH_TEST_GC_OBJECTS 1
+#include <mulch/gc.h>
+#include <mulch/rc.h>
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <time.h>
+
+#include "mulch_test.h"
+
+/* ---- gc_type_of on a pointer into a cell an object moved out of --------- */
+
+/* 300 bytes: a cell with a header (headerless classes stop at 256 bytes),
+ * where the collector leaves the forwarding word of a moved object. */
+#define MOVED_WORDS 32
+
+static struct {
+    gc_thread_t *t;
+    void *moving;            /* a root: the object that moves */
+    void *stale;             /* its address before the nested collection */
+    const gc_type_t *type;   /* gc_type_of(stale) after it */
+    unsigned long reports;   /* reports gc_type_of made */
+    bool moved;
+} g_stale;
+
+/* The finalizer of an object that holds `kept`: while it runs the object is
+ * pending, so a collection marks `kept` in place, and the span it shares
+ * with `moving` stays while `moving` is copied out of it. */
+static void fin_collects(void *obj)
+{
+    (void)obj;
+    g_stale.stale = g_stale.moving;
+    gc_collect(g_stale.t);
+    g_stale.moved = g_stale.moving != g_stale.stale;
+    unsigned long r = rec_count();
+    g_stale.type = gc_type_of(g_stale.stale);
+    g_stale.reports = rec_count() - r;
+}
+static const gc_type_t T_FIN_COLLECTS = { "test.fin_collects", trace_tobj, fin_collects };
+
+/* A stale pointer to the cell an object was moved out of: its header holds
+ * the forwarding word (the copy's address | 1), which gc_type_of handed
+ * out as the object's type, unreported (the caller then read a "type"
+ * that was an object). It must be reported once, as the pin and hash
+ * calls report a freed cell, and give NULL. */
+static void test_type_of_moved_out_cell(void **state)
+{
+    (void)state;
+    TEST_START();
+    unsigned long r0 = rec_count();
+    gc_heap_t *h = heap_new(0, 0, GC_COMPACT_ALWAYS);
+    gc_thread_t *t = gc_thread_attach(h);
+    memset(&g_stale, 0, sizeof g_stale);
+    g_stale.t = t;
+    gc_root_add(h, &g_stale.moving);
+    void *kept = mk(t, &T_PLAIN, 1, MOVED_WORDS);
+    gc_push_root(t, &kept);
+    g_stale.moving = mk(t, &T_PLAIN, 2, MOVED_WORDS);
+    /* a smaller class than the two: its span is kept in place while
+     * pending, and must not be theirs */
+    void *fin = mk(t, &T_FIN_COLLECTS, 3, 0);
+    set_slot(t, fin, 0, kept);
+    gc_pop_roots(t, 1);
+    fin = kept = NULL;
+    gc_collect(t); /* fin is found dead; its finalizer collects again */
+    if (!g_stale.moved) T_FAIL("the rooted object did not move in a GC_COMPACT_ALWAYS heap");
+    EXPECT_OBJ(g_stale.moving, 2);
+    if (g_stale.type != NULL)
+        T_FAIL("gc_type_of(stale pointer) gave %p (the copy is at %p), want NULL", (const void *)g_stale.type,
+               g_stale.moving);
+    if (g_stale.reports != 1) T_FAIL("gc_type_of(stale pointer) made %lu reports, want 1", g_stale.reports);
+    EXPECT_ONE_REPORT(r0, "gc_type_of: not a live object (a collection freed it)", g_stale.stale);
+    /* the live object is found as ever */
+    unsigned long r1 = rec_count();
+    EXPECT_PTR_EQ(gc_type_of(g_stale.moving), &T_PLAIN);
+    EXPECT_NO_REPORTS(r1);
+    gc_root_remove(h, &g_stale.moving);
+    gc_thread_detach(t);
+    gc_heap_destroy(h);
+}
+
+/* A trace function may call gc_type_of on the objects its fields point
+ * to (<mulch/gc.h>): one that this collection moved already has the
+ * forwarding word in its old header, and must still give its type. */
+static atomic_ulong g_peek_wrong, g_peek_seen;
+static void trace_peek(void *obj, gc_tracer_t *tracer)
+{
+    tobj_t *o = obj;
+    for (size_t k = 0; k < NSLOTS; k++) {
+        if (o->slot[k] == NULL) continue;
+        atomic_fetch_add(&g_peek_seen, 1);
+        if (gc_type_of(o->slot[k]) != &T_PLAIN) atomic_fetch_add(&g_peek_wrong, 1);
+        gc_trace_slot(tracer, &o->slot[k]);
+    }
+}
+static const gc_type_t T_PEEK = { "test.peek", trace_peek, NULL };
+
+static void test_type_of_from_trace_after_move(void **state)
+{
+    (void)state;
+    TEST_START();
+    unsigned long r0 = rec_count();
+    gc_heap_t *h = heap_new(0, 0, GC_COMPACT_ALWAYS);
+    gc_thread_t *t = gc_thread_attach(h);
+    enum { PARENTS = 8 };
+    void *parents[PARENTS] = { 0 }, *child = NULL;
+    gc_push_root(t, &child);
+    for (size_t i = 0; i < PARENTS; i++) gc_push_root(t, &parents[i]);
+    child = mk(t, &T_PLAIN, 1, MOVED_WORDS);
+    for (size_t i = 0; i < PARENTS; i++) {
+        parents[i] = mk(t, &T_PEEK, 10 + i, 0);
+        set_slot(t, parents[i], 0, child);
+    }
+    atomic_store(&g_peek_wrong, 0);
+    atomic_store(&g_peek_seen, 0);
+    gc_collect(t);
+    EXPECT_NO_REPORTS(r0);
+    EXPECT_GE(atomic_load(&g_peek_seen), PARENTS);
+    EXPECT_EQ(atomic_load(&g_peek_wrong), 0);
+    for (size_t i = 0; i < PARENTS; i++) EXPECT_PTR_EQ(slot_of(parents[i], 0), child);
+    EXPECT_OBJ(child, 1);
+    gc_pop_roots(t, PARENTS + 1);
+    gc_thread_detach(t);
+    gc_heap_destroy(h);
+}
+
+int main(void)
+{
+    mt_init("test_gc_review_s17");
+    mt_env_ignore("MULCH_GC_COMPACT");
+#define T(f) cmocka_unit_test_setup_teardown(f, setup_rec, teardown_rec)
+    const struct CMUnitTest tests[] = {
+        T(test_type_of_moved_out_cell),
+        T(test_type_of_from_trace_after_move),
+    };
+#undef T
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
