@@ -715,6 +715,7 @@ typedef struct gc_handle_payload {
 MULCH_INTERNAL bool gc_object_is_weak(const void *obj);
 /* Clears every weak reference listed in `list`, as if its target had died. */
 MULCH_INTERNAL void gc_weak_list_clear(const gc_vector_t *list);
+MULCH_INTERNAL void gc_weak_lists_clear_all_locked(gc_heap_t *heap);
 MULCH_INTERNAL bool gc_handle_slot_add(gc_heap_t *heap, gc_handle_payload_t *payload);
 /* The handle's slot leaves its heap, if it still has one. Takes the
  * handles' lock, then the heap's: gc_heap_destroy detaches payloads under

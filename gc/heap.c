@@ -183,12 +183,11 @@ void gc_heap_destroy(gc_heap_t *heap) {
     if (t != NULL) gc_thread_leave_blocking_all(t);
     else t = gc_thread_attach(heap); /* detached again below */
     if (t) {
-        /* weak references see their targets go before finalizers run */
+        /* weak references see their targets go before finalizers run
+         * (and those that finalizers make, before the next finalizer:
+         * gc_run_finalizers) */
         pthread_mutex_lock(&heap->lock);
-        gc_threads_flush(heap);
-        gc_weak_list_clear(&heap->weaks);
-        /* (a flush that ran out of memory leaves them with their thread) */
-        for (gc_thread_t *other = heap->threads; other; other = other->next) gc_weak_list_clear(&other->weaks);
+        gc_weak_lists_clear_all_locked(heap);
         pthread_mutex_unlock(&heap->lock);
         /* The rc destroy callbacks the bridge runs may allocate
          * finalizable objects (finalizer rules), whose finalizers would

@@ -130,6 +130,69 @@ static void test_type_of_from_trace_after_move(void **state)
     gc_heap_destroy(h);
 }
 
+/* ---- weak references a finalizer makes during gc_heap_destroy ----------- */
+
+static struct {
+    gc_heap_t *heap;
+    void *target;            /* the finalizable object the weak one names */
+    void *weak;              /* made by the first finalizer */
+    void *seen;              /* what the target's finalizer read through it */
+    int target_finalized;
+} g_dw;
+
+static void fin_target(void *obj)
+{
+    g_dw.target_finalized++;
+    if (g_dw.weak) g_dw.seen = gc_weak_get(g_dw.weak);
+    (void)obj;
+}
+static const gc_type_t T_TARGET = { "test.weak_target", trace_tobj, fin_target };
+
+static void fin_makes_weak(void *obj)
+{
+    (void)obj;
+    gc_thread_t *t = gc_thread_current(g_dw.heap);
+    if (t == NULL) {
+        AFAIL("the destroy's finalizer runs on no attached thread");
+        return;
+    }
+    g_dw.weak = gc_weak_new(t, g_dw.target);
+    if (g_dw.weak == NULL) AFAIL("gc_weak_new from a finalizer gave NULL");
+    else if (gc_weak_get(g_dw.weak) != g_dw.target) AFAIL("a new weak reference does not name its target");
+}
+static const gc_type_t T_MAKES_WEAK = { "test.makes_weak", trace_tobj, fin_makes_weak };
+
+/* gc_heap_destroy "clears every weak reference" before its finalizers run
+ * (docs/api.md), as a collection clears those of dead targets before their
+ * finalizers: it cleared them once, so a weak reference that one finalizer
+ * made to another finalizable object still named it when that object's
+ * finalizer ran (and after). */
+static void test_destroy_weak_made_by_finalizer(void **state)
+{
+    (void)state;
+    TEST_START();
+    unsigned long r0 = rec_count();
+    gc_heap_t *h = heap_new(0, 0, GC_COMPACT_AUTO);
+    memset(&g_dw, 0, sizeof g_dw);
+    g_dw.heap = h;
+    gc_thread_t *t = gc_thread_attach(h);
+    gc_root_add(h, &g_dw.target);
+    g_dw.target = mk(t, &T_TARGET, 1, 0);
+    /* made last, finalized first (the newest pending object runs first) */
+    void *maker = mk(t, &T_MAKES_WEAK, 2, 0);
+    (void)maker;
+    gc_root_remove(h, &g_dw.target);
+    gc_thread_detach(t);
+    gc_heap_destroy(h);
+    EXPECT_NO_ASYNC_FAILURES();
+    EXPECT_EQ(g_dw.target_finalized, 1);
+    if (g_dw.weak == NULL) T_FAIL("no weak reference was made (the finalizers ran in another order?)");
+    if (g_dw.seen != NULL)
+        T_FAIL("the target's finalizer read %p through a weak reference made during gc_heap_destroy, want NULL",
+               g_dw.seen);
+    EXPECT_NO_REPORTS(r0);
+}
+
 int main(void)
 {
     mt_init("test_gc_review_s17");
@@ -138,6 +201,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_type_of_moved_out_cell),
         T(test_type_of_from_trace_after_move),
+        T(test_destroy_weak_made_by_finalizer),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
