@@ -601,6 +601,9 @@ MULCH_INTERNAL void gc_threads_fork_unblock(void);
  * objects and weak references handed to the heap) and any stop or
  * finalizer run of theirs in progress. */
 MULCH_INTERNAL void gc_threads_fork_child_locked(gc_heap_t *heap);
+/* In the child, after every lock is released: reports what those drops
+ * lost (out of memory), as gc_thread_detach does. */
+MULCH_INTERNAL void gc_threads_fork_child_report(void);
 
 /* ---- marking (gc/mark.c) ------------------------------------------------------- */
 MULCH_INTERNAL void gc_tracer_init(gc_tracer_t *tracer, gc_heap_t *heap, const char *phase);
