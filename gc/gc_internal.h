@@ -317,6 +317,8 @@ struct gc_heap {
     gc_thread_t     *finalizer_thread; /* which one                         */
     void            *finalizing_object; /* whose finalizer runs now, or NULL */
     bool             destroying;       /* gc_heap_destroy is past its checks */
+    bool             destroy_final;    /* ... and giving the spans back     */
+    pthread_t        destroyer;        /* the thread that set destroying    */
     void            *userdata;
     gc_options_t     options;
     size_t           running;          /* attached threads in GC_RUNNING    */

@@ -163,7 +163,10 @@ static bool destroy_refused(gc_heap_t *heap, gc_thread_t *self) {
     /* (destroying: a finalizer or an owned rc object's destroy callback run
      * by the destroy itself, which goes on with the heap afterwards) */
     bool in_finalizer = (heap->finalizing && self != NULL && heap->finalizer_thread == self) || heap->destroying;
-    if (!others && !in_finalizer) heap->destroying = true;
+    if (!others && !in_finalizer) {
+        heap->destroying = true;
+        heap->destroyer = pthread_self(); /* (a fork child of another thread forgets the destroy) */
+    }
     pthread_mutex_unlock(&heap->lock);
     if (others) mulch_report("gc_heap_destroy: other threads are still attached", heap);
     else if (in_finalizer) mulch_report("gc_heap_destroy: called inside a finalizer", heap);
@@ -228,6 +231,7 @@ void gc_heap_destroy(gc_heap_t *heap) {
         mulch_report("gc_heap_destroy: other threads are still attached", heap);
         return;
     }
+    heap->destroy_final = true; /* no way back: a fork child keeps it destroying */
     while (heap->spans.count) gc_span_release(heap, heap->spans.items[heap->spans.count - 1]);
     pthread_mutex_unlock(&heap->lock);
     gc_vector_free(&heap->spans);

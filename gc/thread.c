@@ -345,6 +345,12 @@ void gc_threads_fork_unblock(void) {
         if (--a->thread->blocking_depth == 0) thread_unblock(a->thread);
 }
 
+/* What the child's drops lost (the child has one thread), said by
+ * gc_threads_fork_child_report once every lock is released: once per kind,
+ * naming the last such record. */
+static unsigned fork_child_lost;
+static const gc_thread_t *fork_child_lost_thread;
+
 /* In the child the other threads' records are dropped: their threads are
  * gone and would be waited for by every stop. Their root stacks go with
  * them (the frames those slots were in belong to threads that will never
@@ -356,13 +362,8 @@ void gc_threads_fork_unblock(void) {
  * lock, so it had got no further) never happened, and a finalizer run of
  * another thread's ends: the object it was finalizing is still pending
  * (it leaves `pending` when its finalizer returns) and its finalizer runs
- * again, in the child, from the start. */
-/* What the child's drops lost (the child has one thread), said by
- * gc_threads_fork_child_report once every lock is released: once per kind,
- * naming the last such record. */
-static unsigned fork_child_lost;
-static const gc_thread_t *fork_child_lost_thread;
-
+ * again, in the child, from the start; a gc_heap_destroy of another
+ * thread's is forgotten (unless it was releasing the spans). */
 void gc_threads_fork_child_locked(gc_heap_t *heap) {
     gc_thread_t *self = gc_thread_current(heap);
     bool dropped = false;
@@ -388,6 +389,12 @@ void gc_threads_fork_child_locked(gc_heap_t *heap) {
         heap->finalizing = false;
         heap->finalizer_thread = NULL;
     }
+    /* A destroy another thread had begun never ends here: forgotten, so
+     * that the child may destroy the heap itself (its finalizers not yet
+     * run, and the one in progress, run then) — unless it was giving the
+     * spans back already, past which the heap is not to be used. */
+    if (heap->destroying && !heap->destroy_final && !pthread_equal(heap->destroyer, pthread_self()))
+        heap->destroying = false;
     heap->collecting = false;
     atomic_store_explicit(&heap->stop_requested, 0, memory_order_relaxed);
     /* (a stopper had counted itself out of running already, which

@@ -10,7 +10,10 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "mulch_test.h"
 
@@ -193,6 +196,91 @@ static void test_destroy_weak_made_by_finalizer(void **state)
     EXPECT_NO_REPORTS(r0);
 }
 
+/* ---- fork while another thread destroys a heap ---------------------------- */
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int stage;               /* 1: the destroy's finalizer runs; 2: it may return */
+    pid_t parent;
+    gc_heap_t *heap;
+    int child_runs;          /* finalizer runs in the child */
+} g_fd = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, NULL, 0 };
+
+static void fin_waits_in_parent(void *obj)
+{
+    (void)obj;
+    if (getpid() != g_fd.parent) {
+        g_fd.child_runs++;
+        return;
+    }
+    pthread_mutex_lock(&g_fd.mu);
+    g_fd.stage = 1;
+    pthread_cond_broadcast(&g_fd.cv);
+    while (g_fd.stage != 2) pthread_cond_wait(&g_fd.cv, &g_fd.mu);
+    pthread_mutex_unlock(&g_fd.mu);
+}
+static const gc_type_t T_WAITS = { "test.waits_in_parent", trace_tobj, fin_waits_in_parent };
+
+static void *destroyer(void *unused)
+{
+    (void)unused;
+    gc_thread_t *t = gc_thread_attach(g_fd.heap);
+    if (t == NULL) {
+        AFAIL("attach failed");
+        return NULL;
+    }
+    (void)mk(t, &T_WAITS, 1, 0);
+    gc_heap_destroy(g_fd.heap); /* detaches t */
+    return NULL;
+}
+
+/* A fork while another thread is inside gc_heap_destroy: that thread is
+ * gone in the child, whose copy of the heap stayed `destroying` for ever,
+ * so the child's own gc_heap_destroy was refused ("called inside a
+ * finalizer") and the heap could never be ended there. The child may now
+ * destroy it: the interrupted finalizer runs again (as for any finalizer
+ * run a fork interrupts), then the memory goes. */
+static void test_fork_during_destroy(void **state)
+{
+    (void)state;
+    TEST_START();
+    unsigned long r0 = rec_count();
+    g_fd.parent = getpid();
+    g_fd.stage = 0;
+    g_fd.child_runs = 0;
+    g_fd.heap = heap_new(0, 0, GC_COMPACT_AUTO);
+    pthread_t th;
+    if (pthread_create(&th, NULL, destroyer, NULL) != 0) T_FAIL("pthread_create failed");
+    pthread_mutex_lock(&g_fd.mu);
+    while (g_fd.stage != 1) pthread_cond_wait(&g_fd.cv, &g_fd.mu);
+    pthread_mutex_unlock(&g_fd.mu);
+    pid_t pid = fork();
+    if (pid == 0) {
+        alarm(10);
+        unsigned long before = rec_count();
+        gc_heap_destroy(g_fd.heap);
+        _exit(rec_count() == before && g_fd.child_runs == 1 ? 0 : 10 + (int)(rec_count() - before));
+    }
+    int status = 0;
+    pid_t got = pid > 0 ? waitpid(pid, &status, 0) : -1;
+    pthread_mutex_lock(&g_fd.mu);
+    g_fd.stage = 2;
+    pthread_cond_broadcast(&g_fd.cv);
+    pthread_mutex_unlock(&g_fd.mu);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 20;
+    if (pthread_timedjoin_np(th, NULL, &until) != 0) T_FAIL("the parent's gc_heap_destroy did not finish");
+    if (pid <= 0 || got != pid) T_FAIL("fork/waitpid failed");
+    if (WIFSIGNALED(status)) T_FAIL("the child died of signal %d", WTERMSIG(status));
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        T_FAIL("the child's gc_heap_destroy failed (status %d: 10 + its reports, else the finalizer did not run "
+               "once)", WEXITSTATUS(status));
+    EXPECT_NO_ASYNC_FAILURES();
+    EXPECT_NO_REPORTS(r0);
+}
+
 int main(void)
 {
     mt_init("test_gc_review_s17");
@@ -202,6 +290,7 @@ int main(void)
         T(test_type_of_moved_out_cell),
         T(test_type_of_from_trace_after_move),
         T(test_destroy_weak_made_by_finalizer),
+        T(test_fork_during_destroy),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
