@@ -202,7 +202,11 @@ void gc_thread_detach(gc_thread_t *t) {
     if (!gc_thread_check(t, "gc_thread_detach")) return;
     gc_heap_t *heap = t->heap;
     pthread_mutex_lock(&heap->lock);
-    bool in_finalizer = heap->finalizing && heap->finalizer_thread == t;
+    /* (destroying: an rc destroy callback that gc_heap_destroy runs outside
+     * a finalizer run, under the same rules; the destroy goes on with this
+     * record) */
+    bool in_finalizer = (heap->finalizing && heap->finalizer_thread == t)
+                        || (heap->destroying && pthread_equal(heap->destroyer, pthread_self()));
     pthread_mutex_unlock(&heap->lock);
     if (in_finalizer) {
         /* gc_run_finalizers goes on with this record after the finalizer */

@@ -281,6 +281,62 @@ static void test_fork_during_destroy(void **state)
     EXPECT_NO_REPORTS(r0);
 }
 
+/* ---- gc_thread_detach from an rc destroy callback of gc_heap_destroy ----- */
+
+static struct {
+    gc_heap_t *heap;
+    unsigned long reports;   /* made by the callback's detach */
+    bool still_attached;     /* after it */
+    int calls;
+} g_dd;
+
+static void rc_destroy_detaches(void *obj)
+{
+    (void)obj;
+    g_dd.calls++;
+    gc_thread_t *t = gc_thread_current(g_dd.heap);
+    if (t == NULL) {
+        AFAIL("the rc destroy callback runs on no attached thread");
+        return;
+    }
+    unsigned long r = rec_count();
+    gc_thread_detach(t);
+    g_dd.reports = rec_count() - r;
+    g_dd.still_attached = gc_thread_current(g_dd.heap) == t;
+}
+
+/* rc destroy callbacks that gc_heap_destroy runs (owned references,
+ * released after the finalizers) run under the finalizer rules, and the
+ * destroy goes on with the calling thread's record afterwards; a
+ * gc_thread_detach there must be refused as in a finalizer. It was not:
+ * the callback freed the record the destroy was using (and the rounds for
+ * finalizers that later callbacks make ended). */
+static void test_detach_in_destroy_rc_callback_refused(void **state)
+{
+    (void)state;
+    TEST_START();
+    unsigned long r0 = rec_count();
+    gc_heap_t *h = heap_new(0, 0, GC_COMPACT_AUTO);
+    memset(&g_dd, 0, sizeof g_dd);
+    g_dd.heap = h;
+    gc_thread_t *t = gc_thread_attach(h);
+    void *owner = mk(t, &T_PLAIN, 1, 0);
+    gc_push_root(t, &owner);
+    void *rc = rc_alloc(16, rc_destroy_detaches);
+    EXPECT_NONNULL(rc);
+    EXPECT_EQ(gc_own_rc(t, owner, rc), 0);
+    rc_release(rc); /* the owner's reference is the last */
+    gc_pop_roots(t, 1);
+    gc_heap_destroy(h); /* from the attached thread: it detaches it */
+    EXPECT_NO_ASYNC_FAILURES();
+    EXPECT_EQ(g_dd.calls, 1);
+    if (g_dd.reports != 1 || !g_dd.still_attached)
+        T_FAIL("gc_thread_detach in the destroy's rc callback: %lu reports, %s", g_dd.reports,
+               g_dd.still_attached ? "still attached" : "detached");
+    EXPECT_ONE_REPORT(r0, "gc_thread_detach: called inside a finalizer", t);
+    EXPECT_NULL(gc_thread_current(h) ? (void *)1 : NULL); /* the destroy detached it */
+}
+
 int main(void)
 {
     mt_init("test_gc_review_s17");
@@ -291,6 +347,7 @@ int main(void)
         T(test_type_of_from_trace_after_move),
         T(test_destroy_weak_made_by_finalizer),
         T(test_fork_during_destroy),
+        T(test_detach_in_destroy_rc_callback_refused),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
