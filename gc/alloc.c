@@ -622,9 +622,30 @@ const gc_type_t *gc_object_type(const void *obj) {
     return gc_object_type_in(b, obj);
 }
 
+/* A header holding a forwarding word: inside a collection (a trace
+ * function asking for a field's type) the object moved, and its copy has
+ * the type; otherwise the pointer is stale, to the cell the object was
+ * moved out of, whose word is no type (it was handed out as one). */
+static MULCH_NOINLINE const gc_type_t *forwarded_type_of(const block_t *b, const void *obj, uintptr_t word) {
+    if (mulch_gc_tracing_depth > 0 && pool_block_has_flag(b, BLOCK_EVACUATE))
+        return gc_header_type((const void *)(word & ~GC_FORWARDED));
+    gc_report_not_live(obj, "gc_type_of");
+    return NULL;
+}
+
 const gc_type_t *gc_type_of(const void *obj) {
     if (obj == NULL) return NULL;
-    const gc_type_t *type = gc_object_type(obj);
+    block_t *b = pool_block_of(obj);
+    uint32_t index;
+    if (b == NULL || b->kind != BLOCK_EXTERNAL || !gc_span_cell_of(b, obj, &index)) {
+        mulch_report("gc_type_of: not a GC object", obj);
+        return NULL;
+    }
+    if (gc_span_headerless(b)) return gc_span_type(b);
+    /* (atomic: markers write headers while trace functions may call this) */
+    uintptr_t word = __atomic_load_n(&((const uintptr_t *)obj)[-1], __ATOMIC_ACQUIRE);
+    if (mulch_unlikely((word & GC_FORWARD_BUSY) == GC_FORWARDED)) return forwarded_type_of(b, obj, word);
+    const gc_type_t *type = (const gc_type_t *)(word & ~GC_HEADER_TAG_BITS);
     if (type == NULL) mulch_report("gc_type_of: not a GC object", obj);
     return type;
 }

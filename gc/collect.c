@@ -291,11 +291,15 @@ void gc_run_finalizers(gc_thread_t *t) {
         size_t i = heap->pending.count - 1;
         void *obj = heap->pending.items[i];
         heap->finalizing_object = obj;
+        /* every object goes at a destroy: the weak references that earlier
+         * finalizers made are cleared before this one runs */
+        if (heap->destroying) gc_weak_lists_clear_all_locked(heap);
         pthread_mutex_unlock(&heap->lock);
         gc_header_type(obj)->finalize(obj); /* finalizable objects have a header */
         pthread_mutex_lock(&heap->lock);
         finalized_locked(heap, obj);
     }
+    if (heap->destroying) gc_weak_lists_clear_all_locked(heap); /* (before rc destroy callbacks too) */
     gc_bridge_release_pending(heap);
     heap->finalizing = false;
     heap->finalizer_thread = NULL;

@@ -37,11 +37,6 @@
  */
 #include "gc_internal.h"
 
-#define GC_FORWARDED     ((uintptr_t)1)
-/* header | 3: claimed by a marker, copy under way. The type bits stay, so a
- * marker that reads the header meanwhile still finds the type. */
-#define GC_FORWARD_BUSY  ((uintptr_t)3)
-
 
 /* The word that holds obj's forwarding state: its header, or for a
  * headerless object its entry in the span's table (NULL: no table, so

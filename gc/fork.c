@@ -87,6 +87,7 @@ static void fork_child(void) {
     pthread_mutex_unlock(&heaps_lock);
     gc_bridge_fork_unlock();
     gc_threads_fork_unblock(); /* no collection is in progress: no wait */
+    gc_threads_fork_child_report(); /* (no lock held: the handler may call back) */
 }
 
 /* At load time, like the pool's (pool/fork.c), and after them. */

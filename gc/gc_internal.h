@@ -317,6 +317,8 @@ struct gc_heap {
     gc_thread_t     *finalizer_thread; /* which one                         */
     void            *finalizing_object; /* whose finalizer runs now, or NULL */
     bool             destroying;       /* gc_heap_destroy is past its checks */
+    bool             destroy_final;    /* ... and giving the spans back     */
+    pthread_t        destroyer;        /* the thread that set destroying    */
     void            *userdata;
     gc_options_t     options;
     size_t           running;          /* attached threads in GC_RUNNING    */
@@ -411,6 +413,12 @@ struct gc_heap {
 /* Header bits below the 8-byte-aligned type pointer: bits 0-1 forwarding
  * and copy claims (during a collection, gc/evacuate.c). */
 #define GC_HEADER_TAG_BITS   ((uintptr_t)7)
+/* copy | 1: the object moved to copy (the word stays in the freed cell
+ * until the cell is allocated again) */
+#define GC_FORWARDED         ((uintptr_t)1)
+/* header | 3: claimed by a marker, copy under way. The type bits stay, so a
+ * marker that reads the header meanwhile still finds the type. */
+#define GC_FORWARD_BUSY      ((uintptr_t)3)
 static inline const gc_type_t *gc_header_type(const void *obj) {
     return (const gc_type_t *)(((const uintptr_t *)obj)[-1] & ~GC_HEADER_TAG_BITS);
 }
@@ -596,6 +604,9 @@ MULCH_INTERNAL void gc_threads_fork_unblock(void);
  * objects and weak references handed to the heap) and any stop or
  * finalizer run of theirs in progress. */
 MULCH_INTERNAL void gc_threads_fork_child_locked(gc_heap_t *heap);
+/* In the child, after every lock is released: reports what those drops
+ * lost (out of memory), as gc_thread_detach does. */
+MULCH_INTERNAL void gc_threads_fork_child_report(void);
 
 /* ---- marking (gc/mark.c) ------------------------------------------------------- */
 MULCH_INTERNAL void gc_tracer_init(gc_tracer_t *tracer, gc_heap_t *heap, const char *phase);
@@ -710,6 +721,7 @@ typedef struct gc_handle_payload {
 MULCH_INTERNAL bool gc_object_is_weak(const void *obj);
 /* Clears every weak reference listed in `list`, as if its target had died. */
 MULCH_INTERNAL void gc_weak_list_clear(const gc_vector_t *list);
+MULCH_INTERNAL void gc_weak_lists_clear_all_locked(gc_heap_t *heap);
 MULCH_INTERNAL bool gc_handle_slot_add(gc_heap_t *heap, gc_handle_payload_t *payload);
 /* The handle's slot leaves its heap, if it still has one. Takes the
  * handles' lock, then the heap's: gc_heap_destroy detaches payloads under

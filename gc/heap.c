@@ -164,7 +164,10 @@ static bool destroy_refused(gc_heap_t *heap, gc_thread_t *self) {
     /* (destroying: a finalizer or an owned rc object's destroy callback run
      * by the destroy itself, which goes on with the heap afterwards) */
     bool in_finalizer = (heap->finalizing && self != NULL && heap->finalizer_thread == self) || heap->destroying;
-    if (!others && !in_finalizer) heap->destroying = true;
+    if (!others && !in_finalizer) {
+        heap->destroying = true;
+        heap->destroyer = pthread_self(); /* (a fork child of another thread forgets the destroy) */
+    }
     pthread_mutex_unlock(&heap->lock);
     if (others) mulch_report("gc_heap_destroy: other threads are still attached", heap);
     else if (in_finalizer) mulch_report("gc_heap_destroy: called inside a finalizer", heap);
@@ -184,12 +187,11 @@ void gc_heap_destroy(gc_heap_t *heap) {
     if (t != NULL) gc_thread_leave_blocking_all(t);
     else t = gc_thread_attach(heap); /* detached again below */
     if (t) {
-        /* weak references see their targets go before finalizers run */
+        /* weak references see their targets go before finalizers run
+         * (and those that finalizers make, before the next finalizer:
+         * gc_run_finalizers) */
         pthread_mutex_lock(&heap->lock);
-        gc_threads_flush(heap);
-        gc_weak_list_clear(&heap->weaks);
-        /* (a flush that ran out of memory leaves them with their thread) */
-        for (gc_thread_t *other = heap->threads; other; other = other->next) gc_weak_list_clear(&other->weaks);
+        gc_weak_lists_clear_all_locked(heap);
         pthread_mutex_unlock(&heap->lock);
         /* The rc destroy callbacks the bridge runs may allocate
          * finalizable objects (finalizer rules), whose finalizers would
@@ -230,6 +232,7 @@ void gc_heap_destroy(gc_heap_t *heap) {
         mulch_report("gc_heap_destroy: other threads are still attached", heap);
         return;
     }
+    heap->destroy_final = true; /* no way back: a fork child keeps it destroying */
     while (heap->spans.count) gc_span_release(heap, heap->spans.items[heap->spans.count - 1]);
     pthread_mutex_unlock(&heap->lock);
     gc_vector_free(&heap->spans);

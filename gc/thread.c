@@ -132,9 +132,22 @@ static void gc_thread_free(gc_thread_t *t) {
     os_unmap(t, sizeof(gc_thread_t));
 }
 
+/* What gc_thread_unlink_locked could not hand to the heap. */
+enum { LOST_FINALIZERS = 1u, LOST_WEAKS = 2u };
+
+/* Said once the heap's lock is released: the error handler may call back
+ * into the heap (gc_get_stats, gc_collect), which would wait for it. */
+static void report_lost(unsigned lost, const gc_thread_t *t) {
+    if (lost & LOST_FINALIZERS)
+        mulch_report("gc_thread_detach: out of memory: finalizers of this thread's objects are lost", t);
+    if (lost & LOST_WEAKS)
+        mulch_report("gc_thread_detach: out of memory: weak references this thread made are cleared", t);
+}
+
 /* heap->lock held, world not collecting: the thread's state moves into the
- * heap and the thread leaves the list. */
-static void gc_thread_unlink_locked(gc_heap_t *heap, gc_thread_t *t) {
+ * heap and the thread leaves the list. Returns what was lost (LOST_*), for
+ * the caller to report after unlocking. */
+static unsigned gc_thread_unlink_locked(gc_heap_t *heap, gc_thread_t *t) {
     gc_thread_retire_bins(t);
     /* The thread's lists are freed with it: they must reach the heap. Both
      * are tried (a failed first merge once skipped the second). */
@@ -145,10 +158,6 @@ static void gc_thread_unlink_locked(gc_heap_t *heap, gc_thread_t *t) {
      * as if their targets had died. (Listed weak objects are allocated:
      * the last collection pruned the dead ones.) */
     if (!weaks_kept) gc_weak_list_clear(&t->weaks);
-    if (!finalizers_kept)
-        mulch_report("gc_thread_detach: out of memory: finalizers of this thread's objects are lost", t);
-    if (!weaks_kept)
-        mulch_report("gc_thread_detach: out of memory: weak references this thread made are cleared", t);
     heap->detached_bytes_allocated += atomic_load_explicit(&t->bytes_allocated, memory_order_relaxed);
     if (t->prev) t->prev->next = t->next;
     else heap->threads = t->next;
@@ -156,6 +165,7 @@ static void gc_thread_unlink_locked(gc_heap_t *heap, gc_thread_t *t) {
     if (t->state == GC_RUNNING) heap->running--;
     t->state = GC_DETACHED;
     pthread_cond_broadcast(&heap->changed);
+    return (finalizers_kept ? 0u : LOST_FINALIZERS) | (weaks_kept ? 0u : LOST_WEAKS);
 }
 
 static void gc_attachment_forget(gc_heap_t *heap) {
@@ -178,10 +188,11 @@ static void thread_detach(gc_thread_t *t) {
     } else {
         gc_park_locked(heap, t);
     }
-    gc_thread_unlink_locked(heap, t);
+    unsigned lost = gc_thread_unlink_locked(heap, t);
     pthread_mutex_unlock(&heap->lock);
     gc_attachment_forget(heap);
     gc_thread_free(t);
+    report_lost(lost, t);
 }
 
 void gc_thread_detach(gc_thread_t *t) {
@@ -191,7 +202,11 @@ void gc_thread_detach(gc_thread_t *t) {
     if (!gc_thread_check(t, "gc_thread_detach")) return;
     gc_heap_t *heap = t->heap;
     pthread_mutex_lock(&heap->lock);
-    bool in_finalizer = heap->finalizing && heap->finalizer_thread == t;
+    /* (destroying: an rc destroy callback that gc_heap_destroy runs outside
+     * a finalizer run, under the same rules; the destroy goes on with this
+     * record) */
+    bool in_finalizer = (heap->finalizing && heap->finalizer_thread == t)
+                        || (heap->destroying && pthread_equal(heap->destroyer, pthread_self()));
     pthread_mutex_unlock(&heap->lock);
     if (in_finalizer) {
         /* gc_run_finalizers goes on with this record after the finalizer */
@@ -334,6 +349,12 @@ void gc_threads_fork_unblock(void) {
         if (--a->thread->blocking_depth == 0) thread_unblock(a->thread);
 }
 
+/* What the child's drops lost (the child has one thread), said by
+ * gc_threads_fork_child_report once every lock is released: once per kind,
+ * naming the last such record. */
+static unsigned fork_child_lost;
+static const gc_thread_t *fork_child_lost_thread;
+
 /* In the child the other threads' records are dropped: their threads are
  * gone and would be waited for by every stop. Their root stacks go with
  * them (the frames those slots were in belong to threads that will never
@@ -345,7 +366,8 @@ void gc_threads_fork_unblock(void) {
  * lock, so it had got no further) never happened, and a finalizer run of
  * another thread's ends: the object it was finalizing is still pending
  * (it leaves `pending` when its finalizer returns) and its finalizer runs
- * again, in the child, from the start. */
+ * again, in the child, from the start; a gc_heap_destroy of another
+ * thread's is forgotten (unless it was releasing the spans). */
 void gc_threads_fork_child_locked(gc_heap_t *heap) {
     gc_thread_t *self = gc_thread_current(heap);
     bool dropped = false;
@@ -353,7 +375,11 @@ void gc_threads_fork_child_locked(gc_heap_t *heap) {
         next = t->next;
         if (t == self) continue;
         t->root_depth = 0;
-        gc_thread_unlink_locked(heap, t);
+        unsigned lost = gc_thread_unlink_locked(heap, t);
+        if (lost) {
+            fork_child_lost |= lost;
+            fork_child_lost_thread = t;
+        }
         gc_thread_free(t);
         dropped = true;
     }
@@ -367,11 +393,23 @@ void gc_threads_fork_child_locked(gc_heap_t *heap) {
         heap->finalizing = false;
         heap->finalizer_thread = NULL;
     }
+    /* A destroy another thread had begun never ends here: forgotten, so
+     * that the child may destroy the heap itself (its finalizers not yet
+     * run, and the one in progress, run then) — unless it was giving the
+     * spans back already, past which the heap is not to be used. */
+    if (heap->destroying && !heap->destroy_final && !pthread_equal(heap->destroyer, pthread_self()))
+        heap->destroying = false;
     heap->collecting = false;
     atomic_store_explicit(&heap->stop_requested, 0, memory_order_relaxed);
     /* (a stopper had counted itself out of running already, which
      * gc_thread_unlink_locked counted again: count afresh) */
     heap->running = self && self->state == GC_RUNNING ? 1u : 0u;
+}
+
+void gc_threads_fork_child_report(void) {
+    unsigned lost = fork_child_lost;
+    fork_child_lost = 0;
+    report_lost(lost, fork_child_lost_thread);
 }
 
 void gc_threads_flush(gc_heap_t *heap) {

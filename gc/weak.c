@@ -1,7 +1,8 @@
 /* weak.c — weak references: small GC objects whose one slot the collector
  * does not trace. Each is listed (per thread, then in heap->weaks) so that
  * after marking the collector can clear those whose target died, before any
- * finalizer runs (collect.c). */
+ * finalizer runs (collect.c). gc_heap_destroy clears them all before each
+ * finalizer it runs. */
 #include "gc_internal.h"
 
 static const gc_type_t weak_type = { "mulch.weak", NULL, NULL };
@@ -33,6 +34,20 @@ void *gc_weak_new(gc_thread_t *t, void *target) {
 void gc_weak_list_clear(const gc_vector_t *list) {
     /* atomic: a detach clears its list while other threads run (thread.c) */
     for (size_t i = 0; i < list->count; i++) __atomic_store_n(&((void **)list->items[i])[0], NULL, __ATOMIC_RELAXED);
+}
+
+/* gc_heap_destroy (heap->lock held): every weak reference made so far is
+ * cleared, and the lists are emptied, so that clearing again before each
+ * finalizer (weak references that finalizers make) costs only the new
+ * ones. No collection looks at an unlisted weak reference: its target is
+ * NULL for good. */
+void gc_weak_lists_clear_all_locked(gc_heap_t *heap) {
+    gc_weak_list_clear(&heap->weaks);
+    heap->weaks.count = 0;
+    for (gc_thread_t *t = heap->threads; t; t = t->next) {
+        gc_weak_list_clear(&t->weaks);
+        t->weaks.count = 0;
+    }
 }
 
 bool gc_object_is_weak(const void *obj) {
