@@ -72,6 +72,12 @@ static void rc_record_put(rc_thread_t *rec, size_t n) {
     pthread_mutex_unlock(&mulch_rc_records_lock);
 }
 
+/* The exit hook's value on a thread without a record (it never allocated
+ * an rc object) once it ran a destroy callback: its exit must still run the
+ * destroys queued behind a callback it ended in. */
+static char rc_exit_no_record;
+static _Thread_local bool rc_exit_hooked MULCH_TLS_MODEL;
+
 static void rc_thread_exit(void *arg) {
     rc_thread_t *self = arg;
     if (destroying) {
@@ -88,6 +94,7 @@ static void rc_thread_exit(void *arg) {
             rc_destroy(h);
         }
     }
+    if (arg == &rc_exit_no_record) return;
     rc_queue_drain(self);
     /* From here on this thread is not the owner of anything: once `dead`
      * is visible, other threads fold its objects' biased counts, so destroy
@@ -258,6 +265,15 @@ static void rc_destroy_one(rc_header_t *h) {
     }
 }
 
+/* A thread without a record is about to run destroy callbacks: give it
+ * the exit hook, which runs what is pending if it ends inside one. */
+static MULCH_NOINLINE void rc_exit_hook_without_record(void) {
+    rc_exit_hooked = true;
+    pthread_once(&rc_exit_once, rc_exit_key_create);
+    if (rc_exit_key_ok && pthread_getspecific(rc_exit_key) == NULL)
+        (void)pthread_setspecific(rc_exit_key, &rc_exit_no_record);
+}
+
 /* Runs destroy callbacks; nested releases that reach zero are queued. */
 void rc_destroy(rc_header_t *h) {
     if (destroying) {
@@ -265,6 +281,7 @@ void rc_destroy(rc_header_t *h) {
         pending_destroy = h;
         return;
     }
+    if (mulch_unlikely(rc_self == NULL) && !rc_exit_hooked) rc_exit_hook_without_record();
     destroying = true;
     for (;;) {
         rc_destroy_one(h);
