@@ -103,8 +103,12 @@ static void rc_thread_exit(void *arg) {
     rc_self = NULL;
     /* its unmerged objects now hold the record: merges from here on, on
      * any thread, drop one each (published with `dead`) */
-    self->live -= atomic_exchange_explicit(&self->merged_by_others, 0, memory_order_acq_rel);
     atomic_fetch_add_explicit(&self->holds, self->live, memory_order_relaxed);
+    /* closes merged_by_others: a merge for this thread from now on (a
+     * pool_destroy that saw it running) drops a hold, as after the exit */
+    size_t by_others = atomic_exchange_explicit(&self->merged_by_others, RC_MERGED_CLOSED, memory_order_acq_rel);
+    self->live -= by_others;
+    atomic_fetch_sub_explicit(&self->holds, by_others, memory_order_relaxed); /* our own hold stays */
     /* publishes every biased count this thread wrote; seq_cst pairs with
      * the releaser's push-then-check in rc_queue_to_owner (Dekker style) */
     atomic_store_explicit(&self->dead, 1, memory_order_seq_cst);
@@ -320,8 +324,20 @@ static void rc_merge_as(rc_header_t *h, uint32_t biased, rc_thread_t *rec, bool 
         for (int64_t i = 0; i < extra; i++) rc_report("rc_release: object's count is already 0", rc_object_of(h));
         now = atomic_fetch_add_explicit(&h->shared, extra * RC_ONE, memory_order_acq_rel) + extra * RC_ONE;
     }
-    if (for_owner) atomic_fetch_add_explicit(&rec->merged_by_others, 1, memory_order_relaxed);
-    else rc_record_unown(rec); /* last touch of rec */
+    if (for_owner) {
+        /* the owner may be exiting meanwhile: once its exit closed the
+         * count, the merge drops a hold as any merge after the exit */
+        size_t by_others = atomic_load_explicit(&rec->merged_by_others, memory_order_acquire);
+        do {
+            if (by_others == RC_MERGED_CLOSED) {
+                rc_record_put(rec, 1);
+                break;
+            }
+        } while (!atomic_compare_exchange_weak_explicit(&rec->merged_by_others, &by_others, by_others + 1,
+                                                        memory_order_acq_rel, memory_order_acquire));
+    } else {
+        rc_record_unown(rec); /* last touch of rec */
+    }
     if ((now >> RC_SHIFT) == 0) rc_destroy(h);
 }
 
