@@ -55,10 +55,20 @@ __attribute__((constructor)) static void rc_fork_handlers_register(void) {
 static _Thread_local rc_header_t *pending_destroy MULCH_TLS_MODEL;
 static _Thread_local bool destroying MULCH_TLS_MODEL;
 static _Thread_local bool keep_memory MULCH_TLS_MODEL; /* rc_destroy_keep_memory */
-/* The object whose destroy callback runs, and whether the callback
- * destroyed that object's pool (pool_destroy took its memory already). */
-static _Thread_local rc_header_t *destroying_now MULCH_TLS_MODEL;
-static _Thread_local bool destroying_now_pool_gone MULCH_TLS_MODEL;
+/* The object whose destroy callback runs on this thread (obj NULL: none),
+ * with whether its pool was destroyed meanwhile (pool_destroy took its
+ * memory already: rc must not touch its cell afterwards). Callbacks nest
+ * when one runs inside a pool_destroy called by another: `outer` then
+ * points to the enclosing callback's state, saved on rc_destroy_one's
+ * stack. The innermost stays here, not on the stack, so a thread that
+ * ended inside a callback leaves no pointer into its unwound stack
+ * (unless callbacks were nested then). */
+typedef struct rc_running {
+    rc_header_t       *obj;
+    bool               pool_gone;
+    struct rc_running *outer;
+} rc_running_t;
+static _Thread_local rc_running_t running_now MULCH_TLS_MODEL;
 
 static void rc_queue_drain(rc_thread_t *self);
 static inline rc_thread_t *rc_self_checked(void);
@@ -87,7 +97,7 @@ static void rc_thread_exit(void *arg) {
          * now, and the drains below destroy instead of queueing behind it
          * for ever. */
         destroying = false;
-        destroying_now = NULL;
+        running_now = (rc_running_t){ NULL, false, NULL };
         rc_header_t *h = pending_destroy;
         if (h) {
             pending_destroy = h->link;
@@ -256,12 +266,13 @@ static void rc_destroy_one(rc_header_t *h) {
         mulch_report("rc_release: object destroyed twice", rc_object_of(h));
     } else if (atomic_load_explicit(&h->weak, memory_order_acquire) == NULL || rc_weak_detach(h)) {
         void *obj = rc_object_of(h);
+        rc_running_t outer = running_now; /* pool_destroy may mark it meanwhile */
+        running_now = (rc_running_t){ h, false, outer.obj ? &outer : NULL };
         keep_memory = false;
-        destroying_now = h;
-        destroying_now_pool_gone = false;
         if (h->destroy) h->destroy(obj);
-        destroying_now = NULL;
-        if (!destroying_now_pool_gone) {
+        bool pool_gone = running_now.pool_gone;
+        running_now = outer;
+        if (!pool_gone) {
             atomic_store_explicit(&h->magic, 0, memory_order_relaxed);
             if (!keep_memory) pool_free(chunk_of(h)->pool, h);
         }
@@ -386,17 +397,14 @@ static bool rc_pending_destroy_pool(pool_t *pool) {
         }
         if (ours == NULL) return found;
         found = true;
-        /* the running callback's state */
-        bool keep = keep_memory, gone = destroying_now_pool_gone;
-        rc_header_t *now = destroying_now;
+        /* the running callback's rc_destroy_keep_memory */
+        bool keep = keep_memory;
         while (ours) {
             rc_header_t *next = ours->link;
             rc_destroy_one(ours);
             ours = next;
         }
         keep_memory = keep;
-        destroying_now = now;
-        destroying_now_pool_gone = gone;
     }
 }
 
@@ -447,9 +455,11 @@ static bool rc_queues_destroy_pool(pool_t *pool) {
  * pool of its own object). The destroys may queue more of the pool's
  * objects: repeat until a round finds none. */
 void rc_pool_destroying(pool_t *pool) {
-    /* the object whose callback destroys its own pool: rc_destroy_one
-     * must not touch its cell afterwards */
-    if (destroying && destroying_now && chunk_of(destroying_now)->pool == pool) destroying_now_pool_gone = true;
+    /* objects whose callbacks run (this one's, or an outer one's) and
+     * whose pool this is: rc_destroy_one must not touch their cells
+     * afterwards (nor look them up again: their chunks are unmapped) */
+    for (rc_running_t *r = &running_now; r && r->obj; r = r->outer)
+        if (!r->pool_gone && chunk_of(r->obj)->pool == pool) r->pool_gone = true;
     for (;;) {
         bool found = rc_queues_destroy_pool(pool);
         if (destroying) found |= rc_pending_destroy_pool(pool);
