@@ -550,7 +550,16 @@ static MULCH_NOINLINE void rc_owner_last(rc_thread_t *self, rc_header_t *h) {
             break;
     }
     self->live--;
-    if ((expected >> RC_SHIFT) == 0) rc_destroy(h);
+    int64_t count = expected >> RC_SHIFT;
+    if (mulch_unlikely(count < 0)) {
+        /* Another thread released between `owner = NULL` and the merge,
+         * more than the object had (it saw no owner to queue to): report
+         * each extra release and ignore it, as rc_merge_as does. */
+        int64_t extra = -count;
+        for (int64_t i = 0; i < extra; i++) rc_report("rc_release: object's count is already 0", rc_object_of(h));
+        count = (atomic_fetch_add_explicit(&h->shared, extra * RC_ONE, memory_order_acq_rel) >> RC_SHIFT) + extra;
+    }
+    if (count == 0) rc_destroy(h);
 }
 
 void rc_release(void *obj) {
