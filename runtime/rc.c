@@ -55,10 +55,20 @@ __attribute__((constructor)) static void rc_fork_handlers_register(void) {
 static _Thread_local rc_header_t *pending_destroy MULCH_TLS_MODEL;
 static _Thread_local bool destroying MULCH_TLS_MODEL;
 static _Thread_local bool keep_memory MULCH_TLS_MODEL; /* rc_destroy_keep_memory */
-/* The object whose destroy callback runs, and whether the callback
- * destroyed that object's pool (pool_destroy took its memory already). */
-static _Thread_local rc_header_t *destroying_now MULCH_TLS_MODEL;
-static _Thread_local bool destroying_now_pool_gone MULCH_TLS_MODEL;
+/* The object whose destroy callback runs on this thread (obj NULL: none),
+ * with whether its pool was destroyed meanwhile (pool_destroy took its
+ * memory already: rc must not touch its cell afterwards). Callbacks nest
+ * when one runs inside a pool_destroy called by another: `outer` then
+ * points to the enclosing callback's state, saved on rc_destroy_one's
+ * stack. The innermost stays here, not on the stack, so a thread that
+ * ended inside a callback leaves no pointer into its unwound stack
+ * (unless callbacks were nested then). */
+typedef struct rc_running {
+    rc_header_t       *obj;
+    bool               pool_gone;
+    struct rc_running *outer;
+} rc_running_t;
+static _Thread_local rc_running_t running_now MULCH_TLS_MODEL;
 
 static void rc_queue_drain(rc_thread_t *self);
 static inline rc_thread_t *rc_self_checked(void);
@@ -72,6 +82,12 @@ static void rc_record_put(rc_thread_t *rec, size_t n) {
     pthread_mutex_unlock(&mulch_rc_records_lock);
 }
 
+/* The exit hook's value on a thread without a record (it never allocated
+ * an rc object) once it ran a destroy callback: its exit must still run the
+ * destroys queued behind a callback it ended in. */
+static char rc_exit_no_record;
+static _Thread_local bool rc_exit_hooked MULCH_TLS_MODEL;
+
 static void rc_thread_exit(void *arg) {
     rc_thread_t *self = arg;
     if (destroying) {
@@ -81,13 +97,14 @@ static void rc_thread_exit(void *arg) {
          * now, and the drains below destroy instead of queueing behind it
          * for ever. */
         destroying = false;
-        destroying_now = NULL;
+        running_now = (rc_running_t){ NULL, false, NULL };
         rc_header_t *h = pending_destroy;
         if (h) {
             pending_destroy = h->link;
             rc_destroy(h);
         }
     }
+    if (arg == &rc_exit_no_record) return;
     rc_queue_drain(self);
     /* From here on this thread is not the owner of anything: once `dead`
      * is visible, other threads fold its objects' biased counts, so destroy
@@ -96,8 +113,12 @@ static void rc_thread_exit(void *arg) {
     rc_self = NULL;
     /* its unmerged objects now hold the record: merges from here on, on
      * any thread, drop one each (published with `dead`) */
-    self->live -= atomic_exchange_explicit(&self->merged_by_others, 0, memory_order_acq_rel);
     atomic_fetch_add_explicit(&self->holds, self->live, memory_order_relaxed);
+    /* closes merged_by_others: a merge for this thread from now on (a
+     * pool_destroy that saw it running) drops a hold, as after the exit */
+    size_t by_others = atomic_exchange_explicit(&self->merged_by_others, RC_MERGED_CLOSED, memory_order_acq_rel);
+    self->live -= by_others;
+    atomic_fetch_sub_explicit(&self->holds, by_others, memory_order_relaxed); /* our own hold stays */
     /* publishes every biased count this thread wrote; seq_cst pairs with
      * the releaser's push-then-check in rc_queue_to_owner (Dekker style) */
     atomic_store_explicit(&self->dead, 1, memory_order_seq_cst);
@@ -245,17 +266,27 @@ static void rc_destroy_one(rc_header_t *h) {
         mulch_report("rc_release: object destroyed twice", rc_object_of(h));
     } else if (atomic_load_explicit(&h->weak, memory_order_acquire) == NULL || rc_weak_detach(h)) {
         void *obj = rc_object_of(h);
+        rc_running_t outer = running_now; /* pool_destroy may mark it meanwhile */
+        running_now = (rc_running_t){ h, false, outer.obj ? &outer : NULL };
         keep_memory = false;
-        destroying_now = h;
-        destroying_now_pool_gone = false;
         if (h->destroy) h->destroy(obj);
-        destroying_now = NULL;
-        if (!destroying_now_pool_gone) {
+        bool pool_gone = running_now.pool_gone;
+        running_now = outer;
+        if (!pool_gone) {
             atomic_store_explicit(&h->magic, 0, memory_order_relaxed);
             if (!keep_memory) pool_free(chunk_of(h)->pool, h);
         }
         keep_memory = false;
     }
+}
+
+/* A thread without a record is about to run destroy callbacks: give it
+ * the exit hook, which runs what is pending if it ends inside one. */
+static MULCH_NOINLINE void rc_exit_hook_without_record(void) {
+    rc_exit_hooked = true;
+    pthread_once(&rc_exit_once, rc_exit_key_create);
+    if (rc_exit_key_ok && pthread_getspecific(rc_exit_key) == NULL)
+        (void)pthread_setspecific(rc_exit_key, &rc_exit_no_record);
 }
 
 /* Runs destroy callbacks; nested releases that reach zero are queued. */
@@ -265,6 +296,7 @@ void rc_destroy(rc_header_t *h) {
         pending_destroy = h;
         return;
     }
+    if (mulch_unlikely(rc_self == NULL) && !rc_exit_hooked) rc_exit_hook_without_record();
     destroying = true;
     for (;;) {
         rc_destroy_one(h);
@@ -303,8 +335,20 @@ static void rc_merge_as(rc_header_t *h, uint32_t biased, rc_thread_t *rec, bool 
         for (int64_t i = 0; i < extra; i++) rc_report("rc_release: object's count is already 0", rc_object_of(h));
         now = atomic_fetch_add_explicit(&h->shared, extra * RC_ONE, memory_order_acq_rel) + extra * RC_ONE;
     }
-    if (for_owner) atomic_fetch_add_explicit(&rec->merged_by_others, 1, memory_order_relaxed);
-    else rc_record_unown(rec); /* last touch of rec */
+    if (for_owner) {
+        /* the owner may be exiting meanwhile: once its exit closed the
+         * count, the merge drops a hold as any merge after the exit */
+        size_t by_others = atomic_load_explicit(&rec->merged_by_others, memory_order_acquire);
+        do {
+            if (by_others == RC_MERGED_CLOSED) {
+                rc_record_put(rec, 1);
+                break;
+            }
+        } while (!atomic_compare_exchange_weak_explicit(&rec->merged_by_others, &by_others, by_others + 1,
+                                                        memory_order_acq_rel, memory_order_acquire));
+    } else {
+        rc_record_unown(rec); /* last touch of rec */
+    }
     if ((now >> RC_SHIFT) == 0) rc_destroy(h);
 }
 
@@ -353,17 +397,14 @@ static bool rc_pending_destroy_pool(pool_t *pool) {
         }
         if (ours == NULL) return found;
         found = true;
-        /* the running callback's state */
-        bool keep = keep_memory, gone = destroying_now_pool_gone;
-        rc_header_t *now = destroying_now;
+        /* the running callback's rc_destroy_keep_memory */
+        bool keep = keep_memory;
         while (ours) {
             rc_header_t *next = ours->link;
             rc_destroy_one(ours);
             ours = next;
         }
         keep_memory = keep;
-        destroying_now = now;
-        destroying_now_pool_gone = gone;
     }
 }
 
@@ -414,9 +455,11 @@ static bool rc_queues_destroy_pool(pool_t *pool) {
  * pool of its own object). The destroys may queue more of the pool's
  * objects: repeat until a round finds none. */
 void rc_pool_destroying(pool_t *pool) {
-    /* the object whose callback destroys its own pool: rc_destroy_one
-     * must not touch its cell afterwards */
-    if (destroying && destroying_now && chunk_of(destroying_now)->pool == pool) destroying_now_pool_gone = true;
+    /* objects whose callbacks run (this one's, or an outer one's) and
+     * whose pool this is: rc_destroy_one must not touch their cells
+     * afterwards (nor look them up again: their chunks are unmapped) */
+    for (rc_running_t *r = &running_now; r && r->obj; r = r->outer)
+        if (!r->pool_gone && chunk_of(r->obj)->pool == pool) r->pool_gone = true;
     for (;;) {
         bool found = rc_queues_destroy_pool(pool);
         if (destroying) found |= rc_pending_destroy_pool(pool);
@@ -507,7 +550,16 @@ static MULCH_NOINLINE void rc_owner_last(rc_thread_t *self, rc_header_t *h) {
             break;
     }
     self->live--;
-    if ((expected >> RC_SHIFT) == 0) rc_destroy(h);
+    int64_t count = expected >> RC_SHIFT;
+    if (mulch_unlikely(count < 0)) {
+        /* Another thread released between `owner = NULL` and the merge,
+         * more than the object had (it saw no owner to queue to): report
+         * each extra release and ignore it, as rc_merge_as does. */
+        int64_t extra = -count;
+        for (int64_t i = 0; i < extra; i++) rc_report("rc_release: object's count is already 0", rc_object_of(h));
+        count = (atomic_fetch_add_explicit(&h->shared, extra * RC_ONE, memory_order_acq_rel) >> RC_SHIFT) + extra;
+    }
+    if (count == 0) rc_destroy(h);
 }
 
 void rc_release(void *obj) {

@@ -84,9 +84,11 @@ struct mulch_rc_thread_ {
     struct mulch_rc_thread_ *next_free; /* the free list (mulch_rc_records_lock)  */
     struct mulch_rc_thread_ *next_all;  /* every record ever made (same lock)    */
     /* objects of this (running) thread that pool_destroy merged for it
-     * (rc_pool_destroying): taken off `live` at its exit */
+     * (rc_pool_destroying): taken off `live` at its exit, which then sets
+     * it to RC_MERGED_CLOSED (later such merges drop a hold instead) */
     _Atomic size_t         merged_by_others;
 };
+#define RC_MERGED_CLOSED SIZE_MAX
 
 /* The inline fast paths in <mulch/rc.h> read these words directly. */
 _Static_assert(offsetof(rc_header_t, owner) == offsetof(struct mulch_rc_header_, owner),

@@ -74,6 +74,29 @@ static void test_shared_count_beyond_32_bits(void **state) {
     assert_int_equal(reports, 0);
 }
 
+/* The owner's last release clears `owner`, then sets RC_MERGED on `shared`.
+ * A release by another thread in between, one too many (misuse: the owner
+ * held the last reference), sees no owner, so it does not queue: it leaves
+ * the unmerged shared count at -1 (a spinning test lands there about once
+ * in a hundred rounds). That state is planted here before the owner's
+ * release, which reads it at the same point. The merge kept the negative
+ * count: the object was never destroyed and nothing was reported. The
+ * extra release must be reported once and the object destroyed once, as
+ * when a merge from the queue finds it. */
+static void test_extra_release_during_owner_last_release(void **state) {
+    (void)state;
+    destroyed = 0;
+    void *obj = rc_alloc(16, count_destroy);
+    assert_non_null(obj);
+    rc_header_t *h = rc_header_of(obj);
+    atomic_store(&h->shared, -RC_ONE); /* the other thread's extra release */
+    rc_release(obj);                    /* the owner's last */
+    assert_int_equal(destroyed, 1);
+    assert_int_equal(reports, 1);
+    assert_string_equal(last_what, "rc_release: object's count is already 0");
+    assert_ptr_equal(last_ptr, obj);
+}
+
 /* The header layout the inline fast paths of <mulch/rc.h> rely on. */
 static void test_header_layout(void **state) {
     (void)state;
@@ -93,6 +116,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_shared_count_beyond_32_bits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_header_layout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_extra_release_during_owner_last_release, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

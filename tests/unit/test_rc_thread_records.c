@@ -153,11 +153,88 @@ static void test_owners_exit_racing_releases(void **state) {
     assert_int_equal(reports, 0);
 }
 
+/* pool_destroy merges the objects of its pool that wait in a running
+ * owner's queue, counting them for that owner (only it changes its own
+ * `live`). When the owner exited between pool_destroy's look at `dead`
+ * and a merge (here: a destroy callback run by the first merge joins it),
+ * the exit had already taken the count: the later merge was never
+ * subtracted, its hold on the record stayed, and the record was never
+ * reused (a leaked page). */
+static pthread_t g_exiting_owner;
+static bool g_owner_joined;
+static pthread_mutex_t g_owner_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_owner_cv = PTHREAD_COND_INITIALIZER;
+static int g_owner_step;
+
+static void owner_step(int step) {
+    pthread_mutex_lock(&g_owner_mu);
+    g_owner_step = step;
+    pthread_cond_broadcast(&g_owner_cv);
+    pthread_mutex_unlock(&g_owner_mu);
+}
+static void owner_wait(int step) {
+    pthread_mutex_lock(&g_owner_mu);
+    while (g_owner_step < step) pthread_cond_wait(&g_owner_cv, &g_owner_mu);
+    pthread_mutex_unlock(&g_owner_mu);
+}
+
+static void join_owner_destroy(void *obj) {
+    (void)obj;
+    destroys++;
+    if (g_owner_joined) return;
+    g_owner_joined = true;
+    owner_step(2); /* the owner exits now, while pool_destroy merges */
+    assert_int_equal(pthread_join(g_exiting_owner, NULL), 0);
+}
+
+typedef struct {
+    pool_t      *pool;
+    void        *objs[2];
+    rc_thread_t *record;
+} pool_owner_t;
+
+static void *pool_owner(void *arg) {
+    pool_owner_t *p = arg;
+    for (int i = 0; i < 2; i++) {
+        p->objs[i] = rc_alloc_in(p->pool, 32, join_owner_destroy);
+        assert_non_null(p->objs[i]);
+    }
+    p->record = rc_self;
+    owner_step(1); /* our references go to the main thread */
+    owner_wait(2); /* no rc call until the exit */
+    return NULL;
+}
+
+static void test_pool_destroy_merge_racing_owner_exit(void **state) {
+    (void)state;
+    destroys = 0;
+    g_owner_joined = false;
+    g_owner_step = 0;
+    pool_owner_t p = { .pool = pool_create(NULL) };
+    assert_non_null(p.pool);
+    assert_int_equal(pthread_create(&g_exiting_owner, NULL, pool_owner, &p), 0);
+    owner_wait(1);
+    /* queued to the running owner: their destroys wait for its merge */
+    rc_release(p.objs[0]);
+    rc_release(p.objs[1]);
+    assert_int_equal(destroys, 0);
+    pool_destroy(p.pool); /* merges both; the first destroy joins the owner */
+    assert_true(g_owner_joined);
+    assert_int_equal(destroys, 2);
+    /* the owner's record went back: the next thread gets it */
+    rc_thread_t *next = run_worker(false, NULL);
+    if (next != p.record)
+        fail_msg("the exited owner's record %p was not reused (the next thread got %p)", (void *)p.record,
+                 (void *)next);
+    assert_int_equal(reports, 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_exited_thread_record_is_reused, setup, teardown_errors),
         cmocka_unit_test_setup_teardown(test_record_kept_while_an_object_is_unmerged, setup, teardown_errors),
         cmocka_unit_test_setup_teardown(test_owners_exit_racing_releases, setup, teardown_errors),
+        cmocka_unit_test_setup_teardown(test_pool_destroy_merge_racing_owner_exit, setup, teardown_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
