@@ -1,0 +1,130 @@
+/* test_gc_review_s17_threads.c — session 17's review of the collector's
+ * thread protocol (gc/thread.c, gc/collect.c, runtime/bridge.c's
+ * gc_own_rc): calls made with a gc_thread_t the calling thread does not
+ * hold are reported and ignored, never read through or counted as the
+ * owner's stop.
+ *
+ * Calls that could hang run on a helper thread joined with a time limit,
+ * so that a regression fails the test instead of stalling it. */
+#ifndef _GNU_SOURCE
+#  define _GNU_SOURCE 1
+#endif
+#define DEFAULT_SEED UINT64_C(0x6d756c6367631117)
+#define MULCH_TEST_GC_OBJECTS 1
+#include <mulch/gc.h>
+#include <mulch/rc.h>
+
+#include <stdbool.h>
+
+#include "mulch_test.h"
+
+#define HANG_LIMIT_S 20
+
+/* Runs fn(arg) on a new thread; false when it has not returned within
+ * HANG_LIMIT_S seconds (the thread is then left behind, detached). */
+static bool finishes(void *(*fn)(void *), void *arg)
+{
+    pthread_t th;
+    if (pthread_create(&th, NULL, fn, arg) != 0) T_FAIL("pthread_create failed");
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += HANG_LIMIT_S;
+    if (pthread_timedjoin_np(th, NULL, &until) == 0) return true;
+    pthread_detach(th);
+    return false;
+}
+
+/* ------------------------------------------------------------------------ */
+/* gc_own_rc with a record the caller does not hold                          */
+
+static atomic_int g_rc_destroyed;
+static void rc_counted_destroy(void *obj)
+{
+    (void)obj;
+    atomic_fetch_add(&g_rc_destroyed, 1);
+}
+
+/* A detached record is unmapped: gc_own_rc read its heap from it (a
+ * crash), where gc_weak_new, gc_collect and the blocking calls report. */
+static void test_own_rc_detached_record(void **state)
+{
+    (void)state;
+    TEST_START();
+    atomic_store(&g_rc_destroyed, 0);
+    gc_heap_t *h = heap_new(0, 0, GC_COMPACT_AUTO);
+    gc_thread_t *t = gc_thread_attach(h);
+    void *owner = mk(t, &T_PLAIN, 1, 2);
+    gc_root_add(h, &owner);
+    void *rc = rc_alloc(32, rc_counted_destroy);
+    EXPECT_NONNULL(rc);
+    unsigned long r0 = rec_count();
+    gc_thread_detach(t);
+    EXPECT_NO_REPORTS(r0);
+    EXPECT_EQ(gc_own_rc(t, owner, rc), -1);
+    EXPECT_ONE_REPORT(r0, "gc_own_rc: not a thread attached by the calling thread", t);
+    EXPECT_EQ(rc_count(rc), 1); /* nothing retained */
+    t = gc_thread_attach(h);
+    EXPECT_EQ(gc_own_rc(t, owner, rc), 0);
+    rc_release(rc);
+    gc_root_remove(h, &owner);
+    gc_collect(t);
+    EXPECT_EQ(atomic_load(&g_rc_destroyed), 1);
+    gc_thread_detach(t);
+    gc_heap_destroy(h);
+    EXPECT_NO_REPORTS(r0 + 1);
+}
+
+static gc_thread_t *g_foreign;
+static void *g_foreign_owner, *g_foreign_rc;
+static int g_foreign_result;
+
+static void *own_rc_with_foreign_record(void *unused)
+{
+    (void)unused;
+    g_foreign_result = gc_own_rc(g_foreign, g_foreign_owner, g_foreign_rc);
+    return NULL;
+}
+
+/* Another thread's record: gc_own_rc's safepoint parked the owner's
+ * record from the wrong thread while a collection was waiting, taking
+ * the owner (still running) out of the count a second time. */
+static void test_own_rc_other_threads_record(void **state)
+{
+    (void)state;
+    TEST_START();
+    gc_heap_t *h = heap_new(0, 0, GC_COMPACT_AUTO);
+    gc_thread_t *t = gc_thread_attach(h);
+    g_foreign = t;
+    g_foreign_owner = mk(t, &T_PLAIN, 1, 2);
+    gc_push_root(t, &g_foreign_owner);
+    g_foreign_rc = rc_alloc(32, NULL);
+    EXPECT_NONNULL(g_foreign_rc);
+    g_foreign_result = 0;
+    unsigned long r0 = rec_count();
+    gc_enter_blocking(t); /* the helper may stop the world meanwhile */
+    if (!finishes(own_rc_with_foreign_record, NULL)) T_FAIL("gc_own_rc with another thread's gc_thread_t hung");
+    gc_leave_blocking(t);
+    EXPECT_EQ(g_foreign_result, -1);
+    EXPECT_ONE_REPORT(r0, "gc_own_rc: not a thread attached by the calling thread", t);
+    EXPECT_EQ(rc_count(g_foreign_rc), 1);
+    gc_collect(t);
+    EXPECT_OBJ(g_foreign_owner, 1);
+    EXPECT_VERIFY(h);
+    rc_release(g_foreign_rc);
+    gc_pop_roots(t, 1);
+    gc_thread_detach(t);
+    gc_heap_destroy(h);
+    EXPECT_NO_REPORTS(r0 + 1);
+}
+
+int main(void)
+{
+    mt_init("test_gc_review_s17_threads");
+#define T(f) cmocka_unit_test_setup_teardown(f, setup_rec, teardown_rec)
+    const struct CMUnitTest tests[] = {
+        T(test_own_rc_detached_record),
+        T(test_own_rc_other_threads_record),
+    };
+#undef T
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
