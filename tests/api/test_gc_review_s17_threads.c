@@ -2,7 +2,8 @@
  * thread protocol (gc/thread.c, gc/collect.c, runtime/bridge.c's
  * gc_own_rc): calls made with a gc_thread_t the calling thread does not
  * hold are reported and ignored, never read through or counted as the
- * owner's stop.
+ * owner's stop; threads that end attached to several heaps leave them
+ * while those heaps collect.
  *
  * Calls that could hang run on a helper thread joined with a time limit,
  * so that a regression fails the test instead of stalling it. */
@@ -14,6 +15,7 @@
 #include <mulch/gc.h>
 #include <mulch/rc.h>
 
+#include <sched.h>
 #include <stdbool.h>
 
 #include "mulch_test.h"
@@ -117,6 +119,85 @@ static void test_own_rc_other_threads_record(void **state)
     EXPECT_NO_REPORTS(r0 + 1);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Threads that end attached to two heaps while both heaps collect           */
+
+static gc_heap_t *g_heaps[2];
+static atomic_int g_exit_ready, g_exit_go;
+
+/* Attached to both heaps, running in heaps[arg] and blocking in the other
+ * (docs/gc.md "Several heaps"); attached to heaps[arg] first, so the exit
+ * hook leaves the other heap first. Spins (a collection of heaps[arg] waits
+ * for it) until told to end, then ends attached. */
+static void *exit_attached_to_two_heaps(void *arg)
+{
+    int run = (int)(intptr_t)arg, other = 1 - run;
+    gc_thread_t *mine = gc_thread_attach(g_heaps[run]);
+    if (mine == NULL) return (void *)1;
+    gc_enter_blocking(mine);
+    gc_thread_t *theirs = gc_thread_attach(g_heaps[other]);
+    if (theirs == NULL) return (void *)1;
+    gc_enter_blocking(theirs);
+    gc_leave_blocking(mine);
+    atomic_fetch_add(&g_exit_ready, 1);
+    while (!atomic_load(&g_exit_go)) sched_yield();
+    return NULL; /* the exit hook detaches both */
+}
+
+static void *collect_one_heap(void *arg)
+{
+    gc_thread_t *t = gc_thread_attach(g_heaps[(intptr_t)arg]);
+    if (t == NULL) return (void *)1;
+    gc_collect(t);
+    gc_thread_detach(t);
+    return NULL;
+}
+
+/* Each exiting thread's hook waited, before leaving its blocking heap,
+ * for that heap's collection while still running in its other heap,
+ * whose collection waited for it: with two such threads in opposite
+ * heaps, neither collection ever ended. */
+static void test_exit_hooks_of_two_heaps_while_both_collect(void **state)
+{
+    (void)state;
+    TEST_START();
+    g_heaps[0] = heap_new(0, 0, GC_COMPACT_AUTO);
+    g_heaps[1] = heap_new(0, 0, GC_COMPACT_AUTO);
+    atomic_store(&g_exit_ready, 0);
+    atomic_store(&g_exit_go, 0);
+    unsigned long r0 = rec_count();
+    pthread_t threads[4];
+    for (intptr_t i = 0; i < 2; i++)
+        if (pthread_create(&threads[i], NULL, exit_attached_to_two_heaps, (void *)i) != 0) T_FAIL("pthread_create");
+    while (atomic_load(&g_exit_ready) < 2) sched_yield();
+    for (intptr_t i = 0; i < 2; i++)
+        if (pthread_create(&threads[2 + i], NULL, collect_one_heap, (void *)i) != 0) T_FAIL("pthread_create");
+    /* both collections start, and wait for the spinning threads */
+    struct timespec pause = { 0, 200 * 1000 * 1000 };
+    nanosleep(&pause, NULL);
+    atomic_store(&g_exit_go, 1);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += HANG_LIMIT_S;
+    bool hung = false;
+    for (int i = 0; i < 4; i++) {
+        void *result = NULL;
+        if (pthread_timedjoin_np(threads[i], &result, &until) != 0) {
+            hung = true;
+            pthread_detach(threads[i]);
+        } else if (result != NULL) {
+            T_FAIL("thread %d failed", i);
+        }
+    }
+    if (hung) T_FAIL("threads ending attached to two heaps hung with both heaps collecting");
+    for (int h = 0; h < 2; h++) {
+        EXPECT_PTR_EQ(gc_thread_current(g_heaps[h]), NULL);
+        EXPECT_VERIFY(g_heaps[h]);
+        gc_heap_destroy(g_heaps[h]);
+    }
+    EXPECT_NO_REPORTS(r0);
+}
+
 int main(void)
 {
     mt_init("test_gc_review_s17_threads");
@@ -124,6 +205,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_own_rc_detached_record),
         T(test_own_rc_other_threads_record),
+        T(test_exit_hooks_of_two_heaps_while_both_collect),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
