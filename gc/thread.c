@@ -264,8 +264,13 @@ void gc_safepoint_slow(gc_thread_t *t) {
     pthread_mutex_unlock(&heap->lock);
 }
 
+/* Another thread's record is refused where it matters, when a stop is
+ * requested (the common path stays a load and a branch): parked from here,
+ * it counted its owner as stopped while the owner ran on, through the
+ * collection. */
 void gc_safepoint(gc_thread_t *t) {
-    if (mulch_unlikely(atomic_load_explicit(&t->heap->stop_requested, memory_order_relaxed)))
+    if (mulch_unlikely(atomic_load_explicit(&t->heap->stop_requested, memory_order_relaxed))
+        && gc_thread_check(t, "gc_safepoint"))
         gc_safepoint_slow(t);
 }
 

@@ -120,6 +120,91 @@ static void test_own_rc_other_threads_record(void **state)
 }
 
 /* ------------------------------------------------------------------------ */
+/* gc_safepoint with another thread's record while a collection waits        */
+
+static gc_heap_t *g_sp_heap;
+static gc_thread_t *g_sp_owner;
+
+static uint64_t collections_of(gc_heap_t *h)
+{
+    gc_stats_t s;
+    gc_get_stats(h, &s);
+    return s.collections;
+}
+
+static void *collect_on_own_thread(void *unused)
+{
+    (void)unused;
+    gc_thread_t *t = gc_thread_attach(g_sp_heap);
+    if (t == NULL) return (void *)1;
+    gc_collect(t);
+    gc_thread_detach(t);
+    return NULL;
+}
+
+/* Not attached: calls gc_safepoint with the owner's record until the
+ * collection's stop is requested (a report), or it ended without one. */
+static void *safepoint_with_owners_record(void *arg)
+{
+    unsigned long r0 = *(unsigned long *)arg;
+    uint64_t c0 = collections_of(g_sp_heap);
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    do {
+        gc_safepoint(g_sp_owner);
+        sched_yield();
+        clock_gettime(CLOCK_MONOTONIC, &now);
+    } while (rec_count() == r0 && collections_of(g_sp_heap) == c0 && now.tv_sec - start.tv_sec < 10);
+    return NULL;
+}
+
+/* The collection waits for the owner, which runs (it is in pthread_join,
+ * outside a blocking region): a gc_safepoint made with its record by
+ * another thread parked the record, and the collection ran while the
+ * owner was still running. */
+static void test_safepoint_other_threads_record(void **state)
+{
+    (void)state;
+    TEST_START();
+    g_sp_heap = heap_new(0, 0, GC_COMPACT_AUTO);
+    g_sp_owner = gc_thread_attach(g_sp_heap);
+    void *keep = mk(g_sp_owner, &T_PLAIN, 7, 2);
+    gc_push_root(g_sp_owner, &keep);
+    uint64_t c0 = collections_of(g_sp_heap);
+    unsigned long r0 = rec_count();
+    pthread_t collector;
+    if (pthread_create(&collector, NULL, collect_on_own_thread, NULL) != 0) T_FAIL("pthread_create");
+    if (!finishes(safepoint_with_owners_record, &r0)) T_FAIL("gc_safepoint with another thread's record hung");
+    EXPECT_ONE_REPORT(r0, "gc_safepoint: not a thread attached by the calling thread", g_sp_owner);
+    EXPECT_EQ(collections_of(g_sp_heap), c0); /* still waiting for the owner */
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += HANG_LIMIT_S;
+    void *result = NULL;
+    bool joined = false;
+    while (!joined) {
+        gc_safepoint(g_sp_owner); /* the owner stops: the collection runs */
+        struct timespec soon = { 0, 1000 * 1000 };
+        nanosleep(&soon, NULL);
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        joined = pthread_tryjoin_np(collector, &result) == 0;
+        if (!joined && now.tv_sec > until.tv_sec) {
+            pthread_detach(collector);
+            T_FAIL("the collection never ended");
+        }
+    }
+    EXPECT_PTR_EQ(result, NULL);
+    EXPECT_EQ(collections_of(g_sp_heap), c0 + 1);
+    EXPECT_OBJ(keep, 7);
+    EXPECT_VERIFY(g_sp_heap);
+    gc_pop_roots(g_sp_owner, 1);
+    gc_thread_detach(g_sp_owner);
+    gc_heap_destroy(g_sp_heap);
+    EXPECT_NO_REPORTS(r0 + 1);
+}
+
+/* ------------------------------------------------------------------------ */
 /* Threads that end attached to two heaps while both heaps collect           */
 
 static gc_heap_t *g_heaps[2];
@@ -205,6 +290,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_own_rc_detached_record),
         T(test_own_rc_other_threads_record),
+        T(test_safepoint_other_threads_record),
         T(test_exit_hooks_of_two_heaps_while_both_collect),
     };
 #undef T
