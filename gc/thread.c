@@ -31,6 +31,7 @@ static pthread_once_t exit_key_once = PTHREAD_ONCE_INIT;
 static bool exit_key_ok;
 
 static void thread_detach(gc_thread_t *t);
+static void thread_block(gc_thread_t *t);
 
 static void thread_exit_detach(void *unused) {
     (void)unused;
@@ -48,6 +49,12 @@ static void thread_exit_detach(void *unused) {
         gc_finalizer_thread_exiting_locked(a->heap, a->thread);
         pthread_mutex_unlock(&a->heap->lock);
     }
+    /* Then it blocks in every heap (it touches no GC pointer any more), so
+     * that waiting for one heap's collection to end before leaving it, it
+     * is waited for by no other heap's: two threads leaving two heaps in
+     * opposite orders while both heaps collect waited for each other's
+     * collections, each counted as running by the other's. */
+    for (gc_attachment_t *a = attachments; a; a = a->next) thread_block(a->thread);
     while (attachments) thread_detach(attachments->thread);
 }
 
@@ -272,8 +279,13 @@ void gc_safepoint_slow(gc_thread_t *t) {
     pthread_mutex_unlock(&heap->lock);
 }
 
+/* Another thread's record is refused where it matters, when a stop is
+ * requested (the common path stays a load and a branch): parked from here,
+ * it counted its owner as stopped while the owner ran on, through the
+ * collection. */
 void gc_safepoint(gc_thread_t *t) {
-    if (mulch_unlikely(atomic_load_explicit(&t->heap->stop_requested, memory_order_relaxed)))
+    if (mulch_unlikely(atomic_load_explicit(&t->heap->stop_requested, memory_order_relaxed))
+        && gc_thread_check(t, "gc_safepoint"))
         gc_safepoint_slow(t);
 }
 

@@ -68,6 +68,10 @@ void *gc_handle_get(const gc_handle_t *handle) {
 int gc_own_rc(gc_thread_t *thread, void *obj, void *rc_obj) {
     uint32_t index;
     if (!gc_thread_given(thread, "gc_own_rc")) return -1;
+    /* before anything reads *thread: a detached record is unmapped, and
+     * another thread's safepoint would park its owner's record while the
+     * owner runs (as gc_weak_new) */
+    if (!gc_thread_check(thread, "gc_own_rc")) return -1;
     if (gc_object_span(thread->heap, obj, &index) == NULL) {
         mulch_report("gc_own_rc: not a GC object of this heap", obj);
         return -1;
