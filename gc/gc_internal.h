@@ -229,6 +229,10 @@ typedef struct gc_mark_shared {
 
 /* Entries of a tracer's first mark stack mapping (it doubles from there). */
 #define GC_MARK_STACK_FIRST 4096u
+/* Entries of the stack a tracer holds in itself, for when not even the
+ * first mapping can be had (mark.c): the overflow rescans still drain
+ * depth first, instead of advancing one object per pass over the heap. */
+#define GC_MARK_RESERVE 256u
 
 /* A mark stack entry: an object marked, its children not yet traced, and
  * its type when it has no header (read from its span when it was marked:
@@ -275,6 +279,9 @@ struct gc_tracer {
     bool         aging;
     void        *old_parent;
     bool         special;     /* evacuate || aging (gc_tracer_set_mode)     */
+    /* The stack when its first mapping could not be had (last: the hot
+     * fields above stay together). */
+    gc_mark_entry_t reserve[GC_MARK_RESERVE];
 };
 
 /* A mark stack entry's object with this bit set stays young (its first

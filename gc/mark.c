@@ -12,6 +12,11 @@
  * stack cannot grow, the object stays marked but unscanned and `overflowed`
  * is set; the drain then rescans every marked object of the heap until no
  * push fails (children already marked are skipped, so this terminates).
+ * When not even the stack's first mapping can be had, the tracer's own
+ * small reserve (GC_MARK_RESERVE entries) is the stack: each object the
+ * rescan traces is drained depth first from it, so that a pass marks
+ * whole chains (with no stack at all, a list whose nodes point to lower
+ * addresses took one pass over the heap per node: hours for 300000).
  * A minor collection (tracer->aging) marks through mark_aging and
  * traces through trace_entry_aging, which apply generation.c's aging
  * rules; full collections keep the plain paths.
@@ -37,20 +42,31 @@ void gc_tracer_init(gc_tracer_t *tracer, gc_heap_t *heap, const char *phase) {
 
 void gc_tracer_free(gc_tracer_t *tracer) {
     mulch_gc_tracing_depth--;
-    if (tracer->stack) os_unmap(tracer->stack, tracer->capacity * sizeof *tracer->stack);
+    if (tracer->stack && tracer->stack != tracer->reserve)
+        os_unmap(tracer->stack, tracer->capacity * sizeof *tracer->stack);
     tracer->stack = NULL;
 }
 
 static MULCH_NOINLINE void tracer_push_slow(gc_tracer_t *tracer, gc_mark_entry_t entry) {
-    size_t capacity = tracer->capacity ? tracer->capacity * 2 : GC_MARK_STACK_FIRST;
-    gc_mark_entry_t *stack = os_map(capacity * sizeof *stack);
+    /* (once a push failed, the others fail too until the next rescan: no
+     * mapping attempt for each of them) */
+    gc_mark_entry_t *stack = NULL;
+    bool reserve = tracer->stack == tracer->reserve;
+    size_t capacity = tracer->capacity && !reserve ? tracer->capacity * 2 : GC_MARK_STACK_FIRST;
+    if (!tracer->overflowed) stack = os_map(capacity * sizeof *stack);
     if (stack == NULL) {
+        if (tracer->stack == NULL) { /* not even the first mapping: the reserve */
+            tracer->stack = tracer->reserve;
+            tracer->capacity = GC_MARK_RESERVE;
+            tracer->stack[tracer->depth++] = entry;
+            return;
+        }
         tracer->overflowed = true;
         return;
     }
     if (tracer->stack) {
         memcpy(stack, tracer->stack, tracer->depth * sizeof *stack);
-        os_unmap(tracer->stack, tracer->capacity * sizeof *stack);
+        if (!reserve) os_unmap(tracer->stack, tracer->capacity * sizeof *stack);
     }
     tracer->stack = stack;
     tracer->capacity = capacity;
