@@ -10,8 +10,11 @@
  * before the object's type is read; objects whose type has no trace
  * function cost a pop. No recursion, so a list of millions of cells is fine. When the
  * stack cannot grow, the object stays marked but unscanned and `overflowed`
- * is set; the drain then rescans every marked object of the heap until no
- * push fails (children already marked are skipped, so this terminates).
+ * is set, and the span's index joins the range [rescan_low, rescan_end);
+ * the drain then rescans every marked object of the spans in that range
+ * until no push fails (children already marked are skipped, so this
+ * terminates). The range keeps a pass near the objects dropped: a chain
+ * of wide objects (a comb) took one pass over the whole heap per link.
  * When not even the stack's first mapping can be had, the tracer's own
  * small reserve (GC_MARK_RESERVE entries) is the stack: each object the
  * rescan traces is drained depth first from it, so that a pass marks
@@ -47,6 +50,18 @@ void gc_tracer_free(gc_tracer_t *tracer) {
     tracer->stack = NULL;
 }
 
+/* A push failed: the entry's object stays marked, unscanned; the rescan
+ * must visit its span. */
+static void tracer_dropped(gc_tracer_t *tracer, gc_mark_entry_t entry) {
+    tracer->overflowed = true;
+    uint32_t i;
+    block_t *b = gc_object_span(tracer->heap, (void *)((uintptr_t)entry.obj & ~GC_ENTRY_YOUNG), &i);
+    /* (b is never NULL, every entry is an object of the heap: if it were,
+     * the whole heap) */
+    size_t low = b ? b->owner_words[1] : 0, end = b ? low + 1 : SIZE_MAX;
+    gc_rescan_range_add(&tracer->rescan_low, &tracer->rescan_end, low, end);
+}
+
 static MULCH_NOINLINE void tracer_push_slow(gc_tracer_t *tracer, gc_mark_entry_t entry) {
     /* (once a push failed, the others fail too until the next rescan: no
      * mapping attempt for each of them) */
@@ -61,7 +76,7 @@ static MULCH_NOINLINE void tracer_push_slow(gc_tracer_t *tracer, gc_mark_entry_t
             tracer->stack[tracer->depth++] = entry;
             return;
         }
-        tracer->overflowed = true;
+        tracer_dropped(tracer, entry);
         return;
     }
     if (tracer->stack) {
@@ -368,10 +383,13 @@ void gc_mark_drain_local(gc_tracer_t *tracer) {
     }
 }
 
-/* Traces every marked object again (after an overflow). */
+/* Traces again every marked object of the spans that hold the objects
+ * failed pushes dropped since the last rescan (after an overflow). */
 static void rescan_marked(gc_tracer_t *tracer) {
     gc_heap_t *heap = tracer->heap;
-    for (size_t s = 0; s < heap->spans.count; s++) {
+    size_t low = tracer->rescan_low, end = tracer->rescan_end;
+    tracer->rescan_low = tracer->rescan_end = 0;
+    for (size_t s = low; s < end && s < heap->spans.count; s++) {
         block_t *b = heap->spans.items[s];
         uint64_t *mark = gc_span_mark_bits(b);
         for (uint32_t w = 0; w < gc_span_words(b); w++) {

@@ -297,11 +297,57 @@ static void test_overflow_long_list_finishes(void **state) {
     }
 }
 
+/* A comb of many teeth: each vector's link to the next is dropped (the
+ * stack is full of its leaves), and lies at a lower address. Each rescan
+ * went over the whole heap and reached one more tooth: teeth^2 / 2 vector
+ * traces, and every leaf traced once per tooth. The rescan now visits the
+ * range of spans holding the objects dropped. */
+static void test_overflow_comb_rescans_near(void **state) {
+    (void)state;
+    if (!MMAP_REFUSABLE) skip();
+    for (int markers = 1; markers <= 2; markers++) {
+        gc_options_t o;
+        memset(&o, 0, sizeof o);
+        o.markers = markers;
+        o.compaction = GC_COMPACT_NEVER;
+        gc_heap_t *h = gc_heap_create(&o);
+        assert_non_null(h);
+        gc_thread_t *t = gc_thread_attach(h);
+        assert_non_null(t);
+        void *root = NULL;
+        gc_root_add_range(h, &root, 1);
+        enum { TEETH = 60 };
+        comb_build(t, &root, TEETH);
+        gc_collect(t);
+        node_traces = vec_traces = 0;
+        mmap_refused = true;
+        gc_collect(t);
+        mmap_refused = false;
+        size_t objects = (size_t)TEETH * (WIDTH + 1);
+        print_message("markers %d: %zu vector traces, %zu node traces for %d vectors, %zu objects\n", markers,
+                      (size_t)vec_traces, (size_t)node_traces, TEETH, objects);
+        /* (Compacting, the range also reaches the copies' spans at the
+         * heap's end, past every vector: the bound holds without it.) */
+        if (h->options.compaction == GC_COMPACT_NEVER) {
+            assert_true(vec_traces <= 8 * TEETH);
+            assert_true(node_traces <= 4 * objects);
+        }
+        assert_int_equal(comb_check(root), objects);
+        assert_int_equal(heap_objects(h), objects);
+        assert_int_equal(gc_verify(h), 0);
+        assert_int_equal(reports, 0);
+        gc_root_remove(h, &root);
+        gc_thread_detach(t);
+        gc_heap_destroy(h);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_overflow_single_failures, setup, teardown),
         cmocka_unit_test_setup_teardown(test_overflow_lasting_shortage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_overflow_long_list_finishes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_overflow_comb_rescans_near, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
