@@ -223,12 +223,17 @@ typedef struct gc_mark_shared {
     _Atomic unsigned  bad_slots;     /* bad slots seen by all markers: the
                                         report cap is per collection          */
     bool              quit, evacuate, aging, overflowed;
+    size_t            rescan_low, rescan_end; /* the helpers' (gc_tracer_t) */
     uint64_t          generation, bytes_moved;
     pthread_t         helpers[GC_MAX_MARKERS];
 } gc_mark_shared_t;
 
 /* Entries of a tracer's first mark stack mapping (it doubles from there). */
 #define GC_MARK_STACK_FIRST 4096u
+/* Entries of the stack a tracer holds in itself, for when not even the
+ * first mapping can be had (mark.c): the overflow rescans still drain
+ * depth first, instead of advancing one object per pass over the heap. */
+#define GC_MARK_RESERVE 256u
 
 /* A mark stack entry: an object marked, its children not yet traced, and
  * its type when it has no header (read from its span when it was marked:
@@ -243,6 +248,9 @@ struct gc_tracer {
     gc_mark_entry_t *stack;
     size_t       depth, capacity;
     bool         overflowed;  /* an object could not be pushed: rescan   */
+    size_t       rescan_low, rescan_end; /* heap->spans indices [low, end)
+                                 holding every object a failed push dropped
+                                 (empty: low >= end), which the rescan visits */
     unsigned     bad_slots;   /* bad slots seen this collection          */
     bool         report_all;  /* gc_verify: no cap on reports (each problem
                                  it counts is reported, as it promises)  */
@@ -275,6 +283,9 @@ struct gc_tracer {
     bool         aging;
     void        *old_parent;
     bool         special;     /* evacuate || aging (gc_tracer_set_mode)     */
+    /* The stack when its first mapping could not be had (last: the hot
+     * fields above stay together). */
+    gc_mark_entry_t reserve[GC_MARK_RESERVE];
 };
 
 /* A mark stack entry's object with this bit set stays young (its first
@@ -647,6 +658,18 @@ static inline bool gc_tracer_is_marked(const block_t *b, uint32_t i) { return bi
 MULCH_INTERNAL void gc_tracer_push(gc_tracer_t *tracer, const block_t *b, void *obj);
 /* Pushes a stack entry as it is (another marker's: parallel.c). */
 MULCH_INTERNAL void gc_tracer_push_entry(gc_tracer_t *tracer, gc_mark_entry_t entry);
+/* Widens the span index range [*low, *end) (empty: *low >= *end) to hold
+ * [add_low, add_end): the spans an overflow rescan visits (mark.c). */
+static inline void gc_rescan_range_add(size_t *low, size_t *end, size_t add_low, size_t add_end) {
+    if (add_low >= add_end) return;
+    if (*low >= *end) {
+        *low = add_low;
+        *end = add_end;
+        return;
+    }
+    if (add_low < *low) *low = add_low;
+    if (add_end > *end) *end = add_end;
+}
 MULCH_INTERNAL void gc_tracer_mark_in_place(gc_tracer_t *tracer, block_t *b, uint32_t i, void *obj);
 MULCH_INTERNAL void gc_tracer_lock(gc_tracer_t *tracer);
 MULCH_INTERNAL void gc_tracer_unlock(gc_tracer_t *tracer);

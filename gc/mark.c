@@ -10,8 +10,16 @@
  * before the object's type is read; objects whose type has no trace
  * function cost a pop. No recursion, so a list of millions of cells is fine. When the
  * stack cannot grow, the object stays marked but unscanned and `overflowed`
- * is set; the drain then rescans every marked object of the heap until no
- * push fails (children already marked are skipped, so this terminates).
+ * is set, and the span's index joins the range [rescan_low, rescan_end);
+ * the drain then rescans every marked object of the spans in that range
+ * until no push fails (children already marked are skipped, so this
+ * terminates). The range keeps a pass near the objects dropped: a chain
+ * of wide objects (a comb) took one pass over the whole heap per link.
+ * When not even the stack's first mapping can be had, the tracer's own
+ * small reserve (GC_MARK_RESERVE entries) is the stack: each object the
+ * rescan traces is drained depth first from it, so that a pass marks
+ * whole chains (with no stack at all, a list whose nodes point to lower
+ * addresses took one pass over the heap per node: hours for 300000).
  * A minor collection (tracer->aging) marks through mark_aging and
  * traces through trace_entry_aging, which apply generation.c's aging
  * rules; full collections keep the plain paths.
@@ -37,20 +45,43 @@ void gc_tracer_init(gc_tracer_t *tracer, gc_heap_t *heap, const char *phase) {
 
 void gc_tracer_free(gc_tracer_t *tracer) {
     mulch_gc_tracing_depth--;
-    if (tracer->stack) os_unmap(tracer->stack, tracer->capacity * sizeof *tracer->stack);
+    if (tracer->stack && tracer->stack != tracer->reserve)
+        os_unmap(tracer->stack, tracer->capacity * sizeof *tracer->stack);
     tracer->stack = NULL;
 }
 
+/* A push failed: the entry's object stays marked, unscanned; the rescan
+ * must visit its span. */
+static void tracer_dropped(gc_tracer_t *tracer, gc_mark_entry_t entry) {
+    tracer->overflowed = true;
+    uint32_t i;
+    block_t *b = gc_object_span(tracer->heap, (void *)((uintptr_t)entry.obj & ~GC_ENTRY_YOUNG), &i);
+    /* (b is never NULL, every entry is an object of the heap: if it were,
+     * the whole heap) */
+    size_t low = b ? b->owner_words[1] : 0, end = b ? low + 1 : SIZE_MAX;
+    gc_rescan_range_add(&tracer->rescan_low, &tracer->rescan_end, low, end);
+}
+
 static MULCH_NOINLINE void tracer_push_slow(gc_tracer_t *tracer, gc_mark_entry_t entry) {
-    size_t capacity = tracer->capacity ? tracer->capacity * 2 : GC_MARK_STACK_FIRST;
-    gc_mark_entry_t *stack = os_map(capacity * sizeof *stack);
+    /* (once a push failed, the others fail too until the next rescan: no
+     * mapping attempt for each of them) */
+    gc_mark_entry_t *stack = NULL;
+    bool reserve = tracer->stack == tracer->reserve;
+    size_t capacity = tracer->capacity && !reserve ? tracer->capacity * 2 : GC_MARK_STACK_FIRST;
+    if (!tracer->overflowed) stack = os_map(capacity * sizeof *stack);
     if (stack == NULL) {
-        tracer->overflowed = true;
+        if (tracer->stack == NULL) { /* not even the first mapping: the reserve */
+            tracer->stack = tracer->reserve;
+            tracer->capacity = GC_MARK_RESERVE;
+            tracer->stack[tracer->depth++] = entry;
+            return;
+        }
+        tracer_dropped(tracer, entry);
         return;
     }
     if (tracer->stack) {
         memcpy(stack, tracer->stack, tracer->depth * sizeof *stack);
-        os_unmap(tracer->stack, tracer->capacity * sizeof *stack);
+        if (!reserve) os_unmap(tracer->stack, tracer->capacity * sizeof *stack);
     }
     tracer->stack = stack;
     tracer->capacity = capacity;
@@ -352,10 +383,13 @@ void gc_mark_drain_local(gc_tracer_t *tracer) {
     }
 }
 
-/* Traces every marked object again (after an overflow). */
+/* Traces again every marked object of the spans that hold the objects
+ * failed pushes dropped since the last rescan (after an overflow). */
 static void rescan_marked(gc_tracer_t *tracer) {
     gc_heap_t *heap = tracer->heap;
-    for (size_t s = 0; s < heap->spans.count; s++) {
+    size_t low = tracer->rescan_low, end = tracer->rescan_end;
+    tracer->rescan_low = tracer->rescan_end = 0;
+    for (size_t s = low; s < end && s < heap->spans.count; s++) {
         block_t *b = heap->spans.items[s];
         uint64_t *mark = gc_span_mark_bits(b);
         for (uint32_t w = 0; w < gc_span_words(b); w++) {

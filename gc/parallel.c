@@ -172,6 +172,7 @@ static void *marker_main(void *arg) {
         pthread_mutex_lock(&shared->lock);
         shared->bytes_moved += tracer.bytes_moved;
         shared->overflowed |= tracer.overflowed;
+        gc_rescan_range_add(&shared->rescan_low, &shared->rescan_end, tracer.rescan_low, tracer.rescan_end);
         if (--shared->joined == 0) pthread_cond_broadcast(&shared->finished);
     }
     pthread_mutex_unlock(&shared->lock);
@@ -233,6 +234,7 @@ void gc_mark_parallel(gc_tracer_t *tracer) {
     atomic_store_explicit(&shared->offered, 0, memory_order_relaxed);
     shared->bytes_moved = 0;
     shared->overflowed = false;
+    shared->rescan_low = shared->rescan_end = 0;
     atomic_store_explicit(&shared->bad_slots, tracer->bad_slots, memory_order_relaxed);
     pthread_cond_broadcast(&shared->start);
     pthread_mutex_unlock(&shared->lock);
@@ -243,6 +245,7 @@ void gc_mark_parallel(gc_tracer_t *tracer) {
     while (shared->joined) gc_cond_wait(&shared->finished, &shared->lock);
     tracer->bytes_moved += shared->bytes_moved;
     tracer->overflowed |= shared->overflowed;
+    gc_rescan_range_add(&tracer->rescan_low, &tracer->rescan_end, shared->rescan_low, shared->rescan_end);
     tracer->bad_slots = atomic_load_explicit(&shared->bad_slots, memory_order_relaxed);
     pthread_mutex_unlock(&shared->lock);
     tracer->shared = NULL;
