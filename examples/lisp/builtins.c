@@ -415,11 +415,15 @@ static value prim_error(value *args, int argc)
 }
 
 /* (try thunk handler): the thunk's value, or, when it raises an error, the
- * handler's value on the message "line N: text". */
+ * handler's value on the message "line N: text". The handler is called by
+ * the try form: an error in that call (the handler is no procedure, takes
+ * no argument, is a primitive that fails) reports the try form's line, not
+ * the line of the thunk's error, which the longjmp left current. */
 static value prim_try(value *args, int argc)
 {
     (void)argc;
     struct lisp_catch c;
+    int line = lisp_current_line;   /* not modified after the setjmp */
     if (setjmp(c.jump) == 0) {
         lisp_catch_enter(&c);
         value result = lisp_apply(args[0], 0);
@@ -427,6 +431,7 @@ static value prim_try(value *args, int argc)
         return result;
     }
     lisp_catch_landed(&c);   /* roots and value stack as they were at the setjmp */
+    lisp_current_line = line;
     char text[600];
     int len = snprintf(text, sizeof text, "line %d: %s", c.line, c.message);
     value message = lisp_make_string(text, (size_t)(len < (int)sizeof text ? len : (int)sizeof text - 1));

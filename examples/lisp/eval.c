@@ -475,24 +475,38 @@ loop:
             T0 = LISP_CDR(LISP_CDR(X));
             goto sequence;
         }
-        case LISP_SF_LETSTAR:
-        case LISP_SF_LETREC: {
-            int letrec = lisp_aux(op) == LISP_SF_LETREC;
-            const char *form = letrec ? "letrec" : "let*";
-            value bindings = part(LISP_CDR(x), form);
+        case LISP_SF_LETSTAR: {
+            value bindings = part(LISP_CDR(x), "let*");
             intptr_t n = lisp_list_length(bindings);
-            if (n < 0 || rest_of(LISP_CDR(x), form) == LISP_NIL) bad_syntax(form);
+            if (n < 0 || rest_of(LISP_CDR(x), "let*") == LISP_NIL) bad_syntax("let*");
+            check_bindings(bindings, "let*");
+            /* One frame per binding, each inside the one before (R7RS: nested
+             * lets): an init, and a closure an init makes, sees the bindings
+             * before it and never a later one; a name bound twice is the
+             * later binding in the body. The frame's names are the bindings
+             * from this one on: it shows the first only (count 1). */
             T0 = bindings;
-            check_bindings(bindings, form);
+            if (n == 0) ENV = lisp_make_frame(0, &ENV, &T0);   /* the body's scope (internal defines) */
+            for (; T0 != LISP_NIL; T0 = LISP_CDR(T0)) {
+                T1 = lisp_eval(part(rest_of(LISP_CAR(T0), "let*"), "let*"), ENV); /* checked: check_bindings */
+                value frame = lisp_make_frame(1, &ENV, &T0);
+                lisp_write_init(frame, &LISP_FRAME_OF(frame)->values[0], T1);   /* the last allocation */
+                ENV = frame;
+            }
+            T0 = LISP_CDR(LISP_CDR(X));
+            goto sequence;
+        }
+        case LISP_SF_LETREC: {
+            value bindings = part(LISP_CDR(x), "letrec");
+            intptr_t n = lisp_list_length(bindings);
+            if (n < 0 || rest_of(LISP_CDR(x), "letrec") == LISP_NIL) bad_syntax("letrec");
+            T0 = bindings;
+            check_bindings(bindings, "letrec");
             T1 = lisp_make_frame((size_t)n, &ENV, &T0);
-            /* let*: the frame shows only the bindings made so far (its count
-             * grows), so an init sees the outer variable of the same name. */
             for (intptr_t i = 0; i < n; i++) LISP_FRAME_OF(T1)->values[i] = LISP_UNSPEC;
-            if (!letrec) LISP_FRAME_OF(T1)->hdr = LISP_HDR(LISP_FRAME, 0);
             for (intptr_t i = 0; T0 != LISP_NIL; i++, T0 = LISP_CDR(T0)) {
-                value v = lisp_eval(part(rest_of(LISP_CAR(T0), form), form), T1); /* checked: check_bindings */
+                value v = lisp_eval(part(rest_of(LISP_CAR(T0), "letrec"), "letrec"), T1); /* checked: check_bindings */
                 lisp_write(T1, &LISP_FRAME_OF(T1)->values[i], v);
-                if (!letrec) LISP_FRAME_OF(T1)->hdr = LISP_HDR(LISP_FRAME, i + 1);
             }
             ENV = T1;
             T0 = LISP_CDR(LISP_CDR(X));

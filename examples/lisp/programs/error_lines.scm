@@ -15,6 +15,11 @@
 (show (catch (lambda () (twice (twice 'c)))))
 (show (catch (lambda () (vector-ref (vector (twice 1)) (twice 1)))))
 (show (catch (lambda () (list (catch (lambda () (twice 'd))) undefined-3))))
+;; try's call of its handler is the try form's: its errors report that line
+(show (catch (lambda () (try (lambda () (twice 'e)) (lambda () 'no-parameter)))))
+(show (catch (lambda () (try (lambda () (twice 'f)) car))))
+(define (fail-g) (twice 'g))
+(show (catch (lambda () (list (try fail-g 5)))))
 (show "still fine: " (twice 21))
 
 undefined-2
