@@ -318,6 +318,17 @@ static inline void rc_record_unown(rc_thread_t *rec) {
     else rc_record_put(rec, 1);
 }
 
+/* The merged count `now` (a value of h->shared) is below zero: other
+ * threads released more references than the object had, which their
+ * releases could not tell while the owner still counted some. Each extra
+ * release is reported and taken back, as the merged path does; returns
+ * the count word after that (count 0, unless references came meanwhile). */
+static MULCH_NOINLINE int64_t rc_take_back_extra_releases(rc_header_t *h, int64_t now) {
+    int64_t extra = -(now >> RC_SHIFT);
+    for (int64_t i = 0; i < extra; i++) rc_report("rc_release: object's count is already 0", rc_object_of(h));
+    return atomic_fetch_add_explicit(&h->shared, extra * RC_ONE, memory_order_acq_rel) + extra * RC_ONE;
+}
+
 /* The count as one number: merged objects count in `shared` only.
  * for_owner: this thread merges for rec's thread, which is running
  * (rc_pool_destroying); only that thread may change rec's `live`, so the
@@ -326,15 +337,7 @@ static void rc_merge_as(rc_header_t *h, uint32_t biased, rc_thread_t *rec, bool 
     atomic_store_explicit(&h->owner, NULL, memory_order_relaxed);
     int64_t add = (int64_t)biased * RC_ONE + RC_MERGED;
     int64_t now = atomic_fetch_add_explicit(&h->shared, add, memory_order_acq_rel) + add;
-    if (mulch_unlikely((now >> RC_SHIFT) < 0)) {
-        /* Other threads released more references than the object had: their
-         * releases could not tell while the owner still counted some (the
-         * shared count may go below zero then). Report each extra release
-         * and ignore it, as the merged path does: the count is 0. */
-        int64_t extra = -(now >> RC_SHIFT);
-        for (int64_t i = 0; i < extra; i++) rc_report("rc_release: object's count is already 0", rc_object_of(h));
-        now = atomic_fetch_add_explicit(&h->shared, extra * RC_ONE, memory_order_acq_rel) + extra * RC_ONE;
-    }
+    if (mulch_unlikely((now >> RC_SHIFT) < 0)) now = rc_take_back_extra_releases(h, now);
     if (for_owner) {
         /* the owner may be exiting meanwhile: once its exit closed the
          * count, the merge drops a hold as any merge after the exit */
@@ -550,16 +553,10 @@ static MULCH_NOINLINE void rc_owner_last(rc_thread_t *self, rc_header_t *h) {
             break;
     }
     self->live--;
-    int64_t count = expected >> RC_SHIFT;
-    if (mulch_unlikely(count < 0)) {
-        /* Another thread released between `owner = NULL` and the merge,
-         * more than the object had (it saw no owner to queue to): report
-         * each extra release and ignore it, as rc_merge_as does. */
-        int64_t extra = -count;
-        for (int64_t i = 0; i < extra; i++) rc_report("rc_release: object's count is already 0", rc_object_of(h));
-        count = (atomic_fetch_add_explicit(&h->shared, extra * RC_ONE, memory_order_acq_rel) >> RC_SHIFT) + extra;
-    }
-    if (count == 0) rc_destroy(h);
+    /* (below zero: another thread released between `owner = NULL` and the
+     * merge, more than the object had; it saw no owner to queue to) */
+    if (mulch_unlikely((expected >> RC_SHIFT) < 0)) expected = rc_take_back_extra_releases(h, expected);
+    if ((expected >> RC_SHIFT) == 0) rc_destroy(h);
 }
 
 void rc_release(void *obj) {
