@@ -288,6 +288,9 @@ static value eval_pair_operand(value x, value env)
     value proc = LISP_SYMBOL_OF(op)->global;
     if (!lisp_is(proc, LISP_PRIMITIVE) || ((struct lisp_primitive *)proc)->fn == lisp_prim_apply) return lisp_eval(x, env);
     value args = LISP_CDR(x);
+    /* (a first pass over the arguments' shapes: one loop that looked them
+     * up and gave up at a pair wasted the lookups of every non-leaf call,
+     * 0.4 % more instructions on binary_trees and 2 % on strings) */
     for (value a = args; a != LISP_NIL; a = LISP_CDR(a)) {
         if (!lisp_is(a, LISP_PAIR) || lisp_is(LISP_CAR(a), LISP_PAIR)) return lisp_eval(x, env);
     }
