@@ -27,8 +27,14 @@ static void *victim(void *arg)
     while (!atomic_load(&g_go)) sched_yield();      /* the cancel is pending now */
     pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
     /* no cancellation point of our own until the collection is over: the
-     * collection parks us (pthread_cond_wait) */
-    while (!atomic_load(&g_collected)) gc_safepoint(t);
+     * collection parks us (pthread_cond_wait). sched_yield is not a
+     * cancellation point; it lets the collector run under valgrind, whose
+     * scheduler can hand a thread spinning without system calls its time
+     * slice again and again (once in CI the collector missed its 10 s). */
+    while (!atomic_load(&g_collected)) {
+        gc_safepoint(t);
+        sched_yield();
+    }
     pthread_testcancel(); /* the cancel acts here, outside mulch */
     return NULL;
 }
