@@ -6,11 +6,14 @@
  *      weak references;
  *   2. sweeps the spans the last collection left unswept, so that every
  *      span has valid alloc bits and clear mark bits, then starts an epoch;
- *   3. marks from the roots;
- *   4. clears weak references whose target is unmarked;
+ *   3. marks from the roots, then from the values of ephemerons whose
+ *      keys got marked, until that marks nothing new (weak.c);
+ *   4. clears weak references whose target is unmarked (and ephemerons
+ *      whose key is);
  *   5. moves unmarked finalizable objects to `pending` and marks from them
- *      (they and what they reach survive until their finalizer has run),
- *      then forgets the weak references that did not survive;
+ *      (they and what they reach survive until their finalizer has run,
+ *      and so do the values of the ephemerons they revive), then forgets
+ *      the weak references that did not survive;
  *   6. counts live cells per span: empty spans go back to the pool, spans
  *      with room are listed as available (unswept: the thread that takes
  *      one sweeps it), and the next trigger is set from the live bytes
@@ -29,18 +32,6 @@ uint64_t gc_now_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* Before finalizable objects are revived: clears every weak reference
- * whose target died, in weak objects that died too (a finalizer may still
- * reach one, read it and keep it: they are revived with the finalizable
- * objects). A dead object is never moved, so its address is its cell. */
-static void weak_list_clear_dead(gc_heap_t *heap, gc_vector_t *weaks) {
-    for (size_t i = 0; i < weaks->count; i++) {
-        void **weak = gc_resolve(heap, weaks->items[i]);
-        if (weak == NULL) weak = weaks->items[i];
-        if (weak[0]) weak[0] = gc_resolve(heap, weak[0]);
-    }
-}
-
 /* After they were revived: forgets the weak objects that stayed dead, and
  * follows those that moved. */
 static void weak_list_forget_dead(gc_heap_t *heap, gc_vector_t *weaks) {
@@ -53,11 +44,15 @@ static void weak_list_forget_dead(gc_heap_t *heap, gc_vector_t *weaks) {
     weaks->count = kept;
 }
 
-/* The heap's lists, and the threads' own: gc_threads_flush leaves a
- * thread's list where it is when the heap's cannot grow (out of memory). */
+/* Before finalizable objects are revived: clears every weak reference
+ * whose target died, in weak objects that died too (a finalizer may still
+ * reach one, read it and keep it: they are revived with the finalizable
+ * objects). The heap's lists, and the threads' own: gc_threads_flush
+ * leaves a thread's list where it is when the heap's cannot grow (out of
+ * memory). */
 static void weak_refs_clear_dead(gc_heap_t *heap) {
-    weak_list_clear_dead(heap, &heap->weaks);
-    for (gc_thread_t *t = heap->threads; t; t = t->next) weak_list_clear_dead(heap, &t->weaks);
+    gc_weak_list_clear_dead(heap, &heap->weaks);
+    for (gc_thread_t *t = heap->threads; t; t = t->next) gc_weak_list_clear_dead(heap, &t->weaks);
 }
 
 static void weak_refs_forget_dead(gc_heap_t *heap) {
@@ -233,8 +228,10 @@ void gc_collect_locked(gc_heap_t *heap, gc_thread_t *self, bool minor_allowed) {
     gc_roots_trace(&tracer);
     if (minor) gc_generation_trace_cards(&tracer);
     gc_mark_parallel(&tracer);
+    gc_ephemerons_converge(&tracer);
     weak_refs_clear_dead(heap);
     finalizable_move_dead(heap, &tracer);
+    gc_ephemerons_converge(&tracer); /* ephemerons the finalizable objects revived */
     weak_refs_forget_dead(heap);
     gc_bridge_after_mark(heap);
     gc_hashes_after_mark(heap);

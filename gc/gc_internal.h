@@ -391,7 +391,8 @@ struct gc_heap {
     /* finalization and weak references */
     gc_vector_t      finalizable;      /* objects with finalizers, not run  */
     gc_vector_t      pending;          /* unreachable, finalizer to run     */
-    gc_vector_t      weaks;            /* live weak-reference objects       */
+    gc_vector_t      weaks;            /* live weak references, ephemerons  */
+    bool             has_ephemerons;   /* one was made: collections converge */
 
     /* the rc bridge (gc/bridge.c) */
     gc_vector_t      handle_slots;     /* void **: handle payloads, roots   */
@@ -742,9 +743,17 @@ typedef struct gc_handle_payload {
 } gc_handle_payload_t;
 /* obj (an allocated object of the heap) is a weak reference (weak.c). */
 MULCH_INTERNAL bool gc_object_is_weak(const void *obj);
+/* obj (an allocated object of the heap) is an ephemeron (weak.c). */
+MULCH_INTERNAL bool gc_object_is_ephemeron(const void *obj);
 /* Clears every weak reference listed in `list`, as if its target had died. */
 MULCH_INTERNAL void gc_weak_list_clear(const gc_vector_t *list);
 MULCH_INTERNAL void gc_weak_lists_clear_all_locked(gc_heap_t *heap);
+/* A collection, after marking: clears the weak slots of `weaks` whose
+ * target is unmarked (an ephemeron's value with its key). */
+MULCH_INTERNAL void gc_weak_list_clear_dead(gc_heap_t *heap, gc_vector_t *weaks);
+/* A collection, after marking: traces the values of live ephemerons whose
+ * keys are marked until nothing new is marked (weak.c). */
+MULCH_INTERNAL void gc_ephemerons_converge(gc_tracer_t *tracer);
 MULCH_INTERNAL bool gc_handle_slot_add(gc_heap_t *heap, gc_handle_payload_t *payload);
 /* The handle's slot leaves its heap, if it still has one. Takes the
  * handles' lock, then the heap's: gc_heap_destroy detaches payloads under

@@ -200,8 +200,12 @@ size_t gc_verify_locked(gc_heap_t *heap) {
      * objects have a target to check. */
     for (size_t i = 0; i < heap->weaks.count; i++) {
         void **weak = heap->weaks.items[i];
-        if (object_allocated(heap, weak) && gc_object_is_weak(weak))
-            check_slot(&v, weak, "weak reference's target is not a live GC object");
+        if (!object_allocated(heap, weak)) continue;
+        if (gc_object_is_weak(weak)) check_slot(&v, weak, "weak reference's target is not a live GC object");
+        if (gc_object_is_ephemeron(weak)) {
+            check_slot(&v, &weak[0], "ephemeron's key is not a live GC object");
+            check_slot(&v, &weak[1], "ephemeron's value is not a live GC object");
+        }
     }
     /* (only on sound spans: it calls trace functions through type pointers) */
     if (heap->generational && !heap->next_full && v.problems == 0) verify_barriers(&v);

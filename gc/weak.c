@@ -1,39 +1,118 @@
-/* weak.c — weak references: small GC objects whose one slot the collector
- * does not trace. Each is listed (per thread, then in heap->weaks) so that
- * after marking the collector can clear those whose target died, before any
- * finalizer runs (collect.c). gc_heap_destroy clears them all before each
- * finalizer it runs. */
+/* weak.c — weak references and ephemerons: small GC objects whose slots
+ * the marker does not trace.
+ *
+ * A weak reference is one slot, its target. An ephemeron is two, a key and
+ * a value: the value is traced only once the key has been found reachable
+ * some other way, so that a table from keys to values (a Lua table with
+ * weak keys, a JavaScript WeakMap) does not keep a key alive through its own
+ * value. Both kinds share the lists (per thread, then heap->weaks), so
+ * that detach, fork and destroy hand on and clear them in one go.
+ *
+ * Invariants, per collection (collect.c calls these in this order):
+ *   1. after marking from the roots, gc_ephemerons_converge traces the
+ *      value of every live ephemeron whose key is marked, drains, and
+ *      repeats until a pass marks nothing new (a value may hold the key of
+ *      another ephemeron listed before it);
+ *   2. the weak slots whose target is unmarked are cleared, in live and
+ *      dead weak objects alike, before any finalizer runs; an ephemeron
+ *      whose key is cleared loses its value in the same step;
+ *   3. objects kept for their finalizers may revive ephemerons: converging
+ *      again traces their values (their keys were live, or are NULL now).
+ * Listed objects are live or dead-but-unswept at every collection (each
+ * collection forgets the dead ones before the sweep frees them), so their
+ * headers may be read. Heaps that never made an ephemeron skip step 1 and
+ * 3 and the type test of step 2 (heap->has_ephemerons).
+ * gc_heap_destroy clears them all before each finalizer it runs. */
+#include <stdio.h>
+
 #include "gc_internal.h"
 
 static const gc_type_t weak_type = { "mulch.weak", NULL, NULL };
+static const gc_type_t ephemeron_type = { "mulch.ephemeron", NULL, NULL };
 
-void *gc_weak_new(gc_thread_t *t, void *target) {
-    uint32_t index;
-    if (!gc_thread_given(t, "gc_weak_new")) return NULL;
+enum { EPHEMERON_KEY = 0, EPHEMERON_VALUE = 1 };
+
+/* The checks gc_weak_new and gc_ephemeron_new share: a usable record. */
+static bool weak_caller_ok(gc_thread_t *t, const char *fn) {
+    if (!gc_thread_given(t, fn)) return false;
     /* before anything reads *t: a detached record is unmapped, and
      * another thread's weak list is that thread's to push on */
-    if (!gc_thread_check(t, "gc_weak_new")) return NULL;
-    if (!gc_thread_outside_blocking(t, "gc_weak_new")) return NULL;
-    if (target != NULL && gc_object_span(t->heap, target, &index) == NULL) {
-        mulch_report("gc_weak_new: target is not a GC object of this heap", target);
+    if (!gc_thread_check(t, fn)) return false;
+    return gc_thread_outside_blocking(t, fn);
+}
+
+/* target: NULL, or a live object of t's heap (else reported). */
+static bool weak_target_ok(gc_thread_t *t, const void *target, const char *fn, const char *what) {
+    uint32_t index;
+    if (target == NULL) return true;
+    if (gc_object_span(t->heap, target, &index) == NULL) {
+        char message[160];
+        snprintf(message, sizeof message, "%s: %s is not a GC object of this heap", fn, what);
+        mulch_report(message, target);
+        return false;
+    }
+    return gc_object_live(t->heap, target, fn);
+}
+
+/* A new listed object of `type` with `count` slots filled from `slots`,
+ * which stay alive across its allocation (it may collect). */
+static void **weak_object_new(gc_thread_t *t, const gc_type_t *type, void **slots, size_t count) {
+    size_t depth = gc_root_depth(t);
+    for (size_t i = 0; i < count; i++) gc_push_root(t, &slots[i]);
+    if (gc_root_depth(t) != depth + count) { /* out of memory (reported) */
+        gc_pop_roots_to(t, depth);
         return NULL;
     }
-    if (target != NULL && !gc_object_live(t->heap, target, "gc_weak_new")) return NULL;
-    /* The allocation may collect: keep the target alive across it. */
-    size_t depth = gc_root_depth(t);
-    gc_push_root(t, &target);
-    if (gc_root_depth(t) != depth + 1) return NULL; /* out of memory (reported) */
-    void **weak = gc_alloc(t, &weak_type, sizeof(void *));
-    gc_pop_roots(t, 1);
-    if (weak == NULL) return NULL;
-    weak[0] = target;
-    if (!gc_vector_push(&t->weaks, weak)) return NULL;
-    return weak;
+    void **object = gc_alloc(t, type, count * sizeof(void *));
+    gc_pop_roots_to(t, depth);
+    if (object == NULL) return NULL;
+    /* (young and just allocated: no barrier, and no GC point since) */
+    for (size_t i = 0; i < count; i++) object[i] = slots[i];
+    if (!gc_vector_push(&t->weaks, object)) return NULL;
+    return object;
+}
+
+void *gc_weak_new(gc_thread_t *t, void *target) {
+    if (!weak_caller_ok(t, "gc_weak_new")) return NULL;
+    if (!weak_target_ok(t, target, "gc_weak_new", "target")) return NULL;
+    return weak_object_new(t, &weak_type, &target, 1);
+}
+
+void *gc_ephemeron_new(gc_thread_t *t, void *key, void *value) {
+    if (!weak_caller_ok(t, "gc_ephemeron_new")) return NULL;
+    if (key == NULL) {
+        mulch_report("gc_ephemeron_new: key is NULL", NULL);
+        return NULL;
+    }
+    if (!weak_target_ok(t, key, "gc_ephemeron_new", "key")) return NULL;
+    /* a tagged immediate is a value like any other, never followed */
+    if (((uintptr_t)value & 7u) == 0 && !weak_target_ok(t, value, "gc_ephemeron_new", "value")) return NULL;
+    void *slots[2] = { [EPHEMERON_KEY] = key, [EPHEMERON_VALUE] = value };
+    void **ephemeron = weak_object_new(t, &ephemeron_type, slots, 2);
+    if (ephemeron != NULL) __atomic_store_n(&t->heap->has_ephemerons, true, __ATOMIC_RELAXED);
+    return ephemeron;
+}
+
+bool gc_object_is_weak(const void *obj) {
+    return gc_object_type(obj) == &weak_type;
+}
+
+bool gc_object_is_ephemeron(const void *obj) {
+    return gc_object_type(obj) == &ephemeron_type;
+}
+
+/* The slots to clear with a weak object's first: an ephemeron's value. */
+static size_t weak_slots(const void *obj) {
+    return gc_object_type(obj) == &ephemeron_type ? 2 : 1;
 }
 
 void gc_weak_list_clear(const gc_vector_t *list) {
     /* atomic: a detach clears its list while other threads run (thread.c) */
-    for (size_t i = 0; i < list->count; i++) __atomic_store_n(&((void **)list->items[i])[0], NULL, __ATOMIC_RELAXED);
+    for (size_t i = 0; i < list->count; i++) {
+        void **weak = list->items[i];
+        size_t slots = weak_slots(weak);
+        for (size_t s = 0; s < slots; s++) __atomic_store_n(&weak[s], NULL, __ATOMIC_RELAXED);
+    }
 }
 
 /* gc_heap_destroy (heap->lock held): every weak reference made so far is
@@ -50,8 +129,45 @@ void gc_weak_lists_clear_all_locked(gc_heap_t *heap) {
     }
 }
 
-bool gc_object_is_weak(const void *obj) {
-    return gc_object_type(obj) == &weak_type;
+/* Step 2 for one list: a dead object is never moved, so its address is
+ * its cell. */
+void gc_weak_list_clear_dead(gc_heap_t *heap, gc_vector_t *weaks) {
+    bool ephemerons = __atomic_load_n(&heap->has_ephemerons, __ATOMIC_RELAXED);
+    for (size_t i = 0; i < weaks->count; i++) {
+        void **weak = gc_resolve(heap, weaks->items[i]);
+        if (weak == NULL) weak = weaks->items[i];
+        if (weak[0]) weak[0] = gc_resolve(heap, weak[0]);
+        if (ephemerons && weak[EPHEMERON_KEY] == NULL && gc_object_is_ephemeron(weak)) weak[EPHEMERON_VALUE] = NULL;
+    }
+}
+
+/* One pass of step 1 over a list: the values of live ephemerons with
+ * marked keys, traced as slots (they may move). */
+static void ephemeron_list_trace(gc_heap_t *heap, gc_vector_t *weaks, gc_tracer_t *tracer) {
+    for (size_t i = 0; i < weaks->count; i++) {
+        void **ephemeron = gc_resolve(heap, weaks->items[i]);
+        if (ephemeron == NULL || !gc_object_is_ephemeron(ephemeron)) continue;
+        void *key = ephemeron[EPHEMERON_KEY];
+        if (key == NULL || gc_resolve(heap, key) == NULL) continue;
+        gc_trace_slot(tracer, &ephemeron[EPHEMERON_VALUE]);
+    }
+}
+
+void gc_ephemerons_converge(gc_tracer_t *tracer) {
+    gc_heap_t *heap = tracer->heap;
+    if (!__atomic_load_n(&heap->has_ephemerons, __ATOMIC_RELAXED)) return;
+    /* (values traced from the list stand for roots: in a minor collection
+     * an old ephemeron's young value is found through the list again next
+     * time, so no card is kept for it) */
+    tracer->old_parent = NULL;
+    bool progress;
+    do {
+        ephemeron_list_trace(heap, &heap->weaks, tracer);
+        for (gc_thread_t *t = heap->threads; t; t = t->next) ephemeron_list_trace(heap, &t->weaks, tracer);
+        /* whatever got marked was pushed (or dropped for a rescan) */
+        progress = tracer->depth != 0 || tracer->overflowed;
+        gc_mark_drain(tracer);
+    } while (progress);
 }
 
 void *gc_weak_get(const void *weak) {
@@ -62,4 +178,23 @@ void *gc_weak_get(const void *weak) {
     /* atomic: a detach that cannot hand its weak list to the heap clears
      * its weak references while other threads run (gc/thread.c) */
     return __atomic_load_n(&((void *const *)weak)[0], __ATOMIC_RELAXED);
+}
+
+/* slot of an ephemeron, or a report naming fn and NULL */
+static void *ephemeron_slot(const void *ephemeron, size_t slot, const char *fn) {
+    if (ephemeron == NULL || gc_object_type(ephemeron) != &ephemeron_type) {
+        char message[96];
+        snprintf(message, sizeof message, "%s: not an ephemeron", fn);
+        mulch_report(message, ephemeron);
+        return NULL;
+    }
+    return __atomic_load_n(&((void *const *)ephemeron)[slot], __ATOMIC_RELAXED);
+}
+
+void *gc_ephemeron_key(const void *ephemeron) {
+    return ephemeron_slot(ephemeron, EPHEMERON_KEY, "gc_ephemeron_key");
+}
+
+void *gc_ephemeron_value(const void *ephemeron) {
+    return ephemeron_slot(ephemeron, EPHEMERON_VALUE, "gc_ephemeron_value");
 }

@@ -255,6 +255,16 @@ MULCH_API void gc_unpin(gc_heap_t *heap, void *obj);
 MULCH_API void *gc_weak_new(gc_thread_t *thread, void *target);
 MULCH_API void *gc_weak_get(const void *weak);
 
+/* Ephemeron: a GC object holding `key` weakly and `value` strongly only
+ * while `key` is reachable otherwise (a value that refers back to its key
+ * does not keep it alive: weak-keyed tables, WeakMap). Once a collection
+ * finds the key unreachable, key and value read NULL (before any finalizer
+ * runs). `key` is a GC object of the heap; `value` one, NULL or a tagged
+ * immediate. No setter: make a new ephemeron to change the value. */
+MULCH_API void *gc_ephemeron_new(gc_thread_t *thread, void *key, void *value);
+MULCH_API void *gc_ephemeron_key(const void *ephemeron);   /* key or NULL */
+MULCH_API void *gc_ephemeron_value(const void *ephemeron); /* value or NULL once the key died */
+
 typedef struct gc_stats {
     uint64_t collections;
     uint64_t bytes_allocated;   /* cumulative */
