@@ -1,0 +1,116 @@
+/* test_gc_review_s18_edges.c — review session 18 (the collector's API
+ * edges: roots, gc_alloc's slow path, gc_size_of, weak references at
+ * destroy): regressions for bugs found there.
+ *
+ * Calls made with another thread's record run on a helper thread joined
+ * with a time limit, so that a regression fails the test instead of
+ * stalling it. */
+#ifndef _GNU_SOURCE
+#  define _GNU_SOURCE 1
+#endif
+#define DEFAULT_SEED UINT64_C(0x7331385f65646765)
+#define MULCH_TEST_GC_OBJECTS 1
+#include <mulch/gc.h>
+#include <mulch/rc.h>
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdbool.h>
+#include <time.h>
+
+#include "mulch_test.h"
+
+#define HANG_LIMIT_S 20
+
+/* Runs fn(arg) on a new thread; false when it has not returned within
+ * HANG_LIMIT_S seconds (the thread is then left behind, detached). */
+static bool finishes(void *(*fn)(void *), void *arg)
+{
+    pthread_t th;
+    if (pthread_create(&th, NULL, fn, arg) != 0) T_FAIL("pthread_create failed");
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += HANG_LIMIT_S;
+    if (pthread_timedjoin_np(th, NULL, &until) == 0) return true;
+    pthread_detach(th);
+    return false;
+}
+
+/* ---- gc_root_depth / gc_pop_roots_to with a record the caller does not hold */
+
+static gc_thread_t *g_owner;
+static size_t g_depth_seen;
+
+static void *depth_with_owners_record(void *unused)
+{
+    (void)unused;
+    g_depth_seen = gc_root_depth(g_owner);
+    return NULL;
+}
+
+static void *pop_with_owners_record(void *unused)
+{
+    (void)unused;
+    gc_pop_roots_to(g_owner, 0);
+    return NULL;
+}
+
+/* Both took any record: another thread read the owner's depth as it
+ * changed, and popped the owner's roots from under it, unreported (the
+ * next collection freed the objects the owner still held). They check the
+ * record as gc_collect and gc_weak_new do. */
+static void test_root_calls_other_threads_record(void **state)
+{
+    (void)state;
+    TEST_START();
+    gc_heap_t *h = heap_new(0, 0, GC_COMPACT_AUTO);
+    g_owner = gc_thread_attach(h);
+    void *keep = mk(g_owner, &T_PLAIN, 5, 2);
+    gc_push_root(g_owner, &keep);
+    unsigned long r0 = rec_count();
+    g_depth_seen = 99;
+    if (!finishes(depth_with_owners_record, NULL)) T_FAIL("the helper hung");
+    EXPECT_EQ(g_depth_seen, 0);
+    EXPECT_ONE_REPORT(r0, "gc_root_depth: not a thread attached by the calling thread", g_owner);
+    unsigned long r1 = rec_count();
+    if (!finishes(pop_with_owners_record, NULL)) T_FAIL("the helper hung");
+    EXPECT_ONE_REPORT(r1, "gc_pop_roots_to: not a thread attached by the calling thread", g_owner);
+    EXPECT_EQ(gc_root_depth(g_owner), 1);
+    gc_collect(g_owner);
+    EXPECT_OBJ(keep, 5);
+    EXPECT_VERIFY(h);
+    gc_pop_roots(g_owner, 1);
+    gc_thread_detach(g_owner);
+    gc_heap_destroy(h);
+    EXPECT_EQ(rec_count() - r0, 2);
+}
+
+/* A detached record is unmapped: both read through it (a crash). */
+static void test_root_calls_detached_record(void **state)
+{
+    (void)state;
+    TEST_START();
+    gc_heap_t *h = heap_new(0, 0, GC_COMPACT_AUTO);
+    gc_thread_t *t = gc_thread_attach(h);
+    gc_thread_detach(t);
+    unsigned long r0 = rec_count();
+    EXPECT_EQ(gc_root_depth(t), 0);
+    EXPECT_ONE_REPORT(r0, "gc_root_depth: not a thread attached by the calling thread", t);
+    unsigned long r1 = rec_count();
+    gc_pop_roots_to(t, 0);
+    EXPECT_ONE_REPORT(r1, "gc_pop_roots_to: not a thread attached by the calling thread", t);
+    gc_heap_destroy(h);
+    EXPECT_EQ(rec_count() - r0, 2);
+}
+
+int main(void)
+{
+    mt_init("test_gc_review_s18_edges");
+#define T(f) cmocka_unit_test_setup_teardown(f, setup_rec, teardown_rec)
+    const struct CMUnitTest tests[] = {
+        T(test_root_calls_other_threads_record),
+        T(test_root_calls_detached_record),
+    };
+#undef T
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
