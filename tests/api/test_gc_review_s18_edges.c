@@ -36,6 +36,13 @@ static bool finishes(void *(*fn)(void *), void *arg)
     return false;
 }
 
+static uint64_t collections_of(gc_heap_t *h)
+{
+    gc_stats_t s;
+    gc_get_stats(h, &s);
+    return s.collections;
+}
+
 /* ---- gc_root_depth / gc_pop_roots_to with a record the caller does not hold */
 
 static gc_thread_t *g_owner;
@@ -103,6 +110,51 @@ static void test_root_calls_detached_record(void **state)
     EXPECT_EQ(rec_count() - r0, 2);
 }
 
+/* ---- gc_alloc's slow path with another thread's record ------------------- */
+
+static gc_heap_t *g_ah;
+static unsigned long g_alloc_r0;
+static void *g_alloc_result;
+
+/* Not attached: allocates with the owner's record (large objects: always
+ * the slow path) until a report comes or a collection has run. */
+static void *alloc_with_owners_record(void *unused)
+{
+    (void)unused;
+    uint64_t c0 = collections_of(g_ah);
+    g_alloc_result = (void *)1;
+    for (int i = 0; i < 100000 && rec_count() == g_alloc_r0 && collections_of(g_ah) == c0; i++)
+        g_alloc_result = (gc_alloc)(g_owner, &T_RAW, 64 * 1024);
+    return NULL;
+}
+
+/* The slow path's GC points took any record: allocating with the
+ * owner's record, an unattached thread ran collections as if it were the
+ * owner (counted as the collector) while the owner went on running, and
+ * nothing was reported. It is checked there, as gc_safepoint checks it. */
+static void test_alloc_other_threads_record(void **state)
+{
+    (void)state;
+    TEST_START();
+    g_ah = heap_new(0, 0, GC_COMPACT_AUTO);
+    g_owner = gc_thread_attach(g_ah);
+    void *keep = mk(g_owner, &T_PLAIN, 6, 2);
+    gc_push_root(g_owner, &keep);
+    uint64_t c0 = collections_of(g_ah);
+    g_alloc_r0 = rec_count();
+    if (!finishes(alloc_with_owners_record, NULL)) T_FAIL("gc_alloc with another thread's record hung");
+    EXPECT_EQ(collections_of(g_ah), c0);
+    EXPECT_PTR_EQ(g_alloc_result, NULL);
+    EXPECT_ONE_REPORT(g_alloc_r0, "gc_alloc: not a thread attached by the calling thread", g_owner);
+    gc_collect(g_owner);
+    EXPECT_OBJ(keep, 6);
+    EXPECT_VERIFY(g_ah);
+    gc_pop_roots(g_owner, 1);
+    gc_thread_detach(g_owner);
+    gc_heap_destroy(g_ah);
+    EXPECT_NO_REPORTS(g_alloc_r0 + 1);
+}
+
 int main(void)
 {
     mt_init("test_gc_review_s18_edges");
@@ -110,6 +162,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_root_calls_other_threads_record),
         T(test_root_calls_detached_record),
+        T(test_alloc_other_threads_record),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
