@@ -641,10 +641,11 @@ const gc_type_t *gc_object_type(const void *obj) {
  * function asking for a field's type) the object moved, and its copy has
  * the type; otherwise the pointer is stale, to the cell the object was
  * moved out of, whose word is no type (it was handed out as one). */
-static MULCH_NOINLINE const gc_type_t *forwarded_type_of(const block_t *b, const void *obj, uintptr_t word) {
+static MULCH_NOINLINE const gc_type_t *forwarded_type_of(const block_t *b, const void *obj, uintptr_t word,
+                                                          const char *fn) {
     if (mulch_gc_tracing_depth > 0 && pool_block_has_flag(b, BLOCK_EVACUATE))
         return gc_header_type((const void *)(word & ~GC_FORWARDED));
-    gc_report_not_live(obj, "gc_type_of");
+    gc_report_not_live(obj, fn);
     return NULL;
 }
 
@@ -659,7 +660,8 @@ const gc_type_t *gc_type_of(const void *obj) {
     if (gc_span_headerless(b)) return gc_span_type(b);
     /* (atomic: markers write headers while trace functions may call this) */
     uintptr_t word = __atomic_load_n(&((const uintptr_t *)obj)[-1], __ATOMIC_ACQUIRE);
-    if (mulch_unlikely((word & GC_FORWARD_BUSY) == GC_FORWARDED)) return forwarded_type_of(b, obj, word);
+    if (mulch_unlikely((word & GC_FORWARD_BUSY) == GC_FORWARDED))
+        return forwarded_type_of(b, obj, word, "gc_type_of");
     const gc_type_t *type = (const gc_type_t *)(word & ~GC_HEADER_TAG_BITS);
     if (type == NULL) mulch_report("gc_type_of: not a GC object", obj);
     return type;
@@ -673,6 +675,15 @@ size_t gc_size_of(const void *obj) {
     if (b == NULL || b->kind != BLOCK_EXTERNAL || !gc_span_cell_of(b, obj, &index)) {
         mulch_report("gc_size_of: not a GC object", obj);
         return 0;
+    }
+    if (!gc_span_headerless(b)) {
+        /* a stale pointer to the cell a collection moved the object out
+         * of, as in gc_type_of: reported, 0 (a trace function of that
+         * collection gets the copy's size, the same cell size) */
+        uintptr_t word = __atomic_load_n(&((const uintptr_t *)obj)[-1], __ATOMIC_ACQUIRE);
+        if (mulch_unlikely((word & GC_FORWARD_BUSY) == GC_FORWARDED)
+            && forwarded_type_of(b, obj, word, "gc_size_of") == NULL)
+            return 0;
     }
     return b->cell_size - gc_span_header(b);
 }

@@ -155,6 +155,69 @@ static void test_alloc_other_threads_record(void **state)
     EXPECT_NO_REPORTS(g_alloc_r0 + 1);
 }
 
+/* ---- gc_size_of on a pointer into a cell an object moved out of --------- */
+
+/* 300 bytes: a cell with a header, where the collector leaves the
+ * forwarding word of a moved object (as test_gc_review_s17). */
+#define MOVED_WORDS 32
+
+static struct {
+    gc_thread_t *t;
+    void *moving;          /* a root: the object that moves */
+    void *stale;           /* its address before the nested collection */
+    size_t size;           /* gc_size_of(stale) after it */
+    unsigned long reports; /* reports gc_size_of made */
+    bool moved;
+} g_stale;
+
+/* While this object's finalizer runs it is pending, so the collection it
+ * makes marks `kept` (its field) in place, and their shared span stays
+ * while `moving` is copied out of it. */
+static void fin_collects(void *obj)
+{
+    (void)obj;
+    g_stale.stale = g_stale.moving;
+    gc_collect(g_stale.t);
+    g_stale.moved = g_stale.moving != g_stale.stale;
+    unsigned long r = rec_count();
+    g_stale.size = gc_size_of(g_stale.stale);
+    g_stale.reports = rec_count() - r;
+}
+static const gc_type_t T_FIN_COLLECTS = { "test.fin_collects", trace_tobj, fin_collects };
+
+/* gc_type_of reports the stale pointer and gives NULL; gc_size_of gave the
+ * cell's size, unreported, for the same pointer. */
+static void test_size_of_moved_out_cell(void **state)
+{
+    (void)state;
+    TEST_START();
+    unsigned long r0 = rec_count();
+    gc_heap_t *h = heap_new(0, 0, GC_COMPACT_ALWAYS);
+    gc_thread_t *t = gc_thread_attach(h);
+    memset(&g_stale, 0, sizeof g_stale);
+    g_stale.t = t;
+    gc_root_add(h, &g_stale.moving);
+    void *kept = mk(t, &T_PLAIN, 1, MOVED_WORDS);
+    gc_push_root(t, &kept);
+    g_stale.moving = mk(t, &T_PLAIN, 2, MOVED_WORDS);
+    void *fin = mk(t, &T_FIN_COLLECTS, 3, 0);
+    set_slot(t, fin, 0, kept);
+    gc_pop_roots(t, 1);
+    fin = kept = NULL;
+    gc_collect(t); /* fin is found dead; its finalizer collects again */
+    if (!g_stale.moved) T_FAIL("the rooted object did not move in a GC_COMPACT_ALWAYS heap");
+    EXPECT_OBJ(g_stale.moving, 2);
+    EXPECT_EQ(g_stale.size, 0);
+    EXPECT_EQ(g_stale.reports, 1);
+    EXPECT_ONE_REPORT(r0, "gc_size_of: not a live object (a collection freed it)", g_stale.stale);
+    unsigned long r1 = rec_count();
+    EXPECT_GE(gc_size_of(g_stale.moving), tobj_size(MOVED_WORDS));
+    EXPECT_NO_REPORTS(r1);
+    gc_root_remove(h, &g_stale.moving);
+    gc_thread_detach(t);
+    gc_heap_destroy(h);
+}
+
 int main(void)
 {
     mt_init("test_gc_review_s18_edges");
@@ -163,6 +226,7 @@ int main(void)
         T(test_root_calls_other_threads_record),
         T(test_root_calls_detached_record),
         T(test_alloc_other_threads_record),
+        T(test_size_of_moved_out_cell),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
