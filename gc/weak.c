@@ -2,7 +2,7 @@
  * does not trace. Each is listed (per thread, then in heap->weaks) so that
  * after marking the collector can clear those whose target died, before any
  * finalizer runs (collect.c). gc_heap_destroy clears them all before each
- * finalizer it runs. */
+ * finalizer and each rc destroy callback it runs. */
 #include "gc_internal.h"
 
 static const gc_type_t weak_type = { "mulch.weak", NULL, NULL };

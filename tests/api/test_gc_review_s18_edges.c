@@ -218,6 +218,64 @@ static void test_size_of_moved_out_cell(void **state)
     gc_heap_destroy(h);
 }
 
+/* ---- weak references rc destroy callbacks make during gc_heap_destroy --- */
+
+static struct {
+    gc_heap_t *heap;
+    void *target;      /* a rooted GC object */
+    void *weak;        /* made by the first destroy callback */
+    void *seen;        /* what the second one read through it */
+    int destroyed;
+} g_dw;
+
+/* Whichever callback runs first makes a weak reference to the target; the
+ * second reads it. */
+static void rc_destroy_weak(void *obj)
+{
+    (void)obj;
+    if (g_dw.destroyed++ == 0) {
+        gc_thread_t *t = gc_thread_current(g_dw.heap);
+        if (t == NULL) {
+            AFAIL("the destroy's rc callback runs on no attached thread");
+            return;
+        }
+        g_dw.weak = gc_weak_new(t, g_dw.target);
+        if (g_dw.weak == NULL) AFAIL("gc_weak_new from an rc destroy callback gave NULL");
+        else if (gc_weak_get(g_dw.weak) != g_dw.target) AFAIL("a new weak reference does not name its target");
+    } else if (g_dw.weak != NULL) {
+        g_dw.seen = gc_weak_get(g_dw.weak);
+    }
+}
+
+/* gc_heap_destroy clears the weak references that its finalizers make
+ * before the next finalizer runs (4365d68), and once more before the rc
+ * destroy callbacks of owned references: a weak reference that one such
+ * callback made still named its target when the next callback ran. */
+static void test_destroy_weak_made_by_rc_callback(void **state)
+{
+    (void)state;
+    TEST_START();
+    unsigned long r0 = rec_count();
+    gc_heap_t *h = heap_new(0, 0, GC_COMPACT_AUTO);
+    memset(&g_dw, 0, sizeof g_dw);
+    g_dw.heap = h;
+    gc_thread_t *t = gc_thread_attach(h);
+    gc_root_add(h, &g_dw.target);
+    g_dw.target = mk(t, &T_PLAIN, 1, 2);
+    for (int i = 0; i < 2; i++) {
+        void *rc_obj = rc_alloc(16, rc_destroy_weak);
+        EXPECT_NONNULL(rc_obj);
+        EXPECT_EQ(gc_own_rc(t, g_dw.target, rc_obj), 0);
+        rc_release(rc_obj); /* the target's reference is the last */
+    }
+    gc_thread_detach(t);
+    gc_heap_destroy(h);
+    EXPECT_EQ(g_dw.destroyed, 2);
+    EXPECT_NONNULL(g_dw.weak);
+    EXPECT_PTR_EQ(g_dw.seen, NULL);
+    EXPECT_NO_REPORTS(r0);
+}
+
 int main(void)
 {
     mt_init("test_gc_review_s18_edges");
@@ -227,6 +285,7 @@ int main(void)
         T(test_root_calls_detached_record),
         T(test_alloc_other_threads_record),
         T(test_size_of_moved_out_cell),
+        T(test_destroy_weak_made_by_rc_callback),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
