@@ -637,13 +637,18 @@ const gc_type_t *gc_object_type(const void *obj) {
     return gc_object_type_in(b, obj);
 }
 
-/* A header holding a forwarding word: inside a collection (a trace
- * function asking for a field's type) the object moved, and its copy has
- * the type; otherwise the pointer is stale, to the cell the object was
- * moved out of, whose word is no type (it was handed out as one). */
+/* A header holding a forwarding word: inside the collection that is
+ * moving objects (a trace function asking for a field's type) the object
+ * moved, and its copy has the type; otherwise the pointer is stale, to the
+ * cell the object was moved out of, whose word is no type (it was handed
+ * out as one), and whose copy may be gone: also from gc_verify's or a
+ * heap walk's callbacks, which trace too, while AUTO leaves spans flagged
+ * between collections (heap->evacuating: written with the world stopped,
+ * read by tracers of that stop). */
 static MULCH_NOINLINE const gc_type_t *forwarded_type_of(const block_t *b, const void *obj, uintptr_t word,
                                                           const char *fn) {
-    if (mulch_gc_tracing_depth > 0 && pool_block_has_flag(b, BLOCK_EVACUATE))
+    if (mulch_gc_tracing_depth > 0 && pool_block_has_flag(b, BLOCK_EVACUATE)
+        && ((const gc_heap_t *)b->external_owner)->evacuating)
         return gc_header_type((const void *)(word & ~GC_FORWARDED));
     gc_report_not_live(obj, fn);
     return NULL;

@@ -276,6 +276,105 @@ static void test_destroy_weak_made_by_rc_callback(void **state)
     EXPECT_NO_REPORTS(r0);
 }
 
+/* ---- gc_type_of on a moved-out cell from a heap walk's callback --------- */
+
+#define CHAIN_STRIDE 64
+#define CHAIN_OBJECTS 2048
+
+static struct {
+    gc_heap_t *h;
+    gc_thread_t *t;
+    void *moving;            /* a root: the object that moves */
+    void *stale;             /* its address before the finalizer's collection */
+    void *kept[CHAIN_OBJECTS / CHAIN_STRIDE];
+    size_t kept_count;
+    bool moved;
+    const gc_type_t *walk_type; /* gc_type_of(stale) from the walk's callback */
+    unsigned long walk_reports;
+    bool walked;
+} g_wk;
+
+/* Runs while its object is pending: the chain it holds (kept[], one
+ * object per CHAIN_STRIDE of class C, moving's span among them) is marked
+ * in place by the collection it makes, so those spans stay, and moving
+ * is copied out of its span, leaving its forwarding word there. */
+static void fin_unpins_and_collects(void *obj)
+{
+    (void)obj;
+    for (size_t i = 0; i < g_wk.kept_count; i++) gc_unpin(g_wk.h, g_wk.kept[i]);
+    g_wk.stale = g_wk.moving;
+    gc_collect(g_wk.t);
+    g_wk.moved = g_wk.moving != g_wk.stale;
+}
+static const gc_type_t T_FIN_UNPINS = { "test.fin_unpins", trace_tobj, fin_unpins_and_collects };
+
+static void walk_type_of_stale(void *obj, const gc_type_t *type, size_t size, void *ctx)
+{
+    (void)obj, (void)type, (void)size, (void)ctx;
+    if (g_wk.walked) return;
+    g_wk.walked = true;
+    unsigned long r = rec_count();
+    g_wk.walk_type = gc_type_of(g_wk.stale);
+    g_wk.walk_reports = rec_count() - r;
+}
+
+/* gc_type_of follows a forwarding word when called while tracing, for a
+ * trace function of the collection that moved the object; it followed it
+ * during any tracer (gc_verify, a heap walk's callback) in a span flagged
+ * for the next collection's evacuation (GC_COMPACT_AUTO flags sparse
+ * spans between collections): a stale pointer there got the copy's type,
+ * unreported (and a freed or reused copy's header after later
+ * collections), where outside it is reported and NULL. */
+static void test_type_of_stale_from_walk(void **state)
+{
+    (void)state;
+    TEST_START();
+    /* (AUTO's plan between collections is what this needs: the mode and
+     * policy overrides go; this test runs last in the file) */
+    mt_env_ignore("MULCH_GC_COMPACT");
+    mt_env_ignore("MULCH_GC_GENERATIONAL");
+    mt_env_ignore_policy();
+    unsigned long r0 = rec_count();
+    gc_heap_t *h = heap_new(0, 0, GC_COMPACT_AUTO);
+    gc_thread_t *t = gc_thread_attach(h);
+    memset(&g_wk, 0, sizeof g_wk);
+    g_wk.h = h;
+    g_wk.t = t;
+    gc_root_add(h, &g_wk.moving);
+    void *fin = mk(t, &T_FIN_UNPINS, 1, 0);
+    gc_push_root(t, &fin);
+    void *tail = fin;
+    gc_push_root(t, &tail);
+    for (size_t i = 0; i < CHAIN_OBJECTS; i++) {
+        void *o = mk(t, &T_PLAIN, 100 + i, MOVED_WORDS);
+        if (i % CHAIN_STRIDE == 0) {
+            set_slot(t, tail, 0, o);
+            tail = o;
+            g_wk.kept[g_wk.kept_count++] = o;
+            gc_pin(h, o); /* the first collection moves none of them */
+        } else if (i == 1) {
+            g_wk.moving = o; /* next to kept[0]: in its span */
+        }
+    }
+    gc_pop_roots(t, 2);
+    fin = tail = NULL;
+    gc_collect(t); /* fin is found dead; its finalizer collects again */
+    if (!g_wk.moved) T_FAIL("the rooted object did not move out of a sparse span in a GC_COMPACT_AUTO heap");
+    EXPECT_OBJ(g_wk.moving, 101);
+    EXPECT_NO_REPORTS(r0);
+    gc_heap_walk(h, walk_type_of_stale, NULL);
+    EXPECT_EQ(g_wk.walked, true);
+    if (g_wk.walk_type != NULL)
+        T_FAIL("gc_type_of(stale pointer) from a heap walk gave %p (the copy is at %p), want NULL",
+               (const void *)g_wk.walk_type, g_wk.moving);
+    EXPECT_EQ(g_wk.walk_reports, 1);
+    EXPECT_ONE_REPORT(r0, "gc_type_of: not a live object (a collection freed it)", g_wk.stale);
+    EXPECT_VERIFY(h);
+    gc_root_remove(h, &g_wk.moving);
+    gc_thread_detach(t);
+    gc_heap_destroy(h);
+}
+
 int main(void)
 {
     mt_init("test_gc_review_s18_edges");
@@ -286,6 +385,7 @@ int main(void)
         T(test_alloc_other_threads_record),
         T(test_size_of_moved_out_cell),
         T(test_destroy_weak_made_by_rc_callback),
+        T(test_type_of_stale_from_walk), /* last: drops the mode overrides */
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
