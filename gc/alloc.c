@@ -389,17 +389,29 @@ static bool gc_should_collect(gc_heap_t *heap) {
     return gc_budget_spent(heap);
 }
 
+/* Whether t may park or collect: checked at the slow path's GC points
+ * only (not at every refill). A record the calling thread does not hold
+ * was parked, or counted as the collector, for its owner, which ran on
+ * through the collection (as gc_safepoint did). Reported as "gc_alloc:
+ * not a thread attached by the calling thread ..."; gc_alloc gives NULL. */
+static bool gc_alloc_record_ok(const gc_thread_t *t) {
+    return gc_thread_check(t, "gc_alloc");
+}
+
 /* Collect on behalf of an allocation: if another thread is collecting,
  * waiting for it is enough — unless this must be a full collection in
  * generational mode: the other one may have been minor (its old garbage
  * still there), and the caller's next failure returns NULL. Runs
- * finalizers made pending. */
-static void gc_collect_for_allocation(gc_thread_t *t, bool minor_allowed) {
+ * finalizers made pending. False (nothing done) for a record the calling
+ * thread does not hold: the allocation gives NULL. */
+static bool gc_collect_for_allocation(gc_thread_t *t, bool minor_allowed) {
+    if (!gc_alloc_record_ok(t)) return false;
     bool wait_only = minor_allowed || !t->heap->generational;
-    if (!gc_world_stop(t, wait_only)) return;
+    if (!gc_world_stop(t, wait_only)) return true;
     gc_collect_locked(t->heap, t, minor_allowed);
     gc_world_start_heap(t->heap, t);
     gc_run_finalizers(t);
+    return true;
 }
 
 /* Full collections an allocation may run after its first one, while spans
@@ -454,9 +466,12 @@ static void *gc_alloc_large(gc_thread_t *t, const gc_type_t *type, size_t size) 
     int collected = 0;
     unsigned retries = 0;
     for (;;) {
-        if (atomic_load_explicit(&heap->stop_requested, memory_order_relaxed)) gc_safepoint_slow(t);
+        if (atomic_load_explicit(&heap->stop_requested, memory_order_relaxed)) {
+            if (!gc_alloc_record_ok(t)) return NULL;
+            gc_safepoint_slow(t);
+        }
         if (!collected && gc_should_collect(heap)) {
-            gc_collect_for_allocation(t, true);
+            if (!gc_collect_for_allocation(t, true)) return NULL;
             collected = heap->generational ? 1 : 2;
         }
         pthread_mutex_lock(&heap->lock);
@@ -477,8 +492,7 @@ static void *gc_alloc_large(gc_thread_t *t, const gc_type_t *type, size_t size) 
             memset(b->start + GC_HEADER, 0, b->cell_size - GC_HEADER);
             return gc_object_init_zeroed(t, b->start, b->cell_size, type, false);
         }
-        if (give_up) return NULL;
-        gc_collect_for_allocation(t, false);
+        if (give_up || !gc_collect_for_allocation(t, false)) return NULL;
         collected = 2;
     }
 }
@@ -513,6 +527,7 @@ static MULCH_NOINLINE void *gc_alloc_slow(gc_thread_t *t, const gc_type_t *type,
             return gc_object_init_zeroed(t, cell, bin->cell_size, type, headerless);
         }
         if (atomic_load_explicit(&heap->stop_requested, memory_order_relaxed)) {
+            if (!gc_alloc_record_ok(t)) return NULL;
             gc_safepoint_slow(t);
             continue;
         }
@@ -521,7 +536,7 @@ static MULCH_NOINLINE void *gc_alloc_slow(gc_thread_t *t, const gc_type_t *type,
              * budget is checked too: at span ends only, a program using
              * eight classes allocated 420 KiB past a 64 KiB budget. */
             if (!collected && gc_budget_spent(heap)) {
-                gc_collect_for_allocation(t, true);
+                if (!gc_collect_for_allocation(t, true)) return NULL;
                 collected = heap->generational ? 1 : 2;
                 continue;
             }
@@ -533,7 +548,7 @@ static MULCH_NOINLINE void *gc_alloc_slow(gc_thread_t *t, const gc_type_t *type,
         }
         gc_bin_retire(heap, bin);
         if (!collected && gc_should_collect(heap)) {
-            gc_collect_for_allocation(t, true);
+            if (!gc_collect_for_allocation(t, true)) return NULL;
             collected = heap->generational ? 1 : 2;
             continue;
         }
@@ -569,7 +584,7 @@ static MULCH_NOINLINE void *gc_alloc_slow(gc_thread_t *t, const gc_type_t *type,
         if (b == NULL) {
             /* max_heap even after a full collection, or ever */
             if (give_up || gc_never_fits(heap, gc_class_bytes(gc_cell_class(heap, cls)))) return NULL;
-            gc_collect_for_allocation(t, false);
+            if (!gc_collect_for_allocation(t, false)) return NULL;
             collected = 2;
             continue;
         }
@@ -622,14 +637,20 @@ const gc_type_t *gc_object_type(const void *obj) {
     return gc_object_type_in(b, obj);
 }
 
-/* A header holding a forwarding word: inside a collection (a trace
- * function asking for a field's type) the object moved, and its copy has
- * the type; otherwise the pointer is stale, to the cell the object was
- * moved out of, whose word is no type (it was handed out as one). */
-static MULCH_NOINLINE const gc_type_t *forwarded_type_of(const block_t *b, const void *obj, uintptr_t word) {
-    if (mulch_gc_tracing_depth > 0 && pool_block_has_flag(b, BLOCK_EVACUATE))
+/* A header holding a forwarding word: inside the collection that is
+ * moving objects (a trace function asking for a field's type) the object
+ * moved, and its copy has the type; otherwise the pointer is stale, to the
+ * cell the object was moved out of, whose word is no type (it was handed
+ * out as one), and whose copy may be gone: also from gc_verify's or a
+ * heap walk's callbacks, which trace too, while AUTO leaves spans flagged
+ * between collections (heap->evacuating: written with the world stopped,
+ * read by tracers of that stop). */
+static MULCH_NOINLINE const gc_type_t *forwarded_type_of(const block_t *b, const void *obj, uintptr_t word,
+                                                          const char *fn) {
+    if (mulch_gc_tracing_depth > 0 && pool_block_has_flag(b, BLOCK_EVACUATE)
+        && ((const gc_heap_t *)b->external_owner)->evacuating)
         return gc_header_type((const void *)(word & ~GC_FORWARDED));
-    gc_report_not_live(obj, "gc_type_of");
+    gc_report_not_live(obj, fn);
     return NULL;
 }
 
@@ -644,7 +665,8 @@ const gc_type_t *gc_type_of(const void *obj) {
     if (gc_span_headerless(b)) return gc_span_type(b);
     /* (atomic: markers write headers while trace functions may call this) */
     uintptr_t word = __atomic_load_n(&((const uintptr_t *)obj)[-1], __ATOMIC_ACQUIRE);
-    if (mulch_unlikely((word & GC_FORWARD_BUSY) == GC_FORWARDED)) return forwarded_type_of(b, obj, word);
+    if (mulch_unlikely((word & GC_FORWARD_BUSY) == GC_FORWARDED))
+        return forwarded_type_of(b, obj, word, "gc_type_of");
     const gc_type_t *type = (const gc_type_t *)(word & ~GC_HEADER_TAG_BITS);
     if (type == NULL) mulch_report("gc_type_of: not a GC object", obj);
     return type;
@@ -658,6 +680,15 @@ size_t gc_size_of(const void *obj) {
     if (b == NULL || b->kind != BLOCK_EXTERNAL || !gc_span_cell_of(b, obj, &index)) {
         mulch_report("gc_size_of: not a GC object", obj);
         return 0;
+    }
+    if (!gc_span_headerless(b)) {
+        /* a stale pointer to the cell a collection moved the object out
+         * of, as in gc_type_of: reported, 0 (a trace function of that
+         * collection gets the copy's size, the same cell size) */
+        uintptr_t word = __atomic_load_n(&((const uintptr_t *)obj)[-1], __ATOMIC_ACQUIRE);
+        if (mulch_unlikely((word & GC_FORWARD_BUSY) == GC_FORWARDED)
+            && forwarded_type_of(b, obj, word, "gc_size_of") == NULL)
+            return 0;
     }
     return b->cell_size - gc_span_header(b);
 }

@@ -101,6 +101,10 @@ void gc_bridge_after_mark(gc_heap_t *heap) {
 void gc_bridge_release_pending(gc_heap_t *heap) {
     while (heap->rc_to_release.count) {
         void *rc_obj = heap->rc_to_release.items[--heap->rc_to_release.count];
+        /* every object goes at a destroy: weak references that earlier
+         * destroy callbacks made are cleared before this one runs (as
+         * before each finalizer: gc_run_finalizers) */
+        if (heap->destroying) gc_weak_lists_clear_all_locked(heap);
         pthread_mutex_unlock(&heap->lock);
         heap->release_rc(rc_obj);
         pthread_mutex_lock(&heap->lock);

@@ -184,6 +184,7 @@ bool gc_evacuation_prepare(gc_heap_t *heap) {
         if (heap->pins[i].count) gc_evacuation_keep(heap, heap->pins[i].obj);
     for (size_t i = 0; i < heap->pending.count; i++) gc_evacuation_keep(heap, heap->pending.items[i]);
     forward_tables_map(heap);
+    heap->evacuating = true;
     return true;
 }
 
@@ -218,6 +219,7 @@ static void forward_tables_map(gc_heap_t *heap) {
 }
 
 void gc_evacuation_finish(gc_heap_t *heap) {
+    heap->evacuating = false;
     if (heap->forward_tables) os_unmap(heap->forward_tables, heap->forward_map_bytes);
     heap->forward_tables = NULL;
     heap->forward_span_count = heap->forward_map_bytes = 0;

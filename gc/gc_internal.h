@@ -370,6 +370,11 @@ struct gc_heap {
      * (what a header is to the others), by span index; one mapping */
     uintptr_t      **forward_tables;
     size_t           forward_span_count, forward_map_bytes;
+    /* a collection's evacuating tracer runs (gc_evacuation_prepare said
+     * so, until gc_evacuation_finish): only then is a forwarding word a
+     * live object's (gc_type_of from its trace functions); between
+     * collections AUTO keeps spans flagged for the next one */
+    bool             evacuating;
     gc_hash_table_t *hashes;           /* identity hashes handed out (lock) */
     gc_hash_table_t *hashes_readable;  /* what lock-free lookups may probe:
                                           `hashes`, or NULL while unordered */

@@ -188,8 +188,8 @@ void gc_heap_destroy(gc_heap_t *heap) {
     else t = gc_thread_attach(heap); /* detached again below */
     if (t) {
         /* weak references see their targets go before finalizers run
-         * (and those that finalizers make, before the next finalizer:
-         * gc_run_finalizers) */
+         * (and those that finalizers and rc destroy callbacks make, before
+         * the next one: gc_run_finalizers, gc_bridge_release_pending) */
         pthread_mutex_lock(&heap->lock);
         gc_weak_lists_clear_all_locked(heap);
         pthread_mutex_unlock(&heap->lock);

@@ -197,13 +197,16 @@ void gc_pop_roots(gc_thread_t *t, size_t n) {
     t->root_depth -= n;
 }
 
+/* Neither is a fast path: both check that the record is the caller's own
+ * (a detached record is unmapped; another thread's depth changes under
+ * the caller, and popping it drops roots its owner still relies on). */
 size_t gc_root_depth(gc_thread_t *t) {
-    if (!gc_thread_given(t, "gc_root_depth")) return 0;
+    if (!gc_thread_given(t, "gc_root_depth") || !gc_thread_check(t, "gc_root_depth")) return 0;
     return t->root_depth;
 }
 
 void gc_pop_roots_to(gc_thread_t *t, size_t depth) {
-    if (!gc_thread_given(t, "gc_pop_roots_to")) return;
+    if (!gc_thread_given(t, "gc_pop_roots_to") || !gc_thread_check(t, "gc_pop_roots_to")) return;
     if (depth > t->root_depth) {
         mulch_report("gc_pop_roots_to: depth is above the current depth", t);
         return;

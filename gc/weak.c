@@ -22,7 +22,8 @@
  * collection forgets the dead ones before the sweep frees them), so their
  * headers may be read. Heaps that never made an ephemeron skip step 1 and
  * 3 and the type test of step 2 (heap->has_ephemerons).
- * gc_heap_destroy clears them all before each finalizer it runs. */
+ * gc_heap_destroy clears them all before each finalizer and each rc
+ * destroy callback it runs. */
 #include <stdio.h>
 
 #include "gc_internal.h"
