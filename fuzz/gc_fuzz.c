@@ -5,7 +5,7 @@
  * root or a field, set and clear fields (objects, NULL, tagged immediates),
  * push and pop the root stack, add and remove global roots, set the slots a
  * root callback traces (and remove and re-add it), make and read
- * weak references, pin and unpin, allocate garbage, collect, verify, and
+ * weak references and ephemerons, pin and unpin, allocate garbage, collect, verify, and
  * injected misuse. The first byte picks the heap options (compaction mode,
  * markers, initial heap, generational mode: every field store goes through
  * gc_write, as that mode requires, and its objects keep headers while the
@@ -15,15 +15,17 @@
  * The model holds the graph by object id. The program reaches objects only
  * through root slots and fields, never through a raw pointer kept across a
  * GC point, except pinned objects (which must not move). Invariants checked:
- *   - after every operation the heap, walked from the roots and pins, has
- *     exactly the model's shape: ids, checksums, payloads and every field;
+ *   - after every operation the heap, walked from the roots and pins (and
+ *     from the values of ephemerons whose keys the walk reached, to a
+ *     fixpoint), has exactly the model's shape: ids, checksums, payloads,
+ *     every field, and every such ephemeron's key and value;
  *     a pinned object is still at the address it was pinned at;
  *   - an object unreachable in the model never becomes reachable again, and
  *     a finalizer never runs for a reachable object, nor twice;
  *   - once a collection ran after an object died (in generational mode, a
  *     gc_collect: minor collections leave dead old objects alone), its weak
- *     references read NULL; a live target's weak reference reads its
- *     current address;
+ *     references read NULL, and so do both slots of the ephemerons it was
+ *     the key of; a live target's weak reference reads its current address;
  *   - after gc_collect every dead finalizable object was finalized exactly
  *     once, gc_verify returns 0, and gc_heap_walk visits every reachable
  *     object and nothing but intact objects;
@@ -43,6 +45,7 @@
 #define N_STACK 12
 #define N_GLOBAL 8
 #define N_WEAK 8
+#define N_EPH 8
 #define N_CB 4
 #define V_NULL (-1)
 #define V_TAG (-2)
@@ -95,6 +98,10 @@ typedef struct run {
     uint8_t cb_on;
     void *weak[N_WEAK];             /* a registered root range */
     int16_t weak_m[N_WEAK];         /* target id, V_NULL, or V_TAG: no weak object */
+    void *eph[N_EPH];               /* a registered root range of ephemerons */
+    int16_t eph_key[N_EPH];         /* key id, or V_TAG: no ephemeron */
+    int16_t eph_value[N_EPH];       /* value id, V_NULL or V_TAG (eph_tag) */
+    uintptr_t eph_tag[N_EPH];
     /* Recomputed after every operation. */
     uint8_t reach[MAX_OBJS];
     void *addr[MAX_OBJS];
@@ -203,14 +210,29 @@ FZ_NO_COVERAGE static void walk(run_t *r)
         check_value(r, r->cb_m[i], 0, r->cb[i], "callback root", queue, &qn);
     for (uint32_t id = 0; id < r->nobj; id++)
         if (r->obj[id].pins) note_addr(r, (int16_t)id, r->obj[id].pin_addr, "pinned object", queue, &qn);
-    for (size_t k = 0; k < qn; k++) {
-        int id = queue[k];
-        const mobj_t *m = &r->obj[id];
-        gobj_t *o = r->addr[id];
-        FZ_CHECK(&r->in, o->nslots == m->nslots && o->npay == m->npay,
-                 "object %d has shape %u/%u, model %u/%u", id, o->nslots, o->npay, m->nslots, m->npay);
-        for (unsigned j = 0; j < m->nslots; j++)
-            check_value(r, m->slot[j], m->tag[j], o->slot[j], "object field", queue, &qn);
+    size_t k = 0;
+    for (;;) {
+        for (; k < qn; k++) {
+            int id = queue[k];
+            const mobj_t *m = &r->obj[id];
+            gobj_t *o = r->addr[id];
+            FZ_CHECK(&r->in, o->nslots == m->nslots && o->npay == m->npay,
+                     "object %d has shape %u/%u, model %u/%u", id, o->nslots, o->npay, m->nslots, m->npay);
+            for (unsigned j = 0; j < m->nslots; j++)
+                check_value(r, m->slot[j], m->tag[j], o->slot[j], "object field", queue, &qn);
+        }
+        /* the values of ephemerons whose keys are reached, until no new
+         * object is */
+        for (size_t e = 0; e < N_EPH; e++) {
+            int16_t key = r->eph_key[e];
+            if (key < 0 || r->addr[key] == NULL) continue;
+            void *got = gc_ephemeron_key(r->eph[e]);
+            FZ_CHECK(&r->in, got == r->addr[key], "ephemeron %zu: key %d reads %p, not %p", e, key, got,
+                     r->addr[key]);
+            check_value(r, r->eph_value[e], r->eph_tag[e], gc_ephemeron_value(r->eph[e]), "ephemeron value",
+                        queue, &qn);
+        }
+        if (k == qn) break;
     }
     uint64_t now = 0;
     int asked = 0;
@@ -248,6 +270,14 @@ FZ_NO_COVERAGE static void check_deaths(run_t *r, int full)
             FZ_CHECK(&r->in, got == NULL, "weak %zu to object %d (dead, collected since) reads %p",
                      w, m, got);
         }
+    }
+    for (size_t e = 0; e < N_EPH; e++) {
+        int16_t key = r->eph_key[e];
+        if (key < 0 || !r->obj[key].dead || now <= r->obj[key].died_at) continue;
+        void *got_key = gc_ephemeron_key(r->eph[e]), *got_value = gc_ephemeron_value(r->eph[e]);
+        FZ_CHECK(&r->in, got_key == NULL && got_value == NULL,
+                 "ephemeron %zu of key %d (dead, collected since) reads key %p value %p", e, key, got_key,
+                 got_value);
     }
     for (uint32_t id = 0; id < r->nobj; id++) {
         const mobj_t *m = &r->obj[id];
@@ -464,6 +494,25 @@ static void op_weak_new(run_t *r)
     r->weak_m[w] = y;
 }
 
+/* An ephemeron into a registered slot: a live key, and a live object,
+ * NULL or a tagged immediate for the value (both rooted, as live in the
+ * model, across the call). */
+static void op_ephemeron_new(run_t *r)
+{
+    size_t e = fz_below(&r->in, N_EPH);
+    int16_t key = pick_live(r, 0);
+    uint8_t kind = fz_u8(&r->in);
+    int16_t value = kind % 8 == 0 ? V_NULL : kind % 8 == 1 ? V_TAG : pick_live(r, 1);
+    uintptr_t tag = value == V_TAG ? ((uintptr_t)kind << 4) | 1u : 0;
+    if (key < 0) return;
+    void *eph = gc_ephemeron_new(r->t, r->addr[key], value == V_TAG ? (void *)tag : value_of(r, value));
+    FZ_CHECK(&r->in, eph != NULL, "gc_ephemeron_new returned NULL");
+    r->eph[e] = eph;
+    r->eph_key[e] = key;
+    r->eph_value[e] = value;
+    r->eph_tag[e] = tag;
+}
+
 static void op_pin(run_t *r, int unpin)
 {
     if (unpin) {
@@ -561,7 +610,7 @@ static void op_collect(run_t *r)
 
 static void op_misuse(run_t *r)
 {
-    uint8_t kind = fz_u8(&r->in) % 7;
+    uint8_t kind = fz_u8(&r->in) % 9;
     int16_t x = pick_live(r, 0);
     size_t g = fz_below(&r->in, N_GLOBAL);
     long local[4] = { 0 };
@@ -594,6 +643,17 @@ static void op_misuse(run_t *r)
         MISUSE(r, got = gc_weak_get(r->addr[x]), "gc_weak_get: ", "gc_weak_get(not weak)");
         FZ_CHECK(&r->in, got == NULL, "gc_weak_get(not weak) gave %p", got);
         break;
+    case 6:
+        MISUSE(r, got = gc_ephemeron_new(r->t, local, NULL), "gc_ephemeron_new: ", "gc_ephemeron_new(foreign key)");
+        FZ_CHECK(&r->in, got == NULL, "gc_ephemeron_new(foreign key) gave %p", got);
+        walk(r);                        /* a GC point */
+        break;
+    case 7:
+        if (x < 0) return;
+        got = (void *)1;
+        MISUSE(r, got = gc_ephemeron_value(r->addr[x]), "gc_ephemeron_value: ", "gc_ephemeron_value(not one)");
+        FZ_CHECK(&r->in, got == NULL, "gc_ephemeron_value(not one) gave %p", got);
+        break;
     default: {
         if (x < 0 || r->obj[x].nslots == 0) return;
         gobj_t *o = r->addr[x];
@@ -615,6 +675,7 @@ static void run_begin(run_t *r, const uint8_t *data, size_t size)
     r->in = (fz_input_t){ data, size, 0, 0 };
     r->expected_reports = fz_report_count();
     for (size_t w = 0; w < N_WEAK; w++) r->weak_m[w] = V_TAG;
+    for (size_t e = 0; e < N_EPH; e++) r->eph_key[e] = V_TAG;
     for (size_t i = 0; i < N_CB; i++) r->cb_m[i] = V_NULL;
 
     uint8_t config = fz_u8(&r->in);
@@ -631,6 +692,7 @@ static void run_begin(run_t *r, const uint8_t *data, size_t size)
     FZ_CHECK(&r->in, r->t != NULL, "gc_thread_attach failed");
     r->base_depth = gc_root_depth(r->t);
     gc_root_add_range(r->heap, r->weak, N_WEAK);
+    gc_root_add_range(r->heap, r->eph, N_EPH);
     gc_root_add_callback(r->heap, cb_roots, r);
     r->cb_on = 1;
 }
@@ -643,6 +705,7 @@ static void run_end(run_t *r)
     for (size_t g = 0; g < N_GLOBAL; g++)
         if (r->global_on[g]) gc_root_remove(r->heap, &r->global[g]);
     gc_root_remove(r->heap, r->weak);
+    gc_root_remove(r->heap, r->eph);
     if (r->cb_on) gc_root_remove_callback(r->heap, cb_roots, r);
     r->destroying = 1;
     gc_heap_destroy(r->heap);
@@ -684,7 +747,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         case 5:  op_set_field(r, 1); break;
         case 6:  op_stack(r); break;
         case 7:  op_global(r); break;
-        case 8:  op_weak_new(r); break;
+        case 8:  if (fz_u8(&r->in) & 1) op_ephemeron_new(r); else op_weak_new(r); break;
         case 9:  op_pin(r, 0); break;
         case 10: op_pin(r, 1); break;
         case 11: op_garbage(r); break;
