@@ -10,9 +10,10 @@
  *
  * Invariants, per collection (collect.c calls these in this order):
  *   1. after marking from the roots, gc_ephemerons_converge traces the
- *      value of every live ephemeron whose key is marked, drains, and
- *      repeats until a pass marks nothing new (a value may hold the key of
- *      another ephemeron listed before it);
+ *      value of every live ephemeron whose key is marked, draining after
+ *      each, and repeats, in alternating directions, until a pass marks
+ *      nothing new (a value may hold the key of another ephemeron listed
+ *      before it);
  *   2. the weak slots whose target is unmarked are cleared, in live and
  *      dead weak objects alike, before any finalizer runs; an ephemeron
  *      whose key is cleared loses its value in the same step;
@@ -142,18 +143,32 @@ void gc_weak_list_clear_dead(gc_heap_t *heap, gc_vector_t *weaks) {
     }
 }
 
-/* One pass of step 1 over a list: the values of live ephemerons with
- * marked keys, traced as slots (they may move). */
-static void ephemeron_list_trace(gc_heap_t *heap, gc_vector_t *weaks, gc_tracer_t *tracer) {
-    for (size_t i = 0; i < weaks->count; i++) {
+/* One pass of step 1 over a list, forwards or backwards: the value of
+ * each live ephemeron with a marked key, traced as a slot (it may move)
+ * and drained at once, so that a key the value leads to is marked before
+ * the pass reaches its ephemeron. True when anything new was marked. */
+static bool ephemeron_list_trace(gc_heap_t *heap, gc_vector_t *weaks, gc_tracer_t *tracer, bool backwards) {
+    bool progress = false;
+    for (size_t n = 0; n < weaks->count; n++) {
+        size_t i = backwards ? weaks->count - 1 - n : n;
         void **ephemeron = gc_resolve(heap, weaks->items[i]);
         if (ephemeron == NULL || !gc_object_is_ephemeron(ephemeron)) continue;
         void *key = ephemeron[EPHEMERON_KEY];
         if (key == NULL || gc_resolve(heap, key) == NULL) continue;
         gc_trace_slot(tracer, &ephemeron[EPHEMERON_VALUE]);
+        /* whatever got marked was pushed (or dropped for a rescan) */
+        if (tracer->depth != 0 || tracer->overflowed) {
+            progress = true;
+            gc_mark_drain(tracer);
+        }
     }
+    return progress;
 }
 
+/* Passes alternate direction (as Lua's convergeephemerons does): a chain
+ * of ephemerons, each value holding the next key, converges in one pass
+ * in creation order and in the next in the reverse order, where passes
+ * in one direction took one per link. A pass that marks nothing ends it. */
 void gc_ephemerons_converge(gc_tracer_t *tracer) {
     gc_heap_t *heap = tracer->heap;
     if (!__atomic_load_n(&heap->has_ephemerons, __ATOMIC_RELAXED)) return;
@@ -161,13 +176,13 @@ void gc_ephemerons_converge(gc_tracer_t *tracer) {
      * an old ephemeron's young value is found through the list again next
      * time, so no card is kept for it) */
     tracer->old_parent = NULL;
-    bool progress;
+    gc_mark_drain(tracer);
+    bool progress, backwards = false;
     do {
-        ephemeron_list_trace(heap, &heap->weaks, tracer);
-        for (gc_thread_t *t = heap->threads; t; t = t->next) ephemeron_list_trace(heap, &t->weaks, tracer);
-        /* whatever got marked was pushed (or dropped for a rescan) */
-        progress = tracer->depth != 0 || tracer->overflowed;
-        gc_mark_drain(tracer);
+        progress = ephemeron_list_trace(heap, &heap->weaks, tracer, backwards);
+        for (gc_thread_t *t = heap->threads; t; t = t->next)
+            progress |= ephemeron_list_trace(heap, &t->weaks, tracer, backwards);
+        backwards = !backwards;
     } while (progress);
 }
 
