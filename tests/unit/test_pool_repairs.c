@@ -2,7 +2,7 @@
  * corruption (pool/alloc.c, pool/audit.c, pool/leak.c): a freed cell it
  * dropped because it was written after its free, as the leak report shows
  * it; a span the audit repairs while another thread frees one of its live
- * cells; a full span whose cross-thread list held only a double-freed
+ * cells; a span whose cross-thread list held only a double-freed
  * parked cell. Corruption is made with cell_word_store (not instrumented by
  * ASan); a remote free's two steps (the cell's free mark, then the CAS that
  * queues it) are replayed by hand around the repair, the interleaving a
@@ -146,12 +146,12 @@ static bool span_listed(const block_t *list, const block_t *b) {
     return false;
 }
 
-/* A span in the full list (at the limit, its parked cells could not come
- * back) gets, from a double free racing the trim that parked the cell, a
- * parked cell in thread_free. pool_trim's collect drops it (reported),
- * which also clears TF_FULL: the span must leave the full list then, or
- * the next remote free into it raises no flag and its cell is never taken
- * back while the owner takes new spans. */
+/* A span whose parked cells could not come back at the limit (it waits
+ * in the dormant list; it went to the full list before session 18) gets,
+ * from a double free racing the trim that parked the cell, a parked cell
+ * in thread_free. pool_trim's collect drops it (reported); the next remote
+ * free into the span must still be taken back before the owner takes a
+ * new span. */
 static void test_full_span_leaves_full_list_when_collect_drops_all(void **state) {
     (void)state;
     pool_t *pool = pool_create(NULL);
@@ -172,12 +172,11 @@ static void test_full_span_leaves_full_list_when_collect_drops_all(void **state)
     for (uint32_t i = 0; i < 4096 / SIZE; i++) pool_free(pool, cells[i]);
     (void)pool_trim(pool);
     assert_true(block_has_released(pool, span) && cell_is_parked(pool, span, cells[0]));
-    /* at the limit: the span cannot recommit them and goes full */
+    /* at the limit: the span cannot recommit them and goes dormant */
     thread_heap_t *heap = heap_current(pool);
     pool->limit = atomic_load(&pool->committed);
     assert_null(pool_alloc(pool, SIZE));
-    assert_true(span_listed(heap->full[cls], span));
-    assert_true(atomic_load(&span->thread_free) & BLOCK_TF_FULL);
+    assert_true(span_listed(heap->dormant[cls], span));
     pool->limit = 0;
     /* the racing double free's push of a parked cell (test_pool_release
      * replays the same), counted as a free as small_free_remote does */
@@ -199,7 +198,7 @@ static void test_full_span_leaves_full_list_when_collect_drops_all(void **state)
     unsigned char *again = pool_alloc(pool, SIZE);
     assert_non_null(again);
     if (again != freed)
-        fail_msg("the cell freed into the full span (%p) was not reused: got %p, %s", (void *)freed, (void *)again,
+        fail_msg("the cell freed into the dormant span (%p) was not reused: got %p, %s", (void *)freed, (void *)again,
                  pool_block_of(again) == span ? "same span" : "another span");
     assert_int_equal(reports, 1);
     for (uint32_t i = 4096 / SIZE; i < n - 1; i++) pool_free(pool, cells[i]);
