@@ -305,10 +305,11 @@ static void *cell_pop_checked(pool_t *pool, thread_heap_t *heap, block_t *b, con
 
 static void *small_alloc_in_heap(pool_t *pool, thread_heap_t *heap, size_t size, const leak_site_t *site) {
     unsigned cls = size_class_of(size);
+    bool recommit_refused = false; /* (by the limit, this call: no dormant span again) */
     for (;;) {
         block_t *b = heap->bins[cls];
         if (b == NULL && heap_reclaim_full(pool, heap, cls)) continue;
-        if (b == NULL && heap_take_dormant(heap, cls)) continue;
+        if (b == NULL && !recommit_refused && heap_take_dormant(heap, cls)) continue;
         if (b == NULL) {
             b = block_adopt_abandoned(pool, heap, cls);
             if (b == NULL && (b = block_new(pool, heap, cls)) == NULL) return NULL;
@@ -340,6 +341,17 @@ static void *small_alloc_in_heap(pool_t *pool, thread_heap_t *heap, size_t size,
          * out of the full list. It goes back to the pool instead. */
         if (b->used == 0) {
             block_retire(pool, heap, b);
+            continue;
+        }
+        /* Cells parked on pages the limit did not let us recommit: the
+         * span waits in the dormant list, which the next allocation of
+         * the class tries again once the bin runs dry. In the full list
+         * only a free into it would bring it back, and a limit with room
+         * for a page but not for a new span would refuse every
+         * allocation of the class meanwhile. */
+        if (block_has_released(pool, b)) {
+            block_to_dormant(heap, b);
+            recommit_refused = true;
             continue;
         }
         block_to_full(pool, heap, b);

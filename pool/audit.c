@@ -14,8 +14,10 @@
  * memory away check first:
  *   - span_audit_empty, before a span whose `used` is 0 goes back to the
  *     pool (block_retire, block_float): every cell below bump carries its
- *     free mark or is parked, none is among the heap's recent cells and
- *     none waits in thread_free;
+ *     free mark or is parked, none is among the heap's recent cells, none
+ *     waits in thread_free, and the local list holds no cell twice (it
+ *     ends after as many cells as are marked; a marked cell on no list may
+ *     be another thread's free in flight, see list_overrun);
  *   - span_audit_units, before block_release_free_pages decommits units:
  *     every cell overlapping them carries its free mark.
  * A live cell's second word is program data, equal to the mark with a
@@ -129,14 +131,36 @@ static MULCH_COLD void span_rebuild_from_marks(pool_t *pool, thread_heap_t *heap
 }
 
 /* First cell below bump that is neither marked free nor parked; NULL when
- * every one is free. */
-static unsigned char *first_unmarked_cell(const pool_t *pool, const block_t *b) {
+ * every one is free. *listed: how many cells the local list should hold
+ * then (those below bump, parked ones aside). */
+static unsigned char *first_unmarked_cell(const pool_t *pool, const block_t *b, uint32_t *listed) {
     uint32_t bump = atomic_load_explicit(&b->bump, memory_order_relaxed);
     bool released = block_has_released(pool, b);
+    *listed = 0;
     for (uint32_t c = 0; c < bump; c++) {
         unsigned char *cell = b->start + (size_t)c * b->cell_size;
         if (released && cell_is_parked(pool, b, cell)) continue;
         if (!cell_has_free_mark(pool, cell)) return cell;
+        (*listed)++;
+    }
+    return NULL;
+}
+
+/* Every cell marked free, and yet one may be live: a masked double free
+ * put a cell on the local list twice (which makes the list loop back to
+ * it), and the cell its extra free stands for is being freed by another
+ * thread, which has marked it and has yet to queue it with its CAS (that
+ * CAS would land on a span given back). A list holding each free cell once
+ * ends after `listed` cells: the cell it reaches past them is returned (the
+ * one listed twice, when the loop is that short), else NULL. A damaged link
+ * ends the walk (NULL): the allocation or trim that meets it reports it. */
+static unsigned char *list_overrun(const pool_t *pool, const block_t *b, uint32_t listed) {
+    unsigned char *cell = b->free;
+    for (uint32_t steps = 0; cell != NULL; steps++) {
+        if (steps == listed) return cell;
+        unsigned char *next = cell_next(pool, cell);
+        if (next != NULL && !cell_link_is_valid(b, next)) return NULL;
+        cell = next;
     }
     return NULL;
 }
@@ -144,7 +168,9 @@ static unsigned char *first_unmarked_cell(const pool_t *pool, const block_t *b) 
 bool span_audit_empty(pool_t *pool, thread_heap_t *heap, block_t *b) {
     const void *culprit = heap != NULL ? recent_cell_in_span(heap, b) : NULL;
     if (culprit == NULL) culprit = (const void *)tf_list(atomic_load_explicit(&b->thread_free, memory_order_acquire));
-    if (culprit == NULL) culprit = first_unmarked_cell(pool, b);
+    uint32_t listed = 0;
+    if (culprit == NULL) culprit = first_unmarked_cell(pool, b, &listed);
+    if (culprit == NULL) culprit = list_overrun(pool, b, listed);
     if (mulch_likely(culprit == NULL)) return true;
     span_rebuild_from_marks(pool, heap, b, culprit);
     return false;

@@ -2,7 +2,8 @@
  * corruption (pool/alloc.c, pool/audit.c, pool/leak.c): a freed cell it
  * dropped because it was written after its free, as the leak report shows
  * it; a span the audit repairs while another thread frees one of its live
- * cells; a full span whose cross-thread list held only a double-freed
+ * cells (with the span's count low, or its list looping back to a cell
+ * listed twice); a span whose cross-thread list held only a double-freed
  * parked cell. Corruption is made with cell_word_store (not instrumented by
  * ASan); a remote free's two steps (the cell's free mark, then the CAS that
  * queues it) are replayed by hand around the repair, the interleaving a
@@ -135,6 +136,58 @@ static void test_rebuild_leaves_remote_free_in_flight(void **state) {
     pool_destroy(pool);
 }
 
+/* A masked double free puts a cell on its span's list twice (the list
+ * loops back to it) and brings the count to 0 while another cell is live;
+ * that cell's holder frees it from another thread, and has written its
+ * free mark but not yet queued it when the owner gives the span back.
+ * Every cell then carries its mark and nothing waits in thread_free: the
+ * audit passed and the span went back to the pool, under the free's CAS
+ * to come (on a free span's descriptor, or a fault if the chunk was
+ * unmapped). The list that loops must fail the audit. */
+static void test_audit_catches_list_loop_with_remote_free_in_flight(void **state) {
+    (void)state;
+    pool_t *pool = pool_create(NULL);
+    assert_non_null(pool);
+    enum { SIZE = 1024 };
+    unsigned char *live = pool_alloc(pool, SIZE);
+    unsigned char *twice = pool_alloc(pool, SIZE);
+    assert_non_null(live);
+    assert_non_null(twice);
+    block_t *span = pool_block_of(live);
+    assert_ptr_equal(pool_block_of(twice), span);
+    thread_heap_t *heap = heap_current(pool);
+    pool_free(pool, twice);
+    heap_recent_flush(pool, heap); /* on the span's list */
+    cell_word_store(twice, 1, UINT64_C(0x4646464646464646)); /* erases the free mark */
+    pool_free(pool, twice); /* unseen: counted as the free of `live` */
+    assert_int_equal(reports, 0);
+    /* the remote free of `live`, first step: its free mark */
+    cell_mark_free(pool, live, (void *)tf_list(atomic_load(&span->thread_free)));
+    (void)pool_trim(pool); /* flushes `twice` onto the list again: count 0 */
+    assert_int_equal(reports, 1);
+    assert_non_null(strstr(last_what, "freed twice, the second free hidden"));
+    assert_ptr_equal(last_ptr, twice);
+    assert_int_equal(span->kind, BLOCK_SMALL);
+    assert_ptr_equal(atomic_load(&span->owner), heap);
+    /* second step: the CAS that queues it, counted as small_free_remote does */
+    uintptr_t old = atomic_load(&span->thread_free);
+    while (!atomic_compare_exchange_weak(&span->thread_free, &old, tf_push(old, live))) {
+    }
+    heap_count_free(heap, span->size_class);
+    /* both cells come back, once each */
+    unsigned char *a = pool_alloc(pool, SIZE), *b = pool_alloc(pool, SIZE);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_ptr_not_equal(a, b);
+    assert_true((a == live && b == twice) || (a == twice && b == live));
+    memset(a, 1, SIZE);
+    memset(b, 2, SIZE);
+    pool_free(pool, a);
+    pool_free(pool, b);
+    assert_int_equal(reports, 1);
+    pool_destroy(pool);
+}
+
 static void *free_in_thread(void *cell) {
     pool_free(remote_pool, cell);
     return NULL;
@@ -146,12 +199,12 @@ static bool span_listed(const block_t *list, const block_t *b) {
     return false;
 }
 
-/* A span in the full list (at the limit, its parked cells could not come
- * back) gets, from a double free racing the trim that parked the cell, a
- * parked cell in thread_free. pool_trim's collect drops it (reported),
- * which also clears TF_FULL: the span must leave the full list then, or
- * the next remote free into it raises no flag and its cell is never taken
- * back while the owner takes new spans. */
+/* A span whose parked cells could not come back at the limit (it waits
+ * in the dormant list; it went to the full list before session 18) gets,
+ * from a double free racing the trim that parked the cell, a parked cell
+ * in thread_free. pool_trim's collect drops it (reported); the next remote
+ * free into the span must still be taken back before the owner takes a
+ * new span. */
 static void test_full_span_leaves_full_list_when_collect_drops_all(void **state) {
     (void)state;
     pool_t *pool = pool_create(NULL);
@@ -172,12 +225,11 @@ static void test_full_span_leaves_full_list_when_collect_drops_all(void **state)
     for (uint32_t i = 0; i < 4096 / SIZE; i++) pool_free(pool, cells[i]);
     (void)pool_trim(pool);
     assert_true(block_has_released(pool, span) && cell_is_parked(pool, span, cells[0]));
-    /* at the limit: the span cannot recommit them and goes full */
+    /* at the limit: the span cannot recommit them and goes dormant */
     thread_heap_t *heap = heap_current(pool);
     pool->limit = atomic_load(&pool->committed);
     assert_null(pool_alloc(pool, SIZE));
-    assert_true(span_listed(heap->full[cls], span));
-    assert_true(atomic_load(&span->thread_free) & BLOCK_TF_FULL);
+    assert_true(span_listed(heap->dormant[cls], span));
     pool->limit = 0;
     /* the racing double free's push of a parked cell (test_pool_release
      * replays the same), counted as a free as small_free_remote does */
@@ -199,7 +251,7 @@ static void test_full_span_leaves_full_list_when_collect_drops_all(void **state)
     unsigned char *again = pool_alloc(pool, SIZE);
     assert_non_null(again);
     if (again != freed)
-        fail_msg("the cell freed into the full span (%p) was not reused: got %p, %s", (void *)freed, (void *)again,
+        fail_msg("the cell freed into the dormant span (%p) was not reused: got %p, %s", (void *)freed, (void *)again,
                  pool_block_of(again) == span ? "same span" : "another span");
     assert_int_equal(reports, 1);
     for (uint32_t i = 4096 / SIZE; i < n - 1; i++) pool_free(pool, cells[i]);
@@ -253,6 +305,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_rebuild_leaves_remote_free_in_flight, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_span_leaves_full_list_when_collect_drops_all, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rebuild_keeps_written_recent_cell_counted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_audit_catches_list_loop_with_remote_free_in_flight, setup, teardown),
     };
     return cmocka_run_group_tests_name("pool_repairs", tests, NULL, NULL);
 }
