@@ -60,11 +60,14 @@ static void weak_refs_forget_dead(gc_heap_t *heap) {
     for (gc_thread_t *t = heap->threads; t; t = t->next) weak_list_forget_dead(heap, &t->weaks);
 }
 
-static void finalizable_list_move_dead(gc_heap_t *heap, gc_vector_t *list, gc_tracer_t *tracer) {
+/* The dead objects of `list` go to pending: true when there was one. */
+static bool finalizable_list_move_dead(gc_heap_t *heap, gc_vector_t *list, gc_tracer_t *tracer) {
     size_t kept = 0;
+    bool any = false;
     for (size_t i = 0; i < list->count; i++) {
         void *obj = list->items[i], *now = gc_resolve(heap, obj);
         if (now == NULL) {
+            any = true;
             if (gc_vector_push(&heap->pending, obj)) continue;
             /* No room in pending: it stays finalizable until the next
              * collection, so this sweep must not free it (marked in
@@ -75,15 +78,19 @@ static void finalizable_list_move_dead(gc_heap_t *heap, gc_vector_t *list, gc_tr
         list->items[kept++] = now;
     }
     list->count = kept;
+    return any;
 }
 
-static void finalizable_move_dead(gc_heap_t *heap, gc_tracer_t *tracer) {
+/* True when any object was kept for its finalizer (it may revive more). */
+static bool finalizable_move_dead(gc_heap_t *heap, gc_tracer_t *tracer) {
     size_t first_new = heap->pending.count;
-    finalizable_list_move_dead(heap, &heap->finalizable, tracer);
-    for (gc_thread_t *t = heap->threads; t; t = t->next) finalizable_list_move_dead(heap, &t->finalizable, tracer);
+    bool any = finalizable_list_move_dead(heap, &heap->finalizable, tracer);
+    for (gc_thread_t *t = heap->threads; t; t = t->next)
+        any |= finalizable_list_move_dead(heap, &t->finalizable, tracer);
     /* Traced as slots: the objects (and what they reach) may move. */
     for (size_t i = first_new; i < heap->pending.count; i++) gc_trace_slot(tracer, &heap->pending.items[i]);
     gc_mark_drain(tracer);
+    return any;
 }
 
 /* The heap policy. The target is heap_growth x live: a budget of
@@ -230,8 +237,7 @@ void gc_collect_locked(gc_heap_t *heap, gc_thread_t *self, bool minor_allowed) {
     gc_mark_parallel(&tracer);
     gc_ephemerons_converge(&tracer);
     weak_refs_clear_dead(heap);
-    finalizable_move_dead(heap, &tracer);
-    gc_ephemerons_converge(&tracer); /* ephemerons the finalizable objects revived */
+    if (finalizable_move_dead(heap, &tracer)) gc_ephemerons_converge(&tracer); /* what they revived */
     weak_refs_forget_dead(heap);
     gc_bridge_after_mark(heap);
     gc_hashes_after_mark(heap);

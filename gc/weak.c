@@ -11,14 +11,15 @@
  * Invariants, per collection (collect.c calls these in this order):
  *   1. after marking from the roots, gc_ephemerons_converge traces the
  *      value of every live ephemeron whose key is marked, draining after
- *      each, and repeats, in alternating directions, until a pass marks
- *      nothing new (a value may hold the key of another ephemeron listed
- *      before it);
+ *      each, and repeats, in alternating directions, while a pass marks
+ *      something new and leaves a key unmarked (a value may hold the key
+ *      of another ephemeron listed before it);
  *   2. the weak slots whose target is unmarked are cleared, in live and
  *      dead weak objects alike, before any finalizer runs; an ephemeron
  *      whose key is cleared loses its value in the same step;
  *   3. objects kept for their finalizers may revive ephemerons: converging
- *      again traces their values (their keys were live, or are NULL now).
+ *      again, when there were any, traces their values (their keys were
+ *      live, or are NULL now).
  * Listed objects are live or dead-but-unswept at every collection (each
  * collection forgets the dead ones before the sweep frees them), so their
  * headers may be read. Heaps that never made an ephemeron skip step 1 and
@@ -146,29 +147,35 @@ void gc_weak_list_clear_dead(gc_heap_t *heap, gc_vector_t *weaks) {
 /* One pass of step 1 over a list, forwards or backwards: the value of
  * each live ephemeron with a marked key, traced as a slot (it may move)
  * and drained at once, so that a key the value leads to is marked before
- * the pass reaches its ephemeron. True when anything new was marked. */
-static bool ephemeron_list_trace(gc_heap_t *heap, gc_vector_t *weaks, gc_tracer_t *tracer, bool backwards) {
-    bool progress = false;
+ * the pass reaches its ephemeron. *progress: something new was marked;
+ * *waiting: a live ephemeron's key was not marked (yet). */
+static void ephemeron_list_trace(gc_heap_t *heap, gc_vector_t *weaks, gc_tracer_t *tracer, bool backwards,
+                                 bool *progress, bool *waiting) {
     for (size_t n = 0; n < weaks->count; n++) {
         size_t i = backwards ? weaks->count - 1 - n : n;
         void **ephemeron = gc_resolve(heap, weaks->items[i]);
         if (ephemeron == NULL || !gc_object_is_ephemeron(ephemeron)) continue;
         void *key = ephemeron[EPHEMERON_KEY];
-        if (key == NULL || gc_resolve(heap, key) == NULL) continue;
+        if (key == NULL) continue;
+        if (gc_resolve(heap, key) == NULL) {
+            *waiting = true;
+            continue;
+        }
         gc_trace_slot(tracer, &ephemeron[EPHEMERON_VALUE]);
         /* whatever got marked was pushed (or dropped for a rescan) */
         if (tracer->depth != 0 || tracer->overflowed) {
-            progress = true;
+            *progress = true;
             gc_mark_drain(tracer);
         }
     }
-    return progress;
 }
 
 /* Passes alternate direction (as Lua's convergeephemerons does): a chain
  * of ephemerons, each value holding the next key, converges in one pass
  * in creation order and in the next in the reverse order, where passes
- * in one direction took one per link. A pass that marks nothing ends it. */
+ * in one direction took one per link. Another pass is needed only when
+ * this one marked something and left a key unmarked: a table whose keys
+ * all live takes one. */
 void gc_ephemerons_converge(gc_tracer_t *tracer) {
     gc_heap_t *heap = tracer->heap;
     if (!__atomic_load_n(&heap->has_ephemerons, __ATOMIC_RELAXED)) return;
@@ -177,13 +184,14 @@ void gc_ephemerons_converge(gc_tracer_t *tracer) {
      * time, so no card is kept for it) */
     tracer->old_parent = NULL;
     gc_mark_drain(tracer);
-    bool progress, backwards = false;
+    bool progress, waiting, backwards = false;
     do {
-        progress = ephemeron_list_trace(heap, &heap->weaks, tracer, backwards);
+        progress = waiting = false;
+        ephemeron_list_trace(heap, &heap->weaks, tracer, backwards, &progress, &waiting);
         for (gc_thread_t *t = heap->threads; t; t = t->next)
-            progress |= ephemeron_list_trace(heap, &t->weaks, tracer, backwards);
+            ephemeron_list_trace(heap, &t->weaks, tracer, backwards, &progress, &waiting);
         backwards = !backwards;
-    } while (progress);
+    } while (progress && waiting);
 }
 
 void *gc_weak_get(const void *weak) {
