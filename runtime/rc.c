@@ -11,7 +11,9 @@
  *
  * pool_destroy calls rc_pool_destroying first (a pool hook set with the
  * first thread record): the pool's objects still in some owner's merge
- * queue are merged, and destroyed if dead, before their memory goes.
+ * queue are merged, and destroyed if dead, before their memory goes; the
+ * pool's live objects, freed without destroys, let go of their owners'
+ * records (a pool that ever held an rc object: `has_rc`).
  *
  * Thread records are reused: an exited thread's record goes back on a
  * free list when nothing can name it any more (rc_internal.h, `holds`), so
@@ -22,6 +24,7 @@
  * So are the weak references' stripes (weak.c), for the same reason.
  */
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "rc_internal.h"
 
@@ -233,6 +236,8 @@ static void *rc_alloc_merging(pool_t *pool, size_t size, void (*destroy)(void *o
     bool big = bytes > pool->small_max;
     rc_header_t *h = big ? pool_calloc(pool, 1, bytes) : pool_alloc(pool, bytes);
     if (h == NULL) return NULL;
+    if (mulch_unlikely(!atomic_load_explicit(&pool->has_rc, memory_order_relaxed)))
+        atomic_store_explicit(&pool->has_rc, 1, memory_order_relaxed);
     self->live++;
     atomic_store_explicit(&h->owner, self, memory_order_relaxed);
     atomic_store_explicit(&h->biased, 1, memory_order_relaxed);
@@ -318,6 +323,21 @@ static inline void rc_record_unown(rc_thread_t *rec) {
     else rc_record_put(rec, 1);
 }
 
+/* rc_record_unown for rec's running thread, done by another one (only
+ * the owner changes its `live`): counted in merged_by_others, which its
+ * exit subtracts. The owner may be exiting meanwhile: once its exit closed
+ * the count, this drops a hold as any merge after the exit. */
+static void rc_record_unown_for_running(rc_thread_t *rec) {
+    size_t by_others = atomic_load_explicit(&rec->merged_by_others, memory_order_acquire);
+    do {
+        if (by_others == RC_MERGED_CLOSED) {
+            rc_record_put(rec, 1);
+            return;
+        }
+    } while (!atomic_compare_exchange_weak_explicit(&rec->merged_by_others, &by_others, by_others + 1,
+                                                    memory_order_acq_rel, memory_order_acquire));
+}
+
 /* The merged count `now` (a value of h->shared) is below zero: other
  * threads released more references than the object had, which their
  * releases could not tell while the owner still counted some. Each extra
@@ -338,20 +358,8 @@ static void rc_merge_as(rc_header_t *h, uint32_t biased, rc_thread_t *rec, bool 
     int64_t add = (int64_t)biased * RC_ONE + RC_MERGED;
     int64_t now = atomic_fetch_add_explicit(&h->shared, add, memory_order_acq_rel) + add;
     if (mulch_unlikely((now >> RC_SHIFT) < 0)) now = rc_take_back_extra_releases(h, now);
-    if (for_owner) {
-        /* the owner may be exiting meanwhile: once its exit closed the
-         * count, the merge drops a hold as any merge after the exit */
-        size_t by_others = atomic_load_explicit(&rec->merged_by_others, memory_order_acquire);
-        do {
-            if (by_others == RC_MERGED_CLOSED) {
-                rc_record_put(rec, 1);
-                break;
-            }
-        } while (!atomic_compare_exchange_weak_explicit(&rec->merged_by_others, &by_others, by_others + 1,
-                                                        memory_order_acq_rel, memory_order_acquire));
-    } else {
-        rc_record_unown(rec); /* last touch of rec */
-    }
+    if (for_owner) rc_record_unown_for_running(rec);
+    else rc_record_unown(rec); /* last touch of rec */
     if ((now >> RC_SHIFT) == 0) rc_destroy(h);
 }
 
@@ -446,6 +454,58 @@ static bool rc_queues_destroy_pool(pool_t *pool) {
     return found;
 }
 
+/* Every thread record, sorted by address: which owner words name one. */
+typedef struct {
+    rc_thread_t **items;
+    size_t        count, bytes;
+} rc_records_sorted_t;
+
+static int rc_record_order(const void *a, const void *b) {
+    uintptr_t x = (uintptr_t)*(rc_thread_t *const *)a, y = (uintptr_t)*(rc_thread_t *const *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* A live cell pool_destroy is about to free: if it is an rc object whose
+ * owner still counts it (not merged), the owner's record lets go of it, as
+ * a merge would. (Reads a cell that may be any allocation: not
+ * instrumented, as rc_magic_peek.) */
+static MULCH_NO_ASAN void rc_cell_unown(void *ctx, void *cell, size_t size) {
+    rc_records_sorted_t *records = ctx;
+    if (size < sizeof(rc_header_t)) return;
+    rc_header_t *h = cell;
+    if (atomic_load_explicit(&h->magic, memory_order_relaxed) != RC_LIVE) return;
+    rc_thread_t *rec = atomic_load_explicit(&h->owner, memory_order_relaxed);
+    if (rec == NULL
+        || bsearch(&rec, records->items, records->count, sizeof *records->items, rc_record_order) == NULL)
+        return;
+    atomic_store_explicit(&h->owner, NULL, memory_order_relaxed);
+    if (rec == rc_self) rec->live--;
+    else if (atomic_load_explicit(&rec->dead, memory_order_acquire)) rc_record_put(rec, 1);
+    else rc_record_unown_for_running(rec);
+}
+
+/* pool_destroy frees the pool's live rc objects without destroying them:
+ * those their owners still count would hold the owners' records for ever
+ * (an exited thread's record never went back on the free list: a page
+ * leaked per thread in a thread-per-task program whose tasks end with
+ * pool_destroy). Each such object lets go of its record now. */
+static void rc_pool_live_unown(pool_t *pool) {
+    rc_records_sorted_t records = { NULL, 0, 0 };
+    pthread_mutex_lock(&mulch_rc_records_lock);
+    rc_thread_t *first = rc_records_all;
+    pthread_mutex_unlock(&mulch_rc_records_lock);
+    /* the list from `first` on never changes (records only come in front;
+     * newer ones belong to threads that cannot own the pool's objects) */
+    for (rc_thread_t *rec = first; rec; rec = rec->next_all) records.count++;
+    records.bytes = records.count * sizeof *records.items;
+    if (records.bytes == 0 || (records.items = os_map(records.bytes)) == NULL) return;
+    size_t n = 0;
+    for (rc_thread_t *rec = first; rec; rec = rec->next_all) records.items[n++] = rec;
+    qsort(records.items, records.count, sizeof *records.items, rc_record_order);
+    pool_live_cells_walk(pool, rc_cell_unown, &records);
+    os_unmap(records.items, records.bytes);
+}
+
 /* pool_destroy(pool) is about to unmap the pool's cells: objects of the
  * pool that wait in some thread's merge queue (a non-owner's release left
  * them there, their destroy pending) are merged now, on this thread, and
@@ -466,8 +526,9 @@ void rc_pool_destroying(pool_t *pool) {
     for (;;) {
         bool found = rc_queues_destroy_pool(pool);
         if (destroying) found |= rc_pending_destroy_pool(pool);
-        if (!found) return;
+        if (!found) break;
     }
+    if (atomic_load_explicit(&pool->has_rc, memory_order_relaxed)) rc_pool_live_unown(pool);
 }
 
 static MULCH_NOINLINE void rc_owner_slow(rc_thread_t *self) {
