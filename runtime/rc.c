@@ -548,6 +548,16 @@ bool rc_retain_checked(void *obj) {
     rc_thread_t *self = rc_self; /* retains need no merge: releases drain the queue */
     if (self && atomic_load_explicit(&h->owner, memory_order_relaxed) == self) {
         uint32_t biased = atomic_load_explicit(&h->biased, memory_order_relaxed);
+        /* Queued to us by another thread's release: only the owner can add
+         * the halves (it alone writes biased). A sum at 0 means nobody
+         * holds a reference (the caller would hold one, counted in either
+         * half): its destroy waits for our merge, and a retain now would
+         * revive it (gc_own_rc recorded the pair) instead of reporting. */
+        int64_t shared = atomic_load_explicit(&h->shared, memory_order_relaxed);
+        if (mulch_unlikely((shared & RC_QUEUED) && (int64_t)biased + (shared >> RC_SHIFT) <= 0)) {
+            rc_report("rc_retain: object's count is 0 (retain after the last release)", obj);
+            return false;
+        }
         /* At its cap the 32-bit owner's count would wrap to 0 (a referenced
          * object counting 0): the reference goes to the 64-bit shared
          * count instead, as another thread's would. The owner's releases
