@@ -74,6 +74,7 @@ typedef struct rc_running {
 static _Thread_local rc_running_t running_now MULCH_TLS_MODEL;
 
 static void rc_queue_drain(rc_thread_t *self);
+void (*mulch_rc_queues_test_hook)(rc_thread_t *rec);
 static inline rc_thread_t *rc_self_checked(void);
 
 /* Drops n holds on rec; the last one puts it on the free list. */
@@ -430,7 +431,13 @@ static bool rc_queues_destroy_pool(pool_t *pool) {
     for (rc_thread_t *rec = first; rec; rec = rec->next_all) {
         if (atomic_load_explicit(&rec->queue, memory_order_acquire) == NULL) continue;
         rc_header_t *h = atomic_exchange_explicit(&rec->queue, NULL, memory_order_seq_cst);
+        if (h == NULL) continue;
+        /* the objects taken (unmerged) keep rec from going back on the free
+         * list: hold it until the check of `dead` below, as a releaser does */
+        atomic_fetch_add_explicit(&rec->holds, 1, memory_order_relaxed);
+        if (mulch_rc_queues_test_hook) mulch_rc_queues_test_hook(rec);
         rc_header_t *ours = NULL;
+        bool pushed = false;
         while (h) {
             rc_header_t *next = h->link;
             if (chunk_of(h)->pool == pool) {
@@ -438,9 +445,15 @@ static bool rc_queues_destroy_pool(pool_t *pool) {
                 ours = h;
             } else {
                 rc_queue_push(rec, h);
+                pushed = true;
             }
             h = next;
         }
+        /* The owner may have exited while the queue was in our hands: its
+         * last drain found it empty, and the objects pushed back would wait
+         * for ever (their destroys never ran). seq_cst: the exit's store of
+         * `dead` and its drain, as in rc_queue_to_owner. */
+        if (pushed && atomic_load_explicit(&rec->dead, memory_order_seq_cst)) rc_queue_drain(rec);
         bool dead = atomic_load_explicit(&rec->dead, memory_order_acquire);
         found |= ours != NULL;
         while (ours) {
@@ -450,6 +463,7 @@ static bool rc_queues_destroy_pool(pool_t *pool) {
             rc_merge_as(ours, biased, rec, !dead && rec != rc_self);
             ours = next;
         }
+        rc_record_put(rec, 1);
     }
     return found;
 }
