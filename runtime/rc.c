@@ -74,6 +74,7 @@ typedef struct rc_running {
 static _Thread_local rc_running_t running_now MULCH_TLS_MODEL;
 
 static void rc_queue_drain(rc_thread_t *self);
+static inline bool rc_pending_unmapped(rc_header_t *h);
 void (*mulch_rc_queues_test_hook)(rc_thread_t *rec);
 static inline rc_thread_t *rc_self_checked(void);
 
@@ -103,7 +104,7 @@ static void rc_thread_exit(void *arg) {
         destroying = false;
         running_now = (rc_running_t){ NULL, false, NULL };
         rc_header_t *h = pending_destroy;
-        if (h) {
+        if (h && !rc_pending_unmapped(h)) {
             pending_destroy = h->link;
             rc_destroy(h);
         }
@@ -295,6 +296,23 @@ static MULCH_NOINLINE void rc_exit_hook_without_record(void) {
         (void)pthread_setspecific(rc_exit_key, &rc_exit_no_record);
 }
 
+/* The next object on this thread's pending list is in no pool any more:
+ * another thread destroyed its pool while it waited here (a destroy
+ * callback released its last reference, then had another thread call
+ * pool_destroy: misuse, docs/rc.md "Destroy callbacks"). Reported; the
+ * list from it on is dropped (it links through unmapped memory). Detected only while
+ * no new chunk took the address. */
+static MULCH_NOINLINE bool rc_pending_unmapped_slow(rc_header_t *h, rc_header_t **at) {
+    rc_report("rc_release: the pool of an object whose destroy was pending on this thread was destroyed by "
+              "another thread (destroy it on this thread, or after the destroy callback returns)",
+              rc_object_of(h));
+    *at = NULL;
+    return true;
+}
+static inline bool rc_pending_unmapped(rc_header_t *h) {
+    return mulch_unlikely(chunk_of(h) == NULL) && rc_pending_unmapped_slow(h, &pending_destroy);
+}
+
 /* Runs destroy callbacks; nested releases that reach zero are queued. */
 void rc_destroy(rc_header_t *h) {
     if (destroying) {
@@ -307,7 +325,7 @@ void rc_destroy(rc_header_t *h) {
     for (;;) {
         rc_destroy_one(h);
         h = pending_destroy;
-        if (h == NULL) break;
+        if (h == NULL || rc_pending_unmapped(h)) break;
         pending_destroy = h->link;
     }
     destroying = false;
@@ -399,6 +417,10 @@ static bool rc_pending_destroy_pool(pool_t *pool) {
         rc_header_t *ours = NULL, **at = &pending_destroy;
         while (*at) {
             rc_header_t *h = *at;
+            if (chunk_of(h) == NULL) {
+                (void)rc_pending_unmapped_slow(h, at); /* the rest links through it */
+                break;
+            }
             if (chunk_of(h)->pool == pool) {
                 *at = h->link;
                 h->link = ours;

@@ -6,7 +6,12 @@
  *     0, its destroy pending) took the reference and recorded the pair: the
  *     object came back to life, owned by the GC object, and its destroy
  *     waited for the owner's collection instead of the report (and −1) the
- *     guide promises. rc_retain (the checked, out-of-line one) likewise.
+ *     guide promises. rc_retain (the checked, out-of-line one) likewise;
+ *   - a destroy callback releases the last reference to an object of pool
+ *     P (its destroy waits on this thread's pending list), then has another
+ *     thread destroy P: the pending list then linked into unmapped memory
+ *     and the callback's return crashed. The rule is documented; the misuse
+ *     is reported while the address is not mapped again.
  *
  * Deterministic: random choices come from a splitmix64 generator seeded from
  * MULCH_TEST_SEED (decimal or 0x-hex) or a fixed default; the seed is printed
@@ -85,12 +90,54 @@ static void test_rc_gc_own_rc_of_queued_zero_count_object(void **state)
     EXPECT_DESTROYS(3);
 }
 
+static pool_t *g_other_pool;
+static recobj_t *g_pending;
+
+static void *destroy_other_pool(void *arg)
+{
+    (void)arg;
+    pool_destroy(g_other_pool);
+    return NULL;
+}
+
+/* Releases the last reference to g_pending (queued behind this callback),
+ * then has another thread destroy its pool, and waits for it. */
+static void release_then_other_thread_destroys(void *obj)
+{
+    (void)obj;
+    atomic_fetch_add(&g_destroys, 1);
+    rc_release(g_pending);
+    pthread_t t;
+    if (pthread_create(&t, NULL, destroy_other_pool, NULL) != 0) AFAIL("pthread_create failed");
+    pthread_join(t, NULL);
+}
+
+static void test_rc_pool_destroyed_by_another_thread_while_destroy_pending(void **state)
+{
+    (void)state;
+    TEST_START();
+    destroy_reset();
+    g_other_pool = pool_create(NULL);
+    EXPECT_NONNULL(g_other_pool);
+    g_pending = mk_rec(g_other_pool, 1);
+    void *outer = rc_alloc(16, release_then_other_thread_destroys);
+    EXPECT_NONNULL(outer);
+    unsigned long before = rec_count();
+    rc_release(outer);
+    EXPECT_ONE_REPORT(before, "rc_release: the pool of an object whose destroy was pending", g_pending);
+    EXPECT_DESTROYS(1); /* the outer one; the pending one went with its pool */
+    /* this thread still destroys as usual */
+    rc_release(mk_rec(NULL, 2));
+    EXPECT_DESTROYS(2);
+}
+
 int main(void)
 {
     mt_init("test_rc_review_s18");
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_rec, teardown_rec)
     const struct CMUnitTest tests[] = {
         T(test_rc_gc_own_rc_of_queued_zero_count_object),
+        T(test_rc_pool_destroyed_by_another_thread_while_destroy_pending),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
