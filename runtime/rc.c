@@ -490,9 +490,11 @@ static bool rc_queues_destroy_pool(pool_t *pool) {
     return found;
 }
 
-/* Every thread record, sorted by address: which owner words name one. */
+/* Every thread record, sorted by address: which owner words name one;
+ * with, for each, how many of the pool's objects still name it. */
 typedef struct {
     rc_thread_t **items;
+    size_t       *freed;
     size_t        count, bytes;
 } rc_records_sorted_t;
 
@@ -502,43 +504,52 @@ static int rc_record_order(const void *a, const void *b) {
 }
 
 /* A live cell pool_destroy is about to free: if it is an rc object whose
- * owner still counts it (not merged), the owner's record lets go of it, as
- * a merge would. (Reads a cell that may be any allocation: not
- * instrumented, as rc_magic_peek.) */
+ * owner still counts it (not merged), count it for that owner. (Under the
+ * pool's lock: takes no lock. Reads a cell that may be any allocation:
+ * not instrumented, as rc_magic_peek.) */
 static MULCH_NO_ASAN void rc_cell_unown(void *ctx, void *cell, size_t size) {
     rc_records_sorted_t *records = ctx;
     if (size < sizeof(rc_header_t)) return;
     rc_header_t *h = cell;
     if (atomic_load_explicit(&h->magic, memory_order_relaxed) != RC_LIVE) return;
     rc_thread_t *rec = atomic_load_explicit(&h->owner, memory_order_relaxed);
-    if (rec == NULL
-        || bsearch(&rec, records->items, records->count, sizeof *records->items, rc_record_order) == NULL)
-        return;
+    if (rec == NULL) return;
+    rc_thread_t **at = bsearch(&rec, records->items, records->count, sizeof *records->items, rc_record_order);
+    if (at == NULL) return;
     atomic_store_explicit(&h->owner, NULL, memory_order_relaxed);
-    if (rec == rc_self) rec->live--;
-    else if (atomic_load_explicit(&rec->dead, memory_order_acquire)) rc_record_put(rec, 1);
-    else rc_record_unown_for_running(rec);
+    records->freed[at - records->items]++;
 }
 
 /* pool_destroy frees the pool's live rc objects without destroying them:
  * those their owners still count would hold the owners' records for ever
  * (an exited thread's record never went back on the free list: a page
  * leaked per thread in a thread-per-task program whose tasks end with
- * pool_destroy). Each such object lets go of its record now. */
+ * pool_destroy). Each such object lets go of its record now, as a merge
+ * would. */
 static void rc_pool_live_unown(pool_t *pool) {
-    rc_records_sorted_t records = { NULL, 0, 0 };
+    rc_records_sorted_t records = { NULL, NULL, 0, 0 };
     pthread_mutex_lock(&mulch_rc_records_lock);
     rc_thread_t *first = rc_records_all;
     pthread_mutex_unlock(&mulch_rc_records_lock);
     /* the list from `first` on never changes (records only come in front;
      * newer ones belong to threads that cannot own the pool's objects) */
     for (rc_thread_t *rec = first; rec; rec = rec->next_all) records.count++;
-    records.bytes = records.count * sizeof *records.items;
-    if (records.bytes == 0 || (records.items = os_map(records.bytes)) == NULL) return;
+    records.bytes = records.count * (sizeof *records.items + sizeof *records.freed);
+    if (records.bytes == 0 || (records.items = os_map(records.bytes)) == NULL) return; /* zeroed */
+    records.freed = (size_t *)(records.items + records.count);
     size_t n = 0;
     for (rc_thread_t *rec = first; rec; rec = rec->next_all) records.items[n++] = rec;
     qsort(records.items, records.count, sizeof *records.items, rc_record_order);
     pool_live_cells_walk(pool, rc_cell_unown, &records);
+    for (size_t i = 0; i < records.count; i++) {
+        rc_thread_t *rec = records.items[i];
+        size_t freed = records.freed[i];
+        if (freed == 0) continue;
+        if (rec == rc_self) rec->live -= freed;
+        else if (atomic_load_explicit(&rec->dead, memory_order_acquire)) rc_record_put(rec, freed);
+        else
+            while (freed--) rc_record_unown_for_running(rec);
+    }
     os_unmap(records.items, records.bytes);
 }
 
