@@ -137,6 +137,24 @@ void pool_tool_forget_live_locked(pool_t *pool) {
     live_walk_locked(pool, tool_forget_one, NULL);
 }
 
+typedef struct {
+    void (*fn)(void *ctx, void *cell, size_t size);
+    void *ctx;
+} cells_walk_t;
+
+static void cells_walk_one(void *ctx, void *address, size_t size, const leak_site_t *site) {
+    (void)site;
+    cells_walk_t *walk = ctx;
+    walk->fn(walk->ctx, address, size);
+}
+
+void pool_live_cells_walk(pool_t *pool, void (*fn)(void *ctx, void *cell, size_t size), void *ctx) {
+    cells_walk_t walk = { fn, ctx };
+    pthread_mutex_lock(&pool->lock);
+    live_walk_locked(pool, cells_walk_one, &walk);
+    pthread_mutex_unlock(&pool->lock);
+}
+
 /* The file of a file site, as the report prints it. */
 static const char *site_file(const leak_site_t *site) {
     return site->where != NULL ? (const char *)site->where : "<no file>";

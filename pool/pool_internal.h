@@ -330,6 +330,9 @@ struct pool {
     int             track_leaks;
     int             valgrind;      /* tool.h: memcheck client requests on    */
     int             secure;        /* guard pages, no huge cache, shuffled carve */
+    /* set by rc_alloc_in (runtime/rc.c) on the pool's first rc object: then
+     * pool_destroy's hook looks at the live cells it frees (relaxed) */
+    _Atomic int     has_rc;
     _Atomic uint64_t shuffle_state; /* secure mode's carve order (alloc.c)    */
     pthread_mutex_t lock;
     chunk_t        *chunks;        /* blocks chunks                          */
@@ -785,5 +788,9 @@ MULCH_INTERNAL void mulch_report_unlock(void);
 
 /* leak.c: under valgrind, pool_destroy tells memcheck its live cells are gone. */
 MULCH_INTERNAL void pool_tool_forget_live_locked(pool_t *pool);
+/* leak.c: calls fn(ctx, cell, size) for every live cell and huge object of
+ * the pool (size: the requested size when tracked, else the cell's), under
+ * the pool's lock (fn takes no pool lock). For pool_destroy's hook. */
+MULCH_INTERNAL void pool_live_cells_walk(pool_t *pool, void (*fn)(void *ctx, void *cell, size_t size), void *ctx);
 
 #endif /* MULCH_POOL_INTERNAL_H */

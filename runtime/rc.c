@@ -11,7 +11,9 @@
  *
  * pool_destroy calls rc_pool_destroying first (a pool hook set with the
  * first thread record): the pool's objects still in some owner's merge
- * queue are merged, and destroyed if dead, before their memory goes.
+ * queue are merged, and destroyed if dead, before their memory goes; the
+ * pool's live objects, freed without destroys, let go of their owners'
+ * records (a pool that ever held an rc object: `has_rc`).
  *
  * Thread records are reused: an exited thread's record goes back on a
  * free list when nothing can name it any more (rc_internal.h, `holds`), so
@@ -22,6 +24,7 @@
  * So are the weak references' stripes (weak.c), for the same reason.
  */
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "rc_internal.h"
 
@@ -71,6 +74,8 @@ typedef struct rc_running {
 static _Thread_local rc_running_t running_now MULCH_TLS_MODEL;
 
 static void rc_queue_drain(rc_thread_t *self);
+static inline bool rc_pending_unmapped(rc_header_t *h);
+void (*mulch_rc_queues_test_hook)(rc_thread_t *rec);
 static inline rc_thread_t *rc_self_checked(void);
 
 /* Drops n holds on rec; the last one puts it on the free list. */
@@ -99,7 +104,7 @@ static void rc_thread_exit(void *arg) {
         destroying = false;
         running_now = (rc_running_t){ NULL, false, NULL };
         rc_header_t *h = pending_destroy;
-        if (h) {
+        if (h && !rc_pending_unmapped(h)) {
             pending_destroy = h->link;
             rc_destroy(h);
         }
@@ -233,6 +238,8 @@ static void *rc_alloc_merging(pool_t *pool, size_t size, void (*destroy)(void *o
     bool big = bytes > pool->small_max;
     rc_header_t *h = big ? pool_calloc(pool, 1, bytes) : pool_alloc(pool, bytes);
     if (h == NULL) return NULL;
+    if (mulch_unlikely(!atomic_load_explicit(&pool->has_rc, memory_order_relaxed)))
+        atomic_store_explicit(&pool->has_rc, 1, memory_order_relaxed);
     self->live++;
     atomic_store_explicit(&h->owner, self, memory_order_relaxed);
     atomic_store_explicit(&h->biased, 1, memory_order_relaxed);
@@ -289,6 +296,23 @@ static MULCH_NOINLINE void rc_exit_hook_without_record(void) {
         (void)pthread_setspecific(rc_exit_key, &rc_exit_no_record);
 }
 
+/* The next object on this thread's pending list is in no pool any more:
+ * another thread destroyed its pool while it waited here (a destroy
+ * callback released its last reference, then had another thread call
+ * pool_destroy: misuse, docs/rc.md "Destroy callbacks"). Reported; the
+ * list from it on is dropped (it links through unmapped memory). Detected only while
+ * no new chunk took the address. */
+static MULCH_NOINLINE bool rc_pending_unmapped_slow(rc_header_t *h, rc_header_t **at) {
+    rc_report("rc_release: the pool of an object whose destroy was pending on this thread was destroyed by "
+              "another thread (destroy it on this thread, or after the destroy callback returns)",
+              rc_object_of(h));
+    *at = NULL;
+    return true;
+}
+static inline bool rc_pending_unmapped(rc_header_t *h) {
+    return mulch_unlikely(chunk_of(h) == NULL) && rc_pending_unmapped_slow(h, &pending_destroy);
+}
+
 /* Runs destroy callbacks; nested releases that reach zero are queued. */
 void rc_destroy(rc_header_t *h) {
     if (destroying) {
@@ -301,7 +325,7 @@ void rc_destroy(rc_header_t *h) {
     for (;;) {
         rc_destroy_one(h);
         h = pending_destroy;
-        if (h == NULL) break;
+        if (h == NULL || rc_pending_unmapped(h)) break;
         pending_destroy = h->link;
     }
     destroying = false;
@@ -316,6 +340,21 @@ void rc_destroy_keep_memory(void) {
 static inline void rc_record_unown(rc_thread_t *rec) {
     if (rec == rc_self) rec->live--;
     else rc_record_put(rec, 1);
+}
+
+/* rc_record_unown for rec's running thread, done by another one (only
+ * the owner changes its `live`): counted in merged_by_others, which its
+ * exit subtracts. The owner may be exiting meanwhile: once its exit closed
+ * the count, this drops a hold as any merge after the exit. */
+static void rc_record_unown_for_running(rc_thread_t *rec) {
+    size_t by_others = atomic_load_explicit(&rec->merged_by_others, memory_order_acquire);
+    do {
+        if (by_others == RC_MERGED_CLOSED) {
+            rc_record_put(rec, 1);
+            return;
+        }
+    } while (!atomic_compare_exchange_weak_explicit(&rec->merged_by_others, &by_others, by_others + 1,
+                                                    memory_order_acq_rel, memory_order_acquire));
 }
 
 /* The merged count `now` (a value of h->shared) is below zero: other
@@ -338,20 +377,8 @@ static void rc_merge_as(rc_header_t *h, uint32_t biased, rc_thread_t *rec, bool 
     int64_t add = (int64_t)biased * RC_ONE + RC_MERGED;
     int64_t now = atomic_fetch_add_explicit(&h->shared, add, memory_order_acq_rel) + add;
     if (mulch_unlikely((now >> RC_SHIFT) < 0)) now = rc_take_back_extra_releases(h, now);
-    if (for_owner) {
-        /* the owner may be exiting meanwhile: once its exit closed the
-         * count, the merge drops a hold as any merge after the exit */
-        size_t by_others = atomic_load_explicit(&rec->merged_by_others, memory_order_acquire);
-        do {
-            if (by_others == RC_MERGED_CLOSED) {
-                rc_record_put(rec, 1);
-                break;
-            }
-        } while (!atomic_compare_exchange_weak_explicit(&rec->merged_by_others, &by_others, by_others + 1,
-                                                        memory_order_acq_rel, memory_order_acquire));
-    } else {
-        rc_record_unown(rec); /* last touch of rec */
-    }
+    if (for_owner) rc_record_unown_for_running(rec);
+    else rc_record_unown(rec); /* last touch of rec */
     if ((now >> RC_SHIFT) == 0) rc_destroy(h);
 }
 
@@ -390,6 +417,10 @@ static bool rc_pending_destroy_pool(pool_t *pool) {
         rc_header_t *ours = NULL, **at = &pending_destroy;
         while (*at) {
             rc_header_t *h = *at;
+            if (chunk_of(h) == NULL) {
+                (void)rc_pending_unmapped_slow(h, at); /* the rest links through it */
+                break;
+            }
             if (chunk_of(h)->pool == pool) {
                 *at = h->link;
                 h->link = ours;
@@ -422,7 +453,13 @@ static bool rc_queues_destroy_pool(pool_t *pool) {
     for (rc_thread_t *rec = first; rec; rec = rec->next_all) {
         if (atomic_load_explicit(&rec->queue, memory_order_acquire) == NULL) continue;
         rc_header_t *h = atomic_exchange_explicit(&rec->queue, NULL, memory_order_seq_cst);
+        if (h == NULL) continue;
+        /* the objects taken (unmerged) keep rec from going back on the free
+         * list: hold it until the check of `dead` below, as a releaser does */
+        atomic_fetch_add_explicit(&rec->holds, 1, memory_order_relaxed);
+        if (mulch_rc_queues_test_hook) mulch_rc_queues_test_hook(rec);
         rc_header_t *ours = NULL;
+        bool pushed = false;
         while (h) {
             rc_header_t *next = h->link;
             if (chunk_of(h)->pool == pool) {
@@ -430,9 +467,15 @@ static bool rc_queues_destroy_pool(pool_t *pool) {
                 ours = h;
             } else {
                 rc_queue_push(rec, h);
+                pushed = true;
             }
             h = next;
         }
+        /* The owner may have exited while the queue was in our hands: its
+         * last drain found it empty, and the objects pushed back would wait
+         * for ever (their destroys never ran). seq_cst: the exit's store of
+         * `dead` and its drain, as in rc_queue_to_owner. */
+        if (pushed && atomic_load_explicit(&rec->dead, memory_order_seq_cst)) rc_queue_drain(rec);
         bool dead = atomic_load_explicit(&rec->dead, memory_order_acquire);
         found |= ours != NULL;
         while (ours) {
@@ -442,8 +485,72 @@ static bool rc_queues_destroy_pool(pool_t *pool) {
             rc_merge_as(ours, biased, rec, !dead && rec != rc_self);
             ours = next;
         }
+        rc_record_put(rec, 1);
     }
     return found;
+}
+
+/* Every thread record, sorted by address: which owner words name one;
+ * with, for each, how many of the pool's objects still name it. */
+typedef struct {
+    rc_thread_t **items;
+    size_t       *freed;
+    size_t        count, bytes;
+} rc_records_sorted_t;
+
+static int rc_record_order(const void *a, const void *b) {
+    uintptr_t x = (uintptr_t)*(rc_thread_t *const *)a, y = (uintptr_t)*(rc_thread_t *const *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* A live cell pool_destroy is about to free: if it is an rc object whose
+ * owner still counts it (not merged), count it for that owner. (Under the
+ * pool's lock: takes no lock. Reads a cell that may be any allocation:
+ * not instrumented, as rc_magic_peek.) */
+static MULCH_NO_ASAN void rc_cell_unown(void *ctx, void *cell, size_t size) {
+    rc_records_sorted_t *records = ctx;
+    if (size < sizeof(rc_header_t)) return;
+    rc_header_t *h = cell;
+    if (atomic_load_explicit(&h->magic, memory_order_relaxed) != RC_LIVE) return;
+    rc_thread_t *rec = atomic_load_explicit(&h->owner, memory_order_relaxed);
+    if (rec == NULL) return;
+    rc_thread_t **at = bsearch(&rec, records->items, records->count, sizeof *records->items, rc_record_order);
+    if (at == NULL) return;
+    atomic_store_explicit(&h->owner, NULL, memory_order_relaxed);
+    records->freed[at - records->items]++;
+}
+
+/* pool_destroy frees the pool's live rc objects without destroying them:
+ * those their owners still count would hold the owners' records for ever
+ * (an exited thread's record never went back on the free list: a page
+ * leaked per thread in a thread-per-task program whose tasks end with
+ * pool_destroy). Each such object lets go of its record now, as a merge
+ * would. */
+static void rc_pool_live_unown(pool_t *pool) {
+    rc_records_sorted_t records = { NULL, NULL, 0, 0 };
+    pthread_mutex_lock(&mulch_rc_records_lock);
+    rc_thread_t *first = rc_records_all;
+    pthread_mutex_unlock(&mulch_rc_records_lock);
+    /* the list from `first` on never changes (records only come in front;
+     * newer ones belong to threads that cannot own the pool's objects) */
+    for (rc_thread_t *rec = first; rec; rec = rec->next_all) records.count++;
+    records.bytes = records.count * (sizeof *records.items + sizeof *records.freed);
+    if (records.bytes == 0 || (records.items = os_map(records.bytes)) == NULL) return; /* zeroed */
+    records.freed = (size_t *)(records.items + records.count);
+    size_t n = 0;
+    for (rc_thread_t *rec = first; rec; rec = rec->next_all) records.items[n++] = rec;
+    qsort(records.items, records.count, sizeof *records.items, rc_record_order);
+    pool_live_cells_walk(pool, rc_cell_unown, &records);
+    for (size_t i = 0; i < records.count; i++) {
+        rc_thread_t *rec = records.items[i];
+        size_t freed = records.freed[i];
+        if (freed == 0) continue;
+        if (rec == rc_self) rec->live -= freed;
+        else if (atomic_load_explicit(&rec->dead, memory_order_acquire)) rc_record_put(rec, freed);
+        else
+            while (freed--) rc_record_unown_for_running(rec);
+    }
+    os_unmap(records.items, records.bytes);
 }
 
 /* pool_destroy(pool) is about to unmap the pool's cells: objects of the
@@ -466,8 +573,9 @@ void rc_pool_destroying(pool_t *pool) {
     for (;;) {
         bool found = rc_queues_destroy_pool(pool);
         if (destroying) found |= rc_pending_destroy_pool(pool);
-        if (!found) return;
+        if (!found) break;
     }
+    if (atomic_load_explicit(&pool->has_rc, memory_order_relaxed)) rc_pool_live_unown(pool);
 }
 
 static MULCH_NOINLINE void rc_owner_slow(rc_thread_t *self) {
@@ -487,6 +595,16 @@ bool rc_retain_checked(void *obj) {
     rc_thread_t *self = rc_self; /* retains need no merge: releases drain the queue */
     if (self && atomic_load_explicit(&h->owner, memory_order_relaxed) == self) {
         uint32_t biased = atomic_load_explicit(&h->biased, memory_order_relaxed);
+        /* Queued to us by another thread's release: only the owner can add
+         * the halves (it alone writes biased). A sum at 0 means nobody
+         * holds a reference (the caller would hold one, counted in either
+         * half): its destroy waits for our merge, and a retain now would
+         * revive it (gc_own_rc recorded the pair) instead of reporting. */
+        int64_t shared = atomic_load_explicit(&h->shared, memory_order_relaxed);
+        if (mulch_unlikely((shared & RC_QUEUED) && (int64_t)biased + (shared >> RC_SHIFT) <= 0)) {
+            rc_report("rc_retain: object's count is 0 (retain after the last release)", obj);
+            return false;
+        }
         /* At its cap the 32-bit owner's count would wrap to 0 (a referenced
          * object counting 0): the reference goes to the 64-bit shared
          * count instead, as another thread's would. The owner's releases

@@ -144,6 +144,9 @@ MULCH_INTERNAL void rc_destroy_keep_memory(void);
 /* rc_alloc_in without merging the caller's queue first (which runs destroy
  * callbacks): for gc_handle_new, which is no GC point. */
 MULCH_INTERNAL void *rc_alloc_no_merge(pool_t *pool, size_t size, void (*destroy)(void *obj));
+/* Tests only: called by pool_destroy's hook with each record whose merge
+ * queue it took (and has not pushed back yet). NULL: nothing. */
+MULCH_INTERNAL extern void (*mulch_rc_queues_test_hook)(rc_thread_t *rec);
 /* pool_destroy's hook (pool/pool.c): merges the pool's queued objects. */
 MULCH_INTERNAL void rc_pool_destroying(pool_t *pool);
 /* Weak control: the object is dying; detaches it from its weak references

@@ -229,12 +229,120 @@ static void test_pool_destroy_merge_racing_owner_exit(void **state) {
     assert_int_equal(reports, 0);
 }
 
+/* A thread per task: the task makes rc objects in a pool of its own, the
+ * thread exits still counting them, and the pool is destroyed with them
+ * (pool_destroy frees live rc objects without their destroys). The
+ * records stayed held by the freed objects and were never reused: a page
+ * per thread (about 8 MB per 2,000 tasks). The same when the pool goes
+ * while its objects' owner still runs, and when the owner destroys it. */
+typedef struct {
+    pool_t      *pool;
+    rc_thread_t *record;
+    bool         destroy_pool; /* the task destroys its own pool */
+    bool         wait;         /* until told, after the allocations */
+} pool_task_t;
+
+static void *pool_task(void *arg) {
+    pool_task_t *t = arg;
+    void *big = rc_alloc_in(t->pool, 1u << 20, count_destroy); /* a huge object */
+    assert_non_null(big);
+    for (int i = 0; i < 3; i++) assert_non_null(rc_alloc_in(t->pool, 32 + 16 * (size_t)i, count_destroy));
+    t->record = rc_self;
+    if (t->destroy_pool) {
+        size_t live = rc_self->live;
+        pool_destroy(t->pool);
+        assert_int_equal(rc_self->live, live - 4);
+    }
+    if (t->wait) {
+        owner_step(1);
+        owner_wait(2);
+    }
+    return NULL;
+}
+
+static void test_pool_destroy_of_live_objects_frees_records(void **state) {
+    (void)state;
+    destroys = 0;
+    rc_thread_t *first = NULL;
+    for (int i = 0; i < 3 * 20; i++) {
+        pool_task_t t = { .pool = pool_create(NULL), .destroy_pool = i % 3 == 1, .wait = i % 3 == 2 };
+        assert_non_null(t.pool);
+        g_owner_step = 0;
+        pthread_t th;
+        assert_int_equal(pthread_create(&th, NULL, pool_task, &t), 0);
+        if (t.wait) {
+            owner_wait(1);
+            pool_destroy(t.pool); /* the owner still runs */
+            owner_step(2);
+        }
+        assert_int_equal(pthread_join(th, NULL), 0);
+        if (i % 3 == 0) pool_destroy(t.pool); /* the owner has exited */
+        if (first == NULL) first = t.record;
+        else if (t.record != first)
+            fail_msg("task %d got a new rc record %p, not the exited tasks' %p", i, (void *)t.record, (void *)first);
+    }
+    assert_int_equal(destroys, 0);
+    assert_int_equal(reports, 0);
+}
+
+/* pool_destroy takes every non-empty merge queue and pushes back the
+ * objects of other pools. An owner that exited while its queue was taken
+ * found it empty at its last drain: the objects pushed back waited in a
+ * dead thread's queue for ever (their destroys never ran, the record was
+ * never reused). The hook joins the owner inside that window. */
+static pthread_t g_hook_owner;
+static rc_thread_t *g_hook_record;
+static bool g_hook_joined;
+
+static void join_owner_hook(rc_thread_t *rec) {
+    if (rec != g_hook_record || g_hook_joined) return;
+    g_hook_joined = true;
+    owner_step(2); /* the owner exits now, its queue in pool_destroy's hands */
+    assert_int_equal(pthread_join(g_hook_owner, NULL), 0);
+}
+
+static void *queue_owner(void *arg) {
+    void **out = arg;
+    *out = rc_alloc(32, count_destroy);
+    assert_non_null(*out);
+    g_hook_record = rc_self;
+    owner_step(1); /* our reference goes to the main thread */
+    owner_wait(2); /* no rc call until the exit */
+    return NULL;
+}
+
+static void test_pool_destroy_pushes_back_to_exited_owner(void **state) {
+    (void)state;
+    destroys = 0;
+    g_owner_step = 0;
+    g_hook_joined = false;
+    void *obj = NULL;
+    assert_int_equal(pthread_create(&g_hook_owner, NULL, queue_owner, &obj), 0);
+    owner_wait(1);
+    rc_release(obj); /* queued to the running owner */
+    assert_int_equal(destroys, 0);
+    pool_t *pool = pool_create(NULL); /* another pool than obj's */
+    assert_non_null(pool);
+    mulch_rc_queues_test_hook = join_owner_hook;
+    pool_destroy(pool);
+    mulch_rc_queues_test_hook = NULL;
+    assert_true(g_hook_joined);
+    if (destroys != 1) fail_msg("%d destroys after the owner's exit, want 1 (left in a dead queue)", destroys);
+    rc_thread_t *next = run_worker(false, NULL);
+    if (next != g_hook_record)
+        fail_msg("the exited owner's record %p was not reused (the next thread got %p)", (void *)g_hook_record,
+                 (void *)next);
+    assert_int_equal(reports, 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_exited_thread_record_is_reused, setup, teardown_errors),
         cmocka_unit_test_setup_teardown(test_record_kept_while_an_object_is_unmerged, setup, teardown_errors),
         cmocka_unit_test_setup_teardown(test_owners_exit_racing_releases, setup, teardown_errors),
         cmocka_unit_test_setup_teardown(test_pool_destroy_merge_racing_owner_exit, setup, teardown_errors),
+        cmocka_unit_test_setup_teardown(test_pool_destroy_of_live_objects_frees_records, setup, teardown_errors),
+        cmocka_unit_test_setup_teardown(test_pool_destroy_pushes_back_to_exited_owner, setup, teardown_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
