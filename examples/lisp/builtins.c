@@ -370,9 +370,12 @@ value lisp_prim_apply(value *args, int argc)
  * (set-cdr!): each step checks that the cursor is still a pair, and the
  * slow cursor meets the cursor once f has made the rest circular (the walk
  * never ended before). R7RS makes such mutation an error: a mutation that
- * moves the slow cursor onto the cursor is reported as one too. */
+ * moves the slow cursor onto the cursor is reported as one too. f is
+ * checked first, so that the error names map or for-each (lisp_apply's
+ * would name apply), even for an empty list. */
 static value map_generic(value *args, int collect, const char *who)
 {
+    if (!lisp_is(args[0], LISP_PRIMITIVE) && !lisp_is(args[0], LISP_CLOSURE)) lisp_type_error(who, "procedure", args[0]);
     list_arg_length(args[1], who);
     value *cursor = lisp_sp;
     lisp_push(args[1]);
