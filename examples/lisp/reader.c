@@ -76,8 +76,9 @@ static value read_list_tail(struct lisp_reader *r, int line, int vector)
             next(r);
             break;
         }
-        if (c == '.' && !vector && r->pos + 1 < r->len && is_delimiter((unsigned char)r->text[r->pos + 1])) {
+        if (c == '.' && (r->pos + 1 >= r->len || is_delimiter((unsigned char)r->text[r->pos + 1]))) {
             next(r);
+            if (vector) syntax_error(r, "'.' in a vector");   /* (it read as a symbol) */
             if (lisp_sp == first) syntax_error(r, "'.' at the start of a list");
             tail = read_form(r);
             skip_space(r);
