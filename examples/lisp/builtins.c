@@ -353,6 +353,14 @@ static value prim_assoc(value *args, int argc) { (void)argc; return assoc_generi
 
 /* ---- control --------------------------------------------------------------------------- */
 
+/* A procedure argument that a primitive calls through lisp_apply: checked
+ * first, so that the error names the primitive (lisp_apply's would name
+ * apply). */
+static void procedure_arg(value v, const char *who)
+{
+    if (!lisp_is(v, LISP_PRIMITIVE) && !lisp_is(v, LISP_CLOSURE)) lisp_type_error(who, "procedure", v);
+}
+
 /* What a call to apply does when it is not a call in tail position of
  * lisp_eval (from map, for-each, a primitive): eval.c's call path spreads
  * the arguments itself and loops, so that apply is a tail call. */
@@ -370,9 +378,11 @@ value lisp_prim_apply(value *args, int argc)
  * (set-cdr!): each step checks that the cursor is still a pair, and the
  * slow cursor meets the cursor once f has made the rest circular (the walk
  * never ended before). R7RS makes such mutation an error: a mutation that
- * moves the slow cursor onto the cursor is reported as one too. */
+ * moves the slow cursor onto the cursor is reported as one too. f is
+ * checked first (procedure_arg), even for an empty list. */
 static value map_generic(value *args, int collect, const char *who)
 {
+    procedure_arg(args[0], who);
     list_arg_length(args[1], who);
     value *cursor = lisp_sp;
     lisp_push(args[1]);
@@ -418,10 +428,14 @@ static value prim_error(value *args, int argc)
  * handler's value on the message "line N: text". The handler is called by
  * the try form: an error in that call (the handler is no procedure, takes
  * no argument, is a primitive that fails) reports the try form's line, not
- * the line of the thunk's error, which the longjmp left current. */
+ * the line of the thunk's error, which the longjmp left current. Both are
+ * checked to be procedures first: a thunk that is none was caught as an
+ * "apply:" error and a handler that is none went unnoticed until needed. */
 static value prim_try(value *args, int argc)
 {
     (void)argc;
+    procedure_arg(args[0], "try");
+    procedure_arg(args[1], "try");
     struct lisp_catch c;
     int line = lisp_current_line;   /* not modified after the setjmp */
     if (setjmp(c.jump) == 0) {

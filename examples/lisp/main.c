@@ -55,30 +55,38 @@ static void print_stats(double seconds)
 }
 
 /* Evaluates every form of `text`, whose first line is line `first_line`
- * of the input; returns 0, or 1 after the first error
- * (reported on stderr as "<name>:<line>: error: ..."). `print` writes each
- * value (the REPL). */
-static int run_text(const char *name, const char *text, size_t len, int first_line, int print)
+ * of the input; returns 0, or 1 after an error (reported on stderr as
+ * "<name>:<line>: error: ..."). A script stops at its first error. `repl`
+ * writes each value, and after an error in evaluating a form goes on with
+ * the next form of the text (`(car 1) (display 2)` on one line displays
+ * 2); after an error in reading, the reader's position means nothing, and
+ * the rest of the text is dropped. */
+static int run_text(const char *name, const char *text, size_t len, int first_line, int repl)
 {
     struct lisp_reader reader;
     lisp_reader_init(&reader, text, len);
     reader.line = first_line;
+    volatile int status = 0;
     for (;;) {
         struct lisp_catch c;
+        volatile int reading = 1;
         if (setjmp(c.jump) != 0) {
             lisp_catch_landed(&c);
             fflush(stdout);
             fprintf(stderr, "%s:%d: error: %s\n", name, c.line, c.message);
-            return 1;
+            if (!repl || reading) return 1;
+            status = 1;
+            continue;
         }
         lisp_catch_enter(&c);
         value form;
         if (!lisp_read(&reader, &form)) {
             lisp_catch_leave(&c);
-            return 0;
+            return status;
         }
+        reading = 0;
         value result = lisp_eval(form, LISP_NIL);
-        if (print && result != LISP_UNSPEC) {
+        if (repl && result != LISP_UNSPEC) {
             lisp_print(stdout, result, 1);
             putchar('\n');
         }

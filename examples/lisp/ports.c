@@ -43,10 +43,21 @@ static void port_res_destroy(void *obj)
     }
 }
 
-static value make_port(FILE *file, int output, int borrowed)
+/* A port's GC wrapper, without its resource yet (res NULL). Allocated
+ * before the file is opened: an allocation that fails (out of memory)
+ * unwinds, and a FILE opened before it would never be closed. The
+ * wrapper never escapes before port_attach fills it. */
+static value port_new(int output)
 {
     value port = lisp_alloc(&lisp_port_type, sizeof(struct lisp_port));
-    LISP_ROOT(port);   /* lisp_backend_own_rc is a GC point */
+    ((struct lisp_port *)port)->hdr = LISP_HDR(LISP_PORT, output ? PORT_OUTPUT : PORT_INPUT);
+    return port;
+}
+
+/* Gives the wrapper in the rooted slot `port` its resource, for `file`
+ * (closed here if that fails, unless borrowed); returns the wrapper. */
+static value port_attach(value *port, FILE *file, int output, int borrowed)
+{
     struct lisp_port_res *res = rc_alloc(sizeof *res, port_res_destroy);
     if (res == NULL) {
         if (!borrowed) fclose(file);
@@ -55,11 +66,18 @@ static value make_port(FILE *file, int output, int borrowed)
     res->file = file;
     res->output = output;
     res->borrowed = borrowed;
-    ((struct lisp_port *)port)->hdr = LISP_HDR(LISP_PORT, output ? PORT_OUTPUT : PORT_INPUT);
-    ((struct lisp_port *)port)->res = res;
-    int failed = lisp_backend_own_rc(port, res);
+    ((struct lisp_port *)*port)->res = res;
+    int failed = lisp_backend_own_rc(*port, res);   /* a GC point: *port is read again after */
     rc_release(res);   /* the port's reference is the only one now (or none: then it closed) */
     if (failed) lisp_out_of_memory();
+    return *port;
+}
+
+static value make_port(FILE *file, int output, int borrowed)
+{
+    value port = port_new(output);
+    LISP_ROOT(port);
+    port = port_attach(&port, file, output, borrowed);
     lisp_unroot(1);
     return port;
 }
@@ -84,6 +102,8 @@ FILE *lisp_output_file(value *args, int argc, int index, const char *who)
 
 static value open_file(value *args, int output, const char *who)
 {
+    value port = port_new(output);   /* first: see port_new */
+    LISP_ROOT(port);
     const char *mode = output ? "w" : "r";
     FILE *file = fopen(lisp_string_arg(args[0], who), mode);
     int error = errno;
@@ -96,7 +116,9 @@ static value open_file(value *args, int output, const char *who)
         error = errno;
     }
     if (file == NULL) lisp_error("%s: cannot open \"%s\": %s", who, lisp_string_arg(args[0], who), strerror(error));
-    return make_port(file, output, 0);
+    port = port_attach(&port, file, output, 0);
+    lisp_unroot(1);
+    return port;
 }
 
 static value prim_open_input_file(value *args, int argc) { (void)argc; return open_file(args, 0, "open-input-file"); }

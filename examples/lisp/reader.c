@@ -76,8 +76,9 @@ static value read_list_tail(struct lisp_reader *r, int line, int vector)
             next(r);
             break;
         }
-        if (c == '.' && !vector && r->pos + 1 < r->len && is_delimiter((unsigned char)r->text[r->pos + 1])) {
+        if (c == '.' && (r->pos + 1 >= r->len || is_delimiter((unsigned char)r->text[r->pos + 1]))) {
             next(r);
+            if (vector) syntax_error(r, "'.' in a vector");   /* (it read as a symbol) */
             if (lisp_sp == first) syntax_error(r, "'.' at the start of a list");
             tail = read_form(r);
             skip_space(r);
@@ -177,10 +178,15 @@ static value read_atom(struct lisp_reader *r)
     int numeric = len > digits;
     for (size_t i = digits; i < len && numeric; i++) numeric = isdigit((unsigned char)tok[i]) != 0;
     if (numeric) {
+        /* Leading zeros do not count against the buffer: 000...01 is 1,
+         * as string->number reads it, however many zeros. */
+        size_t zeros = 0;
+        while (digits + zeros + 1 < len && tok[digits + zeros] == '0') zeros++;
         char buf[32];
-        if (len >= sizeof buf) syntax_error(r, "number too large");
-        memcpy(buf, tok, len);
-        buf[len] = '\0';
+        if (len - zeros >= sizeof buf) syntax_error(r, "number too large");
+        memcpy(buf, tok, digits);
+        memcpy(buf + digits, tok + digits + zeros, len - digits - zeros);
+        buf[len - zeros] = '\0';
         errno = 0;
         long long n = strtoll(buf, NULL, 10);
         if (errno != 0 || n > LISP_FIXNUM_MAX || n < LISP_FIXNUM_MIN) syntax_error(r, "number too large");

@@ -173,21 +173,32 @@ static inline double elapsed_s(void)
         uintmax_t a_ = (uintmax_t)(a), b_ = (uintmax_t)(b); \
         if (a_ == b_) T_FAIL("%s != %s: both are %ju", #a, #b, a_); \
     } while (0)
-#define EXPECT_GE(a, b) \
+/* The ordered checks compare by value whatever the operands' types: each
+ * side is kept as uintmax_t (evaluated once) with whether its (promoted)
+ * type is signed, which _Generic tells without evaluating it. uintmax_t
+ * alone put a negative value above every non-negative one (EXPECT_GE(pid,
+ * 0) passed for a failed fork's -1). Negative values print as such. */
+#define MT_SIGNED(x) _Generic((x) + 0, int: 1, long: 1, long long: 1, default: 0)
+static inline int mt_neg(uintmax_t v, int is_signed) { return is_signed && (intmax_t)v < 0; }
+/* -1, 0 or 1 as a is below, equal to or above b. */
+static inline int mt_order(uintmax_t a, int a_signed, uintmax_t b, int b_signed)
+{
+    int an = mt_neg(a, a_signed), bn = mt_neg(b, b_signed);
+    if (an != bn) return an ? -1 : 1;
+    return (a > b) - (a < b);   /* same sign: two's complement keeps the order */
+}
+#define MT_FMT_INT(v, s) (mt_neg((v), (s)) ? "-" : ""), (mt_neg((v), (s)) ? (uintmax_t)0 - (v) : (v))
+#define MT_EXPECT_ORDER(a, b, ok, op, notop) \
     do { \
         uintmax_t a_ = (uintmax_t)(a), b_ = (uintmax_t)(b); \
-        if (!(a_ >= b_)) T_FAIL("%s >= %s: %ju < %ju", #a, #b, a_, b_); \
+        int o_ = mt_order(a_, MT_SIGNED(a), b_, MT_SIGNED(b)); \
+        if (!(ok)) \
+            T_FAIL("%s " op " %s: %s%ju " notop " %s%ju", #a, #b, MT_FMT_INT(a_, MT_SIGNED(a)), \
+                   MT_FMT_INT(b_, MT_SIGNED(b))); \
     } while (0)
-#define EXPECT_LE(a, b) \
-    do { \
-        uintmax_t a_ = (uintmax_t)(a), b_ = (uintmax_t)(b); \
-        if (!(a_ <= b_)) T_FAIL("%s <= %s: %ju > %ju", #a, #b, a_, b_); \
-    } while (0)
-#define EXPECT_LT(a, b) \
-    do { \
-        uintmax_t a_ = (uintmax_t)(a), b_ = (uintmax_t)(b); \
-        if (!(a_ < b_)) T_FAIL("%s < %s: %ju >= %ju", #a, #b, a_, b_); \
-    } while (0)
+#define EXPECT_GE(a, b) MT_EXPECT_ORDER(a, b, o_ >= 0, ">=", "<")
+#define EXPECT_LE(a, b) MT_EXPECT_ORDER(a, b, o_ <= 0, "<=", ">")
+#define EXPECT_LT(a, b) MT_EXPECT_ORDER(a, b, o_ < 0, "<", ">=")
 #define EXPECT_PTR_EQ(a, b) \
     do { \
         const void *a_ = (const void *)(a), *b_ = (const void *)(b); \

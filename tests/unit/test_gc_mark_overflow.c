@@ -10,7 +10,6 @@
  * the interposer before dlsym works). A lasting shortage must not make a
  * collection rescan the heap once per object: a list of 300000 objects
  * is collected in well under a few seconds. */
-#include <dlfcn.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -24,29 +23,8 @@
 #include <cmocka.h>
 
 #include "gc_internal.h"
+#include "mmap_refuse.h"
 #include "unit_errors.h"
-
-static _Atomic bool mmap_refused;
-
-#if defined(__SANITIZE_THREAD__)
-#  define MMAP_REFUSABLE 0
-#elif defined(__has_feature)
-#  if __has_feature(thread_sanitizer)
-#    define MMAP_REFUSABLE 0
-#  endif
-#endif
-#ifndef MMAP_REFUSABLE
-#  define MMAP_REFUSABLE 1
-void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off) {
-    static void *(*real)(void *, size_t, int, int, int, off_t);
-    if (mmap_refused) {
-        errno = ENOMEM;
-        return MAP_FAILED;
-    }
-    if (real == NULL) *(void **)&real = dlsym(RTLD_NEXT, "mmap");
-    return real(addr, len, prot, flags, fd, off);
-}
-#endif
 
 static int teardown(void **state) {
     mmap_refused = false;

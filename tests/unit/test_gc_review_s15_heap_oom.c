@@ -3,7 +3,6 @@
  * os_fail_after refuses one mapping only, which the destroy's next round
  * gets past; a lasting shortage is made here by refusing every mmap the
  * library (linked statically) makes while `mmap_refused` is set. */
-#include <dlfcn.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdbool.h>
@@ -16,32 +15,10 @@
 #include <cmocka.h>
 
 #include "gc_internal.h"
+#include "mmap_refuse.h"
 #include "unit_errors.h"
 
 static int finalized;
-static bool mmap_refused;
-
-/* (Not under ThreadSanitizer, whose start-up maps memory through this
- * before dlsym can work: those tests are skipped there.) */
-#if defined(__SANITIZE_THREAD__)
-#  define MMAP_REFUSABLE 0
-#elif defined(__has_feature)
-#  if __has_feature(thread_sanitizer)
-#    define MMAP_REFUSABLE 0
-#  endif
-#endif
-#ifndef MMAP_REFUSABLE
-#  define MMAP_REFUSABLE 1
-void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off) {
-    static void *(*real)(void *, size_t, int, int, int, off_t);
-    if (mmap_refused) {
-        errno = ENOMEM;
-        return MAP_FAILED;
-    }
-    if (real == NULL) *(void **)&real = dlsym(RTLD_NEXT, "mmap");
-    return real(addr, len, prot, flags, fd, off);
-}
-#endif
 
 static void counted_finalize(void *obj) {
     (void)obj;

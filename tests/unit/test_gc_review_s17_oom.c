@@ -4,7 +4,6 @@
  * heap's lock (a handler that calls gc_get_stats deadlocked). A lasting
  * shortage is made by refusing every mmap the library (linked statically)
  * makes while `mmap_refused` is set. */
-#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -22,31 +21,8 @@
 #include <cmocka.h>
 
 #include "gc_internal.h"
+#include "mmap_refuse.h"
 #include "unit_errors.h"
-
-static _Atomic bool mmap_refused;
-
-/* (Not under ThreadSanitizer, whose start-up maps memory through this
- * before dlsym can work: those tests are skipped there.) */
-#if defined(__SANITIZE_THREAD__)
-#  define MMAP_REFUSABLE 0
-#elif defined(__has_feature)
-#  if __has_feature(thread_sanitizer)
-#    define MMAP_REFUSABLE 0
-#  endif
-#endif
-#ifndef MMAP_REFUSABLE
-#  define MMAP_REFUSABLE 1
-void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off) {
-    static void *(*real)(void *, size_t, int, int, int, off_t);
-    if (mmap_refused) {
-        errno = ENOMEM;
-        return MAP_FAILED;
-    }
-    if (real == NULL) *(void **)&real = dlsym(RTLD_NEXT, "mmap");
-    return real(addr, len, prot, flags, fd, off);
-}
-#endif
 
 static int teardown(void **state) {
     mmap_refused = false;
