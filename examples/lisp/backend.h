@@ -42,6 +42,16 @@ typedef struct lisp_census_row {
 } lisp_census_row_t;
 size_t lisp_backend_census(lisp_census_row_t *rows, size_t max);
 
+/* An ephemeron (mulch: gc_ephemeron_new): `datum` is kept alive only while
+ * `key`, a heap object, is reachable some other way; once a collection
+ * finds the key dead, key and datum read NULL. A GC point (key and datum
+ * are kept across it; the caller reads its other values again). Boehm has
+ * no ephemerons: a disappearing link on the key and a strong datum, so
+ * there a datum that refers to its key keeps it alive. */
+void *lisp_backend_ephemeron_new(value key, value datum);
+value lisp_backend_ephemeron_key(void *ephemeron);
+value lisp_backend_ephemeron_datum(void *ephemeron);
+
 /* `obj` takes a reference of its own to the rc object `rc_obj`, released
  * once obj is unreachable (mulch: gc_own_rc; Boehm: a finalizer). */
 int lisp_backend_own_rc(void *obj, void *rc_obj);

@@ -109,3 +109,26 @@ void *lisp_backend_handle_new(void *obj)
 
 void *lisp_backend_handle_get(void *handle) { return *(void **)handle; }
 void  lisp_backend_handle_release(void *handle) { GC_FREE(handle); }
+
+/* [0]: the key, hidden from the marker, cleared by Boehm once the key is
+ * unreachable (a disappearing link); [1]: the datum, an ordinary field. */
+void *lisp_backend_ephemeron_new(value key, value datum)
+{
+    void **ephemeron = GC_MALLOC(2 * sizeof(void *));
+    if (ephemeron == NULL) lisp_out_of_memory();
+    ephemeron[0] = (void *)GC_HIDE_POINTER(key);
+    ephemeron[1] = datum;
+    if (GC_general_register_disappearing_link(&ephemeron[0], key) == GC_NO_MEMORY) lisp_out_of_memory();
+    return ephemeron;
+}
+
+value lisp_backend_ephemeron_key(void *ephemeron)
+{
+    void *hidden = ((void **)ephemeron)[0];
+    return hidden == NULL ? NULL : (value)GC_REVEAL_POINTER((GC_hidden_pointer)hidden);
+}
+
+value lisp_backend_ephemeron_datum(void *ephemeron)
+{
+    return ((void **)ephemeron)[0] == NULL ? NULL : ((void **)ephemeron)[1];
+}

@@ -95,3 +95,13 @@ int lisp_backend_own_rc(void *obj, void *rc_obj) { return gc_own_rc(lisp_gc_thre
 void *lisp_backend_handle_new(void *obj) { return gc_handle_new(heap, obj); }
 void *lisp_backend_handle_get(void *handle) { return gc_handle_get(handle); }
 void  lisp_backend_handle_release(void *handle) { rc_release(handle); }
+
+void *lisp_backend_ephemeron_new(value key, value datum)
+{
+    void *ephemeron = gc_ephemeron_new(lisp_gc_thread, key, datum);
+    if (ephemeron == NULL) lisp_out_of_memory();
+    return ephemeron;
+}
+
+value lisp_backend_ephemeron_key(void *ephemeron) { return gc_ephemeron_key(ephemeron); }
+value lisp_backend_ephemeron_datum(void *ephemeron) { return gc_ephemeron_value(ephemeron); }

@@ -57,7 +57,7 @@ static inline value lisp_bool(int b) { return b ? LISP_TRUE : LISP_FALSE; }
 
 enum lisp_kind {
     LISP_PAIR = 1, LISP_SYMBOL, LISP_STRING, LISP_VECTOR,
-    LISP_CLOSURE, LISP_PRIMITIVE, LISP_FRAME, LISP_PORT, LISP_KINDS
+    LISP_CLOSURE, LISP_PRIMITIVE, LISP_FRAME, LISP_PORT, LISP_EPHEMERON, LISP_KINDS
 };
 
 typedef uintptr_t lisp_hdr_t;
@@ -80,6 +80,8 @@ struct lisp_primitive { lisp_hdr_t hdr; lisp_prim_fn fn; const char *name; }; /*
 struct lisp_frame     { lisp_hdr_t hdr; value parent, names, extras; value values[]; }; /* aux: count */
 struct lisp_port_res;                                                    /* rc object: ports.c */
 struct lisp_port      { lisp_hdr_t hdr; struct lisp_port_res *res; };    /* aux: 1 input, 2 output */
+/* the backend's ephemeron object (lisp_backend_ephemeron_new) */
+struct lisp_ephemeron { lisp_hdr_t hdr; void *ephemeron; };
 
 static inline unsigned lisp_kind_of(value v) { return (unsigned)(*(lisp_hdr_t *)v & 0xffu); }
 static inline uintptr_t lisp_aux(value v) { return *(lisp_hdr_t *)v >> 8; }
@@ -202,6 +204,7 @@ void  lisp_eval_init(void);
 void  lisp_builtins_init(void);
 void  lisp_builtins_data_init(void);
 void  lisp_ports_init(void);
+void  lisp_ephemerons_init(void);
 void  lisp_ports_shutdown(void);
 FILE *lisp_output_file(value *args, int argc, int index, const char *who);
 int   lisp_equal(value a, value b);

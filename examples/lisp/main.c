@@ -208,6 +208,7 @@ static void *interpreter_main(void *arg)
         lisp_builtins_init();
         lisp_builtins_data_init();
         lisp_ports_init();
+        lisp_ephemerons_init();
         define_args(run->argc > 1 ? run->argc - 1 : 0, run->argv + 1);
         lisp_catch_leave(&c);
         double start = seconds_now();

@@ -270,6 +270,7 @@ static void print_value(struct printer *p, value v, int depth)
     }
     case LISP_PRIMITIVE: fprintf(out, "#<primitive %s>", ((struct lisp_primitive *)v)->name); break;
     case LISP_PORT: fputs("#<port>", out); break;
+    case LISP_EPHEMERON: fputs("#<ephemeron>", out); break;
     default: fputs("#<frame>", out); break;
     }
 }
