@@ -524,6 +524,62 @@ static void test_ephemeron_model(void **state)
     EXPECT_NO_REPORTS(r0);
 }
 
+/* The misuse docs/gc.md's table of reports lists for gc_ephemeron_new, as
+ * for gc_weak_new: a NULL, blocking, another thread's or a detached
+ * record, and a key or value a collection freed, each reported once. */
+static gc_thread_t *g_owner_rec;
+static void *g_owner_key;
+
+static void *foreign_record_user(void *arg)
+{
+    gc_thread_t *t = gc_thread_attach(arg);
+    unsigned long r = rec_count();
+    void *got = gc_ephemeron_new(g_owner_rec, g_owner_key, NULL);
+    if (got != NULL) AFAIL("gc_ephemeron_new took another thread's record");
+    if (rec_count() != r + 1) AFAIL("another thread's record: %lu reports, not 1", rec_count() - r);
+    gc_thread_detach(t);
+    return NULL;
+}
+
+static void test_ephemeron_misuse_reports(void **state)
+{
+    (void)state;
+    TEST_START();
+    gc_heap_t *h = heap_new(0, 0, GC_COMPACT_NEVER);
+    gc_thread_t *t = gc_thread_attach(h);
+    void *key = NULL;
+    gc_push_root(t, &key);
+    key = mk(t, &T_PLAIN, 70, 1);
+    unsigned long r = rec_count();
+    EXPECT_NULL(gc_ephemeron_new(NULL, key, NULL));
+    EXPECT_ONE_REPORT(r, "gc_ephemeron_new: thread is NULL", NULL);
+    gc_enter_blocking(t);
+    r = rec_count();
+    EXPECT_NULL(gc_ephemeron_new(t, key, NULL));
+    EXPECT_ONE_REPORT(r, "gc_ephemeron_new: called inside a blocking region", t);
+    gc_leave_blocking(t);
+    g_owner_rec = t;
+    g_owner_key = key;
+    pthread_t other;
+    EXPECT_EQ(pthread_create(&other, NULL, foreign_record_user, h), 0);
+    EXPECT_EQ(pthread_join(other, NULL), 0);
+    EXPECT_NO_ASYNC_FAILURES();
+    void *dead = launder(mk(t, &T_PLAIN, 71, 1));
+    gc_collect(t); /* (its span freed or evacuated: "... is not a GC object of this heap") */
+    r = rec_count();
+    EXPECT_NULL(gc_ephemeron_new(t, dead, NULL));
+    EXPECT_ONE_REPORT(r, "gc_ephemeron_new: ", dead);
+    r = rec_count();
+    EXPECT_NULL(gc_ephemeron_new(t, key, dead));
+    EXPECT_ONE_REPORT(r, "gc_ephemeron_new: ", dead);
+    gc_pop_roots(t, 1);
+    gc_thread_detach(t);
+    r = rec_count();
+    EXPECT_NULL(gc_ephemeron_new(t, g_owner_key, NULL));
+    EXPECT_ONE_REPORT(r, "gc_ephemeron_new: not a thread attached by the calling thread", t);
+    gc_heap_destroy(h);
+}
+
 int main(void)
 {
     mt_init("test_gc_ephemeron");
@@ -536,6 +592,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ephemeron_and_finalizers, setup_rec, teardown_rec),
         cmocka_unit_test_setup_teardown(test_ephemeron_detach_and_destroy, setup_rec, teardown_rec),
         cmocka_unit_test_setup_teardown(test_ephemeron_model, setup_rec, teardown_rec),
+        cmocka_unit_test_setup_teardown(test_ephemeron_misuse_reports, setup_rec, teardown_rec),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
