@@ -580,6 +580,63 @@ static void test_ephemeron_misuse_reports(void **state)
     gc_heap_destroy(h);
 }
 
+/* docs/gc.md: while a finalizer runs, its object and everything reachable
+ * from it stay at their addresses across the collections the finalizer
+ * causes. That includes the value of an ephemeron the object holds whose
+ * key lives: the finalizer reads the value, collects (every span it may
+ * empty evacuated), and must find the value where it read it. */
+static gc_heap_t *g_fin_heap;
+static atomic_int g_stay_runs;
+
+static void fin_reads_value_and_collects(void *obj)
+{
+    tobj_t *o = obj;
+    void *eph = o->slot[0];
+    void *value = gc_ephemeron_value(eph);
+    const char *why = obj_problem(value, 91);
+    if (why) AFAIL("the finalizer's ephemeron value %p: %s", value, why);
+    gc_collect(gc_thread_current(g_fin_heap));
+    void *now = gc_ephemeron_value(eph);
+    if (now != value) AFAIL("the value moved under the running finalizer: %p, now %p", value, now);
+    why = obj_problem(value, 91);
+    if (why) AFAIL("after a collection in the finalizer, the value it read (%p): %s", value, why);
+    atomic_fetch_add(&g_stay_runs, 1);
+}
+static const gc_type_t T_STAY_HOLDER = { "test.eph_stay_holder", trace_tobj, fin_reads_value_and_collects };
+
+static void test_ephemeron_value_stays_during_finalizer(void **state)
+{
+    (void)state;
+    TEST_START();
+    unsigned long r0 = rec_count();
+    for (size_t m = 0; m < N_MODES; m++) {
+        print_message("  compaction %s\n", k_mode_names[m]);
+        gc_heap_t *h = heap_new(256 * KiB, 0, k_modes[m]);
+        gc_thread_t *t = gc_thread_attach(h);
+        g_fin_heap = h;
+        atomic_store(&g_stay_runs, 0);
+        void *key = NULL, *holder = NULL, *value = NULL;
+        gc_push_root(t, &key);
+        gc_push_root(t, &holder);
+        gc_push_root(t, &value);
+        key = mk(t, &T_PLAIN, 90, 1);
+        holder = mk(t, &T_STAY_HOLDER, 92, 1);
+        value = mk(t, &T_PLAIN, 91, 40); /* another size class than the holder's: another span */
+        void *eph = gc_ephemeron_new(t, key, value);
+        EXPECT_NONNULL(eph);
+        set_slot(t, holder, 0, eph);
+        holder = value = NULL; /* the key stays rooted */
+        gc_collect(t);
+        EXPECT_EQ(atomic_load(&g_stay_runs), 1);
+        EXPECT_NO_ASYNC_FAILURES();
+        EXPECT_VERIFY(h);
+        gc_pop_roots(t, 3);
+        gc_thread_detach(t);
+        gc_heap_destroy(h);
+    }
+    EXPECT_NO_REPORTS(r0);
+}
+
 int main(void)
 {
     mt_init("test_gc_ephemeron");
@@ -593,6 +650,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ephemeron_detach_and_destroy, setup_rec, teardown_rec),
         cmocka_unit_test_setup_teardown(test_ephemeron_model, setup_rec, teardown_rec),
         cmocka_unit_test_setup_teardown(test_ephemeron_misuse_reports, setup_rec, teardown_rec),
+        cmocka_unit_test_setup_teardown(test_ephemeron_value_stays_during_finalizer, setup_rec, teardown_rec),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
