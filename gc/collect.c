@@ -225,6 +225,10 @@ void gc_collect_locked(gc_heap_t *heap, gc_thread_t *self, bool minor_allowed) {
     if (evacuate && heap->pending.count) {
         gc_trace_range(&tracer, heap->pending.items, heap->pending.count);
         gc_mark_drain(&tracer);
+        /* The values of the ephemerons they reach are reachable from them
+         * too once their keys prove live, which only the whole marking
+         * tells: then nothing moves this time (evacuation is optional). */
+        if (gc_ephemerons_marked(heap)) evacuate = false;
     }
     gc_tracer_set_mode(&tracer, evacuate, minor);
     if (heap->options.conservative_stack) {

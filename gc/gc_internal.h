@@ -759,6 +759,8 @@ MULCH_INTERNAL void gc_weak_list_clear_dead(gc_heap_t *heap, gc_vector_t *weaks)
 /* A collection, after marking: traces the values of live ephemerons whose
  * keys are marked until nothing new is marked (weak.c). */
 MULCH_INTERNAL void gc_ephemerons_converge(gc_tracer_t *tracer);
+/* Whether a listed ephemeron is marked (weak.c). */
+MULCH_INTERNAL bool gc_ephemerons_marked(gc_heap_t *heap);
 MULCH_INTERNAL bool gc_handle_slot_add(gc_heap_t *heap, gc_handle_payload_t *payload);
 /* The handle's slot leaves its heap, if it still has one. Takes the
  * handles' lock, then the heap's: gc_heap_destroy detaches payloads under

@@ -20,6 +20,9 @@
  *   3. objects kept for their finalizers may revive ephemerons: converging
  *      again, when there were any, traces their values (their keys were
  *      live, or are NULL now).
+ * A collection that could move objects while finalizers are pending moves
+ * none when those objects reach an ephemeron (gc_ephemerons_marked): the
+ * running finalizer may hold its value, which must stay where it is.
  * Listed objects are live or dead-but-unswept at every collection (each
  * collection forgets the dead ones before the sweep frees them), so their
  * headers may be read. Heaps that never made an ephemeron skip step 1 and
@@ -192,6 +195,23 @@ void gc_ephemerons_converge(gc_tracer_t *tracer) {
             ephemeron_list_trace(heap, &t->weaks, tracer, backwards, &progress, &waiting);
         backwards = !backwards;
     } while (progress && waiting);
+}
+
+static bool ephemeron_list_marked(gc_heap_t *heap, const gc_vector_t *weaks) {
+    for (size_t i = 0; i < weaks->count; i++)
+        if (gc_object_is_ephemeron(weaks->items[i]) && gc_is_marked(heap, weaks->items[i])) return true;
+    return false;
+}
+
+/* collect.c, before anything may move: whether the objects marked so far
+ * (those the pending finalizers reach) reach an ephemeron, whose value
+ * the running finalizer may hold and which must then not move. */
+bool gc_ephemerons_marked(gc_heap_t *heap) {
+    if (!__atomic_load_n(&heap->has_ephemerons, __ATOMIC_RELAXED)) return false;
+    if (ephemeron_list_marked(heap, &heap->weaks)) return true;
+    for (gc_thread_t *t = heap->threads; t; t = t->next)
+        if (ephemeron_list_marked(heap, &t->weaks)) return true;
+    return false;
 }
 
 void *gc_weak_get(const void *weak) {

@@ -3,8 +3,9 @@
  * Objects are described by a gc_type_t (name, trace, finalize); every
  * reference the collector must see is reached through a slot it could
  * rewrite (gc_trace_slot, roots). Collections stop the world at GC points:
- * gc_alloc, gc_weak_new, gc_collect, gc_safepoint, gc_leave_blocking,
- * gc_verify, gc_heap_walk, gc_own_rc (<mulch/rc.h>), and fork for an
+ * gc_alloc, gc_weak_new, gc_ephemeron_new, gc_collect, gc_safepoint,
+ * gc_leave_blocking, gc_verify, gc_heap_walk, gc_own_rc (<mulch/rc.h>),
+ * and fork for an
  * attached thread (docs/api.md "Conventions"). docs/gc.md is the guide. */
 #ifndef MULCH_GC_H
 #define MULCH_GC_H
@@ -69,7 +70,8 @@ MULCH_API uintptr_t gc_identity_hash(const void *obj);
 MULCH_API void gc_write(gc_thread_t *thread, void *obj, void **slot, void *value);
 /* An initializing store: as gc_write, for an object `obj` that this thread
  * allocated after its last GC point (none of docs/api.md's GC points since:
- * gc_alloc, gc_weak_new, gc_collect, gc_safepoint, gc_own_rc, gc_verify,
+ * gc_alloc, gc_weak_new, gc_ephemeron_new, gc_collect, gc_safepoint,
+ * gc_own_rc, gc_verify,
  * gc_heap_walk, a blocking region, fork; a collection run at any of them, full ones
  * included, may make obj old). No collection can have seen obj,
  * so it is young, and no generational mode needs a barrier for it: the
@@ -285,7 +287,7 @@ MULCH_API size_t gc_verify(gc_heap_t *heap);
  * the world for the whole walk. Allocated means reachable or garbage that
  * no collection has found yet: gc_collect first to see live objects only.
  * mulch's own objects come with its own types (weak references:
- * "mulch.weak"). fn may read the objects and call gc_type_of and
+ * "mulch.weak", ephemerons: "mulch.ephemeron"). fn may read the objects and call gc_type_of and
  * gc_size_of; a mulch call that may collect or take the heap's lock is
  * reported and does nothing, as from a trace function. For heap censuses
  * and debugging. */

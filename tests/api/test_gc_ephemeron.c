@@ -524,6 +524,119 @@ static void test_ephemeron_model(void **state)
     EXPECT_NO_REPORTS(r0);
 }
 
+/* The misuse docs/gc.md's table of reports lists for gc_ephemeron_new, as
+ * for gc_weak_new: a NULL, blocking, another thread's or a detached
+ * record, and a key or value a collection freed, each reported once. */
+static gc_thread_t *g_owner_rec;
+static void *g_owner_key;
+
+static void *foreign_record_user(void *arg)
+{
+    gc_thread_t *t = gc_thread_attach(arg);
+    unsigned long r = rec_count();
+    void *got = gc_ephemeron_new(g_owner_rec, g_owner_key, NULL);
+    if (got != NULL) AFAIL("gc_ephemeron_new took another thread's record");
+    if (rec_count() != r + 1) AFAIL("another thread's record: %lu reports, not 1", rec_count() - r);
+    gc_thread_detach(t);
+    return NULL;
+}
+
+static void test_ephemeron_misuse_reports(void **state)
+{
+    (void)state;
+    TEST_START();
+    gc_heap_t *h = heap_new(0, 0, GC_COMPACT_NEVER);
+    gc_thread_t *t = gc_thread_attach(h);
+    void *key = NULL;
+    gc_push_root(t, &key);
+    key = mk(t, &T_PLAIN, 70, 1);
+    unsigned long r = rec_count();
+    EXPECT_NULL(gc_ephemeron_new(NULL, key, NULL));
+    EXPECT_ONE_REPORT(r, "gc_ephemeron_new: thread is NULL", NULL);
+    gc_enter_blocking(t);
+    r = rec_count();
+    EXPECT_NULL(gc_ephemeron_new(t, key, NULL));
+    EXPECT_ONE_REPORT(r, "gc_ephemeron_new: called inside a blocking region", t);
+    gc_leave_blocking(t);
+    g_owner_rec = t;
+    g_owner_key = key;
+    pthread_t other;
+    EXPECT_EQ(pthread_create(&other, NULL, foreign_record_user, h), 0);
+    EXPECT_EQ(pthread_join(other, NULL), 0);
+    EXPECT_NO_ASYNC_FAILURES();
+    void *dead = launder(mk(t, &T_PLAIN, 71, 1));
+    gc_collect(t); /* (its span freed or evacuated: "... is not a GC object of this heap") */
+    r = rec_count();
+    EXPECT_NULL(gc_ephemeron_new(t, dead, NULL));
+    EXPECT_ONE_REPORT(r, "gc_ephemeron_new: ", dead);
+    r = rec_count();
+    EXPECT_NULL(gc_ephemeron_new(t, key, dead));
+    EXPECT_ONE_REPORT(r, "gc_ephemeron_new: ", dead);
+    gc_pop_roots(t, 1);
+    gc_thread_detach(t);
+    r = rec_count();
+    EXPECT_NULL(gc_ephemeron_new(t, g_owner_key, NULL));
+    EXPECT_ONE_REPORT(r, "gc_ephemeron_new: not a thread attached by the calling thread", t);
+    gc_heap_destroy(h);
+}
+
+/* docs/gc.md: while a finalizer runs, its object and everything reachable
+ * from it stay at their addresses across the collections the finalizer
+ * causes. That includes the value of an ephemeron the object holds whose
+ * key lives: the finalizer reads the value, collects (every span it may
+ * empty evacuated), and must find the value where it read it. */
+static gc_heap_t *g_fin_heap;
+static atomic_int g_stay_runs;
+
+static void fin_reads_value_and_collects(void *obj)
+{
+    tobj_t *o = obj;
+    void *eph = o->slot[0];
+    void *value = gc_ephemeron_value(eph);
+    const char *why = obj_problem(value, 91);
+    if (why) AFAIL("the finalizer's ephemeron value %p: %s", value, why);
+    gc_collect(gc_thread_current(g_fin_heap));
+    void *now = gc_ephemeron_value(eph);
+    if (now != value) AFAIL("the value moved under the running finalizer: %p, now %p", value, now);
+    why = obj_problem(value, 91);
+    if (why) AFAIL("after a collection in the finalizer, the value it read (%p): %s", value, why);
+    atomic_fetch_add(&g_stay_runs, 1);
+}
+static const gc_type_t T_STAY_HOLDER = { "test.eph_stay_holder", trace_tobj, fin_reads_value_and_collects };
+
+static void test_ephemeron_value_stays_during_finalizer(void **state)
+{
+    (void)state;
+    TEST_START();
+    unsigned long r0 = rec_count();
+    for (size_t m = 0; m < N_MODES; m++) {
+        print_message("  compaction %s\n", k_mode_names[m]);
+        gc_heap_t *h = heap_new(256 * KiB, 0, k_modes[m]);
+        gc_thread_t *t = gc_thread_attach(h);
+        g_fin_heap = h;
+        atomic_store(&g_stay_runs, 0);
+        void *key = NULL, *holder = NULL, *value = NULL;
+        gc_push_root(t, &key);
+        gc_push_root(t, &holder);
+        gc_push_root(t, &value);
+        key = mk(t, &T_PLAIN, 90, 1);
+        holder = mk(t, &T_STAY_HOLDER, 92, 1);
+        value = mk(t, &T_PLAIN, 91, 40); /* another size class than the holder's: another span */
+        void *eph = gc_ephemeron_new(t, key, value);
+        EXPECT_NONNULL(eph);
+        set_slot(t, holder, 0, eph);
+        holder = value = NULL; /* the key stays rooted */
+        gc_collect(t);
+        EXPECT_EQ(atomic_load(&g_stay_runs), 1);
+        EXPECT_NO_ASYNC_FAILURES();
+        EXPECT_VERIFY(h);
+        gc_pop_roots(t, 3);
+        gc_thread_detach(t);
+        gc_heap_destroy(h);
+    }
+    EXPECT_NO_REPORTS(r0);
+}
+
 int main(void)
 {
     mt_init("test_gc_ephemeron");
@@ -536,6 +649,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ephemeron_and_finalizers, setup_rec, teardown_rec),
         cmocka_unit_test_setup_teardown(test_ephemeron_detach_and_destroy, setup_rec, teardown_rec),
         cmocka_unit_test_setup_teardown(test_ephemeron_model, setup_rec, teardown_rec),
+        cmocka_unit_test_setup_teardown(test_ephemeron_misuse_reports, setup_rec, teardown_rec),
+        cmocka_unit_test_setup_teardown(test_ephemeron_value_stays_during_finalizer, setup_rec, teardown_rec),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
