@@ -38,6 +38,23 @@ static void check_slot(verifier_t *v, void *const *slot, const char *kind) {
     if (!object_allocated(v->heap, value)) problem(v, kind, value);
 }
 
+/* A list of weak references and ephemerons (the heap's, or a thread's:
+ * those made since the last collection, or left there when the heap's
+ * could not grow). A listed one may itself be garbage until the next
+ * collection prunes the list (its cell is not reused before then:
+ * weak.c): only allocated ones have slots to check. */
+static void verify_weak_list(verifier_t *v, const gc_vector_t *list) {
+    for (size_t i = 0; i < list->count; i++) {
+        void **weak = list->items[i];
+        if (!object_allocated(v->heap, weak)) continue;
+        if (gc_object_is_weak(weak)) check_slot(v, weak, "weak reference's target is not a live GC object");
+        if (gc_object_is_ephemeron(weak)) {
+            check_slot(v, &weak[0], "ephemeron's key is not a live GC object");
+            check_slot(v, &weak[1], "ephemeron's value is not a live GC object");
+        }
+    }
+}
+
 /* A per-class list of spans to allocate from (available, or sparse: held
  * back for evacuation): each entry is one of this heap's spans, of the
  * class, with a free cell (a thread takes a span off its list before it
@@ -195,18 +212,8 @@ size_t gc_verify_locked(gc_heap_t *heap) {
     for (size_t i = 0; i < heap->owned_objects.count; i++)
         if (!object_allocated(heap, heap->owned_objects.items[i]))
             problem(&v, "owner of an rc object (gc_own_rc) is not a live GC object", heap->owned_objects.items[i]);
-    /* A listed weak reference may itself be garbage (its cell even reused)
-     * until the next collection prunes the list: only allocated weak
-     * objects have a target to check. */
-    for (size_t i = 0; i < heap->weaks.count; i++) {
-        void **weak = heap->weaks.items[i];
-        if (!object_allocated(heap, weak)) continue;
-        if (gc_object_is_weak(weak)) check_slot(&v, weak, "weak reference's target is not a live GC object");
-        if (gc_object_is_ephemeron(weak)) {
-            check_slot(&v, &weak[0], "ephemeron's key is not a live GC object");
-            check_slot(&v, &weak[1], "ephemeron's value is not a live GC object");
-        }
-    }
+    verify_weak_list(&v, &heap->weaks);
+    for (gc_thread_t *t = heap->threads; t; t = t->next) verify_weak_list(&v, &t->weaks);
     /* (only on sound spans: it calls trace functions through type pointers) */
     if (heap->generational && !heap->next_full && v.problems == 0) verify_barriers(&v);
     verify_callback_roots(&v);

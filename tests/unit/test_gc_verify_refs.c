@@ -1,6 +1,6 @@
 /* Unit test of gc_verify's checks on what the collector keeps outside
- * objects and root slots: a handle's slot, a weak reference's target and
- * the owner of a gc_own_rc pair, each planted with a pointer that is no
+ * objects and root slots: a handle's slot, a weak reference's target, an
+ * ephemeron's key and value, and the owner of a gc_own_rc pair, each planted with a pointer that is no
  * object start; and the per-class span lists, planted with a cycle and
  * with a span under another class. gc_verify must count exactly one
  * problem and report it once (and return, for the cycle), and a sound heap
@@ -111,6 +111,28 @@ static void test_stale_weak_target_reported(void **state) {
     fixture_close(&f);
 }
 
+/* An ephemeron's key, then its value, planted with a pointer that is no
+ * object start. The ephemeron is made here (rooted), not in the fixture:
+ * its key must be the fixture's object. */
+static void test_stale_ephemeron_slots_reported(void **state) {
+    (void)state;
+    fixture_t f;
+    fixture_open(&f);
+    void **ephemeron = gc_ephemeron_new(f.thread, f.object, f.object);
+    assert_non_null(ephemeron);
+    gc_push_root(f.thread, (void **)&ephemeron);
+    assert_int_equal(gc_verify(f.heap), 0);
+    for (int slot = 0; slot < 2; slot++) {
+        void *saved = ephemeron[slot];
+        ephemeron[slot] = interior(&f);
+        expect_one_problem(&f, slot == 0 ? "ephemeron's key" : "ephemeron's value");
+        ephemeron[slot] = saved;
+    }
+    assert_int_equal(gc_verify(f.heap), 0);
+    gc_pop_roots(f.thread, 1);
+    fixture_close(&f);
+}
+
 static void test_stale_rc_owner_reported(void **state) {
     (void)state;
     fixture_t f;
@@ -173,6 +195,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_sound_references_pass, setup, teardown_errors),
         cmocka_unit_test_setup_teardown(test_stale_handle_slot_reported, setup, teardown_errors),
         cmocka_unit_test_setup_teardown(test_stale_weak_target_reported, setup, teardown_errors),
+        cmocka_unit_test_setup_teardown(test_stale_ephemeron_slots_reported, setup, teardown_errors),
         cmocka_unit_test_setup_teardown(test_stale_rc_owner_reported, setup, teardown_errors),
         cmocka_unit_test_setup_teardown(test_cyclic_span_list_reported, setup, teardown_errors),
         cmocka_unit_test_setup_teardown(test_span_under_wrong_class_reported, setup, teardown_errors),
