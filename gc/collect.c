@@ -32,18 +32,6 @@ uint64_t gc_now_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* After they were revived: forgets the weak objects that stayed dead, and
- * follows those that moved. */
-static void weak_list_forget_dead(gc_heap_t *heap, gc_vector_t *weaks) {
-    size_t kept = 0;
-    for (size_t i = 0; i < weaks->count; i++) {
-        void **weak = gc_resolve(heap, weaks->items[i]);
-        if (weak == NULL) continue; /* the weak reference itself died */
-        weaks->items[kept++] = weak;
-    }
-    weaks->count = kept;
-}
-
 /* Before finalizable objects are revived: clears every weak reference
  * whose target died, in weak objects that died too (a finalizer may still
  * reach one, read it and keep it: they are revived with the finalizable
@@ -56,8 +44,8 @@ static void weak_refs_clear_dead(gc_heap_t *heap) {
 }
 
 static void weak_refs_forget_dead(gc_heap_t *heap) {
-    weak_list_forget_dead(heap, &heap->weaks);
-    for (gc_thread_t *t = heap->threads; t; t = t->next) weak_list_forget_dead(heap, &t->weaks);
+    gc_weak_list_forget_dead(heap, &heap->weaks);
+    for (gc_thread_t *t = heap->threads; t; t = t->next) gc_weak_list_forget_dead(heap, &t->weaks);
 }
 
 /* The dead objects of `list` go to pending: true when there was one. */

@@ -756,6 +756,9 @@ MULCH_INTERNAL void gc_weak_lists_clear_all_locked(gc_heap_t *heap);
 /* A collection, after marking: clears the weak slots of `weaks` whose
  * target is unmarked (an ephemeron's value with its key). */
 MULCH_INTERNAL void gc_weak_list_clear_dead(gc_heap_t *heap, gc_vector_t *weaks);
+/* ... and, after the finalizable objects were revived, forgets the dead
+ * weak objects of `weaks` and follows those that moved. */
+MULCH_INTERNAL void gc_weak_list_forget_dead(gc_heap_t *heap, gc_vector_t *weaks);
 /* A collection, after marking: traces the values of live ephemerons whose
  * keys are marked until nothing new is marked (weak.c). */
 MULCH_INTERNAL void gc_ephemerons_converge(gc_tracer_t *tracer);

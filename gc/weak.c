@@ -147,6 +147,18 @@ void gc_weak_list_clear_dead(gc_heap_t *heap, gc_vector_t *weaks) {
     }
 }
 
+/* After the finalizable objects were revived: forgets the weak objects
+ * that stayed dead, and follows those that moved. */
+void gc_weak_list_forget_dead(gc_heap_t *heap, gc_vector_t *weaks) {
+    size_t kept = 0;
+    for (size_t i = 0; i < weaks->count; i++) {
+        void **weak = gc_resolve(heap, weaks->items[i]);
+        if (weak == NULL) continue; /* the weak reference itself died */
+        weaks->items[kept++] = weak;
+    }
+    weaks->count = kept;
+}
+
 /* One pass of step 1 over a list, forwards or backwards: the value of
  * each live ephemeron with a marked key, traced as a slot (it may move)
  * and drained at once, so that a key the value leads to is marked before
