@@ -342,18 +342,18 @@ static inline void rc_record_unown(rc_thread_t *rec) {
     else rc_record_put(rec, 1);
 }
 
-/* rc_record_unown for rec's running thread, done by another one (only
- * the owner changes its `live`): counted in merged_by_others, which its
- * exit subtracts. The owner may be exiting meanwhile: once its exit closed
- * the count, this drops a hold as any merge after the exit. */
-static void rc_record_unown_for_running(rc_thread_t *rec) {
+/* rc_record_unown for n objects of rec's running thread, done by another
+ * one (only the owner changes its `live`): counted in merged_by_others,
+ * which its exit subtracts. The owner may be exiting meanwhile: once its
+ * exit closed the count, this drops n holds as any merge after the exit. */
+static void rc_record_unown_for_running(rc_thread_t *rec, size_t n) {
     size_t by_others = atomic_load_explicit(&rec->merged_by_others, memory_order_acquire);
     do {
         if (by_others == RC_MERGED_CLOSED) {
-            rc_record_put(rec, 1);
+            rc_record_put(rec, n);
             return;
         }
-    } while (!atomic_compare_exchange_weak_explicit(&rec->merged_by_others, &by_others, by_others + 1,
+    } while (!atomic_compare_exchange_weak_explicit(&rec->merged_by_others, &by_others, by_others + n,
                                                     memory_order_acq_rel, memory_order_acquire));
 }
 
@@ -377,7 +377,7 @@ static void rc_merge_as(rc_header_t *h, uint32_t biased, rc_thread_t *rec, bool 
     int64_t add = (int64_t)biased * RC_ONE + RC_MERGED;
     int64_t now = atomic_fetch_add_explicit(&h->shared, add, memory_order_acq_rel) + add;
     if (mulch_unlikely((now >> RC_SHIFT) < 0)) now = rc_take_back_extra_releases(h, now);
-    if (for_owner) rc_record_unown_for_running(rec);
+    if (for_owner) rc_record_unown_for_running(rec, 1);
     else rc_record_unown(rec); /* last touch of rec */
     if ((now >> RC_SHIFT) == 0) rc_destroy(h);
 }
@@ -547,8 +547,7 @@ static void rc_pool_live_unown(pool_t *pool) {
         if (freed == 0) continue;
         if (rec == rc_self) rec->live -= freed;
         else if (atomic_load_explicit(&rec->dead, memory_order_acquire)) rc_record_put(rec, freed);
-        else
-            while (freed--) rc_record_unown_for_running(rec);
+        else rc_record_unown_for_running(rec, freed);
     }
     os_unmap(records.items, records.bytes);
 }
