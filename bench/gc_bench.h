@@ -8,6 +8,11 @@
  *                    pointers held in C locals across an allocation are rooted
  *                    with gc_push_root / gc_pop_roots; stores into heap
  *                    objects go through gc_write.
+ *   BENCH_GC_MULCH with BENCH_GC_MULCH_CONSERVATIVE
+ *                    the same collector with conservative_stack set, as a
+ *                    program ported from Boehm would use it: the stacks
+ *                    are scanned, so roots are no-ops (objects are still
+ *                    typed and traced precisely; stores still gc_write).
  *   BENCH_GC_BOEHM   Boehm-Demers-Weiser (libgc, default settings): GC_INIT,
  *                    GC_start_mark_threads (parallel marking, as mulch's
  *                    default), GC_MALLOC, GC_MALLOC_ATOMIC for pointer-free data. The
@@ -103,7 +108,11 @@ static void bench_alloc_failed(const char *what, size_t n)
 #include <mulch.h>
 #include <mulch/gc.h>
 
-#define BENCH_VARIANT "mulch"
+#if defined(BENCH_GC_MULCH_CONSERVATIVE)
+#  define BENCH_VARIANT "mulch_conservative"
+#else
+#  define BENCH_VARIANT "mulch"
+#endif
 #define BENCH_EXPLICIT_FREE 0
 
 typedef gc_type_t   bench_kind_t;
@@ -120,9 +129,14 @@ static inline void bench_trace_slot(bench_tracer_t *t, void **slot)
 
 static void bench_gc_init(void)
 {
-    bench_heap = gc_heap_create(NULL);
+    gc_options_t options;
+    memset(&options, 0, sizeof options);
+#if defined(BENCH_GC_MULCH_CONSERVATIVE)
+    options.conservative_stack = 1;
+#endif
+    bench_heap = gc_heap_create(&options);
     if (!bench_heap) {
-        fprintf(stderr, "bench: gc_heap_create(NULL) failed\n");
+        fprintf(stderr, "bench: gc_heap_create failed\n");
         exit(3);
     }
     bench_thread = gc_thread_attach(bench_heap);
@@ -152,8 +166,14 @@ static inline void *bench_alloc_atomic(size_t n)
 
 static inline void bench_free(void *p) { (void)p; }
 
-#define BENCH_ROOT(var)   gc_push_root(bench_thread, (void **)&(var))
-#define BENCH_UNROOT(n)   gc_pop_roots(bench_thread, (n))
+#if defined(BENCH_GC_MULCH_CONSERVATIVE)
+/* the stack is scanned: a local keeps its object alive (and in place) */
+#  define BENCH_ROOT(var)   ((void)0)
+#  define BENCH_UNROOT(n)   ((void)0)
+#else
+#  define BENCH_ROOT(var)   gc_push_root(bench_thread, (void **)&(var))
+#  define BENCH_UNROOT(n)   gc_pop_roots(bench_thread, (n))
+#endif
 #define BENCH_STORE(o, f, v) \
     gc_write(bench_thread, (void *)(o), (void **)&(o)->f, (void *)(v))
 #define BENCH_INIT(o, f, v) \

@@ -3,7 +3,7 @@
 # collector with Boehm's (libgc) and with malloc+free in one run.
 #
 #   bench/run_gc_bench.sh            # full run: GCBench + binary-trees depth 20,
-#                                    # 3 repetitions (~2-3 minutes on 2 cores)
+#                                    # 3 repetitions (~3-4 minutes on 2 cores)
 #   bench/run_gc_bench.sh --quick    # binary-trees depth 16, GCBench once (~15 s)
 #
 # Options:
@@ -12,14 +12,17 @@
 #   --reps N            repetitions (default 3); runs are interleaved:
 #                       for rep { for benchmark { for variant } }
 #   --depth N           binary-trees depth (default 20, 16 with --quick)
-#   --variants LIST     comma-separated subset of mulch,boehm,malloc
+#   --variants LIST     comma-separated subset of mulch,mulch_conservative,boehm,malloc
+#                       (mulch_conservative: the same collector with
+#                       conservative_stack set and no root pushes, as a
+#                       program ported from Boehm would use it)
 #   --verify            pass --verify to every run (node counts of every tree,
 #                       gc_verify after every phase under mulch; slower, not
 #                       for timing)
 #   --no-build          use the executables already in build/bench
 #
 # Builds the `bench` preset (cmake --preset bench, then cmake --build --preset
-# bench for each of the six targets, so one that fails to build - e.g. the
+# bench for each of the eight targets, so one that fails to build - e.g. the
 # mulch variants before the collector exists - does not stop the others),
 # falling back to a plain configure of build/bench and then to compiling by
 # hand with cc. Raw RESULT lines go to build/bench/gc_results.txt, the
@@ -35,7 +38,7 @@ bench_init gc 2,29p
 
 depth=""
 verify=""
-variants="mulch boehm malloc"
+variants="mulch mulch_conservative boehm malloc"
 while [ $# -gt 0 ]; do
     case $1 in
     --quick) quick=1 ;;
@@ -59,11 +62,13 @@ build_by_hand() {
     for p in $benches; do
         for v in $variants; do
             case $v in
-            mulch)
-                # shellcheck disable=SC2046
-                $cc $flags -DBENCH_GC_MULCH -DMULCH_STATIC_DEFINE -Iinclude -Ipool -Igc -Iruntime \
+            mulch | mulch_conservative)
+                local define=-DBENCH_GC_MULCH
+                [ "$v" = mulch_conservative ] && define="$define -DBENCH_GC_MULCH_CONSERVATIVE"
+                # shellcheck disable=SC2046,SC2086
+                $cc $flags $define -DMULCH_STATIC_DEFINE -Iinclude -Ipool -Igc -Iruntime \
                     bench/$p.c $(ls pool/*.c gc/*.c runtime/*.c 2>/dev/null) \
-                    -o "$out/${p}_mulch" -latomic_ops -lpthread -ldl ;;
+                    -o "$out/${p}_$v" -latomic_ops -lpthread -ldl ;;
             boehm)
                 # libgc.a when installed: mulch is compiled in (static) too
                 local gca
@@ -160,6 +165,11 @@ function table(b, title,    i, v, p) {
             rfmt(ratio(get(b, "cpu", "mulch"), get(b, "cpu", v))),
             rfmt(ratio(get(b, "peak", "mulch"), get(b, "peak", v)))
     }
+    if (get(b, "seconds", "mulch_conservative") != "" && get(b, "seconds", "boehm") != "")
+        printf "| mulch_conservative/boehm | %s | %s | %s |\n",
+            rfmt(ratio(get(b, "seconds", "mulch_conservative"), get(b, "seconds", "boehm"))),
+            rfmt(ratio(get(b, "cpu", "mulch_conservative"), get(b, "cpu", "boehm"))),
+            rfmt(ratio(get(b, "peak", "mulch_conservative"), get(b, "peak", "boehm")))
     print ""
 }
 /^RESULT / {
@@ -187,6 +197,13 @@ END {
     target("GCBench: mulch/Boehm time <= 0.5", ratio(get("gcbench", "seconds", "mulch"), get("gcbench", "seconds", "boehm")), 0.5, "")
     target("binary-trees depth 20: mulch/Boehm time <= 0.4", ratio(get("binary_trees", "seconds", "mulch"), get("binary_trees", "seconds", "boehm")), 0.4, caveat)
     target("binary-trees depth 20: mulch/Boehm peak RSS <= 0.5", ratio(get("binary_trees", "peak", "mulch"), get("binary_trees", "peak", "boehm")), 0.5, caveat)
+    # the same targets for the conservative-stack variant (informational:
+    # the issue states them for the precise one above)
+    if (get("gcbench", "seconds", "mulch_conservative") != "") {
+        target("(conservative stack) GCBench: time <= 0.5", ratio(get("gcbench", "seconds", "mulch_conservative"), get("gcbench", "seconds", "boehm")), 0.5, "")
+        target("(conservative stack) binary-trees: time <= 0.4", ratio(get("binary_trees", "seconds", "mulch_conservative"), get("binary_trees", "seconds", "boehm")), 0.4, caveat)
+        target("(conservative stack) binary-trees: peak RSS <= 0.5", ratio(get("binary_trees", "peak", "mulch_conservative"), get("binary_trees", "peak", "boehm")), 0.5, caveat)
+    }
 }' "$results" | tee "$table"
 
 echo
