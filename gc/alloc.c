@@ -389,11 +389,14 @@ static bool gc_should_collect(gc_heap_t *heap) {
     return gc_budget_spent(heap);
 }
 
-/* Whether t may park or collect: checked at the slow path's GC points
- * only (not at every refill). A record the calling thread does not hold
- * was parked, or counted as the collector, for its owner, which ran on
- * through the collection (as gc_safepoint did). Reported as "gc_alloc:
- * not a thread attached by the calling thread ..."; gc_alloc gives NULL. */
+/* Whether t is a record the calling thread holds: checked on entry to
+ * the slow path (every refill of a bitmap word, every finalizable or
+ * large object: a walk of the caller's attachments, usually one) and
+ * again at its GC points. A record the calling thread does not hold
+ * would be parked, or counted as the collector, for its owner, which runs
+ * on through the collection, and its bins and finalizable list written
+ * by two threads at once. Reported as "gc_alloc: not a thread attached
+ * by the calling thread ..."; gc_alloc gives NULL. */
 static bool gc_alloc_record_ok(const gc_thread_t *t) {
     return gc_thread_check(t, "gc_alloc");
 }
@@ -506,10 +509,15 @@ static MULCH_NOINLINE void *gc_alloc_slow(gc_thread_t *t, const gc_type_t *type,
         mulch_report("gc_alloc: size must be greater than 0", type);
         return NULL;
     }
+    /* Another thread's record: its bins and finalizable list are its
+     * owner's, written without a lock (the inline path cannot tell; every
+     * refill, finalizable or large object comes here). The check also
+     * rules out a call from a trace function. */
+    if (!gc_alloc_record_ok(t)) return NULL;
     /* Collections do not wait for a blocking thread: its bins may be
      * retired under it, and collecting from here would miscount the
      * running threads (gc_collect). Caught on the slow path only. */
-    if (!gc_thread_outside_blocking(t, "gc_alloc") || !gc_outside_tracing("gc_alloc")) return NULL;
+    if (!gc_thread_outside_blocking(t, "gc_alloc")) return NULL;
     if (size > GC_SMALL_MAX - GC_HEADER) return gc_alloc_large(t, type, size);
     gc_heap_t *heap = t->heap;
     unsigned cls = alloc_class_id(t, type, size);

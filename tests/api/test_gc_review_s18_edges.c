@@ -155,6 +155,49 @@ static void test_alloc_other_threads_record(void **state)
     EXPECT_NO_REPORTS(g_alloc_r0 + 1);
 }
 
+/* ---- gc_alloc's refills with another thread's record --------------------- */
+
+static unsigned g_finalized;
+static void count_finalized(void *obj)
+{
+    (void)obj;
+    g_finalized++;
+}
+static const gc_type_t T_COUNTED = { "test.counted", NULL, count_finalized };
+
+/* A finalizable small object: every allocation takes the slow path, and
+ * with the budget far from spent, no GC point. */
+static void *alloc_finalizable_with_owners_record(void *unused)
+{
+    (void)unused;
+    g_alloc_result = (gc_alloc)(g_owner, &T_COUNTED, 32);
+    return NULL;
+}
+
+/* The record was checked only at GC points: before one, the slow path
+ * handed out the owner's cells and pushed onto its finalizable list from
+ * another thread, without a lock and unreported (the object was then
+ * finalized as the owner's). It is checked on entry now. */
+static void test_alloc_refill_other_threads_record(void **state)
+{
+    (void)state;
+    TEST_START();
+    gc_heap_t *h = heap_new(64u << 20, 0, GC_COMPACT_AUTO);
+    g_owner = gc_thread_attach(h);
+    g_finalized = 0;
+    g_alloc_r0 = rec_count();
+    if (!finishes(alloc_finalizable_with_owners_record, NULL)) T_FAIL("gc_alloc with another thread's record hung");
+    EXPECT_PTR_EQ(g_alloc_result, NULL);
+    EXPECT_ONE_REPORT(g_alloc_r0, "gc_alloc: not a thread attached by the calling thread", g_owner);
+    gc_collect(g_owner);
+    EXPECT_EQ(g_finalized, 0);
+    EXPECT_VERIFY(h);
+    gc_thread_detach(g_owner);
+    gc_heap_destroy(h);
+    EXPECT_EQ(g_finalized, 0);
+    EXPECT_NO_REPORTS(g_alloc_r0 + 1);
+}
+
 /* ---- gc_size_of on a pointer into a cell an object moved out of --------- */
 
 /* 300 bytes: a cell with a header, where the collector leaves the
@@ -383,6 +426,7 @@ int main(void)
         T(test_root_calls_other_threads_record),
         T(test_root_calls_detached_record),
         T(test_alloc_other_threads_record),
+        T(test_alloc_refill_other_threads_record),
         T(test_size_of_moved_out_cell),
         T(test_destroy_weak_made_by_rc_callback),
         T(test_type_of_stale_from_walk), /* last: drops the mode overrides */
