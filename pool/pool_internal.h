@@ -768,6 +768,8 @@ MULCH_INTERNAL void *pool_realloc_from(pool_t *pool, void *p, size_t size, const
 MULCH_INTERNAL void *pool_alloc_aligned_from(pool_t *pool, size_t size, size_t align, const void *caller);
 /* Options of the default pool; effective only before its first use. */
 MULCH_INTERNAL void pool_default_set_options(const pool_options_t *opts);
+/* fork.c's child handler: the default pool's creation lock, afresh. */
+MULCH_INTERNAL void pool_default_fork_child(void);
 /* fork.c: the list of live pools, whose locks are held across fork(). */
 MULCH_INTERNAL void pool_list_add(pool_t *pool);
 MULCH_INTERNAL void pool_list_remove(pool_t *pool);
