@@ -374,6 +374,11 @@ MULCH_INTERNAL size_t os_mapped_bytes(void);
 MULCH_INTERNAL bool chunk_map_insert(chunk_t *chunk);
 MULCH_INTERNAL void chunk_map_remove(chunk_t *chunk);
 MULCH_INTERNAL extern _Atomic(chunk_t **) chunk_map_top[];
+/* The chunk whose own mapping holds p, or NULL (also for the rest of a huge
+ * chunk's last region, which chunk_of attributes to it); reads no chunk
+ * header, so it is safe on an address whose chunk another thread may be
+ * unmapping (chunk_map.c). */
+MULCH_INTERNAL chunk_t *chunk_covering(const void *p);
 
 #define CHUNK_MAP_LEVEL_BITS 13u
 #define CHUNK_MAP_ADDRESS_BITS 48u
