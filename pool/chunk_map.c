@@ -2,9 +2,10 @@
  *
  * A two-level radix table over the 48-bit address space at MULCH_REGION
  * (4 MiB) granularity: 2^13 top entries, each pointing to a lazily mapped
- * leaf of 2^13 chunk pointers (64 KiB). Every region that a chunk covers
- * points to that chunk; a region belongs to at most one chunk because
- * chunks are region-aligned and whole regions long.
+ * leaf of 2^13 chunk pointers (64 KiB, then 32 KiB of coverage: below).
+ * Every region that a chunk covers points to that chunk; a region belongs
+ * to at most one chunk because chunks are region-aligned and whole regions
+ * long.
  *
  * Beside it, a bit per region says "a blocks chunk starts here": the free
  * fast path confirms its guess of a cell's chunk (the start of the cell's
