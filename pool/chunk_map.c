@@ -2,9 +2,10 @@
  *
  * A two-level radix table over the 48-bit address space at MULCH_REGION
  * (4 MiB) granularity: 2^13 top entries, each pointing to a lazily mapped
- * leaf of 2^13 chunk pointers (64 KiB). Every region that a chunk covers
- * points to that chunk; a region belongs to at most one chunk because
- * chunks are region-aligned and whole regions long.
+ * leaf of 2^13 chunk pointers (64 KiB, then 32 KiB of coverage: below).
+ * Every region that a chunk covers points to that chunk; a region belongs
+ * to at most one chunk because chunks are region-aligned and whole regions
+ * long.
  *
  * Beside it, a bit per region says "a blocks chunk starts here": the free
  * fast path confirms its guess of a cell's chunk (the start of the cell's
@@ -16,6 +17,15 @@
  * bss) would scan the 8 MiB as roots at each collection, and size its
  * heap by them (the Lisp example's Boehm build collected 86 times
  * instead of 1458 on closures.scm, its peak RSS 2.5 times as high).
+ *
+ * Each leaf also says, per region, how many of its bytes from the region's
+ * start the chunk's own mapping holds (all of them but in a huge chunk's
+ * last region): chunk_covering answers "whose bytes hold p" from the leaf
+ * alone, never reading a chunk header, so that the malloc drop-in can tell
+ * a foreign pointer beside a huge object while another thread unmaps that
+ * object. Set before the region's chunk pointer, cleared after it; a
+ * reader that finds p covered found the chunk mapped there at that moment,
+ * so p was the chunk's (a foreign block there did not exist then).
  *
  * Readers (chunk_of in pool_internal.h) take no lock: a pointer handed to
  * pool_free was allocated after its chunk was inserted (happens-before), and
@@ -34,16 +44,37 @@ _Atomic(chunk_t **) chunk_map_top[TOP_ENTRIES];
 chunk_start_word_t *_Atomic chunk_map_blocks_start;
 static pthread_mutex_t map_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* A leaf: LEAF_ENTRIES chunk pointers, then as many coverage counts (the
+ * bytes of the region, from its start, that the chunk's mapping holds). */
+#define LEAF_BYTES (LEAF_ENTRIES * (sizeof(chunk_t *) + sizeof(uint32_t)))
+
+static _Atomic uint32_t *leaf_covered(chunk_t **leaf, uintptr_t region) {
+    return (_Atomic uint32_t *)(void *)(leaf + LEAF_ENTRIES) + (region & (LEAF_ENTRIES - 1));
+}
+
 static _Atomic(chunk_t *) *chunk_map_slot(uintptr_t region, bool create) {
     _Atomic(chunk_t **) *top = &chunk_map_top[region >> CHUNK_MAP_LEVEL_BITS];
     chunk_t **leaf = atomic_load_explicit(top, memory_order_relaxed);
     if (leaf == NULL) {
         if (!create) return NULL;
-        leaf = os_map(LEAF_ENTRIES * sizeof(chunk_t *));
+        leaf = os_map(LEAF_BYTES);
         if (leaf == NULL) return NULL;
         atomic_store_explicit(top, leaf, memory_order_release);
     }
     return (_Atomic(chunk_t *) *)&leaf[region & (LEAF_ENTRIES - 1)];
+}
+
+chunk_t *chunk_covering(const void *p) {
+    uintptr_t a = (uintptr_t)p;
+    if (a >> CHUNK_MAP_ADDRESS_BITS) return NULL;
+    uintptr_t region = a >> MULCH_REGION_SHIFT;
+    chunk_t **leaf = atomic_load_explicit(&chunk_map_top[region >> CHUNK_MAP_LEVEL_BITS], memory_order_acquire);
+    if (leaf == NULL) return NULL;
+    _Atomic(chunk_t *) *slot = (_Atomic(chunk_t *) *)&leaf[region & (LEAF_ENTRIES - 1)];
+    chunk_t *chunk = atomic_load_explicit(slot, memory_order_acquire);
+    if (chunk == NULL) return NULL;
+    uint32_t covered = atomic_load_explicit(leaf_covered(leaf, region), memory_order_acquire);
+    return (a & (MULCH_REGION - 1)) < covered ? chunk : NULL;
 }
 
 /* Points every region of [chunk, chunk+size) at value; false (and nothing
@@ -54,9 +85,17 @@ static bool chunk_map_set_locked(const chunk_t *chunk, chunk_t *value) {
     for (uintptr_t r = first; r <= last; r++) {
         if (value != NULL && chunk_map_slot(r, true) == NULL) return false;
     }
+    uintptr_t end = (uintptr_t)chunk + chunk->size;
     for (uintptr_t r = first; r <= last; r++) {
         _Atomic(chunk_t *) *slot = chunk_map_slot(r, false);
-        if (slot) atomic_store_explicit(slot, value, memory_order_release);
+        if (slot == NULL) continue;
+        chunk_t **leaf = atomic_load_explicit(&chunk_map_top[r >> CHUNK_MAP_LEVEL_BITS], memory_order_relaxed);
+        uintptr_t start = r << MULCH_REGION_SHIFT;
+        uint32_t covered = value == NULL ? 0 : (uint32_t)(end - start < MULCH_REGION ? end - start : MULCH_REGION);
+        /* covered before the chunk is, uncovered after it is not */
+        if (value != NULL) atomic_store_explicit(leaf_covered(leaf, r), covered, memory_order_release);
+        atomic_store_explicit(slot, value, memory_order_release);
+        if (value == NULL) atomic_store_explicit(leaf_covered(leaf, r), 0, memory_order_release);
     }
     return true;
 }

@@ -7,7 +7,8 @@
  * nests them — the pool list, the thread-heap registry, each live pool's
  * lock, the chunk map, the error handler's — and releases them, in the
  * parent and in the child, once the fork is done. Every pool joins the
- * list in pool_create and leaves it in pool_destroy.
+ * list in pool_create and leaves it in pool_destroy. The default pool's
+ * creation lock is not taken (pool.c says why): the child makes it anew.
  *
  * The collector's heap locks are taken by gc/fork.c's handlers, which
  * run before this prepare and after this release (the heap's code calls
@@ -55,10 +56,15 @@ static void fork_release(void) {
     pthread_mutex_unlock(&pools_lock);
 }
 
+static void fork_child(void) {
+    fork_release();
+    pool_default_fork_child();
+}
+
 static pthread_once_t fork_handlers_once = PTHREAD_ONCE_INIT;
 
 static void fork_handlers_register_once(void) {
-    (void)pthread_atfork(fork_prepare, fork_release, fork_release);
+    (void)pthread_atfork(fork_prepare, fork_release, fork_child);
 }
 
 void pool_fork_register(void) {

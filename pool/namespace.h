@@ -29,6 +29,7 @@
 #define block_unfull                     mulch_block_unfull
 #define cell_drop_unmarked               mulch_cell_drop_unmarked
 #define recent_cell_drop_unmarked        mulch_recent_cell_drop_unmarked
+#define chunk_covering                   mulch_chunk_covering
 #define chunk_map_init                   mulch_chunk_map_init
 #define chunk_map_insert                 mulch_chunk_map_insert
 #define chunk_map_lock                   mulch_chunk_map_lock

@@ -118,21 +118,44 @@ void pool_destroy(pool_t *pool) {
     os_unmap(pool, sizeof(pool_t));
 }
 
-static pool_t *default_pool;
-static pthread_once_t default_once = PTHREAD_ONCE_INIT;
+/* The default pool: created under default_lock by the first call that
+ * finds it missing, so a creation the OS refused is tried again by the next
+ * call (a pthread_once would have kept the NULL for good). A fork child
+ * gets the lock afresh (pool_default_fork_child): a thread of the parent
+ * may have held it, creating the pool, and is not in the child. The fork
+ * handlers do not take it: a report handler may call pool_default() with a
+ * pool's lock held, which the prepare handler takes after. */
+static _Atomic(pool_t *) default_pool;
+static pthread_mutex_t default_lock = PTHREAD_MUTEX_INITIALIZER;
 static pool_options_t default_options;
 
 void pool_default_set_options(const pool_options_t *opts) {
+    pthread_mutex_lock(&default_lock);
     default_options = *opts;
+    pthread_mutex_unlock(&default_lock);
 }
 
-static void default_pool_create(void) {
-    default_pool = pool_create(&default_options);
+static MULCH_NOINLINE pool_t *default_pool_create(void) {
+    pthread_mutex_lock(&default_lock);
+    pool_t *pool = atomic_load_explicit(&default_pool, memory_order_relaxed);
+    if (pool == NULL) {
+        pool = pool_create(&default_options);
+        if (pool) atomic_store_explicit(&default_pool, pool, memory_order_release);
+    }
+    pthread_mutex_unlock(&default_lock);
+    return pool;
 }
 
 pool_t *pool_default(void) {
-    pthread_once(&default_once, default_pool_create);
-    return default_pool;
+    pool_t *pool = atomic_load_explicit(&default_pool, memory_order_acquire);
+    return mulch_likely(pool != NULL) ? pool : default_pool_create();
+}
+
+/* The child of a fork: one thread, holding none of the lock. A creation
+ * the parent had under way is not finished here (the pool it was making
+ * may be on the pool list, unused): the child's next call makes one. */
+void pool_default_fork_child(void) {
+    pthread_mutex_init(&default_lock, NULL);
 }
 
 void heap_counts_sum(const pool_t *pool, const thread_heap_t *heap, uint64_t *allocs, uint64_t *frees,

@@ -374,6 +374,11 @@ MULCH_INTERNAL size_t os_mapped_bytes(void);
 MULCH_INTERNAL bool chunk_map_insert(chunk_t *chunk);
 MULCH_INTERNAL void chunk_map_remove(chunk_t *chunk);
 MULCH_INTERNAL extern _Atomic(chunk_t **) chunk_map_top[];
+/* The chunk whose own mapping holds p, or NULL (also for the rest of a huge
+ * chunk's last region, which chunk_of attributes to it); reads no chunk
+ * header, so it is safe on an address whose chunk another thread may be
+ * unmapping (chunk_map.c). */
+MULCH_INTERNAL chunk_t *chunk_covering(const void *p);
 
 #define CHUNK_MAP_LEVEL_BITS 13u
 #define CHUNK_MAP_ADDRESS_BITS 48u
@@ -768,6 +773,8 @@ MULCH_INTERNAL void *pool_realloc_from(pool_t *pool, void *p, size_t size, const
 MULCH_INTERNAL void *pool_alloc_aligned_from(pool_t *pool, size_t size, size_t align, const void *caller);
 /* Options of the default pool; effective only before its first use. */
 MULCH_INTERNAL void pool_default_set_options(const pool_options_t *opts);
+/* fork.c's child handler: the default pool's creation lock, afresh. */
+MULCH_INTERNAL void pool_default_fork_child(void);
 /* fork.c: the list of live pools, whose locks are held across fork(). */
 MULCH_INTERNAL void pool_list_add(pool_t *pool);
 MULCH_INTERNAL void pool_list_remove(pool_t *pool);

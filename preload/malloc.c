@@ -135,11 +135,17 @@ static MULCH_NOINLINE void *alloc_without_pool(size_t size, size_t align) {
 /* The chunk map answers per 4 MiB region, and a huge object's mapping
  * starts a region but need not fill it: the rest of that region may hold
  * anyone's memory (the arena itself, the loader's, a plain mmap), which
- * the map still attributes to the huge chunk. Only its own bytes are ours. */
+ * the map still attributes to the huge chunk. Only its own bytes are ours.
+ * No chunk header is read before the map has vouched that p lies in the
+ * chunk's own bytes: another thread may be unmapping that huge object
+ * (freeing it) while a foreign pointer beside it is freed here. A blocks
+ * chunk fills its regions, and its bit in the region bitmap says so (the
+ * bit pool_free tests next); anything else asks chunk_covering. */
 static inline bool pool_owns(pool_t *pool, const void *p) {
-    chunk_t *chunk = chunk_of(p);
-    if (chunk == NULL || chunk->pool != pool) return false;
-    return chunk->kind != CHUNK_HUGE || (uintptr_t)p - (uintptr_t)chunk < chunk->size;
+    if (mulch_likely(chunk_starts_blocks(p)))
+        return ((chunk_t *)((uintptr_t)p & ~(uintptr_t)(MULCH_REGION - 1)))->pool == pool;
+    chunk_t *chunk = chunk_covering(p);
+    return chunk != NULL && chunk->pool == pool;
 }
 
 /* Bytes mapped from p, up to max: stops at the first unmapped page. Not

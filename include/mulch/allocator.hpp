@@ -91,7 +91,10 @@ inline void *allocation_start(T *p) noexcept
  * container never ends up holding memory of a pool its allocator does not
  * name. The pool must outlive every container using it.
  * A default-constructed (or nullptr-constructed) allocator uses
- * pool_default(). */
+ * pool_default(). Made while the default pool could not be created (the
+ * OS refused it: pool_default() was NULL), it holds no pool (pool() is
+ * NULL) and asks pool_default() again at each allocate and deallocate:
+ * std::bad_alloc while it is still missing. */
 template <class T>
 class pool_allocator {
 public:
@@ -124,17 +127,23 @@ public:
         if (n > max_size())
             throw std::bad_array_new_length();
         const size_type bytes = n * sizeof(T);
+        pool_t *pool = pool_ ? pool_ : pool_default(); /* pool_alloc does not check for NULL */
+        if (pool == nullptr)
+            throw std::bad_alloc();
         void *p;
         if constexpr (alignof(T) > pool_min_alignment)
-            p = pool_alloc_aligned(pool_, bytes, alignof(T));
+            p = pool_alloc_aligned(pool, bytes, alignof(T));
         else
-            p = pool_alloc(pool_, bytes);
+            p = pool_alloc(pool, bytes);
         if (p == nullptr)
             throw std::bad_alloc();
         return static_cast<T *>(p);
     }
 
-    void deallocate(T *p, size_type) noexcept { pool_free(pool_, detail::void_ptr(p)); }
+    void deallocate(T *p, size_type) noexcept
+    {
+        pool_free(pool_ ? pool_ : pool_default(), detail::void_ptr(p));
+    }
 
     size_type max_size() const noexcept
     {

@@ -371,7 +371,10 @@ static void check_foreign(void) {
  * the drop-in maps each huge object alone at the start of a region, and the
  * rest of that region is free for anyone (the loader, the C library, the
  * program). Pointers there are foreign: realloc moves them, free ignores
- * them, malloc_usable_size knows nothing about them. */
+ * them, malloc_usable_size knows nothing about them. They decide so without
+ * reading the huge object's chunk header, which another thread may be
+ * unmapping at that moment (freeing the huge object): here the header's
+ * page is made inaccessible meanwhile, and reading it would fault. */
 static void check_foreign_beside_huge(void) {
     const size_t region = (size_t)4 << 20;
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
@@ -379,9 +382,9 @@ static void check_foreign_beside_huge(void) {
     /* Each try holds a huge object and looks for a free page in the rest
      * of its region (other mappings may fill that region: then the next). */
     unsigned char *held[8] = { NULL };
-    unsigned char *map = MAP_FAILED;
+    unsigned char *map = MAP_FAILED, *h = NULL;
     for (int t = 0; t < 8 && map == MAP_FAILED; t++) {
-        unsigned char *h = held[t] = malloc(huge);
+        h = held[t] = malloc(huge);
         CHECK(h != NULL);
         if (h == NULL) break;
         uintptr_t base = (uintptr_t)h & ~(uintptr_t)(region - 1);
@@ -398,6 +401,8 @@ static void check_foreign_beside_huge(void) {
     CHECK(map != MAP_FAILED);
     if (map != MAP_FAILED) {
         fill(map, page, 11);
+        unsigned char *header = (unsigned char *)((uintptr_t)h & ~(uintptr_t)(region - 1));
+        CHECK(mprotect(header, page, PROT_NONE) == 0);
         CHECK(malloc_usable_size(map) == 0);
         errno = 0;
         unsigned char *moved = realloc_opaque(map, 2 * page); /* copies the mapped page */
@@ -405,6 +410,7 @@ static void check_foreign_beside_huge(void) {
         free(moved);
         free_opaque(map); /* ignored */
         CHECK(filled(map, page, 11));
+        CHECK(mprotect(header, page, PROT_READ | PROT_WRITE) == 0);
         munmap(map, page);
     }
     for (int t = 0; t < 8; t++) free(held[t]);

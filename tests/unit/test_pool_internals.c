@@ -88,6 +88,19 @@ static void test_chunk_map_foreign_addresses(void **state) {
     void *huge = pool_alloc(pool, (size_t)8 << 20);
     assert_non_null(chunk_of(huge));
     assert_false(chunk_starts_blocks(huge));
+    /* chunk_covering: only the chunk's own bytes, known without its header */
+    chunk_t *hc = chunk_of(huge);
+    uintptr_t end = (uintptr_t)hc + hc->size, last = (end - 1) & ~(uintptr_t)(MULCH_REGION - 1);
+    assert_true(end & (MULCH_REGION - 1)); /* the last region is partly the chunk's */
+    assert_ptr_equal(chunk_covering(hc), hc);
+    assert_ptr_equal(chunk_covering((char *)hc + MULCH_REGION), hc);
+    assert_ptr_equal(chunk_covering((void *)(end - 1)), hc);
+    assert_ptr_equal(chunk_of((void *)end), hc);
+    assert_null(chunk_covering((void *)end));
+    assert_null(chunk_covering((void *)(last + MULCH_REGION - 1)));
+    assert_ptr_equal(chunk_covering(p), chunk);
+    assert_ptr_equal(chunk_covering((char *)chunk + chunk->size - 1), chunk);
+    assert_null(chunk_covering(&local));
     pool_free(pool, huge);
     pool_free(pool, p);
     pool_destroy(pool);
