@@ -68,18 +68,39 @@ static void options_resolve(gc_options_t *o) {
     if (o->heap_growth > GC_MAX_HEAP_GROWTH) o->heap_growth = GC_MAX_HEAP_GROWTH;
 }
 
+/* Whether a MULCH_GC_* variable overrides its field: set and non-empty. */
+static bool env_overrides(const char *name) {
+    const char *v = getenv(name);
+    return v != NULL && *v != '\0';
+}
+
 /* Option values the program set that the field cannot mean are misuse
  * (API.md: detected misuse is reported); each is reported here, then
- * options_resolve replaces it as documented. Zero is the default, not
- * misuse, and the environment's values are not the program's: they are
- * only clamped (docs/tuning.md). */
+ * options_resolve replaces it as documented — or the environment does,
+ * and then the report names the variable (it said "(nothing moves)" of a
+ * heap that MULCH_GC_COMPACT=always made move everything). Zero is the
+ * default, not misuse, and the environment's values are not the
+ * program's: they are only clamped (docs/tuning.md). */
 static void options_check(const gc_options_t *o) {
     double g = o->heap_growth;
-    if (g != 0.0 && !(g > 1.0)) mulch_report("gc_heap_create: heap_growth must be above 1.0 (2.0 used)", o);
-    else if (g > GC_MAX_HEAP_GROWTH) mulch_report("gc_heap_create: heap_growth above 1000 (1000 used)", o);
+    bool env = env_overrides("MULCH_GC_HEAP_GROWTH");
+    if (g != 0.0 && !(g > 1.0))
+        mulch_report(env ? "gc_heap_create: heap_growth must be above 1.0 (MULCH_GC_HEAP_GROWTH used)"
+                         : "gc_heap_create: heap_growth must be above 1.0 (2.0 used)",
+                     o);
+    else if (g > GC_MAX_HEAP_GROWTH)
+        mulch_report(env ? "gc_heap_create: heap_growth above 1000 (MULCH_GC_HEAP_GROWTH used)"
+                         : "gc_heap_create: heap_growth above 1000 (1000 used)",
+                     o);
     if (o->compaction < GC_COMPACT_AUTO || o->compaction > GC_COMPACT_ALWAYS)
-        mulch_report("gc_heap_create: compaction is not a GC_COMPACT_* value (nothing moves)", o);
-    if (o->markers < 0) mulch_report("gc_heap_create: markers is negative (one per CPU used)", o);
+        mulch_report(env_overrides("MULCH_GC_COMPACT")
+                         ? "gc_heap_create: compaction is not a GC_COMPACT_* value (MULCH_GC_COMPACT used)"
+                         : "gc_heap_create: compaction is not a GC_COMPACT_* value (nothing moves)",
+                     o);
+    if (o->markers < 0)
+        mulch_report(env_overrides("MULCH_GC_MARKERS") ? "gc_heap_create: markers is negative (MULCH_GC_MARKERS used)"
+                                                       : "gc_heap_create: markers is negative (one per CPU used)",
+                     o);
 }
 
 gc_heap_t *gc_heap_create(const gc_options_t *opts) {

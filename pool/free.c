@@ -340,8 +340,9 @@ static MULCH_NOINLINE void pool_free_slow(pool_t *pool, void *p) {
  * prologue and epilogue were a tenth of its instructions in churn). */
 static inline void pool_free_in_chunk(pool_t *pool, chunk_t *chunk, void *p) {
     /* pool, kind and magic in one test; any mismatch goes to
-     * pointer_check, which tells them apart */
-    if (mulch_unlikely(!chunk_is_pools_blocks(pool, chunk))) {
+     * pointer_check, which tells them apart (a NULL pool too: the test
+     * reads its key; docs/api.md promises a report, not a crash) */
+    if (mulch_unlikely(pool == NULL || !chunk_is_pools_blocks(pool, chunk))) {
         pool_free_slow(pool, p);
         return;
     }
