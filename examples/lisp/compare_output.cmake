@@ -37,11 +37,15 @@ set(_command "${PROGRAM}" ${_args})
 if(DEFINED NOFILE)
     set(_command sh -c "ulimit -n ${NOFILE} && exec \"$0\" \"$@\"" "${PROGRAM}" ${_args})
 endif()
+# RUN_TIMEOUT: seconds the program may take (100 unless the test says)
+if(NOT DEFINED RUN_TIMEOUT)
+    set(RUN_TIMEOUT 100)
+endif()
 execute_process(
     COMMAND ${_command}
     ${_input}
     WORKING_DIRECTORY "${WORK_DIR}"
-    TIMEOUT 100
+    TIMEOUT ${RUN_TIMEOUT}
     RESULT_VARIABLE _status
     OUTPUT_VARIABLE _out
     ERROR_VARIABLE _err)
