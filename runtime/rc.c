@@ -279,9 +279,10 @@ static void rc_destroy_one(rc_header_t *h) {
         if (h->destroy) h->destroy(obj);
         bool pool_gone = running_now.pool_gone;
         running_now = outer;
-        if (!pool_gone) {
+        /* (kept: the callback took the cell over, and may have freed it) */
+        if (!pool_gone && !keep_memory) {
             atomic_store_explicit(&h->magic, 0, memory_order_relaxed);
-            if (!keep_memory) pool_free(chunk_of(h)->pool, h);
+            pool_free(chunk_of(h)->pool, h);
         }
         keep_memory = false;
     }
@@ -332,7 +333,13 @@ void rc_destroy(rc_header_t *h) {
 }
 
 void rc_destroy_keep_memory(void) {
+    atomic_store_explicit(&running_now.obj->magic, 0, memory_order_relaxed);
     keep_memory = true;
+}
+
+void rc_free_kept(void *obj) {
+    rc_header_t *h = rc_header_of(obj);
+    pool_free(chunk_of(h)->pool, h);
 }
 
 /* An object of rec's stopped naming it (merged). Before rec's thread
