@@ -78,13 +78,28 @@ static inline bool rc_pending_unmapped(rc_header_t *h);
 void (*mulch_rc_queues_test_hook)(rc_thread_t *rec);
 static inline rc_thread_t *rc_self_checked(void);
 
-/* Drops n holds on rec; the last one puts it on the free list. */
-static void rc_record_put(rc_thread_t *rec, size_t n) {
-    if (atomic_fetch_sub_explicit(&rec->holds, n, memory_order_acq_rel) != n) return;
+/* Set while a pool's lock is held (rc_pool_live_unown): the records that
+ * go free then wait here, linked through next_free, for the caller to put
+ * on the free list after the lock (fork takes the records lock and the
+ * pools' locks in no fixed order: they must not nest). */
+static _Thread_local rc_thread_t **records_put_later MULCH_TLS_MODEL;
+
+static void rc_records_free_push(rc_thread_t *rec) {
     pthread_mutex_lock(&mulch_rc_records_lock);
     rec->next_free = rc_records_free;
     rc_records_free = rec;
     pthread_mutex_unlock(&mulch_rc_records_lock);
+}
+
+/* Drops n holds on rec; the last one puts it on the free list. */
+static void rc_record_put(rc_thread_t *rec, size_t n) {
+    if (atomic_fetch_sub_explicit(&rec->holds, n, memory_order_acq_rel) != n) return;
+    if (records_put_later) {
+        rec->next_free = *records_put_later;
+        *records_put_later = rec;
+        return;
+    }
+    rc_records_free_push(rec);
 }
 
 /* The exit hook's value on a thread without a record (it never allocated
@@ -527,6 +542,28 @@ static MULCH_NO_ASAN void rc_cell_unown(void *ctx, void *cell, size_t size) {
     records->freed[at - records->items]++;
 }
 
+/* n of the pool's objects named rec and stopped (pool_destroy freed them). */
+static void rc_record_unown_freed(rc_thread_t *rec, size_t n) {
+    if (rec == rc_self) rec->live -= n;
+    else if (atomic_load_explicit(&rec->dead, memory_order_acquire)) rc_record_put(rec, n);
+    else rc_record_unown_for_running(rec, n);
+}
+
+/* rc_cell_unown when the sorted records could not be mapped: the owner is
+ * looked up in the list from `first` (ctx), and let go of at once (under
+ * the pool's lock: records_put_later is set). */
+static MULCH_NO_ASAN void rc_cell_unown_unsorted(void *ctx, void *cell, size_t size) {
+    if (size < sizeof(rc_header_t)) return;
+    rc_header_t *h = cell;
+    if (atomic_load_explicit(&h->magic, memory_order_relaxed) != RC_LIVE) return;
+    rc_thread_t *owner = atomic_load_explicit(&h->owner, memory_order_relaxed), *rec = ctx;
+    if (owner == NULL) return;
+    while (rec && rec != owner) rec = rec->next_all;
+    if (rec == NULL) return;
+    atomic_store_explicit(&h->owner, NULL, memory_order_relaxed);
+    rc_record_unown_freed(rec, 1);
+}
+
 /* pool_destroy frees the pool's live rc objects without destroying them:
  * those their owners still count would hold the owners' records for ever
  * (an exited thread's record never went back on the free list: a page
@@ -542,7 +579,19 @@ static void rc_pool_live_unown(pool_t *pool) {
      * newer ones belong to threads that cannot own the pool's objects) */
     for (rc_thread_t *rec = first; rec; rec = rec->next_all) records.count++;
     records.bytes = records.count * (sizeof *records.items + sizeof *records.freed);
-    if (records.bytes == 0 || (records.items = os_map(records.bytes)) == NULL) return; /* zeroed */
+    if (records.bytes == 0) return;
+    if ((records.items = os_map(records.bytes)) == NULL) { /* zeroed */
+        rc_thread_t *later = NULL;
+        records_put_later = &later;
+        pool_live_cells_walk(pool, rc_cell_unown_unsorted, first); /* slower, needs no memory */
+        records_put_later = NULL;
+        while (later) {
+            rc_thread_t *next = later->next_free;
+            rc_records_free_push(later);
+            later = next;
+        }
+        return;
+    }
     records.freed = (size_t *)(records.items + records.count);
     size_t n = 0;
     for (rc_thread_t *rec = first; rec; rec = rec->next_all) records.items[n++] = rec;
@@ -551,10 +600,7 @@ static void rc_pool_live_unown(pool_t *pool) {
     for (size_t i = 0; i < records.count; i++) {
         rc_thread_t *rec = records.items[i];
         size_t freed = records.freed[i];
-        if (freed == 0) continue;
-        if (rec == rc_self) rec->live -= freed;
-        else if (atomic_load_explicit(&rec->dead, memory_order_acquire)) rc_record_put(rec, freed);
-        else rc_record_unown_for_running(rec, freed);
+        if (freed != 0) rc_record_unown_freed(rec, freed);
     }
     os_unmap(records.items, records.bytes);
 }
