@@ -13,7 +13,8 @@
  *
  * gc_own_rc: retains the rc object for the GC object (failing if its count
  * is 0 already: its cell would soon be another object's) and records the pair;
- * the collector hands the reference back to rc_release after the owner is
+ * the collector hands the reference back to rc_release_now (its destroys
+ * run at once, also inside a destroy callback) after the owner is
  * reclaimed (after its finalizer, outside the pause), or at heap destroy.
  *
  * Cycles through the bridge (a handle rooting an object that owns that
@@ -86,7 +87,7 @@ int gc_own_rc(gc_thread_t *thread, void *obj, void *rc_obj) {
     /* (a count at 0 already, its destroy pending, must not be recorded:
      * the collector would later release whatever took its cell) */
     if (!rc_retain_checked(rc_obj)) return -1;
-    if (!gc_owned_add(thread->heap, obj, rc_obj, rc_release)) {
+    if (!gc_owned_add(thread->heap, obj, rc_obj, rc_release_now)) {
         rc_release(rc_obj);
         return -1;
     }

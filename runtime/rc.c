@@ -768,6 +768,18 @@ void rc_release(void *obj) {
     if (queue) rc_queue_to_owner(h, owner);
 }
 
+void rc_release_now(void *obj) {
+    /* a list of its own: the destroys this release causes run before it
+     * returns, those already queued behind the running callback after */
+    rc_header_t *outer_pending = pending_destroy;
+    bool outer_destroying = destroying;
+    pending_destroy = NULL;
+    destroying = false;
+    rc_release(obj);
+    pending_destroy = outer_pending;
+    destroying = outer_destroying;
+}
+
 size_t rc_count(const void *obj) {
     if (!rc_looks_live(obj, "rc_count")) return 0;
     rc_header_t *h = rc_header_of(obj);

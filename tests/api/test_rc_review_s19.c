@@ -6,6 +6,12 @@
  *     then stayed allocated in the default pool for ever, after
  *     gc_heap_destroy too (one cell leaked per such release), and for ever
  *     at once when the handle's heap was destroyed already.
+ *   - an rc destroy callback that calls gc_heap_destroy (or gc_collect):
+ *     the rc objects the heap's GC objects owned (gc_own_rc) were released
+ *     there, but their destroys queued behind the running callback and ran
+ *     after gc_heap_destroy returned; one that used the heap, as the guide
+ *     allows ("may still make handles ... on the heap being destroyed"),
+ *     touched a destroyed heap (a crash).
  *
  * Deterministic: random choices come from a splitmix64 generator seeded from
  * MULCH_TEST_SEED (decimal or 0x-hex) or a fixed default; the seed is printed
@@ -111,6 +117,91 @@ static void test_rc_dead_heaps_handle_released_in_walk_freed(void **state)
     release_handle_in_walk(false, true);
 }
 
+static gc_heap_t *g_heap;
+static int g_inside;            /* 1 while the outer callback's call runs */
+static int g_owned_runs, g_owned_inside;
+static gc_handle_t *g_late_handle;
+
+/* An owned object's destroy: uses the heap, which must still be there. */
+static void owned_destroy(void *obj)
+{
+    (void)obj;
+    g_owned_runs++;
+    g_owned_inside += g_inside;
+    if (g_inside) g_late_handle = gc_handle_new(g_heap, NULL);
+}
+
+static void destroy_heap(void *obj)
+{
+    (void)obj;
+    g_inside = 1;
+    gc_heap_destroy(g_heap);
+    g_inside = 0;
+}
+
+static gc_thread_t *g_collector;
+static void collect_heap(void *obj)
+{
+    (void)obj;
+    g_inside = 1;
+    gc_collect(g_collector);
+    g_inside = 0;
+}
+
+/* A heap whose GC object owns an rc object with owned_destroy. */
+static void heap_with_owned(void **root, gc_thread_t **t)
+{
+    g_owned_runs = g_owned_inside = 0;
+    g_late_handle = NULL;
+    g_heap = gc_heap_create(NULL);
+    EXPECT_NONNULL(g_heap);
+    *t = gc_thread_attach(g_heap);
+    EXPECT_NONNULL(*t);
+    *root = gc_alloc(*t, &T_PLAIN, 16);
+    EXPECT_NONNULL(*root);
+    void *owned = rc_alloc(16, owned_destroy);
+    EXPECT_NONNULL(owned);
+    EXPECT_EQ(gc_own_rc(*t, *root, owned), 0);
+    rc_release(owned);
+}
+
+static void test_rc_owned_destroys_run_inside_heap_destroy_from_callback(void **state)
+{
+    (void)state;
+    TEST_START();
+    void *root;
+    gc_thread_t *t;
+    heap_with_owned(&root, &t);
+    (void)root; /* not rooted: gc_heap_destroy releases what it owns anyway */
+    gc_thread_detach(t);
+    unsigned long r = rec_count();
+    rc_release(rc_alloc(16, destroy_heap));
+    EXPECT_EQ(g_owned_runs, 1);
+    EXPECT_EQ(g_owned_inside, 1); /* inside gc_heap_destroy, while the heap lives */
+    EXPECT_NONNULL(g_late_handle);
+    EXPECT_EQ(gc_handle_get(g_late_handle), NULL); /* as any handle of a destroyed heap */
+    rc_release(g_late_handle);
+    EXPECT_NO_REPORTS(r);
+}
+
+static void test_rc_owned_destroys_run_inside_collect_from_callback(void **state)
+{
+    (void)state;
+    TEST_START();
+    void *root;
+    heap_with_owned(&root, &g_collector);
+    root = NULL; /* garbage: the next collection releases what it owns */
+    unsigned long r = rec_count();
+    rc_release(rc_alloc(16, collect_heap));
+    EXPECT_EQ(g_owned_runs, 1);
+    EXPECT_EQ(g_owned_inside, 1); /* gc_collect returns after the release */
+    EXPECT_NONNULL(g_late_handle);
+    rc_release(g_late_handle);
+    EXPECT_NO_REPORTS(r);
+    gc_thread_detach(g_collector);
+    gc_heap_destroy(g_heap);
+}
+
 int main(void)
 {
     mt_init("test_rc_review_s19");
@@ -119,6 +210,8 @@ int main(void)
         T(test_rc_handle_released_in_walk_freed_at_heap_destroy),
         T(test_rc_other_heaps_handle_released_in_walk_freed),
         T(test_rc_dead_heaps_handle_released_in_walk_freed),
+        T(test_rc_owned_destroys_run_inside_heap_destroy_from_callback),
+        T(test_rc_owned_destroys_run_inside_collect_from_callback),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
