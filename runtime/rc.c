@@ -57,6 +57,13 @@ __attribute__((constructor)) static void rc_fork_handlers_register(void) {
 
 static _Thread_local rc_header_t *pending_destroy MULCH_TLS_MODEL;
 static _Thread_local bool destroying MULCH_TLS_MODEL;
+/* The pending lists that rc_release_now set aside (innermost first), on
+ * its stack. */
+typedef struct rc_pending_saved {
+    rc_header_t             *list;
+    struct rc_pending_saved *outer;
+} rc_pending_saved_t;
+static _Thread_local rc_pending_saved_t *pending_saved MULCH_TLS_MODEL;
 static _Thread_local bool keep_memory MULCH_TLS_MODEL; /* rc_destroy_keep_memory */
 /* The object whose destroy callback runs on this thread (obj NULL: none),
  * with whether its pool was destroyed meanwhile (pool_destroy took its
@@ -118,6 +125,7 @@ static void rc_thread_exit(void *arg) {
          * for ever. */
         destroying = false;
         running_now = (rc_running_t){ NULL, false, NULL };
+        pending_saved = NULL; /* (on the unwound stack: those destroys are lost) */
         rc_header_t *h = pending_destroy;
         if (h && !rc_pending_unmapped(h)) {
             pending_destroy = h->link;
@@ -433,24 +441,31 @@ static void rc_queue_drain(rc_thread_t *self) {
  * the list would link into unmapped memory). Their own callbacks may
  * queue more: repeat until none of the pool's is left. Whether it found
  * any. */
+static rc_header_t *rc_pending_take_pool(rc_header_t **list, pool_t *pool, rc_header_t *ours) {
+    rc_header_t **at = list;
+    while (*at) {
+        rc_header_t *h = *at;
+        if (chunk_of(h) == NULL) {
+            (void)rc_pending_unmapped_slow(h, at); /* the rest links through it */
+            break;
+        }
+        if (chunk_of(h)->pool == pool) {
+            *at = h->link;
+            h->link = ours;
+            ours = h;
+        } else {
+            at = &h->link;
+        }
+    }
+    return ours;
+}
+
 static bool rc_pending_destroy_pool(pool_t *pool) {
     bool found = false;
     for (;;) {
-        rc_header_t *ours = NULL, **at = &pending_destroy;
-        while (*at) {
-            rc_header_t *h = *at;
-            if (chunk_of(h) == NULL) {
-                (void)rc_pending_unmapped_slow(h, at); /* the rest links through it */
-                break;
-            }
-            if (chunk_of(h)->pool == pool) {
-                *at = h->link;
-                h->link = ours;
-                ours = h;
-            } else {
-                at = &h->link;
-            }
-        }
+        /* (the lists rc_release_now set aside too) */
+        rc_header_t *ours = rc_pending_take_pool(&pending_destroy, pool, NULL);
+        for (rc_pending_saved_t *s = pending_saved; s; s = s->outer) ours = rc_pending_take_pool(&s->list, pool, ours);
         if (ours == NULL) return found;
         found = true;
         /* the running callback's rc_destroy_keep_memory */
@@ -624,7 +639,7 @@ void rc_pool_destroying(pool_t *pool) {
         if (!r->pool_gone && chunk_of(r->obj)->pool == pool) r->pool_gone = true;
     for (;;) {
         bool found = rc_queues_destroy_pool(pool);
-        if (destroying) found |= rc_pending_destroy_pool(pool);
+        if (destroying || pending_saved) found |= rc_pending_destroy_pool(pool);
         if (!found) break;
     }
     if (atomic_load_explicit(&pool->has_rc, memory_order_relaxed)) rc_pool_live_unown(pool);
@@ -771,12 +786,14 @@ void rc_release(void *obj) {
 void rc_release_now(void *obj) {
     /* a list of its own: the destroys this release causes run before it
      * returns, those already queued behind the running callback after */
-    rc_header_t *outer_pending = pending_destroy;
+    rc_pending_saved_t saved = { pending_destroy, pending_saved }; /* pool_destroy may take from it */
     bool outer_destroying = destroying;
+    pending_saved = &saved;
     pending_destroy = NULL;
     destroying = false;
     rc_release(obj);
-    pending_destroy = outer_pending;
+    pending_destroy = saved.list;
+    pending_saved = saved.outer;
     destroying = outer_destroying;
 }
 

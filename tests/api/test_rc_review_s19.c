@@ -202,6 +202,62 @@ static void test_rc_owned_destroys_run_inside_collect_from_callback(void **state
     gc_heap_destroy(g_heap);
 }
 
+/* The same gc_collect, from a callback that has a destroy pending behind
+ * it (an object of pool P whose last reference it released): the owned
+ * object's destroy destroys P, which must run that pending destroy too
+ * (docs/rc.md "Destroy callbacks"), though it waits on the callback's list. */
+static pool_t *g_pool;
+static recobj_t *g_pending_obj;
+static int g_pool_destroyed_inside;
+
+static void owned_destroys_pool(void *obj)
+{
+    (void)obj;
+    g_owned_runs++;
+    g_owned_inside += g_inside;
+    pool_destroy(g_pool);
+    g_pool_destroyed_inside += g_inside;
+}
+
+static void release_then_collect(void *obj)
+{
+    (void)obj;
+    rc_release(g_pending_obj); /* its destroy waits behind this callback */
+    g_inside = 1;
+    gc_collect(g_collector);
+    g_inside = 0;
+}
+
+static void test_rc_owned_destroy_destroys_pool_of_pending_object(void **state)
+{
+    (void)state;
+    TEST_START();
+    destroy_reset();
+    g_owned_runs = g_owned_inside = g_pool_destroyed_inside = 0;
+    g_heap = gc_heap_create(NULL);
+    EXPECT_NONNULL(g_heap);
+    g_collector = gc_thread_attach(g_heap);
+    EXPECT_NONNULL(g_collector);
+    void *owner = gc_alloc(g_collector, &T_PLAIN, 16); /* unrooted: garbage */
+    EXPECT_NONNULL(owner);
+    void *owned = rc_alloc(16, owned_destroys_pool);
+    EXPECT_NONNULL(owned);
+    EXPECT_EQ(gc_own_rc(g_collector, owner, owned), 0);
+    rc_release(owned);
+    owner = NULL;
+    g_pool = pool_create(NULL);
+    EXPECT_NONNULL(g_pool);
+    g_pending_obj = mk_rec(g_pool, 1);
+    unsigned long r = rec_count();
+    rc_release(rc_alloc(16, release_then_collect));
+    EXPECT_EQ(g_owned_runs, 1);
+    EXPECT_EQ(g_pool_destroyed_inside, 1);
+    EXPECT_DESTROYS(1); /* the pending object's, run by pool_destroy */
+    EXPECT_NO_REPORTS(r);
+    gc_thread_detach(g_collector);
+    gc_heap_destroy(g_heap);
+}
+
 int main(void)
 {
     mt_init("test_rc_review_s19");
@@ -212,6 +268,7 @@ int main(void)
         T(test_rc_dead_heaps_handle_released_in_walk_freed),
         T(test_rc_owned_destroys_run_inside_heap_destroy_from_callback),
         T(test_rc_owned_destroys_run_inside_collect_from_callback),
+        T(test_rc_owned_destroy_destroys_pool_of_pending_object),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
