@@ -12,6 +12,10 @@
  *     after gc_heap_destroy returned; one that used the heap, as the guide
  *     allows ("may still make handles ... on the heap being destroyed"),
  *     touched a destroyed heap (a crash).
+ *   - reports docs/rc.md "Errors and misuse" promises that no test checked:
+ *     rc_count, rc_weak_new and gc_own_rc on the object whose destroy runs
+ *     (from inside it), gc_own_rc with a NULL or foreign rc object, and a
+ *     handle's last release from a root callback or a trace function.
  *
  * Deterministic: random choices come from a splitmix64 generator seeded from
  * MULCH_TEST_SEED (decimal or 0x-hex) or a fixed default; the seed is printed
@@ -258,6 +262,114 @@ static void test_rc_owned_destroy_destroys_pool_of_pending_object(void **state)
     gc_heap_destroy(g_heap);
 }
 
+/* ---- promised reports ---------------------------------------------------- */
+
+static gc_thread_t *g_self_thread;
+static void *g_self_owner;
+static int g_self_destroys;
+
+/* Every call on the object itself is a use after release (its count is 0). */
+static void self_use_destroy(void *obj)
+{
+    g_self_destroys++;
+    unsigned long r = rec_count();
+    EXPECT_EQ(rc_count(obj), 0);
+    EXPECT_ONE_REPORT(r, "rc_count: object already destroyed", obj);
+    r = rec_count();
+    EXPECT_EQ(rc_weak_new(obj), NULL);
+    EXPECT_ONE_REPORT(r, "rc_weak_new: object already destroyed", obj);
+    r = rec_count();
+    EXPECT_EQ(gc_own_rc(g_self_thread, g_self_owner, obj), -1);
+    EXPECT_ONE_REPORT(r, "gc_own_rc: object already destroyed", obj);
+}
+
+static void test_rc_calls_on_itself_inside_destroy_reported(void **state)
+{
+    (void)state;
+    TEST_START();
+    gc_heap_t *heap = gc_heap_create(NULL);
+    EXPECT_NONNULL(heap);
+    g_self_thread = gc_thread_attach(heap);
+    EXPECT_NONNULL(g_self_thread);
+    g_self_owner = gc_alloc(g_self_thread, &T_PLAIN, 16);
+    EXPECT_NONNULL(g_self_owner);
+    gc_root_add(heap, &g_self_owner);
+    g_self_destroys = 0;
+    void *obj = rc_alloc(16, self_use_destroy);
+    EXPECT_NONNULL(obj);
+    rc_release(obj);
+    EXPECT_EQ(g_self_destroys, 1);
+
+    /* gc_own_rc's rc object NULL, or not an rc object: -1, one report */
+    unsigned long r = rec_count();
+    EXPECT_EQ(gc_own_rc(g_self_thread, g_self_owner, NULL), -1);
+    EXPECT_ONE_REPORT(r, "gc_own_rc: NULL object", NULL);
+    _Alignas(64) unsigned char local[128];
+    memset(local, 0, sizeof local);
+    r = rec_count();
+    EXPECT_EQ(gc_own_rc(g_self_thread, g_self_owner, local + 64), -1);
+    EXPECT_ONE_REPORT(r, "gc_own_rc: not an rc object", local + 64);
+
+    gc_root_remove(heap, &g_self_owner);
+    gc_thread_detach(g_self_thread);
+    gc_heap_destroy(heap);
+}
+
+/* A handle's last release from a root callback, then from a trace
+ * function: reported, the object is no longer rooted by it, and the
+ * handle's memory goes back with the heap. */
+static _Atomic(void *) g_cb_victim; /* trace functions may run on marker threads */
+static void release_victim(void)
+{
+    void *v = atomic_exchange(&g_cb_victim, NULL);
+    if (v) rc_release(v);
+}
+static void root_cb_release(gc_tracer_t *tracer, void *ctx)
+{
+    (void)tracer, (void)ctx;
+    release_victim();
+}
+static void trace_release(void *obj, gc_tracer_t *tracer)
+{
+    (void)obj, (void)tracer;
+    release_victim();
+}
+static const gc_type_t T_RELEASING = { "test.rc.s19.releasing", trace_release, NULL };
+
+static void test_rc_handle_released_in_root_callback_or_trace(void **state)
+{
+    (void)state;
+    TEST_START();
+    size_t base = default_pool_live();
+    gc_heap_t *heap = gc_heap_create(NULL);
+    EXPECT_NONNULL(heap);
+    gc_thread_t *t = gc_thread_attach(heap);
+    EXPECT_NONNULL(t);
+    void *root = gc_alloc(t, &T_RELEASING, 16); /* its trace releases */
+    EXPECT_NONNULL(root);
+    gc_root_add(heap, &root);
+
+    for (int way = 0; way < 2; way++) {
+        void *target = gc_alloc(t, &T_PLAIN, 16);
+        EXPECT_NONNULL(target);
+        atomic_store(&g_cb_victim, handle_in_holder(heap, target));
+        if (way == 0) gc_root_add_callback(heap, root_cb_release, NULL);
+        unsigned long r = rec_count();
+        gc_collect(t); /* the handle still roots target through this one */
+        EXPECT_ONE_REPORT(r, "gc_handle's last rc_release: called from", NULL);
+        EXPECT_EQ(atomic_load(&g_cb_victim), NULL);
+        if (way == 0) gc_root_remove_callback(heap, root_cb_release, NULL);
+        r = rec_count();
+        gc_collect(t);
+        EXPECT_EQ(gc_verify(heap), 0);
+        EXPECT_NO_REPORTS(r);
+    }
+    gc_root_remove(heap, &root);
+    gc_thread_detach(t);
+    gc_heap_destroy(heap);
+    EXPECT_EQ(default_pool_live(), base);
+}
+
 int main(void)
 {
     mt_init("test_rc_review_s19");
@@ -269,6 +381,8 @@ int main(void)
         T(test_rc_owned_destroys_run_inside_heap_destroy_from_callback),
         T(test_rc_owned_destroys_run_inside_collect_from_callback),
         T(test_rc_owned_destroy_destroys_pool_of_pending_object),
+        T(test_rc_calls_on_itself_inside_destroy_reported),
+        T(test_rc_handle_released_in_root_callback_or_trace),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
