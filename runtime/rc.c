@@ -7,7 +7,11 @@
  * negative (queue to the owner, or fold the counts if the owner is gone),
  * the owner draining its merge queue, and destruction. Destroy callbacks
  * that release other objects do not recurse: a thread already destroying
- * appends to its pending list and the outermost call drains it.
+ * appends to its pending list and the outermost call drains it. The
+ * bridge's releases (rc_release_now) are the exception: they drain a list
+ * of their own before returning, the outer one set aside (pending_saved),
+ * so that a gc_collect or gc_heap_destroy called by a destroy callback
+ * runs the destroys of what it releases while the heap is there.
  *
  * pool_destroy calls rc_pool_destroying first (a pool hook set with the
  * first thread record): the pool's objects still in some owner's merge
