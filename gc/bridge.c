@@ -19,8 +19,9 @@
  */
 #include "gc_internal.h"
 
-bool gc_handle_slot_add(gc_heap_t *heap, gc_handle_payload_t *payload) {
+bool gc_handle_slot_add(gc_heap_t *heap, gc_handle_payload_t *payload, void (*free_kept)(void *)) {
     pthread_mutex_lock(&heap->lock);
+    heap->handle_free = free_kept;
     payload->slot_index = heap->handle_slots.count;
     bool ok = gc_vector_push(&heap->handle_slots, &payload->obj);
     pthread_mutex_unlock(&heap->lock);
@@ -119,6 +120,9 @@ static void handles_detach(gc_heap_t *heap) {
         gc_handle_payload_t *payload = heap->handle_slots.items[i];
         payload->obj = NULL;
         payload->heap = NULL;
+        /* a kept one (its last release was refused) is ours to free */
+        if (atomic_fetch_or_explicit(&payload->kept, GC_HANDLE_DETACHED, memory_order_acq_rel) & GC_HANDLE_KEPT)
+            heap->handle_free(payload);
     }
     heap->handle_slots.count = 0;
     pthread_mutex_unlock(&heap->lock);

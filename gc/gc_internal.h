@@ -405,6 +405,7 @@ struct gc_heap {
     gc_vector_t      owned_rcs;        /* ... this rc object (same index)   */
     gc_vector_t      rc_to_release;    /* owners died: release after pause  */
     void           (*release_rc)(void *rc_obj); /* not rc_release: rc.h makes that a macro */
+    void           (*handle_free)(void *payload);  /* gc_handle_payload_t's `kept` */
 
     /* policy and statistics */
     _Atomic size_t   allocated_since_gc;
@@ -740,11 +741,18 @@ MULCH_INTERNAL uint64_t gc_now_ns(void);
 /* A handle's payload: the slot first (registered as a root), then its heap;
  * gc_heap_destroy sets both to NULL. slot_index is the slot's place in
  * heap->handle_slots (under the heap lock), so that releasing handles in
- * any order costs O(1) each. */
+ * any order costs O(1) each. `kept`: a last release that could not remove
+ * the slot (from a trace, root or heap-walk callback) left the memory to
+ * the heap (GC_HANDLE_KEPT); gc_heap_destroy lets go of the payload
+ * (GC_HANDLE_DETACHED, after its last write to it). Whichever side sets
+ * its bit second frees the memory (the heap's handle_free). */
+#define GC_HANDLE_KEPT     1u
+#define GC_HANDLE_DETACHED 2u
 typedef struct gc_handle_payload {
-    void      *obj;
-    gc_heap_t *heap;
-    size_t     slot_index;
+    void            *obj;
+    gc_heap_t       *heap;
+    size_t           slot_index;
+    _Atomic unsigned kept;
 } gc_handle_payload_t;
 /* obj (an allocated object of the heap) is a weak reference (weak.c). */
 MULCH_INTERNAL bool gc_object_is_weak(const void *obj);
@@ -764,7 +772,9 @@ MULCH_INTERNAL void gc_weak_list_forget_dead(gc_heap_t *heap, gc_vector_t *weaks
 MULCH_INTERNAL void gc_ephemerons_converge(gc_tracer_t *tracer);
 /* Whether a listed ephemeron is marked (weak.c). */
 MULCH_INTERNAL bool gc_ephemerons_marked(gc_heap_t *heap);
-MULCH_INTERNAL bool gc_handle_slot_add(gc_heap_t *heap, gc_handle_payload_t *payload);
+/* free_kept frees a payload that both GC_HANDLE_KEPT and GC_HANDLE_DETACHED
+ * name (the rc side's function: the collector does not call rc). */
+MULCH_INTERNAL bool gc_handle_slot_add(gc_heap_t *heap, gc_handle_payload_t *payload, void (*free_kept)(void *));
 /* The handle's slot leaves its heap, if it still has one. Takes the
  * handles' lock, then the heap's: gc_heap_destroy detaches payloads under
  * both, so the heap read here is not unmapped under the caller. */

@@ -6,13 +6,15 @@
  * release racing gc_heap_destroy never locks an unmapped heap). A last
  * release from a trace, root or heap-walk callback cannot take the heap's
  * lock: it is reported, and the slot stays registered, rooting nothing,
- * with its memory kept from the pool. gc_heap_destroy clears the payload, so a
+ * with its memory kept from the pool until gc_heap_destroy (gc/bridge.c,
+ * the payload's `kept`). gc_heap_destroy clears the payload, so a
  * handle outliving its heap answers NULL and its destroy does nothing.
  * Handles live in the default pool, which outlives every heap.
  *
  * gc_own_rc: retains the rc object for the GC object (failing if its count
  * is 0 already: its cell would soon be another object's) and records the pair;
- * the collector hands the reference back to rc_release after the owner is
+ * the collector hands the reference back to rc_release_now (its destroys
+ * run at once, also inside a destroy callback) after the owner is
  * reclaimed (after its finalizer, outside the pause), or at heap destroy.
  *
  * Cycles through the bridge (a handle rooting an object that owns that
@@ -28,9 +30,12 @@ static void handle_destroy(void *obj) {
         /* Reported: this thread may hold the heap's lock (a heap-walk
          * callback, a root callback), which removing the slot takes. The
          * slot stays registered, rooting nothing, and so does its memory
-         * (kept from the pool: the heap still reads it). */
+         * (kept from the pool: the heap still reads it) until the heap's
+         * destroy lets go of it — or already did (then it is freed now). */
         __atomic_store_n(&payload->obj, NULL, __ATOMIC_RELAXED);
         rc_destroy_keep_memory();
+        if (atomic_fetch_or_explicit(&payload->kept, GC_HANDLE_KEPT, memory_order_acq_rel) & GC_HANDLE_DETACHED)
+            rc_free_kept(payload);
         return;
     }
     gc_handle_slot_remove(payload);
@@ -52,7 +57,7 @@ gc_handle_t *gc_handle_new(gc_heap_t *heap, void *obj) {
     if (payload == NULL) return NULL;
     payload->obj = obj;
     payload->heap = heap;
-    if (!gc_handle_slot_add(heap, payload)) {
+    if (!gc_handle_slot_add(heap, payload, rc_free_kept)) {
         payload->heap = NULL;
         rc_release(payload);
         return NULL;
@@ -82,7 +87,7 @@ int gc_own_rc(gc_thread_t *thread, void *obj, void *rc_obj) {
     /* (a count at 0 already, its destroy pending, must not be recorded:
      * the collector would later release whatever took its cell) */
     if (!rc_retain_checked(rc_obj)) return -1;
-    if (!gc_owned_add(thread->heap, obj, rc_obj, rc_release)) {
+    if (!gc_owned_add(thread->heap, obj, rc_obj, rc_release_now)) {
         rc_release(rc_obj);
         return -1;
     }

@@ -7,7 +7,11 @@
  * negative (queue to the owner, or fold the counts if the owner is gone),
  * the owner draining its merge queue, and destruction. Destroy callbacks
  * that release other objects do not recurse: a thread already destroying
- * appends to its pending list and the outermost call drains it.
+ * appends to its pending list and the outermost call drains it. The
+ * bridge's releases (rc_release_now) are the exception: they drain a list
+ * of their own before returning, the outer one set aside (pending_saved),
+ * so that a gc_collect or gc_heap_destroy called by a destroy callback
+ * runs the destroys of what it releases while the heap is there.
  *
  * pool_destroy calls rc_pool_destroying first (a pool hook set with the
  * first thread record): the pool's objects still in some owner's merge
@@ -57,6 +61,13 @@ __attribute__((constructor)) static void rc_fork_handlers_register(void) {
 
 static _Thread_local rc_header_t *pending_destroy MULCH_TLS_MODEL;
 static _Thread_local bool destroying MULCH_TLS_MODEL;
+/* The pending lists that rc_release_now set aside (innermost first), on
+ * its stack. */
+typedef struct rc_pending_saved {
+    rc_header_t             *list;
+    struct rc_pending_saved *outer;
+} rc_pending_saved_t;
+static _Thread_local rc_pending_saved_t *pending_saved MULCH_TLS_MODEL;
 static _Thread_local bool keep_memory MULCH_TLS_MODEL; /* rc_destroy_keep_memory */
 /* The object whose destroy callback runs on this thread (obj NULL: none),
  * with whether its pool was destroyed meanwhile (pool_destroy took its
@@ -78,13 +89,28 @@ static inline bool rc_pending_unmapped(rc_header_t *h);
 void (*mulch_rc_queues_test_hook)(rc_thread_t *rec);
 static inline rc_thread_t *rc_self_checked(void);
 
-/* Drops n holds on rec; the last one puts it on the free list. */
-static void rc_record_put(rc_thread_t *rec, size_t n) {
-    if (atomic_fetch_sub_explicit(&rec->holds, n, memory_order_acq_rel) != n) return;
+/* Set while a pool's lock is held (rc_pool_live_unown): the records that
+ * go free then wait here, linked through next_free, for the caller to put
+ * on the free list after the lock (fork takes the records lock and the
+ * pools' locks in no fixed order: they must not nest). */
+static _Thread_local rc_thread_t **records_put_later MULCH_TLS_MODEL;
+
+static void rc_records_free_push(rc_thread_t *rec) {
     pthread_mutex_lock(&mulch_rc_records_lock);
     rec->next_free = rc_records_free;
     rc_records_free = rec;
     pthread_mutex_unlock(&mulch_rc_records_lock);
+}
+
+/* Drops n holds on rec; the last one puts it on the free list. */
+static void rc_record_put(rc_thread_t *rec, size_t n) {
+    if (atomic_fetch_sub_explicit(&rec->holds, n, memory_order_acq_rel) != n) return;
+    if (records_put_later) {
+        rec->next_free = *records_put_later;
+        *records_put_later = rec;
+        return;
+    }
+    rc_records_free_push(rec);
 }
 
 /* The exit hook's value on a thread without a record (it never allocated
@@ -103,6 +129,7 @@ static void rc_thread_exit(void *arg) {
          * for ever. */
         destroying = false;
         running_now = (rc_running_t){ NULL, false, NULL };
+        pending_saved = NULL; /* (on the unwound stack: those destroys are lost) */
         rc_header_t *h = pending_destroy;
         if (h && !rc_pending_unmapped(h)) {
             pending_destroy = h->link;
@@ -279,9 +306,10 @@ static void rc_destroy_one(rc_header_t *h) {
         if (h->destroy) h->destroy(obj);
         bool pool_gone = running_now.pool_gone;
         running_now = outer;
-        if (!pool_gone) {
+        /* (kept: the callback took the cell over, and may have freed it) */
+        if (!pool_gone && !keep_memory) {
             atomic_store_explicit(&h->magic, 0, memory_order_relaxed);
-            if (!keep_memory) pool_free(chunk_of(h)->pool, h);
+            pool_free(chunk_of(h)->pool, h);
         }
         keep_memory = false;
     }
@@ -332,7 +360,13 @@ void rc_destroy(rc_header_t *h) {
 }
 
 void rc_destroy_keep_memory(void) {
+    atomic_store_explicit(&running_now.obj->magic, 0, memory_order_relaxed);
     keep_memory = true;
+}
+
+void rc_free_kept(void *obj) {
+    rc_header_t *h = rc_header_of(obj);
+    pool_free(chunk_of(h)->pool, h);
 }
 
 /* An object of rec's stopped naming it (merged). Before rec's thread
@@ -411,24 +445,31 @@ static void rc_queue_drain(rc_thread_t *self) {
  * the list would link into unmapped memory). Their own callbacks may
  * queue more: repeat until none of the pool's is left. Whether it found
  * any. */
+static rc_header_t *rc_pending_take_pool(rc_header_t **list, pool_t *pool, rc_header_t *ours) {
+    rc_header_t **at = list;
+    while (*at) {
+        rc_header_t *h = *at;
+        if (chunk_of(h) == NULL) {
+            (void)rc_pending_unmapped_slow(h, at); /* the rest links through it */
+            break;
+        }
+        if (chunk_of(h)->pool == pool) {
+            *at = h->link;
+            h->link = ours;
+            ours = h;
+        } else {
+            at = &h->link;
+        }
+    }
+    return ours;
+}
+
 static bool rc_pending_destroy_pool(pool_t *pool) {
     bool found = false;
     for (;;) {
-        rc_header_t *ours = NULL, **at = &pending_destroy;
-        while (*at) {
-            rc_header_t *h = *at;
-            if (chunk_of(h) == NULL) {
-                (void)rc_pending_unmapped_slow(h, at); /* the rest links through it */
-                break;
-            }
-            if (chunk_of(h)->pool == pool) {
-                *at = h->link;
-                h->link = ours;
-                ours = h;
-            } else {
-                at = &h->link;
-            }
-        }
+        /* (the lists rc_release_now set aside too) */
+        rc_header_t *ours = rc_pending_take_pool(&pending_destroy, pool, NULL);
+        for (rc_pending_saved_t *s = pending_saved; s; s = s->outer) ours = rc_pending_take_pool(&s->list, pool, ours);
         if (ours == NULL) return found;
         found = true;
         /* the running callback's rc_destroy_keep_memory */
@@ -520,6 +561,28 @@ static MULCH_NO_ASAN void rc_cell_unown(void *ctx, void *cell, size_t size) {
     records->freed[at - records->items]++;
 }
 
+/* n of the pool's objects named rec and stopped (pool_destroy freed them). */
+static void rc_record_unown_freed(rc_thread_t *rec, size_t n) {
+    if (rec == rc_self) rec->live -= n;
+    else if (atomic_load_explicit(&rec->dead, memory_order_acquire)) rc_record_put(rec, n);
+    else rc_record_unown_for_running(rec, n);
+}
+
+/* rc_cell_unown when the sorted records could not be mapped: the owner is
+ * looked up in the list from `first` (ctx), and let go of at once (under
+ * the pool's lock: records_put_later is set). */
+static MULCH_NO_ASAN void rc_cell_unown_unsorted(void *ctx, void *cell, size_t size) {
+    if (size < sizeof(rc_header_t)) return;
+    rc_header_t *h = cell;
+    if (atomic_load_explicit(&h->magic, memory_order_relaxed) != RC_LIVE) return;
+    rc_thread_t *owner = atomic_load_explicit(&h->owner, memory_order_relaxed), *rec = ctx;
+    if (owner == NULL) return;
+    while (rec && rec != owner) rec = rec->next_all;
+    if (rec == NULL) return;
+    atomic_store_explicit(&h->owner, NULL, memory_order_relaxed);
+    rc_record_unown_freed(rec, 1);
+}
+
 /* pool_destroy frees the pool's live rc objects without destroying them:
  * those their owners still count would hold the owners' records for ever
  * (an exited thread's record never went back on the free list: a page
@@ -535,7 +598,19 @@ static void rc_pool_live_unown(pool_t *pool) {
      * newer ones belong to threads that cannot own the pool's objects) */
     for (rc_thread_t *rec = first; rec; rec = rec->next_all) records.count++;
     records.bytes = records.count * (sizeof *records.items + sizeof *records.freed);
-    if (records.bytes == 0 || (records.items = os_map(records.bytes)) == NULL) return; /* zeroed */
+    if (records.bytes == 0) return;
+    if ((records.items = os_map(records.bytes)) == NULL) { /* zeroed */
+        rc_thread_t *later = NULL;
+        records_put_later = &later;
+        pool_live_cells_walk(pool, rc_cell_unown_unsorted, first); /* slower, needs no memory */
+        records_put_later = NULL;
+        while (later) {
+            rc_thread_t *next = later->next_free;
+            rc_records_free_push(later);
+            later = next;
+        }
+        return;
+    }
     records.freed = (size_t *)(records.items + records.count);
     size_t n = 0;
     for (rc_thread_t *rec = first; rec; rec = rec->next_all) records.items[n++] = rec;
@@ -544,10 +619,7 @@ static void rc_pool_live_unown(pool_t *pool) {
     for (size_t i = 0; i < records.count; i++) {
         rc_thread_t *rec = records.items[i];
         size_t freed = records.freed[i];
-        if (freed == 0) continue;
-        if (rec == rc_self) rec->live -= freed;
-        else if (atomic_load_explicit(&rec->dead, memory_order_acquire)) rc_record_put(rec, freed);
-        else rc_record_unown_for_running(rec, freed);
+        if (freed != 0) rc_record_unown_freed(rec, freed);
     }
     os_unmap(records.items, records.bytes);
 }
@@ -571,7 +643,7 @@ void rc_pool_destroying(pool_t *pool) {
         if (!r->pool_gone && chunk_of(r->obj)->pool == pool) r->pool_gone = true;
     for (;;) {
         bool found = rc_queues_destroy_pool(pool);
-        if (destroying) found |= rc_pending_destroy_pool(pool);
+        if (destroying || pending_saved) found |= rc_pending_destroy_pool(pool);
         if (!found) break;
     }
     if (atomic_load_explicit(&pool->has_rc, memory_order_relaxed)) rc_pool_live_unown(pool);
@@ -713,6 +785,20 @@ void rc_release(void *obj) {
         return;
     }
     if (queue) rc_queue_to_owner(h, owner);
+}
+
+void rc_release_now(void *obj) {
+    /* a list of its own: the destroys this release causes run before it
+     * returns, those already queued behind the running callback after */
+    rc_pending_saved_t saved = { pending_destroy, pending_saved }; /* pool_destroy may take from it */
+    bool outer_destroying = destroying;
+    pending_saved = &saved;
+    pending_destroy = NULL;
+    destroying = false;
+    rc_release(obj);
+    pending_destroy = saved.list;
+    pending_saved = saved.outer;
+    destroying = outer_destroying;
 }
 
 size_t rc_count(const void *obj) {

@@ -138,9 +138,19 @@ MULCH_INTERNAL bool rc_retain_checked(void *obj);
 /* Destroys the object whose count reached zero (weak references cleared,
  * destroy callback, memory back to the pool; nested destroys iterate). */
 MULCH_INTERNAL void rc_destroy(rc_header_t *h);
+/* rc_release whose destroys run before it returns, also inside a destroy
+ * callback (rc_release would queue them behind it): the bridge's releases,
+ * whose destroy callbacks may use the heap that gc_heap_destroy (called
+ * from a destroy callback) is destroying, or that gc_collect released them
+ * for. */
+MULCH_INTERNAL void rc_release_now(void *obj);
 /* Called by a destroy callback: the object's memory is not returned to the
- * pool afterwards (something that cannot be told now still points to it). */
+ * pool afterwards (something that cannot be told now still points to it).
+ * The object counts as destroyed at once, and rc touches its cell no more:
+ * the cell is the callback's, which frees it with rc_free_kept (from
+ * then on, or from inside the callback). */
 MULCH_INTERNAL void rc_destroy_keep_memory(void);
+MULCH_INTERNAL void rc_free_kept(void *obj);
 /* rc_alloc_in without merging the caller's queue first (which runs destroy
  * callbacks): for gc_handle_new, which is no GC point. */
 MULCH_INTERNAL void *rc_alloc_no_merge(pool_t *pool, size_t size, void (*destroy)(void *obj));
