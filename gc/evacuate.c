@@ -60,6 +60,15 @@ void *gc_resolve(const gc_heap_t *heap, void *obj) {
     return bit_test(gc_span_mark_bits(b), i) ? obj : NULL;
 }
 
+void *gc_forwarded(const gc_heap_t *heap, const void *obj) {
+    uint32_t i;
+    block_t *b = gc_object_span(heap, obj, &i);
+    if (b == NULL || !pool_block_has_flag(b, BLOCK_EVACUATE)) return NULL;
+    _Atomic uintptr_t *state = state_word(heap, b, i, (void *)(uintptr_t)obj);
+    uintptr_t word = state ? atomic_load_explicit(state, memory_order_acquire) : 0;
+    return (word & GC_FORWARD_BUSY) == GC_FORWARDED ? (void *)(word & ~GC_FORWARDED) : NULL;
+}
+
 /* ---- copy targets ---------------------------------------------------------- */
 
 /* A free cell of class cls outside every flagged span, with its alloc and

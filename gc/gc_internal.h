@@ -693,6 +693,9 @@ MULCH_INTERNAL void gc_evacuation_finish(gc_heap_t *heap);
 MULCH_INTERNAL void *gc_evacuate_object(gc_tracer_t *tracer, block_t *b, uint32_t i, void *obj);
 /* After marking: obj's current address if it survived (moved or not), else NULL. */
 MULCH_INTERNAL void *gc_resolve(const gc_heap_t *heap, void *obj);
+/* During an evacuating collection: where obj was copied to, or NULL when
+ * it was not (yet); reads no mark bit (markers may be setting them). */
+MULCH_INTERNAL void *gc_forwarded(const gc_heap_t *heap, const void *obj);
 MULCH_INTERNAL void gc_hashes_after_mark(gc_heap_t *heap);
 MULCH_INTERNAL void gc_hashes_destroy(gc_heap_t *heap);
 

@@ -66,9 +66,12 @@ void gc_root_add_range(gc_heap_t *heap, void **slots, size_t n) {
     /* Only its first and last slot are checked: a range that starts and
      * ends outside GC memory but covers a GC span in between goes
      * unnoticed. The last slot's address is computed as an integer: the
-     * range is not known to be one array yet. */
+     * range is not known to be one array yet. An empty range has no slot
+     * to check (an empty vector's NULL items): no collection reads it,
+     * and it is registered so that the program's gc_root_remove(heap,
+     * slots) finds it. */
     void **last = slots != NULL && n > 1 ? (void **)((uintptr_t)slots + (n - 1) * sizeof(void *)) : slots;
-    if (!root_slot_valid(slots, last, "gc_root_add_range")) return;
+    if (n > 0 && !root_slot_valid(slots, last, "gc_root_add_range")) return;
     pthread_mutex_lock(&heap->lock);
     gc_root_range_t *ranges = array_reserve_one(heap->root_ranges, heap->root_range_count,
                                                 &heap->root_range_capacity, sizeof *ranges);

@@ -28,7 +28,9 @@
  * headers may be read. Heaps that never made an ephemeron skip step 1 and
  * 3 and the type test of step 2 (heap->has_ephemerons).
  * gc_heap_destroy clears them all before each finalizer and each rc
- * destroy callback it runs. */
+ * destroy callback it runs. The getters, called from a trace function of
+ * an evacuating collection (misuse) with an object it moved already,
+ * report the call instead of reading the old cell. */
 #include <stdio.h>
 
 #include "gc_internal.h"
@@ -226,7 +228,23 @@ bool gc_ephemerons_marked(gc_heap_t *heap) {
     return false;
 }
 
+/* Whether obj is a cell that the running collection moved an object out
+ * of: only while a tracer is open on this thread (a trace function, a
+ * root callback or an error handler of that collection calling the
+ * getters, which it must not). The cell still holds what the object held
+ * when it was copied, which the copy's slots may no longer (an
+ * ephemeron's value, rewritten when it is traced): the call is reported,
+ * as the calls that take the heap's lock are, and gives NULL. */
+static MULCH_NOINLINE bool moved_while_tracing(const void *obj, const char *fn) {
+    block_t *b = obj ? pool_block_of(obj) : NULL;
+    if (b == NULL || b->kind != BLOCK_EXTERNAL || !pool_block_has_flag(b, BLOCK_EVACUATE)) return false;
+    const gc_heap_t *heap = b->external_owner;
+    if (!heap->evacuating) return false;
+    return gc_forwarded(heap, obj) != NULL && !gc_outside_tracing_slow(fn);
+}
+
 void *gc_weak_get(const void *weak) {
+    if (mulch_unlikely(mulch_gc_tracing_depth > 0) && moved_while_tracing(weak, "gc_weak_get")) return NULL;
     if (weak == NULL || gc_object_type(weak) != &weak_type) {
         mulch_report("gc_weak_get: not a weak reference", weak);
         return NULL;
@@ -238,6 +256,7 @@ void *gc_weak_get(const void *weak) {
 
 /* slot of an ephemeron, or a report naming fn and NULL */
 static void *ephemeron_slot(const void *ephemeron, size_t slot, const char *fn) {
+    if (mulch_unlikely(mulch_gc_tracing_depth > 0) && moved_while_tracing(ephemeron, fn)) return NULL;
     if (ephemeron == NULL || gc_object_type(ephemeron) != &ephemeron_type) {
         char message[96];
         snprintf(message, sizeof message, "%s: not an ephemeron", fn);

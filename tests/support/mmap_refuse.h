@@ -4,6 +4,9 @@
  * with ENOMEM. os_fail_after refuses one mapping only; this one lasts
  * until the test clears the flag (its teardown must, so that a failed
  * assertion does not leave the next test without memory).
+ * `mmap_refusals` counts the mappings refused: a test checks that its
+ * scenario met the shortage (a test that passes whether or not mmap is
+ * refused does not test the shortage).
  *
  * Not under ThreadSanitizer, whose start-up maps memory through this
  * interposer before dlsym can work: there MMAP_REFUSABLE is 0, no
@@ -22,6 +25,10 @@
 #include <sys/types.h>
 
 static _Atomic bool mmap_refused;
+#if defined(__GNUC__)
+__attribute__((unused)) /* (no interposer under ThreadSanitizer: nothing counts) */
+#endif
+static _Atomic unsigned long mmap_refusals;
 
 #if defined(__SANITIZE_THREAD__)
 #  define MMAP_REFUSABLE 0
@@ -35,6 +42,7 @@ static _Atomic bool mmap_refused;
 void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off) {
     static void *(*real)(void *, size_t, int, int, int, off_t);
     if (mmap_refused) {
+        mmap_refusals++;
         errno = ENOMEM;
         return MAP_FAILED;
     }

@@ -56,10 +56,16 @@ static void test_destroy_finalizers_when_pending_cannot_grow(void **state) {
     gc_collect(t); /* moves them into heap->finalizable, all alive */
     assert_int_equal(finalized, 0);
     gc_pop_roots(t, N);
+    /* the scenario: the objects in the heap's list, `pending` unmapped */
+    assert_int_equal(h->finalizable.count, N);
+    assert_null(h->pending.items);
+    unsigned long refused = mmap_refusals;
     mmap_refused = true;
     gc_heap_destroy(h);
     mmap_refused = false;
     assert_int_equal(finalized, N);
+    /* the destroy met the shortage (else this tests nothing) */
+    assert_true(mmap_refusals > refused);
 }
 
 /* The same with the objects still in the thread's own list: the destroy's
@@ -76,10 +82,17 @@ static void test_destroy_finalizers_left_with_thread(void **state) {
     assert_non_null(t);
     enum { N = 8 };
     for (int i = 0; i < N; i++) assert_non_null(gc_alloc(t, &counted_type, 16));
+    /* the scenario: the objects in the thread's list, the heap's unmapped */
+    assert_int_equal(t->finalizable.count, N);
+    assert_null(h->finalizable.items);
+    assert_null(h->pending.items);
+    unsigned long refused = mmap_refusals;
     mmap_refused = true;
     gc_heap_destroy(h);
     mmap_refused = false;
     assert_int_equal(finalized, N);
+    /* the destroy met the shortage (else this tests nothing) */
+    assert_true(mmap_refusals > refused);
 }
 
 /* Called from a thread not attached to the heap, gc_heap_destroy attaches
