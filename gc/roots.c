@@ -23,6 +23,14 @@ static bool root_slot_valid(void **slot, void **last, const char *fn) {
         mulch_report(what, slot);
         return false;
     }
+    /* every collection reads the slot as a pointer: a misaligned one is
+     * undefined behaviour, and not what the program meant */
+    if ((uintptr_t)slot % _Alignof(void *) != 0) {
+        char what[96];
+        snprintf(what, sizeof what, "%s: slot is not aligned to a pointer", fn);
+        mulch_report(what, slot);
+        return false;
+    }
     if (slot_inside_gc_span(slot) || (last != slot && slot_inside_gc_span(last))) {
         char what[160];
         snprintf(what, sizeof what, "%s: slot lies inside a GC object (trace its fields instead)", fn);

@@ -51,6 +51,33 @@ static void test_root_add_range_empty(void **state)
     EXPECT_NO_REPORTS(r0 + 2);
 }
 
+/* A root slot whose address is not a multiple of a pointer's alignment
+ * (a field of a packed struct, a byte offset into a buffer) was registered
+ * unreported, and every collection read it as a pointer: undefined
+ * behaviour, and never what the program meant. */
+static void test_root_add_misaligned(void **state)
+{
+    (void)state;
+    TEST_START();
+    gc_heap_t *h = heap_new(0, 0, GC_COMPACT_AUTO);
+    gc_thread_t *t = gc_thread_attach(h);
+    static _Alignas(16) unsigned char buffer[64];
+    void **misaligned = (void **)(void *)(buffer + 4);
+    unsigned long r0 = rec_count();
+    gc_root_add(h, misaligned);
+    EXPECT_ONE_REPORT(r0, "gc_root_add: slot is not aligned to a pointer", misaligned);
+    gc_root_add_range(h, misaligned, 3);
+    EXPECT_ONE_REPORT(r0 + 1, "gc_root_add_range: slot is not aligned to a pointer", misaligned);
+    /* neither was registered */
+    gc_root_remove(h, misaligned);
+    EXPECT_ONE_REPORT(r0 + 2, "gc_root_remove: slot is not a registered root", misaligned);
+    gc_collect(t);
+    EXPECT_VERIFY(h);
+    gc_thread_detach(t);
+    gc_heap_destroy(h);
+    EXPECT_NO_REPORTS(r0 + 3);
+}
+
 /* A trace function that reads a weak reference or an ephemeron (misuse:
  * trace functions only call gc_trace_slot and gc_trace_range) from an
  * object the collection moved already read the old cell, whose contents
@@ -141,6 +168,7 @@ int main(void)
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_rec, teardown_rec)
     const struct CMUnitTest tests[] = {
         T(test_root_add_range_empty),
+        T(test_root_add_misaligned),
         T(test_weak_getters_from_trace_function),
     };
 #undef T
