@@ -30,7 +30,12 @@ static MULCH_COLD void report_pointer(const char *fn, const char *problem, const
 }
 
 bool pointer_check(pool_t *pool, const void *p, const char *fn, pointer_info_t *out) {
-    chunk_t *chunk = chunk_of(p);
+    /* A blocks chunk fills its regions. Any other chunk's header is read
+     * only once the map vouches that p lies in that chunk's own bytes: the
+     * rest of a huge chunk's last region is anyone's memory, and another
+     * thread may be unmapping the huge object (header and all) while a
+     * foreign pointer beside it is checked here. */
+    chunk_t *chunk = chunk_starts_blocks(p) ? chunk_of(p) : chunk_covering(p);
     if (chunk == NULL) {
         report_pointer(fn, "pointer not allocated by mulch (foreign, stack, or already unmapped)", p);
         return false;
@@ -401,7 +406,10 @@ static inline void pool_free_in_chunk(pool_t *pool, chunk_t *chunk, void *p) {
  * does not test for it). */
 static MULCH_NOINLINE void pool_free_other_region(pool_t *pool, void *p) {
     if (p == NULL) return;
-    chunk_t *chunk = chunk_of(p);
+    /* (the map's coverage, not chunk_of: past a huge chunk's own bytes, the
+     * rest of its last region is anyone's, and its header may be unmapped
+     * under a foreign pointer freed there; pointer_check says the same) */
+    chunk_t *chunk = chunk_covering(p);
     if (chunk == NULL) pool_free_slow(pool, p); /* which names the problem */
     else pool_free_in_chunk(pool, chunk, p);
 }

@@ -14,6 +14,9 @@
 #define DEFAULT_SEED UINT64_C(0x6d756c6368f00d02)
 #include <mulch/pool.h>
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include "pool_misuse_test.h"
 
 /* This file has no quick mode (g_quick stays 0): its sizes are fixed. */
@@ -222,6 +225,55 @@ static void test_pool_free_pointer_from_other_pool(void **state)
     check_pool_usable(b, &r);
     pool_destroy(a);
     pool_destroy(b);
+}
+
+/* A foreign page in the rest of a huge object's last 4 MiB region (which
+ * the chunk map still attributes to that chunk): pool_free, pool_realloc
+ * and pool_usable_size read the huge chunk's header to tell, which faults
+ * when another thread is unmapping that object at the same moment. The
+ * header's page is made unreadable to stand for that: the foreign page
+ * must be reported from the map alone. */
+static void test_pool_foreign_beside_huge_object(void **state)
+{
+    (void)state;
+    TEST_START();
+    const uintptr_t region = (uintptr_t)4 << 20;
+    const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    const size_t huge = 200 * KiB; /* past the size classes: a chunk of its own */
+    pool_t *pool = pool_create(NULL);
+    EXPECT_NONNULL_CTX(pool, "pool_create");
+    unsigned char *held[8] = { NULL };
+    unsigned char *foreign = MAP_FAILED, *h = NULL;
+    for (int t = 0; t < 8 && foreign == MAP_FAILED; t++) {
+        h = held[t] = pool_alloc(pool, huge);
+        EXPECT_NONNULL_CTX(h, "pool_alloc(%zu)", huge);
+        uintptr_t base = (uintptr_t)h & ~(region - 1);
+        for (uintptr_t at = base + region - page; at >= (uintptr_t)h + huge + page && foreign == MAP_FAILED;
+             at -= page) {
+            foreign = mmap((void *)at, page, PROT_READ | PROT_WRITE,
+                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+            if (foreign != MAP_FAILED && foreign != (unsigned char *)at) {
+                munmap(foreign, page); /* an old kernel took the address as a hint */
+                foreign = MAP_FAILED;
+            }
+        }
+    }
+    if (foreign == MAP_FAILED) T_FAIL("no free page beside a huge object");
+    unsigned char *header = (unsigned char *)((uintptr_t)h & ~(region - 1));
+    if (mprotect(header, page, PROT_NONE) != 0) T_FAIL("mprotect failed");
+    unsigned long r0 = rec_count();
+    pool_free(pool, foreign);
+    EXPECT_ONE_REPORT(r0, "pool_free: pointer not allocated by mulch", foreign);
+    EXPECT_EQ(pool_usable_size(pool, foreign), 0);
+    EXPECT_ONE_REPORT(r0 + 1, "pool_usable_size: pointer not allocated by mulch", foreign);
+    EXPECT_PTR_EQ(pool_realloc(pool, foreign, 64), NULL);
+    EXPECT_ONE_REPORT(r0 + 2, "pool_realloc: pointer not allocated by mulch", foreign);
+    if (mprotect(header, page, PROT_READ | PROT_WRITE) != 0) T_FAIL("mprotect failed");
+    munmap(foreign, page);
+    for (int t = 0; t < 8; t++)
+        if (held[t]) pool_free(pool, held[t]);
+    EXPECT_NO_REPORTS(r0 + 3);
+    pool_destroy(pool);
 }
 
 /* ======================================================================== */
@@ -464,6 +516,7 @@ int main(void)
         T(test_pool_free_static_address),
         T(test_pool_free_interior_pointer),
         T(test_pool_free_pointer_from_other_pool),
+        T(test_pool_foreign_beside_huge_object),
         T(test_pool_usable_size_foreign_pointer),
         T(test_pool_usable_size_freed_pointer),
         T(test_pool_realloc_freed_pointer),
