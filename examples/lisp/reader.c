@@ -78,7 +78,7 @@ static value read_list_tail(struct lisp_reader *r, int line, int vector)
         }
         if (c == '.' && (r->pos + 1 >= r->len || is_delimiter((unsigned char)r->text[r->pos + 1]))) {
             next(r);
-            if (vector) syntax_error(r, "'.' in a vector");   /* (it read as a symbol) */
+            if (vector) syntax_error(r, "'.' in a vector");
             if (lisp_sp == first) syntax_error(r, "'.' at the start of a list");
             tail = read_form(r);
             skip_space(r);
@@ -174,6 +174,8 @@ static value read_atom(struct lisp_reader *r)
     while (!is_delimiter(peek(r))) next(r);
     const char *tok = r->text + start;
     size_t len = r->pos - start;
+    /* (a '.' alone in a list's tail position is read_list_tail's) */
+    if (len == 1 && tok[0] == '.') syntax_error(r, "unexpected '.'");
     size_t digits = (tok[0] == '-' || tok[0] == '+') ? 1 : 0;
     int numeric = len > digits;
     for (size_t i = digits; i < len && numeric; i++) numeric = isdigit((unsigned char)tok[i]) != 0;
