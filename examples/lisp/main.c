@@ -124,21 +124,22 @@ static int run_file(const char *path)
 
 /* Whether the REPL must read another line before `text` (len bytes, NUL
  * bytes included: the reader reads them) holds complete forms: the
- * parenthesis depth outside strings and comments, or 1 while a string is
- * open or a quote waits for its datum ("'" at the end of a line quotes the
- * datum on the next, as in a script). It follows the reader's tokens
+ * parenthesis depth outside strings, |symbols| and comments, or 1 while a
+ * string or a |symbol| is open or a quote waits for its datum ("'" at the
+ * end of a line quotes the datum on the next, as in a script). It follows the reader's tokens
  * (reader.c): #\ starts a character only where a datum starts (in a token
  * such as a#\( it is part of the name, and the '(' after it opens a list),
- * and so does a quote (a' is a name). */
+ * and so do a quote (a' is a name) and a bar (a|b( opens a list). */
 static int open_depth(const char *text, size_t len)
 {
-    int depth = 0, in_string = 0, quote_waiting = 0;
+    int depth = 0, quote_waiting = 0;
+    char in_string = 0;    /* the closing '"' or '|' while in a string or |symbol| */
     int datum_start = 1;   /* the previous character ends a token */
     for (size_t i = 0; i < len; i++) {
         char c = text[i];
         if (in_string) {
             if (c == '\\' && i + 1 < len) i++;
-            else if (c == '"') in_string = 0, datum_start = 1;
+            else if (c == in_string) in_string = 0, datum_start = 1;
             continue;
         }
         if (c == ';') {
@@ -153,8 +154,8 @@ static int open_depth(const char *text, size_t len)
         if (c == '#' && datum_start && i + 2 < len && text[i + 1] == '\\') {
             i += 2;        /* a character: #\( #\) #\; #\" are no delimiters */
             datum_start = 0;
-        } else if (c == '"') {
-            in_string = 1;
+        } else if (c == '"' || (c == '|' && datum_start)) {
+            in_string = c;
         } else if (c == '(') {
             depth++;
             datum_start = 1;

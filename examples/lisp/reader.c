@@ -1,6 +1,7 @@
 /* reader.c — text to values: lists (with dotted tails), vectors #( ),
  * quote ', strings with R7RS escapes, characters #\x, booleans, fixnums and
- * symbols; `;` comments.
+ * symbols (plain, or between bars with the strings' escapes: |a b|, which
+ * is how write prints a name that would not read back plain); `;` comments.
  *
  * The source text is plain memory owned by the caller, never a GC object,
  * so the reader may keep pointers into it across allocations. Elements of a
@@ -168,6 +169,40 @@ static value read_string(struct lisp_reader *r)
     return s;
 }
 
+/* After the opening bar of |name|: the symbol, its name taken with the
+ * strings' escapes (\| for a bar). A name without escapes is interned
+ * straight from the text (never a GC object); one with escapes is decoded
+ * into a C buffer first, as string->symbol copies its name, and is
+ * limited to the same 255 bytes. */
+static value read_bar_symbol(struct lisp_reader *r)
+{
+    size_t start = r->pos, len = 0;
+    int escapes = 0;
+    for (size_t i = start;; i++) {          /* first pass: length, and checks */
+        if (i >= r->len) syntax_error(r, "unterminated |symbol|");
+        if (r->text[i] == '|') break;
+        if (r->text[i] == '\\') {
+            i++;
+            if (escape_at(r, &i) < 0) syntax_error(r, "unknown escape in a |symbol|");
+            escapes = 1;
+        }
+        len++;
+    }
+    char name[256];
+    if (escapes && len >= sizeof name) syntax_error(r, "|symbol| with escapes longer than 255 bytes");
+    for (size_t k = 0; k < len; k++) {
+        int c = next(r);
+        if (c == '\\') {
+            size_t i = r->pos;
+            c = escape_at(r, &i);
+            while (r->pos <= i) next(r);
+        }
+        if (escapes) name[k] = (char)c;
+    }
+    next(r);   /* the closing bar */
+    return escapes ? lisp_intern_len(name, len) : lisp_intern_len(r->text + start, len);
+}
+
 static value read_atom(struct lisp_reader *r)
 {
     size_t start = r->pos;
@@ -250,6 +285,7 @@ static value read_form_at(struct lisp_reader *r)
     case '(': next(r); return read_list_tail(r, line, 0);
     case ')': syntax_error(r, "unexpected ')'");
     case '"': next(r); return read_string(r);
+    case '|': next(r); return read_bar_symbol(r);
     case '#': return read_hash(r);
     case '\'': {
         next(r);
