@@ -104,7 +104,11 @@ static value read_list_tail(struct lisp_reader *r, int line, int vector)
 
 /* The escape after a backslash at text[*i] (R7RS: \a \b \t \n \r \" \\ \|
  * and \x<hex>; up to ff): its byte, with *i on its last character; -1
- * for an unknown or malformed escape. */
+ * for an unknown or malformed escape. ESCAPE_NOTHING for a line
+ * continuation (spaces or tabs, a line break, spaces or tabs: R7RS strings
+ * drop them all), with *i on its last character too. */
+enum { ESCAPE_NOTHING = -2 };
+
 static int escape_at(const struct lisp_reader *r, size_t *i)
 {
     if (*i >= r->len) return -1;
@@ -117,6 +121,16 @@ static int escape_at(const struct lisp_reader *r, size_t *i)
     case '"': return '"';
     case '\\': return '\\';
     case '|': return '|';
+    case ' ': case '\t': case '\r': case '\n': {
+        size_t k = *i;
+        while (k < r->len && (r->text[k] == ' ' || r->text[k] == '\t')) k++;
+        if (k < r->len && r->text[k] == '\r') k++;
+        if (k < r->len && r->text[k] == '\n') k++;
+        else if (k == *i || r->text[k - 1] != '\r') return -1;   /* no line break */
+        while (k < r->len && (r->text[k] == ' ' || r->text[k] == '\t')) k++;
+        *i = k - 1;
+        return ESCAPE_NOTHING;
+    }
     case 'x': {
         int byte = 0, digits = 0;
         for (size_t k = *i + 1; k < r->len; k++) {
@@ -138,7 +152,9 @@ static int escape_at(const struct lisp_reader *r, size_t *i)
 
 /* After the opening quote. Two passes over the text: the length first,
  * then the bytes, into a string allocated in between (no allocation
- * after it, so the raw pointer into it stays valid). An unknown escape is
+ * after it, so the raw pointer into it stays valid; the second pass
+ * trusts the first's checks, and runs to the closing quote, past a line
+ * continuation that adds no byte at the end). An unknown escape is
  * an error rather than the escaped character taken as is, so that a typo
  * such as "\d" does not silently change the string. */
 static value read_string(struct lisp_reader *r)
@@ -150,22 +166,23 @@ static value read_string(struct lisp_reader *r)
         if (r->text[i] == '\\') {
             i++;
             if (i >= r->len) syntax_error(r, "unterminated string");
-            if (escape_at(r, &i) < 0) syntax_error(r, "unknown escape in a string");
+            int c = escape_at(r, &i);
+            if (c == ESCAPE_NOTHING) continue;
+            if (c < 0) syntax_error(r, "unknown escape in a string");
         }
         len++;
     }
     value s = lisp_make_string_uninit(len);
     char *out = LISP_STRING_OF(s)->text;    /* no allocation below */
-    for (size_t k = 0; k < len; k++) {
-        int c = next(r);
+    for (int c; (c = next(r)) != '"';) {
         if (c == '\\') {
             size_t i = r->pos;
             c = escape_at(r, &i);
             while (r->pos <= i) next(r);
+            if (c == ESCAPE_NOTHING) continue;
         }
-        out[k] = (char)c;
+        *out++ = (char)c;
     }
-    next(r);   /* the closing quote */
     return s;
 }
 
