@@ -213,11 +213,23 @@ static void check_parameters(value params, const char *form)
     if (params != LISP_NIL && !lisp_is(params, LISP_SYMBOL)) lisp_error("%s: bad parameter list", form);
 }
 
-/* A let binding (var init): returns it; anything else is bad syntax. */
+/* A let binding (var init): returns it; anything else ((var), (var init
+ * extra)) is bad syntax. */
 static inline value check_binding(value binding, const char *form)
 {
-    if (!lisp_is(binding, LISP_PAIR) || !lisp_is(LISP_CAR(binding), LISP_SYMBOL)) bad_syntax(form);
+    if (!lisp_is(binding, LISP_PAIR) || !lisp_is(LISP_CAR(binding), LISP_SYMBOL)
+        || !lisp_is(LISP_CDR(binding), LISP_PAIR) || LISP_CDR(LISP_CDR(binding)) != LISP_NIL)
+        bad_syntax(form);
     return binding;
+}
+
+/* The last part of a form that takes exactly one more: (quote d),
+ * (set! v e), (define v e), if's alternative. An extra part is bad
+ * syntax, not ignored. */
+static inline value last_part(value v, const char *form)
+{
+    if (!lisp_is(v, LISP_PAIR) || LISP_CDR(v) != LISP_NIL) bad_syntax(form);
+    return LISP_CAR(v);
 }
 
 /* Every binding of a let, let*, letrec or named let, before its frame or
@@ -399,15 +411,17 @@ loop:
     if (lisp_is(op, LISP_SYMBOL) && lisp_aux(op) != LISP_SF_NONE) {
         switch ((enum lisp_special)lisp_aux(op)) {
         case LISP_SF_QUOTE:
-            result = part(LISP_CDR(x), "quote");
+            result = last_part(LISP_CDR(x), "quote");
             goto done;
         case LISP_SF_IF: {
             value test = eval_operand(part(LISP_CDR(X), "if"), ENV);
             value branches = rest_of(LISP_CDR(X), "if");
+            value alternative = rest_of(branches, "if");   /* () or (else-expr) */
+            if (alternative != LISP_NIL) last_part(alternative, "if");   /* not (if t a b extra) */
             if (test != LISP_FALSE) {
-                X = part(branches, "if");
-            } else if (rest_of(branches, "if") != LISP_NIL) {
-                X = part(LISP_CDR(branches), "if");
+                X = LISP_CAR(branches);
+            } else if (alternative != LISP_NIL) {
+                X = LISP_CAR(alternative);
             } else {
                 result = LISP_UNSPEC;
                 goto done;
@@ -426,7 +440,7 @@ loop:
                 lisp_write(T1, &LISP_CLOSURE_OF(T1)->name, T0);
             } else {
                 T0 = target;
-                T1 = lisp_eval(part(rest_of(LISP_CDR(x), "define"), "define"), ENV);
+                T1 = lisp_eval(last_part(rest_of(LISP_CDR(x), "define"), "define"), ENV);
                 if (lisp_is(T1, LISP_CLOSURE) && LISP_CLOSURE_OF(T1)->name == LISP_FALSE) {
                     lisp_write(T1, &LISP_CLOSURE_OF(T1)->name, T0);
                 }
@@ -439,7 +453,7 @@ loop:
         case LISP_SF_SET: {
             T0 = part(LISP_CDR(x), "set!");
             if (!lisp_is(T0, LISP_SYMBOL)) bad_syntax("set!");
-            T1 = lisp_eval(part(rest_of(LISP_CDR(x), "set!"), "set!"), ENV);
+            T1 = lisp_eval(last_part(rest_of(LISP_CDR(x), "set!"), "set!"), ENV);
             value *slot = lookup(T0, ENV, &owner);
             if (*slot == LISP_UNBOUND) {
                 lisp_error("set!: unbound variable: %s", LISP_STRING_OF(LISP_SYMBOL_OF(T0)->name)->text);

@@ -16,6 +16,7 @@
  */
 #include "lisp.h"
 
+#include <ctype.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,28 +122,53 @@ static int run_file(const char *path)
     return status;
 }
 
-/* Parenthesis depth of `text` outside strings and comments: the REPL reads
- * lines until a form is complete. */
-static int open_depth(const char *text)
+/* Whether the REPL must read another line before `text` (len bytes, NUL
+ * bytes included: the reader reads them) holds complete forms: the
+ * parenthesis depth outside strings, |symbols| and comments, or 1 while a
+ * string or a |symbol| is open or a quote waits for its datum ("'" at the
+ * end of a line quotes the datum on the next, as in a script). It follows the reader's tokens
+ * (reader.c): #\ starts a character only where a datum starts (in a token
+ * such as a#\( it is part of the name, and the '(' after it opens a list),
+ * and so do a quote (a' is a name) and a bar (a|b( opens a list). */
+static int open_depth(const char *text, size_t len)
 {
-    int depth = 0, in_string = 0;
-    for (const char *p = text; *p; p++) {
+    int depth = 0, quote_waiting = 0;
+    char in_string = 0;    /* the closing '"' or '|' while in a string or |symbol| */
+    int datum_start = 1;   /* the previous character ends a token */
+    for (size_t i = 0; i < len; i++) {
+        char c = text[i];
         if (in_string) {
-            if (*p == '\\' && p[1]) p++;
-            else if (*p == '"') in_string = 0;
-        } else if (*p == '#' && p[1] == '\\' && p[2]) {
-            p += 2;   /* a character: #\( #\) #\; #\" are no delimiters */
-        } else if (*p == '"') {
-            in_string = 1;
-        } else if (*p == ';') {
-            while (p[1] && p[1] != '\n') p++;
-        } else if (*p == '(') {
-            depth++;
-        } else if (*p == ')') {
-            depth--;
+            if (c == '\\' && i + 1 < len) i++;
+            else if (c == in_string) in_string = 0, datum_start = 1;
+            continue;
         }
+        if (c == ';') {
+            while (i + 1 < len && text[i + 1] != '\n') i++;
+            continue;   /* (a waiting quote still waits) */
+        }
+        if (isspace((unsigned char)c)) {
+            datum_start = 1;
+            continue;
+        }
+        int quote = c == '\'' && datum_start;
+        if (c == '#' && datum_start && i + 2 < len && text[i + 1] == '\\') {
+            i += 2;        /* a character: #\( #\) #\; #\" are no delimiters */
+            datum_start = 0;
+        } else if (c == '"' || (c == '|' && datum_start)) {
+            in_string = c;
+        } else if (c == '(') {
+            depth++;
+            datum_start = 1;
+        } else if (c == ')') {
+            depth--;
+            datum_start = 1;
+        } else {
+            datum_start = quote;   /* '' quotes twice; a' is a name */
+        }
+        quote_waiting = quote;
     }
-    return in_string ? 1 : depth;
+    if (in_string) return 1;
+    return depth == 0 && quote_waiting ? 1 : depth;
 }
 
 static int repl(void)
@@ -162,7 +188,7 @@ static int repl(void)
         chunk = bigger;
         memcpy(chunk + chunk_len, line, (size_t)n + 1);
         chunk_len += (size_t)n;
-        if (open_depth(chunk) > 0) continue;
+        if (open_depth(chunk, chunk_len) > 0) continue;
         status |= run_text("repl", chunk, chunk_len, chunk_line, 1);
         chunk_len = 0;
     }

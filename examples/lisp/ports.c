@@ -102,6 +102,9 @@ FILE *lisp_output_file(value *args, int argc, int index, const char *who)
 
 static value open_file(value *args, int output, const char *who)
 {
+    /* A NUL byte would end the name fopen sees: another file. */
+    if (strlen(lisp_string_arg(args[0], who)) != lisp_aux(args[0]))
+        lisp_error("%s: file name contains a NUL byte", who);
     value port = port_new(output);   /* first: see port_new */
     LISP_ROOT(port);
     const char *mode = output ? "w" : "r";

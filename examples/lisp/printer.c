@@ -1,5 +1,6 @@
-/* printer.c — values to text, for display (strings and characters raw) and
- * write (readable: quoted strings, #\ characters).
+/* printer.c — values to text, for display (strings, characters and symbols
+ * raw) and write (readable: quoted strings, #\ characters, and symbols
+ * whose name would not read back as that symbol between bars, |a b|).
  *
  * Printing never allocates on the GC heap, so it walks raw pointers: nothing
  * can collect or move while it runs, and object addresses can key a table.
@@ -22,6 +23,7 @@
  */
 #include "lisp.h"
 
+#include <ctype.h>
 #include <inttypes.h>
 #include <stdlib.h>
 
@@ -50,6 +52,39 @@ static void print_char(FILE *out, int c, int write)
     else if (c == '\n') fputs("#\\newline", out);
     else if (c == '\t') fputs("#\\tab", out);
     else fprintf(out, "#\\%c", c);
+}
+
+/* Whether the reader would read the name back as this symbol when it is
+ * printed plain (reader.c: a token runs to a delimiter; one that starts
+ * with # ' or | or looks like a number, or is ".", is something else). */
+static int symbol_needs_bars(const char *name, size_t len)
+{
+    if (len == 0 || name[0] == '#' || name[0] == '\'' || name[0] == '|') return 1;
+    if (len == 1 && name[0] == '.') return 1;
+    size_t sign = name[0] == '+' || name[0] == '-' ? 1 : 0, digits = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (c < 0x20 || c == 0x7f || c == ' ' || c == '(' || c == ')' || c == '"' || c == ';') return 1;
+        if (i >= sign && isdigit(c)) digits++;
+    }
+    return len > sign && digits == len - sign;
+}
+
+static void print_symbol(FILE *out, const struct lisp_string *name, int write)
+{
+    size_t len = lisp_aux((value)name);
+    if (!write || !symbol_needs_bars(name->text, len)) {
+        fwrite(name->text, 1, len, out);
+        return;
+    }
+    fputc('|', out);
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)name->text[i];
+        if (c == '|' || c == '\\') fputc('\\', out), fputc(c, out);
+        else if (c < 0x20 || c == 0x7f) fprintf(out, "\\x%x;", c);
+        else fputc(c, out);
+    }
+    fputc('|', out);
 }
 
 /* ---- the cycle table ------------------------------------------------------- */
@@ -245,7 +280,7 @@ static void print_value(struct printer *p, value v, int depth)
         }
         fputc(')', out);
         break;
-    case LISP_SYMBOL: print_string(out, LISP_STRING_OF(LISP_SYMBOL_OF(v)->name), 0); break;
+    case LISP_SYMBOL: print_symbol(out, LISP_STRING_OF(LISP_SYMBOL_OF(v)->name), write); break;
     case LISP_STRING: print_string(out, LISP_STRING_OF(v), write); break;
     case LISP_VECTOR: {
         size_t n = lisp_aux(v);

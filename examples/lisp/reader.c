@@ -1,6 +1,7 @@
 /* reader.c — text to values: lists (with dotted tails), vectors #( ),
  * quote ', strings with R7RS escapes, characters #\x, booleans, fixnums and
- * symbols; `;` comments.
+ * symbols (plain, or between bars with the strings' escapes: |a b|, which
+ * is how write prints a name that would not read back plain); `;` comments.
  *
  * The source text is plain memory owned by the caller, never a GC object,
  * so the reader may keep pointers into it across allocations. Elements of a
@@ -78,7 +79,7 @@ static value read_list_tail(struct lisp_reader *r, int line, int vector)
         }
         if (c == '.' && (r->pos + 1 >= r->len || is_delimiter((unsigned char)r->text[r->pos + 1]))) {
             next(r);
-            if (vector) syntax_error(r, "'.' in a vector");   /* (it read as a symbol) */
+            if (vector) syntax_error(r, "'.' in a vector");
             if (lisp_sp == first) syntax_error(r, "'.' at the start of a list");
             tail = read_form(r);
             skip_space(r);
@@ -103,7 +104,11 @@ static value read_list_tail(struct lisp_reader *r, int line, int vector)
 
 /* The escape after a backslash at text[*i] (R7RS: \a \b \t \n \r \" \\ \|
  * and \x<hex>; up to ff): its byte, with *i on its last character; -1
- * for an unknown or malformed escape. */
+ * for an unknown or malformed escape. ESCAPE_NOTHING for a line
+ * continuation (spaces or tabs, a line break, spaces or tabs: R7RS strings
+ * drop them all), with *i on its last character too. */
+enum { ESCAPE_NOTHING = -2 };
+
 static int escape_at(const struct lisp_reader *r, size_t *i)
 {
     if (*i >= r->len) return -1;
@@ -116,6 +121,16 @@ static int escape_at(const struct lisp_reader *r, size_t *i)
     case '"': return '"';
     case '\\': return '\\';
     case '|': return '|';
+    case ' ': case '\t': case '\r': case '\n': {
+        size_t k = *i;
+        while (k < r->len && (r->text[k] == ' ' || r->text[k] == '\t')) k++;
+        if (k < r->len && r->text[k] == '\r') k++;
+        if (k < r->len && r->text[k] == '\n') k++;
+        else if (k == *i || r->text[k - 1] != '\r') return -1;   /* no line break */
+        while (k < r->len && (r->text[k] == ' ' || r->text[k] == '\t')) k++;
+        *i = k - 1;
+        return ESCAPE_NOTHING;
+    }
     case 'x': {
         int byte = 0, digits = 0;
         for (size_t k = *i + 1; k < r->len; k++) {
@@ -137,7 +152,9 @@ static int escape_at(const struct lisp_reader *r, size_t *i)
 
 /* After the opening quote. Two passes over the text: the length first,
  * then the bytes, into a string allocated in between (no allocation
- * after it, so the raw pointer into it stays valid). An unknown escape is
+ * after it, so the raw pointer into it stays valid; the second pass
+ * trusts the first's checks, and runs to the closing quote, past a line
+ * continuation that adds no byte at the end). An unknown escape is
  * an error rather than the escaped character taken as is, so that a typo
  * such as "\d" does not silently change the string. */
 static value read_string(struct lisp_reader *r)
@@ -149,12 +166,47 @@ static value read_string(struct lisp_reader *r)
         if (r->text[i] == '\\') {
             i++;
             if (i >= r->len) syntax_error(r, "unterminated string");
-            if (escape_at(r, &i) < 0) syntax_error(r, "unknown escape in a string");
+            int c = escape_at(r, &i);
+            if (c == ESCAPE_NOTHING) continue;
+            if (c < 0) syntax_error(r, "unknown escape in a string");
         }
         len++;
     }
     value s = lisp_make_string_uninit(len);
     char *out = LISP_STRING_OF(s)->text;    /* no allocation below */
+    for (int c; (c = next(r)) != '"';) {
+        if (c == '\\') {
+            size_t i = r->pos;
+            c = escape_at(r, &i);
+            while (r->pos <= i) next(r);
+            if (c == ESCAPE_NOTHING) continue;
+        }
+        *out++ = (char)c;
+    }
+    return s;
+}
+
+/* After the opening bar of |name|: the symbol, its name taken with the
+ * strings' escapes (\| for a bar). A name without escapes is interned
+ * straight from the text (never a GC object); one with escapes is decoded
+ * into a C buffer first, as string->symbol copies its name, and is
+ * limited to the same 255 bytes. */
+static value read_bar_symbol(struct lisp_reader *r)
+{
+    size_t start = r->pos, len = 0;
+    int escapes = 0;
+    for (size_t i = start;; i++) {          /* first pass: length, and checks */
+        if (i >= r->len) syntax_error(r, "unterminated |symbol|");
+        if (r->text[i] == '|') break;
+        if (r->text[i] == '\\') {
+            i++;
+            if (escape_at(r, &i) < 0) syntax_error(r, "unknown escape in a |symbol|");
+            escapes = 1;
+        }
+        len++;
+    }
+    char name[256];
+    if (escapes && len >= sizeof name) syntax_error(r, "|symbol| with escapes longer than 255 bytes");
     for (size_t k = 0; k < len; k++) {
         int c = next(r);
         if (c == '\\') {
@@ -162,10 +214,10 @@ static value read_string(struct lisp_reader *r)
             c = escape_at(r, &i);
             while (r->pos <= i) next(r);
         }
-        out[k] = (char)c;
+        if (escapes) name[k] = (char)c;
     }
-    next(r);   /* the closing quote */
-    return s;
+    next(r);   /* the closing bar */
+    return escapes ? lisp_intern_len(name, len) : lisp_intern_len(r->text + start, len);
 }
 
 static value read_atom(struct lisp_reader *r)
@@ -174,6 +226,8 @@ static value read_atom(struct lisp_reader *r)
     while (!is_delimiter(peek(r))) next(r);
     const char *tok = r->text + start;
     size_t len = r->pos - start;
+    /* (a '.' alone in a list's tail position is read_list_tail's) */
+    if (len == 1 && tok[0] == '.') syntax_error(r, "unexpected '.'");
     size_t digits = (tok[0] == '-' || tok[0] == '+') ? 1 : 0;
     int numeric = len > digits;
     for (size_t i = digits; i < len && numeric; i++) numeric = isdigit((unsigned char)tok[i]) != 0;
@@ -248,6 +302,7 @@ static value read_form_at(struct lisp_reader *r)
     case '(': next(r); return read_list_tail(r, line, 0);
     case ')': syntax_error(r, "unexpected ')'");
     case '"': next(r); return read_string(r);
+    case '|': next(r); return read_bar_symbol(r);
     case '#': return read_hash(r);
     case '\'': {
         next(r);

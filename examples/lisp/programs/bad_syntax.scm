@@ -36,4 +36,18 @@
 (show (catch (lambda () (letrec ((a (thunk)) 7) a))))   ; thunk: a parameter above
 (show (catch (lambda () (let* ((a 1) (b a) 7) b))))
 (show (catch (lambda () (let loop ((i 0) j) i))))
+;; a part too many, or an init missing, is an error (the extra part was
+;; ignored: (quote 1 2) was 1, (define v 1 2) defined v)
+(show (catch (lambda () (quote 1 2))))
+(show (catch (lambda () (if #t 1 2 3))))
+(show (catch (lambda () (if #f 1 2 3))))
+(show (catch (lambda () (if #f 1 . 2))))
+(define v 0)
+(show (catch (lambda () (set! v 1 2))))
+(show (catch (lambda () (define v 1 2) v)))
+(show (catch (lambda () (let ((x 1 2)) x))))
+(show (catch (lambda () (let* ((x)) x))))
+(show (catch (lambda () (letrec ((x 1 2)) x))))
+(show (catch (lambda () (let loop ((i 0 1)) i))))
+(show "v is still " v ", " (if #f 1) (if #t 'one-armed))
 (show "still fine: " ((lambda (x) (+ x 1)) 41))

@@ -29,5 +29,9 @@
 (show (catch (lambda () (let loop ((n 0)) (+ 1 (loop (+ n 1)))))))
 (gc)
 (show "still fine: " (apply + (build 100)))
+;; A file name with a NUL byte names no file (fopen would have opened the
+;; name up to the NUL: "nul" here): an error, and no file is made.
+(show (catch (lambda () (open-output-file "nul\x0;.txt"))))
+(show (catch (lambda () (open-input-file "nul"))))
 (car '())
 (show "never printed")

@@ -1,0 +1,39 @@
+;; write_symbols.scm — write prints a symbol whose name would not read back
+;; as that symbol between bars, as R7RS does (|a b|, |12|, ||), with the
+;; strings' escapes; display prints every name raw; the reader reads |...|
+;; back to the same symbol. (write printed every name raw: a b, 12.)
+
+(define (show-both name)
+  (let ((s (string->symbol name)))
+    (write s)
+    (display "  ")
+    (display s)
+    (newline)))
+
+(for-each show-both
+          (list "a b" "" "." "12" "-3" "+12" "#foo" "'q" "|x" "(paren" "semi;colon"
+                "quo\"te" "tab\there" "back\\slash |bar"))
+;; names that read back plain stay plain
+(for-each show-both (list "+" "-" "..." "a|b" "a\\b" "x1" "1+" "-x" "a'b" "plain"))
+
+;; bar literals are the same symbols
+(define (check literal name)
+  (display (eq? literal (string->symbol name)))
+  (newline))
+(check '|a b| "a b")
+(check '|| "")
+(check '|12| "12")
+(check '|plain| "plain")
+(check '|back\\slash \|bar| "back\\slash |bar")
+(check '|tab\x9;here| "tab\there")
+(check '|two
+lines| "two\nlines")
+(write (string->symbol "nul\x0;byte"))   ; (display would print the byte itself)
+(newline)
+(write '(|x y| . |(|))
+(newline)
+(write (list 'quote (string->symbol "1")))
+(newline)
+;; in an error message too: the irritant is written
+(try (lambda () (car (string->symbol "a b")))
+     (lambda (message) (display message) (newline)))
