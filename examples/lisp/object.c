@@ -15,7 +15,7 @@
 #include <string.h>
 
 const char *const lisp_kind_names[LISP_KINDS] = {
-    "?", "pair", "symbol", "string", "vector", "procedure", "primitive", "frame", "port"
+    "?", "pair", "symbol", "string", "vector", "procedure", "primitive", "frame", "port", "ephemeron"
 };
 
 static void pair_trace(void *obj, gc_tracer_t *tracer)
