@@ -170,7 +170,8 @@ inline bool operator!=(const pool_allocator<T> &a, const pool_allocator<U> &b) n
 
 /* ---------------------------------------------------- unique_ptr deleters -- */
 
-/* Frees into a pool without running any destructor:
+/* Frees into a pool without running any destructor (made while the
+ * default pool is missing, it frees into pool_default() as it is then):
  *   std::unique_ptr<T, mulch::pool_deleter> p(
  *       static_cast<T *>(pool_alloc(pool, sizeof(T))), mulch::pool_deleter(pool));
  * Only for trivially destructible T (a typed pointer to anything else is a
@@ -180,21 +181,23 @@ public:
     pool_deleter() noexcept : pool_(pool_default()) {}
     explicit pool_deleter(pool_t *pool) noexcept : pool_(pool ? pool : pool_default()) {}
 
-    void operator()(void *p) const noexcept { pool_free(pool_, p); }
+    void operator()(void *p) const noexcept { pool_free(target(), p); }
     /* std::unique_ptr<const void, pool_deleter>: read-only bytes are freed too */
-    void operator()(const void *p) const noexcept { pool_free(pool_, const_cast<void *>(p)); }
+    void operator()(const void *p) const noexcept { pool_free(target(), const_cast<void *>(p)); }
 
     template <class T, class = std::enable_if_t<!std::is_void_v<std::remove_cv_t<T>>>>
     void operator()(T *p) const noexcept
     {
         static_assert(std::is_trivially_destructible_v<std::remove_extent_t<T>>,
                       "mulch::pool_deleter does not run destructors: use mulch::pool_delete<T>");
-        pool_free(pool_, detail::void_ptr(p));
+        pool_free(target(), detail::void_ptr(p));
     }
 
     pool_t *pool() const noexcept { return pool_; }
 
 private:
+    /* made while the default pool was missing: it, now */
+    pool_t *target() const noexcept { return pool_ ? pool_ : pool_default(); }
     pool_t *pool_;
 };
 
@@ -219,7 +222,7 @@ public:
             return;
         void *start = detail::allocation_start(p);
         p->~T();
-        pool_free(pool_, start);
+        pool_free(pool_ ? pool_ : pool_default(), start); /* (made while the default pool was missing) */
     }
 
     pool_t *pool() const noexcept { return pool_; }

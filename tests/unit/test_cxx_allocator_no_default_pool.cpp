@@ -17,6 +17,14 @@ CXX_TEST(test_cxx_allocator_without_default_pool)
     mulch_os_fail_after(1); /* the default pool's own mapping */
     A<int> a;
     CHECK(a.pool() == nullptr);
+    /* the deleters too: they kept NULL, and freed into it (a report and a
+     * leak) once the default pool existed */
+    mulch_os_fail_after(1); /* (each asks pool_default(), which tries again) */
+    mulch::pool_deleter deleter;
+    mulch_os_fail_after(1);
+    mulch::pool_delete<std::string> delete_string;
+    CHECK(deleter.pool() == nullptr);
+    CHECK(delete_string.pool() == nullptr);
     A<long> copy(a);
     CHECK(copy == a);
     mulch_os_fail_after(1);
@@ -39,6 +47,12 @@ CXX_TEST(test_cxx_allocator_without_default_pool)
         CHECK_EQ(v[999], 5);
         auto u = mulch::make_pool_unique<std::string>(nullptr, "made without a pool");
         CHECK_EQ(u->size(), 19);
+        std::unique_ptr<void, mulch::pool_deleter> bytes(pool_alloc(pool_default(), 64), deleter);
+        CHECK(bytes != nullptr);
+        void *cell = pool_alloc(pool_default(), sizeof(std::string));
+        CHECK(cell != nullptr);
+        mulch::pool_unique_ptr<std::string> s(new (cell) std::string(40, 'x'), delete_string);
+        CHECK_EQ(s->size(), 40);
     }
     pool_get_stats(pool_default(), &st);
     CHECK_EQ(st.live_allocations, 0);
