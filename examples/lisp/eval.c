@@ -414,10 +414,12 @@ loop:
             result = last_part(LISP_CDR(x), "quote");
             goto done;
         case LISP_SF_IF: {
-            value test = eval_operand(part(LISP_CDR(X), "if"), ENV);
-            value branches = rest_of(LISP_CDR(X), "if");
-            value alternative = rest_of(branches, "if");   /* () or (else-expr) */
-            if (alternative != LISP_NIL) last_part(alternative, "if");   /* not (if t a b extra) */
+            /* the shape first: (if t a b extra) is bad syntax before t runs */
+            value branches = rest_of(rest_of(X, "if"), "if");
+            if (rest_of(branches, "if") != LISP_NIL) last_part(LISP_CDR(branches), "if");
+            value test = eval_operand(LISP_CAR(LISP_CDR(X)), ENV);
+            branches = LISP_CDR(LISP_CDR(X));              /* (X may have moved) */
+            value alternative = LISP_CDR(branches);          /* () or (else-expr) */
             if (test != LISP_FALSE) {
                 X = LISP_CAR(branches);
             } else if (alternative != LISP_NIL) {
