@@ -192,6 +192,11 @@ enum lisp_special {
 struct lisp_reader { const char *text; size_t pos, len; int line, depth; };   /* depth: of read_form */
 void  lisp_reader_init(struct lisp_reader *r, const char *text, size_t len);
 int   lisp_read(struct lisp_reader *r, value *out);   /* 0 at end of input */
+/* R7RS character names (#\\space, #\\null, ...), which write prints and
+ * the reader reads; other control and non-ASCII bytes go as #\\xHH. */
+struct lisp_char_name { const char *name; unsigned char code; };
+extern const struct lisp_char_name lisp_char_names[];
+extern const size_t lisp_char_name_count;
 void  lisp_print(FILE *out, value v, int write);
 void  lisp_print_bounded(FILE *out, value v, int write, size_t size);   /* out takes <= size bytes */
 

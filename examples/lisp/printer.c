@@ -47,10 +47,18 @@ static void print_string(FILE *out, const struct lisp_string *s, int write)
 
 static void print_char(FILE *out, int c, int write)
 {
-    if (!write) fputc(c, out);
-    else if (c == ' ') fputs("#\\space", out);
-    else if (c == '\n') fputs("#\\newline", out);
-    else if (c == '\t') fputs("#\\tab", out);
+    if (!write) {
+        fputc(c, out);
+        return;
+    }
+    for (size_t i = 0; i < lisp_char_name_count; i++) {
+        if (lisp_char_names[i].code == c) {
+            fprintf(out, "#\\%s", lisp_char_names[i].name);
+            return;
+        }
+    }
+    /* a control or non-ASCII byte: readable, unlike the raw byte */
+    if (c < 0x20 || c >= 0x7f) fprintf(out, "#\\x%02x", c);
     else fprintf(out, "#\\%c", c);
 }
 

@@ -266,9 +266,19 @@ static value read_hash(struct lisp_reader *r)
         size_t len = r->pos - start;
         const char *name = r->text + start;
         if (len == 1) return lisp_char(name[0]);
-        if (len == 5 && memcmp(name, "space", 5) == 0) return lisp_char(' ');
-        if (len == 7 && memcmp(name, "newline", 7) == 0) return lisp_char('\n');
-        if (len == 3 && memcmp(name, "tab", 3) == 0) return lisp_char('\t');
+        for (size_t i = 0; i < lisp_char_name_count; i++)
+            if (strlen(lisp_char_names[i].name) == len && memcmp(name, lisp_char_names[i].name, len) == 0)
+                return lisp_char(lisp_char_names[i].code);
+        if (name[0] == 'x' && len >= 2 && len <= 3) { /* #\xHH: a byte */
+            int code = 0;
+            for (size_t i = 1; i < len; i++) {
+                int d = isdigit((unsigned char)name[i]) ? name[i] - '0'
+                        : isxdigit((unsigned char)name[i]) ? tolower((unsigned char)name[i]) - 'a' + 10 : -1;
+                if (d < 0) syntax_error(r, "unknown character name");
+                code = code * 16 + d;
+            }
+            return lisp_char(code);
+        }
         syntax_error(r, "unknown character name");
     }
     size_t start = r->pos;
@@ -278,6 +288,12 @@ static value read_hash(struct lisp_reader *r)
     if (len == 1 && r->text[start] == 'f') return LISP_FALSE;
     syntax_error(r, "unknown # syntax");
 }
+
+const struct lisp_char_name lisp_char_names[] = {
+    { "alarm", 7 }, { "backspace", 8 }, { "delete", 127 }, { "escape", 27 }, { "newline", '\n' },
+    { "null", 0 },  { "return", '\r' }, { "space", ' ' },   { "tab", '\t' },
+};
+const size_t lisp_char_name_count = sizeof lisp_char_names / sizeof lisp_char_names[0];
 
 static value read_form_at(struct lisp_reader *r);
 
