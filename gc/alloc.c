@@ -389,14 +389,14 @@ static bool gc_should_collect(gc_heap_t *heap) {
     return gc_budget_spent(heap);
 }
 
-/* Whether t is a record the calling thread holds: checked on entry to
- * the slow path (every refill of a bitmap word, every finalizable or
- * large object: a walk of the caller's attachments, usually one) and
- * again at its GC points. A record the calling thread does not hold
- * would be parked, or counted as the collector, for its owner, which runs
- * on through the collection, and its bins and finalizable list written
- * by two threads at once. Reported as "gc_alloc: not a thread attached
- * by the calling thread ..."; gc_alloc gives NULL. */
+/* Whether t is a record the calling thread holds: checked once, on entry
+ * to the slow path (every refill of a bitmap word, every finalizable or
+ * large object: a walk of the caller's attachments, usually one), which
+ * every GC point of an allocation lies behind. A record the calling thread
+ * does not hold would be parked, or counted as the collector, for its
+ * owner, which runs on through the collection, and its bins and
+ * finalizable list written by two threads at once. Reported as "gc_alloc:
+ * not a thread attached by the calling thread ..."; gc_alloc gives NULL. */
 static bool gc_alloc_record_ok(const gc_thread_t *t) {
     return gc_thread_check(t, "gc_alloc");
 }
@@ -405,16 +405,13 @@ static bool gc_alloc_record_ok(const gc_thread_t *t) {
  * waiting for it is enough — unless this must be a full collection in
  * generational mode: the other one may have been minor (its old garbage
  * still there), and the caller's next failure returns NULL. Runs
- * finalizers made pending. False (nothing done) for a record the calling
- * thread does not hold: the allocation gives NULL. */
-static bool gc_collect_for_allocation(gc_thread_t *t, bool minor_allowed) {
-    if (!gc_alloc_record_ok(t)) return false;
+ * finalizers made pending. */
+static void gc_collect_for_allocation(gc_thread_t *t, bool minor_allowed) {
     bool wait_only = minor_allowed || !t->heap->generational;
-    if (!gc_world_stop(t, wait_only)) return true;
+    if (!gc_world_stop(t, wait_only)) return;
     gc_collect_locked(t->heap, t, minor_allowed);
     gc_world_start_heap(t->heap, t);
     gc_run_finalizers(t);
-    return true;
 }
 
 /* Full collections an allocation may run after its first one, while spans
@@ -470,11 +467,10 @@ static void *gc_alloc_large(gc_thread_t *t, const gc_type_t *type, size_t size) 
     unsigned retries = 0;
     for (;;) {
         if (atomic_load_explicit(&heap->stop_requested, memory_order_relaxed)) {
-            if (!gc_alloc_record_ok(t)) return NULL;
             gc_safepoint_slow(t);
         }
         if (!collected && gc_should_collect(heap)) {
-            if (!gc_collect_for_allocation(t, true)) return NULL;
+            gc_collect_for_allocation(t, true);
             collected = heap->generational ? 1 : 2;
         }
         pthread_mutex_lock(&heap->lock);
@@ -495,7 +491,8 @@ static void *gc_alloc_large(gc_thread_t *t, const gc_type_t *type, size_t size) 
             memset(b->start + GC_HEADER, 0, b->cell_size - GC_HEADER);
             return gc_object_init_zeroed(t, b->start, b->cell_size, type, false);
         }
-        if (give_up || !gc_collect_for_allocation(t, false)) return NULL;
+        if (give_up) return NULL;
+        gc_collect_for_allocation(t, false);
         collected = 2;
     }
 }
@@ -535,7 +532,6 @@ static MULCH_NOINLINE void *gc_alloc_slow(gc_thread_t *t, const gc_type_t *type,
             return gc_object_init_zeroed(t, cell, bin->cell_size, type, headerless);
         }
         if (atomic_load_explicit(&heap->stop_requested, memory_order_relaxed)) {
-            if (!gc_alloc_record_ok(t)) return NULL;
             gc_safepoint_slow(t);
             continue;
         }
@@ -544,7 +540,7 @@ static MULCH_NOINLINE void *gc_alloc_slow(gc_thread_t *t, const gc_type_t *type,
              * budget is checked too: at span ends only, a program using
              * eight classes allocated 420 KiB past a 64 KiB budget. */
             if (!collected && gc_budget_spent(heap)) {
-                if (!gc_collect_for_allocation(t, true)) return NULL;
+                gc_collect_for_allocation(t, true);
                 collected = heap->generational ? 1 : 2;
                 continue;
             }
@@ -556,7 +552,7 @@ static MULCH_NOINLINE void *gc_alloc_slow(gc_thread_t *t, const gc_type_t *type,
         }
         gc_bin_retire(heap, bin);
         if (!collected && gc_should_collect(heap)) {
-            if (!gc_collect_for_allocation(t, true)) return NULL;
+            gc_collect_for_allocation(t, true);
             collected = heap->generational ? 1 : 2;
             continue;
         }
@@ -592,7 +588,7 @@ static MULCH_NOINLINE void *gc_alloc_slow(gc_thread_t *t, const gc_type_t *type,
         if (b == NULL) {
             /* max_heap even after a full collection, or ever */
             if (give_up || gc_never_fits(heap, gc_class_bytes(gc_cell_class(heap, cls)))) return NULL;
-            if (!gc_collect_for_allocation(t, false)) return NULL;
+            gc_collect_for_allocation(t, false);
             collected = 2;
             continue;
         }
