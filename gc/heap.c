@@ -14,6 +14,8 @@
 #include <limits.h>
 #include <stdlib.h>
 
+#include <stdio.h>
+
 #include "gc_internal.h"
 
 /* A size from the environment: decimal, with an optional k/m/g suffix.
@@ -81,26 +83,22 @@ static bool env_overrides(const char *name) {
  * heap that MULCH_GC_COMPACT=always made move everything). Zero is the
  * default, not misuse, and the environment's values are not the
  * program's: they are only clamped (docs/tuning.md). */
+/* One report of a bad option: the problem, then what is used instead —
+ * the field's MULCH_GC_* variable when set, else `fallback`. */
+static void option_report(const gc_options_t *o, const char *problem, const char *variable, const char *fallback) {
+    char what[160];
+    if (env_overrides(variable)) snprintf(what, sizeof what, "gc_heap_create: %s (%s used)", problem, variable);
+    else snprintf(what, sizeof what, "gc_heap_create: %s (%s)", problem, fallback);
+    mulch_report(what, o);
+}
+
 static void options_check(const gc_options_t *o) {
     double g = o->heap_growth;
-    bool env = env_overrides("MULCH_GC_HEAP_GROWTH");
-    if (g != 0.0 && !(g > 1.0))
-        mulch_report(env ? "gc_heap_create: heap_growth must be above 1.0 (MULCH_GC_HEAP_GROWTH used)"
-                         : "gc_heap_create: heap_growth must be above 1.0 (2.0 used)",
-                     o);
-    else if (g > GC_MAX_HEAP_GROWTH)
-        mulch_report(env ? "gc_heap_create: heap_growth above 1000 (MULCH_GC_HEAP_GROWTH used)"
-                         : "gc_heap_create: heap_growth above 1000 (1000 used)",
-                     o);
+    if (g != 0.0 && !(g > 1.0)) option_report(o, "heap_growth must be above 1.0", "MULCH_GC_HEAP_GROWTH", "2.0 used");
+    else if (g > GC_MAX_HEAP_GROWTH) option_report(o, "heap_growth above 1000", "MULCH_GC_HEAP_GROWTH", "1000 used");
     if (o->compaction < GC_COMPACT_AUTO || o->compaction > GC_COMPACT_ALWAYS)
-        mulch_report(env_overrides("MULCH_GC_COMPACT")
-                         ? "gc_heap_create: compaction is not a GC_COMPACT_* value (MULCH_GC_COMPACT used)"
-                         : "gc_heap_create: compaction is not a GC_COMPACT_* value (nothing moves)",
-                     o);
-    if (o->markers < 0)
-        mulch_report(env_overrides("MULCH_GC_MARKERS") ? "gc_heap_create: markers is negative (MULCH_GC_MARKERS used)"
-                                                       : "gc_heap_create: markers is negative (one per CPU used)",
-                     o);
+        option_report(o, "compaction is not a GC_COMPACT_* value", "MULCH_GC_COMPACT", "nothing moves");
+    if (o->markers < 0) option_report(o, "markers is negative", "MULCH_GC_MARKERS", "one per CPU used");
 }
 
 gc_heap_t *gc_heap_create(const gc_options_t *opts) {
