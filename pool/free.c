@@ -30,12 +30,11 @@ static MULCH_COLD void report_pointer(const char *fn, const char *problem, const
 }
 
 bool pointer_check(pool_t *pool, const void *p, const char *fn, pointer_info_t *out) {
-    /* A blocks chunk fills its regions. Any other chunk's header is read
-     * only once the map vouches that p lies in that chunk's own bytes: the
-     * rest of a huge chunk's last region is anyone's memory, and another
-     * thread may be unmapping the huge object (header and all) while a
-     * foreign pointer beside it is checked here. */
-    chunk_t *chunk = chunk_starts_blocks(p) ? chunk_of(p) : chunk_covering(p);
+    /* A chunk's header is read only once the map vouches that p lies in
+     * that chunk's own bytes: the rest of a huge chunk's last region is
+     * anyone's memory, and another thread may be unmapping the huge object
+     * (header and all) while a foreign pointer beside it is checked here. */
+    chunk_t *chunk = chunk_covering(p);
     if (chunk == NULL) {
         report_pointer(fn, "pointer not allocated by mulch (foreign, stack, or already unmapped)", p);
         return false;
