@@ -85,6 +85,15 @@ inline void *allocation_start(T *p) noexcept
 
 /* ------------------------------------------------------ pool_allocator -- */
 
+namespace detail {
+/* An adapter made while pool_default() was NULL holds no pool: it uses the
+ * default pool as it is when it allocates or frees. */
+inline pool_t *pool_or_default(pool_t *pool) noexcept
+{
+    return pool ? pool : pool_default();
+}
+} // namespace detail
+
 /* A standard Allocator over one pool. Two allocators compare equal when they
  * use the same pool (memory from one can be freed by the other). The pool
  * propagates with the container on copy/move assignment and swap, so a
@@ -127,7 +136,7 @@ public:
         if (n > max_size())
             throw std::bad_array_new_length();
         const size_type bytes = n * sizeof(T);
-        pool_t *pool = pool_ ? pool_ : pool_default(); /* pool_alloc does not check for NULL */
+        pool_t *pool = detail::pool_or_default(pool_); /* pool_alloc does not check for NULL */
         if (pool == nullptr)
             throw std::bad_alloc();
         void *p;
@@ -142,7 +151,7 @@ public:
 
     void deallocate(T *p, size_type) noexcept
     {
-        pool_free(pool_ ? pool_ : pool_default(), detail::void_ptr(p));
+        pool_free(detail::pool_or_default(pool_), detail::void_ptr(p));
     }
 
     size_type max_size() const noexcept
@@ -181,23 +190,21 @@ public:
     pool_deleter() noexcept : pool_(pool_default()) {}
     explicit pool_deleter(pool_t *pool) noexcept : pool_(pool ? pool : pool_default()) {}
 
-    void operator()(void *p) const noexcept { pool_free(target(), p); }
+    void operator()(void *p) const noexcept { pool_free(detail::pool_or_default(pool_), p); }
     /* std::unique_ptr<const void, pool_deleter>: read-only bytes are freed too */
-    void operator()(const void *p) const noexcept { pool_free(target(), const_cast<void *>(p)); }
+    void operator()(const void *p) const noexcept { pool_free(detail::pool_or_default(pool_), const_cast<void *>(p)); }
 
     template <class T, class = std::enable_if_t<!std::is_void_v<std::remove_cv_t<T>>>>
     void operator()(T *p) const noexcept
     {
         static_assert(std::is_trivially_destructible_v<std::remove_extent_t<T>>,
                       "mulch::pool_deleter does not run destructors: use mulch::pool_delete<T>");
-        pool_free(target(), detail::void_ptr(p));
+        pool_free(detail::pool_or_default(pool_), detail::void_ptr(p));
     }
 
     pool_t *pool() const noexcept { return pool_; }
 
 private:
-    /* made while the default pool was missing: it, now */
-    pool_t *target() const noexcept { return pool_ ? pool_ : pool_default(); }
     pool_t *pool_;
 };
 
@@ -222,7 +229,7 @@ public:
             return;
         void *start = detail::allocation_start(p);
         p->~T();
-        pool_free(pool_ ? pool_ : pool_default(), start); /* (made while the default pool was missing) */
+        pool_free(detail::pool_or_default(pool_), start);
     }
 
     pool_t *pool() const noexcept { return pool_; }
