@@ -1,9 +1,10 @@
-/* test_harness_expect.c — the ordered checks of tests/support/mulch_test.h
- * (EXPECT_GE, EXPECT_LE, EXPECT_LT) order integers by value whatever their
- * types: they converted both sides to uintmax_t, which puts a negative
- * value above every non-negative one, so EXPECT_GE(pid, 0) passed for a
- * failed fork's -1 (tests/stress/test_gc_fork_cards.c) and EXPECT_GE(0u, -1)
- * failed. A check that must fail runs in a child with CMOCKA_TEST_ABORT=1
+/* test_harness_expect.c — the integer checks of tests/support/mulch_test.h
+ * (EXPECT_EQ, EXPECT_NE, EXPECT_GE, EXPECT_LE, EXPECT_LT) compare by value
+ * whatever their operands' types: they converted both sides to uintmax_t,
+ * which puts a negative value above every non-negative one, so
+ * EXPECT_GE(pid, 0) passed for a failed fork's -1
+ * (tests/stress/test_gc_fork_cards.c), EXPECT_GE(0u, -1) failed, and
+ * EXPECT_EQ(SIZE_MAX, -1) passed (a size_t error result read as -1). A check that must fail runs in a child with CMOCKA_TEST_ABORT=1
  * (cmocka aborts on a failure instead of unwinding into its runner).
  *
  * Deterministic: no randomness (the seed is printed as in every test). */
@@ -38,6 +39,12 @@ static void test_ordered_checks_pass_across_signedness(void **state)
     EXPECT_LT((long long)INT64_MIN, (unsigned char)0);
     EXPECT_GE((size_t)7, 5);
     EXPECT_LE(3, (uint64_t)3);
+    EXPECT_EQ(failed, -1);
+    EXPECT_EQ((size_t)7, 7);
+    EXPECT_EQ(small, -2L);
+    EXPECT_NE(SIZE_MAX, -1);
+    EXPECT_NE(zero, failed);
+    EXPECT_NE((unsigned char)255, (signed char)-1);
 }
 
 /* Runs one check in a child; returns 1 when it failed (the child aborted). */
@@ -69,6 +76,10 @@ static void test_ordered_checks_fail_on_negative(void **state)
     CHECK_FAILS(EXPECT_LE(0u, -1));
     CHECK_FAILS(EXPECT_GE(-3, -1));
     CHECK_FAILS(EXPECT_LT(1, 1u));
+    CHECK_FAILS(EXPECT_EQ(SIZE_MAX, -1));
+    CHECK_FAILS(EXPECT_EQ((unsigned)-1, failed));
+    CHECK_FAILS(EXPECT_NE(failed, -1L));
+    CHECK_FAILS(EXPECT_NE((size_t)4, 4));
 }
 
 int main(void)

@@ -31,6 +31,7 @@
 #endif
 
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -163,22 +164,15 @@ static inline double elapsed_s(void)
         fail(); \
     } while (0)
 
-#define EXPECT_EQ(a, b) \
-    do { \
-        uintmax_t a_ = (uintmax_t)(a), b_ = (uintmax_t)(b); \
-        if (a_ != b_) T_FAIL("%s == %s: %ju != %ju", #a, #b, a_, b_); \
-    } while (0)
-#define EXPECT_NE(a, b) \
-    do { \
-        uintmax_t a_ = (uintmax_t)(a), b_ = (uintmax_t)(b); \
-        if (a_ == b_) T_FAIL("%s != %s: both are %ju", #a, #b, a_); \
-    } while (0)
-/* The ordered checks compare by value whatever the operands' types: each
- * side is kept as uintmax_t (evaluated once) with whether its (promoted)
- * type is signed, which _Generic tells without evaluating it. uintmax_t
- * alone put a negative value above every non-negative one (EXPECT_GE(pid,
- * 0) passed for a failed fork's -1). Negative values print as such. */
-#define MT_SIGNED(x) _Generic((x) + 0, int: 1, long: 1, long long: 1, default: 0)
+/* The checks compare by value whatever the operands' types: each side is
+ * kept as uintmax_t (evaluated once) with whether its (promoted) type is
+ * signed, which _Generic tells without evaluating it (pointers count as
+ * unsigned). uintmax_t alone put
+ * a negative value above every non-negative one (EXPECT_GE(pid, 0) passed
+ * for a failed fork's -1) and made -1 equal to SIZE_MAX. Negative values
+ * print as such. */
+#define MT_SIGNED(x) \
+    _Generic((x), char: CHAR_MIN < 0, signed char: 1, short: 1, int: 1, long: 1, long long: 1, default: 0)
 static inline int mt_neg(uintmax_t v, int is_signed) { return is_signed && (intmax_t)v < 0; }
 /* -1, 0 or 1 as a is below, equal to or above b. */
 static inline int mt_order(uintmax_t a, int a_signed, uintmax_t b, int b_signed)
@@ -196,6 +190,8 @@ static inline int mt_order(uintmax_t a, int a_signed, uintmax_t b, int b_signed)
             T_FAIL("%s " op " %s: %s%ju " notop " %s%ju", #a, #b, MT_FMT_INT(a_, MT_SIGNED(a)), \
                    MT_FMT_INT(b_, MT_SIGNED(b))); \
     } while (0)
+#define EXPECT_EQ(a, b) MT_EXPECT_ORDER(a, b, o_ == 0, "==", "!=")
+#define EXPECT_NE(a, b) MT_EXPECT_ORDER(a, b, o_ != 0, "!=", "==")
 #define EXPECT_GE(a, b) MT_EXPECT_ORDER(a, b, o_ >= 0, ">=", "<")
 #define EXPECT_LE(a, b) MT_EXPECT_ORDER(a, b, o_ <= 0, "<=", ">")
 #define EXPECT_LT(a, b) MT_EXPECT_ORDER(a, b, o_ < 0, "<", ">=")
