@@ -1,6 +1,7 @@
 /* bridge.c — the collector's side of the rc bridge (runtime/bridge.c is
  * the other side; the collector never calls the rc layer directly, it is
- * handed a release function).
+ * handed a release function). gc_report_bridge_cycles' search is in
+ * bridge_cycles.c.
  *
  * Handle slots are roots the collector rewrites like any other and sets to
  * NULL when the heap is destroyed. Ownership pairs (GC object, rc object)
@@ -151,76 +152,4 @@ void gc_bridge_destroy(gc_heap_t *heap) {
     gc_vector_free(&heap->owned_objects);
     gc_vector_free(&heap->owned_rcs);
     gc_vector_free(&heap->rc_to_release);
-}
-
-static size_t handle_index(gc_heap_t *heap, const void *rc_obj) {
-    for (size_t i = 0; i < heap->handle_slots.count; i++)
-        if (heap->handle_slots.items[i] == rc_obj) return i;
-    return SIZE_MAX;
-}
-
-static void marks_clear(gc_heap_t *heap) {
-    for (size_t s = 0; s < heap->spans.count; s++) {
-        block_t *b = heap->spans.items[s];
-        memset(gc_span_mark_bits(b), 0, gc_span_words(b) * sizeof(uint64_t));
-    }
-}
-
-/* reach[h * n + j]: handle j's rc object is owned by something reachable
- * from handle h's GC object (following ownership into other handles). */
-static void bridge_reach_from(gc_heap_t *heap, size_t h, unsigned char *reach) {
-    size_t n = heap->handle_slots.count;
-    gc_tracer_t tracer;
-    gc_tracer_init(&tracer, heap, "gc_report_bridge_cycles");
-    gc_trace_slot(&tracer, heap->handle_slots.items[h]);
-    gc_mark_drain(&tracer);
-    for (bool progress = true; progress;) {
-        progress = false;
-        for (size_t i = 0; i < heap->owned_objects.count; i++) {
-            if (!gc_is_marked(heap, heap->owned_objects.items[i])) continue;
-            size_t j = handle_index(heap, heap->owned_rcs.items[i]);
-            if (j == SIZE_MAX || reach[h * n + j]) continue;
-            reach[h * n + j] = 1;
-            gc_trace_slot(&tracer, heap->handle_slots.items[j]);
-            gc_mark_drain(&tracer);
-            progress = true;
-        }
-    }
-    gc_tracer_free(&tracer);
-    marks_clear(heap);
-}
-
-/* A handle is in a cycle when it reaches itself; handles that reach each
- * other are one cycle, reported once with its members. World stopped,
- * spans swept. */
-size_t gc_bridge_cycles_locked(gc_heap_t *heap, FILE *out) {
-    size_t n = heap->handle_slots.count;
-    if (n == 0) return 0;
-    size_t bytes = n * n + n;
-    unsigned char *reach = os_map(bytes);
-    if (reach == NULL) {
-        fprintf(out, "mulch bridge cycles: out of memory for %zu handles\n", n);
-        return 0;
-    }
-    unsigned char *reported = reach + n * n;
-    gc_marks_forget(heap); /* generational mode's sticky marks would stop the walks */
-    for (size_t h = 0; h < n; h++) bridge_reach_from(heap, h, reach);
-    size_t cycles = 0;
-    for (size_t h = 0; h < n; h++) {
-        if (!reach[h * n + h] || reported[h]) continue;
-        cycles++;
-        fprintf(out, "mulch bridge cycle %zu: never collected; handles (each roots a GC object that owns, "
-                     "through gc_own_rc, the next):",
-                cycles);
-        for (size_t j = 0; j < n; j++) {
-            if (!reach[h * n + j] || !reach[j * n + h]) continue;
-            reported[j] = 1;
-            gc_handle_payload_t *payload = heap->handle_slots.items[j];
-            fprintf(out, " %p -> %p (%s)", (void *)payload, payload->obj,
-                    payload->obj && gc_object_type(payload->obj) ? gc_object_type(payload->obj)->name : "?");
-        }
-        fputc('\n', out);
-    }
-    os_unmap(reach, bytes);
-    return cycles;
 }
