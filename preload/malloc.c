@@ -466,9 +466,11 @@ static int report_fd_open(void) {
 }
 
 /* After libc, before the program's constructors: the pool exists before
- * anything forks. */
+ * anything forks. The copy of stderr is taken even when the OS refused the
+ * pool here (served_create read the environment all the same): a later
+ * allocation creates it, and the reports at exit need that copy. */
 __attribute__((constructor)) static void mulch_malloc_init(void) {
-    if (served() == NULL) return;
+    (void)served();
     if (want_stats || want_leak_report) report_fd = report_fd_open();
     struct stat st;
     if (report_fd >= 0 && fstat(report_fd, &st) == 0) {
