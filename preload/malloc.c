@@ -249,9 +249,32 @@ static void foreign_copy(unsigned char *dst, const unsigned char *src, size_t n)
     errno = saved;
 }
 
+/* A pool block realloc'd by a thread whose allocations go to the arena
+ * (writing the reports at exit): moved into the arena, and freed. A bad
+ * pointer (freed already...) is reported once, as pool_realloc does, and
+ * gives NULL. */
+static MULCH_NOINLINE void *realloc_into_arena(pool_t *owner, void *p, size_t size) {
+    int saved = errno;
+    size_t old = pool_usable_size(owner, p); /* 0: reported */
+    errno = saved;
+    if (old == 0) return NULL;
+    void *q = NULL;
+    if (size != 0) {
+        q = alloc_without_pool(size, MULCH_ALIGN);
+        if (q == NULL) return NULL; /* errno ENOMEM; p stays */
+        memcpy(q, p, old < size ? old : size);
+    }
+    pool_free(owner, p);
+    errno = saved;
+    return q;
+}
+
 /* realloc of a pointer this pool did not hand out (arena or foreign):
- * move it into the pool; the old block stays where it is. */
+ * move it into the pool; the old block stays where it is. A pool block
+ * reaches here too when this thread uses the arena (pool NULL). */
 static MULCH_NOINLINE void *realloc_unowned(pool_t *pool, void *p, size_t size, const void *caller) {
+    pool_t *owner = atomic_load_explicit(&served_pool, memory_order_acquire);
+    if (pool == NULL && owner != NULL && pool_owns(owner, p)) return realloc_into_arena(owner, p, size);
     if (size == 0) return NULL; /* like realloc(p, 0) of an owned block: "freed" */
     void *q = pool ? pool_alloc_from(pool, size, caller) : alloc_without_pool(size, MULCH_ALIGN);
     if (q == NULL) return nomem(NULL);
@@ -466,9 +489,11 @@ static int report_fd_open(void) {
 }
 
 /* After libc, before the program's constructors: the pool exists before
- * anything forks. */
+ * anything forks. The copy of stderr is taken even when the OS refused the
+ * pool here (served_create read the environment all the same): a later
+ * allocation creates it, and the reports at exit need that copy. */
 __attribute__((constructor)) static void mulch_malloc_init(void) {
-    if (served() == NULL) return;
+    (void)served();
     if (want_stats || want_leak_report) report_fd = report_fd_open();
     struct stat st;
     if (report_fd >= 0 && fstat(report_fd, &st) == 0) {

@@ -9,7 +9,8 @@
 #   1. `cmake --install` into WORK_DIR/prefix, then find_package(mulch) there;
 #   2. find_package(mulch) from the build tree itself;
 #   3. `cc consumer.c $(pkg-config --cflags --libs mulch)` against the install;
-#   4. the same against the build tree's mulch.pc.
+#   4. the same against the build tree's mulch.pc;
+#   3 and 4 also link libmulch.a with `pkg-config --static --libs mulch`.
 # Registered by tests/CMakeLists.txt as the ctest test `package`.
 cmake_minimum_required(VERSION 3.21)
 
@@ -122,6 +123,24 @@ function(consume_with_pkg_config label pc_dir)
         "${MULCH_CONSUMER_DIR}/consumer.c" ${_flags} -o "${_exe}")
     run("${label}: run pkg-config consumer"
         "${CMAKE_COMMAND}" -E env "LD_LIBRARY_PATH=${_libdir}" "${_exe}")
+
+    # Static: the archive in place of -lmulch, with the rest of
+    # `pkg-config --static --libs`, whose private libraries (pthread, dl,
+    # atomic_ops) must be all it needs; it runs without libmulch.so.
+    if(EXISTS "${_libdir}/libmulch.a")
+        run("${label}: pkg-config --cflags mulch" "${PKG_CONFIG}" --cflags mulch)
+        string(STRIP "${LAST_OUTPUT}" _cflags)
+        separate_arguments(_cflags UNIX_COMMAND "${_cflags}")
+        run("${label}: pkg-config --static --libs mulch" "${PKG_CONFIG}" --static --libs mulch)
+        string(STRIP "${LAST_OUTPUT}" _static_flags)
+        separate_arguments(_static_flags UNIX_COMMAND "${_static_flags}")
+        list(REMOVE_ITEM _static_flags -lmulch)
+        run("${label}: cc consumer.c libmulch.a $(pkg-config --static --libs mulch)"
+            "${C_COMPILER}" -std=c11 -Wall -Wextra -Wpedantic -Werror -DMULCH_STATIC_DEFINE
+            "${MULCH_CONSUMER_DIR}/consumer.c" ${_cflags} "${_libdir}/libmulch.a" ${_static_flags}
+            -o "${_exe}-static")
+        run("${label}: run static pkg-config consumer" "${_exe}-static")
+    endif()
 endfunction()
 
 file(GLOB_RECURSE _pc_files "${_prefix}/*/mulch.pc")
