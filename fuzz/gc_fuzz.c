@@ -8,8 +8,8 @@
  * weak references and ephemerons, pin and unpin, allocate garbage, collect, verify, and
  * injected misuse. The first byte picks the heap options (compaction mode,
  * markers, initial heap, generational mode: every field store goes through
- * gc_write, as that mode requires, and its objects keep headers while the
- * others' small ones have none); MULCH_FUZZ_GC_COMPACT=always|never|auto in
+ * gc_write, as that mode requires; small objects are headerless in every
+ * mode); MULCH_FUZZ_GC_COMPACT=always|never|auto in
  * the environment overrides the compaction mode.
  *
  * The model holds the graph by object id. The program reaches objects only
