@@ -1,6 +1,7 @@
 /* test_gc_review_s20_threads.c — session 20's review of the collector's
  * threads (gc/thread.c, gc/collect.c, gc/heap.c's destroy): threads that
- * end inside the finalizers a gc_heap_destroy runs.
+ * end inside the finalizers a gc_heap_destroy runs; gc_heap_destroy is no
+ * cancellation point.
  *
  * Calls that could hang run on a helper thread joined with a time limit,
  * so that a regression fails the test instead of stalling it. */
@@ -86,12 +87,68 @@ static void test_thread_ends_inside_destroy_finalizer(void **state)
     EXPECT_EQ(atomic_load(&g_exit_fins), 3);
 }
 
+/* ------------------------------------------------------------------------ */
+/* gc_heap_destroy is no cancellation point                                  */
+
+static atomic_int g_destroy_returned;
+
+static void *destroy_with_cancel_pending(void *arg)
+{
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+    pthread_cancel(pthread_self());
+    pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
+    gc_heap_destroy(arg); /* (docs/gc.md: no mulch call is a cancellation point) */
+    atomic_fetch_add(&g_destroy_returned, 1);
+    pthread_testcancel(); /* the cancel acts here, outside mulch */
+    return NULL;
+}
+
+/* gc_heap_destroy joined the heap's marker threads with pthread_join, a
+ * cancellation point: a thread with a cancel pending ended there, inside
+ * the destroy, leaving the heap half torn down (its memory, locks and pool
+ * never freed). Several heaps: a join that finds its helper gone already
+ * does not wait, and need not act on the cancel. */
+static void test_heap_destroy_is_no_cancellation_point(void **state)
+{
+    (void)state;
+    TEST_START();
+    atomic_store(&g_destroy_returned, 0);
+    unsigned long r0 = rec_count();
+    enum { HEAPS = 8 };
+    for (int i = 0; i < HEAPS; i++) {
+        gc_options_t o;
+        memset(&o, 0, sizeof o);
+        o.markers = 4; /* (an explicit markers > 1 starts helpers at any heap size) */
+        gc_heap_t *h = gc_heap_create(&o);
+        EXPECT_NONNULL(h);
+        gc_thread_t *t = gc_thread_attach(h);
+        void *list = NULL;
+        gc_push_root(t, &list);
+        for (int k = 0; k < 1000; k++) {
+            tobj_t *o = mk(t, &T_PLAIN, (uint64_t)k, 1);
+            gc_write_init(t, o, &o->slot[0], list);
+            list = o;
+        }
+        gc_collect(t); /* starts the helpers */
+        gc_pop_roots(t, 1);
+        gc_thread_detach(t);
+        pthread_t th;
+        if (pthread_create(&th, NULL, destroy_with_cancel_pending, h) != 0) T_FAIL("pthread_create failed");
+        void *ret = NULL;
+        pthread_join(th, &ret);
+        if (ret != PTHREAD_CANCELED) T_FAIL("setup: the destroying thread was not cancelled");
+        EXPECT_EQ(atomic_load(&g_destroy_returned), i + 1);
+    }
+    EXPECT_NO_REPORTS(r0);
+}
+
 int main(void)
 {
     mt_init("test_gc_review_s20_threads");
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_rec, teardown_rec)
     const struct CMUnitTest tests[] = {
         T(test_thread_ends_inside_destroy_finalizer),
+        T(test_heap_destroy_is_no_cancellation_point),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
