@@ -267,7 +267,14 @@ void gc_mark_shared_destroy(gc_heap_t *heap) {
     shared->quit = true;
     pthread_cond_broadcast(&shared->start);
     pthread_mutex_unlock(&shared->lock);
+    /* pthread_join is a cancellation point, and gc_heap_destroy is none
+     * (docs/gc.md "Cancellation"): a pending cancel ended the destroyer
+     * here, the heap half torn down. It acts at the caller's next
+     * cancellation point instead. */
+    int cancel_state;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
     for (unsigned i = 0; i < shared->helper_count; i++) pthread_join(shared->helpers[i], NULL);
+    pthread_setcancelstate(cancel_state, NULL);
     while (shared->mappings) {
         gc_mark_packet_t *batch = shared->mappings;
         shared->mappings = batch->next;

@@ -47,6 +47,13 @@ static void thread_exit_detach(void *unused) {
         pthread_mutex_lock(&a->heap->lock);
         a->thread->root_depth = 0;
         gc_finalizer_thread_exiting_locked(a->heap, a->thread);
+        /* A gc_heap_destroy this thread was running (it ended in one of
+         * the destroy's finalizers or rc destroy callbacks) never ends:
+         * forgotten, as in a fork child, so that another thread may
+         * destroy the heap (and run the finalizers not yet run); it was
+         * refused for ever as "called inside a finalizer". */
+        if (a->heap->destroying && !a->heap->destroy_final && pthread_equal(a->heap->destroyer, pthread_self()))
+            a->heap->destroying = false;
         pthread_mutex_unlock(&a->heap->lock);
     }
     /* Then it blocks in every heap (it touches no GC pointer any more), so

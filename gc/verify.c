@@ -8,7 +8,7 @@
  * with room, and end; every root slot holds NULL, a tagged value or an allocated object of this heap, and so
  * does every handle's slot and every live weak reference's target; pins,
  * pending finalizers and the owners of gc_own_rc pairs name allocated
- * objects.
+ * objects; every thread root slot is aligned and outside GC objects.
  */
 #include <stdio.h>
 
@@ -36,6 +36,23 @@ static void check_slot(verifier_t *v, void *const *slot, const char *kind) {
     void *value = *slot;
     if (value == NULL || ((uintptr_t)value & 7u)) return;
     if (!object_allocated(v->heap, value)) problem(v, kind, value);
+}
+
+/* gc_push_root is inline and checks the slot for NULL only: a slot that
+ * gc_root_add refuses (misaligned, or inside a GC object of any heap,
+ * which collections read and rewrite at its old address once that object
+ * moves or dies) is reported here instead. */
+static bool thread_root_slot_sound(verifier_t *v, void **slot) {
+    if ((uintptr_t)slot % _Alignof(void *) != 0) {
+        problem(v, "thread root slot is not aligned to a pointer", slot);
+        return false;
+    }
+    block_t *b = pool_block_of(slot);
+    if (b != NULL && b->kind == BLOCK_EXTERNAL) {
+        problem(v, "thread root slot lies inside a GC object (trace its fields instead)", slot);
+        return false;
+    }
+    return true;
 }
 
 /* A list of weak references and ephemerons (the heap's, or a thread's:
@@ -197,7 +214,8 @@ size_t gc_verify_locked(gc_heap_t *heap) {
             check_slot(&v, &heap->root_ranges[r].slots[i], "root range holds something that is not a live GC object");
     for (gc_thread_t *t = heap->threads; t; t = t->next)
         for (size_t i = 0; i < t->root_depth; i++)
-            check_slot(&v, t->root_stack[i], "thread root holds something that is not a live GC object");
+            if (thread_root_slot_sound(&v, t->root_stack[i]))
+                check_slot(&v, t->root_stack[i], "thread root holds something that is not a live GC object");
     for (size_t i = 0; i < heap->pin_capacity; i++)
         if (heap->pins[i].obj && heap->pins[i].count && !object_allocated(heap, heap->pins[i].obj))
             problem(&v, "pinned object is not a live GC object", heap->pins[i].obj);
