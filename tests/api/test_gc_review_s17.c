@@ -29,6 +29,10 @@ static struct {
     void *stale;             /* its address before the nested collection */
     const gc_type_t *type;   /* gc_type_of(stale) after it */
     unsigned long reports;   /* reports gc_type_of made */
+    size_t size;             /* gc_size_of(stale) after it */
+    unsigned long size_reports; /* reports gc_size_of made */
+    char type_text[256], size_text[256]; /* their last reports */
+    const void *type_ptr, *size_ptr;
     bool moved;
 } g_stale;
 
@@ -44,6 +48,11 @@ static void fin_collects(void *obj)
     unsigned long r = rec_count();
     g_stale.type = gc_type_of(g_stale.stale);
     g_stale.reports = rec_count() - r;
+    rec_last(g_stale.type_text, sizeof g_stale.type_text, &g_stale.type_ptr);
+    r = rec_count();
+    g_stale.size = gc_size_of(g_stale.stale);
+    g_stale.size_reports = rec_count() - r;
+    rec_last(g_stale.size_text, sizeof g_stale.size_text, &g_stale.size_ptr);
 }
 static const gc_type_t T_FIN_COLLECTS = { "test.fin_collects", trace_tobj, fin_collects };
 
@@ -52,7 +61,7 @@ static const gc_type_t T_FIN_COLLECTS = { "test.fin_collects", trace_tobj, fin_c
  * out as the object's type, unreported (the caller then read a "type"
  * that was an object). It must be reported once, as the pin and hash
  * calls report a freed cell, and give NULL. */
-static void test_type_of_moved_out_cell(void **state)
+static void test_type_and_size_of_moved_out_cell(void **state)
 {
     (void)state;
     TEST_START();
@@ -78,10 +87,23 @@ static void test_type_of_moved_out_cell(void **state)
         T_FAIL("gc_type_of(stale pointer) gave %p (the copy is at %p), want NULL", (const void *)g_stale.type,
                g_stale.moving);
     if (g_stale.reports != 1) T_FAIL("gc_type_of(stale pointer) made %lu reports, want 1", g_stale.reports);
-    EXPECT_ONE_REPORT(r0, "gc_type_of: not a live object (a collection freed it)", g_stale.stale);
+    /* gc_size_of gave the cell's size, unreported, for the same pointer
+     * (session 18) */
+    EXPECT_EQ(g_stale.size, 0);
+    EXPECT_EQ(g_stale.size_reports, 1);
+    EXPECT_EQ(rec_count() - r0, 2);
+    static const char type_report[] = "gc_type_of: not a live object (a collection freed it)";
+    static const char size_report[] = "gc_size_of: not a live object (a collection freed it)";
+    if (strncmp(g_stale.type_text, type_report, sizeof type_report - 1) != 0 || g_stale.type_ptr != g_stale.stale)
+        T_FAIL("gc_type_of's report: \"%s\" (%p), want \"%s\" (%p)", g_stale.type_text, g_stale.type_ptr,
+               type_report, g_stale.stale);
+    if (strncmp(g_stale.size_text, size_report, sizeof size_report - 1) != 0 || g_stale.size_ptr != g_stale.stale)
+        T_FAIL("gc_size_of's report: \"%s\" (%p), want \"%s\" (%p)", g_stale.size_text, g_stale.size_ptr,
+               size_report, g_stale.stale);
     /* the live object is found as ever */
     unsigned long r1 = rec_count();
     EXPECT_PTR_EQ(gc_type_of(g_stale.moving), &T_PLAIN);
+    EXPECT_GE(gc_size_of(g_stale.moving), tobj_size(MOVED_WORDS));
     EXPECT_NO_REPORTS(r1);
     gc_root_remove(h, &g_stale.moving);
     gc_thread_detach(t);
@@ -343,7 +365,7 @@ int main(void)
     mt_env_ignore("MULCH_GC_COMPACT");
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_rec, teardown_rec)
     const struct CMUnitTest tests[] = {
-        T(test_type_of_moved_out_cell),
+        T(test_type_and_size_of_moved_out_cell),
         T(test_type_of_from_trace_after_move),
         T(test_destroy_weak_made_by_finalizer),
         T(test_fork_during_destroy),

@@ -1,6 +1,7 @@
 /* test_gc_review_s18_edges.c — review session 18 (the collector's API
- * edges: roots, gc_alloc's slow path, gc_size_of, weak references at
- * destroy): regressions for bugs found there.
+ * edges: roots, gc_alloc's slow path, weak references at destroy):
+ * regressions for bugs found there. (gc_size_of on a stale pointer is
+ * checked with gc_type_of's, in test_gc_review_s17.)
  *
  * Calls made with another thread's record run on a helper thread joined
  * with a time limit, so that a regression fails the test instead of
@@ -202,65 +203,6 @@ static void test_alloc_refill_other_threads_record(void **state)
 
 /* 300 bytes: a cell with a header, where the collector leaves the
  * forwarding word of a moved object (as test_gc_review_s17). */
-#define MOVED_WORDS 32
-
-static struct {
-    gc_thread_t *t;
-    void *moving;          /* a root: the object that moves */
-    void *stale;           /* its address before the nested collection */
-    size_t size;           /* gc_size_of(stale) after it */
-    unsigned long reports; /* reports gc_size_of made */
-    bool moved;
-} g_stale;
-
-/* While this object's finalizer runs it is pending, so the collection it
- * makes marks `kept` (its field) in place, and their shared span stays
- * while `moving` is copied out of it. */
-static void fin_collects(void *obj)
-{
-    (void)obj;
-    g_stale.stale = g_stale.moving;
-    gc_collect(g_stale.t);
-    g_stale.moved = g_stale.moving != g_stale.stale;
-    unsigned long r = rec_count();
-    g_stale.size = gc_size_of(g_stale.stale);
-    g_stale.reports = rec_count() - r;
-}
-static const gc_type_t T_FIN_COLLECTS = { "test.fin_collects", trace_tobj, fin_collects };
-
-/* gc_type_of reports the stale pointer and gives NULL; gc_size_of gave the
- * cell's size, unreported, for the same pointer. */
-static void test_size_of_moved_out_cell(void **state)
-{
-    (void)state;
-    TEST_START();
-    unsigned long r0 = rec_count();
-    gc_heap_t *h = heap_new(0, 0, GC_COMPACT_ALWAYS);
-    gc_thread_t *t = gc_thread_attach(h);
-    memset(&g_stale, 0, sizeof g_stale);
-    g_stale.t = t;
-    gc_root_add(h, &g_stale.moving);
-    void *kept = mk(t, &T_PLAIN, 1, MOVED_WORDS);
-    gc_push_root(t, &kept);
-    g_stale.moving = mk(t, &T_PLAIN, 2, MOVED_WORDS);
-    void *fin = mk(t, &T_FIN_COLLECTS, 3, 0);
-    set_slot(t, fin, 0, kept);
-    gc_pop_roots(t, 1);
-    fin = kept = NULL;
-    gc_collect(t); /* fin is found dead; its finalizer collects again */
-    if (!g_stale.moved) T_FAIL("the rooted object did not move in a GC_COMPACT_ALWAYS heap");
-    EXPECT_OBJ(g_stale.moving, 2);
-    EXPECT_EQ(g_stale.size, 0);
-    EXPECT_EQ(g_stale.reports, 1);
-    EXPECT_ONE_REPORT(r0, "gc_size_of: not a live object (a collection freed it)", g_stale.stale);
-    unsigned long r1 = rec_count();
-    EXPECT_GE(gc_size_of(g_stale.moving), tobj_size(MOVED_WORDS));
-    EXPECT_NO_REPORTS(r1);
-    gc_root_remove(h, &g_stale.moving);
-    gc_thread_detach(t);
-    gc_heap_destroy(h);
-}
-
 /* ---- weak references rc destroy callbacks make during gc_heap_destroy --- */
 
 static struct {
@@ -321,6 +263,7 @@ static void test_destroy_weak_made_by_rc_callback(void **state)
 
 /* ---- gc_type_of on a moved-out cell from a heap walk's callback --------- */
 
+#define MOVED_WORDS 32
 #define CHAIN_STRIDE 64
 #define CHAIN_OBJECTS 2048
 
@@ -427,7 +370,6 @@ int main(void)
         T(test_root_calls_detached_record),
         T(test_alloc_other_threads_record),
         T(test_alloc_refill_other_threads_record),
-        T(test_size_of_moved_out_cell),
         T(test_destroy_weak_made_by_rc_callback),
         T(test_type_of_stale_from_walk), /* last: drops the mode overrides */
     };
