@@ -258,11 +258,20 @@ static void check_bindings(value bindings, const char *form)
         lisp_mark_bound_locally(check_binding(LISP_CAR(bindings), form));
 }
 
+/* For an error message: a closure's name as write prints it (printed raw,
+ * a NUL byte in it, |g\x0;h|, ended the message there). The text lives in
+ * a static buffer until the next call. */
 static const char *procedure_name(value proc)
 {
     if (lisp_is(proc, LISP_PRIMITIVE)) return ((struct lisp_primitive *)proc)->name;
     value name = LISP_CLOSURE_OF(proc)->name;
-    return lisp_is(name, LISP_SYMBOL) ? LISP_STRING_OF(LISP_SYMBOL_OF(name)->name)->text : "lambda";
+    if (!lisp_is(name, LISP_SYMBOL)) return "lambda";
+    static char shown[300];
+    FILE *f = fmemopen(shown, sizeof shown, "w");
+    if (f == NULL) return LISP_STRING_OF(LISP_SYMBOL_OF(name)->name)->text;
+    lisp_print_bounded(f, name, 1, sizeof shown);
+    fclose(f);   /* fmemopen NUL-terminates within the buffer */
+    return shown;
 }
 
 static void check_primitive_arity(value proc, int argc)
