@@ -92,6 +92,22 @@ _Noreturn void lisp_type_error(const char *who, const char *expected, value got)
     lisp_error("%s: expected %s, got %s", who, expected, shown);
 }
 
+/* "<who>unbound variable: <name>", the name as write prints it: a name
+ * with a NUL byte (|a\x0;b|, string->symbol) printed raw used to end the
+ * message at the NUL. */
+static _Noreturn void unbound_variable(const char *who, value sym)
+{
+    char shown[400];
+    FILE *f = fmemopen(shown, sizeof shown, "w");
+    if (f != NULL) {
+        lisp_print_bounded(f, sym, 1, sizeof shown);
+        fclose(f);   /* fmemopen NUL-terminates within the buffer */
+    } else {
+        shown[0] = '\0';
+    }
+    lisp_error("%sunbound variable: %s", who, shown);
+}
+
 _Noreturn void lisp_out_of_memory(void) { lisp_error("out of memory"); }
 
 void lisp_stack_overflow(void) { lisp_error("value stack overflow (recursion too deep)"); }
@@ -157,7 +173,7 @@ static value variable_value(value sym, value env)
     value owner;
     value v = *lookup(sym, env, &owner);
     if (v == LISP_UNBOUND || v == NULL) {
-        lisp_error("unbound variable: %s", LISP_STRING_OF(LISP_SYMBOL_OF(sym)->name)->text);
+        unbound_variable("", sym);
     }
     return v;
 }
@@ -242,11 +258,20 @@ static void check_bindings(value bindings, const char *form)
         lisp_mark_bound_locally(check_binding(LISP_CAR(bindings), form));
 }
 
+/* For an error message: a closure's name as write prints it (printed raw,
+ * a NUL byte in it, |g\x0;h|, ended the message there). The text lives in
+ * a static buffer until the next call. */
 static const char *procedure_name(value proc)
 {
     if (lisp_is(proc, LISP_PRIMITIVE)) return ((struct lisp_primitive *)proc)->name;
     value name = LISP_CLOSURE_OF(proc)->name;
-    return lisp_is(name, LISP_SYMBOL) ? LISP_STRING_OF(LISP_SYMBOL_OF(name)->name)->text : "lambda";
+    if (!lisp_is(name, LISP_SYMBOL)) return "lambda";
+    static char shown[300];
+    FILE *f = fmemopen(shown, sizeof shown, "w");
+    if (f == NULL) return LISP_STRING_OF(LISP_SYMBOL_OF(name)->name)->text;
+    lisp_print_bounded(f, name, 1, sizeof shown);
+    fclose(f);   /* fmemopen NUL-terminates within the buffer */
+    return shown;
 }
 
 static void check_primitive_arity(value proc, int argc)
@@ -458,7 +483,7 @@ loop:
             T1 = lisp_eval(last_part(rest_of(LISP_CDR(x), "set!"), "set!"), ENV);
             value *slot = lookup(T0, ENV, &owner);
             if (*slot == LISP_UNBOUND) {
-                lisp_error("set!: unbound variable: %s", LISP_STRING_OF(LISP_SYMBOL_OF(T0)->name)->text);
+                unbound_variable("set!: ", T0);
             }
             lisp_write(owner, slot, T1);
             result = LISP_UNSPEC;

@@ -192,6 +192,18 @@ enum lisp_special {
 struct lisp_reader { const char *text; size_t pos, len; int line, depth; };   /* depth: of read_form */
 void  lisp_reader_init(struct lisp_reader *r, const char *text, size_t len);
 int   lisp_read(struct lisp_reader *r, value *out);   /* 0 at end of input */
+/* Whether text (len bytes, NUL bytes included) holds complete forms: > 0
+ * while a list, string or |symbol| is open or a quote waits for its datum.
+ * The scan goes on from where the last call on the same text stopped, so
+ * text must only grow, by whole lines, between calls; reset for new text. */
+struct lisp_scan {
+    size_t pos;            /* how far the text has been scanned */
+    int depth, quote_waiting;
+    char in_string;        /* the closing '"' or '|' while in a string or |symbol| */
+    int datum_start;       /* the previous character ends a token */
+};
+void  lisp_scan_reset(struct lisp_scan *s);
+int   lisp_scan_open(struct lisp_scan *s, const char *text, size_t len);
 /* R7RS character names (#\\space, #\\null, ...), which write prints and
  * the reader reads; other control and non-ASCII bytes go as #\\xHH. */
 struct lisp_char_name { const char *name; unsigned char code; };

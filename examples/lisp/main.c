@@ -16,7 +16,6 @@
  */
 #include "lisp.h"
 
-#include <ctype.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,75 +121,34 @@ static int run_file(const char *path)
     return status;
 }
 
-/* Whether the REPL must read another line before `text` (len bytes, NUL
- * bytes included: the reader reads them) holds complete forms: the
- * parenthesis depth outside strings, |symbols| and comments, or 1 while a
- * string or a |symbol| is open or a quote waits for its datum ("'" at the
- * end of a line quotes the datum on the next, as in a script). It follows the reader's tokens
- * (reader.c): #\ starts a character only where a datum starts (in a token
- * such as a#\( it is part of the name, and the '(' after it opens a list),
- * and so do a quote (a' is a name) and a bar (a|b( opens a list). */
-static int open_depth(const char *text, size_t len)
-{
-    int depth = 0, quote_waiting = 0;
-    char in_string = 0;    /* the closing '"' or '|' while in a string or |symbol| */
-    int datum_start = 1;   /* the previous character ends a token */
-    for (size_t i = 0; i < len; i++) {
-        char c = text[i];
-        if (in_string) {
-            if (c == '\\' && i + 1 < len) i++;
-            else if (c == in_string) in_string = 0, datum_start = 1;
-            continue;
-        }
-        if (c == ';') {
-            while (i + 1 < len && text[i + 1] != '\n') i++;
-            continue;   /* (a waiting quote still waits) */
-        }
-        if (isspace((unsigned char)c)) {
-            datum_start = 1;
-            continue;
-        }
-        int quote = c == '\'' && datum_start;
-        if (c == '#' && datum_start && i + 2 < len && text[i + 1] == '\\') {
-            i += 2;        /* a character: #\( #\) #\; #\" are no delimiters */
-            datum_start = 0;
-        } else if (c == '"' || (c == '|' && datum_start)) {
-            in_string = c;
-        } else if (c == '(') {
-            depth++;
-            datum_start = 1;
-        } else if (c == ')') {
-            depth--;
-            datum_start = 1;
-        } else {
-            datum_start = quote;   /* '' quotes twice; a' is a name */
-        }
-        quote_waiting = quote;
-    }
-    if (in_string) return 1;
-    return depth == 0 && quote_waiting ? 1 : depth;
-}
-
 static int repl(void)
 {
     int tty = isatty(0);
     char *line = NULL, *chunk = NULL;
-    size_t line_cap = 0, chunk_len = 0;
+    size_t line_cap = 0, chunk_len = 0, chunk_cap = 0;
     int status = 0, lines_read = 0, chunk_line = 1;
+    struct lisp_scan scan;
+    lisp_scan_reset(&scan);
     for (;;) {
         if (tty) fputs(chunk_len ? "... " : "> ", stdout), fflush(stdout);
         ssize_t n = getline(&line, &line_cap, stdin);
         if (n < 0) break;
         if (chunk_len == 0) chunk_line = lines_read + 1;
         lines_read++;
-        char *bigger = realloc(chunk, chunk_len + (size_t)n + 1);
-        if (bigger == NULL) break;
-        chunk = bigger;
+        if (chunk_len + (size_t)n + 1 > chunk_cap) {   /* doubling: no copy per line */
+            size_t cap = chunk_cap ? chunk_cap : 4096;
+            while (cap < chunk_len + (size_t)n + 1) cap *= 2;
+            char *bigger = realloc(chunk, cap);
+            if (bigger == NULL) break;
+            chunk = bigger;
+            chunk_cap = cap;
+        }
         memcpy(chunk + chunk_len, line, (size_t)n + 1);
         chunk_len += (size_t)n;
-        if (open_depth(chunk, chunk_len) > 0) continue;
+        if (lisp_scan_open(&scan, chunk, chunk_len) > 0) continue;
         status |= run_text("repl", chunk, chunk_len, chunk_line, 1);
         chunk_len = 0;
+        lisp_scan_reset(&scan);
     }
     if (chunk_len) status |= run_text("repl", chunk, chunk_len, chunk_line, 1);
     if (tty) putchar('\n');

@@ -1,4 +1,5 @@
-/* ports.c — ports as deterministic resources, and the output primitives.
+/* ports.c — ports as deterministic resources, and the primitives that read
+ * (read-line, read) and write through them.
  *
  * A port is two objects: the resource, an rc object holding the FILE *
  * (rc_alloc with a destructor that fcloses it), and its GC wrapper, which
@@ -31,8 +32,10 @@ enum { PORT_INPUT = 1, PORT_OUTPUT = 2 };
 
 static void *stdout_handle;     /* the host's hold on the standard output port */
 static long closed_by_collector;
-static char *line_buffer;       /* read-line's, reused; freed at shutdown */
+static char *line_buffer;       /* read-line's and read's, reused; freed at shutdown */
 static size_t line_capacity;
+static char *read_buffer;       /* read's text, reused; freed at shutdown */
+static size_t read_capacity;
 
 static void port_res_destroy(void *obj)
 {
@@ -148,6 +151,70 @@ static value prim_read_line(value *args, int argc)
     return lisp_make_string(line_buffer, (size_t)len);
 }
 
+/* One datum from text: 1 and *out, *used the bytes it took; 0 when the
+ * text holds only blanks and comments. A syntax error is reported again
+ * with the line of the read call (its own line counts from the position
+ * where read started, which says nothing to the program). */
+static int read_datum(const char *text, size_t len, value *out, size_t *used)
+{
+    struct lisp_reader r;
+    lisp_reader_init(&r, text, len);
+    int line = lisp_current_line;
+    struct lisp_catch c;
+    if (setjmp(c.jump) != 0) {
+        lisp_catch_landed(&c);
+        lisp_current_line = line;
+        lisp_error("%s", c.message);
+    }
+    lisp_catch_enter(&c);
+    int got = lisp_read(&r, out);
+    lisp_catch_leave(&c);
+    lisp_current_line = line;   /* (lisp_read sets it to the datum's line) */
+    *used = r.pos;
+    return got;
+}
+
+/* (read port): the next datum of an input port, or the eof object. The
+ * reader works on text in memory, so read takes whole lines (getline) into
+ * read_buffer until they hold a complete datum (lisp_scan_open), reads it,
+ * and puts the port's position back just after it (fseek): a read-line
+ * that follows reads the rest of that line. A port that cannot seek (a
+ * pipe) is an error. */
+static value prim_read(value *args, int argc)
+{
+    (void)argc;
+    struct lisp_port_res *res = port_arg(args[0], PORT_INPUT, "read");
+    long start = ftell(res->file);
+    if (start < 0) lisp_error("read: the port cannot seek: %s", strerror(errno));
+    struct lisp_scan scan;
+    lisp_scan_reset(&scan);
+    size_t len = 0;
+    for (;;) {
+        ssize_t n = getline(&line_buffer, &line_capacity, res->file);
+        if (n > 0) {
+            if (len + (size_t)n > read_capacity) {
+                size_t cap = read_capacity ? read_capacity : 4096;
+                while (cap < len + (size_t)n) cap *= 2;
+                char *bigger = realloc(read_buffer, cap);
+                if (bigger == NULL) lisp_out_of_memory();
+                read_buffer = bigger;
+                read_capacity = cap;
+            }
+            memcpy(read_buffer + len, line_buffer, (size_t)n);
+            len += (size_t)n;
+            if (lisp_scan_open(&scan, read_buffer, len) > 0) continue;
+        }
+        value datum;
+        size_t used;
+        if (read_datum(read_buffer, len, &datum, &used)) {
+            if (fseek(res->file, start + (long)used, SEEK_SET) != 0)
+                lisp_error("read: cannot seek the port: %s", strerror(errno));
+            return datum;
+        }
+        if (n <= 0) return LISP_EOF;   /* (blanks and comments only) */
+    }
+}
+
 static value prim_display(value *args, int argc)
 {
     lisp_print(lisp_output_file(args, argc, 1, "display"), args[0], 0);
@@ -204,6 +271,7 @@ void lisp_ports_init(void)
         { "open-output-file", prim_open_output_file, 1, 1 },
         { "close-port", prim_close_port, 1, 1 }, { "close-input-port", prim_close_port, 1, 1 },
         { "close-output-port", prim_close_port, 1, 1 }, { "read-line", prim_read_line, 1, 1 },
+        { "read", prim_read, 1, 1 },
         { "display", prim_display, 1, 2 }, { "write", prim_write, 1, 2 },
         { "write-string", prim_write_string, 1, 2 }, { "newline", prim_newline, 0, 1 },
         { "current-output-port", prim_current_output_port, 0, 0 },
@@ -227,4 +295,7 @@ void lisp_ports_shutdown(void)
     free(line_buffer);
     line_buffer = NULL;
     line_capacity = 0;
+    free(read_buffer);
+    read_buffer = NULL;
+    read_capacity = 0;
 }

@@ -1,6 +1,7 @@
 /* printer.c — values to text, for display (strings, characters and symbols
- * raw) and write (readable: quoted strings, #\ characters, and symbols
- * whose name would not read back as that symbol between bars, |a b|).
+ * raw) and write (readable: quoted strings, their control bytes as \xH;,
+ * #\ characters, and symbols whose name would not read back as that symbol
+ * between bars, |a b|).
  *
  * Printing never allocates on the GC heap, so it walks raw pointers: nothing
  * can collect or move while it runs, and object addresses can key a table.
@@ -40,6 +41,7 @@ static void print_string(FILE *out, const struct lisp_string *s, int write)
         if (c == '"' || c == '\\') fputc('\\', out), fputc(c, out);
         else if (c == '\n') fputs("\\n", out);
         else if (c == '\t') fputs("\\t", out);
+        else if ((unsigned char)c < 0x20 || c == 0x7f) fprintf(out, "\\x%x;", (unsigned char)c);
         else fputc(c, out);
     }
     fputc('"', out);

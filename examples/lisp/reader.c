@@ -10,7 +10,7 @@
  * which is what runtime errors report. Nesting is bounded (LISP_MAX_NESTING)
  * because the reader recurses on it. A syntax error is a lisp_error with
  * the reader's line: nothing is held outside the heap, so unwinding leaks
- * nothing.
+ * nothing. lisp_scan_open tells whether text holds complete forms yet.
  */
 #include "lisp.h"
 
@@ -336,6 +336,71 @@ static value read_form_at(struct lisp_reader *r)
     }
     default: return read_atom(r);
     }
+}
+
+/* Whether text holds complete forms, or more lines must come first (the
+ * REPL asks before it runs what it has read, read before it reads a datum
+ * from a port): the parenthesis depth outside strings, |symbols| and
+ * comments, or 1 while a string or a |symbol| is open or a quote waits for
+ * its datum ("'" at the end of a line quotes the datum on the next, as in a
+ * script). It follows the reader's tokens: #\ starts a character only
+ * where a datum starts (in a token such as a#\( it is part of the name,
+ * and the '(' after it opens a list), and so do a quote (a' is a name) and
+ * a bar (a|b( opens a list).
+ *
+ * The scan goes on from where the last one stopped (the REPL rescanned the
+ * whole pending text at every line: a form of 20,000 lines took over a
+ * minute). That gives the same answer as a scan from the start because
+ * each line but the last (at end of input, after which the text is read
+ * anyway) ends with '\n': no look-ahead (an escape's next byte, #\x, a
+ * comment's end) reaches past it. The text may hold NUL bytes: the reader
+ * reads them. */
+void lisp_scan_reset(struct lisp_scan *s)
+{
+    *s = (struct lisp_scan){ 0, 0, 0, 0, 1 };
+}
+
+int lisp_scan_open(struct lisp_scan *s, const char *text, size_t len)
+{
+    int depth = s->depth, quote_waiting = s->quote_waiting;
+    char in_string = s->in_string;
+    int datum_start = s->datum_start;
+    size_t i;
+    for (i = s->pos; i < len; i++) {
+        char c = text[i];
+        if (in_string) {
+            if (c == '\\' && i + 1 < len) i++;
+            else if (c == in_string) in_string = 0, datum_start = 1;
+            continue;
+        }
+        if (c == ';') {
+            while (i + 1 < len && text[i + 1] != '\n') i++;
+            continue;   /* (a waiting quote still waits) */
+        }
+        if (isspace((unsigned char)c)) {
+            datum_start = 1;
+            continue;
+        }
+        int quote = c == '\'' && datum_start;
+        if (c == '#' && datum_start && i + 2 < len && text[i + 1] == '\\') {
+            i += 2;        /* a character: #\( #\) #\; #\" are no delimiters */
+            datum_start = 0;
+        } else if (c == '"' || (c == '|' && datum_start)) {
+            in_string = c;
+        } else if (c == '(') {
+            depth++;
+            datum_start = 1;
+        } else if (c == ')') {
+            depth--;
+            datum_start = 1;
+        } else {
+            datum_start = quote;   /* '' quotes twice; a' is a name */
+        }
+        quote_waiting = quote;
+    }
+    *s = (struct lisp_scan){ i, depth, quote_waiting, in_string, datum_start };
+    if (in_string) return 1;
+    return depth == 0 && quote_waiting ? 1 : depth;
 }
 
 int lisp_read(struct lisp_reader *r, value *out)

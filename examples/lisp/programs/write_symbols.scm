@@ -37,3 +37,13 @@ lines| "two\nlines")
 ;; in an error message too: the irritant is written
 (try (lambda () (car (string->symbol "a b")))
      (lambda (message) (display message) (newline)))
+;; an unbound variable's name is written whole: a NUL byte in it ended the
+;; message ("unbound variable: nul")
+(try (lambda () |nul\x0;var|)
+     (lambda (message) (display message) (newline)))
+(try (lambda () (set! |nul\x0;set| 1))
+     (lambda (message) (display message) (newline)))
+;; so is a procedure's name in an arity error ("g: expected ...")
+(define |g\x0;h| (lambda () 1))
+(try (lambda () (|g\x0;h| 1))
+     (lambda (message) (display message) (newline)))
