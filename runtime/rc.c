@@ -66,6 +66,7 @@ static _Thread_local bool destroying MULCH_TLS_MODEL;
 typedef struct rc_pending_saved {
     rc_header_t             *list;
     struct rc_pending_saved *outer;
+    bool                     outer_destroying; /* `destroying` before */
 } rc_pending_saved_t;
 static _Thread_local rc_pending_saved_t *pending_saved MULCH_TLS_MODEL;
 static _Thread_local bool keep_memory MULCH_TLS_MODEL; /* rc_destroy_keep_memory */
@@ -129,7 +130,7 @@ static void rc_thread_exit(void *arg) {
          * for ever. */
         destroying = false;
         running_now = (rc_running_t){ NULL, false, NULL };
-        pending_saved = NULL; /* (on the unwound stack: those destroys are lost) */
+        pending_saved = NULL; /* (rc_release_now_unwound put the set-aside lists back) */
         rc_header_t *h = pending_destroy;
         if (h && !rc_pending_unmapped(h)) {
             pending_destroy = h->link;
@@ -787,18 +788,32 @@ void rc_release(void *obj) {
     if (queue) rc_queue_to_owner(h, owner);
 }
 
+/* The thread ends inside rc_release_now (a destroy callback it ran called
+ * pthread_exit, or reached a cancellation point): the set-aside list, on
+ * the stack being unwound, goes back behind what is still pending, for the
+ * exit hook to run (it was lost: those objects were never destroyed). */
+static void rc_release_now_unwound(void *arg) {
+    rc_pending_saved_t *saved = arg;
+    rc_header_t **end = &pending_destroy;
+    while (*end && !(chunk_of(*end) == NULL && rc_pending_unmapped_slow(*end, end))) end = &(*end)->link;
+    *end = saved->list;
+    pending_saved = saved->outer;
+    destroying = destroying || saved->outer_destroying;
+}
+
 void rc_release_now(void *obj) {
     /* a list of its own: the destroys this release causes run before it
      * returns, those already queued behind the running callback after */
-    rc_pending_saved_t saved = { pending_destroy, pending_saved }; /* pool_destroy may take from it */
-    bool outer_destroying = destroying;
+    rc_pending_saved_t saved = { pending_destroy, pending_saved, destroying }; /* pool_destroy may take from it */
     pending_saved = &saved;
     pending_destroy = NULL;
     destroying = false;
+    pthread_cleanup_push(rc_release_now_unwound, &saved);
     rc_release(obj);
+    pthread_cleanup_pop(0);
     pending_destroy = saved.list;
     pending_saved = saved.outer;
-    destroying = outer_destroying;
+    destroying = saved.outer_destroying;
 }
 
 size_t rc_count(const void *obj) {
