@@ -2,7 +2,7 @@
  * (see rc_internal.h for the count words and flags).
  *
  * Fast paths: the owner thread touches only `biased` (no atomic
- * instruction); another thread does one atomic add. Slow paths: the owner's
+ * instruction); another thread does one atomic CAS. Slow paths: the owner's
  * last release (merge), a non-owner release that sends the shared count
  * negative (queue to the owner, or fold the counts if the owner is gone),
  * the owner draining its merge queue, and destruction. Destroy callbacks
@@ -687,12 +687,17 @@ bool rc_retain_checked(void *obj) {
             return true;
         }
     }
-    int64_t old = atomic_fetch_add_explicit(&h->shared, RC_ONE, memory_order_relaxed);
-    if (mulch_unlikely((old & RC_MERGED) && (old >> RC_SHIFT) <= 0)) {
-        atomic_fetch_sub_explicit(&h->shared, RC_ONE, memory_order_relaxed);
-        rc_report("rc_retain: object's count is 0 (retain after the last release)", obj);
-        return false;
-    }
+    /* A CAS, not an add taken back: a merged 0 is final, and a weak lock
+     * that saw the transient 1 of a refused retain handed out the object
+     * whose destroy then ran. */
+    int64_t old = atomic_load_explicit(&h->shared, memory_order_relaxed);
+    do {
+        if (mulch_unlikely((old & RC_MERGED) && (old >> RC_SHIFT) <= 0)) {
+            rc_report("rc_retain: object's count is 0 (retain after the last release)", obj);
+            return false;
+        }
+    } while (!atomic_compare_exchange_weak_explicit(&h->shared, &old, old + RC_ONE, memory_order_relaxed,
+                                                    memory_order_relaxed));
     return true;
 }
 

@@ -4,7 +4,13 @@
  *     (gc_collect, called by an outer destroy callback, released an owned
  *     reference whose destroy calls pthread_exit): the destroys queued
  *     behind the outer callback were set aside on the unwound stack and
- *     never ran (leaked).
+ *     never ran (leaked);
+ *   - a misused rc_retain (count 0 already: the object's destroy pending)
+ *     on one thread while another locks a weak reference to the object:
+ *     the retain added to the count before it saw the 0 and took it back,
+ *     and a weak lock in between took that transient reference, handing
+ *     out the object whose destroy then ran (use after free). The race is
+ *     narrow: the test repeats it (scaled) and failed on most runs.
  *
  * Deterministic: random choices come from a splitmix64 generator seeded from
  * MULCH_TEST_SEED (decimal or 0x-hex) or a fixed default; the seed is printed
@@ -84,6 +90,88 @@ static void test_rc_thread_ends_inside_bridge_release_in_callback(void **state)
     EXPECT_NO_REPORTS(r0);
 }
 
+static void *g_victim;
+static rc_weak_t *g_victim_weak;
+static atomic_int g_retains_done;
+static _Atomic(void *) g_locked;
+static size_t g_misuses;
+
+static void *retain_once(void *obj)
+{
+    (void)rc_retain(obj);
+    return NULL;
+}
+
+/* Misuse: retains an object whose count is 0 (each one reported). */
+static void *misusing_retainer(void *arg)
+{
+    (void)arg;
+    for (size_t i = 0; i < g_misuses; i++) (void)rc_retain(g_victim);
+    atomic_store(&g_retains_done, 1);
+    return NULL;
+}
+
+static void *weak_locker(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&g_retains_done)) {
+        void *p = rc_weak_lock(g_victim_weak);
+        if (p != NULL) { /* a reference to a dying object: not released (its destroy runs anyway) */
+            atomic_store(&g_locked, p);
+            break;
+        }
+    }
+    return NULL;
+}
+
+/* Drops the victim's last reference (merged count 0: its destroy waits
+ * behind this callback, its weak reference still names it), then races a
+ * misused retain with weak locks. */
+static void racing_destroy(void *obj)
+{
+    (void)obj;
+    rc_release(g_victim);
+    pthread_t r, l;
+    if (pthread_create(&r, NULL, misusing_retainer, NULL) != 0) AFAIL("pthread_create failed");
+    if (pthread_create(&l, NULL, weak_locker, NULL) != 0) AFAIL("pthread_create failed");
+    pthread_join(r, NULL);
+    pthread_join(l, NULL);
+}
+
+static void test_rc_misused_retain_racing_weak_lock(void **state)
+{
+    (void)state;
+    TEST_START();
+    g_misuses = scaled(300000, 30000);
+    atomic_store(&g_retains_done, 0);
+    atomic_store(&g_locked, NULL);
+    destroy_reset();
+    shadow_reset();
+    g_victim = mk_rec(NULL, 62);
+    /* another thread's reference, then ours goes: the count is merged */
+    pthread_t t;
+    EXPECT_EQ(pthread_create(&t, NULL, retain_once, g_victim), 0);
+    pthread_join(t, NULL);
+    rc_release(g_victim);
+    EXPECT_EQ(rc_count(g_victim), 1);
+    g_victim_weak = rc_weak_new(g_victim);
+    EXPECT_NONNULL(g_victim_weak);
+    void *outer = rc_alloc(16, racing_destroy);
+    EXPECT_NONNULL(outer);
+    unsigned long r0 = rec_count();
+    rc_release(outer);
+    if (atomic_load(&g_locked) != NULL)
+        T_FAIL("rc_weak_lock handed out an object whose count was 0 (a misused retain's transient reference)");
+    EXPECT_EQ(rec_count() - r0, (unsigned long)g_misuses);
+    char what[128];
+    rec_last(what, sizeof what, NULL);
+    if (strncmp(what, "rc_retain: object's count is 0", 30) != 0) T_FAIL("last report: %s", what);
+    EXPECT_SHADOW_RUNS(62, 1);
+    EXPECT_NULL(rc_weak_lock(g_victim_weak));
+    rc_weak_free(g_victim_weak);
+    EXPECT_NO_ASYNC_FAILURES();
+}
+
 /* ======================================================================== */
 
 int main(void)
@@ -92,6 +180,7 @@ int main(void)
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_rec, teardown_rec)
     const struct CMUnitTest tests[] = {
         T(test_rc_thread_ends_inside_bridge_release_in_callback),
+        T(test_rc_misused_retain_racing_weak_lock),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
