@@ -210,7 +210,10 @@ static MULCH_NOINLINE bool rc_check_slow(const void *obj, const char *fn) {
         return false;
     }
     block_t *b = pool_block_of(obj);
-    if (b == NULL || b->kind != BLOCK_SMALL || ((uintptr_t)obj & 15u)) {
+    /* an rc object's payload is a header's size into a cell (a pool_alloc
+     * cell was reported as a use after release) */
+    if (b == NULL || b->kind != BLOCK_SMALL || ((uintptr_t)obj & 15u) || b->cell_size <= sizeof(rc_header_t)
+        || !cell_link_is_valid(b, (const unsigned char *)obj - sizeof(rc_header_t))) {
         snprintf(what, sizeof what, "%s: not an rc object", fn);
         rc_report(what, obj);
         return false;
