@@ -211,6 +211,136 @@ static void test_rc_calls_on_a_pool_cell(void **state)
     }
 }
 
+/* ------------------------------------------------------------------------ */
+/* Stress: objects shared by threads, with destroy callbacks that release
+ * other objects and use weak references. */
+
+#define ST_THREADS 4
+#define ST_SLOTS   64
+#define ST_WEAKS   8
+#define ST_ALIVE   UINT64_C(0x73747265737321a1)
+typedef struct st_node {
+    uint64_t        magic;
+    struct st_node *child; /* an older object: the graph has no cycle */
+    rc_weak_t      *weak;  /* to any object, or NULL */
+} st_node_t;
+
+static _Atomic(st_node_t *) g_slots[ST_SLOTS];
+static atomic_ulong g_st_made, g_st_destroyed;
+
+static void st_check(const st_node_t *n, const char *where)
+{
+    if (n->magic != ST_ALIVE) AFAIL("%s: object %p magic %" PRIx64 " (destroyed or foreign)", where, (void *)n, n->magic);
+}
+
+static void st_destroy(void *obj)
+{
+    st_node_t *n = obj;
+    st_check(n, "destroy");
+    n->magic = 0;
+    if (n->weak) {
+        st_node_t *w = rc_weak_lock(n->weak); /* NULL, or another live object */
+        if (w) {
+            st_check(w, "weak lock in destroy");
+            rc_release(w);
+        }
+        rc_weak_free(n->weak);
+    }
+    if (n->child) rc_release(n->child);
+    atomic_fetch_add(&g_st_destroyed, 1);
+}
+
+/* A reference to some slot's object (retained), or NULL. */
+static st_node_t *st_borrow(rng_t *r)
+{
+    _Atomic(st_node_t *) *slot = &g_slots[rng_below(r, ST_SLOTS)];
+    st_node_t *n = atomic_exchange(slot, NULL);
+    if (n == NULL) return NULL;
+    st_check(n, "borrow");
+    (void)rc_retain(n);
+    st_node_t *expected = NULL;
+    if (!atomic_compare_exchange_strong(slot, &expected, n)) rc_release(n); /* the slot's reference */
+    return n;
+}
+
+static void *st_worker(void *arg)
+{
+    rng_t r = test_rng("rc_stress_s20", (uint64_t)(uintptr_t)arg);
+    size_t ops = scaled(60000, 6000);
+    rc_weak_t *weaks[ST_WEAKS] = { 0 };
+    for (size_t i = 0; i < ops; i++) {
+        unsigned op = (unsigned)rng_below(&r, 8);
+        _Atomic(st_node_t *) *slot = &g_slots[rng_below(&r, ST_SLOTS)];
+        if (op <= 2) { /* a new object into a slot */
+            st_node_t *n = rc_alloc(sizeof *n, st_destroy);
+            if (n == NULL) {
+                AFAIL("rc_alloc returned NULL");
+                break;
+            }
+            n->magic = ST_ALIVE;
+            n->child = st_borrow(&r); /* our reference goes to n */
+            st_node_t *other = st_borrow(&r);
+            if (other) {
+                n->weak = rc_weak_new(other);
+                rc_release(other);
+            } else if (rng_below(&r, 2)) {
+                n->weak = rc_weak_new(n); /* to itself: cleared at its own death */
+            }
+            atomic_fetch_add(&g_st_made, 1);
+            st_node_t *old = atomic_exchange(slot, n);
+            if (old) rc_release(old);
+        } else if (op == 3) { /* drop a slot's reference */
+            st_node_t *old = atomic_exchange(slot, NULL);
+            if (old) rc_release(old);
+        } else if (op == 4) { /* a weak reference of this thread to some object */
+            unsigned w = (unsigned)rng_below(&r, ST_WEAKS);
+            if (weaks[w]) rc_weak_free(weaks[w]);
+            st_node_t *n = st_borrow(&r);
+            weaks[w] = n ? rc_weak_new(n) : NULL;
+            if (n) rc_release(n);
+        } else if (op == 5) { /* lock one */
+            rc_weak_t *w = weaks[rng_below(&r, ST_WEAKS)];
+            st_node_t *n = w ? rc_weak_lock(w) : NULL;
+            if (n) {
+                st_check(n, "weak lock");
+                if (n->child) st_check(n->child, "child of a locked object");
+                rc_release(n);
+            }
+        } else { /* retain and release on this thread (maybe not the owner) */
+            st_node_t *n = st_borrow(&r);
+            if (n) {
+                (void)rc_retain(n);
+                rc_release(n);
+                rc_release(n);
+            }
+        }
+    }
+    for (unsigned w = 0; w < ST_WEAKS; w++)
+        if (weaks[w]) rc_weak_free(weaks[w]);
+    return NULL;
+}
+
+static void test_rc_stress_threads_destroy_callbacks_weak(void **state)
+{
+    (void)state;
+    TEST_START();
+    unsigned long r0 = rec_count();
+    atomic_store(&g_st_made, 0);
+    atomic_store(&g_st_destroyed, 0);
+    pthread_t t[ST_THREADS];
+    for (uintptr_t i = 0; i < ST_THREADS; i++) EXPECT_EQ(pthread_create(&t[i], NULL, st_worker, (void *)i), 0);
+    for (unsigned i = 0; i < ST_THREADS; i++) pthread_join(t[i], NULL);
+    for (unsigned i = 0; i < ST_SLOTS; i++) {
+        st_node_t *n = atomic_exchange(&g_slots[i], NULL);
+        if (n) rc_release(n);
+    }
+    rc_nudge();
+    EXPECT_EQ(atomic_load(&g_st_destroyed), atomic_load(&g_st_made));
+    print_message("  %lu objects made and destroyed\n", atomic_load(&g_st_made));
+    EXPECT_NO_ASYNC_FAILURES();
+    EXPECT_NO_REPORTS(r0);
+}
+
 /* ======================================================================== */
 
 int main(void)
@@ -221,6 +351,7 @@ int main(void)
         T(test_rc_thread_ends_inside_bridge_release_in_callback),
         T(test_rc_misused_retain_racing_weak_lock),
         T(test_rc_calls_on_a_pool_cell),
+        T(test_rc_stress_threads_destroy_callbacks_weak),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
