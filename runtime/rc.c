@@ -433,15 +433,38 @@ static void rc_queue_push(rc_thread_t *rec, rc_header_t *h) {
                                                     memory_order_relaxed));
 }
 
-static void rc_queue_drain(rc_thread_t *self) {
-    rc_header_t *h = atomic_exchange_explicit(&self->queue, NULL, memory_order_seq_cst);
-    while (h) {
-        rc_header_t *next = h->link;
+/* The objects a drain took off rec's queue and has not merged yet. */
+typedef struct rc_drain {
+    rc_thread_t *rec;
+    rc_header_t *rest;
+} rc_drain_t;
+
+static void rc_drain_merge(rc_drain_t *d) {
+    while (d->rest) {
+        rc_header_t *h = d->rest;
+        d->rest = h->link;
         uint32_t biased = atomic_load_explicit(&h->biased, memory_order_relaxed);
         atomic_store_explicit(&h->biased, 0, memory_order_relaxed);
-        rc_merge(h, biased, self);
-        h = next;
+        rc_merge(h, biased, d->rec);
     }
+}
+
+/* The thread ends inside a destroy callback the drain ran (pthread_exit,
+ * or a cancellation point): the rest was in this frame only, and was lost
+ * (never merged nor destroyed). Merged now; the destroys this causes queue
+ * behind the unfinished callback, for the exit hook to run. */
+static void rc_queue_drain_unwound(void *arg) {
+    destroying = true;
+    rc_drain_merge(arg);
+}
+
+/* rec is the calling thread's record, or an exited thread's. */
+static void rc_queue_drain(rc_thread_t *rec) {
+    rc_drain_t d = { rec, atomic_exchange_explicit(&rec->queue, NULL, memory_order_seq_cst) };
+    if (d.rest == NULL) return;
+    pthread_cleanup_push(rc_queue_drain_unwound, &d);
+    rc_drain_merge(&d);
+    pthread_cleanup_pop(0);
 }
 
 /* Destroys the objects of `pool` on this thread's pending list (a destroy

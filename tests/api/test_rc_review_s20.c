@@ -5,6 +5,11 @@
  *     reference whose destroy calls pthread_exit): the destroys queued
  *     behind the outer callback were set aside on the unwound stack and
  *     never ran (leaked);
+ *   - a thread that ends inside a destroy callback its own merge ran (it
+ *     merged its queue, objects whose last reference another thread had
+ *     released, and the first one's destroy called pthread_exit): the
+ *     rest of the queue, already taken off it, was never merged nor
+ *     destroyed (leaked, with the thread's record);
  *   - a misused rc_retain (count 0 already: the object's destroy pending)
  *     on one thread while another locks a weak reference to the object:
  *     the retain added to the count before it saw the 0 and took it back,
@@ -86,6 +91,53 @@ static void test_rc_thread_ends_inside_bridge_release_in_callback(void **state)
     EXPECT_SHADOW_RUNS(60, 1);
     EXPECT_SHADOW_RUNS(61, 1);
     gc_heap_destroy(heap);
+    EXPECT_NO_ASYNC_FAILURES();
+    EXPECT_NO_REPORTS(r0);
+}
+
+/* The owner merges its queue (objects whose last reference another thread
+ * released) and the first one's destroy ends the thread: the rest of the
+ * queue, taken off it for the merge, was lost (never destroyed). */
+static void *g_queued[3];
+
+static void *release_queued(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 3; i++) rc_release(g_queued[i]); /* pushed in this order: the last merges first */
+    return NULL;
+}
+
+static void *queue_owner_thread(void *arg)
+{
+    (void)arg;
+    g_queued[0] = mk_rec(NULL, 58);
+    g_queued[1] = mk_rec(NULL, 59);
+    g_queued[2] = rc_alloc(16, exiting_destroy);
+    if (g_queued[2] == NULL) {
+        AFAIL("rc_alloc returned NULL");
+        return NULL;
+    }
+    pthread_t t;
+    if (pthread_create(&t, NULL, release_queued, NULL) != 0) AFAIL("pthread_create failed");
+    pthread_join(t, NULL);
+    rc_release(rc_alloc(1, NULL)); /* merges the queue */
+    AFAIL("the thread should have ended inside a destroy callback");
+    return NULL;
+}
+
+static void test_rc_thread_ends_inside_destroy_callback_of_its_merge(void **state)
+{
+    (void)state;
+    TEST_START();
+    unsigned long r0 = rec_count();
+    destroy_reset();
+    shadow_reset();
+    pthread_t t;
+    EXPECT_EQ(pthread_create(&t, NULL, queue_owner_thread, NULL), 0);
+    pthread_join(t, NULL);
+    EXPECT_DESTROYS(2); /* 0 before the fix */
+    EXPECT_SHADOW_RUNS(58, 1);
+    EXPECT_SHADOW_RUNS(59, 1);
     EXPECT_NO_ASYNC_FAILURES();
     EXPECT_NO_REPORTS(r0);
 }
@@ -349,6 +401,7 @@ int main(void)
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_rec, teardown_rec)
     const struct CMUnitTest tests[] = {
         T(test_rc_thread_ends_inside_bridge_release_in_callback),
+        T(test_rc_thread_ends_inside_destroy_callback_of_its_merge),
         T(test_rc_misused_retain_racing_weak_lock),
         T(test_rc_calls_on_a_pool_cell),
         T(test_rc_stress_threads_destroy_callbacks_weak),
