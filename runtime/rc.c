@@ -12,6 +12,10 @@
  * of their own before returning, the outer one set aside (pending_saved),
  * so that a gc_collect or gc_heap_destroy called by a destroy callback
  * runs the destroys of what it releases while the heap is there.
+ * A thread may end inside a destroy callback (pthread_exit, cancellation):
+ * the frames that hold objects of their own (rc_release_now's set-aside
+ * list, a queue drain's rest) give them back in cleanup handlers as it
+ * unwinds, and its exit hook runs every destroy left pending.
  *
  * pool_destroy calls rc_pool_destroying first (a pool hook set with the
  * first thread record): the pool's objects still in some owner's merge
