@@ -495,6 +495,32 @@ static rc_header_t *rc_pending_take_pool(rc_header_t **list, pool_t *pool, rc_he
     return ours;
 }
 
+/* The thread ends inside one of the destroys below (pthread_exit, or a
+ * cancellation point): the objects after it were in that frame only, and
+ * were lost; they go back on the pending list, for the exit hook to run. */
+static void rc_pending_pool_unwound(void *arg) {
+    rc_header_t **rest = arg;
+    while (*rest) {
+        rc_header_t *h = *rest;
+        *rest = h->link;
+        h->link = pending_destroy;
+        pending_destroy = h;
+    }
+    destroying = true;
+}
+
+/* Destroys the objects of *list, taken off the pending lists. (A function
+ * of its own: no local of the caller lives across the cleanup's setjmp.) */
+static void rc_destroy_taken(rc_header_t **list) {
+    pthread_cleanup_push(rc_pending_pool_unwound, list);
+    while (*list) {
+        rc_header_t *h = *list;
+        *list = h->link;
+        rc_destroy_one(h);
+    }
+    pthread_cleanup_pop(0);
+}
+
 static bool rc_pending_destroy_pool(pool_t *pool) {
     bool found = false;
     for (;;) {
@@ -505,11 +531,7 @@ static bool rc_pending_destroy_pool(pool_t *pool) {
         found = true;
         /* the running callback's rc_destroy_keep_memory */
         bool keep = keep_memory;
-        while (ours) {
-            rc_header_t *next = ours->link;
-            rc_destroy_one(ours);
-            ours = next;
-        }
+        rc_destroy_taken(&ours);
         keep_memory = keep;
     }
 }

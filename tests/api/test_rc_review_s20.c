@@ -10,6 +10,9 @@
  *     released, and the first one's destroy called pthread_exit): the
  *     rest of the queue, already taken off it, was never merged nor
  *     destroyed (leaked, with the thread's record);
+ *   - the same inside a destroy run by pool_destroy, called by a destroy
+ *     callback that had released the last references to the pool's
+ *     objects: those after the one that ended the thread were lost;
  *   - a misused rc_retain (count 0 already: the object's destroy pending)
  *     on one thread while another locks a weak reference to the object:
  *     the retain added to the count before it saw the 0 and took it back,
@@ -138,6 +141,55 @@ static void test_rc_thread_ends_inside_destroy_callback_of_its_merge(void **stat
     EXPECT_DESTROYS(2); /* 0 before the fix */
     EXPECT_SHADOW_RUNS(58, 1);
     EXPECT_SHADOW_RUNS(59, 1);
+    EXPECT_NO_ASYNC_FAILURES();
+    EXPECT_NO_REPORTS(r0);
+}
+
+/* A destroy callback releases the last references to two objects of a
+ * pool and destroys the pool, which runs their destroys; the first one
+ * ends the thread: the second, taken off the pending list, was lost. */
+static pool_t *g_doomed_pool;
+static void *g_in_pool[2];
+
+static void pool_destroying_destroy(void *obj)
+{
+    (void)obj;
+    rc_release(g_in_pool[0]); /* destroyed first by pool_destroy */
+    rc_release(g_in_pool[1]);
+    pool_destroy(g_doomed_pool);
+    AFAIL("the thread should have ended inside pool_destroy");
+}
+
+static void *pool_destroying_thread(void *arg)
+{
+    (void)arg;
+    g_doomed_pool = pool_create(NULL);
+    if (g_doomed_pool == NULL) {
+        AFAIL("pool_create returned NULL");
+        return NULL;
+    }
+    g_in_pool[0] = rc_alloc_in(g_doomed_pool, 16, exiting_destroy);
+    g_in_pool[1] = mk_rec(g_doomed_pool, 57);
+    void *outer = rc_alloc(16, pool_destroying_destroy);
+    if (g_in_pool[0] == NULL || outer == NULL) AFAIL("rc_alloc returned NULL");
+    else rc_release(outer);
+    AFAIL("the thread should have ended inside a destroy callback");
+    return NULL;
+}
+
+static void test_rc_thread_ends_inside_destroy_run_by_pool_destroy(void **state)
+{
+    (void)state;
+    TEST_START();
+    unsigned long r0 = rec_count();
+    destroy_reset();
+    shadow_reset();
+    pthread_t t;
+    EXPECT_EQ(pthread_create(&t, NULL, pool_destroying_thread, NULL), 0);
+    pthread_join(t, NULL);
+    EXPECT_DESTROYS(1); /* 0 before the fix */
+    EXPECT_SHADOW_RUNS(57, 1);
+    pool_destroy(g_doomed_pool); /* its destroy never finished */
     EXPECT_NO_ASYNC_FAILURES();
     EXPECT_NO_REPORTS(r0);
 }
@@ -402,6 +454,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_rc_thread_ends_inside_bridge_release_in_callback),
         T(test_rc_thread_ends_inside_destroy_callback_of_its_merge),
+        T(test_rc_thread_ends_inside_destroy_run_by_pool_destroy),
         T(test_rc_misused_retain_racing_weak_lock),
         T(test_rc_calls_on_a_pool_cell),
         T(test_rc_stress_threads_destroy_callbacks_weak),
