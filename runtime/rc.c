@@ -21,7 +21,7 @@
  * first thread record): the pool's objects still in some owner's merge
  * queue are merged, and destroyed if dead, before their memory goes; the
  * pool's live objects, freed without destroys, let go of their owners'
- * records (a pool that ever held an rc object: `has_rc`).
+ * records (a pool that ever held an rc object: `has_rc`; rc_unown.c).
  *
  * Thread records are reused: an exited thread's record goes back on a
  * free list when nothing can name it any more (rc_internal.h, `holds`), so
@@ -44,7 +44,7 @@ static bool rc_exit_key_ok;
 
 pthread_mutex_t mulch_rc_records_lock = PTHREAD_MUTEX_INITIALIZER;
 static rc_thread_t *rc_records_free; /* exited threads' records, reusable */
-static rc_thread_t *rc_records_all;  /* every record (rc_pool_destroying) */
+rc_thread_t *rc_records_all;  /* every record (rc_pool_destroying, rc_pool_live_unown) */
 
 /* The weak references' stripes too (weak.c): neither nests with
  * anything, so their order does not matter. */
@@ -94,13 +94,13 @@ static inline bool rc_pending_unmapped(rc_header_t *h);
 void (*mulch_rc_queues_test_hook)(rc_thread_t *rec);
 static inline rc_thread_t *rc_self_checked(void);
 
-/* Set while a pool's lock is held (rc_pool_live_unown): the records that
+/* Set while a pool's lock is held (rc_pool_live_unown, rc_unown.c): the records that
  * go free then wait here, linked through next_free, for the caller to put
  * on the free list after the lock (fork takes the records lock and the
  * pools' locks in no fixed order: they must not nest). */
-static _Thread_local rc_thread_t **records_put_later MULCH_TLS_MODEL;
+_Thread_local rc_thread_t **rc_records_put_later MULCH_TLS_MODEL;
 
-static void rc_records_free_push(rc_thread_t *rec) {
+void rc_records_free_push(rc_thread_t *rec) {
     pthread_mutex_lock(&mulch_rc_records_lock);
     rec->next_free = rc_records_free;
     rc_records_free = rec;
@@ -108,11 +108,11 @@ static void rc_records_free_push(rc_thread_t *rec) {
 }
 
 /* Drops n holds on rec; the last one puts it on the free list. */
-static void rc_record_put(rc_thread_t *rec, size_t n) {
+void rc_record_put(rc_thread_t *rec, size_t n) {
     if (atomic_fetch_sub_explicit(&rec->holds, n, memory_order_acq_rel) != n) return;
-    if (records_put_later) {
-        rec->next_free = *records_put_later;
-        *records_put_later = rec;
+    if (rc_records_put_later) {
+        rec->next_free = *rc_records_put_later;
+        *rc_records_put_later = rec;
         return;
     }
     rc_records_free_push(rec);
@@ -388,7 +388,7 @@ static inline void rc_record_unown(rc_thread_t *rec) {
  * one (only the owner changes its `live`): counted in merged_by_others,
  * which its exit subtracts. The owner may be exiting meanwhile: once its
  * exit closed the count, this drops n holds as any merge after the exit. */
-static void rc_record_unown_for_running(rc_thread_t *rec, size_t n) {
+void rc_record_unown_for_running(rc_thread_t *rec, size_t n) {
     size_t by_others = atomic_load_explicit(&rec->merged_by_others, memory_order_acquire);
     do {
         if (by_others == RC_MERGED_CLOSED) {
@@ -582,99 +582,6 @@ static bool rc_queues_destroy_pool(pool_t *pool) {
         rc_record_put(rec, 1);
     }
     return found;
-}
-
-/* Every thread record, sorted by address: which owner words name one;
- * with, for each, how many of the pool's objects still name it. */
-typedef struct {
-    rc_thread_t **items;
-    size_t       *freed;
-    size_t        count, bytes;
-} rc_records_sorted_t;
-
-static int rc_record_order(const void *a, const void *b) {
-    uintptr_t x = (uintptr_t)*(rc_thread_t *const *)a, y = (uintptr_t)*(rc_thread_t *const *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* A live cell pool_destroy is about to free: if it is an rc object whose
- * owner still counts it (not merged), count it for that owner. (Under the
- * pool's lock: takes no lock. Reads a cell that may be any allocation:
- * not instrumented, as rc_magic_peek.) */
-static MULCH_NO_ASAN void rc_cell_unown(void *ctx, void *cell, size_t size) {
-    rc_records_sorted_t *records = ctx;
-    if (size < sizeof(rc_header_t)) return;
-    rc_header_t *h = cell;
-    if (atomic_load_explicit(&h->magic, memory_order_relaxed) != RC_LIVE) return;
-    rc_thread_t *rec = atomic_load_explicit(&h->owner, memory_order_relaxed);
-    if (rec == NULL) return;
-    rc_thread_t **at = bsearch(&rec, records->items, records->count, sizeof *records->items, rc_record_order);
-    if (at == NULL) return;
-    atomic_store_explicit(&h->owner, NULL, memory_order_relaxed);
-    records->freed[at - records->items]++;
-}
-
-/* n of the pool's objects named rec and stopped (pool_destroy freed them). */
-static void rc_record_unown_freed(rc_thread_t *rec, size_t n) {
-    if (rec == rc_self) rec->live -= n;
-    else if (atomic_load_explicit(&rec->dead, memory_order_acquire)) rc_record_put(rec, n);
-    else rc_record_unown_for_running(rec, n);
-}
-
-/* rc_cell_unown when the sorted records could not be mapped: the owner is
- * looked up in the list from `first` (ctx), and let go of at once (under
- * the pool's lock: records_put_later is set). */
-static MULCH_NO_ASAN void rc_cell_unown_unsorted(void *ctx, void *cell, size_t size) {
-    if (size < sizeof(rc_header_t)) return;
-    rc_header_t *h = cell;
-    if (atomic_load_explicit(&h->magic, memory_order_relaxed) != RC_LIVE) return;
-    rc_thread_t *owner = atomic_load_explicit(&h->owner, memory_order_relaxed), *rec = ctx;
-    if (owner == NULL) return;
-    while (rec && rec != owner) rec = rec->next_all;
-    if (rec == NULL) return;
-    atomic_store_explicit(&h->owner, NULL, memory_order_relaxed);
-    rc_record_unown_freed(rec, 1);
-}
-
-/* pool_destroy frees the pool's live rc objects without destroying them:
- * those their owners still count would hold the owners' records for ever
- * (an exited thread's record never went back on the free list: a page
- * leaked per thread in a thread-per-task program whose tasks end with
- * pool_destroy). Each such object lets go of its record now, as a merge
- * would. */
-static void rc_pool_live_unown(pool_t *pool) {
-    rc_records_sorted_t records = { NULL, NULL, 0, 0 };
-    pthread_mutex_lock(&mulch_rc_records_lock);
-    rc_thread_t *first = rc_records_all;
-    pthread_mutex_unlock(&mulch_rc_records_lock);
-    /* the list from `first` on never changes (records only come in front;
-     * newer ones belong to threads that cannot own the pool's objects) */
-    for (rc_thread_t *rec = first; rec; rec = rec->next_all) records.count++;
-    records.bytes = records.count * (sizeof *records.items + sizeof *records.freed);
-    if (records.bytes == 0) return;
-    if ((records.items = os_map(records.bytes)) == NULL) { /* zeroed */
-        rc_thread_t *later = NULL;
-        records_put_later = &later;
-        pool_live_cells_walk(pool, rc_cell_unown_unsorted, first); /* slower, needs no memory */
-        records_put_later = NULL;
-        while (later) {
-            rc_thread_t *next = later->next_free;
-            rc_records_free_push(later);
-            later = next;
-        }
-        return;
-    }
-    records.freed = (size_t *)(records.items + records.count);
-    size_t n = 0;
-    for (rc_thread_t *rec = first; rec; rec = rec->next_all) records.items[n++] = rec;
-    qsort(records.items, records.count, sizeof *records.items, rc_record_order);
-    pool_live_cells_walk(pool, rc_cell_unown, &records);
-    for (size_t i = 0; i < records.count; i++) {
-        rc_thread_t *rec = records.items[i];
-        size_t freed = records.freed[i];
-        if (freed != 0) rc_record_unown_freed(rec, freed);
-    }
-    os_unmap(records.items, records.bytes);
 }
 
 /* pool_destroy(pool) is about to unmap the pool's cells: objects of the
