@@ -578,6 +578,8 @@ MULCH_INTERNAL bool gc_heap_given(const gc_heap_t *heap, const char *fn);
  * collection") and the call does nothing. */
 MULCH_INTERNAL extern _Thread_local unsigned mulch_gc_tracing_depth MULCH_TLS_MODEL;
 MULCH_INTERNAL bool gc_outside_tracing_slow(const char *fn);
+/* The same, naming `subject` in the report (the pointer the caller passed). */
+MULCH_INTERNAL bool gc_outside_tracing_slow_at(const char *fn, const void *subject);
 /* pthread_cond_wait with cancellation disabled: the wait is a cancellation
  * point, and a thread cancelled there unwinds holding the mutex (a heap's
  * lock), which its exit hook then waits for, as does every other thread

@@ -280,15 +280,19 @@ static MULCH_COLD void report_misuse(const char *fn, const char *problem, const 
 
 /* One report: an error handler that calls mulch again from it would
  * otherwise be sent the same report for ever. */
-bool gc_outside_tracing_slow(const char *fn) {
+bool gc_outside_tracing_slow_at(const char *fn, const void *subject) {
     static _Thread_local bool reporting;
     if (!reporting) {
         reporting = true;
         report_misuse(fn, "called from a trace function, root callback, heap-walk callback or error handler "
-                          "during a collection (only gc_trace_slot and gc_trace_range may be)", NULL);
+                          "during a collection (only gc_trace_slot and gc_trace_range may be)", subject);
         reporting = false;
     }
     return false;
+}
+
+bool gc_outside_tracing_slow(const char *fn) {
+    return gc_outside_tracing_slow_at(fn, NULL);
 }
 
 bool gc_heap_given(const gc_heap_t *heap, const char *fn) {

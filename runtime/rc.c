@@ -2,7 +2,7 @@
  * (see rc_internal.h for the count words and flags).
  *
  * Fast paths: the owner thread touches only `biased` (no atomic
- * instruction); another thread does one atomic add. Slow paths: the owner's
+ * instruction); another thread does one atomic CAS. Slow paths: the owner's
  * last release (merge), a non-owner release that sends the shared count
  * negative (queue to the owner, or fold the counts if the owner is gone),
  * the owner draining its merge queue, and destruction. Destroy callbacks
@@ -12,12 +12,16 @@
  * of their own before returning, the outer one set aside (pending_saved),
  * so that a gc_collect or gc_heap_destroy called by a destroy callback
  * runs the destroys of what it releases while the heap is there.
+ * A thread may end inside a destroy callback (pthread_exit, cancellation):
+ * the frames that hold objects of their own (rc_release_now's set-aside
+ * list, a queue drain's rest) give them back in cleanup handlers as it
+ * unwinds, and its exit hook runs every destroy left pending.
  *
  * pool_destroy calls rc_pool_destroying first (a pool hook set with the
  * first thread record): the pool's objects still in some owner's merge
  * queue are merged, and destroyed if dead, before their memory goes; the
  * pool's live objects, freed without destroys, let go of their owners'
- * records (a pool that ever held an rc object: `has_rc`).
+ * records (a pool that ever held an rc object: `has_rc`; rc_unown.c).
  *
  * Thread records are reused: an exited thread's record goes back on a
  * free list when nothing can name it any more (rc_internal.h, `holds`), so
@@ -40,7 +44,7 @@ static bool rc_exit_key_ok;
 
 pthread_mutex_t mulch_rc_records_lock = PTHREAD_MUTEX_INITIALIZER;
 static rc_thread_t *rc_records_free; /* exited threads' records, reusable */
-static rc_thread_t *rc_records_all;  /* every record (rc_pool_destroying) */
+rc_thread_t *rc_records_all;  /* every record (rc_pool_destroying, rc_pool_live_unown) */
 
 /* The weak references' stripes too (weak.c): neither nests with
  * anything, so their order does not matter. */
@@ -66,6 +70,7 @@ static _Thread_local bool destroying MULCH_TLS_MODEL;
 typedef struct rc_pending_saved {
     rc_header_t             *list;
     struct rc_pending_saved *outer;
+    bool                     outer_destroying; /* `destroying` before */
 } rc_pending_saved_t;
 static _Thread_local rc_pending_saved_t *pending_saved MULCH_TLS_MODEL;
 static _Thread_local bool keep_memory MULCH_TLS_MODEL; /* rc_destroy_keep_memory */
@@ -89,13 +94,13 @@ static inline bool rc_pending_unmapped(rc_header_t *h);
 void (*mulch_rc_queues_test_hook)(rc_thread_t *rec);
 static inline rc_thread_t *rc_self_checked(void);
 
-/* Set while a pool's lock is held (rc_pool_live_unown): the records that
+/* Set while a pool's lock is held (rc_pool_live_unown, rc_unown.c): the records that
  * go free then wait here, linked through next_free, for the caller to put
  * on the free list after the lock (fork takes the records lock and the
  * pools' locks in no fixed order: they must not nest). */
-static _Thread_local rc_thread_t **records_put_later MULCH_TLS_MODEL;
+_Thread_local rc_thread_t **rc_records_put_later MULCH_TLS_MODEL;
 
-static void rc_records_free_push(rc_thread_t *rec) {
+void rc_records_free_push(rc_thread_t *rec) {
     pthread_mutex_lock(&mulch_rc_records_lock);
     rec->next_free = rc_records_free;
     rc_records_free = rec;
@@ -103,11 +108,11 @@ static void rc_records_free_push(rc_thread_t *rec) {
 }
 
 /* Drops n holds on rec; the last one puts it on the free list. */
-static void rc_record_put(rc_thread_t *rec, size_t n) {
+void rc_record_put(rc_thread_t *rec, size_t n) {
     if (atomic_fetch_sub_explicit(&rec->holds, n, memory_order_acq_rel) != n) return;
-    if (records_put_later) {
-        rec->next_free = *records_put_later;
-        *records_put_later = rec;
+    if (rc_records_put_later) {
+        rec->next_free = *rc_records_put_later;
+        *rc_records_put_later = rec;
         return;
     }
     rc_records_free_push(rec);
@@ -129,7 +134,7 @@ static void rc_thread_exit(void *arg) {
          * for ever. */
         destroying = false;
         running_now = (rc_running_t){ NULL, false, NULL };
-        pending_saved = NULL; /* (on the unwound stack: those destroys are lost) */
+        pending_saved = NULL; /* (rc_release_now_unwound put the set-aside lists back) */
         rc_header_t *h = pending_destroy;
         if (h && !rc_pending_unmapped(h)) {
             pending_destroy = h->link;
@@ -209,7 +214,10 @@ static MULCH_NOINLINE bool rc_check_slow(const void *obj, const char *fn) {
         return false;
     }
     block_t *b = pool_block_of(obj);
-    if (b == NULL || b->kind != BLOCK_SMALL || ((uintptr_t)obj & 15u)) {
+    /* an rc object's payload is a header's size into a cell (a pool_alloc
+     * cell was reported as a use after release) */
+    if (b == NULL || b->kind != BLOCK_SMALL || ((uintptr_t)obj & 15u) || b->cell_size <= sizeof(rc_header_t)
+        || !cell_link_is_valid(b, (const unsigned char *)obj - sizeof(rc_header_t))) {
         snprintf(what, sizeof what, "%s: not an rc object", fn);
         rc_report(what, obj);
         return false;
@@ -380,7 +388,7 @@ static inline void rc_record_unown(rc_thread_t *rec) {
  * one (only the owner changes its `live`): counted in merged_by_others,
  * which its exit subtracts. The owner may be exiting meanwhile: once its
  * exit closed the count, this drops n holds as any merge after the exit. */
-static void rc_record_unown_for_running(rc_thread_t *rec, size_t n) {
+void rc_record_unown_for_running(rc_thread_t *rec, size_t n) {
     size_t by_others = atomic_load_explicit(&rec->merged_by_others, memory_order_acquire);
     do {
         if (by_others == RC_MERGED_CLOSED) {
@@ -429,15 +437,38 @@ static void rc_queue_push(rc_thread_t *rec, rc_header_t *h) {
                                                     memory_order_relaxed));
 }
 
-static void rc_queue_drain(rc_thread_t *self) {
-    rc_header_t *h = atomic_exchange_explicit(&self->queue, NULL, memory_order_seq_cst);
-    while (h) {
-        rc_header_t *next = h->link;
+/* The objects a drain took off rec's queue and has not merged yet. */
+typedef struct rc_drain {
+    rc_thread_t *rec;
+    rc_header_t *rest;
+} rc_drain_t;
+
+static void rc_drain_merge(rc_drain_t *d) {
+    while (d->rest) {
+        rc_header_t *h = d->rest;
+        d->rest = h->link;
         uint32_t biased = atomic_load_explicit(&h->biased, memory_order_relaxed);
         atomic_store_explicit(&h->biased, 0, memory_order_relaxed);
-        rc_merge(h, biased, self);
-        h = next;
+        rc_merge(h, biased, d->rec);
     }
+}
+
+/* The thread ends inside a destroy callback the drain ran (pthread_exit,
+ * or a cancellation point): the rest was in this frame only, and was lost
+ * (never merged nor destroyed). Merged now; the destroys this causes queue
+ * behind the unfinished callback, for the exit hook to run. */
+static void rc_queue_drain_unwound(void *arg) {
+    destroying = true;
+    rc_drain_merge(arg);
+}
+
+/* rec is the calling thread's record, or an exited thread's. */
+static void rc_queue_drain(rc_thread_t *rec) {
+    rc_drain_t d = { rec, atomic_exchange_explicit(&rec->queue, NULL, memory_order_seq_cst) };
+    if (d.rest == NULL) return;
+    pthread_cleanup_push(rc_queue_drain_unwound, &d);
+    rc_drain_merge(&d);
+    pthread_cleanup_pop(0);
 }
 
 /* Destroys the objects of `pool` on this thread's pending list (a destroy
@@ -464,6 +495,32 @@ static rc_header_t *rc_pending_take_pool(rc_header_t **list, pool_t *pool, rc_he
     return ours;
 }
 
+/* The thread ends inside one of the destroys below (pthread_exit, or a
+ * cancellation point): the objects after it were in that frame only, and
+ * were lost; they go back on the pending list, for the exit hook to run. */
+static void rc_pending_pool_unwound(void *arg) {
+    rc_header_t **rest = arg;
+    while (*rest) {
+        rc_header_t *h = *rest;
+        *rest = h->link;
+        h->link = pending_destroy;
+        pending_destroy = h;
+    }
+    destroying = true;
+}
+
+/* Destroys the objects of *list, taken off the pending lists. (A function
+ * of its own: no local of the caller lives across the cleanup's setjmp.) */
+static void rc_destroy_taken(rc_header_t **list) {
+    pthread_cleanup_push(rc_pending_pool_unwound, list);
+    while (*list) {
+        rc_header_t *h = *list;
+        *list = h->link;
+        rc_destroy_one(h);
+    }
+    pthread_cleanup_pop(0);
+}
+
 static bool rc_pending_destroy_pool(pool_t *pool) {
     bool found = false;
     for (;;) {
@@ -474,11 +531,7 @@ static bool rc_pending_destroy_pool(pool_t *pool) {
         found = true;
         /* the running callback's rc_destroy_keep_memory */
         bool keep = keep_memory;
-        while (ours) {
-            rc_header_t *next = ours->link;
-            rc_destroy_one(ours);
-            ours = next;
-        }
+        rc_destroy_taken(&ours);
         keep_memory = keep;
     }
 }
@@ -529,99 +582,6 @@ static bool rc_queues_destroy_pool(pool_t *pool) {
         rc_record_put(rec, 1);
     }
     return found;
-}
-
-/* Every thread record, sorted by address: which owner words name one;
- * with, for each, how many of the pool's objects still name it. */
-typedef struct {
-    rc_thread_t **items;
-    size_t       *freed;
-    size_t        count, bytes;
-} rc_records_sorted_t;
-
-static int rc_record_order(const void *a, const void *b) {
-    uintptr_t x = (uintptr_t)*(rc_thread_t *const *)a, y = (uintptr_t)*(rc_thread_t *const *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* A live cell pool_destroy is about to free: if it is an rc object whose
- * owner still counts it (not merged), count it for that owner. (Under the
- * pool's lock: takes no lock. Reads a cell that may be any allocation:
- * not instrumented, as rc_magic_peek.) */
-static MULCH_NO_ASAN void rc_cell_unown(void *ctx, void *cell, size_t size) {
-    rc_records_sorted_t *records = ctx;
-    if (size < sizeof(rc_header_t)) return;
-    rc_header_t *h = cell;
-    if (atomic_load_explicit(&h->magic, memory_order_relaxed) != RC_LIVE) return;
-    rc_thread_t *rec = atomic_load_explicit(&h->owner, memory_order_relaxed);
-    if (rec == NULL) return;
-    rc_thread_t **at = bsearch(&rec, records->items, records->count, sizeof *records->items, rc_record_order);
-    if (at == NULL) return;
-    atomic_store_explicit(&h->owner, NULL, memory_order_relaxed);
-    records->freed[at - records->items]++;
-}
-
-/* n of the pool's objects named rec and stopped (pool_destroy freed them). */
-static void rc_record_unown_freed(rc_thread_t *rec, size_t n) {
-    if (rec == rc_self) rec->live -= n;
-    else if (atomic_load_explicit(&rec->dead, memory_order_acquire)) rc_record_put(rec, n);
-    else rc_record_unown_for_running(rec, n);
-}
-
-/* rc_cell_unown when the sorted records could not be mapped: the owner is
- * looked up in the list from `first` (ctx), and let go of at once (under
- * the pool's lock: records_put_later is set). */
-static MULCH_NO_ASAN void rc_cell_unown_unsorted(void *ctx, void *cell, size_t size) {
-    if (size < sizeof(rc_header_t)) return;
-    rc_header_t *h = cell;
-    if (atomic_load_explicit(&h->magic, memory_order_relaxed) != RC_LIVE) return;
-    rc_thread_t *owner = atomic_load_explicit(&h->owner, memory_order_relaxed), *rec = ctx;
-    if (owner == NULL) return;
-    while (rec && rec != owner) rec = rec->next_all;
-    if (rec == NULL) return;
-    atomic_store_explicit(&h->owner, NULL, memory_order_relaxed);
-    rc_record_unown_freed(rec, 1);
-}
-
-/* pool_destroy frees the pool's live rc objects without destroying them:
- * those their owners still count would hold the owners' records for ever
- * (an exited thread's record never went back on the free list: a page
- * leaked per thread in a thread-per-task program whose tasks end with
- * pool_destroy). Each such object lets go of its record now, as a merge
- * would. */
-static void rc_pool_live_unown(pool_t *pool) {
-    rc_records_sorted_t records = { NULL, NULL, 0, 0 };
-    pthread_mutex_lock(&mulch_rc_records_lock);
-    rc_thread_t *first = rc_records_all;
-    pthread_mutex_unlock(&mulch_rc_records_lock);
-    /* the list from `first` on never changes (records only come in front;
-     * newer ones belong to threads that cannot own the pool's objects) */
-    for (rc_thread_t *rec = first; rec; rec = rec->next_all) records.count++;
-    records.bytes = records.count * (sizeof *records.items + sizeof *records.freed);
-    if (records.bytes == 0) return;
-    if ((records.items = os_map(records.bytes)) == NULL) { /* zeroed */
-        rc_thread_t *later = NULL;
-        records_put_later = &later;
-        pool_live_cells_walk(pool, rc_cell_unown_unsorted, first); /* slower, needs no memory */
-        records_put_later = NULL;
-        while (later) {
-            rc_thread_t *next = later->next_free;
-            rc_records_free_push(later);
-            later = next;
-        }
-        return;
-    }
-    records.freed = (size_t *)(records.items + records.count);
-    size_t n = 0;
-    for (rc_thread_t *rec = first; rec; rec = rec->next_all) records.items[n++] = rec;
-    qsort(records.items, records.count, sizeof *records.items, rc_record_order);
-    pool_live_cells_walk(pool, rc_cell_unown, &records);
-    for (size_t i = 0; i < records.count; i++) {
-        rc_thread_t *rec = records.items[i];
-        size_t freed = records.freed[i];
-        if (freed != 0) rc_record_unown_freed(rec, freed);
-    }
-    os_unmap(records.items, records.bytes);
 }
 
 /* pool_destroy(pool) is about to unmap the pool's cells: objects of the
@@ -686,12 +646,17 @@ bool rc_retain_checked(void *obj) {
             return true;
         }
     }
-    int64_t old = atomic_fetch_add_explicit(&h->shared, RC_ONE, memory_order_relaxed);
-    if (mulch_unlikely((old & RC_MERGED) && (old >> RC_SHIFT) <= 0)) {
-        atomic_fetch_sub_explicit(&h->shared, RC_ONE, memory_order_relaxed);
-        rc_report("rc_retain: object's count is 0 (retain after the last release)", obj);
-        return false;
-    }
+    /* A CAS, not an add taken back: a merged 0 is final, and a weak lock
+     * that saw the transient 1 of a refused retain handed out the object
+     * whose destroy then ran. */
+    int64_t old = atomic_load_explicit(&h->shared, memory_order_relaxed);
+    do {
+        if (mulch_unlikely((old & RC_MERGED) && (old >> RC_SHIFT) <= 0)) {
+            rc_report("rc_retain: object's count is 0 (retain after the last release)", obj);
+            return false;
+        }
+    } while (!atomic_compare_exchange_weak_explicit(&h->shared, &old, old + RC_ONE, memory_order_relaxed,
+                                                    memory_order_relaxed));
     return true;
 }
 
@@ -787,18 +752,32 @@ void rc_release(void *obj) {
     if (queue) rc_queue_to_owner(h, owner);
 }
 
+/* The thread ends inside rc_release_now (a destroy callback it ran called
+ * pthread_exit, or reached a cancellation point): the set-aside list, on
+ * the stack being unwound, goes back behind what is still pending, for the
+ * exit hook to run (it was lost: those objects were never destroyed). */
+static void rc_release_now_unwound(void *arg) {
+    rc_pending_saved_t *saved = arg;
+    rc_header_t **end = &pending_destroy;
+    while (*end && !(chunk_of(*end) == NULL && rc_pending_unmapped_slow(*end, end))) end = &(*end)->link;
+    *end = saved->list;
+    pending_saved = saved->outer;
+    destroying = destroying || saved->outer_destroying;
+}
+
 void rc_release_now(void *obj) {
     /* a list of its own: the destroys this release causes run before it
      * returns, those already queued behind the running callback after */
-    rc_pending_saved_t saved = { pending_destroy, pending_saved }; /* pool_destroy may take from it */
-    bool outer_destroying = destroying;
+    rc_pending_saved_t saved = { pending_destroy, pending_saved, destroying }; /* pool_destroy may take from it */
     pending_saved = &saved;
     pending_destroy = NULL;
     destroying = false;
+    pthread_cleanup_push(rc_release_now_unwound, &saved);
     rc_release(obj);
+    pthread_cleanup_pop(0);
     pending_destroy = saved.list;
     pending_saved = saved.outer;
-    destroying = outer_destroying;
+    destroying = saved.outer_destroying;
 }
 
 size_t rc_count(const void *obj) {

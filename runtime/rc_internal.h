@@ -154,6 +154,19 @@ MULCH_INTERNAL void rc_free_kept(void *obj);
 /* rc_alloc_in without merging the caller's queue first (which runs destroy
  * callbacks): for gc_handle_new, which is no GC point. */
 MULCH_INTERNAL void *rc_alloc_no_merge(pool_t *pool, size_t size, void (*destroy)(void *obj));
+/* Thread records (rc.c), for rc_unown.c: every record ever made (the list
+ * from a head read under mulch_rc_records_lock never changes); the free
+ * list's push; n holds dropped (the last one frees the record, or, while
+ * rc_records_put_later is set, links it there through next_free); n merges
+ * done for rec's running thread by another one. */
+MULCH_INTERNAL extern rc_thread_t *rc_records_all;
+MULCH_INTERNAL extern _Thread_local rc_thread_t **rc_records_put_later MULCH_TLS_MODEL;
+MULCH_INTERNAL void rc_records_free_push(rc_thread_t *rec);
+MULCH_INTERNAL void rc_record_put(rc_thread_t *rec, size_t n);
+MULCH_INTERNAL void rc_record_unown_for_running(rc_thread_t *rec, size_t n);
+/* pool_destroy(pool) frees the pool's live objects: those their owners
+ * still count let go of the owners' records (rc_unown.c). */
+MULCH_INTERNAL void rc_pool_live_unown(pool_t *pool);
 /* Tests only: called by pool_destroy's hook with each record whose merge
  * queue it took (and has not pushed back yet). NULL: nothing. */
 MULCH_INTERNAL extern void (*mulch_rc_queues_test_hook)(rc_thread_t *rec);

@@ -141,7 +141,7 @@ static void test_rc_handle_release_in_walk_callback(void **state)
     alarm(0);
     /* the handle's unregistering is refused and reported; its slot stays,
      * rooting nothing, so g goes with the next collection */
-    EXPECT_ONE_REPORT(r, "gc_handle's last rc_release: called from", NULL);
+    EXPECT_ONE_REPORT(r, "gc_handle's last rc_release: called from", handle); /* the handle, not NULL */
     EXPECT_EQ(g_walk_victim, NULL);
     r = rec_count();
     gc_collect(t);

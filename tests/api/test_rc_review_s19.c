@@ -83,11 +83,12 @@ static void release_handle_in_walk(bool same_heap, bool heap_gone)
     gc_root_add(walked, &root);
     void *target = same_heap ? root : NULL;
     g_walk_victim = handle_in_holder(heap, target);
+    void *handle = *(void **)g_walk_victim;
     if (heap_gone) gc_heap_destroy(heap);
 
     unsigned long r = rec_count();
     (void)gc_heap_walk(walked, walk_release, NULL);
-    EXPECT_ONE_REPORT(r, "gc_handle's last rc_release: called from", NULL);
+    EXPECT_ONE_REPORT(r, "gc_handle's last rc_release: called from", handle); /* was NULL */
     EXPECT_EQ(g_walk_victim, NULL);
 
     r = rec_count();
@@ -352,11 +353,12 @@ static void test_rc_handle_released_in_root_callback_or_trace(void **state)
     for (int way = 0; way < 2; way++) {
         void *target = gc_alloc(t, &T_PLAIN, 16);
         EXPECT_NONNULL(target);
-        atomic_store(&g_cb_victim, handle_in_holder(heap, target));
+        void *holder = handle_in_holder(heap, target), *handle = *(void **)holder;
+        atomic_store(&g_cb_victim, holder);
         if (way == 0) gc_root_add_callback(heap, root_cb_release, NULL);
         unsigned long r = rec_count();
         gc_collect(t); /* the handle still roots target through this one */
-        EXPECT_ONE_REPORT(r, "gc_handle's last rc_release: called from", NULL);
+        EXPECT_ONE_REPORT(r, "gc_handle's last rc_release: called from", handle); /* was NULL */
         EXPECT_EQ(atomic_load(&g_cb_victim), NULL);
         if (way == 0) gc_root_remove_callback(heap, root_cb_release, NULL);
         r = rec_count();

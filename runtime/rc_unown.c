@@ -1,0 +1,108 @@
+/* rc_unown.c — pool_destroy's release of the thread records that the
+ * pool's live rc objects still name (rc_pool_live_unown, called by
+ * rc.c's rc_pool_destroying).
+ *
+ * pool_destroy frees live rc objects without destroying them; an object
+ * its owner still counts (not merged) holds its owner's record (`live`,
+ * then `holds` after the owner's exit: rc_internal.h). The walk below, over
+ * the pool's live cells under the pool's lock, clears each such object's
+ * owner and lets go of the record as a merge would. Under the pool's lock
+ * no record goes on the free list (the records lock must not nest with
+ * it): rc_records_put_later collects them for after the walk.
+ */
+#include <stdlib.h>
+
+#include "rc_internal.h"
+
+/* Every thread record, sorted by address: which owner words name one;
+ * with, for each, how many of the pool's objects still name it. */
+typedef struct {
+    rc_thread_t **items;
+    size_t       *freed;
+    size_t        count, bytes;
+} rc_records_sorted_t;
+
+static int rc_record_order(const void *a, const void *b) {
+    uintptr_t x = (uintptr_t)*(rc_thread_t *const *)a, y = (uintptr_t)*(rc_thread_t *const *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* A live cell pool_destroy is about to free: if it is an rc object whose
+ * owner still counts it (not merged), count it for that owner. (Under the
+ * pool's lock: takes no lock. Reads a cell that may be any allocation:
+ * not instrumented, as rc_magic_peek.) */
+static MULCH_NO_ASAN void rc_cell_unown(void *ctx, void *cell, size_t size) {
+    rc_records_sorted_t *records = ctx;
+    if (size < sizeof(rc_header_t)) return;
+    rc_header_t *h = cell;
+    if (atomic_load_explicit(&h->magic, memory_order_relaxed) != RC_LIVE) return;
+    rc_thread_t *rec = atomic_load_explicit(&h->owner, memory_order_relaxed);
+    if (rec == NULL) return;
+    rc_thread_t **at = bsearch(&rec, records->items, records->count, sizeof *records->items, rc_record_order);
+    if (at == NULL) return;
+    atomic_store_explicit(&h->owner, NULL, memory_order_relaxed);
+    records->freed[at - records->items]++;
+}
+
+/* n of the pool's objects named rec and stopped (pool_destroy freed them). */
+static void rc_record_unown_freed(rc_thread_t *rec, size_t n) {
+    if (rec == rc_self) rec->live -= n;
+    else if (atomic_load_explicit(&rec->dead, memory_order_acquire)) rc_record_put(rec, n);
+    else rc_record_unown_for_running(rec, n);
+}
+
+/* rc_cell_unown when the sorted records could not be mapped: the owner is
+ * looked up in the list from `first` (ctx), and let go of at once (under
+ * the pool's lock: rc_records_put_later is set). */
+static MULCH_NO_ASAN void rc_cell_unown_unsorted(void *ctx, void *cell, size_t size) {
+    if (size < sizeof(rc_header_t)) return;
+    rc_header_t *h = cell;
+    if (atomic_load_explicit(&h->magic, memory_order_relaxed) != RC_LIVE) return;
+    rc_thread_t *owner = atomic_load_explicit(&h->owner, memory_order_relaxed), *rec = ctx;
+    if (owner == NULL) return;
+    while (rec && rec != owner) rec = rec->next_all;
+    if (rec == NULL) return;
+    atomic_store_explicit(&h->owner, NULL, memory_order_relaxed);
+    rc_record_unown_freed(rec, 1);
+}
+
+/* pool_destroy frees the pool's live rc objects without destroying them:
+ * those their owners still count would hold the owners' records for ever
+ * (an exited thread's record never went back on the free list: a page
+ * leaked per thread in a thread-per-task program whose tasks end with
+ * pool_destroy). Each such object lets go of its record now, as a merge
+ * would. */
+void rc_pool_live_unown(pool_t *pool) {
+    rc_records_sorted_t records = { NULL, NULL, 0, 0 };
+    pthread_mutex_lock(&mulch_rc_records_lock);
+    rc_thread_t *first = rc_records_all;
+    pthread_mutex_unlock(&mulch_rc_records_lock);
+    /* the list from `first` on never changes (records only come in front;
+     * newer ones belong to threads that cannot own the pool's objects) */
+    for (rc_thread_t *rec = first; rec; rec = rec->next_all) records.count++;
+    records.bytes = records.count * (sizeof *records.items + sizeof *records.freed);
+    if (records.bytes == 0) return;
+    if ((records.items = os_map(records.bytes)) == NULL) { /* zeroed */
+        rc_thread_t *later = NULL;
+        rc_records_put_later = &later;
+        pool_live_cells_walk(pool, rc_cell_unown_unsorted, first); /* slower, needs no memory */
+        rc_records_put_later = NULL;
+        while (later) {
+            rc_thread_t *next = later->next_free;
+            rc_records_free_push(later);
+            later = next;
+        }
+        return;
+    }
+    records.freed = (size_t *)(records.items + records.count);
+    size_t n = 0;
+    for (rc_thread_t *rec = first; rec; rec = rec->next_all) records.items[n++] = rec;
+    qsort(records.items, records.count, sizeof *records.items, rc_record_order);
+    pool_live_cells_walk(pool, rc_cell_unown, &records);
+    for (size_t i = 0; i < records.count; i++) {
+        rc_thread_t *rec = records.items[i];
+        size_t freed = records.freed[i];
+        if (freed != 0) rc_record_unown_freed(rec, freed);
+    }
+    os_unmap(records.items, records.bytes);
+}
