@@ -294,10 +294,12 @@ static void test_rc_calls_on_a_pool_cell(void **state)
         EXPECT_NONNULL(rc_after);
         memset(cell, 0, sizes[i]);
         unsigned long r = rec_count();
-        (void)rc_retain(cell);
+        /* (the library's calls: the inline ones read the header in front
+         * first, which GCC's -O3 bounds check rightly refuses here) */
+        (void)(rc_retain)(cell);
         EXPECT_ONE_REPORT(r, "rc_retain: not an rc object", cell);
         r = rec_count();
-        rc_release(cell);
+        (rc_release)(cell);
         EXPECT_ONE_REPORT(r, "rc_release: not an rc object", cell);
         r = rec_count();
         EXPECT_EQ(rc_count(cell), 0);
