@@ -17,7 +17,8 @@
  *     creating the pool (recursion through the C library) or writing the
  *     reports at exit (so that the report's own FILE is not in it); its
  *     cells are never reused, and free ignores them.
- *   - errno: ENOMEM on every NULL from an allocating call; free keeps it.
+ *   - errno: ENOMEM on every NULL from an allocating call and on
+ *     posix_memalign's ENOMEM (as glibc); free keeps it.
  *
  * Environment: MULCH_LEAK_REPORT=1 turns on site tracking in the pool and
  * prints pool_report_leaks to stderr at exit; MULCH_MALLOC_STATS=1 prints
@@ -326,12 +327,14 @@ static bool power_of_two(size_t x) {
     return x != 0 && (x & (x - 1)) == 0;
 }
 
+/* As glibc's: errno is ENOMEM after an ENOMEM failure (programs that
+ * perror it say why), kept otherwise. */
 MALLOC_API int posix_memalign(void **out, size_t align, size_t size) {
     if (!power_of_two(align) || align % sizeof(void *) != 0) return EINVAL;
     int saved = errno;
     void *p = aligned(align, size, __builtin_return_address(0));
+    if (p == NULL) return ENOMEM; /* errno ENOMEM (aligned) */
     errno = saved;
-    if (p == NULL) return ENOMEM;
     *out = p;
     return 0;
 }
