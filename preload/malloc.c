@@ -22,7 +22,9 @@
  *
  * Environment: MULCH_LEAK_REPORT=1 turns on site tracking in the pool and
  * prints pool_report_leaks to stderr at exit; MULCH_MALLOC_STATS=1 prints
- * one line of pool statistics to stderr at exit.
+ * one line of pool statistics to stderr at exit. Only the process that
+ * loaded the library prints them: a forked child that exits does not (a
+ * program it execs loads the library anew and prints its own).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -56,6 +58,10 @@ static int want_leak_report, want_stats;
 static int report_fd = -1;
 static dev_t report_dev;
 static ino_t report_ino;
+/* The process that loaded the library: only it writes the reports. A
+ * child it forked (without exec) that calls exit would otherwise print
+ * its copy of the parent's figures and leaks into the same stderr. */
+static pid_t report_pid;
 
 static bool is_report_file(int fd) {
     struct stat st;
@@ -498,6 +504,7 @@ static int report_fd_open(void) {
 __attribute__((constructor)) static void mulch_malloc_init(void) {
     (void)served();
     if (want_stats || want_leak_report) report_fd = report_fd_open();
+    report_pid = getpid();
     struct stat st;
     if (report_fd >= 0 && fstat(report_fd, &st) == 0) {
         report_dev = st.st_dev;
@@ -511,7 +518,7 @@ __attribute__((constructor)) static void mulch_malloc_init(void) {
 /* Runs after the program's atexit handlers and destructors. */
 __attribute__((destructor)) static void mulch_malloc_fini(void) {
     pool_t *pool = atomic_load_explicit(&served_pool, memory_order_acquire);
-    if (pool == NULL || report_fd < 0) return;
+    if (pool == NULL || report_fd < 0 || getpid() != report_pid) return;
     /* Our copy, else stderr if it still is the same file; never a file the
      * program put on our descriptor's number (left open: it is not ours). */
     int fd = is_report_file(report_fd) ? report_fd
