@@ -428,9 +428,11 @@ MALLOC_API int malloc_trim(size_t pad) {
 /* mallinfo2 and mallinfo, which programs (LLVM's tools, systemd) read to
  * log their memory use: glibc's describe its own arenas, unused under the
  * drop-in, and said nothing was in use. In glibc's terms: the large
- * objects are the mmapped chunks (hblks, hblkhd), everything else the pool
- * holds is the arena, and the idle blocks are what a trim would release
- * (keepcost). Free-chunk counts have no equivalent: 0. The structs are
+ * objects are the mmapped chunks (hblks; hblkhd their mappings' bytes,
+ * header and alignment gap included, as glibc counts its mmapped chunks),
+ * everything else the pool holds is the arena (cached large mappings
+ * among its free bytes), and the idle blocks are what a trim would
+ * release (keepcost). Free-chunk counts have no equivalent: 0. The structs are
  * glibc's layouts, declared here: <malloc.h> has mallinfo2 only from glibc
  * 2.33 on. */
 struct mulch_mallinfo2 {
@@ -447,10 +449,17 @@ static struct mulch_mallinfo2 pool_mallinfo(void) {
     if (pool == NULL) return mi;
     pool_stats_t st;
     pool_get_stats(pool, &st);
-    size_t huge = atomic_load_explicit(&pool->huge_bytes, memory_order_relaxed);
+    /* the live large objects: their usable bytes and their mappings' */
+    size_t huge = 0, huge_mapped = 0;
+    pthread_mutex_lock(&pool->lock);
+    for (const chunk_t *c = pool->huge; c; c = c->next) {
+        huge += c->object_size;
+        huge_mapped += c->size;
+    }
+    pthread_mutex_unlock(&pool->lock);
     mi.hblks = st.large_objects;
-    mi.hblkhd = huge;
-    mi.arena = st.bytes_reserved > huge ? st.bytes_reserved - huge : 0;
+    mi.hblkhd = huge_mapped;
+    mi.arena = st.bytes_reserved > huge_mapped ? st.bytes_reserved - huge_mapped : 0;
     mi.uordblks = st.bytes_in_use > huge ? st.bytes_in_use - huge : 0;
     if (mi.uordblks > mi.arena) mi.uordblks = mi.arena; /* figures of a busy pool drift */
     mi.fordblks = mi.arena - mi.uordblks;
