@@ -3,7 +3,10 @@
  *
  * The mapping is region-aligned so the chunk map can find it from the
  * object's address; the object starts right after the header (or at the
- * requested alignment). Freed mappings are kept in a small cache (at most
+ * requested alignment: the first multiple of it after the header, and
+ * for an alignment above a region, one region in, the mapping placed so
+ * that this is a multiple of the alignment; so the gap before the object
+ * never exceeds a region, whatever the alignment). Freed mappings are kept in a small cache (at most
  * HUGE_CACHE_COUNT mappings and HUGE_CACHE_BYTES) so that a program that
  * frees and reallocates big buffers does not pay mmap/munmap and page faults
  * each time; pool_trim empties the cache. All list work is under pool->lock.
@@ -36,13 +39,15 @@ static void huge_list_push(chunk_t **list, chunk_t *chunk) {
 
 static size_t huge_offset(size_t align) {
     size_t header = sizeof(chunk_t);
+    if (align > MULCH_REGION) return MULCH_REGION;
     return align <= MULCH_ALIGN ? header : (header + align - 1) & ~(align - 1);
 }
 
-/* A cached mapping that fits without wasting more than a quarter. */
-static chunk_t *huge_cache_take_locked(pool_t *pool, size_t total, size_t align) {
+/* A cached mapping that fits without wasting more than a quarter, and
+ * whose byte at offset is aligned. */
+static chunk_t *huge_cache_take_locked(pool_t *pool, size_t total, size_t align, size_t offset) {
     for (chunk_t *c = pool->huge_cache; c; c = c->next) {
-        if (c->size >= total && c->size - total <= total / 4 && ((uintptr_t)c & (align - 1)) == 0) {
+        if (c->size >= total && c->size - total <= total / 4 && (((uintptr_t)c + offset) & (align - 1)) == 0) {
             huge_list_remove(&pool->huge_cache, c);
             pool->huge_cache_count--;
             pool->huge_cache_bytes -= c->size;
@@ -103,14 +108,13 @@ static void *huge_alloc_once(pool_t *pool, size_t size, size_t align, const leak
      * the end of the mapping, outside it. */
     if (size == 0) size = 1;
     size_t offset = huge_offset(align);
-    if (size > ((size_t)1 << CHUNK_MAP_ADDRESS_BITS) || offset > ((size_t)1 << CHUNK_MAP_ADDRESS_BITS))
+    if (size > ((size_t)1 << CHUNK_MAP_ADDRESS_BITS) || align > ((size_t)1 << CHUNK_MAP_ADDRESS_BITS))
         return NULL; /* can never fit: plain OOM */
     size_t guard = huge_guard(pool);
     size_t total = ((offset + size + MULCH_PAGE - 1) & ~(MULCH_PAGE - 1)) + guard;
-    size_t map_align = align > MULCH_REGION ? align : MULCH_REGION;
 
     pthread_mutex_lock(&pool->lock);
-    chunk_t *chunk = huge_cache_take_locked(pool, total, map_align);
+    chunk_t *chunk = huge_cache_take_locked(pool, total, align, offset);
     *reused = chunk != NULL;
     if (chunk == NULL) {
         /* Committed only once mapped (the lock is held throughout, so the
@@ -125,7 +129,7 @@ static void *huge_alloc_once(pool_t *pool, size_t size, size_t align, const leak
                 return NULL;
             }
         }
-        chunk = os_map_aligned(total, map_align);
+        chunk = align > MULCH_REGION ? os_map_aligned(total, align, offset) : os_map_aligned(total, MULCH_REGION, 0);
         if (chunk == NULL) {
             pthread_mutex_unlock(&pool->lock);
             return NULL;
@@ -149,9 +153,12 @@ static void *huge_alloc_once(pool_t *pool, size_t size, size_t align, const leak
         }
     }
     if (guard) {
-        /* end at the guard: the latest aligned start that still fits */
+        /* end at the guard: the latest aligned start that still fits
+         * (aligned as an address: the chunk itself need not be) */
+        uintptr_t base = (uintptr_t)chunk;
         size_t end = chunk->size - guard;
-        size_t late = (end - ((size + MULCH_ALIGN - 1) & ~(size_t)(MULCH_ALIGN - 1))) & ~(align - 1);
+        size_t rounded = (size + MULCH_ALIGN - 1) & ~(size_t)(MULCH_ALIGN - 1);
+        size_t late = (size_t)(((base + end - rounded) & ~(uintptr_t)(align - 1)) - base);
         if (late > offset) offset = late;
     }
     chunk->object_offset = offset;

@@ -1,7 +1,9 @@
 /* os.c — the only place that talks to the kernel about memory.
  *
  * Everything the pool holds comes from os_map_aligned (chunks and huge
- * objects, aligned to MULCH_REGION so the chunk map can index them) or
+ * objects, aligned to MULCH_REGION so the chunk map can index them; a
+ * huge object aligned beyond that gets a mapping that starts a region
+ * before a multiple of its alignment) or
  * os_map (page-granular metadata: thread heaps, leak-site arrays). Unused
  * pages are handed back with os_decommit (MADV_DONTNEED: the range stays
  * mapped and reads back as zeros) or os_unmap.
@@ -62,17 +64,19 @@ void *os_map(size_t size) {
     return os_mmap((size + MULCH_PAGE - 1) & ~(MULCH_PAGE - 1));
 }
 
-void *os_map_aligned(size_t size, size_t alignment) {
+/* skew: a huge object aligned beyond a region starts one region into its
+ * mapping (huge.c), so the mapping starts a region before the boundary. */
+void *os_map_aligned(size_t size, size_t alignment, size_t skew) {
     if (size > SIZE_MAX - alignment) return NULL;
     /* Try the exact size first: the kernel often places consecutive
      * mappings next to each other, and an aligned hit saves two munmaps. */
     unsigned char *p = os_mmap(size);
     if (p == NULL) return NULL;
-    if (((uintptr_t)p & (alignment - 1)) == 0) return p;
+    if ((((uintptr_t)p + skew) & (alignment - 1)) == 0) return p;
     os_munmap(p, size);
     p = os_mmap(size + alignment);
     if (p == NULL) return NULL;
-    uintptr_t start = ((uintptr_t)p + alignment - 1) & ~(uintptr_t)(alignment - 1);
+    uintptr_t start = (((uintptr_t)p + skew + alignment - 1) & ~(uintptr_t)(alignment - 1)) - skew;
     size_t before = start - (uintptr_t)p;
     size_t after = alignment - before;
     if (before) os_munmap(p, before);

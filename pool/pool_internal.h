@@ -359,7 +359,9 @@ MULCH_INTERNAL MULCH_COLD void mulch_report(const char *what, const void *ptr);
 MULCH_INTERNAL bool pool_given(const pool_t *pool, const char *fn);
 
 /* ---- OS layer (os.c) --------------------------------------------------- */
-MULCH_INTERNAL void *os_map_aligned(size_t size, size_t alignment);
+/* size bytes at a start p where p + skew is a multiple of alignment
+ * (a power of two, > skew); NULL when the OS refuses */
+MULCH_INTERNAL void *os_map_aligned(size_t size, size_t alignment, size_t skew);
 MULCH_INTERNAL void  os_unmap(void *p, size_t size);
 MULCH_INTERNAL void  os_decommit(void *p, size_t size);
 MULCH_INTERNAL bool  os_protect_none(void *p, size_t size);

@@ -17,11 +17,14 @@
  *     creating the pool (recursion through the C library) or writing the
  *     reports at exit (so that the report's own FILE is not in it); its
  *     cells are never reused, and free ignores them.
- *   - errno: ENOMEM on every NULL from an allocating call; free keeps it.
+ *   - errno: ENOMEM on every NULL from an allocating call and on
+ *     posix_memalign's ENOMEM (as glibc); free keeps it.
  *
  * Environment: MULCH_LEAK_REPORT=1 turns on site tracking in the pool and
  * prints pool_report_leaks to stderr at exit; MULCH_MALLOC_STATS=1 prints
- * one line of pool statistics to stderr at exit.
+ * one line of pool statistics to stderr at exit. Only the process that
+ * loaded the library prints them: a forked child that exits does not (a
+ * program it execs loads the library anew and prints its own).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -55,6 +58,10 @@ static int want_leak_report, want_stats;
 static int report_fd = -1;
 static dev_t report_dev;
 static ino_t report_ino;
+/* The process that loaded the library: only it writes the reports. A
+ * child it forked (without exec) that calls exit would otherwise print
+ * its copy of the parent's figures and leaks into the same stderr. */
+static pid_t report_pid;
 
 static bool is_report_file(int fd) {
     struct stat st;
@@ -326,12 +333,14 @@ static bool power_of_two(size_t x) {
     return x != 0 && (x & (x - 1)) == 0;
 }
 
+/* As glibc's: errno is ENOMEM after an ENOMEM failure (programs that
+ * perror it say why), kept otherwise. */
 MALLOC_API int posix_memalign(void **out, size_t align, size_t size) {
     if (!power_of_two(align) || align % sizeof(void *) != 0) return EINVAL;
     int saved = errno;
     void *p = aligned(align, size, __builtin_return_address(0));
+    if (p == NULL) return ENOMEM; /* errno ENOMEM (aligned) */
     errno = saved;
-    if (p == NULL) return ENOMEM;
     *out = p;
     return 0;
 }
@@ -419,9 +428,11 @@ MALLOC_API int malloc_trim(size_t pad) {
 /* mallinfo2 and mallinfo, which programs (LLVM's tools, systemd) read to
  * log their memory use: glibc's describe its own arenas, unused under the
  * drop-in, and said nothing was in use. In glibc's terms: the large
- * objects are the mmapped chunks (hblks, hblkhd), everything else the pool
- * holds is the arena, and the idle blocks are what a trim would release
- * (keepcost). Free-chunk counts have no equivalent: 0. The structs are
+ * objects are the mmapped chunks (hblks; hblkhd their mappings' bytes,
+ * header and alignment gap included, as glibc counts its mmapped chunks),
+ * everything else the pool holds is the arena (cached large mappings
+ * among its free bytes), and the idle blocks are what a trim would
+ * release (keepcost). Free-chunk counts have no equivalent: 0. The structs are
  * glibc's layouts, declared here: <malloc.h> has mallinfo2 only from glibc
  * 2.33 on. */
 struct mulch_mallinfo2 {
@@ -438,10 +449,17 @@ static struct mulch_mallinfo2 pool_mallinfo(void) {
     if (pool == NULL) return mi;
     pool_stats_t st;
     pool_get_stats(pool, &st);
-    size_t huge = atomic_load_explicit(&pool->huge_bytes, memory_order_relaxed);
+    /* the live large objects: their usable bytes and their mappings' */
+    size_t huge = 0, huge_mapped = 0;
+    pthread_mutex_lock(&pool->lock);
+    for (const chunk_t *c = pool->huge; c; c = c->next) {
+        huge += c->object_size;
+        huge_mapped += c->size;
+    }
+    pthread_mutex_unlock(&pool->lock);
     mi.hblks = st.large_objects;
-    mi.hblkhd = huge;
-    mi.arena = st.bytes_reserved > huge ? st.bytes_reserved - huge : 0;
+    mi.hblkhd = huge_mapped;
+    mi.arena = st.bytes_reserved > huge_mapped ? st.bytes_reserved - huge_mapped : 0;
     mi.uordblks = st.bytes_in_use > huge ? st.bytes_in_use - huge : 0;
     if (mi.uordblks > mi.arena) mi.uordblks = mi.arena; /* figures of a busy pool drift */
     mi.fordblks = mi.arena - mi.uordblks;
@@ -495,6 +513,7 @@ static int report_fd_open(void) {
 __attribute__((constructor)) static void mulch_malloc_init(void) {
     (void)served();
     if (want_stats || want_leak_report) report_fd = report_fd_open();
+    report_pid = getpid();
     struct stat st;
     if (report_fd >= 0 && fstat(report_fd, &st) == 0) {
         report_dev = st.st_dev;
@@ -508,7 +527,7 @@ __attribute__((constructor)) static void mulch_malloc_init(void) {
 /* Runs after the program's atexit handlers and destructors. */
 __attribute__((destructor)) static void mulch_malloc_fini(void) {
     pool_t *pool = atomic_load_explicit(&served_pool, memory_order_acquire);
-    if (pool == NULL || report_fd < 0) return;
+    if (pool == NULL || report_fd < 0 || getpid() != report_pid) return;
     /* Our copy, else stderr if it still is the same file; never a file the
      * program put on our descriptor's number (left open: it is not ours). */
     int fd = is_report_file(report_fd) ? report_fd

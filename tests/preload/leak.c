@@ -7,7 +7,9 @@
  * With an argument FILE, it also opens FILE, puts it on every descriptor
  * from 3 to 255 (as a program that picks its own descriptor numbers may),
  * writes one line to it and leaves them open: nothing else may appear in
- * FILE, whichever descriptor the drop-in kept for its report.
+ * FILE, whichever descriptor the drop-in kept for its report. With
+ * --fork instead, it first forks a child that allocates and calls exit:
+ * only the parent may print the reports.
  *
  * Its fdopen, found before the C library's, reallocs a block the program
  * still holds (from plant_kept) when the drop-in opens its report: the
@@ -22,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 __attribute__((noinline, visibility("default"))) void *plant_leak(void);
@@ -90,9 +93,27 @@ static int take_descriptors(const char *path)
     return write(fd, line, sizeof line - 1) == (ssize_t)(sizeof line - 1) ? 0 : 1;
 }
 
+/* --fork: a child that allocates and calls exit, waited for. */
+static int fork_child_that_exits(void)
+{
+    pid_t pid = fork();
+    if (pid < 0) return 1;
+    if (pid == 0) {
+        forgotten = malloc(777);
+        exit(forgotten != NULL ? 0 : 1);
+    }
+    int status;
+    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) return 1;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
-    if (argc > 1 && take_descriptors(argv[1]) != 0) return 1;
+    if (argc > 1 && strcmp(argv[1], "--fork") == 0) {
+        if (fork_child_that_exits() != 0) return 1;
+    } else if (argc > 1 && take_descriptors(argv[1]) != 0) {
+        return 1;
+    }
     forgotten = plant_leak();
     if (forgotten == NULL) return 1;
     forgotten = plant_leak_array();

@@ -4,7 +4,9 @@
 # plant_leak_array) with LD_PRELOAD=LIB and MULCH_LEAK_REPORT=1, and fails
 # unless the report on stderr names those allocations and their sites (the
 # callers of malloc and reallocarray, not the drop-in itself), and does not
-# list the block PROGRAM's fdopen reallocs while the report is being opened.
+# list the block PROGRAM's fdopen reallocs while the report is being opened;
+# then the corners: a program that takes the report's descriptor, a low
+# descriptor limit, and a forked child that exits (it prints no reports).
 set -u
 lib=$1
 program=$2
@@ -67,6 +69,17 @@ err=$( (ulimit -n 64 && LD_PRELOAD=$lib MULCH_LEAK_REPORT=1 MULCH_MALLOC_STATS=1
 if ! echo "$err" | grep -q '^mulch-malloc: allocs ' || ! echo "$err" | grep -q 'size 12345 allocated at plant_leak+0x'; then
     echo "under ulimit -n 64, the reports do not reach stderr:"
     echo "$err" | head -10
+    exit 1
+fi
+# A forked child that calls exit prints no reports of its own: one stats
+# line and one leak report, the parent's.
+err=$(LD_PRELOAD=$lib MULCH_LEAK_REPORT=1 MULCH_MALLOC_STATS=1 "$program" --fork 2>&1 >/dev/null)
+status=$?
+stats=$(echo "$err" | grep -c '^mulch-malloc: allocs ')
+summaries=$(echo "$err" | grep -c '^mulch leak summary:')
+if [ "$status" -ne 0 ] || [ "$stats" -ne 1 ] || [ "$summaries" -ne 1 ]; then
+    echo "a forked child's exit printed reports too (status $status, $stats stats lines, $summaries leak summaries):"
+    echo "$err" | grep '^mulch-malloc\|^mulch leak summary\|size 777 '
     exit 1
 fi
 exit 0
