@@ -198,7 +198,7 @@ void gc_heap_destroy(gc_heap_t *heap) {
     /* From a trace function, root callback, heap-walk callback or error
      * handler during a collection, heap->lock may be held by this very
      * thread: destroy_refused would deadlock on it. */
-    if (!gc_outside_tracing("gc_heap_destroy")) return;
+    if (!gc_outside_tracing("gc_heap_destroy", heap)) return;
     gc_thread_t *t = gc_thread_current(heap);
     if (destroy_refused(heap, t)) return;
     /* (the caller's blocking regions end here: the finalizers below run on
@@ -291,16 +291,12 @@ bool gc_outside_tracing_slow_at(const char *fn, const void *subject) {
     return false;
 }
 
-bool gc_outside_tracing_slow(const char *fn) {
-    return gc_outside_tracing_slow_at(fn, NULL);
-}
-
 bool gc_heap_given(const gc_heap_t *heap, const char *fn) {
     if (mulch_unlikely(heap == NULL)) {
         report_misuse(fn, "heap is NULL", NULL);
         return false;
     }
-    return gc_outside_tracing(fn);
+    return gc_outside_tracing(fn, heap);
 }
 
 bool gc_thread_given(const gc_thread_t *t, const char *fn) {
@@ -308,7 +304,7 @@ bool gc_thread_given(const gc_thread_t *t, const char *fn) {
         report_misuse(fn, "thread is NULL", NULL);
         return false;
     }
-    return gc_outside_tracing(fn);
+    return gc_outside_tracing(fn, t);
 }
 
 bool gc_thread_outside_blocking(const gc_thread_t *t, const char *fn) {

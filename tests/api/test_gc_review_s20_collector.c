@@ -83,6 +83,71 @@ static void test_headerless_moved_out_cell(void **state)
     gc_heap_destroy(h);
 }
 
+/* ---- reports from a heap-walk callback name the pointer passed --------- */
+
+#define WALK_CALLS 6
+
+static struct {
+    gc_heap_t *h;
+    gc_thread_t *t;
+    void *obj;
+    bool done;
+    unsigned long reports[WALK_CALLS];
+    const void *ptr[WALK_CALLS];
+} g_walk;
+
+static void walk_calls_mulch(void *obj, const gc_type_t *type, size_t size, void *ctx)
+{
+    (void)type;
+    (void)size;
+    (void)ctx;
+    if (g_walk.done || obj != g_walk.obj) return;
+    g_walk.done = true;
+    for (int k = 0; k < WALK_CALLS; k++) {
+        unsigned long r = rec_count();
+        switch (k) {
+        case 0: (void)gc_identity_hash(obj); break;
+        case 1: gc_pin(g_walk.h, obj); break;
+        case 2: gc_collect(g_walk.t); break;
+        case 3: gc_safepoint(g_walk.t); break;
+        case 4: (void)gc_heap_get_userdata(g_walk.h); break;
+        case 5: (void)gc_weak_new(g_walk.t, obj); break;
+        }
+        g_walk.reports[k] = rec_count() - r;
+        rec_last(NULL, 0, &g_walk.ptr[k]);
+    }
+}
+
+/* The report "called from a trace function, ..." gave ptr NULL for
+ * gc_identity_hash, gc_safepoint and every call refused through the heap
+ * or thread checks: api.md says ptr is the pointer the caller passed. */
+static void test_refused_from_walk_names_pointer(void **state)
+{
+    (void)state;
+    TEST_START();
+    gc_heap_t *h = heap_new(0, 0, GC_COMPACT_AUTO);
+    gc_thread_t *t = gc_thread_attach(h);
+    memset(&g_walk, 0, sizeof g_walk);
+    g_walk.h = h;
+    g_walk.t = t;
+    g_walk.obj = mk(t, &T_PLAIN, 1, 0);
+    gc_push_root(t, &g_walk.obj);
+    EXPECT_GE(gc_heap_walk(h, walk_calls_mulch, NULL), 1);
+    if (!g_walk.done) T_FAIL("the walk did not visit the rooted object");
+    static const char *const names[WALK_CALLS] = { "gc_identity_hash", "gc_pin",   "gc_collect",
+                                                   "gc_safepoint",     "gc_heap_get_userdata", "gc_weak_new" };
+    const void *want[WALK_CALLS] = { g_walk.obj, h, t, t, h, t };
+    for (int k = 0; k < WALK_CALLS; k++) {
+        if (k == 3 && g_walk.reports[k] == 0) continue; /* no stop requested: nothing to refuse */
+        if (g_walk.reports[k] != 1 || g_walk.ptr[k] != want[k])
+            T_FAIL("%s from a heap-walk callback: %lu reports, ptr %p, want 1 naming %p", names[k],
+                   g_walk.reports[k], g_walk.ptr[k], want[k]);
+    }
+    gc_pop_roots(t, 1);
+    gc_thread_detach(t);
+    gc_heap_destroy(h);
+}
+
 int main(void)
 {
     mt_init("test_gc_review_s20_collector");
@@ -90,6 +155,7 @@ int main(void)
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_rec, teardown_rec)
     const struct CMUnitTest tests[] = {
         T(test_headerless_moved_out_cell),
+        T(test_refused_from_walk_names_pointer),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
