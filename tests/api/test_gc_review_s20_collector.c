@@ -8,7 +8,10 @@
 #define MULCH_TEST_GC_OBJECTS 1
 #include <mulch/gc.h>
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
+#include <time.h>
 
 #include "mulch_test.h"
 
@@ -148,6 +151,81 @@ static void test_refused_from_walk_names_pointer(void **state)
     gc_heap_destroy(h);
 }
 
+/* ---- gc_collect waiting for another thread's finalizer run ------------- */
+
+static struct {
+    gc_heap_t *h;
+    gc_thread_t *t;              /* the finalizing thread's record */
+    atomic_bool in_finalizer;    /* the finalizer is waiting */
+    atomic_bool collected;       /* the other thread's gc_collect returned */
+    atomic_bool waited_out;      /* the finalizer gave up waiting */
+} g_wait;
+
+static bool wait_flag(atomic_bool *flag, double seconds)
+{
+    struct timespec step = { 0, 1000000 };
+    for (long i = 0; i < (long)(seconds * 1000); i++) {
+        if (atomic_load(flag)) return true;
+        nanosleep(&step, NULL);
+    }
+    return atomic_load(flag);
+}
+
+/* Waits, in a blocking region, for another thread's gc_collect. */
+static void fin_waits_for_collect(void *obj)
+{
+    (void)obj;
+    gc_enter_blocking(g_wait.t);
+    atomic_store(&g_wait.in_finalizer, true);
+    if (!wait_flag(&g_wait.collected, 5.0)) atomic_store(&g_wait.waited_out, true);
+    gc_leave_blocking(g_wait.t);
+}
+static const gc_type_t T_FIN_WAITS = { "test.fin_waits", trace_tobj, fin_waits_for_collect };
+
+static void *collector_thread(void *arg)
+{
+    (void)arg;
+    gc_thread_t *t = gc_thread_attach(g_wait.h);
+    if (t == NULL) return NULL;
+    gc_enter_blocking(t);
+    if (wait_flag(&g_wait.in_finalizer, 5.0)) {
+        gc_leave_blocking(t);
+        gc_collect(t); /* finds nothing new to finalize */
+        atomic_store(&g_wait.collected, true);
+    } else {
+        gc_leave_blocking(t);
+    }
+    gc_thread_detach(t);
+    return NULL;
+}
+
+/* A gc_collect whose collection made no finalizer pending waited for
+ * another thread's finalizer run to end: a finalizer waiting (in a
+ * blocking region) for that gc_collect deadlocked. gc.md promises only
+ * that the finalizers made pending by its own collection have run. */
+static void test_collect_does_not_wait_for_others_finalizers(void **state)
+{
+    (void)state;
+    TEST_START();
+    unsigned long r0 = rec_count();
+    gc_heap_t *h = heap_new(0, 0, GC_COMPACT_AUTO);
+    gc_thread_t *t = gc_thread_attach(h);
+    memset(&g_wait, 0, sizeof g_wait);
+    g_wait.h = h;
+    g_wait.t = t;
+    (void)mk(t, &T_FIN_WAITS, 1, 0); /* garbage at once */
+    pthread_t other;
+    EXPECT_EQ(pthread_create(&other, NULL, collector_thread, NULL), 0);
+    gc_collect(t); /* runs the finalizer here, which waits for `other` */
+    pthread_join(other, NULL);
+    if (atomic_load(&g_wait.waited_out))
+        T_FAIL("the other thread's gc_collect waited for this thread's finalizer, which waited for it");
+    if (!atomic_load(&g_wait.collected)) T_FAIL("the other thread never collected");
+    EXPECT_NO_REPORTS(r0);
+    gc_thread_detach(t);
+    gc_heap_destroy(h);
+}
+
 int main(void)
 {
     mt_init("test_gc_review_s20_collector");
@@ -156,6 +234,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_headerless_moved_out_cell),
         T(test_refused_from_walk_names_pointer),
+        T(test_collect_does_not_wait_for_others_finalizers),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
