@@ -193,6 +193,19 @@ static bool destroy_refused(gc_heap_t *heap, gc_thread_t *self) {
     return others || in_finalizer;
 }
 
+/* A destroy whose thread ended in an rc destroy callback while it had no
+ * thread record (none could be had: the exit hook, which forgets such a
+ * destroy, knows only attached threads) is forgotten here, so that
+ * another gc_heap_destroy may finish it; it was refused for ever as
+ * "called inside a finalizer". (The callbacks run with no lock held.) */
+static void destroy_thread_ended(void *arg) {
+    gc_heap_t *heap = arg;
+    pthread_mutex_lock(&heap->lock);
+    if (heap->destroying && !heap->destroy_final && pthread_equal(heap->destroyer, pthread_self()))
+        heap->destroying = false;
+    pthread_mutex_unlock(&heap->lock);
+}
+
 void gc_heap_destroy(gc_heap_t *heap) {
     if (heap == NULL) return;
     /* From a trace function, root callback, heap-walk callback or error
@@ -237,7 +250,9 @@ void gc_heap_destroy(gc_heap_t *heap) {
         bool lost = finalizers_listed_locked(heap);
         pthread_mutex_unlock(&heap->lock);
         if (lost) mulch_report("gc_heap_destroy: out of memory: finalizers not yet run are lost", heap);
+        pthread_cleanup_push(destroy_thread_ended, heap);
         gc_bridge_destroy(heap);
+        pthread_cleanup_pop(0);
     }
     gc_thread_destroy_current(heap);
     pthread_mutex_lock(&heap->lock);
