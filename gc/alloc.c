@@ -658,6 +658,25 @@ static MULCH_NOINLINE const gc_type_t *forwarded_type_of(const block_t *b, const
     return NULL;
 }
 
+/* A stale pointer to a headerless cell (no header keeps a forwarding
+ * word): freed by a collection, the object moved out or died. Without the
+ * lock: a thread that takes the span sweeps it meanwhile (alloc := mark,
+ * then mark := 0, then the epoch), so an unswept span's clear mark bit is
+ * looked at again once the span may be swept; the bits of a live cell read
+ * 1 whatever the order. A trace function's field (tracing depth: the epoch
+ * has moved on, marking is not done) is not judged. */
+static MULCH_NO_TSAN bool headerless_cell_freed(const block_t *b, uint32_t i) {
+    if (mulch_gc_tracing_depth > 0) return false;
+    const gc_heap_t *heap = b->external_owner;
+    uint32_t epoch = __atomic_load_n(&heap->epoch, __ATOMIC_RELAXED);
+    if (__atomic_load_n(&b->owner_words[0], __ATOMIC_ACQUIRE) != epoch) {
+        uint64_t mark = __atomic_load_n(&gc_span_mark_bits(b)[i / 64], __ATOMIC_RELAXED);
+        if ((mark >> (i % 64)) & 1u) return false;
+        if (__atomic_load_n(&b->owner_words[0], __ATOMIC_ACQUIRE) != epoch) return true;
+    }
+    return !alloc_bit_load(b, i);
+}
+
 const gc_type_t *gc_type_of(const void *obj) {
     if (obj == NULL) return NULL;
     block_t *b = pool_block_of(obj);
@@ -666,7 +685,13 @@ const gc_type_t *gc_type_of(const void *obj) {
         mulch_report("gc_type_of: not a GC object", obj);
         return NULL;
     }
-    if (gc_span_headerless(b)) return gc_span_type(b);
+    if (gc_span_headerless(b)) {
+        if (mulch_unlikely(headerless_cell_freed(b, index))) {
+            gc_report_not_live(obj, "gc_type_of");
+            return NULL;
+        }
+        return gc_span_type(b);
+    }
     /* (atomic: markers write headers while trace functions may call this) */
     uintptr_t word = __atomic_load_n(&((const uintptr_t *)obj)[-1], __ATOMIC_ACQUIRE);
     if (mulch_unlikely((word & GC_FORWARD_BUSY) == GC_FORWARDED))
@@ -693,6 +718,9 @@ size_t gc_size_of(const void *obj) {
         if (mulch_unlikely((word & GC_FORWARD_BUSY) == GC_FORWARDED)
             && forwarded_type_of(b, obj, word, "gc_size_of") == NULL)
             return 0;
+    } else if (mulch_unlikely(headerless_cell_freed(b, index))) {
+        gc_report_not_live(obj, "gc_size_of");
+        return 0;
     }
     return b->cell_size - gc_span_header(b);
 }

@@ -303,12 +303,15 @@ void gc_run_finalizers(gc_thread_t *t) {
 }
 
 /* gc_collect's promise: every finalizer its collection made pending has
- * run. When another thread is running finalizers, wait for it — as a
- * blocking thread, so that collections can go on meanwhile. A finalizer's
+ * run. When another thread is running finalizers, and took some of them
+ * (`made`), wait for it — as a blocking thread, so that collections can
+ * go on meanwhile. With none made, no wait: a finalizer that waits for
+ * this gc_collect would otherwise never end, nor would it. A finalizer's
  * own nested gc_collect returns at once (finalizers never nest). */
-static void gc_finish_finalizers(gc_thread_t *t) {
+static void gc_finish_finalizers(gc_thread_t *t, bool made) {
     gc_heap_t *heap = t->heap;
     gc_run_finalizers(t);
+    if (!made) return;
     pthread_mutex_lock(&heap->lock);
     while (heap->finalizing && heap->finalizer_thread != t) {
         if (heap->options.conservative_stack) gc_thread_save_context(t);
@@ -335,7 +338,12 @@ void gc_collect(gc_thread_t *t) {
      * collection while another thread runs). */
     if (!gc_thread_outside_blocking(t, "gc_collect")) return;
     gc_world_stop(t, false);
-    gc_collect_locked(t->heap, t, false);
-    gc_world_start_heap(t->heap, t);
-    gc_finish_finalizers(t);
+    /* (with the world stopped only the collection adds to these; the
+     * finalizing thread takes from them under the lock) */
+    gc_heap_t *heap = t->heap;
+    size_t pending = heap->pending.count, releases = heap->rc_to_release.count;
+    gc_collect_locked(heap, t, false);
+    bool made = heap->pending.count > pending || heap->rc_to_release.count > releases;
+    gc_world_start_heap(heap, t);
+    gc_finish_finalizers(t, made);
 }

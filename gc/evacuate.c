@@ -405,7 +405,7 @@ uintptr_t gc_identity_hash(const void *obj) {
         return address_hash(obj);
     }
     /* (the lock is held around trace functions and walk callbacks) */
-    if (!gc_outside_tracing("gc_identity_hash")) return address_hash(obj);
+    if (!gc_outside_tracing("gc_identity_hash", obj)) return address_hash(obj);
     /* An object that can never move keeps its address's hash with no
      * table entry, so no lock: large objects, and every object of a heap
      * that never compacts (the mode is fixed at gc_heap_create). */

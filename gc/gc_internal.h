@@ -577,8 +577,8 @@ MULCH_INTERNAL bool gc_heap_given(const gc_heap_t *heap, const char *fn);
  * function, root callback, heap-walk callback or error handler during a
  * collection") and the call does nothing. */
 MULCH_INTERNAL extern _Thread_local unsigned mulch_gc_tracing_depth MULCH_TLS_MODEL;
-MULCH_INTERNAL bool gc_outside_tracing_slow(const char *fn);
-/* The same, naming `subject` in the report (the pointer the caller passed). */
+/* The report names `subject`: the pointer the caller passed (its first
+ * argument: the heap, the thread, the object). */
 MULCH_INTERNAL bool gc_outside_tracing_slow_at(const char *fn, const void *subject);
 /* pthread_cond_wait with cancellation disabled: the wait is a cancellation
  * point, and a thread cancelled there unwinds holding the mutex (a heap's
@@ -591,8 +591,8 @@ static inline void gc_cond_wait(pthread_cond_t *cond, pthread_mutex_t *mutex) {
     pthread_cond_wait(cond, mutex);
     pthread_setcancelstate(old, NULL);
 }
-static inline bool gc_outside_tracing(const char *fn) {
-    return mulch_likely(mulch_gc_tracing_depth == 0) || gc_outside_tracing_slow(fn);
+static inline bool gc_outside_tracing(const char *fn, const void *subject) {
+    return mulch_likely(mulch_gc_tracing_depth == 0) || gc_outside_tracing_slow_at(fn, subject);
 }
 MULCH_INTERNAL bool gc_thread_given(const gc_thread_t *t, const char *fn);
 /* "<fn>: called inside a blocking region": calls that may collect or

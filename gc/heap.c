@@ -193,12 +193,25 @@ static bool destroy_refused(gc_heap_t *heap, gc_thread_t *self) {
     return others || in_finalizer;
 }
 
+/* A destroy whose thread ended in an rc destroy callback while it had no
+ * thread record (none could be had: the exit hook, which forgets such a
+ * destroy, knows only attached threads) is forgotten here, so that
+ * another gc_heap_destroy may finish it; it was refused for ever as
+ * "called inside a finalizer". (The callbacks run with no lock held.) */
+static void destroy_thread_ended(void *arg) {
+    gc_heap_t *heap = arg;
+    pthread_mutex_lock(&heap->lock);
+    if (heap->destroying && !heap->destroy_final && pthread_equal(heap->destroyer, pthread_self()))
+        heap->destroying = false;
+    pthread_mutex_unlock(&heap->lock);
+}
+
 void gc_heap_destroy(gc_heap_t *heap) {
     if (heap == NULL) return;
     /* From a trace function, root callback, heap-walk callback or error
      * handler during a collection, heap->lock may be held by this very
      * thread: destroy_refused would deadlock on it. */
-    if (!gc_outside_tracing("gc_heap_destroy")) return;
+    if (!gc_outside_tracing("gc_heap_destroy", heap)) return;
     gc_thread_t *t = gc_thread_current(heap);
     if (destroy_refused(heap, t)) return;
     /* (the caller's blocking regions end here: the finalizers below run on
@@ -237,7 +250,9 @@ void gc_heap_destroy(gc_heap_t *heap) {
         bool lost = finalizers_listed_locked(heap);
         pthread_mutex_unlock(&heap->lock);
         if (lost) mulch_report("gc_heap_destroy: out of memory: finalizers not yet run are lost", heap);
+        pthread_cleanup_push(destroy_thread_ended, heap);
         gc_bridge_destroy(heap);
+        pthread_cleanup_pop(0);
     }
     gc_thread_destroy_current(heap);
     pthread_mutex_lock(&heap->lock);
@@ -291,16 +306,12 @@ bool gc_outside_tracing_slow_at(const char *fn, const void *subject) {
     return false;
 }
 
-bool gc_outside_tracing_slow(const char *fn) {
-    return gc_outside_tracing_slow_at(fn, NULL);
-}
-
 bool gc_heap_given(const gc_heap_t *heap, const char *fn) {
     if (mulch_unlikely(heap == NULL)) {
         report_misuse(fn, "heap is NULL", NULL);
         return false;
     }
-    return gc_outside_tracing(fn);
+    return gc_outside_tracing(fn, heap);
 }
 
 bool gc_thread_given(const gc_thread_t *t, const char *fn) {
@@ -308,7 +319,7 @@ bool gc_thread_given(const gc_thread_t *t, const char *fn) {
         report_misuse(fn, "thread is NULL", NULL);
         return false;
     }
-    return gc_outside_tracing(fn);
+    return gc_outside_tracing(fn, t);
 }
 
 bool gc_thread_outside_blocking(const gc_thread_t *t, const char *fn) {

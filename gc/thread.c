@@ -80,7 +80,7 @@ gc_thread_t *gc_thread_current(gc_heap_t *heap) {
  * another thread's may be changing. Reports "<fn>: ..." when not. */
 bool gc_thread_check(const gc_thread_t *t, const char *fn) {
     for (gc_attachment_t *a = attachments; a; a = a->next)
-        if (a->thread == t) return gc_outside_tracing(fn);
+        if (a->thread == t) return gc_outside_tracing(fn, t);
     char what[160];
     snprintf(what, sizeof what, "%s: not a thread attached by the calling thread (detached, another thread's, or NULL)",
              fn);
@@ -279,7 +279,7 @@ void gc_world_start_heap(gc_heap_t *heap, gc_thread_t *self) {
 }
 
 void gc_safepoint_slow(gc_thread_t *t) {
-    if (!gc_outside_tracing("gc_safepoint")) return;
+    if (!gc_outside_tracing("gc_safepoint", t)) return;
     gc_heap_t *heap = t->heap;
     pthread_mutex_lock(&heap->lock);
     gc_park_locked(heap, t);

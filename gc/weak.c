@@ -240,7 +240,7 @@ static MULCH_NOINLINE bool moved_while_tracing(const void *obj, const char *fn) 
     if (b == NULL || b->kind != BLOCK_EXTERNAL || !pool_block_has_flag(b, BLOCK_EVACUATE)) return false;
     const gc_heap_t *heap = b->external_owner;
     if (!heap->evacuating) return false;
-    return gc_forwarded(heap, obj) != NULL && !gc_outside_tracing_slow(fn);
+    return gc_forwarded(heap, obj) != NULL && !gc_outside_tracing_slow_at(fn, obj);
 }
 
 void *gc_weak_get(const void *weak) {
