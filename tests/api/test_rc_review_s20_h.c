@@ -4,7 +4,9 @@
  *     merge of another thread's queue (objects of the pool whose last
  *     references a third thread released): the pool's objects taken off
  *     that queue after the one that ended the thread were lost (never
- *     destroyed), and the owner's record was held for ever.
+ *     destroyed), and the owner's record was held for ever;
+ *   - gc_handle_get of a released handle read its freed cell and answered
+ *     the object it had held, without a report.
  *
  * Deterministic: random choices come from a splitmix64 generator seeded from
  * MULCH_TEST_SEED (decimal or 0x-hex) or a fixed default; the seed is printed
@@ -72,6 +74,35 @@ static void test_rc_thread_ends_inside_destroy_of_queue_merged_by_pool_destroy(v
     EXPECT_NO_REPORTS(r0);
 }
 
+static const gc_type_t T_LEAF = { "test.s20h.leaf", NULL, NULL };
+
+static void test_gc_handle_get_after_release(void **state)
+{
+    (void)state;
+    TEST_START();
+    gc_heap_t *heap = gc_heap_create(NULL);
+    EXPECT_NONNULL(heap);
+    gc_thread_t *t = gc_thread_attach(heap);
+    EXPECT_NONNULL(t);
+    void *obj = gc_alloc(t, &T_LEAF, 16);
+    EXPECT_NONNULL(obj);
+    gc_handle_t *keep = gc_handle_new(heap, obj); /* a neighbour, so the cell stays recognisable */
+    gc_handle_t *h = gc_handle_new(heap, obj);
+    EXPECT_NONNULL(keep);
+    EXPECT_NONNULL(h);
+    EXPECT_PTR_EQ(gc_handle_get(h), obj);
+    rc_release(h);
+    unsigned long r = rec_count();
+    void *got = gc_handle_get(h); /* the old object, unreported, before the fix */
+    EXPECT_ONE_REPORT(r, "gc_handle_get: object already destroyed (use after release)", h);
+    EXPECT_NULL(got);
+    EXPECT_PTR_EQ(gc_handle_get(keep), obj);
+    rc_release(keep);
+    gc_thread_detach(t);
+    gc_heap_destroy(heap);
+    EXPECT_NO_ASYNC_FAILURES();
+}
+
 /* ======================================================================== */
 
 int main(void)
@@ -80,6 +111,7 @@ int main(void)
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_rec, teardown_rec)
     const struct CMUnitTest tests[] = {
         T(test_rc_thread_ends_inside_destroy_of_queue_merged_by_pool_destroy),
+        T(test_gc_handle_get_after_release),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
