@@ -300,6 +300,15 @@ void *rc_alloc(size_t size, void (*destroy)(void *obj)) {
     return rc_alloc_in(pool_default(), size, destroy);
 }
 
+/* The object's destroy starts: its weak references are cleared, and no
+ * control block attaches from now on (RC_WEAK_DEAD: one that a misused
+ * rc_weak_new attached after a plain look here was never detached, and
+ * its locks read the freed object). */
+static inline bool rc_weak_close(rc_header_t *h) {
+    rc_weak_control_t *control = atomic_exchange_explicit(&h->weak, RC_WEAK_DEAD, memory_order_acq_rel);
+    return control == NULL || rc_weak_detach(control);
+}
+
 /* One object: weak references cleared, destroy callback, memory back. */
 static void rc_destroy_one(rc_header_t *h) {
     uint32_t live = RC_LIVE;
@@ -307,7 +316,7 @@ static void rc_destroy_one(rc_header_t *h) {
                                                  memory_order_relaxed)) {
         /* a second destroy would clobber the pool's free mark: refuse */
         mulch_report("rc_release: object destroyed twice", rc_object_of(h));
-    } else if (atomic_load_explicit(&h->weak, memory_order_acquire) == NULL || rc_weak_detach(h)) {
+    } else if (rc_weak_close(h)) {
         void *obj = rc_object_of(h);
         rc_running_t outer = running_now; /* pool_destroy may mark it meanwhile */
         running_now = (rc_running_t){ h, false, outer.obj ? &outer : NULL };
