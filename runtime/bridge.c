@@ -70,6 +70,9 @@ gc_handle_t *gc_handle_new(gc_heap_t *heap, void *obj) {
 
 void *gc_handle_get(const gc_handle_t *handle) {
     if (handle == NULL) return NULL;
+    /* a released handle is a destroyed rc object (its cell freed): its
+     * payload still held the old object, handed out without a report */
+    if (!rc_check(handle, "gc_handle_get")) return NULL;
     return ((const gc_handle_payload_t *)handle)->obj;
 }
 

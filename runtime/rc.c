@@ -14,7 +14,8 @@
  * runs the destroys of what it releases while the heap is there.
  * A thread may end inside a destroy callback (pthread_exit, cancellation):
  * the frames that hold objects of their own (rc_release_now's set-aside
- * list, a queue drain's rest) give them back in cleanup handlers as it
+ * list, a queue drain's rest, what pool_destroy took off a queue) give
+ * them back in cleanup handlers as it
  * unwinds, and its exit hook runs every destroy left pending.
  *
  * pool_destroy calls rc_pool_destroying first (a pool hook set with the
@@ -299,6 +300,15 @@ void *rc_alloc(size_t size, void (*destroy)(void *obj)) {
     return rc_alloc_in(pool_default(), size, destroy);
 }
 
+/* The object's destroy starts: its weak references are cleared, and no
+ * control block attaches from now on (RC_WEAK_DEAD: one that a misused
+ * rc_weak_new attached after a plain look here was never detached, and
+ * its locks read the freed object). */
+static inline bool rc_weak_close(rc_header_t *h) {
+    rc_weak_control_t *control = atomic_exchange_explicit(&h->weak, RC_WEAK_DEAD, memory_order_acq_rel);
+    return control == NULL || rc_weak_detach(control);
+}
+
 /* One object: weak references cleared, destroy callback, memory back. */
 static void rc_destroy_one(rc_header_t *h) {
     uint32_t live = RC_LIVE;
@@ -306,7 +316,7 @@ static void rc_destroy_one(rc_header_t *h) {
                                                  memory_order_relaxed)) {
         /* a second destroy would clobber the pool's free mark: refuse */
         mulch_report("rc_release: object destroyed twice", rc_object_of(h));
-    } else if (atomic_load_explicit(&h->weak, memory_order_acquire) == NULL || rc_weak_detach(h)) {
+    } else if (rc_weak_close(h)) {
         void *obj = rc_object_of(h);
         rc_running_t outer = running_now; /* pool_destroy may mark it meanwhile */
         running_now = (rc_running_t){ h, false, outer.obj ? &outer : NULL };
@@ -536,6 +546,46 @@ static bool rc_pending_destroy_pool(pool_t *pool) {
     }
 }
 
+/* The pool's objects rc_queues_destroy_pool took off rec's queue and has
+ * not merged yet, and the hold it took on rec. */
+typedef struct rc_queue_taken {
+    rc_thread_t *rec;
+    rc_header_t *ours;
+    bool         dead; /* rec's thread had exited */
+} rc_queue_taken_t;
+
+static void rc_queue_taken_merge(rc_queue_taken_t *q) {
+    while (q->ours) {
+        rc_header_t *h = q->ours;
+        q->ours = h->link;
+        uint32_t biased = atomic_load_explicit(&h->biased, memory_order_relaxed);
+        atomic_store_explicit(&h->biased, 0, memory_order_relaxed);
+        rc_merge_as(h, biased, q->rec, !q->dead && q->rec != rc_self);
+    }
+}
+
+/* The thread ends inside a destroy callback one of those merges ran
+ * (pthread_exit, or a cancellation point): the rest was in this frame
+ * only (never merged nor destroyed), and so was the hold on rec (which
+ * then never went back on the free list). Merged now, their destroys
+ * queued behind the unfinished callback for the exit hook to run; the
+ * hold goes. */
+static void rc_queue_taken_unwound(void *arg) {
+    rc_queue_taken_t *q = arg;
+    destroying = true;
+    rc_queue_taken_merge(q);
+    rc_record_put(q->rec, 1);
+}
+
+/* Merges q's objects, then drops the hold on q->rec. (A function of its
+ * own: no local of the caller lives across the cleanup's setjmp.) */
+static void rc_queue_taken_finish(rc_queue_taken_t *q) {
+    pthread_cleanup_push(rc_queue_taken_unwound, q);
+    rc_queue_taken_merge(q);
+    pthread_cleanup_pop(0);
+    rc_record_put(q->rec, 1);
+}
+
 /* One pass over every record's queue; whether it found any of the pool's. */
 static bool rc_queues_destroy_pool(pool_t *pool) {
     bool found = false;
@@ -570,16 +620,9 @@ static bool rc_queues_destroy_pool(pool_t *pool) {
          * for ever (their destroys never ran). seq_cst: the exit's store of
          * `dead` and its drain, as in rc_queue_to_owner. */
         if (pushed && atomic_load_explicit(&rec->dead, memory_order_seq_cst)) rc_queue_drain(rec);
-        bool dead = atomic_load_explicit(&rec->dead, memory_order_acquire);
+        rc_queue_taken_t taken = { rec, ours, atomic_load_explicit(&rec->dead, memory_order_acquire) };
         found |= ours != NULL;
-        while (ours) {
-            rc_header_t *next = ours->link;
-            uint32_t biased = atomic_load_explicit(&ours->biased, memory_order_relaxed);
-            atomic_store_explicit(&ours->biased, 0, memory_order_relaxed);
-            rc_merge_as(ours, biased, rec, !dead && rec != rc_self);
-            ours = next;
-        }
-        rc_record_put(rec, 1);
+        rc_queue_taken_finish(&taken);
     }
     return found;
 }

@@ -112,6 +112,11 @@ typedef struct rc_weak_control {
     bool            object_gone;    /* the object no longer points here    */
 } rc_weak_control_t;
 
+/* `weak` of an object whose destroy started: no control block attaches
+ * any more (a misused rc_weak_new racing the destroy would attach one that
+ * nothing detached, whose locks then read the freed object). */
+#define RC_WEAK_DEAD ((rc_weak_control_t *)(uintptr_t)1)
+
 /* Every weak stripe, taken before fork and given back after it, in both
  * processes (weak.c; registered with rc.c's fork handlers). */
 MULCH_INTERNAL void rc_weak_stripes_take(void);
@@ -173,7 +178,8 @@ MULCH_INTERNAL extern void (*mulch_rc_queues_test_hook)(rc_thread_t *rec);
 /* pool_destroy's hook (pool/pool.c): merges the pool's queued objects. */
 MULCH_INTERNAL void rc_pool_destroying(pool_t *pool);
 /* Weak control: the object is dying; detaches it from its weak references
- * (always succeeds: weak locks never revive a dying object). */
-MULCH_INTERNAL bool rc_weak_detach(rc_header_t *h);
+ * (always succeeds: weak locks never revive a dying object). control: what
+ * the destroy took off the header (which it left RC_WEAK_DEAD). */
+MULCH_INTERNAL bool rc_weak_detach(rc_weak_control_t *control);
 
 #endif /* MULCH_RC_INTERNAL_H */

@@ -8,7 +8,9 @@
  * is final and its destroyer alone clears the control block (under the
  * same mutex) before destroying. The mutex also orders freeing the control
  * block: the last of the object and its weak handles frees it. A handle is
- * a small rc_weak_t pointing at the control block.
+ * a small rc_weak_t pointing at the control block. The destroy takes the
+ * block off the header, leaving RC_WEAK_DEAD: a misused rc_weak_new (no
+ * reference of its caller's) racing it attaches nothing, and is reported.
  *
  * An unmerged count (RC_QUEUED, or not yet MERGED) is not a decision: the
  * true count is biased + shared and only the owner can read `biased`
@@ -80,6 +82,9 @@ static inline MULCH_NO_ASAN bool weak_is_live(const rc_weak_t *weak) {
  * so no rc_weak_detach) leaves its control block in the default pool. */
 static pool_t *weak_pool(void) { return pool_default(); }
 
+/* The control block of a live object (made on first use); NULL when out
+ * of memory, RC_WEAK_DEAD when its destroy started (misuse: the caller
+ * holds no reference). */
 static rc_weak_control_t *weak_control_get(rc_header_t *h) {
     rc_weak_control_t *control = atomic_load_explicit(&h->weak, memory_order_acquire);
     if (control) return control;
@@ -105,15 +110,28 @@ rc_weak_t *rc_weak_new(void *obj) {
     if (!rc_check(obj, "rc_weak_new")) return NULL;
     rc_header_t *h = rc_header_of(obj);
     rc_weak_control_t *control = weak_control_get(h);
+    if (control == RC_WEAK_DEAD) goto destroyed;
     if (control == NULL) return NULL;
     rc_weak_t *weak = pool_alloc(weak_pool(), sizeof *weak);
     if (weak == NULL) return NULL;
+    /* Misuse (no reference of the caller's) may race the destroy, which
+     * takes the block off the header before it detaches it under this
+     * lock: still there, the block counts us before the destroy looks;
+     * gone, it may be freed already (only its stripe is touched). */
     control_lock(control);
-    atomic_fetch_add_explicit(&control->weak_refs, 1, memory_order_relaxed);
+    bool attached = atomic_load_explicit(&h->weak, memory_order_relaxed) == control;
+    if (attached) atomic_fetch_add_explicit(&control->weak_refs, 1, memory_order_relaxed);
     control_unlock(control);
+    if (!attached) {
+        pool_free(weak_pool(), weak);
+        goto destroyed;
+    }
     weak->control = control;
     weak->magic = RC_WEAK_LIVE;
     return weak;
+destroyed:
+    mulch_report("rc_weak_new: object already destroyed (use after release)", obj);
+    return NULL;
 }
 
 void *rc_weak_lock(rc_weak_t *weak) {
@@ -158,8 +176,7 @@ void rc_weak_free(rc_weak_t *weak) {
     pool_free(weak_pool(), weak);
 }
 
-bool rc_weak_detach(rc_header_t *h) {
-    rc_weak_control_t *control = atomic_load_explicit(&h->weak, memory_order_acquire);
+bool rc_weak_detach(rc_weak_control_t *control) {
     control_lock(control);
     control->obj = NULL;
     control->object_gone = true;

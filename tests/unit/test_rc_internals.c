@@ -1,8 +1,9 @@
 /* Unit tests of the rc header: `shared` (count << 2 | flags) is 64 bits, so
  * references held by threads other than the owner have no practical limit
  * (a 32-bit count was tried and dropped: a retain refused at its cap let
- * the caller's later release free a referenced object); and the layout the
- * inline fast paths of <mulch/rc.h> read. Counts are planted directly,
+ * the caller's later release free a referenced object); the layout the
+ * inline fast paths of <mulch/rc.h> read; a weak reference's control block
+ * attached after the object's destroy started. Counts are planted directly,
  * since reaching them honestly takes billions of retains. */
 #include <pthread.h>
 #include <setjmp.h>
@@ -97,6 +98,39 @@ static void test_extra_release_during_owner_last_release(void **state) {
     assert_ptr_equal(last_ptr, obj);
 }
 
+/* A misused rc_weak_new (the caller holds no reference) racing the
+ * object's last release on another thread: it passed its check while the
+ * object was live, then attached a control block after the destroy had
+ * looked for one (none), so nothing detached it, and every later
+ * rc_weak_lock read the freed cell (and counted into it: it answered the
+ * object). The interleaving is planted: the destroy callback, which runs
+ * after that look, puts the live magic back for the call (as the racing
+ * thread saw it). The attach must be refused and reported. */
+static rc_weak_t *late_weak;
+static void weak_new_late_destroy(void *obj) {
+    rc_header_t *h = rc_header_of(obj);
+    uint32_t dying = atomic_exchange(&h->magic, RC_LIVE);
+    late_weak = rc_weak_new(obj);
+    atomic_store(&h->magic, dying);
+}
+
+static void test_weak_new_attaching_after_destroy_started(void **state) {
+    (void)state;
+    late_weak = NULL;
+    void *obj = rc_alloc(16, weak_new_late_destroy);
+    assert_non_null(obj);
+    rc_release(obj);
+    if (late_weak != NULL) {
+        void *locked = rc_weak_lock(late_weak); /* the freed object, before the fix */
+        assert_null(locked);
+        rc_weak_free(late_weak);
+    }
+    assert_null(late_weak);
+    assert_int_equal(reports, 1);
+    assert_string_equal(last_what, "rc_weak_new: object already destroyed (use after release)");
+    assert_ptr_equal(last_ptr, obj);
+}
+
 /* The header layout the inline fast paths of <mulch/rc.h> rely on. */
 static void test_header_layout(void **state) {
     (void)state;
@@ -117,6 +151,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_shared_count_beyond_32_bits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_header_layout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_extra_release_during_owner_last_release, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_weak_new_attaching_after_destroy_started, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
