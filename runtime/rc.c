@@ -199,66 +199,6 @@ static MULCH_COLD void rc_report(const char *what, const void *obj) {
     mulch_report(what, obj);
 }
 
-/* The magic of a maybe-destroyed object: a destroyed one is a free pool
- * cell, poisoned under ASan (pool/tool.h), and this check is how rc reports
- * that misuse itself, so the read is not instrumented. */
-static inline MULCH_NO_ASAN uint32_t rc_magic_peek(const void *obj) {
-    return atomic_load_explicit(&rc_header_of(obj)->magic, memory_order_relaxed);
-}
-
-/* Checks that obj looks like a live rc object, without trusting it. */
-static MULCH_NOINLINE bool rc_check_slow(const void *obj, const char *fn) {
-    char what[128];
-    if (obj == NULL) {
-        snprintf(what, sizeof what, "%s: NULL object", fn);
-        rc_report(what, obj);
-        return false;
-    }
-    block_t *b = pool_block_of(obj);
-    /* an rc object's payload is a header's size into a cell (a pool_alloc
-     * cell was reported as a use after release) */
-    if (b == NULL || b->kind != BLOCK_SMALL || ((uintptr_t)obj & 15u) || b->cell_size <= sizeof(rc_header_t)
-        || !cell_link_is_valid(b, (const unsigned char *)obj - sizeof(rc_header_t))) {
-        snprintf(what, sizeof what, "%s: not an rc object", fn);
-        rc_report(what, obj);
-        return false;
-    }
-    if (rc_magic_peek(obj) != RC_LIVE) {
-        snprintf(what, sizeof what, "%s: object already destroyed (use after release)", fn);
-        rc_report(what, obj);
-        return false;
-    }
-    return true;
-}
-
-/* PREFETCHW where there is one: __builtin_prefetch(p, 1) only emits it when
- * the target ISA names it (-mprfchw), and baseline x86-64 does not, though
- * every x86-64 CPU either runs it or treats it as a NOP (0F 0D). */
-static inline void rc_prefetch_for_write(const void *p) {
-#if defined(__x86_64__) && defined(__GNUC__)
-    __asm__ volatile("prefetchw %0" : : "m"(*(const char *)p));
-#else
-    __builtin_prefetch(p, 1, 3);
-#endif
-}
-
-static inline bool rc_looks_live(const void *obj, const char *fn) {
-    /* Ask for the header's line in exclusive state before reading it: a
-     * non-owner's read followed by its atomic update would otherwise cost
-     * two coherence misses on a line that other threads keep writing.
-     * A prefetch never faults, so a foreign pointer is still safe here. */
-    /* integer arithmetic: obj may be NULL or wild, and is not validated yet */
-    rc_prefetch_for_write((const void *)((uintptr_t)obj - sizeof(rc_header_t)));
-    if (mulch_likely(obj != NULL && chunk_of(obj) != NULL
-                     && rc_magic_peek(obj) == RC_LIVE))
-        return true;
-    return rc_check_slow(obj, fn);
-}
-
-bool rc_check(const void *obj, const char *fn) {
-    return rc_looks_live(obj, fn);
-}
-
 /* merge: whether to merge the caller's queue first (rc_alloc_in does; a
  * merge runs destroy callbacks, which may collect). */
 static void *rc_alloc_merging(pool_t *pool, size_t size, void (*destroy)(void *obj), bool merge) {

@@ -135,6 +135,39 @@ MULCH_INTERNAL rc_thread_t *rc_thread_self_slow(void);
 MULCH_INTERNAL extern pthread_mutex_t mulch_rc_records_lock;
 /* True for a live rc object; otherwise reports "<fn>: <problem>". */
 MULCH_INTERNAL bool rc_check(const void *obj, const char *fn);
+/* rc_check's out-of-line part (rc_check.c): names the problem. */
+MULCH_INTERNAL bool rc_check_slow(const void *obj, const char *fn);
+
+/* The magic of a maybe-destroyed object: a destroyed one is a free pool
+ * cell, poisoned under ASan (pool/tool.h), and this check is how rc reports
+ * that misuse itself, so the read is not instrumented. */
+static inline MULCH_NO_ASAN uint32_t rc_magic_peek(const void *obj) {
+    return atomic_load_explicit(&rc_header_of(obj)->magic, memory_order_relaxed);
+}
+
+/* PREFETCHW where there is one: __builtin_prefetch(p, 1) only emits it when
+ * the target ISA names it (-mprfchw), and baseline x86-64 does not, though
+ * every x86-64 CPU either runs it or treats it as a NOP (0F 0D). */
+static inline void rc_prefetch_for_write(const void *p) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    __asm__ volatile("prefetchw %0" : : "m"(*(const char *)p));
+#else
+    __builtin_prefetch(p, 1, 3);
+#endif
+}
+
+static inline bool rc_looks_live(const void *obj, const char *fn) {
+    /* Ask for the header's line in exclusive state before reading it: a
+     * non-owner's read followed by its atomic update would otherwise cost
+     * two coherence misses on a line that other threads keep writing.
+     * A prefetch never faults, so a foreign pointer is still safe here. */
+    /* integer arithmetic: obj may be NULL or wild, and is not validated yet */
+    rc_prefetch_for_write((const void *)((uintptr_t)obj - sizeof(rc_header_t)));
+    if (mulch_likely(obj != NULL && chunk_of(obj) != NULL
+                     && rc_magic_peek(obj) == RC_LIVE))
+        return true;
+    return rc_check_slow(obj, fn);
+}
 /* rc_retain that says whether it took the reference (false: reported, as
  * rc_retain does: not a live object, or its count is 0 already). */
 MULCH_INTERNAL bool rc_retain_checked(void *obj);

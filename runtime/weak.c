@@ -69,7 +69,7 @@ struct rc_weak {
 };
 
 /* Reads a maybe-freed handle's magic (poisoned under ASan: not
- * instrumented, as rc.c's rc_magic_peek). */
+ * instrumented, as rc_internal.h's rc_magic_peek). */
 static inline MULCH_NO_ASAN bool weak_is_live(const rc_weak_t *weak) {
     return ((const volatile rc_weak_t *)weak)->magic == RC_WEAK_LIVE;
 }
