@@ -82,14 +82,7 @@ _Noreturn void lisp_error(const char *fmt, ...)
 _Noreturn void lisp_type_error(const char *who, const char *expected, value got)
 {
     char shown[128];
-    FILE *f = fmemopen(shown, sizeof shown, "w");
-    if (f != NULL) {
-        lisp_print_bounded(f, got, 1, sizeof shown);
-        fclose(f);   /* fmemopen NUL-terminates within the buffer */
-    } else {
-        shown[0] = '\0';
-    }
-    lisp_error("%s: expected %s, got %s", who, expected, shown);
+    lisp_error("%s: expected %s, got %s", who, expected, lisp_print_to(shown, sizeof shown, got, 1));
 }
 
 /* "<who>unbound variable: <name>", the name as write prints it: a name
@@ -98,14 +91,7 @@ _Noreturn void lisp_type_error(const char *who, const char *expected, value got)
 static _Noreturn void unbound_variable(const char *who, value sym)
 {
     char shown[400];
-    FILE *f = fmemopen(shown, sizeof shown, "w");
-    if (f != NULL) {
-        lisp_print_bounded(f, sym, 1, sizeof shown);
-        fclose(f);   /* fmemopen NUL-terminates within the buffer */
-    } else {
-        shown[0] = '\0';
-    }
-    lisp_error("%sunbound variable: %s", who, shown);
+    lisp_error("%sunbound variable: %s", who, lisp_print_to(shown, sizeof shown, sym, 1));
 }
 
 _Noreturn void lisp_out_of_memory(void) { lisp_error("out of memory"); }
@@ -267,11 +253,7 @@ static const char *procedure_name(value proc)
     value name = LISP_CLOSURE_OF(proc)->name;
     if (!lisp_is(name, LISP_SYMBOL)) return "lambda";
     static char shown[300];
-    FILE *f = fmemopen(shown, sizeof shown, "w");
-    if (f == NULL) return LISP_STRING_OF(LISP_SYMBOL_OF(name)->name)->text;
-    lisp_print_bounded(f, name, 1, sizeof shown);
-    fclose(f);   /* fmemopen NUL-terminates within the buffer */
-    return shown;
+    return lisp_print_to(shown, sizeof shown, name, 1);
 }
 
 static void check_primitive_arity(value proc, int argc)

@@ -211,6 +211,10 @@ extern const struct lisp_char_name lisp_char_names[];
 extern const size_t lisp_char_name_count;
 void  lisp_print(FILE *out, value v, int write);
 void  lisp_print_bounded(FILE *out, value v, int write, size_t size);   /* out takes <= size bytes */
+/* v printed (cut to fit) into buf, NUL-terminated, for error messages: a
+ * name or string printed by write keeps its NUL bytes escaped, so the
+ * message is whole. Returns buf ("" when no stream could be made). */
+char *lisp_print_to(char *buf, size_t size, value v, int write);
 
 /* ---- eval.c ------------------------------------------------------------------ */
 value lisp_eval(value x, value env);

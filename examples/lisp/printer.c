@@ -339,3 +339,15 @@ void lisp_print_bounded(FILE *out, value v, int write, size_t size)
 {
     print_top(out, v, write, size + 1);
 }
+
+char *lisp_print_to(char *buf, size_t size, value v, int write)
+{
+    FILE *f = fmemopen(buf, size, "w");
+    if (f == NULL) {
+        buf[0] = '\0';
+        return buf;
+    }
+    lisp_print_bounded(f, v, write, size);
+    fclose(f);   /* fmemopen NUL-terminates within the buffer */
+    return buf;
+}
