@@ -22,6 +22,7 @@
 /* 300 bytes: a cell with a header (headerless classes stop at 256 bytes),
  * where the collector leaves the forwarding word of a moved object. */
 #define MOVED_WORDS 32
+#define HEADERLESS_WORDS 2 /* a small cell: headerless (typed class) */
 
 static struct {
     gc_thread_t *t;
@@ -56,14 +57,11 @@ static void fin_collects(void *obj)
 }
 static const gc_type_t T_FIN_COLLECTS = { "test.fin_collects", trace_tobj, fin_collects };
 
-/* A stale pointer to the cell an object was moved out of: its header holds
- * the forwarding word (the copy's address | 1), which gc_type_of handed
- * out as the object's type, unreported (the caller then read a "type"
- * that was an object). It must be reported once, as the pin and hash
- * calls report a freed cell, and give NULL. */
-static void test_type_and_size_of_moved_out_cell(void **state)
+/* A stale pointer to the cell an object of `words` payload words was
+ * moved out of must be reported once by gc_type_of (NULL) and by
+ * gc_size_of (0), as the pin and hash calls report a freed cell. */
+static void check_moved_out_cell(size_t words)
 {
-    (void)state;
     TEST_START();
     unsigned long r0 = rec_count();
     gc_heap_t *h = heap_new(0, 0, GC_COMPACT_ALWAYS);
@@ -71,9 +69,9 @@ static void test_type_and_size_of_moved_out_cell(void **state)
     memset(&g_stale, 0, sizeof g_stale);
     g_stale.t = t;
     gc_root_add(h, &g_stale.moving);
-    void *kept = mk(t, &T_PLAIN, 1, MOVED_WORDS);
+    void *kept = mk(t, &T_PLAIN, 1, words);
     gc_push_root(t, &kept);
-    g_stale.moving = mk(t, &T_PLAIN, 2, MOVED_WORDS);
+    g_stale.moving = mk(t, &T_PLAIN, 2, words);
     /* a smaller class than the two: its span is kept in place while
      * pending, and must not be theirs */
     void *fin = mk(t, &T_FIN_COLLECTS, 3, 0);
@@ -103,11 +101,30 @@ static void test_type_and_size_of_moved_out_cell(void **state)
     /* the live object is found as ever */
     unsigned long r1 = rec_count();
     EXPECT_PTR_EQ(gc_type_of(g_stale.moving), &T_PLAIN);
-    EXPECT_GE(gc_size_of(g_stale.moving), tobj_size(MOVED_WORDS));
+    EXPECT_GE(gc_size_of(g_stale.moving), tobj_size(words));
     EXPECT_NO_REPORTS(r1);
     gc_root_remove(h, &g_stale.moving);
     gc_thread_detach(t);
     gc_heap_destroy(h);
+}
+
+/* A headered cell's header holds the forwarding word (the copy's address
+ * | 1), which gc_type_of handed out as the object's type, unreported (the
+ * caller then read a "type" that was an object); gc_size_of gave the
+ * cell's size (session 18). */
+static void test_type_and_size_of_moved_out_cell(void **state)
+{
+    (void)state;
+    check_moved_out_cell(MOVED_WORDS);
+}
+
+/* A small object's cell has no header (its span's type serves): both
+ * calls gave the span's type and the cell's size, unreported (session
+ * 20; a freed cell's alloc or mark bit tells). */
+static void test_type_and_size_of_moved_out_headerless_cell(void **state)
+{
+    (void)state;
+    check_moved_out_cell(HEADERLESS_WORDS);
 }
 
 /* A trace function may call gc_type_of on the objects its fields point
@@ -366,6 +383,7 @@ int main(void)
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_rec, teardown_rec)
     const struct CMUnitTest tests[] = {
         T(test_type_and_size_of_moved_out_cell),
+        T(test_type_and_size_of_moved_out_headerless_cell),
         T(test_type_of_from_trace_after_move),
         T(test_destroy_weak_made_by_finalizer),
         T(test_fork_during_destroy),
