@@ -109,6 +109,15 @@ static void weak_control_free(rc_weak_control_t *control) {
 rc_weak_t *rc_weak_new(void *obj) {
     if (!rc_check(obj, "rc_weak_new")) return NULL;
     rc_header_t *h = rc_header_of(obj);
+    /* A merged 0 is final (its destroy is pending): the caller holds no
+     * reference, as with rc_retain, which reports the same. (An unmerged
+     * count cannot be judged here; the destroy detaches a block attached
+     * meanwhile.) */
+    int64_t shared = atomic_load_explicit(&h->shared, memory_order_relaxed);
+    if (mulch_unlikely((shared & RC_MERGED) && (shared >> RC_SHIFT) <= 0)) {
+        mulch_report("rc_weak_new: object's count is 0 (weak reference after the last release)", obj);
+        return NULL;
+    }
     rc_weak_control_t *control = weak_control_get(h);
     if (control == RC_WEAK_DEAD) goto destroyed;
     if (control == NULL) return NULL;

@@ -3,7 +3,8 @@
  * docs/rc.md), weak references:
  *   - lock while alive (count + 1), NULL once destroyed, several handles,
  *     rc_weak_free before and after the object dies (no pool cell left),
- *     rc_weak_new on a dead object reported; rc_weak_free twice and
+ *     rc_weak_new on a dead object, or one whose count is 0 (destroy
+ *     pending), reported; rc_weak_free twice and
  *     rc_weak_lock after rc_weak_free reported;
  *   - an object queued to its owner (another thread dropped a reference
  *     the owner counted, not merged yet): a lock gives it both while the
@@ -170,6 +171,44 @@ static void test_rc_weak_new_misuse(void **state)
     pool_destroy(pool);
 }
 
+/* rc_weak_new of an object whose count is 0, its destroy pending (a
+ * destroy callback released its last reference: that destroy waits behind
+ * the running one). It attached a control block and gave a weak reference,
+ * unreported, where rc_retain of the same object reports; now the same
+ * report kind and NULL. */
+static void *g_pending_obj;
+static rc_weak_t *g_pending_weak;
+static unsigned long g_pending_reports;
+static char g_pending_text[160];
+static void destroy_releases_then_weak_new(void *obj)
+{
+    (void)obj;
+    rc_release(g_pending_obj); /* its last reference: destroyed after this callback */
+    unsigned long r = rec_count();
+    g_pending_weak = rc_weak_new(g_pending_obj);
+    g_pending_reports = rec_count() - r;
+    rec_last(g_pending_text, sizeof g_pending_text, NULL);
+}
+
+static void test_rc_weak_new_count_zero(void **state)
+{
+    (void)state;
+    TEST_START();
+    g_pending_obj = rc_alloc(32, NULL);
+    void *outer = rc_alloc(32, destroy_releases_then_weak_new);
+    EXPECT_NONNULL(g_pending_obj);
+    EXPECT_NONNULL(outer);
+    g_pending_weak = NULL;
+    g_pending_reports = 0;
+    rc_release(outer);
+    EXPECT_NULL(g_pending_weak);
+    EXPECT_EQ(g_pending_reports, 1);
+    static const char want[] = "rc_weak_new: object's count is 0";
+    if (strncmp(g_pending_text, want, sizeof want - 1) != 0)
+        T_FAIL("report \"%s\", want \"%s...\"", g_pending_text, want);
+    if (g_pending_weak) rc_weak_free(g_pending_weak);
+}
+
 /* A weak reference freed twice, or locked after it was freed, is misuse:
  * reported (naming the weak reference) and otherwise ignored. The object's
  * other weak reference keeps working: the control block they share is not
@@ -322,6 +361,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_rc_weak_basic),
         T(test_rc_weak_new_misuse),
+        T(test_rc_weak_new_count_zero),
         T(test_rc_weak_free_twice),
         T(test_rc_weak_lock_queued),
     };

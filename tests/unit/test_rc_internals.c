@@ -104,13 +104,17 @@ static void test_extra_release_during_owner_last_release(void **state) {
  * looked for one (none), so nothing detached it, and every later
  * rc_weak_lock read the freed cell (and counted into it: it answered the
  * object). The interleaving is planted: the destroy callback, which runs
- * after that look, puts the live magic back for the call (as the racing
- * thread saw it). The attach must be refused and reported. */
+ * after that look, puts the live magic and an unmerged count back for
+ * the call (as the racing thread saw them). The attach must be refused and reported. */
 static rc_weak_t *late_weak;
 static void weak_new_late_destroy(void *obj) {
     rc_header_t *h = rc_header_of(obj);
     uint32_t dying = atomic_exchange(&h->magic, RC_LIVE);
+    /* and the count as the racing thread saw it: not yet merged to 0
+     * (rc_weak_new refuses a merged 0 before it looks at the block) */
+    int64_t merged = atomic_exchange(&h->shared, 0);
     late_weak = rc_weak_new(obj);
+    atomic_store(&h->shared, merged);
     atomic_store(&h->magic, dying);
 }
 
