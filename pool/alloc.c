@@ -569,6 +569,11 @@ void *pool_realloc_from(pool_t *pool, void *p, size_t size, const void *caller) 
     if (q == NULL) return NULL;
     size_t old_size = tool_accessible(p, info.usable); /* ASan: the old requested size */
     memcpy(q, p, size < old_size ? size : old_size);
+    /* Memcheck: the copy brought p's definedness into q's second word,
+     * where the pool's free mark lives; bytes the program never wrote made
+     * every later check of q (its free, its usable size) a jump on
+     * undefined data. The pool reads that word, so it stays defined. */
+    if (TOOL_VG(pool->valgrind)) tool_vg_defined((unsigned char *)q + sizeof(uintptr_t), sizeof(uintptr_t));
     pool_free(pool, p);
     return q;
 }
