@@ -595,6 +595,11 @@ static inline bool gc_outside_tracing(const char *fn, const void *subject) {
     return mulch_likely(mulch_gc_tracing_depth == 0) || gc_outside_tracing_slow_at(fn, subject);
 }
 MULCH_INTERNAL bool gc_thread_given(const gc_thread_t *t, const char *fn);
+/* A gc_heap_destroy the calling thread began and cannot finish (it ends
+ * inside one of the destroy's callbacks) is forgotten, before memory is
+ * given back, so that another gc_heap_destroy may finish it; caller holds
+ * heap->lock (heap.c). */
+MULCH_INTERNAL void gc_heap_destroy_forget_locked(gc_heap_t *heap);
 /* "<fn>: called inside a blocking region": calls that may collect or
  * change the running-thread count refuse to run inside one. */
 MULCH_INTERNAL bool gc_thread_outside_blocking(const gc_thread_t *t, const char *fn);

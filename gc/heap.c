@@ -12,9 +12,8 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
-#include <stdlib.h>
-
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "gc_internal.h"
 
@@ -201,9 +200,13 @@ static bool destroy_refused(gc_heap_t *heap, gc_thread_t *self) {
 static void destroy_thread_ended(void *arg) {
     gc_heap_t *heap = arg;
     pthread_mutex_lock(&heap->lock);
+    gc_heap_destroy_forget_locked(heap);
+    pthread_mutex_unlock(&heap->lock);
+}
+
+void gc_heap_destroy_forget_locked(gc_heap_t *heap) {
     if (heap->destroying && !heap->destroy_final && pthread_equal(heap->destroyer, pthread_self()))
         heap->destroying = false;
-    pthread_mutex_unlock(&heap->lock);
 }
 
 void gc_heap_destroy(gc_heap_t *heap) {

@@ -52,8 +52,7 @@ static void thread_exit_detach(void *unused) {
          * forgotten, as in a fork child, so that another thread may
          * destroy the heap (and run the finalizers not yet run); it was
          * refused for ever as "called inside a finalizer". */
-        if (a->heap->destroying && !a->heap->destroy_final && pthread_equal(a->heap->destroyer, pthread_self()))
-            a->heap->destroying = false;
+        gc_heap_destroy_forget_locked(a->heap);
         pthread_mutex_unlock(&a->heap->lock);
     }
     /* Then it blocks in every heap (it touches no GC pointer any more), so

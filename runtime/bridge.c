@@ -28,8 +28,7 @@ static void handle_destroy(void *obj) {
     gc_handle_payload_t *payload = obj;
     /* (the report names the handle: rc_release was passed it, or the
      * object whose destroy released it) */
-    if (mulch_unlikely(mulch_gc_tracing_depth != 0)
-        && !gc_outside_tracing_slow_at("gc_handle's last rc_release", obj)) {
+    if (!gc_outside_tracing("gc_handle's last rc_release", obj)) {
         /* Reported: this thread may hold the heap's lock (a heap-walk
          * callback, a root callback), which removing the slot takes. The
          * slot stays registered, rooting nothing, and so does its memory
