@@ -387,19 +387,22 @@ static void rc_queue_push(rc_thread_t *rec, rc_header_t *h) {
                                                     memory_order_relaxed));
 }
 
-/* The objects a drain took off rec's queue and has not merged yet. */
-typedef struct rc_drain {
+/* Objects taken off rec's merge queue and not merged yet: by its own
+ * drain, or by pool_destroy's (which also holds rec). A cleanup handler
+ * merges the rest if the thread ends inside a destroy one of them ran. */
+typedef struct rc_taken {
     rc_thread_t *rec;
     rc_header_t *rest;
-} rc_drain_t;
+    bool         for_owner; /* merged for rec's running thread by another (rc_merge_as) */
+} rc_taken_t;
 
-static void rc_drain_merge(rc_drain_t *d) {
-    while (d->rest) {
-        rc_header_t *h = d->rest;
-        d->rest = h->link;
+static void rc_taken_merge(rc_taken_t *q) {
+    while (q->rest) {
+        rc_header_t *h = q->rest;
+        q->rest = h->link;
         uint32_t biased = atomic_load_explicit(&h->biased, memory_order_relaxed);
         atomic_store_explicit(&h->biased, 0, memory_order_relaxed);
-        rc_merge(h, biased, d->rec);
+        rc_merge_as(h, biased, q->rec, q->for_owner);
     }
 }
 
@@ -409,15 +412,15 @@ static void rc_drain_merge(rc_drain_t *d) {
  * behind the unfinished callback, for the exit hook to run. */
 static void rc_queue_drain_unwound(void *arg) {
     destroying = true;
-    rc_drain_merge(arg);
+    rc_taken_merge(arg);
 }
 
 /* rec is the calling thread's record, or an exited thread's. */
 static void rc_queue_drain(rc_thread_t *rec) {
-    rc_drain_t d = { rec, atomic_exchange_explicit(&rec->queue, NULL, memory_order_seq_cst) };
+    rc_taken_t d = { rec, atomic_exchange_explicit(&rec->queue, NULL, memory_order_seq_cst), false };
     if (d.rest == NULL) return;
     pthread_cleanup_push(rc_queue_drain_unwound, &d);
-    rc_drain_merge(&d);
+    rc_taken_merge(&d);
     pthread_cleanup_pop(0);
 }
 
@@ -486,24 +489,6 @@ static bool rc_pending_destroy_pool(pool_t *pool) {
     }
 }
 
-/* The pool's objects rc_queues_destroy_pool took off rec's queue and has
- * not merged yet, and the hold it took on rec. */
-typedef struct rc_queue_taken {
-    rc_thread_t *rec;
-    rc_header_t *ours;
-    bool         dead; /* rec's thread had exited */
-} rc_queue_taken_t;
-
-static void rc_queue_taken_merge(rc_queue_taken_t *q) {
-    while (q->ours) {
-        rc_header_t *h = q->ours;
-        q->ours = h->link;
-        uint32_t biased = atomic_load_explicit(&h->biased, memory_order_relaxed);
-        atomic_store_explicit(&h->biased, 0, memory_order_relaxed);
-        rc_merge_as(h, biased, q->rec, !q->dead && q->rec != rc_self);
-    }
-}
-
 /* The thread ends inside a destroy callback one of those merges ran
  * (pthread_exit, or a cancellation point): the rest was in this frame
  * only (never merged nor destroyed), and so was the hold on rec (which
@@ -511,17 +496,17 @@ static void rc_queue_taken_merge(rc_queue_taken_t *q) {
  * queued behind the unfinished callback for the exit hook to run; the
  * hold goes. */
 static void rc_queue_taken_unwound(void *arg) {
-    rc_queue_taken_t *q = arg;
+    rc_taken_t *q = arg;
     destroying = true;
-    rc_queue_taken_merge(q);
+    rc_taken_merge(q);
     rc_record_put(q->rec, 1);
 }
 
 /* Merges q's objects, then drops the hold on q->rec. (A function of its
  * own: no local of the caller lives across the cleanup's setjmp.) */
-static void rc_queue_taken_finish(rc_queue_taken_t *q) {
+static void rc_queue_taken_finish(rc_taken_t *q) {
     pthread_cleanup_push(rc_queue_taken_unwound, q);
-    rc_queue_taken_merge(q);
+    rc_taken_merge(q);
     pthread_cleanup_pop(0);
     rc_record_put(q->rec, 1);
 }
@@ -560,7 +545,9 @@ static bool rc_queues_destroy_pool(pool_t *pool) {
          * for ever (their destroys never ran). seq_cst: the exit's store of
          * `dead` and its drain, as in rc_queue_to_owner. */
         if (pushed && atomic_load_explicit(&rec->dead, memory_order_seq_cst)) rc_queue_drain(rec);
-        rc_queue_taken_t taken = { rec, ours, atomic_load_explicit(&rec->dead, memory_order_acquire) };
+        /* (rec's thread had not exited: the merges are made for it) */
+        bool dead = atomic_load_explicit(&rec->dead, memory_order_acquire);
+        rc_taken_t taken = { rec, ours, !dead && rec != rc_self };
         found |= ours != NULL;
         rc_queue_taken_finish(&taken);
     }
