@@ -129,7 +129,10 @@ static void *huge_alloc_once(pool_t *pool, size_t size, size_t align, const leak
                 return NULL;
             }
         }
-        chunk = align > MULCH_REGION ? os_map_aligned(total, align, offset) : os_map_aligned(total, MULCH_REGION, 0);
+        /* charged: a size the kernel would not commit (16 TiB) gives NULL, as
+         * glibc's malloc does, not a mapping that faults when touched */
+        chunk = align > MULCH_REGION ? os_map_aligned(total, align, offset, true)
+                                     : os_map_aligned(total, MULCH_REGION, 0, true);
         if (chunk == NULL) {
             pthread_mutex_unlock(&pool->lock);
             return NULL;

@@ -4,7 +4,10 @@
  * objects, aligned to MULCH_REGION so the chunk map can index them; a
  * huge object aligned beyond that gets a mapping that starts a region
  * before a multiple of its alignment) or
- * os_map (page-granular metadata: thread heaps, leak-site arrays). Unused
+ * os_map (page-granular metadata: thread heaps, leak-site arrays). Chunks
+ * and metadata are mapped MAP_NORESERVE (address space, committed page by
+ * page as used); huge objects are charged: the kernel's overcommit check
+ * refuses a size it would not commit, as it does glibc's mmap. Unused
  * pages are handed back with os_decommit (MADV_DONTNEED: the range stays
  * mapped and reads back as zeros) or os_unmap.
  *
@@ -47,9 +50,12 @@ static bool os_injected_failure(void) {
     return false;
 }
 
-static void *os_mmap(size_t size) {
+/* charged: without MAP_NORESERVE, so that the kernel's overcommit check
+ * applies to the mapping (as to glibc's mmap of a large chunk). */
+static void *os_mmap(size_t size, bool charged) {
     if (os_injected_failure()) return NULL;
-    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    int flags = MAP_PRIVATE | MAP_ANONYMOUS | (charged ? 0 : MAP_NORESERVE);
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, flags, -1, 0);
     if (p == MAP_FAILED) return NULL;
     atomic_fetch_add_explicit(&os_mapped, page_round(size), memory_order_relaxed);
     return p;
@@ -61,20 +67,26 @@ static void os_munmap(void *p, size_t size) {
 }
 
 void *os_map(size_t size) {
-    return os_mmap((size + MULCH_PAGE - 1) & ~(MULCH_PAGE - 1));
+    return os_mmap((size + MULCH_PAGE - 1) & ~(MULCH_PAGE - 1), false);
 }
 
 /* skew: a huge object aligned beyond a region starts one region into its
- * mapping (huge.c), so the mapping starts a region before the boundary. */
-void *os_map_aligned(size_t size, size_t alignment, size_t skew) {
+ * mapping (huge.c), so the mapping starts a region before the boundary.
+ * charged: the first try (the exact size) goes through the kernel's
+ * overcommit check, so that a size the kernel would not commit gives NULL
+ * (under the default heuristic a mapping larger than RAM + swap); so does
+ * the second try for an alignment up to a region. Beyond that the second
+ * try only looks for a place (align bytes of address space, for a moment)
+ * and is not charged: the size itself passed the check in the first. */
+void *os_map_aligned(size_t size, size_t alignment, size_t skew, bool charged) {
     if (size > SIZE_MAX - alignment) return NULL;
     /* Try the exact size first: the kernel often places consecutive
      * mappings next to each other, and an aligned hit saves two munmaps. */
-    unsigned char *p = os_mmap(size);
+    unsigned char *p = os_mmap(size, charged);
     if (p == NULL) return NULL;
     if ((((uintptr_t)p + skew) & (alignment - 1)) == 0) return p;
     os_munmap(p, size);
-    p = os_mmap(size + alignment);
+    p = os_mmap(size + alignment, charged && alignment <= MULCH_REGION);
     if (p == NULL) return NULL;
     uintptr_t start = (((uintptr_t)p + skew + alignment - 1) & ~(uintptr_t)(alignment - 1)) - skew;
     size_t before = start - (uintptr_t)p;

@@ -360,8 +360,10 @@ MULCH_INTERNAL bool pool_given(const pool_t *pool, const char *fn);
 
 /* ---- OS layer (os.c) --------------------------------------------------- */
 /* size bytes at a start p where p + skew is a multiple of alignment
- * (a power of two, > skew); NULL when the OS refuses */
-MULCH_INTERNAL void *os_map_aligned(size_t size, size_t alignment, size_t skew);
+ * (a power of two, > skew); NULL when the OS refuses. charged (huge
+ * objects): subject to the kernel's overcommit check, as glibc's large
+ * mappings are; otherwise MAP_NORESERVE (chunks, committed piecemeal). */
+MULCH_INTERNAL void *os_map_aligned(size_t size, size_t alignment, size_t skew, bool charged);
 MULCH_INTERNAL void  os_unmap(void *p, size_t size);
 MULCH_INTERNAL void  os_decommit(void *p, size_t size);
 MULCH_INTERNAL bool  os_protect_none(void *p, size_t size);

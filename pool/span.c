@@ -88,7 +88,7 @@ static chunk_t *chunk_create_locked(pool_t *pool, uint32_t min_blocks) {
     /* Counted only once the chunk is in place (still under the lock, so
      * the limit check holds): a refused mapping must not raise the peak. */
     if (!pool_commit_fits_locked(pool, header)) return NULL;
-    chunk_t *chunk = os_map_aligned(chunk_size, MULCH_REGION, 0);
+    chunk_t *chunk = os_map_aligned(chunk_size, MULCH_REGION, 0, false);
     if (chunk == NULL) return NULL;
     chunk->kind = CHUNK_BLOCKS;
     chunk->block_shift = pool->block_shift;

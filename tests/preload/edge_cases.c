@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/sysinfo.h>
 #include <unistd.h>
 
 static int failures;
@@ -270,6 +271,32 @@ static void check_calloc(void) {
     free(big);
 }
 
+/* A size the kernel would not commit (16 TiB, under the default heuristic
+ * overcommit with less than 8 TiB of RAM + swap): NULL and ENOMEM, as
+ * glibc's malloc gives, not a pointer that faults once touched. The
+ * memory is never touched. */
+static void check_uncommittable(void) {
+    const size_t request = (size_t)1 << 44;
+    FILE *f = fopen("/proc/sys/vm/overcommit_memory", "r");
+    int mode = -1;
+    if (f == NULL) return;
+    if (fscanf(f, "%d", &mode) != 1) mode = -1;
+    fclose(f);
+    struct sysinfo si;
+    if (mode != 0 || sysinfo(&si) != 0) return;
+    if (((unsigned long long)si.totalram + si.totalswap) * si.mem_unit >= request / 2) return;
+    errno = 0;
+    void *p = malloc(request);
+    CHECK(p == NULL);
+    CHECK(errno == ENOMEM);
+    free(p);
+    errno = 0;
+    p = calloc(request, 1);
+    CHECK(p == NULL);
+    CHECK(errno == ENOMEM);
+    free(p);
+}
+
 static void check_out_of_memory(void) {
     errno = 0;
     CHECK(calloc(half_max, 4) == NULL); /* n * size overflows */
@@ -295,6 +322,7 @@ static void check_out_of_memory(void) {
     errno = 0;
     CHECK(posix_memalign(&r, 64, huge_size) == ENOMEM && r == NULL);
     CHECK(errno == ENOMEM); /* as glibc's: a program's perror says why */
+    check_uncommittable();
 }
 
 static void check_alignment(void) {
