@@ -663,11 +663,13 @@ static MULCH_NOINLINE const gc_type_t *forwarded_type_of(const block_t *b, const
  * lock: a thread that takes the span sweeps it meanwhile (alloc := mark,
  * then mark := 0, then the epoch), so an unswept span's clear mark bit is
  * looked at again once the span may be swept; the bits of a live cell read
- * 1 whatever the order. A trace function's field (tracing depth: the epoch
- * has moved on, marking is not done) is not judged. */
+ * 1 whatever the order. A collection's trace function's field (tracing
+ * depth: the epoch has moved on, marking is not done) is not judged; in
+ * gc_verify and gc_heap_walk (every span swept, the world stopped) the
+ * alloc bit is the answer. */
 static MULCH_NO_TSAN bool headerless_cell_freed(const block_t *b, uint32_t i) {
-    if (mulch_gc_tracing_depth > 0) return false;
     const gc_heap_t *heap = b->external_owner;
+    if (mulch_gc_tracing_depth > 0) return mulch_gc_settled_heap == heap && !alloc_bit_load(b, i);
     uint32_t epoch = __atomic_load_n(&heap->epoch, __ATOMIC_RELAXED);
     if (__atomic_load_n(&b->owner_words[0], __ATOMIC_ACQUIRE) != epoch) {
         uint64_t mark = __atomic_load_n(&gc_span_mark_bits(b)[i / 64], __ATOMIC_RELAXED);

@@ -29,6 +29,7 @@
 #include "gc_internal.h"
 
 _Thread_local unsigned mulch_gc_tracing_depth MULCH_TLS_MODEL;
+_Thread_local const gc_heap_t *mulch_gc_settled_heap MULCH_TLS_MODEL;
 
 void gc_tracer_set_mode(gc_tracer_t *tracer, bool evacuate, bool aging) {
     tracer->evacuate = evacuate;

@@ -9,6 +9,9 @@
  * does every handle's slot and every live weak reference's target; pins,
  * pending finalizers and the owners of gc_own_rc pairs name allocated
  * objects; every thread root slot is aligned and outside GC objects.
+ * While it runs, mulch_gc_settled_heap names the heap (every span swept):
+ * gc_type_of and gc_size_of from its root callbacks, trace functions and
+ * error reports tell a freed headerless cell by its alloc bit.
  */
 #include <stdio.h>
 
@@ -198,6 +201,8 @@ size_t gc_verify_locked(gc_heap_t *heap) {
      * for the lock (mulch_gc_tracing_depth), as during a collection. */
     mulch_gc_tracing_depth++;
     gc_heap_sweep_all(heap);
+    const gc_heap_t *settled = mulch_gc_settled_heap;
+    mulch_gc_settled_heap = heap;
     for (size_t s = 0; s < heap->spans.count; s++) {
         block_t *b = heap->spans.items[s];
         if (b->owner_words[1] != s) problem(&v, "span index out of date", b);
@@ -235,6 +240,7 @@ size_t gc_verify_locked(gc_heap_t *heap) {
     /* (only on sound spans: it calls trace functions through type pointers) */
     if (heap->generational && !heap->next_full && v.problems == 0) verify_barriers(&v);
     verify_callback_roots(&v);
+    mulch_gc_settled_heap = settled;
     mulch_gc_tracing_depth--;
     return v.problems;
 }

@@ -7,7 +7,9 @@
  * yet; each object is visited once, in span order. The callback runs with
  * the heap's lock held and the tracing depth raised, so a mulch call from
  * it that could take that lock or collect is reported and refused
- * (gc_outside_tracing) instead of deadlocking.
+ * (gc_outside_tracing) instead of deadlocking. The walk names its heap in
+ * mulch_gc_settled_heap meanwhile: gc_type_of and gc_size_of from the
+ * callback tell a freed headerless cell by its alloc bit.
  */
 #include "gc_internal.h"
 
@@ -22,6 +24,7 @@ size_t gc_heap_walk(gc_heap_t *heap, gc_walk_fn fn, void *ctx) {
     gc_heap_sweep_all(heap);
     size_t visited = 0;
     mulch_gc_tracing_depth++;
+    mulch_gc_settled_heap = heap; /* (swept: gc_type_of may judge a headerless cell) */
     for (size_t s = 0; s < heap->spans.count; s++) {
         const block_t *b = heap->spans.items[s];
         const uint64_t *alloc = gc_span_alloc_bits(b);
@@ -38,6 +41,7 @@ size_t gc_heap_walk(gc_heap_t *heap, gc_walk_fn fn, void *ctx) {
             }
         }
     }
+    mulch_gc_settled_heap = NULL;
     mulch_gc_tracing_depth--;
     gc_world_start_heap(heap, self);
     return visited;
