@@ -208,6 +208,9 @@ MULCH_INTERNAL void rc_pool_live_unown(pool_t *pool);
 /* Tests only: called by pool_destroy's hook with each record whose merge
  * queue it took (and has not pushed back yet). NULL: nothing. */
 MULCH_INTERNAL extern void (*mulch_rc_queues_test_hook)(rc_thread_t *rec);
+/* Tests only: called by rc_weak_free with the handle it was given, before
+ * it takes it (another thread may free it then). NULL: nothing. */
+MULCH_INTERNAL extern void (*mulch_rc_weak_free_test_hook)(rc_weak_t *weak);
 /* pool_destroy's hook (pool/pool.c): merges the pool's queued objects. */
 MULCH_INTERNAL void rc_pool_destroying(pool_t *pool);
 /* Weak control: the object is dying; detaches it from its weak references

@@ -65,14 +65,27 @@ struct rc_weak {
      * pool cell keeps addressable and overwrites with its free mark
      * (pool/tool.h), so a double free or use after free is caught until
      * the cell is reused. */
-    uint64_t           magic;
+    _Atomic uint64_t   magic;
 };
 
 /* Reads a maybe-freed handle's magic (poisoned under ASan: not
  * instrumented, as rc_internal.h's rc_magic_peek). */
 static inline MULCH_NO_ASAN bool weak_is_live(const rc_weak_t *weak) {
-    return ((const volatile rc_weak_t *)weak)->magic == RC_WEAK_LIVE;
+    return atomic_load_explicit(&((rc_weak_t *)(uintptr_t)weak)->magic, memory_order_relaxed) == RC_WEAK_LIVE;
 }
+
+/* Takes a maybe-freed handle for rc_weak_free: one CAS, so of two threads
+ * freeing it at once only one gets it (a check, then a store, let both
+ * through: both took a reference off the control block and freed the
+ * cell). A failed CAS writes nothing (a freed cell's second word is the
+ * pool's free mark). Not instrumented, as weak_is_live. */
+static inline MULCH_NO_ASAN bool weak_claim(rc_weak_t *weak) {
+    uint64_t live = RC_WEAK_LIVE;
+    return atomic_compare_exchange_strong_explicit(&weak->magic, &live, 0, memory_order_acquire,
+                                                   memory_order_relaxed);
+}
+
+void (*mulch_rc_weak_free_test_hook)(rc_weak_t *weak);
 
 /* Handles and control blocks come from the default pool (never destroyed),
  * not from the object's: a weak reference may be locked or freed after the
@@ -136,7 +149,7 @@ rc_weak_t *rc_weak_new(void *obj) {
         goto destroyed;
     }
     weak->control = control;
-    weak->magic = RC_WEAK_LIVE;
+    atomic_store_explicit(&weak->magic, RC_WEAK_LIVE, memory_order_relaxed);
     return weak;
 destroyed:
     mulch_report("rc_weak_new: object already destroyed (use after release)", obj);
@@ -171,11 +184,11 @@ void *rc_weak_lock(rc_weak_t *weak) {
 
 void rc_weak_free(rc_weak_t *weak) {
     if (weak == NULL) return;
-    if (!weak_is_live(weak)) {
+    if (mulch_unlikely(mulch_rc_weak_free_test_hook != NULL)) mulch_rc_weak_free_test_hook(weak);
+    if (!weak_claim(weak)) {
         mulch_report("rc_weak_free: weak reference already freed (double free)", weak);
         return;
     }
-    weak->magic = 0;
     rc_weak_control_t *control = weak->control;
     control_lock(control);
     size_t left = atomic_fetch_sub_explicit(&control->weak_refs, 1, memory_order_relaxed) - 1;
