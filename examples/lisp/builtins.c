@@ -409,18 +409,18 @@ static value map_generic(value *args, int collect, const char *who)
 static value prim_map(value *args, int argc) { (void)argc; return map_generic(args, 1, "map"); }
 static value prim_for_each(value *args, int argc) { (void)argc; return map_generic(args, 0, "for-each"); }
 
-/* (error message irritant...): the message displayed, the irritants written. */
+/* (error message irritant...): the message displayed, the irritants
+ * written, each into the rest of the buffer (lisp_print_to: a NUL byte
+ * the message displays is \x0; there; displayed into a C string, "m\x0;n"
+ * was cut to "m"). */
 static value prim_error(value *args, int argc)
 {
     char text[400];
-    FILE *f = fmemopen(text, sizeof text, "w");
-    if (f == NULL) lisp_error("error");
-    lisp_print_bounded(f, args[0], 0, sizeof text);
-    for (int i = 1; i < argc; i++) {
-        fputc(' ', f);
-        lisp_print_bounded(f, args[i], 1, sizeof text);
+    size_t len = strlen(lisp_print_to(text, sizeof text, args[0], 0));
+    for (int i = 1; i < argc && len + 2 < sizeof text; i++) {
+        text[len++] = ' ';
+        len += strlen(lisp_print_to(text + len, sizeof text - len, args[i], 1));
     }
-    fclose(f);
     lisp_error("%s", text);
 }
 
