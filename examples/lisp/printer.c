@@ -304,11 +304,13 @@ static void print_value(struct printer *p, value v, int depth)
         break;
     }
     case LISP_CLOSURE: {
+        /* the name as write prints the symbol, by display too: printed
+         * raw, |f g| showed as two words and a NUL byte ended a message */
         value name = LISP_CLOSURE_OF(v)->name;
         fputs("#<procedure", out);
         if (lisp_is(name, LISP_SYMBOL)) {
             fputc(' ', out);
-            print_string(out, LISP_STRING_OF(LISP_SYMBOL_OF(name)->name), 0);
+            print_symbol(out, LISP_STRING_OF(LISP_SYMBOL_OF(name)->name), 1);
         }
         fputc('>', out);
         break;
