@@ -495,6 +495,11 @@ static value prim_gc_stats(value *args, int argc)
 
 /* (gc-census): ((kind count bytes) ...) for the live heap, kinds being
  * the type names (lisp-pair, lisp-string...); () on the Boehm backend.
+ * bytes are what gc_heap_walk gives, each object's usable size (its cell
+ * less its 8-byte header, which objects over 256 bytes have: the intern
+ * table, a long vector or string), while gc-stats' live-bytes counts
+ * whole cells: the census total is below it by 8 bytes per such object
+ * (8 at start: the intern table's vector).
  * The rows are counted first and the list built after the walk: nothing
  * may be allocated while it runs. */
 static value prim_gc_census(value *args, int argc)
