@@ -409,18 +409,18 @@ static value map_generic(value *args, int collect, const char *who)
 static value prim_map(value *args, int argc) { (void)argc; return map_generic(args, 1, "map"); }
 static value prim_for_each(value *args, int argc) { (void)argc; return map_generic(args, 0, "for-each"); }
 
-/* (error message irritant...): the message displayed, the irritants written. */
+/* (error message irritant...): the message displayed, the irritants
+ * written, each into the rest of the buffer (lisp_print_to: a NUL byte
+ * the message displays is \x0; there; displayed into a C string, "m\x0;n"
+ * was cut to "m"). */
 static value prim_error(value *args, int argc)
 {
     char text[400];
-    FILE *f = fmemopen(text, sizeof text, "w");
-    if (f == NULL) lisp_error("error");
-    lisp_print_bounded(f, args[0], 0, sizeof text);
-    for (int i = 1; i < argc; i++) {
-        fputc(' ', f);
-        lisp_print_bounded(f, args[i], 1, sizeof text);
+    size_t len = strlen(lisp_print_to(text, sizeof text, args[0], 0));
+    for (int i = 1; i < argc && len + 2 < sizeof text; i++) {
+        text[len++] = ' ';
+        len += strlen(lisp_print_to(text + len, sizeof text - len, args[i], 1));
     }
-    fclose(f);
     lisp_error("%s", text);
 }
 
@@ -495,6 +495,11 @@ static value prim_gc_stats(value *args, int argc)
 
 /* (gc-census): ((kind count bytes) ...) for the live heap, kinds being
  * the type names (lisp-pair, lisp-string...); () on the Boehm backend.
+ * bytes are what gc_heap_walk gives, each object's usable size (its cell
+ * less its 8-byte header, which objects over 256 bytes have: the intern
+ * table, a long vector or string), while gc-stats' live-bytes counts
+ * whole cells: the census total is below it by 8 bytes per such object
+ * (8 at start: the intern table's vector).
  * The rows are counted first and the list built after the walk: nothing
  * may be allocated while it runs. */
 static value prim_gc_census(value *args, int argc)

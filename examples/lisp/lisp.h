@@ -213,7 +213,8 @@ void  lisp_print(FILE *out, value v, int write);
 void  lisp_print_bounded(FILE *out, value v, int write, size_t size);   /* out takes <= size bytes */
 /* v printed (cut to fit) into buf, NUL-terminated, for error messages: a
  * name or string printed by write keeps its NUL bytes escaped, so the
- * message is whole. Returns buf ("" when no stream could be made). */
+ * message is whole; displayed, its NUL bytes print as \x0; too (the rest
+ * raw). Returns buf ("" when no stream could be made). */
 char *lisp_print_to(char *buf, size_t size, value v, int write);
 
 /* ---- eval.c ------------------------------------------------------------------ */

@@ -304,11 +304,13 @@ static void print_value(struct printer *p, value v, int depth)
         break;
     }
     case LISP_CLOSURE: {
+        /* the name as write prints the symbol, by display too: printed
+         * raw, |f g| showed as two words and a NUL byte ended a message */
         value name = LISP_CLOSURE_OF(v)->name;
         fputs("#<procedure", out);
         if (lisp_is(name, LISP_SYMBOL)) {
             fputc(' ', out);
-            print_string(out, LISP_STRING_OF(LISP_SYMBOL_OF(name)->name), 0);
+            print_symbol(out, LISP_STRING_OF(LISP_SYMBOL_OF(name)->name), 1);
         }
         fputc('>', out);
         break;
@@ -340,6 +342,30 @@ void lisp_print_bounded(FILE *out, value v, int write, size_t size)
     print_top(out, v, write, size + 1);
 }
 
+/* Display prints a string's or a symbol's bytes raw, NUL bytes too (the
+ * error primitive displays its message): each becomes \x0; here, its
+ * write form, or the C string would end there. The text (len bytes, NUL
+ * bytes included) is widened in place from the back, cut to size - 1. */
+static void escape_nul_bytes(char *buf, size_t size, size_t len)
+{
+    size_t nuls = 0;
+    for (size_t i = 0; i < len; i++) nuls += buf[i] == '\0';
+    if (nuls == 0) return;
+    static const char escape[] = "\\x0;";
+    size_t out = len + 3 * nuls;   /* past the widened text; always >= the byte read */
+    for (size_t i = len; i-- > 0;) {
+        if (buf[i] != '\0') {
+            if (--out < size - 1) buf[out] = buf[i];
+            continue;
+        }
+        for (size_t k = 4; k-- > 0;) {
+            if (--out < size - 1) buf[out] = escape[k];
+        }
+    }
+    len += 3 * nuls;
+    buf[len < size - 1 ? len : size - 1] = '\0';
+}
+
 char *lisp_print_to(char *buf, size_t size, value v, int write)
 {
     FILE *f = fmemopen(buf, size, "w");
@@ -348,6 +374,9 @@ char *lisp_print_to(char *buf, size_t size, value v, int write)
         return buf;
     }
     lisp_print_bounded(f, v, write, size);
+    fflush(f);
+    long end = ftell(f);   /* (past size - 1 once the stream is full) */
     fclose(f);   /* fmemopen NUL-terminates within the buffer */
+    if (!write && end > 0) escape_nul_bytes(buf, size, (size_t)end < size ? (size_t)end : size - 1);
     return buf;
 }

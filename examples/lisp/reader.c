@@ -260,6 +260,8 @@ static value read_hash(struct lisp_reader *r)
     }
     if (c == '\\') {
         next(r);
+        /* (at the end of the text, name[0] below was the byte past it) */
+        if (peek(r) == EOF) syntax_error(r, "unexpected end of input in a character");
         size_t start = r->pos;
         next(r);
         while (!is_delimiter(peek(r))) next(r);

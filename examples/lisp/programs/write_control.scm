@@ -14,3 +14,13 @@
      (lambda (message) (display message) (newline)))
 (try (lambda () (error "irritants are written:" "m\x0;n" 'done))
      (lambda (message) (display message) (newline)))
+;; The message is displayed: its NUL bytes print as \x0; there (displayed
+;; raw into the C string of the message, "m\x0;n" was cut to "m"), and a
+;; message that fills the buffer is cut, not overrun.
+(try (lambda () (error "m\x0;n" 'done))
+     (lambda (message) (display message) (newline)))
+(try (lambda () (error (list "a\x0;b" (string->symbol "c\x0;d")) "x\x0;"))
+     (lambda (message) (display message) (newline)))
+(define nuls (list->string (map (lambda (i) (integer->char 0)) (vector->list (make-vector 150 0)))))
+(try (lambda () (error nuls))
+     (lambda (message) (display (string-length message)) (newline)))

@@ -47,3 +47,13 @@ lines| "two\nlines")
 (define |g\x0;h| (lambda () 1))
 (try (lambda () (|g\x0;h| 1))
      (lambda (message) (display message) (newline)))
+;; and a procedure prints its name as write prints the symbol, by display
+;; too (printed raw, |f g| read as two words and a NUL byte ended the
+;; message: "got #<procedure g")
+(write |g\x0;h|)
+(newline)
+(define (|f g| x) x)
+(display |f g|)
+(newline)
+(try (lambda () (car |g\x0;h|))
+     (lambda (message) (display message) (newline)))
