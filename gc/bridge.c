@@ -107,8 +107,11 @@ void gc_bridge_release_pending(gc_heap_t *heap) {
          * destroy callbacks made are cleared before this one runs (as
          * before each finalizer: gc_run_finalizers) */
         if (heap->destroying) gc_weak_lists_clear_all_locked(heap);
+        /* read under the lock: gc_owned_add stores it under the lock on
+         * other threads meanwhile (a data race once read after unlocking) */
+        void (*release)(void *) = heap->release_rc;
         pthread_mutex_unlock(&heap->lock);
-        heap->release_rc(rc_obj);
+        release(rc_obj);
         pthread_mutex_lock(&heap->lock);
     }
 }
