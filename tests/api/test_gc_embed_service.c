@@ -265,6 +265,40 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+/* An unattached monitor: statistics, heap walks, verification and the
+ * bridge-cycle report while the workers run (each stops the world). */
+static atomic_int g_monitor_stop;
+
+static void walk_session(void *obj, const gc_type_t *type, size_t size, void *ctx)
+{
+    (void)size;
+    if (type == &session_type) {
+        (*(unsigned long *)ctx)++;
+        if (((struct session *)obj)->magic != SESSION_MAGIC && ((struct session *)obj)->magic != 0)
+            AFAIL("walk: session %p has magic %" PRIx64, obj, ((struct session *)obj)->magic);
+    }
+}
+
+static void *monitor_main(void *arg)
+{
+    (void)arg;
+    FILE *devnull = fopen("/dev/null", "w");
+    unsigned rounds = 0;
+    while (!atomic_load(&g_monitor_stop) || rounds < 2) {
+        gc_stats_t st;
+        gc_get_stats(g_heap, &st);
+        unsigned long sessions = 0;
+        gc_heap_walk(g_heap, walk_session, &sessions);
+        if (gc_verify(g_heap) != 0) AFAIL("gc_verify found problems");
+        if (devnull && gc_report_bridge_cycles(g_heap, devnull) != 0) AFAIL("a bridge cycle in the service");
+        rounds++;
+        struct timespec ts = { 0, 2 * 1000 * 1000 };
+        nanosleep(&ts, NULL);
+    }
+    if (devnull) fclose(devnull);
+    return NULL;
+}
+
 /* Unattached threads release the table's handles (rc.md: from any thread,
  * attached or not) while the main thread collects. */
 struct releaser {
@@ -306,10 +340,15 @@ static void test_service(void **state)
         workers[i] = (struct worker){ .index = i, .rng = test_rng("embed_service", (uint64_t)i), .requests = requests };
         if (pthread_create(&threads[i], NULL, worker_main, &workers[i]) != 0) T_FAIL("pthread_create failed");
     }
+    atomic_store(&g_monitor_stop, 0);
+    pthread_t monitor;
+    if (pthread_create(&monitor, NULL, monitor_main, NULL) != 0) T_FAIL("pthread_create failed");
     /* the main thread collects too, then waits in a blocking region */
     for (int i = 0; i < 4; i++) gc_collect(main_t);
     gc_enter_blocking(main_t);
     for (int i = 0; i < WORKERS; i++) pthread_join(threads[i], NULL);
+    atomic_store(&g_monitor_stop, 1);
+    pthread_join(monitor, NULL);
     gc_leave_blocking(main_t);
     EXPECT_NO_ASYNC_FAILURES();
 
@@ -450,12 +489,66 @@ static void test_own_rc_while_releasing(void **state)
     EXPECT_NO_REPORTS(r0);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Shutdown: handles released by unattached threads while the heap goes      */
+
+#define SHUTDOWN_HANDLES 400
+
+static void *release_half(void *arg)
+{
+    gc_handle_t **handles = arg;
+    /* (no gc_handle_get here: it is for attached threads, or after the
+     * destroy) */
+    for (unsigned i = 0; i < SHUTDOWN_HANDLES / 2; i++) rc_release(handles[i]);
+    return NULL;
+}
+
+/* rc.md: a handle's last release may race gc_heap_destroy on another
+ * thread; a handle that outlives its heap answers NULL. Owned references
+ * go at the destroy. */
+static void test_shutdown_races_handle_releases(void **state)
+{
+    (void)state;
+    TEST_START();
+    unsigned long r0 = rec_count();
+    atomic_store(&g_closed, 0);
+    atomic_store(&g_conns, 0);
+    g_heap = heap_new(0, 0, GC_COMPACT_AUTO);
+    gc_thread_t *t = gc_thread_attach(g_heap);
+    EXPECT_NONNULL(t);
+    static gc_handle_t *handles[SHUTDOWN_HANDLES];
+    for (unsigned i = 0; i < SHUTDOWN_HANDLES; i++) {
+        void *obj = gc_alloc(t, &buffer_type, 24);
+        EXPECT_NONNULL(obj);
+        handles[i] = gc_handle_new(g_heap, obj); /* not a GC point */
+        EXPECT_NONNULL(handles[i]);
+        struct conn *c = rc_alloc(sizeof *c, conn_destroy);
+        EXPECT_NONNULL(c);
+        c->magic = CONN_MAGIC;
+        atomic_store(&c->open, 1);
+        atomic_fetch_add(&g_conns, 1);
+        EXPECT_EQ(gc_own_rc(t, gc_handle_get(handles[i]), c), 0);
+        rc_release(c);
+    }
+    gc_thread_detach(t);
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        if (pthread_create(&th[i], NULL, release_half, &handles[i * (SHUTDOWN_HANDLES / 2)]) != 0)
+            T_FAIL("pthread_create failed");
+    gc_heap_destroy(g_heap); /* from a thread no longer attached */
+    for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+    EXPECT_NO_ASYNC_FAILURES();
+    EXPECT_EQ(atomic_load(&g_closed), SHUTDOWN_HANDLES);
+    EXPECT_NO_REPORTS(r0);
+}
+
 int main(void)
 {
     mt_init("test_gc_embed_service");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_service, setup_rec, teardown_rec),
         cmocka_unit_test_setup_teardown(test_own_rc_while_releasing, setup_rec, teardown_rec),
+        cmocka_unit_test_setup_teardown(test_shutdown_races_handle_releases, setup_rec, teardown_rec),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
