@@ -71,8 +71,8 @@ MULCH_API void gc_write(gc_thread_t *thread, void *obj, void **slot, void *value
 /* An initializing store: as gc_write, for an object `obj` that this thread
  * allocated after its last GC point (none of docs/api.md's GC points since:
  * gc_alloc, gc_weak_new, gc_ephemeron_new, gc_collect, gc_safepoint,
- * gc_own_rc, gc_verify,
- * gc_heap_walk, a blocking region, fork; a collection run at any of them, full ones
+ * gc_own_rc, gc_verify, gc_heap_walk, gc_report_bridge_cycles, a blocking
+ * region, fork; a collection run at any of them, full ones
  * included, may make obj old). No collection can have seen obj,
  * so it is young, and no generational mode needs a barrier for it: the
  * store is a plain one (inline; the library function is gc_write).
