@@ -221,7 +221,7 @@ void gc_collect_locked(gc_heap_t *heap, gc_thread_t *self, bool minor_allowed) {
     gc_tracer_set_mode(&tracer, evacuate, minor);
     if (heap->options.conservative_stack) {
         /* First, before anything moves: what the stacks hold stays put. */
-        if (self) gc_thread_save_context(self);
+        if (self) gc_thread_save_context(self, NULL);
         gc_conservative_scan(&tracer);
     }
     gc_roots_trace(&tracer);
@@ -314,7 +314,7 @@ static void gc_finish_finalizers(gc_thread_t *t, bool made) {
     if (!made) return;
     pthread_mutex_lock(&heap->lock);
     while (heap->finalizing && heap->finalizer_thread != t) {
-        if (heap->options.conservative_stack) gc_thread_save_context(t);
+        if (heap->options.conservative_stack) gc_thread_save_context(t, NULL);
         t->state = GC_BLOCKING;
         heap->running--;
         pthread_cond_broadcast(&heap->changed);

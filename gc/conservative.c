@@ -8,6 +8,11 @@
  * the saved registers: a word that points into an allocated cell of this
  * heap — at its start, its header or anywhere inside (interior pointers)
  * — keeps that object alive and its span in place for this collection.
+ * A blocking region goes on running after gc_enter_blocking returns: the
+ * library's frames below its caller, where the caller's callee-saved
+ * registers were saved, are overwritten by the region's code. They are
+ * copied at entry (saved_frames) and the stack is scanned from the
+ * caller's frame up.
  * This runs before any precise root is traced, so nothing has moved yet.
  *
  * Trade-offs (docs/gc.md): a stale word may keep garbage alive; objects so
@@ -48,7 +53,20 @@ void gc_thread_init_stack(gc_thread_t *t) {
                      t);
 }
 
-MULCH_NOINLINE void gc_thread_save_context(gc_thread_t *t) {
+/* Copies the words of [low, high) into t->saved_frames; false when they do
+ * not fit. Reads other frames' words (see scan_words). */
+static MULCH_NOINLINE MULCH_NO_SANITIZE_STACK_READS bool copy_frames(gc_thread_t *t, const unsigned char *low,
+                                                                     const unsigned char *high) {
+    uintptr_t start = (uintptr_t)low & ~(uintptr_t)(sizeof(void *) - 1);
+    size_t words = ((uintptr_t)high - start) / sizeof(void *);
+    if ((uintptr_t)high < start || words > GC_SAVED_FRAME_WORDS) return false;
+    const volatile uintptr_t *w = (const volatile uintptr_t *)start;
+    for (size_t i = 0; i < words; i++) t->saved_frames[i] = w[i];
+    t->saved_frame_count = words;
+    return true;
+}
+
+MULCH_NOINLINE void gc_thread_save_context(gc_thread_t *t, const void *caller_sp) {
 #if defined(__x86_64__)
     __asm__ volatile("movq %%rbx, 0(%0)\n\t"
                      "movq %%rbp, 8(%0)\n\t"
@@ -76,6 +94,11 @@ MULCH_NOINLINE void gc_thread_save_context(gc_thread_t *t) {
 #endif
     /* Everything of the callers lies above this frame. */
     t->stack_top = (unsigned char *)__builtin_frame_address(0);
+    t->saved_frame_count = 0;
+    /* A blocking region: the frames up to the caller's are kept as they
+     * are now (if they do not fit, they are scanned in place, as before). */
+    if (caller_sp != NULL && copy_frames(t, t->stack_top, caller_sp))
+        t->stack_top = (unsigned char *)(uintptr_t)caller_sp;
 }
 
 /* The object whose cell contains address p, or NULL. */
@@ -114,6 +137,8 @@ size_t gc_conservative_scan(gc_tracer_t *tracer) {
     for (gc_thread_t *t = heap->threads; t; t = t->next) {
         found += scan_words(tracer, (const unsigned char *)t->saved_registers,
                             (const unsigned char *)(t->saved_registers + GC_SAVED_REGISTERS));
+        found += scan_words(tracer, (const unsigned char *)t->saved_frames,
+                            (const unsigned char *)(t->saved_frames + t->saved_frame_count));
         if (t->stack_top && t->stack_base && t->stack_top < t->stack_base)
             found += scan_words(tracer, t->stack_top, t->stack_base);
     }

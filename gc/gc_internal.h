@@ -138,6 +138,9 @@ typedef struct gc_root_callback {
 } gc_root_callback_t;
 
 #define GC_SAVED_REGISTERS 12u
+/* Room for the library's frames between a blocking region's stack top and
+ * its caller (gc/conservative.c): a few hundred bytes in every build. */
+#define GC_SAVED_FRAME_WORDS 256u
 
 /* The barrier's regions beyond the last one (gc/generation.c). */
 #define GC_CARD_CACHE 32u
@@ -165,6 +168,10 @@ struct gc_thread {
      * while it does not run (gc/conservative.c) */
     unsigned char    *stack_base, *stack_top;
     uintptr_t         saved_registers[GC_SAVED_REGISTERS];
+    /* in a blocking region: a copy of the frames below its caller, dead
+     * once gc_enter_blocking returns (saved_frame_count words) */
+    uintptr_t         saved_frames[GC_SAVED_FRAME_WORDS];
+    size_t            saved_frame_count;
     struct gc_thread *next, *prev;       /* heap->threads (heap->lock)        */
     int               state;             /* enum gc_thread_state (heap->lock) */
     size_t            blocking_depth;    /* open gc_enter_blocking calls (owner thread) */
@@ -713,8 +720,17 @@ MULCH_INTERNAL void gc_hashes_destroy(gc_heap_t *heap);
 /* ---- conservative stack scanning (gc/conservative.c) ------------------------ */
 MULCH_INTERNAL void gc_thread_init_stack(gc_thread_t *t);
 /* Records registers and stack top; call before the thread stops touching
- * GC pointers (heap->options.conservative_stack only). */
-MULCH_INTERNAL void gc_thread_save_context(gc_thread_t *t);
+ * GC pointers (heap->options.conservative_stack only). caller_sp NULL: the
+ * thread waits in the frames above (park, collection); else the stack
+ * pointer of the public call's caller (GC_CALLER_SP), which returns while
+ * the thread stays stopped (a blocking region): the frames below it are
+ * copied, and the stack is scanned from there. */
+MULCH_INTERNAL void gc_thread_save_context(gc_thread_t *t, const void *caller_sp);
+#if defined(__GNUC__) || defined(__clang__)
+#  define GC_CALLER_SP() ((const void *)__builtin_dwarf_cfa())
+#else
+#  define GC_CALLER_SP() ((const void *)0)
+#endif
 /* Marks (and keeps in place) what the attached threads' stacks point to. */
 MULCH_INTERNAL size_t gc_conservative_scan(gc_tracer_t *tracer);
 

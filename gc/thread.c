@@ -31,7 +31,7 @@ static pthread_once_t exit_key_once = PTHREAD_ONCE_INIT;
 static bool exit_key_ok;
 
 static void thread_detach(gc_thread_t *t);
-static void thread_block(gc_thread_t *t);
+static void thread_block(gc_thread_t *t, const void *caller_sp);
 
 static void thread_exit_detach(void *unused) {
     (void)unused;
@@ -60,7 +60,7 @@ static void thread_exit_detach(void *unused) {
      * is waited for by no other heap's: two threads leaving two heaps in
      * opposite orders while both heaps collect waited for each other's
      * collections, each counted as running by the other's. */
-    for (gc_attachment_t *a = attachments; a; a = a->next) thread_block(a->thread);
+    for (gc_attachment_t *a = attachments; a; a = a->next) thread_block(a->thread, NULL);
     while (attachments) thread_detach(attachments->thread);
 }
 
@@ -93,7 +93,7 @@ bool gc_thread_check(const gc_thread_t *t, const char *fn) {
  * start while another thread still runs). */
 static void gc_park_locked(gc_heap_t *heap, gc_thread_t *t) {
     if (!heap->collecting || t->state != GC_RUNNING) return;
-    if (heap->options.conservative_stack) gc_thread_save_context(t);
+    if (heap->options.conservative_stack) gc_thread_save_context(t, NULL);
     t->state = GC_PARKED;
     heap->running--;
     pthread_cond_broadcast(&heap->changed);
@@ -298,13 +298,15 @@ void gc_safepoint(gc_thread_t *t) {
 /* Regions nest (blocking_depth): a helper that brackets its own blocking
  * call may run inside a caller's region without ending it, which would
  * leave the caller waiting as a RUNNING thread, every collection waiting
- * for it in turn. t is the calling thread's. */
-static void thread_block(gc_thread_t *t) {
+ * for it in turn. t is the calling thread's. caller_sp: see
+ * gc_thread_save_context (the library's frames below it die when the
+ * entry point returns, with the caller's registers they saved). */
+static void thread_block(gc_thread_t *t, const void *caller_sp) {
     if (t->blocking_depth++ > 0) return;
     gc_heap_t *heap = t->heap;
     pthread_mutex_lock(&heap->lock);
     if (t->state == GC_RUNNING) {
-        if (heap->options.conservative_stack) gc_thread_save_context(t);
+        if (heap->options.conservative_stack) gc_thread_save_context(t, caller_sp);
         t->state = GC_BLOCKING;
         heap->running--;
         pthread_cond_broadcast(&heap->changed);
@@ -333,7 +335,7 @@ void gc_thread_leave_blocking_all(gc_thread_t *t) {
 
 void gc_enter_blocking(gc_thread_t *t) {
     if (!gc_thread_check(t, "gc_enter_blocking")) return;
-    thread_block(t);
+    thread_block(t, GC_CALLER_SP());
 }
 
 void gc_leave_blocking(gc_thread_t *t) {
@@ -356,7 +358,7 @@ void gc_leave_blocking(gc_thread_t *t) {
  * count to reach 0) then goes on without it, instead of waiting for a
  * thread that waits for its lock. */
 void gc_threads_fork_block(void) {
-    for (gc_attachment_t *a = attachments; a; a = a->next) thread_block(a->thread);
+    for (gc_attachment_t *a = attachments; a; a = a->next) thread_block(a->thread, NULL);
 }
 
 /* The parent's and the child's. No finalizer runs (gc_leave_blocking's

@@ -3,7 +3,8 @@
  * local (no registered root) survives a collection and stays at its address
  * even with GC_COMPACT_ALWAYS, by its start or an interior pointer, on the
  * collecting thread and on another thread parked at a safepoint or in a
- * blocking region; without the option such an object is collected.
+ * blocking region (also when only a callee-saved register held it on
+ * entering the region); without the option such an object is collected.
  *
  * Deterministic (no randomness; MULCH_TEST_SEED only labels the run). */
 #ifndef _GNU_SOURCE
@@ -42,6 +43,8 @@ static gc_heap_t *conservative_heap(int on)
     if (!h) fail();
     return h;
 }
+
+static gc_heap_t *gc_thread_heap_of_test;
 
 static __attribute__((noinline)) void collect_a_few(gc_thread_t *t)
 {
@@ -139,6 +142,117 @@ static void test_conservative_other_threads_stacks(void **state)
     }
 }
 
+#if defined(__x86_64__)
+/* A pointer a caller keeps only in a callee-saved register across
+ * gc_enter_blocking: the library's frames below the caller (which saved
+ * that register) are dead once gc_enter_blocking returns, and the code of
+ * the blocking region overwrites them while another thread collects. */
+typedef struct {
+    gc_thread_t *t;                  /* 0 */
+    void (*enter)(gc_thread_t *);    /* 8 */
+    void (*leave)(gc_thread_t *);    /* 16 */
+    uintptr_t masked, key;           /* 24, 32: the object is masked ^ key */
+    uintptr_t out;                   /* 40: the register after the region */
+    atomic_int phase;                /* 48: 1 blocking, 2 collected */
+} reg_ctx_t;
+_Static_assert(offsetof(reg_ctx_t, out) == 40 && offsetof(reg_ctx_t, phase) == 48, "offsets used below");
+
+/* Holds the object in rbp only (every other register cleared, 16 KiB of
+ * stack below wiped), enters a blocking region, wipes the stack below
+ * again as any call there would, waits for phase 2, leaves. */
+static __attribute__((noinline)) void block_holding_only_rbp(reg_ctx_t *ctx)
+{
+    __asm__ volatile("mov %%rdi, %%r13\n\t"
+                     "mov %%rsp, %%r12\n\t"
+                     "sub $128, %%rsp\n\t"
+                     "and $-16, %%rsp\n\t"
+                     "sub $16384, %%rsp\n\t"
+                     "mov %%rsp, %%rdi\n\t"
+                     "mov $2048, %%ecx\n\t"
+                     "xor %%eax, %%eax\n\t"
+                     "rep stosq\n\t"
+                     "add $16384, %%rsp\n\t"
+                     "mov %%rbp, %%r14\n\t"
+                     "mov 24(%%r13), %%rbp\n\t"
+                     "xor 32(%%r13), %%rbp\n\t"
+                     "xor %%ebx, %%ebx\n\t"
+                     "xor %%r15d, %%r15d\n\t"
+                     "xor %%edx, %%edx\n\t"
+                     "xor %%esi, %%esi\n\t"
+                     "xor %%r8d, %%r8d\n\t"
+                     "xor %%r9d, %%r9d\n\t"
+                     "xor %%r10d, %%r10d\n\t"
+                     "xor %%r11d, %%r11d\n\t"
+                     "mov 0(%%r13), %%rdi\n\t"
+                     "call *8(%%r13)\n\t"
+                     "sub $16384, %%rsp\n\t"
+                     "mov %%rsp, %%rdi\n\t"
+                     "mov $2048, %%ecx\n\t"
+                     "xor %%eax, %%eax\n\t"
+                     "rep stosq\n\t"
+                     "add $16384, %%rsp\n\t"
+                     "movl $1, 48(%%r13)\n\t"
+                     "1: pause\n\t"
+                     "cmpl $2, 48(%%r13)\n\t"
+                     "jl 1b\n\t"
+                     "mov 0(%%r13), %%rdi\n\t"
+                     "call *16(%%r13)\n\t"
+                     "mov %%rbp, 40(%%r13)\n\t"
+                     "mov %%r14, %%rbp\n\t"
+                     "mov %%r12, %%rsp\n\t"
+                     "mov %%r13, %%rdi\n\t"
+                     : "+D"(ctx)
+                     :
+                     : "rax", "rbx", "rcx", "rdx", "rsi", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15",
+                       "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10",
+                       "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "memory", "cc");
+}
+
+static void *register_holder(void *arg)
+{
+    reg_ctx_t *ctx = arg;
+    ctx->t = gc_thread_attach(gc_thread_heap_of_test);
+    ctx->key = UINT64_C(0x5a5a5a5a5a5a5a58);
+    ctx->masked = (uintptr_t)mk(ctx->t, &T_FIN, 6, 3) ^ ctx->key;
+    block_holding_only_rbp(ctx);
+    gc_thread_detach(ctx->t);
+    return NULL;
+}
+#endif
+
+/* An object its thread holds only in a callee-saved register while in a
+ * blocking region survives collections by other threads, in place. */
+static void test_conservative_register_across_blocking_region(void **state)
+{
+    (void)state;
+    TEST_START();
+#if !defined(__x86_64__)
+    skip();
+#else
+    fin_reset();
+    gc_thread_heap_of_test = conservative_heap(1);
+    gc_thread_t *t = gc_thread_attach(gc_thread_heap_of_test);
+    reg_ctx_t ctx;
+    memset(&ctx, 0, sizeof ctx);
+    ctx.enter = gc_enter_blocking;
+    ctx.leave = gc_leave_blocking;
+    pthread_t th;
+    EXPECT_EQ(pthread_create(&th, NULL, register_holder, &ctx), 0);
+    while (atomic_load(&ctx.phase) < 1) gc_safepoint(t);
+    collect_a_few(t);
+    EXPECT_FIN(6, 0);
+    atomic_store(&ctx.phase, 2);
+    pthread_join(th, NULL);
+    EXPECT_EQ(ctx.out, ctx.masked ^ ctx.key); /* the register came back */
+    EXPECT_FIN(6, 0);
+    EXPECT_OBJ((void *)ctx.out, 6);
+    EXPECT_VERIFY(gc_thread_heap_of_test);
+    gc_thread_detach(t);
+    gc_heap_destroy(gc_thread_heap_of_test);
+    gc_thread_heap_of_test = NULL;
+#endif
+}
+
 /* A thread whose stack bounds are unknown cannot have its stack scanned:
  * attaching says so once, instead of freeing objects only it holds. */
 static void test_unknown_stack_bounds_reported(void **state)
@@ -171,6 +285,7 @@ int main(void)
         T(test_conservative_local_keeps_object_in_place),
         T(test_without_option_unrooted_object_dies),
         T(test_conservative_other_threads_stacks),
+        T(test_conservative_register_across_blocking_region),
         T(test_unknown_stack_bounds_reported),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
