@@ -784,24 +784,6 @@ typedef struct gc_handle_payload {
     size_t           slot_index;
     _Atomic unsigned kept;
 } gc_handle_payload_t;
-/* obj (an allocated object of the heap) is a weak reference (weak.c). */
-MULCH_INTERNAL bool gc_object_is_weak(const void *obj);
-/* obj (an allocated object of the heap) is an ephemeron (weak.c). */
-MULCH_INTERNAL bool gc_object_is_ephemeron(const void *obj);
-/* Clears every weak reference listed in `list`, as if its target had died. */
-MULCH_INTERNAL void gc_weak_list_clear(const gc_vector_t *list);
-MULCH_INTERNAL void gc_weak_lists_clear_all_locked(gc_heap_t *heap);
-/* A collection, after marking: clears the weak slots of `weaks` whose
- * target is unmarked (an ephemeron's value with its key). */
-MULCH_INTERNAL void gc_weak_list_clear_dead(gc_heap_t *heap, gc_vector_t *weaks);
-/* ... and, after the finalizable objects were revived, forgets the dead
- * weak objects of `weaks` and follows those that moved. */
-MULCH_INTERNAL void gc_weak_list_forget_dead(gc_heap_t *heap, gc_vector_t *weaks);
-/* A collection, after marking: traces the values of live ephemerons whose
- * keys are marked until nothing new is marked (weak.c). */
-MULCH_INTERNAL void gc_ephemerons_converge(gc_tracer_t *tracer);
-/* Whether a listed ephemeron is marked (weak.c). */
-MULCH_INTERNAL bool gc_ephemerons_marked(gc_heap_t *heap);
 /* free_kept frees a payload that both GC_HANDLE_KEPT and GC_HANDLE_DETACHED
  * name (the rc side's function: the collector does not call rc). */
 MULCH_INTERNAL bool gc_handle_slot_add(gc_heap_t *heap, gc_handle_payload_t *payload, void (*free_kept)(void *));

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 
 #include "gc_internal.h"
+#include "gc_weak.h"
 
 /* A size from the environment: decimal, with an optional k/m/g suffix.
  * A value that cannot be represented saturates at SIZE_MAX (a number too

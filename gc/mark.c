@@ -231,11 +231,15 @@ static inline span_entry_t *tracer_span(gc_tracer_t *tracer, const void *value, 
 }
 
 /* gc_verify in generational mode: an old object on a clean card must not
- * point to a young one (a store that bypassed gc_write). */
+ * point to a young one (a store that bypassed gc_write), nor to a freed
+ * cell (the young one such a store gave it, freed by a minor collection,
+ * which does not trace the old object). */
 static MULCH_NOINLINE void check_barrier(gc_tracer_t *tracer, void *value) {
     uint32_t i;
     block_t *b = gc_object_span(tracer->heap, value, &i);
-    if (b && bit_test(gc_span_alloc_bits(b), i) && !bit_test(gc_span_mark_bits(b), i))
+    if (b && !bit_test(gc_span_alloc_bits(b), i))
+        tracer_report_bad(tracer, tracer->barrier_owner, "an old object's slot holds a pointer to a dead GC object");
+    else if (b && !bit_test(gc_span_mark_bits(b), i))
         tracer_report_bad(tracer, tracer->barrier_owner,
                           "an old object points to a young one it was not given through gc_write");
 }

@@ -15,6 +15,7 @@
  * dropped with their roots: gc_threads_fork_child_locked).
  */
 #include "gc_internal.h"
+#include "gc_weak.h"
 
 typedef struct gc_attachment {
     gc_heap_t            *heap;

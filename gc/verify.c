@@ -16,6 +16,7 @@
 #include <stdio.h>
 
 #include "gc_internal.h"
+#include "gc_weak.h"
 
 typedef struct verifier {
     gc_heap_t *heap;

@@ -34,6 +34,7 @@
 #include <stdio.h>
 
 #include "gc_internal.h"
+#include "gc_weak.h"
 
 static const gc_type_t weak_type = { "mulch.weak", NULL, NULL };
 static const gc_type_t ephemeron_type = { "mulch.ephemeron", NULL, NULL };
@@ -62,8 +63,22 @@ static bool weak_target_ok(gc_thread_t *t, const void *target, const char *fn, c
     return gc_object_live(t->heap, target, fn);
 }
 
+/* Whether obj's finalizer is pending or running (it is in `pending` until
+ * the finalizer returns). Weak references to an object are cleared before
+ * its finalizer runs: one made meanwhile (by a finalizer that reaches obj,
+ * or obj's own) would miss that, and reads NULL from the start instead. */
+static bool finalizer_pending(gc_heap_t *heap, const void *obj) {
+    if (obj == NULL || gc_object_type(obj)->finalize == NULL) return false;
+    bool pending = false;
+    pthread_mutex_lock(&heap->lock);
+    for (size_t i = 0; i < heap->pending.count && !pending; i++) pending = heap->pending.items[i] == obj;
+    pthread_mutex_unlock(&heap->lock);
+    return pending;
+}
+
 /* A new listed object of `type` with `count` slots filled from `slots`,
- * which stay alive across its allocation (it may collect). */
+ * which stay alive across its allocation (it may collect). A first slot
+ * (target, key) whose finalizer is pending leaves every slot NULL. */
 static void **weak_object_new(gc_thread_t *t, const gc_type_t *type, void **slots, size_t count) {
     size_t depth = gc_root_depth(t);
     for (size_t i = 0; i < count; i++) gc_push_root(t, &slots[i]);
@@ -74,6 +89,8 @@ static void **weak_object_new(gc_thread_t *t, const gc_type_t *type, void **slot
     void **object = gc_alloc(t, type, count * sizeof(void *));
     gc_pop_roots_to(t, depth);
     if (object == NULL) return NULL;
+    /* (zeroed, and unlisted: no collection looks at it, NULL for good) */
+    if (finalizer_pending(t->heap, slots[0])) return object;
     /* (young and just allocated: no barrier, and no GC point since) */
     for (size_t i = 0; i < count; i++) object[i] = slots[i];
     if (!gc_vector_push(&t->weaks, object)) return NULL;

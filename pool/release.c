@@ -237,6 +237,14 @@ bool block_recommit_cells(pool_t *pool, block_t *b, uint32_t first, uint32_t las
     if (bytes == 0) return true;
     pthread_mutex_lock(&pool->lock);
     bool ok = pool_commit_locked(pool, bytes);
+    if (!ok) {
+        /* At the limit: cached huge mappings and free spans make room, as
+         * for a new span (span_acquire_locked), which may not fit where
+         * these pages do. */
+        huge_cache_flush_locked(pool);
+        span_trim_locked(pool, 0);
+        ok = pool_commit_locked(pool, bytes);
+    }
     pthread_mutex_unlock(&pool->lock);
     if (!ok) return false;
     /* A parked cell that a racing double free pushed on thread_free leaves

@@ -137,10 +137,14 @@ static size_t span_uncommitted_bytes(const pool_t *pool, const block_t *head, ui
     return bytes;
 }
 
-/* A free span of n blocks whose missing commit fits under the limit. */
+/* A free span of n blocks whose missing commit fits under the limit. A
+ * new chunk's blocks are all uncommitted: none is made for a span whose
+ * blocks alone would not fit (a collector's object of gigabytes under a
+ * small limit mapped one, wrote its descriptors, and unmapped it again). */
 static block_t *span_find_committable_locked(pool_t *pool, uint32_t n, size_t *need) {
     block_t *s = span_find_locked(pool, n);
-    if (s == NULL && chunk_create_locked(pool, n) != NULL) s = span_find_locked(pool, n);
+    if (s == NULL && pool_commit_fits_locked(pool, (size_t)n << pool->block_shift) && chunk_create_locked(pool, n) != NULL)
+        s = span_find_locked(pool, n);
     if (s == NULL) return NULL;
     *need = span_uncommitted_bytes(pool, s, n);
     return pool_commit_locked(pool, *need) ? s : NULL;

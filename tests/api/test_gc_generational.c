@@ -191,6 +191,43 @@ static void test_generational_verify_env_checks_each_collection(void **state)
     gc_heap_destroy(h);
 }
 
+/* The young object an old one got without gc_write dies at a minor
+ * collection (which does not trace the old object): gc_verify, which runs
+ * the old object's trace function, reports its slot now holding a freed
+ * cell instead of staying silent until the next full collection. */
+static void test_generational_verify_finds_freed_young_in_old(void **state)
+{
+    (void)state;
+    TEST_START();
+    gc_heap_t *h = generational_heap();
+    gc_thread_t *t = gc_thread_attach(h);
+    void *old = NULL, *neighbour = NULL;
+    gc_push_root(t, &old);
+    gc_push_root(t, &neighbour);
+    old = mk(t, &T_PLAIN, 1, 1);
+    gc_collect(t);                                  /* old is old */
+    tobj_t *young = mk(t, &T_PLAIN, 2, 1);
+    neighbour = mk(t, &T_PLAIN, 3, 1);              /* keeps young's span */
+    store_plain(t, old, young);
+    uint64_t before = collections(h);
+    /* other sizes: young's cell is not reused meanwhile */
+    for (int i = 0; i < 4000 && collections(h) < before + 3; i++) (void)mk(t, &T_PLAIN, 4, 40);
+    EXPECT_GE(collections(h), before + 3);          /* minor ones, by allocation */
+    unsigned long r0 = rec_count();
+    size_t problems = gc_verify(h);
+    char what[200] = "";
+    const void *where = NULL;
+    if (rec_count() > r0) rec_last(what, sizeof what, &where);
+    print_message("  gc_verify: %zu problem(s), last report \"%s\" %p\n", problems, what, where);
+    EXPECT_GE(problems, 1u);
+    EXPECT_PTR_EQ(where, old);
+    EXPECT_NE(strstr(what, "slot holds a pointer to a dead GC object"), NULL);
+    ((tobj_t *)old)->slot[0] = NULL;
+    EXPECT_VERIFY(h);
+    gc_pop_roots(t, 2);
+    gc_heap_destroy(h);
+}
+
 /* ---- initializing stores (gc_write_init) ---- */
 typedef struct node {
     struct node *left, *right;
@@ -435,6 +472,7 @@ int main(void)
         T(test_generational_write_init_misuse_found_by_verify),
         T(test_generational_cards_across_regions),
         T(test_generational_nan_growth_is_default),
+        T(test_generational_verify_finds_freed_young_in_old),
         T(test_generational_external_bytes_in_minor_budget),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -718,7 +718,9 @@ static void test_parked_empty_span_at_limit_is_retired(void **state) {
     EXPECT_NULL(cell);
     EXPECT_NO_REPORTS(before);
     assert_false(in_list(heap->full[cls], b));
-    EXPECT_EQ(atomic_load(&pool->committed), pool->limit);
+    /* (at most the limit: the trim at the limit unmaps the emptied chunk,
+     * and no chunk is made again for a span that would not fit) */
+    EXPECT_LE(atomic_load(&pool->committed), pool->limit);
     pool->limit = opts.limit;
     /* the room is usable again for the class */
     unsigned char *again[CARVED];
