@@ -2,7 +2,8 @@
 # fuzz.sh [seconds-per-target] — build the `fuzz` preset (clang, libFuzzer,
 # address+undefined; the library is instrumented too), replay the seed
 # corpora (ctest), then fuzz each target for the given time (default 20 s):
-#   pool, gc (heap options from the input), gc-compact (MULCH_FUZZ_GC_COMPACT=always), rc
+#   pool, gc (heap options from the input), gc-compact (MULCH_FUZZ_GC_COMPACT=always), rc,
+#   lisp (the Lisp example's reader and evaluator)
 # Each run works on build/fuzz/corpus/<run>/ (seeded from fuzz/corpus/<target>/,
 # grown across runs; the tree stays clean), writes its log to
 # build/fuzz/logs/<run>.log and any crashing input to build/fuzz/artifacts/<run>/.
@@ -37,7 +38,7 @@ ctest --preset fuzz     # every seed (and regression input) replays cleanly
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 out=build/fuzz
 # run name, target, extra environment
-runs=("pool pool" "gc gc" "gc-compact gc MULCH_FUZZ_GC_COMPACT=always" "rc rc")
+runs=("pool pool" "gc gc" "gc-compact gc MULCH_FUZZ_GC_COMPACT=always" "rc rc" "lisp lisp")
 summary=()
 failed=0
 for spec in "${runs[@]}"; do

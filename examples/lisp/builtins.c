@@ -145,6 +145,9 @@ static value prim_negative(value *args, int argc) { (void)argc; return lisp_bool
 static int equal_at(value a, value b, int depth)
 {
     if (depth > LISP_MAX_NESTING) lisp_error("equal?: nesting too deep (or circular)");
+#ifdef LISP_EVAL_HOOK
+    LISP_EVAL_HOOK();
+#endif
     value slow_a = a, slow_b = b;
     for (uintptr_t step = 1;; step++) {
         if (a == b) return 1;

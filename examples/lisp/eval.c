@@ -403,6 +403,9 @@ value lisp_eval(value x, value env)
     int line;
 
 loop:
+#ifdef LISP_EVAL_HOOK
+    LISP_EVAL_HOOK();
+#endif
     x = X;
     if (!lisp_is_object(x)) {
         result = x;

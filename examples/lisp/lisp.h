@@ -150,6 +150,15 @@ _Noreturn void lisp_error(const char *fmt, ...)
     ;
 _Noreturn void lisp_type_error(const char *who, const char *expected, value got);
 
+/* LISP_EVAL_HOOK (fuzz/lisp_fuzz.c only): a function called at every
+ * evaluation step (eval.c) and every step of equal? (whose work on shared
+ * structure grows exponentially with its depth), which may raise an error:
+ * the fuzzer's step and time budget. Not defined in the interpreter's own
+ * builds. */
+#ifdef LISP_EVAL_HOOK
+void LISP_EVAL_HOOK(void);
+#endif
+
 /* ---- object.c -------------------------------------------------------------- */
 void  lisp_objects_init(void);
 value lisp_cons(value car, value cdr);

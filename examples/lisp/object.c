@@ -254,6 +254,7 @@ void lisp_objects_init(void)
         { "cond", LISP_SF_COND }, { "and", LISP_SF_AND }, { "or", LISP_SF_OR },
         { "when", LISP_SF_WHEN }, { "unless", LISP_SF_UNLESS }, { "else", LISP_SF_ELSE },
     };
+    symtab_count = 0;   /* a new heap (fuzz/lisp_fuzz.c makes one per input): a new table */
     lisp_globals[LISP_G_SYMTAB] = lisp_make_vector(256, NULL);
     for (size_t i = 0; i < sizeof specials / sizeof specials[0]; i++) {
         value sym = lisp_intern(specials[i].name);

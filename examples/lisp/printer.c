@@ -373,7 +373,19 @@ char *lisp_print_to(char *buf, size_t size, value v, int write)
         buf[0] = '\0';
         return buf;
     }
+    /* An error while printing (out of memory in find_cycles) closes the
+     * stream before it goes on up: the jump used to skip the fclose and
+     * leak one stream per error. */
+    struct lisp_catch c;
+    if (setjmp(c.jump) != 0) {
+        lisp_catch_landed(&c);
+        fclose(f);
+        buf[0] = '\0';
+        lisp_error("%s", c.message);
+    }
+    lisp_catch_enter(&c);
     lisp_print_bounded(f, v, write, size);
+    lisp_catch_leave(&c);
     fflush(f);
     long end = ftell(f);   /* (past size - 1 once the stream is full) */
     fclose(f);   /* fmemopen NUL-terminates within the buffer */
