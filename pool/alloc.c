@@ -537,15 +537,20 @@ void *pool_alloc_aligned(pool_t *pool, size_t size, size_t align) {
     return pool_alloc_aligned_from(pool, size, align, __builtin_return_address(0));
 }
 
-/* p (checked: info) keeps its block, now holding size <= info->usable. */
-static void *realloc_in_place(pool_t *pool, void *p, size_t size, const pointer_info_t *info) {
+/* p (checked: info) keeps its block, now holding size <= info->usable.
+ * site: this realloc's (its caller, the new size). */
+static void *realloc_in_place(pool_t *pool, void *p, size_t size, const pointer_info_t *info,
+                              const leak_site_t *site) {
     tool_cell_resize(p, size, info->usable);
-    /* The leak report shows the requested size: it is this one now. */
+    /* The leak report shows the requested size and the site of the last
+     * call that made or resized the block, as when realloc moves it: this
+     * one now. */
     if (info->block != NULL) {
-        if (info->block->sites) info->block->sites[info->cell_index].size = site_size(size);
+        if (info->block->sites) info->block->sites[info->cell_index] = *site;
     } else {
-        pthread_mutex_lock(&pool->lock); /* the report reads it under the lock */
+        pthread_mutex_lock(&pool->lock); /* the report reads them under the lock */
         info->chunk->requested = size;
+        if (pool->track_leaks) info->chunk->site = *site;
         pthread_mutex_unlock(&pool->lock);
     }
     return p;
@@ -561,11 +566,11 @@ void *pool_realloc_from(pool_t *pool, void *p, size_t size, const void *caller) 
         return NULL;
     }
     /* Stay in place while the cell fits and is not more than twice too big. */
-    if (size <= info.usable && size >= info.usable / 2) return realloc_in_place(pool, p, size, &info);
+    if (size <= info.usable && size >= info.usable / 2) return realloc_in_place(pool, p, size, &info, &site);
     void *q = pool_alloc_inline(pool, size, &site);
     /* A shrink the limit refused a smaller block for: p holds it already
      * (a shrink never fails, as with the C library's realloc). */
-    if (q == NULL && size <= info.usable) return realloc_in_place(pool, p, size, &info);
+    if (q == NULL && size <= info.usable) return realloc_in_place(pool, p, size, &info, &site);
     if (q == NULL) return NULL;
     size_t old_size = tool_accessible(p, info.usable); /* ASan: the old requested size */
     memcpy(q, p, size < old_size ? size : old_size);

@@ -2,7 +2,8 @@
  * about each allocation's site and size (<mulch/pool.h>, docs/pool.md
  * "Leak detection"), in pools that track sites: pool_alloc_at without a
  * file name, cells the pool dropped after a misuse report, sites grouped by
- * their file name's text, and sizes of zero-byte aligned requests.
+ * their file name's text, sizes of zero-byte aligned requests, and the site
+ * of a block pool_realloc resized.
  *
  * Deterministic: no randomness; every report is read back from a file. */
 #ifndef _GNU_SOURCE
@@ -152,6 +153,44 @@ static void test_zero_size_aligned_reported_as_zero(void **state)
     }
 }
 
+/* A block pool_realloc resized shows the site of that realloc, whether it
+ * stayed in place or moved: the in-place path kept the site of the first
+ * allocation (here a file:line site) while a move recorded the realloc's
+ * caller, so the report named one of two sites depending on cell sizes. */
+static void test_realloc_site_in_place_and_moved(void **state)
+{
+    (void)state;
+    TEST_START();
+    pool_t *pool = tracking_pool();
+    /* from -> to: in place (small, huge), moved (small, small to huge) */
+    const size_t from[4] = { 100, 2 * MiB + 5, 100, 100 };
+    const size_t to[4] = { 60, 2 * MiB - 1000, 1000, 3 * MiB };
+    const int in_place[4] = { 1, 1, 0, 0 };
+    void *p[4];
+    for (int i = 0; i < 4; i++) {
+        void *q = pool_alloc_at(pool, from[i], "first_alloc.c", 10 + i);
+        EXPECT_NONNULL_CTX(q, "pool_alloc_at(%zu)", from[i]);
+        p[i] = pool_realloc(pool, q, to[i]);
+        EXPECT_NONNULL_CTX(p[i], "pool_realloc(%zu -> %zu)", from[i], to[i]);
+        if ((p[i] == q) != (in_place[i] != 0))
+            T_FAIL("pool_realloc(%zu -> %zu) %s: the test wants it %s", from[i], to[i], p[i] == q ? "stayed" : "moved",
+                   in_place[i] ? "in place" : "moved");
+    }
+    char *text = report_text(pool, 4);
+    for (int i = 0; i < 4; i++) {
+        char line[512], size[32];
+        line_for(text, p[i], line, sizeof line);
+        snprintf(size, sizeof size, " size %zu ", to[i]);
+        if (strstr(line, "first_alloc.c") != NULL || strstr(line, size) == NULL)
+            T_FAIL("pool_realloc(%zu -> %zu, %s): the line names the first allocation's site or not the new size: \"%s\"",
+                   from[i], to[i], in_place[i] ? "in place" : "moved", line);
+    }
+    free(text);
+    for (int i = 0; i < 4; i++) pool_free(pool, p[i]);
+    EXPECT_EQ(report_count(pool), 0);
+    pool_destroy(pool);
+}
+
 int main(void)
 {
     mt_init("test_pool_leak_sites");
@@ -160,6 +199,7 @@ int main(void)
         T(test_alloc_at_without_file),
         T(test_sites_grouped_by_file_text),
         T(test_zero_size_aligned_reported_as_zero),
+        T(test_realloc_site_in_place_and_moved),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
