@@ -24,10 +24,23 @@ static uint64_t span_padding_bits(const block_t *b) {
     return tail ? ~((UINT64_C(1) << tail) - 1) : 0;
 }
 
+/* The alloc bits first, then the epoch (release), then the mark bits:
+ * headerless_cell_freed reads an unswept span's mark bit without the lock,
+ * and a live cell whose mark bit it finds cleared must then find the new
+ * epoch (and its alloc bit). With the epoch stored last, a reader between
+ * a word's "mark := 0" and the epoch took a live object of another thread
+ * for a freed one: gc_type_of gave NULL and a report (three threads
+ * allocating against a collecting one, a few times a second). */
 void gc_span_ensure_swept(gc_heap_t *heap, block_t *b) {
     if (gc_span_epoch(b) == heap->epoch) return;
     uint64_t *mark = gc_span_mark_bits(b), *alloc = gc_span_alloc_bits(b);
     uint32_t words = gc_span_words(b);
+    for (uint32_t w = 0; w < words; w++) alloc[w] = mark[w];
+    alloc[words - 1] |= span_padding_bits(b);
+    __atomic_store_n(&b->owner_words[0], heap->epoch, __ATOMIC_RELEASE);
+    /* (the stores below are seen only after the epoch's: a reader that
+     * finds a mark bit cleared here finds the new epoch after its fence) */
+    __atomic_thread_fence(__ATOMIC_RELEASE);
     /* Generational mode keeps the mark bits of old cells: they say which
      * cells are old. After a minor collection, survivors that were new
      * (age bit clear) become aged, unmarked; dead cells lose their age bit
@@ -36,20 +49,12 @@ void gc_span_ensure_swept(gc_heap_t *heap, block_t *b) {
         uint64_t *age = gc_span_age_bits(b);
         for (uint32_t w = 0; w < words; w++) {
             uint64_t survivors = mark[w], promoted = survivors & age[w];
-            alloc[w] = survivors;
-            mark[w] = promoted;
+            __atomic_store_n(&mark[w], promoted, __ATOMIC_RELAXED);
             age[w] = survivors & ~promoted;
         }
-    } else if (heap->generational) {
-        for (uint32_t w = 0; w < words; w++) alloc[w] = mark[w];
-    } else {
-        for (uint32_t w = 0; w < words; w++) {
-            alloc[w] = mark[w];
-            mark[w] = 0;
-        }
+    } else if (!heap->generational) {
+        for (uint32_t w = 0; w < words; w++) __atomic_store_n(&mark[w], 0, __ATOMIC_RELAXED);
     }
-    alloc[words - 1] |= span_padding_bits(b);
-    b->owner_words[0] = heap->epoch;
 }
 
 #if defined(__GNUC__) && defined(MULCH_TSAN)
@@ -674,6 +679,9 @@ static MULCH_NO_TSAN bool headerless_cell_freed(const block_t *b, uint32_t i) {
     if (__atomic_load_n(&b->owner_words[0], __ATOMIC_ACQUIRE) != epoch) {
         uint64_t mark = __atomic_load_n(&gc_span_mark_bits(b)[i / 64], __ATOMIC_RELAXED);
         if ((mark >> (i % 64)) & 1u) return false;
+        /* pairs with gc_span_ensure_swept's release fence: a mark bit its
+         * sweep cleared comes with the new epoch */
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
         if (__atomic_load_n(&b->owner_words[0], __ATOMIC_ACQUIRE) != epoch) return true;
     }
     return !alloc_bit_load(b, i);
