@@ -666,9 +666,9 @@ static MULCH_NOINLINE const gc_type_t *forwarded_type_of(const block_t *b, const
 /* A stale pointer to a headerless cell (no header keeps a forwarding
  * word): freed by a collection, the object moved out or died. Without the
  * lock: a thread that takes the span sweeps it meanwhile (alloc := mark,
- * then mark := 0, then the epoch), so an unswept span's clear mark bit is
- * looked at again once the span may be swept; the bits of a live cell read
- * 1 whatever the order. A collection's trace function's field (tracing
+ * then the epoch, then mark := 0: gc_span_ensure_swept), so an unswept
+ * span's clear mark bit is looked at again once the span may be swept; the
+ * bits of a live cell read 1 whatever the order. A collection's trace function's field (tracing
  * depth: the epoch has moved on, marking is not done) is not judged; in
  * gc_verify and gc_heap_walk (every span swept, the world stopped) the
  * alloc bit is the answer. */
