@@ -38,9 +38,8 @@ void gc_span_ensure_swept(gc_heap_t *heap, block_t *b) {
     for (uint32_t w = 0; w < words; w++) alloc[w] = mark[w];
     alloc[words - 1] |= span_padding_bits(b);
     __atomic_store_n(&b->owner_words[0], heap->epoch, __ATOMIC_RELEASE);
-    /* (the stores below are seen only after the epoch's: a reader that
-     * finds a mark bit cleared here finds the new epoch after its fence) */
-    __atomic_thread_fence(__ATOMIC_RELEASE);
+    /* (release stores of the mark words: a reader that finds a mark bit
+     * cleared here with an acquire load then finds the new epoch) */
     /* Generational mode keeps the mark bits of old cells: they say which
      * cells are old. After a minor collection, survivors that were new
      * (age bit clear) become aged, unmarked; dead cells lose their age bit
@@ -49,11 +48,11 @@ void gc_span_ensure_swept(gc_heap_t *heap, block_t *b) {
         uint64_t *age = gc_span_age_bits(b);
         for (uint32_t w = 0; w < words; w++) {
             uint64_t survivors = mark[w], promoted = survivors & age[w];
-            __atomic_store_n(&mark[w], promoted, __ATOMIC_RELAXED);
+            __atomic_store_n(&mark[w], promoted, __ATOMIC_RELEASE);
             age[w] = survivors & ~promoted;
         }
     } else if (!heap->generational) {
-        for (uint32_t w = 0; w < words; w++) __atomic_store_n(&mark[w], 0, __ATOMIC_RELAXED);
+        for (uint32_t w = 0; w < words; w++) __atomic_store_n(&mark[w], 0, __ATOMIC_RELEASE);
     }
 }
 
@@ -677,11 +676,10 @@ static MULCH_NO_TSAN bool headerless_cell_freed(const block_t *b, uint32_t i) {
     if (mulch_gc_tracing_depth > 0) return mulch_gc_settled_heap == heap && !alloc_bit_load(b, i);
     uint32_t epoch = __atomic_load_n(&heap->epoch, __ATOMIC_RELAXED);
     if (__atomic_load_n(&b->owner_words[0], __ATOMIC_ACQUIRE) != epoch) {
-        uint64_t mark = __atomic_load_n(&gc_span_mark_bits(b)[i / 64], __ATOMIC_RELAXED);
+        /* acquire: pairs with gc_span_ensure_swept's release stores, so a
+         * mark bit its sweep cleared comes with the new epoch */
+        uint64_t mark = __atomic_load_n(&gc_span_mark_bits(b)[i / 64], __ATOMIC_ACQUIRE);
         if ((mark >> (i % 64)) & 1u) return false;
-        /* pairs with gc_span_ensure_swept's release fence: a mark bit its
-         * sweep cleared comes with the new epoch */
-        __atomic_thread_fence(__ATOMIC_ACQUIRE);
         if (__atomic_load_n(&b->owner_words[0], __ATOMIC_ACQUIRE) != epoch) return true;
     }
     return !alloc_bit_load(b, i);
