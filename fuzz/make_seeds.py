@@ -5,20 +5,15 @@ one input that touches every operation code once, and a few pseudo-random
 programs of growing length; gc gets each as well under every compaction
 mode (its first byte picks the heap options). Files named regress-* are
 crash inputs kept as regression seeds: this script never touches them.
-The lisp target's seeds are programs of examples/lisp/programs
-(LISP_SEEDS), copied as seed-<name>.scm."""
+The lisp target's seeds are not written here: they are the programs of
+examples/lisp/programs named in fuzz/lisp_seeds.txt, read in place."""
 import os
 import random
-import shutil
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # Operation codes per target (the switch in LLVMFuzzerTestOneInput) and the
 # bytes each operation reads at most.
 TARGETS = {"pool": (16, 6), "gc": (16, 5), "rc": (13, 3)}
-# lisp_fuzz reads program text: these programs (each under its 4 KiB input
-# limit) cover the reader, the special forms, errors, cycles and ports.
-LISP_SEEDS = ["apply_tail", "bad_syntax", "chars", "circular_lists", "closures", "cyclic",
-              "equal_limits", "errors", "fib", "let_star", "list_mutation", "ports", "read"]
 
 
 def write(target, name, data):
@@ -50,12 +45,6 @@ def main():
                     write(target, "%s-%s" % (name, tag), [mode] + data)
             else:
                 write(target, name, data)
-    programs = os.path.join(HERE, "..", "examples", "lisp", "programs")
-    folder = os.path.join(HERE, "corpus", "lisp")
-    os.makedirs(folder, exist_ok=True)
-    for name in LISP_SEEDS:
-        shutil.copyfile(os.path.join(programs, name + ".scm"),
-                        os.path.join(folder, "seed-%s.scm" % name))
 
 
 if __name__ == "__main__":

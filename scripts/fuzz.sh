@@ -47,7 +47,14 @@ for spec in "${runs[@]}"; do
     artifacts=$out/artifacts/$run
     log=$out/logs/$run.log
     mkdir -p "$corpus" "$artifacts" "$(dirname "$log")"
-    cp -n fuzz/corpus/"$target"/* "$corpus"/ 2>/dev/null || cp fuzz/corpus/"$target"/* "$corpus"/
+    if [ -d fuzz/corpus/"$target" ]; then
+        cp -n fuzz/corpus/"$target"/* "$corpus"/ 2>/dev/null || cp fuzz/corpus/"$target"/* "$corpus"/
+    fi
+    if [ "$target" = lisp ]; then   # its seeds: programs of the example (fuzz/lisp_seeds.txt)
+        while read -r program; do
+            cp examples/lisp/programs/"$program".scm "$corpus"/seed-"$program".scm
+        done <fuzz/lisp_seeds.txt
+    fi
     echo "== fuzz $run: ${seconds}s on $corpus"
     rc=0
     env ${env_extra:+"$env_extra"} "$out/fuzz/${target}_fuzz" \
