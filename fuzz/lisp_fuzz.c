@@ -184,12 +184,7 @@ static void *fuzz_interpreter(void *arg)
     struct lisp_catch c;
     if (setjmp(c.jump) == 0) {
         lisp_catch_enter(&c);
-        lisp_objects_init();
-        lisp_eval_init();
-        lisp_builtins_init();
-        lisp_builtins_data_init();
-        lisp_ports_init();
-        lisp_ephemerons_init();
+        lisp_init();
         lisp_catch_leave(&c);
         run->started = 1;
         run_repl(run->text, run->len);

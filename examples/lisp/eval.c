@@ -676,3 +676,16 @@ void lisp_eval_init(void)
 {
     lisp_globals[LISP_G_ARGS] = LISP_NIL;
 }
+
+/* The interpreter's whole state on a new heap: symbols, special forms,
+ * builtins, ports, ephemerons. It allocates and may raise an error: call
+ * it under a catcher (main.c, fuzz/lisp_fuzz.c). */
+void lisp_init(void)
+{
+    lisp_objects_init();
+    lisp_eval_init();
+    lisp_builtins_init();
+    lisp_builtins_data_init();
+    lisp_ports_init();
+    lisp_ephemerons_init();
+}

@@ -230,6 +230,7 @@ char *lisp_print_to(char *buf, size_t size, value v, int write);
 value lisp_eval(value x, value env);
 value lisp_apply(value proc, int argc);   /* the argc arguments are on top of the value stack, popped */
 void  lisp_eval_init(void);
+void  lisp_init(void);                    /* every *_init below and above, in order */
 
 /* ---- builtins.c, builtins_data.c, ports.c ------------------------------------------ */
 void  lisp_builtins_init(void);

@@ -187,12 +187,7 @@ static void *interpreter_main(void *arg)
     struct lisp_catch c;
     if (setjmp(c.jump) == 0) {
         lisp_catch_enter(&c);
-        lisp_objects_init();
-        lisp_eval_init();
-        lisp_builtins_init();
-        lisp_builtins_data_init();
-        lisp_ports_init();
-        lisp_ephemerons_init();
+        lisp_init();
         define_args(run->argc > 1 ? run->argc - 1 : 0, run->argv + 1);
         lisp_catch_leave(&c);
         double start = seconds_now();
