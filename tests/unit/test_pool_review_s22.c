@@ -170,12 +170,243 @@ static void test_leak_report_oom_summary_exact(void **state) {
     pool_destroy(pool);
 }
 
+/* ---- the statistics' model ----------------------------------------------- */
+
+#define MODEL_SLOTS 96
+
+typedef struct model_slot {
+    unsigned char *p;
+    size_t requested;
+    uint64_t tag;
+} model_slot_t;
+
+typedef struct model_worker {
+    pool_t *pool;
+    unsigned id;
+    size_t steps;
+    rng_t rng;
+    model_slot_t *slots;        /* the slots it works on this phase (swapped) */
+    uint64_t allocs, frees;     /* what it made the pool count */
+    uint64_t next_tag;
+    pthread_barrier_t *phase_done, *phase_go;
+    unsigned phases;
+} model_worker_t;
+
+static size_t model_size(rng_t *r, const pool_t *pool) {
+    switch (rng_below(r, 10)) {
+    case 0: return rng_below(r, 17);                          /* 0..16 */
+    case 1: case 2: case 3: return 1 + rng_below(r, 256);
+    case 4: case 5: return 257 + rng_below(r, 4000);
+    case 6: case 7: return 4096 + rng_below(r, 60000);
+    case 8: return pool->small_max - 4096 + rng_below(r, 8192); /* around the large threshold */
+    default: return pool->small_max + 1 + rng_below(r, 200000); /* large */
+    }
+}
+
+/* Frees or keeps the slot's object; a pattern check first. */
+static void model_release(model_worker_t *w, model_slot_t *s) {
+    if (s->p == NULL) return;
+    size_t bad = check(s->p, s->requested, s->tag);
+    if (bad != SIZE_MAX) AFAIL("worker %u: object %p (%zu bytes) damaged at %zu", w->id, (void *)s->p, s->requested, bad);
+    pool_free(w->pool, s->p);
+    w->frees++;
+    s->p = NULL;
+}
+
+static void model_step(model_worker_t *w) {
+    pool_t *pool = w->pool;
+    rng_t *r = &w->rng;
+    model_slot_t *s = &w->slots[rng_below(r, MODEL_SLOTS)];
+    unsigned op = (unsigned)rng_below(r, 100);
+    if (op < 2) {
+        pool_trim(pool);
+        return;
+    }
+    if (op < 35 && s->p != NULL) {
+        model_release(w, s);
+        return;
+    }
+    if (op < 55 && s->p != NULL) {
+        /* realloc: grow or shrink, in place or moved */
+        size_t size = model_size(r, pool);
+        if (size == 0) size = 1; /* (size 0 frees: covered by the free op) */
+        size_t bad = check(s->p, s->requested, s->tag);
+        if (bad != SIZE_MAX) AFAIL("worker %u: object %p damaged at %zu before realloc", w->id, (void *)s->p, bad);
+        unsigned char *q = pool_realloc(pool, s->p, size);
+        if (q == NULL) {
+            AFAIL("worker %u: pool_realloc(%p, %zu) failed", w->id, (void *)s->p, size);
+            return;
+        }
+        size_t kept = size < s->requested ? size : s->requested;
+        bad = check(q, kept, s->tag);
+        if (bad != SIZE_MAX) AFAIL("worker %u: realloc lost byte %zu", w->id, bad);
+        if (q != s->p) {
+            w->allocs++;
+            w->frees++;
+        }
+        s->p = q;
+        s->requested = size;
+        s->tag = w->next_tag++;
+        fill(q, size, s->tag);
+        return;
+    }
+    model_release(w, s);
+    size_t size = model_size(r, pool);
+    unsigned char *p;
+    unsigned kind = (unsigned)rng_below(r, 4);
+    if (kind == 0) {
+        size_t n = 1 + rng_below(r, 4), each = size / 4 + 1;
+        size = n * each; /* what the leak report records */
+        p = pool_calloc(pool, n, each);
+        for (size_t i = 0; p != NULL && i < size; i++)
+            if (p[i] != 0) {
+                AFAIL("worker %u: calloc byte %zu not zero", w->id, i);
+                break;
+            }
+    } else if (kind == 1) {
+        size_t align = (size_t)32 << rng_below(r, rng_below(r, 8) == 0 ? 16 : 8); /* up to 1 MiB, rarely */
+        p = pool_alloc_aligned(pool, size, align);
+        if (p && (uintptr_t)p % align != 0) AFAIL("worker %u: %p not aligned to %zu", w->id, (void *)p, align);
+    } else {
+        p = pool_alloc(pool, size);
+    }
+    if (p == NULL) {
+        AFAIL("worker %u: allocation of %zu bytes failed", w->id, size);
+        return;
+    }
+    w->allocs++;
+    s->p = p;
+    s->requested = size;
+    s->tag = w->next_tag++;
+    fill(p, size, s->tag);
+}
+
+static void *model_thread(void *arg) {
+    model_worker_t *w = arg;
+    for (unsigned phase = 0; phase < w->phases; phase++) {
+        for (size_t i = 0; i < w->steps; i++) model_step(w);
+        pthread_barrier_wait(w->phase_done); /* the main thread checks */
+        pthread_barrier_wait(w->phase_go);   /* and swaps the slot arrays */
+    }
+    for (unsigned i = 0; i < MODEL_SLOTS; i++) model_release(w, &w->slots[i]);
+    return NULL;
+}
+
+/* The leak report's count and bytes (its summary line and groups). */
+static void model_report(pool_t *pool, size_t *count, size_t *bytes) {
+    report_lines_t r;
+    size_t returned;
+    r = report_parse(pool, &returned);
+    *count = r.summary_count;
+    *bytes = r.group_bytes;
+    EXPECT_EQ(returned, r.summary_count);
+    EXPECT_EQ(r.leak_lines, returned);
+    EXPECT_EQ(r.group_count, returned);
+}
+
+static void model_check(pool_t *pool, model_worker_t *w, unsigned phase) {
+    size_t live = 0, in_use = 0, large = 0, requested = 0;
+    uint64_t allocs = 0, frees = 0;
+    for (unsigned t = 0; t < 2; t++) {
+        allocs += w[t].allocs;
+        frees += w[t].frees;
+        for (unsigned i = 0; i < MODEL_SLOTS; i++) {
+            model_slot_t *s = &w[t].slots[i];
+            if (s->p == NULL) continue;
+            live++;
+            size_t usable = pool_usable_size(pool, s->p);
+            if (usable < s->requested) T_FAIL("phase %u: usable %zu < requested %zu", phase, usable, s->requested);
+            in_use += usable;
+            /* with tracking off the report shows a cell's usable size, a large object's requested one */
+            chunk_t *chunk = chunk_of(s->p);
+            bool huge = chunk != NULL && chunk->kind == CHUNK_HUGE;
+            large += huge;
+            requested += pool->track_leaks || huge ? s->requested : usable;
+        }
+    }
+    pool_stats_t st = stats_of(pool);
+    print_message("  phase %u: %zu live, %zu in use, %zu reserved, %zu large\n", phase, live, in_use,
+                  st.bytes_reserved, large);
+    EXPECT_EQ(st.live_allocations, live);
+    EXPECT_EQ(st.bytes_in_use, in_use);
+    EXPECT_EQ(st.allocs, allocs);
+    EXPECT_EQ(st.frees, frees);
+    EXPECT_EQ(st.large_objects, large);
+    EXPECT_LE(st.bytes_in_use, st.bytes_reserved);
+    EXPECT_LE(st.free_block_bytes, st.bytes_reserved);
+    EXPECT_LE(st.bytes_reserved, st.peak_reserved);
+    double fragmentation = st.bytes_reserved ? 1.0 - (double)st.bytes_in_use / (double)st.bytes_reserved : 0.0;
+    if (st.fragmentation < fragmentation - 1e-12 || st.fragmentation > fragmentation + 1e-12)
+        T_FAIL("phase %u: fragmentation %.17g, expected %.17g", phase, st.fragmentation, fragmentation);
+    size_t report_live, report_bytes;
+    model_report(pool, &report_live, &report_bytes);
+    EXPECT_EQ(report_live, live);
+    EXPECT_EQ(report_bytes, requested);
+}
+
+static void model_run(int track_leaks) {
+    pool_options_t opts = { .track_leaks = track_leaks };
+    pool_t *pool = pool_create(&opts);
+    assert_non_null(pool);
+    static model_slot_t slots[2][MODEL_SLOTS];
+    memset(slots, 0, sizeof slots);
+    pthread_barrier_t done, go;
+    pthread_barrier_init(&done, NULL, 3);
+    pthread_barrier_init(&go, NULL, 3);
+    model_worker_t w[2];
+    unsigned phases = (unsigned)scaled(5, 3);
+    for (unsigned t = 0; t < 2; t++) {
+        w[t] = (model_worker_t){ .pool = pool, .id = t, .steps = scaled(300, 120),
+                                 .rng = test_rng(track_leaks ? "model tracked" : "model", t),
+                                 .slots = slots[t], .next_tag = (uint64_t)t << 40,
+                                 .phase_done = &done, .phase_go = &go, .phases = phases };
+    }
+    pthread_t th[2];
+    for (unsigned t = 0; t < 2; t++) assert_int_equal(pthread_create(&th[t], NULL, model_thread, &w[t]), 0);
+    for (unsigned phase = 0; phase < phases; phase++) {
+        pthread_barrier_wait(&done);
+        model_check(pool, w, phase);
+        /* each worker frees and resizes the other's objects next phase */
+        model_slot_t *a = w[0].slots;
+        w[0].slots = w[1].slots;
+        w[1].slots = a;
+        pthread_barrier_wait(&go);
+    }
+    for (unsigned t = 0; t < 2; t++) pthread_join(th[t], NULL);
+    pthread_barrier_destroy(&done);
+    pthread_barrier_destroy(&go);
+    EXPECT_NO_ASYNC_FAILURES();
+    model_check(pool, w, phases);
+    pool_trim(pool); /* the exited workers' spans are adopted and released */
+    pool_stats_t st = stats_of(pool);
+    EXPECT_EQ(st.live_allocations, 0);
+    EXPECT_EQ(st.bytes_in_use, 0);
+    EXPECT_EQ(st.bytes_reserved, 0);
+    EXPECT_EQ(st.bytes_mapped, 0);
+    EXPECT_EQ(st.free_block_bytes, 0);
+    pool_destroy(pool);
+}
+
+static void test_stats_model_two_threads(void **state) {
+    (void)state;
+    TEST_START();
+    model_run(0);
+}
+
+static void test_stats_model_two_threads_tracked(void **state) {
+    (void)state;
+    TEST_START();
+    model_run(1);
+}
+
 int main(void) {
     mt_init("test_pool_review_s22");
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_rec, teardown_rec)
     const struct CMUnitTest tests[] = {
         T(test_trim_return_counts_unmapped_chunks),
         T(test_leak_report_oom_summary_exact),
+        T(test_stats_model_two_threads),
+        T(test_stats_model_two_threads_tracked),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
