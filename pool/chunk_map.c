@@ -31,7 +31,10 @@
  * pool_free was allocated after its chunk was inserted (happens-before), and
  * any other address either finds NULL or a chunk whose magic and pool the
  * caller checks. Leaves are never freed, so a racing reader never touches
- * unmapped memory. Writers serialise on map_lock.
+ * unmapped memory through the map. (A stale pointer, freed twice, whose
+ * empty chunk another thread is unmapping may find the chunk here and
+ * then fault reading its header: undefined, docs/pool.md "Errors and
+ * misuse".) Writers serialise on map_lock.
  */
 #include <sys/mman.h>
 

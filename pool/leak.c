@@ -40,15 +40,23 @@ typedef struct leak {
     leak_site_t site;
 } leak_t;
 
+/* The walk counts every live allocation and its bytes (total,
+ * total_bytes) whether or not the list has room for it: the summary stays
+ * exact when the list could not grow. Once a growth failed the list stays
+ * as it is (truncated), so the listed allocations are the first ones the
+ * walk met and the rest is one "not recorded" group, not scattered holes. */
 typedef struct leak_list {
     leak_t *items;
     size_t  count, capacity;
-    size_t  total;     /* live allocations seen, listed or not */
+    size_t  total;       /* live allocations seen, listed or not */
+    size_t  total_bytes; /* their sizes, as the report shows them */
     bool    truncated;
 } leak_list_t;
 
 static void leak_list_push(leak_list_t *list, const void *address, size_t size, const leak_site_t *site) {
     list->total++;
+    list->total_bytes += size;
+    if (list->truncated) return;
     if (list->count == list->capacity) {
         size_t capacity = list->capacity ? list->capacity * 2 : 1024;
         leak_t *items = os_map(capacity * sizeof(leak_t));
@@ -223,16 +231,23 @@ size_t pool_report_leaks(pool_t *pool, FILE *out) {
         fprintf(out, "mulch leak: %p size %zu allocated at %s\n", list.items[i].address,
                 list.items[i].size, where);
     }
-    if (list.count) {
-        fprintf(out, "mulch leak summary: %zu allocation%s\n", list.count, list.count == 1 ? "" : "s");
+    if (list.total) {
+        /* the summary counts every live allocation, listed or not */
+        fprintf(out, "mulch leak summary: %zu allocation%s\n", list.total, list.total == 1 ? "" : "s");
+        size_t listed_bytes = 0;
         for (size_t i = 0; i < list.count;) {
             size_t j = i, bytes = 0;
             while (j < list.count && site_order(&list.items[j].site, &list.items[i].site) == 0)
                 bytes += list.items[j++].size;
             site_format(&list.items[i].site, pool->track_leaks != 0, where, sizeof where);
             fprintf(out, "  %zu allocation%s, %zu bytes at %s\n", j - i, j - i == 1 ? "" : "s", bytes, where);
+            listed_bytes += bytes;
             i = j;
         }
+        size_t unlisted = list.total - list.count;
+        if (unlisted)
+            fprintf(out, "  %zu allocation%s, %zu bytes at sites not recorded (out of memory)\n", unlisted,
+                    unlisted == 1 ? "" : "s", list.total_bytes - listed_bytes);
     }
     if (list.truncated)
         fprintf(out, "mulch leak report truncated: out of memory after %zu of %zu allocations\n", list.count,
