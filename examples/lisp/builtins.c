@@ -137,48 +137,7 @@ static value prim_negative(value *args, int argc) { (void)argc; return lisp_bool
 
 /* ---- predicates and equality --------------------------------------------------- */
 
-/* Recursion goes through cars and vector items, bounded by
- * LISP_MAX_NESTING (which also ends a cycle through a car or a vector);
- * cdrs are followed in a loop, where a cycle in both lists would go on
- * forever: a second pair of cursors moves at half speed (Floyd on the
- * pair of lists) and meets the first only when both are circular. */
-static int equal_at(value a, value b, int depth)
-{
-    if (depth > LISP_MAX_NESTING) lisp_error("equal?: nesting too deep (or circular)");
-#ifdef LISP_EVAL_HOOK
-    LISP_EVAL_HOOK();
-#endif
-    value slow_a = a, slow_b = b;
-    for (uintptr_t step = 1;; step++) {
-        if (a == b) return 1;
-        if (!lisp_is_object(a) || !lisp_is_object(b) || lisp_kind_of(a) != lisp_kind_of(b)) return 0;
-        switch (lisp_kind_of(a)) {
-        case LISP_STRING:
-            return lisp_aux(a) == lisp_aux(b)
-                   && memcmp(LISP_STRING_OF(a)->text, LISP_STRING_OF(b)->text, lisp_aux(a)) == 0;
-        case LISP_VECTOR:
-            if (lisp_aux(a) != lisp_aux(b)) return 0;
-            for (size_t i = 0; i < lisp_aux(a); i++) {
-                if (!equal_at(LISP_VECTOR_OF(a)->items[i], LISP_VECTOR_OF(b)->items[i], depth + 1)) return 0;
-            }
-            return 1;
-        case LISP_PAIR:
-            if (!equal_at(LISP_CAR(a), LISP_CAR(b), depth + 1)) return 0;
-            a = LISP_CDR(a);
-            b = LISP_CDR(b);
-            if ((step & 1) == 0) {
-                slow_a = LISP_CDR(slow_a);
-                slow_b = LISP_CDR(slow_b);
-                if (slow_a == a && slow_b == b) lisp_error("equal?: circular lists");
-            }
-            break;
-        default:
-            return 0;
-        }
-    }
-}
-
-int lisp_equal(value a, value b) { return equal_at(a, b, 0); }
+/* (equal? is lisp_equal, equal.c) */
 
 static value prim_eq(value *args, int argc) { (void)argc; return lisp_bool(args[0] == args[1]); }
 static value prim_equal(value *args, int argc) { (void)argc; return lisp_bool(lisp_equal(args[0], args[1])); }

@@ -151,8 +151,8 @@ _Noreturn void lisp_error(const char *fmt, ...)
 _Noreturn void lisp_type_error(const char *who, const char *expected, value got);
 
 /* LISP_EVAL_HOOK (fuzz/lisp_fuzz.c only): a function called at every
- * evaluation step (eval.c) and every step of equal? (whose work on shared
- * structure grows exponentially with its depth), which may raise an error:
+ * evaluation step (eval.c) and every object equal? compares (equal.c),
+ * which may raise an error:
  * the fuzzer's step and time budget. Not defined in the interpreter's own
  * builds. */
 #ifdef LISP_EVAL_HOOK
@@ -185,7 +185,7 @@ enum lisp_special {
     LISP_SF_AND, LISP_SF_OR, LISP_SF_WHEN, LISP_SF_UNLESS, LISP_SF_ELSE
 };
 
-/* How deep the C recursions over data (reader, printer, equal?) may go
+/* How deep the C recursions over data (reader, printer) may go
  * before they report an error: data nested deeper than this (built by a
  * loop, or read from text) would otherwise overflow the C stack. Together
  * with the deepest evaluation (LISP_MAX_EVAL_DEPTH) it stays well inside
@@ -239,7 +239,7 @@ void  lisp_ports_init(void);
 void  lisp_ephemerons_init(void);
 void  lisp_ports_shutdown(void);
 FILE *lisp_output_file(value *args, int argc, int index, const char *who);
-int   lisp_equal(value a, value b);
+int   lisp_equal(value a, value b);                       /* equal.c; allocates nothing on the heap */
 const char *lisp_string_arg(value v, const char *who);
 intptr_t lisp_fixnum_arg(value v, const char *who);
 

@@ -1,8 +1,10 @@
-;; equal_limits.scm — equal? on circular and very deep structures ends with
-;; an error (caught by try) instead of looping forever (two circular
-;; lists) or overflowing the C stack (nesting through cars or vectors,
-;; which also covers cycles through them). Structures that merely share
-;; parts, or where only one side is circular, still compare.
+;; equal_limits.scm — equal? on circular and very deep structures answers
+;; as R7RS says (two circular lists that unfold to the same sequence are
+;; equal) instead of looping forever or overflowing the C stack (nesting
+;; through cars or vectors, which also covers cycles through them). It
+;; used to report these as errors (caught by try, which still shows any);
+;; equal_shared.scm has more. Structures that merely share parts, or where
+;; only one side is circular, still compare.
 (define (show . items) (for-each display items) (newline))
 (define (catch thunk) (try thunk (lambda (message) message)))
 
