@@ -1,19 +1,23 @@
 /* test_gc_review_s22_conservative.c — conservative stack scanning next to
- * other heaps and pools that come and go (session 22 review).
+ * other pools that come and go, and across fork (session 22 review).
  *
  * A conservative scan looks at every word of the attached threads' stacks;
  * a word that happens to point into a chunk of ANOTHER pool or heap must
  * be rejected without reading that chunk: another thread may unmap it at
  * any moment (pool_destroy, gc_heap_destroy, pool_free of a huge object,
- * pool_trim). Here one thread creates, fills and destroys pools and heaps
- * in a loop while the test's thread keeps hundreds of words pointing into
- * their chunks on its stack and collects a conservative heap again and
- * again: before the fix the scan read the unmapped chunks' headers
- * (SIGSEGV).
+ * pool_trim). test_conservative_scan_beside_unmapping_pools keeps
+ * thousands of words pointing into another pool's chunks on the stack
+ * while that pool is destroyed under the scan (a signal handler holds the
+ * scanning thread still meanwhile): before the fix the scan read the
+ * unmapped chunk headers (SIGSEGV in scan_words, in most runs).
  *
- * Seeded (MULCH_TEST_SEED) offsets into the chunks; the interleaving is the
- * scheduler's, so the test is a stress test: it crashed within the default
- * run's rounds every time it was tried against the unfixed scan. */
+ * test_conservative_register_across_fork: a thread holding an object only
+ * in a callee-saved register forks while another thread's collection
+ * runs; the object survives in place in the parent, and in the child's
+ * own collections.
+ *
+ * Seeded (MULCH_TEST_SEED) offsets into the chunks; the interleavings are
+ * driven by flags, a signal and short sleeps. */
 #ifndef _GNU_SOURCE
 #  define _GNU_SOURCE 1
 #endif
@@ -22,6 +26,9 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <mulch/gc.h>
 #include <mulch/pool.h>
@@ -91,8 +98,7 @@ static void *churn_thread(void *arg)
         }
         pthread_kill(c->scanner, SIGUSR1);
         double until = now_s() + 0.05;
-        while (!atomic_load(&c->in_handler) && atomic_load(&c->done) != round && now_s() < until) {
-        }
+        while (!atomic_load(&c->in_handler) && atomic_load(&c->done) != round && now_s() < until) sched_yield();
         pool_free(p, small);
         pool_free(p, huge);
         pool_destroy(p);
@@ -149,7 +155,7 @@ static void test_conservative_scan_beside_unmapping_pools(void **state)
     pthread_t th;
     EXPECT_EQ(pthread_create(&th, NULL, churn_thread, &c), 0);
     rng_t rng = test_rng("beside_unmapping", 0);
-    unsigned rounds = (unsigned)scaled(300, 40);
+    unsigned rounds = (unsigned)scaled(150, 40);
     uintptr_t sum = 0;
     for (unsigned round = 1; round <= rounds; round++) {
         while (atomic_load(&c.published) != round) sched_yield();
@@ -167,12 +173,185 @@ static void test_conservative_scan_beside_unmapping_pools(void **state)
     gc_heap_destroy(h);
 }
 
+#if defined(__x86_64__)
+/* fork() while the forking thread holds an object only in r15 (glibc's
+ * fork saves the other callee-saved registers in its own frame, which
+ * stays live; r15 only in its handler runners, and mulch's atfork handlers
+ * run in between), and another thread's collection runs while the forking
+ * thread is inside fork: the atfork handlers block the thread in the heap
+ * (its context saved in the prepare handler), and the parent handler waits
+ * for that collection to end. The object must survive, in place, in the
+ * parent; and in the child, where only the forking thread is left, it
+ * survives the child's own collections. */
+typedef struct {
+    gc_thread_t *t;                  /* 0 */
+    pid_t (*fork_fn)(void);          /* 8 */
+    void (*child_fn)(void *);        /* 16: never returns */
+    uintptr_t masked, key;           /* 24, 32: the object is masked ^ key */
+    uintptr_t out;                   /* 40: r15 after fork, in the parent */
+    int64_t pid;                     /* 48 */
+    int pipe_write;
+} fork_ctx_t;
+_Static_assert(offsetof(fork_ctx_t, out) == 40 && offsetof(fork_ctx_t, pid) == 48, "offsets used below");
+
+#define FORK_OBJECT_ID 21
+
+static __attribute__((noinline)) void fork_holding_only_r15(fork_ctx_t *ctx)
+{
+    __asm__ volatile("mov %%rdi, %%r13\n\t"
+                     "mov %%rsp, %%r12\n\t"
+                     "sub $128, %%rsp\n\t"
+                     "and $-16, %%rsp\n\t"
+                     "sub $16384, %%rsp\n\t"
+                     "mov %%rsp, %%rdi\n\t"
+                     "mov $2048, %%ecx\n\t"
+                     "xor %%eax, %%eax\n\t"
+                     "rep stosq\n\t"
+                     "add $16384, %%rsp\n\t"
+                     "mov 24(%%r13), %%r15\n\t"
+                     "xor 32(%%r13), %%r15\n\t"
+                     "xor %%ebx, %%ebx\n\t"
+                     "xor %%r14d, %%r14d\n\t"
+                     "xor %%edx, %%edx\n\t"
+                     "xor %%esi, %%esi\n\t"
+                     "xor %%edi, %%edi\n\t"
+                     "xor %%r8d, %%r8d\n\t"
+                     "xor %%r9d, %%r9d\n\t"
+                     "xor %%r10d, %%r10d\n\t"
+                     "xor %%r11d, %%r11d\n\t"
+                     "call *8(%%r13)\n\t"
+                     "test %%eax, %%eax\n\t"
+                     "jnz 1f\n\t"
+                     "mov %%r13, %%rdi\n\t"
+                     "call *16(%%r13)\n\t"
+                     "1: movslq %%eax, %%rax\n\t"
+                     "mov %%rax, 48(%%r13)\n\t"
+                     "sub $16384, %%rsp\n\t"
+                     "mov %%rsp, %%rdi\n\t"
+                     "mov $2048, %%ecx\n\t"
+                     "xor %%eax, %%eax\n\t"
+                     "rep stosq\n\t"
+                     "add $16384, %%rsp\n\t"
+                     "mov %%r15, 40(%%r13)\n\t"
+                     "mov %%r12, %%rsp\n\t"
+                     "mov %%r13, %%rdi\n\t"
+                     : "+D"(ctx)
+                     :
+                     : "rax", "rbx", "rcx", "rdx", "rsi", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15",
+                       "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10",
+                       "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "memory", "cc");
+}
+
+/* In the child: tells the parent's parked thread to go on, collects
+ * (only this thread is left), checks the object, and exits with 0 when it
+ * is intact and unfinalized. */
+static void fork_child_check(void *arg)
+{
+    fork_ctx_t *ctx = arg;
+    char byte = 1;
+    if (write(ctx->pipe_write, &byte, 1) != 1) _exit(4);
+    for (int i = 0; i < 3; i++) gc_collect(ctx->t);
+    const tobj_t *o = (const tobj_t *)(ctx->masked ^ ctx->key);
+    _exit(obj_problem(o, FORK_OBJECT_ID) == NULL && fin_of(FORK_OBJECT_ID) == 0 ? 0 : 3);
+}
+
+typedef struct {
+    gc_heap_t *heap;
+    fork_ctx_t ctx;
+    int pipe_read;
+    atomic_int x_ready, f_ready, collect_started, done;
+    int child_status;
+} fork_test_t;
+
+/* Attached and running (no safepoint) until the child exists, so that the
+ * main thread's collection waits; then parks, letting it run while the
+ * forking thread is still inside fork. */
+static void *fork_holdup_thread(void *arg)
+{
+    fork_test_t *f = arg;
+    gc_thread_t *t = gc_thread_attach(f->heap);
+    atomic_store(&f->x_ready, 1);
+    char byte;
+    if (read(f->pipe_read, &byte, 1) != 1) AFAIL("no byte from the child");
+    struct timespec pause = { 0, 30 * 1000 * 1000 };
+    nanosleep(&pause, NULL);
+    while (!atomic_load(&f->done)) gc_safepoint(t);
+    gc_thread_detach(t);
+    return NULL;
+}
+
+static void *fork_thread(void *arg)
+{
+    fork_test_t *f = arg;
+    f->ctx.t = gc_thread_attach(f->heap);
+    f->ctx.key = UINT64_C(0x5a5a5a5a5a5a5a58);
+    f->ctx.masked = (uintptr_t)mk(f->ctx.t, &T_FIN, FORK_OBJECT_ID, 3) ^ f->ctx.key;
+    atomic_store(&f->f_ready, 1);
+    while (!atomic_load(&f->collect_started)) sched_yield();
+    struct timespec pause = { 0, 30 * 1000 * 1000 };
+    nanosleep(&pause, NULL); /* (the collection now waits for this thread) */
+    fork_holding_only_r15(&f->ctx);
+    if (f->ctx.pid > 0) waitpid((pid_t)f->ctx.pid, &f->child_status, 0);
+    gc_thread_detach(f->ctx.t);
+    return NULL;
+}
+#endif
+
+static void test_conservative_register_across_fork(void **state)
+{
+    (void)state;
+    TEST_START();
+#if !defined(__x86_64__)
+    skip();
+#else
+    fin_reset();
+    gc_options_t o;
+    memset(&o, 0, sizeof o);
+    o.conservative_stack = 1;
+    o.compaction = GC_COMPACT_ALWAYS;
+    o.markers = 1; /* (no marker threads to start in the child) */
+    static fork_test_t f;
+    memset(&f, 0, sizeof f);
+    f.heap = gc_heap_create(&o);
+    if (f.heap == NULL) fail();
+    int fds[2];
+    EXPECT_EQ(pipe(fds), 0);
+    f.pipe_read = fds[0];
+    f.ctx.pipe_write = fds[1];
+    f.ctx.fork_fn = fork;
+    f.ctx.child_fn = fork_child_check;
+    gc_thread_t *t = gc_thread_attach(f.heap);
+    pthread_t x, th;
+    EXPECT_EQ(pthread_create(&x, NULL, fork_holdup_thread, &f), 0);
+    EXPECT_EQ(pthread_create(&th, NULL, fork_thread, &f), 0);
+    while (!atomic_load(&f.x_ready) || !atomic_load(&f.f_ready)) sched_yield();
+    atomic_store(&f.collect_started, 1);
+    gc_collect(t); /* waits for the other two; runs while the fork's parent handler waits */
+    atomic_store(&f.done, 1);
+    pthread_join(x, NULL);
+    pthread_join(th, NULL);
+    close(fds[0]);
+    close(fds[1]);
+    EXPECT_NO_ASYNC_FAILURES();
+    if (f.ctx.pid <= 0) T_FAIL("fork failed");
+    if (!WIFEXITED(f.child_status) || WEXITSTATUS(f.child_status) != 0)
+        T_FAIL("child: status %d (3: the object was freed, moved or damaged in the child)", f.child_status);
+    EXPECT_EQ(f.ctx.out, f.ctx.masked ^ f.ctx.key); /* r15 came back */
+    EXPECT_FIN(FORK_OBJECT_ID, 0);
+    EXPECT_OBJ((void *)f.ctx.out, FORK_OBJECT_ID);
+    EXPECT_VERIFY(f.heap);
+    gc_thread_detach(t);
+    gc_heap_destroy(f.heap);
+#endif
+}
+
 int main(void)
 {
     mt_init("test_gc_review_s22_conservative");
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_rec, teardown_rec)
     const struct CMUnitTest tests[] = {
         T(test_conservative_scan_beside_unmapping_pools),
+        T(test_conservative_register_across_fork),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
