@@ -16,6 +16,10 @@
  * runs; the object survives in place in the parent, and in the child's
  * own collections.
  *
+ * test_conservative_interior_pointers_large_and_last_byte: a pointer into
+ * the middle of a large object, and one to a small object's last byte,
+ * keep them in place.
+ *
  * Seeded (MULCH_TEST_SEED) offsets into the chunks; the interleavings are
  * driven by flags, a signal and short sleeps. */
 #ifndef _GNU_SOURCE
@@ -168,6 +172,48 @@ static void test_conservative_scan_beside_unmapping_pools(void **state)
     EXPECT_EQ(sigaction(SIGUSR1, &old, NULL), 0);
     EXPECT_NO_ASYNC_FAILURES();
     EXPECT_OBJ(kept, 7);
+    EXPECT_VERIFY(h);
+    gc_thread_detach(t);
+    gc_heap_destroy(h);
+}
+
+static __attribute__((noinline)) void collect_a_few(gc_thread_t *t)
+{
+    for (int i = 0; i < 3; i++) gc_collect(t);
+}
+
+/* Interior pointers: into the middle of a large object (a span of its
+ * own), and to the last byte of a small one, keep them, in place, with
+ * compaction at every collection (and in the generational variant). */
+static void test_conservative_interior_pointers_large_and_last_byte(void **state)
+{
+    (void)state;
+    TEST_START();
+    fin_reset();
+    gc_options_t o;
+    memset(&o, 0, sizeof o);
+    o.conservative_stack = 1;
+    o.compaction = GC_COMPACT_ALWAYS;
+    gc_heap_t *h = gc_heap_create(&o);
+    if (h == NULL) fail();
+    gc_thread_t *t = gc_thread_attach(h);
+    size_t large_words = 40000; /* about 320 KB: past the largest class */
+    tobj_t *large = mk(t, &T_FIN, 31, large_words);
+    tobj_t *small = mk(t, &T_FIN, 32, 3);
+    volatile uintptr_t large_middle = (uintptr_t)large + tobj_size(large_words) / 2 + 3;
+    volatile uintptr_t small_last = (uintptr_t)small + tobj_size(3) - 1;
+    /* (masked: only the interior pointers point into the objects) */
+    const uintptr_t key = UINT64_C(0x5a5a5a5a5a5a5a58);
+    volatile uintptr_t large_masked = (uintptr_t)large ^ key, small_masked = (uintptr_t)small ^ key;
+    large = small = NULL;
+    collect_a_few(t);
+    uintptr_t large_at = large_masked ^ key, small_at = small_masked ^ key;
+    EXPECT_FIN(31, 0);
+    EXPECT_FIN(32, 0);
+    EXPECT_OBJ((void *)large_at, 31);
+    EXPECT_OBJ((void *)small_at, 32);
+    EXPECT_EQ(small_last, small_at + tobj_size(3) - 1);
+    EXPECT_EQ(large_middle, large_at + tobj_size(large_words) / 2 + 3);
     EXPECT_VERIFY(h);
     gc_thread_detach(t);
     gc_heap_destroy(h);
@@ -352,6 +398,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_conservative_scan_beside_unmapping_pools),
         T(test_conservative_register_across_fork),
+        T(test_conservative_interior_pointers_large_and_last_byte),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
