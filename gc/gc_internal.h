@@ -346,6 +346,9 @@ struct gc_heap {
 
     /* spans */
     gc_vector_t      spans;            /* every span the heap holds         */
+    /* spans, sorted by address, for one conservative scan (gc/conservative.c);
+     * kept between collections only to reuse its memory */
+    gc_vector_t      conservative_spans;
     block_t         *available[GC_ALL_CLASSES]; /* spans with free cells, no bin */
     uint32_t         class_spans[GC_ALL_CLASSES]; /* spans of each class in spans */
     block_t         *sparse[GC_ALL_CLASSES];    /* ... flagged for evacuation: used

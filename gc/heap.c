@@ -274,6 +274,7 @@ void gc_heap_destroy(gc_heap_t *heap) {
     while (heap->spans.count) gc_span_release(heap, heap->spans.items[heap->spans.count - 1]);
     pthread_mutex_unlock(&heap->lock);
     gc_vector_free(&heap->spans);
+    gc_vector_free(&heap->conservative_spans);
     gc_vector_free(&heap->root_slots);
     gc_vector_free(&heap->finalizable);
     gc_vector_free(&heap->pending);
