@@ -403,6 +403,12 @@ struct gc_heap {
     /* finalization and weak references */
     gc_vector_t      finalizable;      /* objects with finalizers, not run  */
     gc_vector_t      pending;          /* unreachable, finalizer to run     */
+    /* which objects are in `pending` (gc/pending.c): a set of addresses,
+     * open addressing, power of 2; pending_unindexed: an addition failed
+     * (out of memory), search `pending` until it empties */
+    void           **pending_index;
+    size_t           pending_index_count, pending_index_capacity;
+    bool             pending_unindexed;
     gc_vector_t      weaks;            /* live weak references, ephemerons  */
     bool             has_ephemerons;   /* one was made: collections converge */
 
@@ -761,6 +767,20 @@ MULCH_INTERNAL void gc_marks_forget(gc_heap_t *heap);
 MULCH_INTERNAL size_t gc_allocation_budget(const gc_heap_t *heap, size_t basis, size_t held);
 MULCH_INTERNAL void gc_collect_locked(gc_heap_t *heap, gc_thread_t *self, bool minor_allowed);
 MULCH_INTERNAL void gc_run_finalizers(gc_thread_t *thread);
+
+/* ---- the pending finalizers' index (gc/pending.c), heap->lock held ------- */
+/* obj entered heap->pending (at its final address: no collection moves
+ * it while it stays there); ..._from: the items from index `first` on. */
+MULCH_INTERNAL void gc_pending_index_add(gc_heap_t *heap, void *obj);
+MULCH_INTERNAL void gc_pending_index_add_from(gc_heap_t *heap, size_t first);
+/* obj left heap->pending (its finalizer returned). */
+MULCH_INTERNAL void gc_pending_index_remove(gc_heap_t *heap, const void *obj);
+/* Whether obj is in heap->pending: O(1) unless an addition ran out of memory. */
+MULCH_INTERNAL bool gc_pending_contains_locked(const gc_heap_t *heap, const void *obj);
+MULCH_INTERNAL void gc_pending_index_free(gc_heap_t *heap);
+/* pending.c's invariant (gc_verify): the index holds exactly the listed
+ * objects, or (pending_unindexed) only listed ones. */
+MULCH_INTERNAL bool gc_pending_index_is_valid(const gc_heap_t *heap);
 /* Heap lock held: thread t is ending (its exit hook). If it held the
  * finalizing role — it ended inside a finalizer or an rc destroy callback —
  * the object being finalized counts as finalized and the role is freed. */
