@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "gc_internal.h"
+#include "gc_mark.h"
 #include "gc_weak.h"
 
 uint64_t gc_now_ns(void) {

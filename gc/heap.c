@@ -16,6 +16,7 @@
 #include <stdlib.h>
 
 #include "gc_internal.h"
+#include "gc_mark.h"
 #include "gc_weak.h"
 
 /* A size from the environment: decimal, with an optional k/m/g suffix.

@@ -16,6 +16,7 @@
 #include <stdio.h>
 
 #include "gc_internal.h"
+#include "gc_mark.h"
 #include "gc_weak.h"
 
 typedef struct verifier {

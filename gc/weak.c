@@ -34,6 +34,7 @@
 #include <stdio.h>
 
 #include "gc_internal.h"
+#include "gc_mark.h"
 #include "gc_weak.h"
 
 static const gc_type_t weak_type = { "mulch.weak", NULL, NULL };
