@@ -19,6 +19,7 @@
  * object may take over.
  */
 #include "gc_internal.h"
+#include "gc_mark.h"
 #include "gc_weak.h"
 
 bool gc_handle_slot_add(gc_heap_t *heap, gc_handle_payload_t *payload, void (*free_kept)(void *)) {

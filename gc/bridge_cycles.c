@@ -20,6 +20,7 @@
 #include <stdlib.h>
 
 #include "gc_internal.h"
+#include "gc_mark.h"
 
 #define NONE SIZE_MAX
 

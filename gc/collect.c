@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "gc_internal.h"
+#include "gc_mark.h"
 #include "gc_weak.h"
 
 uint64_t gc_now_ns(void) {
@@ -79,6 +80,8 @@ static bool finalizable_move_dead(gc_heap_t *heap, gc_tracer_t *tracer) {
     /* Traced as slots: the objects (and what they reach) may move. */
     for (size_t i = first_new; i < heap->pending.count; i++) gc_trace_slot(tracer, &heap->pending.items[i]);
     gc_mark_drain(tracer);
+    /* indexed where they stay: a collection moves no pending object */
+    gc_pending_index_add_from(heap, first_new);
     return any;
 }
 
@@ -255,6 +258,7 @@ static void finalized_locked(gc_heap_t *heap, void *obj) {
     for (size_t j = heap->pending.count; j-- > 0;) {
         if (heap->pending.items[j] == obj) {
             heap->pending.items[j] = heap->pending.items[--heap->pending.count];
+            gc_pending_index_remove(heap, obj);
             break;
         }
     }

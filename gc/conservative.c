@@ -26,6 +26,7 @@
 #include <pthread.h>
 
 #include "gc_internal.h"
+#include "gc_mark.h"
 
 #if defined(__has_include)
 #  if __has_include(<valgrind/memcheck.h>)

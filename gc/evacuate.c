@@ -36,6 +36,7 @@
  * markers claim an object by CAS on its header (GC_FORWARD_BUSY) first.
  */
 #include "gc_internal.h"
+#include "gc_mark.h"
 
 
 /* The word that holds obj's forwarding state: its header, or for a

@@ -25,6 +25,10 @@
  * touched, the rest of its last block stays untouched (and, in a fresh
  * span, not resident).
  *
+ * The tracer and the interface of marking and compaction are in
+ * gc_mark.h, weak references' in gc_weak.h: the sources that need them
+ * include them.
+ *
  * Side metadata per span (pool_block_side): three bitmaps indexed by cell:
  *   mark bits  (first third)  — set during marking;
  *   alloc bits (second third) — 1 for allocated cells and for the padding
@@ -92,7 +96,6 @@
 #define GC_HEADERLESS_MAX 256u               /* largest headerless cell     */
 #define GC_TYPED_CACHE   MULCH_GC_TYPED_CACHE_ /* per-thread (type, size granule) -> bin */
 #define GC_LARGE_CLASS   0xffffu             /* size_class of a large object's span */
-#define GC_SPAN_CACHE    64u                 /* the tracer's span cache entries */
 
 enum gc_thread_state { GC_RUNNING = 0, GC_PARKED, GC_BLOCKING, GC_DETACHED };
 
@@ -235,70 +238,6 @@ typedef struct gc_mark_shared {
     pthread_t         helpers[GC_MAX_MARKERS];
 } gc_mark_shared_t;
 
-/* Entries of a tracer's first mark stack mapping (it doubles from there). */
-#define GC_MARK_STACK_FIRST 4096u
-/* Entries of the stack a tracer holds in itself, for when not even the
- * first mapping can be had (mark.c): the overflow rescans still drain
- * depth first, instead of advancing one object per pass over the heap. */
-#define GC_MARK_RESERVE 256u
-
-/* A mark stack entry: an object marked, its children not yet traced, and
- * its type when it has no header (read from its span when it was marked:
- * the span descriptor is in cache then, the object not yet). */
-typedef struct gc_mark_entry {
-    void            *obj;
-    const gc_type_t *type;    /* NULL: the object's header says */
-} gc_mark_entry_t;
-
-struct gc_tracer {
-    gc_heap_t   *heap;
-    gc_mark_entry_t *stack;
-    size_t       depth, capacity;
-    bool         overflowed;  /* an object could not be pushed: rescan   */
-    size_t       rescan_low, rescan_end; /* heap->spans indices [low, end)
-                                 holding every object a failed push dropped
-                                 (empty: low >= end), which the rescan visits */
-    unsigned     bad_slots;   /* bad slots seen this collection          */
-    bool         report_all;  /* gc_verify: no cap on reports (each problem
-                                 it counts is reported, as it promises)  */
-    const char  *phase;       /* function name for reports               */
-    /* Spans of objects marked lately, by their address's 64 KiB unit: a
-     * range check is cheaper than the chunk map, and objects traced
-     * together often share a few spans (one per type and class). An
-     * entry holds what the hit path needs (geometry, bitmaps), so that a
-     * slot's check depends on one load from the tracer, not on the
-     * descriptor, its chunk and the side area in turn. */
-    struct gc_span_cache_entry {
-        uintptr_t first;      /* the span's first object                */
-        uintptr_t bytes;      /* up to its last object's start          */
-        uint64_t  divisor;    /* cell_divide_exact by the cell size     */
-        uint64_t *mark, *alloc; /* its bitmaps                          */
-        block_t  *span;
-        const gc_type_t *type; /* the span's, when it has no headers   */
-    } span_cache[GC_SPAN_CACHE];
-    bool         evacuate;    /* the collection's tracer: may move objects */
-    uint64_t     bytes_moved;
-    gc_mark_shared_t *shared; /* non-NULL while parallel markers run       */
-    bool         checking;    /* gc_verify: slots are checked, not marked  */
-    const void  *barrier_owner; /* checking: an old object on a clean card,
-                                   whose slots are checked for young referents
-                                   (NULL: each slot must hold a live object) */
-    /* A minor collection's tracers (generation.c): claiming a young object
-     * flips its age bit, and old_parent is the object being traced when it
-     * stays old after the collection (NULL otherwise, and for roots), whose
-     * card must stay dirty if it points to an object that stays young. */
-    bool         aging;
-    void        *old_parent;
-    bool         special;     /* evacuate || aging (gc_tracer_set_mode)     */
-    /* The stack when its first mapping could not be had (last: the hot
-     * fields above stay together). */
-    gc_mark_entry_t reserve[GC_MARK_RESERVE];
-};
-
-/* A mark stack entry's object with this bit set stays young (its first
- * minor collection survived): it needs no card for its young children. */
-#define GC_ENTRY_YOUNG ((uintptr_t)1)
-
 typedef struct gc_hash_entry {
     void     *obj;     /* current address; NULL = empty (atomic: readers
                           probe without the lock, gc/evacuate.c) */
@@ -406,6 +345,12 @@ struct gc_heap {
     /* finalization and weak references */
     gc_vector_t      finalizable;      /* objects with finalizers, not run  */
     gc_vector_t      pending;          /* unreachable, finalizer to run     */
+    /* which objects are in `pending` (gc/pending.c): a set of addresses,
+     * open addressing, power of 2; pending_unindexed: an addition failed
+     * (out of memory), search `pending` until it empties */
+    void           **pending_index;
+    size_t           pending_index_count, pending_index_capacity;
+    bool             pending_unindexed;
     gc_vector_t      weaks;            /* live weak references, ephemerons  */
     bool             has_ephemerons;   /* one was made: collections converge */
 
@@ -647,21 +592,7 @@ MULCH_INTERNAL void gc_threads_fork_child_locked(gc_heap_t *heap);
  * lost (out of memory), as gc_thread_detach does. */
 MULCH_INTERNAL void gc_threads_fork_child_report(void);
 
-/* ---- marking (gc/mark.c) ------------------------------------------------------- */
-MULCH_INTERNAL void gc_tracer_init(gc_tracer_t *tracer, gc_heap_t *heap, const char *phase);
-/* The collection's tracer: whether it may move objects, whether it ages
- * (a minor collection). */
-MULCH_INTERNAL void gc_tracer_set_mode(gc_tracer_t *tracer, bool evacuate, bool aging);
-MULCH_INTERNAL void gc_tracer_free(gc_tracer_t *tracer);
-MULCH_INTERNAL bool gc_mark_object(gc_tracer_t *tracer, void *obj);
-MULCH_INTERNAL void gc_mark_drain(gc_tracer_t *tracer);
-/* Pops and traces until the tracer's own stack is empty (no rescans). */
-MULCH_INTERNAL void gc_mark_drain_local(gc_tracer_t *tracer);
-/* Marks everything reachable from the tracer's stack with the heap's
- * marker threads (serially when one marker is configured or the heap is
- * small). */
-MULCH_INTERNAL void gc_mark_parallel(gc_tracer_t *tracer);
-MULCH_INTERNAL void gc_mark_donate(gc_tracer_t *tracer);
+/* ---- parallel marking's shared state (gc/parallel.c) ------------------ */
 MULCH_INTERNAL void gc_mark_shared_init(gc_heap_t *heap);
 MULCH_INTERNAL void gc_mark_shared_destroy(gc_heap_t *heap);
 /* Around fork (gc/fork.c): takes and releases the shared locks (after
@@ -670,55 +601,11 @@ MULCH_INTERNAL void gc_mark_shared_destroy(gc_heap_t *heap);
 MULCH_INTERNAL void gc_mark_shared_fork_lock(gc_heap_t *heap);
 MULCH_INTERNAL void gc_mark_shared_fork_unlock(gc_heap_t *heap);
 MULCH_INTERNAL void gc_mark_shared_fork_child(gc_heap_t *heap);
-MULCH_INTERNAL bool gc_is_marked(const gc_heap_t *heap, const void *obj);
-MULCH_INTERNAL void gc_roots_trace(gc_tracer_t *tracer);
+
+/* ---- root stacks (gc/roots.c) ---------------------------------------- */
 /* Entries every root stack mapping has past root_capacity (roots.c). */
 #define GC_ROOT_RESERVE 64u
 MULCH_INTERNAL void gc_root_stack_free(gc_thread_t *t);
-
-/* Small helpers the evacuation path shares with the tracer. */
-/* Bitmap words may be set by other markers meanwhile: relaxed atomic reads. */
-static inline bool bit_test_relaxed(const uint64_t *bits, uint32_t i) {
-    return (__atomic_load_n(&bits[i / 64], __ATOMIC_RELAXED) >> (i % 64)) & 1u;
-}
-static inline bool gc_tracer_is_marked(const block_t *b, uint32_t i) { return bit_test_relaxed(gc_span_mark_bits(b), i); }
-/* Pushes obj (marked already) of span b. */
-MULCH_INTERNAL void gc_tracer_push(gc_tracer_t *tracer, const block_t *b, void *obj);
-/* Pushes a stack entry as it is (another marker's: parallel.c). */
-MULCH_INTERNAL void gc_tracer_push_entry(gc_tracer_t *tracer, gc_mark_entry_t entry);
-/* Widens the span index range [*low, *end) (empty: *low >= *end) to hold
- * [add_low, add_end): the spans an overflow rescan visits (mark.c). */
-static inline void gc_rescan_range_add(size_t *low, size_t *end, size_t add_low, size_t add_end) {
-    if (add_low >= add_end) return;
-    if (*low >= *end) {
-        *low = add_low;
-        *end = add_end;
-        return;
-    }
-    if (add_low < *low) *low = add_low;
-    if (add_end > *end) *end = add_end;
-}
-MULCH_INTERNAL void gc_tracer_mark_in_place(gc_tracer_t *tracer, block_t *b, uint32_t i, void *obj);
-MULCH_INTERNAL void gc_tracer_lock(gc_tracer_t *tracer);
-MULCH_INTERNAL void gc_tracer_unlock(gc_tracer_t *tracer);
-
-/* ---- compaction (gc/evacuate.c) ------------------------------------------------ */
-/* Flags this collection's evacuation candidates; false when there are none. */
-MULCH_INTERNAL bool gc_evacuation_prepare(gc_heap_t *heap);
-/* Takes obj's span off this collection's candidates (conservative roots). */
-MULCH_INTERNAL void gc_evacuation_keep(gc_heap_t *heap, const void *obj);
-/* After spans are counted: flags the next collection's candidates (AUTO). */
-MULCH_INTERNAL void gc_evacuation_plan(gc_heap_t *heap);
-/* After the last gc_resolve of a collection: frees what prepare took. */
-MULCH_INTERNAL void gc_evacuation_finish(gc_heap_t *heap);
-MULCH_INTERNAL void *gc_evacuate_object(gc_tracer_t *tracer, block_t *b, uint32_t i, void *obj);
-/* After marking: obj's current address if it survived (moved or not), else NULL. */
-MULCH_INTERNAL void *gc_resolve(const gc_heap_t *heap, void *obj);
-/* During an evacuating collection: where obj was copied to, or NULL when
- * it was not (yet); reads no mark bit (markers may be setting them). */
-MULCH_INTERNAL void *gc_forwarded(const gc_heap_t *heap, const void *obj);
-MULCH_INTERNAL void gc_hashes_after_mark(gc_heap_t *heap);
-MULCH_INTERNAL void gc_hashes_destroy(gc_heap_t *heap);
 
 /* ---- conservative stack scanning (gc/conservative.c) ------------------------ */
 MULCH_INTERNAL void gc_thread_init_stack(gc_thread_t *t);
@@ -764,6 +651,20 @@ MULCH_INTERNAL void gc_marks_forget(gc_heap_t *heap);
 MULCH_INTERNAL size_t gc_allocation_budget(const gc_heap_t *heap, size_t basis, size_t held);
 MULCH_INTERNAL void gc_collect_locked(gc_heap_t *heap, gc_thread_t *self, bool minor_allowed);
 MULCH_INTERNAL void gc_run_finalizers(gc_thread_t *thread);
+
+/* ---- the pending finalizers' index (gc/pending.c), heap->lock held ------- */
+/* obj entered heap->pending (at its final address: no collection moves
+ * it while it stays there); ..._from: the items from index `first` on. */
+MULCH_INTERNAL void gc_pending_index_add(gc_heap_t *heap, void *obj);
+MULCH_INTERNAL void gc_pending_index_add_from(gc_heap_t *heap, size_t first);
+/* obj left heap->pending (its finalizer returned). */
+MULCH_INTERNAL void gc_pending_index_remove(gc_heap_t *heap, const void *obj);
+/* Whether obj is in heap->pending: O(1) unless an addition ran out of memory. */
+MULCH_INTERNAL bool gc_pending_contains_locked(const gc_heap_t *heap, const void *obj);
+MULCH_INTERNAL void gc_pending_index_free(gc_heap_t *heap);
+/* pending.c's invariant (gc_verify): the index holds exactly the listed
+ * objects, or (pending_unindexed) only listed ones. */
+MULCH_INTERNAL bool gc_pending_index_is_valid(const gc_heap_t *heap);
 /* Heap lock held: thread t is ending (its exit hook). If it held the
  * finalizing role — it ended inside a finalizer or an rc destroy callback —
  * the object being finalized counts as finalized and the role is freed. */

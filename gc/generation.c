@@ -72,6 +72,7 @@
  * last full collection's live bytes.
  */
 #include "gc_internal.h"
+#include "gc_mark.h"
 
 /* A card the collection keeps dirty (gc_generation_keep_card); a
  * mutator's dirty card is 1. */

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 
 #include "gc_internal.h"
+#include "gc_mark.h"
 #include "gc_weak.h"
 
 /* A size from the environment: decimal, with an optional k/m/g suffix.
@@ -163,6 +164,9 @@ static void run_all_finalizers(gc_heap_t *heap, gc_thread_t *t) {
         gc_vector_merge(&heap->pending, &heap->finalizable);
         for (gc_thread_t *other = heap->threads; other; other = other->next)
             gc_vector_merge(&heap->pending, &other->finalizable);
+        /* all of it: a merge that swapped arrays put the new objects
+         * first (an object indexed already is skipped) */
+        gc_pending_index_add_from(heap, 0);
         bool any = finalizers_listed_locked(heap);
         pthread_mutex_unlock(&heap->lock);
         if (!any) return;
@@ -278,6 +282,7 @@ void gc_heap_destroy(gc_heap_t *heap) {
     gc_vector_free(&heap->root_slots);
     gc_vector_free(&heap->finalizable);
     gc_vector_free(&heap->pending);
+    gc_pending_index_free(heap);
     gc_vector_free(&heap->weaks);
     if (heap->root_ranges) os_unmap(heap->root_ranges, heap->root_range_capacity * sizeof(gc_root_range_t));
     if (heap->root_callbacks)

@@ -27,6 +27,7 @@
 #include <stdio.h>
 
 #include "gc_internal.h"
+#include "gc_mark.h"
 
 _Thread_local unsigned mulch_gc_tracing_depth MULCH_TLS_MODEL;
 _Thread_local const gc_heap_t *mulch_gc_settled_heap MULCH_TLS_MODEL;

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "gc_internal.h"
+#include "gc_mark.h"
 
 #define PACKET_ITEMS   127u
 #define PACKETS_PER_MAP 32u

@@ -7,6 +7,7 @@
  * that thread is stopped. Pins are an open-addressing table obj -> count.
  */
 #include "gc_internal.h"
+#include "gc_mark.h"
 
 /* Whether slot lies in a span of a GC heap — any heap's: its objects move
  * and die without the root's heap knowing, and this heap's objects are

@@ -16,6 +16,7 @@
 #include <stdio.h>
 
 #include "gc_internal.h"
+#include "gc_mark.h"
 #include "gc_weak.h"
 
 typedef struct verifier {
@@ -228,6 +229,8 @@ size_t gc_verify_locked(gc_heap_t *heap) {
     for (size_t i = 0; i < heap->pending.count; i++)
         if (!object_allocated(heap, heap->pending.items[i]))
             problem(&v, "pending finalizer for a dead object", heap->pending.items[i]);
+    if (!gc_pending_index_is_valid(heap))
+        problem(&v, "the pending finalizers' index disagrees with the pending list", heap->pending.items);
     for (size_t i = 0; i < heap->finalizable.count; i++)
         if (!object_allocated(heap, heap->finalizable.items[i]))
             problem(&v, "finalizable object is not a live GC object", heap->finalizable.items[i]);

@@ -34,6 +34,7 @@
 #include <stdio.h>
 
 #include "gc_internal.h"
+#include "gc_mark.h"
 #include "gc_weak.h"
 
 static const gc_type_t weak_type = { "mulch.weak", NULL, NULL };
@@ -66,12 +67,13 @@ static bool weak_target_ok(gc_thread_t *t, const void *target, const char *fn, c
 /* Whether obj's finalizer is pending or running (it is in `pending` until
  * the finalizer returns). Weak references to an object are cleared before
  * its finalizer runs: one made meanwhile (by a finalizer that reaches obj,
- * or obj's own) would miss that, and reads NULL from the start instead. */
+ * or obj's own) would miss that, and reads NULL from the start instead.
+ * O(1): `pending` may hold every finalizable object of the heap, and a
+ * finalizer may make a weak reference to each (pending.c's index). */
 static bool finalizer_pending(gc_heap_t *heap, const void *obj) {
     if (obj == NULL || gc_object_type(obj)->finalize == NULL) return false;
-    bool pending = false;
     pthread_mutex_lock(&heap->lock);
-    for (size_t i = 0; i < heap->pending.count && !pending; i++) pending = heap->pending.items[i] == obj;
+    bool pending = gc_pending_contains_locked(heap, obj);
     pthread_mutex_unlock(&heap->lock);
     return pending;
 }

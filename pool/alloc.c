@@ -18,6 +18,7 @@
 #include <stdlib.h>
 
 #include "pool_internal.h"
+#include "release.h"
 
 /* Cells carved per refill: about a page, so a new span touches memory
  * gradually instead of all at once. */

@@ -38,6 +38,7 @@
  * released bits.
  */
 #include "pool_internal.h"
+#include "release.h"
 
 static bool cell_in_span(const block_t *b, const void *cell) {
     return (size_t)((const unsigned char *)cell - b->start) < (size_t)b->capacity * b->cell_size;

@@ -3,6 +3,7 @@
  * interior pointers.
  */
 #include "block.h"
+#include "release.h"
 
 block_t *pool_block_acquire(pool_t *pool, uint32_t nblocks, void *owner) {
     pthread_mutex_lock(&pool->lock);

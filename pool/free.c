@@ -22,6 +22,7 @@
 #include <stdio.h>
 
 #include "pool_internal.h"
+#include "release.h"
 
 static MULCH_COLD void report_pointer(const char *fn, const char *problem, const void *p) {
     char what[160];

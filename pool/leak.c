@@ -19,6 +19,7 @@
 #include <stdlib.h>
 
 #include "pool_internal.h"
+#include "release.h"
 
 bool block_sites_attach(pool_t *pool, block_t *b) {
     (void)pool;

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "pool_internal.h"
+#include "release.h"
 
 static _Atomic uint64_t next_pool_id = 1;
 

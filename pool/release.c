@@ -53,6 +53,7 @@
  * unparked cell is carved again (tool_cell_carve), like a fresh one.
  */
 #include "pool_internal.h"
+#include "release.h"
 
 /* Spans of size classes hold at least 8 cells of at most two blocks. */
 #define SPAN_MAX_BLOCKS 16u

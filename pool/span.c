@@ -17,6 +17,7 @@
  * block whole.
  */
 #include "pool_internal.h"
+#include "release.h"
 
 static unsigned span_bin(uint32_t n) {
     unsigned bin = 31u - (unsigned)__builtin_clz(n);

@@ -30,6 +30,7 @@
 
 #include "mulch_test.h"
 #include "gc_internal.h"
+#include "gc_mark.h"
 
 typedef struct node {
     void    *next;

@@ -25,6 +25,7 @@
 #include <cmocka.h>
 
 #include "gc_internal.h"
+#include "gc_mark.h"
 #include "mmap_refuse.h"
 #include "unit_errors.h"
 

@@ -19,6 +19,7 @@
 
 #include "mulch_test.h"
 #include "pool_internal.h"
+#include "release.h"
 
 #define PAGE ((uintptr_t)4096)
 

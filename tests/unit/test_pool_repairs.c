@@ -20,6 +20,7 @@
 
 #include "block.h"
 #include "pool_internal.h"
+#include "release.h"
 #include "unit_errors.h"
 
 static int teardown(void **state) {

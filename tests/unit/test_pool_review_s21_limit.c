@@ -13,6 +13,7 @@
 
 #include "mulch_test.h"
 #include "pool_internal.h"
+#include "release.h"
 
 /* Cells of 100 KiB: their spans take many blocks (8 cells at least), which
  * what a cached huge mapping just over the largest class gives back does

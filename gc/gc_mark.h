@@ -1,0 +1,150 @@
+/* gc_mark.h — the tracer: the state one marker works with (its mark stack,
+ * span cache and mode), and the collector's internal interface to marking
+ * (gc/mark.c, gc/parallel.c, roots from gc/roots.c) and to compaction, the
+ * marking that moves objects (gc/evacuate.c). Included by the sources that
+ * trace or resolve objects; gc_internal.h holds the heap, the threads and
+ * the object model they work on.
+ *
+ * Invariants (mark.c and evacuate.c describe them): an object on a
+ * tracer's mark stack is marked and its children are not traced yet; an
+ * object a failed push dropped lies in a span of the tracer's rescan
+ * range; a tracer belongs to the thread that opened it (gc_tracer_init to
+ * gc_tracer_free, heap->lock held by it or, for a marker thread, by its
+ * collector). While an evacuating tracer runs, an object's header (or its
+ * forwarding word) says whether it moved; gc_resolve gives its address
+ * after marking.
+ */
+#ifndef MULCH_GC_MARK_H
+#define MULCH_GC_MARK_H
+
+#include "gc_internal.h"
+
+#define GC_SPAN_CACHE    64u                 /* the tracer's span cache entries */
+
+/* Entries of a tracer's first mark stack mapping (it doubles from there). */
+#define GC_MARK_STACK_FIRST 4096u
+/* Entries of the stack a tracer holds in itself, for when not even the
+ * first mapping can be had (mark.c): the overflow rescans still drain
+ * depth first, instead of advancing one object per pass over the heap. */
+#define GC_MARK_RESERVE 256u
+
+/* A mark stack entry: an object marked, its children not yet traced, and
+ * its type when it has no header (read from its span when it was marked:
+ * the span descriptor is in cache then, the object not yet). */
+typedef struct gc_mark_entry {
+    void            *obj;
+    const gc_type_t *type;    /* NULL: the object's header says */
+} gc_mark_entry_t;
+
+struct gc_tracer {
+    gc_heap_t   *heap;
+    gc_mark_entry_t *stack;
+    size_t       depth, capacity;
+    bool         overflowed;  /* an object could not be pushed: rescan   */
+    size_t       rescan_low, rescan_end; /* heap->spans indices [low, end)
+                                 holding every object a failed push dropped
+                                 (empty: low >= end), which the rescan visits */
+    unsigned     bad_slots;   /* bad slots seen this collection          */
+    bool         report_all;  /* gc_verify: no cap on reports (each problem
+                                 it counts is reported, as it promises)  */
+    const char  *phase;       /* function name for reports               */
+    /* Spans of objects marked lately, by their address's 64 KiB unit: a
+     * range check is cheaper than the chunk map, and objects traced
+     * together often share a few spans (one per type and class). An
+     * entry holds what the hit path needs (geometry, bitmaps), so that a
+     * slot's check depends on one load from the tracer, not on the
+     * descriptor, its chunk and the side area in turn. */
+    struct gc_span_cache_entry {
+        uintptr_t first;      /* the span's first object                */
+        uintptr_t bytes;      /* up to its last object's start          */
+        uint64_t  divisor;    /* cell_divide_exact by the cell size     */
+        uint64_t *mark, *alloc; /* its bitmaps                          */
+        block_t  *span;
+        const gc_type_t *type; /* the span's, when it has no headers   */
+    } span_cache[GC_SPAN_CACHE];
+    bool         evacuate;    /* the collection's tracer: may move objects */
+    uint64_t     bytes_moved;
+    gc_mark_shared_t *shared; /* non-NULL while parallel markers run       */
+    bool         checking;    /* gc_verify: slots are checked, not marked  */
+    const void  *barrier_owner; /* checking: an old object on a clean card,
+                                   whose slots are checked for young referents
+                                   (NULL: each slot must hold a live object) */
+    /* A minor collection's tracers (generation.c): claiming a young object
+     * flips its age bit, and old_parent is the object being traced when it
+     * stays old after the collection (NULL otherwise, and for roots), whose
+     * card must stay dirty if it points to an object that stays young. */
+    bool         aging;
+    void        *old_parent;
+    bool         special;     /* evacuate || aging (gc_tracer_set_mode)     */
+    /* The stack when its first mapping could not be had (last: the hot
+     * fields above stay together). */
+    gc_mark_entry_t reserve[GC_MARK_RESERVE];
+};
+
+/* A mark stack entry's object with this bit set stays young (its first
+ * minor collection survived): it needs no card for its young children. */
+#define GC_ENTRY_YOUNG ((uintptr_t)1)
+
+/* ---- marking (gc/mark.c) ------------------------------------------------------- */
+MULCH_INTERNAL void gc_tracer_init(gc_tracer_t *tracer, gc_heap_t *heap, const char *phase);
+/* The collection's tracer: whether it may move objects, whether it ages
+ * (a minor collection). */
+MULCH_INTERNAL void gc_tracer_set_mode(gc_tracer_t *tracer, bool evacuate, bool aging);
+MULCH_INTERNAL void gc_tracer_free(gc_tracer_t *tracer);
+MULCH_INTERNAL bool gc_mark_object(gc_tracer_t *tracer, void *obj);
+MULCH_INTERNAL void gc_mark_drain(gc_tracer_t *tracer);
+/* Pops and traces until the tracer's own stack is empty (no rescans). */
+MULCH_INTERNAL void gc_mark_drain_local(gc_tracer_t *tracer);
+/* Marks everything reachable from the tracer's stack with the heap's
+ * marker threads (serially when one marker is configured or the heap is
+ * small). */
+MULCH_INTERNAL void gc_mark_parallel(gc_tracer_t *tracer);
+MULCH_INTERNAL void gc_mark_donate(gc_tracer_t *tracer);
+MULCH_INTERNAL bool gc_is_marked(const gc_heap_t *heap, const void *obj);
+MULCH_INTERNAL void gc_roots_trace(gc_tracer_t *tracer);
+
+/* Small helpers the evacuation path shares with the tracer. */
+/* Bitmap words may be set by other markers meanwhile: relaxed atomic reads. */
+static inline bool bit_test_relaxed(const uint64_t *bits, uint32_t i) {
+    return (__atomic_load_n(&bits[i / 64], __ATOMIC_RELAXED) >> (i % 64)) & 1u;
+}
+static inline bool gc_tracer_is_marked(const block_t *b, uint32_t i) { return bit_test_relaxed(gc_span_mark_bits(b), i); }
+/* Pushes obj (marked already) of span b. */
+MULCH_INTERNAL void gc_tracer_push(gc_tracer_t *tracer, const block_t *b, void *obj);
+/* Pushes a stack entry as it is (another marker's: parallel.c). */
+MULCH_INTERNAL void gc_tracer_push_entry(gc_tracer_t *tracer, gc_mark_entry_t entry);
+/* Widens the span index range [*low, *end) (empty: *low >= *end) to hold
+ * [add_low, add_end): the spans an overflow rescan visits (mark.c). */
+static inline void gc_rescan_range_add(size_t *low, size_t *end, size_t add_low, size_t add_end) {
+    if (add_low >= add_end) return;
+    if (*low >= *end) {
+        *low = add_low;
+        *end = add_end;
+        return;
+    }
+    if (add_low < *low) *low = add_low;
+    if (add_end > *end) *end = add_end;
+}
+MULCH_INTERNAL void gc_tracer_mark_in_place(gc_tracer_t *tracer, block_t *b, uint32_t i, void *obj);
+MULCH_INTERNAL void gc_tracer_lock(gc_tracer_t *tracer);
+MULCH_INTERNAL void gc_tracer_unlock(gc_tracer_t *tracer);
+
+/* ---- compaction (gc/evacuate.c) ------------------------------------------------ */
+/* Flags this collection's evacuation candidates; false when there are none. */
+MULCH_INTERNAL bool gc_evacuation_prepare(gc_heap_t *heap);
+/* Takes obj's span off this collection's candidates (conservative roots). */
+MULCH_INTERNAL void gc_evacuation_keep(gc_heap_t *heap, const void *obj);
+/* After spans are counted: flags the next collection's candidates (AUTO). */
+MULCH_INTERNAL void gc_evacuation_plan(gc_heap_t *heap);
+/* After the last gc_resolve of a collection: frees what prepare took. */
+MULCH_INTERNAL void gc_evacuation_finish(gc_heap_t *heap);
+MULCH_INTERNAL void *gc_evacuate_object(gc_tracer_t *tracer, block_t *b, uint32_t i, void *obj);
+/* After marking: obj's current address if it survived (moved or not), else NULL. */
+MULCH_INTERNAL void *gc_resolve(const gc_heap_t *heap, void *obj);
+/* During an evacuating collection: where obj was copied to, or NULL when
+ * it was not (yet); reads no mark bit (markers may be setting them). */
+MULCH_INTERNAL void *gc_forwarded(const gc_heap_t *heap, const void *obj);
+MULCH_INTERNAL void gc_hashes_after_mark(gc_heap_t *heap);
+MULCH_INTERNAL void gc_hashes_destroy(gc_heap_t *heap);
+
+#endif /* MULCH_GC_MARK_H */
