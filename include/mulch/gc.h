@@ -4,8 +4,8 @@
  * reference the collector must see is reached through a slot it could
  * rewrite (gc_trace_slot, roots). Collections stop the world at GC points:
  * gc_alloc, gc_weak_new, gc_ephemeron_new, gc_collect, gc_safepoint,
- * gc_leave_blocking, gc_verify, gc_heap_walk, gc_own_rc (<mulch/rc.h>),
- * and fork for an
+ * gc_leave_blocking, gc_verify, gc_heap_walk, gc_report_bridge_cycles,
+ * gc_heap_destroy, gc_own_rc (<mulch/rc.h>), and fork for an
  * attached thread (docs/api.md "Conventions"). docs/gc.md is the guide. */
 #ifndef MULCH_GC_H
 #define MULCH_GC_H
@@ -43,7 +43,7 @@ typedef struct gc_options {
     size_t max_heap;            /* bytes; 0 = no limit; gc_alloc returns NULL past it */
     double heap_growth;         /* target heap / live bytes after GC; 0 = default (2.0) */
     int    compaction;          /* GC_COMPACT_AUTO (default), _NEVER, _ALWAYS */
-    int    conservative_stack;  /* also scan attached threads' stacks; referents pinned */
+    int    conservative_stack;  /* also scan attached threads' stacks; objects found stay put that collection */
     int    markers;             /* marking threads; 0 = one per core (started lazily) */
     pool_t *pool;               /* pool the heap takes its blocks from; NULL = its own */
     int    generational;        /* 1: collections triggered by allocation trace only objects

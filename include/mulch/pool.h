@@ -60,8 +60,9 @@ MULCH_API void   pool_free(pool_t *pool, void *p);
 MULCH_API size_t pool_usable_size(pool_t *pool, const void *p);
 
 /* Compaction of free space: free blocks are coalesced as they are freed;
- * this returns free spans and cached large mappings to the OS (munmap or
- * madvise) and reports the bytes released. */
+ * this returns free spans, cached large mappings and the calling thread's
+ * empty spans and free pages to the OS (munmap or madvise) and reports the
+ * bytes released: the drop in bytes_reserved (docs/api.md). */
 MULCH_API size_t pool_trim(pool_t *pool);
 
 typedef struct pool_stats {

@@ -24,7 +24,8 @@ extern "C" {
  * drops the last reference, except when that thread is not the allocating
  * thread and the allocating thread still counted references then — the
  * object is then destroyed at the allocating thread's next rc_alloc or
- * rc_release, or when it exits (docs/rc.md). NULL on OOM. */
+ * rc_release, or when it exits (docs/rc.md). pool_destroy frees a pool's
+ * live rc objects without running destroy (docs/api.md). NULL on OOM. */
 MULCH_API MULCH_MALLOC MULCH_NODISCARD void *rc_alloc(size_t size, void (*destroy)(void *obj));
 MULCH_API MULCH_MALLOC MULCH_NODISCARD void *rc_alloc_in(pool_t *pool, size_t size, void (*destroy)(void *obj));
 MULCH_API void  *rc_retain(void *obj);    /* returns obj */
