@@ -253,15 +253,9 @@ void gc_collect_locked(gc_heap_t *heap, gc_thread_t *self, bool minor_allowed) {
 }
 
 /* obj's finalizer has run: it leaves `pending`. (Nested collections may
- * have appended: find its entry again.) */
+ * have appended any number of objects: the index says where it is.) */
 static void finalized_locked(gc_heap_t *heap, void *obj) {
-    for (size_t j = heap->pending.count; j-- > 0;) {
-        if (heap->pending.items[j] == obj) {
-            heap->pending.items[j] = heap->pending.items[--heap->pending.count];
-            gc_pending_index_remove(heap, obj);
-            break;
-        }
-    }
+    gc_pending_remove(heap, obj);
     heap->finalizing_object = NULL;
     heap->objects_finalized++;
 }

@@ -34,9 +34,20 @@
  * (alloc := mark) like every other span before anyone allocates in them.
  * Copies are made with heap->lock held and the world stopped; parallel
  * markers claim an object by CAS on its header (GC_FORWARD_BUSY) first.
+ * A marker that finds the claim of another waits for its copy: it spins
+ * briefly, then yields its CPU between looks (forward_wait), so that a
+ * copier it shares a CPU with (a loaded machine, markers pinned to one
+ * CPU under SCHED_FIFO) gets to finish.
  */
+#include <sched.h>
+
 #include "gc_internal.h"
 #include "gc_mark.h"
+
+/* Looks at a claimed word before the waiter yields: a copy takes a few
+ * hundred nanoseconds when its copier runs, and this is a few microseconds
+ * of pause instructions. */
+#define FORWARD_SPINS 64u
 
 
 /* The word that holds obj's forwarding state: its header, or for a
@@ -118,6 +129,27 @@ static unsigned char *target_cell(gc_heap_t *heap, unsigned cls, block_t **span)
 
 /* ---- the tracer's slow path -------------------------------------------------- */
 
+static _Atomic unsigned long forward_wait_yields;
+
+unsigned long gc_evacuate_wait_yields(void) {
+    return atomic_load_explicit(&forward_wait_yields, memory_order_relaxed);
+}
+
+/* Slow path of gc_evacuate_object: another marker holds the claim on
+ * *state; returns the word once it lets go (copied, or marked in place). */
+static MULCH_NOINLINE uintptr_t forward_wait(_Atomic uintptr_t *state) {
+    for (;;) {
+        for (unsigned spin = 0; spin < FORWARD_SPINS; spin++) {
+            uintptr_t word = atomic_load_explicit(state, memory_order_acquire);
+            if ((word & GC_FORWARD_BUSY) != GC_FORWARD_BUSY) return word;
+            gc_cpu_relax();
+        }
+        /* The copier is probably not running: let it have the CPU. */
+        atomic_fetch_add_explicit(&forward_wait_yields, 1, memory_order_relaxed);
+        sched_yield();
+    }
+}
+
 /* obj is an allocated cell (index i) of flagged span b; returns the object
  * the slot must now hold (possibly obj itself, marked in place). */
 void *gc_evacuate_object(gc_tracer_t *tracer, block_t *b, uint32_t i, void *obj) {
@@ -131,7 +163,7 @@ void *gc_evacuate_object(gc_tracer_t *tracer, block_t *b, uint32_t i, void *obj)
     for (;;) {
         if ((seen & GC_FORWARD_BUSY) == GC_FORWARDED) return (void *)(seen & ~GC_FORWARDED);
         if ((seen & GC_FORWARD_BUSY) == GC_FORWARD_BUSY) { /* another marker is copying */
-            seen = atomic_load_explicit(header, memory_order_acquire);
+            seen = forward_wait(header);
             continue;
         }
         if (gc_tracer_is_marked(b, i)) return obj; /* kept in place earlier */

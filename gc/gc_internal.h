@@ -238,6 +238,12 @@ typedef struct gc_mark_shared {
     pthread_t         helpers[GC_MAX_MARKERS];
 } gc_mark_shared_t;
 
+/* An entry of the pending finalizers' index (gc/pending.c). */
+typedef struct gc_pending_entry {
+    void     *obj;      /* NULL = empty */
+    size_t    position; /* where heap->pending holds it */
+} gc_pending_entry_t;
+
 typedef struct gc_hash_entry {
     void     *obj;     /* current address; NULL = empty (atomic: readers
                           probe without the lock, gc/evacuate.c) */
@@ -345,10 +351,10 @@ struct gc_heap {
     /* finalization and weak references */
     gc_vector_t      finalizable;      /* objects with finalizers, not run  */
     gc_vector_t      pending;          /* unreachable, finalizer to run     */
-    /* which objects are in `pending` (gc/pending.c): a set of addresses,
-     * open addressing, power of 2; pending_unindexed: an addition failed
-     * (out of memory), search `pending` until it empties */
-    void           **pending_index;
+    /* which objects are in `pending`, and where (gc/pending.c): address
+     * -> position, open addressing, power of 2; pending_unindexed: an
+     * addition failed (out of memory), search `pending` until it empties */
+    gc_pending_entry_t *pending_index;
     size_t           pending_index_count, pending_index_capacity;
     bool             pending_unindexed;
     gc_vector_t      weaks;            /* live weak references, ephemerons  */
@@ -653,12 +659,14 @@ MULCH_INTERNAL void gc_collect_locked(gc_heap_t *heap, gc_thread_t *self, bool m
 MULCH_INTERNAL void gc_run_finalizers(gc_thread_t *thread);
 
 /* ---- the pending finalizers' index (gc/pending.c), heap->lock held ------- */
-/* obj entered heap->pending (at its final address: no collection moves
- * it while it stays there); ..._from: the items from index `first` on. */
-MULCH_INTERNAL void gc_pending_index_add(gc_heap_t *heap, void *obj);
+/* The items of heap->pending from index `first` on entered it, or moved
+ * there (a merge): indexed at their positions (at their final addresses:
+ * no collection moves an object while it stays listed). */
 MULCH_INTERNAL void gc_pending_index_add_from(gc_heap_t *heap, size_t first);
-/* obj left heap->pending (its finalizer returned). */
-MULCH_INTERNAL void gc_pending_index_remove(gc_heap_t *heap, const void *obj);
+/* obj leaves heap->pending (its finalizer returned): swap-removal from
+ * the list, O(1) unless an addition ran out of memory; nothing when it is
+ * not listed. */
+MULCH_INTERNAL void gc_pending_remove(gc_heap_t *heap, const void *obj);
 /* Whether obj is in heap->pending: O(1) unless an addition ran out of memory. */
 MULCH_INTERNAL bool gc_pending_contains_locked(const gc_heap_t *heap, const void *obj);
 MULCH_INTERNAL void gc_pending_index_free(gc_heap_t *heap);

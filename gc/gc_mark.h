@@ -19,6 +19,17 @@
 
 #include "gc_internal.h"
 
+/* One step of a spin-wait (parallel.c's idle markers, evacuate.c's wait
+ * for another marker's copy): tells the CPU, so that a sibling
+ * hyperthread runs and the spinner draws less power. */
+static inline void gc_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ volatile("yield");
+#endif
+}
+
 #define GC_SPAN_CACHE    64u                 /* the tracer's span cache entries */
 
 /* Entries of a tracer's first mark stack mapping (it doubles from there). */
@@ -139,6 +150,9 @@ MULCH_INTERNAL void gc_evacuation_plan(gc_heap_t *heap);
 /* After the last gc_resolve of a collection: frees what prepare took. */
 MULCH_INTERNAL void gc_evacuation_finish(gc_heap_t *heap);
 MULCH_INTERNAL void *gc_evacuate_object(gc_tracer_t *tracer, block_t *b, uint32_t i, void *obj);
+/* How many times a marker gave up its CPU (sched_yield) waiting for
+ * another marker's copy, since the process started (for tests). */
+MULCH_INTERNAL unsigned long gc_evacuate_wait_yields(void);
 /* After marking: obj's current address if it survived (moved or not), else NULL. */
 MULCH_INTERNAL void *gc_resolve(const gc_heap_t *heap, void *obj);
 /* During an evacuating collection: where obj was copied to, or NULL when

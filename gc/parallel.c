@@ -44,14 +44,6 @@ struct gc_mark_packet {
 /* How long an idle marker waits for a packet before it sleeps. */
 #define MARK_SPIN_NS 20000u
 
-static inline void cpu_relax(void) {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ volatile("yield");
-#endif
-}
-
 static gc_mark_packet_t *packet_new_locked(gc_mark_shared_t *shared) {
     if (shared->free_packets == NULL) {
         gc_mark_packet_t *batch = os_map(PACKETS_PER_MAP * sizeof *batch);
@@ -130,7 +122,7 @@ static void marker_loop(gc_tracer_t *tracer) {
         uint64_t spin_until = gc_now_ns() + MARK_SPIN_NS;
         while (atomic_load_explicit(&shared->offered, memory_order_relaxed) == 0
                && !atomic_load_explicit(&shared->done, memory_order_relaxed) && gc_now_ns() < spin_until)
-            cpu_relax();
+            gc_cpu_relax();
         pthread_mutex_lock(&shared->lock);
         while (shared->packets == NULL && !shared->done) gc_cond_wait(&shared->work, &shared->lock);
         if (shared->done) {

@@ -1,9 +1,12 @@
 /* Unit test of the pending finalizers' index (gc/pending.c) on a heap
  * record of its own (zeroed, never a live heap): objects enter and leave
- * heap->pending as collect.c moves them (push, then swap-removal of an
- * arbitrary entry), and after each step the index answers exactly as a
- * search of the list does, and gc_pending_index_is_valid holds. Removal
- * in random order exercises the backward shift of the open addressing.
+ * heap->pending as collect.c moves them (push, then gc_pending_remove's
+ * swap-removal of an arbitrary entry), and after each step the index
+ * answers exactly as a search of the list does, gives each object's
+ * position, and gc_pending_index_is_valid holds. Removal in random order
+ * exercises the backward shift of the open addressing; a merge that
+ * reorders the list (heap.c) is followed by gc_pending_index_add_from(0),
+ * which moves the positions; an object listed twice turns to the search.
  * A growth that fails (os_fail_after) leaves the index short: lookups
  * search the list until it empties, and the index is whole again after.
  * Seeded: MULCH_TEST_SEED, printed on failure. */
@@ -53,15 +56,18 @@ static void check_all(const char *when, size_t step) {
 static void pending_add(size_t i) {
     assert_true(gc_vector_push(&heap.pending, fake_object(i)));
     in_list[i] = true;
-    gc_pending_index_add(&heap, fake_object(i));
+    gc_pending_index_add_from(&heap, heap.pending.count - 1);
 }
 
-/* As collect.c's finalized_locked: swap-removal, then the index. */
+/* As collect.c's finalized_locked. */
 static void pending_remove_at(size_t j) {
-    void *obj = heap.pending.items[j];
-    heap.pending.items[j] = heap.pending.items[--heap.pending.count];
+    void *obj = heap.pending.items[j], *last = heap.pending.items[heap.pending.count - 1];
+    size_t count = heap.pending.count;
     in_list[((char *)obj - arena - 8) / FAKE_SPACING] = false;
-    gc_pending_index_remove(&heap, obj);
+    gc_pending_remove(&heap, obj);
+    /* the swap-removal: the last entry took its place */
+    assert_int_equal(heap.pending.count, count - 1);
+    if (j < heap.pending.count) assert_ptr_equal(heap.pending.items[j], last);
 }
 
 static void run(bool failing) {
@@ -107,6 +113,65 @@ static void test_index_short_of_memory_falls_back(void **state) {
     run(true);
 }
 
+/* A merge that swapped arrays (gc_vector_merge) puts the new objects
+ * first: add_from(0) gives every listed object its new position, and
+ * removals after it take out the right entries. */
+static void test_positions_follow_a_merge(void **state) {
+    (void)state;
+    gc_pending_index_free(&heap);
+    for (size_t i = 0; i < 100; i++) pending_add(i);
+    /* reversed in place, as a reordering merge leaves it */
+    for (size_t i = 0, j = heap.pending.count - 1; i < j; i++, j--) {
+        void *swap = heap.pending.items[i];
+        heap.pending.items[i] = heap.pending.items[j];
+        heap.pending.items[j] = swap;
+    }
+    assert_false(gc_pending_index_is_valid(&heap)); /* positions stale */
+    gc_pending_index_add_from(&heap, 0);
+    assert_false(heap.pending_unindexed);
+    check_all("merged", 0);
+    uint64_t random = seed;
+    for (size_t step = 1; heap.pending.count; step++) {
+        pending_remove_at((size_t)(next_random(&random) % heap.pending.count));
+        check_all("merged", step);
+    }
+}
+
+/* An object listed twice (not a thing collect.c does, but nothing stops a
+ * list from holding it): the index gives one position, so lookups and
+ * removals search the list until it empties; both copies go. */
+static void test_listed_twice_falls_back_to_the_search(void **state) {
+    (void)state;
+    gc_pending_index_free(&heap);
+    for (size_t i = 0; i < 10; i++) pending_add(i);
+    pending_add(3); /* in_list[3] stays true */
+    assert_true(heap.pending_unindexed);
+    assert_true(gc_pending_index_is_valid(&heap));
+    gc_pending_remove(&heap, fake_object(3));
+    assert_true(gc_pending_contains_locked(&heap, fake_object(3))); /* the other copy */
+    assert_true(gc_pending_index_is_valid(&heap));
+    gc_pending_remove(&heap, fake_object(3));
+    in_list[3] = false;
+    check_all("listed twice", 0);
+    gc_pending_remove(&heap, fake_object(3)); /* not listed: nothing */
+    assert_int_equal(heap.pending.count, 9);
+    while (heap.pending.count) pending_remove_at(heap.pending.count - 1);
+    assert_false(heap.pending_unindexed);
+}
+
+/* collect.c's case: the object finalized first (the oldest entry) leaves
+ * after its finalizer's collections listed many more; the index finds it
+ * where it is, and the entry moved into its place is re-indexed. */
+static void test_remove_oldest_after_many(void **state) {
+    (void)state;
+    gc_pending_index_free(&heap);
+    for (size_t i = 0; i < OBJECTS; i++) pending_add(i);
+    for (size_t step = 1; heap.pending.count; step++) {
+        pending_remove_at(0);
+        if (step % 251 == 0 || heap.pending.count == 0) check_all("oldest first", step);
+    }
+}
+
 static int group_setup(void **state) {
     (void)state;
     const char *env = getenv("MULCH_TEST_SEED");
@@ -132,6 +197,9 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_index_follows_the_list, setup, unit_teardown),
         cmocka_unit_test_setup_teardown(test_index_short_of_memory_falls_back, setup, unit_teardown),
+        cmocka_unit_test_setup_teardown(test_positions_follow_a_merge, setup, unit_teardown),
+        cmocka_unit_test_setup_teardown(test_listed_twice_falls_back_to_the_search, setup, unit_teardown),
+        cmocka_unit_test_setup_teardown(test_remove_oldest_after_many, setup, unit_teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
