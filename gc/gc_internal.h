@@ -238,6 +238,15 @@ typedef struct gc_mark_shared {
     pthread_t         helpers[GC_MAX_MARKERS];
 } gc_mark_shared_t;
 
+/* The home slot of an object address in a power-of-two table keyed by
+ * address (the pins in roots.c, the pending finalizers' index in
+ * pending.c): the multiply spreads the low bits the cells' alignment
+ * leaves zero. Keys must not move while listed. */
+static inline size_t gc_address_slot(const void *obj, size_t capacity) {
+    uint64_t x = (uint64_t)(uintptr_t)obj * UINT64_C(0x9e3779b97f4a7c15);
+    return (size_t)(x >> 24) & (capacity - 1);
+}
+
 /* An entry of the pending finalizers' index (gc/pending.c). */
 typedef struct gc_pending_entry {
     void     *obj;      /* NULL = empty */

@@ -27,15 +27,10 @@
 
 #include "gc_internal.h"
 
-static size_t pending_hash(const void *obj, size_t capacity) {
-    uint64_t x = (uint64_t)(uintptr_t)obj * UINT64_C(0x9e3779b97f4a7c15);
-    return (size_t)(x >> 24) & (capacity - 1);
-}
-
 /* The slot holding obj, or the empty slot where its probe ends. */
 static size_t pending_slot(const gc_heap_t *heap, const void *obj) {
     size_t mask = heap->pending_index_capacity - 1;
-    size_t i = pending_hash(obj, heap->pending_index_capacity);
+    size_t i = gc_address_slot(obj, heap->pending_index_capacity);
     while (heap->pending_index[i].obj != NULL && heap->pending_index[i].obj != obj) i = (i + 1) & mask;
     return i;
 }
@@ -54,7 +49,7 @@ static MULCH_NOINLINE bool pending_index_grow(gc_heap_t *heap, size_t capacity) 
     for (size_t i = 0; i < heap->pending_index_capacity; i++) {
         gc_pending_entry_t entry = heap->pending_index[i];
         if (entry.obj == NULL) continue;
-        size_t j = pending_hash(entry.obj, capacity);
+        size_t j = gc_address_slot(entry.obj, capacity);
         while (table[j].obj != NULL) j = (j + 1) & (capacity - 1);
         table[j] = entry;
     }
@@ -102,7 +97,7 @@ static void pending_index_delete(gc_heap_t *heap, gc_pending_entry_t *entry) {
     size_t hole = (size_t)(entry - heap->pending_index);
     heap->pending_index_count--;
     for (size_t i = (hole + 1) & mask; heap->pending_index[i].obj != NULL; i = (i + 1) & mask) {
-        size_t home = pending_hash(heap->pending_index[i].obj, heap->pending_index_capacity);
+        size_t home = gc_address_slot(heap->pending_index[i].obj, heap->pending_index_capacity);
         /* home in the cyclic range (hole, i]: the entry stays */
         if (((i - home) & mask) < ((i - hole) & mask)) continue;
         heap->pending_index[hole] = heap->pending_index[i];

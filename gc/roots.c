@@ -228,15 +228,10 @@ void gc_pop_roots_to(gc_thread_t *t, size_t depth) {
 
 /* ---- pins ------------------------------------------------------------------ */
 
-static size_t pin_hash(const void *obj, size_t capacity) {
-    /* Pinned objects never move: their address is a stable key. */
-    uint64_t x = (uint64_t)(uintptr_t)obj * UINT64_C(0x9e3779b97f4a7c15);
-    return (size_t)(x >> 24) & (capacity - 1);
-}
-
+/* Pinned objects never move: their address is a stable key. */
 static gc_pin_entry_t *pin_find(gc_heap_t *heap, const void *obj) {
     if (heap->pin_capacity == 0) return NULL;
-    for (size_t i = pin_hash(obj, heap->pin_capacity);; i = (i + 1) & (heap->pin_capacity - 1)) {
+    for (size_t i = gc_address_slot(obj, heap->pin_capacity);; i = (i + 1) & (heap->pin_capacity - 1)) {
         gc_pin_entry_t *e = &heap->pins[i];
         if (e->obj == obj) return e;
         if (e->obj == NULL) return NULL;
@@ -250,7 +245,7 @@ static bool pins_rehash(gc_heap_t *heap, size_t capacity) {
     for (size_t i = 0; i < heap->pin_capacity; i++) {
         gc_pin_entry_t *e = &heap->pins[i];
         if (e->obj == NULL || e->count == 0) continue;
-        size_t j = pin_hash(e->obj, capacity);
+        size_t j = gc_address_slot(e->obj, capacity);
         while (pins[j].obj) j = (j + 1) & (capacity - 1);
         pins[j] = *e;
         kept++;
@@ -298,7 +293,7 @@ void gc_pin(gc_heap_t *heap, void *obj) {
             mulch_report("gc_pin: out of memory", obj);
             return;
         }
-        size_t i = pin_hash(obj, heap->pin_capacity);
+        size_t i = gc_address_slot(obj, heap->pin_capacity);
         while (heap->pins[i].obj) i = (i + 1) & (heap->pin_capacity - 1);
         e = &heap->pins[i];
         e->obj = obj;
