@@ -1,6 +1,7 @@
 # check_doc_examples.cmake — keeps the examples in docs/*.md honest.
 #
-# Every fenced block whose opening fence line is exactly "```c main" is a
+# Every fenced block (in docs/*.md and the top-level README.md) whose
+# opening fence line is exactly "```c main" is a
 # complete program: it is written to WORK_DIR, compiled as C11 with the
 # public headers (warnings are errors), linked against the static library,
 # and run; it must exit 0. "```cpp main" blocks are the same for C++17
@@ -47,12 +48,18 @@ file(MAKE_DIRECTORY "${WORK_DIR}")
 
 file(GLOB _docs "${DOCS_DIR}/*.md")
 list(SORT _docs)
+# The top-level README's API tour is the first code a user copies.
+if(EXISTS "${SOURCE_ROOT}/README.md")
+    list(APPEND _docs "${SOURCE_ROOT}/README.md")
+endif()
 
 set(_programs "")      # names of the extracted programs
 set(_failures "")
 foreach(_doc IN LISTS _docs)
-    get_filename_component(_doc_stem "${_doc}" NAME_WE)
     file(RELATIVE_PATH _doc_rel "${SOURCE_ROOT}" "${_doc}")
+    # from the path, not the name: README.md and docs/README.md both exist
+    string(REGEX REPLACE "\\.md$" "" _doc_stem "${_doc_rel}")
+    string(REPLACE "/" "_" _doc_stem "${_doc_stem}")
     # file(STRINGS) would drop empty lines and mangle ';', '[' and backslashes: read
     # the file whole, hide those behind placeholders, split it into lines.
     file(READ "${_doc}" _text)
