@@ -61,7 +61,7 @@ gc_handle_t *gc_handle_new(gc_heap_t *heap, void *obj) {
     payload->heap = heap;
     if (!gc_handle_slot_add(heap, payload, rc_free_kept)) {
         payload->heap = NULL;
-        rc_release(payload);
+        rc_release_no_merge(payload); /* (its destroy does nothing now) */
         return NULL;
     }
     return (gc_handle_t *)payload;
