@@ -7,7 +7,10 @@
  *   - gc_handle_new whose handle slot cannot be had (out of memory): its
  *     release of the new handle merged the caller's queue, running destroy
  *     callbacks there (one that collected freed or moved what the caller
- *     held in C locals), though gc_handle_new is no GC point.
+ *     held in C locals), though gc_handle_new is no GC point;
+ *   - gc_handle_get of an rc object that is no handle (C converts any
+ *     void * to gc_handle_t *) answered the first word of its payload as
+ *     a GC object, without a report.
  *
  * Deterministic: no randomness (the seed is printed as in every test). */
 #ifndef _GNU_SOURCE
@@ -123,6 +126,39 @@ static void test_rc_handle_new_out_of_memory_is_no_gc_point(void **state)
     EXPECT_NO_REPORTS(r0);
 }
 
+static void test_rc_handle_get_of_plain_rc_object(void **state)
+{
+    (void)state;
+    TEST_START();
+    unsigned long r0 = rec_count();
+    void **plain = rc_alloc(32, NULL);
+    EXPECT_NONNULL(plain);
+    plain[0] = (void *)(uintptr_t)0x1230; /* what gc_handle_get handed out */
+    void *got = gc_handle_get((gc_handle_t *)(void *)plain);
+    EXPECT_NULL(got);
+    EXPECT_ONE_REPORT(r0, "gc_handle_get: not a gc_handle", plain);
+    rc_release(plain);
+    /* a handle still answers, also one of an object */
+    gc_heap_t *heap = gc_heap_create(NULL);
+    EXPECT_NONNULL(heap);
+    gc_thread_t *t = gc_thread_attach(heap);
+    EXPECT_NONNULL(t);
+    void *obj = gc_alloc(t, &T_LEAF, 16);
+    EXPECT_NONNULL(obj);
+    gc_handle_t *h = gc_handle_new(heap, obj);
+    EXPECT_NONNULL(h);
+    EXPECT_PTR_EQ(gc_handle_get(h), obj);
+    gc_handle_t *empty = gc_handle_new(heap, NULL);
+    EXPECT_NONNULL(empty);
+    EXPECT_NULL(gc_handle_get(empty));
+    EXPECT_NO_REPORTS(r0 + 1);
+    rc_release(h);
+    rc_release(empty);
+    gc_thread_detach(t);
+    gc_heap_destroy(heap);
+    EXPECT_NO_REPORTS(r0 + 1);
+}
+
 static int teardown_refuse(void **state)
 {
     mmap_refused = false;
@@ -136,6 +172,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_rc_weak_new_without_default_pool),
         T(test_rc_handle_new_out_of_memory_is_no_gc_point),
+        T(test_rc_handle_get_of_plain_rc_object),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
