@@ -13,7 +13,8 @@
  * that graph (Tarjan's algorithm, iterative) with more than one member or
  * an edge to themselves. A walk follows what a collection would: GC
  * references, and the value of an ephemeron once the walk reached both
- * the ephemeron and its key. Time: one marking per candidate plus the edges;
+ * the ephemeron and its key. Time: one marking per candidate (with, in a
+ * heap that has ephemerons, a pass over them per marking) plus the edges;
  * memory: a few words per handle and per ownership pair, and the edges.
  * (It marked the heap once per handle and kept an n × n table: a program
  * with 100,000 handles asked for 10 GB, and got "out of memory", and no
