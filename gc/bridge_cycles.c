@@ -11,7 +11,10 @@
  * are not GC references), which gives the direct edges candidate →
  * candidate; the cycles are then the strongly connected components of
  * that graph (Tarjan's algorithm, iterative) with more than one member or
- * an edge to themselves. Time: one marking per candidate plus the edges;
+ * an edge to themselves. A walk follows what a collection would: GC
+ * references, and the value of an ephemeron once the walk reached both
+ * the ephemeron and its key. Time: one marking per candidate (with, in a
+ * heap that has ephemerons, a pass over them per marking) plus the edges;
  * memory: a few words per handle and per ownership pair, and the edges.
  * (It marked the heap once per handle and kept an n × n table: a program
  * with 100,000 handles asked for 10 GB, and got "out of memory", and no
@@ -21,6 +24,7 @@
 
 #include "gc_internal.h"
 #include "gc_mark.h"
+#include "gc_weak.h"
 
 #define NONE SIZE_MAX
 
@@ -118,6 +122,11 @@ static bool search_edges_from(gc_heap_t *heap, search_t *s, size_t c, gc_vector_
     gc_tracer_init(&tracer, heap, "gc_report_bridge_cycles");
     gc_trace_slot(&tracer, heap->handle_slots.items[s->handle_of[c]]);
     gc_mark_drain(&tracer);
+    /* then the values of the ephemerons this walk reached whose keys it
+     * reached too, as a collection marks them: a value that owns the
+     * handle closes a cycle as surely as a field does (they were not
+     * followed, and such a cycle went unreported) */
+    gc_ephemerons_converge(&tracer);
     gc_tracer_free(&tracer);
     bool ok = true;
     for (size_t i = 0; i < s->pairs && ok; i++) {

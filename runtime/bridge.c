@@ -61,7 +61,7 @@ gc_handle_t *gc_handle_new(gc_heap_t *heap, void *obj) {
     payload->heap = heap;
     if (!gc_handle_slot_add(heap, payload, rc_free_kept)) {
         payload->heap = NULL;
-        rc_release(payload);
+        rc_release_no_merge(payload); /* (its destroy does nothing now) */
         return NULL;
     }
     return (gc_handle_t *)payload;
@@ -72,6 +72,12 @@ void *gc_handle_get(const gc_handle_t *handle) {
     /* a released handle is a destroyed rc object (its cell freed): its
      * payload still held the old object, handed out without a report */
     if (!rc_check(handle, "gc_handle_get")) return NULL;
+    /* any other rc object (C converts every void * to a gc_handle_t *):
+     * its payload's first word was handed out as a GC object */
+    if (mulch_unlikely(rc_header_of(handle)->destroy != handle_destroy)) {
+        mulch_report("gc_handle_get: not a gc_handle", handle);
+        return NULL;
+    }
     return ((const gc_handle_payload_t *)handle)->obj;
 }
 

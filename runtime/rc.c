@@ -683,11 +683,9 @@ static MULCH_NOINLINE void rc_owner_last(rc_thread_t *self, rc_header_t *h) {
     if ((expected >> RC_SHIFT) == 0) rc_destroy(h);
 }
 
-void rc_release(void *obj) {
-    /* Merge the queue first: it may destroy obj (a release too many by the
-     * owner, after another thread's release left it queued at count 0),
-     * which the check below must then see. */
-    rc_thread_t *self = rc_self_checked();
+/* rc_release once the caller's queue was merged (or, for
+ * rc_release_no_merge, left alone). */
+static inline void rc_release_as(rc_thread_t *self, void *obj) {
     if (!rc_looks_live(obj, "rc_release")) return;
     rc_header_t *h = rc_header_of(obj);
     if (self && atomic_load_explicit(&h->owner, memory_order_relaxed) == self) {
@@ -720,6 +718,17 @@ void rc_release(void *obj) {
         return;
     }
     if (queue) rc_queue_to_owner(h, owner);
+}
+
+void rc_release(void *obj) {
+    /* Merge the queue first: it may destroy obj (a release too many by the
+     * owner, after another thread's release left it queued at count 0),
+     * which the check in rc_release_as must then see. */
+    rc_release_as(rc_self_checked(), obj);
+}
+
+void rc_release_no_merge(void *obj) {
+    rc_release_as(rc_self, obj);
 }
 
 /* The thread ends inside rc_release_now (a destroy callback it ran called

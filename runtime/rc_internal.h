@@ -189,9 +189,11 @@ MULCH_INTERNAL void rc_release_now(void *obj);
  * then on, or from inside the callback). */
 MULCH_INTERNAL void rc_destroy_keep_memory(void);
 MULCH_INTERNAL void rc_free_kept(void *obj);
-/* rc_alloc_in without merging the caller's queue first (which runs destroy
- * callbacks): for gc_handle_new, which is no GC point. */
+/* rc_alloc_in and rc_release without merging the caller's queue first
+ * (which runs destroy callbacks): for gc_handle_new, which is no GC point,
+ * also when it lets go of the handle it could not register. */
 MULCH_INTERNAL void *rc_alloc_no_merge(pool_t *pool, size_t size, void (*destroy)(void *obj));
+MULCH_INTERNAL void rc_release_no_merge(void *obj);
 /* Thread records (rc.c), for rc_unown.c: every record ever made (the list
  * from a head read under mulch_rc_records_lock never changes); the free
  * list's push; n holds dropped (the last one frees the record, or, while

@@ -87,7 +87,9 @@ static inline MULCH_NO_ASAN bool weak_claim(rc_weak_t *weak) {
 
 void (*mulch_rc_weak_free_test_hook)(rc_weak_t *weak);
 
-/* Handles and control blocks come from the default pool (never destroyed),
+/* Handles and control blocks come from the default pool (never destroyed
+ * once made; NULL before, if the OS refused its creation: rc_weak_new then
+ * fails as out of memory, and no weak reference exists to lock or free),
  * not from the object's: a weak reference may be locked or freed after the
  * object died and its pool (rc_alloc_in) was destroyed, which took every
  * cell of that pool with it (rc_weak_free then wrote into unmapped memory).
@@ -101,7 +103,7 @@ static pool_t *weak_pool(void) { return pool_default(); }
 static rc_weak_control_t *weak_control_get(rc_header_t *h) {
     rc_weak_control_t *control = atomic_load_explicit(&h->weak, memory_order_acquire);
     if (control) return control;
-    control = pool_alloc(weak_pool(), sizeof *control);
+    control = pool_alloc(weak_pool(), sizeof *control); /* (rc_weak_new checked the pool) */
     if (control == NULL) return NULL;
     control->obj = rc_object_of(h);
     atomic_store_explicit(&control->weak_refs, 0, memory_order_relaxed);
@@ -121,6 +123,10 @@ static void weak_control_free(rc_weak_control_t *control) {
 
 rc_weak_t *rc_weak_new(void *obj) {
     if (!rc_check(obj, "rc_weak_new")) return NULL;
+    /* pool_default() is NULL while the OS refuses its creation (an object
+     * of another pool may live meanwhile): out of memory, and pool_alloc,
+     * which does not check its pool, would crash */
+    if (mulch_unlikely(weak_pool() == NULL)) return NULL;
     rc_header_t *h = rc_header_of(obj);
     /* A merged 0 is final (its destroy is pending): the caller holds no
      * reference, as with rc_retain, which reports the same. (An unmerged
