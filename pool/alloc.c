@@ -548,11 +548,8 @@ static void *realloc_in_place(pool_t *pool, void *p, size_t size, const pointer_
      * one now. */
     if (info->block != NULL) {
         if (info->block->sites) info->block->sites[info->cell_index] = *site;
-    } else {
-        pthread_mutex_lock(&pool->lock); /* the report reads them under the lock */
-        info->chunk->requested = size;
-        if (pool->track_leaks) info->chunk->site = *site;
-        pthread_mutex_unlock(&pool->lock);
+    } else if (!huge_resized(pool, info->chunk, p, size, site)) {
+        return NULL; /* freed (and its mapping released) since the check: reported */
     }
     return p;
 }

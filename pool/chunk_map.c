@@ -31,10 +31,12 @@
  * pool_free was allocated after its chunk was inserted (happens-before), and
  * any other address either finds NULL or a chunk whose magic and pool the
  * caller checks. Leaves are never freed, so a racing reader never touches
- * unmapped memory through the map. (A stale pointer, freed twice, whose
- * empty chunk another thread is unmapping may find the chunk here and
- * then fault reading its header: undefined, docs/pool.md "Errors and
- * misuse".) Writers serialise on map_lock.
+ * unmapped memory through the map. A stale pointer, freed twice, whose
+ * empty chunk another thread is releasing may find the chunk here and
+ * read its header afterwards: a released chunk's range stays mapped,
+ * read-only and zero (os.c's retired set), so the read finds magic 0 and
+ * the call reports (docs/pool.md "Errors and misuse"); unless the set was
+ * full and the range really unmapped. Writers serialise on map_lock.
  */
 #include <sys/mman.h>
 
@@ -104,7 +106,7 @@ static bool chunk_map_set_locked(const chunk_t *chunk, chunk_t *value) {
 }
 
 /* Set before the chunk's first cell is handed out (release: a reader that
- * sees the bit sees the header), cleared before the chunk is unmapped.
+ * sees the bit sees the header), cleared before the chunk is released.
  * Caller holds map_lock, so the word's other bits do not change under it. */
 static void chunk_map_mark_start_locked(const chunk_t *chunk, bool blocks_start) {
     uintptr_t region = (uintptr_t)chunk >> MULCH_REGION_SHIFT;

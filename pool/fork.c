@@ -5,9 +5,11 @@
  * every fork (pthread_atfork, registered when the library is loaded), the
  * forking thread takes each lock of the pool layer in the order the code
  * nests them — the pool list, the thread-heap registry, each live pool's
- * lock, the chunk map, the error handler's — and releases them, in the
- * parent and in the child, once the fork is done. Every pool joins the
- * list in pool_create and leaves it in pool_destroy. The default pool's
+ * lock, the chunk map, the retired chunk ranges (os.c), the error
+ * handler's — and releases them, in the parent and in the child, once the
+ * fork is done (the child inherits the retired set with the read-only
+ * mappings it describes). Every pool joins the list in pool_create and
+ * leaves it in pool_destroy. The default pool's
  * creation lock is not taken (pool.c says why): the child makes it anew.
  *
  * The collector's heap locks are taken by gc/fork.c's handlers, which
@@ -45,11 +47,13 @@ static void fork_prepare(void) {
     heap_registry_lock();
     for (pool_t *pool = pools; pool; pool = pool->list_next) pthread_mutex_lock(&pool->lock);
     chunk_map_lock();
+    os_retired_lock_for_fork();
     mulch_report_lock();
 }
 
 static void fork_release(void) {
     mulch_report_unlock();
+    os_retired_unlock_for_fork();
     chunk_map_unlock();
     for (pool_t *pool = pools; pool; pool = pool->list_next) pthread_mutex_unlock(&pool->lock);
     heap_registry_unlock();

@@ -30,6 +30,10 @@ static MULCH_COLD void report_pointer(const char *fn, const char *problem, const
     mulch_report(what, p);
 }
 
+#define POINTER_FOREIGN "pointer not allocated by mulch (foreign, stack, or already unmapped)"
+/* in a chunk released since (os.c's retired set): freed before, for sure */
+#define POINTER_RELEASED "double free or stale pointer (its chunk was released)"
+
 bool pointer_check(pool_t *pool, const void *p, const char *fn, pointer_info_t *out) {
     /* A chunk's header is read only once the map vouches that p lies in
      * that chunk's own bytes: the rest of a huge chunk's last region is
@@ -37,18 +41,22 @@ bool pointer_check(pool_t *pool, const void *p, const char *fn, pointer_info_t *
      * (header and all) while a foreign pointer beside it is checked here. */
     chunk_t *chunk = chunk_covering(p);
     if (chunk == NULL) {
-        report_pointer(fn, "pointer not allocated by mulch (foreign, stack, or already unmapped)", p);
+        report_pointer(fn, os_retired_contains(p) ? POINTER_RELEASED : POINTER_FOREIGN, p);
         return false;
     }
-    if (chunk->magic != chunk_magic_of(chunk)) {
-        report_pointer(fn, "corrupted chunk header", p);
+    /* acquire: a chunk made in a range taken from the retired set writes
+     * its magic last (chunk_t); before that, and once released, the
+     * header reads as zeros (os.c) */
+    uint64_t magic = atomic_load_explicit(&chunk->magic, memory_order_acquire);
+    if (magic != chunk_magic_of(chunk)) {
+        report_pointer(fn, magic == 0 ? POINTER_RELEASED : "corrupted chunk header", p);
         return false;
     }
     /* The map is per 4 MiB region and a huge chunk may end well before
      * its last region does: the rest of that region is anyone's memory
      * (a malloc arena, another library's mapping). */
     if ((uintptr_t)p - (uintptr_t)chunk >= chunk->size) {
-        report_pointer(fn, "pointer not allocated by mulch (foreign, stack, or already unmapped)", p);
+        report_pointer(fn, POINTER_FOREIGN, p);
         return false;
     }
     if (chunk->pool != pool) {
@@ -62,7 +70,7 @@ bool pointer_check(pool_t *pool, const void *p, const char *fn, pointer_info_t *
             report_pointer(fn, "pointer is not the start of an allocation", p);
             return false;
         }
-        if (!chunk->allocated) {
+        if (!atomic_load_explicit(&chunk->allocated, memory_order_relaxed)) {
             report_pointer(fn, "double free", p);
             return false;
         }
@@ -336,7 +344,7 @@ static MULCH_NOINLINE void pool_free_slow(pool_t *pool, void *p) {
     pointer_info_t info;
     if (!pointer_check(pool, p, "pool_free", &info)) return;
     if (info.block) small_free_slow(pool, info.block, p);
-    else huge_free(pool, info.chunk);
+    else huge_free(pool, info.chunk, p);
 }
 
 /* The fast path once the chunk is known (from the region bitmap's

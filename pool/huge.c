@@ -6,16 +6,19 @@
  * requested alignment: the first multiple of it after the header, and
  * for an alignment above a region, one region in, the mapping placed so
  * that this is a multiple of the alignment; so the gap before the object
- * never exceeds a region, whatever the alignment). Freed mappings are kept in a small cache (at most
- * HUGE_CACHE_COUNT mappings and HUGE_CACHE_BYTES) so that a program that
- * frees and reallocates big buffers does not pay mmap/munmap and page faults
- * each time; pool_trim empties the cache. All list work is under pool->lock.
+ * never exceeds a region, whatever the alignment). Freed mappings are kept
+ * in a small cache (at most HUGE_CACHE_COUNT mappings and HUGE_CACHE_BYTES)
+ * so that a program that frees and reallocates big buffers does not pay
+ * mmap/munmap and page faults each time; pool_trim empties the cache. All
+ * list work is under pool->lock. A released mapping keeps its address
+ * range (os_retire), so a racing stale free reads zeros, not a fault.
  *
  * Secure mode (pool->secure): the mapping ends with an inaccessible guard
  * page and the object is placed as late as its alignment allows, so that it
  * ends at the guard (to the 16-byte granule): a linear overflow faults at
- * once. Freed mappings are unmapped instead of cached, so a use after free
- * faults too. Invariant either way: the object lies inside
+ * once. Freed mappings are released instead of cached, all but the header
+ * page inaccessible (os_retire), so a use after free faults too.
+ * Invariant either way: the object lies inside
  * [chunk + huge_offset(align), chunk + size - guard).
  */
 #include "pool_internal.h"
@@ -66,8 +69,10 @@ static void huge_unmap_locked(pool_t *pool, chunk_t *chunk) {
     pool_uncommit_locked(pool, chunk->size);
     pool_counter_add(&pool->mapped, -(ptrdiff_t)chunk->size);
     chunk_map_remove(chunk);
-    chunk->magic = 0;
-    os_unmap(chunk, chunk->size);
+    atomic_store_explicit(&chunk->magic, 0, memory_order_relaxed);
+    /* retired, not unmapped: a stale free racing this reads zeros (os.c);
+     * in secure mode only the header does, and a use after free faults */
+    os_retire(chunk, chunk->size, pool->secure ? sizeof(chunk_t) : chunk->size);
 }
 
 static void *huge_alloc_once(pool_t *pool, size_t size, size_t align, const leak_site_t *site, bool *reused);
@@ -141,9 +146,10 @@ static void *huge_alloc_once(pool_t *pool, size_t size, size_t align, const leak
         chunk->blocks_token = 0; /* never a blocks chunk's: frees go to the slow path */
         chunk->pool = pool;
         chunk->size = total;
-        chunk->magic = chunk_magic_of(chunk);
+        /* last, release: see chunk_t's magic */
+        atomic_store_explicit(&chunk->magic, chunk_magic_of(chunk), memory_order_release);
         if (!chunk_map_insert(chunk)) {
-            os_unmap(chunk, total);
+            os_retire(chunk, total, total);
             pthread_mutex_unlock(&pool->lock);
             return NULL;
         }
@@ -167,7 +173,7 @@ static void *huge_alloc_once(pool_t *pool, size_t size, size_t align, const leak
     chunk->object_offset = offset;
     chunk->object_size = chunk->size - guard - offset;
     chunk->requested = requested;
-    chunk->allocated = 1;
+    atomic_store_explicit(&chunk->allocated, 1, memory_order_relaxed);
     chunk->site = *site;
     huge_list_push(&pool->huge, chunk);
     pool_counter_add(&pool->huge_live, 1);
@@ -179,14 +185,28 @@ static void *huge_alloc_once(pool_t *pool, size_t size, size_t align, const leak
     return object;
 }
 
-void huge_free(pool_t *pool, chunk_t *chunk) {
+/* Whether chunk still holds the live huge object p of pool. Under
+ * pool->lock, so a chunk of this pool is either whole or not one (made and
+ * released under the lock); one of another pool, or a range just retired
+ * (zeros), fails the magic or the pool test. */
+static bool huge_still_live_locked(const pool_t *pool, const chunk_t *chunk, const void *p) {
+    return atomic_load_explicit(&chunk->magic, memory_order_acquire) == chunk_magic_of(chunk)
+           && chunk->kind == CHUNK_HUGE && chunk->pool == pool
+           && atomic_load_explicit(&chunk->allocated, memory_order_relaxed)
+           && (const unsigned char *)p == (const unsigned char *)chunk + chunk->object_offset;
+}
+
+/* p: the object, checked by pointer_check without the lock. */
+void huge_free(pool_t *pool, chunk_t *chunk, void *p) {
     pthread_mutex_lock(&pool->lock);
-    if (!chunk->allocated) { /* lost a race with another free of it */
+    if (!huge_still_live_locked(pool, chunk, p)) {
+        /* Lost a race with another free of it, which may have released
+         * the chunk since: what is there now (zeros) says nothing of p. */
         pthread_mutex_unlock(&pool->lock);
-        mulch_report("pool_free: double free", (unsigned char *)chunk + chunk->object_offset);
+        mulch_report("pool_free: double free", p);
         return;
     }
-    chunk->allocated = 0;
+    atomic_store_explicit(&chunk->allocated, 0, memory_order_relaxed);
     huge_list_remove(&pool->huge, chunk);
     pool_counter_add(&pool->huge_live, -1);
     pool_counter_add(&pool->huge_bytes, -(ptrdiff_t)chunk->object_size);
@@ -203,6 +223,20 @@ void huge_free(pool_t *pool, chunk_t *chunk) {
         huge_unmap_locked(pool, chunk);
     }
     pthread_mutex_unlock(&pool->lock);
+}
+
+bool huge_resized(pool_t *pool, chunk_t *chunk, void *p, size_t size, const leak_site_t *site) {
+    pthread_mutex_lock(&pool->lock); /* the leak report reads them under the lock */
+    bool live = huge_still_live_locked(pool, chunk, p);
+    if (live) {
+        chunk->requested = size;
+        if (pool->track_leaks) chunk->site = *site;
+    }
+    pthread_mutex_unlock(&pool->lock);
+    /* a stale pointer whose other free released the (now read-only) chunk
+     * since pointer_check: no write, a report */
+    if (!live) mulch_report("pool_realloc: double free or stale pointer (its chunk was released)", p);
+    return live;
 }
 
 size_t huge_cache_flush_locked(pool_t *pool) {

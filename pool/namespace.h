@@ -54,6 +54,7 @@
 #define huge_alloc_zeroed                mulch_huge_alloc_zeroed
 #define huge_cache_flush_locked          mulch_huge_cache_flush_locked
 #define huge_free                        mulch_huge_free
+#define huge_resized                     mulch_huge_resized
 #define huge_unmap_all_locked            mulch_huge_unmap_all_locked
 #define os_decommit                      mulch_os_decommit
 #define os_fail_after                    mulch_os_fail_after
@@ -61,6 +62,10 @@
 #define os_map_aligned                   mulch_os_map_aligned
 #define os_mapped_bytes                  mulch_os_mapped_bytes
 #define os_protect_none                  mulch_os_protect_none
+#define os_retire                        mulch_os_retire
+#define os_retired_contains              mulch_os_retired_contains
+#define os_retired_lock_for_fork         mulch_os_retired_lock_for_fork
+#define os_retired_unlock_for_fork       mulch_os_retired_unlock_for_fork
 #define os_unmap                         mulch_os_unmap
 #define pointer_check                    mulch_pointer_check
 #define small_alloc_slow                 mulch_small_alloc_slow

@@ -9,10 +9,27 @@
  * page as used); huge objects are charged: the kernel's overcommit check
  * refuses a size it would not commit, as it does glibc's mmap. Unused
  * pages are handed back with os_decommit (MADV_DONTNEED: the range stays
- * mapped and reads back as zeros) or os_unmap.
+ * mapped and reads back as zeros) or os_unmap (metadata).
+ *
+ * Chunks are never unmapped: os_retire replaces a chunk's mapping in place
+ * with a read-only, zero, MAP_NORESERVE one (its pages are freed as by
+ * munmap) and files the range in the retired set. A stale pointer freed
+ * while another thread releases its chunk thus reads zeros where the
+ * header was (its magic fails: a report, not a fault), and since the
+ * kernel never hands the range to anyone else, whatever a stale reader
+ * finds there is mulch's. os_map_aligned takes from the set first (first
+ * fit at the alignment, splitting the range), so address space does not
+ * grow without bound. The set coalesces neighbours; when it is full, a
+ * range is munmapped after all and the guarantee lapses for it.
+ * A secure pool's huge chunk keeps only its header page readable (the
+ * rest PROT_NONE, so that secure mode's use after free still faults: a
+ * racing free reads no further than the header's magic). Invariant: every
+ * range in the set is mapped zero, PROT_READ at least where a chunk
+ * header was (PROT_NONE elsewhere at most), and belongs to no chunk;
+ * os_mapped_bytes does not count it.
  *
  * os_protect_none makes a range fault on any access (secure mode's guard
- * pages); it stays that way until the range is unmapped.
+ * pages); it stays that way until the range is retired or unmapped.
  *
  * os_fail_after(n) is the fault-injection hook: the nth mapping from then on
  * fails as if the kernel refused it, so tests can walk every OOM path.
@@ -20,6 +37,7 @@
  * those tests can also see a mapping that a failure path forgot to unmap.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -70,6 +88,117 @@ void *os_map(size_t size) {
     return os_mmap((size + MULCH_PAGE - 1) & ~(MULCH_PAGE - 1), false);
 }
 
+/* ---- retired chunk ranges ---------------------------------------------- */
+
+/* Enough for a fragmented address space: neighbours coalesce, so a range
+ * per gap between live chunks. Static storage (16 KiB): no allocation on
+ * the release path, and a forked child inherits the set with the
+ * mappings it describes. */
+#define OS_RETIRED_CAPACITY 1024u
+
+typedef struct os_range {
+    uintptr_t start;
+    size_t size;
+} os_range_t;
+
+static pthread_mutex_t os_retired_lock = PTHREAD_MUTEX_INITIALIZER;
+static os_range_t os_retired[OS_RETIRED_CAPACITY]; /* os_retired_lock */
+static size_t os_retired_count;                      /* os_retired_lock */
+
+static bool os_map_read_only_zero(void *p, size_t size) {
+    return mmap(p, size, PROT_READ, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0) == p;
+}
+
+/* Files [start, start + size) in the set, merged with the ranges it
+ * touches; false when the set is full. Caller holds os_retired_lock. */
+static bool os_retired_add_locked(uintptr_t start, size_t size) {
+    for (size_t i = 0; i < os_retired_count;) {
+        os_range_t *r = &os_retired[i];
+        if (r->start + r->size == start || start + size == r->start) {
+            if (r->start < start) start = r->start;
+            size += r->size;
+            *r = os_retired[--os_retired_count]; /* look at the moved one too */
+            continue;
+        }
+        i++;
+    }
+    if (os_retired_count == OS_RETIRED_CAPACITY) return false;
+    os_retired[os_retired_count++] = (os_range_t){ start, size };
+    return true;
+}
+
+void os_retire(void *p, size_t size, size_t readable) {
+    if (p == NULL) return;
+    size = page_round(size);
+#if defined(MULCH_ASAN)
+    /* the shadow would outlive the chunk and poison whoever maps here next */
+    ASAN_UNPOISON_MEMORY_REGION(p, size);
+#endif
+    atomic_fetch_sub_explicit(&os_mapped, size, memory_order_relaxed);
+    pthread_mutex_lock(&os_retired_lock);
+    /* Replaced, not unmapped: the pages go as with munmap, the address
+     * stays readable (zeros) and is no one else's. */
+    bool kept = os_map_read_only_zero(p, size) && os_retired_add_locked((uintptr_t)p, size);
+    /* after the read-only mapping is in: the header stays readable all
+     * along (a failure leaves the body readable, which is only laxer) */
+    readable = page_round(readable);
+    if (kept && readable < size) (void)mprotect((unsigned char *)p + readable, size - readable, PROT_NONE);
+    pthread_mutex_unlock(&os_retired_lock);
+    if (!kept) munmap(p, size); /* set full (or no mapping): a plain unmap after all */
+}
+
+/* A retired range of size bytes whose start plus skew is a multiple of
+ * alignment, mapped again for writing; NULL when no range fits (then the
+ * kernel is asked) or, with *refused set, when the remap failed as a
+ * fresh mapping would have (fault injection, the overcommit check). */
+static void *os_retired_take(size_t size, size_t alignment, size_t skew, bool charged, bool *refused) {
+    size = page_round(size);
+    void *taken = NULL;
+    pthread_mutex_lock(&os_retired_lock);
+    for (size_t i = 0; i < os_retired_count && taken == NULL; i++) {
+        os_range_t r = os_retired[i];
+        uintptr_t start = ((r.start + skew + alignment - 1) & ~(uintptr_t)(alignment - 1)) - skew;
+        if (start < r.start || start - r.start > r.size || r.size - (start - r.start) < size) continue;
+        if (os_injected_failure()) {
+            *refused = true;
+            break;
+        }
+        /* Writable zero pages over the read-only ones (MAP_FIXED replaces
+         * them in one step: the range is never anyone else's). */
+        int flags = MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS | (charged ? 0 : MAP_NORESERVE);
+        if (mmap((void *)start, size, PROT_READ | PROT_WRITE, flags, -1, 0) != (void *)start) {
+            /* refused (overcommit): put the read-only zeros back, if the
+             * kernel took them away, and keep the range */
+            (void)os_map_read_only_zero((void *)start, size);
+            *refused = charged;
+            break;
+        }
+        os_retired[i] = os_retired[--os_retired_count];
+        /* the pieces either side stay retired (room: one slot was freed) */
+        if (start > r.start) (void)os_retired_add_locked(r.start, start - r.start);
+        uintptr_t end = start + size;
+        if (end < r.start + r.size && !os_retired_add_locked(end, r.start + r.size - end))
+            munmap((void *)end, r.start + r.size - end);
+        taken = (void *)start;
+    }
+    pthread_mutex_unlock(&os_retired_lock);
+    if (taken) atomic_fetch_add_explicit(&os_mapped, size, memory_order_relaxed);
+    return taken;
+}
+
+bool os_retired_contains(const void *p) {
+    uintptr_t a = (uintptr_t)p;
+    bool found = false;
+    pthread_mutex_lock(&os_retired_lock);
+    for (size_t i = 0; i < os_retired_count && !found; i++)
+        found = a - os_retired[i].start < os_retired[i].size;
+    pthread_mutex_unlock(&os_retired_lock);
+    return found;
+}
+
+void os_retired_lock_for_fork(void) { pthread_mutex_lock(&os_retired_lock); }
+void os_retired_unlock_for_fork(void) { pthread_mutex_unlock(&os_retired_lock); }
+
 /* skew: a huge object aligned beyond a region starts one region into its
  * mapping (huge.c), so the mapping starts a region before the boundary.
  * charged: the first try (the exact size) goes through the kernel's
@@ -80,6 +209,9 @@ void *os_map(size_t size) {
  * and is not charged: the size itself passed the check in the first. */
 void *os_map_aligned(size_t size, size_t alignment, size_t skew, bool charged) {
     if (size > SIZE_MAX - alignment) return NULL;
+    bool refused = false;
+    void *reused = os_retired_take(size, alignment, skew, charged, &refused);
+    if (reused != NULL || refused) return reused;
     /* Try the exact size first: the kernel often places consecutive
      * mappings next to each other, and an aligned hit saves two munmaps. */
     unsigned char *p = os_mmap(size, charged);

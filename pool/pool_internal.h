@@ -235,7 +235,12 @@ typedef struct block {
 _Static_assert(sizeof(block_t) == 2 * MULCH_CACHE_LINE, "block descriptor is two cache lines");
 
 typedef struct chunk {
-    uint64_t      magic;      /* chunk_magic_of(chunk) while mapped         */
+    /* chunk_magic_of(chunk) while mapped, 0 once released (a retired
+     * range reads as zeros). Written last when a chunk is made (release),
+     * so a stale reader that loads it with acquire and finds it right
+     * sees the whole header, even in a range just taken from the retired
+     * set. */
+    _Atomic uint64_t magic;
     /* CHUNK_BLOCKS: chunk_blocks_token(pool, chunk) while mapped, else 0.
      * The free fast path tests the chunk once, magic ^ blocks_token ==
      * chunk_blocks_seal(pool) (chunk_is_pools_blocks): it stands for the
@@ -243,7 +248,10 @@ typedef struct chunk {
     uint64_t      blocks_token;
     uint16_t      kind;       /* enum chunk_kind                            */
     uint16_t      block_shift;
-    int           allocated;  /* CHUNK_HUGE: the object is live             */
+    /* CHUNK_HUGE: the object is live. Written under pool->lock; atomic
+     * because pointer_check reads it without the lock (a racing double
+     * free, which huge_free settles under the lock). */
+    _Atomic int   allocated;
     pool_t       *pool;
     size_t        size;       /* bytes mapped                               */
     struct chunk *next, *prev;
@@ -365,6 +373,17 @@ MULCH_INTERNAL bool pool_given(const pool_t *pool, const char *fn);
  * mappings are; otherwise MAP_NORESERVE (chunks, committed piecemeal). */
 MULCH_INTERNAL void *os_map_aligned(size_t size, size_t alignment, size_t skew, bool charged);
 MULCH_INTERNAL void  os_unmap(void *p, size_t size);
+/* Releases a chunk's mapping (from os_map_aligned) for good: its pages go
+ * back as with munmap, but the range stays mapped read-only and zero, in
+ * the retired set that os_map_aligned takes from first, so a stale reader
+ * of the chunk reads zeros instead of faulting (os.c). Bytes past the
+ * first `readable` (rounded up to a page) fault instead: secure mode's
+ * freed huge objects. */
+MULCH_INTERNAL void  os_retire(void *p, size_t size, size_t readable);
+/* Whether p lies in a retired range now (error reports only: a lock). */
+MULCH_INTERNAL bool  os_retired_contains(const void *p);
+MULCH_INTERNAL void  os_retired_lock_for_fork(void);
+MULCH_INTERNAL void  os_retired_unlock_for_fork(void);
 MULCH_INTERNAL void  os_decommit(void *p, size_t size);
 MULCH_INTERNAL bool  os_protect_none(void *p, size_t size);
 MULCH_INTERNAL void *os_map(size_t size);   /* page-aligned metadata */
@@ -409,7 +428,8 @@ static inline uint64_t chunk_blocks_token(const pool_t *pool, const chunk_t *chu
  * huge chunk (token 0), another pool's chunk, or a stray write into either
  * word fails it. */
 static inline bool chunk_is_pools_blocks(const pool_t *pool, const chunk_t *chunk) {
-    return (chunk->magic ^ chunk->blocks_token) == (pool->key ^ CHUNK_BLOCKS_SALT ^ CHUNK_MAGIC);
+    return (atomic_load_explicit(&chunk->magic, memory_order_relaxed) ^ chunk->blocks_token)
+           == (pool->key ^ CHUNK_BLOCKS_SALT ^ CHUNK_MAGIC);
 }
 
 /* The chunk holding `p`, or NULL for any address mulch did not map.
@@ -710,7 +730,10 @@ MULCH_INTERNAL bool pointer_check(pool_t *pool, const void *p, const char *fn, p
 MULCH_INTERNAL void  *huge_alloc(pool_t *pool, size_t size, size_t align, const leak_site_t *site);
 /* Zeroed (clears only a reused mapping: fresh ones are zero). */
 MULCH_INTERNAL void  *huge_alloc_zeroed(pool_t *pool, size_t size, const leak_site_t *site);
-MULCH_INTERNAL void   huge_free(pool_t *pool, chunk_t *chunk);
+MULCH_INTERNAL void   huge_free(pool_t *pool, chunk_t *chunk, void *p);
+/* Records a realloc in place of the huge object p (its requested size and
+ * site); false, reported, when p was freed since it was checked. */
+MULCH_INTERNAL bool   huge_resized(pool_t *pool, chunk_t *chunk, void *p, size_t size, const leak_site_t *site);
 MULCH_INTERNAL size_t huge_cache_flush_locked(pool_t *pool);
 MULCH_INTERNAL void   huge_unmap_all_locked(pool_t *pool);
 

@@ -106,10 +106,12 @@ static chunk_t *chunk_create_locked(pool_t *pool, uint32_t min_blocks) {
         b->chunk = chunk;
         b->kind = i < chunk->first_block ? BLOCK_HEADER : BLOCK_FREE;
     }
-    chunk->magic = chunk_magic_of(chunk);
     chunk->blocks_token = chunk_blocks_token(pool, chunk);
+    /* last, release: a stale reader of a reused range that sees it sees
+     * the rest of the header (pool_internal.h, chunk_t) */
+    atomic_store_explicit(&chunk->magic, chunk_magic_of(chunk), memory_order_release);
     if (!chunk_map_insert(chunk)) {
-        os_unmap(chunk, chunk_size);
+        os_retire(chunk, chunk_size, chunk_size);
         return NULL;
     }
     pool_commit_locked(pool, header); /* fits: checked above, under the lock */
@@ -239,9 +241,10 @@ static size_t chunk_unmap_locked(pool_t *pool, chunk_t *chunk) {
     else pool->chunks = chunk->next;
     if (chunk->next) chunk->next->prev = chunk->prev;
     chunk_map_remove(chunk);
-    chunk->magic = 0;
+    atomic_store_explicit(&chunk->magic, 0, memory_order_relaxed);
     chunk->blocks_token = 0;
-    os_unmap(chunk, chunk->size);
+    /* retired, not unmapped: a stale free racing this reads zeros (os.c) */
+    os_retire(chunk, chunk->size, chunk->size);
     return committed;
 }
 

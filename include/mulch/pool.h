@@ -26,7 +26,7 @@ typedef struct pool_options {
     int    track_leaks; /* record allocation sites for pool_report_leaks
                            (also on when MULCH_TRACK_LEAKS=1 in the environment) */
     int    secure;      /* hardened mode: a guard page after each large object,
-                           freed large mappings unmapped at once, new cells
+                           freed large mappings released at once, new cells
                            handed out in random order (also on when
                            MULCH_SECURE=1 in the environment); docs/pool.md */
 } pool_options_t;
