@@ -14,7 +14,8 @@
  * again and the heap checked (fresh spans see zeroed bitmaps), in plain
  * and generational mode (cards written before the trim). A third run
  * lets the pool's own small spans take the blocks the collector left
- * before the trim, and checks the accounting still comes back to 0.
+ * before the trim, and checks the accounting still comes back to 0; a
+ * fourth trims while two heaps on the pool allocate and collect.
  *
  * Relies on the default geometry (64 KiB blocks, 4 MiB chunks aligned to
  * their size, header in the first two blocks). Deterministic; the seed is
@@ -79,7 +80,7 @@ static pool_stats_t pool_stats(pool_t *pool)
  * them back. */
 static void run(bool generational, bool small_reuse)
 {
-    size_t chunks = g_quick ? 8 : 32;
+    size_t chunks = g_quick ? 8 : 16;
     pool_t *pool = pool_create(NULL);
     EXPECT_NONNULL(pool);
     gc_options_t o;
@@ -201,6 +202,78 @@ static void test_small_spans_reuse_collector_blocks(void **state)
     run(false, true);
 }
 
+/* Two GC heaps share the pool, each on its own thread, allocating and
+ * collecting, while a third thread trims it: trim reads the kinds of
+ * blocks around the free spans it decommits and gives back their
+ * metadata pages while the heaps write the bitmaps of their own spans
+ * next to them (ThreadSanitizer and the heaps' verify watch). */
+typedef struct {
+    pool_t *pool;
+    uint64_t seed;
+    atomic_int *running;
+    unsigned problems;
+} share_arg_t;
+
+static void *share_worker(void *p)
+{
+    share_arg_t *a = p;
+    gc_options_t o;
+    memset(&o, 0, sizeof o);
+    o.pool = a->pool;
+    o.markers = 1;
+    o.generational = (int)(a->seed & 1);
+    gc_heap_t *heap = gc_heap_create(&o);
+    gc_thread_t *t = heap ? gc_thread_attach(heap) : NULL;
+    if (t == NULL) {
+        a->problems++;
+        atomic_fetch_sub(a->running, 1);
+        return NULL;
+    }
+    rng_t rng = { a->seed };
+    void *keep[16] = { 0 };
+    gc_root_add_range(heap, keep, 16);
+    size_t rounds = g_quick ? 4 : 12;
+    for (size_t r = 0; r < rounds; r++) {
+        for (uint64_t i = 0; i < 1500; i++) {
+            tobj_t *obj = mk(t, &T_PLAIN, r * 10000 + i, (size_t)rng_below(&rng, 3000));
+            if (rng_below(&rng, 64) == 0) keep[rng_below(&rng, 16)] = obj;
+        }
+        gc_collect(t);
+        if (gc_verify(heap) != 0) a->problems++;
+    }
+    gc_root_remove(heap, keep);
+    gc_thread_detach(t);
+    gc_heap_destroy(heap);
+    atomic_fetch_sub(a->running, 1);
+    return NULL;
+}
+
+static void test_trim_beside_two_heaps(void **state)
+{
+    (void)state;
+    TEST_START();
+    pool_t *pool = pool_create(NULL);
+    EXPECT_NONNULL(pool);
+    atomic_int running = 2;
+    share_arg_t args[2] = { { pool, g_seed, &running, 0 }, { pool, mix64(g_seed), &running, 0 } };
+    pthread_t threads[2];
+    for (int i = 0; i < 2; i++) EXPECT_EQ(pthread_create(&threads[i], NULL, share_worker, &args[i]), 0);
+    size_t trims = 0;
+    while (atomic_load(&running) > 0) {
+        pool_trim(pool);
+        trims++;
+        struct timespec nap = { 0, 200000 };
+        nanosleep(&nap, NULL);
+    }
+    for (int i = 0; i < 2; i++) pthread_join(threads[i], NULL);
+    EXPECT_EQ(args[0].problems + args[1].problems, 0);
+    pool_trim(pool);
+    pool_stats_t end = pool_stats(pool);
+    print_message("  %zu trims; reserved at the end %zu\n", trims, end.bytes_reserved);
+    EXPECT_EQ(end.bytes_reserved, 0);
+    pool_destroy(pool);
+}
+
 int main(void)
 {
     mt_init("test_pool_side_metadata_trim");
@@ -209,6 +282,7 @@ int main(void)
         T(test_trim_returns_side_metadata),
         T(test_trim_returns_side_metadata_generational),
         T(test_small_spans_reuse_collector_blocks),
+        T(test_trim_beside_two_heaps),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
