@@ -36,8 +36,13 @@
  * markers claim an object by CAS on its header (GC_FORWARD_BUSY) first.
  * A marker that finds the claim of another waits for its copy: it spins
  * briefly, then yields its CPU between looks (forward_wait), so that a
- * copier it shares a CPU with (a loaded machine, markers pinned to one
- * CPU under SCHED_FIFO) gets to finish.
+ * copier it shares a CPU with (a loaded machine, markers of one real-time
+ * priority pinned to one CPU) gets to finish. A waiter of strictly higher
+ * SCHED_FIFO/RR priority than a copier confined to its CPU does not let
+ * it run (sched_yield serves equal priorities only): that wait may not
+ * end. Documented in docs/gc.md (Current limitations) rather than made a
+ * futex wait, which would cost every copy an exchange instead of a store
+ * to learn about waiters.
  */
 #include <sched.h>
 

@@ -11,7 +11,18 @@
  *      parallel marker's two locks (gc_mark_shared_fork_lock) — the order
  *      the code nests them in. Holding heap->lock, no collection is past
  *      its stop: marking, sweeping and helper markers are idle.
- * The parent releases them and leaves its blocking regions. The child
+ * The parent releases them and leaves its blocking regions. With
+ * conservative_stack, the forking thread's registers and the handler's
+ * frames are saved by our own code at both ends (gc_thread_save_context,
+ * frames copied up to the handler's caller as a blocking region's are),
+ * so a collection that runs while the thread is still BLOCKING — after
+ * gc_threads_fork_block and before the heap's lock is taken, or after the
+ * parent handler releases it and before the thread leaves its region —
+ * finds fork's caller's callee-saved registers wherever glibc's fork left
+ * them: in a register (saved), a handler's frame (copied), or glibc's and
+ * the caller's frames above (live until the handler returns). The parent
+ * saves again before releasing each heap's lock, since the frames the
+ * prepare handler's save described are gone by then. The child
  * first renews each heap's condition variables (waiters recorded in them
  * are gone), drops the other threads' records (gc_threads_fork_child_locked:
  * their roots are dropped, a stop or finalizer run of theirs in progress
@@ -56,8 +67,11 @@ void gc_heap_list_remove(gc_heap_t *heap) {
     pthread_mutex_unlock(&heaps_lock);
 }
 
-static void fork_prepare(void) {
-    gc_threads_fork_block();
+/* Not inlined into glibc's handler loop (it cannot be, through a pointer):
+ * GC_CALLER_SP() is then the loop's stack pointer, whose frame outlives
+ * the handler. */
+static MULCH_NOINLINE void fork_prepare(void) {
+    gc_threads_fork_block(GC_CALLER_SP());
     gc_bridge_fork_lock();
     pthread_mutex_lock(&heaps_lock);
     for (gc_heap_t *heap = heaps; heap; heap = heap->fork_next) {
@@ -66,8 +80,10 @@ static void fork_prepare(void) {
     }
 }
 
-static void fork_parent(void) {
+static MULCH_NOINLINE void fork_parent(void) {
+    const void *caller_sp = GC_CALLER_SP();
     for (gc_heap_t *heap = heaps; heap; heap = heap->fork_next) {
+        gc_threads_fork_resave_locked(heap, caller_sp);
         gc_mark_shared_fork_unlock(heap);
         pthread_mutex_unlock(&heap->lock);
     }

@@ -595,8 +595,14 @@ MULCH_INTERNAL void gc_safepoint_slow(gc_thread_t *thread);
 MULCH_INTERNAL void gc_threads_flush(gc_heap_t *heap);
 /* Around fork (gc/fork.c): the calling thread enters a blocking region of
  * every heap it is attached to, and leaves them again (waiting for a
- * collection in progress, running no finalizer: an atfork handler). */
-MULCH_INTERNAL void gc_threads_fork_block(void);
+ * collection in progress, running no finalizer: an atfork handler).
+ * caller_sp: GC_CALLER_SP() of the prepare handler (its frames are copied
+ * with the registers, as gc_enter_blocking's). */
+MULCH_INTERNAL void gc_threads_fork_block(const void *caller_sp);
+/* The parent handler, heap->lock held: saves the calling thread's context
+ * in heap again (conservative_stack heaps, regions fork entered), from the
+ * parent handler's frames (caller_sp: its GC_CALLER_SP()). */
+MULCH_INTERNAL void gc_threads_fork_resave_locked(gc_heap_t *heap, const void *caller_sp);
 MULCH_INTERNAL void gc_threads_fork_unblock(void);
 /* In the child, heap->lock held: every attached thread but the calling
  * one is gone. Drops their records (roots dropped; bins, finalizable

@@ -357,9 +357,30 @@ void gc_leave_blocking(gc_thread_t *t) {
  * prepare handler takes the heaps' locks: a collection that is stopping
  * the world (its stopper holds heap->lock between waits for the RUNNING
  * count to reach 0) then goes on without it, instead of waiting for a
- * thread that waits for its lock. */
-void gc_threads_fork_block(void) {
-    for (gc_attachment_t *a = attachments; a; a = a->next) thread_block(a->thread, NULL);
+ * thread that waits for its lock. caller_sp is the prepare handler's
+ * caller's (GC_CALLER_SP): the handler's own frames, where fork's caller's
+ * callee-saved registers may have been pushed, are copied as a blocking
+ * region's are, since the handler goes on running (and overwriting them)
+ * while such a collection scans the thread. */
+void gc_threads_fork_block(const void *caller_sp) {
+    for (gc_attachment_t *a = attachments; a; a = a->next) thread_block(a->thread, caller_sp);
+}
+
+/* The parent handler, heap->lock still held: the context the prepare
+ * handler saved describes frames that are gone (the prepare handler
+ * returned, the fork system call ran); once the lock is released a
+ * collection may scan this thread before it leaves its region. Saved
+ * again here, from the parent handler's frames, so that fork's caller's
+ * registers are where our own code put them (saved registers, copied
+ * frames, or the live frames above caller_sp), whatever glibc's fork did
+ * with them. Only for the regions fork itself entered (depth 1: the prepare
+ * handler's was the outermost): a region the caller was in already keeps
+ * the context its gc_enter_blocking saved. */
+void gc_threads_fork_resave_locked(gc_heap_t *heap, const void *caller_sp) {
+    if (!heap->options.conservative_stack) return;
+    gc_thread_t *t = gc_thread_current(heap);
+    if (t != NULL && t->blocking_depth == 1 && t->state == GC_BLOCKING)
+        gc_thread_save_context(t, caller_sp);
 }
 
 /* The parent's and the child's. No finalizer runs (gc_leave_blocking's

@@ -88,7 +88,7 @@ static inline uintptr_t pool_block_card_bias(const block_t *span) {
     return (uintptr_t)chunk_cards(span->chunk) - ((uintptr_t)span->chunk >> POOL_CARD_SHIFT);
 }
 
-/* BLOCK_EVACUATE / BLOCK_PINNED: the owner's to set and clear. */
+/* BLOCK_EVACUATE: the owner's to set and clear. */
 static inline void pool_block_set_flag(block_t *span, uint8_t flag) { span->flags |= flag; }
 static inline void pool_block_clear_flag(block_t *span, uint8_t flag) { span->flags &= (uint8_t)~flag; }
 static inline bool pool_block_has_flag(const block_t *span, uint8_t flag) { return (span->flags & flag) != 0; }

@@ -68,6 +68,12 @@
 #define os_retired_unlock_for_fork       mulch_os_retired_unlock_for_fork
 #define os_unmap                         mulch_os_unmap
 #define pointer_check                    mulch_pointer_check
+#define side_acquire_bytes_locked        mulch_side_acquire_bytes_locked
+#define side_acquire_locked              mulch_side_acquire_locked
+#define side_any_touched_locked          mulch_side_any_touched_locked
+#define side_counted_span_locked         mulch_side_counted_span_locked
+#define side_release_locked              mulch_side_release_locked
+#define side_trim_span_locked            mulch_side_trim_span_locked
 #define small_alloc_slow                 mulch_small_alloc_slow
 #define span_audit_cells                 mulch_span_audit_cells
 #define span_audit_empty                 mulch_span_audit_empty

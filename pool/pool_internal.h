@@ -160,7 +160,8 @@ enum {
     BLOCK_COMMITTED   = 1u << 0, /* pages may be resident (not decommitted)   */
     BLOCK_ABANDONED   = 1u << 1, /* listed in pool->abandoned (pool->lock)     */
     BLOCK_EVACUATE    = 1u << 2, /* GC: evacuation candidate                  */
-    BLOCK_PINNED      = 1u << 3, /* GC: holds a pinned object                 */
+    BLOCK_SIDE_TOUCHED = 1u << 3, /* free block, was a collector's: its side
+                                     metadata may be resident (side.c)       */
     BLOCK_IN_FULL     = 1u << 4, /* (owner) in the heap's full list            */
     BLOCK_IN_DORMANT  = 1u << 5, /* (owner) in the heap's dormant list         */
     BLOCK_TRIM_ADOPTED = 1u << 6, /* (owner) adopted by a running pool_trim    */
@@ -259,7 +260,9 @@ typedef struct chunk {
     uint32_t      block_count;   /* including header blocks                 */
     uint32_t      first_block;   /* first usable block                      */
     uint32_t      free_blocks;   /* blocks in free spans                    */
-    uint32_t      header_committed; /* bytes of header counted as committed */
+    uint32_t      header_committed; /* bytes of header counted as committed:
+                                     descriptor pages, and side pages a
+                                     collector's span touched (side.c)      */
     unsigned char *side;         /* side metadata of block 0                */
     size_t        side_per_block;
     /* CHUNK_HUGE */
@@ -491,6 +494,27 @@ MULCH_INTERNAL void span_release_locked(pool_t *pool, block_t *head);
 /* Decommit free spans (and unmap empty chunks) until free_committed <= target;
  * target 0 unmaps every empty chunk, committed blocks or not. */
 MULCH_INTERNAL size_t span_trim_locked(pool_t *pool, size_t target);
+
+/* ---- side metadata pages (side.c) ----------------------------------------- */
+/* Free blocks [head, head + n), about to be taken: the bytes of side
+ * pages an external span there would count anew (pages no touched block
+ * holds bytes of yet); whether any of them has BLOCK_SIDE_TOUCHED; the
+ * bytes their side pages count now. */
+MULCH_INTERNAL size_t side_acquire_bytes_locked(const block_t *head, uint32_t n);
+MULCH_INTERNAL bool side_any_touched_locked(const block_t *head, uint32_t n);
+MULCH_INTERNAL size_t side_counted_span_locked(const block_t *head, uint32_t n);
+/* The span was just taken (kinds set, flags cleared). External: `counted`
+ * is what side_acquire_bytes_locked said and the caller committed; it
+ * joins the chunk's header_committed. Small: `counted` is what
+ * side_counted_span_locked said before; the pages no longer counted are
+ * decommitted and uncounted. */
+MULCH_INTERNAL void side_acquire_locked(pool_t *pool, block_t *head, uint32_t n, size_t counted);
+/* A span about to be released: an external span's blocks keep
+ * BLOCK_SIDE_TOUCHED while free. */
+MULCH_INTERNAL void side_release_locked(block_t *head, uint32_t n);
+/* Free span `head`, just decommitted: decommits its idle side and card
+ * pages; returns the bytes that left pool->committed. */
+MULCH_INTERNAL size_t side_trim_span_locked(pool_t *pool, block_t *head);
 MULCH_INTERNAL void chunks_unmap_all_locked(pool_t *pool);
 
 /* A small span's descriptor is trusted by the free fast path; this word,

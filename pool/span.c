@@ -14,7 +14,11 @@
  * release units of small spans that pool_trim decommitted (release.c), plus
  * each chunk's header pages, and is what `limit` caps and bytes_reserved
  * shows. A free block has no released units: release decommits such a
- * block whole.
+ * block whole. Each chunk's header_committed counts its descriptor pages
+ * and the side-metadata pages a collector's spans made resident (side.c,
+ * which also says when they go: a free span's decommit takes its idle
+ * metadata pages with it). BLOCK_SIDE_TOUCHED is the one flag a free
+ * block keeps besides BLOCK_COMMITTED.
  */
 #include "pool_internal.h"
 #include "release.h"
@@ -144,25 +148,27 @@ static size_t span_uncommitted_bytes(const pool_t *pool, const block_t *head, ui
  * new chunk's blocks are all uncommitted: none is made for a span whose
  * blocks alone would not fit (a collector's object of gigabytes under a
  * small limit mapped one, wrote its descriptors, and unmapped it again). */
-static block_t *span_find_committable_locked(pool_t *pool, uint32_t n, size_t *need) {
+static block_t *span_find_committable_locked(pool_t *pool, uint32_t n, uint8_t kind, size_t *need, size_t *side) {
     block_t *s = span_find_locked(pool, n);
     if (s == NULL && pool_commit_fits_locked(pool, (size_t)n << pool->block_shift) && chunk_create_locked(pool, n) != NULL)
         s = span_find_locked(pool, n);
     if (s == NULL) return NULL;
     *need = span_uncommitted_bytes(pool, s, n);
-    return pool_commit_locked(pool, *need) ? s : NULL;
+    /* an external span's side metadata is zeroed, so resident (side.c) */
+    *side = kind == BLOCK_EXTERNAL ? side_acquire_bytes_locked(s, n) : 0;
+    return pool_commit_locked(pool, *need + *side) ? s : NULL;
 }
 
 block_t *span_acquire_locked(pool_t *pool, uint32_t n, uint8_t kind) {
     if (n == 0 || n > (UINT32_MAX >> 1) || ((size_t)n << pool->block_shift) >> CHUNK_MAP_ADDRESS_BITS) return NULL;
-    size_t need = 0;
-    block_t *s = span_find_committable_locked(pool, n, &need);
+    size_t need = 0, side = 0;
+    block_t *s = span_find_committable_locked(pool, n, kind, &need, &side);
     if (s == NULL && pool->limit) {
         /* At the limit: cached huge mappings, empty chunks and decommitted
          * spans make room; then try once more. */
         huge_cache_flush_locked(pool);
         span_trim_locked(pool, 0);
-        s = span_find_committable_locked(pool, n, &need);
+        s = span_find_committable_locked(pool, n, kind, &need, &side);
     }
     if (s == NULL) return NULL;
     bin_remove(pool, s);
@@ -171,6 +177,9 @@ block_t *span_acquire_locked(pool_t *pool, uint32_t n, uint8_t kind) {
         span_set_free_length(s + n, length - n);
         bin_insert(pool, s + n);
     }
+    /* (a small span over blocks a collector left: what their side pages
+     * counted, for side_acquire_locked to uncount) */
+    if (kind != BLOCK_EXTERNAL && side_any_touched_locked(s, n)) side = side_counted_span_locked(s, n);
     size_t was_committed = (size_t)n * pool->block_size - need;
     pool_counter_add(&pool->free_committed, -(ptrdiff_t)was_committed);
     s->chunk->free_blocks -= n;
@@ -182,6 +191,7 @@ block_t *span_acquire_locked(pool_t *pool, uint32_t n, uint8_t kind) {
         b->next = b->prev = NULL;
     }
     s->span_blocks = n;
+    side_acquire_locked(pool, s, n, side);
     return s;
 }
 
@@ -189,12 +199,13 @@ void span_release_locked(pool_t *pool, block_t *head) {
     chunk_t *chunk = head->chunk;
     uint32_t n = head->span_blocks;
     span_forget_released_locked(pool, head);
+    side_release_locked(head, n);
     tool_hide(pool->valgrind, block_start(chunk, head), (size_t)n << pool->block_shift);
     size_t committed = 0;
     for (uint32_t i = 0; i < n; i++) {
         block_t *b = &head[i];
         b->kind = BLOCK_FREE;
-        b->flags &= BLOCK_COMMITTED;
+        b->flags &= BLOCK_COMMITTED | BLOCK_SIDE_TOUCHED; /* side.c's, set just above */
         if (b->flags & BLOCK_COMMITTED) committed += pool->block_size;
         b->external_owner = NULL;
         atomic_store_explicit(&b->owner, NULL, memory_order_relaxed);
@@ -263,7 +274,8 @@ static size_t span_decommit_locked(pool_t *pool, block_t *head) {
     }
     pool_uncommit_locked(pool, released);
     pool_counter_add(&pool->free_committed, -(ptrdiff_t)released);
-    return released;
+    /* the collector's metadata of the blocks follows them (side.c) */
+    return released + side_trim_span_locked(pool, head);
 }
 
 size_t span_trim_locked(pool_t *pool, size_t target) {
