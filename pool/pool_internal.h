@@ -495,26 +495,6 @@ MULCH_INTERNAL void span_release_locked(pool_t *pool, block_t *head);
  * target 0 unmaps every empty chunk, committed blocks or not. */
 MULCH_INTERNAL size_t span_trim_locked(pool_t *pool, size_t target);
 
-/* ---- side metadata pages (side.c) ----------------------------------------- */
-/* Free blocks [head, head + n), about to be taken: the bytes of side
- * pages an external span there would count anew (pages no touched block
- * holds bytes of yet); whether any of them has BLOCK_SIDE_TOUCHED; the
- * bytes their side pages count now. */
-MULCH_INTERNAL size_t side_acquire_bytes_locked(const block_t *head, uint32_t n);
-MULCH_INTERNAL bool side_any_touched_locked(const block_t *head, uint32_t n);
-MULCH_INTERNAL size_t side_counted_span_locked(const block_t *head, uint32_t n);
-/* The span was just taken (kinds set, flags cleared). External: `counted`
- * is what side_acquire_bytes_locked said and the caller committed; it
- * joins the chunk's header_committed. Small: `counted` is what
- * side_counted_span_locked said before; the pages no longer counted are
- * decommitted and uncounted. */
-MULCH_INTERNAL void side_acquire_locked(pool_t *pool, block_t *head, uint32_t n, size_t counted);
-/* A span about to be released: an external span's blocks keep
- * BLOCK_SIDE_TOUCHED while free. */
-MULCH_INTERNAL void side_release_locked(block_t *head, uint32_t n);
-/* Free span `head`, just decommitted: decommits its idle side and card
- * pages; returns the bytes that left pool->committed. */
-MULCH_INTERNAL size_t side_trim_span_locked(pool_t *pool, block_t *head);
 MULCH_INTERNAL void chunks_unmap_all_locked(pool_t *pool);
 
 /* A small span's descriptor is trusted by the free fast path; this word,

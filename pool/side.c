@@ -35,6 +35,7 @@
  * Everything here runs under pool->lock, as span.c.
  */
 #include "pool_internal.h"
+#include "side.h"
 
 /* Block range [first, last] whose bytes of a per-block area (the side
  * metadata or the cards: `start` offset in the chunk, `per_block` bytes

@@ -21,6 +21,7 @@
  * block keeps besides BLOCK_COMMITTED.
  */
 #include "pool_internal.h"
+#include "side.h"
 #include "release.h"
 
 static unsigned span_bin(uint32_t n) {
