@@ -137,10 +137,35 @@ static void test_retired_set_model(void **state) {
     EXPECT_EQ(os_mapped_bytes(), baseline);
 }
 
+/* Fault injection on the reuse path: the remap of a retired range fails
+ * as a fresh mapping would (NULL, nothing counted) and the range stays
+ * retired, whole, for the next try. */
+static void test_retired_reuse_fault_injection(void **state) {
+    (void)state;
+    TEST_START();
+    size_t bytes = (size_t)16 * MULCH_PAGE;
+    size_t baseline = os_mapped_bytes();
+    unsigned char *p = os_map_aligned(bytes, MULCH_REGION, 0, false);
+    assert_non_null(p);
+    os_retire(p, bytes, bytes);
+    EXPECT_EQ(os_mapped_bytes(), baseline);
+    os_fail_after(1);
+    EXPECT_PTR_EQ(os_map_aligned(bytes, MULCH_PAGE, 0, false), NULL);
+    os_fail_after(0);
+    EXPECT_EQ(os_mapped_bytes(), baseline);
+    for (size_t i = 0; i < 16; i++) EXPECT_EQ(os_retired_contains(p + i * MULCH_PAGE), 1);
+    unsigned char *q = os_map_aligned(bytes, MULCH_PAGE, 0, false);
+    EXPECT_PTR_EQ(q, p);
+    q[bytes - 1] = 1;
+    os_retire(q, bytes, bytes);
+    EXPECT_EQ(os_mapped_bytes(), baseline);
+}
+
 int main(void) {
     mt_init("test_pool_retired_set");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_retired_set_model),
+        cmocka_unit_test(test_retired_reuse_fault_injection),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
