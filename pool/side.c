@@ -19,7 +19,9 @@
  *     chunk->header_committed and pool->committed, so in bytes_reserved
  *     and against the limit) iff a block whose side bytes it holds is
  *     touched. Invariant: a resident side page is counted, but for the
- *     pages a small span's acquisition stops counting, which it decommits.
+ *     pages a small span's acquisition stops counting, which it decommits
+ *     (all but the page it shares with cards of blocks in use: it stays,
+ *     uncounted like the cards, until trim finds it idle).
  *   - A page of the side or card area is *idle* when every block it
  *     describes is free and decommitted, a header block, or in a small
  *     span: nothing reads it (small spans have no use for it), a
@@ -108,6 +110,16 @@ static bool page_idle(const chunk_t *chunk, size_t page) {
     return true;
 }
 
+/* Whether no card byte on the page at `page` belongs to a block in use
+ * or committed. The page where the side area ends holds the first
+ * blocks' cards too: a generational collector's dirty cards there must
+ * outlive the side bytes beside them. */
+static bool page_cards_idle(const chunk_t *chunk, size_t page) {
+    uint32_t first, last;
+    return !page_blocks(chunk, page, cards_offset(chunk), card_bytes_per_block(chunk), &first, &last)
+           || blocks_idle(chunk, first, last);
+}
+
 /* Pages [*lo, *hi) holding the bytes of blocks [first, first + n) of a
  * per-block area. */
 static void area_pages(size_t start, size_t per_block, uint32_t first, uint32_t n, size_t *lo, size_t *hi) {
@@ -162,7 +174,8 @@ void side_acquire_locked(pool_t *pool, block_t *head, uint32_t n, size_t counted
     size_t lo, hi;
     side_pages(chunk, head->index, n, &lo, &hi);
     for (size_t page = lo; page < hi; page += MULCH_PAGE)
-        if (!side_page_counted(chunk, page)) os_decommit((unsigned char *)chunk + page, MULCH_PAGE);
+        if (!side_page_counted(chunk, page) && page_cards_idle(chunk, page))
+            os_decommit((unsigned char *)chunk + page, MULCH_PAGE);
     size_t released = counted_before - side_counted_bytes(chunk, lo, hi);
     chunk->header_committed -= (uint32_t)released;
     pool_uncommit_locked(pool, released);
