@@ -1,0 +1,126 @@
+/* test_rc_review_s23_e.c — black-box regression tests from review session
+ * 23, helper E (rc and the bridge; <mulch/rc.h>, docs/rc.md, docs/api.md):
+ *   - rc_weak_lock on a weak reference to an object that pool_destroy
+ *     freed while it still lived read the freed object through its
+ *     control block (the destroy that detaches it never ran): it must
+ *     answer NULL, and the control block must go with the last handle.
+ *
+ * Deterministic: no randomness (the seed is printed as in every test). */
+#ifndef _GNU_SOURCE
+#  define _GNU_SOURCE 1
+#endif
+#define DEFAULT_SEED UINT64_C(0x6d756c6372632345)
+#include <mulch/pool.h>
+#include <mulch/rc.h>
+
+#include "mulch_test.h"
+
+static int g_destroys;
+static void count_destroy(void *obj)
+{
+    (void)obj;
+    g_destroys++;
+}
+
+/* A thread's rc object in `pool`, still alive when the thread ends. */
+typedef struct {
+    pool_t *pool;
+    void   *obj;
+} thread_alloc_t;
+static void *alloc_in_thread(void *arg)
+{
+    thread_alloc_t *a = arg;
+    a->obj = rc_alloc_in(a->pool, 24, count_destroy);
+    return NULL;
+}
+
+static void test_rc_weak_lock_after_pool_destroy_of_live_object(void **state)
+{
+    (void)state;
+    TEST_START();
+    unsigned long r0 = rec_count();
+    g_destroys = 0;
+    pool_t *pool = pool_create(NULL);
+    EXPECT_NONNULL(pool);
+    /* ours (unmerged), one merged by a retain and release elsewhere, one
+     * of an exited thread, and one of ours whose only weak reference was
+     * freed already (its control block stays attached) */
+    void *mine = rc_alloc_in(pool, 32, count_destroy);
+    void *empty = rc_alloc_in(pool, 0, count_destroy);
+    EXPECT_NONNULL(mine);
+    EXPECT_NONNULL(empty);
+    thread_alloc_t other = { pool, NULL };
+    pthread_t thread;
+    EXPECT_EQ(pthread_create(&thread, NULL, alloc_in_thread, &other), 0);
+    EXPECT_EQ(pthread_join(thread, NULL), 0);
+    EXPECT_NONNULL(other.obj);
+    rc_weak_t *w_mine = rc_weak_new(mine), *w_mine2 = rc_weak_new(mine);
+    rc_weak_t *w_empty = rc_weak_new(empty), *w_other = rc_weak_new(other.obj);
+    rc_weak_t *w_gone = rc_weak_new(mine);
+    EXPECT_NONNULL(w_mine);
+    EXPECT_NONNULL(w_mine2);
+    EXPECT_NONNULL(w_empty);
+    EXPECT_NONNULL(w_other);
+    rc_weak_free(w_gone);
+    void *locked = rc_weak_lock(w_other); /* a live object answers */
+    EXPECT_PTR_EQ(locked, other.obj);
+    rc_release(locked);
+
+    pool_destroy(pool); /* frees the three without their destroys */
+    EXPECT_EQ(g_destroys, 0);
+    EXPECT_NULL(rc_weak_lock(w_mine));
+    EXPECT_NULL(rc_weak_lock(w_empty));
+    EXPECT_NULL(rc_weak_lock(w_other));
+    rc_weak_free(w_mine);
+    EXPECT_NULL(rc_weak_lock(w_mine2));
+    rc_weak_free(w_mine2);
+    rc_weak_free(w_empty);
+    rc_weak_free(w_other);
+    EXPECT_NO_REPORTS(r0);
+    EXPECT_EQ(g_destroys, 0);
+}
+
+/* The detached control blocks go back to the default pool: a loop of
+ * pool_destroy over live objects with weak references does not grow it. */
+static void test_rc_weak_control_freed_after_pool_destroy(void **state)
+{
+    (void)state;
+    TEST_START();
+    unsigned long r0 = rec_count();
+    /* warm the default pool up, then measure a second round against it */
+    pool_stats_t before, after;
+    for (int round = 0; round < 2; round++) {
+        if (round == 1) pool_get_stats(pool_default(), &before);
+        for (int i = 0; i < 64; i++) {
+            pool_t *pool = pool_create(NULL);
+            EXPECT_NONNULL(pool);
+            void *obj = rc_alloc_in(pool, 16, NULL);
+            EXPECT_NONNULL(obj);
+            rc_weak_t *weak = rc_weak_new(obj);
+            EXPECT_NONNULL(weak);
+            if (i & 1) rc_weak_free(weak); /* the block waits for the object */
+            pool_destroy(pool);
+            if (!(i & 1)) {
+                EXPECT_NULL(rc_weak_lock(weak));
+                rc_weak_free(weak); /* the last of the two: frees the block */
+            }
+        }
+    }
+    pool_get_stats(pool_default(), &after);
+    if (after.bytes_in_use != before.bytes_in_use)
+        T_FAIL("the default pool kept %zu bytes more after 64 pool_destroy rounds",
+               (size_t)(after.bytes_in_use - before.bytes_in_use));
+    EXPECT_NO_REPORTS(r0);
+}
+
+int main(void)
+{
+    mt_init("test_rc_review_s23_e");
+#define T(f) cmocka_unit_test_setup_teardown(f, setup_rec, teardown_rec)
+    const struct CMUnitTest tests[] = {
+        T(test_rc_weak_lock_after_pool_destroy_of_live_object),
+        T(test_rc_weak_control_freed_after_pool_destroy),
+    };
+#undef T
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
