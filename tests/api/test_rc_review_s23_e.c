@@ -3,13 +3,17 @@
  *   - rc_weak_lock on a weak reference to an object that pool_destroy
  *     freed while it still lived read the freed object through its
  *     control block (the destroy that detaches it never ran): it must
- *     answer NULL, and the control block must go with the last handle.
+ *     answer NULL, and the control block must go with the last handle;
+ *   - gc_handle_new(heap, obj) from a thread not attached to heap, or
+ *     inside a blocking region, raced a collection that moves or frees
+ *     obj: reported, NULL (a handle to NULL may still be made anywhere).
  *
  * Deterministic: no randomness (the seed is printed as in every test). */
 #ifndef _GNU_SOURCE
 #  define _GNU_SOURCE 1
 #endif
 #define DEFAULT_SEED UINT64_C(0x6d756c6372632345)
+#include <mulch/gc.h>
 #include <mulch/pool.h>
 #include <mulch/rc.h>
 
@@ -113,6 +117,68 @@ static void test_rc_weak_control_freed_after_pool_destroy(void **state)
     EXPECT_NO_REPORTS(r0);
 }
 
+static const gc_type_t T_LEAF = { "test.leaf", NULL, NULL };
+
+typedef struct {
+    gc_heap_t   *heap;
+    void        *obj;
+    gc_handle_t *got;
+    gc_handle_t *got_null;
+} handle_from_t;
+static void *handle_new_unattached(void *arg)
+{
+    handle_from_t *h = arg;
+    h->got = gc_handle_new(h->heap, h->obj);
+    h->got_null = gc_handle_new(h->heap, NULL);
+    return NULL;
+}
+
+static void test_rc_handle_new_needs_attached_running_thread(void **state)
+{
+    (void)state;
+    TEST_START();
+    unsigned long r0 = rec_count();
+    gc_heap_t *heap = gc_heap_create(NULL);
+    EXPECT_NONNULL(heap);
+    gc_thread_t *t = gc_thread_attach(heap);
+    EXPECT_NONNULL(t);
+    void *obj = gc_alloc(t, &T_LEAF, 32);
+    EXPECT_NONNULL(obj);
+    gc_handle_t *root = gc_handle_new(heap, obj); /* attached, running: fine */
+    EXPECT_NONNULL(root);
+    EXPECT_NO_REPORTS(r0);
+
+    /* another thread, not attached: obj may move or die under it */
+    handle_from_t from = { heap, obj, NULL, NULL };
+    pthread_t thread;
+    EXPECT_EQ(pthread_create(&thread, NULL, handle_new_unattached, &from), 0);
+    EXPECT_EQ(pthread_join(thread, NULL), 0);
+    EXPECT_NULL(from.got);
+    EXPECT_ONE_REPORT(r0, "gc_handle_new: calling thread not attached to the heap", obj);
+    EXPECT_NONNULL(from.got_null); /* a handle to NULL: any thread */
+    EXPECT_NULL(gc_handle_get(from.got_null));
+    rc_release(from.got_null);
+
+    /* attached, but inside a blocking region: collections do not wait */
+    unsigned long r1 = rec_count();
+    gc_enter_blocking(t);
+    gc_handle_t *blocked = gc_handle_new(heap, obj);
+    gc_handle_t *blocked_null = gc_handle_new(heap, NULL);
+    gc_leave_blocking(t);
+    EXPECT_NULL(blocked);
+    EXPECT_ONE_REPORT(r1, "gc_handle_new: called inside a blocking region", t);
+    EXPECT_NONNULL(blocked_null);
+    rc_release(blocked_null);
+
+    gc_collect(t);
+    EXPECT_PTR_EQ(gc_type_of(gc_handle_get(root)), &T_LEAF);
+    rc_release(root);
+    EXPECT_EQ(gc_verify(heap), 0);
+    gc_thread_detach(t);
+    gc_heap_destroy(heap);
+    EXPECT_NO_REPORTS(r1 + 1);
+}
+
 int main(void)
 {
     mt_init("test_rc_review_s23_e");
@@ -120,6 +186,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_rc_weak_lock_after_pool_destroy_of_live_object),
         T(test_rc_weak_control_freed_after_pool_destroy),
+        T(test_rc_handle_new_needs_attached_running_thread),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
