@@ -43,9 +43,26 @@ static void handle_destroy(void *obj) {
     gc_handle_slot_remove(payload);
 }
 
+/* Whether the caller may root obj: only a thread attached to heap, outside
+ * a blocking region, keeps a collection from moving or freeing obj between
+ * the caller's last GC point and the slot's registration (any other thread
+ * races it: the handle rooted a stale address). Two loads of this thread's
+ * own attachment list: reported when not. */
+static bool handle_new_may_root(gc_heap_t *heap, const void *obj) {
+    gc_thread_t *self = gc_thread_current(heap);
+    if (self == NULL) {
+        mulch_report("gc_handle_new: calling thread not attached to the heap (a collection may move or free obj; "
+                     "only a handle to NULL may be made from it)",
+                     obj);
+        return false;
+    }
+    return gc_thread_outside_blocking(self, "gc_handle_new");
+}
+
 gc_handle_t *gc_handle_new(gc_heap_t *heap, void *obj) {
     uint32_t index;
     if (!gc_heap_given(heap, "gc_handle_new")) return NULL;
+    if (obj != NULL && !handle_new_may_root(heap, obj)) return NULL;
     if (obj != NULL && gc_object_span(heap, obj, &index) == NULL) {
         mulch_report("gc_handle_new: not a GC object of this heap", obj);
         return NULL;

@@ -210,7 +210,11 @@ static void *rc_alloc_merging(pool_t *pool, size_t size, void (*destroy)(void *o
      * of the payload faulted in every page up front (rc_alloc(1 TiB) under
      * overcommit ran the machine out of memory instead of being lazy like
      * any big calloc). */
-    size_t bytes = sizeof(rc_header_t) + size;
+    /* At least one payload byte: a 0-byte object's pointer would be its
+     * cell's end, the next cell's start, which rc_check_slow cannot tell
+     * from a plain pool cell (a destroyed one was reported as "not an rc
+     * object"), and which may lie past its chunk. */
+    size_t bytes = sizeof(rc_header_t) + (size != 0 ? size : 1);
     bool big = bytes > pool->small_max;
     rc_header_t *h = big ? pool_calloc(pool, 1, bytes) : pool_alloc(pool, bytes);
     if (h == NULL) return NULL;

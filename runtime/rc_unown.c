@@ -9,6 +9,17 @@
  * owner and lets go of the record as a merge would. Under the pool's lock
  * no record goes on the free list (the records lock must not nest with
  * it): rc_records_put_later collects them for after the walk.
+ *
+ * The same walk finds the live objects that have weak references: their
+ * control blocks (in the default pool, which outlives this one) would
+ * keep pointing at the freed cells, and a later rc_weak_lock would read
+ * (and count a reference in) dead memory. The walk links such objects
+ * through their headers' `link` (free: a live object of this pool is in
+ * no merge queue or pending list once rc_pool_destroying merged them);
+ * after the pool's lock is released (weak stripes must not nest under
+ * it: fork takes both), each control block is detached as a destroy
+ * would, so its locks answer NULL. The cells stay mapped until
+ * pool_destroy unmaps them after its hook returns.
  */
 #include <stdlib.h>
 
@@ -20,7 +31,36 @@ typedef struct {
     rc_thread_t **items;
     size_t       *freed;
     size_t        count, bytes;
+    rc_header_t  *weak_list;  /* live objects with a control block (`link`) */
 } rc_records_sorted_t;
+
+/* rc_cell_unown_unsorted's context: the record list, and the same
+ * weak_list. */
+typedef struct {
+    rc_thread_t *first;
+    rc_header_t *weak_list;
+} rc_records_unsorted_t;
+
+/* A live object that pool_destroy is about to free: linked onto *list if
+ * weak references watch it (under the pool's lock: takes no lock). */
+static MULCH_NO_ASAN void rc_cell_weak_collect(rc_header_t *h, rc_header_t **list) {
+    rc_weak_control_t *control = atomic_load_explicit(&h->weak, memory_order_relaxed);
+    if (control == NULL || control == RC_WEAK_DEAD) return;
+    h->link = *list;
+    *list = h;
+}
+
+/* After the walk, outside the pool's lock: the collected objects' weak
+ * references let go of them, as at a destroy (rc_weak_detach), so
+ * rc_weak_lock answers NULL and the last rc_weak_free frees the block. */
+static void rc_weak_list_detach(rc_header_t *list) {
+    while (list) {
+        rc_header_t *next = list->link;
+        rc_weak_control_t *control = atomic_exchange_explicit(&list->weak, RC_WEAK_DEAD, memory_order_acq_rel);
+        if (control != NULL && control != RC_WEAK_DEAD) rc_weak_detach(control);
+        list = next;
+    }
+}
 
 static int rc_record_order(const void *a, const void *b) {
     uintptr_t x = (uintptr_t)*(rc_thread_t *const *)a, y = (uintptr_t)*(rc_thread_t *const *)b;
@@ -36,6 +76,7 @@ static MULCH_NO_ASAN void rc_cell_unown(void *ctx, void *cell, size_t size) {
     if (size < sizeof(rc_header_t)) return;
     rc_header_t *h = cell;
     if (atomic_load_explicit(&h->magic, memory_order_relaxed) != RC_LIVE) return;
+    rc_cell_weak_collect(h, &records->weak_list);
     rc_thread_t *rec = atomic_load_explicit(&h->owner, memory_order_relaxed);
     if (rec == NULL) return;
     rc_thread_t **at = bsearch(&rec, records->items, records->count, sizeof *records->items, rc_record_order);
@@ -52,13 +93,15 @@ static void rc_record_unown_freed(rc_thread_t *rec, size_t n) {
 }
 
 /* rc_cell_unown when the sorted records could not be mapped: the owner is
- * looked up in the list from `first` (ctx), and let go of at once (under
- * the pool's lock: rc_records_put_later is set). */
+ * looked up in the list from `first` (ctx: rc_records_unsorted_t), and
+ * let go of at once (under the pool's lock: rc_records_put_later is set). */
 static MULCH_NO_ASAN void rc_cell_unown_unsorted(void *ctx, void *cell, size_t size) {
     if (size < sizeof(rc_header_t)) return;
     rc_header_t *h = cell;
     if (atomic_load_explicit(&h->magic, memory_order_relaxed) != RC_LIVE) return;
-    rc_thread_t *owner = atomic_load_explicit(&h->owner, memory_order_relaxed), *rec = ctx;
+    rc_records_unsorted_t *unsorted = ctx;
+    rc_cell_weak_collect(h, &unsorted->weak_list);
+    rc_thread_t *owner = atomic_load_explicit(&h->owner, memory_order_relaxed), *rec = unsorted->first;
     if (owner == NULL) return;
     while (rec && rec != owner) rec = rec->next_all;
     if (rec == NULL) return;
@@ -71,9 +114,9 @@ static MULCH_NO_ASAN void rc_cell_unown_unsorted(void *ctx, void *cell, size_t s
  * (an exited thread's record never went back on the free list: a page
  * leaked per thread in a thread-per-task program whose tasks end with
  * pool_destroy). Each such object lets go of its record now, as a merge
- * would. */
+ * would. Their weak references are detached (top of file). */
 void rc_pool_live_unown(pool_t *pool) {
-    rc_records_sorted_t records = { NULL, NULL, 0, 0 };
+    rc_records_sorted_t records = { NULL, NULL, 0, 0, NULL };
     pthread_mutex_lock(&mulch_rc_records_lock);
     rc_thread_t *first = rc_records_all;
     pthread_mutex_unlock(&mulch_rc_records_lock);
@@ -84,9 +127,11 @@ void rc_pool_live_unown(pool_t *pool) {
     if (records.bytes == 0) return;
     if ((records.items = os_map(records.bytes)) == NULL) { /* zeroed */
         rc_thread_t *later = NULL;
+        rc_records_unsorted_t unsorted = { first, NULL };
         rc_records_put_later = &later;
-        pool_live_cells_walk(pool, rc_cell_unown_unsorted, first); /* slower, needs no memory */
+        pool_live_cells_walk(pool, rc_cell_unown_unsorted, &unsorted); /* slower, needs no memory */
         rc_records_put_later = NULL;
+        rc_weak_list_detach(unsorted.weak_list);
         while (later) {
             rc_thread_t *next = later->next_free;
             rc_records_free_push(later);
@@ -99,6 +144,7 @@ void rc_pool_live_unown(pool_t *pool) {
     for (rc_thread_t *rec = first; rec; rec = rec->next_all) records.items[n++] = rec;
     qsort(records.items, records.count, sizeof *records.items, rc_record_order);
     pool_live_cells_walk(pool, rc_cell_unown, &records);
+    rc_weak_list_detach(records.weak_list);
     for (size_t i = 0; i < records.count; i++) {
         rc_thread_t *rec = records.items[i];
         size_t freed = records.freed[i];

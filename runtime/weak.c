@@ -93,8 +93,8 @@ void (*mulch_rc_weak_free_test_hook)(rc_weak_t *weak);
  * not from the object's: a weak reference may be locked or freed after the
  * object died and its pool (rc_alloc_in) was destroyed, which took every
  * cell of that pool with it (rc_weak_free then wrote into unmapped memory).
- * The price: an object pool_destroy frees while it still lives (no destroy,
- * so no rc_weak_detach) leaves its control block in the default pool. */
+ * An object pool_destroy frees while it still lives has no destroy: the
+ * pool's hook detaches its control block instead (rc_unown.c). */
 static pool_t *weak_pool(void) { return pool_default(); }
 
 /* The control block of a live object (made on first use); NULL when out
