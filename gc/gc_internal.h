@@ -592,6 +592,10 @@ MULCH_INTERNAL void gc_thread_destroy_current(gc_heap_t *heap);
 MULCH_INTERNAL void gc_safepoint_slow(gc_thread_t *thread);
 /* Retire every thread's bins (their untaken cells back to the spans) and
  * merge its finalizable/weak vectors into the heap (world stopped). */
+/* Whether obj is pinned now (roots.c; takes heap->lock): a pinned object
+ * stays alive and in place, so a thread the collector does not wait for
+ * may still name it (gc_handle_new). */
+MULCH_INTERNAL bool gc_object_pinned(gc_heap_t *heap, const void *obj);
 MULCH_INTERNAL void gc_threads_flush(gc_heap_t *heap);
 /* Around fork (gc/fork.c): the calling thread enters a blocking region of
  * every heap it is attached to, and leaves them again (waiting for a

@@ -316,6 +316,14 @@ void gc_unpin(gc_heap_t *heap, void *obj) {
     pthread_mutex_unlock(&heap->lock);
 }
 
+bool gc_object_pinned(gc_heap_t *heap, const void *obj) {
+    pthread_mutex_lock(&heap->lock);
+    gc_pin_entry_t *e = pin_find(heap, obj);
+    bool pinned = e != NULL && e->count > 0;
+    pthread_mutex_unlock(&heap->lock);
+    return pinned;
+}
+
 /* Marks from every root; heap->lock held, world stopped. */
 void gc_roots_trace(gc_tracer_t *tracer) {
     gc_heap_t *heap = tracer->heap;

@@ -46,10 +46,13 @@ static void handle_destroy(void *obj) {
 /* Whether the caller may root obj: only a thread attached to heap, outside
  * a blocking region, keeps a collection from moving or freeing obj between
  * the caller's last GC point and the slot's registration (any other thread
- * races it: the handle rooted a stale address). Two loads of this thread's
- * own attachment list: reported when not. */
+ * races it: the handle rooted a stale address), unless obj is pinned.
+ * Two loads of this thread's own attachment list: reported when not. */
 static bool handle_new_may_root(gc_heap_t *heap, const void *obj) {
     gc_thread_t *self = gc_thread_current(heap);
+    /* a pinned object stays alive and in place whichever thread names it
+     * (gc_pin: "any thread"); the pin table's lock is taken only here */
+    if ((self == NULL || self->blocking_depth != 0) && gc_object_pinned(heap, obj)) return true;
     if (self == NULL) {
         mulch_report("gc_handle_new: calling thread not attached to the heap (a collection may move or free obj; "
                      "only a handle to NULL may be made from it)",

@@ -161,6 +161,26 @@ static void test_rc_handle_new_needs_attached_running_thread(void **state)
     EXPECT_NULL(gc_handle_get(from.got_null));
     rc_release(from.got_null);
 
+    /* pinned, the object stays alive and in place: any thread may name it */
+    unsigned long r2 = rec_count();
+    gc_pin(heap, obj);
+    handle_from_t pinned = { heap, obj, NULL, NULL };
+    EXPECT_EQ(pthread_create(&thread, NULL, handle_new_unattached, &pinned), 0);
+    EXPECT_EQ(pthread_join(thread, NULL), 0);
+    gc_enter_blocking(t);
+    gc_handle_t *pinned_blocked = gc_handle_new(heap, obj);
+    gc_leave_blocking(t);
+    gc_unpin(heap, obj);
+    EXPECT_NO_REPORTS(r2);
+    EXPECT_NONNULL(pinned.got);
+    EXPECT_NONNULL(pinned_blocked);
+    gc_collect(t);
+    EXPECT_PTR_EQ(gc_handle_get(pinned.got), gc_handle_get(root));
+    EXPECT_PTR_EQ(gc_handle_get(pinned_blocked), gc_handle_get(root));
+    rc_release(pinned.got);
+    rc_release(pinned_blocked);
+    rc_release(pinned.got_null);
+
     /* attached, but inside a blocking region: collections do not wait */
     unsigned long r1 = rec_count();
     gc_enter_blocking(t);
