@@ -201,9 +201,7 @@ static void idle_pages_decommit(chunk_t *chunk, size_t lo, size_t hi) {
 size_t side_trim_span_locked(pool_t *pool, block_t *head) {
     chunk_t *chunk = head->chunk;
     uint32_t n = head->span_blocks;
-    bool touched = false;
-    for (uint32_t i = 0; i < n && !touched; i++) touched = (head[i].flags & BLOCK_SIDE_TOUCHED) != 0;
-    if (!touched) return 0; /* not a collector's since its last trim */
+    if (!side_any_touched_locked(head, n)) return 0; /* not a collector's since its last trim */
     size_t side_lo, side_hi, cards_lo, cards_hi;
     side_pages(chunk, head->index, n, &side_lo, &side_hi);
     area_pages(cards_offset(chunk), card_bytes_per_block(chunk), head->index, n, &cards_lo, &cards_hi);

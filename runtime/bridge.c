@@ -55,7 +55,7 @@ static bool handle_new_may_root(gc_heap_t *heap, const void *obj) {
     if ((self == NULL || self->blocking_depth != 0) && gc_object_pinned(heap, obj)) return true;
     if (self == NULL) {
         mulch_report("gc_handle_new: calling thread not attached to the heap (a collection may move or free obj; "
-                     "only a handle to NULL may be made from it)",
+                     "only a handle to NULL or to a pinned object may be made from it)",
                      obj);
         return false;
     }

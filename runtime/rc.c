@@ -244,15 +244,6 @@ void *rc_alloc(size_t size, void (*destroy)(void *obj)) {
     return rc_alloc_in(pool_default(), size, destroy);
 }
 
-/* The object's destroy starts: its weak references are cleared, and no
- * control block attaches from now on (RC_WEAK_DEAD: one that a misused
- * rc_weak_new attached after a plain look here was never detached, and
- * its locks read the freed object). */
-static inline bool rc_weak_close(rc_header_t *h) {
-    rc_weak_control_t *control = atomic_exchange_explicit(&h->weak, RC_WEAK_DEAD, memory_order_acq_rel);
-    return control == NULL || rc_weak_detach(control);
-}
-
 /* One object: weak references cleared, destroy callback, memory back. */
 static void rc_destroy_one(rc_header_t *h) {
     uint32_t live = RC_LIVE;

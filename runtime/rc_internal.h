@@ -219,5 +219,14 @@ MULCH_INTERNAL void rc_pool_destroying(pool_t *pool);
  * (always succeeds: weak locks never revive a dying object). control: what
  * the destroy took off the header (which it left RC_WEAK_DEAD). */
 MULCH_INTERNAL bool rc_weak_detach(rc_weak_control_t *control);
+/* The object's destroy starts (or pool_destroy frees it alive): its weak
+ * references are cleared, and no control block attaches from now on
+ * (RC_WEAK_DEAD: one that a misused rc_weak_new attached after a plain
+ * look here was never detached, and its locks read the freed object). A
+ * header closed already stays closed. */
+static inline bool rc_weak_close(rc_header_t *h) {
+    rc_weak_control_t *control = atomic_exchange_explicit(&h->weak, RC_WEAK_DEAD, memory_order_acq_rel);
+    return control == NULL || control == RC_WEAK_DEAD || rc_weak_detach(control);
+}
 
 #endif /* MULCH_RC_INTERNAL_H */

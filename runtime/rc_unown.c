@@ -51,13 +51,12 @@ static MULCH_NO_ASAN void rc_cell_weak_collect(rc_header_t *h, rc_header_t **lis
 }
 
 /* After the walk, outside the pool's lock: the collected objects' weak
- * references let go of them, as at a destroy (rc_weak_detach), so
+ * references let go of them, as at a destroy (rc_weak_close), so
  * rc_weak_lock answers NULL and the last rc_weak_free frees the block. */
 static void rc_weak_list_detach(rc_header_t *list) {
     while (list) {
         rc_header_t *next = list->link;
-        rc_weak_control_t *control = atomic_exchange_explicit(&list->weak, RC_WEAK_DEAD, memory_order_acq_rel);
-        if (control != NULL && control != RC_WEAK_DEAD) rc_weak_detach(control);
+        (void)rc_weak_close(list);
         list = next;
     }
 }
