@@ -2,9 +2,11 @@
 # bench/run_gc_bench.sh — build the collector benchmarks and compare mulch's
 # collector with Boehm's (libgc) and with malloc+free in one run.
 #
-#   bench/run_gc_bench.sh            # full run: GCBench + binary-trees depth 20,
-#                                    # 3 repetitions (~3-4 minutes on 2 cores)
-#   bench/run_gc_bench.sh --quick    # binary-trees depth 16, GCBench once (~15 s)
+#   bench/run_gc_bench.sh            # full run: GCBench + binary-trees depth 20
+#                                    # + hash_table 2^20 buckets, 3 repetitions
+#                                    # (~4-5 minutes on 2 cores)
+#   bench/run_gc_bench.sh --quick    # binary-trees depth 16, hash_table 2^16,
+#                                    # GCBench once (~15 s)
 #
 # Options:
 #   --quick             binary-trees at depth 16 and GCBench run once (smoke
@@ -22,7 +24,7 @@
 #   --no-build          use the executables already in build/bench
 #
 # Builds the `bench` preset (cmake --preset bench, then cmake --build --preset
-# bench for each of the eight targets, so one that fails to build - e.g. the
+# bench for each of the twelve targets, so one that fails to build - e.g. the
 # mulch variants before the collector exists - does not stop the others),
 # falling back to a plain configure of build/bench and then to compiling by
 # hand with cc. Raw RESULT lines go to build/bench/gc_results.txt, the
@@ -50,7 +52,8 @@ while [ $# -gt 0 ]; do
     shift
 done
 [ -n "$depth" ] || { if [ "$quick" = 1 ]; then depth=16; else depth=20; fi; }
-benches="gcbench binary_trees"
+benches="gcbench binary_trees hash_table"
+buckets=20; [ "$quick" = 1 ] && buckets=16
 targets=""
 for p in $benches; do for v in $variants; do targets="$targets ${p}_$v"; done; done
 
@@ -110,7 +113,7 @@ for t in $targets; do
 done
 [ "${#bin[@]}" -gt 0 ] || { note "nothing to run"; exit 1; }
 
-bench_start_results "commit=$(bench_commit) gcbench: standard parameters | binary_trees: depth $depth | verify=${verify:-off}"
+bench_start_results "commit=$(bench_commit) gcbench: standard parameters | binary_trees: depth $depth | hash_table: 2^$buckets buckets | verify=${verify:-off}"
 
 for rep in $(seq 1 "$reps"); do
     for p in $benches; do
@@ -118,6 +121,7 @@ for rep in $(seq 1 "$reps"); do
         [ "$p" = gcbench ] && [ "$quick" = 1 ] && [ "$rep" -gt 1 ] && continue
         args=$verify
         [ "$p" = binary_trees ] && args="$depth $verify"
+        [ "$p" = hash_table ] && args="$buckets $verify"
         for v in $variants; do
             t=${p}_$v
             [ -n "${bin[$t]:-}" ] || continue
@@ -132,7 +136,7 @@ done
 bench_finish
 
 # ------------------------------------------------------------------ tables --
-awk -v variants="$variants" -v quick="$quick" -v depth="$depth" "${bench_awk_vars[@]}" \
+awk -v variants="$variants" -v quick="$quick" -v depth="$depth" -v buckets="$buckets" "${bench_awk_vars[@]}" \
     "$bench_awk_lib$bench_awk_ratio"'
 function get(b, m, v) { return med(b SUBSEP m SUBSEP v) }
 function fmt(x, d) { return x == "" ? "n/a" : sprintf("%." d "f", x) }
@@ -191,6 +195,7 @@ END {
     print "Medians over the repetitions. time = wall clock of the workload; CPU = user+system time of the whole process (less sensitive to other load; the targets use time). Ratios are mulch ÷ peer (<1 = mulch faster / smaller). max pause: mulch from gc_get_stats, Boehm from its collection-event callback (GC_EVENT_START..END); malloc has no collector (-).\n"
     table("gcbench", "GCBench (stretch 18, long-lived 16, array 500000, depths 4..16)")
     table("binary_trees", "binary-trees, depth " depth)
+    table("hash_table", "hash table, 2^" buckets " buckets (no target: one object with a slot per bucket)")
     caveat = (depth == 20) ? "" : "(depth " depth ", target is for 20)"
     print "| target | measured | status |"
     print "|---|---:|---|"

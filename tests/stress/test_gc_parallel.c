@@ -9,7 +9,10 @@
  *
  * Also: the helper threads are named "mulch-marker-N" and block every
  * signal, even when the thread that started them blocks none (read back
- * from /proc/self/task).
+ * from /proc/self/task); and an object with tens of thousands of slots
+ * (a mark stack far deeper than a packet) is marked right when markers
+ * share work from it (parallel.c fills the gap a donation leaves from the
+ * stack's top once the stack is deep).
  */
 #ifndef _GNU_SOURCE
 #  define _GNU_SOURCE 1
@@ -163,6 +166,77 @@ static void test_gc_parallel_helpers_named_and_masked(void **state)
     EXPECT_EQ(pthread_sigmask(SIG_SETMASK, &old, NULL), 0);
 }
 
+/* An object whose slots are all pushed at once: the marker that traces it
+ * has a stack of `n` entries, and each time an idle marker asks, gives
+ * away the bottom of it. */
+typedef struct wide {
+    size_t n;
+    void  *slots[];
+} wide_t;
+
+static void trace_wide(void *obj, gc_tracer_t *tracer)
+{
+    wide_t *w = obj;
+    gc_trace_range(tracer, w->slots, w->n);
+}
+static const gc_type_t T_WIDE = { "test.wide", trace_wide, NULL };
+
+static void wide_run(int markers, int compaction, size_t n)
+{
+    fin_reset();
+    gc_options_t o;
+    memset(&o, 0, sizeof o);
+    o.markers = markers;
+    o.compaction = compaction;
+    gc_heap_t *h = gc_heap_create(&o);
+    EXPECT_NONNULL(h);
+    gc_thread_t *t = gc_thread_attach(h);
+    wide_t *w = gc_alloc(t, &T_WIDE, sizeof(wide_t) + n * sizeof(void *));
+    EXPECT_NONNULL(w);
+    w->n = n;
+    gc_push_root(t, (void **)&w);
+    /* The first MAX_IDS slots hold finalizable objects (the dead can be
+     * named), the rest plain ones; each has a child of its own. */
+    for (size_t i = 0; i < n; i++) {
+        void *leaf = mk(t, i < MAX_IDS ? &T_FIN : &T_PLAIN, i, 1);
+        gc_push_root(t, &leaf);
+        void *child = mk(t, &T_PLAIN, n + i, 0);
+        set_slot(t, leaf, 0, child);
+        gc_write(t, w, &w->slots[i], leaf);
+        gc_pop_roots(t, 1);
+    }
+    uint64_t generation = h->mark_shared.generation;
+    for (int round = 0; round < 2; round++) {
+        /* round 0 drops every third of the finalizable ones */
+        if (round == 0)
+            for (size_t i = 0; i < MAX_IDS && i < n; i += 3) gc_write(t, w, &w->slots[i], NULL);
+        gc_collect(t);
+        gc_collect(t); /* the dead's finalizers ran after the first */
+        EXPECT_VERIFY(h);
+        for (size_t i = 0; i < n; i++) {
+            if (i < MAX_IDS) EXPECT_FIN(i, i % 3 == 0 ? 1 : 0);
+            if (i < MAX_IDS && i % 3 == 0) continue;
+            EXPECT_OBJ(w->slots[i], i);
+            EXPECT_OBJ(slot_of(w->slots[i], 0), n + i);
+        }
+    }
+    if (markers > 1 && h->mark_shared.generation == generation)
+        T_FAIL("markers=%d: the helper markers never ran", markers);
+    gc_pop_roots(t, 1);
+    gc_thread_detach(t);
+    gc_heap_destroy(h);
+}
+
+static void test_gc_parallel_wide_object(void **state)
+{
+    (void)state;
+    TEST_START();
+    size_t n = scaled(60000, 12000);
+    for (int c = 0; c < 2; c++)
+        for (int markers = 1; markers <= 4; markers *= 2)
+            wide_run(markers, c ? GC_COMPACT_ALWAYS : GC_COMPACT_NEVER, n);
+}
+
 int main(void)
 {
     mt_init("test_gc_parallel");
@@ -171,6 +245,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_gc_parallel_same_live_set),
         T(test_gc_parallel_helpers_named_and_masked),
+        T(test_gc_parallel_wide_object),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
