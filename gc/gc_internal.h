@@ -327,6 +327,7 @@ struct gc_heap {
     size_t           pin_count, pin_capacity;
 
     gc_mark_shared_t mark_shared;      /* parallel marking (gc/parallel.c) */
+    _Atomic(struct gc_mark_entry *) spare_mark_stack; /* kept between tracers (mark.c) */
 
     /* compaction (gc/evacuate.c) */
     gc_evacuation_target_t evacuation_targets[GC_ALL_CLASSES];

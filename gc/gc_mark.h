@@ -102,6 +102,7 @@ MULCH_INTERNAL void gc_tracer_init(gc_tracer_t *tracer, gc_heap_t *heap, const c
  * (a minor collection). */
 MULCH_INTERNAL void gc_tracer_set_mode(gc_tracer_t *tracer, bool evacuate, bool aging);
 MULCH_INTERNAL void gc_tracer_free(gc_tracer_t *tracer);
+MULCH_INTERNAL void gc_tracer_spare_free(gc_heap_t *heap); /* gc_heap_destroy */
 MULCH_INTERNAL bool gc_mark_object(gc_tracer_t *tracer, void *obj);
 MULCH_INTERNAL void gc_mark_drain(gc_tracer_t *tracer);
 /* Pops and traces until the tracer's own stack is empty (no rescans). */

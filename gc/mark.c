@@ -38,18 +38,46 @@ void gc_tracer_set_mode(gc_tracer_t *tracer, bool evacuate, bool aging) {
     tracer->special = evacuate || aging;
 }
 
+/* A tracer's stack is a mapping of its own. Mapping and unmapping one at
+ * every collection cost a system call each way, page faults, and (once
+ * the process has other threads) a TLB shootdown on every CPU: under
+ * ThreadSanitizer, which resets the shadow of each unmapped range, half of
+ * a compacting test's time. So the heap keeps one stack of up to
+ * SPARE_STACK_MAX entries for the next tracer (its capacity in its first
+ * entry); markers that run at the same time take it in turn (exchange),
+ * and a stack nobody takes is unmapped. gc_heap_destroy unmaps the spare. */
+#define SPARE_STACK_MAX (4u * GC_MARK_STACK_FIRST)
+
 void gc_tracer_init(gc_tracer_t *tracer, gc_heap_t *heap, const char *phase) {
     mulch_gc_tracing_depth++;
     memset(tracer, 0, sizeof *tracer);
     tracer->heap = heap;
     tracer->phase = phase;
+    gc_mark_entry_t *spare = atomic_exchange_explicit(&heap->spare_mark_stack, NULL, memory_order_acquire);
+    if (spare != NULL) {
+        tracer->stack = spare;
+        tracer->capacity = (size_t)(uintptr_t)spare[0].type;
+    }
 }
 
 void gc_tracer_free(gc_tracer_t *tracer) {
     mulch_gc_tracing_depth--;
-    if (tracer->stack && tracer->stack != tracer->reserve)
-        os_unmap(tracer->stack, tracer->capacity * sizeof *tracer->stack);
+    gc_mark_entry_t *stack = tracer->stack;
     tracer->stack = NULL;
+    if (stack == NULL || stack == tracer->reserve) return;
+    if (tracer->capacity <= SPARE_STACK_MAX) {
+        gc_mark_entry_t *none = NULL;
+        stack[0].type = (const gc_type_t *)(uintptr_t)tracer->capacity;
+        if (atomic_compare_exchange_strong_explicit(&tracer->heap->spare_mark_stack, &none, stack,
+                                                    memory_order_release, memory_order_relaxed))
+            return;
+    }
+    os_unmap(stack, tracer->capacity * sizeof *stack);
+}
+
+void gc_tracer_spare_free(gc_heap_t *heap) {
+    gc_mark_entry_t *spare = atomic_exchange_explicit(&heap->spare_mark_stack, NULL, memory_order_acquire);
+    if (spare != NULL) os_unmap(spare, (size_t)(uintptr_t)spare[0].type * sizeof *spare);
 }
 
 /* A push failed: the entry's object stays marked, unscanned; the rescan
