@@ -335,6 +335,8 @@ struct gc_heap {
      * (what a header is to the others), by span index; one mapping */
     uintptr_t      **forward_tables;
     size_t           forward_span_count, forward_map_bytes;
+    void            *forward_spare;    /* a small mapping kept for the next */
+    size_t           forward_spare_bytes;
     /* a collection's evacuating tracer runs (gc_evacuation_prepare said
      * so, until gc_evacuation_finish): only then is a forwarding word a
      * live object's (gc_type_of from its trace functions); between

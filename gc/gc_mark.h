@@ -150,6 +150,7 @@ MULCH_INTERNAL void gc_evacuation_keep(gc_heap_t *heap, const void *obj);
 MULCH_INTERNAL void gc_evacuation_plan(gc_heap_t *heap);
 /* After the last gc_resolve of a collection: frees what prepare took. */
 MULCH_INTERNAL void gc_evacuation_finish(gc_heap_t *heap);
+MULCH_INTERNAL void gc_evacuation_spare_free(gc_heap_t *heap); /* gc_heap_destroy */
 MULCH_INTERNAL void *gc_evacuate_object(gc_tracer_t *tracer, block_t *b, uint32_t i, void *obj);
 /* How many times a marker gave up its CPU (sched_yield) waiting for
  * another marker's copy, since the process started (for tests). */

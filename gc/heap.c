@@ -292,6 +292,7 @@ void gc_heap_destroy(gc_heap_t *heap) {
     gc_heap_list_remove(heap); /* before its locks go */
     gc_mark_shared_destroy(heap);
     gc_tracer_spare_free(heap);
+    gc_evacuation_spare_free(heap);
     pthread_cond_destroy(&heap->changed);
     pthread_mutex_destroy(&heap->lock);
     if (heap->own_pool) pool_destroy(heap->pool);
