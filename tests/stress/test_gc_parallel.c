@@ -29,17 +29,23 @@
 
 enum { OBJECTS = 3000, ROOTS = 24, ROUNDS = 4 };
 
-/* One run: builds the graph, collects ROUNDS times cutting random edges in
- * between; dead[round][id] records which ids were finalized by then. */
-static void run(int markers, int compaction, uint64_t seed, unsigned char dead[ROUNDS][OBJECTS])
+static gc_heap_t *heap_with(int markers, int compaction)
 {
-    fin_reset();
     gc_options_t o;
     memset(&o, 0, sizeof o);
     o.markers = markers;
     o.compaction = compaction;
     gc_heap_t *h = gc_heap_create(&o);
     EXPECT_NONNULL(h);
+    return h;
+}
+
+/* One run: builds the graph, collects ROUNDS times cutting random edges in
+ * between; dead[round][id] records which ids were finalized by then. */
+static void run(int markers, int compaction, uint64_t seed, unsigned char dead[ROUNDS][OBJECTS])
+{
+    fin_reset();
+    gc_heap_t *h = heap_with(markers, compaction);
     gc_thread_t *t = gc_thread_attach(h);
     void **all = calloc(OBJECTS, sizeof *all);  /* rooted while building */
     void *roots[ROOTS] = { NULL };
@@ -184,12 +190,7 @@ static const gc_type_t T_WIDE = { "test.wide", trace_wide, NULL };
 static void wide_run(int markers, int compaction, size_t n)
 {
     fin_reset();
-    gc_options_t o;
-    memset(&o, 0, sizeof o);
-    o.markers = markers;
-    o.compaction = compaction;
-    gc_heap_t *h = gc_heap_create(&o);
-    EXPECT_NONNULL(h);
+    gc_heap_t *h = heap_with(markers, compaction);
     gc_thread_t *t = gc_thread_attach(h);
     wide_t *w = gc_alloc(t, &T_WIDE, sizeof(wide_t) + n * sizeof(void *));
     EXPECT_NONNULL(w);
