@@ -4,7 +4,16 @@
  *     inside a blocking region, handed out the object's address while a
  *     collection could move it (stale at once): reported, NULL; a handle
  *     to NULL, to a pinned object, or of a destroyed heap may be read on
- *     any thread.
+ *     any thread;
+ *   - pool_destroy's walk over live rc objects (which detaches their weak
+ *     references) took any cell whose bytes held the rc magic for an rc
+ *     object, and detached what its `weak` word pointed to: a plain
+ *     pool_alloc'd cell carrying the magic and a pointer to a cell that
+ *     looks like a control block had that cell written to;
+ *   - misuse of the rc side of the bridge (a second release, a second
+ *     rc_weak_free, a handle released twice, gc_own_rc of pointers that
+ *     are no rc objects) is one error-handler call each, and nothing else
+ *     changes (a check that it stays so: no fix was needed).
  *
  * Deterministic: no randomness (the seed is printed as in every test). */
 #ifndef _GNU_SOURCE
@@ -14,6 +23,9 @@
 #include <mulch/gc.h>
 #include <mulch/pool.h>
 #include <mulch/rc.h>
+
+#include <stdbool.h>
+#include <string.h>
 
 #include "mulch_test.h"
 
@@ -97,12 +109,125 @@ static void test_rc_handle_get_needs_attached_running_thread(void **state)
     EXPECT_NO_REPORTS(r2);
 }
 
+/* The rc header's layout (runtime/rc_internal.h), as a plain cell may
+ * happen to hold it: `magic` at byte 8, `weak` at byte 32; and a weak
+ * control block's (obj, weak_refs, object_gone). */
+#define RC_MAGIC_LIVE 0x72634c56u
+typedef struct {
+    void  *obj;
+    size_t weak_refs;
+    bool   object_gone;
+} fake_control_t;
+
+static void test_rc_pool_destroy_ignores_plain_cell_with_rc_magic(void **state)
+{
+    (void)state;
+    TEST_START();
+    unsigned long r0 = rec_count();
+    pool_t *pool = pool_create(NULL);
+    EXPECT_NONNULL(pool);
+    /* a real rc object with a weak reference, next to the plain cell */
+    void *obj = rc_alloc_in(pool, 16, NULL);
+    EXPECT_NONNULL(obj);
+    rc_weak_t *weak = rc_weak_new(obj);
+    EXPECT_NONNULL(weak);
+    /* a cell of the default pool (where control blocks live) that looks
+     * like one, watching something else */
+    static int elsewhere;
+    fake_control_t *fake = pool_alloc(pool_default(), sizeof *fake);
+    EXPECT_NONNULL(fake);
+    *fake = (fake_control_t){ &elsewhere, 1, false };
+    unsigned char *cell = pool_alloc(pool, 64);
+    EXPECT_NONNULL(cell);
+    memset(cell, 0, 64);
+    uint32_t magic = RC_MAGIC_LIVE;
+    memcpy(cell + 8, &magic, sizeof magic);
+    memcpy(cell + 32, &fake, sizeof fake);
+
+    pool_destroy(pool); /* frees both without destroying them */
+    if (fake->obj != &elsewhere || fake->object_gone || fake->weak_refs != 1)
+        T_FAIL("pool_destroy detached the \"control block\" a plain cell's bytes pointed to "
+               "(obj %p, want %p; object_gone %d)",
+               fake->obj, (void *)&elsewhere, (int)fake->object_gone);
+    EXPECT_NULL(rc_weak_lock(weak)); /* the real object's is detached */
+    rc_weak_free(weak);
+    pool_free(pool_default(), fake);
+    EXPECT_NO_REPORTS(r0);
+}
+
+static void test_rc_bridge_misuse_is_one_report_each(void **state)
+{
+    (void)state;
+    TEST_START();
+    gc_heap_t *heap = gc_heap_create(NULL);
+    EXPECT_NONNULL(heap);
+    gc_thread_t *t = gc_thread_attach(heap);
+    EXPECT_NONNULL(t);
+    void *owner = gc_alloc(t, &T_LEAF, 32);
+    EXPECT_NONNULL(owner);
+    gc_push_root(t, &owner);
+
+    unsigned long r = rec_count();
+    void *obj = rc_alloc(16, NULL);
+    EXPECT_NONNULL(obj);
+    rc_release(obj);
+    rc_release(obj);
+    EXPECT_ONE_REPORT(r, "rc_release: object already destroyed", obj);
+
+    void *target = rc_alloc(16, NULL);
+    EXPECT_NONNULL(target);
+    rc_weak_t *weak = rc_weak_new(target);
+    EXPECT_NONNULL(weak);
+    r = rec_count();
+    rc_weak_free(weak);
+    rc_weak_free(weak);
+    EXPECT_ONE_REPORT(r, "rc_weak_free: weak reference already freed", weak);
+
+    gc_handle_t *h = gc_handle_new(heap, owner);
+    EXPECT_NONNULL(h);
+    r = rec_count();
+    rc_release(h);
+    rc_release(h);
+    EXPECT_ONE_REPORT(r, "rc_release: object already destroyed", h);
+
+    /* gc_own_rc of something that is no rc object: a GC object, a plain
+     * pool cell, a stack address */
+    void *other = gc_alloc(t, &T_LEAF, 64);
+    EXPECT_NONNULL(other);
+    r = rec_count();
+    EXPECT_EQ(gc_own_rc(t, owner, other), -1);
+    EXPECT_ONE_REPORT(r, "gc_own_rc: not an rc object", other);
+    void *plain = pool_alloc(pool_default(), 64);
+    EXPECT_NONNULL(plain);
+    r = rec_count();
+    EXPECT_EQ(gc_own_rc(t, owner, plain), -1);
+    EXPECT_ONE_REPORT(r, "gc_own_rc: not an rc object", plain);
+    int local;
+    r = rec_count();
+    EXPECT_EQ(gc_own_rc(t, owner, &local), -1);
+    EXPECT_ONE_REPORT(r, "gc_own_rc: not an rc object", &local);
+    pool_free(pool_default(), plain);
+
+    /* nothing else changed: the target still counts 1, the heap verifies */
+    r = rec_count();
+    EXPECT_EQ(rc_count(target), 1);
+    gc_collect(t);
+    EXPECT_EQ(gc_verify(heap), 0);
+    rc_release(target);
+    gc_pop_roots(t, 1);
+    gc_thread_detach(t);
+    gc_heap_destroy(heap);
+    EXPECT_NO_REPORTS(r);
+}
+
 int main(void)
 {
     mt_init("test_rc_review_s24_c");
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_rec, teardown_rec)
     const struct CMUnitTest tests[] = {
         T(test_rc_handle_get_needs_attached_running_thread),
+        T(test_rc_pool_destroy_ignores_plain_cell_with_rc_magic),
+        T(test_rc_bridge_misuse_is_one_report_each),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
