@@ -133,6 +133,24 @@ void *gc_handle_get(const gc_handle_t *handle) {
     return handle_get_unwaited(handle, self);
 }
 
+/* gc_own_rc's check of rc_obj beyond rc_check's, which (on rc's fast
+ * paths) trusts the magic word in front of any pointer into pool memory:
+ * a GC object, or a pointer inside any cell, whose bytes there held the
+ * magic was taken for a live rc object, its "count" incremented inside the
+ * cell, and the collector's release later destroyed and freed a cell that
+ * is no rc object. An rc object's header starts a cell of a pool's own
+ * span (or a large object's mapping, which no block describes). Reported
+ * as rc_check_slow words it. */
+static bool own_rc_starts_cell(const void *rc_obj) {
+    const block_t *b = pool_block_of(rc_obj);
+    if (b == NULL) return true; /* not in a blocks chunk: rc_check decides */
+    if (b->kind == BLOCK_SMALL && ((uintptr_t)rc_obj & 15u) == 0 && b->cell_size > sizeof(rc_header_t)
+        && cell_link_is_valid(b, (const unsigned char *)rc_obj - sizeof(rc_header_t)))
+        return true;
+    mulch_report("gc_own_rc: not an rc object", rc_obj);
+    return false;
+}
+
 int gc_own_rc(gc_thread_t *thread, void *obj, void *rc_obj) {
     uint32_t index;
     if (!gc_thread_given(thread, "gc_own_rc")) return -1;
@@ -146,7 +164,7 @@ int gc_own_rc(gc_thread_t *thread, void *obj, void *rc_obj) {
     }
     if (!gc_object_live(thread->heap, obj, "gc_own_rc")) return -1;
     if (!gc_thread_outside_blocking(thread, "gc_own_rc")) return -1;
-    if (!rc_check(rc_obj, "gc_own_rc")) return -1;
+    if (!own_rc_starts_cell(rc_obj) || !rc_check(rc_obj, "gc_own_rc")) return -1;
     /* (a count at 0 already, its destroy pending, must not be recorded:
      * the collector would later release whatever took its cell) */
     if (!rc_retain_checked(rc_obj)) return -1;
