@@ -66,6 +66,23 @@ void gc_handle_slot_remove(gc_handle_payload_t *payload) {
     pthread_mutex_unlock(&handles_lock);
 }
 
+gc_handle_read_t gc_handle_read_unwaited(const gc_handle_payload_t *payload, void **obj) {
+    pthread_mutex_lock(&handles_lock); /* the heap is not unmapped under us */
+    gc_heap_t *heap = payload->heap;
+    if (heap == NULL) { /* destroyed: the payload was cleared */
+        pthread_mutex_unlock(&handles_lock);
+        *obj = NULL;
+        return GC_HANDLE_READ_OK;
+    }
+    /* (collections move objects and rewrite the slot under this lock) */
+    pthread_mutex_lock(&heap->lock);
+    *obj = payload->obj;
+    bool stays = *obj == NULL || gc_object_pinned_locked(heap, *obj);
+    pthread_mutex_unlock(&heap->lock);
+    pthread_mutex_unlock(&handles_lock);
+    return stays ? GC_HANDLE_READ_OK : GC_HANDLE_READ_MOVABLE;
+}
+
 bool gc_owned_add(gc_heap_t *heap, void *obj, void *rc_obj, void (*release)(void *)) {
     pthread_mutex_lock(&heap->lock);
     heap->release_rc = release;
@@ -124,7 +141,10 @@ static void handles_detach(gc_heap_t *heap) {
     for (size_t i = 0; i < heap->handle_slots.count; i++) {
         gc_handle_payload_t *payload = heap->handle_slots.items[i];
         payload->obj = NULL;
-        payload->heap = NULL;
+        /* (atomic: gc_handle_get's fast path reads it without this lock,
+         * on a thread attached to the heap, which is then none of this
+         * one's: a misused get elsewhere must not be a data race) */
+        __atomic_store_n(&payload->heap, NULL, __ATOMIC_RELAXED);
         /* a kept one (its last release was refused) is ours to free */
         if (atomic_fetch_or_explicit(&payload->kept, GC_HANDLE_DETACHED, memory_order_acq_rel) & GC_HANDLE_KEPT)
             heap->handle_free(payload);

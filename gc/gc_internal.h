@@ -599,6 +599,7 @@ MULCH_INTERNAL void gc_safepoint_slow(gc_thread_t *thread);
  * stays alive and in place, so a thread the collector does not wait for
  * may still name it (gc_handle_new). */
 MULCH_INTERNAL bool gc_object_pinned(gc_heap_t *heap, const void *obj);
+MULCH_INTERNAL bool gc_object_pinned_locked(gc_heap_t *heap, const void *obj);
 MULCH_INTERNAL void gc_threads_flush(gc_heap_t *heap);
 /* Around fork (gc/fork.c): the calling thread enters a blocking region of
  * every heap it is attached to, and leaves them again (waiting for a
@@ -725,6 +726,13 @@ MULCH_INTERNAL bool gc_handle_slot_add(gc_heap_t *heap, gc_handle_payload_t *pay
  * handles' lock, then the heap's: gc_heap_destroy detaches payloads under
  * both, so the heap read here is not unmapped under the caller. */
 MULCH_INTERNAL void gc_handle_slot_remove(gc_handle_payload_t *payload);
+/* gc_handle_get's slow path (a thread the collector does not wait for):
+ * under the handles' lock and the heap's, the payload's heap and object.
+ * GC_HANDLE_READ_OK: *obj is safe to hand out (NULL, pinned, or the heap
+ * was destroyed: NULL); GC_HANDLE_READ_MOVABLE: *obj may move or die as
+ * soon as the locks are let go (the caller reports). */
+typedef enum { GC_HANDLE_READ_OK, GC_HANDLE_READ_MOVABLE } gc_handle_read_t;
+MULCH_INTERNAL gc_handle_read_t gc_handle_read_unwaited(const gc_handle_payload_t *payload, void **obj);
 /* Held across fork (fork.c): the handles' lock comes before any heap's. */
 MULCH_INTERNAL void gc_bridge_fork_lock(void);
 MULCH_INTERNAL void gc_bridge_fork_unlock(void);

@@ -316,10 +316,14 @@ void gc_unpin(gc_heap_t *heap, void *obj) {
     pthread_mutex_unlock(&heap->lock);
 }
 
+bool gc_object_pinned_locked(gc_heap_t *heap, const void *obj) {
+    gc_pin_entry_t *e = pin_find(heap, obj);
+    return e != NULL && e->count > 0;
+}
+
 bool gc_object_pinned(gc_heap_t *heap, const void *obj) {
     pthread_mutex_lock(&heap->lock);
-    gc_pin_entry_t *e = pin_find(heap, obj);
-    bool pinned = e != NULL && e->count > 0;
+    bool pinned = gc_object_pinned_locked(heap, obj);
     pthread_mutex_unlock(&heap->lock);
     return pinned;
 }

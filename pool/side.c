@@ -15,10 +15,11 @@
  * The flag is read and written on free blocks only, under pool->lock: the
  * flags of spans in use belong to their owners (free path, collector).
  *
- *   - A side page past the descriptors' pages is *counted* (in
+ *   - A side or card page past the descriptors' pages is *counted* (in
  *     chunk->header_committed and pool->committed, so in bytes_reserved
- *     and against the limit) iff a block whose side bytes it holds is
- *     touched. Invariant: a resident side page is counted, but for the
+ *     and against the limit) iff a block whose side bytes or cards it
+ *     holds is touched (a card page of a heap that is not generational
+ *     is counted though never written: the pool cannot tell). Invariant: a resident side page is counted, but for the
  *     pages a small span's acquisition stops counting, which it decommits
  *     (all but the page it shares with cards of blocks in use: it stays,
  *     uncounted like the cards, until trim finds it idle).
@@ -30,9 +31,11 @@
  *     chunk. Trim decommits the idle pages of the free spans it
  *     decommits (side_trim_span_locked), so the metadata follows its
  *     blocks back to the OS; the descriptors' pages are never given back.
- * Cards are not counted (the pool does not know which a barrier wrote);
- * their idle pages are decommitted with the side pages when the span was
- * a collector's.
+ * Card pages are counted like side pages (since session 24: a
+ * generational heap's dirty cards were resident and uncounted); their
+ * idle pages are decommitted with the side pages when the span was a
+ * collector's. A block's flag goes when its side pages are idle and its
+ * card page is idle or counted through another block (32 share one).
  *
  * Everything here runs under pool->lock, as span.c.
  */
@@ -79,13 +82,22 @@ static bool block_touched(const block_t *b) {
     return kind == BLOCK_EXTERNAL || (kind == BLOCK_FREE && (b->flags & BLOCK_SIDE_TOUCHED));
 }
 
-static bool side_page_counted(const chunk_t *chunk, size_t page) {
-    uint32_t first, last;
-    if (page < descriptor_end(chunk)) return false;
-    if (!page_blocks(chunk, page, side_offset(chunk), chunk->side_per_block, &first, &last)) return false;
+static bool blocks_any_touched(const chunk_t *chunk, uint32_t first, uint32_t last) {
     for (uint32_t i = first; i <= last; i++)
         if (block_touched(&chunk->blocks[i])) return true;
     return false;
+}
+
+/* Whether the page at `page` (past the descriptors) is counted: a touched
+ * block has side bytes or cards on it. */
+static bool side_page_counted(const chunk_t *chunk, size_t page) {
+    uint32_t first, last;
+    if (page < descriptor_end(chunk)) return false;
+    if (page_blocks(chunk, page, side_offset(chunk), chunk->side_per_block, &first, &last)
+        && blocks_any_touched(chunk, first, last))
+        return true;
+    return page_blocks(chunk, page, cards_offset(chunk), card_bytes_per_block(chunk), &first, &last)
+           && blocks_any_touched(chunk, first, last);
 }
 
 static bool blocks_idle(const chunk_t *chunk, uint32_t first, uint32_t last) {
@@ -135,18 +147,39 @@ static void side_pages(const chunk_t *chunk, uint32_t first, uint32_t n, size_t 
     if (*hi < *lo) *hi = *lo;
 }
 
+/* The pages of blocks [first, first + n)'s side bytes and cards, as two
+ * ranges: [side_lo, side_hi) and [cards_lo, cards_hi), the latter
+ * starting past the former (the page where the side area ends holds the
+ * first blocks' cards too: counted once). */
+typedef struct {
+    size_t side_lo, side_hi, cards_lo, cards_hi;
+} side_range_t;
+static side_range_t span_pages(const chunk_t *chunk, uint32_t first, uint32_t n) {
+    side_range_t r;
+    side_pages(chunk, first, n, &r.side_lo, &r.side_hi);
+    area_pages(cards_offset(chunk), card_bytes_per_block(chunk), first, n, &r.cards_lo, &r.cards_hi);
+    if (r.cards_lo < r.side_hi) r.cards_lo = r.side_hi;
+    if (r.cards_hi < r.cards_lo) r.cards_hi = r.cards_lo;
+    return r;
+}
+static size_t span_pages_bytes(side_range_t r) {
+    return (r.side_hi - r.side_lo) + (r.cards_hi - r.cards_lo);
+}
+
 static size_t side_counted_bytes(const chunk_t *chunk, size_t lo, size_t hi) {
     size_t bytes = 0;
     for (size_t page = lo; page < hi; page += MULCH_PAGE)
         if (side_page_counted(chunk, page)) bytes += MULCH_PAGE;
     return bytes;
 }
+static size_t span_counted_bytes(const chunk_t *chunk, side_range_t r) {
+    return side_counted_bytes(chunk, r.side_lo, r.side_hi) + side_counted_bytes(chunk, r.cards_lo, r.cards_hi);
+}
 
 size_t side_acquire_bytes_locked(const block_t *head, uint32_t n) {
     const chunk_t *chunk = head->chunk;
-    size_t lo, hi;
-    side_pages(chunk, head->index, n, &lo, &hi);
-    return (size_t)(hi - lo) - side_counted_bytes(chunk, lo, hi);
+    side_range_t r = span_pages(chunk, head->index, n);
+    return span_pages_bytes(r) - span_counted_bytes(chunk, r);
 }
 
 bool side_any_touched_locked(const block_t *head, uint32_t n) {
@@ -156,9 +189,7 @@ bool side_any_touched_locked(const block_t *head, uint32_t n) {
 }
 
 size_t side_counted_span_locked(const block_t *head, uint32_t n) {
-    size_t lo, hi;
-    side_pages(head->chunk, head->index, n, &lo, &hi);
-    return side_counted_bytes(head->chunk, lo, hi);
+    return span_counted_bytes(head->chunk, span_pages(head->chunk, head->index, n));
 }
 
 void side_acquire_locked(pool_t *pool, block_t *head, uint32_t n, size_t counted_before) {
@@ -171,12 +202,13 @@ void side_acquire_locked(pool_t *pool, block_t *head, uint32_t n, size_t counted
      * their side pages counted then): the pages only they kept counted
      * are read by nobody now; back to the OS. */
     if (counted_before == 0) return;
-    size_t lo, hi;
-    side_pages(chunk, head->index, n, &lo, &hi);
-    for (size_t page = lo; page < hi; page += MULCH_PAGE)
-        if (!side_page_counted(chunk, page) && page_cards_idle(chunk, page))
-            os_decommit((unsigned char *)chunk + page, MULCH_PAGE);
-    size_t released = counted_before - side_counted_bytes(chunk, lo, hi);
+    side_range_t r = span_pages(chunk, head->index, n);
+    size_t ranges[2][2] = { { r.side_lo, r.side_hi }, { r.cards_lo, r.cards_hi } };
+    for (int k = 0; k < 2; k++)
+        for (size_t page = ranges[k][0]; page < ranges[k][1]; page += MULCH_PAGE)
+            if (!side_page_counted(chunk, page) && page_cards_idle(chunk, page))
+                os_decommit((unsigned char *)chunk + page, MULCH_PAGE);
+    size_t released = counted_before - span_counted_bytes(chunk, r);
     chunk->header_committed -= (uint32_t)released;
     pool_uncommit_locked(pool, released);
 }
@@ -202,14 +234,14 @@ size_t side_trim_span_locked(pool_t *pool, block_t *head) {
     chunk_t *chunk = head->chunk;
     uint32_t n = head->span_blocks;
     if (!side_any_touched_locked(head, n)) return 0; /* not a collector's since its last trim */
-    size_t side_lo, side_hi, cards_lo, cards_hi;
-    side_pages(chunk, head->index, n, &side_lo, &side_hi);
-    area_pages(cards_offset(chunk), card_bytes_per_block(chunk), head->index, n, &cards_lo, &cards_hi);
-    size_t before = side_counted_bytes(chunk, side_lo, side_hi);
-    idle_pages_decommit(chunk, side_lo, side_hi);
-    idle_pages_decommit(chunk, cards_lo > side_hi ? cards_lo : side_hi, cards_hi);
+    side_range_t r = span_pages(chunk, head->index, n);
+    size_t before = span_counted_bytes(chunk, r);
+    idle_pages_decommit(chunk, r.side_lo, r.side_hi);
+    idle_pages_decommit(chunk, r.cards_lo, r.cards_hi);
     /* A block's flag goes once every page of its side bytes was idle,
-     * hence decommitted now or before. */
+     * hence decommitted now or before, and its card page is idle too or
+     * stays counted without it (a card page is shared by 32 blocks: one
+     * in use elsewhere keeps it resident, and counted). */
     for (uint32_t i = 0; i < n; i++) {
         block_t *b = &head[i];
         if (!(b->flags & BLOCK_SIDE_TOUCHED)) continue;
@@ -218,9 +250,14 @@ size_t side_trim_span_locked(pool_t *pool, block_t *head) {
         bool idle = true;
         for (size_t page = lo; page < hi && idle; page += MULCH_PAGE)
             idle = page < descriptor_end(chunk) || page_idle(chunk, page);
-        if (idle) b->flags &= (uint8_t)~BLOCK_SIDE_TOUCHED;
+        if (!idle) continue;
+        b->flags &= (uint8_t)~BLOCK_SIDE_TOUCHED;
+        area_pages(cards_offset(chunk), card_bytes_per_block(chunk), b->index, 1, &lo, &hi);
+        for (size_t page = lo; page < hi && idle; page += MULCH_PAGE)
+            idle = page_idle(chunk, page) || side_page_counted(chunk, page);
+        if (!idle) b->flags |= BLOCK_SIDE_TOUCHED;
     }
-    size_t released = before - side_counted_bytes(chunk, side_lo, side_hi);
+    size_t released = before - span_counted_bytes(chunk, r);
     chunk->header_committed -= (uint32_t)released;
     pool_uncommit_locked(pool, released);
     return released;

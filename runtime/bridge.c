@@ -9,6 +9,10 @@
  * with its memory kept from the pool until gc_heap_destroy (gc/bridge.c,
  * the payload's `kept`). gc_heap_destroy clears the payload, so a
  * handle outliving its heap answers NULL and its destroy does nothing.
+ * gc_handle_get reads the slot without a lock on a thread the collector
+ * waits for (attached, outside a blocking region); any other thread may
+ * read only what stays put (NULL, a pinned object, a destroyed heap's
+ * NULL), under the handles' and the heap's locks, and is reported else.
  * Handles live in the default pool, which outlives every heap.
  *
  * gc_own_rc: retains the rc object for the GC object (failing if its count
@@ -87,6 +91,27 @@ gc_handle_t *gc_handle_new(gc_heap_t *heap, void *obj) {
     return (gc_handle_t *)payload;
 }
 
+/* gc_handle_get on a thread a collection does not wait for (not attached
+ * to the handle's heap, or inside a blocking region; or the heap was
+ * destroyed): the address it read could move or die at once, stale when
+ * returned. Allowed for a handle to NULL, of a destroyed heap (NULL), or
+ * to a pinned object (it stays in place); otherwise reported, NULL. */
+static MULCH_NOINLINE void *handle_get_unwaited(const gc_handle_t *handle, gc_thread_t *self) {
+    /* (a trace function, root or heap-walk callback may run with the
+     * heap's lock held, which the read below takes) */
+    if (!gc_outside_tracing("gc_handle_get", handle)) return NULL;
+    void *obj;
+    if (gc_handle_read_unwaited((const gc_handle_payload_t *)handle, &obj) == GC_HANDLE_READ_OK) return obj;
+    if (self != NULL) {
+        (void)gc_thread_outside_blocking(self, "gc_handle_get");
+        return NULL;
+    }
+    mulch_report("gc_handle_get: calling thread not attached to the heap (a collection may move or free the "
+                 "object; only a handle to NULL or to a pinned object may be read from it)",
+                 handle);
+    return NULL;
+}
+
 void *gc_handle_get(const gc_handle_t *handle) {
     if (handle == NULL) return NULL;
     /* a released handle is a destroyed rc object (its cell freed): its
@@ -98,7 +123,32 @@ void *gc_handle_get(const gc_handle_t *handle) {
         mulch_report("gc_handle_get: not a gc_handle", handle);
         return NULL;
     }
-    return ((const gc_handle_payload_t *)handle)->obj;
+    const gc_handle_payload_t *payload = (const gc_handle_payload_t *)handle;
+    /* Only a thread the collector waits for (attached to the heap, outside
+     * a blocking region) reads the slot between two of its GC points: no
+     * collection moves the object, or destroys the heap, meanwhile. */
+    gc_heap_t *heap = __atomic_load_n(&payload->heap, __ATOMIC_RELAXED);
+    gc_thread_t *self = heap != NULL ? gc_thread_current(heap) : NULL;
+    if (mulch_likely(self != NULL && self->blocking_depth == 0)) return payload->obj;
+    return handle_get_unwaited(handle, self);
+}
+
+/* gc_own_rc's check of rc_obj beyond rc_check's, which (on rc's fast
+ * paths) trusts the magic word in front of any pointer into pool memory:
+ * a GC object, or a pointer inside any cell, whose bytes there held the
+ * magic was taken for a live rc object, its "count" incremented inside the
+ * cell, and the collector's release later destroyed and freed a cell that
+ * is no rc object. An rc object's header starts a cell of a pool's own
+ * span (or a large object's mapping, which no block describes). Reported
+ * as rc_check_slow words it. */
+static bool own_rc_starts_cell(const void *rc_obj) {
+    const block_t *b = pool_block_of(rc_obj);
+    if (b == NULL) return true; /* not in a blocks chunk: rc_check decides */
+    if (b->kind == BLOCK_SMALL && ((uintptr_t)rc_obj & 15u) == 0 && b->cell_size > sizeof(rc_header_t)
+        && cell_link_is_valid(b, (const unsigned char *)rc_obj - sizeof(rc_header_t)))
+        return true;
+    mulch_report("gc_own_rc: not an rc object", rc_obj);
+    return false;
 }
 
 int gc_own_rc(gc_thread_t *thread, void *obj, void *rc_obj) {
@@ -114,7 +164,7 @@ int gc_own_rc(gc_thread_t *thread, void *obj, void *rc_obj) {
     }
     if (!gc_object_live(thread->heap, obj, "gc_own_rc")) return -1;
     if (!gc_thread_outside_blocking(thread, "gc_own_rc")) return -1;
-    if (!rc_check(rc_obj, "gc_own_rc")) return -1;
+    if (!own_rc_starts_cell(rc_obj) || !rc_check(rc_obj, "gc_own_rc")) return -1;
     /* (a count at 0 already, its destroy pending, must not be recorded:
      * the collector would later release whatever took its cell) */
     if (!rc_retain_checked(rc_obj)) return -1;

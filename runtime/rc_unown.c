@@ -19,7 +19,10 @@
  * after the pool's lock is released (weak stripes must not nest under
  * it: fork takes both), each control block is detached as a destroy
  * would, so its locks answer NULL. The cells stay mapped until
- * pool_destroy unmaps them after its hook returns.
+ * pool_destroy unmaps them after its hook returns. A cell counts as an rc
+ * object by its magic; its `weak` word is followed only when the control
+ * block it names names the cell back (rc_weak_control_of): a plain cell
+ * may hold the magic's bytes by chance.
  */
 #include <stdlib.h>
 
@@ -41,11 +44,28 @@ typedef struct {
     rc_header_t *weak_list;
 } rc_records_unsorted_t;
 
+/* Whether `control`, read from the `weak` word of a cell whose magic says
+ * RC_LIVE, is that object's control block. The magic alone does not tell
+ * an rc object from a plain pool_alloc'd cell whose bytes happen to hold
+ * it, and detaching whatever such a cell's word points to wrote through a
+ * wild pointer (or freed another object's control block). A control block
+ * is a cell of a pool's small block whose `obj` names the object it
+ * watches: only this object's own block names this cell (a destroy or a
+ * detach sets `obj` to NULL before the cell is reused). Costs nothing on
+ * rc's fast paths: only pool_destroy's walk asks. (Not instrumented: the
+ * word may point into any cell, as rc_magic_peek.) */
+static MULCH_NO_ASAN bool rc_weak_control_of(const rc_header_t *h, const rc_weak_control_t *control) {
+    if ((uintptr_t)control & 15u) return false;
+    const block_t *b = pool_block_of(control);
+    if (b == NULL || b->kind != BLOCK_SMALL || b->cell_size < sizeof *control) return false;
+    return control->obj == rc_object_of((rc_header_t *)(uintptr_t)h);
+}
+
 /* A live object that pool_destroy is about to free: linked onto *list if
  * weak references watch it (under the pool's lock: takes no lock). */
 static MULCH_NO_ASAN void rc_cell_weak_collect(rc_header_t *h, rc_header_t **list) {
     rc_weak_control_t *control = atomic_load_explicit(&h->weak, memory_order_relaxed);
-    if (control == NULL || control == RC_WEAK_DEAD) return;
+    if (control == NULL || control == RC_WEAK_DEAD || !rc_weak_control_of(h, control)) return;
     h->link = *list;
     *list = h;
 }

@@ -122,7 +122,10 @@ MULCH_API void       rc_weak_free(rc_weak_t *weak);
 /* Bridge 1: an rc object that roots `obj` while its count is above 0. */
 typedef struct gc_handle gc_handle_t;
 MULCH_API gc_handle_t *gc_handle_new(gc_heap_t *heap, void *obj);
-MULCH_API void        *gc_handle_get(const gc_handle_t *handle); /* NULL after gc_heap_destroy */
+/* On an attached thread outside a blocking region (elsewhere: only a handle
+ * to NULL or to a pinned object; else reported, NULL); NULL after
+ * gc_heap_destroy. */
+MULCH_API void        *gc_handle_get(const gc_handle_t *handle);
 
 /* Bridge 2: the GC object `obj` takes a reference of its own to `rc_obj`,
  * released after obj is reclaimed (or the heap destroyed). 0 = done, -1 =

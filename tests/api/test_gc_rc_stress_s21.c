@@ -242,6 +242,9 @@ static void test_gc_rc_bridge_stress(void **state)
     /* the handles still passed around, half of them released before the
      * heap's destroy, half after it (they outlive it) */
     uintptr_t after[PASS_SLOTS] = { 0 };
+    /* (gc_handle_get reads a handle only on a thread attached to its
+     * heap; gc_heap_destroy detaches this one) */
+    EXPECT_NONNULL(gc_thread_attach(g_heap));
     for (unsigned s = 0; s < PASS_SLOTS; s++) {
         uintptr_t v = atomic_exchange(&g_pass[s], 0);
         if ((v & 1) && s % 2) after[s] = v;
