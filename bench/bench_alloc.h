@@ -1,5 +1,5 @@
 /* bench/bench_alloc.h — the allocator shim of pool_bench.c: b_init, b_alloc,
- * b_free, b_trim and B_NAME for exactly one of BENCH_ALLOC_MULCH,
+ * b_free, b_realloc, b_trim and B_NAME for exactly one of BENCH_ALLOC_MULCH,
  * BENCH_ALLOC_GLIBC, BENCH_ALLOC_MIMALLOC, BENCH_ALLOC_JEMALLOC.
  *
  * One allocator per executable: linking libjemalloc or libmimalloc replaces
@@ -63,6 +63,7 @@ static int b_init(void)
 }
 static inline void *b_alloc(size_t n) { return pool_alloc(b_pool, n); }
 static inline void  b_free(void *p)   { pool_free(b_pool, p); }
+static inline void *b_realloc(void *p, size_t n) { return pool_realloc(b_pool, p, n); }
 static inline void  b_trim(void)      { (void)pool_trim(b_pool); }
 
 #elif defined(BENCH_ALLOC_GLIBC)
@@ -87,6 +88,7 @@ static int b_init(void)
 }
 static inline void *b_alloc(size_t n) { return malloc(n); }
 static inline void  b_free(void *p)   { free(p); }
+static inline void *b_realloc(void *p, size_t n) { return realloc(p, n); }
 static inline void  b_trim(void)      { (void)malloc_trim(0); }
 
 #elif defined(BENCH_ALLOC_MIMALLOC)
@@ -103,6 +105,7 @@ static int b_init(void)
 }
 static inline void *b_alloc(size_t n) { return mi_malloc(n); }
 static inline void  b_free(void *p)   { mi_free(p); }
+static inline void *b_realloc(void *p, size_t n) { return mi_realloc(p, n); }
 static inline void  b_trim(void)      { mi_collect(true); }
 
 #elif defined(BENCH_ALLOC_JEMALLOC)
@@ -142,6 +145,7 @@ static int b_init(void)
 }
 static inline void *b_alloc(size_t n) { return malloc(n); }
 static inline void  b_free(void *p)   { free(p); }
+static inline void *b_realloc(void *p, size_t n) { return realloc(p, n); }
 static inline void  b_trim(void)
 {
     (void)mallctl("thread.tcache.flush", NULL, NULL, NULL, 0);

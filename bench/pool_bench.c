@@ -1,7 +1,7 @@
 /* bench/pool_bench.c — the pool benchmark: mulch's pool against glibc malloc,
  * mimalloc and jemalloc, one workload per run, one machine-readable line.
  *
- * What it owns: the workloads (churn, prodcons, frag), their arguments and the
+ * What it owns: the workloads (churn, prodcons, frag, realloc), their arguments and the
  * RESULT line. The allocator shim is bench_alloc.h, the clock / RSS / PRNG /
  * thread barrier helpers bench_harness.h. bench/README.md says what each
  * workload stresses and how run_pool_bench.sh turns the lines into a table.
@@ -9,7 +9,8 @@
  * One allocator per executable. Linking libjemalloc or libmimalloc replaces
  * malloc for the whole process, so this one source is compiled four times and
  * exactly one of BENCH_ALLOC_MULCH, BENCH_ALLOC_GLIBC, BENCH_ALLOC_MIMALLOC,
- * BENCH_ALLOC_JEMALLOC selects the shim: b_init, b_alloc, b_free, b_trim.
+ * BENCH_ALLOC_JEMALLOC selects the shim: b_init, b_alloc, b_free, b_realloc,
+ * b_trim.
  *
  * Invariants the comparison relies on:
  *  - every allocator sees the same request sequence for a given --seed: the
@@ -26,7 +27,7 @@
  * shared structure (single producer, single consumer per ring). The main
  * thread measures RSS and trims while workers wait at a barrier (bench_sync_*).
  *
- * Usage: pool_bench <churn|prodcons|frag> [--threads N] [--ops N] [--live N]
+ * Usage: pool_bench <churn|prodcons|frag|realloc> [--threads N] [--ops N] [--live N]
  *                   [--seed S] [--fill-mib N] [--samples N]
  *
  * --samples N (frag only) records RSS every N allocator calls into a mapped
@@ -538,19 +539,58 @@ static void run_frag(const bench_args_t *args, bench_result_t *r, bench_series_t
     bench_unmap(size, n * sizeof *size);
 }
 
+/* ------------------------------------------------------------ realloc -- */
+
+/* A growing buffer (a string builder, a vector, an interpreter's stack):
+ * --ops rounds, each growing one buffer by 1.5x steps from 4 KiB to
+ * --fill-mib MiB, writing each new part (memset), then freeing it. ops
+ * counts the reallocs; the time is mostly the copies (or their absence)
+ * and the page faults of the bytes written. */
+static void run_realloc(const bench_args_t *args, bench_result_t *r)
+{
+    const size_t top = (size_t)args->fill_mib << 20;
+    bench_baseline_kib = bench_rss_kib();
+    double t0 = bench_now();
+    for (uint64_t round = 0; round < args->ops; round++) {
+        size_t size = 4096;
+        unsigned char *p = b_alloc(size);
+        if (!p)
+            bench_oom(size);
+        memset(p, (int)(round & 0xff), size);
+        while (size < top) {
+            size_t grown = size + size / 2 < top ? size + size / 2 : top;
+            p = b_realloc(p, grown);
+            if (!p)
+                bench_oom(grown);
+            r->errors += p[0] != (unsigned char)(round & 0xff) || p[size - 1] != (unsigned char)(round & 0xff);
+            memset(p + size, (int)(round & 0xff), grown - size);
+            size = grown;
+            r->ops++;
+        }
+        r->live_bytes = size;
+        r->rss_before_trim_kib = bench_rss_kib();
+        b_free(p);
+    }
+    r->seconds = bench_now() - t0;
+    b_trim();
+    r->rss_after_trim_kib = bench_rss_kib();
+}
+
 /* --------------------------------------------------------------- main -- */
 
 static void usage(void)
 {
     fprintf(stderr,
-            "usage: pool_bench <churn|prodcons|frag> [--threads N] [--ops N] "
+            "usage: pool_bench <churn|prodcons|frag|realloc> [--threads N] [--ops N] "
             "[--live N] [--seed S] [--fill-mib N] [--samples N]\n"
             "  churn    : --threads independent churners (default 1), --live objects\n"
             "             each (default 100000), --ops free+alloc pairs each\n"
             "  prodcons : --threads/2 producer->consumer pairs (default 2 threads),\n"
             "             --ops objects sent per pair, --live producer-local set (default 1024)\n"
             "  frag     : single thread, --fill-mib MiB requested (default 512);\n"
-            "             --samples N prints RSS every N calls as SAMPLE lines\n");
+            "             --samples N prints RSS every N calls as SAMPLE lines\n"
+            "  realloc  : single thread, --ops rounds (default 20) of a buffer grown by\n"
+            "             1.5x from 4 KiB to --fill-mib MiB (default 256), each new part written\n");
 }
 
 static int parse_u64(const char *s, uint64_t *out)
@@ -582,6 +622,7 @@ static int parse_args(int argc, char **argv, bench_args_t *a)
     a->live = 0;
     a->seed = 42;
     a->fill_mib = 512;
+    int fill_mib_set = 0;
     for (int i = 2; i < argc; i += 2) {
         uint64_t v;
         if (i + 1 >= argc || parse_u64(argv[i + 1], &v) != 0) {
@@ -597,7 +638,7 @@ static int parse_args(int argc, char **argv, bench_args_t *a)
         else if (!strcmp(argv[i], "--seed"))
             a->seed = v;
         else if (!strcmp(argv[i], "--fill-mib"))
-            a->fill_mib = v;
+            a->fill_mib = v, fill_mib_set = 1;
         else if (!strcmp(argv[i], "--samples"))
             a->samples = v;
         else {
@@ -619,6 +660,18 @@ static int parse_args(int argc, char **argv, bench_args_t *a)
         if (!a->ops) a->ops = 10000000;
         if (a->threads < 2 || a->threads % 2 || a->live > UINT32_MAX) {
             fprintf(stderr, "pool_bench: prodcons needs an even --threads >= 2\n");
+            return -1;
+        }
+    } else if (!strcmp(a->workload, "realloc")) {
+        if (a->threads_set && a->threads != 1) {
+            fprintf(stderr, "pool_bench: realloc is single-threaded\n");
+            return -1;
+        }
+        a->threads = 1;
+        if (!a->ops) a->ops = 20;
+        if (!fill_mib_set) a->fill_mib = 256;
+        if (a->fill_mib == 0 || a->fill_mib > 65536) {
+            fprintf(stderr, "pool_bench: bad --fill-mib\n");
             return -1;
         }
     } else if (!strcmp(a->workload, "frag")) {
@@ -663,6 +716,8 @@ int main(int argc, char **argv)
         run_churn(&args, &r);
     else if (!strcmp(args.workload, "prodcons"))
         run_prodcons(&args, &r);
+    else if (!strcmp(args.workload, "realloc"))
+        run_realloc(&args, &r);
     else
         run_frag(&args, &r, &series);
 
@@ -680,7 +735,7 @@ int main(int argc, char **argv)
            r.seconds, mops, bench_peak_rss_kib(), r.rss_before_trim_kib,
            r.rss_after_trim_kib, r.live_bytes, bench_baseline_kib, trim_ratio,
            trim_ratio_raw, (unsigned long long)args.live,
-           (unsigned long long)(strcmp(args.workload, "frag") ? 0 : args.fill_mib),
+           (unsigned long long)(strcmp(args.workload, "frag") && strcmp(args.workload, "realloc") ? 0 : args.fill_mib),
            (unsigned long long)args.seed, (unsigned long long)r.errors);
     series_print(&series, args.workload);
     fflush(stdout);

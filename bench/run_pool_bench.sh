@@ -18,6 +18,7 @@
 #   --baseline COMMIT   build mulch-base from COMMIT's pool/ and include/ (by
 #                       hand with cc -O3, into build/bench/baseline) and add
 #                       it to the allocators
+#   --workloads LIST    comma-separated subset of churn,prodcons,frag,realloc
 #   --no-build          use the executables already in build/bench
 #
 # Builds the `bench` preset if there is one (cmake --preset bench &&
@@ -33,12 +34,14 @@ set -uo pipefail
 bench_init pool 2,30p
 
 allocators="mulch glibc mimalloc jemalloc"
+workloads=""
 baseline=""
 while [ $# -gt 0 ]; do
     case $1 in
     --quick) quick=1; reps=1 ;;
     --allocators) allocators=$(bench_list "${2:?--allocators needs a list}"); shift ;;
     --baseline) baseline=${2:?--baseline needs a commit}; shift ;;
+    --workloads) workloads=$(bench_list "${2:?--workloads needs a list}"); shift ;;
     *) bench_common_option "$@"; shift $((bench_shift - 1)) ;;
     esac
     shift
@@ -48,12 +51,14 @@ done
 churn_args="--ops 20000000 --live 100000"
 prodcons_args="--threads 2 --ops 10000000"
 frag_args="--fill-mib 512"
+realloc_args="--ops 10 --fill-mib 256"
 if [ "$quick" = 1 ]; then
     churn_args="--ops 4000000 --live 100000"
     prodcons_args="--threads 2 --ops 2000000"
     frag_args="--fill-mib 128"
+    realloc_args="--ops 3 --fill-mib 64"
 fi
-workloads="churn prodcons frag"
+workloads=${workloads:-"churn prodcons frag realloc"}
 
 build_by_hand() {
     local out=$build/manual
@@ -119,7 +124,7 @@ for a in $allocators; do
 done
 [ -n "$present" ] || { note "nothing to run"; exit 1; }
 
-bench_start_results "commit=$(bench_commit)$(git diff --quiet HEAD -- pool include 2>/dev/null || echo +dirty-pool) churn: $churn_args | prodcons: $prodcons_args | frag: $frag_args"
+bench_start_results "commit=$(bench_commit)$(git diff --quiet HEAD -- pool include 2>/dev/null || echo +dirty-pool) churn: $churn_args | prodcons: $prodcons_args | frag: $frag_args | realloc: $realloc_args"
 
 for rep in $(seq 1 "$reps"); do
     for w in $workloads; do
@@ -127,6 +132,7 @@ for rep in $(seq 1 "$reps"); do
         churn) args=$churn_args ;;
         prodcons) args=$prodcons_args ;;
         frag) args=$frag_args ;;
+        realloc) args=$realloc_args ;;
         esac
         for a in $present; do
             note "rep $rep/$reps $w $a"
@@ -188,6 +194,7 @@ function target(desc, x, ok_if_ge, limit,    st) {
     if (kv["errors"] + 0 > 0 || ("rc" in kv)) next
     a = kv["allocator"]; w = kv["workload"]
     add(w SUBSEP "mops" SUBSEP a, kv["mops"] + 0)
+    add(w SUBSEP "secs" SUBSEP a, kv["seconds"] + 0)
     add(w SUBSEP "peak" SUBSEP a, kv["peak_rss_kib"] + 0)
     add(w SUBSEP "after" SUBSEP a, kv["rss_after_trim_kib"] + 0)
     add(w SUBSEP "before" SUBSEP a, kv["rss_before_trim_kib"] + 0)
@@ -211,6 +218,8 @@ END {
     row("frag", "RSS before trim, MiB (median)", "before", "med", "mib")
     row("frag", "RSS after trim, MiB (median)", "after", "med", "mib")
     row("frag", "RSS after trim / live (median)", "tratio", "med", "ratio")
+    row("realloc", "time, s (median; ratio < 1 = mulch faster)", "secs", "med", "")
+    row("realloc", "peak RSS, MiB (median)", "peak", "med", "mib")
     live = ""; for (i = 1; i <= na && live == ""; i++) live = get("frag", "live", A[i], "med")
     printf "\nfrag live bytes: %s MiB (same for every allocator). Speed ratios: mulch ÷ peer throughput (>1 = mulch faster); memory ratios: mulch RSS ÷ peer RSS (<1 = mulch smaller).\n\n", fmt(live, "mib")
     print "| target | measured | status |"

@@ -565,6 +565,12 @@ void *pool_realloc_from(pool_t *pool, void *p, size_t size, const void *caller) 
     }
     /* Stay in place while the cell fits and is not more than twice too big. */
     if (size <= info.usable && size >= info.usable / 2) return realloc_in_place(pool, p, size, &info, &site);
+    /* A large object that stays large keeps its pages (mremap) where it can. */
+    if (info.block == NULL && size > pool->small_max) {
+        bool handled;
+        void *moved = huge_realloc(pool, info.chunk, p, size, &site, &handled);
+        if (handled) return moved;
+    }
     void *q = pool_alloc_inline(pool, size, &site);
     /* A shrink the limit refused a smaller block for: p holds it already
      * (a shrink never fails, as with the C library's realloc). */

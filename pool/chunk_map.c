@@ -5,7 +5,9 @@
  * leaf of 2^13 chunk pointers (64 KiB, then 32 KiB of coverage: below).
  * Every region that a chunk covers points to that chunk; a region belongs
  * to at most one chunk because chunks are region-aligned and whole regions
- * long.
+ * long. A huge chunk resized in place (its realloc: chunk_map_resize)
+ * keeps this: grown regions are set once its pages are mapped, shrunk
+ * ones cleared before its pages go.
  *
  * Beside it, a bit per region says "a blocks chunk starts here": the free
  * fast path confirms its guess of a cell's chunk (the start of the cell's
@@ -147,6 +149,27 @@ bool chunk_map_insert(chunk_t *chunk) {
 
 void chunk_map_remove(chunk_t *chunk) {
     (void)chunk_map_set(chunk, NULL);
+}
+
+/* Growing: the new regions are set like an insert's (covered, then
+ * pointed at; the grown pages are mapped already). Shrinking: the last
+ * kept region's coverage drops first, then the regions past it are
+ * cleared, all before the caller releases the pages. */
+bool chunk_map_resize(chunk_t *chunk, size_t old_size) {
+    if (((uintptr_t)chunk + chunk->size - 1) >> CHUNK_MAP_ADDRESS_BITS) return false;
+    pthread_mutex_lock(&map_lock);
+    bool ok = chunk_map_set_locked(chunk, chunk);
+    uintptr_t kept = ((uintptr_t)chunk + chunk->size - 1) >> MULCH_REGION_SHIFT;
+    uintptr_t last = ((uintptr_t)chunk + old_size - 1) >> MULCH_REGION_SHIFT;
+    for (uintptr_t r = kept + 1; ok && r <= last; r++) {
+        _Atomic(chunk_t *) *slot = chunk_map_slot(r, false);
+        if (slot == NULL) continue;
+        chunk_t **leaf = atomic_load_explicit(&chunk_map_top[r >> CHUNK_MAP_LEVEL_BITS], memory_order_relaxed);
+        atomic_store_explicit(slot, NULL, memory_order_release);
+        atomic_store_explicit(leaf_covered(leaf, r), 0, memory_order_release);
+    }
+    pthread_mutex_unlock(&map_lock);
+    return ok;
 }
 
 void chunk_map_lock(void) { pthread_mutex_lock(&map_lock); }

@@ -20,6 +20,22 @@
  * page inaccessible (os_retire), so a use after free faults too.
  * Invariant either way: the object lies inside
  * [chunk + huge_offset(align), chunk + size - guard).
+ *
+ * huge_realloc resizes an object that stays huge without copying it
+ * (outside secure mode, whose object must end at the guard: it copies, in
+ * alloc.c; under valgrind, whose client requests describe the block, a
+ * grow copies into the new mapping and a shrink copies in alloc.c): a
+ * shrink below half retires the tail pages; a grow extends the mapping in
+ * place when the address space after it is free (never into a retired
+ * range: those stay mapped), else moves the pages to a new region-aligned
+ * mapping at the same object offset (os_move_pages; a copy into it where
+ * the kernel cannot) and retires the old range as huge_unmap_locked does,
+ * so a stale free of the old pointer reads zeros and reports. The cache is
+ * not used for it: a cached mapping would still need the object copied
+ * in, where moving costs page-table updates. Every path keeps chunk->size,
+ * the chunk map (every region, the last one's coverage), the huge list,
+ * committed/mapped/huge_bytes and the leak site exact; a failure leaves
+ * the object as it was.
  */
 #include "pool_internal.h"
 
@@ -259,4 +275,149 @@ void huge_unmap_all_locked(pool_t *pool) {
         huge_list_remove(&pool->huge, chunk);
         huge_unmap_locked(pool, chunk);
     }
+}
+
+/* ---- realloc that keeps the pages --------------------------------------- */
+
+static size_t huge_page_round(size_t size) {
+    return (size + MULCH_PAGE - 1) & ~(MULCH_PAGE - 1);
+}
+
+/* The chunk's mapping now spans total bytes (was old_total) at the same
+ * address, holding the object p of size bytes: the counters follow. */
+static void huge_account_resize_locked(pool_t *pool, chunk_t *chunk, size_t old_total, size_t total) {
+    ptrdiff_t delta = (ptrdiff_t)total - (ptrdiff_t)old_total;
+    if (delta > 0) (void)pool_commit_locked(pool, (size_t)delta); /* fits: checked */
+    else pool_uncommit_locked(pool, (size_t)-delta);
+    pool_counter_add(&pool->mapped, delta);
+    pool_counter_add(&pool->huge_bytes, delta);
+    chunk->object_size = total - chunk->object_offset;
+}
+
+/* A shrink by more than half: the tail pages are released (retired, as a
+ * released chunk is: the chunk map forgets them first). Never fails. */
+static void *huge_shrink_locked(pool_t *pool, chunk_t *chunk, void *p, size_t size, size_t total) {
+    size_t old_total = chunk->size;
+    chunk->size = total;
+    (void)chunk_map_resize(chunk, old_total); /* a shrink maps no leaf */
+    huge_account_resize_locked(pool, chunk, old_total, total);
+    os_retire((unsigned char *)chunk + total, old_total - total, old_total - total);
+    tool_cell_resize(p, size, chunk->object_size);
+    return p;
+}
+
+/* Grows the mapping where it is, if the address space after it is free. */
+static bool huge_grow_in_place_locked(pool_t *pool, chunk_t *chunk, void *p, size_t size, size_t total) {
+    size_t old_total = chunk->size;
+    if (!os_resize_in_place(chunk, old_total, total)) return false;
+    chunk->size = total;
+    if (!chunk_map_resize(chunk, old_total)) {
+        chunk->size = old_total;
+        (void)os_resize_in_place(chunk, total, old_total); /* a shrink: cannot fail */
+        return false;
+    }
+    huge_account_resize_locked(pool, chunk, old_total, total);
+    tool_cell_resize(p, size, chunk->object_size);
+    return true;
+}
+
+/* Moves the object to a new region-aligned mapping of total bytes (the
+ * object at the same offset, so an aligned one stays aligned): its pages
+ * move (os_move_pages), or are copied where the kernel cannot move them.
+ * The old range is then retired as huge_unmap_locked does: a stale free
+ * of p reads zeros. NULL (p intact) when the OS refuses. */
+static void *huge_move_locked(pool_t *pool, chunk_t *chunk, void *p, size_t size, size_t total, bool copy) {
+    size_t old_total = chunk->size, old_object_size = chunk->object_size, offset = chunk->object_offset;
+    chunk_t *dest = os_map_aligned(total, MULCH_REGION, 0, true);
+    if (dest == NULL) return NULL;
+    /* what chunk_map_insert reads: the move overwrites it */
+    dest->kind = CHUNK_HUGE;
+    dest->size = total;
+    if (!chunk_map_insert(dest)) {
+        os_retire(dest, total, total);
+        return NULL;
+    }
+    void *q = (unsigned char *)dest + offset;
+    chunk_map_remove(chunk); /* reads the header: before it moves */
+    huge_list_remove(&pool->huge, chunk);
+    /* memcheck: q is a new block before the copy brings p's definedness */
+    tool_cell_alloc(pool->valgrind, q, size, total - offset);
+    os_move_t moved = copy ? OS_MOVE_UNSUPPORTED : os_move_pages(chunk, old_total, dest);
+    if (moved == OS_MOVE_REFUSED) {
+        tool_cell_free(pool->valgrind, q, total - offset);
+        chunk_map_remove(dest);
+        os_retire(dest, total, total);
+        (void)chunk_map_insert(chunk); /* its leaves are there: cannot fail */
+        huge_list_push(&pool->huge, chunk);
+        return NULL;
+    }
+    if (moved == OS_MOVE_UNSUPPORTED) {
+        memcpy(dest, chunk, sizeof(chunk_t));
+        memcpy(q, p, tool_accessible(p, old_object_size)); /* ASan: the requested bytes */
+    }
+    /* the header came along: it is the new chunk's once its fields are */
+    dest->size = total;
+    dest->requested = size;
+    huge_list_push(&pool->huge, dest);
+    huge_account_resize_locked(pool, dest, old_total, total);
+    /* counted as a realloc that moves by copy is: an allocation and a free */
+    atomic_fetch_add_explicit(&pool->huge_allocs, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&pool->huge_frees, 1, memory_order_relaxed);
+    /* last, release: see chunk_t's magic */
+    atomic_store_explicit(&dest->magic, chunk_magic_of(dest), memory_order_release);
+    tool_cell_free(pool->valgrind, p, old_object_size);
+    os_retire(chunk, old_total, old_total);
+    return q;
+}
+
+void *huge_realloc(pool_t *pool, chunk_t *chunk, void *p, size_t size, const leak_site_t *site, bool *handled) {
+    *handled = true;
+    if (size > ((size_t)1 << CHUNK_MAP_ADDRESS_BITS)) return NULL; /* can never fit: plain OOM */
+    /* Secure mode places the object against its guard page: it copies, as
+     * any other block does. */
+    if (pool->secure) {
+        *handled = false;
+        return NULL;
+    }
+    /* Memcheck knows the object as a block of its usable size, which
+     * resizing in place would not tell it: under valgrind a grow always
+     * goes to a new mapping (copied: valgrind has no DONTUNMAP anyway),
+     * and a shrink copies as any other block does. */
+    bool memcheck = TOOL_VG(pool->valgrind);
+    pthread_mutex_lock(&pool->lock);
+    if (!huge_still_live_locked(pool, chunk, p)) {
+        pthread_mutex_unlock(&pool->lock);
+        mulch_report("pool_realloc: double free or stale pointer (its chunk was released)", p);
+        return NULL;
+    }
+    size_t offset = chunk->object_offset; /* the header may move: read now */
+    size_t total = huge_page_round(offset + size);
+    void *q = NULL;
+    if (total <= chunk->size && memcheck) {
+        *handled = false;
+    } else if (total <= chunk->size) {
+        q = huge_shrink_locked(pool, chunk, p, size, total);
+    } else {
+        size_t more = total - chunk->size;
+        if (!pool_commit_fits_locked(pool, more)) {
+            /* At the limit: give back every idle byte, then try again. */
+            huge_cache_flush_locked(pool);
+            span_trim_locked(pool, 0);
+        }
+        if (!pool_commit_fits_locked(pool, more)) q = NULL;
+        else if (!memcheck && huge_grow_in_place_locked(pool, chunk, p, size, total)) q = p;
+        /* An alignment above a region is in the mapping's address, which
+         * a region-aligned destination would not keep: copied. */
+        else if (offset >= MULCH_REGION) *handled = false;
+        else q = huge_move_locked(pool, chunk, p, size, total, memcheck);
+    }
+    if (q != NULL) {
+        /* the leak report shows this call's size and site, as for a move
+         * by copy (the chunk is p's, or the one it moved to) */
+        chunk_t *now = (chunk_t *)((unsigned char *)q - offset);
+        now->requested = size;
+        now->site = *site;
+    }
+    pthread_mutex_unlock(&pool->lock);
+    return q;
 }

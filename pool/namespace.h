@@ -34,6 +34,7 @@
 #define chunk_map_insert                 mulch_chunk_map_insert
 #define chunk_map_lock                   mulch_chunk_map_lock
 #define chunk_map_remove                 mulch_chunk_map_remove
+#define chunk_map_resize                 mulch_chunk_map_resize
 #define chunk_map_top                    mulch_chunk_map_top
 #define chunk_map_blocks_start           mulch_chunk_map_blocks_start
 #define chunk_map_unlock                 mulch_chunk_map_unlock
@@ -54,14 +55,18 @@
 #define huge_alloc_zeroed                mulch_huge_alloc_zeroed
 #define huge_cache_flush_locked          mulch_huge_cache_flush_locked
 #define huge_free                        mulch_huge_free
+#define huge_realloc                     mulch_huge_realloc
 #define huge_resized                     mulch_huge_resized
 #define huge_unmap_all_locked            mulch_huge_unmap_all_locked
 #define os_decommit                      mulch_os_decommit
 #define os_fail_after                    mulch_os_fail_after
 #define os_map                           mulch_os_map
 #define os_map_aligned                   mulch_os_map_aligned
+#define os_move_force_copy               mulch_os_move_force_copy
+#define os_move_pages                    mulch_os_move_pages
 #define os_mapped_bytes                  mulch_os_mapped_bytes
 #define os_protect_none                  mulch_os_protect_none
+#define os_resize_in_place               mulch_os_resize_in_place
 #define os_retire                        mulch_os_retire
 #define os_retired_contains              mulch_os_retired_contains
 #define os_retired_lock_for_fork         mulch_os_retired_lock_for_fork

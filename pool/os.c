@@ -28,6 +28,16 @@
  * header was (PROT_NONE elsewhere at most), and belongs to no chunk;
  * os_mapped_bytes does not count it.
  *
+ * os_resize_in_place and os_move_pages let a huge object's realloc keep
+ * its pages (mremap): the first grows or shrinks a mapping where it is,
+ * which only succeeds into address space nobody holds (a retired range is
+ * mapped, so a chunk never grows into one); the second moves a mapping's
+ * pages onto a destination this file mapped, leaving the source mapped
+ * with empty pages that read as zeros (MREMAP_DONTUNMAP, Linux 5.7), so
+ * that the caller can retire it like any released chunk. Where the kernel
+ * (or valgrind) refuses DONTUNMAP, os_move_pages says so and the caller
+ * copies instead.
+ *
  * os_protect_none makes a range fault on any access (secure mode's guard
  * pages); it stays that way until the range is retired or unmapped.
  *
@@ -235,6 +245,45 @@ void os_unmap(void *p, size_t size) {
     ASAN_UNPOISON_MEMORY_REGION(p, size);
 #endif
     os_munmap(p, size);
+}
+
+bool os_resize_in_place(void *p, size_t size, size_t new_size) {
+    size = page_round(size);
+    new_size = page_round(new_size);
+    /* growing maps pages: a fault-injection point like any mapping */
+    if (new_size > size && os_injected_failure()) return false;
+    if (mremap(p, size, new_size, 0) != p) return false;
+    if (new_size > size) atomic_fetch_add_explicit(&os_mapped, new_size - size, memory_order_relaxed);
+    else atomic_fetch_sub_explicit(&os_mapped, size - new_size, memory_order_relaxed);
+    return true;
+}
+
+#ifndef MREMAP_DONTUNMAP
+#  define MREMAP_DONTUNMAP 4 /* linux/mman.h; older C library headers lack it */
+#endif
+
+/* Set once the kernel said EINVAL to DONTUNMAP (before Linux 5.7, or
+ * valgrind): every later move copies without asking again. */
+static atomic_bool os_move_unsupported;
+
+bool os_move_force_copy(bool copy) {
+    return atomic_exchange_explicit(&os_move_unsupported, copy, memory_order_relaxed);
+}
+
+os_move_t os_move_pages(void *from, size_t size, void *to) {
+    if (os_injected_failure()) return OS_MOVE_REFUSED;
+    if (atomic_load_explicit(&os_move_unsupported, memory_order_relaxed)) return OS_MOVE_UNSUPPORTED;
+    size = page_round(size);
+    /* MREMAP_FIXED replaces what was mapped at `to` (pages of the
+     * destination, still empty); the source keeps its range. */
+    void *moved = mremap(from, size, size, MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP, to);
+    if (moved == to) return OS_MOVE_DONE;
+    /* EINVAL: no DONTUNMAP here, for good. Anything else (a source split
+     * over mappings the kernel would not merge, the map count limit): the
+     * caller copies this once. The source is untouched either way. */
+    if (moved == MAP_FAILED && errno == EINVAL)
+        atomic_store_explicit(&os_move_unsupported, true, memory_order_relaxed);
+    return OS_MOVE_UNSUPPORTED;
 }
 
 bool os_protect_none(void *p, size_t size) {

@@ -389,6 +389,14 @@ MULCH_INTERNAL void  os_retired_lock_for_fork(void);
 MULCH_INTERNAL void  os_retired_unlock_for_fork(void);
 MULCH_INTERNAL void  os_decommit(void *p, size_t size);
 MULCH_INTERNAL bool  os_protect_none(void *p, size_t size);
+/* mremap (os.c): resizes the mapping at p where it is (false, nothing
+ * changed, when the pages after it are taken); moves the pages of a
+ * mapping onto one os_map_aligned gave, the source left reading zeros.
+ * os_move_force_copy (tests): answer UNSUPPORTED, as without DONTUNMAP. */
+MULCH_INTERNAL bool  os_resize_in_place(void *p, size_t size, size_t new_size);
+typedef enum os_move { OS_MOVE_DONE, OS_MOVE_UNSUPPORTED /* copy */, OS_MOVE_REFUSED /* OOM */ } os_move_t;
+MULCH_INTERNAL os_move_t os_move_pages(void *from, size_t size, void *to);
+MULCH_INTERNAL bool os_move_force_copy(bool copy);
 MULCH_INTERNAL void *os_map(size_t size);   /* page-aligned metadata */
 /* Test hook: the nth mapping from now fails (0 = off); returns how many
  * mappings were still to go before the failure (0: it happened, or was off). */
@@ -399,6 +407,9 @@ MULCH_INTERNAL size_t os_mapped_bytes(void);
 /* ---- chunk map (chunk_map.c) ------------------------------------------- */
 MULCH_INTERNAL bool chunk_map_insert(chunk_t *chunk);
 MULCH_INTERNAL void chunk_map_remove(chunk_t *chunk);
+/* chunk->size changed from old_size in place: the map follows; false
+ * (nothing changed) when a grown region's leaf cannot be mapped. */
+MULCH_INTERNAL bool chunk_map_resize(chunk_t *chunk, size_t old_size);
 MULCH_INTERNAL extern _Atomic(chunk_t **) chunk_map_top[];
 /* The chunk whose own mapping holds p, or NULL (also for the rest of a huge
  * chunk's last region, which chunk_of attributes to it); reads no chunk
@@ -738,6 +749,10 @@ MULCH_INTERNAL void   huge_free(pool_t *pool, chunk_t *chunk, void *p);
 /* Records a realloc in place of the huge object p (its requested size and
  * site); false, reported, when p was freed since it was checked. */
 MULCH_INTERNAL bool   huge_resized(pool_t *pool, chunk_t *chunk, void *p, size_t size, const leak_site_t *site);
+/* Resizes the huge object p to size (> small_max) keeping its pages; with
+ * *handled false nothing changed and the caller copies (huge.c). */
+MULCH_INTERNAL void  *huge_realloc(pool_t *pool, chunk_t *chunk, void *p, size_t size, const leak_site_t *site,
+                                   bool *handled);
 MULCH_INTERNAL size_t huge_cache_flush_locked(pool_t *pool);
 MULCH_INTERNAL void   huge_unmap_all_locked(pool_t *pool);
 
