@@ -5,20 +5,26 @@
  * root or a field, set and clear fields (objects, NULL, tagged immediates),
  * push and pop the root stack, add and remove global roots, set the slots a
  * root callback traces (and remove and re-add it), make and read
- * weak references and ephemerons, pin and unpin, allocate garbage, collect, verify, and
- * injected misuse. The first byte picks the heap options (compaction mode,
+ * weak references and ephemerons, pin and unpin, allocate garbage, collect, verify,
+ * take identity hashes, make and release gc_handles, give objects rc objects
+ * to own (gc_own_rc; these three in gc_fuzz_bridge.h), and injected misuse.
+ * The first byte picks the heap options (compaction mode,
  * markers, initial heap, generational mode: every field store goes through
  * gc_write, as that mode requires; small objects are headerless in every
- * mode); MULCH_FUZZ_GC_COMPACT=always|never|auto in
+ * mode; the conservative stack option, under which a stale word on the
+ * stack may keep a dead object: the checks that dead objects are gone are
+ * skipped); MULCH_FUZZ_GC_COMPACT=always|never|auto in
  * the environment overrides the compaction mode.
  *
  * The model holds the graph by object id. The program reaches objects only
  * through root slots and fields, never through a raw pointer kept across a
- * GC point, except pinned objects (which must not move). Invariants checked:
+ * GC point, except pinned objects (which must not move), and handles (read
+ * with gc_handle_get). Invariants checked:
  *   - after every operation the heap, walked from the roots and pins (and
  *     from the values of ephemerons whose keys the walk reached, to a
  *     fixpoint), has exactly the model's shape: ids, checksums, payloads,
- *     every field, and every such ephemeron's key and value;
+ *     every field, and every such ephemeron's key and value; roots
+ *     include the objects of live gc_handles;
  *     a pinned object is still at the address it was pinned at;
  *   - an object unreachable in the model never becomes reachable again, and
  *     a finalizer never runs for a reachable object, nor twice;
@@ -31,11 +37,18 @@
  *     object and nothing but intact objects;
  *   - valid calls report nothing; each injected misuse reports once, with
  *     the function's name, and changes nothing;
- *   - gc_heap_destroy finalizes every finalizable object not yet finalized. */
+ *   - an object's identity hash never changes; gc_type_of and gc_size_of
+ *     give its type and at least its size;
+ *   - an rc object given to a GC object with gc_own_rc is destroyed only
+ *     after its owner died;
+ *   - gc_heap_destroy finalizes every finalizable object not yet finalized,
+ *     releases every rc object owned through gc_own_rc, and leaves the
+ *     handles not yet released reading NULL. */
 #ifndef _GNU_SOURCE
 #  define _GNU_SOURCE 1
 #endif
 #include <mulch/gc.h>
+#include <mulch/rc.h>
 
 #include "fuzz_support.h"
 
@@ -47,6 +60,7 @@
 #define N_WEAK 8
 #define N_EPH 8
 #define N_CB 4
+#define N_HANDLE 4
 #define V_NULL (-1)
 #define V_TAG (-2)
 #define SALT UINT64_C(0x6d756c636866757a)
@@ -78,6 +92,9 @@ typedef struct mobj {
     uint64_t died_at;               /* collections counted when it died */
     uint32_t pins;
     void *pin_addr;                 /* where it was pinned (it must stay) */
+    uint8_t hashed;                 /* gc_identity_hash was called: it must not change */
+    uintptr_t hash;
+    uint16_t owned_rc;              /* rc objects it owns through gc_own_rc */
 } mobj_t;
 
 typedef struct run {
@@ -102,6 +119,8 @@ typedef struct run {
     int16_t eph_key[N_EPH];         /* key id, or V_TAG: no ephemeron */
     int16_t eph_value[N_EPH];       /* value id, V_NULL or V_TAG (eph_tag) */
     uintptr_t eph_tag[N_EPH];
+    gc_handle_t *handle[N_HANDLE];  /* rc handles rooting handle_m (NULL: none) */
+    int16_t handle_m[N_HANDLE];     /* target id or V_NULL */
     /* Recomputed after every operation. */
     uint8_t reach[MAX_OBJS];
     void *addr[MAX_OBJS];
@@ -111,11 +130,13 @@ typedef struct run {
     int destroying;
     uint64_t collections;
     int generational;
+    int conservative;               /* stack scanning may keep dead objects: no death checks */
     uint64_t full_collections;      /* gc_collect calls (generational mode) */
 } run_t;
 
 static run_t g_run;
 static uint8_t g_fin_count[MAX_OBJS];
+static uint16_t g_rc_destroyed[MAX_OBJS];   /* gc_own_rc objects destroyed, by owner */
 static int g_compact_override = -1;
 
 /* ------------------------------------------------------------------------ */
@@ -210,6 +231,9 @@ FZ_NO_COVERAGE static void walk(run_t *r)
         check_value(r, r->cb_m[i], 0, r->cb[i], "callback root", queue, &qn);
     for (uint32_t id = 0; id < r->nobj; id++)
         if (r->obj[id].pins) note_addr(r, (int16_t)id, r->obj[id].pin_addr, "pinned object", queue, &qn);
+    for (size_t h = 0; h < N_HANDLE; h++)
+        if (r->handle[h] != NULL)
+            check_value(r, r->handle_m[h], 0, gc_handle_get(r->handle[h]), "gc_handle_get", queue, &qn);
     size_t k = 0;
     for (;;) {
         for (; k < qn; k++) {
@@ -266,14 +290,14 @@ FZ_NO_COVERAGE static void check_deaths(run_t *r, int full)
         } else if (!r->obj[m].dead) {
             FZ_CHECK(&r->in, got == r->addr[m], "weak %zu to live object %d reads %p, not %p",
                      w, m, got, r->addr[m]);
-        } else if (now > r->obj[m].died_at) {
+        } else if (now > r->obj[m].died_at && !r->conservative) {
             FZ_CHECK(&r->in, got == NULL, "weak %zu to object %d (dead, collected since) reads %p",
                      w, m, got);
         }
     }
     for (size_t e = 0; e < N_EPH; e++) {
         int16_t key = r->eph_key[e];
-        if (key < 0 || !r->obj[key].dead || now <= r->obj[key].died_at) continue;
+        if (key < 0 || !r->obj[key].dead || now <= r->obj[key].died_at || r->conservative) continue;
         void *got_key = gc_ephemeron_key(r->eph[e]), *got_value = gc_ephemeron_value(r->eph[e]);
         FZ_CHECK(&r->in, got_key == NULL && got_value == NULL,
                  "ephemeron %zu of key %d (dead, collected since) reads key %p value %p", e, key, got_key,
@@ -283,7 +307,9 @@ FZ_NO_COVERAGE static void check_deaths(run_t *r, int full)
         const mobj_t *m = &r->obj[id];
         if (!m->dead || !m->fin) {
             FZ_CHECK(&r->in, g_fin_count[id] == 0, "object %u (live or plain) finalized", id);
-        } else if (full) {
+        if (!m->dead)
+            FZ_CHECK(&r->in, g_rc_destroyed[id] == 0, "live object %u: an rc object it owns was destroyed", id);
+        } else if (full && !r->conservative) {
             FZ_CHECK(&r->in, g_fin_count[id] == 1,
                      "dead finalizable object %u finalized %u times after gc_collect", id,
                      g_fin_count[id]);
@@ -586,6 +612,8 @@ static void check_heap_walk(run_t *r)
         FZ_CHECK(&r->in, c.seen[r->live_list[k]], "gc_heap_walk missed live object %d", r->live_list[k]);
 }
 
+#include "gc_fuzz_bridge.h"   /* op_identity, op_handle, op_own_rc, check_hashes */
+
 static void op_collect(run_t *r)
 {
     gc_collect(r->t);
@@ -593,77 +621,13 @@ static void op_collect(run_t *r)
     walk(r);
     check_deaths(r, 1);
     check_heap_walk(r);
+    check_hashes(r);
     size_t problems = gc_verify(r->heap);
     FZ_CHECK(&r->in, problems == 0, "gc_verify found %zu problem(s) (last: \"%s\")", problems,
              fz_last_what);
 }
 
-/* One misuse call: exactly one report with the function's prefix; the walk
- * after the operation checks that the graph did not change. */
-#define MISUSE(r, call_expr, prefix, name)                                 \
-    do {                                                                   \
-        size_t before_ = fz_report_count();                                \
-        call_expr;                                                         \
-        fz_expect_reports(&(r)->in, before_, 1, (prefix), (name));         \
-        (r)->expected_reports++;                                           \
-    } while (0)
-
-static void op_misuse(run_t *r)
-{
-    uint8_t kind = fz_u8(&r->in) % 9;
-    int16_t x = pick_live(r, 0);
-    size_t g = fz_below(&r->in, N_GLOBAL);
-    long local[4] = { 0 };
-    void *got = NULL;
-
-    switch (kind) {
-    case 0:
-        MISUSE(r, gc_pin(r->heap, local), "gc_pin: ", "gc_pin(stack address)");
-        break;
-    case 1:
-        if (x < 0 || r->obj[x].pins) return;
-        MISUSE(r, gc_unpin(r->heap, r->addr[x]), "gc_unpin: ", "gc_unpin(not pinned)");
-        break;
-    case 2:
-        MISUSE(r, gc_pop_roots(r->t, r->base_depth + r->depth + 1), "gc_pop_roots: ", "gc_pop_roots(too many)");
-        break;
-    case 3:
-        if (r->global_on[g]) return;
-        MISUSE(r, gc_root_remove(r->heap, &r->global[g]), "gc_root_remove: ",
-               "gc_root_remove(not registered)");
-        break;
-    case 4:
-        MISUSE(r, got = gc_weak_new(r->t, local), "gc_weak_new: ", "gc_weak_new(foreign)");
-        FZ_CHECK(&r->in, got == NULL, "gc_weak_new(foreign) gave %p", got);
-        walk(r);                        /* a GC point */
-        break;
-    case 5:
-        if (x < 0) return;
-        got = (void *)1;
-        MISUSE(r, got = gc_weak_get(r->addr[x]), "gc_weak_get: ", "gc_weak_get(not weak)");
-        FZ_CHECK(&r->in, got == NULL, "gc_weak_get(not weak) gave %p", got);
-        break;
-    case 6:
-        MISUSE(r, got = gc_ephemeron_new(r->t, local, NULL), "gc_ephemeron_new: ", "gc_ephemeron_new(foreign key)");
-        FZ_CHECK(&r->in, got == NULL, "gc_ephemeron_new(foreign key) gave %p", got);
-        walk(r);                        /* a GC point */
-        break;
-    case 7:
-        if (x < 0) return;
-        got = (void *)1;
-        MISUSE(r, got = gc_ephemeron_value(r->addr[x]), "gc_ephemeron_value: ", "gc_ephemeron_value(not one)");
-        FZ_CHECK(&r->in, got == NULL, "gc_ephemeron_value(not one) gave %p", got);
-        break;
-    default: {
-        if (x < 0 || r->obj[x].nslots == 0) return;
-        gobj_t *o = r->addr[x];
-        MISUSE(r, gc_root_add(r->heap, &o->slot[0]), "gc_root_add: ", "gc_root_add(field)");
-        break;
-    }
-    }
-}
-
-#undef MISUSE
+#include "gc_fuzz_misuse.h"   /* op_misuse */
 
 /* ------------------------------------------------------------------------ */
 /* Driver                                                                    */
@@ -672,11 +636,13 @@ static void run_begin(run_t *r, const uint8_t *data, size_t size)
 {
     memset(r, 0, sizeof *r);
     memset(g_fin_count, 0, sizeof g_fin_count);
+    memset(g_rc_destroyed, 0, sizeof g_rc_destroyed);
     r->in = (fz_input_t){ data, size, 0, 0 };
     r->expected_reports = fz_report_count();
     for (size_t w = 0; w < N_WEAK; w++) r->weak_m[w] = V_TAG;
     for (size_t e = 0; e < N_EPH; e++) r->eph_key[e] = V_TAG;
     for (size_t i = 0; i < N_CB; i++) r->cb_m[i] = V_NULL;
+    for (size_t h = 0; h < N_HANDLE; h++) r->handle_m[h] = V_NULL;
 
     uint8_t config = fz_u8(&r->in);
     gc_options_t opts;
@@ -686,6 +652,8 @@ static void run_begin(run_t *r, const uint8_t *data, size_t size)
     opts.initial_heap = (config >> 3) % 2 ? (size_t)256 * 1024 : 0;
     opts.generational = (config >> 4) % 2;
     r->generational = opts.generational;
+    opts.conservative_stack = (config >> 5) % 2;
+    r->conservative = opts.conservative_stack;
     r->heap = gc_heap_create(&opts);
     FZ_CHECK(&r->in, r->heap != NULL, "gc_heap_create failed");
     r->t = gc_thread_attach(r->heap);
@@ -707,9 +675,23 @@ static void run_end(run_t *r)
     gc_root_remove(r->heap, r->weak);
     gc_root_remove(r->heap, r->eph);
     if (r->cb_on) gc_root_remove_callback(r->heap, cb_roots, r);
+    /* even handles are released before the heap is destroyed, odd ones after */
+    for (size_t h = 0; h < N_HANDLE; h += 2)
+        if (r->handle[h] != NULL) rc_release(r->handle[h]);
     r->destroying = 1;
     gc_heap_destroy(r->heap);
     expect_no_new_reports(r, "gc_heap_destroy");
+    for (size_t h = 1; h < N_HANDLE; h += 2) {
+        if (r->handle[h] == NULL) continue;
+        void *got = gc_handle_get(r->handle[h]);
+        FZ_CHECK(&r->in, got == NULL, "gc_handle_get after gc_heap_destroy gave %p", got);
+        rc_release(r->handle[h]);
+    }
+    expect_no_new_reports(r, "the last handles' release");
+    for (uint32_t id = 0; id < r->nobj; id++)
+        FZ_CHECK(&r->in, g_rc_destroyed[id] == r->obj[id].owned_rc,
+                 "after gc_heap_destroy object %u: %u of its %u owned rc objects destroyed", id,
+                 g_rc_destroyed[id], r->obj[id].owned_rc);
     for (uint32_t id = 0; id < r->nobj; id++)
         FZ_CHECK(&r->in, g_fin_count[id] == r->obj[id].fin,
                  "after gc_heap_destroy object %u (finalizable: %u) finalized %u times",
@@ -755,7 +737,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         case 13: op_misuse(r); break;
         case 14: op_callback(r); break;
         default: {
-            if (fz_u8(&r->in) & 1) { gc_safepoint(r->t); break; }
+            /* (odd: a safepoint, as before the bridge and hash calls were added) */
+            uint8_t kind = fz_u8(&r->in);
+            if (kind & 1) { gc_safepoint(r->t); break; }
+            if ((kind >> 1) % 4 == 1) { op_identity(r); break; }
+            if ((kind >> 1) % 4 == 2) { op_handle(r); break; }
+            if ((kind >> 1) % 4 == 3) { op_own_rc(r); break; }
             size_t problems = gc_verify(r->heap);
             FZ_CHECK(&r->in, problems == 0, "gc_verify found %zu problem(s) (last: \"%s\")",
                      problems, fz_last_what);

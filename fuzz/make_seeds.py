@@ -45,6 +45,25 @@ def main():
                     write(target, "%s-%s" % (name, tag), [mode] + data)
             else:
                 write(target, name, data)
+    gc_bridge_seeds()
+
+
+def gc_bridge_seeds():
+    """gc programs rich in operation 15's rarer kinds (kind byte 2: identity
+    hash, 4: handle, 6: gc_own_rc) between allocations and collections,
+    under heap options the other seeds leave out: generational (config bit
+    4) and the conservative stack (bit 5)."""
+    rng = random.Random("mulch-fuzz-gc-bridge")
+    data = []
+    for i in range(160):
+        if i % 2:
+            data += [15, rng.choice((2, 4, 6)), rng.randrange(256), rng.randrange(256)]
+        else:
+            data += [rng.choice((0, 0, 0, 3, 6, 7, 9, 11, 12))]
+            data += [rng.randrange(256) for _ in range(5)]
+    for config, tag in ((0, "auto"), (2, "always"), (2 | 16, "generational"), (32, "conservative"),
+                        (2 | 16 | 32, "all")):
+        write("gc", "seed-bridge-" + tag, [config] + data)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 /* pool_fuzz.c — libFuzzer target for the block pool (<mulch/pool.h>).
  *
  * The input bytes are a program of pool operations over three pools with
- * different block sizes (one with leak tracking, one with a limit): alloc,
+ * different block sizes (one in secure mode, one with leak tracking, one
+ * with a limit): alloc,
  * calloc, realloc, aligned and huge allocations, frees, remote frees by a
  * helper thread, trim, stats, usable sizes and injected misuse (double free,
  * interior, foreign and other-pool pointers, bad alignment). A model keeps
@@ -521,7 +522,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     r.expected_reports = fz_report_count();
 
     static const pool_options_t opts[N_POOLS] = {
-        { .block_size = 0 },                                       /* 64 KiB blocks */
+        { .block_size = 0, .secure = 1 },                          /* 64 KiB blocks, hardened */
         { .block_size = 16 * 1024, .track_leaks = 1 },             /* small blocks, sites */
         { .block_size = 256 * 1024, .limit = 8u * 1024 * 1024 },   /* big blocks, a limit */
     };

@@ -151,6 +151,7 @@ static void spans_sort(void **items, size_t count) {
 static bool spans_sorted_prepare(gc_heap_t *heap) {
     gc_vector_t *sorted = &heap->conservative_spans;
     sorted->count = 0;
+    if (heap->spans.count == 0) return true;   /* items may be NULL: no memcpy from or to it */
     if (!gc_vector_reserve(sorted, heap->spans.count)) return false;
     memcpy(sorted->items, heap->spans.items, heap->spans.count * sizeof(void *));
     sorted->count = heap->spans.count;

@@ -4,7 +4,8 @@
  * even with GC_COMPACT_ALWAYS, by its start or an interior pointer, on the
  * collecting thread and on another thread parked at a safepoint or in a
  * blocking region (also when only a callee-saved register held it on
- * entering the region); without the option such an object is collected.
+ * entering the region); without the option such an object is collected;
+ * a collection of a heap with no span yet is clean.
  *
  * Deterministic (no randomness; MULCH_TEST_SEED only labels the run). */
 #ifndef _GNU_SOURCE
@@ -277,6 +278,28 @@ static void test_unknown_stack_bounds_reported(void **state)
 #endif
 }
 
+/* A collection of a conservative heap that holds no span yet (found by
+ * gc_fuzz, heap option conservative_stack): sorting the empty span list
+ * once passed the vector's NULL items to memcpy, undefined behaviour that
+ * UBSan stops at. */
+static void test_conservative_collection_of_empty_heap(void **state)
+{
+    (void)state;
+    TEST_START();
+    gc_heap_t *h = conservative_heap(1);
+    gc_thread_t *t = gc_thread_attach(h);
+    unsigned long before = rec_count();
+    gc_collect(t);
+    EXPECT_NO_REPORTS(before);
+    assert_int_equal(gc_verify(h), 0);
+    void *o = mk(t, &T_PLAIN, 1, 2);
+    assert_non_null(o);
+    gc_collect(t);
+    EXPECT_NO_REPORTS(before);
+    gc_thread_detach(t);
+    gc_heap_destroy(h);
+}
+
 int main(void)
 {
     mt_init("test_gc_conservative");
@@ -287,6 +310,7 @@ int main(void)
         T(test_conservative_other_threads_stacks),
         T(test_conservative_register_across_blocking_region),
         T(test_unknown_stack_bounds_reported),
+        T(test_conservative_collection_of_empty_heap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
