@@ -93,6 +93,15 @@ static void huge_unmap_locked(pool_t *pool, chunk_t *chunk) {
 
 static void *huge_alloc_once(pool_t *pool, size_t size, size_t align, const leak_site_t *site, bool *reused);
 
+/* Whether `bytes` more fit under the limit, after giving back every idle
+ * byte (the huge cache, free spans) if they did not at first. */
+static bool huge_commit_fits_locked(pool_t *pool, size_t bytes) {
+    if (pool_commit_fits_locked(pool, bytes)) return true;
+    huge_cache_flush_locked(pool);
+    span_trim_locked(pool, 0);
+    return pool_commit_fits_locked(pool, bytes);
+}
+
 static void *huge_alloc_retry(pool_t *pool, size_t size, size_t align, const leak_site_t *site, bool *reused) {
     void *p = huge_alloc_once(pool, size, align, site, reused);
     if (p == NULL && pool->limit) {
@@ -141,14 +150,9 @@ static void *huge_alloc_once(pool_t *pool, size_t size, size_t align, const leak
         /* Committed only once mapped (the lock is held throughout, so the
          * check stands): a mapping the OS refuses must not raise
          * peak_reserved. */
-        if (!pool_commit_fits_locked(pool, total)) {
-            /* At the limit: give back every idle byte, then try again. */
-            huge_cache_flush_locked(pool);
-            span_trim_locked(pool, 0);
-            if (!pool_commit_fits_locked(pool, total)) {
-                pthread_mutex_unlock(&pool->lock);
-                return NULL;
-            }
+        if (!huge_commit_fits_locked(pool, total)) {
+            pthread_mutex_unlock(&pool->lock);
+            return NULL;
         }
         /* charged: a size the kernel would not commit (16 TiB) gives NULL, as
          * glibc's malloc does, not a mapping that faults when touched */
@@ -399,12 +403,7 @@ void *huge_realloc(pool_t *pool, chunk_t *chunk, void *p, size_t size, const lea
         q = huge_shrink_locked(pool, chunk, p, size, total);
     } else {
         size_t more = total - chunk->size;
-        if (!pool_commit_fits_locked(pool, more)) {
-            /* At the limit: give back every idle byte, then try again. */
-            huge_cache_flush_locked(pool);
-            span_trim_locked(pool, 0);
-        }
-        if (!pool_commit_fits_locked(pool, more)) q = NULL;
+        if (!huge_commit_fits_locked(pool, more)) q = NULL;
         else if (!memcheck && huge_grow_in_place_locked(pool, chunk, p, size, total)) q = p;
         /* An alignment above a region is in the mapping's address, which
          * a region-aligned destination would not keep: copied. */

@@ -144,9 +144,7 @@ void *gc_handle_get(const gc_handle_t *handle) {
 static bool own_rc_starts_cell(const void *rc_obj) {
     const block_t *b = pool_block_of(rc_obj);
     if (b == NULL) return true; /* not in a blocks chunk: rc_check decides */
-    if (b->kind == BLOCK_SMALL && ((uintptr_t)rc_obj & 15u) == 0 && b->cell_size > sizeof(rc_header_t)
-        && cell_link_is_valid(b, (const unsigned char *)rc_obj - sizeof(rc_header_t)))
-        return true;
+    if (rc_payload_place(b, rc_obj)) return true;
     mulch_report("gc_own_rc: not an rc object", rc_obj);
     return false;
 }

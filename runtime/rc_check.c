@@ -22,8 +22,7 @@ MULCH_NOINLINE bool rc_check_slow(const void *obj, const char *fn) {
      * cell was reported as a use after release), never at its end (rc_alloc
      * gives size 0 a byte, rc.c): in a cell no bigger than a header, obj
      * would be the next cell's start, as a plain cell's pointer is */
-    if (b == NULL || b->kind != BLOCK_SMALL || ((uintptr_t)obj & 15u) || b->cell_size <= sizeof(rc_header_t)
-        || !cell_link_is_valid(b, (const unsigned char *)obj - sizeof(rc_header_t))) {
+    if (b == NULL || !rc_payload_place(b, obj)) {
         snprintf(what, sizeof what, "%s: not an rc object", fn);
         mulch_report(what, obj);
         return false;

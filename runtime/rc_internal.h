@@ -138,6 +138,15 @@ MULCH_INTERNAL bool rc_check(const void *obj, const char *fn);
 /* rc_check's out-of-line part (rc_check.c): names the problem. */
 MULCH_INTERNAL bool rc_check_slow(const void *obj, const char *fn);
 
+/* Whether obj, in block b of a pool's chunk, lies where an rc object's
+ * payload does: a header's size into a cell of a small span, 16-aligned,
+ * the cell bigger than the header (a plain cell's pointer is a cell start,
+ * and a payload is never at a cell's end: rc_alloc gives size 0 a byte). */
+static inline bool rc_payload_place(const block_t *b, const void *obj) {
+    return b->kind == BLOCK_SMALL && ((uintptr_t)obj & 15u) == 0 && b->cell_size > sizeof(rc_header_t)
+           && cell_link_is_valid(b, (const unsigned char *)obj - sizeof(rc_header_t));
+}
+
 /* The magic of a maybe-destroyed object: a destroyed one is a free pool
  * cell, poisoned under ASan (pool/tool.h), and this check is how rc reports
  * that misuse itself, so the read is not instrumented. */
