@@ -218,7 +218,7 @@ static void test_pool_destroy_releases_memory(void **state)
 {
     (void)state;
     TEST_START();
-    size_t rounds = 50, rss_warm = 0;
+    size_t rounds = scaled(50, 15), rss_warm = 0;
     for (size_t round = 0; round < rounds; round++) {
         pool_t *pool = pool_create(NULL);
         EXPECT_NONNULL_CTX(pool, "pool_create round %zu", round);

@@ -13,9 +13,11 @@
 #   cmake -DDOCS_DIR=<src>/docs -DWORK_DIR=<dir> -DINCLUDE_DIR=<src>/include
 #         -DMULCH_LIB=<libmulch.a> -DC_COMPILER=<cc> [-DCXX_COMPILER=<c++>]
 #         [-DLINK_LIBS="a|b|c"] [-DEXTRA_FLAGS="x|y"] [-DSOURCE_ROOT=<src>]
-#         [-DONLY=<substring of a block name>]
+#         [-DONLY=<substring of a block name>] [-DTHREADED_ONLY=ON]
 #         -P check_doc_examples.cmake
 #
+# THREADED_ONLY=ON (the ThreadSanitizer build) compiles and runs only the
+# programs that call pthread_create: a data race needs a second thread.
 # LINK_LIBS and EXTRA_FLAGS are '|'-separated (a ';' would be split by
 # add_test). Fails when no "```c main" block exists at all, when a fence is
 # left open, when a "```cpp main" block exists but no CXX_COMPILER was
@@ -132,6 +134,12 @@ foreach(_file IN LISTS _programs)
     endif()
     set(_src "${WORK_DIR}/${_file}")
     set(_exe "${WORK_DIR}/${_name}")
+    if(THREADED_ONLY)
+        file(READ "${_src}" _source)
+        if(NOT _source MATCHES "pthread_create")
+            continue()
+        endif()
+    endif()
     if(_ext STREQUAL ".cpp")
         if(NOT DEFINED CXX_COMPILER OR CXX_COMPILER STREQUAL "")
             message("---- ${_name}: a C++ example, but no -DCXX_COMPILER was given")

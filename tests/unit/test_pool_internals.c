@@ -515,6 +515,16 @@ static void test_masked_double_free_not_released_under_holder(void **state) {
 
 /* Each OS mapping in turn fails; every call returns NULL or works, nothing
  * is reported (OOM is not misuse), and the pool works afterwards. */
+/* Writes the first and the last byte of [p, p + n): the object is mapped
+ * and writable at both ends. A memset of every byte (megabytes per pool)
+ * took ThreadSanitizer's build 18 s over the sweep, every page faulting in
+ * the object and in the sanitizer's shadow, for nothing the sweep checks. */
+static void touch_ends(void *p, size_t n) {
+    unsigned char *bytes = p;
+    bytes[0] = 0x5a;
+    bytes[n - 1] = 0x5a;
+}
+
 static void test_fault_injection_sweep(void **state) {
     (void)state;
     for (uint64_t n = 1; n <= 40; n++) {
@@ -530,7 +540,7 @@ static void test_fault_injection_sweep(void **state) {
             for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
                 void *p = pool_alloc(pool, sizes[s]);
                 if (p) {
-                    memset(p, 0x5a, sizes[s]);
+                    touch_ends(p, sizes[s]);
                     if (kept < 64) keep[kept++] = p;
                     else pool_free(pool, p);
                 }
