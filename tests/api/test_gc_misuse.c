@@ -19,18 +19,9 @@
 
 #define HANG_LIMIT_S 20
 
-/* Runs fn(arg) on a new thread; false when it has not returned within
- * HANG_LIMIT_S seconds (the thread is then left behind, detached). */
 static bool finishes(void *(*fn)(void *), void *arg)
 {
-    pthread_t th;
-    if (pthread_create(&th, NULL, fn, arg) != 0) T_FAIL("pthread_create failed");
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += HANG_LIMIT_S;
-    if (pthread_timedjoin_np(th, NULL, &until) == 0) return true;
-    pthread_detach(th);
-    return false;
+    return mt_finishes_within(fn, arg, HANG_LIMIT_S);
 }
 
 /* ------------------------------------------------------------------------ */

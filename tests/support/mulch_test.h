@@ -10,6 +10,8 @@
  *   - TEST_START, T_FAIL and EXPECT_* checks that print both values and the
  *     seed (main thread only; EXPECT_NONNULL_CTX adds a context line);
  *   - failures recorded off the cmocka path (AFAIL, EXPECT_NO_ASYNC_FAILURES);
+ *   - with _GNU_SOURCE: mt_finishes_within (a call on a thread, joined
+ *     with a time limit);
  *   - an error-handler recorder (setup_rec / teardown_rec, rec_count,
  *     rec_last, EXPECT_NO_REPORTS, EXPECT_ONE_REPORT);
  *   - with MULCH_TEST_GC defined before inclusion: gc helpers (stats_of,
@@ -36,6 +38,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -436,6 +439,24 @@ static inline void mt_env_ignore_policy(void)
     mt_env_ignore("MULCH_GC_STRESS");
     mt_env_ignore("MULCH_GC_EVACUATE_BELOW");
 }
+
+#if defined(_GNU_SOURCE)
+/* Runs fn(arg) on a new thread and joins it; false when it has not
+ * returned within `seconds` (the thread is then left behind, detached).
+ * For calls that once hung: a regression fails the test instead of
+ * stalling it. */
+static inline bool mt_finishes_within(void *(*fn)(void *), void *arg, int seconds)
+{
+    pthread_t thread;
+    if (pthread_create(&thread, NULL, fn, arg) != 0) T_FAIL("pthread_create failed");
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += seconds;
+    if (pthread_timedjoin_np(thread, NULL, &until) == 0) return true;
+    pthread_detach(thread);
+    return false;
+}
+#endif
 
 /* ======================================================================== */
 /* Collector helpers (define MULCH_TEST_GC before including)                 */
