@@ -517,6 +517,9 @@ MULCH_INTERNAL bool gc_object_allocated_locked(gc_heap_t *heap, const void *obj)
 MULCH_INTERNAL void gc_span_release(gc_heap_t *heap, block_t *b);
 MULCH_INTERNAL void gc_bin_retire(gc_heap_t *heap, gc_bin_t *bin);
 MULCH_INTERNAL void gc_thread_retire_bins(gc_thread_t *thread);
+/* The same for a thread that leaves (heap->lock held, world not
+ * collecting): the spans its bins held go back on the heap's lists. */
+MULCH_INTERNAL void gc_thread_release_bins_locked(gc_thread_t *thread);
 MULCH_INTERNAL void gc_thread_init_typed_cache(gc_thread_t *thread);
 /* A new span for class cls (cls < 0: one large object); heap->lock held. */
 MULCH_INTERNAL block_t *gc_span_new_locked(gc_heap_t *heap, int cls, size_t large_bytes);

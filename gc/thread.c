@@ -162,7 +162,7 @@ static void report_lost(unsigned lost, const gc_thread_t *t) {
  * heap and the thread leaves the list. Returns what was lost (LOST_*), for
  * the caller to report after unlocking. */
 static unsigned gc_thread_unlink_locked(gc_heap_t *heap, gc_thread_t *t) {
-    gc_thread_retire_bins(t);
+    gc_thread_release_bins_locked(t);
     /* The thread's lists are freed with it: they must reach the heap. Both
      * are tried (a failed first merge once skipped the second). */
     bool finalizers_kept = gc_vector_merge(&heap->finalizable, &t->finalizable);
