@@ -154,6 +154,40 @@ void gc_thread_retire_bins(gc_thread_t *thread) {
     typed_cache_forget_negative(thread);
 }
 
+static bool span_has_free_cell(const block_t *b) {
+    const uint64_t *alloc = gc_span_alloc_bits(b); /* (padding bits are set) */
+    for (uint32_t w = 0, words = gc_span_words(b); w < words; w++)
+        if (~alloc[w] != 0) return true;
+    return false;
+}
+
+/* A span no bin holds any more goes back on its class's list (as
+ * spans_account lists them: sparse when flagged for evacuation) while it
+ * has a free cell. Between collections nothing else lists it: a thread
+ * that attached around a small task took a new span per class at each
+ * attach, until the next collection (heap_bytes grew by a span a cycle,
+ * each faulted in and zeroed). A bin's span is on no list (it was taken
+ * off one, or new) and swept (a collection retires every bin first). */
+static void span_list_again_locked(gc_heap_t *heap, block_t *b) {
+    if (!span_has_free_cell(b)) return;
+    bool hold = pool_block_has_flag(b, BLOCK_EVACUATE) && !heap->generational;
+    block_t **list = hold ? &heap->sparse[b->size_class] : &heap->available[b->size_class];
+    b->prev = NULL;
+    b->next = *list;
+    if (b->next) b->next->prev = b;
+    *list = b;
+}
+
+void gc_thread_release_bins_locked(gc_thread_t *thread) {
+    for (unsigned cls = 0; cls < GC_ALL_CLASSES; cls++) {
+        gc_bin_t *bin = &thread->bins[cls];
+        block_t *b = bin->span;
+        gc_bin_retire(thread->heap, bin);
+        if (b != NULL) span_list_again_locked(thread->heap, b);
+    }
+    typed_cache_forget_negative(thread);
+}
+
 /* ---- typed classes ----------------------------------------------------------
  * A heap keeps small objects of types without a finalizer in spans of
  * their own type and class, without a header: a 16-byte node takes a

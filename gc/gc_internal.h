@@ -175,12 +175,17 @@ struct gc_thread {
      * once gc_enter_blocking returns (saved_frame_count words) */
     uintptr_t         saved_frames[GC_SAVED_FRAME_WORDS];
     size_t            saved_frame_count;
-    struct gc_thread *next, *prev;       /* heap->threads (heap->lock)        */
+    struct gc_thread *next, *prev;       /* heap->threads, or next in
+                                            heap->thread_cache (heap->lock)   */
+    /* the owner thread's attachments (gc/thread.c: its thread-local list,
+     * read and written by that thread only) */
+    struct gc_thread *attached_next;
     int               state;             /* enum gc_thread_state (heap->lock) */
     size_t            blocking_depth;    /* open gc_enter_blocking calls (owner thread) */
     gc_vector_t       finalizable;       /* objects with finalizers, new      */
     gc_vector_t       weaks;             /* weak refs created, new            */
     gc_card_cache_entry_t card_cache[GC_CARD_CACHE]; /* by region % GC_CARD_CACHE */
+    /* last: a cached record's reset zeroes every field above (gc/thread.c) */
     gc_bin_t          bins[GC_ALL_CLASSES];
 };
 
@@ -210,6 +215,9 @@ _Static_assert(MULCH_REGION_SHIFT == 22 && POOL_CARD_SHIFT == 9, "<mulch/gc.h>'s
 #define GC_MAX_HEAP_GROWTH 1000.0
 
 #define GC_MAX_MARKERS 64u
+/* Detached thread records a heap keeps for its next attaches (gc/thread.c):
+ * a thread pool's workers attach around each task. */
+#define GC_THREAD_CACHE 8u
 
 typedef struct gc_mark_packet gc_mark_packet_t;
 
@@ -295,6 +303,10 @@ struct gc_heap {
     gc_options_t     options;
     size_t           running;          /* attached threads in GC_RUNNING    */
     gc_thread_t     *threads;
+    /* detached records kept for the next attach (gc/thread.c), linked by
+     * `next`, at most GC_THREAD_CACHE; released by gc_heap_destroy */
+    gc_thread_t     *thread_cache;
+    unsigned         thread_cache_count;
     uint32_t         epoch;            /* sweep epoch: bumped by each mark  */
     struct gc_heap  *fork_next, *fork_prev; /* every live heap (gc/fork.c) */
 
@@ -502,6 +514,9 @@ MULCH_INTERNAL bool gc_vector_reserve(gc_vector_t *v, size_t need);
 MULCH_INTERNAL void gc_vector_free(gc_vector_t *v);
 MULCH_INTERNAL bool gc_vector_append(gc_vector_t *to, gc_vector_t *from);
 MULCH_INTERNAL bool gc_vector_merge(gc_vector_t *to, gc_vector_t *from);
+/* Whether v's array is of the first size (or none): what a cached thread
+ * record may keep (gc/thread.c). */
+MULCH_INTERNAL bool gc_vector_first_size(const gc_vector_t *v);
 
 /* ---- spans (gc/alloc.c) ------------------------------------------------------ */
 MULCH_INTERNAL void gc_span_ensure_swept(gc_heap_t *heap, block_t *b);
@@ -517,6 +532,9 @@ MULCH_INTERNAL bool gc_object_allocated_locked(gc_heap_t *heap, const void *obj)
 MULCH_INTERNAL void gc_span_release(gc_heap_t *heap, block_t *b);
 MULCH_INTERNAL void gc_bin_retire(gc_heap_t *heap, gc_bin_t *bin);
 MULCH_INTERNAL void gc_thread_retire_bins(gc_thread_t *thread);
+/* The same for a thread that leaves (heap->lock held, world not
+ * collecting): the spans its bins held go back on the heap's lists. */
+MULCH_INTERNAL void gc_thread_release_bins_locked(gc_thread_t *thread);
 MULCH_INTERNAL void gc_thread_init_typed_cache(gc_thread_t *thread);
 /* A new span for class cls (cls < 0: one large object); heap->lock held. */
 MULCH_INTERNAL block_t *gc_span_new_locked(gc_heap_t *heap, int cls, size_t large_bytes);
@@ -601,6 +619,9 @@ MULCH_INTERNAL void gc_safepoint_slow(gc_thread_t *thread);
 MULCH_INTERNAL bool gc_object_pinned(gc_heap_t *heap, const void *obj);
 MULCH_INTERNAL bool gc_object_pinned_locked(gc_heap_t *heap, const void *obj);
 MULCH_INTERNAL void gc_threads_flush(gc_heap_t *heap);
+/* gc_heap_destroy, every thread detached: unmaps the detached records the
+ * heap kept for its next attaches. */
+MULCH_INTERNAL void gc_thread_cache_release(gc_heap_t *heap);
 /* Around fork (gc/fork.c): the calling thread enters a blocking region of
  * every heap it is attached to, and leaves them again (waiting for a
  * collection in progress, running no finalizer: an atfork handler).
@@ -634,7 +655,17 @@ MULCH_INTERNAL void gc_mark_shared_fork_child(gc_heap_t *heap);
 /* ---- root stacks (gc/roots.c) ---------------------------------------- */
 /* Entries every root stack mapping has past root_capacity (roots.c). */
 #define GC_ROOT_RESERVE 64u
+/* A root stack's first capacity: the one a cached record keeps (roots.c). */
+#define GC_ROOT_STACK_FIRST 1024u
 MULCH_INTERNAL void gc_root_stack_free(gc_thread_t *t);
+/* For a record going into its heap's cache (heap->lock held, the record
+ * out of heap->threads): false when its stack grew past its first
+ * capacity (such a record is freed instead). Drops every root and sets
+ * root_capacity to 0, so that gc_push_root on the detached record reaches
+ * the library, which reports it; gc_root_stack_resume undoes that. */
+MULCH_INTERNAL bool gc_root_stack_cacheable(const gc_thread_t *t);
+MULCH_INTERNAL void gc_root_stack_park(gc_thread_t *t);
+MULCH_INTERNAL void gc_root_stack_resume(gc_thread_t *t);
 
 /* ---- conservative stack scanning (gc/conservative.c) ------------------------ */
 MULCH_INTERNAL void gc_thread_init_stack(gc_thread_t *t);

@@ -277,6 +277,7 @@ void gc_heap_destroy(gc_heap_t *heap) {
     heap->destroy_final = true; /* no way back: a fork child keeps it destroying */
     while (heap->spans.count) gc_span_release(heap, heap->spans.items[heap->spans.count - 1]);
     pthread_mutex_unlock(&heap->lock);
+    gc_thread_cache_release(heap); /* (the records the detaches above kept) */
     gc_vector_free(&heap->spans);
     gc_vector_free(&heap->conservative_spans);
     gc_vector_free(&heap->root_slots);

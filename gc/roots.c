@@ -4,7 +4,11 @@
  * heap->lock, so any thread may register them at any time; a collection
  * holds the lock while it reads them. Per-thread root stacks belong to their
  * thread (no lock: push is a store and an increment) and are read only while
- * that thread is stopped. Pins are an open-addressing table obj -> count.
+ * that thread is stopped. A detached record its heap keeps for the next
+ * attach (gc/thread.c) keeps a stack of the first capacity, empty and with
+ * root_capacity 0 until then (gc_root_stack_park / _resume): a stale push
+ * takes the slow path, where the record is checked. Pins are an
+ * open-addressing table obj -> count.
  */
 #include "gc_internal.h"
 #include "gc_mark.h"
@@ -158,14 +162,39 @@ static size_t root_stack_bytes(size_t capacity) {
     return (capacity + GC_ROOT_RESERVE) * sizeof(void **);
 }
 
+/* A stack with capacity 0 is of the first capacity: a cached record's
+ * (gc_root_stack_park), or one whose first growth a fork cut between
+ * storing the stack and its capacity (root_stack_grow's order). */
 void gc_root_stack_free(gc_thread_t *t) {
-    if (t->root_stack) os_unmap(t->root_stack, root_stack_bytes(t->root_capacity));
+    size_t capacity = t->root_capacity ? t->root_capacity : GC_ROOT_STACK_FIRST;
+    if (t->root_stack) os_unmap(t->root_stack, root_stack_bytes(capacity));
     t->root_stack = NULL;
     t->root_capacity = 0;
 }
 
+bool gc_root_stack_cacheable(const gc_thread_t *t) {
+    return t->root_stack == NULL || t->root_capacity == GC_ROOT_STACK_FIRST;
+}
+
+/* A detached record's stack is read by no collection (the record has left
+ * heap->threads): its roots go, and with capacity 0 even a stale
+ * gc_push_root takes the slow path below, which reports it. */
+void gc_root_stack_park(gc_thread_t *t) {
+    t->root_depth = 0;
+    t->root_capacity = 0;
+}
+
+void gc_root_stack_resume(gc_thread_t *t) {
+    t->root_depth = 0;
+    t->root_capacity = t->root_stack ? GC_ROOT_STACK_FIRST : 0;
+}
+
+/* Rare (the stack doubles): the record is checked here, so that a push
+ * with a detached record (parked in its heap's cache: capacity 0) or
+ * another thread's full one is reported instead of written. */
 static MULCH_NOINLINE void root_stack_grow(gc_thread_t *t, void **slot) {
-    size_t capacity = t->root_capacity ? t->root_capacity * 2 : 1024;
+    if (!gc_thread_check(t, "gc_push_root")) return;
+    size_t capacity = t->root_capacity ? t->root_capacity * 2 : GC_ROOT_STACK_FIRST;
     void ***stack = os_map(root_stack_bytes(capacity));
     if (stack == NULL) {
         bool kept = t->root_stack != NULL && t->root_depth < t->root_capacity + GC_ROOT_RESERVE;

@@ -13,17 +13,32 @@
  * Across fork (gc/fork.c) the forking thread is BLOCKING in each of its
  * heaps; in the child, only its record stays attached (the others are
  * dropped with their roots: gc_threads_fork_child_locked).
+ *
+ * Which records a thread holds is its own thread-local list (attachments,
+ * linked through the records' attached_next): gc_thread_check validates
+ * a record a caller passes against the calling thread's list, never by
+ * reading the record. Attaching and detaching cost no system call in the
+ * common case: a detached record goes into its heap's cache
+ * (heap->thread_cache, heap->lock, at most GC_THREAD_CACHE records) with
+ * its first-size root stack and lists still mapped, and the next attach
+ * takes it and clears it (thread_record_reset). Invariants of a cached
+ * record: it is in no thread's list and not in heap->threads (no
+ * collection reads it), state GC_DETACHED, no roots and root_capacity 0
+ * (a stale gc_push_root reaches the checked slow path), empty lists, bins
+ * retired (a stale gc_alloc reaches the checked slow path), no card cache.
+ * A record is recycled only within its heap, and is valid only from the
+ * thread whose list names it: a stale pointer used by the thread that
+ * detached it is reported (it is no longer in that thread's list), even
+ * once another thread holds the record. (The same thread attaching again
+ * may get the same record back: its old pointer then names its new
+ * attachment, as an unmapped record's address could before.)
+ * gc_heap_destroy unmaps the cache (gc_thread_cache_release); a fork
+ * child keeps it (it is consistent under heap->lock, which fork holds).
  */
 #include "gc_internal.h"
 #include "gc_weak.h"
 
-typedef struct gc_attachment {
-    gc_heap_t            *heap;
-    gc_thread_t          *thread;
-    struct gc_attachment *next;
-} gc_attachment_t;
-
-static _Thread_local gc_attachment_t *attachments MULCH_TLS_MODEL;
+static _Thread_local gc_thread_t *attachments MULCH_TLS_MODEL;
 
 /* A thread that exits while attached is detached by this key destructor,
  * so that collections never wait for a thread that is gone. */
@@ -44,10 +59,10 @@ static void thread_exit_detach(void *unused) {
      * heap's collections read this thread's stack. Before the hook runs
      * nothing can be done: a thread that returns inside a blocking region
      * with roots pushed leaves them to collections until then. */
-    for (gc_attachment_t *a = attachments; a; a = a->next) {
+    for (gc_thread_t *a = attachments; a; a = a->attached_next) {
         pthread_mutex_lock(&a->heap->lock);
-        a->thread->root_depth = 0;
-        gc_finalizer_thread_exiting_locked(a->heap, a->thread);
+        a->root_depth = 0;
+        gc_finalizer_thread_exiting_locked(a->heap, a);
         /* A gc_heap_destroy this thread was running (it ended in one of
          * the destroy's finalizers or rc destroy callbacks) never ends:
          * forgotten, as in a fork child, so that another thread may
@@ -61,8 +76,8 @@ static void thread_exit_detach(void *unused) {
      * is waited for by no other heap's: two threads leaving two heaps in
      * opposite orders while both heaps collect waited for each other's
      * collections, each counted as running by the other's. */
-    for (gc_attachment_t *a = attachments; a; a = a->next) thread_block(a->thread, NULL);
-    while (attachments) thread_detach(attachments->thread);
+    for (gc_thread_t *a = attachments; a; a = a->attached_next) thread_block(a, NULL);
+    while (attachments) thread_detach(attachments);
 }
 
 static void exit_key_create(void) {
@@ -70,17 +85,18 @@ static void exit_key_create(void) {
 }
 
 gc_thread_t *gc_thread_current(gc_heap_t *heap) {
-    for (gc_attachment_t *a = attachments; a; a = a->next)
-        if (a->heap == heap) return a->thread;
+    for (gc_thread_t *a = attachments; a; a = a->attached_next)
+        if (a->heap == heap) return a;
     return NULL;
 }
 
 /* Whether t is a record the calling thread attached and still holds. Reads
- * only this thread's list, never *t: a detached record is unmapped, and
- * another thread's may be changing. Reports "<fn>: ..." when not. */
+ * only this thread's list (its own records), never *t: a detached record
+ * may be unmapped, or cached, or recycled to another thread, whose record
+ * may be changing. Reports "<fn>: ..." when not. */
 bool gc_thread_check(const gc_thread_t *t, const char *fn) {
-    for (gc_attachment_t *a = attachments; a; a = a->next)
-        if (a->thread == t) return gc_outside_tracing(fn, t);
+    for (const gc_thread_t *a = attachments; a; a = a->attached_next)
+        if (a == t) return gc_outside_tracing(fn, t);
     char what[160];
     snprintf(what, sizeof what, "%s: not a thread attached by the calling thread (detached, another thread's, or NULL)",
              fn);
@@ -103,6 +119,42 @@ static void gc_park_locked(gc_heap_t *heap, gc_thread_t *t) {
     heap->running++;
 }
 
+/* A record from the heap's cache, or NULL. */
+static gc_thread_t *thread_cache_take(gc_heap_t *heap) {
+    pthread_mutex_lock(&heap->lock);
+    gc_thread_t *t = heap->thread_cache;
+    if (t != NULL) {
+        heap->thread_cache = t->next;
+        heap->thread_cache_count--;
+    }
+    pthread_mutex_unlock(&heap->lock);
+    return t;
+}
+
+/* A cached record made new: zeroed as a fresh mapping is, but for the
+ * first-size root stack and lists it keeps (empty), and for its bins.
+ * Those were retired at the detach (no span, no free cell), which is all
+ * that a fresh bin's allocation paths read before gc_bin_attach sets the
+ * rest; zeroing them too (20 KiB, most of the record) was most of what a
+ * cached attach cost. Nothing else of the last attachment survives:
+ * typed cache, blocking depth, saved context, allocation count. */
+_Static_assert(offsetof(gc_thread_t, bins) + sizeof(((gc_thread_t *)0)->bins) == sizeof(gc_thread_t),
+               "the bins end the record: thread_record_reset zeroes what comes before them");
+static void thread_record_reset(gc_thread_t *t) {
+#if MULCH_ASSERT_LEVEL >= 2
+    for (unsigned cls = 0; cls < GC_ALL_CLASSES; cls++)
+        mulch_assert_internal(t->bins[cls].span == NULL && t->bins[cls].free_bits == 0);
+#endif
+    void ***root_stack = t->root_stack;
+    gc_vector_t finalizable = t->finalizable, weaks = t->weaks;
+    memset(t, 0, offsetof(gc_thread_t, bins));
+    t->root_stack = root_stack;
+    gc_root_stack_resume(t);
+    finalizable.count = weaks.count = 0;
+    t->finalizable = finalizable;
+    t->weaks = weaks;
+}
+
 gc_thread_t *gc_thread_attach(gc_heap_t *heap) {
     if (!gc_heap_given(heap, "gc_thread_attach")) return NULL;
     gc_thread_t *existing = gc_thread_current(heap);
@@ -110,13 +162,9 @@ gc_thread_t *gc_thread_attach(gc_heap_t *heap) {
         mulch_report("gc_thread_attach: thread already attached to this heap", heap);
         return existing;
     }
-    gc_thread_t *t = os_map(sizeof(gc_thread_t));
-    gc_attachment_t *a = os_map(sizeof(gc_attachment_t));
-    if (t == NULL || a == NULL) {
-        os_unmap(t, sizeof(gc_thread_t));
-        os_unmap(a, sizeof(gc_attachment_t));
-        return NULL;
-    }
+    gc_thread_t *t = thread_cache_take(heap);
+    if (t != NULL) thread_record_reset(t);
+    else if ((t = os_map(sizeof(gc_thread_t))) == NULL) return NULL;
     t->heap = heap;
     t->generational = heap->generational;
     gc_thread_empty_card_cache(t);
@@ -130,12 +178,11 @@ gc_thread_t *gc_thread_attach(gc_heap_t *heap) {
     heap->threads = t;
     heap->running++;
     pthread_mutex_unlock(&heap->lock);
-    a->heap = heap;
-    a->thread = t;
-    a->next = attachments;
-    attachments = a;
+    t->attached_next = attachments;
+    attachments = t;
     pthread_once(&exit_key_once, exit_key_create);
-    if (exit_key_ok) pthread_setspecific(exit_key, a);
+    /* (any non-NULL value: the destructor runs only for those) */
+    if (exit_key_ok) pthread_setspecific(exit_key, t);
     return t;
 }
 
@@ -162,7 +209,7 @@ static void report_lost(unsigned lost, const gc_thread_t *t) {
  * heap and the thread leaves the list. Returns what was lost (LOST_*), for
  * the caller to report after unlocking. */
 static unsigned gc_thread_unlink_locked(gc_heap_t *heap, gc_thread_t *t) {
-    gc_thread_retire_bins(t);
+    gc_thread_release_bins_locked(t);
     /* The thread's lists are freed with it: they must reach the heap. Both
      * are tried (a failed first merge once skipped the second). */
     bool finalizers_kept = gc_vector_merge(&heap->finalizable, &t->finalizable);
@@ -182,18 +229,68 @@ static unsigned gc_thread_unlink_locked(gc_heap_t *heap, gc_thread_t *t) {
     return (finalizers_kept ? 0u : LOST_FINALIZERS) | (weaks_kept ? 0u : LOST_WEAKS);
 }
 
-static void gc_attachment_forget(gc_heap_t *heap) {
-    for (gc_attachment_t **link = &attachments; *link; link = &(*link)->next) {
-        if ((*link)->heap == heap) {
-            gc_attachment_t *a = *link;
-            *link = a->next;
-            os_unmap(a, sizeof(gc_attachment_t));
+/* t leaves the calling thread's list. */
+static void attachment_forget(gc_thread_t *t) {
+    for (gc_thread_t **link = &attachments; *link; link = &(*link)->attached_next) {
+        if (*link == t) {
+            *link = t->attached_next;
+            t->attached_next = NULL;
             return;
         }
     }
 }
 
-/* t is the calling thread's. */
+/* heap->lock held; t unlinked (gc_thread_unlink_locked) and out of its
+ * thread's list. Keeps t for the next attach, in the state the opening
+ * comment lists; false when the cache is full or t's stack or lists grew
+ * (a cached record keeps first-size mappings only: thread_shrink). */
+static bool thread_cache_put_locked(gc_heap_t *heap, gc_thread_t *t) {
+    if (heap->thread_cache_count >= GC_THREAD_CACHE || !gc_root_stack_cacheable(t)
+        || !gc_vector_first_size(&t->finalizable) || !gc_vector_first_size(&t->weaks))
+        return false;
+    gc_root_stack_park(t);
+    /* (lists the heap could not take were reported lost by the caller) */
+    t->finalizable.count = t->weaks.count = 0;
+    /* a stale gc_write must not mark a card of a chunk gone meanwhile */
+    gc_thread_empty_card_cache(t);
+    t->prev = NULL;
+    t->next = heap->thread_cache;
+    heap->thread_cache = t;
+    heap->thread_cache_count++;
+    return true;
+}
+
+/* A detached record's stack and lists that grew past their first size
+ * are unmapped (no lock held: the record is out of every list, and the
+ * unmapping should not hold up the heap), so that it may be cached;
+ * false when there was none. */
+static bool thread_shrink(gc_thread_t *t) {
+    bool shrunk = false;
+    if (!gc_root_stack_cacheable(t)) {
+        gc_root_stack_free(t);
+        shrunk = true;
+    }
+    gc_vector_t *lists[] = { &t->finalizable, &t->weaks };
+    for (unsigned i = 0; i < 2; i++) {
+        if (!gc_vector_first_size(lists[i])) {
+            gc_vector_free(lists[i]);
+            shrunk = true;
+        }
+    }
+    return shrunk;
+}
+
+void gc_thread_cache_release(gc_heap_t *heap) {
+    while (heap->thread_cache) {
+        gc_thread_t *t = heap->thread_cache;
+        heap->thread_cache = t->next;
+        gc_thread_free(t);
+    }
+    heap->thread_cache_count = 0;
+}
+
+/* t is the calling thread's. It leaves the thread's list before it may be
+ * cached: from then on another thread's attach may take it. */
 static void thread_detach(gc_thread_t *t) {
     gc_heap_t *heap = t->heap;
     pthread_mutex_lock(&heap->lock);
@@ -203,16 +300,23 @@ static void thread_detach(gc_thread_t *t) {
         gc_park_locked(heap, t);
     }
     unsigned lost = gc_thread_unlink_locked(heap, t);
+    attachment_forget(t);
+    bool cached = thread_cache_put_locked(heap, t);
     pthread_mutex_unlock(&heap->lock);
-    gc_attachment_forget(heap);
-    gc_thread_free(t);
-    report_lost(lost, t);
+    if (!cached && thread_shrink(t)) {
+        pthread_mutex_lock(&heap->lock);
+        cached = thread_cache_put_locked(heap, t);
+        pthread_mutex_unlock(&heap->lock);
+    }
+    if (!cached) gc_thread_free(t);
+    report_lost(lost, t); /* (t named, not read) */
 }
 
 void gc_thread_detach(gc_thread_t *t) {
     if (t == NULL) return;
-    /* A second detach would read the unmapped record; another thread's
-     * would free a record its owner still uses (and keeps in its list). */
+    /* A second detach would read a record unmapped or cached (or another
+     * thread's by then); another thread's would free a record its owner
+     * still uses (and keeps in its list). */
     if (!gc_thread_check(t, "gc_thread_detach")) return;
     gc_heap_t *heap = t->heap;
     pthread_mutex_lock(&heap->lock);
@@ -363,7 +467,7 @@ void gc_leave_blocking(gc_thread_t *t) {
  * region's are, since the handler goes on running (and overwriting them)
  * while such a collection scans the thread. */
 void gc_threads_fork_block(const void *caller_sp) {
-    for (gc_attachment_t *a = attachments; a; a = a->next) thread_block(a->thread, caller_sp);
+    for (gc_thread_t *a = attachments; a; a = a->attached_next) thread_block(a, caller_sp);
 }
 
 /* The parent handler, heap->lock still held: the context the prepare
@@ -387,8 +491,8 @@ void gc_threads_fork_resave_locked(gc_heap_t *heap, const void *caller_sp) {
  * would): this is an atfork handler, and the next safepoint or blocking
  * region's end runs them anyway. */
 void gc_threads_fork_unblock(void) {
-    for (gc_attachment_t *a = attachments; a; a = a->next)
-        if (--a->thread->blocking_depth == 0) thread_unblock(a->thread);
+    for (gc_thread_t *a = attachments; a; a = a->attached_next)
+        if (--a->blocking_depth == 0) thread_unblock(a);
 }
 
 /* What the child's drops lost (the child has one thread), said by
@@ -401,9 +505,11 @@ static const gc_thread_t *fork_child_lost_thread;
  * gone and would be waited for by every stop. Their root stacks go with
  * them (the frames those slots were in belong to threads that will never
  * run, and never pop them); their bins, finalizable objects and weak
- * references reach the heap as at a detach. Their attachment records are
- * in their own thread-local lists, out of reach: a small mapping each
- * stays behind. A collection some other thread was starting (collecting
+ * references reach the heap as at a detach. They are freed, not cached:
+ * a thread may have been growing its root stack or a list when fork cut
+ * it short (the stores keep them readable, not of a size a cached record
+ * may keep). Their thread-local lists are gone with their threads (the
+ * links are in the records). A collection some other thread was starting (collecting
  * set while it waited for the RUNNING count: the prepare handler held the
  * lock, so it had got no further) never happened, and a finalizer run of
  * another thread's ends: the object it was finalizing is still pending

@@ -8,7 +8,9 @@
  * a fork child takes over another thread's lists (gc/fork.c). So every
  * store leaves a list readable: an item is written before the count
  * covers it, and a list grows into its new array before the old one is
- * unmapped (a child may leak the old array, never read an unmapped one). */
+ * unmapped (a child may leak the old array, never read an unmapped one).
+ * A thread record its heap keeps after a detach (gc/thread.c) keeps its
+ * lists' arrays of the first size (gc_vector_first_size), emptied. */
 #include "gc_internal.h"
 
 static size_t vector_bytes(size_t capacity) {
@@ -64,6 +66,10 @@ bool gc_vector_merge(gc_vector_t *to, gc_vector_t *from) {
     *to = *from;
     *from = swapped;
     return true;
+}
+
+bool gc_vector_first_size(const gc_vector_t *v) {
+    return v->capacity <= MULCH_PAGE / sizeof(void *);
 }
 
 void gc_vector_free(gc_vector_t *v) {
