@@ -23,7 +23,8 @@
  * What a benchmark writes once and gets in every variant:
  *   bench_kind_t           a gc_type_t under mulch, a look-alike otherwise;
  *                          trace functions take a bench_tracer_t * and call
- *                          bench_trace_slot (a no-op outside mulch);
+ *                          bench_trace_slot / bench_trace_range (no-ops
+ *                          outside mulch);
  *   bench_alloc(kind, n)   zeroed object of n bytes (n a constant: inlined);
  *   bench_alloc_atomic(n)  n bytes that will never hold a GC pointer
  *                          (not zeroed under Boehm);
@@ -85,6 +86,7 @@ typedef struct bench_kind {
 } bench_kind_t;
 
 static inline void bench_trace_slot(bench_tracer_t *t, void **slot) { (void)t; (void)slot; }
+static inline void bench_trace_range(bench_tracer_t *t, void **slots, size_t n) { (void)t; (void)slots; (void)n; }
 
 #define BENCH_ROOT(var)      ((void)0)
 #define BENCH_UNROOT(n)      ((void)0)
@@ -125,6 +127,11 @@ static const gc_type_t bench_atomic_kind = { "bench_atomic", NULL, NULL };
 static inline void bench_trace_slot(bench_tracer_t *t, void **slot)
 {
     gc_trace_slot(t, slot);
+}
+
+static inline void bench_trace_range(bench_tracer_t *t, void **slots, size_t n)
+{
+    gc_trace_range(t, slots, n);
 }
 
 static void bench_gc_init(void)

@@ -6,7 +6,9 @@
  * the object model they work on.
  *
  * Invariants (mark.c and evacuate.c describe them): an object on a
- * tracer's mark stack is marked and its children are not traced yet; an
+ * tracer's mark stack is marked and its children are not traced yet (a
+ * range entry: the slots it names lie in a marked object and are not
+ * traced yet); an
  * object a failed push dropped lies in a span of the tracer's rescan
  * range; a tracer belongs to the thread that opened it (gc_tracer_init to
  * gc_tracer_free, heap->lock held by it or, for a marker thread, by its
@@ -91,6 +93,19 @@ struct gc_tracer {
      * fields above stay together). */
     gc_mark_entry_t reserve[GC_MARK_RESERVE];
 };
+
+/* Range entries (mark.c). gc_trace_range of more than GC_RANGE_MIN slots
+ * that lie in one marked object of the heap traces the first ones and
+ * pushes the rest as range entries: type the static range type, obj the
+ * first slot's address | chunks << GC_RANGE_SHIFT (| GC_ENTRY_YOUNG),
+ * each chunk GC_RANGE_CHUNK slots. Popping one traces a chunk after
+ * pushing the rest back, so a wide object keeps the stack short and its
+ * children are traced while they are in cache (Boehm's way). */
+#define GC_RANGE_CHUNK      128u
+#define GC_RANGE_MIN        (4u * GC_RANGE_CHUNK)
+#define GC_RANGE_SHIFT      48
+#define GC_RANGE_MAX_CHUNKS ((size_t)0xffff)
+#define GC_RANGE_ADDRESS    ((((uintptr_t)1 << GC_RANGE_SHIFT) - 1) & ~(uintptr_t)7)
 
 /* A mark stack entry's object with this bit set stays young (its first
  * minor collection survived): it needs no card for its young children. */

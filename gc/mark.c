@@ -23,6 +23,21 @@
  * A minor collection (tracer->aging) marks through mark_aging and
  * traces through trace_entry_aging, which apply generation.c's aging
  * rules; full collections keep the plain paths.
+ * Range entries: gc_trace_range of more than GC_RANGE_MIN slots that lie
+ * in one marked object of this heap traces the first chunk and pushes the
+ * rest as range entries (gc_mark.h), whose type is range_type: popping
+ * one pushes its rest back and traces its first GC_RANGE_CHUNK slots, so
+ * a million-slot object keeps the stack short and its referents are
+ * traced while in cache. The object holding a range is marked, so it
+ * stays in place and allocated until marking ends (an evacuating
+ * collection traces the copy: the range lies in it); a range entry that
+ * cannot be pushed is not made (its slots are traced at once) and one
+ * dropped later (a packet taken back, parallel.c) puts the holder's span
+ * in the rescan range, which traces the whole object again. In a minor
+ * collection a range entry is tagged GC_ENTRY_YOUNG when its holder stays
+ * young, and otherwise makes the holder old_parent again when popped, so
+ * its card is kept as if it were traced at once. The verifier's checking
+ * tracer never defers (its checks are per object).
  */
 #include <stdio.h>
 
@@ -80,19 +95,46 @@ void gc_tracer_spare_free(gc_heap_t *heap) {
     if (spare != NULL) os_unmap(spare, (size_t)(uintptr_t)spare[0].type * sizeof *spare);
 }
 
+/* Range entries (a part of a wide object's slots, see gc_mark.h): the
+ * entry's type is range_type, whose trace function traces the range. */
+static void range_trace(void *encoded, gc_tracer_t *tracer);
+static const gc_type_t range_type = { "mulch.range", range_trace, NULL };
+
+static inline void **range_slots(uintptr_t word) { return (void **)(word & GC_RANGE_ADDRESS); }
+
+/* The span and cell (*index) of the object of this heap whose cell holds
+ * all of [slots, slots + n); NULL when none does (a root range, memory of
+ * the embedder's). */
+static block_t *range_span(const gc_heap_t *heap, void **slots, size_t n, uint32_t *index) {
+    block_t *b = pool_block_of(slots);
+    if (b == NULL || b->kind != BLOCK_EXTERNAL || b->external_owner != heap) return NULL;
+    size_t offset = (size_t)((uintptr_t)slots - (uintptr_t)b->start); /* (below start: huge) */
+    if (offset >= (size_t)b->capacity * b->cell_size) return NULL;
+    uint32_t i = cell_divide(b->divisor, offset);
+    if ((unsigned char *)slots < gc_span_object(b, i)) return NULL; /* (a header) */
+    if (n > ((size_t)(i + 1) * b->cell_size - offset) / sizeof *slots) return NULL;
+    *index = i;
+    return b;
+}
+
 /* A push failed: the entry's object stays marked, unscanned; the rescan
- * must visit its span. */
+ * must visit its span. A range entry's object is the one that holds the
+ * range: marked (range_defer), so the rescan traces all of it again. */
 static void tracer_dropped(gc_tracer_t *tracer, gc_mark_entry_t entry) {
     tracer->overflowed = true;
     uint32_t i;
-    block_t *b = gc_object_span(tracer->heap, (void *)((uintptr_t)entry.obj & ~GC_ENTRY_YOUNG), &i);
-    /* (b is never NULL, every entry is an object of the heap: if it were,
-     * the whole heap) */
+    block_t *b = entry.type == &range_type
+                     ? range_span(tracer->heap, range_slots((uintptr_t)entry.obj), 1, &i)
+                     : gc_object_span(tracer->heap, (void *)((uintptr_t)entry.obj & ~GC_ENTRY_YOUNG), &i);
+    /* (b is never NULL, every entry is an object of the heap or a range
+     * of one: if it were, the whole heap) */
     size_t low = b ? b->owner_words[1] : 0, end = b ? low + 1 : SIZE_MAX;
     gc_rescan_range_add(&tracer->rescan_low, &tracer->rescan_end, low, end);
 }
 
-static MULCH_NOINLINE void tracer_push_slow(gc_tracer_t *tracer, gc_mark_entry_t entry) {
+/* Makes room for one more entry: doubles the stack (or takes the reserve
+ * when not even the first mapping can be had); false when it cannot. */
+static bool tracer_grow(gc_tracer_t *tracer) {
     /* (once a push failed, the others fail too until the next rescan: no
      * mapping attempt for each of them) */
     gc_mark_entry_t *stack = NULL;
@@ -100,14 +142,10 @@ static MULCH_NOINLINE void tracer_push_slow(gc_tracer_t *tracer, gc_mark_entry_t
     size_t capacity = tracer->capacity && !reserve ? tracer->capacity * 2 : GC_MARK_STACK_FIRST;
     if (!tracer->overflowed) stack = os_map(capacity * sizeof *stack);
     if (stack == NULL) {
-        if (tracer->stack == NULL) { /* not even the first mapping: the reserve */
-            tracer->stack = tracer->reserve;
-            tracer->capacity = GC_MARK_RESERVE;
-            tracer->stack[tracer->depth++] = entry;
-            return;
-        }
-        tracer_dropped(tracer, entry);
-        return;
+        if (tracer->stack != NULL) return false;
+        tracer->stack = tracer->reserve; /* not even the first mapping: the reserve */
+        tracer->capacity = GC_MARK_RESERVE;
+        return true;
     }
     if (tracer->stack) {
         memcpy(stack, tracer->stack, tracer->depth * sizeof *stack);
@@ -115,7 +153,12 @@ static MULCH_NOINLINE void tracer_push_slow(gc_tracer_t *tracer, gc_mark_entry_t
     }
     tracer->stack = stack;
     tracer->capacity = capacity;
-    tracer->stack[tracer->depth++] = entry;
+    return true;
+}
+
+static MULCH_NOINLINE void tracer_push_slow(gc_tracer_t *tracer, gc_mark_entry_t entry) {
+    if (tracer_grow(tracer)) tracer->stack[tracer->depth++] = entry;
+    else tracer_dropped(tracer, entry);
 }
 
 static MULCH_COLD void tracer_report_bad(gc_tracer_t *tracer, const void *value, const char *problem) {
@@ -354,7 +397,72 @@ void gc_trace_slot(gc_tracer_t *tracer, void **slot) {
     mark_plain(tracer, entry->mark, i, value, entry->type, 0);
 }
 
+/* Pushes a range entry for `chunks` chunks from slots; false when the
+ * stack cannot grow (nothing is dropped: the caller traces them). */
+static bool range_push(gc_tracer_t *tracer, void **slots, size_t chunks, uintptr_t tag) {
+    gc_mark_entry_t entry = { (void *)((uintptr_t)slots | ((uintptr_t)chunks << GC_RANGE_SHIFT) | tag), &range_type };
+    if (tracer->depth >= tracer->capacity && !tracer_grow(tracer)) return false;
+    tracer->stack[tracer->depth++] = entry;
+    return true;
+}
+
+/* The tag of the range entries made while the tracer traces an object:
+ * in a minor collection, GC_ENTRY_YOUNG unless the object stays old (its
+ * card is kept for the young objects the range holds, as if it were
+ * traced at once). old_parent is also NULL once its card was kept
+ * (gc_generation_keep_card): the card stays kept for the collection, so
+ * the young tag loses nothing then. */
+static inline uintptr_t range_tag(const gc_tracer_t *tracer) {
+    return tracer->aging && tracer->old_parent == NULL ? GC_ENTRY_YOUNG : 0;
+}
+
+/* gc_trace_range of more than GC_RANGE_MIN slots: pushes all but the
+ * first 1 to GC_RANGE_CHUNK slots as range entries, when the slots lie in
+ * a marked object of this heap (which stays where it is, allocated and
+ * marked, until marking ends; a dropped range entry rescans it whole) and
+ * the stack can hold them. Returns how many leading slots the caller
+ * traces now: the head, or everything not pushed. A verifier's checks
+ * (barrier_owner) are per object: it traces at once. */
+static MULCH_NOINLINE size_t range_defer(gc_tracer_t *tracer, void **slots, size_t n) {
+    uint32_t i;
+    if (tracer->checking || ((uintptr_t)(slots + n) >> GC_RANGE_SHIFT) != 0) return n;
+    block_t *b = range_span(tracer->heap, slots, n, &i);
+    if (b == NULL || !gc_tracer_is_marked(b, i)) return n;
+    uintptr_t tag = range_tag(tracer);
+    size_t chunks = (n - 1) / GC_RANGE_CHUNK;
+    void **end = slots + n;
+    /* from the end, so that the part after the head is on top */
+    while (chunks > 0) {
+        size_t take = chunks < GC_RANGE_MAX_CHUNKS ? chunks : GC_RANGE_MAX_CHUNKS;
+        void **from = end - take * GC_RANGE_CHUNK;
+        if (!range_push(tracer, from, take, tag)) break;
+        end = from;
+        chunks -= take;
+    }
+    return (size_t)(end - slots);
+}
+
+/* A range entry's trace (popped like an object): pushes the range's rest
+ * back first, then traces its first chunk, whose children go on top and
+ * are traced next, while they and the chunk are in cache. In a minor
+ * collection, old_parent (set by trace_entry_aging to the encoded entry
+ * unless it is tagged young) becomes the object that holds the range. */
+static void range_trace(void *encoded, gc_tracer_t *tracer) {
+    uintptr_t word = (uintptr_t)encoded;
+    void **slots = range_slots(word);
+    size_t chunks = word >> GC_RANGE_SHIFT, n = GC_RANGE_CHUNK;
+    if (mulch_unlikely(tracer->old_parent != NULL)) {
+        uint32_t i;
+        block_t *b = range_span(tracer->heap, slots, GC_RANGE_CHUNK, &i);
+        tracer->old_parent = b ? gc_span_object(b, i) : NULL;
+    }
+    if (chunks > 1 && !range_push(tracer, slots + GC_RANGE_CHUNK, chunks - 1, range_tag(tracer)))
+        n = chunks * GC_RANGE_CHUNK; /* no room: the whole rest now */
+    for (size_t k = 0; k < n; k++) gc_trace_slot(tracer, &slots[k]);
+}
+
 void gc_trace_range(gc_tracer_t *tracer, void **slots, size_t n) {
+    if (mulch_unlikely(n > GC_RANGE_MIN)) n = range_defer(tracer, slots, n);
     for (size_t i = 0; i < n; i++) gc_trace_slot(tracer, &slots[i]);
 }
 
