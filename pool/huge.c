@@ -16,8 +16,9 @@
  * Secure mode (pool->secure): the mapping ends with an inaccessible guard
  * page and the object is placed as late as its alignment allows, so that it
  * ends at the guard (to the 16-byte granule): a linear overflow faults at
- * once. Freed mappings are released instead of cached, all but the header
- * page inaccessible (os_retire), so a use after free faults too.
+ * once. Freed mappings are released instead of cached, all but the pages
+ * up to the object's first 32 bytes (HUGE_FREED_READABLE) inaccessible
+ * (os_retire), so a use after free faults too.
  * Invariant either way: the object lies inside
  * [chunk + huge_offset(align), chunk + size - guard).
  *
@@ -41,6 +42,13 @@
 
 #define HUGE_CACHE_COUNT 4u
 #define HUGE_CACHE_BYTES ((size_t)64 << 20)
+/* A secure pool's freed object keeps its first bytes readable (zeros), as
+ * a freed cell keeps its first two words: rc reads its header there (the
+ * owner word, which rc.h's inline paths read before validating, is the
+ * fourth word of an rc object's cell) to report a use after release
+ * instead of faulting. The header page is readable anyway; this adds the
+ * next page only when the object's first words cross into it. */
+#define HUGE_FREED_READABLE ((size_t)32)
 
 static void huge_list_remove(chunk_t **list, chunk_t *chunk) {
     if (chunk->prev) chunk->prev->next = chunk->next;
@@ -87,8 +95,9 @@ static void huge_unmap_locked(pool_t *pool, chunk_t *chunk) {
     chunk_map_remove(chunk);
     atomic_store_explicit(&chunk->magic, 0, memory_order_relaxed);
     /* retired, not unmapped: a stale free racing this reads zeros (os.c);
-     * in secure mode only the header does, and a use after free faults */
-    os_retire(chunk, chunk->size, pool->secure ? sizeof(chunk_t) : chunk->size);
+     * in secure mode only the page(s) up to the object's first
+     * HUGE_FREED_READABLE bytes do, and a use after free past them faults */
+    os_retire(chunk, chunk->size, pool->secure ? chunk->object_offset + HUGE_FREED_READABLE : chunk->size);
 }
 
 static void *huge_alloc_once(pool_t *pool, size_t size, size_t align, const leak_site_t *site, bool *reused);
