@@ -153,7 +153,8 @@ done
 bench_finish
 
 # ------------------------------------------------------------------ table --
-awk -v allocs="$allocators" "${bench_awk_vars[@]}" "$bench_awk_lib"'
+# (only the rows and targets of the workloads that ran: --workloads)
+awk -v allocs="$allocators" -v ran_list="$workloads" "${bench_awk_vars[@]}" "$bench_awk_lib"'
 function best(key,    n, i, b) {
     n = cnt[key]; if (n == 0) return ""
     b = val[key, 1]; for (i = 2; i <= n; i++) if (val[key, i] > b) b = val[key, i]
@@ -168,6 +169,7 @@ function fmt(x, unit) {
 }
 function cell(w, a, x, unit) { return (x == "" && ((w, a) in broken)) ? "FAIL" : fmt(x, unit) }
 function row(w, label, m, how, unit,    i, a, mine, peer, line, r) {
+    if (!(w in ran)) return
     mine = get(w, m, "mulch", how)
     line = "| " w " | " label " | " cell(w, "mulch", mine, unit) " |"
     for (i = 2; i <= na; i++) {
@@ -178,7 +180,8 @@ function row(w, label, m, how, unit,    i, a, mine, peer, line, r) {
     }
     print line
 }
-function target(desc, x, ok_if_ge, limit,    st) {
+function target(w, desc, x, ok_if_ge, limit,    st) {
+    if (!(w in ran)) return
     if (x == "") st = "n/a"
     else st = ((ok_if_ge && x >= limit) || (!ok_if_ge && x <= limit)) ? "PASS" : "FAIL"
     printf "| %s | %s | %s |\n", desc, (x == "" ? "n/a" : sprintf("%.2f", x)), st
@@ -202,6 +205,8 @@ function target(desc, x, ok_if_ge, limit,    st) {
     add(w SUBSEP "live" SUBSEP a, kv["live_bytes"] / 1024)
 }
 END {
+    nw = split(ran_list, W, " ")
+    for (i = 1; i <= nw; i++) ran[W[i]] = 1
     na = split("mulch", A, " ")
     n = split(allocs, L, " ")
     for (i = 1; i <= n; i++) if (L[i] != "mulch") A[++na] = L[i]
@@ -221,14 +226,17 @@ END {
     row("realloc", "time, s (median; ratio < 1 = mulch faster)", "secs", "med", "")
     row("realloc", "peak RSS, MiB (median)", "peak", "med", "mib")
     live = ""; for (i = 1; i <= na && live == ""; i++) live = get("frag", "live", A[i], "med")
-    printf "\nfrag live bytes: %s MiB (same for every allocator). Speed ratios: mulch ÷ peer throughput (>1 = mulch faster); memory ratios: mulch RSS ÷ peer RSS (<1 = mulch smaller).\n\n", fmt(live, "mib")
+    printf "\n"
+    if ("frag" in ran) printf "frag live bytes: %s MiB (same for every allocator). ", fmt(live, "mib")
+    printf "Speed ratios: mulch ÷ peer throughput (>1 = mulch faster); memory ratios: mulch RSS ÷ peer RSS (<1 = mulch smaller).\n\n"
+    if (!("churn" in ran) && !("prodcons" in ran) && !("frag" in ran)) exit
     print "| target | measured | status |"
     print "|---|---:|---|"
-    target("churn: mulch/mimalloc throughput >= 1.0", ratio["churn", "mops", "mimalloc"], 1, 1.0)
-    target("churn: mulch/glibc throughput >= 2.0", ratio["churn", "mops", "glibc"], 1, 2.0)
-    target("prodcons: mulch/mimalloc throughput >= 1.0", ratio["prodcons", "mops", "mimalloc"], 1, 1.0)
-    target("frag: mulch RSS after trim / live <= 1.3", get("frag", "tratio", "mulch", "med"), 0, 1.3)
-    target("frag: mulch/mimalloc peak RSS <= 1.1", ratio["frag", "peak", "mimalloc"], 0, 1.1)
+    target("churn", "churn: mulch/mimalloc throughput >= 1.0", ratio["churn", "mops", "mimalloc"], 1, 1.0)
+    target("churn", "churn: mulch/glibc throughput >= 2.0", ratio["churn", "mops", "glibc"], 1, 2.0)
+    target("prodcons", "prodcons: mulch/mimalloc throughput >= 1.0", ratio["prodcons", "mops", "mimalloc"], 1, 1.0)
+    target("frag", "frag: mulch RSS after trim / live <= 1.3", get("frag", "tratio", "mulch", "med"), 0, 1.3)
+    target("frag", "frag: mulch/mimalloc peak RSS <= 1.1", ratio["frag", "peak", "mimalloc"], 0, 1.1)
 }' "$results" | tee "$table"
 
 echo

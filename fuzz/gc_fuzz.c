@@ -7,7 +7,10 @@
  * root callback traces (and remove and re-add it), make and read
  * weak references and ephemerons, pin and unpin, allocate garbage, collect, verify,
  * take identity hashes, make and release gc_handles, give objects rc objects
- * to own (gc_own_rc; these three in gc_fuzz_bridge.h), and injected misuse.
+ * to own (gc_own_rc; these three in gc_fuzz_bridge.h), blocking regions
+ * during which a second mutator thread allocates and collects, external
+ * memory (gc_external_alloc), gc_report_bridge_cycles (these three in
+ * gc_fuzz_threads.h), gc_write_init into fresh objects, and injected misuse.
  * The first byte picks the heap options (compaction mode,
  * markers, initial heap, generational mode: every field store goes through
  * gc_write, as that mode requires; small objects are headerless in every
@@ -132,6 +135,7 @@ typedef struct run {
     int generational;
     int conservative;               /* stack scanning may keep dead objects: no death checks */
     uint64_t full_collections;      /* gc_collect calls (generational mode) */
+    size_t external;                /* gc_external_alloc's running sum */
 } run_t;
 
 static run_t g_run;
@@ -563,14 +567,18 @@ static void op_garbage(run_t *r)
 {
     unsigned n = 1 + fz_u8(&r->in) % 12;
     for (unsigned k = 0; k < n; k++) {
-        size_t extra = (size_t)(fz_u8(&r->in) & 0x3f) * 96;
+        uint8_t b = fz_u8(&r->in);
+        size_t extra = (size_t)(b & 0x3f) * 96;
         int16_t id;
         int16_t y = pick_live(r, 1);
         gobj_t *o = new_object(r, &id, extra);
         if (o == NULL) return;
         walk(r);                        /* the new id dies here; others may have moved */
         if (o->nslots > 0 && y >= 0 && !r->obj[y].dead) {
-            gc_write(r->t, o, &o->slot[0], r->addr[y]);
+            /* o is fresh (no GC point since gc_alloc; the walk is none):
+             * an initializing store may skip the barrier */
+            if (b & 0x40) gc_write_init(r->t, o, &o->slot[0], r->addr[y]);
+            else gc_write(r->t, o, &o->slot[0], r->addr[y]);
             r->obj[id].slot[0] = y;
         }
     }
@@ -628,6 +636,7 @@ static void op_collect(run_t *r)
 }
 
 #include "gc_fuzz_misuse.h"   /* op_misuse */
+#include "gc_fuzz_threads.h"  /* op_blocking, op_external, op_bridge_cycles */
 
 /* ------------------------------------------------------------------------ */
 /* Driver                                                                    */
@@ -678,6 +687,7 @@ static void run_end(run_t *r)
     /* even handles are released before the heap is destroyed, odd ones after */
     for (size_t h = 0; h < N_HANDLE; h += 2)
         if (r->handle[h] != NULL) rc_release(r->handle[h]);
+    if (r->external) gc_external_alloc(r->heap, -(ptrdiff_t)r->external);
     r->destroying = 1;
     gc_heap_destroy(r->heap);
     expect_no_new_reports(r, "gc_heap_destroy");
@@ -688,6 +698,12 @@ static void run_end(run_t *r)
         rc_release(r->handle[h]);
     }
     expect_no_new_reports(r, "the last handles' release");
+    /* An owned rc object released on the second mutator thread (its
+     * collection found the owner dead) while this thread, which
+     * allocated it, still counted its reference waits in this thread's
+     * merge queue: destroyed at this thread's next rc_alloc or rc_release
+     * (docs/rc.md), which this one is. */
+    (rc_release)(rc_alloc(1, NULL));
     for (uint32_t id = 0; id < r->nobj; id++)
         FZ_CHECK(&r->in, g_rc_destroyed[id] == r->obj[id].owned_rc,
                  "after gc_heap_destroy object %u: %u of its %u owned rc objects destroyed", id,
@@ -740,9 +756,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             /* (odd: a safepoint, as before the bridge and hash calls were added) */
             uint8_t kind = fz_u8(&r->in);
             if (kind & 1) { gc_safepoint(r->t); break; }
-            if ((kind >> 1) % 4 == 1) { op_identity(r); break; }
-            if ((kind >> 1) % 4 == 2) { op_handle(r); break; }
-            if ((kind >> 1) % 4 == 3) { op_own_rc(r); break; }
+            if ((kind >> 1) % 8 == 1) { op_identity(r); break; }
+            if ((kind >> 1) % 8 == 2) { op_handle(r); break; }
+            if ((kind >> 1) % 8 == 3) { op_own_rc(r); break; }
+            if ((kind >> 1) % 8 == 4) { op_blocking(r); break; }
+            if ((kind >> 1) % 8 == 5) { op_external(r); break; }
+            if ((kind >> 1) % 8 == 6) { op_bridge_cycles(r); break; }
             size_t problems = gc_verify(r->heap);
             FZ_CHECK(&r->in, problems == 0, "gc_verify found %zu problem(s) (last: \"%s\")",
                      problems, fz_last_what);

@@ -50,14 +50,16 @@ def main():
 
 def gc_bridge_seeds():
     """gc programs rich in operation 15's rarer kinds (kind byte 2: identity
-    hash, 4: handle, 6: gc_own_rc) between allocations and collections,
+    hash, 4: handle, 6: gc_own_rc, 8: a blocking region with a second
+    mutator, 10: gc_external_alloc, 12: gc_report_bridge_cycles) between
+    allocations and collections,
     under heap options the other seeds leave out: generational (config bit
     4) and the conservative stack (bit 5)."""
     rng = random.Random("mulch-fuzz-gc-bridge")
     data = []
     for i in range(160):
         if i % 2:
-            data += [15, rng.choice((2, 4, 6)), rng.randrange(256), rng.randrange(256)]
+            data += [15, rng.choice((2, 4, 6, 8, 10, 12)), rng.randrange(256), rng.randrange(256)]
         else:
             data += [rng.choice((0, 0, 0, 3, 6, 7, 9, 11, 12))]
             data += [rng.randrange(256) for _ in range(5)]

@@ -2,7 +2,7 @@
  *
  * The input bytes are a program of pool operations over three pools with
  * different block sizes (one in secure mode, one with leak tracking, one
- * with a limit): alloc,
+ * with a limit): alloc, alloc_at (the leak report names its site),
  * calloc, realloc, aligned and huge allocations, frees, remote frees by a
  * helper thread, trim, stats, usable sizes and injected misuse (double free,
  * interior, foreign and other-pool pointers, bad alignment). A model keeps
@@ -27,6 +27,7 @@
 #define N_POOLS 3
 #define N_CELLS 64
 #define LIMITED_POOL 2
+#define TRACKING_POOL 1 /* leak tracking: sites recorded */
 /* Only this many bytes at each end of a cell carry the pattern: big cells
  * would otherwise dominate the run time. */
 #define PATTERN_SPAN 1024
@@ -36,6 +37,9 @@ typedef struct cell {
     size_t size;        /* requested */
     uint64_t id;
     int pool;
+    /* pool_alloc_at's site (line 0: none, or not the cell's own any more) */
+    const char *site_file;
+    int site_line;
 } cell_t;
 
 typedef struct remote_job {
@@ -144,6 +148,8 @@ static void cell_take(run_t *r, cell_t *c, int pool, void *p, size_t size, size_
     c->size = size;
     c->pool = pool;
     c->id = r->next_id++;
+    c->site_file = NULL;
+    c->site_line = 0;
     pattern_fill(c->p, c->size, c->id);
 }
 
@@ -170,6 +176,24 @@ static void op_alloc(run_t *r)
     void *p = pool_alloc(r->pools[pool], size);
     if (p == NULL) { null_result(r, pool, "pool_alloc", size); return; }
     cell_take(r, c, pool, p, size, 16, "pool_alloc");
+}
+
+/* pool_alloc_at: a site of static storage (NULL too) and any line (<= 0
+ * is recorded as 1); the tracking pool's leak report names it (run_end). */
+static void op_alloc_at(run_t *r)
+{
+    static const char *const files[] = { "site_a.c", "dir/site_b.c", NULL };
+    cell_t *c = pick_cell(r);
+    int pool = (int)fz_below(&r->in, N_POOLS);
+    size_t size = pick_size(&r->in);
+    const char *file = files[fz_below(&r->in, 3)];
+    int line = (int)fz_u16(&r->in) - 8;
+    if (c->p) cell_free(r, c);
+    void *p = pool_alloc_at(r->pools[pool], size, file, line);
+    if (p == NULL) { null_result(r, pool, "pool_alloc_at", size); return; }
+    cell_take(r, c, pool, p, size, 16, "pool_alloc_at");
+    c->site_file = file ? file : "<no file>";
+    c->site_line = line > 0 ? line : 1;
 }
 
 static void op_calloc(run_t *r)
@@ -482,6 +506,27 @@ static void op_usable(run_t *r)
 /* ------------------------------------------------------------------------ */
 /* Driver                                                                    */
 
+/* The tracking pool's leak report lists each live pool_alloc_at cell
+ * with its own site: "<address> size <n> allocated at <file>:<line>". */
+static void check_sites(run_t *r)
+{
+    char *text = NULL;
+    size_t length = 0;
+    FILE *out = open_memstream(&text, &length);
+    FZ_CHECK(&r->in, out != NULL, "open_memstream failed");
+    (void)pool_report_leaks(r->pools[TRACKING_POOL], out);
+    fclose(out);
+    for (size_t i = 0; i < N_CELLS; i++) {
+        const cell_t *c = &r->cells[i];
+        if (c->p == NULL || c->pool != TRACKING_POOL || c->site_line == 0) continue;
+        char line[160];
+        snprintf(line, sizeof line, "%p size %zu allocated at %s:%d\n", (void *)c->p, c->size, c->site_file,
+                 c->site_line);
+        FZ_CHECK(&r->in, strstr(text, line) != NULL, "leak report lacks \"%.*s\"", (int)strlen(line) - 1, line);
+    }
+    free(text);
+}
+
 static void run_end(run_t *r)
 {
     fz_worker_stop(&r->worker);
@@ -494,6 +539,7 @@ static void run_end(run_t *r)
         FZ_CHECK(&r->in, reported == live, "pool %d: leak report lists %zu, model %zu live",
                  pool, reported, live);
     }
+    check_sites(r);
     expect_no_new_reports(r, "at the end");
     /* Half the cells are freed, the rest go with their pool. */
     for (size_t i = 0; i < N_CELLS; i += 2)
@@ -534,7 +580,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     while (fz_more(&r.in)) {
         r.in.step++;
         switch (fz_u8(&r.in) % 16) {
-        case 0: case 1: op_alloc(&r); break;
+        case 0:  op_alloc(&r); break;
+        case 1:  op_alloc_at(&r); break;
         case 2:  op_calloc(&r); break;
         case 3:  op_realloc(&r); break;
         case 4:  op_realloc_edges(&r); break;

@@ -16,16 +16,17 @@
  * Secure mode (pool->secure): the mapping ends with an inaccessible guard
  * page and the object is placed as late as its alignment allows, so that it
  * ends at the guard (to the 16-byte granule): a linear overflow faults at
- * once. Freed mappings are released instead of cached, all but the header
- * page inaccessible (os_retire), so a use after free faults too.
+ * once. Freed mappings are released instead of cached, all but the pages
+ * up to the object's first 32 bytes (HUGE_FREED_READABLE) inaccessible
+ * (os_retire), so a use after free faults too.
  * Invariant either way: the object lies inside
  * [chunk + huge_offset(align), chunk + size - guard).
  *
  * huge_realloc resizes an object that stays huge without copying it
  * (outside secure mode, whose object must end at the guard: it copies, in
  * alloc.c; under valgrind, whose client requests describe the block, a
- * grow copies into the new mapping and a shrink copies in alloc.c): a
- * shrink below half retires the tail pages; a grow extends the mapping in
+ * grow copies into the new mapping and a shrink resizes memcheck's block
+ * in place): a shrink below half retires the tail pages; a grow extends the mapping in
  * place when the address space after it is free (never into a retired
  * range: those stay mapped), else moves the pages to a new region-aligned
  * mapping at the same object offset (os_move_pages; a copy into it where
@@ -41,6 +42,13 @@
 
 #define HUGE_CACHE_COUNT 4u
 #define HUGE_CACHE_BYTES ((size_t)64 << 20)
+/* A secure pool's freed object keeps its first bytes readable (zeros), as
+ * a freed cell keeps its first two words: rc reads its header there (the
+ * owner word, which rc.h's inline paths read before validating, is the
+ * fourth word of an rc object's cell) to report a use after release
+ * instead of faulting. The header page is readable anyway; this adds the
+ * next page only when the object's first words cross into it. */
+#define HUGE_FREED_READABLE ((size_t)32)
 
 static void huge_list_remove(chunk_t **list, chunk_t *chunk) {
     if (chunk->prev) chunk->prev->next = chunk->next;
@@ -87,8 +95,9 @@ static void huge_unmap_locked(pool_t *pool, chunk_t *chunk) {
     chunk_map_remove(chunk);
     atomic_store_explicit(&chunk->magic, 0, memory_order_relaxed);
     /* retired, not unmapped: a stale free racing this reads zeros (os.c);
-     * in secure mode only the header does, and a use after free faults */
-    os_retire(chunk, chunk->size, pool->secure ? sizeof(chunk_t) : chunk->size);
+     * in secure mode only the page(s) up to the object's first
+     * HUGE_FREED_READABLE bytes do, and a use after free past them faults */
+    os_retire(chunk, chunk->size, pool->secure ? chunk->object_offset + HUGE_FREED_READABLE : chunk->size);
 }
 
 static void *huge_alloc_once(pool_t *pool, size_t size, size_t align, const leak_site_t *site, bool *reused);
@@ -301,12 +310,15 @@ static void huge_account_resize_locked(pool_t *pool, chunk_t *chunk, size_t old_
 /* A shrink by more than half: the tail pages are released (retired, as a
  * released chunk is: the chunk map forgets them first). Never fails. */
 static void *huge_shrink_locked(pool_t *pool, chunk_t *chunk, void *p, size_t size, size_t total) {
-    size_t old_total = chunk->size;
+    size_t old_total = chunk->size, old_usable = chunk->object_size;
     chunk->size = total;
     (void)chunk_map_resize(chunk, old_total); /* a shrink maps no leaf */
     huge_account_resize_locked(pool, chunk, old_total, total);
     os_retire((unsigned char *)chunk + total, old_total - total, old_total - total);
     tool_cell_resize(p, size, chunk->object_size);
+    /* memcheck: the block shrinks in place (the tail it forgets is
+     * noaccess again, after the retired pages' fresh mapping) */
+    if (TOOL_VG(pool->valgrind)) tool_vg_resize(p, old_usable, chunk->object_size);
     return p;
 }
 
@@ -383,10 +395,11 @@ void *huge_realloc(pool_t *pool, chunk_t *chunk, void *p, size_t size, const lea
         *handled = false;
         return NULL;
     }
-    /* Memcheck knows the object as a block of its usable size, which
-     * resizing in place would not tell it: under valgrind a grow always
-     * goes to a new mapping (copied: valgrind has no DONTUNMAP anyway),
-     * and a shrink copies as any other block does. */
+    /* Memcheck knows the object as a block of its usable size: under
+     * valgrind a grow always goes to a new mapping (copied: valgrind has
+     * no DONTUNMAP anyway); a shrink stays in place and tells memcheck
+     * (tool_vg_resize), as it must to keep an aligned object's alignment
+     * (a copy into a plain block lost it). */
     bool memcheck = TOOL_VG(pool->valgrind);
     pthread_mutex_lock(&pool->lock);
     if (!huge_still_live_locked(pool, chunk, p)) {
@@ -397,9 +410,7 @@ void *huge_realloc(pool_t *pool, chunk_t *chunk, void *p, size_t size, const lea
     size_t offset = chunk->object_offset; /* the header may move: read now */
     size_t total = huge_page_round(offset + size);
     void *q = NULL;
-    if (total <= chunk->size && memcheck) {
-        *handled = false;
-    } else if (total <= chunk->size) {
+    if (total <= chunk->size) {
         q = huge_shrink_locked(pool, chunk, p, size, total);
     } else {
         size_t more = total - chunk->size;

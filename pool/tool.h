@@ -106,12 +106,17 @@ static MULCH_COLD __attribute__((unused)) void tool_vg_undefined(void *p, size_t
 static MULCH_COLD __attribute__((unused)) void tool_vg_defined(void *p, size_t n) {
     VALGRIND_MAKE_MEM_DEFINED(p, n);
 }
+/* A live block shrinks (or grows) where it is: memcheck's block follows. */
+static MULCH_COLD __attribute__((unused)) void tool_vg_resize(void *p, size_t old_usable, size_t usable) {
+    VALGRIND_RESIZEINPLACE_BLOCK(p, old_usable, usable, 0);
+}
 #else
 static inline void tool_vg_alloc(void *p, size_t usable) { (void)p; (void)usable; }
 static inline void tool_vg_free(void *p) { (void)p; }
 static inline void tool_vg_noaccess(void *p, size_t n) { (void)p; (void)n; }
 static inline void tool_vg_undefined(void *p, size_t n) { (void)p; (void)n; }
 static inline void tool_vg_defined(void *p, size_t n) { (void)p; (void)n; }
+static inline void tool_vg_resize(void *p, size_t old_usable, size_t usable) { (void)p; (void)old_usable; (void)usable; }
 #endif
 
 /* `active` is pool->valgrind; a compile-time 0 without MULCH_VALGRIND. */

@@ -228,7 +228,7 @@ static void *rc_alloc_merging(pool_t *pool, size_t size, void (*destroy)(void *o
     atomic_store_explicit(&h->weak, NULL, memory_order_relaxed);
     h->link = NULL;
     if (!big) memset(rc_object_of(h), 0, size);
-    atomic_store_explicit(&h->magic, RC_LIVE, memory_order_release);
+    atomic_store_explicit(&h->magic, rc_live_magic(h), memory_order_release);
     return rc_object_of(h);
 }
 
@@ -244,10 +244,25 @@ void *rc_alloc(size_t size, void (*destroy)(void *obj)) {
     return rc_alloc_in(pool_default(), size, destroy);
 }
 
+/* Under memcheck a freed cell keeps only its first two words addressable
+ * (the pool's link and mark; a freed large object none), and a use after
+ * release read the rest of the header: the inline rc_retain/rc_release
+ * read the owner word before validating, and rc_looks_live the magic of a
+ * large object, so a misuse the library reports was also a memcheck
+ * error. The header's first words, up to the owner word (NULL once
+ * merged, as every destroyed object is), are made readable again. (If
+ * another thread took the cell meanwhile, its first 24 bytes count as
+ * initialised: memcheck misses an uninitialised read there, no more.) */
+static inline void rc_header_open_after_free(const pool_t *pool, rc_header_t *h) {
+    if (TOOL_VG(pool->valgrind)) tool_vg_defined(h, offsetof(rc_header_t, owner) + sizeof h->owner);
+    (void)pool;
+    (void)h;
+}
+
 /* One object: weak references cleared, destroy callback, memory back. */
 static void rc_destroy_one(rc_header_t *h) {
-    uint32_t live = RC_LIVE;
-    if (!atomic_compare_exchange_strong_explicit(&h->magic, &live, RC_LIVE ^ 1u, memory_order_relaxed,
+    uint32_t live = rc_live_magic(h);
+    if (!atomic_compare_exchange_strong_explicit(&h->magic, &live, rc_live_magic(h) ^ 1u, memory_order_relaxed,
                                                  memory_order_relaxed)) {
         /* a second destroy would clobber the pool's free mark: refuse */
         mulch_report("rc_release: object destroyed twice", rc_object_of(h));
@@ -262,7 +277,9 @@ static void rc_destroy_one(rc_header_t *h) {
         /* (kept: the callback took the cell over, and may have freed it) */
         if (!pool_gone && !keep_memory) {
             atomic_store_explicit(&h->magic, 0, memory_order_relaxed);
-            pool_free(chunk_of(h)->pool, h);
+            pool_t *pool = chunk_of(h)->pool;
+            pool_free(pool, h);
+            rc_header_open_after_free(pool, h);
         }
         keep_memory = false;
     }
@@ -319,7 +336,9 @@ void rc_destroy_keep_memory(void) {
 
 void rc_free_kept(void *obj) {
     rc_header_t *h = rc_header_of(obj);
-    pool_free(chunk_of(h)->pool, h);
+    pool_t *pool = chunk_of(h)->pool;
+    pool_free(pool, h);
+    rc_header_open_after_free(pool, h);
 }
 
 /* An object of rec's stopped naming it (merged). Before rec's thread

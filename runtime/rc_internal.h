@@ -20,7 +20,8 @@
  * If the owner thread has exited, the releasing thread folds the counts
  * itself (the exit published `biased` through the owner's `dead` flag).
  *
- * `magic` is RC_LIVE while the object lives; destruction clears it before
+ * `magic` is rc_live_magic(h) (RC_LIVE keyed by the header's address)
+ * while the object lives; destruction clears it before
  * the memory goes back to the pool, so retain/release on a destroyed object
  * is caught until the cell is reused. `owner` is NULL before any object is
  * destroyed (destruction follows the merge), so <mulch/rc.h>'s inline
@@ -55,7 +56,7 @@ typedef struct rc_header {
      * mark, pool/tool.h), so the misuse check can read `magic` of a
      * destroyed object even under valgrind. */
     _Atomic int64_t        shared;  /* other threads' count << 2 | flags   */
-    _Atomic uint32_t       magic;   /* RC_LIVE while alive                 */
+    _Atomic uint32_t       magic;   /* rc_live_magic(h) while alive         */
     _Atomic uint32_t       biased;  /* owner's count: written by the owner only
                                        (relaxed: plain moves), read by rc_count */
     _Atomic(rc_thread_t *) owner;   /* NULL once merged                    */
@@ -154,6 +155,17 @@ static inline MULCH_NO_ASAN uint32_t rc_magic_peek(const void *obj) {
     return atomic_load_explicit(&rc_header_of(obj)->magic, memory_order_relaxed);
 }
 
+/* `magic` of a live object whose header is at h: RC_LIVE keyed by the
+ * address, so that memory holding a copy of a live header's bytes, or
+ * the constant, does not pass for one elsewhere (only the value for its
+ * own address does: by chance, 1 in 2^32). */
+static inline uint32_t rc_live_magic(const rc_header_t *h) {
+    return RC_LIVE ^ (uint32_t)((uintptr_t)h >> 4);
+}
+static inline bool rc_magic_is_live(const void *obj) {
+    return rc_magic_peek(obj) == rc_live_magic(rc_header_of(obj));
+}
+
 /* PREFETCHW where there is one: __builtin_prefetch(p, 1) only emits it when
  * the target ISA names it (-mprfchw), and baseline x86-64 does not, though
  * every x86-64 CPU either runs it or treats it as a NOP (0F 0D). */
@@ -165,6 +177,21 @@ static inline void rc_prefetch_for_write(const void *p) {
 #endif
 }
 
+/* Whether obj, in `chunk` (its chunk_of), lies where an rc object's
+ * payload does: in a small span (rc_payload_place), or a header's size
+ * into a live huge object (an rc object above the size classes). Reads
+ * only the chunk's header and a block descriptor, which stay readable
+ * (zeros) while another thread releases the chunk. */
+static inline bool rc_payload_in_chunk(const chunk_t *chunk, const void *obj) {
+    if (mulch_likely(chunk->kind == CHUNK_BLOCKS)) {
+        if ((uintptr_t)obj - (uintptr_t)chunk >= chunk->size) return false;
+        return rc_payload_place(block_head(block_at((chunk_t *)(uintptr_t)chunk, obj)), obj);
+    }
+    return chunk->kind == CHUNK_HUGE
+           && (uintptr_t)obj - sizeof(rc_header_t) == (uintptr_t)chunk + chunk->object_offset
+           && atomic_load_explicit(&chunk->allocated, memory_order_relaxed);
+}
+
 static inline bool rc_looks_live(const void *obj, const char *fn) {
     /* Ask for the header's line in exclusive state before reading it: a
      * non-owner's read followed by its atomic update would otherwise cost
@@ -172,11 +199,17 @@ static inline bool rc_looks_live(const void *obj, const char *fn) {
      * A prefetch never faults, so a foreign pointer is still safe here. */
     /* integer arithmetic: obj may be NULL or wild, and is not validated yet */
     rc_prefetch_for_write((const void *)((uintptr_t)obj - sizeof(rc_header_t)));
-    if (mulch_likely(obj != NULL && chunk_of(obj) != NULL
-                     && rc_magic_peek(obj) == RC_LIVE))
+    /* The live magic is keyed by the header's address (rc_live_magic): a
+     * constant would be in front of any pointer into memory holding its
+     * bytes (a plain cell, an rc object's payload), and the release that
+     * trusted it counted down a "count" in the caller's memory. (Checking
+     * the payload's place in its cell, rc_payload_in_chunk, doubled the
+     * instructions of another thread's retain: rc_check_slow does it.) */
+    if (mulch_likely(obj != NULL && chunk_of(obj) != NULL && rc_magic_is_live(obj)))
         return true;
     return rc_check_slow(obj, fn);
 }
+
 /* rc_retain that says whether it took the reference (false: reported, as
  * rc_retain does: not a live object, or its count is 0 already). */
 MULCH_INTERNAL bool rc_retain_checked(void *obj);

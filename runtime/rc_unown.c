@@ -94,7 +94,7 @@ static MULCH_NO_ASAN void rc_cell_unown(void *ctx, void *cell, size_t size) {
     rc_records_sorted_t *records = ctx;
     if (size < sizeof(rc_header_t)) return;
     rc_header_t *h = cell;
-    if (atomic_load_explicit(&h->magic, memory_order_relaxed) != RC_LIVE) return;
+    if (atomic_load_explicit(&h->magic, memory_order_relaxed) != rc_live_magic(h)) return;
     rc_cell_weak_collect(h, &records->weak_list);
     rc_thread_t *rec = atomic_load_explicit(&h->owner, memory_order_relaxed);
     if (rec == NULL) return;
@@ -117,7 +117,7 @@ static void rc_record_unown_freed(rc_thread_t *rec, size_t n) {
 static MULCH_NO_ASAN void rc_cell_unown_unsorted(void *ctx, void *cell, size_t size) {
     if (size < sizeof(rc_header_t)) return;
     rc_header_t *h = cell;
-    if (atomic_load_explicit(&h->magic, memory_order_relaxed) != RC_LIVE) return;
+    if (atomic_load_explicit(&h->magic, memory_order_relaxed) != rc_live_magic(h)) return;
     rc_records_unsorted_t *unsorted = ctx;
     rc_cell_weak_collect(h, &unsorted->weak_list);
     rc_thread_t *owner = atomic_load_explicit(&h->owner, memory_order_relaxed), *rec = unsorted->first;

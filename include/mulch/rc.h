@@ -38,8 +38,9 @@ MULCH_API size_t rc_count(const void *obj); /* exact when no retain/release is c
  * (other threads, the last release, bad pointers) goes to the functions
  * above, which validate the pointer and report misuse. What the inline
  * path gives up: it reads the 48 bytes before `obj` before validating it,
- * so a wild pointer into unmapped memory faults instead of being reported,
- * and memory checkers flag the read of a released object's header.
+ * so a wild pointer into unmapped memory faults instead of being reported
+ * (a destroyed object's header stays readable, under valgrind too, until
+ * its memory is reused: the library reports that).
  * Define MULCH_RC_NO_INLINE before including this header (sanitizer builds
  * do so by themselves), or call (rc_retain)(obj), to always validate first.
  *

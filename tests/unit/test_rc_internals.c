@@ -109,7 +109,7 @@ static void test_extra_release_during_owner_last_release(void **state) {
 static rc_weak_t *late_weak;
 static void weak_new_late_destroy(void *obj) {
     rc_header_t *h = rc_header_of(obj);
-    uint32_t dying = atomic_exchange(&h->magic, RC_LIVE);
+    uint32_t dying = atomic_exchange(&h->magic, rc_live_magic(h));
     /* and the count as the racing thread saw it: not yet merged to 0
      * (rc_weak_new refuses a merged 0 before it looks at the block) */
     int64_t merged = atomic_exchange(&h->shared, 0);
