@@ -370,7 +370,7 @@ struct gc_heap {
     size_t           full_live_bytes;  /* live after the last full collection */
     size_t           aged_bytes;       /* of live_bytes: aged (still young) objects */
     bool             sweep_ages;       /* the last collection was minor: its
-                                          sweep ages new survivors (alloc.c) */
+                                          sweep ages new survivors (sweep.c) */
 
     /* finalization and weak references */
     gc_vector_t      finalizable;      /* objects with finalizers, not run  */
@@ -448,6 +448,11 @@ static inline const gc_type_t *gc_object_type_in(const block_t *b, const void *o
 static inline uint32_t gc_span_epoch(const block_t *b) { return b->owner_words[0]; }
 static inline uint64_t *gc_span_mark_bits(const block_t *b) { return (uint64_t *)pool_block_mark_bits(b); }
 static inline uint64_t *gc_span_alloc_bits(const block_t *b) { return (uint64_t *)pool_block_start_bits(b); }
+/* Bits past capacity in the last word count as allocated forever. */
+static inline uint64_t span_padding_bits(const block_t *b) {
+    unsigned tail = b->capacity % 64u;
+    return tail ? ~((UINT64_C(1) << tail) - 1) : 0;
+}
 /* The three bitmaps are equal thirds of the side area, in this order: the
  * age bits are as far past the alloc bits as these are past the mark bits
  * (mark.c's trace_slot_special relies on it; test_gc_cards checks it). */
@@ -518,7 +523,7 @@ MULCH_INTERNAL bool gc_vector_merge(gc_vector_t *to, gc_vector_t *from);
  * record may keep (gc/thread.c). */
 MULCH_INTERNAL bool gc_vector_first_size(const gc_vector_t *v);
 
-/* ---- spans (gc/alloc.c) ------------------------------------------------------ */
+/* ---- spans (gc/alloc.c; the lazy sweep and gc_object_allocated_locked: gc/sweep.c) */
 MULCH_INTERNAL void gc_span_ensure_swept(gc_heap_t *heap, block_t *b);
 /* (gc/collect.c) World stopped: gc_threads_flush, then every span swept,
  * so that alloc bits name exactly the allocated objects (a collection's
