@@ -32,7 +32,7 @@
  * and never changes while markers run: any marker may read it, a claim
  * needs no second atomic operation, and no marker sees a half-made state.
  * Marking sets mark bits only. The sweep after a minor collection
- * (alloc.c, heap->sweep_ages) makes marked cells with the age bit old,
+ * (sweep.c, heap->sweep_ages) makes marked cells with the age bit old,
  * the others aged: mark := mark & age, age := mark & ~age; dead cells
  * end free with age 0. A full collection clears ages with the marks and
  * sweeps as before: its survivors are all old.

@@ -369,40 +369,8 @@ MULCH_INTERNAL MULCH_COLD void mulch_report(const char *what, const void *ptr);
 /* false, reported as "<fn>: pool is NULL", when pool is NULL (pool.c) */
 MULCH_INTERNAL bool pool_given(const pool_t *pool, const char *fn);
 
-/* ---- OS layer (os.c) --------------------------------------------------- */
-/* size bytes at a start p where p + skew is a multiple of alignment
- * (a power of two, > skew); NULL when the OS refuses. charged (huge
- * objects): subject to the kernel's overcommit check, as glibc's large
- * mappings are; otherwise MAP_NORESERVE (chunks, committed piecemeal). */
-MULCH_INTERNAL void *os_map_aligned(size_t size, size_t alignment, size_t skew, bool charged);
-MULCH_INTERNAL void  os_unmap(void *p, size_t size);
-/* Releases a chunk's mapping (from os_map_aligned) for good: its pages go
- * back as with munmap, but the range stays mapped read-only and zero, in
- * the retired set that os_map_aligned takes from first, so a stale reader
- * of the chunk reads zeros instead of faulting (os.c). Bytes past the
- * first `readable` (rounded up to a page) fault instead: secure mode's
- * freed huge objects. */
-MULCH_INTERNAL void  os_retire(void *p, size_t size, size_t readable);
-/* Whether p lies in a retired range now (error reports only: a lock). */
-MULCH_INTERNAL bool  os_retired_contains(const void *p);
-MULCH_INTERNAL void  os_retired_lock_for_fork(void);
-MULCH_INTERNAL void  os_retired_unlock_for_fork(void);
-MULCH_INTERNAL void  os_decommit(void *p, size_t size);
-MULCH_INTERNAL bool  os_protect_none(void *p, size_t size);
-/* mremap (os.c): resizes the mapping at p where it is (false, nothing
- * changed, when the pages after it are taken); moves the pages of a
- * mapping onto one os_map_aligned gave, the source left reading zeros.
- * os_move_force_copy (tests): answer UNSUPPORTED, as without DONTUNMAP. */
-MULCH_INTERNAL bool  os_resize_in_place(void *p, size_t size, size_t new_size);
-typedef enum os_move { OS_MOVE_DONE, OS_MOVE_UNSUPPORTED /* copy */, OS_MOVE_REFUSED /* OOM */ } os_move_t;
-MULCH_INTERNAL os_move_t os_move_pages(void *from, size_t size, void *to);
-MULCH_INTERNAL bool os_move_force_copy(bool copy);
-MULCH_INTERNAL void *os_map(size_t size);   /* page-aligned metadata */
-/* Test hook: the nth mapping from now fails (0 = off); returns how many
- * mappings were still to go before the failure (0: it happened, or was off). */
-MULCH_INTERNAL uint64_t os_fail_after(uint64_t n);
-/* Bytes mapped through the OS layer now (whole pages): for leak checks. */
-MULCH_INTERNAL size_t os_mapped_bytes(void);
+/* ---- OS layer (os.c, declared in os.h) -------------------------------- */
+#include "os.h"
 
 /* ---- chunk map (chunk_map.c) ------------------------------------------- */
 MULCH_INTERNAL bool chunk_map_insert(chunk_t *chunk);
@@ -590,68 +558,7 @@ static inline uint64_t cell_divisor(uint32_t cell_size) {
     return UINT64_MAX / cell_size + 1;
 }
 
-/* ---- thread heaps (thread_heap.c) ---------------------------------------- */
-typedef struct tls_cache {
-    uint64_t       pool_id;
-    thread_heap_t *heap;
-    thread_heap_t *list;
-    /* Set by the thread's exit destructor. Frees made after it (the C
-     * library frees its per-thread buffers late) must not give the thread a
-     * new heap: nothing would ever abandon it, and the spans it adopted
-     * would stay with it for good. */
-    bool           exited;
-} tls_cache_t;
-MULCH_INTERNAL extern _Thread_local tls_cache_t mulch_tls MULCH_TLS_MODEL;
-
-MULCH_INTERNAL thread_heap_t *heap_lookup_slow(pool_t *pool);
-static inline thread_heap_t *heap_current(pool_t *pool) {
-    if (mulch_likely(mulch_tls.pool_id == pool->id)) return mulch_tls.heap;
-    return heap_lookup_slow(pool);
-}
-/* The heap for a free: as heap_current, but NULL instead of a new heap once
- * the thread has exited (see tls_cache_t.exited). */
-MULCH_INTERNAL thread_heap_t *heap_lookup_for_free(pool_t *pool);
-static inline thread_heap_t *heap_current_for_free(pool_t *pool) {
-    if (mulch_likely(mulch_tls.pool_id == pool->id)) return mulch_tls.heap;
-    return heap_lookup_for_free(pool);
-}
-MULCH_INTERNAL void heaps_forget_pool(pool_t *pool);
-/* After the thread's exit destructor ran: abandons the heaps it made since
- * (thread_exit again). */
-MULCH_INTERNAL void heaps_abandon_exited(void);
-
-static inline void counter_add_u64(_Atomic uint64_t *c, uint64_t d) {
-    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + d, memory_order_relaxed);
-}
-static inline void heap_count_alloc(thread_heap_t *heap, unsigned cls) {
-    counter_add_u64(&heap->alloc_count[cls], 1);
-}
-static inline void heap_count_free(thread_heap_t *heap, unsigned cls) {
-    counter_add_u64(&heap->free_count[cls], 1);
-}
-static inline void heap_count_recycled(thread_heap_t *heap, unsigned cls) {
-    counter_add_u64(&heap->recycled_count[cls], 1);
-}
-/* The recent cells of a class: written by the owner only, read by
- * pool_get_stats (relaxed: plain moves on x86). */
-static inline unsigned recent_count_get(const thread_heap_t *heap, unsigned cls) {
-    return atomic_load_explicit(&heap->recent_count[cls], memory_order_relaxed);
-}
-static inline void recent_count_set(thread_heap_t *heap, unsigned cls, unsigned n) {
-    atomic_store_explicit(&heap->recent_count[cls], (uint8_t)n, memory_order_relaxed);
-}
-/* A freed cell of class cls, about to be handed out or pushed, lost its
- * free mark (written after its free, or freed twice with a write hiding
- * the second free): reported, and dropped by the caller. It counts as in
- * use: its free is taken back from the statistics (alloc.c). */
-MULCH_INTERNAL void cell_drop_unmarked(thread_heap_t *heap, unsigned cls, const void *cell);
-/* The same for a recent cell, whose free was never counted (see
- * thread_heap_t's counters): reported only. */
-MULCH_INTERNAL void recent_cell_drop_unmarked(const void *cell);
-/* Sums a heap's class counters: cells handed out, taken back, and the
- * bytes of the difference (cell sizes, as usable size reports them). */
-MULCH_INTERNAL void heap_counts_sum(const pool_t *pool, const thread_heap_t *heap, uint64_t *allocs, uint64_t *frees,
-                                    int64_t *bytes);
+/* ---- pool commit accounting (pool.c) ---------------------------------- */
 static inline void pool_counter_add(_Atomic size_t *c, ptrdiff_t d) {
     atomic_fetch_add_explicit(c, (size_t)d, memory_order_relaxed);
 }
@@ -663,72 +570,8 @@ MULCH_INTERNAL bool pool_commit_locked(pool_t *pool, size_t bytes);
 MULCH_INTERNAL bool pool_commit_fits_locked(const pool_t *pool, size_t bytes);
 MULCH_INTERNAL void pool_uncommit_locked(pool_t *pool, size_t bytes);
 
-/* ---- small allocation (alloc.c, free.c) ------------------------------------ */
-MULCH_INTERNAL void *small_alloc_slow(pool_t *pool, thread_heap_t *heap, size_t size, const leak_site_t *site);
-MULCH_INTERNAL void  heap_abandon(thread_heap_t *heap);
-/* Takes a floating span of class cls from the pool's abandoned list for
- * heap (its pending remote frees stay in thread_free); NULL when none. */
-MULCH_INTERNAL block_t *block_adopt_abandoned(pool_t *pool, thread_heap_t *heap, unsigned cls);
-/* Moves cells freed by other threads to b's local free list; returns how many. */
-MULCH_INTERNAL uint32_t block_collect(pool_t *pool, block_t *b);
-MULCH_INTERNAL void block_float(pool_t *pool, thread_heap_t *heap, block_t *b);
-/* Pushes the heap's recent cells back on their spans' free lists. */
-MULCH_INTERNAL void heap_recent_flush(pool_t *pool, thread_heap_t *heap);
-/* Returns the calling thread's empty spans to the pool; how many. */
-MULCH_INTERNAL size_t heap_release_empty(pool_t *pool, thread_heap_t *heap);
-typedef enum retire_result { RETIRE_KEPT, RETIRE_DONE, RETIRE_TRIMMED } retire_result_t;
-MULCH_INTERNAL retire_result_t block_retire(pool_t *pool, thread_heap_t *heap, block_t *b);
-/* audit.c: before span memory is given back. span_audit_empty: b (owned by
- * heap, or floating with heap NULL; used == 0) has no live cell; else the
- * span is reported and rebuilt from its free marks (used recounted) and
- * false returned. span_audit_cells: cells [first, last] of b carry their
- * free marks; else the same report and repair. */
-MULCH_INTERNAL bool span_audit_empty(pool_t *pool, thread_heap_t *heap, block_t *b);
-MULCH_INTERNAL bool span_audit_cells(pool_t *pool, block_t *b, uint32_t first, uint32_t last);
-/* Moves an owned span from the full list back into its bin. */
-MULCH_INTERNAL void block_unfull(thread_heap_t *heap, block_t *b);
-
-/* Unlinks an owned span from whichever of its heap's lists holds it: the
- * full list, the dormant list, or the bin. Inline: the free path's span
- * moves use it, and an out-of-line call there costs register saves. */
-static inline void heap_list_unlink(thread_heap_t *heap, block_t *b) {
-    unsigned cls = b->size_class;
-    block_t **list = (b->flags & BLOCK_IN_FULL) ? &heap->full[cls]
-                   : (b->flags & BLOCK_IN_DORMANT) ? &heap->dormant[cls] : &heap->bins[cls];
-    if (b->prev) b->prev->next = b->next;
-    else *list = b->next;
-    if (b->next) b->next->prev = b->prev;
-    b->next = b->prev = NULL;
-    b->flags &= (uint8_t)~(BLOCK_IN_FULL | BLOCK_IN_DORMANT);
-}
-
-/* Splices span b (owned by heap) into its bin right behind the span being
- * allocated from, so that allocation keeps going where it was. */
-static inline void heap_bin_insert_second(thread_heap_t *heap, block_t *b) {
-    block_t *head = heap->bins[b->size_class];
-    if (head == NULL) {
-        b->next = b->prev = NULL;
-        heap->bins[b->size_class] = b;
-        return;
-    }
-    b->prev = head;
-    b->next = head->next;
-    if (head->next) head->next->prev = b;
-    head->next = b;
-}
-
-/* A span leaves the dormant (or full) list for its bin, behind the span
- * being allocated from. */
-static inline void heap_list_to_bin(thread_heap_t *heap, block_t *b) {
-    heap_list_unlink(heap, b);
-    heap_bin_insert_second(heap, b);
-}
-MULCH_INTERNAL void  block_sites_release(block_t *b);
-
-/* Pushes cells on b's free list so that they pop in the array's order
- * (address order, or shuffled in secure mode); they are carved for the
- * tools. Used for fresh and for recommitted cells. */
-MULCH_INTERNAL void block_push_cells(pool_t *pool, block_t *b, unsigned char **cells, uint32_t n);
+/* ---- thread heaps and their spans (thread_heap.h) ------------------------ */
+#include "thread_heap.h"
 
 /* ---- pointer classification (free.c) --------------------------------------- */
 typedef struct pointer_info {

@@ -119,7 +119,7 @@ typedef struct rc_weak_control {
 #define RC_WEAK_DEAD ((rc_weak_control_t *)(uintptr_t)1)
 
 /* Every weak stripe, taken before fork and given back after it, in both
- * processes (weak.c; registered with rc.c's fork handlers). */
+ * processes (weak.c; registered with rc_thread.c's fork handlers). */
 MULCH_INTERNAL void rc_weak_stripes_take(void);
 MULCH_INTERNAL void rc_weak_stripes_give(void);
 
@@ -131,7 +131,7 @@ static inline void *rc_object_of(rc_header_t *h) {
 }
 
 MULCH_INTERNAL rc_thread_t *rc_thread_self_slow(void);
-/* Guards the free list of thread records (rc.c); held across fork. Not
+/* Guards the free list of thread records (rc_thread.c); held across fork. Not
  * static only so that a test can hold it while another thread forks. */
 MULCH_INTERNAL extern pthread_mutex_t mulch_rc_records_lock;
 /* True for a live rc object; otherwise reports "<fn>: <problem>". */
@@ -236,7 +236,7 @@ MULCH_INTERNAL void rc_free_kept(void *obj);
  * also when it lets go of the handle it could not register. */
 MULCH_INTERNAL void *rc_alloc_no_merge(pool_t *pool, size_t size, void (*destroy)(void *obj));
 MULCH_INTERNAL void rc_release_no_merge(void *obj);
-/* Thread records (rc.c), for rc_unown.c: every record ever made (the list
+/* Thread records (rc_thread.c), for rc_unown.c: every record ever made (the list
  * from a head read under mulch_rc_records_lock never changes); the free
  * list's push; n holds dropped (the last one frees the record, or, while
  * rc_records_put_later is set, links it there through next_free); n merges
@@ -246,6 +246,14 @@ MULCH_INTERNAL extern _Thread_local rc_thread_t **rc_records_put_later MULCH_TLS
 MULCH_INTERNAL void rc_records_free_push(rc_thread_t *rec);
 MULCH_INTERNAL void rc_record_put(rc_thread_t *rec, size_t n);
 MULCH_INTERNAL void rc_record_unown_for_running(rc_thread_t *rec, size_t n);
+/* A thread's exit hook (rc.c; its key is rc_thread.c's): the thread's
+ * pending destroys and queue, then its record let go. Its value on a
+ * thread without a record is &rc_exit_no_record; rc_exit_hooked is set
+ * once rc_exit_hook_without_record gave such a thread the hook. */
+MULCH_INTERNAL void rc_thread_exit(void *arg);
+MULCH_INTERNAL extern char rc_exit_no_record;
+MULCH_INTERNAL extern _Thread_local bool rc_exit_hooked MULCH_TLS_MODEL;
+MULCH_INTERNAL void rc_exit_hook_without_record(void);
 /* pool_destroy(pool) frees the pool's live objects: those their owners
  * still count let go of the owners' records (rc_unown.c). */
 MULCH_INTERNAL void rc_pool_live_unown(pool_t *pool);
