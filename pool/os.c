@@ -19,8 +19,9 @@
  * kernel never hands the range to anyone else, whatever a stale reader
  * finds there is mulch's. os_map_aligned takes from the set first (first
  * fit at the alignment, splitting the range), so address space does not
- * grow without bound. The set coalesces neighbours; when it is full, a
- * range is munmapped after all and the guarantee lapses for it.
+ * grow without bound. The set coalesces neighbours and grows when full
+ * (into a mapping); only when that mapping fails is a range munmapped
+ * after all, and the guarantee lapses for it.
  * A secure pool's huge chunk keeps only its header page readable (the
  * rest PROT_NONE, so that secure mode's use after free still faults: a
  * racing free reads no further than the header's magic). Invariant: every
@@ -100,11 +101,18 @@ void *os_map(size_t size) {
 
 /* ---- retired chunk ranges ---------------------------------------------- */
 
-/* Enough for a fragmented address space: neighbours coalesce, so a range
- * per gap between live chunks. Static storage (16 KiB): no allocation on
- * the release path, and a forked child inherits the set with the
+/* Neighbours coalesce, so the set holds a range per gap between live
+ * chunks. It starts in static storage (16 KiB: no mapping on the release
+ * path of an ordinary program) and moves to a mapping twice its size when
+ * full: a program can make as many gaps as it has live chunks (2049 large
+ * objects, every other one freed, make 1024), and a range the set cannot
+ * hold would be unmapped, so that a stale reader (rc's inline
+ * retain/release of a destroyed large object) faults, or reads whatever
+ * is mapped there next. Only if that mapping fails does os_retire unmap.
+ * The mapping is metadata, not counted in os_mapped (as the static array
+ * is not), and never given back; a forked child inherits it with the
  * mappings it describes. */
-#define OS_RETIRED_CAPACITY 1024u
+#define OS_RETIRED_FIRST_CAPACITY 1024u
 
 typedef struct os_range {
     uintptr_t start;
@@ -112,15 +120,31 @@ typedef struct os_range {
 } os_range_t;
 
 static pthread_mutex_t os_retired_lock = PTHREAD_MUTEX_INITIALIZER;
-static os_range_t os_retired[OS_RETIRED_CAPACITY]; /* os_retired_lock */
-static size_t os_retired_count;                      /* os_retired_lock */
+static os_range_t os_retired_first[OS_RETIRED_FIRST_CAPACITY];
+static os_range_t *os_retired = os_retired_first;                 /* os_retired_lock */
+static size_t os_retired_capacity = OS_RETIRED_FIRST_CAPACITY;    /* os_retired_lock */
+static size_t os_retired_count;                                   /* os_retired_lock */
+
+/* Moves the full set to a mapping twice its size (slow path: only a
+ * program with more than 1024 gaps between live chunks comes here). */
+static bool os_retired_grow_locked(void) {
+    size_t capacity = os_retired_capacity * 2;
+    void *bigger = mmap(NULL, capacity * sizeof(os_range_t), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (bigger == MAP_FAILED) return false;
+    memcpy(bigger, os_retired, os_retired_count * sizeof(os_range_t));
+    if (os_retired != os_retired_first) munmap(os_retired, os_retired_capacity * sizeof(os_range_t));
+    os_retired = bigger;
+    os_retired_capacity = capacity;
+    return true;
+}
 
 static bool os_map_read_only_zero(void *p, size_t size) {
     return mmap(p, size, PROT_READ, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0) == p;
 }
 
 /* Files [start, start + size) in the set, merged with the ranges it
- * touches; false when the set is full. Caller holds os_retired_lock. */
+ * touches; false when the set is full and cannot grow. Caller holds
+ * os_retired_lock. */
 static bool os_retired_add_locked(uintptr_t start, size_t size) {
     for (size_t i = 0; i < os_retired_count;) {
         os_range_t *r = &os_retired[i];
@@ -132,7 +156,7 @@ static bool os_retired_add_locked(uintptr_t start, size_t size) {
         }
         i++;
     }
-    if (os_retired_count == OS_RETIRED_CAPACITY) return false;
+    if (os_retired_count == os_retired_capacity && !os_retired_grow_locked()) return false;
     os_retired[os_retired_count++] = (os_range_t){ start, size };
     return true;
 }
@@ -154,7 +178,7 @@ void os_retire(void *p, size_t size, size_t readable) {
     readable = page_round(readable);
     if (kept && readable < size) (void)mprotect((unsigned char *)p + readable, size - readable, PROT_NONE);
     pthread_mutex_unlock(&os_retired_lock);
-    if (!kept) munmap(p, size); /* set full (or no mapping): a plain unmap after all */
+    if (!kept) munmap(p, size); /* set full, no room to grow (or no mapping): a plain unmap after all */
 }
 
 /* A retired range of size bytes whose start plus skew is a multiple of

@@ -28,7 +28,9 @@ static uint64_t pool_secret(const pool_t *pool) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     uint64_t k = mix64((uint64_t)(uintptr_t)pool ^ mix64(pool->id) ^ mix64((uint64_t)ts.tv_nsec)
                        ^ (uint64_t)ts.tv_sec);
-    return k | 1; /* never zero */
+    /* never zero; bit 0 set also keeps a free cell's mark from reading as
+     * an rc object's live magic (runtime/rc_internal.h rc_live_magic) */
+    return k | 1;
 }
 
 static bool env_flag(const char *name) {

@@ -158,9 +158,17 @@ static inline MULCH_NO_ASAN uint32_t rc_magic_peek(const void *obj) {
 /* `magic` of a live object whose header is at h: RC_LIVE keyed by the
  * address, so that memory holding a copy of a live header's bytes, or
  * the constant, does not pass for one elsewhere (only the value for its
- * own address does: by chance, 1 in 2^32). */
+ * own address does: by chance, 1 in 2^32).
+ *
+ * Keyed by the address itself, not h >> 4: a destroyed object's cell is
+ * free, and its magic is the low half of the free mark, pool key ^ h
+ * (cell_free_mark). Both are then h XORed with a constant, which differ
+ * in bit 0 (the pool key always has it set, pool_secret; RC_LIVE has it
+ * clear), so a free cell never reads as live, for any address or key.
+ * With h >> 4 one cell in 2^32 did (tests/unit/test_rc_review_s25_g). */
+_Static_assert((RC_LIVE & 1u) == 0, "a free mark (pool key | 1) never equals a live magic");
 static inline uint32_t rc_live_magic(const rc_header_t *h) {
-    return RC_LIVE ^ (uint32_t)((uintptr_t)h >> 4);
+    return RC_LIVE ^ (uint32_t)(uintptr_t)h;
 }
 static inline bool rc_magic_is_live(const void *obj) {
     return rc_magic_peek(obj) == rc_live_magic(rc_header_of(obj));
