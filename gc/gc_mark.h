@@ -127,6 +127,10 @@ MULCH_INTERNAL void gc_mark_drain_local(gc_tracer_t *tracer);
  * small). */
 MULCH_INTERNAL void gc_mark_parallel(gc_tracer_t *tracer);
 MULCH_INTERNAL void gc_mark_donate(gc_tracer_t *tracer);
+/* Splits a range entry of two chunks or more among the bottom `limit`
+ * stack entries: it keeps its first half, *half gets the rest (for
+ * gc_mark_donate); false when there is none. */
+MULCH_INTERNAL bool gc_mark_split_range(gc_tracer_t *tracer, size_t limit, gc_mark_entry_t *half);
 MULCH_INTERNAL bool gc_is_marked(const gc_heap_t *heap, const void *obj);
 MULCH_INTERNAL void gc_roots_trace(gc_tracer_t *tracer);
 

@@ -33,7 +33,10 @@
  * collection traces the copy: the range lies in it); a range entry that
  * cannot be pushed is not made (its slots are traced at once) and one
  * dropped later (a packet taken back, parallel.c) puts the holder's span
- * in the rescan range, which traces the whole object again. In a minor
+ * in the rescan range, which traces the whole object again. A donation
+ * to an idle parallel marker may split a range entry (gc_mark_split_range:
+ * the entry keeps its first chunks, the taker gets the rest; both lie in
+ * the same marked holder, so the rules above hold for each). In a minor
  * collection a range entry is tagged GC_ENTRY_YOUNG when its holder stays
  * young, and otherwise makes the holder old_parent again when popped, so
  * its card is kept as if it were traced at once. The verifier's checking
@@ -461,6 +464,31 @@ static void range_trace(void *encoded, gc_tracer_t *tracer) {
     for (size_t k = 0; k < n; k++) gc_trace_slot(tracer, &slots[k]);
 }
 
+/* Parallel marking's donation (parallel.c): when one of the bottom
+ * `limit` entries of the stack is a range entry of two chunks or more,
+ * that entry keeps its first half and *half gets the rest (same tag), and
+ * true. Giving half a range away, rather than the range entry itself,
+ * keeps both markers busy: a range entry given whole went back and forth
+ * between two markers every few dozen objects (hash_table: two markers
+ * paused twice as long as one). */
+bool gc_mark_split_range(gc_tracer_t *tracer, size_t limit, gc_mark_entry_t *half) {
+    if (limit > tracer->depth) limit = tracer->depth;
+    for (size_t k = 0; k < limit; k++) {
+        gc_mark_entry_t *entry = &tracer->stack[k];
+        uintptr_t word = (uintptr_t)entry->obj;
+        size_t chunks = word >> GC_RANGE_SHIFT;
+        if (entry->type != &range_type || chunks < 2) continue;
+        size_t keep = chunks / 2;
+        uintptr_t tag = word & GC_ENTRY_YOUNG;
+        void **slots = range_slots(word);
+        entry->obj = (void *)((uintptr_t)slots | ((uintptr_t)keep << GC_RANGE_SHIFT) | tag);
+        half->obj = (void *)((uintptr_t)(slots + keep * GC_RANGE_CHUNK) | ((uintptr_t)(chunks - keep) << GC_RANGE_SHIFT) | tag);
+        half->type = &range_type;
+        return true;
+    }
+    return false;
+}
+
 void gc_trace_range(gc_tracer_t *tracer, void **slots, size_t n) {
     if (mulch_unlikely(n > GC_RANGE_MIN)) n = range_defer(tracer, slots, n);
     for (size_t i = 0; i < n; i++) gc_trace_slot(tracer, &slots[i]);
@@ -519,7 +547,8 @@ void gc_mark_drain_local(gc_tracer_t *tracer) {
         trace_entry(entry, tracer);
         if (mulch_unlikely(tracer->shared != NULL) && --until_share == 0) {
             until_share = MARK_SHARE_INTERVAL;
-            if (tracer->depth >= 2 && atomic_load_explicit(&tracer->shared->idle, memory_order_relaxed))
+            /* (one entry may be enough: a range entry, half of which goes) */
+            if (tracer->depth && atomic_load_explicit(&tracer->shared->idle, memory_order_relaxed))
                 gc_mark_donate(tracer);
         }
     }

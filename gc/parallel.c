@@ -6,7 +6,9 @@
  * marker owns a tracer with a private stack; work moves between markers in
  * packets through one shared list: a marker that sees an idle marker gives
  * away the bottom half of its stack (for trees, the big subtrees nearest
- * the roots), a marker whose stack is empty takes a packet or goes idle.
+ * the roots) or, when a range entry of two chunks or more lies there
+ * (a wide object's untraced slots, mark.c), half of that range's chunks;
+ * a marker whose stack is empty takes a packet or goes idle.
  * Marking ends when every marker that joined is idle and the list is
  * empty; a helper that wakes late (a loaded machine) finds marking done
  * and stays out, so the collector never waits for a thread to be scheduled.
@@ -81,26 +83,45 @@ static void tracer_close_gap(gc_tracer_t *tracer, size_t n) {
     tracer->depth = rest;
 }
 
-/* Gives the bottom half of the tracer's stack (at most a packet) away. */
-void gc_mark_donate(gc_tracer_t *tracer) {
-    gc_mark_shared_t *shared = tracer->shared;
-    size_t n = tracer->depth / 2;
-    if (n > PACKET_ITEMS) n = PACKET_ITEMS;
-    if (n == 0) return;
-    pthread_mutex_lock(&shared->lock);
-    gc_mark_packet_t *p = packet_new_locked(shared);
-    if (p == NULL) {
-        pthread_mutex_unlock(&shared->lock);
-        return;
-    }
-    memcpy(p->items, tracer->stack, n * sizeof *p->items);
-    p->count = n;
+/* Puts a filled packet on the shared list (shared->lock held) and wakes
+ * an idle marker. */
+static void packet_offer_locked(gc_mark_shared_t *shared, gc_mark_packet_t *p) {
     p->next = shared->packets;
     shared->packets = p;
     atomic_fetch_add_explicit(&shared->offered, 1, memory_order_relaxed);
     pthread_cond_signal(&shared->work);
+}
+
+/* Gives work away: half of a range entry of two chunks or more near the
+ * bottom of the stack when there is one (the donor keeps its stack and
+ * the cache lines it works on, and the taker gets as many slots as the
+ * donor kept), else the bottom half of the stack (at most a packet). A
+ * range entry given whole made two markers pass it back and forth every
+ * few dozen objects: hash_table's pauses doubled with a second marker. */
+void gc_mark_donate(gc_tracer_t *tracer) {
+    gc_mark_shared_t *shared = tracer->shared;
+    size_t n = tracer->depth / 2;
+    if (n > PACKET_ITEMS) n = PACKET_ITEMS;
+    gc_mark_entry_t half;
+    bool split = gc_mark_split_range(tracer, PACKET_ITEMS, &half);
+    if (n == 0 && !split) return;
+    pthread_mutex_lock(&shared->lock);
+    gc_mark_packet_t *p = packet_new_locked(shared);
+    if (p == NULL) {
+        pthread_mutex_unlock(&shared->lock);
+        if (split) gc_tracer_push_entry(tracer, half); /* (kept: the donor traces it) */
+        return;
+    }
+    if (split) {
+        p->items[0] = half;
+        p->count = 1;
+    } else {
+        memcpy(p->items, tracer->stack, n * sizeof *p->items);
+        p->count = n;
+    }
+    packet_offer_locked(shared, p);
     pthread_mutex_unlock(&shared->lock);
-    tracer_close_gap(tracer, n);
+    if (!split) tracer_close_gap(tracer, n);
 }
 
 /* Moves a packet (shared->lock held) onto the tracer's stack. */
