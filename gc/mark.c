@@ -347,7 +347,11 @@ static MULCH_NOINLINE void trace_slot_slow(gc_tracer_t *tracer, void **slot, voi
     if (entry == NULL) return;
     if (tracer->evacuate && pool_block_has_flag(entry->span, BLOCK_EVACUATE)) {
         void *now = gc_evacuate_object(tracer, entry->span, i, value);
-        if (now != value) *slot = now;
+        /* (release: a slot traced twice, by overlapping gc_trace_range
+         * calls whose range entries two markers took, is read and
+         * rewritten by both; each writes the one new address, and the
+         * other, reading it, must see the target span the copy went to) */
+        if (now != value) __atomic_store_n(slot, now, __ATOMIC_RELEASE);
         return;
     }
     mark_bit(tracer, entry->mark, entry->span, i, value, entry->type);
@@ -374,7 +378,8 @@ static MULCH_NOINLINE void trace_slot_special(gc_tracer_t *tracer, void **slot, 
  * registers: binary-trees traces some 70 million slots per second of
  * marking, and the prologue and epilogue were a sixth of each. */
 void gc_trace_slot(gc_tracer_t *tracer, void **slot) {
-    void *value = *slot;
+    /* (acquire, a plain load on x86-64: see trace_slot_slow) */
+    void *value = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
     if (value == NULL || ((uintptr_t)value & 7u) != 0) return;
     if (mulch_unlikely(tracer->checking)) {
         trace_slot_slow(tracer, slot, value);
