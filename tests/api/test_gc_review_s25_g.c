@@ -28,18 +28,7 @@
 #include <mulch/gc.h>
 
 #include "mulch_test.h"
-
-typedef struct wide {
-    size_t n;
-    void  *slots[];
-} wide_t;
-
-static void trace_wide(void *obj, gc_tracer_t *tracer)
-{
-    wide_t *w = obj;
-    gc_trace_range(tracer, w->slots, w->n);
-}
-static const gc_type_t T_WIDE = { "test.wide", trace_wide, NULL };
+#include "gc_wide_test.h"
 
 /* Two overlapping ranges: [n/4, 3n/4) and [n/2, n - 7); the first n/4
  * slots and the last 7 are not traced (they must not keep anything). */

@@ -31,20 +31,6 @@
 
 enum { WORKERS = 4, DEEP = 1500 }; /* DEEP > the root stack's first 1024 */
 
-static tobj_t *mk_async(gc_thread_t *t, const gc_type_t *type, uint64_t id, size_t nwords)
-{
-    tobj_t *o = gc_alloc(t, type, tobj_size(nwords));
-    if (o == NULL) {
-        AFAIL("gc_alloc(%s, %zu) returned NULL", type->name, tobj_size(nwords));
-        return NULL;
-    }
-    o->magic = OBJ_MAGIC;
-    o->id = id;
-    o->nwords = nwords;
-    for (size_t i = 0; i < nwords; i++) o->words[i] = payload_word(id, i);
-    return o;
-}
-
 typedef struct worker {
     gc_heap_t *heaps[2];
     int        index;

@@ -37,21 +37,6 @@ static size_t heap_bytes_of(gc_heap_t *h)
     return s.heap_bytes;
 }
 
-/* mk for threads other than main: failures recorded, not raised */
-static tobj_t *mk_async(gc_thread_t *t, const gc_type_t *type, uint64_t id, size_t nwords)
-{
-    tobj_t *o = gc_alloc(t, type, tobj_size(nwords));
-    if (o == NULL) {
-        AFAIL("gc_alloc(%s, %zu) returned NULL", type->name, tobj_size(nwords));
-        return NULL;
-    }
-    o->magic = OBJ_MAGIC;
-    o->id = id;
-    o->nwords = nwords;
-    for (size_t i = 0; i < nwords; i++) o->words[i] = payload_word(id, i);
-    return o;
-}
-
 /* ---- detach gives the bins' spans back ----------------------------------- */
 
 static void test_detach_returns_spans(void **state)

@@ -24,19 +24,7 @@
 #include <mulch/gc.h>
 
 #include "mulch_test.h"
-
-/* A count, then the slots: the range starts one word into the object. */
-typedef struct wide {
-    size_t n;
-    void  *slots[];
-} wide_t;
-
-static void trace_wide(void *obj, gc_tracer_t *tracer)
-{
-    wide_t *w = obj;
-    gc_trace_range(tracer, w->slots, w->n);
-}
-static const gc_type_t T_WIDE = { "test.wide", trace_wide, NULL };
+#include "gc_wide_test.h"
 
 static void count_object(void *obj, const gc_type_t *type, size_t size, void *ctx)
 {

@@ -25,6 +25,7 @@
 #include <signal.h>
 
 #include "mulch_test.h"
+#include "gc_wide_test.h"
 #include "gc_internal.h"
 
 enum { OBJECTS = 3000, ROOTS = 24, ROUNDS = 4 };
@@ -172,21 +173,9 @@ static void test_gc_parallel_helpers_named_and_masked(void **state)
     EXPECT_EQ(pthread_sigmask(SIG_SETMASK, &old, NULL), 0);
 }
 
-/* An object whose slots are all pushed at once: the marker that traces it
- * has a stack of `n` entries, and each time an idle marker asks, gives
- * away the bottom of it. */
-typedef struct wide {
-    size_t n;
-    void  *slots[];
-} wide_t;
-
-static void trace_wide(void *obj, gc_tracer_t *tracer)
-{
-    wide_t *w = obj;
-    gc_trace_range(tracer, w->slots, w->n);
-}
-static const gc_type_t T_WIDE = { "test.wide", trace_wide, NULL };
-
+/* One wide object (gc_wide_test.h): the marker that traces it defers its
+ * range as entries, and each time an idle marker asks, gives away half of
+ * what it holds. */
 static void wide_run(int markers, int compaction, size_t n)
 {
     fin_reset();

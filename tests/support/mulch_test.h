@@ -16,8 +16,9 @@
  *     rec_last, EXPECT_NO_REPORTS, EXPECT_ONE_REPORT);
  *   - with MULCH_TEST_GC defined before inclusion: gc helpers (stats_of,
  *     heap_new, EXPECT_VERIFY, EXPECT_GC_REPORTS), and with
- *     MULCH_TEST_GC_OBJECTS also the test object type tobj_t (mk, mk_child,
- *     set_slot, finalizer bookkeeping, EXPECT_OBJ, EXPECT_FIN, k_modes);
+ *     MULCH_TEST_GC_OBJECTS also the test object type tobj_t (mk, mk_async,
+ *     mk_child, set_slot, finalizer bookkeeping, EXPECT_OBJ, EXPECT_FIN,
+ *     k_modes);
  *   - with MULCH_TEST_POOL defined before inclusion: pool helpers (stats_of
  *     for a pool_t, report_count, and the fill / check / EXPECT_PATTERN byte
  *     patterns).
@@ -614,6 +615,22 @@ static inline tobj_t *mk(gc_thread_t *t, const gc_type_t *type, uint64_t id, siz
                         o->slot[i]);
             fail();
         }
+    o->magic = OBJ_MAGIC;
+    o->id = id;
+    o->nwords = nwords;
+    for (size_t i = 0; i < nwords; i++) o->words[i] = payload_word(id, i);
+    return o;
+}
+
+/* mk for threads other than main: a NULL is recorded (AFAIL), not raised,
+ * and returned; the caller checks EXPECT_NO_ASYNC_FAILURES. */
+static inline tobj_t *mk_async(gc_thread_t *t, const gc_type_t *type, uint64_t id, size_t nwords)
+{
+    tobj_t *o = gc_alloc(t, type, tobj_size(nwords));
+    if (o == NULL) {
+        AFAIL("gc_alloc(%s, %zu) returned NULL", type->name, tobj_size(nwords));
+        return NULL;
+    }
     o->magic = OBJ_MAGIC;
     o->id = id;
     o->nwords = nwords;
