@@ -12,8 +12,10 @@
  *                 is per cycle of one thread: wall time / cycles a thread);
  *   heap per cycle gc_heap_create, attach, the same work, detach,
  *                 gc_heap_destroy (the Lisp fuzz target's pattern: one
- *                 fresh heap per input), cycles / 20.
- * pattern (1thread, 2threads or heap) runs that row alone (for a profile).
+ *                 fresh heap per input), cycles / 20;
+ *   pool per cycle pool_create, 100 small pool_allocs, pool_destroy (a
+ *                 service's per-request pool), cycles / 20.
+ * pattern (1thread, 2threads, heap or pool) runs that row alone (for a profile).
  * Every 1000 cycles the first thread collects (gc_collect, attached for
  * the purpose): attach and detach meet collections as in a real pool.
  * Prints a markdown table, one RESULT line per row on stderr; the ratio
@@ -128,6 +130,24 @@ static double run_heap_per_cycle(long cycles)
     return (now_ns() - start) / (double)cycles;
 }
 
+/* A pool per cycle (a service's per-request pool): pool_create, 100 small
+ * allocations, pool_destroy with them still live. */
+static double run_pool_per_cycle(long cycles)
+{
+    double start = now_ns();
+    for (long i = 0; i < cycles; i++) {
+        pool_t *pool = pool_create(NULL);
+        if (pool == NULL) exit(1);
+        for (int k = 0; k < 100; k++) {
+            unsigned char *p = pool_alloc(pool, 16 + (size_t)(k % 8) * 16);
+            if (p == NULL) exit(1);
+            p[0] = (unsigned char)k;
+        }
+        pool_destroy(pool);
+    }
+    return (now_ns() - start) / (double)cycles;
+}
+
 int main(int argc, char **argv)
 {
     long cycles = argc > 1 ? atol(argv[1]) : 200000L;
@@ -138,13 +158,15 @@ int main(int argc, char **argv)
         { "1 thread", "1thread", 0 },
         { "2 threads", "2threads", 0 },
         { "heap per cycle", "heap", 0 },
+        { "pool per cycle", "pool", 0 },
     };
     int nrows = (int)(sizeof rows / sizeof rows[0]);
     for (int r = 0; r < nrows; r++) {
         if (only && strcmp(only, rows[r].key) != 0) continue;
-        rows[r].ns = r == 2 ? run_heap_per_cycle(heap_cycles) : run_shared(r + 1, cycles);
+        rows[r].ns = r == 3 ? run_pool_per_cycle(heap_cycles)
+                   : r == 2 ? run_heap_per_cycle(heap_cycles) : run_shared(r + 1, cycles);
     }
-    printf("### attach, %d allocations, push/pop a root, detach: %ld cycles a thread (heap per cycle: %ld)\n\n",
+    printf("### attach, %d allocations, push/pop a root, detach: %ld cycles a thread (heap and pool per cycle: %ld)\n\n",
            ALLOCATIONS, cycles, heap_cycles);
     printf("| pattern | ns per cycle | ratio to 1 thread |\n|---|---:|---:|\n");
     for (int r = 0; r < nrows; r++) {

@@ -68,6 +68,7 @@
 #define os_protect_none                  mulch_os_protect_none
 #define os_resize_in_place               mulch_os_resize_in_place
 #define os_retire                        mulch_os_retire
+#define os_release_chunk                 mulch_os_release_chunk
 #define os_retired_contains              mulch_os_retired_contains
 #define os_retired_lock_for_fork         mulch_os_retired_lock_for_fork
 #define os_retired_unlock_for_fork       mulch_os_retired_unlock_for_fork

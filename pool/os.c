@@ -42,6 +42,25 @@
  * os_protect_none makes a range fault on any access (secure mode's guard
  * pages); it stays that way until the range is retired or unmapped.
  *
+ * Kept for reuse: creating and destroying a pool (or a collector heap,
+ * which owns one) mapped a chunk and metadata and gave them back each
+ * time, about 300 us a cycle on a virtual machine, nearly all of it the
+ * kernel zapping the touched pages (a TLB shootdown) and faulting fresh
+ * ones in again. os_release_chunk (pool_destroy's chunks) and os_unmap of
+ * a small metadata mapping now keep a few of them mapped, zeroed by hand
+ * (only the resident pages: mincore; the others are given back with
+ * MADV_DONTNEED, which costs no shootdown when nothing is present, and
+ * covers pages swapped out), for the next os_map_aligned of a chunk or
+ * os_map of the same size. Bounds: OS_KEPT_CHUNKS chunks with at most
+ * OS_KEPT_CHUNK_RESIDENT resident bytes each (more, and the chunk is
+ * retired as before, so pool_destroy still returns a big pool's memory),
+ * and OS_KEPT_MAPS metadata mappings of up to OS_KEPT_MAP_MAX bytes. A
+ * kept chunk counts as retired for os_retired_contains (a stale free into
+ * it is "released") and, like a retired range, reads zeros and is no one
+ * else's until reused. Not under valgrind (memcheck's view of the pool's
+ * cells would make the zeroing an error): there, every release is as
+ * before.
+ *
  * os_fail_after(n) is the fault-injection hook: the nth mapping from then on
  * fails as if the kernel refused it, so tests can walk every OOM path.
  * os_mapped_bytes counts what is mapped through this file (pages), so that
@@ -95,8 +114,17 @@ static void os_munmap(void *p, size_t size) {
     atomic_fetch_sub_explicit(&os_mapped, page_round(size), memory_order_relaxed);
 }
 
+static void *os_kept_map_take(size_t size, bool *refused);
+static bool os_kept_map_put(void *p, size_t size);
+static bool os_kept_chunk_contains_locked(uintptr_t a);
+
 void *os_map(size_t size) {
-    return os_mmap((size + MULCH_PAGE - 1) & ~(MULCH_PAGE - 1), false);
+    size = page_round(size);
+    bool refused = false;
+    void *kept = os_kept_map_take(size, &refused);
+    if (kept != NULL) atomic_fetch_add_explicit(&os_mapped, size, memory_order_relaxed);
+    if (kept != NULL || refused) return kept;
+    return os_mmap(size, false);
 }
 
 /* ---- retired chunk ranges ---------------------------------------------- */
@@ -226,12 +254,133 @@ bool os_retired_contains(const void *p) {
     pthread_mutex_lock(&os_retired_lock);
     for (size_t i = 0; i < os_retired_count && !found; i++)
         found = a - os_retired[i].start < os_retired[i].size;
+    found = found || os_kept_chunk_contains_locked(a);
     pthread_mutex_unlock(&os_retired_lock);
     return found;
 }
 
 void os_retired_lock_for_fork(void) { pthread_mutex_lock(&os_retired_lock); }
 void os_retired_unlock_for_fork(void) { pthread_mutex_unlock(&os_retired_lock); }
+
+/* ---- released mappings kept for reuse ---------------------------------- */
+
+#define OS_KEPT_CHUNKS         4u
+#define OS_KEPT_CHUNK_RESIDENT ((size_t)256 * 1024)
+#define OS_KEPT_CHUNK_RUNS     64u  /* resident runs, each a memset and a gap to madvise */
+#define OS_KEPT_MAPS           16u
+#define OS_KEPT_MAP_MAX        ((size_t)32 * 1024)
+
+static uintptr_t os_kept_chunks[OS_KEPT_CHUNKS];  /* os_retired_lock */
+static size_t    os_kept_chunk_count;             /* os_retired_lock */
+static os_range_t os_kept_maps[OS_KEPT_MAPS];     /* os_retired_lock */
+static size_t    os_kept_map_count;               /* os_retired_lock */
+
+/* Zeroes a released chunk in place without giving back its resident pages;
+ * false (nothing done that matters) when it holds too many of them. The
+ * pages mincore calls absent are either untouched (zero already) or
+ * swapped out (stale): MADV_DONTNEED makes both zero, and with no page
+ * present it has nothing to shoot down. */
+static bool os_zero_in_place(unsigned char *p, size_t size) {
+    unsigned char resident[MULCH_REGION / MULCH_PAGE];
+    size_t pages = size / MULCH_PAGE;
+    /* (one mincore byte per kernel page: only where that is MULCH_PAGE) */
+    if (pages > sizeof resident || sysconf(_SC_PAGESIZE) != (long)MULCH_PAGE || mincore(p, size, resident) != 0)
+        return false;
+    size_t resident_pages = 0, runs = 0;
+    for (size_t i = 0; i < pages; i++) {
+        resident_pages += resident[i] & 1u;
+        runs += (resident[i] & 1u) && (i == 0 || !(resident[i - 1] & 1u));
+    }
+    if (resident_pages * MULCH_PAGE > OS_KEPT_CHUNK_RESIDENT || runs > OS_KEPT_CHUNK_RUNS) return false;
+    for (size_t i = 0; i < pages;) {
+        size_t j = i;
+        bool present = resident[i] & 1u;
+        while (j < pages && (bool)(resident[j] & 1u) == present) j++;
+        if (present) memset(p + i * MULCH_PAGE, 0, (j - i) * MULCH_PAGE);
+        else if (madvise(p + i * MULCH_PAGE, (j - i) * MULCH_PAGE, MADV_DONTNEED) != 0) return false;
+        i = j;
+    }
+    return true;
+}
+
+void os_release_chunk(void *p, size_t size) {
+    if (p == NULL) return;
+    bool kept = false;
+    if (size == MULCH_REGION && !tool_vg_running()) {
+        pthread_mutex_lock(&os_retired_lock);
+        bool room = os_kept_chunk_count < OS_KEPT_CHUNKS;
+        pthread_mutex_unlock(&os_retired_lock);
+#if defined(MULCH_ASAN)
+        /* the shadow of the pool's cells must not outlive them */
+        if (room) ASAN_UNPOISON_MEMORY_REGION(p, size);
+#endif
+        if (room && os_zero_in_place(p, size)) {
+            pthread_mutex_lock(&os_retired_lock);
+            if (os_kept_chunk_count < OS_KEPT_CHUNKS) {
+                os_kept_chunks[os_kept_chunk_count++] = (uintptr_t)p;
+                kept = true;
+            }
+            pthread_mutex_unlock(&os_retired_lock);
+        }
+    }
+    if (kept) atomic_fetch_sub_explicit(&os_mapped, size, memory_order_relaxed);
+    else os_retire(p, size, size);
+}
+
+/* A kept chunk for a request of exactly one region; NULL when none is
+ * kept, or (*refused) when fault injection says this mapping fails. */
+static void *os_kept_chunk_take(size_t size, size_t alignment, size_t skew, bool charged, bool *refused) {
+    if (size != MULCH_REGION || alignment != MULCH_REGION || skew != 0 || charged) return NULL;
+    void *taken = NULL;
+    pthread_mutex_lock(&os_retired_lock);
+    if (os_kept_chunk_count > 0) {
+        if (os_injected_failure()) *refused = true;
+        else taken = (void *)os_kept_chunks[--os_kept_chunk_count];
+    }
+    pthread_mutex_unlock(&os_retired_lock);
+    if (taken) atomic_fetch_add_explicit(&os_mapped, size, memory_order_relaxed);
+    return taken;
+}
+
+/* Keeps a small metadata mapping (zeroed) for the next os_map of its size;
+ * false when it is too big or there is no room. */
+static bool os_kept_map_put(void *p, size_t size) {
+    if (size > OS_KEPT_MAP_MAX || tool_vg_running()) return false;
+    pthread_mutex_lock(&os_retired_lock);
+    bool room = os_kept_map_count < OS_KEPT_MAPS;
+    pthread_mutex_unlock(&os_retired_lock);
+    if (!room) return false;
+    memset(p, 0, size);
+    pthread_mutex_lock(&os_retired_lock);
+    room = os_kept_map_count < OS_KEPT_MAPS;
+    if (room) os_kept_maps[os_kept_map_count++] = (os_range_t){ (uintptr_t)p, size };
+    pthread_mutex_unlock(&os_retired_lock);
+    return room;
+}
+
+static void *os_kept_map_take(size_t size, bool *refused) {
+    if (size > OS_KEPT_MAP_MAX) return NULL;
+    void *taken = NULL;
+    pthread_mutex_lock(&os_retired_lock);
+    for (size_t i = os_kept_map_count; i-- > 0;) {
+        if (os_kept_maps[i].size != size) continue;
+        if (os_injected_failure()) {
+            *refused = true;
+            break;
+        }
+        taken = (void *)os_kept_maps[i].start;
+        os_kept_maps[i] = os_kept_maps[--os_kept_map_count];
+        break;
+    }
+    pthread_mutex_unlock(&os_retired_lock);
+    return taken;
+}
+
+static bool os_kept_chunk_contains_locked(uintptr_t a) {
+    for (size_t i = 0; i < os_kept_chunk_count; i++)
+        if (a - os_kept_chunks[i] < MULCH_REGION) return true;
+    return false;
+}
 
 /* skew: a huge object aligned beyond a region starts one region into its
  * mapping (huge.c), so the mapping starts a region before the boundary.
@@ -244,7 +393,9 @@ void os_retired_unlock_for_fork(void) { pthread_mutex_unlock(&os_retired_lock); 
 void *os_map_aligned(size_t size, size_t alignment, size_t skew, bool charged) {
     if (size > SIZE_MAX - alignment) return NULL;
     bool refused = false;
-    void *reused = os_retired_take(size, alignment, skew, charged, &refused);
+    void *reused = os_kept_chunk_take(size, alignment, skew, charged, &refused);
+    if (reused != NULL || refused) return reused;
+    reused = os_retired_take(size, alignment, skew, charged, &refused);
     if (reused != NULL || refused) return reused;
     /* Try the exact size first: the kernel often places consecutive
      * mappings next to each other, and an aligned hit saves two munmaps. */
@@ -268,6 +419,10 @@ void os_unmap(void *p, size_t size) {
     /* the shadow would outlive the mapping and poison whoever maps here next */
     ASAN_UNPOISON_MEMORY_REGION(p, size);
 #endif
+    if (os_kept_map_put(p, page_round(size))) {
+        atomic_fetch_sub_explicit(&os_mapped, page_round(size), memory_order_relaxed);
+        return;
+    }
     os_munmap(p, size);
 }
 

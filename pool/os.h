@@ -28,6 +28,10 @@ MULCH_INTERNAL void  os_unmap(void *p, size_t size);
  * first `readable` (rounded up to a page) fault instead: secure mode's
  * freed huge objects. */
 MULCH_INTERNAL void  os_retire(void *p, size_t size, size_t readable);
+/* pool_destroy's release of a chunk: kept mapped and zeroed for the next
+ * pool's os_map_aligned when it is one region with few resident pages
+ * and there is room (os.c, "Kept for reuse"); otherwise os_retire. */
+MULCH_INTERNAL void  os_release_chunk(void *p, size_t size);
 /* Whether p lies in a retired range now (error reports only: a lock). */
 MULCH_INTERNAL bool  os_retired_contains(const void *p);
 MULCH_INTERNAL void  os_retired_lock_for_fork(void);

@@ -235,7 +235,10 @@ static bool chunk_is_empty(const chunk_t *chunk) {
     return chunk->free_blocks == chunk->block_count - chunk->first_block;
 }
 
-static size_t chunk_unmap_locked(pool_t *pool, chunk_t *chunk) {
+/* destroying: pool_destroy's release, which may keep the chunk mapped for
+ * the next pool (os_release_chunk); a trim retires it, so that its pages
+ * are surely gone. */
+static size_t chunk_unmap_locked(pool_t *pool, chunk_t *chunk, bool destroying) {
     size_t committed = chunk->header_committed;
     size_t free_committed = 0;
     for (uint32_t i = chunk->first_block; i < chunk->block_count; i++) {
@@ -256,7 +259,8 @@ static size_t chunk_unmap_locked(pool_t *pool, chunk_t *chunk) {
     atomic_store_explicit(&chunk->magic, 0, memory_order_relaxed);
     chunk->blocks_token = 0;
     /* retired, not unmapped: a stale free racing this reads zeros (os.c) */
-    os_retire(chunk, chunk->size, chunk->size);
+    if (destroying) os_release_chunk(chunk, chunk->size);
+    else os_retire(chunk, chunk->size, chunk->size);
     return committed;
 }
 
@@ -292,7 +296,7 @@ size_t span_trim_locked(pool_t *pool, size_t target) {
         if (target != 0 && atomic_load_explicit(&pool->free_committed, memory_order_relaxed) <= target) break;
         if (!chunk_is_empty(chunk)) continue;
         bin_remove(pool, &chunk->blocks[chunk->first_block]);
-        released += chunk_unmap_locked(pool, chunk);
+        released += chunk_unmap_locked(pool, chunk, false);
     }
     for (int bin = MULCH_SPAN_BINS - 1; bin >= 0; bin--) {
         for (block_t *s = pool->free_spans[bin]; s; s = s->next) {
@@ -305,6 +309,6 @@ size_t span_trim_locked(pool_t *pool, size_t target) {
 }
 
 void chunks_unmap_all_locked(pool_t *pool) {
-    while (pool->chunks) chunk_unmap_locked(pool, pool->chunks);
+    while (pool->chunks) chunk_unmap_locked(pool, pool->chunks, true);
     for (unsigned bin = 0; bin < MULCH_SPAN_BINS; bin++) pool->free_spans[bin] = NULL;
 }

@@ -489,7 +489,9 @@ static void *detach_under_limit(void *arg)
     g10_target = mk(t, &T_PLAIN, 41, 2);
     g10_weak = gc_weak_new(t, g10_target);
     /* a hundred more in this thread's list: merging them into the heap's
-     * (500 of 512) needs a bigger array, and so does the other way round */
+     * (4000 of 4096) needs a bigger array, and so does the other way round;
+     * 64 KiB, more than the pool keeps of released metadata for reuse
+     * (pool/os.c), so it takes a new mapping, which the limit refuses */
     for (int i = 0; i < 100; i++) (void)gc_weak_new(t, NULL);
     struct rlimit old, low;
     unsigned long pages = 0;
@@ -522,12 +524,12 @@ static void test_detach_oom_keeps_weak_refs_safe(void **state)
     gc_heap_t *h = heap_opts(GC_COMPACT_NEVER, 0, 0, 0);
     g10_heap = h;
     gc_thread_t *t = gc_thread_attach(h);
-    static void *mine[500];
-    gc_root_add_range(h, mine, 500);
+    static void *mine[4000];
+    gc_root_add_range(h, mine, 4000);
     gc_root_add(h, &g10_target);
     gc_root_add(h, &g10_weak);
-    for (int i = 0; i < 500; i++) mine[i] = gc_weak_new(t, NULL);
-    gc_collect(t); /* the heap's list now holds 500 (room for 512) */
+    for (int i = 0; i < 4000; i++) mine[i] = gc_weak_new(t, NULL);
+    gc_collect(t); /* the heap's list now holds 4000 (room for 4096) */
     pthread_t th;
     gc_enter_blocking(t);
     EXPECT_EQ(pthread_create(&th, NULL, detach_under_limit, NULL), 0);
