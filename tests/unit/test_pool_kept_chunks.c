@@ -11,7 +11,9 @@
  *     its pages are gone at pool_destroy (mincore);
  *   - at most OS_KEPT_CHUNKS chunks are kept; the rest are retired;
  *   - a metadata mapping comes back zeroed for the next os_map of its size,
- *     and fault injection still makes that os_map fail, keeping the entry.
+ *     and fault injection still makes that os_map fail, keeping the entry;
+ *   - a forked child's pool takes an inherited kept chunk, zeroed, and
+ *     the parent's next pool still takes its own copy.
  * Under valgrind nothing is kept (memcheck's view of the cells): there the
  * reuse checks are skipped and the release is checked to be a retirement. */
 #ifndef _GNU_SOURCE
@@ -21,6 +23,8 @@
 #include <mulch.h>
 
 #include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "mulch_test.h"
 #include "pool_internal.h"
@@ -206,6 +210,44 @@ static void test_kept_metadata_mapping(void **state) {
     EXPECT_EQ(os_mapped_bytes(), baseline);
 }
 
+/* A forked child inherits the kept chunks (a copy, as of every mapping)
+ * and the lock held across fork (pool/fork.c): its pools take them and
+ * work, and the parent's next pool takes the same chunk in its own copy. */
+static void test_kept_chunk_across_fork(void **state) {
+    (void)state;
+    TEST_START();
+    pool_t *a = pool_create(NULL);
+    assert_non_null(a);
+    void *first = dirty_cells(a, 100, 64);
+    unsigned char *chunk = region_of(first);
+    pool_destroy(a);
+    fflush(NULL);
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        pool_t *c = pool_create(NULL);
+        uint64_t *p = c ? pool_alloc(c, 64) : NULL;
+        /* (under valgrind nothing is kept, and the scan would read what
+         * memcheck was told is inaccessible) */
+        int ok = p != NULL && (tool_vg_running() || (region_of(p) == chunk && dirt_in(chunk, MULCH_REGION) == 0));
+        if (p) p[0] = DIRT;
+        pool_destroy(c);
+        _exit(ok ? 0 : 1);
+    }
+    int status = 0;
+    EXPECT_EQ(waitpid(child, &status, 0), child);
+    EXPECT_EQ(WIFEXITED(status) ? WEXITSTATUS(status) : 99, 0);
+    pool_t *b = pool_create(NULL);
+    assert_non_null(b);
+    void *p = pool_alloc(b, 64);
+    assert_non_null(p);
+    if (!tool_vg_running()) {
+        EXPECT_PTR_EQ(region_of(p), chunk);
+        EXPECT_EQ(dirt_in(chunk, MULCH_REGION), 0);
+    }
+    pool_destroy(b);
+}
+
 int main(void) {
     mt_init("test_pool_kept_chunks");
     const struct CMUnitTest tests[] = {
@@ -214,6 +256,7 @@ int main(void) {
         cmocka_unit_test(test_big_resident_chunk_is_retired),
         cmocka_unit_test(test_kept_chunks_are_bounded),
         cmocka_unit_test(test_kept_metadata_mapping),
+        cmocka_unit_test(test_kept_chunk_across_fork),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
