@@ -8,6 +8,7 @@
  * changed) while another thread is attached or from inside a finalizer.
  * A heap is in gc/fork.c's list, whose locks are held across fork, from
  * the end of gc_heap_create until gc_heap_destroy destroys its locks.
+ * The heap and its lock holder's tracer (heap->tracer) share one mapping.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -102,6 +103,15 @@ static void options_check(const gc_options_t *o) {
     if (o->markers < 0) option_report(o, "markers is negative", "MULCH_GC_MARKERS", "one per CPU used");
 }
 
+/* A heap and the tracer of whoever holds its lock share one mapping (their
+ * pages are touched as they are used): a collection may start from an
+ * embedder's deep stack (gc_alloc in a recursive interpreter), and the
+ * tracer, with its span cache and stack reserve, is tens of KiB. */
+typedef struct heap_mapping {
+    gc_heap_t   heap;
+    gc_tracer_t tracer;
+} heap_mapping_t;
+
 gc_heap_t *gc_heap_create(const gc_options_t *opts) {
     gc_options_t options = { 0 };
     if (opts) {
@@ -109,15 +119,17 @@ gc_heap_t *gc_heap_create(const gc_options_t *opts) {
         options = *opts;
     }
     options_resolve(&options);
-    gc_heap_t *heap = os_map(sizeof(gc_heap_t));
-    if (heap == NULL) return NULL;
+    heap_mapping_t *mapping = os_map(sizeof(heap_mapping_t));
+    if (mapping == NULL) return NULL;
+    gc_heap_t *heap = &mapping->heap;
+    heap->tracer = &mapping->tracer;
     heap->options = options;
     heap->pool = options.pool;
     if (heap->pool == NULL) {
         heap->pool = pool_create(NULL);
         heap->own_pool = true;
         if (heap->pool == NULL) {
-            os_unmap(heap, sizeof(gc_heap_t));
+            os_unmap(mapping, sizeof *mapping);
             return NULL;
         }
     }
@@ -297,7 +309,7 @@ void gc_heap_destroy(gc_heap_t *heap) {
     pthread_cond_destroy(&heap->changed);
     pthread_mutex_destroy(&heap->lock);
     if (heap->own_pool) pool_destroy(heap->pool);
-    os_unmap(heap, sizeof(gc_heap_t));
+    os_unmap(heap, sizeof(heap_mapping_t)); /* (heap is its first member) */
 }
 
 static MULCH_COLD void report_misuse(const char *fn, const char *problem, const void *subject) {
