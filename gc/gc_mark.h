@@ -67,20 +67,6 @@ struct gc_tracer {
     bool         report_all;  /* gc_verify: no cap on reports (each problem
                                  it counts is reported, as it promises)  */
     const char  *phase;       /* function name for reports               */
-    /* Spans of objects marked lately, by their address's 64 KiB unit: a
-     * range check is cheaper than the chunk map, and objects traced
-     * together often share a few spans (one per type and class). An
-     * entry holds what the hit path needs (geometry, bitmaps), so that a
-     * slot's check depends on one load from the tracer, not on the
-     * descriptor, its chunk and the side area in turn. */
-    struct gc_span_cache_entry {
-        uintptr_t first;      /* the span's first object                */
-        uintptr_t bytes;      /* up to its last object's start          */
-        uint64_t  divisor;    /* cell_divide_exact by the cell size     */
-        uint64_t *mark, *alloc; /* its bitmaps                          */
-        block_t  *span;
-        const gc_type_t *type; /* the span's, when it has no headers   */
-    } span_cache[GC_SPAN_CACHE];
     bool         evacuate;    /* the collection's tracer: may move objects */
     uint64_t     bytes_moved;
     gc_mark_shared_t *shared; /* non-NULL while parallel markers run       */
@@ -95,8 +81,23 @@ struct gc_tracer {
     bool         aging;
     void        *old_parent;
     bool         special;     /* evacuate || aging (gc_tracer_set_mode)     */
+    /* Spans of objects marked lately, by their address's 64 KiB unit: a
+     * range check is cheaper than the chunk map, and objects traced
+     * together often share a few spans (one per type and class). An
+     * entry holds what the hit path needs (geometry, bitmaps), so that a
+     * slot's check depends on one load from the tracer, not on the
+     * descriptor, its chunk and the side area in turn. gc_tracer_init
+     * clears the fields above it and each entry's extent (a miss). */
+    struct gc_span_cache_entry {
+        uintptr_t first;      /* the span's first object                */
+        uintptr_t bytes;      /* up to its last object's start          */
+        uint64_t  divisor;    /* cell_divide_exact by the cell size     */
+        uint64_t *mark, *alloc; /* its bitmaps                          */
+        block_t  *span;
+        const gc_type_t *type; /* the span's, when it has no headers   */
+    } span_cache[GC_SPAN_CACHE];
     /* The stack when its first mapping could not be had (last: the hot
-     * fields above stay together). */
+     * fields above stay together; gc_tracer_init does not clear it). */
     gc_mark_entry_t reserve[GC_MARK_RESERVE];
 };
 
