@@ -118,16 +118,15 @@ static void search_candidates(gc_heap_t *heap, search_t *s) {
 /* Candidate c's edges: the candidates owned by objects its GC object
  * reaches. False when the edge list cannot grow. */
 static bool search_edges_from(gc_heap_t *heap, search_t *s, size_t c, gc_vector_t *edges) {
-    gc_tracer_t tracer;
-    gc_tracer_init(&tracer, heap, "gc_report_bridge_cycles");
-    gc_trace_slot(&tracer, heap->handle_slots.items[s->handle_of[c]]);
-    gc_mark_drain(&tracer);
+    gc_tracer_t *tracer = gc_heap_tracer_open(heap, "gc_report_bridge_cycles");
+    gc_trace_slot(tracer, heap->handle_slots.items[s->handle_of[c]]);
+    gc_mark_drain(tracer);
     /* then the values of the ephemerons this walk reached whose keys it
      * reached too, as a collection marks them: a value that owns the
      * handle closes a cycle as surely as a field does (they were not
      * followed, and such a cycle went unreported) */
-    gc_ephemerons_converge(&tracer);
-    gc_tracer_free(&tracer);
+    gc_ephemerons_converge(tracer);
+    gc_tracer_free(tracer);
     bool ok = true;
     for (size_t i = 0; i < s->pairs && ok; i++) {
         size_t target = s->pair_target[i];

@@ -206,8 +206,7 @@ void gc_collect_locked(gc_heap_t *heap, gc_thread_t *self, bool minor_allowed) {
     heap->epoch++;
     bool minor = gc_generation_begin(heap, minor_allowed);
 
-    gc_tracer_t tracer;
-    gc_tracer_init(&tracer, heap, "gc_collect");
+    gc_tracer_t *tracer = gc_heap_tracer_open(heap, "gc_collect");
     /* Minor collections never move (old objects are not traced to be fixed). */
     bool evacuate = !minor && gc_evacuation_prepare(heap);
     /* A running (or waiting) finalizer holds its object's address and may
@@ -215,31 +214,31 @@ void gc_collect_locked(gc_heap_t *heap, gc_thread_t *self, bool minor_allowed) {
      * before anything may move (gc_evacuation_prepare kept only the pending
      * objects' own spans). */
     if (evacuate && heap->pending.count) {
-        gc_trace_range(&tracer, heap->pending.items, heap->pending.count);
-        gc_mark_drain(&tracer);
+        gc_trace_range(tracer, heap->pending.items, heap->pending.count);
+        gc_mark_drain(tracer);
         /* The values of the ephemerons they reach are reachable from them
          * too once their keys prove live, which only the whole marking
          * tells: then nothing moves this time (evacuation is optional). */
         if (gc_ephemerons_marked(heap)) evacuate = false;
     }
-    gc_tracer_set_mode(&tracer, evacuate, minor);
+    gc_tracer_set_mode(tracer, evacuate, minor);
     if (heap->options.conservative_stack) {
         /* First, before anything moves: what the stacks hold stays put. */
         if (self) gc_thread_save_context(self, NULL);
-        gc_conservative_scan(&tracer);
+        gc_conservative_scan(tracer);
     }
-    gc_roots_trace(&tracer);
-    if (minor) gc_generation_trace_cards(&tracer);
-    gc_mark_parallel(&tracer);
-    gc_ephemerons_converge(&tracer);
+    gc_roots_trace(tracer);
+    if (minor) gc_generation_trace_cards(tracer);
+    gc_mark_parallel(tracer);
+    gc_ephemerons_converge(tracer);
     weak_refs_clear_dead(heap);
-    if (finalizable_move_dead(heap, &tracer)) gc_ephemerons_converge(&tracer); /* what they revived */
+    if (finalizable_move_dead(heap, tracer)) gc_ephemerons_converge(tracer); /* what they revived */
     weak_refs_forget_dead(heap);
     gc_bridge_after_mark(heap);
     gc_hashes_after_mark(heap);
     gc_evacuation_finish(heap);
-    heap->bytes_moved += tracer.bytes_moved;
-    gc_tracer_free(&tracer);
+    heap->bytes_moved += tracer->bytes_moved;
+    gc_tracer_free(tracer);
 
     spans_account(heap);
     gc_generation_end(heap, minor);

@@ -302,6 +302,10 @@ struct gc_heap {
 
     gc_mark_shared_t mark_shared;      /* parallel marking (gc/parallel.c) */
     _Atomic(struct gc_mark_entry *) spare_mark_stack; /* kept between tracers (mark.c) */
+    /* The tracer of whoever holds `lock` (the collector, gc_verify,
+     * gc_report_bridge_cycles: one at a time), mapped with the heap (its own mapping), off
+     * the caller's C stack (gc_heap_tracer_open, mark.c) */
+    gc_tracer_t     *tracer;
 
     /* compaction (gc/evacuate.c) */
     gc_evacuation_target_t evacuation_targets[GC_ALL_CLASSES];

@@ -12,7 +12,9 @@
  * object a failed push dropped lies in a span of the tracer's rescan
  * range; a tracer belongs to the thread that opened it (gc_tracer_init to
  * gc_tracer_free, heap->lock held by it or, for a marker thread, by its
- * collector). While an evacuating tracer runs, an object's header (or its
+ * collector). The lock holder's tracer is heap->tracer, in the heap's
+ * mapping (gc_heap_tracer_open): one at a time, off the caller's stack;
+ * a helper marker's is on its own thread's stack. While an evacuating tracer runs, an object's header (or its
  * forwarding word) says whether it moved; gc_resolve gives its address
  * after marking.
  */
@@ -32,9 +34,13 @@ static inline void gc_cpu_relax(void) {
 #endif
 }
 
-#define GC_SPAN_CACHE    64u                 /* the tracer's span cache entries */
+/* The tracer's span cache entries (56 bytes each): hash_table's live set
+ * at 2^18 buckets, 9 MiB, needs 256 to stay in it (docs/performance.md,
+ * session 26). */
+#define GC_SPAN_CACHE    256u
 
-/* Entries of a tracer's first mark stack mapping (it doubles from there). */
+/* Entries of a tracer's first mark stack mapping (it doubles from there,
+ * by mremap). */
 #define GC_MARK_STACK_FIRST 4096u
 /* Entries of the stack a tracer holds in itself, for when not even the
  * first mapping can be had (mark.c): the overflow rescans still drain
@@ -61,20 +67,6 @@ struct gc_tracer {
     bool         report_all;  /* gc_verify: no cap on reports (each problem
                                  it counts is reported, as it promises)  */
     const char  *phase;       /* function name for reports               */
-    /* Spans of objects marked lately, by their address's 64 KiB unit: a
-     * range check is cheaper than the chunk map, and objects traced
-     * together often share a few spans (one per type and class). An
-     * entry holds what the hit path needs (geometry, bitmaps), so that a
-     * slot's check depends on one load from the tracer, not on the
-     * descriptor, its chunk and the side area in turn. */
-    struct gc_span_cache_entry {
-        uintptr_t first;      /* the span's first object                */
-        uintptr_t bytes;      /* up to its last object's start          */
-        uint64_t  divisor;    /* cell_divide_exact by the cell size     */
-        uint64_t *mark, *alloc; /* its bitmaps                          */
-        block_t  *span;
-        const gc_type_t *type; /* the span's, when it has no headers   */
-    } span_cache[GC_SPAN_CACHE];
     bool         evacuate;    /* the collection's tracer: may move objects */
     uint64_t     bytes_moved;
     gc_mark_shared_t *shared; /* non-NULL while parallel markers run       */
@@ -89,8 +81,23 @@ struct gc_tracer {
     bool         aging;
     void        *old_parent;
     bool         special;     /* evacuate || aging (gc_tracer_set_mode)     */
+    /* Spans of objects marked lately, by their address's 64 KiB unit: a
+     * range check is cheaper than the chunk map, and objects traced
+     * together often share a few spans (one per type and class). An
+     * entry holds what the hit path needs (geometry, bitmaps), so that a
+     * slot's check depends on one load from the tracer, not on the
+     * descriptor, its chunk and the side area in turn. gc_tracer_init
+     * clears the fields above it and each entry's extent (a miss). */
+    struct gc_span_cache_entry {
+        uintptr_t first;      /* the span's first object                */
+        uintptr_t bytes;      /* up to its last object's start          */
+        uint64_t  divisor;    /* cell_divide_exact by the cell size     */
+        uint64_t *mark, *alloc; /* its bitmaps                          */
+        block_t  *span;
+        const gc_type_t *type; /* the span's, when it has no headers   */
+    } span_cache[GC_SPAN_CACHE];
     /* The stack when its first mapping could not be had (last: the hot
-     * fields above stay together). */
+     * fields above stay together; gc_tracer_init does not clear it). */
     gc_mark_entry_t reserve[GC_MARK_RESERVE];
 };
 
@@ -113,6 +120,11 @@ struct gc_tracer {
 
 /* ---- marking (gc/mark.c) ------------------------------------------------------- */
 MULCH_INTERNAL void gc_tracer_init(gc_tracer_t *tracer, gc_heap_t *heap, const char *phase);
+/* gc_tracer_init of heap->tracer, the one of whoever holds heap->lock (the
+ * collector, gc_verify, gc_report_bridge_cycles: never two at once, never
+ * nested); closed with gc_tracer_free. It lives with the heap, not on the
+ * caller's stack. */
+MULCH_INTERNAL gc_tracer_t *gc_heap_tracer_open(gc_heap_t *heap, const char *phase);
 /* The collection's tracer: whether it may move objects, whether it ages
  * (a minor collection). */
 MULCH_INTERNAL void gc_tracer_set_mode(gc_tracer_t *tracer, bool evacuate, bool aging);

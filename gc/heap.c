@@ -8,6 +8,7 @@
  * changed) while another thread is attached or from inside a finalizer.
  * A heap is in gc/fork.c's list, whose locks are held across fork, from
  * the end of gc_heap_create until gc_heap_destroy destroys its locks.
+ * The heap and its lock holder's tracer (heap->tracer) have a mapping each.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -102,6 +103,13 @@ static void options_check(const gc_options_t *o) {
     if (o->markers < 0) option_report(o, "markers is negative", "MULCH_GC_MARKERS", "one per CPU used");
 }
 
+/* The tracer of whoever holds a heap's lock has a mapping of its own, not
+ * a place on that thread's stack: a collection may start from an
+ * embedder's deep stack (gc_alloc in a recursive interpreter), and the
+ * tracer, with its span cache and stack reserve, is tens of KiB. Not one
+ * mapping with the heap: each of the two stays small enough for the pool's
+ * OS layer to keep for the next heap (pool/os.c, "Kept for reuse"). */
+
 gc_heap_t *gc_heap_create(const gc_options_t *opts) {
     gc_options_t options = { 0 };
     if (opts) {
@@ -111,12 +119,18 @@ gc_heap_t *gc_heap_create(const gc_options_t *opts) {
     options_resolve(&options);
     gc_heap_t *heap = os_map(sizeof(gc_heap_t));
     if (heap == NULL) return NULL;
+    heap->tracer = os_map(sizeof(gc_tracer_t));
+    if (heap->tracer == NULL) {
+        os_unmap(heap, sizeof(gc_heap_t));
+        return NULL;
+    }
     heap->options = options;
     heap->pool = options.pool;
     if (heap->pool == NULL) {
         heap->pool = pool_create(NULL);
         heap->own_pool = true;
         if (heap->pool == NULL) {
+            os_unmap(heap->tracer, sizeof(gc_tracer_t));
             os_unmap(heap, sizeof(gc_heap_t));
             return NULL;
         }
@@ -297,6 +311,7 @@ void gc_heap_destroy(gc_heap_t *heap) {
     pthread_cond_destroy(&heap->changed);
     pthread_mutex_destroy(&heap->lock);
     if (heap->own_pool) pool_destroy(heap->pool);
+    os_unmap(heap->tracer, sizeof(gc_tracer_t));
     os_unmap(heap, sizeof(gc_heap_t));
 }
 

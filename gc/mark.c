@@ -8,7 +8,8 @@
  * span's type). gc_mark_drain pops objects through a small
  * FIFO (MARK_PREFETCH entries) so that each header has had time to arrive
  * before the object's type is read; objects whose type has no trace
- * function cost a pop. No recursion, so a list of millions of cells is fine. When the
+ * function cost a pop. No recursion, so a list of millions of cells is
+ * fine. The stack doubles by os_remap (its pages move, no copy). When the
  * stack cannot grow, the object stays marked but unscanned and `overflowed`
  * is set, and the span's index joins the range [rescan_low, rescan_end);
  * the drain then rescans every marked object of the spans in that range
@@ -22,7 +23,10 @@
  * addresses took one pass over the heap per node: hours for 300000).
  * A minor collection (tracer->aging) marks through mark_aging and
  * traces through trace_entry_aging, which apply generation.c's aging
- * rules; full collections keep the plain paths.
+ * rules; full collections keep the plain paths. The tracer of the heap
+ * lock's holder (collector, gc_verify, gc_report_bridge_cycles) is
+ * heap->tracer, mapped by gc_heap_create: its span cache and reserve would be
+ * 18 KiB of an embedder's stack, from which a collection may start deep.
  * Range entries: gc_trace_range of more than GC_RANGE_MIN slots that lie
  * in one marked object of this heap traces the first chunk and pushes the
  * rest as range entries (gc_mark.h), whose type is range_type: popping
@@ -68,7 +72,12 @@ void gc_tracer_set_mode(gc_tracer_t *tracer, bool evacuate, bool aging) {
 
 void gc_tracer_init(gc_tracer_t *tracer, gc_heap_t *heap, const char *phase) {
     mulch_gc_tracing_depth++;
-    memset(tracer, 0, sizeof *tracer);
+    /* not the whole tracer, 18 KiB (gc_report_bridge_cycles opens one per
+     * candidate): an entry that spans no bytes misses (its first is set
+     * too, so that the miss reads nothing undefined), and the reserve is
+     * written before it is read */
+    memset(tracer, 0, offsetof(gc_tracer_t, span_cache));
+    for (size_t k = 0; k < GC_SPAN_CACHE; k++) tracer->span_cache[k].first = tracer->span_cache[k].bytes = 0;
     tracer->heap = heap;
     tracer->phase = phase;
     gc_mark_entry_t *spare = atomic_exchange_explicit(&heap->spare_mark_stack, NULL, memory_order_acquire);
@@ -76,6 +85,11 @@ void gc_tracer_init(gc_tracer_t *tracer, gc_heap_t *heap, const char *phase) {
         tracer->stack = spare;
         tracer->capacity = (size_t)(uintptr_t)spare[0].type;
     }
+}
+
+gc_tracer_t *gc_heap_tracer_open(gc_heap_t *heap, const char *phase) {
+    gc_tracer_init(heap->tracer, heap, phase);
+    return heap->tracer;
 }
 
 void gc_tracer_free(gc_tracer_t *tracer) {
@@ -136,13 +150,24 @@ static void tracer_dropped(gc_tracer_t *tracer, gc_mark_entry_t entry) {
 }
 
 /* Makes room for one more entry: doubles the stack (or takes the reserve
- * when not even the first mapping can be had); false when it cannot. */
+ * when not even the first mapping can be had); false when it cannot. A
+ * mapped stack doubles by os_remap, which moves its pages instead of
+ * copying them (a trace function that reports a million slots one by one
+ * grows it to 16 MiB). */
 static bool tracer_grow(gc_tracer_t *tracer) {
     /* (once a push failed, the others fail too until the next rescan: no
      * mapping attempt for each of them) */
     gc_mark_entry_t *stack = NULL;
     bool reserve = tracer->stack == tracer->reserve;
     size_t capacity = tracer->capacity && !reserve ? tracer->capacity * 2 : GC_MARK_STACK_FIRST;
+    if (tracer->stack != NULL && !reserve) {
+        if (!tracer->overflowed)
+            stack = os_remap(tracer->stack, tracer->capacity * sizeof *stack, capacity * sizeof *stack);
+        if (stack == NULL) return false;
+        tracer->stack = stack;
+        tracer->capacity = capacity;
+        return true;
+    }
     if (!tracer->overflowed) stack = os_map(capacity * sizeof *stack);
     if (stack == NULL) {
         if (tracer->stack != NULL) return false;
@@ -150,10 +175,7 @@ static bool tracer_grow(gc_tracer_t *tracer) {
         tracer->capacity = GC_MARK_RESERVE;
         return true;
     }
-    if (tracer->stack) {
-        memcpy(stack, tracer->stack, tracer->depth * sizeof *stack);
-        if (!reserve) os_unmap(tracer->stack, tracer->capacity * sizeof *stack);
-    }
+    if (tracer->stack) memcpy(stack, tracer->stack, tracer->depth * sizeof *stack); /* (the reserve's) */
     tracer->stack = stack;
     tracer->capacity = capacity;
     return true;

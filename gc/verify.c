@@ -154,10 +154,9 @@ static void check_span(verifier_t *v, block_t *b) {
  * on a dirty card, or the next minor collection frees the young one. */
 static void verify_barriers(verifier_t *v) {
     gc_heap_t *heap = v->heap;
-    gc_tracer_t tracer;
-    gc_tracer_init(&tracer, heap, "gc_verify");
-    tracer.report_all = true;
-    tracer.checking = true;
+    gc_tracer_t *tracer = gc_heap_tracer_open(heap, "gc_verify");
+    tracer->report_all = true;
+    tracer->checking = true;
     for (size_t s = 0; s < heap->spans.count; s++) {
         block_t *b = heap->spans.items[s];
         const uint64_t *mark = gc_span_mark_bits(b);
@@ -170,13 +169,13 @@ static void verify_barriers(verifier_t *v) {
                 if (cards[((size_t)((unsigned char *)obj - b->start)) >> POOL_CARD_SHIFT]) continue;
                 const gc_type_t *type = gc_object_type_in(b, obj);
                 if (type == NULL || type->trace == NULL) continue;
-                tracer.barrier_owner = obj;
-                type->trace(obj, &tracer);
+                tracer->barrier_owner = obj;
+                type->trace(obj, tracer);
             }
         }
     }
-    v->problems += tracer.bad_slots;
-    gc_tracer_free(&tracer);
+    v->problems += tracer->bad_slots;
+    gc_tracer_free(tracer);
 }
 
 static void verify_callback_roots(verifier_t *v) {
@@ -184,16 +183,15 @@ static void verify_callback_roots(verifier_t *v) {
      * that checks each slot and marks nothing (a generational heap's mark
      * bits say which objects are old), whose bad-slot reports count as
      * problems. */
-    gc_tracer_t tracer;
-    gc_tracer_init(&tracer, v->heap, "gc_verify");
-    tracer.report_all = true;
-    tracer.checking = true;
+    gc_tracer_t *tracer = gc_heap_tracer_open(v->heap, "gc_verify");
+    tracer->report_all = true;
+    tracer->checking = true;
     for (size_t i = 0; i < v->heap->root_callback_count; i++) {
-        unsigned before = tracer.bad_slots;
-        v->heap->root_callbacks[i].fn(&tracer, v->heap->root_callbacks[i].ctx);
-        v->problems += tracer.bad_slots - before;
+        unsigned before = tracer->bad_slots;
+        v->heap->root_callbacks[i].fn(tracer, v->heap->root_callbacks[i].ctx);
+        v->problems += tracer->bad_slots - before;
     }
-    gc_tracer_free(&tracer);
+    gc_tracer_free(tracer);
 }
 
 size_t gc_verify_locked(gc_heap_t *heap) {

@@ -66,6 +66,7 @@
 #define os_move_pages                    mulch_os_move_pages
 #define os_mapped_bytes                  mulch_os_mapped_bytes
 #define os_protect_none                  mulch_os_protect_none
+#define os_remap                         mulch_os_remap
 #define os_resize_in_place               mulch_os_resize_in_place
 #define os_retire                        mulch_os_retire
 #define os_release_chunk                 mulch_os_release_chunk

@@ -39,6 +39,10 @@
  * (or valgrind) refuses DONTUNMAP, os_move_pages says so and the caller
  * copies instead.
  *
+ * os_remap resizes a metadata mapping (os_map's) where the kernel finds
+ * room, moving its pages rather than their bytes: the tracer's mark stack
+ * doubles this way, without a copy.
+ *
  * os_protect_none makes a range fault on any access (secure mode's guard
  * pages); it stays that way until the range is retired or unmapped.
  *
@@ -350,6 +354,9 @@ static bool os_kept_map_put(void *p, size_t size) {
     bool room = os_kept_map_count < OS_KEPT_MAPS;
     pthread_mutex_unlock(&os_retired_lock);
     if (!room) return false;
+    /* (pages never touched are faulted in: at most OS_KEPT_MAP_MAX a
+     * mapping, once, as they then stay; cheaper than a mincore and a
+     * madvise each time, and the next owner uses most of them) */
     memset(p, 0, size);
     pthread_mutex_lock(&os_retired_lock);
     room = os_kept_map_count < OS_KEPT_MAPS;
@@ -435,6 +442,17 @@ bool os_resize_in_place(void *p, size_t size, size_t new_size) {
     if (new_size > size) atomic_fetch_add_explicit(&os_mapped, new_size - size, memory_order_relaxed);
     else atomic_fetch_sub_explicit(&os_mapped, size - new_size, memory_order_relaxed);
     return true;
+}
+
+void *os_remap(void *p, size_t size, size_t new_size) {
+    size = page_round(size);
+    new_size = page_round(new_size);
+    if (new_size > size && os_injected_failure()) return NULL;
+    void *moved = mremap(p, size, new_size, MREMAP_MAYMOVE);
+    if (moved == MAP_FAILED) return NULL;
+    if (new_size > size) atomic_fetch_add_explicit(&os_mapped, new_size - size, memory_order_relaxed);
+    else atomic_fetch_sub_explicit(&os_mapped, size - new_size, memory_order_relaxed);
+    return moved;
 }
 
 #ifndef MREMAP_DONTUNMAP

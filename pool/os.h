@@ -1,6 +1,6 @@
 /* os.h — the pool's OS layer (os.c): mappings aligned for chunks, the
  * retired set of released chunk ranges, decommit, mremap resizing and
- * moving, and the test hooks that make mappings fail. Included by
+ * moving (also of metadata: the tracer's mark stack), and the test hooks that make mappings fail. Included by
  * pool_internal.h only, after its attribute macros (MULCH_INTERNAL); the
  * pool sources reach it through that header.
  *
@@ -47,6 +47,10 @@ typedef enum os_move { OS_MOVE_DONE, OS_MOVE_UNSUPPORTED /* copy */, OS_MOVE_REF
 MULCH_INTERNAL os_move_t os_move_pages(void *from, size_t size, void *to);
 MULCH_INTERNAL bool os_move_force_copy(bool copy);
 MULCH_INTERNAL void *os_map(size_t size);   /* page-aligned metadata */
+/* Resizes a mapping os_map gave (mremap, MREMAP_MAYMOVE): its new start,
+ * the pages moved, not copied; NULL, p unchanged, when the OS refuses.
+ * Growing is a fault-injection point, as a mapping is. */
+MULCH_INTERNAL void *os_remap(void *p, size_t size, size_t new_size);
 /* Test hook: the nth mapping from now fails (0 = off); returns how many
  * mappings were still to go before the failure (0: it happened, or was off). */
 MULCH_INTERNAL uint64_t os_fail_after(uint64_t n);
