@@ -71,9 +71,12 @@ struct gc_tracer {
     uint64_t     bytes_moved;
     gc_mark_shared_t *shared; /* non-NULL while parallel markers run       */
     bool         checking;    /* gc_verify: slots are checked, not marked  */
-    const void  *barrier_owner; /* checking: an old object on a clean card,
-                                   whose slots are checked for young referents
-                                   (NULL: each slot must hold a live object) */
+    const void  *holder;      /* checking: the object whose trace function
+                                 runs (NULL: a root callback); a bad slot is
+                                 reported naming it (gc_verify_report_slot) */
+    const void  *barrier_owner; /* checking: the holder when it is an old
+                                   object on a clean card, whose slots must
+                                   not hold young objects either */
     /* A minor collection's tracers (generation.c): claiming a young object
      * flips its age bit, and old_parent is the object being traced when it
      * stays old after the collection (NULL otherwise, and for roots), whose
@@ -171,6 +174,12 @@ static inline void gc_rescan_range_add(size_t *low, size_t *end, size_t add_low,
 MULCH_INTERNAL void gc_tracer_mark_in_place(gc_tracer_t *tracer, block_t *b, uint32_t i, void *obj);
 MULCH_INTERNAL void gc_tracer_lock(gc_tracer_t *tracer);
 MULCH_INTERNAL void gc_tracer_unlock(gc_tracer_t *tracer);
+
+/* ---- verification (gc/verify.c) ------------------------------------------------ */
+/* A checking tracer's slot of tracer->holder holds `value`, which is no
+ * allocated object of the heap: counts it in bad_slots and reports it,
+ * naming the holder and saying what value is instead. */
+MULCH_INTERNAL MULCH_COLD void gc_verify_report_slot(gc_tracer_t *tracer, void *const *slot, const void *value);
 
 /* ---- compaction (gc/evacuate.c) ------------------------------------------------ */
 /* Flags this collection's evacuation candidates; false when there are none. */

@@ -327,20 +327,6 @@ static inline span_entry_t *tracer_span(gc_tracer_t *tracer, const void *value, 
     return entry;
 }
 
-/* gc_verify in generational mode: an old object on a clean card must not
- * point to a young one (a store that bypassed gc_write), nor to a freed
- * cell (the young one such a store gave it, freed by a minor collection,
- * which does not trace the old object). */
-static MULCH_NOINLINE void check_barrier(gc_tracer_t *tracer, void *value) {
-    uint32_t i;
-    block_t *b = gc_object_span(tracer->heap, value, &i);
-    if (b && !bit_test(gc_span_alloc_bits(b), i))
-        tracer_report_bad(tracer, tracer->barrier_owner, "an old object's slot holds a pointer to a dead GC object");
-    else if (b && !bit_test(gc_span_mark_bits(b), i))
-        tracer_report_bad(tracer, tracer->barrier_owner,
-                          "an old object points to a young one it was not given through gc_write");
-}
-
 /* The span cache entry of value, a live object of this heap (cell *i); else
  * NULL, and value is reported. */
 static span_entry_t *slot_value_entry(gc_tracer_t *tracer, void *value, uint32_t *i) {
@@ -356,13 +342,32 @@ static span_entry_t *slot_value_entry(gc_tracer_t *tracer, void *value, uint32_t
     return entry;
 }
 
+/* A verifier's check of a slot (it marks nothing). A root callback's
+ * slot (no holder) is reported as a collection would report it. An
+ * object's slot must hold an allocated object of this heap (verify.c
+ * says what it holds instead, naming the object); in generational mode,
+ * when the object is old and on a clean card (barrier_owner), an old one:
+ * a young one was stored bypassing gc_write, and the next minor
+ * collection, which does not trace the old object, would free it. */
+static MULCH_NOINLINE void check_slot(gc_tracer_t *tracer, void **slot, void *value) {
+    uint32_t i;
+    if (tracer->holder == NULL) {
+        slot_value_entry(tracer, value, &i);
+        return;
+    }
+    span_entry_t *entry = tracer_span(tracer, value, &i);
+    if (entry == NULL || !bit_test(entry->alloc, i)) gc_verify_report_slot(tracer, slot, value);
+    else if (tracer->barrier_owner != NULL && !bit_test(entry->mark, i))
+        tracer_report_bad(tracer, tracer->barrier_owner,
+                          "an old object points to a young one it was not given through gc_write");
+}
+
 /* Everything but a plain hit: a verifier's checks, an evacuating
  * collection, a span cache miss, a bad value. */
 static MULCH_NOINLINE void trace_slot_slow(gc_tracer_t *tracer, void **slot, void *value) {
     uint32_t i;
     if (tracer->checking) {
-        if (tracer->barrier_owner != NULL) check_barrier(tracer, value);
-        else slot_value_entry(tracer, value, &i); /* reports, marks nothing */
+        check_slot(tracer, slot, value);
         return;
     }
     span_entry_t *entry = slot_value_entry(tracer, value, &i);
@@ -452,7 +457,7 @@ static inline uintptr_t range_tag(const gc_tracer_t *tracer) {
  * marked, until marking ends; a dropped range entry rescans it whole) and
  * the stack can hold them. Returns how many leading slots the caller
  * traces now: the head, or everything not pushed. A verifier's checks
- * (barrier_owner) are per object: it traces at once. */
+ * (holder, barrier_owner) are per object: it traces at once. */
 static MULCH_NOINLINE size_t range_defer(gc_tracer_t *tracer, void **slots, size_t n) {
     uint32_t i;
     if (tracer->checking || ((uintptr_t)(slots + n) >> GC_RANGE_SHIFT) != 0) return n;

@@ -9,6 +9,18 @@
  * does every handle's slot and every live weak reference's target; pins,
  * pending finalizers and the owners of gc_own_rc pairs name allocated
  * objects; every thread root slot is aligned and outside GC objects.
+ * Object references: in the same walk over the spans, every allocated
+ * object's trace function runs once with a checking tracer (mark.c:
+ * checking, holder), which marks nothing; each slot it names must hold
+ * NULL, a tagged value or an allocated object of this heap, else it is
+ * reported naming the object (gc_verify_report_slot says what the value
+ * is instead) and counted; in generational mode an old object on a clean
+ * card must not hold a young one either (the same walk: barrier_owner).
+ * mulch's weak references and ephemerons have no trace function: their
+ * weak slots are checked as weak (the lists, below), never as strong.
+ * The checking tracer never defers a range (gc_trace_range), so every
+ * report is made during its object's trace and names it. Root callbacks
+ * run with a checking tracer that has no holder: they report the value.
  * While it runs, mulch_gc_settled_heap names the heap (every span swept):
  * gc_type_of and gc_size_of from its root callbacks, trace functions and
  * error reports tell a freed headerless cell by its alloc bit.
@@ -20,8 +32,12 @@
 #include "gc_weak.h"
 
 typedef struct verifier {
-    gc_heap_t *heap;
-    size_t     problems;
+    gc_heap_t  *heap;
+    size_t      problems;   /* but the tracer's bad slots */
+    bool        barriers;   /* generational: old objects' young referents
+                               are checked against their cards */
+    gc_tracer_t *tracer;    /* checking: runs the objects' trace functions
+                               (heap->tracer, gc_heap_tracer_open) */
 } verifier_t;
 
 static void problem(verifier_t *v, const char *what, const void *ptr) {
@@ -29,6 +45,12 @@ static void problem(verifier_t *v, const char *what, const void *ptr) {
     char text[200];
     snprintf(text, sizeof text, "gc_verify: %s", what);
     mulch_report(text, ptr);
+}
+
+/* Non-NULL, aligned, and no pool memory (a freed or overwritten header
+ * holds a heap pointer or garbage). */
+static bool type_plausible(const gc_type_t *type) {
+    return type != NULL && ((uintptr_t)type & 7u) == 0 && pool_block_of(type) == NULL;
 }
 
 static bool object_allocated(gc_heap_t *heap, const void *obj) {
@@ -41,6 +63,30 @@ static void check_slot(verifier_t *v, void *const *slot, const char *kind) {
     void *value = *slot;
     if (value == NULL || ((uintptr_t)value & 7u)) return;
     if (!object_allocated(v->heap, value)) problem(v, kind, value);
+}
+
+/* What a slot's value is, when it is no allocated object of this heap
+ * (the checking tracer found it so, through its span cache). */
+static const char *slot_value_problem(const gc_heap_t *heap, const void *value) {
+    block_t *b = pool_block_of(value);
+    if (b == NULL || b->kind != BLOCK_EXTERNAL) return "outside every GC heap";
+    if (b->external_owner != heap) return "into another GC heap";
+    uint32_t i;
+    if (gc_span_cell_of(b, value, &i)) return "to a dead GC object";
+    /* the cell it lies in, if any (below the first: a large span's head;
+     * past the last: the span's tail) */
+    size_t offset = (size_t)((const unsigned char *)value - b->start);
+    if (offset < (size_t)b->capacity * b->cell_size && bit_test(gc_span_alloc_bits(b), cell_divide(b->divisor, offset)))
+        return "into the middle of a GC object";
+    return "into a GC span where no object starts";
+}
+
+void gc_verify_report_slot(gc_tracer_t *tracer, void *const *slot, const void *value) {
+    tracer->bad_slots++;
+    char text[240];
+    snprintf(text, sizeof text, "%s: an object's slot holds a pointer %s (slot %p holds %p)", tracer->phase,
+             slot_value_problem(tracer->heap, value), (const void *)slot, value);
+    mulch_report(text, tracer->holder);
 }
 
 /* gc_push_root is inline and checks the slot for NULL only: a slot that
@@ -109,16 +155,18 @@ static void check_span_list(verifier_t *v, block_t *list, unsigned cls) {
     }
 }
 
-static void check_span(verifier_t *v, block_t *b) {
+/* Whether span b is this heap's with a sound geometry and bitmaps; false
+ * when its cells cannot be walked (their type pointers cannot be read). */
+static bool check_span(verifier_t *v, block_t *b) {
     gc_heap_t *heap = v->heap;
     if (b->kind != BLOCK_EXTERNAL || b->external_owner != heap) {
         problem(v, "span not owned by this heap", b);
-        return;
+        return false;
     }
     if (b->cell_size < 16 || b->capacity == 0 || (size_t)b->capacity * b->cell_size > pool_block_bytes(b)
         || b->divisor != cell_divisor(b->cell_size) || b->start != pool_block_memory(b)) {
         problem(v, "span geometry inconsistent", b);
-        return;
+        return false;
     }
     const uint64_t *mark = gc_span_mark_bits(b), *alloc = gc_span_alloc_bits(b), *age = gc_span_age_bits(b);
     uint32_t words = gc_span_words(b);
@@ -132,50 +180,64 @@ static void check_span(verifier_t *v, block_t *b) {
         uint64_t aged_ok = heap->generational ? alloc[w] & ~mark[w] & cells : 0;
         if (age[w] & ~aged_ok) problem(v, "age bit set on a cell that is not a young object", b->start + (size_t)w * 64 * b->cell_size);
     }
+    if (tail_bits && (alloc[words - 1] | ((UINT64_C(1) << tail_bits) - 1)) != UINT64_MAX)
+        problem(v, "padding alloc bits clear", b);
     if (gc_span_headerless(b)) {
         unsigned k = b->size_class - GC_CLASSES;
         if (k >= atomic_load(&heap->typed_count) || gc_span_type(b) != heap->typed_types[k]
-            || b->cell_size != gc_class_bytes(heap->typed_base[k]))
+            || b->cell_size != gc_class_bytes(heap->typed_base[k])) {
             problem(v, "typed span inconsistent with its class", b);
-    }
-    unsigned tail = b->capacity % 64u;
-    if (tail && (alloc[words - 1] | ((UINT64_C(1) << tail) - 1)) != UINT64_MAX)
-        problem(v, "padding alloc bits clear", b);
-    for (uint32_t i = 0; i < b->capacity; i++) {
-        if (!bit_test(alloc, i)) continue;
-        const unsigned char *obj = gc_span_object(b, i);
-        const gc_type_t *type = gc_object_type_in(b, obj);
-        if (type == NULL || ((uintptr_t)type & 7u) || pool_block_of(type) != NULL)
-            problem(v, "object with an invalid type pointer", obj);
-    }
-}
-
-/* Generational mode: every old object that points to a young one must be
- * on a dirty card, or the next minor collection frees the young one. */
-static void verify_barriers(verifier_t *v) {
-    gc_heap_t *heap = v->heap;
-    gc_tracer_t *tracer = gc_heap_tracer_open(heap, "gc_verify");
-    tracer->report_all = true;
-    tracer->checking = true;
-    for (size_t s = 0; s < heap->spans.count; s++) {
-        block_t *b = heap->spans.items[s];
-        const uint64_t *mark = gc_span_mark_bits(b);
-        const unsigned char *cards = pool_block_cards(b);
-        for (uint32_t w = 0; w < gc_span_words(b); w++) {
-            for (uint64_t bits = mark[w]; bits; bits &= bits - 1) {
-                uint32_t i = w * 64 + (uint32_t)__builtin_ctzll(bits);
-                if (i >= b->capacity) break;
-                void *obj = gc_span_object(b, i);
-                if (cards[((size_t)((unsigned char *)obj - b->start)) >> POOL_CARD_SHIFT]) continue;
-                const gc_type_t *type = gc_object_type_in(b, obj);
-                if (type == NULL || type->trace == NULL) continue;
-                tracer->barrier_owner = obj;
-                type->trace(obj, tracer);
-            }
+            return false;
         }
     }
-    v->problems += tracer->bad_slots;
-    gc_tracer_free(tracer);
+    return true;
+}
+
+/* The walk over span b's allocated cells (b passed check_span): each has
+ * a plausible type pointer, and its trace function runs with the checking
+ * tracer, which counts and reports each slot holding no allocated object
+ * of this heap (naming the object) and, in generational mode, each young
+ * object an old object on a clean card holds (a store that bypassed
+ * gc_write: the next minor collection would free it). After the sweep
+ * every allocated cell is a survivor of the last collection or was
+ * allocated since, so what it points to is allocated unless an embedder's
+ * mistake freed it: a field its trace function forgot, a stale store. Old
+ * garbage in generational mode, which only a full collection frees, is no
+ * exception: a minor collection frees only young objects, and keeps every
+ * young one an old object (dead or alive) holds on a dirty card, the card
+ * staying dirty while that one stays young (generation.c); an old object
+ * on a clean card holding one is the barrier mistake, reported. */
+static void check_objects(verifier_t *v, block_t *b) {
+    const uint64_t *alloc = gc_span_alloc_bits(b), *mark = gc_span_mark_bits(b);
+    const unsigned char *cards = v->barriers ? pool_block_cards(b) : NULL;
+    gc_tracer_t *tracer = v->tracer;
+    /* a typed span's type is the span's, checked once */
+    const gc_type_t *span_type = gc_span_entry_type(b);
+    if (span_type != NULL && !type_plausible(span_type)) {
+        problem(v, "object with an invalid type pointer", gc_span_object(b, 0));
+        return;
+    }
+    uint32_t words = gc_span_words(b);
+    for (uint32_t w = 0; w < words; w++) {
+        uint64_t bits = alloc[w];
+        if (w + 1 == words) bits &= ~span_padding_bits(b);
+        for (; bits; bits &= bits - 1) {
+            uint32_t i = w * 64 + (uint32_t)__builtin_ctzll(bits);
+            void *obj = gc_span_object(b, i);
+            const gc_type_t *type = span_type ? span_type : gc_header_type(obj);
+            if (span_type == NULL && !type_plausible(type)) {
+                problem(v, "object with an invalid type pointer", obj);
+                continue;
+            }
+            if (type->trace == NULL) continue;
+            bool old_on_clean_card = cards && bit_test(mark, i)
+                                     && !cards[(size_t)((unsigned char *)obj - b->start) >> POOL_CARD_SHIFT];
+            tracer->holder = obj;
+            tracer->barrier_owner = old_on_clean_card ? obj : NULL;
+            type->trace(obj, tracer);
+        }
+    }
+    tracer->holder = tracer->barrier_owner = NULL;
 }
 
 static void verify_callback_roots(verifier_t *v) {
@@ -195,7 +257,12 @@ static void verify_callback_roots(verifier_t *v) {
 }
 
 size_t gc_verify_locked(gc_heap_t *heap) {
-    verifier_t v = { heap, 0 };
+    verifier_t v;
+    v.heap = heap;
+    v.problems = 0;
+    /* (the next collection is full when marks were cleared or a thread
+     * dropped in gc_write may have left an old object on a clean card) */
+    v.barriers = heap->generational && !heap->next_full;
     /* Its reports run the error handler with the world stopped and the
      * heap's lock held: a mulch call from there must be refused, not wait
      * for the lock (mulch_gc_tracing_depth), as during a collection. */
@@ -203,10 +270,16 @@ size_t gc_verify_locked(gc_heap_t *heap) {
     gc_heap_sweep_all(heap);
     const gc_heap_t *settled = mulch_gc_settled_heap;
     mulch_gc_settled_heap = heap;
+    /* Every report is made and counted (no cap), and nothing is marked: a
+     * generational heap's mark bits say which objects are old. */
+    v.tracer = gc_heap_tracer_open(heap, "gc_verify");
+    v.tracer->report_all = true;
+    v.tracer->checking = true;
     for (size_t s = 0; s < heap->spans.count; s++) {
         block_t *b = heap->spans.items[s];
         if (b->owner_words[1] != s) problem(&v, "span index out of date", b);
-        check_span(&v, b);
+        /* (trace functions are called through type pointers: sound spans only) */
+        if (check_span(&v, b)) check_objects(&v, b);
     }
     for (unsigned cls = 0; cls < GC_ALL_CLASSES; cls++) {
         check_span_list(&v, heap->available[cls], cls);
@@ -239,8 +312,8 @@ size_t gc_verify_locked(gc_heap_t *heap) {
             problem(&v, "owner of an rc object (gc_own_rc) is not a live GC object", heap->owned_objects.items[i]);
     verify_weak_list(&v, &heap->weaks);
     for (gc_thread_t *t = heap->threads; t; t = t->next) verify_weak_list(&v, &t->weaks);
-    /* (only on sound spans: it calls trace functions through type pointers) */
-    if (heap->generational && !heap->next_full && v.problems == 0) verify_barriers(&v);
+    v.problems += v.tracer->bad_slots;
+    gc_tracer_free(v.tracer); /* before verify_callback_roots opens it again */
     verify_callback_roots(&v);
     mulch_gc_settled_heap = settled;
     mulch_gc_tracing_depth--;
