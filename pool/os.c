@@ -126,7 +126,6 @@ void *os_map(size_t size) {
     size = page_round(size);
     bool refused = false;
     void *kept = os_kept_map_take(size, &refused);
-    if (kept != NULL) atomic_fetch_add_explicit(&os_mapped, size, memory_order_relaxed);
     if (kept != NULL || refused) return kept;
     return os_mmap(size, false);
 }
@@ -274,10 +273,55 @@ void os_retired_unlock_for_fork(void) { pthread_mutex_unlock(&os_retired_lock); 
 #define OS_KEPT_MAPS           16u
 #define OS_KEPT_MAP_MAX        ((size_t)32 * 1024)
 
-static uintptr_t os_kept_chunks[OS_KEPT_CHUNKS];  /* os_retired_lock */
-static size_t    os_kept_chunk_count;             /* os_retired_lock */
-static os_range_t os_kept_maps[OS_KEPT_MAPS];     /* os_retired_lock */
-static size_t    os_kept_map_count;               /* os_retired_lock */
+/* A set of kept mappings, taken by exact size, newest first. Kept memory
+ * is not counted in os_mapped: adding subtracts it, taking adds it back. */
+typedef struct os_kept_set {
+    os_range_t *items;
+    size_t      count, capacity;  /* os_retired_lock */
+} os_kept_set_t;
+
+static os_range_t    os_kept_chunk_items[OS_KEPT_CHUNKS];
+static os_range_t    os_kept_map_items[OS_KEPT_MAPS];
+static os_kept_set_t os_kept_chunks = { os_kept_chunk_items, 0, OS_KEPT_CHUNKS };
+static os_kept_set_t os_kept_maps = { os_kept_map_items, 0, OS_KEPT_MAPS };
+
+/* Whether the set has room (a peek before zeroing: os_kept_add checks again). */
+static bool os_kept_has_room(const os_kept_set_t *set) {
+    pthread_mutex_lock(&os_retired_lock);
+    bool room = set->count < set->capacity;
+    pthread_mutex_unlock(&os_retired_lock);
+    return room;
+}
+
+/* Files [p, p + size), zeroed by the caller; false when the set is full. */
+static bool os_kept_add(os_kept_set_t *set, void *p, size_t size) {
+    pthread_mutex_lock(&os_retired_lock);
+    bool room = set->count < set->capacity;
+    if (room) set->items[set->count++] = (os_range_t){ (uintptr_t)p, size };
+    pthread_mutex_unlock(&os_retired_lock);
+    if (room) atomic_fetch_sub_explicit(&os_mapped, size, memory_order_relaxed);
+    return room;
+}
+
+/* A kept mapping of exactly size bytes; NULL when none is kept, or
+ * (*refused) when fault injection says this mapping fails. */
+static void *os_kept_take(os_kept_set_t *set, size_t size, bool *refused) {
+    void *taken = NULL;
+    pthread_mutex_lock(&os_retired_lock);
+    for (size_t i = set->count; i-- > 0;) {
+        if (set->items[i].size != size) continue;
+        if (os_injected_failure()) {
+            *refused = true;
+            break;
+        }
+        taken = (void *)set->items[i].start;
+        set->items[i] = set->items[--set->count];
+        break;
+    }
+    pthread_mutex_unlock(&os_retired_lock);
+    if (taken) atomic_fetch_add_explicit(&os_mapped, size, memory_order_relaxed);
+    return taken;
+}
 
 /* Zeroes a released chunk in place without giving back its resident pages;
  * false (nothing done that matters) when it holds too many of them. The
@@ -309,83 +353,34 @@ static bool os_zero_in_place(unsigned char *p, size_t size) {
 
 void os_release_chunk(void *p, size_t size) {
     if (p == NULL) return;
-    bool kept = false;
-    if (size == MULCH_REGION && !tool_vg_running()) {
-        pthread_mutex_lock(&os_retired_lock);
-        bool room = os_kept_chunk_count < OS_KEPT_CHUNKS;
-        pthread_mutex_unlock(&os_retired_lock);
+    if (size == MULCH_REGION && !tool_vg_running() && os_kept_has_room(&os_kept_chunks)) {
 #if defined(MULCH_ASAN)
         /* the shadow of the pool's cells must not outlive them */
-        if (room) ASAN_UNPOISON_MEMORY_REGION(p, size);
+        ASAN_UNPOISON_MEMORY_REGION(p, size);
 #endif
-        if (room && os_zero_in_place(p, size)) {
-            pthread_mutex_lock(&os_retired_lock);
-            if (os_kept_chunk_count < OS_KEPT_CHUNKS) {
-                os_kept_chunks[os_kept_chunk_count++] = (uintptr_t)p;
-                kept = true;
-            }
-            pthread_mutex_unlock(&os_retired_lock);
-        }
+        if (os_zero_in_place(p, size) && os_kept_add(&os_kept_chunks, p, size)) return;
     }
-    if (kept) atomic_fetch_sub_explicit(&os_mapped, size, memory_order_relaxed);
-    else os_retire(p, size, size);
-}
-
-/* A kept chunk for a request of exactly one region; NULL when none is
- * kept, or (*refused) when fault injection says this mapping fails. */
-static void *os_kept_chunk_take(size_t size, size_t alignment, size_t skew, bool charged, bool *refused) {
-    if (size != MULCH_REGION || alignment != MULCH_REGION || skew != 0 || charged) return NULL;
-    void *taken = NULL;
-    pthread_mutex_lock(&os_retired_lock);
-    if (os_kept_chunk_count > 0) {
-        if (os_injected_failure()) *refused = true;
-        else taken = (void *)os_kept_chunks[--os_kept_chunk_count];
-    }
-    pthread_mutex_unlock(&os_retired_lock);
-    if (taken) atomic_fetch_add_explicit(&os_mapped, size, memory_order_relaxed);
-    return taken;
+    os_retire(p, size, size);
 }
 
 /* Keeps a small metadata mapping (zeroed) for the next os_map of its size;
  * false when it is too big or there is no room. */
 static bool os_kept_map_put(void *p, size_t size) {
-    if (size > OS_KEPT_MAP_MAX || tool_vg_running()) return false;
-    pthread_mutex_lock(&os_retired_lock);
-    bool room = os_kept_map_count < OS_KEPT_MAPS;
-    pthread_mutex_unlock(&os_retired_lock);
-    if (!room) return false;
+    if (size > OS_KEPT_MAP_MAX || tool_vg_running() || !os_kept_has_room(&os_kept_maps)) return false;
     /* (pages never touched are faulted in: at most OS_KEPT_MAP_MAX a
      * mapping, once, as they then stay; cheaper than a mincore and a
      * madvise each time, and the next owner uses most of them) */
     memset(p, 0, size);
-    pthread_mutex_lock(&os_retired_lock);
-    room = os_kept_map_count < OS_KEPT_MAPS;
-    if (room) os_kept_maps[os_kept_map_count++] = (os_range_t){ (uintptr_t)p, size };
-    pthread_mutex_unlock(&os_retired_lock);
-    return room;
+    return os_kept_add(&os_kept_maps, p, size);
 }
 
 static void *os_kept_map_take(size_t size, bool *refused) {
-    if (size > OS_KEPT_MAP_MAX) return NULL;
-    void *taken = NULL;
-    pthread_mutex_lock(&os_retired_lock);
-    for (size_t i = os_kept_map_count; i-- > 0;) {
-        if (os_kept_maps[i].size != size) continue;
-        if (os_injected_failure()) {
-            *refused = true;
-            break;
-        }
-        taken = (void *)os_kept_maps[i].start;
-        os_kept_maps[i] = os_kept_maps[--os_kept_map_count];
-        break;
-    }
-    pthread_mutex_unlock(&os_retired_lock);
-    return taken;
+    return size <= OS_KEPT_MAP_MAX ? os_kept_take(&os_kept_maps, size, refused) : NULL;
 }
 
 static bool os_kept_chunk_contains_locked(uintptr_t a) {
-    for (size_t i = 0; i < os_kept_chunk_count; i++)
-        if (a - os_kept_chunks[i] < MULCH_REGION) return true;
+    for (size_t i = 0; i < os_kept_chunks.count; i++)
+        if (a - os_kept_chunks.items[i].start < os_kept_chunks.items[i].size) return true;
     return false;
 }
 
@@ -400,7 +395,10 @@ static bool os_kept_chunk_contains_locked(uintptr_t a) {
 void *os_map_aligned(size_t size, size_t alignment, size_t skew, bool charged) {
     if (size > SIZE_MAX - alignment) return NULL;
     bool refused = false;
-    void *reused = os_kept_chunk_take(size, alignment, skew, charged, &refused);
+    /* (a kept chunk is one region, not charged) */
+    void *reused = size == MULCH_REGION && alignment == MULCH_REGION && skew == 0 && !charged
+                       ? os_kept_take(&os_kept_chunks, size, &refused)
+                       : NULL;
     if (reused != NULL || refused) return reused;
     reused = os_retired_take(size, alignment, skew, charged, &refused);
     if (reused != NULL || refused) return reused;
@@ -426,10 +424,7 @@ void os_unmap(void *p, size_t size) {
     /* the shadow would outlive the mapping and poison whoever maps here next */
     ASAN_UNPOISON_MEMORY_REGION(p, size);
 #endif
-    if (os_kept_map_put(p, page_round(size))) {
-        atomic_fetch_sub_explicit(&os_mapped, page_round(size), memory_order_relaxed);
-        return;
-    }
+    if (os_kept_map_put(p, page_round(size))) return;
     os_munmap(p, size);
 }
 
