@@ -88,13 +88,46 @@ void *gc_forwarded(const gc_heap_t *heap, const void *obj) {
 
 /* ---- copy targets ---------------------------------------------------------- */
 
+/* The next span of class cls copies may go to: an available span that is
+ * not itself being evacuated, taken off its list (the lists are rebuilt
+ * after the collection), or a new one; NULL when none may be had. With
+ * parallel markers the caller holds target_lock (and the collector
+ * heap->lock). */
+static block_t *target_span_locked(gc_heap_t *heap, unsigned cls) {
+    block_t *next = heap->available[cls];
+    while (next && pool_block_has_flag(next, BLOCK_EVACUATE)) next = next->next;
+    if (next) {
+        if (next->prev) next->prev->next = next->next;
+        else heap->available[cls] = next->next;
+        if (next->next) next->next->prev = next->prev;
+        next->next = next->prev = NULL;
+        return next;
+    }
+    next = gc_span_new_locked(heap, (int)cls, 0);
+    /* Unswept like the rest: its mark bits are the copies. */
+    if (next) next->owner_words[0] = heap->epoch - 1;
+    return next;
+}
+
+/* Puts a target span given up while it may have free cells back at the
+ * front of its class's list, where target_span_locked finds it first. */
+static void target_span_return_locked(gc_heap_t *heap, const struct gc_copy_target *target) {
+    block_t *b = target->span;
+    block_t **list = &heap->available[target->size_class];
+    b->prev = NULL;
+    b->next = *list;
+    if (*list) (*list)->prev = b;
+    *list = b;
+}
+
 /* A free cell of class cls outside every flagged span, with its alloc and
  * mark bits set, and its span in *span; NULL when there is none and no new
- * span may be had. */
-static unsigned char *target_cell(gc_heap_t *heap, unsigned cls, block_t **span) {
+ * span may be had. The cell comes from the tracer's own target span of
+ * that class (no lock); only a new span takes target_lock. */
+static unsigned char *target_cell(gc_tracer_t *tracer, unsigned cls, block_t **span) {
+    struct gc_copy_target *target = &tracer->copy_targets[cls % GC_COPY_TARGETS];
     for (;;) {
-        gc_evacuation_target_t *target = &heap->evacuation_targets[cls];
-        block_t *b = target->span;
+        block_t *b = target->size_class == cls ? target->span : NULL;
         if (b) {
             uint64_t *alloc = gc_span_alloc_bits(b), *mark = gc_span_mark_bits(b);
             uint32_t words = gc_span_words(b);
@@ -111,24 +144,18 @@ static unsigned char *target_cell(gc_heap_t *heap, unsigned cls, block_t **span)
                 *span = b;
                 return b->start + (size_t)i * b->cell_size;
             }
-            target->span = NULL;
         }
-        /* The next available span that is not itself being evacuated. */
-        block_t *next = heap->available[cls];
-        while (next && pool_block_has_flag(next, BLOCK_EVACUATE)) next = next->next;
-        if (next) {
-            if (next->prev) next->prev->next = next->next;
-            else heap->available[cls] = next->next;
-            if (next->next) next->next->prev = next->prev;
-            next->next = next->prev = NULL;
-        } else {
-            next = gc_span_new_locked(heap, (int)cls, 0);
-            if (next == NULL) return NULL;
-            /* Unswept like the rest: its mark bits are the copies. */
-            next->owner_words[0] = heap->epoch - 1;
-        }
-        target->span = next;
+        gc_tracer_lock(tracer);
+        /* A span of another class that shares the entry goes back to the
+         * front of its list with its free cells (alternating classes must
+         * not open a new span at every switch). */
+        if (target->span != NULL && target->size_class != cls) target_span_return_locked(tracer->heap, target);
+        b = target_span_locked(tracer->heap, cls);
+        gc_tracer_unlock(tracer);
+        target->span = b;
         target->word = 0;
+        target->size_class = cls;
+        if (b == NULL) return NULL;
     }
 }
 
@@ -185,11 +212,7 @@ void *gc_evacuate_object(gc_tracer_t *tracer, block_t *b, uint32_t i, void *obj)
     }
     unsigned char *cell = NULL;
     block_t *target = NULL;
-    if (b->size_class != GC_LARGE_CLASS) {
-        gc_tracer_lock(tracer);
-        cell = target_cell(heap, b->size_class, &target);
-        gc_tracer_unlock(tracer);
-    }
+    if (b->size_class != GC_LARGE_CLASS) cell = target_cell(tracer, b->size_class, &target);
     if (cell == NULL) {
         /* Mark before releasing the claim, so no one copies it after all. */
         gc_tracer_mark_in_place(tracer, b, i, obj);
@@ -217,7 +240,6 @@ void gc_evacuation_keep(gc_heap_t *heap, const void *obj) {
 }
 
 bool gc_evacuation_prepare(gc_heap_t *heap) {
-    for (unsigned cls = 0; cls < GC_ALL_CLASSES; cls++) heap->evacuation_targets[cls].span = NULL;
     int mode = heap->options.compaction;
     bool any = false;
     for (size_t s = 0; s < heap->spans.count; s++) {

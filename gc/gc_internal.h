@@ -238,11 +238,6 @@ typedef struct gc_hash_table {
     gc_hash_entry_t       entries[];
 } gc_hash_table_t;
 
-typedef struct gc_evacuation_target {
-    block_t *span;     /* span copies go to, or NULL */
-    uint32_t word;     /* first alloc word that may have a free cell */
-} gc_evacuation_target_t;
-
 typedef struct gc_pin_entry {
     void    *obj;
     uint64_t count;
@@ -308,7 +303,6 @@ struct gc_heap {
     gc_tracer_t     *tracer;
 
     /* compaction (gc/evacuate.c) */
-    gc_evacuation_target_t evacuation_targets[GC_ALL_CLASSES];
     /* headerless spans flagged this collection: one state word per cell
      * (what a header is to the others), by span index; one mapping */
     uintptr_t      **forward_tables;

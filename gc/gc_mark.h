@@ -38,6 +38,8 @@ static inline void gc_cpu_relax(void) {
  * at 2^18 buckets, 9 MiB, needs 256 to stay in it (docs/performance.md,
  * session 26). */
 #define GC_SPAN_CACHE    256u
+/* Evacuation targets a tracer holds at once (by size class modulo this). */
+#define GC_COPY_TARGETS  16u
 
 /* Entries of a tracer's first mark stack mapping (it doubles from there,
  * by mremap). */
@@ -84,6 +86,16 @@ struct gc_tracer {
     bool         aging;
     void        *old_parent;
     bool         special;     /* evacuate || aging (gc_tracer_set_mode)     */
+    /* Evacuation: the spans this tracer copies into, one per entry (by
+     * size class modulo GC_COPY_TARGETS). A span is this tracer's alone
+     * until it fills or its entry is taken for another class, so a copy
+     * takes target_lock only to get a new span, and parallel markers do
+     * not fill one span's bitmap words together (evacuate.c). */
+    struct gc_copy_target {
+        block_t *span;        /* NULL: none                               */
+        uint32_t word;        /* first alloc word that may have a free cell */
+        uint32_t size_class;
+    } copy_targets[GC_COPY_TARGETS];
     /* Spans of objects marked lately, by their address's 64 KiB unit: a
      * range check is cheaper than the chunk map, and objects traced
      * together often share a few spans (one per type and class). An

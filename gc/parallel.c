@@ -15,7 +15,7 @@
  *
  * Invariants: mark bits are set with an atomic OR while markers run
  * (tracer->shared != NULL), so each object is pushed by exactly one
- * marker; evacuation targets are taken under target_lock; the collector
+ * marker; new evacuation target spans are taken under target_lock; the collector
  * holds heap->lock throughout, helpers never take it. Helpers run no user
  * code but trace functions. Live set and results are those of serial
  * marking: marking is idempotent and order-independent. Both shared locks
