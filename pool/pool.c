@@ -86,6 +86,7 @@ pool_t *pool_create(const pool_options_t *opts) {
     pool_geometry(pool, opts->block_size);
     pool->id = atomic_fetch_add_explicit(&next_pool_id, 1, memory_order_relaxed);
     pool->key = pool_secret(pool);
+    pool->chunk_seal = chunk_blocks_seal(pool->key);
     pool->limit = opts->limit;
     pool->secure = opts->secure || env_flag("MULCH_SECURE");
     pool->valgrind = tool_vg_running();

@@ -324,6 +324,8 @@ typedef struct thread_heap {
 struct pool {
     uint64_t        id;            /* unique for the process; never reused  */
     uint64_t        key;           /* secret for free-list encoding          */
+    uint64_t        chunk_seal;    /* chunk_blocks_seal(key): the free fast
+                                      path's chunk test compares with it     */
     size_t          block_size;
     uint32_t        block_shift;
     uint32_t        class_count;   /* classes served from spans             */
@@ -406,12 +408,14 @@ static inline uint64_t chunk_blocks_token(const pool_t *pool, const chunk_t *chu
     return pool->key ^ CHUNK_BLOCKS_SALT ^ (uint64_t)(uintptr_t)chunk;
 }
 /* magic ^ token of every blocks chunk of the pool (the address cancels
- * out): a constant of the pool, so the test is two loads and a compare. A
- * huge chunk (token 0), another pool's chunk, or a stray write into either
- * word fails it. */
+ * out): a constant of the pool, kept in pool->chunk_seal, so the test is
+ * three loads and a compare. A huge chunk (token 0), another pool's chunk,
+ * or a stray write into either word fails it. */
+static inline uint64_t chunk_blocks_seal(uint64_t key) {
+    return key ^ CHUNK_BLOCKS_SALT ^ CHUNK_MAGIC;
+}
 static inline bool chunk_is_pools_blocks(const pool_t *pool, const chunk_t *chunk) {
-    return (atomic_load_explicit(&chunk->magic, memory_order_relaxed) ^ chunk->blocks_token)
-           == (pool->key ^ CHUNK_BLOCKS_SALT ^ CHUNK_MAGIC);
+    return (atomic_load_explicit(&chunk->magic, memory_order_relaxed) ^ chunk->blocks_token) == pool->chunk_seal;
 }
 
 /* The chunk holding `p`, or NULL for any address mulch did not map.
