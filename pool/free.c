@@ -347,7 +347,7 @@ static MULCH_NOINLINE void pool_free_slow(pool_t *pool, void *p) {
     else huge_free(pool, info.chunk, p);
 }
 
-/* The fast path once the chunk is known (from the region bitmap's
+/* The fast path once the chunk is known (from the region start map's
  * confirmation in pool_free, or from the map). Every way off it is a tail
  * call, so the path to the thread's recent cells saves no registers (the
  * prologue and epilogue were a tenth of its instructions in churn). */

@@ -80,7 +80,7 @@ pool_t *pool_create(const pool_options_t *opts) {
                      (const void *)(uintptr_t)opts->block_size);
         return NULL;
     }
-    if (!chunk_map_init()) return NULL; /* the free path's region bitmap */
+    if (!chunk_map_init()) return NULL; /* the free path's region start map */
     pool_t *pool = os_map(sizeof(pool_t));
     if (pool == NULL) return NULL;
     pool_geometry(pool, opts->block_size);

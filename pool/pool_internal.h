@@ -389,11 +389,12 @@ MULCH_INTERNAL chunk_t *chunk_covering(const void *p);
 
 #define CHUNK_MAP_LEVEL_BITS 13u
 #define CHUNK_MAP_ADDRESS_BITS 48u
-#define CHUNK_MAP_START_WORDS ((size_t)1 << (CHUNK_MAP_ADDRESS_BITS - MULCH_REGION_SHIFT - 6))
-typedef _Atomic uint64_t chunk_start_word_t;
-/* The region bitmap (chunk_map.c), mapped by chunk_map_init: pool_create
+/* Regions of the 48-bit address space, each with a byte in the start map. */
+#define CHUNK_MAP_REGIONS ((size_t)1 << (CHUNK_MAP_ADDRESS_BITS - MULCH_REGION_SHIFT))
+typedef _Atomic uint8_t chunk_start_byte_t;
+/* The region start map (chunk_map.c), mapped by chunk_map_init: pool_create
  * calls it, and fails when it cannot, so any pool's free finds it. */
-MULCH_INTERNAL extern chunk_start_word_t *_Atomic chunk_map_blocks_start;
+MULCH_INTERNAL extern chunk_start_byte_t *_Atomic chunk_map_blocks_start;
 MULCH_INTERNAL bool chunk_map_init(void);
 
 #define CHUNK_MAGIC UINT64_C(0x6d756c6368636b31)
@@ -432,16 +433,15 @@ static inline chunk_t *chunk_of(const void *p) {
 }
 
 /* Whether a blocks chunk starts at the start of p's region: then it is the
- * chunk of p (chunks are whole regions). One load; false for any address
- * mulch did not map and for the other regions of multi-region chunks.
- * Never dereferences `p`. */
+ * chunk of p (chunks are whole regions). One compare and one byte load
+ * (a byte per region, not a bit: no shift and bit test, session 27);
+ * false for any address mulch did not map and for the other regions of
+ * multi-region chunks. Never dereferences `p`. */
 static inline bool chunk_starts_blocks(const void *p) {
-    uintptr_t a = (uintptr_t)p;
-    if (mulch_unlikely(a >> CHUNK_MAP_ADDRESS_BITS)) return false;
-    uintptr_t region = a >> MULCH_REGION_SHIFT;
-    chunk_start_word_t *map = atomic_load_explicit(&chunk_map_blocks_start, memory_order_relaxed);
-    uint64_t bits = atomic_load_explicit(&map[region >> 6], memory_order_acquire);
-    return (bits >> (region & 63)) & 1u;
+    uintptr_t region = (uintptr_t)p >> MULCH_REGION_SHIFT;
+    if (mulch_unlikely(region >= CHUNK_MAP_REGIONS)) return false;
+    chunk_start_byte_t *map = atomic_load_explicit(&chunk_map_blocks_start, memory_order_relaxed);
+    return atomic_load_explicit(&map[region], memory_order_acquire) != 0;
 }
 
 /* Bytes of a blocks chunk's header for `count` blocks: the chunk record,
