@@ -82,6 +82,9 @@
 #  define MULCH_NOINLINE    __attribute__((noinline))
 #  define MULCH_COLD        __attribute__((cold, noinline))
 #  define MULCH_INTERNAL    __attribute__((visibility("hidden")))
+/* Pins a value in one register: GCC otherwise keeps two forms of a
+ * computed address and computes each (pool_free_in_chunk). No code. */
+#  define mulch_in_register(x) __asm__("" : "+r"(x))
 #else
 #  define MULCH_TLS_MODEL
 #  define mulch_likely(x)   (x)
@@ -89,6 +92,7 @@
 #  define MULCH_NOINLINE
 #  define MULCH_COLD
 #  define MULCH_INTERNAL
+#  define mulch_in_register(x) ((void)0)
 #endif
 
 /* Bits set in a 64-bit word. Builds for baseline x86-64 (no POPCNT) turn
