@@ -418,7 +418,7 @@ static inline void *pool_alloc_recent(pool_t *pool, size_t size, const void *cal
         thread_heap_t *heap = mulch_tls.heap;
         /* (never NULL when the id matches: see pool_free_in_chunk) */
         if (mulch_likely(size - 1 < pool->fast_max)) {
-            unsigned cls = size_class_of(size);
+            unsigned cls = size_class_of_nonzero(size);
             unsigned n = recent_count_get(heap, cls);
             if (mulch_likely(n != 0)) {
                 return recent_take(pool, heap, cls, n, size, caller);
