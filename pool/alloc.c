@@ -396,16 +396,19 @@ static MULCH_NOINLINE void *recent_cell_written(pool_t *pool, void *cell, size_t
     return caller != NULL ? pool_alloc_span(pool, size, caller) : NULL;
 }
 
-/* Pops the last of the n (> 0) recent cells of class cls, checking that
- * its free mark is intact. */
-static inline void *recent_take(pool_t *pool, thread_heap_t *heap, unsigned cls, unsigned n, size_t size,
+/* Pops the last of the recent cells of class cls (state: its
+ * recent_state, with a count > 0), checking that its free mark is intact.
+ * One store of the state counts both the pop and the handout. */
+static inline void *recent_take(pool_t *pool, thread_heap_t *heap, unsigned cls, uint64_t state, size_t size,
                                 const void *caller) {
-    void *cell = heap->recent[cls][--n];
-    recent_count_set(heap, cls, n);
-    if (mulch_unlikely(!cell_has_free_mark(pool, cell))) return recent_cell_written(pool, cell, size, caller);
+    void *cell = heap->recent[cls][(size_t)(state & RECENT_COUNT_MASK) - 1]; /* (64-bit: the -1 folds) */
+    if (mulch_unlikely(!cell_has_free_mark(pool, cell))) {
+        recent_state_set(heap, cls, state - 1); /* dropped, not handed out */
+        return recent_cell_written(pool, cell, size, caller);
+    }
+    recent_state_set(heap, cls, state + RECENT_STATE_POP);
     tool_cell_alloc(0, cell, size, size_class_bytes(cls)); /* valgrind: never here (track_leaks) */
     cell_word_store(cell, 1, 0);
-    heap_count_recycled(heap, cls);
     return cell;
 }
 
@@ -419,9 +422,9 @@ static inline void *pool_alloc_recent(pool_t *pool, size_t size, const void *cal
         /* (never NULL when the id matches: see pool_free_in_chunk) */
         if (mulch_likely(size - 1 < pool->fast_max)) {
             unsigned cls = size_class_of_nonzero(size);
-            unsigned n = recent_count_get(heap, cls);
-            if (mulch_likely(n != 0)) {
-                return recent_take(pool, heap, cls, n, size, caller);
+            uint64_t state = recent_state_get(heap, cls);
+            if (mulch_likely(recent_count_of(state) != 0)) {
+                return recent_take(pool, heap, cls, state, size, caller);
             }
         }
     }
@@ -436,9 +439,9 @@ static inline void *pool_alloc_fast(pool_t *pool, size_t size) {
     thread_heap_t *heap = heap_current(pool);
     if (mulch_likely(heap != NULL && size <= pool->small_max && !pool->track_leaks)) {
         unsigned cls = size_class_of(size);
-        unsigned n = recent_count_get(heap, cls);
-        if (mulch_likely(n != 0)) {
-            return recent_take(pool, heap, cls, n, size, NULL);
+        uint64_t state = recent_state_get(heap, cls);
+        if (mulch_likely(recent_count_of(state) != 0)) {
+            return recent_take(pool, heap, cls, state, size, NULL);
         }
         block_t *b = heap->bins[cls];
         if (mulch_likely(b != NULL && b->free != NULL)) {

@@ -380,12 +380,13 @@ static inline void pool_free_in_span(pool_t *pool, uint64_t key, block_t *b, voi
     if (mulch_likely(mulch_tls.pool_id == pool->id)) {
         thread_heap_t *heap = mulch_tls.heap;
         if (mulch_likely(atomic_load_explicit(&b->owner, memory_order_relaxed) == heap)) {
-            unsigned n = recent_count_get(heap, cls);
+            uint64_t state = recent_state_get(heap, cls);
+            unsigned n = recent_count_of(state);
             if (mulch_likely(n < HEAP_RECENT && !(b->flags & BLOCK_SITES))) {
                 tool_cell_free(0, p, b->cell_size); /* no sites: not under valgrind */
                 cell_word_store(p, 1, mark);
                 heap->recent[cls][n] = p;
-                recent_count_set(heap, cls, n + 1); /* counts the free (thread_heap_t's counters) */
+                recent_state_set(heap, cls, state + 1); /* counts the free (thread_heap_t's counters) */
                 return;
             }
         }

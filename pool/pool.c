@@ -168,7 +168,7 @@ void heap_counts_sum(const pool_t *pool, const thread_heap_t *heap, uint64_t *al
     *bytes = 0;
     for (unsigned cls = 0; cls < pool->class_count; cls++) {
         /* (see thread_heap_t's counters) */
-        uint64_t recycled = atomic_load_explicit(&heap->recycled_count[cls], memory_order_relaxed);
+        uint64_t recycled = recent_recycled_get(heap, cls);
         uint64_t a = atomic_load_explicit(&heap->alloc_count[cls], memory_order_relaxed) + recycled;
         uint64_t f = atomic_load_explicit(&heap->free_count[cls], memory_order_relaxed) + recycled
                      + recent_count_get(heap, cls);

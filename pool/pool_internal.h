@@ -301,21 +301,24 @@ typedef struct thread_heap {
      * cache, without touching the span. They carry the free mark, so they
      * count as free everywhere, but stay counted in their span's `used`
      * until heap_recent_flush pushes them on their span's free list. */
-    _Atomic uint8_t     recent_count[MULCH_MAX_CLASSES]; /* owner writes, stats read */
     /* Cells of each class this heap handed out and took back (a remote
      * free counts in the freeing thread's heap). alloc_count and
-     * free_count: by every path but the recent cells'. recycled_count:
-     * cells handed out from the recent cells. A free into the recent cells
-     * is counted by where the cell goes next: handed out again (recycled
-     * counts it as a free and an allocation), pushed on its span's list
-     * (free_count), or still there (recent_count). So the free fast path
-     * writes no counter and the allocation paths one each, a word per
-     * class in its own array (one scaled address, no multiplication);
-     * no size to load: pool_get_stats derives the totals and the bytes in
-     * use (heap_counts_sum). Relaxed stores by the owner. */
+     * free_count: by every path but the recent cells'. recent_state: the
+     * number of recent cells (its low RECENT_COUNT_BITS) and, above them,
+     * the cells handed out from the recent cells (recycled; one word, so
+     * that the allocation fast path's pop writes one word: session 27). A
+     * free into the recent cells is counted by where the cell goes next:
+     * handed out again (recycled counts it as a free and an allocation),
+     * pushed on its span's list (free_count), or still there (the count
+     * of recent cells). So the free fast path writes no counter besides
+     * the recent cells' count and the allocation paths one word each, a
+     * word per class in its own array (one scaled address, no
+     * multiplication); no size to load: pool_get_stats derives the totals
+     * and the bytes in use (heap_counts_sum). Relaxed stores by the owner,
+     * read by pool_get_stats. */
+    _Atomic uint64_t    recent_state[MULCH_MAX_CLASSES];
     _Atomic uint64_t    alloc_count[MULCH_MAX_CLASSES];
     _Atomic uint64_t    free_count[MULCH_MAX_CLASSES];
-    _Atomic uint64_t    recycled_count[MULCH_MAX_CLASSES];
     void               *recent[MULCH_MAX_CLASSES][HEAP_RECENT];
     /* Owned spans with no free cell on a committed page but parked cells on
      * released ones (release.c): taken back, and a page recommitted, when
