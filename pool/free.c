@@ -356,12 +356,12 @@ static MULCH_NOINLINE void pool_free_slow(pool_t *pool, void *p) {
  * not (session 27: three loads of pool->key and two of size_class). */
 static inline void pool_free_in_span(pool_t *pool, uint64_t key, block_t *b, void *p) {
     size_t cls = b->size_class; /* (64-bit: it indexes the heap's arrays) */
-    uint32_t expected_check = (uint32_t)key ^ b->cell_size ^ ((uint32_t)cls << 24) ^ ((uint32_t)BLOCK_SMALL << 20);
+    uint32_t fields = b->cell_size ^ block_class_and_kind(b);
     /* a span with released pages (release.c) has the other check value:
      * its frees take the slow path, which knows about parked cells */
     /* acquire: pairs with release.c's recommit, which writes the unparked
      * cells' free marks before it restores the check (free on x86) */
-    if (mulch_unlikely(expected_check != block_check_load_acquire(b))) {
+    if (mulch_unlikely((fields ^ block_check_load_acquire(b)) != (uint32_t)key)) {
         pool_free_slow(pool, p);
         return;
     }

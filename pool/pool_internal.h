@@ -490,8 +490,13 @@ MULCH_INTERNAL void chunks_unmap_all_locked(pool_t *pool);
 /* A small span's descriptor is trusted by the free fast path; this word,
  * set when the span gets its class, ties the fields it trusts together so
  * that a stray write into the descriptor is reported instead of followed. */
+/* The class in the low 16 bits, the kind above: the free fast path, which
+ * knows the kind, xors one constant-or-ed load into its check test. */
+static inline uint32_t block_class_and_kind(const block_t *b) {
+    return (uint32_t)b->size_class | ((uint32_t)b->kind << 16);
+}
 static inline uint32_t block_check_of(const pool_t *pool, const block_t *b) {
-    return (uint32_t)pool->key ^ b->cell_size ^ ((uint32_t)b->size_class << 24) ^ ((uint32_t)b->kind << 20);
+    return (uint32_t)pool->key ^ b->cell_size ^ block_class_and_kind(b);
 }
 /* The check word's second valid value: the span has released pages
  * (release.c). The free fast path compares with block_check_of only, so
