@@ -348,20 +348,21 @@ static MULCH_NOINLINE void pool_free_slow(pool_t *pool, void *p) {
 }
 
 /* The fast path once the span's head descriptor b is known and the chunk
- * checked (pool_free_in_chunk); key is pool->key. Every way off it is a
- * tail call, so the path to the thread's recent cells saves no registers
- * (the prologue and epilogue were a tenth of its instructions in churn).
- * The descriptor's plain fields are read into locals before its atomic
- * ones: GCC reloads any memory operand after an atomic load, relaxed or
- * not (session 27: three loads of pool->key and two of size_class). */
-static inline void pool_free_in_span(pool_t *pool, uint64_t key, block_t *b, void *p) {
+ * checked (pool_free_in_chunk). Every way off it is a tail call, so the
+ * path to the thread's recent cells saves no registers (the prologue and
+ * epilogue were a tenth of its instructions in churn). GCC reloads any
+ * memory operand after an atomic load, relaxed or not, and keeps nothing
+ * in a register across the multiplication it does not have to: session 27
+ * placed each read so that the path loads pool->key twice and the class
+ * once, with no register saved. */
+static inline void pool_free_in_span(pool_t *pool, block_t *b, void *p) {
     size_t cls = b->size_class; /* (64-bit: it indexes the heap's arrays) */
     uint32_t fields = b->cell_size ^ block_class_and_kind(b);
     /* a span with released pages (release.c) has the other check value:
      * its frees take the slow path, which knows about parked cells */
     /* acquire: pairs with release.c's recommit, which writes the unparked
      * cells' free marks before it restores the check (free on x86) */
-    if (mulch_unlikely((fields ^ block_check_load_acquire(b)) != (uint32_t)key)) {
+    if (mulch_unlikely((fields ^ block_check_load_acquire(b)) != (uint32_t)pool->key)) {
         pool_free_slow(pool, p);
         return;
     }
@@ -369,9 +370,15 @@ static inline void pool_free_in_span(pool_t *pool, uint64_t key, block_t *b, voi
      * p is a cell's start (the low half below the divisor: offsets are
      * under 2^32, see cell_divide_exact) */
     uint32_t i;
-    uintptr_t mark = (uintptr_t)key ^ (uintptr_t)p; /* cell_free_mark */
     if (mulch_unlikely(!cell_divide_exact(b->divisor, (size_t)((unsigned char *)p - b->start), &i)
-                       || i >= atomic_load_explicit(&b->bump, memory_order_relaxed) || cell_word_load(p, 1) == mark)) {
+                       || i >= atomic_load_explicit(&b->bump, memory_order_relaxed))) {
+        pool_free_slow(pool, p);
+        return;
+    }
+    /* (the key read again here, not kept across the multiplication, which
+     * takes two registers: kept, it cost a register save) */
+    uintptr_t mark = cell_free_mark(pool, p);
+    if (mulch_unlikely(cell_word_load(p, 1) == mark)) {
         pool_free_slow(pool, p);
         return;
     }
@@ -407,21 +414,21 @@ static MULCH_NOINLINE void pool_free_not_head(pool_t *pool, block_t *b, size_t i
         pool_free_slow(pool, p);
         return;
     }
-    pool_free_in_span(pool, pool->key, b - b->head_offset, p);
+    pool_free_in_span(pool, b - b->head_offset, p);
 }
 
 /* The fast path once the chunk is known (from the region start map's
  * confirmation in pool_free, or from the map). */
 static inline void pool_free_in_chunk(pool_t *pool, chunk_t *chunk, void *p) {
-    /* pool, kind and magic in one test; any mismatch goes to
-     * pointer_check, which tells them apart (a NULL pool too: the test
-     * reads its key; docs/api.md promises a report, not a crash) */
+    /* a NULL pool goes to pointer_check too (docs/api.md promises a
+     * report, not a crash) */
     if (mulch_unlikely(pool == NULL)) {
         pool_free_slow(pool, p);
         return;
     }
-    uint64_t key = pool->key;
     unsigned shift = pool->block_shift;
+    /* pool, kind and magic in one test; any mismatch goes to
+     * pointer_check, which tells them apart */
     if (mulch_unlikely(!chunk_is_pools_blocks(pool, chunk))) {
         pool_free_slow(pool, p);
         return;
@@ -435,7 +442,7 @@ static inline void pool_free_in_chunk(pool_t *pool, chunk_t *chunk, void *p) {
         pool_free_not_head(pool, b, index, p);
         return;
     }
-    pool_free_in_span(pool, key, b, p);
+    pool_free_in_span(pool, b, p);
 }
 
 /* p is not in the first region of a blocks chunk: in a later region of
