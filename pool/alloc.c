@@ -437,8 +437,10 @@ static inline void *pool_alloc_recent(pool_t *pool, size_t size, const void *cal
  * from spilling it to the stack on every call). */
 static inline void *pool_alloc_fast(pool_t *pool, size_t size) {
     thread_heap_t *heap = heap_current(pool);
-    if (mulch_likely(heap != NULL && size <= pool->small_max && !pool->track_leaks)) {
-        unsigned cls = size_class_of(size);
+    /* (size 0 goes to the slow path, so the class needs no branch; the
+     * one test also stands for "not tracking leaks": see fast_max) */
+    if (mulch_likely(heap != NULL && size - 1 < pool->fast_max)) {
+        unsigned cls = size_class_of_nonzero(size);
         uint64_t state = recent_state_get(heap, cls);
         if (mulch_likely(recent_count_of(state) != 0)) {
             return recent_take(pool, heap, cls, state, size, NULL);
