@@ -396,16 +396,19 @@ static MULCH_NOINLINE void *recent_cell_written(pool_t *pool, void *cell, size_t
     return caller != NULL ? pool_alloc_span(pool, size, caller) : NULL;
 }
 
-/* Pops the last of the n (> 0) recent cells of class cls, checking that
- * its free mark is intact. */
-static inline void *recent_take(pool_t *pool, thread_heap_t *heap, unsigned cls, unsigned n, size_t size,
+/* Pops the last of the recent cells of class cls (state: its
+ * recent_state, with a count > 0), checking that its free mark is intact.
+ * One store of the state counts both the pop and the handout. */
+static inline void *recent_take(pool_t *pool, thread_heap_t *heap, unsigned cls, uint64_t state, size_t size,
                                 const void *caller) {
-    void *cell = heap->recent[cls][--n];
-    recent_count_set(heap, cls, n);
-    if (mulch_unlikely(!cell_has_free_mark(pool, cell))) return recent_cell_written(pool, cell, size, caller);
+    void *cell = heap->recent[cls][(size_t)(state & RECENT_COUNT_MASK) - 1]; /* (64-bit: the -1 folds) */
+    if (mulch_unlikely(!cell_has_free_mark(pool, cell))) {
+        recent_state_set(heap, cls, state - 1); /* dropped, not handed out */
+        return recent_cell_written(pool, cell, size, caller);
+    }
+    recent_state_set(heap, cls, state + RECENT_STATE_POP);
     tool_cell_alloc(0, cell, size, size_class_bytes(cls)); /* valgrind: never here (track_leaks) */
     cell_word_store(cell, 1, 0);
-    heap_count_recycled(heap, cls);
     return cell;
 }
 
@@ -416,16 +419,36 @@ static inline void *recent_take(pool_t *pool, thread_heap_t *heap, unsigned cls,
 static inline void *pool_alloc_recent(pool_t *pool, size_t size, const void *caller) {
     if (mulch_likely(mulch_tls.pool_id == pool->id)) {
         thread_heap_t *heap = mulch_tls.heap;
-        /* (never NULL when the id matches: see pool_free_in_chunk) */
+        /* (never NULL when the id matches: see pool_free_in_span) */
         if (mulch_likely(size - 1 < pool->fast_max)) {
-            unsigned cls = size_class_of(size);
-            unsigned n = recent_count_get(heap, cls);
-            if (mulch_likely(n != 0)) {
-                return recent_take(pool, heap, cls, n, size, caller);
+            unsigned cls = size_class_of_nonzero(size);
+            uint64_t state = recent_state_get(heap, cls);
+            if (mulch_likely(recent_count_of(state) != 0)) {
+                return recent_take(pool, heap, cls, state, size, caller);
             }
         }
     }
     return pool_alloc_span(pool, size, caller);
+}
+
+/* A cell popped from the head span of heap's bin of class cls, or NULL
+ * when the span has none or its head cell fails a check (the slow path
+ * reports a bad link or a lost free mark: cell_pop_checked). */
+static inline void *bin_pop_fast(pool_t *pool, thread_heap_t *heap, unsigned cls, size_t size) {
+    block_t *b = heap->bins[cls];
+    if (mulch_likely(b != NULL && b->free != NULL)) {
+        void *cell = b->free;
+        void *next = cell_next(pool, cell);
+        if (mulch_likely((cell_link_is_valid(b, next) || next == NULL) && cell_has_free_mark(pool, cell))) {
+            b->free = next;
+            b->used++;
+            tool_cell_alloc(0, cell, size, b->cell_size);
+            cell_word_store(cell, 1, 0);
+            heap_count_alloc(heap, cls);
+            return cell;
+        }
+    }
+    return NULL;
 }
 
 /* A cell from the thread's recent cells or from its bin's head span, or
@@ -433,28 +456,18 @@ static inline void *pool_alloc_recent(pool_t *pool, size_t size, const void *cal
  * with its allocation site: building the site only there keeps pool_alloc
  * from spilling it to the stack on every call). */
 static inline void *pool_alloc_fast(pool_t *pool, size_t size) {
-    thread_heap_t *heap = heap_current(pool);
-    if (mulch_likely(heap != NULL && size <= pool->small_max && !pool->track_leaks)) {
-        unsigned cls = size_class_of(size);
-        unsigned n = recent_count_get(heap, cls);
-        if (mulch_likely(n != 0)) {
-            return recent_take(pool, heap, cls, n, size, NULL);
+    /* (the slow path looks the heap up; the cached heap is never NULL
+     * when the id matches: see pool_free_in_span. Size 0 goes to the slow
+     * path, so the class needs no branch; the one size test also stands
+     * for "not tracking leaks": see fast_max) */
+    if (mulch_likely(mulch_tls.pool_id == pool->id && size - 1 < pool->fast_max)) {
+        thread_heap_t *heap = mulch_tls.heap;
+        unsigned cls = size_class_of_nonzero(size);
+        uint64_t state = recent_state_get(heap, cls);
+        if (mulch_likely(recent_count_of(state) != 0)) {
+            return recent_take(pool, heap, cls, state, size, NULL);
         }
-        block_t *b = heap->bins[cls];
-        if (mulch_likely(b != NULL && b->free != NULL)) {
-            void *cell = b->free;
-            void *next = cell_next(pool, cell);
-            /* the slow path reports a bad link or a lost free mark
-             * (cell_pop_checked) */
-            if (mulch_likely((cell_link_is_valid(b, next) || next == NULL) && cell_has_free_mark(pool, cell))) {
-                b->free = next;
-                b->used++;
-                tool_cell_alloc(0, cell, size, b->cell_size);
-                cell_word_store(cell, 1, 0);
-                heap_count_alloc(heap, cls);
-                return cell;
-            }
-        }
+        return bin_pop_fast(pool, heap, cls, size);
     }
     return NULL;
 }
@@ -475,10 +488,25 @@ static MULCH_NOINLINE void *pool_alloc_slow_from(pool_t *pool, size_t size, cons
     return small_alloc_slow(pool, heap_current(pool), size, &site);
 }
 
-/* Everything behind the recent cells: the bin's span, then the slow path. */
+/* Everything behind the recent cells: the bin's span, then the slow path.
+ * (The recent cells are asked again: pool_alloc_recent comes here without
+ * asking them when the heap or the size did not fit its test.) It leaves
+ * only through tail calls and looks no heap up (the slow path does):
+ * heap_current's possible call and the call to the slow path behind
+ * pool_alloc_fast's NULL cost a stack frame and moves on every call
+ * (session 27: prodcons' producer comes here for every allocation). GCC
+ * still saves four registers for the bin pop's live values. */
 static MULCH_NOINLINE void *pool_alloc_span(pool_t *pool, size_t size, const void *caller) {
-    void *cell = pool_alloc_fast(pool, size);
-    if (mulch_likely(cell != NULL)) return cell;
+    if (mulch_likely(mulch_tls.pool_id == pool->id && size - 1 < pool->fast_max)) { /* as pool_alloc_fast */
+        thread_heap_t *heap = mulch_tls.heap;
+        unsigned cls = size_class_of_nonzero(size);
+        uint64_t state = recent_state_get(heap, cls);
+        if (mulch_likely(recent_count_of(state) != 0)) {
+            return recent_take(pool, heap, cls, state, size, caller);
+        }
+        void *cell = bin_pop_fast(pool, heap, cls, size);
+        if (mulch_likely(cell != NULL)) return cell;
+    }
     return pool_alloc_slow_from(pool, size, caller);
 }
 

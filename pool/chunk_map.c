@@ -9,16 +9,20 @@
  * keeps this: grown regions are set once its pages are mapped, shrunk
  * ones cleared before its pages go.
  *
- * Beside it, a bit per region says "a blocks chunk starts here": the free
+ * Beside it, a byte per region says "a blocks chunk starts here": the free
  * fast path confirms its guess of a cell's chunk (the start of the cell's
  * region) with one load from it (chunk_starts_blocks), where the table
- * takes two dependent ones. 2^26 regions: 8 MiB of address space, mapped
- * by the first pool_create (chunk_map_init), of which only the words of
- * regions in use are ever touched. Not static storage: a conservative
- * collector in the same process (Boehm's scans every library's data and
- * bss) would scan the 8 MiB as roots at each collection, and size its
- * heap by them (the Lisp example's Boehm build collected 86 times
- * instead of 1458 on closures.scm, its peak RSS 2.5 times as high).
+ * takes two dependent ones. A byte, not a bit: the test is a compare,
+ * without the shifts and bit test a bitmap needs (5 instructions of every
+ * free, session 27). 2^26 regions: 64 MiB of address space, reserved
+ * (MAP_NORESERVE) by the first pool_create (chunk_map_init), of which only
+ * the pages of regions in use are ever written (a page covers 16 GiB of
+ * address space); reads of the others find the zero page. Not static
+ * storage: a conservative collector in the same process (Boehm's scans
+ * every library's data and bss) would scan it as roots at each
+ * collection, and size its heap by it (the Lisp example's Boehm build
+ * collected 86 times instead of 1458 on closures.scm with the 8 MiB
+ * bitmap this map replaced, its peak RSS 2.5 times as high).
  *
  * Each leaf also says, per region, how many of its bytes from the region's
  * start the chunk's own mapping holds (all of them but in a huge chunk's
@@ -48,7 +52,7 @@
 #define TOP_ENTRIES  (1u << (CHUNK_MAP_ADDRESS_BITS - MULCH_REGION_SHIFT - CHUNK_MAP_LEVEL_BITS))
 
 _Atomic(chunk_t **) chunk_map_top[TOP_ENTRIES];
-chunk_start_word_t *_Atomic chunk_map_blocks_start;
+chunk_start_byte_t *_Atomic chunk_map_blocks_start;
 static pthread_mutex_t map_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* A leaf: LEAF_ENTRIES chunk pointers, then as many coverage counts (the
@@ -108,14 +112,12 @@ static bool chunk_map_set_locked(const chunk_t *chunk, chunk_t *value) {
 }
 
 /* Set before the chunk's first cell is handed out (release: a reader that
- * sees the bit sees the header), cleared before the chunk is released.
- * Caller holds map_lock, so the word's other bits do not change under it. */
+ * sees the byte set sees the header), cleared before the chunk is
+ * released. Caller holds map_lock. */
 static void chunk_map_mark_start_locked(const chunk_t *chunk, bool blocks_start) {
     uintptr_t region = (uintptr_t)chunk >> MULCH_REGION_SHIFT;
-    chunk_start_word_t *word = &atomic_load_explicit(&chunk_map_blocks_start, memory_order_relaxed)[region >> 6];
-    uint64_t bit = (uint64_t)1 << (region & 63);
-    uint64_t bits = atomic_load_explicit(word, memory_order_relaxed);
-    atomic_store_explicit(word, blocks_start ? bits | bit : bits & ~bit, memory_order_release);
+    chunk_start_byte_t *map = atomic_load_explicit(&chunk_map_blocks_start, memory_order_relaxed);
+    atomic_store_explicit(&map[region], blocks_start ? 1 : 0, memory_order_release);
 }
 
 static bool chunk_map_set(const chunk_t *chunk, chunk_t *value) {
@@ -134,9 +136,9 @@ bool chunk_map_init(void) {
         /* Not os_map: neither counted as pool metadata nor ever unmapped
          * (a racing free may read it at any time); its zero pages read as
          * "no chunk here". */
-        void *bits = mmap(NULL, CHUNK_MAP_START_WORDS * sizeof(uint64_t), PROT_READ | PROT_WRITE,
-                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-        if (bits != MAP_FAILED) atomic_store_explicit(&chunk_map_blocks_start, bits, memory_order_release);
+        void *bytes = mmap(NULL, CHUNK_MAP_REGIONS, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                           -1, 0);
+        if (bytes != MAP_FAILED) atomic_store_explicit(&chunk_map_blocks_start, bytes, memory_order_release);
     }
     pthread_mutex_unlock(&map_lock);
     return atomic_load_explicit(&chunk_map_blocks_start, memory_order_acquire) != NULL;

@@ -347,37 +347,22 @@ static MULCH_NOINLINE void pool_free_slow(pool_t *pool, void *p) {
     else huge_free(pool, info.chunk, p);
 }
 
-/* The fast path once the chunk is known (from the region bitmap's
- * confirmation in pool_free, or from the map). Every way off it is a tail
- * call, so the path to the thread's recent cells saves no registers (the
- * prologue and epilogue were a tenth of its instructions in churn). */
-static inline void pool_free_in_chunk(pool_t *pool, chunk_t *chunk, void *p) {
-    /* pool, kind and magic in one test; any mismatch goes to
-     * pointer_check, which tells them apart (a NULL pool too: the test
-     * reads its key; docs/api.md promises a report, not a crash) */
-    if (mulch_unlikely(pool == NULL || !chunk_is_pools_blocks(pool, chunk))) {
-        pool_free_slow(pool, p);
-        return;
-    }
-    size_t index = ((uintptr_t)p - (uintptr_t)chunk) >> pool->block_shift;
-    block_t *b = &chunk->blocks[index];
-    if (b->kind == BLOCK_TAIL) {
-        /* A head_offset reaching before the chunk's first descriptor is a
-         * stray write: following it would read unmapped memory. In range,
-         * it reaches a descriptor of this chunk, and pointer_check names
-         * the damage. Only multi-block spans (cells above an eighth of a
-         * block) pay the compare. */
-        if (mulch_unlikely(b->head_offset > index)) {
-            pool_free_slow(pool, p);
-            return;
-        }
-        b -= b->head_offset;
-    }
+/* The fast path once the span's head descriptor b is known and the chunk
+ * checked (pool_free_in_chunk). Every way off it is a tail call, so the
+ * path to the thread's recent cells saves no registers (the prologue and
+ * epilogue were a tenth of its instructions in churn). GCC reloads any
+ * memory operand after an atomic load, relaxed or not, and keeps nothing
+ * in a register across the multiplication it does not have to: session 27
+ * placed each read so that the path loads pool->key twice and the class
+ * once, with no register saved. */
+static inline void pool_free_in_span(pool_t *pool, block_t *b, void *p) {
+    size_t cls = b->size_class; /* (64-bit: it indexes the heap's arrays) */
+    uint32_t fields = b->cell_size ^ block_class_and_kind(b);
     /* a span with released pages (release.c) has the other check value:
      * its frees take the slow path, which knows about parked cells */
     /* acquire: pairs with release.c's recommit, which writes the unparked
      * cells' free marks before it restores the check (free on x86) */
-    if (mulch_unlikely(b->kind != BLOCK_SMALL || block_check_of(pool, b) != block_check_load_acquire(b))) {
+    if (mulch_unlikely((fields ^ block_check_load_acquire(b)) != (uint32_t)pool->key)) {
         pool_free_slow(pool, p);
         return;
     }
@@ -386,7 +371,14 @@ static inline void pool_free_in_chunk(pool_t *pool, chunk_t *chunk, void *p) {
      * under 2^32, see cell_divide_exact) */
     uint32_t i;
     if (mulch_unlikely(!cell_divide_exact(b->divisor, (size_t)((unsigned char *)p - b->start), &i)
-                       || i >= atomic_load_explicit(&b->bump, memory_order_relaxed) || cell_has_free_mark(pool, p))) {
+                       || i >= atomic_load_explicit(&b->bump, memory_order_relaxed))) {
+        pool_free_slow(pool, p);
+        return;
+    }
+    /* (the key read again here, not kept across the multiplication, which
+     * takes two registers: kept, it cost a register save) */
+    uintptr_t mark = cell_free_mark(pool, p);
+    if (mulch_unlikely(cell_word_load(p, 1) == mark)) {
         pool_free_slow(pool, p);
         return;
     }
@@ -395,17 +387,62 @@ static inline void pool_free_in_chunk(pool_t *pool, chunk_t *chunk, void *p) {
     if (mulch_likely(mulch_tls.pool_id == pool->id)) {
         thread_heap_t *heap = mulch_tls.heap;
         if (mulch_likely(atomic_load_explicit(&b->owner, memory_order_relaxed) == heap)) {
-            unsigned cls = b->size_class, n = recent_count_get(heap, cls);
+            uint64_t state = recent_state_get(heap, cls);
+            unsigned n = recent_count_of(state);
             if (mulch_likely(n < HEAP_RECENT && !(b->flags & BLOCK_SITES))) {
                 tool_cell_free(0, p, b->cell_size); /* no sites: not under valgrind */
-                cell_word_store(p, 1, cell_free_mark(pool, p));
+                cell_word_store(p, 1, mark);
                 heap->recent[cls][n] = p;
-                recent_count_set(heap, cls, n + 1); /* counts the free (thread_heap_t's counters) */
+                recent_state_set(heap, cls, state + 1); /* counts the free (thread_heap_t's counters) */
                 return;
             }
         }
     }
     small_free_slow(pool, b, p); /* the span's list, another thread's span, or a new heap */
+}
+
+/* p's block descriptor b is not a small span's head: p lies in a later
+ * block of a multi-block span (cells above an eighth of a block; b is a
+ * tail), or is no cell of the pool's (pointer_check names the problem).
+ * Out of line, so that the common path tests the kind once and computes
+ * the descriptor once. A head_offset reaching before the chunk's first
+ * descriptor is a stray write: following it would read unmapped memory.
+ * In range, it reaches a descriptor of this chunk, and pointer_check names
+ * the damage when that is no small span's head. */
+static MULCH_NOINLINE void pool_free_not_head(pool_t *pool, block_t *b, size_t index, void *p) {
+    if (b->kind != BLOCK_TAIL || b->head_offset > index || (b - b->head_offset)->kind != BLOCK_SMALL) {
+        pool_free_slow(pool, p);
+        return;
+    }
+    pool_free_in_span(pool, b - b->head_offset, p);
+}
+
+/* The fast path once the chunk is known (from the region start map's
+ * confirmation in pool_free, or from the map). */
+static inline void pool_free_in_chunk(pool_t *pool, chunk_t *chunk, void *p) {
+    /* a NULL pool goes to pointer_check too (docs/api.md promises a
+     * report, not a crash) */
+    if (mulch_unlikely(pool == NULL)) {
+        pool_free_slow(pool, p);
+        return;
+    }
+    unsigned shift = pool->block_shift;
+    /* pool, kind and magic in one test; any mismatch goes to
+     * pointer_check, which tells them apart */
+    if (mulch_unlikely(!chunk_is_pools_blocks(pool, chunk))) {
+        pool_free_slow(pool, p);
+        return;
+    }
+    size_t index = ((uintptr_t)p - (uintptr_t)chunk) >> shift;
+    block_t *b = &chunk->blocks[index];
+    /* One register for the descriptor: left to itself, GCC keeps both
+     * chunk + 128 * index and the descriptor's address (session 27). */
+    mulch_in_register(b);
+    if (mulch_unlikely(b->kind != BLOCK_SMALL)) {
+        pool_free_not_head(pool, b, index, p);
+        return;
+    }
+    pool_free_in_span(pool, b, p);
 }
 
 /* p is not in the first region of a blocks chunk: in a later region of

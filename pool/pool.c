@@ -80,12 +80,13 @@ pool_t *pool_create(const pool_options_t *opts) {
                      (const void *)(uintptr_t)opts->block_size);
         return NULL;
     }
-    if (!chunk_map_init()) return NULL; /* the free path's region bitmap */
+    if (!chunk_map_init()) return NULL; /* the free path's region start map */
     pool_t *pool = os_map(sizeof(pool_t));
     if (pool == NULL) return NULL;
     pool_geometry(pool, opts->block_size);
     pool->id = atomic_fetch_add_explicit(&next_pool_id, 1, memory_order_relaxed);
     pool->key = pool_secret(pool);
+    pool->chunk_seal = chunk_blocks_seal(pool->key);
     pool->limit = opts->limit;
     pool->secure = opts->secure || env_flag("MULCH_SECURE");
     pool->valgrind = tool_vg_running();
@@ -167,7 +168,7 @@ void heap_counts_sum(const pool_t *pool, const thread_heap_t *heap, uint64_t *al
     *bytes = 0;
     for (unsigned cls = 0; cls < pool->class_count; cls++) {
         /* (see thread_heap_t's counters) */
-        uint64_t recycled = atomic_load_explicit(&heap->recycled_count[cls], memory_order_relaxed);
+        uint64_t recycled = recent_recycled_get(heap, cls);
         uint64_t a = atomic_load_explicit(&heap->alloc_count[cls], memory_order_relaxed) + recycled;
         uint64_t f = atomic_load_explicit(&heap->free_count[cls], memory_order_relaxed) + recycled
                      + recent_count_get(heap, cls);

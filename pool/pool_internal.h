@@ -82,6 +82,9 @@
 #  define MULCH_NOINLINE    __attribute__((noinline))
 #  define MULCH_COLD        __attribute__((cold, noinline))
 #  define MULCH_INTERNAL    __attribute__((visibility("hidden")))
+/* Pins a value in one register: GCC otherwise keeps two forms of a
+ * computed address and computes each (pool_free_in_chunk). No code. */
+#  define mulch_in_register(x) __asm__("" : "+r"(x))
 #else
 #  define MULCH_TLS_MODEL
 #  define mulch_likely(x)   (x)
@@ -89,6 +92,7 @@
 #  define MULCH_NOINLINE
 #  define MULCH_COLD
 #  define MULCH_INTERNAL
+#  define mulch_in_register(x) ((void)0)
 #endif
 
 /* Bits set in a 64-bit word. Builds for baseline x86-64 (no POPCNT) turn
@@ -297,21 +301,24 @@ typedef struct thread_heap {
      * cache, without touching the span. They carry the free mark, so they
      * count as free everywhere, but stay counted in their span's `used`
      * until heap_recent_flush pushes them on their span's free list. */
-    _Atomic uint8_t     recent_count[MULCH_MAX_CLASSES]; /* owner writes, stats read */
     /* Cells of each class this heap handed out and took back (a remote
      * free counts in the freeing thread's heap). alloc_count and
-     * free_count: by every path but the recent cells'. recycled_count:
-     * cells handed out from the recent cells. A free into the recent cells
-     * is counted by where the cell goes next: handed out again (recycled
-     * counts it as a free and an allocation), pushed on its span's list
-     * (free_count), or still there (recent_count). So the free fast path
-     * writes no counter and the allocation paths one each, a word per
-     * class in its own array (one scaled address, no multiplication);
-     * no size to load: pool_get_stats derives the totals and the bytes in
-     * use (heap_counts_sum). Relaxed stores by the owner. */
+     * free_count: by every path but the recent cells'. recent_state: the
+     * number of recent cells (its low RECENT_COUNT_BITS) and, above them,
+     * the cells handed out from the recent cells (recycled; one word, so
+     * that the allocation fast path's pop writes one word: session 27). A
+     * free into the recent cells is counted by where the cell goes next:
+     * handed out again (recycled counts it as a free and an allocation),
+     * pushed on its span's list (free_count), or still there (the count
+     * of recent cells). So the free fast path writes no counter besides
+     * the recent cells' count and the allocation paths one word each, a
+     * word per class in its own array (one scaled address, no
+     * multiplication); no size to load: pool_get_stats derives the totals
+     * and the bytes in use (heap_counts_sum). Relaxed stores by the owner,
+     * read by pool_get_stats. */
+    _Atomic uint64_t    recent_state[MULCH_MAX_CLASSES];
     _Atomic uint64_t    alloc_count[MULCH_MAX_CLASSES];
     _Atomic uint64_t    free_count[MULCH_MAX_CLASSES];
-    _Atomic uint64_t    recycled_count[MULCH_MAX_CLASSES];
     void               *recent[MULCH_MAX_CLASSES][HEAP_RECENT];
     /* Owned spans with no free cell on a committed page but parked cells on
      * released ones (release.c): taken back, and a page recommitted, when
@@ -324,6 +331,8 @@ typedef struct thread_heap {
 struct pool {
     uint64_t        id;            /* unique for the process; never reused  */
     uint64_t        key;           /* secret for free-list encoding          */
+    uint64_t        chunk_seal;    /* chunk_blocks_seal(key): the free fast
+                                      path's chunk test compares with it     */
     size_t          block_size;
     uint32_t        block_shift;
     uint32_t        class_count;   /* classes served from spans             */
@@ -387,11 +396,12 @@ MULCH_INTERNAL chunk_t *chunk_covering(const void *p);
 
 #define CHUNK_MAP_LEVEL_BITS 13u
 #define CHUNK_MAP_ADDRESS_BITS 48u
-#define CHUNK_MAP_START_WORDS ((size_t)1 << (CHUNK_MAP_ADDRESS_BITS - MULCH_REGION_SHIFT - 6))
-typedef _Atomic uint64_t chunk_start_word_t;
-/* The region bitmap (chunk_map.c), mapped by chunk_map_init: pool_create
+/* Regions of the 48-bit address space, each with a byte in the start map. */
+#define CHUNK_MAP_REGIONS ((size_t)1 << (CHUNK_MAP_ADDRESS_BITS - MULCH_REGION_SHIFT))
+typedef _Atomic uint8_t chunk_start_byte_t;
+/* The region start map (chunk_map.c), mapped by chunk_map_init: pool_create
  * calls it, and fails when it cannot, so any pool's free finds it. */
-MULCH_INTERNAL extern chunk_start_word_t *_Atomic chunk_map_blocks_start;
+MULCH_INTERNAL extern chunk_start_byte_t *_Atomic chunk_map_blocks_start;
 MULCH_INTERNAL bool chunk_map_init(void);
 
 #define CHUNK_MAGIC UINT64_C(0x6d756c6368636b31)
@@ -406,12 +416,14 @@ static inline uint64_t chunk_blocks_token(const pool_t *pool, const chunk_t *chu
     return pool->key ^ CHUNK_BLOCKS_SALT ^ (uint64_t)(uintptr_t)chunk;
 }
 /* magic ^ token of every blocks chunk of the pool (the address cancels
- * out): a constant of the pool, so the test is two loads and a compare. A
- * huge chunk (token 0), another pool's chunk, or a stray write into either
- * word fails it. */
+ * out): a constant of the pool, kept in pool->chunk_seal, so the test is
+ * three loads and a compare. A huge chunk (token 0), another pool's chunk,
+ * or a stray write into either word fails it. */
+static inline uint64_t chunk_blocks_seal(uint64_t key) {
+    return key ^ CHUNK_BLOCKS_SALT ^ CHUNK_MAGIC;
+}
 static inline bool chunk_is_pools_blocks(const pool_t *pool, const chunk_t *chunk) {
-    return (atomic_load_explicit(&chunk->magic, memory_order_relaxed) ^ chunk->blocks_token)
-           == (pool->key ^ CHUNK_BLOCKS_SALT ^ CHUNK_MAGIC);
+    return (atomic_load_explicit(&chunk->magic, memory_order_relaxed) ^ chunk->blocks_token) == pool->chunk_seal;
 }
 
 /* The chunk holding `p`, or NULL for any address mulch did not map.
@@ -428,16 +440,15 @@ static inline chunk_t *chunk_of(const void *p) {
 }
 
 /* Whether a blocks chunk starts at the start of p's region: then it is the
- * chunk of p (chunks are whole regions). One load; false for any address
- * mulch did not map and for the other regions of multi-region chunks.
- * Never dereferences `p`. */
+ * chunk of p (chunks are whole regions). One compare and one byte load
+ * (a byte per region, not a bit: no shift and bit test, session 27);
+ * false for any address mulch did not map and for the other regions of
+ * multi-region chunks. Never dereferences `p`. */
 static inline bool chunk_starts_blocks(const void *p) {
-    uintptr_t a = (uintptr_t)p;
-    if (mulch_unlikely(a >> CHUNK_MAP_ADDRESS_BITS)) return false;
-    uintptr_t region = a >> MULCH_REGION_SHIFT;
-    chunk_start_word_t *map = atomic_load_explicit(&chunk_map_blocks_start, memory_order_relaxed);
-    uint64_t bits = atomic_load_explicit(&map[region >> 6], memory_order_acquire);
-    return (bits >> (region & 63)) & 1u;
+    uintptr_t region = (uintptr_t)p >> MULCH_REGION_SHIFT;
+    if (mulch_unlikely(region >= CHUNK_MAP_REGIONS)) return false;
+    chunk_start_byte_t *map = atomic_load_explicit(&chunk_map_blocks_start, memory_order_relaxed);
+    return atomic_load_explicit(&map[region], memory_order_acquire) != 0;
 }
 
 /* Bytes of a blocks chunk's header for `count` blocks: the chunk record,
@@ -479,8 +490,13 @@ MULCH_INTERNAL void chunks_unmap_all_locked(pool_t *pool);
 /* A small span's descriptor is trusted by the free fast path; this word,
  * set when the span gets its class, ties the fields it trusts together so
  * that a stray write into the descriptor is reported instead of followed. */
+/* The class in the low 16 bits, the kind above: the free fast path, which
+ * knows the kind, xors one constant-or-ed load into its check test. */
+static inline uint32_t block_class_and_kind(const block_t *b) {
+    return (uint32_t)b->size_class | ((uint32_t)b->kind << 16);
+}
 static inline uint32_t block_check_of(const pool_t *pool, const block_t *b) {
-    return (uint32_t)pool->key ^ b->cell_size ^ ((uint32_t)b->size_class << 24) ^ ((uint32_t)b->kind << 20);
+    return (uint32_t)pool->key ^ b->cell_size ^ block_class_and_kind(b);
 }
 /* The check word's second valid value: the span has released pages
  * (release.c). The free fast path compares with block_check_of only, so

@@ -58,16 +58,32 @@ static inline void heap_count_alloc(thread_heap_t *heap, unsigned cls) {
 static inline void heap_count_free(thread_heap_t *heap, unsigned cls) {
     counter_add_u64(&heap->free_count[cls], 1);
 }
-static inline void heap_count_recycled(thread_heap_t *heap, unsigned cls) {
-    counter_add_u64(&heap->recycled_count[cls], 1);
-}
-/* The recent cells of a class: written by the owner only, read by
+/* The recent cells of a class and the handouts from them share a word
+ * (thread_heap_t.recent_state): written by the owner only, read by
  * pool_get_stats (relaxed: plain moves on x86). */
+#define RECENT_COUNT_BITS 8u
+#define RECENT_COUNT_MASK ((UINT64_C(1) << RECENT_COUNT_BITS) - 1)
+/* Added to the word by a pop: one cell fewer, one more recycled. */
+#define RECENT_STATE_POP  ((UINT64_C(1) << RECENT_COUNT_BITS) - 1)
+_Static_assert(HEAP_RECENT <= RECENT_COUNT_MASK, "the recent cells' count fits its bits");
+static inline uint64_t recent_state_get(const thread_heap_t *heap, unsigned cls) {
+    return atomic_load_explicit(&heap->recent_state[cls], memory_order_relaxed);
+}
+static inline void recent_state_set(thread_heap_t *heap, unsigned cls, uint64_t state) {
+    atomic_store_explicit(&heap->recent_state[cls], state, memory_order_relaxed);
+}
+static inline unsigned recent_count_of(uint64_t state) {
+    return (unsigned)(state & RECENT_COUNT_MASK);
+}
 static inline unsigned recent_count_get(const thread_heap_t *heap, unsigned cls) {
-    return atomic_load_explicit(&heap->recent_count[cls], memory_order_relaxed);
+    return recent_count_of(recent_state_get(heap, cls));
 }
 static inline void recent_count_set(thread_heap_t *heap, unsigned cls, unsigned n) {
-    atomic_store_explicit(&heap->recent_count[cls], (uint8_t)n, memory_order_relaxed);
+    recent_state_set(heap, cls, (recent_state_get(heap, cls) & ~RECENT_COUNT_MASK) | n);
+}
+/* Cells handed out from the recent cells of the class. */
+static inline uint64_t recent_recycled_get(const thread_heap_t *heap, unsigned cls) {
+    return recent_state_get(heap, cls) >> RECENT_COUNT_BITS;
 }
 /* A freed cell of class cls, about to be handed out or pushed, lost its
  * free mark (written after its free, or freed twice with a write hiding

@@ -146,8 +146,8 @@ static MULCH_NOINLINE void *alloc_without_pool(size_t size, size_t align) {
  * No chunk header is read before the map has vouched that p lies in the
  * chunk's own bytes: another thread may be unmapping that huge object
  * (freeing it) while a foreign pointer beside it is freed here. A blocks
- * chunk fills its regions, and its bit in the region bitmap says so (the
- * bit pool_free tests next); anything else asks chunk_covering. */
+ * chunk fills its regions, and its byte in the region start map says so
+ * (the byte pool_free tests next); anything else asks chunk_covering. */
 static inline bool pool_owns(pool_t *pool, const void *p) {
     if (mulch_likely(chunk_starts_blocks(p)))
         return ((chunk_t *)((uintptr_t)p & ~(uintptr_t)(MULCH_REGION - 1)))->pool == pool;

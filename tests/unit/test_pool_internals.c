@@ -41,6 +41,27 @@ static void test_size_class_waste_bound(void **state) {
     }
 }
 
+/* The allocation fast path's branch-free size_class_of_nonzero agrees
+ * with size_class_of: every size up to 64 KiB, each class boundary and its
+ * neighbours, and a stride through the rest up to the largest class. */
+static void test_size_class_nonzero_agrees(void **state) {
+    (void)state;
+    for (size_t size = 1; size <= ((size_t)1 << 16); size++)
+        if (size_class_of_nonzero(size) != size_class_of(size))
+            fail_msg("size_class_of_nonzero(%zu) = %u, want %u", size, size_class_of_nonzero(size), size_class_of(size));
+    for (unsigned c = 0; c < MULCH_MAX_CLASSES; c++) {
+        size_t bytes = size_class_bytes(c);
+        for (size_t size = bytes - 1; size <= bytes + 1; size++)
+            if (size != 0 && size_class_of_nonzero(size) != size_class_of(size))
+                fail_msg("size_class_of_nonzero(%zu) = %u, want %u", size, size_class_of_nonzero(size),
+                         size_class_of(size));
+    }
+    size_t largest = size_class_bytes(MULCH_MAX_CLASSES - 1);
+    for (size_t size = 1; size <= largest; size += size / 97 + 1)
+        if (size_class_of_nonzero(size) != size_class_of(size))
+            fail_msg("size_class_of_nonzero(%zu) = %u, want %u", size, size_class_of_nonzero(size), size_class_of(size));
+}
+
 /* bits_count64 (the inline popcount) against a bit-by-bit count: edge
  * values and a fixed-seed xorshift sequence. */
 static void test_bits_count64(void **state) {
@@ -571,6 +592,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_size_class_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_size_class_waste_bound, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_size_class_nonzero_agrees, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bits_count64, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chunk_map_foreign_addresses, setup, teardown),
         cmocka_unit_test_setup_teardown(test_span_coalescing, setup, teardown),
