@@ -306,6 +306,12 @@ struct gc_heap {
      * gc_report_bridge_cycles: one at a time), mapped with the heap (its own mapping), off
      * the caller's C stack (gc_heap_tracer_open, mark.c) */
     gc_tracer_t     *tracer;
+    /* `tracer` is open (gc_heap_tracer_open to gc_tracer_free): a second
+     * open would reset the mark stack of the operation under way. Public
+     * calls cannot get there (every one that may open it is refused while
+     * the calling thread traces: gc_outside_tracing), so this only feeds a
+     * debug assertion against an internal caller that nests. */
+    bool             tracer_open;
 
     /* compaction (gc/evacuate.c) */
     gc_evacuation_target_t evacuation_targets[GC_ALL_CLASSES];
