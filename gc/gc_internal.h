@@ -301,6 +301,12 @@ struct gc_heap {
      * gc_report_bridge_cycles: one at a time), mapped with the heap (its own mapping), off
      * the caller's C stack (gc_heap_tracer_open, mark.c) */
     gc_tracer_t     *tracer;
+    /* `tracer` is open (gc_heap_tracer_open to gc_tracer_free): a second
+     * open would reset the mark stack of the operation under way. Public
+     * calls cannot get there (every one that may open it is refused while
+     * the calling thread traces: gc_outside_tracing), so this only feeds a
+     * debug assertion against an internal caller that nests. */
+    bool             tracer_open;
 
     /* compaction (gc/evacuate.c) */
     /* headerless spans flagged this collection: one state word per cell
@@ -382,6 +388,17 @@ MULCH_INTERNAL bool gc_vector_reserve(gc_vector_t *v, size_t need);
 MULCH_INTERNAL void gc_vector_free(gc_vector_t *v);
 MULCH_INTERNAL bool gc_vector_append(gc_vector_t *to, gc_vector_t *from);
 MULCH_INTERNAL bool gc_vector_merge(gc_vector_t *to, gc_vector_t *from);
+
+/* env.c: MULCH_GC_* variables, each malformed or out-of-range value
+ * reported by name and value; unset or blank returns the fallback
+ * (gc_env_decimal: false); gc_env_report with a NULL value reads it. */
+MULCH_INTERNAL void gc_env_report(const char *name, const char *value, const char *problem, const char *replacement);
+MULCH_INTERNAL size_t gc_env_size(const char *name, size_t fallback);
+MULCH_INTERNAL size_t gc_env_count(const char *name, size_t fallback, size_t max);
+MULCH_INTERNAL int gc_env_flag(const char *name, int fallback);
+MULCH_INTERNAL bool gc_env_decimal(const char *name, double *out);
+MULCH_INTERNAL int gc_env_word(const char *name, int fallback, const char *const *words, const int *values,
+                               size_t count, const char *expected);
 /* Whether v's array is of the first size (or none): what a cached thread
  * record may keep (gc/thread.c). */
 MULCH_INTERNAL bool gc_vector_first_size(const gc_vector_t *v);

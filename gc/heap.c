@@ -10,8 +10,6 @@
  * the end of gc_heap_create until gc_heap_destroy destroys its locks.
  * The heap and its lock holder's tracer (heap->tracer) have a mapping each.
  */
-#include <ctype.h>
-#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,51 +18,30 @@
 #include "gc_mark.h"
 #include "gc_weak.h"
 
-/* A size from the environment: decimal, with an optional k/m/g suffix.
- * A value that cannot be represented saturates at SIZE_MAX (a number too
- * big for the suffix's shift once wrapped round to a small one: 2^44 + 1
- * "m" was a 1 MiB max_heap), and a negative one reads as 0, like any other
- * non-number (strtoull would negate it into a huge count: "-1" was an
- * initial_heap of 16 EiB, a heap that never collected). */
-static size_t env_size(const char *name, size_t fallback) {
-    const char *v = getenv(name);
-    if (v == NULL || *v == '\0') return fallback;
-    while (isspace((unsigned char)*v)) v++;
-    if (*v == '-') return 0;
-    char *end;
-    errno = 0;
-    unsigned long long n = strtoull(v, &end, 10);
-    if (errno == ERANGE || n > SIZE_MAX) return SIZE_MAX;
-    unsigned shift = 0;
-    if (*end == 'k' || *end == 'K') shift = 10;
-    else if (*end == 'm' || *end == 'M') shift = 20;
-    else if (*end == 'g' || *end == 'G') shift = 30;
-    if (shift && n > (SIZE_MAX >> shift)) return SIZE_MAX;
-    return (size_t)n << shift;
-}
-
-/* An int option from the environment, clamped rather than truncated
- * (4294967296 read as (int) was 0). */
-static int env_int(const char *name, int fallback) {
-    const char *v = getenv(name);
-    if (v == NULL || *v == '\0') return fallback;
-    size_t n = env_size(name, 0);
-    return n > (size_t)INT_MAX ? INT_MAX : (int)n;
-}
-
+/* The environment's values (gc/env.c parses and reports them): each one
+ * that is set and well formed replaces its field. Sizes too big for a
+ * size_t read as SIZE_MAX and negative ones as 0 ("-1" was once an
+ * initial_heap of 16 EiB); counts are clamped to their field ("4294967296"
+ * as an int was 0 markers). */
 static void options_resolve(gc_options_t *o) {
-    o->initial_heap = env_size("MULCH_GC_INITIAL_HEAP", o->initial_heap);
-    o->max_heap = env_size("MULCH_GC_MAX_HEAP", o->max_heap);
-    const char *growth = getenv("MULCH_GC_HEAP_GROWTH");
-    if (growth && *growth) o->heap_growth = strtod(growth, NULL);
-    const char *compact = getenv("MULCH_GC_COMPACT");
-    if (compact && *compact) {
-        if (!strcmp(compact, "never")) o->compaction = GC_COMPACT_NEVER;
-        else if (!strcmp(compact, "always")) o->compaction = GC_COMPACT_ALWAYS;
-        else o->compaction = GC_COMPACT_AUTO;
+    o->initial_heap = gc_env_size("MULCH_GC_INITIAL_HEAP", o->initial_heap);
+    o->max_heap = gc_env_size("MULCH_GC_MAX_HEAP", o->max_heap);
+    const char *growth_name = "MULCH_GC_HEAP_GROWTH";
+    double growth;
+    if (gc_env_decimal(growth_name, &growth)) {
+        /* (replaced below, like the field's own values) */
+        if (!(growth > 1.0)) gc_env_report(growth_name, NULL, "is not above 1.0", "2.0 used");
+        else if (growth > GC_MAX_HEAP_GROWTH)
+            gc_env_report(growth_name, NULL, "is above 1000", "1000 used");
+        o->heap_growth = growth;
     }
-    o->markers = env_int("MULCH_GC_MARKERS", o->markers);
-    o->generational = env_int("MULCH_GC_GENERATIONAL", o->generational);
+    static const char *const compact_words[] = { "never", "auto", "always" };
+    static const int compact_values[] = { GC_COMPACT_NEVER, GC_COMPACT_AUTO, GC_COMPACT_ALWAYS };
+    o->compaction = gc_env_word("MULCH_GC_COMPACT", o->compaction, compact_words, compact_values, 3,
+                                "is not never, auto or always");
+    size_t markers = gc_env_count("MULCH_GC_MARKERS", SIZE_MAX, INT_MAX);
+    if (markers != SIZE_MAX) o->markers = (int)markers;
+    o->generational = gc_env_flag("MULCH_GC_GENERATIONAL", o->generational);
     if (o->initial_heap == 0) o->initial_heap = (size_t)1 << 20;
     /* (NaN too: every comparison with it is false, which would make the
      * generational mode's full collections never come) */
@@ -140,18 +117,22 @@ gc_heap_t *gc_heap_create(const gc_options_t *opts) {
     gc_mark_shared_init(heap);
     heap->epoch = 1;
     heap->trigger = options.initial_heap;
-    heap->stress_every = env_size("MULCH_GC_STRESS", 0);
-    heap->verify_each = env_size("MULCH_GC_VERIFY", 0) != 0;
+    heap->stress_every = gc_env_size("MULCH_GC_STRESS", 0);
+    heap->verify_each = gc_env_flag("MULCH_GC_VERIFY", 0) != 0;
     /* gc_allocation_budget: reuse up to heap_keep x live of a bigger heap */
     heap->heap_keep = 1.5 * options.heap_growth;
-    const char *keep = getenv("MULCH_GC_HEAP_KEEP");
-    if (keep && *keep) heap->heap_keep = strtod(keep, NULL);
-    /* inf or NaN would make the budget unbounded (0 x inf is NaN): cap it */
+    const char *keep_name = "MULCH_GC_HEAP_KEEP";
+    double keep;
+    if (gc_env_decimal(keep_name, &keep)) {
+        if (keep < 0.0) gc_env_report(keep_name, NULL, "is negative", "0 used");
+        else if (keep > 64.0) gc_env_report(keep_name, NULL, "is above 64", "64 used");
+        heap->heap_keep = keep;
+    }
+    /* an unbounded budget (a huge value; 0 x inf is NaN) is capped */
     if (!(heap->heap_keep >= 0.0 && heap->heap_keep <= 64.0)) heap->heap_keep = heap->heap_keep > 64.0 ? 64.0 : 0.0;
     heap->generational = options.generational != 0;
     /* AUTO evacuates spans whose live cells fill less than this share. */
-    size_t below = env_size("MULCH_GC_EVACUATE_BELOW", 80);
-    heap->evacuate_below_percent = below > 100 ? 100u : (unsigned)below;
+    heap->evacuate_below_percent = (unsigned)gc_env_count("MULCH_GC_EVACUATE_BELOW", 80, 100);
     gc_heap_list_add(heap); /* its locks are held across fork from here on */
     return heap;
 }

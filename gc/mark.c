@@ -87,13 +87,22 @@ void gc_tracer_init(gc_tracer_t *tracer, gc_heap_t *heap, const char *phase) {
     }
 }
 
+/* A nested open is an internal bug, not misuse: every public entry that
+ * may open the tracer refuses while the caller traces (gc_outside_tracing;
+ * tests/api/test_gc_review_s27_reentry.c calls each from each callback).
+ * So it is a debug assertion (MULCH_ASSERT_LEVEL >= 2), not a report: a
+ * report could not make the nested caller go back, and what it would
+ * catch no program can cause. */
 gc_tracer_t *gc_heap_tracer_open(gc_heap_t *heap, const char *phase) {
+    mulch_assert_internal(!heap->tracer_open);
+    heap->tracer_open = true;
     gc_tracer_init(heap->tracer, heap, phase);
     return heap->tracer;
 }
 
 void gc_tracer_free(gc_tracer_t *tracer) {
     mulch_gc_tracing_depth--;
+    if (tracer == tracer->heap->tracer) tracer->heap->tracer_open = false;
     gc_mark_entry_t *stack = tracer->stack;
     tracer->stack = NULL;
     if (stack == NULL || stack == tracer->reserve) return;

@@ -4,7 +4,11 @@
  * wrapping round to a small number, negative values read as 0, and counts
  * and percents too big for the field they set are clamped as documented
  * (EVACUATE_BELOW above 100 reads as 100, GENERATIONAL non-zero is on)
- * instead of being truncated to an unrelated value.
+ * instead of being truncated to an unrelated value. Each value not taken
+ * as written is reported, naming the variable and the value: a malformed
+ * one (trailing text, an unknown suffix or word, a decimal comma) is
+ * ignored, one out of range clamped. Decimal numbers read '.' as the
+ * decimal point whatever LC_NUMERIC says.
  *
  * Each test sets the variables it needs before gc_heap_create (which reads
  * them) and unsets them afterwards; main() clears every MULCH_GC_* the
@@ -16,6 +20,8 @@
 #define DEFAULT_SEED UINT64_C(0x6d756c6367656e76)
 #define MULCH_TEST_GC_OBJECTS 1
 #include <mulch/gc.h>
+
+#include <locale.h>
 
 #include "mulch_test.h"
 
@@ -39,6 +45,18 @@ static gc_heap_t *heap_with(const char *name, const char *value, int compaction)
     gc_heap_t *h = heap_new(0, 0, compaction);
     unsetenv(name);
     return h;
+}
+
+/* Exactly `n` reports since `since`, the last one's text `text`. */
+static void expect_reports(unsigned long since, unsigned long n, const char *text)
+{
+    char what[256];
+    rec_last(what, sizeof what, NULL);
+    if (rec_count() - since != n) {
+        rec_print_since(since);
+        T_FAIL("expected %lu report(s) ending with \"%s\", got %lu", n, text, rec_count() - since);
+    }
+    if (strcmp(what, text) != 0) T_FAIL("report \"%s\", expected \"%s\"", what, text);
 }
 
 /* Allocates `bytes` of 4 KiB objects, all kept alive through a rooted
@@ -83,6 +101,10 @@ static void test_env_size_suffix_overflow_saturates(void **state)
         print_message("  MULCH_GC_MAX_HEAP=%s: %zu of 1024 live 4 KiB objects\n", huge[v], got);
         EXPECT_EQ(got, 1024u);
         gc_heap_destroy(h);
+        char text[200];
+        snprintf(text, sizeof text, "gc_heap_create: MULCH_GC_MAX_HEAP=%s is too big (the largest size used)",
+                 huge[v]);
+        expect_reports(r0, 2 * v + 1, text);
 
         h = heap_with("MULCH_GC_INITIAL_HEAP", huge[v], GC_COMPACT_AUTO);
         t = gc_thread_attach(h);
@@ -91,8 +113,10 @@ static void test_env_size_suffix_overflow_saturates(void **state)
                       (unsigned long long)collections);
         EXPECT_EQ(collections, 0u);
         gc_heap_destroy(h);
+        snprintf(text, sizeof text, "gc_heap_create: MULCH_GC_INITIAL_HEAP=%s is too big (the largest size used)",
+                 huge[v]);
+        expect_reports(r0, 2 * v + 2, text);
     }
-    EXPECT_NO_REPORTS(r0);
 }
 
 /* strtoull negates "-1" into 2^64 - 1: an initial_heap of 16 EiB (a heap
@@ -109,12 +133,13 @@ static void test_env_negative_reads_as_zero(void **state)
     print_message("  MULCH_GC_INITIAL_HEAP=-1: %llu collections in 8 MiB\n", (unsigned long long)collections);
     EXPECT_GE(collections, 2u);                   /* the default 1 MiB */
     gc_heap_destroy(h);
+    expect_reports(r0, 1, "gc_heap_create: MULCH_GC_INITIAL_HEAP=-1 is negative (0 used)");
 
     h = heap_with("MULCH_GC_MAX_HEAP", "-1", GC_COMPACT_AUTO);   /* 0: no limit */
     t = gc_thread_attach(h);
     EXPECT_EQ(keep_alive(h, t, 4 * MiB), 1024u);
     gc_heap_destroy(h);
-    EXPECT_NO_REPORTS(r0);
+    expect_reports(r0, 2, "gc_heap_create: MULCH_GC_MAX_HEAP=-1 is negative (0 used)");
 }
 
 /* Fragments a heap (one 64-byte object in four kept) and collects twice:
@@ -154,15 +179,16 @@ static void test_env_evacuate_below_clamped(void **state)
     h = heap_with("MULCH_GC_EVACUATE_BELOW", "4294967296", GC_COMPACT_AUTO);
     uint64_t moved_big = fragment_and_collect(h);
     gc_heap_destroy(h);
+    expect_reports(r0, 1, "gc_heap_create: MULCH_GC_EVACUATE_BELOW=4294967296 is too big (100 used)");
     h = heap_with("MULCH_GC_EVACUATE_BELOW", "-1", GC_COMPACT_AUTO);
     uint64_t moved_negative = fragment_and_collect(h);
     gc_heap_destroy(h);
+    expect_reports(r0, 2, "gc_heap_create: MULCH_GC_EVACUATE_BELOW=-1 is negative (0 used)");
     print_message("  bytes moved: default %llu, 4294967296 %llu, -1 %llu\n", (unsigned long long)moved_default,
                   (unsigned long long)moved_big, (unsigned long long)moved_negative);
     EXPECT_NE(moved_default, 0u);                 /* the setup does fragment the heap */
     EXPECT_GE(moved_big, moved_default);          /* 100: every span under full */
     EXPECT_EQ(moved_negative, 0u);                /* 0: AUTO evacuates nothing */
-    EXPECT_NO_REPORTS(r0);
 }
 
 /* MULCH_GC_GENERATIONAL=4294967296 is non-zero: the mode is on (it was
@@ -190,6 +216,200 @@ static void test_env_generational_big_value_is_on(void **state)
     gc_heap_destroy(h);
 }
 
+/* One variable set to one value: exactly one report, `text`. */
+static void expect_env_report(const char *name, const char *value, const char *text)
+{
+    unsigned long r0 = rec_count();
+    gc_heap_destroy(heap_with(name, value, GC_COMPACT_AUTO));
+    expect_reports(r0, 1, text);
+}
+
+/* A documented spelling: taken without a report. */
+static void expect_env_silent(const char *name, const char *value)
+{
+    unsigned long r0 = rec_count();
+    gc_heap_destroy(heap_with(name, value, GC_COMPACT_AUTO));
+    EXPECT_NO_REPORTS(r0);
+}
+
+/* "12X" was taken in part: an initial_heap of 12 bytes, a heap that
+ * collected at every span. Malformed, it is reported and ignored: the
+ * option's value (here the default 1 MiB) stays. */
+static void test_env_malformed_size_is_reported_and_ignored(void **state)
+{
+    (void)state;
+    TEST_START();
+    unsigned long r0 = rec_count();
+    gc_heap_t *h = heap_with("MULCH_GC_INITIAL_HEAP", "12X", GC_COMPACT_AUTO);
+    gc_thread_t *t = gc_thread_attach(h);
+    uint64_t collections = garbage(h, t, 8 * MiB);
+    print_message("  MULCH_GC_INITIAL_HEAP=12X: %llu collections in 8 MiB\n", (unsigned long long)collections);
+    EXPECT_LE(collections, 16u);                  /* the default 1 MiB: about 8 */
+    gc_heap_destroy(h);
+    expect_reports(r0, 1,
+                   "gc_heap_create: MULCH_GC_INITIAL_HEAP=12X is not a number (digits, then an optional k, m or g) "
+                   "(ignored)");
+    expect_env_report("MULCH_GC_STRESS", "1.5",
+                      "gc_heap_create: MULCH_GC_STRESS=1.5 is not a number (digits, then an optional k, m or g) "
+                      "(ignored)");
+    expect_env_report("MULCH_GC_MARKERS", "two",
+                      "gc_heap_create: MULCH_GC_MARKERS=two is not a number (digits, then an optional k, m or g) "
+                      "(ignored)");
+    expect_env_report("MULCH_GC_MARKERS", "99999999999", "gc_heap_create: MULCH_GC_MARKERS=99999999999 is too big "
+                                                         "(2147483647 used)");
+    expect_env_report("MULCH_GC_GENERATIONAL", "yes",
+                      "gc_heap_create: MULCH_GC_GENERATIONAL=yes is not a number (digits, then an optional k, m or g) "
+                      "(ignored)");
+    expect_env_report("MULCH_GC_VERIFY", "2", "gc_heap_create: MULCH_GC_VERIFY=2 is not 0 or 1 (on)");
+    /* documented spellings stay silent (blanks round a value are allowed) */
+    expect_env_silent("MULCH_GC_INITIAL_HEAP", "512k");
+    expect_env_silent("MULCH_GC_INITIAL_HEAP", " 2M ");
+    expect_env_silent("MULCH_GC_MAX_HEAP", "1g");
+    expect_env_silent("MULCH_GC_MAX_HEAP", "0");
+    expect_env_silent("MULCH_GC_MARKERS", "2");
+    expect_env_silent("MULCH_GC_EVACUATE_BELOW", "100");
+    expect_env_silent("MULCH_GC_GENERATIONAL", "0");
+    expect_env_silent("MULCH_GC_VERIFY", "1");
+}
+
+/* "64q": an unknown suffix was no suffix, a max_heap of 64 bytes that
+ * refused every allocation. Now reported and ignored: no limit. */
+static void test_env_unknown_suffix_is_reported_and_ignored(void **state)
+{
+    (void)state;
+    TEST_START();
+    unsigned long r0 = rec_count();
+    gc_heap_t *h = heap_with("MULCH_GC_MAX_HEAP", "64q", GC_COMPACT_AUTO);
+    gc_thread_t *t = gc_thread_attach(h);
+    size_t got = keep_alive(h, t, 4 * MiB);
+    print_message("  MULCH_GC_MAX_HEAP=64q: %zu of 1024 live 4 KiB objects\n", got);
+    EXPECT_EQ(got, 1024u);
+    gc_heap_destroy(h);
+    expect_reports(r0, 1,
+                   "gc_heap_create: MULCH_GC_MAX_HEAP=64q is not a number (digits, then an optional k, m or g) "
+                   "(ignored)");
+    expect_env_report("MULCH_GC_MAX_HEAP", "64kb",
+                      "gc_heap_create: MULCH_GC_MAX_HEAP=64kb is not a number (digits, then an optional k, m or g) "
+                      "(ignored)");
+}
+
+/* "alwys" was auto compaction, silently. An unknown word is reported and
+ * ignored: the program's GC_COMPACT_NEVER stays, nothing moves. */
+static void test_env_unknown_word_is_reported_and_ignored(void **state)
+{
+    (void)state;
+    TEST_START();
+    unsigned long r0 = rec_count();
+    gc_heap_t *h = heap_with("MULCH_GC_COMPACT", "alwys", GC_COMPACT_NEVER);
+    uint64_t moved = fragment_and_collect(h);
+    gc_heap_destroy(h);
+    print_message("  MULCH_GC_COMPACT=alwys over GC_COMPACT_NEVER: %llu bytes moved\n", (unsigned long long)moved);
+    EXPECT_EQ(moved, 0u);
+    expect_reports(r0, 1, "gc_heap_create: MULCH_GC_COMPACT=alwys is not never, auto or always (ignored)");
+    expect_env_silent("MULCH_GC_COMPACT", "never");
+    expect_env_silent("MULCH_GC_COMPACT", "auto");
+    expect_env_silent("MULCH_GC_COMPACT", "always");
+}
+
+/* Collections while 2 MiB stay live and 24 MiB of garbage go by, with
+ * heap_growth `option` and MULCH_GC_HEAP_GROWTH=`value` (NULL: unset). */
+static uint64_t collections_with_growth(double option, const char *value)
+{
+    gc_options_t o;
+    memset(&o, 0, sizeof o);
+    o.initial_heap = 256 * KiB;
+    o.heap_growth = option;
+    o.compaction = GC_COMPACT_NEVER;
+    if (value) setenv("MULCH_GC_HEAP_GROWTH", value, 1);
+    gc_heap_t *h = gc_heap_create(&o);
+    unsetenv("MULCH_GC_HEAP_GROWTH");
+    EXPECT_NONNULL(h);
+    gc_thread_t *t = gc_thread_attach(h);
+    enum { LIVE = 512 };
+    void **keep = calloc(LIVE, sizeof *keep);
+    EXPECT_NONNULL(keep);
+    gc_root_add_range(h, keep, LIVE);
+    for (size_t i = 0; i < LIVE; i++) EXPECT_NONNULL(keep[i] = gc_alloc(t, &T_RAW, 4 * KiB - 8));
+    uint64_t collections = garbage(h, t, 24 * MiB);
+    gc_root_remove(h, keep);
+    free(keep);
+    gc_heap_destroy(h);
+    return collections;
+}
+
+/* A decimal comma ("1,5") was read as 1 by strtod: a heap_growth of 2.0,
+ * silently. Now it is reported and ignored; '.' is the decimal point, and
+ * "1.5" means what heap_growth = 1.5 means. Out-of-range values and
+ * strtod's "nan" and "inf" are reported too. */
+static void test_env_decimal_comma_and_range(void **state)
+{
+    (void)state;
+    TEST_START();
+    unsigned long r0 = rec_count();
+    uint64_t option_3 = collections_with_growth(3.0, NULL);
+    uint64_t option_1_5 = collections_with_growth(1.5, NULL);
+    uint64_t env_1_5 = collections_with_growth(3.0, "1.5");
+    EXPECT_NO_REPORTS(r0);
+    uint64_t env_comma = collections_with_growth(3.0, "1,5");
+    print_message("  collections: heap_growth 3.0 %llu, 1.5 %llu; env 1.5 %llu, env 1,5 %llu\n",
+                  (unsigned long long)option_3, (unsigned long long)option_1_5, (unsigned long long)env_1_5,
+                  (unsigned long long)env_comma);
+    EXPECT_GE(option_1_5, option_3 + 1);            /* the workload tells the two apart */
+    EXPECT_EQ(env_1_5, option_1_5);
+    EXPECT_EQ(env_comma, option_3);               /* ignored: the option stays */
+    expect_reports(r0, 1,
+                   "gc_heap_create: MULCH_GC_HEAP_GROWTH=1,5 is not a decimal number: the decimal point is '.' "
+                   "(ignored)");
+    expect_env_report("MULCH_GC_HEAP_GROWTH", "1.5x",
+                      "gc_heap_create: MULCH_GC_HEAP_GROWTH=1.5x is not a decimal number (ignored)");
+    expect_env_report("MULCH_GC_HEAP_GROWTH", "nan",
+                      "gc_heap_create: MULCH_GC_HEAP_GROWTH=nan is not a decimal number (ignored)");
+    expect_env_report("MULCH_GC_HEAP_GROWTH", "inf",
+                      "gc_heap_create: MULCH_GC_HEAP_GROWTH=inf is not a decimal number (ignored)");
+    expect_env_report("MULCH_GC_HEAP_GROWTH", "0.5",
+                      "gc_heap_create: MULCH_GC_HEAP_GROWTH=0.5 is not above 1.0 (2.0 used)");
+    expect_env_report("MULCH_GC_HEAP_GROWTH", "1e4",
+                      "gc_heap_create: MULCH_GC_HEAP_GROWTH=1e4 is above 1000 (1000 used)");
+    expect_env_report("MULCH_GC_HEAP_KEEP", "2,5",
+                      "gc_heap_create: MULCH_GC_HEAP_KEEP=2,5 is not a decimal number: the decimal point is '.' "
+                      "(ignored)");
+    expect_env_report("MULCH_GC_HEAP_KEEP", "-1", "gc_heap_create: MULCH_GC_HEAP_KEEP=-1 is negative (0 used)");
+    expect_env_report("MULCH_GC_HEAP_KEEP", "100", "gc_heap_create: MULCH_GC_HEAP_KEEP=100 is above 64 (64 used)");
+    expect_env_silent("MULCH_GC_HEAP_GROWTH", "1.5");
+    expect_env_silent("MULCH_GC_HEAP_GROWTH", "2");
+    expect_env_silent("MULCH_GC_HEAP_GROWTH", ".5e1");
+    expect_env_silent("MULCH_GC_HEAP_KEEP", "0");
+    expect_env_silent("MULCH_GC_HEAP_KEEP", "3.25");
+}
+
+/* An embedder's setlocale(LC_NUMERIC, ...) with a decimal comma made
+ * strtod read "1.5" as 1. Skipped when no such locale is installed
+ * (C.UTF-8 has '.'). */
+static void test_env_decimal_under_comma_locale(void **state)
+{
+    (void)state;
+    TEST_START();
+    static const char *const candidates[] = { "de_DE.UTF-8", "de_DE.utf8", "fr_FR.UTF-8", "fr_FR.utf8",
+                                              "nl_NL.UTF-8", "ru_RU.UTF-8", "de_DE",      "fr_FR" };
+    const char *chosen = NULL;
+    for (size_t i = 0; i < sizeof candidates / sizeof candidates[0] && !chosen; i++) {
+        if (setlocale(LC_NUMERIC, candidates[i]) == NULL) continue;
+        if (strcmp(localeconv()->decimal_point, ",") == 0) chosen = candidates[i];
+        else setlocale(LC_NUMERIC, "C");
+    }
+    if (chosen == NULL) {
+        print_message("  no locale with a decimal comma is installed: skipped\n");
+        skip();
+    }
+    print_message("  LC_NUMERIC=%s\n", chosen);
+    unsigned long r0 = rec_count();
+    uint64_t env_1_5 = collections_with_growth(3.0, "1.5");
+    setlocale(LC_NUMERIC, "C");
+    uint64_t option_1_5 = collections_with_growth(1.5, NULL);
+    EXPECT_EQ(env_1_5, option_1_5);
+    EXPECT_NO_REPORTS(r0);
+}
+
 int main(void)
 {
     mt_init("test_gc_environment");
@@ -200,6 +420,11 @@ int main(void)
         T(test_env_negative_reads_as_zero),
         T(test_env_evacuate_below_clamped),
         T(test_env_generational_big_value_is_on),
+        T(test_env_malformed_size_is_reported_and_ignored),
+        T(test_env_unknown_suffix_is_reported_and_ignored),
+        T(test_env_unknown_word_is_reported_and_ignored),
+        T(test_env_decimal_comma_and_range),
+        T(test_env_decimal_under_comma_locale),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -19,6 +19,9 @@
 # once more, at ": ", " (" and ")", and then each piece must pass the same
 # test. A reworded message fails: its new text is in no literal.
 #
+# The other way round, for gc_verify: each text gc/verify.c reports must
+# be in a documented message (see "gc_verify's messages" below).
+#
 #   cmake -DSOURCE_ROOT=<src> -P check_doc_messages.cmake
 cmake_minimum_required(VERSION 3.21)
 
@@ -87,6 +90,7 @@ endfunction()
 # ---- the documented messages -------------------------------------------
 set(_missing "")
 set(_count 0)
+set(_documented "\n")
 file(GLOB _docs "${SOURCE_ROOT}/docs/*.md")
 list(SORT _docs)
 foreach(_doc IN LISTS _docs)
@@ -128,6 +132,7 @@ foreach(_doc IN LISTS _docs)
         foreach(_message IN LISTS _quoted)
             string(REGEX REPLACE "^`(.*)`$" "\\1" _message "${_message}")
             string(REPLACE "<BS>" "\\" _message "${_message}")   # ('[', ']' and ';' stay hidden, as in the corpus)
+            string(APPEND _documented "${_message}\n")
             if(NOT _message MATCHES " ")
                 continue()
             endif()
@@ -163,6 +168,30 @@ foreach(_doc IN LISTS _docs)
     endforeach()
 endforeach()
 
+# ---- gc_verify's messages, the other way round --------------------------
+# gc_verify reports each problem it finds (docs/gc.md, "gc_verify's
+# messages"); every text gc/verify.c passes to problem() or check_slot(),
+# and every kind of bad slot value it names (slot_value_problem's
+# returns), must be in a documented message, so that a user can look up
+# any report gc_verify makes.
+file(READ "${SOURCE_ROOT}/gc/verify.c" _verify)
+string(REGEX REPLACE "/\\*([^*]|\\*+[^*/])*\\*+/" " " _verify "${_verify}")
+string(REGEX REPLACE "\"[ \t]*\n[ \t]*\"" "" _verify "${_verify}")
+string(REGEX MATCHALL "(problem|check_slot)\\([^\"\n]*\"[^\"]+\"" _verify_calls "${_verify}")
+string(REGEX MATCHALL "return \"[^\"]+\"" _verify_returns "${_verify}")
+set(_verify_count 0)
+foreach(_call IN LISTS _verify_calls _verify_returns)
+    string(REGEX REPLACE "^[^\"]*\"([^\"]+)\"$" "\\1" _text "${_call}")
+    math(EXPR _verify_count "${_verify_count} + 1")
+    string(FIND "${_documented}" "${_text}" _at)
+    if(_at EQUAL -1)
+        list(APPEND _missing "gc/verify.c: `gc_verify: ${_text}` is in no documented message")
+    endif()
+endforeach()
+if(_verify_count LESS 25)
+    message(FATAL_ERROR "check_doc_messages: found only ${_verify_count} gc_verify messages: the parsing is broken")
+endif()
+
 if(_count LESS 60)
     message(FATAL_ERROR "check_doc_messages: found only ${_count} documented messages: the table parsing is broken")
 endif()
@@ -174,4 +203,4 @@ if(_missing)
     message(FATAL_ERROR "check_doc_messages: documented messages the library never prints:\n  ${_msg}")
 endif()
 message(STATUS "check_doc_messages: ${_count} documented messages, all printed by the library "
-               "(${_nformats} format strings)")
+               "(${_nformats} format strings); ${_verify_count} gc_verify texts, all documented")
