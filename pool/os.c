@@ -366,7 +366,8 @@ void os_release_chunk(void *p, size_t size) {
 /* Keeps a small metadata mapping (zeroed) for the next os_map of its size;
  * false when it is too big or there is no room. */
 static bool os_kept_map_put(void *p, size_t size) {
-    if (size > OS_KEPT_MAP_MAX || tool_vg_running() || !os_kept_has_room(&os_kept_maps)) return false;
+    /* (size 0: nothing to keep, and an empty entry would hold a slot for good) */
+    if (size == 0 || size > OS_KEPT_MAP_MAX || tool_vg_running() || !os_kept_has_room(&os_kept_maps)) return false;
     /* (pages never touched are faulted in: at most OS_KEPT_MAP_MAX a
      * mapping, once, as they then stay; cheaper than a mincore and a
      * madvise each time, and the next owner uses most of them) */

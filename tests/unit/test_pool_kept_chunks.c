@@ -210,6 +210,33 @@ static void test_kept_metadata_mapping(void **state) {
     EXPECT_EQ(os_mapped_bytes(), baseline);
 }
 
+/* An unmap of no bytes keeps nothing: were it filed, each would hold one
+ * of the kept set's slots for good, and after a few no mapping would be
+ * kept again. */
+static void test_empty_unmap_keeps_nothing(void **state) {
+    (void)state;
+    TEST_START();
+    if (tool_vg_running()) skip(); /* nothing is kept under valgrind */
+    size_t bytes = 2 * MULCH_PAGE;
+    size_t baseline = os_mapped_bytes();
+    unsigned char *anchor = os_map(MULCH_PAGE);
+    assert_non_null(anchor);
+    for (int i = 0; i < 64; i++) os_unmap(anchor, 0);
+    unsigned char *p = os_map(bytes);
+    assert_non_null(p);
+    os_unmap(p, bytes);
+    unsigned char *q = os_map(bytes);
+    EXPECT_PTR_EQ(q, p);
+    /* Kept and taken back, its pages still resident: a fresh mapping
+     * (the kernel may well put it at the same address) has none. */
+    unsigned char resident[64] = { 0 }; /* (2 * MULCH_PAGE in pages of at least 4 KiB) */
+    assert_int_equal(mincore(q, bytes, resident), 0);
+    EXPECT_EQ(resident[0] & 1, 1);
+    os_unmap(q, bytes);
+    os_unmap(anchor, MULCH_PAGE);
+    EXPECT_EQ(os_mapped_bytes(), baseline);
+}
+
 /* A forked child inherits the kept chunks (a copy, as of every mapping)
  * and the lock held across fork (pool/fork.c): its pools take them and
  * work, and the parent's next pool takes the same chunk in its own copy. */
@@ -256,6 +283,7 @@ int main(void) {
         cmocka_unit_test(test_big_resident_chunk_is_retired),
         cmocka_unit_test(test_kept_chunks_are_bounded),
         cmocka_unit_test(test_kept_metadata_mapping),
+        cmocka_unit_test(test_empty_unmap_keeps_nothing),
         cmocka_unit_test(test_kept_chunk_across_fork),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
