@@ -68,10 +68,6 @@ static bool is_report_file(int fd) {
     return fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == report_dev && st.st_ino == report_ino;
 }
 
-static bool env_on(const char *name) {
-    const char *v = getenv(name);
-    return v != NULL && v[0] != '\0' && v[0] != '0';
-}
 
 /* Slow path of served(): the first call creates the default pool; a call
  * made while that is under way (recursion) gets NULL with use_arena set,
@@ -79,8 +75,8 @@ static bool env_on(const char *name) {
 static MULCH_NOINLINE pool_t *served_create(void) {
     if (use_arena) return NULL;
     use_arena = 1;
-    want_leak_report = env_on("MULCH_LEAK_REPORT");
-    want_stats = env_on("MULCH_MALLOC_STATS");
+    want_leak_report = mulch_env_on("MULCH_LEAK_REPORT");
+    want_stats = mulch_env_on("MULCH_MALLOC_STATS");
     pool_options_t opts = { 0 };
     opts.track_leaks = want_leak_report;
     pool_default_set_options(&opts);

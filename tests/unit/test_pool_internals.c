@@ -44,6 +44,40 @@ static void test_size_class_waste_bound(void **state) {
 /* The allocation fast path's branch-free size_class_of_nonzero agrees
  * with size_class_of: every size up to 64 KiB, each class boundary and its
  * neighbours, and a stride through the rest up to the largest class. */
+/* On/off switches of the environment: '0'-prefixed values and the words
+ * off, false and no (any case) are off; MULCH_SECURE=off was on. */
+static void test_env_switch_words(void **state) {
+    (void)state;
+    const char *off[] = { "0", "00", "0x", "off", "OFF", "Off", "false", "FALSE", "no", "No" };
+    const char *on[] = { "1", "yes", "on", "true", "2", "offx", "of", "nope", "false!", " off" };
+    for (size_t i = 0; i < sizeof off / sizeof off[0]; i++) {
+        assert_true(mulch_env_says_off(off[i]));
+        assert_int_equal(setenv("MULCH_TEST_SWITCH", off[i], 1), 0);
+        assert_false(mulch_env_on("MULCH_TEST_SWITCH"));
+    }
+    for (size_t i = 0; i < sizeof on / sizeof on[0]; i++) {
+        assert_false(mulch_env_says_off(on[i]));
+        assert_int_equal(setenv("MULCH_TEST_SWITCH", on[i], 1), 0);
+        assert_true(mulch_env_on("MULCH_TEST_SWITCH"));
+    }
+    assert_int_equal(setenv("MULCH_TEST_SWITCH", "", 1), 0);
+    assert_false(mulch_env_on("MULCH_TEST_SWITCH"));
+    assert_int_equal(unsetenv("MULCH_TEST_SWITCH"), 0);
+    assert_false(mulch_env_on("MULCH_TEST_SWITCH"));
+    /* and a pool sees it: MULCH_SECURE=off leaves secure mode off */
+    assert_int_equal(setenv("MULCH_SECURE", "off", 1), 0);
+    pool_t *pool = pool_create(NULL);
+    assert_non_null(pool);
+    assert_false(pool->secure);
+    pool_destroy(pool);
+    assert_int_equal(setenv("MULCH_SECURE", "yes", 1), 0);
+    pool = pool_create(NULL);
+    assert_non_null(pool);
+    assert_true(pool->secure);
+    pool_destroy(pool);
+    assert_int_equal(unsetenv("MULCH_SECURE"), 0);
+}
+
 static void test_size_class_nonzero_agrees(void **state) {
     (void)state;
     for (size_t size = 1; size <= ((size_t)1 << 16); size++)
@@ -605,6 +639,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_recent_cells_counted_when_span_rebuilt, setup, teardown),
         cmocka_unit_test_setup_teardown(test_masked_double_free_not_released_under_holder, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fault_injection_sweep, setup, teardown),
+        cmocka_unit_test(test_env_switch_words),
     };
     return cmocka_run_group_tests_name("pool_internals", tests, NULL, NULL);
 }
