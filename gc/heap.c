@@ -305,7 +305,7 @@ static MULCH_COLD void report_misuse(const char *fn, const char *problem, const 
 /* One report: an error handler that calls mulch again from it would
  * otherwise be sent the same report for ever. */
 bool gc_outside_tracing_slow_at(const char *fn, const void *subject) {
-    static _Thread_local bool reporting;
+    static _Thread_local bool reporting MULCH_TLS_MODEL;
     if (!reporting) {
         reporting = true;
         report_misuse(fn, "called from a trace function, root callback, heap-walk callback or error handler "
