@@ -410,6 +410,51 @@ static void test_env_decimal_under_comma_locale(void **state)
     EXPECT_NO_REPORTS(r0);
 }
 
+/* An option the program set wrong is reported with what is used instead:
+ * the variable when the environment replaces the field. A malformed
+ * variable replaces nothing (it is reported and ignored), yet the report
+ * said "(MULCH_GC_HEAP_GROWTH used)" of a heap that used 2.0. */
+static void test_env_malformed_value_is_not_said_to_be_used(void **state)
+{
+    (void)state;
+    TEST_START();
+    static const struct {
+        const char *name, *value, *want;
+        double growth;
+        int compaction, markers;
+    } cases[] = {
+        { "MULCH_GC_HEAP_GROWTH", "abc", "gc_heap_create: heap_growth must be above 1.0 (2.0 used)", 0.5, 0, 0 },
+        { "MULCH_GC_HEAP_GROWTH", "1,5", "gc_heap_create: heap_growth above 1000 (1000 used)", 5000.0, 0, 0 },
+        { "MULCH_GC_COMPACT", "alwys", "gc_heap_create: compaction is not a GC_COMPACT_* value (nothing moves)", 0,
+          7, 0 },
+        { "MULCH_GC_MARKERS", "two", "gc_heap_create: markers is negative (one per CPU used)", 0, 0, -1 },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        gc_options_t o;
+        memset(&o, 0, sizeof o);
+        o.heap_growth = cases[i].growth;
+        o.compaction = cases[i].compaction;
+        o.markers = cases[i].markers;
+        unsigned long r0 = rec_count();
+        setenv(cases[i].name, cases[i].value, 1);
+        gc_heap_t *h = gc_heap_create(&o);
+        unsetenv(cases[i].name);
+        EXPECT_NONNULL(h);
+        gc_heap_destroy(h);
+        /* two reports: the variable's (ignored) and the option's */
+        bool found = false;
+        pthread_mutex_lock(&g_rec.mu);
+        unsigned long n = g_rec.count - r0;
+        for (unsigned long k = r0; k < g_rec.count; k++)
+            if (strcmp(g_rec.what[k % REC_KEEP], cases[i].want) == 0) found = true;
+        pthread_mutex_unlock(&g_rec.mu);
+        if (n != 2 || !found) {
+            rec_print_since(r0);
+            T_FAIL("%s=%s: %lu report(s), expected 2 with \"%s\"", cases[i].name, cases[i].value, n, cases[i].want);
+        }
+    }
+}
+
 int main(void)
 {
     mt_init("test_gc_environment");
@@ -425,6 +470,7 @@ int main(void)
         T(test_env_unknown_word_is_reported_and_ignored),
         T(test_env_decimal_comma_and_range),
         T(test_env_decimal_under_comma_locale),
+        T(test_env_malformed_value_is_not_said_to_be_used),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
