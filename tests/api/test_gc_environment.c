@@ -257,9 +257,8 @@ static void test_env_malformed_size_is_reported_and_ignored(void **state)
                       "(ignored)");
     expect_env_report("MULCH_GC_MARKERS", "99999999999", "gc_heap_create: MULCH_GC_MARKERS=99999999999 is too big "
                                                          "(2147483647 used)");
-    expect_env_report("MULCH_GC_GENERATIONAL", "yes",
-                      "gc_heap_create: MULCH_GC_GENERATIONAL=yes is not a number (digits, then an optional k, m or g) "
-                      "(ignored)");
+    expect_env_report("MULCH_GC_GENERATIONAL", "ja",
+                      "gc_heap_create: MULCH_GC_GENERATIONAL=ja is not 0, 1, on, off, true, false, yes or no (on)");
     expect_env_report("MULCH_GC_VERIFY", "2", "gc_heap_create: MULCH_GC_VERIFY=2 is not 0 or 1 (on)");
     /* documented spellings stay silent (blanks round a value are allowed) */
     expect_env_silent("MULCH_GC_INITIAL_HEAP", "512k");
@@ -270,6 +269,7 @@ static void test_env_malformed_size_is_reported_and_ignored(void **state)
     expect_env_silent("MULCH_GC_EVACUATE_BELOW", "100");
     expect_env_silent("MULCH_GC_GENERATIONAL", "0");
     expect_env_silent("MULCH_GC_VERIFY", "1");
+    expect_env_silent("MULCH_GC_GENERATIONAL", "yes");
 }
 
 /* "64q": an unknown suffix was no suffix, a max_heap of 64 bytes that
@@ -410,6 +410,63 @@ static void test_env_decimal_under_comma_locale(void **state)
     EXPECT_NO_REPORTS(r0);
 }
 
+/* Whether a heap made with `name`=`value` runs in generational mode (its
+ * attached threads keep cards), and the reports it made since `since`
+ * are exactly `reports`. */
+static bool generational_with(const char *value, unsigned long reports)
+{
+    unsigned long r0 = rec_count();
+    gc_heap_t *h = heap_with("MULCH_GC_GENERATIONAL", value, GC_COMPACT_AUTO);
+    gc_thread_t *t = gc_thread_attach(h);
+    bool on = ((const struct mulch_gc_thread_roots_ *)(const void *)t)->generational != 0;
+    gc_thread_detach(t);
+    gc_heap_destroy(h);
+    if (rec_count() - r0 != reports) {
+        rec_print_since(r0);
+        T_FAIL("MULCH_GC_GENERATIONAL=\"%s\": %lu report(s), expected %lu", value, rec_count() - r0, reports);
+    }
+    return on;
+}
+
+/* The pool's switches took off, false and no (any case) as off and the
+ * collector's rejected every word ("yes" was ignored, reported, "on"
+ * too): every boolean MULCH_* variable now reads the same words, and an
+ * unknown one is reported once. */
+static void test_env_flag_words_as_the_pool_reads_them(void **state)
+{
+    (void)state;
+    TEST_START();
+    static const char *const on[] = { "1", "on", "ON", "true", "True", "yes", "YES", " yes " };
+    static const char *const off[] = { "0", "off", "Off", "false", "FALSE", "no", "No", " no" };
+    for (size_t i = 0; i < sizeof on / sizeof on[0]; i++)
+        if (!generational_with(on[i], 0)) T_FAIL("MULCH_GC_GENERATIONAL=\"%s\" left the mode off", on[i]);
+    for (size_t i = 0; i < sizeof off / sizeof off[0]; i++)
+        if (generational_with(off[i], 0)) T_FAIL("MULCH_GC_GENERATIONAL=\"%s\" turned the mode on", off[i]);
+    /* an unknown word: one report, and on (as the pool's switches read it) */
+    if (!generational_with("maybe", 1)) T_FAIL("the mode is off");
+    char what[256];
+    rec_last(what, sizeof what, NULL);
+    const char *want = "gc_heap_create: MULCH_GC_GENERATIONAL=maybe is not 0, 1, on, off, true, false, yes or no (on)";
+    if (strcmp(what, want) != 0) T_FAIL("report \"%s\", expected \"%s\"", what, want);
+    if (generational_with("0ff", 1)) T_FAIL("the mode is on"); /* starting with 0: off, as ever */
+}
+
+/* A value too big for a size_t was reported twice: "is too big (on)",
+ * then "is not 0 or 1 (on)". Once now. */
+static void test_env_flag_huge_value_reported_once(void **state)
+{
+    (void)state;
+    TEST_START();
+    if (!generational_with("99999999999999999999999", 1)) T_FAIL("the mode is off");
+    char what[256];
+    rec_last(what, sizeof what, NULL);
+    const char *want = "gc_heap_create: MULCH_GC_GENERATIONAL=99999999999999999999999 is not 0 or 1 (on)";
+    if (strcmp(what, want) != 0) T_FAIL("report \"%s\", expected \"%s\"", what, want);
+    unsigned long r0 = rec_count();
+    gc_heap_destroy(heap_with("MULCH_GC_VERIFY", "18446744073709551617", GC_COMPACT_AUTO));
+    expect_reports(r0, 1, "gc_heap_create: MULCH_GC_VERIFY=18446744073709551617 is not 0 or 1 (on)");
+}
+
 /* An option the program set wrong is reported with what is used instead:
  * the variable when the environment replaces the field. A malformed
  * variable replaces nothing (it is reported and ignored), yet the report
@@ -470,6 +527,8 @@ int main(void)
         T(test_env_unknown_word_is_reported_and_ignored),
         T(test_env_decimal_comma_and_range),
         T(test_env_decimal_under_comma_locale),
+        T(test_env_flag_words_as_the_pool_reads_them),
+        T(test_env_flag_huge_value_reported_once),
         T(test_env_malformed_value_is_not_said_to_be_used),
     };
 #undef T
