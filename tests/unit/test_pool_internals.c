@@ -412,6 +412,31 @@ static void test_write_after_free_detected(void **state) {
     pool_destroy(pool);
 }
 
+/* A recent cell found written is dropped and the allocation goes on
+ * behind it, but pool_alloc_from with a NULL caller (the internal entry
+ * the malloc drop-in uses; NULL was also pool_alloc_fast's "no fallback"
+ * signal) gave NULL: an allocation that should have succeeded failed. */
+static void test_recent_cell_written_null_caller(void **state) {
+    (void)state;
+    pool_t *pool = pool_create(NULL);
+    reports = 0;
+    void *y = pool_alloc(pool, 32);
+    void *x = pool_alloc(pool, 32);
+    assert_non_null(x);
+    pool_free(pool, x);                                  /* a recent cell */
+    cell_word_store(x, 1, UINT64_C(0x4444444444444444)); /* its free mark gone */
+    void *z = pool_alloc_from(pool, 32, NULL);
+    assert_int_equal(reports, 1);
+    assert_non_null(strstr(last_what, "written"));
+    assert_non_null(z);
+    assert_ptr_not_equal(z, x);
+    assert_ptr_not_equal(z, y);
+    pool_free(pool, y);
+    pool_free(pool, z);
+    assert_int_equal(reports, 1);
+    pool_destroy(pool);
+}
+
 /* A double free the pool cannot see: a write after the first free erased
  * the free mark, so the second free looks like the free of a live cell and
  * the cell is on a free list twice. It is handed out once; the second
@@ -655,6 +680,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_masked_double_free_not_handed_out_twice, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recent_flush_checks_free_marks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recent_cells_counted_when_span_rebuilt, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_recent_cell_written_null_caller, setup, teardown),
         cmocka_unit_test_setup_teardown(test_masked_double_free_not_released_under_holder, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fault_injection_sweep, setup, teardown),
         cmocka_unit_test(test_env_switch_words),
