@@ -19,7 +19,15 @@
  * (It marked the heap once per handle and kept an n × n table: a program
  * with 100,000 handles asked for 10 GB, and got "out of memory", and no
  * cycle reported, or took hours.)
+ *
+ * The report is text in memory (gc_report_text_t), not writes to the
+ * caller's stream: a stream whose write function called gc_alloc,
+ * gc_collect, rc_release or gc_report_bridge_cycles deadlocked on the
+ * stopped world and the heap's lock. runtime/bridge.c writes the text out
+ * once the world runs again.
  */
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "gc_internal.h"
@@ -202,30 +210,59 @@ static void search_group(search_t *s, const gc_vector_t *edges, size_t component
     }
 }
 
-static size_t search_report(gc_heap_t *heap, search_t *s, FILE *out) {
+/* Appends printf-style text; on a mapping that cannot grow, marks the
+ * text failed and drops the rest. */
+static void text_printf(gc_report_text_t *text, const char *format, ...) {
+    for (int attempt = 0; attempt < 2 && !text->failed; attempt++) {
+        size_t room = text->capacity - text->length;
+        va_list args;
+        va_start(args, format);
+        int n = vsnprintf(room ? text->bytes + text->length : NULL, room, format, args);
+        va_end(args);
+        if (n < 0) break;
+        if ((size_t)n < room) {
+            text->length += (size_t)n;
+            return;
+        }
+        size_t capacity = text->capacity ? text->capacity : 4096;
+        while (capacity - text->length <= (size_t)n) capacity *= 2;
+        char *bytes = text->bytes ? os_remap(text->bytes, text->capacity, capacity) : os_map(capacity);
+        if (bytes == NULL) break;
+        text->bytes = bytes;
+        text->capacity = capacity;
+    }
+    text->failed = true; /* (the rest is dropped: the writer says so) */
+}
+
+void gc_report_text_free(gc_report_text_t *text) {
+    if (text->bytes) os_unmap(text->bytes, text->capacity);
+    *text = (gc_report_text_t){ 0 };
+}
+
+static size_t search_report(gc_heap_t *heap, search_t *s, gc_report_text_t *out) {
     size_t cycles = 0;
     for (size_t c = 0; c < s->candidates; c++) {
         size_t k = s->component[c];
         if (!s->cyclic[k] || s->members[s->member_start[k]] != c) continue; /* reported at its first member */
         cycles++;
-        fprintf(out, "mulch bridge cycle %zu: never collected; handles (each roots a GC object that owns, "
-                     "through gc_own_rc, the next):",
-                cycles);
+        text_printf(out, "mulch bridge cycle %zu: never collected; handles (each roots a GC object that owns, "
+                         "through gc_own_rc, the next):",
+                    cycles);
         for (size_t i = s->member_start[k]; i < s->member_start[k + 1]; i++) {
             gc_handle_payload_t *payload = heap->handle_slots.items[s->handle_of[s->members[i]]];
             const gc_type_t *type = payload->obj ? gc_object_type(payload->obj) : NULL;
-            fprintf(out, " %p -> %p (%s)", (void *)payload, payload->obj, type ? type->name : "?");
+            text_printf(out, " %p -> %p (%s)", (void *)payload, payload->obj, type ? type->name : "?");
         }
-        fputc('\n', out);
+        text_printf(out, "\n");
     }
     return cycles;
 }
 
-size_t gc_bridge_cycles_locked(gc_heap_t *heap, FILE *out) {
+size_t gc_bridge_cycles_locked(gc_heap_t *heap, gc_report_text_t *out) {
     search_t s = { .handles = heap->handle_slots.count, .pairs = heap->owned_rcs.count };
     if (s.handles == 0 || s.pairs == 0) return 0;
     if (!search_map(&s)) {
-        fprintf(out, "mulch bridge cycles: out of memory for %zu handles\n", s.handles);
+        text_printf(out, "mulch bridge cycles: out of memory for %zu handles\n", s.handles);
         return 0;
     }
     search_candidates(heap, &s);
@@ -243,7 +280,7 @@ size_t gc_bridge_cycles_locked(gc_heap_t *heap, FILE *out) {
         search_group(&s, &edges, search_components(&s, &edges));
         cycles = search_report(heap, &s, out);
     } else {
-        fprintf(out, "mulch bridge cycles: out of memory for the edges between %zu handles\n", s.candidates);
+        text_printf(out, "mulch bridge cycles: out of memory for the edges between %zu handles\n", s.candidates);
     }
     gc_vector_free(&edges);
     os_unmap(s.map, s.bytes);

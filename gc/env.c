@@ -10,6 +10,8 @@
  *   - A value out of its range is reported and clamped to the range, as
  *     docs/tuning.md says.
  *   - Unset and empty variables are silent: they mean "not overridden".
+ *   - The on/off switches (gc_env_flag) are read by pool/env.c, with the
+ *     pool's: the same words, the same reports.
  *   - Every report goes through mulch_report, one per bad value and read
  *     (gc_heap_create reads each variable once), as
  *     "gc_heap_create: NAME=VALUE problem (replacement)" (VALUE without
@@ -120,18 +122,11 @@ size_t gc_env_count(const char *name, size_t fallback, size_t max) {
     return n;
 }
 
-int gc_env_flag(const char *name, int fallback) {
-    char buffer[ENV_VALUE_MAX];
-    const char *value = env_value(name, buffer, sizeof buffer);
-    if (value == NULL) return fallback;
-    if (!strcmp(value, "0")) return 0;
-    if (!strcmp(value, "1")) return 1;
-    size_t n;
-    if (!env_parse_size(name, value, SIZE_MAX, "on", &n)) return fallback;
-    /* another number: documented as 0 or 1, but non-zero has always been on */
-    if (n != 0) gc_env_report(name, value, "is not 0 or 1", "on");
-    return n != 0;
-}
+/* The pool's switches and the collector's read the same words, in one
+ * place (pool/env.c): MULCH_GC_GENERATIONAL=yes was ignored (reported)
+ * while MULCH_SECURE=yes was on, and a number too big for a size_t was
+ * reported twice. */
+int gc_env_flag(const char *name, int fallback) { return mulch_env_switch(name, "gc_heap_create", fallback); }
 
 /* 10^k for 0 <= k <= 22 is exact in a double. */
 static double env_power_of_ten(int k) {

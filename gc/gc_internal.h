@@ -657,7 +657,17 @@ MULCH_INTERNAL void gc_bridge_trace_roots(gc_tracer_t *tracer);
 MULCH_INTERNAL void gc_bridge_after_mark(gc_heap_t *heap);
 MULCH_INTERNAL void gc_bridge_release_pending(gc_heap_t *heap);
 MULCH_INTERNAL void gc_bridge_destroy(gc_heap_t *heap);
-MULCH_INTERNAL size_t gc_bridge_cycles_locked(gc_heap_t *heap, FILE *out);
+/* gc_report_bridge_cycles' text, built with the world stopped and written
+ * to the caller's stream after it restarts (a stream's write function may
+ * call mulch: fopencookie). Mapped (os_map), grown by doubling; `failed`
+ * when it could not grow (the text then stops short). */
+typedef struct {
+    char *bytes;
+    size_t length, capacity;
+    bool failed;
+} gc_report_text_t;
+MULCH_INTERNAL void gc_report_text_free(gc_report_text_t *text);
+MULCH_INTERNAL size_t gc_bridge_cycles_locked(gc_heap_t *heap, gc_report_text_t *text);
 
 /* ---- fork (gc/fork.c): every live heap's locks are held across fork ---- */
 MULCH_INTERNAL void gc_heap_list_add(gc_heap_t *heap);

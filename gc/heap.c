@@ -18,12 +18,22 @@
 #include "gc_mark.h"
 #include "gc_weak.h"
 
+/* The fields a MULCH_GC_* variable replaced (options_resolve's result):
+ * a bad option's report names the variable only when it did. */
+enum {
+    ENV_SET_HEAP_GROWTH = 1u << 0,
+    ENV_SET_COMPACTION = 1u << 1,
+    ENV_SET_MARKERS = 1u << 2,
+};
+
 /* The environment's values (gc/env.c parses and reports them): each one
  * that is set and well formed replaces its field. Sizes too big for a
  * size_t read as SIZE_MAX and negative ones as 0 ("-1" was once an
  * initial_heap of 16 EiB); counts are clamped to their field ("4294967296"
- * as an int was 0 markers). */
-static void options_resolve(gc_options_t *o) {
+ * as an int was 0 markers). Returns the ENV_SET_* bits of the fields
+ * options_check reports on that a variable replaced. */
+static unsigned options_resolve(gc_options_t *o) {
+    unsigned replaced = 0;
     o->initial_heap = gc_env_size("MULCH_GC_INITIAL_HEAP", o->initial_heap);
     o->max_heap = gc_env_size("MULCH_GC_MAX_HEAP", o->max_heap);
     const char *growth_name = "MULCH_GC_HEAP_GROWTH";
@@ -34,50 +44,64 @@ static void options_resolve(gc_options_t *o) {
         else if (growth > GC_MAX_HEAP_GROWTH)
             gc_env_report(growth_name, NULL, "is above 1000", "1000 used");
         o->heap_growth = growth;
+        replaced |= ENV_SET_HEAP_GROWTH;
     }
     static const char *const compact_words[] = { "never", "auto", "always" };
     static const int compact_values[] = { GC_COMPACT_NEVER, GC_COMPACT_AUTO, GC_COMPACT_ALWAYS };
-    o->compaction = gc_env_word("MULCH_GC_COMPACT", o->compaction, compact_words, compact_values, 3,
-                                "is not never, auto or always");
+    /* (-1, no GC_COMPACT_* value: tells "ignored or unset" from a word) */
+    int compaction = gc_env_word("MULCH_GC_COMPACT", -1, compact_words, compact_values, 3,
+                                 "is not never, auto or always");
+    if (compaction != -1) {
+        o->compaction = compaction;
+        replaced |= ENV_SET_COMPACTION;
+    }
     size_t markers = gc_env_count("MULCH_GC_MARKERS", SIZE_MAX, INT_MAX);
-    if (markers != SIZE_MAX) o->markers = (int)markers;
+    if (markers != SIZE_MAX) {
+        o->markers = (int)markers;
+        replaced |= ENV_SET_MARKERS;
+    }
     o->generational = gc_env_flag("MULCH_GC_GENERATIONAL", o->generational);
     if (o->initial_heap == 0) o->initial_heap = (size_t)1 << 20;
     /* (NaN too: every comparison with it is false, which would make the
      * generational mode's full collections never come) */
     if (!(o->heap_growth > 1.0)) o->heap_growth = 2.0;
     if (o->heap_growth > GC_MAX_HEAP_GROWTH) o->heap_growth = GC_MAX_HEAP_GROWTH;
-}
-
-/* Whether a MULCH_GC_* variable overrides its field: set and non-empty. */
-static bool env_overrides(const char *name) {
-    const char *v = getenv(name);
-    return v != NULL && *v != '\0';
+    return replaced;
 }
 
 /* Option values the program set that the field cannot mean are misuse
- * (API.md: detected misuse is reported); each is reported here, then
- * options_resolve replaces it as documented — or the environment does,
- * and then the report names the variable (it said "(nothing moves)" of a
- * heap that MULCH_GC_COMPACT=always made move everything). Zero is the
- * default, not misuse, and the environment's values are not the
- * program's: they are only clamped (docs/tuning.md). */
+ * (API.md: detected misuse is reported); each is reported here, after
+ * options_resolve read the environment, and replaced as documented — or
+ * the environment replaced it, and then the report names the variable (it
+ * said "(nothing moves)" of a heap that MULCH_GC_COMPACT=always made move
+ * everything). Only a variable that was taken counts: a malformed one is
+ * ignored, and the report said "(MULCH_GC_HEAP_GROWTH used)" of a heap
+ * that used 2.0 after MULCH_GC_HEAP_GROWTH=abc. Zero is the default, not
+ * misuse, and the environment's values are not the program's: they are
+ * only clamped (docs/tuning.md). */
 /* One report of a bad option: the problem, then what is used instead —
- * the field's MULCH_GC_* variable when set, else `fallback`. */
-static void option_report(const gc_options_t *o, const char *problem, const char *variable, const char *fallback) {
+ * `variable` when it replaced the field (`by_env`), else `fallback`. */
+static void option_report(const gc_options_t *o, const char *problem, bool by_env, const char *variable,
+                          const char *fallback) {
     char what[160];
-    if (env_overrides(variable)) snprintf(what, sizeof what, "gc_heap_create: %s (%s used)", problem, variable);
+    if (by_env) snprintf(what, sizeof what, "gc_heap_create: %s (%s used)", problem, variable);
     else snprintf(what, sizeof what, "gc_heap_create: %s (%s)", problem, fallback);
     mulch_report(what, o);
 }
 
-static void options_check(const gc_options_t *o) {
+static void options_check(const gc_options_t *o, unsigned replaced) {
     double g = o->heap_growth;
-    if (g != 0.0 && !(g > 1.0)) option_report(o, "heap_growth must be above 1.0", "MULCH_GC_HEAP_GROWTH", "2.0 used");
-    else if (g > GC_MAX_HEAP_GROWTH) option_report(o, "heap_growth above 1000", "MULCH_GC_HEAP_GROWTH", "1000 used");
+    bool growth_env = (replaced & ENV_SET_HEAP_GROWTH) != 0;
+    if (g != 0.0 && !(g > 1.0))
+        option_report(o, "heap_growth must be above 1.0", growth_env, "MULCH_GC_HEAP_GROWTH", "2.0 used");
+    else if (g > GC_MAX_HEAP_GROWTH)
+        option_report(o, "heap_growth above 1000", growth_env, "MULCH_GC_HEAP_GROWTH", "1000 used");
     if (o->compaction < GC_COMPACT_AUTO || o->compaction > GC_COMPACT_ALWAYS)
-        option_report(o, "compaction is not a GC_COMPACT_* value", "MULCH_GC_COMPACT", "nothing moves");
-    if (o->markers < 0) option_report(o, "markers is negative", "MULCH_GC_MARKERS", "one per CPU used");
+        option_report(o, "compaction is not a GC_COMPACT_* value", (replaced & ENV_SET_COMPACTION) != 0,
+                      "MULCH_GC_COMPACT", "nothing moves");
+    if (o->markers < 0)
+        option_report(o, "markers is negative", (replaced & ENV_SET_MARKERS) != 0, "MULCH_GC_MARKERS",
+                      "one per CPU used");
 }
 
 /* The tracer of whoever holds a heap's lock has a mapping of its own, not
@@ -89,11 +113,9 @@ static void options_check(const gc_options_t *o) {
 
 gc_heap_t *gc_heap_create(const gc_options_t *opts) {
     gc_options_t options = { 0 };
-    if (opts) {
-        options_check(opts);
-        options = *opts;
-    }
-    options_resolve(&options);
+    if (opts) options = *opts;
+    unsigned replaced = options_resolve(&options);
+    if (opts) options_check(opts, replaced);
     gc_heap_t *heap = os_map(sizeof(gc_heap_t));
     if (heap == NULL) return NULL;
     heap->tracer = os_map(sizeof(gc_tracer_t));

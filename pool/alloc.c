@@ -388,23 +388,28 @@ static MULCH_NOINLINE void *pool_alloc_span(pool_t *pool, size_t size, const voi
  * out: reported and dropped (recent cells count as used, so the span's
  * count stays right for a cell held elsewhere, and a written one is
  * leaked). The allocation goes on behind the recent cells, or, from
- * pool_alloc_fast (caller NULL), gives NULL: its callers take the slow
- * path then. Out of line, so that the fast path calls nothing it must
- * come back from. */
-static MULCH_NOINLINE void *recent_cell_written(pool_t *pool, void *cell, size_t size, const void *caller) {
+ * pool_alloc_fast (`from_fast`), gives NULL: its callers take the slow
+ * path then. (That was said by a NULL caller, and pool_alloc_from(...,
+ * NULL) then failed an allocation that should have succeeded: a caller
+ * is a leak site, and NULL a valid unknown one.) Out of line, so that
+ * the fast path calls nothing it must come back from. */
+static MULCH_NOINLINE void *recent_cell_written(pool_t *pool, void *cell, size_t size, const void *caller,
+                                                bool from_fast) {
     recent_cell_drop_unmarked(cell);
-    return caller != NULL ? pool_alloc_span(pool, size, caller) : NULL;
+    return from_fast ? NULL : pool_alloc_span(pool, size, caller);
 }
 
 /* Pops the last of the recent cells of class cls (state: its
  * recent_state, with a count > 0), checking that its free mark is intact.
- * One store of the state counts both the pop and the handout. */
+ * One store of the state counts both the pop and the handout.
+ * `from_fast` (a constant at each call): pool_alloc_fast's, see
+ * recent_cell_written. */
 static inline void *recent_take(pool_t *pool, thread_heap_t *heap, unsigned cls, uint64_t state, size_t size,
-                                const void *caller) {
+                                const void *caller, bool from_fast) {
     void *cell = heap->recent[cls][(size_t)(state & RECENT_COUNT_MASK) - 1]; /* (64-bit: the -1 folds) */
     if (mulch_unlikely(!cell_has_free_mark(pool, cell))) {
         recent_state_set(heap, cls, state - 1); /* dropped, not handed out */
-        return recent_cell_written(pool, cell, size, caller);
+        return recent_cell_written(pool, cell, size, caller, from_fast);
     }
     recent_state_set(heap, cls, state + RECENT_STATE_POP);
     tool_cell_alloc(0, cell, size, size_class_bytes(cls)); /* valgrind: never here (track_leaks) */
@@ -424,7 +429,7 @@ static inline void *pool_alloc_recent(pool_t *pool, size_t size, const void *cal
             unsigned cls = size_class_of_nonzero(size);
             uint64_t state = recent_state_get(heap, cls);
             if (mulch_likely(recent_count_of(state) != 0)) {
-                return recent_take(pool, heap, cls, state, size, caller);
+                return recent_take(pool, heap, cls, state, size, caller, false);
             }
         }
     }
@@ -465,7 +470,7 @@ static inline void *pool_alloc_fast(pool_t *pool, size_t size) {
         unsigned cls = size_class_of_nonzero(size);
         uint64_t state = recent_state_get(heap, cls);
         if (mulch_likely(recent_count_of(state) != 0)) {
-            return recent_take(pool, heap, cls, state, size, NULL);
+            return recent_take(pool, heap, cls, state, size, NULL, true);
         }
         return bin_pop_fast(pool, heap, cls, size);
     }
@@ -502,7 +507,7 @@ static MULCH_NOINLINE void *pool_alloc_span(pool_t *pool, size_t size, const voi
         unsigned cls = size_class_of_nonzero(size);
         uint64_t state = recent_state_get(heap, cls);
         if (mulch_likely(recent_count_of(state) != 0)) {
-            return recent_take(pool, heap, cls, state, size, caller);
+            return recent_take(pool, heap, cls, state, size, caller, false);
         }
         void *cell = bin_pop_fast(pool, heap, cls, size);
         if (mulch_likely(cell != NULL)) return cell;

@@ -84,12 +84,12 @@ pool_t *pool_create(const pool_options_t *opts) {
     pool->key = pool_secret(pool);
     pool->chunk_seal = chunk_blocks_seal(pool->key);
     pool->limit = opts->limit;
-    pool->secure = opts->secure || mulch_env_on("MULCH_SECURE");
+    pool->secure = opts->secure || mulch_env_switch("MULCH_SECURE", "pool_create", 0);
     pool->valgrind = tool_vg_running();
     /* Under valgrind the pool tracks sites: tracking takes allocation off
      * the fast path and gives frees a branch where memcheck's requests can
      * sit, so that they cost nothing outside valgrind (pool/tool.h). */
-    pool->track_leaks = opts->track_leaks || mulch_env_on("MULCH_TRACK_LEAKS") || pool->valgrind;
+    pool->track_leaks = opts->track_leaks || mulch_env_switch("MULCH_TRACK_LEAKS", "pool_create", 0) || pool->valgrind;
     pool->fast_max = pool->track_leaks ? 0 : pool->small_max;
     atomic_store_explicit(&pool->shuffle_state, mix64(pool->key), memory_order_relaxed);
     if (pthread_mutex_init(&pool->lock, NULL) != 0) {

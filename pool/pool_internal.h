@@ -655,26 +655,12 @@ MULCH_INTERNAL void pool_tool_forget_live_locked(pool_t *pool);
  * the pool's lock (fn takes no pool lock). For pool_destroy's hook. */
 MULCH_INTERNAL void pool_live_cells_walk(pool_t *pool, void (*fn)(void *ctx, void *cell, size_t size), void *ctx);
 
-/* An on/off environment switch (MULCH_TRACK_LEAKS, MULCH_SECURE,
- * MULCH_LEAK_REPORT, MULCH_MALLOC_STATS, MULCH_VALGRIND): whether value
- * says off. Off: a value starting with '0' (as documented from the
- * start), or the words off, false and no in any case. Anything else
- * non-empty is on: MULCH_SECURE=off turned secure mode on before. */
-static inline bool mulch_env_says_off(const char *value) {
-    if (value[0] == '0') return true;
-    static const char *const words[] = { "off", "false", "no" };
-    for (size_t w = 0; w < sizeof words / sizeof words[0]; w++) {
-        const char *a = value, *b = words[w];
-        while (*a && *b && (*a | 0x20) == *b) a++, b++;
-        if (*a == '\0' && *b == '\0') return true;
-    }
-    return false;
-}
-
-/* Whether an on/off switch is on: set, non-empty and not off. */
-static inline bool mulch_env_on(const char *name) {
-    const char *value = getenv(name);
-    return value != NULL && value[0] != '\0' && !mulch_env_says_off(value);
-}
+/* env.c: an on/off environment switch (MULCH_TRACK_LEAKS, MULCH_SECURE,
+ * MULCH_VALGRIND, MULCH_LEAK_REPORT, MULCH_MALLOC_STATS, and the
+ * collector's MULCH_GC_GENERATIONAL and MULCH_GC_VERIFY): 1 on (1, on,
+ * true, yes), 0 off (0, off, false, no), `fallback` when unset or blank;
+ * anything else is reported once, as "WHO: NAME=VALUE ...", and read as on
+ * (off when it starts with '0'). */
+MULCH_INTERNAL int mulch_env_switch(const char *name, const char *who, int fallback);
 
 #endif /* MULCH_POOL_INTERNAL_H */

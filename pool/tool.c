@@ -8,11 +8,11 @@
 #include "pool_internal.h"
 
 #if defined(MULCH_TOOL_VALGRIND)
-/* MULCH_VALGRIND=0 (or off, false, no) in the environment keeps the requests off under any
- * valgrind tool (callgrind instruction counts of the native paths). */
+/* MULCH_VALGRIND=0 (or off, false, no: pool/env.c) in the environment
+ * keeps the requests off under any valgrind tool (callgrind instruction
+ * counts of the native paths). */
 int tool_vg_running(void) {
-    const char *off = getenv("MULCH_VALGRIND");
-    if (off != NULL && off[0] != '\0' && mulch_env_says_off(off)) return 0;
+    if (!mulch_env_switch("MULCH_VALGRIND", "pool_create", 1)) return 0;
     return RUNNING_ON_VALGRIND != 0;
 }
 #else

@@ -75,8 +75,8 @@ static bool is_report_file(int fd) {
 static MULCH_NOINLINE pool_t *served_create(void) {
     if (use_arena) return NULL;
     use_arena = 1;
-    want_leak_report = mulch_env_on("MULCH_LEAK_REPORT");
-    want_stats = mulch_env_on("MULCH_MALLOC_STATS");
+    want_leak_report = mulch_env_switch("MULCH_LEAK_REPORT", "libmulch-malloc", 0);
+    want_stats = mulch_env_switch("MULCH_MALLOC_STATS", "libmulch-malloc", 0);
     pool_options_t opts = { 0 };
     opts.track_leaks = want_leak_report;
     pool_default_set_options(&opts);

@@ -178,15 +178,23 @@ size_t gc_report_bridge_cycles(gc_heap_t *heap, FILE *out) {
     if (!gc_heap_given(heap, "gc_report_bridge_cycles")) return 0;
     if (out == NULL) out = stderr;
     gc_thread_t *self = gc_thread_current(heap);
-    /* (the report is written with the world stopped and the heap's lock
-     * held: a cancellation point in fprintf must not unwind from there) */
+    /* (no cancellation while the world is stopped and the heap's lock held,
+     * nor before the text's mapping is given back) */
     int cancel_state;
     pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
     gc_world_stop_heap(heap, self);
     gc_threads_flush(heap);
     for (size_t s = 0; s < heap->spans.count; s++) gc_span_ensure_swept(heap, heap->spans.items[s]);
-    size_t cycles = gc_bridge_cycles_locked(heap, out);
+    gc_report_text_t text = { 0 };
+    size_t cycles = gc_bridge_cycles_locked(heap, &text);
     gc_world_start_heap(heap, self);
+    /* Written with the world running and no lock of mulch's held: a
+     * stream's write function (fopencookie) may call gc_alloc, gc_collect,
+     * rc_release or this function again; with the world stopped it
+     * deadlocked. */
+    if (text.length) fwrite(text.bytes, 1, text.length, out);
+    if (text.failed) fputs("mulch bridge cycles: out of memory for the rest of the report\n", out);
+    gc_report_text_free(&text);
     pthread_setcancelstate(cancel_state, NULL);
     return cycles;
 }

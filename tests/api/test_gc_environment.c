@@ -257,9 +257,8 @@ static void test_env_malformed_size_is_reported_and_ignored(void **state)
                       "(ignored)");
     expect_env_report("MULCH_GC_MARKERS", "99999999999", "gc_heap_create: MULCH_GC_MARKERS=99999999999 is too big "
                                                          "(2147483647 used)");
-    expect_env_report("MULCH_GC_GENERATIONAL", "yes",
-                      "gc_heap_create: MULCH_GC_GENERATIONAL=yes is not a number (digits, then an optional k, m or g) "
-                      "(ignored)");
+    expect_env_report("MULCH_GC_GENERATIONAL", "ja",
+                      "gc_heap_create: MULCH_GC_GENERATIONAL=ja is not 0, 1, on, off, true, false, yes or no (on)");
     expect_env_report("MULCH_GC_VERIFY", "2", "gc_heap_create: MULCH_GC_VERIFY=2 is not 0 or 1 (on)");
     /* documented spellings stay silent (blanks round a value are allowed) */
     expect_env_silent("MULCH_GC_INITIAL_HEAP", "512k");
@@ -270,6 +269,7 @@ static void test_env_malformed_size_is_reported_and_ignored(void **state)
     expect_env_silent("MULCH_GC_EVACUATE_BELOW", "100");
     expect_env_silent("MULCH_GC_GENERATIONAL", "0");
     expect_env_silent("MULCH_GC_VERIFY", "1");
+    expect_env_silent("MULCH_GC_GENERATIONAL", "yes");
 }
 
 /* "64q": an unknown suffix was no suffix, a max_heap of 64 bytes that
@@ -410,6 +410,108 @@ static void test_env_decimal_under_comma_locale(void **state)
     EXPECT_NO_REPORTS(r0);
 }
 
+/* Whether a heap made with `name`=`value` runs in generational mode (its
+ * attached threads keep cards), and the reports it made since `since`
+ * are exactly `reports`. */
+static bool generational_with(const char *value, unsigned long reports)
+{
+    unsigned long r0 = rec_count();
+    gc_heap_t *h = heap_with("MULCH_GC_GENERATIONAL", value, GC_COMPACT_AUTO);
+    gc_thread_t *t = gc_thread_attach(h);
+    bool on = ((const struct mulch_gc_thread_roots_ *)(const void *)t)->generational != 0;
+    gc_thread_detach(t);
+    gc_heap_destroy(h);
+    if (rec_count() - r0 != reports) {
+        rec_print_since(r0);
+        T_FAIL("MULCH_GC_GENERATIONAL=\"%s\": %lu report(s), expected %lu", value, rec_count() - r0, reports);
+    }
+    return on;
+}
+
+/* The pool's switches took off, false and no (any case) as off and the
+ * collector's rejected every word ("yes" was ignored, reported, "on"
+ * too): every boolean MULCH_* variable now reads the same words, and an
+ * unknown one is reported once. */
+static void test_env_flag_words_as_the_pool_reads_them(void **state)
+{
+    (void)state;
+    TEST_START();
+    static const char *const on[] = { "1", "on", "ON", "true", "True", "yes", "YES", " yes " };
+    static const char *const off[] = { "0", "off", "Off", "false", "FALSE", "no", "No", " no" };
+    for (size_t i = 0; i < sizeof on / sizeof on[0]; i++)
+        if (!generational_with(on[i], 0)) T_FAIL("MULCH_GC_GENERATIONAL=\"%s\" left the mode off", on[i]);
+    for (size_t i = 0; i < sizeof off / sizeof off[0]; i++)
+        if (generational_with(off[i], 0)) T_FAIL("MULCH_GC_GENERATIONAL=\"%s\" turned the mode on", off[i]);
+    /* an unknown word: one report, and on (as the pool's switches read it) */
+    if (!generational_with("maybe", 1)) T_FAIL("the mode is off");
+    char what[256];
+    rec_last(what, sizeof what, NULL);
+    const char *want = "gc_heap_create: MULCH_GC_GENERATIONAL=maybe is not 0, 1, on, off, true, false, yes or no (on)";
+    if (strcmp(what, want) != 0) T_FAIL("report \"%s\", expected \"%s\"", what, want);
+    if (generational_with("0ff", 1)) T_FAIL("the mode is on"); /* starting with 0: off, as ever */
+}
+
+/* A value too big for a size_t was reported twice: "is too big (on)",
+ * then "is not 0 or 1 (on)". Once now. */
+static void test_env_flag_huge_value_reported_once(void **state)
+{
+    (void)state;
+    TEST_START();
+    if (!generational_with("99999999999999999999999", 1)) T_FAIL("the mode is off");
+    char what[256];
+    rec_last(what, sizeof what, NULL);
+    const char *want = "gc_heap_create: MULCH_GC_GENERATIONAL=99999999999999999999999 is not 0 or 1 (on)";
+    if (strcmp(what, want) != 0) T_FAIL("report \"%s\", expected \"%s\"", what, want);
+    unsigned long r0 = rec_count();
+    gc_heap_destroy(heap_with("MULCH_GC_VERIFY", "18446744073709551617", GC_COMPACT_AUTO));
+    expect_reports(r0, 1, "gc_heap_create: MULCH_GC_VERIFY=18446744073709551617 is not 0 or 1 (on)");
+}
+
+/* An option the program set wrong is reported with what is used instead:
+ * the variable when the environment replaces the field. A malformed
+ * variable replaces nothing (it is reported and ignored), yet the report
+ * said "(MULCH_GC_HEAP_GROWTH used)" of a heap that used 2.0. */
+static void test_env_malformed_value_is_not_said_to_be_used(void **state)
+{
+    (void)state;
+    TEST_START();
+    static const struct {
+        const char *name, *value, *want;
+        double growth;
+        int compaction, markers;
+    } cases[] = {
+        { "MULCH_GC_HEAP_GROWTH", "abc", "gc_heap_create: heap_growth must be above 1.0 (2.0 used)", 0.5, 0, 0 },
+        { "MULCH_GC_HEAP_GROWTH", "1,5", "gc_heap_create: heap_growth above 1000 (1000 used)", 5000.0, 0, 0 },
+        { "MULCH_GC_COMPACT", "alwys", "gc_heap_create: compaction is not a GC_COMPACT_* value (nothing moves)", 0,
+          7, 0 },
+        { "MULCH_GC_MARKERS", "two", "gc_heap_create: markers is negative (one per CPU used)", 0, 0, -1 },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        gc_options_t o;
+        memset(&o, 0, sizeof o);
+        o.heap_growth = cases[i].growth;
+        o.compaction = cases[i].compaction;
+        o.markers = cases[i].markers;
+        unsigned long r0 = rec_count();
+        setenv(cases[i].name, cases[i].value, 1);
+        gc_heap_t *h = gc_heap_create(&o);
+        unsetenv(cases[i].name);
+        EXPECT_NONNULL(h);
+        gc_heap_destroy(h);
+        /* two reports: the variable's (ignored) and the option's */
+        bool found = false;
+        pthread_mutex_lock(&g_rec.mu);
+        unsigned long n = g_rec.count - r0;
+        for (unsigned long k = r0; k < g_rec.count; k++)
+            if (strcmp(g_rec.what[k % REC_KEEP], cases[i].want) == 0) found = true;
+        pthread_mutex_unlock(&g_rec.mu);
+        if (n != 2 || !found) {
+            rec_print_since(r0);
+            T_FAIL("%s=%s: %lu report(s), expected 2 with \"%s\"", cases[i].name, cases[i].value, n, cases[i].want);
+        }
+    }
+}
+
 int main(void)
 {
     mt_init("test_gc_environment");
@@ -425,6 +527,9 @@ int main(void)
         T(test_env_unknown_word_is_reported_and_ignored),
         T(test_env_decimal_comma_and_range),
         T(test_env_decimal_under_comma_locale),
+        T(test_env_flag_words_as_the_pool_reads_them),
+        T(test_env_flag_huge_value_reported_once),
+        T(test_env_malformed_value_is_not_said_to_be_used),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

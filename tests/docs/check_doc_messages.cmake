@@ -24,6 +24,7 @@
 #
 #   cmake -DSOURCE_ROOT=<src> -P check_doc_messages.cmake
 cmake_minimum_required(VERSION 3.21)
+include("${CMAKE_CURRENT_LIST_DIR}/doc_text.cmake")
 
 if(NOT DEFINED SOURCE_ROOT OR "${SOURCE_ROOT}" STREQUAL "")
     message(FATAL_ERROR "check_doc_messages: -DSOURCE_ROOT=... is required")
@@ -40,9 +41,7 @@ file(GLOB_RECURSE _sources
      "${SOURCE_ROOT}/runtime/*.[ch]" "${SOURCE_ROOT}/preload/*.[ch]")
 foreach(_source IN LISTS _sources)
     file(READ "${_source}" _text)
-    string(REPLACE ";" "<SC>" _text "${_text}")
-    string(REPLACE "[" "<LB>" _text "${_text}")
-    string(REPLACE "]" "<RB>" _text "${_text}")
+    doc_text_hide(_text)
     string(REPLACE "'\"'" "'?'" _text "${_text}")          # a quote as a character
     string(REPLACE "'\\\"'" "'?'" _text "${_text}")
     string(REGEX REPLACE "/\\*([^*]|\\*+[^*/])*\\*+/" " " _text "${_text}")
@@ -96,9 +95,7 @@ list(SORT _docs)
 foreach(_doc IN LISTS _docs)
     file(RELATIVE_PATH _doc_rel "${SOURCE_ROOT}" "${_doc}")
     file(READ "${_doc}" _text)
-    string(REPLACE ";" "<SC>" _text "${_text}")
-    string(REPLACE "[" "<LB>" _text "${_text}")
-    string(REPLACE "]" "<RB>" _text "${_text}")
+    doc_text_hide(_text)
     string(REPLACE "\\" "<BS>" _text "${_text}")
     string(REPLACE "\n" ";" _lines "${_text}")
     set(_column -1)     # the "`what`" column of the table being read, or -1
@@ -196,11 +193,7 @@ if(_count LESS 60)
     message(FATAL_ERROR "check_doc_messages: found only ${_count} documented messages: the table parsing is broken")
 endif()
 if(_missing)
-    list(JOIN _missing "\n  " _msg)
-    string(REPLACE "<LB>" "[" _msg "${_msg}")
-    string(REPLACE "<RB>" "]" _msg "${_msg}")
-    string(REPLACE "<SC>" ";" _msg "${_msg}")
-    message(FATAL_ERROR "check_doc_messages: documented messages the library never prints:\n  ${_msg}")
+    doc_text_fail("check_doc_messages: documented messages the library never prints" _missing)
 endif()
 message(STATUS "check_doc_messages: ${_count} documented messages, all printed by the library "
                "(${_nformats} format strings); ${_verify_count} gc_verify texts, all documented")

@@ -44,26 +44,44 @@ static void test_size_class_waste_bound(void **state) {
 /* The allocation fast path's branch-free size_class_of_nonzero agrees
  * with size_class_of: every size up to 64 KiB, each class boundary and its
  * neighbours, and a stride through the rest up to the largest class. */
-/* On/off switches of the environment: '0'-prefixed values and the words
- * off, false and no (any case) are off; MULCH_SECURE=off was on. */
+/* On/off switches of the environment (pool/env.c, shared with the
+ * collector's): 0, off, false, no are off and 1, on, true, yes on, in any
+ * case, blanks round them dropped; MULCH_SECURE=off was on. Anything else
+ * is reported once: off when it starts with '0', else on. */
+static unsigned long switch_reports;
+static void switch_report_count(const char *what, const void *ptr, void *ctx) {
+    (void)what, (void)ptr, (void)ctx;
+    switch_reports++;
+}
+
 static void test_env_switch_words(void **state) {
     (void)state;
-    const char *off[] = { "0", "00", "0x", "off", "OFF", "Off", "false", "FALSE", "no", "No" };
-    const char *on[] = { "1", "yes", "on", "true", "2", "offx", "of", "nope", "false!", " off" };
-    for (size_t i = 0; i < sizeof off / sizeof off[0]; i++) {
-        assert_true(mulch_env_says_off(off[i]));
-        assert_int_equal(setenv("MULCH_TEST_SWITCH", off[i], 1), 0);
-        assert_false(mulch_env_on("MULCH_TEST_SWITCH"));
+    static const struct {
+        const char *value;
+        int on, reported;
+    } cases[] = {
+        { "0", 0, 0 },     { "00", 0, 0 },    { "off", 0, 0 },     { "OFF", 0, 0 },     { "Off", 0, 0 },
+        { "false", 0, 0 }, { "FALSE", 0, 0 }, { "no", 0, 0 },      { "No", 0, 0 },      { " off\t", 0, 0 },
+        { "0x", 0, 1 },    { "1", 1, 0 },     { "yes", 1, 0 },     { "on", 1, 0 },      { "TRUE", 1, 0 },
+        { " 1 ", 1, 0 },   { "2", 1, 1 },     { "offx", 1, 1 },    { "of", 1, 1 },      { "nope", 1, 1 },
+        { "false!", 1, 1 }, { "99999999999999999999999", 1, 1 },
+    };
+    mulch_error_fn previous = mulch_set_error_handler(switch_report_count, NULL);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        assert_int_equal(setenv("MULCH_TEST_SWITCH", cases[i].value, 1), 0);
+        unsigned long before = switch_reports;
+        int on = mulch_env_switch("MULCH_TEST_SWITCH", "test", 7);
+        if (on != cases[i].on || switch_reports - before != (unsigned long)cases[i].reported)
+            fail_msg("\"%s\": %d with %lu report(s), expected %d with %d", cases[i].value, on,
+                     switch_reports - before, cases[i].on, cases[i].reported);
     }
-    for (size_t i = 0; i < sizeof on / sizeof on[0]; i++) {
-        assert_false(mulch_env_says_off(on[i]));
-        assert_int_equal(setenv("MULCH_TEST_SWITCH", on[i], 1), 0);
-        assert_true(mulch_env_on("MULCH_TEST_SWITCH"));
-    }
-    assert_int_equal(setenv("MULCH_TEST_SWITCH", "", 1), 0);
-    assert_false(mulch_env_on("MULCH_TEST_SWITCH"));
+    unsigned long before = switch_reports;
+    assert_int_equal(setenv("MULCH_TEST_SWITCH", " ", 1), 0);
+    assert_int_equal(mulch_env_switch("MULCH_TEST_SWITCH", "test", 7), 7);
     assert_int_equal(unsetenv("MULCH_TEST_SWITCH"), 0);
-    assert_false(mulch_env_on("MULCH_TEST_SWITCH"));
+    assert_int_equal(mulch_env_switch("MULCH_TEST_SWITCH", "test", 7), 7);
+    assert_int_equal(switch_reports, before);
+    mulch_set_error_handler(previous, NULL);
     /* and a pool sees it: MULCH_SECURE=off leaves secure mode off */
     assert_int_equal(setenv("MULCH_SECURE", "off", 1), 0);
     pool_t *pool = pool_create(NULL);
@@ -394,6 +412,31 @@ static void test_write_after_free_detected(void **state) {
     pool_destroy(pool);
 }
 
+/* A recent cell found written is dropped and the allocation goes on
+ * behind it, but pool_alloc_from with a NULL caller (the internal entry
+ * the malloc drop-in uses; NULL was also pool_alloc_fast's "no fallback"
+ * signal) gave NULL: an allocation that should have succeeded failed. */
+static void test_recent_cell_written_null_caller(void **state) {
+    (void)state;
+    pool_t *pool = pool_create(NULL);
+    reports = 0;
+    void *y = pool_alloc(pool, 32);
+    void *x = pool_alloc(pool, 32);
+    assert_non_null(x);
+    pool_free(pool, x);                                  /* a recent cell */
+    cell_word_store(x, 1, UINT64_C(0x4444444444444444)); /* its free mark gone */
+    void *z = pool_alloc_from(pool, 32, NULL);
+    assert_int_equal(reports, 1);
+    assert_non_null(strstr(last_what, "written"));
+    assert_non_null(z);
+    assert_ptr_not_equal(z, x);
+    assert_ptr_not_equal(z, y);
+    pool_free(pool, y);
+    pool_free(pool, z);
+    assert_int_equal(reports, 1);
+    pool_destroy(pool);
+}
+
 /* A double free the pool cannot see: a write after the first free erased
  * the free mark, so the second free looks like the free of a live cell and
  * the cell is on a free list twice. It is handed out once; the second
@@ -637,6 +680,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_masked_double_free_not_handed_out_twice, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recent_flush_checks_free_marks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recent_cells_counted_when_span_rebuilt, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_recent_cell_written_null_caller, setup, teardown),
         cmocka_unit_test_setup_teardown(test_masked_double_free_not_released_under_holder, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fault_injection_sweep, setup, teardown),
         cmocka_unit_test(test_env_switch_words),
