@@ -50,6 +50,16 @@ static void bin_zero_cells(const gc_bin_t *bin, uint64_t bits) {
  * zeroed here too (bin_zero_cells), so allocation writes only the header. */
 static void bin_load(gc_heap_t *heap, gc_bin_t *bin) {
     uint64_t free_bits = ~bin->alloc[bin->word];
+    bin->word_cells = bin->cells + (size_t)bin->word * 64 * bin->cell_size;
+    if (free_bits == ~UINT64_C(0) && bin->cell_size <= GC_COUNT_GRAIN / 64) {
+        /* A whole free word of small cells (a new span's, or one the sweep
+         * emptied: most loads): one run, no count (session 28). */
+        bin->alloc[bin->word] = ~UINT64_C(0);
+        bin->free_bits = free_bits;
+        memset(bin->word_cells, 0, (size_t)64 * bin->cell_size);
+        atomic_fetch_add_explicit(&heap->allocated_since_gc, (size_t)64 * bin->cell_size, memory_order_relaxed);
+        return;
+    }
     uint32_t limit = (uint32_t)(GC_COUNT_GRAIN / bin->cell_size);
     if (limit < 64) {
         uint64_t take = 0;
@@ -62,7 +72,6 @@ static void bin_load(gc_heap_t *heap, gc_bin_t *bin) {
     }
     bin->alloc[bin->word] |= free_bits;
     bin->free_bits = free_bits;
-    bin->word_cells = bin->cells + (size_t)bin->word * 64 * bin->cell_size;
     bin_zero_cells(bin, free_bits);
     size_t bytes = (size_t)bits_count64(free_bits) * bin->cell_size;
     atomic_fetch_add_explicit(&heap->allocated_since_gc, bytes, memory_order_relaxed);

@@ -110,6 +110,8 @@ struct gc_tracer {
         uint64_t *mark, *alloc; /* its bitmaps                          */
         block_t  *span;
         const gc_type_t *type; /* the span's, when it has no headers   */
+        uintptr_t unused;     /* 64 bytes: tracer_span_entry is a shift
+                                 and a mask (session 28)                */
     } span_cache[GC_SPAN_CACHE];
     /* The stack when its first mapping could not be had (last: the hot
      * fields above stay together; gc_tracer_init does not clear it). */

@@ -298,6 +298,14 @@ bool gc_mark_object(gc_tracer_t *tracer, void *obj) {
 }
 
 typedef struct gc_span_cache_entry span_entry_t;
+_Static_assert(sizeof(span_entry_t) == 64 && GC_SPAN_CACHE == 256, "tracer_span_entry's mask");
+
+/* value's span cache entry, by its 64 KiB unit modulo GC_SPAN_CACHE: the
+ * byte offset in one shift and one mask, which gcc keeps for every field
+ * it reads from the entry */
+static inline span_entry_t *tracer_span_entry(gc_tracer_t *tracer, const void *value) {
+    return (span_entry_t *)(void *)((unsigned char *)tracer->span_cache + (((uintptr_t)value >> 10) & 0x3fc0u));
+}
 
 /* The span cache's miss: the chunk map, then the entry is refilled (NULL
  * when value is no object of this heap). Out of line, so that the hit
@@ -322,7 +330,7 @@ static MULCH_NOINLINE span_entry_t *tracer_span_slow(gc_tracer_t *tracer, span_e
 /* The span cache entry of the span value lies in, NULL when value is no
  * object start of this heap; *index: its cell. */
 static inline span_entry_t *tracer_span(gc_tracer_t *tracer, const void *value, uint32_t *index) {
-    span_entry_t *entry = &tracer->span_cache[((uintptr_t)value >> 16) % GC_SPAN_CACHE];
+    span_entry_t *entry = tracer_span_entry(tracer, value);
     size_t offset = (size_t)((uintptr_t)value - entry->first);
     if (mulch_unlikely(offset >= entry->bytes)) {
         entry = tracer_span_slow(tracer, entry, value);
@@ -399,7 +407,7 @@ static MULCH_NOINLINE void trace_slot_slow(gc_tracer_t *tracer, void **slot, voi
  * marked in place, here. One flag on the hit path for both keeps it at one
  * saved register. */
 static MULCH_NOINLINE void trace_slot_special(gc_tracer_t *tracer, void **slot, void *value, uint32_t i) {
-    span_entry_t *entry = &tracer->span_cache[((uintptr_t)value >> 16) % GC_SPAN_CACHE];
+    span_entry_t *entry = tracer_span_entry(tracer, value);
     if (tracer->evacuate) {
         if (pool_block_has_flag(entry->span, BLOCK_EVACUATE)) trace_slot_slow(tracer, slot, value);
         else mark_plain(tracer, entry->mark, i, value, entry->type, 0);
@@ -421,7 +429,7 @@ void gc_trace_slot(gc_tracer_t *tracer, void **slot) {
         trace_slot_slow(tracer, slot, value);
         return;
     }
-    span_entry_t *entry = &tracer->span_cache[((uintptr_t)value >> 16) % GC_SPAN_CACHE];
+    span_entry_t *entry = tracer_span_entry(tracer, value);
     size_t offset = (size_t)((uintptr_t)value - entry->first);
     if (mulch_unlikely(offset >= entry->bytes)) {
         trace_slot_slow(tracer, slot, value);
