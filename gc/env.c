@@ -33,15 +33,6 @@
 
 #include "gc_internal.h"
 
-/* The one report every bad value gets; `value` NULL: the variable's. */
-void gc_env_report(const char *name, const char *value, const char *problem, const char *replacement) {
-    if (value == NULL) value = getenv(name);
-    if (value == NULL) value = "";
-    char what[256];
-    snprintf(what, sizeof what, "gc_heap_create: %s=%.64s %s (%s)", name, value, problem, replacement);
-    mulch_report(what, getenv(name)); /* the environment's string, not a copy */
-}
-
 static bool env_is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 static bool env_is_digit(char c) { return c >= '0' && c <= '9'; }
 
@@ -65,6 +56,17 @@ static const char *env_value(const char *name, char *buffer, size_t size) {
 }
 
 enum { ENV_VALUE_MAX = 96 };
+
+/* The one report every bad value gets; `value` NULL: the variable's,
+ * trimmed like every other report's (heap.c's range reports pass NULL). */
+void gc_env_report(const char *name, const char *value, const char *problem, const char *replacement) {
+    char buffer[ENV_VALUE_MAX];
+    if (value == NULL) value = env_value(name, buffer, sizeof buffer);
+    if (value == NULL) value = "";
+    char what[256];
+    snprintf(what, sizeof what, "gc_heap_create: %s=%.64s %s (%s)", name, value, problem, replacement);
+    mulch_report(what, getenv(name)); /* the environment's string, not a copy */
+}
 
 /* Decimal digits, an optional k/m/g suffix (×1024ⁿ, either case): sets
  * *out and returns true, saturating (and reporting) at `max`; a negative

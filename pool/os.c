@@ -212,39 +212,58 @@ void os_retire(void *p, size_t size, size_t readable) {
     if (!kept) munmap(p, size); /* set full, no room to grow (or no mapping): a plain unmap after all */
 }
 
+/* Where a range r of the set fits size bytes whose start plus skew is a
+ * multiple of alignment: the start, or 0 when it does not fit. */
+static uintptr_t os_retired_fit(os_range_t r, size_t size, size_t alignment, size_t skew) {
+    uintptr_t start = ((r.start + skew + alignment - 1) & ~(uintptr_t)(alignment - 1)) - skew;
+    if (start < r.start || start - r.start > r.size || r.size - (start - r.start) < size) return 0;
+    return start;
+}
+
 /* A retired range of size bytes whose start plus skew is a multiple of
  * alignment, mapped again for writing; NULL when no range fits (then the
  * kernel is asked) or, with *refused set, when the remap failed as a
- * fresh mapping would have (fault injection, the overcommit check). */
+ * fresh mapping would have (fault injection, the overcommit check).
+ * Best fit: the smallest range that fits, lowest address first among
+ * equals. First fit in the set's (unordered) array carved chunks and
+ * mid-sized objects out of the big ranges that large objects had left, so
+ * that the next large object fitted nowhere and was mapped anew: the
+ * address space grew by a large object's size every few rounds of
+ * test_address_space_bounded (over 256 MiB for a third of its seeds). */
 static void *os_retired_take(size_t size, size_t alignment, size_t skew, bool charged, bool *refused) {
     size = page_round(size);
     void *taken = NULL;
     pthread_mutex_lock(&os_retired_lock);
-    for (size_t i = 0; i < os_retired_count && taken == NULL; i++) {
+    size_t best = os_retired_count;
+    for (size_t i = 0; i < os_retired_count; i++) {
         os_range_t r = os_retired[i];
-        uintptr_t start = ((r.start + skew + alignment - 1) & ~(uintptr_t)(alignment - 1)) - skew;
-        if (start < r.start || start - r.start > r.size || r.size - (start - r.start) < size) continue;
-        if (os_injected_failure()) {
-            *refused = true;
-            break;
-        }
+        if (os_retired_fit(r, size, alignment, skew) == 0) continue;
+        if (best == os_retired_count || r.size < os_retired[best].size
+            || (r.size == os_retired[best].size && r.start < os_retired[best].start))
+            best = i;
+    }
+    if (best < os_retired_count) {
+        os_range_t r = os_retired[best];
+        uintptr_t start = os_retired_fit(r, size, alignment, skew);
         /* Writable zero pages over the read-only ones (MAP_FIXED replaces
          * them in one step: the range is never anyone else's). */
         int flags = MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS | (charged ? 0 : MAP_NORESERVE);
-        if (mmap((void *)start, size, PROT_READ | PROT_WRITE, flags, -1, 0) != (void *)start) {
+        if (os_injected_failure()) {
+            *refused = true;
+        } else if (mmap((void *)start, size, PROT_READ | PROT_WRITE, flags, -1, 0) != (void *)start) {
             /* refused (overcommit): put the read-only zeros back, if the
              * kernel took them away, and keep the range */
             (void)os_map_read_only_zero((void *)start, size);
             *refused = charged;
-            break;
+        } else {
+            os_retired[best] = os_retired[--os_retired_count];
+            /* the pieces either side stay retired (room: one slot was freed) */
+            if (start > r.start) (void)os_retired_add_locked(r.start, start - r.start);
+            uintptr_t end = start + size;
+            if (end < r.start + r.size && !os_retired_add_locked(end, r.start + r.size - end))
+                munmap((void *)end, r.start + r.size - end);
+            taken = (void *)start;
         }
-        os_retired[i] = os_retired[--os_retired_count];
-        /* the pieces either side stay retired (room: one slot was freed) */
-        if (start > r.start) (void)os_retired_add_locked(r.start, start - r.start);
-        uintptr_t end = start + size;
-        if (end < r.start + r.size && !os_retired_add_locked(end, r.start + r.size - end))
-            munmap((void *)end, r.start + r.size - end);
-        taken = (void *)start;
     }
     pthread_mutex_unlock(&os_retired_lock);
     if (taken) atomic_fetch_add_explicit(&os_mapped, size, memory_order_relaxed);

@@ -512,6 +512,51 @@ static void test_env_malformed_value_is_not_said_to_be_used(void **state)
     }
 }
 
+/* Edge cases of the number parsers (session 28): each malformed or
+ * out-of-range value gives one report whose text shows the value without
+ * its surrounding blanks (env.c's invariant; the range reports of
+ * MULCH_GC_HEAP_GROWTH and MULCH_GC_HEAP_KEEP showed the raw string), and
+ * the documented fallback is used. */
+static void test_env_number_edge_cases(void **state)
+{
+    (void)state;
+    TEST_START();
+    expect_env_report("MULCH_GC_HEAP_GROWTH", " 0.5 ",
+                      "gc_heap_create: MULCH_GC_HEAP_GROWTH=0.5 is not above 1.0 (2.0 used)");
+    expect_env_report("MULCH_GC_HEAP_GROWTH", "\t1e400",
+                      "gc_heap_create: MULCH_GC_HEAP_GROWTH=1e400 is above 1000 (1000 used)");
+    expect_env_report("MULCH_GC_HEAP_GROWTH", "1e-400",
+                      "gc_heap_create: MULCH_GC_HEAP_GROWTH=1e-400 is not above 1.0 (2.0 used)");
+    expect_env_report("MULCH_GC_HEAP_GROWTH", "1e99999999999",
+                      "gc_heap_create: MULCH_GC_HEAP_GROWTH=1e99999999999 is above 1000 (1000 used)");
+    expect_env_report("MULCH_GC_HEAP_GROWTH", "-inf",
+                      "gc_heap_create: MULCH_GC_HEAP_GROWTH=-inf is not a decimal number (ignored)");
+    expect_env_report("MULCH_GC_HEAP_GROWTH", "0x10",
+                      "gc_heap_create: MULCH_GC_HEAP_GROWTH=0x10 is not a decimal number (ignored)");
+    expect_env_report("MULCH_GC_HEAP_GROWTH", "1e", "gc_heap_create: MULCH_GC_HEAP_GROWTH=1e is not a decimal number (ignored)");
+    expect_env_report("MULCH_GC_HEAP_GROWTH", ".", "gc_heap_create: MULCH_GC_HEAP_GROWTH=. is not a decimal number (ignored)");
+    expect_env_report("MULCH_GC_HEAP_GROWTH", "1.5 2",
+                      "gc_heap_create: MULCH_GC_HEAP_GROWTH=1.5 2 is not a decimal number (ignored)");
+    expect_env_report("MULCH_GC_HEAP_KEEP", "  100\n", "gc_heap_create: MULCH_GC_HEAP_KEEP=100 is above 64 (64 used)");
+    expect_env_report("MULCH_GC_HEAP_KEEP", " -1", "gc_heap_create: MULCH_GC_HEAP_KEEP=-1 is negative (0 used)");
+    expect_env_report("MULCH_GC_HEAP_KEEP", "1e400", "gc_heap_create: MULCH_GC_HEAP_KEEP=1e400 is above 64 (64 used)");
+    expect_env_report("MULCH_GC_MAX_HEAP", "0x10",
+                      "gc_heap_create: MULCH_GC_MAX_HEAP=0x10 is not a number (digits, then an optional k, m or g) "
+                      "(ignored)");
+    expect_env_report("MULCH_GC_MAX_HEAP", "nan",
+                      "gc_heap_create: MULCH_GC_MAX_HEAP=nan is not a number (digits, then an optional k, m or g) "
+                      "(ignored)");
+    expect_env_report("MULCH_GC_MAX_HEAP", "  12 k",
+                      "gc_heap_create: MULCH_GC_MAX_HEAP=12 k is not a number (digits, then an optional k, m or g) "
+                      "(ignored)");
+    expect_env_silent("MULCH_GC_HEAP_GROWTH", "");
+    expect_env_silent("MULCH_GC_HEAP_GROWTH", "   ");
+    expect_env_silent("MULCH_GC_HEAP_GROWTH", " 1.5\t");
+    expect_env_silent("MULCH_GC_HEAP_GROWTH", "1000");
+    expect_env_silent("MULCH_GC_HEAP_KEEP", "-0");
+    expect_env_silent("MULCH_GC_MAX_HEAP", "");
+}
+
 int main(void)
 {
     mt_init("test_gc_environment");
@@ -530,6 +575,7 @@ int main(void)
         T(test_env_flag_words_as_the_pool_reads_them),
         T(test_env_flag_huge_value_reported_once),
         T(test_env_malformed_value_is_not_said_to_be_used),
+        T(test_env_number_edge_cases),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

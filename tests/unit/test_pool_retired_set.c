@@ -8,7 +8,7 @@
  * pages) runs while the model keeps each page live or retired. After each
  * step:
  *   - os_map_aligned took from the set exactly when the model holds a
- *     retired run with an aligned start that fits (first fit: which one is
+ *     retired run with an aligned start that fits (best fit: which one is
  *     the set's choice; every page it took must be retired in the model),
  *     and what it took reads as zeros and is writable again;
  *   - os_retired_contains agrees with the model (sampled each step, every
@@ -201,9 +201,46 @@ static void test_retired_reuse_still_charged(void **state) {
     EXPECT_EQ(os_mapped_bytes(), baseline);
 }
 
+/* Best fit, not first (session 28): the set holds a big range filed first
+ * and a small one after it, not adjacent. A small request must take the
+ * small range, so that a request as big as the big range still fits in
+ * it. First fit carved the small request out of the big range and mapped
+ * the big one anew: address space grew by a large object every few rounds
+ * of test_address_space_bounded (test_pool_review_s23_unmap_race). Runs
+ * first, on an empty set. */
+static void test_retired_best_fit(void **state) {
+    (void)state;
+    TEST_START();
+    enum { BIG = 1024, SMALL = 8, PAGES = BIG + 1 + SMALL };
+    size_t baseline = os_mapped_bytes();
+    unsigned char *arena = os_map_aligned((size_t)PAGES * MULCH_PAGE, MULCH_REGION, 0, false);
+    assert_non_null(arena);
+    unsigned char *separator = arena + (size_t)BIG * MULCH_PAGE, *small = separator + MULCH_PAGE;
+    os_retire(arena, (size_t)BIG * MULCH_PAGE, (size_t)BIG * MULCH_PAGE);
+    os_retire(small, (size_t)SMALL * MULCH_PAGE, (size_t)SMALL * MULCH_PAGE);
+    unsigned char *p = os_map_aligned((size_t)SMALL * MULCH_PAGE, MULCH_PAGE, 0, false);
+    unsigned char *q = os_map_aligned((size_t)BIG * MULCH_PAGE, MULCH_PAGE, 0, false);
+    assert_non_null(p);
+    assert_non_null(q);
+    if (p != small) T_FAIL("%d pages went to %p, not to the %d-page range at %p", SMALL, (void *)p, SMALL, (void *)small);
+    if (q != arena) T_FAIL("%d pages mapped anew at %p, not in the %d-page range at %p", BIG, (void *)q, BIG, (void *)arena);
+    /* the set empty again for the tests after this one (each assumes its
+     * own ranges are all the set holds): everything back, coalesced into
+     * one range, taken whole, unmapped */
+    if (q != arena) os_unmap(q, (size_t)BIG * MULCH_PAGE);
+    else os_retire(q, (size_t)BIG * MULCH_PAGE, (size_t)BIG * MULCH_PAGE);
+    os_retire(p, (size_t)SMALL * MULCH_PAGE, (size_t)SMALL * MULCH_PAGE);
+    os_retire(separator, MULCH_PAGE, MULCH_PAGE);
+    unsigned char *whole = os_map_aligned((size_t)PAGES * MULCH_PAGE, MULCH_PAGE, 0, false);
+    EXPECT_PTR_EQ(whole, arena);
+    os_unmap(whole, (size_t)PAGES * MULCH_PAGE);
+    EXPECT_EQ(os_mapped_bytes(), baseline);
+}
+
 int main(void) {
     mt_init("test_pool_retired_set");
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_retired_best_fit),
         cmocka_unit_test(test_retired_set_model),
         cmocka_unit_test(test_retired_reuse_fault_injection),
         cmocka_unit_test(test_retired_reuse_still_charged),
