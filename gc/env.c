@@ -33,18 +33,15 @@
 
 #include "gc_internal.h"
 
-static bool env_is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 static bool env_is_digit(char c) { return c >= '0' && c <= '9'; }
 
-/* The variable's value without surrounding blanks, copied into `buffer`;
- * NULL when unset, empty or blank. */
+/* The variable's value without surrounding blanks (pool/env.c's
+ * mulch_env_trimmed), copied into `buffer`; NULL when unset, empty or
+ * blank. */
 static const char *env_value(const char *name, char *buffer, size_t size) {
-    const char *v = getenv(name);
+    size_t n;
+    const char *v = mulch_env_trimmed(name, &n);
     if (v == NULL) return NULL;
-    while (env_is_space(*v)) v++;
-    size_t n = strlen(v);
-    while (n > 0 && env_is_space(v[n - 1])) n--;
-    if (n == 0) return NULL;
     /* a value too long for any number: cut, and marked malformed with a
      * '?' (taking its first digits would be taking it in part) */
     bool too_long = n >= size;

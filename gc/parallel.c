@@ -221,11 +221,12 @@ static unsigned markers_wanted(const gc_heap_t *heap) {
 /* A helper's stack size, set explicitly: the thread library's default is
  * RLIMIT_STACK (commonly 8 MiB of address space per helper, for each heap
  * with helpers), and a small RLIMIT_STACK left too little for the helper's
- * gc_tracer_t (about 18.6 KiB, in marker_main's frame). Besides that, a
- * helper runs the heap's trace functions and, for a bad slot, the error
- * handler (the default one calls fprintf). Measured with the marking
- * tests (mark_split, mark_overflow, misuse, wide_range, mix, headerless,
- * the s20/s21 thread tests): 24 KiB crashed and 32 KiB sufficed, in the
+ * gc_tracer_t (about 20.6 KiB since session 28's 64-byte span cache
+ * entries, in marker_main's frame). Besides that, a helper runs the heap's
+ * trace functions and, for a bad slot, the error handler (the default one
+ * calls fprintf). Measured in session 27 with the marking tests
+ * (mark_split, mark_overflow, misuse, wide_range, mix, headerless, the
+ * s20/s21 thread tests): 24 KiB crashed and 32 KiB sufficed, in the
  * default, ASan and TSan builds alike (glibc takes static TLS and the
  * guard from it too). 256 KiB leaves 8 times that for trace functions and
  * error handlers; only the pages touched are committed. The sanitizers

@@ -1,4 +1,5 @@
-/* env.c — the one reading of every on/off MULCH_* switch: the pool's
+/* env.c — the trimmed value of a MULCH_* variable (gc/env.c's numbers
+ * and words read it too), and the one reading of every on/off switch: the pool's
  * (MULCH_TRACK_LEAKS, MULCH_SECURE, MULCH_VALGRIND), the malloc drop-in's
  * (MULCH_LEAK_REPORT, MULCH_MALLOC_STATS) and the collector's
  * (MULCH_GC_GENERATIONAL, MULCH_GC_VERIFY, through gc_env_flag).
@@ -26,7 +27,18 @@
 
 #include "pool_internal.h"
 
-static bool switch_is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+static bool env_is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+const char *mulch_env_trimmed(const char *name, size_t *length) {
+    const char *value = getenv(name);
+    if (value == NULL) return NULL;
+    while (env_is_space(*value)) value++;
+    size_t n = strlen(value);
+    while (n > 0 && env_is_space(value[n - 1])) n--;
+    if (n == 0) return NULL;
+    *length = n;
+    return value;
+}
 
 /* Whether value[0..n) is `word` (lower case), in any case. */
 static bool switch_word_is(const char *value, size_t n, const char *word) {
@@ -37,13 +49,9 @@ static bool switch_word_is(const char *value, size_t n, const char *word) {
 }
 
 int mulch_env_switch(const char *name, const char *who, int fallback) {
-    const char *raw = getenv(name);
-    if (raw == NULL) return fallback;
-    const char *value = raw;
-    while (switch_is_space(*value)) value++;
-    size_t n = strlen(value);
-    while (n > 0 && switch_is_space(value[n - 1])) n--;
-    if (n == 0) return fallback;
+    size_t n;
+    const char *value = mulch_env_trimmed(name, &n);
+    if (value == NULL) return fallback;
     static const char *const off_words[] = { "0", "off", "false", "no" };
     static const char *const on_words[] = { "1", "on", "true", "yes" };
     for (size_t w = 0; w < sizeof off_words / sizeof off_words[0]; w++) {
@@ -63,6 +71,6 @@ int mulch_env_switch(const char *name, const char *who, int fallback) {
     char what[256];
     snprintf(what, sizeof what, "%s: %s=%.*s %s (%s)", who, name, (int)(n < 64 ? n : 64), value, problem,
              result ? "on" : "off");
-    mulch_report(what, raw);
+    mulch_report(what, getenv(name)); /* the environment's string */
     return result;
 }

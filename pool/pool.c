@@ -33,7 +33,6 @@ static uint64_t pool_secret(const pool_t *pool) {
     return k | 1;
 }
 
-
 static bool pool_geometry(pool_t *pool, size_t block_size) {
     if (block_size == 0) block_size = MULCH_DEFAULT_BLOCK;
     if (block_size < MULCH_MIN_BLOCK || block_size > MULCH_MAX_BLOCK || (block_size & (block_size - 1)))

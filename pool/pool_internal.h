@@ -61,7 +61,6 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
-#include <stdlib.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -662,5 +661,9 @@ MULCH_INTERNAL void pool_live_cells_walk(pool_t *pool, void (*fn)(void *ctx, voi
  * anything else is reported once, as "WHO: NAME=VALUE ...", and read as on
  * (off when it starts with '0'). */
 MULCH_INTERNAL int mulch_env_switch(const char *name, const char *who, int fallback);
+/* env.c: the variable's value without surrounding blanks (space, tab,
+ * newline, carriage return) and its *length; NULL when unset, empty or
+ * blank. Not NUL-terminated at *length: the environment's own string. */
+MULCH_INTERNAL const char *mulch_env_trimmed(const char *name, size_t *length);
 
 #endif /* MULCH_POOL_INTERNAL_H */
