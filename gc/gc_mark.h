@@ -34,7 +34,7 @@ static inline void gc_cpu_relax(void) {
 #endif
 }
 
-/* The tracer's span cache entries (56 bytes each): hash_table's live set
+/* The tracer's span cache entries (64 bytes each, mark.c): hash_table's live set
  * at 2^18 buckets, 9 MiB, needs 256 to stay in it (docs/performance.md,
  * session 26). */
 #define GC_SPAN_CACHE    256u
