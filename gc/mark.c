@@ -72,7 +72,7 @@ void gc_tracer_set_mode(gc_tracer_t *tracer, bool evacuate, bool aging) {
 
 void gc_tracer_init(gc_tracer_t *tracer, gc_heap_t *heap, const char *phase) {
     mulch_gc_tracing_depth++;
-    /* not the whole tracer, 18 KiB (gc_report_bridge_cycles opens one per
+    /* not the whole tracer, 20 KiB (gc_report_bridge_cycles opens one per
      * candidate): an entry that spans no bytes misses (its first is set
      * too, so that the miss reads nothing undefined), and the reserve is
      * written before it is read */
