@@ -108,21 +108,27 @@ static bool span_has_free_cell(const block_t *b) {
     return false;
 }
 
-/* A span no bin holds any more goes back on its class's list (as
- * spans_account lists them: sparse when flagged for evacuation) while it
- * has a free cell. Between collections nothing else lists it: a thread
- * that attached around a small task took a new span per class at each
- * attach, until the next collection (heap_bytes grew by a span a cycle,
- * each faulted in and zeroed). A bin's span is on no list (it was taken
- * off one, or new) and swept (a collection retires every bin first). */
-static void span_list_again_locked(gc_heap_t *heap, block_t *b) {
-    if (!span_has_free_cell(b)) return;
+void gc_span_list_locked(gc_heap_t *heap, block_t *b) {
+    /* (Generational mode: the next collection is likely minor and would
+     * not evacuate a flagged span; allocation goes on there meanwhile.) */
     bool hold = pool_block_has_flag(b, BLOCK_EVACUATE) && !heap->generational;
     block_t **list = hold ? &heap->sparse[b->size_class] : &heap->available[b->size_class];
     b->prev = NULL;
     b->next = *list;
     if (b->next) b->next->prev = b;
     *list = b;
+}
+
+/* A span no bin holds any more goes back on its class's list (as
+ * spans_account lists them, through the same gc_span_list_locked) while
+ * it has a free cell. Between collections nothing else lists it: a
+ * thread that attached around a small task took a new span per class at
+ * each attach, until the next collection (heap_bytes grew by a span a
+ * cycle, each faulted in and zeroed). A bin's span is on no list (it was
+ * taken off one, or new) and swept (a collection retires every bin
+ * first). */
+static void span_list_again_locked(gc_heap_t *heap, block_t *b) {
+    if (span_has_free_cell(b)) gc_span_list_locked(heap, b);
 }
 
 void gc_thread_release_bins_locked(gc_thread_t *thread) {

@@ -156,18 +156,9 @@ static void spans_account(gc_heap_t *heap) {
     gc_evacuation_plan(heap);
     for (size_t s = heap->spans.count; s-- > 0;) {
         block_t *b = heap->spans.items[s];
-        /* Spans to be evacuated next time get no new objects meanwhile,
-         * unless the heap cannot grow (gc_alloc_slow). */
-        /* (Generational mode: the next collection is likely minor and
-         * would not evacuate them; keep allocating there meanwhile.) */
-        if (b->used < b->capacity && b->size_class != GC_LARGE_CLASS) {
-            bool hold = pool_block_has_flag(b, BLOCK_EVACUATE) && !heap->generational;
-            block_t **list = hold ? &heap->sparse[b->size_class] : &heap->available[b->size_class];
-            b->prev = NULL;
-            b->next = *list;
-            if (b->next) b->next->prev = b;
-            *list = b;
-        }
+        /* (spans flagged for evacuation go on the sparse list: see
+         * gc_span_list_locked) */
+        if (b->used < b->capacity && b->size_class != GC_LARGE_CLASS) gc_span_list_locked(heap, b);
     }
     heap->live_bytes = live_bytes;
     heap->aged_bytes = aged_bytes;

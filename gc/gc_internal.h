@@ -415,6 +415,13 @@ MULCH_INTERNAL void gc_heap_sweep_all(gc_heap_t *heap);
  * thread's bin has taken for its next allocations counts as allocated. */
 MULCH_INTERNAL bool gc_object_allocated_locked(gc_heap_t *heap, const void *obj);
 MULCH_INTERNAL void gc_span_release(gc_heap_t *heap, block_t *b);
+/* Lists b, a class span with a free cell and on no list, where the
+ * allocation slow path takes spans (heap->lock held): on its class's
+ * available list, or, when it is flagged for evacuation (and the heap is
+ * not generational), on the sparse list, whose spans get no new objects
+ * unless the heap cannot grow. The one rule for spans_account (after a
+ * collection) and a leaving thread's bins (gc/alloc.c). */
+MULCH_INTERNAL void gc_span_list_locked(gc_heap_t *heap, block_t *b);
 MULCH_INTERNAL void gc_bin_retire(gc_heap_t *heap, gc_bin_t *bin);
 MULCH_INTERNAL void gc_thread_retire_bins(gc_thread_t *thread);
 /* The same for a thread that leaves (heap->lock held, world not
