@@ -129,8 +129,9 @@ MULCH_API gc_handle_t *gc_handle_new(gc_heap_t *heap, void *obj);
 MULCH_API void        *gc_handle_get(const gc_handle_t *handle);
 
 /* Bridge 2: the GC object `obj` takes a reference of its own to `rc_obj`,
- * released after obj is reclaimed (or the heap destroyed). 0 = done, -1 =
- * out of memory (nothing retained). */
+ * released after obj is reclaimed (or the heap destroyed). A GC point.
+ * 0 = done, -1 = nothing retained: out of memory (not reported) or misuse
+ * (reported: docs/api.md). */
 MULCH_API int gc_own_rc(gc_thread_t *thread, void *obj, void *rc_obj);
 
 /* Lists each cycle through the bridge (a handle rooting a GC object that
