@@ -62,6 +62,11 @@ static unsigned options_resolve(gc_options_t *o) {
     }
     o->generational = gc_env_flag("MULCH_GC_GENERATIONAL", o->generational);
     if (o->initial_heap == 0) o->initial_heap = (size_t)1 << 20;
+    /* A value that is no GC_COMPACT_* (options_check reports it) is
+     * NEVER, as documented: kept as given, it moved nothing, but
+     * gc_identity_hash, which asks "NEVER?", gave every object a table
+     * entry under the heap's lock. */
+    if (o->compaction < GC_COMPACT_AUTO || o->compaction > GC_COMPACT_ALWAYS) o->compaction = GC_COMPACT_NEVER;
     /* (NaN too: every comparison with it is false, which would make the
      * generational mode's full collections never come) */
     if (!(o->heap_growth > 1.0)) o->heap_growth = 2.0;

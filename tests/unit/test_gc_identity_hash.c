@@ -73,6 +73,43 @@ static void test_large_objects_need_no_table(void **state) {
     assert_int_equal(reports, 0);
 }
 
+/* A compaction value that is no GC_COMPACT_* is reported and "behaves as
+ * GC_COMPACT_NEVER" (docs/api.md): nothing moves, so, as in a NEVER heap,
+ * no hash needs a table entry or the lock. The value was kept as given:
+ * nothing moved, but every first hash took the lock and an entry. */
+static void test_bad_compaction_value_behaves_as_never(void **state) {
+    (void)state;
+    static const int bad_values[] = { 3, -1, 1000 };
+    for (size_t v = 0; v < sizeof bad_values / sizeof bad_values[0]; v++) {
+        reports = 0;
+        gc_heap_t *h = heap_with(bad_values[v]);
+        assert_int_equal(reports, 1);
+        assert_string_equal(last_what, "gc_heap_create: compaction is not a GC_COMPACT_* value (nothing moves)");
+        gc_thread_t *t = gc_thread_attach(h);
+        enum { N = 16 };
+        void *objects[N], *before[N];
+        uintptr_t hashes[N];
+        gc_root_add_range(h, objects, N);
+        for (size_t i = 0; i < N; i++) {
+            objects[i] = gc_alloc(t, &leaf_type, 16 + 8 * i);
+            assert_non_null(objects[i]);
+            before[i] = objects[i];
+            hashes[i] = gc_identity_hash(objects[i]);
+        }
+        assert_int_equal(h->hash_count, 0);
+        gc_collect(t);
+        for (size_t i = 0; i < N; i++) {
+            assert_ptr_equal(objects[i], before[i]);
+            assert_int_equal(gc_identity_hash(objects[i]), hashes[i]);
+        }
+        assert_int_equal(h->hash_count, 0);
+        gc_root_remove(h, objects);
+        gc_thread_detach(t);
+        gc_heap_destroy(h);
+        assert_int_equal(reports, 1);
+    }
+}
+
 /* Without memory for the rebuilt table, a collection re-keys the entries
  * in place (searched linearly, under the lock); the next first hash
  * rebuilds the table. Hashes survive both. */
@@ -176,6 +213,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_never_mode_needs_no_table, setup, teardown_errors),
         cmocka_unit_test_setup_teardown(test_large_objects_need_no_table, setup, teardown_errors),
+        cmocka_unit_test_setup_teardown(test_bad_compaction_value_behaves_as_never, setup, teardown_errors),
         cmocka_unit_test_setup_teardown(test_table_rebuild_without_memory, setup, teardown_errors),
         cmocka_unit_test_setup_teardown(test_dangling_pointer_gets_no_entry, setup, teardown_errors),
     };
