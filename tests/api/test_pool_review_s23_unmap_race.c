@@ -33,8 +33,10 @@
  * signal (cmocka's own handler longjmps to the main thread's test from
  * whichever thread faulted: a helper thread's fault ended the process
  * without a line, as one run did in session 28); and the main thread
- * prints every thread's round and step and aborts if they have not
- * finished within RACE_WATCHDOG_SECONDS.
+ * prints every thread's round and step and aborts when none of them has
+ * taken a step for RACE_STALL_SECONDS (a hang, not a slow machine: under
+ * `nice -n 19` beside two busy loops a run takes minutes, still
+ * stepping).
  *
  * Seeded (MULCH_TEST_SEED); MULCH_TEST_QUICK=1 runs fewer rounds. A test
  * name (cmocka's filter, * and ? allowed) as the first argument runs that
@@ -135,8 +137,10 @@ typedef struct {
     unsigned id;
     size_t rounds;
     uint64_t seed;
-    /* where the thread is, for the fault handler and the watchdog */
-    const char *role;
+    /* where the thread is, for the fault handler and the watchdog (a
+     * cache line of its own: the racers write it at every step) */
+    _Alignas(64) const char *role;
+    atomic_ulong steps;
     atomic_size_t at_round;
     const char *_Atomic step;
     void *_Atomic object; /* the object of that step */
@@ -145,7 +149,7 @@ typedef struct {
 /* ------------------------------------------------------------------------ */
 /* Diagnostics: a fault or a hang says where each thread was                 */
 
-#define RACE_WATCHDOG_SECONDS 120
+#define RACE_STALL_SECONDS 60
 
 static _Thread_local racer_t *t_racer; /* the thread's own, for the handler */
 static racer_t *g_racers;              /* the three of the running race */
@@ -155,6 +159,8 @@ static void racer_at(racer_t *r, size_t round, const char *step, void *object)
     atomic_store_explicit(&r->object, object, memory_order_relaxed);
     atomic_store_explicit(&r->at_round, round, memory_order_relaxed);
     atomic_store_explicit(&r->step, step, memory_order_relaxed);
+    atomic_store_explicit(&r->steps, atomic_load_explicit(&r->steps, memory_order_relaxed) + 1,
+                          memory_order_relaxed); /* (its own thread only) */
 }
 
 /* Async-signal-safe formatting: appends s, x in hex, or x in decimal. */
@@ -243,17 +249,26 @@ static void race_diagnostics_end(void)
     g_racers = NULL;
 }
 
-/* Joins t, or prints every thread's step and aborts when it has not
- * finished within the watchdog's time (a hang: the core shows it). */
+/* Joins t, or prints every thread's step and aborts when no thread has
+ * taken a step for RACE_STALL_SECONDS (a hang: the core shows it). */
 static void race_join(pthread_t t, racer_t *racers)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += RACE_WATCHDOG_SECONDS;
-    if (pthread_timedjoin_np(t, NULL, &until) == 0) return;
+    unsigned long seen = 0;
+    unsigned still = 0;
+    for (;;) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 1;
+        if (pthread_timedjoin_np(t, NULL, &until) == 0) return;
+        unsigned long steps = 0;
+        for (unsigned i = 0; i < 3; i++) steps += atomic_load_explicit(&racers[i].steps, memory_order_relaxed);
+        still = steps == seen ? still + 1 : 0;
+        seen = steps;
+        if (still >= RACE_STALL_SECONDS) break;
+    }
     char line[1024];
     size_t n = 0;
-    line_put(line, &n, sizeof line, "\nHANG: a racer has not finished in the watchdog's time, seed ");
+    line_put(line, &n, sizeof line, "\nHANG: no racer took a step in the watchdog's time, seed ");
     line_hex(line, &n, sizeof line, g_seed);
     line_put(line, &n, sizeof line, "\n");
     for (unsigned i = 0; i < 3; i++) {
@@ -340,7 +355,7 @@ static void huge_race(bool realloc_racer)
     unsigned long r0 = rec_count();
     for (unsigned i = 0; i < 3; i++) {
         r[i] = (racer_t){ pool, &barrier, &shared, &shared_size, &done, realloc_racer, 0, i, rounds, g_seed ^ i,
-                          i == 1 && realloc_racer ? "reallocating racer" : roles[i], 0, NULL, NULL };
+                          i == 1 && realloc_racer ? "reallocating racer" : roles[i], 0, 0, NULL, NULL };
     }
     race_diagnostics_begin(r);
     for (unsigned i = 0; i < 3; i++) {
