@@ -16,9 +16,12 @@
  * Secure mode (pool->secure): the mapping ends with an inaccessible guard
  * page and the object is placed as late as its alignment allows, so that it
  * ends at the guard (to the 16-byte granule): a linear overflow faults at
- * once. Freed mappings are released instead of cached, all but the pages
- * up to the object's first 32 bytes (HUGE_FREED_READABLE) inaccessible
- * (os_retire), so a use after free faults too.
+ * once. The guard is never a region's first page (a page more when it
+ * would be): an older chunk's header may be there, which a racing stale
+ * free reads (os.c). Freed mappings are released instead of cached, all
+ * but the pages up to the object's first 32 bytes (HUGE_FREED_READABLE)
+ * and each region's first page inaccessible (os_retire), so a use after
+ * free faults too.
  * Invariant either way: the object lies inside
  * [chunk + huge_offset(align), chunk + size - guard).
  *
@@ -151,6 +154,10 @@ static void *huge_alloc_once(pool_t *pool, size_t size, size_t align, const leak
         return NULL; /* can never fit: plain OOM */
     size_t guard = huge_guard(pool);
     size_t total = ((offset + size + MULCH_PAGE - 1) & ~(MULCH_PAGE - 1)) + guard;
+    /* The guard never on a region's first page (os.c: an older chunk's
+     * header may be there, which a stale free is about to read): a page
+     * more, and the object, placed late, moves up a page. */
+    if (guard && ((total - guard) & (MULCH_REGION - 1)) == 0) total += MULCH_PAGE;
 
     pthread_mutex_lock(&pool->lock);
     chunk_t *chunk = huge_cache_take_locked(pool, total, align, offset);

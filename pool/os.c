@@ -24,10 +24,19 @@
  * after all, and the guarantee lapses for it.
  * A secure pool's huge chunk keeps only its header page readable (the
  * rest PROT_NONE, so that secure mode's use after free still faults: a
- * racing free reads no further than the header's magic). Invariant: every
- * range in the set is mapped zero, PROT_READ at least where a chunk
- * header was (PROT_NONE elsewhere at most), and belongs to no chunk;
- * os_mapped_bytes does not count it.
+ * racing free reads no further than the header's magic), and the first
+ * page of every region in it: a chunk header is only ever there (chunks
+ * are region-aligned), and the range may hold an older chunk's header, a
+ * stale free or realloc of whose object checked it without the pool's
+ * lock and is about to read it again under the lock. (It did: the older
+ * chunk retired, a new one made over it starting a region or more below,
+ * and that one retired, its PROT_NONE body faulted the stale reader;
+ * tests/unit/test_pool_review_s29_stale_header.c.) Invariant: every range
+ * in the set is mapped zero, PROT_READ at least on the first page of each
+ * region it covers and where the retiring caller asked (PROT_NONE
+ * elsewhere at most), and belongs to no chunk; os_mapped_bytes does not
+ * count it. Live chunks keep their side of it: no chunk's own PROT_NONE
+ * page (secure mode's guard) is the first page of a region (huge.c).
  *
  * os_resize_in_place and os_move_pages let a huge object's realloc keep
  * its pages (mremap): the first grows or shrinks a mapping where it is,
@@ -192,6 +201,26 @@ static bool os_retired_add_locked(uintptr_t start, size_t size) {
     return true;
 }
 
+/* PROT_NONE over [from, to) except the first page of each region: where
+ * a chunk header may be (see the top). A retired range reads that way
+ * from the moment it is mapped read-only, so the header pages are never
+ * inaccessible in between. One mprotect per region: secure mode's large
+ * objects only, and each retired region then costs two kernel mappings
+ * (VMAs) instead of one, until the range is reused. */
+static void os_protect_none_but_region_starts(unsigned char *from, unsigned char *to) {
+    uintptr_t a = (uintptr_t)from, end = (uintptr_t)to;
+    while (a < end) {
+        if ((a & (MULCH_REGION - 1)) == 0) {
+            a += MULCH_PAGE; /* a region's first page: stays readable */
+            continue;
+        }
+        uintptr_t region_end = (a & ~(uintptr_t)(MULCH_REGION - 1)) + MULCH_REGION;
+        uintptr_t stop = region_end < end ? region_end : end;
+        (void)mprotect((void *)a, stop - a, PROT_NONE);
+        a = stop;
+    }
+}
+
 void os_retire(void *p, size_t size, size_t readable) {
     if (p == NULL) return;
     size = page_round(size);
@@ -207,7 +236,8 @@ void os_retire(void *p, size_t size, size_t readable) {
     /* after the read-only mapping is in: the header stays readable all
      * along (a failure leaves the body readable, which is only laxer) */
     readable = page_round(readable);
-    if (kept && readable < size) (void)mprotect((unsigned char *)p + readable, size - readable, PROT_NONE);
+    if (kept && readable < size)
+        os_protect_none_but_region_starts((unsigned char *)p + readable, (unsigned char *)p + size);
     pthread_mutex_unlock(&os_retired_lock);
     if (!kept) munmap(p, size); /* set full, no room to grow (or no mapping): a plain unmap after all */
 }

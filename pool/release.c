@@ -33,9 +33,13 @@
  *     thread_free (the owner's view of its own bits is exact), and
  *     block_recommit_cells collects before it unparks, so such a cell is
  *     never handed out nor its link overwritten while it is listed there.
- *     (A free stalled between those two reads across the owner's collect
- *     *and* recommit is not covered: that needs the fast path itself to
- *     re-check.)
+ *     Not covered: such a free stalled after its read of the zeroed mark,
+ *     before its push, across the owner's collect *and* recommit. The
+ *     cell is then back on the free list when the free writes its link
+ *     and mark and pushes it: the list is cut after it and the cell
+ *     listed twice (handed out twice). Closing that needs the fast path
+ *     itself to re-check, or a grace period before a recommit (docs/pool.md
+ *     "Errors and misuse").
  * Only the owner releases, recommits and parks: it alone touches the free
  * list. Other threads only read the bits (acquire loads) to classify a
  * pointer; a live cell's units are never released, so a legitimate free

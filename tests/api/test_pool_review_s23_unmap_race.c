@@ -27,7 +27,20 @@
  * rightly reports; what is tested here is that the pool reports it
  * instead of faulting.
  *
- * Seeded (MULCH_TEST_SEED); MULCH_TEST_QUICK=1 runs fewer rounds. */
+ * A fault or a hang in the two huge races says where each thread was:
+ * while they run, a SIGSEGV/SIGBUS handler prints the faulting address,
+ * the thread's role, round and step, and the seed, then dies with the
+ * signal (cmocka's own handler longjmps to the main thread's test from
+ * whichever thread faulted: a helper thread's fault ended the process
+ * without a line, as one run did in session 28); and the main thread
+ * prints every thread's round and step and aborts when none of them has
+ * taken a step for RACE_STALL_SECONDS (a hang, not a slow machine: under
+ * `nice -n 19` beside two busy loops a run takes minutes, still
+ * stepping).
+ *
+ * Seeded (MULCH_TEST_SEED); MULCH_TEST_QUICK=1 runs fewer rounds. A test
+ * name (cmocka's filter, * and ? allowed) as the first argument runs that
+ * test alone. */
 #ifndef _GNU_SOURCE
 #  define _GNU_SOURCE 1
 #endif
@@ -36,7 +49,9 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdbool.h>
+#include <unistd.h>
 
 #include "pool_misuse_test.h"
 
@@ -122,34 +137,183 @@ typedef struct {
     unsigned id;
     size_t rounds;
     uint64_t seed;
+    /* where the thread is, for the fault handler and the watchdog (a
+     * cache line of its own: the racers write it at every step) */
+    _Alignas(64) const char *role;
+    atomic_ulong steps;
+    atomic_size_t at_round;
+    const char *_Atomic step;
+    void *_Atomic object; /* the object of that step */
 } racer_t;
+
+/* ------------------------------------------------------------------------ */
+/* Diagnostics: a fault or a hang says where each thread was                 */
+
+#define RACE_STALL_SECONDS 60
+
+static _Thread_local racer_t *t_racer; /* the thread's own, for the handler */
+static racer_t *g_racers;              /* the three of the running race */
+
+static void racer_at(racer_t *r, size_t round, const char *step, void *object)
+{
+    atomic_store_explicit(&r->object, object, memory_order_relaxed);
+    atomic_store_explicit(&r->at_round, round, memory_order_relaxed);
+    atomic_store_explicit(&r->step, step, memory_order_relaxed);
+    atomic_store_explicit(&r->steps, atomic_load_explicit(&r->steps, memory_order_relaxed) + 1,
+                          memory_order_relaxed); /* (its own thread only) */
+}
+
+/* Async-signal-safe formatting: appends s, x in hex, or x in decimal. */
+static void line_put(char *line, size_t *n, size_t cap, const char *s)
+{
+    while (*s && *n + 1 < cap) line[(*n)++] = *s++;
+}
+static void line_hex(char *line, size_t *n, size_t cap, uint64_t x)
+{
+    char digits[19] = "0x";
+    for (int i = 0; i < 16; i++) digits[2 + i] = "0123456789abcdef"[(x >> (60 - 4 * i)) & 15];
+    digits[18] = 0;
+    line_put(line, n, cap, digits);
+}
+
+static void line_decimal(char *line, size_t *n, size_t cap, size_t x)
+{
+    char digits[24];
+    size_t i = sizeof digits;
+    digits[--i] = 0;
+    do digits[--i] = (char)('0' + x % 10); while ((x /= 10) != 0);
+    line_put(line, n, cap, digits + i);
+}
+
+static void racer_describe(char *line, size_t *n, size_t cap, racer_t *r)
+{
+    line_put(line, n, cap, r->role);
+    line_put(line, n, cap, " round ");
+    line_decimal(line, n, cap, atomic_load_explicit(&r->at_round, memory_order_relaxed));
+    line_put(line, n, cap, " step ");
+    const char *step = atomic_load_explicit(&r->step, memory_order_relaxed);
+    line_put(line, n, cap, step ? step : "(not started)");
+    line_put(line, n, cap, " object ");
+    line_hex(line, n, cap, (uint64_t)(uintptr_t)atomic_load_explicit(&r->object, memory_order_relaxed));
+    line_put(line, n, cap, "\n");
+}
+
+/* Prints the fault and every thread's step, then lets the signal kill the
+ * process (SA_RESETHAND: the faulting access runs again under the
+ * default action, which dumps core). */
+static void race_fault_handler(int sig, siginfo_t *info, void *context)
+{
+    (void)context;
+    char line[1024];
+    size_t n = 0;
+    line_put(line, &n, sizeof line, sig == SIGBUS ? "\nFAULT SIGBUS" : "\nFAULT SIGSEGV");
+    line_put(line, &n, sizeof line, " at address ");
+    line_hex(line, &n, sizeof line, (uint64_t)(uintptr_t)info->si_addr);
+    line_put(line, &n, sizeof line, " code ");
+    line_hex(line, &n, sizeof line, (uint64_t)(unsigned)info->si_code);
+    line_put(line, &n, sizeof line, ", seed ");
+    line_hex(line, &n, sizeof line, g_seed);
+    line_put(line, &n, sizeof line, t_racer ? ", in the " : ", in the main thread\n");
+    if (t_racer) racer_describe(line, &n, sizeof line, t_racer);
+    for (unsigned i = 0; g_racers && i < 3; i++) {
+        line_put(line, &n, sizeof line, "  ");
+        racer_describe(line, &n, sizeof line, &g_racers[i]);
+    }
+    (void)!write(STDERR_FILENO, line, n);
+    if (info->si_code <= 0) raise(sig); /* sent, not a fault: delivered on return */
+}
+
+static struct sigaction g_old_segv, g_old_bus;
+
+/* Installed over cmocka's handlers for the race (not under a sanitizer,
+ * whose own report says more). */
+static void race_diagnostics_begin(racer_t *racers)
+{
+    g_racers = racers;
+    if (MT_SANITIZED) return;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = race_fault_handler;
+    sa.sa_flags = SA_SIGINFO | SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, &g_old_segv);
+    sigaction(SIGBUS, &sa, &g_old_bus);
+}
+
+static void race_diagnostics_end(void)
+{
+    if (!MT_SANITIZED) {
+        sigaction(SIGSEGV, &g_old_segv, NULL);
+        sigaction(SIGBUS, &g_old_bus, NULL);
+    }
+    g_racers = NULL;
+}
+
+/* Joins t, or prints every thread's step and aborts when no thread has
+ * taken a step for RACE_STALL_SECONDS (a hang: the core shows it). */
+static void race_join(pthread_t t, racer_t *racers)
+{
+    unsigned long seen = 0;
+    unsigned still = 0;
+    for (;;) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 1;
+        if (pthread_timedjoin_np(t, NULL, &until) == 0) return;
+        unsigned long steps = 0;
+        for (unsigned i = 0; i < 3; i++) steps += atomic_load_explicit(&racers[i].steps, memory_order_relaxed);
+        still = steps == seen ? still + 1 : 0;
+        seen = steps;
+        if (still >= RACE_STALL_SECONDS) break;
+    }
+    char line[1024];
+    size_t n = 0;
+    line_put(line, &n, sizeof line, "\nHANG: no racer took a step in the watchdog's time, seed ");
+    line_hex(line, &n, sizeof line, g_seed);
+    line_put(line, &n, sizeof line, "\n");
+    for (unsigned i = 0; i < 3; i++) {
+        line_put(line, &n, sizeof line, "  ");
+        racer_describe(line, &n, sizeof line, &racers[i]);
+    }
+    (void)!write(STDERR_FILENO, line, n);
+    abort();
+}
+
+/* ------------------------------------------------------------------------ */
 
 static void *double_free_racer(void *arg)
 {
     racer_t *r = arg;
+    t_racer = r;
     rng_t rng = { r->seed };
     for (size_t round = 0; round < r->rounds; round++) {
         if (r->id == 0) {
             /* secure mode: the free unmaps at once (no cache); a few sizes
              * and alignments so the object's offset varies */
             size_t size = 200 * KiB + (size_t)rng_below(&rng, 2 * MiB);
+            racer_at(r, round, "alloc", NULL);
             void *p = rng_below(&rng, 4) == 0 ? pool_alloc_aligned(r->pool, size, 64 * KiB)
                                               : pool_alloc(r->pool, size);
             if (p == NULL) AFAIL("pool_alloc(%zu) failed in round %zu", size, round);
             atomic_store(r->shared_size, size);
             atomic_store(r->shared, p);
         }
+        racer_at(r, round, "first barrier", NULL);
         spin_barrier_wait(r->barrier);
         void *p = atomic_load(r->shared);
         if (p && r->id == 1 && r->realloc_racer) {
             /* the same size: in place, or NULL with a report if the free
              * came first */
+            racer_at(r, round, "pool_realloc", p);
             if (pool_realloc(r->pool, p, atomic_load(r->shared_size)) == NULL) r->failed++;
         } else if (p) {
+            racer_at(r, round, "pool_free", p);
             pool_free(r->pool, p);
         }
+        racer_at(r, round, "second barrier", NULL);
         spin_barrier_wait(r->barrier);
     }
+    racer_at(r, r->rounds, "finished", NULL);
     return NULL;
 }
 
@@ -160,13 +324,18 @@ static void *double_free_racer(void *arg)
 static void *lock_hog(void *arg)
 {
     racer_t *r = arg;
-    while (!atomic_load(r->done)) {
+    t_racer = r;
+    for (size_t round = 0; !atomic_load(r->done); round++) {
+        racer_at(r, round, "alloc", NULL);
         void *p = pool_alloc(r->pool, 4 * MiB);
         if (p == NULL) continue;
+        racer_at(r, round, "memset", p);
         memset(p, 1, 128 * KiB);
+        racer_at(r, round, "pool_free", p);
         pool_free(r->pool, p);
         if (g_on_valgrind) sched_yield();
     }
+    racer_at(r, 0, "finished", NULL);
     return NULL;
 }
 
@@ -180,16 +349,26 @@ static void huge_race(bool realloc_racer)
     void *_Atomic shared = NULL;
     atomic_size_t shared_size = 0;
     atomic_bool done = false;
+    static const char *const roles[3] = { "allocating freer", "second racer", "lock hog" };
     racer_t r[3];
     pthread_t t[3];
     unsigned long r0 = rec_count();
     for (unsigned i = 0; i < 3; i++) {
-        r[i] = (racer_t){ pool, &barrier, &shared, &shared_size, &done, realloc_racer, 0, i, rounds, g_seed ^ i };
-        assert_int_equal(pthread_create(&t[i], NULL, i < 2 ? double_free_racer : lock_hog, &r[i]), 0);
+        r[i] = (racer_t){ pool, &barrier, &shared, &shared_size, &done, realloc_racer, 0, i, rounds, g_seed ^ i,
+                          i == 1 && realloc_racer ? "reallocating racer" : roles[i], 0, 0, NULL, NULL };
     }
-    for (unsigned i = 0; i < 2; i++) pthread_join(t[i], NULL);
+    race_diagnostics_begin(r);
+    for (unsigned i = 0; i < 3; i++) {
+        /* (a failed create leaves the others running: no assert here) */
+        if (pthread_create(&t[i], NULL, i < 2 ? double_free_racer : lock_hog, &r[i]) != 0) {
+            print_error("pthread_create failed, seed 0x%016" PRIx64 "\n", g_seed);
+            abort();
+        }
+    }
+    for (unsigned i = 0; i < 2; i++) race_join(t[i], r);
     atomic_store(&done, true);
-    pthread_join(t[2], NULL);
+    race_join(t[2], r);
+    race_diagnostics_end();
     EXPECT_NO_ASYNC_FAILURES();
     unsigned long reports = rec_count() - r0;
     if (!realloc_racer && reports != rounds) T_FAIL("%lu reports for %zu double frees", reports, rounds);
@@ -371,9 +550,10 @@ static void test_address_space_bounded(void **state)
     pool_destroy(pool);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     mt_init("test_pool_review_s23_unmap_race");
+    if (argc > 1) cmocka_set_test_filter(argv[1]);
     g_on_valgrind = MT_ON_VALGRIND();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_huge_double_free_race, setup, teardown),
