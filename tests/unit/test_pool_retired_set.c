@@ -43,7 +43,7 @@ static unsigned char *page_at(const retired_model_t *m, size_t page) {
 }
 
 /* Whether the model holds a retired run with a start aligned to `align`
- * pages (the arena is region-aligned) and `pages` pages after it. */
+ * pages (the arena is aligned to the largest of them) and `pages` pages after it. */
 static bool model_fits(const retired_model_t *m, size_t pages, size_t align) {
     for (size_t start = 0; start + pages <= ARENA_PAGES; start += align) {
         size_t i = 0;
@@ -112,7 +112,10 @@ static void test_retired_set_model(void **state) {
     rng_t rng = test_rng_named(__func__);
     retired_model_t m = { 0 };
     size_t baseline = os_mapped_bytes();
-    m.arena = os_map_aligned((size_t)ARENA_PAGES * MULCH_PAGE, MULCH_REGION, 0, false);
+    /* aligned to the largest alignment model_take asks for, and no
+     * further: a region's alignment would retire the slack around the
+     * arena (os_map_slack), ranges outside the model */
+    m.arena = os_map_aligned((size_t)ARENA_PAGES * MULCH_PAGE, 64 * MULCH_PAGE, 0, false);
     assert_non_null(m.arena);
     m.live_pages = ARENA_PAGES;
     size_t steps = scaled(6000, 1500);
@@ -148,7 +151,9 @@ static void test_retired_reuse_fault_injection(void **state) {
     TEST_START();
     size_t bytes = (size_t)16 * MULCH_PAGE;
     size_t baseline = os_mapped_bytes();
-    unsigned char *p = os_map_aligned(bytes, MULCH_REGION, 0, false);
+    /* (page-aligned: a region's alignment would retire slack beside p,
+     * and the take below would start there) */
+    unsigned char *p = os_map_aligned(bytes, MULCH_PAGE, 0, false);
     assert_non_null(p);
     os_retire(p, bytes, bytes);
     EXPECT_EQ(os_mapped_bytes(), baseline);
@@ -213,7 +218,9 @@ static void test_retired_best_fit(void **state) {
     TEST_START();
     enum { BIG = 1024, SMALL = 8, PAGES = BIG + 1 + SMALL };
     size_t baseline = os_mapped_bytes();
-    unsigned char *arena = os_map_aligned((size_t)PAGES * MULCH_PAGE, MULCH_REGION, 0, false);
+    /* (page-aligned: a region's alignment would retire the slack either
+     * side of the arena, and both ranges would grow by it) */
+    unsigned char *arena = os_map_aligned((size_t)PAGES * MULCH_PAGE, MULCH_PAGE, 0, false);
     assert_non_null(arena);
     unsigned char *separator = arena + (size_t)BIG * MULCH_PAGE, *small = separator + MULCH_PAGE;
     os_retire(arena, (size_t)BIG * MULCH_PAGE, (size_t)BIG * MULCH_PAGE);
