@@ -410,12 +410,17 @@ static void check_foreign(void) {
 
 /* A mapping of someone else's in the same 4 MiB region as a huge object:
  * the drop-in maps each huge object alone at the start of a region, and the
- * rest of that region is free for anyone (the loader, the C library, the
- * program). Pointers there are foreign: realloc moves them, free ignores
+ * rest of that region is not the object's: anyone (the loader, the C
+ * library, the program) may map there once it is free. Pointers there are foreign: realloc moves them, free ignores
  * them, malloc_usable_size knows nothing about them. They decide so without
  * reading the huge object's chunk header, which another thread may be
  * unmapping at that moment (freeing the huge object): here the header's
- * page is made inaccessible meanwhile, and reading it would fault. */
+ * page is made inaccessible meanwhile, and reading it would fault.
+ * The object is aligned to 8 MiB: its chunk then starts a region before
+ * it (the header alone in the first region), and the slack of a fresh
+ * mapping aligned above a region is unmapped, so the rest of the object's
+ * region is free whatever the kernel's placement (a region-aligned
+ * mapping's slack is retired instead, which fills that rest). */
 static void check_foreign_beside_huge(void) {
     const size_t region = (size_t)4 << 20;
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
@@ -425,8 +430,9 @@ static void check_foreign_beside_huge(void) {
     unsigned char *held[8] = { NULL };
     unsigned char *map = MAP_FAILED, *h = NULL;
     for (int t = 0; t < 8 && map == MAP_FAILED; t++) {
-        h = held[t] = malloc(huge);
-        CHECK(h != NULL);
+        void *aligned = NULL;
+        CHECK(posix_memalign(&aligned, 2 * region, huge) == 0);
+        h = held[t] = aligned;
         if (h == NULL) break;
         uintptr_t base = (uintptr_t)h & ~(uintptr_t)(region - 1);
         for (uintptr_t at = base + region - page; at >= (uintptr_t)h + huge + page && map == MAP_FAILED;
@@ -442,7 +448,7 @@ static void check_foreign_beside_huge(void) {
     CHECK(map != MAP_FAILED);
     if (map != MAP_FAILED) {
         fill(map, page, 11);
-        unsigned char *header = (unsigned char *)((uintptr_t)h & ~(uintptr_t)(region - 1));
+        unsigned char *header = h - region; /* the chunk's start */
         CHECK(mprotect(header, page, PROT_NONE) == 0);
         CHECK(malloc_usable_size(map) == 0);
         errno = 0;
