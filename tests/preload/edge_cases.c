@@ -411,8 +411,9 @@ static void check_foreign(void) {
 /* A mapping of someone else's in the same 4 MiB region as a huge object:
  * the drop-in maps each huge object alone at the start of a region, and the
  * rest of that region is not the object's: anyone (the loader, the C
- * library, the program) may map there once it is free. Pointers there are foreign: realloc moves them, free ignores
- * them, malloc_usable_size knows nothing about them. They decide so without
+ * library, the program) may map there once it is free. Pointers there
+ * are foreign: realloc moves them, free ignores them,
+ * malloc_usable_size knows nothing about them. They decide so without
  * reading the huge object's chunk header, which another thread may be
  * unmapping at that moment (freeing the huge object): here the header's
  * page is made inaccessible meanwhile, and reading it would fault.
