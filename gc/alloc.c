@@ -36,6 +36,26 @@ static void bin_zero_cells(const gc_bin_t *bin, uint64_t bits) {
     }
 }
 
+/* After a whole free word of small cells: asks for the next word's cells
+ * (up to GC_PREFETCH_AHEAD bytes of them) for writing while the program
+ * allocates from this word's, so that the next bin_load's zeroing finds
+ * them in cache. That memset's misses on swept, cold cells were 15 % of
+ * GCBench's samples (perf, session 31); the cells are contiguous, but the
+ * hardware's streamer does not cross a 4 KiB page on its own. Measured:
+ * GCBench 0.148 against 0.161 s (medians of 10 interleaved runs),
+ * binary-trees 20 4.10-4.32 against 4.48-5.13 s (6 of 6). Not after a
+ * partial word (a swept span with live cells, or a medium class's few
+ * cells): prefetching the next word there, much of it live or far ahead,
+ * made binary-trees no faster than without. */
+#define GC_PREFETCH_AHEAD ((size_t)4096)
+static inline void bin_prefetch_next_word(const gc_bin_t *bin) {
+    if (bin->word + 1 >= bin->words) return;
+    size_t bytes = (size_t)64 * bin->cell_size;
+    const unsigned char *next = bin->word_cells + bytes;
+    if (bytes > GC_PREFETCH_AHEAD) bytes = GC_PREFETCH_AHEAD;
+    for (size_t offset = 0; offset < bytes; offset += 64) __builtin_prefetch(next + offset, 1, 3);
+}
+
 /* Loads free cells of the bin's current word into free_bits and counts
  * them as allocated (the fast path counts nothing; gc_bin_retire gives
  * back the ones left). Counting a whole span when a bin took it made a
@@ -58,6 +78,7 @@ static void bin_load(gc_heap_t *heap, gc_bin_t *bin) {
         bin->free_bits = free_bits;
         memset(bin->word_cells, 0, (size_t)64 * bin->cell_size);
         atomic_fetch_add_explicit(&heap->allocated_since_gc, (size_t)64 * bin->cell_size, memory_order_relaxed);
+        bin_prefetch_next_word(bin);
         return;
     }
     uint32_t limit = (uint32_t)(GC_COUNT_GRAIN / bin->cell_size);
