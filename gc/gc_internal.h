@@ -176,7 +176,7 @@ _Static_assert(MULCH_REGION_SHIFT == 22 && POOL_CARD_SHIFT == 9, "<mulch/gc.h>'s
  * collects in practice; beyond, double-to-size conversions would wrap). */
 #define GC_MAX_HEAP_GROWTH 1000.0
 
-#define GC_MAX_MARKERS 64u
+#define GC_MAX_MARKERS 64u /* (below 255: owning marking claims spans by a byte id, parallel.c) */
 /* Detached thread records a heap keeps for its next attaches (gc/thread.c):
  * a thread pool's workers attach around each task. */
 #define GC_THREAD_CACHE 8u
@@ -205,6 +205,16 @@ typedef struct gc_mark_shared {
     bool              quit, evacuate, aging, overflowed;
     size_t            rescan_low, rescan_end; /* the helpers' (gc_tracer_t) */
     uint64_t          generation, bytes_moved;
+    /* Owning marking (parallel.c): `owning` for this marking; claims[s]
+     * the id of the marker that owns heap->spans.items[s] (0: none yet),
+     * remote[s] nonzero once another marker set a remote bit in it. One
+     * mapping of 2 × claims_capacity bytes, kept from one collection to
+     * the next. */
+    bool              owning;
+    unsigned char    *claims, *remote;
+    size_t            claims_capacity;
+    uint64_t          remote_spans;  /* spans whose remote bits were merged,
+                                        all markings together (tests)      */
     pthread_t         helpers[GC_MAX_MARKERS];
 } gc_mark_shared_t;
 

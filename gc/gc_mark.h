@@ -86,6 +86,13 @@ struct gc_tracer {
     bool         aging;
     void        *old_parent;
     bool         special;     /* evacuate || aging (gc_tracer_set_mode)     */
+    /* Owning marking (parallel.c): while set, each span's mark bits are
+     * written by the one marker that claimed the span (plain stores, no
+     * locked instruction); the others set its remote bits instead, which
+     * the collector merges into the mark bits when marking ends. */
+    bool         owning;
+    unsigned char marker_id;  /* this marker's claim: 1 the collector,
+                                 2.. helpers (owning marking only)          */
     /* Evacuation: the spans this tracer copies into, one per entry (by
      * size class modulo GC_COPY_TARGETS). A span is this tracer's alone
      * until it fills or its entry is taken for another class, so a copy
@@ -110,8 +117,10 @@ struct gc_tracer {
         uint64_t *mark, *alloc; /* its bitmaps                          */
         block_t  *span;
         const gc_type_t *type; /* the span's, when it has no headers   */
-        uintptr_t unused;     /* 64 bytes: tracer_span_entry is a shift
-                                 and a mask (session 28)                */
+        uintptr_t owned;      /* owning marking: this marker claimed the
+                                 span (it alone writes its mark bits);
+                                 also pads the entry to 64 bytes, so that
+                                 tracer_span_entry is a shift and a mask */
     } span_cache[GC_SPAN_CACHE];
     /* The stack when its first mapping could not be had (last: the hot
      * fields above stay together; gc_tracer_init does not clear it). */
@@ -142,6 +151,9 @@ MULCH_INTERNAL void gc_tracer_init(gc_tracer_t *tracer, gc_heap_t *heap, const c
  * nested); closed with gc_tracer_free. It lives with the heap, not on the
  * caller's stack. */
 MULCH_INTERNAL gc_tracer_t *gc_heap_tracer_open(gc_heap_t *heap, const char *phase);
+/* Empties the tracer's span cache (owning marking starts: every entry's
+ * `owned` must come from this marking's claims). */
+MULCH_INTERNAL void gc_tracer_forget_spans(gc_tracer_t *tracer);
 /* The collection's tracer: whether it may move objects, whether it ages
  * (a minor collection). */
 MULCH_INTERNAL void gc_tracer_set_mode(gc_tracer_t *tracer, bool evacuate, bool aging);

@@ -45,6 +45,9 @@
  * young, and otherwise makes the holder old_parent again when popped, so
  * its card is kept as if it were traced at once. The verifier's checking
  * tracer never defers (its checks are per object).
+ * Parallel marking (parallel.c) sets bits through mark_shared unless the
+ * marker owns the span (owning marking: span_claim, at a span cache
+ * miss; the entry's `owned` caches the answer for the marking).
  */
 #include <stdio.h>
 
@@ -77,7 +80,7 @@ void gc_tracer_init(gc_tracer_t *tracer, gc_heap_t *heap, const char *phase) {
      * too, so that the miss reads nothing undefined), and the reserve is
      * written before it is read */
     memset(tracer, 0, offsetof(gc_tracer_t, span_cache));
-    for (size_t k = 0; k < GC_SPAN_CACHE; k++) tracer->span_cache[k].first = tracer->span_cache[k].bytes = 0;
+    gc_tracer_forget_spans(tracer);
     tracer->heap = heap;
     tracer->phase = phase;
     gc_mark_entry_t *spare = atomic_exchange_explicit(&heap->spare_mark_stack, NULL, memory_order_acquire);
@@ -215,21 +218,9 @@ static inline bool stays_young(const uint64_t *ages, uint32_t i) {
     return !((ages[i / 64] >> (i % 64)) & 1u);
 }
 
-/* Marks obj (already validated: cell i of the span whose mark bits are
- * `bits`); true when it was not marked before. With parallel markers the
- * bit is claimed by an atomic OR, so exactly one marker pushes each
- * object. `tag` goes into the mark stack entry (GC_ENTRY_YOUNG or 0). */
-static inline bool mark_plain(gc_tracer_t *tracer, uint64_t *bits, uint32_t i, void *obj, const gc_type_t *type,
-                              uintptr_t tag) {
-    uint64_t *mark = &bits[i / 64];
-    uint64_t bit = UINT64_C(1) << (i % 64);
-    uint64_t word = __atomic_load_n(mark, __ATOMIC_RELAXED);
-    if (word & bit) return false;
-    if (mulch_unlikely(tracer->shared != NULL)) {
-        if (__atomic_fetch_or(mark, bit, __ATOMIC_RELAXED) & bit) return false;
-    } else {
-        __atomic_store_n(mark, word | bit, __ATOMIC_RELAXED);
-    }
+/* Pushes obj, just marked: prefetches its header (or the object itself,
+ * when the entry carries its type) for when it is popped. */
+static inline bool mark_push(gc_tracer_t *tracer, void *obj, const gc_type_t *type, uintptr_t tag) {
     __builtin_prefetch((const char *)obj - (type ? 0 : GC_HEADER));
     gc_mark_entry_t entry = { (void *)((uintptr_t)obj | tag), type };
     if (mulch_likely(tracer->depth < tracer->capacity)) tracer->stack[tracer->depth++] = entry;
@@ -237,12 +228,55 @@ static inline bool mark_plain(gc_tracer_t *tracer, uint64_t *bits, uint32_t i, v
     return true;
 }
 
+/* Parallel marking of a cell whose mark word this marker may not write
+ * plainly (*mark, `bit` unset when read): the bit is claimed by an atomic
+ * OR, so exactly one marker pushes the object — in the mark bits, or in
+ * owning marking (b's span owned by another marker) in the span's remote
+ * bits (its age bits: owning marking runs only in heaps without
+ * generations, whose age bits are zero). An object both the owner and
+ * another marker claim is traced twice, which marking tolerates; the
+ * remote bits join the mark bits when marking ends (parallel.c). Out of
+ * line: a locked instruction costs more than the call, and the hit path
+ * stays short. */
+static MULCH_NOINLINE bool mark_shared(gc_tracer_t *tracer, uint64_t *mark, uint64_t bit, const block_t *b, void *obj,
+                                       const gc_type_t *type, uintptr_t tag) {
+    uint64_t *target = mark;
+    if (tracer->owning) target = gc_span_age_bits(b) + (mark - gc_span_mark_bits(b));
+    if (__atomic_fetch_or(target, bit, __ATOMIC_RELAXED) & bit) return false;
+    if (tracer->owning) __atomic_store_n(&tracer->shared->remote[b->owner_words[1]], 1, __ATOMIC_RELAXED);
+    return mark_push(tracer, obj, type, tag);
+}
+
+/* Marks obj (already validated: cell i of span b, whose mark bits are
+ * `bits`); true when it was not marked before. A single marker (no
+ * tracer->shared) and, in owning marking, the span's owner (`owned`) set
+ * the bit with a plain store; other parallel markers go through
+ * mark_shared. `tag` goes into the mark stack entry (GC_ENTRY_YOUNG or
+ * 0). b may be NULL where owning marking never runs (minor and
+ * evacuating collections). */
+static inline bool mark_plain(gc_tracer_t *tracer, uint64_t *bits, uint32_t i, void *obj, const gc_type_t *type,
+                              uintptr_t tag, bool owned, const block_t *b) {
+    uint64_t *mark = &bits[i / 64];
+    uint64_t bit = UINT64_C(1) << (i % 64);
+    uint64_t word = __atomic_load_n(mark, __ATOMIC_RELAXED);
+    if (word & bit) return false;
+    if (mulch_unlikely(tracer->shared != NULL) && !owned) return mark_shared(tracer, mark, bit, b, obj, type, tag);
+    __atomic_store_n(mark, word | bit, __ATOMIC_RELAXED);
+    return mark_push(tracer, obj, type, tag);
+}
+
+/* Whether this marker owns span b in owning marking (for the paths that
+ * have no span cache entry at hand). */
+static inline bool span_owned(const gc_tracer_t *tracer, const block_t *b) {
+    return tracer->owning && tracer->shared->claims[b->owner_words[1]] == tracer->marker_id;
+}
+
 /* A minor collection reached a young object that stays young from an old
  * parent: the parent's card is kept, the object marked. */
 static MULCH_NOINLINE bool mark_keeping_card(gc_tracer_t *tracer, uint64_t *bits, uint32_t i, void *obj,
                                              const gc_type_t *type) {
     gc_generation_keep_card(tracer);
-    return mark_plain(tracer, bits, i, obj, type, GC_ENTRY_YOUNG);
+    return mark_plain(tracer, bits, i, obj, type, GC_ENTRY_YOUNG, false, NULL);
 }
 
 /* A minor collection's marking (generation.c): an object that stays young
@@ -254,7 +288,7 @@ static inline bool mark_aging(gc_tracer_t *tracer, uint64_t *bits, const uint64_
                               const gc_type_t *type) {
     bool young = stays_young(ages, i);
     if (mulch_unlikely(young && tracer->old_parent != NULL)) return mark_keeping_card(tracer, bits, i, obj, type);
-    return mark_plain(tracer, bits, i, obj, type, young ? GC_ENTRY_YOUNG : 0);
+    return mark_plain(tracer, bits, i, obj, type, young ? GC_ENTRY_YOUNG : 0, false, NULL);
 }
 
 /* Marks cell i of span b (mark bits `bits`) off the hit path: mark_plain,
@@ -262,7 +296,7 @@ static inline bool mark_aging(gc_tracer_t *tracer, uint64_t *bits, const uint64_
 static inline bool mark_bit(gc_tracer_t *tracer, uint64_t *bits, const block_t *b, uint32_t i, void *obj,
                             const gc_type_t *type) {
     if (mulch_unlikely(tracer->aging)) return mark_aging(tracer, bits, gc_span_age_bits(b), i, obj, type);
-    return mark_plain(tracer, bits, i, obj, type, 0);
+    return mark_plain(tracer, bits, i, obj, type, 0, span_owned(tracer, b), b);
 }
 
 static inline bool mark_cell(gc_tracer_t *tracer, block_t *b, uint32_t i, void *obj) {
@@ -307,6 +341,21 @@ static inline span_entry_t *tracer_span_entry(gc_tracer_t *tracer, const void *v
     return (span_entry_t *)(void *)((unsigned char *)tracer->span_cache + (((uintptr_t)value >> 10) & 0x3fc0u));
 }
 
+/* Owning marking: the first marker to look a span up claims it for this
+ * marking; true when this marker owns b. */
+static bool span_claim(const gc_tracer_t *tracer, const block_t *b) {
+    unsigned char *claim = &tracer->shared->claims[b->owner_words[1]];
+    unsigned char owner = __atomic_load_n(claim, __ATOMIC_RELAXED);
+    if (owner == 0 && __atomic_compare_exchange_n(claim, &owner, tracer->marker_id, false, __ATOMIC_RELAXED,
+                                                  __ATOMIC_RELAXED))
+        return true;
+    return owner == tracer->marker_id;
+}
+
+void gc_tracer_forget_spans(gc_tracer_t *tracer) {
+    for (size_t k = 0; k < GC_SPAN_CACHE; k++) tracer->span_cache[k].first = tracer->span_cache[k].bytes = 0;
+}
+
 /* The span cache's miss: the chunk map, then the entry is refilled (NULL
  * when value is no object of this heap). Out of line, so that the hit
  * path needs few registers. */
@@ -324,6 +373,7 @@ static MULCH_NOINLINE span_entry_t *tracer_span_slow(gc_tracer_t *tracer, span_e
     entry->divisor = b->divisor;
     entry->mark = gc_span_mark_bits(b);
     entry->alloc = gc_span_alloc_bits(b);
+    entry->owned = tracer->owning && span_claim(tracer, b);
     return entry;
 }
 
@@ -410,7 +460,7 @@ static MULCH_NOINLINE void trace_slot_special(gc_tracer_t *tracer, void **slot, 
     span_entry_t *entry = tracer_span_entry(tracer, value);
     if (tracer->evacuate) {
         if (pool_block_has_flag(entry->span, BLOCK_EVACUATE)) trace_slot_slow(tracer, slot, value);
-        else mark_plain(tracer, entry->mark, i, value, entry->type, 0);
+        else mark_plain(tracer, entry->mark, i, value, entry->type, 0, false, entry->span);
         return;
     }
     /* the age bits follow the alloc bits as these follow the mark bits
@@ -446,7 +496,7 @@ void gc_trace_slot(gc_tracer_t *tracer, void **slot) {
         trace_slot_special(tracer, slot, value, i);
         return;
     }
-    mark_plain(tracer, entry->mark, i, value, entry->type, 0);
+    mark_plain(tracer, entry->mark, i, value, entry->type, 0, entry->owned != 0, entry->span);
 }
 
 /* Pushes a range entry for `chunks` chunks from slots; false when the
@@ -479,7 +529,8 @@ static MULCH_NOINLINE size_t range_defer(gc_tracer_t *tracer, void **slots, size
     uint32_t i;
     if (tracer->checking || ((uintptr_t)(slots + n) >> GC_RANGE_SHIFT) != 0) return n;
     block_t *b = range_span(tracer->heap, slots, n, &i);
-    if (b == NULL || !gc_tracer_is_marked(b, i)) return n;
+    if (b == NULL || !(gc_tracer_is_marked(b, i) || (tracer->owning && bit_test_relaxed(gc_span_age_bits(b), i))))
+        return n; /* (owning marking: a holder in the remote bits is marked once they merge) */
     uintptr_t tag = range_tag(tracer);
     size_t chunks = (n - 1) / GC_RANGE_CHUNK;
     void **end = slots + n;
