@@ -129,16 +129,18 @@ static unsigned char *target_cell(gc_tracer_t *tracer, unsigned cls, block_t **s
     for (;;) {
         block_t *b = target->size_class == cls ? target->span : NULL;
         if (b) {
-            uint64_t *alloc = gc_span_alloc_bits(b), *mark = gc_span_mark_bits(b);
+            uint64_t *alloc = gc_span_alloc_bits(b);
             uint32_t words = gc_span_words(b);
             for (uint32_t w = target->word; w < words; w++) {
                 uint64_t free_bits = ~__atomic_load_n(&alloc[w], __ATOMIC_RELAXED);
                 if (free_bits == 0) continue;
                 uint64_t bit = free_bits & (~free_bits + 1);
                 /* Atomic: other markers read alloc words and set mark bits
-                 * of this span's live objects meanwhile. */
+                 * of this span's live objects meanwhile (in owning marking,
+                 * its owner with plain stores: then the copy's bit is a
+                 * remote one, gc_tracer_set_bit). */
                 __atomic_fetch_or(&alloc[w], bit, __ATOMIC_RELAXED);
-                __atomic_fetch_or(&mark[w], bit, __ATOMIC_RELAXED);
+                (void)gc_tracer_set_bit(tracer, b, w, bit);
                 target->word = w;
                 uint32_t i = w * 64 + (uint32_t)__builtin_ctzll(bit);
                 *span = b;

@@ -212,7 +212,7 @@ typedef struct gc_mark_shared {
      * the next. */
     bool              owning;
     unsigned char    *claims, *remote;
-    size_t            claims_capacity;
+    size_t            claims_capacity, claims_count; /* spans when it began */
     uint64_t          remote_spans;  /* spans whose remote bits were merged,
                                         all markings together (tests)      */
     pthread_t         helpers[GC_MAX_MARKERS];

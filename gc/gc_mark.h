@@ -198,6 +198,11 @@ static inline void gc_rescan_range_add(size_t *low, size_t *end, size_t add_low,
     if (add_end > *end) *end = add_end;
 }
 MULCH_INTERNAL void gc_tracer_mark_in_place(gc_tracer_t *tracer, block_t *b, uint32_t i, void *obj);
+/* Sets `bit` of mark word `word` of span b by atomic OR, on behalf of a
+ * marker that may not own b: in owning marking, the remote word instead
+ * when another marker owns b (an evacuation's copy into a cell of b);
+ * false when the bit was set already. */
+MULCH_INTERNAL bool gc_tracer_set_bit(gc_tracer_t *tracer, const block_t *b, uint32_t word, uint64_t bit);
 MULCH_INTERNAL void gc_tracer_lock(gc_tracer_t *tracer);
 MULCH_INTERNAL void gc_tracer_unlock(gc_tracer_t *tracer);
 

@@ -240,11 +240,34 @@ static inline bool mark_push(gc_tracer_t *tracer, void *obj, const gc_type_t *ty
  * stays short. */
 static MULCH_NOINLINE bool mark_shared(gc_tracer_t *tracer, uint64_t *mark, uint64_t bit, const block_t *b, void *obj,
                                        const gc_type_t *type, uintptr_t tag) {
-    uint64_t *target = mark;
-    if (tracer->owning) target = gc_span_age_bits(b) + (mark - gc_span_mark_bits(b));
-    if (__atomic_fetch_or(target, bit, __ATOMIC_RELAXED) & bit) return false;
-    if (tracer->owning) __atomic_store_n(&tracer->shared->remote[b->owner_words[1]], 1, __ATOMIC_RELAXED);
+    bool fresh = tracer->owning ? gc_tracer_set_bit(tracer, b, (uint32_t)(mark - gc_span_mark_bits(b)), bit)
+                                : !(__atomic_fetch_or(mark, bit, __ATOMIC_RELAXED) & bit);
+    if (!fresh) return false;
     return mark_push(tracer, obj, type, tag);
+}
+
+/* Owning marking: whether span b's mark bits go by ownership. Not a span
+ * taken since the marking began (an evacuation's new target span: no
+ * claim byte), nor one being evacuated: gc_evacuate_object's claims read
+ * its mark bits as they stand (marked in place or not). */
+static inline bool span_ownable(const gc_tracer_t *tracer, const block_t *b) {
+    return b->owner_words[1] < tracer->shared->claims_count && !pool_block_has_flag(b, BLOCK_EVACUATE);
+}
+
+/* The id of the marker that claimed b (0: none yet). A marker's claim,
+ * once made, stays; a span nobody claimed yet is another marker's to
+ * claim at any moment, so "not mine" is the only safe reading of 0. */
+static inline unsigned char span_owner(const gc_tracer_t *tracer, const block_t *b) {
+    return __atomic_load_n(&tracer->shared->claims[b->owner_words[1]], __ATOMIC_RELAXED);
+}
+
+bool gc_tracer_set_bit(gc_tracer_t *tracer, const block_t *b, uint32_t word, uint64_t bit) {
+    uint64_t *target = gc_span_mark_bits(b) + word;
+    bool remote = tracer->owning && span_ownable(tracer, b) && span_owner(tracer, b) != tracer->marker_id;
+    if (remote) target = gc_span_age_bits(b) + word;
+    if (__atomic_fetch_or(target, bit, __ATOMIC_RELAXED) & bit) return false;
+    if (remote) __atomic_store_n(&tracer->shared->remote[b->owner_words[1]], 1, __ATOMIC_RELAXED);
+    return true;
 }
 
 /* Marks obj (already validated: cell i of span b, whose mark bits are
@@ -252,8 +275,8 @@ static MULCH_NOINLINE bool mark_shared(gc_tracer_t *tracer, uint64_t *mark, uint
  * tracer->shared) and, in owning marking, the span's owner (`owned`) set
  * the bit with a plain store; other parallel markers go through
  * mark_shared. `tag` goes into the mark stack entry (GC_ENTRY_YOUNG or
- * 0). b may be NULL where owning marking never runs (minor and
- * evacuating collections). */
+ * 0). b may be NULL where owning marking never runs (minor
+ * collections). */
 static inline bool mark_plain(gc_tracer_t *tracer, uint64_t *bits, uint32_t i, void *obj, const gc_type_t *type,
                               uintptr_t tag, bool owned, const block_t *b) {
     uint64_t *mark = &bits[i / 64];
@@ -268,7 +291,7 @@ static inline bool mark_plain(gc_tracer_t *tracer, uint64_t *bits, uint32_t i, v
 /* Whether this marker owns span b in owning marking (for the paths that
  * have no span cache entry at hand). */
 static inline bool span_owned(const gc_tracer_t *tracer, const block_t *b) {
-    return tracer->owning && tracer->shared->claims[b->owner_words[1]] == tracer->marker_id;
+    return tracer->owning && span_ownable(tracer, b) && span_owner(tracer, b) == tracer->marker_id;
 }
 
 /* A minor collection reached a young object that stays young from an old
@@ -373,7 +396,7 @@ static MULCH_NOINLINE span_entry_t *tracer_span_slow(gc_tracer_t *tracer, span_e
     entry->divisor = b->divisor;
     entry->mark = gc_span_mark_bits(b);
     entry->alloc = gc_span_alloc_bits(b);
-    entry->owned = tracer->owning && span_claim(tracer, b);
+    entry->owned = tracer->owning && span_ownable(tracer, b) && span_claim(tracer, b);
     return entry;
 }
 
@@ -460,7 +483,7 @@ static MULCH_NOINLINE void trace_slot_special(gc_tracer_t *tracer, void **slot, 
     span_entry_t *entry = tracer_span_entry(tracer, value);
     if (tracer->evacuate) {
         if (pool_block_has_flag(entry->span, BLOCK_EVACUATE)) trace_slot_slow(tracer, slot, value);
-        else mark_plain(tracer, entry->mark, i, value, entry->type, 0, false, entry->span);
+        else mark_plain(tracer, entry->mark, i, value, entry->type, 0, entry->owned != 0, entry->span);
         return;
     }
     /* the age bits follow the alloc bits as these follow the mark bits

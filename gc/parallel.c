@@ -13,9 +13,10 @@
  * empty; a helper that wakes late (a loaded machine) finds marking done
  * and stays out, so the collector never waits for a thread to be scheduled.
  *
- * Owning marking (every parallel marking that neither evacuates nor ages,
- * in heaps without generations): the first marker to look a span up
- * claims it (shared->claims, by span index); its owner sets the span's
+ * Owning marking (every parallel marking of a heap without generations):
+ * the first marker to look a span up claims it (shared->claims, by span
+ * index), unless the span is being evacuated or was taken for copies
+ * since the marking began (those keep atomic mark bits); its owner sets the span's
  * mark bits with plain stores, any other marker sets the span's remote
  * bits (its age bits, zero in such heaps) by atomic OR; when every
  * marker is out, the collector ORs the remote bits into the mark bits and
@@ -307,8 +308,9 @@ static unsigned helpers_start(gc_heap_t *heap) {
 /* Owning marking (mark.c): the claims and remote flags, zeroed, for
  * every span of the heap; false when they cannot be had (the marking then
  * sets mark bits by atomic OR). The mapping grows by doubling and is kept
- * for the next collection (a few bytes per span). Spans are neither added
- * nor removed while a marking that may own runs (it never evacuates). */
+ * for the next collection (a few bytes per span). No span is removed
+ * while markers run; an evacuation's new target spans come after
+ * claims_count and are not owned. */
 static bool claims_reset(gc_heap_t *heap) {
     gc_mark_shared_t *shared = &heap->mark_shared;
     size_t count = heap->spans.count;
@@ -324,6 +326,7 @@ static bool claims_reset(gc_heap_t *heap) {
     }
     memset(shared->claims, 0, count);
     memset(shared->remote, 0, count);
+    shared->claims_count = count;
     return true;
 }
 
@@ -332,7 +335,7 @@ static bool claims_reset(gc_heap_t *heap) {
  * generations keeps them. */
 static void remote_bits_merge(gc_heap_t *heap) {
     gc_mark_shared_t *shared = &heap->mark_shared;
-    for (size_t s = 0; s < heap->spans.count; s++) {
+    for (size_t s = 0; s < shared->claims_count; s++) {
         if (!shared->remote[s]) continue;
         block_t *b = heap->spans.items[s];
         shared->remote_spans++;
@@ -370,7 +373,7 @@ void gc_mark_parallel(gc_tracer_t *tracer) {
     shared->overflowed = false;
     shared->rescan_low = shared->rescan_end = 0;
     atomic_store_explicit(&shared->bad_slots, tracer->bad_slots, memory_order_relaxed);
-    shared->owning = !tracer->special && !heap->generational && claims_reset(heap);
+    shared->owning = !tracer->aging && !heap->generational && claims_reset(heap);
     pthread_cond_broadcast(&shared->start);
     pthread_mutex_unlock(&shared->lock);
 
