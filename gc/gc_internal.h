@@ -207,12 +207,18 @@ typedef struct gc_mark_shared {
     uint64_t          generation, bytes_moved;
     /* Owning marking (parallel.c): `owning` for this marking; claims[s]
      * the id of the marker that owns heap->spans.items[s] (0: none yet),
-     * remote[s] nonzero once another marker set a remote bit in it. One
-     * mapping of 2 × claims_capacity bytes, kept from one collection to
-     * the next. */
+     * remote[s] nonzero once another marker set a remote bit in it; one
+     * mapping, with remote_offsets, kept from one collection to the next.
+     * A span's remote bits are its age bits in a heap without
+     * generations; in one with generations, whose age bits are in use,
+     * words of remote_bits from remote_offsets[s] on (a mapping of its
+     * own, all zero between markings). */
     bool              owning;
     unsigned char    *claims, *remote;
+    uint32_t         *remote_offsets;
+    uint64_t         *remote_bits;
     size_t            claims_capacity, claims_count; /* spans when it began */
+    size_t            remote_bits_capacity;          /* words            */
     uint64_t          remote_spans;  /* spans whose remote bits were merged,
                                         all markings together (tests)      */
     pthread_t         helpers[GC_MAX_MARKERS];

@@ -175,6 +175,13 @@ MULCH_INTERNAL bool gc_mark_split_range(gc_tracer_t *tracer, size_t limit, gc_ma
 MULCH_INTERNAL bool gc_is_marked(const gc_heap_t *heap, const void *obj);
 MULCH_INTERNAL void gc_roots_trace(gc_tracer_t *tracer);
 
+/* The remote bits of span b, one of the spans an owning marking claims
+ * (parallel.c). */
+static inline uint64_t *gc_mark_remote_bits(const gc_mark_shared_t *shared, const block_t *b) {
+    if (shared->remote_bits == NULL) return gc_span_age_bits(b);
+    return shared->remote_bits + shared->remote_offsets[b->owner_words[1]];
+}
+
 /* Small helpers the evacuation path shares with the tracer. */
 /* Bitmap words may be set by other markers meanwhile: relaxed atomic reads. */
 static inline bool bit_test_relaxed(const uint64_t *bits, uint32_t i) {

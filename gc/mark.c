@@ -232,8 +232,7 @@ static inline bool mark_push(gc_tracer_t *tracer, void *obj, const gc_type_t *ty
  * plainly (*mark, `bit` unset when read): the bit is claimed by an atomic
  * OR, so exactly one marker pushes the object — in the mark bits, or in
  * owning marking (b's span owned by another marker) in the span's remote
- * bits (its age bits: owning marking runs only in heaps without
- * generations, whose age bits are zero). An object both the owner and
+ * bits (gc_mark_remote_bits). An object both the owner and
  * another marker claim is traced twice, which marking tolerates; the
  * remote bits join the mark bits when marking ends (parallel.c). Out of
  * line: a locked instruction costs more than the call, and the hit path
@@ -264,7 +263,7 @@ static inline unsigned char span_owner(const gc_tracer_t *tracer, const block_t 
 bool gc_tracer_set_bit(gc_tracer_t *tracer, const block_t *b, uint32_t word, uint64_t bit) {
     uint64_t *target = gc_span_mark_bits(b) + word;
     bool remote = tracer->owning && span_ownable(tracer, b) && span_owner(tracer, b) != tracer->marker_id;
-    if (remote) target = gc_span_age_bits(b) + word;
+    if (remote) target = gc_mark_remote_bits(tracer->shared, b) + word;
     if (__atomic_fetch_or(target, bit, __ATOMIC_RELAXED) & bit) return false;
     if (remote) __atomic_store_n(&tracer->shared->remote[b->owner_words[1]], 1, __ATOMIC_RELAXED);
     return true;
@@ -275,8 +274,7 @@ bool gc_tracer_set_bit(gc_tracer_t *tracer, const block_t *b, uint32_t word, uin
  * tracer->shared) and, in owning marking, the span's owner (`owned`) set
  * the bit with a plain store; other parallel markers go through
  * mark_shared. `tag` goes into the mark stack entry (GC_ENTRY_YOUNG or
- * 0). b may be NULL where owning marking never runs (minor
- * collections). */
+ * 0). */
 static inline bool mark_plain(gc_tracer_t *tracer, uint64_t *bits, uint32_t i, void *obj, const gc_type_t *type,
                               uintptr_t tag, bool owned, const block_t *b) {
     uint64_t *mark = &bits[i / 64];
@@ -297,9 +295,9 @@ static inline bool span_owned(const gc_tracer_t *tracer, const block_t *b) {
 /* A minor collection reached a young object that stays young from an old
  * parent: the parent's card is kept, the object marked. */
 static MULCH_NOINLINE bool mark_keeping_card(gc_tracer_t *tracer, uint64_t *bits, uint32_t i, void *obj,
-                                             const gc_type_t *type) {
+                                             const gc_type_t *type, bool owned, const block_t *b) {
     gc_generation_keep_card(tracer);
-    return mark_plain(tracer, bits, i, obj, type, GC_ENTRY_YOUNG, false, NULL);
+    return mark_plain(tracer, bits, i, obj, type, GC_ENTRY_YOUNG, owned, b);
 }
 
 /* A minor collection's marking (generation.c): an object that stays young
@@ -308,17 +306,19 @@ static MULCH_NOINLINE bool mark_keeping_card(gc_tracer_t *tracer, uint64_t *bits
  * keeping is a tail call, so that trace_slot_special's common path saves
  * no registers. */
 static inline bool mark_aging(gc_tracer_t *tracer, uint64_t *bits, const uint64_t *ages, uint32_t i, void *obj,
-                              const gc_type_t *type) {
+                              const gc_type_t *type, bool owned, const block_t *b) {
     bool young = stays_young(ages, i);
-    if (mulch_unlikely(young && tracer->old_parent != NULL)) return mark_keeping_card(tracer, bits, i, obj, type);
-    return mark_plain(tracer, bits, i, obj, type, young ? GC_ENTRY_YOUNG : 0, false, NULL);
+    if (mulch_unlikely(young && tracer->old_parent != NULL))
+        return mark_keeping_card(tracer, bits, i, obj, type, owned, b);
+    return mark_plain(tracer, bits, i, obj, type, young ? GC_ENTRY_YOUNG : 0, owned, b);
 }
 
 /* Marks cell i of span b (mark bits `bits`) off the hit path: mark_plain,
  * or mark_aging in a minor collection. */
 static inline bool mark_bit(gc_tracer_t *tracer, uint64_t *bits, const block_t *b, uint32_t i, void *obj,
                             const gc_type_t *type) {
-    if (mulch_unlikely(tracer->aging)) return mark_aging(tracer, bits, gc_span_age_bits(b), i, obj, type);
+    if (mulch_unlikely(tracer->aging))
+        return mark_aging(tracer, bits, gc_span_age_bits(b), i, obj, type, span_owned(tracer, b), b);
     return mark_plain(tracer, bits, i, obj, type, 0, span_owned(tracer, b), b);
 }
 
@@ -488,7 +488,8 @@ static MULCH_NOINLINE void trace_slot_special(gc_tracer_t *tracer, void **slot, 
     }
     /* the age bits follow the alloc bits as these follow the mark bits
      * (three equal thirds, gc_span_age_bits) */
-    mark_aging(tracer, entry->mark, entry->alloc + (entry->alloc - entry->mark), i, value, entry->type);
+    mark_aging(tracer, entry->mark, entry->alloc + (entry->alloc - entry->mark), i, value, entry->type,
+               entry->owned != 0, entry->span);
 }
 
 /* The hit path calls nothing but in tail position, so it saves no
@@ -552,7 +553,8 @@ static MULCH_NOINLINE size_t range_defer(gc_tracer_t *tracer, void **slots, size
     uint32_t i;
     if (tracer->checking || ((uintptr_t)(slots + n) >> GC_RANGE_SHIFT) != 0) return n;
     block_t *b = range_span(tracer->heap, slots, n, &i);
-    if (b == NULL || !(gc_tracer_is_marked(b, i) || (tracer->owning && bit_test_relaxed(gc_span_age_bits(b), i))))
+    if (b == NULL || !(gc_tracer_is_marked(b, i) || (tracer->owning && span_ownable(tracer, b)
+                                                      && bit_test_relaxed(gc_mark_remote_bits(tracer->shared, b), i))))
         return n; /* (owning marking: a holder in the remote bits is marked once they merge) */
     uintptr_t tag = range_tag(tracer);
     size_t chunks = (n - 1) / GC_RANGE_CHUNK;

@@ -13,12 +13,14 @@
  * empty; a helper that wakes late (a loaded machine) finds marking done
  * and stays out, so the collector never waits for a thread to be scheduled.
  *
- * Owning marking (every parallel marking of a heap without generations):
- * the first marker to look a span up claims it (shared->claims, by span
- * index), unless the span is being evacuated or was taken for copies
- * since the marking began (those keep atomic mark bits); its owner sets the span's
- * mark bits with plain stores, any other marker sets the span's remote
- * bits (its age bits, zero in such heaps) by atomic OR; when every
+ * Owning marking (every parallel marking): the first marker to look a
+ * span up claims it (shared->claims, by span index), unless the span is
+ * being evacuated or was taken for copies since the marking began (those
+ * keep atomic mark bits); its owner sets the span's mark bits with plain
+ * stores, any other marker sets the span's remote bits by atomic OR (in
+ * a heap without generations its age bits, zero there; in one with
+ * generations, whose age bits are in use, a bitmap of shared->remote_bits,
+ * zero between markings, remote_bits_place); when every
  * marker is out, the collector ORs the remote bits into the mark bits and
  * clears them. A locked OR for every object marked cost a marker a third
  * of its time, and two markers that marked in the same bitmap words
@@ -32,7 +34,7 @@
  * most once per bitmap that holds its bit (by exactly one marker in the
  * non-owning mode, by at most two in the owning one: tracing twice is
  * harmless); every marked or remote bit of a marking is a mark bit once
- * gc_mark_parallel returns, and the age bits are zero again; new
+ * gc_mark_parallel returns, and the remote bits are zero again; new
  * evacuation target spans are taken under target_lock; the collector
  * holds heap->lock throughout, helpers never take it. Helpers run no user
  * code but trace functions. Live set and results are those of serial
@@ -305,6 +307,34 @@ static unsigned helpers_start(gc_heap_t *heap) {
     return shared->helper_count;
 }
 
+/* Per span: its claim, its remote flag and its remote bits' offset. */
+#define CLAIM_BYTES (2u + sizeof(uint32_t))
+
+/* A heap with generations: the remote bits of its `count` spans, their
+ * words laid out in span order in shared->remote_bits, which grows by
+ * doubling (a fresh mapping is zero; the merge leaves every word it used
+ * zero again); false when it cannot be had, or the offsets would not fit
+ * 32 bits. */
+static bool remote_bits_place(gc_heap_t *heap, size_t count) {
+    gc_mark_shared_t *shared = &heap->mark_shared;
+    size_t words = 0;
+    for (size_t s = 0; s < count; s++) {
+        if (words > UINT32_MAX) return false;
+        shared->remote_offsets[s] = (uint32_t)words;
+        words += gc_span_words(heap->spans.items[s]);
+    }
+    if (words > shared->remote_bits_capacity) {
+        size_t capacity = shared->remote_bits_capacity ? shared->remote_bits_capacity : 4096;
+        while (capacity < words) capacity *= 2;
+        uint64_t *bits = os_map(capacity * sizeof *bits);
+        if (bits == NULL) return false;
+        if (shared->remote_bits) os_unmap(shared->remote_bits, shared->remote_bits_capacity * sizeof *bits);
+        shared->remote_bits = bits;
+        shared->remote_bits_capacity = capacity;
+    }
+    return true;
+}
+
 /* Owning marking (mark.c): the claims and remote flags, zeroed, for
  * every span of the heap; false when they cannot be had (the marking then
  * sets mark bits by atomic OR). The mapping grows by doubling and is kept
@@ -317,13 +347,15 @@ static bool claims_reset(gc_heap_t *heap) {
     if (shared->claims == NULL || count > shared->claims_capacity) {
         size_t capacity = shared->claims_capacity ? shared->claims_capacity : 4096;
         while (capacity < count) capacity *= 2;
-        unsigned char *claims = os_map(2 * capacity);
+        unsigned char *claims = os_map(CLAIM_BYTES * capacity);
         if (claims == NULL) return false;
-        if (shared->claims) os_unmap(shared->claims, 2 * shared->claims_capacity);
+        if (shared->claims) os_unmap(shared->claims, CLAIM_BYTES * shared->claims_capacity);
         shared->claims = claims;
         shared->remote = claims + capacity;
+        shared->remote_offsets = (uint32_t *)(void *)(claims + 2 * capacity);
         shared->claims_capacity = capacity;
     }
+    if (heap->generational && !remote_bits_place(heap, count)) return false;
     memset(shared->claims, 0, count);
     memset(shared->remote, 0, count);
     shared->claims_count = count;
@@ -331,15 +363,15 @@ static bool claims_reset(gc_heap_t *heap) {
 }
 
 /* Owning marking is over (every marker out): each remote bit joins the
- * mark bits and is cleared, the age bits zero again as a heap without
- * generations keeps them. */
+ * mark bits and is cleared (a heap without generations keeps its age
+ * bits zero; the other's remote_bits stay zero between markings). */
 static void remote_bits_merge(gc_heap_t *heap) {
     gc_mark_shared_t *shared = &heap->mark_shared;
     for (size_t s = 0; s < shared->claims_count; s++) {
         if (!shared->remote[s]) continue;
         block_t *b = heap->spans.items[s];
         shared->remote_spans++;
-        uint64_t *mark = gc_span_mark_bits(b), *remote = gc_span_age_bits(b);
+        uint64_t *mark = gc_span_mark_bits(b), *remote = gc_mark_remote_bits(shared, b);
         for (uint32_t w = 0; w < gc_span_words(b); w++) {
             if (remote[w] == 0) continue;
             __atomic_store_n(&mark[w], mark[w] | remote[w], __ATOMIC_RELAXED);
@@ -373,7 +405,7 @@ void gc_mark_parallel(gc_tracer_t *tracer) {
     shared->overflowed = false;
     shared->rescan_low = shared->rescan_end = 0;
     atomic_store_explicit(&shared->bad_slots, tracer->bad_slots, memory_order_relaxed);
-    shared->owning = !tracer->aging && !heap->generational && claims_reset(heap);
+    shared->owning = claims_reset(heap);
     pthread_cond_broadcast(&shared->start);
     pthread_mutex_unlock(&shared->lock);
 
@@ -419,7 +451,8 @@ void gc_mark_shared_destroy(gc_heap_t *heap) {
     pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
     for (unsigned i = 0; i < shared->helper_count; i++) pthread_join(shared->helpers[i], NULL);
     pthread_setcancelstate(cancel_state, NULL);
-    if (shared->claims) os_unmap(shared->claims, 2 * shared->claims_capacity);
+    if (shared->claims) os_unmap(shared->claims, CLAIM_BYTES * shared->claims_capacity);
+    if (shared->remote_bits) os_unmap(shared->remote_bits, shared->remote_bits_capacity * sizeof(uint64_t));
     while (shared->mappings) {
         gc_mark_packet_t *batch = shared->mappings;
         shared->mappings = batch->next;
