@@ -59,9 +59,10 @@ struct gc_mark_packet {
 };
 
 /* Smaller heaps are marked by the collector alone: waking helpers costs
- * more than it saves. At 8 MiB a helper already pays on 2 cores (GCBench
- * 0.179 -> 0.166 s, Lisp binary-trees 2.84 -> 2.66 s); the 4 MiB Lisp
- * strings program gains nothing from it. */
+ * more than it saves. At 8 MiB a helper already pays on 2 cores (session
+ * 32, owning marking: GCBench 0.141-0.145 -> 0.119-0.132 s for 4 % more
+ * CPU, Lisp binary-trees 2.80 -> 2.65-2.67 s); the 4 MiB Lisp strings
+ * program gains nothing from it (0.110-0.112 s either way). */
 #define PARALLEL_MIN_HEAP ((size_t)8 << 20)
 /* How long an idle marker waits for a packet before it sleeps. */
 #define MARK_SPIN_NS 20000u
