@@ -421,7 +421,8 @@ static bool gc_alloc_record_ok(const gc_thread_t *t) {
 static void gc_collect_for_allocation(gc_thread_t *t, bool minor_allowed) {
     bool wait_only = minor_allowed || !t->heap->generational;
     if (!gc_world_stop(t, wait_only)) return;
-    gc_collect_locked(t->heap, t, minor_allowed);
+    /* (a full collection on an allocation's behalf is for room it lacked) */
+    gc_collect_locked(t->heap, t, minor_allowed, minor_allowed ? GC_REASON_ALLOCATION : GC_REASON_HEAP_LIMIT);
     gc_world_start_heap(t->heap, t);
     gc_run_finalizers(t);
 }

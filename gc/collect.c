@@ -17,7 +17,9 @@
  *   6. counts live cells per span: empty spans go back to the pool, spans
  *      with room are listed as available (unswept: the thread that takes
  *      one sweeps it), and the next trigger is set from the live bytes
- *      (gc_allocation_budget).
+ *      (gc_allocation_budget);
+ *   7. once the pause is measured, tells the embedder (events.c: the
+ *      collection callback, MULCH_GC_LOG), still with the world stopped.
  * Finalizers run after the world restarts (gc_run_finalizers), one at a
  * time per heap, each object staying in `pending` (a root) while its
  * finalizer runs.
@@ -184,7 +186,7 @@ void gc_heap_sweep_all(gc_heap_t *heap) {
     for (size_t s = 0; s < heap->spans.count; s++) gc_span_ensure_swept(heap, heap->spans.items[s]);
 }
 
-void gc_collect_locked(gc_heap_t *heap, gc_thread_t *self, bool minor_allowed) {
+void gc_collect_locked(gc_heap_t *heap, gc_thread_t *self, bool minor_allowed, int reason) {
     /* MULCH_GC_VERIFY: the embedder's mistakes (a store that bypassed
      * gc_write, a root left dangling) show before the collection that
      * would act on them, and the collector's own after it; neither check
@@ -194,6 +196,7 @@ void gc_collect_locked(gc_heap_t *heap, gc_thread_t *self, bool minor_allowed) {
     size_t held = atomic_load_explicit(&heap->heap_bytes, memory_order_relaxed);
     if (held > heap->high_water) heap->high_water = held;
     gc_heap_sweep_all(heap);
+    uint64_t swept = gc_now_ns();
     heap->epoch++;
     bool minor = gc_generation_begin(heap, minor_allowed);
 
@@ -213,6 +216,7 @@ void gc_collect_locked(gc_heap_t *heap, gc_thread_t *self, bool minor_allowed) {
         if (gc_ephemerons_marked(heap)) evacuate = false;
     }
     gc_tracer_set_mode(tracer, evacuate, minor);
+    uint64_t mark_start = gc_now_ns();
     if (heap->options.conservative_stack) {
         /* First, before anything moves: what the stacks hold stays put. */
         if (self) gc_thread_save_context(self, NULL);
@@ -225,10 +229,12 @@ void gc_collect_locked(gc_heap_t *heap, gc_thread_t *self, bool minor_allowed) {
     weak_refs_clear_dead(heap);
     if (finalizable_move_dead(heap, tracer)) gc_ephemerons_converge(tracer); /* what they revived */
     weak_refs_forget_dead(heap);
+    uint64_t mark_end = gc_now_ns();
     gc_bridge_after_mark(heap);
     gc_hashes_after_mark(heap);
     gc_evacuation_finish(heap);
     heap->bytes_moved += tracer->bytes_moved;
+    size_t moved = tracer->bytes_moved;
     gc_tracer_free(tracer);
 
     spans_account(heap);
@@ -239,6 +245,23 @@ void gc_collect_locked(gc_heap_t *heap, gc_thread_t *self, bool minor_allowed) {
     uint64_t pause = gc_now_ns() - start;
     heap->pause_ns_total += pause;
     if (pause > heap->pause_ns_max) heap->pause_ns_max = pause;
+    if (heap->collection_fn != NULL || heap->log_collections) {
+        gc_collection_info_t info = {
+            .sequence = heap->collections,
+            .reason = reason,
+            .minor = minor,
+            .markers = heap->last_markers,
+            .pause_ns = pause,
+            .sweep_ns = swept - start,
+            .mark_ns = mark_end - mark_start,
+            .heap_bytes_before = held,
+            .heap_bytes_after = atomic_load_explicit(&heap->heap_bytes, memory_order_relaxed),
+            .live_bytes = heap->live_bytes,
+            .bytes_moved = moved,
+            .budget = heap->trigger,
+        };
+        gc_collection_report(heap, &info);
+    }
     if (mulch_unlikely(heap->verify_each)) gc_verify_locked(heap);
 }
 
@@ -331,7 +354,7 @@ void gc_collect(gc_thread_t *t) {
      * finalizing thread takes from them under the lock) */
     gc_heap_t *heap = t->heap;
     size_t pending = heap->pending.count, releases = heap->rc_to_release.count;
-    gc_collect_locked(heap, t, false);
+    gc_collect_locked(heap, t, false, GC_REASON_EXPLICIT);
     bool made = heap->pending.count > pending || heap->rc_to_release.count > releases;
     gc_world_start_heap(heap, t);
     gc_finish_finalizers(t, made);

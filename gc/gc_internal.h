@@ -391,6 +391,10 @@ struct gc_heap {
     uint64_t         objects_finalized;
     uint64_t         stress_every;     /* MULCH_GC_STRESS: collect every N slow paths */
     bool             verify_each;      /* MULCH_GC_VERIFY: gc_verify before and after each collection */
+    bool             log_collections;  /* MULCH_GC_LOG: a line a collection on stderr (events.c) */
+    unsigned         last_markers;     /* markers of the last marking (gc_mark_parallel) */
+    gc_collection_fn collection_fn;    /* gc_set_collection_callback */
+    void            *collection_ctx;
     _Atomic uint64_t stress_counter;
 };
 
@@ -473,7 +477,7 @@ MULCH_INTERNAL bool gc_heap_given(const gc_heap_t *heap, const char *fn);
  * the heap's lock held (or, a marker thread, for a collector that holds
  * it). A mulch call from there would wait for that lock for ever:
  * gc_outside_tracing reports it instead ("<fn>: called from a trace
- * function, root callback, heap-walk callback or error handler during a
+ * function, root callback, heap-walk callback, collection callback or error handler during a
  * collection") and the call does nothing. */
 MULCH_INTERNAL extern _Thread_local unsigned mulch_gc_tracing_depth MULCH_TLS_MODEL;
 /* The heap whose gc_verify or gc_heap_walk the calling thread runs (every
@@ -617,7 +621,10 @@ MULCH_INTERNAL void gc_marks_forget(gc_heap_t *heap);
 /* Bytes to allocate before the next collection, for `basis` live bytes
  * (gc/collect.c). */
 MULCH_INTERNAL size_t gc_allocation_budget(const gc_heap_t *heap, size_t basis, size_t held);
-MULCH_INTERNAL void gc_collect_locked(gc_heap_t *heap, gc_thread_t *self, bool minor_allowed);
+MULCH_INTERNAL void gc_collect_locked(gc_heap_t *heap, gc_thread_t *self, bool minor_allowed, int reason);
+/* The end of a collection (events.c): MULCH_GC_LOG's line and the
+ * embedder's callback, with the lock held and the world stopped. */
+MULCH_INTERNAL void gc_collection_report(gc_heap_t *heap, const gc_collection_info_t *info);
 MULCH_INTERNAL void gc_run_finalizers(gc_thread_t *thread);
 
 /* ---- the pending finalizers' index (gc/pending.c), heap->lock held ------- */

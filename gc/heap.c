@@ -146,6 +146,7 @@ gc_heap_t *gc_heap_create(const gc_options_t *opts) {
     heap->trigger = options.initial_heap;
     heap->stress_every = gc_env_size("MULCH_GC_STRESS", 0);
     heap->verify_each = gc_env_flag("MULCH_GC_VERIFY", 0) != 0;
+    heap->log_collections = gc_env_flag("MULCH_GC_LOG", 0) != 0;
     /* gc_allocation_budget: reuse up to heap_keep x live of a bigger heap */
     heap->heap_keep = 1.5 * options.heap_growth;
     const char *keep_name = "MULCH_GC_HEAP_KEEP";
@@ -335,7 +336,7 @@ bool gc_outside_tracing_slow_at(const char *fn, const void *subject) {
     static _Thread_local bool reporting MULCH_TLS_MODEL;
     if (!reporting) {
         reporting = true;
-        report_misuse(fn, "called from a trace function, root callback, heap-walk callback or error handler "
+        report_misuse(fn, "called from a trace function, root callback, heap-walk callback, collection callback or error handler "
                           "during a collection (only gc_trace_slot and gc_trace_range may be)", subject);
         reporting = false;
     }

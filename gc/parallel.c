@@ -390,6 +390,7 @@ void gc_mark_parallel(gc_tracer_t *tracer) {
     if (markers_wanted(heap) > 1 && (heap_bytes >= PARALLEL_MIN_HEAP || heap->options.markers > 1))
         helpers = helpers_start(heap);
     if (helpers == 0) {
+        heap->last_markers = 1;
         gc_mark_drain(tracer);
         return;
     }
@@ -419,6 +420,7 @@ void gc_mark_parallel(gc_tracer_t *tracer) {
     pthread_mutex_lock(&shared->lock);
     while (shared->joined) gc_cond_wait(&shared->finished, &shared->lock);
     if (tracer->owning) remote_bits_merge(heap);
+    heap->last_markers = shared->active; /* the collector and the helpers that joined */
     tracer->owning = false;
     tracer->bytes_moved += shared->bytes_moved;
     tracer->overflowed |= shared->overflowed;

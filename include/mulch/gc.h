@@ -310,6 +310,36 @@ typedef struct gc_stats {
 } gc_stats_t;
 MULCH_API void gc_get_stats(gc_heap_t *heap, gc_stats_t *out);
 
+/* One collection, as a collection callback sees it. The three times are
+ * of one monotonic clock; sweep_ns and mark_ns are parts of pause_ns. */
+typedef struct gc_collection_info {
+    uint64_t sequence;          /* the heap's collections so far, this one included */
+    int      reason;            /* GC_REASON_* */
+    int      minor;             /* 1: a generational heap's minor collection */
+    unsigned markers;           /* threads that marked (1: the collector alone) */
+    uint64_t pause_ns;          /* the world stood still this long */
+    uint64_t sweep_ns;          /* sweeping what the collection before left unswept */
+    uint64_t mark_ns;           /* marking from the roots, ephemerons, weak refs, finalizable objects */
+    size_t   heap_bytes_before; /* heap size when the collection began */
+    size_t   heap_bytes_after;  /* heap size when it ended (empty spans released) */
+    size_t   live_bytes;        /* bytes of the cells that survived (minor: old ones included) */
+    size_t   bytes_moved;       /* by this collection's compaction */
+    size_t   budget;            /* bytes allocated until the next triggered collection */
+} gc_collection_info_t;
+enum {
+    GC_REASON_ALLOCATION = 0, /* allocation since the last collection reached the budget */
+    GC_REASON_EXPLICIT   = 1, /* gc_collect */
+    GC_REASON_HEAP_LIMIT = 2  /* an allocation did not fit (max_heap, the pool's limit) */
+};
+/* Called at the end of every collection of the heap, on the collecting
+ * thread, with the world still stopped and the heap's lock held: fn may
+ * read *info (valid during the call) and write it out; a mulch call that
+ * may collect or take the heap's lock is reported and does nothing, as
+ * from a trace function. fn NULL: no callback. MULCH_GC_LOG=1 prints one
+ * line a collection to stderr, with or without a callback. */
+typedef void (*gc_collection_fn)(const gc_collection_info_t *info, void *ctx);
+MULCH_API void gc_set_collection_callback(gc_heap_t *heap, gc_collection_fn fn, void *ctx);
+
 /* Checks every heap invariant; 0 when sound, else the number of problems,
  * each reported through the error handler. Stops the world. */
 MULCH_API size_t gc_verify(gc_heap_t *heap);

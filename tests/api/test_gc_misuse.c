@@ -186,7 +186,7 @@ static void test_calls_from_inside_a_collection(void **state)
     }
     char what[256];
     rec_last(what, sizeof what, NULL);
-    if (strstr(what, "called from a trace function, root callback, heap-walk callback or error handler during a collection") == NULL)
+    if (strstr(what, "called from a trace function, root callback, heap-walk callback, collection callback or error handler during a collection") == NULL)
         T_FAIL("unexpected report: %s", what);
     EXPECT_VERIFY(h);
     gc_heap_destroy(h);

@@ -97,7 +97,7 @@ static void expect_list(void *head)
     EXPECT_EQ(id, LIST_LENGTH + 1u);
 }
 
-static const char k_refused[] = "called from a trace function, root callback, heap-walk callback or error handler "
+static const char k_refused[] = "called from a trace function, root callback, heap-walk callback, collection callback or error handler "
                                 "during a collection";
 
 /* Runs the outer operation (gc_collect or gc_verify) with each reentry

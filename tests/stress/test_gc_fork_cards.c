@@ -77,7 +77,7 @@ static _Noreturn void child_check(gc_thread_t *t) {
     if (g_heap->threads != t || t->next != NULL) _exit(CHILD_STATE);
     /* the minor collection an allocation would run */
     if (!gc_world_stop(t, true)) _exit(CHILD_STATE);
-    gc_collect_locked(g_heap, t, true);
+    gc_collect_locked(g_heap, t, true, GC_REASON_ALLOCATION);
     gc_world_start_heap(g_heap, t);
     node_t *young = ((node_t *)g_old)->next;
     if (young == NULL || !gc_is_marked(g_heap, young)) _exit(CHILD_LOST);

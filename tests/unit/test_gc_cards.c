@@ -84,7 +84,7 @@ static bool is_aged(gc_heap_t *h, void *obj) { return swept_bit(h, obj, gc_span_
 
 static void minor_collection(gc_heap_t *h, gc_thread_t *t) {
     assert_true(gc_world_stop(t, true));
-    gc_collect_locked(h, t, true);
+    gc_collect_locked(h, t, true, GC_REASON_ALLOCATION);
     gc_world_start_heap(h, t);
 }
 
@@ -210,7 +210,7 @@ static void test_card_cache_many_regions(void **state) {
     assert_int_equal(dirty_cards(h), regions);
     assert_int_equal(reports, 0);
     assert_true(gc_world_stop(t, true));
-    gc_collect_locked(h, t, true);
+    gc_collect_locked(h, t, true, GC_REASON_ALLOCATION);
     gc_world_start_heap(h, t);
     assert_int_equal(dirty_cards(h), 0);
     assert_true(card_cache_empty(t));

@@ -87,7 +87,7 @@ static void test_full_collection_after_waiting_for_a_minor_one(void **state) {
     atomic_store(&h->stop_requested, 1);
     h->running--;
     while (h->running > 0) pthread_cond_wait(&h->changed, &h->lock);
-    gc_collect_locked(h, t, true); /* minor: the old garbage stays */
+    gc_collect_locked(h, t, true, GC_REASON_ALLOCATION); /* minor: the old garbage stays */
     gc_world_start_heap(h, t);
     gc_enter_blocking(t);
     pthread_join(th, NULL);

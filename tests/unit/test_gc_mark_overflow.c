@@ -153,7 +153,7 @@ static size_t heap_objects(gc_heap_t *h) {
 
 static void minor_collection(gc_heap_t *h, gc_thread_t *t) {
     assert_true(gc_world_stop(t, true));
-    gc_collect_locked(h, t, true);
+    gc_collect_locked(h, t, true, GC_REASON_ALLOCATION);
     gc_world_start_heap(h, t);
 }
 

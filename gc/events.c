@@ -1,0 +1,57 @@
+/* events.c — what a heap tells about each collection: the embedder's
+ * collection callback (gc_set_collection_callback) and MULCH_GC_LOG's line
+ * on stderr.
+ *
+ * Both run at the end of gc_collect_locked, on the collecting thread, with
+ * the heap's lock held and the world stopped, after the pause was measured
+ * (neither counts in it). The callback runs with the tracing depth raised,
+ * as a trace function does: a mulch call from it that could take the
+ * heap's lock or collect is reported and refused (gc_outside_tracing), not
+ * a deadlock. The log line is one fputs of one buffer, so that lines of
+ * two heaps collecting at once do not interleave within a line.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+
+#include "gc_internal.h"
+
+static const char *reason_name(int reason) {
+    switch (reason) {
+    case GC_REASON_EXPLICIT: return "gc_collect";
+    case GC_REASON_HEAP_LIMIT: return "heap limit";
+    default: return "allocation";
+    }
+}
+
+static double mebibytes(size_t bytes) { return (double)bytes / (1024.0 * 1024.0); }
+static double milliseconds(uint64_t ns) { return (double)ns / 1e6; }
+
+static void log_collection(const gc_heap_t *heap, const gc_collection_info_t *info) {
+    char line[320];
+    snprintf(line, sizeof line,
+             "mulch gc %p #%" PRIu64 ": %s (%s), pause %.3f ms (sweep %.3f, mark %.3f; %u marker%s), "
+             "heap %.1f -> %.1f MiB, live %.1f MiB, moved %.1f MiB, next after %.1f MiB\n",
+             (const void *)heap, info->sequence, info->minor ? "minor" : "full", reason_name(info->reason),
+             milliseconds(info->pause_ns), milliseconds(info->sweep_ns), milliseconds(info->mark_ns), info->markers,
+             info->markers == 1 ? "" : "s", mebibytes(info->heap_bytes_before), mebibytes(info->heap_bytes_after),
+             mebibytes(info->live_bytes), mebibytes(info->bytes_moved), mebibytes(info->budget));
+    fputs(line, stderr);
+}
+
+void gc_collection_report(gc_heap_t *heap, const gc_collection_info_t *info) {
+    if (heap->log_collections) log_collection(heap, info);
+    if (heap->collection_fn == NULL) return;
+    mulch_gc_tracing_depth++;
+    heap->collection_fn(info, heap->collection_ctx);
+    mulch_gc_tracing_depth--;
+}
+
+void gc_set_collection_callback(gc_heap_t *heap, gc_collection_fn fn, void *ctx) {
+    if (!gc_heap_given(heap, "gc_set_collection_callback")) return;
+    /* (from a callback or a trace function the lock is held: refused) */
+    if (!gc_outside_tracing("gc_set_collection_callback", heap)) return;
+    pthread_mutex_lock(&heap->lock);
+    heap->collection_fn = fn;
+    heap->collection_ctx = ctx;
+    pthread_mutex_unlock(&heap->lock);
+}
