@@ -223,8 +223,7 @@ void gc_collect_locked(gc_heap_t *heap, gc_thread_t *self, bool minor_allowed, i
         gc_conservative_scan(tracer);
     }
     gc_roots_trace(tracer);
-    if (minor) gc_generation_trace_cards(tracer);
-    gc_mark_parallel(tracer);
+    gc_mark_parallel(tracer, minor ? gc_generation_trace_cards : NULL);
     gc_ephemerons_converge(tracer);
     weak_refs_clear_dead(heap);
     if (finalizable_move_dead(heap, tracer)) gc_ephemerons_converge(tracer); /* what they revived */

@@ -7,13 +7,16 @@
  * (neither counts in it). The callback runs with the tracing depth raised,
  * as a trace function does: a mulch call from it that could take the
  * heap's lock or collect is reported and refused (gc_outside_tracing), not
- * a deadlock. The log line is one fputs of one buffer, so that lines of
+ * a deadlock; gc_get_stats of the heap reads it without the lock
+ * (mulch_gc_reporting_heap). The log line is one fputs of one buffer, so that lines of
  * two heaps collecting at once do not interleave within a line.
  */
 #include <inttypes.h>
 #include <stdio.h>
 
 #include "gc_internal.h"
+
+_Thread_local const gc_heap_t *mulch_gc_reporting_heap MULCH_TLS_MODEL;
 
 static const char *reason_name(int reason) {
     switch (reason) {
@@ -42,14 +45,15 @@ void gc_collection_report(gc_heap_t *heap, const gc_collection_info_t *info) {
     if (heap->log_collections) log_collection(heap, info);
     if (heap->collection_fn == NULL) return;
     mulch_gc_tracing_depth++;
+    mulch_gc_reporting_heap = heap; /* (callbacks never nest: a collection from one is refused) */
     heap->collection_fn(info, heap->collection_ctx);
+    mulch_gc_reporting_heap = NULL;
     mulch_gc_tracing_depth--;
 }
 
 void gc_set_collection_callback(gc_heap_t *heap, gc_collection_fn fn, void *ctx) {
+    /* (refused from a callback or a trace function: the lock is held) */
     if (!gc_heap_given(heap, "gc_set_collection_callback")) return;
-    /* (from a callback or a trace function the lock is held: refused) */
-    if (!gc_outside_tracing("gc_set_collection_callback", heap)) return;
     pthread_mutex_lock(&heap->lock);
     heap->collection_fn = fn;
     heap->collection_ctx = ctx;

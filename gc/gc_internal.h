@@ -477,13 +477,17 @@ MULCH_INTERNAL bool gc_heap_given(const gc_heap_t *heap, const char *fn);
  * the heap's lock held (or, a marker thread, for a collector that holds
  * it). A mulch call from there would wait for that lock for ever:
  * gc_outside_tracing reports it instead ("<fn>: called from a trace
- * function, root callback, heap-walk callback, collection callback or error handler during a
- * collection") and the call does nothing. */
+ * function, root callback, heap-walk callback, collection callback or
+ * error handler during a collection") and the call does nothing. */
 MULCH_INTERNAL extern _Thread_local unsigned mulch_gc_tracing_depth MULCH_TLS_MODEL;
 /* The heap whose gc_verify or gc_heap_walk the calling thread runs (every
  * span swept: exact alloc bits, by which gc_type_of tells a freed
  * headerless cell), else NULL. */
 MULCH_INTERNAL extern _Thread_local const gc_heap_t *mulch_gc_settled_heap MULCH_TLS_MODEL;
+/* The heap whose collection callback the calling thread runs (events.c;
+ * it holds that heap's lock, the world stopped), else NULL: gc_get_stats
+ * reads it without the lock. */
+MULCH_INTERNAL extern _Thread_local const gc_heap_t *mulch_gc_reporting_heap MULCH_TLS_MODEL;
 /* The report names `subject`: the pointer the caller passed (its first
  * argument: the heap, the thread, the object). */
 MULCH_INTERNAL bool gc_outside_tracing_slow_at(const char *fn, const void *subject);

@@ -133,7 +133,10 @@ static void trace_card_run(gc_tracer_t *tracer, block_t *b, size_t first_card, s
     if (end > b->capacity) end = b->capacity;
     const uint64_t *mark = gc_span_mark_bits(b);
     for (size_t i = first; i < end;) {
-        uint64_t bits = mark[i / 64] >> (i % 64);
+        /* (relaxed: parallel markers set bits of young objects meanwhile;
+         * one marked since the collection began is traced here as if old,
+         * which at worst keeps its card for the next minor collection) */
+        uint64_t bits = __atomic_load_n(&mark[i / 64], __ATOMIC_RELAXED) >> (i % 64);
         if (bits == 0) {
             i = (i / 64 + 1) * 64;
             continue;
@@ -151,26 +154,32 @@ static void trace_card_run(gc_tracer_t *tracer, block_t *b, size_t first_card, s
     }
 }
 
+static inline unsigned char card_load(const unsigned char *cards, size_t c) {
+    return __atomic_load_n(&cards[c], __ATOMIC_RELAXED);
+}
+
 static void span_trace_cards(gc_tracer_t *tracer, block_t *b) {
     const unsigned char *cards = pool_block_cards(b);
     /* cards holding an object start: up to the last cell's */
     size_t last = ((size_t)(b->capacity - 1) * b->cell_size + gc_span_header(b)) >> POOL_CARD_SHIFT;
     size_t count = last + 1;
     for (size_t c = 0; c < count;) {
+        /* (relaxed loads: parallel markers keep cards meanwhile,
+         * gc_generation_keep_card; a card kept during the scan is at
+         * most traced once more) */
         if (c % 8 == 0 && c + 8 <= count) {
-            uint64_t word;
-            memcpy(&word, cards + c, sizeof word);
+            uint64_t word = __atomic_load_n((const uint64_t *)(const void *)(cards + c), __ATOMIC_RELAXED);
             if (word == 0) {
                 c += 8;
                 continue;
             }
         }
-        if (!cards[c]) {
+        if (!card_load(cards, c)) {
             c++;
             continue;
         }
         size_t run = c + 1;
-        while (run < count && cards[run]) run++;
+        while (run < count && card_load(cards, run)) run++;
         trace_card_run(tracer, b, c, run);
         c = run;
     }
@@ -178,15 +187,23 @@ static void span_trace_cards(gc_tracer_t *tracer, block_t *b) {
 
 void gc_generation_trace_cards(gc_tracer_t *tracer) {
     gc_heap_t *heap = tracer->heap;
-    /* Pushes, like the roots, so that gc_mark_parallel shares what the old
-     * objects lead to among the markers; but drains once the stack would
-     * outgrow its first mapping (a minor collection maps it afresh, and
-     * objects pushed long before they are traced have left the cache).
-     * Draining after every span instead: generational binary-trees 2.40 s
-     * (all of it on one marker), never: GCBench 0.119 -> 0.134 s. */
+    /* The collector runs this once the helpers were started
+     * (gc_mark_parallel's `first`), so that what the old objects lead to
+     * is shared among the markers as it is found: drains once the stack
+     * would outgrow its first mapping (a minor collection maps it afresh,
+     * and objects pushed long before they are traced have left the
+     * cache), giving work to idle helpers as every drain does. Draining
+     * after every span instead: generational binary-trees 2.40 s, never:
+     * GCBench 0.119 -> 0.134 s. Before helpers started here, the drains
+     * were the collector's alone: GCBench's minor collections whose cards
+     * led to a whole young tree marked it on one marker (MULCH_GC_LOG). An
+     * overflow's rescans wait for the serial drain after the markers. */
     for (size_t s = 0; s < heap->spans.count; s++) {
         span_trace_cards(tracer, heap->spans.items[s]);
-        if (tracer->depth >= GC_MARK_STACK_FIRST) gc_mark_drain(tracer);
+        if (tracer->depth >= GC_MARK_STACK_FIRST) {
+            if (tracer->shared != NULL) gc_mark_drain_local(tracer);
+            else gc_mark_drain(tracer);
+        }
     }
 }
 

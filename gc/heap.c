@@ -393,8 +393,14 @@ void gc_get_stats(gc_heap_t *heap, gc_stats_t *out) {
         return;
     }
     memset(out, 0, sizeof *out);
-    if (!gc_heap_given(heap, "gc_get_stats")) return;
-    pthread_mutex_lock(&heap->lock);
+    /* The heap's own collection callback, whose thread holds the lock,
+     * the world stopped: read as is (its figures are what the callback is
+     * for). From a trace function, another callback or an error handler
+     * during a collection the lock would never come: gc_heap_given
+     * refuses. */
+    bool held_here = heap != NULL && heap == mulch_gc_reporting_heap;
+    if (!held_here && !gc_heap_given(heap, "gc_get_stats")) return;
+    if (!held_here) pthread_mutex_lock(&heap->lock);
     uint64_t allocated = heap->detached_bytes_allocated;
     for (gc_thread_t *t = heap->threads; t; t = t->next)
         allocated += atomic_load_explicit(&t->bytes_allocated, memory_order_relaxed);
@@ -406,5 +412,5 @@ void gc_get_stats(gc_heap_t *heap, gc_stats_t *out) {
     out->pause_ns_max = heap->pause_ns_max;
     out->bytes_moved = heap->bytes_moved;
     out->objects_finalized = heap->objects_finalized;
-    pthread_mutex_unlock(&heap->lock);
+    if (!held_here) pthread_mutex_unlock(&heap->lock);
 }

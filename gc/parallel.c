@@ -2,7 +2,11 @@
  *
  * The collecting thread traces the roots into its own stack, then it and
  * options.markers - 1 helper threads (started on the first collection that
- * wants them, parked between collections) drain the graph together. Each
+ * wants them, parked between collections) drain the graph together. A
+ * minor collection's card scan (gc_mark_parallel's `first`) runs on the
+ * collector after the helpers were woken, so that they share its drains;
+ * it reads mark bits and cards that markers write meanwhile, with relaxed
+ * loads (generation.c). Each
  * marker owns a tracer with a private stack; work moves between markers in
  * packets through one shared list: a marker that sees an idle marker gives
  * away the bottom half of its stack (for trees, the big subtrees nearest
@@ -381,7 +385,7 @@ static void remote_bits_merge(gc_heap_t *heap) {
     }
 }
 
-void gc_mark_parallel(gc_tracer_t *tracer) {
+void gc_mark_parallel(gc_tracer_t *tracer, void (*first)(gc_tracer_t *tracer)) {
     gc_heap_t *heap = tracer->heap;
     gc_mark_shared_t *shared = &heap->mark_shared;
     size_t heap_bytes = atomic_load_explicit(&heap->heap_bytes, memory_order_relaxed);
@@ -391,6 +395,7 @@ void gc_mark_parallel(gc_tracer_t *tracer) {
         helpers = helpers_start(heap);
     if (helpers == 0) {
         heap->last_markers = 1;
+        if (first != NULL) first(tracer);
         gc_mark_drain(tracer);
         return;
     }
@@ -416,6 +421,7 @@ void gc_mark_parallel(gc_tracer_t *tracer) {
     tracer->marker_id = 1;
     /* (its entries' `owned` predate the claims) */
     if (tracer->owning) gc_tracer_forget_spans(tracer);
+    if (first != NULL) first(tracer);
     marker_loop(tracer);
     pthread_mutex_lock(&shared->lock);
     while (shared->joined) gc_cond_wait(&shared->finished, &shared->lock);

@@ -33,6 +33,8 @@ typedef struct recorder {
     gc_heap_t *heap;   /* for the reentry test */
     gc_thread_t *thread;
     bool reenter;      /* call mulch from the callback */
+    bool read_stats;   /* call gc_get_stats from the callback */
+    gc_stats_t stats;  /* what it gave */
     void *allocated;   /* what gc_alloc gave the callback (NULL expected) */
 } recorder_t;
 
@@ -41,6 +43,7 @@ static void record(const gc_collection_info_t *info, void *ctx)
     recorder_t *r = ctx;
     if (r->count < MAX_SEEN) r->seen[r->count] = *info;
     r->count++;
+    if (r->read_stats) gc_get_stats(r->heap, &r->stats);
     if (r->reenter) {
         gc_collect(r->thread);
         r->allocated = gc_alloc(r->thread, &T_RAW, 64);
@@ -319,6 +322,86 @@ static void test_events_callback_reentry_refused(void **state)
     free(r);
 }
 
+/* gc_get_stats from the callback (its thread holds the heap's lock)
+ * reads the heap as the collection left it, without waiting for the
+ * lock. */
+static void test_events_stats_from_callback(void **state)
+{
+    (void)state;
+    TEST_START();
+    unsigned long r0 = rec_count();
+    gc_heap_t *h = heap_with(0, GC_COMPACT_NEVER, 0, 1);
+    gc_thread_t *t = gc_thread_attach(h);
+    recorder_t *r = recorder_new();
+    r->heap = h;
+    r->read_stats = true;
+    gc_set_collection_callback(h, record, r);
+    void *keep = NULL;
+    gc_push_root(t, &keep);
+    keep = mk(t, &T_PLAIN, 5, 100);
+    gc_collect(t);
+    gc_collect(t);
+    EXPECT_EQ(r->count, 2);
+    EXPECT_EQ(r->stats.collections, 2);
+    EXPECT_EQ(r->stats.live_bytes, r->seen[1].live_bytes);
+    EXPECT_EQ(r->stats.pause_ns_total, r->seen[0].pause_ns + r->seen[1].pause_ns);
+    EXPECT_GE(r->stats.live_bytes, tobj_size(100));
+    EXPECT_NO_REPORTS(r0);
+    gc_pop_roots(t, 1);
+    gc_thread_detach(t);
+    gc_heap_destroy(h);
+    free(r);
+}
+
+/* From a trace function (the collector holds the lock) or another heap's
+ * collection callback: gc_get_stats is reported and gives zeros instead
+ * of waiting for ever. */
+static unsigned long g_trace_stats_collections = 99;
+static gc_heap_t *g_traced_heap;
+static void trace_reading_stats(void *obj, gc_tracer_t *tracer)
+{
+    (void)obj, (void)tracer;
+    gc_stats_t s;
+    gc_get_stats(g_traced_heap, &s);
+    g_trace_stats_collections = (unsigned long)s.collections;
+}
+static const gc_type_t T_STATS_READER = { "test.stats_reader", trace_reading_stats, NULL };
+
+static void test_events_stats_elsewhere_refused(void **state)
+{
+    (void)state;
+    TEST_START();
+    gc_heap_t *h = heap_with(0, GC_COMPACT_NEVER, 0, 1);
+    gc_thread_t *t = gc_thread_attach(h);
+    void *keep = NULL;
+    gc_push_root(t, &keep);
+    keep = gc_alloc(t, &T_STATS_READER, 16);
+    EXPECT_NONNULL(keep);
+    unsigned long r0 = rec_count();
+    g_traced_heap = h;
+    gc_collect(t);
+    EXPECT_EQ(g_trace_stats_collections, 0);
+    EXPECT_ONE_REPORT(r0, "gc_get_stats: called from a trace function", h);
+    gc_pop_roots(t, 1);
+
+    /* heap h's callback reads another heap's stats: refused too */
+    gc_heap_t *other = heap_with(0, GC_COMPACT_NEVER, 0, 1);
+    recorder_t *r = recorder_new();
+    r->heap = other;
+    r->read_stats = true;
+    memset(&r->stats, 0xCD, sizeof r->stats);
+    gc_set_collection_callback(h, record, r);
+    unsigned long r1 = rec_count();
+    gc_collect(t);
+    EXPECT_EQ(r->count, 1);
+    EXPECT_EQ(r->stats.collections, 0);
+    EXPECT_ONE_REPORT(r1, "gc_get_stats: called from a trace function", other);
+    gc_thread_detach(t);
+    gc_heap_destroy(h);
+    gc_heap_destroy(other);
+    free(r);
+}
+
 /* fn NULL removes the callback; a NULL heap is reported. */
 static void test_events_callback_removed(void **state)
 {
@@ -430,6 +513,8 @@ int main(void)
         T(test_events_markers),
         T(test_events_callback_reentry_refused),
         T(test_events_callback_removed),
+        T(test_events_stats_from_callback),
+        T(test_events_stats_elsewhere_refused),
         T(test_events_log_environment),
     };
 #undef T

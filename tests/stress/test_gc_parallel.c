@@ -426,6 +426,75 @@ static void test_gc_parallel_owning_minor(void **state)
     gc_heap_destroy(h);
 }
 
+/* A minor collection's card scan runs on the collector once the helpers
+ * were started (gc_mark_parallel's `first`), and its drains give work to
+ * them while parallel markers mark young objects in the spans it reads.
+ * Many old nodes, each given a young chain through gc_write (their cards
+ * dirty, the chains reachable only through them), then allocation until
+ * a minor collection: every chain survives whole, gc_verify is clean,
+ * three rounds (the chains of a round turn old in the next). */
+static void test_gc_parallel_cards_shared(void **state)
+{
+    (void)state;
+    TEST_START();
+    size_t holders = scaled(20000, 2000), chain = 6;
+    gc_options_t o;
+    memset(&o, 0, sizeof o);
+    o.markers = 2;
+    o.generational = 1;
+    o.compaction = GC_COMPACT_NEVER;
+    gc_heap_t *h = gc_heap_create(&o);
+    EXPECT_NONNULL(h);
+    gc_thread_t *t = gc_thread_attach(h);
+    cross_node_t **old = calloc(holders, sizeof *old);
+    EXPECT_NONNULL(old);
+    gc_root_add_range(h, (void **)old, holders);
+    for (size_t k = 0; k < holders; k++) old[k] = cross_new(t, k);
+    gc_collect(t); /* (full: the holders are old from now on) */
+    int minors = 0;
+    bool minor_possible = h->generational && h->options.compaction != GC_COMPACT_ALWAYS;
+    for (uint64_t round = 1; round <= 3; round++) {
+        for (size_t k = 0; k < holders; k++) {
+            cross_node_t *prev = NULL; /* (rooted: the compact variant moves objects) */
+            gc_push_root(t, (void **)&prev);
+            for (size_t c = 0; c < chain; c++) {
+                cross_node_t *n = cross_new(t, round << 48 | (uint64_t)(k * chain + c));
+                gc_write(t, n, (void **)&n->across, old[k]);
+                if (prev == NULL) gc_write(t, old[k], (void **)&old[k]->right, n);
+                else gc_write(t, prev, (void **)&prev->left, n);
+                prev = n;
+            }
+            gc_pop_roots(t, 1);
+        }
+        /* allocation until a collection, which should be minor */
+        for (int step = 0; step < 400; step++) {
+            gc_stats_t s0, s1;
+            gc_get_stats(h, &s0);
+            for (size_t k = 0; k < 1024; k++) (void)cross_new(t, UINT64_MAX - 1);
+            gc_get_stats(h, &s1);
+            if (s1.collections == s0.collections) continue;
+            if (h->sweep_ages) minors++;
+            break;
+        }
+        for (size_t k = 0; k < holders; k++) {
+            const cross_node_t *n = old[k]->right;
+            for (size_t c = 0; c < chain; c++, n = n->left) {
+                uint64_t want = round << 48 | (uint64_t)(k * chain + c);
+                if (n == NULL || n->id != want || n->across != old[k])
+                    T_FAIL("round %" PRIu64 ": holder %zu's chain lost node %zu (reachable only through a card)",
+                           round, k, c);
+            }
+        }
+        EXPECT_VERIFY(h);
+    }
+    print_message("card scan with helpers: %d minor collections of 3 rounds\n", minors);
+    if (minor_possible && minors == 0) T_FAIL("no minor collection in 3 rounds");
+    gc_root_remove(h, (void **)old);
+    free(old);
+    gc_thread_detach(t);
+    gc_heap_destroy(h);
+}
+
 int main(void)
 {
     mt_init("test_gc_parallel");
@@ -437,6 +506,7 @@ int main(void)
         T(test_gc_parallel_wide_object),
         T(test_gc_parallel_owning_shares_spans),
         T(test_gc_parallel_owning_minor),
+        T(test_gc_parallel_cards_shared),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
