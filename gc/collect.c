@@ -203,6 +203,7 @@ void gc_collect_locked(gc_heap_t *heap, gc_thread_t *self, bool minor_allowed, i
     gc_tracer_t *tracer = gc_heap_tracer_open(heap, "gc_collect");
     /* Minor collections never move (old objects are not traced to be fixed). */
     bool evacuate = !minor && gc_evacuation_prepare(heap);
+    uint64_t mark_start = gc_now_ns();
     /* A running (or waiting) finalizer holds its object's address and may
      * hold those of everything reachable from it: mark all of that in place
      * before anything may move (gc_evacuation_prepare kept only the pending
@@ -216,7 +217,6 @@ void gc_collect_locked(gc_heap_t *heap, gc_thread_t *self, bool minor_allowed, i
         if (gc_ephemerons_marked(heap)) evacuate = false;
     }
     gc_tracer_set_mode(tracer, evacuate, minor);
-    uint64_t mark_start = gc_now_ns();
     if (heap->options.conservative_stack) {
         /* First, before anything moves: what the stacks hold stays put. */
         if (self) gc_thread_save_context(self, NULL);

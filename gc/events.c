@@ -4,7 +4,7 @@
  *
  * Both run at the end of gc_collect_locked, on the collecting thread, with
  * the heap's lock held and the world stopped, after the pause was measured
- * (neither counts in it). The callback runs with the tracing depth raised,
+ * (neither counts in it), and with cancellation disabled. The callback runs with the tracing depth raised,
  * as a trace function does: a mulch call from it that could take the
  * heap's lock or collect is reported and refused (gc_outside_tracing), not
  * a deadlock; gc_get_stats of the heap reads it without the lock
@@ -42,13 +42,21 @@ static void log_collection(const gc_heap_t *heap, const gc_collection_info_t *in
 }
 
 void gc_collection_report(gc_heap_t *heap, const gc_collection_info_t *info) {
+    /* The line's write and the callback's (fprintf, say) are cancellation
+     * points: a thread cancelled there would end holding the heap's lock,
+     * the world stopped, and every thread would wait for ever. No mulch
+     * call is a cancellation point (docs/gc.md "Cancellation"). */
+    int cancel_state;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
     if (heap->log_collections) log_collection(heap, info);
-    if (heap->collection_fn == NULL) return;
-    mulch_gc_tracing_depth++;
-    mulch_gc_reporting_heap = heap; /* (callbacks never nest: a collection from one is refused) */
-    heap->collection_fn(info, heap->collection_ctx);
-    mulch_gc_reporting_heap = NULL;
-    mulch_gc_tracing_depth--;
+    if (heap->collection_fn != NULL) {
+        mulch_gc_tracing_depth++;
+        mulch_gc_reporting_heap = heap; /* (callbacks never nest: a collection from one is refused) */
+        heap->collection_fn(info, heap->collection_ctx);
+        mulch_gc_reporting_heap = NULL;
+        mulch_gc_tracing_depth--;
+    }
+    pthread_setcancelstate(cancel_state, NULL);
 }
 
 void gc_set_collection_callback(gc_heap_t *heap, gc_collection_fn fn, void *ctx) {

@@ -325,7 +325,7 @@ void gc_heap_destroy(gc_heap_t *heap) {
 }
 
 static MULCH_COLD void report_misuse(const char *fn, const char *problem, const void *subject) {
-    char what[160];
+    char what[256]; /* (the longest problem, gc_outside_tracing's, is 168 bytes) */
     snprintf(what, sizeof what, "%s: %s", fn, problem);
     mulch_report(what, subject);
 }

@@ -316,10 +316,10 @@ typedef struct gc_collection_info {
     uint64_t sequence;          /* the heap's collections so far, this one included */
     int      reason;            /* GC_REASON_* */
     int      minor;             /* 1: a generational heap's minor collection */
-    unsigned markers;           /* threads that marked (1: the collector alone) */
-    uint64_t pause_ns;          /* the world stood still this long */
+    unsigned markers;           /* threads that joined the marking (1: the collector alone) */
+    uint64_t pause_ns;          /* the pause, as gc_get_stats counts it */
     uint64_t sweep_ns;          /* sweeping what the collection before left unswept */
-    uint64_t mark_ns;           /* marking from the roots, ephemerons, weak refs, finalizable objects */
+    uint64_t mark_ns;           /* marking: roots, ephemerons, weak refs, finalizable objects */
     size_t   heap_bytes_before; /* heap size when the collection began */
     size_t   heap_bytes_after;  /* heap size when it ended (empty spans released) */
     size_t   live_bytes;        /* bytes of the cells that survived (minor: old ones included) */
@@ -332,11 +332,12 @@ enum {
     GC_REASON_HEAP_LIMIT = 2  /* an allocation did not fit (max_heap, the pool's limit) */
 };
 /* Called at the end of every collection of the heap, on the collecting
- * thread, with the world still stopped and the heap's lock held: fn may
- * read *info (valid during the call) and write it out; a mulch call that
- * may collect or take the heap's lock is reported and does nothing, as
- * from a trace function. fn NULL: no callback. MULCH_GC_LOG=1 prints one
- * line a collection to stderr, with or without a callback. */
+ * thread, with the world still stopped, the heap's lock held and
+ * cancellation disabled: fn may read *info (valid during the call), write
+ * it out and call gc_get_stats for the heap; other mulch calls on the heap
+ * or its threads are reported and do nothing, as from a trace function.
+ * fn NULL: no callback. MULCH_GC_LOG=1 prints one line a collection to
+ * stderr, with or without a callback. */
 typedef void (*gc_collection_fn)(const gc_collection_info_t *info, void *ctx);
 MULCH_API void gc_set_collection_callback(gc_heap_t *heap, gc_collection_fn fn, void *ctx);
 
