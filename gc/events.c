@@ -4,12 +4,13 @@
  *
  * Both run at the end of gc_collect_locked, on the collecting thread, with
  * the heap's lock held and the world stopped, after the pause was measured
- * (neither counts in it), and with cancellation disabled. The callback runs with the tracing depth raised,
- * as a trace function does: a mulch call from it that could take the
- * heap's lock or collect is reported and refused (gc_outside_tracing), not
- * a deadlock; gc_get_stats of the heap reads it without the lock
- * (mulch_gc_reporting_heap). The log line is one fputs of one buffer, so that lines of
- * two heaps collecting at once do not interleave within a line.
+ * (neither counts in it), and with cancellation disabled. The callback
+ * runs with the tracing depth raised, as a trace function does: a mulch
+ * call from it that could take the heap's lock or collect is reported and
+ * refused (gc_outside_tracing), not a deadlock; gc_get_stats of the heap
+ * reads it without the lock (mulch_gc_reporting_heap). The log line is one
+ * fputs of one buffer, so that lines of two heaps collecting at once do
+ * not interleave within a line.
  */
 #include <inttypes.h>
 #include <stdio.h>

@@ -336,8 +336,10 @@ bool gc_outside_tracing_slow_at(const char *fn, const void *subject) {
     static _Thread_local bool reporting MULCH_TLS_MODEL;
     if (!reporting) {
         reporting = true;
-        report_misuse(fn, "called from a trace function, root callback, heap-walk callback, collection callback or error handler "
-                          "during a collection (only gc_trace_slot and gc_trace_range may be)", subject);
+        report_misuse(fn,
+                      "called from a trace function, root callback, heap-walk callback, collection callback or "
+                      "error handler during a collection (only gc_trace_slot and gc_trace_range may be)",
+                      subject);
         reporting = false;
     }
     return false;

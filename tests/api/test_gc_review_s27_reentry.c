@@ -4,7 +4,8 @@
  * the heap's lock held; a second open while it is in use would reset the
  * mark stack of the operation under way. Every place user code runs
  * while it is open — a trace function, a root callback, an error handler
- * (called for a bad slot) — calls gc_collect, gc_verify and
+ * (called for a bad slot) — and a collection callback (the lock still
+ * held) calls gc_collect, gc_verify and
  * gc_report_bridge_cycles here: each call is refused with the documented
  * report and the operation under way finishes intact (the list it traces
  * survives whole, gc_verify finds nothing). A finalizer runs with the
@@ -178,6 +179,31 @@ static void test_reentry_from_root_callback(void **state)
     heap_teardown();
 }
 
+/* A collection callback (gc_set_collection_callback) runs at the end of
+ * the collection, the heap's lock held and the world stopped: the same
+ * calls are refused there, and the list survives (session 33). */
+static void collection_reentering(const gc_collection_info_t *info, void *ctx)
+{
+    (void)info;
+    (void)ctx;
+    reenter();
+}
+
+static void test_reentry_from_collection_callback(void **state)
+{
+    (void)state;
+    TEST_START();
+    heap_setup();
+    void *head = NULL;
+    gc_push_root(g.t, &head);
+    make_list(&T_PLAIN, &head);
+    gc_set_collection_callback(g.heap, collection_reentering, NULL);
+    run_outer_with_each_reentry(false, &head); /* (gc_verify is no collection: no callback) */
+    gc_set_collection_callback(g.heap, NULL, NULL);
+    gc_pop_roots(g.t, 1);
+    heap_teardown();
+}
+
 /* A slot holding a malloc'd pointer makes gc_collect report "slot holds a
  * pointer that is not a GC object of this heap" and gc_verify "an
  * object's slot holds a pointer ...": the handler runs with the tracer
@@ -263,6 +289,7 @@ int main(void)
         T(test_reentry_from_trace_function),
         T(test_reentry_from_root_callback),
         T(test_reentry_from_error_handler),
+        T(test_reentry_from_collection_callback),
         T(test_reentry_from_finalizer_works),
     };
 #undef T
