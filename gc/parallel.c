@@ -9,9 +9,10 @@
  * loads (generation.c). Each
  * marker owns a tracer with a private stack; work moves between markers in
  * packets through one shared list: a marker that sees an idle marker gives
- * away the bottom half of its stack (for trees, the big subtrees nearest
- * the roots) or, when a range entry of two chunks or more lies there
- * (a wide object's untraced slots, mark.c), half of that range's chunks;
+ * away, when a range entry of two chunks or more lies near the bottom of
+ * its stack (a wide object's untraced slots, mark.c), half of that
+ * range's chunks; else, from a short stack, its bottom entry (for trees,
+ * the biggest subtree left), else the bottom half (gc_mark_donate);
  * a marker whose stack is empty takes a packet or goes idle.
  * Marking ends when every marker that joined is idle and the list is
  * empty; a helper that wakes late (a loaded machine) finds marking done

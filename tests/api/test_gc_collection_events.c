@@ -73,6 +73,25 @@ static gc_heap_t *heap_with(size_t max_heap, int compaction, int generational, i
     return h;
 }
 
+/* A heap (heap_with's options) with an attached thread, its collections
+ * recorded; *h and *t are set, the recorder returned. */
+static recorder_t *watched_heap(size_t max_heap, int compaction, int generational, int markers, gc_heap_t **h,
+                                gc_thread_t **t)
+{
+    *h = heap_with(max_heap, compaction, generational, markers);
+    *t = gc_thread_attach(*h);
+    recorder_t *r = recorder_new();
+    gc_set_collection_callback(*h, record, r);
+    return r;
+}
+
+static void watched_heap_end(gc_heap_t *h, gc_thread_t *t, recorder_t *r)
+{
+    gc_thread_detach(t);
+    gc_heap_destroy(h);
+    free(r);
+}
+
 /* The calls since `first` agree with the stats' change since `before`;
  * `at_rest`: nothing was allocated since the last collection (the heap's
  * size is still the one it ended with). */
@@ -108,10 +127,9 @@ static void test_events_explicit_collections(void **state)
     (void)state;
     TEST_START();
     unsigned long r0 = rec_count();
-    gc_heap_t *h = heap_with(0, GC_COMPACT_NEVER, 0, 1);
-    gc_thread_t *t = gc_thread_attach(h);
-    recorder_t *r = recorder_new();
-    gc_set_collection_callback(h, record, r);
+    gc_heap_t *h;
+    gc_thread_t *t;
+    recorder_t *r = watched_heap(0, GC_COMPACT_NEVER, 0, 1, &h, &t);
     void *list = NULL;
     gc_push_root(t, &list);
     for (uint64_t i = 0; i < 1000; i++) {
@@ -134,9 +152,7 @@ static void test_events_explicit_collections(void **state)
     }
     expect_consistent(r, 0, h, before, true);
     gc_pop_roots(t, 1);
-    gc_thread_detach(t);
-    gc_heap_destroy(h);
-    free(r);
+    watched_heap_end(h, t, r);
     EXPECT_NO_REPORTS(r0);
 }
 
@@ -147,10 +163,9 @@ static void test_events_allocation_collections(void **state)
     (void)state;
     TEST_START();
     unsigned long r0 = rec_count();
-    gc_heap_t *h = heap_with(0, GC_COMPACT_NEVER, 0, 0);
-    gc_thread_t *t = gc_thread_attach(h);
-    recorder_t *r = recorder_new();
-    gc_set_collection_callback(h, record, r);
+    gc_heap_t *h;
+    gc_thread_t *t;
+    recorder_t *r = watched_heap(0, GC_COMPACT_NEVER, 0, 0, &h, &t);
     gc_stats_t before = stats_of(h);
     for (int i = 0; i < 200000 && r->count < 4; i++) EXPECT_NONNULL(gc_alloc(t, &T_RAW, 120));
     EXPECT_GE(r->count, 4);
@@ -159,9 +174,7 @@ static void test_events_allocation_collections(void **state)
         EXPECT_EQ(r->seen[i].minor, 0);
     }
     expect_consistent(r, 0, h, before, false);
-    gc_thread_detach(t);
-    gc_heap_destroy(h);
-    free(r);
+    watched_heap_end(h, t, r);
     EXPECT_NO_REPORTS(r0);
 }
 
@@ -172,10 +185,9 @@ static void test_events_heap_limit(void **state)
     (void)state;
     TEST_START();
     unsigned long r0 = rec_count();
-    gc_heap_t *h = heap_with(4 * MiB, GC_COMPACT_NEVER, 0, 0);
-    gc_thread_t *t = gc_thread_attach(h);
-    recorder_t *r = recorder_new();
-    gc_set_collection_callback(h, record, r);
+    gc_heap_t *h;
+    gc_thread_t *t;
+    recorder_t *r = watched_heap(4 * MiB, GC_COMPACT_NEVER, 0, 0, &h, &t);
     gc_stats_t before = stats_of(h);
     void *list = NULL;
     gc_push_root(t, &list);
@@ -198,9 +210,7 @@ static void test_events_heap_limit(void **state)
     EXPECT_EQ(r->seen[r->count - 1].reason, GC_REASON_EXPLICIT);
     EXPECT_NONNULL(gc_alloc(t, &T_PLAIN, tobj_size(8)));
     gc_pop_roots(t, 1);
-    gc_thread_detach(t);
-    gc_heap_destroy(h);
-    free(r);
+    watched_heap_end(h, t, r);
     EXPECT_NO_REPORTS(r0);
 }
 
@@ -211,10 +221,9 @@ static void test_events_minor_and_full(void **state)
     (void)state;
     TEST_START();
     unsigned long r0 = rec_count();
-    gc_heap_t *h = heap_with(0, GC_COMPACT_NEVER, 1, 0);
-    gc_thread_t *t = gc_thread_attach(h);
-    recorder_t *r = recorder_new();
-    gc_set_collection_callback(h, record, r);
+    gc_heap_t *h;
+    gc_thread_t *t;
+    recorder_t *r = watched_heap(0, GC_COMPACT_NEVER, 1, 0, &h, &t);
     gc_stats_t before = stats_of(h);
     size_t minors = 0;
     for (int i = 0; i < 400000 && minors < 3; i++) {
@@ -228,9 +237,7 @@ static void test_events_minor_and_full(void **state)
     EXPECT_EQ(r->seen[r->count - 1].minor, 0);
     EXPECT_EQ(r->seen[r->count - 1].reason, GC_REASON_EXPLICIT);
     expect_consistent(r, 0, h, before, true);
-    gc_thread_detach(t);
-    gc_heap_destroy(h);
-    free(r);
+    watched_heap_end(h, t, r);
     EXPECT_NO_REPORTS(r0);
 }
 
@@ -262,9 +269,7 @@ static void test_events_bytes_moved(void **state)
     for (size_t i = 0; i < N / KEEP_EVERY; i++) EXPECT_OBJ(keep[i], (i * KEEP_EVERY) % MAX_IDS);
     gc_root_remove(h, keep);
     free(keep);
-    gc_thread_detach(t);
-    gc_heap_destroy(h);
-    free(r);
+    watched_heap_end(h, t, r);
     EXPECT_NO_REPORTS(r0);
 }
 
@@ -290,10 +295,9 @@ static void test_events_markers(void **state)
     (void)state;
     TEST_START();
     unsigned long r0 = rec_count();
-    gc_heap_t *h = heap_with(0, GC_COMPACT_NEVER, 0, 2);
-    gc_thread_t *t = gc_thread_attach(h);
-    recorder_t *r = recorder_new();
-    gc_set_collection_callback(h, record, r);
+    gc_heap_t *h;
+    gc_thread_t *t;
+    recorder_t *r = watched_heap(0, GC_COMPACT_NEVER, 0, 2, &h, &t);
     void *tree = NULL;
     gc_push_root(t, &tree);
     uint64_t id = 0;
@@ -309,9 +313,7 @@ static void test_events_markers(void **state)
     print_message("  %zu collections until the helper joined one (%zu)\n", r->count - first, joined);
     if (!g_quick && joined == 0) T_FAIL("no collection of a %" PRIu64 "-node tree reported 2 markers", id);
     gc_pop_roots(t, 1);
-    gc_thread_detach(t);
-    gc_heap_destroy(h);
-    free(r);
+    watched_heap_end(h, t, r);
     EXPECT_NO_REPORTS(r0);
 }
 
@@ -340,9 +342,7 @@ static void test_events_callback_reentry_refused(void **state)
     EXPECT_EQ(r->count, 2);
     EXPECT_NO_REPORTS(r1);
     EXPECT_VERIFY(h);
-    gc_thread_detach(t);
-    gc_heap_destroy(h);
-    free(r);
+    watched_heap_end(h, t, r);
 }
 
 /* gc_get_stats from the callback (its thread holds the heap's lock)
@@ -371,9 +371,7 @@ static void test_events_stats_from_callback(void **state)
     EXPECT_GE(r->stats.live_bytes, tobj_size(100));
     EXPECT_NO_REPORTS(r0);
     gc_pop_roots(t, 1);
-    gc_thread_detach(t);
-    gc_heap_destroy(h);
-    free(r);
+    watched_heap_end(h, t, r);
 }
 
 /* From a trace function (the collector holds the lock) or another heap's
@@ -442,9 +440,7 @@ static void test_events_callback_removed(void **state)
     EXPECT_NO_REPORTS(r0);
     gc_set_collection_callback(NULL, record, r);
     EXPECT_ONE_REPORT(r0, "gc_set_collection_callback", NULL);
-    gc_thread_detach(t);
-    gc_heap_destroy(h);
-    free(r);
+    watched_heap_end(h, t, r);
 }
 
 /* What stderr receives while fn runs (the heap created inside it, with
@@ -614,9 +610,7 @@ static void test_events_stress_reason(void **state)
     EXPECT_GE(r->count, 3);
     for (size_t i = 0; i < r->count; i++) EXPECT_EQ(r->seen[i].reason, GC_REASON_ALLOCATION);
     expect_consistent(r, 0, h, before, false);
-    gc_thread_detach(t);
-    gc_heap_destroy(h);
-    free(r);
+    watched_heap_end(h, t, r);
     EXPECT_NO_REPORTS(r0);
 }
 

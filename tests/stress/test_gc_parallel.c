@@ -353,6 +353,30 @@ static cross_node_t *cross_node_at(cross_node_t *root, size_t id)
     return n;
 }
 
+/* A generational heap marked by two markers whatever its size, that
+ * never compacts (minor collections do not move). */
+static gc_heap_t *generational_heap_two_markers(void)
+{
+    gc_options_t o;
+    memset(&o, 0, sizeof o);
+    o.markers = 2;
+    o.generational = 1;
+    o.compaction = GC_COMPACT_NEVER;
+    gc_heap_t *h = gc_heap_create(&o);
+    EXPECT_NONNULL(h);
+    return h;
+}
+
+/* Allocates 1024 garbage nodes; true when that collected. */
+static bool garbage_collected(gc_heap_t *h, gc_thread_t *t)
+{
+    gc_stats_t s0, s1;
+    gc_get_stats(h, &s0);
+    for (size_t k = 0; k < 1024; k++) (void)cross_new(t, UINT64_MAX - 1);
+    gc_get_stats(h, &s1);
+    return s1.collections != s0.collections;
+}
+
 /* Owning marking in minor collections (generational mode, whose age
  * bits are in use: the remote bits have a mapping of their own). A
  * cross-linked tree grows from an old object, each node linked in as it
@@ -365,13 +389,7 @@ static void test_gc_parallel_owning_minor(void **state)
     (void)state;
     TEST_START();
     size_t nodes = scaled((size_t)1 << 16, (size_t)1 << 12) - 1;
-    gc_options_t o;
-    memset(&o, 0, sizeof o);
-    o.markers = 2;
-    o.generational = 1;
-    o.compaction = GC_COMPACT_NEVER;
-    gc_heap_t *h = gc_heap_create(&o);
-    EXPECT_NONNULL(h);
+    gc_heap_t *h = generational_heap_two_markers();
     gc_thread_t *t = gc_thread_attach(h);
     cross_node_t *holder = cross_new(t, UINT64_MAX - 2);
     gc_push_root(t, (void **)&holder);
@@ -399,11 +417,7 @@ static void test_gc_parallel_owning_minor(void **state)
         }
         /* allocation until a collection that leaves the tree young */
         for (int step = 0; step < 400; step++) {
-            gc_stats_t s0, s1;
-            gc_get_stats(h, &s0);
-            for (size_t k = 0; k < 1024; k++) (void)cross_new(t, UINT64_MAX - 1);
-            gc_get_stats(h, &s1);
-            if (s1.collections == s0.collections) continue;
+            if (!garbage_collected(h, t)) continue;
             EXPECT_EQ(cross_check(holder->left, 0, nodes), nodes);
             if (h->sweep_ages) {
                 minors++;
@@ -438,13 +452,7 @@ static void test_gc_parallel_cards_shared(void **state)
     (void)state;
     TEST_START();
     size_t holders = scaled(20000, 2000), chain = 6;
-    gc_options_t o;
-    memset(&o, 0, sizeof o);
-    o.markers = 2;
-    o.generational = 1;
-    o.compaction = GC_COMPACT_NEVER;
-    gc_heap_t *h = gc_heap_create(&o);
-    EXPECT_NONNULL(h);
+    gc_heap_t *h = generational_heap_two_markers();
     gc_thread_t *t = gc_thread_attach(h);
     cross_node_t **old = calloc(holders, sizeof *old);
     EXPECT_NONNULL(old);
@@ -468,11 +476,7 @@ static void test_gc_parallel_cards_shared(void **state)
         }
         /* allocation until a collection, which should be minor */
         for (int step = 0; step < 400; step++) {
-            gc_stats_t s0, s1;
-            gc_get_stats(h, &s0);
-            for (size_t k = 0; k < 1024; k++) (void)cross_new(t, UINT64_MAX - 1);
-            gc_get_stats(h, &s1);
-            if (s1.collections == s0.collections) continue;
+            if (!garbage_collected(h, t)) continue;
             if (h->sweep_ages) minors++;
             break;
         }
