@@ -42,6 +42,21 @@ typedef struct lisp_census_row {
 } lisp_census_row_t;
 size_t lisp_backend_census(lisp_census_row_t *rows, size_t max);
 
+/* What the collector told of each collection so far, summed (mulch: a
+ * gc_set_collection_callback set before the first allocation). Returns 0
+ * when the backend has no per-collection report (Boehm), else 1. */
+typedef struct lisp_pause_log {
+    uint64_t minor, full;         /* collections of each kind (full: every one outside generational mode) */
+    uint64_t by_reason[3];        /* indexed by GC_REASON_*: allocation, (gc), heap limit */
+    uint64_t pause_ns_total;
+    uint64_t longest_ns;          /* the longest pause, */
+    uint64_t longest_collection;  /* its collection's number (1 for the first), */
+    int      longest_reason;      /* its GC_REASON_* */
+    int      longest_minor;       /* and kind */
+    unsigned most_markers;        /* the most threads that marked one collection */
+} lisp_pause_log_t;
+int lisp_backend_pause_log(lisp_pause_log_t *out);
+
 /* An ephemeron (mulch: gc_ephemeron_new): `datum` is kept alive only while
  * `key`, a heap object, is reachable some other way; once a collection
  * finds the key dead, key and datum read NULL. A GC point (key and datum

@@ -76,6 +76,12 @@ size_t lisp_backend_census(lisp_census_row_t *rows, size_t max)
     return 0;
 }
 
+int lisp_backend_pause_log(lisp_pause_log_t *out)
+{
+    memset(out, 0, sizeof *out);
+    return 0;
+}
+
 void lisp_backend_stats(gc_stats_t *out)
 {
     memset(out, 0, sizeof *out);

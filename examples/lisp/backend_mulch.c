@@ -6,7 +6,8 @@
  * callback that reads `lisp_sp` at collection time is cheaper than
  * registering slots), and C locals through the thread's root stack
  * (LISP_ROOT = gc_push_root, in backend.h). MULCH_GC_* environment variables
- * (stress, compaction, heap size) apply, read by gc_heap_create.
+ * (stress, compaction, heap size) apply, read by gc_heap_create. A
+ * collection callback sums what each collection reports, for (gc-pauses).
  */
 #include "lisp.h"
 
@@ -17,6 +18,33 @@ const char *const lisp_backend_name = "mulch";
 gc_thread_t *lisp_gc_thread;
 static gc_heap_t *heap;
 static value *globals_registered;
+
+/* Filled by note_collection, which runs on the interpreter's thread (the
+ * only one attached, so the only one that collects) at the end of each
+ * collection: read without a lock. */
+static lisp_pause_log_t pause_log;
+
+static void note_collection(const gc_collection_info_t *info, void *ctx)
+{
+    (void)ctx;
+    if (info->minor) pause_log.minor++;
+    else pause_log.full++;
+    if (info->reason >= 0 && info->reason < 3) pause_log.by_reason[info->reason]++;
+    pause_log.pause_ns_total += info->pause_ns;
+    if (info->pause_ns >= pause_log.longest_ns) {
+        pause_log.longest_ns = info->pause_ns;
+        pause_log.longest_collection = info->sequence;
+        pause_log.longest_reason = info->reason;
+        pause_log.longest_minor = info->minor;
+    }
+    if (info->markers > pause_log.most_markers) pause_log.most_markers = info->markers;
+}
+
+int lisp_backend_pause_log(lisp_pause_log_t *out)
+{
+    *out = pause_log;
+    return 1;
+}
 
 static void value_stack_roots(gc_tracer_t *tracer, void *ctx)
 {
@@ -30,6 +58,7 @@ int lisp_backend_init(value *globals, size_t nglobals)
 {
     heap = gc_heap_create(NULL);
     if (heap == NULL) return -1;
+    gc_set_collection_callback(heap, note_collection, NULL);
     lisp_gc_thread = gc_thread_attach(heap);
     if (lisp_gc_thread == NULL) {
         gc_heap_destroy(heap);

@@ -1,6 +1,6 @@
 /* builtins.c — primitives on numbers, lists, equality and control (apply,
  * map, for-each, error, try) and the collector's own (gc, gc-stats,
- * gc-census).
+ * gc-census, gc-pauses).
  *
  * A primitive gets its arguments as args[0..argc) on the value stack:
  * rooted slots. One that allocates reads its arguments from args after the
@@ -425,6 +425,27 @@ static value prim_gc(value *args, int argc)
     return LISP_UNSPEC;
 }
 
+/* Pushes the pair (name . value) on the value stack, for an alist built
+ * from stacked entries; counts above the fixnum range wrap. */
+static void push_entry(const char *name, value v)
+{
+    lisp_push(v);
+    lisp_push(lisp_intern(name));   /* (may collect: v is rooted on the stack) */
+    value entry = lisp_cons_slots(&lisp_sp[-1], &lisp_sp[-2]);
+    lisp_sp -= 2;
+    lisp_push(entry);
+}
+
+static void push_count_entry(const char *name, uint64_t n)
+{
+    push_entry(name, lisp_fixnum((intptr_t)(n & (uint64_t)LISP_FIXNUM_MAX)));
+}
+
+static void push_symbol_entry(const char *name, const char *symbol)
+{
+    push_entry(name, lisp_intern(symbol));
+}
+
 /* An alist ((collections . n) (bytes-allocated . n) ...), taken before it
  * is built. */
 static value prim_gc_stats(value *args, int argc)
@@ -440,18 +461,44 @@ static value prim_gc_stats(value *args, int argc)
         { "bytes-moved", st.bytes_moved }, { "objects-finalized", st.objects_finalized },
     };
     value *first = lisp_sp;
-    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
-        lisp_push(lisp_intern(fields[i].name));
-        lisp_push(lisp_fixnum((intptr_t)(fields[i].n & (uint64_t)LISP_FIXNUM_MAX)));
-        value entry = lisp_cons_slots(&lisp_sp[-2], &lisp_sp[-1]);
-        lisp_sp -= 2;
-        lisp_push(entry);
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) push_count_entry(fields[i].name, fields[i].n);
+    push_symbol_entry("backend", lisp_backend_name);
+    return lisp_list_from_stack(first, (int)(lisp_sp - first), LISP_NIL);
+}
+
+static const char *reason_symbol(int reason)
+{
+    switch (reason) {
+    case GC_REASON_EXPLICIT: return "gc";
+    case GC_REASON_HEAP_LIMIT: return "heap-limit";
+    default: return "allocation";
     }
-    lisp_push(lisp_intern("backend"));
-    lisp_push(lisp_intern(lisp_backend_name));
-    value entry = lisp_cons_slots(&lisp_sp[-2], &lisp_sp[-1]);
-    lisp_sp -= 2;
-    lisp_push(entry);
+}
+
+/* (gc-pauses): what the collector reported of each collection, summed
+ * (mulch's collection callback): ((minor . n) (full . n) (by-allocation . n)
+ * (by-gc . n) (by-heap-limit . n) (pause-ns-total . n) (longest-pause-ns . n)
+ * (longest-pause-collection . n) (longest-pause-reason . allocation|gc|heap-limit)
+ * (longest-pause-kind . minor|full) (most-markers . n)); () on the Boehm
+ * backend. Taken before the list is built. */
+static value prim_gc_pauses(value *args, int argc)
+{
+    (void)args;
+    (void)argc;
+    lisp_pause_log_t log;
+    if (!lisp_backend_pause_log(&log)) return LISP_NIL;
+    value *first = lisp_sp;
+    push_count_entry("minor", log.minor);
+    push_count_entry("full", log.full);
+    push_count_entry("by-allocation", log.by_reason[GC_REASON_ALLOCATION]);
+    push_count_entry("by-gc", log.by_reason[GC_REASON_EXPLICIT]);
+    push_count_entry("by-heap-limit", log.by_reason[GC_REASON_HEAP_LIMIT]);
+    push_count_entry("pause-ns-total", log.pause_ns_total);
+    push_count_entry("longest-pause-ns", log.longest_ns);
+    push_count_entry("longest-pause-collection", log.longest_collection);
+    push_symbol_entry("longest-pause-reason", reason_symbol(log.longest_reason));
+    push_symbol_entry("longest-pause-kind", log.longest_minor ? "minor" : "full");
+    push_count_entry("most-markers", log.most_markers);
     return lisp_list_from_stack(first, (int)(lisp_sp - first), LISP_NIL);
 }
 
@@ -509,6 +556,7 @@ void lisp_builtins_init(void)
         { "apply", lisp_prim_apply, 2, -1 }, { "map", prim_map, 2, 2 }, { "for-each", prim_for_each, 2, 2 },
         { "error", prim_error, 1, -1 }, { "try", prim_try, 2, 2 },
         { "gc", prim_gc, 0, 0 }, { "gc-stats", prim_gc_stats, 0, 0 }, { "gc-census", prim_gc_census, 0, 0 },
+        { "gc-pauses", prim_gc_pauses, 0, 0 },
     };
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
         lisp_define_primitive(table[i].name, table[i].fn, table[i].min, table[i].max);

@@ -9,7 +9,8 @@
  * pause_ns_total, the moved bytes to bytes_moved, the live and heap bytes
  * of the last call are the stats' own. A callback's mulch calls that could
  * collect or take the heap's lock are reported and refused, not a
- * deadlock. MULCH_GC_LOG=1 prints one line a collection.
+ * deadlock. MULCH_GC_LOG=1 prints one line a collection, naming its
+ * kind and reason. Threads: test_gc_collection_events_threads.c.
  *
  * Deterministic: no randomness; fixed workloads. */
 #ifndef _GNU_SOURCE
@@ -514,6 +515,59 @@ static void test_events_log_environment(void **state)
     EXPECT_NO_REPORTS(r1);
 }
 
+static size_t occurrences(const char *text, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = strstr(text, needle); p != NULL; p = strstr(p + 1, needle)) n++;
+    return n;
+}
+
+/* Allocates 24 MiB of garbage on a generational heap (minor collections),
+ * then fills a 4 MiB heap until an allocation fails. */
+static void minor_and_limit_collections(void)
+{
+    gc_heap_t *h = heap_with(0, GC_COMPACT_NEVER, 1, 1);
+    gc_thread_t *t = gc_thread_attach(h);
+    for (int i = 0; i < 200000; i++) EXPECT_NONNULL(gc_alloc(t, &T_RAW, 120));
+    gc_thread_detach(t);
+    gc_heap_destroy(h);
+
+    h = heap_with(4 * MiB, GC_COMPACT_NEVER, 0, 1);
+    t = gc_thread_attach(h);
+    void *list = NULL;
+    gc_push_root(t, &list);
+    for (size_t made = 0; made < 1000000; made++) {
+        tobj_t *o = gc_alloc(t, &T_PLAIN, tobj_size(8));
+        if (o == NULL) break;
+        o->slot[0] = list;
+        list = o;
+    }
+    gc_pop_roots(t, 1);
+    gc_thread_detach(t);
+    gc_heap_destroy(h);
+}
+
+/* The log names minor collections and those an allocation that did not
+ * fit started. */
+static void test_events_log_minor_and_limit(void **state)
+{
+    (void)state;
+    TEST_START();
+    static char text[1 << 16];
+    unsigned long r0 = rec_count();
+    setenv("MULCH_GC_LOG", "1", 1);
+    stderr_of(minor_and_limit_collections, text, sizeof text);
+    unsetenv("MULCH_GC_LOG");
+    size_t lines = lines_of(text, "mulch gc ");
+    size_t minors = occurrences(text, ": minor (allocation), pause ");
+    size_t limits = occurrences(text, ": full (heap limit), pause ");
+    print_message("  %zu lines: %zu minor, %zu for the heap limit\n", lines, minors, limits);
+    EXPECT_GE(minors, 3);
+    EXPECT_GE(limits, 1);
+    EXPECT_LT(lines, sizeof text / 120); /* all of them captured */
+    EXPECT_NO_REPORTS(r0);
+}
+
 /* ---- cancellation: the callback's and the log's writes ------------------ */
 
 static gc_heap_t *g_cancel_heap;
@@ -635,6 +689,7 @@ int main(void)
         T(test_events_stats_from_callback),
         T(test_events_stats_elsewhere_refused),
         T(test_events_log_environment),
+        T(test_events_log_minor_and_limit),
         T(test_events_cancel_pending),
         T(test_events_stress_reason),
     };

@@ -76,3 +76,15 @@
             (newline))
           (gc-stats))
 (show "collections happened: " (> (cdr (assq 'collections (gc-stats))) 0))
+;; the same collections as mulch's collection callback reported them one by
+;; one: why each ran, and which paused longest (the Boehm build prints none)
+(let ((pauses (gc-pauses)))
+  (if (pair? pauses)
+      (let ((field (lambda (name) (cdr (assq name pauses)))))
+        (show "gc: collections: " (field 'full) " full, " (field 'minor) " minor; "
+              (field 'by-allocation) " for allocation, " (field 'by-gc) " by (gc), "
+              (field 'by-heap-limit) " at the heap limit")
+        (show "gc: longest pause: " (field 'longest-pause-ns) " ns, collection #"
+              (field 'longest-pause-collection) " (" (field 'longest-pause-kind) ", reason "
+              (field 'longest-pause-reason) ")")
+        (show "gc: most threads marking in one collection: " (field 'most-markers)))))
