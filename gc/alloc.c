@@ -375,7 +375,8 @@ block_t *gc_span_new_locked(gc_heap_t *heap, int cls, size_t large_bytes) {
         return NULL;
     }
     if (cls >= 0) heap->class_spans[cls]++;
-    atomic_fetch_add_explicit(&heap->heap_bytes, bytes, memory_order_relaxed);
+    size_t now = atomic_fetch_add_explicit(&heap->heap_bytes, bytes, memory_order_relaxed) + bytes;
+    if (now > heap->heap_bytes_peak) heap->heap_bytes_peak = now;
     return b;
 }
 

@@ -244,6 +244,9 @@ void gc_collect_locked(gc_heap_t *heap, gc_thread_t *self, bool minor_allowed, i
     uint64_t pause = gc_now_ns() - start;
     heap->pause_ns_total += pause;
     if (pause > heap->pause_ns_max) heap->pause_ns_max = pause;
+    heap->mark_ns_total += mark_end - mark_start;
+    heap->sweep_ns_total += swept - start;
+    heap->collections_minor += minor;
     if (heap->collection_fn != NULL || heap->log_collections) {
         gc_collection_info_t info = {
             .sequence = heap->collections,

@@ -414,5 +414,9 @@ void gc_get_stats(gc_heap_t *heap, gc_stats_t *out) {
     out->pause_ns_max = heap->pause_ns_max;
     out->bytes_moved = heap->bytes_moved;
     out->objects_finalized = heap->objects_finalized;
+    out->heap_bytes_peak = heap->heap_bytes_peak > out->heap_bytes ? heap->heap_bytes_peak : out->heap_bytes;
+    out->collections_minor = heap->collections_minor;
+    out->mark_ns_total = heap->mark_ns_total;
+    out->sweep_ns_total = heap->sweep_ns_total;
     if (!held_here) pthread_mutex_unlock(&heap->lock);
 }

@@ -88,6 +88,7 @@ void lisp_backend_stats(gc_stats_t *out)
     out->collections = GC_get_gc_no();
     out->bytes_allocated = GC_get_total_bytes();
     out->heap_bytes = GC_get_heap_size();
+    out->heap_bytes_peak = out->heap_bytes; /* (Boehm keeps no peak: its size now) */
     out->live_bytes = GC_get_memory_use();
     out->pause_ns_total = pause_total_ns;
     out->pause_ns_max = pause_max_ns;

@@ -459,6 +459,8 @@ static value prim_gc_stats(value *args, int argc)
         { "heap-bytes", st.heap_bytes }, { "live-bytes", st.live_bytes },
         { "pause-ns-total", st.pause_ns_total }, { "pause-ns-max", st.pause_ns_max },
         { "bytes-moved", st.bytes_moved }, { "objects-finalized", st.objects_finalized },
+        { "heap-bytes-peak", st.heap_bytes_peak }, { "collections-minor", st.collections_minor },
+        { "mark-ns-total", st.mark_ns_total }, { "sweep-ns-total", st.sweep_ns_total },
     };
     value *first = lisp_sp;
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) push_count_entry(fields[i].name, fields[i].n);

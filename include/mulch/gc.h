@@ -307,6 +307,11 @@ typedef struct gc_stats {
     uint64_t pause_ns_total, pause_ns_max;
     uint64_t bytes_moved;       /* cumulative, by compaction */
     uint64_t objects_finalized;
+    /* since 0.9 */
+    size_t   heap_bytes_peak;   /* the most heap_bytes has been */
+    uint64_t collections_minor; /* of collections: a generational heap's minor ones */
+    uint64_t mark_ns_total;     /* of pause_ns_total: marking (each collection's mark_ns, below) */
+    uint64_t sweep_ns_total;    /* of pause_ns_total: sweeping in pauses (each one's sweep_ns) */
 } gc_stats_t;
 MULCH_API void gc_get_stats(gc_heap_t *heap, gc_stats_t *out);
 

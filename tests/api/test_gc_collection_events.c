@@ -101,7 +101,7 @@ static void expect_consistent(const recorder_t *r, size_t first, gc_heap_t *h, g
     gc_stats_t now = stats_of(h);
     EXPECT_EQ(r->count - first, now.collections - before.collections);
     EXPECT_LE(r->count, MAX_SEEN);
-    uint64_t pauses = 0, moved = 0;
+    uint64_t pauses = 0, moved = 0, marking = 0, sweeping = 0, minors = 0;
     for (size_t i = first; i < r->count; i++) {
         const gc_collection_info_t *c = &r->seen[i];
         EXPECT_EQ(c->sequence, before.collections + 1 + (i - first));
@@ -109,11 +109,23 @@ static void expect_consistent(const recorder_t *r, size_t first, gc_heap_t *h, g
         EXPECT_GE(c->markers, 1);
         EXPECT_GE(c->heap_bytes_after, c->live_bytes);
         EXPECT_GE(c->budget, 1);
+        EXPECT_GE(now.heap_bytes_peak, c->heap_bytes_before);
+        EXPECT_GE(now.heap_bytes_peak, c->heap_bytes_after);
         pauses += c->pause_ns;
         moved += c->bytes_moved;
+        marking += c->mark_ns;
+        sweeping += c->sweep_ns;
+        minors += c->minor != 0;
     }
     EXPECT_EQ(pauses, now.pause_ns_total - before.pause_ns_total);
     EXPECT_EQ(moved, now.bytes_moved - before.bytes_moved);
+    EXPECT_EQ(marking, now.mark_ns_total - before.mark_ns_total);
+    EXPECT_EQ(sweeping, now.sweep_ns_total - before.sweep_ns_total);
+    EXPECT_EQ(minors, now.collections_minor - before.collections_minor);
+    EXPECT_LE(now.collections_minor, now.collections);
+    EXPECT_LE(now.mark_ns_total + now.sweep_ns_total, now.pause_ns_total);
+    EXPECT_GE(now.heap_bytes_peak, now.heap_bytes);
+    EXPECT_GE(now.heap_bytes_peak, before.heap_bytes_peak);
     if (r->count > first) {
         const gc_collection_info_t *last = &r->seen[r->count - 1];
         EXPECT_EQ(last->live_bytes, now.live_bytes);

@@ -297,6 +297,7 @@ static void test_gc_stats(void **state)
     EXPECT_EQ(s0.bytes_allocated, 0);
     EXPECT_EQ(s0.objects_finalized, 0);
     EXPECT_GE(s0.pause_ns_total, s0.pause_ns_max);
+    EXPECT_GE(s0.heap_bytes_peak, s0.heap_bytes);
 
     const size_t n = scaled(4000, 1000);
     void **keep = calloc(n, sizeof *keep);
@@ -327,6 +328,9 @@ static void test_gc_stats(void **state)
     EXPECT_GE(s2.heap_bytes, s2.live_bytes);
     EXPECT_GE(s2.pause_ns_total, s2.pause_ns_max);
     EXPECT_GE(s2.pause_ns_total, s1.pause_ns_total);
+    EXPECT_LE(s2.mark_ns_total + s2.sweep_ns_total, s2.pause_ns_total);
+    if (s2.mark_ns_total == 0) T_FAIL("mark_ns_total is 0 after %ju collections", (uintmax_t)s2.collections);
+    EXPECT_LE(s2.collections_minor, s2.collections);
     if (s2.pause_ns_max == 0) T_FAIL("pause_ns_max is 0 after %ju collections", (uintmax_t)s2.collections);
     EXPECT_EQ(s2.objects_finalized, 0);
 
@@ -356,6 +360,9 @@ static void test_gc_stats(void **state)
     EXPECT_NONNULL(big);
     gc_stats_t s6 = stats_of(h);
     EXPECT_GE(s6.bytes_allocated - s5.bytes_allocated, 3 * MiB + 5);
+    EXPECT_GE(s6.heap_bytes, 3 * MiB);
+    EXPECT_GE(s6.heap_bytes_peak, s6.heap_bytes);
+    EXPECT_GE(s6.heap_bytes_peak, s2.heap_bytes_peak);
 
     /* Everything dropped: live_bytes falls to (almost) nothing. */
     memset(keep, 0, n * sizeof *keep);
@@ -364,6 +371,9 @@ static void test_gc_stats(void **state)
     EXPECT_LE(s7.live_bytes, 16 * KiB);
     EXPECT_GE(s7.heap_bytes, s7.live_bytes);
     EXPECT_GE(s7.collections, s4.collections + 1);
+    /* the large object's span went back: the heap shrank, its peak stays */
+    EXPECT_LT(s7.heap_bytes, s6.heap_bytes);
+    EXPECT_GE(s7.heap_bytes_peak, s6.heap_bytes);
     print_message("  collections %ju, allocated %ju, heap %zu, live %zu, pause total %ju ns max %ju ns\n",
                   (uintmax_t)s7.collections, (uintmax_t)s7.bytes_allocated, s7.heap_bytes,
                   s7.live_bytes, (uintmax_t)s7.pause_ns_total, (uintmax_t)s7.pause_ns_max);
