@@ -204,6 +204,12 @@ typedef struct gc_mark_shared {
                                         report cap is per collection          */
     bool              quit, evacuate, aging, overflowed;
     size_t            rescan_low, rescan_end; /* the helpers' (gc_tracer_t) */
+    /* gc_mark_parallel's `first`: every marker runs it as it joins (a
+     * minor collection's card scan, which hands out spans by card_next) */
+    void            (*first)(gc_tracer_t *tracer);
+    _Atomic size_t    card_next;     /* the next span index no marker took */
+    _Atomic uint64_t  helper_card_spans; /* spans whose cards a helper scanned,
+                                            all markings together (tests) */
     uint64_t          generation, bytes_moved;
     /* Owning marking (parallel.c): `owning` for this marking; claims[s]
      * the id of the marker that owns heap->spans.items[s] (0: none yet),

@@ -3,10 +3,11 @@
  * The collecting thread traces the roots into its own stack, then it and
  * options.markers - 1 helper threads (started on the first collection that
  * wants them, parked between collections) drain the graph together. A
- * minor collection's card scan (gc_mark_parallel's `first`) runs on the
- * collector after the helpers were woken, so that they share its drains;
- * it reads mark bits and cards that markers write meanwhile, with relaxed
- * loads (generation.c). Each
+ * minor collection's card scan (gc_mark_parallel's `first`) runs on every
+ * marker as it joins, the collector first, each taking spans from a
+ * shared cursor (generation.c); it reads mark bits and cards that markers
+ * write meanwhile, with relaxed loads. A marker that is still scanning is
+ * not idle, so marking cannot end before every span was scanned. Each
  * marker owns a tracer with a private stack; work moves between markers in
  * packets through one shared list: a marker that sees an idle marker gives
  * away, when a range entry of two chunks or more lies near the bottom of
@@ -234,6 +235,7 @@ static void *marker_main(void *arg) {
         shared->joined++;
         bool evacuate = shared->evacuate, aging = shared->aging;
         bool owning = shared->owning;
+        void (*first)(gc_tracer_t *) = shared->first;
         unsigned char id = (unsigned char)shared->active; /* (2.., the collector is 1) */
         pthread_mutex_unlock(&shared->lock);
 
@@ -243,6 +245,7 @@ static void *marker_main(void *arg) {
         tracer.shared = shared;
         tracer.owning = owning;
         tracer.marker_id = id;
+        if (first != NULL) first(&tracer);
         marker_loop(&tracer);
         gc_tracer_free(&tracer);
 
@@ -414,6 +417,8 @@ void gc_mark_parallel(gc_tracer_t *tracer, void (*first)(gc_tracer_t *tracer)) {
     shared->rescan_low = shared->rescan_end = 0;
     atomic_store_explicit(&shared->bad_slots, tracer->bad_slots, memory_order_relaxed);
     shared->owning = claims_reset(heap);
+    shared->first = first;
+    atomic_store_explicit(&shared->card_next, 0, memory_order_relaxed);
     pthread_cond_broadcast(&shared->start);
     pthread_mutex_unlock(&shared->lock);
 
