@@ -1,6 +1,7 @@
 /* events.c — what a heap tells about each collection: the embedder's
  * collection callback (gc_set_collection_callback) and MULCH_GC_LOG's line
- * on stderr.
+ * on stderr, and MULCH_GC_LOG's summary line when the heap is destroyed
+ * (its gc_get_stats figures: the collections, pauses, peak size).
  *
  * Both run at the end of gc_collect_locked, on the collecting thread, with
  * the heap's lock held and the world stopped, after the pause was measured
@@ -40,6 +41,25 @@ static void log_collection(const gc_heap_t *heap, const gc_collection_info_t *in
              info->markers == 1 ? "" : "s", mebibytes(info->heap_bytes_before), mebibytes(info->heap_bytes_after),
              mebibytes(info->live_bytes), mebibytes(info->bytes_moved), mebibytes(info->budget));
     fputs(line, stderr);
+}
+
+void gc_log_heap_summary_locked(gc_heap_t *heap) {
+    gc_stats_t s;
+    gc_stats_fill_locked(heap, &s);
+    char line[320];
+    snprintf(line, sizeof line,
+             "mulch gc %p destroyed: %" PRIu64 " collection%s (%" PRIu64 " minor), pauses %.3f ms in all "
+             "(mark %.3f, sweep %.3f), %.3f ms at most; heap peak %.1f MiB, allocated %.1f MiB, moved %.1f MiB, "
+             "%" PRIu64 " finalized\n",
+             (const void *)heap, s.collections, s.collections == 1 ? "" : "s", s.collections_minor,
+             milliseconds(s.pause_ns_total),
+             milliseconds(s.mark_ns_total), milliseconds(s.sweep_ns_total), milliseconds(s.pause_ns_max),
+             mebibytes(s.heap_bytes_peak), mebibytes((size_t)s.bytes_allocated), mebibytes((size_t)s.bytes_moved),
+             s.objects_finalized);
+    int cancel_state; /* (fputs is a cancellation point; gc_heap_destroy is none) */
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
+    fputs(line, stderr);
+    pthread_setcancelstate(cancel_state, NULL);
 }
 
 void gc_collection_report(gc_heap_t *heap, const gc_collection_info_t *info) {

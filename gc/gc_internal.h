@@ -637,6 +637,10 @@ MULCH_INTERNAL void gc_collect_locked(gc_heap_t *heap, gc_thread_t *self, bool m
 /* The end of a collection (events.c): MULCH_GC_LOG's line and the
  * embedder's callback, with the lock held and the world stopped. */
 MULCH_INTERNAL void gc_collection_report(gc_heap_t *heap, const gc_collection_info_t *info);
+/* gc_get_stats' figures; heap->lock held (or the heap's own report running). */
+MULCH_INTERNAL void gc_stats_fill_locked(gc_heap_t *heap, gc_stats_t *out);
+/* MULCH_GC_LOG's last line, at gc_heap_destroy: the heap's whole life. */
+MULCH_INTERNAL void gc_log_heap_summary_locked(gc_heap_t *heap);
 MULCH_INTERNAL void gc_run_finalizers(gc_thread_t *thread);
 
 /* ---- the pending finalizers' index (gc/pending.c), heap->lock held ------- */

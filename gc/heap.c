@@ -298,6 +298,7 @@ void gc_heap_destroy(gc_heap_t *heap) {
         return;
     }
     heap->destroy_final = true; /* no way back: a fork child keeps it destroying */
+    if (heap->log_collections) gc_log_heap_summary_locked(heap);
     while (heap->spans.count) gc_span_release(heap, heap->spans.items[heap->spans.count - 1]);
     pthread_mutex_unlock(&heap->lock);
     gc_thread_cache_release(heap); /* (the records the detaches above kept) */
@@ -403,6 +404,11 @@ void gc_get_stats(gc_heap_t *heap, gc_stats_t *out) {
     bool held_here = heap != NULL && heap == mulch_gc_reporting_heap;
     if (!held_here && !gc_heap_given(heap, "gc_get_stats")) return;
     if (!held_here) pthread_mutex_lock(&heap->lock);
+    gc_stats_fill_locked(heap, out);
+    if (!held_here) pthread_mutex_unlock(&heap->lock);
+}
+
+void gc_stats_fill_locked(gc_heap_t *heap, gc_stats_t *out) {
     uint64_t allocated = heap->detached_bytes_allocated;
     for (gc_thread_t *t = heap->threads; t; t = t->next)
         allocated += atomic_load_explicit(&t->bytes_allocated, memory_order_relaxed);
@@ -418,5 +424,4 @@ void gc_get_stats(gc_heap_t *heap, gc_stats_t *out) {
     out->collections_minor = heap->collections_minor;
     out->mark_ns_total = heap->mark_ns_total;
     out->sweep_ns_total = heap->sweep_ns_total;
-    if (!held_here) pthread_mutex_unlock(&heap->lock);
 }

@@ -10,7 +10,8 @@
  * of the last call are the stats' own. A callback's mulch calls that could
  * collect or take the heap's lock are reported and refused, not a
  * deadlock. MULCH_GC_LOG=1 prints one line a collection, naming its
- * kind and reason. Threads: test_gc_collection_events_threads.c.
+ * kind and reason, and a summary when the heap is destroyed. Threads:
+ * test_gc_collection_events_threads.c.
  *
  * Deterministic: no randomness; fixed workloads. */
 #ifndef _GNU_SOURCE
@@ -486,6 +487,15 @@ static void two_collections(void)
     gc_heap_destroy(h);
 }
 
+static void one_collection(void)
+{
+    gc_heap_t *h = heap_with(0, GC_COMPACT_NEVER, 0, 1);
+    gc_thread_t *t = gc_thread_attach(h);
+    gc_collect(t);
+    gc_thread_detach(t);
+    gc_heap_destroy(h);
+}
+
 static size_t lines_of(const char *text, const char *prefix)
 {
     size_t n = 0;
@@ -506,15 +516,18 @@ static void test_events_log_environment(void **state)
     setenv("MULCH_GC_LOG", "1", 1);
     stderr_of(two_collections, text, sizeof text);
     print_message("  %s", text);
-    EXPECT_EQ(lines_of(text, "mulch gc "), 2);
+    EXPECT_EQ(lines_of(text, "mulch gc "), 3); /* and the summary */
     EXPECT_NONNULL(strstr(text, "#1: full (gc_collect), pause "));
     EXPECT_NONNULL(strstr(text, "#2: full (gc_collect), pause "));
     EXPECT_NONNULL(strstr(text, "1 marker)"));
+    EXPECT_NONNULL(strstr(text, " destroyed: 2 collections (0 minor), pauses "));
+    stderr_of(one_collection, text, sizeof text);
+    EXPECT_NONNULL(strstr(text, " destroyed: 1 collection (0 minor), pauses "));
     EXPECT_NO_REPORTS(r0);
 
     setenv("MULCH_GC_LOG", "maybe", 1);
     stderr_of(two_collections, text, sizeof text);
-    EXPECT_EQ(lines_of(text, "mulch gc "), 2);
+    EXPECT_EQ(lines_of(text, "mulch gc "), 3);
     EXPECT_ONE_REPORT(r0, "gc_heap_create: MULCH_GC_LOG=maybe is not 0, 1", getenv("MULCH_GC_LOG"));
 
     unsigned long r1 = rec_count();
@@ -577,6 +590,17 @@ static void test_events_log_minor_and_limit(void **state)
     EXPECT_GE(minors, 3);
     EXPECT_GE(limits, 1);
     EXPECT_LT(lines, sizeof text / 120); /* all of them captured */
+    /* each heap's summary counts its lines: the two add up to all but themselves */
+    EXPECT_EQ(occurrences(text, " destroyed: "), 2);
+    unsigned long long summed = 0, summed_minor = 0;
+    for (const char *p = strstr(text, " destroyed: "); p != NULL; p = strstr(p + 1, " destroyed: ")) {
+        unsigned long long collections = 0, minor = 0;
+        EXPECT_EQ(sscanf(p, " destroyed: %llu collections (%llu minor)", &collections, &minor), 2);
+        summed += collections;
+        summed_minor += minor;
+    }
+    EXPECT_EQ(summed, lines - 2);
+    EXPECT_EQ(summed_minor, minors);
     EXPECT_NO_REPORTS(r0);
 }
 
@@ -655,7 +679,8 @@ static void test_events_cancel_pending(void **state)
     setenv("MULCH_GC_LOG", "1", 1);
     stderr_of(cancel_with_log, text, sizeof text);
     unsetenv("MULCH_GC_LOG");
-    EXPECT_EQ(lines_of(text, "mulch gc "), 2);
+    EXPECT_EQ(lines_of(text, "mulch gc "), 3);
+    EXPECT_NONNULL(strstr(text, " destroyed: 2 collections (0 minor), pauses "));
     EXPECT_NO_REPORTS(r0);
 }
 
