@@ -477,24 +477,18 @@ static void stderr_of(void (*fn)(void), char *out, size_t size)
     fclose(capture);
 }
 
-static void two_collections(void)
+/* A heap that collects n times with gc_collect, then is destroyed. */
+static void collections_then_destroy(int n)
 {
     gc_heap_t *h = heap_with(0, GC_COMPACT_NEVER, 0, 1);
     gc_thread_t *t = gc_thread_attach(h);
-    gc_collect(t);
-    gc_collect(t);
+    for (int i = 0; i < n; i++) gc_collect(t);
     gc_thread_detach(t);
     gc_heap_destroy(h);
 }
 
-static void one_collection(void)
-{
-    gc_heap_t *h = heap_with(0, GC_COMPACT_NEVER, 0, 1);
-    gc_thread_t *t = gc_thread_attach(h);
-    gc_collect(t);
-    gc_thread_detach(t);
-    gc_heap_destroy(h);
-}
+static void two_collections(void) { collections_then_destroy(2); }
+static void one_collection(void) { collections_then_destroy(1); }
 
 static size_t lines_of(const char *text, const char *prefix)
 {
