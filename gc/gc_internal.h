@@ -395,7 +395,8 @@ struct gc_heap {
     size_t           live_bytes;
     uint64_t         pause_ns_total, pause_ns_max;
     uint64_t         mark_ns_total, sweep_ns_total, collections_minor;
-    size_t           heap_bytes_peak;  /* most heap_bytes ever (spans are taken under the lock) */
+    size_t           heap_bytes_peak;  /* most heap_bytes ever (spans are taken under heap->lock, or
+                                          during an evacuation under mark_shared.target_lock) */
     uint64_t         objects_finalized;
     uint64_t         stress_every;     /* MULCH_GC_STRESS: collect every N slow paths */
     bool             verify_each;      /* MULCH_GC_VERIFY: gc_verify before and after each collection */

@@ -165,9 +165,10 @@ MULCH_INTERNAL void gc_mark_drain(gc_tracer_t *tracer);
 MULCH_INTERNAL void gc_mark_drain_local(gc_tracer_t *tracer);
 /* Marks everything reachable from the tracer's stack with the heap's
  * marker threads (serially when one marker is configured or the heap is
- * small). `first`, unless NULL, is more root tracing the collector does
- * once the helpers were woken (a minor collection's cards), so that they
- * share its drains. */
+ * small). `first`, unless NULL, is more root tracing that every marker
+ * runs as it joins, the collector after waking the helpers (a minor
+ * collection's cards): it runs on several threads at once, and must
+ * share its work out itself (gc_generation_trace_cards' span cursor). */
 MULCH_INTERNAL void gc_mark_parallel(gc_tracer_t *tracer, void (*first)(gc_tracer_t *tracer));
 MULCH_INTERNAL void gc_mark_donate(gc_tracer_t *tracer);
 /* Splits a range entry of two chunks or more among the bottom `limit`

@@ -191,8 +191,9 @@ static void span_trace_cards(gc_tracer_t *tracer, block_t *b) {
 void gc_generation_trace_cards(gc_tracer_t *tracer) {
     gc_heap_t *heap = tracer->heap;
     gc_mark_shared_t *shared = tracer->shared;
-    /* The collector runs this once the helpers were started
-     * (gc_mark_parallel's `first`), so that what the old objects lead to
+    /* Every marker runs this (gc_mark_parallel's `first`): the collector
+     * once the helpers were started, each helper as it joins (it may
+     * start before the collector does), so that what the old objects lead to
      * is shared among the markers as it is found: drains once the stack
      * would outgrow its first mapping (a minor collection maps it afresh,
      * and objects pushed long before they are traced have left the

@@ -481,7 +481,8 @@ static const char *reason_symbol(int reason)
  * (mulch's collection callback): ((minor . n) (full . n) (by-allocation . n)
  * (by-gc . n) (by-heap-limit . n) (pause-ns-total . n) (longest-pause-ns . n)
  * (longest-pause-collection . n) (longest-pause-reason . allocation|gc|heap-limit)
- * (longest-pause-kind . minor|full) (most-markers . n)); () on the Boehm
+ * (longest-pause-kind . minor|full) (most-markers . n)), reason and kind
+ * `none` before the first collection; () on the Boehm
  * backend. Taken before the list is built. */
 static value prim_gc_pauses(value *args, int argc)
 {
@@ -498,8 +499,9 @@ static value prim_gc_pauses(value *args, int argc)
     push_count_entry("pause-ns-total", log.pause_ns_total);
     push_count_entry("longest-pause-ns", log.longest_ns);
     push_count_entry("longest-pause-collection", log.longest_collection);
-    push_symbol_entry("longest-pause-reason", reason_symbol(log.longest_reason));
-    push_symbol_entry("longest-pause-kind", log.longest_minor ? "minor" : "full");
+    int collected = log.longest_collection != 0;
+    push_symbol_entry("longest-pause-reason", collected ? reason_symbol(log.longest_reason) : "none");
+    push_symbol_entry("longest-pause-kind", !collected ? "none" : log.longest_minor ? "minor" : "full");
     push_count_entry("most-markers", log.most_markers);
     return lisp_list_from_stack(first, (int)(lisp_sp - first), LISP_NIL);
 }

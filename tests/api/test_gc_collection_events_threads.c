@@ -17,8 +17,10 @@
 #include <mulch/gc.h>
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <time.h>
 
 #include "mulch_test.h"
 
@@ -176,10 +178,14 @@ static void test_events_callback_set_while_collecting(void **state)
     churner_t ch = { h, &stop };
     pthread_t ids[WORKERS];
     for (int i = 0; i < WORKERS; i++) EXPECT_EQ(pthread_create(&ids[i], NULL, churn_until_stopped, &ch), 0);
-    /* until the churners collected `wanted` times, and at least 3000 switches */
+    /* until the churners collected `wanted` times (at most 60 s), and at
+     * least 3000 switches; yielding now and then, so that on a loaded
+     * host this loop does not keep the churners off the CPUs */
     uint64_t wanted = scaled(2000, 200), collections_seen = 0;
     size_t switches = 0;
-    for (size_t i = 0; i < 3000 || (collections_seen < wanted && i < 50000000); i++, switches++) {
+    struct timespec began;
+    clock_gettime(CLOCK_MONOTONIC, &began);
+    for (size_t i = 0; i < 3000 || collections_seen < wanted; i++, switches++) {
         switch (i % 3) {
         case 0: gc_set_collection_callback(h, record_call, a); break;
         case 1: gc_set_collection_callback(h, record_call, b); break;
@@ -189,6 +195,10 @@ static void test_events_callback_set_while_collecting(void **state)
             gc_stats_t s;
             gc_get_stats(h, &s);
             collections_seen = s.collections;
+            sched_yield();
+            struct timespec now;
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            if (now.tv_sec - began.tv_sec > 60) break;
         }
     }
     /* removed for good: no call from here on */
