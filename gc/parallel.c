@@ -5,9 +5,10 @@
  * wants them, parked between collections) drain the graph together. A
  * minor collection's card scan (gc_mark_parallel's `first`) runs on every
  * marker as it joins (the collector once it woke the helpers, which may
- * start before it), each taking spans from a shared cursor (generation.c); it reads mark bits and cards that markers
- * write meanwhile, with relaxed loads. A marker that is still scanning is
- * not idle, so marking cannot end before every span was scanned. Each
+ * start before it), each taking spans from a shared cursor (generation.c);
+ * it reads mark bits and cards that markers write meanwhile, with relaxed
+ * loads. A marker that is still scanning is not idle, so marking cannot
+ * end before every span was scanned. Each
  * marker owns a tracer with a private stack; work moves between markers in
  * packets through one shared list: a marker that sees an idle marker gives
  * away, when a range entry of two chunks or more lies near the bottom of
