@@ -420,7 +420,7 @@ void gc_stats_fill_locked(gc_heap_t *heap, gc_stats_t *out) {
     out->pause_ns_max = heap->pause_ns_max;
     out->bytes_moved = heap->bytes_moved;
     out->objects_finalized = heap->objects_finalized;
-    out->heap_bytes_peak = heap->heap_bytes_peak > out->heap_bytes ? heap->heap_bytes_peak : out->heap_bytes;
+    out->heap_bytes_peak = heap->heap_bytes_peak; /* (heap_bytes grows only where the peak is raised) */
     out->collections_minor = heap->collections_minor;
     out->mark_ns_total = heap->mark_ns_total;
     out->sweep_ns_total = heap->sweep_ns_total;
