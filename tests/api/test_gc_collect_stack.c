@@ -217,6 +217,7 @@ static void test_fork_child_collects(void **state)
 int main(void)
 {
     mt_init("test_gc_collect_stack");
+    mt_env_ignore_markers_under_tsan();
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_rec, teardown_rec)
     const struct CMUnitTest tests[] = {
         T(test_collect_stack_depth),

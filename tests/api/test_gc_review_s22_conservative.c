@@ -394,6 +394,7 @@ static void test_conservative_register_across_fork(void **state)
 int main(void)
 {
     mt_init("test_gc_review_s22_conservative");
+    mt_env_ignore_markers_under_tsan();
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_rec, teardown_rec)
     const struct CMUnitTest tests[] = {
         T(test_conservative_scan_beside_unmapping_pools),

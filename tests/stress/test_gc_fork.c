@@ -395,6 +395,7 @@ static void test_gc_fork_just_after_helpers_start(void **state) {
 
 int main(void) {
     mt_init("test_gc_fork");
+    mt_env_ignore_markers_under_tsan();
     /* (its children's alarm tells a hang from a slow run: a collection at
      * every span request made them slow enough to be taken for hangs) */
     mt_env_ignore("MULCH_GC_STRESS");

@@ -140,6 +140,7 @@ static void test_gc_fork_child_card_not_marked(void **state) {
 
 int main(void) {
     mt_init("test_gc_fork_cards");
+    mt_env_ignore_markers_under_tsan();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gc_fork_child_card_not_marked),
     };

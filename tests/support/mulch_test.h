@@ -428,6 +428,23 @@ static inline void mt_env_ignore(const char *name)
     unsetenv(name);
 }
 
+/* A test whose forked children collect drops MULCH_GC_MARKERS under
+ * ThreadSanitizer: a child of a multithreaded process that starts helper
+ * markers is ended by TSan's runtime ("starting new threads after
+ * multi-threaded fork is not supported"), which is TSan's limit, not
+ * mulch's (test_gc_fork_parallel_marking tests that case in other
+ * builds). Call from main, before any thread starts. */
+static inline void mt_env_ignore_markers_under_tsan(void)
+{
+#if defined(__SANITIZE_THREAD__)
+    mt_env_ignore("MULCH_GC_MARKERS");
+#elif defined(__has_feature)
+#  if __has_feature(thread_sanitizer)
+    mt_env_ignore("MULCH_GC_MARKERS");
+#  endif
+#endif
+}
+
 /* ... and a test that counts collections or checks when they come drops
  * every override of the heap policy (the mode overrides stay: those tests
  * run in each mode on purpose). */
