@@ -313,7 +313,15 @@ static void *small_alloc_in_heap(pool_t *pool, thread_heap_t *heap, size_t size,
         if (b == NULL && !recommit_refused && heap_take_dormant(heap, cls)) continue;
         if (b == NULL) {
             b = block_adopt_abandoned(pool, heap, cls);
-            if (b == NULL && (b = block_new(pool, heap, cls)) == NULL) return NULL;
+            if (b == NULL && (b = block_new(pool, heap, cls)) == NULL) {
+                /* At the limit block_new gave back this thread's idle
+                 * memory, flushing its recent cells first: their span may
+                 * be in the bin again, with room (pool_alloc_aligned, which
+                 * does not take recent cells, failed here with cells of its
+                 * class cached). */
+                if (heap->bins[cls] != NULL) continue;
+                return NULL;
+            }
             b->prev = NULL;
             b->next = heap->bins[cls];
             if (b->next) b->next->prev = b;

@@ -408,6 +408,8 @@ void *huge_realloc(pool_t *pool, chunk_t *chunk, void *p, size_t size, const lea
      * (tool_vg_resize), as it must to keep an aligned object's alignment
      * (a copy into a plain block lost it). */
     bool memcheck = TOOL_VG(pool->valgrind);
+    bool released = false; /* this thread's idle spans, once, at the limit */
+again:
     pthread_mutex_lock(&pool->lock);
     if (!huge_still_live_locked(pool, chunk, p)) {
         pthread_mutex_unlock(&pool->lock);
@@ -421,8 +423,17 @@ void *huge_realloc(pool_t *pool, chunk_t *chunk, void *p, size_t size, const lea
         q = huge_shrink_locked(pool, chunk, p, size, total);
     } else {
         size_t more = total - chunk->size;
-        if (!huge_commit_fits_locked(pool, more)) q = NULL;
-        else if (!memcheck && huge_grow_in_place_locked(pool, chunk, p, size, total)) q = p;
+        if (!huge_commit_fits_locked(pool, more)) {
+            /* As huge_alloc_retry: this thread's idle spans may be what
+             * stands in the way, given back without the pool's lock (the
+             * chunk is looked up again after). */
+            pthread_mutex_unlock(&pool->lock);
+            if (released || mulch_tls.exited) return NULL;
+            released = true;
+            thread_heap_t *heap = heap_current(pool);
+            if (heap && heap_release_empty(pool, heap) > 0) goto again;
+            return NULL;
+        } else if (!memcheck && huge_grow_in_place_locked(pool, chunk, p, size, total)) q = p;
         /* An alignment above a region is in the mapping's address, which
          * a region-aligned destination would not keep: copied. */
         else if (offset >= MULCH_REGION) *handled = false;

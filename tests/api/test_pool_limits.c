@@ -1,8 +1,11 @@
 /* test_pool_limits.c — black-box tests of the public pool contract
  * (<mulch/pool.h>, <mulch/common.h>, docs: shared/API.md "Pool" and
  * "Errors and misuse"), limits and OOM: a pool with a limit fills up, fails
- * with NULL (not misuse) and recovers, a single request over the limit, and
- * absurd sizes and alignments return NULL.
+ * with NULL (not misuse) and recovers, a single request over the limit,
+ * absurd sizes and alignments return NULL, and at the limit a request
+ * first takes back the calling thread's idle memory (its empty spans, its
+ * recently freed cells) for a growing realloc of a large object and for an
+ * aligned allocation.
  *
  * Deterministic: every random choice comes from a splitmix64 generator seeded
  * from MULCH_TEST_SEED (decimal or 0x-hex) or a fixed default; the seed is
@@ -150,6 +153,68 @@ static void test_pool_limit_single_request_over_limit(void **state)
     pool_destroy(pool);
 }
 
+/* The thread keeps an empty span of each of many classes (one cell
+ * allocated and freed in each); a large object then grows, by realloc, to
+ * what fits under the limit only once those spans are given back: it does
+ * (it returned NULL, and succeeded after a pool_trim, session 35). */
+static void test_pool_limit_realloc_takes_idle_spans(void **state)
+{
+    (void)state;
+    TEST_START();
+    unsigned long r0 = rec_count();
+    const size_t limit = 8 * MiB;
+    pool_t *pool = new_limited_pool(limit);
+    for (size_t sz = 16; sz <= 128 * KiB; sz = sz * 5 / 4 + 16) {
+        void *p = pool_alloc(pool, sz);
+        EXPECT_NONNULL_CTX(p, "pool_alloc(%zu)", sz);
+        pool_free(pool, p);
+    }
+    size_t idle = stats_of(pool).bytes_reserved;
+    if (idle < 2 * MiB) T_FAIL("only %zu bytes of idle spans: the test needs more than 2 MiB", idle);
+    size_t first = (limit - idle - 64 * KiB) / 2;
+    unsigned char *p = pool_alloc(pool, first);
+    EXPECT_NONNULL_CTX(p, "pool_alloc(%zu)", first);
+    fill(p, first, 7);
+    size_t want = limit - 64 * KiB - 8 * KiB;
+    unsigned char *q = pool_realloc(pool, p, want);
+    if (q == NULL) {
+        pool_free(pool, p);
+        T_FAIL("pool_realloc(%zu) with %zu bytes of idle spans under a %zu limit: NULL", want, idle, limit);
+    }
+    EXPECT_PATTERN(q, first, 7);
+    EXPECT_LE(stats_of(pool).bytes_reserved, limit);
+    pool_free(pool, q);
+    EXPECT_NO_REPORTS(r0);
+    pool_destroy(pool);
+}
+
+/* Aligned allocations fill the pool up to its limit; one is freed (it
+ * waits among the thread's recent cells) and the next aligned allocation
+ * of the same class gets it (it returned NULL once, and the one after
+ * succeeded, session 35). */
+static void test_pool_limit_aligned_takes_recent_cells(void **state)
+{
+    (void)state;
+    TEST_START();
+    unsigned long r0 = rec_count();
+    const size_t limit = 4 * MiB, cap = limit / (4 * KiB) + 16;
+    pool_t *pool = new_limited_pool(limit);
+    void **v = calloc(cap, sizeof *v);
+    assert_non_null(v);
+    size_t n = 0;
+    while (n < cap && (v[n] = pool_alloc_aligned(pool, 4 * KiB, 4 * KiB)) != NULL) n++;
+    if (n == cap || n < 2) T_FAIL("%zu aligned 4 KiB cells in a 4 MiB-limited pool", n);
+    pool_free(pool, v[--n]);
+    void *again = pool_alloc_aligned(pool, 4 * KiB, 4 * KiB);
+    if (again == NULL) T_FAIL("pool_alloc_aligned after a free of a cell of its class, at the limit: NULL");
+    EXPECT_EQ((uintptr_t)again % (4 * KiB), 0);
+    if (again) v[n++] = again;
+    while (n) pool_free(pool, v[--n]);
+    free(v);
+    EXPECT_NO_REPORTS(r0);
+    pool_destroy(pool);
+}
+
 static void test_pool_absurd_sizes_return_null(void **state)
 {
     (void)state;
@@ -202,6 +267,8 @@ int main(void)
         T(test_pool_limit_oom_recovers),
         T(test_pool_limit_single_request_over_limit),
         T(test_pool_absurd_sizes_return_null),
+        T(test_pool_limit_realloc_takes_idle_spans),
+        T(test_pool_limit_aligned_takes_recent_cells),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
