@@ -79,6 +79,10 @@ struct gc_tracer {
     const void  *barrier_owner; /* checking: the holder when it is an old
                                    object on a clean card, whose slots must
                                    not hold young objects either */
+    uint64_t    *named;       /* gc_verify_untraced: bit k is set when the
+                                 holder's trace function names its word k
+                                 (slots are recorded, not checked) */
+    size_t       named_words; /* the holder's words the bitmap covers    */
     /* A minor collection's tracers (generation.c): claiming a young object
      * flips its age bit, and old_parent is the object being traced when it
      * stays old after the collection (NULL otherwise, and for roots), whose

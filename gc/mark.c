@@ -438,9 +438,19 @@ static span_entry_t *slot_value_entry(gc_tracer_t *tracer, void *value, uint32_t
  * says what it holds instead, naming the object); in generational mode,
  * when the object is old and on a clean card (barrier_owner), an old one:
  * a young one was stored bypassing gc_write, and the next minor
- * collection, which does not trace the old object, would free it. */
+ * collection, which does not trace the old object, would free it. For
+ * gc_verify_untraced (named) it only records which word of the holder the
+ * slot is. */
 static MULCH_NOINLINE void check_slot(gc_tracer_t *tracer, void **slot, void *value) {
     uint32_t i;
+    if (tracer->named != NULL) {
+        /* (a slot outside the holder, or misaligned in it, is no word of it) */
+        size_t offset = (size_t)((uintptr_t)slot - (uintptr_t)tracer->holder);
+        size_t word = offset / sizeof(void *);
+        if (offset % sizeof(void *) == 0 && word < tracer->named_words)
+            tracer->named[word / 64] |= UINT64_C(1) << (word % 64);
+        return;
+    }
     if (tracer->holder == NULL) {
         slot_value_entry(tracer, value, &i);
         return;

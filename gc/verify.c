@@ -24,8 +24,21 @@
  * While it runs, mulch_gc_settled_heap names the heap (every span swept):
  * gc_type_of and gc_size_of from its root callbacks, trace functions and
  * error reports tell a freed headerless cell by its alloc bit.
+ *
+ * gc_verify_untraced looks for what gc_verify cannot see, a field some
+ * trace function forgets (the likeliest mistake of an embedder): every
+ * allocated object's trace function runs with a tracer that records which
+ * of the object's words it names (tracer->named), and every other aligned
+ * word holding the start of an allocated object of this heap is reported.
+ * A collection would neither keep that referent alive through the word nor
+ * rewrite the word when the referent moves. It is a heuristic, and so a
+ * call of its own: an integer equal to such an address is reported too.
+ * Weak references and ephemerons keep their targets in untraced words by
+ * design: skipped.
  */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "gc_internal.h"
 #include "gc_mark.h"
@@ -33,6 +46,7 @@
 
 typedef struct verifier {
     gc_heap_t  *heap;
+    const char *prefix;     /* of reports: the public function's name */
     size_t      problems;   /* but the tracer's bad slots */
     bool        barriers;   /* generational: old objects' young referents
                                are checked against their cards */
@@ -43,7 +57,7 @@ typedef struct verifier {
 static void problem(verifier_t *v, const char *what, const void *ptr) {
     v->problems++;
     char text[200];
-    snprintf(text, sizeof text, "gc_verify: %s", what);
+    snprintf(text, sizeof text, "%s%s", v->prefix, what);
     mulch_report(text, ptr);
 }
 
@@ -259,6 +273,7 @@ static void verify_callback_roots(verifier_t *v) {
 size_t gc_verify_locked(gc_heap_t *heap) {
     verifier_t v;
     v.heap = heap;
+    v.prefix = "gc_verify: ";
     v.problems = 0;
     /* (the next collection is full when marks were cleared or a thread
      * dropped in gc_write may have left an old object on a clean card) */
@@ -327,4 +342,112 @@ size_t gc_verify(gc_heap_t *heap) {
     size_t problems = gc_verify_locked(heap);
     gc_world_start_heap(heap, self);
     return problems;
+}
+
+/* ---- gc_verify_untraced ----------------------------------------------------- */
+
+typedef struct untraced_scan {
+    verifier_t v;
+    uint64_t  *named;    /* one bit per word of the object being scanned */
+    size_t     capacity; /* words the bitmap holds */
+} untraced_scan_t;
+
+static const char *type_name(const gc_type_t *type) {
+    return type->name != NULL ? type->name : "(unnamed)";
+}
+
+static bool named_reserve(untraced_scan_t *scan, size_t words) {
+    if (words <= scan->capacity) return true;
+    size_t capacity = (words + 63) / 64 * 64;
+    uint64_t *named = realloc(scan->named, capacity / 8);
+    if (named == NULL) return false;
+    scan->named = named;
+    scan->capacity = capacity;
+    return true;
+}
+
+static void report_untraced(untraced_scan_t *scan, const void *obj, const gc_type_t *type, size_t word,
+                            const block_t *referent_span, const void *value) {
+    scan->v.problems++;
+    char text[400];
+    snprintf(text, sizeof text,
+             "gc_verify_untraced: an object of type \"%.80s\" holds an object of type \"%.80s\" in a word its "
+             "trace function does not name (offset %zu holds %p)",
+             type_name(type), type_name(gc_object_type_in(referent_span, value)), word * sizeof(void *), value);
+    mulch_report(text, obj);
+}
+
+/* The words of obj (bytes long) that its trace function does not name,
+ * each holding an allocated object of this heap, are reported. */
+static void untraced_object(untraced_scan_t *scan, void *obj, const gc_type_t *type, size_t bytes) {
+    size_t words = bytes / sizeof(void *);
+    if (!named_reserve(scan, words)) {
+        scan->v.problems++;
+        mulch_report("gc_verify_untraced: out of memory for the bitmap of an object's words (the object is not "
+                     "checked)", obj);
+        return;
+    }
+    memset(scan->named, 0, (words + 63) / 64 * sizeof *scan->named);
+    if (type->trace != NULL) {
+        gc_tracer_t *tracer = scan->v.tracer;
+        tracer->holder = obj;
+        tracer->named = scan->named;
+        tracer->named_words = words;
+        type->trace(obj, tracer);
+        tracer->holder = NULL;
+        tracer->named = NULL;
+    }
+    void *const *slots = obj;
+    for (size_t k = 0; k < words; k++) {
+        if ((scan->named[k / 64] >> (k % 64)) & 1u) continue;
+        void *value = slots[k];
+        if (value == NULL || ((uintptr_t)value & 7u) != 0) continue;
+        uint32_t i;
+        block_t *b = gc_object_span(scan->v.heap, value, &i);
+        if (b != NULL && bit_test(gc_span_alloc_bits(b), i)) report_untraced(scan, obj, type, k, b, value);
+    }
+}
+
+static void untraced_span(untraced_scan_t *scan, block_t *b) {
+    const uint64_t *alloc = gc_span_alloc_bits(b);
+    const gc_type_t *span_type = gc_span_entry_type(b);
+    if (span_type != NULL && !type_plausible(span_type)) return; /* (gc_verify reports it) */
+    size_t bytes = b->cell_size - gc_span_header(b);
+    uint32_t words = gc_span_words(b);
+    for (uint32_t w = 0; w < words; w++) {
+        uint64_t bits = alloc[w];
+        if (w + 1 == words) bits &= ~span_padding_bits(b);
+        for (; bits; bits &= bits - 1) {
+            void *obj = gc_span_object(b, w * 64 + (uint32_t)__builtin_ctzll(bits));
+            const gc_type_t *type = span_type ? span_type : gc_header_type(obj);
+            if (!type_plausible(type) || gc_object_is_weak(obj) || gc_object_is_ephemeron(obj)) continue;
+            untraced_object(scan, obj, type, bytes);
+        }
+    }
+}
+
+size_t gc_verify_untraced(gc_heap_t *heap) {
+    if (!gc_heap_given(heap, "gc_verify_untraced")) return 1; /* as gc_verify */
+    gc_thread_t *self = gc_thread_current(heap);
+    gc_world_stop_heap(heap, self);
+    mulch_gc_tracing_depth++; /* (reports run the error handler: as gc_verify) */
+    gc_heap_sweep_all(heap);
+    const gc_heap_t *settled = mulch_gc_settled_heap;
+    mulch_gc_settled_heap = heap;
+    untraced_scan_t scan;
+    memset(&scan, 0, sizeof scan);
+    scan.v.heap = heap;
+    scan.v.prefix = "gc_verify_untraced: ";
+    scan.v.tracer = gc_heap_tracer_open(heap, "gc_verify_untraced");
+    scan.v.tracer->checking = true;
+    for (size_t s = 0; s < heap->spans.count; s++) {
+        block_t *b = heap->spans.items[s];
+        if (check_span(&scan.v, b)) untraced_span(&scan, b);
+    }
+    gc_tracer_free(scan.v.tracer);
+    free(scan.named);
+    mulch_gc_settled_heap = settled;
+    mulch_gc_tracing_depth--;
+    gc_world_start_heap(heap, self);
+    return scan.v.problems;
 }

@@ -8,9 +8,9 @@
 #include <stdint.h>
 
 #define MULCH_VERSION_MAJOR 0
-#define MULCH_VERSION_MINOR 9
+#define MULCH_VERSION_MINOR 10
 #define MULCH_VERSION_PATCH 0
-#define MULCH_VERSION_STRING "0.9.0"
+#define MULCH_VERSION_STRING "0.10.0"
 /* One number that compares: 0xMMmmpp. */
 #define MULCH_VERSION \
     ((MULCH_VERSION_MAJOR << 16) | (MULCH_VERSION_MINOR << 8) | MULCH_VERSION_PATCH)

@@ -350,6 +350,16 @@ MULCH_API void gc_set_collection_callback(gc_heap_t *heap, gc_collection_fn fn, 
  * each reported through the error handler. Stops the world. */
 MULCH_API size_t gc_verify(gc_heap_t *heap);
 
+/* Looks for forgotten fields, which gc_verify cannot see: every aligned
+ * word of every allocated object (weak references and ephemerons aside)
+ * that holds the start of an allocated object of this heap, and that the
+ * object's trace function does not name through gc_trace_slot or
+ * gc_trace_range, is one problem, reported through the error handler with
+ * the object as ptr. Returns how many. A heuristic, for tests and
+ * debugging: an integer that equals such an address is reported too.
+ * Stops the world. */
+MULCH_API size_t gc_verify_untraced(gc_heap_t *heap);
+
 /* Calls fn once for every allocated object of the heap, with its type and
  * size (gc_type_of, gc_size_of), and returns how many it visited. Stops
  * the world for the whole walk. Allocated means reachable or garbage that
