@@ -57,6 +57,11 @@ typedef struct lisp_pause_log {
 } lisp_pause_log_t;
 int lisp_backend_pause_log(lisp_pause_log_t *out);
 
+/* The heap checks (mulch: gc_verify's problems and gc_verify_untraced's
+ * words, each also reported through the error handler). Returns 0 when
+ * the backend has none (Boehm), else 1. */
+int lisp_backend_verify(size_t *problems, size_t *untraced);
+
 /* An ephemeron (mulch: gc_ephemeron_new): `datum` is kept alive only while
  * `key`, a heap object, is reachable some other way; once a collection
  * finds the key dead, key and datum read NULL. A GC point (key and datum

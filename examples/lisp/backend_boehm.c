@@ -4,14 +4,20 @@
  * Boehm scans the C stack, registers and static data by itself, so root
  * pushes are no-ops (backend.h); the used part of the value stack is pushed
  * at each collection by a push-other-roots hook (like mulch's root
- * callback: scanning all of it would cost Boehm megabytes per collection). A port's rc object is released by a Boehm
- * finalizer on the port wrapper; a host handle is an uncollectable cell.
+ * callback: scanning all of it would cost Boehm megabytes per collection).
+ * A port's rc object is released by a Boehm finalizer on the port wrapper,
+ * or at shutdown for the ports still reachable then (Boehm runs no
+ * finalizers at exit; mulch's gc_heap_destroy releases every gc_own_rc
+ * pair): each pair is on a list until one of the two releases it. A host
+ * handle is an uncollectable cell. libgc's warnings (a heap expansion
+ * refused) are not printed: both builds report out of memory alike.
  * Collections, pauses (from the collection-event callback) and sizes come
  * from libgc's own counters.
  */
 #include "lisp.h"
 
 #include <gc/gc_mark.h>
+#include <stdlib.h>
 #include <time.h>
 
 const char *const lisp_backend_name = "boehm";
@@ -50,17 +56,39 @@ int lisp_backend_init(value *globals, size_t nglobals)
 {
     (void)globals;   /* static data: Boehm scans it anyway */
     (void)nglobals;
+    GC_set_warn_proc(GC_ignore_warn_proc);
     GC_set_on_collection_event(collection_event);
     previous_push_other_roots = GC_get_push_other_roots();
     GC_set_push_other_roots(push_value_stack);
     return 0;
 }
 
+/* An rc object a GC object owns (lisp_backend_own_rc), listed until its
+ * owner's finalizer or the shutdown releases it. malloc memory: Boehm does
+ * not scan it, and the rc pointer is no GC reference. */
+typedef struct owned_rc {
+    void            *rc_obj;
+    struct owned_rc *prev, *next;
+} owned_rc_t;
+static owned_rc_t *owned_list;
+
+static void owned_release(owned_rc_t *owned)
+{
+    if (owned->prev) owned->prev->next = owned->next;
+    else owned_list = owned->next;
+    if (owned->next) owned->next->prev = owned->prev;
+    rc_release(owned->rc_obj);
+    free(owned);
+}
+
 void lisp_backend_shutdown(void)
 {
-    /* Close what is unreachable now; Boehm does not finalize at exit. */
+    /* Close what is unreachable now, then what is still reachable: Boehm
+     * does not finalize at exit (the owners' finalizers are not run after
+     * this; the process ends). */
     GC_gcollect();
     GC_invoke_finalizers();
+    while (owned_list != NULL) owned_release(owned_list);
 }
 
 void lisp_backend_collect(void)
@@ -82,6 +110,12 @@ int lisp_backend_pause_log(lisp_pause_log_t *out)
     return 0;
 }
 
+int lisp_backend_verify(size_t *problems, size_t *untraced)
+{
+    *problems = *untraced = 0;
+    return 0;
+}
+
 void lisp_backend_stats(gc_stats_t *out)
 {
     memset(out, 0, sizeof *out);
@@ -94,16 +128,23 @@ void lisp_backend_stats(gc_stats_t *out)
     out->pause_ns_max = pause_max_ns;
 }
 
-static void GC_CALLBACK release_owned_rc(void *obj, void *rc_obj)
+static void GC_CALLBACK release_owned_rc(void *obj, void *owned)
 {
     (void)obj;
-    rc_release(rc_obj);
+    owned_release(owned);
 }
 
 int lisp_backend_own_rc(void *obj, void *rc_obj)
 {
+    owned_rc_t *owned = malloc(sizeof *owned);
+    if (owned == NULL) return -1;
     rc_retain(rc_obj);
-    GC_register_finalizer_no_order(obj, release_owned_rc, rc_obj, NULL, NULL);
+    owned->rc_obj = rc_obj;
+    owned->prev = NULL;
+    owned->next = owned_list;
+    if (owned_list) owned_list->prev = owned;
+    owned_list = owned;
+    GC_register_finalizer_no_order(obj, release_owned_rc, owned, NULL, NULL);
     return 0;
 }
 

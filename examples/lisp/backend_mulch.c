@@ -46,6 +46,13 @@ int lisp_backend_pause_log(lisp_pause_log_t *out)
     return 1;
 }
 
+int lisp_backend_verify(size_t *problems, size_t *untraced)
+{
+    *problems = gc_verify(heap);
+    *untraced = gc_verify_untraced(heap);
+    return 1;
+}
+
 static void value_stack_roots(gc_tracer_t *tracer, void *ctx)
 {
     (void)ctx;

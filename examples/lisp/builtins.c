@@ -1,6 +1,6 @@
 /* builtins.c — primitives on numbers, lists, equality and control (apply,
  * map, for-each, error, try) and the collector's own (gc, gc-stats,
- * gc-census, gc-pauses).
+ * gc-census, gc-pauses, gc-verify).
  *
  * A primitive gets its arguments as args[0..argc) on the value stack:
  * rooted slots. One that allocates reads its arguments from args after the
@@ -98,7 +98,11 @@ static value compare(value *args, int argc, int op)
         intptr_t b = lisp_fixnum_arg(args[i + 1], compare_names[op]);
         int ok = op == CMP_EQ ? a == b : op == CMP_LT ? a < b : op == CMP_GT ? a > b
                : op == CMP_LE ? a <= b : a >= b;
-        if (!ok) return LISP_FALSE;
+        if (!ok) {
+            /* (the arguments after the answer are checked too) */
+            for (int j = i + 2; j < argc; j++) lisp_fixnum_arg(args[j], compare_names[op]);
+            return LISP_FALSE;
+        }
     }
     if (argc == 1) lisp_fixnum_arg(args[0], compare_names[op]);
     return LISP_TRUE;
@@ -506,6 +510,22 @@ static value prim_gc_pauses(value *args, int argc)
     return lisp_list_from_stack(first, (int)(lisp_sp - first), LISP_NIL);
 }
 
+/* (gc-verify): ((problems . n) (untraced . n)), what gc_verify and
+ * gc_verify_untraced found in the heap (each one also reported on
+ * stderr); () on the Boehm backend. An interpreter whose trace functions
+ * name every reference field gets zeros. */
+static value prim_gc_verify(value *args, int argc)
+{
+    (void)args;
+    (void)argc;
+    size_t problems, untraced;
+    if (!lisp_backend_verify(&problems, &untraced)) return LISP_NIL;
+    value *first = lisp_sp;
+    push_count_entry("problems", problems);
+    push_count_entry("untraced", untraced);
+    return lisp_list_from_stack(first, (int)(lisp_sp - first), LISP_NIL);
+}
+
 /* (gc-census): ((kind count bytes) ...) for the live heap, kinds being
  * the type names (lisp-pair, lisp-string...); () on the Boehm backend.
  * bytes are what gc_heap_walk gives, each object's usable size (its cell
@@ -560,6 +580,7 @@ void lisp_builtins_init(void)
         { "apply", lisp_prim_apply, 2, -1 }, { "map", prim_map, 2, 2 }, { "for-each", prim_for_each, 2, 2 },
         { "error", prim_error, 1, -1 }, { "try", prim_try, 2, 2 },
         { "gc", prim_gc, 0, 0 }, { "gc-stats", prim_gc_stats, 0, 0 }, { "gc-census", prim_gc_census, 0, 0 },
+        { "gc-verify", prim_gc_verify, 0, 0 },
         { "gc-pauses", prim_gc_pauses, 0, 0 },
     };
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {

@@ -546,6 +546,7 @@ loop:
                 value clause = part(T0, "cond");
                 value test = part(clause, "cond");
                 if (lisp_is(test, LISP_SYMBOL) && lisp_aux(test) == LISP_SF_ELSE) {
+                    if (LISP_CDR(T0) != LISP_NIL) lisp_error("cond: else is not the last clause");
                     T0 = LISP_CDR(clause);
                     if (T0 == LISP_NIL) bad_syntax("cond");
                     goto sequence;
@@ -569,7 +570,11 @@ loop:
             }
             while (rest_of(T0, is_and ? "and" : "or") != LISP_NIL) {
                 result = lisp_eval(LISP_CAR(T0), ENV);
-                if ((result == LISP_FALSE) == is_and) goto done;
+                if ((result == LISP_FALSE) == is_and) {
+                    /* (the parts not evaluated must still form a list) */
+                    if (lisp_list_length(T0) < 0) bad_syntax(is_and ? "and" : "or");
+                    goto done;
+                }
                 T0 = LISP_CDR(T0);
             }
             X = LISP_CAR(T0);
