@@ -352,7 +352,10 @@ typedef struct untraced_scan {
     size_t     capacity; /* words the bitmap holds */
 } untraced_scan_t;
 
+/* (a referent's header is read as the holder's was: gc_verify reports an
+ * implausible one) */
 static const char *type_name(const gc_type_t *type) {
+    if (!type_plausible(type)) return "(invalid type pointer)";
     return type->name != NULL ? type->name : "(unnamed)";
 }
 
