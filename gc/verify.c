@@ -355,8 +355,8 @@ typedef struct untraced_scan {
 /* (a referent's header is read as the holder's was: gc_verify reports an
  * implausible one) */
 static const char *type_name(const gc_type_t *type) {
-    if (!type_plausible(type)) return "(invalid type pointer)";
-    return type->name != NULL ? type->name : "(unnamed)";
+    const char *name = !type_plausible(type) ? "(invalid type pointer)" : type->name ? type->name : "(unnamed)";
+    return name; /* (not a report of its own: check_doc_messages reads returned literals as such) */
 }
 
 static bool named_reserve(untraced_scan_t *scan, size_t words) {

@@ -4,8 +4,8 @@
  * reference the collector must see is reached through a slot it could
  * rewrite (gc_trace_slot, roots). Collections stop the world at GC points:
  * gc_alloc, gc_weak_new, gc_ephemeron_new, gc_collect, gc_safepoint,
- * gc_leave_blocking, gc_verify, gc_heap_walk, gc_report_bridge_cycles,
- * gc_heap_destroy, gc_own_rc (<mulch/rc.h>), and fork for an
+ * gc_leave_blocking, gc_verify, gc_verify_untraced, gc_heap_walk,
+ * gc_report_bridge_cycles, gc_heap_destroy, gc_own_rc (<mulch/rc.h>), and fork for an
  * attached thread (docs/api.md "Conventions"). docs/gc.md is the guide. */
 #ifndef MULCH_GC_H
 #define MULCH_GC_H
@@ -71,7 +71,7 @@ MULCH_API void gc_write(gc_thread_t *thread, void *obj, void **slot, void *value
 /* An initializing store: as gc_write, for an object `obj` that this thread
  * allocated after its last GC point (none of docs/api.md's GC points since:
  * gc_alloc, gc_weak_new, gc_ephemeron_new, gc_collect, gc_safepoint,
- * gc_own_rc, gc_verify, gc_heap_walk, gc_report_bridge_cycles, a blocking
+ * gc_own_rc, gc_verify, gc_verify_untraced, gc_heap_walk, gc_report_bridge_cycles, a blocking
  * region, fork; a collection run at any of them, full ones
  * included, may make obj old). No collection can have seen obj,
  * so it is young, and no generational mode needs a barrier for it: the

@@ -396,6 +396,8 @@ static void test_while_another_thread_allocates(void **state)
     churn_t c = { .heap = heap_new(0, 0, 0) };
     pthread_t thread;
     EXPECT_EQ(pthread_create(&thread, NULL, churn_main, &c), 0);
+    /* (the other thread attached and allocating before the first call) */
+    for (int i = 0; i < 5000 && atomic_load(&c.rounds) == 0; i++) usleep(1000);
     unsigned long r0 = rec_count();
     for (int i = 0; i < 30; i++) {
         EXPECT_EQ(gc_verify_untraced(c.heap), 0);

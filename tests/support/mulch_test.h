@@ -503,9 +503,10 @@ static inline gc_stats_t stats_of(gc_heap_t *heap)
 }
 
 /* gc_verify finds nothing, and neither does gc_verify_untraced: every test
- * that checks its heap this way also checks that the heuristic reports no
- * word of a sound program (EXPECT_VERIFY_ONLY for a heap that has an
- * untraced field on purpose). */
+ * that checks its heap with EXPECT_VERIFY also checks that the heuristic
+ * reports no word of a sound program (EXPECT_VERIFY_ONLY for a heap that
+ * has an untraced field on purpose; direct gc_verify calls check only
+ * gc_verify). */
 #define EXPECT_VERIFY_WITH(heap, fn) \
     do { \
         unsigned long r_ = rec_count(); \
