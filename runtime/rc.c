@@ -30,6 +30,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "rc_internal.h"
 
@@ -288,22 +289,118 @@ static void rc_queue_push(rc_thread_t *rec, rc_header_t *h) {
                                                     memory_order_relaxed));
 }
 
-/* Objects taken off rec's merge queue and not merged yet: by its own
- * drain, or by pool_destroy's (which also holds rec). A cleanup handler
- * merges the rest if the thread ends inside a destroy one of them ran. */
+/* Objects taken off rec's merge queue and not merged yet: by a drain
+ * (registered: below), or by pool_destroy's (which also holds rec). A
+ * cleanup handler merges the rest if the thread ends inside a destroy one
+ * of them ran. */
 typedef struct rc_taken {
     rc_thread_t *rec;
     rc_header_t *rest;
-    bool         for_owner; /* merged for rec's running thread by another (rc_merge_as) */
+    bool         for_owner;  /* merged for rec's running thread by another (rc_merge_as) */
+    bool         registered; /* a drain, on rc_drains until its rest is empty */
+    rc_header_t *in_hand;    /* registered: the object being merged (and maybe destroyed) */
+    pool_t      *in_hand_pool;
+    const void  *thread;     /* registered: &running_now of the draining thread */
+    struct rc_taken *prev, *next;
 } rc_taken_t;
 
+/* ---- drains in progress ------------------------------------------------------
+ * A drain takes a whole merge queue and merges its objects one at a time,
+ * running destroy callbacks as counts reach 0: until merged, an object is
+ * in the drain's hands only, and pool_destroy on another thread must still
+ * find it (its cell is about to go: a drain running one slow callback
+ * merged a destroyed pool's object afterwards, into freed or reused
+ * memory). So a drain is registered here from the moment it takes its
+ * queue, and its rest and the object it merges now (in_hand) are read and
+ * changed under rc_drain_lock. pool_destroy takes the objects of its pool
+ * out of every drain's rest (rc_queues_destroy_pool) and waits while
+ * another thread's drain has one in hand (rc_drains_wait_pool). The lock
+ * is held for list steps only, never across a merge, which may run user
+ * code; it is taken before the records lock (fork: rc_thread.c). */
+pthread_mutex_t mulch_rc_drain_lock = PTHREAD_MUTEX_INITIALIZER;
+static rc_taken_t *rc_drains;
+
+static void rc_drains_link_locked(rc_taken_t *q) {
+    q->registered = true;
+    q->prev = NULL;
+    q->next = rc_drains;
+    if (rc_drains) rc_drains->prev = q;
+    rc_drains = q;
+}
+
+static void rc_drains_unlink_locked(rc_taken_t *q) {
+    if (q->prev) q->prev->next = q->next;
+    else rc_drains = q->next;
+    if (q->next) q->next->prev = q->prev;
+    q->registered = false;
+}
+
+/* Takes the objects of `pool` out of list *at, onto `ours`. */
+static rc_header_t *rc_list_take_pool(rc_header_t **at, pool_t *pool, rc_header_t *ours) {
+    while (*at) {
+        rc_header_t *h = *at;
+        if (chunk_of(h)->pool == pool) {
+            *at = h->link;
+            h->link = ours;
+            ours = h;
+        } else {
+            at = &h->link;
+        }
+    }
+    return ours;
+}
+
+/* fork's child: the other threads' drains are gone with them (their
+ * in_hand would make a pool_destroy wait for ever); the forking thread's
+ * own, if it forked inside a destroy callback, go on. */
+void rc_drains_fork_child(void) {
+    for (rc_taken_t *q = rc_drains, *next; q; q = next) {
+        next = q->next;
+        if (q->thread != &running_now) rc_drains_unlink_locked(q);
+    }
+}
+
 static void rc_taken_merge(rc_taken_t *q) {
-    while (q->rest) {
-        rc_header_t *h = q->rest;
-        q->rest = h->link;
+    for (;;) {
+        rc_header_t *h;
+        if (q->registered) {
+            pthread_mutex_lock(&mulch_rc_drain_lock);
+            h = q->rest;
+            q->in_hand = h; /* (the one before is done) */
+            if (h) {
+                q->rest = h->link;
+                q->in_hand_pool = chunk_of(h)->pool;
+            } else {
+                rc_drains_unlink_locked(q);
+            }
+            pthread_mutex_unlock(&mulch_rc_drain_lock);
+        } else {
+            h = q->rest;
+            if (h) q->rest = h->link;
+        }
+        if (h == NULL) return;
         uint32_t biased = atomic_load_explicit(&h->biased, memory_order_relaxed);
         atomic_store_explicit(&h->biased, 0, memory_order_relaxed);
         rc_merge_as(h, biased, q->rec, q->for_owner);
+    }
+}
+
+/* Waits while a drain of another thread has an object of `pool` in hand
+ * (its merge, maybe its destroy callback, is under way); whether it
+ * waited. This thread's own drains are not waited for: pool_destroy
+ * called by a destroy callback they run. */
+static bool rc_drains_wait_pool(pool_t *pool) {
+    bool waited = false;
+    for (;;) {
+        bool busy = false;
+        pthread_mutex_lock(&mulch_rc_drain_lock);
+        for (rc_taken_t *q = rc_drains; q && !busy; q = q->next)
+            busy = q->in_hand != NULL && q->in_hand_pool == pool && q->thread != &running_now;
+        pthread_mutex_unlock(&mulch_rc_drain_lock);
+        if (!busy) return waited;
+        waited = true;
+        struct timespec pause = { 0, 100 * 1000 };
+        nanosleep(&pause, NULL);
     }
 }
 
@@ -316,9 +413,14 @@ static void rc_queue_drain_unwound(void *arg) {
     rc_taken_merge(arg);
 }
 
-/* rec is the calling thread's record, or an exited thread's. */
+/* rec is the calling thread's record, or an exited thread's. The queue is
+ * taken and the drain registered in one step (rc_drains). */
 static void rc_queue_drain(rc_thread_t *rec) {
-    rc_taken_t d = { rec, atomic_exchange_explicit(&rec->queue, NULL, memory_order_seq_cst), false };
+    rc_taken_t d = { .rec = rec, .thread = &running_now };
+    pthread_mutex_lock(&mulch_rc_drain_lock);
+    d.rest = atomic_exchange_explicit(&rec->queue, NULL, memory_order_seq_cst);
+    if (d.rest) rc_drains_link_locked(&d);
+    pthread_mutex_unlock(&mulch_rc_drain_lock);
     if (d.rest == NULL) return;
     pthread_cleanup_push(rc_queue_drain_unwound, &d);
     rc_taken_merge(&d);
@@ -331,6 +433,7 @@ static void rc_queue_drain(rc_thread_t *rec) {
  * queue more: repeat until none of the pool's is left. Whether it found
  * any. */
 static rc_header_t *rc_pending_take_pool(rc_header_t **list, pool_t *pool, rc_header_t *ours) {
+    /* (unlike rc_list_take_pool: an entry may be unmapped already) */
     rc_header_t **at = list;
     while (*at) {
         rc_header_t *h = *at;
@@ -421,13 +524,12 @@ static bool rc_queues_destroy_pool(pool_t *pool) {
     /* records are never unmapped, and new ones go in front: this walk is
      * safe without the lock, which the destroys below must not hold */
     for (rc_thread_t *rec = first; rec; rec = rec->next_all) {
-        if (atomic_load_explicit(&rec->queue, memory_order_acquire) == NULL) continue;
+        /* rec's queue, and the rest of every drain of it, give up the
+         * pool's objects in one step under the drain lock: a drain or
+         * another pool_destroy never holds them where this one cannot see */
+        pthread_mutex_lock(&mulch_rc_drain_lock);
         rc_header_t *h = atomic_exchange_explicit(&rec->queue, NULL, memory_order_seq_cst);
-        if (h == NULL) continue;
-        /* the objects taken (unmerged) keep rec from going back on the free
-         * list: hold it until the check of `dead` below, as a releaser does */
-        atomic_fetch_add_explicit(&rec->holds, 1, memory_order_relaxed);
-        if (mulch_rc_queues_test_hook) mulch_rc_queues_test_hook(rec);
+        bool from_queue = h != NULL;
         rc_header_t *ours = NULL;
         bool pushed = false;
         while (h) {
@@ -441,6 +543,14 @@ static bool rc_queues_destroy_pool(pool_t *pool) {
             }
             h = next;
         }
+        for (rc_taken_t *q = rc_drains; q; q = q->next)
+            if (q->rec == rec) ours = rc_list_take_pool(&q->rest, pool, ours);
+        /* the objects taken (unmerged) keep rec from going back on the free
+         * list: hold it until the check of `dead` below, as a releaser does */
+        if (from_queue || ours) atomic_fetch_add_explicit(&rec->holds, 1, memory_order_relaxed);
+        pthread_mutex_unlock(&mulch_rc_drain_lock);
+        if (!from_queue && !ours) continue;
+        if (mulch_rc_queues_test_hook) mulch_rc_queues_test_hook(rec);
         /* The owner may have exited while the queue was in our hands: its
          * last drain found it empty, and the objects pushed back would wait
          * for ever (their destroys never ran). seq_cst: the exit's store of
@@ -448,7 +558,7 @@ static bool rc_queues_destroy_pool(pool_t *pool) {
         if (pushed && atomic_load_explicit(&rec->dead, memory_order_seq_cst)) rc_queue_drain(rec);
         /* (rec's thread had not exited: the merges are made for it) */
         bool dead = atomic_load_explicit(&rec->dead, memory_order_acquire);
-        rc_taken_t taken = { rec, ours, !dead && rec != rc_self };
+        rc_taken_t taken = { .rec = rec, .rest = ours, .for_owner = !dead && rec != rc_self };
         found |= ours != NULL;
         rc_queue_taken_finish(&taken);
     }
@@ -460,8 +570,11 @@ static bool rc_queues_destroy_pool(pool_t *pool) {
  * them there, their destroy pending) are merged now, on this thread, and
  * destroyed if their count is 0 — else the owner's next drain would follow
  * links into unmapped memory. The other queued objects go back to their
- * queues. The program released every object of the pool (pool_destroy's
- * contract), so no owner touches these meanwhile. The same goes for
+ * queues. Objects of the pool that a drain took off a queue and has not
+ * merged yet are taken from it as well, and an object of the pool that
+ * another thread's drain merges (or destroys) now is waited for
+ * (rc_drains). The program released every object of the pool
+ * (pool_destroy's contract), so no owner touches them otherwise. The same goes for
  * this thread's pending list when pool_destroy runs inside a destroy
  * callback that released the pool's last objects (or that destroys the
  * pool of its own object). The destroys may queue more of the pool's
@@ -475,6 +588,8 @@ void rc_pool_destroying(pool_t *pool) {
     for (;;) {
         bool found = rc_queues_destroy_pool(pool);
         if (destroying || pending_saved) found |= rc_pending_destroy_pool(pool);
+        /* (a destroy that finishes may release more of the pool's objects) */
+        found |= rc_drains_wait_pool(pool);
         if (!found) break;
     }
     if (atomic_load_explicit(&pool->has_rc, memory_order_relaxed)) rc_pool_live_unown(pool);

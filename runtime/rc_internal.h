@@ -134,6 +134,10 @@ MULCH_INTERNAL rc_thread_t *rc_thread_self_slow(void);
 /* Guards the free list of thread records (rc_thread.c); held across fork. Not
  * static only so that a test can hold it while another thread forks. */
 MULCH_INTERNAL extern pthread_mutex_t mulch_rc_records_lock;
+/* Guards the drains in progress (rc.c); taken before the records lock,
+ * held across fork with it (rc_thread.c). */
+MULCH_INTERNAL extern pthread_mutex_t mulch_rc_drain_lock;
+MULCH_INTERNAL void rc_drains_fork_child(void);
 /* True for a live rc object; otherwise reports "<fn>: <problem>". */
 MULCH_INTERNAL bool rc_check(const void *obj, const char *fn);
 /* rc_check's out-of-line part (rc_check.c): names the problem. */

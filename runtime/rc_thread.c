@@ -24,20 +24,29 @@ static rc_thread_t *rc_records_free; /* exited threads' records, reusable */
 rc_thread_t *rc_records_all;  /* every record (rc_pool_destroying, rc_pool_live_unown) */
 
 /* The weak references' stripes too (weak.c): neither nests with
- * anything, so their order does not matter. */
+ * anything, so their order does not matter. The drain lock (rc.c) is
+ * taken first: a drain's merge may take the records lock, never under it,
+ * but pool_destroy reads the records' list before it takes the drain lock,
+ * and the two never nest the other way. */
 static void records_lock_take(void) {
+    pthread_mutex_lock(&mulch_rc_drain_lock);
     pthread_mutex_lock(&mulch_rc_records_lock);
     rc_weak_stripes_take();
 }
 static void records_lock_give(void) {
     rc_weak_stripes_give();
     pthread_mutex_unlock(&mulch_rc_records_lock);
+    pthread_mutex_unlock(&mulch_rc_drain_lock);
+}
+static void records_lock_give_child(void) {
+    rc_drains_fork_child();
+    records_lock_give();
 }
 
 /* At load time, as the pool's and the collector's (pool/fork.c,
  * gc/fork.c). No order with theirs matters: the locks never nest. */
 __attribute__((constructor)) static void rc_fork_handlers_register(void) {
-    (void)pthread_atfork(records_lock_take, records_lock_give, records_lock_give);
+    (void)pthread_atfork(records_lock_take, records_lock_give, records_lock_give_child);
 }
 
 /* Set while a pool's lock is held (rc_pool_live_unown, rc_unown.c): the records that

@@ -1,0 +1,223 @@
+/* test_rc_pool_destroy_drains.c — pool_destroy on one thread while another
+ * thread's drain of a merge queue is under way (review session 35):
+ * releasing every object of a pool before pool_destroy is enough for every
+ * destroy callback to run (docs/rc.md "When destroy runs"), even when some
+ * of them wait in a queue that a drain has taken but not merged yet.
+ *
+ * Checked:
+ *   - the owner's drain runs a slow destroy callback (another pool's
+ *     object) while an object of the destroyed pool waits behind it in the
+ *     drain's hands: pool_destroy destroys that object itself, once, before
+ *     it returns, and the drain does not touch it afterwards (it did merge
+ *     it later, into freed memory: "destroyed twice", or a count read from
+ *     a new pool's cell);
+ *   - an object of the destroyed pool whose destroy callback another
+ *     thread's drain runs now: pool_destroy waits for the callback to
+ *     return before the pool's memory goes;
+ *   - a destroy callback that destroys its own object's pool (the drain
+ *     that runs it is this thread's: not waited for) still works.
+ *
+ * Deterministic: the threads step through flags (no sleeps decide an
+ * outcome); a step that does not come within 30 s fails the test. */
+#ifndef _GNU_SOURCE
+#  define _GNU_SOURCE 1
+#endif
+#define DEFAULT_SEED UINT64_C(0x6d756c6372633335)
+#define MULCH_TEST_POOL 1
+#include <mulch/pool.h>
+#include <mulch/rc.h>
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mulch_test.h"
+
+static atomic_int g_step;
+static atomic_int g_victim_destroys, g_victim_done;
+static pool_t *g_pool;
+static void *g_victim, *g_slow;
+static atomic_bool g_destroy_returned;
+
+/* Waits (at most 30 s) until g_step reaches `step`; false on time-out. */
+static bool wait_step(int step)
+{
+    for (int i = 0; i < 30000; i++) {
+        if (atomic_load(&g_step) >= step) return true;
+        usleep(1000);
+    }
+    return false;
+}
+
+/* ---- an object of the pool behind a slow callback, in the drain's hands -- */
+
+static void victim_destroy(void *obj)
+{
+    (void)obj;
+    atomic_fetch_add(&g_victim_destroys, 1);
+}
+
+/* Runs inside the owner's drain: step 3 lets the main thread destroy the
+ * victim's pool; the drain goes on only after pool_destroy returned. */
+static void slow_destroy(void *obj)
+{
+    (void)obj;
+    atomic_store(&g_step, 3);
+    if (!wait_step(4)) AFAIL("pool_destroy did not return while a drain ran another pool's destroy");
+}
+
+static void *owner_of_queued(void *arg)
+{
+    (void)arg;
+    g_victim = rc_alloc_in(g_pool, 32, victim_destroy);
+    g_slow = rc_alloc(32, slow_destroy);
+    void *mine = rc_alloc(16, NULL);
+    if (!g_victim || !g_slow || !mine) AFAIL("rc_alloc failed");
+    atomic_store(&g_step, 1);
+    if (!wait_step(2)) AFAIL("step 2 never came");
+    rc_release(mine); /* drains the queue: slow's destroy first, the victim behind it */
+    return NULL;
+}
+
+static void test_pool_destroy_takes_objects_from_a_drain(void **state)
+{
+    (void)state;
+    TEST_START();
+    unsigned long r0 = rec_count();
+    atomic_store(&g_step, 0);
+    atomic_store(&g_victim_destroys, 0);
+    g_pool = pool_create(NULL);
+    EXPECT_NONNULL(g_pool);
+    pthread_t owner;
+    EXPECT_EQ(pthread_create(&owner, NULL, owner_of_queued, NULL), 0);
+    if (!wait_step(1)) T_FAIL("the owner did not allocate");
+    rc_release(g_victim); /* the last references: both queued to the owner */
+    rc_release(g_slow);   /* (pushed last: merged first) */
+    atomic_store(&g_step, 2);
+    if (!wait_step(3)) T_FAIL("the owner's drain did not reach the slow destroy");
+    pool_destroy(g_pool);
+    int destroys = atomic_load(&g_victim_destroys);
+    atomic_store(&g_step, 4);
+    EXPECT_EQ(pthread_join(owner, NULL), 0);
+    if (destroys != 1) T_FAIL("pool_destroy returned with the victim destroyed %d time(s), expected once", destroys);
+    EXPECT_EQ(atomic_load(&g_victim_destroys), 1);
+    EXPECT_NO_REPORTS(r0);
+    EXPECT_NO_ASYNC_FAILURES();
+}
+
+/* ---- an object of the pool whose callback another thread's drain runs ---- */
+
+/* The victim's own callback, run by the owner's drain: step 3 starts the
+ * destroying thread; it returns only after a while, and pool_destroy must
+ * not have returned before. */
+static void victim_destroy_slow(void *obj)
+{
+    (void)obj;
+    atomic_fetch_add(&g_victim_destroys, 1);
+    atomic_store(&g_step, 3);
+    usleep(50 * 1000);
+    if (atomic_load(&g_destroy_returned)) AFAIL("pool_destroy returned while a destroy callback of its pool ran");
+    ((unsigned char *)obj)[0] = 1; /* its cell is still the pool's */
+    atomic_store(&g_victim_done, 1);
+}
+
+static void *owner_of_victim(void *arg)
+{
+    (void)arg;
+    g_victim = rc_alloc_in(g_pool, 32, victim_destroy_slow);
+    void *mine = rc_alloc(16, NULL);
+    if (!g_victim || !mine) AFAIL("rc_alloc failed");
+    atomic_store(&g_step, 1);
+    if (!wait_step(2)) AFAIL("step 2 never came");
+    rc_release(mine); /* drains: the victim's callback runs here */
+    return NULL;
+}
+
+static void *destroy_pool(void *arg)
+{
+    (void)arg;
+    if (!wait_step(3)) AFAIL("the victim's callback did not start");
+    pool_destroy(g_pool);
+    atomic_store(&g_destroy_returned, true);
+    return NULL;
+}
+
+static void test_pool_destroy_waits_for_a_running_callback(void **state)
+{
+    (void)state;
+    TEST_START();
+    unsigned long r0 = rec_count();
+    atomic_store(&g_step, 0);
+    atomic_store(&g_victim_destroys, 0);
+    atomic_store(&g_victim_done, 0);
+    atomic_store(&g_destroy_returned, false);
+    g_pool = pool_create(NULL);
+    EXPECT_NONNULL(g_pool);
+    pthread_t owner, destroyer;
+    EXPECT_EQ(pthread_create(&owner, NULL, owner_of_victim, NULL), 0);
+    EXPECT_EQ(pthread_create(&destroyer, NULL, destroy_pool, NULL), 0);
+    if (!wait_step(1)) T_FAIL("the owner did not allocate");
+    rc_release(g_victim); /* the last reference: queued to the owner */
+    atomic_store(&g_step, 2);
+    EXPECT_EQ(pthread_join(destroyer, NULL), 0);
+    EXPECT_EQ(atomic_load(&g_victim_done), 1);
+    EXPECT_EQ(pthread_join(owner, NULL), 0);
+    EXPECT_EQ(atomic_load(&g_victim_destroys), 1);
+    EXPECT_NO_REPORTS(r0);
+    EXPECT_NO_ASYNC_FAILURES();
+}
+
+/* ---- a callback destroying its own object's pool, inside a drain ---------- */
+
+static void destroy_own_pool(void *obj)
+{
+    (void)obj;
+    atomic_fetch_add(&g_victim_destroys, 1);
+    pool_destroy(g_pool); /* this thread's drain has this object in hand: no wait */
+}
+
+static void *owner_destroying_own_pool(void *arg)
+{
+    (void)arg;
+    g_victim = rc_alloc_in(g_pool, 32, destroy_own_pool);
+    void *mine = rc_alloc(16, NULL);
+    if (!g_victim || !mine) AFAIL("rc_alloc failed");
+    atomic_store(&g_step, 1);
+    if (!wait_step(2)) AFAIL("step 2 never came");
+    rc_release(mine);
+    return NULL;
+}
+
+static void test_callback_destroys_its_pool_inside_a_drain(void **state)
+{
+    (void)state;
+    TEST_START();
+    unsigned long r0 = rec_count();
+    atomic_store(&g_step, 0);
+    atomic_store(&g_victim_destroys, 0);
+    g_pool = pool_create(NULL);
+    EXPECT_NONNULL(g_pool);
+    pthread_t owner;
+    EXPECT_EQ(pthread_create(&owner, NULL, owner_destroying_own_pool, NULL), 0);
+    if (!wait_step(1)) T_FAIL("the owner did not allocate");
+    rc_release(g_victim);
+    atomic_store(&g_step, 2);
+    EXPECT_EQ(pthread_join(owner, NULL), 0);
+    EXPECT_EQ(atomic_load(&g_victim_destroys), 1);
+    EXPECT_NO_REPORTS(r0);
+    EXPECT_NO_ASYNC_FAILURES();
+}
+
+int main(void)
+{
+    mt_init("test_rc_pool_destroy_drains");
+#define T(f) cmocka_unit_test_setup_teardown(f, setup_rec, teardown_rec)
+    const struct CMUnitTest tests[] = {
+        T(test_pool_destroy_takes_objects_from_a_drain),
+        T(test_pool_destroy_waits_for_a_running_callback),
+        T(test_callback_destroys_its_pool_inside_a_drain),
+    };
+#undef T
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
