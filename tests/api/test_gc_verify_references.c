@@ -32,33 +32,14 @@
 #include <mulch/rc.h>
 
 #include "mulch_test.h"
-
-/* Two reference fields, then a word no trace function reads. */
-typedef struct holder {
-    void     *left, *right;
-    uintptr_t tag;
-} holder_t;
-
-static void trace_both(void *obj, gc_tracer_t *tracer)
-{
-    holder_t *h = obj;
-    gc_trace_slot(tracer, &h->left);
-    gc_trace_slot(tracer, &h->right);
-}
-
-/* The classic embedder bug: `right` is forgotten. */
-static void trace_left_only(void *obj, gc_tracer_t *tracer)
-{
-    holder_t *h = obj;
-    gc_trace_slot(tracer, &h->left);
-}
+#include "gc_holder_test.h"
 
 static atomic_uint g_finalized;
 static gc_heap_t *g_verify_heap;     /* the heap a finalizer verifies, or NULL */
 static size_t g_verify_in_finalizer; /* what that gc_verify returned */
 static bool g_verified_in_finalizer;
 
-static void count_finalize(void *obj)
+static void holder_finalize(void *obj)
 {
     (void)obj;
     atomic_fetch_add(&g_finalized, 1);
@@ -68,12 +49,6 @@ static void count_finalize(void *obj)
         g_verify_in_finalizer = gc_verify(g_verify_heap);
     }
 }
-
-static const gc_type_t T_LEAF = { "test.leaf", NULL, NULL };
-static const gc_type_t T_PAIR = { "test.pair", trace_both, NULL };
-static const gc_type_t T_PAIR_FIN = { "test.pair_fin", trace_both, count_finalize };
-static const gc_type_t T_FORGET = { "test.forget", trace_left_only, NULL };
-static const gc_type_t T_FORGET_FIN = { "test.forget_fin", trace_left_only, count_finalize };
 
 /* A count, then the slots. */
 typedef struct wide {
@@ -89,7 +64,6 @@ static void trace_wide(void *obj, gc_tracer_t *tracer)
 static const gc_type_t T_WIDE = { "test.wide", trace_wide, NULL };
 
 #define WIDE_SLOTS 600u                       /* > 512: range entries in a collection */
-#define LARGE_BYTES ((size_t)300 << 10)       /* > 256 KiB: a span of its own */
 
 static gc_heap_t *heap_make(bool conservative)
 {
@@ -99,13 +73,6 @@ static gc_heap_t *heap_make(bool conservative)
     gc_heap_t *h = gc_heap_create(&o);
     EXPECT_NONNULL(h);
     return h;
-}
-
-static void *alloc_or_fail(gc_thread_t *t, const gc_type_t *type, size_t size)
-{
-    void *p = gc_alloc(t, type, size);
-    EXPECT_NONNULL(p);
-    return p;
 }
 
 static wide_t *wide_new(gc_thread_t *t, size_t n)
@@ -135,20 +102,6 @@ static void expect_problems(gc_heap_t *h, size_t expected, const void *holder, c
 }
 
 /* ---- a forgotten field -------------------------------------------------- */
-
-enum holder_kind { HOLDER_HEADERLESS, HOLDER_HEADER, HOLDER_LARGE, HOLDER_KINDS };
-static const char *const k_holder_names[] = { "headerless (typed span)", "with a header (finalizable)",
-                                              "large (own span)" };
-
-/* An object of the kind: its trace function forgets `right`, or not. */
-static holder_t *holder_new(gc_thread_t *t, enum holder_kind kind, bool forgetful)
-{
-    switch (kind) {
-    case HOLDER_HEADERLESS: return alloc_or_fail(t, forgetful ? &T_FORGET : &T_PAIR, sizeof(holder_t));
-    case HOLDER_HEADER: return alloc_or_fail(t, forgetful ? &T_FORGET_FIN : &T_PAIR_FIN, sizeof(holder_t));
-    default: return alloc_or_fail(t, forgetful ? &T_FORGET : &T_PAIR, LARGE_BYTES);
-    }
-}
 
 /* The forgetful holder's trace function leaves out `right`: the collection
  * frees its referent while the holder still points to it, silently (a

@@ -32,24 +32,7 @@
 #include <mulch/gc.h>
 
 #include "mulch_test.h"
-
-/* Two reference fields and a plain word. */
-typedef struct holder {
-    void     *left, *right;
-    uintptr_t word;
-} holder_t;
-
-static void trace_both(void *obj, gc_tracer_t *tracer)
-{
-    holder_t *h = obj;
-    gc_trace_slot(tracer, &h->left);
-    gc_trace_slot(tracer, &h->right);
-}
-
-static void trace_left_only(void *obj, gc_tracer_t *tracer)
-{
-    gc_trace_slot(tracer, &((holder_t *)obj)->left);
-}
+#include "gc_holder_test.h"
 
 /* Traces what `right` holds through a local copy: the referent is kept
  * alive, but a collection that moves it cannot update the field. */
@@ -65,7 +48,7 @@ static atomic_uint g_finalized;
 static gc_heap_t *g_untraced_heap;   /* the heap a finalizer checks, or NULL */
 static size_t g_untraced_in_finalizer = SIZE_MAX;
 
-static void check_finalize(void *obj)
+static void holder_finalize(void *obj)
 {
     (void)obj;
     atomic_fetch_add(&g_finalized, 1);
@@ -73,11 +56,6 @@ static void check_finalize(void *obj)
         g_untraced_in_finalizer = gc_verify_untraced(g_untraced_heap);
 }
 
-static const gc_type_t T_LEAF = { "test.leaf", NULL, NULL };
-static const gc_type_t T_PAIR = { "test.pair", trace_both, NULL };
-static const gc_type_t T_PAIR_FIN = { "test.pair_fin", trace_both, check_finalize };
-static const gc_type_t T_FORGET = { "test.forget", trace_left_only, NULL };
-static const gc_type_t T_FORGET_FIN = { "test.forget_fin", trace_left_only, check_finalize };
 static const gc_type_t T_COPY = { "test.copy", trace_right_copy, NULL };
 static const gc_type_t T_RAW = { "test.raw", NULL, NULL }; /* a leaf that stores a reference anyway */
 
@@ -95,14 +73,6 @@ static void trace_wide(void *obj, gc_tracer_t *tracer)
 static const gc_type_t T_WIDE = { "test.wide", trace_wide, NULL };
 
 #define WIDE_SLOTS 600u                 /* > 512: range entries in a collection */
-#define LARGE_BYTES ((size_t)300 << 10) /* > 256 KiB: a span of its own */
-
-static void *alloc_or_fail(gc_thread_t *t, const gc_type_t *type, size_t size)
-{
-    void *p = gc_alloc(t, type, size);
-    EXPECT_NONNULL(p);
-    return p;
-}
 
 static wide_t *wide_new(gc_thread_t *t, size_t n)
 {
@@ -138,19 +108,6 @@ static void expect_untraced(gc_heap_t *h, size_t expected, const void *holder, c
 }
 
 /* ---- a forgotten field ------------------------------------------------------ */
-
-enum holder_kind { HOLDER_HEADERLESS, HOLDER_HEADER, HOLDER_LARGE, HOLDER_KINDS };
-static const char *const k_holder_names[] = { "headerless (typed span)", "with a header (finalizable)",
-                                              "large (own span)" };
-
-static holder_t *holder_new(gc_thread_t *t, enum holder_kind kind, bool forgetful)
-{
-    switch (kind) {
-    case HOLDER_HEADERLESS: return alloc_or_fail(t, forgetful ? &T_FORGET : &T_PAIR, sizeof(holder_t));
-    case HOLDER_HEADER: return alloc_or_fail(t, forgetful ? &T_FORGET_FIN : &T_PAIR_FIN, sizeof(holder_t));
-    default: return alloc_or_fail(t, forgetful ? &T_FORGET : &T_PAIR, LARGE_BYTES);
-    }
-}
 
 /* `right` of a forgetful holder, holding a live (rooted) object: one
  * problem, naming the holder, its type, the referent's and offset 8;
