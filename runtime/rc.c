@@ -7,7 +7,9 @@
  * negative (queue to the owner, or fold the counts if the owner is gone),
  * the owner draining its merge queue, and destruction. Destroy callbacks
  * that release other objects do not recurse: a thread already destroying
- * appends to its pending list and the outermost call drains it. The
+ * appends to its pending list and the outermost call drains it; a merge
+ * of the queue asked for inside a callback waits until then too
+ * (rc_owner_slow). The
  * bridge's releases (rc_release_now) are the exception: they drain a list
  * of their own before returning, the outer one set aside (pending_saved),
  * so that a gc_collect or gc_heap_destroy called by a destroy callback
@@ -214,6 +216,30 @@ static inline bool rc_pending_unmapped(rc_header_t *h) {
 }
 
 /* Runs destroy callbacks; nested releases that reach zero are queued. */
+static _Thread_local bool draining_deferred MULCH_TLS_MODEL;
+static _Thread_local bool drain_deferred MULCH_TLS_MODEL;
+
+/* The drains rc_owner_slow put off while callbacks ran, once the pending
+ * list is empty: the objects come off the queue only now, and each
+ * destroy runs at once (its own rc_destroy, in the registered drain's
+ * hands), not on the pending list. Whether it merged any. Only a drain
+ * some call asked for (drain_deferred: a release or allocation inside a
+ * callback) is made: the destroys of a call that merges nothing
+ * (rc_release_no_merge, a gc_handle_new that fails) merge nothing either.
+ * Only the outermost rc_destroy runs it (draining_deferred), so the
+ * nesting stays one level deep however long other threads keep queueing. */
+static bool rc_destroy_drain_deferred(void) {
+    rc_thread_t *self = rc_self;
+    if (!drain_deferred || draining_deferred || self == NULL) return false;
+    drain_deferred = false;
+    draining_deferred = true;
+    destroying = false;
+    rc_queue_drain(self);
+    destroying = true;
+    draining_deferred = false;
+    return true;
+}
+
 void rc_destroy(rc_header_t *h) {
     if (destroying) {
         h->link = pending_destroy;
@@ -225,6 +251,7 @@ void rc_destroy(rc_header_t *h) {
     for (;;) {
         rc_destroy_one(h);
         h = pending_destroy;
+        while (h == NULL && rc_destroy_drain_deferred()) h = pending_destroy;
         if (h == NULL || rc_pending_unmapped(h)) break;
         pending_destroy = h->link;
     }
@@ -595,8 +622,14 @@ void rc_pool_destroying(pool_t *pool) {
     if (atomic_load_explicit(&pool->has_rc, memory_order_relaxed)) rc_pool_live_unown(pool);
 }
 
+/* Inside a destroy callback the drain is put off until the outermost
+ * rc_destroy's loop ends (rc_destroy_drain_deferred): merged now, an
+ * object another thread released would wait on this thread's pending list,
+ * where a pool_destroy on that thread cannot see it; left in the queue, it
+ * is found there. */
 static MULCH_NOINLINE void rc_owner_slow(rc_thread_t *self) {
-    rc_queue_drain(self);
+    if (destroying) drain_deferred = true;
+    else rc_queue_drain(self);
 }
 
 static inline rc_thread_t *rc_self_checked(void) {
@@ -685,7 +718,8 @@ static MULCH_NOINLINE void rc_owner_last(rc_thread_t *self, rc_header_t *h) {
     int64_t expected = atomic_load_explicit(&h->shared, memory_order_relaxed);
     for (;;) {
         if (expected & RC_QUEUED) {
-            rc_queue_drain(self);
+            if (destroying) drain_deferred = true; /* (put off: rc_owner_slow) */
+            else rc_queue_drain(self);
             return;
         }
         if (atomic_compare_exchange_weak_explicit(&h->shared, &expected, expected | RC_MERGED,

@@ -14,6 +14,13 @@
  *   - an object of the destroyed pool whose destroy callback another
  *     thread's drain runs now: pool_destroy waits for the callback to
  *     return before the pool's memory goes;
+ *   - a destroy callback that releases one of its thread's objects while
+ *     an object of another pool, released by another thread, waits in the
+ *     thread's queue: the merge an allocation there asks for is put off until
+ *     the callback returns, so the waiting object stays in the queue,
+ *     where a pool_destroy on the other thread finds it (merged at once,
+ *     it waited on the thread's pending list, which pool_destroy on
+ *     another thread does not see: destroyed 0 times before it returned);
  *   - a destroy callback that destroys its own object's pool (the drain
  *     that runs it is this thread's: not waited for) still works.
  *
@@ -168,6 +175,68 @@ static void test_pool_destroy_waits_for_a_running_callback(void **state)
     EXPECT_NO_ASYNC_FAILURES();
 }
 
+/* ---- a release inside a callback puts the drain off ---------------------- */
+
+static void *g_kept;     /* an object of the owner with two references */
+static pool_t *g_other;  /* (not the destroyed pool) */
+
+/* Runs on the owner: the victim is queued to it meanwhile (step 4), then
+ * an allocation asks for a merge, then the main thread destroys the
+ * victim's pool (step 5) while this callback still runs. */
+static void releasing_destroy(void *obj)
+{
+    (void)obj;
+    atomic_store(&g_step, 3);
+    if (!wait_step(4)) AFAIL("the victim was not released");
+    rc_release(g_kept);                        /* not its last */
+    rc_release(rc_alloc_in(g_other, 8, NULL)); /* rc_alloc asks for a merge of the queue */
+    atomic_store(&g_step, 5);
+    if (!wait_step(6)) AFAIL("pool_destroy did not return while a callback ran");
+}
+
+static void *owner_releasing_in_callback(void *arg)
+{
+    (void)arg;
+    g_victim = rc_alloc_in(g_pool, 32, victim_destroy);
+    void *releasing = rc_alloc(32, releasing_destroy);
+    g_kept = rc_alloc(16, NULL);
+    if (!g_victim || !releasing || !g_kept) AFAIL("rc_alloc failed");
+    rc_retain(g_kept);
+    atomic_store(&g_step, 1);
+    if (!wait_step(2)) AFAIL("step 2 never came");
+    rc_release(releasing); /* its last: the callback runs here */
+    rc_release(g_kept);
+    return NULL;
+}
+
+static void test_release_in_callback_leaves_the_queue_visible(void **state)
+{
+    (void)state;
+    TEST_START();
+    unsigned long r0 = rec_count();
+    atomic_store(&g_step, 0);
+    atomic_store(&g_victim_destroys, 0);
+    g_pool = pool_create(NULL);
+    EXPECT_NONNULL(g_pool);
+    g_other = pool_default();
+    pthread_t owner;
+    EXPECT_EQ(pthread_create(&owner, NULL, owner_releasing_in_callback, NULL), 0);
+    if (!wait_step(1)) T_FAIL("the owner did not allocate");
+    atomic_store(&g_step, 2);
+    if (!wait_step(3)) T_FAIL("the owner's callback did not run");
+    rc_release(g_victim); /* the last reference: queued to the owner, inside its callback */
+    atomic_store(&g_step, 4);
+    if (!wait_step(5)) T_FAIL("the owner's callback did not allocate");
+    pool_destroy(g_pool);
+    int destroys = atomic_load(&g_victim_destroys);
+    atomic_store(&g_step, 6);
+    EXPECT_EQ(pthread_join(owner, NULL), 0);
+    if (destroys != 1) T_FAIL("pool_destroy returned with the victim destroyed %d time(s), expected once", destroys);
+    EXPECT_EQ(atomic_load(&g_victim_destroys), 1);
+    EXPECT_NO_REPORTS(r0);
+    EXPECT_NO_ASYNC_FAILURES();
+}
+
 /* ---- a callback destroying its own object's pool, inside a drain ---------- */
 
 static void destroy_own_pool(void *obj)
@@ -216,6 +285,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_pool_destroy_takes_objects_from_a_drain),
         T(test_pool_destroy_waits_for_a_running_callback),
+        T(test_release_in_callback_leaves_the_queue_visible),
         T(test_callback_destroys_its_pool_inside_a_drain),
     };
 #undef T
