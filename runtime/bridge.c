@@ -24,6 +24,12 @@
  * Cycles through the bridge (a handle rooting an object that owns that
  * handle) keep themselves alive by construction: gc_report_bridge_cycles
  * finds them (docs/rc.md shows how to break one).
+ *
+ * rc_wait_blocked: pool_destroy's wait for another thread's destroy
+ * callback (rc.c) is a blocking region of every heap the waiting thread
+ * is attached to, as fork's prepare handler is (the same functions): the
+ * callback may collect, and its collection would otherwise wait for the
+ * waiting thread.
  */
 #include "gc_internal.h"
 #include "rc_internal.h"
@@ -197,4 +203,9 @@ size_t gc_report_bridge_cycles(gc_heap_t *heap, FILE *out) {
     gc_report_text_free(&text);
     pthread_setcancelstate(cancel_state, NULL);
     return cycles;
+}
+
+void rc_wait_blocked(bool blocked) {
+    if (blocked) gc_threads_fork_block(GC_CALLER_SP());
+    else gc_threads_fork_unblock();
 }

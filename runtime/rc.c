@@ -65,6 +65,8 @@ typedef struct rc_running {
 static _Thread_local rc_running_t running_now MULCH_TLS_MODEL;
 
 static void rc_queue_drain(rc_thread_t *self);
+static void rc_destroy_hand_done(rc_header_t *h);
+static _Thread_local struct rc_taken *merging_drain MULCH_TLS_MODEL;
 static inline bool rc_pending_unmapped(rc_header_t *h);
 void (*mulch_rc_queues_test_hook)(rc_thread_t *rec);
 static inline rc_thread_t *rc_self_checked(void);
@@ -78,6 +80,7 @@ void rc_thread_exit(void *arg) {
          * now, and the drains below destroy instead of queueing behind it
          * for ever. */
         destroying = false;
+        merging_drain = NULL; /* (the drains' cleanup handlers cleared it too) */
         running_now = (rc_running_t){ NULL, false, NULL };
         pending_saved = NULL; /* (rc_release_now_unwound put the set-aside lists back) */
         rc_header_t *h = pending_destroy;
@@ -248,8 +251,10 @@ void rc_destroy(rc_header_t *h) {
     }
     if (mulch_unlikely(rc_self == NULL) && !rc_exit_hooked) rc_exit_hook_without_record();
     destroying = true;
+    rc_header_t *first = h;
     for (;;) {
         rc_destroy_one(h);
+        if (h == first) rc_destroy_hand_done(first);
         h = pending_destroy;
         while (h == NULL && rc_destroy_drain_deferred()) h = pending_destroy;
         if (h == NULL || rc_pending_unmapped(h)) break;
@@ -387,6 +392,19 @@ void rc_drains_fork_child(void) {
     }
 }
 
+/* merging_drain (declared above): the registered drain whose in_hand
+ * this thread merges now (NULL: none). rc_destroy lets go of in_hand once
+ * that object's own callback returned, so a pool_destroy waits for no
+ * destroy of another pool that callback caused (rc_destroy_hand_done). */
+
+static void rc_destroy_hand_done(rc_header_t *h) {
+    rc_taken_t *q = merging_drain;
+    if (q == NULL || q->in_hand != h) return;
+    pthread_mutex_lock(&mulch_rc_drain_lock);
+    q->in_hand = NULL;
+    pthread_mutex_unlock(&mulch_rc_drain_lock);
+}
+
 static void rc_taken_merge(rc_taken_t *q) {
     for (;;) {
         rc_header_t *h;
@@ -408,7 +426,10 @@ static void rc_taken_merge(rc_taken_t *q) {
         if (h == NULL) return;
         uint32_t biased = atomic_load_explicit(&h->biased, memory_order_relaxed);
         atomic_store_explicit(&h->biased, 0, memory_order_relaxed);
+        rc_taken_t *outer = merging_drain;
+        merging_drain = q->registered ? q : NULL;
         rc_merge_as(h, biased, q->rec, q->for_owner);
+        merging_drain = outer;
     }
 }
 
@@ -416,28 +437,56 @@ static void rc_taken_merge(rc_taken_t *q) {
  * (its merge, maybe its destroy callback, is under way); whether it
  * waited. This thread's own drains are not waited for: pool_destroy
  * called by a destroy callback they run. */
+static bool rc_drains_busy_with(pool_t *pool) {
+    bool busy = false;
+    pthread_mutex_lock(&mulch_rc_drain_lock);
+    for (rc_taken_t *q = rc_drains; q && !busy; q = q->next)
+        busy = q->in_hand != NULL && q->in_hand_pool == pool && q->thread != &running_now;
+    pthread_mutex_unlock(&mulch_rc_drain_lock);
+    return busy;
+}
+
+/* The wait: in a blocking region of every GC heap this thread is attached
+ * to (the callback may collect, and its collection must not wait for
+ * this thread: rc_wait_blocked, runtime/bridge.c), and with cancellation
+ * off (no mulch call is a cancellation point; nanosleep is one). */
 static bool rc_drains_wait_pool(pool_t *pool) {
-    bool waited = false;
-    for (;;) {
-        bool busy = false;
-        pthread_mutex_lock(&mulch_rc_drain_lock);
-        for (rc_taken_t *q = rc_drains; q && !busy; q = q->next)
-            busy = q->in_hand != NULL && q->in_hand_pool == pool && q->thread != &running_now;
-        pthread_mutex_unlock(&mulch_rc_drain_lock);
-        if (!busy) return waited;
-        waited = true;
+    if (!rc_drains_busy_with(pool)) return false;
+    int cancel_state;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
+    rc_wait_blocked(true);
+    while (rc_drains_busy_with(pool)) {
         struct timespec pause = { 0, 100 * 1000 };
         nanosleep(&pause, NULL);
     }
+    rc_wait_blocked(false);
+    pthread_setcancelstate(cancel_state, NULL);
+    return true;
 }
 
 /* The thread ends inside a destroy callback the drain ran (pthread_exit,
- * or a cancellation point): the rest was in this frame only, and was lost
- * (never merged nor destroyed). Merged now; the destroys this causes queue
- * behind the unfinished callback, for the exit hook to run. */
+ * or a cancellation point): the rest was in this frame only. The thread's
+ * own queue's rest goes back on the queue, in one step with the drain's
+ * unlinking, for the exit hook's drain (in sight of pool_destroy
+ * meanwhile: merged here, the dead ones would wait on the pending list,
+ * behind the unfinished callback). Another record's is merged now, its
+ * destroys queued behind the unfinished callback for the exit hook. */
 static void rc_queue_drain_unwound(void *arg) {
+    rc_taken_t *d = arg;
+    merging_drain = NULL; /* (its frames are gone) */
+    if (d->registered && d->rec == rc_self) {
+        pthread_mutex_lock(&mulch_rc_drain_lock);
+        while (d->rest) {
+            rc_header_t *h = d->rest;
+            d->rest = h->link;
+            rc_queue_push(d->rec, h);
+        }
+        rc_drains_unlink_locked(d);
+        pthread_mutex_unlock(&mulch_rc_drain_lock);
+        return;
+    }
     destroying = true;
-    rc_taken_merge(arg);
+    rc_taken_merge(d);
 }
 
 /* rec is the calling thread's record, or an exited thread's. The queue is
@@ -446,9 +495,12 @@ static void rc_queue_drain(rc_thread_t *rec) {
     rc_taken_t d = { .rec = rec, .thread = &running_now };
     pthread_mutex_lock(&mulch_rc_drain_lock);
     d.rest = atomic_exchange_explicit(&rec->queue, NULL, memory_order_seq_cst);
-    if (d.rest) rc_drains_link_locked(&d);
+    /* (decided under the lock: once it is released a pool_destroy may take
+     * the whole rest, and d must still be unlinked, by rc_taken_merge) */
+    bool took = d.rest != NULL;
+    if (took) rc_drains_link_locked(&d);
     pthread_mutex_unlock(&mulch_rc_drain_lock);
-    if (d.rest == NULL) return;
+    if (!took) return;
     pthread_cleanup_push(rc_queue_drain_unwound, &d);
     rc_taken_merge(&d);
     pthread_cleanup_pop(0);
@@ -528,6 +580,7 @@ static bool rc_pending_destroy_pool(pool_t *pool) {
  * hold goes. */
 static void rc_queue_taken_unwound(void *arg) {
     rc_taken_t *q = arg;
+    merging_drain = NULL; /* (its frames are gone) */
     destroying = true;
     rc_taken_merge(q);
     rc_record_put(q->rec, 1);
@@ -555,7 +608,11 @@ static bool rc_queues_destroy_pool(pool_t *pool) {
          * pool's objects in one step under the drain lock: a drain or
          * another pool_destroy never holds them where this one cannot see */
         pthread_mutex_lock(&mulch_rc_drain_lock);
-        rc_header_t *h = atomic_exchange_explicit(&rec->queue, NULL, memory_order_seq_cst);
+        /* (an empty queue is not written: its line is the one the inline
+         * release path reads) */
+        rc_header_t *h = atomic_load_explicit(&rec->queue, memory_order_acquire) == NULL
+                             ? NULL
+                             : atomic_exchange_explicit(&rec->queue, NULL, memory_order_seq_cst);
         bool from_queue = h != NULL;
         rc_header_t *ours = NULL;
         bool pushed = false;

@@ -138,6 +138,10 @@ MULCH_INTERNAL extern pthread_mutex_t mulch_rc_records_lock;
  * held across fork with it (rc_thread.c). */
 MULCH_INTERNAL extern pthread_mutex_t mulch_rc_drain_lock;
 MULCH_INTERNAL void rc_drains_fork_child(void);
+/* Around a wait of pool_destroy's for another thread's destroy callback
+ * (rc.c): true blocks the calling thread in every GC heap it is attached
+ * to, false leaves those regions again (runtime/bridge.c). */
+MULCH_INTERNAL void rc_wait_blocked(bool blocked);
 /* True for a live rc object; otherwise reports "<fn>: <problem>". */
 MULCH_INTERNAL bool rc_check(const void *obj, const char *fn);
 /* rc_check's out-of-line part (rc_check.c): names the problem. */

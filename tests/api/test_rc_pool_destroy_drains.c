@@ -21,6 +21,14 @@
  *     where a pool_destroy on the other thread finds it (merged at once,
  *     it waited on the thread's pending list, which pool_destroy on
  *     another thread does not see: destroyed 0 times before it returned);
+ *   - that wait is a blocking region of the waiting thread's GC heaps: a
+ *     callback that collects while an attached thread waits in
+ *     pool_destroy for it ends (it deadlocked: the collection waited for
+ *     the waiting thread);
+ *   - a thread that ends inside a destroy callback its drain runs gives the
+ *     drain's rest back to its queue, where pool_destroy finds it (merged
+ *     by the cleanup handler, it waited on the exiting thread's pending
+ *     list, out of pool_destroy's sight);
  *   - a destroy callback that destroys its own object's pool (the drain
  *     that runs it is this thread's: not waited for) still works.
  *
@@ -31,6 +39,7 @@
 #endif
 #define DEFAULT_SEED UINT64_C(0x6d756c6372633335)
 #define MULCH_TEST_POOL 1
+#include <mulch/gc.h>
 #include <mulch/pool.h>
 #include <mulch/rc.h>
 
@@ -237,6 +246,119 @@ static void test_release_in_callback_leaves_the_queue_visible(void **state)
     EXPECT_NO_ASYNC_FAILURES();
 }
 
+/* ---- the wait is a blocking region: a callback may collect ----------------- */
+
+static gc_heap_t *g_heap;
+static gc_thread_t *g_owner_thread;
+
+static void collecting_victim_destroy(void *obj)
+{
+    (void)obj;
+    atomic_fetch_add(&g_victim_destroys, 1);
+    atomic_store(&g_step, 3);
+    usleep(50 * 1000);        /* (the main thread is in pool_destroy's wait, most likely) */
+    gc_collect(g_owner_thread); /* stops the world: the main thread is attached */
+}
+
+static void *collecting_owner(void *arg)
+{
+    (void)arg;
+    g_owner_thread = gc_thread_attach(g_heap);
+    g_victim = rc_alloc_in(g_pool, 32, collecting_victim_destroy);
+    void *mine = rc_alloc(16, NULL);
+    if (!g_owner_thread || !g_victim || !mine) AFAIL("attach or rc_alloc failed");
+    atomic_store(&g_step, 1);
+    if (!wait_step(2)) AFAIL("step 2 never came");
+    rc_release(mine); /* drains: the victim's callback collects */
+    gc_thread_detach(g_owner_thread);
+    return NULL;
+}
+
+static void test_wait_lets_a_collecting_callback_finish(void **state)
+{
+    (void)state;
+    TEST_START();
+    unsigned long r0 = rec_count();
+    atomic_store(&g_step, 0);
+    atomic_store(&g_victim_destroys, 0);
+    g_heap = gc_heap_create(NULL);
+    EXPECT_NONNULL(g_heap);
+    gc_thread_t *self = gc_thread_attach(g_heap);
+    EXPECT_NONNULL(self);
+    g_pool = pool_create(NULL);
+    EXPECT_NONNULL(g_pool);
+    pthread_t owner;
+    EXPECT_EQ(pthread_create(&owner, NULL, collecting_owner, NULL), 0);
+    if (!wait_step(1)) T_FAIL("the owner did not allocate");
+    rc_release(g_victim); /* queued to the owner */
+    atomic_store(&g_step, 2);
+    if (!wait_step(3)) T_FAIL("the victim's callback did not start");
+    pool_destroy(g_pool); /* waits for the callback, which collects */
+    EXPECT_EQ(atomic_load(&g_victim_destroys), 1);
+    EXPECT_EQ(pthread_join(owner, NULL), 0);
+    gc_thread_detach(self);
+    gc_heap_destroy(g_heap);
+    EXPECT_NO_REPORTS(r0);
+    EXPECT_NO_ASYNC_FAILURES();
+}
+
+/* ---- a thread ending inside a callback its drain runs ------------------------ */
+
+static pthread_key_t g_early_key; /* made before rc's exit key: its destructor runs first */
+
+static void early_destructor(void *value)
+{
+    (void)value;
+    atomic_store(&g_step, 3); /* the drain's cleanup handlers ran; rc's exit hook has not */
+    if (!wait_step(4)) AFAIL("pool_destroy did not return while the thread was exiting");
+}
+
+static void exiting_destroy(void *obj)
+{
+    (void)obj;
+    pthread_exit(NULL);
+}
+
+static void *owner_ending_in_callback(void *arg)
+{
+    (void)arg;
+    pthread_setspecific(g_early_key, (void *)1);
+    g_victim = rc_alloc_in(g_pool, 32, victim_destroy);
+    g_slow = rc_alloc(32, exiting_destroy);
+    void *mine = rc_alloc(16, NULL);
+    if (!g_victim || !g_slow || !mine) AFAIL("rc_alloc failed");
+    atomic_store(&g_step, 1);
+    if (!wait_step(2)) AFAIL("step 2 never came");
+    rc_release(mine); /* drains: the exiting callback first, the victim behind it */
+    return NULL;
+}
+
+static void test_thread_ending_in_callback_gives_the_rest_back(void **state)
+{
+    (void)state;
+    TEST_START();
+    unsigned long r0 = rec_count();
+    atomic_store(&g_step, 0);
+    atomic_store(&g_victim_destroys, 0);
+    g_pool = pool_create(NULL);
+    EXPECT_NONNULL(g_pool);
+    pthread_t owner;
+    EXPECT_EQ(pthread_create(&owner, NULL, owner_ending_in_callback, NULL), 0);
+    if (!wait_step(1)) T_FAIL("the owner did not allocate");
+    rc_release(g_victim); /* queued first: merged after the exiting callback */
+    rc_release(g_slow);
+    atomic_store(&g_step, 2);
+    if (!wait_step(3)) T_FAIL("the owner did not start exiting");
+    pool_destroy(g_pool);
+    int destroys = atomic_load(&g_victim_destroys);
+    atomic_store(&g_step, 4);
+    EXPECT_EQ(pthread_join(owner, NULL), 0);
+    if (destroys != 1) T_FAIL("pool_destroy returned with the victim destroyed %d time(s), expected once", destroys);
+    EXPECT_EQ(atomic_load(&g_victim_destroys), 1);
+    EXPECT_NO_REPORTS(r0);
+    EXPECT_NO_ASYNC_FAILURES();
+}
+
 /* ---- a callback destroying its own object's pool, inside a drain ---------- */
 
 static void destroy_own_pool(void *obj)
@@ -281,11 +403,15 @@ static void test_callback_destroys_its_pool_inside_a_drain(void **state)
 int main(void)
 {
     mt_init("test_rc_pool_destroy_drains");
+    /* (before any rc call makes rc's exit key: its destructor runs first) */
+    if (pthread_key_create(&g_early_key, early_destructor) != 0) return 1;
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_rec, teardown_rec)
     const struct CMUnitTest tests[] = {
         T(test_pool_destroy_takes_objects_from_a_drain),
         T(test_pool_destroy_waits_for_a_running_callback),
         T(test_release_in_callback_leaves_the_queue_visible),
+        T(test_wait_lets_a_collecting_callback_finish),
+        T(test_thread_ending_in_callback_gives_the_rest_back),
         T(test_callback_destroys_its_pool_inside_a_drain),
     };
 #undef T
