@@ -26,13 +26,13 @@
  * pool's live objects, freed without destroys, let go of their owners'
  * records (a pool that ever held an rc object: `has_rc`; rc_unown.c).
  *
- * The thread records (made, reused, held, and their lock across fork) are
- * rc_thread.c's; what a thread's exit does with its objects
+ * The drains in progress, where pool_destroy finds what they hold, are
+ * rc_drains.c's. The thread records (made, reused, held, and their lock
+ * across fork) are rc_thread.c's; what a thread's exit does with its objects
  * (rc_thread_exit) is here.
  */
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include "rc_internal.h"
 
@@ -218,7 +218,6 @@ static inline bool rc_pending_unmapped(rc_header_t *h) {
     return mulch_unlikely(chunk_of(h) == NULL) && rc_pending_unmapped_slow(h, &pending_destroy);
 }
 
-/* Runs destroy callbacks; nested releases that reach zero are queued. */
 static _Thread_local bool draining_deferred MULCH_TLS_MODEL;
 static _Thread_local bool drain_deferred MULCH_TLS_MODEL;
 
@@ -243,6 +242,7 @@ static bool rc_destroy_drain_deferred(void) {
     return true;
 }
 
+/* Runs destroy callbacks; nested releases that reach zero are queued. */
 void rc_destroy(rc_header_t *h) {
     if (destroying) {
         h->link = pending_destroy;
@@ -321,76 +321,7 @@ static void rc_queue_push(rc_thread_t *rec, rc_header_t *h) {
                                                     memory_order_relaxed));
 }
 
-/* Objects taken off rec's merge queue and not merged yet: by a drain
- * (registered: below), or by pool_destroy's (which also holds rec). A
- * cleanup handler merges the rest if the thread ends inside a destroy one
- * of them ran. */
-typedef struct rc_taken {
-    rc_thread_t *rec;
-    rc_header_t *rest;
-    bool         for_owner;  /* merged for rec's running thread by another (rc_merge_as) */
-    bool         registered; /* a drain, on rc_drains until its rest is empty */
-    rc_header_t *in_hand;    /* registered: the object being merged (and maybe destroyed) */
-    pool_t      *in_hand_pool;
-    const void  *thread;     /* registered: &running_now of the draining thread */
-    struct rc_taken *prev, *next;
-} rc_taken_t;
 
-/* ---- drains in progress ------------------------------------------------------
- * A drain takes a whole merge queue and merges its objects one at a time,
- * running destroy callbacks as counts reach 0: until merged, an object is
- * in the drain's hands only, and pool_destroy on another thread must still
- * find it (its cell is about to go: a drain running one slow callback
- * merged a destroyed pool's object afterwards, into freed or reused
- * memory). So a drain is registered here from the moment it takes its
- * queue, and its rest and the object it merges now (in_hand) are read and
- * changed under rc_drain_lock. pool_destroy takes the objects of its pool
- * out of every drain's rest (rc_queues_destroy_pool) and waits while
- * another thread's drain has one in hand (rc_drains_wait_pool). The lock
- * is held for list steps only, never across a merge, which may run user
- * code; it is taken before the records lock (fork: rc_thread.c). */
-pthread_mutex_t mulch_rc_drain_lock = PTHREAD_MUTEX_INITIALIZER;
-static rc_taken_t *rc_drains;
-
-static void rc_drains_link_locked(rc_taken_t *q) {
-    q->registered = true;
-    q->prev = NULL;
-    q->next = rc_drains;
-    if (rc_drains) rc_drains->prev = q;
-    rc_drains = q;
-}
-
-static void rc_drains_unlink_locked(rc_taken_t *q) {
-    if (q->prev) q->prev->next = q->next;
-    else rc_drains = q->next;
-    if (q->next) q->next->prev = q->prev;
-    q->registered = false;
-}
-
-/* Takes the objects of `pool` out of list *at, onto `ours`. */
-static rc_header_t *rc_list_take_pool(rc_header_t **at, pool_t *pool, rc_header_t *ours) {
-    while (*at) {
-        rc_header_t *h = *at;
-        if (chunk_of(h)->pool == pool) {
-            *at = h->link;
-            h->link = ours;
-            ours = h;
-        } else {
-            at = &h->link;
-        }
-    }
-    return ours;
-}
-
-/* fork's child: the other threads' drains are gone with them (their
- * in_hand would make a pool_destroy wait for ever); the forking thread's
- * own, if it forked inside a destroy callback, go on. */
-void rc_drains_fork_child(void) {
-    for (rc_taken_t *q = rc_drains, *next; q; q = next) {
-        next = q->next;
-        if (q->thread != &running_now) rc_drains_unlink_locked(q);
-    }
-}
 
 /* merging_drain (declared above): the registered drain whose in_hand
  * this thread merges now (NULL: none). rc_destroy lets go of in_hand once
@@ -433,36 +364,6 @@ static void rc_taken_merge(rc_taken_t *q) {
     }
 }
 
-/* Waits while a drain of another thread has an object of `pool` in hand
- * (its merge, maybe its destroy callback, is under way); whether it
- * waited. This thread's own drains are not waited for: pool_destroy
- * called by a destroy callback they run. */
-static bool rc_drains_busy_with(pool_t *pool) {
-    bool busy = false;
-    pthread_mutex_lock(&mulch_rc_drain_lock);
-    for (rc_taken_t *q = rc_drains; q && !busy; q = q->next)
-        busy = q->in_hand != NULL && q->in_hand_pool == pool && q->thread != &running_now;
-    pthread_mutex_unlock(&mulch_rc_drain_lock);
-    return busy;
-}
-
-/* The wait: in a blocking region of every GC heap this thread is attached
- * to (the callback may collect, and its collection must not wait for
- * this thread: rc_wait_blocked, runtime/bridge.c), and with cancellation
- * off (no mulch call is a cancellation point; nanosleep is one). */
-static bool rc_drains_wait_pool(pool_t *pool) {
-    if (!rc_drains_busy_with(pool)) return false;
-    int cancel_state;
-    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
-    rc_wait_blocked(true);
-    while (rc_drains_busy_with(pool)) {
-        struct timespec pause = { 0, 100 * 1000 };
-        nanosleep(&pause, NULL);
-    }
-    rc_wait_blocked(false);
-    pthread_setcancelstate(cancel_state, NULL);
-    return true;
-}
 
 /* The thread ends inside a destroy callback the drain ran (pthread_exit,
  * or a cancellation point): the rest was in this frame only. The thread's
@@ -492,7 +393,7 @@ static void rc_queue_drain_unwound(void *arg) {
 /* rec is the calling thread's record, or an exited thread's. The queue is
  * taken and the drain registered in one step (rc_drains). */
 static void rc_queue_drain(rc_thread_t *rec) {
-    rc_taken_t d = { .rec = rec, .thread = &running_now };
+    rc_taken_t d = { .rec = rec, .thread = rc_drains_thread_tag() };
     pthread_mutex_lock(&mulch_rc_drain_lock);
     d.rest = atomic_exchange_explicit(&rec->queue, NULL, memory_order_seq_cst);
     /* (decided under the lock: once it is released a pool_destroy may take
@@ -512,7 +413,7 @@ static void rc_queue_drain(rc_thread_t *rec) {
  * queue more: repeat until none of the pool's is left. Whether it found
  * any. */
 static rc_header_t *rc_pending_take_pool(rc_header_t **list, pool_t *pool, rc_header_t *ours) {
-    /* (unlike rc_list_take_pool: an entry may be unmapped already) */
+    /* (unlike rc_drains_take_pool_locked: an entry may be unmapped already) */
     rc_header_t **at = list;
     while (*at) {
         rc_header_t *h = *at;
@@ -627,8 +528,7 @@ static bool rc_queues_destroy_pool(pool_t *pool) {
             }
             h = next;
         }
-        for (rc_taken_t *q = rc_drains; q; q = q->next)
-            if (q->rec == rec) ours = rc_list_take_pool(&q->rest, pool, ours);
+        ours = rc_drains_take_pool_locked(rec, pool, ours);
         /* the objects taken (unmerged) keep rec from going back on the free
          * list: hold it until the check of `dead` below, as a releaser does */
         if (from_queue || ours) atomic_fetch_add_explicit(&rec->holds, 1, memory_order_relaxed);
@@ -658,8 +558,8 @@ static bool rc_queues_destroy_pool(pool_t *pool) {
  * merged yet are taken from it as well, and an object of the pool that
  * another thread's drain merges (or destroys) now is waited for
  * (rc_drains). The program released every object of the pool
- * (pool_destroy's contract), so no owner touches them otherwise. The same goes for
- * this thread's pending list when pool_destroy runs inside a destroy
+ * (pool_destroy's contract), so no owner touches them otherwise. The same
+ * goes for this thread's pending list when pool_destroy runs inside a destroy
  * callback that released the pool's last objects (or that destroys the
  * pool of its own object). The destroys may queue more of the pool's
  * objects: repeat until a round finds none. */
@@ -682,8 +582,8 @@ void rc_pool_destroying(pool_t *pool) {
 /* Inside a destroy callback the drain is put off until the outermost
  * rc_destroy's loop ends (rc_destroy_drain_deferred): merged now, an
  * object another thread released would wait on this thread's pending list,
- * where a pool_destroy on that thread cannot see it; left in the queue, it
- * is found there. */
+ * where a pool_destroy on another thread cannot see it; left in the queue,
+ * it is found there. */
 static MULCH_NOINLINE void rc_owner_slow(rc_thread_t *self) {
     if (destroying) drain_deferred = true;
     else rc_queue_drain(self);

@@ -138,6 +138,33 @@ MULCH_INTERNAL extern pthread_mutex_t mulch_rc_records_lock;
  * held across fork with it (rc_thread.c). */
 MULCH_INTERNAL extern pthread_mutex_t mulch_rc_drain_lock;
 MULCH_INTERNAL void rc_drains_fork_child(void);
+
+/* Objects taken off rec's merge queue and not merged yet: by a drain
+ * (registered: rc_drains.c), or by pool_destroy's (which also holds rec). A
+ * cleanup handler merges the rest if the thread ends inside a destroy one
+ * of them ran. */
+typedef struct rc_taken {
+    rc_thread_t *rec;
+    rc_header_t *rest;
+    bool         for_owner;  /* merged for rec's running thread by another (rc_merge_as) */
+    bool         registered; /* a drain, on rc_drains until its rest is empty */
+    rc_header_t *in_hand;    /* registered: the object being merged (and maybe destroyed) */
+    pool_t      *in_hand_pool;
+    const void  *thread;     /* registered: rc_drains_thread_tag() of the draining thread */
+    struct rc_taken *prev, *next;
+} rc_taken_t;
+
+/* The drains in progress (rc_drains.c), under mulch_rc_drain_lock. */
+MULCH_INTERNAL void rc_drains_link_locked(rc_taken_t *q);
+MULCH_INTERNAL void rc_drains_unlink_locked(rc_taken_t *q);
+/* The calling thread's tag for rc_taken_t.thread. */
+MULCH_INTERNAL const void *rc_drains_thread_tag(void);
+/* Takes the objects of `pool` out of the rest of every drain of rec,
+ * onto `ours`. */
+MULCH_INTERNAL rc_header_t *rc_drains_take_pool_locked(rc_thread_t *rec, pool_t *pool, rc_header_t *ours);
+/* Waits (blocked in every GC heap, uncancellable) while another thread's
+ * drain has an object of `pool` in hand; whether it waited. */
+MULCH_INTERNAL bool rc_drains_wait_pool(pool_t *pool);
 /* Around a wait of pool_destroy's for another thread's destroy callback
  * (rc.c): true blocks the calling thread in every GC heap it is attached
  * to, false leaves those regions again (runtime/bridge.c). */

@@ -66,6 +66,36 @@ static bool wait_step(int step)
     return false;
 }
 
+/* A scenario's start: counters reset, a fresh g_pool, `owner` started and
+ * past step 1 (its objects allocated). */
+static pthread_t scenario_start(void *(*owner)(void *))
+{
+    atomic_store(&g_step, 0);
+    atomic_store(&g_victim_destroys, 0);
+    g_pool = pool_create(NULL);
+    EXPECT_NONNULL(g_pool);
+    pthread_t thread;
+    EXPECT_EQ(pthread_create(&thread, NULL, owner, NULL), 0);
+    if (!wait_step(1)) T_FAIL("the owner did not allocate");
+    return thread;
+}
+
+/* pool_destroy(g_pool) once the owner reached step `reached`; then step
+ * `release` lets it go on, and the victim must have been destroyed once
+ * when pool_destroy returned and still after the owner ended. */
+static void scenario_destroy_and_finish(pthread_t owner, int reached, int release, unsigned long r0)
+{
+    if (!wait_step(reached)) T_FAIL("the owner did not reach step %d", reached);
+    pool_destroy(g_pool);
+    int destroys = atomic_load(&g_victim_destroys);
+    atomic_store(&g_step, release);
+    EXPECT_EQ(pthread_join(owner, NULL), 0);
+    if (destroys != 1) T_FAIL("pool_destroy returned with the victim destroyed %d time(s), expected once", destroys);
+    EXPECT_EQ(atomic_load(&g_victim_destroys), 1);
+    EXPECT_NO_REPORTS(r0);
+    EXPECT_NO_ASYNC_FAILURES();
+}
+
 /* ---- an object of the pool behind a slow callback, in the drain's hands -- */
 
 static void victim_destroy(void *obj)
@@ -101,25 +131,11 @@ static void test_pool_destroy_takes_objects_from_a_drain(void **state)
     (void)state;
     TEST_START();
     unsigned long r0 = rec_count();
-    atomic_store(&g_step, 0);
-    atomic_store(&g_victim_destroys, 0);
-    g_pool = pool_create(NULL);
-    EXPECT_NONNULL(g_pool);
-    pthread_t owner;
-    EXPECT_EQ(pthread_create(&owner, NULL, owner_of_queued, NULL), 0);
-    if (!wait_step(1)) T_FAIL("the owner did not allocate");
+    pthread_t owner = scenario_start(owner_of_queued);
     rc_release(g_victim); /* the last references: both queued to the owner */
     rc_release(g_slow);   /* (pushed last: merged first) */
     atomic_store(&g_step, 2);
-    if (!wait_step(3)) T_FAIL("the owner's drain did not reach the slow destroy");
-    pool_destroy(g_pool);
-    int destroys = atomic_load(&g_victim_destroys);
-    atomic_store(&g_step, 4);
-    EXPECT_EQ(pthread_join(owner, NULL), 0);
-    if (destroys != 1) T_FAIL("pool_destroy returned with the victim destroyed %d time(s), expected once", destroys);
-    EXPECT_EQ(atomic_load(&g_victim_destroys), 1);
-    EXPECT_NO_REPORTS(r0);
-    EXPECT_NO_ASYNC_FAILURES();
+    scenario_destroy_and_finish(owner, 3, 4, r0); /* (3: the drain is inside the slow destroy) */
 }
 
 /* ---- an object of the pool whose callback another thread's drain runs ---- */
@@ -223,27 +239,13 @@ static void test_release_in_callback_leaves_the_queue_visible(void **state)
     (void)state;
     TEST_START();
     unsigned long r0 = rec_count();
-    atomic_store(&g_step, 0);
-    atomic_store(&g_victim_destroys, 0);
-    g_pool = pool_create(NULL);
-    EXPECT_NONNULL(g_pool);
     g_other = pool_default();
-    pthread_t owner;
-    EXPECT_EQ(pthread_create(&owner, NULL, owner_releasing_in_callback, NULL), 0);
-    if (!wait_step(1)) T_FAIL("the owner did not allocate");
+    pthread_t owner = scenario_start(owner_releasing_in_callback);
     atomic_store(&g_step, 2);
     if (!wait_step(3)) T_FAIL("the owner's callback did not run");
     rc_release(g_victim); /* the last reference: queued to the owner, inside its callback */
     atomic_store(&g_step, 4);
-    if (!wait_step(5)) T_FAIL("the owner's callback did not allocate");
-    pool_destroy(g_pool);
-    int destroys = atomic_load(&g_victim_destroys);
-    atomic_store(&g_step, 6);
-    EXPECT_EQ(pthread_join(owner, NULL), 0);
-    if (destroys != 1) T_FAIL("pool_destroy returned with the victim destroyed %d time(s), expected once", destroys);
-    EXPECT_EQ(atomic_load(&g_victim_destroys), 1);
-    EXPECT_NO_REPORTS(r0);
-    EXPECT_NO_ASYNC_FAILURES();
+    scenario_destroy_and_finish(owner, 5, 6, r0); /* (5: the callback allocated) */
 }
 
 /* ---- the wait is a blocking region: a callback may collect ----------------- */
@@ -338,25 +340,11 @@ static void test_thread_ending_in_callback_gives_the_rest_back(void **state)
     (void)state;
     TEST_START();
     unsigned long r0 = rec_count();
-    atomic_store(&g_step, 0);
-    atomic_store(&g_victim_destroys, 0);
-    g_pool = pool_create(NULL);
-    EXPECT_NONNULL(g_pool);
-    pthread_t owner;
-    EXPECT_EQ(pthread_create(&owner, NULL, owner_ending_in_callback, NULL), 0);
-    if (!wait_step(1)) T_FAIL("the owner did not allocate");
+    pthread_t owner = scenario_start(owner_ending_in_callback);
     rc_release(g_victim); /* queued first: merged after the exiting callback */
     rc_release(g_slow);
     atomic_store(&g_step, 2);
-    if (!wait_step(3)) T_FAIL("the owner did not start exiting");
-    pool_destroy(g_pool);
-    int destroys = atomic_load(&g_victim_destroys);
-    atomic_store(&g_step, 4);
-    EXPECT_EQ(pthread_join(owner, NULL), 0);
-    if (destroys != 1) T_FAIL("pool_destroy returned with the victim destroyed %d time(s), expected once", destroys);
-    EXPECT_EQ(atomic_load(&g_victim_destroys), 1);
-    EXPECT_NO_REPORTS(r0);
-    EXPECT_NO_ASYNC_FAILURES();
+    scenario_destroy_and_finish(owner, 3, 4, r0); /* (3: the owner is exiting) */
 }
 
 /* ---- a callback destroying its own object's pool, inside a drain ---------- */
