@@ -47,6 +47,7 @@
 typedef struct verifier {
     gc_heap_t  *heap;
     const char *prefix;     /* of reports: the public function's name */
+    const gc_heap_t *settled; /* mulch_gc_settled_heap before (verifier_open) */
     size_t      problems;   /* but the tracer's bad slots */
     bool        barriers;   /* generational: old objects' young referents
                                are checked against their cards */
@@ -270,26 +271,39 @@ static void verify_callback_roots(verifier_t *v) {
     gc_tracer_free(tracer);
 }
 
+/* The start of both checks, world stopped: every span swept, the heap
+ * named settled, and the checking tracer open. Their reports run the
+ * error handler with the world stopped and the heap's lock held: a mulch
+ * call from there must be refused, not wait for the lock
+ * (mulch_gc_tracing_depth), as during a collection. Every report is made
+ * and counted (no cap), and nothing is marked: a generational heap's mark
+ * bits say which objects are old. */
+static void verifier_open(verifier_t *v, gc_heap_t *heap, const char *name, const char *prefix) {
+    v->heap = heap;
+    v->prefix = prefix;
+    v->problems = 0;
+    v->barriers = false;
+    mulch_gc_tracing_depth++;
+    gc_heap_sweep_all(heap);
+    v->settled = mulch_gc_settled_heap;
+    mulch_gc_settled_heap = heap;
+    v->tracer = gc_heap_tracer_open(heap, name);
+    v->tracer->report_all = true;
+    v->tracer->checking = true;
+}
+
+/* The end (the tracer freed already). */
+static void verifier_close(verifier_t *v) {
+    mulch_gc_settled_heap = v->settled;
+    mulch_gc_tracing_depth--;
+}
+
 size_t gc_verify_locked(gc_heap_t *heap) {
     verifier_t v;
-    v.heap = heap;
-    v.prefix = "gc_verify: ";
-    v.problems = 0;
+    verifier_open(&v, heap, "gc_verify", "gc_verify: ");
     /* (the next collection is full when marks were cleared or a thread
      * dropped in gc_write may have left an old object on a clean card) */
     v.barriers = heap->generational && !heap->next_full;
-    /* Its reports run the error handler with the world stopped and the
-     * heap's lock held: a mulch call from there must be refused, not wait
-     * for the lock (mulch_gc_tracing_depth), as during a collection. */
-    mulch_gc_tracing_depth++;
-    gc_heap_sweep_all(heap);
-    const gc_heap_t *settled = mulch_gc_settled_heap;
-    mulch_gc_settled_heap = heap;
-    /* Every report is made and counted (no cap), and nothing is marked: a
-     * generational heap's mark bits say which objects are old. */
-    v.tracer = gc_heap_tracer_open(heap, "gc_verify");
-    v.tracer->report_all = true;
-    v.tracer->checking = true;
     for (size_t s = 0; s < heap->spans.count; s++) {
         block_t *b = heap->spans.items[s];
         if (b->owner_words[1] != s) problem(&v, "span index out of date", b);
@@ -330,8 +344,7 @@ size_t gc_verify_locked(gc_heap_t *heap) {
     v.problems += v.tracer->bad_slots;
     gc_tracer_free(v.tracer); /* before verify_callback_roots opens it again */
     verify_callback_roots(&v);
-    mulch_gc_settled_heap = settled;
-    mulch_gc_tracing_depth--;
+    verifier_close(&v);
     return v.problems;
 }
 
@@ -433,24 +446,15 @@ size_t gc_verify_untraced(gc_heap_t *heap) {
     if (!gc_heap_given(heap, "gc_verify_untraced")) return 1; /* as gc_verify */
     gc_thread_t *self = gc_thread_current(heap);
     gc_world_stop_heap(heap, self);
-    mulch_gc_tracing_depth++; /* (reports run the error handler: as gc_verify) */
-    gc_heap_sweep_all(heap);
-    const gc_heap_t *settled = mulch_gc_settled_heap;
-    mulch_gc_settled_heap = heap;
-    untraced_scan_t scan;
-    memset(&scan, 0, sizeof scan);
-    scan.v.heap = heap;
-    scan.v.prefix = "gc_verify_untraced: ";
-    scan.v.tracer = gc_heap_tracer_open(heap, "gc_verify_untraced");
-    scan.v.tracer->checking = true;
+    untraced_scan_t scan = { .named = NULL, .capacity = 0 };
+    verifier_open(&scan.v, heap, "gc_verify_untraced", "gc_verify_untraced: ");
     for (size_t s = 0; s < heap->spans.count; s++) {
         block_t *b = heap->spans.items[s];
         if (check_span(&scan.v, b)) untraced_span(&scan, b);
     }
     gc_tracer_free(scan.v.tracer);
     free(scan.named);
-    mulch_gc_settled_heap = settled;
-    mulch_gc_tracing_depth--;
+    verifier_close(&scan.v);
     gc_world_start_heap(heap, self);
     return scan.v.problems;
 }

@@ -522,8 +522,7 @@ void *os_remap(void *p, size_t size, size_t new_size) {
      * copy and unmap instead, which it does follow. */
     unsigned char *copy = os_map(new_size);
     if (copy == NULL) return NULL;
-    memcpy(copy, p, size < new_size ? size : new_size);
-    if (new_size > size) memset(copy + size, 0, new_size - size); /* (as mremap's new pages) */
+    memcpy(copy, p, size < new_size ? size : new_size); /* (the rest reads zero, as mremap's new pages) */
     os_unmap(p, size);
     return copy;
 #else

@@ -251,14 +251,14 @@ void rc_destroy(rc_header_t *h) {
     }
     if (mulch_unlikely(rc_self == NULL) && !rc_exit_hooked) rc_exit_hook_without_record();
     destroying = true;
-    rc_header_t *first = h;
+    rc_destroy_one(h);
+    rc_destroy_hand_done(h); /* (its own callback returned) */
     for (;;) {
-        rc_destroy_one(h);
-        if (h == first) rc_destroy_hand_done(first);
         h = pending_destroy;
         while (h == NULL && rc_destroy_drain_deferred()) h = pending_destroy;
         if (h == NULL || rc_pending_unmapped(h)) break;
         pending_destroy = h->link;
+        rc_destroy_one(h);
     }
     destroying = false;
 }
@@ -412,8 +412,8 @@ static void rc_queue_drain(rc_thread_t *rec) {
  * the list would link into unmapped memory). Their own callbacks may
  * queue more: repeat until none of the pool's is left. Whether it found
  * any. */
-static rc_header_t *rc_pending_take_pool(rc_header_t **list, pool_t *pool, rc_header_t *ours) {
-    /* (unlike rc_drains_take_pool_locked: an entry may be unmapped already) */
+rc_header_t *rc_list_take_pool(rc_header_t **list, pool_t *pool, rc_header_t *ours) {
+    /* (an entry of a pending list may be unmapped already; a drain's never is) */
     rc_header_t **at = list;
     while (*at) {
         rc_header_t *h = *at;
@@ -462,8 +462,8 @@ static bool rc_pending_destroy_pool(pool_t *pool) {
     bool found = false;
     for (;;) {
         /* (the lists rc_release_now set aside too) */
-        rc_header_t *ours = rc_pending_take_pool(&pending_destroy, pool, NULL);
-        for (rc_pending_saved_t *s = pending_saved; s; s = s->outer) ours = rc_pending_take_pool(&s->list, pool, ours);
+        rc_header_t *ours = rc_list_take_pool(&pending_destroy, pool, NULL);
+        for (rc_pending_saved_t *s = pending_saved; s; s = s->outer) ours = rc_list_take_pool(&s->list, pool, ours);
         if (ours == NULL) return found;
         found = true;
         /* the running callback's rc_destroy_keep_memory */

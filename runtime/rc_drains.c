@@ -48,20 +48,6 @@ void rc_drains_unlink_locked(rc_taken_t *q) {
     q->registered = false;
 }
 
-static rc_header_t *rc_list_take_pool(rc_header_t **at, pool_t *pool, rc_header_t *ours) {
-    while (*at) {
-        rc_header_t *h = *at;
-        if (chunk_of(h)->pool == pool) {
-            *at = h->link;
-            h->link = ours;
-            ours = h;
-        } else {
-            at = &h->link;
-        }
-    }
-    return ours;
-}
-
 /* fork's child: the other threads' drains are gone with them (their
  * in_hand would make a pool_destroy wait for ever); the forking thread's
  * own, if it forked inside a destroy callback, go on. */

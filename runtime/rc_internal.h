@@ -159,8 +159,11 @@ MULCH_INTERNAL void rc_drains_link_locked(rc_taken_t *q);
 MULCH_INTERNAL void rc_drains_unlink_locked(rc_taken_t *q);
 /* The calling thread's tag for rc_taken_t.thread. */
 MULCH_INTERNAL const void *rc_drains_thread_tag(void);
-/* Takes the objects of `pool` out of the rest of every drain of rec,
- * onto `ours`. */
+/* Takes the objects of `pool` out of *list onto `ours`, and returns the
+ * new `ours` (rc.c; a pending list's entry whose pool is unmapped already
+ * is reported, and the list cut there). */
+MULCH_INTERNAL rc_header_t *rc_list_take_pool(rc_header_t **list, pool_t *pool, rc_header_t *ours);
+/* The same for the rest of every drain of rec. */
 MULCH_INTERNAL rc_header_t *rc_drains_take_pool_locked(rc_thread_t *rec, pool_t *pool, rc_header_t *ours);
 /* Waits (blocked in every GC heap, uncancellable) while another thread's
  * drain has an object of `pool` in hand; whether it waited. */
