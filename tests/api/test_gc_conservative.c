@@ -292,6 +292,7 @@ static void test_conservative_collection_of_empty_heap(void **state)
     gc_collect(t);
     EXPECT_NO_REPORTS(before);
     assert_int_equal(gc_verify(h), 0);
+    assert_int_equal(gc_verify_untraced(h), 0);
     void *o = mk(t, &T_PLAIN, 1, 2);
     assert_non_null(o);
     gc_collect(t);

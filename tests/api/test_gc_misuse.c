@@ -463,6 +463,7 @@ static void test_verify_reports_every_problem(void **state)
     EXPECT_EQ(rec_count() - r0, problems);
     gc_root_remove_callback(h, bad_roots, NULL);
     EXPECT_EQ(gc_verify(h), 0);
+    EXPECT_EQ(gc_verify_untraced(h), 0);
     gc_heap_destroy(h);
     EXPECT_EQ(rec_count() - r0, problems);
 }

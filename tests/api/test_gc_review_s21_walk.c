@@ -94,6 +94,7 @@ static void test_walk_reports_freed_headerless_cell(void **state)
     probe.type = &T_RAW;
     gc_root_add_callback(h, probe_root, &probe);
     EXPECT_EQ(gc_verify(h), 0);
+    EXPECT_EQ(gc_verify_untraced(h), 0);
     gc_root_remove_callback(h, probe_root, &probe);
     if (probe.seen) T_FAIL("gc_verify did not run the root callback");
     if (probe.type != NULL)

@@ -60,6 +60,7 @@ static void test_gc_thread_exit_detaches(void **state) {
     for (cell_t *c = shared_list; c; c = c->next) count++;
     assert_int_equal(count, 4 * 5000);
     assert_int_equal(gc_verify(heap), 0);
+    assert_int_equal(gc_verify_untraced(heap), 0);
     gc_root_remove(heap, &shared_list);
     gc_thread_detach(self);
     gc_heap_destroy(heap);
@@ -138,6 +139,7 @@ static void test_gc_thread_exit_drops_its_roots(void **state) {
                      finalized ? "finalized more than once" : "kept alive by that slot");
     }
     assert_int_equal(gc_verify(heap), 0);
+    assert_int_equal(gc_verify_untraced(heap), 0);
     gc_thread_detach(self);
     gc_heap_destroy(heap);
     mulch_set_error_handler(previous, NULL);

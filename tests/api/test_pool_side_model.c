@@ -62,6 +62,7 @@ static size_t object_words(rng_t *rng) {
 
 static void check_heap(model_heap_t *h) {
     EXPECT_EQ(gc_verify(h->heap), 0);
+    EXPECT_EQ(gc_verify_untraced(h->heap), 0);
     for (size_t k = 0; k < KEPT; k++)
         if (h->kept[k]) EXPECT_OBJ(h->kept[k], h->ids[k]);
 }

@@ -146,6 +146,7 @@ static void test_rc_handle_release_in_walk_callback(void **state)
     r = rec_count();
     gc_collect(t);
     EXPECT_EQ(gc_verify(heap), 0);
+    EXPECT_EQ(gc_verify_untraced(heap), 0);
     size_t left = gc_heap_walk(heap, count_objects, NULL);
     EXPECT_EQ(left, 0);
     EXPECT_NO_REPORTS(r);
@@ -375,6 +376,7 @@ static void test_rc_handle_new_is_no_gc_point(void **state)
     gc_collect(g_collect_thread);
     EXPECT_EQ(gc_type_of(gc_handle_get(h)), &T_PLAIN);
     EXPECT_EQ(gc_verify(heap), 0);
+    EXPECT_EQ(gc_verify_untraced(heap), 0);
     EXPECT_NO_REPORTS(r);
     rc_release(h);
     gc_thread_detach(g_collect_thread);

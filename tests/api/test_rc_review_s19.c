@@ -364,6 +364,7 @@ static void test_rc_handle_released_in_root_callback_or_trace(void **state)
         r = rec_count();
         gc_collect(t);
         EXPECT_EQ(gc_verify(heap), 0);
+        EXPECT_EQ(gc_verify_untraced(heap), 0);
         EXPECT_NO_REPORTS(r);
     }
     gc_root_remove(heap, &root);

@@ -118,6 +118,7 @@ static void test_rc_handle_new_out_of_memory_is_no_gc_point(void **state)
     EXPECT_EQ(g_collecting_destroys, 1);
     EXPECT_PTR_EQ(gc_type_of(gc_handle_get(h)), &T_LEAF);
     EXPECT_EQ(gc_verify(heap), 0);
+    EXPECT_EQ(gc_verify_untraced(heap), 0);
     EXPECT_NO_REPORTS(r0);
     rc_release(h);
     gc_heap_destroy(other);

@@ -196,6 +196,7 @@ static void test_rc_handle_new_needs_attached_running_thread(void **state)
     EXPECT_PTR_EQ(gc_type_of(gc_handle_get(root)), &T_LEAF);
     rc_release(root);
     EXPECT_EQ(gc_verify(heap), 0);
+    EXPECT_EQ(gc_verify_untraced(heap), 0);
     gc_thread_detach(t);
     gc_heap_destroy(heap);
     EXPECT_NO_REPORTS(r1 + 1);

@@ -225,6 +225,7 @@ static void test_rc_bridge_misuse_is_one_report_each(void **state)
     EXPECT_EQ(rc_count(target), 1);
     gc_collect(t);
     EXPECT_EQ(gc_verify(heap), 0);
+    EXPECT_EQ(gc_verify_untraced(heap), 0);
     rc_release(target);
     gc_pop_roots(t, 1);
     gc_thread_detach(t);

@@ -242,6 +242,7 @@ static void parent_finish(parent_t *p) {
     gc_collect(p->t);
     EXPECT_EQ(list_check(p->mine, p->had), (long)p->had);
     EXPECT_EQ(gc_verify(g_heap), 0);
+    EXPECT_EQ(gc_verify_untraced(g_heap), 0);
     gc_pop_roots(p->t, 1);
     gc_thread_detach(p->t);
     gc_heap_destroy(g_heap);
@@ -315,6 +316,7 @@ static void test_gc_fork_while_collecting(void **state) {
     atomic_store(&g_stop, 1);
     for (int i = 0; i < 2; i++) pthread_join(workers[i], NULL);
     EXPECT_EQ(gc_verify(g_heap), 0);
+    EXPECT_EQ(gc_verify_untraced(g_heap), 0);
     gc_heap_destroy(g_heap);
     EXPECT_NO_ASYNC_FAILURES();
 }

@@ -361,6 +361,7 @@ static void trees_with_collector(int compaction)
     }
     EXPECT_NO_ASYNC_FAILURES();
     EXPECT_EQ(gc_verify(h), 0);
+    EXPECT_EQ(gc_verify_untraced(h), 0);
     gc_stats_t s = stats_of(h);
     print_message("  %lu trees built, %lu blocking waits, collector %lu gc_collect + %lu "
                   "gc_verify, unattached gc_verify %lu, %ju collections, %ju finalized, max pause "
@@ -483,6 +484,7 @@ static void test_gc_threads_blocking_regions(void **state)
     }
     gc_pop_roots(t, 1);
     EXPECT_EQ(gc_verify(h), 0);
+    EXPECT_EQ(gc_verify_untraced(h), 0);
     pthread_mutex_lock(&g_gate.mu);
     g_gate.release = 1;
     pthread_cond_broadcast(&g_gate.cv);
@@ -493,6 +495,7 @@ static void test_gc_threads_blocking_regions(void **state)
     EXPECT_NO_ASYNC_FAILURES();
     gc_collect(t);
     EXPECT_EQ(gc_verify(h), 0);
+    EXPECT_EQ(gc_verify_untraced(h), 0);
     gc_thread_detach(t);
     gc_heap_destroy(h);
     expect_all_tree_finalizers_ran();
@@ -594,6 +597,7 @@ static void test_gc_threads_attach_detach_churn(void **state)
         EXPECT_EQ(tree_check(n, depth, n->key), tree_nodes(depth));
     }
     EXPECT_EQ(gc_verify(h), 0);
+    EXPECT_EQ(gc_verify_untraced(h), 0);
     gc_stats_t s = stats_of(h);
     print_message("  %d waves x %d threads, collector %lu gc_collect, %ju collections\n", waves,
                   NCHURN, ca.collects, (uintmax_t)s.collections);
@@ -698,6 +702,7 @@ static void test_gc_threads_max_heap(void **state)
     gc_thread_t *t = gc_thread_attach(h);
     gc_collect(t);
     EXPECT_EQ(gc_verify(h), 0);
+    EXPECT_EQ(gc_verify_untraced(h), 0);
     gc_thread_detach(t);
     gc_heap_destroy(h);
     for (int i = 0; i < NLIM; i++) {

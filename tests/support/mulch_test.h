@@ -505,8 +505,9 @@ static inline gc_stats_t stats_of(gc_heap_t *heap)
 /* gc_verify finds nothing, and neither does gc_verify_untraced: every test
  * that checks its heap with EXPECT_VERIFY also checks that the heuristic
  * reports no word of a sound program (EXPECT_VERIFY_ONLY for a heap that
- * has an untraced field on purpose; direct gc_verify calls check only
- * gc_verify). */
+ * has an untraced field on purpose). Tests that call gc_verify directly on
+ * a quiet heap call gc_verify_untraced next to it; the calls made while
+ * other threads run (stress and model tests) check gc_verify alone. */
 #define EXPECT_VERIFY_WITH(heap, fn) \
     do { \
         unsigned long r_ = rec_count(); \

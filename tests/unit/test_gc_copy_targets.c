@@ -95,6 +95,7 @@ static void test_alternating_classes_share_spans(void **state) {
          * per switch took 4000. */
         assert_true(h->spans.count <= spans_before + 8);
         assert_int_equal(gc_verify(h), 0);
+        assert_int_equal(gc_verify_untraced(h), 0);
     }
 
     gc_root_remove(h, (void **)slots);
@@ -120,6 +121,7 @@ static void test_two_markers_copy_each_object_once(void **state) {
         gc_collect(t);
         leaves_check(slots, N);
         assert_int_equal(gc_verify(h), 0);
+        assert_int_equal(gc_verify_untraced(h), 0);
     }
     gc_root_remove(h, (void **)slots);
     free(slots);

@@ -79,6 +79,7 @@ static void test_forward_tables_unavailable(void **state) {
     assert_int_equal(s1.bytes_moved, s0.bytes_moved);
     list_check(head, N);
     assert_int_equal(gc_verify(h), 0);
+    assert_int_equal(gc_verify_untraced(h), 0);
 
     gc_collect(t); /* tables again: everything moves */
     gc_get_stats(h, &s0);
@@ -86,6 +87,7 @@ static void test_forward_tables_unavailable(void **state) {
     assert_true(s0.bytes_moved >= s1.bytes_moved + (uint64_t)N * sizeof(node_t));
     list_check(head, N);
     assert_int_equal(gc_verify(h), 0);
+    assert_int_equal(gc_verify_untraced(h), 0);
     assert_int_equal(reports, 0);
 
     gc_pop_roots(t, 1);

@@ -238,6 +238,7 @@ static void model_batch(model_t *m, gc_thread_t *t) {
             gc_collect(t);
         } else {
             assert_int_equal(gc_verify(h), 0);
+            assert_int_equal(gc_verify_untraced(h), 0);
         }
         uint64_t now = collections_of(h);
         if (now != m->seen_collections) {
@@ -310,6 +311,7 @@ static void run_model(int compaction, int markers, uint64_t seed, unsigned steps
     }
     check_graph(h);
     assert_int_equal(gc_verify(h), 0);
+    assert_int_equal(gc_verify_untraced(h), 0);
     assert_int_equal(reports, 0);
     print_message("  compaction %d markers %d: %u objects, %llu collections checked\n", compaction, markers, next_id,
                   (unsigned long long)m.checks);

@@ -228,12 +228,14 @@ static void run(int markers, int compaction, bool minor, enum shortage s) {
     assert_int_equal(found, expected);
     assert_int_equal(heap_objects(h), expected);
     assert_int_equal(gc_verify(h), 0);
+    assert_int_equal(gc_verify_untraced(h), 0);
     /* and what the shortage left behind is sound for the next ones */
     if (minor) minor_collection(h, t);
     gc_collect(t);
     assert_int_equal(list_check(roots[0]) + comb_check(roots[1]) + (minor ? list_check(roots[2]) : 0), expected);
     assert_int_equal(heap_objects(h), expected);
     assert_int_equal(gc_verify(h), 0);
+    assert_int_equal(gc_verify_untraced(h), 0);
     assert_int_equal(reports, 0);
     gc_root_remove(h, roots);
     gc_thread_detach(t);
@@ -303,6 +305,7 @@ static void test_overflow_long_list_finishes(void **state) {
         assert_int_equal(list_check(root), N);
         assert_int_equal(heap_objects(h), N);
         assert_int_equal(gc_verify(h), 0);
+        assert_int_equal(gc_verify_untraced(h), 0);
         assert_int_equal(reports, 0);
         gc_root_remove(h, &root);
         gc_thread_detach(t);
@@ -351,6 +354,7 @@ static void test_overflow_comb_rescans_near(void **state) {
         assert_int_equal(comb_check(root), objects);
         assert_int_equal(heap_objects(h), objects);
         assert_int_equal(gc_verify(h), 0);
+        assert_int_equal(gc_verify_untraced(h), 0);
         assert_int_equal(reports, 0);
         gc_root_remove(h, &root);
         gc_thread_detach(t);
@@ -439,6 +443,7 @@ static void fans_run(int markers, int compaction, enum shortage s) {
     assert_int_equal(fans_check(roots[0]), expected);
     assert_int_equal(heap_objects(h), expected);
     assert_int_equal(gc_verify(h), 0);
+    assert_int_equal(gc_verify_untraced(h), 0);
     gc_collect(t);
     assert_int_equal(fans_check(roots[0]), expected);
     assert_int_equal(heap_objects(h), expected);

@@ -88,6 +88,7 @@ static int run(uint64_t n) {
     }
     (void)left;
     assert_int_equal(gc_verify(h), 0);
+    assert_int_equal(gc_verify_untraced(h), 0);
     gc_thread_detach(t);
     gc_heap_destroy(h);
     assert_int_equal(released, 1);

@@ -37,6 +37,7 @@ static void expect_ids(gc_heap_t *heap, size_t count) {
     for (size_t i = 0; i < count; i++) assert_int_equal(slots[i]->id, i);
     int before = reports;
     assert_int_equal(gc_verify(heap), 0);
+    assert_int_equal(gc_verify_untraced(heap), 0);
     assert_int_equal(reports, before);
 }
 

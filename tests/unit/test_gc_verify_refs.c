@@ -54,6 +54,7 @@ static void fixture_open(fixture_t *f) {
     assert_non_null(f->rc);
     assert_int_equal(gc_own_rc(f->thread, f->object, f->rc), 0);
     assert_int_equal(gc_verify(f->heap), 0);
+    assert_int_equal(gc_verify_untraced(f->heap), 0);
     assert_int_equal(reports, 0);
 }
 
@@ -83,6 +84,7 @@ static void test_sound_references_pass(void **state) {
     fixture_open(&f);
     gc_collect(f.thread);
     assert_int_equal(gc_verify(f.heap), 0);
+    assert_int_equal(gc_verify_untraced(f.heap), 0);
     assert_int_equal(reports, 0);
     fixture_close(&f);
 }
@@ -122,6 +124,7 @@ static void test_stale_ephemeron_slots_reported(void **state) {
     assert_non_null(ephemeron);
     gc_push_root(f.thread, (void **)&ephemeron);
     assert_int_equal(gc_verify(f.heap), 0);
+    assert_int_equal(gc_verify_untraced(f.heap), 0);
     for (int slot = 0; slot < 2; slot++) {
         void *saved = ephemeron[slot];
         ephemeron[slot] = interior(&f);
@@ -129,6 +132,7 @@ static void test_stale_ephemeron_slots_reported(void **state) {
         ephemeron[slot] = saved;
     }
     assert_int_equal(gc_verify(f.heap), 0);
+    assert_int_equal(gc_verify_untraced(f.heap), 0);
     gc_pop_roots(f.thread, 1);
     fixture_close(&f);
 }
@@ -170,6 +174,7 @@ static void test_cyclic_span_list_reported(void **state) {
     expect_one_problem(&f, "cyclic");
     b->next = saved;
     assert_int_equal(gc_verify(f.heap), 0);
+    assert_int_equal(gc_verify_untraced(f.heap), 0);
     fixture_close(&f);
 }
 
@@ -187,6 +192,7 @@ static void test_span_under_wrong_class_reported(void **state) {
     f.heap->sparse[other] = saved_other;
     b->next = saved_next;
     assert_int_equal(gc_verify(f.heap), 0);
+    assert_int_equal(gc_verify_untraced(f.heap), 0);
     fixture_close(&f);
 }
 
