@@ -208,11 +208,64 @@ static inline value rest_of(value v, const char *form)
 /* A lambda's (or define's) parameters: symbols, then NIL or a rest symbol.
  * lisp_make_closure takes pairs too, for named let, whose parameters are
  * its (var init) bindings; those are checked by check_binding. */
+/* The variables one frame binds are distinct (R7RS): with one bound twice
+ * the lookup finds the first and the second is unreachable. `names` is a
+ * list of symbols, or of (var init) bindings when `bindings`; `rest` is a
+ * rest parameter or NIL. Short lists (nearly all) are compared pairwise;
+ * long ones (a lambda may take 65535 parameters) are sorted. */
+static value variable_of(value names, int bindings)
+{
+    return bindings ? LISP_CAR(LISP_CAR(names)) : LISP_CAR(names);
+}
+
+_Noreturn static void bound_twice(value name, const char *form)
+{
+    char shown[128];
+    lisp_error("%s: %s bound twice", form, lisp_print_to(shown, sizeof shown, name, 1));
+}
+
+static int compare_addresses(const void *a, const void *b)
+{
+    uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
+    return (x > y) - (x < y);
+}
+
+static void check_distinct(value names, value rest, int bindings, const char *form)
+{
+    enum { PAIRWISE_MAX = 16 };
+    size_t n = rest != LISP_NIL;
+    for (value v = names; lisp_is(v, LISP_PAIR) && n <= PAIRWISE_MAX; v = LISP_CDR(v)) n++;
+    if (n <= PAIRWISE_MAX) {
+        for (value v = names; lisp_is(v, LISP_PAIR); v = LISP_CDR(v)) {
+            value name = variable_of(v, bindings);
+            for (value w = LISP_CDR(v); lisp_is(w, LISP_PAIR); w = LISP_CDR(w))
+                if (variable_of(w, bindings) == name) bound_twice(name, form);
+            if (name == rest) bound_twice(name, form);
+        }
+        return;
+    }
+    n = rest != LISP_NIL;
+    for (value v = names; lisp_is(v, LISP_PAIR); v = LISP_CDR(v)) n++;
+    uintptr_t *seen = malloc(n * sizeof *seen);
+    if (!seen) lisp_error("%s: out of memory checking %zu variables", form, n);
+    size_t i = 0;
+    for (value v = names; lisp_is(v, LISP_PAIR); v = LISP_CDR(v)) seen[i++] = (uintptr_t)variable_of(v, bindings);
+    if (rest != LISP_NIL) seen[i++] = (uintptr_t)rest;
+    qsort(seen, n, sizeof *seen, compare_addresses);
+    value repeated = NULL;
+    for (i = 1; i < n && !repeated; i++)
+        if (seen[i] == seen[i - 1]) repeated = (value)seen[i];
+    free(seen);
+    if (repeated) bound_twice(repeated, form);
+}
+
 static void check_parameters(value params, const char *form)
 {
+    value first = params;
     for (; lisp_is(params, LISP_PAIR); params = LISP_CDR(params))
         if (!lisp_is(LISP_CAR(params), LISP_SYMBOL)) lisp_error("%s: parameter is not a symbol", form);
     if (params != LISP_NIL && !lisp_is(params, LISP_SYMBOL)) lisp_error("%s: bad parameter list", form);
+    check_distinct(first, params, 0, form);
 }
 
 /* A let binding (var init): returns it; anything else ((var), (var init
@@ -238,10 +291,12 @@ static inline value last_part(value v, const char *form)
  * closure exists: each is a (var init) pair (lookup_in_frame reads a
  * frame of bindings without testing each), and its variable is marked as
  * bound locally (letrec's inits see them all). */
-static void check_bindings(value bindings, const char *form)
+static void check_bindings(value bindings, int distinct, const char *form)
 {
+    value first = bindings;
     for (; lisp_is(bindings, LISP_PAIR); bindings = LISP_CDR(bindings))
         lisp_mark_bound_locally(check_binding(LISP_CAR(bindings), form));
+    if (distinct) check_distinct(first, LISP_NIL, 1, form);
 }
 
 /* For an error message: a closure's name as write prints it (printed raw,
@@ -494,7 +549,7 @@ loop:
             intptr_t n = lisp_list_length(bindings);
             if (n < 0 || rest_of(LISP_CDR(x), "let") == LISP_NIL) bad_syntax("let");
             T0 = bindings;
-            check_bindings(bindings, "let");
+            check_bindings(bindings, 1, "let");
             T1 = lisp_make_frame((size_t)n, &ENV, &T0);
             for (intptr_t i = 0; T0 != LISP_NIL; i++, T0 = LISP_CDR(T0)) {
                 value v = lisp_eval(part(rest_of(LISP_CAR(T0), "let"), "let"), ENV); /* checked: check_bindings */
@@ -508,7 +563,7 @@ loop:
             value bindings = part(LISP_CDR(x), "let*");
             intptr_t n = lisp_list_length(bindings);
             if (n < 0 || rest_of(LISP_CDR(x), "let*") == LISP_NIL) bad_syntax("let*");
-            check_bindings(bindings, "let*");
+            check_bindings(bindings, 0, "let*");
             /* One frame per binding, each inside the one before (R7RS: nested
              * lets): an init, and a closure an init makes, sees the bindings
              * before it and never a later one; a name bound twice is the
@@ -530,7 +585,7 @@ loop:
             intptr_t n = lisp_list_length(bindings);
             if (n < 0 || rest_of(LISP_CDR(x), "letrec") == LISP_NIL) bad_syntax("letrec");
             T0 = bindings;
-            check_bindings(bindings, "letrec");
+            check_bindings(bindings, 1, "letrec");
             T1 = lisp_make_frame((size_t)n, &ENV, &T0);
             for (intptr_t i = 0; i < n; i++) LISP_FRAME_OF(T1)->values[i] = LISP_UNSPEC;
             for (intptr_t i = 0; T0 != LISP_NIL; i++, T0 = LISP_CDR(T0)) {
@@ -614,7 +669,7 @@ named_let:   /* (let name ((var init) ...) body...) */
     lisp_push(part(rest_of(LISP_CDR(X), "let"), "let"));   /* the bindings are the parameters */
     lisp_push(rest_of(LISP_CDR(LISP_CDR(X)), "let"));
     if (lisp_sp[-1] == LISP_NIL || lisp_list_length(lisp_sp[-2]) < 0) bad_syntax("let");
-    check_bindings(lisp_sp[-2], "let");
+    check_bindings(lisp_sp[-2], 1, "let");
     T0 = lisp_make_closure(&lisp_sp[-2], &lisp_sp[-1], &T1);
     lisp_write(T0, &LISP_CLOSURE_OF(T0)->name, LISP_CAR(LISP_CDR(X)));
     lisp_write(T1, &LISP_FRAME_OF(T1)->values[0], T0);

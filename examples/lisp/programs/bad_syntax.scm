@@ -55,5 +55,15 @@
 (show (catch (lambda () (and #f . 2))))
 (show (catch (lambda () (cond (else 1) (2 3)))))
 (show (catch (lambda () (< 2 1 'a))))
+;; one variable bound twice in one frame (R7RS: an error; the second
+;; binding was unreachable); let* may repeat one
+(show (catch (lambda () ((lambda (x y x) x) 1 2 3))))
+(show (catch (lambda () ((lambda (x . x) x) 1 2))))
+(show (catch (lambda () (define (f a |b c| a) a) 1)))
+(show (catch (lambda () (let ((a 1) (b 2) (a 3)) a))))
+(show (catch (lambda () (letrec ((f 1) (f 2)) f))))
+(show (catch (lambda () (let loop ((i 0) (i 1)) i))))
+(show (catch (lambda () ((lambda (a b c d e f g h i j k l m n o p q r s . k) 1)))))
+(show (let* ((a 1) (a (+ a 1))) a) " " (let loop ((loop 2)) loop))
 (show "v is still " v ", " (if #f 1) (if #t 'one-armed))
 (show "still fine: " ((lambda (x) (+ x 1)) 41))
