@@ -247,6 +247,8 @@ void rc_destroy(rc_header_t *h) {
     if (destroying) {
         h->link = pending_destroy;
         pending_destroy = h;
+        /* (in sight of pool_destroy on other threads: rc_drains_chain_add) */
+        if (merging_drain) rc_drains_chain_add(merging_drain, chunk_of(h)->pool);
         return;
     }
     if (mulch_unlikely(rc_self == NULL) && !rc_exit_hooked) rc_exit_hook_without_record();
@@ -258,7 +260,10 @@ void rc_destroy(rc_header_t *h) {
         while (h == NULL && rc_destroy_drain_deferred()) h = pending_destroy;
         if (h == NULL || rc_pending_unmapped(h)) break;
         pending_destroy = h->link;
+        rc_taken_t *chain = merging_drain;
+        pool_t *pool = chain ? chunk_of(h)->pool : NULL;
         rc_destroy_one(h);
+        if (chain) rc_drains_chain_done(chain, pool);
     }
     destroying = false;
 }
@@ -342,7 +347,8 @@ static void rc_taken_merge(rc_taken_t *q) {
         if (q->registered) {
             pthread_mutex_lock(&mulch_rc_drain_lock);
             h = q->rest;
-            q->in_hand = h; /* (the one before is done) */
+            q->in_hand = h; /* (the one before is done, with its chain) */
+            rc_drains_chain_end_locked(q);
             if (h) {
                 q->rest = h->link;
                 q->in_hand_pool = chunk_of(h)->pool;

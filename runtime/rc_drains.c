@@ -58,6 +58,58 @@ void rc_drains_fork_child(void) {
     }
 }
 
+/* A chain: in_hand's callback released the last references of other
+ * objects; their destroys wait on the drain thread's pending list (a
+ * thread-local list another thread cannot read), then run there, after
+ * in_hand's callback returned. pool_destroy of their pools must wait for
+ * them as for in_hand: the counts below say which pools they are in. A
+ * decrement finds its pool's slot; one that finds none (its object was
+ * counted by chain_any, or taken by this thread's own pool_destroy) is
+ * dropped, which can only make a wait end at the chain's end instead of
+ * earlier. */
+void rc_drains_chain_add(rc_taken_t *q, pool_t *pool) {
+    pthread_mutex_lock(&mulch_rc_drain_lock);
+    size_t free_slot = sizeof q->chain / sizeof q->chain[0];
+    for (size_t i = 0; i < sizeof q->chain / sizeof q->chain[0]; i++) {
+        if (q->chain[i].count && q->chain[i].pool == pool) {
+            q->chain[i].count++;
+            pthread_mutex_unlock(&mulch_rc_drain_lock);
+            return;
+        }
+        if (q->chain[i].count == 0 && free_slot == sizeof q->chain / sizeof q->chain[0]) free_slot = i;
+    }
+    if (free_slot < sizeof q->chain / sizeof q->chain[0]) {
+        q->chain[free_slot].pool = pool;
+        q->chain[free_slot].count = 1;
+    } else {
+        q->chain_any = true;
+    }
+    pthread_mutex_unlock(&mulch_rc_drain_lock);
+}
+
+void rc_drains_chain_done(rc_taken_t *q, pool_t *pool) {
+    pthread_mutex_lock(&mulch_rc_drain_lock);
+    for (size_t i = 0; i < sizeof q->chain / sizeof q->chain[0]; i++) {
+        if (q->chain[i].count && q->chain[i].pool == pool) {
+            q->chain[i].count--;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&mulch_rc_drain_lock);
+}
+
+void rc_drains_chain_end_locked(rc_taken_t *q) {
+    for (size_t i = 0; i < sizeof q->chain / sizeof q->chain[0]; i++) q->chain[i].count = 0;
+    q->chain_any = false;
+}
+
+static bool rc_drains_chain_has(const rc_taken_t *q, const pool_t *pool) {
+    if (q->chain_any) return true;
+    for (size_t i = 0; i < sizeof q->chain / sizeof q->chain[0]; i++)
+        if (q->chain[i].count && q->chain[i].pool == pool) return true;
+    return false;
+}
+
 rc_header_t *rc_drains_take_pool_locked(rc_thread_t *rec, pool_t *pool, rc_header_t *ours) {
     for (rc_taken_t *q = rc_drains; q; q = q->next)
         if (q->rec == rec) ours = rc_list_take_pool(&q->rest, pool, ours);
@@ -65,14 +117,16 @@ rc_header_t *rc_drains_take_pool_locked(rc_thread_t *rec, pool_t *pool, rc_heade
 }
 
 /* Whether a drain of another thread has an object of `pool` in hand (its
- * merge, maybe its destroy callback, is under way). This thread's own
- * drains do not count: pool_destroy called by a destroy callback they run
- * must not wait for itself. */
+ * merge, maybe its destroy callback, is under way) or in the chain of
+ * destroys its callback set off. This thread's own drains do not count:
+ * pool_destroy called by a destroy callback they run must not wait for
+ * itself (it takes the chain's objects off its own pending list). */
 static bool rc_drains_busy_with(pool_t *pool) {
     bool busy = false;
     pthread_mutex_lock(&mulch_rc_drain_lock);
     for (rc_taken_t *q = rc_drains; q && !busy; q = q->next)
-        busy = q->in_hand != NULL && q->in_hand_pool == pool && q->thread != &thread_tag;
+        busy = q->thread != &thread_tag
+               && ((q->in_hand != NULL && q->in_hand_pool == pool) || rc_drains_chain_has(q, pool));
     pthread_mutex_unlock(&mulch_rc_drain_lock);
     return busy;
 }

@@ -150,6 +150,12 @@ typedef struct rc_taken {
     bool         registered; /* a drain, on rc_drains until its rest is empty */
     rc_header_t *in_hand;    /* registered: the object being merged (and maybe destroyed) */
     pool_t      *in_hand_pool;
+    /* registered: the destroys in_hand's callback set off (it released
+     * their last references) that have not finished, counted by pool
+     * (rc_drains_chain_*); chain_any: more pools than slots, every pool
+     * counts as busy until the chain ends */
+    struct { pool_t *pool; size_t count; } chain[4];
+    bool         chain_any;
     const void  *thread;     /* registered: rc_drains_thread_tag() of the draining thread */
     struct rc_taken *prev, *next;
 } rc_taken_t;
@@ -157,6 +163,12 @@ typedef struct rc_taken {
 /* The drains in progress (rc_drains.c), under mulch_rc_drain_lock. */
 MULCH_INTERNAL void rc_drains_link_locked(rc_taken_t *q);
 MULCH_INTERNAL void rc_drains_unlink_locked(rc_taken_t *q);
+/* A destroy of an object of `pool` went on the pending list of the chain
+ * q's in_hand set off; one of them finished; the chain ended (its
+ * rc_destroy returned). Each takes the drain lock. */
+MULCH_INTERNAL void rc_drains_chain_add(rc_taken_t *q, pool_t *pool);
+MULCH_INTERNAL void rc_drains_chain_done(rc_taken_t *q, pool_t *pool);
+MULCH_INTERNAL void rc_drains_chain_end_locked(rc_taken_t *q);
 /* The calling thread's tag for rc_taken_t.thread. */
 MULCH_INTERNAL const void *rc_drains_thread_tag(void);
 /* Takes the objects of `pool` out of *list onto `ours`, and returns the

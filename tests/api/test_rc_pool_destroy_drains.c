@@ -30,7 +30,13 @@
  *     by the cleanup handler, it waited on the exiting thread's pending
  *     list, out of pool_destroy's sight);
  *   - a destroy callback that destroys its own object's pool (the drain
- *     that runs it is this thread's: not waited for) still works.
+ *     that runs it is this thread's: not waited for) still works;
+ *   - a chain: the callback another thread's drain runs releases the last
+ *     reference of the next object of a list, whose callback releases the
+ *     next, across two pools: pool_destroy of each pool waits for every
+ *     destroy of its objects in the chain (it waited for the first only,
+ *     then unmapped the pool under the rest: a crash in rc_destroy_one, or
+ *     callbacks skipped with a false report) (review session 36).
  *
  * Deterministic: the threads step through flags (no sleeps decide an
  * outcome); a step that does not come within 30 s fails the test. */
@@ -388,6 +394,77 @@ static void test_callback_destroys_its_pool_inside_a_drain(void **state)
     EXPECT_NO_ASYNC_FAILURES();
 }
 
+/* ---- a chain of destroys the drain's callback set off --------------------- */
+
+enum { CHAIN_NODES = 4, CHAIN_IN_FIRST_POOL = 3 };
+typedef struct chain_node {
+    struct chain_node *next;
+    int index;
+} chain_node_t;
+static pool_t *g_second;
+static atomic_bool g_second_returned;
+static atomic_int g_chain_destroys;
+
+/* Node i's callback, on the owner: nodes 0-2 are g_pool's, node 3
+ * g_second's; each pool's pool_destroy must not have returned yet. */
+static void chain_destroy(void *obj)
+{
+    chain_node_t *node = obj;
+    if (node->index == 0) atomic_store(&g_step, 3);
+    usleep(10 * 1000); /* (the main thread is in pool_destroy, most likely) */
+    atomic_bool *returned = node->index < CHAIN_IN_FIRST_POOL ? &g_destroy_returned : &g_second_returned;
+    if (atomic_load(returned)) AFAIL("pool_destroy returned before node %d's callback did", node->index);
+    atomic_fetch_add(&g_chain_destroys, 1);
+    if (node->next) rc_release(node->next); /* the next one's last reference */
+}
+
+static void *owner_of_chain(void *arg)
+{
+    (void)arg;
+    chain_node_t *next = NULL;
+    for (int i = CHAIN_NODES - 1; i >= 0; i--) {
+        chain_node_t *node = rc_alloc_in(i < CHAIN_IN_FIRST_POOL ? g_pool : g_second, sizeof *node, chain_destroy);
+        if (!node) AFAIL("rc_alloc_in failed");
+        node->next = next;
+        node->index = i;
+        next = node;
+    }
+    g_victim = next;
+    void *mine = rc_alloc(16, NULL);
+    if (!mine) AFAIL("rc_alloc failed");
+    atomic_store(&g_step, 1);
+    if (!wait_step(2)) AFAIL("step 2 never came");
+    rc_release(mine); /* drains: node 0's callback, then the chain */
+    return NULL;
+}
+
+static void test_pool_destroy_waits_for_a_chain_of_destroys(void **state)
+{
+    (void)state;
+    TEST_START();
+    unsigned long r0 = rec_count();
+    atomic_store(&g_destroy_returned, false);
+    atomic_store(&g_second_returned, false);
+    atomic_store(&g_chain_destroys, 0);
+    g_second = pool_create(NULL);
+    EXPECT_NONNULL(g_second);
+    pthread_t owner = scenario_start(owner_of_chain);
+    rc_release(g_victim); /* node 0's last reference: queued to the owner */
+    atomic_store(&g_step, 2);
+    if (!wait_step(3)) T_FAIL("node 0's callback did not start");
+    pool_destroy(g_pool);
+    int first = atomic_load(&g_chain_destroys);
+    atomic_store(&g_destroy_returned, true);
+    pool_destroy(g_second);
+    int all = atomic_load(&g_chain_destroys);
+    atomic_store(&g_second_returned, true);
+    EXPECT_EQ(pthread_join(owner, NULL), 0);
+    if (first < CHAIN_IN_FIRST_POOL) T_FAIL("pool_destroy returned after %d of its %d destroys", first, CHAIN_IN_FIRST_POOL);
+    EXPECT_EQ(all, CHAIN_NODES);
+    EXPECT_NO_REPORTS(r0);
+    EXPECT_NO_ASYNC_FAILURES();
+}
+
 int main(void)
 {
     mt_init("test_rc_pool_destroy_drains");
@@ -401,6 +478,7 @@ int main(void)
         T(test_wait_lets_a_collecting_callback_finish),
         T(test_thread_ending_in_callback_gives_the_rest_back),
         T(test_callback_destroys_its_pool_inside_a_drain),
+        T(test_pool_destroy_waits_for_a_chain_of_destroys),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
