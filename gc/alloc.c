@@ -122,6 +122,27 @@ void gc_thread_retire_bins(gc_thread_t *thread) {
     typed_cache_forget_negative(thread);
 }
 
+/* fork's child, for a thread that is gone: it may have been between
+ * taking a cell of a bin and writing the cell's header
+ * (gc_object_init_zeroed). A taken cell of a bin's current word whose
+ * header is still 0 (bin_load zeroed it; a finished object has its type
+ * there) was never finished: its alloc bit goes, so that the child's
+ * gc_heap_walk and gc_verify see no object without a type. A headerless
+ * cell is finished once taken. */
+void gc_thread_drop_unfinished(gc_thread_t *thread) {
+    for (unsigned cls = 0; cls < GC_ALL_CLASSES; cls++) {
+        gc_bin_t *bin = &thread->bins[cls];
+        if (bin->span == NULL || gc_span_headerless(bin->span)) continue;
+        uint64_t taken = bin->alloc[bin->word] & ~bin->free_bits;
+        if (bin->word + 1 == bin->words) taken &= ~span_padding_bits(bin->span);
+        for (; taken; taken &= taken - 1) {
+            unsigned i = (unsigned)__builtin_ctzll(taken);
+            const uint64_t *header = (const uint64_t *)(const void *)(bin->word_cells + (size_t)i * bin->cell_size);
+            if (*header == 0) bin->alloc[bin->word] &= ~(UINT64_C(1) << i);
+        }
+    }
+}
+
 static bool span_has_free_cell(const block_t *b) {
     const uint64_t *alloc = gc_span_alloc_bits(b); /* (padding bits are set) */
     for (uint32_t w = 0, words = gc_span_words(b); w < words; w++)
@@ -491,8 +512,6 @@ static void *gc_alloc_large(gc_thread_t *t, const gc_type_t *type, size_t size) 
         block_t *b = gc_span_new_locked(heap, -1, bytes);
         bool give_up = false;
         if (b) {
-            /* Allocated in a swept span: only its one alloc bit to set. */
-            gc_span_alloc_bits(b)[0] |= 1u;
             b->used = 1;
             heap->spans_taken++;
         } else {
@@ -503,7 +522,17 @@ static void *gc_alloc_large(gc_thread_t *t, const gc_type_t *type, size_t size) 
             atomic_fetch_add_explicit(&heap->allocated_since_gc, pool_block_bytes(b), memory_order_relaxed);
             /* a large cell goes through no bin: its payload is cleared here */
             memset(b->start + GC_HEADER, 0, b->cell_size - GC_HEADER);
-            return gc_object_init_zeroed(t, b->start, b->cell_size, type, false);
+            void *obj = gc_object_init_zeroed(t, b->start, b->cell_size, type, false);
+            /* Its one alloc bit, set only now that the header is written: no
+             * collection runs meanwhile (this thread has not parked), but a
+             * fork child inherits the cell as it is at the fork, and with the
+             * bit set before the clear its heap walk and gc_verify read the
+             * stale header of reused memory as the type (review session
+             * 36). Unset, the child's heap has an empty span instead. */
+            pthread_mutex_lock(&heap->lock);
+            gc_span_alloc_bits(b)[0] |= 1u;
+            pthread_mutex_unlock(&heap->lock);
+            return obj;
         }
         if (give_up) return NULL;
         gc_collect_for_allocation(t, false);

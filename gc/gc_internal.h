@@ -453,6 +453,7 @@ MULCH_INTERNAL void gc_span_release(gc_heap_t *heap, block_t *b);
 MULCH_INTERNAL void gc_span_list_locked(gc_heap_t *heap, block_t *b);
 MULCH_INTERNAL void gc_bin_retire(gc_heap_t *heap, gc_bin_t *bin);
 MULCH_INTERNAL void gc_thread_retire_bins(gc_thread_t *thread);
+MULCH_INTERNAL void gc_thread_drop_unfinished(gc_thread_t *thread);
 /* The same for a thread that leaves (heap->lock held, world not
  * collecting): the spans its bins held go back on the heap's lists. */
 MULCH_INTERNAL void gc_thread_release_bins_locked(gc_thread_t *thread);

@@ -523,6 +523,7 @@ void gc_threads_fork_child_locked(gc_heap_t *heap) {
         next = t->next;
         if (t == self) continue;
         t->root_depth = 0;
+        gc_thread_drop_unfinished(t); /* (a cell it was making) */
         unsigned lost = gc_thread_unlink_locked(heap, t);
         if (lost) {
             fork_child_lost |= lost;
