@@ -96,6 +96,38 @@ bool gc_owned_add(gc_heap_t *heap, void *obj, void *rc_obj, void (*release)(void
     return ok;
 }
 
+/* pool_destroy freed live rc objects that GC objects own (gc_own_rc):
+ * their pairs go, unreleased, or the owner's death would release whatever
+ * took the freed cell (another pool's live object, destroyed while its
+ * program held it). Removing pairs keeps rc_to_release's reservation. */
+typedef struct forget {
+    bool (*gone)(const void *rc_obj, void *ctx);
+    void *ctx;
+} forget_t;
+
+static void forget_in_heap(gc_heap_t *heap, void *arg) {
+    const forget_t *f = arg;
+    pthread_mutex_lock(&heap->lock);
+    size_t kept = 0;
+    for (size_t i = 0; i < heap->owned_objects.count; i++) {
+        if (f->gone(heap->owned_rcs.items[i], f->ctx)) continue;
+        heap->owned_objects.items[kept] = heap->owned_objects.items[i];
+        heap->owned_rcs.items[kept++] = heap->owned_rcs.items[i];
+    }
+    heap->owned_objects.count = heap->owned_rcs.count = kept;
+    kept = 0;
+    for (size_t i = 0; i < heap->rc_to_release.count; i++)
+        if (!f->gone(heap->rc_to_release.items[i], f->ctx))
+            heap->rc_to_release.items[kept++] = heap->rc_to_release.items[i];
+    heap->rc_to_release.count = kept;
+    pthread_mutex_unlock(&heap->lock);
+}
+
+void gc_bridge_forget_owned(bool (*gone)(const void *rc_obj, void *ctx), void *ctx) {
+    forget_t f = { gone, ctx };
+    gc_heap_list_each(forget_in_heap, &f);
+}
+
 void gc_bridge_trace_roots(gc_tracer_t *tracer) {
     gc_heap_t *heap = tracer->heap;
     for (size_t i = 0; i < heap->handle_slots.count; i++) gc_trace_slot(tracer, heap->handle_slots.items[i]);

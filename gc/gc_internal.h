@@ -720,6 +720,12 @@ MULCH_INTERNAL size_t gc_bridge_cycles_locked(gc_heap_t *heap, gc_report_text_t 
 /* ---- fork (gc/fork.c): every live heap's locks are held across fork ---- */
 MULCH_INTERNAL void gc_heap_list_add(gc_heap_t *heap);
 MULCH_INTERNAL void gc_heap_list_remove(gc_heap_t *heap);
+/* fn on every heap, under the list's lock (fn must not create or destroy
+ * a heap; it may take a heap's lock: the order fork's prepare uses). */
+MULCH_INTERNAL void gc_heap_list_each(void (*fn)(gc_heap_t *heap, void *ctx), void *ctx);
+/* Every heap drops (without releasing) the owned rc references, and the
+ * ones waiting for release, that `gone` says are gone (gc/bridge.c). */
+MULCH_INTERNAL void gc_bridge_forget_owned(bool (*gone)(const void *rc_obj, void *ctx), void *ctx);
 
 /* ---- verification (gc/verify.c) ------------------------------------------------ */
 MULCH_INTERNAL size_t gc_verify_locked(gc_heap_t *heap);

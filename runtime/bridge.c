@@ -25,6 +25,9 @@
  * handle) keep themselves alive by construction: gc_report_bridge_cycles
  * finds them (docs/rc.md shows how to break one).
  *
+ * rc_bridge_forget_pool: pool_destroy frees the live rc objects of its
+ * pool, GC-owned ones included; the collector forgets those pairs.
+ *
  * rc_wait_blocked: pool_destroy's wait for another thread's destroy
  * callback (rc.c) is a blocking region of every heap the waiting thread
  * is attached to, as fork's prepare handler is (the same functions): the
@@ -203,6 +206,24 @@ size_t gc_report_bridge_cycles(gc_heap_t *heap, FILE *out) {
     gc_report_text_free(&text);
     pthread_setcancelstate(cancel_state, NULL);
     return cycles;
+}
+
+/* Whether rc_obj is (was) an object of pool `ctx`: its chunk is the
+ * pool's, or gone (unmapped by an earlier pool_destroy). */
+static bool rc_obj_in_pool(const void *rc_obj, void *ctx) {
+    const chunk_t *chunk = chunk_of(rc_header_of(rc_obj));
+    return chunk == NULL || chunk->pool == ctx;
+}
+
+void rc_bridge_forget_pool(pool_t *pool) {
+    /* (inside a trace function or a heap walk this thread holds a heap's
+     * lock: the pairs stay, as before) */
+    if (mulch_gc_tracing_depth != 0) return;
+    /* a blocking region: a collection on another thread may hold a heap's
+     * lock and wait for this thread to stop */
+    rc_wait_blocked(true);
+    gc_bridge_forget_owned(rc_obj_in_pool, pool);
+    rc_wait_blocked(false);
 }
 
 void rc_wait_blocked(bool blocked) {

@@ -11,6 +11,12 @@
  *                                       inside gc_handle_new
  *   handle_release_in_walk_callback     reported, no deadlock (the test
  *                                       _exits after 3 s if it hangs)
+ *   own_rc_into_destroyed_pool          (session 36) pool_destroy of a pool
+ *                                       whose live object a GC object owns:
+ *                                       the owner's death released whatever
+ *                                       took the freed cell (a new pool's
+ *                                       live object, destroyed under its
+ *                                       program); the pair is forgotten
  * One test alone: test_rc_regressions '<cmocka pattern>'. */
 #ifndef _GNU_SOURCE
 #  define _GNU_SOURCE 1
@@ -383,6 +389,63 @@ static void test_rc_handle_new_is_no_gc_point(void **state)
     gc_heap_destroy(heap);
 }
 
+static int g_new_destroys;
+static void count_new_destroy(void *obj)
+{
+    (void)obj;
+    g_new_destroys++;
+}
+
+static void test_rc_own_rc_into_destroyed_pool(void **state)
+{
+    (void)state;
+    TEST_START();
+    unsigned long r = rec_count();
+    gc_heap_t *heap = gc_heap_create(NULL);
+    EXPECT_NONNULL(heap);
+    gc_thread_t *t = gc_thread_attach(heap);
+    EXPECT_NONNULL(t);
+    pool_t *pool = pool_create(NULL);
+    EXPECT_NONNULL(pool);
+    void *owned = rc_alloc_in(pool, 32, NULL);
+    void *dying = rc_alloc_in(pool, 32, NULL); /* its owner is garbage before the pool goes */
+    void *owner = gc_alloc(t, &T_PLAIN, 16), *dying_owner = NULL;
+    EXPECT_NONNULL(owned);
+    EXPECT_NONNULL(dying);
+    EXPECT_NONNULL(owner);
+    gc_push_root(t, &owner);
+    EXPECT_EQ(gc_own_rc(t, owner, owned), 0);
+    dying_owner = gc_alloc(t, &T_PLAIN, 16);
+    EXPECT_NONNULL(dying_owner);
+    EXPECT_EQ(gc_own_rc(t, dying_owner, dying), 0);
+    dying_owner = NULL;
+    rc_release(owned); /* the GC objects hold the only references */
+    rc_release(dying);
+    pool_destroy(pool); /* frees both alive, without a destroy (documented) */
+    /* a new pool's live objects, one of them (most likely) in the freed cell */
+    pool_t *second = pool_create(NULL);
+    EXPECT_NONNULL(second);
+    enum { COUNT = 64 };
+    void *fresh[COUNT];
+    g_new_destroys = 0;
+    for (int i = 0; i < COUNT; i++) {
+        fresh[i] = rc_alloc_in(second, 32, count_new_destroy);
+        EXPECT_NONNULL(fresh[i]);
+    }
+    gc_pop_roots(t, 1);
+    owner = NULL;
+    for (int i = 0; i < 3; i++) gc_collect(t); /* both owners die */
+    if (g_new_destroys != 0) T_FAIL("the owners' deaths destroyed %d live object(s) of another pool", g_new_destroys);
+    EXPECT_NO_REPORTS(r);
+    for (int i = 0; i < COUNT; i++) rc_release(fresh[i]);
+    EXPECT_EQ(g_new_destroys, COUNT);
+    pool_destroy(second);
+    EXPECT_EQ(gc_verify(heap), 0);
+    gc_thread_detach(t);
+    gc_heap_destroy(heap);
+    EXPECT_NO_REPORTS(r);
+}
+
 int main(int argc, char **argv)
 {
     mt_init("test_rc_regressions");
@@ -395,6 +458,7 @@ int main(int argc, char **argv)
         T(test_rc_own_rc_of_pending_object),
         T(test_rc_pool_destroy_with_queued_object),
         T(test_rc_handle_new_is_no_gc_point),
+        T(test_rc_own_rc_into_destroyed_pool),
         T(test_rc_handle_release_in_walk_callback), /* last: it _exits on the hang */
     };
 #undef T
