@@ -85,10 +85,12 @@ gc_handle_t *gc_handle_new(gc_heap_t *heap, void *obj) {
     }
     if (obj != NULL && !gc_object_live(heap, obj, "gc_handle_new")) return NULL;
     /* From the default pool: a handle may outlive its heap, and with it the
-     * heap's own pool. */
+     * heap's own pool. Counted atomically by every thread (shared): its
+     * last release, on whichever thread, unroots the object at once. */
     /* Not merging the queue: its destroy callbacks may collect, and obj
      * is not rooted yet (gc_handle_new is no GC point). */
-    gc_handle_payload_t *payload = rc_alloc_no_merge(pool_default(), sizeof *payload, handle_destroy);
+    gc_handle_payload_t *payload = rc_alloc_shared_no_merge(pool_default(), sizeof *payload, handle_destroy,
+                                                                     __builtin_return_address(0));
     if (payload == NULL) return NULL;
     payload->obj = obj;
     payload->heap = heap;

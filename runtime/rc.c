@@ -116,8 +116,11 @@ static MULCH_COLD void rc_report(const char *what, const void *obj) {
 }
 
 /* merge: whether to merge the caller's queue first (rc_alloc_in does; a
- * merge runs destroy callbacks, which may collect). */
-static void *rc_alloc_merging(pool_t *pool, size_t size, void (*destroy)(void *obj), bool merge) {
+ * merge runs destroy callbacks, which may collect). shared: the object
+ * starts merged (no owner; every thread counts it atomically, and the
+ * last release on any thread destroys it at once). */
+static void *rc_alloc_merging(pool_t *pool, size_t size, void (*destroy)(void *obj), bool merge, bool shared,
+                              const void *caller) {
     if (pool == NULL || size > SIZE_MAX - sizeof(rc_header_t)) return NULL;
     rc_thread_t *self = rc_self ? (merge ? rc_self_checked() : rc_self) : rc_thread_self_slow();
     if (self == NULL) return NULL;
@@ -132,14 +135,21 @@ static void *rc_alloc_merging(pool_t *pool, size_t size, void (*destroy)(void *o
      * object"), and which may lie past its chunk. */
     size_t bytes = sizeof(rc_header_t) + (size != 0 ? size : 1);
     bool big = bytes > pool->small_max;
-    rc_header_t *h = big ? pool_calloc(pool, 1, bytes) : pool_alloc(pool, bytes);
+    /* (the leak site: the program's call, not this function) */
+    rc_header_t *h = big ? pool_calloc_from(pool, 1, bytes, caller) : pool_alloc_from(pool, bytes, caller);
     if (h == NULL) return NULL;
     if (mulch_unlikely(!atomic_load_explicit(&pool->has_rc, memory_order_relaxed)))
         atomic_store_explicit(&pool->has_rc, 1, memory_order_relaxed);
-    self->live++;
-    atomic_store_explicit(&h->owner, self, memory_order_relaxed);
-    atomic_store_explicit(&h->biased, 1, memory_order_relaxed);
-    atomic_store_explicit(&h->shared, 0, memory_order_relaxed);
+    if (shared) {
+        atomic_store_explicit(&h->owner, NULL, memory_order_relaxed);
+        atomic_store_explicit(&h->biased, 0, memory_order_relaxed);
+        atomic_store_explicit(&h->shared, RC_ONE | RC_MERGED, memory_order_relaxed);
+    } else {
+        self->live++;
+        atomic_store_explicit(&h->owner, self, memory_order_relaxed);
+        atomic_store_explicit(&h->biased, 1, memory_order_relaxed);
+        atomic_store_explicit(&h->shared, 0, memory_order_relaxed);
+    }
     h->destroy = destroy;
     atomic_store_explicit(&h->weak, NULL, memory_order_relaxed);
     h->link = NULL;
@@ -149,15 +159,15 @@ static void *rc_alloc_merging(pool_t *pool, size_t size, void (*destroy)(void *o
 }
 
 void *rc_alloc_in(pool_t *pool, size_t size, void (*destroy)(void *obj)) {
-    return rc_alloc_merging(pool, size, destroy, true);
+    return rc_alloc_merging(pool, size, destroy, true, false, __builtin_return_address(0));
 }
 
-void *rc_alloc_no_merge(pool_t *pool, size_t size, void (*destroy)(void *obj)) {
-    return rc_alloc_merging(pool, size, destroy, false);
+void *rc_alloc_shared_no_merge(pool_t *pool, size_t size, void (*destroy)(void *obj), const void *caller) {
+    return rc_alloc_merging(pool, size, destroy, false, true, caller);
 }
 
 void *rc_alloc(size_t size, void (*destroy)(void *obj)) {
-    return rc_alloc_in(pool_default(), size, destroy);
+    return rc_alloc_merging(pool_default(), size, destroy, true, false, __builtin_return_address(0));
 }
 
 /* Under memcheck a freed cell keeps only its first two words addressable

@@ -294,8 +294,12 @@ MULCH_INTERNAL void rc_destroy_keep_memory(void);
 MULCH_INTERNAL void rc_free_kept(void *obj);
 /* rc_alloc_in and rc_release without merging the caller's queue first
  * (which runs destroy callbacks): for gc_handle_new, which is no GC point,
- * also when it lets go of the handle it could not register. */
-MULCH_INTERNAL void *rc_alloc_no_merge(pool_t *pool, size_t size, void (*destroy)(void *obj));
+ * also when it lets go of the handle it could not register. The object
+ * starts merged: a handle is made to cross threads, and with the creating
+ * thread as its owner a last release on another thread waited in the
+ * creator's queue, its object rooted, until the creator's next rc call. */
+MULCH_INTERNAL void *rc_alloc_shared_no_merge(pool_t *pool, size_t size, void (*destroy)(void *obj),
+                                              const void *caller);
 MULCH_INTERNAL void rc_release_no_merge(void *obj);
 /* Thread records (rc_thread.c), for rc_unown.c: every record ever made (the list
  * from a head read under mulch_rc_records_lock never changes); the free

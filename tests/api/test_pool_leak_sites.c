@@ -2,8 +2,10 @@
  * about each allocation's site and size (<mulch/pool.h>, docs/pool.md
  * "Leak detection"), in pools that track sites: pool_alloc_at without a
  * file name, cells the pool dropped after a misuse report, sites grouped by
- * their file name's text, sizes of zero-byte aligned requests, and the site
- * of a block pool_realloc resized.
+ * their file name's text, sizes of zero-byte aligned requests, the site
+ * of a block pool_realloc resized, and the sites of rc objects (the
+ * program's call of rc_alloc_in, not rc_alloc_in itself: all of them were
+ * one site, "rc_alloc_in+0x74").
  *
  * Deterministic: no randomness; every report is read back from a file. */
 #ifndef _GNU_SOURCE
@@ -11,6 +13,7 @@
 #endif
 #define DEFAULT_SEED UINT64_C(0x6d756c6368f00d17)
 #include <mulch/pool.h>
+#include <mulch/rc.h>
 
 #include "pool_api_test.h"
 
@@ -191,6 +194,32 @@ static void test_realloc_site_in_place_and_moved(void **state)
     pool_destroy(pool);
 }
 
+/* Two call sites of rc_alloc_in, in functions of their own (of different
+ * sizes: identical functions may be folded into one). */
+static __attribute__((noinline)) void *rc_site_one(pool_t *pool) { return rc_alloc_in(pool, 24, NULL); }
+static __attribute__((noinline)) void *rc_site_two(pool_t *pool) { return rc_alloc_in(pool, 40, NULL); }
+
+static void test_rc_objects_named_by_their_callers(void **state)
+{
+    (void)state;
+    TEST_START();
+    pool_t *pool = tracking_pool();
+    void *one = rc_site_one(pool), *two = rc_site_two(pool);
+    EXPECT_NONNULL(one);
+    EXPECT_NONNULL(two);
+    char *text = report_text(pool, 2);
+    const char *summary = strstr(text, "mulch leak summary: 2 allocations\n");
+    if (summary == NULL) T_FAIL("no summary of 2 allocations:\n%s", text);
+    /* one group per call site, each a cell of header and payload */
+    if (strstr(summary, "  1 allocation, 72 bytes at ") == NULL || strstr(summary, "  1 allocation, 88 bytes at ") == NULL)
+        T_FAIL("the two rc_alloc_in call sites are not two sites:\n%s", text);
+    free(text);
+    rc_release(one);
+    rc_release(two);
+    EXPECT_EQ(report_count(pool), 0);
+    pool_destroy(pool);
+}
+
 int main(void)
 {
     mt_init("test_pool_leak_sites");
@@ -200,6 +229,7 @@ int main(void)
         T(test_sites_grouped_by_file_text),
         T(test_zero_size_aligned_reported_as_zero),
         T(test_realloc_site_in_place_and_moved),
+        T(test_rc_objects_named_by_their_callers),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
