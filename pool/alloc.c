@@ -215,28 +215,37 @@ static void block_init_small(pool_t *pool, thread_heap_t *heap, block_t *b, unsi
     tool_hide(pool->valgrind, b->start, b->span_bytes); /* no cell carved yet */
 }
 
+/* The adopting CAS (FLOATING off) runs under the pool's lock while the span
+ * is still on the abandoned list: between popping it under the lock and
+ * CASing after unlocking, a free could adopt the span (its own CAS), its
+ * thread exit and float it back onto the list, and the stale CAS then
+ * succeed on the same word (FLOATING again: ABA). The span was then in
+ * this thread's bins and on the abandoned list at once (a crash in
+ * block_move_to_front, "free list corrupted"; review session 36, found by
+ * many short-lived threads freeing each other's blocks under the malloc
+ * drop-in). With the lock held no re-float can come between. A span
+ * whose CAS loses was adopted by a free, whose block_adopt unlinks it
+ * once it gets the lock: skipped. */
 block_t *block_adopt_abandoned(pool_t *pool, thread_heap_t *heap, unsigned cls) {
-    for (;;) {
-        pthread_mutex_lock(&pool->lock);
-        block_t *b = pool->abandoned[cls];
-        if (b) {
-            pool->abandoned[cls] = b->next;
-            if (b->next) b->next->prev = NULL;
-            b->next = b->prev = NULL;
-            b->flags &= (uint8_t)~BLOCK_ABANDONED;
-        }
-        pthread_mutex_unlock(&pool->lock);
-        if (b == NULL) return NULL;
+    pthread_mutex_lock(&pool->lock);
+    for (block_t *b = pool->abandoned[cls]; b; b = b->next) {
         uintptr_t old = atomic_load_explicit(&b->thread_free, memory_order_relaxed);
-        while (old & BLOCK_FLOATING) {
-            if (atomic_compare_exchange_weak_explicit(&b->thread_free, &old, old & ~BLOCK_FLOATING,
-                                                      memory_order_acquire, memory_order_relaxed)) {
-                atomic_store_explicit(&b->owner, heap, memory_order_relaxed);
-                return b;
-            }
-        }
-        /* A free adopted it first; it is that thread's now. */
+        bool won = false;
+        while ((old & BLOCK_FLOATING) && !won)
+            won = atomic_compare_exchange_weak_explicit(&b->thread_free, &old, old & ~BLOCK_FLOATING,
+                                                        memory_order_acquire, memory_order_relaxed);
+        if (!won) continue;
+        if (b->prev) b->prev->next = b->next;
+        else pool->abandoned[cls] = b->next;
+        if (b->next) b->next->prev = b->prev;
+        b->next = b->prev = NULL;
+        b->flags &= (uint8_t)~BLOCK_ABANDONED;
+        atomic_store_explicit(&b->owner, heap, memory_order_relaxed);
+        pthread_mutex_unlock(&pool->lock);
+        return b;
     }
+    pthread_mutex_unlock(&pool->lock);
+    return NULL;
 }
 
 static block_t *block_new(pool_t *pool, thread_heap_t *heap, unsigned cls) {

@@ -1,8 +1,13 @@
 /* test_pool_threads_exit.c — multi-threaded stress of the pool, threads
  * that exit: owners exiting with live objects that other threads free,
  * spans freed remotely after their owner exited (pool_trim reclaims them),
- * many short-lived threads in sequence (their memory is reused), and the
- * leak report after the allocating thread exited. Every object carries a
+ * many short-lived threads in sequence (their memory is reused), the leak
+ * report after the allocating thread exited, and batches of short-lived
+ * threads that swap blocks through a shared table, each freeing the block
+ * it displaces (a span an allocating thread adopted from the abandoned
+ * list was, through an ABA on its FLOATING flag, also adopted by a free,
+ * floated back by that thread's exit and left on the list: a crash or
+ * "free list corrupted" in about one run in ten; review session 36). Every object carries a
  * pattern derived from (pointer, size, owner seed) that is verified before
  * it is freed; at the end the statistics must be exact.
  *
@@ -311,6 +316,78 @@ static void test_pool_threads_many_short_lived(void **state)
     pool_destroy(pool);
 }
 
+/* Batches of short-lived threads swapping blocks through a shared table. */
+enum { SWAP_SLOTS = 256, SWAP_BATCH = 64, SWAP_PER_THREAD = 200 };
+typedef struct {
+    pool_t *pool;
+    item_t slots[SWAP_SLOTS];
+    pthread_mutex_t lock;
+    atomic_uint_least64_t allocs, frees;
+} swap_table_t;
+
+typedef struct {
+    swap_table_t *table;
+    uint64_t seed;
+    size_t first_slot;
+} swapper_t;
+
+static void *swapping_thread(void *arg)
+{
+    swapper_t *w = arg;
+    swap_table_t *table = w->table;
+    rng_t rng = { w->seed };
+    for (size_t i = 0; i < SWAP_PER_THREAD && atomic_load(&g_failures) == 0; i++) {
+        item_t mine;
+        if (item_alloc(table->pool, &mine, 1 + (size_t)rng_below(&rng, 3000), w->seed) != 0) return NULL;
+        atomic_fetch_add(&table->allocs, 1);
+        pthread_mutex_lock(&table->lock);
+        item_t displaced = table->slots[(w->first_slot + i) % SWAP_SLOTS];
+        table->slots[(w->first_slot + i) % SWAP_SLOTS] = mine;
+        pthread_mutex_unlock(&table->lock);
+        if (displaced.p) { /* most likely another thread's, maybe an exited one's */
+            item_free(table->pool, &displaced);
+            atomic_fetch_add(&table->frees, 1);
+        }
+    }
+    return NULL;
+}
+
+static void test_pool_threads_exiting_swappers(void **state)
+{
+    (void)state;
+    TEST_START();
+    swap_table_t *table = calloc(1, sizeof *table);
+    assert_non_null(table);
+    table->pool = pool_create(NULL);
+    assert_non_null(table->pool);
+    pthread_mutex_init(&table->lock, NULL);
+    size_t rounds = scaled(150, 15);
+    swapper_t workers[SWAP_BATCH];
+    pthread_t threads[SWAP_BATCH];
+    for (size_t round = 0; round < rounds && atomic_load(&g_failures) == 0; round++) {
+        for (size_t i = 0; i < SWAP_BATCH; i++) {
+            workers[i] = (swapper_t){ table, seed_for(__func__, round * SWAP_BATCH + i), round * SWAP_BATCH + i };
+            assert_int_equal(pthread_create(&threads[i], NULL, swapping_thread, &workers[i]), 0);
+        }
+        for (size_t i = 0; i < SWAP_BATCH; i++) assert_int_equal(pthread_join(threads[i], NULL), 0);
+    }
+    EXPECT_NO_ASYNC_FAILURES();
+    uint64_t frees = atomic_load(&table->frees);
+    for (size_t i = 0; i < SWAP_SLOTS; i++)
+        if (table->slots[i].p) {
+            item_free(table->pool, &table->slots[i]);
+            frees++;
+        }
+    EXPECT_NO_ASYNC_FAILURES();
+    uint64_t allocs = atomic_load(&table->allocs);
+    EXPECT_EQ(allocs, frees);
+    expect_quiescent_empty(table->pool, allocs);
+    EXPECT_EQ(atomic_load(&g_reports), 0);
+    pthread_mutex_destroy(&table->lock);
+    pool_destroy(table->pool);
+    free(table);
+}
+
 /* The leak report after the allocating thread exited: sites survive the
    owner, counts follow frees made by yet other threads. */
 static int g_site_line;
@@ -417,6 +494,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pool_threads_trim_reclaims_remote_freed_spans, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_pool_threads_many_short_lived, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pool_threads_exiting_swappers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pool_threads_leak_report_after_owner_exit, setup,
                                         teardown),
     };
