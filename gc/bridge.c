@@ -107,7 +107,14 @@ typedef struct forget {
 
 static void forget_in_heap(gc_heap_t *heap, void *arg) {
     const forget_t *f = arg;
-    pthread_mutex_lock(&heap->lock);
+    /* Busy (a collection, most likely): wait as a blocking region of the
+     * caller's heaps, or a collection waiting for this thread to stop
+     * would wait for ever. Only then is pool_destroy a GC point. */
+    if (pthread_mutex_trylock(&heap->lock) != 0) {
+        gc_threads_fork_block(GC_CALLER_SP());
+        pthread_mutex_lock(&heap->lock);
+        gc_threads_fork_unblock();
+    }
     size_t kept = 0;
     for (size_t i = 0; i < heap->owned_objects.count; i++) {
         if (f->gone(heap->owned_rcs.items[i], f->ctx)) continue;
@@ -204,8 +211,12 @@ void gc_bridge_destroy(gc_heap_t *heap) {
         if (done) break;
     }
     handles_detach(heap);
+    /* under the lock: a pool_destroy on another thread may be reading them
+     * (forget_in_heap: the heap is still on the heap list) */
+    pthread_mutex_lock(&heap->lock);
     gc_vector_free(&heap->handle_slots);
     gc_vector_free(&heap->owned_objects);
     gc_vector_free(&heap->owned_rcs);
     gc_vector_free(&heap->rc_to_release);
+    pthread_mutex_unlock(&heap->lock);
 }

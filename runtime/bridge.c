@@ -26,7 +26,11 @@
  * finds them (docs/rc.md shows how to break one).
  *
  * rc_bridge_forget_pool: pool_destroy frees the live rc objects of its
- * pool, GC-owned ones included; the collector forgets those pairs.
+ * pool, GC-owned ones included; the collector forgets those pairs. Only a
+ * pool that ever had an object owned (has_gc_owned, set by gc_own_rc)
+ * looks, and a heap whose lock is busy is waited for in a blocking region
+ * (gc/bridge.c forget_in_heap): pool_destroy of any other pool is no GC
+ * point.
  *
  * rc_wait_blocked: pool_destroy's wait for another thread's destroy
  * callback (rc.c) is a blocking region of every heap the waiting thread
@@ -177,6 +181,10 @@ int gc_own_rc(gc_thread_t *thread, void *obj, void *rc_obj) {
     /* (a count at 0 already, its destroy pending, must not be recorded:
      * the collector would later release whatever took its cell) */
     if (!rc_retain_checked(rc_obj)) return -1;
+    /* (its pool_destroy then tells the heaps: rc_bridge_forget_pool) */
+    pool_t *rc_pool = chunk_of(rc_header_of(rc_obj))->pool;
+    if (!atomic_load_explicit(&rc_pool->has_gc_owned, memory_order_relaxed))
+        atomic_store_explicit(&rc_pool->has_gc_owned, 1, memory_order_release);
     if (!gc_owned_add(thread->heap, obj, rc_obj, rc_release_now)) {
         rc_release(rc_obj);
         return -1;
@@ -218,14 +226,11 @@ static bool rc_obj_in_pool(const void *rc_obj, void *ctx) {
 }
 
 void rc_bridge_forget_pool(pool_t *pool) {
-    /* (inside a trace function or a heap walk this thread holds a heap's
-     * lock: the pairs stay, as before) */
-    if (mulch_gc_tracing_depth != 0) return;
-    /* a blocking region: a collection on another thread may hold a heap's
-     * lock and wait for this thread to stop */
-    rc_wait_blocked(true);
+    /* only a pool some object of which a GC object owned (gc_own_rc) has
+     * pairs to drop; (inside a trace function or a heap walk this thread
+     * holds a heap's lock: the pairs stay, as before) */
+    if (!atomic_load_explicit(&pool->has_gc_owned, memory_order_acquire) || mulch_gc_tracing_depth != 0) return;
     gc_bridge_forget_owned(rc_obj_in_pool, pool);
-    rc_wait_blocked(false);
 }
 
 void rc_wait_blocked(bool blocked) {

@@ -588,6 +588,9 @@ void rc_pool_destroying(pool_t *pool) {
     for (;;) {
         bool found = rc_queues_destroy_pool(pool);
         if (destroying || pending_saved) found |= rc_pending_destroy_pool(pool);
+        /* (this thread's own chain: it destroyed them, the count goes, or
+         * a pool later created at this address would look busy) */
+        if (merging_drain) rc_drains_chain_forget(merging_drain, pool);
         /* (a destroy that finishes may release more of the pool's objects) */
         found |= rc_drains_wait_pool(pool);
         if (!found) break;

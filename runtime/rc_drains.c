@@ -98,6 +98,13 @@ void rc_drains_chain_done(rc_taken_t *q, pool_t *pool) {
     pthread_mutex_unlock(&mulch_rc_drain_lock);
 }
 
+void rc_drains_chain_forget(rc_taken_t *q, pool_t *pool) {
+    pthread_mutex_lock(&mulch_rc_drain_lock);
+    for (size_t i = 0; i < sizeof q->chain / sizeof q->chain[0]; i++)
+        if (q->chain[i].pool == pool) q->chain[i].count = 0;
+    pthread_mutex_unlock(&mulch_rc_drain_lock);
+}
+
 void rc_drains_chain_end_locked(rc_taken_t *q) {
     for (size_t i = 0; i < sizeof q->chain / sizeof q->chain[0]; i++) q->chain[i].count = 0;
     q->chain_any = false;

@@ -154,7 +154,7 @@ typedef struct rc_taken {
      * their last references) that have not finished, counted by pool
      * (rc_drains_chain_*); chain_any: more pools than slots, every pool
      * counts as busy until the chain ends */
-    struct { pool_t *pool; size_t count; } chain[4];
+    struct { pool_t *pool; size_t count; } chain[16];
     bool         chain_any;
     const void  *thread;     /* registered: rc_drains_thread_tag() of the draining thread */
     struct rc_taken *prev, *next;
@@ -169,6 +169,9 @@ MULCH_INTERNAL void rc_drains_unlink_locked(rc_taken_t *q);
 MULCH_INTERNAL void rc_drains_chain_add(rc_taken_t *q, pool_t *pool);
 MULCH_INTERNAL void rc_drains_chain_done(rc_taken_t *q, pool_t *pool);
 MULCH_INTERNAL void rc_drains_chain_end_locked(rc_taken_t *q);
+/* pool_destroy(pool) on the drain's own thread took the chain's objects of
+ * pool off the pending list: its count goes. */
+MULCH_INTERNAL void rc_drains_chain_forget(rc_taken_t *q, pool_t *pool);
 /* The calling thread's tag for rc_taken_t.thread. */
 MULCH_INTERNAL const void *rc_drains_thread_tag(void);
 /* Takes the objects of `pool` out of *list onto `ours`, and returns the

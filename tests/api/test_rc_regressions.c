@@ -17,6 +17,10 @@
  *                                       took the freed cell (a new pool's
  *                                       live object, destroyed under its
  *                                       program); the pair is forgotten
+ *   pool_destroy_is_no_gc_point         (session 36) forgetting those pairs
+ *                                       made every rc pool's pool_destroy a
+ *                                       blocking region: another thread's
+ *                                       collection freed an unrooted local
  * One test alone: test_rc_regressions '<cmocka pattern>'. */
 #ifndef _GNU_SOURCE
 #  define _GNU_SOURCE 1
@@ -446,6 +450,53 @@ static void test_rc_own_rc_into_destroyed_pool(void **state)
     EXPECT_NO_REPORTS(r);
 }
 
+static gc_heap_t *g_busy_heap;
+static atomic_int g_busy_stop;
+static void *collect_in_a_loop(void *arg)
+{
+    (void)arg;
+    gc_thread_t *t = gc_thread_attach(g_busy_heap);
+    if (t == NULL) AFAIL("gc_thread_attach failed");
+    while (t && !atomic_load(&g_busy_stop)) gc_collect(t);
+    if (t) gc_thread_detach(t);
+    return NULL;
+}
+
+static void test_rc_pool_destroy_is_no_gc_point(void **state)
+{
+    (void)state;
+    TEST_START();
+    unsigned long r = rec_count();
+    g_busy_heap = gc_heap_create(NULL);
+    EXPECT_NONNULL(g_busy_heap);
+    gc_thread_t *t = gc_thread_attach(g_busy_heap);
+    EXPECT_NONNULL(t);
+    atomic_store(&g_busy_stop, 0);
+    pthread_t collector;
+    EXPECT_EQ(pthread_create(&collector, NULL, collect_in_a_loop, NULL), 0);
+    size_t iterations = scaled(3000, 300), stale = 0;
+    for (size_t i = 0; i < iterations && stale == 0; i++) {
+        pool_t *pool = pool_create(NULL);
+        EXPECT_NONNULL(pool);
+        rc_release(rc_alloc_in(pool, 16, NULL)); /* the pool held an rc object */
+        uint64_t *o = gc_alloc(t, &T_PLAIN, 64);  /* unrooted: no GC point until it is used */
+        EXPECT_NONNULL(o);
+        o[0] = UINT64_C(0x5151);
+        pool_destroy(pool);
+        if (gc_type_of(o) != &T_PLAIN || o[0] != UINT64_C(0x5151)) stale++;
+        gc_safepoint(t);
+    }
+    atomic_store(&g_busy_stop, 1);
+    gc_enter_blocking(t);
+    EXPECT_EQ(pthread_join(collector, NULL), 0);
+    gc_leave_blocking(t);
+    if (stale) T_FAIL("an unrooted object died across pool_destroy (a GC point it is not)");
+    gc_thread_detach(t);
+    gc_heap_destroy(g_busy_heap);
+    EXPECT_NO_REPORTS(r);
+    EXPECT_NO_ASYNC_FAILURES();
+}
+
 int main(int argc, char **argv)
 {
     mt_init("test_rc_regressions");
@@ -459,6 +510,7 @@ int main(int argc, char **argv)
         T(test_rc_pool_destroy_with_queued_object),
         T(test_rc_handle_new_is_no_gc_point),
         T(test_rc_own_rc_into_destroyed_pool),
+        T(test_rc_pool_destroy_is_no_gc_point),
         T(test_rc_handle_release_in_walk_callback), /* last: it _exits on the hang */
     };
 #undef T
