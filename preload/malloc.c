@@ -69,6 +69,19 @@ static bool is_report_file(int fd) {
 }
 
 
+/* Said once: without a pool every malloc fails, and ENOMEM alone does
+ * not tell why (the pool's first mapping is 64 MiB of address space: an
+ * address-space limit below that refuses it). write(2): no stdio, which
+ * would allocate. */
+static MULCH_NOINLINE void served_create_failed(void) {
+    static atomic_flag said = ATOMIC_FLAG_INIT;
+    if (atomic_flag_test_and_set(&said)) return;
+    static const char text[] = "libmulch-malloc: cannot create its pool (out of memory, or of address space under "
+                               "ulimit -v): every allocation fails\n";
+    ssize_t written = write(2, text, sizeof text - 1);
+    (void)written;
+}
+
 /* Slow path of served(): the first call creates the default pool; a call
  * made while that is under way (recursion) gets NULL with use_arena set,
  * and the callers send it to the arena. */
@@ -83,6 +96,7 @@ static MULCH_NOINLINE pool_t *served_create(void) {
     pool_t *pool = pool_default();
     use_arena = 0;
     if (pool) atomic_store_explicit(&served_pool, pool, memory_order_release);
+    else served_create_failed();
     return pool;
 }
 
