@@ -11,9 +11,13 @@
  * run (one collection earlier) before its rc objects are released.
  * All lists are under heap->lock.
  *
- * Invariant: rc_to_release has room for its items plus every pair's
- * (capacity >= rc_to_release.count + owned_rcs.count), reserved by
- * gc_owned_add, which is allowed to fail. Moving pairs there after marking,
+ * Each pair also keeps a tag the rc layer gave it (its object's pool's
+ * id), handed back with the release: a pool destroyed meanwhile freed the
+ * object, and the release then lets go of nothing (runtime/bridge.c).
+ *
+ * Invariant: rc_to_release (and release_tags) has room for its items plus
+ * every pair's (capacity >= rc_to_release.count + owned_rcs.count),
+ * reserved by gc_owned_add, which is allowed to fail. Moving pairs there after marking,
  * or all of them at heap destroy, then never needs memory: a failure there
  * would lose the reference, or keep a dead owner's address that a new
  * object may take over.
@@ -83,56 +87,23 @@ gc_handle_read_t gc_handle_read_unwaited(const gc_handle_payload_t *payload, voi
     return stays ? GC_HANDLE_READ_OK : GC_HANDLE_READ_MOVABLE;
 }
 
-bool gc_owned_add(gc_heap_t *heap, void *obj, void *rc_obj, void (*release)(void *)) {
+bool gc_owned_add(gc_heap_t *heap, void *obj, void *rc_obj, uintptr_t tag, void (*release)(void *, uintptr_t)) {
     pthread_mutex_lock(&heap->lock);
     heap->release_rc = release;
-    bool ok = gc_vector_reserve(&heap->rc_to_release, heap->rc_to_release.count + heap->owned_rcs.count + 1)
+    size_t room = heap->rc_to_release.count + heap->owned_rcs.count + 1;
+    bool ok = gc_vector_reserve(&heap->rc_to_release, room) && gc_vector_reserve(&heap->release_tags, room)
               && gc_vector_push(&heap->owned_objects, obj);
     if (ok && !gc_vector_push(&heap->owned_rcs, rc_obj)) {
         heap->owned_objects.count--;
         ok = false;
     }
+    if (ok && !gc_vector_push(&heap->owned_tags, (void *)tag)) {
+        heap->owned_objects.count--;
+        heap->owned_rcs.count--;
+        ok = false;
+    }
     pthread_mutex_unlock(&heap->lock);
     return ok;
-}
-
-/* pool_destroy freed live rc objects that GC objects own (gc_own_rc):
- * their pairs go, unreleased, or the owner's death would release whatever
- * took the freed cell (another pool's live object, destroyed while its
- * program held it). Removing pairs keeps rc_to_release's reservation. */
-typedef struct forget {
-    bool (*gone)(const void *rc_obj, void *ctx);
-    void *ctx;
-} forget_t;
-
-static void forget_in_heap(gc_heap_t *heap, void *arg) {
-    const forget_t *f = arg;
-    /* Busy (a collection, most likely): wait as a blocking region of the
-     * caller's heaps, or a collection waiting for this thread to stop
-     * would wait for ever. Only then is pool_destroy a GC point. */
-    if (pthread_mutex_trylock(&heap->lock) != 0) {
-        gc_threads_fork_block(GC_CALLER_SP());
-        pthread_mutex_lock(&heap->lock);
-        gc_threads_fork_unblock();
-    }
-    size_t kept = 0;
-    for (size_t i = 0; i < heap->owned_objects.count; i++) {
-        if (f->gone(heap->owned_rcs.items[i], f->ctx)) continue;
-        heap->owned_objects.items[kept] = heap->owned_objects.items[i];
-        heap->owned_rcs.items[kept++] = heap->owned_rcs.items[i];
-    }
-    heap->owned_objects.count = heap->owned_rcs.count = kept;
-    kept = 0;
-    for (size_t i = 0; i < heap->rc_to_release.count; i++)
-        if (!f->gone(heap->rc_to_release.items[i], f->ctx))
-            heap->rc_to_release.items[kept++] = heap->rc_to_release.items[i];
-    heap->rc_to_release.count = kept;
-    pthread_mutex_unlock(&heap->lock);
-}
-
-void gc_bridge_forget_owned(bool (*gone)(const void *rc_obj, void *ctx), void *ctx) {
-    forget_t f = { gone, ctx };
-    gc_heap_list_each(forget_in_heap, &f);
 }
 
 void gc_bridge_trace_roots(gc_tracer_t *tracer) {
@@ -144,31 +115,35 @@ void gc_bridge_after_mark(gc_heap_t *heap) {
     size_t kept = 0;
     for (size_t i = 0; i < heap->owned_objects.count; i++) {
         void *obj = heap->owned_objects.items[i], *rc_obj = heap->owned_rcs.items[i];
+        void *tag = heap->owned_tags.items[i];
         void *now = gc_resolve(heap, obj);
         if (now == NULL) {
             /* cannot fail: the room was reserved by gc_owned_add */
             heap->rc_to_release.items[heap->rc_to_release.count++] = rc_obj;
+            heap->release_tags.items[heap->release_tags.count++] = tag;
             continue;
         }
         heap->owned_objects.items[kept] = now; /* moved, or not */
         heap->owned_rcs.items[kept] = rc_obj;
+        heap->owned_tags.items[kept] = tag;
         kept++;
     }
-    heap->owned_objects.count = heap->owned_rcs.count = kept;
+    heap->owned_objects.count = heap->owned_rcs.count = heap->owned_tags.count = kept;
 }
 
 /* Caller holds heap->lock and the finalizing role; releases without it. */
 void gc_bridge_release_pending(gc_heap_t *heap) {
     while (heap->rc_to_release.count) {
         void *rc_obj = heap->rc_to_release.items[--heap->rc_to_release.count];
+        uintptr_t tag = (uintptr_t)heap->release_tags.items[--heap->release_tags.count];
         /* every object goes at a destroy: weak references that earlier
          * destroy callbacks made are cleared before this one runs (as
          * before each finalizer: gc_run_finalizers) */
         if (heap->destroying) gc_weak_lists_clear_all_locked(heap);
         /* read under the lock: gc_owned_add stores it on other threads */
-        void (*release)(void *) = heap->release_rc;
+        void (*release)(void *, uintptr_t) = heap->release_rc;
         pthread_mutex_unlock(&heap->lock);
-        release(rc_obj);
+        release(rc_obj, tag);
         pthread_mutex_lock(&heap->lock);
     }
 }
@@ -203,7 +178,9 @@ void gc_bridge_destroy(gc_heap_t *heap) {
         pthread_mutex_lock(&heap->lock);
         bool done = heap->owned_rcs.count == 0 && heap->rc_to_release.count == 0;
         if (!done) {
-            gc_vector_append(&heap->rc_to_release, &heap->owned_rcs); /* reserved: cannot fail */
+            /* reserved: cannot fail */
+            gc_vector_append(&heap->rc_to_release, &heap->owned_rcs);
+            gc_vector_append(&heap->release_tags, &heap->owned_tags);
             heap->owned_objects.count = 0;
             gc_bridge_release_pending(heap);
         }
@@ -211,12 +188,10 @@ void gc_bridge_destroy(gc_heap_t *heap) {
         if (done) break;
     }
     handles_detach(heap);
-    /* under the lock: a pool_destroy on another thread may be reading them
-     * (forget_in_heap: the heap is still on the heap list) */
-    pthread_mutex_lock(&heap->lock);
     gc_vector_free(&heap->handle_slots);
     gc_vector_free(&heap->owned_objects);
     gc_vector_free(&heap->owned_rcs);
+    gc_vector_free(&heap->owned_tags);
     gc_vector_free(&heap->rc_to_release);
-    pthread_mutex_unlock(&heap->lock);
+    gc_vector_free(&heap->release_tags);
 }

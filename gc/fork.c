@@ -67,12 +67,6 @@ void gc_heap_list_remove(gc_heap_t *heap) {
     pthread_mutex_unlock(&heaps_lock);
 }
 
-void gc_heap_list_each(void (*fn)(gc_heap_t *heap, void *ctx), void *ctx) {
-    pthread_mutex_lock(&heaps_lock);
-    for (gc_heap_t *heap = heaps; heap; heap = heap->fork_next) fn(heap, ctx);
-    pthread_mutex_unlock(&heaps_lock);
-}
-
 /* Not inlined into glibc's handler loop (it cannot be, through a pointer):
  * GC_CALLER_SP() is then the loop's stack pointer, whose frame outlives
  * the handler. */

@@ -376,8 +376,10 @@ struct gc_heap {
     gc_vector_t      handle_slots;     /* void **: handle payloads, roots   */
     gc_vector_t      owned_objects;    /* GC object owning ...              */
     gc_vector_t      owned_rcs;        /* ... this rc object (same index)   */
+    gc_vector_t      owned_tags;       /* ... the rc layer's tag for it     */
     gc_vector_t      rc_to_release;    /* owners died: release after pause  */
-    void           (*release_rc)(void *rc_obj); /* not rc_release: rc.h makes that a macro */
+    gc_vector_t      release_tags;     /* ... their tags (same index)       */
+    void           (*release_rc)(void *rc_obj, uintptr_t tag); /* not rc_release: rc.h makes that a macro */
     void           (*handle_free)(void *payload);  /* gc_handle_payload_t's `kept` */
 
     /* policy and statistics */
@@ -700,7 +702,8 @@ MULCH_INTERNAL gc_handle_read_t gc_handle_read_unwaited(const gc_handle_payload_
 /* Held across fork (fork.c): the handles' lock comes before any heap's. */
 MULCH_INTERNAL void gc_bridge_fork_lock(void);
 MULCH_INTERNAL void gc_bridge_fork_unlock(void);
-MULCH_INTERNAL bool gc_owned_add(gc_heap_t *heap, void *obj, void *rc_obj, void (*release)(void *));
+MULCH_INTERNAL bool gc_owned_add(gc_heap_t *heap, void *obj, void *rc_obj, uintptr_t tag,
+                                 void (*release)(void *rc_obj, uintptr_t tag));
 MULCH_INTERNAL void gc_bridge_trace_roots(gc_tracer_t *tracer);
 MULCH_INTERNAL void gc_bridge_after_mark(gc_heap_t *heap);
 MULCH_INTERNAL void gc_bridge_release_pending(gc_heap_t *heap);
@@ -720,12 +723,6 @@ MULCH_INTERNAL size_t gc_bridge_cycles_locked(gc_heap_t *heap, gc_report_text_t 
 /* ---- fork (gc/fork.c): every live heap's locks are held across fork ---- */
 MULCH_INTERNAL void gc_heap_list_add(gc_heap_t *heap);
 MULCH_INTERNAL void gc_heap_list_remove(gc_heap_t *heap);
-/* fn on every heap, under the list's lock (fn must not create or destroy
- * a heap; it may take a heap's lock: the order fork's prepare uses). */
-MULCH_INTERNAL void gc_heap_list_each(void (*fn)(gc_heap_t *heap, void *ctx), void *ctx);
-/* Every heap drops (without releasing) the owned rc references, and the
- * ones waiting for release, that `gone` says are gone (gc/bridge.c). */
-MULCH_INTERNAL void gc_bridge_forget_owned(bool (*gone)(const void *rc_obj, void *ctx), void *ctx);
 
 /* ---- verification (gc/verify.c) ------------------------------------------------ */
 MULCH_INTERNAL size_t gc_verify_locked(gc_heap_t *heap);

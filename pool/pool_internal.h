@@ -353,7 +353,6 @@ struct pool {
     /* set by rc_alloc_in (runtime/rc.c) on the pool's first rc object: then
      * pool_destroy's hook looks at the live cells it frees (relaxed) */
     _Atomic int     has_rc;
-    _Atomic int     has_gc_owned;  /* a GC object owned one of its rc objects (gc_own_rc): pool_destroy tells the heaps */
     _Atomic uint64_t shuffle_state; /* secure mode's carve order (alloc.c)    */
     pthread_mutex_t lock;
     chunk_t        *chunks;        /* blocks chunks                          */

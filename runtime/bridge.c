@@ -25,12 +25,12 @@
  * handle) keep themselves alive by construction: gc_report_bridge_cycles
  * finds them (docs/rc.md shows how to break one).
  *
- * rc_bridge_forget_pool: pool_destroy frees the live rc objects of its
- * pool, GC-owned ones included; the collector forgets those pairs. Only a
- * pool that ever had an object owned (has_gc_owned, set by gc_own_rc)
- * looks, and a heap whose lock is busy is waited for in a blocking region
- * (gc/bridge.c forget_in_heap): pool_destroy of any other pool is no GC
- * point.
+ * An owned reference's release checks that the object's pool still
+ * lives (rc_release_owned): pool_destroy frees its live rc objects,
+ * GC-owned ones included, and the owner's later death would otherwise
+ * release whatever took the cell (another pool's live object). The pool
+ * is named by its id, which no later pool shares; pool_destroy itself
+ * touches no heap.
  *
  * rc_wait_blocked: pool_destroy's wait for another thread's destroy
  * callback (rc.c) is a blocking region of every heap the waiting thread
@@ -164,6 +164,17 @@ static bool own_rc_starts_cell(const void *rc_obj) {
     return false;
 }
 
+/* The collector lets go of the reference gc_own_rc took, unless the
+ * object's pool (named by its id then) was destroyed meanwhile: that freed
+ * the object, and its cell may hold another pool's live object now. A
+ * pool_destroy racing this release is the program's race, as for any
+ * release of an object of a pool being destroyed. */
+static void rc_release_owned(void *rc_obj, uintptr_t pool_id) {
+    const chunk_t *chunk = chunk_of(rc_header_of(rc_obj));
+    if (chunk == NULL || chunk->pool == NULL || (uintptr_t)chunk->pool->id != pool_id) return;
+    rc_release_now(rc_obj);
+}
+
 int gc_own_rc(gc_thread_t *thread, void *obj, void *rc_obj) {
     uint32_t index;
     if (!gc_thread_given(thread, "gc_own_rc")) return -1;
@@ -181,11 +192,8 @@ int gc_own_rc(gc_thread_t *thread, void *obj, void *rc_obj) {
     /* (a count at 0 already, its destroy pending, must not be recorded:
      * the collector would later release whatever took its cell) */
     if (!rc_retain_checked(rc_obj)) return -1;
-    /* (its pool_destroy then tells the heaps: rc_bridge_forget_pool) */
-    pool_t *rc_pool = chunk_of(rc_header_of(rc_obj))->pool;
-    if (!atomic_load_explicit(&rc_pool->has_gc_owned, memory_order_relaxed))
-        atomic_store_explicit(&rc_pool->has_gc_owned, 1, memory_order_release);
-    if (!gc_owned_add(thread->heap, obj, rc_obj, rc_release_now)) {
+    uintptr_t pool_id = (uintptr_t)chunk_of(rc_header_of(rc_obj))->pool->id;
+    if (!gc_owned_add(thread->heap, obj, rc_obj, pool_id, rc_release_owned)) {
         rc_release(rc_obj);
         return -1;
     }
@@ -216,21 +224,6 @@ size_t gc_report_bridge_cycles(gc_heap_t *heap, FILE *out) {
     gc_report_text_free(&text);
     pthread_setcancelstate(cancel_state, NULL);
     return cycles;
-}
-
-/* Whether rc_obj is (was) an object of pool `ctx`: its chunk is the
- * pool's, or gone (unmapped by an earlier pool_destroy). */
-static bool rc_obj_in_pool(const void *rc_obj, void *ctx) {
-    const chunk_t *chunk = chunk_of(rc_header_of(rc_obj));
-    return chunk == NULL || chunk->pool == ctx;
-}
-
-void rc_bridge_forget_pool(pool_t *pool) {
-    /* only a pool some object of which a GC object owned (gc_own_rc) has
-     * pairs to drop; (inside a trace function or a heap walk this thread
-     * holds a heap's lock: the pairs stay, as before) */
-    if (!atomic_load_explicit(&pool->has_gc_owned, memory_order_acquire) || mulch_gc_tracing_depth != 0) return;
-    gc_bridge_forget_owned(rc_obj_in_pool, pool);
 }
 
 void rc_wait_blocked(bool blocked) {

@@ -595,10 +595,7 @@ void rc_pool_destroying(pool_t *pool) {
         found |= rc_drains_wait_pool(pool);
         if (!found) break;
     }
-    if (atomic_load_explicit(&pool->has_rc, memory_order_relaxed)) {
-        rc_bridge_forget_pool(pool);
-        rc_pool_live_unown(pool);
-    }
+    if (atomic_load_explicit(&pool->has_rc, memory_order_relaxed)) rc_pool_live_unown(pool);
 }
 
 /* Inside a destroy callback the drain is put off until the outermost

@@ -187,9 +187,6 @@ MULCH_INTERNAL bool rc_drains_wait_pool(pool_t *pool);
  * (rc.c): true blocks the calling thread in every GC heap it is attached
  * to, false leaves those regions again (runtime/bridge.c). */
 MULCH_INTERNAL void rc_wait_blocked(bool blocked);
-/* pool_destroy: the heaps forget their gc_own_rc references into `pool`
- * (its live objects are freed without a destroy: runtime/bridge.c). */
-MULCH_INTERNAL void rc_bridge_forget_pool(pool_t *pool);
 /* True for a live rc object; otherwise reports "<fn>: <problem>". */
 MULCH_INTERNAL bool rc_check(const void *obj, const char *fn);
 /* rc_check's out-of-line part (rc_check.c): names the problem. */

@@ -16,11 +16,13 @@
  *                                       the owner's death released whatever
  *                                       took the freed cell (a new pool's
  *                                       live object, destroyed under its
- *                                       program); the pair is forgotten
- *   pool_destroy_is_no_gc_point         (session 36) forgetting those pairs
- *                                       made every rc pool's pool_destroy a
- *                                       blocking region: another thread's
- *                                       collection freed an unrooted local
+ *                                       program); the release now checks
+ *                                       that the object's pool lives
+ *   pool_destroy_is_no_gc_point         (session 36) a first fix, which made
+ *                                       the heaps forget those pairs inside
+ *                                       pool_destroy, made it a blocking
+ *                                       region: another thread's collection
+ *                                       freed an unrooted local
  * One test alone: test_rc_regressions '<cmocka pattern>'. */
 #ifndef _GNU_SOURCE
 #  define _GNU_SOURCE 1
