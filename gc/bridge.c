@@ -11,9 +11,13 @@
  * run (one collection earlier) before its rc objects are released.
  * All lists are under heap->lock.
  *
- * Each pair also keeps a tag the rc layer gave it (its object's pool's
- * id), handed back with the release: a pool destroyed meanwhile freed the
- * object, and the release then lets go of nothing (runtime/bridge.c).
+ * Each pair also keeps its rc object's pool's id (the tag), handed back
+ * with the release: a pool destroyed meanwhile freed the object, and the
+ * release then lets go of nothing (runtime/bridge.c). After any
+ * pool_destroy, the check after marking drops such pairs unreleased, so
+ * that they neither pile up under a long-lived owner nor name a cell that
+ * a handle may now occupy (gc_report_bridge_cycles would take the owner
+ * for the handle's). The bridge cycle search skips them too.
  *
  * Invariant: rc_to_release (and release_tags) has room for its items plus
  * every pair's (capacity >= rc_to_release.count + owned_rcs.count),
@@ -111,11 +115,25 @@ void gc_bridge_trace_roots(gc_tracer_t *tracer) {
     for (size_t i = 0; i < heap->handle_slots.count; i++) gc_trace_slot(tracer, heap->handle_slots.items[i]);
 }
 
+/* Whether a pair's pool is gone: asked only when a pool was destroyed
+ * since the last check (check true). */
+static bool pair_pool_gone(bool check, const void *tag) {
+    return check && !pool_id_alive((uint64_t)(uintptr_t)tag);
+}
+
+bool gc_bridge_pair_live(const gc_heap_t *heap, size_t i) {
+    return !pair_pool_gone(pool_destroy_count() != heap->owned_pools_destroyed, heap->owned_tags.items[i]);
+}
+
 void gc_bridge_after_mark(gc_heap_t *heap) {
     size_t kept = 0;
+    uint64_t destroyed = pool_destroy_count();
+    bool check = destroyed != heap->owned_pools_destroyed;
+    heap->owned_pools_destroyed = destroyed;
     for (size_t i = 0; i < heap->owned_objects.count; i++) {
         void *obj = heap->owned_objects.items[i], *rc_obj = heap->owned_rcs.items[i];
         void *tag = heap->owned_tags.items[i];
+        if (pair_pool_gone(check, tag)) continue; /* its pool freed the object: nothing to release */
         void *now = gc_resolve(heap, obj);
         if (now == NULL) {
             /* cannot fail: the room was reserved by gc_owned_add */

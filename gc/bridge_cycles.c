@@ -109,7 +109,9 @@ static void search_candidates(gc_heap_t *heap, search_t *s) {
     }
     qsort(s->keys, s->handles, sizeof *s->keys, handle_key_compare);
     for (size_t i = 0; i < s->pairs; i++) {
-        size_t h = handle_lookup(s->keys, s->handles, heap->owned_rcs.items[i]);
+        /* (a pair into a destroyed pool names a freed cell, which a handle
+         * may occupy now: not an edge) */
+        size_t h = gc_bridge_pair_live(heap, i) ? handle_lookup(s->keys, s->handles, heap->owned_rcs.items[i]) : NONE;
         s->pair_target[i] = h;
         if (h != NONE) s->candidate_of[h] = 0;
     }

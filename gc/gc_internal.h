@@ -379,6 +379,7 @@ struct gc_heap {
     gc_vector_t      owned_tags;       /* ... the rc layer's tag for it     */
     gc_vector_t      rc_to_release;    /* owners died: release after pause  */
     gc_vector_t      release_tags;     /* ... their tags (same index)       */
+    uint64_t         owned_pools_destroyed; /* pool_destroy_count() at the last pair check */
     void           (*release_rc)(void *rc_obj, uintptr_t tag); /* not rc_release: rc.h makes that a macro */
     void           (*handle_free)(void *payload);  /* gc_handle_payload_t's `kept` */
 
@@ -702,6 +703,8 @@ MULCH_INTERNAL gc_handle_read_t gc_handle_read_unwaited(const gc_handle_payload_
 /* Held across fork (fork.c): the handles' lock comes before any heap's. */
 MULCH_INTERNAL void gc_bridge_fork_lock(void);
 MULCH_INTERNAL void gc_bridge_fork_unlock(void);
+/* Whether pair i's rc object's pool still lives (gc/bridge.c). */
+MULCH_INTERNAL bool gc_bridge_pair_live(const gc_heap_t *heap, size_t i);
 MULCH_INTERNAL bool gc_owned_add(gc_heap_t *heap, void *obj, void *rc_obj, uintptr_t tag,
                                  void (*release)(void *rc_obj, uintptr_t tag));
 MULCH_INTERNAL void gc_bridge_trace_roots(gc_tracer_t *tracer);

@@ -33,7 +33,22 @@ void pool_list_add(pool_t *pool) {
     pthread_mutex_unlock(&pools_lock);
 }
 
+static _Atomic uint64_t pools_removed;
+
+bool pool_id_alive(uint64_t id) {
+    bool alive = false;
+    pthread_mutex_lock(&pools_lock);
+    for (const pool_t *pool = pools; pool && !alive; pool = pool->list_next) alive = pool->id == id;
+    pthread_mutex_unlock(&pools_lock);
+    return alive;
+}
+
+uint64_t pool_destroy_count(void) {
+    return atomic_load_explicit(&pools_removed, memory_order_acquire);
+}
+
 void pool_list_remove(pool_t *pool) {
+    atomic_fetch_add_explicit(&pools_removed, 1, memory_order_release);
     pthread_mutex_lock(&pools_lock);
     if (pool->list_prev) pool->list_prev->list_next = pool->list_next;
     else pools = pool->list_next;

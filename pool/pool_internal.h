@@ -632,6 +632,14 @@ MULCH_INTERNAL void pool_default_fork_child(void);
 /* fork.c: the list of live pools, whose locks are held across fork(). */
 MULCH_INTERNAL void pool_list_add(pool_t *pool);
 MULCH_INTERNAL void pool_list_remove(pool_t *pool);
+/* Whether the pool with this id (pool_t.id, never reused) is still listed:
+ * not destroyed, nor being destroyed past its rc hook (pool/fork.c). A
+ * pool found is whole while the caller holds nothing more than this
+ * answer: later calls are the caller's race with pool_destroy. */
+MULCH_INTERNAL bool pool_id_alive(uint64_t id);
+/* How many pools left the list so far (pool_destroy): a caller that saw
+ * the same count before need not ask pool_id_alive again. */
+MULCH_INTERNAL uint64_t pool_destroy_count(void);
 /* Run by pool_destroy before anything is torn down, when set: a layer above
  * (the rc objects' merge queues, runtime/rc.c) lets go of the pool's cells
  * it still links to. Set once, never cleared. */

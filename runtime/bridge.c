@@ -166,13 +166,14 @@ static bool own_rc_starts_cell(const void *rc_obj) {
 
 /* The collector lets go of the reference gc_own_rc took, unless the
  * object's pool (named by its id then) was destroyed meanwhile: that freed
- * the object, and its cell may hold another pool's live object now. A
- * pool_destroy racing this release is the program's race, as for any
- * release of an object of a pool being destroyed. */
+ * the object, and its cell may hold another pool's live object now. While
+ * its pool lives the object does (the reference counts), and no header is
+ * read to find out: the cell's chunk may be another pool's, being
+ * destroyed. A pool_destroy of the object's own pool racing this release
+ * is the program's race, as for any release of an object of a pool being
+ * destroyed. */
 static void rc_release_owned(void *rc_obj, uintptr_t pool_id) {
-    const chunk_t *chunk = chunk_of(rc_header_of(rc_obj));
-    if (chunk == NULL || chunk->pool == NULL || (uintptr_t)chunk->pool->id != pool_id) return;
-    rc_release_now(rc_obj);
+    if (pool_id_alive(pool_id)) rc_release_now(rc_obj);
 }
 
 int gc_own_rc(gc_thread_t *thread, void *obj, void *rc_obj) {

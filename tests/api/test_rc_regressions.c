@@ -23,6 +23,11 @@
  *                                       pool_destroy, made it a blocking
  *                                       region: another thread's collection
  *                                       freed an unrooted local
+ *   stale_pairs_make_no_cycle           (session 36) those pairs, kept until
+ *                                       their owner dies, named freed cells
+ *                                       that handles from pool_default took
+ *                                       over: a bridge cycle was reported
+ *                                       that does not exist
  * One test alone: test_rc_regressions '<cmocka pattern>'. */
 #ifndef _GNU_SOURCE
 #  define _GNU_SOURCE 1
@@ -499,6 +504,53 @@ static void test_rc_pool_destroy_is_no_gc_point(void **state)
     EXPECT_NO_ASYNC_FAILURES();
 }
 
+static void test_rc_stale_pairs_make_no_cycle(void **state)
+{
+    (void)state;
+    TEST_START();
+    unsigned long r = rec_count();
+    gc_heap_t *heap = gc_heap_create(NULL);
+    EXPECT_NONNULL(heap);
+    gc_thread_t *t = gc_thread_attach(heap);
+    EXPECT_NONNULL(t);
+    void *owner = gc_alloc(t, &T_PLAIN, 16);
+    EXPECT_NONNULL(owner);
+    gc_push_root(t, &owner);
+    pool_t *pool = pool_create(NULL);
+    EXPECT_NONNULL(pool);
+    enum { OWNED = 8, HANDLES = 100000 }; /* (more than pool_default has room for: it takes a new chunk, most likely the destroyed pool's) */
+    void *owned[OWNED];
+    for (int i = 0; i < OWNED; i++) {
+        owned[i] = rc_alloc_in(pool, 8 + 8 * (size_t)i, NULL);
+        EXPECT_NONNULL(owned[i]);
+        EXPECT_EQ(gc_own_rc(t, owner, owned[i]), 0);
+        rc_release(owned[i]); /* the owner holds the only reference */
+    }
+    pool_destroy(pool); /* frees them alive; the owner lives on */
+    /* handles to the owner from pool_default, whose next chunk may be the
+     * destroyed pool's: some land in the freed owned cells */
+    gc_handle_t **handles = calloc(HANDLES, sizeof *handles);
+    EXPECT_NONNULL(handles);
+    for (int i = 0; i < HANDLES; i++) {
+        handles[i] = gc_handle_new(heap, owner);
+        EXPECT_NONNULL(handles[i]);
+    }
+    char text[256] = "";
+    FILE *out = fmemopen(text, sizeof text - 1, "w");
+    EXPECT_NONNULL(out);
+    size_t cycles = gc_report_bridge_cycles(heap, out);
+    fclose(out);
+    if (cycles != 0) T_FAIL("%zu bridge cycle(s) reported, none exists: %s", cycles, text);
+    for (int i = 0; i < HANDLES; i++) rc_release(handles[i]);
+    free(handles);
+    gc_pop_roots(t, 1);
+    gc_collect(t); /* the owner dies: nothing to release */
+    EXPECT_EQ(gc_verify(heap), 0);
+    gc_thread_detach(t);
+    gc_heap_destroy(heap);
+    EXPECT_NO_REPORTS(r);
+}
+
 int main(int argc, char **argv)
 {
     mt_init("test_rc_regressions");
@@ -513,6 +565,7 @@ int main(int argc, char **argv)
         T(test_rc_handle_new_is_no_gc_point),
         T(test_rc_own_rc_into_destroyed_pool),
         T(test_rc_pool_destroy_is_no_gc_point),
+        T(test_rc_stale_pairs_make_no_cycle),
         T(test_rc_handle_release_in_walk_callback), /* last: it _exits on the hang */
     };
 #undef T
