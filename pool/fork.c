@@ -38,7 +38,8 @@ static _Atomic uint64_t pools_removed;
 bool pool_id_alive(uint64_t id) {
     bool alive = false;
     pthread_mutex_lock(&pools_lock);
-    for (const pool_t *pool = pools; pool && !alive; pool = pool->list_next) alive = pool->id == id;
+    for (const pool_t *pool = pools; pool && !alive; pool = pool->list_next)
+        alive = pool->id == id && !atomic_load_explicit(&pool->destroying, memory_order_seq_cst);
     pthread_mutex_unlock(&pools_lock);
     return alive;
 }

@@ -103,6 +103,7 @@ _Atomic(pool_destroy_hook_t) mulch_pool_destroy_hook;
 
 void pool_destroy(pool_t *pool) {
     if (pool == NULL) return;
+    atomic_store_explicit(&pool->destroying, 1, memory_order_seq_cst);
     pool_destroy_hook_t hook = atomic_load_explicit(&mulch_pool_destroy_hook, memory_order_acquire);
     if (hook) hook(pool);
     pool_list_remove(pool);

@@ -353,6 +353,7 @@ struct pool {
     /* set by rc_alloc_in (runtime/rc.c) on the pool's first rc object: then
      * pool_destroy's hook looks at the live cells it frees (relaxed) */
     _Atomic int     has_rc;
+    _Atomic int     destroying;    /* pool_destroy has begun: pool_id_alive says no */
     _Atomic uint64_t shuffle_state; /* secure mode's carve order (alloc.c)    */
     pthread_mutex_t lock;
     chunk_t        *chunks;        /* blocks chunks                          */
@@ -632,10 +633,10 @@ MULCH_INTERNAL void pool_default_fork_child(void);
 /* fork.c: the list of live pools, whose locks are held across fork(). */
 MULCH_INTERNAL void pool_list_add(pool_t *pool);
 MULCH_INTERNAL void pool_list_remove(pool_t *pool);
-/* Whether the pool with this id (pool_t.id, never reused) is still listed:
- * not destroyed, nor being destroyed past its rc hook (pool/fork.c). A
- * pool found is whole while the caller holds nothing more than this
- * answer: later calls are the caller's race with pool_destroy. */
+/* Whether the pool with this id (pool_t.id, never reused) is still listed
+ * and no pool_destroy of it has begun (`destroying`, set before its hook
+ * runs: pool/fork.c). Later calls are the caller's race with pool_destroy
+ * (the rc bridge registers first: runtime/bridge.c). */
 MULCH_INTERNAL bool pool_id_alive(uint64_t id);
 /* How many pools left the list so far (pool_destroy): a caller that saw
  * the same count before need not ask pool_id_alive again. */
@@ -645,6 +646,7 @@ MULCH_INTERNAL uint64_t pool_destroy_count(void);
  * it still links to. Set once, never cleared. */
 typedef void (*pool_destroy_hook_t)(pool_t *pool);
 MULCH_INTERNAL extern _Atomic(pool_destroy_hook_t) mulch_pool_destroy_hook;
+
 /* Registers the pool's fork handlers, once (gc/fork.c registers its own
  * after them: see fork.c). */
 MULCH_INTERNAL void pool_fork_register(void);

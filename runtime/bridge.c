@@ -170,10 +170,19 @@ static bool own_rc_starts_cell(const void *rc_obj) {
  * its pool lives the object does (the reference counts), and no header is
  * read to find out: the cell's chunk may be another pool's, being
  * destroyed. A pool_destroy of the object's own pool racing this release
- * is the program's race, as for any release of an object of a pool being
- * destroyed. */
+ * (the owner died, and the program no longer holds the object) waits
+ * for it: the release is registered before it asks, and pool_destroy,
+ * once it marked the pool as being destroyed (so that releases registered
+ * later find it gone), waits for the registered ones before it frees
+ * anything (rc_owned_releases_wait). */
 static void rc_release_owned(void *rc_obj, uintptr_t pool_id) {
+    rc_owned_release_t release;
+    /* in sight of pool_destroy, which waits until the destroy below
+     * returned (rc_owned_releases_wait) */
+    rc_owned_release_begin(&release, pool_id);
+    pthread_cleanup_push(rc_owned_release_end, &release);
     if (pool_id_alive(pool_id)) rc_release_now(rc_obj);
+    pthread_cleanup_pop(1);
 }
 
 int gc_own_rc(gc_thread_t *thread, void *obj, void *rc_obj) {

@@ -138,6 +138,57 @@ static bool rc_drains_busy_with(pool_t *pool) {
     return busy;
 }
 
+/* ---- releases of GC-owned references under way ------------------------ */
+
+static rc_owned_release_t *owned_releases;
+
+void rc_owned_release_begin(rc_owned_release_t *r, uint64_t pool_id) {
+    r->pool_id = pool_id;
+    r->thread = &thread_tag;
+    pthread_mutex_lock(&mulch_rc_drain_lock);
+    r->prev = NULL;
+    r->next = owned_releases;
+    if (owned_releases) owned_releases->prev = r;
+    owned_releases = r;
+    pthread_mutex_unlock(&mulch_rc_drain_lock);
+}
+
+/* (void *: also a cleanup handler, if the thread ends inside the release's
+ * destroy callback) */
+void rc_owned_release_end(void *arg) {
+    rc_owned_release_t *r = arg;
+    pthread_mutex_lock(&mulch_rc_drain_lock);
+    if (r->prev) r->prev->next = r->next;
+    else owned_releases = r->next;
+    if (r->next) r->next->prev = r->prev;
+    pthread_mutex_unlock(&mulch_rc_drain_lock);
+}
+
+/* Another thread's (this thread's own is the caller's callback: pool_destroy
+ * inside it must not wait for itself). */
+static bool owned_release_busy(uint64_t pool_id) {
+    bool busy = false;
+    pthread_mutex_lock(&mulch_rc_drain_lock);
+    for (const rc_owned_release_t *r = owned_releases; r && !busy; r = r->next)
+        busy = r->pool_id == pool_id && r->thread != &thread_tag;
+    pthread_mutex_unlock(&mulch_rc_drain_lock);
+    return busy;
+}
+
+bool rc_owned_releases_wait(pool_t *pool) {
+    if (!owned_release_busy(pool->id)) return false;
+    int cancel_state;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
+    rc_wait_blocked(true);
+    while (owned_release_busy(pool->id)) {
+        struct timespec pause = { 0, 100 * 1000 };
+        nanosleep(&pause, NULL);
+    }
+    rc_wait_blocked(false);
+    pthread_setcancelstate(cancel_state, NULL);
+    return true;
+}
+
 /* Waits until no such drain is left; whether it waited. The wait is a
  * blocking region of every GC heap this thread is attached to (the
  * callback may collect, and its collection must not wait for this thread:

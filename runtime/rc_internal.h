@@ -172,6 +172,22 @@ MULCH_INTERNAL void rc_drains_chain_end_locked(rc_taken_t *q);
 /* pool_destroy(pool) on the drain's own thread took the chain's objects of
  * pool off the pending list: its count goes. */
 MULCH_INTERNAL void rc_drains_chain_forget(rc_taken_t *q, pool_t *pool);
+/* A release of a GC-owned reference under way (runtime/bridge.c): from
+ * before it asks whether the object's pool lives until it returns, in
+ * sight of pool_destroy, which waits for those of its pool (after it set
+ * the pool's `destroying`: a release registered later finds the pool
+ * gone). Under mulch_rc_drain_lock (rc_drains.c). */
+typedef struct rc_owned_release {
+    uint64_t    pool_id;
+    const void *thread; /* rc_drains_thread_tag() */
+    struct rc_owned_release *prev, *next;
+} rc_owned_release_t;
+MULCH_INTERNAL void rc_owned_release_begin(rc_owned_release_t *r, uint64_t pool_id);
+MULCH_INTERNAL void rc_owned_release_end(void *r);
+/* pool_destroy (rc_pool_destroying): waits, blocked in its GC heaps,
+ * while another thread releases an owned reference into the pool; whether
+ * it waited. */
+MULCH_INTERNAL bool rc_owned_releases_wait(pool_t *pool);
 /* The calling thread's tag for rc_taken_t.thread. */
 MULCH_INTERNAL const void *rc_drains_thread_tag(void);
 /* Takes the objects of `pool` out of *list onto `ours`, and returns the

@@ -28,6 +28,10 @@
  *                                       that handles from pool_default took
  *                                       over: a bridge cycle was reported
  *                                       that does not exist
+ *   pool_destroy_waits_for_owned_release (session 36) a release the collector
+ *                                       had begun (the owner died) ran its
+ *                                       destroy callback while pool_destroy
+ *                                       of the object's pool unmapped it
  * One test alone: test_rc_regressions '<cmocka pattern>'. */
 #ifndef _GNU_SOURCE
 #  define _GNU_SOURCE 1
@@ -551,6 +555,61 @@ static void test_rc_stale_pairs_make_no_cycle(void **state)
     EXPECT_NO_REPORTS(r);
 }
 
+static pool_t *g_owned_pool;
+static atomic_int g_owned_step;
+static atomic_bool g_owned_pool_gone;
+
+/* The owned object's destroy callback, run by the collector's release on
+ * the owner's thread: the main thread destroys its pool meanwhile. */
+static void owned_slow_destroy(void *obj)
+{
+    atomic_store(&g_owned_step, 1);
+    usleep(50 * 1000); /* (the main thread is in pool_destroy, most likely) */
+    if (atomic_load(&g_owned_pool_gone)) AFAIL("pool_destroy returned while the release's callback ran");
+    memset(obj, 0xab, 64); /* its cell is still the pool's */
+}
+
+static void *collect_an_owner(void *arg)
+{
+    (void)arg;
+    gc_heap_t *heap = gc_heap_create(NULL);
+    gc_thread_t *t = heap ? gc_thread_attach(heap) : NULL;
+    if (t == NULL) {
+        AFAIL("heap or attach failed");
+        atomic_store(&g_owned_step, 1);
+        return NULL;
+    }
+    void *owner = gc_alloc(t, &T_PLAIN, 32);
+    void *owned = rc_alloc_in(g_owned_pool, 64, owned_slow_destroy);
+    if (!owner || !owned || gc_own_rc(t, owner, owned) != 0) AFAIL("gc_own_rc failed");
+    rc_release(owned); /* only the owner holds it now */
+    owner = NULL;
+    gc_collect(t); /* the owner dies: the release runs the callback here */
+    gc_thread_detach(t);
+    gc_heap_destroy(heap);
+    return NULL;
+}
+
+static void test_rc_pool_destroy_waits_for_owned_release(void **state)
+{
+    (void)state;
+    TEST_START();
+    unsigned long r = rec_count();
+    atomic_store(&g_owned_step, 0);
+    atomic_store(&g_owned_pool_gone, false);
+    g_owned_pool = pool_create(NULL);
+    EXPECT_NONNULL(g_owned_pool);
+    pthread_t collector;
+    EXPECT_EQ(pthread_create(&collector, NULL, collect_an_owner, NULL), 0);
+    for (int i = 0; i < 30000 && atomic_load(&g_owned_step) == 0; i++) usleep(1000);
+    EXPECT_EQ(atomic_load(&g_owned_step), 1);
+    pool_destroy(g_owned_pool);
+    atomic_store(&g_owned_pool_gone, true);
+    EXPECT_EQ(pthread_join(collector, NULL), 0);
+    EXPECT_NO_REPORTS(r);
+    EXPECT_NO_ASYNC_FAILURES();
+}
+
 int main(int argc, char **argv)
 {
     mt_init("test_rc_regressions");
@@ -566,6 +625,7 @@ int main(int argc, char **argv)
         T(test_rc_own_rc_into_destroyed_pool),
         T(test_rc_pool_destroy_is_no_gc_point),
         T(test_rc_stale_pairs_make_no_cycle),
+        T(test_rc_pool_destroy_waits_for_owned_release),
         T(test_rc_handle_release_in_walk_callback), /* last: it _exits on the hang */
     };
 #undef T
