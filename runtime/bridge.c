@@ -174,11 +174,11 @@ static bool own_rc_starts_cell(const void *rc_obj) {
  * for it: the release is registered before it asks, and pool_destroy,
  * once it marked the pool as being destroyed (so that releases registered
  * later find it gone), waits for the registered ones before it frees
- * anything (rc_owned_releases_wait). */
+ * anything (rc_drains_wait_pool). */
 static void rc_release_owned(void *rc_obj, uintptr_t pool_id) {
     rc_owned_release_t release;
     /* in sight of pool_destroy, which waits until the destroy below
-     * returned (rc_owned_releases_wait) */
+     * returned (rc_drains_wait_pool) */
     rc_owned_release_begin(&release, pool_id);
     pthread_cleanup_push(rc_owned_release_end, &release);
     if (pool_id_alive(pool_id)) rc_release_now(rc_obj);

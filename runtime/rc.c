@@ -593,7 +593,6 @@ void rc_pool_destroying(pool_t *pool) {
         if (merging_drain) rc_drains_chain_forget(merging_drain, pool);
         /* (a destroy that finishes may release more of the pool's objects) */
         found |= rc_drains_wait_pool(pool);
-        found |= rc_owned_releases_wait(pool);
         if (!found) break;
     }
     if (atomic_load_explicit(&pool->has_rc, memory_order_relaxed)) rc_pool_live_unown(pool);

@@ -67,75 +67,51 @@ void rc_drains_fork_child(void) {
  * counted by chain_any, or taken by this thread's own pool_destroy) is
  * dropped, which can only make a wait end at the chain's end instead of
  * earlier. */
+#define CHAIN_SLOTS (sizeof ((rc_taken_t *)0)->chain / sizeof ((rc_taken_t *)0)->chain[0])
+
+/* q's slot counting pool's objects, or NULL. */
+static size_t *chain_count_of(rc_taken_t *q, const pool_t *pool) {
+    for (size_t i = 0; i < CHAIN_SLOTS; i++)
+        if (q->chain[i].count && q->chain[i].pool == pool) return &q->chain[i].count;
+    return NULL;
+}
+
 void rc_drains_chain_add(rc_taken_t *q, pool_t *pool) {
     pthread_mutex_lock(&mulch_rc_drain_lock);
-    size_t free_slot = sizeof q->chain / sizeof q->chain[0];
-    for (size_t i = 0; i < sizeof q->chain / sizeof q->chain[0]; i++) {
-        if (q->chain[i].count && q->chain[i].pool == pool) {
-            q->chain[i].count++;
-            pthread_mutex_unlock(&mulch_rc_drain_lock);
-            return;
-        }
-        if (q->chain[i].count == 0 && free_slot == sizeof q->chain / sizeof q->chain[0]) free_slot = i;
+    size_t *count = chain_count_of(q, pool);
+    for (size_t i = 0; count == NULL && i < CHAIN_SLOTS; i++) {
+        if (q->chain[i].count != 0) continue;
+        q->chain[i].pool = pool;
+        count = &q->chain[i].count;
     }
-    if (free_slot < sizeof q->chain / sizeof q->chain[0]) {
-        q->chain[free_slot].pool = pool;
-        q->chain[free_slot].count = 1;
-    } else {
-        q->chain_any = true;
-    }
+    if (count) ++*count;
+    else q->chain_any = true;
     pthread_mutex_unlock(&mulch_rc_drain_lock);
 }
 
 void rc_drains_chain_done(rc_taken_t *q, pool_t *pool) {
     pthread_mutex_lock(&mulch_rc_drain_lock);
-    for (size_t i = 0; i < sizeof q->chain / sizeof q->chain[0]; i++) {
-        if (q->chain[i].count && q->chain[i].pool == pool) {
-            q->chain[i].count--;
-            break;
-        }
-    }
+    size_t *count = chain_count_of(q, pool);
+    if (count) --*count;
     pthread_mutex_unlock(&mulch_rc_drain_lock);
 }
 
 void rc_drains_chain_forget(rc_taken_t *q, pool_t *pool) {
     pthread_mutex_lock(&mulch_rc_drain_lock);
-    for (size_t i = 0; i < sizeof q->chain / sizeof q->chain[0]; i++)
-        if (q->chain[i].pool == pool) q->chain[i].count = 0;
+    size_t *count = chain_count_of(q, pool);
+    if (count) *count = 0;
     pthread_mutex_unlock(&mulch_rc_drain_lock);
 }
 
 void rc_drains_chain_end_locked(rc_taken_t *q) {
-    for (size_t i = 0; i < sizeof q->chain / sizeof q->chain[0]; i++) q->chain[i].count = 0;
+    for (size_t i = 0; i < CHAIN_SLOTS; i++) q->chain[i].count = 0;
     q->chain_any = false;
-}
-
-static bool rc_drains_chain_has(const rc_taken_t *q, const pool_t *pool) {
-    if (q->chain_any) return true;
-    for (size_t i = 0; i < sizeof q->chain / sizeof q->chain[0]; i++)
-        if (q->chain[i].count && q->chain[i].pool == pool) return true;
-    return false;
 }
 
 rc_header_t *rc_drains_take_pool_locked(rc_thread_t *rec, pool_t *pool, rc_header_t *ours) {
     for (rc_taken_t *q = rc_drains; q; q = q->next)
         if (q->rec == rec) ours = rc_list_take_pool(&q->rest, pool, ours);
     return ours;
-}
-
-/* Whether a drain of another thread has an object of `pool` in hand (its
- * merge, maybe its destroy callback, is under way) or in the chain of
- * destroys its callback set off. This thread's own drains do not count:
- * pool_destroy called by a destroy callback they run must not wait for
- * itself (it takes the chain's objects off its own pending list). */
-static bool rc_drains_busy_with(pool_t *pool) {
-    bool busy = false;
-    pthread_mutex_lock(&mulch_rc_drain_lock);
-    for (rc_taken_t *q = rc_drains; q && !busy; q = q->next)
-        busy = q->thread != &thread_tag
-               && ((q->in_hand != NULL && q->in_hand_pool == pool) || rc_drains_chain_has(q, pool));
-    pthread_mutex_unlock(&mulch_rc_drain_lock);
-    return busy;
 }
 
 /* ---- releases of GC-owned references under way ------------------------ */
@@ -164,42 +140,36 @@ void rc_owned_release_end(void *arg) {
     pthread_mutex_unlock(&mulch_rc_drain_lock);
 }
 
-/* Another thread's (this thread's own is the caller's callback: pool_destroy
- * inside it must not wait for itself). */
-static bool owned_release_busy(uint64_t pool_id) {
+/* Whether another thread is busy with an object of `pool`: a drain has
+ * one in hand (its merge, maybe its destroy callback, is under way) or in
+ * the chain of destroys its callback set off, or a release of a GC-owned
+ * reference into the pool is under way. This thread's own do not count:
+ * pool_destroy called by a destroy callback they run must not wait for
+ * itself (it takes the chain's objects off its own pending list). */
+static bool rc_pool_busy(pool_t *pool) {
     bool busy = false;
     pthread_mutex_lock(&mulch_rc_drain_lock);
+    for (rc_taken_t *q = rc_drains; q && !busy; q = q->next)
+        busy = q->thread != &thread_tag
+               && ((q->in_hand != NULL && q->in_hand_pool == pool) || q->chain_any || chain_count_of(q, pool) != NULL);
     for (const rc_owned_release_t *r = owned_releases; r && !busy; r = r->next)
-        busy = r->pool_id == pool_id && r->thread != &thread_tag;
+        busy = r->pool_id == pool->id && r->thread != &thread_tag;
     pthread_mutex_unlock(&mulch_rc_drain_lock);
     return busy;
 }
 
-bool rc_owned_releases_wait(pool_t *pool) {
-    if (!owned_release_busy(pool->id)) return false;
-    int cancel_state;
-    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
-    rc_wait_blocked(true);
-    while (owned_release_busy(pool->id)) {
-        struct timespec pause = { 0, 100 * 1000 };
-        nanosleep(&pause, NULL);
-    }
-    rc_wait_blocked(false);
-    pthread_setcancelstate(cancel_state, NULL);
-    return true;
-}
-
-/* Waits until no such drain is left; whether it waited. The wait is a
+/* Waits until no other thread is busy with the pool's objects
+ * (rc_pool_busy); whether it waited. The wait is a
  * blocking region of every GC heap this thread is attached to (the
  * callback may collect, and its collection must not wait for this thread:
  * rc_wait_blocked, runtime/bridge.c), with cancellation off (no mulch
  * call is a cancellation point; nanosleep is one). */
 bool rc_drains_wait_pool(pool_t *pool) {
-    if (!rc_drains_busy_with(pool)) return false;
+    if (!rc_pool_busy(pool)) return false;
     int cancel_state;
     pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
     rc_wait_blocked(true);
-    while (rc_drains_busy_with(pool)) {
+    while (rc_pool_busy(pool)) {
         struct timespec pause = { 0, 100 * 1000 };
         nanosleep(&pause, NULL);
     }

@@ -184,10 +184,6 @@ typedef struct rc_owned_release {
 } rc_owned_release_t;
 MULCH_INTERNAL void rc_owned_release_begin(rc_owned_release_t *r, uint64_t pool_id);
 MULCH_INTERNAL void rc_owned_release_end(void *r);
-/* pool_destroy (rc_pool_destroying): waits, blocked in its GC heaps,
- * while another thread releases an owned reference into the pool; whether
- * it waited. */
-MULCH_INTERNAL bool rc_owned_releases_wait(pool_t *pool);
 /* The calling thread's tag for rc_taken_t.thread. */
 MULCH_INTERNAL const void *rc_drains_thread_tag(void);
 /* Takes the objects of `pool` out of *list onto `ours`, and returns the
@@ -197,7 +193,9 @@ MULCH_INTERNAL rc_header_t *rc_list_take_pool(rc_header_t **list, pool_t *pool, 
 /* The same for the rest of every drain of rec. */
 MULCH_INTERNAL rc_header_t *rc_drains_take_pool_locked(rc_thread_t *rec, pool_t *pool, rc_header_t *ours);
 /* Waits (blocked in every GC heap, uncancellable) while another thread's
- * drain has an object of `pool` in hand; whether it waited. */
+ * drain has an object of `pool` in hand or in its chain, or another
+ * thread's release of a GC-owned reference into it is under way; whether
+ * it waited. */
 MULCH_INTERNAL bool rc_drains_wait_pool(pool_t *pool);
 /* Around a wait of pool_destroy's for another thread's destroy callback
  * (rc.c): true blocks the calling thread in every GC heap it is attached
