@@ -356,6 +356,10 @@ struct gc_heap {
     bool             generational;
     bool             next_full;        /* mark bits were cleared: no minor  */
     size_t           full_live_bytes;  /* live after the last full collection */
+    /* old garbage that no promotion makes grow (generation.c, "Policy") */
+    uint64_t         allocated_since_full; /* bytes, counted at each collection's start */
+    uint64_t         full_check_bytes; /* a full collection once that many; 0 = none yet */
+    size_t           full_check_live;  /* live bytes before a checking full collection; 0 = not one */
     size_t           aged_bytes;       /* of live_bytes: aged (still young) objects */
     bool             sweep_ages;       /* the last collection was minor: its
                                           sweep ages new survivors (sweep.c) */

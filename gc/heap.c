@@ -55,7 +55,8 @@ static unsigned options_resolve(gc_options_t *o) {
         o->compaction = compaction;
         replaced |= ENV_SET_COMPACTION;
     }
-    size_t markers = gc_env_count("MULCH_GC_MARKERS", SIZE_MAX, INT_MAX);
+    /* (the cap the markers use: a bigger value would be reported as used) */
+    size_t markers = gc_env_count("MULCH_GC_MARKERS", SIZE_MAX, GC_MAX_MARKERS);
     if (markers != SIZE_MAX) {
         o->markers = (int)markers;
         replaced |= ENV_SET_MARKERS;
@@ -116,6 +117,21 @@ static void options_check(const gc_options_t *o, unsigned replaced) {
  * mapping with the heap: each of the two stays small enough for the pool's
  * OS layer to keep for the next heap (pool/os.c, "Kept for reuse"). */
 
+/* A max_heap below one span lets no allocation succeed (gc.md): almost
+ * surely a unit left off (MULCH_GC_MAX_HEAP=512 for 512m), so it is
+ * reported, and kept as given (review session 37: it gave NULL for
+ * every allocation and said nothing). */
+static void max_heap_check(const gc_options_t *options, const gc_options_t *opts, const pool_t *pool) {
+    size_t span = pool->block_size;
+    if (options->max_heap == 0 || options->max_heap >= span) return;
+    bool by_env = options->max_heap != (opts ? opts->max_heap : 0);
+    char what[200];
+    snprintf(what, sizeof what,
+             "gc_heap_create: %s of %zu bytes is below one span (%zu bytes): every allocation gets NULL (kept)",
+             by_env ? "MULCH_GC_MAX_HEAP" : "max_heap", options->max_heap, span);
+    mulch_report(what, opts);
+}
+
 gc_heap_t *gc_heap_create(const gc_options_t *opts) {
     gc_options_t options = { 0 };
     if (opts) options = *opts;
@@ -139,6 +155,7 @@ gc_heap_t *gc_heap_create(const gc_options_t *opts) {
             return NULL;
         }
     }
+    max_heap_check(&options, opts, heap->pool);
     pthread_mutex_init(&heap->lock, NULL);
     pthread_cond_init(&heap->changed, NULL);
     gc_mark_shared_init(heap);

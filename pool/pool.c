@@ -95,7 +95,11 @@ pool_t *pool_create(const pool_options_t *opts) {
         os_unmap(pool, sizeof(pool_t));
         return NULL;
     }
-    pool_list_add(pool);
+    if (!pool_list_add(pool)) {
+        pthread_mutex_destroy(&pool->lock);
+        os_unmap(pool, sizeof(pool_t));
+        return NULL;
+    }
     return pool;
 }
 

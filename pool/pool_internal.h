@@ -292,7 +292,8 @@ typedef struct thread_heap {
     struct thread_heap *recycle_next;          /* free heap structs (registry lock) */
     pool_t             *pool;
     struct thread_heap *pool_next, *pool_prev; /* pool->heaps (pool->lock)   */
-    struct thread_heap *thread_next;           /* this thread's heaps (TLS)  */
+    struct thread_heap *thread_next, *thread_prev; /* this thread's heaps (TLS) */
+    uint64_t            owner_serial;          /* its thread's tls_cache_t.serial */
     int                 dead;                  /* pool destroyed (registry lock) */
     block_t            *bins[MULCH_MAX_CLASSES];
     block_t            *full[MULCH_MAX_CLASSES];  /* owned spans with no free cell */
@@ -630,8 +631,11 @@ MULCH_INTERNAL void *pool_alloc_aligned_from(pool_t *pool, size_t size, size_t a
 MULCH_INTERNAL void pool_default_set_options(const pool_options_t *opts);
 /* fork.c's child handler: the default pool's creation lock, afresh. */
 MULCH_INTERNAL void pool_default_fork_child(void);
-/* fork.c: the list of live pools, whose locks are held across fork(). */
-MULCH_INTERNAL void pool_list_add(pool_t *pool);
+/* fork.c: the list of live pools, whose locks are held across fork(), and
+ * their ids; false when the OS refused the ids' room (nothing added). */
+MULCH_INTERNAL bool pool_list_add(pool_t *pool);
+/* Tests: how many more pools the ids' array holds before it must grow. */
+MULCH_INTERNAL size_t pool_list_room(void);
 MULCH_INTERNAL void pool_list_remove(pool_t *pool);
 /* Whether the pool with this id (pool_t.id, never reused) is still listed
  * and no pool_destroy of it has begun (`destroying`, set before its hook

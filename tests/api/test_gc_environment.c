@@ -255,8 +255,11 @@ static void test_env_malformed_size_is_reported_and_ignored(void **state)
     expect_env_report("MULCH_GC_MARKERS", "two",
                       "gc_heap_create: MULCH_GC_MARKERS=two is not a number (digits, then an optional k, m or g) "
                       "(ignored)");
+    /* (the value the markers are capped at, not INT_MAX: review session 37) */
     expect_env_report("MULCH_GC_MARKERS", "99999999999", "gc_heap_create: MULCH_GC_MARKERS=99999999999 is too big "
-                                                         "(2147483647 used)");
+                                                         "(64 used)");
+    expect_env_report("MULCH_GC_MARKERS", "65", "gc_heap_create: MULCH_GC_MARKERS=65 is too big (64 used)");
+    expect_env_silent("MULCH_GC_MARKERS", "64");
     expect_env_report("MULCH_GC_GENERATIONAL", "ja",
                       "gc_heap_create: MULCH_GC_GENERATIONAL=ja is not 0, 1, on, off, true, false, yes or no (on)");
     expect_env_report("MULCH_GC_VERIFY", "2", "gc_heap_create: MULCH_GC_VERIFY=2 is not 0 or 1 (on)");
@@ -291,6 +294,24 @@ static void test_env_unknown_suffix_is_reported_and_ignored(void **state)
     expect_env_report("MULCH_GC_MAX_HEAP", "64kb",
                       "gc_heap_create: MULCH_GC_MAX_HEAP=64kb is not a number (digits, then an optional k, m or g) "
                       "(ignored)");
+    /* below one span: no allocation could succeed (review session 37) */
+    expect_env_report("MULCH_GC_MAX_HEAP", "512",
+                      "gc_heap_create: MULCH_GC_MAX_HEAP of 512 bytes is below one span (65536 bytes): every "
+                      "allocation gets NULL (kept)");
+    expect_env_silent("MULCH_GC_MAX_HEAP", "64k");
+    unsetenv("MULCH_GC_MAX_HEAP");
+    gc_options_t o = { .max_heap = 65535 };
+    r0 = rec_count();
+    h = gc_heap_create(&o);
+    EXPECT_NONNULL(h);
+    EXPECT_ONE_REPORT(r0, "gc_heap_create: max_heap of 65535 bytes is below one span (65536 bytes): every "
+                          "allocation gets NULL (kept)", &o);
+    t = gc_thread_attach(h);
+    static const gc_type_t leaf = { "leaf", NULL, NULL };
+    EXPECT_NULL(gc_alloc(t, &leaf, 16)); /* as documented: out of memory, not reported again */
+    EXPECT_EQ(rec_count(), r0 + 1);
+    gc_thread_detach(t);
+    gc_heap_destroy(h);
 }
 
 /* "alwys" was auto compaction, silently. An unknown word is reported and

@@ -455,6 +455,93 @@ static void test_generational_external_bytes_in_minor_budget(void **state)
     gc_heap_destroy(h);
 }
 
+/* A chain of about `bytes` of objects in *root (a rooted slot), made old
+ * by a full collection. */
+static void old_chain(gc_thread_t *t, void **root, size_t bytes)
+{
+    for (size_t made = 0; made < bytes; made += tobj_size(8)) {
+        tobj_t *node = mk(t, &T_PLAIN, 7, 8);
+        set_slot(t, node, 0, *root);
+        *root = node;
+    }
+    gc_collect(t);
+}
+
+/* Old data that dies while nothing new is promoted (a load spike, then
+ * dropped) is reclaimed without gc_collect: no promotion makes the old
+ * space grow, so before session 37 no full collection ever came and the
+ * heap kept growth x the spike (a review's service: 1.8 GiB resident for
+ * 20 MiB live, through 10 GiB of allocation). A full collection now comes
+ * once the heap allocated growth x the last full collection's live
+ * bytes. */
+static void test_generational_dropped_old_data_is_reclaimed(void **state)
+{
+    (void)state;
+    TEST_START();
+    gc_heap_t *h = generational_heap();
+    gc_thread_t *t = gc_thread_attach(h);
+    void *spike = NULL;
+    gc_push_root(t, &spike);
+    size_t spike_bytes = scaled(16 * MiB, 4 * MiB);
+    old_chain(t, &spike, spike_bytes);
+    gc_stats_t s;
+    gc_get_stats(h, &s);
+    EXPECT_GE(s.live_bytes, spike_bytes);
+    uint64_t full_before = s.collections - s.collections_minor;
+    spike = NULL;                                    /* dropped */
+    size_t churned = 0, reclaimed_at = 0;
+    for (; churned < 16 * spike_bytes && reclaimed_at == 0; churned += tobj_size(8)) {
+        (void)mk(t, &T_PLAIN, 3, 8);
+        if (churned % (256 * KiB) == 0) {
+            gc_get_stats(h, &s);
+            if (s.heap_bytes < spike_bytes / 2) reclaimed_at = churned + 1;
+        }
+    }
+    gc_get_stats(h, &s);
+    print_message("  %zu MiB spike dropped: heap %zu KiB after %zu MiB allocated, %" PRIu64
+                  " full collection(s) since\n", spike_bytes / MiB, s.heap_bytes / KiB, churned / MiB,
+                  s.collections - s.collections_minor - full_before);
+    if (reclaimed_at == 0)
+        T_FAIL("the dropped spike's memory stayed in the heap through %zu MiB of allocation", churned / MiB);
+    EXPECT_LE(churned, 4 * spike_bytes);             /* about growth (2) x the spike, and its collection */
+    EXPECT_VERIFY(h);
+    gc_pop_roots(t, 1);
+    gc_heap_destroy(h);
+}
+
+/* Old data that stays live is checked seldom: each check that finds it
+ * live makes the next wait 4 times as long (up to 32), so a long-lived
+ * structure under steady churn pays a few full collections, not one per
+ * heap_growth x live of allocation. */
+static void test_generational_checks_back_off_when_old_data_lives(void **state)
+{
+    (void)state;
+    TEST_START();
+    gc_heap_t *h = generational_heap();
+    gc_thread_t *t = gc_thread_attach(h);
+    void *kept = NULL;
+    gc_push_root(t, &kept);
+    size_t kept_bytes = scaled(8 * MiB, 2 * MiB);
+    old_chain(t, &kept, kept_bytes);
+    gc_stats_t s;
+    gc_get_stats(h, &s);
+    uint64_t full_before = s.collections - s.collections_minor;
+    /* 40 x the live data: checks at 2, 2 + 8 and 2 + 8 + 32 x it */
+    for (size_t churned = 0; churned < 40 * kept_bytes; churned += tobj_size(8)) (void)mk(t, &T_PLAIN, 3, 8);
+    gc_get_stats(h, &s);
+    uint64_t checks = s.collections - s.collections_minor - full_before;
+    print_message("  %" PRIu64 " full collection(s) in %" PRIu64 " while %zu MiB stayed live\n", checks,
+                  s.collections, kept_bytes / MiB);
+    EXPECT_GE(checks, 1u);
+    EXPECT_LE(checks, 3u);
+    size_t n = 0;
+    for (tobj_t *node = kept; node; node = slot_of(node, 0)) n++;
+    EXPECT_EQ(n, (kept_bytes + tobj_size(8) - 1) / tobj_size(8));
+    EXPECT_VERIFY(h);
+    gc_pop_roots(t, 1);
+    gc_heap_destroy(h);
+}
+
 int main(void)
 {
     mt_init("test_gc_generational");
@@ -474,6 +561,8 @@ int main(void)
         T(test_generational_nan_growth_is_default),
         T(test_generational_verify_finds_freed_young_in_old),
         T(test_generational_external_bytes_in_minor_budget),
+        T(test_generational_dropped_old_data_is_reclaimed),
+        T(test_generational_checks_back_off_when_old_data_lives),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
