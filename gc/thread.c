@@ -38,58 +38,19 @@
 #include "gc_internal.h"
 #include "gc_weak.h"
 
-#include <limits.h>
-
 static _Thread_local gc_thread_t *attachments MULCH_TLS_MODEL;
 
 /* A thread that exits while attached is detached by this key destructor,
  * so that collections never wait for a thread that is gone. */
 static pthread_key_t exit_key;
-#if defined(PTHREAD_DESTRUCTOR_ITERATIONS)
-#  define MULCH_DESTRUCTOR_ROUNDS PTHREAD_DESTRUCTOR_ITERATIONS
-_Static_assert(PTHREAD_DESTRUCTOR_ITERATIONS >= 3, "a later round for the exit hook, not the last");
-#else
-#  define MULCH_DESTRUCTOR_ROUNDS 4 /* POSIX's minimum */
-#endif
 static pthread_once_t exit_key_once = PTHREAD_ONCE_INIT;
 static bool exit_key_ok;
 
 static void thread_detach(gc_thread_t *t);
 static void thread_block(gc_thread_t *t, const void *caller_sp);
 
-/* The hook's rounds so far on this thread (thread_exit_detach). */
-static _Thread_local unsigned exit_rounds MULCH_TLS_MODEL;
-
-/* A thread that returned inside a blocking region is read by collections
- * at any time: the slots its root stacks name in frames that are gone
- * (the destructors' frames reuse them) are dropped at once, under each
- * heap's lock. */
-static void drop_blocked_roots(void) {
-    for (gc_thread_t *a = attachments; a; a = a->attached_next) {
-        if (a->blocking_depth == 0) continue;
-        pthread_mutex_lock(&a->heap->lock);
-        a->root_depth = 0;
-        pthread_mutex_unlock(&a->heap->lock);
-    }
-}
-
-static void thread_exit_detach(void *value) {
-    /* The C library runs the keys' destructors in rounds, in the order the
-     * keys were made, and again for a key set anew, up to
-     * PTHREAD_DESTRUCTOR_ITERATIONS rounds (4). This hook waits for the
-     * one before the last: an embedder's destructor whose key came after
-     * the first attach (its thread state popping its roots, then
-     * gc_thread_detach) ran after a detach here, which reported both
-     * calls as misuse, or read the record after it was unmapped (review
-     * session 37: a crash when more than 8 threads exited at once). Not
-     * the last round: ThreadSanitizer's and AddressSanitizer's runtimes
-     * take it to end the thread, and a lock taken after that crashed. A
-     * running thread holds up no collection meanwhile (none starts
-     * without it at a safepoint). */
-    if (++exit_rounds < MULCH_DESTRUCTOR_ROUNDS - 1 && pthread_setspecific(exit_key, value) == 0) {
-        if (exit_rounds == 1) drop_blocked_roots();
-        return;
-    }
+static void thread_exit_detach(void *unused) {
+    (void)unused;
     /* The thread's function has returned: the slots its root stacks name
      * were in frames that are gone (this hook's own frames reuse them).
      * Every heap's stack is dropped first, under that heap's lock (a

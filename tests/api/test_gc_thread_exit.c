@@ -8,7 +8,6 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <setjmp.h>
@@ -146,75 +145,8 @@ static void test_gc_thread_exit_drops_its_roots(void **state) {
     mulch_set_error_handler(previous, NULL);
 }
 
-/* ---- an embedder's thread-exit cleanup runs before the hook ------------- */
-
-/* Per-thread state with a root slot of its own (heap memory, not a frame),
- * cleaned up by the embedder's key destructor: pop, then detach. Its key
- * is made after this test's gc_thread_attach, so it comes after mulch's
- * exit key (made at the process's first attach). The hook detached in the
- * first round of destructors, before this one ran: both of its calls were
- * reported as misuse, and when more than 8 threads exited together (the
- * heap caches 8 records) the pop read an unmapped record and crashed
- * (review session 37). The hook now waits for the last round. */
-typedef struct { gc_thread_t *thread; void *slot; } embedder_state_t;
-static pthread_key_t embedder_key;
-static pthread_barrier_t embedder_exit;
-static atomic_int embedder_cleanups;
-
-static void embedder_cleanup(void *value) {
-    embedder_state_t *state = value;
-    gc_pop_roots(state->thread, 1);
-    gc_thread_detach(state->thread);
-    free(state);
-    atomic_fetch_add(&embedder_cleanups, 1);
-}
-
-static void *embedder_thread(void *arg) {
-    (void)arg;
-    embedder_state_t *state = calloc(1, sizeof *state);
-    if (state == NULL) return NULL;
-    state->thread = gc_thread_attach(heap);
-    gc_push_root(state->thread, &state->slot);
-    state->slot = gc_alloc(state->thread, &cell_type, sizeof(cell_t));
-    pthread_setspecific(embedder_key, state);
-    pthread_barrier_wait(&embedder_exit); /* all exit together */
-    return NULL;
-}
-
-static void test_gc_thread_exit_after_embedder_destructor(void **state) {
-    (void)state;
-    print_message("[test_gc_thread_exit_after_embedder_destructor] (no randomness)\n");
-    atomic_store(&exit_reports, 0);
-    mulch_error_fn previous = mulch_set_error_handler(exit_handler, NULL);
-    heap = gc_heap_create(NULL);
-    assert_non_null(heap);
-    gc_thread_t *self = gc_thread_attach(heap);
-    assert_int_equal(pthread_key_create(&embedder_key, embedder_cleanup), 0);
-    enum { THREADS = 24 };
-    for (int round = 0; round < 2; round++) {
-        atomic_store(&embedder_cleanups, 0);
-        assert_int_equal(pthread_barrier_init(&embedder_exit, NULL, THREADS), 0);
-        pthread_t threads[THREADS];
-        for (int i = 0; i < THREADS; i++) assert_int_equal(pthread_create(&threads[i], NULL, embedder_thread, NULL), 0);
-        gc_enter_blocking(self);
-        for (int i = 0; i < THREADS; i++) assert_int_equal(pthread_join(threads[i], NULL), 0);
-        gc_leave_blocking(self);
-        pthread_barrier_destroy(&embedder_exit);
-        assert_int_equal(atomic_load(&embedder_cleanups), THREADS);
-        gc_collect(self);
-        if (atomic_load(&exit_reports) != 0)
-            fail_msg("round %d: %d report(s), first \"%s\"", round, atomic_load(&exit_reports), exit_report);
-    }
-    assert_int_equal(gc_verify(heap), 0);
-    pthread_key_delete(embedder_key);
-    gc_thread_detach(self);
-    gc_heap_destroy(heap);
-    mulch_set_error_handler(previous, NULL);
-}
-
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_gc_thread_exit_after_embedder_destructor),
         cmocka_unit_test(test_gc_thread_exit_detaches),
         cmocka_unit_test(test_gc_thread_exit_drops_its_roots),
     };
