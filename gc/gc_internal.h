@@ -359,7 +359,8 @@ struct gc_heap {
     /* old garbage that no promotion makes grow (generation.c, "Policy") */
     uint64_t         allocated_since_full; /* bytes, counted at each collection's start */
     uint64_t         full_check_bytes; /* a full collection once that many; 0 = none yet */
-    size_t           full_check_live;  /* live bytes before a checking full collection; 0 = not one */
+    bool             full_checking;    /* this full collection is a check ... */
+    size_t           full_check_live_before; /* ... and the live bytes before it */
     size_t           aged_bytes;       /* of live_bytes: aged (still young) objects */
     bool             sweep_ages;       /* the last collection was minor: its
                                           sweep ages new survivors (sweep.c) */

@@ -128,7 +128,8 @@ bool gc_generation_begin(gc_heap_t *heap, bool minor_allowed) {
                  && !old_space_full(heap);
     /* (a full collection for another reason is no check: it says nothing
      * of whether checks pay) */
-    heap->full_check_live = minor && check ? heap->live_bytes + 1 : 0;
+    heap->full_checking = minor && check;
+    heap->full_check_live_before = heap->live_bytes;
     minor = minor && !check;
     if (!minor) {
         marks_clear(heap);
@@ -289,10 +290,10 @@ static void cards_clean(block_t *b) {
  * live data that grows through promotion brings a full collection of
  * its own. */
 #define GC_FULL_CHECK_MAX_FACTOR 32u
-static void full_check_plan(gc_heap_t *heap, size_t live_before_check) {
+static void full_check_plan(gc_heap_t *heap) {
     uint64_t base = (uint64_t)(heap->options.heap_growth * (double)heap->full_live_bytes);
     if (base < heap->options.initial_heap) base = heap->options.initial_heap;
-    bool unproductive = live_before_check != 0 && heap->live_bytes * 2 > live_before_check;
+    bool unproductive = heap->full_checking && heap->live_bytes * 2 > heap->full_check_live_before;
     if (unproductive && heap->full_check_bytes >= base)
         heap->full_check_bytes = heap->full_check_bytes >= base * (GC_FULL_CHECK_MAX_FACTOR / 4)
                                      ? base * GC_FULL_CHECK_MAX_FACTOR
@@ -319,10 +320,9 @@ void gc_generation_end(gc_heap_t *heap, bool minor) {
         size_t outside = external > 0 ? (size_t)external : 0;
         heap->trigger = gc_allocation_budget(heap, heap->full_live_bytes + outside, heap->live_bytes + outside);
     } else {
-        size_t before = heap->full_check_live ? heap->full_check_live - 1 : 0;
-        if (before == 0 || heap->live_bytes < heap->full_live_bytes) heap->full_live_bytes = heap->live_bytes;
-        full_check_plan(heap, before);
-        heap->full_check_live = 0;
+        if (!heap->full_checking || heap->live_bytes < heap->full_live_bytes) heap->full_live_bytes = heap->live_bytes;
+        full_check_plan(heap);
+        heap->full_checking = false;
     }
 }
 
